@@ -1,0 +1,21 @@
+"""`curate`: the data steward's command line. Each noun lives in its own module."""
+from __future__ import annotations
+
+import typer
+
+from curate.cli import dedupe, export, intake, label, scrape, studio
+
+app = typer.Typer(
+    name="curate",
+    help="Turn raw skin-lesion photos into a clinician-verified, versioned mpox dataset.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+for module in (intake, scrape, dedupe, studio, label, export):
+    module.register(app)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,115 @@
+"""`curate init`, `curate ingest`, `curate status`."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from curate.audit import audited
+from curate.cli.options import DbOpt, JsonOpt, WorkspaceOpt, console, open_workspace, print_json, reported, table
+from curate.intake.ingest import IngestOptions, IngestReport, ingest_folder, load_label_map
+from curate.status import catalogue_status
+from curate.workspace import Workspace
+
+
+def init(
+    path: Annotated[Path, typer.Argument(help="Folder for the workspace (created if missing).")] = Path("."),
+    db: DbOpt = None,
+) -> None:
+    """Create a workspace: catalogue, image store, exports folder. Safe to re-run.
+
+    Example: curate init ./mpox-study
+    """
+    with reported():
+        ws = Workspace.init(path, db_url=db)
+    console.print(f"workspace ready at [bold]{ws.root}[/] (catalogue: {ws.describe_db()})")
+
+
+def ingest(
+    folder: Annotated[Path, typer.Argument(help="Folder of photos, read recursively.")],
+    source: Annotated[str, typer.Option("--source", "-s", help="Name of the source, e.g. clinic-2022 or kaggle-msid.")],
+    kind: Annotated[Optional[str], typer.Option(help="clinic | public | web (default for a new source: clinic).")] = None,
+    licence: Annotated[Optional[str], typer.Option("--licence", "--license", help="Licence of these images, e.g. CC-BY-4.0.")] = None,
+    label_from_folders: Annotated[bool, typer.Option("--label-from-folders", help="Take a prior label from each top-level sub-folder's name.")] = False,
+    label_map: Annotated[Optional[Path], typer.Option(help="CSV (folder,label) or JSON mapping sub-folder names to prior labels.")] = None,
+    case_id_pattern: Annotated[Optional[str], typer.Option(help="Regex with a group (named 'case' or the first) that extracts a patient/case id from the relative path.")] = None,
+    workers: Annotated[int, typer.Option(help="Decoding processes (default: one per core).")] = 0,
+    workspace: WorkspaceOpt = None,
+    db: DbOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Add every photo under FOLDER to the store and catalogue, with its provenance.
+
+    Example: curate ingest ~/exports/clinic --source clinic-2022 --case-id-pattern '(?P<case>P\\d{4})'
+    """
+    ws = open_workspace(workspace, db)
+    with reported():
+        options = IngestOptions(
+            source=source,
+            kind=kind,
+            licence=licence,
+            label_from_folders=label_from_folders,
+            label_map=load_label_map(label_map) if label_map else None,
+            case_id_pattern=case_id_pattern,
+            workers=workers,
+        )
+        args = {"source": source, "kind": kind, "licence": licence, "label_from_folders": label_from_folders,
+                "case_id_pattern": case_id_pattern}
+        with audited(ws, "ingest", args) as run, Progress(
+            TextColumn("ingest"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+            console=console, disable=json_out, transient=True,
+        ) as progress:
+            task = progress.add_task("ingest", total=None)
+            report = ingest_folder(
+                ws, folder, options, run_id=run.id,
+                on_file=lambda done, total: progress.update(task, completed=done, total=total),
+            )
+            run.summary = report.as_dict()
+    if json_out:
+        print_json(report.as_dict())
+    else:
+        render_ingest(report)
+
+
+def render_ingest(report: IngestReport) -> None:
+    rows = [
+        [k, v.get("added", 0), v.get("provenance", 0), v.get("known", 0), v.get("rejected", 0)]
+        for k, v in sorted(report.per_class.items())
+    ]
+    rows.append(["total", report.added, report.provenance, report.known, len(report.rejected)])
+    console.print(table("ingest summary (by prior label)", ["label", "added", "new provenance", "already known", "rejected"], rows))
+    if report.rejected:
+        console.print(table("rejected files", ["file", "reason"], [[f, r] for f, r in report.rejected[:50]]))
+        if len(report.rejected) > 50:
+            console.print(f"… and {len(report.rejected) - 50} more (see --json)")
+    console.print(
+        f"{report.files} files in {report.seconds:.1f} s ({report.images_per_second:.1f} images/s, "
+        f"{report.bytes_read / 1e6:.0f} MB); {report.ignored} non-image files ignored"
+    )
+
+
+def status(workspace: WorkspaceOpt = None, db: DbOpt = None, json_out: JsonOpt = False) -> None:
+    """Counts by source, stage and prior label.
+
+    Example: curate status --json
+    """
+    ws = open_workspace(workspace, db)
+    with reported(), ws.session() as s:
+        data = catalogue_status(s)
+    if json_out:
+        print_json(data)
+        return
+    console.print(table("sources", ["source", "kind", "images", "arrivals", "rejected files"],
+                        [[r["source"], r["kind"], r["images"], r["arrivals"], r["rejected_files"]] for r in data["by_source"]]))
+    console.print(table("stages", ["stage", "images"], [[k, v] for k, v in data["stages"].items()]))
+    console.print(table("prior labels", ["label", "images"], [[k, v] for k, v in sorted(data["by_prior_label"].items())]))
+    if data["unfinished_runs"]:
+        console.print(f"[yellow]{data['unfinished_runs']} command run(s) did not finish; re-run them to complete.[/]")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(init)
+    app.command()(ingest)
+    app.command()(status)

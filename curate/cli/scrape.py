@@ -1,0 +1,6 @@
+"""`curate scrape` commands (filled in by the scrape work)."""
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Mount this module's commands on the root app."""

@@ -1,0 +1,6 @@
+"""`curate studio` commands (filled in by the studio work)."""
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Mount this module's commands on the root app."""

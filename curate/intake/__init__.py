@@ -1,0 +1,1 @@
+"""Intake: the image store, decoding checks, folder ingest and web scraping."""

@@ -1,0 +1,123 @@
+"""Decide whether bytes are an image we keep, and read what the catalogue records.
+
+Every check here is one the stock tools skip: a header-only check saves a
+truncated JPEG as valid, and a decompression bomb raises mid-crawl. We decode
+the whole first frame (JPEGs at reduced scale, which still reads every byte).
+"""
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+from PIL import Image, ImageFile, UnidentifiedImageError
+
+try:  # HEIC/HEIF through a well-kept plug-in, when installed
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+    HEIF = True
+except ImportError:  # pragma: no cover - optional
+    HEIF = False
+
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+ACCEPTED_FORMATS = {"JPEG", "PNG", "WEBP", "TIFF", "BMP", "GIF", "MPO", "HEIF"}
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".heic", ".heif"}
+MAX_PIXELS = Image.MAX_IMAGE_PIXELS  # Pillow's own bomb limit (~89 Mpx; a 50 Mpx camera photo fits)
+MAX_BYTES = 100 * 1024 * 1024
+
+# EXIF tags (IFD0 / Exif IFD)
+_ORIENTATION = 0x0112
+_GPS_IFD = 0x8825
+_EXIF_IFD = 0x8769
+_SERIAL_TAGS = (0xA431, 0xC62F)  # BodySerialNumber, CameraSerialNumber
+
+
+class Rejected(Exception):
+    """Bytes that do not enter the store; the message is the one-line reason."""
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    format: str
+    width: int  # after EXIF orientation
+    height: int
+    mode: str
+    frames: int
+    exif_orientation: int | None
+    has_exif: bool
+    has_gps: bool
+    has_camera_serial: bool
+
+
+def _exif_flags(img: Image.Image) -> tuple[int | None, bool, bool, bool]:
+    try:
+        exif = img.getexif()
+    except Exception:  # malformed EXIF must not reject an otherwise fine photo
+        return None, False, False, False
+    if not exif:
+        return None, False, False, False
+    orientation = exif.get(_ORIENTATION)
+    try:
+        gps = bool(exif.get_ifd(_GPS_IFD))
+    except Exception:
+        gps = _GPS_IFD in exif
+    serial = any(t in exif for t in _SERIAL_TAGS)
+    if not serial:
+        try:
+            sub = exif.get_ifd(_EXIF_IFD)
+            serial = any(t in sub for t in _SERIAL_TAGS)
+        except Exception:
+            pass
+    orientation = orientation if isinstance(orientation, int) and 1 <= orientation <= 8 else None
+    return orientation, True, gps, serial
+
+
+def inspect(data: bytes, max_pixels: int = MAX_PIXELS, max_bytes: int = MAX_BYTES) -> ImageInfo:
+    """Fully decode the first frame of `data`; raise Rejected with a reason otherwise."""
+    if not data:
+        raise Rejected("empty file")
+    if len(data) > max_bytes:
+        raise Rejected(f"file too large ({len(data) / 1e6:.0f} MB > {max_bytes / 1e6:.0f} MB)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            img = Image.open(io.BytesIO(data))
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise Rejected("decompression bomb (pixel count over the safety limit)") from exc
+        except UnidentifiedImageError as exc:
+            head = data[:64].lstrip().lower()
+            kind = "HTML page" if head.startswith((b"<!doctype html", b"<html")) else "not an image"
+            raise Rejected(f"{kind} (no known image signature)") from exc
+        except Exception as exc:
+            if "truncat" in str(exc).lower():
+                raise Rejected("truncated image (header incomplete)") from exc
+            raise Rejected(f"unreadable image header ({type(exc).__name__}: {exc})") from exc
+        with img:
+            fmt = img.format or "?"
+            if fmt not in ACCEPTED_FORMATS:
+                raise Rejected(f"unsupported format {fmt}")
+            w, h = img.size
+            if w <= 0 or h <= 0:
+                raise Rejected(f"invalid size {w}x{h}")
+            if w * h > max_pixels:
+                raise Rejected(f"decompression bomb ({w}x{h} = {w * h:,} pixels > {max_pixels:,})")
+            frames = getattr(img, "n_frames", 1)
+            orientation, has_exif, gps, serial = _exif_flags(img)
+            mode = img.mode
+            try:
+                if fmt == "JPEG":
+                    img.draft(img.mode, (max(1, w // 8), max(1, h // 8)))
+                img.load()
+            except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+                raise Rejected(f"decompression bomb ({w}x{h})") from exc
+            except (OSError, SyntaxError, ValueError, EOFError) as exc:
+                msg = str(exc) or type(exc).__name__
+                reason = "truncated image" if "truncat" in msg.lower() else f"cannot decode ({msg})"
+                raise Rejected(reason) from exc
+            except Exception as exc:  # any decoder fault is a reject, never a crash
+                raise Rejected(f"cannot decode ({type(exc).__name__}: {exc})") from exc
+    if orientation in (5, 6, 7, 8):
+        w, h = h, w
+    return ImageInfo(fmt, w, h, mode, frames, orientation, has_exif, gps, serial)

@@ -1,0 +1,313 @@
+"""`curate ingest`: bring a folder of photos into the store and the catalogue.
+
+Workers (one per core) read, hash, fully decode and store each new file; the
+main process writes catalogue rows in batches, always after the bytes are in
+the store. Killed at any moment, a re-run finds the stored objects, adds the
+missing rows and never duplicates an image or an arrival.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import re
+import time
+import unicodedata
+from collections import Counter, defaultdict
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+from curate.errors import ConfigError, StoreError
+from curate.intake.catalogue import get_or_create_source, known_shas, record_arrival
+from curate.intake.decode import IMAGE_EXTENSIONS, Rejected, inspect
+from curate.intake.store import ImageStore, sha256_bytes
+from db.models import Rejection
+
+log = logging.getLogger("curate.ingest")
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    source: str
+    kind: str | None = None  # clinic | public | web; default clinic for a new source
+    licence: str | None = None
+    label_from_folders: bool = False
+    label_map: dict[str, str] | None = None  # top-level folder name -> prior label
+    case_id_pattern: str | None = None  # regex on the relative path; group "case" or group 1
+    workers: int = 0  # 0: one per core
+    batch: int = 64
+
+
+@dataclass
+class IngestReport:
+    run_id: int | None = None
+    files: int = 0
+    added: int = 0
+    provenance: int = 0  # known image, new arrival (e.g. the same photo in a second folder)
+    known: int = 0  # this exact arrival was already recorded
+    ignored: int = 0  # not an image extension
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+    per_class: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
+    bytes_read: int = 0
+    seconds: float = 0.0
+
+    @property
+    def images_per_second(self) -> float:
+        return self.files / self.seconds if self.seconds else 0.0
+
+    def as_dict(self) -> dict:
+        return {
+            "run_id": self.run_id,
+            "files": self.files,
+            "added": self.added,
+            "new_provenance": self.provenance,
+            "already_known": self.known,
+            "rejected": len(self.rejected),
+            "ignored": self.ignored,
+            "rejects": [{"file": f, "reason": r} for f, r in self.rejected],
+            "per_class": {k: dict(v) for k, v in sorted(self.per_class.items())},
+            "seconds": round(self.seconds, 2),
+            "images_per_second": round(self.images_per_second, 1),
+            "megabytes": round(self.bytes_read / 1e6, 1),
+        }
+
+
+# --- options ------------------------------------------------------------------------
+
+
+def slug(text: str) -> str:
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+
+
+def load_label_map(path: Path) -> dict[str, str]:
+    """Folder → label, from a two-column CSV (folder,label) or a JSON object."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read label mapping ({exc})") from exc
+    if Path(path).suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}: invalid JSON at line {exc.lineno}") from exc
+        if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+            raise ConfigError(f"{path}: expected a JSON object of folder name to label")
+        return {str(k): v for k, v in data.items()}
+    mapping: dict[str, str] = {}
+    for n, row in enumerate(csv.reader(text.splitlines()), 1):
+        if not row or row[0].startswith("#"):
+            continue
+        if len(row) != 2:
+            raise ConfigError(f"{path}:{n}: expected 'folder,label', got {len(row)} fields")
+        if n == 1 and [c.strip().lower() for c in row] == ["folder", "label"]:
+            continue
+        mapping[row[0].strip()] = row[1].strip()
+    return mapping
+
+
+def compile_case_pattern(pattern: str | None) -> re.Pattern | None:
+    if not pattern:
+        return None
+    try:
+        rx = re.compile(pattern)
+    except re.error as exc:
+        raise ConfigError(f"--case-id-pattern is not a valid regular expression: {exc}") from exc
+    if rx.groups == 0:
+        raise ConfigError("--case-id-pattern needs a capture group, e.g. '(?P<case>P\\d+)'")
+    return rx
+
+
+def case_id(rx: re.Pattern | None, locator: str) -> str | None:
+    if rx is None:
+        return None
+    m = rx.search(locator)
+    if not m:
+        return None
+    value = m.group("case") if "case" in rx.groupindex else m.group(1)
+    return value or None
+
+
+def prior_label(options: IngestOptions, locator: str) -> str | None:
+    if not (options.label_from_folders or options.label_map):
+        return None
+    parts = locator.split("/")
+    if len(parts) < 2:
+        return None
+    folder = parts[0]
+    if options.label_map is not None:
+        mapped = options.label_map.get(folder)
+        return slug(mapped) if mapped else None
+    return slug(folder) or None
+
+
+# --- walking ------------------------------------------------------------------------
+
+
+def locator_of(path: Path, root: Path) -> str:
+    """The path relative to the ingested folder, as text the catalogue can hold
+    (undecodable bytes in a file name become backslash escapes)."""
+    rel = os.fsencode(path.relative_to(root).as_posix())
+    return rel.decode("utf-8", "backslashreplace")
+
+
+def iter_files(root: Path, unreadable: list[tuple[str, str]]) -> Iterator[Path]:
+    def onerror(exc: OSError) -> None:
+        where = Path(exc.filename) if exc.filename else root
+        try:
+            loc = locator_of(where, root) or "."
+        except ValueError:
+            loc = "."
+        unreadable.append((loc, f"unreadable folder ({exc.strerror})"))
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=onerror):
+        dirnames.sort()
+        for name in sorted(filenames):
+            yield Path(dirpath) / name
+
+
+# --- workers ------------------------------------------------------------------------
+
+_W: dict = {}
+
+
+def _init_worker(objects: str, tmp: str, known: frozenset[str]) -> None:
+    _W["store"] = ImageStore(Path(objects), Path(tmp))
+    _W["known"] = known
+
+
+def _examine(path: str) -> tuple:
+    """Runs in a worker: ('new'|'known', sha, size, info) or ('rejected', reason) or ('fatal', msg)."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        return ("rejected", f"unreadable ({exc.strerror or type(exc).__name__})")
+    sha = sha256_bytes(data)
+    if sha in _W["known"]:
+        return ("known", sha, len(data), None)
+    try:
+        info = inspect(data)
+    except Rejected as exc:
+        return ("rejected", str(exc))
+    try:
+        _W["store"].put(data, sha)
+    except StoreError as exc:
+        return ("fatal", str(exc))
+    return ("new", sha, len(data), info)
+
+
+# --- the job ------------------------------------------------------------------------
+
+
+def ingest_folder(
+    ws,
+    folder: Path | str,
+    options: IngestOptions,
+    run_id: int | None = None,
+    on_file: Callable[[int, int], None] | None = None,
+) -> IngestReport:
+    """Ingest every image under `folder` (recursively) from the named source.
+
+    `on_file(done, total)` is called after each file, for progress display.
+    """
+    started = time.perf_counter()
+    root = Path(folder)
+    if not root.exists():
+        raise ConfigError(f"folder not found: {root}")
+    if not root.is_dir():
+        raise ConfigError(f"not a folder: {root}")
+    root = root.resolve()
+    rx = compile_case_pattern(options.case_id_pattern)
+    report = IngestReport(run_id=run_id)
+
+    unreadable: list[tuple[str, str]] = []
+    candidates: list[Path] = []
+    for path in iter_files(root, unreadable):
+        if path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith("._"):
+            candidates.append(path)
+        else:
+            report.ignored += 1
+    total = len(candidates)
+
+    with ws.session() as s:
+        source = get_or_create_source(s, options.source, options.kind, options.licence)
+        source_id = source.id
+        known = known_shas(s)
+        for loc, reason in unreadable:
+            report.rejected.append((loc, reason))
+            s.add(Rejection(run_id=run_id, source_id=source_id, locator=loc, reason=reason))
+
+    workers = options.workers or os.cpu_count() or 1
+    init_args = (str(ws.store.objects), str(ws.store.tmp), known)
+    pending: list[tuple[str, tuple]] = []
+
+    def flush() -> None:
+        if not pending:
+            return
+        with ws.session() as s:
+            for loc, result in pending:
+                _record(s, report, options, rx, source_id, run_id, loc, result)
+        pending.clear()
+
+    if workers > 1 and total > 8:
+        pool = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=init_args)
+        results = pool.map(_examine, [str(p) for p in candidates], chunksize=4)
+    else:
+        pool = None
+        _init_worker(*init_args)
+        results = map(_examine, [str(p) for p in candidates])
+    try:
+        for n, (path, result) in enumerate(zip(candidates, results), 1):
+            if result[0] == "fatal":
+                flush()
+                raise StoreError(result[1])
+            pending.append((locator_of(path, root), result))
+            if len(pending) >= options.batch:
+                flush()
+            if on_file:
+                on_file(n, total)
+        flush()
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+    report.seconds = time.perf_counter() - started
+    log.info("ingest source=%s files=%d added=%d rejected=%d", options.source, report.files, report.added, len(report.rejected))
+    return report
+
+
+def _record(s, report: IngestReport, options, rx, source_id, run_id, loc: str, result: tuple) -> None:
+    report.files += 1
+    label = prior_label(options, loc)
+    klass = label or "(none)"
+    if result[0] == "rejected":
+        report.rejected.append((loc, result[1]))
+        report.per_class[klass]["rejected"] += 1
+        s.add(Rejection(run_id=run_id, source_id=source_id, locator=loc, reason=result[1]))
+        log.debug("rejected %s: %s", loc, result[1])
+        return
+    _, sha, size, info = result
+    report.bytes_read += size
+    outcome = record_arrival(
+        s,
+        sha256=sha,
+        size_bytes=size,
+        info=info,
+        source_id=source_id,
+        locator=loc,
+        run_id=run_id,
+        prior_label=label,
+        case_id=case_id(rx, loc),
+        licence=options.licence,
+    )
+    if outcome == "added":
+        report.added += 1
+    elif outcome == "provenance":
+        report.provenance += 1
+    else:
+        report.known += 1
+    report.per_class[klass][outcome] += 1
+    log.debug("%s %s", outcome, sha[:12])

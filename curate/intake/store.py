@@ -1,0 +1,77 @@
+"""Content-addressed store of originals: `objects/ab/cdef…`, written once, read-only.
+
+A file is written to `tmp/`, flushed to disk and renamed into place, so a
+killed process leaves either the whole object or nothing under `objects/`.
+"""
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+from curate.errors import StoreError
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class ImageStore:
+    def __init__(self, objects: Path, tmp: Path | None = None):
+        self.objects = Path(objects)
+        self.tmp = Path(tmp) if tmp else self.objects / ".tmp"
+
+    def path_for(self, sha256: str) -> Path:
+        return self.objects / sha256[:2] / sha256[2:]
+
+    def has(self, sha256: str) -> bool:
+        return self.path_for(sha256).is_file()
+
+    def read(self, sha256: str) -> bytes:
+        try:
+            return self.path_for(sha256).read_bytes()
+        except OSError as exc:
+            raise StoreError(f"object {sha256[:12]} unreadable: {exc.strerror}") from exc
+
+    def put(self, data: bytes, sha256: str | None = None) -> tuple[str, bool]:
+        """Store `data`; return (sha256, True if it was new). Idempotent."""
+        sha256 = sha256 or sha256_bytes(data)
+        dest = self.path_for(sha256)
+        if dest.is_file() and dest.stat().st_size == len(data):
+            return sha256, False
+        tmp_name = None
+        try:
+            dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self.tmp.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(dir=self.tmp, prefix=sha256[:12] + ".", suffix=".part")
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(tmp_name, 0o400)
+            os.replace(tmp_name, dest)
+            tmp_name = None
+        except OSError as exc:
+            reason = "disk full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+            raise StoreError(f"cannot write object {sha256[:12]} to {self.objects}: {reason}") from exc
+        finally:
+            if tmp_name:
+                try:
+                    os.unlink(tmp_name)
+                except OSError:
+                    pass
+        return sha256, True
+
+    def verify(self, sha256: str) -> bool:
+        """True when the stored bytes still hash to their name."""
+        try:
+            return sha256_bytes(self.path_for(sha256).read_bytes()) == sha256
+        except OSError:
+            return False
+
+    def iter_shas(self):
+        for sub in sorted(self.objects.glob("??")):
+            for f in sorted(sub.iterdir()):
+                yield sub.name + f.name

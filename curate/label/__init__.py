@@ -1,0 +1,1 @@
+"""Labeling: blinded dual-rater rounds in Label Studio, adjudication, consensus."""

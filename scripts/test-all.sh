@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Install everything the suite needs on a fresh machine, then run the whole suite.
+# Idempotent: a second run reuses the virtual environments.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then "$PY" -m venv .venv; fi
+.venv/bin/pip install -q --upgrade pip >/dev/null
+# torch/torchvision: ranges in pyproject; this machine's pip resolves them from local disk.
+.venv/bin/pip install -q -e '.[train,test]'
+
+# Label Studio pins its own Django and SDK: it lives in its own environment.
+if [ ! -x .venv-studio/bin/label-studio ]; then
+  "$PY" -m venv .venv-studio
+  .venv-studio/bin/pip install -q label-studio
+fi
+export CURATE_LABEL_STUDIO="$PWD/.venv-studio/bin/label-studio"
+
+# The suite starts its own PostgreSQL server from the server binaries.
+if [ ! -x /usr/lib/postgresql/15/bin/initdb ]; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 >/dev/null
+  else
+    echo "PostgreSQL 15 server binaries missing: install postgresql-15" >&2
+  fi
+fi
+
+exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,98 @@
+"""Fixtures shared by the suite: workspaces on real SQLite files and a real PostgreSQL server."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from curate.workspace import Workspace
+
+PG_BIN = Path(os.environ.get("CURATE_PG_BIN", "/usr/lib/postgresql/15/bin"))
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _as_postgres(cmd: list[str]) -> list[str]:
+    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory):
+    """A throwaway PostgreSQL server on 127.0.0.1; yields a URL without a database name."""
+    if not (PG_BIN / "initdb").exists():
+        if IN_CI:
+            pytest.fail(f"PostgreSQL binaries not found in {PG_BIN}")
+        pytest.skip("PostgreSQL server binaries not installed")
+    base = tmp_path_factory.mktemp("pg")
+    data, sock = base / "data", base / "sock"
+    sock.mkdir()
+    if os.geteuid() == 0:
+        shutil.chown(base, "postgres")
+        shutil.chown(sock, "postgres")
+        os.chmod(base, 0o755)
+        for parent in base.parents:  # postgres must be able to traverse to its data dir
+            if str(parent).startswith(("/tmp", str(tmp_path_factory.getbasetemp().parent))):
+                os.chmod(parent, os.stat(parent).st_mode | 0o011)
+    subprocess.run(_as_postgres([str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync"]),
+                   check=True, capture_output=True)
+    port = free_port()
+    log = base / "pg.log"
+    subprocess.run(_as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-o",
+                                 f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off"] + ["start"]),
+                   check=True, capture_output=True)
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
+    finally:
+        subprocess.run(_as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]), capture_output=True)
+
+
+@pytest.fixture
+def pg_url(pg_server):
+    """A fresh, empty database on the suite's PostgreSQL server."""
+    import psycopg
+
+    name = "t_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(pg_server.replace("postgresql+psycopg", "postgresql") + "/postgres", autocommit=True) as c:
+        c.execute(f'CREATE DATABASE "{name}"')
+    return f"{pg_server}/{name}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request, tmp_path):
+    """Catalogue URL: each catalogue test runs on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'catalogue.db'}"
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def ws(tmp_path, db_url) -> Workspace:
+    """A fresh workspace whose catalogue lives on the parametrised backend."""
+    return Workspace.init(tmp_path / "ws", db_url=db_url)
+
+
+@pytest.fixture
+def sqlite_ws(tmp_path) -> Workspace:
+    """A fresh workspace on SQLite only (for tests about files and processes, not the backend)."""
+    return Workspace.init(tmp_path / "ws")
+
+
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError("condition not met in time")

@@ -1,0 +1,92 @@
+"""Real image bytes for tests: photo-like pictures and every bad case intake must survive."""
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+from PIL import Image
+
+
+def photo(seed: int, size: tuple[int, int] = (160, 120)) -> Image.Image:
+    """A photo-like RGB picture: skin-toned gradient, blotches and sensor noise, distinct per seed."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    base = np.array([200, 150, 120], np.float32) + rng.normal(0, 25, 3)
+    img = np.empty((h, w, 3), np.float32)
+    for c in range(3):
+        img[..., c] = base[c] + 30 * np.sin(x / w * rng.uniform(1, 5) + c) * np.cos(y / h * rng.uniform(1, 5))
+    for _ in range(int(rng.integers(3, 9))):
+        cx, cy, r = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(min(w, h) / 20, min(w, h) / 5)
+        mask = ((x - cx) ** 2 + (y - cy) ** 2) < r**2
+        img[mask] = img[mask] * 0.6 + np.array([120, 40, 50]) * 0.4
+    img += rng.normal(0, 4, img.shape)
+    return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
+
+
+def encode(img: Image.Image, fmt: str = "JPEG", **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def jpeg(seed: int, size=(160, 120), **kw) -> bytes:
+    return encode(photo(seed, size), "JPEG", quality=90, **kw)
+
+
+def exif_jpeg(seed: int, orientation: int = 6, gps: bool = True, serial: bool = True, size=(160, 120)) -> bytes:
+    """A camera JPEG stored sideways (EXIF orientation) with GPS and a body serial number."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    exif[0x010F] = "TestCam"
+    if gps:
+        g = exif.get_ifd(0x8825)
+        g[1], g[2], g[3], g[4] = "S", (37.0, 48.0, 30.0), "E", (144.0, 57.0, 45.0)
+    if serial:
+        exif.get_ifd(0x8769)[0xA431] = "SN-123456"
+    return encode(photo(seed, size), "JPEG", quality=90, exif=exif.tobytes())
+
+
+def truncated_jpeg(seed: int) -> bytes:
+    data = jpeg(seed, (320, 240))
+    return data[: len(data) // 2]
+
+
+def html_as_image() -> bytes:
+    return b"<!DOCTYPE html><html><head><title>Not found</title></head><body>404</body></html>"
+
+
+def png_bomb(side: int = 30_000) -> bytes:
+    """A tiny PNG that claims side x side pixels (one bit each) — a decompression bomb."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+    row = b"\x00" + b"\x00" * ((side + 7) // 8)
+    comp = zlib.compressobj(9)
+    raw = b"".join(comp.compress(row) for _ in range(side)) + comp.flush()
+    ihdr = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", raw) + chunk(b"IEND", b"")
+
+
+def cmyk_jpeg(seed: int) -> bytes:
+    return encode(photo(seed).convert("CMYK"), "JPEG", quality=90)
+
+
+def png16(seed: int) -> bytes:
+    arr = (np.asarray(photo(seed).convert("L"), np.uint16) * 257).astype(np.uint16)
+    return encode(Image.fromarray(arr), "PNG")
+
+
+def rgba_png(seed: int) -> bytes:
+    img = photo(seed).convert("RGBA")
+    img.putalpha(128)
+    return encode(img, "PNG")
+
+
+def animated_gif(seed: int, frames: int = 3) -> bytes:
+    imgs = [photo(seed + i).convert("P") for i in range(frames)]
+    buf = io.BytesIO()
+    imgs[0].save(buf, "GIF", save_all=True, append_images=imgs[1:], duration=100, loop=0)
+    return buf.getvalue()

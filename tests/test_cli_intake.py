@@ -1,0 +1,90 @@
+"""`curate init / ingest / status` through the real CLI on a real SQLite file."""
+import json
+
+from sqlmodel import select
+from typer.testing import CliRunner
+
+import images as I
+from curate.cli import app
+from curate.workspace import Workspace
+from db.models import Image, Provenance
+
+runner = CliRunner()
+
+
+def make_folder(root):
+    (root / "Mpox").mkdir(parents=True)
+    (root / "Healthy skin").mkdir()
+    for i in range(3):
+        (root / "Mpox" / f"case{i}.jpg").write_bytes(I.jpeg(i))
+        (root / "Healthy skin" / f"h{i}.png").write_bytes(I.encode(I.photo(50 + i), "PNG"))
+    (root / "Mpox" / "fake.jpg").write_bytes(I.html_as_image())
+    return root
+
+
+def test_init_ingest_status_roundtrip(tmp_path):
+    ws_dir = tmp_path / "ws"
+    r = runner.invoke(app, ["init", str(ws_dir)])
+    assert r.exit_code == 0, r.output
+    folder = make_folder(tmp_path / "in")
+    r = runner.invoke(app, ["ingest", str(folder), "--source", "clinic", "--label-from-folders", "-w", str(ws_dir)])
+    assert r.exit_code == 0, r.output
+    assert "ingest summary" in r.output and "images/s" in r.output
+    assert "Mpox/fake.jpg" in r.output and "HTML page" in r.output
+
+    r = runner.invoke(app, ["ingest", str(folder), "--source", "clinic", "--label-from-folders", "-w", str(ws_dir), "--json"])
+    data = json.loads(r.output)
+    assert (data["added"], data["already_known"], data["rejected"]) == (0, 6, 1)
+    assert data["per_class"]["mpox"] == {"known": 3, "rejected": 1}
+
+    r = runner.invoke(app, ["status", "-w", str(ws_dir), "--json"])
+    st = json.loads(r.output)
+    assert st["images"] == 6
+    assert st["by_prior_label"] == {"healthy_skin": 3, "mpox": 3}
+    assert st["by_source"][0]["rejected_files"] == 1
+    r = runner.invoke(app, ["status", "-w", str(ws_dir)])
+    assert "clinic" in r.output and "ingested" in r.output
+
+
+def test_label_mapping_file(tmp_path):
+    ws = Workspace.init(tmp_path / "ws")
+    folder = make_folder(tmp_path / "in")
+    mapping = tmp_path / "map.csv"
+    mapping.write_text("folder,label\nMpox,Mpox\nHealthy skin,Healthy skin\n")
+    r = runner.invoke(app, ["ingest", str(folder), "-s", "kaggle", "--kind", "public", "--label-map", str(mapping), "-w", str(ws.root)])
+    assert r.exit_code == 0, r.output
+    with ws.session() as s:
+        labels = sorted(set(s.exec(select(Provenance.prior_label)).all()))
+    assert labels == ["healthy_skin", "mpox"]
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("Mpox,mpox,extra\n")
+    r = runner.invoke(app, ["ingest", str(folder), "-s", "kaggle", "--label-map", str(bad), "-w", str(ws.root)])
+    assert r.exit_code == 1
+    assert f"{bad}:1: expected 'folder,label'" in r.output
+
+
+def test_errors_are_one_line_and_exit_1(tmp_path):
+    r = runner.invoke(app, ["status", "-w", str(tmp_path / "nowhere")])
+    assert r.exit_code == 1 and "no workspace at" in r.output and "curate init" in r.output
+    Workspace.init(tmp_path / "ws")
+    r = runner.invoke(app, ["ingest", str(tmp_path / "missing"), "-s", "x", "-w", str(tmp_path / "ws")])
+    assert r.exit_code == 1
+    assert r.output.strip().count("\n") == 0 and "folder not found" in r.output
+    r = runner.invoke(app, ["ingest", str(tmp_path), "-s", "x", "--case-id-pattern", "P\\d+", "-w", str(tmp_path / "ws")])
+    assert r.exit_code == 1 and "capture group" in r.output
+    with Workspace.open(tmp_path / "ws").session() as s:
+        assert s.exec(select(Image)).all() == []
+
+
+def test_ingest_does_not_log_clinic_paths_at_info(tmp_path, caplog):
+    import logging
+
+    ws = Workspace.init(tmp_path / "ws")
+    root = tmp_path / "Smith_John_DOB1970"
+    root.mkdir()
+    (root / "Smith_John_lesion.jpg").write_bytes(I.jpeg(7))
+    with caplog.at_level(logging.INFO, logger="curate"):
+        r = runner.invoke(app, ["ingest", str(root), "-s", "clinic", "-w", str(ws.root), "--json"])
+    assert r.exit_code == 0
+    assert "Smith" not in caplog.text

@@ -1,0 +1,59 @@
+"""Every bad input intake must reject with a one-line reason, and every odd-but-valid one it must keep."""
+import pytest
+
+import images as I
+from curate.intake.decode import Rejected, inspect
+
+
+@pytest.mark.parametrize(
+    "data, reason",
+    [
+        (b"", "empty file"),
+        (I.truncated_jpeg(1), "truncated image"),
+        (I.html_as_image(), "HTML page"),
+        (b"GIF89a" + b"\0" * 20, "not an image"),
+        (b"\xff\xd8\xff\xe0garbage-after-a-jpeg-signature", "truncated image"),
+        (I.png_bomb(), "decompression bomb"),
+        (b"%PDF-1.4\n" + b"0" * 100, "not an image"),
+    ],
+    ids=["zero-byte", "truncated", "html-as-jpeg", "gif-header-only", "jpeg-magic-then-junk", "png-bomb", "pdf"],
+)
+def test_bad_bytes_are_rejected_with_a_reason(data, reason):
+    with pytest.raises(Rejected) as exc:
+        inspect(data)
+    assert reason in str(exc.value)
+    assert "\n" not in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    "data, fmt, mode, frames",
+    [
+        (I.cmyk_jpeg(2), "JPEG", "CMYK", 1),
+        (I.png16(3), "PNG", "I;16", 1),
+        (I.rgba_png(4), "PNG", "RGBA", 1),
+        (I.animated_gif(5), "GIF", "P", 3),
+        (I.encode(I.photo(6), "WEBP"), "WEBP", "RGB", 1),
+        (I.encode(I.photo(7), "TIFF"), "TIFF", "RGB", 1),
+        (I.encode(I.photo(8), "BMP"), "BMP", "RGB", 1),
+    ],
+    ids=["cmyk", "16-bit", "alpha", "animated-gif", "webp", "tiff", "bmp"],
+)
+def test_unusual_but_valid_images_are_kept(data, fmt, mode, frames):
+    info = inspect(data)
+    assert (info.format, info.mode, info.frames) == (fmt, mode, frames)
+    assert (info.width, info.height) == (160, 120)
+
+
+def test_heic_is_read_through_the_plugin():
+    pytest.importorskip("pillow_heif")
+    assert inspect(I.encode(I.photo(9), "HEIF")).format == "HEIF"
+
+
+def test_exif_rotation_and_privacy_flags():
+    info = inspect(I.exif_jpeg(1, orientation=6))
+    # stored 160x120 sideways; displayed 120x160
+    assert (info.width, info.height, info.exif_orientation) == (120, 160, 6)
+    assert info.has_gps and info.has_camera_serial and info.has_exif
+    plain = inspect(I.exif_jpeg(1, orientation=1, gps=False, serial=False))
+    assert (plain.width, plain.height) == (160, 120)
+    assert not plain.has_gps and not plain.has_camera_serial
