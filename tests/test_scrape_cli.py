@@ -1,0 +1,64 @@
+"""`curate scrape` through the command line (CliRunner on curate.cli.app)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from curate.cli import app
+from db.models import CommandRun, Provenance
+from engine_server import DISTINCT_GOOD, FLICKR_KEY, engine_server, rows  # noqa: F401
+
+runner = CliRunner()
+
+
+def invoke(ws, srv, *args, env=None):
+    env = {"CURATE_SCRAPE_BASE_URL": srv.base, **(env or {})}
+    return runner.invoke(app, ["scrape", *args, "-w", str(ws.root)], env=env)
+
+
+def test_scrape_json_and_audit(ws, engine_server):
+    res = invoke(ws, engine_server, "mpox", "monkey pox", "--engine", "bing", "--max", "4", "--license", "cc", "--json")
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert data["engine"] == "bing" and data["licence_requested"] == "cc"
+    assert [q["images_now"] for q in data["queries"]] == [4, 4]
+    (run,) = rows(ws, CommandRun)
+    assert run.command == "scrape" and run.status == "ok"
+    assert json.loads(run.arguments)["queries"] == ["mpox", "monkey pox"]
+    assert {p.run_id for p in rows(ws, Provenance)} == {run.id}
+
+
+def test_scrape_table_output(sqlite_ws, engine_server):
+    res = invoke(sqlite_ws, engine_server, "mpox", "--max", "0", "--threads", "2")
+    assert res.exit_code == 0, res.output
+    assert "rejected" in res.stdout and "decompression bomb" in res.stdout and str(DISTINCT_GOOD) in res.stdout
+
+
+def test_google_is_refused_in_one_line(sqlite_ws, engine_server):
+    res = invoke(sqlite_ws, engine_server, "mpox", "--engine", "google")
+    assert res.exit_code == 1
+    assert "--engine google is not supported" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert rows(sqlite_ws, CommandRun) == []  # refused before anything is written
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--engine", "baidu", "--license", "cc"], "cannot filter by licence"),
+    (["--engine", "flickr"], "FLICKR_API_KEY"),
+    (["--max", "-1"], "--max must be"),
+    (["--engine", "urls"], "not a file"),
+])
+def test_bad_options_exit_1(sqlite_ws, engine_server, monkeypatch, args, message):
+    monkeypatch.delenv("FLICKR_API_KEY", raising=False)
+    res = invoke(sqlite_ws, engine_server, "mpox", *args)
+    assert res.exit_code == 1 and message in res.stderr
+
+
+def test_flickr_key_never_stored(sqlite_ws, engine_server):
+    res = invoke(sqlite_ws, engine_server, "mpox", "--engine", "flickr", "--max", "2", "--json", env={"FLICKR_API_KEY": FLICKR_KEY})
+    assert res.exit_code == 0, res.output
+    raw = (sqlite_ws.root / "catalogue.db").read_bytes() + (sqlite_ws.root / "curate.toml").read_bytes()
+    wal = sqlite_ws.root / "catalogue.db-wal"
+    raw += wal.read_bytes() if wal.exists() else b""
+    assert FLICKR_KEY.encode() not in raw and FLICKR_KEY not in res.output
