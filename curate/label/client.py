@@ -1,0 +1,195 @@
+"""A small verb-shaped client over label-studio-sdk 2.x; consensus never sees it.
+
+Every failure becomes a one-line `StudioError`: server down, key refused,
+project gone, config rejected. The API key is held in memory only.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from curate.label.errors import StudioError
+
+API_KEY_ENV = "LABEL_STUDIO_API_KEY"
+
+
+@dataclass(frozen=True)
+class RemoteProject:
+    id: int
+    storage_id: int | None
+
+
+@dataclass(frozen=True)
+class RemoteAnnotation:
+    id: int
+    task_id: int
+    completed_by: str  # email
+    result: list[dict]
+    was_cancelled: bool
+    created_at: str | None
+    updated_at: str | None
+    raw: dict[str, Any]
+
+
+def api_key_from_env() -> str:
+    key = os.environ.get(API_KEY_ENV, "").strip()
+    if not key:
+        raise StudioError(f"set {API_KEY_ENV} to a Label Studio API key (legacy token or personal access token)")
+    return key
+
+
+class StudioClient:
+    """Talks to one Label Studio server with one API key."""
+
+    def __init__(self, url: str, api_key: str, timeout: float = 120.0):
+        from label_studio_sdk import LabelStudio
+
+        self.url = url.rstrip("/")
+        self._ls = LabelStudio(base_url=self.url, api_key=api_key, timeout=timeout)
+        self._users: dict[int, str] | None = None
+
+    # --- plumbing -------------------------------------------------------------------
+    def _call(self, what: str, fn, *args, not_found: str | None = None, **kwargs):
+        from label_studio_sdk.core.api_error import ApiError
+
+        try:
+            return fn(*args, **kwargs)
+        except httpx.TransportError as exc:
+            raise StudioError(f"Label Studio at {self.url} is not reachable ({type(exc).__name__}); is it running?") from exc
+        except ApiError as exc:
+            if exc.status_code in (401, 403):
+                raise StudioError(f"Label Studio at {self.url} refused the API key in ${API_KEY_ENV} ({exc.status_code})") from exc
+            if exc.status_code == 404 and not_found:
+                raise StudioError(not_found) from exc
+            detail = exc.body if isinstance(exc.body, (str, dict)) else ""
+            if isinstance(detail, dict):
+                detail = detail.get("validation_errors") or detail.get("detail") or detail
+            raise StudioError(f"Label Studio refused to {what}: HTTP {exc.status_code} {detail}") from exc
+
+    def whoami(self) -> str:
+        return self._call("identify the API key", self._ls.users.whoami).email
+
+    def user_emails(self) -> dict[int, str]:
+        if self._users is None:
+            users = self._call("list users", self._ls.users.list)
+            self._users = {u.id: (u.email or "").lower() for u in users}
+        return self._users
+
+    # --- verbs ----------------------------------------------------------------------
+    def create_round(self, title: str, label_config: str, files_root: Path | None, description: str = "") -> RemoteProject:
+        """Create one project (validating the config first) and its local-files storage."""
+        self._validate(label_config)
+        p = self._call("create a project", self._ls.projects.create, title=title[:50], label_config=label_config,
+                       description=description, show_skip_button=True, maximum_annotations=1,
+                       show_collab_predictions=False)
+        storage_id = None
+        if files_root is not None:
+            s = self._call("add local-files storage", self._ls.import_storage.local.create, project=p.id,
+                           path=str(files_root), use_blob_urls=False, title="mpox-curate images")
+            storage_id = s.id
+        return RemoteProject(p.id, storage_id)
+
+    def _validate(self, label_config: str) -> None:
+        try:
+            resp = self._ls._client_wrapper.httpx_client.request(
+                "api/projects/validate/", method="POST", json={"label_config": label_config},
+                headers=self._ls._client_wrapper.get_headers())
+        except httpx.TransportError as exc:
+            raise StudioError(f"Label Studio at {self.url} is not reachable ({type(exc).__name__}); is it running?") from exc
+        if resp.status_code in (401, 403):
+            raise StudioError(f"Label Studio at {self.url} refused the API key in ${API_KEY_ENV} ({resp.status_code})")
+        if resp.status_code >= 300:
+            try:
+                detail = resp.json().get("label_config") or resp.text
+            except ValueError:
+                detail = resp.text[:200]
+            raise StudioError(f"Label Studio rejected label_config.xml: {detail}")
+
+    def project_exists(self, project_id: int) -> bool:
+        from label_studio_sdk.core.api_error import ApiError
+
+        try:
+            self._ls.projects.get(project_id)
+            return True
+        except ApiError as exc:
+            if exc.status_code == 404:
+                return False
+            return bool(self._call("read a project", self._ls.projects.get, project_id))
+        except httpx.TransportError as exc:
+            raise StudioError(f"Label Studio at {self.url} is not reachable ({type(exc).__name__}); is it running?") from exc
+
+    def import_tasks(self, project_id: int, tasks: list[dict]) -> list[int]:
+        """Import task data dicts; returns Label Studio task ids in the same order."""
+        if not tasks:
+            return []
+        r = self._call("import tasks", self._ls.projects.import_tasks, project_id, request=tasks, return_task_ids=True,
+                       not_found=f"Label Studio project {project_id} no longer exists")
+        ids = list(r.task_ids or [])
+        if len(ids) != len(tasks):
+            raise StudioError(f"Label Studio created {len(ids)} of {len(tasks)} tasks in project {project_id}")
+        return ids
+
+    def fetch_annotations(self, project_id: int) -> list[RemoteAnnotation]:
+        """Every annotation of a project in one export call (fast: one request per project)."""
+        body = self._call("export annotations", lambda: b"".join(self._ls.projects.exports.download_sync(
+            project_id, export_type="JSON", download_all_tasks=True)),
+            not_found=f"Label Studio project {project_id} no longer exists (deleted in Label Studio?)")
+        try:
+            data = json.loads(body)
+        except ValueError as exc:
+            raise StudioError(f"Label Studio sent an unreadable export for project {project_id}") from exc
+        emails = None
+        out = []
+        for task in data:
+            for a in task.get("annotations") or []:
+                who = a.get("completed_by")
+                if isinstance(who, dict):
+                    email = (who.get("email") or "").lower()
+                else:
+                    emails = emails or self.user_emails()
+                    email = emails.get(who, "")
+                    if not email:
+                        self._users = None
+                        email = self.user_emails().get(who, f"user-{who}")
+                out.append(RemoteAnnotation(id=int(a["id"]), task_id=int(task["id"]), completed_by=email,
+                                            result=a.get("result") or [], was_cancelled=bool(a.get("was_cancelled")),
+                                            created_at=a.get("created_at"), updated_at=a.get("updated_at"), raw=a))
+        return out
+
+    def invite_url(self) -> str:
+        r = self._call("make an invite link", self._ls.organizations.invites.get_invite_link)
+        return r.invite_url
+
+
+def add_user(url: str, api_key: str, email: str, password: str) -> str:
+    """Create a Label Studio account through the organisation invite link; return the user's own API token.
+
+    The open-source server has no admin API that sets a password, so this signs up
+    with the invite link (the same page a clinician would use) and reads the token
+    from the new session. Nothing is stored.
+    """
+    client = StudioClient(url, api_key)
+    invite = client.invite_url()
+    base = client.url
+    try:
+        with httpx.Client(base_url=base, follow_redirects=False, timeout=30) as s:
+            s.get(invite)
+            csrf = s.cookies.get("csrftoken")
+            r = s.post(invite, data={"email": email, "password": password, "csrfmiddlewaretoken": csrf or ""},
+                       headers={"Referer": base + invite})
+            if r.status_code != 302:
+                msg = "account exists or password rejected by Label Studio's password rules"
+                if "already exists" in r.text:
+                    msg = "a Label Studio user with this email already exists"
+                raise StudioError(f"could not create {email}: {msg}")
+            tok = s.get("/api/current-user/token")
+            if tok.status_code != 200:
+                raise StudioError(f"created {email} but could not read its API token (HTTP {tok.status_code})")
+            return tok.json()["token"]
+    except httpx.TransportError as exc:
+        raise StudioError(f"Label Studio at {base} is not reachable ({type(exc).__name__})") from exc

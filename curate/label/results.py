@@ -1,0 +1,74 @@
+"""Read one Label Studio annotation `result` list into diagnosis, boxes, flags, comment (pure).
+
+Rectangles arrive in percent of the displayed image; browsers display the
+EXIF-oriented image, so percent * the catalogue's oriented width/height gives
+pixels of the original as the export stage expects.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from curate.label.diagnoses import (
+    BOX_CONTROL,
+    BY_CHOICE,
+    COMMENT_CONTROL,
+    DIAGNOSIS_CONTROL,
+    FLAG_BY_CHOICE,
+    FLAGS_CONTROL,
+)
+from curate.label.errors import LabelError
+
+Box = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class ParsedResult:
+    diagnosis: str | None
+    boxes: list[Box] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
+    comment: str | None = None
+
+
+def rect_to_pixels(value: dict, width: int, height: int) -> Box:
+    """Percent rectangle (x, y, width, height, rotation about the top-left) -> pixel [x0, y0, x1, y1]."""
+    x, y = float(value["x"]) * width / 100, float(value["y"]) * height / 100
+    w, h = float(value["width"]) * width / 100, float(value["height"]) * height / 100
+    rot = math.radians(float(value.get("rotation") or 0))
+    if rot:
+        c, s = math.cos(rot), math.sin(rot)
+        pts = [(x + dx * c - dy * s, y + dx * s + dy * c) for dx, dy in ((0, 0), (w, 0), (w, h), (0, h))]
+        xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+        x0, y0, x1, y1 = min(xs), min(ys), max(xs), max(ys)
+    else:
+        x0, y0, x1, y1 = x, y, x + w, y + h
+    clamp = lambda v, hi: round(min(max(v, 0.0), float(hi)), 2)  # noqa: E731
+    return (clamp(x0, width), clamp(y0, height), clamp(x1, width), clamp(y1, height))
+
+
+def parse_result(result: list[dict], width: int, height: int) -> ParsedResult:
+    """Raise LabelError on a choice the vocabulary does not know (e.g. an edited config)."""
+    diagnosis, boxes, flags, comment = None, [], [], None
+    for item in result or []:
+        name, value = item.get("from_name"), item.get("value") or {}
+        if name == DIAGNOSIS_CONTROL:
+            choices = value.get("choices") or []
+            unknown = [c for c in choices if c not in BY_CHOICE]
+            if unknown:
+                raise LabelError(f"diagnosis {unknown[0]!r} is not in the toolkit's label config")
+            if len(choices) > 1:
+                raise LabelError(f"annotation has {len(choices)} diagnoses; the config allows one")
+            diagnosis = BY_CHOICE[choices[0]] if choices else None
+        elif name == FLAGS_CONTROL:
+            for c in value.get("choices") or []:
+                if c not in FLAG_BY_CHOICE:
+                    raise LabelError(f"flag {c!r} is not in the toolkit's label config")
+                flags.append(FLAG_BY_CHOICE[c])
+        elif name == BOX_CONTROL:
+            boxes.append(rect_to_pixels(value, width, height))
+        elif name == COMMENT_CONTROL:
+            text = "\n".join(value.get("text") or []).strip()
+            comment = text or None
+        else:
+            raise LabelError(f"control {name!r} is not in the toolkit's label config")
+    return ParsedResult(diagnosis=diagnosis, boxes=sorted(boxes), flags=sorted(set(flags)), comment=comment)

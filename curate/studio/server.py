@@ -1,0 +1,245 @@
+"""Start, stop and inspect the workspace's embedded Label Studio server.
+
+Label Studio runs from its own virtualenv (its pins conflict with ours), keeps its
+data in `<workspace>/studio/data`, serves originals through a local-files storage
+rooted at the workspace, and has telemetry, Sentry and version checks switched off.
+The pid file `<workspace>/studio/server.json` holds pid, host and port, never secrets.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import httpx
+
+from curate.label.errors import StudioError
+
+EXECUTABLE_ENV = "CURATE_LABEL_STUDIO"
+DEFAULT_PORT = 8080
+LOOPBACK = "127.0.0.1"
+START_TIMEOUT_S = 180
+
+
+def user_install_dir() -> Path:
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("mpox-curate")) / "label-studio"
+
+
+def find_executable() -> Path | None:
+    """$CURATE_LABEL_STUDIO, else `label-studio` on PATH, else the one `curate studio install` made."""
+    env = os.environ.get(EXECUTABLE_ENV)
+    if env:
+        return Path(env) if Path(env).is_file() else None
+    on_path = shutil.which("label-studio")
+    if on_path:
+        return Path(on_path)
+    own = user_install_dir() / "bin" / "label-studio"
+    return own if own.is_file() else None
+
+
+def require_executable() -> Path:
+    exe = find_executable()
+    if exe is None:
+        hint = f"${EXECUTABLE_ENV} points to a missing file" if os.environ.get(EXECUTABLE_ENV) else "run `curate studio install`"
+        raise StudioError(f"Label Studio is not installed ({hint})")
+    return exe
+
+
+def install(version: str = "label-studio>=1.23,<1.24", target: Path | None = None) -> Path:
+    """Create a separate virtualenv with Label Studio in it (never in the toolkit's own)."""
+    target = target or user_install_dir()
+    try:
+        if not (target / "bin" / "python").exists():
+            subprocess.run([sys.executable, "-m", "venv", str(target)], check=True)
+        subprocess.run([str(target / "bin" / "python"), "-m", "pip", "install", "--upgrade", version], check=True)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise StudioError(f"installing Label Studio into {target} failed: {exc}") from exc
+    return target / "bin" / "label-studio"
+
+
+def server_env(data_dir: Path, files_root: Path) -> dict[str, str]:
+    """Environment for every Label Studio process we run: private data dir, no phoning home."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LABEL_STUDIO_", "HEARTEX_"))}
+    env.pop("USERNAME", None), env.pop("PASSWORD", None), env.pop("USER_TOKEN", None)
+    if env.get("CI", "x").strip() == "":
+        env.pop("CI")  # Label Studio parses CI as a boolean and dies on an empty one
+    env.update({
+        "LABEL_STUDIO_BASE_DATA_DIR": str(data_dir),
+        "LOCAL_FILES_SERVING_ENABLED": "true",
+        "LOCAL_FILES_DOCUMENT_ROOT": str(files_root),
+        "COLLECT_ANALYTICS": "false",
+        "SENTRY_DSN": "",
+        "FRONTEND_SENTRY_DSN": "",
+        "LATEST_VERSION_CHECK": "false",
+        "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
+        "DISABLE_SIGNUP_WITHOUT_LINK": "true",
+        "LOG_LEVEL": "WARNING",
+    })
+    return env
+
+
+def init_data_dir(data_dir: Path, files_root: Path, admin_email: str, admin_password: str, admin_token: str) -> None:
+    """`label-studio init`: create the database and the steward's admin account (slow: ~20 s).
+
+    Credentials travel in the child's environment, never on its command line.
+    """
+    exe = require_executable()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    env = server_env(data_dir, files_root)
+    env.update({"LABEL_STUDIO_USERNAME": admin_email, "LABEL_STUDIO_PASSWORD": admin_password,
+                "LABEL_STUDIO_USER_TOKEN": admin_token})
+    r = subprocess.run([str(exe), "init", "--data-dir", str(data_dir), "--quiet"], env=env,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if r.returncode != 0 or not (data_dir / "label_studio.sqlite3").exists():
+        last = (r.stdout or "").strip().splitlines()[-1:] or [""]
+        raise StudioError(f"label-studio init failed (exit {r.returncode}): {last[0][:300]}")
+
+
+@dataclass
+class ServerInfo:
+    pid: int
+    host: str
+    port: int
+    url: str
+
+
+def port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    # Label Studio itself probes 'localhost'; a listener there would make it move silently.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.2)
+        return s.connect_ex((LOOPBACK, port)) != 0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((LOOPBACK, 0))
+        return s.getsockname()[1]
+
+
+def healthy(url: str, timeout: float = 2.0) -> bool:
+    try:
+        return httpx.get(url.rstrip("/") + "/health", timeout=timeout).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class EmbeddedServer:
+    """The workspace's own Label Studio: `start()`, `stop()`, `status()`."""
+
+    def __init__(self, workspace_root: Path, files_root: Path | None = None):
+        self.root = Path(workspace_root)
+        # Label Studio serves local files only under this folder (the workspace, unless told otherwise).
+        self.files_root = Path(files_root) if files_root else self.root
+        self.dir = self.root / "studio"
+        self.data_dir = self.dir / "data"
+        self.files_dir = self.dir / "files"
+        self.pid_file = self.dir / "server.json"
+        self.log_file = self.dir / "server.log"
+
+    @property
+    def initialised(self) -> bool:
+        return (self.data_dir / "label_studio.sqlite3").exists()
+
+    def status(self) -> ServerInfo | None:
+        """The running server, or None (a stale pid file is removed)."""
+        try:
+            info = ServerInfo(**json.loads(self.pid_file.read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+        if not _alive(info.pid):
+            self.pid_file.unlink(missing_ok=True)
+            return None
+        return info
+
+    def init(self, admin_email: str, admin_password: str, admin_token: str) -> None:
+        if self.initialised:
+            raise StudioError(f"the embedded server in {self.data_dir} is already initialised")
+        self.files_dir.mkdir(parents=True, exist_ok=True)
+        init_data_dir(self.data_dir, self.files_root, admin_email, admin_password, admin_token)
+
+    def start(self, port: int = DEFAULT_PORT, host: str = LOOPBACK, timeout: float = START_TIMEOUT_S) -> ServerInfo:
+        running = self.status()
+        if running:
+            return running
+        if not self.initialised:
+            raise StudioError("the embedded server is not initialised yet (run `curate studio start` with --admin-email)")
+        if not port_free(host, port):
+            raise StudioError(f"port {port} on {host} is busy; choose another with --port")
+        exe = require_executable()
+        self.files_dir.mkdir(parents=True, exist_ok=True)
+        env = server_env(self.data_dir, self.files_root)
+        url = f"http://{LOOPBACK if host in ('0.0.0.0', '::') else host}:{port}"
+        env["LABEL_STUDIO_HOST"] = url
+        with open(self.log_file, "ab") as log:
+            proc = subprocess.Popen(
+                [str(exe), "start", "--data-dir", str(self.data_dir), "--internal-host", host, "--port", str(port),
+                 "--no-browser"],
+                env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            )
+        info = ServerInfo(pid=proc.pid, host=host, port=port, url=url)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise StudioError(f"Label Studio exited during start-up (code {proc.returncode}); see {self.log_file}")
+            if healthy(url, timeout=1):
+                tmp = self.pid_file.with_suffix(".tmp")
+                tmp.write_text(json.dumps(asdict(info)))
+                os.replace(tmp, self.pid_file)
+                return info
+            time.sleep(0.3)
+        _terminate(proc.pid)
+        raise StudioError(f"Label Studio did not answer on {url} within {timeout:.0f} s; see {self.log_file}")
+
+    def stop(self, timeout: float = 20) -> bool:
+        info = self.status()
+        if info is None:
+            return False
+        _terminate(info.pid, timeout)
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
+
+def _terminate(pid: int, timeout: float = 20) -> None:
+    """SIGTERM the server's process group (it was started in its own session), then SIGKILL."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                return
+        except ChildProcessError:
+            if not _alive(pid):
+                return
+        time.sleep(0.1)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass

@@ -1,0 +1,52 @@
+"""Parsing Label Studio results and computing agreement (pure)."""
+import pytest
+
+from curate.label.agreement import agreement
+from curate.label.diagnoses import DIAGNOSES, FLAGS, binary_label
+from curate.label.errors import LabelError
+from curate.label.results import parse_result, rect_to_pixels
+from curate.label.rounds import LABEL_CONFIG
+
+
+def test_label_config_matches_the_vocabulary():
+    xml = LABEL_CONFIG.read_text()
+    for text in list(DIAGNOSES.values()) + list(FLAGS.values()):
+        assert f'<Choice value="{text}"/>' in xml
+    for name in ('name="diagnosis"', 'name="lesion"', 'name="flags"', 'name="comment"', 'name="image"'):
+        assert name in xml
+
+
+def test_parse_full_result():
+    res = [
+        {"from_name": "diagnosis", "type": "choices", "value": {"choices": ["Secondary syphilis"]}},
+        {"from_name": "lesion", "type": "rectanglelabels", "value": {"x": 50, "y": 25, "width": 10, "height": 50, "rotation": 0}},
+        {"from_name": "flags", "type": "choices", "value": {"choices": ["Image quality too low"]}},
+        {"from_name": "comment", "type": "textarea", "value": {"text": ["  blurry  "]}},
+    ]
+    p = parse_result(res, 200, 100)
+    assert p.diagnosis == "secondary_syphilis" and p.flags == ["low_quality"] and p.comment == "blurry"
+    assert p.boxes == [(100.0, 25.0, 120.0, 75.0)]
+    assert binary_label(p.diagnosis) == "non_mpox"
+
+
+def test_rotated_rectangle_becomes_its_bounding_box():
+    x0, y0, x1, y1 = rect_to_pixels({"x": 50, "y": 0, "width": 10, "height": 10, "rotation": 90}, 100, 100)
+    assert (x0, y0, x1, y1) == pytest.approx((40, 0, 50, 10))
+
+
+@pytest.mark.parametrize("res", [
+    [{"from_name": "diagnosis", "value": {"choices": ["Chickenpox"]}}],
+    [{"from_name": "flags", "value": {"choices": ["Blurry"]}}],
+    [{"from_name": "severity", "value": {"choices": ["High"]}}],
+])
+def test_labels_the_config_does_not_have_are_errors(res):
+    with pytest.raises(LabelError, match="not in the toolkit's label config"):
+        parse_result(res, 10, 10)
+
+
+def test_kappa_and_confusion():
+    ag = agreement([("mpox", "mpox"), ("mpox", "dermatosis"), ("healthy_skin", "healthy_skin"), ("dermatosis", "dermatosis")])
+    assert ag.n == 4 and ag.observed == 0.75 and ag.kappa == pytest.approx(0.6364, abs=1e-4)
+    assert ag.per_diagnosis["healthy_skin"] == 1.0 and ag.per_diagnosis["genital_warts"] is None
+    assert ag.matrix[ag.labels.index("mpox")][ag.labels.index("dermatosis")] == 1
+    assert agreement([]).kappa is None

@@ -1,0 +1,247 @@
+"""A full dual-rater + adjudication round against a real Label Studio server.
+
+Three real accounts annotate with their own tokens. One server per session;
+the scenario runs as a few ordered tests over one workspace to keep this module fast.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlmodel import select
+
+from curate.label.client import StudioClient
+from curate.label.errors import LabelError, StudioError
+from curate.label.pull import pull
+from curate.label.rounds import adjudicate, push
+from db.models import Image
+from db.models.label import Consensus, LabelAnnotation, LabelProject, LabelTask
+from images import jpeg
+from studio_server import RATERS, studio_server, studio_workspace  # noqa: F401 - fixtures
+pytestmark = pytest.mark.studio
+
+A, B, C = RATERS
+W, H = 200, 100
+
+
+def add_images(ws, n: int) -> list[int]:
+    ids = []
+    with ws.session() as s:
+        for i in range(n):
+            data = jpeg(1000 + i, size=(W, H))
+            sha, _ = ws.store.put(data)
+            img = Image(sha256=sha, size_bytes=len(data), format="JPEG", width=W, height=H, mode="RGB")
+            s.add(img)
+            s.flush()
+            ids.append(img.id)
+    return ids
+
+
+def result(diagnosis: str, boxes=(), flags=(), comment=None) -> list[dict]:
+    out = [{"from_name": "diagnosis", "to_name": "image", "type": "choices", "value": {"choices": [diagnosis]}}]
+    for x, y, w, h in boxes:  # percent
+        out.append({"from_name": "lesion", "to_name": "image", "type": "rectanglelabels", "original_width": W,
+                    "original_height": H, "value": {"x": x, "y": y, "width": w, "height": h, "rotation": 0,
+                                                    "rectanglelabels": ["Lesion"]}})
+    if flags:
+        out.append({"from_name": "flags", "to_name": "image", "type": "choices", "value": {"choices": list(flags)}})
+    if comment:
+        out.append({"from_name": "comment", "to_name": "image", "type": "textarea", "value": {"text": [comment]}})
+    return out
+
+
+def task_of(ws, rater: str, image_id: int, kind_review: bool = False) -> int:
+    with ws.session() as s:
+        rows = s.exec(select(LabelTask.ls_task_id, LabelProject.rater).join(LabelProject)
+                      .where(LabelTask.image_id == image_id, LabelProject.rater == rater)).all()
+    return rows[-1][0]
+
+
+def annotate(fx, ws, rater, image_id, res):
+    from label_studio_sdk import LabelStudio
+
+    ls = LabelStudio(base_url=fx.url, api_key=fx.tokens[rater])  # the rater's own credentials
+    return ls.annotations.create(id=task_of(ws, rater, image_id), result=res).id
+
+
+def snapshot(ws) -> tuple:
+    with ws.session() as s:
+        anns = [(a.id, a.revision, a.withdrawn, a.content_sha256) for a in s.exec(select(LabelAnnotation)).all()]
+        cons = [(c.image_id, c.status, c.diagnosis, c.boxes, c.exclusion, c.updated_at) for c in s.exec(select(Consensus)).all()]
+    return anns, cons
+
+
+MPOX, HERPES, WARTS, DERM = "Mpox", "Genital herpes", "Genital warts", "Dermatosis"
+IDENT = "Identifiable features (face, tattoo, birthmark)"
+
+
+def test_full_round(studio_server, studio_workspace):
+    fx, ws = studio_server, studio_workspace
+    client = StudioClient(fx.url, fx.admin_token)
+    ids = add_images(ws, 7)
+    with pytest.raises(LabelError, match="nobody@clinic.test has no Label Studio account"):
+        push(ws, client, [A, "nobody@clinic.test"])
+    # push is idempotent and limited
+    r1 = push(ws, client, [A, B], limit=5)
+    assert r1.pushed == 10 and set(r1.projects) == {A, B}
+    assert push(ws, client, [A, B], limit=5).pushed == 4  # the 2 remaining images, to both raters
+    assert push(ws, client, [A, B]).pushed == 0
+    with ws.session() as s:
+        assert len(s.exec(select(LabelTask)).all()) == 14
+        assert {c.status for c in s.exec(select(Consensus)).all()} == {"pending"}
+    # the image is served to the labelling UI through the project's local-files storage
+    import httpx
+    from label_studio_sdk import LabelStudio
+
+    task = next(iter(LabelStudio(base_url=fx.url, api_key=fx.tokens[A]).tasks.list(project=r1.projects[A])))
+    img = httpx.get(fx.url + task.data["image"], headers={"Authorization": f"Token {fx.tokens[A]}"})
+    assert img.status_code == 200 and img.headers["content-type"] == "image/jpeg" and img.content[:2] == b"\xff\xd8"
+    # blindness: each rater's project holds only their own annotations
+    i_agree, i_rev_a, i_rev_b, i_split, i_ident, i_box_a, i_pending = ids
+    annotate(fx, ws, A, i_agree, result(MPOX, [(10, 10, 20, 40)], comment="classic umbilicated"))
+    annotate(fx, ws, B, i_agree, result(MPOX, [(11, 12, 20, 38)]))
+    annotate(fx, ws, A, i_rev_a, result(MPOX))
+    annotate(fx, ws, B, i_rev_a, result(HERPES))
+    annotate(fx, ws, A, i_rev_b, result(WARTS))
+    annotate(fx, ws, B, i_rev_b, result(HERPES))
+    annotate(fx, ws, A, i_split, result(MPOX))
+    annotate(fx, ws, B, i_split, result(DERM))
+    annotate(fx, ws, A, i_ident, result(MPOX, flags=[IDENT]))
+    annotate(fx, ws, B, i_ident, result(MPOX))
+    annotate(fx, ws, A, i_box_a, result(DERM, [(0, 0, 10, 10), (50, 50, 10, 10)]))
+    annotate(fx, ws, B, i_box_a, result(DERM, [(80, 80, 10, 10), (0.5, 0, 10, 10)]))
+    annotate(fx, ws, A, i_pending, result(DERM))
+    for rater in (A, B):
+        anns = client.fetch_annotations(r1.projects[rater])
+        assert {a.completed_by for a in anns} == {rater}
+
+    res = pull(ws, client)
+    assert (res.new, res.revised, res.withdrawn) == (13, 0, 0)
+    with ws.session() as s:
+        cons = {c.image_id: c for c in s.exec(select(Consensus)).all()}
+        agreed = cons[i_agree]
+        assert (agreed.status, agreed.diagnosis) == ("agreed", "mpox")
+        assert json.loads(agreed.boxes) == [[21.0, 11.0, 61.0, 50.0]]  # merged, in pixels
+        assert cons[i_ident].status == "excluded" and cons[i_ident].exclusion == "identifiable_features"
+        assert [cons[i].status for i in (i_rev_a, i_rev_b, i_split, i_pending)] == ["pending"] * 4
+        # boxes: one matching pair merged, the two unmatched kept (no reviewer)
+        assert len(json.loads(cons[i_box_a].boxes)) == 3
+        row = s.exec(select(LabelAnnotation).join(LabelTask).where(LabelTask.image_id == i_agree,
+                                                                    LabelAnnotation.rater == A)).one()
+        assert row.comment == "classic umbilicated" and json.loads(row.raw)["result"]
+
+    # adjudication: exactly the three disputed images go to the reviewer, showing both diagnoses
+    adj = adjudicate(ws, client, C)
+    assert adj.pushed == 3
+    assert adjudicate(ws, client, C).pushed == 0
+
+    tasks = list(LabelStudio(base_url=fx.url, api_key=fx.admin_token).tasks.list(project=adj.projects[C]))
+    assert all("Mpox" in t.data["context"] or "Genital warts" in t.data["context"] for t in tasks)
+    annotate(fx, ws, C, i_rev_a, result(HERPES))  # sides with B
+    annotate(fx, ws, C, i_rev_b, result(WARTS))   # sides with A
+    annotate(fx, ws, C, i_split, result(HERPES))  # a third diagnosis: discarded, as in the paper
+    pull(ws, client)
+    with ws.session() as s:
+        cons = {c.image_id: c for c in s.exec(select(Consensus)).all()}
+    assert (cons[i_rev_a].status, cons[i_rev_a].diagnosis) == ("adjudicated", "genital_herpes")
+    assert (cons[i_rev_b].status, cons[i_rev_b].diagnosis) == ("adjudicated", "genital_warts")
+    assert (cons[i_split].status, cons[i_split].diagnosis) == ("discarded", None)
+
+    # a re-pull changes nothing
+    before = snapshot(ws)
+    again = pull(ws, client)
+    assert not again.changed and again.unchanged == 16
+    assert snapshot(ws) == before
+
+    # an edit becomes a new revision; a deletion is recorded as withdrawn
+    admin = LabelStudio(base_url=fx.url, api_key=fx.admin_token)
+    b_ann = [a for a in client.fetch_annotations(r1.projects[B]) if a.task_id == task_of(ws, B, i_split)][0]
+    LabelStudio(base_url=fx.url, api_key=fx.tokens[B]).annotations.update(id=b_ann.id, result=result(MPOX))
+    c_ann = [a for a in client.fetch_annotations(adj.projects[C]) if a.task_id == task_of(ws, C, i_rev_a)][0]
+    admin.annotations.delete(id=c_ann.id)
+    res = pull(ws, client)
+    assert (res.new, res.revised, res.withdrawn) == (0, 1, 1)
+    with ws.session() as s:
+        cons = {c.image_id: c for c in s.exec(select(Consensus)).all()}
+        revs = s.exec(select(LabelAnnotation).where(LabelAnnotation.ls_annotation_id == b_ann.id)).all()
+    assert [r.revision for r in revs] == [1, 2] and revs[-1].diagnosis == "mpox"
+    assert (cons[i_split].status, cons[i_split].diagnosis) == ("agreed", "mpox")
+    assert cons[i_rev_a].status == "pending"  # its review was withdrawn
+
+    # errors: each one line, catalogue unchanged
+    before = snapshot(ws)
+    with pytest.raises(StudioError, match="not reachable"):
+        pull(ws, StudioClient("http://127.0.0.1:9", fx.admin_token))
+    with pytest.raises(StudioError, match="refused the API key"):
+        pull(ws, StudioClient(fx.url, "not-a-valid-token"))
+    # a label the config no longer has (e.g. someone edited the project's config in Label Studio)
+    bad = LabelStudio(base_url=fx.url, api_key=fx.tokens[A]).annotations.create(
+        id=task_of(ws, A, i_pending), result=[{"from_name": "diagnosis", "to_name": "image", "type": "choices",
+                                               "value": {"choices": ["Chickenpox"]}}])
+    with pytest.raises(LabelError, match="'Chickenpox' is not in the toolkit's label config"):
+        pull(ws, client)
+    admin.annotations.delete(id=bad.id)
+    admin.projects.delete(id=adj.projects[C])
+    with pytest.raises(StudioError, match="no longer exists"):
+        pull(ws, client)
+    assert snapshot(ws) == before
+
+
+def test_config_is_validated_by_the_server(studio_server):
+    client = StudioClient(studio_server.url, studio_server.admin_token)
+    with pytest.raises(StudioError, match="rejected label_config.xml"):
+        client.create_round("broken config", '<View><Choices name="d" toName="nowhere"><Choice value="x"/></Choices></View>', None)
+
+
+def test_cli_round(studio_server, db_url, monkeypatch, request):
+    """The steward's path: push, raters annotate, pull, adjudicate, report — all from the CLI (SQLite and PostgreSQL)."""
+    from typer.testing import CliRunner
+
+    from curate.cli import app
+    from curate.workspace import Workspace
+
+    fx = studio_server
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", fx.admin_token)
+    monkeypatch.setenv("CURATE_STUDIO_DOCUMENT_ROOT", str(fx.base))
+    ws = Workspace.init(fx.base / f"cli-{request.node.callspec.id}", db_url=db_url)
+    ids = add_images(ws, 3)
+    run = lambda *a: CliRunner().invoke(app, [*a, "-w", str(ws.root), "--url", fx.url])  # noqa: E731
+    out = run("label", "push", "--raters", f"{A},{B}", "--json")
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout)["pushed"] == 6
+    annotate(fx, ws, A, ids[0], result(MPOX)), annotate(fx, ws, B, ids[0], result(MPOX))
+    annotate(fx, ws, A, ids[1], result(DERM)), annotate(fx, ws, B, ids[1], result(WARTS))
+    annotate(fx, ws, A, ids[2], result(WARTS)), annotate(fx, ws, B, ids[2], result(WARTS))
+    assert run("label", "pull").exit_code == 0
+    out = run("label", "adjudicate", "--reviewer", C, "--json")
+    assert out.exit_code == 0 and json.loads(out.stdout)["pushed"] == 1
+    annotate(fx, ws, C, ids[1], result(HERPES))
+    assert run("label", "pull", "--json").exit_code == 0
+    rep = CliRunner().invoke(app, ["label", "report", "--json", "-w", str(ws.root)])
+    data = json.loads(rep.stdout)
+    assert data["outcomes"] == {"pending": 0, "agreed": 2, "adjudicated": 0, "discarded": 1, "excluded": 0}
+    assert data["agreement"]["n"] == 3 and data["agreement"]["kappa"] == pytest.approx(0.5)  # po 2/3, pe 1/3
+    assert [(p["rater"], p["tasks"], p["labelled"]) for p in data["progress"]] == [(A, 3, 3), (B, 3, 3), (C, 1, 1)]
+    assert "data:image/png;base64," in (ws.reports / "labeling.html").read_text()
+    # the audit log holds the runs, never the key
+    from db.models import CommandRun
+
+    with ws.session() as s:
+        runs = s.exec(select(CommandRun)).all()
+    assert {r.command for r in runs} >= {"label push", "label pull", "label adjudicate"}
+    assert all(fx.admin_token not in r.arguments + r.summary for r in runs)
+    bad = CliRunner().invoke(app, ["label", "pull", "-w", str(ws.root), "--url", "http://127.0.0.1:9"])
+    assert bad.exit_code == 1 and "not reachable" in bad.output
+
+
+def test_personal_access_token_works_too(studio_server):
+    """label-studio-sdk 2.x takes either the legacy token or a personal access token (JWT refresh token)."""
+    import httpx
+
+    fx = studio_server
+    r = httpx.post(fx.url + "/api/token/", headers={"Authorization": f"Token {fx.tokens[C]}"})
+    assert r.status_code in (200, 201), r.text
+    pat = r.json()["token"]
+    assert StudioClient(fx.url, pat).whoami() == C
+    with pytest.raises(StudioError, match="refused the API key"):
+        StudioClient(fx.url, pat[:-4] + "abcd").whoami()
