@@ -1,6 +1,126 @@
-"""`curate export` commands (filled in by the export work)."""
+"""`curate export`, `curate versions`, `curate diff`."""
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from curate.audit import audited
+from curate.cli.options import DbOpt, JsonOpt, WorkspaceOpt, console, err_console, open_workspace, print_json, reported, table
+from curate.export import ExportOptions, ImageSpec, diff_versions, export_version, list_versions
+from curate.export.images import RESIZE_POLICIES
+
+DEVIATION_WARN_PP = 2.0
+
+
+def export(
+    name: Annotated[str, typer.Option("--name", "-n", help="Dataset name, e.g. mpox.")],
+    version: Annotated[str, typer.Option("--version", "-v", help="Semantic version MAJOR.MINOR.PATCH, e.g. 1.0.0.")],
+    task: Annotated[str, typer.Option(help="binary (mpox / non_mpox) or diagnosis (one class per diagnosis).")] = "binary",
+    size: Annotated[int, typer.Option(help="Output width and height in pixels (the paper used 320).")] = 320,
+    resize_policy: Annotated[str, typer.Option(help=f"{' | '.join(RESIZE_POLICIES)}.")] = "stretch",
+    roi_margin: Annotated[float, typer.Option(help="ROI crop margin around the lesion boxes, as a fraction of their size.")] = 0.1,
+    test_fraction: Annotated[float, typer.Option(help="Share of the non-external images held out for testing.")] = 0.2,
+    folds: Annotated[int, typer.Option(help="Cross-validation folds inside train.")] = 5,
+    seed: Annotated[int, typer.Option(help="Seed of the split.")] = 0,
+    external: Annotated[Optional[list[str]], typer.Option("--external", "-x", help="Source reserved whole for external validation (repeatable).")] = None,
+    parent: Annotated[Optional[str], typer.Option(help="Parent version (default: the highest earlier version of NAME).")] = None,
+    archive: Annotated[bool, typer.Option("--archive", help="Also write exports/NAME/NAME-VERSION.tar.")] = False,
+    workers: Annotated[int, typer.Option(help="Image processes (default: one per core).")] = 0,
+    workspace: WorkspaceOpt = None,
+    db: DbOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Build one immutable dataset version from the consensus labels.
+
+    Example: curate export --name mpox --version 1.0.0 --external kaggle-msid
+    """
+    ws = open_workspace(workspace, db)
+    with reported():
+        options = ExportOptions(
+            name=name, version=version, task=task, spec=ImageSpec(size=(size, size), policy=resize_policy, roi_margin=roi_margin),
+            test_fraction=test_fraction, folds=folds, seed=seed, external_sources=tuple(external or ()), parent=parent,
+            archive=archive, workers=workers,
+        )
+        args = {"name": name, "version": version, "task": task, "size": size, "resize_policy": resize_policy, "roi_margin": roi_margin,
+                "test_fraction": test_fraction, "folds": folds, "seed": seed, "external": external, "parent": parent, "archive": archive}
+        with audited(ws, "export", args) as run, Progress(
+            TextColumn("exporting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+            console=err_console, transient=True, disable=json_out,
+        ) as progress:
+            bar = progress.add_task("images", total=None)
+            result = export_version(ws, options, run_id=run.id, on_image=lambda n, total: progress.update(bar, completed=n, total=total))
+            run.summary = result.as_dict()
+    if json_out:
+        print_json(result.as_dict())
+        return
+    splits = sorted({c for per in result.counts.values() for c in per})
+    rows = [[split, *(result.counts[split].get(c, 0) for c in splits), sum(result.counts[split].values())] for split in result.counts]
+    console.print(table(f"{name}@{version} ({result.status})", ["split", *splits, "total"], rows))
+    console.print(f"{result.images} images, {result.roi_images} ROI crops → {result.path}")
+    console.print(f"checksum {result.checksum}")
+    if result.rendered:
+        console.print(f"{result.rendered} images rendered in {result.seconds:.1f} s ({result.images_per_second:.0f} images/s)")
+    if result.archive:
+        console.print(f"archive {result.archive} (sha256 {result.archive_sha256})")
+    if result.max_deviation_pp > DEVIATION_WARN_PP:
+        worst = max(result.bins, key=lambda b: b["deviation_pp"])
+        console.print(f"[yellow]note:[/] the group rule moved {worst['name']} {worst['deviation_pp']:.1f} percentage points off its "
+                      f"target ({worst['target']:.0%}); see README.md")
+    if result.pulled_external:
+        console.print(f"[yellow]note:[/] {result.pulled_external} image(s) share a group with a reserved source and went to external")
+
+
+def versions(
+    name: Annotated[Optional[str], typer.Argument(help="Only this dataset name.")] = None,
+    workspace: WorkspaceOpt = None,
+    db: DbOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """List the dataset versions in the catalogue.
+
+    Example: curate versions mpox
+    """
+    ws = open_workspace(workspace, db)
+    with reported():
+        records = list_versions(ws, name)
+    data = [{"name": r.name, "version": r.version, "task": r.task, "images": r.images, "roi_images": r.roi_images,
+             "parent": r.parent, "checksum": r.checksum, "path": r.path, "archive": r.archive, "created_at": r.created_at}
+            for r in records]
+    if json_out:
+        print_json(data)
+        return
+    console.print(table("dataset versions", ["name@version", "task", "images", "roi", "parent", "checksum"],
+                        [[f"{d['name']}@{d['version']}", d["task"], d["images"], d["roi_images"], d["parent"] or "", d["checksum"][:12]] for d in data]))
+
+
+def diff(
+    a: Annotated[str, typer.Argument(help="Old version: NAME@VERSION or a folder.")],
+    b: Annotated[str, typer.Argument(help="New version: NAME@VERSION or a folder.")],
+    workspace: WorkspaceOpt = None,
+    db: DbOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Show images added, removed, relabeled and moved between splits from A to B.
+
+    Example: curate diff mpox@1.0.0 mpox@1.1.0
+    """
+    ws = open_workspace(workspace, db)
+    with reported():
+        d = diff_versions(ws, a, b)
+    if json_out:
+        print_json(d.as_dict())
+        return
+    console.print(table(f"{a} → {b}", ["change", "images"], [[k, v] for k, v in d.summary().items()]))
+    rows = [["added", i, "", ""] for i in d.added] + [["removed", i, "", ""] for i in d.removed]
+    rows += [["relabeled", i, old, new] for i, old, new in d.relabeled] + [["moved", i, old, new] for i, old, new in d.moved]
+    if rows:
+        console.print(table("changed images", ["change", "image id", "from", "to"], rows))
 
 
 def register(app: typer.Typer) -> None:
     """Mount this module's commands on the root app."""
+    app.command("export")(export)
+    app.command("versions")(versions)
+    app.command("diff")(diff)

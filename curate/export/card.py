@@ -1,0 +1,128 @@
+"""README.md, the dataset card: what is in the version, how it was labelled, split and prepared."""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from curate.export.diff import VersionDiff
+from curate.label.diagnoses import DIAGNOSES
+
+SPLITS = ("train", "test", "external")
+
+
+def counts(rows: list[dict[str, str]], key: str = "label") -> dict[str, dict[str, int]]:
+    """{class: {split: n}} from manifest rows."""
+    out: dict[str, Counter] = {}
+    for r in rows:
+        out.setdefault(r[key], Counter())[r["split"]] += 1
+    return {k: {s: out[k][s] for s in SPLITS} for k in sorted(out)}
+
+
+def _table(header: list[str], body: list[list[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in body]
+    return lines
+
+
+def _count_table(by: dict[str, dict[str, int]], title: str) -> list[str]:
+    body, totals = [], Counter()
+    for name, per in by.items():
+        body.append([name, *(per[s] for s in SPLITS), sum(per.values())])
+        totals.update(per)
+    body.append(["**total**", *(totals[s] for s in SPLITS), sum(totals.values())])
+    return _table([title, *SPLITS, "total"], body)
+
+
+def render(meta: dict[str, Any], rows: list[dict[str, str]], labels: dict[str, Any], sources: list[dict[str, Any]],
+           bins: list[dict[str, Any]], pulled_external: int, change: VersionDiff | None) -> bytes:
+    size = f"{meta['image_size'][0]}×{meta['image_size'][1]}"
+    n_roi = sum(1 for r in rows if r["roi_file"])
+    pre = meta["preprocessing"]
+    out = [
+        f"# {meta['name']} {meta['version']}",
+        "",
+        f"Skin-lesion photographs for the **{meta['task']}** task ({', '.join(meta['classes'])}), "
+        f"{len(rows)} images ({n_roi} with a lesion crop), prepared by `curate export` from clinician consensus labels. "
+        f"Catalogue state as of {meta['created_at']}.",
+        "",
+        "Load a split with `torchvision.datasets.ImageFolder(\"<version>/train\")` (or `roi/train`), or with "
+        "`curate.dataset.DatasetVersion.open(path)`, which also verifies `SHA256SUMS` and selects folds. A split with no "
+        "image of a class has no folder for it, so ImageFolder's class indices can differ between splits: map targets "
+        "through the `classes` of `dataset.json` (as `DatasetVersion` does).",
+        "",
+        "## Images per class and split",
+        "",
+        *_count_table(counts(rows), "class"),
+        "",
+        "By diagnosis:",
+        "",
+        *_count_table(counts(rows, "diagnosis"), "diagnosis"),
+        "",
+        "Lesion crops (`roi/`) per class and split:",
+        "",
+        *_count_table(counts([r for r in rows if r["roi_file"]]), "class"),
+        "",
+        "## How the labels were obtained",
+        "",
+        "Each image was labelled independently by clinicians in Label Studio; disagreements went to an adjudicator, "
+        "and images without consensus were discarded (the paper's protocol). Only *agreed* and *adjudicated* images are exported.",
+        "",
+    ]
+    st = labels["statuses"]
+    out += _table(["consensus outcome", "images"], [[k, v] for k, v in st.items()])
+    out += ["", f"- Agreed or adjudicated as *{DIAGNOSES['other']}*, so in neither class and not exported: {labels['not_assessable']}."]
+    if labels["exclusions"]:
+        out.append("- Excluded, by reason: " + ", ".join(f"{k} {v}" for k, v in labels["exclusions"].items()) + ".")
+    out.append("- Consensus method of the exported images: " + ", ".join(f"{k} {v}" for k, v in labels["methods"].items()) + ".")
+    out.append("- Raters per exported image: " + ", ".join(f"{k} raters: {v}" for k, v in labels["raters"].items()) + ".")
+    if labels["mean_agreement"] is not None:
+        out.append(f"- Mean agreement with the consensus (exported images): {labels['mean_agreement']:.3f}.")
+    kappa = labels.get("kappa")
+    if kappa and kappa.get("kappa") is not None:
+        observed = kappa.get("observed_agreement")
+        out.append(f"- Cohen's kappa between the first two raters: {kappa['kappa']:.3f} over {kappa['pairs']} doubly-rated images"
+                   + (f" (observed agreement {observed:.3f})." if observed is not None else "."))
+    else:
+        out.append("- Cohen's kappa: not available (the catalogue holds no per-rater annotations for these images).")
+    out += ["", "## Sources and licences", ""]
+    out += _table(["source", "kind", "licence", "reserved for external", *SPLITS],
+                  [[s["name"], s["kind"], ", ".join(s["licences"]), "yes" if s["external"] else "no",
+                    *(s["images"][k] for k in SPLITS)] for s in sources])
+    out += [
+        "",
+        "## Preprocessing",
+        "",
+        f"- EXIF orientation applied, converted to RGB (transparency flattened onto white), resized to {size} "
+        f"by the *{meta['resize_policy']}* policy ({pre['resample']} resampling), saved as baseline JPEG "
+        f"(quality {pre['jpeg_quality']}, {pre['jpeg_subsampling']}).",
+        "- Every metadata block (EXIF, GPS, XMP, ICC profile, comments) is stripped: pixels are copied into a fresh image before encoding.",
+        "- File names are `img<catalogue id>.jpg`: no source path, patient or case information.",
+        f"- ROI crops: the union of the consensus lesion boxes grown by {pre['roi_margin']:.0%} of its width/height on each side, "
+        f"clipped to the image, then normalised the same way. `roi_box` in the manifest is that region in pixels of the oriented original.",
+        "",
+        "## Splits",
+        "",
+        f"- Seed {meta['seed']}; test fraction {meta['test_fraction']:.0%}; {meta['folds']} cross-validation folds inside train.",
+        "- External validation sources (reserved whole): " + (", ".join(meta["external_sources"]) or "none") + ".",
+        "- Group rule: images that share a near-duplicate cluster or a case/patient id (connected components of both) "
+        "are never split across train, test, external or folds. Within that rule, groups are dealt stratified by class.",
+    ]
+    if pulled_external:
+        out.append(f"- {pulled_external} image(s) from non-reserved sources share a group with a reserved-source image and were therefore placed in external.")
+    out += ["", "Achieved fractions (train/test: share of the train+test pool; folds: share of train), per class, and the largest deviation from the target:", ""]
+    out += _table(["part", "target", "achieved", "per class", "max deviation (pp)"],
+                  [[b["name"], f"{b['target']:.1%}", f"{b['fraction']:.1%}",
+                    ", ".join(f"{c} {f:.1%}" for c, f in b["per_class"].items()), f"{b['deviation_pp']:.1f}"] for b in bins])
+    out += ["", "## Version history", ""]
+    if meta["parent"] is None:
+        out.append("First version of this dataset (no parent).")
+    else:
+        out.append(f"Parent version: {meta['parent']}.")
+        if change is not None:
+            sm = change.summary()
+            out.append(f"Since the parent: {sm['added']} added, {sm['removed']} removed, {sm['relabeled']} relabeled, "
+                       f"{sm['moved']} moved between splits or folds, {sm['unchanged']} unchanged (`curate diff` lists them).")
+    out += ["", "## Files", "",
+            "`dataset.json` (settings), `manifest.csv` (one row per image), `croissant.json` (MLCommons Croissant 1.0), "
+            "`SHA256SUMS` (every other file; `sha256sum -c SHA256SUMS`)."]
+    return ("\n".join(out) + "\n").encode("utf-8")

@@ -1,0 +1,47 @@
+"""What changed between two dataset versions: images added, removed, relabeled, moved."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class VersionDiff:
+    added: list[str] = field(default_factory=list)  # image ids
+    removed: list[str] = field(default_factory=list)
+    relabeled: list[tuple[str, str, str]] = field(default_factory=list)  # (image id, old label/diagnosis, new)
+    moved: list[tuple[str, str, str]] = field(default_factory=list)  # (image id, old split[/fold], new)
+    unchanged: int = 0
+
+    def summary(self) -> dict[str, int]:
+        return {"added": len(self.added), "removed": len(self.removed), "relabeled": len(self.relabeled),
+                "moved": len(self.moved), "unchanged": self.unchanged}
+
+    def as_dict(self) -> dict:
+        return {**self.summary(), "added_ids": self.added, "removed_ids": self.removed,
+                "relabeled_ids": [list(r) for r in self.relabeled], "moved_ids": [list(m) for m in self.moved]}
+
+
+def _place(row: dict[str, str]) -> str:
+    return f"{row['split']}/fold{row['fold']}" if row.get("fold") else row["split"]
+
+
+def _label(row: dict[str, str]) -> str:
+    return f"{row['label']}/{row['diagnosis']}"
+
+
+def diff_manifests(old: list[dict[str, str]], new: list[dict[str, str]]) -> VersionDiff:
+    """Compare two manifests by image id (pure)."""
+    a = {r["image_id"]: r for r in old}
+    b = {r["image_id"]: r for r in new}
+    key = lambda i: (len(i), i)  # numeric order for numeric ids  # noqa: E731
+    d = VersionDiff(added=sorted(set(b) - set(a), key=key), removed=sorted(set(a) - set(b), key=key))
+    for i in sorted(set(a) & set(b), key=key):
+        changed = False
+        if _label(a[i]) != _label(b[i]):
+            d.relabeled.append((i, _label(a[i]), _label(b[i])))
+            changed = True
+        if _place(a[i]) != _place(b[i]):
+            d.moved.append((i, _place(a[i]), _place(b[i])))
+            changed = True
+        d.unchanged += not changed
+    return d

@@ -1,0 +1,299 @@
+"""Read the catalogue once and decide everything an export will write, before any file exists.
+
+`make_plan` validates the request (version, name, sources, classes, folds), reads the
+consensus, provenance and dedupe clusters, runs the pure splitter and returns an `ExportPlan`:
+the manifest rows minus the exported bytes' checksums, the dataset.json settings, the card's
+label statistics, and a fingerprint of all of it. The same catalogue state and options give the
+same plan and fingerprint, which is what makes a re-export byte-identical and lets a second
+export of the same name@version be recognised (same fingerprint) or refused (different).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import Session, select
+
+from curate.dedupe import cluster_map
+from curate.errors import ConfigError
+from curate.export.images import RESIZE_POLICIES, ImageSpec, roi_region, union_box
+from curate.export.splits import Item, SplitPlan, plan_splits
+from curate.label.diagnoses import NOT_ASSESSABLE, binary_label
+from db.models import Image, Provenance, Source
+from db.models.label import Consensus
+
+FORMAT_VERSION = 1  # bump when the bytes written for the same plan change
+EXPORTABLE = ("agreed", "adjudicated")
+SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
+NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
+TASKS = ("binary", "diagnosis")
+
+
+class ExportError(ConfigError):
+    """An export request that cannot be fulfilled; nothing has been written."""
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    name: str
+    version: str
+    task: str = "binary"
+    spec: ImageSpec = ImageSpec()
+    test_fraction: float = 0.2
+    folds: int = 5
+    seed: int = 0
+    external_sources: tuple[str, ...] = ()
+    parent: str | None = None  # None: the highest earlier version of the same name, if any
+    archive: bool = False
+    workers: int = 0  # 0: one per core
+
+
+@dataclass
+class Row:
+    """One manifest row before its files exist."""
+
+    image_id: int
+    sha256_original: str
+    label: str
+    diagnosis: str
+    split: str
+    fold: int | None
+    source: str
+    licence: str
+    method: str
+    n_raters: int
+    agreement: float | None
+    region: tuple[int, int, int, int] | None
+    cluster: str
+    has_case_id: bool
+    size: tuple[int, int]  # oriented original size (catalogue)
+
+    @property
+    def file(self) -> str:
+        return f"{self.split}/{self.label}/img{self.image_id:06d}.jpg"
+
+    @property
+    def roi_file(self) -> str:
+        return f"roi/{self.file}" if self.region else ""
+
+
+@dataclass
+class ExportPlan:
+    options: ExportOptions
+    rows: list[Row]  # sorted by file path
+    classes: list[str]
+    split: SplitPlan
+    meta: dict[str, Any]  # dataset.json without checksums
+    labels: dict[str, Any]  # label statistics for the card
+    sources: list[dict[str, Any]]  # per source: name, kind, licence, images per split
+    parent_dir: Path | None
+    fingerprint: str = ""
+
+
+def parse_version(text: str) -> tuple[int, int, int]:
+    m = SEMVER.match(text or "")
+    if not m:
+        raise ExportError(f"version {text!r} is not semantic (MAJOR.MINOR.PATCH, e.g. 1.0.0)")
+    return tuple(int(x) for x in m.groups())  # type: ignore[return-value]
+
+
+def _iso(dt: datetime | None) -> str:
+    if dt is None:
+        return "1970-01-01T00:00:00Z"
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def validate(options: ExportOptions) -> None:
+    if not NAME.match(options.name or ""):
+        raise ExportError(f"dataset name {options.name!r} must be lower-case letters, digits, '-' or '_' (at most 100)")
+    parse_version(options.version)
+    if options.parent is not None:
+        parse_version(options.parent)
+    if options.task not in TASKS:
+        raise ExportError(f"task must be one of {', '.join(TASKS)}, not {options.task!r}")
+    spec = options.spec
+    if spec.policy not in RESIZE_POLICIES:
+        raise ExportError(f"resize policy must be one of {', '.join(RESIZE_POLICIES)}, not {spec.policy!r}")
+    if not all(16 <= s <= 4096 for s in spec.size):
+        raise ExportError(f"image size must be between 16 and 4096 pixels, got {spec.size[0]}x{spec.size[1]}")
+    if not 0.0 <= spec.roi_margin <= 2.0:
+        raise ExportError(f"ROI margin must be between 0 and 2 (a fraction of the box), got {spec.roi_margin}")
+    if not 0.0 < options.test_fraction < 1.0:
+        raise ExportError(f"test fraction must be between 0 and 1, got {options.test_fraction}")
+    if options.folds < 2:
+        raise ExportError(f"folds must be at least 2, got {options.folds}")
+
+
+def _kappa_summary(s: Session) -> dict[str, Any] | None:
+    """Cohen's kappa from the label stage's per-rater annotations, when it stores them."""
+    try:
+        from sqlalchemy import text
+
+        with s.begin_nested():  # a failure here must not abort the export's transaction (PostgreSQL)
+            if not s.exec(text("SELECT count(*) FROM label_annotations")).one()[0]:
+                return None
+            from curate.label.report import build
+
+            ag = build(s).agreement
+    except Exception:  # the label stage's tables or API are not there (yet): say so in the card
+        return None
+    if not ag.n:
+        return None
+    return {"pairs": ag.n, "kappa": ag.kappa, "observed_agreement": ag.observed}
+
+
+def make_plan(s: Session, options: ExportOptions, exports_root: Path, versions: list[str]) -> ExportPlan:
+    """Everything the export will write, decided from the catalogue. Raises ExportError, writing nothing."""
+    validate(options)
+    known_sources = {src.name: src for src in s.exec(select(Source)).all()}
+    unknown = [n for n in options.external_sources if n not in known_sources]
+    if unknown:
+        names = ", ".join(sorted(known_sources)) or "none"
+        raise ExportError(f"external source {', '.join(map(repr, unknown))} does not exist (sources: {names})")
+    external_ids = {known_sources[n].id for n in options.external_sources}
+
+    consensus = s.exec(select(Consensus)).all()
+    status_counts = Counter(c.status for c in consensus)
+    exclusions = Counter((c.exclusion or "unspecified") for c in consensus if c.status == "excluded")
+    chosen = [c for c in consensus if c.status in EXPORTABLE]
+    not_assessable = [c for c in chosen if c.diagnosis in (None, NOT_ASSESSABLE)]
+    chosen = sorted((c for c in chosen if c.diagnosis not in (None, NOT_ASSESSABLE)), key=lambda c: c.image_id)
+    if not chosen:
+        raise ExportError(
+            "no agreed or adjudicated labels to export (consensus: "
+            + (", ".join(f"{k} {v}" for k, v in sorted(status_counts.items())) or "empty")
+            + ")"
+        )
+    ids = [c.image_id for c in chosen]
+    images = {im.id: im for im in s.exec(select(Image).where(Image.id.in_(ids))).all()}
+    prov: dict[int, list[tuple[Provenance, Source]]] = defaultdict(list)
+    for p, src in s.exec(select(Provenance, Source).join(Source, Source.id == Provenance.source_id).where(Provenance.image_id.in_(ids))).all():
+        prov[p.image_id].append((p, src))
+    clusters = cluster_map(s)
+
+    items, info = [], {}
+    for c in chosen:
+        im = images[c.image_id]
+        arrivals = sorted(prov.get(c.image_id, []), key=lambda ps: (ps[1].priority, ps[1].id, ps[0].id))
+        if not arrivals:
+            raise ExportError(f"image {c.image_id} has consensus but no provenance; the catalogue is inconsistent")
+        p0, src0 = arrivals[0]
+        case_keys = sorted({f"case:{src.id}:{p.case_id}" for p, src in arrivals if p.case_id})
+        cluster = clusters.get(c.image_id, f"img{c.image_id}")
+        label = binary_label(c.diagnosis) if options.task == "binary" else c.diagnosis
+        external = any(src.id in external_ids for _, src in arrivals)
+        ext_src = next((src for _, src in arrivals if src.id in external_ids), None)
+        items.append(Item(id=c.image_id, label=label, groups=(f"cluster:{cluster}", *case_keys), external=external))
+        src_main = ext_src or src0
+        licence = next((p.licence for p, src in arrivals if src is src_main and p.licence), None) or src_main.licence or ""
+        try:
+            boxes = json.loads(c.boxes or "[]")
+        except json.JSONDecodeError:
+            raise ExportError(f"image {c.image_id}: consensus boxes are not valid JSON") from None
+        box = union_box(boxes)
+        info[c.image_id] = dict(
+            im=im, c=c, label=label, source=src_main.name, licence=licence, cluster=cluster, has_case=bool(case_keys),
+            region=roi_region(box, options.spec.roi_margin, im.width, im.height) if box else None,
+        )
+
+    classes = sorted({it.label for it in items})
+    if len(classes) < 2:
+        raise ExportError(f"the {options.task} task needs at least two classes; the consensus holds only {classes}")
+    try:
+        split = plan_splits(items, options.test_fraction, options.folds, options.seed)
+    except ConfigError as exc:
+        raise ExportError(str(exc)) from None
+
+    rows = []
+    for it in items:
+        d = info[it.id]
+        c = d["c"]
+        rows.append(Row(
+            image_id=it.id, sha256_original=d["im"].sha256, label=d["label"], diagnosis=c.diagnosis,
+            split=split.split[it.id], fold=split.fold.get(it.id), source=d["source"], licence=d["licence"],
+            method=c.method or "", n_raters=c.n_raters, agreement=c.agreement, region=d["region"],
+            cluster=d["cluster"], has_case_id=d["has_case"], size=(d["im"].width, d["im"].height),
+        ))
+    rows.sort(key=lambda r: r.file)
+
+    # Parent: given, or the highest earlier version of this name.
+    this = parse_version(options.version)
+    parent = options.parent
+    if parent is None:
+        earlier = sorted((v for v in versions if parse_version(v) < this), key=parse_version)
+        parent = earlier[-1] if earlier else None
+    parent_dir = None
+    if parent is not None:
+        parent_dir = exports_root / options.name / parent
+        if not (parent_dir / "manifest.csv").is_file():
+            raise ExportError(f"parent version {options.name}@{parent} does not exist under {exports_root / options.name}")
+
+    agreements = [c.agreement for c in chosen if c.agreement is not None]
+    labels = {
+        "statuses": {k: status_counts.get(k, 0) for k in ("pending", "agreed", "adjudicated", "discarded", "excluded")},
+        "exclusions": dict(sorted(exclusions.items())),
+        "not_assessable": len(not_assessable),
+        "methods": dict(sorted(Counter(r.method or "unspecified" for r in rows).items())),
+        "raters": {str(k): v for k, v in sorted(Counter(r.n_raters for r in rows).items())},
+        "mean_agreement": round(sum(agreements) / len(agreements), 4) if agreements else None,
+        "kappa": _kappa_summary(s),
+    }
+    per_source: dict[str, Counter] = defaultdict(Counter)
+    for r in rows:
+        per_source[r.source][r.split] += 1
+    sources = []
+    for name in sorted(per_source):
+        src = known_sources[name]
+        lic = sorted({r.licence or "unknown" for r in rows if r.source == name})
+        sources.append({"name": name, "kind": src.kind, "licences": lic, "external": name in options.external_sources,
+                        "images": {k: per_source[name][k] for k in ("train", "test", "external")}})
+
+    updated = max((c.updated_at for c in chosen), key=lambda d: _iso(d))
+    spec = options.spec
+    meta: dict[str, Any] = {
+        "name": options.name,
+        "version": options.version,
+        "task": options.task,
+        "classes": classes,
+        "image_size": list(spec.size),
+        "resize_policy": spec.policy,
+        "seed": options.seed,
+        "folds": options.folds,
+        "test_fraction": options.test_fraction,
+        "external_sources": sorted(options.external_sources),
+        "parent": parent,
+        "created_at": _iso(updated),
+        "preprocessing": spec.as_dict(),
+        "format_version": FORMAT_VERSION,
+    }
+    plan = ExportPlan(options=options, rows=rows, classes=classes, split=split, meta=meta, labels=labels,
+                      sources=sources, parent_dir=parent_dir)
+    plan.fingerprint = fingerprint(plan)
+    plan.meta["fingerprint"] = plan.fingerprint
+    return plan
+
+
+def fingerprint(plan: ExportPlan) -> str:
+    """sha256 over everything that decides the export's bytes (originals by hash, labels, splits, settings)."""
+    parent_sums = ""
+    if plan.parent_dir is not None and (plan.parent_dir / "SHA256SUMS").is_file():
+        parent_sums = hashlib.sha256((plan.parent_dir / "SHA256SUMS").read_bytes()).hexdigest()
+    payload = {
+        "meta": plan.meta,
+        "rows": [[r.image_id, r.sha256_original, r.label, r.diagnosis, r.split, r.fold, r.source, r.licence, r.method,
+                  r.n_raters, r.agreement, r.region, r.cluster, r.has_case_id] for r in plan.rows],
+        "labels": plan.labels,
+        "sources": plan.sources,
+        "parent_sums": parent_sums,
+        "bins": [(b.name, b.images) for b in plan.split.bins],
+        "pulled_external": plan.split.pulled_external,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()

@@ -1,0 +1,211 @@
+"""Group-aware, stratified assignment of images to train / test / external and to folds.
+
+Pure: plain data in, plain data out; no catalogue, no files.
+
+The rules (the paper's design, made leak-safe):
+1. Images are joined into *groups*: the connected components of "same dedupe cluster" and
+   "same case/patient id". A group is never split across train, test, external or folds.
+2. A group that holds an image from a reserved source goes to `external` whole.
+3. The remaining groups are dealt into train/test, then the train groups into k folds, by one
+   seeded greedy rule: largest groups first, each to the bin whose per-class counts then stay
+   closest to the target fractions (StratifiedGroupKFold's rule, generalised to uneven targets).
+4. How far the group rule pushed each bin off its target is measured and returned.
+"""
+from __future__ import annotations
+
+import random
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Hashable, Iterable, Sequence
+
+from curate.errors import ConfigError
+
+
+class SplitError(ConfigError):
+    """The requested split cannot be made from these images (too few, or a group rule forbids it)."""
+
+
+@dataclass(frozen=True)
+class Item:
+    """One exportable image as the splitter sees it."""
+
+    id: int
+    label: str
+    groups: tuple[Hashable, ...] = ()  # e.g. ("cluster:c12", "case:3:P0007"); shared key = same group
+    external: bool = False  # comes from a source reserved for external validation
+
+
+@dataclass
+class BinStat:
+    name: str
+    target: float  # target fraction of the pool
+    images: int
+    fraction: float
+    per_class: dict[str, float]  # class -> fraction of that class's pool images in this bin
+
+    @property
+    def deviation_pp(self) -> float:
+        """Largest distance from the target, over the whole bin and each class, in percentage points."""
+        values = [self.fraction, *self.per_class.values()]
+        return round(100 * max(abs(v - self.target) for v in values), 2)
+
+
+@dataclass
+class SplitPlan:
+    split: dict[int, str]  # item id -> train | test | external
+    fold: dict[int, int]  # item id -> fold (train items only)
+    group: dict[int, int]  # item id -> group number (connected component)
+    bins: list[BinStat] = field(default_factory=list)  # test/train, then fold 0..k-1
+    pulled_external: list[int] = field(default_factory=list)  # non-reserved ids that joined a reserved group
+
+    @property
+    def max_deviation_pp(self) -> float:
+        return max((b.deviation_pp for b in self.bins), default=0.0)
+
+
+def connected_groups(items: Sequence[Item]) -> dict[int, int]:
+    """item id -> group number; items sharing any group key are in one group (union-find).
+
+    Group numbers are the rank of each group's smallest item id, so they do not depend on input order.
+    """
+    parent: dict[int, int] = {it.id: it.id for it in items}
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    first_with_key: dict[Hashable, int] = {}
+    for it in items:
+        for key in it.groups:
+            if key is None:
+                continue
+            other = first_with_key.setdefault(key, it.id)
+            a, b = find(it.id), find(other)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    roots = sorted({find(i) for i in parent})
+    number = {r: n for n, r in enumerate(roots)}
+    return {i: number[find(i)] for i in parent}
+
+
+def assign_groups(groups: dict[int, Counter], weights: Sequence[float], seed: int) -> dict[int, int]:
+    """Deal groups (group -> Counter of class counts) into len(weights) bins; return group -> bin.
+
+    Largest groups first (ties in seeded random order); each goes to the bin that minimises the
+    squared distance of every (bin, class) fraction from its target weight after adding it.
+    """
+    total = sum(weights)
+    w = [x / total for x in weights]
+    class_total: Counter = Counter()
+    for c in groups.values():
+        class_total.update(c)
+    order = sorted(groups)
+    random.Random(seed).shuffle(order)
+    order.sort(key=lambda g: -sum(groups[g].values()))  # stable: seeded order among equal sizes
+    counts = [Counter() for _ in w]
+    sizes = [0] * len(w)
+    n_all = sum(class_total.values()) or 1
+    out: dict[int, int] = {}
+    for g in order:
+        gc = groups[g]
+        best, best_key = 0, None
+        for b in range(len(w)):
+            cost = 0.0
+            for cls, n in gc.items():
+                for bb in range(len(w)):
+                    have = counts[bb][cls] + (n if bb == b else 0)
+                    cost += (have / class_total[cls] - w[bb]) ** 2
+            size_cost = ((sizes[b] + sum(gc.values())) / n_all - w[b]) ** 2
+            # Tie-breakers: overall size balance, then the bin furthest below its target, then index.
+            key = (round(cost, 12), round(size_cost, 12), sizes[b] / n_all - w[b], b)
+            if best_key is None or key < best_key:
+                best, best_key = b, key
+        out[g] = best
+        counts[best].update(gc)
+        sizes[best] += sum(gc.values())
+    return out
+
+
+def _bin_stats(names: Sequence[str], weights: Sequence[float], members: dict[str, list[Item]]) -> list[BinStat]:
+    pool = [it for name in names for it in members[name]]
+    class_total = Counter(it.label for it in pool)
+    total = sum(weights)
+    stats = []
+    for name, weight in zip(names, weights):
+        its = members[name]
+        cc = Counter(it.label for it in its)
+        stats.append(
+            BinStat(
+                name=name,
+                target=weight / total,
+                images=len(its),
+                fraction=len(its) / len(pool) if pool else 0.0,
+                per_class={c: cc[c] / class_total[c] for c in sorted(class_total)},
+            )
+        )
+    return stats
+
+
+def plan_splits(items: Iterable[Item], test_fraction: float = 0.2, folds: int = 5, seed: int = 0) -> SplitPlan:
+    """Assign every item a split (and train items a fold) under the group rules.
+
+    Raises SplitError, before anything is decided, when a class has fewer groups than the
+    test split plus `folds` need, or after, when a group rule leaves a fold or the test split
+    without a class.
+    """
+    items = sorted(items, key=lambda it: it.id)
+    if not items:
+        raise SplitError("nothing to split: no exportable images")
+    if not 0.0 < test_fraction < 1.0:
+        raise SplitError(f"test fraction must be between 0 and 1 (exclusive), got {test_fraction}")
+    if folds < 2:
+        raise SplitError(f"need at least 2 folds, got {folds}")
+    group = connected_groups(items)
+    by_group: dict[int, list[Item]] = defaultdict(list)
+    for it in items:
+        by_group[group[it.id]].append(it)
+    external_groups = {g for g, its in by_group.items() if any(it.external for it in its)}
+    pulled = sorted(it.id for g in external_groups for it in by_group[g] if not it.external)
+    internal = {g: Counter(it.label for it in its) for g, its in by_group.items() if g not in external_groups}
+
+    # Pre-check: every class needs one group for the test split and one per fold.
+    groups_per_class: Counter = Counter()
+    images_per_class: Counter = Counter()
+    for counter in internal.values():
+        groups_per_class.update(counter.keys())
+        images_per_class.update(counter)
+    need = folds + 1
+    short = [c for c in sorted(groups_per_class) if groups_per_class[c] < need]
+    if not internal:
+        raise SplitError("every image is in a reserved external source (or grouped with one): nothing left for train/test")
+    if short:
+        detail = ", ".join(f"{c!r} has {images_per_class[c]} images in {groups_per_class[c]} groups" for c in short)
+        raise SplitError(f"too few images for {folds} folds plus a test split (each class needs ≥{need} independent groups): {detail}")
+
+    tt = assign_groups(internal, [1.0 - test_fraction, test_fraction], seed)
+    split: dict[int, str] = {}
+    for g, its in by_group.items():
+        name = "external" if g in external_groups else ("train" if tt[g] == 0 else "test")
+        for it in its:
+            split[it.id] = name
+    train_groups = {g: c for g, c in internal.items() if tt[g] == 0}
+    fg = assign_groups(train_groups, [1.0] * folds, seed + 1)
+    fold = {it.id: fg[group[it.id]] for it in items if split[it.id] == "train"}
+
+    members: dict[str, list[Item]] = defaultdict(list)
+    for it in items:
+        members[split[it.id]].append(it)
+        if it.id in fold:
+            members[f"fold {fold[it.id]}"].append(it)
+    bins = _bin_stats(["train", "test"], [1.0 - test_fraction, test_fraction], members)
+    bins += _bin_stats([f"fold {k}" for k in range(folds)], [1.0] * folds, members)
+    for b in bins:
+        missing = [c for c, f in b.per_class.items() if f == 0.0]
+        if missing:
+            raise SplitError(
+                f"the group rule leaves {b.name} without any {', '.join(repr(c) for c in missing)} image "
+                f"(groups too large or too few); use fewer folds or a different seed"
+            )
+    return SplitPlan(split=split, fold=fold, group=group, bins=bins, pulled_external=pulled)

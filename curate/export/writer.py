@@ -1,0 +1,333 @@
+"""Write one immutable dataset version: plan, render images in parallel, write metadata, rename into place.
+
+The version is built in `<workspace>/tmp/export-<name>-<version>-<fingerprint>/`, every file written
+as `.part` and renamed, and the finished folder renamed to `exports/<name>/<version>/`; only then is
+the catalogue record committed. Killed at any moment, nothing half-written is visible or registered,
+and a re-run with the same catalogue state reuses the finished files of the partial build.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import shutil
+import tarfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Callable
+
+from sqlmodel import select
+
+from curate.errors import StoreError
+from curate.export import card, croissant
+from curate.export.diff import diff_manifests
+from curate.export.images import prepare
+from curate.export.manifest import manifest_csv, manifest_row, read_manifest, sha256_file, sha256sums
+from curate.export.plan import ExportError, ExportOptions, ExportPlan, make_plan, parse_version, validate
+from db.models.export import DatasetVersionRecord
+
+log = logging.getLogger("curate.export")
+
+
+@dataclass
+class ExportResult:
+    name: str
+    version: str
+    path: Path
+    status: str  # written | exists (identical version already there; registered if it was not)
+    checksum: str
+    fingerprint: str
+    images: int
+    roi_images: int
+    counts: dict[str, dict[str, int]]  # {split: {class: n}}
+    bins: list[dict] = field(default_factory=list)
+    max_deviation_pp: float = 0.0
+    pulled_external: int = 0
+    archive: Path | None = None
+    archive_sha256: str | None = None
+    seconds: float = 0.0
+    rendered: int = 0  # images decoded and encoded by this run (0 when every file was reused)
+
+    @property
+    def images_per_second(self) -> float:
+        return self.rendered / self.seconds if self.seconds else 0.0
+
+    def as_dict(self) -> dict:
+        return {
+            "name": self.name, "version": self.version, "path": str(self.path), "status": self.status,
+            "checksum": self.checksum, "fingerprint": self.fingerprint, "images": self.images,
+            "roi_images": self.roi_images, "counts": self.counts, "bins": self.bins,
+            "max_deviation_pp": self.max_deviation_pp, "pulled_external": self.pulled_external,
+            "archive": str(self.archive) if self.archive else None, "archive_sha256": self.archive_sha256,
+            "seconds": round(self.seconds, 2), "rendered": self.rendered,
+            "images_per_second": round(self.images_per_second, 1),
+        }
+
+
+# --- image workers ----------------------------------------------------------------------
+
+
+def _write_atomic(dest: Path, data: bytes) -> None:
+    part = dest.with_name(dest.name + ".part")
+    with open(part, "wb") as f:
+        f.write(data)
+    os.replace(part, dest)
+
+
+def _render(task: tuple) -> tuple[int, str, str, bool]:
+    """Runs in a worker: write the image (and ROI crop) unless a previous run finished them."""
+    image_id, src, dest, roi_dest, region, expected, spec = task
+    dest, roi_dest = Path(dest), (Path(roi_dest) if roi_dest else None)
+    if dest.is_file() and (roi_dest is None or roi_dest.is_file()):
+        return image_id, sha256_file(dest), sha256_file(roi_dest) if roi_dest else "", False
+    try:
+        main, roi = prepare(src, spec, region, expected)
+    except Exception as exc:  # noqa: BLE001 - reported with the image id, never the clinic path
+        raise RuntimeError(f"image {image_id}: cannot prepare ({type(exc).__name__}: {exc})") from None
+    _write_atomic(dest, main)
+    if roi_dest is not None:
+        _write_atomic(roi_dest, roi)
+    return image_id, hashlib.sha256(main).hexdigest(), hashlib.sha256(roi).hexdigest() if roi else "", True
+
+
+# --- the job ------------------------------------------------------------------------------
+
+
+def _bins(plan: ExportPlan) -> list[dict]:
+    return [{"name": b.name, "target": b.target, "images": b.images, "fraction": b.fraction,
+             "per_class": b.per_class, "deviation_pp": b.deviation_pp} for b in plan.split.bins]
+
+
+def _counts(rows: list[dict[str, str]]) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for r in rows:
+        out.setdefault(r["split"], {}).setdefault(r["label"], 0)
+        out[r["split"]][r["label"]] += 1
+    return {s: dict(sorted(c.items())) for s, c in sorted(out.items())}
+
+
+def _registered(ws, name: str) -> dict[str, DatasetVersionRecord]:
+    with ws.session() as s:
+        return {r.version: r for r in s.exec(select(DatasetVersionRecord).where(DatasetVersionRecord.name == name)).all()}
+
+
+def export_version(ws, options: ExportOptions, run_id: int | None = None,
+                   on_image: Callable[[int, int], None] | None = None) -> ExportResult:
+    """Build `exports/<name>/<version>/` from the catalogue (or recognise it as already built)."""
+    started = time.perf_counter()
+    validate(options)  # before the name is used as a path
+    registered = _registered(ws, options.name)
+    on_disk = [p.name for p in (ws.exports / options.name).iterdir()] if (ws.exports / options.name).is_dir() else []
+    versions = sorted({v for v in [*registered, *on_disk] if _is_version(v)} - {options.version})
+    with ws.session() as s:
+        plan = make_plan(s, options, ws.exports, versions)
+    final = ws.exports / options.name / options.version
+    record = registered.get(options.version)
+
+    if final.exists():
+        existing = _existing_fingerprint(final)
+        if existing != plan.fingerprint:
+            raise ExportError(
+                f"{options.name}@{options.version} already exists with different content; "
+                f"a version never changes, so export under a new version number"
+            )
+        result = _result(plan, final, "exists", read_manifest(final / "manifest.csv"))
+    else:
+        if record is not None and record.fingerprint != plan.fingerprint:
+            raise ExportError(
+                f"{options.name}@{options.version} is registered with different content (its folder is missing); "
+                f"export under a new version number"
+            )
+        result = _build(ws, plan, final, on_image)
+        if record is not None and record.checksum != result.checksum:
+            raise ExportError(f"rebuilt {options.name}@{options.version} does not match its registered checksum "
+                              f"({record.checksum[:12]} vs {result.checksum[:12]}); the image libraries may have changed")
+    if options.archive:
+        result.archive, result.archive_sha256 = write_archive(ws, final, plan.meta)
+    _register(ws, plan, result, record, run_id)
+    result.seconds = time.perf_counter() - started
+    log.info("export %s@%s %s images=%d checksum=%s", options.name, options.version, result.status, result.images, result.checksum[:12])
+    return result
+
+
+def _is_version(text: str) -> bool:
+    try:
+        parse_version(text)
+        return True
+    except ExportError:
+        return False
+
+
+def _existing_fingerprint(final: Path) -> str | None:
+    try:
+        return json.loads((final / "dataset.json").read_text(encoding="utf-8")).get("fingerprint")
+    except (OSError, ValueError):
+        return None
+
+
+def _result(plan: ExportPlan, final: Path, status: str, rows: list[dict[str, str]], rendered: int = 0) -> ExportResult:
+    return ExportResult(
+        name=plan.options.name, version=plan.options.version, path=final, status=status,
+        checksum=hashlib.sha256((final / "SHA256SUMS").read_bytes()).hexdigest(), fingerprint=plan.fingerprint,
+        images=len(rows), roi_images=sum(1 for r in rows if r["roi_file"]), counts=_counts(rows), bins=_bins(plan),
+        max_deviation_pp=plan.split.max_deviation_pp, pulled_external=len(plan.split.pulled_external), rendered=rendered,
+    )
+
+
+def _build(ws, plan: ExportPlan, final: Path, on_image) -> ExportResult:
+    opts = plan.options
+    prefix = f"export-{opts.name}-{opts.version}-"
+    build = ws.tmp / (prefix + plan.fingerprint[:16])
+    try:
+        build.mkdir(parents=True, exist_ok=True)
+        for split in ("train", "test", "external"):
+            for cls in plan.classes:
+                (build / split / cls).mkdir(parents=True, exist_ok=True)
+                (build / "roi" / split / cls).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create build folder under {ws.tmp}: {exc.strerror}") from exc
+
+    tasks = [
+        (r.image_id, str(ws.store.path_for(r.sha256_original)), str(build / r.file),
+         str(build / r.roi_file) if r.region else None, r.region, r.size, opts.spec)
+        for r in plan.rows
+    ]
+    missing = [t[0] for t in tasks if not Path(t[1]).is_file()]
+    if missing:
+        raise StoreError(f"{len(missing)} original(s) missing from the store (image ids {', '.join(map(str, missing[:5]))})")
+    digests: dict[int, tuple[str, str]] = {}
+    rendered = 0
+    workers = opts.workers or os.cpu_count() or 1
+    pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 and len(tasks) > 8 else None
+    try:
+        results = pool.map(_render, tasks, chunksize=4) if pool else map(_render, tasks)
+        for n, (image_id, sha, roi_sha, fresh) in enumerate(results, 1):
+            digests[image_id] = (sha, roi_sha)
+            rendered += fresh
+            if on_image:
+                on_image(n, len(tasks))
+    except RuntimeError as exc:
+        raise ExportError(str(exc)) from None
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    rows = [manifest_row(r, *digests[r.image_id]) for r in plan.rows]
+    known = {}
+    for r in rows:
+        known[r["file"]] = r["sha256"]
+        if r["roi_file"]:
+            known[r["roi_file"]] = r["roi_sha256"]
+    manifest = manifest_csv(rows)
+    change = None
+    if plan.parent_dir is not None:
+        change = diff_manifests(read_manifest(plan.parent_dir / "manifest.csv"), rows)
+    meta = plan.meta
+    licences = sorted({lic for s in plan.sources for lic in s["licences"]})
+    readme = card.render(meta, rows, plan.labels, plan.sources, _bins(plan), len(plan.split.pulled_external), change)
+    description = (f"{meta['task']} skin-lesion image dataset ({', '.join(plan.classes)}), {len(rows)} clinician-labelled images "
+                   f"at {meta['image_size'][0]}x{meta['image_size'][1]}, with lesion crops; see README.md.")
+    files = {
+        "manifest.csv": manifest,
+        "dataset.json": (json.dumps(meta, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8"),
+        "README.md": readme,
+        "croissant.json": croissant.croissant(meta, hashlib.sha256(manifest).hexdigest(), description, licences),
+    }
+    for name, data in files.items():
+        _write_atomic(build / name, data)
+    for leftover in build.rglob("*.part"):  # from a run killed mid-write
+        leftover.unlink()
+    _prune_empty_dirs(build)
+    _write_atomic(build / "SHA256SUMS", sha256sums(build, known))
+    for p in build.rglob("*"):
+        if p.is_file():
+            os.chmod(p, 0o444)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(build, final)  # atomic; fails if another run got there first
+    except OSError as exc:
+        raise ExportError(f"cannot move the finished version into {final}: {exc.strerror}") from exc
+    for stale in ws.tmp.glob(prefix + "*"):  # partial builds of other catalogue states
+        shutil.rmtree(stale, ignore_errors=True)
+    return _result(plan, final, "written", rows, rendered)
+
+
+def _prune_empty_dirs(root: Path) -> None:
+    """Class folders with no image in a split are removed (ImageFolder rejects empty class folders)."""
+    for d in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+        if not any(d.iterdir()):
+            d.rmdir()
+
+
+def write_archive(ws, final: Path, meta: dict) -> tuple[Path, str]:
+    """`exports/<name>/<name>-<version>.tar`: the version folder, byte-identical for identical content."""
+    dest = final.parent / f"{meta['name']}-{meta['version']}.tar"
+    sidecar = dest.with_name(dest.name + ".sha256")
+    if dest.is_file() and sidecar.is_file():
+        return dest, sidecar.read_text().split()[0]
+    mtime = int(datetime.strptime(meta["created_at"], "%Y-%m-%dT%H:%M:%SZ").timestamp()) if meta.get("created_at") else 0
+    top = f"{meta['name']}-{meta['version']}"
+    part = ws.tmp / (dest.name + ".part")
+    entries = sorted(final.rglob("*"), key=lambda p: p.relative_to(final).as_posix())
+    with open(part, "wb") as raw, tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        def info(name: str, is_dir: bool, size: int = 0) -> tarfile.TarInfo:
+            ti = tarfile.TarInfo(name)
+            ti.type = tarfile.DIRTYPE if is_dir else tarfile.REGTYPE
+            ti.mode, ti.size, ti.mtime = (0o755 if is_dir else 0o444), size, mtime
+            ti.uid = ti.gid = 0
+            ti.uname = ti.gname = ""
+            return ti
+        tar.addfile(info(top, True))
+        for p in entries:
+            rel = f"{top}/{p.relative_to(final).as_posix()}"
+            if p.is_dir():
+                tar.addfile(info(rel, True))
+            else:
+                data = p.read_bytes()
+                tar.addfile(info(rel, False, len(data)), io.BytesIO(data))
+    digest = sha256_file(part)
+    os.replace(part, dest)
+    _write_atomic(sidecar, f"{digest}  {dest.name}\n".encode())
+    return dest, digest
+
+
+def _register(ws, plan: ExportPlan, result: ExportResult, record: DatasetVersionRecord | None, run_id: int | None) -> None:
+    with ws.session() as s:
+        row = s.exec(select(DatasetVersionRecord).where(DatasetVersionRecord.name == plan.options.name,
+                                                        DatasetVersionRecord.version == plan.options.version)).first()
+        if row is None:
+            row = DatasetVersionRecord(
+                name=plan.options.name, version=plan.options.version, task=plan.options.task, checksum=result.checksum,
+                fingerprint=plan.fingerprint, path=result.path.relative_to(ws.root).as_posix(), parent=plan.meta["parent"],
+                images=result.images, roi_images=result.roi_images, counts=json.dumps(result.counts, sort_keys=True),
+                settings=json.dumps(plan.meta, sort_keys=True), run_id=run_id,
+            )
+            s.add(row)
+        if result.archive is not None:
+            row.archive = result.archive.relative_to(ws.root).as_posix()
+            row.archive_sha256 = result.archive_sha256
+
+
+def list_versions(ws, name: str | None = None) -> list[DatasetVersionRecord]:
+    with ws.session() as s:
+        q = select(DatasetVersionRecord)
+        if name:
+            q = q.where(DatasetVersionRecord.name == name)
+        rows = s.exec(q).all()
+    return sorted(rows, key=lambda r: (r.name, parse_version(r.version)))
+
+
+def diff_versions(ws, a: str, b: str):
+    """VersionDiff between two versions (NAME@VERSION or folder paths)."""
+    from curate.dataset import DatasetVersion
+
+    old, new = DatasetVersion.open(a, ws.root), DatasetVersion.open(b, ws.root)
+    return diff_manifests(old.rows, new.rows)
+
+
+__all__ = ["ExportOptions", "ExportResult", "export_version", "list_versions", "diff_versions", "write_archive"]

@@ -1,0 +1,81 @@
+"""`curate export`, `curate versions`, `curate diff` through the command line."""
+import json
+
+import pytest
+from sqlmodel import select
+from typer.testing import CliRunner
+
+from curate.cli import app
+from curate.dataset import DatasetVersion
+from db.models import CommandRun
+from db.models.label import Consensus
+from test_export_fixtures import build_catalogue
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def cat(tmp_path_factory):
+    return build_catalogue(tmp_path_factory.mktemp("cli"))
+
+
+def run(cat, *args):
+    return runner.invoke(app, [*args, "--workspace", str(cat.ws.root)])
+
+
+def test_export_versions_diff(cat):
+    r = run(cat, "export", "--name", "mpox", "--version", "1.0.0", "--size", "48", "--external", "kaggle", "--json")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["status"] == "written" and out["images"] == 70 and out["counts"]["external"]["mpox"] >= 6
+    DatasetVersion.open(out["path"]).verify()
+
+    r = run(cat, "export", "--name", "mpox", "--version", "1.0.0", "--size", "48", "--external", "kaggle")
+    assert r.exit_code == 0 and "mpox@1.0.0 (exists)" in r.stdout and out["checksum"] in r.stdout
+
+    with cat.ws.session() as s:
+        c = s.get(Consensus, cat.ids_by_name["P03_0"])
+        c.status = "discarded"
+    r = run(cat, "export", "--name", "mpox", "--version", "1.0.1", "--size", "48", "--external", "kaggle", "--archive")
+    assert r.exit_code == 0, r.output
+    assert "mpox-1.0.1.tar" in r.stdout
+
+    r = run(cat, "versions", "--json")
+    data = json.loads(r.stdout)
+    assert [(d["version"], d["parent"]) for d in data] == [("1.0.0", None), ("1.0.1", "1.0.0")]
+    assert data[1]["archive"].endswith("mpox-1.0.1.tar")
+    r = run(cat, "versions")
+    assert r.exit_code == 0 and "mpox@1.0.1" in r.stdout
+
+    r = run(cat, "diff", "mpox@1.0.0", "mpox@1.0.1", "--json")
+    d = json.loads(r.stdout)
+    assert d["removed_ids"] == [str(cat.ids_by_name["P03_0"])] and d["added"] == 0
+    r = run(cat, "diff", "mpox@1.0.0", "mpox@1.0.1")
+    assert r.exit_code == 0 and "removed" in r.stdout
+
+    with cat.ws.session() as s:
+        runs = s.exec(select(CommandRun).where(CommandRun.command == "export")).all()
+    assert [x.status for x in runs] == ["ok", "ok", "ok"]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--version", "1.0"], "version '1.0' is not semantic"),
+        (["--version", "3.0.0", "--external", "nope"], "external source 'nope' does not exist"),
+        (["--version", "3.0.0", "--folds", "30"], "too few images for 30 folds"),
+        (["--version", "1.0.0", "--seed", "9"], "already exists with different content"),
+    ],
+)
+def test_export_errors_are_one_red_line(cat, args, message):
+    if not (cat.ws.exports / "mpox" / "1.0.0").exists():
+        assert run(cat, "export", "--name", "mpox", "--version", "1.0.0", "--size", "48", "--external", "kaggle").exit_code == 0
+    r = run(cat, "export", "--name", "mpox", "--size", "48", *args)
+    assert r.exit_code == 1
+    err = r.stderr.strip()
+    assert err.startswith("error:") and message in " ".join(err.split()) and "Traceback" not in r.output
+
+
+def test_diff_unknown_version(cat):
+    r = run(cat, "diff", "mpox@1.0.0", "mpox@9.9.9")
+    assert r.exit_code == 1 and "not found" in r.stderr

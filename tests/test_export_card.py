@@ -1,0 +1,41 @@
+"""The dataset card and the version diff, on plain manifest rows (no catalogue)."""
+from curate.export.card import counts, render
+from curate.export.diff import diff_manifests
+
+
+def row(i, label="mpox", split="train", fold="0", diagnosis=None, roi=True):
+    return {"image_id": str(i), "label": label, "diagnosis": diagnosis or label, "split": split,
+            "fold": fold if split == "train" else "", "file": f"{split}/{label}/img{i:06d}.jpg",
+            "roi_file": f"roi/{split}/{label}/img{i:06d}.jpg" if roi else ""}
+
+
+META = {"name": "mpox", "version": "1.1.0", "task": "binary", "classes": ["mpox", "non_mpox"], "image_size": [320, 320],
+        "resize_policy": "stretch", "seed": 3, "folds": 5, "test_fraction": 0.2, "external_sources": ["kaggle"],
+        "parent": "1.0.0", "created_at": "2026-01-02T03:04:05Z",
+        "preprocessing": {"roi_margin": 0.1, "resample": "bicubic", "jpeg_quality": 90, "jpeg_subsampling": "4:2:0"}}
+LABELS = {"statuses": {"pending": 0, "agreed": 3, "adjudicated": 1, "discarded": 2, "excluded": 1},
+          "exclusions": {"identifiable_features": 1}, "not_assessable": 0, "methods": {"unanimous": 3, "adjudication": 1},
+          "raters": {"2": 3, "3": 1}, "mean_agreement": 0.9, "kappa": {"pairs": 4, "kappa": 0.71, "observed_agreement": None}}
+
+
+def test_card_tables_and_kappa():
+    rows = [row(1), row(2, "non_mpox", "test"), row(3, "non_mpox", "external", roi=False), row(4, "non_mpox", fold="1")]
+    assert counts(rows) == {"mpox": {"train": 1, "test": 0, "external": 0}, "non_mpox": {"train": 1, "test": 1, "external": 1}}
+    diff = diff_manifests([row(1, "non_mpox"), row(2, "non_mpox"), row(9)], rows)
+    text = render(META, rows, LABELS, [], [], 0, diff).decode()
+    assert "| mpox | 1 | 0 | 0 | 1 |" in text and "| non_mpox | 1 | 1 | 1 | 3 |" in text and "| **total** | 2 | 1 | 1 | 4 |" in text
+    assert "Cohen's kappa between the first two raters: 0.710 over 4 doubly-rated images." in text
+    assert "| discarded | 2 |" in text and "identifiable_features 1" in text
+    assert "Parent version: 1.0.0." in text and "2 added, 1 removed, 1 relabeled" in text
+    no_kappa = render({**META, "parent": None}, rows, {**LABELS, "kappa": None}, [], [], 0, None).decode()
+    assert "Cohen's kappa: not available" in no_kappa and "First version" in no_kappa
+
+
+def test_diff_added_removed_relabeled_moved():
+    old = [row(1), row(2), row(3, split="test"), row(4, fold="2")]
+    new = [row(1), row(2, "non_mpox", diagnosis="genital_herpes"), row(3, split="train", fold="1"), row(4, fold="3"), row(5)]
+    d = diff_manifests(old, new)
+    assert d.added == ["5"] and d.removed == []
+    assert d.relabeled == [("2", "mpox/mpox", "non_mpox/genital_herpes")]
+    assert d.moved == [("3", "test", "train/fold1"), ("4", "train/fold2", "train/fold3")]
+    assert d.summary() == {"added": 1, "removed": 0, "relabeled": 1, "moved": 2, "unchanged": 1}

@@ -1,0 +1,146 @@
+"""Bad input fails before anything is written; an interrupted export leaves nothing visible and resumes."""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from curate.dataset import DatasetVersion
+from curate.export import ExportError, ExportOptions, ImageSpec, export_version
+from curate.workspace import Workspace
+from db.models.export import DatasetVersionRecord
+from db.models.label import Consensus
+from test_export_fixtures import build_catalogue
+
+SPEC = ImageSpec(size=(48, 48))
+
+
+@pytest.fixture(scope="module")
+def cat(tmp_path_factory):
+    return build_catalogue(tmp_path_factory.mktemp("faults"))
+
+
+def nothing_written(ws) -> bool:
+    with ws.session() as s:
+        registered = s.exec(select(DatasetVersionRecord)).all()
+    versions = [p for p in ws.exports.rglob("*") if p.is_dir()]
+    partial = list(ws.tmp.glob("export-*"))
+    return not registered and not versions and not partial
+
+
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        ({"version": "1.0"}, r"version '1.0' is not semantic"),
+        ({"version": "v1.0.0"}, "not semantic"),
+        ({"name": "Mpox Study"}, "dataset name"),
+        ({"folds": 40}, r"too few images for 40 folds plus a test split .*'mpox' has \d+ images in \d+ groups"),
+        ({"external_sources": ("kaggle-msid",)}, r"external source 'kaggle-msid' does not exist \(sources: clinic, kaggle, web\)"),
+        ({"task": "multiclass"}, "task must be one of binary, diagnosis"),
+        ({"spec": ImageSpec(size=(64, 64), policy="squash")}, "resize policy must be one of"),
+        ({"parent": "0.9.0"}, r"parent version mpox@0.9.0 does not exist"),
+    ],
+)
+def test_bad_input_is_refused_before_anything_is_written(cat, kw, message):
+    options = {"name": "mpox", "version": "1.0.0", "spec": SPEC, **kw}
+    with pytest.raises(ExportError, match=message):
+        export_version(cat.ws, ExportOptions(**options))
+    assert nothing_written(cat.ws)
+
+
+def test_empty_consensus_set(tmp_path):
+    ws = Workspace.init(tmp_path / "ws")
+    with pytest.raises(ExportError, match=r"no agreed or adjudicated labels to export \(consensus: empty\)"):
+        export_version(ws, ExportOptions(name="mpox", version="1.0.0"))
+    assert nothing_written(ws)
+
+
+def test_only_pending_and_discarded_is_empty_too(cat):
+    with cat.ws.session() as s:
+        saved = {c.image_id: c.status for c in s.exec(select(Consensus)).all()}
+        for c in s.exec(select(Consensus)).all():
+            c.status = "discarded" if c.image_id % 2 else "pending"
+    try:
+        with pytest.raises(ExportError, match=r"consensus: discarded \d+, pending \d+\)"):
+            export_version(cat.ws, ExportOptions(name="mpox", version="1.0.0"))
+        assert nothing_written(cat.ws)
+    finally:
+        with cat.ws.session() as s:
+            for c in s.exec(select(Consensus)).all():
+                c.status = saved[c.image_id]
+
+
+def test_interrupted_export_is_invisible_and_rerun_completes(cat):
+    options = ExportOptions(name="mpox", version="2.0.0", spec=SPEC, workers=2)
+
+    def stop(n, total):
+        if n == 25:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        export_version(cat.ws, options, on_image=stop)
+    assert not (cat.ws.exports / "mpox" / "2.0.0").exists()
+    with cat.ws.session() as s:
+        assert not s.exec(select(DatasetVersionRecord)).all()
+    partial = list(cat.ws.tmp.glob("export-mpox-2.0.0-*"))
+    assert len(partial) == 1 and len(list(partial[0].rglob("*.jpg"))) >= 25
+
+    resumed = export_version(cat.ws, options)
+    assert resumed.status == "written" and 0 < resumed.rendered < resumed.images  # finished files were reused
+    assert not list(cat.ws.tmp.glob("export-*"))
+    DatasetVersion.open(resumed.path).verify()
+
+    # The resumed version is byte-identical to an uninterrupted build.
+    shutil.rmtree(resumed.path)
+    with cat.ws.session() as s:
+        s.delete(s.exec(select(DatasetVersionRecord)).one())
+    clean = export_version(cat.ws, options)
+    assert clean.rendered == clean.images and clean.checksum == resumed.checksum
+
+
+KILL_SCRIPT = """
+import sys
+from curate.export import ExportOptions, ImageSpec, export_version
+from curate.workspace import Workspace
+export_version(Workspace.open(sys.argv[1]), ExportOptions(name="killed", version="1.0.0", spec=ImageSpec(size=(160, 160)), workers=2))
+"""
+
+
+@pytest.mark.slow
+def test_sigkill_at_any_moment_leaves_no_half_written_version(cat):
+    """Kill a real export process at several moments; each time the version is absent or complete."""
+    ws = cat.ws
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    final = ws.exports / "killed" / "1.0.0"
+    outcomes = []
+    # Kill at: start-up, a few images in, about half-way (twice: the second run resumes the first's files).
+    for images_written in (0, 5, 30, 45):
+        proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(ws.root)], env=env, start_new_session=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            if len(list(ws.tmp.glob("export-killed-1.0.0-*/**/*.jpg"))) >= images_written:
+                break
+            time.sleep(0.005)
+        os.killpg(proc.pid, signal.SIGKILL)  # the export and its image workers, as a kill -9 of the job would
+        proc.wait()
+        with ws.session() as s:
+            registered = s.exec(select(DatasetVersionRecord).where(DatasetVersionRecord.name == "killed")).all()
+        partial = list(ws.tmp.glob("export-killed-1.0.0-*"))
+        if final.exists():
+            DatasetVersion.open(final).verify()  # complete, never half-written
+            outcomes.append("complete")
+        else:
+            assert not registered
+            outcomes.append("partial" if partial else "none")
+    assert "partial" in outcomes, outcomes  # at least one kill landed mid-build
+    done = export_version(ws, ExportOptions(name="killed", version="1.0.0", spec=ImageSpec(size=(160, 160))))
+    assert done.status in ("written", "exists")
+    DatasetVersion.open(done.path).verify()
+    with ws.session() as s:
+        assert len(s.exec(select(DatasetVersionRecord).where(DatasetVersionRecord.name == "killed")).all()) == 1
