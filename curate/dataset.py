@@ -1,0 +1,243 @@
+"""Read one exported dataset version: the ONLY thing `train/` imports from `curate`.
+
+The dataset-version contract
+----------------------------
+The export stage writes, and this module reads, one folder per version
+(``<workspace>/exports/<name>/<version>/``)::
+
+    dataset.json    {"name", "version", "task": "binary"|"diagnosis", "classes": [sorted names],
+                     "image_size": [w, h], "resize_policy": "stretch"|"pad"|"center-crop",
+                     "seed": int, "folds": int, "external_sources": [...], "parent": null|"x.y.z",
+                     "created_at": iso-8601, ...more keys allowed}
+    manifest.csv    one row per exported image; header, in this order:
+                    file,roi_file,sha256,roi_sha256,image_id,label,diagnosis,split,fold,source,licence,
+                    consensus_method,n_raters,agreement,roi_box,cluster,has_case_id
+                      file      relative path, e.g. "train/mpox/img000123.jpg"
+                      roi_file  "roi/train/mpox/img000123.jpg", or "" when the image has no lesion box
+                      split     train | test | external
+                      fold      0..folds-1 for train rows, "" otherwise
+                      label     class folder name (binary task: "mpox" / "non_mpox")
+                      diagnosis fine diagnosis slug
+                      roi_box   "x0 y0 x1 y1" in original pixels, or ""
+    SHA256SUMS      "<hex>  <relative/path>" (sha256sum format) for every file except itself, sorted by path
+    README.md, croissant.json
+    train/<class>/*.jpg  test/<class>/*.jpg  external/<class>/*.jpg            (ImageFolder-loadable)
+    roi/train/<class>/*.jpg  roi/test/<class>/*.jpg  roi/external/<class>/*.jpg
+
+A version's identity is the sha256 of its SHA256SUMS file (`DatasetVersion.checksum`): two folders
+with the same checksum hold the same bytes once `verify()` passes.
+
+Example:
+    >>> ds = DatasetVersion.open("mpox@1.0.0", workspace="ws")   # or a folder path
+    >>> ds.verify()
+    >>> train = ds.samples("train", exclude_fold=0); val = ds.samples("train", fold=0)
+    >>> roi_test = ds.samples("test", roi=True)
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from curate.errors import CurateError
+
+MANIFEST_COLUMNS = [
+    "file", "roi_file", "sha256", "roi_sha256", "image_id", "label", "diagnosis", "split", "fold",
+    "source", "licence", "consensus_method", "n_raters", "agreement", "roi_box", "cluster", "has_case_id",
+]
+SPLITS = ("train", "test", "external")
+REQUIRED_META = ("name", "version", "task", "classes")
+
+
+class DatasetError(CurateError):
+    """A dataset version is missing, malformed, or does not match its checksums."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image of a dataset version, as a training recipe needs it."""
+
+    path: Path
+    label: str
+    target: int
+    image_id: str
+    split: str
+    fold: Optional[int]
+    sha256: str
+    cluster: str
+    diagnosis: str
+    source: str
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _short(names: list[str], n: int = 3) -> str:
+    more = f" (+{len(names) - n} more)" if len(names) > n else ""
+    return ", ".join(names[:n]) + more
+
+
+class DatasetVersion:
+    """An opened dataset-version folder; constructor only stores, `open()` validates."""
+
+    def __init__(self, path: Path, meta: dict[str, Any], rows: list[dict[str, str]], checksum: str):
+        self.path = path
+        self.meta = meta
+        self.rows = rows
+        self.checksum = checksum
+        self.name: str = meta["name"]
+        self.version: str = meta["version"]
+        self.task: str = meta["task"]
+        self.classes: list[str] = list(meta["classes"])
+
+    def __repr__(self) -> str:
+        return f"DatasetVersion({self.name}@{self.version}, {len(self.rows)} images, {self.checksum[:12]})"
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    @classmethod
+    def resolve(cls, ref: str | os.PathLike, workspace: str | os.PathLike | None = None) -> Path:
+        """A folder path as-is; "name@version" under <workspace>/exports/<name>/<version>."""
+        text = str(ref)
+        if "@" in text and not Path(text).exists():
+            name, _, version = text.partition("@")
+            if not name or not version or "/" in name or "/" in version:
+                raise DatasetError(f"dataset reference {text!r} is not NAME@VERSION")
+            root = Path(workspace or os.environ.get("CURATE_WORKSPACE") or Path.cwd())
+            return root / "exports" / name / version
+        return Path(text)
+
+    @classmethod
+    def open(cls, ref: str | os.PathLike, workspace: str | os.PathLike | None = None) -> "DatasetVersion":
+        """Open a version folder (path or NAME@VERSION) and check its shape, not yet its bytes."""
+        path = cls.resolve(ref, workspace).resolve()
+        if not path.is_dir():
+            raise DatasetError(f"dataset version not found: {ref} (looked in {path})")
+        for required in ("dataset.json", "manifest.csv", "SHA256SUMS"):
+            if not (path / required).is_file():
+                raise DatasetError(f"{ref} is not a dataset version: {required} is missing")
+        try:
+            meta = json.loads((path / "dataset.json").read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise DatasetError(f"{ref}: dataset.json is not valid JSON ({exc})") from None
+        if not isinstance(meta, dict):
+            raise DatasetError(f"{ref}: dataset.json must hold an object")
+        missing = [k for k in REQUIRED_META if k not in meta]
+        if missing:
+            raise DatasetError(f"{ref}: dataset.json lacks {', '.join(missing)}")
+        if meta["task"] not in ("binary", "diagnosis"):
+            raise DatasetError(f"{ref}: unknown task {meta['task']!r} (expected binary or diagnosis)")
+        classes = meta["classes"]
+        if not isinstance(classes, list) or len(classes) < 2 or classes != sorted(set(classes)):
+            raise DatasetError(f"{ref}: classes must be a sorted list of at least two distinct names")
+        rows = cls._read_manifest(path, ref, classes, int(meta.get("folds") or 0))
+        checksum = hashlib.sha256((path / "SHA256SUMS").read_bytes()).hexdigest()
+        return cls(path, meta, rows, checksum)
+
+    @staticmethod
+    def _read_manifest(path: Path, ref: Any, classes: list[str], folds: int) -> list[dict[str, str]]:
+        with open(path / "manifest.csv", newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            if reader.fieldnames != MANIFEST_COLUMNS:
+                raise DatasetError(f"{ref}: manifest.csv header is not the contract's ({', '.join(MANIFEST_COLUMNS[:4])}, …)")
+            rows = list(reader)
+        for i, row in enumerate(rows, start=2):
+            where = f"{ref}: manifest.csv line {i}"
+            if row["split"] not in SPLITS:
+                raise DatasetError(f"{where}: unknown split {row['split']!r}")
+            if row["label"] not in classes:
+                raise DatasetError(f"{where}: label {row['label']!r} is not one of the classes")
+            if row["split"] == "train":
+                if not row["fold"].isdigit() or (folds and int(row["fold"]) >= folds):
+                    raise DatasetError(f"{where}: train row needs a fold in 0..{max(folds - 1, 0)}, got {row['fold']!r}")
+            elif row["fold"] != "":
+                raise DatasetError(f"{where}: only train rows have a fold")
+        return rows
+
+    def verify(self) -> None:
+        """Check every file against SHA256SUMS; raise naming what was changed, missing, or extra."""
+        expected: dict[str, str] = {}
+        for line in (self.path / "SHA256SUMS").read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                continue
+            digest, sep, rel = line.partition("  ")
+            if not sep or len(digest) != 64:
+                raise DatasetError(f"{self.ref}: SHA256SUMS line is malformed: {line[:80]!r}")
+            expected[rel] = digest
+        present = {
+            p.relative_to(self.path).as_posix()
+            for p in self.path.rglob("*")
+            if p.is_file() and p.name != "SHA256SUMS"
+        }
+        missing = sorted(set(expected) - present)
+        extra = sorted(present - set(expected))
+        changed = sorted(rel for rel in set(expected) & present if _sha256_file(self.path / rel) != expected[rel])
+        problems = []
+        if changed:
+            problems.append(f"{len(changed)} changed ({_short(changed)})")
+        if missing:
+            problems.append(f"{len(missing)} missing ({_short(missing)})")
+        if extra:
+            problems.append(f"{len(extra)} extra ({_short(extra)})")
+        if problems:
+            raise DatasetError(f"{self.ref} fails its checksums: " + "; ".join(problems))
+
+    def samples(
+        self,
+        split: Optional[str] = None,
+        fold: Optional[int] = None,
+        roi: bool = False,
+        exclude_fold: Optional[int] = None,
+    ) -> list[Sample]:
+        """Rows as `Sample`s, in manifest order.
+
+        Args:
+            split: train, test or external (None: all).
+            fold: keep only this fold (train rows).
+            roi: return the ROI crop files instead; rows without a lesion box are skipped.
+            exclude_fold: keep train rows of every other fold (the training part of a CV split).
+        """
+        if split is not None and split not in SPLITS:
+            raise DatasetError(f"unknown split {split!r} (expected one of {', '.join(SPLITS)})")
+        out = []
+        for row in self.rows:
+            if split is not None and row["split"] != split:
+                continue
+            row_fold = int(row["fold"]) if row["fold"] != "" else None
+            if fold is not None and row_fold != fold:
+                continue
+            if exclude_fold is not None and (row_fold is None or row_fold == exclude_fold):
+                continue
+            if roi and not row["roi_file"]:
+                continue
+            rel, sha = (row["roi_file"], row["roi_sha256"]) if roi else (row["file"], row["sha256"])
+            out.append(
+                Sample(
+                    path=self.path / rel,
+                    label=row["label"],
+                    target=self.classes.index(row["label"]),
+                    image_id=row["image_id"],
+                    split=row["split"],
+                    fold=row_fold,
+                    sha256=sha,
+                    cluster=row["cluster"],
+                    diagnosis=row["diagnosis"],
+                    source=row["source"],
+                )
+            )
+        return out
+
+    def folds(self) -> list[int]:
+        """Fold numbers present in the train split, sorted."""
+        return sorted({int(r["fold"]) for r in self.rows if r["split"] == "train"})

@@ -1,0 +1,244 @@
+"""`train run / compare / predict` end to end on a tiny export, and the bad-input cases."""
+import csv
+import json
+import shutil
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("torchvision")
+
+from typer.testing import CliRunner  # noqa: E402
+
+from train.cli import app  # noqa: E402
+from train.models import TrainError  # noqa: E402
+from train.recipe import TrainConfig, run  # noqa: E402
+from train_fixtures import write_export, write_sums  # noqa: E402
+
+pytestmark = pytest.mark.torch
+runner = CliRunner()
+FAST = ["--weights", "none", "--epochs", "2"]
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ws")
+    write_export(root, roi_every=2)
+    return root
+
+
+@pytest.fixture(scope="module")
+def r18(ws):
+    out = ws / "runs" / "r18"
+    res = invoke("run", "--dataset", "mpox@1.0.0", "-w", ws, "--arch", "resnet18", *FAST, "--out", out, "--json")
+    assert res.exit_code == 0, res.output
+    return out
+
+
+def test_run_writes_the_run_folder(r18):
+    for name in ["config.json", "run.json", "predictions.csv", "metrics.json", "report.md", "roc_test.png",
+                 "roc_test_roi.png", "roc_external.png", "confusion.png", "gradcam_gallery.png"]:
+        assert (r18 / name).is_file(), name
+    info = json.loads((r18 / "run.json").read_text())
+    assert info["status"] == "complete" and len(info["dataset"]["checksum"]) == 64
+    assert info["versions"]["torch"] and info["weights_id"] == "none:seed0" and info["mode"] == "cached"
+    assert info["n_augmented"] == 6  # 10 mpox vs 16 non_mpox in train
+    cfg = json.loads((r18 / "config.json").read_text())
+    assert cfg["epochs"] == 2 and cfg["batch_size"] == 72 and cfg["lr"] == 3e-4 and cfg["dropout"] == 0.2
+    assert cfg["command"][:2] == ["train", "run"]
+    for k in range(5):
+        ckpt = torch.load(r18 / f"fold{k}" / "checkpoint.pt", weights_only=True)
+        assert set(ckpt["model"]) == {"fc.weight", "fc.bias"}  # the head only
+        assert ckpt["dataset_checksum"] == info["dataset"]["checksum"] and ckpt["epoch"] == 2
+    m = json.loads((r18 / "metrics.json").read_text())
+    assert set(m["sets"]) == {"val", "test", "test_roi", "external"}
+    assert set(m["sets"]["test"]) == {"auc", "accuracy", "precision", "recall", "f1"}
+    rows = list(csv.DictReader(open(r18 / "predictions.csv")))
+    assert {r["set"] for r in rows} == {"val", "test", "test_roi", "external"}
+    assert len([r for r in rows if r["set"] == "test"]) == 5 * 8
+    report = (r18 / "report.md").read_text()
+    assert "| ResNet-18 |" in report and "region of interest" in report and "gradcam_gallery.png" in report
+    assert list((r18 / "gradcam").glob("*-roi.png")) and list((r18 / "gradcam").glob("*-original.png"))
+
+
+@pytest.mark.slow
+def test_same_seed_same_metrics(ws, r18):
+    out = ws / "runs" / "r18-again"
+    res = invoke("run", "--dataset", ws / "exports/mpox/1.0.0", "--arch", "resnet18", *FAST, "--out", out, "--json")
+    assert res.exit_code == 0, res.output
+    a, b = (json.loads((p / "metrics.json").read_text()) for p in (r18, out))
+    assert a["per_fold"] == b["per_fold"]
+    assert json.loads((out / "run.json").read_text())["cache"]["computed"] == 0  # all from the cache
+
+
+@pytest.mark.slow
+def test_compare_two_backbones(ws, r18, tmp_path):
+    other = ws / "runs" / "shuffle"
+    res = invoke("run", "--dataset", "mpox@1.0.0", "-w", ws, "--arch", "shufflenet_v2", *FAST, "--out", other, "--json")
+    assert res.exit_code == 0, res.output
+    res = invoke("compare", r18, other, "--out", tmp_path / "cmp")
+    assert res.exit_code == 0, res.output
+    md = (tmp_path / "cmp" / "compare.md").read_text()
+    assert "| ResNet-18 |" in md and "| ShuffleNet-V2 |" in md and "external validation" in md
+    assert (tmp_path / "cmp" / "roc_compare.png").stat().st_size > 1000
+    data = json.loads(invoke("compare", r18, other, "--json").output)
+    assert [r["arch"] for r in data["runs"]] == ["resnet18", "shufflenet_v2"] and data["same_dataset"]
+
+
+@pytest.mark.slow
+def test_predict_triage(ws, r18, tmp_path):
+    imgs = sorted((ws / "exports/mpox/1.0.0/test").rglob("*.jpg"))[:2]
+    res = invoke("predict", *imgs, "--run", r18, "--out", tmp_path, "--json")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    for r in out:
+        assert abs(sum(r["probabilities"].values()) - 1) < 1e-5
+        assert r["decision"] == ("mpox" if r["p_positive"] >= 0.5 else "non_mpox")
+        assert r["gradcam"].endswith(".png") and (tmp_path / r["gradcam"].split("/")[-1]).is_file()
+    zero = json.loads(invoke("predict", *imgs, "--run", r18, "--out", tmp_path, "--threshold", "0", "--json").output)
+    assert [r["decision"] for r in zero] == ["mpox", "mpox"]
+    res = invoke("predict", ws / "exports/mpox/1.0.0/README.md", "--run", r18)
+    assert res.exit_code == 1 and "cannot read image README.md" in res.output
+    assert "Triage" in invoke("predict", imgs[0], "--run", r18, "--out", tmp_path).output
+
+
+# ------------------------------------------------------------------ bad input and faults
+def test_tampered_dataset_is_refused(ws, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(ws / "exports/mpox/1.0.0", copy)
+    victim = next((copy / "train" / "mpox").glob("*.jpg"))
+    data = bytearray(victim.read_bytes()); data[300] ^= 1; victim.write_bytes(bytes(data))
+    res = invoke("run", "--dataset", copy, "--arch", "resnet18", *FAST, "--out", tmp_path / "run")
+    assert res.exit_code == 1 and "fails its checksums: 1 changed (train/mpox/" in res.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_one_class_split_is_refused(tmp_path):
+    path = write_export(tmp_path, counts={"train": {"mpox": 5, "non_mpox": 5}, "test": {"mpox": 3}})
+    res = invoke("run", "--dataset", path, "--arch", "resnet18", *FAST, "--out", tmp_path / "run")
+    assert res.exit_code == 1 and "split 'test' has only one class (mpox)" in res.output
+
+
+def test_unknown_backbone_and_existing_run_folder(ws, r18):
+    res = invoke("run", "--dataset", "mpox@1.0.0", "-w", ws, "--arch", "vgg16", *FAST, "--out", ws / "x")
+    assert res.exit_code == 1 and "unknown backbone 'vgg16'" in res.output and "densenet121" in res.output
+    res = invoke("run", "--dataset", "mpox@1.0.0", "-w", ws, "--arch", "resnet18", *FAST, "--out", r18)
+    assert res.exit_code == 1 and "already exists; pass --resume" in res.output
+
+
+@pytest.mark.slow
+def test_interrupted_run_resumes_per_fold(ws, tmp_path):
+    out = tmp_path / "run"
+    cfg = TrainConfig(dataset="mpox@1.0.0", workspace=str(ws), arch="resnet18", out=str(out), weights="none", epochs=2)
+
+    def progress(desc, total):
+        if desc.startswith("fold 2"):
+            raise KeyboardInterrupt
+        return lambda n: None
+
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg, progress=progress)
+    done = {k: (out / f"fold{k}/checkpoint.pt").stat().st_mtime_ns for k in (0, 1)}
+    assert not (out / "fold2/checkpoint.pt").exists()
+    res = invoke("run", "--dataset", "mpox@1.0.0", "-w", ws, "--arch", "resnet18", *FAST, "--out", out)
+    assert res.exit_code == 1 and "--resume" in res.output
+    res = invoke("run", "--dataset", "mpox@1.0.0", "-w", ws, "--arch", "resnet18", "--weights", "none", "--epochs", "3",
+                 "--out", out, "--resume")
+    assert res.exit_code == 1 and "different settings (epochs)" in res.output
+    res = invoke("run", "--dataset", "mpox@1.0.0", "-w", ws, "--arch", "resnet18", *FAST, "--out", out, "--resume")
+    assert res.exit_code == 0, res.output
+    assert {k: (out / f"fold{k}/checkpoint.pt").stat().st_mtime_ns for k in (0, 1)} == done  # not retrained
+    assert all((out / f"fold{k}/checkpoint.pt").exists() for k in range(5))
+    # a broken fold checkpoint is reported, not silently retrained
+    (out / "fold3/checkpoint.pt").write_bytes(b"garbage")
+    res = invoke("run", "--dataset", "mpox@1.0.0", "-w", ws, "--arch", "resnet18", *FAST, "--out", out, "--resume")
+    assert res.exit_code == 1 and "fold 3 checkpoint" in res.output and "unreadable" in res.output
+
+
+def test_resume_on_other_data_is_refused(ws, r18, tmp_path):
+    other = write_export(tmp_path, seed=5)
+    res = invoke("run", "--dataset", other, "--arch", "resnet18", *FAST, "--out", r18, "--resume")
+    assert res.exit_code == 1 and "refusing to mix data" in res.output
+
+
+@pytest.mark.slow
+def test_weights_file_and_missing_weights(ws, tmp_path, monkeypatch):
+    import torchvision
+
+    sd_path = tmp_path / "r18.pth"
+    torch.save(torchvision.models.resnet18().state_dict(), sd_path)
+    res = invoke("run", "--dataset", "mpox@1.0.0", "-w", ws, "--arch", "resnet18", "--weights", sd_path,
+                 "--epochs", "1", "--out", tmp_path / "run", "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "run/run.json").read_text())["weights_id"].startswith("file:")
+    res = invoke("run", "--dataset", "mpox@1.0.0", "-w", ws, "--arch", "resnet18", "--weights", tmp_path / "nope.pth",
+                 "--out", tmp_path / "run2")
+    assert res.exit_code == 1 and "no such file" in res.output
+    res = invoke("run", "--dataset", "mpox@1.0.0", "-w", ws, "--arch", "densenet121", "--weights", sd_path,
+                 "--out", tmp_path / "run3")
+    assert res.exit_code == 1 and "weights do not fit densenet121" in res.output
+
+    # air-gapped: nothing cached, no network
+    from urllib.error import URLError
+
+    def offline(*a, **k):
+        raise URLError("no network")
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    res = invoke("run", "--dataset", "mpox@1.0.0", "-w", ws, "--arch", "resnet34", "--out", tmp_path / "run4")
+    assert res.exit_code == 1
+    msg = " ".join(res.output.split())
+    assert "not cached at" in msg and "--weights FILE" in msg and "resnet34-" in msg
+    with pytest.raises(TrainError):
+        from train.models import build_backbone
+
+        build_backbone("resnet34", "imagenet")
+
+
+def test_bad_fold_count(ws, tmp_path):
+    res = invoke("run", "--dataset", "mpox@1.0.0", "-w", ws, "--arch", "resnet18", *FAST, "--folds", "3",
+                 "--out", tmp_path / "run")
+    assert res.exit_code == 1 and "but 3 folds were asked for" in res.output
+
+
+def test_manifest_fold_gap_is_reported(tmp_path):
+    path = write_export(tmp_path, folds=5)
+    text = (path / "manifest.csv").read_text().replace(",train,4,", ",train,3,")
+    (path / "manifest.csv").write_text(text)
+    write_sums(path)
+    res = invoke("run", "--dataset", path, "--arch", "resnet18", *FAST, "--out", tmp_path / "run")
+    assert res.exit_code == 1 and "carry folds 0, 1, 2, 3, but 5 folds" in res.output
+
+
+@pytest.mark.slow
+def test_unfreeze_fine_tunes_on_images(ws, tmp_path):
+    out = tmp_path / "ft"
+    res = invoke("run", "--dataset", "mpox@1.0.0", "-w", ws, "--arch", "resnet18", "--weights", "none", "--epochs", "1",
+                 "--unfreeze", "--out", out, "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads((out / "run.json").read_text())["mode"] == "unfreeze"
+    ckpt = torch.load(out / "fold0/checkpoint.pt", weights_only=True)
+    assert "backbone.conv1.weight" in ckpt["model"] and "head.fc.weight" in ckpt["model"]
+    img = next((ws / "exports/mpox/1.0.0/test").rglob("*.jpg"))
+    res = invoke("predict", img, "--run", out)
+    assert res.exit_code == 1 and "frozen-backbone runs only" in res.output
+
+
+def test_diagnosis_task_with_three_classes(tmp_path):
+    counts = {"train": {"herpes": 5, "mpox": 5, "non_mpox": 5}, "test": {"herpes": 2, "mpox": 2, "non_mpox": 2}}
+    path = write_export(tmp_path, counts=counts)
+    meta = json.loads((path / "dataset.json").read_text())
+    (path / "dataset.json").write_text(json.dumps({**meta, "task": "diagnosis"}))
+    write_sums(path)
+    out = tmp_path / "run"
+    res = invoke("run", "--dataset", path, "--arch", "resnet18", *FAST, "--out", out, "--json")
+    assert res.exit_code == 0, res.output
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["positive_class"] is None and set(m["sets"]) == {"val", "test", "test_roi"}
+    rows = list(csv.DictReader(open(out / "predictions.csv")))
+    assert {"p_herpes", "p_mpox", "p_non_mpox"} <= set(rows[0])

@@ -1,0 +1,1 @@
+"""Train triage classifiers on an exported dataset version (reads only `curate.dataset`)."""
