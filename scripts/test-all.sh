@@ -13,7 +13,7 @@ if [ ! -x .venv/bin/python ]; then "$PY" -m venv .venv; fi
 # Label Studio pins its own Django and SDK: it lives in its own environment.
 if [ ! -x .venv-studio/bin/label-studio ]; then
   "$PY" -m venv .venv-studio
-  .venv-studio/bin/pip install -q label-studio
+  .venv-studio/bin/pip install -q "label-studio>=1.23,<1.24"
 fi
 export CURATE_LABEL_STUDIO="$PWD/.venv-studio/bin/label-studio"
 

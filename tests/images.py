@@ -8,22 +8,7 @@ import zlib
 import numpy as np
 from PIL import Image
 
-
-def photo(seed: int, size: tuple[int, int] = (160, 120)) -> Image.Image:
-    """A photo-like RGB picture: skin-toned gradient, blotches and sensor noise, distinct per seed."""
-    rng = np.random.default_rng(seed)
-    w, h = size
-    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
-    base = np.array([200, 150, 120], np.float32) + rng.normal(0, 25, 3)
-    img = np.empty((h, w, 3), np.float32)
-    for c in range(3):
-        img[..., c] = base[c] + 30 * np.sin(x / w * rng.uniform(1, 5) + c) * np.cos(y / h * rng.uniform(1, 5))
-    for _ in range(int(rng.integers(3, 9))):
-        cx, cy, r = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(min(w, h) / 20, min(w, h) / 5)
-        mask = ((x - cx) ** 2 + (y - cy) ** 2) < r**2
-        img[mask] = img[mask] * 0.6 + np.array([120, 40, 50]) * 0.4
-    img += rng.normal(0, 4, img.shape)
-    return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
+from curate.demo import photo  # noqa: F401  (re-exported for the tests)
 
 
 def encode(img: Image.Image, fmt: str = "JPEG", **kw) -> bytes:
