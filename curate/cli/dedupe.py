@@ -1,6 +1,161 @@
-"""`curate dedupe` commands (filled in by the dedupe work)."""
+"""`curate dedupe` (run), `curate dedupe split|merge|review|decisions`."""
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from curate.audit import audited
+from curate.cli.options import DbOpt, JsonOpt, WorkspaceOpt, console, open_workspace, print_json, reported, table
+from curate.dedupe import overrides
+from curate.dedupe.review import write_review
+from curate.dedupe.run import DedupeOptions, DedupeReport, run_dedupe
+
+app = typer.Typer()  # help comes from the `dedupe` callback below
 
 
-def register(app: typer.Typer) -> None:
-    """Mount this module's commands on the root app."""
+@app.callback(invoke_without_command=True)
+def dedupe(
+    ctx: typer.Context,
+    min_side: Annotated[int, typer.Option(help="Shorter side, in pixels, below which an image is kept out of labelling (default: 128).")] = 128,
+    radius: Annotated[int, typer.Option(help="Hamming radius of the hash search, 0-32 bits (default: 14).")] = 14,
+    similarity: Annotated[float, typer.Option(help="Verified DCT correlation a near-duplicate needs, 0.5-1.0 (default: 0.90).")] = 0.90,
+    method: Annotated[str, typer.Option(help="region-phash (crop/rotation/bar robust) or phash (default: region-phash).")] = "region-phash",
+    backend: Annotated[str, typer.Option(help="Search back-end: auto, brute-force or multi-index (default: auto).")] = "auto",
+    cnn: Annotated[bool, typer.Option("--cnn", help="Add the CNN-embedding stage (needs torch; hash-only without it).")] = False,
+    cnn_similarity: Annotated[float, typer.Option(help="Cosine similarity for a CNN match, 0.5-1.0 (default: 0.95).")] = 0.95,
+    review: Annotated[bool, typer.Option("--review/--no-review", help="Write the HTML review sheet (default: on).")] = True,
+    workers: Annotated[int, typer.Option(help="Decoding processes (default: one per core).")] = 0,
+    workspace: WorkspaceOpt = None,
+    db: DbOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Cluster exact and near-duplicate photos over the whole catalogue (only new images are hashed);
+    `split`/`merge` record the steward's decisions, which every later run keeps.
+
+    Example: curate dedupe --min-side 224 --json
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    ws = open_workspace(workspace, db)
+    with reported():
+        options = DedupeOptions(min_side=min_side, radius=radius, similarity=similarity, method=method,
+                                backend=backend, cnn=cnn, cnn_similarity=cnn_similarity, workers=workers)
+        options.validate()
+        with audited(ws, "dedupe", {**options.__dict__}) as run, Progress(
+            TextColumn("hash"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+            console=console, disable=json_out, transient=True,
+        ) as progress:
+            task = progress.add_task("hash", total=None)
+            report = run_dedupe(ws, options, run.id, lambda done, total: progress.update(task, completed=done, total=total))
+            sheet = write_review(ws) if review else None
+            run.summary = {k: v for k, v in report.as_dict().items() if k != "groups"}
+    data = report.as_dict() | {"review_sheet": str(sheet) if sheet else None}
+    if json_out:
+        print_json(data)
+    else:
+        render(report, sheet)
+
+
+def render(report: DedupeReport, sheet) -> None:
+    rows = [["images", report.images], ["hashed this run", report.hashed], ["codes reused", report.reused],
+            ["search", report.searched], *[[f"pairs: {k}", v] for k, v in sorted(report.pairs.items())],
+            ["clusters (2+ images)", report.clusters], ["duplicates", report.duplicates],
+            ["low resolution", report.low_res], ["steward decisions", report.overrides], ["to label", report.labelable],
+            ["byte-identical arrivals (merged at intake)", report.byte_duplicates], ["skipped", len(report.skipped)]]
+    console.print(table("dedupe summary", ["", "count"], rows))
+    if report.groups:
+        console.print(table("largest clusters", ["cluster", "size", "representative", "members"],
+                            [[g["cluster"], g["size"], g["representative"], " ".join(map(str, g["members"][:12]))] for g in report.groups[:15]]))
+    for image_id, reason in report.skipped[:20]:
+        console.print(f"[yellow]skipped image {image_id}: {reason}[/]")
+    for reason, n in sorted(report.rejected_at_intake.items()):
+        console.print(f"rejected at intake (never catalogued): {n} × {reason}")
+    for note in report.notes:
+        console.print(f"[yellow]note:[/] {note}")
+    if sheet:
+        console.print(f"review sheet: {sheet}")
+    console.print(f"{report.seconds.get('total', 0):.1f} s (hash {report.seconds.get('hash', 0):.1f}, search {report.seconds.get('search', 0):.1f})")
+
+
+def _decision_output(summary: dict, json_out: bool, message: str) -> None:
+    if json_out:
+        print_json(summary)
+    else:
+        console.print(message + f" — now {summary['clusters']} clusters, {summary['labelable']} to label")
+
+
+@app.command()
+def split(
+    image: Annotated[int, typer.Argument(help="Image id to take out of its cluster.")],
+    others: Annotated[Optional[list[int]], typer.Argument(help="Only split from these image ids (default: every other member).")] = None,
+    note: Annotated[Optional[str], typer.Option(help="Why (shown on the review sheet).")] = None,
+    workspace: WorkspaceOpt = None,
+    db: DbOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Record "not duplicates": IMAGE never shares a cluster with the others again.
+
+    Example: curate dedupe split 42 --note "same patient, different day"
+    """
+    ws = open_workspace(workspace, db)
+    with reported(), audited(ws, "dedupe split", {"image": image, "others": others, "note": note}) as run:
+        summary = overrides.split(ws, image, others, note, run.id)
+        run.summary = {k: v for k, v in summary.items() if k != "groups"}
+    _decision_output(summary, json_out, f"image {image} split off")
+
+
+@app.command()
+def merge(
+    image_a: Annotated[int, typer.Argument(help="An image id.")],
+    image_b: Annotated[int, typer.Argument(help="An image id showing the same picture.")],
+    note: Annotated[Optional[str], typer.Option(help="Why (shown on the review sheet).")] = None,
+    workspace: WorkspaceOpt = None,
+    db: DbOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Record "same picture": the clusters of IMAGE_A and IMAGE_B become one.
+
+    Example: curate dedupe merge 17 230
+    """
+    ws = open_workspace(workspace, db)
+    with reported(), audited(ws, "dedupe merge", {"image_a": image_a, "image_b": image_b, "note": note}) as run:
+        summary = overrides.merge(ws, image_a, image_b, note, run.id)
+        run.summary = {k: v for k, v in summary.items() if k != "groups"}
+    _decision_output(summary, json_out, f"images {image_a} and {image_b} merged")
+
+
+@app.command("review")
+def review_sheet(workspace: WorkspaceOpt = None, db: DbOpt = None, json_out: JsonOpt = False) -> None:
+    """Write the HTML review sheet of the current clusters (no hashing).
+
+    Example: curate dedupe review
+    """
+    ws = open_workspace(workspace, db)
+    with reported():
+        path = write_review(ws)
+    if json_out:
+        print_json({"review_sheet": str(path)})
+    else:
+        console.print(f"review sheet: {path}")
+
+
+@app.command()
+def decisions(workspace: WorkspaceOpt = None, db: DbOpt = None, json_out: JsonOpt = False) -> None:
+    """List the steward's merge/split decisions.
+
+    Example: curate dedupe decisions --json
+    """
+    ws = open_workspace(workspace, db)
+    with reported():
+        rows = overrides.decisions(ws)
+    if json_out:
+        print_json(rows)
+    else:
+        console.print(table("dedupe decisions", ["images", "decision", "note"], [[f"{r['image_a']} – {r['image_b']}", r["action"], r["note"]] for r in rows]))
+
+
+def register(root: typer.Typer) -> None:
+    """Mount `curate dedupe` and its override commands."""
+    root.add_typer(app, name="dedupe")

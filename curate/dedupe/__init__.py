@@ -1,21 +1,30 @@
 """Dedupe: exact and near-duplicate clusters over the catalogue.
 
 The two functions below are the contract later stages use (label push reads
-`labelable_image_ids`, export reads `cluster_map`); the dedupe work keeps
-their signatures. Before dedupe has run, every image is its own cluster.
+`labelable_image_ids`, export reads `cluster_map`). Before dedupe has run,
+every image is its own cluster `img<id>`; afterwards a cluster's key is
+`img<smallest member id>`, so keys stay stable across re-runs. Images added
+after the last run are their own cluster and labelable until the next run.
 """
 from __future__ import annotations
 
 from sqlmodel import Session, select
 
-from db.models import Image
+from db.models import DedupeMember, Image
 
 
 def cluster_map(session: Session) -> dict[int, str]:
     """image id -> cluster key; images in one cluster must stay in one split."""
-    return {i: f"img{i}" for i in session.exec(select(Image.id)).all()}
+    keys = dict(session.exec(select(DedupeMember.image_id, DedupeMember.cluster_key)).all())
+    return {i: keys.get(i, f"img{i}") for i in session.exec(select(Image.id)).all()}
 
 
 def labelable_image_ids(session: Session) -> list[int]:
-    """Images to label: one representative per cluster, not excluded, in id order."""
-    return sorted(session.exec(select(Image.id)).all())
+    """Images to label: one representative per cluster, not excluded (low-res), in id order."""
+    members = {m.image_id: m for m in session.exec(select(DedupeMember)).all()}
+    out = []
+    for i in session.exec(select(Image.id)).all():
+        m = members.get(i)
+        if m is None or (m.representative and not m.low_res):
+            out.append(i)
+    return sorted(out)

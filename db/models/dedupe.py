@@ -1,6 +1,63 @@
-"""Tables of the dedupe stage (owned by the dedupe work; empty until it lands).
+"""Tables of the dedupe stage.
 
-Add SQLModel table classes here and list them in __all__; write the matching
-migration in db/migrations/versions/ (the dedupe revision).
+`dedupe_codes`     per image: the hash codes and the grey thumbnail they came from, so a
+                   later run hashes only new images (`Image.pixel_sha256`/`phash` too).
+`dedupe_pairs`     matched pairs the last run found (pixel-identical, hash, CNN).
+`dedupe_members`   the clustering: cluster key, representative, low-resolution flag.
+`dedupe_overrides` the steward's decisions (merge / split a pair); never touched by a run.
 """
-__all__: list[str] = []
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Optional
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from db.models.intake import _ts, utcnow
+
+
+class DedupeCode(SQLModel, table=True):
+    __tablename__ = "dedupe_codes"
+    image_id: int = Field(foreign_key="images.id", primary_key=True)
+    algo: str = Field(max_length=40)  # codes are recomputed when the algorithm version changes
+    codes: bytes = Field(sa_column=sa.Column(sa.LargeBinary, nullable=False))  # little-endian uint64 per window
+    thumb: bytes = Field(sa_column=sa.Column(sa.LargeBinary, nullable=False))  # THUMB x THUMB uint8 grey
+    masked: float = 0.0  # fraction of the thumbnail in-painted (black bar, rotation corners)
+    embedding: Optional[bytes] = Field(default=None, sa_column=sa.Column(sa.LargeBinary, nullable=True))  # CNN, float16
+    searched_with: Optional[str] = Field(default=None, max_length=120)  # settings of the last search covering it
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class DedupePair(SQLModel, table=True):
+    __tablename__ = "dedupe_pairs"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    image_a: int = Field(foreign_key="images.id", index=True)  # image_a < image_b
+    image_b: int = Field(foreign_key="images.id", index=True)
+    kind: str = Field(max_length=10)  # pixel | hash | cnn
+    hamming: Optional[int] = None
+    similarity: float = 1.0
+    run_id: Optional[int] = Field(default=None, foreign_key="command_runs.id")
+
+
+class DedupeMember(SQLModel, table=True):
+    __tablename__ = "dedupe_members"
+    image_id: int = Field(foreign_key="images.id", primary_key=True)
+    cluster_key: str = Field(sa_column=sa.Column(sa.String(40), nullable=False, index=True))
+    representative: bool = False
+    low_res: bool = False
+    run_id: Optional[int] = Field(default=None, foreign_key="command_runs.id")
+
+
+class DedupeOverride(SQLModel, table=True):
+    __tablename__ = "dedupe_overrides"
+    __table_args__ = (sa.UniqueConstraint("image_a", "image_b", name="uq_dedupe_override_pair"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    image_a: int = Field(foreign_key="images.id", index=True)  # image_a < image_b
+    image_b: int = Field(foreign_key="images.id", index=True)
+    action: str = Field(max_length=10)  # merge (same picture) | split (not duplicates)
+    note: Optional[str] = Field(default=None, max_length=500)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+__all__ = ["DedupeCode", "DedupePair", "DedupeMember", "DedupeOverride"]

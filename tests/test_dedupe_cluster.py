@@ -1,0 +1,38 @@
+"""Clustering and the representative rule: plain functions on plain data."""
+from datetime import datetime, timedelta
+
+from curate.dedupe.cluster import Candidate, Edge, cluster_key, clusters, representative
+
+T0 = datetime(2026, 1, 1)
+
+
+def test_union_of_pairs_keyed_by_smallest_id():
+    roots = clusters([1, 2, 3, 4, 5], [Edge(2, 3, "hash", 0.95), Edge(3, 5, "pixel")], set())
+    assert roots == {1: 1, 2: 2, 3: 2, 4: 4, 5: 2}
+    assert cluster_key(2) == "img2"
+
+
+def test_split_blocks_the_chain_and_merge_always_holds():
+    edges = [Edge(1, 2, "hash", 0.99), Edge(2, 3, "hash", 0.91), Edge(3, 4, "merge")]
+    roots = clusters([1, 2, 3, 4], edges, {(1, 3)})
+    assert roots[1] == roots[2]
+    assert roots[3] == roots[4] != roots[1]
+
+
+def test_result_does_not_depend_on_edge_order():
+    edges = [Edge(1, 2, "hash", 0.92), Edge(2, 3, "hash", 0.99), Edge(1, 3, "hash", 0.95)]
+    a = clusters([1, 2, 3], edges, {(1, 2)})
+    b = clusters([1, 2, 3], list(reversed(edges)), {(1, 2)})
+    assert a == b
+
+
+def test_representative_rule_resolution_then_source_then_earliest():
+    web_big = Candidate(1, 2000, 1500, 2, T0)
+    clinic_small = Candidate(2, 800, 600, 0, T0)
+    assert representative([clinic_small, web_big]).image_id == 1  # resolution first
+    clinic_same = Candidate(3, 2000, 1500, 0, T0 + timedelta(days=1))
+    assert representative([web_big, clinic_same]).image_id == 3  # then clinic > public > web
+    earlier = Candidate(4, 2000, 1500, 0, T0)
+    assert representative([clinic_same, earlier]).image_id == 4  # then earliest
+    low = Candidate(5, 9000, 9000, 0, T0, low_res=True)
+    assert representative([low, clinic_small]).image_id == 2  # low-res never wins over a usable one
