@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import typer
 
-from curate.cli import dedupe, export, intake, label, scrape, studio
+from curate.cli import dedupe, export, intake, label, pipeline, scrape, studio
 
 app = typer.Typer(
     name="curate",
@@ -13,7 +13,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for module in (intake, scrape, dedupe, studio, label, export):
+for module in (pipeline, intake, scrape, dedupe, studio, label, export):
     module.register(app)
 
 

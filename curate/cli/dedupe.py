@@ -42,15 +42,20 @@ def dedupe(
     with reported():
         options = DedupeOptions(min_side=min_side, radius=radius, similarity=similarity, method=method,
                                 backend=backend, cnn=cnn, cnn_similarity=cnn_similarity, workers=workers)
-        options.validate()
-        with audited(ws, "dedupe", {**options.__dict__}) as run, Progress(
-            TextColumn("hash"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-            console=console, disable=json_out, transient=True,
-        ) as progress:
-            task = progress.add_task("hash", total=None)
-            report = run_dedupe(ws, options, run.id, lambda done, total: progress.update(task, completed=done, total=total))
-            sheet = write_review(ws) if review else None
-            run.summary = {k: v for k, v in report.as_dict().items() if k != "groups"}
+        run_and_render(ws, options, review=review, json_out=json_out)
+
+
+def run_and_render(ws, options: DedupeOptions = DedupeOptions(), review: bool = True, json_out: bool = False) -> None:
+    """One audited dedupe run with a progress bar, then the summary (shared with `curate pipeline`)."""
+    options.validate()
+    with audited(ws, "dedupe", {**options.__dict__}) as run, Progress(
+        TextColumn("hash"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=console, disable=json_out, transient=True,
+    ) as progress:
+        task = progress.add_task("hash", total=None)
+        report = run_dedupe(ws, options, run.id, lambda done, total: progress.update(task, completed=done, total=total))
+        sheet = write_review(ws) if review else None
+        run.summary = {k: v for k, v in report.as_dict().items() if k != "groups"}
     data = report.as_dict() | {"review_sheet": str(sheet) if sheet else None}
     if json_out:
         print_json(data)
