@@ -73,7 +73,8 @@ class Sample:
     source: str
 
 
-def _sha256_file(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """Streamed, so a large archive or checkpoint never sits in memory whole."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -182,7 +183,7 @@ class DatasetVersion:
         }
         missing = sorted(set(expected) - present)
         extra = sorted(present - set(expected))
-        changed = sorted(rel for rel in set(expected) & present if _sha256_file(self.path / rel) != expected[rel])
+        changed = sorted(rel for rel in set(expected) & present if sha256_file(self.path / rel) != expected[rel])
         problems = []
         if changed:
             problems.append(f"{len(changed)} changed ({_short(changed)})")

@@ -4,8 +4,10 @@ from __future__ import annotations
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from curate.dedupe import cluster_map, labelable_image_ids
+from curate.dedupe import cluster_map
+from curate.label.rounds import rated_image_ids, unrated_image_ids
 from db.models import CommandRun, Consensus, Image, Provenance, Rejection, Source
+from db.models.export import DatasetVersionRecord
 
 
 def catalogue_status(session: Session) -> dict:
@@ -33,12 +35,14 @@ def catalogue_status(session: Session) -> dict:
     stages = {
         "ingested": images,
         "dedupe_clusters": len(set(clusters.values())),
-        "to_label": len(labelable_image_ids(session)),
+        "to_label": len(unrated_image_ids(session)),  # what `curate label push` would still send
+        "in_label_rounds": len(rated_image_ids(session)),
         **{f"label_{k}": v for k, v in sorted(consensus.items())},
         "flagged_gps": session.exec(select(func.count()).select_from(Image).where(Image.has_gps)).one(),
         "flagged_camera_serial": session.exec(
             select(func.count()).select_from(Image).where(Image.has_camera_serial)
         ).one(),
     }
+    stages["dataset_versions"] = session.exec(select(func.count()).select_from(DatasetVersionRecord)).one()
     unfinished = session.exec(select(func.count()).select_from(CommandRun).where(CommandRun.status == "running")).one()
     return {"images": images, "by_source": by_source, "by_prior_label": by_label, "stages": stages, "unfinished_runs": unfinished}

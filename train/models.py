@@ -5,7 +5,6 @@ paper's "last layer replaced by a new classifier" is `Head` (dropout 0.2 + linea
 """
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from curate.dataset import sha256_file
 from curate.errors import CurateError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -180,14 +180,6 @@ class Net(nn.Module):
         return self.head(self.backbone(x))
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _imagenet_state_dict(arch: Arch) -> tuple[dict, str]:
     """torchvision's weights API and cache; a clear message when neither cache nor network works."""
     if arch.tv_name is None:
@@ -234,7 +226,7 @@ def build_backbone(arch_name: str, weights: str, seed: int = 0) -> tuple[nn.Modu
                 raise WeightsError(f"--weights {path.name} is not a loadable state dict ({type(exc).__name__})") from None
             if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
                 sd = sd["state_dict"]
-            weights_id = f"file:{_sha256(path)[:16]}"
+            weights_id = f"file:{sha256_file(path)[:16]}"
         try:
             model.load_state_dict(sd, strict=True)
         except RuntimeError as exc:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Optional
 
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import nn
 
 from train.gradcam import gradcam, overlay
@@ -76,7 +76,8 @@ def predict(run: Path, images: list[Path], threshold: Optional[float] = None, ou
         path = Path(path)
         try:
             with Image.open(path) as im:
-                img = im.convert("RGB")
+                # camera photos are triaged upright, as exported training images are (EXIF orientation applied)
+                img = ImageOps.exif_transpose(im).convert("RGB")
         except (OSError, UnidentifiedImageError):
             raise TrainError(f"cannot read image {path.name}") from None
         x = preset(img).unsqueeze(0)

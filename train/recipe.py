@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 import platform
 import random
@@ -33,6 +34,8 @@ from train import features as F
 from train.metrics import classification_metrics, decide, summarise
 from train.models import Head, Net, TrainError, build_backbone, freeze, get_arch
 from train.presets import EvalPreset, Item
+
+log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int], Callable[[int], None]]  # (description, total) -> advance(n)
 
@@ -148,6 +151,13 @@ def build_datasets(ds: DatasetVersion, cfg: TrainConfig) -> Plan:
         plan.val[k] = [_item(s) for s in ds.samples("train", fold=k)]
     for name, (split, roi) in {"test": ("test", False), "test_roi": ("test", True), "external": ("external", False)}.items():
         samples = ds.samples(split, roi=roi)
+        if roi and len({s.label for s in samples}) < 2:
+            # ROI crops exist only for images with lesion boxes (healthy skin has none): the ROI evaluation
+            # is a supplement to the test split, so a one-class crop set is skipped, not a fatal fault.
+            if samples:
+                log.warning("split 'test' (ROI crops) has only one class (%s); skipping the ROI evaluation",
+                            samples[0].label)
+            continue
         if samples:
             check_classes(samples, f"split '{split}'" + (" (ROI crops)" if roi else ""), ds.classes)
             plan.eval_sets[name] = [_item(s) for s in samples]

@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 from pathlib import Path
 
-from curate.dataset import MANIFEST_COLUMNS
+from curate.dataset import MANIFEST_COLUMNS, sha256_file  # noqa: F401  (re-exported for the writer)
 
 
 def format_agreement(value: float | None) -> str:
@@ -47,14 +46,6 @@ def manifest_csv(rows: list[dict[str, str]]) -> bytes:
 def read_manifest(path: Path) -> list[dict[str, str]]:
     with open(path, newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def sha256sums(root: Path, known: dict[str, str] | None = None) -> bytes:

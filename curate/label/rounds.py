@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sqlmodel import Session, select
 
-from curate.dedupe import labelable_image_ids
+from curate.dedupe import cluster_map, labelable_image_ids
 from curate.label.client import StudioClient, api_key_from_env
 from curate.label.diagnoses import DIAGNOSES
 from curate.label.errors import LabelError, StudioError
@@ -147,6 +147,24 @@ def _refresh_consensus(ws) -> None:
         write_consensus(s)
 
 
+def rated_image_ids(s: Session) -> set[int]:
+    """Images already sent to a rating round."""
+    return set(s.exec(select(LabelTask.image_id).join(LabelProject).join(LabelRound)
+                      .where(LabelRound.kind == "rating")).all())
+
+
+def unrated_image_ids(s: Session) -> list[int]:
+    """Labelable images whose dedupe cluster has no image in a rating round yet: what `push` sends next.
+
+    A re-run of dedupe can make a newly arrived copy the representative of a cluster the raters
+    already labelled (e.g. a sharper copy); that cluster is labelled, so the copy is not sent again.
+    """
+    rated = rated_image_ids(s)
+    clusters = cluster_map(s)
+    rated_clusters = {clusters.get(i, f"img{i}") for i in rated}
+    return [i for i in labelable_image_ids(s) if i not in rated and clusters.get(i, f"img{i}") not in rated_clusters]
+
+
 def push(ws, client: StudioClient, raters: list[str], limit: int | None = None) -> PushResult:
     """Send labelable images not yet in any rating round to each rater's project (idempotent)."""
     raters = _emails(raters)
@@ -154,14 +172,12 @@ def push(ws, client: StudioClient, raters: list[str], limit: int | None = None) 
         raise LabelError("a rating round has exactly two raters (--raters a@clinic,b@clinic)")
     _require_accounts(client, raters)
     with ws.session() as s:
-        in_rounds = set(s.exec(select(LabelTask.image_id).join(LabelProject).join(LabelRound)
-                               .where(LabelRound.kind == "rating")).all())
         rnd = _round_for(s, "rating", raters, client.url)
         # Images already in this round but missing from one rater's project (an interrupted push) are completed too.
         mine = set()
         if rnd is not None:
             mine = set(s.exec(select(LabelTask.image_id).join(LabelProject).where(LabelProject.round_id == rnd.id)).all())
-        candidates = [i for i in labelable_image_ids(s) if i not in in_rounds]
+        candidates = unrated_image_ids(s)
     if limit is not None:
         candidates = candidates[:limit]
     if rnd is None and not candidates:
