@@ -36,3 +36,18 @@ def test_representative_rule_resolution_then_source_then_earliest():
     assert representative([clinic_same, earlier]).image_id == 4  # then earliest
     low = Candidate(5, 9000, 9000, 0, T0, low_res=True)
     assert representative([low, clinic_small]).image_id == 2  # low-res never wins over a usable one
+
+
+def test_an_image_in_labelling_stays_representative():
+    labelled_small = Candidate(1, 800, 600, 0, T0)
+    sharper_copy = Candidate(2, 2000, 1500, 0, T0 + timedelta(days=30))
+    assert representative([labelled_small, sharper_copy]).image_id == 2  # no labels: resolution first
+    assert representative([labelled_small, sharper_copy], labelled={1}).image_id == 1
+    assert representative([sharper_copy, labelled_small], labelled={1}).image_id == 1  # order-free
+    # among several labelled, a final consensus first, then the plain rule
+    other = Candidate(3, 1000, 800, 2, T0)
+    assert representative([labelled_small, sharper_copy, other], labelled={1, 3}).image_id == 3
+    assert representative([labelled_small, sharper_copy, other], labelled={1, 3}, final={1}).image_id == 1
+    # a labelled image stays even when low-res: the cluster is labelled, its copies are not labelable
+    low = Candidate(4, 90, 60, 0, T0, low_res=True)
+    assert representative([low, sharper_copy], labelled={4}).image_id == 4

@@ -17,7 +17,9 @@ from curate.dedupe.run import DedupeOptions, run_dedupe
 from curate.errors import ConfigError
 from curate.intake.ingest import IngestOptions, ingest_folder
 from curate.workspace import Workspace
+from curate.label.rounds import unrated_image_ids
 from db.models import CommandRun, DedupeCode, DedupeMember, DedupePair, Image as ImageRow, Provenance
+from db.models.label import Consensus, LabelProject, LabelRound, LabelTask
 from dedupe_corpus import TRANSFORMS, photo, save, sibling, variant
 
 OPTS = DedupeOptions(min_side=100, workers=1)
@@ -117,6 +119,75 @@ def test_representative_prefers_resolution_then_clinic(tmp_path):
         assert labelable_image_ids(s) == [ids["same_size.jpg"]]  # same pixels as big.jpg, clinic wins
         keys = cluster_map(s)
     assert keys[ids["big.jpg"]] == keys[ids["small.jpg"]] == keys[ids["same_size.jpg"]] == f"img{min(ids.values())}"
+
+
+def _enter_labelling(ws, image_ids: list[int], status: str = "pending") -> None:
+    """Catalogue rows a `label push` (and, for a final status, a `label pull`) leaves behind."""
+    with ws.session() as s:
+        rnd = LabelRound(kind="rating", name="Round 1", raters='["a@c", "b@c"]', server_url="http://studio")
+        s.add(rnd)
+        s.flush()
+        for n, rater in enumerate(("a@c", "b@c")):
+            proj = LabelProject(round_id=rnd.id, rater=rater, ls_project_id=n + 1)
+            s.add(proj)
+            s.flush()
+            s.add_all(LabelTask(project_id=proj.id, image_id=i, ls_task_id=100 * n + i) for i in image_ids)
+        s.add_all(Consensus(image_id=i, status=status, diagnosis="mpox" if status == "agreed" else None) for i in image_ids)
+
+
+def test_labelled_image_stays_representative_when_a_sharper_copy_arrives(tmp_path):
+    pic, other = photo(11, (240, 200)), photo(12, (240, 200))
+    save(pic.resize((150, 125)), tmp_path / "first" / "orig.jpg")  # usable, but not the sharpest
+    save(other.resize((150, 125)), tmp_path / "first" / "other_small.jpg")
+    save(other, tmp_path / "first" / "other_big.jpg")  # same run, nobody labelled: resolution wins
+    ws = Workspace.init(tmp_path / "ws")
+    _ingest(ws, tmp_path / "first")
+    run_dedupe(ws, OPTS)
+    ids = _ids_by_name(ws)
+    orig = ids["orig.jpg"]
+    with ws.session() as s:
+        assert labelable_image_ids(s) == sorted([orig, ids["other_big.jpg"]])
+    _enter_labelling(ws, [orig], "agreed")
+
+    save(pic, tmp_path / "later" / "orig_sharper.jpg", quality=95)
+    _ingest(ws, tmp_path / "later")
+    report = run_dedupe(ws, OPTS)
+    ids = _ids_by_name(ws)
+    sharper = ids["orig_sharper.jpg"]
+    with ws.session() as s:
+        keys = cluster_map(s)
+        assert keys[sharper] == keys[orig]
+        assert labelable_image_ids(s) == sorted([orig, ids["other_big.jpg"]])  # never the copy
+        assert unrated_image_ids(s) == [ids["other_big.jpg"]]
+        reps = {m.image_id for m in s.exec(select(DedupeMember).where(DedupeMember.representative)).all()}
+    assert orig in reps and sharper not in reps
+    assert ids["other_big.jpg"] in reps and ids["other_small.jpg"] not in reps  # no labels: resolution first
+    groups = {g["members"][0]: g for g in report.groups}
+    assert groups[min(orig, sharper)]["representative"] == orig
+    assert report.labelable == 2 and report.duplicates == 2
+    # stable across re-runs and a steward decision (both re-cluster)
+    overrides.merge(ws, orig, sharper)
+    run_dedupe(ws, OPTS)
+    with ws.session() as s:
+        assert labelable_image_ids(s) == sorted([orig, ids["other_big.jpg"]])
+    text = write_review(ws).read_text()
+    assert "already in labelling" in text and "in labelling" in text.split("<h2", 1)[1]
+
+
+def test_several_labelled_members_prefer_the_final_consensus(tmp_path):
+    pic = photo(13, (240, 200))
+    save(pic.resize((150, 125)), tmp_path / "a" / "small.jpg")
+    save(pic, tmp_path / "a" / "big.jpg")
+    ws = Workspace.init(tmp_path / "ws")
+    _ingest(ws, tmp_path / "a")
+    ids = _ids_by_name(ws)
+    small, big = ids["small.jpg"], ids["big.jpg"]
+    _enter_labelling(ws, [big], "pending")  # both were labelled before dedupe ever ran
+    _enter_labelling(ws, [small], "agreed")
+    run_dedupe(ws, OPTS)
+    with ws.session() as s:
+        assert cluster_map(s)[small] == cluster_map(s)[big]
+        assert labelable_image_ids(s) == [small]
 
 
 def test_incremental_run_hashes_only_new_images(tmp_path, monkeypatch):

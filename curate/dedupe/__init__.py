@@ -20,7 +20,10 @@ def cluster_map(session: Session) -> dict[int, str]:
 
 
 def labelable_image_ids(session: Session) -> list[int]:
-    """Images to label: one representative per cluster, not excluded (low-res), in id order."""
+    """Images to label: one representative per cluster, not excluded (low-res), in id order.
+
+    A cluster with an image already in labelling has that image as representative, so this
+    never returns a copy of a labelled image (once dedupe has run since the copy arrived)."""
     members = {m.image_id: m for m in session.exec(select(DedupeMember)).all()}
     out = []
     for i in session.exec(select(Image.id)).all():

@@ -4,9 +4,17 @@ Union of matched pairs, with two kinds of override: a *merge* is an edge that
 always holds; a *split* says two images are not duplicates, so no cluster may
 contain both. Edges are joined strongest first and an edge that would put a
 split pair together is skipped, so the result does not depend on input order.
+
+The representative rule: an image that has already entered labelling (it has a
+`LabelTask`) stays its cluster's representative, so a sharper copy arriving later
+never takes the place of a photo the raters have seen; among several such, one
+with a final consensus (agreed or adjudicated) first. Then, and for clusters with
+no labelled member, the plain rule: not low-resolution, most pixels, source
+priority (clinic > public > web), earliest, lowest id.
 """
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -64,12 +72,18 @@ def clusters(image_ids: list[int], edges: list[Edge], splits: set[tuple[int, int
     return {i: find(i) for i in image_ids}
 
 
-def representative(members: list[Candidate]) -> Candidate:
-    """The documented rule: usable (not low-resolution) first, then most pixels,
-    then best source priority (clinic > public > web), then earliest, then lowest id."""
+def representative(members: list[Candidate], labelled: Collection[int] = (), final: Collection[int] = ()) -> Candidate:
+    """The documented rule (module docstring). `labelled`: ids already in labelling (have a task);
+    `final`: ids with an agreed or adjudicated consensus. Labelled first, so labels already paid
+    for stay the cluster's; then usable (not low-resolution), most pixels, best source priority
+    (clinic > public > web), earliest, lowest id."""
+
+    def stage(c: Candidate) -> int:
+        return 0 if c.image_id in final else 1 if c.image_id in labelled else 2
+
     return min(
         members,
-        key=lambda c: (c.low_res, -(c.width * c.height), c.priority, c.created_at, c.image_id),
+        key=lambda c: (stage(c), c.low_res, -(c.width * c.height), c.priority, c.created_at, c.image_id),
     )
 
 

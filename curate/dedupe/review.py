@@ -19,6 +19,7 @@ from PIL import Image as PILImage, ImageOps
 from sqlmodel import select
 
 from db.models import DedupeMember, DedupeOverride, DedupePair, Image, Provenance, Source
+from db.models.label import LabelTask
 
 THUMB_PX = 160
 
@@ -65,6 +66,7 @@ def write_review(ws, name: str = "dedupe-review.html") -> Path:
         pairs = {(p.image_a, p.image_b): p for p in s.exec(select(DedupePair)).all()}
         overrides = s.exec(select(DedupeOverride).order_by(DedupeOverride.id)).all()
         low = sum(m.low_res for m in members)
+        labelled = set(s.exec(select(LabelTask.image_id).where(LabelTask.image_id.in_(ids)).distinct()).all()) if ids else set()
         shas = {i: img.sha256 for i, img in images.items()}
 
     def link(a: int, b: int) -> str:
@@ -78,8 +80,9 @@ def write_review(ws, name: str = "dedupe-review.html") -> Path:
     out.append("<h1>Dedupe review</h1>")
     out.append(
         f"<p>{len(multi)} clusters of two or more images; {sum(len(v) - 1 for v in multi.values())} duplicates; "
-        f"{low} images below the minimum side. The representative (green) is chosen by: not low-resolution, "
-        "most pixels, then source priority (clinic &gt; public &gt; web), then earliest.</p>"
+        f"{low} images below the minimum side. The representative (green) is chosen by: already in labelling "
+        "(one with a final consensus first), then not low-resolution, most pixels, source priority "
+        "(clinic &gt; public &gt; web), earliest.</p>"
     )
     for key in sorted(multi, key=lambda k: (-len(multi[k]), int(k[3:]) if k[3:].isdigit() else 0)):
         group = sorted(multi[key], key=lambda m: (not m.representative, m.image_id))
@@ -94,6 +97,8 @@ def write_review(ws, name: str = "dedupe-review.html") -> Path:
             cls = " ".join(c for c, on in (("rep", m.representative), ("low", m.low_res)) if on)
             tag = "<span class='tag'>representative</span><br>" if m.representative else ("<span class='tag'>low-res</span><br>" if m.low_res else "")
             dist = "" if m.representative else f"<br>{html.escape(link(rep, m.image_id))}"
+            if m.image_id in labelled:
+                dist += "<br>in labelling"
             out.append(
                 f"<figure class='{cls}'><img alt='image {m.image_id}' src='{src}'><figcaption>{tag}"
                 f"image {m.image_id} · {img.width}×{img.height} {html.escape(img.format)}<br>"

@@ -36,6 +36,9 @@ from db.models import (
     Rejection,
     Source,
 )
+from db.models.label import Consensus, LabelTask
+
+FINAL = ("agreed", "adjudicated")  # consensus statuses that settle an image's label
 
 log = logging.getLogger("curate.dedupe")
 
@@ -259,7 +262,8 @@ def find_pairs(ws, options: DedupeOptions, report: DedupeReport) -> tuple[list[E
 def recluster(s: Session, run_id: int | None = None, min_side: int | None = None) -> dict:
     """Rebuild `dedupe_members` from stored pairs and overrides (no hashing, no search).
 
-    `min_side=None` keeps each image's previous low-resolution flag.
+    `min_side=None` keeps each image's previous low-resolution flag. Images already in
+    labelling stay their cluster's representative (see `curate.dedupe.cluster`).
     """
     images = s.exec(select(Image.id, Image.width, Image.height, Image.created_at).order_by(Image.id)).all()
     prio = dict(
@@ -281,6 +285,8 @@ def recluster(s: Session, run_id: int | None = None, min_side: int | None = None
             edges.append(Edge(o.image_a, o.image_b, "merge", 1.0))
         else:
             splits.add((o.image_a, o.image_b))
+    labelled = set(s.exec(select(LabelTask.image_id).distinct()).all())
+    final = set(s.exec(select(Consensus.image_id).where(Consensus.status.in_(FINAL))).all())
     roots = clusters(list(cands), edges, splits)
     groups: dict[int, list[Candidate]] = defaultdict(list)
     for i, r in roots.items():
@@ -288,7 +294,7 @@ def recluster(s: Session, run_id: int | None = None, min_side: int | None = None
     s.exec(delete(DedupeMember))
     reps = {}
     for root, members in groups.items():
-        rep = representative(members)
+        rep = representative(members, labelled, final)
         reps[root] = rep.image_id
         for c in members:
             s.add(DedupeMember(image_id=c.image_id, cluster_key=cluster_key(root), representative=c.image_id == rep.image_id, low_res=c.low_res, run_id=run_id))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sqlmodel import Session, select
 
-from curate.dedupe import cluster_map, labelable_image_ids
+from curate.dedupe import labelable_image_ids
 from curate.label.client import StudioClient, api_key_from_env
 from curate.label.diagnoses import DIAGNOSES
 from curate.label.errors import LabelError, StudioError
@@ -154,15 +154,13 @@ def rated_image_ids(s: Session) -> set[int]:
 
 
 def unrated_image_ids(s: Session) -> list[int]:
-    """Labelable images whose dedupe cluster has no image in a rating round yet: what `push` sends next.
+    """Labelable images not yet in a rating round: what `push` sends next.
 
-    A re-run of dedupe can make a newly arrived copy the representative of a cluster the raters
-    already labelled (e.g. a sharper copy); that cluster is labelled, so the copy is not sent again.
+    Dedupe keeps an image already in labelling as its cluster's representative, so a
+    sharper copy arriving later is never labelable and a labelled cluster is not sent again.
     """
     rated = rated_image_ids(s)
-    clusters = cluster_map(s)
-    rated_clusters = {clusters.get(i, f"img{i}") for i in rated}
-    return [i for i in labelable_image_ids(s) if i not in rated and clusters.get(i, f"img{i}") not in rated_clusters]
+    return [i for i in labelable_image_ids(s) if i not in rated]
 
 
 def push(ws, client: StudioClient, raters: list[str], limit: int | None = None) -> PushResult:
