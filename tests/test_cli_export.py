@@ -39,6 +39,7 @@ def test_export_versions_diff(cat):
     r = run(cat, "export", "--name", "mpox", "--version", "1.0.1", "--size", "48", "--external", "kaggle", "--archive")
     assert r.exit_code == 0, r.output
     assert "mpox-1.0.1.tar" in r.stdout
+    assert "image(s) of mpox@1.0.0 kept their split and fold, 0 moved" in " ".join(r.stdout.split())
 
     r = run(cat, "versions", "--json")
     data = json.loads(r.stdout)
@@ -79,3 +80,16 @@ def test_export_errors_are_one_red_line(cat, args, message):
 def test_diff_unknown_version(cat):
     r = run(cat, "diff", "mpox@1.0.0", "mpox@9.9.9")
     assert r.exit_code == 1 and "not found" in r.stderr
+
+
+def test_reshuffle_flag_and_help(cat):
+    if not (cat.ws.exports / "mpox" / "1.0.0").exists():
+        assert run(cat, "export", "--name", "mpox", "--version", "1.0.0", "--size", "48", "--external", "kaggle").exit_code == 0
+    r = run(cat, "export", "--name", "mpox", "--version", "1.5.0", "--parent", "1.0.0", "--size", "48", "--external", "kaggle",
+            "--reshuffle", "--json")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["reshuffle"] is True and out["parent"] == "1.0.0" and out["moved"] == []
+    assert json.loads((DatasetVersion.open(out["path"]).path / "dataset.json").read_text())["reshuffle"] is True
+    help_text = " ".join(runner.invoke(app, ["export", "--help"]).stdout.split())
+    assert "--reshuffle" in help_text and "keeps its split and fold" in help_text

@@ -106,3 +106,80 @@ def test_assign_groups_balances_weights():
 def test_errors(items, kwargs, message):
     with pytest.raises(SplitError, match=message):
         plan_splits(items, **kwargs)
+
+
+# --- rule 5: stability across versions ----------------------------------------------------------
+
+
+def _assignment(plan):
+    return {i: (s, plan.fold.get(i)) for i, s in plan.split.items()}
+
+
+def test_parent_images_keep_their_place_and_newcomers_follow_their_group():
+    items = synthetic(200, seed=5)
+    v1 = plan_splits(items, seed=3)
+    parent = _assignment(v1)
+    next_id = max(it.id for it in items) + 1
+    joiner = Item(next_id, "mpox", ("case:17",))  # joins an existing group (case key of group 17)
+    fresh = [Item(next_id + 1 + k, "mpox" if k % 3 == 0 else "non_mpox", (f"case:new{k}",)) for k in range(60)]
+    v2 = plan_splits([*items, joiner, *fresh], seed=3, parent=parent)
+    assert all((v2.split[i], v2.fold.get(i)) == place for i, place in parent.items())
+    assert v2.moved == [] and v2.kept == len(items) and v2.dealt_groups == len(fresh)
+    member = next(it.id for it in items if "case:17" in it.groups)
+    assert (v2.split[joiner.id], v2.fold.get(joiner.id)) == parent[member]
+    dealt = Counter(v2.split[it.id] for it in fresh)
+    assert set(dealt) == {"train", "test"}
+    # The dealt groups are counted with the kept ones: the whole version stays near its targets.
+    assert v2.max_deviation_pp < 3.0, [(b.name, b.deviation_pp) for b in v2.bins]
+    # Same inputs, same answer; and without a parent it is the from-scratch deal.
+    again = plan_splits([*reversed(items), joiner, *fresh], seed=3, parent=parent)
+    assert (again.split, again.fold, again.moved) == (v2.split, v2.fold, v2.moved)
+    assert _assignment(plan_splits(items, seed=3, parent={})) == parent
+
+
+def test_conflicting_parent_places_pick_the_majority_then_test_and_report_each_move():
+    from curate.export.splits import MOVE_CONFLICT
+
+    filler = [Item(100 + i, "mpox" if i % 2 else "non_mpox") for i in range(40)]
+    base = plan_splits(filler, seed=0)
+    parent = _assignment(base)
+    # Group A (ids 1-3) was in train fold 1, B (id 4) in test; C (id 5) in train fold 0, D (id 6) in test.
+    parent.update({1: ("train", 1), 2: ("train", 1), 3: ("train", 1), 4: ("test", None), 5: ("train", 0), 6: ("test", None)})
+    items = [*filler,
+             Item(1, "mpox", ("cluster:a",)), Item(2, "mpox", ("cluster:a",)), Item(3, "mpox", ("cluster:a", "case:x")),
+             Item(4, "mpox", ("case:x",)),  # a corrected case id joins B to A: 3 train vs 1 test -> train fold 1
+             Item(5, "non_mpox", ("cluster:cd",)), Item(6, "non_mpox", ("cluster:cd",)),  # merged clusters, 1 vs 1 -> test
+             Item(7, "non_mpox", ("cluster:cd",))]  # a newcomer goes with the merged group
+    plan = plan_splits(items, seed=0, parent=parent)
+    assert [(plan.split[i], plan.fold.get(i)) for i in (1, 2, 3, 4)] == [("train", 1)] * 4
+    assert [plan.split[i] for i in (5, 6, 7)] == ["test"] * 3
+    assert [(m.id, m.old, m.new, m.reason) for m in plan.moved] == [
+        (4, "test", "train/fold1", MOVE_CONFLICT), (5, "train/fold0", "test", MOVE_CONFLICT)]
+    assert plan.kept == len(filler) + 4
+
+
+def test_newly_reserved_source_leaves_train_test_and_unreserved_one_is_redealt():
+    from curate.export.splits import MOVE_FOLDS, MOVE_RESERVED, MOVE_UNRESERVED
+
+    items = synthetic(100, seed=2)
+    parent = _assignment(plan_splits(items, seed=1))
+    reserved = next(it for it in items if parent[it.id][0] == "train")
+    parent[999_001] = ("external", None)  # was reserved in the parent; its source no longer is
+    now = [Item(it.id, it.label, it.groups, external=it.id == reserved.id) for it in items]
+    now.append(Item(999_001, "mpox", ("case:lonely",)))
+    plan = plan_splits(now, seed=1, parent=parent)
+    why = {m.id: m for m in plan.moved}
+    assert plan.split[reserved.id] == "external" and why[reserved.id].reason == MOVE_RESERVED
+    assert all(why[i].reason == MOVE_RESERVED for i in why if i != 999_001)  # its group came along, each reported
+    assert plan.split[999_001] in ("train", "test") and why[999_001].reason == MOVE_UNRESERVED
+    # Another number of folds: train/test kept, folds re-dealt, and every fold change reported.
+    three = plan_splits(items, folds=3, seed=1, parent=_assignment(plan_splits(items, seed=1)), keep_folds=False)
+    assert all(three.split[i] == s for i, (s, _) in _assignment(plan_splits(items, seed=1)).items())
+    assert three.moved and {m.reason for m in three.moved} == {MOVE_FOLDS} and set(three.fold.values()) == {0, 1, 2}
+
+
+def test_assign_groups_counts_what_is_already_placed():
+    groups = {g: Counter({"a": 1}) for g in range(20)}
+    out = assign_groups(groups, [3, 1], seed=0, initial=[Counter({"a": 60}), Counter()])
+    assert Counter(out.values()) == {1: 20}  # the 60 kept train images leave the newcomers to test
+    assert assign_groups(groups, [3, 1], seed=0, initial=[Counter(), Counter()]) == assign_groups(groups, [3, 1], seed=0)

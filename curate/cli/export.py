@@ -25,7 +25,11 @@ def export(
     folds: Annotated[int, typer.Option(help="Cross-validation folds inside train.")] = 5,
     seed: Annotated[int, typer.Option(help="Seed of the split.")] = 0,
     external: Annotated[Optional[list[str]], typer.Option("--external", "-x", help="Source reserved whole for external validation (repeatable).")] = None,
-    parent: Annotated[Optional[str], typer.Option(help="Parent version (default: the highest earlier version of NAME).")] = None,
+    parent: Annotated[Optional[str], typer.Option(help="Parent version (default: the highest earlier version of NAME). "
+                                                       "Its images keep their split and fold.")] = None,
+    reshuffle: Annotated[bool, typer.Option("--reshuffle", help="Deal every image afresh, ignoring the parent's splits and folds "
+                                                                "(images may change split: a model trained on the parent must not be "
+                                                                "tested on this version).")] = False,
     archive: Annotated[bool, typer.Option("--archive", help="Also write exports/NAME/NAME-VERSION.tar.")] = False,
     workers: Annotated[int, typer.Option(help="Image processes (default: one per core).")] = 0,
     workspace: WorkspaceOpt = None,
@@ -34,6 +38,13 @@ def export(
 ) -> None:
     """Build one immutable dataset version from the consensus labels.
 
+    Splits are stable across versions: every image that was in the parent version keeps its split and fold.
+    Only groups (near-duplicate cluster or case id) with no image in the parent are dealt, seeded and stratified.
+    A new image that joins a group with parent images goes where they are.
+    A group whose parent images disagree goes where most of them were (ties: test).
+    Images of a newly reserved --external source leave train/test; those of a source no longer reserved are re-dealt.
+    Every such move is printed and listed in README.md. --reshuffle deals everything afresh instead.
+
     Example: curate export --name mpox --version 1.0.0 --external kaggle-msid
     """
     ws = open_workspace(workspace, db)
@@ -41,10 +52,11 @@ def export(
         options = ExportOptions(
             name=name, version=version, task=task, spec=ImageSpec(size=(size, size), policy=resize_policy, roi_margin=roi_margin),
             test_fraction=test_fraction, folds=folds, seed=seed, external_sources=tuple(external or ()), parent=parent,
-            archive=archive, workers=workers,
+            reshuffle=reshuffle, archive=archive, workers=workers,
         )
         args = {"name": name, "version": version, "task": task, "size": size, "resize_policy": resize_policy, "roi_margin": roi_margin,
-                "test_fraction": test_fraction, "folds": folds, "seed": seed, "external": external, "parent": parent, "archive": archive}
+                "test_fraction": test_fraction, "folds": folds, "seed": seed, "external": external, "parent": parent, "reshuffle": reshuffle,
+                "archive": archive}
         with audited(ws, "export", args) as run, Progress(
             TextColumn("exporting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
             console=err_console, transient=True, disable=json_out,
@@ -70,6 +82,16 @@ def export(
                       f"target ({worst['target']:.0%}); see README.md")
     if result.pulled_external:
         console.print(f"[yellow]note:[/] {result.pulled_external} image(s) share a group with a reserved source and went to external")
+    if result.parent is not None:
+        if result.reshuffle:
+            console.print(f"[yellow]note:[/] splits dealt afresh (--reshuffle), ignoring {name}@{result.parent}'s; "
+                          f"`curate diff {name}@{result.parent} {name}@{version}` lists the moves")
+        else:
+            console.print(f"splits: {result.kept} image(s) of {name}@{result.parent} kept their split and fold, "
+                          f"{len(result.moved)} moved")
+        if result.moved and not result.reshuffle:
+            console.print(table(f"moved since {name}@{result.parent}", ["image id", "from", "to", "why"],
+                                [[m["image_id"], m["from"], m["to"], m["reason"]] for m in result.moved]))
 
 
 def versions(

@@ -33,8 +33,28 @@ def _count_table(by: dict[str, dict[str, int]], title: str) -> list[str]:
     return _table([title, *SPLITS, "total"], body)
 
 
+def _split_history(sc: dict[str, Any] | None) -> list[str]:
+    if sc is None:
+        return []
+    if sc["reshuffle"]:
+        return ["", "Splits were dealt afresh (`--reshuffle`), ignoring the parent's: moves between splits and folds are "
+                    "the reshuffle's, not listed here one by one."]
+    out = ["", f"Splits: {sc['kept']} of the parent's images kept their split and fold; {sc['dealt_groups']} group(s) with no "
+               f"image in the parent were dealt."]
+    if not sc["folds_kept"]:
+        out.append("The number of folds differs from the parent's, so the train images' folds were dealt afresh (train/test kept).")
+    if not sc["moved"]:
+        out.append("No image of the parent moved between splits or folds.")
+        return out
+    out += ["", f"{len(sc['moved'])} image(s) of the parent moved:", ""]
+    out += _table(["image id", "from", "to", "why"], [[m["image_id"], m["from"], m["to"], m["reason"]] for m in sc["moved"]])
+    return out
+
+
 def render(meta: dict[str, Any], rows: list[dict[str, str]], labels: dict[str, Any], sources: list[dict[str, Any]],
-           bins: list[dict[str, Any]], pulled_external: int, change: VersionDiff | None) -> bytes:
+           bins: list[dict[str, Any]], pulled_external: int, change: VersionDiff | None,
+           split_change: dict[str, Any] | None = None) -> bytes:
+    """The card as bytes. `split_change` (versions with a parent): reshuffle, kept, dealt_groups, folds_kept, moved."""
     size = f"{meta['image_size'][0]}×{meta['image_size'][1]}"
     n_roi = sum(1 for r in rows if r["roi_file"])
     pre = meta["preprocessing"]
@@ -107,6 +127,18 @@ def render(meta: dict[str, Any], rows: list[dict[str, str]], labels: dict[str, A
         "- Group rule: images that share a near-duplicate cluster or a case/patient id (connected components of both) "
         "are never split across train, test, external or folds. Within that rule, groups are dealt stratified by class.",
     ]
+    if split_change is not None:
+        if split_change["reshuffle"]:
+            out.append(f"- Splits dealt afresh (`--reshuffle`): the parent version's ({meta['parent']}) split and fold of each image "
+                       "were ignored, so images may have changed split; a model trained on the parent must not be evaluated on "
+                       "this version's test split.")
+        else:
+            out.append(f"- Stable across versions: an image that was in the parent version ({meta['parent']}) keeps the split and "
+                       "fold it had there; only groups with no image in the parent are dealt, stratified, counting the kept images "
+                       "toward the targets. A new image that joins a group with parent images goes where they are. A group "
+                       "whose parent images were in different places goes where most of them were (ties: test), and a source "
+                       "newly reserved for external validation leaves train/test; each such move is listed under "
+                       "*Version history*.")
     if pulled_external:
         out.append(f"- {pulled_external} image(s) from non-reserved sources share a group with a reserved-source image and were therefore placed in external.")
     out += ["", "Achieved fractions (train/test: share of the train+test pool; folds: share of train), per class, and the largest deviation from the target:", ""]
@@ -122,6 +154,7 @@ def render(meta: dict[str, Any], rows: list[dict[str, str]], labels: dict[str, A
             sm = change.summary()
             out.append(f"Since the parent: {sm['added']} added, {sm['removed']} removed, {sm['relabeled']} relabeled, "
                        f"{sm['moved']} moved between splits or folds, {sm['unchanged']} unchanged (`curate diff` lists them).")
+        out += _split_history(split_change)
     out += ["", "## Files", "",
             "`dataset.json` (settings), `manifest.csv` (one row per image), `croissant.json` (MLCommons Croissant 1.0), "
             "`SHA256SUMS` (every other file; `sha256sum -c SHA256SUMS`)."]

@@ -3,9 +3,12 @@
 `make_plan` validates the request (version, name, sources, classes, folds), reads the
 consensus, provenance and dedupe clusters, runs the pure splitter and returns an `ExportPlan`:
 the manifest rows minus the exported bytes' checksums, the dataset.json settings, the card's
-label statistics, and a fingerprint of all of it. The same catalogue state and options give the
-same plan and fingerprint, which is what makes a re-export byte-identical and lets a second
-export of the same name@version be recognised (same fingerprint) or refused (different).
+label statistics, and a fingerprint of all of it. With a parent version (given, or the highest
+earlier version of the same name) the parent's manifest.csv pins every image it held to its
+parent split and fold (`curate.export.splits`, rule 5) unless `reshuffle` is set. The same
+catalogue state, options and parent give the same plan and fingerprint, which is what makes a
+re-export byte-identical and lets a second export of the same name@version be recognised (same
+fingerprint) or refused (different).
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
+from curate.dataset import DatasetError, DatasetVersion
 from curate.dedupe import cluster_map
 from curate.errors import ConfigError
 from curate.export.images import RESIZE_POLICIES, ImageSpec, roi_region, union_box
@@ -50,6 +54,7 @@ class ExportOptions:
     seed: int = 0
     external_sources: tuple[str, ...] = ()
     parent: str | None = None  # None: the highest earlier version of the same name, if any
+    reshuffle: bool = False  # deal every group afresh, ignoring the parent's splits and folds
     archive: bool = False
     workers: int = 0  # 0: one per core
 
@@ -94,6 +99,7 @@ class ExportPlan:
     sources: list[dict[str, Any]]  # per source: name, kind, licence, images per split
     parent_dir: Path | None
     fingerprint: str = ""
+    parent_folds_kept: bool = True  # False: the parent had another number of folds, so folds were re-dealt
 
 
 def parse_version(text: str) -> tuple[int, int, int]:
@@ -207,8 +213,12 @@ def make_plan(s: Session, options: ExportOptions, exports_root: Path, versions: 
     classes = sorted({it.label for it in items})
     if len(classes) < 2:
         raise ExportError(f"the {options.task} task needs at least two classes; the consensus holds only {classes}")
+    parent, parent_dir = _find_parent(options, exports_root, versions)
+    assignment, keep_folds = None, True
+    if parent_dir is not None and not options.reshuffle:
+        assignment, keep_folds = parent_assignment(parent_dir, options.folds)
     try:
-        split = plan_splits(items, options.test_fraction, options.folds, options.seed)
+        split = plan_splits(items, options.test_fraction, options.folds, options.seed, parent=assignment, keep_folds=keep_folds)
     except ConfigError as exc:
         raise ExportError(str(exc)) from None
 
@@ -223,18 +233,6 @@ def make_plan(s: Session, options: ExportOptions, exports_root: Path, versions: 
             cluster=d["cluster"], has_case_id=d["has_case"], size=(d["im"].width, d["im"].height),
         ))
     rows.sort(key=lambda r: r.file)
-
-    # Parent: given, or the highest earlier version of this name.
-    this = parse_version(options.version)
-    parent = options.parent
-    if parent is None:
-        earlier = sorted((v for v in versions if parse_version(v) < this), key=parse_version)
-        parent = earlier[-1] if earlier else None
-    parent_dir = None
-    if parent is not None:
-        parent_dir = exports_root / options.name / parent
-        if not (parent_dir / "manifest.csv").is_file():
-            raise ExportError(f"parent version {options.name}@{parent} does not exist under {exports_root / options.name}")
 
     agreements = [c.agreement for c in chosen if c.agreement is not None]
     labels = {
@@ -274,15 +272,46 @@ def make_plan(s: Session, options: ExportOptions, exports_root: Path, versions: 
         "preprocessing": spec.as_dict(),
         "format_version": FORMAT_VERSION,
     }
+    if parent is not None:  # only then: a first version's dataset.json (and fingerprint) is as it always was
+        meta["reshuffle"] = options.reshuffle
     plan = ExportPlan(options=options, rows=rows, classes=classes, split=split, meta=meta, labels=labels,
-                      sources=sources, parent_dir=parent_dir)
+                      sources=sources, parent_dir=parent_dir, parent_folds_kept=keep_folds)
     plan.fingerprint = fingerprint(plan)
     plan.meta["fingerprint"] = plan.fingerprint
     return plan
 
 
+def _find_parent(options: ExportOptions, exports_root: Path, versions: list[str]) -> tuple[str | None, Path | None]:
+    """The parent: given, or the highest earlier version of this name; and its folder."""
+    this = parse_version(options.version)
+    parent = options.parent
+    if parent is None:
+        earlier = sorted((v for v in versions if parse_version(v) < this), key=parse_version)
+        parent = earlier[-1] if earlier else None
+    if parent is None:
+        return None, None
+    parent_dir = exports_root / options.name / parent
+    if not (parent_dir / "manifest.csv").is_file():
+        raise ExportError(f"parent version {options.name}@{parent} does not exist under {exports_root / options.name}")
+    return parent, parent_dir
+
+
+def parent_assignment(parent_dir: Path, folds: int) -> tuple[dict[int, tuple[str, int | None]], bool]:
+    """image id -> (split, fold) from the parent's manifest.csv, and whether its folds still apply (same count)."""
+    try:
+        ds = DatasetVersion.open(parent_dir)
+    except DatasetError as exc:
+        raise ExportError(f"cannot read the parent version's splits: {exc}") from None
+    assignment = {int(r["image_id"]): (r["split"], int(r["fold"]) if r["fold"] != "" else None) for r in ds.rows}
+    return assignment, int(ds.meta.get("folds") or 0) == folds
+
+
 def fingerprint(plan: ExportPlan) -> str:
-    """sha256 over everything that decides the export's bytes (originals by hash, labels, splits, settings)."""
+    """sha256 over everything that decides the export's bytes (originals by hash, labels, splits, settings).
+
+    The parent's SHA256SUMS digest covers its manifest, so the parent's assignment is in it; the
+    reshuffle flag is in `meta` whenever there is a parent.
+    """
     parent_sums = ""
     if plan.parent_dir is not None and (plan.parent_dir / "SHA256SUMS").is_file():
         parent_sums = hashlib.sha256((plan.parent_dir / "SHA256SUMS").read_bytes()).hexdigest()

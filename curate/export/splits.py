@@ -10,13 +10,20 @@ The rules (the paper's design, made leak-safe):
    seeded greedy rule: largest groups first, each to the bin whose per-class counts then stay
    closest to the target fractions (StratifiedGroupKFold's rule, generalised to uneven targets).
 4. How far the group rule pushed each bin off its target is measured and returned.
+5. Stability across versions: given the parent version's assignment (image id -> split, fold),
+   a group with any image in the parent keeps its parent place; only groups with no image in
+   the parent are dealt by rule 3, counting the kept images toward the targets. When a group's
+   parent members disagree (clusters merged, a case id corrected), the split holding most of
+   them wins (ties: test, so no former test image lands in train), then the fold holding most;
+   rule 2 still wins over the parent. Every parent image whose place changes is returned in
+   `moved` with the reason, so a version never moves an image silently.
 """
 from __future__ import annotations
 
 import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from typing import Hashable, Iterable, Sequence
+from typing import Hashable, Iterable, Mapping, Optional, Sequence
 
 from curate.errors import ConfigError
 
@@ -50,6 +57,29 @@ class BinStat:
         return round(100 * max(abs(v - self.target) for v in values), 2)
 
 
+# The parent version's assignment, as plain data: image id -> (split, fold or None).
+Assignment = Mapping[int, tuple[str, Optional[int]]]
+
+MOVE_CONFLICT = "its group's images were in different places in the parent (clusters or case ids joined)"
+MOVE_RESERVED = "its source (or a group member's) is now reserved for external validation"
+MOVE_UNRESERVED = "its source is no longer reserved for external validation; re-dealt"
+MOVE_FOLDS = "the number of folds changed; folds re-dealt"
+
+
+@dataclass(frozen=True)
+class Move:
+    """A parent image whose split or fold changed, and why."""
+
+    id: int
+    old: str  # "train/fold2", "test", "external" (the `curate diff` notation)
+    new: str
+    reason: str
+
+
+def place(split: str, fold: Optional[int]) -> str:
+    return f"{split}/fold{fold}" if split == "train" and fold is not None else split
+
+
 @dataclass
 class SplitPlan:
     split: dict[int, str]  # item id -> train | test | external
@@ -57,6 +87,9 @@ class SplitPlan:
     group: dict[int, int]  # item id -> group number (connected component)
     bins: list[BinStat] = field(default_factory=list)  # test/train, then fold 0..k-1
     pulled_external: list[int] = field(default_factory=list)  # non-reserved ids that joined a reserved group
+    kept: int = 0  # parent images in the same split and fold as in the parent
+    moved: list[Move] = field(default_factory=list)  # parent images whose place changed (rule 5)
+    dealt_groups: int = 0  # groups placed by the dealing rule (all of them when there is no parent)
 
     @property
     def max_deviation_pp(self) -> float:
@@ -90,22 +123,27 @@ def connected_groups(items: Sequence[Item]) -> dict[int, int]:
     return {i: number[find(i)] for i in parent}
 
 
-def assign_groups(groups: dict[int, Counter], weights: Sequence[float], seed: int) -> dict[int, int]:
+def assign_groups(groups: dict[int, Counter], weights: Sequence[float], seed: int,
+                  initial: Sequence[Counter] | None = None) -> dict[int, int]:
     """Deal groups (group -> Counter of class counts) into len(weights) bins; return group -> bin.
 
     Largest groups first (ties in seeded random order); each goes to the bin that minimises the
     squared distance of every (bin, class) fraction from its target weight after adding it.
+    `initial` holds per-bin class counts already placed (images kept from the parent version),
+    so the dealt groups bring the whole bin, not just the newcomers, towards the target.
     """
     total = sum(weights)
     w = [x / total for x in weights]
+    counts = [Counter(c) for c in initial] if initial is not None else [Counter() for _ in w]
+    if len(counts) != len(w):
+        raise ValueError("initial counts must have one Counter per bin")
     class_total: Counter = Counter()
-    for c in groups.values():
+    for c in [*groups.values(), *counts]:
         class_total.update(c)
     order = sorted(groups)
     random.Random(seed).shuffle(order)
     order.sort(key=lambda g: -sum(groups[g].values()))  # stable: seeded order among equal sizes
-    counts = [Counter() for _ in w]
-    sizes = [0] * len(w)
+    sizes = [sum(c.values()) for c in counts]
     n_all = sum(class_total.values()) or 1
     out: dict[int, int] = {}
     for g in order:
@@ -148,14 +186,41 @@ def _bin_stats(names: Sequence[str], weights: Sequence[float], members: dict[str
     return stats
 
 
-def plan_splits(items: Iterable[Item], test_fraction: float = 0.2, folds: int = 5, seed: int = 0) -> SplitPlan:
+def _parent_places(members: Sequence[Item], parent: Assignment, folds: int, keep_folds: bool) -> tuple[str, Optional[int], bool] | None:
+    """Where a group's parent train/test members put it: (split, fold or None, members disagreed), or None if none.
+
+    Most members win; a split tie goes to test (a former test image must not become training data),
+    a fold tie to the lower fold. Parent `external` members do not pin (rule 2 decides external).
+    """
+    prev = [parent[it.id] for it in members if it.id in parent and parent[it.id][0] in ("train", "test")]
+    if not prev:
+        return None
+    prev = [(sp, f if sp == "train" and keep_folds and f is not None and 0 <= f < folds else None) for sp, f in prev]
+    n = Counter(sp for sp, _ in prev)
+    split = "test" if n["test"] >= n["train"] else "train"
+    fold = None
+    if split == "train":
+        fc = Counter(f for sp, f in prev if sp == "train" and f is not None)
+        if fc:
+            fold = min(fc, key=lambda f: (-fc[f], f))
+    return split, fold, len(set(prev)) > 1
+
+
+def plan_splits(items: Iterable[Item], test_fraction: float = 0.2, folds: int = 5, seed: int = 0,
+                parent: Assignment | None = None, keep_folds: bool = True) -> SplitPlan:
     """Assign every item a split (and train items a fold) under the group rules.
+
+    `parent` is the parent version's assignment (image id -> (split, fold)); images in it keep their
+    place (rule 5) and only groups with no image in it are dealt. `keep_folds=False` keeps the parent's
+    train/test split but re-deals the folds (the number of folds changed). Without a parent the result
+    is exactly the from-scratch deal.
 
     Raises SplitError, before anything is decided, when a class has fewer groups than the
     test split plus `folds` need, or after, when a group rule leaves a fold or the test split
     without a class.
     """
     items = sorted(items, key=lambda it: it.id)
+    parent = parent or {}
     if not items:
         raise SplitError("nothing to split: no exportable images")
     if not 0.0 < test_fraction < 1.0:
@@ -184,15 +249,52 @@ def plan_splits(items: Iterable[Item], test_fraction: float = 0.2, folds: int = 
         detail = ", ".join(f"{c!r} has {images_per_class[c]} images in {groups_per_class[c]} groups" for c in short)
         raise SplitError(f"too few images for {folds} folds plus a test split (each class needs ≥{need} independent groups): {detail}")
 
-    tt = assign_groups(internal, [1.0 - test_fraction, test_fraction], seed)
+    # Rule 5: groups with parent members keep the parent's place; the rest are dealt around them.
+    pinned: dict[int, tuple[str, Optional[int], bool]] = {}
+    for g in internal:
+        where = _parent_places(by_group[g], parent, folds, keep_folds)
+        if where is not None:
+            pinned[g] = where
+    tt_initial = [Counter(), Counter()]
+    for g, (sp, _, _) in pinned.items():
+        tt_initial[0 if sp == "train" else 1].update(internal[g])
+    new = {g: c for g, c in internal.items() if g not in pinned}
+    tt = assign_groups(new, [1.0 - test_fraction, test_fraction], seed, tt_initial)
+    side = {g: ("train" if tt[g] == 0 else "test") for g in new}
+    side.update({g: sp for g, (sp, _, _) in pinned.items()})
     split: dict[int, str] = {}
     for g, its in by_group.items():
-        name = "external" if g in external_groups else ("train" if tt[g] == 0 else "test")
+        name = "external" if g in external_groups else side[g]
         for it in its:
             split[it.id] = name
-    train_groups = {g: c for g, c in internal.items() if tt[g] == 0}
-    fg = assign_groups(train_groups, [1.0] * folds, seed + 1)
+    train_groups = [g for g in internal if side[g] == "train"]
+    fixed = {g: pinned[g][1] for g in train_groups if g in pinned and pinned[g][1] is not None}
+    fold_initial = [Counter() for _ in range(folds)]
+    for g, f in fixed.items():
+        fold_initial[f].update(internal[g])
+    fg = assign_groups({g: internal[g] for g in train_groups if g not in fixed}, [1.0] * folds, seed + 1, fold_initial)
+    fg.update(fixed)
     fold = {it.id: fg[group[it.id]] for it in items if split[it.id] == "train"}
+
+    kept, moved = 0, []
+    for it in items:
+        if it.id not in parent:
+            continue
+        old_split, old_fold = parent[it.id]
+        old, now = place(old_split, old_fold), place(split[it.id], fold.get(it.id))
+        if old == now:
+            kept += 1
+            continue
+        g = group[it.id]
+        if g in external_groups:
+            reason = MOVE_RESERVED
+        elif old_split == "external":
+            reason = MOVE_UNRESERVED
+        elif pinned[g][2]:
+            reason = MOVE_CONFLICT
+        else:
+            reason = MOVE_FOLDS
+        moved.append(Move(it.id, old, now, reason))
 
     members: dict[str, list[Item]] = defaultdict(list)
     for it in items:
@@ -204,8 +306,10 @@ def plan_splits(items: Iterable[Item], test_fraction: float = 0.2, folds: int = 
     for b in bins:
         missing = [c for c, f in b.per_class.items() if f == 0.0]
         if missing:
+            hint = "; or reshuffle, ignoring the parent version's splits" if pinned else ""
             raise SplitError(
                 f"the group rule leaves {b.name} without any {', '.join(repr(c) for c in missing)} image "
-                f"(groups too large or too few); use fewer folds or a different seed"
+                f"(groups too large or too few); use fewer folds or a different seed{hint}"
             )
-    return SplitPlan(split=split, fold=fold, group=group, bins=bins, pulled_external=pulled)
+    return SplitPlan(split=split, fold=fold, group=group, bins=bins, pulled_external=pulled,
+                     kept=kept, moved=moved, dealt_groups=len(new))

@@ -52,6 +52,10 @@ class ExportResult:
     archive_sha256: str | None = None
     seconds: float = 0.0
     rendered: int = 0  # images decoded and encoded by this run (0 when every file was reused)
+    parent: str | None = None
+    reshuffle: bool = False  # splits dealt afresh, ignoring the parent's
+    kept: int = 0  # parent images that kept their split and fold
+    moved: list[dict] = field(default_factory=list)  # parent images whose place changed: image_id, from, to, reason
 
     @property
     def images_per_second(self) -> float:
@@ -66,6 +70,7 @@ class ExportResult:
             "archive": str(self.archive) if self.archive else None, "archive_sha256": self.archive_sha256,
             "seconds": round(self.seconds, 2), "rendered": self.rendered,
             "images_per_second": round(self.images_per_second, 1),
+            "parent": self.parent, "reshuffle": self.reshuffle, "kept": self.kept, "moved": self.moved,
         }
 
 
@@ -101,6 +106,18 @@ def _render(task: tuple) -> tuple[int, str, str, bool]:
 def _bins(plan: ExportPlan) -> list[dict]:
     return [{"name": b.name, "target": b.target, "images": b.images, "fraction": b.fraction,
              "per_class": b.per_class, "deviation_pp": b.deviation_pp} for b in plan.split.bins]
+
+
+def _moves(plan: ExportPlan) -> list[dict]:
+    return [{"image_id": m.id, "from": m.old, "to": m.new, "reason": m.reason} for m in plan.split.moved]
+
+
+def _split_change(plan: ExportPlan) -> dict | None:
+    """What the card says about the splits relative to the parent (None: no parent)."""
+    if plan.parent_dir is None:
+        return None
+    return {"reshuffle": plan.options.reshuffle, "kept": plan.split.kept, "dealt_groups": plan.split.dealt_groups,
+            "folds_kept": plan.parent_folds_kept, "moved": _moves(plan)}
 
 
 def _counts(rows: list[dict[str, str]]) -> dict[str, dict[str, int]]:
@@ -176,6 +193,8 @@ def _result(plan: ExportPlan, final: Path, status: str, rows: list[dict[str, str
         checksum=hashlib.sha256((final / "SHA256SUMS").read_bytes()).hexdigest(), fingerprint=plan.fingerprint,
         images=len(rows), roi_images=sum(1 for r in rows if r["roi_file"]), counts=_counts(rows), bins=_bins(plan),
         max_deviation_pp=plan.split.max_deviation_pp, pulled_external=len(plan.split.pulled_external), rendered=rendered,
+        parent=plan.meta["parent"], reshuffle=plan.options.reshuffle and plan.parent_dir is not None, kept=plan.split.kept,
+        moved=_moves(plan),
     )
 
 
@@ -229,7 +248,8 @@ def _build(ws, plan: ExportPlan, final: Path, on_image) -> ExportResult:
         change = diff_manifests(read_manifest(plan.parent_dir / "manifest.csv"), rows)
     meta = plan.meta
     licences = sorted({lic for s in plan.sources for lic in s["licences"]})
-    readme = card.render(meta, rows, plan.labels, plan.sources, _bins(plan), len(plan.split.pulled_external), change)
+    readme = card.render(meta, rows, plan.labels, plan.sources, _bins(plan), len(plan.split.pulled_external), change,
+                         _split_change(plan))
     description = (f"{meta['task']} skin-lesion image dataset ({', '.join(plan.classes)}), {len(rows)} clinician-labelled images "
                    f"at {meta['image_size'][0]}x{meta['image_size'][1]}, with lesion crops; see README.md.")
     files = {
