@@ -13,6 +13,9 @@ import pytest
 
 from curate.workspace import Workspace
 
+# Fixture modules: the suite's local search-engine server and its real Label Studio server.
+pytest_plugins = ["engine_server", "studio_server"]
+
 PG_BIN = Path(os.environ.get("CURATE_PG_BIN", "/usr/lib/postgresql/15/bin"))
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 

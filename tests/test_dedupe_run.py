@@ -1,7 +1,6 @@
 """`run_dedupe` on real image bytes in a real SQLite workspace."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
 from pathlib import Path
 
@@ -17,13 +16,12 @@ import pytest
 from sqlmodel import select
 from typer.testing import CliRunner
 
-os.environ.setdefault("CURATE_LABEL_STUDIO", "/work/lsvenv/bin/label-studio")
 
 from curate.cli import app  # noqa: E402
 from curate.workspace import Workspace  # noqa: E402
 from db.models import Image, Provenance, Source  # noqa: E402
 from images import encode, exif_jpeg, photo  # noqa: E402
-from studio_server import RATERS, studio_server  # noqa: E402,F401 - fixture
+from studio_server import RATERS  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.studio]
 
@@ -220,7 +218,6 @@ def test_steward_workflow(studio_server, tmp_path, monkeypatch):
     assert len(exported & {dup, dup_of}) == 1
     assert {r["source"] for r in man if r["split"] == "external"} == {"public-msid"}
     assert {int(r["image_id"]) for r in man if r["split"] == "external"} == set(public_ids)
-    split_of = {int(r["image_id"]): r["split"] for r in man}
     by_cluster: dict[str, set] = {}
     by_case: dict[str, set] = {}
     for r in man:

@@ -1,5 +1,4 @@
 """The catalogue and store on SQLite and PostgreSQL: ingest, provenance, idempotence, migrations."""
-import os
 import stat
 
 import pytest

@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from curate.cli import app
 from db.models import CommandRun, Provenance
-from engine_server import DISTINCT_GOOD, FLICKR_KEY, engine_server, rows  # noqa: F401
+from engine_server import DISTINCT_GOOD, FLICKR_KEY, rows
 
 runner = CliRunner()
 

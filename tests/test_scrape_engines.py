@@ -11,8 +11,8 @@ from curate.errors import ConfigError
 from curate.intake import scrape as scrape_mod
 from curate.intake.scrape import ScrapeError
 from db.models import Image, Provenance, Rejection
-from engine_server import (BAD_REASONS, DISTINCT_GOOD, FLICKR_KEY, TRANSIENT, Item, assert_consistent,  # noqa: F401
-                           engine_server, params_of, rows, run)
+from engine_server import (BAD_REASONS, DISTINCT_GOOD, FLICKR_KEY, TRANSIENT, Item, assert_consistent,
+                           params_of, rows, run)
 
 
 def test_bing_keeps_every_image_with_its_provenance(ws, engine_server):

@@ -13,7 +13,7 @@ from sqlmodel import select
 
 from curate.intake.scrape import ScrapeOptions, scrape
 from db.models import CommandRun, Image, Provenance, Rejection
-from engine_server import DISTINCT_GOOD, assert_consistent, engine_server, rows, run  # noqa: F401
+from engine_server import DISTINCT_GOOD, assert_consistent, rows, run
 
 
 def counts(ws):

@@ -17,7 +17,7 @@ from curate.label.rounds import adjudicate, push
 from db.models import Image
 from db.models.label import Consensus, LabelAnnotation, LabelProject, LabelTask
 from images import jpeg
-from studio_server import RATERS, studio_server, studio_workspace  # noqa: F401 - fixtures
+from studio_server import RATERS
 pytestmark = pytest.mark.studio
 
 A, B, C = RATERS

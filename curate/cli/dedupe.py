@@ -4,10 +4,9 @@ from __future__ import annotations
 from typing import Annotated, Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from curate.audit import audited
-from curate.cli.options import DbOpt, JsonOpt, WorkspaceOpt, console, open_workspace, print_json, reported, table
+from curate.cli.options import DbOpt, JsonOpt, WorkspaceOpt, console, open_workspace, print_json, progress_bar, reported, table
 from curate.dedupe import overrides
 from curate.dedupe.review import write_review
 from curate.dedupe.run import DedupeOptions, DedupeReport, run_dedupe
@@ -48,12 +47,8 @@ def dedupe(
 def run_and_render(ws, options: DedupeOptions = DedupeOptions(), review: bool = True, json_out: bool = False) -> None:
     """One audited dedupe run with a progress bar, then the summary (shared with `curate pipeline`)."""
     options.validate()
-    with audited(ws, "dedupe", {**options.__dict__}) as run, Progress(
-        TextColumn("hash"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=console, disable=json_out, transient=True,
-    ) as progress:
-        task = progress.add_task("hash", total=None)
-        report = run_dedupe(ws, options, run.id, lambda done, total: progress.update(task, completed=done, total=total))
+    with audited(ws, "dedupe", {**options.__dict__}) as run, progress_bar("hash", json_out) as on_progress:
+        report = run_dedupe(ws, options, run.id, on_progress)
         sheet = write_review(ws) if review else None
         run.summary = {k: v for k, v in report.as_dict().items() if k != "groups"}
     data = report.as_dict() | {"review_sheet": str(sheet) if sheet else None}

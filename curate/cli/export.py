@@ -4,10 +4,9 @@ from __future__ import annotations
 from typing import Annotated, Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from curate.audit import audited
-from curate.cli.options import DbOpt, JsonOpt, WorkspaceOpt, console, err_console, open_workspace, print_json, reported, table
+from curate.cli.options import DbOpt, JsonOpt, WorkspaceOpt, console, open_workspace, print_json, progress_bar, reported, table
 from curate.export import ExportOptions, ImageSpec, diff_versions, export_version, list_versions
 from curate.export.images import RESIZE_POLICIES
 
@@ -57,12 +56,8 @@ def export(
         args = {"name": name, "version": version, "task": task, "size": size, "resize_policy": resize_policy, "roi_margin": roi_margin,
                 "test_fraction": test_fraction, "folds": folds, "seed": seed, "external": external, "parent": parent, "reshuffle": reshuffle,
                 "archive": archive}
-        with audited(ws, "export", args) as run, Progress(
-            TextColumn("exporting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-            console=err_console, transient=True, disable=json_out,
-        ) as progress:
-            bar = progress.add_task("images", total=None)
-            result = export_version(ws, options, run_id=run.id, on_image=lambda n, total: progress.update(bar, completed=n, total=total))
+        with audited(ws, "export", args) as run, progress_bar("exporting", json_out) as on_image:
+            result = export_version(ws, options, run_id=run.id, on_image=on_image)
             run.summary = result.as_dict()
     if json_out:
         print_json(result.as_dict())

@@ -5,10 +5,9 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from curate.audit import audited
-from curate.cli.options import DbOpt, JsonOpt, WorkspaceOpt, console, open_workspace, print_json, reported, table
+from curate.cli.options import DbOpt, JsonOpt, WorkspaceOpt, console, open_workspace, print_json, progress_bar, reported, table
 from curate.intake.ingest import IngestOptions, IngestReport, ingest_folder, load_label_map
 from curate.status import catalogue_status
 from curate.workspace import Workspace
@@ -57,15 +56,8 @@ def ingest(
         )
         args = {"source": source, "kind": kind, "licence": licence, "label_from_folders": label_from_folders,
                 "case_id_pattern": case_id_pattern}
-        with audited(ws, "ingest", args) as run, Progress(
-            TextColumn("ingest"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-            console=console, disable=json_out, transient=True,
-        ) as progress:
-            task = progress.add_task("ingest", total=None)
-            report = ingest_folder(
-                ws, folder, options, run_id=run.id,
-                on_file=lambda done, total: progress.update(task, completed=done, total=total),
-            )
+        with audited(ws, "ingest", args) as run, progress_bar("ingest", json_out) as on_file:
+            report = ingest_folder(ws, folder, options, run_id=run.id, on_file=on_file)
             run.summary = report.as_dict()
     if json_out:
         print_json(report.as_dict())

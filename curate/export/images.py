@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from curate.intake import decode as _decode  # noqa: F401 - registers the HEIF opener like intake
+import curate.intake.decode  # noqa: F401 - registers the HEIF opener, as at intake
 
 RESIZE_POLICIES = ("stretch", "pad", "center-crop")
 JPEG_QUALITY = 90
