@@ -48,7 +48,10 @@ def start(
 
 @app.command()
 def stop(workspace: WorkspaceOpt = None):
-    """Stop the embedded server."""
+    """Stop the embedded server.
+
+    Example: curate studio stop
+    """
     from curate.studio.server import EmbeddedServer
 
     ws = open_workspace(workspace, None)
@@ -58,7 +61,10 @@ def stop(workspace: WorkspaceOpt = None):
 
 @app.command()
 def status(workspace: WorkspaceOpt = None, json_: JsonOpt = False):
-    """Is the embedded server running, and where."""
+    """Is the embedded server running, and where.
+
+    Example: curate studio status --json
+    """
     from curate.studio.server import EmbeddedServer, find_executable, healthy
 
     ws = open_workspace(workspace, None)
@@ -98,7 +104,12 @@ def add_user(
 
 @app.command()
 def install():
-    """Install Label Studio into its own virtualenv under the user data folder."""
+    """Install Label Studio into its own virtualenv under the user data folder.
+
+    Label Studio pins its own Django and SDK, so it never shares the toolkit's environment.
+
+    Example: curate studio install
+    """
     from curate.studio.server import install as do_install
 
     with reported():
