@@ -88,3 +88,12 @@ def test_ingest_does_not_log_clinic_paths_at_info(tmp_path, caplog):
         r = runner.invoke(app, ["ingest", str(root), "-s", "clinic", "-w", str(ws.root), "--json"])
     assert r.exit_code == 0
     assert "Smith" not in caplog.text
+
+
+def test_error_text_with_brackets_is_printed_verbatim(tmp_path):
+    """Clinic folder names like '[2022] photos' must not be eaten as terminal markup."""
+    Workspace.init(tmp_path / "ws")
+    missing = tmp_path / "[clinic] photos [/]"
+    r = runner.invoke(app, ["ingest", str(missing), "-s", "x", "-w", str(tmp_path / "ws")])
+    assert r.exit_code == 1
+    assert f"folder not found: {missing}" in " ".join(r.output.split())

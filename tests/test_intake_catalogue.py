@@ -63,9 +63,11 @@ def test_reingest_adds_nothing(ws, clinic):
     ingest_folder(ws, clinic, opts)
     again = ingest_folder(ws, clinic, opts)
     assert (again.added, again.provenance, again.known) == (0, 0, 6)
+    assert again.rejected == [("Herpes/broken.jpg", "truncated image")]  # reported again...
     with ws.session() as s:
         assert len(s.exec(select(Image)).all()) == 5
         assert len(s.exec(select(Provenance)).all()) == 6
+        assert len(s.exec(select(Rejection)).all()) == 1  # ...but recorded once
 
 
 def test_same_bytes_from_a_second_source_adds_provenance_not_an_image(ws, clinic, tmp_path):

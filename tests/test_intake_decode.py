@@ -57,3 +57,17 @@ def test_exif_rotation_and_privacy_flags():
     plain = inspect(I.exif_jpeg(1, orientation=1, gps=False, serial=False))
     assert (plain.width, plain.height) == (160, 120)
     assert not plain.has_gps and not plain.has_camera_serial
+
+
+def test_heic_opens_wherever_the_toolkit_opens_images(tmp_path):
+    """Not only at intake: dedupe, export and `train predict` (which imports only the dataset contract)."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("pillow_heif")
+    path = tmp_path / "phone.heic"
+    path.write_bytes(I.encode(I.photo(9), "HEIF"))
+    code = f"import curate.dataset; from PIL import Image; print(Image.open({str(path)!r}).size)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "(160, 120)"

@@ -5,43 +5,19 @@ Thin commands: read options, call one library function, render with rich (or --j
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
-from typing import Annotated, List, NoReturn, Optional
+from typing import Annotated, List, Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from curate.errors import CurateError
+from curate.output import JsonOpt, console, err_console, fail, print_json, reported
 
 app = typer.Typer(help="Train and evaluate mpox classifiers on an exported dataset version.", no_args_is_help=True,
                   add_completion=False)
-console = Console()
-err_console = Console(stderr=True)
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
-
-
-def fail(message: str, code: int = 1) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-class reported:
-    """`with reported():` turns a CurateError into one red line and exit code 1."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if isinstance(exc, CurateError):
-            fail(str(exc))
-        if exc_type is KeyboardInterrupt:
-            fail("interrupted; completed folds are saved — re-run with --resume to continue", code=130)
-        return False
+RESUME_HINT = "interrupted; completed folds are saved — re-run with --resume to continue"
 
 
 def _need_torch() -> None:
@@ -50,10 +26,6 @@ def _need_torch() -> None:
         import torchvision  # noqa: F401
     except ImportError:
         fail("train needs torch and torchvision: pip install 'mpox-curate[train]'")
-
-
-def _print_json(data) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
 def _table2(result_sets: list[str], entries: list[tuple[str, dict]], title: str) -> Table:
@@ -110,11 +82,11 @@ def run_cmd(
                       seed=seed, device=device, weights=weights, dropout=dropout, image_size=image_size, balance=balance,
                       cache=cache, cache_dir=str(cache_dir) if cache_dir else None, unfreeze=unfreeze,
                       threshold=threshold, workspace=str(workspace) if workspace else None)
-    with reported(), _progress(disable=as_json) as progress:
+    with reported(RESUME_HINT), _progress(disable=as_json) as progress:
         path = run(cfg, resume=resume, progress=progress, command=_command_line(cfg))
     metrics = json.loads((path / "metrics.json").read_text())
     if as_json:
-        _print_json({"run": str(path), **metrics})
+        print_json({"run": str(path), **metrics})
         return
     sets = [s for s in ("val", "test", "test_roi", "external") if s in metrics["sets"]]
     console.print(_table2(sets, [(metrics["label"], metrics["sets"])], f"{metrics['label']} on {metrics['dataset']}"))
@@ -137,7 +109,7 @@ def compare_cmd(
     with reported():
         result = compare_runs(runs, out)
     if as_json:
-        _print_json(result)
+        print_json(result)
         return
     console.print(_table2(result["sets"], [(r["label"], r["sets"]) for r in result["runs"]], "Model evaluation across folds"))
     if not result["same_dataset"]:
@@ -165,7 +137,7 @@ def predict_cmd(
     with reported():
         results = predict(run, images, threshold, out)
     if as_json:
-        _print_json(results)
+        print_json(results)
         return
     t = Table(title=f"Triage with {run}", title_justify="left")
     for c in ("image", "P(positive)", "threshold", "decision", "Grad-CAM"):

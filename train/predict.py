@@ -72,7 +72,7 @@ def predict(run: Path, images: list[Path], threshold: Optional[float] = None, ou
     out_dir = Path(out_dir) if out_dir else run / "predict"
     out_dir.mkdir(parents=True, exist_ok=True)
     results = []
-    for path in images:
+    for n, path in enumerate(images):
         path = Path(path)
         try:
             with Image.open(path) as im:
@@ -91,7 +91,7 @@ def predict(run: Path, images: list[Path], threshold: Optional[float] = None, ou
             target = int(p.argmax())
             decision = classes[target]
         cam = gradcam(net, backbone, arch, x, target)
-        png = out_dir / f"{path.stem}-gradcam.png"
+        png = out_dir / f"{n:03d}-{path.stem}-gradcam.png"  # numbered: two IMG_0001.jpg from two folders must not collide
         overlay(img, cam).save(png)
         results.append({"image": str(path), "probabilities": {c: round(float(v), 6) for c, v in zip(classes, p)},
                         "positive_class": positive, "p_positive": round(float(p[target]), 6) if positive else None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 
 from curate.audit import audited
 from curate.cli.options import DbOpt, JsonOpt, WorkspaceOpt, console, open_workspace, print_json, progress_bar, reported, table
@@ -69,11 +70,11 @@ def render(report: DedupeReport, sheet) -> None:
         console.print(table("largest clusters", ["cluster", "size", "representative", "members"],
                             [[g["cluster"], g["size"], g["representative"], " ".join(map(str, g["members"][:12]))] for g in report.groups[:15]]))
     for image_id, reason in report.skipped[:20]:
-        console.print(f"[yellow]skipped image {image_id}: {reason}[/]")
+        console.print(f"[yellow]skipped image {image_id}: {escape(reason)}[/]")
     for reason, n in sorted(report.rejected_at_intake.items()):
-        console.print(f"rejected at intake (never catalogued): {n} × {reason}")
+        console.print(f"rejected at intake (never catalogued): {n} × {escape(reason)}")
     for note in report.notes:
-        console.print(f"[yellow]note:[/] {note}")
+        console.print(f"[yellow]note:[/] {escape(note)}")
     if sheet:
         console.print(f"review sheet: {sheet}")
     console.print(f"{report.seconds.get('total', 0):.1f} s (hash {report.seconds.get('hash', 0):.1f}, search {report.seconds.get('search', 0):.1f})")

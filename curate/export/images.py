@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-import curate.intake.decode  # noqa: F401 - registers the HEIF opener, as at intake
 
 RESIZE_POLICIES = ("stretch", "pad", "center-crop")
 JPEG_QUALITY = 90

@@ -12,14 +12,6 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-try:  # HEIC/HEIF through a well-kept plug-in, when installed
-    from pillow_heif import register_heif_opener
-
-    register_heif_opener()
-    HEIF = True
-except ImportError:  # pragma: no cover - optional
-    HEIF = False
-
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 ACCEPTED_FORMATS = {"JPEG", "PNG", "WEBP", "TIFF", "BMP", "GIF", "MPO", "HEIF"}

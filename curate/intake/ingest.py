@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
+from sqlmodel import select
+
 from curate.errors import ConfigError, StoreError
 from curate.intake.catalogue import get_or_create_source, known_shas, record_arrival
 from curate.intake.decode import IMAGE_EXTENSIONS, Rejected, inspect
@@ -237,9 +239,11 @@ def ingest_folder(
         source = get_or_create_source(s, options.source, options.kind, options.licence)
         source_id = source.id
         known = known_shas(s)
+        # A file rejected by an earlier run is reported again but recorded once.
+        recorded = set(s.exec(select(Rejection.locator, Rejection.reason).where(Rejection.source_id == source_id)).all())
         for loc, reason in unreadable:
             report.rejected.append((loc, reason))
-            s.add(Rejection(run_id=run_id, source_id=source_id, locator=loc, reason=reason))
+            _record_rejection(s, recorded, run_id, source_id, loc, reason)
 
     workers = options.workers or os.cpu_count() or 1
     init_args = (str(ws.store.objects), str(ws.store.tmp), known)
@@ -250,7 +254,7 @@ def ingest_folder(
             return
         with ws.session() as s:
             for loc, result in pending:
-                _record(s, report, options, rx, source_id, run_id, loc, result)
+                _record(s, report, options, rx, source_id, run_id, loc, result, recorded)
         pending.clear()
 
     if workers > 1 and total > 8:
@@ -279,14 +283,20 @@ def ingest_folder(
     return report
 
 
-def _record(s, report: IngestReport, options, rx, source_id, run_id, loc: str, result: tuple) -> None:
+def _record_rejection(s, recorded: set, run_id, source_id, loc: str, reason: str) -> None:
+    if (loc, reason) not in recorded:
+        s.add(Rejection(run_id=run_id, source_id=source_id, locator=loc, reason=reason))
+        recorded.add((loc, reason))
+
+
+def _record(s, report: IngestReport, options, rx, source_id, run_id, loc: str, result: tuple, recorded: set) -> None:
     report.files += 1
     label = prior_label(options, loc)
     klass = label or "(none)"
     if result[0] == "rejected":
         report.rejected.append((loc, result[1]))
         report.per_class[klass]["rejected"] += 1
-        s.add(Rejection(run_id=run_id, source_id=source_id, locator=loc, reason=result[1]))
+        _record_rejection(s, recorded, run_id, source_id, loc, result[1])
         log.debug("rejected %s: %s", loc, result[1])
         return
     _, sha, size, info = result

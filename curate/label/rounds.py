@@ -95,7 +95,7 @@ def _require_accounts(client: StudioClient, people: list[str]) -> None:
 def _round_for(s: Session, kind: str, raters: list[str], server_url: str) -> LabelRound | None:
     rows = s.exec(select(LabelRound).where(LabelRound.kind == kind).order_by(LabelRound.id.desc())).all()
     for r in rows:
-        if json.loads(r.raters) == raters and r.server_url == server_url:
+        if sorted(json.loads(r.raters)) == sorted(raters) and r.server_url == server_url:  # "b,a" is the same pair as "a,b"
             return r
     return None
 
