@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from curate.errors import CurateError
+from curate.errors import DatasetError
 
 MANIFEST_COLUMNS = [
     "file", "roi_file", "sha256", "roi_sha256", "image_id", "label", "diagnosis", "split", "fold",
@@ -51,10 +51,6 @@ MANIFEST_COLUMNS = [
 ]
 SPLITS = ("train", "test", "external")
 REQUIRED_META = ("name", "version", "task", "classes")
-
-
-class DatasetError(CurateError):
-    """A dataset version is missing, malformed, or does not match its checksums."""
 
 
 @dataclass(frozen=True)

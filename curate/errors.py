@@ -15,3 +15,23 @@ class ConfigError(CurateError):
 
 class StoreError(CurateError):
     """The image store could not write or read an object."""
+
+
+class ScrapeError(CurateError):
+    """The crawl could not run at all (no result page readable, store failure)."""
+
+
+class StudioError(CurateError):
+    """Label Studio is unreachable, refused the credentials, or answered unexpectedly."""
+
+
+class LabelError(CurateError):
+    """A labeling round or annotation does not fit the catalogue or the label config."""
+
+
+class ExportError(ConfigError):
+    """An export request that cannot be fulfilled; nothing has been written."""
+
+
+class DatasetError(CurateError):
+    """A dataset version is missing, malformed, or does not match its checksums."""

@@ -33,7 +33,7 @@ def test_studio_status_when_stopped(sqlite_ws):
 def test_studio_refuses_a_busy_port(sqlite_ws):
     import socket
 
-    from curate.label.errors import StudioError
+    from curate.errors import StudioError
     from curate.studio.server import EmbeddedServer
     import pytest
 

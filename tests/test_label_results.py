@@ -3,7 +3,7 @@ import pytest
 
 from curate.label.agreement import agreement
 from curate.label.diagnoses import DIAGNOSES, FLAGS, binary_label
-from curate.label.errors import LabelError
+from curate.errors import LabelError
 from curate.label.results import parse_result, rect_to_pixels
 from curate.label.rounds import LABEL_CONFIG
 

@@ -11,7 +11,7 @@ import pytest
 from sqlmodel import select
 
 from curate.label.client import StudioClient
-from curate.label.errors import LabelError, StudioError
+from curate.errors import LabelError, StudioError
 from curate.label.pull import pull
 from curate.label.rounds import adjudicate, push
 from db.models import Image

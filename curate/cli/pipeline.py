@@ -7,6 +7,7 @@ library call its own command makes, so re-running continues where it stopped.
 from __future__ import annotations
 
 import tomllib
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -15,7 +16,7 @@ import typer
 from curate.audit import audited
 from curate.cli import dedupe as dedupe_cli
 from curate.cli import intake as intake_cli
-from curate.cli.options import DbOpt, WorkspaceOpt, console, fail, reported
+from curate.cli.options import DbOpt, WorkspaceOpt, console, fail, progress_bar, reported
 from curate.demo import write_demo_folder
 from curate.errors import ConfigError
 from curate.intake.ingest import IngestOptions, ingest_folder, load_label_map
@@ -66,8 +67,8 @@ def pipeline(
         for folder in sources:
             options = source_options(folder)
             console.rule(f"ingest {folder.name}")
-            with audited(ws, "ingest", {"source": folder.name, "via": "pipeline"}) as run:
-                report = ingest_folder(ws, folder, options, run_id=run.id)
+            with audited(ws, "ingest", {**asdict(options), "via": "pipeline"}) as run, progress_bar("ingest") as on_file:
+                report = ingest_folder(ws, folder, options, run_id=run.id, on_file=on_file)
                 run.summary = report.as_dict()
             intake_cli.render_ingest(report)
         console.rule("dedupe")

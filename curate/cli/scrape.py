@@ -8,7 +8,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from curate.audit import audited
-from curate.cli.options import DbOpt, JsonOpt, WorkspaceOpt, console, open_workspace, print_json, reported, table
+from curate.cli.options import DbOpt, JsonOpt, WorkspaceOpt, console, err_console, open_workspace, print_json, reported, table
 from curate.intake.scrape import DEFAULT_MAX, ScrapeOptions, ScrapeReport, scrape as run_scrape, validate
 from curate.intake.scrape_engines import ENGINES, LICENCES
 
@@ -42,7 +42,7 @@ def scrape(
         args = {"engine": engine, "queries": list(queries), "max": max_num, "licence": licence, "source": source}
         with audited(ws, "scrape", args) as run, Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            console=console, disable=json_out, transient=True,
+            console=err_console, disable=json_out, transient=True,  # one bar per query, on stderr like every bar
         ) as progress:
             bars: dict[str, int] = {}
 

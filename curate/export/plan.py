@@ -25,7 +25,7 @@ from sqlmodel import Session, select
 
 from curate.dataset import DatasetError, DatasetVersion
 from curate.dedupe import cluster_map
-from curate.errors import ConfigError
+from curate.errors import ConfigError, ExportError
 from curate.export.images import RESIZE_POLICIES, ImageSpec, roi_region, union_box
 from curate.export.splits import Item, SplitPlan, plan_splits
 from curate.label.diagnoses import NOT_ASSESSABLE, binary_label
@@ -37,10 +37,6 @@ EXPORTABLE = ("agreed", "adjudicated")
 SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
 TASKS = ("binary", "diagnosis")
-
-
-class ExportError(ConfigError):
-    """An export request that cannot be fulfilled; nothing has been written."""
 
 
 @dataclass(frozen=True)
@@ -139,18 +135,10 @@ def validate(options: ExportOptions) -> None:
 
 
 def _kappa_summary(s: Session) -> dict[str, Any] | None:
-    """Cohen's kappa from the label stage's per-rater annotations, when it stores them."""
-    try:
-        from sqlalchemy import text
+    """Cohen's kappa from the label stage's per-rater annotations; None before any image has two ratings."""
+    from curate.label.report import rater_agreement
 
-        with s.begin_nested():  # a failure here must not abort the export's transaction (PostgreSQL)
-            if not s.exec(text("SELECT count(*) FROM label_annotations")).one()[0]:
-                return None
-            from curate.label.report import build
-
-            ag = build(s).agreement
-    except Exception:  # the label stage's tables or API are not there (yet): say so in the card
-        return None
+    ag = rater_agreement(s)
     if not ag.n:
         return None
     return {"pairs": ag.n, "kappa": ag.kappa, "observed_agreement": ag.observed}

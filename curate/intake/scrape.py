@@ -37,7 +37,7 @@ from icrawler import Crawler, ImageDownloader
 from icrawler.storage import BaseStorage
 from sqlmodel import select
 
-from curate.errors import ConfigError, CurateError, StoreError
+from curate.errors import ConfigError, ScrapeError, StoreError
 from curate.intake.catalogue import get_or_create_source, record_arrival
 from curate.intake.decode import MAX_BYTES, MAX_PIXELS, ImageInfo, Rejected, inspect
 from curate.intake.scrape_engines import EXHAUSTED, STOP, EngineSpec, engine_spec, read_url_list
@@ -51,10 +51,6 @@ FLICKR_KEY_ENV = "FLICKR_API_KEY"
 DEFAULT_MAX = 100
 MAX_THREADS = 16
 _TEXT_LIMIT = 2000
-
-
-class ScrapeError(CurateError):
-    """The crawl could not run at all (no result page readable, store failure)."""
 
 
 @dataclass(frozen=True)

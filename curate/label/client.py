@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from curate.label.errors import StudioError
+from curate.errors import StudioError
 
 API_KEY_ENV = "LABEL_STUDIO_API_KEY"
 

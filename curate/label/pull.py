@@ -16,7 +16,7 @@ from sqlmodel import Session, select
 
 from curate.label.client import RemoteAnnotation, StudioClient
 from curate.label.consensus import PAPER, Outcome, Rating, Rules, decide
-from curate.label.errors import LabelError
+from curate.errors import LabelError
 from curate.label.results import ParsedResult, parse_result
 from db.models import Image, utcnow
 from db.models.label import Consensus, LabelAnnotation, LabelProject, LabelRound, LabelTask

@@ -50,9 +50,14 @@ def build(s: Session) -> LabelReport:
     outcomes = {k: 0 for k in STATUSES}
     for status, n in s.exec(select(Consensus.status, func.count()).group_by(Consensus.status)).all():
         outcomes[status] = n
+    return LabelReport(progress, outcomes, rater_agreement(s))
+
+
+def rater_agreement(s: Session) -> Agreement:
+    """Cohen's kappa between the two blind raters, over images both diagnosed (the export's card uses it too)."""
     pairs = [(i.ratings[0].diagnosis, i.ratings[1].diagnosis) for i in collect(s).values()
              if len(i.ratings) == 2 and i.ratings[0].diagnosis and i.ratings[1].diagnosis]
-    return LabelReport(progress, outcomes, agreement(pairs))
+    return agreement(pairs)
 
 
 def confusion_png(ag: Agreement) -> bytes:

@@ -17,7 +17,7 @@ from curate.label.diagnoses import (
     FLAG_BY_CHOICE,
     FLAGS_CONTROL,
 )
-from curate.label.errors import LabelError
+from curate.errors import LabelError
 
 Box = tuple[float, float, float, float]
 

@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 from curate.dedupe import labelable_image_ids
 from curate.label.client import StudioClient, api_key_from_env
 from curate.label.diagnoses import DIAGNOSES
-from curate.label.errors import LabelError, StudioError
+from curate.errors import LabelError, StudioError
 from db.models import Image
 from db.models.label import LabelProject, LabelRound, LabelTask
 

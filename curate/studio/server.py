@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 
-from curate.label.errors import StudioError
+from curate.errors import StudioError
 
 EXECUTABLE_ENV = "CURATE_LABEL_STUDIO"
 DEFAULT_PORT = 8080
