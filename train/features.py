@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from curate.files import write_atomic
 from train.presets import EvalPreset, Item
 
 log = logging.getLogger("train.features")
@@ -63,11 +63,7 @@ class FeatureCache:
 
     def put(self, key: str, vec: np.ndarray) -> None:
         payload = np.ascontiguousarray(vec, dtype=np.float32).tobytes()
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_bytes(hashlib.sha256(payload).digest() + payload)
-        os.replace(tmp, path)  # safe to kill: an entry is either whole or absent
+        write_atomic(self._path(key), hashlib.sha256(payload).digest() + payload)  # an entry is whole or absent
 
 
 @torch.no_grad()

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from curate.files import write_atomic
 from curate.dataset import DatasetVersion, Sample
 from train import features as F
 from train.metrics import classification_metrics, decide, summarise
@@ -327,9 +328,7 @@ def package_versions() -> dict:
 
 
 def write_json(path: Path, data) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(data, indent=2, default=str))
 
 
 def open_dataset(cfg: TrainConfig) -> DatasetVersion:

@@ -10,14 +10,13 @@ from __future__ import annotations
 import base64
 import html
 import io
-import os
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 
 from PIL import Image as PILImage, ImageOps
 from sqlmodel import select
 
+from curate.files import write_atomic
 from db.models import DedupeMember, DedupeOverride, DedupePair, Image, Provenance, Source
 from db.models.label import LabelTask
 
@@ -111,11 +110,4 @@ def write_review(ws, name: str = "dedupe-review.html") -> Path:
             out.append(f"<tr><td>{o.image_a} – {o.image_b}</td><td>{html.escape(o.action)}</td><td>{html.escape(o.note or '')}</td></tr>")
         out.append("</table>")
     out.append("</body></html>\n")
-    ws.reports.mkdir(parents=True, exist_ok=True)
-    ws.tmp.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=ws.tmp, prefix="dedupe-review.", suffix=".part")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write("\n".join(out))
-    dest = ws.reports / name
-    os.replace(tmp, dest)
-    return dest
+    return write_atomic(ws.reports / name, "\n".join(out), tmp_dir=ws.tmp)

@@ -5,12 +5,12 @@ import base64
 import html
 import io
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from sqlmodel import Session, func, select
 
+from curate.files import write_atomic
 from curate.label.agreement import Agreement, agreement
 from curate.label.diagnoses import DIAGNOSES
 from curate.label.pull import collect
@@ -105,9 +105,4 @@ def write_html(report: LabelReport, dest: Path, tmp: Path) -> Path:
 <table><tr><th>diagnosis (one vs rest)</th><th>kappa</th></tr>{per}</table>
 <img alt="rater vs rater confusion matrix" src="data:image/png;base64,{png}">
 <script type="application/json" id="data">{e(json.dumps(report.to_dict()))}</script></body></html>"""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp.mkdir(parents=True, exist_ok=True)
-    part = tmp / (dest.name + ".part")
-    part.write_text(page, encoding="utf-8")
-    os.replace(part, dest)
-    return dest
+    return write_atomic(dest, page, tmp_dir=tmp)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 
+from curate.files import write_atomic
 from curate.errors import StudioError
 
 EXECUTABLE_ENV = "CURATE_LABEL_STUDIO"
@@ -207,9 +208,7 @@ class EmbeddedServer:
             if proc.poll() is not None:
                 raise StudioError(f"Label Studio exited during start-up (code {proc.returncode}); see {self.log_file}")
             if healthy(url, timeout=1):
-                tmp = self.pid_file.with_suffix(".tmp")
-                tmp.write_text(json.dumps(asdict(info)))
-                os.replace(tmp, self.pid_file)
+                write_atomic(self.pid_file, json.dumps(asdict(info)))
                 return info
             time.sleep(0.3)
         _terminate(proc.pid)
