@@ -21,7 +21,8 @@ import numpy as np
 from sqlalchemy import delete, func, update
 from sqlmodel import Session, select
 
-from curate.dedupe.cluster import Candidate, Edge, cluster_key, clusters, representative
+from curate.dedupe.cluster import KIND_RANK, Candidate, Edge, cluster_key, clusters, representative
+from curate.label.diagnoses import FINAL
 from curate.dedupe.decode import THUMB, decode
 from curate.dedupe.hashing import METHODS, RegionPHash, WINDOWS, to_hex
 from curate.dedupe.search import backend_named
@@ -38,7 +39,6 @@ from db.models import (
 )
 from db.models.label import Consensus, LabelTask
 
-FINAL = ("agreed", "adjudicated")  # consensus statuses that settle an image's label
 
 log = logging.getLogger("curate.dedupe")
 
@@ -251,7 +251,7 @@ def find_pairs(ws, options: DedupeOptions, report: DedupeReport) -> tuple[list[E
         edges = [e for e in edges if e.kind != "cnn"] + cnn_edges
     # One edge per pair, strongest kind first.
     best: dict[tuple[int, int], Edge] = {}
-    for e in sorted(edges, key=lambda e: ({"pixel": 0, "hash": 1, "cnn": 2}[e.kind], -e.similarity)):
+    for e in sorted(edges, key=lambda e: (KIND_RANK[e.kind], -e.similarity)):
         best.setdefault((e.a, e.b), e)
     return list(best.values()), hamming
 

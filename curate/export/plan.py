@@ -28,12 +28,11 @@ from curate.dedupe import cluster_map
 from curate.errors import ConfigError, ExportError
 from curate.export.images import RESIZE_POLICIES, ImageSpec, roi_region, union_box
 from curate.export.splits import Item, SplitPlan, plan_splits
-from curate.label.diagnoses import NOT_ASSESSABLE, binary_label
+from curate.label.diagnoses import FINAL, NOT_ASSESSABLE, STATUSES, binary_label
 from db.models import Image, Provenance, Source
 from db.models.label import Consensus
 
 FORMAT_VERSION = 1  # bump when the bytes written for the same plan change
-EXPORTABLE = ("agreed", "adjudicated")
 SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
 TASKS = ("binary", "diagnosis")
@@ -157,7 +156,7 @@ def make_plan(s: Session, options: ExportOptions, exports_root: Path, versions: 
     consensus = s.exec(select(Consensus)).all()
     status_counts = Counter(c.status for c in consensus)
     exclusions = Counter((c.exclusion or "unspecified") for c in consensus if c.status == "excluded")
-    chosen = [c for c in consensus if c.status in EXPORTABLE]
+    chosen = [c for c in consensus if c.status in FINAL]
     not_assessable = [c for c in chosen if c.diagnosis in (None, NOT_ASSESSABLE)]
     chosen = sorted((c for c in chosen if c.diagnosis not in (None, NOT_ASSESSABLE)), key=lambda c: c.image_id)
     if not chosen:
@@ -224,7 +223,7 @@ def make_plan(s: Session, options: ExportOptions, exports_root: Path, versions: 
 
     agreements = [c.agreement for c in chosen if c.agreement is not None]
     labels = {
-        "statuses": {k: status_counts.get(k, 0) for k in ("pending", "agreed", "adjudicated", "discarded", "excluded")},
+        "statuses": {k: status_counts.get(k, 0) for k in STATUSES},
         "exclusions": dict(sorted(exclusions.items())),
         "not_assessable": len(not_assessable),
         "methods": dict(sorted(Counter(r.method or "unspecified" for r in rows).items())),

@@ -20,6 +20,10 @@ BY_CHOICE: dict[str, str] = {v: k for k, v in DIAGNOSES.items()}
 NOT_ASSESSABLE = "other"
 BINARY_CLASSES = ("mpox", "non_mpox")
 
+# Consensus outcomes (db.models.label.Consensus.status); FINAL ones carry a diagnosis and are exportable.
+STATUSES = ("pending", "agreed", "adjudicated", "discarded", "excluded")
+FINAL = ("agreed", "adjudicated")
+
 # Exclusion flags: slug -> choice value in the "flags" control of label_config.xml.
 IDENTIFIABLE = "identifiable_features"
 LOW_QUALITY = "low_quality"

@@ -12,11 +12,10 @@ from sqlmodel import Session, func, select
 
 from curate.files import write_atomic
 from curate.label.agreement import Agreement, agreement
-from curate.label.diagnoses import DIAGNOSES
+from curate.label.diagnoses import DIAGNOSES, STATUSES
 from curate.label.pull import collect
 from db.models.label import Consensus, LabelAnnotation, LabelProject, LabelRound, LabelTask
 
-STATUSES = ("pending", "agreed", "adjudicated", "discarded", "excluded")
 
 
 @dataclass
