@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageOps
-from scipy.ndimage import binary_dilation, gaussian_filter
 
 THUMB = 64  # side of the square grey thumbnail every code is computed from
 BLACK = 16  # grey level at or below which a pixel counts as masked (bar, rotation fill)
@@ -47,6 +46,8 @@ def pixel_digest(img: Image.Image, tag: str) -> str:
 
 def inpaint_black(grey: np.ndarray) -> tuple[np.ndarray, float]:
     """Fill near-black pixels from a blurred average of the unmasked ones."""
+    from scipy.ndimage import binary_dilation, gaussian_filter  # lazy: keeps `curate --help` fast
+
     a = grey.astype(np.float32)
     # one pixel of dilation swallows the JPEG ringing along a bar's or a corner's edge
     mask = ~binary_dilation(a <= BLACK, iterations=1)
