@@ -40,7 +40,7 @@ from sqlmodel import select
 from curate.errors import ConfigError, ScrapeError, StoreError
 from curate.intake.catalogue import get_or_create_source, record_arrival
 from curate.intake.decode import MAX_BYTES, MAX_PIXELS, ImageInfo, Rejected, inspect
-from curate.intake.scrape_engines import EXHAUSTED, STOP, EngineSpec, engine_spec, read_url_list
+from curate.intake.scrape_engines import EXHAUSTED, STOP, EngineSpec, engine_spec, queued, read_url_list
 from curate.intake.store import sha256_bytes
 from db.models import Image, Provenance, Rejection, utcnow
 
@@ -253,13 +253,7 @@ class StoreDownloader(ImageDownloader):
             worker.start()
 
     def worker_exec(self, queue_timeout=0.05, **kwargs):
-        while not self.signal.get(STOP):
-            try:
-                task = self.in_queue.get(timeout=queue_timeout)
-            except queue.Empty:
-                if self.signal.get("parser_exited") and self.in_queue.empty():
-                    break
-                continue
+        for task in queued(self, "parser_exited", queue_timeout):
             try:
                 self.download(task)
                 self.process_meta(task)

@@ -106,13 +106,7 @@ class SafeParser(Parser):
         self.logger = logging.getLogger("curate.scrape.parser")
 
     def worker_exec(self, queue_timeout=0.05, req_timeout=10, max_retry=3, **kwargs):
-        while not self.signal.get(STOP):
-            try:
-                url = self.in_queue.get(timeout=queue_timeout)
-            except queue.Empty:
-                if self.signal.get("feeder_exited") and self.in_queue.empty():
-                    break
-                continue
+        for url in queued(self, "feeder_exited", queue_timeout):
             if not self.signal.get(EXHAUSTED):  # pages queued past the last result are not fetched
                 self._page(url, req_timeout, max_retry, kwargs)
         self.logger.debug("thread %s exit", current_thread().name)
@@ -333,15 +327,20 @@ class PassThroughParser(PseudoParser):
         self.logger = logging.getLogger("curate.scrape.parser")
 
     def worker_exec(self, queue_timeout=0.05, **kwargs):
-        while not self.signal.get(STOP):
-            try:
-                task = self.in_queue.get(timeout=queue_timeout)
-            except queue.Empty:
-                if self.signal.get("feeder_exited") and self.in_queue.empty():
-                    break
-                continue
+        for task in queued(self, "feeder_exited", queue_timeout):
             _put(self, task, feeding=False)
         self.logger.debug("thread %s exit", current_thread().name)
+
+
+def queued(worker, upstream_exited: str, timeout: float):
+    """Items of `worker.in_queue` until the crawl stops or the upstream stage has exited and the queue is
+    drained — the loop every worker thread runs, in one place."""
+    while not worker.signal.get(STOP):
+        try:
+            yield worker.in_queue.get(timeout=timeout)
+        except queue.Empty:
+            if worker.signal.get(upstream_exited) and worker.in_queue.empty():
+                return
 
 
 # --- registry -------------------------------------------------------------------------
