@@ -14,7 +14,8 @@ META = {"name": "mpox", "version": "1.1.0", "task": "binary", "classes": ["mpox"
         "parent": "1.0.0", "created_at": "2026-01-02T03:04:05Z",
         "preprocessing": {"roi_margin": 0.1, "resample": "bicubic", "jpeg_quality": 90, "jpeg_subsampling": "4:2:0"}}
 LABELS = {"statuses": {"pending": 0, "agreed": 3, "adjudicated": 1, "discarded": 2, "excluded": 1},
-          "exclusions": {"identifiable_features": 1}, "not_assessable": 0, "methods": {"unanimous": 3, "adjudication": 1},
+          "excluded": {"identifiable_features": 1, "discarded": 2}, "rules": {"low_quality": "both", "third_opinion": "discard"},
+          "methods": {"unanimous": 3, "adjudication": 1},
           "raters": {"2": 3, "3": 1}, "mean_agreement": 0.9, "kappa": {"pairs": 4, "kappa": 0.71, "observed_agreement": None}}
 
 
@@ -25,7 +26,8 @@ def test_card_tables_and_kappa():
     text = render(META, rows, LABELS, [], [], 0, diff).decode()
     assert "| mpox | 1 | 0 | 0 | 1 |" in text and "| non_mpox | 1 | 1 | 1 | 3 |" in text and "| **total** | 2 | 1 | 1 | 4 |" in text
     assert "Cohen's kappa between the first two raters: 0.710 over 4 doubly-rated images." in text
-    assert "| discarded | 2 |" in text and "identifiable_features 1" in text
+    assert "| discarded | 2 |" in text and "| identifiable_features | 1 | flagged: identifiable features" in text
+    assert "an image is excluded when both raters flag low quality" in text
     assert "Parent version: 1.0.0." in text and "2 added, 1 removed, 1 relabeled" in text
     no_kappa = render({**META, "parent": None}, rows, {**LABELS, "kappa": None}, [], [], 0, None).decode()
     assert "Cohen's kappa: not available" in no_kappa and "First version" in no_kappa

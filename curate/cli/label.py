@@ -7,19 +7,16 @@ from typing import Annotated, Optional
 import typer
 
 from curate.cli.options import DbOpt, JsonOpt, WorkspaceOpt, console, open_workspace, print_json, reported, table
+from curate.label.consensus import LowQuality, ThirdOpinion
 
 app = typer.Typer(help="Label images in Label Studio: two blind raters, a reviewer for disputes.", no_args_is_help=True)
 UrlOpt = Annotated[Optional[str], typer.Option("--url", help="Label Studio URL (default: the embedded server). Key from $LABEL_STUDIO_API_KEY.")]
-RuleOpt = Annotated[str, typer.Option("--third-opinion", help="When the reviewer picks a third diagnosis: 'discard' (the paper, default) or 'reviewer'.")]
-
-
-def _rules(third: str):
-    from curate.errors import ConfigError
-    from curate.label.consensus import Rules
-
-    if third not in ("discard", "reviewer"):
-        raise ConfigError(f"--third-opinion must be 'discard' or 'reviewer', not {third!r}")
-    return Rules(third_opinion=third)  # type: ignore[arg-type]
+RuleOpt = Annotated[Optional[ThirdOpinion], typer.Option(
+    "--third-opinion", help="When the reviewer picks a diagnosis neither rater gave: discard the image (the paper) or "
+                            "take the reviewer's. Recorded in the catalogue; default: the recorded rule (discard until changed).")]
+LowQualityOpt = Annotated[Optional[LowQuality], typer.Option(
+    "--low-quality", help="Which \"Image quality too low\" flags exclude an image: any (either rater's), both (both raters', "
+                          "the default) or never. Recorded in the catalogue; default: the recorded rule (both until changed).")]
 
 
 @app.command()
@@ -45,28 +42,32 @@ def push(
 
 
 @app.command()
-def pull(workspace: WorkspaceOpt = None, db: DbOpt = None, url: UrlOpt = None, third_opinion: RuleOpt = "discard", json_: JsonOpt = False):
+def pull(workspace: WorkspaceOpt = None, db: DbOpt = None, url: UrlOpt = None, third_opinion: RuleOpt = None,
+         low_quality: LowQualityOpt = None, json_: JsonOpt = False):
     """Fetch every annotation of every round and recompute consensus.
 
-    Example: curate label pull
+    Rules given with --low-quality or --third-opinion are recorded in the catalogue; every later recomputation uses the recorded ones.
+
+    Example: curate label pull --low-quality any
     """
     from curate.audit import audited
     from curate.label.pull import pull as do_pull
-
     from curate.label.rounds import connect
+    from curate.label.rules import explain
 
     ws = open_workspace(workspace, db)
+    args = {"third_opinion": third_opinion and third_opinion.value, "low_quality": low_quality and low_quality.value}
     with reported():
-        rules = _rules(third_opinion)
         client = connect(ws, url)
-        with audited(ws, "label pull", {"url": client.url, "third_opinion": third_opinion}) as run:
-            res = do_pull(ws, client, rules)
+        with audited(ws, "label pull", {"url": client.url, **args}) as run:
+            res = do_pull(ws, client, low_quality=low_quality, third_opinion=third_opinion)
             run.summary = res.__dict__
     if json_:
         print_json(res.__dict__)
     else:
         console.print(f"{res.annotations} annotation(s) in {res.projects} project(s): {res.new} new, {res.revised} revised, "
                       f"{res.withdrawn} withdrawn, {res.unchanged} unchanged")
+        console.print(f"rules{' (changed and recorded)' if res.rules_changed else ''}: {explain(res.rules)}")
         console.print(table("Consensus", ["status", "images"], [[k, v] for k, v in sorted(res.consensus.items())]))
 
 
@@ -105,7 +106,7 @@ def report(
     ws = open_workspace(workspace, db)
     with reported():
         with ws.session() as s:
-            rep = build(s)
+            rep = build(s, ws.diagnoses)
         page = write_html(rep, html or ws.reports / "labeling.html", ws.tmp)
     if json_:
         print_json({**rep.to_dict(), "html": str(page)})
@@ -115,7 +116,7 @@ def report(
     console.print(table("Outcomes", ["status", "images"], [[k, v] for k, v in rep.outcomes.items()]))
     ag = rep.agreement
     console.print(table("Agreement (Cohen's kappa)", ["diagnosis", "kappa"],
-                        [["all", ag.kappa]] + [[d, k] for d, k in ag.per_diagnosis.items() if k is not None]))
+                        [["all", ag.kappa]] + [[rep.names.get(d, d), k] for d, k in ag.per_diagnosis.items() if k is not None]))
     console.print(f"HTML report: {page}")
 
 

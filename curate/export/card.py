@@ -5,7 +5,8 @@ from collections import Counter
 from typing import Any
 
 from curate.export.diff import VersionDiff
-from curate.label.diagnoses import DIAGNOSES
+from curate.export.exclusions import REASONS
+from curate.label.rules import explain
 
 SPLITS = ("train", "test", "external")
 
@@ -33,6 +34,37 @@ def _count_table(by: dict[str, dict[str, int]], title: str) -> list[str]:
     return _table([title, *SPLITS, "total"], body)
 
 
+def _names(meta: dict[str, Any]) -> dict[str, str]:
+    """diagnosis code -> display name, from dataset.json (clinicians read names, not slugs)."""
+    return {d["slug"]: d["name"] for d in meta.get("diagnoses", [])}
+
+
+def _named(by: dict[str, dict[str, int]], names: dict[str, str]) -> dict[str, dict[str, int]]:
+    return {names.get(k, k): v for k, v in by.items()}
+
+
+def _diagnosis_list(meta: dict[str, Any], rows: list[dict[str, str]]) -> list[str]:
+    """The study's declared list: name, code (manifest `diagnosis` and diagnosis-task folder), binary class, images."""
+    if not meta.get("diagnoses"):
+        return []
+    n = Counter(r["diagnosis"] for r in rows)
+    out = ["", "The study's diagnosis list (declared in the workspace settings), with the binary task's class:", ""]
+    return out + _table(["diagnosis", "code", "binary class", "images"],
+                        [[d["name"], f"`{d['slug']}`", d["binary"] or "not exported", n.get(d["slug"], 0)]
+                         for d in meta["diagnoses"]])
+
+
+def _exclusions(labels: dict[str, Any]) -> list[str]:
+    excluded = labels.get("excluded") or {}
+    out = [""]
+    if labels.get("rules"):
+        out.append(f"Consensus rules: {explain(labels['rules'])}.")
+    if not excluded:
+        return out + ["", "Every labelled image with a consensus diagnosis is exported."]
+    out += ["", "Labelled images not exported, by reason:", ""]
+    return out + _table(["reason", "images", "meaning"], [[k, v, REASONS.get(k, "")] for k, v in excluded.items()])
+
+
 def _split_history(sc: dict[str, Any] | None) -> list[str]:
     if sc is None:
         return []
@@ -56,12 +88,14 @@ def render(meta: dict[str, Any], rows: list[dict[str, str]], labels: dict[str, A
            split_change: dict[str, Any] | None = None) -> bytes:
     """The card as bytes. `split_change` (versions with a parent): reshuffle, kept, dealt_groups, folds_kept, moved."""
     size = f"{meta['image_size'][0]}×{meta['image_size'][1]}"
+    names = _names(meta)
+    shown = meta["classes"] if meta["task"] == "binary" else [names.get(c, c) for c in meta["classes"]]
     n_roi = sum(1 for r in rows if r["roi_file"])
     pre = meta["preprocessing"]
     out = [
         f"# {meta['name']} {meta['version']}",
         "",
-        f"Skin-lesion photographs for the **{meta['task']}** task ({', '.join(meta['classes'])}), "
+        f"Skin-lesion photographs for the **{meta['task']}** task ({', '.join(shown)}), "
         f"{len(rows)} images ({n_roi} with a lesion crop), prepared by `curate export` from clinician consensus labels. "
         f"Catalogue state as of {meta['created_at']}.",
         "",
@@ -76,7 +110,7 @@ def render(meta: dict[str, Any], rows: list[dict[str, str]], labels: dict[str, A
         "",
         "By diagnosis:",
         "",
-        *_count_table(counts(rows, "diagnosis"), "diagnosis"),
+        *_count_table(_named(counts(rows, "diagnosis"), names), "diagnosis"),
         "",
         "Lesion crops (`roi/`) per class and split:",
         "",
@@ -86,13 +120,13 @@ def render(meta: dict[str, Any], rows: list[dict[str, str]], labels: dict[str, A
         "",
         "Each image was labelled independently by clinicians in Label Studio; disagreements went to an adjudicator, "
         "and images without consensus were discarded (the paper's protocol). Only *agreed* and *adjudicated* images are exported.",
+        *_diagnosis_list(meta, rows),
         "",
     ]
     st = labels["statuses"]
     out += _table(["consensus outcome", "images"], [[k, v] for k, v in st.items()])
-    out += ["", f"- Agreed or adjudicated as *{DIAGNOSES['other']}*, so in neither class and not exported: {labels['not_assessable']}."]
-    if labels["exclusions"]:
-        out.append("- Excluded, by reason: " + ", ".join(f"{k} {v}" for k, v in labels["exclusions"].items()) + ".")
+    out += _exclusions(labels)
+    out += [""]
     out.append("- Consensus method of the exported images: " + ", ".join(f"{k} {v}" for k, v in labels["methods"].items()) + ".")
     out.append("- Raters per exported image: " + ", ".join(f"{k} raters: {v}" for k, v in labels["raters"].items()) + ".")
     if labels["mean_agreement"] is not None:

@@ -12,7 +12,7 @@ from sqlmodel import Session, func, select
 
 from curate.files import write_atomic
 from curate.label.agreement import Agreement, agreement
-from curate.label.diagnoses import DIAGNOSES, STATUSES
+from curate.label.diagnoses import STATUSES, DiagnosisList
 from curate.label.pull import collect
 from db.models.label import Consensus, LabelAnnotation, LabelProject, LabelRound, LabelTask
 
@@ -33,12 +33,14 @@ class LabelReport:
     progress: list[Progress]
     outcomes: dict[str, int]
     agreement: Agreement
+    names: dict[str, str]  # diagnosis code -> the name clinicians read
 
     def to_dict(self) -> dict:
-        return {"progress": [asdict(p) for p in self.progress], "outcomes": self.outcomes, "agreement": asdict(self.agreement)}
+        return {"progress": [asdict(p) for p in self.progress], "outcomes": self.outcomes,
+                "agreement": asdict(self.agreement), "diagnoses": self.names}
 
 
-def build(s: Session) -> LabelReport:
+def build(s: Session, diagnoses: DiagnosisList) -> LabelReport:
     progress = []
     for rnd, proj in s.exec(select(LabelRound, LabelProject).join(LabelProject).order_by(LabelRound.id, LabelProject.id)).all():
         tasks = s.exec(select(func.count()).select_from(LabelTask).where(LabelTask.project_id == proj.id)).one()
@@ -49,23 +51,23 @@ def build(s: Session) -> LabelReport:
     outcomes = {k: 0 for k in STATUSES}
     for status, n in s.exec(select(Consensus.status, func.count()).group_by(Consensus.status)).all():
         outcomes[status] = n
-    return LabelReport(progress, outcomes, rater_agreement(s))
+    return LabelReport(progress, outcomes, rater_agreement(s, diagnoses.codes), diagnoses.names)
 
 
-def rater_agreement(s: Session) -> Agreement:
+def rater_agreement(s: Session, labels: list[str]) -> Agreement:
     """Cohen's kappa between the two blind raters, over images both diagnosed (the export's card uses it too)."""
     pairs = [(i.ratings[0].diagnosis, i.ratings[1].diagnosis) for i in collect(s).values()
              if len(i.ratings) == 2 and i.ratings[0].diagnosis and i.ratings[1].diagnosis]
-    return agreement(pairs)
+    return agreement(pairs, labels)
 
 
-def confusion_png(ag: Agreement) -> bytes:
+def confusion_png(ag: Agreement, names: dict[str, str]) -> bytes:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = [DIAGNOSES[d] for d in ag.labels]
+    names = [names.get(d, d) for d in ag.labels]
     fig, ax = plt.subplots(figsize=(7.5, 6.5), dpi=100)
     ax.imshow(ag.matrix, cmap="Blues")
     ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
@@ -87,12 +89,12 @@ def confusion_png(ag: Agreement) -> bytes:
 
 def write_html(report: LabelReport, dest: Path, tmp: Path) -> Path:
     """One self-contained page (the matrix is embedded); written to tmp and renamed into place."""
-    png = base64.b64encode(confusion_png(report.agreement)).decode()
+    png = base64.b64encode(confusion_png(report.agreement, report.names)).decode()
     e = html.escape
     rows = "".join(f"<tr><td>{e(p.round)}</td><td>{e(p.kind)}</td><td>{e(p.rater)}</td><td>{p.tasks}</td><td>{p.labelled}</td></tr>"
                    for p in report.progress)
     outs = "".join(f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in report.outcomes.items())
-    per = "".join(f"<tr><td>{e(DIAGNOSES[d])}</td><td>{'' if k is None else f'{k:.3f}'}</td></tr>"
+    per = "".join(f"<tr><td>{e(report.names.get(d, d))}</td><td>{'' if k is None else f'{k:.3f}'}</td></tr>"
                   for d, k in report.agreement.per_diagnosis.items())
     k = report.agreement.kappa
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>Labeling report</title>

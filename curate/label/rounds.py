@@ -16,23 +16,15 @@ from sqlmodel import Session, select
 
 from curate.dedupe import labelable_image_ids
 from curate.label.client import StudioClient, api_key_from_env
-from curate.label.diagnoses import DIAGNOSES
+from curate.label.config import render as render_config
 from curate.errors import LabelError, StudioError
 from db.models import Image
 from db.models.label import LabelProject, LabelRound, LabelTask
 
-LABEL_CONFIG = Path(__file__).resolve().parents[2] / "label_config.xml"
 # Label Studio's LOCAL_FILES_DOCUMENT_ROOT; the embedded server uses the workspace itself.
 DOCUMENT_ROOT_ENV = "CURATE_STUDIO_DOCUMENT_ROOT"
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tif",
               "HEIF": "heic", "AVIF": "avif", "MPO": "jpg"}
-
-
-def label_config() -> str:
-    try:
-        return LABEL_CONFIG.read_text()
-    except OSError as exc:
-        raise LabelError(f"cannot read {LABEL_CONFIG}: {exc.strerror}") from exc
 
 
 def connect(ws, url: str | None = None) -> StudioClient:
@@ -100,7 +92,8 @@ def _round_for(s: Session, kind: str, raters: list[str], server_url: str) -> Lab
     return None
 
 
-def _ensure_projects(ws, client: StudioClient, rnd: LabelRound, raters: list[str], title: str) -> dict[str, LabelProject]:
+def _ensure_projects(ws, client: StudioClient, rnd: LabelRound, raters: list[str], title: str,
+                     config: str) -> dict[str, LabelProject]:
     """One project per rater; projects are created remotely first, recorded right after."""
     with ws.session() as s:
         have = {p.rater: p for p in s.exec(select(LabelProject).where(LabelProject.round_id == rnd.id)).all()}
@@ -110,7 +103,7 @@ def _ensure_projects(ws, client: StudioClient, rnd: LabelRound, raters: list[str
                 raise StudioError(f"Label Studio project {have[rater].ls_project_id} ({rnd.name}, {rater}) was deleted in Label Studio")
             continue
         (ws.root / "studio" / "files").mkdir(parents=True, exist_ok=True)
-        remote = client.create_round(f"{title} · {rater}", label_config(), ws.root / "studio" / "files",
+        remote = client.create_round(f"{title} · {rater}", config, ws.root / "studio" / "files",
                                      description=f"mpox-curate {rnd.name} for {rater} only. Do not open other raters' projects.")
         with ws.session() as s:
             p = LabelProject(round_id=rnd.id, rater=rater, ls_project_id=remote.id, ls_storage_id=remote.storage_id)
@@ -168,6 +161,7 @@ def push(ws, client: StudioClient, raters: list[str], limit: int | None = None) 
     raters = _emails(raters)
     if len(raters) != 2:
         raise LabelError("a rating round has exactly two raters (--raters a@clinic,b@clinic)")
+    config = render_config(ws.diagnoses)  # the declared diagnoses; a mismatch with label_config.xml stops here
     _require_accounts(client, raters)
     with ws.session() as s:
         rnd = _round_for(s, "rating", raters, client.url)
@@ -186,7 +180,7 @@ def push(ws, client: StudioClient, raters: list[str], limit: int | None = None) 
             rnd = LabelRound(kind="rating", name=f"Round {n}", raters=json.dumps(raters), server_url=client.url)
             s.add(rnd)
             s.flush()
-    projects = _ensure_projects(ws, client, rnd, raters, f"mpox {rnd.name}")
+    projects = _ensure_projects(ws, client, rnd, raters, f"mpox {rnd.name}", config)
     pushed = _add_tasks(ws, client, projects, sorted(mine) + candidates, {})
     _refresh_consensus(ws)
     return PushResult(rnd.id, raters, pushed, {r: p.ls_project_id for r, p in projects.items()})
@@ -197,6 +191,7 @@ def adjudicate(ws, client: StudioClient, reviewer: str) -> PushResult:
     from curate.label.pull import collect
 
     reviewer = _emails([reviewer])[0]
+    config = render_config(ws.diagnoses)
     _require_accounts(client, [reviewer])
     with ws.session() as s:
         labels = collect(s)
@@ -209,8 +204,9 @@ def adjudicate(ws, client: StudioClient, reviewer: str) -> PushResult:
         if reviewer in {r.rater for r in item.ratings}:
             raise LabelError(f"{reviewer} rated image {image_id}; the reviewer must be a third clinician")
         a, b = item.ratings[:2]
-        disputed[image_id] = (f"Adjudication. {a.rater}: {DIAGNOSES.get(a.diagnosis, '—')}  |  "
-                              f"{b.rater}: {DIAGNOSES.get(b.diagnosis, '—')}. Choose the diagnosis you support.")
+        name = ws.diagnoses.name
+        disputed[image_id] = (f"Adjudication. {a.rater}: {name(a.diagnosis)}  |  "
+                              f"{b.rater}: {name(b.diagnosis)}. Choose the diagnosis you support.")
     with ws.session() as s:
         rnd = _round_for(s, "review", [reviewer], client.url)
     if not disputed and rnd is None:
@@ -221,7 +217,7 @@ def adjudicate(ws, client: StudioClient, reviewer: str) -> PushResult:
             rnd = LabelRound(kind="review", name=f"Round {n} (review)", raters=json.dumps([reviewer]), server_url=client.url)
             s.add(rnd)
             s.flush()
-    projects = _ensure_projects(ws, client, rnd, [reviewer], f"mpox {rnd.name}")
+    projects = _ensure_projects(ws, client, rnd, [reviewer], f"mpox {rnd.name}", config)
     pushed = _add_tasks(ws, client, projects, sorted(disputed), disputed)
     _refresh_consensus(ws)
     return PushResult(rnd.id, [reviewer], pushed, {r: p.ls_project_id for r, p in projects.items()})
