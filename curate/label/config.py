@@ -1,10 +1,11 @@
 """label_config.xml, the editable default interface, checked and completed from the workspace settings.
 
-The file holds the layout and the default diagnosis choices; the choices Label Studio gets are
-the workspace's declared list (curate.toml `[labels]`), rendered into the `diagnosis` control, so a
-study adds chickenpox and measles in its settings, not in code or XML. A choice written in the XML
-that the settings do not declare is a mismatch and stops the push (the steward edited the wrong
-place), as is a missing control the toolkit reads or a control it does not.
+The file holds the layout and the default diagnosis choices (the paper's eight and the two outcomes);
+the choices Label Studio gets are the workspace's declared list (curate.toml `[labels]`), rendered
+into the `diagnosis` control, so a study adds chickenpox and measles in its settings, not in code or
+XML. A default the study does not declare is left out. A choice written in the XML that is neither a
+default nor declared is a mismatch and stops the push (the steward edited the wrong place), as is a
+missing control the toolkit reads or a control it does not.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from curate.label.diagnoses import (
     FLAGS_CONTROL,
     IMAGE_OBJECT,
     LEGACY_CHOICES,
+    PAPER,
     SETTINGS_TABLE,
     DiagnosisList,
 )
@@ -70,7 +72,7 @@ def check(text: str, diagnoses: DiagnosisList, where: str = "label_config.xml") 
     dx = controls[DIAGNOSIS_CONTROL]
     if dx.get("choice", "single") != "single":
         raise LabelError(f'{where}: the diagnosis control must allow one choice (choice="single")')
-    known = diagnoses.by_choice
+    known = {**PAPER.by_choice, **diagnoses.by_choice}
     for c in dx.iter("Choice"):
         value = c.get("value")
         if value not in known:
@@ -86,7 +88,7 @@ def render(diagnoses: DiagnosisList, text: str | None = None, where: str | None 
     """The config Label Studio gets: `text` (default label_config.xml) with the declared diagnosis choices.
 
     A choice already in the XML keeps its attributes (e.g. a hotkey); the others are added plainly,
-    in the declared order; the retired "Other / not assessable" is dropped.
+    in the declared order; defaults the study does not declare and the retired "Other / not assessable" are dropped.
     """
     where = where or (LABEL_CONFIG.name if text is None else "label config")
     text = template() if text is None else text
