@@ -178,7 +178,7 @@ def test_full_round(studio_server, studio_workspace):
     bad = LabelStudio(base_url=fx.url, api_key=fx.tokens[A]).annotations.create(
         id=task_of(ws, A, i_pending), result=[{"from_name": "diagnosis", "to_name": "image", "type": "choices",
                                                "value": {"choices": ["Chickenpox"]}}])
-    with pytest.raises(LabelError, match="'Chickenpox' is not in the toolkit's label config"):
+    with pytest.raises(LabelError, match="'Chickenpox' is not declared in the workspace settings"):
         pull(ws, client)
     admin.annotations.delete(id=bad.id)
     admin.projects.delete(id=adj.projects[C])
