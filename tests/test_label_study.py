@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 import images as I
 from curate.cli import app
 from curate.dataset import DatasetVersion
+from curate.errors import ExportError
 from curate.export import ExportOptions, ImageSpec, export_version
 from curate.label.consensus import LowQuality
 from curate.label.pull import write_consensus
@@ -156,6 +157,15 @@ def test_low_quality_rule_is_recorded_and_reused(tmp_path, rule, lq_one, lq_both
     r = export_version(ws, ExportOptions(name="study", version="1.0.0", spec=SPEC, folds=2, test_fraction=0.25))
     assert r.excluded.get("low_quality", 0) == [lq_one, lq_both].count("excluded")
     assert f"Consensus rules: " in (r.path / "README.md").read_text()
+
+
+def test_a_diagnosis_dropped_from_the_settings_stops_the_export(tmp_path):
+    ws, ids = make_study(tmp_path, f"sqlite:///{tmp_path / 'cat.db'}")
+    marker = ws.root / "curate.toml"
+    marker.write_text(marker.read_text().replace('{ slug = "measles", name = "Measles" },', ""))
+    with pytest.raises(ExportError, match=f"image {ids['measles0']}: diagnosis 'measles' is not declared"):
+        export_version(Workspace.open(ws.root), ExportOptions(name="study", version="1.0.0", spec=SPEC, folds=2))
+    assert not (ws.exports / "study").exists()
 
 
 def test_export_cli_prints_every_exclusion_reason(tmp_path):
