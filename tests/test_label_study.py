@@ -156,7 +156,7 @@ def test_low_quality_rule_is_recorded_and_reused(tmp_path, rule, lq_one, lq_both
     assert (cons[ids["lq_one"]].status, cons[ids["lq_both"]].status) == (lq_one, lq_both)
     r = export_version(ws, ExportOptions(name="study", version="1.0.0", spec=SPEC, folds=2, test_fraction=0.25))
     assert r.excluded.get("low_quality", 0) == [lq_one, lq_both].count("excluded")
-    assert f"Consensus rules: " in (r.path / "README.md").read_text()
+    assert "Consensus rules: " in (r.path / "README.md").read_text()
 
 
 def test_a_diagnosis_dropped_from_the_settings_stops_the_export(tmp_path):

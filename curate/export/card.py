@@ -49,7 +49,7 @@ def _diagnosis_list(meta: dict[str, Any], rows: list[dict[str, str]]) -> list[st
         return []
     n = Counter(r["diagnosis"] for r in rows)
     out = ["", "The study's diagnosis list (declared in the workspace settings), with the binary task's class:", ""]
-    return out + _table(["diagnosis", "code", "binary class", "images"],
+    return out + _table(["diagnosis", "code", "binary class", "images exported"],
                         [[d["name"], f"`{d['slug']}`", d["binary"] or "not exported", n.get(d["slug"], 0)]
                          for d in meta["diagnoses"]])
 
@@ -106,7 +106,7 @@ def render(meta: dict[str, Any], rows: list[dict[str, str]], labels: dict[str, A
         "",
         "## Images per class and split",
         "",
-        *_count_table(counts(rows), "class"),
+        *_count_table(counts(rows), "class (folder)"),
         "",
         "By diagnosis:",
         "",
