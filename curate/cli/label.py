@@ -116,8 +116,11 @@ def report(
         return
     console.print(table("Progress", ["round", "kind", "rater", "tasks", "labelled"],
                         [[p.round, p.kind, p.rater, p.tasks, p.labelled] for p in rep.progress]))
-    console.print(table("Outcomes", ["status", "images", "what it means"],
-                        [[k, v, OUTCOME_MEANINGS[k]] for k, v in rep.outcomes.items()]))
+    console.print(table("Outcomes", ["status", "images", "of which"],
+                        [[k, v, "; ".join(f"{why}: {n}" for why, n in rep.details.get(k, {}).items())]
+                         for k, v in rep.outcomes.items()]))
+    for k in rep.outcomes:
+        console.print(f"  {k}: {OUTCOME_MEANINGS[k]}", highlight=False, markup=False)
     ag = rep.agreement
     console.print(table("Agreement (Cohen's kappa)", ["diagnosis", "kappa"],
                         [["all", ag.kappa]] + [[d, k] for d, k in ag.per_diagnosis.items() if k is not None]))
