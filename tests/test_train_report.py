@@ -12,7 +12,7 @@ pytest.importorskip("torch")
 from curate.plots import contrast, pyplot  # noqa: E402
 from train.gallery import draw, markdown, select  # noqa: E402
 from train.metrics import EVAL_SETS  # noqa: E402
-from train.report import confusion_plot, roc_plot  # noqa: E402
+from train.report import compare_roc_plot, confusion_plot, roc_plot  # noqa: E402
 
 pytestmark = pytest.mark.torch
 
@@ -41,6 +41,19 @@ def test_roc_titles_are_whole_and_every_fold_has_its_auc():
         legend = [t.get_text() for t in ax.get_legend().get_texts()]
         assert len(legend) == 5 and all(t.startswith(f"fold {k} (AUC 0.") for k, t in enumerate(legend)), legend
         pyplot().close(fig)
+
+
+def test_compare_legend_auc_is_the_plotted_curves():
+    """A model that gives every image the same probability draws the diagonal; its legend must say 0.500."""
+    good = predictions()
+    flat = [r | {"p_mpox": "0.5", "p_non_mpox": "0.5"} for r in good]
+    fig = compare_roc_plot([("ResNet-18", "mpox", good), ("ShuffleNet-V2", "mpox", flat)], list(EVAL_SETS))
+    for ax, title in zip(fig.axes, EVAL_SETS.values()):
+        assert ax.get_title().replace("\n", " ") == title
+        legend = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert legend[1] == "ShuffleNet-V2 (AUC 0.500)" and legend[0].startswith("ResNet-18 (AUC 0.")
+        assert float(legend[0][-6:-1]) > 0.8
+    pyplot().close(fig)
 
 
 def test_train_confusion_counts_are_legible():

@@ -8,6 +8,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from sklearn.metrics import roc_auc_score
 
 from curate.plots import confusion_matrix_plot, wrapped
 from curate.plots import pyplot as _plt
@@ -43,8 +44,6 @@ def _probs(rows: list[dict], positive: str) -> tuple[np.ndarray, np.ndarray]:
 
 def roc_plot(rows: list[dict], positive: str, set_name: str):
     """One set's ROC figure: a curve per fold model, its AUC in the legend, the set's full title."""
-    from sklearn.metrics import roc_auc_score
-
     by = defaultdict(list)
     for r in rows:
         if r["set"] == set_name:
@@ -142,6 +141,33 @@ def write_run_report(out: Path, cfg, info: dict, metrics: dict, plan, models: di
     return out / "report.md"
 
 
+def compare_roc_plot(runs: list[tuple[str, str | None, list[dict]]], sets: list[str]):
+    """One panel per set, one curve per run (label, positive class, prediction rows): each image scored by its
+    probability averaged over the run's fold models, and the AUC of that curve in the legend."""
+    fig, axes = _plt().subplots(1, len(sets), figsize=(4 * len(sets), 4), squeeze=False)
+    for ax, s in zip(axes[0], sets):
+        for name, positive, rows in runs:
+            if not positive:
+                continue
+            by_img, label = defaultdict(list), {}
+            for r in rows:
+                if r["set"] == s:
+                    by_img[r["image_id"]].append(float(r[f"p_{positive}"]))
+                    label[r["image_id"]] = int(r["label"] == positive)
+            ids = sorted(by_img)
+            y = np.array([label[i] for i in ids])
+            p = np.array([np.mean(by_img[i]) for i in ids])
+            if len(set(y)) == 2:
+                fpr, tpr = roc(y, p, 1)
+                ax.plot(fpr, tpr, lw=1.2, label=f"{name} (AUC {roc_auc_score(y, p):.3f})")
+        ax.plot([0, 1], [0, 1], "k:", lw=0.8)
+        ax.set(xlabel="1 − specificity", ylabel="sensitivity")
+        ax.set_title(wrapped(SET_TITLES[s]), fontsize=10)
+        ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
 def compare_runs(runs: list[Path], out: Path | None = None) -> dict:
     """One Table-2-shaped table across runs (backbones), plus roc_compare.png (fold-mean probabilities)."""
     entries, loaded = [], []
@@ -167,35 +193,13 @@ def compare_runs(runs: list[Path], out: Path | None = None) -> dict:
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        plt = _plt()
-        fig, axes = plt.subplots(1, len(sets), figsize=(4 * len(sets), 4), squeeze=False)
-        for ax, s in zip(axes[0], sets):
-            for run, m, info in loaded:
-                positive = m.get("positive_class")
-                if not positive:
-                    continue
-                rows = [r for r in read_predictions(run) if r["set"] == s]
-                by_img = defaultdict(list)
-                label = {}
-                for r in rows:
-                    by_img[r["image_id"]].append(float(r[f"p_{positive}"]))
-                    label[r["image_id"]] = int(r["label"] == positive)
-                ids = sorted(by_img)
-                y = np.array([label[i] for i in ids])
-                p = np.array([np.mean(by_img[i]) for i in ids])
-                if len(set(y)) == 2:
-                    fpr, tpr = roc(y, p, 1)
-                    auc = m["sets"][s]["auc"]["mean"]
-                    ax.plot(fpr, tpr, lw=1.2, label=f"{m['label']} (AUC {auc:.3f})")
-            ax.plot([0, 1], [0, 1], "k:", lw=0.8)
-            ax.set(xlabel="1 − specificity", ylabel="sensitivity")
-            ax.set_title(wrapped(SET_TITLES[s]), fontsize=10)
-            ax.legend(fontsize=7, loc="lower right")
-        fig.tight_layout()
+        fig = compare_roc_plot([(m["label"], m.get("positive_class"), read_predictions(run)) for run, m, _ in loaded], sets)
         fig.savefig(out / "roc_compare.png", dpi=110)
-        plt.close(fig)
+        _plt().close(fig)
         note = "" if result["same_dataset"] else "\n\n**Warning: these runs used different dataset versions.**"
         (out / "compare.md").write_text("# Backbone comparison\n\n" + result["markdown"] + note +
-                                        "\n\n![ROC](roc_compare.png)\n")
+                                        "\n\n![ROC](roc_compare.png)\n\nThe curves, and the AUC in their legend, score each "
+                                        "image by its probability averaged over the fold models; the table gives the "
+                                        "mean (SD) of the fold models' own AUCs.\n")
         result["files"] = [str(out / "compare.md"), str(out / "roc_compare.png")]
     return result
