@@ -66,6 +66,7 @@ def test_unknown_licences_are_warned_about_by_source():
     text = render({**META, "parent": None}, rows, LABELS, sources, [], 0, None).decode()
     warning = next(line for line in text.splitlines() if "Warning: unknown licence" in line)
     assert text.index(warning) < text.index("## Images per class and split")  # seen before the tables
+    assert text.count("Warning: unknown licence") == 1
     assert "2 source(s)" in warning and "web scrape, mixed" in warning and "clinic-a" not in warning
     known = render({**META, "parent": None}, rows, LABELS, [source("clinic-a", ["CC-BY-4.0"])], [], 0, None).decode()
     assert "Warning" not in known

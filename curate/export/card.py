@@ -126,7 +126,7 @@ def render(meta: dict[str, Any], rows: list[dict[str, str]], labels: dict[str, A
                    + (f" (observed agreement {observed:.3f})." if observed is not None else "."))
     else:
         out.append("- Cohen's kappa: not available (the catalogue holds no per-rater annotations for these images).")
-    out += ["", "## Sources and licences", *licence_warning(sources), ""]
+    out += ["", "## Sources and licences", ""]
     out += _table(["source", "kind", "licence", "reserved for external", *SPLITS],
                   [[s["name"], s["kind"], ", ".join(s["licences"]), "yes" if s["external"] else "no",
                     *(s["images"][k] for k in SPLITS)] for s in sources])
