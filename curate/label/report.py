@@ -16,7 +16,7 @@ from db.models.label import Consensus, LabelAnnotation, LabelProject, LabelRound
 OUTCOME_MEANINGS: dict[str, str] = {
     "agreed": "Both raters chose the same diagnosis. Exported.",
     "adjudicated": "The raters disagreed and the reviewer settled it by choosing one of their two diagnoses "
-                   "(or, under --third-opinion reviewer, her own). Exported.",
+                   "(or, under `--third-opinion reviewer`, her own). Exported.",
     "discarded": "No consensus after review: the raters disagreed and the reviewer chose a third diagnosis, "
                  "so the image is dropped (the paper's rule). Not exported.",
     "excluded": "Out whatever the diagnosis, because of a flag: identifiable features (face, tattoo, birthmark; "

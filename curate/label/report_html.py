@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import io
 import json
+import re
 from base64 import b64encode
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,11 @@ def confusion_png(ag: Agreement) -> bytes:
     fig.savefig(buf, format="png")
     plt.close(fig)
     return buf.getvalue()
+
+
+def _prose(text: str) -> str:
+    """Escaped text with `command` spans as <code>."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
 
 
 def _name(d: str | None) -> str:
@@ -100,7 +106,7 @@ def write_html(report: LabelReport, dest: Path, ws) -> ReportFiles:
     for status, n in report.outcomes.items():
         extra = report.details.get(status) or {}
         why = "" if not extra else "<br>" + e("; ".join(f"{k}: {v}" for k, v in extra.items()))
-        outs += f"<tr><td>{status}</td><td>{n}</td><td>{e(OUTCOME_MEANINGS[status])}{why}</td></tr>"
+        outs += f"<tr><td>{status}</td><td>{n}</td><td>{_prose(OUTCOME_MEANINGS[status])}{why}</td></tr>"
     per = "".join(f"<tr><td>{e(DIAGNOSES[d])}</td><td>{'' if k is None else f'{k:.3f}'}</td></tr>"
                   for d, k in report.agreement.per_diagnosis.items())
     k = report.agreement.kappa
@@ -115,6 +121,6 @@ def write_html(report: LabelReport, dest: Path, ws) -> ReportFiles:
 <h2>Examples</h2><p>A few images (lowest image id first); raters are shown as Rater 1 and Rater 2 in round order.
 Images flagged as identifiable are never shown.</p>
 <h3>Disputed</h3>{_gallery(report, thumbs, "disputed", "The raters chose different diagnoses.")}
-<h3>Discarded</h3>{_gallery(report, thumbs, "discarded", e(OUTCOME_MEANINGS["discarded"]))}
+<h3>Discarded</h3>{_gallery(report, thumbs, "discarded", _prose(OUTCOME_MEANINGS["discarded"]))}
 <script type="application/json" id="data">{page_json(report)}</script></body></html>"""
     return ReportFiles(write_atomic(dest, page, tmp_dir=ws.tmp), png)
