@@ -76,7 +76,7 @@ def build(s: Session, per_group: int = SAMPLES_PER_GROUP) -> LabelReport:
     details: dict[str, dict[str, int]] = {"excluded": {}, "pending": {}}
     for status, exclusion, method, n in s.exec(select(Consensus.status, Consensus.exclusion, Consensus.method, func.count())
                                                .group_by(Consensus.status, Consensus.exclusion, Consensus.method)).all():
-        outcomes[status] += n
+        outcomes[status] = outcomes.get(status, 0) + n
         if status == "excluded":
             why = FLAGS.get(exclusion or "", exclusion or "unspecified")
             details["excluded"][why] = details["excluded"].get(why, 0) + n
