@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from curate.plots import pyplot
+from train.gradcam import gradcam, overlay
 
 BINARY_KINDS = ("false negative", "false positive", "true positive", "true negative")
 MULTI_KINDS = ("wrong", "correct")
@@ -115,8 +116,6 @@ def markdown(gallery: list[GalleryRow], positive: str | None) -> list[str]:
 def gradcam_gallery(out: Path, net, src, arch, plan, rows: list[dict], fold: int, n: int,
                     positive: str | None) -> list[GalleryRow]:
     """gradcam_gallery.png and gradcam/*.png for `fold`'s model; Grad-CAM of the class each panel predicted."""
-    from train.gradcam import gradcam, overlay
-
     items = {"original": {it.image_id: it for it in plan.eval_sets["test"]},
              "roi": {it.image_id: it for it in plan.eval_sets.get("test_roi", [])}}
     picked = select(rows, positive, fold, n)
