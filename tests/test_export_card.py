@@ -41,3 +41,46 @@ def test_diff_added_removed_relabeled_moved():
     assert d.relabeled == [("2", "mpox/mpox", "non_mpox/genital_herpes")]
     assert d.moved == [("3", "test", "train/fold1"), ("4", "train/fold2", "train/fold3")]
     assert d.summary() == {"added": 1, "removed": 0, "relabeled": 1, "moved": 2, "unchanged": 1}
+
+
+def source(name, licences, external=False):
+    return {"name": name, "kind": "public", "licences": licences, "external": external,
+            "images": {"train": 1, "test": 0, "external": 0}}
+
+
+def _tables(text):
+    """Each Markdown table as a list of rows, each row split on unescaped pipes."""
+    import re
+
+    tables, cur = [], []
+    for line in text.splitlines() + [""]:
+        if line.startswith("|"):
+            cur.append([c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]])
+        elif cur:
+            tables.append(cur)
+            cur = []
+    return tables
+
+
+def test_unknown_licences_are_warned_about_by_source():
+    rows = [row(1), row(2, "non_mpox")]
+    sources = [source("clinic-a", ["CC-BY-4.0"]), source("web scrape", ["unknown"]), source("mixed", ["CC0-1.0", "unknown"])]
+    text = render({**META, "parent": None}, rows, LABELS, sources, [], 0, None).decode()
+    warning = next(line for line in text.splitlines() if "Warning: unknown licence" in line)
+    assert text.index(warning) < text.index("## Images per class and split")  # seen before the tables
+    assert text.count("Warning: unknown licence") == 1
+    assert "2 source(s)" in warning and "web scrape, mixed" in warning and "clinic-a" not in warning
+    known = render({**META, "parent": None}, rows, LABELS, [source("clinic-a", ["CC-BY-4.0"])], [], 0, None).decode()
+    assert "Warning" not in known
+
+
+def test_source_names_cannot_break_a_table():
+    rows = [row(1)]
+    nasty = "clinic | 2024\nphotos \\ batch"
+    text = render({**META, "parent": None, "external_sources": [nasty]}, rows, LABELS, [source(nasty, ["unknown"], True)],
+                  [], 0, None).decode()
+    sources_table = next(t for t in _tables(text) if t[0][0] == "source")
+    assert [len(r) for r in sources_table] == [7, 7, 7]
+    assert sources_table[2][0] == "clinic \\| 2024 photos \\\\ batch"
+    assert "- External validation sources (reserved whole): clinic | 2024 photos \\ batch." in text
+    assert all(len(r) == len(t[0]) for t in _tables(text) for r in t)  # every table keeps its column count

@@ -95,29 +95,37 @@ def adjudicate(
 @app.command()
 def report(
     workspace: WorkspaceOpt = None, db: DbOpt = None, json_: JsonOpt = False,
-    html: Annotated[Optional[Path], typer.Option(help="Write the HTML page here (default: <workspace>/reports/labeling.html).")] = None,
+    html: Annotated[Optional[Path], typer.Option(help="Write the HTML page here (default: <workspace>/reports/labeling.html); "
+                                                      "the confusion-matrix PNG goes beside it as <name>-confusion.png.")] = None,
 ):
-    """Progress per round and rater, Cohen's kappa, confusion matrix, outcome counts.
+    """Progress per round and rater, Cohen's kappa, confusion matrix, outcome counts and what each means.
+
+    The dated HTML page also shows a few disputed and discarded images (never one flagged as identifiable).
 
     Example: curate label report --json
     """
-    from curate.label.report import build, write_html
+    from curate.label.report import OUTCOME_MEANINGS, build
+    from curate.label.report_html import write_html
 
     ws = open_workspace(workspace, db)
     with reported():
         with ws.session() as s:
             rep = build(s, ws.diagnoses)
-        page = write_html(rep, html or ws.reports / "labeling.html", ws.tmp)
+        files = write_html(rep, html or ws.reports / "labeling.html", ws)
     if json_:
-        print_json({**rep.to_dict(), "html": str(page)})
+        print_json({**rep.to_dict(), "html": str(files.html), "confusion_png": str(files.confusion_png)})
         return
     console.print(table("Progress", ["round", "kind", "rater", "tasks", "labelled"],
                         [[p.round, p.kind, p.rater, p.tasks, p.labelled] for p in rep.progress]))
-    console.print(table("Outcomes", ["status", "images"], [[k, v] for k, v in rep.outcomes.items()]))
+    console.print(table("Outcomes", ["status", "images", "of which"],
+                        [[k, v, "; ".join(f"{why}: {n}" for why, n in rep.details.get(k, {}).items())]
+                         for k, v in rep.outcomes.items()]))
+    for k in rep.outcomes:
+        console.print(f"  {k}: {OUTCOME_MEANINGS[k]}", highlight=False, markup=False)
     ag = rep.agreement
     console.print(table("Agreement (Cohen's kappa)", ["diagnosis", "kappa"],
                         [["all", ag.kappa]] + [[rep.names.get(d, d), k] for d, k in ag.per_diagnosis.items() if k is not None]))
-    console.print(f"HTML report: {page}")
+    console.print(f"HTML report: {files.html} (generated {rep.generated_at}); confusion matrix: {files.confusion_png}")
 
 
 def register(root: typer.Typer) -> None:

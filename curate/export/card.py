@@ -9,6 +9,17 @@ from curate.export.exclusions import REASONS
 from curate.label.rules import explain
 
 SPLITS = ("train", "test", "external")
+UNKNOWN_LICENCE = "unknown"  # what the export plan records for images without a licence
+
+
+def inline(value: Any) -> str:
+    """Text on one Markdown line: newlines and runs of spaces collapse to one space (a source name is free text)."""
+    return " ".join(("" if value is None else str(value)).split())
+
+
+def cell(value: Any) -> str:
+    """Text safe in a Markdown table cell: one line, backslashes and pipes escaped."""
+    return inline(value).replace("\\", "\\\\").replace("|", "\\|")
 
 
 def counts(rows: list[dict[str, str]], key: str = "label") -> dict[str, dict[str, int]]:
@@ -21,7 +32,7 @@ def counts(rows: list[dict[str, str]], key: str = "label") -> dict[str, dict[str
 
 def _table(header: list[str], body: list[list[Any]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in body]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in body]
     return lines
 
 
@@ -83,6 +94,16 @@ def _split_history(sc: dict[str, Any] | None) -> list[str]:
     return out
 
 
+def licence_warning(sources: list[dict[str, Any]]) -> list[str]:
+    """A visible warning naming every source with images of unknown licence; empty when all are known."""
+    unknown = [inline(s["name"]) for s in sources if UNKNOWN_LICENCE in s["licences"]]
+    if not unknown:
+        return []
+    return ["", f"> **Warning: unknown licence.** {len(unknown)} source(s) have images with no recorded licence: "
+                + ", ".join(unknown) + ". Check each source's terms before sharing or publishing this "
+                "version; a licence is recorded when images are ingested (`curate ingest --licence`)."]
+
+
 def render(meta: dict[str, Any], rows: list[dict[str, str]], labels: dict[str, Any], sources: list[dict[str, Any]],
            bins: list[dict[str, Any]], pulled_external: int, change: VersionDiff | None,
            split_change: dict[str, Any] | None = None) -> bytes:
@@ -103,6 +124,7 @@ def render(meta: dict[str, Any], rows: list[dict[str, str]], labels: dict[str, A
         "`curate.dataset.DatasetVersion.open(path)`, which also verifies `SHA256SUMS` and selects folds. A split with no "
         "image of a class has no folder for it, so ImageFolder's class indices can differ between splits: map targets "
         "through the `classes` of `dataset.json` (as `DatasetVersion` does).",
+        *licence_warning(sources),
         "",
         "## Images per class and split",
         "",
@@ -157,7 +179,7 @@ def render(meta: dict[str, Any], rows: list[dict[str, str]], labels: dict[str, A
         "## Splits",
         "",
         f"- Seed {meta['seed']}; test fraction {meta['test_fraction']:.0%}; {meta['folds']} cross-validation folds inside train.",
-        "- External validation sources (reserved whole): " + (", ".join(meta["external_sources"]) or "none") + ".",
+        "- External validation sources (reserved whole): " + (", ".join(map(inline, meta["external_sources"])) or "none") + ".",
         "- Group rule: images that share a near-duplicate cluster or a case/patient id (connected components of both) "
         "are never split across train, test, external or folds. Within that rule, groups are dealt stratified by class.",
     ]

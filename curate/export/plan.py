@@ -27,6 +27,7 @@ from curate.dataset import DatasetError, DatasetVersion
 from curate.dedupe import cluster_map
 from curate.errors import ConfigError, ExportError
 from curate.export.exclusions import catalogue_exclusions, consensus_exclusions, consensus_reason
+from curate.export.card import UNKNOWN_LICENCE
 from curate.export.images import RESIZE_POLICIES, ImageSpec, roi_region, union_box
 from curate.export.splits import Item, SplitPlan, plan_splits
 from curate.label.diagnoses import SETTINGS_TABLE, STATUSES, DiagnosisList
@@ -245,7 +246,7 @@ def make_plan(s: Session, options: ExportOptions, exports_root: Path, versions: 
     sources = []
     for name in sorted(per_source):
         src = known_sources[name]
-        lic = sorted({r.licence or "unknown" for r in rows if r.source == name})
+        lic = sorted({r.licence or UNKNOWN_LICENCE for r in rows if r.source == name})
         sources.append({"name": name, "kind": src.kind, "licences": lic, "external": name in options.external_sources,
                         "images": {k: per_source[name][k] for k in ("train", "test", "external")}})
 
