@@ -96,11 +96,12 @@ def adjudicate(
 def report(
     workspace: WorkspaceOpt = None, db: DbOpt = None, json_: JsonOpt = False,
     html: Annotated[Optional[Path], typer.Option(help="Write the HTML page here (default: <workspace>/reports/labeling.html); "
-                                                      "the confusion-matrix PNG goes beside it as <name>-confusion.png.")] = None,
+                                                      "the confusion-matrix PNGs go beside it as <name>-confusion.png and <name>-raters.png.")] = None,
 ):
-    """Progress per round and rater, Cohen's kappa, confusion matrix, outcome counts and what each means.
+    """Progress per round and rater, Cohen's kappa and Gwet's AC1, confusion matrix, outcome counts and what each means.
 
-    The dated HTML page also shows a few disputed and discarded images (never one flagged as identifiable).
+    Per rater and reviewer: agreement with the final consensus, a confusion matrix against it, and a Dawid-Skene
+    estimate of their accuracy. The dated HTML page also shows a few disputed and discarded images (never one flagged as identifiable).
 
     Example: curate label report --json
     """
@@ -113,7 +114,8 @@ def report(
             rep = build(s, ws.diagnoses)
         files = write_html(rep, html or ws.reports / "labeling.html", ws)
     if json_:
-        print_json({**rep.to_dict(), "html": str(files.html), "confusion_png": str(files.confusion_png)})
+        print_json({**rep.to_dict(), "html": str(files.html), "confusion_png": str(files.confusion_png),
+                    "raters_png": files.raters_png and str(files.raters_png)})
         return
     console.print(table("Progress", ["round", "kind", "rater", "tasks", "labelled"],
                         [[p.round, p.kind, p.rater, p.tasks, p.labelled] for p in rep.progress]))
@@ -123,9 +125,14 @@ def report(
     for k in rep.outcomes:
         console.print(f"  {k}: {OUTCOME_MEANINGS[k]}", highlight=False, markup=False)
     ag = rep.agreement
-    console.print(table("Agreement (Cohen's kappa)", ["diagnosis", "kappa"],
-                        [["all", ag.kappa]] + [[rep.names.get(d, d), k] for d, k in ag.per_diagnosis.items() if k is not None]))
-    console.print(f"HTML report: {files.html} (generated {rep.generated_at}); confusion matrix: {files.confusion_png}")
+    console.print(table("Agreement (Cohen's kappa, Gwet's AC1)", ["diagnosis", "kappa", "AC1"],
+                        [["all", ag.kappa, ag.ac1]] + [[rep.names.get(d, d), k, ag.ac1_per_diagnosis.get(d)]
+                                                      for d, k in ag.per_diagnosis.items() if k is not None]))
+    console.print(table("Raters (agreement with the final consensus; accuracy estimated by Dawid-Skene)",
+                        ["email", "role", "diagnosed", "with consensus", "agreement", "estimated accuracy"],
+                        [[q.rater, q.role, q.diagnosed, q.compared, q.agreement, q.estimated_accuracy] for q in rep.raters]))
+    console.print(f"HTML report: {files.html} (generated {rep.generated_at}); confusion matrix: {files.confusion_png}"
+                  + (f"; per rater: {files.raters_png}" if files.raters_png else ""))
 
 
 def register(root: typer.Typer) -> None:

@@ -1,5 +1,5 @@
-"""Labeling progress and agreement: per round and rater, Cohen's kappa, confusion matrix, outcomes,
-and a few example images of the disputed and discarded ones (`report_html` draws the page)."""
+"""Labeling progress and agreement: per round and rater, Cohen's kappa and Gwet's AC1, confusion matrix,
+outcomes, each rater's quality against the consensus and under Dawid–Skene (`raters`), and a few example images of the disputed and discarded ones (`report_html` draws the page)."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -10,6 +10,7 @@ from sqlmodel import Session, func, select
 from curate.label.agreement import Agreement, agreement
 from curate.label.diagnoses import FLAGS, IDENTIFIABLE, STATUSES, DiagnosisList
 from curate.label.pull import ImageLabels, collect
+from curate.label.raters import RaterQuality, rater_quality
 from db.models.label import Consensus, LabelAnnotation, LabelProject, LabelRound, LabelTask
 
 # What each consensus outcome means, in the words the page and the CLI show.
@@ -57,13 +58,14 @@ class LabelReport:
     names: dict[str, str]  # diagnosis code -> the name clinicians read
     details: dict[str, dict[str, int]] = field(default_factory=dict)  # excluded: per flag; pending: per reason
     samples: list[Sample] = field(default_factory=list)
+    raters: list[RaterQuality] = field(default_factory=list)
     generated_at: str = field(default_factory=lambda: datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
 
     def to_dict(self) -> dict:
         return {"generated_at": self.generated_at, "progress": [asdict(p) for p in self.progress],
                 "outcomes": self.outcomes, "outcome_meanings": OUTCOME_MEANINGS, "details": self.details,
                 "agreement": asdict(self.agreement), "diagnoses": self.names,
-                "samples": [asdict(x) for x in self.samples]}
+                "samples": [asdict(x) for x in self.samples], "raters": [asdict(q) for q in self.raters]}
 
 
 def build(s: Session, diagnoses: DiagnosisList, per_group: int = SAMPLES_PER_GROUP) -> LabelReport:
@@ -87,13 +89,30 @@ def build(s: Session, diagnoses: DiagnosisList, per_group: int = SAMPLES_PER_GRO
             details["pending"][why] = details["pending"].get(why, 0) + n
     images = collect(s)
     return LabelReport(progress, outcomes, _agreement(images, diagnoses.codes), diagnoses.names, details,
-                       samples(images, per_group))
+                       samples(images, per_group), raters(images, diagnoses.codes))
 
 
 def _agreement(images: dict[int, ImageLabels], labels: list[str]) -> Agreement:
     pairs = [(i.ratings[0].diagnosis, i.ratings[1].diagnosis) for i in images.values()
              if len(i.ratings) == 2 and i.ratings[0].diagnosis and i.ratings[1].diagnosis]
     return agreement(pairs, labels)
+
+
+def raters(images: dict[int, ImageLabels], labels: list[str]) -> list[RaterQuality]:
+    """Each rater and reviewer (by the email the catalogue records) against the final diagnosis of agreed and
+    adjudicated images, and their Dawid–Skene accuracy over every image they diagnosed."""
+    votes, consensus, roles = [], [], {}
+    for item in images.values():
+        people = [(r, "rater") for r in item.ratings] + ([(item.review, "reviewer")] if item.review else [])
+        v = {r.rater: r.diagnosis for r, _ in people if r.diagnosis}
+        if not v:
+            continue
+        for r, role in people:
+            roles.setdefault(r.rater, set()).add(role)
+        o = item.outcome()
+        votes.append(v)
+        consensus.append(o.diagnosis if o.status in ("agreed", "adjudicated") else None)
+    return rater_quality(votes, {p: ", ".join(sorted(x)) for p, x in roles.items()}, consensus, labels)[0]
 
 
 def rater_agreement(s: Session, labels: list[str]) -> Agreement:

@@ -1,5 +1,5 @@
-"""The labelling report as one self-contained HTML page, with the rater-vs-rater confusion matrix
-also written as a PNG beside it (for slides and papers)."""
+"""The labelling report as one self-contained HTML page, with the rater-vs-rater confusion matrix and each
+rater's confusion matrix against the consensus also written as PNGs beside it (for slides and papers)."""
 from __future__ import annotations
 
 import html
@@ -17,6 +17,7 @@ from curate.dedupe.review import _thumb
 from curate.errors import StoreError
 from curate.files import write_atomic
 from curate.label.agreement import Agreement
+from curate.label.raters import RaterQuality
 from curate.label.report import OUTCOME_MEANINGS, LabelReport, Sample
 from curate.plots import confusion_matrix_plot, pyplot
 from db.models import Image
@@ -31,6 +32,7 @@ figure{margin:0;width:180px;font-size:.8rem}figure img{display:block;max-width:1
 class ReportFiles:
     html: Path
     confusion_png: Path
+    raters_png: Path | None = None  # None when no rater has an image with a final consensus yet
 
 
 def confusion_png(ag: Agreement, names: dict[str, str]) -> bytes:
@@ -38,13 +40,54 @@ def confusion_png(ag: Agreement, names: dict[str, str]) -> bytes:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 7), dpi=100)
     confusion_matrix_plot(ax, ag.matrix, [names.get(d, d) for d in ag.labels], "second rater", "first rater", rotate=True)
-    kappa = "n/a" if ag.kappa is None else f"{ag.kappa:.3f}"
-    ax.set_title(f"Rater vs rater (n={ag.n}, Cohen's kappa {kappa})")
+    ax.set_title(f"Rater vs rater (n={ag.n}, Cohen's kappa {_num(ag.kappa)}, Gwet's AC1 {_num(ag.ac1)})")
     fig.tight_layout()
+    return _png(fig)
+
+
+def _png(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
-    plt.close(fig)
+    pyplot().close(fig)
     return buf.getvalue()
+
+
+def raters_png(quality: list[RaterQuality], names: dict[str, str]) -> bytes | None:
+    """One panel per rater or reviewer: the consensus diagnosis (rows) against theirs (columns)."""
+    shown = [q for q in quality if q.compared]
+    if not shown:
+        return None
+    cols = min(len(shown), 3)
+    rows = -(-len(shown) // cols)
+    fig, axes = pyplot().subplots(rows, cols, figsize=(6.5 * cols, 6 * rows), dpi=100, squeeze=False)
+    for ax, q in zip(axes.flat, shown):
+        confusion_matrix_plot(ax, q.matrix, [names.get(d, d) for d in q.labels], q.rater, "consensus", rotate=True)
+        ax.set_title(f"{q.rater} ({q.role}): {q.agreement:.1%} of {q.compared} as consensus", fontsize=10)
+    for ax in list(axes.flat)[len(shown):]:
+        ax.axis("off")
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _num(x: float | None, fmt: str = ".3f") -> str:
+    return "n/a" if x is None else format(x, fmt)
+
+
+def _raters_section(report: LabelReport, png: Path | None, png_bytes: bytes | None) -> str:
+    e = html.escape
+    rows = "".join(f"<tr><td>{e(q.rater)}</td><td>{e(q.role)}</td><td>{q.diagnosed}</td><td>{q.compared}</td>"
+                   f"<td>{_num(q.agreement, '.1%')}</td><td>{_num(q.estimated_accuracy, '.1%')}</td></tr>"
+                   for q in report.raters)
+    if not rows:
+        return "<h2>Raters</h2><p>No diagnoses yet.</p>"
+    img = "" if png is None else (f'<img alt="each rater against the consensus" src="data:image/png;base64,'
+                                  f'{b64encode(png_bytes).decode()}"><p>Also saved as <a href="{e(png.name)}">{e(png.name)}</a>.</p>')
+    return f"""<h2>Raters</h2><p><i>Agreement with consensus</i> counts the agreed and adjudicated images a person diagnosed;
+it flatters everyone, since an agreed image is one both raters chose and a reviewer's pick usually becomes the
+consensus. <i>Estimated accuracy</i> is a latent-class (Dawid&ndash;Skene) estimate from all ratings, which
+does not take the consensus as the truth: the expected share of that person's diagnoses that are right.</p>
+<table><tr><th>email</th><th>role</th><th>diagnosed</th><th>with a consensus</th><th>agreement with consensus</th>
+<th>estimated accuracy (Dawid&ndash;Skene)</th></tr>{rows}</table>{img}"""
 
 
 def _prose(text: str) -> str:
@@ -93,10 +136,15 @@ def page_json(report: LabelReport) -> str:
 
 
 def write_html(report: LabelReport, dest: Path, ws) -> ReportFiles:
-    """labeling.html and labeling-confusion.png beside it; each written to ws.tmp and renamed into place."""
+    """labeling.html with labeling-confusion.png and labeling-raters.png beside it; each written to ws.tmp and
+    renamed into place (a raters PNG left from an earlier report is removed when there is none to draw)."""
     dest = Path(dest)
     png_bytes = confusion_png(report.agreement, report.names)
     png = write_atomic(dest.with_name(dest.stem + "-confusion.png"), png_bytes, tmp_dir=ws.tmp)
+    raters_bytes, raters_path = raters_png(report.raters, report.names), dest.with_name(dest.stem + "-raters.png")
+    if raters_bytes is None:
+        raters_path.unlink(missing_ok=True)
+    raters_file = None if raters_bytes is None else write_atomic(raters_path, raters_bytes, tmp_dir=ws.tmp)
     thumbs = _thumbnails(ws, [x.image_id for x in report.samples])
     e = html.escape
     rows = "".join(f"<tr><td>{e(p.round)}</td><td>{e(p.kind)}</td><td>{e(p.rater)}</td><td>{p.tasks}</td><td>{p.labelled}</td></tr>"
@@ -106,20 +154,23 @@ def write_html(report: LabelReport, dest: Path, ws) -> ReportFiles:
         extra = report.details.get(status) or {}
         why = "" if not extra else "<br>" + e("; ".join(f"{k}: {v}" for k, v in extra.items()))
         outs += f"<tr><td>{status}</td><td>{n}</td><td>{_prose(OUTCOME_MEANINGS[status])}{why}</td></tr>"
-    per = "".join(f"<tr><td>{e(report.names.get(d, d))}</td><td>{'' if k is None else f'{k:.3f}'}</td></tr>"
-                  for d, k in report.agreement.per_diagnosis.items())
-    k = report.agreement.kappa
+    ag = report.agreement
+    per = "".join(f"<tr><td>{e(report.names.get(d, d))}</td><td>{_num(k)}</td><td>{_num(ag.ac1_per_diagnosis.get(d))}</td></tr>"
+                  for d, k in ag.per_diagnosis.items())
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>Labeling report</title><style>{CSS}</style></head><body>
 <h1>Labeling report</h1><p class="date">Generated {e(report.generated_at)}</p>
 <h2>Progress</h2><table><tr><th>round</th><th>kind</th><th>rater</th><th>tasks</th><th>labelled</th></tr>{rows}</table>
 <h2>Outcomes</h2><table><tr><th>outcome</th><th>images</th><th>what it means</th></tr>{outs}</table>
-<h2>Agreement</h2><p>Cohen's kappa (all diagnoses): <b>{'n/a' if k is None else f'{k:.3f}'}</b> over {report.agreement.n} doubly-rated images</p>
-<table><tr><th>diagnosis (one vs rest)</th><th>kappa</th></tr>{per}</table>
+<h2>Agreement</h2><p>Over {ag.n} doubly-rated images (all diagnoses): Cohen's kappa <b>{_num(ag.kappa)}</b>,
+Gwet's AC1 <b>{_num(ag.ac1)}</b>, observed agreement {_num(ag.observed, '.1%')}. Kappa collapses when a diagnosis
+is rare even if the raters almost always agree; AC1 does not, so read the two together.</p>
+<table><tr><th>diagnosis (one vs rest)</th><th>kappa</th><th>AC1</th></tr>{per}</table>
 <img alt="rater vs rater confusion matrix" src="data:image/png;base64,{b64encode(png_bytes).decode()}">
 <p>Also saved as <a href="{e(png.name)}">{e(png.name)}</a>.</p>
+{_raters_section(report, raters_file, raters_bytes)}
 <h2>Examples</h2><p>A few images (lowest image id first); raters are shown as Rater 1 and Rater 2 in round order.
 Images flagged as identifiable are never shown.</p>
 <h3>Disputed</h3>{_gallery(report, thumbs, "disputed", "The raters chose different diagnoses.")}
 <h3>Discarded</h3>{_gallery(report, thumbs, "discarded", _prose(OUTCOME_MEANINGS["discarded"]))}
 <script type="application/json" id="data">{page_json(report)}</script></body></html>"""
-    return ReportFiles(write_atomic(dest, page, tmp_dir=ws.tmp), png)
+    return ReportFiles(write_atomic(dest, page, tmp_dir=ws.tmp), png, raters_file)
