@@ -150,3 +150,58 @@ def test_a_few_examples_only(sqlite_ws, per_group):
     with sqlite_ws.session() as s:
         rep = build(s, PAPER, per_group=per_group)
     assert [x.group for x in rep.samples] == ["disputed", "discarded"]
+
+
+def test_report_rates_each_rater_against_the_consensus(ws):
+    """A agreed on the agreed image and lost the adjudicated one; B and the reviewer C chose the consensus."""
+    _catalogue(ws)
+    with ws.session() as s:
+        rep = build(s, PAPER)
+    by = {q.rater: q for q in rep.raters}
+    assert [q.rater for q in rep.raters] == [A, B, C] and by[C].role == "reviewer"
+    assert (by[A].diagnosed, by[A].compared, by[A].agreement) == (8, 2, 0.5)
+    assert (by[B].diagnosed, by[B].compared, by[B].agreement) == (7, 2, 1.0)
+    assert (by[C].diagnosed, by[C].compared, by[C].agreement) == (3, 1, 1.0)
+    herpes, mpox = by[A].labels.index("genital_herpes"), by[A].labels.index("mpox")
+    assert by[A].matrix[herpes][mpox] == 1 and by[A].matrix[mpox][mpox] == 1 and sum(map(sum, by[A].matrix)) == 2
+    assert all(0 <= q.estimated_accuracy <= 1 for q in rep.raters)
+    assert rep.agreement.ac1 is not None and -1 <= rep.agreement.ac1 <= 1
+    files = write_html(rep, ws.reports / "labeling.html", ws)
+    page = files.html.read_text()
+    raters = page.split("<h2>Raters</h2>")[1].split("<h2>Examples</h2>")[0]
+    assert f"<td>{A}</td><td>rater</td><td>8</td><td>2</td><td>50.0%</td>" in raters
+    assert f"<td>{C}</td><td>reviewer</td><td>3</td><td>1</td><td>100.0%</td>" in raters
+    assert "Gwet's AC1 <b>" in page and "<th>AC1</th>" in page
+    assert f"Also saved as <a href=\"labeling-raters.png\">" in raters
+    png = PILImage.open(files.raters_png)
+    assert files.raters_png == ws.reports / "labeling-raters.png" and png.format == "PNG" and png.size[0] >= 1200
+    assert (files.raters_png.stat().st_mode & 0o077) == 0
+    assert A not in page.split("<h2>Examples</h2>")[1].split("<script")[0]  # thumbnails stay anonymised
+    data = _embedded_json(page)
+    assert [(x["rater"], x["agreement"]) for x in data["raters"]] == [(A, 0.5), (B, 1.0), (C, 1.0)]
+    assert data["agreement"]["ac1"] == rep.agreement.ac1
+
+
+def test_cli_report_shows_raters_and_ac1(sqlite_ws):
+    _catalogue(sqlite_ws)
+    out = CliRunner().invoke(app, ["label", "report", "--json", "-w", str(sqlite_ws.root)])
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.stdout)
+    assert data["raters_png"].endswith("labeling-raters.png")
+    assert {x["rater"]: x["compared"] for x in data["raters"]} == {A: 2, B: 2, C: 1}
+    text = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["label", "report", "-w", str(sqlite_ws.root)])
+    assert text.exit_code == 0, text.output
+    assert "AC1" in text.output and "Dawid-Skene" in text.output
+    line = next(x for x in text.output.split("Dawid-Skene")[1].splitlines() if A in x)
+    assert "rater" in line and "0.5" in line and "│ 8 " in " ".join(line.split()) + " "
+
+
+def test_report_without_ratings_has_no_raters_png(sqlite_ws):
+    stale = sqlite_ws.reports / "labeling-raters.png"
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    stale.write_bytes(b"old")
+    with sqlite_ws.session() as s:
+        rep = build(s, PAPER)
+    files = write_html(rep, sqlite_ws.reports / "labeling.html", sqlite_ws)
+    assert rep.raters == [] and files.raters_png is None and not stale.exists()
+    assert "<h2>Raters</h2><p>No diagnoses yet.</p>" in files.html.read_text()
