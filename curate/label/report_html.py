@@ -85,7 +85,8 @@ def _raters_section(report: LabelReport, png: Path | None, png_bytes: bytes | No
     return f"""<h2>Raters</h2><p><i>Agreement with consensus</i> counts the agreed and adjudicated images a person diagnosed;
 it flatters everyone, since an agreed image is one both raters chose and a reviewer's pick usually becomes the
 consensus. <i>Estimated accuracy</i> is a latent-class (Dawid&ndash;Skene) estimate from all ratings, which
-does not take the consensus as the truth: the expected share of that person's diagnoses that are right.</p>
+does not take the consensus as the truth: the expected share of that person's diagnoses that are right. A
+reviewer sees only the disputed images, so their estimate rests on fewer, harder images and is less precise.</p>
 <table><tr><th>email</th><th>role</th><th>diagnosed</th><th>with a consensus</th><th>agreement with consensus</th>
 <th>estimated accuracy (Dawid&ndash;Skene)</th></tr>{rows}</table>{img}"""
 
