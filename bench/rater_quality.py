@@ -130,7 +130,7 @@ def main(argv=None) -> None:
                 print(head)
                 print("|" + "---|" * (head.count("|") - 1))
             for q in quality:
-                err_ds = q.estimated_accuracy - true_acc[q.rater]
+                err_ds = ds.accuracy[q.rater] - true_acc[q.rater]  # also below MIN_DIAGNOSED
                 err_c = q.agreement - true_acc[q.rater]
                 errs_ds.setdefault(q.role, []).append(abs(err_ds))
                 errs_cons.setdefault(q.role, []).append(abs(err_c))
@@ -139,7 +139,7 @@ def main(argv=None) -> None:
                 if seed == 0:
                     e, b = people[q.rater]
                     row = (f"| {q.rater} | {q.role} | {e:.0%} | {'yes' if b else 'no'} | {q.diagnosed} | {true_acc[q.rater]:.3f} | "
-                           f"{q.estimated_accuracy:.3f} | {err_ds:+.3f} | {q.agreement:.3f} | {err_c:+.3f} |")
+                           f"{ds.accuracy[q.rater]:.3f} | {err_ds:+.3f} | {q.agreement:.3f} | {err_c:+.3f} |")
                     if ck:
                         row += f" {ck[q.rater]:.3f} | {ck[q.rater] - true_acc[q.rater]:+.3f} |"
                     print(row)

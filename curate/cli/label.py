@@ -130,7 +130,8 @@ def report(
                                                       for d, k in ag.per_diagnosis.items() if k is not None]))
     console.print(table("Raters (agreement with the final consensus; accuracy estimated by Dawid-Skene)",
                         ["email", "role", "diagnosed", "with consensus", "agreement", "estimated accuracy"],
-                        [[q.rater, q.role, q.diagnosed, q.compared, q.agreement, q.estimated_accuracy] for q in rep.raters]))
+                        [[q.rater, q.role, q.diagnosed, q.compared, q.agreement,
+                          "n/a (too few images)" if q.estimated_accuracy is None else q.estimated_accuracy] for q in rep.raters]))
     console.print(f"HTML report: {files.html} (generated {rep.generated_at}); confusion matrix: {files.confusion_png}"
                   + (f"; per rater: {files.raters_png}" if files.raters_png else ""))
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 SMOOTHING = 0.01
+MIN_DIAGNOSED = 100  # below this many images a person's estimate swings by 0.1 or more (bench), so none is shown
 
 
 @dataclass
@@ -81,7 +82,7 @@ class RaterQuality:
     diagnosed: int  # images this person gave a diagnosis for
     compared: int  # of those, images with a final consensus diagnosis (agreed or adjudicated)
     agreement: float | None  # share of `compared` where they chose the consensus diagnosis
-    estimated_accuracy: float | None  # Dawid–Skene
+    estimated_accuracy: float | None  # Dawid–Skene; None when they diagnosed fewer than MIN_DIAGNOSED images
     labels: list[str]
     matrix: list[list[int]]  # rows: consensus diagnosis, columns: this person's, in `labels` order
 
@@ -110,6 +111,6 @@ def rater_quality(votes: list[dict[str, str]], roles: dict[str, str], consensus:
         hits = sum(matrix[k][k] for k in range(len(labels)))
         out.append(RaterQuality(person, roles.get(person, "rater"), diagnosed, compared,
                                 round(hits / compared, 4) if compared else None,
-                                round(ds.accuracy[person], 4) if person in ds.accuracy else None, labels, matrix))
+                                round(ds.accuracy[person], 4) if diagnosed >= MIN_DIAGNOSED else None, labels, matrix))
     out.sort(key=lambda q: (q.role != "rater", q.rater))
     return out, ds

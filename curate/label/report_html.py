@@ -17,7 +17,7 @@ from curate.dedupe.review import _thumb
 from curate.errors import StoreError
 from curate.files import write_atomic
 from curate.label.agreement import Agreement
-from curate.label.raters import RaterQuality
+from curate.label.raters import MIN_DIAGNOSED, RaterQuality
 from curate.label.report import OUTCOME_MEANINGS, LabelReport, Sample
 from curate.plots import confusion_matrix_plot, pyplot
 from db.models import Image
@@ -80,13 +80,14 @@ def _raters_section(report: LabelReport, png: Path | None, png_bytes: bytes | No
                    for q in report.raters)
     if not rows:
         return "<h2>Raters</h2><p>No diagnoses yet.</p>"
-    img = "" if png is None else (f'<img alt="each rater against the consensus" src="data:image/png;base64,'
+    img = "" if png is None else (f'<img alt="each rater against the consensus" style="max-width:100%" src="data:image/png;base64,'
                                   f'{b64encode(png_bytes).decode()}"><p>Also saved as <a href="{e(png.name)}">{e(png.name)}</a>.</p>')
     return f"""<h2>Raters</h2><p><i>Agreement with consensus</i> counts the agreed and adjudicated images a person diagnosed;
 it flatters everyone, since an agreed image is one both raters chose and a reviewer's pick usually becomes the
 consensus. <i>Estimated accuracy</i> is a latent-class (Dawid&ndash;Skene) estimate from all ratings, which
 does not take the consensus as the truth: the expected share of that person's diagnoses that are right. A
-reviewer sees only the disputed images, so their estimate rests on fewer, harder images and is less precise.</p>
+reviewer sees only the disputed images, so their estimate rests on fewer, harder images and is less precise;
+n/a means fewer than {MIN_DIAGNOSED} images diagnosed, too few for a stable estimate.</p>
 <table><tr><th>email</th><th>role</th><th>diagnosed</th><th>with a consensus</th><th>agreement with consensus</th>
 <th>estimated accuracy (Dawid&ndash;Skene)</th></tr>{rows}</table>{img}"""
 
