@@ -4,6 +4,11 @@ Workers (one per core) read, hash, fully decode and store each new file; the
 main process writes catalogue rows in batches, always after the bytes are in
 the store. Killed at any moment, a re-run finds the stored objects, adds the
 missing rows and never duplicates an image or an arrival.
+
+Images are recognised by their content, not their name (a JPEG without an
+extension is ingested). FIFOs, devices and sockets are never opened, a file's
+size is checked before it is read, and symlinks leading out of the folder are
+not followed unless `follow_symlinks`; every file left out is named with why.
 """
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ import json
 import logging
 import os
 import re
+import stat
 import time
 import unicodedata
 from collections import Counter, defaultdict
@@ -24,7 +30,7 @@ from sqlmodel import select
 
 from curate.errors import ConfigError, StoreError
 from curate.intake.catalogue import get_or_create_source, known_shas, record_arrival
-from curate.intake.decode import IMAGE_EXTENSIONS, Rejected, inspect
+from curate.intake.decode import IMAGE_EXTENSIONS, MAX_BYTES, Rejected, inspect, looks_like_image
 from curate.intake.store import ImageStore, sha256_bytes
 from db.models import Rejection
 
@@ -41,6 +47,7 @@ class IngestOptions:
     case_id_pattern: str | None = None  # regex on the relative path; group "case" or group 1
     workers: int = 0  # 0: one per core
     batch: int = 64
+    follow_symlinks: bool = False  # follow symlinks that lead out of the folder
 
 
 @dataclass
@@ -50,7 +57,7 @@ class IngestReport:
     added: int = 0
     provenance: int = 0  # known image, new arrival (e.g. the same photo in a second folder)
     known: int = 0  # this exact arrival was already recorded
-    ignored: int = 0  # not an image extension
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, why): not images, special files, symlinks
     rejected: list[tuple[str, str]] = field(default_factory=list)
     per_class: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
     bytes_read: int = 0
@@ -59,6 +66,10 @@ class IngestReport:
     @property
     def images_per_second(self) -> float:
         return self.files / self.seconds if self.seconds else 0.0
+
+    @property
+    def ignored(self) -> int:
+        return len(self.skipped)
 
     def as_dict(self) -> dict:
         return {
@@ -70,6 +81,7 @@ class IngestReport:
             "rejected": len(self.rejected),
             "ignored": self.ignored,
             "rejects": [{"file": f, "reason": r} for f, r in self.rejected],
+            "skipped": [{"file": f, "reason": r} for f, r in self.skipped],
             "per_class": {k: dict(v) for k, v in sorted(self.per_class.items())},
             "seconds": round(self.seconds, 2),
             "images_per_second": round(self.images_per_second, 1),
@@ -156,19 +168,75 @@ def locator_of(path: Path, root: Path) -> str:
     return rel.decode("utf-8", "backslashreplace")
 
 
-def iter_files(root: Path, unreadable: list[tuple[str, str]]) -> Iterator[Path]:
-    def onerror(exc: OSError) -> None:
-        where = Path(exc.filename) if exc.filename else root
-        try:
-            loc = locator_of(where, root) or "."
-        except ValueError:
-            loc = "."
-        unreadable.append((loc, f"unreadable folder ({exc.strerror})"))
+_SPECIAL = ((stat.S_ISFIFO, "FIFO"), (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
+            (stat.S_ISSOCK, "socket"))
+_NOT_FOLLOWED = "not followed; --follow-symlinks to follow it"
 
-    for dirpath, dirnames, filenames in os.walk(root, onerror=onerror):
-        dirnames.sort()
+
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def _special(mode: int) -> str | None:
+    return next((f"{name} (special file, not read)" for test, name in _SPECIAL if test(mode)), None)
+
+
+def iter_files(root: Path, unreadable: list[tuple[str, str]], skipped: list[tuple[str, str]] | None = None,
+               follow_symlinks: bool = False) -> Iterator[Path]:
+    """Regular files under `root` (resolved), sorted; everything else goes to `skipped` or `unreadable` with why."""
+    skipped = skipped if skipped is not None else []
+
+    def loc(p: Path) -> str:
+        try:
+            return locator_of(p, root) or "."
+        except ValueError:
+            return "."
+
+    def onerror(exc: OSError) -> None:
+        unreadable.append((loc(Path(exc.filename) if exc.filename else root), f"unreadable folder ({exc.strerror})"))
+
+    seen_dirs: set[tuple[int, int]] = set()
+    for dirpath, dirnames, filenames in os.walk(root, onerror=onerror, followlinks=follow_symlinks):
+        here = Path(dirpath)
+        try:
+            st = os.stat(here)
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) in seen_dirs:  # a symlink loop, or a folder reached twice
+            dirnames.clear()
+            continue
+        seen_dirs.add((st.st_dev, st.st_ino))
+        keep = []
+        for d in sorted(dirnames):
+            p = here / d
+            if p.is_symlink():
+                target = p.resolve()
+                if not follow_symlinks:
+                    where = "inside" if _inside(target, root) else "outside"
+                    skipped.append((loc(p) + "/", f"symlink to a folder {where} the ingested folder ({_NOT_FOLLOWED})"))
+                    continue
+            keep.append(d)
+        dirnames[:] = keep
         for name in sorted(filenames):
-            yield Path(dirpath) / name
+            p = here / name
+            try:
+                mode = os.lstat(p).st_mode
+                if stat.S_ISLNK(mode):
+                    target = p.resolve(strict=True)
+                    if not follow_symlinks and not _inside(target, root):
+                        skipped.append((loc(p), f"symlink to a file outside the ingested folder ({_NOT_FOLLOWED})"))
+                        continue
+                    mode = os.stat(p).st_mode
+            except (OSError, RuntimeError) as exc:
+                unreadable.append((loc(p), f"unreadable ({getattr(exc, 'strerror', None) or 'broken symlink'})"))
+                continue
+            special = _special(mode)
+            if special:
+                skipped.append((loc(p), special))
+            elif name.startswith("._"):
+                skipped.append((loc(p), "macOS resource-fork file"))
+            elif stat.S_ISREG(mode):
+                yield p
 
 
 # --- workers ------------------------------------------------------------------------
@@ -181,13 +249,37 @@ def _init_worker(objects: str, tmp: str, known: frozenset[str]) -> None:
     _W["known"] = known
 
 
+def _read_bounded(path: str, limit: int) -> bytes | tuple:
+    """The file's bytes, or ('rejected'|'skipped', reason): never opens a FIFO for blocking, never reads
+    more than `limit` + 1 bytes (a sparse 3 GB file or a device is refused by its size, not read)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fd)
+        special = _special(st.st_mode)
+        if special or not stat.S_ISREG(st.st_mode):
+            return ("skipped", special or "not a regular file")
+        if st.st_size > limit:
+            head = fh.read(4096)
+            if not looks_like_image(head) and Path(path).suffix.lower() not in IMAGE_EXTENSIONS:
+                return ("skipped", "not an image (no image signature)")
+            return ("rejected", f"file too large ({st.st_size / 1e6:.0f} MB > {limit / 1e6:.0f} MB)")
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        return ("rejected", f"file too large (over {limit / 1e6:.0f} MB)")
+    return data
+
+
 def _examine(path: str) -> tuple:
-    """Runs in a worker: ('new'|'known', sha, size, info) or ('rejected', reason) or ('fatal', msg)."""
+    """Runs in a worker: ('new'|'known', sha, size, info), ('rejected'|'skipped', reason) or ('fatal', msg)."""
     try:
-        with open(path, "rb") as fh:
-            data = fh.read()
+        data = _read_bounded(path, MAX_BYTES)
     except OSError as exc:
         return ("rejected", f"unreadable ({exc.strerror or type(exc).__name__})")
+    if isinstance(data, tuple):
+        return data
+    named_image = Path(path).suffix.lower() in IMAGE_EXTENSIONS
+    if not named_image and data and not looks_like_image(data[:4096]):
+        return ("skipped", "not an image (no image signature)")
     sha = sha256_bytes(data)
     if sha in _W["known"]:
         return ("known", sha, len(data), None)
@@ -227,12 +319,7 @@ def ingest_folder(
     report = IngestReport(run_id=run_id)
 
     unreadable: list[tuple[str, str]] = []
-    candidates: list[Path] = []
-    for path in iter_files(root, unreadable):
-        if path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith("._"):
-            candidates.append(path)
-        else:
-            report.ignored += 1
+    candidates = list(iter_files(root, unreadable, report.skipped, options.follow_symlinks))
     total = len(candidates)
 
     with ws.session() as s:
@@ -290,6 +377,9 @@ def _record_rejection(s, recorded: set, run_id, source_id, loc: str, reason: str
 
 
 def _record(s, report: IngestReport, options, rx, source_id, run_id, loc: str, result: tuple, recorded: set) -> None:
+    if result[0] == "skipped":
+        report.skipped.append((loc, result[1]))
+        return
     report.files += 1
     label = prior_label(options, loc)
     klass = label or "(none)"
