@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 
 from curate.audit import audited
 from curate.cli.options import DbOpt, JsonOpt, WorkspaceOpt, console, open_workspace, print_json, progress_bar, reported, table
@@ -18,6 +19,9 @@ def init(
     db: DbOpt = None,
 ) -> None:
     """Create a workspace: catalogue, image store, exports folder. Safe to re-run.
+
+    Makes the workspace and everything in it private to you (folders 0700, files 0600/0400), also when
+    it already exists. A PostgreSQL URL is remembered without its password ($PGPASSWORD or ~/.pgpass).
 
     Example: curate init ./mpox-study
     """
@@ -98,13 +102,14 @@ def _names(entries: list[tuple[str, str]], limit: int = 10) -> str:
 
 
 def status(workspace: WorkspaceOpt = None, db: DbOpt = None, json_out: JsonOpt = False) -> None:
-    """Counts by source, stage and prior label.
+    """Counts by source, stage and prior label; warns about unfinished runs and files other users can read.
 
     Example: curate status --json
     """
     ws = open_workspace(workspace, db)
     with reported(), ws.session() as s:
         data = catalogue_status(s)
+    data["exposed_paths"] = ws.exposed()
     if json_out:
         print_json(data)
         return
@@ -114,6 +119,11 @@ def status(workspace: WorkspaceOpt = None, db: DbOpt = None, json_out: JsonOpt =
     console.print(table("prior labels", ["label", "images"], [[k, v] for k, v in sorted(data["by_prior_label"].items())]))
     if data["unfinished_runs"]:
         console.print(f"[yellow]{data['unfinished_runs']} command run(s) did not finish; re-run them to complete.[/]")
+    if data["exposed_paths"]:
+        shown = ", ".join(data["exposed_paths"][:5])
+        console.print(f"[yellow]warning: readable by other local users: {escape(shown)}"
+                      f"{' …' if len(data['exposed_paths']) > 5 else ''}; run `curate init {escape(str(ws.root))}` "
+                      f"to make the workspace private.[/]", highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

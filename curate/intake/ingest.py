@@ -71,6 +71,18 @@ class IngestReport:
     def ignored(self) -> int:
         return len(self.skipped)
 
+    def merge(self, part: "IngestReport") -> None:
+        """Add the counts of one committed batch."""
+        self.files += part.files
+        self.added += part.added
+        self.provenance += part.provenance
+        self.known += part.known
+        self.bytes_read += part.bytes_read
+        self.skipped.extend(part.skipped)
+        self.rejected.extend(part.rejected)
+        for klass, counts in part.per_class.items():
+            self.per_class[klass].update(counts)
+
     def as_dict(self) -> dict:
         return {
             "run_id": self.run_id,
@@ -322,26 +334,34 @@ def ingest_folder(
     candidates = list(iter_files(root, unreadable, report.skipped, options.follow_symlinks))
     total = len(candidates)
 
-    with ws.session() as s:
-        source = get_or_create_source(s, options.source, options.kind, options.licence)
-        source_id = source.id
-        known = known_shas(s)
+    def start(s):
+        source_id = get_or_create_source(s, options.source, options.kind, options.licence).id
         # A file rejected by an earlier run is reported again but recorded once.
         recorded = set(s.exec(select(Rejection.locator, Rejection.reason).where(Rejection.source_id == source_id)).all())
         for loc, reason in unreadable:
-            report.rejected.append((loc, reason))
             _record_rejection(s, recorded, run_id, source_id, loc, reason)
+        return source_id, known_shas(s), recorded
+
+    source_id, known, recorded = ws.transact(start)
+    report.rejected.extend(unreadable)
 
     workers = options.workers or os.cpu_count() or 1
     init_args = (str(ws.store.objects), str(ws.store.tmp), known)
     pending: list[tuple[str, tuple]] = []
 
     def flush() -> None:
+        nonlocal recorded
         if not pending:
             return
-        with ws.session() as s:
+
+        def write(s):  # re-run from scratch if a concurrent ingest took a key first (see Workspace.transact)
+            part, seen = IngestReport(), set(recorded)
             for loc, result in pending:
-                _record(s, report, options, rx, source_id, run_id, loc, result, recorded)
+                _record(s, part, options, rx, source_id, run_id, loc, result, seen)
+            return part, seen
+
+        part, recorded = ws.transact(write)
+        report.merge(part)
         pending.clear()
 
     if workers > 1 and total > 8:
