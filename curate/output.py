@@ -10,13 +10,13 @@ import sys
 from contextlib import contextmanager
 from typing import Annotated, Any, Callable, Iterator, NoReturn
 
-import click
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from typer.core import TyperGroup
+from typer.exceptions import Abort, Exit, TyperException
 
 from curate.errors import CurateError
 from curate.redact import redact_text
@@ -45,10 +45,10 @@ class SafeGroup(TyperGroup):
     """The root command group: an exception no command anticipated still ends in one line and exit 1,
     never a traceback (set $CURATE_DEBUG=1 to see it); a CurateError anywhere is reported like `fail`."""
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except (typer.Exit, typer.Abort, click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
+        except (Exit, Abort, TyperException, SystemExit):  # typer's own: usage errors (exit 2), exits
             raise
         except KeyboardInterrupt:
             fail("interrupted; re-run the same command to continue", code=130)

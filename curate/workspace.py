@@ -25,7 +25,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Callable, Iterator, TypeVar
 
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlmodel import Session
 
@@ -50,7 +50,8 @@ def _redact(url: str) -> str:
 
 
 def _without_password(url: str) -> str:
-    return make_url(url).set(password=None).render_as_string(hide_password=False)
+    u = make_url(url)
+    return URL.create(u.drivername, u.username, None, u.host, u.port, u.database, u.query).render_as_string(hide_password=False)
 
 
 def _backend(url: str) -> str:
@@ -155,9 +156,6 @@ class Workspace:
                     f"(host:port:database:user:password), never to curate.toml ({reason})"
                 ) from exc
             raise WorkspaceError(f"cannot open catalogue {_redact(self.db_url)}: {reason}") from exc
-        for p in self.sqlite_files():
-            if p.exists():
-                os.chmod(p, 0o600)  # also for library callers that did not set the CLI's umask
         return engine
 
     def sqlite_files(self) -> list[Path]:

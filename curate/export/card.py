@@ -18,9 +18,15 @@ def counts(rows: list[dict[str, str]], key: str = "label") -> dict[str, dict[str
     return {k: {s: out[k][s] for s in SPLITS} for k in sorted(out)}
 
 
+def _md(value: Any) -> str:
+    """Text from the catalogue (source names, licences) made inert in Markdown: one line, no table pipes, no HTML."""
+    text = " ".join("" if value is None else str(value).split())
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _table(header: list[str], body: list[list[Any]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in body]
+    lines += ["| " + " | ".join(v if v == "**total**" else _md(v) for v in row) + " |" for row in body]
     return lines
 
 
@@ -123,7 +129,7 @@ def render(meta: dict[str, Any], rows: list[dict[str, str]], labels: dict[str, A
         "## Splits",
         "",
         f"- Seed {meta['seed']}; test fraction {meta['test_fraction']:.0%}; {meta['folds']} cross-validation folds inside train.",
-        "- External validation sources (reserved whole): " + (", ".join(meta["external_sources"]) or "none") + ".",
+        "- External validation sources (reserved whole): " + (", ".join(map(_md, meta["external_sources"])) or "none") + ".",
         "- Group rule: images that share a near-duplicate cluster or a case/patient id (connected components of both) "
         "are never split across train, test, external or folds. Within that rule, groups are dealt stratified by class.",
     ]
