@@ -20,7 +20,7 @@ from curate.errors import WorkspaceError
 from curate.intake.ingest import IngestOptions, ingest_folder
 from curate.lock import workspace_lock
 from curate.workspace import Workspace
-from db.models import CommandRun, Image, Provenance
+from db.models import CommandRun, Image, Provenance, Rejection
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -236,12 +236,15 @@ def test_passwords_in_urls_never_reach_the_audit_table_or_the_screen(tmp_path):
                   env={"LABEL_STUDIO_API_KEY": "k"})
     assert proc.returncode in (0, 1) and "hunter2" not in proc.stderr + proc.stdout
     lst = tmp_path / "urls.txt"
-    lst.write_text("http://user:hunter2@127.0.0.1:9/x.jpg\n")
+    lst.write_text("http://user:hunter2@127.0.0.1:9/x.jpg\nhttp://user:hunter2@127.0.0.1:9/y\x01.jpg\n")
     proc = curate("scrape", lst, "--engine", "urls", "--json", "-w", root, "--timeout", "2")
-    assert proc.returncode == 0 and "hunter2" not in proc.stderr
+    assert proc.returncode == 0 and "hunter2" not in proc.stderr + proc.stdout
     ws = Workspace.open(root)
     with ws.session() as s:
         stored = json.dumps([(r.arguments, r.summary) for r in s.exec(select(CommandRun))])
+        rejected = [r.locator for r in s.exec(select(Rejection))]
+    assert rejected == ["http://user:***@127.0.0.1:9/y%01.jpg"]
+    stored += json.dumps(rejected)
     assert "hunter2" not in stored
 
 

@@ -50,6 +50,7 @@ from curate.intake.decode import MAX_BYTES, MAX_PIXELS, ImageInfo, Rejected, ins
 from curate.intake.fetch_guard import DEADLINE_FACTOR, HostPolicy, Refused, deadline, guard
 from curate.intake.scrape_engines import EXHAUSTED, STOP, EngineSpec, engine_spec, queued, read_url_list
 from curate.intake.store import sha256_bytes
+from curate.redact import redact_text
 from db.models import Image, Provenance, Rejection, utcnow
 
 log = logging.getLogger("curate.scrape")
@@ -288,7 +289,8 @@ class StoreDownloader(ImageDownloader):
         if not isinstance(url, str) or not url.strip():
             return
         raw = url.strip()
-        url = task["file_url"] = printable(raw)[:_TEXT_LIMIT]  # the form recorded and compared
+        # The form recorded and compared: control characters escaped, user:password@ and api keys masked.
+        url = task["file_url"] = _clip(raw)
         if not job.claim_url(url):
             job.emit(_Outcome("skipped", task))
             return
@@ -298,7 +300,7 @@ class StoreDownloader(ImageDownloader):
             return
         retrieved_at = utcnow()
         try:
-            body, final_url, content_type = self._fetch(url, opts)
+            body, final_url, content_type = self._fetch(raw, opts)
         except _Permanent as exc:
             job.emit(_Outcome("rejected", task, reason=str(exc)))
             return
@@ -436,7 +438,8 @@ def _drain(q: queue.Queue, timeout: float, limit: int = 256) -> list:
 
 
 def _clip(value) -> str | None:
-    return printable(value)[:_TEXT_LIMIT] if isinstance(value, str) and value else None
+    """Text as the catalogue may hold it: no control characters, no visible secret, at most _TEXT_LIMIT long."""
+    return redact_text(printable(value))[:_TEXT_LIMIT] if isinstance(value, str) and value else None
 
 
 def _base_url(spec: EngineSpec, options: ScrapeOptions) -> str:
