@@ -38,6 +38,7 @@ def odd(tmp_path):
     sock.close()
 
 
+@pytest.mark.timeout(120)  # a FIFO that is opened blocks forever: fail, don't hang the suite
 def test_special_files_are_skipped_or_rejected_with_reasons(sqlite_ws, odd):
     report = ingest_folder(sqlite_ws, odd, IngestOptions(source="odd", workers=1))
     skipped, rejected = dict(report.skipped), dict(report.rejected)
@@ -51,6 +52,7 @@ def test_special_files_are_skipped_or_rejected_with_reasons(sqlite_ws, odd):
     assert rejected == {"sparse.jpg": "file too large (3221 MB > 105 MB)"}
 
 
+@pytest.mark.timeout(120)
 def test_follow_symlinks_reads_outside_but_never_a_device(sqlite_ws, odd):
     report = ingest_folder(sqlite_ws, odd, IngestOptions(source="odd", workers=2, follow_symlinks=True))
     skipped = dict(report.skipped)
@@ -58,6 +60,7 @@ def test_follow_symlinks_reads_outside_but_never_a_device(sqlite_ws, odd):
     assert report.added == 4  # ok, IMG_0001, the linked private.jpg, elsewhere/in_folder.jpg
 
 
+@pytest.mark.timeout(120)
 def test_cli_names_every_skipped_file(tmp_path, odd):
     runner = CliRunner()
     assert runner.invoke(app, ["init", str(tmp_path / "ws")]).exit_code == 0

@@ -127,11 +127,14 @@ def test_a_workspace_whose_catalogue_url_was_not_recorded_refuses_to_guess(tmp_p
 # --- concurrency ------------------------------------------------------------------------------
 
 _RACE = """
-import sys
+import os, sys, time
 from curate.intake.ingest import IngestOptions, ingest_folder
 from curate.workspace import Workspace
 ws = Workspace.open(sys.argv[1], db_url=sys.argv[2])
-r = ingest_folder(ws, sys.argv[3], IngestOptions(source=sys.argv[4], workers=1, batch=2))
+ws.migrate()
+while not os.path.exists(sys.argv[5]):  # all start together
+    time.sleep(0.005)
+r = ingest_folder(ws, sys.argv[3], IngestOptions(source=sys.argv[4], workers=1, batch=1))
 print(r.added, r.provenance)
 """
 
@@ -142,9 +145,12 @@ def test_two_ingests_of_the_same_photos_at_once_both_succeed(tmp_path, db_url):
     a = photos(tmp_path / "a", 30)
     b = photos(tmp_path / "b", 30)  # the same bytes under another folder
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    procs = [subprocess.Popen([sys.executable, "-c", _RACE, str(ws.root), db_url, str(folder), source], env=env,
+    go = tmp_path / "go"
+    procs = [subprocess.Popen([sys.executable, "-c", _RACE, str(ws.root), db_url, str(folder), source, str(go)], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for folder, source in ((a, "clinic-a"), (b, "clinic-b"), (a, "clinic-a"))]
+    time.sleep(8)  # imports done
+    go.touch()
     outs = [p.communicate(timeout=180) for p in procs]
     assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
     with ws.session() as s:
