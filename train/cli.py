@@ -13,10 +13,11 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from curate.output import JsonOpt, console, err_console, fail, print_json, reported
+from curate.output import JsonOpt, SafeGroup, console, err_console, fail, print_json, reported
+from curate.privacy import make_private_by_default
 
 app = typer.Typer(help="Train and evaluate mpox classifiers on an exported dataset version.", no_args_is_help=True,
-                  add_completion=False)
+                  add_completion=False, cls=SafeGroup)
 RESUME_HINT = "interrupted; completed folds are saved — re-run with --resume to continue"
 
 
@@ -186,6 +187,7 @@ class _progress:
 
 
 def main() -> None:
+    make_private_by_default()  # runs, galleries and overlays hold patient photos: owner-only (umask 0o077)
     app()
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 import typer
 
 from curate.cli import dedupe, export, intake, label, pipeline, scrape, studio
+from curate.output import SafeGroup
+from curate.privacy import make_private_by_default
 
 app = typer.Typer(
     name="curate",
@@ -11,6 +13,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    cls=SafeGroup,
 )
 
 for module in (pipeline, intake, scrape, dedupe, studio, label, export):
@@ -18,4 +21,5 @@ for module in (pipeline, intake, scrape, dedupe, studio, label, export):
 
 
 def main() -> None:
+    make_private_by_default()  # umask 0o077: every file this process (or a server it starts) writes is private
     app()

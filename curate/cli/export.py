@@ -69,6 +69,8 @@ def export(
     splits = sorted({c for per in result.counts.values() for c in per})
     rows = [[split, *(result.counts[split].get(c, 0) for c in splits), sum(result.counts[split].values())] for split in result.counts]
     console.print(table(f"{name}@{version} ({result.status})", ["split", *splits, "total"], rows))
+    if result.status == "exists":
+        console.print(f"{name}@{version} was already written (by an earlier or a concurrent export) with this content; nothing changed")
     console.print(f"{result.images} images, {result.roi_images} ROI crops → {result.path}")
     if result.excluded:
         console.print(table(f"not exported: {sum(result.excluded.values())} catalogue image(s)", ["reason", "images", "meaning"],

@@ -6,11 +6,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from curate.cli.options import DbOpt, JsonOpt, WorkspaceOpt, console, open_workspace, print_json, reported, table
+from curate.cli.options import DbOpt, JsonOpt, WorkspaceOpt, console, http_url, open_workspace, print_json, reported, table
 from curate.label.consensus import LowQuality, ThirdOpinion
 
 app = typer.Typer(help="Label images in Label Studio: two blind raters, a reviewer for disputes.", no_args_is_help=True)
-UrlOpt = Annotated[Optional[str], typer.Option("--url", help="Label Studio URL (default: the embedded server). Key from $LABEL_STUDIO_API_KEY.")]
+UrlOpt = Annotated[Optional[str], typer.Option("--url", callback=http_url, help="Label Studio URL (default: the embedded server). Key from $LABEL_STUDIO_API_KEY.")]
 RuleOpt = Annotated[Optional[ThirdOpinion], typer.Option(
     "--third-opinion", help="When the reviewer picks a diagnosis neither rater gave: discard the image (the paper) or "
                             "take the reviewer's. Recorded in the catalogue; default: the recorded rule (discard until changed).")]

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from curate.cli.options import JsonOpt, WorkspaceOpt, console, err_console, fail, open_workspace, print_json, reported
+from curate.cli.options import JsonOpt, WorkspaceOpt, console, err_console, fail, http_url, open_workspace, print_json, reported
 
 app = typer.Typer(help="Run the workspace's own Label Studio server, or manage its accounts.", no_args_is_help=True)
 
@@ -84,7 +84,7 @@ def status(workspace: WorkspaceOpt = None, json_: JsonOpt = False):
 def add_user(
     email: str,
     workspace: WorkspaceOpt = None,
-    url: Annotated[Optional[str], typer.Option(help="Label Studio URL (default: the embedded server).")] = None,
+    url: Annotated[Optional[str], typer.Option(callback=http_url, help="Label Studio URL (default: the embedded server).")] = None,
     generate: Annotated[bool, typer.Option(help="Generate a password and show it once instead of prompting.")] = False,
 ):
     """Add a clinician account (password prompted or generated; never stored).

@@ -13,8 +13,10 @@ UNKNOWN_LICENCE = "unknown"  # what the export plan records for images without a
 
 
 def inline(value: Any) -> str:
-    """Text on one Markdown line: newlines and runs of spaces collapse to one space (a source name is free text)."""
-    return " ".join(("" if value is None else str(value)).split())
+    """Text on one Markdown line, inert: newlines and runs of spaces collapse to one space, HTML is escaped
+    (a source name is free text)."""
+    text = " ".join(("" if value is None else str(value)).split())
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def cell(value: Any) -> str:

@@ -24,6 +24,7 @@ from typing import Callable
 from sqlmodel import select
 
 from curate.errors import StoreError
+from curate.files import write_atomic
 from curate.export import card, croissant
 from curate.export.diff import diff_manifests
 from curate.export.images import prepare
@@ -80,10 +81,7 @@ class ExportResult:
 
 
 def _write_atomic(dest: Path, data: bytes) -> None:
-    part = dest.with_name(dest.name + ".part")
-    with open(part, "wb") as f:
-        f.write(data)
-    os.replace(part, dest)
+    write_atomic(dest, data)  # a unique, owner-only temporary name: two writers never share one
 
 
 def _render(task: tuple) -> tuple[int, str, str, bool]:
@@ -263,16 +261,18 @@ def _build(ws, plan: ExportPlan, final: Path, on_image) -> ExportResult:
     for name, data in files.items():
         _write_atomic(build / name, data)
     for leftover in build.rglob("*.part"):  # from a run killed mid-write
-        leftover.unlink()
+        leftover.unlink(missing_ok=True)
     _prune_empty_dirs(build)
     _write_atomic(build / "SHA256SUMS", sha256sums(build, known))
-    for p in build.rglob("*"):
-        if p.is_file():
-            os.chmod(p, 0o444)
+    for p in build.rglob("*"):  # patient photos: the owner's alone, and never changed once written
+        os.chmod(p, 0o700 if p.is_dir() else 0o400)
+    os.chmod(build, 0o700)
     try:
-        final.parent.mkdir(parents=True, exist_ok=True)
+        final.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.rename(build, final)  # atomic; fails if another run got there first
     except OSError as exc:
+        if _existing_fingerprint(final) == plan.fingerprint:  # a concurrent export of the same state won
+            return _result(plan, final, "exists", read_manifest(final / "manifest.csv"))
         raise ExportError(f"cannot move the finished version into {final}: {exc.strerror}") from exc
     for stale in ws.tmp.glob(prefix + "*"):  # partial builds of other catalogue states
         shutil.rmtree(stale, ignore_errors=True)
@@ -294,13 +294,13 @@ def write_archive(ws, final: Path, meta: dict) -> tuple[Path, str]:
         return dest, sidecar.read_text().split()[0]
     mtime = int(datetime.strptime(meta["created_at"], "%Y-%m-%dT%H:%M:%SZ").timestamp()) if meta.get("created_at") else 0
     top = f"{meta['name']}-{meta['version']}"
-    part = ws.tmp / (dest.name + ".part")
+    part = ws.tmp / f"{dest.name}.{os.getpid()}.part"
     entries = sorted(final.rglob("*"), key=lambda p: p.relative_to(final).as_posix())
-    with open(part, "wb") as raw, tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+    with os.fdopen(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as raw, tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
         def info(name: str, is_dir: bool, size: int = 0) -> tarfile.TarInfo:
             ti = tarfile.TarInfo(name)
             ti.type = tarfile.DIRTYPE if is_dir else tarfile.REGTYPE
-            ti.mode, ti.size, ti.mtime = (0o755 if is_dir else 0o444), size, mtime
+            ti.mode, ti.size, ti.mtime = (0o700 if is_dir else 0o400), size, mtime  # private once extracted too
             ti.uid = ti.gid = 0
             ti.uname = ti.gname = ""
             return ti
@@ -313,6 +313,7 @@ def write_archive(ws, final: Path, meta: dict) -> tuple[Path, str]:
                 data = p.read_bytes()
                 tar.addfile(info(rel, False, len(data)), io.BytesIO(data))
     digest = sha256_file(part)
+    os.chmod(part, 0o400)
     os.replace(part, dest)
     _write_atomic(sidecar, f"{digest}  {dest.name}\n".encode())
     return dest, digest
