@@ -48,3 +48,8 @@ def binary_label(diagnosis: str | None) -> str | None:
     if diagnosis not in DIAGNOSES:
         raise ValueError(f"unknown diagnosis {diagnosis!r}")
     return "mpox" if diagnosis == "mpox" else "non_mpox"
+
+# Adjudication (curate/label/adjudication.py): the reviewer's "neither" and the raters' read-only boxes.
+NEITHER = "neither"  # recorded as the review's diagnosis; consensus discards the image
+NEITHER_CHOICE = "Neither (discard this image)"
+RATER_BOXES_CONTROL = "rater_boxes"

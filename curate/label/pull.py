@@ -18,6 +18,7 @@ from curate.label.client import RemoteAnnotation, StudioClient
 from curate.label.consensus import PAPER, Outcome, Rating, Rules, decide
 from curate.errors import LabelError
 from curate.label.results import ParsedResult, parse_result
+from curate.label.servers import Servers, as_servers
 from db.models import Image, utcnow
 from db.models.label import Consensus, LabelAnnotation, LabelProject, LabelRound, LabelTask
 
@@ -46,15 +47,19 @@ def _digest(a: RemoteAnnotation) -> str:
     return hashlib.sha256(body.encode()).hexdigest()
 
 
-def pull(ws, client: StudioClient, rules: Rules = PAPER) -> PullResult:
+def pull(ws, servers: Servers | StudioClient, rules: Rules = PAPER) -> PullResult:
+    """Every project from the server it records (or the one --url names for its clinician)."""
+    servers = as_servers(servers)
     res = PullResult()
     with ws.session() as s:
         projects = s.exec(select(LabelProject).order_by(LabelProject.id)).all()
+        round_urls = dict(s.exec(select(LabelRound.id, LabelRound.server_url)).all())
         tasks = {(t.project_id, t.ls_task_id): t for t in s.exec(select(LabelTask)).all()}
         sizes = {i.id: (i.width, i.height) for i in s.exec(select(Image)).all()}
     # 1. fetch + parse everything (raises before any write)
     fetched: list[tuple[LabelTask, RemoteAnnotation, ParsedResult]] = []
     for p in projects:
+        client = servers.client(servers.project_url(p.rater, p.server_url or round_urls[p.round_id]))
         for a in client.fetch_annotations(p.ls_project_id):
             task = tasks.get((p.id, a.task_id))
             if task is None:
@@ -145,7 +150,7 @@ def collect(s: Session, rules: Rules = PAPER) -> dict[int, ImageLabels]:
             if ann is None:
                 continue
             r = Rating(rater=rater, diagnosis=ann.diagnosis, boxes=tuple(tuple(b) for b in json.loads(ann.boxes)),
-                       flags=frozenset(json.loads(ann.flags)))
+                       flags=frozenset(json.loads(ann.flags)), comment=ann.comment)
             if per["kind"] == "review":
                 item.review = r
             elif len(item.ratings) < 2:

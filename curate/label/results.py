@@ -16,6 +16,9 @@ from curate.label.diagnoses import (
     DIAGNOSIS_CONTROL,
     FLAG_BY_CHOICE,
     FLAGS_CONTROL,
+    NEITHER,
+    NEITHER_CHOICE,
+    RATER_BOXES_CONTROL,
 )
 from curate.errors import LabelError
 
@@ -53,12 +56,12 @@ def parse_result(result: list[dict], width: int, height: int) -> ParsedResult:
         name, value = item.get("from_name"), item.get("value") or {}
         if name == DIAGNOSIS_CONTROL:
             choices = value.get("choices") or []
-            unknown = [c for c in choices if c not in BY_CHOICE]
+            unknown = [c for c in choices if c not in BY_CHOICE and c != NEITHER_CHOICE]
             if unknown:
                 raise LabelError(f"diagnosis {unknown[0]!r} is not in the toolkit's label config")
             if len(choices) > 1:
                 raise LabelError(f"annotation has {len(choices)} diagnoses; the config allows one")
-            diagnosis = BY_CHOICE[choices[0]] if choices else None
+            diagnosis = (NEITHER if choices[0] == NEITHER_CHOICE else BY_CHOICE[choices[0]]) if choices else None
         elif name == FLAGS_CONTROL:
             for c in value.get("choices") or []:
                 if c not in FLAG_BY_CHOICE:
@@ -66,6 +69,8 @@ def parse_result(result: list[dict], width: int, height: int) -> ParsedResult:
                 flags.append(FLAG_BY_CHOICE[c])
         elif name == BOX_CONTROL:
             boxes.append(rect_to_pixels(value, width, height))
+        elif name == RATER_BOXES_CONTROL:
+            continue  # the raters' boxes, shown read-only to the reviewer: not the reviewer's answer
         elif name == COMMENT_CONTROL:
             text = "\n".join(value.get("text") or []).strip()
             comment = text or None
