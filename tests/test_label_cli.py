@@ -27,7 +27,24 @@ def test_empty_report(sqlite_ws):
 
 def test_studio_status_when_stopped(sqlite_ws):
     out = CliRunner().invoke(app, ["studio", "status", "--json", "-w", str(sqlite_ws.root)])
-    assert out.exit_code == 0 and json.loads(out.stdout)["running"] is False
+    assert out.exit_code == 0 and json.loads(out.stdout)["servers"] == []
+    assert json.loads(out.stdout)["initialised"] is False
+
+
+def test_add_user_before_start_is_one_clear_line(sqlite_ws, monkeypatch):
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", "x")
+    out = CliRunner().invoke(app, ["studio", "add-user", "a@x.test", "-w", str(sqlite_ws.root)], input="pw-Pa55word!\n")
+    assert out.exit_code == 1 and "run `curate studio start` first" in out.output
+    assert "GetPassWarning" not in out.output
+
+
+def test_url_mapping_is_checked(sqlite_ws, monkeypatch):
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", "x")
+    out = CliRunner().invoke(app, ["label", "pull", "-w", str(sqlite_ws.root), "--url", "http://127.0.0.1:9",
+                                   "--url", "http://127.0.0.1:10"])
+    assert out.exit_code == 1 and "only one URL may be given without an email" in out.output
+    out = CliRunner().invoke(app, ["label", "pull", "-w", str(sqlite_ws.root), "--url", "a@x.test=ftp://host"])
+    assert out.exit_code == 1 and "is not an http(s) URL" in out.output
 
 
 def test_studio_refuses_a_busy_port(sqlite_ws):

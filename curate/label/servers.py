@@ -88,7 +88,11 @@ def resolve(ws, urls: list[str] | None = None) -> Servers:
     mapping, default = parse_urls(urls)
     if mapping or default:
         return Servers(key, mapping, default, explicit=True)
-    return Servers(key, Fleet(ws.root).urls())
+    fleet = Fleet(ws.root)
+    if not fleet.clinicians() and fleet.shared() is None:
+        raise StudioError("no Label Studio in this workspace: run `curate studio start` and `curate studio add-user EMAIL` "
+                          "for each clinician, or pass --url")
+    return Servers(key, fleet.urls())
 
 
 def require_blind(servers: Servers, owner: str, others: list[str]) -> None:
@@ -103,14 +107,14 @@ def require_blind(servers: Servers, owner: str, others: list[str]) -> None:
                          f"{owner}'s labels; give each clinician their own server (curate studio add-user)")
 
 
-def add_clinician(ws, email: str, password: str) -> str:
+def add_clinician(ws, email: str, password: str, port: int | None = None) -> str:
     """Give `email` a Label Studio server of their own and an account on it; returns its URL.
 
     The server keeps running. The organisation's invite link is renewed after the signup,
     so the link the account was made with opens nothing afterwards.
     """
     fleet = Fleet(ws.root)
-    c = fleet.add(email)
+    c = fleet.add(email, port)
     info = fleet.start_one(c)
     key = api_key_from_env()
     client = StudioClient(info.url, key)

@@ -188,9 +188,10 @@ class EmbeddedServer:
         if running:
             return running
         if not self.initialised:
-            raise StudioError("the embedded server is not initialised yet (run `curate studio start` with --admin-email)")
+            raise StudioError(f"the Label Studio data in {self.data_dir} is not initialised (run `curate studio start`)")
         if not port_free(host, port):
-            raise StudioError(f"port {port} on {host} is busy; choose another with --port")
+            raise StudioError(f"port {port} on {host} is busy (another program, or a server of another workspace); "
+                              "stop it, or give this clinician another port with `curate studio add-user EMAIL --port N`")
         exe = require_executable()
         (self.root / "studio" / "files").mkdir(parents=True, exist_ok=True)
         env = server_env(self.data_dir, self.files_root)
