@@ -1,9 +1,10 @@
-"""Start, stop and inspect the workspace's embedded Label Studio server.
+"""Start, stop and inspect one Label Studio server (curate.studio.fleet runs one per clinician).
 
 Label Studio runs from its own virtualenv (its pins conflict with ours), keeps its
-data in `<workspace>/studio/data`, serves originals through a local-files storage
-rooted at the workspace, and has telemetry, Sentry and version checks switched off.
-The pid file `<workspace>/studio/server.json` holds pid, host and port, never secrets.
+data in `<home>/data` (home: `<workspace>/studio/<clinician slug>`, or `<workspace>/studio`
+for the single shared server of catalogues made before), serves originals through a
+local-files storage rooted at the workspace, and has telemetry, Sentry and version checks
+switched off. The pid file `<home>/server.json` holds pid, host and port, never secrets.
 """
 from __future__ import annotations
 
