@@ -192,6 +192,8 @@ def adjudicate(ws, servers: Servers | StudioClient, reviewer: str, third_opinion
     from curate.label.pull import collect
 
     servers = as_servers(servers)
+    if third_opinion not in ("discard", "reviewer"):
+        raise LabelError(f"third opinion must be 'discard' or 'reviewer', not {third_opinion!r}")
     reviewer = _emails([reviewer])[0]
     with ws.session() as s:
         labels = collect(s)

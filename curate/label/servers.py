@@ -120,6 +120,7 @@ def add_clinician(ws, email: str, password: str, port: int | None = None) -> str
     client = StudioClient(info.url, key)
     others = [e for e in client.user_emails().values() if e != c.email and e != client.whoami()]
     if c.email in client.user_emails().values():
+        reset_invite(info.url, key)  # a signup interrupted before the link was renewed
         raise StudioError(f"{c.email} already has an account on their server {info.url}")
     if others:
         raise StudioError(f"{info.url} already holds other clinicians' accounts; it cannot be {c.email}'s own server")

@@ -191,8 +191,8 @@ class EmbeddedServer:
         if not self.initialised:
             raise StudioError(f"the Label Studio data in {self.data_dir} is not initialised (run `curate studio start`)")
         if not port_free(host, port):
-            raise StudioError(f"port {port} on {host} is busy (another program, or a server of another workspace); "
-                              "stop it, or give this clinician another port with `curate studio add-user EMAIL --port N`")
+            raise StudioError(f"port {port} on {host} is busy (another program, or a server of another workspace): "
+                              "stop that program; this server's URL, which clinicians and the catalogue know, stays")
         exe = require_executable()
         (self.root / "studio" / "files").mkdir(parents=True, exist_ok=True)
         env = server_env(self.data_dir, self.files_root)
