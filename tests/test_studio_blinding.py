@@ -8,7 +8,6 @@ Screenshots of the labelling and adjudication views are kept under test-artifact
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import httpx
@@ -61,7 +60,7 @@ def test_rater_token_reaches_nothing_of_other_clinicians(round_):
     mine = {"Authorization": f"Token {fx.tokens[A]}"}
     # on B's and C's servers A has no account: every route is refused
     for owner, project, task, ann in ((B, projects[B], b_task, b_ann), (C, review_project, c_task, None)):
-        routes = [f"/api/projects/", f"/api/projects/{project}/", f"/api/projects/{project}/tasks/",
+        routes = ["/api/projects/", f"/api/projects/{project}/", f"/api/projects/{project}/tasks/",
                   f"/api/tasks/?project={project}", f"/api/tasks/{task}/", f"/api/tasks/{task}/annotations/",
                   f"/api/projects/{project}/export?exportType=JSON", f"/api/projects/{project}/exports/",
                   f"/api/dm/views/?project={project}", "/api/users/", f"/projects/{project}/data"]
@@ -120,7 +119,7 @@ def test_browser_rater_view(round_, browser):
     fx, ws, image, projects, review_project, _ = round_
     ctx, page = login(browser, fx.urls[A], A, fx.passwords[A])
     page.goto(fx.urls[A] + "/projects/")
-    page.wait_for_selector(f"text=mpox Round")
+    page.wait_for_selector("text=mpox Round")
     assert B not in page.content() and "review" not in page.inner_text("body").lower()
     # the labelling view: every diagnosis visible without scrolling at 1366x768
     page.goto(f"{fx.urls[A]}/projects/{projects[A]}/data?task={task_of(ws, A, image)}")
