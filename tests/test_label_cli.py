@@ -6,10 +6,11 @@ from typer.testing import CliRunner
 from curate.cli import app
 
 
-def test_pull_without_a_server_is_one_clear_line(sqlite_ws, monkeypatch):
+def test_push_without_a_server_is_one_clear_line(sqlite_ws, monkeypatch):
     monkeypatch.setenv("LABEL_STUDIO_API_KEY", "x")
-    out = CliRunner().invoke(app, ["label", "pull", "-w", str(sqlite_ws.root)])
-    assert out.exit_code == 1 and "no Label Studio" in out.output
+    out = CliRunner().invoke(app, ["label", "push", "--raters", "a@x.test,b@x.test", "-w", str(sqlite_ws.root)])
+    assert out.exit_code == 1 and "a@x.test has no Label Studio server in this workspace" in out.output
+    assert "curate studio add-user a@x.test" in out.output
 
 
 def test_missing_api_key(sqlite_ws, monkeypatch):

@@ -240,7 +240,10 @@ def test_cli_round(studio_server, db_url, monkeypatch, request):
     out = run("label", "adjudicate", "--reviewer", C, "--json")
     assert out.exit_code == 0 and json.loads(out.stdout)["pushed"] == 1
     annotate(fx, ws, C, ids[1], result(HERPES))
-    assert run("label", "pull", "--json").exit_code == 0
+    # without --url, pull finds every project on the server it recorded
+    out = CliRunner().invoke(app, ["label", "pull", "--json", "-w", str(ws.root)])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout)["new"] == 1
     rep = CliRunner().invoke(app, ["label", "report", "--json", "-w", str(ws.root)])
     data = json.loads(rep.stdout)
     assert data["outcomes"] == {"pending": 0, "agreed": 2, "adjudicated": 0, "discarded": 1, "excluded": 0}

@@ -35,7 +35,8 @@ class Servers:
     def url_for(self, email: str) -> str:
         url = self.by_clinician.get(email) or self.default
         if url is None:
-            raise LabelError(f"{email} has no Label Studio server (curate studio add-user {email}, or --url {email}=URL)")
+            raise LabelError(f"{email} has no Label Studio server in this workspace (curate studio start, then "
+                             f"curate studio add-user {email}; or --url {email}=URL)")
         return url.rstrip("/")
 
     def client(self, url: str) -> StudioClient:
@@ -88,11 +89,7 @@ def resolve(ws, urls: list[str] | None = None) -> Servers:
     mapping, default = parse_urls(urls)
     if mapping or default:
         return Servers(key, mapping, default, explicit=True)
-    fleet = Fleet(ws.root)
-    if not fleet.clinicians() and fleet.shared() is None:
-        raise StudioError("no Label Studio in this workspace: run `curate studio start` and `curate studio add-user EMAIL` "
-                          "for each clinician, or pass --url")
-    return Servers(key, fleet.urls())
+    return Servers(key, Fleet(ws.root).urls())  # pull also finds every project at the URL it recorded
 
 
 def require_blind(servers: Servers, owner: str, others: list[str]) -> None:
