@@ -8,7 +8,8 @@ The export stage writes, and this module reads, one folder per version
     dataset.json    {"name", "version", "task": "binary"|"diagnosis", "classes": [sorted names],
                      "image_size": [w, h], "resize_policy": "stretch"|"pad"|"center-crop",
                      "seed": int, "folds": int, "external_sources": [...], "parent": null|"x.y.z",
-                     "created_at": iso-8601, ...more keys allowed}
+                     "created_at": iso-8601, "diagnoses": [{"slug", "name", "binary": class|null}]
+                     (the study's declared list; format_version >= 2), ...more keys allowed}
     manifest.csv    one row per exported image; header, in this order:
                     file,roi_file,sha256,roi_sha256,image_id,label,diagnosis,split,fold,source,licence,
                     consensus_method,n_raters,agreement,roi_box,cluster,has_case_id
@@ -17,7 +18,7 @@ The export stage writes, and this module reads, one folder per version
                       split     train | test | external
                       fold      0..folds-1 for train rows, "" otherwise
                       label     class folder name (binary task: "mpox" / "non_mpox")
-                      diagnosis fine diagnosis slug
+                      diagnosis fine diagnosis slug (a declared one, or "other_diagnosis")
                       roi_box   "x0 y0 x1 y1" in original pixels, or ""
     SHA256SUMS      "<hex>  <relative/path>" (sha256sum format) for every file except itself, sorted by path
     README.md, croissant.json

@@ -2,7 +2,8 @@
 
 Layout::
 
-    <root>/curate.toml      marker + settings (never secrets)
+    <root>/curate.toml      marker + settings (never secrets): db_url, and [labels], the study's
+                            diagnosis list (curate/label/diagnoses.py; README "Workspace settings")
     <root>/catalogue.db     SQLite catalogue (unless --db / CURATE_DB_URL points elsewhere)
     <root>/objects/ab/…     originals by SHA-256
     <root>/exports/         dataset versions
@@ -25,6 +26,7 @@ from sqlmodel import Session
 
 from curate.errors import WorkspaceError
 from curate.intake.store import ImageStore
+from curate.label.diagnoses import DiagnosisList
 from db.engine import make_engine, session_scope
 from db.migrate import upgrade
 
@@ -42,6 +44,7 @@ class Workspace:
     root: Path
     db_url: str
     settings: dict = field(default_factory=dict)
+    diagnoses: DiagnosisList = field(default_factory=DiagnosisList)
 
     # --- construction -------------------------------------------------------------
     @classmethod
@@ -78,7 +81,8 @@ class Workspace:
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise WorkspaceError(f"{marker}: unreadable workspace settings ({exc})") from exc
         url = db_url or os.environ.get(DB_ENV) or settings.get("db_url") or f"sqlite:///{root / 'catalogue.db'}"
-        return cls(root=root, db_url=url, settings=settings)
+        diagnoses = DiagnosisList.from_settings(settings, where=str(marker))  # a bad list stops every command, before any write
+        return cls(root=root, db_url=url, settings=settings, diagnoses=diagnoses)
 
     # --- parts ----------------------------------------------------------------------
     @property

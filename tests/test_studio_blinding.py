@@ -14,7 +14,7 @@ import httpx
 import pytest
 from sqlmodel import select
 
-from curate.label.diagnoses import DIAGNOSES, NEITHER_CHOICE
+from curate.label.diagnoses import NEITHER_CHOICE, PAPER
 from curate.label.pull import pull
 from curate.label.rounds import adjudicate, push
 from db.models.label import LabelAnnotation, LabelProject, LabelTask
@@ -126,7 +126,7 @@ def test_browser_rater_view(round_, browser):
     page.wait_for_selector("text=Molluscum contagiosum")
     page.wait_for_timeout(1500)
     shot(page, "labelling-view-1366x768.png")
-    visible = [page.locator(f'label.lsf-choice__checkbox:has(input[name="{v}"])') for v in DIAGNOSES.values()]
+    visible = [page.locator(f'label.lsf-choice__checkbox:has(input[name="{v}"])') for v in PAPER.names.values()]
     visible.append(page.locator(".lsf-label", has_text="Lesion").first)  # the box tool, hotkey B
     for loc in visible:
         box = loc.bounding_box()
@@ -134,8 +134,8 @@ def test_browser_rater_view(round_, browser):
         assert box["x"] > 640  # beside the photo, not under it
     assert page.locator(".lsf-label__hotkey").first.inner_text() == "b"
     # single choice rendered as radio buttons, one per diagnosis
-    assert page.locator("input.ant-radio-input").count() == len(DIAGNOSES)
-    assert "Keys: 1-9 diagnosis" in page.inner_text("body")
+    assert page.locator("input.ant-radio-input").count() == len(PAPER.names)
+    assert "Keys: 1-9, A diagnosis · B box · I, Q flags" in page.inner_text("body")
     # B's server: A's session means nothing there, and A's password opens nothing either
     page.goto(f"{fx.urls[B]}/projects/{projects[B]}/data")
     assert "/user/login" in page.url

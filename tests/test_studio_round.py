@@ -189,7 +189,7 @@ def test_full_round(studio_server, studio_workspace):
     bad = LabelStudio(base_url=fx.urls[A], api_key=fx.tokens[A]).annotations.create(
         id=task_of(ws, A, i_pending), result=[{"from_name": "diagnosis", "to_name": "image", "type": "choices",
                                                "value": {"choices": ["Chickenpox"]}}])
-    with pytest.raises(LabelError, match="'Chickenpox' is not in the toolkit's label config"):
+    with pytest.raises(LabelError, match="'Chickenpox' is not declared in the workspace settings"):
         pull(ws, client)
     LabelStudio(base_url=fx.urls[A], api_key=fx.admin_token).annotations.delete(id=bad.id)
     LabelStudio(base_url=fx.urls[C], api_key=fx.admin_token).projects.delete(id=adj.projects[C])

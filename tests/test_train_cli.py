@@ -63,6 +63,14 @@ def test_run_writes_the_run_folder(r18):
     report = (r18 / "report.md").read_text()
     assert "| ResNet-18 |" in report and "region of interest" in report and "gradcam_gallery.png" in report
     assert list((r18 / "gradcam").glob("*-roi.png")) and list((r18 / "gradcam").glob("*-original.png"))
+    # the gallery names the wrong prediction and covers errors of both kinds when the fold model made them
+    assert "| kind | image | true | wrong | uncropped: pred (P(mpox)) | ROI: pred (P(mpox)) |" in report
+    gallery = [line.split(" | ") for line in report.splitlines() if line.startswith(("| false ", "| true "))]
+    assert gallery and all(g[3] in ("uncropped", "ROI", "uncropped and ROI", "neither") for g in gallery)
+    test_rows = [r for r in rows if r["set"] == "test" and r["fold"] == str(m["best_fold"])]
+    for kind, true in (("false negative", "mpox"), ("false positive", "non_mpox")):
+        made = any(r["label"] == true and r["pred"] != true for r in test_rows)
+        assert made <= any(g[0] == f"| {kind}" for g in gallery), kind
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ import typer
 from curate.audit import audited
 from curate.cli.options import DbOpt, JsonOpt, WorkspaceOpt, console, open_workspace, print_json, progress_bar, reported, table
 from curate.export import ExportOptions, ImageSpec, diff_versions, export_version, list_versions
+from curate.export.exclusions import REASONS
 from curate.export.images import RESIZE_POLICIES
 
 DEVIATION_WARN_PP = 2.0
@@ -16,7 +17,8 @@ DEVIATION_WARN_PP = 2.0
 def export(
     name: Annotated[str, typer.Option("--name", "-n", help="Dataset name, e.g. mpox.")],
     version: Annotated[str, typer.Option("--version", "-v", help="Semantic version MAJOR.MINOR.PATCH, e.g. 1.0.0.")],
-    task: Annotated[str, typer.Option(help="binary (mpox / non_mpox) or diagnosis (one class per diagnosis).")] = "binary",
+    task: Annotated[str, typer.Option(help="binary (mpox: the settings' positive diagnoses / non_mpox: every other, 'other "
+                                           "diagnosis' included) or diagnosis (one class per declared diagnosis, and other_diagnosis).")] = "binary",
     size: Annotated[int, typer.Option(help="Output width and height in pixels (the paper used 320).")] = 320,
     resize_policy: Annotated[str, typer.Option(help=f"{' | '.join(RESIZE_POLICIES)}.")] = "stretch",
     roi_margin: Annotated[float, typer.Option(help="ROI crop margin around the lesion boxes, as a fraction of their size.")] = 0.1,
@@ -36,6 +38,8 @@ def export(
     json_out: JsonOpt = False,
 ) -> None:
     """Build one immutable dataset version from the consensus labels.
+
+    Every catalogue image left out is counted by reason (not assessable, identifiable features, low quality, discarded, pending, duplicate, low resolution, not labelled).
 
     Splits are stable across versions: every image that was in the parent version keeps its split and fold.
     Only groups (near-duplicate cluster or case id) with no image in the parent are dealt, seeded and stratified.
@@ -66,6 +70,9 @@ def export(
     rows = [[split, *(result.counts[split].get(c, 0) for c in splits), sum(result.counts[split].values())] for split in result.counts]
     console.print(table(f"{name}@{version} ({result.status})", ["split", *splits, "total"], rows))
     console.print(f"{result.images} images, {result.roi_images} ROI crops → {result.path}")
+    if result.excluded:
+        console.print(table(f"not exported: {sum(result.excluded.values())} catalogue image(s)", ["reason", "images", "meaning"],
+                            [[k, v, REASONS.get(k, "")] for k, v in result.excluded.items()]))
     console.print(f"checksum {result.checksum}")
     if result.rendered:
         console.print(f"{result.rendered} images rendered in {result.seconds:.1f} s ({result.images_per_second:.0f} images/s)")

@@ -56,6 +56,7 @@ class ExportResult:
     reshuffle: bool = False  # splits dealt afresh, ignoring the parent's
     kept: int = 0  # parent images that kept their split and fold
     moved: list[dict] = field(default_factory=list)  # parent images whose place changed: image_id, from, to, reason
+    excluded: dict[str, int] = field(default_factory=dict)  # catalogue images not exported, by reason (exclusions.REASONS)
 
     @property
     def images_per_second(self) -> float:
@@ -71,6 +72,7 @@ class ExportResult:
             "seconds": round(self.seconds, 2), "rendered": self.rendered,
             "images_per_second": round(self.images_per_second, 1),
             "parent": self.parent, "reshuffle": self.reshuffle, "kept": self.kept, "moved": self.moved,
+            "excluded": self.excluded,
         }
 
 
@@ -142,7 +144,7 @@ def export_version(ws, options: ExportOptions, run_id: int | None = None,
     on_disk = [p.name for p in (ws.exports / options.name).iterdir()] if (ws.exports / options.name).is_dir() else []
     versions = sorted({v for v in [*registered, *on_disk] if _is_version(v)} - {options.version})
     with ws.session() as s:
-        plan = make_plan(s, options, ws.exports, versions)
+        plan = make_plan(s, options, ws.exports, versions, ws.diagnoses)
     final = ws.exports / options.name / options.version
     record = registered.get(options.version)
 
@@ -194,7 +196,7 @@ def _result(plan: ExportPlan, final: Path, status: str, rows: list[dict[str, str
         images=len(rows), roi_images=sum(1 for r in rows if r["roi_file"]), counts=_counts(rows), bins=_bins(plan),
         max_deviation_pp=plan.split.max_deviation_pp, pulled_external=len(plan.split.pulled_external), rendered=rendered,
         parent=plan.meta["parent"], reshuffle=plan.options.reshuffle and plan.parent_dir is not None, kept=plan.split.kept,
-        moved=_moves(plan),
+        moved=_moves(plan), excluded=plan.excluded,
     )
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from curate.label.diagnoses import DIAGNOSES
-
 
 @dataclass(frozen=True)
 class Agreement:
@@ -26,13 +24,14 @@ def _kappa(a: list[str], b: list[str], labels: list[str] | None = None) -> float
     return None if math.isnan(k) else round(k, 4)
 
 
-def agreement(pairs: list[tuple[str, str]]) -> Agreement:
-    """`pairs`: (first rater's diagnosis, second rater's diagnosis) per doubly-rated image."""
+def agreement(pairs: list[tuple[str, str]], labels: list[str]) -> Agreement:
+    """`pairs`: (first rater's diagnosis, second rater's diagnosis) per doubly-rated image; `labels`: the
+    diagnosis codes in display order (a code no longer declared is appended, so no pair is dropped)."""
     from sklearn.metrics import confusion_matrix
 
     a = [p[0] for p in pairs]
     b = [p[1] for p in pairs]
-    labels = list(DIAGNOSES)
+    labels = list(labels) + sorted(set(a + b) - set(labels))
     per = {d: _kappa([x == d for x in a], [y == d for y in b]) if pairs else None for d in labels}
     per = {d: (None if not any(x == d or y == d for x, y in pairs) else k) for d, k in per.items()}
     matrix = confusion_matrix(a, b, labels=labels).tolist() if pairs else [[0] * len(labels) for _ in labels]

@@ -18,24 +18,19 @@ from sqlmodel import Session, select
 from curate.dedupe import labelable_image_ids
 from curate.label.adjudication import RaterView, adjudication_config, review_task
 from curate.label.client import StudioClient
-from curate.label.diagnoses import DIAGNOSES, FLAGS
+from curate.label.config import render as render_config
+from curate.label.consensus import ThirdOpinion
+from curate.label.diagnoses import FLAGS
+from curate.label.rules import recorded_rules, settle_rules
 from curate.errors import LabelError, StudioError
 from curate.label.servers import Servers, as_servers, require_blind
 from db.models import Image
 from db.models.label import LabelProject, LabelRound, LabelTask
 
-LABEL_CONFIG = Path(__file__).resolve().parents[2] / "label_config.xml"
 # Label Studio's LOCAL_FILES_DOCUMENT_ROOT; the embedded server uses the workspace itself.
 DOCUMENT_ROOT_ENV = "CURATE_STUDIO_DOCUMENT_ROOT"
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tif",
               "HEIF": "heic", "AVIF": "avif", "MPO": "jpg"}
-
-
-def label_config() -> str:
-    try:
-        return LABEL_CONFIG.read_text()
-    except OSError as exc:
-        raise LabelError(f"cannot read {LABEL_CONFIG}: {exc.strerror}") from exc
 
 
 def _emails(raters: list[str]) -> list[str]:
@@ -165,6 +160,7 @@ def push(ws, servers: Servers | StudioClient, raters: list[str], limit: int | No
     raters = _emails(raters)
     if len(raters) != 2:
         raise LabelError("a rating round has exactly two raters (--raters a@clinic,b@clinic)")
+    config = render_config(ws.diagnoses)  # the declared diagnoses; a mismatch with label_config.xml stops here
     for rater in raters:
         require_blind(servers, rater, [r for r in raters if r != rater])
     key = servers.key(raters)
@@ -180,22 +176,31 @@ def push(ws, servers: Servers | StudioClient, raters: list[str], limit: int | No
     if rnd is None and not candidates:
         return PushResult(0, raters, 0)
     rnd = rnd or _new_round(ws, "rating", raters, key)
-    projects = _ensure_projects(ws, servers, rnd, raters, f"mpox {rnd.name}", label_config())
+    projects = _ensure_projects(ws, servers, rnd, raters, f"mpox {rnd.name}", config)
     task = lambda img: {"image": image_link(ws, img), "image_id": img.id}  # noqa: E731
     pushed = _add_tasks(ws, servers, projects, sorted(mine) + candidates, task)
     _refresh_consensus(ws)
     return PushResult(rnd.id, raters, pushed, {r: p.ls_project_id for r, p in projects.items()})
 
 
-def adjudicate(ws, servers: Servers | StudioClient, reviewer: str, third_opinion: str = "discard") -> PushResult:
-    """Push exactly the disputed images (raters disagree, no review yet) to the reviewer, raters anonymised."""
+def adjudicate(ws, servers: Servers | StudioClient, reviewer: str,
+               third_opinion: ThirdOpinion | None = None) -> PushResult:
+    """Push exactly the disputed images (raters disagree, no review yet) to the reviewer, raters anonymised.
+
+    The choices offered follow the third-opinion rule recorded in the catalogue (curate/label/rules.py);
+    a rule given here is recorded before the push, as `label pull --third-opinion` does.
+    """
     from curate.label.pull import collect
 
     servers = as_servers(servers)
-    if third_opinion not in ("discard", "reviewer"):
-        raise LabelError(f"third opinion must be 'discard' or 'reviewer', not {third_opinion!r}")
+    try:
+        third_opinion = None if third_opinion is None else ThirdOpinion(third_opinion)
+    except ValueError:
+        raise LabelError(f"third opinion must be 'discard' or 'reviewer', not {third_opinion!r}") from None
     reviewer = _emails([reviewer])[0]
+    diagnoses = ws.diagnoses
     with ws.session() as s:
+        rule = third_opinion or recorded_rules(s).third_opinion
         labels = collect(s)
         reviewed = set(s.exec(select(LabelTask.image_id).join(LabelProject).join(LabelRound)
                               .where(LabelRound.kind == "review")).all())
@@ -207,17 +212,20 @@ def adjudicate(ws, servers: Servers | StudioClient, reviewer: str, third_opinion
         if reviewer in {r.rater for r in item.ratings}:
             raise LabelError(f"{reviewer} rated image {image_id}; the reviewer must be a third clinician")
         raters.update(r.rater for r in item.ratings)
-        disputed[image_id] = [RaterView(DIAGNOSES.get(r.diagnosis or "", r.diagnosis), r.boxes,
+        disputed[image_id] = [RaterView(diagnoses.name(r.diagnosis) if r.diagnosis else None, r.boxes,
                                         tuple(FLAGS.get(f, f) for f in sorted(r.flags)), r.comment) for r in item.ratings[:2]]
     with ws.session() as s:
         rnd = _round_for(s, "review", [reviewer], servers.key([reviewer]))
     if not disputed and rnd is None:
         return PushResult(0, [reviewer], 0)
     require_blind(servers, reviewer, sorted(raters))
+    if third_opinion is not None:
+        with ws.session() as s:
+            settle_rules(s, third_opinion=third_opinion)  # recorded: consensus follows it from now on
     rnd = rnd or _new_round(ws, "review", [reviewer], servers.key([reviewer]), " (review)")
     projects = _ensure_projects(ws, servers, rnd, [reviewer], f"mpox {rnd.name}", adjudication_config(), prelabel=True)
-    choices = list(DIAGNOSES.values())
-    task = lambda img: review_task(image_link(ws, img), img.id, disputed[img.id], choices, third_opinion,  # noqa: E731
+    choices = list(diagnoses.names.values())  # the declared list, "other diagnosis" and "not assessable"
+    task = lambda img: review_task(image_link(ws, img), img.id, disputed[img.id], choices, rule.value,  # noqa: E731
                                    img.width, img.height)
     pushed = _add_tasks(ws, servers, projects, sorted(disputed), task)
     _refresh_consensus(ws)

@@ -20,7 +20,8 @@ class Consensus(SQLModel, table=True):
     """The outcome of labeling one image.
 
     status: pending | agreed | adjudicated | discarded | excluded.
-    diagnosis: a slug of curate.label.diagnoses.DIAGNOSES, set only when agreed or adjudicated.
+    diagnosis: a code of the workspace's diagnosis list (curate.label.diagnoses: a declared slug,
+        "other_diagnosis" or "not_assessable"), set only when agreed or adjudicated.
     boxes: JSON list of [x0, y0, x1, y1] lesion boxes in pixels of the EXIF-oriented original.
     exclusion: why an excluded image is out (e.g. "identifiable_features", "low_quality").
     """
@@ -35,6 +36,20 @@ class Consensus(SQLModel, table=True):
     boxes: str = Field(default="[]", sa_column=sa.Column(sa.Text, nullable=False))
     exclusion: Optional[str] = Field(default=None, max_length=200)
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class LabelRules(SQLModel, table=True):
+    """The consensus rules in force, one row per change (newest wins; none yet: the paper's).
+
+    Recorded in the catalogue beside the consensus they produce, so every later recomputation
+    (a pull, a push, an adjudication) applies the same rules until `curate label pull` changes them.
+    """
+
+    __tablename__ = "label_rules"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    third_opinion: str = Field(max_length=20)  # discard | reviewer
+    low_quality: str = Field(max_length=20)  # any | both | never
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
 
 
 class LabelRound(SQLModel, table=True):
@@ -107,4 +122,4 @@ class LabelAnnotation(SQLModel, table=True):
     withdrawn_at: Optional[datetime] = Field(default=None, sa_column=_ts(nullable=True))
 
 
-__all__ = ["Consensus", "LabelRound", "LabelProject", "LabelTask", "LabelAnnotation"]
+__all__ = ["Consensus", "LabelRules", "LabelRound", "LabelProject", "LabelTask", "LabelAnnotation"]

@@ -1,7 +1,7 @@
 """Each Label Studio project records its own server (one server per clinician).
 
 Revision ID: 0007_studio_servers
-Revises: 0004_export
+Revises: 0006_diagnoses
 
 Projects made before lived on their round's one server: they inherit its URL.
 """
@@ -9,7 +9,7 @@ from alembic import op
 import sqlalchemy as sa
 
 revision = "0007_studio_servers"
-down_revision = "0004_export"
+down_revision = "0006_diagnoses"
 branch_labels = None
 depends_on = None
 
@@ -21,5 +21,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("label_projects") as batch:
-        batch.drop_column("server_url")
+    # A plain DROP COLUMN (SQLite >= 3.35 has it): a batch copy of label_projects would drop the table
+    # that label_tasks references, which the catalogue's foreign keys refuse.
+    op.drop_column("label_projects", "server_url")
