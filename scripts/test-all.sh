@@ -26,4 +26,13 @@ if [ ! -x /usr/lib/postgresql/15/bin/initdb ]; then
   fi
 fi
 
+# The blinding tests drive Debian's chromium with Playwright (never `playwright install`).
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "chromium missing: install Debian's chromium package (the browser tests need it)" >&2
+  fi
+fi
+
 exec .venv/bin/python -m pytest "$@"

@@ -6,11 +6,13 @@ from typing import Annotated, Optional
 
 import typer
 
-from curate.cli.options import DbOpt, JsonOpt, WorkspaceOpt, console, http_url, open_workspace, print_json, reported, table
+from curate.cli.options import DbOpt, JsonOpt, WorkspaceOpt, console, http_urls, open_workspace, print_json, reported, table
 from curate.label.consensus import LowQuality, ThirdOpinion
 
 app = typer.Typer(help="Label images in Label Studio: two blind raters, a reviewer for disputes.", no_args_is_help=True)
-UrlOpt = Annotated[Optional[str], typer.Option("--url", callback=http_url, help="Label Studio URL (default: the embedded server). Key from $LABEL_STUDIO_API_KEY.")]
+UrlOpt = Annotated[Optional[list[str]], typer.Option("--url", metavar="[EMAIL=]URL", callback=http_urls, help=(
+    "Label Studio server of one clinician as EMAIL=URL (repeat for each), or one URL for everyone not mapped "
+    "(default: each clinician's own server from `curate studio`). One steward key, $LABEL_STUDIO_API_KEY, opens them all."))]
 RuleOpt = Annotated[Optional[ThirdOpinion], typer.Option(
     "--third-opinion", help="When the reviewer picks a diagnosis neither rater gave: discard the image (the paper) or "
                             "take the reviewer's. Recorded in the catalogue; default: the recorded rule (discard until changed).")]
@@ -25,18 +27,19 @@ def push(
     limit: Annotated[Optional[int], typer.Option(help="Push at most N new images.")] = None,
     workspace: WorkspaceOpt = None, db: DbOpt = None, url: UrlOpt = None, json_: JsonOpt = False,
 ):
-    """Send new dedupe representatives to one blind project per rater.
+    """Send new dedupe representatives to each rater's project on the rater's own server.
 
     Example: curate label push --raters a@clinic.org,b@clinic.org --limit 200
     """
     from curate.audit import audited
-    from curate.label.rounds import connect, push as do_push
+    from curate.label.rounds import push as do_push
+    from curate.label.servers import resolve
 
     ws = open_workspace(workspace, db)
     with reported():
-        client = connect(ws, url)
-        with audited(ws, "label push", {"raters": raters, "limit": limit, "url": client.url}) as run:
-            res = do_push(ws, client, raters.split(","), limit)
+        servers = resolve(ws, url)
+        with audited(ws, "label push", {"raters": raters, "limit": limit, "url": url}) as run:
+            res = do_push(ws, servers, raters.split(","), limit)
             run.summary = {"round": res.round_id, "pushed": res.pushed}
     print_json(res.__dict__) if json_ else console.print(f"pushed {res.pushed} task(s) into round {res.round_id}: {res.projects}")
 
@@ -44,7 +47,7 @@ def push(
 @app.command()
 def pull(workspace: WorkspaceOpt = None, db: DbOpt = None, url: UrlOpt = None, third_opinion: RuleOpt = None,
          low_quality: LowQualityOpt = None, json_: JsonOpt = False):
-    """Fetch every annotation of every round and recompute consensus.
+    """Fetch every annotation of every round (each project from its clinician's server) and recompute consensus.
 
     Rules given with --low-quality or --third-opinion are recorded in the catalogue; every later recomputation uses the recorded ones.
 
@@ -52,15 +55,15 @@ def pull(workspace: WorkspaceOpt = None, db: DbOpt = None, url: UrlOpt = None, t
     """
     from curate.audit import audited
     from curate.label.pull import pull as do_pull
-    from curate.label.rounds import connect
     from curate.label.rules import explain
+    from curate.label.servers import resolve
 
     ws = open_workspace(workspace, db)
     args = {"third_opinion": third_opinion and third_opinion.value, "low_quality": low_quality and low_quality.value}
     with reported():
-        client = connect(ws, url)
-        with audited(ws, "label pull", {"url": client.url, **args}) as run:
-            res = do_pull(ws, client, low_quality=low_quality, third_opinion=third_opinion)
+        servers = resolve(ws, url)
+        with audited(ws, "label pull", {"url": url, **args}) as run:
+            res = do_pull(ws, servers, low_quality=low_quality, third_opinion=third_opinion)
             run.summary = res.__dict__
     if json_:
         print_json(res.__dict__)
@@ -74,20 +77,27 @@ def pull(workspace: WorkspaceOpt = None, db: DbOpt = None, url: UrlOpt = None, t
 @app.command()
 def adjudicate(
     reviewer: Annotated[str, typer.Option(help="Email of the third clinician.")],
-    workspace: WorkspaceOpt = None, db: DbOpt = None, url: UrlOpt = None, json_: JsonOpt = False,
+    workspace: WorkspaceOpt = None, db: DbOpt = None, url: UrlOpt = None, third_opinion: RuleOpt = None,
+    json_: JsonOpt = False,
 ):
-    """Push exactly the disputed images to a reviewer project that shows both diagnoses.
+    """Push exactly the disputed images to the reviewer: raters shown as Rater 1 / Rater 2 with their boxes.
+
+    Under the paper's rule (discard) the reviewer chooses one of the two disputed diagnoses or
+    "Neither (discard this image)"; under the reviewer rule every declared diagnosis is offered.
+    The rule is the one recorded in the catalogue; --third-opinion changes and records it, as on pull.
 
     Example: curate label adjudicate --reviewer c@clinic.org
     """
     from curate.audit import audited
-    from curate.label.rounds import adjudicate as do_adj, connect
+    from curate.label.rounds import adjudicate as do_adj
+    from curate.label.servers import resolve
 
     ws = open_workspace(workspace, db)
     with reported():
-        client = connect(ws, url)
-        with audited(ws, "label adjudicate", {"reviewer": reviewer, "url": client.url}) as run:
-            res = do_adj(ws, client, reviewer)
+        servers = resolve(ws, url)
+        with audited(ws, "label adjudicate", {"reviewer": reviewer, "url": url,
+                                              "third_opinion": third_opinion and third_opinion.value}) as run:
+            res = do_adj(ws, servers, reviewer, third_opinion)
             run.summary = {"round": res.round_id, "pushed": res.pushed}
     print_json(res.__dict__) if json_ else console.print(f"pushed {res.pushed} disputed image(s) to {reviewer}")
 

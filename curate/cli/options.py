@@ -42,6 +42,14 @@ def http_url(value: Optional[str]) -> Optional[str]:
     return value
 
 
+def http_urls(values: Optional[list[str]]) -> Optional[list[str]]:
+    """typer callback for repeated `[EMAIL=]URL` options: each URL part checked like `http_url`."""
+    for v in values or []:
+        who, sep, url = v.partition("=")
+        http_url(url if sep and "@" in who and not who.startswith(("http://", "https://")) else v)
+    return values
+
+
 def open_workspace(workspace: Optional[Path], db: Optional[str]) -> Workspace:
     try:
         return Workspace.open(workspace, db_url=db)

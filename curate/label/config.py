@@ -2,13 +2,20 @@
 
 The file holds the layout and the default diagnosis choices (the paper's eight and the two outcomes);
 the choices Label Studio gets are the workspace's declared list (curate.toml `[labels]`), rendered
-into the `diagnosis` control, so a study adds chickenpox and measles in its settings, not in code or
-XML. A default the study does not declare is left out. A choice written in the XML that is neither a
-default nor declared is a mismatch and stops the push (the steward edited the wrong place), as is a
-missing control the toolkit reads or a control it does not.
+into the `diagnosis` control between the `<!-- diagnoses: begin -->` and `<!-- diagnoses: end -->`
+markers, so a study adds chickenpox and measles in its settings, not in code or XML. A default the
+study does not declare is left out. A choice written in the XML that is neither a default nor declared
+is a mismatch and stops the push (the steward edited the wrong place), as is a missing control the
+toolkit reads or a control it does not.
+
+Hotkeys of the diagnosis choices are assigned here, in the order clinicians see them: 1-9, then the
+letters no other control and no Label Studio tool uses (a study with chickenpox and measles has 12
+choices); past those a choice has none. The `keys` line above the choices is written from the
+hotkeys the config ends up with, so it never lists a key that does nothing.
 """
 from __future__ import annotations
 
+import string
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -29,6 +36,12 @@ from curate.label.diagnoses import (
 LABEL_CONFIG = Path(__file__).resolve().parents[2] / "label_config.xml"
 # name -> tag of every element the toolkit reads; a control (an element with toName) outside it is refused.
 CONTROLS = {DIAGNOSIS_CONTROL: "Choices", FLAGS_CONTROL: "Choices", BOX_CONTROL: "RectangleLabels", COMMENT_CONTROL: "TextArea"}
+SINGLE = ("single", "single-radio")  # Label Studio's one-answer modes (checkbox-style, radio buttons)
+BEGIN, END = "diagnoses: begin", "diagnoses: end"  # the comments around the rendered diagnosis choices
+KEYS_TEXT = "keys"  # <Text name="keys">: the line listing the hotkeys, written by render()
+DIGIT_KEYS = "123456789"
+# One-key shortcuts of Label Studio's own (image tools, region unselect): never given to a diagnosis.
+STUDIO_KEYS = frozenset("behkmopruvw")
 
 
 def template(path: Path = LABEL_CONFIG) -> str:
@@ -67,11 +80,23 @@ def _controls(root: ET.Element, where: str) -> dict[str, ET.Element]:
 
 def check(text: str, diagnoses: DiagnosisList, where: str = "label_config.xml") -> dict[str, ET.Element]:
     """Raise LabelError (one line, naming the file) when the config does not fit the toolkit or the settings."""
-    root = _parse(text, where)
+    return _check(_parse(text, where), diagnoses, where)
+
+
+def _check(root: ET.Element, diagnoses: DiagnosisList, where: str) -> dict[str, ET.Element]:
     controls = _controls(root, where)
     dx = controls[DIAGNOSIS_CONTROL]
-    if dx.get("choice", "single") != "single":
-        raise LabelError(f'{where}: the diagnosis control must allow one choice (choice="single")')
+    if dx.get("choice", "single") not in SINGLE:
+        raise LabelError(f'{where}: the diagnosis control must allow one choice (choice="single-radio" or "single")')
+    _block(dx, where)
+    own = {id(c) for c in dx.iter("Choice")}
+    seen: dict[str, str] = {}
+    for e in root.iter():
+        key = (e.get("hotkey") or "").lower()
+        if key and id(e) not in own:
+            if key in seen:
+                raise LabelError(f"{where}: hotkey {key!r} is used by both {seen[key]!r} and {e.get('value')!r}")
+            seen[key] = e.get("value") or e.tag
     known = {**PAPER.by_choice, **diagnoses.by_choice}
     for c in dx.iter("Choice"):
         value = c.get("value")
@@ -84,29 +109,80 @@ def check(text: str, diagnoses: DiagnosisList, where: str = "label_config.xml") 
     return controls
 
 
+def _block(dx: ET.Element, where: str) -> tuple[int, int]:
+    """The children of the diagnosis control that render() replaces: between the markers, else all of them."""
+    children = list(dx)
+    marks = [(i, c.text.strip()) for i, c in enumerate(children) if c.tag is ET.Comment and (c.text or "").strip() in (BEGIN, END)]
+    if not marks:
+        return 0, len(children)
+    if [m for _, m in marks] != [BEGIN, END]:
+        raise LabelError(f"{where}: the diagnosis choices need one <!-- {BEGIN} --> and, after it, one <!-- {END} -->")
+    start, stop = marks[0][0] + 1, marks[1][0]
+    if any(c.tag == "Choice" for c in children[:start] + children[stop:]):
+        raise LabelError(f"{where}: every diagnosis choice must sit between <!-- {BEGIN} --> and <!-- {END} -->")
+    return start, stop
+
+
+def hotkeys(n: int, taken: set[str]) -> list[str | None]:
+    """Keys for `n` diagnosis choices in display order: 1-9, then letters free of `taken` and of Label Studio's own."""
+    pool = [k for k in DIGIT_KEYS + string.ascii_lowercase if k not in taken and k not in STUDIO_KEYS]
+    return [pool[i] if i < len(pool) else None for i in range(n)]
+
+
+def _span(keys: list[str]) -> str:
+    """"1-9, A, C" for people: the digit run, then the letters."""
+    digits, letters = [k for k in keys if k.isdigit()], [k.upper() for k in keys if not k.isdigit()]
+    run = [f"{digits[0]}-{digits[-1]}" if len(digits) > 1 else digits[0]] if digits else []
+    return ", ".join(run + letters)
+
+
+def _keys_line(controls: dict[str, ET.Element]) -> str:
+    parts = []
+    for name, what, tag in ((DIAGNOSIS_CONTROL, "diagnosis", "Choice"), (BOX_CONTROL, "box", "Label"), (FLAGS_CONTROL, "flags", "Choice")):
+        keys = [e.get("hotkey").lower() for e in controls[name].iter(tag) if e.get("hotkey")]
+        if keys:
+            parts.append(f"{_span(keys)} {what}")
+    return "Keys: " + " · ".join(parts + ["Ctrl+Enter submit"])
+
+
 def render(diagnoses: DiagnosisList, text: str | None = None, where: str | None = None) -> str:
     """The config Label Studio gets: `text` (default label_config.xml) with the declared diagnosis choices.
 
-    A choice already in the XML keeps its attributes (e.g. a hotkey); the others are added plainly,
-    in the declared order; defaults the study does not declare and the retired "Other / not assessable" are dropped.
+    The choices between the markers (every choice, in a config without them) are replaced by the
+    declared list in its order; a choice already there keeps its other attributes (e.g. a hint), its
+    hotkey is assigned anew; defaults the study does not declare and the retired "Other / not
+    assessable" are dropped.
     """
     where = where or (LABEL_CONFIG.name if text is None else "label config")
     text = template() if text is None else text
-    check(text, diagnoses, where)
     root = _parse(text, where)
-    dx = next(e for e in root.iter("Choices") if e.get("name") == DIAGNOSIS_CONTROL)
+    controls = _check(root, diagnoses, where)
+    dx = controls[DIAGNOSIS_CONTROL]
+    start, stop = _block(dx, where)
     children = list(dx)
-    old = {c.get("value"): c for c in children if c.tag == "Choice" and c.get("value") not in LEGACY_CHOICES}
-    sep = children[0].tail if children and children[0].tail else None
-    last = children[-1].tail if children else None
-    for c in children:
+    block = children[start:stop]
+    old = {c.get("value"): c for c in block if c.tag == "Choice" and c.get("value") not in LEGACY_CHOICES}
+    if block:
+        sep, last = block[0].tail, block[-1].tail
+    else:
+        sep = last = children[start - 1].tail if start else None
+    for c in block:
         dx.remove(c)
-    for name in diagnoses.names.values():
+    own = {id(c) for c in dx.iter("Choice")} | {id(c) for c in block}
+    taken = {e.get("hotkey").lower() for e in root.iter() if e.get("hotkey") and id(e) not in own}
+    names = list(diagnoses.names.values())
+    for k, (name, key) in enumerate(zip(names, hotkeys(len(names), taken))):
         c = old.get(name)
         if c is None:
             c = ET.Element("Choice", {"value": name})
+        c.attrib.pop("hotkey", None)
+        if key is not None:
+            c.set("hotkey", key)
         c.tail = sep
-        dx.append(c)
-    if len(dx):
-        dx[-1].tail = last
+        dx.insert(start + k, c)
+    if names:
+        dx[start + len(names) - 1].tail = last
+    for t in root.iter("Text"):
+        if t.get("name") == KEYS_TEXT:
+            t.set("value", _keys_line(controls))
     return ET.tostring(root, encoding="unicode")

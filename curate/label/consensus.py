@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
-from curate.label.diagnoses import IDENTIFIABLE, LOW_QUALITY
+from curate.label.diagnoses import IDENTIFIABLE, LOW_QUALITY, NEITHER
 from curate.label.results import Box
 
 
@@ -19,6 +19,7 @@ class Rating:
     diagnosis: str | None
     boxes: tuple[Box, ...] = ()
     flags: frozenset[str] = frozenset()
+    comment: str | None = field(default=None, compare=False)  # shown to the reviewer; no part of any rule
 
 
 class ThirdOpinion(str, Enum):
@@ -115,6 +116,8 @@ def decide(ratings: list[Rating], review: Rating | None = None, rules: Rules = P
         return Outcome("agreed", a.diagnosis, boxes, method="raters_agree", n_raters=n, agreement=1.0)
     if review is None or review.diagnosis is None:
         return Outcome("pending", method="awaiting_review", n_raters=n, needs_review=True)
+    if review.diagnosis == NEITHER:  # the reviewer supports neither rater: no consensus
+        return Outcome("discarded", method="reviewer_neither", n_raters=n, agreement=0.0)
     review_boxes = list(review.boxes)
     if review.diagnosis in (a.diagnosis, b.diagnosis):
         boxes = consensus_boxes(list(a.boxes), list(b.boxes), review_boxes, rules.iou_threshold)

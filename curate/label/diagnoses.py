@@ -26,7 +26,11 @@ OTHER = "other_diagnosis"
 NOT_ASSESSABLE = "not_assessable"
 LEGACY_OTHER = "other"  # the code of "Other / not assessable" before migration 0006
 LEGACY_CHOICES = {"Other / not assessable": NOT_ASSESSABLE}
-RESERVED = (OTHER, NOT_ASSESSABLE, LEGACY_OTHER)
+# Adjudication (curate/label/adjudication.py): the reviewer's "neither" and the raters' read-only boxes.
+NEITHER = "neither"  # recorded as the review's diagnosis; consensus discards the image
+NEITHER_CHOICE = "Neither (discard this image)"
+RATER_BOXES_CONTROL = "rater_boxes"
+RESERVED = (OTHER, NOT_ASSESSABLE, LEGACY_OTHER, NEITHER)
 BINARY_CLASSES = ("mpox", "non_mpox")
 
 # The paper's eight diagnoses (Soe et al. 2024): the default when the settings declare none.
@@ -124,8 +128,8 @@ class DiagnosisList:
             names[key] = _name(table.get(key, default), key, bad)
         taken = {n.casefold(): f"diagnoses[{i}].name" for i, (_, n) in enumerate(declared)}
         for key, n in names.items():
-            if n.casefold() in taken or n in LEGACY_CHOICES:
-                raise bad(key, f"{n!r} is already the name of {taken.get(n.casefold(), 'the old combined choice')}")
+            if n.casefold() in taken or n in LEGACY_CHOICES or n.casefold() == NEITHER_CHOICE.casefold():
+                raise bad(key, f"{n!r} is already the name of {taken.get(n.casefold(), 'a retired or reserved choice')}")
             taken[n.casefold()] = key
         slugs = [s for s, _ in declared]
         positive = table.get("positive", ["mpox"] if "mpox" in slugs else None)
@@ -165,9 +169,11 @@ def _declared(items: Any, bad) -> tuple[tuple[str, str], ...]:
         if not isinstance(slug, str) or not SLUG.match(slug):
             raise bad(f"diagnoses[{i}].slug", f"{slug!r} must be lower-case letters, digits or '_', starting with a letter (at most 50)")
         if slug in RESERVED:
-            raise bad(f"diagnoses[{i}].slug", f"{slug!r} is reserved: 'other diagnosis' and 'not assessable' are always present")
+            raise bad(f"diagnoses[{i}].slug", f"{slug!r} is reserved: 'other diagnosis' and 'not assessable' are always present, 'neither' is the reviewer's discard")
         if slug in seen_slug:
             raise bad(f"diagnoses[{i}].slug", f"{slug!r} is declared twice (also diagnoses[{seen_slug[slug]}])")
+        if name.casefold() == NEITHER_CHOICE.casefold():
+            raise bad(f"diagnoses[{i}].name", f"{name!r} is reserved: it is the reviewer's discard choice")
         if name.casefold() in seen_name:
             raise bad(f"diagnoses[{i}].name", f"{name!r} is used twice (also diagnoses[{seen_name[name.casefold()]}])")
         seen_slug[slug], seen_name[name.casefold()] = i, i

@@ -19,6 +19,7 @@ from curate.label.consensus import PAPER, LowQuality, Outcome, Rating, Rules, Th
 from curate.errors import LabelError
 from curate.label.results import ParsedResult, parse_result
 from curate.label.rules import describe, recorded_rules, settle_rules
+from curate.label.servers import Servers, as_servers
 from db.models import Image, utcnow
 from db.models.label import Consensus, LabelAnnotation, LabelProject, LabelRound, LabelTask
 
@@ -49,17 +50,21 @@ def _digest(a: RemoteAnnotation) -> str:
     return hashlib.sha256(body.encode()).hexdigest()
 
 
-def pull(ws, client: StudioClient, low_quality: LowQuality | None = None,
+def pull(ws, servers: Servers | StudioClient, low_quality: LowQuality | None = None,
          third_opinion: ThirdOpinion | None = None) -> PullResult:
-    """Fetch, record and recompute consensus; a rule given here is recorded and applies from now on."""
+    """Fetch every project from the server it records (or the one --url names for its clinician), record,
+    and recompute consensus; a rule given here is recorded and applies from now on."""
+    servers = as_servers(servers)
     res = PullResult()
     with ws.session() as s:
         projects = s.exec(select(LabelProject).order_by(LabelProject.id)).all()
+        round_urls = dict(s.exec(select(LabelRound.id, LabelRound.server_url)).all())
         tasks = {(t.project_id, t.ls_task_id): t for t in s.exec(select(LabelTask)).all()}
         sizes = {i.id: (i.width, i.height) for i in s.exec(select(Image)).all()}
     # 1. fetch + parse everything (raises before any write)
     fetched: list[tuple[LabelTask, RemoteAnnotation, ParsedResult]] = []
     for p in projects:
+        client = servers.client(servers.project_url(p.rater, p.server_url or round_urls[p.round_id]))
         for a in client.fetch_annotations(p.ls_project_id):
             task = tasks.get((p.id, a.task_id))
             if task is None:
@@ -155,7 +160,7 @@ def collect(s: Session, rules: Rules | None = None) -> dict[int, ImageLabels]:
             if ann is None:
                 continue
             r = Rating(rater=rater, diagnosis=ann.diagnosis, boxes=tuple(tuple(b) for b in json.loads(ann.boxes)),
-                       flags=frozenset(json.loads(ann.flags)))
+                       flags=frozenset(json.loads(ann.flags)), comment=ann.comment)
             if per["kind"] == "review":
                 item.review = r
             elif len(item.ratings) < 2:

@@ -18,8 +18,9 @@ OUTCOME_MEANINGS: dict[str, str] = {
     "agreed": "Both raters chose the same diagnosis. Exported.",
     "adjudicated": "The raters disagreed and the reviewer settled it by choosing one of their two diagnoses "
                    "(or, under `--third-opinion reviewer`, her own). Exported.",
-    "discarded": "No consensus after review: the raters disagreed and the reviewer chose a third diagnosis, "
-                 "so the image is dropped (the paper's rule). Not exported.",
+    "discarded": "No consensus after review: the raters disagreed and the reviewer supported neither of them "
+                 "(she chose \u201cNeither (discard this image)\u201d, or a third diagnosis under the paper's rule), "
+                 "so the image is dropped. Not exported.",
     "excluded": "Out whatever the diagnosis, because of a flag: identifiable features (face, tattoo, birthmark; "
                 "one rater's flag is enough) or image quality too low. Not exported.",
     "pending": "Not decided yet: a rater has not answered, or the raters disagreed and the reviewer has not. "

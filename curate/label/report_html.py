@@ -18,6 +18,7 @@ from curate.errors import StoreError
 from curate.files import write_atomic
 from curate.label.agreement import Agreement
 from curate.label.raters import MIN_DIAGNOSED, RaterQuality
+from curate.label.diagnoses import NEITHER, NEITHER_CHOICE
 from curate.label.report import OUTCOME_MEANINGS, LabelReport, Sample
 from curate.plots import confusion_matrix_plot, pyplot
 from db.models import Image
@@ -98,7 +99,8 @@ def _prose(text: str) -> str:
 
 
 def _name(d: str | None, names: dict[str, str]) -> str:
-    return "no diagnosis" if d is None else names.get(d, d)
+    """The name clinicians read; the reviewer's "neither" as the choice she clicked."""
+    return "no diagnosis" if d is None else names.get(d, NEITHER_CHOICE if d == NEITHER else d)
 
 
 def _figure(x: Sample, thumb: str | None, names: dict[str, str]) -> str:

@@ -15,6 +15,9 @@ from curate.label.diagnoses import (
     DIAGNOSIS_CONTROL,
     FLAG_BY_CHOICE,
     FLAGS_CONTROL,
+    NEITHER,
+    NEITHER_CHOICE,
+    RATER_BOXES_CONTROL,
     SETTINGS_TABLE,
     DiagnosisList,
 )
@@ -48,8 +51,10 @@ def rect_to_pixels(value: dict, width: int, height: int) -> Box:
 
 
 def parse_result(result: list[dict], width: int, height: int, diagnoses: DiagnosisList) -> ParsedResult:
-    """Raise LabelError on a choice the workspace's diagnosis list does not declare (e.g. an edited config)."""
-    by_choice = diagnoses.by_choice
+    """Raise LabelError on a choice the workspace's diagnosis list does not declare (e.g. an edited config).
+
+    The reviewer's "Neither (discard this image)" is read as NEITHER (consensus discards the image)."""
+    by_choice = {**diagnoses.by_choice, NEITHER_CHOICE: NEITHER}
     diagnosis, boxes, flags, comment = None, [], [], None
     for item in result or []:
         name, value = item.get("from_name"), item.get("value") or {}
@@ -69,6 +74,8 @@ def parse_result(result: list[dict], width: int, height: int, diagnoses: Diagnos
                 flags.append(FLAG_BY_CHOICE[c])
         elif name == BOX_CONTROL:
             boxes.append(rect_to_pixels(value, width, height))
+        elif name == RATER_BOXES_CONTROL:
+            continue  # the raters' boxes, shown read-only to the reviewer: not the reviewer's answer
         elif name == COMMENT_CONTROL:
             text = "\n".join(value.get("text") or []).strip()
             comment = text or None

@@ -65,7 +65,7 @@ class LabelRound(SQLModel, table=True):
 
 
 class LabelProject(SQLModel, table=True):
-    """One rater's Label Studio project inside a round (one per rater keeps labels blind)."""
+    """One clinician's Label Studio project inside a round, on a server no other clinician of the round can log in to."""
 
     __tablename__ = "label_projects"
     __table_args__ = (sa.UniqueConstraint("round_id", "rater", name="uq_label_project_rater"),)
@@ -74,6 +74,8 @@ class LabelProject(SQLModel, table=True):
     rater: str = Field(max_length=254)
     ls_project_id: int
     ls_storage_id: Optional[int] = None
+    # The server the project lives on (each clinician has their own); NULL only on rows from before 0007.
+    server_url: Optional[str] = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
 
 
