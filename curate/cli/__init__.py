@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import typer
 
-from curate.cli import dedupe, export, intake, label, pipeline, scrape, studio
+from curate.cli import audit, dedupe, export, intake, label, pipeline, scrape, studio
 
 app = typer.Typer(
     name="curate",
@@ -13,7 +13,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for module in (pipeline, intake, scrape, dedupe, studio, label, export):
+for module in (pipeline, intake, scrape, dedupe, studio, label, export, audit):
     module.register(app)
 
 

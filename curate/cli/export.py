@@ -4,11 +4,13 @@ from __future__ import annotations
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 
 from curate.audit import audited
 from curate.cli.options import DbOpt, JsonOpt, WorkspaceOpt, console, open_workspace, print_json, progress_bar, reported, table
 from curate.export import ExportOptions, ImageSpec, diff_versions, export_version, list_versions
 from curate.export.images import RESIZE_POLICIES
+from curate.export.leakage import LeakageAudit
 
 DEVIATION_WARN_PP = 2.0
 
@@ -43,6 +45,8 @@ def export(
     A group whose parent images disagree goes where most of them were (ties: test).
     Images of a newly reserved --external source leave train/test; those of a source no longer reserved are re-dealt.
     Every such move is printed and listed in README.md. --reshuffle deals everything afresh instead.
+    Before the version is sealed, the leakage audit (see `curate audit leakage`) looks for the same photo
+    in two splits or folds; its summary is printed and written into README.md and leakage.json.
 
     Example: curate export --name mpox --version 1.0.0 --external kaggle-msid
     """
@@ -67,6 +71,12 @@ def export(
     console.print(table(f"{name}@{version} ({result.status})", ["split", *splits, "total"], rows))
     console.print(f"{result.images} images, {result.roi_images} ROI crops → {result.path}")
     console.print(f"checksum {result.checksum}")
+    if result.leakage is not None:
+        audit = LeakageAudit.from_dict(result.leakage)
+        colour = "yellow" if audit.suspects else "green"
+        console.print(f"[{colour}]{escape(audit.summary())}[/]", highlight=False)
+        if audit.suspects:
+            console.print(f"[yellow]note:[/] see `curate audit leakage {name}@{version}` for both photos of each pair")
     if result.rendered:
         console.print(f"{result.rendered} images rendered in {result.seconds:.1f} s ({result.images_per_second:.0f} images/s)")
     if result.archive:

@@ -79,6 +79,16 @@ class LeakageAudit:
             out["seconds"] = round(self.seconds, 2)
         return out
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "LeakageAudit":
+        """Back from `as_dict` (e.g. a version's leakage.json)."""
+        def entry(e: dict) -> Entry:
+            return Entry(e["file"], e["split"], e["fold"])
+
+        pairs = [LeakPair(entry(p["a"]), entry(p["b"]), p["inliers"], p["cover"], p["mirrored"]) for p in d.get("pairs", [])]
+        return cls(d["status"], d["method"], d["threshold"], d.get("images", 0), d.get("compared", 0), d.get("suspects", 0),
+                   pairs, d.get("seconds", 0.0))
+
     def summary(self) -> str:
         """One line for the terminal and the card."""
         verdict = "no suspect pairs" if not self.suspects else f"{self.suspects} suspect pair(s) (same photo in two parts)"
