@@ -161,3 +161,34 @@ def test_report_escapes_every_text(tmp_path):
                          pairs=[LeakPair(odd, Entry("test/a/img2.jpg", "test", None), 20, 0.5, False)])
     page = render(tmp_path, "mpox@<1>", audit)
     assert "<b>x" not in page and "&lt;b&gt;x&lt;/b&gt;/img&amp;1.jpg" in page and "m&lt;e&gt;thod" in page
+
+
+@pytest.mark.slow
+def test_export_runs_the_audit_before_sealing(tmp_path):
+    """Without dedupe clusters, the re-encoded copy of a reserved external photo (kag0 → web_kdup) lands in train or
+    test: the audit at export time lists it in the card, audit.json (checksummed) and on the terminal. The
+    fixture's other copy (web0 → P01_dup) may cross too; nothing else may be listed."""
+    from test_export_fixtures import build_catalogue
+
+    cat = build_catalogue(tmp_path)
+    r = runner.invoke(app, ["export", "--name", "mpox", "--version", "1.0.0", "--size", "320", "--external", "kaggle",
+                            "--workspace", str(cat.ws.root)])
+    assert r.exit_code == 0, r.output
+    version = cat.ws.exports / "mpox" / "1.0.0"
+    from curate.dataset import DatasetVersion
+
+    DatasetVersion.open(version).verify()  # audit.json is covered by SHA256SUMS
+    audit = json.loads((version / "audit.json").read_text())
+    name = lambda stem: f"img{cat.ids_by_name[stem]:06d}.jpg"  # noqa: E731
+    found = {frozenset(p[k]["file"].rsplit("/", 1)[-1] for k in "ab"): p for p in audit["pairs"]}
+    ext, copy = name("kag0"), name("web_kdup")
+    assert frozenset({ext, copy}) in found and set(found) <= {frozenset({ext, copy}), frozenset({name("web0"), name("P01_dup")})}
+    assert found[frozenset({ext, copy})]["b"]["split"] == "external"
+    assert "seconds" not in audit  # nothing run-dependent inside a version
+    assert f"leakage audit: {len(found)} suspect pair(s)" in " ".join(r.stdout.split())
+    card = (version / "README.md").read_text()
+    assert "## Leakage audit" in card and copy in card
+    # the same catalogue state exports the same bytes, audit included
+    again = runner.invoke(app, ["export", "--name", "mpox", "--version", "1.0.0", "--size", "320", "--external", "kaggle",
+                                "--workspace", str(cat.ws.root), "--json"])
+    assert json.loads(again.stdout)["leakage"] == audit

@@ -46,7 +46,7 @@ def export(
     Images of a newly reserved --external source leave train/test; those of a source no longer reserved are re-dealt.
     Every such move is printed and listed in README.md. --reshuffle deals everything afresh instead.
     Before the version is sealed, the leakage audit (see `curate audit leakage`) looks for the same photo
-    in two splits or folds; its summary is printed and written into README.md and leakage.json.
+    in two splits or folds; its summary is printed and written into README.md and audit.json.
 
     Example: curate export --name mpox --version 1.0.0 --external kaggle-msid
     """

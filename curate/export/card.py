@@ -62,7 +62,7 @@ def _leakage_section(meta: dict[str, Any], audit: LeakageAudit | None) -> list[s
     out = ["", "## Leakage audit", "", audit.summary() + ".", "",
            f"Method: {audit.method}. Every test and external image was compared with every train image, and every "
            f"train image with those of the other folds. `curate audit leakage {ref}` shows both thumbnails of each pair; "
-           "`leakage.json` lists them."]
+           "`audit.json` lists them."]
     if audit.pairs:
         shown = audit.pairs[:CARD_PAIRS]
         out += ["", f"Suspect pairs{f' (the {len(shown)} strongest)' if audit.suspects > len(shown) else ''}:", ""]
@@ -179,5 +179,5 @@ def render(meta: dict[str, Any], rows: list[dict[str, str]], labels: dict[str, A
         out += _split_history(split_change)
     out += ["", "## Files", "",
             "`dataset.json` (settings), `manifest.csv` (one row per image), `croissant.json` (MLCommons Croissant 1.0), "
-            "`leakage.json` (the leakage audit), `SHA256SUMS` (every other file; `sha256sum -c SHA256SUMS`)."]
+            "`audit.json` (the leakage audit), `SHA256SUMS` (every other file; `sha256sum -c SHA256SUMS`)."]
     return ("\n".join(out) + "\n").encode("utf-8")

@@ -81,7 +81,7 @@ class LeakageAudit:
 
     @classmethod
     def from_dict(cls, d: dict) -> "LeakageAudit":
-        """Back from `as_dict` (e.g. a version's leakage.json)."""
+        """Back from `as_dict` (e.g. a version's audit.json)."""
         def entry(e: dict) -> Entry:
             return Entry(e["file"], e["split"], e["fold"])
 

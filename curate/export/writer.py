@@ -57,7 +57,7 @@ class ExportResult:
     reshuffle: bool = False  # splits dealt afresh, ignoring the parent's
     kept: int = 0  # parent images that kept their split and fold
     moved: list[dict] = field(default_factory=list)  # parent images whose place changed: image_id, from, to, reason
-    leakage: dict | None = None  # the leakage audit run before the version was sealed (its leakage.json)
+    leakage: dict | None = None  # the leakage audit run before the version was sealed (its audit.json)
 
     @property
     def images_per_second(self) -> float:
@@ -202,9 +202,9 @@ def _result(plan: ExportPlan, final: Path, status: str, rows: list[dict[str, str
 
 
 def _leakage(final: Path) -> dict | None:
-    """The version's leakage.json (None for versions exported before the audit existed)."""
+    """The version's audit.json (None for versions exported before the audit existed)."""
     try:
-        return json.loads((final / "leakage.json").read_text(encoding="utf-8"))
+        return json.loads((final / "audit.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
 
@@ -259,7 +259,7 @@ def _build(ws, plan: ExportPlan, final: Path, on_image) -> ExportResult:
         change = diff_manifests(read_manifest(plan.parent_dir / "manifest.csv"), rows)
     meta = plan.meta
     licences = sorted({lic for s in plan.sources for lic in s["licences"]})
-    # The audit reads the rendered files before the version is sealed, so the card and leakage.json carry it.
+    # The audit reads the rendered files before the version is sealed, so the card and audit.json carry it.
     audit = audit_files(build, entries_of(rows), f"{opts.name}@{opts.version}")
     readme = card.render(meta, rows, plan.labels, plan.sources, _bins(plan), len(plan.split.pulled_external), change,
                          _split_change(plan), audit)
@@ -270,7 +270,7 @@ def _build(ws, plan: ExportPlan, final: Path, on_image) -> ExportResult:
         "dataset.json": (json.dumps(meta, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8"),
         "README.md": readme,
         "croissant.json": croissant.croissant(meta, hashlib.sha256(manifest).hexdigest(), description, licences),
-        "leakage.json": (json.dumps(audit.as_dict(timing=False), indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8"),
+        "audit.json": (json.dumps(audit.as_dict(timing=False), indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8"),
     }
     for name, data in files.items():
         _write_atomic(build / name, data)
