@@ -192,3 +192,12 @@ def test_export_runs_the_audit_before_sealing(tmp_path):
     again = runner.invoke(app, ["export", "--name", "mpox", "--version", "1.0.0", "--size", "320", "--external", "kaggle",
                                 "--workspace", str(cat.ws.root), "--json"])
     assert json.loads(again.stdout)["leakage"] == audit
+
+
+def test_featureless_images_are_compared_without_error():
+    from curate.export import leakage_match
+
+    flat = [np.full((64, 80), v, np.uint8) for v in (0, 128, 255)] + [np.full((9, 9), 7, np.uint8)]
+    feats = leakage_match.features(flat)
+    assert leakage_match.match(feats, np.array([0, 1, -1, 2]), 15) == []
+    assert leakage_match.match([], np.zeros(0, np.int64), 15) == []
