@@ -25,7 +25,7 @@ from curate.dataset import DatasetVersion
 from curate.errors import DatasetError
 from curate.export import leakage_match
 
-THRESHOLD = 15  # RANSAC inliers; calibrated in bench/leakage.py, see bench/README.md
+THRESHOLD = 20  # RANSAC inliers; calibrated in bench/leakage.py, see bench/README.md
 METHOD = "ORB local features on the content box (mirror included), faiss binary index, RANSAC affine verification"
 BORDER_TOLERANCE = 18  # 0-255; a frame's pixels stay within this of its colour (JPEG ringing included)
 BORDER_SHARE = 0.97  # share of a line's pixels that must match the frame colour

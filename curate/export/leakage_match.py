@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-N_FEATURES = 500
+N_FEATURES = 1000
 HAMMING_MAX = 64  # of 256 bits: a descriptor neighbour farther than this does not vote
 NEIGHBOURS = 4  # nearest descriptors fetched per query descriptor
 MIN_VOTES = 6  # votes a pair needs before it is verified
