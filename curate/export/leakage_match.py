@@ -1,10 +1,11 @@
 """Same-photo evidence for the leakage audit: local features, a descriptor index, geometric verification.
 
-Why not CNN embeddings: measured on the benchmark corpus (bench/leakage.py), EfficientNet-Lite0 pooled
-features ranked the original first for only 28 % of watermark+crop copies and 32 % of framed copies,
-while different photos of plain skin and disjoint crops of one texture scored 0.9+; global features
-say "similar content", not "same photo". What a re-post cannot change is the photo's local structure:
-OpenCV ORB keypoints on the content box (uniform borders and frames cut away) are indexed in a faiss
+Why not CNN embeddings: on the benchmark corpus (`bench/leakage.py --skin 10 --cnn`, bench/README.md),
+EfficientNet-Lite0 pooled ImageNet features with mirror TTA and the border cut found 16 % of
+watermark+crop, 68 % of mirror+crop and 42 % of framed copies at cosine 0.90 while reporting 89 pairs of
+different photos (plain-skin look-alikes, tiles of one texture); at the first cosine with no false pair
+(0.975) they found almost none. Global features say "similar content", not "same photo". What a re-post
+cannot change is the photo's local structure: OpenCV ORB keypoints on the content box (uniform borders and frames cut away) are indexed in a faiss
 binary IVF index; every image's descriptors (and those of its mirror image) vote for the images
 holding their nearest neighbours, and each voted pair is verified by RANSAC on an affine transform
 (the export stretches every photo to a square, so x and y scale differently). Inliers must cover a
