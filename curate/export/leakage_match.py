@@ -5,8 +5,8 @@ EfficientNet-Lite0 pooled ImageNet features with mirror TTA and the border cut f
 watermark+crop, 68 % of mirror+crop and 42 % of framed copies at cosine 0.90 while reporting 89 pairs of
 different photos (plain-skin look-alikes, tiles of one texture); at the first cosine with no false pair
 (0.975) they found almost none. Global features say "similar content", not "same photo". What a re-post
-cannot change is the photo's local structure: OpenCV ORB keypoints on the content box (uniform borders and frames cut away) are indexed in a faiss
-binary IVF index; every image's descriptors (and those of its mirror image) vote for the images
+cannot change is the photo's local structure: OpenCV ORB keypoints on the content box (uniform borders
+and frames cut away) are indexed in a faiss binary IVF index; every image's descriptors (and those of its mirror image) vote for the images
 holding their nearest neighbours, and each voted pair is verified by RANSAC on an affine transform
 (the export stretches every photo to a square, so x and y scale differently). Inliers must cover a
 real part of both images, so a shared watermark or caption (a thin band) cannot make two different
