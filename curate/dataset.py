@@ -22,6 +22,7 @@ The export stage writes, and this module reads, one folder per version
                       roi_box   "x0 y0 x1 y1" in original pixels, or ""
     SHA256SUMS      "<hex>  <relative/path>" (sha256sum format) for every file except itself, sorted by path
     README.md, croissant.json
+    audit.json    the leakage audit run at export (curate.export.leakage; absent in older versions)
     train/<class>/*.jpg  test/<class>/*.jpg  external/<class>/*.jpg            (ImageFolder-loadable)
     roi/train/<class>/*.jpg  roi/test/<class>/*.jpg  roi/external/<class>/*.jpg
 

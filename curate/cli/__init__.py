@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import typer
 
-from curate.cli import dedupe, export, intake, label, pipeline, scrape, studio
+from curate.cli import audit, dedupe, export, intake, label, pipeline, scrape, studio
 from curate.output import SafeGroup
 from curate.privacy import make_private_by_default
 
@@ -16,7 +16,7 @@ app = typer.Typer(
     cls=SafeGroup,
 )
 
-for module in (pipeline, intake, scrape, dedupe, studio, label, export):
+for module in (pipeline, intake, scrape, dedupe, studio, label, export, audit):
     module.register(app)
 
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 
 from curate.audit import audited
 from curate.cli.options import DbOpt, JsonOpt, WorkspaceOpt, console, open_workspace, print_json, progress_bar, reported, table
 from curate.export import ExportOptions, ImageSpec, diff_versions, export_version, list_versions
 from curate.export.exclusions import REASONS
 from curate.export.images import RESIZE_POLICIES
+from curate.export.leakage import LeakageAudit
 
 DEVIATION_WARN_PP = 2.0
 
@@ -47,6 +49,8 @@ def export(
     A group whose parent images disagree goes where most of them were (ties: test).
     Images of a newly reserved --external source leave train/test; those of a source no longer reserved are re-dealt.
     Every such move is printed and listed in README.md. --reshuffle deals everything afresh instead.
+    Before the version is sealed, the leakage audit (see `curate audit leakage`) looks for the same photo
+    in two splits or folds; its summary is printed and written into README.md and audit.json.
 
     Example: curate export --name mpox --version 1.0.0 --external kaggle-msid
     """
@@ -76,6 +80,12 @@ def export(
         console.print(table(f"not exported: {sum(result.excluded.values())} catalogue image(s)", ["reason", "images", "meaning"],
                             [[k, v, REASONS.get(k, "")] for k, v in result.excluded.items()]))
     console.print(f"checksum {result.checksum}")
+    if result.leakage is not None:
+        audit = LeakageAudit.from_dict(result.leakage)
+        colour = "yellow" if audit.suspects else "green"
+        console.print(f"[{colour}]{escape(audit.summary())}[/]", highlight=False)
+        if audit.suspects:
+            console.print(f"[yellow]note:[/] see `curate audit leakage {name}@{version}` for both photos of each pair")
     if result.rendered:
         console.print(f"{result.rendered} images rendered in {result.seconds:.1f} s ({result.images_per_second:.0f} images/s)")
     if result.archive:

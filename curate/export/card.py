@@ -7,6 +7,7 @@ from typing import Any
 from curate.export.diff import VersionDiff
 from curate.export.exclusions import REASONS
 from curate.label.rules import explain
+from curate.export.leakage import LeakageAudit
 
 SPLITS = ("train", "test", "external")
 UNKNOWN_LICENCE = "unknown"  # what the export plan records for images without a licence
@@ -106,10 +107,30 @@ def licence_warning(sources: list[dict[str, Any]]) -> list[str]:
                 "version; a licence is recorded when images are ingested (`curate ingest --licence`)."]
 
 
+CARD_PAIRS = 50
+
+
+def _leakage_section(meta: dict[str, Any], audit: LeakageAudit | None) -> list[str]:
+    if audit is None:
+        return []
+    ref = f"{meta['name']}@{meta['version']}"
+    out = ["", "## Leakage audit", "", audit.summary() + ".", "",
+           f"Method: {audit.method}. Every test and external image was compared with every train image, and every "
+           f"train image with those of the other folds. `curate audit leakage {ref}` shows both thumbnails of each pair; "
+           "`audit.json` lists them."]
+    if audit.pairs:
+        shown = audit.pairs[:CARD_PAIRS]
+        out += ["", f"Suspect pairs{f' (the {len(shown)} strongest)' if audit.suspects > len(shown) else ''}:", ""]
+        out += _table(["first", "file", "second", "file", "matching keypoints", "mirror"],
+                      [[p.a.part, p.a.file, p.b.part, p.b.file, p.inliers, "yes" if p.mirrored else ""] for p in shown])
+    return out
+
+
 def render(meta: dict[str, Any], rows: list[dict[str, str]], labels: dict[str, Any], sources: list[dict[str, Any]],
            bins: list[dict[str, Any]], pulled_external: int, change: VersionDiff | None,
-           split_change: dict[str, Any] | None = None) -> bytes:
-    """The card as bytes. `split_change` (versions with a parent): reshuffle, kept, dealt_groups, folds_kept, moved."""
+           split_change: dict[str, Any] | None = None, leakage: LeakageAudit | None = None) -> bytes:
+    """The card as bytes. `split_change` (versions with a parent): reshuffle, kept, dealt_groups, folds_kept, moved;
+    `leakage`: the audit run on the rendered files."""
     size = f"{meta['image_size'][0]}×{meta['image_size'][1]}"
     names = _names(meta)
     shown = meta["classes"] if meta["task"] == "binary" else [names.get(c, c) for c in meta["classes"]]
@@ -203,6 +224,7 @@ def render(meta: dict[str, Any], rows: list[dict[str, str]], labels: dict[str, A
     out += _table(["part", "target", "achieved", "per class", "max deviation (pp)"],
                   [[b["name"], f"{b['target']:.1%}", f"{b['fraction']:.1%}",
                     ", ".join(f"{c} {f:.1%}" for c, f in b["per_class"].items()), f"{b['deviation_pp']:.1f}"] for b in bins])
+    out += _leakage_section(meta, leakage)
     out += ["", "## Version history", ""]
     if meta["parent"] is None:
         out.append("First version of this dataset (no parent).")
@@ -215,5 +237,5 @@ def render(meta: dict[str, Any], rows: list[dict[str, str]], labels: dict[str, A
         out += _split_history(split_change)
     out += ["", "## Files", "",
             "`dataset.json` (settings), `manifest.csv` (one row per image), `croissant.json` (MLCommons Croissant 1.0), "
-            "`SHA256SUMS` (every other file; `sha256sum -c SHA256SUMS`)."]
+            "`audit.json` (the leakage audit), `SHA256SUMS` (every other file; `sha256sum -c SHA256SUMS`)."]
     return ("\n".join(out) + "\n").encode("utf-8")

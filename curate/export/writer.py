@@ -28,6 +28,7 @@ from curate.files import write_atomic
 from curate.export import card, croissant
 from curate.export.diff import diff_manifests
 from curate.export.images import prepare
+from curate.export.leakage import audit_files, entries_of
 from curate.export.manifest import manifest_csv, manifest_row, read_manifest, sha256_file, sha256sums
 from curate.export.plan import ExportError, ExportOptions, ExportPlan, make_plan, parse_version, validate
 from db.models.export import DatasetVersionRecord
@@ -58,6 +59,7 @@ class ExportResult:
     kept: int = 0  # parent images that kept their split and fold
     moved: list[dict] = field(default_factory=list)  # parent images whose place changed: image_id, from, to, reason
     excluded: dict[str, int] = field(default_factory=dict)  # catalogue images not exported, by reason (exclusions.REASONS)
+    leakage: dict | None = None  # the leakage audit run before the version was sealed (its audit.json)
 
     @property
     def images_per_second(self) -> float:
@@ -74,6 +76,7 @@ class ExportResult:
             "images_per_second": round(self.images_per_second, 1),
             "parent": self.parent, "reshuffle": self.reshuffle, "kept": self.kept, "moved": self.moved,
             "excluded": self.excluded,
+            "leakage": self.leakage,
         }
 
 
@@ -194,8 +197,16 @@ def _result(plan: ExportPlan, final: Path, status: str, rows: list[dict[str, str
         images=len(rows), roi_images=sum(1 for r in rows if r["roi_file"]), counts=_counts(rows), bins=_bins(plan),
         max_deviation_pp=plan.split.max_deviation_pp, pulled_external=len(plan.split.pulled_external), rendered=rendered,
         parent=plan.meta["parent"], reshuffle=plan.options.reshuffle and plan.parent_dir is not None, kept=plan.split.kept,
-        moved=_moves(plan), excluded=plan.excluded,
+        moved=_moves(plan), excluded=plan.excluded, leakage=_leakage(final),
     )
+
+
+def _leakage(final: Path) -> dict | None:
+    """The version's audit.json (None for versions exported before the audit existed)."""
+    try:
+        return json.loads((final / "audit.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def _build(ws, plan: ExportPlan, final: Path, on_image) -> ExportResult:
@@ -248,8 +259,10 @@ def _build(ws, plan: ExportPlan, final: Path, on_image) -> ExportResult:
         change = diff_manifests(read_manifest(plan.parent_dir / "manifest.csv"), rows)
     meta = plan.meta
     licences = sorted({lic for s in plan.sources for lic in s["licences"]})
+    # The audit reads the rendered files before the version is sealed, so the card and audit.json carry it.
+    audit = audit_files(build, entries_of(rows), f"{opts.name}@{opts.version}")
     readme = card.render(meta, rows, plan.labels, plan.sources, _bins(plan), len(plan.split.pulled_external), change,
-                         _split_change(plan))
+                         _split_change(plan), audit)
     description = (f"{meta['task']} skin-lesion image dataset ({', '.join(plan.classes)}), {len(rows)} clinician-labelled images "
                    f"at {meta['image_size'][0]}x{meta['image_size'][1]}, with lesion crops; see README.md.")
     files = {
@@ -257,6 +270,7 @@ def _build(ws, plan: ExportPlan, final: Path, on_image) -> ExportResult:
         "dataset.json": (json.dumps(meta, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8"),
         "README.md": readme,
         "croissant.json": croissant.croissant(meta, hashlib.sha256(manifest).hexdigest(), description, licences),
+        "audit.json": (json.dumps(audit.as_dict(timing=False), indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8"),
     }
     for name, data in files.items():
         _write_atomic(build / name, data)
