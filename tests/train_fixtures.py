@@ -118,6 +118,7 @@ def write_export(
         "name": name, "version": version, "task": "binary", "classes": classes,
         "image_size": [size, size], "resize_policy": "stretch", "seed": seed, "folds": folds,
         "external_sources": ["synthetic"], "parent": None, "created_at": "2026-01-01T00:00:00Z",
+        "original_sizes": {r["image_id"]: [size, size] for r in rows if r["roi_box"]},
     }
     (out / "dataset.json").write_text(json.dumps(meta, indent=2))
     (out / "README.md").write_text(f"# {name} {version}\n\nSynthetic test export.\n")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from train import report_triage
 from train.metrics import EVAL_SETS, METRIC_LABELS, METRICS, confusion, fmt, roc
 from train.models import Net, TrainError
 
@@ -24,8 +25,8 @@ def _plt():
     return plt
 
 
-def read_predictions(run: Path) -> list[dict]:
-    with open(run / "predictions.csv", newline="") as f:
+def read_predictions(run: Path, name: str = "predictions.csv") -> list[dict]:
+    with open(run / name, newline="") as f:
         return list(csv.DictReader(f))
 
 
@@ -194,6 +195,8 @@ def write_run_report(out: Path, cfg, info: dict, metrics: dict, plan, models: di
             lines.append("\nNo wrong test predictions by this fold model among images with a lesion box.")
     else:
         lines.append("No test images with a lesion box (ROI), so no before/after gallery.")
+    oof = read_predictions(out, "oof_predictions.csv")
+    lines += ["", *report_triage.extra_sections(out, cfg, info, metrics, plan, models, src, arch, oof, _plt())]
     (out / "report.md").write_text("\n".join(lines) + "\n")
     return out / "report.md"
 
