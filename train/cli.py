@@ -15,6 +15,7 @@ from rich.table import Table
 
 from curate.output import JsonOpt, console, err_console, fail, print_json, reported
 from train.device import Device
+from train.choices import ExportFormat
 
 app = typer.Typer(help="Train and evaluate mpox classifiers on an exported dataset version.", no_args_is_help=True,
                   add_completion=False)
@@ -172,6 +173,36 @@ def predict_cmd(
         thr = "—" if r["threshold"] is None else f"{r['threshold']:.3f}" + (" (cal.)" if r["calibrated"] else "")
         t.add_row(Path(r["image"]).name, f"{p:.3f}", cal, thr, r["decision"], r["gradcam"])
     console.print(t)
+
+
+@app.command("export-model")
+def export_model_cmd(
+    run: Annotated[Path, typer.Argument(help="A finished run folder.")],
+    fmt: Annotated[ExportFormat, typer.Option("--format", "-f", help="onnx (onnxruntime, any language) or torchscript (default: onnx).")] = ExportFormat.onnx,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Model file to write (default: <run>/model.onnx or model.pt).")] = None,
+    fold: Annotated[Optional[int], typer.Option(help="Export this fold model alone (default: the mean of all fold models).", min=0)] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """One file with the fold ensemble, preprocessing constants, class names, calibration, operating threshold and model card.
+
+    Example:
+        train export-model runs/mpox-1.0.0/efficientnet_lite0-s0 --format onnx --out triage.onnx
+    """
+    _need_torch()
+    from train.export_model import export_model, read_metadata
+
+    with reported():
+        path = export_model(run, fmt, out, fold)
+        meta, _card = read_metadata(path)
+    summary = {"file": str(path), "card": str(path) + ".card.md", "format": fmt.value, "bytes": path.stat().st_size,
+               "model": meta["model"], "input_size": meta["input"]["size"], "classes": meta["classes"],
+               "operating_threshold": meta["operating_threshold"]}
+    if as_json:
+        print_json(summary)
+        return
+    thr = "—" if summary["operating_threshold"] is None else f"{summary['operating_threshold']:.4f}"
+    console.print(f"wrote {path} ({summary['bytes'] / 1e6:.1f} MB, {meta['model']}, input {summary['input_size']} px, "
+                  f"operating threshold {thr}) and its model card {summary['card']}")
 
 
 def _command_line(cfg) -> list[str]:
