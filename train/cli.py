@@ -205,6 +205,42 @@ def export_model_cmd(
                   f"operating threshold {thr}) and its model card {summary['card']}")
 
 
+@app.command("serve")
+def serve_cmd(
+    run: Annotated[Path, typer.Argument(help="A finished run folder.")],
+    host: Annotated[str, typer.Option(help="Address to listen on; 127.0.0.1 keeps it on this machine (default: 127.0.0.1).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port (default: 8000).", min=0, max=65535)] = 8000,
+    fold: Annotated[Optional[int], typer.Option(help="Serve this fold model alone (default: the mean of all fold models).", min=0)] = None,
+    device: Annotated[Device, typer.Option(help="Where the model runs (default: cpu).")] = Device.cpu,
+    queue: Annotated[int, typer.Option(help="Photos that may wait; more get HTTP 429 (default: 32).", min=1)] = 32,
+    max_batch: Annotated[int, typer.Option(help="Waiting photos run through the network together, up to this many (default: 8).", min=1)] = 8,
+    max_mb: Annotated[int, typer.Option(help="Largest upload in MB; larger gets HTTP 413 (default: 20).", min=1)] = 20,
+    max_megapixels: Annotated[int, typer.Option(help="Largest image in megapixels (decompression bombs) (default: 40).", min=1)] = 40,
+    keep_uploads: Annotated[Optional[Path], typer.Option(help="Also save every upload here (mode 0600); by default uploads stay in memory and are never written or logged.")] = None,
+) -> None:
+    """A web page (choose or capture a photo) and a JSON API for triage with a finished run.
+
+    Example:
+        train serve runs/mpox-1.0.0/efficientnet_lite0-s0 --port 8000
+    """
+    _need_torch()
+    try:
+        import uvicorn
+
+        from train.serve.app import ServeSettings, create_app
+        from train.serve.uploads import Limits
+    except ImportError as exc:
+        fail(f"train serve needs {exc.name}: pip install 'mpox-curate[serve]'")
+    from train.device import resolve_device
+    from train.ensemble import Ensemble
+
+    with reported():
+        model = Ensemble.load(run, fold=fold, device=resolve_device(device.value))
+    settings = ServeSettings(Limits(max_mb * 1024 * 1024, max_megapixels * 1_000_000), queue, max_batch, keep_uploads)
+    err_console.print(f"serving {run} on http://{host}:{port}/  (API: POST /api/predict, GET /healthz; Ctrl-C stops)")
+    uvicorn.run(create_app(model, settings), host=host, port=port, access_log=False, log_level="warning")
+
+
 def _command_line(cfg) -> list[str]:
     """The effective command, every option spelled out, so the run folder says exactly what ran."""
     from dataclasses import asdict
