@@ -141,3 +141,12 @@ def replace_file(version_dir: Path, rel: str, data: bytes) -> None:
 def new_jpeg(kind: str = "non_mpox", size: int = 48, seed: int = 99) -> bytes:
     img, _ = make_image(kind, np.random.default_rng(seed), size)
     return _jpeg(img)
+
+
+def tiny_run(root: Path, arch: str = "resnet18", image_size: int = 32, bootstrap: int = 200) -> Path:
+    """A finished run (random weights, 2 epochs) on a tiny export with lesion boxes on every other image."""
+    from train.recipe import TrainConfig, run
+
+    export = write_export(Path(root), roi_every=2)
+    return run(TrainConfig(dataset=str(export), arch=arch, out=str(Path(root) / "runs" / arch), weights="none",
+                           epochs=2, image_size=image_size, bootstrap=bootstrap, gradcam_images=1))

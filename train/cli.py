@@ -137,6 +137,13 @@ def compare_cmd(
         print_json(result)
         return
     console.print(_table2(result["sets"], [(r["label"], r["sets"]) for r in result["runs"]], "Model evaluation across folds"))
+    triaged = [(r["label"], r["triage"]) for r in result["runs"] if (r.get("triage") or {}).get("sets")]
+    if triaged:
+        console.print(_triage_table(triaged))
+    for r in result["runs"]:
+        for s, d in ((r.get("pointing") or {}).get("sets") or {}).items():
+            console.print(f"pointing game {escape(r['label'])} {s}: {d['pointing']:.3f} of {d['n']} boxed images "
+                          f"(CAM mass in box {d['mass']:.3f})")
     if not result["same_dataset"]:
         err_console.print("[yellow]warning:[/] these runs used different dataset versions")
     for f in result.get("files", []):

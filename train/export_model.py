@@ -100,7 +100,10 @@ def export_model(run: Path, fmt: ExportFormat, out: Optional[Path] = None, fold:
 def _onnx(net: nn.Module, x: torch.Tensor, path: str, meta: dict, card: str) -> None:
     import onnx
 
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # the TorchScript-based exporter: one self-contained file without onnxscript; the dynamo exporter
+        # needs onnxscript and splits large weights into external data
+        warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(net, (x,), path, input_names=["image"], output_names=["probabilities", "p_calibrated"],
                           dynamic_axes={"image": {0: "n"}, "probabilities": {0: "n"}, "p_calibrated": {0: "n"}},
                           opset_version=17, dynamo=False)
@@ -123,4 +126,5 @@ def read_metadata(path: Path) -> tuple[dict, str]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         torch.jit.load(str(path), _extra_files=files)
-    return json.loads(files[META_KEY]), files["model_card"]
+    text = {k: v.decode("utf-8") if isinstance(v, bytes) else v for k, v in files.items()}
+    return json.loads(text[META_KEY]), text["model_card"]

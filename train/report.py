@@ -221,7 +221,8 @@ def compare_runs(runs: list[Path], out: Path | None = None) -> dict:
     checksums = {m["checksum"] for _, m, _ in loaded}
     sets = [s for s in EVAL_SETS if any(s in m["sets"] for _, m, _ in loaded)]
     result = {"sets": sets, "runs": [{"run": str(r), "arch": m["arch"], "label": m["label"], "dataset": m["dataset"],
-                                      "checksum": m["checksum"], "sets": m["sets"]} for r, m, _ in loaded],
+                                      "checksum": m["checksum"], "sets": m["sets"], "triage": m.get("triage"),
+                                      "pointing": m.get("pointing")} for r, m, _ in loaded],
               "same_dataset": len(checksums) == 1, "markdown": table2_markdown(entries, sets)}
     if out is not None:
         out = Path(out)
@@ -253,7 +254,8 @@ def compare_runs(runs: list[Path], out: Path | None = None) -> dict:
         fig.savefig(out / "roc_compare.png", dpi=110)
         plt.close(fig)
         note = "" if result["same_dataset"] else "\n\n**Warning: these runs used different dataset versions.**"
+        extra = "\n".join(report_triage.compare_sections([(m["label"], m) for _, m, _ in loaded]))
         (out / "compare.md").write_text("# Backbone comparison\n\n" + result["markdown"] + note +
-                                        "\n\n![ROC](roc_compare.png)\n")
+                                        "\n\n![ROC](roc_compare.png)\n\n" + extra)
         result["files"] = [str(out / "compare.md"), str(out / "roc_compare.png")]
     return result

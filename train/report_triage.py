@@ -123,6 +123,25 @@ def pointing_sections(result: dict) -> list[str]:
     return lines + [""]
 
 
+def compare_sections(entries: list[tuple[str, dict]]) -> list[str]:
+    """compare.md's sections: entries are (label, metrics.json) per run."""
+    tri = [(label, m["triage"]) for label, m in entries if (m.get("triage") or {}).get("sets")]
+    lines = []
+    if tri:
+        lines += ["## Calibration and operating point (95 % bootstrap CIs)", "", triage_markdown(tri), "",
+                  "## Table 2 with confidence intervals", "",
+                  table2_ci_markdown([(label, m["sets"], m["triage"]) for label, m in entries if m.get("triage", {}).get("sets")]), ""]
+    pts = [(label, m["pointing"]) for label, m in entries if (m.get("pointing") or {}).get("sets")]
+    if pts:
+        lines += ["## Pointing game (Grad-CAM peak inside the lesion box)", "",
+                  "| Model | set | images with a box | pointing game | CAM mass inside box |", "|---|---|---|---|---|"]
+        for label, pt in pts:
+            for s, d in pt["sets"].items():
+                lines.append(f"| {label} | {SET_NAMES.get(s, s)} | {d['n']} | {d['pointing']:.3f} ({d['hits']}) | {d['mass']:.3f} |")
+        lines.append("")
+    return lines
+
+
 def run_net(models: dict, src, cfg, best: int):
     """The model the clinic would use: fold heads averaged on the frozen backbone (best fold if fine-tuned)."""
     if cfg.unfreeze:
