@@ -220,3 +220,28 @@ def test_exported_model_gives_pytorchs_probabilities(triage_run, tmp_path, fmt):
         probs, p_cal = (t.detach().numpy() for t in torch.jit.load(str(out))(torch.from_numpy(x)))
     assert np.abs(probs[:, 0] - [r.p_positive for r in ref]).max() < 1e-4
     assert np.abs(p_cal - [r.p_calibrated for r in ref]).max() < 1e-4
+
+
+@pytest.mark.torch
+def test_device_auto_and_a_missing_gpu(tmp_path):
+    import torch
+    from typer.testing import CliRunner
+
+    from train.cli import app
+    from train.device import autocast, precision_tag, resolve_device
+
+    assert resolve_device("cpu") == "cpu" and precision_tag("cpu") == "fp32" and precision_tag("cuda") == "amp-bf16"
+    if torch.cuda.is_available():
+        assert resolve_device("auto") == "cuda"
+        with autocast("cuda"):
+            assert torch.is_autocast_enabled("cuda")
+        return
+    assert resolve_device("auto") == "cpu"
+    with autocast("cpu"):
+        assert not torch.is_autocast_enabled("cpu")  # float32 on CPU: cached features stay comparable
+    path = write_export(tmp_path)
+    res = CliRunner().invoke(app, ["run", "--dataset", str(path), "--arch", "resnet18", "--weights", "none",
+                                   "--device", "cuda", "--out", str(tmp_path / "run")])
+    assert res.exit_code == 1 and "no CUDA GPU" in res.output and not (tmp_path / "run").exists()
+    res = CliRunner().invoke(app, ["run", "--dataset", str(path), "--arch", "resnet18", "--device", "tpu"])
+    assert res.exit_code == 2  # not one of cpu, cuda, auto
