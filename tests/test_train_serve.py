@@ -22,7 +22,7 @@ from curate.dataset import DatasetVersion  # noqa: E402
 from curate.studio.server import free_port  # noqa: E402
 from train.ensemble import Ensemble  # noqa: E402
 from train.serve.app import ServeSettings, create_app  # noqa: E402
-from train.serve.uploads import Limits, decode  # noqa: E402
+from train.photos import Limits, decode  # noqa: E402
 
 pytestmark = [pytest.mark.torch, pytest.mark.slow]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
@@ -59,8 +59,7 @@ def model(triage_run):
 
 
 @pytest.fixture(scope="module")
-def server(model, tmp_path_factory):
-    kept = tmp_path_factory.mktemp("kept")
+def server(model):
     with Server(create_app(model, ServeSettings(Limits(max_bytes=20 * 1024 * 1024, max_pixels=40_000_000)))) as url:
         yield url
 

@@ -235,7 +235,7 @@ def serve_cmd(
         import uvicorn
 
         from train.serve.app import ServeSettings, create_app
-        from train.serve.uploads import Limits
+        from train.photos import Limits
     except ImportError as exc:
         fail(f"train serve needs {exc.name}: pip install 'mpox-curate[serve]'")
     from train.device import resolve_device

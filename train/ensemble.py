@@ -79,8 +79,8 @@ class Ensemble:
         if info.get("status") != "complete":
             raise TrainError(f"run {run} did not finish; re-run `train run --resume` first")
         if cfg.unfreeze:
-            raise TrainError("a fine-tuned (--unfreeze) run has one backbone per fold; only frozen-backbone runs "
-                             "can be used as one model")
+            raise TrainError("predict, serve and export-model support frozen-backbone runs only (a fine-tuned "
+                             "--unfreeze run has one backbone per fold)")
         classes = info["dataset"]["classes"]
         backbone, dim, weights_id = build_backbone(cfg.arch, cfg.weights, seed=cfg.seed)
         if weights_id != info["weights_id"]:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from PIL import Image, ImageOps, UnidentifiedImageError
-
+from curate.errors import ServeError
 from train.ensemble import Ensemble, MeanHead, load_run  # noqa: F401  (re-exported for callers)
 from train.gradcam import overlay
 from train.models import TrainError
+from train.photos import Limits, decode
 
 
 def predict(run: Path, images: list[Path], threshold: Optional[float] = None, out_dir: Optional[Path] = None) -> list[dict]:
@@ -27,11 +27,12 @@ def predict(run: Path, images: list[Path], threshold: Optional[float] = None, ou
     for n, path in enumerate(images):
         path = Path(path)
         try:
-            with Image.open(path) as im:
-                # camera photos are triaged upright, as exported training images are (EXIF orientation applied)
-                img = ImageOps.exif_transpose(im).convert("RGB")
-        except (OSError, UnidentifiedImageError):
-            raise TrainError(f"cannot read image {path.name}") from None
+            # camera photos are triaged upright, as exported training images are (EXIF orientation applied)
+            img = decode(path.read_bytes(), Limits(), 2 * model.preset.size)  # as `serve` reads an upload
+        except OSError as exc:
+            raise TrainError(f"cannot read image {path.name} ({type(exc).__name__})") from None
+        except ServeError as exc:
+            raise TrainError(f"cannot read image {path.name}: {exc}") from None
         t = model.triage([img], cam=True)[0]
         if model.positive and threshold is not None:
             pos = model.classes.index(model.positive)

@@ -30,7 +30,8 @@ from train.ensemble import Ensemble
 from train.export_model import metadata
 from train.gradcam import overlay
 from train.model_card import card_markdown
-from train.serve.uploads import Limits, decode, read_upload
+from train.photos import Limits, decode
+from train.serve.uploads import read_upload
 
 log = logging.getLogger("train.serve")
 DISCLAIMER = ("This is not a diagnosis. It is a triage aid for clinicians: a PCR test and a clinical examination "

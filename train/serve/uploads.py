@@ -1,30 +1,14 @@
-"""Turning an upload into an upright RGB image, or a one-line reason (a `ServeError` with its HTTP
-status) why not. Bytes stay in memory: nothing here touches the disk.
-
-Handled correctly, not refused: HEIC/HEIF (pillow-heif), CMYK and greyscale (converted to RGB),
-EXIF-rotated phone photos (turned upright, as the export did for the training images).
-"""
+"""Reading an upload's bytes from a multipart body, in memory and within the size limit; a
+`ServeError` (one line, with its HTTP status) when that is not possible. Decoding is `train.photos`."""
 from __future__ import annotations
 
-import io
-import warnings
-from dataclasses import dataclass
 from typing import AsyncIterator
 
-import pillow_heif
-from PIL import Image, ImageOps, UnidentifiedImageError
 from starlette.datastructures import Headers
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from curate.errors import ServeError
-
-pillow_heif.register_heif_opener()
-
-
-@dataclass(frozen=True)
-class Limits:
-    max_bytes: int = 20 * 1024 * 1024   # per request body
-    max_pixels: int = 40_000_000        # a decompression bomb is refused before its pixels are decoded
+from train.photos import Limits
 
 
 async def limited(stream: AsyncIterator[bytes], max_bytes: int) -> AsyncIterator[bytes]:
@@ -61,28 +45,3 @@ async def read_upload(headers: Headers, stream: AsyncIterator[bytes], limits: Li
     if not data:
         raise ServeError("the uploaded file is empty", 400)
     return data
-
-
-def decode(data: bytes, limits: Limits, draft_size: int | None = None) -> Image.Image:
-    """Upright RGB image; `draft_size` lets JPEG decode at a reduced scale (≥ that size) for speed."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(data))
-            w, h = im.size
-            if w * h > limits.max_pixels:
-                raise ServeError(f"image is {w}×{h} pixels ({w * h / 1e6:.0f} MP); the limit is "
-                                 f"{limits.max_pixels / 1e6:.0f} MP", 413)
-            if draft_size and im.format == "JPEG":
-                im.draft("RGB", (draft_size, draft_size))
-            im.load()
-            upright = ImageOps.exif_transpose(im)
-            return upright.convert("RGB")
-    except ServeError:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ServeError("image is too large to decode safely (decompression bomb)", 413) from None
-    except UnidentifiedImageError:
-        raise ServeError("not an image this server can read (JPEG, PNG, WebP, HEIC, TIFF, BMP, GIF)", 415) from None
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        raise ServeError(f"the image is damaged or truncated ({type(exc).__name__})", 422) from None
