@@ -42,7 +42,11 @@ def test_operating_point_reaches_the_target_sensitivity():
     t = threshold_for_sensitivity(y, p, 0.95)
     r = rates(y, p, t)
     assert r["sensitivity"] >= 0.95
-    assert rates(y, p, t + 1e-9)["sensitivity"] < 0.95 or t >= p.max()  # the highest such threshold
+    best_spec = max(rates(y, p, u)["specificity"] for u in np.unique(p) if rates(y, p, u)["sensitivity"] >= 0.95)
+    assert r["specificity"] == pytest.approx(best_spec)
+    sep = np.r_[np.linspace(0.01, 0.3, 50), np.linspace(0.7, 0.99, 50)]  # separable: the gap, not the 5 % quantile
+    t = threshold_for_sensitivity(np.r_[np.zeros(50), np.ones(50)], sep, 0.95)
+    assert 0.3 < t < 0.7
     assert r["tp"] + r["fn"] == y.sum() and r["ppv"] == pytest.approx(r["tp"] / (r["tp"] + r["fp"]))
 
 

@@ -9,14 +9,19 @@ from sklearn.metrics import roc_curve
 
 
 def threshold_for_sensitivity(y: np.ndarray, p: np.ndarray, target: float) -> float:
-    """The highest threshold whose sensitivity (p >= t) reaches `target` on (y, p)."""
+    """Among thresholds whose sensitivity (p >= t) on (y, p) reaches `target`, those with the best
+    specificity; of these the lowest (the most sensitive), placed midway to the next lower score so a
+    new image with a score between the two is not decided by a hair. On separable scores this sits in
+    the gap between the classes, not inside the positive cluster."""
     y = np.asarray(y).astype(int)
-    if y.sum() == 0:
+    if y.sum() == 0 or y.sum() == len(y):
         return 0.5
-    _fpr, tpr, thr = roc_curve(y, p, drop_intermediate=False)
+    fpr, tpr, thr = roc_curve(y, p, drop_intermediate=False)
     ok = np.nonzero(tpr >= target - 1e-12)[0]
-    t = float(thr[ok[0]])
-    return min(t, 1.0)
+    best = fpr[ok].min()
+    i = int(ok[fpr[ok] <= best + 1e-12].max())
+    t = float(thr[i]) if i + 1 >= len(thr) else float((thr[i] + thr[i + 1]) / 2)
+    return min(max(t, 0.0), 1.0)
 
 
 def rates(y: np.ndarray, p: np.ndarray, t: float) -> dict:

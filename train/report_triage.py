@@ -86,7 +86,8 @@ def run_sections(out: Path, label: str, metrics: dict, oof_rows: list[dict], plt
         f"Platt scaling fitted on the train split's out-of-fold predictions (`oof_predictions.csv`): "
         f"P_cal = sigmoid({cal['a']:.3f} · logit P + {cal['b']:.3f}); applied unchanged to test, test ROI and external "
         f"(fold-model mean). Operating point: calibrated P({tri['positive_class']}) ≥ **{tri['threshold']:.3f}**, the "
-        f"highest threshold reaching sensitivity {tri['target_sensitivity']:.2f} out-of-fold. ECE over 15 equal-width "
+        f"threshold with the best specificity among those reaching sensitivity {tri['target_sensitivity']:.2f} "
+        f"out-of-fold. ECE over 15 equal-width "
         f"bins. Intervals: 95 % percentile bootstrap, {bs['n']} resamples of image groups (near-duplicate clusters), "
         f"seed {bs['seed']}.",
         "",
