@@ -84,6 +84,7 @@ def export_model(run: Path, fmt: ExportFormat, out: Optional[Path] = None, fold:
         else:
             with torch.no_grad(), warnings.catch_warnings():
                 warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated but still the one-file format
+                warnings.simplefilter("ignore", torch.jit.TracerWarning)  # SAME padding traced for the fixed input size
                 traced = torch.jit.trace(net, x, check_trace=False)
                 torch.jit.save(traced, tmp, _extra_files={META_KEY: json.dumps(meta, default=str), "model_card": card})
         os.chmod(tmp, 0o644)
@@ -104,6 +105,7 @@ def _onnx(net: nn.Module, x: torch.Tensor, path: str, meta: dict, card: str) -> 
         # the TorchScript-based exporter: one self-contained file without onnxscript; the dynamo exporter
         # needs onnxscript and splits large weights into external data
         warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # SAME padding is traced for the fixed input size
         torch.onnx.export(net, (x,), path, input_names=["image"], output_names=["probabilities", "p_calibrated"],
                           dynamic_axes={"image": {0: "n"}, "probabilities": {0: "n"}, "p_calibrated": {0: "n"}},
                           opset_version=17, dynamo=False)
