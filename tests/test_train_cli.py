@@ -41,7 +41,8 @@ def r18(ws):
 
 def test_run_writes_the_run_folder(r18):
     for name in ["config.json", "run.json", "predictions.csv", "metrics.json", "report.md", "roc_test.png",
-                 "roc_test_roi.png", "roc_external.png", "confusion.png", "gradcam_gallery.png"]:
+                 "roc_test_roi.png", "roc_external.png", "confusion.png", "gradcam_gallery.png", "oof_predictions.csv",
+                 "reliability.png", "pointing.json", "pointing.png"]:
         assert (r18 / name).is_file(), name
     info = json.loads((r18 / "run.json").read_text())
     assert info["status"] == "complete" and len(info["dataset"]["checksum"]) == 64
@@ -105,7 +106,8 @@ def test_predict_triage(ws, r18, tmp_path):
     out = json.loads(res.output)
     for r in out:
         assert abs(sum(r["probabilities"].values()) - 1) < 1e-5
-        assert r["decision"] == ("mpox" if r["p_positive"] >= 0.5 else "non_mpox")
+        assert r["calibrated"] and r["threshold"] == json.loads((r18 / "metrics.json").read_text())["triage"]["threshold"]
+        assert r["decision"] == ("mpox" if r["p_calibrated"] >= r["threshold"] else "non_mpox")  # the operating point
         assert r["gradcam"].endswith(".png") and (tmp_path / r["gradcam"].split("/")[-1]).is_file()
     zero = json.loads(invoke("predict", *imgs, "--run", r18, "--out", tmp_path, "--threshold", "0", "--json").output)
     assert [r["decision"] for r in zero] == ["mpox", "mpox"]

@@ -13,14 +13,15 @@ from sklearn.metrics import roc_auc_score
 from curate.plots import confusion_matrix_plot, wrapped
 from curate.plots import pyplot as _plt
 from train.gallery import gradcam_gallery, markdown as gallery_markdown
+from train import report_triage
 from train.metrics import EVAL_SETS, METRIC_LABELS, METRICS, confusion, fmt, roc
 from train.models import Net, TrainError
 
 SET_TITLES = {"val": "validation folds (cross-validation)", **EVAL_SETS}
 
 
-def read_predictions(run: Path) -> list[dict]:
-    with open(run / "predictions.csv", newline="") as f:
+def read_predictions(run: Path, name: str = "predictions.csv") -> list[dict]:
+    with open(run / name, newline="") as f:
         return list(csv.DictReader(f))
 
 
@@ -137,6 +138,8 @@ def write_run_report(out: Path, cfg, info: dict, metrics: dict, plan, models: di
         "",
         *gallery_markdown(gallery, info["positive_class"]),
     ]
+    oof = read_predictions(out, "oof_predictions.csv")
+    lines += ["", *report_triage.extra_sections(out, cfg, info, metrics, plan, models, src, arch, oof, _plt())]
     (out / "report.md").write_text("\n".join(lines) + "\n")
     return out / "report.md"
 
@@ -188,7 +191,8 @@ def compare_runs(runs: list[Path], out: Path | None = None) -> dict:
     checksums = {m["checksum"] for _, m, _ in loaded}
     sets = [s for s in EVAL_SETS if any(s in m["sets"] for _, m, _ in loaded)]
     result = {"sets": sets, "runs": [{"run": str(r), "arch": m["arch"], "label": m["label"], "dataset": m["dataset"],
-                                      "checksum": m["checksum"], "sets": m["sets"]} for r, m, _ in loaded],
+                                      "checksum": m["checksum"], "sets": m["sets"], "triage": m.get("triage"),
+                                      "pointing": m.get("pointing")} for r, m, _ in loaded],
               "same_dataset": len(checksums) == 1, "markdown": table2_markdown(entries, sets)}
     if out is not None:
         out = Path(out)
@@ -197,9 +201,10 @@ def compare_runs(runs: list[Path], out: Path | None = None) -> dict:
         fig.savefig(out / "roc_compare.png", dpi=110)
         _plt().close(fig)
         note = "" if result["same_dataset"] else "\n\n**Warning: these runs used different dataset versions.**"
+        extra = "\n".join(report_triage.compare_sections([(m["label"], m) for _, m, _ in loaded]))
         (out / "compare.md").write_text("# Backbone comparison\n\n" + result["markdown"] + note +
                                         "\n\n![ROC](roc_compare.png)\n\nThe curves, and the AUC in their legend, score each "
                                         "image by its probability averaged over the fold models; the table gives the "
-                                        "mean (SD) of the fold models' own AUCs.\n")
+                                        "mean (SD) of the fold models' own AUCs.\n\n" + extra)
         result["files"] = [str(out / "compare.md"), str(out / "roc_compare.png")]
     return result

@@ -276,6 +276,9 @@ def make_plan(s: Session, options: ExportOptions, exports_root: Path, versions: 
                       excluded=catalogue_exclusions(s, set(ids)))
     plan.fingerprint = fingerprint(plan)
     plan.meta["fingerprint"] = plan.fingerprint
+    # where `roi_box` lives: the oriented original's size, so a reader can place the box on the exported image
+    # (train's pointing game); added after the fingerprint, which depends on the catalogue state only
+    plan.meta["original_sizes"] = {str(r.image_id): list(r.size) for r in rows if r.region}
     return plan
 
 
