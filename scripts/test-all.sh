@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Install everything the suite needs on a fresh machine, then run the whole suite.
-# Idempotent: a second run reuses the virtual environments.
+# Install everything the suite needs on a fresh machine, check the built wheel (scripts/wheel-smoke.sh;
+# WHEEL_SMOKE=0 skips it), then run the whole suite. Idempotent: a second run reuses the virtual environments.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,5 +25,8 @@ if [ ! -x /usr/lib/postgresql/15/bin/initdb ]; then
     echo "PostgreSQL 15 server binaries missing: install postgresql-15" >&2
   fi
 fi
+
+# The wheel a user installs, in a fresh venv without extras: README's first command, label help, label config.
+if [ "${WHEEL_SMOKE:-1}" != 0 ]; then PYTHON="$PY" BUILD_PY="$PWD/.venv/bin/python" bash scripts/wheel-smoke.sh; fi
 
 exec .venv/bin/python -m pytest "$@"
