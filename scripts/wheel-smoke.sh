@@ -31,9 +31,10 @@ as_user() { (cd "$tmp/empty" && env -i HOME="$tmp/home" PATH="$tmp/venv/bin:/usr
 
 step "python -m build" "$BUILD_PY" -m build --outdir "$tmp/dist" "$repo"
 wheels=("$tmp"/dist/*.whl)
-step "fresh venv" "$PY" -m venv "$tmp/venv"
-# --no-compile: byte-compiling every dependency is most of pip's time; Python compiles what is imported.
-step "pip install" "$tmp/venv/bin/pip" install -q --no-compile "${wheels[0]}"
+# No pip of its own (ensurepip costs seconds): BUILD_PY's pip installs into it. --no-compile: byte-compiling
+# every dependency is most of pip's time; Python compiles what is imported.
+step "fresh venv" "$PY" -m venv --without-pip "$tmp/venv"
+step "pip install" "$BUILD_PY" -m pip --python "$tmp/venv/bin/python" install -q --no-compile "${wheels[0]}"
 mkdir -p "$tmp/empty" "$tmp/home"
 
 step "curate pipeline --demo" as_user curate pipeline --demo
