@@ -14,7 +14,10 @@ PY=${PYTHON:-python3}
 unset PYTHONPATH
 start=$SECONDS
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+# setuptools writes mpox_curate.egg-info into the checkout while making the sdist: remove it if we made it.
+egg=$repo/mpox_curate.egg-info
+[ -e "$egg" ] && egg=
+trap 'rm -rf "$tmp" ${egg:+"$egg"}' EXIT
 
 times=()
 step() {  # step NAME COMMAND...: run quietly, time it, print the log and fail on error
