@@ -1,5 +1,9 @@
 """label_config.xml, the editable default interface, checked and completed from the workspace settings.
 
+The file ships inside the package (curate/label/label_config.xml, read through importlib.resources so a
+wheel install finds it); the repository's top-level label_config.xml is a symlink to it, the copy a
+steward edits (tests/test_packaging.py fails if the two ever differ).
+
 The file holds the layout and the default diagnosis choices (the paper's eight and the two outcomes);
 the choices Label Studio gets are the workspace's declared list (curate.toml `[labels]`), rendered
 into the `diagnosis` control between the `<!-- diagnoses: begin -->` and `<!-- diagnoses: end -->`
@@ -17,7 +21,8 @@ from __future__ import annotations
 
 import string
 import xml.etree.ElementTree as ET
-from pathlib import Path
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 
 from curate.errors import LabelError
 from curate.label.diagnoses import (
@@ -33,7 +38,7 @@ from curate.label.diagnoses import (
     DiagnosisList,
 )
 
-LABEL_CONFIG = Path(__file__).resolve().parents[2] / "label_config.xml"
+LABEL_CONFIG: Traversable = files("curate.label") / "label_config.xml"
 # name -> tag of every element the toolkit reads; a control (an element with toName) outside it is refused.
 CONTROLS = {DIAGNOSIS_CONTROL: "Choices", FLAGS_CONTROL: "Choices", BOX_CONTROL: "RectangleLabels", COMMENT_CONTROL: "TextArea"}
 SINGLE = ("single", "single-radio")  # Label Studio's one-answer modes (checkbox-style, radio buttons)
@@ -44,7 +49,7 @@ DIGIT_KEYS = "123456789"
 STUDIO_KEYS = frozenset("behkmopruvw")
 
 
-def template(path: Path = LABEL_CONFIG) -> str:
+def template(path: Traversable = LABEL_CONFIG) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except OSError as exc:
