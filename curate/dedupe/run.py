@@ -265,7 +265,10 @@ def recluster(s: Session, run_id: int | None = None, min_side: int | None = None
     `min_side=None` keeps each image's previous low-resolution flag. Images already in
     labelling stay their cluster's representative (see `curate.dedupe.cluster`).
     """
-    images = s.exec(select(Image.id, Image.width, Image.height, Image.created_at).order_by(Image.id)).all()
+    # Only hashed images: one ingested while this run hashed has no codes and stays its own cluster
+    # (labelable) until the next run, never a representative nobody compared (issue 11).
+    images = s.exec(select(Image.id, Image.width, Image.height, Image.created_at)
+                    .join(DedupeCode, DedupeCode.image_id == Image.id).where(DedupeCode.algo == ALGO).order_by(Image.id)).all()
     prio = dict(
         s.exec(
             select(Provenance.image_id, func.min(Source.priority))
