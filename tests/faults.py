@@ -9,8 +9,9 @@ object, no image or arrival twice; no audit run left "running"; every registered
 against its SHA256SUMS; and the outcome equals the reference (nothing lost, nothing duplicated).
 
 Used by `tests/test_fault_injection.py` (a few kills per command, in CI) and `bench/faults.py`
-(20 per command, prints kills survived / attempted). Label pull is not covered (see the report of
-issue 11): it needs the suite's Label Studio server and annotated rounds.
+(20 per command, prints kills survived / attempted). Label pull runs against the suite's real Label
+Studio servers (one per clinician, tests/studio_server.py): `run_case("label pull", …, studio=fixture)`
+with a round pushed and annotated through the clinicians' own API tokens.
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ import images as I  # noqa: E402
 from curate.workspace import Workspace  # noqa: E402
 from db.models import CommandRun, DedupeMember, Image, Provenance, Rejection, Source  # noqa: E402
 from db.models.export import DatasetVersionRecord  # noqa: E402
+from db.models.label import Consensus, LabelAnnotation, LabelProject, LabelTask  # noqa: E402
 
 
 # --- backends: a prepared state that can be cloned cheaply -------------------------------------
@@ -85,7 +87,7 @@ class Backend:
 @dataclass
 class Case:
     name: str
-    prepare: Callable[[Path, "Backend"], tuple[Workspace, dict]]  # -> prepared workspace, context
+    prepare: Callable[..., tuple[Workspace, dict]]  # (tmp, backend, **extra) -> prepared workspace, context
     argv: Callable[[Workspace, dict], list[str]]
     outcome: Callable[[Workspace], object]
     env: Callable[[dict], dict] = lambda ctx: {}  # noqa: E731
@@ -166,6 +168,45 @@ def _scrape_outcome(ws: Workspace) -> object:
     return sorted(prov), sorted(set(rej))
 
 
+def _prepare_pull(tmp: Path, backend: Backend, studio=None, raters: int = 2, images: int = 16):
+    """A round pushed to two clinicians' servers and annotated by each with their own token (not yet pulled)."""
+    from label_studio_sdk import LabelStudio
+
+    from curate.label.rounds import push
+
+    ws = Workspace.init(studio.base / f"faults-{uuid.uuid4().hex[:10]}", db_url=backend.new_url())
+    names = list(studio.urls)[:raters]
+    ids = []
+    with ws.session() as s:
+        for i in range(images):
+            data = I.jpeg(2000 + i, size=(200, 100))
+            sha, _ = ws.store.put(data)
+            img = Image(sha256=sha, size_bytes=len(data), format="JPEG", width=200, height=100, mode="RGB")
+            s.add(img)
+            s.flush()
+            ids.append(img.id)
+    push(ws, studio.servers(), names)
+    with ws.session() as s:
+        tasks = s.exec(select(LabelTask.image_id, LabelTask.ls_task_id, LabelProject.rater).join(LabelProject)).all()
+    choices = ["Mpox", "Genital herpes", "Dermatosis"]
+    for image_id, task, rater in tasks:  # agree on most, disagree on some
+        k = ids.index(image_id)
+        pick = choices[k % 3] if (k % 4 or rater == names[0]) else choices[(k + 1) % 3]
+        LabelStudio(base_url=studio.urls[rater], api_key=studio.tokens[rater]).annotations.create(
+            id=task, result=[{"from_name": "diagnosis", "to_name": "image", "type": "choices", "value": {"choices": [pick]}}])
+    return ws, {"studio": studio}
+
+
+def _pull_outcome(ws: Workspace) -> object:
+    with ws.session() as s:
+        anns = s.exec(select(LabelAnnotation.ls_annotation_id, LabelAnnotation.rater, LabelAnnotation.revision,
+                             LabelAnnotation.withdrawn, LabelAnnotation.content_sha256)).all()
+        cons = s.exec(select(Consensus.image_id, Consensus.status, Consensus.diagnosis, Consensus.boxes, Consensus.exclusion)).all()
+    assert len({a[:3] for a in anns}) == len(anns), "an annotation (server id, rater, revision) recorded twice"
+    assert anns and any(c[1] == "agreed" for c in cons), "the pull recorded no annotation or no consensus"
+    return sorted(anns), sorted(cons)
+
+
 CASES: dict[str, Case] = {
     "ingest": Case("ingest", _prepare_ingest, lambda ws, c: ["ingest", str(c["folder"]), "--source", "clinic", "--workers", "2"],
                    _arrivals),
@@ -175,6 +216,9 @@ CASES: dict[str, Case] = {
     "export": Case("export", _prepare_export,
                    lambda ws, c: ["export", "--name", "mpox", "--version", "1.0.0", "--size", "64", "--archive", "--workers", "2"],
                    _export_outcome),
+    "label pull": Case("label pull", _prepare_pull, lambda ws, c: ["label", "pull", *c["studio"].url_args()], _pull_outcome,
+                       env=lambda c: {"LABEL_STUDIO_API_KEY": c["studio"].admin_token,
+                                      "CURATE_STUDIO_DOCUMENT_ROOT": str(c["studio"].base)}),
 }
 
 
@@ -226,11 +270,12 @@ def _finish(ws: Workspace, argv: list[str], env: dict) -> None:
     assert proc.returncode == 0 and "Traceback" not in out + err, f"re-run failed ({proc.returncode}): {err.strip()[-500:]}"
 
 
-def run_case(name: str, kills: int, seed: int, tmp: Path, backend: Backend) -> Result:
+def run_case(name: str, kills: int, seed: int, tmp: Path, backend: Backend, **extra) -> Result:
+    """`extra` goes to the case's prepare (label pull: `studio=` a tests/studio_server.StudioFixture)."""
     case = CASES[name]
     result = Result(name, backend.name)
     started = time.monotonic()
-    base, ctx = case.prepare(tmp / "base", backend)
+    base, ctx = case.prepare(tmp / "base", backend, **extra)
     base.engine.dispose()
     try:
         ref_ws = backend.clone(base.root, _db(base), tmp / "reference")
@@ -264,6 +309,8 @@ def run_case(name: str, kills: int, seed: int, tmp: Path, backend: Backend) -> R
     finally:
         if "server" in ctx:
             ctx["server"].__exit__(None, None, None)
+        if tmp not in base.root.parents:  # label pull's base lives under the Label Studio document root
+            shutil.rmtree(base.root, ignore_errors=True)
     result.seconds = time.monotonic() - started
     return result
 

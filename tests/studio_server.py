@@ -17,8 +17,10 @@ import hashlib
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -85,11 +87,10 @@ def password_of(email: str) -> str:
     return f"{email.split('@')[0]}-Pa55word!"
 
 
-@pytest.fixture(scope="session")
-def studio_server(tmp_path_factory) -> StudioFixture:
-    exe = _require_executable()
+@contextmanager
+def studio_fleet(exe: Path, base: Path) -> Iterator[StudioFixture]:
+    """Three clinicians' servers under `base`, started and with accounts; stopped on exit (also used by bench/faults.py)."""
     tpl = _template(exe)
-    base = tmp_path_factory.mktemp("studio")
     fleet = Fleet(base / "server", files_root=base)
     fleet.adopt_template(tpl)
     clinicians = [fleet.add(email, port=free_port()) for email in RATERS]
@@ -103,6 +104,12 @@ def studio_server(tmp_path_factory) -> StudioFixture:
         yield fx
     finally:
         fleet.stop_all()
+
+
+@pytest.fixture(scope="session")
+def studio_server(tmp_path_factory) -> StudioFixture:
+    with studio_fleet(_require_executable(), tmp_path_factory.mktemp("studio")) as fx:
+        yield fx
 
 
 @pytest.fixture
