@@ -36,12 +36,14 @@ table{border-collapse:collapse;font-size:.85rem} td,th{border:1px solid #ccc;pad
 """
 
 
-def _thumb(data: bytes) -> str:
+def thumbnail(data: bytes, px: int = THUMB_PX) -> str:
+    """An upright JPEG thumbnail as base64, for pages that embed their pictures (this sheet, the labelling
+    report, the leakage audit)."""
     img = PILImage.open(io.BytesIO(data))
     if img.format == "JPEG":
-        img.draft("RGB", (THUMB_PX, THUMB_PX))
+        img.draft("RGB", (px, px))
     img = ImageOps.exif_transpose(img).convert("RGB")
-    img.thumbnail((THUMB_PX, THUMB_PX))
+    img.thumbnail((px, px))
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=80)  # re-encoded: no EXIF (GPS, serials) reaches the sheet
     return base64.b64encode(buf.getvalue()).decode()
@@ -90,7 +92,7 @@ def write_review(ws, name: str = "dedupe-review.html") -> Path:
         for m in group:
             img = images[m.image_id]
             try:
-                src = f"data:image/jpeg;base64,{_thumb(ws.store.read(shas[m.image_id]))}"
+                src = f"data:image/jpeg;base64,{thumbnail(ws.store.read(shas[m.image_id]))}"
             except Exception:
                 src = ""
             cls = " ".join(c for c, on in (("rep", m.representative), ("low", m.low_res)) if on)

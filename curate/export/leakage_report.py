@@ -5,14 +5,11 @@ Self-contained (thumbnails are small re-encoded JPEGs in base64), every text HTM
 """
 from __future__ import annotations
 
-import base64
 import html
-import io
 import os
 from pathlib import Path
 
-from PIL import Image
-
+from curate.dedupe.review import thumbnail
 from curate.export.leakage import LeakageAudit
 from curate.files import write_atomic
 
@@ -27,14 +24,9 @@ figure{margin:0;font-size:.8rem;width:210px} figure img{display:block;max-width:
 
 def _thumb(path: Path) -> str:
     try:
-        with Image.open(path) as im:
-            img = im.convert("RGB")
-    except OSError:
+        return "data:image/jpeg;base64," + thumbnail(path.read_bytes(), THUMB_PX)
+    except OSError:  # unreadable or not an image (PIL's UnidentifiedImageError is an OSError)
         return ""
-    img.thumbnail((THUMB_PX, THUMB_PX))
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=80)
-    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
 def render(root: Path, ref: str, audit: LeakageAudit) -> str:

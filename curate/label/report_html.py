@@ -13,7 +13,7 @@ from pathlib import Path
 from PIL import UnidentifiedImageError
 from sqlmodel import select
 
-from curate.dedupe.review import _thumb
+from curate.dedupe.review import thumbnail
 from curate.errors import StoreError
 from curate.files import write_atomic
 from curate.label.agreement import Agreement
@@ -121,7 +121,7 @@ def _thumbnails(ws, ids: list[int]) -> dict[int, str | None]:
     out: dict[int, str | None] = {}
     for i in ids:
         try:
-            out[i] = _thumb(ws.store.read(shas[i])) if i in shas else None
+            out[i] = thumbnail(ws.store.read(shas[i])) if i in shas else None
         except (StoreError, UnidentifiedImageError, OSError):
             out[i] = None
     return out
