@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -59,12 +60,17 @@ def test_cli_dedupe_started_during_an_ingest_waits_for_it_and_hashes_every_image
     # the ingest holds the writer lock and has committed its first images: dedupe now would see a partial catalogue
     wait_for(lambda: ingest.poll() is not None or ("ingest" in (lock.read_text() if lock.exists() else "")
                                                     and _count(ws) > 0), timeout=120)
-    dedupe = _cli(ws, "dedupe", "--workers", "1", "--json")
-    # until dedupe blocks on the lock (a waiting flock shows as "->" in /proc/locks)
-    wait_for(lambda: ingest.poll() is not None or dedupe.poll() is not None or "->" in Path("/proc/locks").read_text(),
-             timeout=120)
-    assert ingest.poll() is None, "the ingest finished before dedupe reached the lock; make the folder bigger"
-    assert dedupe.poll() is None, "dedupe must wait for the ingest, not fail or run beside it"
+    assert ingest.poll() is None, "the ingest finished before it committed its first image; make the folder bigger"
+    # freeze the ingest while it holds the lock (a stopped process keeps its flock), so the race is decided by
+    # the lock and not by how fast this machine hashes
+    os.kill(ingest.pid, signal.SIGSTOP)
+    try:
+        dedupe = _cli(ws, "dedupe", "--workers", "1", "--json")
+        # until dedupe blocks on the lock (a waiting flock shows as "->" in /proc/locks)
+        wait_for(lambda: dedupe.poll() is not None or "->" in Path("/proc/locks").read_text(), timeout=120)
+        assert dedupe.poll() is None, "dedupe must wait for the ingest, not fail or run beside it"
+    finally:
+        os.kill(ingest.pid, signal.SIGCONT)
     out_i, err_i = ingest.communicate(timeout=600)
     out_d, err_d = dedupe.communicate(timeout=600)
     assert ingest.returncode == 0 and "Traceback" not in err_i, err_i[-2000:]
