@@ -289,7 +289,8 @@ class EngineServer:
 
 def run(ws, srv, engine="bing", queries=("mpox rash",), **kw):
     """`scrape` against this server; no --max limit and short timeouts unless given."""
-    from curate.intake.scrape import ScrapeOptions, scrape
+    from curate.intake.scrape.options import ScrapeOptions
+    from curate.intake.scrape.run import scrape
 
     kw.setdefault("max_num", 0)
     kw.setdefault("timeout", 10)

@@ -7,9 +7,8 @@ from urllib.parse import urlsplit
 import pytest
 from sqlmodel import select
 
-from curate.errors import ConfigError
-from curate.intake import scrape as scrape_mod
-from curate.intake.scrape import ScrapeError
+from curate.errors import ConfigError, ScrapeError
+from curate.intake.scrape import crawl
 from db.models import Image, Provenance, Rejection
 from engine_server import (BAD_REASONS, DISTINCT_GOOD, FLICKR_KEY, TRANSIENT, Item, assert_consistent,
                            params_of, rows, run)
@@ -168,14 +167,14 @@ def test_changed_markup_is_reported_not_silent(sqlite_ws, engine_server):
 
 
 def test_one_failing_download_does_not_end_the_crawl(sqlite_ws, engine_server, monkeypatch):
-    real = scrape_mod.inspect
+    real = crawl.inspect
 
     def flaky(data, **kw):
         if data == engine_server.files["/img/good_3.jpg"][2]:
             raise RuntimeError("decoder bug")
         return real(data, **kw)
 
-    monkeypatch.setattr(scrape_mod, "inspect", flaky)
+    monkeypatch.setattr(crawl, "inspect", flaky)
     q = run(sqlite_ws, engine_server, "bing").queries[0]
     assert q.new_for_query == DISTINCT_GOOD - 1
     assert ("internal error (RuntimeError)" in {r for _, r in q.failed})

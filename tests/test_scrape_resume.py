@@ -11,7 +11,8 @@ import time
 import pytest
 from sqlmodel import select
 
-from curate.intake.scrape import ScrapeOptions, scrape
+from curate.intake.scrape.options import ScrapeOptions
+from curate.intake.scrape.run import scrape
 from db.models import CommandRun, Image, Provenance, Rejection
 from engine_server import DISTINCT_GOOD, assert_consistent, rows, run
 
