@@ -62,8 +62,9 @@ class Outcome:
 class CrawlJob:
     """What the threads of one query's crawl share; every decision that counts is under one lock."""
 
-    def __init__(self, ws, options: ScrapeOptions, recorded_urls: set[str], query_shas: set[str],
-                 remaining: int | None):
+    def __init__(
+        self, ws, options: ScrapeOptions, recorded_urls: set[str], query_shas: set[str], remaining: int | None
+    ):
         self.ws = ws
         self.options = options
         self.lock = threading.Lock()
@@ -173,8 +174,7 @@ class StoreDownloader(ImageDownloader):
         except (Transient, Refused) as exc:
             return Outcome(Kind.FAILED, task, reason=str(exc))
         if opts.min_side and min(info.width, info.height) < opts.min_side:
-            return Outcome(Kind.REJECTED, task,
-                           reason=f"too small ({info.width}x{info.height} < {opts.min_side} px)")
+            return Outcome(Kind.REJECTED, task, reason=f"too small ({info.width}x{info.height} < {opts.min_side} px)")
         sha = sha256_bytes(got.body)
         claim = job.claim_image(sha)
         if claim is Claim.FULL:
@@ -185,8 +185,17 @@ class StoreDownloader(ImageDownloader):
         except StoreError as exc:
             job.stop()
             return Outcome(Kind.FATAL, task, reason=str(exc))
-        return Outcome(Kind.STORED, task, sha=sha, size=len(got.body), info=info, counted=claim is Claim.NEW,
-                       final_url=got.final_url, content_type=got.content_type, retrieved_at=retrieved_at)
+        return Outcome(
+            Kind.STORED,
+            task,
+            sha=sha,
+            size=len(got.body),
+            info=info,
+            counted=claim is Claim.NEW,
+            final_url=got.final_url,
+            content_type=got.content_type,
+            retrieved_at=retrieved_at,
+        )
 
 
 class ScrapeCrawler(Crawler):
@@ -200,8 +209,14 @@ class ScrapeCrawler(Crawler):
         super().init_signal()
         self.signal.set(**{EXHAUSTED: False})
 
-    def run(self, job: CrawlJob, feeder_kwargs: dict, parser_kwargs: dict,
-            sink: Callable[[list[Outcome]], None], poll: float = 0.05) -> None:
+    def run(
+        self,
+        job: CrawlJob,
+        feeder_kwargs: dict,
+        parser_kwargs: dict,
+        sink: Callable[[list[Outcome]], None],
+        poll: float = 0.05,
+    ) -> None:
         """Start the threads and write their results as they come, until the downloaders are done."""
         self.signal.reset()
         self.feeder.start(**feeder_kwargs)

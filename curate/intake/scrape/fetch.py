@@ -103,8 +103,12 @@ def _get(session: requests.Session, url: str, timeout: float, max_bytes: int) ->
         raise
     except requests.TooManyRedirects as exc:
         raise Permanent("too many redirects") from exc
-    except (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema,
-            requests.exceptions.MissingSchema, UnicodeError) as exc:
+    except (
+        requests.exceptions.InvalidURL,
+        requests.exceptions.InvalidSchema,
+        requests.exceptions.MissingSchema,
+        UnicodeError,
+    ) as exc:
         raise Permanent(f"invalid URL ({type(exc).__name__})") from exc
     except requests.exceptions.ChunkedEncodingError as exc:
         raise Transient("connection cut mid-download") from exc

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from sqlmodel import select
 
 from curate.intake.catalogue import record_arrival
-from curate.intake.scrape.engines.base import TEXT_LIMIT
 from curate.intake.scrape.crawl import Kind, Outcome
+from curate.intake.scrape.engines.base import TEXT_LIMIT
 from curate.intake.scrape.fetch import clip
 from curate.intake.scrape.report import QueryReport
 from db.models import Image, Provenance, Rejection
@@ -42,10 +42,13 @@ def known(ws, target: QueryTarget) -> Known:
     with ws.session() as s:
         urls = set(s.exec(select(Provenance.locator).where(Provenance.source_id == target.source_id)).all())
         urls |= set(s.exec(select(Rejection.locator).where(Rejection.source_id == target.source_id)).all())
-        shas = set(s.exec(
-            select(Image.sha256).join(Provenance, Provenance.image_id == Image.id)
-            .where(Provenance.source_id == target.source_id, Provenance.query == target.query)
-        ).all())
+        shas = set(
+            s.exec(
+                select(Image.sha256)
+                .join(Provenance, Provenance.image_id == Image.id)
+                .where(Provenance.source_id == target.source_id, Provenance.query == target.query)
+            ).all()
+        )
     return Known(urls, shas)
 
 
@@ -76,11 +79,24 @@ def write_batch(ws, batch: list[Outcome], target: QueryTarget, qr: QueryReport) 
 
 def _arrival(s, o: Outcome, url: str, target: QueryTarget, qr: QueryReport) -> None:
     outcome = record_arrival(
-        s, sha256=o.sha, size_bytes=o.size, info=o.info, source_id=target.source_id, locator=url,
-        run_id=target.run_id, licence=clip(o.task.get("licence")), engine=target.engine, query=target.query,
-        licence_requested=target.licence_requested, rank=o.task.get("rank"),
-        page_url=clip(o.task.get("page_url")), image_url=url, final_url=clip(o.final_url),
-        title=clip(o.task.get("title")), content_type=o.content_type, retrieved_at=o.retrieved_at,
+        s,
+        sha256=o.sha,
+        size_bytes=o.size,
+        info=o.info,
+        source_id=target.source_id,
+        locator=url,
+        run_id=target.run_id,
+        licence=clip(o.task.get("licence")),
+        engine=target.engine,
+        query=target.query,
+        licence_requested=target.licence_requested,
+        rank=o.task.get("rank"),
+        page_url=clip(o.task.get("page_url")),
+        image_url=url,
+        final_url=clip(o.final_url),
+        title=clip(o.task.get("title")),
+        content_type=o.content_type,
+        retrieved_at=o.retrieved_at,
     )
     if o.counted:
         qr.new_for_query += 1

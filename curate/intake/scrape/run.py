@@ -40,7 +40,9 @@ def validate(options: ScrapeOptions) -> Validated:
     return Validated(engine, licence_filter, engine.base_url(options))
 
 
-def scrape(ws, options: ScrapeOptions, run_id: int | None = None, on_progress: OnProgress | None = None) -> ScrapeReport:
+def scrape(
+    ws, options: ScrapeOptions, run_id: int | None = None, on_progress: OnProgress | None = None
+) -> ScrapeReport:
     """Run every query of `options` against its engine.
 
     `on_progress(query, images_now, wanted)` is called after each catalogue write.
@@ -63,15 +65,21 @@ def scrape(ws, options: ScrapeOptions, run_id: int | None = None, on_progress: O
     return report
 
 
-def _scrape_query(ws, engine: Engine, plan: QueryPlan, target: QueryTarget,
-                  on_progress: OnProgress | None) -> QueryReport:
+def _scrape_query(
+    ws, engine: Engine, plan: QueryPlan, target: QueryTarget, on_progress: OnProgress | None
+) -> QueryReport:
     options, query = plan.options, plan.query
     qr = QueryReport(query)
     seen = known(ws, target)
     qr.before = len(seen.shas)
     remaining = None if options.max_num == 0 else options.max_num - qr.before
-    log.info("scrape engine=%s query=%r: %d images already, %s wanted", engine.name, query, qr.before,
-             "all" if remaining is None else max(remaining, 0))
+    log.info(
+        "scrape engine=%s query=%r: %d images already, %s wanted",
+        engine.name,
+        query,
+        qr.before,
+        "all" if remaining is None else max(remaining, 0),
+    )
     if remaining is not None and remaining <= 0:
         return qr
 
@@ -91,8 +99,16 @@ def _scrape_query(ws, engine: Engine, plan: QueryPlan, target: QueryTarget,
     _count_pages(engine, qr, pages)
     if fatal:
         raise StoreError(fatal[0])
-    log.info("scrape engine=%s query=%r: %d new (%d new to the store), %d rejected, %d failed, %d skipped",
-             engine.name, query, qr.new_for_query, qr.added, len(qr.rejected), len(qr.failed), qr.skipped)
+    log.info(
+        "scrape engine=%s query=%r: %d new (%d new to the store), %d rejected, %d failed, %d skipped",
+        engine.name,
+        query,
+        qr.new_for_query,
+        qr.added,
+        len(qr.rejected),
+        len(qr.failed),
+        qr.skipped,
+    )
     return qr
 
 
@@ -100,9 +116,15 @@ def _crawler(engine: Engine, plan: QueryPlan, job: CrawlJob, on_page) -> ScrapeC
     """icrawler's crawler for one query, its session guarded: only the engine's own host may be private."""
     options = plan.options
     crawler = ScrapeCrawler(
-        engine.feeder, engine.parser, StoreDownloader,
-        feeder_threads=1, parser_threads=1, downloader_threads=options.threads,
-        storage=NoFiles(), extra_parser_args={"on_page": on_page}, extra_downloader_args={"job": job},
+        engine.feeder,
+        engine.parser,
+        StoreDownloader,
+        feeder_threads=1,
+        parser_threads=1,
+        downloader_threads=options.threads,
+        storage=NoFiles(),
+        extra_parser_args={"on_page": on_page},
+        extra_downloader_args={"job": job},
     )
     crawler.feeder.logger = logging.getLogger("curate.scrape.feeder")
     crawler.session.max_redirects = 5

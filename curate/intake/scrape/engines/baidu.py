@@ -16,8 +16,7 @@ class CurateBaiduFeeder(BaiduFeeder):
     def feed(self, keyword, base_url, filters=None, page_size=30, max_results=1000):
         filter_str = self.get_filter().apply(filters, sep="&")
         for pn in range(0, max_results, page_size):
-            url = (f"{base_url}/search/acjson?tn=resultjson_com&ipn=rj&word={quote_plus(keyword)}"
-                   f"&pn={pn}&rn={page_size}")
+            url = f"{base_url}/search/acjson?tn=resultjson_com&ipn=rj&word={quote_plus(keyword)}&pn={pn}&rn={page_size}"
             if filter_str:
                 url += "&" + filter_str
             if not put(self, url):

@@ -83,8 +83,13 @@ class CurateFlickrParser(SafeParser, FlickrParser):
 
     def _sizes(self, photo_id, apikey, base_url) -> str | None:
         """The stock fallback: one getSizes call, largest size first."""
-        params = {"method": "flickr.photos.getSizes", "api_key": apikey, "photo_id": photo_id,
-                  "format": "json", "nojsoncallback": 1}
+        params = {
+            "method": "flickr.photos.getSizes",
+            "api_key": apikey,
+            "photo_id": photo_id,
+            "format": "json",
+            "nojsoncallback": 1,
+        }
         try:
             with deadline(DEADLINE_FACTOR * 10):
                 info = self.session.get(f"{base_url}/services/rest/?{urlencode(params)}", timeout=10).json()

@@ -6,8 +6,10 @@ from __future__ import annotations
 from curate.intake.scrape.engines.base import Engine
 from curate.intake.scrape.options import EngineName
 
-REFUSAL = ("--engine google is not supported: today's Google result pages are built by JavaScript and "
-           "icrawler 0.6.10's parser finds no images on them; use --engine bing, baidu, flickr or urls")
+REFUSAL = (
+    "--engine google is not supported: today's Google result pages are built by JavaScript and "
+    "icrawler 0.6.10's parser finds no images on them; use --engine bing, baidu, flickr or urls"
+)
 
 
 class Google(Engine):
