@@ -22,6 +22,7 @@ import threading
 import time
 import zlib
 from dataclasses import dataclass
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
@@ -145,6 +146,11 @@ BAD_REASONS = {
 }
 
 
+def _first(qs: dict, key: str, default: str = "") -> str:
+    """The first value of a query-string parameter."""
+    return qs.get(key, [default])[0]
+
+
 class EngineServer:
     def __init__(self, host: str = "127.0.0.1"):
         self.files: dict[str, tuple[int, str, bytes]] = {}
@@ -239,7 +245,7 @@ class EngineServer:
     def route(self, raw_path: str):
         parts = urlsplit(raw_path)
         path, qs = unquote(parts.path), parse_qs(parts.query)
-        one = lambda k, d="": qs.get(k, [d])[0]  # noqa: E731
+        one = partial(_first, qs)
         if path == "/images/async":
             return (
                 200,
@@ -329,7 +335,7 @@ class EngineServer:
         return json.dumps(body, ensure_ascii=False).encode()
 
     def flickr(self, qs: dict) -> bytes:
-        one = lambda k, d="": qs.get(k, [d])[0]  # noqa: E731
+        one = partial(_first, qs)
         if one("api_key") != FLICKR_KEY:
             return json.dumps(
                 {"stat": "fail", "code": 100, "message": "Invalid API Key (Key has invalid format)"}
