@@ -80,7 +80,8 @@ def render(report, sheet) -> None:
         console.print(f"[yellow]note:[/] {escape(note)}")
     if sheet:
         console.print(f"review sheet: {sheet}")
-    console.print(f"{report.seconds.get('total', 0):.1f} s (hash {report.seconds.get('hash', 0):.1f}, search {report.seconds.get('search', 0):.1f})")
+    console.print(f"{report.seconds.get('total', 0):.1f} s (hash {report.seconds.get('hash', 0):.1f}, "
+                  f"search {report.seconds.get('search', 0):.1f})")
 
 
 def _decision_output(summary: dict, json_out: bool, message: str) -> None:

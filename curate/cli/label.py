@@ -14,7 +14,8 @@ app = typer.Typer(help="Label images in Label Studio: two blind raters, a review
                   rich_markup_mode=None)
 UrlOpt = Annotated[Optional[list[str]], typer.Option("--url", metavar="[EMAIL=]URL", callback=http_urls, help=(
     "Label Studio server of one clinician as EMAIL=URL (repeat for each), or one URL for everyone not mapped "
-    "(default: each clinician's own server from `curate studio`). One steward key, $LABEL_STUDIO_API_KEY, opens them all."))]
+    "(default: each clinician's own server from `curate studio`). "
+    "One steward key, $LABEL_STUDIO_API_KEY, opens them all."))]
 RuleOpt = Annotated[Optional[ThirdOpinion], typer.Option(
     "--third-opinion", help="When the reviewer picks a diagnosis neither rater gave: discard the image (the paper) or "
                             "take the reviewer's. Recorded in the catalogue; default: the recorded rule (discard until changed).")]
@@ -64,7 +65,8 @@ def pull(workspace: WorkspaceOpt = None, db: DbOpt = None, url: UrlOpt = None, t
          low_quality: LowQualityOpt = None, json_out: JsonOpt = False):
     """Fetch every annotation of every round (each project from its clinician's server) and recompute consensus.
 
-    Rules given with --low-quality or --third-opinion are recorded in the catalogue; every later recomputation uses the recorded ones.
+    Rules given with --low-quality or --third-opinion are recorded in the catalogue; every later recomputation
+    uses the recorded ones.
 
     Example: curate label pull --low-quality any
     """
@@ -127,7 +129,8 @@ def report(
     """Progress per round and rater, Cohen's kappa and Gwet's AC1, confusion matrix, outcome counts and what each means.
 
     Per rater and reviewer: agreement with the final consensus, a confusion matrix against it, and a Dawid-Skene
-    estimate of their accuracy. The dated HTML page also shows a few disputed and discarded images (never one flagged as identifiable).
+    estimate of their accuracy. The dated HTML page also shows a few disputed and discarded images (never one
+    flagged as identifiable).
 
     Example: curate label report --json
     """

@@ -80,7 +80,8 @@ def pipeline(
     intake_cli.status(workspace=ws.root, db=db, json_out=False)
     console.print(
         "\nnext: [bold]curate studio start[/] → [bold]curate studio add-user EMAIL[/] (each clinician) → "
-        "[bold]curate label push --raters A,B[/] → [bold]curate label pull[/] → [bold]curate label adjudicate --reviewer C[/] → "
+        "[bold]curate label push --raters A,B[/] → [bold]curate label pull[/] → "
+        "[bold]curate label adjudicate --reviewer C[/] → "
         "[bold]curate export --name mpox --version 1.0.0[/]"
     )
 
