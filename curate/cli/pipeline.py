@@ -13,20 +13,19 @@ from typing import Annotated
 
 import typer
 
-from curate.audit import audited
 from curate.cli import dedupe as dedupe_cli
 from curate.cli import intake as intake_cli
-from curate.cli.options import DbOpt, WorkspaceOpt, console, fail, progress_bar, reported
-from curate.demo import write_demo_folder
+from curate.cli.options import DbOpt, WorkspaceOpt
 from curate.errors import ConfigError
-from curate.intake.ingest import IngestOptions, ingest_folder, load_label_map
-from curate.workspace import Workspace
+from curate.output import console, fail, progress_bar
 
 SOURCE_KEYS = {"kind", "licence", "label_from_folders", "label_map", "case_id_pattern"}
 
 
-def source_options(folder: Path) -> IngestOptions:
+def source_options(folder: Path):
     """Ingest options for one incoming source folder, from its optional source.toml."""
+    from curate.intake.ingest import IngestOptions, load_label_map
+
     settings: dict = {"label_from_folders": True}
     cfg = folder / "source.toml"
     if cfg.is_file():
@@ -56,30 +55,40 @@ def pipeline(
 
     Example: curate pipeline --demo
     """
-    with reported():
-        ws = Workspace.init(workspace or Path("."), db_url=db)
-        if demo and not (incoming.is_dir() and any(incoming.iterdir())):
-            n = write_demo_folder(incoming / "demo-clinic")
-            console.print(f"wrote {n} synthetic demo photos to {incoming / 'demo-clinic'}")
-        if not incoming.is_dir():
-            fail(f"no {incoming}/ folder: put each source's photos in {incoming}/<source-name>/ (or use --demo)")
-        sources = sorted(p for p in incoming.iterdir() if p.is_dir())
-        for folder in sources:
-            options = source_options(folder)
-            console.rule(f"ingest {folder.name}")
-            with audited(ws, "ingest", {**asdict(options), "via": "pipeline"}) as run, progress_bar("ingest") as on_file:
-                report = ingest_folder(ws, folder, options, run_id=run.id, on_file=on_file)
-                run.summary = report.as_dict()
-            intake_cli.render_ingest(report)
-        console.rule("dedupe")
-        dedupe_cli.run_and_render(ws)
-    console.rule("status")
+    from curate.audit import audited
+    from curate.demo import write_demo_folder
+    from curate.intake.ingest import ingest_folder
+    from curate.workspace import Workspace
+
+    ws = Workspace.init(workspace or Path("."), db_url=db)
+    if demo and not (incoming.is_dir() and any(incoming.iterdir())):
+        n = write_demo_folder(incoming / "demo-clinic")
+        console.print(f"wrote {n} synthetic demo photos to {incoming / 'demo-clinic'}")
+    if not incoming.is_dir():
+        fail(f"no {incoming}/ folder: put each source's photos in {incoming}/<source-name>/ (or use --demo)")
+    sources = sorted(p for p in incoming.iterdir() if p.is_dir())
+    for folder in sources:
+        options = source_options(folder)
+        _heading(f"ingest {folder.name}")
+        with audited(ws, "ingest", {**asdict(options), "via": "pipeline"}) as run, progress_bar("ingest") as on_file:
+            report = ingest_folder(ws, folder, options, run_id=run.id, on_file=on_file)
+            run.summary = report.as_dict()
+        intake_cli.render_ingest(report)
+    _heading("dedupe")
+    dedupe_cli.run_and_render(ws)
+    _heading("status")
     intake_cli.status(workspace=ws.root, db=db, json_out=False)
     console.print(
         "\nnext: [bold]curate studio start[/] → [bold]curate studio add-user EMAIL[/] (each clinician) → "
-        "[bold]curate label push --raters A,B[/] → [bold]curate label pull[/] → [bold]curate label adjudicate --reviewer C[/] → "
+        "[bold]curate label push --raters A,B[/] → [bold]curate label pull[/] → "
+        "[bold]curate label adjudicate --reviewer C[/] → "
         "[bold]curate export --name mpox --version 1.0.0[/]"
     )
+
+
+def _heading(title: str) -> None:
+    """A stage heading of fixed width (a rule would span the whole, unlimited, width of piped output)."""
+    console.print(f"── {title} " + "─" * max(3, 60 - len(title)), style="bold", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
