@@ -6,8 +6,10 @@ from typing import Annotated, Optional
 
 import typer
 
+from curate.cli import label_audit
 from curate.cli.options import DbOpt, JsonOpt, WorkspaceOpt, console, http_urls, open_workspace, print_json, reported, table
 from curate.label.consensus import LowQuality, ThirdOpinion
+from curate.label.order import Order
 
 app = typer.Typer(help="Label images in Label Studio: two blind raters, a reviewer for disputes.", no_args_is_help=True)
 UrlOpt = Annotated[Optional[list[str]], typer.Option("--url", metavar="[EMAIL=]URL", callback=http_urls, help=(
@@ -25,21 +27,33 @@ LowQualityOpt = Annotated[Optional[LowQuality], typer.Option(
 def push(
     raters: Annotated[str, typer.Option(help="Two rater emails, comma-separated.")],
     limit: Annotated[Optional[int], typer.Option(help="Push at most N new images.")] = None,
+    order: Annotated[Order, typer.Option(help="Order of the new tasks (the order raters get them): catalogue (image id, the default), "
+                                              "random (--seed), or uncertainty (most informative first, from --predictions).")] = Order.catalogue,
+    seed: Annotated[int, typer.Option(help="Seed of --order random (default: 0).")] = 0,
+    predictions: Annotated[Optional[Path], typer.Option(help="`train predict --json` output for the candidates (--order uncertainty); "
+                                                             "see `curate label candidates`.")] = None,
     workspace: WorkspaceOpt = None, db: DbOpt = None, url: UrlOpt = None, json_: JsonOpt = False,
 ):
     """Send new dedupe representatives to each rater's project on the rater's own server.
 
-    Example: curate label push --raters a@clinic.org,b@clinic.org --limit 200
+    Raters never see a model output: --order uncertainty only changes the order of the tasks.
+
+    Example: curate label push --raters a@clinic.org,b@clinic.org --limit 200 --order uncertainty --predictions p.json
     """
     from curate.audit import audited
+    from curate.errors import ConfigError
+    from curate.label.order import read_predictions
     from curate.label.rounds import push as do_push
     from curate.label.servers import resolve
 
     ws = open_workspace(workspace, db)
     with reported():
+        if order == Order.uncertainty and predictions is None:
+            raise ConfigError("--order uncertainty needs --predictions FILE (train predict --json output)")
+        probs = read_predictions(predictions) if predictions else None
         servers = resolve(ws, url)
-        with audited(ws, "label push", {"raters": raters, "limit": limit, "url": url}) as run:
-            res = do_push(ws, servers, raters.split(","), limit)
+        with audited(ws, "label push", {"raters": raters, "limit": limit, "url": url, "order": order.value, "seed": seed}) as run:
+            res = do_push(ws, servers, raters.split(","), limit, order, seed, probs)
             run.summary = {"round": res.round_id, "pushed": res.pushed}
     print_json(res.__dict__) if json_ else console.print(f"pushed {res.pushed} task(s) into round {res.round_id}: {res.projects}")
 
@@ -71,6 +85,10 @@ def pull(workspace: WorkspaceOpt = None, db: DbOpt = None, url: UrlOpt = None, t
         console.print(f"{res.annotations} annotation(s) in {res.projects} project(s): {res.new} new, {res.revised} revised, "
                       f"{res.withdrawn} withdrawn, {res.unchanged} unchanged")
         console.print(f"rules{' (changed and recorded)' if res.rules_changed else ''}: {explain(res.rules)}")
+        if res.audit.get("tasks"):
+            a = res.audit
+            console.print(f"audit: {a['answered']} of {a['tasks']} image(s) answered: {a['kept']} kept, "
+                          f"{a['relabelled']} relabelled, {a['discarded']} discarded (history: consensus_history)")
         console.print(table("Consensus", ["status", "images"], [[k, v] for k, v in sorted(res.consensus.items())]))
 
 
@@ -148,4 +166,5 @@ def report(
 
 def register(root: typer.Typer) -> None:
     """Mount this module's commands on the root app."""
+    label_audit.register(app)
     root.add_typer(app, name="label")
