@@ -117,7 +117,10 @@ def test_run_reader_errors(tmp_path):
     with pytest.raises(LabelError, match="column 'p_non_mpox' is missing"):
         read_run(tmp_path)
     (tmp_path / OOF_FILE).write_text("set,image_id,p_mpox,p_non_mpox\ntrain,1,0.3,0.7\ntest,x,0.1,0.9\n")
-    with pytest.raises(LabelError, match="line 3: image_id or a probability is not a number"):
+    with pytest.raises(LabelError, match="line 3: image_id 'x' is not a catalogue image id"):
+        read_run(tmp_path)
+    (tmp_path / OOF_FILE).write_text("set,image_id,p_mpox,p_non_mpox\ntrain,1,0.3,0.7\ntest,2,,0.9\n")
+    with pytest.raises(LabelError, match="line 3: a probability is not a number"):
         read_run(tmp_path)
     (tmp_path / OOF_FILE).write_text("set,image_id,p_mpox,p_non_mpox\ntrain,1,0.3,0.7\ntest,2,0.1,0.9\n")
     run = read_run(tmp_path)
@@ -135,3 +138,27 @@ def test_migration_keeps_every_row(db_url):
         assert c.execute(sa.text("SELECT id, kind FROM label_rounds")).all() == [(1, "rating")]
         assert c.execute(sa.text("SELECT count(*) FROM consensus_history")).scalar() == 0
     engine.dispose()
+
+
+@pytest.mark.torch
+@pytest.mark.slow
+def test_reads_what_train_writes(triage_run, tmp_path):
+    """The field names written down in curate.label.audit_run match a real `train run` folder. (The fixture's
+    dataset is hand-made with ids like img000001; a curate export's are catalogue numbers, so they are renumbered.)"""
+    import csv
+
+    with pytest.raises(LabelError, match="image_id 'img000001' is not a catalogue image id"):
+        read_run(triage_run)
+    copy = tmp_path / "run"
+    copy.mkdir()
+    (copy / "run.json").write_bytes((triage_run / "run.json").read_bytes())
+    rows = list(csv.DictReader(open(triage_run / OOF_FILE)))
+    with open(copy / OOF_FILE, "w", newline="") as fh:
+        out = csv.DictWriter(fh, list(rows[0]))
+        out.writeheader()
+        out.writerows({**r, "image_id": int(r["image_id"].removeprefix("img"))} for r in rows)
+    run = read_run(copy)
+    meta = json.loads((copy / "run.json").read_text())["dataset"]
+    assert run.dataset == meta["ref"] and run.classes == meta["classes"] and run.checksum == meta["checksum"]
+    assert run.probs and {run.sets[i] for i in run.probs} >= {"train"}
+    assert all(abs(sum(p.values()) - 1) < 1e-3 for p in run.probs.values())

@@ -56,9 +56,13 @@ def read_run(run: Path) -> RunPredictions:
         for n, row in enumerate(reader, 2):
             try:
                 image_id = int(row[IMAGE_COLUMN])
+            except (TypeError, ValueError):
+                raise LabelError(f"{path} line {n}: image_id {row[IMAGE_COLUMN]!r} is not a catalogue image id "
+                                 "(was the run trained on an export of this workspace?)") from None
+            try:
                 probs[image_id] = {k: float(row[PROB_PREFIX + k]) for k in classes}
             except (TypeError, ValueError):
-                raise LabelError(f"{path} line {n}: image_id or a probability is not a number") from None
+                raise LabelError(f"{path} line {n}: a probability is not a number") from None
             sets[image_id] = row[SET_COLUMN]
     return RunPredictions(run, f"{name}@{version}", checksum, task, classes, probs, sets)
 
