@@ -162,3 +162,28 @@ def test_reads_what_train_writes(triage_run, tmp_path):
     assert run.dataset == meta["ref"] and run.classes == meta["classes"] and run.checksum == meta["checksum"]
     assert run.probs and {run.sets[i] for i in run.probs} >= {"train"}
     assert all(abs(sum(p.values()) - 1) < 1e-3 for p in run.probs.values())
+
+
+@pytest.mark.torch
+@pytest.mark.slow
+def test_reads_what_train_predict_prints(triage_run, tmp_path):
+    """`--order uncertainty --predictions FILE` reads `train predict --json` output, matched by image content."""
+    import hashlib
+
+    from curate.label.order import read_predictions
+    from train.predict import predict
+    from train_fixtures import new_jpeg
+
+    files = []
+    for n, kind in enumerate(("mpox", "non_mpox")):
+        f = tmp_path / f"photo{n}.jpg"
+        f.write_bytes(new_jpeg(kind, seed=n))
+        files.append(f)
+    out = tmp_path / "predictions.json"
+    out.write_text(json.dumps(predict(triage_run, files, out_dir=tmp_path / "cam")))
+    got = read_predictions(out)
+    assert set(got) == {hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
+    assert all(set(p) == {"mpox", "non_mpox"} and abs(sum(p.values()) - 1) < 1e-3 for p in got.values())
+    with pytest.raises(LabelError, match="is not `train predict --json` output"):
+        out.write_text('{"image": 1}')
+        read_predictions(out)

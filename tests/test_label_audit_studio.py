@@ -199,6 +199,8 @@ def test_audit_workflow(studio_server, tmp_path, monkeypatch):
         assert p["audit"] == {"tasks": 3, "answered": 3, "kept": 1, "relabelled": 1, "discarded": 1}
         out = cli("label", "pull", *w, *urls).output
         assert "audit: 3 of 3 image(s) answered: 1 kept, 1 relabelled, 1 discarded" in out
+        progress = [(p["kind"], p["rater"], p["tasks"], p["labelled"]) for p in jcli("label", "report", *w)["progress"]]
+        assert ("audit", C, 3, 3) in progress
     finally:
         relay.close()
     with ws.session() as s:
