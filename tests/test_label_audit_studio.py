@@ -43,10 +43,12 @@ def write_run(folder: Path, version: Path, truth: dict[int, str], flip: float = 
         "checksum": checksum, "task": meta["task"], "classes": meta["classes"]}}))
     cols = ["set", "image_id", "file", "label", "is_positive", "fold", "n_models", "p_mpox", "p_non_mpox", "p_positive",
             "p_positive_calibrated", "triage"]
+    with open(version / "manifest.csv", newline="") as fh:
+        manifest = list(csv.DictReader(fh))
     with open(folder / "oof_predictions.csv", "w", newline="") as fh:
         w = csv.DictWriter(fh, cols)
         w.writeheader()
-        for n, r in enumerate(csv.DictReader(open(version / "manifest.csv"))):
+        for n, r in enumerate(manifest):
             i = int(r["image_id"])
             p = 0.93 - 0.002 * n if truth[i] == "mpox" else 0.07 + 0.002 * n
             w.writerow({"set": r["split"], "image_id": i, "file": r["file"], "label": r["label"], "is_positive": int(r["label"] == "mpox"),

@@ -7,8 +7,6 @@ clinician, not the model, and the page would anchor her. The auditor must not be
 """
 from __future__ import annotations
 
-from xml.sax.saxutils import quoteattr
-
 from curate.errors import LabelError
 from curate.label.audit import AuditReport, audited_image_ids
 from curate.label.diagnoses import COMMENT_CONTROL, DIAGNOSIS_CONTROL, IMAGE_OBJECT, KEEP_CHOICE, DiagnosisList
