@@ -142,6 +142,8 @@ def test_audit_workflow(studio_server, tmp_path, monkeypatch):
     page = Path(rep["html"]).read_text()
     assert "data:image/jpeg;base64," in page and f"image {adj_wrong}" in page and A in page and "Label audit" in page
     assert not rep["unranked"]
+    shown = cli("label", "audit", "--run", str(run), *w).output  # the table for people
+    assert "Most likely label errors (mpox@1.0.0" in shown and "HTML:" in shown
 
     # 4. bad input: a run on another version, a run without probabilities, a rater as auditor
     other = write_run(tmp_path / "other", v1, truth)
