@@ -16,7 +16,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from curate.cli import app
-from curate.cli.choices import ExportTask, ResizePolicy, SourceKind
+from curate.cli.choices import ExportTask, PushOrder, ResizePolicy, SourceKind
 from curate.output import PlainWhenPiped, table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,10 +102,12 @@ def test_cli_choices_are_the_librarys():
     from curate.export.images import RESIZE_POLICIES
     from curate.export.plan import TASKS
     from curate.intake.catalogue import SOURCE_KINDS
+    from curate.label.order import Order
 
     assert [k.value for k in SourceKind] == list(SOURCE_KINDS)
     assert [t.value for t in ExportTask] == list(TASKS)
     assert [p.value for p in ResizePolicy] == list(RESIZE_POLICIES)
+    assert [o.value for o in PushOrder] == [o.value for o in Order]
 
 
 def test_help_lists_choices_and_bounds():

@@ -24,3 +24,9 @@ class ResizePolicy(StrEnum):  # curate.export.images.RESIZE_POLICIES
     STRETCH = "stretch"
     PAD = "pad"
     CENTER_CROP = "center-crop"
+
+
+class PushOrder(StrEnum):  # curate.label.order.Order
+    CATALOGUE = "catalogue"
+    RANDOM = "random"
+    UNCERTAINTY = "uncertainty"

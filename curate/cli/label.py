@@ -6,6 +6,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from curate.cli import label_audit
+from curate.cli.choices import PushOrder
 from curate.cli.options import DbOpt, JsonOpt, WorkspaceOpt, http_urls, open_workspace
 from curate.label.consensus import LowQuality, ThirdOpinion
 from curate.output import console, print_json, table
@@ -28,20 +30,32 @@ LowQualityOpt = Annotated[Optional[LowQuality], typer.Option(
 def push(
     raters: Annotated[str, typer.Option(help="Two rater emails, comma-separated.")],
     limit: Annotated[Optional[int], typer.Option(min=1, help="Push at most N new images.")] = None,
+    order: Annotated[PushOrder, typer.Option(help="Order of the new tasks (the order raters get them): catalogue (image id, the default), "
+                                                  "random (--seed), or uncertainty (most informative first, from --predictions).")] = PushOrder.CATALOGUE,
+    seed: Annotated[int, typer.Option(help="Seed of --order random (default: 0).")] = 0,
+    predictions: Annotated[Optional[Path], typer.Option(help="`train predict --json` output for the candidates (--order uncertainty); "
+                                                             "see `curate label candidates`.")] = None,
     workspace: WorkspaceOpt = None, db: DbOpt = None, url: UrlOpt = None, json_out: JsonOpt = False,
 ):
     """Send new dedupe representatives to each rater's project on the rater's own server.
 
-    Example: curate label push --raters a@clinic.org,b@clinic.org --limit 200
+    Raters never see a model output: --order uncertainty only changes the order of the tasks.
+
+    Example: curate label push --raters a@clinic.org,b@clinic.org --limit 200 --order uncertainty --predictions p.json
     """
     from curate.audit import audited
+    from curate.errors import ConfigError
+    from curate.label.order import Order, read_predictions
     from curate.label.rounds import push as do_push
     from curate.label.servers import resolve
 
     ws = open_workspace(workspace, db)
+    if order == PushOrder.UNCERTAINTY and predictions is None:
+        raise ConfigError("--order uncertainty needs --predictions FILE (train predict --json output)")
+    probs = read_predictions(predictions) if predictions else None
     servers = resolve(ws, url)
-    with audited(ws, "label push", {"raters": raters, "limit": limit, "url": url}) as run:
-        res = do_push(ws, servers, raters.split(","), limit)
+    with audited(ws, "label push", {"raters": raters, "limit": limit, "url": url, "order": order.value, "seed": seed}) as run:
+        res = do_push(ws, servers, raters.split(","), limit, Order(order.value), seed, probs)
         run.summary = {"round": res.round_id, "pushed": res.pushed}
     if json_out:
         print_json(res.__dict__)
@@ -87,6 +101,10 @@ def pull(workspace: WorkspaceOpt = None, db: DbOpt = None, url: UrlOpt = None, t
         console.print(f"{res.annotations} annotation(s) in {res.projects} project(s): {res.new} new, {res.revised} revised, "
                       f"{res.withdrawn} withdrawn, {res.unchanged} unchanged")
         console.print(f"rules{' (changed and recorded)' if res.rules_changed else ''}: {explain(res.rules)}")
+        if res.audit.get("tasks"):
+            a = res.audit
+            console.print(f"audit: {a['answered']} of {a['tasks']} image(s) answered: {a['kept']} kept, "
+                          f"{a['relabelled']} relabelled, {a['discarded']} discarded (history: consensus_history)")
         console.print(table("Consensus", ["status", "images"], [[k, v] for k, v in sorted(res.consensus.items())]))
 
 
@@ -166,4 +184,5 @@ def report(
 
 def register(root: typer.Typer) -> None:
     """Mount this module's commands on the root app."""
+    label_audit.register(app)
     root.add_typer(app, name="label")

@@ -29,8 +29,10 @@ LEGACY_CHOICES = {"Other / not assessable": NOT_ASSESSABLE}
 # Adjudication (curate/label/adjudication.py): the reviewer's "neither" and the raters' read-only boxes.
 NEITHER = "neither"  # recorded as the review's diagnosis; consensus discards the image
 NEITHER_CHOICE = "Neither (discard this image)"
+KEEP = "keep"  # recorded as an audit's diagnosis: the consensus stands (curate/label/audit_apply.py)
+KEEP_CHOICE = "Keep the current consensus"
 RATER_BOXES_CONTROL = "rater_boxes"
-RESERVED = (OTHER, NOT_ASSESSABLE, LEGACY_OTHER, NEITHER)
+RESERVED = (OTHER, NOT_ASSESSABLE, LEGACY_OTHER, NEITHER, KEEP)
 BINARY_CLASSES = ("mpox", "non_mpox")
 
 # The paper's eight diagnoses (Soe et al. 2024): the default when the settings declare none.
@@ -172,8 +174,8 @@ def _declared(items: Any, bad) -> tuple[tuple[str, str], ...]:
             raise bad(f"diagnoses[{i}].slug", f"{slug!r} is reserved: 'other diagnosis' and 'not assessable' are always present, 'neither' is the reviewer's discard")
         if slug in seen_slug:
             raise bad(f"diagnoses[{i}].slug", f"{slug!r} is declared twice (also diagnoses[{seen_slug[slug]}])")
-        if name.casefold() == NEITHER_CHOICE.casefold():
-            raise bad(f"diagnoses[{i}].name", f"{name!r} is reserved: it is the reviewer's discard choice")
+        if name.casefold() in (NEITHER_CHOICE.casefold(), KEEP_CHOICE.casefold()):
+            raise bad(f"diagnoses[{i}].name", f"{name!r} is reserved: it is the reviewer's discard or the audit's keep choice")
         if name.casefold() in seen_name:
             raise bad(f"diagnoses[{i}].name", f"{name!r} is used twice (also diagnoses[{seen_name[name.casefold()]}])")
         seen_slug[slug], seen_name[name.casefold()] = i, i

@@ -14,6 +14,7 @@ from datetime import datetime
 from sqlalchemy import insert
 from sqlmodel import Session, select
 
+from curate.label import audit_apply
 from curate.label.client import RemoteAnnotation, StudioClient
 from curate.label.consensus import PAPER, LowQuality, Outcome, Rating, Rules, ThirdOpinion, decide
 from curate.errors import LabelError
@@ -35,6 +36,7 @@ class PullResult:
     consensus: dict[str, int] = field(default_factory=dict)
     rules: dict[str, str] = field(default_factory=dict)  # the consensus rules applied (and now recorded)
     rules_changed: bool = False
+    audit: dict[str, int] = field(default_factory=dict)  # audit rounds: tasks, answered, kept, relabelled, discarded
 
     @property
     def changed(self) -> bool:
@@ -113,6 +115,8 @@ def pull(ws, servers: Servers | StudioClient, low_quality: LowQuality | None = N
         rules, res.rules_changed = settle_rules(s, low_quality, third_opinion)
         res.rules = describe(rules)
         res.consensus = write_consensus(s, rules)
+        s.flush()
+        res.audit = audit_apply.summary(s).__dict__
     return res
 
 
@@ -147,8 +151,8 @@ def collect(s: Session, rules: Rules | None = None) -> dict[int, ImageLabels]:
             latest[(ann.task_id, ann.ls_annotation_id)] = (image_id, kind, json.loads(raters), round_id, rater, ann)
     chosen: dict[tuple[int, int], tuple] = {}  # (image, round) -> per rater the newest live annotation
     for image_id, kind, raters, round_id, rater, ann in latest.values():
-        if ann.withdrawn or ann.cancelled or ann.rater.lower() != rater:
-            continue  # only the assigned rater's own, submitted, live annotation counts
+        if ann.withdrawn or ann.cancelled or ann.rater.lower() != rater or kind == "audit":
+            continue  # only the assigned rater's own, submitted, live annotation counts; audits: audit_apply
         per = chosen.setdefault((image_id, round_id), {"kind": kind, "raters": raters, "by": {}})
         old = per["by"].get(rater)
         if old is None or (ann.ls_updated_at or ann.fetched_at, ann.id) > (old.ls_updated_at or old.fetched_at, old.id):
@@ -173,12 +177,15 @@ def write_consensus(s: Session, rules: Rules | None = None) -> dict[str, int]:
     rows change only when the outcome does."""
     counts: dict[str, int] = {}
     existing = {c.image_id: c for c in s.exec(select(Consensus)).all()}
+    audits = audit_apply.Ledger.load(s)
     for image_id, item in collect(s, rules).items():
-        o = item.outcome()
+        o, why = audits.outcome(image_id, item.outcome(), item.ratings)
         counts[o.status] = counts.get(o.status, 0) + 1
         values = dict(status=o.status, diagnosis=o.diagnosis, method=o.method, n_raters=o.n_raters,
                       agreement=o.agreement, boxes=json.dumps([list(b) for b in o.boxes]), exclusion=o.exclusion)
         row = existing.get(image_id)
+        if why:
+            audits.record(s, row, image_id, o, why)
         if row is None:
             s.add(Consensus(image_id=image_id, **values))
         elif any(getattr(row, k) != v for k, v in values.items()):

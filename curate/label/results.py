@@ -15,6 +15,8 @@ from curate.label.diagnoses import (
     DIAGNOSIS_CONTROL,
     FLAG_BY_CHOICE,
     FLAGS_CONTROL,
+    KEEP,
+    KEEP_CHOICE,
     NEITHER,
     NEITHER_CHOICE,
     RATER_BOXES_CONTROL,
@@ -53,8 +55,9 @@ def rect_to_pixels(value: dict, width: int, height: int) -> Box:
 def parse_result(result: list[dict], width: int, height: int, diagnoses: DiagnosisList) -> ParsedResult:
     """Raise LabelError on a choice the workspace's diagnosis list does not declare (e.g. an edited config).
 
-    The reviewer's "Neither (discard this image)" is read as NEITHER (consensus discards the image)."""
-    by_choice = {**diagnoses.by_choice, NEITHER_CHOICE: NEITHER}
+    The reviewer's "Neither (discard this image)" is read as NEITHER (consensus discards the image), an
+    audit's "Keep the current consensus" as KEEP."""
+    by_choice = {**diagnoses.by_choice, NEITHER_CHOICE: NEITHER, KEEP_CHOICE: KEEP}
     diagnosis, boxes, flags, comment = None, [], [], None
     for item in result or []:
         name, value = item.get("from_name"), item.get("value") or {}

@@ -21,6 +21,7 @@ from curate.label.client import StudioClient
 from curate.label.config import render as render_config
 from curate.label.consensus import ThirdOpinion
 from curate.label.diagnoses import FLAGS
+from curate.label.order import Order, image_features, order_ids
 from curate.label.rules import recorded_rules, settle_rules
 from curate.errors import LabelError, StudioError
 from curate.label.servers import Servers, as_servers, require_blind
@@ -154,8 +155,12 @@ def _new_round(ws, kind: str, people: list[str], key: str, suffix: str = "") -> 
     return rnd
 
 
-def push(ws, servers: Servers | StudioClient, raters: list[str], limit: int | None = None) -> PushResult:
-    """Send labelable images not yet in any rating round to each rater's project (idempotent)."""
+def push(ws, servers: Servers | StudioClient, raters: list[str], limit: int | None = None,
+         order: Order = Order.catalogue, seed: int = 0, predictions: dict[str, dict[str, float]] | None = None) -> PushResult:
+    """Send labelable images not yet in any rating round to each rater's project (idempotent), in `order`
+    (curate.label.order; uncertainty needs `predictions`: image sha256 -> class probabilities).
+
+    Rating tasks carry the image and its id only: no prediction or model output ever reaches a rater."""
     servers = as_servers(servers)
     raters = _emails(raters)
     if len(raters) != 2:
@@ -171,6 +176,12 @@ def push(ws, servers: Servers | StudioClient, raters: list[str], limit: int | No
         if rnd is not None:
             mine = set(s.exec(select(LabelTask.image_id).join(LabelProject).where(LabelProject.round_id == rnd.id)).all())
         candidates = unrated_image_ids(s)
+        if order == Order.uncertainty and candidates:
+            shas = dict(s.exec(select(Image.id, Image.sha256).where(Image.id.in_(candidates))).all())
+            probs = {i: (predictions or {})[shas[i]] for i in candidates if shas[i] in (predictions or {})}
+            candidates = order_ids(candidates, order, seed, probs, image_features(s, candidates))
+        else:
+            candidates = order_ids(candidates, order, seed)
     if limit is not None:
         candidates = candidates[:limit]
     if rnd is None and not candidates:

@@ -53,11 +53,12 @@ class LabelRules(SQLModel, table=True):
 
 
 class LabelRound(SQLModel, table=True):
-    """A labeling round: kind 'rating' (two blind raters) or 'review' (one adjudicator)."""
+    """A labeling round: kind 'rating' (two blind raters), 'review' (one adjudicator) or 'audit'
+    (one clinician re-reads images a model flagged as likely label errors; curate/label/audit_push.py)."""
 
     __tablename__ = "label_rounds"
     id: Optional[int] = Field(default=None, primary_key=True)
-    kind: str = Field(max_length=10)  # rating | review
+    kind: str = Field(max_length=10)  # rating | review | audit
     name: str = Field(max_length=200)
     raters: str = Field(sa_column=sa.Column(sa.Text, nullable=False))  # JSON list of emails, in order
     server_url: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
@@ -122,4 +123,22 @@ class LabelAnnotation(SQLModel, table=True):
     withdrawn_at: Optional[datetime] = Field(default=None, sa_column=_ts(nullable=True))
 
 
-__all__ = ["Consensus", "LabelRules", "LabelRound", "LabelProject", "LabelTask", "LabelAnnotation"]
+class ConsensusHistory(SQLModel, table=True):
+    """One change of an image's consensus made by an audit round (curate/label/audit_apply.py), kept forever:
+    what it was, what it became, who decided, when and why."""
+
+    __tablename__ = "consensus_history"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    image_id: int = Field(foreign_key="images.id", index=True)
+    previous_status: str = Field(max_length=20)
+    previous_diagnosis: Optional[str] = Field(default=None, max_length=50)
+    new_status: str = Field(max_length=20)
+    new_diagnosis: Optional[str] = Field(default=None, max_length=50)
+    changed_by: str = Field(max_length=254)  # the audit reviewer's email
+    reason: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    round_id: Optional[int] = Field(default=None, foreign_key="label_rounds.id")
+    annotation_id: Optional[int] = Field(default=None, foreign_key="label_annotations.id")  # the revision that decided
+    changed_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+__all__ = ["Consensus", "ConsensusHistory", "LabelRules", "LabelRound", "LabelProject", "LabelTask", "LabelAnnotation"]

@@ -1,0 +1,85 @@
+"""`curate label audit` and `curate label candidates`: model-assisted curation, mounted on `curate label`."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from curate.cli.options import DbOpt, JsonOpt, WorkspaceOpt, http_urls, open_workspace
+from curate.output import console, print_json, table
+
+
+def audit_cmd(
+    run: Annotated[Path, typer.Option("--run", "-r", help="A finished `train run` folder (its oof_predictions.csv and run.json).")],
+    dataset: Annotated[Optional[str], typer.Option(help="NAME@VERSION the run must have been trained on (default: the workspace's newest export).")] = None,
+    html: Annotated[Optional[Path], typer.Option(help="Write the HTML page here (default: <workspace>/reports/label-audit.html).")] = None,
+    push: Annotated[bool, typer.Option("--push", help="Send the top images to a new audit round in --reviewer's Label Studio project.")] = False,
+    reviewer: Annotated[Optional[str], typer.Option(help="Email of the auditing clinician (with --push); never one of the images' raters.")] = None,
+    top: Annotated[int, typer.Option(help="How many of the most likely errors the audit round holds (default: 50).", min=1)] = 50,
+    url: Annotated[Optional[list[str]], typer.Option("--url", metavar="[EMAIL=]URL", callback=http_urls, help="Label Studio server as in `curate label push` (default: the reviewer's own).")] = None,
+    workspace: WorkspaceOpt = None, db: DbOpt = None, json_out: JsonOpt = False,
+):
+    """Rank likely label errors: a run's out-of-fold probabilities against the consensus and every rating.
+
+    Writes an HTML page (thumbnail, raters' and reviewer's diagnoses, consensus, model probability, rank).
+    With --push the top K go to a round of kind "audit"; `curate label pull` then applies the answers
+    (README, "Auditing labels") and records every change.
+
+    Example: curate label audit --run runs/mpox-1.0.0/resnet18-s0 --push --reviewer c@clinic.org --top 40
+    """
+    from curate.audit import audited
+    from curate.label.audit import build
+    from curate.label.audit_html import write_html
+
+    ws = open_workspace(workspace, db)
+    if push and not reviewer:
+        raise typer.BadParameter("--push needs --reviewer EMAIL", param_hint="--reviewer")
+    rep = build(ws, run, dataset)
+    page = write_html(rep, html or ws.reports / "label-audit.html", ws)
+    pushed = None
+    if push:
+        from curate.label.audit_push import push_audit
+        from curate.label.servers import resolve
+
+        servers = resolve(ws, url)
+        with audited(ws, "label audit", {"run": str(run), "reviewer": reviewer, "top": top, "url": url}) as cmd:
+            pushed = push_audit(ws, servers, rep, reviewer, top)
+            cmd.summary = {"round": pushed.round_id, "pushed": pushed.pushed}
+    if json_out:
+        print_json({**rep.to_dict(), "html": str(page), "pushed": pushed and pushed.__dict__})
+        return
+    console.print(table(f"Most likely label errors ({rep.dataset}, about {rep.expected_errors:.1f} in {len(rep.ranked)})",
+                        ["rank", "image", "consensus", "raters", "reviewer", "P(consensus class)", "P(wrong)", "likely"],
+                        [[r.rank, r.image_id, r.consensus, ", ".join(str(d) for _, d in r.raters),
+                          r.reviewer[1] if r.reviewer else "", r.self_confidence, r.score, r.suggested] for r in rep.ranked[:20]]))
+    if rep.unranked:
+        console.print(f"{len(rep.unranked)} image(s) not ranked (relabelled since the run, or no longer final): "
+                      + ", ".join(f"{r.image_id} ({r.why_not_ranked})" for r in rep.unranked[:5]), highlight=False)
+    console.print(f"HTML: {page}")
+    if pushed is not None:
+        console.print(f"pushed {pushed.pushed} image(s) to {reviewer}'s audit round {pushed.round_id}")
+
+
+def candidates_cmd(limit: Annotated[Optional[int], typer.Option(help="List at most N.", min=1)] = None,
+                   workspace: WorkspaceOpt = None, db: DbOpt = None):
+    """Files of the images `curate label push` would send next, one per line (to feed `train predict`).
+
+    Example: train predict --run RUN --json $(curate label candidates) > predictions.json
+    """
+    from sqlmodel import select
+
+    from curate.label.rounds import unrated_image_ids
+    from db.models import Image
+
+    ws = open_workspace(workspace, db)
+    with ws.session() as s:
+        ids = unrated_image_ids(s)[:limit]
+        shas = dict(s.exec(select(Image.id, Image.sha256).where(Image.id.in_(ids))).all()) if ids else {}
+    for i in ids:
+        typer.echo(str(ws.store.path_for(shas[i])))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("audit")(audit_cmd)
+    app.command("candidates")(candidates_cmd)
