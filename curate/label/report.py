@@ -9,7 +9,7 @@ from sqlmodel import Session, func, select
 
 from curate.label.agreement import Agreement, agreement
 from curate.label.diagnoses import FLAGS, IDENTIFIABLE, STATUSES, DiagnosisList
-from curate.label.pull import ImageLabels, collect
+from curate.label.recompute import ImageLabels, collect
 from curate.label.raters import RaterQuality, rater_quality
 from db.models.label import Consensus, LabelAnnotation, LabelProject, LabelRound, LabelTask
 

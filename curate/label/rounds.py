@@ -21,6 +21,7 @@ from curate.label.client import StudioClient
 from curate.label.config import render as render_config
 from curate.label.consensus import ThirdOpinion
 from curate.label.diagnoses import FLAGS
+from curate.label.recompute import collect, write_consensus
 from curate.label.rules import recorded_rules, settle_rules
 from curate.errors import LabelError, StudioError
 from curate.label.servers import Servers, as_servers, require_blind
@@ -123,8 +124,6 @@ def _add_tasks(ws, servers: Servers, projects: dict[str, LabelProject], image_id
 
 def _refresh_consensus(ws) -> None:
     """Images just pushed get a 'pending' Consensus row; nothing else changes."""
-    from curate.label.pull import write_consensus
-
     with ws.session() as s:
         write_consensus(s)
 
@@ -190,8 +189,6 @@ def adjudicate(ws, servers: Servers | StudioClient, reviewer: str,
     The choices offered follow the third-opinion rule recorded in the catalogue (curate/label/rules.py);
     a rule given here is recorded before the push, as `label pull --third-opinion` does.
     """
-    from curate.label.pull import collect
-
     servers = as_servers(servers)
     try:
         third_opinion = None if third_opinion is None else ThirdOpinion(third_opinion)
