@@ -30,7 +30,9 @@ from curate.export.exclusions import catalogue_exclusions, consensus_exclusions,
 from curate.export.card import UNKNOWN_LICENCE
 from curate.export.images import RESIZE_POLICIES, ImageSpec, roi_region, union_box
 from curate.export.splits import Item, SplitPlan, plan_splits
+from curate.label.agreement import rater_agreement
 from curate.label.diagnoses import SETTINGS_TABLE, STATUSES, DiagnosisList
+from curate.label.recompute import collect
 from curate.label.rules import describe, recorded_rules
 from db.models import Image, Provenance, Source
 from db.models.label import Consensus
@@ -139,9 +141,7 @@ def validate(options: ExportOptions) -> None:
 
 def _kappa_summary(s: Session, labels: list[str]) -> dict[str, Any] | None:
     """Cohen's kappa from the label stage's per-rater annotations; None before any image has two ratings."""
-    from curate.label.report import rater_agreement
-
-    ag = rater_agreement(s, labels)
+    ag = rater_agreement(collect(s).values(), labels)
     if not ag.n:
         return None
     return {"pairs": ag.n, "kappa": ag.kappa, "observed_agreement": ag.observed}
