@@ -24,7 +24,7 @@ from typing import Callable
 from sqlmodel import select
 
 from curate.errors import StoreError
-from curate.files import write_atomic
+from curate.files import atomic_path, write_atomic
 from curate.export import card, croissant
 from curate.export.diff import diff_manifests
 from curate.export.images import prepare
@@ -83,10 +83,6 @@ class ExportResult:
 # --- image workers ----------------------------------------------------------------------
 
 
-def _write_atomic(dest: Path, data: bytes) -> None:
-    write_atomic(dest, data)  # a unique, owner-only temporary name: two writers never share one
-
-
 def _render(task: tuple) -> tuple[int, str, str, bool]:
     """Runs in a worker: write the image (and ROI crop) unless a previous run finished them."""
     image_id, src, dest, roi_dest, region, expected, spec = task
@@ -97,9 +93,9 @@ def _render(task: tuple) -> tuple[int, str, str, bool]:
         main, roi = prepare(src, spec, region, expected)
     except Exception as exc:  # noqa: BLE001 - reported with the image id, never the clinic path
         raise RuntimeError(f"image {image_id}: cannot prepare ({type(exc).__name__}: {exc})") from None
-    _write_atomic(dest, main)
+    write_atomic(dest, main)
     if roi_dest is not None:
-        _write_atomic(roi_dest, roi)
+        write_atomic(roi_dest, roi)
     return image_id, hashlib.sha256(main).hexdigest(), hashlib.sha256(roi).hexdigest() if roi else "", True
 
 
@@ -273,11 +269,11 @@ def _build(ws, plan: ExportPlan, final: Path, on_image) -> ExportResult:
         "audit.json": (json.dumps(audit.as_dict(timing=False), indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8"),
     }
     for name, data in files.items():
-        _write_atomic(build / name, data)
+        write_atomic(build / name, data)
     for leftover in build.rglob("*.part"):  # from a run killed mid-write
         leftover.unlink(missing_ok=True)
     _prune_empty_dirs(build)
-    _write_atomic(build / "SHA256SUMS", sha256sums(build, known))
+    write_atomic(build / "SHA256SUMS", sha256sums(build, known))
     for p in build.rglob("*"):  # patient photos: the owner's alone, and never changed once written
         os.chmod(p, 0o700 if p.is_dir() else 0o400)
     os.chmod(build, 0o700)
@@ -300,6 +296,16 @@ def _prune_empty_dirs(root: Path) -> None:
             d.rmdir()
 
 
+def _tar_entry(name: str, mtime: int, data: bytes | None = None) -> tarfile.TarInfo:
+    """A folder (`data` None) or file entry that says nothing about who wrote it, private once extracted too."""
+    ti = tarfile.TarInfo(name)
+    ti.type = tarfile.DIRTYPE if data is None else tarfile.REGTYPE
+    ti.mode, ti.size, ti.mtime = (0o700 if data is None else 0o400), len(data or b""), mtime
+    ti.uid = ti.gid = 0
+    ti.uname = ti.gname = ""
+    return ti
+
+
 def write_archive(ws, final: Path, meta: dict) -> tuple[Path, str]:
     """`exports/<name>/<name>-<version>.tar`: the version folder, byte-identical for identical content."""
     dest = final.parent / f"{meta['name']}-{meta['version']}.tar"
@@ -308,28 +314,16 @@ def write_archive(ws, final: Path, meta: dict) -> tuple[Path, str]:
         return dest, sidecar.read_text().split()[0]
     mtime = int(datetime.strptime(meta["created_at"], "%Y-%m-%dT%H:%M:%SZ").timestamp()) if meta.get("created_at") else 0
     top = f"{meta['name']}-{meta['version']}"
-    part = ws.tmp / f"{dest.name}.{os.getpid()}.part"
     entries = sorted(final.rglob("*"), key=lambda p: p.relative_to(final).as_posix())
-    with os.fdopen(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as raw, tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-        def info(name: str, is_dir: bool, size: int = 0) -> tarfile.TarInfo:
-            ti = tarfile.TarInfo(name)
-            ti.type = tarfile.DIRTYPE if is_dir else tarfile.REGTYPE
-            ti.mode, ti.size, ti.mtime = (0o700 if is_dir else 0o400), size, mtime  # private once extracted too
-            ti.uid = ti.gid = 0
-            ti.uname = ti.gname = ""
-            return ti
-        tar.addfile(info(top, True))
-        for p in entries:
-            rel = f"{top}/{p.relative_to(final).as_posix()}"
-            if p.is_dir():
-                tar.addfile(info(rel, True))
-            else:
-                data = p.read_bytes()
-                tar.addfile(info(rel, False, len(data)), io.BytesIO(data))
-    digest = sha256_file(part)
-    os.chmod(part, 0o400)
-    os.replace(part, dest)
-    _write_atomic(sidecar, f"{digest}  {dest.name}\n".encode())
+    with atomic_path(dest, tmp_dir=ws.tmp, mode=0o400) as part:
+        with tarfile.open(part, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+            tar.addfile(_tar_entry(top, mtime))
+            for p in entries:
+                rel = f"{top}/{p.relative_to(final).as_posix()}"
+                data = None if p.is_dir() else p.read_bytes()
+                tar.addfile(_tar_entry(rel, mtime, data), None if data is None else io.BytesIO(data))
+        digest = sha256_file(part)
+    write_atomic(sidecar, f"{digest}  {dest.name}\n".encode())
     return dest, digest
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from sqlmodel import Session, select
 
 from curate.dedupe import labelable_image_ids
+from curate.files import atomic_path
 from curate.label.adjudication import RaterView, adjudication_config, review_task
 from curate.label.client import StudioClient
 from curate.label.config import render as render_config
@@ -50,12 +51,9 @@ def image_link(ws, image: Image) -> str:
     rel = Path("studio") / "files" / image.sha256[:2] / f"{image.sha256}.{ext}"
     link = ws.root / rel
     if not link.exists():
-        link.parent.mkdir(parents=True, exist_ok=True)
-        target = os.path.relpath(ws.store.path_for(image.sha256), link.parent)
-        tmp = link.with_name(link.name + ".tmp")
-        tmp.unlink(missing_ok=True)
-        os.symlink(target, tmp)
-        os.replace(tmp, link)
+        with atomic_path(link) as tmp:
+            tmp.unlink()  # the name is ours; a symlink takes its place
+            os.symlink(os.path.relpath(ws.store.path_for(image.sha256), link.parent), tmp)
     root = Path(os.environ.get(DOCUMENT_ROOT_ENV) or ws.root).resolve()
     try:
         served = (ws.root.resolve() / rel).relative_to(root)
