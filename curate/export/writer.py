@@ -15,7 +15,6 @@ import os
 import shutil
 import tarfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -31,6 +30,7 @@ from curate.export.images import prepare
 from curate.export.leakage import audit_files, entries_of
 from curate.export.manifest import manifest_csv, manifest_row, read_manifest, sha256_file, sha256sums
 from curate.export.plan import ExportError, ExportOptions, ExportPlan, make_plan, parse_version, validate
+from curate.parallel import run_parallel
 from db.models.export import DatasetVersionRecord
 
 log = logging.getLogger("curate.export")
@@ -227,21 +227,18 @@ def _build(ws, plan: ExportPlan, final: Path, on_image) -> ExportResult:
     if missing:
         raise StoreError(f"{len(missing)} original(s) missing from the store (image ids {', '.join(map(str, missing[:5]))})")
     digests: dict[int, tuple[str, str]] = {}
-    rendered = 0
-    workers = opts.workers or os.cpu_count() or 1
-    pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 and len(tasks) > 8 else None
-    try:
-        results = pool.map(_render, tasks, chunksize=4) if pool else map(_render, tasks)
-        for n, (image_id, sha, roi_sha, fresh) in enumerate(results, 1):
+    fresh: list[bool] = []
+
+    def commit(done: list[tuple[tuple, tuple[int, str, str, bool]]]) -> None:
+        for _, (image_id, sha, roi_sha, rendered_now) in done:
             digests[image_id] = (sha, roi_sha)
-            rendered += fresh
-            if on_image:
-                on_image(n, len(tasks))
+            fresh.append(rendered_now)
+
+    try:
+        run_parallel(_render, tasks, commit, workers=opts.workers, on_progress=on_image)
     except RuntimeError as exc:
         raise ExportError(str(exc)) from None
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+    rendered = sum(fresh)
 
     rows = [manifest_row(r, *digests[r.image_id]) for r in plan.rows]
     known = {}
