@@ -8,12 +8,13 @@ hash-only; nothing else changes.
 from __future__ import annotations
 
 import importlib
-import io
 
 import numpy as np
+from PIL import Image as PILImage
 from sqlmodel import select
 
 from curate.dedupe.cluster import Edge
+from curate.imaging import open_upright
 from db.models import DedupeCode, Image
 
 SIDE = 224
@@ -29,12 +30,7 @@ def _torch():
 
 
 def _load(data: bytes, mean, std) -> np.ndarray:
-    from PIL import Image as PILImage, ImageOps
-
-    img = PILImage.open(io.BytesIO(data))
-    if img.format == "JPEG":
-        img.draft("RGB", (SIDE, SIDE))
-    img = ImageOps.exif_transpose(img).convert("RGB").resize((SIDE, SIDE), PILImage.BILINEAR)
+    img = open_upright(data, SIDE).image.convert("RGB").resize((SIDE, SIDE), PILImage.BILINEAR)
     a = np.asarray(img, np.float32) / 255.0
     return ((a - np.array(mean, np.float32)) / np.array(std, np.float32)).transpose(2, 0, 1)
 
