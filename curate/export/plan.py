@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from curate.dataset import DatasetError, DatasetVersion
+from curate.dataset import SPLITS, DatasetError, DatasetVersion
 from curate.dedupe import cluster_map
 from curate.errors import ConfigError, ExportError
 from curate.export.exclusions import catalogue_exclusions, consensus_exclusions, consensus_reason
@@ -248,7 +248,7 @@ def make_plan(s: Session, options: ExportOptions, exports_root: Path, versions: 
         src = known_sources[name]
         lic = sorted({r.licence or UNKNOWN_LICENCE for r in rows if r.source == name})
         sources.append({"name": name, "kind": src.kind, "licences": lic, "external": name in options.external_sources,
-                        "images": {k: per_source[name][k] for k in ("train", "test", "external")}})
+                        "images": {k: per_source[name][k] for k in SPLITS}})
 
     updated = max((c.updated_at for c in chosen), key=lambda d: _iso(d))
     spec = options.spec

@@ -22,6 +22,7 @@ from typing import Callable
 
 from sqlmodel import select
 
+from curate.dataset import SPLITS, split_counts
 from curate.errors import StoreError
 from curate.files import atomic_path, write_atomic
 from curate.export import card, croissant
@@ -119,14 +120,6 @@ def _split_change(plan: ExportPlan) -> dict | None:
             "folds_kept": plan.parent_folds_kept, "moved": _moves(plan)}
 
 
-def _counts(rows: list[dict[str, str]]) -> dict[str, dict[str, int]]:
-    out: dict[str, dict[str, int]] = {}
-    for r in rows:
-        out.setdefault(r["split"], {}).setdefault(r["label"], 0)
-        out[r["split"]][r["label"]] += 1
-    return {s: dict(sorted(c.items())) for s, c in sorted(out.items())}
-
-
 def _registered(ws, name: str) -> dict[str, DatasetVersionRecord]:
     with ws.session() as s:
         return {r.version: r for r in s.exec(select(DatasetVersionRecord).where(DatasetVersionRecord.name == name)).all()}
@@ -190,7 +183,7 @@ def _result(plan: ExportPlan, final: Path, status: str, rows: list[dict[str, str
     return ExportResult(
         name=plan.options.name, version=plan.options.version, path=final, status=status,
         checksum=hashlib.sha256((final / "SHA256SUMS").read_bytes()).hexdigest(), fingerprint=plan.fingerprint,
-        images=len(rows), roi_images=sum(1 for r in rows if r["roi_file"]), counts=_counts(rows), bins=_bins(plan),
+        images=len(rows), roi_images=sum(1 for r in rows if r["roi_file"]), counts=split_counts(rows), bins=_bins(plan),
         max_deviation_pp=plan.split.max_deviation_pp, pulled_external=len(plan.split.pulled_external), rendered=rendered,
         parent=plan.meta["parent"], reshuffle=plan.options.reshuffle and plan.parent_dir is not None, kept=plan.split.kept,
         moved=_moves(plan), excluded=plan.excluded, leakage=_leakage(final),
@@ -211,7 +204,7 @@ def _build(ws, plan: ExportPlan, final: Path, on_image) -> ExportResult:
     build = ws.tmp / (prefix + plan.fingerprint[:16])
     try:
         build.mkdir(parents=True, exist_ok=True)
-        for split in ("train", "test", "external"):
+        for split in SPLITS:
             for cls in plan.classes:
                 (build / split / cls).mkdir(parents=True, exist_ok=True)
                 (build / "roi" / split / cls).mkdir(parents=True, exist_ok=True)
