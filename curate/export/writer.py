@@ -22,7 +22,7 @@ from typing import Callable
 
 from sqlmodel import select
 
-from curate.dataset import SPLITS, split_counts
+from curate.dataset import SPLITS, DatasetVersion, split_counts
 from curate.errors import StoreError
 from curate.files import atomic_path, write_atomic
 from curate.export import card, croissant
@@ -345,8 +345,6 @@ def list_versions(ws, name: str | None = None) -> list[DatasetVersionRecord]:
 
 def diff_versions(ws, a: str, b: str):
     """VersionDiff between two versions (NAME@VERSION or folder paths)."""
-    from curate.dataset import DatasetVersion
-
     old, new = DatasetVersion.open(a, ws.root), DatasetVersion.open(b, ws.root)
     return diff_manifests(old.rows, new.rows)
 
