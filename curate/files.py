@@ -5,6 +5,7 @@ for writers that need a path of their own (tar and zip archives, `torch.save`, a
 unique temporary file (two concurrent writers never share one), optionally flush it to disk and set its
 mode, then rename it onto the destination.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -15,8 +16,9 @@ from pathlib import Path
 
 
 @contextlib.contextmanager
-def atomic_path(dest: Path | str, *, tmp_dir: Path | str | None = None, mode: int | None = None,
-                fsync: bool = False) -> Iterator[Path]:
+def atomic_path(
+    dest: Path | str, *, tmp_dir: Path | str | None = None, mode: int | None = None, fsync: bool = False
+) -> Iterator[Path]:
     """Yield a fresh temporary path; when the block ends without an exception it is renamed onto `dest`.
 
     The temporary file lives in `tmp_dir` (default: `dest`'s folder; it must be on the same filesystem) and
@@ -46,8 +48,14 @@ def atomic_path(dest: Path | str, *, tmp_dir: Path | str | None = None, mode: in
         raise
 
 
-def write_atomic(dest: Path | str, data: bytes | str, tmp_dir: Path | str | None = None, *,
-                 mode: int | None = None, fsync: bool = False) -> Path:
+def write_atomic(
+    dest: Path | str,
+    data: bytes | str,
+    tmp_dir: Path | str | None = None,
+    *,
+    mode: int | None = None,
+    fsync: bool = False,
+) -> Path:
     """Write `data` (text as UTF-8) to `dest` through `atomic_path`; return `dest`."""
     dest = Path(dest)
     with atomic_path(dest, tmp_dir=tmp_dir, mode=mode, fsync=fsync) as tmp, open(tmp, "wb") as fh:

@@ -6,6 +6,7 @@ export all read the same tag through `exif_orientation`, so they agree on which 
 decoded at reduced scale with Pillow's `draft` (the DCT does the downscaling, so most of the decoding
 work is skipped) when the caller needs fewer pixels than the original has.
 """
+
 from __future__ import annotations
 
 import base64
@@ -20,8 +21,13 @@ DRAFT_FORMATS = ("JPEG", "MPO")  # formats whose decoder can downscale while dec
 
 # EXIF orientation -> the transpose that displays the stored pixels upright (what ImageOps.exif_transpose does).
 UPRIGHT: dict[int, Image.Transpose] = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90,
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
 }
 SWAPS_AXES = frozenset({5, 6, 7, 8})  # orientations that turn by 90 degrees: width and height trade places
 
@@ -31,7 +37,7 @@ def exif_orientation(img: Image.Image) -> int | None:
     (a broken EXIF block must not stop an otherwise fine photo)."""
     try:
         value = img.getexif().get(ORIENTATION_TAG)
-    except Exception:  # noqa: BLE001 - Pillow raises many kinds on a malformed EXIF block
+    except Exception:  # Pillow raises many kinds on a malformed EXIF block
         return None
     return value if isinstance(value, int) and 1 <= value <= 8 else None
 

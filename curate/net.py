@@ -1,4 +1,5 @@
 """Loopback networking shared by the local servers (Label Studio, `train serve`), their tests and benchmarks."""
+
 from __future__ import annotations
 
 import socket

@@ -2,16 +2,18 @@
 
 No catalogue or workspace import here: `train` uses it and must stay free of the catalogue.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any, Callable, Iterator, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
@@ -21,8 +23,28 @@ from typer.exceptions import Abort, Exit, TyperException
 from curate.errors import CurateError
 from curate.redact import redact_text
 
-console = Console()
-err_console = Console(stderr=True)
+PLAIN_WIDTH = 10_000  # "as wide as the text": output that is not a terminal is never cut or wrapped
+
+
+class PlainWhenPiped(Console):
+    """rich's Console, except that output which is not a terminal (a pipe, a file, a test runner) has no width
+    limit unless $COLUMNS sets one: a table cell is never cut to `Efficient…` and a path never wrapped, so
+    `curate ... | grep` and `> out.txt` keep every value whole. On a terminal, rich's own width."""
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        real = super().size
+        if self.is_terminal or self._width is not None or self._environ.get("COLUMNS", "").isdigit():
+            return real
+        return ConsoleDimensions(PLAIN_WIDTH, real.height)
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        self._width, self._height = new_size
+
+
+console = PlainWhenPiped()
+err_console = PlainWhenPiped(stderr=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
 
@@ -42,26 +64,34 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 class SafeGroup(TyperGroup):
-    """The root command group: an exception no command anticipated still ends in one line and exit 1,
-    never a traceback (set $CURATE_DEBUG=1 to see it); a CurateError anywhere is reported like `fail`."""
+    """The root command group and the CLI's one error handler: a CurateError raised anywhere below becomes
+    one red line and exit 1 (like `fail`), Ctrl-C exit 130 with how to continue, and an exception no
+    command anticipated still one line and exit 1, never a traceback (set $CURATE_DEBUG=1 to see it).
+    Commands therefore just call the library; none catches CurateError itself."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except (Exit, Abort, TyperException, SystemExit):  # typer's own: usage errors (exit 2), exits
             raise
+        except BrokenPipeError:  # `curate ... | head`: the reader has all it wanted
+            # As Python's docs advise: point stdout at devnull, so the flush at exit cannot fail again.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise Exit(0) from None
         except KeyboardInterrupt:
             fail("interrupted; re-run the same command to continue", code=130)
         except CurateError as exc:
             fail(str(exc))
-        except Exception as exc:  # noqa: BLE001 - the last line of defence against a traceback
+        except Exception as exc:  # the last line of defence against a traceback
             if os.environ.get(DEBUG_ENV):
                 raise
             fail(f"unexpected {type(exc).__name__}: {exc} (set {DEBUG_ENV}=1 for the traceback)")
 
 
 class reported:
-    """`with reported():` turns a CurateError into one red line and exit code 1, Ctrl-C into exit 130."""
+    """`with reported():` turns a CurateError into one red line and exit code 1, Ctrl-C into exit 130.
+
+    Only `train/cli.py` still uses it (for its own Ctrl-C hint); `curate` relies on SafeGroup alone."""
 
     def __init__(self, interrupt_hint: str = "interrupted; re-run the same command to continue"):
         self.interrupt_hint = interrupt_hint
@@ -82,9 +112,11 @@ def print_json(data: Any) -> None:
 
 
 def table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
+    """A table for people: the first column left-aligned, the rest right; on a narrow terminal long values
+    wrap inside their cell instead of being cut (off a terminal nothing is narrow: see PlainWhenPiped)."""
     t = Table(title=title, title_justify="left")
     for i, c in enumerate(columns):
-        t.add_column(c, justify="left" if i == 0 else "right")
+        t.add_column(c, justify="left" if i == 0 else "right", overflow="fold")
     for r in rows:
         t.add_row(*[("" if v is None else escape(str(v))) for v in r])
     return t
@@ -94,8 +126,16 @@ def table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
 def progress_bars(quiet: bool = False, keep: bool = False) -> Iterator[Progress]:
     """rich progress bars on stderr (stdout stays clean for tables and --json), one per `add_task`:
     description, bar, done/total, elapsed and remaining time. `keep` leaves them on screen when done."""
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TimeRemainingColumn(), console=err_console, disable=quiet, transient=not keep) as progress:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        disable=quiet,
+        transient=not keep,
+    ) as progress:
         yield progress
 
 

@@ -5,8 +5,10 @@ batched commits, progress.
 there are few items or one worker), hands the `(item, result)` pairs to `commit` in input order, `batch`
 at a time, and reports `on_progress(done, total)` after each item. A worker's exception stops the run:
 the pairs handed back before it (with a pool, up to the failing item's chunk) are committed first, so a
-re-run does not redo them, then it is raised here; the pool is always shut down. `fn` and `items` must pickle (a module-level function).
+re-run does not redo them, then it is raised here; the pool is always shut down. `fn` and `items` must
+pickle (a module-level function).
 """
+
 from __future__ import annotations
 
 import os

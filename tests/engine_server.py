@@ -11,6 +11,7 @@ Everything listens on 127.0.0.1 only (or another loopback address given as `host
 slows every image down (for kill tests); paths in `server.drip` are sent one byte every half second;
 `server.redirects` maps a path to any Location.
 """
+
 from __future__ import annotations
 
 import html
@@ -21,6 +22,7 @@ import threading
 import time
 import zlib
 from dataclasses import dataclass
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
@@ -29,10 +31,41 @@ from PIL import Image
 FLICKR_KEY = "test-flickr-key"
 
 # icrawler's BaiduParser._decode_url table, inverted, to produce obfuscated URLs like Baidu's.
-_BAIDU_MAP = {"w": "a", "k": "b", "v": "c", "1": "d", "j": "e", "u": "f", "2": "g", "i": "h", "t": "i",
-              "3": "j", "h": "k", "s": "l", "4": "m", "g": "n", "5": "o", "r": "p", "q": "q", "6": "r",
-              "f": "s", "p": "t", "7": "u", "e": "v", "o": "w", "8": "1", "d": "2", "n": "3", "9": "4",
-              "c": "5", "m": "6", "0": "7", "b": "8", "l": "9", "a": "0"}
+_BAIDU_MAP = {
+    "w": "a",
+    "k": "b",
+    "v": "c",
+    "1": "d",
+    "j": "e",
+    "u": "f",
+    "2": "g",
+    "i": "h",
+    "t": "i",
+    "3": "j",
+    "h": "k",
+    "s": "l",
+    "4": "m",
+    "g": "n",
+    "5": "o",
+    "r": "p",
+    "q": "q",
+    "6": "r",
+    "f": "s",
+    "p": "t",
+    "7": "u",
+    "e": "v",
+    "o": "w",
+    "8": "1",
+    "d": "2",
+    "n": "3",
+    "9": "4",
+    "c": "5",
+    "m": "6",
+    "0": "7",
+    "b": "8",
+    "l": "9",
+    "a": "0",
+}
 _BAIDU_INV = {v: k for k, v in _BAIDU_MAP.items()}
 
 
@@ -58,8 +91,10 @@ def png(seed: int) -> bytes:
 
 def bomb_png(side: int = 20000) -> bytes:
     """A tiny PNG whose header claims side x side pixels (over Pillow's bomb limit)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     ihdr = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
     idat = zlib.compress(b"\x00" * (side // 8 + 1) * 4)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
@@ -111,6 +146,11 @@ BAD_REASONS = {
 }
 
 
+def _first(qs: dict, key: str, default: str = "") -> str:
+    """The first value of a query-string parameter."""
+    return qs.get(key, [default])[0]
+
+
 class EngineServer:
     def __init__(self, host: str = "127.0.0.1"):
         self.files: dict[str, tuple[int, str, bytes]] = {}
@@ -144,7 +184,7 @@ class EngineServer:
                     self.send_header("Content-Length", str(len(body)))
                     self.end_headers()
                     for i in range(len(body)):
-                        self.wfile.write(body[i:i + 1])
+                        self.wfile.write(body[i : i + 1])
                         self.wfile.flush()
                         time.sleep(0.5)
                     return
@@ -205,11 +245,21 @@ class EngineServer:
     def route(self, raw_path: str):
         parts = urlsplit(raw_path)
         path, qs = unquote(parts.path), parse_qs(parts.query)
-        one = lambda k, d="": qs.get(k, [d])[0]  # noqa: E731
+        one = partial(_first, qs)
         if path == "/images/async":
-            return 200, "text/html; charset=utf-8", self.bing(one("q"), int(one("first", "0")), int(one("count", "35"))), {}
+            return (
+                200,
+                "text/html; charset=utf-8",
+                self.bing(one("q"), int(one("first", "0")), int(one("count", "35"))),
+                {},
+            )
         if path == "/search/acjson":
-            return 200, "text/plain; charset=utf-8", self.baidu(one("word"), int(one("pn", "0")), int(one("rn", "30"))), {}
+            return (
+                200,
+                "text/plain; charset=utf-8",
+                self.baidu(one("word"), int(one("pn", "0")), int(one("rn", "30"))),
+                {},
+            )
         if path == "/services/rest/":
             return (200, "application/json", self.flickr(qs), {})
         if path in self.redirects:
@@ -225,18 +275,29 @@ class EngineServer:
         return 404, "text/html", b"<html>not found</html>", {}
 
     def bing(self, q: str, first: int, count: int) -> bytes:
-        items = self.items_for(q)[first:first + count]
+        items = self.items_for(q)[first : first + count]
         out = ['<ul class="dgControl_list">']
         for i, it in enumerate(items):
             if self.bing_markup_broken:
                 out.append(f'<li><div class="newlayout"><img src="{html.escape(self.url(it.path))}"></div></li>')
                 continue
-            m = {"sid": "", "cturl": "", "cid": f"c{first + i}", "purl": self.url(it.page) + f"?r={first + i}",
-                 "murl": self.url(it.path), "turl": f"https://tse2.mm.bing.net/th?id=OIP.{first + i}&pid=15.1",
-                 "md5": "0" * 32, "shkey": "", "t": it.title, "mid": f"M{first + i}", "desc": ""}
+            m = {
+                "sid": "",
+                "cturl": "",
+                "cid": f"c{first + i}",
+                "purl": self.url(it.page) + f"?r={first + i}",
+                "murl": self.url(it.path),
+                "turl": f"https://tse2.mm.bing.net/th?id=OIP.{first + i}&pid=15.1",
+                "md5": "0" * 32,
+                "shkey": "",
+                "t": it.title,
+                "mid": f"M{first + i}",
+                "desc": "",
+            }
+            m_attr = html.escape(json.dumps(m, separators=(",", ":")), quote=True)
             out.append(
                 f'<li data-idx="{first + i + 1}"><div class="iuscp isv"><div class="imgpt">'
-                f'<a class="iusc" style="height:180px;width:270px" m="{html.escape(json.dumps(m, separators=(",", ":")), quote=True)}" '
+                f'<a class="iusc" style="height:180px;width:270px" m="{m_attr}" '
                 f'mad="{{&quot;turl&quot;:&quot;x&quot;}}" href="/images/search?view=detailV2&amp;id={first + i}&amp;'
                 f'selectedIndex={first + i}"><div class="img_cont hoff"><img class="mimg" height="180" width="270" '
                 f'src="https://tse2.mm.bing.net/th?id=OIP.{first + i}" alt="{html.escape(it.title)}"></div></a>'
@@ -247,39 +308,91 @@ class EngineServer:
 
     def baidu(self, word: str, pn: int, rn: int) -> bytes:
         data = []
-        for it in self.items_for(word)[pn:pn + rn]:
-            data.append({
-                "thumbURL": "https://img0.baidu.com/it/u=1,2&fm=253", "middleURL": "https://img0.baidu.com/it/u=1",
-                "fromPageTitle": f"<strong>{html.escape(it.title)}</strong>", "fromPageTitleEnc": it.title,
-                "objURL": baidu_encode(self.url(it.path)), "fromURL": baidu_encode(self.url(it.page)),
-                "type": "jpg", "width": 64, "height": 48, "replaceUrl": [{"ObjURL": self.url(it.path), "FromURL": self.url(it.page)}],
-            })
+        for it in self.items_for(word)[pn : pn + rn]:
+            data.append(
+                {
+                    "thumbURL": "https://img0.baidu.com/it/u=1,2&fm=253",
+                    "middleURL": "https://img0.baidu.com/it/u=1",
+                    "fromPageTitle": f"<strong>{html.escape(it.title)}</strong>",
+                    "fromPageTitleEnc": it.title,
+                    "objURL": baidu_encode(self.url(it.path)),
+                    "fromURL": baidu_encode(self.url(it.page)),
+                    "type": "jpg",
+                    "width": 64,
+                    "height": 48,
+                    "replaceUrl": [{"ObjURL": self.url(it.path), "FromURL": self.url(it.page)}],
+                }
+            )
         data.append({})  # Baidu ends each page with an empty object
-        body = {"queryEnc": quote(word), "queryExt": word, "listNum": 1000, "displayNum": 1000, "bdIsClustered": "1", "data": data}
+        body = {
+            "queryEnc": quote(word),
+            "queryExt": word,
+            "listNum": 1000,
+            "displayNum": 1000,
+            "bdIsClustered": "1",
+            "data": data,
+        }
         return json.dumps(body, ensure_ascii=False).encode()
 
     def flickr(self, qs: dict) -> bytes:
-        one = lambda k, d="": qs.get(k, [d])[0]  # noqa: E731
+        one = partial(_first, qs)
         if one("api_key") != FLICKR_KEY:
-            return json.dumps({"stat": "fail", "code": 100, "message": "Invalid API Key (Key has invalid format)"}).encode()
+            return json.dumps(
+                {"stat": "fail", "code": 100, "message": "Invalid API Key (Key has invalid format)"}
+            ).encode()
         if one("method") == "flickr.photos.getSizes":
             pid = int(one("photo_id"))
             it = self.items_for(self._flickr_query)[pid - 5000]
-            return json.dumps({"sizes": {"size": [
-                {"label": "Medium", "width": 64, "height": 48, "source": self.url(it.path), "media": "photo"}]}, "stat": "ok"}).encode()
+            return json.dumps(
+                {
+                    "sizes": {
+                        "size": [
+                            {
+                                "label": "Medium",
+                                "width": 64,
+                                "height": 48,
+                                "source": self.url(it.path),
+                                "media": "photo",
+                            }
+                        ]
+                    },
+                    "stat": "ok",
+                }
+            ).encode()
         self._flickr_query = one("text")
         page, per_page = int(one("page", "1")), int(one("per_page", "100"))
         items = self.items_for(one("text"))
         photos = []
-        for i, it in enumerate(items[(page - 1) * per_page: page * per_page]):
+        for i, it in enumerate(items[(page - 1) * per_page : page * per_page]):
             n = (page - 1) * per_page + i
-            photo = {"id": str(5000 + n), "owner": "12345@N00", "secret": "abc", "server": "65535", "farm": 66,
-                     "title": it.title, "ispublic": 1, "isfriend": 0, "isfamily": 0, "license": "4", "ownername": "someone"}
+            photo = {
+                "id": str(5000 + n),
+                "owner": "12345@N00",
+                "secret": "abc",
+                "server": "65535",
+                "farm": 66,
+                "title": it.title,
+                "ispublic": 1,
+                "isfriend": 0,
+                "isfamily": 0,
+                "license": "4",
+                "ownername": "someone",
+            }
             if n % 5 != 4:  # every fifth photo lacks the size extras: the parser must ask getSizes
                 photo.update(url_l=self.url(it.path), height_l=48, width_l=64)
             photos.append(photo)
-        return json.dumps({"photos": {"page": page, "pages": max(1, -(-len(items) // per_page)), "perpage": per_page,
-                                      "total": len(items), "photo": photos}, "stat": "ok"}).encode()
+        return json.dumps(
+            {
+                "photos": {
+                    "page": page,
+                    "pages": max(1, -(-len(items) // per_page)),
+                    "perpage": per_page,
+                    "total": len(items),
+                    "photo": photos,
+                },
+                "stat": "ok",
+            }
+        ).encode()
 
     _flickr_query = ""
 
@@ -289,7 +402,8 @@ class EngineServer:
 
 def run(ws, srv, engine="bing", queries=("mpox rash",), **kw):
     """`scrape` against this server; no --max limit and short timeouts unless given."""
-    from curate.intake.scrape import ScrapeOptions, scrape
+    from curate.intake.scrape.options import ScrapeOptions
+    from curate.intake.scrape.run import scrape
 
     kw.setdefault("max_num", 0)
     kw.setdefault("timeout", 10)
@@ -309,7 +423,8 @@ def params_of(srv, prefix):
 
 def assert_consistent(ws):
     """Every image row has its verified file; no sha twice; no arrival twice."""
-    from db.models import Image as ImageRow, Provenance
+    from db.models import Image as ImageRow
+    from db.models import Provenance
 
     images = rows(ws, ImageRow)
     assert len({i.sha256 for i in images}) == len(images)
@@ -332,4 +447,3 @@ if pytest is not None:
     def engine_server():
         with EngineServer() as srv:
             yield srv
-

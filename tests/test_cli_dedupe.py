@@ -73,15 +73,24 @@ def test_dedupe_json_then_split_merge_survive_rerun(ws_path):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--radius", "40"], "--radius must be a whole number of bits from 0 to 32"),
-    (["--similarity", "1.5"], "--similarity must be between 0.5 and 1.0"),
-    (["--min-side", "0"], "--min-side must be"),
     (["--backend", "annoy"], "unknown search back-end 'annoy'"),
 ])
 def test_bad_settings_are_one_red_line(ws_path, args, message):
     r = runner.invoke(app, ["dedupe", "-w", str(ws_path), *args])
     assert r.exit_code == 1
     assert message in " ".join(r.output.split())
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--radius", "40"], "'--radius': Input should be less than or equal to 32"),
+    (["--similarity", "1.5"], "'--similarity': Input should be less than or equal to 1"),
+    (["--min-side", "0"], "'--min-side': Input should be greater than or equal to 1"),
+])
+def test_out_of_range_settings_are_usage_errors(ws_path, args, message):
+    """Bounds are the CLI's types (listed in --help): exit 2, before the catalogue is opened."""
+    r = runner.invoke(app, ["dedupe", "-w", str(ws_path), *args])
+    assert r.exit_code == 2
+    assert message in " ".join(r.output.replace("│", "").split())
 
 
 def test_split_unknown_image_fails_cleanly(ws_path):

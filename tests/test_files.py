@@ -1,4 +1,5 @@
 """The one atomic-write helper (curate/files.py): a failed write leaves the old file and no partial one."""
+
 import os
 import stat
 import tarfile

@@ -1,11 +1,12 @@
 """The one reader of stored originals (curate/imaging.py): which way is up, and how small a JPEG decodes."""
+
 import base64
 import io
 
+import images as I
 import numpy as np
 from PIL import Image, ImageOps
 
-import images as I
 from curate.imaging import exif_orientation, open_upright, thumbnail
 
 

@@ -11,6 +11,7 @@ checked against the graph below; an upward import fails with the module, the lin
 
 HACKING.md shows the same picture; a new module needs a line in MODULE_LAYER before it passes.
 """
+
 from __future__ import annotations
 
 import ast
@@ -73,7 +74,12 @@ MAY_IMPORT = {
 # A stage's tables belong to the stage: a stage that imports a later stage's tables reaches up as surely
 # as one that imports its code.
 STAGES = ("intake", "dedupe", "studio", "label", "export")
-TABLES = {"db.models.intake": "intake", "db.models.dedupe": "dedupe", "db.models.label": "label", "db.models.export": "export"}
+TABLES = {
+    "db.models.intake": "intake",
+    "db.models.dedupe": "dedupe",
+    "db.models.label": "label",
+    "db.models.export": "export",
+}
 
 # Upward imports that must remain for now, each with its reason. An entry no import matches any more
 # fails the test, so it is deleted when its reason ends.
@@ -109,8 +115,13 @@ def imports_of(path: Path, root: Path) -> list[Import]:
     module = module_name(path, root)
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
-    nested_lines = {n.lineno for fn in ast.walk(tree) if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
-                    for n in ast.walk(fn) if isinstance(n, (ast.Import, ast.ImportFrom))}
+    nested_lines = {
+        n.lineno
+        for fn in ast.walk(tree)
+        if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+        for n in ast.walk(fn)
+        if isinstance(n, (ast.Import, ast.ImportFrom))
+    }
     out = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -146,8 +157,12 @@ def table_modules(imp: Import, path: Path) -> list[str]:
     if imp.target != "db.models":
         return [imp.target]
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    names = [a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module == "db.models" and n.lineno == imp.line
-             for a in n.names]
+    names = [
+        a.name
+        for n in ast.walk(tree)
+        if isinstance(n, ast.ImportFrom) and n.module == "db.models" and n.lineno == imp.line
+        for a in n.names
+    ]
     models = importlib.import_module("db.models")
     return sorted({getattr(getattr(models, name, None), "__module__", "db.models") for name in names}) or [imp.target]
 
@@ -187,21 +202,30 @@ def test_no_upward_import():
 
 
 def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
-    for rel, text in {"curate/__init__.py": "", "curate/intake/__init__.py": "", "curate/label/__init__.py": "",
-                      "train/__init__.py": "", "db/__init__.py": "", **files}.items():
+    for rel, text in {
+        "curate/__init__.py": "",
+        "curate/intake/__init__.py": "",
+        "curate/label/__init__.py": "",
+        "train/__init__.py": "",
+        "db/__init__.py": "",
+        **files,
+    }.items():
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text(text)
     return tmp_path
 
 
 def test_an_upward_import_is_named_even_inside_a_function(tmp_path):
-    root = _tree(tmp_path, {
-        "curate/label/rounds.py": "from curate.intake import walk\n",  # down: fine
-        "curate/intake/walk.py": "def f():\n    from curate.label.rounds import push\n",  # up, dodging a cycle
-        "curate/intake/relative.py": "from ..label import rounds\n",  # up, spelled relatively
-        "curate/files.py": "import train.models\n",  # the shared core reaching into train
-        "train/models.py": "from curate import files\nfrom curate.intake import walk\n",  # train: shared only
-    })
+    root = _tree(
+        tmp_path,
+        {
+            "curate/label/rounds.py": "from curate.intake import walk\n",  # down: fine
+            "curate/intake/walk.py": "def f():\n    from curate.label.rounds import push\n",  # up, dodging a cycle
+            "curate/intake/relative.py": "from ..label import rounds\n",  # up, spelled relatively
+            "curate/files.py": "import train.models\n",  # the shared core reaching into train
+            "train/models.py": "from curate import files\nfrom curate.intake import walk\n",  # train: shared only
+        },
+    )
     bad, _ = violations(root, allowed={})
     assert bad == [
         "curate.files:1 (shared) imports train.models (train) at module level",
@@ -219,4 +243,6 @@ def test_allow_list_entries_are_reported_as_used(tmp_path):
 
 def test_a_module_without_a_layer_is_named(tmp_path):
     root = _tree(tmp_path, {"curate/newthing.py": ""})
-    assert violations(root, allowed={})[0] == ["curate.newthing: no layer; add it to MODULE_LAYER in tests/test_layers.py"]
+    assert violations(root, allowed={})[0] == [
+        "curate.newthing: no layer; add it to MODULE_LAYER in tests/test_layers.py"
+    ]

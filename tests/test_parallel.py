@@ -1,4 +1,5 @@
 """The one parallel map (curate/parallel.py): order, batches, progress, and what a worker failure keeps."""
+
 import pytest
 
 from curate.errors import StoreError
@@ -18,7 +19,14 @@ def fails_at_seven(x: int) -> int:
 @pytest.mark.parametrize("workers", [1, 3])
 def test_results_in_order_in_batches_with_progress(workers):
     batches, progress = [], []
-    run_parallel(square, list(range(20)), batches.append, batch=6, workers=workers, on_progress=lambda d, t: progress.append((d, t)))
+    run_parallel(
+        square,
+        list(range(20)),
+        batches.append,
+        batch=6,
+        workers=workers,
+        on_progress=lambda d, t: progress.append((d, t)),
+    )
     assert [len(b) for b in batches] == [6, 6, 6, 2]
     assert [pair for b in batches for pair in b] == [(i, i * i) for i in range(20)]
     assert progress == [(n, 20) for n in range(1, 21)]

@@ -1,14 +1,15 @@
 """`curate scrape` through the command line (CliRunner on curate.cli.app)."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
+from engine_server import DISTINCT_GOOD, FLICKR_KEY, rows
 from typer.testing import CliRunner
 
 from curate.cli import app
 from db.models import CommandRun, Provenance
-from engine_server import DISTINCT_GOOD, FLICKR_KEY, rows
 
 runner = CliRunner()
 
@@ -43,20 +44,48 @@ def test_google_is_refused_in_one_line(sqlite_ws, engine_server):
     assert rows(sqlite_ws, CommandRun) == []  # refused before anything is written
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--engine", "baidu", "--license", "cc"], "cannot filter by licence"),
-    (["--engine", "flickr"], "FLICKR_API_KEY"),
-    (["--max", "-1"], "--max must be"),
-    (["--engine", "urls"], "not a file"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--engine", "baidu", "--license", "cc"], "cannot filter by licence"),
+        (["--engine", "flickr"], "FLICKR_API_KEY"),
+        (["--engine", "urls"], "not a file"),
+    ],
+)
 def test_bad_options_exit_1(sqlite_ws, engine_server, monkeypatch, args, message):
     monkeypatch.delenv("FLICKR_API_KEY", raising=False)
     res = invoke(sqlite_ws, engine_server, "mpox", *args)
     assert res.exit_code == 1 and message in res.stderr
 
 
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--max", "-1"], "'--max' / '-n': Input should be greater than or equal to 0"),
+        (["--threads", "17"], "'--threads': Input should be less than or equal to 16"),
+        (["--engine", "yandex"], "'yandex' is not one of"),
+        (["--license", "cc-by-magic"], "'cc-by-magic' is not one of"),
+    ],
+)
+def test_out_of_range_options_are_usage_errors(sqlite_ws, engine_server, args, message):
+    """The CLI's types refuse them (exit 2, the choices and bounds named) before any library runs."""
+    res = invoke(sqlite_ws, engine_server, "mpox", *args)
+    assert res.exit_code == 2 and message in " ".join(res.stderr.replace("│", "").split())
+    assert rows(sqlite_ws, CommandRun) == []
+
+
 def test_flickr_key_never_stored(sqlite_ws, engine_server):
-    res = invoke(sqlite_ws, engine_server, "mpox", "--engine", "flickr", "--max", "2", "--json", env={"FLICKR_API_KEY": FLICKR_KEY})
+    res = invoke(
+        sqlite_ws,
+        engine_server,
+        "mpox",
+        "--engine",
+        "flickr",
+        "--max",
+        "2",
+        "--json",
+        env={"FLICKR_API_KEY": FLICKR_KEY},
+    )
     assert res.exit_code == 0, res.output
     raw = (sqlite_ws.root / "catalogue.db").read_bytes() + (sqlite_ws.root / "curate.toml").read_bytes()
     wal = sqlite_ws.root / "catalogue.db-wal"

@@ -1,18 +1,27 @@
 """`curate scrape` per engine, against the local engine server (tests/engine_server.py)."""
+
 from __future__ import annotations
 
 import logging
 from urllib.parse import urlsplit
 
 import pytest
+from engine_server import (
+    BAD_REASONS,
+    DISTINCT_GOOD,
+    FLICKR_KEY,
+    TRANSIENT,
+    Item,
+    assert_consistent,
+    params_of,
+    rows,
+    run,
+)
 from sqlmodel import select
 
-from curate.errors import ConfigError
-from curate.intake import scrape as scrape_mod
-from curate.intake.scrape import ScrapeError
+from curate.errors import ConfigError, ScrapeError
+from curate.intake.scrape import crawl
 from db.models import Image, Provenance, Rejection
-from engine_server import (BAD_REASONS, DISTINCT_GOOD, FLICKR_KEY, TRANSIENT, Item, assert_consistent,
-                           params_of, rows, run)
 
 
 def test_bing_keeps_every_image_with_its_provenance(ws, engine_server):
@@ -144,13 +153,16 @@ def test_url_list(sqlite_ws, engine_server, tmp_path):
     assert {r.reason for r in rows(sqlite_ws, Rejection)} == {"truncated image", "not an http(s) URL"}
 
 
-@pytest.mark.parametrize("engine,licence,message", [
-    ("google", None, "--engine google is not supported"),
-    ("baidu", "cc", "cannot filter by licence 'cc'"),
-    ("urls", "public-domain", "cannot filter by licence"),
-    ("bing", "cc-by-magic", "--license must be one of"),
-    ("yandex", None, "--engine must be one of"),
-])
+@pytest.mark.parametrize(
+    "engine,licence,message",
+    [
+        ("google", None, "--engine google is not supported"),
+        ("baidu", "cc", "cannot filter by licence 'cc'"),
+        ("urls", "public-domain", "cannot filter by licence"),
+        ("bing", "cc-by-magic", "--license must be one of"),
+        ("yandex", None, "--engine must be one of"),
+    ],
+)
 def test_refused_combinations(sqlite_ws, engine_server, engine, licence, message):
     before = len(engine_server.requests)
     with pytest.raises(ConfigError, match=message):
@@ -168,17 +180,17 @@ def test_changed_markup_is_reported_not_silent(sqlite_ws, engine_server):
 
 
 def test_one_failing_download_does_not_end_the_crawl(sqlite_ws, engine_server, monkeypatch):
-    real = scrape_mod.inspect
+    real = crawl.inspect
 
     def flaky(data, **kw):
         if data == engine_server.files["/img/good_3.jpg"][2]:
             raise RuntimeError("decoder bug")
         return real(data, **kw)
 
-    monkeypatch.setattr(scrape_mod, "inspect", flaky)
+    monkeypatch.setattr(crawl, "inspect", flaky)
     q = run(sqlite_ws, engine_server, "bing").queries[0]
     assert q.new_for_query == DISTINCT_GOOD - 1
-    assert ("internal error (RuntimeError)" in {r for _, r in q.failed})
+    assert "internal error (RuntimeError)" in {r for _, r in q.failed}
 
 
 def test_no_root_logger_changes_and_nothing_private_at_info(sqlite_ws, engine_server, caplog, monkeypatch):
@@ -222,7 +234,7 @@ def test_size_limit(sqlite_ws, engine_server):
 
 def test_min_side(sqlite_ws, engine_server):
     q = run(sqlite_ws, engine_server, "bing", min_side=45).queries[0]
-    assert ("too small (40x30 < 45 px)" in {r for _, r in q.rejected})  # the PNG
+    assert "too small (40x30 < 45 px)" in {r for _, r in q.rejected}  # the PNG
     assert q.new_for_query == DISTINCT_GOOD - 1
 
 

@@ -1,14 +1,15 @@
 """A hostile web: servers that drip, URLs with NUL bytes, results and redirects aimed at local addresses."""
+
 from __future__ import annotations
 
 import time
 from urllib.parse import urlsplit
 
 import pytest
+from engine_server import EngineServer, Item, assert_consistent, rows, run
 
 from curate.intake.fetch_guard import HostPolicy, Refused, address_problem
 from db.models import Image, Provenance, Rejection
-from engine_server import EngineServer, Item, assert_consistent, rows, run
 
 
 @pytest.fixture
@@ -36,7 +37,9 @@ def test_a_dripping_image_ends_within_the_deadline_with_a_reason(sqlite_ws, srv)
     assert time.monotonic() - started < 15
     q = report.queries[0]
     assert q.new_for_query == 1
-    assert [(urlsplit(u).path, r) for u, r in q.failed] == [("/img/good_3.jpg", "download not finished within 6 s (6 x --timeout)")]
+    assert [(urlsplit(u).path, r) for u, r in q.failed] == [
+        ("/img/good_3.jpg", "download not finished within 6 s (6 x --timeout)")
+    ]
     assert not rows(sqlite_ws, Rejection)  # retried next run, not recorded
     assert_consistent(sqlite_ws)
 
@@ -51,8 +54,12 @@ def test_a_dripping_result_page_ends_within_the_deadline(sqlite_ws, srv):
 
 
 def test_nul_and_control_characters_never_reach_the_catalogue_and_the_batch_is_kept(ws, srv):
-    srv.results["nul"] = [Item("/img/good_2.jpg", "ok"), Item("/img/bad\x00name.jpg", "NUL in URL\x00"),
-                          Item("/img/tab\tname.jpg", "tab"), Item("/img/good_4.jpg", "title with \x00 NUL")]
+    srv.results["nul"] = [
+        Item("/img/good_2.jpg", "ok"),
+        Item("/img/bad\x00name.jpg", "NUL in URL\x00"),
+        Item("/img/tab\tname.jpg", "tab"),
+        Item("/img/good_4.jpg", "title with \x00 NUL"),
+    ]
     for _ in range(2):  # the re-run neither fails nor records the rejection twice
         report = run(ws, srv, queries=("nul",))
     rejected = {r.locator: r.reason for r in rows(ws, Rejection)}
@@ -85,10 +92,21 @@ def test_images_on_other_local_hosts_are_refused_with_a_reason(sqlite_ws, srv, o
     assert_consistent(sqlite_ws)
 
 
-@pytest.mark.parametrize("ip, kind", [("127.0.0.2", "loopback"), ("10.1.2.3", "private"), ("192.168.0.9", "private"),
-                                      ("169.254.169.254", "link-local"), ("224.0.0.1", "multicast"),
-                                      ("::1", "loopback"), ("::ffff:10.0.0.1", "private"), ("fe80::1", "link-local"),
-                                      ("0.0.0.0", "unspecified"), ("100.64.0.1", "not globally routable")])
+@pytest.mark.parametrize(
+    "ip, kind",
+    [
+        ("127.0.0.2", "loopback"),
+        ("10.1.2.3", "private"),
+        ("192.168.0.9", "private"),
+        ("169.254.169.254", "link-local"),
+        ("224.0.0.1", "multicast"),
+        ("::1", "loopback"),
+        ("::ffff:10.0.0.1", "private"),
+        ("fe80::1", "link-local"),
+        ("0.0.0.0", "unspecified"),
+        ("100.64.0.1", "not globally routable"),
+    ],
+)
 def test_address_classes_refused(ip, kind):
     import ipaddress
 

@@ -1,4 +1,5 @@
 """`curate scrape` is repeatable and resumable: re-runs add nothing, kill -9 leaves a consistent catalogue."""
+
 from __future__ import annotations
 
 import os
@@ -9,11 +10,12 @@ import sys
 import time
 
 import pytest
+from engine_server import DISTINCT_GOOD, assert_consistent, rows, run
 from sqlmodel import select
 
-from curate.intake.scrape import ScrapeOptions, scrape
+from curate.intake.scrape.options import ScrapeOptions
+from curate.intake.scrape.run import scrape
 from db.models import CommandRun, Image, Provenance, Rejection
-from engine_server import DISTINCT_GOOD, assert_consistent, rows, run
 
 
 def counts(ws):
@@ -64,8 +66,23 @@ def test_same_bytes_from_another_query_is_provenance_not_a_new_file(sqlite_ws, e
 @pytest.mark.slow
 def test_kill_9_mid_run_then_rerun_completes(sqlite_ws, engine_server):
     srv, want = engine_server, 12
-    cmd = [sys.executable, "-c", "from curate.cli import main; main()", "scrape", "mpox kill test",
-           "--engine", "bing", "--max", str(want), "--threads", "2", "--timeout", "5", "-w", str(sqlite_ws.root)]
+    cmd = [
+        sys.executable,
+        "-c",
+        "from curate.cli import main; main()",
+        "scrape",
+        "mpox kill test",
+        "--engine",
+        "bing",
+        "--max",
+        str(want),
+        "--threads",
+        "2",
+        "--timeout",
+        "5",
+        "-w",
+        str(sqlite_ws.root),
+    ]
     env = {**os.environ, "CURATE_SCRAPE_BASE_URL": srv.base}
     srv.delay = 0.25
     try:
@@ -96,7 +113,9 @@ def test_kill_9_mid_run_then_rerun_completes(sqlite_ws, engine_server):
     assert 3 <= killed[0] < want
     assert [r.status for r in rows(sqlite_ws, CommandRun)] == ["running"]  # the killed run stays visible
 
-    q = scrape(sqlite_ws, ScrapeOptions("bing", ("mpox kill test",), max_num=want, base_url=srv.base, timeout=10)).queries[0]
+    q = scrape(
+        sqlite_ws, ScrapeOptions("bing", ("mpox kill test",), max_num=want, base_url=srv.base, timeout=10)
+    ).queries[0]
     assert q.before == killed[0]  # every image of the killed run counts toward --max
     assert q.total == want
     with sqlite_ws.session() as s:
@@ -108,12 +127,31 @@ def test_kill_9_mid_run_then_rerun_completes(sqlite_ws, engine_server):
 @pytest.mark.slow
 def test_ctrl_c_records_what_is_stored_and_exits_130(sqlite_ws, engine_server):
     srv = engine_server
-    cmd = [sys.executable, "-c", "from curate.cli import main; main()", "scrape", "mpox sigint test",
-           "--engine", "bing", "--max", "12", "--threads", "2", "--timeout", "5", "-w", str(sqlite_ws.root)]
+    cmd = [
+        sys.executable,
+        "-c",
+        "from curate.cli import main; main()",
+        "scrape",
+        "mpox sigint test",
+        "--engine",
+        "bing",
+        "--max",
+        "12",
+        "--threads",
+        "2",
+        "--timeout",
+        "5",
+        "-w",
+        str(sqlite_ws.root),
+    ]
     srv.delay = 0.25
     try:
-        proc = subprocess.Popen(cmd, env={**os.environ, "CURATE_SCRAPE_BASE_URL": srv.base},
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            cmd,
+            env={**os.environ, "CURATE_SCRAPE_BASE_URL": srv.base},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         db, deadline = sqlite_ws.root / "catalogue.db", time.monotonic() + 30
         while time.monotonic() < deadline and proc.poll() is None:
             try:

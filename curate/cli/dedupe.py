@@ -6,27 +6,24 @@ from typing import Annotated, Optional
 import typer
 from rich.markup import escape
 
-from curate.audit import audited
-from curate.cli.options import DbOpt, JsonOpt, WorkspaceOpt, console, open_workspace, print_json, progress_bar, reported, table
-from curate.dedupe import overrides
-from curate.dedupe.review import write_review
-from curate.dedupe.run import DedupeOptions, DedupeReport, run_dedupe
+from curate.cli.options import DbOpt, JsonOpt, WorkersOpt, WorkspaceOpt, open_workspace
+from curate.output import console, print_json, progress_bar, table
 
-app = typer.Typer()  # help comes from the `dedupe` callback below
+app = typer.Typer(rich_markup_mode=None)  # help comes from the `dedupe` callback below
 
 
 @app.callback(invoke_without_command=True)
 def dedupe(
     ctx: typer.Context,
-    min_side: Annotated[int, typer.Option(help="Shorter side, in pixels, below which an image is kept out of labelling (default: 128).")] = 128,
-    radius: Annotated[int, typer.Option(help="Hamming radius of the hash search, 0-32 bits (default: 14).")] = 14,
-    similarity: Annotated[float, typer.Option(help="Verified DCT correlation a near-duplicate needs, 0.5-1.0 (default: 0.90).")] = 0.90,
+    min_side: Annotated[int, typer.Option(min=1, max=10_000, help="Shorter side, in pixels, below which an image is kept out of labelling (default: 128).")] = 128,
+    radius: Annotated[int, typer.Option(min=0, max=32, help="Hamming radius of the hash search, 0-32 bits (default: 14).")] = 14,
+    similarity: Annotated[float, typer.Option(min=0.5, max=1.0, help="Verified DCT correlation a near-duplicate needs, 0.5-1.0 (default: 0.90).")] = 0.90,
     method: Annotated[str, typer.Option(help="region-phash (crop/rotation/bar robust) or phash (default: region-phash).")] = "region-phash",
     backend: Annotated[str, typer.Option(help="Search back-end: auto, brute-force or multi-index (default: auto).")] = "auto",
     cnn: Annotated[bool, typer.Option("--cnn", help="Add the CNN-embedding stage (needs torch; hash-only without it).")] = False,
-    cnn_similarity: Annotated[float, typer.Option(help="Cosine similarity for a CNN match, 0.5-1.0 (default: 0.95).")] = 0.95,
+    cnn_similarity: Annotated[float, typer.Option(min=0.5, max=1.0, help="Cosine similarity for a CNN match, 0.5-1.0 (default: 0.95).")] = 0.95,
     review: Annotated[bool, typer.Option("--review/--no-review", help="Write the HTML review sheet (default: on).")] = True,
-    workers: Annotated[int, typer.Option(help="Decoding processes (default: one per core).")] = 0,
+    workers: WorkersOpt = 0,
     workspace: WorkspaceOpt = None,
     db: DbOpt = None,
     json_out: JsonOpt = False,
@@ -38,15 +35,21 @@ def dedupe(
     """
     if ctx.invoked_subcommand is not None:
         return
+    from curate.dedupe.run import DedupeOptions
+
     ws = open_workspace(workspace, db)
-    with reported():
-        options = DedupeOptions(min_side=min_side, radius=radius, similarity=similarity, method=method,
-                                backend=backend, cnn=cnn, cnn_similarity=cnn_similarity, workers=workers)
-        run_and_render(ws, options, review=review, json_out=json_out)
+    options = DedupeOptions(min_side=min_side, radius=radius, similarity=similarity, method=method,
+                            backend=backend, cnn=cnn, cnn_similarity=cnn_similarity, workers=workers)
+    run_and_render(ws, options, review=review, json_out=json_out)
 
 
-def run_and_render(ws, options: DedupeOptions = DedupeOptions(), review: bool = True, json_out: bool = False) -> None:
+def run_and_render(ws, options=None, review: bool = True, json_out: bool = False) -> None:
     """One audited dedupe run with a progress bar, then the summary (shared with `curate pipeline`)."""
+    from curate.audit import audited
+    from curate.dedupe.review import write_review
+    from curate.dedupe.run import DedupeOptions, run_dedupe
+
+    options = options or DedupeOptions()
     options.validate()
     with audited(ws, "dedupe", {**options.__dict__}) as run, progress_bar("hash", json_out) as on_progress:
         report = run_dedupe(ws, options, run.id, on_progress)
@@ -59,7 +62,7 @@ def run_and_render(ws, options: DedupeOptions = DedupeOptions(), review: bool = 
         render(report, sheet)
 
 
-def render(report: DedupeReport, sheet) -> None:
+def render(report, sheet) -> None:
     rows = [["images", report.images], ["hashed this run", report.hashed], ["codes reused", report.reused],
             ["search", report.searched], *[[f"pairs: {k}", v] for k, v in sorted(report.pairs.items())],
             ["clusters (2+ images)", report.clusters], ["duplicates", report.duplicates],
@@ -77,7 +80,8 @@ def render(report: DedupeReport, sheet) -> None:
         console.print(f"[yellow]note:[/] {escape(note)}")
     if sheet:
         console.print(f"review sheet: {sheet}")
-    console.print(f"{report.seconds.get('total', 0):.1f} s (hash {report.seconds.get('hash', 0):.1f}, search {report.seconds.get('search', 0):.1f})")
+    console.print(f"{report.seconds.get('total', 0):.1f} s (hash {report.seconds.get('hash', 0):.1f}, "
+                  f"search {report.seconds.get('search', 0):.1f})")
 
 
 def _decision_output(summary: dict, json_out: bool, message: str) -> None:
@@ -100,8 +104,11 @@ def split(
 
     Example: curate dedupe split 42 --note "same patient, different day"
     """
+    from curate.audit import audited
+    from curate.dedupe import overrides
+
     ws = open_workspace(workspace, db)
-    with reported(), audited(ws, "dedupe split", {"image": image, "others": others, "note": note}) as run:
+    with audited(ws, "dedupe split", {"image": image, "others": others, "note": note}) as run:
         summary = overrides.split(ws, image, others, note, run.id)
         run.summary = {k: v for k, v in summary.items() if k != "groups"}
     _decision_output(summary, json_out, f"image {image} split off")
@@ -120,8 +127,11 @@ def merge(
 
     Example: curate dedupe merge 17 230
     """
+    from curate.audit import audited
+    from curate.dedupe import overrides
+
     ws = open_workspace(workspace, db)
-    with reported(), audited(ws, "dedupe merge", {"image_a": image_a, "image_b": image_b, "note": note}) as run:
+    with audited(ws, "dedupe merge", {"image_a": image_a, "image_b": image_b, "note": note}) as run:
         summary = overrides.merge(ws, image_a, image_b, note, run.id)
         run.summary = {k: v for k, v in summary.items() if k != "groups"}
     _decision_output(summary, json_out, f"images {image_a} and {image_b} merged")
@@ -133,9 +143,10 @@ def review_sheet(workspace: WorkspaceOpt = None, db: DbOpt = None, json_out: Jso
 
     Example: curate dedupe review
     """
+    from curate.dedupe.review import write_review
+
     ws = open_workspace(workspace, db)
-    with reported():
-        path = write_review(ws)
+    path = write_review(ws)
     if json_out:
         print_json({"review_sheet": str(path)})
     else:
@@ -148,9 +159,10 @@ def decisions(workspace: WorkspaceOpt = None, db: DbOpt = None, json_out: JsonOp
 
     Example: curate dedupe decisions --json
     """
+    from curate.dedupe import overrides
+
     ws = open_workspace(workspace, db)
-    with reported():
-        rows = overrides.decisions(ws)
+    rows = overrides.decisions(ws)
     if json_out:
         print_json(rows)
     else:

@@ -1,17 +1,16 @@
 """`curate init`, `curate ingest`, `curate status`."""
+
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.markup import escape
 
-from curate.audit import audited
-from curate.cli.options import DbOpt, JsonOpt, WorkspaceOpt, console, open_workspace, print_json, progress_bar, reported, table
-from curate.intake.ingest import IngestOptions, IngestReport, ingest_folder, load_label_map
-from curate.status import catalogue_status
-from curate.workspace import Workspace
+from curate.cli.choices import SourceKind
+from curate.cli.options import DbOpt, JsonOpt, WorkersOpt, WorkspaceOpt, open_workspace
+from curate.output import console, print_json, progress_bar, table
 
 
 def init(
@@ -25,21 +24,37 @@ def init(
 
     Example: curate init ./mpox-study
     """
-    with reported():
-        ws = Workspace.init(path, db_url=db)
-    console.print(f"workspace ready at [bold]{ws.root}[/] (catalogue: {ws.describe_db()})")
+    from curate.workspace import Workspace
+
+    ws = Workspace.init(path, db_url=db)
+    console.print(f"workspace ready at [bold]{escape(str(ws.root))}[/] (catalogue: {escape(ws.describe_db())})")
 
 
 def ingest(
     folder: Annotated[Path, typer.Argument(help="Folder of photos, read recursively.")],
     source: Annotated[str, typer.Option("--source", "-s", help="Name of the source, e.g. clinic-2022 or kaggle-msid.")],
-    kind: Annotated[Optional[str], typer.Option(help="clinic | public | web (default for a new source: clinic).")] = None,
-    licence: Annotated[Optional[str], typer.Option("--licence", "--license", help="Licence of these images, e.g. CC-BY-4.0.")] = None,
-    label_from_folders: Annotated[bool, typer.Option("--label-from-folders", help="Take a prior label from each top-level sub-folder's name.")] = False,
-    label_map: Annotated[Optional[Path], typer.Option(help="CSV (folder,label) or JSON mapping sub-folder names to prior labels.")] = None,
-    case_id_pattern: Annotated[Optional[str], typer.Option(help="Regex with a group (named 'case' or the first) that extracts a patient/case id from the relative path.")] = None,
-    workers: Annotated[int, typer.Option(help="Decoding processes (default: one per core).")] = 0,
-    follow_symlinks: Annotated[bool, typer.Option("--follow-symlinks", help="Follow symlinks that lead out of FOLDER (default: skipped and named).")] = False,
+    kind: Annotated[SourceKind | None, typer.Option(help="Kind of source (default for a new source: clinic).")] = None,
+    licence: Annotated[
+        str | None, typer.Option("--licence", "--license", help="Licence of these images, e.g. CC-BY-4.0.")
+    ] = None,
+    label_from_folders: Annotated[
+        bool, typer.Option("--label-from-folders", help="Take a prior label from each top-level sub-folder's name.")
+    ] = False,
+    label_map: Annotated[
+        Path | None, typer.Option(help="CSV (folder,label) or JSON mapping sub-folder names to prior labels.")
+    ] = None,
+    case_id_pattern: Annotated[
+        str | None,
+        typer.Option(
+            help="Regex with a group (named 'case' or the first) that extracts a patient/case id "
+            "from the relative path."
+        ),
+    ] = None,
+    workers: WorkersOpt = 0,
+    follow_symlinks: Annotated[
+        bool,
+        typer.Option("--follow-symlinks", help="Follow symlinks that lead out of FOLDER (default: skipped and named)."),
+    ] = False,
     workspace: WorkspaceOpt = None,
     db: DbOpt = None,
     json_out: JsonOpt = False,
@@ -51,36 +66,46 @@ def ingest(
 
     Example: curate ingest ~/exports/clinic --source clinic-2022 --case-id-pattern '(?P<case>P\\d{4})'
     """
+    from curate.audit import audited
+    from curate.intake.ingest import IngestOptions, ingest_folder, load_label_map
+
     ws = open_workspace(workspace, db)
-    with reported():
-        options = IngestOptions(
-            source=source,
-            kind=kind,
-            licence=licence,
-            label_from_folders=label_from_folders,
-            label_map=load_label_map(label_map) if label_map else None,
-            case_id_pattern=case_id_pattern,
-            workers=workers,
-            follow_symlinks=follow_symlinks,
-        )
-        args = {"source": source, "kind": kind, "licence": licence, "label_from_folders": label_from_folders,
-                "case_id_pattern": case_id_pattern, "follow_symlinks": follow_symlinks}
-        with audited(ws, "ingest", args) as run, progress_bar("ingest", json_out) as on_file:
-            report = ingest_folder(ws, folder, options, run_id=run.id, on_file=on_file)
-            run.summary = report.as_dict()
+    options = IngestOptions(
+        source=source,
+        kind=kind and kind.value,
+        licence=licence,
+        label_from_folders=label_from_folders,
+        label_map=load_label_map(label_map) if label_map else None,
+        case_id_pattern=case_id_pattern,
+        workers=workers,
+        follow_symlinks=follow_symlinks,
+    )
+    args = {
+        "source": source,
+        "kind": options.kind,
+        "licence": licence,
+        "label_from_folders": label_from_folders,
+        "case_id_pattern": case_id_pattern,
+        "follow_symlinks": follow_symlinks,
+    }
+    with audited(ws, "ingest", args) as run, progress_bar("ingest", json_out) as on_file:
+        report = ingest_folder(ws, folder, options, run_id=run.id, on_file=on_file)
+        run.summary = report.as_dict()
     if json_out:
         print_json(report.as_dict())
     else:
         render_ingest(report)
 
 
-def render_ingest(report: IngestReport) -> None:
+def render_ingest(report) -> None:
+    """The per-label summary, then the rejected and skipped files (an IngestReport)."""
     rows = [
         [k, v.get("added", 0), v.get("provenance", 0), v.get("known", 0), v.get("rejected", 0)]
         for k, v in sorted(report.per_class.items())
     ]
     rows.append(["total", report.added, report.provenance, report.known, len(report.rejected)])
-    console.print(table("ingest summary (by prior label)", ["label", "added", "new provenance", "already known", "rejected"], rows))
+    columns = ["label", "added", "new provenance", "already known", "rejected"]
+    console.print(table("ingest summary (by prior label)", columns, rows))
     if report.rejected:
         console.print(table("rejected files", ["file", "reason"], [[f, r] for f, r in report.rejected[:50]]))
         if len(report.rejected) > 50:
@@ -90,7 +115,9 @@ def render_ingest(report: IngestReport) -> None:
     console.print(
         f"{report.files} files in {report.seconds:.1f} s ({report.images_per_second:.1f} images/s, "
         f"{report.bytes_read / 1e6:.0f} MB); {report.ignored} files skipped{_names(report.skipped)}",
-        highlight=False, markup=False, soft_wrap=True,
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
     )
 
 
@@ -106,27 +133,41 @@ def status(workspace: WorkspaceOpt = None, db: DbOpt = None, json_out: JsonOpt =
 
     Example: curate status --json
     """
+    from curate.status import catalogue_status
+
     ws = open_workspace(workspace, db)
-    with reported(), ws.session() as s:
+    with ws.session() as s:
         data = catalogue_status(s)
     data["exposed_paths"] = ws.exposed()
     if json_out:
         print_json(data)
         return
-    console.print(table("sources", ["source", "kind", "images", "arrivals", "rejected files"],
-                        [[r["source"], r["kind"], r["images"], r["arrivals"], r["rejected_files"]] for r in data["by_source"]]))
+    console.print(
+        table(
+            "sources",
+            ["source", "kind", "images", "arrivals", "rejected files"],
+            [[r["source"], r["kind"], r["images"], r["arrivals"], r["rejected_files"]] for r in data["by_source"]],
+        )
+    )
     console.print(table("stages", ["stage", "images"], [[k, v] for k, v in data["stages"].items()]))
-    console.print(table("prior labels", ["label", "images"], [[k, v] for k, v in sorted(data["by_prior_label"].items())]))
+    console.print(
+        table("prior labels", ["label", "images"], [[k, v] for k, v in sorted(data["by_prior_label"].items())])
+    )
     if data["unfinished_runs"]:
         console.print(f"[yellow]{data['unfinished_runs']} command run(s) did not finish; re-run them to complete.[/]")
     if data["exposed_paths"]:
         shown = ", ".join(data["exposed_paths"][:5])
-        console.print(f"[yellow]warning: readable by other local users: {escape(shown)}"
-                      f"{' …' if len(data['exposed_paths']) > 5 else ''}; run `curate init {escape(str(ws.root))}` "
-                      f"to make the workspace private.[/]", highlight=False, soft_wrap=True)
+        console.print(
+            f"[yellow]warning: readable by other local users: {escape(shown)}"
+            f"{' …' if len(data['exposed_paths']) > 5 else ''}; run `curate init {escape(str(ws.root))}` "
+            f"to make the workspace private.[/]",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def register(app: typer.Typer) -> None:
+    """Mount this module's commands on the root app."""
     app.command()(init)
     app.command()(ingest)
     app.command()(status)

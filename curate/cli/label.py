@@ -6,13 +6,16 @@ from typing import Annotated, Optional
 
 import typer
 
-from curate.cli.options import DbOpt, JsonOpt, WorkspaceOpt, console, http_urls, open_workspace, print_json, reported, table
+from curate.cli.options import DbOpt, JsonOpt, WorkspaceOpt, http_urls, open_workspace
 from curate.label.consensus import LowQuality, ThirdOpinion
+from curate.output import console, print_json, table
 
-app = typer.Typer(help="Label images in Label Studio: two blind raters, a reviewer for disputes.", no_args_is_help=True)
+app = typer.Typer(help="Label images in Label Studio: two blind raters, a reviewer for disputes.", no_args_is_help=True,
+                  rich_markup_mode=None)
 UrlOpt = Annotated[Optional[list[str]], typer.Option("--url", metavar="[EMAIL=]URL", callback=http_urls, help=(
     "Label Studio server of one clinician as EMAIL=URL (repeat for each), or one URL for everyone not mapped "
-    "(default: each clinician's own server from `curate studio`). One steward key, $LABEL_STUDIO_API_KEY, opens them all."))]
+    "(default: each clinician's own server from `curate studio`). "
+    "One steward key, $LABEL_STUDIO_API_KEY, opens them all."))]
 RuleOpt = Annotated[Optional[ThirdOpinion], typer.Option(
     "--third-opinion", help="When the reviewer picks a diagnosis neither rater gave: discard the image (the paper) or "
                             "take the reviewer's. Recorded in the catalogue; default: the recorded rule (discard until changed).")]
@@ -24,8 +27,8 @@ LowQualityOpt = Annotated[Optional[LowQuality], typer.Option(
 @app.command()
 def push(
     raters: Annotated[str, typer.Option(help="Two rater emails, comma-separated.")],
-    limit: Annotated[Optional[int], typer.Option(help="Push at most N new images.")] = None,
-    workspace: WorkspaceOpt = None, db: DbOpt = None, url: UrlOpt = None, json_: JsonOpt = False,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="Push at most N new images.")] = None,
+    workspace: WorkspaceOpt = None, db: DbOpt = None, url: UrlOpt = None, json_out: JsonOpt = False,
 ):
     """Send new dedupe representatives to each rater's project on the rater's own server.
 
@@ -36,20 +39,34 @@ def push(
     from curate.label.servers import resolve
 
     ws = open_workspace(workspace, db)
-    with reported():
-        servers = resolve(ws, url)
-        with audited(ws, "label push", {"raters": raters, "limit": limit, "url": url}) as run:
-            res = do_push(ws, servers, raters.split(","), limit)
-            run.summary = {"round": res.round_id, "pushed": res.pushed}
-    print_json(res.__dict__) if json_ else console.print(f"pushed {res.pushed} task(s) into round {res.round_id}: {res.projects}")
+    servers = resolve(ws, url)
+    with audited(ws, "label push", {"raters": raters, "limit": limit, "url": url}) as run:
+        res = do_push(ws, servers, raters.split(","), limit)
+        run.summary = {"round": res.round_id, "pushed": res.pushed}
+    if json_out:
+        print_json(res.__dict__)
+    else:
+        render_push(res)
+
+
+def render_push(res) -> None:
+    """Images and tasks per rater: every image of a rating round goes to both raters, one task each."""
+    if not res.projects:
+        console.print("nothing to push: every labelable image is already in a rating round")
+        return
+    per_rater = res.pushed // len(res.projects)
+    console.print(table(f"round {res.round_id}: {per_rater} image(s) sent to {len(res.projects)} raters "
+                        f"({res.pushed} task(s))", ["rater", "Label Studio project", "images", "tasks"],
+                        [[rater, project, per_rater, per_rater] for rater, project in sorted(res.projects.items())]))
 
 
 @app.command()
 def pull(workspace: WorkspaceOpt = None, db: DbOpt = None, url: UrlOpt = None, third_opinion: RuleOpt = None,
-         low_quality: LowQualityOpt = None, json_: JsonOpt = False):
+         low_quality: LowQualityOpt = None, json_out: JsonOpt = False):
     """Fetch every annotation of every round (each project from its clinician's server) and recompute consensus.
 
-    Rules given with --low-quality or --third-opinion are recorded in the catalogue; every later recomputation uses the recorded ones.
+    Rules given with --low-quality or --third-opinion are recorded in the catalogue; every later recomputation
+    uses the recorded ones.
 
     Example: curate label pull --low-quality any
     """
@@ -60,12 +77,11 @@ def pull(workspace: WorkspaceOpt = None, db: DbOpt = None, url: UrlOpt = None, t
 
     ws = open_workspace(workspace, db)
     args = {"third_opinion": third_opinion and third_opinion.value, "low_quality": low_quality and low_quality.value}
-    with reported():
-        servers = resolve(ws, url)
-        with audited(ws, "label pull", {"url": url, **args}) as run:
-            res = do_pull(ws, servers, low_quality=low_quality, third_opinion=third_opinion)
-            run.summary = res.__dict__
-    if json_:
+    servers = resolve(ws, url)
+    with audited(ws, "label pull", {"url": url, **args}) as run:
+        res = do_pull(ws, servers, low_quality=low_quality, third_opinion=third_opinion)
+        run.summary = res.__dict__
+    if json_out:
         print_json(res.__dict__)
     else:
         console.print(f"{res.annotations} annotation(s) in {res.projects} project(s): {res.new} new, {res.revised} revised, "
@@ -78,7 +94,7 @@ def pull(workspace: WorkspaceOpt = None, db: DbOpt = None, url: UrlOpt = None, t
 def adjudicate(
     reviewer: Annotated[str, typer.Option(help="Email of the third clinician.")],
     workspace: WorkspaceOpt = None, db: DbOpt = None, url: UrlOpt = None, third_opinion: RuleOpt = None,
-    json_: JsonOpt = False,
+    json_out: JsonOpt = False,
 ):
     """Push exactly the disputed images to the reviewer: raters shown as Rater 1 / Rater 2 with their boxes.
 
@@ -93,25 +109,28 @@ def adjudicate(
     from curate.label.servers import resolve
 
     ws = open_workspace(workspace, db)
-    with reported():
-        servers = resolve(ws, url)
-        with audited(ws, "label adjudicate", {"reviewer": reviewer, "url": url,
-                                              "third_opinion": third_opinion and third_opinion.value}) as run:
-            res = do_adj(ws, servers, reviewer, third_opinion)
-            run.summary = {"round": res.round_id, "pushed": res.pushed}
-    print_json(res.__dict__) if json_ else console.print(f"pushed {res.pushed} disputed image(s) to {reviewer}")
+    servers = resolve(ws, url)
+    with audited(ws, "label adjudicate", {"reviewer": reviewer, "url": url,
+                                          "third_opinion": third_opinion and third_opinion.value}) as run:
+        res = do_adj(ws, servers, reviewer, third_opinion)
+        run.summary = {"round": res.round_id, "pushed": res.pushed}
+    if json_out:
+        print_json(res.__dict__)
+    else:
+        console.print(f"pushed {res.pushed} disputed image(s) to {reviewer}")
 
 
 @app.command()
 def report(
-    workspace: WorkspaceOpt = None, db: DbOpt = None, json_: JsonOpt = False,
+    workspace: WorkspaceOpt = None, db: DbOpt = None, json_out: JsonOpt = False,
     html: Annotated[Optional[Path], typer.Option(help="Write the HTML page here (default: <workspace>/reports/labeling.html); "
                                                       "the confusion-matrix PNGs go beside it as <name>-confusion.png and <name>-raters.png.")] = None,
 ):
     """Progress per round and rater, Cohen's kappa and Gwet's AC1, confusion matrix, outcome counts and what each means.
 
     Per rater and reviewer: agreement with the final consensus, a confusion matrix against it, and a Dawid-Skene
-    estimate of their accuracy. The dated HTML page also shows a few disputed and discarded images (never one flagged as identifiable).
+    estimate of their accuracy. The dated HTML page also shows a few disputed and discarded images (never one
+    flagged as identifiable).
 
     Example: curate label report --json
     """
@@ -119,11 +138,10 @@ def report(
     from curate.label.report_html import write_html
 
     ws = open_workspace(workspace, db)
-    with reported():
-        with ws.session() as s:
-            rep = build(s, ws.diagnoses)
-        files = write_html(rep, html or ws.reports / "labeling.html", ws)
-    if json_:
+    with ws.session() as s:
+        rep = build(s, ws.diagnoses)
+    files = write_html(rep, html or ws.reports / "labeling.html", ws)
+    if json_out:
         print_json({**rep.to_dict(), "html": str(files.html), "confusion_png": str(files.confusion_png),
                     "raters_png": files.raters_png and str(files.raters_png)})
         return

@@ -1,40 +1,58 @@
-"""Options and output helpers shared by every command."""
+"""Options shared by every command, each declared once with one spelling, and the workspace opener.
+
+Parameter names are fixed too, so a command reads like its neighbours: `workspace`, `db`, `json_out`,
+`workers`. Helpers for rendering live in `curate.output`; command modules import them from there.
+"""
+
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlsplit
 
 import typer
 from rich.markup import escape
 
 from curate import lock
-from curate.errors import CurateError
-from curate.output import (  # noqa: F401  (re-exported: every command module imports its helpers from here)
-    JsonOpt, console, err_console, fail, print_json, progress_bar, reported, table,
-)
-from curate.workspace import Workspace
+from curate.output import JsonOpt, err_console
+
+if TYPE_CHECKING:
+    from curate.workspace import Workspace
+
+__all__ = ["DbOpt", "JsonOpt", "WorkersOpt", "WorkspaceOpt", "http_url", "http_urls", "open_workspace"]
 
 WorkspaceOpt = Annotated[
-    Optional[Path],
-    typer.Option("--workspace", "-w", envvar="CURATE_WORKSPACE", help="Workspace folder (default: current folder)."),
+    Path | None,
+    typer.Option(
+        "--workspace",
+        "-w",
+        envvar="CURATE_WORKSPACE",
+        show_envvar=True,
+        help="Workspace folder (default: current folder).",
+    ),
 ]
 DbOpt = Annotated[
-    Optional[str],
-    typer.Option("--db", envvar="CURATE_DB_URL", help="SQLAlchemy URL of the catalogue (default: SQLite in the workspace).", show_envvar=True),
+    str | None,
+    typer.Option(
+        "--db",
+        envvar="CURATE_DB_URL",
+        show_envvar=True,
+        help="SQLAlchemy URL of the catalogue (default: SQLite in the workspace).",
+    ),
 ]
+WorkersOpt = Annotated[int, typer.Option("--workers", min=0, help="Worker processes; 0: one per core.")]
 
 
 lock.on_wait = lambda message: err_console.print(f"[yellow]{escape(message)}[/]", highlight=False)
 
 
-def http_url(value: Optional[str]) -> Optional[str]:
+def http_url(value: str | None) -> str | None:
     """typer callback for URL options: a malformed URL is a usage error (exit 2) naming the option."""
     if value is None:
         return value
     try:
         parts = urlsplit(value)
-        parts.port  # noqa: B018 - raises on a bad port
+        _ = parts.port  # raises on a bad port
     except ValueError as exc:
         raise typer.BadParameter(f"not a valid URL ({exc})") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -42,7 +60,7 @@ def http_url(value: Optional[str]) -> Optional[str]:
     return value
 
 
-def http_urls(values: Optional[list[str]]) -> Optional[list[str]]:
+def http_urls(values: list[str] | None) -> list[str] | None:
     """typer callback for repeated `[EMAIL=]URL` options: each URL part checked like `http_url`."""
     for v in values or []:
         who, sep, url = v.partition("=")
@@ -50,8 +68,8 @@ def http_urls(values: Optional[list[str]]) -> Optional[list[str]]:
     return values
 
 
-def open_workspace(workspace: Optional[Path], db: Optional[str]) -> Workspace:
-    try:
-        return Workspace.open(workspace, db_url=db)
-    except CurateError as exc:
-        fail(str(exc))
+def open_workspace(workspace: Path | None, db: str | None) -> Workspace:
+    """The workspace a command works on; a WorkspaceError is reported by the root group like every error."""
+    from curate.workspace import Workspace  # the catalogue stack loads when a command runs (see curate.cli)
+
+    return Workspace.open(workspace, db_url=db)

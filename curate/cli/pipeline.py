@@ -11,13 +11,11 @@ from typing import Annotated
 
 import typer
 
-from curate.audit import audited
 from curate.cli import dedupe as dedupe_cli
 from curate.cli import intake as intake_cli
-from curate.cli.options import DbOpt, WorkspaceOpt, console, progress_bar, reported
-from curate.intake.incoming import DEMO_SOURCE, find_sources, source_options
-from curate.intake.ingest import ingest_folder
-from curate.workspace import Workspace
+from curate.cli.options import DbOpt, WorkspaceOpt
+from curate.output import console, progress_bar
+
 
 def pipeline(
     incoming: Annotated[Path, typer.Option(help="Folder whose sub-folders are sources (default: ./incoming).")] = Path("incoming"),
@@ -32,27 +30,37 @@ def pipeline(
 
     Example: curate pipeline --demo
     """
-    with reported():
-        ws = Workspace.init(workspace or Path("."), db_url=db)
-        found = find_sources(incoming, demo)
-        if found.demo_photos:
-            console.print(f"wrote {found.demo_photos} synthetic demo photos to {incoming / DEMO_SOURCE}")
-        for folder in found.sources:
-            options = source_options(folder)
-            console.rule(f"ingest {folder.name}")
-            with audited(ws, "ingest", {**asdict(options), "via": "pipeline"}) as run, progress_bar("ingest") as on_file:
-                report = ingest_folder(ws, folder, options, run_id=run.id, on_file=on_file)
-                run.summary = report.as_dict()
-            intake_cli.render_ingest(report)
-        console.rule("dedupe")
-        dedupe_cli.run_and_render(ws)
-    console.rule("status")
+    from curate.audit import audited
+    from curate.intake.incoming import DEMO_SOURCE, find_sources, source_options
+    from curate.intake.ingest import ingest_folder
+    from curate.workspace import Workspace
+
+    ws = Workspace.init(workspace or Path("."), db_url=db)
+    found = find_sources(incoming, demo)
+    if found.demo_photos:
+        console.print(f"wrote {found.demo_photos} synthetic demo photos to {incoming / DEMO_SOURCE}")
+    for folder in found.sources:
+        options = source_options(folder)
+        _heading(f"ingest {folder.name}")
+        with audited(ws, "ingest", {**asdict(options), "via": "pipeline"}) as run, progress_bar("ingest") as on_file:
+            report = ingest_folder(ws, folder, options, run_id=run.id, on_file=on_file)
+            run.summary = report.as_dict()
+        intake_cli.render_ingest(report)
+    _heading("dedupe")
+    dedupe_cli.run_and_render(ws)
+    _heading("status")
     intake_cli.status(workspace=ws.root, db=db, json_out=False)
     console.print(
         "\nnext: [bold]curate studio start[/] → [bold]curate studio add-user EMAIL[/] (each clinician) → "
-        "[bold]curate label push --raters A,B[/] → [bold]curate label pull[/] → [bold]curate label adjudicate --reviewer C[/] → "
+        "[bold]curate label push --raters A,B[/] → [bold]curate label pull[/] → "
+        "[bold]curate label adjudicate --reviewer C[/] → "
         "[bold]curate export --name mpox --version 1.0.0[/]"
     )
+
+
+def _heading(title: str) -> None:
+    """A stage heading of fixed width (a rule would span the whole, unlimited, width of piped output)."""
+    console.print(f"── {title} " + "─" * max(3, 60 - len(title)), style="bold", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

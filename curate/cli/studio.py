@@ -1,16 +1,22 @@
 """`curate studio`: one Label Studio server per clinician (start, stop, status, add-user, install)."""
+
 from __future__ import annotations
 
 import os
 import secrets
 import sys
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from curate.cli.options import JsonOpt, WorkspaceOpt, console, err_console, fail, http_url, open_workspace, print_json, reported, table
+from curate.cli.options import JsonOpt, WorkspaceOpt, http_url, open_workspace
+from curate.output import console, err_console, fail, print_json, table
 
-app = typer.Typer(help="Run the workspace's Label Studio servers (one per clinician), or add a clinician.", no_args_is_help=True)
+app = typer.Typer(
+    help="Run the workspace's Label Studio servers (one per clinician), or add a clinician.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 STEWARD_ENV = "CURATE_STEWARD_EMAIL"
 
 
@@ -28,9 +34,14 @@ def read_secret(prompt: str, confirm: bool = True) -> str:
 def start(
     workspace: WorkspaceOpt = None,
     host: Annotated[str, typer.Option(help="Address to bind (default: 127.0.0.1, this machine only).")] = "127.0.0.1",
-    admin_email: Annotated[Optional[str], typer.Option(
-        envvar=STEWARD_ENV, show_envvar=True,
-        help="Steward's Label Studio account, set up on the first start only (asked for when missing).")] = None,
+    admin_email: Annotated[
+        str | None,
+        typer.Option(
+            envvar=STEWARD_ENV,
+            show_envvar=True,
+            help="Steward's Label Studio account, set up on the first start only (asked for when missing).",
+        ),
+    ] = None,
 ):
     """Start every clinician's Label Studio server (data in <workspace>/studio, telemetry off).
 
@@ -46,20 +57,22 @@ def start(
     ws = open_workspace(workspace, None)
     fleet = Fleet(ws.root)
     if host not in ("127.0.0.1", "localhost", "::1"):
-        err_console.print(f"[bold yellow]WARNING: Label Studio will listen on {host}: anyone who can reach this "
-                          "machine can try to log in and see patient images.[/]")
-    with reported():
-        if not fleet.initialised:
-            email = admin_email or typer.prompt("Steward's email (your Label Studio admin account)")
-            if "@" not in email:
-                fail(f"steward email {email!r} is not an email address")
-            password = read_secret("Password for the steward account")
-            token = os.environ.get(API_KEY_ENV) or secrets.token_hex(20)
-            fleet.init(email.strip().lower(), password, token)
-            if not os.environ.get(API_KEY_ENV):
-                console.print(f"Steward API key (shown once, not stored by curate): [bold]{token}[/]\n"
-                              f"  export {API_KEY_ENV}={token}")
-        states = fleet.start_all(host=host)
+        err_console.print(
+            f"[bold yellow]WARNING: Label Studio will listen on {host}: anyone who can reach this "
+            "machine can try to log in and see patient images.[/]"
+        )
+    if not fleet.initialised:
+        email = admin_email or typer.prompt("Steward's email (your Label Studio admin account)")
+        if "@" not in email:
+            fail(f"steward email {email!r} is not an email address")
+        password = read_secret("Password for the steward account")
+        token = os.environ.get(API_KEY_ENV) or secrets.token_hex(20)
+        fleet.init(email.strip().lower(), password, token)
+        if not os.environ.get(API_KEY_ENV):
+            console.print(
+                f"Steward API key (shown once, not stored by curate): [bold]{token}[/]\n  export {API_KEY_ENV}={token}"
+            )
+    states = fleet.start_all(host=host)
     if not states:
         console.print("No clinician servers yet: add each clinician with `curate studio add-user EMAIL`.")
     for st in states:
@@ -80,7 +93,7 @@ def stop(workspace: WorkspaceOpt = None):
 
 
 @app.command()
-def status(workspace: WorkspaceOpt = None, json_: JsonOpt = False):
+def status(workspace: WorkspaceOpt = None, json_out: JsonOpt = False):
     """Each clinician's server: URL, running or not.
 
     Example: curate studio status --json
@@ -91,18 +104,36 @@ def status(workspace: WorkspaceOpt = None, json_: JsonOpt = False):
     ws = open_workspace(workspace, None)
     fleet = Fleet(ws.root)
     exe = find_executable()
-    servers = [{"clinician": st.name, "url": st.url, "running": st.running is not None,
-                "pid": st.running.pid if st.running else None,
-                "healthy": healthy(st.url) if st.running else False} for st in fleet.status()]
+    servers = [
+        {
+            "clinician": st.name,
+            "url": st.url,
+            "running": st.running is not None,
+            "pid": st.running.pid if st.running else None,
+            "healthy": healthy(st.url) if st.running else False,
+        }
+        for st in fleet.status()
+    ]
     data = {"initialised": fleet.initialised, "servers": servers, "executable": str(exe) if exe else None}
-    if json_:
+    if json_out:
         print_json(data)
         return
     if not fleet.initialised:
         console.print("not set up yet (curate studio start)")
-    console.print(table("Label Studio servers", ["clinician", "url", "state"],
-                        [[s["clinician"], s["url"], ("running" if s["healthy"] else "not answering") if s["running"] else "stopped"]
-                         for s in servers]))
+    console.print(
+        table(
+            "Label Studio servers",
+            ["clinician", "url", "state"],
+            [
+                [
+                    s["clinician"],
+                    s["url"],
+                    ("running" if s["healthy"] else "not answering") if s["running"] else "stopped",
+                ]
+                for s in servers
+            ],
+        )
+    )
     console.print(f"label-studio: {exe or 'not installed (curate studio install)'}")
 
 
@@ -110,9 +141,19 @@ def status(workspace: WorkspaceOpt = None, json_: JsonOpt = False):
 def add_user(
     email: str,
     workspace: WorkspaceOpt = None,
-    url: Annotated[Optional[str], typer.Option(callback=http_url, help="An external Label Studio to add the account to instead of a server of their own.")] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            callback=http_url, help="An external Label Studio to add the account to instead of a server of their own."
+        ),
+    ] = None,
     generate: Annotated[bool, typer.Option(help="Generate a password and show it once instead of prompting.")] = False,
-    port: Annotated[Optional[int], typer.Option(help="Port of this clinician's server (default: the next free one from 8081).")] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            min=1024, max=65535, help="Port of this clinician's server (default: the next free one from 8081)."
+        ),
+    ] = None,
 ):
     """Give a clinician a Label Studio server of their own and an account on it (password never stored).
 
@@ -123,12 +164,11 @@ def add_user(
 
     ws = open_workspace(workspace, None)
     password = secrets.token_urlsafe(12) if generate else read_secret(f"Password for {email}")
-    with reported():
-        if url:
-            lc.add_user(url, lc.api_key_from_env(), email, password)
-            where = url
-        else:
-            where = add_clinician(ws, email, password, port)
+    if url:
+        lc.add_user(url, lc.api_key_from_env(), email, password)
+        where = url
+    else:
+        where = add_clinician(ws, email, password, port)
     console.print(f"created {email} on {where}" + (f"; password (shown once): [bold]{password}[/]" if generate else ""))
 
 
@@ -142,8 +182,7 @@ def install():
     """
     from curate.studio.server import install as do_install
 
-    with reported():
-        exe = do_install()
+    exe = do_install()
     console.print(f"installed {exe}")
 
 

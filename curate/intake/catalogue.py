@@ -1,4 +1,5 @@
 """Catalogue writes shared by folder ingest and web scraping."""
+
 from __future__ import annotations
 
 from sqlmodel import Session, select

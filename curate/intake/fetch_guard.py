@@ -12,14 +12,15 @@
 Written here because neither requests nor urllib3 offers either: urllib3 resolves inside
 `create_connection` with no hook between resolution and connect, and has no total-time limit.
 """
+
 from __future__ import annotations
 
 import ipaddress
 import socket
 import threading
-from contextlib import contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from typing import Iterator
 
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -62,8 +63,9 @@ class HostPolicy:
             ip = ipaddress.ip_address(sockaddr[0].split("%")[0])
             problem = address_problem(ip)
             if problem:
-                raise Refused(f"refused: {host} resolves to a {problem} address ({ip}); "
-                              f"--allow-private-hosts to fetch it")
+                raise Refused(
+                    f"refused: {host} resolves to a {problem} address ({ip}); --allow-private-hosts to fetch it"
+                )
         return infos
 
 
@@ -93,10 +95,8 @@ class Deadline:
 def _shutdown(conn) -> None:
     sock = getattr(conn, "sock", None)
     if sock is not None:
-        try:
+        with suppress(OSError):  # already closed
             sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
 
 @contextmanager

@@ -2,6 +2,7 @@
 `source.toml` inside it holds that source's ingest settings (kind, licence, label_from_folders,
 label_map, case_id_pattern; see README). `--demo` fills an empty `incoming/` with synthetic photos.
 """
+
 from __future__ import annotations
 
 import tomllib
@@ -28,7 +29,9 @@ def find_sources(incoming: Path, demo: bool = False) -> Incoming:
     if demo and not (incoming.is_dir() and any(incoming.iterdir())):
         written = write_demo_folder(incoming / DEMO_SOURCE)
     if not incoming.is_dir():
-        raise ConfigError(f"no {incoming}/ folder: put each source's photos in {incoming}/<source-name>/ (or use --demo)")
+        raise ConfigError(
+            f"no {incoming}/ folder: put each source's photos in {incoming}/<source-name>/ (or use --demo)"
+        )
     return Incoming(sorted(p for p in incoming.iterdir() if p.is_dir()), written)
 
 
@@ -43,7 +46,9 @@ def source_options(folder: Path) -> IngestOptions:
             raise ConfigError(f"{cfg}: {exc}") from exc
         unknown = set(data) - SOURCE_KEYS
         if unknown:
-            raise ConfigError(f"{cfg}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(SOURCE_KEYS))}")
+            raise ConfigError(
+                f"{cfg}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(SOURCE_KEYS))}"
+            )
         settings.update(data)
     if settings.get("label_map"):
         settings["label_map"] = load_label_map(folder / settings["label_map"])

@@ -4,14 +4,16 @@ FIFOs, devices and sockets are never opened for reading (a FIFO would block fore
 checked before it is read (a sparse 3 GB file or /dev/zero would otherwise end in MemoryError), and
 symlinks leading out of the folder are not followed unless asked; everything left out is named with why.
 """
+
 from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from curate.intake.decode import IMAGE_EXTENSIONS, looks_like_image
+
 
 def locator_of(path: Path, root: Path) -> str:
     """The path relative to the ingested folder, as text the catalogue can hold
@@ -20,8 +22,12 @@ def locator_of(path: Path, root: Path) -> str:
     return rel.decode("utf-8", "backslashreplace")
 
 
-_SPECIAL = ((stat.S_ISFIFO, "FIFO"), (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
-            (stat.S_ISSOCK, "socket"))
+_SPECIAL = (
+    (stat.S_ISFIFO, "FIFO"),
+    (stat.S_ISCHR, "character device"),
+    (stat.S_ISBLK, "block device"),
+    (stat.S_ISSOCK, "socket"),
+)
 _NOT_FOLLOWED = "not followed; --follow-symlinks to follow it"
 
 
@@ -33,8 +39,12 @@ def _special(mode: int) -> str | None:
     return next((f"{name} (special file, not read)" for test, name in _SPECIAL if test(mode)), None)
 
 
-def iter_files(root: Path, unreadable: list[tuple[str, str]], skipped: list[tuple[str, str]] | None = None,
-               follow_symlinks: bool = False) -> Iterator[Path]:
+def iter_files(
+    root: Path,
+    unreadable: list[tuple[str, str]],
+    skipped: list[tuple[str, str]] | None = None,
+    follow_symlinks: bool = False,
+) -> Iterator[Path]:
     """Regular files under `root` (resolved), sorted; everything else goes to `skipped` or `unreadable` with why."""
     skipped = skipped if skipped is not None else []
 

@@ -4,6 +4,7 @@ The rules themselves are pure (`curate.label.consensus.decide`); this module rea
 the recorded rules and writes the rows. `label pull` calls it after recording annotations, and
 `label push` / `label adjudicate` call it so images just sent to a round get their 'pending' row.
 """
+
 from __future__ import annotations
 
 import json
@@ -34,7 +35,9 @@ def collect(s: Session, rules: Rules | None = None) -> dict[int, ImageLabels]:
     Outcomes follow `rules`, by default the ones recorded in the catalogue."""
     rules = recorded_rules(s) if rules is None else rules
     rows = s.exec(
-        select(LabelTask.image_id, LabelRound.kind, LabelRound.raters, LabelRound.id, LabelProject.rater, LabelAnnotation)
+        select(
+            LabelTask.image_id, LabelRound.kind, LabelRound.raters, LabelRound.id, LabelProject.rater, LabelAnnotation
+        )
         .join(LabelProject, LabelTask.project_id == LabelProject.id)
         .join(LabelRound, LabelProject.round_id == LabelRound.id)
         .join(LabelAnnotation, LabelAnnotation.task_id == LabelTask.id, isouter=True)
@@ -60,8 +63,13 @@ def collect(s: Session, rules: Rules | None = None) -> dict[int, ImageLabels]:
             ann = per["by"].get(rater)
             if ann is None:
                 continue
-            r = Rating(rater=rater, diagnosis=ann.diagnosis, boxes=tuple(tuple(b) for b in json.loads(ann.boxes)),
-                       flags=frozenset(json.loads(ann.flags)), comment=ann.comment)
+            r = Rating(
+                rater=rater,
+                diagnosis=ann.diagnosis,
+                boxes=tuple(tuple(b) for b in json.loads(ann.boxes)),
+                flags=frozenset(json.loads(ann.flags)),
+                comment=ann.comment,
+            )
             if per["kind"] == "review":
                 item.review = r
             elif len(item.ratings) < 2:
@@ -77,8 +85,15 @@ def write_consensus(s: Session, rules: Rules | None = None) -> dict[str, int]:
     for image_id, item in collect(s, rules).items():
         o = item.outcome()
         counts[o.status] = counts.get(o.status, 0) + 1
-        values = dict(status=o.status, diagnosis=o.diagnosis, method=o.method, n_raters=o.n_raters,
-                      agreement=o.agreement, boxes=json.dumps([list(b) for b in o.boxes]), exclusion=o.exclusion)
+        values = dict(
+            status=o.status,
+            diagnosis=o.diagnosis,
+            method=o.method,
+            n_raters=o.n_raters,
+            agreement=o.agreement,
+            boxes=json.dumps([list(b) for b in o.boxes]),
+            exclusion=o.exclusion,
+        )
         row = existing.get(image_id)
         if row is None:
             s.add(Consensus(image_id=image_id, **values))

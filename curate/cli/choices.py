@@ -1,0 +1,26 @@
+"""Choices the command line offers as typer Enums, for libraries too heavy to import when `--help` is built.
+
+Each mirrors the library's own list (named beside it); tests/test_cli_startup.py checks they are equal, so
+the two cannot drift. The library still checks what other callers (source.toml, Python) pass it.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class SourceKind(StrEnum):  # curate.intake.catalogue.SOURCE_KINDS
+    CLINIC = "clinic"
+    PUBLIC = "public"
+    WEB = "web"
+
+
+class ExportTask(StrEnum):  # curate.export.plan.TASKS
+    BINARY = "binary"
+    DIAGNOSIS = "diagnosis"
+
+
+class ResizePolicy(StrEnum):  # curate.export.images.RESIZE_POLICIES
+    STRETCH = "stretch"
+    PAD = "pad"
+    CENTER_CROP = "center-crop"

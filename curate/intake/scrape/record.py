@@ -1,0 +1,108 @@
+"""The catalogue side of one query's crawl: what is already known, and each batch of outcomes written.
+
+Only the main thread calls these; each batch is one short transaction, and every stored outcome's bytes
+are already in the store when its row is written.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlmodel import select
+
+from curate.intake.catalogue import record_arrival
+from curate.intake.scrape.crawl import Kind, Outcome
+from curate.intake.scrape.engines.base import TEXT_LIMIT
+from curate.intake.scrape.fetch import clip
+from curate.intake.scrape.report import QueryReport
+from db.models import Image, Provenance, Rejection
+
+log = logging.getLogger("curate.scrape")
+
+
+@dataclass(frozen=True)
+class QueryTarget:
+    """Where one query's outcomes go in the catalogue."""
+
+    engine: str
+    query: str
+    source_id: int
+    run_id: int | None
+    licence_requested: str | None
+
+
+@dataclass
+class Known:
+    urls: set[str]  # every URL of the source already recorded, accepted or rejected
+    shas: set[str]  # the images this query already has
+
+
+def known(ws, target: QueryTarget) -> Known:
+    with ws.session() as s:
+        urls = set(s.exec(select(Provenance.locator).where(Provenance.source_id == target.source_id)).all())
+        urls |= set(s.exec(select(Rejection.locator).where(Rejection.source_id == target.source_id)).all())
+        shas = set(
+            s.exec(
+                select(Image.sha256)
+                .join(Provenance, Provenance.image_id == Image.id)
+                .where(Provenance.source_id == target.source_id, Provenance.query == target.query)
+            ).all()
+        )
+    return Known(urls, shas)
+
+
+def write_batch(ws, batch: list[Outcome], target: QueryTarget, qr: QueryReport) -> list[str]:
+    """Record `batch` and count it into `qr`; returns the reasons of fatal outcomes (the store failed)."""
+    fatal = []
+    with ws.session() as s:
+        for o in batch:
+            url = o.task.get("file_url") or ""
+            if o.kind is Kind.STORED:
+                _arrival(s, o, url, target, qr)
+            elif o.kind is Kind.REJECTED:
+                locator = url[:TEXT_LIMIT] or "(empty URL)"
+                s.add(Rejection(run_id=target.run_id, source_id=target.source_id, locator=locator, reason=o.reason))
+                qr.rejected.append((locator, o.reason))
+                log.debug("rejected %s: %s", url, o.reason)
+            elif o.kind is Kind.FAILED:
+                qr.failed.append((url[:TEXT_LIMIT], o.reason))
+                log.debug("failed %s: %s", url, o.reason)
+            elif o.kind is Kind.SKIPPED:
+                qr.skipped += 1
+            elif o.kind is Kind.OVER:
+                qr.over_limit += 1
+            elif o.kind is Kind.FATAL:
+                fatal.append(o.reason)
+    return fatal
+
+
+def _arrival(s, o: Outcome, url: str, target: QueryTarget, qr: QueryReport) -> None:
+    outcome = record_arrival(
+        s,
+        sha256=o.sha,
+        size_bytes=o.size,
+        info=o.info,
+        source_id=target.source_id,
+        locator=url,
+        run_id=target.run_id,
+        licence=clip(o.task.get("licence")),
+        engine=target.engine,
+        query=target.query,
+        licence_requested=target.licence_requested,
+        rank=o.task.get("rank"),
+        page_url=clip(o.task.get("page_url")),
+        image_url=url,
+        final_url=clip(o.final_url),
+        title=clip(o.task.get("title")),
+        content_type=o.content_type,
+        retrieved_at=o.retrieved_at,
+    )
+    if o.counted:
+        qr.new_for_query += 1
+    if outcome == "added":
+        qr.added += 1
+    elif outcome == "provenance":
+        qr.provenance += 1
+    log.info("scrape engine=%s query=%r: %s %s", target.engine, target.query, outcome, o.sha[:12])
+    log.debug("  from %s", url)

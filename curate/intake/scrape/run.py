@@ -1,0 +1,146 @@
+"""`validate` and `scrape`: every query of a scrape, one crawl each (see the package docstring)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from curate.errors import ScrapeError, StoreError
+from curate.intake.catalogue import get_or_create_source
+from curate.intake.fetch_guard import HostPolicy, guard
+from curate.intake.scrape.crawl import CrawlJob, NoFiles, Outcome, ScrapeCrawler, StoreDownloader
+from curate.intake.scrape.engines import Engine, engine_for
+from curate.intake.scrape.engines.base import QueryPlan
+from curate.intake.scrape.options import Licence, ScrapeOptions
+from curate.intake.scrape.record import QueryTarget, known, write_batch
+from curate.intake.scrape.report import QueryReport, ScrapeReport
+
+log = logging.getLogger("curate.scrape")
+NO_RESULTS = "no results on the first result page (no matches, or the engine's markup changed)"
+
+OnProgress = Callable[[str, int, "int | None"], None]
+
+
+@dataclass(frozen=True)
+class Validated:
+    engine: Engine
+    licence_filter: str | None
+    base_url: str
+
+
+def validate(options: ScrapeOptions) -> Validated:
+    """Check the options before anything is written: a ConfigError names what is wrong."""
+    engine = engine_for(options.engine)
+    licence_filter = engine.licence_filter(Licence.parse(options.licence))
+    options.check()
+    engine.check(options)
+    return Validated(engine, licence_filter, engine.base_url(options))
+
+
+def scrape(
+    ws, options: ScrapeOptions, run_id: int | None = None, on_progress: OnProgress | None = None
+) -> ScrapeReport:
+    """Run every query of `options` against its engine.
+
+    `on_progress(query, images_now, wanted)` is called after each catalogue write.
+    """
+    started = time.perf_counter()
+    checked = validate(options)
+    engine = checked.engine
+    report = ScrapeReport(str(engine.name), options.source_name, options.licence_requested, options.max_num, run_id)
+    with ws.session() as s:
+        source_id = get_or_create_source(s, options.source_name, "web").id
+    for raw in options.queries:
+        raw = raw.strip()
+        plan = QueryPlan(raw, engine.query_label(raw), checked.base_url, checked.licence_filter, options)
+        target = QueryTarget(str(engine.name), plan.query, source_id, run_id, options.licence_requested)
+        report.queries.append(_scrape_query(ws, engine, plan, target, on_progress))
+    report.seconds = time.perf_counter() - started
+    crawled = [q for q in report.queries if q.pages or q.page_errors]
+    if crawled and all(q.page_errors and not q.results for q in crawled):
+        raise ScrapeError(f"{engine.name}: no results for any query ({crawled[0].page_errors[0]})")
+    return report
+
+
+def _scrape_query(
+    ws, engine: Engine, plan: QueryPlan, target: QueryTarget, on_progress: OnProgress | None
+) -> QueryReport:
+    options, query = plan.options, plan.query
+    qr = QueryReport(query)
+    seen = known(ws, target)
+    qr.before = len(seen.shas)
+    remaining = None if options.max_num == 0 else options.max_num - qr.before
+    log.info(
+        "scrape engine=%s query=%r: %d images already, %s wanted",
+        engine.name,
+        query,
+        qr.before,
+        "all" if remaining is None else max(remaining, 0),
+    )
+    if remaining is not None and remaining <= 0:
+        return qr
+
+    job = CrawlJob(ws, options, seen.urls, seen.shas, remaining)
+    pages: list[tuple[str, int, str | None]] = []  # list.append is atomic; read after the crawl
+    crawler = _crawler(engine, plan, job, on_page=lambda url, n, reason: pages.append((url, n, reason)))
+    fatal: list[str] = []
+    wanted = None if remaining is None else qr.before + remaining
+
+    def sink(batch: list[Outcome]) -> None:
+        fatal.extend(write_batch(ws, batch, target, qr))
+        if on_progress:
+            on_progress(query, qr.total, wanted)
+
+    parser_kwargs = {"req_timeout": options.timeout, **engine.parser_kwargs(plan)}
+    crawler.run(job, engine.feeder_kwargs(plan), parser_kwargs, sink)
+    _count_pages(engine, qr, pages)
+    if fatal:
+        raise StoreError(fatal[0])
+    log.info(
+        "scrape engine=%s query=%r: %d new (%d new to the store), %d rejected, %d failed, %d skipped",
+        engine.name,
+        query,
+        qr.new_for_query,
+        qr.added,
+        len(qr.rejected),
+        len(qr.failed),
+        qr.skipped,
+    )
+    return qr
+
+
+def _crawler(engine: Engine, plan: QueryPlan, job: CrawlJob, on_page) -> ScrapeCrawler:
+    """icrawler's crawler for one query, its session guarded: only the engine's own host may be private."""
+    options = plan.options
+    crawler = ScrapeCrawler(
+        engine.feeder,
+        engine.parser,
+        StoreDownloader,
+        feeder_threads=1,
+        parser_threads=1,
+        downloader_threads=options.threads,
+        storage=NoFiles(),
+        extra_parser_args={"on_page": on_page},
+        extra_downloader_args={"job": job},
+    )
+    crawler.feeder.logger = logging.getLogger("curate.scrape.feeder")
+    crawler.session.max_redirects = 5
+    host = urlsplit(plan.base_url).hostname if plan.base_url else None
+    guard(crawler.session, HostPolicy(frozenset({host.lower()}) if host else frozenset(), options.allow_private_hosts))
+    job.signal = crawler.signal
+    return crawler
+
+
+def _count_pages(engine: Engine, qr: QueryReport, pages: list[tuple[str, int, str | None]]) -> None:
+    for _url, n, reason in pages:
+        if reason is None:
+            qr.pages += 1
+            qr.results += n
+        else:
+            qr.page_errors.append(reason)
+            log.warning("scrape engine=%s query=%r: %s", engine.name, qr.query, reason)
+    if engine.reads_result_pages and qr.pages and not qr.results and not qr.page_errors:
+        qr.page_errors.append(NO_RESULTS)
