@@ -8,8 +8,8 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 
 from curate.dataset import DatasetVersion  # noqa: E402
-from train.gradcam import gradcam  # noqa: E402
 from curate.lite0 import EfficientNetLite0, weights_file  # noqa: E402
+from train.gradcam import gradcam  # noqa: E402
 from train.models import ARCHS, Net, build_backbone  # noqa: E402
 from train.presets import Item, augment  # noqa: E402
 from train.recipe import TrainConfig, balance_plan, run  # noqa: E402
@@ -88,7 +88,8 @@ def test_train_reads_only_the_dataset_contract():
     import subprocess
     import sys
 
-    allowed = "('curate', 'curate.dataset', 'curate.errors', 'curate.files', 'curate.lite0', 'curate.output', 'curate.plots', 'curate.privacy', 'curate.redact')"
+    allowed = ("('curate', 'curate.dataset', 'curate.errors', 'curate.files', 'curate.lite0', 'curate.output', "
+               "'curate.plots', 'curate.privacy', 'curate.redact')")
     code = ("import sys, train.cli, train.recipe, train.report, train.gallery, train.predict; "
             "bad = [m for m in sys.modules if m.split('.')[0] in ('db', 'sqlmodel', 'sqlalchemy') "
             f"or (m.split('.')[0] == 'curate' and m not in {allowed})]; print(bad); sys.exit(1 if bad else 0)")

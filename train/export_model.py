@@ -79,10 +79,12 @@ def export_model(run: Path, fmt: ExportFormat, out: Optional[Path] = None, fold:
                 _onnx(net, x, str(tmp), meta, card)
             else:
                 with torch.no_grad(), warnings.catch_warnings():
-                    warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated but still the one-file format
-                    warnings.simplefilter("ignore", torch.jit.TracerWarning)  # SAME padding traced for the fixed input size
+                    # torch.jit is deprecated but still the one-file format; SAME padding is traced for the input size
+                    warnings.simplefilter("ignore", FutureWarning)
+                    warnings.simplefilter("ignore", torch.jit.TracerWarning)
                     traced = torch.jit.trace(net, x, check_trace=False)
-                    torch.jit.save(traced, str(tmp), _extra_files={META_KEY: json.dumps(meta, default=str), "model_card": card})
+                    extra = {META_KEY: json.dumps(meta, default=str), "model_card": card}
+                    torch.jit.save(traced, str(tmp), _extra_files=extra)
     except Exception as exc:
         raise TrainError(f"exporting {run} as {fmt.value} failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
     write_atomic(out.with_name(out.name + ".card.md"), card)

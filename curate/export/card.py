@@ -31,7 +31,9 @@ def _table(header: list[str], body: list[list[Any]]) -> list[str]:
     return lines
 
 
-def _count_table(rows: list[dict[str, str]], title: str, key: str = "label", names: dict[str, str] | None = None) -> list[str]:
+def _count_table(
+    rows: list[dict[str, str]], title: str, key: str = "label", names: dict[str, str] | None = None
+) -> list[str]:
     """One line per value of `key` (shown by its name from `names`), one column per split, and a total."""
     by_split = split_counts(rows, key)
     body, totals = [], Counter()

@@ -9,8 +9,8 @@ from sqlmodel import Session, func, select
 
 from curate.label.agreement import Agreement, rater_agreement
 from curate.label.diagnoses import FLAGS, IDENTIFIABLE, STATUSES, DiagnosisList
-from curate.label.recompute import ImageLabels, collect
 from curate.label.raters import RaterQuality, rater_quality
+from curate.label.recompute import ImageLabels, collect
 from db.models.label import Consensus, LabelAnnotation, LabelProject, LabelRound, LabelTask
 
 # What each consensus outcome means, in the words the page and the CLI show.
