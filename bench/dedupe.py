@@ -26,6 +26,8 @@ from collections import Counter, defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from scipy.cluster.hierarchy import DisjointSet
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -158,30 +160,20 @@ def run_difpy(corpus: Path) -> dict:
 
 def score(truth: dict, pairs: list) -> dict:
     files = truth["files"]
-    parent = {f: f for f in files}
-
-    def find(x):
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
+    joined = DisjointSet(files)
     for a, b in pairs:
-        if a in parent and b in parent:
-            parent[find(a)] = find(b)
-    clusters = defaultdict(list)
-    for f in files:
-        clusters[find(f)].append(f)
+        if a in joined and b in joined:
+            joined.merge(a, b)
     # recall: a planted variant is found when it shares a cluster with its group's original
     original = {v["group"]: f for f, v in files.items() if not v["transform"] and f.startswith("p")}
     found, total = Counter(), Counter()
     for f, v in files.items():
         if v["transform"]:
             total[v["transform"]] += 1
-            found[v["transform"]] += find(f) == find(original[v["group"]])
+            found[v["transform"]] += joined.connected(f, original[v["group"]])
     # precision: of the image pairs placed in one cluster, how many are truly the same photo
     tp = fp = 0
-    for members in clusters.values():
+    for members in joined.subsets():
         if len(members) < 2:
             continue
         by_group = Counter(files[m]["group"] for m in members)

@@ -26,7 +26,8 @@ from curate.label.client import StudioClient  # noqa: E402
 from curate.label.config import render  # noqa: E402
 from curate.label.diagnoses import PAPER  # noqa: E402
 from curate.label.pull import pull  # noqa: E402
-from curate.studio.server import EmbeddedServer, free_port, init_data_dir  # noqa: E402
+from curate.net import free_port  # noqa: E402
+from curate.studio.server import EmbeddedServer, init_data_dir  # noqa: E402
 from curate.workspace import Workspace  # noqa: E402
 from db.models import Image  # noqa: E402
 from db.models.label import Consensus, LabelProject, LabelRound, LabelTask  # noqa: E402

@@ -43,6 +43,7 @@ import csv
 import hashlib
 import json
 import os
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -80,6 +81,15 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def split_counts(rows: list[dict[str, str]], key: str = "label") -> dict[str, dict[str, int]]:
+    """{split: {value of `key`: images}} from manifest rows: splits in `SPLITS` order (only those with
+    images), values sorted. What `curate export` reports and the dataset card's tables show."""
+    out: dict[str, Counter] = {}
+    for r in rows:
+        out.setdefault(r["split"], Counter())[r[key]] += 1
+    return {s: dict(sorted(out[s].items())) for s in SPLITS if s in out}
 
 
 def _short(names: list[str], n: int = 3) -> str:

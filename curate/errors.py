@@ -37,6 +37,10 @@ class DatasetError(CurateError):
     """A dataset version is missing, malformed, or does not match its checksums."""
 
 
+class WeightsError(CurateError):
+    """Pretrained weights are unavailable or do not fit the network."""
+
+
 class DeviceError(CurateError):
     """The asked-for torch device (e.g. cuda) is not available here."""
 

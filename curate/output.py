@@ -15,7 +15,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.console import Console, ConsoleDimensions
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 from typer.core import TyperGroup
 from typer.exceptions import Abort, Exit, TyperException
@@ -123,17 +123,26 @@ def table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
 
 
 @contextmanager
-def progress_bar(label: str, quiet: bool = False) -> Iterator[Callable[[int, int], None]]:
-    """A progress bar on stderr (stdout stays clean for tables and --json); yields the
-    `on_progress(done, total)` callback the library's long-running functions take."""
+def progress_bars(quiet: bool = False, keep: bool = False) -> Iterator[Progress]:
+    """rich progress bars on stderr (stdout stays clean for tables and --json), one per `add_task`:
+    description, bar, done/total, elapsed and remaining time. `keep` leaves them on screen when done."""
     with Progress(
-        TextColumn(label),
+        TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
+        TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=err_console,
         disable=quiet,
-        transient=True,
+        transient=not keep,
     ) as progress:
+        yield progress
+
+
+@contextmanager
+def progress_bar(label: str, quiet: bool = False) -> Iterator[Callable[[int, int], None]]:
+    """One progress bar; yields the `on_progress(done, total)` callback the library's long-running
+    functions take."""
+    with progress_bars(quiet) as progress:
         task = progress.add_task(label, total=None)
         yield lambda done, total: progress.update(task, completed=done, total=total)

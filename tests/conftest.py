@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 import uuid
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from curate.net import free_port
 from curate.workspace import Workspace
 
 # Fixture modules: the suite's local search-engine server and its real Label Studio server.
@@ -18,12 +18,6 @@ pytest_plugins = ["engine_server", "studio_server"]
 
 PG_BIN = Path(os.environ.get("CURATE_PG_BIN", "/usr/lib/postgresql/15/bin"))
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _as_postgres(cmd: list[str]) -> list[str]:

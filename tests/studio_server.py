@@ -26,8 +26,9 @@ import pytest
 
 from curate.label.client import StudioClient, add_user
 from curate.label.servers import Servers, reset_invite
+from curate.net import free_port
 from curate.studio.fleet import Fleet
-from curate.studio.server import find_executable, free_port, init_data_dir
+from curate.studio.server import find_executable, init_data_dir
 
 ADMIN_EMAIL = "steward@curate.test"
 ADMIN_PASSWORD = "steward-Pa55word!"

@@ -1,5 +1,6 @@
 """The dataset card and the version diff, on plain manifest rows (no catalogue)."""
-from curate.export.card import counts, render
+from curate.dataset import split_counts
+from curate.export.card import render
 from curate.export.diff import diff_manifests
 
 
@@ -21,7 +22,7 @@ LABELS = {"statuses": {"pending": 0, "agreed": 3, "adjudicated": 1, "discarded":
 
 def test_card_tables_and_kappa():
     rows = [row(1), row(2, "non_mpox", "test"), row(3, "non_mpox", "external", roi=False), row(4, "non_mpox", fold="1")]
-    assert counts(rows) == {"mpox": {"train": 1, "test": 0, "external": 0}, "non_mpox": {"train": 1, "test": 1, "external": 1}}
+    assert split_counts(rows) == {"train": {"mpox": 1, "non_mpox": 1}, "test": {"non_mpox": 1}, "external": {"non_mpox": 1}}
     diff = diff_manifests([row(1, "non_mpox"), row(2, "non_mpox"), row(9)], rows)
     text = render(META, rows, LABELS, [], [], 0, diff).decode()
     assert "| mpox | 1 | 0 | 0 | 1 |" in text and "| non_mpox | 1 | 1 | 1 | 3 |" in text and "| **total** | 2 | 1 | 1 | 4 |" in text

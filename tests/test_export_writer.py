@@ -12,9 +12,8 @@ import pytest
 from PIL import Image
 from sqlmodel import select
 
-from curate.dataset import DatasetError, DatasetVersion
+from curate.dataset import SPLITS, DatasetError, DatasetVersion, split_counts
 from curate.export import ExportError, ExportOptions, ImageSpec, export_version, list_versions
-from curate.export.card import counts
 from curate.export.images import roi_region, union_box
 from curate.export.manifest import read_manifest
 from db.models.export import DatasetVersionRecord
@@ -134,9 +133,10 @@ def test_card_counts_equal_the_manifest(built):
     _, result, _ = built
     rows = read_manifest(result.path / "manifest.csv")
     card = (result.path / "README.md").read_text()
-    for cls, per in counts(rows).items():
-        line = f"| {cls} | {per['train']} | {per['test']} | {per['external']} | {sum(per.values())} |"
-        assert line in card
+    by_split = split_counts(rows)
+    for cls in sorted({r["label"] for r in rows}):
+        per = [by_split.get(s, {}).get(cls, 0) for s in SPLITS]
+        assert f"| {cls} | {' | '.join(map(str, per))} | {sum(per)} |" in card
     assert f"| **total** | {sum(r['split'] == 'train' for r in rows)} | {sum(r['split'] == 'test' for r in rows)} | " in card
     for status, n in {"pending": 1, "discarded": 1, "excluded": 1}.items():
         assert f"| {status} | {n} |" in card

@@ -11,7 +11,7 @@ from sqlmodel import select
 
 from curate.export.exclusions import catalogue_exclusions
 from curate.label.consensus import PAPER
-from curate.label.pull import write_consensus
+from curate.label.recompute import write_consensus
 from curate.label.rules import recorded_rules
 from curate.workspace import Workspace
 from db.engine import make_engine

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from curate.cli import app
 from curate.label.diagnoses import PAPER
-from curate.label.pull import write_consensus
+from curate.label.recompute import write_consensus
 from curate.label.report import OUTCOME_MEANINGS, build
 from curate.label.report_html import write_html
 from curate.plots import contrast

@@ -17,7 +17,7 @@ from curate.dataset import DatasetVersion
 from curate.errors import ExportError
 from curate.export import ExportOptions, ImageSpec, export_version
 from curate.label.consensus import LowQuality
-from curate.label.pull import write_consensus
+from curate.label.recompute import write_consensus
 from curate.label.results import parse_result
 from curate.label.rules import recorded_rules, settle_rules
 from curate.intake.ingest import IngestOptions, ingest_folder

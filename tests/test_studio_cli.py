@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from curate.cli import app
 from curate.studio.fleet import Fleet, slug_for
-from curate.studio.server import free_port
+from curate.net import free_port
 from studio_server import _require_executable
 
 pytestmark = [pytest.mark.studio, pytest.mark.slow]

@@ -19,7 +19,7 @@ import uvicorn  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from curate.dataset import DatasetVersion  # noqa: E402
-from curate.studio.server import free_port  # noqa: E402
+from curate.net import free_port  # noqa: E402
 from train.ensemble import Ensemble  # noqa: E402
 from train.serve.app import ServeSettings, create_app  # noqa: E402
 from train.photos import Limits, decode  # noqa: E402

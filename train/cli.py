@@ -5,15 +5,16 @@ Thin commands: read options, call one library function, render with rich (or --j
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, List, Optional
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from curate.output import JsonOpt, SafeGroup, console, err_console, fail, print_json, reported
+from curate.output import JsonOpt, SafeGroup, console, err_console, fail, print_json, progress_bars, reported
 from curate.privacy import make_private_by_default
 from train.device import Device
 from train.choices import ExportFormat
@@ -267,23 +268,15 @@ def _command_line(cfg) -> list[str]:
     return cmd
 
 
-class _progress:
+@contextmanager
+def _progress(disable: bool) -> Iterator[Callable[[str, int], Callable[[int], None]]]:
     """rich progress bars as the recipe's `progress(description, total) -> advance(n)` callback."""
+    with progress_bars(disable, keep=True) as bars:
+        def start(description: str, total: int) -> Callable[[int], None]:
+            task = bars.add_task(description, total=total)
+            return lambda n: bars.advance(task, n)
 
-    def __init__(self, disable: bool):
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                            TimeRemainingColumn(), console=err_console, disable=disable, transient=False)
-
-    def __enter__(self):
-        self.bar.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        return self.bar.__exit__(*exc)
-
-    def __call__(self, description: str, total: int):
-        task = self.bar.add_task(description, total=total)
-        return lambda n: self.bar.advance(task, n)
+        yield start
 
 
 def main() -> None:

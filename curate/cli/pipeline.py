@@ -1,12 +1,10 @@
 """`curate pipeline`: the main job on embedded defaults, one stage after another.
 
-Every top-level folder of `incoming/` is a source; an optional `source.toml`
-inside it says what kind of source it is (see README). Each stage is the same
+Which folders are sources and their settings: `curate.intake.incoming`. Each stage is the same
 library call its own command makes, so re-running continues where it stopped.
 """
 from __future__ import annotations
 
-import tomllib
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
@@ -16,30 +14,7 @@ import typer
 from curate.cli import dedupe as dedupe_cli
 from curate.cli import intake as intake_cli
 from curate.cli.options import DbOpt, WorkspaceOpt
-from curate.errors import ConfigError
-from curate.output import console, fail, progress_bar
-
-SOURCE_KEYS = {"kind", "licence", "label_from_folders", "label_map", "case_id_pattern"}
-
-
-def source_options(folder: Path):
-    """Ingest options for one incoming source folder, from its optional source.toml."""
-    from curate.intake.ingest import IngestOptions, load_label_map
-
-    settings: dict = {"label_from_folders": True}
-    cfg = folder / "source.toml"
-    if cfg.is_file():
-        try:
-            data = tomllib.loads(cfg.read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"{cfg}: {exc}") from exc
-        unknown = set(data) - SOURCE_KEYS
-        if unknown:
-            raise ConfigError(f"{cfg}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(SOURCE_KEYS))}")
-        settings.update(data)
-    if settings.get("label_map"):
-        settings["label_map"] = load_label_map(folder / settings["label_map"])
-    return IngestOptions(source=folder.name, **settings)
+from curate.output import console, progress_bar
 
 
 def pipeline(
@@ -56,18 +31,15 @@ def pipeline(
     Example: curate pipeline --demo
     """
     from curate.audit import audited
-    from curate.demo import write_demo_folder
+    from curate.intake.incoming import DEMO_SOURCE, find_sources, source_options
     from curate.intake.ingest import ingest_folder
     from curate.workspace import Workspace
 
     ws = Workspace.init(workspace or Path("."), db_url=db)
-    if demo and not (incoming.is_dir() and any(incoming.iterdir())):
-        n = write_demo_folder(incoming / "demo-clinic")
-        console.print(f"wrote {n} synthetic demo photos to {incoming / 'demo-clinic'}")
-    if not incoming.is_dir():
-        fail(f"no {incoming}/ folder: put each source's photos in {incoming}/<source-name>/ (or use --demo)")
-    sources = sorted(p for p in incoming.iterdir() if p.is_dir())
-    for folder in sources:
+    found = find_sources(incoming, demo)
+    if found.demo_photos:
+        console.print(f"wrote {found.demo_photos} synthetic demo photos to {incoming / DEMO_SOURCE}")
+    for folder in found.sources:
         options = source_options(folder)
         _heading(f"ingest {folder.name}")
         with audited(ws, "ingest", {**asdict(options), "via": "pipeline"}) as run, progress_bar("ingest") as on_file:

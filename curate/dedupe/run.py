@@ -10,10 +10,8 @@ Order of work, so that a killed run is harmless:
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections import Counter, defaultdict
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -27,6 +25,7 @@ from curate.dedupe.decode import THUMB, decode
 from curate.dedupe.hashing import METHODS, RegionPHash, WINDOWS, to_hex
 from curate.dedupe.search import backend_named
 from curate.errors import ConfigError
+from curate.parallel import run_parallel
 from db.models import (
     DedupeCode,
     DedupeMember,
@@ -145,15 +144,10 @@ def hash_missing(ws, options: DedupeOptions, report: DedupeReport, on_progress: 
         rows = s.exec(select(Image.id, Image.sha256).order_by(Image.id)).all()
     todo = [(i, sha) for i, sha in rows if have.get(i) != ALGO]
     report.reused = len(rows) - len(todo)
-    workers = options.workers or os.cpu_count() or 1
-    paths = [str(ws.store.path_for(sha)) for _, sha in todo]
-    pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 and len(todo) > 32 else None
-    results = pool.map(_hash_file, paths, chunksize=8) if pool else map(_hash_file, paths)
-    pending: list[tuple[int, tuple]] = []
+    image_of = {str(ws.store.path_for(sha)): i for i, sha in todo}
 
-    def flush() -> None:
-        if not pending:
-            return
+    def flush(done: list[tuple[str, tuple]]) -> None:
+        pending = [(image_of[path], res) for path, res in done]
         with ws.session() as s:
             batch = [i for i, _ in pending]
             codes_rows = {c.image_id: c for c in s.exec(select(DedupeCode).where(DedupeCode.image_id.in_(batch))).all()}
@@ -171,19 +165,9 @@ def hash_missing(ws, options: DedupeOptions, report: DedupeReport, on_progress: 
                 img.pixel_sha256 = digest
                 img.phash = to_hex(np.frombuffer(codes, "<u8")[0])
                 report.hashed += 1
-        pending.clear()
 
-    try:
-        for n, ((image_id, _), res) in enumerate(zip(todo, results), 1):
-            pending.append((image_id, res))
-            if len(pending) >= options.batch:
-                flush()
-            if on_progress:
-                on_progress(n, len(todo))
-        flush()
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+    run_parallel(_hash_file, list(image_of), flush, batch=options.batch, workers=options.workers, serial_below=33,
+                 chunksize=8, on_progress=on_progress)
 
 
 # --- search --------------------------------------------------------------------------

@@ -4,12 +4,12 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from curate.dataset import SPLITS, split_counts
 from curate.export.diff import VersionDiff
 from curate.export.exclusions import REASONS
 from curate.label.rules import explain
 from curate.export.leakage import LeakageAudit
 
-SPLITS = ("train", "test", "external")
 UNKNOWN_LICENCE = "unknown"  # what the export plan records for images without a licence
 
 
@@ -25,24 +25,21 @@ def cell(value: Any) -> str:
     return inline(value).replace("\\", "\\\\").replace("|", "\\|")
 
 
-def counts(rows: list[dict[str, str]], key: str = "label") -> dict[str, dict[str, int]]:
-    """{class: {split: n}} from manifest rows."""
-    out: dict[str, Counter] = {}
-    for r in rows:
-        out.setdefault(r[key], Counter())[r["split"]] += 1
-    return {k: {s: out[k][s] for s in SPLITS} for k in sorted(out)}
-
-
 def _table(header: list[str], body: list[list[Any]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in body]
     return lines
 
 
-def _count_table(by: dict[str, dict[str, int]], title: str) -> list[str]:
+def _count_table(
+    rows: list[dict[str, str]], title: str, key: str = "label", names: dict[str, str] | None = None
+) -> list[str]:
+    """One line per value of `key` (shown by its name from `names`), one column per split, and a total."""
+    by_split = split_counts(rows, key)
     body, totals = [], Counter()
-    for name, per in by.items():
-        body.append([name, *(per[s] for s in SPLITS), sum(per.values())])
+    for value in sorted({v for per in by_split.values() for v in per}):
+        per = {s: by_split.get(s, {}).get(value, 0) for s in SPLITS}
+        body.append([(names or {}).get(value, value), *per.values(), sum(per.values())])
         totals.update(per)
     body.append(["**total**", *(totals[s] for s in SPLITS), sum(totals.values())])
     return _table([title, *SPLITS, "total"], body)
@@ -51,10 +48,6 @@ def _count_table(by: dict[str, dict[str, int]], title: str) -> list[str]:
 def _names(meta: dict[str, Any]) -> dict[str, str]:
     """diagnosis code -> display name, from dataset.json (clinicians read names, not slugs)."""
     return {d["slug"]: d["name"] for d in meta.get("diagnoses", [])}
-
-
-def _named(by: dict[str, dict[str, int]], names: dict[str, str]) -> dict[str, dict[str, int]]:
-    return {names.get(k, k): v for k, v in by.items()}
 
 
 def _diagnosis_list(meta: dict[str, Any], rows: list[dict[str, str]]) -> list[str]:
@@ -151,15 +144,15 @@ def render(meta: dict[str, Any], rows: list[dict[str, str]], labels: dict[str, A
         "",
         "## Images per class and split",
         "",
-        *_count_table(counts(rows), "class (folder)"),
+        *_count_table(rows, "class (folder)"),
         "",
         "By diagnosis:",
         "",
-        *_count_table(_named(counts(rows, "diagnosis"), names), "diagnosis"),
+        *_count_table(rows, "diagnosis", "diagnosis", names),
         "",
         "Lesion crops (`roi/`) per class and split:",
         "",
-        *_count_table(counts([r for r in rows if r["roi_file"]]), "class"),
+        *_count_table([r for r in rows if r["roi_file"]], "class"),
         "",
         "## How the labels were obtained",
         "",

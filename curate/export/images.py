@@ -3,7 +3,10 @@
 EXIF orientation applied, RGB, resized to a fixed size by a named policy, baseline JPEG with
 fixed encoder settings and *no* metadata: the pixels are copied into a fresh image, so no EXIF,
 GPS, XMP, ICC profile or comment can travel along. JPEGs are decoded at reduced size
-(`Image.draft`) when the output needs fewer pixels than the original has.
+(`Image.draft`) when the output needs fewer pixels than the original has. Unlike
+`curate.imaging.open_upright`, the pixels are cropped and resized in stored orientation and only the
+small result is turned upright (the same picture at a fraction of the cost); the orientation is read
+and mapped by the same `curate.imaging` helpers.
 """
 from __future__ import annotations
 
@@ -13,12 +16,13 @@ from dataclasses import dataclass
 
 from PIL import Image
 
+from curate.imaging import DRAFT_FORMATS, SWAPS_AXES, UPRIGHT, exif_orientation
+
 
 RESIZE_POLICIES = ("stretch", "pad", "center-crop")
 JPEG_QUALITY = 90
 PAD_FILL = (0, 0, 0)
 REDUCING_GAP = 2.0
-_SWAPS_AXES = {5, 6, 7, 8}  # EXIF orientations that rotate by 90 degrees
 
 
 @dataclass(frozen=True)
@@ -98,13 +102,6 @@ def _draft_request(stored: tuple[int, int], full: tuple[int, int], need: tuple[f
     return (max(1, math.ceil(stored[0] * scale)), max(1, math.ceil(stored[1] * scale)))
 
 
-# EXIF orientation -> the transpose that displays the stored pixels (as ImageOps.exif_transpose does).
-_DISPLAY = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90,
-}
-
-
 def _box_through(op: Image.Transpose, box: tuple[float, float, float, float], w: float, h: float) -> tuple[float, float, float, float]:
     """Where `box` of a w x h image lands after `op`."""
     x0, y0, x1, y1 = box
@@ -127,7 +124,7 @@ _INVERSE = {
 
 def stored_box(box: tuple[float, float, float, float], orientation: int | None, full: tuple[int, int]) -> tuple[float, float, float, float]:
     """A box in displayed (oriented) pixels, mapped to the stored pixel grid."""
-    op = _DISPLAY.get(orientation or 1)
+    op = UPRIGHT.get(orientation or 1)
     if op is None:
         return box
     return _box_through(_INVERSE.get(op, op), box, *full)
@@ -154,15 +151,11 @@ def prepare(path: str, spec: ImageSpec, region: tuple[int, int, int, int] | None
     """
     with Image.open(path) as im:
         stored = im.size
-        try:
-            orientation = im.getexif().get(0x0112)
-        except Exception:
-            orientation = None
-        orientation = orientation if isinstance(orientation, int) and 1 <= orientation <= 8 else None
-        full = (stored[1], stored[0]) if orientation in _SWAPS_AXES else stored
+        orientation = exif_orientation(im)
+        full = (stored[1], stored[0]) if orientation in SWAPS_AXES else stored
         if expected is not None and tuple(expected) != full:
             raise ValueError(f"oriented size {full[0]}x{full[1]} differs from the catalogue's {expected[0]}x{expected[1]}")
-        if im.format in ("JPEG", "MPO"):
+        if im.format in DRAFT_FORMATS:
             # Enough pixels for the whole image at output size, and for the ROI region at output size.
             need = (float(spec.size[0]), float(spec.size[1]))
             if region:
@@ -171,7 +164,7 @@ def prepare(path: str, spec: ImageSpec, region: tuple[int, int, int, int] | None
             im.draft("RGB", _draft_request(stored, full, need))
         im.load()
         img = to_rgb(im)
-        op = _DISPLAY.get(orientation or 1)
+        op = UPRIGHT.get(orientation or 1)
         main = encode(_fit_stored(img, spec, op), spec.quality)
         if not region:
             return main, None

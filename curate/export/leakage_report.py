@@ -9,7 +9,7 @@ import html
 import os
 from pathlib import Path
 
-from curate.dedupe.review import thumbnail
+from curate.imaging import thumbnail
 from curate.export.leakage import LeakageAudit
 from curate.files import write_atomic
 

@@ -23,14 +23,16 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from curate.dataset import DatasetError, DatasetVersion
+from curate.dataset import SPLITS, DatasetError, DatasetVersion
 from curate.dedupe import cluster_map
 from curate.errors import ConfigError, ExportError
 from curate.export.exclusions import catalogue_exclusions, consensus_exclusions, consensus_reason
 from curate.export.card import UNKNOWN_LICENCE
 from curate.export.images import RESIZE_POLICIES, ImageSpec, roi_region, union_box
 from curate.export.splits import Item, SplitPlan, plan_splits
+from curate.label.agreement import rater_agreement
 from curate.label.diagnoses import SETTINGS_TABLE, STATUSES, DiagnosisList
+from curate.label.recompute import collect
 from curate.label.rules import describe, recorded_rules
 from db.models import Image, Provenance, Source
 from db.models.label import Consensus
@@ -139,9 +141,7 @@ def validate(options: ExportOptions) -> None:
 
 def _kappa_summary(s: Session, labels: list[str]) -> dict[str, Any] | None:
     """Cohen's kappa from the label stage's per-rater annotations; None before any image has two ratings."""
-    from curate.label.report import rater_agreement
-
-    ag = rater_agreement(s, labels)
+    ag = rater_agreement(collect(s).values(), labels)
     if not ag.n:
         return None
     return {"pairs": ag.n, "kappa": ag.kappa, "observed_agreement": ag.observed}
@@ -248,7 +248,7 @@ def make_plan(s: Session, options: ExportOptions, exports_root: Path, versions: 
         src = known_sources[name]
         lic = sorted({r.licence or UNKNOWN_LICENCE for r in rows if r.source == name})
         sources.append({"name": name, "kind": src.kind, "licences": lic, "external": name in options.external_sources,
-                        "images": {k: per_source[name][k] for k in ("train", "test", "external")}})
+                        "images": {k: per_source[name][k] for k in SPLITS}})
 
     updated = max((c.updated_at for c in chosen), key=lambda d: _iso(d))
     spec = options.spec

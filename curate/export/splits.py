@@ -97,30 +97,21 @@ class SplitPlan:
 
 
 def connected_groups(items: Sequence[Item]) -> dict[int, int]:
-    """item id -> group number; items sharing any group key are in one group (union-find).
+    """item id -> group number; items sharing any group key are in one group (scipy's union-find).
 
     Group numbers are the rank of each group's smallest item id, so they do not depend on input order.
     """
-    parent: dict[int, int] = {it.id: it.id for it in items}
+    from scipy.cluster.hierarchy import DisjointSet  # lazy: scipy.cluster takes 0.7 s to import (`curate --help`)
 
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
+    ids = list(dict.fromkeys(it.id for it in items))
+    joined = DisjointSet(ids)
     first_with_key: dict[Hashable, int] = {}
     for it in items:
         for key in it.groups:
-            if key is None:
-                continue
-            other = first_with_key.setdefault(key, it.id)
-            a, b = find(it.id), find(other)
-            if a != b:
-                parent[max(a, b)] = min(a, b)
-    roots = sorted({find(i) for i in parent})
-    number = {r: n for n, r in enumerate(roots)}
-    return {i: number[find(i)] for i in parent}
+            if key is not None:
+                joined.merge(it.id, first_with_key.setdefault(key, it.id))
+    number = {i: n for n, group in enumerate(sorted(joined.subsets(), key=min)) for i in group}
+    return {i: number[i] for i in ids}
 
 
 def assign_groups(groups: dict[int, Counter], weights: Sequence[float], seed: int,

@@ -15,7 +15,6 @@ import os
 import shutil
 import tarfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -23,14 +22,16 @@ from typing import Callable
 
 from sqlmodel import select
 
+from curate.dataset import SPLITS, DatasetVersion, split_counts
 from curate.errors import StoreError
-from curate.files import write_atomic
+from curate.files import atomic_path, write_atomic
 from curate.export import card, croissant
 from curate.export.diff import diff_manifests
 from curate.export.images import prepare
 from curate.export.leakage import audit_files, entries_of
 from curate.export.manifest import manifest_csv, manifest_row, read_manifest, sha256_file, sha256sums
 from curate.export.plan import ExportError, ExportOptions, ExportPlan, make_plan, parse_version, validate
+from curate.parallel import run_parallel
 from db.models.export import DatasetVersionRecord
 
 log = logging.getLogger("curate.export")
@@ -83,10 +84,6 @@ class ExportResult:
 # --- image workers ----------------------------------------------------------------------
 
 
-def _write_atomic(dest: Path, data: bytes) -> None:
-    write_atomic(dest, data)  # a unique, owner-only temporary name: two writers never share one
-
-
 def _render(task: tuple) -> tuple[int, str, str, bool]:
     """Runs in a worker: write the image (and ROI crop) unless a previous run finished them."""
     image_id, src, dest, roi_dest, region, expected, spec = task
@@ -97,9 +94,9 @@ def _render(task: tuple) -> tuple[int, str, str, bool]:
         main, roi = prepare(src, spec, region, expected)
     except Exception as exc:  # noqa: BLE001 - reported with the image id, never the clinic path
         raise RuntimeError(f"image {image_id}: cannot prepare ({type(exc).__name__}: {exc})") from None
-    _write_atomic(dest, main)
+    write_atomic(dest, main)
     if roi_dest is not None:
-        _write_atomic(roi_dest, roi)
+        write_atomic(roi_dest, roi)
     return image_id, hashlib.sha256(main).hexdigest(), hashlib.sha256(roi).hexdigest() if roi else "", True
 
 
@@ -121,14 +118,6 @@ def _split_change(plan: ExportPlan) -> dict | None:
         return None
     return {"reshuffle": plan.options.reshuffle, "kept": plan.split.kept, "dealt_groups": plan.split.dealt_groups,
             "folds_kept": plan.parent_folds_kept, "moved": _moves(plan)}
-
-
-def _counts(rows: list[dict[str, str]]) -> dict[str, dict[str, int]]:
-    out: dict[str, dict[str, int]] = {}
-    for r in rows:
-        out.setdefault(r["split"], {}).setdefault(r["label"], 0)
-        out[r["split"]][r["label"]] += 1
-    return {s: dict(sorted(c.items())) for s, c in sorted(out.items())}
 
 
 def _registered(ws, name: str) -> dict[str, DatasetVersionRecord]:
@@ -194,7 +183,7 @@ def _result(plan: ExportPlan, final: Path, status: str, rows: list[dict[str, str
     return ExportResult(
         name=plan.options.name, version=plan.options.version, path=final, status=status,
         checksum=hashlib.sha256((final / "SHA256SUMS").read_bytes()).hexdigest(), fingerprint=plan.fingerprint,
-        images=len(rows), roi_images=sum(1 for r in rows if r["roi_file"]), counts=_counts(rows), bins=_bins(plan),
+        images=len(rows), roi_images=sum(1 for r in rows if r["roi_file"]), counts=split_counts(rows), bins=_bins(plan),
         max_deviation_pp=plan.split.max_deviation_pp, pulled_external=len(plan.split.pulled_external), rendered=rendered,
         parent=plan.meta["parent"], reshuffle=plan.options.reshuffle and plan.parent_dir is not None, kept=plan.split.kept,
         moved=_moves(plan), excluded=plan.excluded, leakage=_leakage(final),
@@ -215,7 +204,7 @@ def _build(ws, plan: ExportPlan, final: Path, on_image) -> ExportResult:
     build = ws.tmp / (prefix + plan.fingerprint[:16])
     try:
         build.mkdir(parents=True, exist_ok=True)
-        for split in ("train", "test", "external"):
+        for split in SPLITS:
             for cls in plan.classes:
                 (build / split / cls).mkdir(parents=True, exist_ok=True)
                 (build / "roi" / split / cls).mkdir(parents=True, exist_ok=True)
@@ -231,21 +220,18 @@ def _build(ws, plan: ExportPlan, final: Path, on_image) -> ExportResult:
     if missing:
         raise StoreError(f"{len(missing)} original(s) missing from the store (image ids {', '.join(map(str, missing[:5]))})")
     digests: dict[int, tuple[str, str]] = {}
-    rendered = 0
-    workers = opts.workers or os.cpu_count() or 1
-    pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 and len(tasks) > 8 else None
-    try:
-        results = pool.map(_render, tasks, chunksize=4) if pool else map(_render, tasks)
-        for n, (image_id, sha, roi_sha, fresh) in enumerate(results, 1):
+    fresh: list[bool] = []
+
+    def commit(done: list[tuple[tuple, tuple[int, str, str, bool]]]) -> None:
+        for _, (image_id, sha, roi_sha, rendered_now) in done:
             digests[image_id] = (sha, roi_sha)
-            rendered += fresh
-            if on_image:
-                on_image(n, len(tasks))
+            fresh.append(rendered_now)
+
+    try:
+        run_parallel(_render, tasks, commit, workers=opts.workers, on_progress=on_image)
     except RuntimeError as exc:
         raise ExportError(str(exc)) from None
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+    rendered = sum(fresh)
 
     rows = [manifest_row(r, *digests[r.image_id]) for r in plan.rows]
     known = {}
@@ -273,11 +259,11 @@ def _build(ws, plan: ExportPlan, final: Path, on_image) -> ExportResult:
         "audit.json": (json.dumps(audit.as_dict(timing=False), indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8"),
     }
     for name, data in files.items():
-        _write_atomic(build / name, data)
+        write_atomic(build / name, data)
     for leftover in build.rglob("*.part"):  # from a run killed mid-write
         leftover.unlink(missing_ok=True)
     _prune_empty_dirs(build)
-    _write_atomic(build / "SHA256SUMS", sha256sums(build, known))
+    write_atomic(build / "SHA256SUMS", sha256sums(build, known))
     for p in build.rglob("*"):  # patient photos: the owner's alone, and never changed once written
         os.chmod(p, 0o700 if p.is_dir() else 0o400)
     os.chmod(build, 0o700)
@@ -300,6 +286,16 @@ def _prune_empty_dirs(root: Path) -> None:
             d.rmdir()
 
 
+def _tar_entry(name: str, mtime: int, data: bytes | None = None) -> tarfile.TarInfo:
+    """A folder (`data` None) or file entry that says nothing about who wrote it, private once extracted too."""
+    ti = tarfile.TarInfo(name)
+    ti.type = tarfile.DIRTYPE if data is None else tarfile.REGTYPE
+    ti.mode, ti.size, ti.mtime = (0o700 if data is None else 0o400), len(data or b""), mtime
+    ti.uid = ti.gid = 0
+    ti.uname = ti.gname = ""
+    return ti
+
+
 def write_archive(ws, final: Path, meta: dict) -> tuple[Path, str]:
     """`exports/<name>/<name>-<version>.tar`: the version folder, byte-identical for identical content."""
     dest = final.parent / f"{meta['name']}-{meta['version']}.tar"
@@ -308,28 +304,16 @@ def write_archive(ws, final: Path, meta: dict) -> tuple[Path, str]:
         return dest, sidecar.read_text().split()[0]
     mtime = int(datetime.strptime(meta["created_at"], "%Y-%m-%dT%H:%M:%SZ").timestamp()) if meta.get("created_at") else 0
     top = f"{meta['name']}-{meta['version']}"
-    part = ws.tmp / f"{dest.name}.{os.getpid()}.part"
     entries = sorted(final.rglob("*"), key=lambda p: p.relative_to(final).as_posix())
-    with os.fdopen(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as raw, tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-        def info(name: str, is_dir: bool, size: int = 0) -> tarfile.TarInfo:
-            ti = tarfile.TarInfo(name)
-            ti.type = tarfile.DIRTYPE if is_dir else tarfile.REGTYPE
-            ti.mode, ti.size, ti.mtime = (0o700 if is_dir else 0o400), size, mtime  # private once extracted too
-            ti.uid = ti.gid = 0
-            ti.uname = ti.gname = ""
-            return ti
-        tar.addfile(info(top, True))
-        for p in entries:
-            rel = f"{top}/{p.relative_to(final).as_posix()}"
-            if p.is_dir():
-                tar.addfile(info(rel, True))
-            else:
-                data = p.read_bytes()
-                tar.addfile(info(rel, False, len(data)), io.BytesIO(data))
-    digest = sha256_file(part)
-    os.chmod(part, 0o400)
-    os.replace(part, dest)
-    _write_atomic(sidecar, f"{digest}  {dest.name}\n".encode())
+    with atomic_path(dest, tmp_dir=ws.tmp, mode=0o400) as part:
+        with tarfile.open(part, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+            tar.addfile(_tar_entry(top, mtime))
+            for p in entries:
+                rel = f"{top}/{p.relative_to(final).as_posix()}"
+                data = None if p.is_dir() else p.read_bytes()
+                tar.addfile(_tar_entry(rel, mtime, data), None if data is None else io.BytesIO(data))
+        digest = sha256_file(part)
+    write_atomic(sidecar, f"{digest}  {dest.name}\n".encode())
     return dest, digest
 
 
@@ -361,8 +345,6 @@ def list_versions(ws, name: str | None = None) -> list[DatasetVersionRecord]:
 
 def diff_versions(ws, a: str, b: str):
     """VersionDiff between two versions (NAME@VERSION or folder paths)."""
-    from curate.dataset import DatasetVersion
-
     old, new = DatasetVersion.open(a, ws.root), DatasetVersion.open(b, ws.root)
     return diff_manifests(old.rows, new.rows)
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageFile, UnidentifiedImageError
 
+from curate.imaging import SWAPS_AXES, exif_orientation
+
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 ACCEPTED_FORMATS = {"JPEG", "PNG", "WEBP", "TIFF", "BMP", "GIF", "MPO", "HEIF"}
@@ -20,7 +22,6 @@ MAX_PIXELS = Image.MAX_IMAGE_PIXELS  # Pillow's own bomb limit (~89 Mpx; a 50 Mp
 MAX_BYTES = 100 * 1024 * 1024
 
 # EXIF tags (IFD0 / Exif IFD)
-_ORIENTATION = 0x0112
 _GPS_IFD = 0x8825
 _EXIF_IFD = 0x8769
 _SERIAL_TAGS = (0xA431, 0xC62F)  # BodySerialNumber, CameraSerialNumber
@@ -50,7 +51,6 @@ def _exif_flags(img: Image.Image) -> tuple[int | None, bool, bool, bool]:
         return None, False, False, False
     if not exif:
         return None, False, False, False
-    orientation = exif.get(_ORIENTATION)
     try:
         gps = bool(exif.get_ifd(_GPS_IFD))
     except Exception:
@@ -62,8 +62,7 @@ def _exif_flags(img: Image.Image) -> tuple[int | None, bool, bool, bool]:
             serial = any(t in sub for t in _SERIAL_TAGS)
         except Exception:
             pass
-    orientation = orientation if isinstance(orientation, int) and 1 <= orientation <= 8 else None
-    return orientation, True, gps, serial
+    return exif_orientation(img), True, gps, serial
 
 
 def looks_like_image(head: bytes) -> bool:
@@ -123,6 +122,6 @@ def inspect(data: bytes, max_pixels: int = MAX_PIXELS, max_bytes: int = MAX_BYTE
                 raise Rejected(reason) from exc
             except Exception as exc:  # any decoder fault is a reject, never a crash
                 raise Rejected(f"cannot decode ({type(exc).__name__}: {exc})") from exc
-    if orientation in (5, 6, 7, 8):
+    if orientation in SWAPS_AXES:
         w, h = h, w
     return ImageInfo(fmt, w, h, mode, frames, orientation, has_exif, gps, serial)

@@ -15,23 +15,22 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import os
 import re
 import time
 import unicodedata
 from collections import Counter, defaultdict
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from sqlmodel import select
 
-from curate.errors import ConfigError, StoreError
+from curate.errors import ConfigError
 from curate.intake.catalogue import get_or_create_source, known_shas, record_arrival
 from curate.intake.decode import IMAGE_EXTENSIONS, MAX_BYTES, Rejected, inspect, looks_like_image
 from curate.intake.store import ImageStore, sha256_bytes
 from curate.intake.walk import iter_files, locator_of, read_bounded
+from curate.parallel import run_parallel
 from db.models import Rejection
 
 log = logging.getLogger("curate.ingest")
@@ -181,7 +180,7 @@ def _init_worker(objects: str, tmp: str, known: frozenset[str]) -> None:
 
 
 def _examine(path: str) -> tuple:
-    """Runs in a worker: ('new'|'known', sha, size, info), ('rejected'|'skipped', reason) or ('fatal', msg)."""
+    """Runs in a worker: ('new'|'known', sha, size, info) or ('rejected'|'skipped', reason)."""
     try:
         data = read_bounded(path, MAX_BYTES)
     except OSError as exc:
@@ -198,10 +197,7 @@ def _examine(path: str) -> tuple:
         info = inspect(data)
     except Rejected as exc:
         return ("rejected", str(exc))
-    try:
-        _W["store"].put(data, sha)
-    except StoreError as exc:
-        return ("fatal", str(exc))
+    _W["store"].put(data, sha)  # a StoreError (disk full) stops the run once the finished files are recorded
     return ("new", sha, len(data), info)
 
 
@@ -231,7 +227,6 @@ def ingest_folder(
 
     unreadable: list[tuple[str, str]] = []
     candidates = list(iter_files(root, unreadable, report.skipped, options.follow_symlinks))
-    total = len(candidates)
 
     def start(s):
         source_id = get_or_create_source(s, options.source, options.kind, options.licence).id
@@ -244,46 +239,20 @@ def ingest_folder(
     source_id, known, recorded = ws.transact(start)
     report.rejected.extend(unreadable)
 
-    workers = options.workers or os.cpu_count() or 1
-    init_args = (str(ws.store.objects), str(ws.store.tmp), known)
-    pending: list[tuple[str, tuple]] = []
-
-    def flush() -> None:
+    def commit(done: list[tuple[str, tuple]]) -> None:
         nonlocal recorded
-        if not pending:
-            return
 
         def write(s):  # re-run from scratch if a concurrent ingest took a key first (see Workspace.transact)
             part, seen = IngestReport(), set(recorded)
-            for loc, result in pending:
-                _record(s, part, options, rx, source_id, run_id, loc, result, seen)
+            for path, result in done:
+                _record(s, part, options, rx, source_id, run_id, locator_of(Path(path), root), result, seen)
             return part, seen
 
         part, recorded = ws.transact(write)
         report.merge(part)
-        pending.clear()
 
-    if workers > 1 and total > 8:
-        pool = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=init_args)
-        results = pool.map(_examine, [str(p) for p in candidates], chunksize=4)
-    else:
-        pool = None
-        _init_worker(*init_args)
-        results = map(_examine, [str(p) for p in candidates])
-    try:
-        for n, (path, result) in enumerate(zip(candidates, results), 1):
-            if result[0] == "fatal":
-                flush()
-                raise StoreError(result[1])
-            pending.append((locator_of(path, root), result))
-            if len(pending) >= options.batch:
-                flush()
-            if on_file:
-                on_file(n, total)
-        flush()
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+    run_parallel(_examine, [str(p) for p in candidates], commit, batch=options.batch, workers=options.workers,
+                 initializer=_init_worker, initargs=(str(ws.store.objects), str(ws.store.tmp), known), on_progress=on_file)
     report.seconds = time.perf_counter() - started
     log.info("ingest source=%s files=%d added=%d rejected=%d", options.source, report.files, report.added, len(report.rejected))
     return report

@@ -1,17 +1,16 @@
 """Content-addressed store of originals: `objects/ab/cdef…`, written once, read-only.
 
-A file is written to `tmp/`, flushed to disk and renamed into place, so a
-killed process leaves either the whole object or nothing under `objects/`.
+A file is written to `tmp/`, flushed to disk and renamed into place (`curate.files.write_atomic`),
+so a killed process leaves either the whole object or nothing under `objects/`.
 """
 from __future__ import annotations
 
 import errno
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 
 from curate.errors import StoreError
+from curate.files import write_atomic
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -41,27 +40,13 @@ class ImageStore:
         dest = self.path_for(sha256)
         if dest.is_file() and dest.stat().st_size == len(data):
             return sha256, False
-        tmp_name = None
         try:
             dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             self.tmp.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd, tmp_name = tempfile.mkstemp(dir=self.tmp, prefix=sha256[:12] + ".", suffix=".part")
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp_name, 0o400)
-            os.replace(tmp_name, dest)
-            tmp_name = None
+            write_atomic(dest, data, self.tmp, mode=0o400, fsync=True)
         except OSError as exc:
             reason = "disk full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
             raise StoreError(f"cannot write object {sha256[:12]} to {self.objects}: {reason}") from exc
-        finally:
-            if tmp_name:
-                try:
-                    os.unlink(tmp_name)
-                except OSError:
-                    pass
         return sha256, True
 
     def verify(self, sha256: str) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 
@@ -66,3 +67,12 @@ def agreement(pairs: list[tuple[str, str]], labels: list[str]) -> Agreement:
     observed = round(sum(x == y for x, y in pairs) / len(pairs), 4) if pairs else None
     return Agreement(len(pairs), _kappa(a, b, labels), observed, per, labels, matrix,
                      gwet_ac1(a, b, len(labels)), per_ac1)
+
+
+def rater_agreement(images: Iterable, labels: list[str]) -> Agreement:
+    """Agreement between the two blind raters over the images both diagnosed. `images`: objects with the
+    image's `.ratings` in round order (`curate.label.recompute.ImageLabels`); the labelling report and the
+    export's dataset card both call this, so they quote the same kappa."""
+    pairs = [(i.ratings[0].diagnosis, i.ratings[1].diagnosis) for i in images
+             if len(i.ratings) == 2 and i.ratings[0].diagnosis and i.ratings[1].diagnosis]
+    return agreement(pairs, labels)

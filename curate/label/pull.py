@@ -1,4 +1,4 @@
-"""Fetch every annotation of every round into the catalogue, then recompute consensus.
+"""Fetch every annotation of every round into the catalogue, then recompute consensus (`recompute`).
 
 All projects are fetched and parsed before anything is written, so a server
 error, a deleted project or a label the config no longer has leaves the
@@ -12,17 +12,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import insert
-from sqlmodel import Session, select
+from sqlmodel import select
 
 from curate.label import audit_apply
 from curate.label.client import RemoteAnnotation, StudioClient
-from curate.label.consensus import PAPER, LowQuality, Outcome, Rating, Rules, ThirdOpinion, decide
+from curate.label.consensus import LowQuality, ThirdOpinion
 from curate.errors import LabelError
+from curate.label.recompute import write_consensus
 from curate.label.results import ParsedResult, parse_result
-from curate.label.rules import describe, recorded_rules, settle_rules
+from curate.label.rules import describe, settle_rules
 from curate.label.servers import Servers, as_servers
 from db.models import Image, utcnow
-from db.models.label import Consensus, LabelAnnotation, LabelProject, LabelRound, LabelTask
+from db.models.label import LabelAnnotation, LabelProject, LabelRound, LabelTask
 
 
 @dataclass
@@ -118,79 +119,3 @@ def pull(ws, servers: Servers | StudioClient, low_quality: LowQuality | None = N
         s.flush()
         res.audit = audit_apply.summary(s).__dict__
     return res
-
-
-@dataclass
-class ImageLabels:
-    image_id: int
-    ratings: list[Rating] = field(default_factory=list)
-    review: Rating | None = None
-    rules: Rules = PAPER
-
-    def outcome(self) -> Outcome:
-        return decide(self.ratings, self.review, self.rules)
-
-
-def collect(s: Session, rules: Rules | None = None) -> dict[int, ImageLabels]:
-    """Every image in a round with its current ratings (latest revision, not withdrawn, not skipped).
-
-    Outcomes follow `rules`, by default the ones recorded in the catalogue."""
-    rules = recorded_rules(s) if rules is None else rules
-    rows = s.exec(
-        select(LabelTask.image_id, LabelRound.kind, LabelRound.raters, LabelRound.id, LabelProject.rater, LabelAnnotation)
-        .join(LabelProject, LabelTask.project_id == LabelProject.id)
-        .join(LabelRound, LabelProject.round_id == LabelRound.id)
-        .join(LabelAnnotation, LabelAnnotation.task_id == LabelTask.id, isouter=True)
-        .order_by(LabelAnnotation.revision)
-    ).all()
-    latest: dict[tuple[int, int], tuple] = {}  # (task, ls annotation) -> last revision wins (ordered)
-    images: dict[int, ImageLabels] = {}
-    for image_id, kind, raters, round_id, rater, ann in rows:
-        images.setdefault(image_id, ImageLabels(image_id, rules=rules))
-        if ann is not None:
-            latest[(ann.task_id, ann.ls_annotation_id)] = (image_id, kind, json.loads(raters), round_id, rater, ann)
-    chosen: dict[tuple[int, int], tuple] = {}  # (image, round) -> per rater the newest live annotation
-    for image_id, kind, raters, round_id, rater, ann in latest.values():
-        if ann.withdrawn or ann.cancelled or ann.rater.lower() != rater or kind == "audit":
-            continue  # only the assigned rater's own, submitted, live annotation counts; audits: audit_apply
-        per = chosen.setdefault((image_id, round_id), {"kind": kind, "raters": raters, "by": {}})
-        old = per["by"].get(rater)
-        if old is None or (ann.ls_updated_at or ann.fetched_at, ann.id) > (old.ls_updated_at or old.fetched_at, old.id):
-            per["by"][rater] = ann
-    for (image_id, _round_id), per in sorted(chosen.items(), key=lambda kv: kv[0][1]):
-        item = images[image_id]
-        for rater in per["raters"]:
-            ann = per["by"].get(rater)
-            if ann is None:
-                continue
-            r = Rating(rater=rater, diagnosis=ann.diagnosis, boxes=tuple(tuple(b) for b in json.loads(ann.boxes)),
-                       flags=frozenset(json.loads(ann.flags)), comment=ann.comment)
-            if per["kind"] == "review":
-                item.review = r
-            elif len(item.ratings) < 2:
-                item.ratings.append(r)
-    return images
-
-
-def write_consensus(s: Session, rules: Rules | None = None) -> dict[str, int]:
-    """Recompute one Consensus row per image in any round (by default under the recorded rules);
-    rows change only when the outcome does."""
-    counts: dict[str, int] = {}
-    existing = {c.image_id: c for c in s.exec(select(Consensus)).all()}
-    audits = audit_apply.Ledger.load(s)
-    for image_id, item in collect(s, rules).items():
-        o, why = audits.outcome(image_id, item.outcome(), item.ratings)
-        counts[o.status] = counts.get(o.status, 0) + 1
-        values = dict(status=o.status, diagnosis=o.diagnosis, method=o.method, n_raters=o.n_raters,
-                      agreement=o.agreement, boxes=json.dumps([list(b) for b in o.boxes]), exclusion=o.exclusion)
-        row = existing.get(image_id)
-        if why:
-            audits.record(s, row, image_id, o, why)
-        if row is None:
-            s.add(Consensus(image_id=image_id, **values))
-        elif any(getattr(row, k) != v for k, v in values.items()):
-            for k, v in values.items():
-                setattr(row, k, v)
-            row.updated_at = utcnow()
-            s.add(row)
-    return counts

@@ -7,10 +7,10 @@ from datetime import datetime, timezone
 
 from sqlmodel import Session, func, select
 
-from curate.label.agreement import Agreement, agreement
+from curate.label.agreement import Agreement, rater_agreement
 from curate.label.diagnoses import FLAGS, IDENTIFIABLE, STATUSES, DiagnosisList
-from curate.label.pull import ImageLabels, collect
 from curate.label.raters import RaterQuality, rater_quality
+from curate.label.recompute import ImageLabels, collect
 from db.models.label import Consensus, LabelAnnotation, LabelProject, LabelRound, LabelTask
 
 # What each consensus outcome means, in the words the page and the CLI show.
@@ -89,14 +89,8 @@ def build(s: Session, diagnoses: DiagnosisList, per_group: int = SAMPLES_PER_GRO
             why = PENDING_REASONS.get(method, method or "unspecified")
             details["pending"][why] = details["pending"].get(why, 0) + n
     images = collect(s)
-    return LabelReport(progress, outcomes, _agreement(images, diagnoses.codes), diagnoses.names, details,
+    return LabelReport(progress, outcomes, rater_agreement(images.values(), diagnoses.codes), diagnoses.names, details,
                        samples(images, per_group), raters(images, diagnoses.codes))
-
-
-def _agreement(images: dict[int, ImageLabels], labels: list[str]) -> Agreement:
-    pairs = [(i.ratings[0].diagnosis, i.ratings[1].diagnosis) for i in images.values()
-             if len(i.ratings) == 2 and i.ratings[0].diagnosis and i.ratings[1].diagnosis]
-    return agreement(pairs, labels)
 
 
 def raters(images: dict[int, ImageLabels], labels: list[str]) -> list[RaterQuality]:
@@ -114,11 +108,6 @@ def raters(images: dict[int, ImageLabels], labels: list[str]) -> list[RaterQuali
         votes.append(v)
         consensus.append(o.diagnosis if o.status in ("agreed", "adjudicated") else None)
     return rater_quality(votes, {p: ", ".join(sorted(x)) for p, x in roles.items()}, consensus, labels)[0]
-
-
-def rater_agreement(s: Session, labels: list[str]) -> Agreement:
-    """Cohen's kappa between the two blind raters, over images both diagnosed (the export's card uses it too)."""
-    return _agreement(collect(s), labels)
 
 
 def samples(images: dict[int, ImageLabels], per_group: int) -> list[Sample]:

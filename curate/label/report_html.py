@@ -13,7 +13,7 @@ from pathlib import Path
 from PIL import UnidentifiedImageError
 from sqlmodel import select
 
-from curate.dedupe.review import thumbnail
+from curate.imaging import thumbnail
 from curate.errors import StoreError
 from curate.files import write_atomic
 from curate.label.agreement import Agreement

@@ -16,12 +16,14 @@ from pathlib import Path
 from sqlmodel import Session, select
 
 from curate.dedupe import labelable_image_ids
+from curate.files import atomic_path
 from curate.label.adjudication import RaterView, adjudication_config, review_task
 from curate.label.client import StudioClient
 from curate.label.config import render as render_config
 from curate.label.consensus import ThirdOpinion
 from curate.label.diagnoses import FLAGS
 from curate.label.order import Order, image_features, order_ids
+from curate.label.recompute import collect, write_consensus
 from curate.label.rules import recorded_rules, settle_rules
 from curate.errors import LabelError, StudioError
 from curate.label.servers import Servers, as_servers, require_blind
@@ -50,12 +52,9 @@ def image_link(ws, image: Image) -> str:
     rel = Path("studio") / "files" / image.sha256[:2] / f"{image.sha256}.{ext}"
     link = ws.root / rel
     if not link.exists():
-        link.parent.mkdir(parents=True, exist_ok=True)
-        target = os.path.relpath(ws.store.path_for(image.sha256), link.parent)
-        tmp = link.with_name(link.name + ".tmp")
-        tmp.unlink(missing_ok=True)
-        os.symlink(target, tmp)
-        os.replace(tmp, link)
+        with atomic_path(link) as tmp:
+            tmp.unlink()  # the name is ours; a symlink takes its place
+            os.symlink(os.path.relpath(ws.store.path_for(image.sha256), link.parent), tmp)
     root = Path(os.environ.get(DOCUMENT_ROOT_ENV) or ws.root).resolve()
     try:
         served = (ws.root.resolve() / rel).relative_to(root)
@@ -124,8 +123,6 @@ def _add_tasks(ws, servers: Servers, projects: dict[str, LabelProject], image_id
 
 def _refresh_consensus(ws) -> None:
     """Images just pushed get a 'pending' Consensus row; nothing else changes."""
-    from curate.label.pull import write_consensus
-
     with ws.session() as s:
         write_consensus(s)
 
@@ -201,8 +198,6 @@ def adjudicate(ws, servers: Servers | StudioClient, reviewer: str,
     The choices offered follow the third-opinion rule recorded in the catalogue (curate/label/rules.py);
     a rule given here is recorded before the push, as `label pull --third-opinion` does.
     """
-    from curate.label.pull import collect
-
     servers = as_servers(servers)
     try:
         third_opinion = None if third_opinion is None else ThirdOpinion(third_opinion)

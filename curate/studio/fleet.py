@@ -23,7 +23,8 @@ from pathlib import Path
 
 from curate.errors import StudioError
 from curate.files import write_atomic
-from curate.studio.server import DEFAULT_PORT, LOOPBACK, START_TIMEOUT_S, EmbeddedServer, ServerInfo, init_data_dir, port_free
+from curate.net import LOOPBACK
+from curate.studio.server import DEFAULT_PORT, START_TIMEOUT_S, EmbeddedServer, ServerInfo, init_data_dir, port_free
 
 FIRST_CLINICIAN_PORT = DEFAULT_PORT + 1  # 8080 stays with the shared server of catalogues made before
 DB_FILE = "label_studio.sqlite3"

@@ -22,11 +22,11 @@ from pathlib import Path
 import httpx
 
 from curate.files import write_atomic
+from curate.net import LOOPBACK
 from curate.errors import StudioError
 
 EXECUTABLE_ENV = "CURATE_LABEL_STUDIO"
 DEFAULT_PORT = 8080
-LOOPBACK = "127.0.0.1"
 START_TIMEOUT_S = 180
 
 
@@ -126,12 +126,6 @@ def port_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.settimeout(0.2)
         return s.connect_ex((LOOPBACK, port)) != 0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((LOOPBACK, 0))
-        return s.getsockname()[1]
 
 
 def healthy(url: str, timeout: float = 2.0) -> bool:

@@ -1,0 +1,109 @@
+"""Consensus recomputation: the catalogue's current ratings of each image -> one `Consensus` row.
+
+The rules themselves are pure (`curate.label.consensus.decide`); this module reads the ratings, applies
+the recorded rules and writes the rows. `label pull` calls it after recording annotations, and
+`label push` / `label adjudicate` call it so images just sent to a round get their 'pending' row.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from sqlmodel import Session, select
+
+from curate.label import audit_apply
+from curate.label.consensus import PAPER, Outcome, Rating, Rules, decide
+from curate.label.rules import recorded_rules
+from db.models import utcnow
+from db.models.label import Consensus, LabelAnnotation, LabelProject, LabelRound, LabelTask
+
+
+@dataclass
+class ImageLabels:
+    image_id: int
+    ratings: list[Rating] = field(default_factory=list)
+    review: Rating | None = None
+    rules: Rules = PAPER
+
+    def outcome(self) -> Outcome:
+        return decide(self.ratings, self.review, self.rules)
+
+
+def collect(s: Session, rules: Rules | None = None) -> dict[int, ImageLabels]:
+    """Every image in a round with its current ratings (latest revision, not withdrawn, not skipped).
+
+    Outcomes follow `rules`, by default the ones recorded in the catalogue."""
+    rules = recorded_rules(s) if rules is None else rules
+    rows = s.exec(
+        select(
+            LabelTask.image_id, LabelRound.kind, LabelRound.raters, LabelRound.id, LabelProject.rater, LabelAnnotation
+        )
+        .join(LabelProject, LabelTask.project_id == LabelProject.id)
+        .join(LabelRound, LabelProject.round_id == LabelRound.id)
+        .join(LabelAnnotation, LabelAnnotation.task_id == LabelTask.id, isouter=True)
+        .order_by(LabelAnnotation.revision)
+    ).all()
+    latest: dict[tuple[int, int], tuple] = {}  # (task, ls annotation) -> last revision wins (ordered)
+    images: dict[int, ImageLabels] = {}
+    for image_id, kind, raters, round_id, rater, ann in rows:
+        images.setdefault(image_id, ImageLabels(image_id, rules=rules))
+        if ann is not None:
+            latest[(ann.task_id, ann.ls_annotation_id)] = (image_id, kind, json.loads(raters), round_id, rater, ann)
+    chosen: dict[tuple[int, int], tuple] = {}  # (image, round) -> per rater the newest live annotation
+    for image_id, kind, raters, round_id, rater, ann in latest.values():
+        if ann.withdrawn or ann.cancelled or ann.rater.lower() != rater or kind == "audit":
+            continue  # only the assigned rater's own, submitted, live annotation counts; audits: audit_apply
+        per = chosen.setdefault((image_id, round_id), {"kind": kind, "raters": raters, "by": {}})
+        old = per["by"].get(rater)
+        if old is None or (ann.ls_updated_at or ann.fetched_at, ann.id) > (old.ls_updated_at or old.fetched_at, old.id):
+            per["by"][rater] = ann
+    for (image_id, _round_id), per in sorted(chosen.items(), key=lambda kv: kv[0][1]):
+        item = images[image_id]
+        for rater in per["raters"]:
+            ann = per["by"].get(rater)
+            if ann is None:
+                continue
+            r = Rating(
+                rater=rater,
+                diagnosis=ann.diagnosis,
+                boxes=tuple(tuple(b) for b in json.loads(ann.boxes)),
+                flags=frozenset(json.loads(ann.flags)),
+                comment=ann.comment,
+            )
+            if per["kind"] == "review":
+                item.review = r
+            elif len(item.ratings) < 2:
+                item.ratings.append(r)
+    return images
+
+
+def write_consensus(s: Session, rules: Rules | None = None) -> dict[str, int]:
+    """Recompute one Consensus row per image in any round (by default under the recorded rules);
+    rows change only when the outcome does."""
+    counts: dict[str, int] = {}
+    existing = {c.image_id: c for c in s.exec(select(Consensus)).all()}
+    audits = audit_apply.Ledger.load(s)
+    for image_id, item in collect(s, rules).items():
+        o, why = audits.outcome(image_id, item.outcome(), item.ratings)
+        counts[o.status] = counts.get(o.status, 0) + 1
+        values = dict(
+            status=o.status,
+            diagnosis=o.diagnosis,
+            method=o.method,
+            n_raters=o.n_raters,
+            agreement=o.agreement,
+            boxes=json.dumps([list(b) for b in o.boxes]),
+            exclusion=o.exclusion,
+        )
+        row = existing.get(image_id)
+        if why:
+            audits.record(s, row, image_id, o, why)
+        if row is None:
+            s.add(Consensus(image_id=image_id, **values))
+        elif any(getattr(row, k) != v for k, v in values.items()):
+            for k, v in values.items():
+                setattr(row, k, v)
+            row.updated_at = utcnow()
+            s.add(row)
+    return counts

@@ -1,0 +1,67 @@
+"""One parallel map for every stage that decodes many images: process pool, results in input order,
+batched commits, progress.
+
+`run_parallel(fn, items, commit=...)` runs `fn` on every item in worker processes (in this process when
+there are few items or one worker), hands the `(item, result)` pairs to `commit` in input order, `batch`
+at a time, and reports `on_progress(done, total)` after each item. A worker's exception stops the run:
+the pairs handed back before it (with a pool, up to the failing item's chunk) are committed first, so a
+re-run does not redo them, then it is raised here; the pool is always shut down. `fn` and `items` must
+pickle (a module-level function).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from typing import TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def run_parallel(
+    fn: Callable[[T], R],
+    items: Sequence[T],
+    commit: Callable[[list[tuple[T, R]]], None],
+    *,
+    batch: int = 64,
+    workers: int = 0,
+    serial_below: int = 9,
+    chunksize: int = 4,
+    initializer: Callable[..., None] | None = None,
+    initargs: tuple = (),
+    on_progress: Callable[[int, int], None] | None = None,
+) -> None:
+    """Map `fn` over `items` (see the module docstring). `workers` 0 means one per core; fewer than
+    `serial_below` items run in this process, where a pool would cost more than it saves."""
+    workers = workers or os.cpu_count() or 1
+    total = len(items)
+    if workers > 1 and total >= serial_below:
+        pool = ProcessPoolExecutor(max_workers=workers, initializer=initializer, initargs=initargs)
+        results = pool.map(fn, items, chunksize=chunksize)
+    else:
+        pool = None
+        if initializer is not None:
+            initializer(*initargs)
+        results = map(fn, items)
+    pending: list[tuple[T, R]] = []
+    try:
+        for n, item in enumerate(items, 1):
+            try:
+                result = next(results)
+            except BaseException:
+                if pending:
+                    commit(pending)  # what finished before the failure is kept
+                raise
+            pending.append((item, result))
+            if len(pending) >= batch:
+                commit(pending)
+                pending = []
+            if on_progress:
+                on_progress(n, total)
+        if pending:
+            commit(pending)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)

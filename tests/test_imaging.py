@@ -1,0 +1,41 @@
+"""The one reader of stored originals (curate/imaging.py): which way is up, and how small a JPEG decodes."""
+
+import base64
+import io
+
+import images as I
+import numpy as np
+from PIL import Image, ImageOps
+
+from curate.imaging import exif_orientation, open_upright, thumbnail
+
+
+def test_every_orientation_turns_upright_like_pillow():
+    for orientation in range(1, 9):
+        data = I.exif_jpeg(3, orientation=orientation, size=(160, 120))
+        ours = open_upright(data).image
+        theirs = ImageOps.exif_transpose(Image.open(io.BytesIO(data)))
+        assert ours.size == theirs.size
+        assert np.array_equal(np.asarray(ours), np.asarray(theirs)), orientation
+
+
+def test_jpeg_decodes_at_reduced_scale_keeping_at_least_the_asked_side():
+    data = I.exif_jpeg(4, orientation=6, size=(1600, 1200))
+    up = open_upright(data, 200)
+    assert up.format == "JPEG" and up.reduction == 4
+    assert up.image.size == (300, 400)  # upright: the stored 1600x1200 stands on its side
+    png = I.encode(I.photo(4, (400, 300)), "PNG")
+    assert open_upright(png, 50).reduction == 1 and open_upright(png, 50).image.size == (400, 300)
+
+
+def test_orientation_absent_or_out_of_range_is_none():
+    assert exif_orientation(Image.open(io.BytesIO(I.jpeg(1)))) is None
+    assert exif_orientation(Image.open(io.BytesIO(I.exif_jpeg(1, orientation=6)))) == 6
+    assert exif_orientation(Image.open(io.BytesIO(I.exif_jpeg(1, orientation=9)))) is None
+
+
+def test_thumbnail_is_small_upright_and_carries_no_exif():
+    data = I.exif_jpeg(5, orientation=8, size=(640, 480))
+    thumb = Image.open(io.BytesIO(base64.b64decode(thumbnail(data, 100))))
+    assert thumb.size == (75, 100)
+    assert not thumb.getexif()

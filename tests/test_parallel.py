@@ -1,0 +1,49 @@
+"""The one parallel map (curate/parallel.py): order, batches, progress, and what a worker failure keeps."""
+
+import pytest
+
+from curate.errors import StoreError
+from curate.parallel import run_parallel
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+def fails_at_seven(x: int) -> int:
+    if x == 7:
+        raise StoreError("disk full")
+    return x
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_results_in_order_in_batches_with_progress(workers):
+    batches, progress = [], []
+    run_parallel(
+        square,
+        list(range(20)),
+        batches.append,
+        batch=6,
+        workers=workers,
+        on_progress=lambda d, t: progress.append((d, t)),
+    )
+    assert [len(b) for b in batches] == [6, 6, 6, 2]
+    assert [pair for b in batches for pair in b] == [(i, i * i) for i in range(20)]
+    assert progress == [(n, 20) for n in range(1, 21)]
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_a_worker_error_is_raised_after_the_finished_items_are_committed(workers):
+    committed = []
+    with pytest.raises(StoreError, match="disk full"):
+        run_parallel(fails_at_seven, list(range(20)), lambda b: committed.extend(b), batch=5, workers=workers)
+    if workers == 1:
+        assert committed == [(i, i) for i in range(7)]
+    else:  # a pool hands results back a chunk at a time: the failing item's chunk is lost with it
+        assert committed == [(i, i) for i in range(len(committed))] and 4 <= len(committed) <= 7
+
+
+def test_no_items_commits_nothing():
+    calls = []
+    run_parallel(square, [], calls.append)
+    assert calls == []
