@@ -26,7 +26,7 @@ from PIL import Image  # noqa: E402
 
 from curate.dataset import DatasetVersion  # noqa: E402
 from curate.studio.server import free_port  # noqa: E402
-from train.recipe import TrainConfig  # noqa: E402
+from train.config import TrainConfig  # noqa: E402
 from train.recipe import run as run_protocol  # noqa: E402
 from train_fixtures import write_export  # noqa: E402
 

@@ -11,8 +11,9 @@ pytest.importorskip("torchvision")
 from typer.testing import CliRunner  # noqa: E402
 
 from train.cli import app  # noqa: E402
-from train.models import TrainError  # noqa: E402
-from train.recipe import TrainConfig, run  # noqa: E402
+from train.config import TrainConfig  # noqa: E402
+from train.errors import TrainError  # noqa: E402
+from train.recipe import run  # noqa: E402
 from train_fixtures import write_export, write_sums  # noqa: E402
 
 pytestmark = pytest.mark.torch
@@ -135,7 +136,7 @@ def test_one_class_split_is_refused(tmp_path):
 
 def test_unknown_backbone_and_existing_run_folder(ws, r18):
     res = invoke("run", "--dataset", "mpox@1.0.0", "-w", ws, "--arch", "vgg16", *FAST, "--out", ws / "x")
-    assert res.exit_code == 1 and "unknown backbone 'vgg16'" in res.output and "densenet121" in res.output
+    assert res.exit_code == 2 and "'vgg16' is not one of" in res.output and "densenet121" in res.output
     res = invoke("run", "--dataset", "mpox@1.0.0", "-w", ws, "--arch", "resnet18", *FAST, "--out", r18)
     assert res.exit_code == 1 and "already exists; pass --resume" in res.output
 

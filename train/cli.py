@@ -16,7 +16,8 @@ from rich.table import Table
 from curate.output import JsonOpt, SafeGroup, console, err_console, fail, print_json, reported
 from curate.privacy import make_private_by_default
 from train.device import Device
-from train.choices import ExportFormat
+from train.choices import ArchName, ExportFormat
+from train.config import TrainConfig, refuse_existing
 
 app = typer.Typer(help="Train and evaluate mpox classifiers on an exported dataset version.", no_args_is_help=True,
                   add_completion=False, cls=SafeGroup)
@@ -68,7 +69,7 @@ def _triage_table(entries: list[tuple[str, dict]]) -> Table:
 @app.command("run")
 def run_cmd(
     dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset version: a folder, or NAME@VERSION under the workspace's exports/.")],
-    arch: Annotated[str, typer.Option("--arch", "-a", help="Backbone: mobilenet_v2, shufflenet_v2, densenet121, resnet18, resnet34, swin_t, efficientnet_lite0.")],
+    arch: Annotated[ArchName, typer.Option("--arch", "-a", help="Backbone: the paper's six (torchvision) or efficientnet_lite0.")],
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run folder to create (default: runs/<name>-<version>/<arch>-s<seed>).")] = None,
     epochs: Annotated[int, typer.Option(help="Epochs per fold (default: 150, the paper's).", min=1)] = 150,
     batch_size: Annotated[int, typer.Option(help="Batch size (default: 72).", min=1)] = 72,
@@ -86,6 +87,7 @@ def run_cmd(
     threshold: Annotated[float, typer.Option(help="Decision threshold on P(mpox) for the Table-2 metrics (default: 0.5).")] = 0.5,
     target_sensitivity: Annotated[float, typer.Option(help="Triage operating point: threshold on calibrated P(mpox) reaching this sensitivity on out-of-fold predictions (default: 0.95).", min=0.01, max=1.0)] = 0.95,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples (by image group) for the 95 % confidence intervals (default: 1000).", min=10)] = 1000,
+    pointing_max: Annotated[Optional[int], typer.Option(help="Pointing game: at most this many boxed images per set, a seeded sample (default: all).", min=1)] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run folder: finished folds are kept.")] = False,
     workspace: Annotated[Optional[Path], typer.Option("--workspace", "-w", envvar="CURATE_WORKSPACE", help="Workspace for NAME@VERSION (default: current folder).")] = None,
     as_json: JsonOpt = False,
@@ -95,17 +97,19 @@ def run_cmd(
     Example:
         train run --dataset mpox@1.0.0 --arch densenet121
     """
-    _need_torch()
-    from train.recipe import TrainConfig, run
-
     if out is None:
         ref = dataset.replace("@", "-") if "@" in dataset else Path(dataset).name
-        out = Path("runs") / ref / f"{arch}-s{seed}"
-    cfg = TrainConfig(dataset=dataset, arch=arch, out=str(out), epochs=epochs, batch_size=batch_size, lr=lr, folds=folds,
+        out = Path("runs") / ref / f"{arch.value}-s{seed}"
+    with reported():
+        refuse_existing(out, resume)  # before torch loads: a refusal takes milliseconds, not seconds
+    _need_torch()
+    from train.recipe import run
+
+    cfg = TrainConfig(dataset=dataset, arch=arch.value, out=str(out), epochs=epochs, batch_size=batch_size, lr=lr, folds=folds,
                       seed=seed, device=device.value, weights=weights, dropout=dropout, image_size=image_size, balance=balance,
                       cache=cache, cache_dir=str(cache_dir) if cache_dir else None, unfreeze=unfreeze,
                       threshold=threshold, workspace=str(workspace) if workspace else None,
-                      target_sensitivity=target_sensitivity, bootstrap=bootstrap)
+                      target_sensitivity=target_sensitivity, bootstrap=bootstrap, pointing_max=pointing_max)
     with reported(RESUME_HINT), _progress(disable=as_json) as progress:
         path = run(cfg, resume=resume, progress=progress, command=_command_line(cfg))
     metrics = json.loads((path / "metrics.json").read_text())

@@ -4,7 +4,7 @@ game, `export-model` and `serve`, so all four compute the same probability."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -15,9 +15,10 @@ from torch import nn
 
 from train.calibration import Platt
 from train.gradcam import gradcam_batch
-from train.models import Arch, Head, Net, TrainError, build_backbone, freeze, get_arch
+from train.errors import TrainError
+from train.models import Arch, Head, Net, build_backbone, freeze, get_arch
 from train.presets import EvalPreset
-from train.recipe import TrainConfig
+from train.config import TrainConfig, from_saved
 
 
 class MeanHead(nn.Module):
@@ -52,8 +53,7 @@ def load_run(run: Path) -> tuple[TrainConfig, dict]:
         info = json.loads((run / "run.json").read_text())
     except (OSError, ValueError):
         raise TrainError(f"{run} is not a run folder (config.json/run.json missing)") from None
-    names = {f.name for f in fields(TrainConfig)}
-    return TrainConfig(**{k: v for k, v in raw.items() if k in names}), info
+    return from_saved(raw), info
 
 
 @dataclass

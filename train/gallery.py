@@ -113,7 +113,7 @@ def markdown(gallery: list[GalleryRow], positive: str | None) -> list[str]:
     return lines
 
 
-def gradcam_gallery(out: Path, net, src, arch, plan, rows: list[dict], fold: int, n: int,
+def gradcam_gallery(out: Path, net, inputs, arch, plan, rows: list[dict], fold: int, n: int,
                     positive: str | None) -> list[GalleryRow]:
     """gradcam_gallery.png and gradcam/*.png for `fold`'s model; Grad-CAM of the class each panel predicted."""
     items = {"original": {it.image_id: it for it in plan.eval_sets["test"]},
@@ -125,7 +125,7 @@ def gradcam_gallery(out: Path, net, src, arch, plan, rows: list[dict], fold: int
     for row in picked:
         for panel in row.panels:
             img = items[panel.tag][row.image_id].image()
-            x = src.preset(img).unsqueeze(0).to(device)
+            x = inputs.preset(img).unsqueeze(0).to(device)
             cam = overlay(img, gradcam(net, net.backbone, arch, x, plan.classes.index(panel.pred)))
             panel.file = f"gradcam/{row.kind.replace(' ', '_')}-{row.image_id}-{panel.tag}.png"
             cam.save(out / panel.file)

@@ -16,18 +16,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from curate.dataset import sha256_file
-from curate.errors import CurateError
+from train.errors import TrainError, WeightsError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-class TrainError(CurateError):
-    """A training input, option, or run folder is wrong; the message says what to do."""
-
-
-class WeightsError(TrainError):
-    """Pretrained weights are unavailable or do not fit the backbone."""
 
 
 @dataclass(frozen=True)
@@ -178,6 +170,15 @@ class Net(nn.Module):
 
     def forward(self, x):
         return self.head(self.backbone(x))
+
+
+class FrozenNet(Net):
+    """Net whose frozen backbone stays in eval mode (BN statistics untouched) when the head trains."""
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.backbone.eval()
+        return self
 
 
 def _imagenet_state_dict(arch: Arch) -> tuple[dict, str]:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from train.gradcam import gradcam_batch, overlay
-from train.presets import Item
+from train.presets import ImageRef
 
 SETS = ("test", "external")
 FIGURE_MAX = 12
@@ -44,7 +44,7 @@ def score(cam: np.ndarray, box: tuple) -> tuple[bool, float, tuple]:
     return bool(x0 <= px < x1 and y0 <= py < y1), mass, ((px + 0.5) / w, (py + 0.5) / h)
 
 
-def pointing_game(net, arch, preset, eval_sets: dict[str, list[Item]], boxes: dict, classes: list, p_pos: dict,
+def pointing_game(net, arch, preset, eval_sets: dict[str, list[ImageRef]], boxes: dict, classes: list, p_pos: dict,
                   batch: int = 16) -> list[Pointing]:
     """Score every image of `eval_sets` (test, external) that has a box; `p_pos[(set, id)]` is listed beside it."""
     out = []
@@ -73,7 +73,7 @@ def summarise(results: list[Pointing]) -> dict:
     return {"sets": sets, "images": [asdict(r) for r in ordered]}
 
 
-def figure(out: Path, results: list[Pointing], items: dict[tuple, Item], preset, net, arch, plt) -> str | None:
+def figure(out: Path, results: list[Pointing], items: dict[tuple, ImageRef], preset, net, arch, plt) -> str | None:
     """pointing.png: up to 12 images, misses first, CAM overlay with the box (white) and the peak (cross)."""
     ordered = sorted(results, key=lambda r: (r.hit, r.mass))[:FIGURE_MAX]
     if not ordered:

@@ -5,10 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
+
 from curate.errors import ServeError
-from train.ensemble import Ensemble, MeanHead, load_run  # noqa: F401  (re-exported for callers)
+from train.ensemble import Ensemble
 from train.gradcam import overlay
-from train.models import TrainError
+from train.metrics import predicted_classes
+from train.errors import TrainError
 from train.photos import Limits, decode
 
 
@@ -35,8 +38,8 @@ def predict(run: Path, images: list[Path], threshold: Optional[float] = None, ou
             raise TrainError(f"cannot read image {path.name}: {exc}") from None
         t = model.triage([img], cam=True)[0]
         if model.positive and threshold is not None:
-            pos = model.classes.index(model.positive)
-            decision = model.positive if t.p_positive >= threshold else model.classes[1 - pos]
+            row = np.array([[t.probabilities[c] for c in model.classes]])
+            decision = model.classes[int(predicted_classes(row, model.classes.index(model.positive), threshold)[0])]
             used = threshold
         elif model.positive:
             decision = t.predicted_class

@@ -15,7 +15,8 @@ from curate.plots import pyplot as _plt
 from train.gallery import gradcam_gallery, markdown as gallery_markdown
 from train import report_triage
 from train.metrics import EVAL_SETS, METRIC_LABELS, METRICS, confusion, fmt, roc
-from train.models import Net, TrainError
+from train.errors import TrainError
+from train.models import Net
 
 SET_TITLES = {"val": "validation folds (cross-validation)", **EVAL_SETS}
 
@@ -101,7 +102,7 @@ def confusion_figure(out: Path, rows: list[dict], metrics: dict, classes: list, 
     return "confusion.png", best
 
 
-def write_run_report(out: Path, cfg, info: dict, metrics: dict, plan, models: dict, src, arch) -> Path:
+def write_run_report(out: Path, cfg, info: dict, metrics: dict, plan, models: dict, inputs, arch) -> Path:
     """report.md next to metrics.json, with the figures it links."""
     rows = read_predictions(out)
     eval_sets = [s for s in EVAL_SETS if s in plan.eval_sets]
@@ -109,8 +110,8 @@ def write_run_report(out: Path, cfg, info: dict, metrics: dict, plan, models: di
     rocs = roc_figures(out, rows, positive, eval_sets) if info["positive_class"] else []
     cm_name, best_per_set = confusion_figure(out, rows, metrics, plan.classes, eval_sets)
     best = metrics["best_fold"]
-    net = models[best] if isinstance(models[best], Net) else Net(src.backbone, models[best])
-    gallery = gradcam_gallery(out, net, src, arch, plan, rows, best, cfg.gradcam_images, info["positive_class"])
+    net = models[best] if isinstance(models[best], Net) else Net(inputs.backbone, models[best])
+    gallery = gradcam_gallery(out, net, inputs, arch, plan, rows, best, cfg.gradcam_images, info["positive_class"])
     ds = info["dataset"]
     lines = [
         f"# {arch.label} on {ds['ref']}",
@@ -139,7 +140,7 @@ def write_run_report(out: Path, cfg, info: dict, metrics: dict, plan, models: di
         *gallery_markdown(gallery, info["positive_class"]),
     ]
     oof = read_predictions(out, "oof_predictions.csv")
-    lines += ["", *report_triage.extra_sections(out, cfg, info, metrics, plan, models, src, arch, oof, _plt())]
+    lines += ["", *report_triage.extra_sections(out, cfg, info, metrics, plan, models, inputs, arch, oof, _plt())]
     (out / "report.md").write_text("\n".join(lines) + "\n")
     return out / "report.md"
 

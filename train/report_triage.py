@@ -143,15 +143,15 @@ def compare_sections(entries: list[tuple[str, dict]]) -> list[str]:
     return lines
 
 
-def run_net(models: dict, src, cfg, best: int):
+def run_net(models: dict, inputs, cfg, best: int):
     """The model the clinic would use: fold heads averaged on the frozen backbone (best fold if fine-tuned)."""
     if cfg.unfreeze:
         return models[best].eval()
     heads = [m.head if isinstance(m, Net) else m for _, m in sorted(models.items())]
-    return Net(src.backbone, MeanHead(heads)).eval()
+    return Net(inputs.backbone, MeanHead(heads)).eval()
 
 
-def extra_sections(out: Path, cfg, info: dict, metrics: dict, plan, models: dict, src, arch, oof_rows: list[dict],
+def extra_sections(out: Path, cfg, info: dict, metrics: dict, plan, models: dict, inputs, arch, oof_rows: list[dict],
                    plt) -> list[str]:
     """Calibration/operating point/CI sections and the pointing game; writes pointing.json and
     adds its summary to metrics.json."""
@@ -161,13 +161,13 @@ def extra_sections(out: Path, cfg, info: dict, metrics: dict, plan, models: dict
         result = {"note": "The export has no lesion boxes placed on its images (no roi_box, or no `original_sizes` in "
                           "dataset.json: re-export with a current `curate export`)."}
     else:
-        net = run_net(models, src, cfg, metrics["best_fold"])
+        net = run_net(models, inputs, cfg, metrics["best_fold"])
         p_pos = {(r["set"], r["image_id"]): float(r["p_positive_calibrated"] or r["p_positive"] or "nan")
                  for r in oof_rows}
-        results = pointing.pointing_game(net, arch, src.preset, plan.eval_sets, boxes, plan.classes, p_pos)
+        results = pointing.pointing_game(net, arch, inputs.preset, plan.eval_sets, boxes, plan.classes, p_pos)
         result = pointing.summarise(results)
         items = {(s, it.image_id): it for s, its in plan.eval_sets.items() for it in its}
-        result["figure"] = pointing.figure(out, results, items, src.preset, net, arch, plt)
+        result["figure"] = pointing.figure(out, results, items, inputs.preset, net, arch, plt)
         result["model"] = "best fold" if cfg.unfreeze else "mean of the fold models"
     write_atomic(out / "pointing.json", json.dumps(result, indent=2))
     metrics["pointing"] = {k: v for k, v in result.items() if k != "images"}
