@@ -44,6 +44,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--clients", default="1,4,16", help="concurrent clients (default: 1,4,16)")
     p.add_argument("--epochs", type=int, default=30, help="head epochs for the benchmark run (default: 30)")
     p.add_argument("--device", default="cpu", help="serve device (default: cpu)")
+    p.add_argument("--threads", type=int, default=None, help="serve --threads (default: serve's, half the cores)")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     return p
 
@@ -138,7 +139,8 @@ def main(args) -> dict:
     run, photos = prepare(out, args)
     metrics = json.loads((run / "metrics.json").read_text())
     port = free_port()
-    server = subprocess.Popen(cli("serve", run, "--port", port, "--device", args.device, "--queue", 64),
+    threads = ["--threads", args.threads] if args.threads else []
+    server = subprocess.Popen(cli("serve", run, "--port", port, "--device", args.device, "--queue", 64, *threads),
                               env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -163,14 +165,15 @@ def main(args) -> dict:
     results = {"cells": cells, "baselines": baselines(run, out, photos), "calibration": calib,
                "auc": {s: metrics["triage"]["sets"][s]["metrics"]["auc"] for s in metrics["triage"]["sets"]},
                "threshold": metrics["triage"]["threshold"], "size": args.size, "photo_size": args.photo_size,
-               "cpus": os.cpu_count(), "load_average": os.getloadavg(), "device": args.device, "targets": TARGETS}
+               "cpus": os.cpu_count(), "load_average": os.getloadavg(), "device": args.device, "targets": TARGETS,
+               "threads": args.threads or max(1, (os.cpu_count() or 2) // 2)}
     (out / "results.json").write_text(json.dumps(results, indent=2))
     return results
 
 
 def render(r: dict) -> None:
     print(f"train serve, EfficientNet-Lite0 at {r['size']} px, {r['photo_size']}-px JPEG uploads, device {r['device']}, "
-          f"{r['cpus']} CPUs, load average {r['load_average'][0]:.1f}")
+          f"{r['cpus']} CPUs, {r.get('threads', '?')} torch thread(s), load average {r['load_average'][0]:.1f}")
     print(f"{'clients':>7} {'Grad-CAM':>8} {'photos/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'errors':>6}")
     for c in r["cells"]:
         print(f"{c['clients']:>7} {'yes' if c['gradcam'] else 'no':>8} {c['throughput']:>9.1f} {c['p50_ms']:>8.0f} "

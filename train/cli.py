@@ -5,6 +5,7 @@ Thin commands: read options, call one library function, render with rich (or --j
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated, List, Optional
 
@@ -229,6 +230,7 @@ def serve_cmd(
     max_mb: Annotated[int, typer.Option(help="Largest upload in MB; larger gets HTTP 413 (default: 20).", min=1)] = 20,
     max_megapixels: Annotated[int, typer.Option(help="Largest image in megapixels (decompression bombs) (default: 40).", min=1)] = 40,
     keep_uploads: Annotated[Optional[Path], typer.Option(help="Also save every upload here (mode 0600); by default uploads stay in memory and are never written or logged.")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="CPU threads for the network; the other cores decode uploads (default: half the cores, at least 1).", min=1)] = None,
 ) -> None:
     """A web page (choose or capture a photo) and a JSON API for triage with a finished run.
 
@@ -243,8 +245,12 @@ def serve_cmd(
         from train.photos import Limits
     except ImportError as exc:
         fail(f"train serve needs {exc.name}: pip install 'mpox-curate[serve]'")
+    import torch
+
     from train.device import resolve_device
     from train.ensemble import Ensemble
+
+    torch.set_num_threads(threads or max(1, (os.cpu_count() or 2) // 2))
 
     with reported():
         model = Ensemble.load(run, fold=fold, device=resolve_device(device.value))

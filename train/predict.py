@@ -31,7 +31,7 @@ def predict(run: Path, images: list[Path], threshold: Optional[float] = None, ou
         path = Path(path)
         try:
             # camera photos are triaged upright, as exported training images are (EXIF orientation applied)
-            img = decode(path.read_bytes(), Limits(), 2 * model.preset.size)  # as `serve` reads an upload
+            img = decode(path.read_bytes(), Limits(), model.preset.size)  # as `serve` reads an upload
         except OSError as exc:
             raise TrainError(f"cannot read image {path.name} ({type(exc).__name__})") from None
         except ServeError as exc:

@@ -113,9 +113,14 @@ def pointing_sections(result: dict) -> list[str]:
              f"Grad-CAM of the fold-model ensemble for each image's true class; the box is the exported ROI region "
              f"(union of consensus lesion boxes + margin). Pointing = CAM peak inside the box; mass = share of CAM "
              f"inside it. Figure: misses first, box in white, peak as a cross.", "",
-             "| set | images with a box | pointing game (hits) | CAM mass inside box, mean |", "|---|---|---|---|"]
+             "| set | images with a box | scored | pointing game (hits) | CAM mass inside box, mean |", "|---|---|---|---|---|"]
     for s, d in result["sets"].items():
-        lines.append(f"| {SET_NAMES.get(s, s)} | {d['n']} | {d['pointing']:.3f} ({d['hits']}) | {d['mass']:.3f} |")
+        lines.append(f"| {SET_NAMES.get(s, s)} | {d.get('boxed', d['n'])} | {d['n']} | {d['pointing']:.3f} ({d['hits']}) | "
+                     f"{d['mass']:.3f} |")
+    if result.get("sample"):
+        lines += ["", f"Scored: a seeded random sample (seed {result['sample']['seed']}) of at most "
+                      f"{result['sample']['max_per_set']} boxed images per set (`--pointing-max`); the rates are "
+                      f"estimates from that sample, not from every boxed image."]
     misses = [r for r in result["images"] if not r["hit"]]
     lines += ["", f"![pointing]({result['figure']})" if result.get("figure") else "", "",
               f"Images whose peak lies outside every box ({len(misses)}):", "",
@@ -164,8 +169,10 @@ def extra_sections(out: Path, cfg, info: dict, metrics: dict, plan, models: dict
         net = run_net(models, inputs, cfg, metrics["best_fold"])
         p_pos = {(r["set"], r["image_id"]): float(r["p_positive_calibrated"] or r["p_positive"] or "nan")
                  for r in oof_rows}
-        results = pointing.pointing_game(net, arch, inputs.preset, plan.eval_sets, boxes, plan.classes, p_pos)
-        result = pointing.summarise(results)
+        picked, boxed = pointing.boxed_sample(plan.eval_sets, boxes, cfg.pointing_max, cfg.seed)
+        results = pointing.pointing_game(net, arch, inputs.preset, picked, boxes, plan.classes, p_pos)
+        result = pointing.summarise(results, boxed)
+        result["sample"] = None if cfg.pointing_max is None else {"max_per_set": cfg.pointing_max, "seed": cfg.seed}
         items = {(s, it.image_id): it for s, its in plan.eval_sets.items() for it in its}
         result["figure"] = pointing.figure(out, results, items, inputs.preset, net, arch, plt)
         result["model"] = "best fold" if cfg.unfreeze else "mean of the fold models"
