@@ -76,7 +76,13 @@ def prepare(out: Path, args) -> tuple[Path, list[bytes]]:
     return run, photos
 
 
-def load(url: str, photos: list[bytes], clients: int, total: int, cam: bool) -> dict:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc), to tell the server's cost from the machine's load."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load(url: str, photos: list[bytes], clients: int, total: int, cam: bool, pid: int | None = None) -> dict:
     lat, errors, lock = [], [], threading.Lock()
     todo = iter(range(total))
 
@@ -94,13 +100,15 @@ def load(url: str, photos: list[bytes], clients: int, total: int, cam: bool) -> 
                     (lat if r.status_code == 200 else errors).append(time.perf_counter() - t0)
 
     threads = [threading.Thread(target=client) for _ in range(clients)]
+    cpu0 = cpu_seconds(pid) if pid else None
     t0 = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     wall = time.perf_counter() - t0
-    return {"clients": clients, "gradcam": cam, "requests": total, "errors": len(errors),
+    cpu_ms = 1000 * (cpu_seconds(pid) - cpu0) / max(len(lat), 1) if pid else None
+    return {"clients": clients, "gradcam": cam, "requests": total, "errors": len(errors), "server_cpu_ms": cpu_ms,
             "throughput": len(lat) / wall, "p50_ms": 1000 * float(np.percentile(lat, 50)),
             "p95_ms": 1000 * float(np.percentile(lat, 95))}
 
@@ -155,7 +163,7 @@ def main(args) -> dict:
                 raise SystemExit("train serve did not start")
             time.sleep(0.5)
         load(url, photos, 2, 8, True)  # warm-up
-        cells = [load(url, photos, c, args.requests, cam) for cam in (False, True)
+        cells = [load(url, photos, c, args.requests, cam, server.pid) for cam in (False, True)
                  for c in [int(x) for x in args.clients.split(",")]]
     finally:
         server.terminate()
@@ -174,10 +182,14 @@ def main(args) -> dict:
 def render(r: dict) -> None:
     print(f"train serve, EfficientNet-Lite0 at {r['size']} px, {r['photo_size']}-px JPEG uploads, device {r['device']}, "
           f"{r['cpus']} CPUs, {r.get('threads', '?')} torch thread(s), load average {r['load_average'][0]:.1f}")
-    print(f"{'clients':>7} {'Grad-CAM':>8} {'photos/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'errors':>6}")
+    print(f"{'clients':>7} {'Grad-CAM':>8} {'photos/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'errors':>6} "
+          f"{'server CPU ms/photo':>19} {'photos/s if idle':>16}")
     for c in r["cells"]:
+        cpu = c.get("server_cpu_ms")
+        idle = f"{1000 * r['cpus'] / cpu:>16.1f}" if cpu else f"{'—':>16}"
         print(f"{c['clients']:>7} {'yes' if c['gradcam'] else 'no':>8} {c['throughput']:>9.1f} {c['p50_ms']:>8.0f} "
-              f"{c['p95_ms']:>8.0f} {c['errors']:>6}")
+              f"{c['p95_ms']:>8.0f} {c['errors']:>6} {cpu if cpu else 0:>19.0f} {idle}")
+    print("photos/s if idle = CPUs / server CPU time per photo: a projection for an otherwise idle machine, not a measurement")
     b = r["baselines"]
     print(f"beside: `train predict` one photo per process {b['train_predict_seconds_per_photo']:.1f} s/photo; "
           f"onnxruntime in-process, batch 1 {b['onnxruntime_per_s']:.1f} photos/s (model file {b['onnx_mb']:.1f} MB)")

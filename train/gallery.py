@@ -8,6 +8,7 @@ from pathlib import Path
 
 from curate.plots import pyplot
 from train.gradcam import gradcam, overlay
+from train.outputs import save_figure, save_image
 
 BINARY_KINDS = ("false negative", "false positive", "true positive", "true negative")
 MULTI_KINDS = ("wrong", "correct")
@@ -128,11 +129,11 @@ def gradcam_gallery(out: Path, net, inputs, arch, plan, rows: list[dict], fold: 
             x = inputs.preset(img).unsqueeze(0).to(device)
             cam = overlay(img, gradcam(net, net.backbone, arch, x, plan.classes.index(panel.pred)))
             panel.file = f"gradcam/{row.kind.replace(' ', '_')}-{row.image_id}-{panel.tag}.png"
-            cam.save(out / panel.file)
+            save_image(cam, out / panel.file)
             images[(row.image_id, panel.tag)] = (img, cam)
     if picked:
         plt = pyplot()
         fig = draw(picked, images, positive)
-        fig.savefig(out / "gradcam_gallery.png", dpi=110)
+        save_figure(fig, out / "gradcam_gallery.png")
         plt.close(fig)
     return picked

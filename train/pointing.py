@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from train.gradcam import gradcam_batch, overlay
+from train.outputs import save_figure
 from train.presets import ImageRef
 
 SETS = ("test", "external")
@@ -114,6 +115,6 @@ def figure(out: Path, results: list[Pointing], items: dict[tuple, ImageRef], pre
     for ax in axes.flat:
         ax.axis("off")
     fig.tight_layout()
-    fig.savefig(out / "pointing.png", dpi=110)
+    save_figure(fig, out / "pointing.png")
     plt.close(fig)
     return "pointing.png"

@@ -11,6 +11,7 @@ from curate.errors import ServeError
 from train.ensemble import Ensemble
 from train.gradcam import overlay
 from train.metrics import predicted_classes
+from train.outputs import save_image
 from train.errors import TrainError
 from train.photos import Limits, decode
 
@@ -47,7 +48,7 @@ def predict(run: Path, images: list[Path], threshold: Optional[float] = None, ou
         else:
             decision, used = t.predicted_class, None
         png = out_dir / f"{n:03d}-{path.stem}-gradcam.png"  # numbered: two IMG_0001.jpg from two folders must not collide
-        overlay(img, t.cam).save(png)
+        save_image(overlay(img, t.cam), png)
         results.append({"image": str(path), "probabilities": {c: round(v, 6) for c, v in t.probabilities.items()},
                         "positive_class": model.positive,
                         "p_positive": round(t.p_positive, 6) if t.p_positive is not None else None,

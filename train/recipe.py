@@ -29,7 +29,8 @@ from train.device import resolve_device
 from train.loop import evaluate_fold, fresh_backbone, restore_model, seed_everything, train_fold
 from train.models import freeze, get_arch
 from train.presets import EvalPreset
-from train.rundir import fold_path, load_fold, prepare_run_dir, run_info, save_fold, write_json, write_results
+from train.outputs import write_json
+from train.rundir import fold_path, load_fold, prepare_run_dir, run_info, save_fold, write_results
 
 
 def run(cfg: TrainConfig, resume: bool = False, progress: ProgressFn = no_progress,

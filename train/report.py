@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from curate.files import write_atomic
 from curate.plots import confusion_matrix_plot, wrapped
 from curate.plots import pyplot as _plt
 from train.gallery import gradcam_gallery, markdown as gallery_markdown
@@ -17,6 +18,7 @@ from train import report_triage
 from train.metrics import EVAL_SETS, METRIC_LABELS, METRICS, confusion, fmt, roc
 from train.errors import TrainError
 from train.models import Net
+from train.outputs import save_figure
 
 SET_TITLES = {"val": "validation folds (cross-validation)", **EVAL_SETS}
 
@@ -70,7 +72,7 @@ def roc_figures(out: Path, rows: list[dict], positive: str, sets: list[str]) -> 
     names = []
     for s in sets:
         fig = roc_plot(rows, positive, s)
-        fig.savefig(out / f"roc_{s}.png", dpi=110)
+        save_figure(fig, out / f"roc_{s}.png")
         _plt().close(fig)
         names.append(f"roc_{s}.png")
     return names
@@ -97,7 +99,7 @@ def confusion_plot(rows: list[dict], metrics: dict, classes: list, sets: list[st
 def confusion_figure(out: Path, rows: list[dict], metrics: dict, classes: list, sets: list[str]) -> tuple[str, dict]:
     """confusion.png (see `confusion_plot`)."""
     fig, best = confusion_plot(rows, metrics, classes, sets)
-    fig.savefig(out / "confusion.png", dpi=110)
+    save_figure(fig, out / "confusion.png")
     _plt().close(fig)
     return "confusion.png", best
 
@@ -141,7 +143,7 @@ def write_run_report(out: Path, cfg, info: dict, metrics: dict, plan, models: di
     ]
     oof = read_predictions(out, "oof_predictions.csv")
     lines += ["", *report_triage.extra_sections(out, cfg, info, metrics, plan, models, inputs, arch, oof, _plt())]
-    (out / "report.md").write_text("\n".join(lines) + "\n")
+    write_atomic(out / "report.md", "\n".join(lines) + "\n")
     return out / "report.md"
 
 
@@ -199,13 +201,13 @@ def compare_runs(runs: list[Path], out: Path | None = None) -> dict:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         fig = compare_roc_plot([(m["label"], m.get("positive_class"), read_predictions(run)) for run, m, _ in loaded], sets)
-        fig.savefig(out / "roc_compare.png", dpi=110)
+        save_figure(fig, out / "roc_compare.png")
         _plt().close(fig)
         note = "" if result["same_dataset"] else "\n\n**Warning: these runs used different dataset versions.**"
         extra = "\n".join(report_triage.compare_sections([(m["label"], m) for _, m, _ in loaded]))
-        (out / "compare.md").write_text("# Backbone comparison\n\n" + result["markdown"] + note +
-                                        "\n\n![ROC](roc_compare.png)\n\nThe curves, and the AUC in their legend, score each "
-                                        "image by its probability averaged over the fold models; the table gives the "
-                                        "mean (SD) of the fold models' own AUCs.\n\n" + extra)
+        write_atomic(out / "compare.md", "# Backbone comparison\n\n" + result["markdown"] + note +
+                     "\n\n![ROC](roc_compare.png)\n\nThe curves, and the AUC in their legend, score each image by its "
+                     "probability averaged over the fold models; the table gives the mean (SD) of the fold models' own "
+                     "AUCs.\n\n" + extra)
         result["files"] = [str(out / "compare.md"), str(out / "roc_compare.png")]
     return result

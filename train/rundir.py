@@ -2,8 +2,6 @@
 (config.json, run.json, predictions.csv, metrics.json), each written atomically."""
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import platform
@@ -16,11 +14,11 @@ import numpy as np
 import torch
 
 from curate.dataset import DatasetVersion
-from curate.files import write_atomic
 from train.config import TrainConfig, from_saved, identity, refuse_existing
 from train.data import Plan
 from train.errors import TrainError
 from train.metrics import summarise
+from train.outputs import write_csv, write_json
 
 
 def package_versions() -> dict:
@@ -31,18 +29,6 @@ def package_versions() -> dict:
         except metadata.PackageNotFoundError:
             out[pkg] = None
     return out
-
-
-def write_json(path: Path, data) -> None:
-    write_atomic(path, json.dumps(data, indent=2, default=str))
-
-
-def write_csv(path: Path, rows: list[dict]) -> None:
-    buf = io.StringIO(newline="")
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\r\n")
-    w.writeheader()
-    w.writerows(rows)
-    write_atomic(path, buf.getvalue())
 
 
 def prepare_run_dir(cfg: TrainConfig, ds: DatasetVersion, resume: bool) -> Path:
