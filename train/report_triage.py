@@ -110,9 +110,9 @@ def pointing_sections(result: dict) -> list[str]:
     if not result or not result.get("sets"):
         return ["## Pointing game", "", result.get("note", "No test or external image has a lesion box."), ""]
     lines = ["## Pointing game: does Grad-CAM look at the clinicians' lesion box?", "",
-             f"Grad-CAM of the fold-model ensemble for each image's true class; the box is the exported ROI region "
-             f"(union of consensus lesion boxes + margin). Pointing = CAM peak inside the box; mass = share of CAM "
-             f"inside it. Figure: misses first, box in white, peak as a cross.", "",
+             "Grad-CAM of the fold-model ensemble for each image's true class; the box is the exported ROI region "
+             "(union of consensus lesion boxes + margin). Pointing = CAM peak inside the box; mass = share of CAM "
+             "inside it. Figure: misses first, box in white, peak as a cross.", "",
              "| set | images with a box | scored | pointing game (hits) | CAM mass inside box, mean |", "|---|---|---|---|---|"]
     for s, d in result["sets"].items():
         lines.append(f"| {SET_NAMES.get(s, s)} | {d.get('boxed', d['n'])} | {d['n']} | {d['pointing']:.3f} ({d['hits']}) | "
