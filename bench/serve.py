@@ -26,7 +26,7 @@ from PIL import Image  # noqa: E402
 
 from curate.dataset import DatasetVersion  # noqa: E402
 from curate.net import free_port  # noqa: E402
-from train.recipe import TrainConfig  # noqa: E402
+from train.config import TrainConfig  # noqa: E402
 from train.recipe import run as run_protocol  # noqa: E402
 from train_fixtures import write_export  # noqa: E402
 
@@ -44,6 +44,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--clients", default="1,4,16", help="concurrent clients (default: 1,4,16)")
     p.add_argument("--epochs", type=int, default=30, help="head epochs for the benchmark run (default: 30)")
     p.add_argument("--device", default="cpu", help="serve device (default: cpu)")
+    p.add_argument("--threads", type=int, default=None, help="serve --threads (default: serve's, half the cores)")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     return p
 
@@ -75,7 +76,13 @@ def prepare(out: Path, args) -> tuple[Path, list[bytes]]:
     return run, photos
 
 
-def load(url: str, photos: list[bytes], clients: int, total: int, cam: bool) -> dict:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc), to tell the server's cost from the machine's load."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load(url: str, photos: list[bytes], clients: int, total: int, cam: bool, pid: int | None = None) -> dict:
     lat, errors, lock = [], [], threading.Lock()
     todo = iter(range(total))
 
@@ -93,13 +100,15 @@ def load(url: str, photos: list[bytes], clients: int, total: int, cam: bool) -> 
                     (lat if r.status_code == 200 else errors).append(time.perf_counter() - t0)
 
     threads = [threading.Thread(target=client) for _ in range(clients)]
+    cpu0 = cpu_seconds(pid) if pid else None
     t0 = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     wall = time.perf_counter() - t0
-    return {"clients": clients, "gradcam": cam, "requests": total, "errors": len(errors),
+    cpu_ms = 1000 * (cpu_seconds(pid) - cpu0) / max(len(lat), 1) if pid else None
+    return {"clients": clients, "gradcam": cam, "requests": total, "errors": len(errors), "server_cpu_ms": cpu_ms,
             "throughput": len(lat) / wall, "p50_ms": 1000 * float(np.percentile(lat, 50)),
             "p95_ms": 1000 * float(np.percentile(lat, 95))}
 
@@ -138,7 +147,8 @@ def main(args) -> dict:
     run, photos = prepare(out, args)
     metrics = json.loads((run / "metrics.json").read_text())
     port = free_port()
-    server = subprocess.Popen(cli("serve", run, "--port", port, "--device", args.device, "--queue", 64),
+    threads = ["--threads", args.threads] if args.threads else []
+    server = subprocess.Popen(cli("serve", run, "--port", port, "--device", args.device, "--queue", 64, *threads),
                               env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -153,7 +163,7 @@ def main(args) -> dict:
                 raise SystemExit("train serve did not start")
             time.sleep(0.5)
         load(url, photos, 2, 8, True)  # warm-up
-        cells = [load(url, photos, c, args.requests, cam) for cam in (False, True)
+        cells = [load(url, photos, c, args.requests, cam, server.pid) for cam in (False, True)
                  for c in [int(x) for x in args.clients.split(",")]]
     finally:
         server.terminate()
@@ -163,18 +173,23 @@ def main(args) -> dict:
     results = {"cells": cells, "baselines": baselines(run, out, photos), "calibration": calib,
                "auc": {s: metrics["triage"]["sets"][s]["metrics"]["auc"] for s in metrics["triage"]["sets"]},
                "threshold": metrics["triage"]["threshold"], "size": args.size, "photo_size": args.photo_size,
-               "cpus": os.cpu_count(), "load_average": os.getloadavg(), "device": args.device, "targets": TARGETS}
+               "cpus": os.cpu_count(), "load_average": os.getloadavg(), "device": args.device, "targets": TARGETS,
+               "threads": args.threads or max(1, (os.cpu_count() or 2) // 2)}
     (out / "results.json").write_text(json.dumps(results, indent=2))
     return results
 
 
 def render(r: dict) -> None:
     print(f"train serve, EfficientNet-Lite0 at {r['size']} px, {r['photo_size']}-px JPEG uploads, device {r['device']}, "
-          f"{r['cpus']} CPUs, load average {r['load_average'][0]:.1f}")
-    print(f"{'clients':>7} {'Grad-CAM':>8} {'photos/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'errors':>6}")
+          f"{r['cpus']} CPUs, {r.get('threads', '?')} torch thread(s), load average {r['load_average'][0]:.1f}")
+    print(f"{'clients':>7} {'Grad-CAM':>8} {'photos/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'errors':>6} "
+          f"{'server CPU ms/photo':>19} {'photos/s if idle':>16}")
     for c in r["cells"]:
+        cpu = c.get("server_cpu_ms")
+        idle = f"{1000 * r['cpus'] / cpu:>16.1f}" if cpu else f"{'—':>16}"
         print(f"{c['clients']:>7} {'yes' if c['gradcam'] else 'no':>8} {c['throughput']:>9.1f} {c['p50_ms']:>8.0f} "
-              f"{c['p95_ms']:>8.0f} {c['errors']:>6}")
+              f"{c['p95_ms']:>8.0f} {c['errors']:>6} {cpu if cpu else 0:>19.0f} {idle}")
+    print("photos/s if idle = CPUs / server CPU time per photo: a projection for an otherwise idle machine, not a measurement")
     b = r["baselines"]
     print(f"beside: `train predict` one photo per process {b['train_predict_seconds_per_photo']:.1f} s/photo; "
           f"onnxruntime in-process, batch 1 {b['onnxruntime_per_s']:.1f} photos/s (model file {b['onnx_mb']:.1f} MB)")

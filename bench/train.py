@@ -23,10 +23,12 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 import torch  # noqa: E402
 
 from train.features import compute_features  # noqa: E402
-from train.models import ARCHS, PAPER_ARCHS, Head, build_backbone, freeze, get_arch  # noqa: E402
+from train.config import TrainConfig  # noqa: E402
+from train.data import ImageItems, build_datasets, make_loader  # noqa: E402
+from train.loop import build_optimizer, train_one_epoch  # noqa: E402
+from train.models import ARCHS, PAPER_ARCHS, FrozenNet, Head, build_backbone, freeze, get_arch  # noqa: E402
 from train.presets import EvalPreset  # noqa: E402
-from train.recipe import (FrozenNet, ImageItems, TrainConfig, build_datasets, build_optimizer, make_loader,  # noqa: E402
-                          run, train_one_epoch)
+from train.recipe import run  # noqa: E402
 from curate.dataset import DatasetVersion  # noqa: E402
 from train_fixtures import write_export  # noqa: E402
 

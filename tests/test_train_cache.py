@@ -13,7 +13,8 @@ pytest.importorskip("torchvision")
 
 from train.features import FeatureCache  # noqa: E402
 from train.presets import EvalPreset  # noqa: E402
-from train.recipe import TrainConfig, run  # noqa: E402
+from train.config import TrainConfig  # noqa: E402
+from train.recipe import run  # noqa: E402
 from train_fixtures import new_jpeg, replace_file, write_export  # noqa: E402
 
 pytestmark = pytest.mark.torch

@@ -1,7 +1,12 @@
 """`train run / compare / predict` end to end on a tiny export, and the bad-input cases."""
 import csv
 import json
+import os
 import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -11,13 +16,15 @@ pytest.importorskip("torchvision")
 from typer.testing import CliRunner  # noqa: E402
 
 from train.cli import app  # noqa: E402
-from train.models import TrainError  # noqa: E402
-from train.recipe import TrainConfig, run  # noqa: E402
+from train.config import TrainConfig  # noqa: E402
+from train.errors import TrainError  # noqa: E402
+from train.recipe import run  # noqa: E402
 from train_fixtures import write_export, write_sums  # noqa: E402
 
 pytestmark = pytest.mark.torch
 runner = CliRunner()
 FAST = ["--weights", "none", "--epochs", "2"]
+ROOT = str(Path(__file__).resolve().parents[1])
 
 
 def invoke(*args):
@@ -135,9 +142,27 @@ def test_one_class_split_is_refused(tmp_path):
 
 def test_unknown_backbone_and_existing_run_folder(ws, r18):
     res = invoke("run", "--dataset", "mpox@1.0.0", "-w", ws, "--arch", "vgg16", *FAST, "--out", ws / "x")
-    assert res.exit_code == 1 and "unknown backbone 'vgg16'" in res.output and "densenet121" in res.output
+    assert res.exit_code == 2 and "'vgg16' is not one of" in res.output and "densenet121" in res.output
     res = invoke("run", "--dataset", "mpox@1.0.0", "-w", ws, "--arch", "resnet18", *FAST, "--out", r18)
     assert res.exit_code == 1 and "already exists; pass --resume" in res.output
+
+
+@pytest.mark.parametrize("args, code, text", [
+    (["--arch", "resnet18"], 1, "already exists; pass --resume"),
+    (["--arch", "vgg16"], 2, "'vgg16' is not one of"),
+])
+def test_refusals_come_before_torch_is_imported(tmp_path, args, code, text):
+    """`train run` says "already exists" (or rejects an option) in well under the ~11 s torch takes to load here."""
+    (tmp_path / "old").mkdir()
+    cmd = [sys.executable, "-X", "importtime", "-m", "train.cli", "run", "--dataset", "mpox@1.0.0", *args,
+           "--out", str(tmp_path / "old")]
+    t0 = time.perf_counter()
+    res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": ROOT}, timeout=60)
+    took = time.perf_counter() - t0
+    assert res.returncode == code and text in " ".join(res.stderr.split()), res.stderr[-500:]
+    imported = {line.split("|")[-1].strip() for line in res.stderr.splitlines() if line.startswith("import time:")}
+    assert not {m for m in imported if m.split(".")[0] in ("torch", "torchvision")}
+    assert took < 5, f"refusal took {took:.1f} s"
 
 
 @pytest.mark.slow

@@ -11,8 +11,10 @@ from curate.dataset import DatasetVersion  # noqa: E402
 from curate.lite0 import EfficientNetLite0, weights_file  # noqa: E402
 from train.gradcam import gradcam  # noqa: E402
 from train.models import ARCHS, Net, build_backbone  # noqa: E402
-from train.presets import Item, augment  # noqa: E402
-from train.recipe import TrainConfig, balance_plan, run  # noqa: E402
+from train.config import TrainConfig  # noqa: E402
+from train.data import balance_plan  # noqa: E402
+from train.presets import ImageRef, augment  # noqa: E402
+from train.recipe import run  # noqa: E402
 from train_fixtures import write_export  # noqa: E402
 
 pytestmark = pytest.mark.torch
@@ -48,9 +50,9 @@ def test_random_weights_are_reproducible():
 def test_offline_augmentation_is_deterministic(tmp_path):
     path = write_export(tmp_path)
     s = DatasetVersion.open(path).samples("train")[0]
-    it = Item(s.path, s.sha256, s.target, s.image_id, aug_index=2, aug_seed=0)
+    it = ImageRef(s.path, s.sha256, s.target, s.image_id, aug_index=2, aug_seed=0)
     assert np.array_equal(np.asarray(it.image()), np.asarray(it.image()))
-    other = Item(s.path, s.sha256, s.target, s.image_id, aug_index=3, aug_seed=0)
+    other = ImageRef(s.path, s.sha256, s.target, s.image_id, aug_index=3, aug_seed=0)
     assert not np.array_equal(np.asarray(it.image()), np.asarray(other.image()))
     from PIL import Image
 
@@ -95,3 +97,9 @@ def test_train_reads_only_the_dataset_contract():
             f"or (m.split('.')[0] == 'curate' and m not in {allowed})]; print(bad); sys.exit(1 if bad else 0)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_arch_choices_match_the_backbones():
+    from train.choices import ArchName
+
+    assert {a.value for a in ArchName} == set(ARCHS)

@@ -101,9 +101,10 @@ def test_predict_matches_the_model_and_returns_a_gradcam(server, model, photos):
     assert body["p_uncalibrated"] == pytest.approx(ref.p_positive, abs=1e-6)
     assert body["decision"] == ("refer" if body["p_positive"] >= body["threshold"] else "routine")
     assert body["threshold"] == pytest.approx(model.operating_threshold) and "not a diagnosis" in body["disclaimer"]
-    png = base64.b64decode(body["gradcam_png"].split(",", 1)[1])
-    assert Image.open(io.BytesIO(png)).size == tuple(body["image_size"])
-    assert "gradcam_png" not in post(server, data).json()
+    assert body["gradcam_jpeg"].startswith("data:image/jpeg;base64,")
+    overlay = Image.open(io.BytesIO(base64.b64decode(body["gradcam_jpeg"].split(",", 1)[1])))
+    assert overlay.format == "JPEG" and overlay.size == tuple(body["image_size"])
+    assert "gradcam_jpeg" not in post(server, data).json()
 
 
 def test_phone_photos_are_handled_correctly(server, photos):

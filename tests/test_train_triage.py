@@ -134,9 +134,11 @@ def test_oof_table_has_every_image_once_and_unambiguous_columns(triage_run):
     for r in oof + preds:  # is_positive and p_positive say what they mean: no "target 0 = mpox" trap
         assert r["is_positive"] == str(int(r["label"] == "mpox")) and r["p_positive"] == r["p_mpox"]
     m = json.loads((run / "metrics.json").read_text())
-    fold0 = [p for p in preds if p["set"] == "test" and p["fold"] == "0"]
-    assert roc_auc_score([int(p["is_positive"]) for p in fold0], [float(p["p_positive"]) for p in fold0]) == \
-        pytest.approx(m["per_fold"]["0"]["test"]["auc"])
+    for k, per_set in m["per_fold"].items():  # the file alone reproduces every reported AUC, the obvious way
+        for s, reported in per_set.items():
+            rows = [p for p in preds if p["set"] == s and p["fold"] == k]
+            assert roc_auc_score([int(p["is_positive"]) for p in rows], [float(p["p_mpox"]) for p in rows]) == \
+                pytest.approx(reported["auc"]), (k, s)
 
 
 @pytest.mark.torch
@@ -249,3 +251,36 @@ def test_device_auto_and_a_missing_gpu(tmp_path):
     assert res.exit_code == 1 and "no CUDA GPU" in res.output and not (tmp_path / "run").exists()
     res = CliRunner().invoke(app, ["run", "--dataset", str(path), "--arch", "resnet18", "--device", "tpu"])
     assert res.exit_code == 2  # not one of cpu, cuda, auto
+
+
+def test_pointing_sample_is_seeded_and_capped(tmp_path):
+    pytest.importorskip("torch")
+    from train.pointing import boxed_sample
+    from train.presets import ImageRef
+
+    refs = {s: [ImageRef(tmp_path / f"{s}{i}.jpg", "0" * 64, i % 2, f"{s}{i}") for i in range(20)] for s in ("test", "external")}
+    boxes = {it.image_id: (0.1, 0.1, 0.5, 0.5) for its in refs.values() for it in its if int(it.image_id[-1]) % 4}
+    picked, boxed = boxed_sample(refs, boxes, 5, seed=3)
+    assert boxed == {"test": 14, "external": 14} and all(len(v) == 5 for v in picked.values())
+    assert all(it.image_id in boxes for v in picked.values() for it in v)
+    assert picked == boxed_sample(refs, boxes, 5, seed=3)[0] and picked != boxed_sample(refs, boxes, 5, seed=4)[0]
+    order = [it.image_id for it in refs["test"]]
+    assert [order.index(it.image_id) for it in picked["test"]] == sorted(order.index(it.image_id) for it in picked["test"])
+    everything, _ = boxed_sample(refs, boxes, None, seed=3)
+    assert len(everything["test"]) == 14
+
+
+@pytest.mark.torch
+@pytest.mark.slow
+def test_run_with_pointing_cap_says_so(tmp_path):
+    from train.config import TrainConfig
+    from train.recipe import run
+    from train_fixtures import write_export
+
+    export = write_export(tmp_path, roi_every=1)
+    out = run(TrainConfig(dataset=str(export), arch="resnet18", out=str(tmp_path / "run"), weights="none", epochs=1,
+                          image_size=32, bootstrap=20, gradcam_images=1, pointing_max=3))
+    pt = json.loads((out / "pointing.json").read_text())
+    assert pt["sample"] == {"max_per_set": 3, "seed": 0}
+    assert all(d["n"] == 3 and d["boxed"] > 3 for d in pt["sets"].values())
+    assert "seeded random sample (seed 0) of at most 3 boxed images per set" in (out / "report.md").read_text()

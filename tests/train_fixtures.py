@@ -145,7 +145,8 @@ def new_jpeg(kind: str = "non_mpox", size: int = 48, seed: int = 99) -> bytes:
 
 def tiny_run(root: Path, arch: str = "resnet18", image_size: int = 32, bootstrap: int = 200) -> Path:
     """A finished run (random weights, 2 epochs) on a tiny export with lesion boxes on every other image."""
-    from train.recipe import TrainConfig, run
+    from train.config import TrainConfig
+    from train.recipe import run
 
     export = write_export(Path(root), roi_every=2)
     return run(TrainConfig(dataset=str(export), arch=arch, out=str(Path(root) / "runs" / arch), weights="none",

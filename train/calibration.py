@@ -16,6 +16,8 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss
 
+from train.outputs import save_figure
+
 EPS = 1e-6
 ECE_BINS = 15
 
@@ -87,5 +89,5 @@ def reliability_figure(path, curves: dict[str, tuple[np.ndarray, np.ndarray, np.
                title=f"Reliability: {name}")
         ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
     plt.close(fig)

@@ -7,3 +7,15 @@ from enum import Enum
 class ExportFormat(str, Enum):
     onnx = "onnx"
     torchscript = "torchscript"
+
+
+class ArchName(str, Enum):
+    """`--arch`: the paper's six torchvision backbones and EfficientNet-Lite0 (`train.models.ARCHS`)."""
+
+    mobilenet_v2 = "mobilenet_v2"
+    shufflenet_v2 = "shufflenet_v2"
+    densenet121 = "densenet121"
+    resnet18 = "resnet18"
+    resnet34 = "resnet34"
+    swin_t = "swin_t"
+    efficientnet_lite0 = "efficientnet_lite0"

@@ -5,6 +5,7 @@ Thin commands: read options, call one library function, render with rich (or --j
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,7 +18,8 @@ from rich.table import Table
 from curate.output import JsonOpt, SafeGroup, console, err_console, fail, print_json, progress_bars, reported
 from curate.privacy import make_private_by_default
 from train.device import Device
-from train.choices import ExportFormat
+from train.choices import ArchName, ExportFormat
+from train.config import TrainConfig, refuse_existing
 
 app = typer.Typer(help="Train and evaluate mpox classifiers on an exported dataset version.", no_args_is_help=True,
                   add_completion=False, cls=SafeGroup)
@@ -69,7 +71,7 @@ def _triage_table(entries: list[tuple[str, dict]]) -> Table:
 @app.command("run")
 def run_cmd(
     dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset version: a folder, or NAME@VERSION under the workspace's exports/.")],
-    arch: Annotated[str, typer.Option("--arch", "-a", help="Backbone: mobilenet_v2, shufflenet_v2, densenet121, resnet18, resnet34, swin_t, efficientnet_lite0.")],
+    arch: Annotated[ArchName, typer.Option("--arch", "-a", help="Backbone: the paper's six (torchvision) or efficientnet_lite0.")],
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run folder to create (default: runs/<name>-<version>/<arch>-s<seed>).")] = None,
     epochs: Annotated[int, typer.Option(help="Epochs per fold (default: 150, the paper's).", min=1)] = 150,
     batch_size: Annotated[int, typer.Option(help="Batch size (default: 72).", min=1)] = 72,
@@ -87,6 +89,7 @@ def run_cmd(
     threshold: Annotated[float, typer.Option(help="Decision threshold on P(mpox) for the Table-2 metrics (default: 0.5).")] = 0.5,
     target_sensitivity: Annotated[float, typer.Option(help="Triage operating point: threshold on calibrated P(mpox) reaching this sensitivity on out-of-fold predictions (default: 0.95).", min=0.01, max=1.0)] = 0.95,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples (by image group) for the 95 % confidence intervals (default: 1000).", min=10)] = 1000,
+    pointing_max: Annotated[Optional[int], typer.Option(help="Pointing game: at most this many boxed images per set, a seeded sample (default: all).", min=1)] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run folder: finished folds are kept.")] = False,
     workspace: Annotated[Optional[Path], typer.Option("--workspace", "-w", envvar="CURATE_WORKSPACE", help="Workspace for NAME@VERSION (default: current folder).")] = None,
     as_json: JsonOpt = False,
@@ -96,17 +99,19 @@ def run_cmd(
     Example:
         train run --dataset mpox@1.0.0 --arch densenet121
     """
-    _need_torch()
-    from train.recipe import TrainConfig, run
-
     if out is None:
         ref = dataset.replace("@", "-") if "@" in dataset else Path(dataset).name
-        out = Path("runs") / ref / f"{arch}-s{seed}"
-    cfg = TrainConfig(dataset=dataset, arch=arch, out=str(out), epochs=epochs, batch_size=batch_size, lr=lr, folds=folds,
+        out = Path("runs") / ref / f"{arch.value}-s{seed}"
+    with reported():
+        refuse_existing(out, resume)  # before torch loads: a refusal takes milliseconds, not seconds
+    _need_torch()
+    from train.recipe import run
+
+    cfg = TrainConfig(dataset=dataset, arch=arch.value, out=str(out), epochs=epochs, batch_size=batch_size, lr=lr, folds=folds,
                       seed=seed, device=device.value, weights=weights, dropout=dropout, image_size=image_size, balance=balance,
                       cache=cache, cache_dir=str(cache_dir) if cache_dir else None, unfreeze=unfreeze,
                       threshold=threshold, workspace=str(workspace) if workspace else None,
-                      target_sensitivity=target_sensitivity, bootstrap=bootstrap)
+                      target_sensitivity=target_sensitivity, bootstrap=bootstrap, pointing_max=pointing_max)
     with reported(RESUME_HINT), _progress(disable=as_json) as progress:
         path = run(cfg, resume=resume, progress=progress, command=_command_line(cfg))
     metrics = json.loads((path / "metrics.json").read_text())
@@ -226,6 +231,7 @@ def serve_cmd(
     max_mb: Annotated[int, typer.Option(help="Largest upload in MB; larger gets HTTP 413 (default: 20).", min=1)] = 20,
     max_megapixels: Annotated[int, typer.Option(help="Largest image in megapixels (decompression bombs) (default: 40).", min=1)] = 40,
     keep_uploads: Annotated[Optional[Path], typer.Option(help="Also save every upload here (mode 0600); by default uploads stay in memory and are never written or logged.")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="CPU threads for the network; the other cores decode uploads (default: half the cores, at least 1).", min=1)] = None,
 ) -> None:
     """A web page (choose or capture a photo) and a JSON API for triage with a finished run.
 
@@ -240,8 +246,12 @@ def serve_cmd(
         from train.photos import Limits
     except ImportError as exc:
         fail(f"train serve needs {exc.name}: pip install 'mpox-curate[serve]'")
+    import torch
+
     from train.device import resolve_device
     from train.ensemble import Ensemble
+
+    torch.set_num_threads(threads or max(1, (os.cpu_count() or 2) // 2))
 
     with reported():
         model = Ensemble.load(run, fold=fold, device=resolve_device(device.value))

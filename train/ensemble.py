@@ -4,7 +4,7 @@ game, `export-model` and `serve`, so all four compute the same probability."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -14,10 +14,11 @@ from PIL import Image
 from torch import nn
 
 from train.calibration import Platt
-from train.gradcam import gradcam_batch
-from train.models import Arch, Head, Net, TrainError, build_backbone, freeze, get_arch
+from train.gradcam import CamCapture
+from train.errors import TrainError
+from train.models import Arch, Head, Net, build_backbone, freeze, get_arch
 from train.presets import EvalPreset
-from train.recipe import TrainConfig
+from train.config import TrainConfig, from_saved
 
 
 class MeanHead(nn.Module):
@@ -52,8 +53,7 @@ def load_run(run: Path) -> tuple[TrainConfig, dict]:
         info = json.loads((run / "run.json").read_text())
     except (OSError, ValueError):
         raise TrainError(f"{run} is not a run folder (config.json/run.json missing)") from None
-    names = {f.name for f in fields(TrainConfig)}
-    return TrainConfig(**{k: v for k, v in raw.items() if k in names}), info
+    return from_saved(raw), info
 
 
 @dataclass
@@ -112,15 +112,30 @@ class Ensemble:
     def tensor(self, images: list[Image.Image]) -> torch.Tensor:
         return torch.stack([self.preset(im) for im in images]).to(self.device)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def probs(self, x: torch.Tensor) -> torch.Tensor:
         return self.net.head.probs(self.net.backbone(x))
 
     def triage(self, images: list[Image.Image], cam: bool = False) -> list[Triage]:
-        """Probabilities, calibrated P(positive) and the decision for upright RGB images; Grad-CAM of
-        the predicted class when `cam`."""
-        x = self.tensor(images)
-        p = self.probs(x).cpu().numpy().astype(np.float64)
+        """Probabilities, calibrated P(positive) and the decision for upright RGB images; with `cam`, the
+        Grad-CAM of the decided class from the same forward pass (one backbone pass for every fold head)."""
+        return self.triage_tensor(self.tensor(images), cam)
+
+    def triage_tensor(self, x: torch.Tensor, cam: bool = False) -> list[Triage]:
+        """`triage` on a batch already preprocessed by `self.preset` (serve does that per request, in parallel)."""
+        x = x.to(self.device)
+        if not cam:
+            return self._decide(self.probs(x).cpu().numpy().astype(np.float64))
+        with CamCapture(self.net.backbone, self.arch) as capture:
+            feats = self.net.backbone(x)
+            out = self._decide(self.net.head.probs(feats).detach().cpu().numpy().astype(np.float64))
+            targets = torch.as_tensor([self.classes.index(t.predicted_class) for t in out], device=feats.device)
+            score = self.net.head(feats)[torch.arange(len(out), device=feats.device), targets].sum()
+            for t, c in zip(out, capture.cams(score, x.shape[-2:])):
+                t.cam = c
+        return out
+
+    def _decide(self, p: np.ndarray) -> list[Triage]:
         pos = self.classes.index(self.positive) if self.positive else None
         out = []
         for row in p:
@@ -135,8 +150,4 @@ class Ensemble:
             refer = cal >= thr
             out.append(Triage(probs, raw, cal, "refer" if refer else "routine",
                               self.positive if refer else self.classes[1 - pos]))
-        if cam:
-            targets = [self.classes.index(t.predicted_class) for t in out]
-            for t, c in zip(out, gradcam_batch(self.net, self.net.backbone, self.arch, x, targets)):
-                t.cam = c
         return out

@@ -23,7 +23,7 @@ from curate.files import atomic_path, write_atomic
 from train.choices import ExportFormat
 from train.ensemble import Ensemble
 from train.model_card import card_markdown
-from train.models import TrainError
+from train.errors import TrainError
 
 FORMAT_VERSION = 1
 META_KEY = "mpox_triage"

@@ -21,7 +21,7 @@ from torch import nn
 
 from curate.files import write_atomic
 from train.device import autocast
-from train.presets import EvalPreset, Item
+from train.presets import EvalPreset, ImageRef
 
 log = logging.getLogger("train.features")
 
@@ -68,7 +68,7 @@ class FeatureCache:
 
 
 @torch.no_grad()
-def compute_features(backbone: nn.Module, items: Sequence[Item], preset: EvalPreset, batch_size: int = 32,
+def compute_features(backbone: nn.Module, items: Sequence[ImageRef], preset: EvalPreset, batch_size: int = 32,
                      device: str = "cpu", on_batch: Callable[[int], None] | None = None) -> np.ndarray:
     """Backbone outputs for `items`, in order (no cache)."""
     backbone.eval()
@@ -83,11 +83,11 @@ def compute_features(backbone: nn.Module, items: Sequence[Item], preset: EvalPre
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
-def extract(backbone: nn.Module, items: Sequence[Item], preset: EvalPreset, cache: FeatureCache,
+def extract(backbone: nn.Module, items: Sequence[ImageRef], preset: EvalPreset, cache: FeatureCache,
             batch_size: int = 32, device: str = "cpu", on_batch: Callable[[int], None] | None = None) -> torch.Tensor:
     """Features for `items` through the cache: read hits, compute and store misses."""
     feats: dict[str, np.ndarray] = {}
-    missing: list[Item] = []
+    missing: list[ImageRef] = []
     for it in items:
         if it.key in feats:
             continue

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from curate.plots import pyplot
 from train.gradcam import gradcam, overlay
+from train.outputs import save_figure, save_image
 
 BINARY_KINDS = ("false negative", "false positive", "true positive", "true negative")
 MULTI_KINDS = ("wrong", "correct")
@@ -113,7 +114,7 @@ def markdown(gallery: list[GalleryRow], positive: str | None) -> list[str]:
     return lines
 
 
-def gradcam_gallery(out: Path, net, src, arch, plan, rows: list[dict], fold: int, n: int,
+def gradcam_gallery(out: Path, net, inputs, arch, plan, rows: list[dict], fold: int, n: int,
                     positive: str | None) -> list[GalleryRow]:
     """gradcam_gallery.png and gradcam/*.png for `fold`'s model; Grad-CAM of the class each panel predicted."""
     items = {"original": {it.image_id: it for it in plan.eval_sets["test"]},
@@ -125,14 +126,14 @@ def gradcam_gallery(out: Path, net, src, arch, plan, rows: list[dict], fold: int
     for row in picked:
         for panel in row.panels:
             img = items[panel.tag][row.image_id].image()
-            x = src.preset(img).unsqueeze(0).to(device)
+            x = inputs.preset(img).unsqueeze(0).to(device)
             cam = overlay(img, gradcam(net, net.backbone, arch, x, plan.classes.index(panel.pred)))
             panel.file = f"gradcam/{row.kind.replace(' ', '_')}-{row.image_id}-{panel.tag}.png"
-            cam.save(out / panel.file)
+            save_image(cam, out / panel.file)
             images[(row.image_id, panel.tag)] = (img, cam)
     if picked:
         plt = pyplot()
         fig = draw(picked, images, positive)
-        fig.savefig(out / "gradcam_gallery.png", dpi=110)
+        save_figure(fig, out / "gradcam_gallery.png")
         plt.close(fig)
     return picked

@@ -14,7 +14,7 @@ EVAL_SETS = {"test": "testing data set (before cropping)", "test_roi": "testing 
              "external": "external validation data set"}
 
 
-def decide(probs: np.ndarray, positive: int | None, threshold: float) -> np.ndarray:
+def predicted_classes(probs: np.ndarray, positive: int | None, threshold: float) -> np.ndarray:
     """Predicted class index: binary tasks use the threshold on P(positive); others take argmax."""
     if positive is None:
         return probs.argmax(1)
@@ -24,7 +24,7 @@ def decide(probs: np.ndarray, positive: int | None, threshold: float) -> np.ndar
 
 def classification_metrics(y: np.ndarray, probs: np.ndarray, positive: int | None, threshold: float = 0.5) -> dict:
     """AUC, accuracy, precision, recall, F1. Binary: of the positive class; multi-class: macro (AUC one-vs-rest)."""
-    pred = decide(probs, positive, threshold)
+    pred = predicted_classes(probs, positive, threshold)
     if positive is not None:
         yb = (y == positive).astype(int)
         pb = (pred == positive).astype(int)

@@ -15,18 +15,10 @@ from torch import nn
 
 from curate import errors, lite0
 from curate.dataset import sha256_file
-from curate.errors import CurateError
+from train.errors import TrainError, WeightsError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-class TrainError(CurateError):
-    """A training input, option, or run folder is wrong; the message says what to do."""
-
-
-class WeightsError(TrainError, errors.WeightsError):
-    """Pretrained weights are unavailable or do not fit the backbone (curate.lite0 raises the base class)."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +75,15 @@ class Net(nn.Module):
 
     def forward(self, x):
         return self.head(self.backbone(x))
+
+
+class FrozenNet(Net):
+    """Net whose frozen backbone stays in eval mode (BN statistics untouched) when the head trains."""
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.backbone.eval()
+        return self
 
 
 def _imagenet_state_dict(arch: Arch) -> tuple[dict, str]:

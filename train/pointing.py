@@ -8,6 +8,7 @@ ruler or the background points outside the box.
 """
 from __future__ import annotations
 
+import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -15,7 +16,8 @@ import numpy as np
 import torch
 
 from train.gradcam import gradcam_batch, overlay
-from train.presets import Item
+from train.outputs import save_figure
+from train.presets import ImageRef
 
 SETS = ("test", "external")
 FIGURE_MAX = 12
@@ -44,9 +46,25 @@ def score(cam: np.ndarray, box: tuple) -> tuple[bool, float, tuple]:
     return bool(x0 <= px < x1 and y0 <= py < y1), mass, ((px + 0.5) / w, (py + 0.5) / h)
 
 
-def pointing_game(net, arch, preset, eval_sets: dict[str, list[Item]], boxes: dict, classes: list, p_pos: dict,
-                  batch: int = 16) -> list[Pointing]:
-    """Score every image of `eval_sets` (test, external) that has a box; `p_pos[(set, id)]` is listed beside it."""
+def boxed_sample(eval_sets: dict[str, list[ImageRef]], boxes: dict, max_per_set: int | None,
+                 seed: int) -> tuple[dict[str, list[ImageRef]], dict[str, int]]:
+    """Per set, the images with a box, or a seeded sample of `max_per_set` of them (in export order);
+    also how many each set has, so a report can say "N of M"."""
+    picked, boxed = {}, {}
+    for s in SETS:
+        items = [it for it in eval_sets.get(s, []) if it.image_id in boxes]
+        boxed[s] = len(items)
+        if max_per_set is not None and len(items) > max_per_set:
+            keep = set(random.Random(f"pointing:{seed}:{s}").sample(range(len(items)), max_per_set))
+            items = [it for i, it in enumerate(items) if i in keep]
+        picked[s] = items
+    return picked, boxed
+
+
+def pointing_game(net, arch, preset, eval_sets: dict[str, list[ImageRef]], boxes: dict, classes: list, p_pos: dict,
+                  batch: int = 32) -> list[Pointing]:
+    """Score every image of `eval_sets` (test, external; see `boxed_sample`) that has a box; `p_pos[(set, id)]`
+    is listed beside it. Batched, and each CAM costs about one forward pass (`train.gradcam`)."""
     out = []
     device = next(net.parameters()).device
     for s in SETS:
@@ -62,18 +80,19 @@ def pointing_game(net, arch, preset, eval_sets: dict[str, list[Item]], boxes: di
     return out
 
 
-def summarise(results: list[Pointing]) -> dict:
+def summarise(results: list[Pointing], boxed: dict[str, int] | None = None) -> dict:
+    """Per set: images scored (`n`), images with a box (`boxed`), hits, pointing rate, mean CAM mass."""
     sets = {}
     for s in SETS:
         rs = [r for r in results if r.set == s]
         if rs:
-            sets[s] = {"n": len(rs), "hits": sum(r.hit for r in rs), "pointing": float(np.mean([r.hit for r in rs])),
-                       "mass": float(np.mean([r.mass for r in rs]))}
+            sets[s] = {"n": len(rs), "boxed": (boxed or {}).get(s, len(rs)), "hits": sum(r.hit for r in rs),
+                       "pointing": float(np.mean([r.hit for r in rs])), "mass": float(np.mean([r.mass for r in rs]))}
     ordered = sorted(results, key=lambda r: (r.hit, r.mass))  # misses first, the least on-lesion first
     return {"sets": sets, "images": [asdict(r) for r in ordered]}
 
 
-def figure(out: Path, results: list[Pointing], items: dict[tuple, Item], preset, net, arch, plt) -> str | None:
+def figure(out: Path, results: list[Pointing], items: dict[tuple, ImageRef], preset, net, arch, plt) -> str | None:
     """pointing.png: up to 12 images, misses first, CAM overlay with the box (white) and the peak (cross)."""
     ordered = sorted(results, key=lambda r: (r.hit, r.mass))[:FIGURE_MAX]
     if not ordered:
@@ -82,10 +101,11 @@ def figure(out: Path, results: list[Pointing], items: dict[tuple, Item], preset,
     rows = (len(ordered) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(2.4 * cols, 2.6 * rows), squeeze=False)
     device = next(net.parameters()).device
-    for ax, r in zip(axes.flat, ordered):
-        it = items[(r.set, r.image_id)]
-        img = it.image()
-        cam = gradcam_batch(net, net.backbone, arch, preset(img).unsqueeze(0).to(device), [it.target])[0]
+    refs = [items[(r.set, r.image_id)] for r in ordered]
+    imgs = [it.image() for it in refs]
+    cams = gradcam_batch(net, net.backbone, arch, torch.stack([preset(im) for im in imgs]).to(device),
+                         [it.target for it in refs])
+    for ax, r, img, cam in zip(axes.flat, ordered, imgs, cams):
         ax.imshow(overlay(img, cam))
         w, h = img.size
         x0, y0, x1, y1 = r.box
@@ -95,6 +115,6 @@ def figure(out: Path, results: list[Pointing], items: dict[tuple, Item], preset,
     for ax in axes.flat:
         ax.axis("off")
     fig.tight_layout()
-    fig.savefig(out / "pointing.png", dpi=110)
+    save_figure(fig, out / "pointing.png")
     plt.close(fig)
     return "pointing.png"

@@ -5,10 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
+
 from curate.errors import ServeError
-from train.ensemble import Ensemble, MeanHead, load_run  # noqa: F401  (re-exported for callers)
+from train.ensemble import Ensemble
 from train.gradcam import overlay
-from train.models import TrainError
+from train.metrics import predicted_classes
+from train.outputs import save_image
+from train.errors import TrainError
 from train.photos import Limits, decode
 
 
@@ -28,15 +32,15 @@ def predict(run: Path, images: list[Path], threshold: Optional[float] = None, ou
         path = Path(path)
         try:
             # camera photos are triaged upright, as exported training images are (EXIF orientation applied)
-            img = decode(path.read_bytes(), Limits(), 2 * model.preset.size)  # as `serve` reads an upload
+            img = decode(path.read_bytes(), Limits(), model.preset.size)  # as `serve` reads an upload
         except OSError as exc:
             raise TrainError(f"cannot read image {path.name} ({type(exc).__name__})") from None
         except ServeError as exc:
             raise TrainError(f"cannot read image {path.name}: {exc}") from None
         t = model.triage([img], cam=True)[0]
         if model.positive and threshold is not None:
-            pos = model.classes.index(model.positive)
-            decision = model.positive if t.p_positive >= threshold else model.classes[1 - pos]
+            row = np.array([[t.probabilities[c] for c in model.classes]])
+            decision = model.classes[int(predicted_classes(row, model.classes.index(model.positive), threshold)[0])]
             used = threshold
         elif model.positive:
             decision = t.predicted_class
@@ -44,7 +48,7 @@ def predict(run: Path, images: list[Path], threshold: Optional[float] = None, ou
         else:
             decision, used = t.predicted_class, None
         png = out_dir / f"{n:03d}-{path.stem}-gradcam.png"  # numbered: two IMG_0001.jpg from two folders must not collide
-        overlay(img, t.cam).save(png)
+        save_image(overlay(img, t.cam), png)
         results.append({"image": str(path), "probabilities": {c: round(v, 6) for c, v in t.probabilities.items()},
                         "positive_class": model.positive,
                         "p_positive": round(t.p_positive, 6) if t.p_positive is not None else None,

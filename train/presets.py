@@ -80,7 +80,7 @@ def _edge_colour(img: Image.Image) -> tuple:
 
 
 @dataclass(frozen=True)
-class Item:
+class ImageRef:
     """One image the backbone sees: an exported file, or an augmented copy of one."""
 
     path: Path

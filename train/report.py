@@ -10,12 +10,15 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from curate.files import write_atomic
 from curate.plots import confusion_matrix_plot, wrapped
 from curate.plots import pyplot as _plt
 from train.gallery import gradcam_gallery, markdown as gallery_markdown
 from train import report_triage
 from train.metrics import EVAL_SETS, METRIC_LABELS, METRICS, confusion, fmt, roc
-from train.models import Net, TrainError
+from train.errors import TrainError
+from train.models import Net
+from train.outputs import save_figure
 
 SET_TITLES = {"val": "validation folds (cross-validation)", **EVAL_SETS}
 
@@ -69,7 +72,7 @@ def roc_figures(out: Path, rows: list[dict], positive: str, sets: list[str]) -> 
     names = []
     for s in sets:
         fig = roc_plot(rows, positive, s)
-        fig.savefig(out / f"roc_{s}.png", dpi=110)
+        save_figure(fig, out / f"roc_{s}.png")
         _plt().close(fig)
         names.append(f"roc_{s}.png")
     return names
@@ -96,12 +99,12 @@ def confusion_plot(rows: list[dict], metrics: dict, classes: list, sets: list[st
 def confusion_figure(out: Path, rows: list[dict], metrics: dict, classes: list, sets: list[str]) -> tuple[str, dict]:
     """confusion.png (see `confusion_plot`)."""
     fig, best = confusion_plot(rows, metrics, classes, sets)
-    fig.savefig(out / "confusion.png", dpi=110)
+    save_figure(fig, out / "confusion.png")
     _plt().close(fig)
     return "confusion.png", best
 
 
-def write_run_report(out: Path, cfg, info: dict, metrics: dict, plan, models: dict, src, arch) -> Path:
+def write_run_report(out: Path, cfg, info: dict, metrics: dict, plan, models: dict, inputs, arch) -> Path:
     """report.md next to metrics.json, with the figures it links."""
     rows = read_predictions(out)
     eval_sets = [s for s in EVAL_SETS if s in plan.eval_sets]
@@ -109,8 +112,8 @@ def write_run_report(out: Path, cfg, info: dict, metrics: dict, plan, models: di
     rocs = roc_figures(out, rows, positive, eval_sets) if info["positive_class"] else []
     cm_name, best_per_set = confusion_figure(out, rows, metrics, plan.classes, eval_sets)
     best = metrics["best_fold"]
-    net = models[best] if isinstance(models[best], Net) else Net(src.backbone, models[best])
-    gallery = gradcam_gallery(out, net, src, arch, plan, rows, best, cfg.gradcam_images, info["positive_class"])
+    net = models[best] if isinstance(models[best], Net) else Net(inputs.backbone, models[best])
+    gallery = gradcam_gallery(out, net, inputs, arch, plan, rows, best, cfg.gradcam_images, info["positive_class"])
     ds = info["dataset"]
     lines = [
         f"# {arch.label} on {ds['ref']}",
@@ -139,8 +142,8 @@ def write_run_report(out: Path, cfg, info: dict, metrics: dict, plan, models: di
         *gallery_markdown(gallery, info["positive_class"]),
     ]
     oof = read_predictions(out, "oof_predictions.csv")
-    lines += ["", *report_triage.extra_sections(out, cfg, info, metrics, plan, models, src, arch, oof, _plt())]
-    (out / "report.md").write_text("\n".join(lines) + "\n")
+    lines += ["", *report_triage.extra_sections(out, cfg, info, metrics, plan, models, inputs, arch, oof, _plt())]
+    write_atomic(out / "report.md", "\n".join(lines) + "\n")
     return out / "report.md"
 
 
@@ -198,13 +201,13 @@ def compare_runs(runs: list[Path], out: Path | None = None) -> dict:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         fig = compare_roc_plot([(m["label"], m.get("positive_class"), read_predictions(run)) for run, m, _ in loaded], sets)
-        fig.savefig(out / "roc_compare.png", dpi=110)
+        save_figure(fig, out / "roc_compare.png")
         _plt().close(fig)
         note = "" if result["same_dataset"] else "\n\n**Warning: these runs used different dataset versions.**"
         extra = "\n".join(report_triage.compare_sections([(m["label"], m) for _, m, _ in loaded]))
-        (out / "compare.md").write_text("# Backbone comparison\n\n" + result["markdown"] + note +
-                                        "\n\n![ROC](roc_compare.png)\n\nThe curves, and the AUC in their legend, score each "
-                                        "image by its probability averaged over the fold models; the table gives the "
-                                        "mean (SD) of the fold models' own AUCs.\n\n" + extra)
+        write_atomic(out / "compare.md", "# Backbone comparison\n\n" + result["markdown"] + note +
+                     "\n\n![ROC](roc_compare.png)\n\nThe curves, and the AUC in their legend, score each image by its "
+                     "probability averaged over the fold models; the table gives the mean (SD) of the fold models' own "
+                     "AUCs.\n\n" + extra)
         result["files"] = [str(out / "compare.md"), str(out / "roc_compare.png")]
     return result

@@ -110,12 +110,17 @@ def pointing_sections(result: dict) -> list[str]:
     if not result or not result.get("sets"):
         return ["## Pointing game", "", result.get("note", "No test or external image has a lesion box."), ""]
     lines = ["## Pointing game: does Grad-CAM look at the clinicians' lesion box?", "",
-             f"Grad-CAM of the fold-model ensemble for each image's true class; the box is the exported ROI region "
-             f"(union of consensus lesion boxes + margin). Pointing = CAM peak inside the box; mass = share of CAM "
-             f"inside it. Figure: misses first, box in white, peak as a cross.", "",
-             "| set | images with a box | pointing game (hits) | CAM mass inside box, mean |", "|---|---|---|---|"]
+             "Grad-CAM of the fold-model ensemble for each image's true class; the box is the exported ROI region "
+             "(union of consensus lesion boxes + margin). Pointing = CAM peak inside the box; mass = share of CAM "
+             "inside it. Figure: misses first, box in white, peak as a cross.", "",
+             "| set | images with a box | scored | pointing game (hits) | CAM mass inside box, mean |", "|---|---|---|---|---|"]
     for s, d in result["sets"].items():
-        lines.append(f"| {SET_NAMES.get(s, s)} | {d['n']} | {d['pointing']:.3f} ({d['hits']}) | {d['mass']:.3f} |")
+        lines.append(f"| {SET_NAMES.get(s, s)} | {d.get('boxed', d['n'])} | {d['n']} | {d['pointing']:.3f} ({d['hits']}) | "
+                     f"{d['mass']:.3f} |")
+    if result.get("sample"):
+        lines += ["", f"Scored: a seeded random sample (seed {result['sample']['seed']}) of at most "
+                      f"{result['sample']['max_per_set']} boxed images per set (`--pointing-max`); the rates are "
+                      f"estimates from that sample, not from every boxed image."]
     misses = [r for r in result["images"] if not r["hit"]]
     lines += ["", f"![pointing]({result['figure']})" if result.get("figure") else "", "",
               f"Images whose peak lies outside every box ({len(misses)}):", "",
@@ -143,15 +148,15 @@ def compare_sections(entries: list[tuple[str, dict]]) -> list[str]:
     return lines
 
 
-def run_net(models: dict, src, cfg, best: int):
+def run_net(models: dict, inputs, cfg, best: int):
     """The model the clinic would use: fold heads averaged on the frozen backbone (best fold if fine-tuned)."""
     if cfg.unfreeze:
         return models[best].eval()
     heads = [m.head if isinstance(m, Net) else m for _, m in sorted(models.items())]
-    return Net(src.backbone, MeanHead(heads)).eval()
+    return Net(inputs.backbone, MeanHead(heads)).eval()
 
 
-def extra_sections(out: Path, cfg, info: dict, metrics: dict, plan, models: dict, src, arch, oof_rows: list[dict],
+def extra_sections(out: Path, cfg, info: dict, metrics: dict, plan, models: dict, inputs, arch, oof_rows: list[dict],
                    plt) -> list[str]:
     """Calibration/operating point/CI sections and the pointing game; writes pointing.json and
     adds its summary to metrics.json."""
@@ -161,13 +166,15 @@ def extra_sections(out: Path, cfg, info: dict, metrics: dict, plan, models: dict
         result = {"note": "The export has no lesion boxes placed on its images (no roi_box, or no `original_sizes` in "
                           "dataset.json: re-export with a current `curate export`)."}
     else:
-        net = run_net(models, src, cfg, metrics["best_fold"])
+        net = run_net(models, inputs, cfg, metrics["best_fold"])
         p_pos = {(r["set"], r["image_id"]): float(r["p_positive_calibrated"] or r["p_positive"] or "nan")
                  for r in oof_rows}
-        results = pointing.pointing_game(net, arch, src.preset, plan.eval_sets, boxes, plan.classes, p_pos)
-        result = pointing.summarise(results)
+        picked, boxed = pointing.boxed_sample(plan.eval_sets, boxes, cfg.pointing_max, cfg.seed)
+        results = pointing.pointing_game(net, arch, inputs.preset, picked, boxes, plan.classes, p_pos)
+        result = pointing.summarise(results, boxed)
+        result["sample"] = None if cfg.pointing_max is None else {"max_per_set": cfg.pointing_max, "seed": cfg.seed}
         items = {(s, it.image_id): it for s, its in plan.eval_sets.items() for it in its}
-        result["figure"] = pointing.figure(out, results, items, src.preset, net, arch, plt)
+        result["figure"] = pointing.figure(out, results, items, inputs.preset, net, arch, plt)
         result["model"] = "best fold" if cfg.unfreeze else "mean of the fold models"
     write_atomic(out / "pointing.json", json.dumps(result, indent=2))
     metrics["pointing"] = {k: v for k, v in result.items() if k != "images"}

@@ -1,7 +1,7 @@
 """Image-level, out-of-fold view of a run, and what a clinic needs from it: calibrated
 probabilities, the operating point, and bootstrap confidence intervals.
 
-Reads the per-fold prediction rows `recipe.evaluate_fold` made. Every train image gets the
+Reads the per-fold prediction rows `loop.evaluate_fold` made. Every train image gets the
 probability of the one fold model that never saw it (out-of-fold, "train" below); test, test_roi and
 external images get the mean of the fold models (the ensemble `predict`, `serve` and the exported
 model use). Writes `<run>/oof_predictions.csv` and `<run>/triage.json`.

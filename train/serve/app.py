@@ -1,8 +1,13 @@
 """The triage web app: one page, `POST /api/predict`, `GET /healthz`, `GET /api/card`.
 
-Requests are decoded in the thread pool, then wait in a bounded queue (full → 429) for one model
-worker that takes up to `max_batch` waiting images at once (micro-batching: one forward pass for
-several clients), so concurrent clients share the CPU instead of fighting over it. Uploads live in
+Requests are decoded (JPEGs at reduced scale) and preprocessed to the network's input tensor in the
+thread pool, then wait in a bounded queue (full → 429) for one model worker that takes up to
+`max_batch` waiting images at once (micro-batching: one forward pass for several clients, and one
+for all fold heads), so concurrent clients share the CPU instead of fighting over it. The worker's
+torch uses `threads` cores (`train serve --threads`): on a small machine the rest decode uploads and
+encode answers meanwhile; more torch threads than free cores make every request slower. The
+Grad-CAM overlay goes back as a JPEG data URL (a PNG took ~30× longer to encode than the network's
+forward pass). Uploads live in
 memory only; with `keep_uploads` they are also written there (mode 0600). Nothing about an upload
 is logged.
 """
@@ -21,6 +26,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Optional
 
+import torch
 from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
@@ -49,7 +55,7 @@ class ServeSettings:
 
 @dataclass
 class Job:
-    image: object
+    x: torch.Tensor       # one preprocessed image (3, S, S)
     cam: bool
     future: asyncio.Future
 
@@ -63,10 +69,10 @@ class Worker:
         self.task: Optional[asyncio.Task] = None
         self.served = 0
 
-    def submit(self, image, cam: bool) -> asyncio.Future:
+    def submit(self, x: torch.Tensor, cam: bool) -> asyncio.Future:
         fut = asyncio.get_running_loop().create_future()
         try:
-            self.queue.put_nowait(Job(image, cam, fut))
+            self.queue.put_nowait(Job(x, cam, fut))
         except asyncio.QueueFull:
             raise ServeError(f"server busy: {self.settings.queue_size} photos are waiting; try again in a moment", 429) from None
         return fut
@@ -81,7 +87,7 @@ class Worker:
                 if not group:
                     continue
                 try:
-                    results = await to_thread.run_sync(self.model.triage, [j.image for j in group], cam)
+                    results = await to_thread.run_sync(self.model.triage_tensor, torch.stack([j.x for j in group]), cam)
                 except Exception as exc:  # a model failure answers these requests; the worker lives on
                     log.error("triage failed: %s", type(exc).__name__)
                     for j in group:
@@ -94,10 +100,16 @@ class Worker:
                 self.served += len(group)
 
 
-def _png_data_url(img) -> str:
+def _jpeg_data_url(img) -> str:
     buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    img.save(buf, format="JPEG", quality=85)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def _prepare(data: bytes, limits: Limits, model: Ensemble):
+    """Upright RGB image (JPEGs decoded at the smallest scale still ≥ the input size) and its input tensor."""
+    image = decode(data, limits, model.preset.size)
+    return image, model.preset(image)
 
 
 def _keep(folder: Path, data: bytes) -> None:
@@ -150,9 +162,9 @@ def create_app(model: Ensemble, settings: ServeSettings = ServeSettings()) -> Fa
         data = await read_upload(request.headers, request.stream(), settings.limits)
         if settings.keep_uploads:
             await to_thread.run_sync(_keep, settings.keep_uploads, data)
-        image = await to_thread.run_sync(decode, data, settings.limits, 2 * model.preset.size)
+        image, x = await to_thread.run_sync(_prepare, data, settings.limits, model)
         del data
-        result = await worker.submit(image, gradcam)
+        result = await worker.submit(x, gradcam)
         body = {
             "positive_class": model.positive, "p_positive": result.p_calibrated, "p_uncalibrated": result.p_positive,
             "calibrated": model.calibration is not None, "probabilities": result.probabilities,
@@ -163,7 +175,7 @@ def create_app(model: Ensemble, settings: ServeSettings = ServeSettings()) -> Fa
         if result.cam is not None:
             shown = image.copy()
             shown.thumbnail((OVERLAY_MAX, OVERLAY_MAX))
-            body["gradcam_png"] = await to_thread.run_sync(lambda: _png_data_url(overlay(shown, result.cam)))
+            body["gradcam_jpeg"] = await to_thread.run_sync(lambda: _jpeg_data_url(overlay(shown, result.cam)))
         return body
 
     app.state.worker = worker
