@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -31,16 +32,15 @@ def pg_server(tmp_path_factory):
         if IN_CI:
             pytest.fail(f"PostgreSQL binaries not found in {PG_BIN}")
         pytest.skip("PostgreSQL server binaries not installed")
-    base = tmp_path_factory.mktemp("pg")
+    # outside pytest's own temp root: a second pytest session (another checkout) resets that root to 0700,
+    # which would lock the postgres user out of its data directory mid-run
+    base = Path(tempfile.mkdtemp(prefix="curate-test-pg-"))
     data, sock = base / "data", base / "sock"
     sock.mkdir()
     if os.geteuid() == 0:
         shutil.chown(base, "postgres")
         shutil.chown(sock, "postgres")
-        os.chmod(base, 0o755)
-        for parent in base.parents:  # postgres must be able to traverse to its data dir
-            if str(parent).startswith(("/tmp", str(tmp_path_factory.getbasetemp().parent))):
-                os.chmod(parent, os.stat(parent).st_mode | 0o011)
+        os.chmod(base, 0o700)
     subprocess.run(_as_postgres([str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync"]),
                    check=True, capture_output=True)
     port = free_port()
@@ -52,6 +52,7 @@ def pg_server(tmp_path_factory):
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
     finally:
         subprocess.run(_as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]), capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture

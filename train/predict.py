@@ -32,7 +32,8 @@ def predict(run: Path, images: list[Path], threshold: Optional[float] = None, ou
         path = Path(path)
         try:
             # camera photos are triaged upright, as exported training images are (EXIF orientation applied)
-            img = decode(path.read_bytes(), Limits(), model.preset.size)  # as `serve` reads an upload
+            # full size (no JPEG draft, unlike `serve`): the Grad-CAM overlay is saved at the photo's own size
+            img = decode(path.read_bytes(), Limits())
         except OSError as exc:
             raise TrainError(f"cannot read image {path.name} ({type(exc).__name__})") from None
         except ServeError as exc:

@@ -16,7 +16,7 @@ from sqlmodel import Session, select
 from curate.label.audit_rank import Candidate, rank
 from curate.label.audit_run import matching_version, read_run
 from curate.label.diagnoses import FINAL, DiagnosisList
-from curate.label.pull import collect
+from curate.label.recompute import collect
 from db.models.label import Consensus, LabelProject, LabelRound, LabelTask
 
 

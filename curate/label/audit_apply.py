@@ -8,7 +8,7 @@ adjudicated), the audit reviewer's latest answer
   - any other diagnosis (a new, third opinion): the image is discarded (method audit_third_opinion), as the
     paper discards an image three clinicians cannot agree on.
 An image whose consensus is not final is left alone. The audit is applied whenever consensus is recomputed
-(curate.label.pull.write_consensus), so a later pull or push never undoes it; each change is recorded once
+(curate.label.recompute.write_consensus), so a later pull or push never undoes it; each change is recorded once
 in `consensus_history` (previous and new consensus, the reviewer, when, why, which annotation revision).
 """
 from __future__ import annotations
