@@ -20,7 +20,7 @@ def dedupe(
     ctx: typer.Context,
     min_side: Annotated[int, typer.Option(help="Shorter side, in pixels, below which an image is kept out of labelling (default: 128).")] = 128,
     radius: Annotated[int, typer.Option(help="Hamming radius of the hash search, 0-32 bits (default: 14).")] = 14,
-    similarity: Annotated[float, typer.Option(help="Verified DCT correlation a near-duplicate needs, 0.5-1.0 (default: 0.90).")] = 0.90,
+    similarity: Annotated[float, typer.Option(help="Hash (DCT) correlation a candidate needs before geometric verification decides, 0.5-1.0 (default: 0.75).")] = 0.75,
     method: Annotated[str, typer.Option(help="region-phash (crop/rotation/bar robust) or phash (default: region-phash).")] = "region-phash",
     backend: Annotated[str, typer.Option(help="Search back-end: auto, brute-force or multi-index (default: auto).")] = "auto",
     cnn: Annotated[bool, typer.Option("--cnn", help="Add the CNN-embedding stage (needs torch; hash-only without it).")] = False,
@@ -62,7 +62,7 @@ def run_and_render(ws, options: DedupeOptions = DedupeOptions(), review: bool = 
 def render(report: DedupeReport, sheet) -> None:
     rows = [["images", report.images], ["hashed this run", report.hashed], ["codes reused", report.reused],
             ["search", report.searched], *[[f"pairs: {k}", v] for k, v in sorted(report.pairs.items())],
-            ["clusters (2+ images)", report.clusters], ["duplicates", report.duplicates],
+            ["to review (not merged)", report.to_review], ["clusters (2+ images)", report.clusters], ["duplicates", report.duplicates],
             ["low resolution", report.low_res], ["steward decisions", report.overrides], ["to label", report.labelable],
             ["byte-identical arrivals (merged at intake)", report.byte_duplicates], ["skipped", len(report.skipped)]]
     console.print(table("dedupe summary", ["", "count"], rows))
@@ -71,6 +71,10 @@ def render(report: DedupeReport, sheet) -> None:
                             [[g["cluster"], g["size"], g["representative"], " ".join(map(str, g["members"][:12]))] for g in report.groups[:15]]))
     for image_id, reason in report.skipped[:20]:
         console.print(f"[yellow]skipped image {image_id}: {escape(reason)}[/]")
+    for line in report.recomputed[:20]:
+        console.print(f"[yellow]hash cache:[/] {escape(line)}")
+    for image_id, reason in report.whole_picture[:20]:
+        console.print(f"image {image_id}: {escape(reason)}")
     for reason, n in sorted(report.rejected_at_intake.items()):
         console.print(f"rejected at intake (never catalogued): {n} × {escape(reason)}")
     for note in report.notes:
