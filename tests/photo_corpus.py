@@ -122,15 +122,16 @@ def leak(img: Image.Image, name: str, seed: int) -> Image.Image:
 # --- hard negatives ------------------------------------------------------------------
 
 
-def closeup(seed: int, size: tuple[int, int] = (320, 256), skin: tuple[int, int, int] = (208, 160, 130)) -> Image.Image:
-    """One lesion-like blob on plain skin: the same skin and light for every seed, a different lesion."""
+def closeup(seed: int, size: tuple[int, int] = (320, 256), skin: tuple[int, int, int] = (208, 160, 130), texture: float = 0.025) -> Image.Image:
+    """One lesion-like blob on plain skin: the same skin colour and light for every seed, its own
+    pores and lesion. `texture=0` gives a smooth, noiseless picture (too little for keypoints)."""
     w, h = size
-    base = np.random.default_rng([0, 5])  # background shared by every seed
+    base = np.random.default_rng([seed, 5])
     rng = np.random.default_rng([seed, 6])
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     light = 1.0 + 0.12 * (xx / w - 0.5) - 0.08 * (yy / h - 0.5)
     pores = np.asarray(Image.fromarray(base.normal(0, 1, (h // 3, w // 3)).astype(np.float32), "F").resize((w, h), Image.BICUBIC))
-    rgb = np.array(skin, np.float32)[None, None] * (light * (1 + 0.025 * pores))[..., None]
+    rgb = np.array(skin, np.float32)[None, None] * (light * (1 + texture * pores))[..., None]
     cx, cy = rng.uniform(0.3, 0.7) * w, rng.uniform(0.3, 0.7) * h
     r = rng.uniform(0.08, 0.16) * min(w, h)
     ang = rng.uniform(0, np.pi)
@@ -143,8 +144,8 @@ def closeup(seed: int, size: tuple[int, int] = (320, 256), skin: tuple[int, int,
     halo, core = np.exp(-d2 / 2.5), np.exp(-(d2**2))
     rgb = rgb * (1 - 0.4 * halo[..., None]) + lesion * 0.4 * halo[..., None]
     rgb = rgb * (1 - core[..., None]) + lesion * rng.uniform(0.6, 1.1) * core[..., None]
-    rgb += rng.normal(0, 2.0, rgb.shape)
-    return Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(0.5))
+    rgb += rng.normal(0, 2.0, rgb.shape) * (texture > 0)
+    return Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(0.5 if texture else 3))
 
 
 def same_frame(img: Image.Image, width: int = 40, colour: str = "white", canvas: tuple[int, int] = (400, 340)) -> Image.Image:

@@ -20,7 +20,7 @@ def dedupe(
     ctx: typer.Context,
     min_side: Annotated[int, typer.Option(help="Shorter side, in pixels, below which an image is kept out of labelling (default: 128).")] = 128,
     radius: Annotated[int, typer.Option(help="Hamming radius of the hash search, 0-32 bits (default: 14).")] = 14,
-    similarity: Annotated[float, typer.Option(help="Hash (DCT) correlation a candidate needs before geometric verification decides, 0.5-1.0 (default: 0.75).")] = 0.75,
+    similarity: Annotated[float, typer.Option(help="Hash (DCT) correlation a candidate needs before geometric verification decides, 0.5-1.0 (default: 0.60).")] = 0.60,
     method: Annotated[str, typer.Option(help="region-phash (crop/rotation/bar robust) or phash (default: region-phash).")] = "region-phash",
     backend: Annotated[str, typer.Option(help="Search back-end: auto, brute-force or multi-index (default: auto).")] = "auto",
     cnn: Annotated[bool, typer.Option("--cnn", help="Add the CNN-embedding stage (needs torch; hash-only without it).")] = False,

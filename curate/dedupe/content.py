@@ -9,8 +9,8 @@ Why hand-written: OpenCV and scikit-image offer thresholding and contours, but
 no "strip uniform bands of any colour from each side" that tolerates JPEG
 ringing; the rule below is a few numpy lines. A line (row or column) is part
 of a border when at least `UNIFORM_SHARE` of its pixels lie within `TOL` grey
-levels (per channel) of the border's colour and its mean deviation is at most
-`MEAN_DEV`: JPEG noise on a flat frame stays well inside both, skin texture
+levels (per channel) of the border's colour and its median deviation is at most
+`MEAN_DEV` (median): JPEG noise on a flat frame stays well inside both, skin texture
 does not. Bands are peeled side by side until stable, then once more inside
 (a frame within a frame), up to `LEVELS` times.
 """
@@ -22,11 +22,12 @@ import numpy as np
 
 TOL = 20  # grey levels per channel a border pixel may differ from the border colour
 UNIFORM_SHARE = 0.97  # share of a line's pixels that must be within TOL
-MEAN_DEV = 6.0  # mean absolute deviation (grey levels) a border line may have
+MEAN_DEV = 3.0  # median absolute deviation (grey levels) a border line may have: flat frames stay near 1 after JPEG
 MIN_SIDE = 24  # pictures smaller than this are used whole (too small to search for a frame)
 MIN_CONTENT = 0.08  # a box narrower than this share of a side means the frame covers everything
 FLAT_STD = 2.5  # a whole picture with less spread than this is a single colour
 LEVELS = 3
+SKIP = 2  # seam lines allowed between two bands
 
 
 @dataclass(frozen=True)
@@ -53,16 +54,28 @@ class ContentBox:
         return ",".join(f"{v:.4f}" for v in self.fractions())
 
 
-def _uniform_run(lines: np.ndarray) -> int:
-    """How many leading lines of `lines` (n, length, channels) are uniform in the first line's colour."""
-    if len(lines) == 0:
-        return 0
+def _run_from(lines: np.ndarray) -> int:
     colour = np.median(lines[0], axis=0)
     dev = np.abs(lines - colour).max(axis=2)  # (n, length)
-    ok = ((dev <= TOL).mean(axis=1) >= UNIFORM_SHARE) & (dev.mean(axis=1) <= MEAN_DEV)
-    if not ok[0]:
+    ok = ((dev <= TOL).mean(axis=1) >= UNIFORM_SHARE) & (np.median(dev, axis=1) <= MEAN_DEV)
+    return len(ok) if ok.all() else int(np.argmin(ok))
+
+
+def _uniform_run(lines: np.ndarray) -> int:
+    """How many leading lines of `lines` (n, length, channels) form a uniform band.
+
+    Up to `SKIP` leading lines may be the blurred seam between two bands (JPEG
+    ringing where a frame meets the next band), if at least 3 uniform lines follow.
+    """
+    if lines.shape[0] == 0 or lines.shape[1] == 0:
         return 0
-    return int(np.argmin(ok)) if not ok.all() else len(ok)
+    run = _run_from(lines)
+    if run:
+        return run
+    for skip in range(1, SKIP + 1):
+        if lines.shape[0] > skip + 3 and (run := _run_from(lines[skip:])) >= 3:
+            return skip + run
+    return 0
 
 
 def _peel(a: np.ndarray) -> tuple[int, int, int, int]:

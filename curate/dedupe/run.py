@@ -52,7 +52,7 @@ CODE_BYTES, THUMB_BYTES = 8 * len(WINDOWS), THUMB * THUMB
 class DedupeOptions:
     min_side: int = 128  # images with a shorter side are kept out of labelling (the paper's low-res filter)
     radius: int = 14  # Hamming radius of the hash search (bits of 64)
-    similarity: float = 0.75  # DCT correlation a hash candidate needs to be verified geometrically
+    similarity: float = 0.60  # DCT correlation a hash candidate needs to be verified geometrically
     method: str = "region-phash"  # phash | region-phash
     backend: str = "auto"  # auto | brute-force | multi-index
     cnn: bool = False  # add the CNN-embedding stage (needs torch)
