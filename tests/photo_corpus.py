@@ -34,17 +34,20 @@ def _load(name: str) -> Image.Image:
 def tiles(name: str, side: int) -> list[Image.Image]:
     """Non-overlapping `side` x `side` tiles of a photo (different pictures, same camera and scene)."""
     img = _load(name)
-    return [img.crop((x, y, x + side, y + side)) for y in range(0, img.height - side + 1, side) for x in range(0, img.width - side + 1, side)]
+    out = [img.crop((x, y, x + side, y + side)) for y in range(0, img.height - side + 1, side) for x in range(0, img.width - side + 1, side)]
+    return [t for t in out if np.asarray(t.convert("L")).std() >= 12]  # not the black corners of a fundus photo
+
+
+TILED = {"retina": 256, "hubble_deep_field": 160, "astronaut": 160, "coffee": 160, "immunohistochemistry": 160,
+         "rocket": 160, "camera": 160, "brick": 160, "gravel": 160, "grass": 160, "moon": 160}
 
 
 def originals(limit: int | None = None) -> list[Image.Image]:
-    """Distinct real photos: whole pictures first, then tiles of the large ones, then quarter-size tiles."""
+    """Distinct real photos: whole pictures first, then non-overlapping tiles of the large ones
+    (one tile size per photo; a tile is under a tenth of its photo, a different picture)."""
     out = [_load(n) for n in COLOUR_PHOTOS + GREY_PHOTOS]
-    for side in (256, 200, 160):
-        for n in ("retina", "hubble_deep_field", "astronaut", "coffee", "immunohistochemistry", "rocket", "camera", "brick", "gravel", "grass", "moon"):
-            out.extend(tiles(n, side))
-            if limit and len(out) >= limit:
-                return out[:limit]
+    for n, side in TILED.items():
+        out.extend(tiles(n, side))
     return out[:limit] if limit else out
 
 

@@ -12,7 +12,8 @@ matched against the flipped picture. A match counts as the same photo only if
   a shared watermark, logo or one lesion's edge is not the whole photo), and
 * the transform lays one content box over most of the other
   (`SAME_COVER` of the smaller one: two different crops of one large photo
-  overlap too little).
+  overlap too little), and the shared area is at least `SAME_SHARE` of the
+  larger one (a small detail cut from a big photo is a different picture).
 
 Pairs just short of these (`REVIEW_*`), and pairs whose hash correlation is
 high but whose pictures have too few keypoints to decide, are "to review":
@@ -34,6 +35,8 @@ RANSAC_PX = 5.0  # reprojection tolerance at WORK scale
 SAME_INLIERS = 20
 SAME_CELLS = 4
 SAME_COVER = 0.70
+SAME_SHARE = 0.40
+REVIEW_SHARE = 0.20
 REVIEW_INLIERS = 10
 REVIEW_COVER = 0.45
 MIN_KEYPOINTS = 25  # fewer than this in either picture: not enough texture to decide
@@ -56,6 +59,7 @@ class Geometry:
     matches: int = 0
     cells: int = 0  # grid cells (of 16) of the shared area holding an inlier
     cover: float = 0.0  # share of the smaller content box covered by the other, once aligned
+    share: float = 0.0  # the shared area as a share of the larger content box
     mirrored: bool = False
 
 
@@ -96,18 +100,18 @@ def _cells(points: np.ndarray, w: int, h: int) -> int:
     return len(set(zip(gx.tolist(), gy.tolist())))
 
 
-def _cover(m: np.ndarray, a: Features, b: Features) -> tuple[float, np.ndarray]:
-    """Share of the smaller box covered, and the overlap polygon's bounding box in b's frame."""
+def _cover(m: np.ndarray, a: Features, b: Features) -> tuple[float, float, np.ndarray]:
+    """Share of the smaller box and of the larger box covered, and the overlap's bounding box in b's frame."""
     corners = np.array([[0, 0], [a.width, 0], [a.width, a.height], [0, a.height]], np.float32)
     mapped = corners @ m[:, :2].T + m[:, 2]
     box_b = np.array([[0, 0], [b.width, 0], [b.width, b.height], [0, b.height]], np.float32)
     area, inter = cv2.intersectConvexConvex(mapped.astype(np.float32), box_b)
     area_a = abs(cv2.contourArea(mapped.astype(np.float32)))
-    smaller = min(area_a, float(b.width * b.height))
+    smaller, larger = sorted((area_a, float(b.width * b.height)))
     if inter is None or smaller <= 0:
-        return 0.0, np.array([0, 0, b.width, b.height], np.float32)
+        return 0.0, 0.0, np.array([0, 0, b.width, b.height], np.float32)
     inter = inter.reshape(-1, 2)
-    return float(area) / smaller, np.array([*inter.min(0), *inter.max(0)], np.float32)
+    return float(area) / smaller, float(area) / larger, np.array([*inter.min(0), *inter.max(0)], np.float32)
 
 
 _MATCHER = cv2.BFMatcher(cv2.NORM_L2)
@@ -129,9 +133,9 @@ def _match_one(a: Features, b: Features, mirrored: bool) -> Geometry:
     scale = float(np.hypot(m[0, 0], m[1, 0]))
     if not 0.2 <= scale <= 5.0:
         return Geometry(matches=len(good), mirrored=mirrored)
-    cover, (x0, y0, x1, y1) = _cover(m, a, b)
+    cover, share, (x0, y0, x1, y1) = _cover(m, a, b)
     inl = pb[keep] - np.array([x0, y0], np.float32)
-    return Geometry(int(keep.sum()), len(good), _cells(inl, x1 - x0, y1 - y0), cover, mirrored)
+    return Geometry(int(keep.sum()), len(good), _cells(inl, x1 - x0, y1 - y0), cover, share, mirrored)
 
 
 def match(a: Features, a_flipped: Features, b: Features) -> Geometry:
@@ -145,11 +149,13 @@ def match(a: Features, a_flipped: Features, b: Features) -> Geometry:
 
 def decide(g: Geometry, corr: float, keypoints: tuple[int, int]) -> Verdict:
     """The documented rule (module docstring) on one pair's evidence."""
-    if g.inliers >= SAME_INLIERS and g.cells >= SAME_CELLS and g.cover >= SAME_COVER:
-        return Verdict(SAME, f"{g.inliers} matching keypoints over {g.cells}/16 cells, {g.cover:.0%} overlap", g)
-    if g.inliers >= REVIEW_INLIERS and g.cover >= REVIEW_COVER:
-        why = "few matching keypoints" if g.inliers < SAME_INLIERS else "matches bunched in one area" if g.cells < SAME_CELLS else "partial overlap"
-        return Verdict(REVIEW, f"near the threshold: {why} ({g.inliers} keypoints, {g.cells}/16 cells, {g.cover:.0%} overlap)", g)
+    said = f"{g.inliers} matching keypoints over {g.cells}/16 cells, {g.cover:.0%} overlap, {g.share:.0%} of the larger"
+    if g.inliers >= SAME_INLIERS and g.cells >= SAME_CELLS and g.cover >= SAME_COVER and g.share >= SAME_SHARE:
+        return Verdict(SAME, said, g)
+    if g.inliers >= REVIEW_INLIERS and g.cover >= REVIEW_COVER and g.share >= REVIEW_SHARE:
+        why = ("few matching keypoints" if g.inliers < SAME_INLIERS else "matches bunched in one area" if g.cells < SAME_CELLS
+               else "partial overlap" if g.cover < SAME_COVER else "one is a detail of the other")
+        return Verdict(REVIEW, f"near the threshold: {why} ({said})", g)
     if min(keypoints) < MIN_KEYPOINTS and corr >= REVIEW_CORR:
         return Verdict(REVIEW, f"hashes agree (correlation {corr:.3f}) but the pictures have too little texture to verify", g)
     return Verdict(DIFFERENT, f"no geometric match ({g.inliers} keypoints agree)", g)
