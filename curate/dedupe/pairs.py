@@ -58,7 +58,8 @@ class Verifier:
     def __init__(self, ws, workers: int = 0):
         self.ws = ws
         self.workers = workers or os.cpu_count() or 1
-        self.feats: dict[int, tuple[verify.Features, verify.Features] | None] = {}
+        self.feats: dict[int, tuple[verify.Features, np.ndarray] | None] = {}  # features, grey picture
+        self.flipped: dict[int, verify.Features] = {}
         with ws.session() as s:
             self.sha = dict(s.exec(select(Image.id, Image.sha256)).all())
             self.box = {i: parse_box(b) for i, b in s.exec(select(DedupeCode.image_id, DedupeCode.box)).all()}
@@ -68,7 +69,12 @@ class Verifier:
             grey = work_grey(self.ws.store.read(self.sha[image_id]), self.box.get(image_id, (0, 0, 1, 1)), verify.WORK)
         except Exception:  # unreadable now: the pair is judged on no evidence ("different" or "review")
             return None
-        return verify.features(grey), verify.features(np.ascontiguousarray(grey[:, ::-1]))
+        return verify.features(grey), grey
+
+    def _flipped(self, image_id: int) -> verify.Features:
+        if image_id not in self.flipped:
+            self.flipped[image_id] = verify.features(np.ascontiguousarray(self.feats[image_id][1][:, ::-1]))
+        return self.flipped[image_id]
 
     def prepare(self, image_ids) -> None:
         todo = sorted({i for i in image_ids if i not in self.feats})
@@ -81,7 +87,7 @@ class Verifier:
         fa, fb = self.feats[a], self.feats[b]
         if fa is None or fb is None:
             return verify.decide(verify.Geometry(), corr, (0, 0))
-        g = verify.match(fa[0], fa[1], fb[0])
+        g = verify.match(fa[0], lambda: self._flipped(a), fb[0])
         return verify.decide(g, corr, (len(fa[0].points), len(fb[0].points)))
 
 

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-WORK = 384  # longest side (px) of the content box the features are taken from
-N_FEATURES = 600
+WORK = 320  # longest side (px) of the content box the features are taken from
+N_FEATURES = 500
 CONTRAST = 0.01  # SIFT's default (0.04) finds too few keypoints on smooth skin
 RATIO = 0.8  # Lowe's ratio test
 RANSAC_PX = 5.0  # reprojection tolerance at WORK scale
@@ -138,12 +138,13 @@ def _match_one(a: Features, b: Features, mirrored: bool) -> Geometry:
     return Geometry(int(keep.sum()), len(good), _cells(inl, x1 - x0, y1 - y0), cover, share, mirrored)
 
 
-def match(a: Features, a_flipped: Features, b: Features) -> Geometry:
-    """The better of matching `a` and its mirror image against `b`."""
+def match(a: Features, a_flipped, b: Features) -> Geometry:
+    """The better of matching `a` and its mirror image against `b`; `a_flipped` is the mirror
+    image's features, or a function computing them (only called when the straight match fails)."""
     straight = _match_one(a, b, False)
     if straight.inliers >= SAME_INLIERS and straight.cover >= SAME_COVER:
         return straight
-    flipped = _match_one(a_flipped, b, True)
+    flipped = _match_one(a_flipped() if callable(a_flipped) else a_flipped, b, True)
     return max(straight, flipped, key=lambda g: (g.inliers, g.cover))
 
 
