@@ -137,8 +137,30 @@ def run_ours(corpus: Path, workdir: Path, workers: int) -> dict:
         for m in s.exec(select(DedupeMember)).all():
             groups[m.cluster_key].extend(names_of[m.image_id])
     pairs = [(g[0], x) for g in groups.values() for x in g[1:]]
-    return {"seconds": ingest_s + dedupe_s, "dedupe_seconds": dedupe_s, "pairs": pairs,
+    return {"seconds": ingest_s + dedupe_s, "dedupe_seconds": dedupe_s, "pairs": pairs, "diagnosis": diagnose(ws, names_of),
             "extra": f"ingest {ingest_s:.1f}s; dedupe: hash {rep.seconds['hash']:.1f}s, search + verify {rep.seconds['search']:.1f}s; {rep.to_review} pairs to review"}
+
+
+def diagnose(ws, names_of: dict) -> dict:
+    """For every (file, file) pair: did the hash search propose it, and what did verification say?
+    Re-runs the search and the verification outside the timed run (`main` prints it for missed copies)."""
+    from curate.dedupe.hashing import RegionPHash
+    from curate.dedupe.pairs import Verifier, load_codes
+    from curate.dedupe.run import ALGO, DedupeOptions
+
+    opts = DedupeOptions(min_side=1)
+    with ws.session() as s:
+        ids, codes, thumbs, _ = load_codes(s, ALGO)
+    matches = RegionPHash(radius=opts.radius, similarity=opts.similarity).find_duplicates(codes, thumbs)
+    verifier = Verifier(ws, 0)
+    out = {}
+    for m in matches:
+        a, b = int(ids[m.a]), int(ids[m.b])
+        v = verifier.check(a, b, m.similarity, m.dihedral)
+        for x in names_of[a]:
+            for y in names_of[b]:
+                out[f"{x}|{y}"] = out[f"{y}|{x}"] = f"proposed (corr {m.similarity:.2f}), verified {v.decision}: {v.reason}"
+    return out
 
 
 def run_imagededup(corpus: Path) -> dict:
@@ -215,6 +237,22 @@ def score(truth: dict, pairs: list) -> dict:
         "precision": tp / (tp + fp) if tp + fp else 1.0,
         "false_pairs": fp,
     }
+
+
+def missed(truth: dict, pairs: list, diag: dict) -> list[tuple[str, str]]:
+    """(copy, why) for every planted copy not grouped with its original."""
+    files = truth["files"]
+    cluster_of = {}
+    for a, b in pairs:  # run_ours lists each cluster as (first, member) pairs
+        cluster_of.setdefault(a, a)
+        cluster_of[b] = cluster_of[a]
+    original = {v["group"]: f for f, v in files.items() if not v["transform"] and f.startswith("p")}
+    out = []
+    for f, v in sorted(files.items(), key=lambda kv: (kv[1]["transform"], kv[0])):
+        o = original.get(v["group"])
+        if v["transform"] and o and cluster_of.get(f, f) != cluster_of.get(o, o):
+            out.append((f, diag.get(f"{f}|{o}", "never proposed by the hash search")))
+    return out
 
 
 def scale(n: int, seed: int = 0) -> dict:
@@ -308,6 +346,11 @@ def main(argv: list[str] | None = None) -> None:
     ours = out["tools"].get("mpox-curate")
     if ref and ours:
         print(f"speed-up over imagededup: ingest + dedupe {ref['seconds'] / ours['seconds']:.1f}x, dedupe alone {ref['seconds'] / ours['dedupe_seconds']:.1f}x")
+    diag = results.get("mpox-curate", {}).get("diagnosis")
+    if diag is not None:
+        print("missed copies (hash search vs verification):")
+        for f, why in missed(truth, results["mpox-curate"]["pairs"], diag):
+            print(f"  {f}: {why}")
     for name, res in results.items():
         if res.get("extra"):
             print(f"{name}: {res['extra']}")

@@ -136,3 +136,30 @@ def test_stale_and_corrupt_hash_cache_is_recomputed_with_a_reason(corpus):
     assert any("older algorithm version" in line for line in report.recomputed)
     with ws.session() as s:
         assert cluster_map(s) == before
+
+
+def test_the_hash_orientation_picks_the_one_matching_to_try():
+    """A mirrored copy is found by matching the mirror image only when the hash says "mirror"
+    (one matching, not two); told "straight" with no fallback it is not, with the fallback it is."""
+    import cv2
+    import numpy as np
+
+    from curate.dedupe import verify
+    from curate.dedupe.hashing import DIHEDRAL, is_mirror
+
+    grey = cv2.cvtColor(np.asarray(PHOTOS[2]), cv2.COLOR_RGB2GRAY)
+    copy = np.ascontiguousarray(grey[: grey.shape[0] * 9 // 10, ::-1])
+    a, b = verify.features(grey), verify.features(copy)
+    flips = []
+
+    def flipped():
+        flips.append(1)
+        return verify.features(np.ascontiguousarray(grey[:, ::-1]))
+
+    told_mirror = verify.match(a, flipped, b, mirrored=True, both=False)
+    assert told_mirror.mirrored and verify.decide(told_mirror, 0.9, (500, 500)).decision == verify.SAME
+    assert verify.decide(verify.match(a, flipped, b, mirrored=False, both=False), 0.9, (500, 500)).decision == verify.DIFFERENT
+    assert verify.decide(verify.match(a, flipped, b, mirrored=False, both=True), 0.9, (500, 500)).decision == verify.SAME
+    assert len(flips) == 2  # the mirror features only where the mirror was tried
+    assert [is_mirror(d) for d in range(8)] == [sum(t) % 2 == 1 for t in DIHEDRAL]
+    assert is_mirror(DIHEDRAL.index((False, False, True))) and not is_mirror(DIHEDRAL.index((True, True, False)))

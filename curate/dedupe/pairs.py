@@ -22,7 +22,7 @@ from sqlmodel import Session, select
 from curate.dedupe import verify
 from curate.dedupe.cluster import KIND_RANK
 from curate.dedupe.decode import THUMB, parse_box, work_grey
-from curate.dedupe.hashing import METHODS, WINDOWS, RegionPHash
+from curate.dedupe.hashing import METHODS, WINDOWS, RegionPHash, is_mirror
 from db.models import DedupeCode, DedupePair, Image
 
 COMPLETE_MAX = 24  # tentative groups up to this size get every pair verified
@@ -82,17 +82,19 @@ class Verifier:
             for i, f in zip(todo, pool.map(self._features, todo)):
                 self.feats[i] = f
 
-    def check(self, a: int, b: int, corr: float) -> verify.Verdict:
+    def check(self, a: int, b: int, corr: float, dihedral: int | None = None) -> verify.Verdict:
+        """`dihedral`: the hash's orientation of a onto b (None: unknown, both tried)."""
         self.prepare((a, b))
         fa, fb = self.feats[a], self.feats[b]
         if fa is None or fb is None:
             return verify.decide(verify.Geometry(), corr, (0, 0))
-        g = verify.match(fa[0], lambda: self._flipped(a), fb[0])
+        mirrored = None if dihedral is None else is_mirror(dihedral)
+        g = verify.match(fa[0], lambda: self._flipped(a), fb[0], mirrored, corr >= verify.BOTH_CORR)
         return verify.decide(g, corr, (len(fa[0].points), len(fb[0].points)))
 
 
-def _verified(verifier: Verifier, a: int, b: int, corr: float, hamming: int | None) -> Pair | None:
-    v = verifier.check(a, b, corr)
+def _verified(verifier: Verifier, a: int, b: int, corr: float, hamming: int | None, dihedral: int | None = None) -> Pair | None:
+    v = verifier.check(a, b, corr, dihedral)
     if v.decision == verify.DIFFERENT:
         return None
     kind = "hash" if v.decision == verify.SAME else "review"
@@ -158,8 +160,8 @@ def find_pairs(ws, options, algo: str, report) -> list[Pair]:
     verifier = Verifier(ws, options.workers)
     verifier.prepare(int(ids[i]) for m in matches for i in (m.a, m.b))
     for m in matches:
-        a, b = sorted((int(ids[m.a]), int(ids[m.b])))
-        p = _verified(verifier, a, b, m.similarity, m.hamming)
+        a, b = int(ids[m.a]), int(ids[m.b])  # ids ascend and m.a < m.b: the dihedral turns a onto b
+        p = _verified(verifier, a, b, m.similarity, m.hamming, m.dihedral if options.method == "region-phash" else None)
         if p is not None:
             found.append(p)
     if options.cnn:

@@ -41,6 +41,7 @@ REVIEW_INLIERS = 10
 REVIEW_COVER = 0.45
 MIN_KEYPOINTS = 25  # fewer than this in either picture: not enough texture to decide
 REVIEW_CORR = 0.95  # hash correlation that sends an undecidable pair to review
+BOTH_CORR = 0.90  # from this hash correlation, the other orientation is tried when the hash's one fails
 
 SAME, REVIEW, DIFFERENT = "same", "review", "different"
 
@@ -138,14 +139,21 @@ def _match_one(a: Features, b: Features, mirrored: bool) -> Geometry:
     return Geometry(int(keep.sum()), len(good), _cells(inl, x1 - x0, y1 - y0), cover, share, mirrored)
 
 
-def match(a: Features, a_flipped, b: Features) -> Geometry:
+def match(a: Features, a_flipped, b: Features, mirrored: bool | None = None, both: bool = True) -> Geometry:
     """The better of matching `a` and its mirror image against `b`; `a_flipped` is the mirror
-    image's features, or a function computing them (only called when the straight match fails)."""
-    straight = _match_one(a, b, False)
-    if straight.inliers >= SAME_INLIERS and straight.cover >= SAME_COVER:
-        return straight
-    flipped = _match_one(a_flipped() if callable(a_flipped) else a_flipped, b, True)
-    return max(straight, flipped, key=lambda g: (g.inliers, g.cover))
+    image's features, or a function computing them (only called when it is tried).
+
+    `mirrored` is the hash search's orientation (None: unknown), tried first; the other one is
+    tried only when that fails and `both` is set. SIFT is rotation-invariant, so only the
+    mirror matters, and most candidates are different photos: one matching instead of two
+    (and no mirror features) roughly halves the verification time."""
+    def one(flip: bool) -> Geometry:
+        return _match_one(a_flipped() if callable(a_flipped) else a_flipped, b, True) if flip else _match_one(a, b, False)
+
+    first = one(bool(mirrored))
+    if (first.inliers >= SAME_INLIERS and first.cover >= SAME_COVER) or (mirrored is not None and not both):
+        return first
+    return max(first, one(not mirrored), key=lambda g: (g.inliers, g.cover))
 
 
 def decide(g: Geometry, corr: float, keypoints: tuple[int, int]) -> Verdict:
