@@ -115,7 +115,7 @@ def build_corpus(out: Path, synthetic: int, per_photo: int, closeups: int, worke
 # --- tools -------------------------------------------------------------------------------
 
 
-def run_ours(corpus: Path, workdir: Path, workers: int) -> dict:
+def run_ours(corpus: Path, workdir: Path, workers: int, why_missed: bool = False) -> dict:
     from curate.dedupe.run import DedupeOptions, run_dedupe
     from curate.intake.ingest import IngestOptions, ingest_folder
     from curate.workspace import Workspace
@@ -137,7 +137,7 @@ def run_ours(corpus: Path, workdir: Path, workers: int) -> dict:
         for m in s.exec(select(DedupeMember)).all():
             groups[m.cluster_key].extend(names_of[m.image_id])
     pairs = [(g[0], x) for g in groups.values() for x in g[1:]]
-    return {"seconds": ingest_s + dedupe_s, "dedupe_seconds": dedupe_s, "pairs": pairs, "diagnosis": diagnose(ws, names_of),
+    return {"seconds": ingest_s + dedupe_s, "dedupe_seconds": dedupe_s, "pairs": pairs, "diagnosis": diagnose(ws, names_of) if why_missed else None,
             "extra": f"ingest {ingest_s:.1f}s; dedupe: hash {rep.seconds['hash']:.1f}s, search + verify {rep.seconds['search']:.1f}s; {rep.to_review} pairs to review"}
 
 
@@ -299,6 +299,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--tools", default="ours,imagededup,difpy")
     p.add_argument("--other-python", default=sys.executable, help="python with imagededup and difPy installed (default: this one)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--why-missed", action="store_true", help="list our missed copies: never proposed by the hash search, or what verification said (re-runs both, untimed)")
     p.add_argument("--tool", default=None, help=argparse.SUPPRESS)  # internal: run one foreign tool, print JSON
     args = p.parse_args(argv)
     corpus = args.corpus / f"real{args.per_photo}-syn{args.synthetic}-c{args.closeups}"
@@ -313,7 +314,7 @@ def main(argv: list[str] | None = None) -> None:
     for tool in args.tools.split(","):
         if tool == "ours":
             with tempfile.TemporaryDirectory() as tmp:
-                results["mpox-curate"] = run_ours(corpus / "images", Path(tmp), args.workers)
+                results["mpox-curate"] = run_ours(corpus / "images", Path(tmp), args.workers, args.why_missed)
             continue
         proc = subprocess.run([args.other_python, __file__, "--tool", tool, "--synthetic", str(args.synthetic), "--per-photo", str(args.per_photo),
                                "--closeups", str(args.closeups), "--corpus", str(args.corpus)], capture_output=True, text=True, cwd=ROOT)
