@@ -23,9 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlmodel import select  # noqa: E402
 
 from curate.label.client import StudioClient  # noqa: E402
-from curate.label.diagnoses import DIAGNOSES  # noqa: E402
+from curate.label.config import render  # noqa: E402
+from curate.label.diagnoses import PAPER  # noqa: E402
 from curate.label.pull import pull  # noqa: E402
-from curate.label.rounds import label_config  # noqa: E402
 from curate.studio.server import EmbeddedServer, free_port, init_data_dir  # noqa: E402
 from curate.workspace import Workspace  # noqa: E402
 from db.models import Image  # noqa: E402
@@ -67,11 +67,11 @@ def main(argv=None) -> None:
             round_id = rnd.id
         t = time.perf_counter()
         for rater in rnd_raters:
-            remote = client.create_round(f"bench {rater}", label_config(), None)
+            remote = client.create_round(f"bench {rater}", render(PAPER), None)
             tasks = [{"data": {"image": f"/data/local-files/?d=x/{i}.jpg", "context": ""},
                       "annotations": [{"result": [
                           {"from_name": "diagnosis", "to_name": "image", "type": "choices",
-                           "value": {"choices": [rng.choice(list(DIAGNOSES.values()))]}},
+                           "value": {"choices": [rng.choice(list(PAPER.names.values()))]}},
                           {"from_name": "lesion", "to_name": "image", "type": "rectanglelabels",
                            "value": {"x": 10, "y": 10, "width": 20, "height": 20, "rotation": 0, "rectanglelabels": ["Lesion"]}}]}]}
                      for i in image_ids]

@@ -1,4 +1,8 @@
-"""Audit log: every command that changes the catalogue leaves a `CommandRun` row."""
+"""Audit log: every command that changes the catalogue leaves a `CommandRun` row.
+
+`audited` also holds the workspace's writer lock for the whole command (see `curate.lock`), and marks
+the runs of a previous holder that was killed as "killed", so nothing stays "running" forever.
+"""
 from __future__ import annotations
 
 import json
@@ -7,15 +11,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
+from sqlmodel import select
+
 from curate import __version__
+from curate.lock import note_run, stale_runs, workspace_lock
+from curate.redact import redact_value
 from db.models import CommandRun, utcnow
 
 _SECRET = re.compile(r"token|password|passwd|secret|api_?key|credential", re.I)
 
 
 def redact(args: dict[str, Any]) -> dict[str, Any]:
-    """Drop values whose names look like secrets; they must never reach the catalogue."""
-    return {k: ("<redacted>" if _SECRET.search(k) else v) for k, v in args.items()}
+    """Drop values whose names look like secrets, and secrets inside the others (user:password@ in a URL);
+    they must never reach the catalogue."""
+    return {k: ("<redacted>" if _SECRET.search(k) else redact_value(v)) for k, v in args.items()}
 
 
 @dataclass
@@ -26,28 +35,43 @@ class Run:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
+def mark_killed(ws, run_ids: list[int]) -> int:
+    """Runs left "running" by a process that died are recorded as "killed"."""
+    if not run_ids:
+        return 0
+    with ws.session() as s:
+        rows = s.exec(select(CommandRun).where(CommandRun.id.in_(run_ids), CommandRun.status == "running")).all()
+        for row in rows:
+            row.status = "killed"
+            row.finished_at = utcnow()
+        return len(rows)
+
+
 @contextmanager
 def audited(ws, command: str, args: dict[str, Any] | None = None) -> Iterator[Run]:
-    """Record the run at start (so a killed run is visible) and its outcome at the end."""
-    row = CommandRun(command=command, arguments=json.dumps(redact(args or {}), default=str), tool_version=__version__)
-    with ws.session() as s:
-        s.add(row)
-        s.flush()
-        run = Run(id=row.id)
-    status = "failed"
-    try:
-        yield run
-        status = "ok"
-    except KeyboardInterrupt:
-        status = "interrupted"
-        raise
-    finally:
+    """Hold the workspace lock; record the run at start (so a killed run is visible) and its outcome at the end."""
+    with workspace_lock(ws.root, command) as held:
+        mark_killed(ws, stale_runs(held))
+        row = CommandRun(command=command, arguments=json.dumps(redact(args or {}), default=str), tool_version=__version__)
+        with ws.session() as s:
+            s.add(row)
+            s.flush()
+            run = Run(id=row.id)
+        note_run(held, run.id)
+        status = "failed"
         try:
-            with ws.session() as s:
-                row = s.get(CommandRun, run.id)
-                if row is not None:
-                    row.status = status
-                    row.summary = json.dumps(run.summary, default=str)
-                    row.finished_at = utcnow()
-        except Exception:  # the audit row must never mask the command's own error
-            pass
+            yield run
+            status = "ok"
+        except KeyboardInterrupt:
+            status = "interrupted"
+            raise
+        finally:
+            try:
+                with ws.session() as s:
+                    row = s.get(CommandRun, run.id)
+                    if row is not None:
+                        row.status = status
+                        row.summary = json.dumps(redact_value(run.summary), default=str)
+                        row.finished_at = utcnow()
+            except Exception:  # the audit row must never mask the command's own error
+                pass

@@ -8,7 +8,10 @@ The export stage writes, and this module reads, one folder per version
     dataset.json    {"name", "version", "task": "binary"|"diagnosis", "classes": [sorted names],
                      "image_size": [w, h], "resize_policy": "stretch"|"pad"|"center-crop",
                      "seed": int, "folds": int, "external_sources": [...], "parent": null|"x.y.z",
-                     "created_at": iso-8601, ...more keys allowed}
+                     "created_at": iso-8601, "diagnoses": [{"slug", "name", "binary": class|null}]
+                     (the study's declared list; format_version >= 2),
+                     "original_sizes": {image_id: [w, h]} of the oriented original, for rows with a roi_box
+                                       (optional; places the box on the exported image), ...more keys allowed}
     manifest.csv    one row per exported image; header, in this order:
                     file,roi_file,sha256,roi_sha256,image_id,label,diagnosis,split,fold,source,licence,
                     consensus_method,n_raters,agreement,roi_box,cluster,has_case_id
@@ -17,10 +20,11 @@ The export stage writes, and this module reads, one folder per version
                       split     train | test | external
                       fold      0..folds-1 for train rows, "" otherwise
                       label     class folder name (binary task: "mpox" / "non_mpox")
-                      diagnosis fine diagnosis slug
+                      diagnosis fine diagnosis slug (a declared one, or "other_diagnosis")
                       roi_box   "x0 y0 x1 y1" in original pixels, or ""
     SHA256SUMS      "<hex>  <relative/path>" (sha256sum format) for every file except itself, sorted by path
     README.md, croissant.json
+    audit.json    the leakage audit run at export (curate.export.leakage; absent in older versions)
     train/<class>/*.jpg  test/<class>/*.jpg  external/<class>/*.jpg            (ImageFolder-loadable)
     roi/train/<class>/*.jpg  roi/test/<class>/*.jpg  roi/external/<class>/*.jpg
 
@@ -234,6 +238,44 @@ class DatasetVersion:
                 )
             )
         return out
+
+    def roi_boxes(self) -> dict[str, tuple[float, float, float, float]]:
+        """Lesion region per image id as fractions (x0, y0, x1, y1) of the *exported* image.
+
+        `roi_box` is in pixels of the oriented original; dataset.json's `original_sizes` and
+        `resize_policy` place it on the exported image. Exports made before `original_sizes` existed
+        give an empty dict.
+        """
+        sizes = self.meta.get("original_sizes") or {}
+        sw, sh = (float(v) for v in (self.meta.get("image_size") or [1, 1])[:2])
+        policy = self.meta.get("resize_policy", "stretch")
+        out = {}
+        for row in self.rows:
+            size = sizes.get(row["image_id"])
+            if not row["roi_box"] or not size:
+                continue
+            x0, y0, x1, y1 = (float(v) for v in row["roi_box"].split())
+            w, h = float(size[0]), float(size[1])
+            if policy == "center-crop":
+                scale = max(sw / w, sh / h)
+                cw, ch = sw / scale, sh / scale
+                ox, oy = (w - cw) / 2, (h - ch) / 2
+                fx = [min(max((x - ox) / cw, 0.0), 1.0) for x in (x0, x1)]
+                fy = [min(max((y - oy) / ch, 0.0), 1.0) for y in (y0, y1)]
+            elif policy == "pad":
+                ratio = min(sw / w, sh / h)
+                iw, ih = max(1, round(w * ratio)), max(1, round(h * ratio))
+                ox, oy = (sw - iw) // 2, (sh - ih) // 2
+                fx = [(ox + x * iw / w) / sw for x in (x0, x1)]
+                fy = [(oy + y * ih / h) / sh for y in (y0, y1)]
+            else:  # stretch
+                fx, fy = [x0 / w, x1 / w], [y0 / h, y1 / h]
+            out[row["image_id"]] = (fx[0], fy[0], fx[1], fy[1])
+        return out
+
+    def groups(self) -> dict[str, str]:
+        """Image id -> its near-duplicate cluster (the unit a bootstrap resamples); the id when unclustered."""
+        return {row["image_id"]: row["cluster"] or row["image_id"] for row in self.rows}
 
     def folds(self) -> list[int]:
         """Fold numbers present in the train split, sorted."""

@@ -35,3 +35,15 @@ class ExportError(ConfigError):
 
 class DatasetError(CurateError):
     """A dataset version is missing, malformed, or does not match its checksums."""
+
+
+class DeviceError(CurateError):
+    """The asked-for torch device (e.g. cuda) is not available here."""
+
+
+class ServeError(CurateError):
+    """An uploaded image cannot be triaged; the message is the one-line reason the client sees."""
+
+    def __init__(self, message: str, status: int = 422):
+        super().__init__(message)
+        self.status = status

@@ -5,6 +5,7 @@ No catalogue or workspace import here: `train` uses it and must stay free of the
 from __future__ import annotations
 
 import json
+import os
 import sys
 from contextlib import contextmanager
 from typing import Annotated, Any, Callable, Iterator, NoReturn
@@ -14,8 +15,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from typer.core import TyperGroup
+from typer.exceptions import Abort, Exit, TyperException
 
 from curate.errors import CurateError
+from curate.redact import redact_text
 
 console = Console()
 err_console = Console(stderr=True)
@@ -23,10 +27,37 @@ err_console = Console(stderr=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
 
 
+DEBUG_ENV = "CURATE_DEBUG"
+
+
+def one_line(message: str) -> str:
+    """What an error may show: secrets redacted (URLs' passwords, echoed Authorization headers), one line."""
+    return " ".join(redact_text(str(message)).split())
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
     """One red line on stderr, then exit. The message is escaped: paths like `[clinic] photos` print as-is."""
-    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(one_line(message))}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+class SafeGroup(TyperGroup):
+    """The root command group: an exception no command anticipated still ends in one line and exit 1,
+    never a traceback (set $CURATE_DEBUG=1 to see it); a CurateError anywhere is reported like `fail`."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (Exit, Abort, TyperException, SystemExit):  # typer's own: usage errors (exit 2), exits
+            raise
+        except KeyboardInterrupt:
+            fail("interrupted; re-run the same command to continue", code=130)
+        except CurateError as exc:
+            fail(str(exc))
+        except Exception as exc:  # noqa: BLE001 - the last line of defence against a traceback
+            if os.environ.get(DEBUG_ENV):
+                raise
+            fail(f"unexpected {type(exc).__name__}: {exc} (set {DEBUG_ENV}=1 for the traceback)")
 
 
 class reported:

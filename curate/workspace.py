@@ -2,39 +2,66 @@
 
 Layout::
 
-    <root>/curate.toml      marker + settings (never secrets)
+    <root>/curate.toml      marker + settings (never secrets): db_url, and [labels], the study's
+                            diagnosis list (curate/label/diagnoses.py; README "Workspace settings")
     <root>/catalogue.db     SQLite catalogue (unless --db / CURATE_DB_URL points elsewhere)
     <root>/objects/ab/…     originals by SHA-256
     <root>/exports/         dataset versions
     <root>/reports/         HTML review sheets and reports
     <root>/tmp/             partial files, renamed into place when complete
+
+Everything in it is private to the owner (folders 0700, files 0600/0400; see `curate.privacy`).
+The catalogue URL is remembered in `curate.toml` without its password (libpq takes it from
+$PGPASSWORD or ~/.pgpass), and a workspace created on PostgreSQL never falls back to SQLite.
 """
 from __future__ import annotations
 
 import os
+import random
+import time
 import tomllib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
 
-from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlmodel import Session
 
 from curate.errors import WorkspaceError
+from curate.redact import redact_text
 from curate.intake.store import ImageStore
+from curate.label.diagnoses import DiagnosisList
+from curate.privacy import exposed, tighten
 from db.engine import make_engine, session_scope
 from db.migrate import upgrade
 
 MARKER = "curate.toml"
 DB_ENV = "CURATE_DB_URL"
 WORKSPACE_ENV = "CURATE_WORKSPACE"
+T = TypeVar("T")
 
 
 def _redact(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True)
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparsable URL is shown without anything that looks like a password
+        return redact_text(url)
+
+
+def _without_password(url: str) -> str:
+    u = make_url(url)
+    return URL.create(u.drivername, u.username, None, u.host, u.port, u.database, u.query).render_as_string(hide_password=False)
+
+
+def _backend(url: str) -> str:
+    return make_url(url).get_backend_name()
+
+
+def _toml_str(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 @dataclass
@@ -42,28 +69,40 @@ class Workspace:
     root: Path
     db_url: str
     settings: dict = field(default_factory=dict)
+    diagnoses: DiagnosisList = field(default_factory=DiagnosisList)
 
     # --- construction -------------------------------------------------------------
     @classmethod
     def init(cls, root: Path | str = ".", db_url: str | None = None) -> "Workspace":
-        """Create (or complete) a workspace at `root`; safe to re-run."""
+        """Create (or complete) a workspace at `root`; safe to re-run. Makes everything in it private."""
         root = Path(root).resolve()
+        if db_url:
+            _check_url(db_url)
         try:
-            root.mkdir(parents=True, exist_ok=True)
+            root.mkdir(mode=0o700, parents=True, exist_ok=True)
             for sub in ("objects", "exports", "reports", "tmp"):
                 (root / sub).mkdir(mode=0o700, exist_ok=True)
-            os.chmod(root / "objects", 0o700)
             marker = root / MARKER
-            if not marker.exists():
-                # The URL is stored only when it carries no password.
-                lines = ["# mpox-curate workspace\n"]
-                if db_url and make_url(db_url).password is None:
-                    lines.append(f'db_url = "{db_url}"\n')
-                marker.write_text("".join(lines))
+            settings = _read_settings(marker) if marker.is_file() else None
+            if settings is None or ("db_url" not in settings and "backend" not in settings
+                                    and db_url and not (root / "catalogue.db").exists()):
+                # The URL is stored without its password; the backend is stored so it is never guessed.
+                lines = ["# mpox-curate workspace (never holds secrets)\n"]
+                if db_url and _backend(db_url) != "sqlite":
+                    lines.append(f"db_url = {_toml_str(_without_password(db_url))}\n")
+                    lines.append(f"backend = {_toml_str(_backend(db_url))}\n")
+                else:
+                    lines.append('backend = "sqlite"\n')
+                    if db_url:
+                        lines.append(f"db_url = {_toml_str(db_url)}\n")
+                fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "w") as fh:
+                    fh.write("".join(lines))
         except OSError as exc:
             raise WorkspaceError(f"cannot create workspace at {root}: {exc.strerror}") from exc
         ws = cls.open(root, db_url=db_url)
         ws.migrate()
+        tighten(ws.private_paths())
         return ws
 
     @classmethod
@@ -73,12 +112,19 @@ class Workspace:
         marker = root / MARKER
         if not marker.is_file():
             raise WorkspaceError(f"no workspace at {root} (run `curate init {root}` first)")
-        try:
-            settings = tomllib.loads(marker.read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise WorkspaceError(f"{marker}: unreadable workspace settings ({exc})") from exc
-        url = db_url or os.environ.get(DB_ENV) or settings.get("db_url") or f"sqlite:///{root / 'catalogue.db'}"
-        return cls(root=root, db_url=url, settings=settings)
+        settings = _read_settings(marker)
+        url = db_url or os.environ.get(DB_ENV) or settings.get("db_url")
+        if not url:
+            backend = settings.get("backend")
+            if backend not in (None, "sqlite") or (backend is None and not (root / "catalogue.db").exists()):
+                raise WorkspaceError(
+                    f"{marker} does not say where its {backend or 'catalogue'} is (created with a password in the URL?): "
+                    f"pass --db or set {DB_ENV} once, password in $PGPASSWORD or ~/.pgpass"
+                )
+            url = f"sqlite:///{root / 'catalogue.db'}"
+        _check_url(url)
+        diagnoses = DiagnosisList.from_settings(settings, where=str(marker))  # a bad list stops every command, before any write
+        return cls(root=root, db_url=url, settings=settings, diagnoses=diagnoses)
 
     # --- parts ----------------------------------------------------------------------
     @property
@@ -107,8 +153,30 @@ class Workspace:
         try:
             upgrade(engine)
         except OperationalError as exc:
-            raise WorkspaceError(f"cannot open catalogue {_redact(self.db_url)}: {exc.orig}") from exc
+            reason = redact_text(str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc.orig).__name__)
+            if _backend(self.db_url) != "sqlite" and make_url(self.db_url).password is None and "password" in reason:
+                raise WorkspaceError(
+                    f"catalogue {_redact(self.db_url)} needs a password: set $PGPASSWORD or add it to ~/.pgpass "
+                    f"(host:port:database:user:password), never to curate.toml ({reason})"
+                ) from exc
+            raise WorkspaceError(f"cannot open catalogue {_redact(self.db_url)}: {reason}") from exc
         return engine
+
+    def sqlite_files(self) -> list[Path]:
+        """The SQLite catalogue and its -wal/-shm companions (empty for PostgreSQL)."""
+        url = make_url(self.db_url)
+        if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+            return []
+        db = Path(url.database).resolve()
+        return [db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")]
+
+    def private_paths(self) -> list[Path]:
+        """Everything that must be the owner's alone: the workspace and a SQLite catalogue kept outside it."""
+        return [self.root, *(p for p in self.sqlite_files() if self.root not in p.parents)]
+
+    def exposed(self) -> list[str]:
+        """Paths in the workspace that other local users may read (for `curate status`)."""
+        return exposed(self.private_paths(), base=self.root)
 
     def migrate(self) -> None:
         self.engine  # noqa: B018 - building the engine migrates it
@@ -122,8 +190,43 @@ class Workspace:
         except OperationalError as exc:
             raise WorkspaceError(f"catalogue error ({_redact(self.db_url)}): {exc.orig}") from exc
 
+    def transact(self, work: Callable[[Session], T], attempts: int = 8) -> T:
+        """`work(session)` in one transaction, run again from the start when a concurrent writer got in
+        first: a unique key taken meanwhile (two ingests of the same photos) or, on SQLite, a snapshot
+        gone stale. `work` must be safe to repeat (look before insert) and touch nothing outside `session`."""
+        for attempt in range(1, attempts + 1):
+            try:
+                with session_scope(self.engine) as s:
+                    return work(s)
+            except IntegrityError as exc:
+                if attempt == attempts:
+                    raise WorkspaceError(f"catalogue write kept colliding with another writer: {exc.orig}") from exc
+            except OperationalError as exc:
+                if attempt == attempts or "locked" not in str(exc.orig).lower():
+                    raise WorkspaceError(f"catalogue error ({_redact(self.db_url)}): {exc.orig}") from exc
+            time.sleep(random.uniform(0.01, 0.05) * attempt)
+        raise AssertionError("unreachable")
+
     def describe_db(self) -> str:
         return _redact(self.db_url)
+
+
+def _read_settings(marker: Path) -> dict:
+    try:
+        return tomllib.loads(marker.read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise WorkspaceError(f"{marker}: unreadable workspace settings ({exc})") from exc
+
+
+def _check_url(url: str) -> None:
+    """A catalogue URL SQLAlchemy can use, or one line naming --db (its password never shown)."""
+    try:
+        parsed = make_url(url)
+        parsed.get_backend_name()
+        parsed.get_dialect()
+    except Exception as exc:  # ArgumentError, NoSuchModuleError, ValueError from a bad port
+        raise WorkspaceError(f"--db / {DB_ENV}: not a usable catalogue URL ({_redact(url)}): "
+                             f"{redact_text(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)}") from exc
 
 
 __all__ = ["Workspace", "SQLAlchemyError"]

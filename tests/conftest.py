@@ -99,3 +99,12 @@ def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05):
             return value
         time.sleep(interval)
     raise TimeoutError("condition not met in time")
+
+
+@pytest.fixture(scope="session")
+def triage_run(tmp_path_factory):
+    """One finished `train run` (ResNet-18, random weights, 32 px) shared by the triage, export and serve tests."""
+    pytest.importorskip("torch")
+    from train_fixtures import tiny_run
+
+    return tiny_run(tmp_path_factory.mktemp("triage"))

@@ -7,7 +7,9 @@
   JPEG, HTML served as image/jpeg, a decompression-bomb PNG, a zero-byte file, a 404,
   a 500, a redirect, the same bytes at two URLs, odd Unicode and `../` names.
 
-Everything listens on 127.0.0.1 only. `server.delay` slows every image down (for kill tests).
+Everything listens on 127.0.0.1 only (or another loopback address given as `host`). `server.delay`
+slows every image down (for kill tests); paths in `server.drip` are sent one byte every half second;
+`server.redirects` maps a path to any Location.
 """
 from __future__ import annotations
 
@@ -110,8 +112,10 @@ BAD_REASONS = {
 
 
 class EngineServer:
-    def __init__(self):
+    def __init__(self, host: str = "127.0.0.1"):
         self.files: dict[str, tuple[int, str, bytes]] = {}
+        self.drip: set[str] = set()
+        self.redirects: dict[str, str] = {}
         self.results: dict[str, list[Item]] = {}
         self.requests: list[str] = []
         self.delay = 0.0
@@ -134,6 +138,16 @@ class EngineServer:
                 except Exception as exc:  # pragma: no cover - a server bug shows as 599
                     status, ctype, body, headers = 599, "text/plain", repr(exc).encode(), {}
                 cut = self.path.startswith("/img/cut.jpg")
+                if urlsplit(self.path).path in server.drip:  # headers at once, then one byte every 0.5 s
+                    self.send_response(status)
+                    self.send_header("Content-Type", ctype)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    for i in range(len(body)):
+                        self.wfile.write(body[i:i + 1])
+                        self.wfile.flush()
+                        time.sleep(0.5)
+                    return
                 self.send_response(status)
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(body)))
@@ -149,11 +163,11 @@ class EngineServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = ThreadingHTTPServer((host, 0), Handler)
         self.httpd.daemon_threads = True
         self.httpd.handle_error = lambda request, address: None  # clients that hang up early are expected
         self.port = self.httpd.server_address[1]
-        self.base = f"http://127.0.0.1:{self.port}"
+        self.base = f"http://{host}:{self.port}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     # --- lifecycle ---
@@ -198,6 +212,8 @@ class EngineServer:
             return 200, "text/plain; charset=utf-8", self.baidu(one("word"), int(one("pn", "0")), int(one("rn", "30"))), {}
         if path == "/services/rest/":
             return (200, "application/json", self.flickr(qs), {})
+        if path in self.redirects:
+            return 302, "text/plain", b"", {"Location": self.redirects[path]}
         if path.startswith("/r/"):
             return 302, "text/plain", b"", {"Location": "/img/" + path[3:]}
         if path.startswith("/img/"):

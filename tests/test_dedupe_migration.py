@@ -1,4 +1,4 @@
-"""Migration 0005_dedupe_verify: a catalogue made before it keeps every dedupe row (SQLite and PostgreSQL)."""
+"""Migration 0008_dedupe_verify: a catalogue made before it keeps every dedupe row (SQLite and PostgreSQL)."""
 from __future__ import annotations
 
 from sqlmodel import select

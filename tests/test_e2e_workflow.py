@@ -21,6 +21,7 @@ from curate.cli import app  # noqa: E402
 from curate.workspace import Workspace  # noqa: E402
 from db.models import Image, Provenance, Source  # noqa: E402
 from images import encode, exif_jpeg, photo  # noqa: E402
+from curate.label.diagnoses import NEITHER_CHOICE  # noqa: E402
 from studio_server import RATERS  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.studio]
@@ -96,7 +97,7 @@ class Rater:
     def __init__(self, fx, email: str, project: int):
         from label_studio_sdk import LabelStudio
 
-        self.ls = LabelStudio(base_url=fx.url, api_key=fx.tokens[email])
+        self.ls = LabelStudio(base_url=fx.urls[email], api_key=fx.tokens[email])  # on the clinician's own server
         self.tasks = {t.data["image_id"]: t.id for t in self.ls.tasks.list(project=project)}
 
     def annotate(self, image_id: int, res: list[dict]) -> None:
@@ -112,7 +113,7 @@ def test_steward_workflow(studio_server, tmp_path, monkeypatch):
     root = fx.base / "e2e-ws"
     data = make_folders(tmp_path)
     w = ("-w", str(root))
-    url = ("--url", fx.url)
+    url = tuple(fx.url_args())  # each clinician's own server
 
     # 1. init + ingest ---------------------------------------------------------------------
     cli("init", str(root))
@@ -196,7 +197,7 @@ def test_steward_workflow(studio_server, tmp_path, monkeypatch):
     assert set(rc.tasks) == {dis_a, dis_b, dis_third}
     rc.annotate(dis_a, result(LS["genital_herpes"], (images[dis_a].width, images[dis_a].height)))  # with A
     rc.annotate(dis_b, result(LS["genital_warts"], (images[dis_b].width, images[dis_b].height)))  # with B
-    rc.annotate(dis_third, result(LS["genital_warts"], (images[dis_third].width, images[dis_third].height)))
+    rc.annotate(dis_third, result(NEITHER_CHOICE, (images[dis_third].width, images[dis_third].height)))  # discards
     p2 = jcli("label", "pull", *w, *url)
     assert p2["new"] == 3, p2
     rep = jcli("label", "report", *w)

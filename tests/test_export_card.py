@@ -14,7 +14,8 @@ META = {"name": "mpox", "version": "1.1.0", "task": "binary", "classes": ["mpox"
         "parent": "1.0.0", "created_at": "2026-01-02T03:04:05Z",
         "preprocessing": {"roi_margin": 0.1, "resample": "bicubic", "jpeg_quality": 90, "jpeg_subsampling": "4:2:0"}}
 LABELS = {"statuses": {"pending": 0, "agreed": 3, "adjudicated": 1, "discarded": 2, "excluded": 1},
-          "exclusions": {"identifiable_features": 1}, "not_assessable": 0, "methods": {"unanimous": 3, "adjudication": 1},
+          "excluded": {"identifiable_features": 1, "discarded": 2}, "rules": {"low_quality": "both", "third_opinion": "discard"},
+          "methods": {"unanimous": 3, "adjudication": 1},
           "raters": {"2": 3, "3": 1}, "mean_agreement": 0.9, "kappa": {"pairs": 4, "kappa": 0.71, "observed_agreement": None}}
 
 
@@ -25,7 +26,8 @@ def test_card_tables_and_kappa():
     text = render(META, rows, LABELS, [], [], 0, diff).decode()
     assert "| mpox | 1 | 0 | 0 | 1 |" in text and "| non_mpox | 1 | 1 | 1 | 3 |" in text and "| **total** | 2 | 1 | 1 | 4 |" in text
     assert "Cohen's kappa between the first two raters: 0.710 over 4 doubly-rated images." in text
-    assert "| discarded | 2 |" in text and "identifiable_features 1" in text
+    assert "| discarded | 2 |" in text and "| identifiable_features | 1 | flagged: identifiable features" in text
+    assert "an image is excluded when both raters flag low quality" in text
     assert "Parent version: 1.0.0." in text and "2 added, 1 removed, 1 relabeled" in text
     no_kappa = render({**META, "parent": None}, rows, {**LABELS, "kappa": None}, [], [], 0, None).decode()
     assert "Cohen's kappa: not available" in no_kappa and "First version" in no_kappa
@@ -39,3 +41,46 @@ def test_diff_added_removed_relabeled_moved():
     assert d.relabeled == [("2", "mpox/mpox", "non_mpox/genital_herpes")]
     assert d.moved == [("3", "test", "train/fold1"), ("4", "train/fold2", "train/fold3")]
     assert d.summary() == {"added": 1, "removed": 0, "relabeled": 1, "moved": 2, "unchanged": 1}
+
+
+def source(name, licences, external=False):
+    return {"name": name, "kind": "public", "licences": licences, "external": external,
+            "images": {"train": 1, "test": 0, "external": 0}}
+
+
+def _tables(text):
+    """Each Markdown table as a list of rows, each row split on unescaped pipes."""
+    import re
+
+    tables, cur = [], []
+    for line in text.splitlines() + [""]:
+        if line.startswith("|"):
+            cur.append([c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]])
+        elif cur:
+            tables.append(cur)
+            cur = []
+    return tables
+
+
+def test_unknown_licences_are_warned_about_by_source():
+    rows = [row(1), row(2, "non_mpox")]
+    sources = [source("clinic-a", ["CC-BY-4.0"]), source("web scrape", ["unknown"]), source("mixed", ["CC0-1.0", "unknown"])]
+    text = render({**META, "parent": None}, rows, LABELS, sources, [], 0, None).decode()
+    warning = next(line for line in text.splitlines() if "Warning: unknown licence" in line)
+    assert text.index(warning) < text.index("## Images per class and split")  # seen before the tables
+    assert text.count("Warning: unknown licence") == 1
+    assert "2 source(s)" in warning and "web scrape, mixed" in warning and "clinic-a" not in warning
+    known = render({**META, "parent": None}, rows, LABELS, [source("clinic-a", ["CC-BY-4.0"])], [], 0, None).decode()
+    assert "Warning" not in known
+
+
+def test_source_names_cannot_break_a_table():
+    rows = [row(1)]
+    nasty = "clinic | 2024\nphotos \\ batch"
+    text = render({**META, "parent": None, "external_sources": [nasty]}, rows, LABELS, [source(nasty, ["unknown"], True)],
+                  [], 0, None).decode()
+    sources_table = next(t for t in _tables(text) if t[0][0] == "source")
+    assert [len(r) for r in sources_table] == [7, 7, 7]
+    assert sources_table[2][0] == "clinic \\| 2024 photos \\\\ batch"
+    assert "- External validation sources (reserved whole): clinic | 2024 photos \\ batch." in text
+    assert all(len(r) == len(t[0]) for t in _tables(text) for r in t)  # every table keeps its column count

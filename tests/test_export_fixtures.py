@@ -142,9 +142,9 @@ def build_catalogue(root: Path, seed: int = 0, db_url: str | None = None) -> Cat
     with Image.open(incoming / "kaggle" / "kag0.jpg") as im:
         im.save(incoming / "web" / "web_kdup.jpg", quality=75)
     plan["web_kdup"] = plan["kag0"]
-    # Extra rows for the card: one "other", one discarded, one excluded, one pending.
-    for i, status in enumerate(["other", "discarded", "excluded", "pending"]):
-        add(incoming / "web", f"extra{i}", "other", "plain", box=False)
+    # Extra rows for the card: one "not assessable", one discarded, one excluded, one pending.
+    for i, status in enumerate(["not_assessable", "discarded", "excluded", "pending"]):
+        add(incoming / "web", f"extra{i}", "not_assessable", "plain", box=False)
 
     ingest_folder(ws, incoming / "clinic", IngestOptions(source="clinic", kind="clinic", licence="clinic-consent",
                                                          case_id_pattern=r"(?P<case>P\d+)/", workers=1))
@@ -162,7 +162,7 @@ def build_catalogue(root: Path, seed: int = 0, db_url: str | None = None) -> Cat
             image_id = cat.ids_by_name[stem]
             if stem.startswith("extra"):
                 status = ["agreed", "discarded", "excluded", "pending"][int(stem[-1])]
-                s.add(Consensus(image_id=image_id, status=status, diagnosis="other" if status == "agreed" else None,
+                s.add(Consensus(image_id=image_id, status=status, diagnosis="not_assessable" if status == "agreed" else None,
                                 method="majority", n_raters=2, exclusion="identifiable_features" if status == "excluded" else None))
                 continue
             adjudicated = image_id % 4 == 0

@@ -140,7 +140,8 @@ def test_card_counts_equal_the_manifest(built):
     assert f"| **total** | {sum(r['split'] == 'train' for r in rows)} | {sum(r['split'] == 'test' for r in rows)} | " in card
     for status, n in {"pending": 1, "discarded": 1, "excluded": 1}.items():
         assert f"| {status} | {n} |" in card
-    assert "not exported: 1" in card and "identifiable_features 1" in card
+    for reason in ("not_assessable", "identifiable_features", "discarded", "pending"):  # one labelled image each
+        assert f"| {reason} | 1 |" in card
     assert "Cohen's kappa" in card and "Seed 0" in card and "kaggle" in card and "First version" in card
     assert json.loads((result.path / "dataset.json").read_text())["created_at"] in card
 
@@ -262,7 +263,7 @@ def test_diagnosis_task(built):
     r = export_version(cat.ws, ExportOptions(name="mpox-dx", version="1.0.0", task="diagnosis", spec=SPEC, folds=2,
                                              test_fraction=0.25, external_sources=("kaggle",)))
     ds = DatasetVersion.open(r.path)
-    assert ds.task == "diagnosis" and "mpox" in ds.classes and "genital_warts" in ds.classes and "other" not in ds.classes
+    assert ds.task == "diagnosis" and "mpox" in ds.classes and "genital_warts" in ds.classes and "not_assessable" not in ds.classes
     assert all(row["label"] == row["diagnosis"] for row in ds.rows)
 
 

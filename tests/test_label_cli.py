@@ -6,10 +6,11 @@ from typer.testing import CliRunner
 from curate.cli import app
 
 
-def test_pull_without_a_server_is_one_clear_line(sqlite_ws, monkeypatch):
+def test_push_without_a_server_is_one_clear_line(sqlite_ws, monkeypatch):
     monkeypatch.setenv("LABEL_STUDIO_API_KEY", "x")
-    out = CliRunner().invoke(app, ["label", "pull", "-w", str(sqlite_ws.root)])
-    assert out.exit_code == 1 and "no Label Studio" in out.output
+    out = CliRunner().invoke(app, ["label", "push", "--raters", "a@x.test,b@x.test", "-w", str(sqlite_ws.root)])
+    assert out.exit_code == 1 and "a@x.test has no Label Studio server in this workspace" in out.output
+    assert "curate studio add-user a@x.test" in out.output
 
 
 def test_missing_api_key(sqlite_ws, monkeypatch):
@@ -27,7 +28,24 @@ def test_empty_report(sqlite_ws):
 
 def test_studio_status_when_stopped(sqlite_ws):
     out = CliRunner().invoke(app, ["studio", "status", "--json", "-w", str(sqlite_ws.root)])
-    assert out.exit_code == 0 and json.loads(out.stdout)["running"] is False
+    assert out.exit_code == 0 and json.loads(out.stdout)["servers"] == []
+    assert json.loads(out.stdout)["initialised"] is False
+
+
+def test_add_user_before_start_is_one_clear_line(sqlite_ws, monkeypatch):
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", "x")
+    out = CliRunner().invoke(app, ["studio", "add-user", "a@x.test", "-w", str(sqlite_ws.root)], input="pw-Pa55word!\n")
+    assert out.exit_code == 1 and "run `curate studio start` first" in out.output
+    assert "GetPassWarning" not in out.output
+
+
+def test_url_mapping_is_checked(sqlite_ws, monkeypatch):
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", "x")
+    out = CliRunner().invoke(app, ["label", "pull", "-w", str(sqlite_ws.root), "--url", "http://127.0.0.1:9",
+                                   "--url", "http://127.0.0.1:10"])
+    assert out.exit_code == 1 and "only one URL may be given without an email" in out.output
+    out = CliRunner().invoke(app, ["label", "pull", "-w", str(sqlite_ws.root), "--url", "a@x.test=ftp://host"])
+    assert out.exit_code == 2 and "--url" in out.output and "http(s) URL" in out.output  # a usage error
 
 
 def test_studio_refuses_a_busy_port(sqlite_ws):

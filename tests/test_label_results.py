@@ -2,16 +2,16 @@
 import pytest
 
 from curate.label.agreement import agreement
-from curate.label.diagnoses import DIAGNOSES, FLAGS, binary_label
+from curate.label.config import LABEL_CONFIG
+from curate.label.diagnoses import FLAGS, PAPER
 from curate.errors import LabelError
 from curate.label.results import parse_result, rect_to_pixels
-from curate.label.rounds import LABEL_CONFIG
 
 
 def test_label_config_matches_the_vocabulary():
     xml = LABEL_CONFIG.read_text()
-    for text in list(DIAGNOSES.values()) + list(FLAGS.values()):
-        assert f'<Choice value="{text}"/>' in xml
+    for text in list(PAPER.names.values()) + list(FLAGS.values()):
+        assert f'<Choice value="{text}"' in xml
     for name in ('name="diagnosis"', 'name="lesion"', 'name="flags"', 'name="comment"', 'name="image"'):
         assert name in xml
 
@@ -23,10 +23,10 @@ def test_parse_full_result():
         {"from_name": "flags", "type": "choices", "value": {"choices": ["Image quality too low"]}},
         {"from_name": "comment", "type": "textarea", "value": {"text": ["  blurry  "]}},
     ]
-    p = parse_result(res, 200, 100)
+    p = parse_result(res, 200, 100, PAPER)
     assert p.diagnosis == "secondary_syphilis" and p.flags == ["low_quality"] and p.comment == "blurry"
     assert p.boxes == [(100.0, 25.0, 120.0, 75.0)]
-    assert binary_label(p.diagnosis) == "non_mpox"
+    assert PAPER.binary_label(p.diagnosis) == "non_mpox"
 
 
 def test_rotated_rectangle_becomes_its_bounding_box():
@@ -34,19 +34,23 @@ def test_rotated_rectangle_becomes_its_bounding_box():
     assert (x0, y0, x1, y1) == pytest.approx((40, 0, 50, 10))
 
 
-@pytest.mark.parametrize("res", [
-    [{"from_name": "diagnosis", "value": {"choices": ["Chickenpox"]}}],
-    [{"from_name": "flags", "value": {"choices": ["Blurry"]}}],
-    [{"from_name": "severity", "value": {"choices": ["High"]}}],
+@pytest.mark.parametrize("res, message", [
+    ([{"from_name": "diagnosis", "value": {"choices": ["Chickenpox"]}}], "'Chickenpox' is not declared in the workspace settings"),
+    ([{"from_name": "flags", "value": {"choices": ["Blurry"]}}], "not in the toolkit's label config"),
+    ([{"from_name": "severity", "value": {"choices": ["High"]}}], "not in the toolkit's label config"),
 ])
-def test_labels_the_config_does_not_have_are_errors(res):
-    with pytest.raises(LabelError, match="not in the toolkit's label config"):
-        parse_result(res, 10, 10)
+def test_labels_the_config_does_not_have_are_errors(res, message):
+    with pytest.raises(LabelError, match=message):
+        parse_result(res, 10, 10, PAPER)
 
 
 def test_kappa_and_confusion():
-    ag = agreement([("mpox", "mpox"), ("mpox", "dermatosis"), ("healthy_skin", "healthy_skin"), ("dermatosis", "dermatosis")])
+    ag = agreement([("mpox", "mpox"), ("mpox", "dermatosis"), ("healthy_skin", "healthy_skin"), ("dermatosis", "dermatosis")],
+                   PAPER.codes)
     assert ag.n == 4 and ag.observed == 0.75 and ag.kappa == pytest.approx(0.6364, abs=1e-4)
     assert ag.per_diagnosis["healthy_skin"] == 1.0 and ag.per_diagnosis["genital_warts"] is None
     assert ag.matrix[ag.labels.index("mpox")][ag.labels.index("dermatosis")] == 1
-    assert agreement([]).kappa is None
+    assert agreement([], PAPER.codes).kappa is None
+    # a code the settings no longer declare keeps its pairs (appended after the declared list)
+    gone = agreement([("mpox", "measles"), ("measles", "measles")], PAPER.codes)
+    assert gone.labels[-1] == "measles" and gone.n == 2 and gone.matrix[-1][-1] == 1

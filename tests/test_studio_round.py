@@ -11,9 +11,12 @@ import pytest
 from sqlmodel import select
 
 from curate.label.client import StudioClient
+from curate.label.diagnoses import NEITHER_CHOICE
 from curate.errors import LabelError, StudioError
 from curate.label.pull import pull
+from curate.label.client import add_user
 from curate.label.rounds import adjudicate, push
+from curate.label.servers import Servers
 from db.models import Image
 from db.models.label import Consensus, LabelAnnotation, LabelProject, LabelTask
 from images import jpeg
@@ -60,7 +63,7 @@ def task_of(ws, rater: str, image_id: int, kind_review: bool = False) -> int:
 def annotate(fx, ws, rater, image_id, res):
     from label_studio_sdk import LabelStudio
 
-    ls = LabelStudio(base_url=fx.url, api_key=fx.tokens[rater])  # the rater's own credentials
+    ls = LabelStudio(base_url=fx.urls[rater], api_key=fx.tokens[rater])  # the rater's own credentials, on their server
     return ls.annotations.create(id=task_of(ws, rater, image_id), result=res).id
 
 
@@ -77,10 +80,13 @@ IDENT = "Identifiable features (face, tattoo, birthmark)"
 
 def test_full_round(studio_server, studio_workspace):
     fx, ws = studio_server, studio_workspace
-    client = StudioClient(fx.url, fx.admin_token)
+    client = fx.servers()
     ids = add_images(ws, 7)
-    with pytest.raises(LabelError, match="nobody@clinic.test has no Label Studio account"):
+    with pytest.raises(LabelError, match="nobody@clinic.test has no Label Studio server"):
         push(ws, client, [A, "nobody@clinic.test"])
+    with pytest.raises(LabelError, match="nobody@clinic.test has no Label Studio account"):
+        push(ws, Servers(fx.admin_token, {**fx.urls, "nobody@clinic.test": fx.urls[C]}), [A, "nobody@clinic.test"])
+
     # push is idempotent and limited
     r1 = push(ws, client, [A, B], limit=5)
     assert r1.pushed == 10 and set(r1.projects) == {A, B}
@@ -93,8 +99,8 @@ def test_full_round(studio_server, studio_workspace):
     import httpx
     from label_studio_sdk import LabelStudio
 
-    task = next(iter(LabelStudio(base_url=fx.url, api_key=fx.tokens[A]).tasks.list(project=r1.projects[A])))
-    img = httpx.get(fx.url + task.data["image"], headers={"Authorization": f"Token {fx.tokens[A]}"})
+    task = next(iter(LabelStudio(base_url=fx.urls[A], api_key=fx.tokens[A]).tasks.list(project=r1.projects[A])))
+    img = httpx.get(fx.urls[A] + task.data["image"], headers={"Authorization": f"Token {fx.tokens[A]}"})
     assert img.status_code == 200 and img.headers["content-type"] == "image/jpeg" and img.content[:2] == b"\xff\xd8"
     # blindness: each rater's project holds only their own annotations
     i_agree, i_rev_a, i_rev_b, i_split, i_ident, i_box_a, i_pending = ids
@@ -112,7 +118,7 @@ def test_full_round(studio_server, studio_workspace):
     annotate(fx, ws, B, i_box_a, result(DERM, [(80, 80, 10, 10), (0.5, 0, 10, 10)]))
     annotate(fx, ws, A, i_pending, result(DERM))
     for rater in (A, B):
-        anns = client.fetch_annotations(r1.projects[rater])
+        anns = fx.client(rater).fetch_annotations(r1.projects[rater])
         assert {a.completed_by for a in anns} == {rater}
 
     res = pull(ws, client)
@@ -135,17 +141,22 @@ def test_full_round(studio_server, studio_workspace):
     assert adj.pushed == 3
     assert adjudicate(ws, client, C).pushed == 0
 
-    tasks = list(LabelStudio(base_url=fx.url, api_key=fx.admin_token).tasks.list(project=adj.projects[C]))
-    assert all("Mpox" in t.data["context"] or "Genital warts" in t.data["context"] for t in tasks)
+    tasks = {t.data["image_id"]: t for t in LabelStudio(base_url=fx.urls[C], api_key=fx.admin_token).tasks.list(project=adj.projects[C])}
+    assert set(tasks) == {i_rev_a, i_rev_b, i_split}
+    for t in tasks.values():  # anonymised: Rater 1 / Rater 2, never an email
+        assert "Rater 1: " in t.data["summary"] and "Rater 2: " in t.data["summary"] and "@" not in str(t.data)
+    # only the two disputed diagnoses, plus Neither: the paper's rule made visible
+    assert [o["value"] for o in tasks[i_rev_a].data["options"]] == [MPOX, HERPES, NEITHER_CHOICE]
+    assert "discarded" in tasks[i_rev_a].data["rule"]
     annotate(fx, ws, C, i_rev_a, result(HERPES))  # sides with B
     annotate(fx, ws, C, i_rev_b, result(WARTS))   # sides with A
-    annotate(fx, ws, C, i_split, result(HERPES))  # a third diagnosis: discarded, as in the paper
+    annotate(fx, ws, C, i_split, result(NEITHER_CHOICE))  # neither rater: discarded, as in the paper
     pull(ws, client)
     with ws.session() as s:
         cons = {c.image_id: c for c in s.exec(select(Consensus)).all()}
     assert (cons[i_rev_a].status, cons[i_rev_a].diagnosis) == ("adjudicated", "genital_herpes")
     assert (cons[i_rev_b].status, cons[i_rev_b].diagnosis) == ("adjudicated", "genital_warts")
-    assert (cons[i_split].status, cons[i_split].diagnosis) == ("discarded", None)
+    assert (cons[i_split].status, cons[i_split].diagnosis, cons[i_split].method) == ("discarded", None, "reviewer_neither")
 
     # a re-pull changes nothing
     before = snapshot(ws)
@@ -154,16 +165,16 @@ def test_full_round(studio_server, studio_workspace):
     assert snapshot(ws) == before
 
     # an edit becomes a new revision; a deletion is recorded as withdrawn
-    admin = LabelStudio(base_url=fx.url, api_key=fx.admin_token)
-    b_ann = [a for a in client.fetch_annotations(r1.projects[B]) if a.task_id == task_of(ws, B, i_split)][0]
-    LabelStudio(base_url=fx.url, api_key=fx.tokens[B]).annotations.update(id=b_ann.id, result=result(MPOX))
-    c_ann = [a for a in client.fetch_annotations(adj.projects[C]) if a.task_id == task_of(ws, C, i_rev_a)][0]
-    admin.annotations.delete(id=c_ann.id)
+    b_ann = [a for a in fx.client(B).fetch_annotations(r1.projects[B]) if a.task_id == task_of(ws, B, i_split)][0]
+    LabelStudio(base_url=fx.urls[B], api_key=fx.tokens[B]).annotations.update(id=b_ann.id, result=result(MPOX))
+    c_ann = [a for a in fx.client(C).fetch_annotations(adj.projects[C]) if a.task_id == task_of(ws, C, i_rev_a)][0]
+    LabelStudio(base_url=fx.urls[C], api_key=fx.admin_token).annotations.delete(id=c_ann.id)
     res = pull(ws, client)
     assert (res.new, res.revised, res.withdrawn) == (0, 1, 1)
     with ws.session() as s:
         cons = {c.image_id: c for c in s.exec(select(Consensus)).all()}
-        revs = s.exec(select(LabelAnnotation).where(LabelAnnotation.ls_annotation_id == b_ann.id)).all()
+        revs = s.exec(select(LabelAnnotation).join(LabelTask).join(LabelProject)
+                      .where(LabelAnnotation.ls_annotation_id == b_ann.id, LabelProject.rater == B)).all()
     assert [r.revision for r in revs] == [1, 2] and revs[-1].diagnosis == "mpox"
     assert (cons[i_split].status, cons[i_split].diagnosis) == ("agreed", "mpox")
     assert cons[i_rev_a].status == "pending"  # its review was withdrawn
@@ -173,22 +184,35 @@ def test_full_round(studio_server, studio_workspace):
     with pytest.raises(StudioError, match="not reachable"):
         pull(ws, StudioClient("http://127.0.0.1:9", fx.admin_token))
     with pytest.raises(StudioError, match="refused the API key"):
-        pull(ws, StudioClient(fx.url, "not-a-valid-token"))
+        pull(ws, Servers("not-a-valid-token", dict(fx.urls), explicit=True))
     # a label the config no longer has (e.g. someone edited the project's config in Label Studio)
-    bad = LabelStudio(base_url=fx.url, api_key=fx.tokens[A]).annotations.create(
+    bad = LabelStudio(base_url=fx.urls[A], api_key=fx.tokens[A]).annotations.create(
         id=task_of(ws, A, i_pending), result=[{"from_name": "diagnosis", "to_name": "image", "type": "choices",
                                                "value": {"choices": ["Chickenpox"]}}])
-    with pytest.raises(LabelError, match="'Chickenpox' is not in the toolkit's label config"):
+    with pytest.raises(LabelError, match="'Chickenpox' is not declared in the workspace settings"):
         pull(ws, client)
-    admin.annotations.delete(id=bad.id)
-    admin.projects.delete(id=adj.projects[C])
+    LabelStudio(base_url=fx.urls[A], api_key=fx.admin_token).annotations.delete(id=bad.id)
+    LabelStudio(base_url=fx.urls[C], api_key=fx.admin_token).projects.delete(id=adj.projects[C])
     with pytest.raises(StudioError, match="no longer exists"):
         pull(ws, client)
     assert snapshot(ws) == before
 
 
+def test_a_server_shared_with_another_clinician_is_refused(studio_server, studio_workspace):
+    """Blinding is checked, not assumed: a rater's server must hold no other clinician of the round."""
+    fx, ws = studio_server, studio_workspace
+    add_images(ws, 1)
+    shared = StudioClient(fx.urls[C], fx.admin_token)
+    d = "d@clinic.test"
+    add_user(shared.url, fx.admin_token, d, "d-Pa55word!")
+    with pytest.raises(LabelError, match=f"{d} has an account on {C}'s Label Studio server"):
+        push(ws, shared, [C, d])
+    with ws.session() as s:
+        assert s.exec(select(LabelProject)).all() == []
+
+
 def test_config_is_validated_by_the_server(studio_server):
-    client = StudioClient(studio_server.url, studio_server.admin_token)
+    client = studio_server.client(A)
     with pytest.raises(StudioError, match="rejected label_config.xml"):
         client.create_round("broken config", '<View><Choices name="d" toName="nowhere"><Choice value="x"/></Choices></View>', None)
 
@@ -205,7 +229,7 @@ def test_cli_round(studio_server, db_url, monkeypatch, request):
     monkeypatch.setenv("CURATE_STUDIO_DOCUMENT_ROOT", str(fx.base))
     ws = Workspace.init(fx.base / f"cli-{request.node.callspec.id}", db_url=db_url)
     ids = add_images(ws, 3)
-    run = lambda *a: CliRunner().invoke(app, [*a, "-w", str(ws.root), "--url", fx.url])  # noqa: E731
+    run = lambda *a: CliRunner().invoke(app, [*a, "-w", str(ws.root), *fx.url_args()])  # noqa: E731
     out = run("label", "push", "--raters", f"{A},{B}", "--json")
     assert out.exit_code == 0, out.output
     assert json.loads(out.stdout)["pushed"] == 6
@@ -216,7 +240,10 @@ def test_cli_round(studio_server, db_url, monkeypatch, request):
     out = run("label", "adjudicate", "--reviewer", C, "--json")
     assert out.exit_code == 0 and json.loads(out.stdout)["pushed"] == 1
     annotate(fx, ws, C, ids[1], result(HERPES))
-    assert run("label", "pull", "--json").exit_code == 0
+    # without --url, pull finds every project on the server it recorded
+    out = CliRunner().invoke(app, ["label", "pull", "--json", "-w", str(ws.root)])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout)["new"] == 1
     rep = CliRunner().invoke(app, ["label", "report", "--json", "-w", str(ws.root)])
     data = json.loads(rep.stdout)
     assert data["outcomes"] == {"pending": 0, "agreed": 2, "adjudicated": 0, "discarded": 1, "excluded": 0}
@@ -239,9 +266,10 @@ def test_personal_access_token_works_too(studio_server):
     import httpx
 
     fx = studio_server
-    r = httpx.post(fx.url + "/api/token/", headers={"Authorization": f"Token {fx.tokens[C]}"})
+    url = fx.urls[C]
+    r = httpx.post(url + "/api/token/", headers={"Authorization": f"Token {fx.tokens[C]}"})
     assert r.status_code in (200, 201), r.text
     pat = r.json()["token"]
-    assert StudioClient(fx.url, pat).whoami() == C
+    assert StudioClient(url, pat).whoami() == C
     with pytest.raises(StudioError, match="refused the API key"):
-        StudioClient(fx.url, pat[:-4] + "abcd").whoami()
+        StudioClient(url, pat[:-4] + "abcd").whoami()

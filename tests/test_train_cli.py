@@ -41,7 +41,8 @@ def r18(ws):
 
 def test_run_writes_the_run_folder(r18):
     for name in ["config.json", "run.json", "predictions.csv", "metrics.json", "report.md", "roc_test.png",
-                 "roc_test_roi.png", "roc_external.png", "confusion.png", "gradcam_gallery.png"]:
+                 "roc_test_roi.png", "roc_external.png", "confusion.png", "gradcam_gallery.png", "oof_predictions.csv",
+                 "reliability.png", "pointing.json", "pointing.png"]:
         assert (r18 / name).is_file(), name
     info = json.loads((r18 / "run.json").read_text())
     assert info["status"] == "complete" and len(info["dataset"]["checksum"]) == 64
@@ -63,6 +64,14 @@ def test_run_writes_the_run_folder(r18):
     report = (r18 / "report.md").read_text()
     assert "| ResNet-18 |" in report and "region of interest" in report and "gradcam_gallery.png" in report
     assert list((r18 / "gradcam").glob("*-roi.png")) and list((r18 / "gradcam").glob("*-original.png"))
+    # the gallery names the wrong prediction and covers errors of both kinds when the fold model made them
+    assert "| kind | image | true | wrong | uncropped: pred (P(mpox)) | ROI: pred (P(mpox)) |" in report
+    gallery = [line.split(" | ") for line in report.splitlines() if line.startswith(("| false ", "| true "))]
+    assert gallery and all(g[3] in ("uncropped", "ROI", "uncropped and ROI", "neither") for g in gallery)
+    test_rows = [r for r in rows if r["set"] == "test" and r["fold"] == str(m["best_fold"])]
+    for kind, true in (("false negative", "mpox"), ("false positive", "non_mpox")):
+        made = any(r["label"] == true and r["pred"] != true for r in test_rows)
+        assert made <= any(g[0] == f"| {kind}" for g in gallery), kind
 
 
 @pytest.mark.slow
@@ -97,7 +106,8 @@ def test_predict_triage(ws, r18, tmp_path):
     out = json.loads(res.output)
     for r in out:
         assert abs(sum(r["probabilities"].values()) - 1) < 1e-5
-        assert r["decision"] == ("mpox" if r["p_positive"] >= 0.5 else "non_mpox")
+        assert r["calibrated"] and r["threshold"] == json.loads((r18 / "metrics.json").read_text())["triage"]["threshold"]
+        assert r["decision"] == ("mpox" if r["p_calibrated"] >= r["threshold"] else "non_mpox")  # the operating point
         assert r["gradcam"].endswith(".png") and (tmp_path / r["gradcam"].split("/")[-1]).is_file()
     zero = json.loads(invoke("predict", *imgs, "--run", r18, "--out", tmp_path, "--threshold", "0", "--json").output)
     assert [r["decision"] for r in zero] == ["mpox", "mpox"]

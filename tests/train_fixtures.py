@@ -118,6 +118,7 @@ def write_export(
         "name": name, "version": version, "task": "binary", "classes": classes,
         "image_size": [size, size], "resize_policy": "stretch", "seed": seed, "folds": folds,
         "external_sources": ["synthetic"], "parent": None, "created_at": "2026-01-01T00:00:00Z",
+        "original_sizes": {r["image_id"]: [size, size] for r in rows if r["roi_box"]},
     }
     (out / "dataset.json").write_text(json.dumps(meta, indent=2))
     (out / "README.md").write_text(f"# {name} {version}\n\nSynthetic test export.\n")
@@ -140,3 +141,12 @@ def replace_file(version_dir: Path, rel: str, data: bytes) -> None:
 def new_jpeg(kind: str = "non_mpox", size: int = 48, seed: int = 99) -> bytes:
     img, _ = make_image(kind, np.random.default_rng(seed), size)
     return _jpeg(img)
+
+
+def tiny_run(root: Path, arch: str = "resnet18", image_size: int = 32, bootstrap: int = 200) -> Path:
+    """A finished run (random weights, 2 epochs) on a tiny export with lesion boxes on every other image."""
+    from train.recipe import TrainConfig, run
+
+    export = write_export(Path(root), roi_every=2)
+    return run(TrainConfig(dataset=str(export), arch=arch, out=str(Path(root) / "runs" / arch), weights="none",
+                           epochs=2, image_size=image_size, bootstrap=bootstrap, gradcam_images=1))

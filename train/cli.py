@@ -13,10 +13,13 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from curate.output import JsonOpt, console, err_console, fail, print_json, reported
+from curate.output import JsonOpt, SafeGroup, console, err_console, fail, print_json, reported
+from curate.privacy import make_private_by_default
+from train.device import Device
+from train.choices import ExportFormat
 
 app = typer.Typer(help="Train and evaluate mpox classifiers on an exported dataset version.", no_args_is_help=True,
-                  add_completion=False)
+                  add_completion=False, cls=SafeGroup)
 RESUME_HINT = "interrupted; completed folds are saved — re-run with --resume to continue"
 
 
@@ -44,6 +47,24 @@ def _table2(result_sets: list[str], entries: list[tuple[str, dict]], title: str)
     return t
 
 
+def _triage_table(entries: list[tuple[str, dict]]) -> Table:
+    """Calibration and the operating point per set, with 95 % bootstrap CIs (train.triage)."""
+    from train.report_triage import ci_text
+
+    t = Table(title="Triage: calibrated, at the operating point chosen on out-of-fold predictions",
+              title_justify="left", caption="value [95 % bootstrap CI by image group]")
+    for c in ("Model", "set", "threshold", "ECE before→after", "Brier after", "sensitivity", "specificity", "PPV", "NPV",
+              "sens. @95 % spec."):
+        t.add_column(c, justify="left" if c in ("Model", "set") else "right")
+    for label, tri in entries:
+        for s, d in tri["sets"].items():
+            c = d["calibration"]
+            t.add_row(escape(label), s, f"{tri['threshold']:.3f}", f"{c['ece_before']:.3f}→{c['ece_after']:.3f}",
+                      f"{c['brier_after']:.3f}", *[ci_text(d, k) for k in ("sensitivity", "specificity", "ppv", "npv",
+                                                                             "sens_at_95_spec")])
+    return t
+
+
 @app.command("run")
 def run_cmd(
     dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset version: a folder, or NAME@VERSION under the workspace's exports/.")],
@@ -54,7 +75,7 @@ def run_cmd(
     lr: Annotated[float, typer.Option(help="Adam learning rate (default: 3e-4).")] = 3e-4,
     folds: Annotated[Optional[int], typer.Option(help="Cross-validation folds; must match the export (default: the export's, 5 in the paper).")] = None,
     seed: Annotated[int, typer.Option(help="Seed for heads, batches, augmentation and random weights (default: 0).")] = 0,
-    device: Annotated[str, typer.Option(help="torch device (default: cpu).")] = "cpu",
+    device: Annotated[Device, typer.Option(help="Where features are computed and heads trained; auto = cuda when a GPU is seen (bfloat16 autocast on cuda) (default: cpu).")] = Device.cpu,
     weights: Annotated[str, typer.Option(help="imagenet (torchvision cache/download; the package file for efficientnet_lite0), none (random, for tests), or a state-dict FILE (default: imagenet).")] = "imagenet",
     image_size: Annotated[Optional[int], typer.Option(help="Square input size (default: the export's, 320 in the paper).")] = None,
     dropout: Annotated[float, typer.Option(help="Dropout before the new classifier (default: 0.2).")] = 0.2,
@@ -62,7 +83,9 @@ def run_cmd(
     cache: Annotated[bool, typer.Option("--cache/--no-cache", help="Train the head on cached backbone features (default: on).")] = True,
     cache_dir: Annotated[Optional[Path], typer.Option(help="Feature cache folder (default: <run parent>/feature-cache).")] = None,
     unfreeze: Annotated[bool, typer.Option("--unfreeze", help="Fine-tune the whole network on images (no cache; default: off).")] = False,
-    threshold: Annotated[float, typer.Option(help="Decision threshold on P(mpox) (default: 0.5).")] = 0.5,
+    threshold: Annotated[float, typer.Option(help="Decision threshold on P(mpox) for the Table-2 metrics (default: 0.5).")] = 0.5,
+    target_sensitivity: Annotated[float, typer.Option(help="Triage operating point: threshold on calibrated P(mpox) reaching this sensitivity on out-of-fold predictions (default: 0.95).", min=0.01, max=1.0)] = 0.95,
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples (by image group) for the 95 % confidence intervals (default: 1000).", min=10)] = 1000,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run folder: finished folds are kept.")] = False,
     workspace: Annotated[Optional[Path], typer.Option("--workspace", "-w", envvar="CURATE_WORKSPACE", help="Workspace for NAME@VERSION (default: current folder).")] = None,
     as_json: JsonOpt = False,
@@ -79,9 +102,10 @@ def run_cmd(
         ref = dataset.replace("@", "-") if "@" in dataset else Path(dataset).name
         out = Path("runs") / ref / f"{arch}-s{seed}"
     cfg = TrainConfig(dataset=dataset, arch=arch, out=str(out), epochs=epochs, batch_size=batch_size, lr=lr, folds=folds,
-                      seed=seed, device=device, weights=weights, dropout=dropout, image_size=image_size, balance=balance,
+                      seed=seed, device=device.value, weights=weights, dropout=dropout, image_size=image_size, balance=balance,
                       cache=cache, cache_dir=str(cache_dir) if cache_dir else None, unfreeze=unfreeze,
-                      threshold=threshold, workspace=str(workspace) if workspace else None)
+                      threshold=threshold, workspace=str(workspace) if workspace else None,
+                      target_sensitivity=target_sensitivity, bootstrap=bootstrap)
     with reported(RESUME_HINT), _progress(disable=as_json) as progress:
         path = run(cfg, resume=resume, progress=progress, command=_command_line(cfg))
     metrics = json.loads((path / "metrics.json").read_text())
@@ -90,6 +114,8 @@ def run_cmd(
         return
     sets = [s for s in ("val", "test", "test_roi", "external") if s in metrics["sets"]]
     console.print(_table2(sets, [(metrics["label"], metrics["sets"])], f"{metrics['label']} on {metrics['dataset']}"))
+    if metrics.get("triage", {}).get("sets"):
+        console.print(_triage_table([(metrics["label"], metrics["triage"])]))
     console.print(f"run folder: {path}  (report.md)")
 
 
@@ -112,6 +138,13 @@ def compare_cmd(
         print_json(result)
         return
     console.print(_table2(result["sets"], [(r["label"], r["sets"]) for r in result["runs"]], "Model evaluation across folds"))
+    triaged = [(r["label"], r["triage"]) for r in result["runs"] if (r.get("triage") or {}).get("sets")]
+    if triaged:
+        console.print(_triage_table(triaged))
+    for r in result["runs"]:
+        for s, d in ((r.get("pointing") or {}).get("sets") or {}).items():
+            console.print(f"pointing game {escape(r['label'])} {s}: {d['pointing']:.3f} of {d['n']} boxed images "
+                          f"(CAM mass in box {d['mass']:.3f})")
     if not result["same_dataset"]:
         err_console.print("[yellow]warning:[/] these runs used different dataset versions")
     for f in result.get("files", []):
@@ -122,7 +155,7 @@ def compare_cmd(
 def predict_cmd(
     images: Annotated[List[Path], typer.Argument(help="Image files to triage.")],
     run: Annotated[Path, typer.Option("--run", "-r", help="A finished run folder.")],
-    threshold: Annotated[Optional[float], typer.Option(help="Decision threshold on P(mpox) (default: the run's, 0.5).")] = None,
+    threshold: Annotated[Optional[float], typer.Option(help="Decide on uncalibrated P(mpox) >= this instead (default: the run's operating point on calibrated P(mpox)).")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Folder for Grad-CAM overlays (default: <run>/predict).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -140,12 +173,80 @@ def predict_cmd(
         print_json(results)
         return
     t = Table(title=f"Triage with {run}", title_justify="left")
-    for c in ("image", "P(positive)", "threshold", "decision", "Grad-CAM"):
+    for c in ("image", "P(positive)", "calibrated", "threshold", "decision", "Grad-CAM"):
         t.add_column(c, justify="left" if c in ("image", "Grad-CAM") else "right")
     for r in results:
         p = r["p_positive"] if r["p_positive"] is not None else max(r["probabilities"].values())
-        t.add_row(Path(r["image"]).name, f"{p:.3f}", f"{r['threshold']:.2f}", r["decision"], r["gradcam"])
+        cal = "—" if r.get("p_calibrated") is None else f"{r['p_calibrated']:.3f}"
+        thr = "—" if r["threshold"] is None else f"{r['threshold']:.3f}" + (" (cal.)" if r["calibrated"] else "")
+        t.add_row(Path(r["image"]).name, f"{p:.3f}", cal, thr, r["decision"], r["gradcam"])
     console.print(t)
+
+
+@app.command("export-model")
+def export_model_cmd(
+    run: Annotated[Path, typer.Argument(help="A finished run folder.")],
+    fmt: Annotated[ExportFormat, typer.Option("--format", "-f", help="onnx (onnxruntime, any language) or torchscript (default: onnx).")] = ExportFormat.onnx,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Model file to write (default: <run>/model.onnx or model.pt).")] = None,
+    fold: Annotated[Optional[int], typer.Option(help="Export this fold model alone (default: the mean of all fold models).", min=0)] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """One file with the fold ensemble, preprocessing constants, class names, calibration, operating threshold and model card.
+
+    Example:
+        train export-model runs/mpox-1.0.0/efficientnet_lite0-s0 --format onnx --out triage.onnx
+    """
+    _need_torch()
+    from train.export_model import export_model, read_metadata
+
+    with reported():
+        path = export_model(run, fmt, out, fold)
+        meta, _card = read_metadata(path)
+    summary = {"file": str(path), "card": str(path) + ".card.md", "format": fmt.value, "bytes": path.stat().st_size,
+               "model": meta["model"], "input_size": meta["input"]["size"], "classes": meta["classes"],
+               "operating_threshold": meta["operating_threshold"]}
+    if as_json:
+        print_json(summary)
+        return
+    thr = "—" if summary["operating_threshold"] is None else f"{summary['operating_threshold']:.4f}"
+    console.print(f"wrote {path} ({summary['bytes'] / 1e6:.1f} MB, {meta['model']}, input {summary['input_size']} px, "
+                  f"operating threshold {thr}) and its model card {summary['card']}")
+
+
+@app.command("serve")
+def serve_cmd(
+    run: Annotated[Path, typer.Argument(help="A finished run folder.")],
+    host: Annotated[str, typer.Option(help="Address to listen on; 127.0.0.1 keeps it on this machine (default: 127.0.0.1).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port (default: 8000).", min=0, max=65535)] = 8000,
+    fold: Annotated[Optional[int], typer.Option(help="Serve this fold model alone (default: the mean of all fold models).", min=0)] = None,
+    device: Annotated[Device, typer.Option(help="Where the model runs (default: cpu).")] = Device.cpu,
+    queue: Annotated[int, typer.Option(help="Photos that may wait; more get HTTP 429 (default: 32).", min=1)] = 32,
+    max_batch: Annotated[int, typer.Option(help="Waiting photos run through the network together, up to this many (default: 8).", min=1)] = 8,
+    max_mb: Annotated[int, typer.Option(help="Largest upload in MB; larger gets HTTP 413 (default: 20).", min=1)] = 20,
+    max_megapixels: Annotated[int, typer.Option(help="Largest image in megapixels (decompression bombs) (default: 40).", min=1)] = 40,
+    keep_uploads: Annotated[Optional[Path], typer.Option(help="Also save every upload here (mode 0600); by default uploads stay in memory and are never written or logged.")] = None,
+) -> None:
+    """A web page (choose or capture a photo) and a JSON API for triage with a finished run.
+
+    Example:
+        train serve runs/mpox-1.0.0/efficientnet_lite0-s0 --port 8000
+    """
+    _need_torch()
+    try:
+        import uvicorn
+
+        from train.serve.app import ServeSettings, create_app
+        from train.photos import Limits
+    except ImportError as exc:
+        fail(f"train serve needs {exc.name}: pip install 'mpox-curate[serve]'")
+    from train.device import resolve_device
+    from train.ensemble import Ensemble
+
+    with reported():
+        model = Ensemble.load(run, fold=fold, device=resolve_device(device.value))
+    settings = ServeSettings(Limits(max_mb * 1024 * 1024, max_megapixels * 1_000_000), queue, max_batch, keep_uploads)
+    err_console.print(f"serving {run} on http://{host}:{port}/  (API: POST /api/predict, GET /healthz; Ctrl-C stops)")
+    uvicorn.run(create_app(model, settings), host=host, port=port, access_log=False, log_level="warning")
 
 
 def _command_line(cfg) -> list[str]:
@@ -186,6 +287,7 @@ class _progress:
 
 
 def main() -> None:
+    make_private_by_default()  # runs, galleries and overlays hold patient photos: owner-only (umask 0o077)
     app()
 
 

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from curate.files import write_atomic
+from train.device import autocast
 from train.presets import EvalPreset, Item
 
 log = logging.getLogger("train.features")
@@ -75,7 +76,8 @@ def compute_features(backbone: nn.Module, items: Sequence[Item], preset: EvalPre
     for i in range(0, len(items), batch_size):
         chunk = items[i:i + batch_size]
         x = torch.stack([preset(it.image()) for it in chunk]).to(device)
-        out.append(backbone(x).float().cpu().numpy())
+        with autocast(device):
+            out.append(backbone(x).float().cpu().numpy())
         if on_batch:
             on_batch(len(chunk))
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)

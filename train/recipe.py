@@ -32,6 +32,8 @@ from torch.utils.data import DataLoader, Dataset
 from curate.files import write_atomic
 from curate.dataset import DatasetVersion, Sample
 from train import features as F
+from train import triage
+from train.device import autocast, precision_tag, resolve_device
 from train.metrics import classification_metrics, decide, summarise
 from train.models import Head, Net, TrainError, build_backbone, freeze, get_arch
 from train.presets import EvalPreset, Item
@@ -69,9 +71,12 @@ class TrainConfig:
     workspace: Optional[str] = None   # for NAME@VERSION
     gradcam_images: int = 3           # correct and wrong examples in the report's gallery
     report: bool = True               # write report.md and its figures (tests of the numbers skip it)
+    target_sensitivity: float = 0.95  # operating point: chosen on out-of-fold predictions (train.triage)
+    bootstrap: int = 1000             # resamples for the 95 % CIs (by image group)
 
     # fields that do not change what is computed; a resumed run may differ in these
-    RUNTIME_ONLY = ("device", "cache", "cache_dir", "workspace", "dataset", "out", "report", "gradcam_images")
+    RUNTIME_ONLY = ("device", "cache", "cache_dir", "workspace", "dataset", "out", "report", "gradcam_images",
+                    "target_sensitivity", "bootstrap")
 
 
 def identity(cfg: TrainConfig) -> dict:
@@ -235,7 +240,8 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer, criterion, 
     total, n = 0.0, 0
     for x, y in loader:
         x, y = x.to(device), y.to(device)
-        loss = criterion(model(x), y)
+        with autocast(device):
+            loss = criterion(model(x).float(), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -248,7 +254,10 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer, criterion, 
 def evaluate(model: nn.Module, loader: DataLoader, device: str) -> np.ndarray:
     """Class probabilities (N, C) in loader order."""
     model.eval()
-    out = [torch.softmax(model(x.to(device)), 1).cpu() for x, _ in loader]
+    out = []
+    for x, _ in loader:
+        with autocast(device):
+            out.append(torch.softmax(model(x.to(device)).float(), 1).cpu())
     return torch.cat(out).numpy().astype(np.float64)
 
 
@@ -259,7 +268,8 @@ class Source:
                  cache_root: Path, progress: Progress):
         self.cfg, self.backbone, self.dim, self.weights_id, self.preset = cfg, backbone, dim, weights_id, preset
         self.cached = cfg.cache and not cfg.unfreeze
-        self.cache = F.FeatureCache(cache_root, cfg.arch, weights_id, preset, dim) if self.cached else None
+        cache_id = weights_id if precision_tag(cfg.device) == "fp32" else f"{weights_id}+{precision_tag(cfg.device)}"
+        self.cache = F.FeatureCache(cache_root, cfg.arch, cache_id, preset, dim) if self.cached else None
         self.progress = progress
         self.feats: dict[str, torch.Tensor] = {}
 
@@ -378,6 +388,7 @@ def run(cfg: TrainConfig, resume: bool = False, progress: Progress = _no_progres
     from train import report
 
     get_arch(cfg.arch)
+    cfg = replace(cfg, device=resolve_device(cfg.device))
     ds = open_dataset(cfg)
     image_size = cfg.image_size or int((ds.meta.get("image_size") or [320])[0])
     cfg = replace(cfg, image_size=image_size, folds=cfg.folds or int(ds.meta.get("folds") or len(ds.folds())))
@@ -432,6 +443,9 @@ def run(cfg: TrainConfig, resume: bool = False, progress: Progress = _no_progres
     info["train_seconds"] = time.perf_counter() - t0
 
     metrics = write_results(out, rows, per_fold, plan, cfg, ds, arch.label, info["positive_class"])
+    metrics["triage"] = triage.analyse(out, rows, plan.classes, info["positive_class"], ds.groups(), cfg.threshold,
+                                       cfg.target_sensitivity, cfg.seed, cfg.bootstrap)
+    write_json(out / "metrics.json", metrics)
     if cfg.report:
         report.write_run_report(out, cfg, info, metrics, plan, models, src, arch)
     info |= {"status": "complete", "finished": datetime.now(timezone.utc).isoformat(),
@@ -450,8 +464,10 @@ def evaluate_fold(k: int, model: nn.Module, plan: Plan, src: Source, cfg: TrainC
         pred = decide(probs, plan.positive, cfg.threshold)
         for it, p, yhat in zip(items, probs, pred):
             rows.append({"fold": k, "set": set_name, "image_id": it.image_id, "file": _rel(it.path, root),
-                         "label": plan.classes[it.target], "target": it.target,
+                         "label": plan.classes[it.target],
+                         "is_positive": "" if plan.positive is None else int(it.target == plan.positive),
                          **{f"p_{c}": round(float(v), 6) for c, v in zip(plan.classes, p)},
+                         "p_positive": "" if plan.positive is None else round(float(p[plan.positive]), 6),
                          "pred": plan.classes[int(yhat)]})
     return metrics, rows
 

@@ -8,24 +8,20 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from sklearn.metrics import roc_auc_score
 
+from curate.plots import confusion_matrix_plot, wrapped
+from curate.plots import pyplot as _plt
+from train.gallery import gradcam_gallery, markdown as gallery_markdown
+from train import report_triage
 from train.metrics import EVAL_SETS, METRIC_LABELS, METRICS, confusion, fmt, roc
 from train.models import Net, TrainError
 
 SET_TITLES = {"val": "validation folds (cross-validation)", **EVAL_SETS}
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def read_predictions(run: Path) -> list[dict]:
-    with open(run / "predictions.csv", newline="") as f:
+def read_predictions(run: Path, name: str = "predictions.csv") -> list[dict]:
+    with open(run / name, newline="") as f:
         return list(csv.DictReader(f))
 
 
@@ -47,38 +43,42 @@ def _probs(rows: list[dict], positive: str) -> tuple[np.ndarray, np.ndarray]:
     return np.array([int(r["label"] == positive) for r in rows]), np.array([float(r[f"p_{positive}"]) for r in rows])
 
 
-def roc_figures(out: Path, rows: list[dict], positive: str, sets: list[str]) -> list[str]:
-    """roc_<set>.png: one curve per fold model."""
-    plt = _plt()
-    names = []
+def roc_plot(rows: list[dict], positive: str, set_name: str):
+    """One set's ROC figure: a curve per fold model, its AUC in the legend, the set's full title."""
     by = defaultdict(list)
     for r in rows:
-        by[(r["set"], int(r["fold"]))].append(r)
+        if r["set"] == set_name:
+            by[int(r["fold"])].append(r)
+    fig, ax = _plt().subplots(figsize=(4.2, 4))
+    for k, rs in sorted(by.items()):
+        y, p = _probs(rs, positive)
+        if len(set(y)) < 2:
+            continue
+        fpr, tpr = roc(y, p, 1)
+        ax.plot(fpr, tpr, lw=1.2, label=f"fold {k} (AUC {roc_auc_score(y, p):.3f})")
+    ax.plot([0, 1], [0, 1], "k:", lw=0.8)
+    ax.set(xlabel="1 − specificity", ylabel="sensitivity")
+    ax.set_title(wrapped(SET_TITLES.get(set_name, set_name)), fontsize=10)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def roc_figures(out: Path, rows: list[dict], positive: str, sets: list[str]) -> list[str]:
+    """roc_<set>.png per evaluation set."""
+    names = []
     for s in sets:
-        fig, ax = plt.subplots(figsize=(4.2, 4))
-        for (set_name, k), rs in sorted(by.items()):
-            if set_name != s:
-                continue
-            y, p = _probs(rs, positive)
-            if len(set(y)) < 2:
-                continue
-            fpr, tpr = roc(y, p, 1)
-            ax.plot(fpr, tpr, lw=1.2, label=f"fold {k}")
-        ax.plot([0, 1], [0, 1], "k:", lw=0.8)
-        ax.set(xlabel="1 − specificity", ylabel="sensitivity", title=SET_TITLES.get(s, s)[:40])
-        ax.legend(fontsize=7, loc="lower right")
-        fig.tight_layout()
+        fig = roc_plot(rows, positive, s)
         fig.savefig(out / f"roc_{s}.png", dpi=110)
-        plt.close(fig)
+        _plt().close(fig)
         names.append(f"roc_{s}.png")
     return names
 
 
-def confusion_figure(out: Path, rows: list[dict], metrics: dict, classes: list, sets: list[str]) -> tuple[str, dict]:
-    """confusion.png: for each set, the matrix of its best fold (highest AUC on that set)."""
-    plt = _plt()
+def confusion_plot(rows: list[dict], metrics: dict, classes: list, sets: list[str]):
+    """For each set, the confusion matrix of its best fold (highest AUC on that set); returns (figure, {set: fold})."""
     best = {}
-    fig, axes = plt.subplots(1, len(sets), figsize=(3.6 * len(sets), 3.4), squeeze=False)
+    fig, axes = _plt().subplots(1, len(sets), figsize=(3.6 * len(sets), 3.4), squeeze=False)
     for ax, s in zip(axes[0], sets):
         per = {int(k): v[s]["auc"] for k, v in metrics["per_fold"].items() if s in v}
         k = max(per, key=lambda f: per[f] if per[f] == per[f] else -1)
@@ -86,65 +86,19 @@ def confusion_figure(out: Path, rows: list[dict], metrics: dict, classes: list, 
         rs = [r for r in rows if r["set"] == s and int(r["fold"]) == k]
         y = np.array([classes.index(r["label"]) for r in rs])
         pred = np.array([classes.index(r["pred"]) for r in rs])
-        cm = confusion(y, pred, len(classes))
-        ax.imshow(cm, cmap="Blues")
-        for (i, j), v in np.ndenumerate(cm):
-            ax.text(j, i, str(v), ha="center", va="center", color="black", fontsize=10)
-        ax.set_xticks(range(len(classes)), classes, fontsize=7)
-        ax.set_yticks(range(len(classes)), classes, fontsize=7)
-        ax.set(xlabel="predicted", ylabel="true", title=f"{s} (fold {k})")
+        confusion_matrix_plot(ax, confusion(y, pred, len(classes)), classes, "predicted", "true")
+        ax.tick_params(labelsize=7)
+        ax.set_title(f"{s} (fold {k})")
     fig.tight_layout()
+    return fig, best
+
+
+def confusion_figure(out: Path, rows: list[dict], metrics: dict, classes: list, sets: list[str]) -> tuple[str, dict]:
+    """confusion.png (see `confusion_plot`)."""
+    fig, best = confusion_plot(rows, metrics, classes, sets)
     fig.savefig(out / "confusion.png", dpi=110)
-    plt.close(fig)
+    _plt().close(fig)
     return "confusion.png", best
-
-
-def gradcam_gallery(out: Path, model, src, arch, plan, rows: list[dict], fold: int, n: int) -> list[dict]:
-    """Correct and wrong test predictions of one fold model, before and after ROI cropping."""
-    import torch
-    from train.gradcam import gradcam, overlay
-
-    plt = _plt()
-    net = model if isinstance(model, Net) else Net(src.backbone, model)
-    roi_by_id = {it.image_id: it for it in plan.eval_sets.get("test_roi", [])}
-    item_by_id = {it.image_id: it for it in plan.eval_sets["test"]}
-    test_rows = [r for r in rows if r["set"] == "test" and int(r["fold"]) == fold and r["image_id"] in roi_by_id]
-    picked = ([("correct", r) for r in test_rows if r["label"] == r["pred"]][:n]
-              + [("wrong", r) for r in test_rows if r["label"] != r["pred"]][:n])
-    (out / "gradcam").mkdir(exist_ok=True)
-    entries = []
-    for kind, r in picked:
-        entry = {"kind": kind, "image_id": r["image_id"], "label": r["label"], "pred": r["pred"], "panels": []}
-        for tag, it in (("original", item_by_id[r["image_id"]]), ("roi", roi_by_id[r["image_id"]])):
-            img = it.image()
-            x = src.preset(img).unsqueeze(0).to(next(net.parameters()).device)
-            with torch.no_grad():
-                p = torch.softmax(net.eval()(x), 1)[0]
-            pred = int(p.argmax())
-            cam = gradcam(net, net.backbone, arch, x, pred)
-            name = f"gradcam/{kind}-{r['image_id']}-{tag}.png"
-            overlay(img, cam).save(out / name)
-            entry["panels"].append({"tag": tag, "file": name, "pred": plan.classes[pred], "p": float(p[pred]), "img": img})
-        entries.append(entry)
-    if entries:
-        fig, axes = plt.subplots(len(entries), 4, figsize=(8, 2.1 * len(entries)), squeeze=False)
-        for row, e in zip(axes, entries):
-            for j, panel in enumerate(e["panels"]):
-                from PIL import Image
-
-                row[2 * j].imshow(panel["img"])
-                row[2 * j].set_title(f"{e['kind']}: {panel['tag']}\ntrue {e['label']}", fontsize=7)
-                row[2 * j + 1].imshow(Image.open(out / panel["file"]))
-                row[2 * j + 1].set_title(f"pred {panel['pred']} {panel['p']:.2f}", fontsize=7)
-            for ax in row:
-                ax.axis("off")
-        fig.tight_layout()
-        fig.savefig(out / "gradcam_gallery.png", dpi=110)
-        plt.close(fig)
-    for e in entries:
-        for panel in e["panels"]:
-            panel.pop("img")
-    return entries
 
 
 def write_run_report(out: Path, cfg, info: dict, metrics: dict, plan, models: dict, src, arch) -> Path:
@@ -155,8 +109,8 @@ def write_run_report(out: Path, cfg, info: dict, metrics: dict, plan, models: di
     rocs = roc_figures(out, rows, positive, eval_sets) if info["positive_class"] else []
     cm_name, best_per_set = confusion_figure(out, rows, metrics, plan.classes, eval_sets)
     best = metrics["best_fold"]
-    gallery = gradcam_gallery(out, models[best], src, arch, plan, rows, best, cfg.gradcam_images) \
-        if "test_roi" in plan.eval_sets else []
+    net = models[best] if isinstance(models[best], Net) else Net(src.backbone, models[best])
+    gallery = gradcam_gallery(out, net, src, arch, plan, rows, best, cfg.gradcam_images, info["positive_class"])
     ds = info["dataset"]
     lines = [
         f"# {arch.label} on {ds['ref']}",
@@ -180,22 +134,41 @@ def write_run_report(out: Path, cfg, info: dict, metrics: dict, plan, models: di
         "",
         f"![confusion]({cm_name})",
         "",
-        f"## Grad-CAM: fold {best} (best validation AUC), test images before and after ROI cropping",
+        f"## Grad-CAM: fold {best} (best validation AUC), test images before (uncropped) and after ROI cropping",
         "",
+        *gallery_markdown(gallery, info["positive_class"]),
     ]
-    if gallery:
-        lines += ["![gallery](gradcam_gallery.png)", "", "| kind | image | true | original: pred (p) | ROI: pred (p) |",
-                  "|---|---|---|---|---|"]
-        for e in gallery:
-            o, r = e["panels"]
-            lines.append(f"| {e['kind']} | {e['image_id']} | {e['label']} | [{o['pred']} ({o['p']:.2f})]({o['file']}) | "
-                         f"[{r['pred']} ({r['p']:.2f})]({r['file']}) |")
-        if not any(e["kind"] == "wrong" for e in gallery):
-            lines.append("\nNo wrong test predictions by this fold model among images with a lesion box.")
-    else:
-        lines.append("No test images with a lesion box (ROI), so no before/after gallery.")
+    oof = read_predictions(out, "oof_predictions.csv")
+    lines += ["", *report_triage.extra_sections(out, cfg, info, metrics, plan, models, src, arch, oof, _plt())]
     (out / "report.md").write_text("\n".join(lines) + "\n")
     return out / "report.md"
+
+
+def compare_roc_plot(runs: list[tuple[str, str | None, list[dict]]], sets: list[str]):
+    """One panel per set, one curve per run (label, positive class, prediction rows): each image scored by its
+    probability averaged over the run's fold models, and the AUC of that curve in the legend."""
+    fig, axes = _plt().subplots(1, len(sets), figsize=(4 * len(sets), 4), squeeze=False)
+    for ax, s in zip(axes[0], sets):
+        for name, positive, rows in runs:
+            if not positive:
+                continue
+            by_img, label = defaultdict(list), {}
+            for r in rows:
+                if r["set"] == s:
+                    by_img[r["image_id"]].append(float(r[f"p_{positive}"]))
+                    label[r["image_id"]] = int(r["label"] == positive)
+            ids = sorted(by_img)
+            y = np.array([label[i] for i in ids])
+            p = np.array([np.mean(by_img[i]) for i in ids])
+            if len(set(y)) == 2:
+                fpr, tpr = roc(y, p, 1)
+                ax.plot(fpr, tpr, lw=1.2, label=f"{name} (AUC {roc_auc_score(y, p):.3f})")
+        ax.plot([0, 1], [0, 1], "k:", lw=0.8)
+        ax.set(xlabel="1 − specificity", ylabel="sensitivity")
+        ax.set_title(wrapped(SET_TITLES[s]), fontsize=10)
+        ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
 
 
 def compare_runs(runs: list[Path], out: Path | None = None) -> dict:
@@ -218,39 +191,20 @@ def compare_runs(runs: list[Path], out: Path | None = None) -> dict:
     checksums = {m["checksum"] for _, m, _ in loaded}
     sets = [s for s in EVAL_SETS if any(s in m["sets"] for _, m, _ in loaded)]
     result = {"sets": sets, "runs": [{"run": str(r), "arch": m["arch"], "label": m["label"], "dataset": m["dataset"],
-                                      "checksum": m["checksum"], "sets": m["sets"]} for r, m, _ in loaded],
+                                      "checksum": m["checksum"], "sets": m["sets"], "triage": m.get("triage"),
+                                      "pointing": m.get("pointing")} for r, m, _ in loaded],
               "same_dataset": len(checksums) == 1, "markdown": table2_markdown(entries, sets)}
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        plt = _plt()
-        fig, axes = plt.subplots(1, len(sets), figsize=(4 * len(sets), 4), squeeze=False)
-        for ax, s in zip(axes[0], sets):
-            for run, m, info in loaded:
-                positive = m.get("positive_class")
-                if not positive:
-                    continue
-                rows = [r for r in read_predictions(run) if r["set"] == s]
-                by_img = defaultdict(list)
-                label = {}
-                for r in rows:
-                    by_img[r["image_id"]].append(float(r[f"p_{positive}"]))
-                    label[r["image_id"]] = int(r["label"] == positive)
-                ids = sorted(by_img)
-                y = np.array([label[i] for i in ids])
-                p = np.array([np.mean(by_img[i]) for i in ids])
-                if len(set(y)) == 2:
-                    fpr, tpr = roc(y, p, 1)
-                    auc = m["sets"][s]["auc"]["mean"]
-                    ax.plot(fpr, tpr, lw=1.2, label=f"{m['label']} (AUC {auc:.3f})")
-            ax.plot([0, 1], [0, 1], "k:", lw=0.8)
-            ax.set(xlabel="1 − specificity", ylabel="sensitivity", title=SET_TITLES[s][:40])
-            ax.legend(fontsize=7, loc="lower right")
-        fig.tight_layout()
+        fig = compare_roc_plot([(m["label"], m.get("positive_class"), read_predictions(run)) for run, m, _ in loaded], sets)
         fig.savefig(out / "roc_compare.png", dpi=110)
-        plt.close(fig)
+        _plt().close(fig)
         note = "" if result["same_dataset"] else "\n\n**Warning: these runs used different dataset versions.**"
+        extra = "\n".join(report_triage.compare_sections([(m["label"], m) for _, m, _ in loaded]))
         (out / "compare.md").write_text("# Backbone comparison\n\n" + result["markdown"] + note +
-                                        "\n\n![ROC](roc_compare.png)\n")
+                                        "\n\n![ROC](roc_compare.png)\n\nThe curves, and the AUC in their legend, score each "
+                                        "image by its probability averaged over the fold models; the table gives the "
+                                        "mean (SD) of the fold models' own AUCs.\n\n" + extra)
         result["files"] = [str(out / "compare.md"), str(out / "roc_compare.png")]
     return result

@@ -4,11 +4,14 @@ from __future__ import annotations
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 
 from curate.audit import audited
 from curate.cli.options import DbOpt, JsonOpt, WorkspaceOpt, console, open_workspace, print_json, progress_bar, reported, table
 from curate.export import ExportOptions, ImageSpec, diff_versions, export_version, list_versions
+from curate.export.exclusions import REASONS
 from curate.export.images import RESIZE_POLICIES
+from curate.export.leakage import LeakageAudit
 
 DEVIATION_WARN_PP = 2.0
 
@@ -16,7 +19,8 @@ DEVIATION_WARN_PP = 2.0
 def export(
     name: Annotated[str, typer.Option("--name", "-n", help="Dataset name, e.g. mpox.")],
     version: Annotated[str, typer.Option("--version", "-v", help="Semantic version MAJOR.MINOR.PATCH, e.g. 1.0.0.")],
-    task: Annotated[str, typer.Option(help="binary (mpox / non_mpox) or diagnosis (one class per diagnosis).")] = "binary",
+    task: Annotated[str, typer.Option(help="binary (mpox: the settings' positive diagnoses / non_mpox: every other, 'other "
+                                           "diagnosis' included) or diagnosis (one class per declared diagnosis, and other_diagnosis).")] = "binary",
     size: Annotated[int, typer.Option(help="Output width and height in pixels (the paper used 320).")] = 320,
     resize_policy: Annotated[str, typer.Option(help=f"{' | '.join(RESIZE_POLICIES)}.")] = "stretch",
     roi_margin: Annotated[float, typer.Option(help="ROI crop margin around the lesion boxes, as a fraction of their size.")] = 0.1,
@@ -37,12 +41,16 @@ def export(
 ) -> None:
     """Build one immutable dataset version from the consensus labels.
 
+    Every catalogue image left out is counted by reason (not assessable, identifiable features, low quality, discarded, pending, duplicate, low resolution, not labelled).
+
     Splits are stable across versions: every image that was in the parent version keeps its split and fold.
     Only groups (near-duplicate cluster or case id) with no image in the parent are dealt, seeded and stratified.
     A new image that joins a group with parent images goes where they are.
     A group whose parent images disagree goes where most of them were (ties: test).
     Images of a newly reserved --external source leave train/test; those of a source no longer reserved are re-dealt.
     Every such move is printed and listed in README.md. --reshuffle deals everything afresh instead.
+    Before the version is sealed, the leakage audit (see `curate audit leakage`) looks for the same photo
+    in two splits or folds; its summary is printed and written into README.md and audit.json.
 
     Example: curate export --name mpox --version 1.0.0 --external kaggle-msid
     """
@@ -65,8 +73,19 @@ def export(
     splits = sorted({c for per in result.counts.values() for c in per})
     rows = [[split, *(result.counts[split].get(c, 0) for c in splits), sum(result.counts[split].values())] for split in result.counts]
     console.print(table(f"{name}@{version} ({result.status})", ["split", *splits, "total"], rows))
+    if result.status == "exists":
+        console.print(f"{name}@{version} was already written (by an earlier or a concurrent export) with this content; nothing changed")
     console.print(f"{result.images} images, {result.roi_images} ROI crops → {result.path}")
+    if result.excluded:
+        console.print(table(f"not exported: {sum(result.excluded.values())} catalogue image(s)", ["reason", "images", "meaning"],
+                            [[k, v, REASONS.get(k, "")] for k, v in result.excluded.items()]))
     console.print(f"checksum {result.checksum}")
+    if result.leakage is not None:
+        audit = LeakageAudit.from_dict(result.leakage)
+        colour = "yellow" if audit.suspects else "green"
+        console.print(f"[{colour}]{escape(audit.summary())}[/]", highlight=False)
+        if audit.suspects:
+            console.print(f"[yellow]note:[/] see `curate audit leakage {name}@{version}` for both photos of each pair")
     if result.rendered:
         console.print(f"{result.rendered} images rendered in {result.seconds:.1f} s ({result.images_per_second:.0f} images/s)")
     if result.archive:

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 
 from curate.audit import audited
 from curate.cli.options import DbOpt, JsonOpt, WorkspaceOpt, console, open_workspace, print_json, progress_bar, reported, table
@@ -18,6 +19,9 @@ def init(
     db: DbOpt = None,
 ) -> None:
     """Create a workspace: catalogue, image store, exports folder. Safe to re-run.
+
+    Makes the workspace and everything in it private to you (folders 0700, files 0600/0400), also when
+    it already exists. A PostgreSQL URL is remembered without its password ($PGPASSWORD or ~/.pgpass).
 
     Example: curate init ./mpox-study
     """
@@ -35,11 +39,15 @@ def ingest(
     label_map: Annotated[Optional[Path], typer.Option(help="CSV (folder,label) or JSON mapping sub-folder names to prior labels.")] = None,
     case_id_pattern: Annotated[Optional[str], typer.Option(help="Regex with a group (named 'case' or the first) that extracts a patient/case id from the relative path.")] = None,
     workers: Annotated[int, typer.Option(help="Decoding processes (default: one per core).")] = 0,
+    follow_symlinks: Annotated[bool, typer.Option("--follow-symlinks", help="Follow symlinks that lead out of FOLDER (default: skipped and named).")] = False,
     workspace: WorkspaceOpt = None,
     db: DbOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Add every photo under FOLDER to the store and catalogue, with its provenance.
+
+    Images are recognised by content, not extension. FIFOs, devices, sockets, non-images and symlinks
+    leading out of FOLDER are skipped and named; files over 100 MB are rejected unread.
 
     Example: curate ingest ~/exports/clinic --source clinic-2022 --case-id-pattern '(?P<case>P\\d{4})'
     """
@@ -53,9 +61,10 @@ def ingest(
             label_map=load_label_map(label_map) if label_map else None,
             case_id_pattern=case_id_pattern,
             workers=workers,
+            follow_symlinks=follow_symlinks,
         )
         args = {"source": source, "kind": kind, "licence": licence, "label_from_folders": label_from_folders,
-                "case_id_pattern": case_id_pattern}
+                "case_id_pattern": case_id_pattern, "follow_symlinks": follow_symlinks}
         with audited(ws, "ingest", args) as run, progress_bar("ingest", json_out) as on_file:
             report = ingest_folder(ws, folder, options, run_id=run.id, on_file=on_file)
             run.summary = report.as_dict()
@@ -76,20 +85,31 @@ def render_ingest(report: IngestReport) -> None:
         console.print(table("rejected files", ["file", "reason"], [[f, r] for f, r in report.rejected[:50]]))
         if len(report.rejected) > 50:
             console.print(f"… and {len(report.rejected) - 50} more (see --json)")
+    if report.skipped:
+        console.print(table("skipped files", ["file", "why"], [[f, r] for f, r in report.skipped[:50]]))
     console.print(
         f"{report.files} files in {report.seconds:.1f} s ({report.images_per_second:.1f} images/s, "
-        f"{report.bytes_read / 1e6:.0f} MB); {report.ignored} non-image files ignored"
+        f"{report.bytes_read / 1e6:.0f} MB); {report.ignored} files skipped{_names(report.skipped)}",
+        highlight=False, markup=False, soft_wrap=True,
     )
 
 
+def _names(entries: list[tuple[str, str]], limit: int = 10) -> str:
+    if not entries:
+        return ""
+    shown = ", ".join(repr(f)[1:-1] for f, _ in entries[:limit])
+    return f": {shown}" + (f" and {len(entries) - limit} more (see --json)" if len(entries) > limit else "")
+
+
 def status(workspace: WorkspaceOpt = None, db: DbOpt = None, json_out: JsonOpt = False) -> None:
-    """Counts by source, stage and prior label.
+    """Counts by source, stage and prior label; warns about unfinished runs and files other users can read.
 
     Example: curate status --json
     """
     ws = open_workspace(workspace, db)
     with reported(), ws.session() as s:
         data = catalogue_status(s)
+    data["exposed_paths"] = ws.exposed()
     if json_out:
         print_json(data)
         return
@@ -99,6 +119,11 @@ def status(workspace: WorkspaceOpt = None, db: DbOpt = None, json_out: JsonOpt =
     console.print(table("prior labels", ["label", "images"], [[k, v] for k, v in sorted(data["by_prior_label"].items())]))
     if data["unfinished_runs"]:
         console.print(f"[yellow]{data['unfinished_runs']} command run(s) did not finish; re-run them to complete.[/]")
+    if data["exposed_paths"]:
+        shown = ", ".join(data["exposed_paths"][:5])
+        console.print(f"[yellow]warning: readable by other local users: {escape(shown)}"
+                      f"{' …' if len(data['exposed_paths']) > 5 else ''}; run `curate init {escape(str(ws.root))}` "
+                      f"to make the workspace private.[/]", highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -6,20 +6,19 @@ from typing import Annotated, Optional
 
 import typer
 
-from curate.cli.options import DbOpt, JsonOpt, WorkspaceOpt, console, open_workspace, print_json, reported, table
+from curate.cli.options import DbOpt, JsonOpt, WorkspaceOpt, console, http_urls, open_workspace, print_json, reported, table
+from curate.label.consensus import LowQuality, ThirdOpinion
 
 app = typer.Typer(help="Label images in Label Studio: two blind raters, a reviewer for disputes.", no_args_is_help=True)
-UrlOpt = Annotated[Optional[str], typer.Option("--url", help="Label Studio URL (default: the embedded server). Key from $LABEL_STUDIO_API_KEY.")]
-RuleOpt = Annotated[str, typer.Option("--third-opinion", help="When the reviewer picks a third diagnosis: 'discard' (the paper, default) or 'reviewer'.")]
-
-
-def _rules(third: str):
-    from curate.errors import ConfigError
-    from curate.label.consensus import Rules
-
-    if third not in ("discard", "reviewer"):
-        raise ConfigError(f"--third-opinion must be 'discard' or 'reviewer', not {third!r}")
-    return Rules(third_opinion=third)  # type: ignore[arg-type]
+UrlOpt = Annotated[Optional[list[str]], typer.Option("--url", metavar="[EMAIL=]URL", callback=http_urls, help=(
+    "Label Studio server of one clinician as EMAIL=URL (repeat for each), or one URL for everyone not mapped "
+    "(default: each clinician's own server from `curate studio`). One steward key, $LABEL_STUDIO_API_KEY, opens them all."))]
+RuleOpt = Annotated[Optional[ThirdOpinion], typer.Option(
+    "--third-opinion", help="When the reviewer picks a diagnosis neither rater gave: discard the image (the paper) or "
+                            "take the reviewer's. Recorded in the catalogue; default: the recorded rule (discard until changed).")]
+LowQualityOpt = Annotated[Optional[LowQuality], typer.Option(
+    "--low-quality", help="Which \"Image quality too low\" flags exclude an image: any (either rater's), both (both raters', "
+                          "the default) or never. Recorded in the catalogue; default: the recorded rule (both until changed).")]
 
 
 @app.command()
@@ -28,65 +27,77 @@ def push(
     limit: Annotated[Optional[int], typer.Option(help="Push at most N new images.")] = None,
     workspace: WorkspaceOpt = None, db: DbOpt = None, url: UrlOpt = None, json_: JsonOpt = False,
 ):
-    """Send new dedupe representatives to one blind project per rater.
+    """Send new dedupe representatives to each rater's project on the rater's own server.
 
     Example: curate label push --raters a@clinic.org,b@clinic.org --limit 200
     """
     from curate.audit import audited
-    from curate.label.rounds import connect, push as do_push
+    from curate.label.rounds import push as do_push
+    from curate.label.servers import resolve
 
     ws = open_workspace(workspace, db)
     with reported():
-        client = connect(ws, url)
-        with audited(ws, "label push", {"raters": raters, "limit": limit, "url": client.url}) as run:
-            res = do_push(ws, client, raters.split(","), limit)
+        servers = resolve(ws, url)
+        with audited(ws, "label push", {"raters": raters, "limit": limit, "url": url}) as run:
+            res = do_push(ws, servers, raters.split(","), limit)
             run.summary = {"round": res.round_id, "pushed": res.pushed}
     print_json(res.__dict__) if json_ else console.print(f"pushed {res.pushed} task(s) into round {res.round_id}: {res.projects}")
 
 
 @app.command()
-def pull(workspace: WorkspaceOpt = None, db: DbOpt = None, url: UrlOpt = None, third_opinion: RuleOpt = "discard", json_: JsonOpt = False):
-    """Fetch every annotation of every round and recompute consensus.
+def pull(workspace: WorkspaceOpt = None, db: DbOpt = None, url: UrlOpt = None, third_opinion: RuleOpt = None,
+         low_quality: LowQualityOpt = None, json_: JsonOpt = False):
+    """Fetch every annotation of every round (each project from its clinician's server) and recompute consensus.
 
-    Example: curate label pull
+    Rules given with --low-quality or --third-opinion are recorded in the catalogue; every later recomputation uses the recorded ones.
+
+    Example: curate label pull --low-quality any
     """
     from curate.audit import audited
     from curate.label.pull import pull as do_pull
-
-    from curate.label.rounds import connect
+    from curate.label.rules import explain
+    from curate.label.servers import resolve
 
     ws = open_workspace(workspace, db)
+    args = {"third_opinion": third_opinion and third_opinion.value, "low_quality": low_quality and low_quality.value}
     with reported():
-        rules = _rules(third_opinion)
-        client = connect(ws, url)
-        with audited(ws, "label pull", {"url": client.url, "third_opinion": third_opinion}) as run:
-            res = do_pull(ws, client, rules)
+        servers = resolve(ws, url)
+        with audited(ws, "label pull", {"url": url, **args}) as run:
+            res = do_pull(ws, servers, low_quality=low_quality, third_opinion=third_opinion)
             run.summary = res.__dict__
     if json_:
         print_json(res.__dict__)
     else:
         console.print(f"{res.annotations} annotation(s) in {res.projects} project(s): {res.new} new, {res.revised} revised, "
                       f"{res.withdrawn} withdrawn, {res.unchanged} unchanged")
+        console.print(f"rules{' (changed and recorded)' if res.rules_changed else ''}: {explain(res.rules)}")
         console.print(table("Consensus", ["status", "images"], [[k, v] for k, v in sorted(res.consensus.items())]))
 
 
 @app.command()
 def adjudicate(
     reviewer: Annotated[str, typer.Option(help="Email of the third clinician.")],
-    workspace: WorkspaceOpt = None, db: DbOpt = None, url: UrlOpt = None, json_: JsonOpt = False,
+    workspace: WorkspaceOpt = None, db: DbOpt = None, url: UrlOpt = None, third_opinion: RuleOpt = None,
+    json_: JsonOpt = False,
 ):
-    """Push exactly the disputed images to a reviewer project that shows both diagnoses.
+    """Push exactly the disputed images to the reviewer: raters shown as Rater 1 / Rater 2 with their boxes.
+
+    Under the paper's rule (discard) the reviewer chooses one of the two disputed diagnoses or
+    "Neither (discard this image)"; under the reviewer rule every declared diagnosis is offered.
+    The rule is the one recorded in the catalogue; --third-opinion changes and records it, as on pull.
 
     Example: curate label adjudicate --reviewer c@clinic.org
     """
     from curate.audit import audited
-    from curate.label.rounds import adjudicate as do_adj, connect
+    from curate.label.rounds import adjudicate as do_adj
+    from curate.label.servers import resolve
 
     ws = open_workspace(workspace, db)
     with reported():
-        client = connect(ws, url)
-        with audited(ws, "label adjudicate", {"reviewer": reviewer, "url": client.url}) as run:
-            res = do_adj(ws, client, reviewer)
+        servers = resolve(ws, url)
+        with audited(ws, "label adjudicate", {"reviewer": reviewer, "url": url,
+                                              "third_opinion": third_opinion and third_opinion.value}) as run:
+            res = do_adj(ws, servers, reviewer, third_opinion)
             run.summary = {"round": res.round_id, "pushed": res.pushed}
     print_json(res.__dict__) if json_ else console.print(f"pushed {res.pushed} disputed image(s) to {reviewer}")
 
@@ -94,29 +105,45 @@ def adjudicate(
 @app.command()
 def report(
     workspace: WorkspaceOpt = None, db: DbOpt = None, json_: JsonOpt = False,
-    html: Annotated[Optional[Path], typer.Option(help="Write the HTML page here (default: <workspace>/reports/labeling.html).")] = None,
+    html: Annotated[Optional[Path], typer.Option(help="Write the HTML page here (default: <workspace>/reports/labeling.html); "
+                                                      "the confusion-matrix PNGs go beside it as <name>-confusion.png and <name>-raters.png.")] = None,
 ):
-    """Progress per round and rater, Cohen's kappa, confusion matrix, outcome counts.
+    """Progress per round and rater, Cohen's kappa and Gwet's AC1, confusion matrix, outcome counts and what each means.
+
+    Per rater and reviewer: agreement with the final consensus, a confusion matrix against it, and a Dawid-Skene
+    estimate of their accuracy. The dated HTML page also shows a few disputed and discarded images (never one flagged as identifiable).
 
     Example: curate label report --json
     """
-    from curate.label.report import build, write_html
+    from curate.label.report import OUTCOME_MEANINGS, build
+    from curate.label.report_html import write_html
 
     ws = open_workspace(workspace, db)
     with reported():
         with ws.session() as s:
-            rep = build(s)
-        page = write_html(rep, html or ws.reports / "labeling.html", ws.tmp)
+            rep = build(s, ws.diagnoses)
+        files = write_html(rep, html or ws.reports / "labeling.html", ws)
     if json_:
-        print_json({**rep.to_dict(), "html": str(page)})
+        print_json({**rep.to_dict(), "html": str(files.html), "confusion_png": str(files.confusion_png),
+                    "raters_png": files.raters_png and str(files.raters_png)})
         return
     console.print(table("Progress", ["round", "kind", "rater", "tasks", "labelled"],
                         [[p.round, p.kind, p.rater, p.tasks, p.labelled] for p in rep.progress]))
-    console.print(table("Outcomes", ["status", "images"], [[k, v] for k, v in rep.outcomes.items()]))
+    console.print(table("Outcomes", ["status", "images", "of which"],
+                        [[k, v, "; ".join(f"{why}: {n}" for why, n in rep.details.get(k, {}).items())]
+                         for k, v in rep.outcomes.items()]))
+    for k in rep.outcomes:
+        console.print(f"  {k}: {OUTCOME_MEANINGS[k]}", highlight=False, markup=False)
     ag = rep.agreement
-    console.print(table("Agreement (Cohen's kappa)", ["diagnosis", "kappa"],
-                        [["all", ag.kappa]] + [[d, k] for d, k in ag.per_diagnosis.items() if k is not None]))
-    console.print(f"HTML report: {page}")
+    console.print(table("Agreement (Cohen's kappa, Gwet's AC1)", ["diagnosis", "kappa", "AC1"],
+                        [["all", ag.kappa, ag.ac1]] + [[rep.names.get(d, d), k, ag.ac1_per_diagnosis.get(d)]
+                                                      for d, k in ag.per_diagnosis.items() if k is not None]))
+    console.print(table("Raters (agreement with the final consensus; accuracy estimated by Dawid-Skene)",
+                        ["email", "role", "diagnosed", "with consensus", "agreement", "estimated accuracy"],
+                        [[q.rater, q.role, q.diagnosed, q.compared, q.agreement,
+                          "n/a (too few images)" if q.estimated_accuracy is None else q.estimated_accuracy] for q in rep.raters]))
+    console.print(f"HTML report: {files.html} (generated {rep.generated_at}); confusion matrix: {files.confusion_png}"
+                  + (f"; per rater: {files.raters_png}" if files.raters_png else ""))
 
 
 def register(root: typer.Typer) -> None:

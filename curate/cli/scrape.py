@@ -21,7 +21,8 @@ def scrape(
     source: Annotated[Optional[str], typer.Option("--source", "-s", help="Source name (default: web-<engine>).")] = None,
     threads: Annotated[int, typer.Option(help="Download threads.")] = 4,
     min_side: Annotated[int, typer.Option(help="Reject images whose shorter side is below this many pixels (0: off).")] = 0,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for each request.")] = 10.0,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for each network read; a download or result page gets 6 x this in all.")] = 10.0,
+    allow_private_hosts: Annotated[bool, typer.Option("--allow-private-hosts", help="Also fetch images from loopback, private and link-local addresses (refused by default, except the engine's own host).")] = False,
     workspace: WorkspaceOpt = None,
     db: DbOpt = None,
     json_out: JsonOpt = False,
@@ -34,12 +35,14 @@ def scrape(
     Example: curate scrape "monkeypox" "mpox rash" --engine bing --max 200 --license cc
     """
     options = ScrapeOptions(engine=engine, queries=tuple(queries), max_num=max_num, licence=licence, source=source,
-                            threads=threads, min_side=min_side, timeout=timeout)
+                            threads=threads, min_side=min_side, timeout=timeout,
+                            allow_private_hosts=allow_private_hosts)
     with reported():
         validate(options)  # refuse before the workspace is touched (e.g. --engine google)
     ws = open_workspace(workspace, db)
     with reported():
-        args = {"engine": engine, "queries": list(queries), "max": max_num, "licence": licence, "source": source}
+        args = {"engine": engine, "queries": list(queries), "max": max_num, "licence": licence, "source": source,
+                "allow_private_hosts": allow_private_hosts}
         with audited(ws, "scrape", args) as run, Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
             console=err_console, disable=json_out, transient=True,  # one bar per query, on stderr like every bar

@@ -1,105 +1,135 @@
-"""`curate studio`: the embedded Label Studio server (start, stop, status, add-user, install)."""
+"""`curate studio`: one Label Studio server per clinician (start, stop, status, add-user, install)."""
 from __future__ import annotations
 
+import os
 import secrets
+import sys
 from typing import Annotated, Optional
 
 import typer
 
-from curate.cli.options import JsonOpt, WorkspaceOpt, console, err_console, fail, open_workspace, print_json, reported
+from curate.cli.options import JsonOpt, WorkspaceOpt, console, err_console, fail, http_url, open_workspace, print_json, reported, table
 
-app = typer.Typer(help="Run the workspace's own Label Studio server, or manage its accounts.", no_args_is_help=True)
+app = typer.Typer(help="Run the workspace's Label Studio servers (one per clinician), or add a clinician.", no_args_is_help=True)
+STEWARD_ENV = "CURATE_STEWARD_EMAIL"
+
+
+def read_secret(prompt: str, confirm: bool = True) -> str:
+    """A password from the terminal (hidden, asked twice), or one line of piped stdin (no getpass warning)."""
+    if not sys.stdin.isatty():
+        line = sys.stdin.readline().rstrip("\r\n")
+        if not line:
+            fail(f"{prompt}: nothing on standard input")
+        return line
+    return typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm)
 
 
 @app.command()
 def start(
     workspace: WorkspaceOpt = None,
-    port: Annotated[int, typer.Option(help="Port to listen on (default: 8080). A busy port is an error, never silently moved.")] = 8080,
     host: Annotated[str, typer.Option(help="Address to bind (default: 127.0.0.1, this machine only).")] = "127.0.0.1",
-    admin_email: Annotated[Optional[str], typer.Option(help="Steward account, created on the first start only.")] = None,
+    admin_email: Annotated[Optional[str], typer.Option(
+        envvar=STEWARD_ENV, show_envvar=True,
+        help="Steward's Label Studio account, set up on the first start only (asked for when missing).")] = None,
 ):
-    """Start the embedded server (data in <workspace>/studio, telemetry off).
+    """Start every clinician's Label Studio server (data in <workspace>/studio, telemetry off).
 
-    Example: curate studio start --admin-email steward@clinic.org
+    The first start sets up the steward's account (email from --admin-email, $CURATE_STEWARD_EMAIL
+    or a prompt; password prompted, or one line on stdin). Each clinician then gets a server of
+    their own with `curate studio add-user`.
+
+    Example: curate studio start
     """
     from curate.label.client import API_KEY_ENV
-    from curate.studio.server import EmbeddedServer
+    from curate.studio.fleet import Fleet
 
     ws = open_workspace(workspace, None)
-    server = EmbeddedServer(ws.root)
+    fleet = Fleet(ws.root)
     if host not in ("127.0.0.1", "localhost", "::1"):
         err_console.print(f"[bold yellow]WARNING: Label Studio will listen on {host}: anyone who can reach this "
-                          f"machine on port {port} can try to log in and see patient images.[/]")
+                          "machine can try to log in and see patient images.[/]")
     with reported():
-        if not server.initialised:
-            if not admin_email:
-                fail("first start: pass --admin-email for the steward's Label Studio account")
-            password = typer.prompt("Password for the steward account", hide_input=True, confirmation_prompt=True)
-            import os
-
+        if not fleet.initialised:
+            email = admin_email or typer.prompt("Steward's email (your Label Studio admin account)")
+            if "@" not in email:
+                fail(f"steward email {email!r} is not an email address")
+            password = read_secret("Password for the steward account")
             token = os.environ.get(API_KEY_ENV) or secrets.token_hex(20)
-            server.init(admin_email, password, token)
+            fleet.init(email.strip().lower(), password, token)
             if not os.environ.get(API_KEY_ENV):
                 console.print(f"Steward API key (shown once, not stored by curate): [bold]{token}[/]\n"
                               f"  export {API_KEY_ENV}={token}")
-        info = server.start(port=port, host=host)
-    console.print(f"Label Studio running at {info.url} (pid {info.pid})")
+        states = fleet.start_all(host=host)
+    if not states:
+        console.print("No clinician servers yet: add each clinician with `curate studio add-user EMAIL`.")
+    for st in states:
+        console.print(f"{st.name}: {st.url} (pid {st.running.pid})")
 
 
 @app.command()
 def stop(workspace: WorkspaceOpt = None):
-    """Stop the embedded server.
+    """Stop every Label Studio server of the workspace.
 
     Example: curate studio stop
     """
-    from curate.studio.server import EmbeddedServer
+    from curate.studio.fleet import Fleet
 
     ws = open_workspace(workspace, None)
-    stopped = EmbeddedServer(ws.root).stop()
-    console.print("stopped" if stopped else "not running")
+    stopped = Fleet(ws.root).stop_all()
+    console.print(f"stopped {len(stopped)} server(s)" if stopped else "not running")
 
 
 @app.command()
 def status(workspace: WorkspaceOpt = None, json_: JsonOpt = False):
-    """Is the embedded server running, and where.
+    """Each clinician's server: URL, running or not.
 
     Example: curate studio status --json
     """
-    from curate.studio.server import EmbeddedServer, find_executable, healthy
+    from curate.studio.fleet import Fleet
+    from curate.studio.server import find_executable, healthy
 
     ws = open_workspace(workspace, None)
-    info = EmbeddedServer(ws.root).status()
+    fleet = Fleet(ws.root)
     exe = find_executable()
-    data = {"running": info is not None, "url": info.url if info else None, "pid": info.pid if info else None,
-            "healthy": healthy(info.url) if info else False, "executable": str(exe) if exe else None}
+    servers = [{"clinician": st.name, "url": st.url, "running": st.running is not None,
+                "pid": st.running.pid if st.running else None,
+                "healthy": healthy(st.url) if st.running else False} for st in fleet.status()]
+    data = {"initialised": fleet.initialised, "servers": servers, "executable": str(exe) if exe else None}
     if json_:
         print_json(data)
-    else:
-        console.print(f"running at {info.url} (pid {info.pid}, {'healthy' if data['healthy'] else 'not answering'})"
-                      if info else "not running")
-        console.print(f"label-studio: {exe or 'not installed (curate studio install)'}")
+        return
+    if not fleet.initialised:
+        console.print("not set up yet (curate studio start)")
+    console.print(table("Label Studio servers", ["clinician", "url", "state"],
+                        [[s["clinician"], s["url"], ("running" if s["healthy"] else "not answering") if s["running"] else "stopped"]
+                         for s in servers]))
+    console.print(f"label-studio: {exe or 'not installed (curate studio install)'}")
 
 
 @app.command("add-user")
 def add_user(
     email: str,
     workspace: WorkspaceOpt = None,
-    url: Annotated[Optional[str], typer.Option(help="Label Studio URL (default: the embedded server).")] = None,
+    url: Annotated[Optional[str], typer.Option(callback=http_url, help="An external Label Studio to add the account to instead of a server of their own.")] = None,
     generate: Annotated[bool, typer.Option(help="Generate a password and show it once instead of prompting.")] = False,
+    port: Annotated[Optional[int], typer.Option(help="Port of this clinician's server (default: the next free one from 8081).")] = None,
 ):
-    """Add a clinician account (password prompted or generated; never stored).
+    """Give a clinician a Label Studio server of their own and an account on it (password never stored).
 
     Example: curate studio add-user a@clinic.org --generate
     """
     from curate.label import client as lc
-    from curate.label.rounds import connect
+    from curate.label.servers import add_clinician
 
     ws = open_workspace(workspace, None)
-    password = secrets.token_urlsafe(12) if generate else typer.prompt(f"Password for {email}", hide_input=True, confirmation_prompt=True)
+    password = secrets.token_urlsafe(12) if generate else read_secret(f"Password for {email}")
     with reported():
-        c = connect(ws, url)
-        lc.add_user(c.url, lc.api_key_from_env(), email, password)
-    console.print(f"created {email}" + (f"; password (shown once): [bold]{password}[/]" if generate else ""))
+        if url:
+            lc.add_user(url, lc.api_key_from_env(), email, password)
+            where = url
+        else:
+            where = add_clinician(ws, email, password, port)
+    console.print(f"created {email} on {where}" + (f"; password (shown once): [bold]{password}[/]" if generate else ""))
 
 
 @app.command()

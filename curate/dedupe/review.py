@@ -45,12 +45,14 @@ table{border-collapse:collapse;font-size:.85rem} td,th{border:1px solid #ccc;pad
 """
 
 
-def _thumb(data: bytes) -> str:
+def thumbnail(data: bytes, px: int = THUMB_PX) -> str:
+    """An upright JPEG thumbnail as base64, for pages that embed their pictures (this sheet, the labelling
+    report, the leakage audit)."""
     img = PILImage.open(io.BytesIO(data))
     if img.format == "JPEG":
-        img.draft("RGB", (THUMB_PX, THUMB_PX))
+        img.draft("RGB", (px, px))
     img = ImageOps.exif_transpose(img).convert("RGB")
-    img.thumbnail((THUMB_PX, THUMB_PX))
+    img.thumbnail((px, px))
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=80)  # re-encoded: no EXIF (GPS, serials) reaches the sheet
     return base64.b64encode(buf.getvalue()).decode()
@@ -92,7 +94,7 @@ def _collect(ws) -> dict:
 def _figure(ws, d: dict, image_id: int, extra: str = "", cls: str = "") -> str:
     img = d["images"][image_id]
     try:
-        src = f"data:image/jpeg;base64,{_thumb(ws.store.read(img.sha256))}"
+        src = f"data:image/jpeg;base64,{thumbnail(ws.store.read(img.sha256))}"
     except Exception:
         src = ""
     label = ", ".join(sorted(d["labels"][image_id])) or "none"

@@ -211,13 +211,17 @@ def hash_missing(ws, options: DedupeOptions, report: DedupeReport, on_progress: 
 # --- clustering ------------------------------------------------------------------------
 
 
-def recluster(s: Session, run_id: int | None = None, min_side: int | None = None) -> dict:
+def recluster(s: Session, run_id: int | None = None, min_side: int | None = None, hashed_only: bool = False) -> dict:
     """Rebuild `dedupe_members` from stored pairs and overrides (no hashing, no search).
 
     `min_side=None` keeps each image's previous low-resolution flag. Images already in
-    labelling stay their cluster's representative (see `curate.dedupe.cluster`).
+    labelling stay their cluster's representative (see `curate.dedupe.cluster`). `hashed_only`
+    (a dedupe run) leaves out images without codes, never making an uncompared one a representative.
     """
-    images = s.exec(select(Image.id, Image.width, Image.height, Image.created_at).order_by(Image.id)).all()
+    query = select(Image.id, Image.width, Image.height, Image.created_at).order_by(Image.id)
+    if hashed_only:  # a dedupe run: an image ingested while it hashed stays its own cluster until the next run
+        query = query.join(DedupeCode, DedupeCode.image_id == Image.id).where(DedupeCode.algo == ALGO)
+    images = s.exec(query).all()
     prio = dict(
         s.exec(
             select(Provenance.image_id, func.min(Source.priority))
@@ -291,7 +295,7 @@ def run_dedupe(
             report.pairs[p.kind] += 1
         s.exec(update(DedupeCode).where(DedupeCode.algo == ALGO).values(searched_with=options.settings))
         s.flush()
-        summary = recluster(s, run_id, options.min_side)
+        summary = recluster(s, run_id, options.min_side, hashed_only=True)
         report.images = s.exec(select(func.count()).select_from(Image)).one()
         arrivals = s.exec(select(func.count()).select_from(Provenance)).one()
         report.byte_duplicates = arrivals - report.images

@@ -5,9 +5,24 @@ from collections import Counter
 from typing import Any
 
 from curate.export.diff import VersionDiff
-from curate.label.diagnoses import DIAGNOSES
+from curate.export.exclusions import REASONS
+from curate.label.rules import explain
+from curate.export.leakage import LeakageAudit
 
 SPLITS = ("train", "test", "external")
+UNKNOWN_LICENCE = "unknown"  # what the export plan records for images without a licence
+
+
+def inline(value: Any) -> str:
+    """Text on one Markdown line, inert: newlines and runs of spaces collapse to one space, HTML is escaped
+    (a source name is free text)."""
+    text = " ".join(("" if value is None else str(value)).split())
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def cell(value: Any) -> str:
+    """Text safe in a Markdown table cell: one line, backslashes and pipes escaped."""
+    return inline(value).replace("\\", "\\\\").replace("|", "\\|")
 
 
 def counts(rows: list[dict[str, str]], key: str = "label") -> dict[str, dict[str, int]]:
@@ -20,7 +35,7 @@ def counts(rows: list[dict[str, str]], key: str = "label") -> dict[str, dict[str
 
 def _table(header: list[str], body: list[list[Any]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in body]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in body]
     return lines
 
 
@@ -31,6 +46,37 @@ def _count_table(by: dict[str, dict[str, int]], title: str) -> list[str]:
         totals.update(per)
     body.append(["**total**", *(totals[s] for s in SPLITS), sum(totals.values())])
     return _table([title, *SPLITS, "total"], body)
+
+
+def _names(meta: dict[str, Any]) -> dict[str, str]:
+    """diagnosis code -> display name, from dataset.json (clinicians read names, not slugs)."""
+    return {d["slug"]: d["name"] for d in meta.get("diagnoses", [])}
+
+
+def _named(by: dict[str, dict[str, int]], names: dict[str, str]) -> dict[str, dict[str, int]]:
+    return {names.get(k, k): v for k, v in by.items()}
+
+
+def _diagnosis_list(meta: dict[str, Any], rows: list[dict[str, str]]) -> list[str]:
+    """The study's declared list: name, code (manifest `diagnosis` and diagnosis-task folder), binary class, images."""
+    if not meta.get("diagnoses"):
+        return []
+    n = Counter(r["diagnosis"] for r in rows)
+    out = ["", "The study's diagnosis list (declared in the workspace settings), with the binary task's class:", ""]
+    return out + _table(["diagnosis", "code", "binary class", "images exported"],
+                        [[d["name"], f"`{d['slug']}`", d["binary"] or "not exported", n.get(d["slug"], 0)]
+                         for d in meta["diagnoses"]])
+
+
+def _exclusions(labels: dict[str, Any]) -> list[str]:
+    excluded = labels.get("excluded") or {}
+    out = [""]
+    if labels.get("rules"):
+        out.append(f"Consensus rules: {explain(labels['rules'])}.")
+    if not excluded:
+        return out + ["", "Every labelled image with a consensus diagnosis is exported."]
+    out += ["", "Labelled images not exported, by reason:", ""]
+    return out + _table(["reason", "images", "meaning"], [[k, v, REASONS.get(k, "")] for k, v in excluded.items()])
 
 
 def _split_history(sc: dict[str, Any] | None) -> list[str]:
@@ -51,17 +97,49 @@ def _split_history(sc: dict[str, Any] | None) -> list[str]:
     return out
 
 
+def licence_warning(sources: list[dict[str, Any]]) -> list[str]:
+    """A visible warning naming every source with images of unknown licence; empty when all are known."""
+    unknown = [inline(s["name"]) for s in sources if UNKNOWN_LICENCE in s["licences"]]
+    if not unknown:
+        return []
+    return ["", f"> **Warning: unknown licence.** {len(unknown)} source(s) have images with no recorded licence: "
+                + ", ".join(unknown) + ". Check each source's terms before sharing or publishing this "
+                "version; a licence is recorded when images are ingested (`curate ingest --licence`)."]
+
+
+CARD_PAIRS = 50
+
+
+def _leakage_section(meta: dict[str, Any], audit: LeakageAudit | None) -> list[str]:
+    if audit is None:
+        return []
+    ref = f"{meta['name']}@{meta['version']}"
+    out = ["", "## Leakage audit", "", audit.summary() + ".", "",
+           f"Method: {audit.method}. Every test and external image was compared with every train image, and every "
+           f"train image with those of the other folds. `curate audit leakage {ref}` shows both thumbnails of each pair; "
+           "`audit.json` lists them."]
+    if audit.pairs:
+        shown = audit.pairs[:CARD_PAIRS]
+        out += ["", f"Suspect pairs{f' (the {len(shown)} strongest)' if audit.suspects > len(shown) else ''}:", ""]
+        out += _table(["first", "file", "second", "file", "matching keypoints", "mirror"],
+                      [[p.a.part, p.a.file, p.b.part, p.b.file, p.inliers, "yes" if p.mirrored else ""] for p in shown])
+    return out
+
+
 def render(meta: dict[str, Any], rows: list[dict[str, str]], labels: dict[str, Any], sources: list[dict[str, Any]],
            bins: list[dict[str, Any]], pulled_external: int, change: VersionDiff | None,
-           split_change: dict[str, Any] | None = None) -> bytes:
-    """The card as bytes. `split_change` (versions with a parent): reshuffle, kept, dealt_groups, folds_kept, moved."""
+           split_change: dict[str, Any] | None = None, leakage: LeakageAudit | None = None) -> bytes:
+    """The card as bytes. `split_change` (versions with a parent): reshuffle, kept, dealt_groups, folds_kept, moved;
+    `leakage`: the audit run on the rendered files."""
     size = f"{meta['image_size'][0]}×{meta['image_size'][1]}"
+    names = _names(meta)
+    shown = meta["classes"] if meta["task"] == "binary" else [names.get(c, c) for c in meta["classes"]]
     n_roi = sum(1 for r in rows if r["roi_file"])
     pre = meta["preprocessing"]
     out = [
         f"# {meta['name']} {meta['version']}",
         "",
-        f"Skin-lesion photographs for the **{meta['task']}** task ({', '.join(meta['classes'])}), "
+        f"Skin-lesion photographs for the **{meta['task']}** task ({', '.join(shown)}), "
         f"{len(rows)} images ({n_roi} with a lesion crop), prepared by `curate export` from clinician consensus labels. "
         f"Catalogue state as of {meta['created_at']}.",
         "",
@@ -69,14 +147,15 @@ def render(meta: dict[str, Any], rows: list[dict[str, str]], labels: dict[str, A
         "`curate.dataset.DatasetVersion.open(path)`, which also verifies `SHA256SUMS` and selects folds. A split with no "
         "image of a class has no folder for it, so ImageFolder's class indices can differ between splits: map targets "
         "through the `classes` of `dataset.json` (as `DatasetVersion` does).",
+        *licence_warning(sources),
         "",
         "## Images per class and split",
         "",
-        *_count_table(counts(rows), "class"),
+        *_count_table(counts(rows), "class (folder)"),
         "",
         "By diagnosis:",
         "",
-        *_count_table(counts(rows, "diagnosis"), "diagnosis"),
+        *_count_table(_named(counts(rows, "diagnosis"), names), "diagnosis"),
         "",
         "Lesion crops (`roi/`) per class and split:",
         "",
@@ -86,13 +165,13 @@ def render(meta: dict[str, Any], rows: list[dict[str, str]], labels: dict[str, A
         "",
         "Each image was labelled independently by clinicians in Label Studio; disagreements went to an adjudicator, "
         "and images without consensus were discarded (the paper's protocol). Only *agreed* and *adjudicated* images are exported.",
+        *_diagnosis_list(meta, rows),
         "",
     ]
     st = labels["statuses"]
     out += _table(["consensus outcome", "images"], [[k, v] for k, v in st.items()])
-    out += ["", f"- Agreed or adjudicated as *{DIAGNOSES['other']}*, so in neither class and not exported: {labels['not_assessable']}."]
-    if labels["exclusions"]:
-        out.append("- Excluded, by reason: " + ", ".join(f"{k} {v}" for k, v in labels["exclusions"].items()) + ".")
+    out += _exclusions(labels)
+    out += [""]
     out.append("- Consensus method of the exported images: " + ", ".join(f"{k} {v}" for k, v in labels["methods"].items()) + ".")
     out.append("- Raters per exported image: " + ", ".join(f"{k} raters: {v}" for k, v in labels["raters"].items()) + ".")
     if labels["mean_agreement"] is not None:
@@ -123,7 +202,7 @@ def render(meta: dict[str, Any], rows: list[dict[str, str]], labels: dict[str, A
         "## Splits",
         "",
         f"- Seed {meta['seed']}; test fraction {meta['test_fraction']:.0%}; {meta['folds']} cross-validation folds inside train.",
-        "- External validation sources (reserved whole): " + (", ".join(meta["external_sources"]) or "none") + ".",
+        "- External validation sources (reserved whole): " + (", ".join(map(inline, meta["external_sources"])) or "none") + ".",
         "- Group rule: images that share a near-duplicate cluster or a case/patient id (connected components of both) "
         "are never split across train, test, external or folds. Within that rule, groups are dealt stratified by class.",
     ]
@@ -145,6 +224,7 @@ def render(meta: dict[str, Any], rows: list[dict[str, str]], labels: dict[str, A
     out += _table(["part", "target", "achieved", "per class", "max deviation (pp)"],
                   [[b["name"], f"{b['target']:.1%}", f"{b['fraction']:.1%}",
                     ", ".join(f"{c} {f:.1%}" for c, f in b["per_class"].items()), f"{b['deviation_pp']:.1f}"] for b in bins])
+    out += _leakage_section(meta, leakage)
     out += ["", "## Version history", ""]
     if meta["parent"] is None:
         out.append("First version of this dataset (no parent).")
@@ -157,5 +237,5 @@ def render(meta: dict[str, Any], rows: list[dict[str, str]], labels: dict[str, A
         out += _split_history(split_change)
     out += ["", "## Files", "",
             "`dataset.json` (settings), `manifest.csv` (one row per image), `croissant.json` (MLCommons Croissant 1.0), "
-            "`SHA256SUMS` (every other file; `sha256sum -c SHA256SUMS`)."]
+            "`audit.json` (the leakage audit), `SHA256SUMS` (every other file; `sha256sum -c SHA256SUMS`)."]
     return ("\n".join(out) + "\n").encode("utf-8")

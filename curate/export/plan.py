@@ -16,7 +16,7 @@ import hashlib
 import json
 import re
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -26,13 +26,16 @@ from sqlmodel import Session, select
 from curate.dataset import DatasetError, DatasetVersion
 from curate.dedupe import cluster_map
 from curate.errors import ConfigError, ExportError
+from curate.export.exclusions import catalogue_exclusions, consensus_exclusions, consensus_reason
+from curate.export.card import UNKNOWN_LICENCE
 from curate.export.images import RESIZE_POLICIES, ImageSpec, roi_region, union_box
 from curate.export.splits import Item, SplitPlan, plan_splits
-from curate.label.diagnoses import FINAL, NOT_ASSESSABLE, STATUSES, binary_label
+from curate.label.diagnoses import SETTINGS_TABLE, STATUSES, DiagnosisList
+from curate.label.rules import describe, recorded_rules
 from db.models import Image, Provenance, Source
 from db.models.label import Consensus
 
-FORMAT_VERSION = 1  # bump when the bytes written for the same plan change
+FORMAT_VERSION = 2  # bump when the bytes written for the same plan change (2: declared diagnoses, exclusion table)
 SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
 TASKS = ("binary", "diagnosis")
@@ -95,6 +98,7 @@ class ExportPlan:
     parent_dir: Path | None
     fingerprint: str = ""
     parent_folds_kept: bool = True  # False: the parent had another number of folds, so folds were re-dealt
+    excluded: dict[str, int] = field(default_factory=dict)  # every catalogue image not exported, by reason (not fingerprinted)
 
 
 def parse_version(text: str) -> tuple[int, int, int]:
@@ -133,18 +137,22 @@ def validate(options: ExportOptions) -> None:
         raise ExportError(f"folds must be at least 2, got {options.folds}")
 
 
-def _kappa_summary(s: Session) -> dict[str, Any] | None:
+def _kappa_summary(s: Session, labels: list[str]) -> dict[str, Any] | None:
     """Cohen's kappa from the label stage's per-rater annotations; None before any image has two ratings."""
     from curate.label.report import rater_agreement
 
-    ag = rater_agreement(s)
+    ag = rater_agreement(s, labels)
     if not ag.n:
         return None
     return {"pairs": ag.n, "kappa": ag.kappa, "observed_agreement": ag.observed}
 
 
-def make_plan(s: Session, options: ExportOptions, exports_root: Path, versions: list[str]) -> ExportPlan:
-    """Everything the export will write, decided from the catalogue. Raises ExportError, writing nothing."""
+def make_plan(s: Session, options: ExportOptions, exports_root: Path, versions: list[str],
+              diagnoses: DiagnosisList) -> ExportPlan:
+    """Everything the export will write, decided from the catalogue and the workspace's diagnosis list.
+
+    The binary target comes from the declared positive set; "other diagnosis" is kept (non_mpox, or its
+    own class); "not assessable" and every other exclusion are counted by reason. Raises ExportError, writing nothing."""
     validate(options)
     known_sources = {src.name: src for src in s.exec(select(Source)).all()}
     unknown = [n for n in options.external_sources if n not in known_sources]
@@ -155,10 +163,11 @@ def make_plan(s: Session, options: ExportOptions, exports_root: Path, versions: 
 
     consensus = s.exec(select(Consensus)).all()
     status_counts = Counter(c.status for c in consensus)
-    exclusions = Counter((c.exclusion or "unspecified") for c in consensus if c.status == "excluded")
-    chosen = [c for c in consensus if c.status in FINAL]
-    not_assessable = [c for c in chosen if c.diagnosis in (None, NOT_ASSESSABLE)]
-    chosen = sorted((c for c in chosen if c.diagnosis not in (None, NOT_ASSESSABLE)), key=lambda c: c.image_id)
+    chosen = sorted((c for c in consensus if consensus_reason(c) is None), key=lambda c: c.image_id)
+    undeclared = next((c for c in chosen if c.diagnosis not in diagnoses.names), None)
+    if undeclared is not None:
+        raise ExportError(f"image {undeclared.image_id}: diagnosis {undeclared.diagnosis!r} is not declared in the workspace "
+                          f"settings ({SETTINGS_TABLE}.diagnoses in curate.toml); declare it again to export")
     if not chosen:
         raise ExportError(
             "no agreed or adjudicated labels to export (consensus: "
@@ -181,7 +190,7 @@ def make_plan(s: Session, options: ExportOptions, exports_root: Path, versions: 
         p0, src0 = arrivals[0]
         case_keys = sorted({f"case:{src.id}:{p.case_id}" for p, src in arrivals if p.case_id})
         cluster = clusters.get(c.image_id, f"img{c.image_id}")
-        label = binary_label(c.diagnosis) if options.task == "binary" else c.diagnosis
+        label = diagnoses.binary_label(c.diagnosis) if options.task == "binary" else c.diagnosis
         external = any(src.id in external_ids for _, src in arrivals)
         ext_src = next((src for _, src in arrivals if src.id in external_ids), None)
         items.append(Item(id=c.image_id, label=label, groups=(f"cluster:{cluster}", *case_keys), external=external))
@@ -224,12 +233,12 @@ def make_plan(s: Session, options: ExportOptions, exports_root: Path, versions: 
     agreements = [c.agreement for c in chosen if c.agreement is not None]
     labels = {
         "statuses": {k: status_counts.get(k, 0) for k in STATUSES},
-        "exclusions": dict(sorted(exclusions.items())),
-        "not_assessable": len(not_assessable),
+        "excluded": consensus_exclusions(consensus),
+        "rules": describe(recorded_rules(s)),
         "methods": dict(sorted(Counter(r.method or "unspecified" for r in rows).items())),
         "raters": {str(k): v for k, v in sorted(Counter(r.n_raters for r in rows).items())},
         "mean_agreement": round(sum(agreements) / len(agreements), 4) if agreements else None,
-        "kappa": _kappa_summary(s),
+        "kappa": _kappa_summary(s, diagnoses.codes),
     }
     per_source: dict[str, Counter] = defaultdict(Counter)
     for r in rows:
@@ -237,7 +246,7 @@ def make_plan(s: Session, options: ExportOptions, exports_root: Path, versions: 
     sources = []
     for name in sorted(per_source):
         src = known_sources[name]
-        lic = sorted({r.licence or "unknown" for r in rows if r.source == name})
+        lic = sorted({r.licence or UNKNOWN_LICENCE for r in rows if r.source == name})
         sources.append({"name": name, "kind": src.kind, "licences": lic, "external": name in options.external_sources,
                         "images": {k: per_source[name][k] for k in ("train", "test", "external")}})
 
@@ -248,6 +257,7 @@ def make_plan(s: Session, options: ExportOptions, exports_root: Path, versions: 
         "version": options.version,
         "task": options.task,
         "classes": classes,
+        "diagnoses": diagnoses.as_meta(),
         "image_size": list(spec.size),
         "resize_policy": spec.policy,
         "seed": options.seed,
@@ -262,9 +272,13 @@ def make_plan(s: Session, options: ExportOptions, exports_root: Path, versions: 
     if parent is not None:  # only then: a first version's dataset.json (and fingerprint) is as it always was
         meta["reshuffle"] = options.reshuffle
     plan = ExportPlan(options=options, rows=rows, classes=classes, split=split, meta=meta, labels=labels,
-                      sources=sources, parent_dir=parent_dir, parent_folds_kept=keep_folds)
+                      sources=sources, parent_dir=parent_dir, parent_folds_kept=keep_folds,
+                      excluded=catalogue_exclusions(s, set(ids)))
     plan.fingerprint = fingerprint(plan)
     plan.meta["fingerprint"] = plan.fingerprint
+    # where `roi_box` lives: the oriented original's size, so a reader can place the box on the exported image
+    # (train's pointing game); added after the fingerprint, which depends on the catalogue state only
+    plan.meta["original_sizes"] = {str(r.image_id): list(r.size) for r in rows if r.region}
     return plan
 
 

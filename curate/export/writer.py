@@ -24,9 +24,11 @@ from typing import Callable
 from sqlmodel import select
 
 from curate.errors import StoreError
+from curate.files import write_atomic
 from curate.export import card, croissant
 from curate.export.diff import diff_manifests
 from curate.export.images import prepare
+from curate.export.leakage import audit_files, entries_of
 from curate.export.manifest import manifest_csv, manifest_row, read_manifest, sha256_file, sha256sums
 from curate.export.plan import ExportError, ExportOptions, ExportPlan, make_plan, parse_version, validate
 from db.models.export import DatasetVersionRecord
@@ -56,6 +58,8 @@ class ExportResult:
     reshuffle: bool = False  # splits dealt afresh, ignoring the parent's
     kept: int = 0  # parent images that kept their split and fold
     moved: list[dict] = field(default_factory=list)  # parent images whose place changed: image_id, from, to, reason
+    excluded: dict[str, int] = field(default_factory=dict)  # catalogue images not exported, by reason (exclusions.REASONS)
+    leakage: dict | None = None  # the leakage audit run before the version was sealed (its audit.json)
 
     @property
     def images_per_second(self) -> float:
@@ -71,6 +75,8 @@ class ExportResult:
             "seconds": round(self.seconds, 2), "rendered": self.rendered,
             "images_per_second": round(self.images_per_second, 1),
             "parent": self.parent, "reshuffle": self.reshuffle, "kept": self.kept, "moved": self.moved,
+            "excluded": self.excluded,
+            "leakage": self.leakage,
         }
 
 
@@ -78,10 +84,7 @@ class ExportResult:
 
 
 def _write_atomic(dest: Path, data: bytes) -> None:
-    part = dest.with_name(dest.name + ".part")
-    with open(part, "wb") as f:
-        f.write(data)
-    os.replace(part, dest)
+    write_atomic(dest, data)  # a unique, owner-only temporary name: two writers never share one
 
 
 def _render(task: tuple) -> tuple[int, str, str, bool]:
@@ -142,7 +145,7 @@ def export_version(ws, options: ExportOptions, run_id: int | None = None,
     on_disk = [p.name for p in (ws.exports / options.name).iterdir()] if (ws.exports / options.name).is_dir() else []
     versions = sorted({v for v in [*registered, *on_disk] if _is_version(v)} - {options.version})
     with ws.session() as s:
-        plan = make_plan(s, options, ws.exports, versions)
+        plan = make_plan(s, options, ws.exports, versions, ws.diagnoses)
     final = ws.exports / options.name / options.version
     record = registered.get(options.version)
 
@@ -194,8 +197,16 @@ def _result(plan: ExportPlan, final: Path, status: str, rows: list[dict[str, str
         images=len(rows), roi_images=sum(1 for r in rows if r["roi_file"]), counts=_counts(rows), bins=_bins(plan),
         max_deviation_pp=plan.split.max_deviation_pp, pulled_external=len(plan.split.pulled_external), rendered=rendered,
         parent=plan.meta["parent"], reshuffle=plan.options.reshuffle and plan.parent_dir is not None, kept=plan.split.kept,
-        moved=_moves(plan),
+        moved=_moves(plan), excluded=plan.excluded, leakage=_leakage(final),
     )
+
+
+def _leakage(final: Path) -> dict | None:
+    """The version's audit.json (None for versions exported before the audit existed)."""
+    try:
+        return json.loads((final / "audit.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def _build(ws, plan: ExportPlan, final: Path, on_image) -> ExportResult:
@@ -248,8 +259,10 @@ def _build(ws, plan: ExportPlan, final: Path, on_image) -> ExportResult:
         change = diff_manifests(read_manifest(plan.parent_dir / "manifest.csv"), rows)
     meta = plan.meta
     licences = sorted({lic for s in plan.sources for lic in s["licences"]})
+    # The audit reads the rendered files before the version is sealed, so the card and audit.json carry it.
+    audit = audit_files(build, entries_of(rows), f"{opts.name}@{opts.version}")
     readme = card.render(meta, rows, plan.labels, plan.sources, _bins(plan), len(plan.split.pulled_external), change,
-                         _split_change(plan))
+                         _split_change(plan), audit)
     description = (f"{meta['task']} skin-lesion image dataset ({', '.join(plan.classes)}), {len(rows)} clinician-labelled images "
                    f"at {meta['image_size'][0]}x{meta['image_size'][1]}, with lesion crops; see README.md.")
     files = {
@@ -257,20 +270,23 @@ def _build(ws, plan: ExportPlan, final: Path, on_image) -> ExportResult:
         "dataset.json": (json.dumps(meta, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8"),
         "README.md": readme,
         "croissant.json": croissant.croissant(meta, hashlib.sha256(manifest).hexdigest(), description, licences),
+        "audit.json": (json.dumps(audit.as_dict(timing=False), indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8"),
     }
     for name, data in files.items():
         _write_atomic(build / name, data)
     for leftover in build.rglob("*.part"):  # from a run killed mid-write
-        leftover.unlink()
+        leftover.unlink(missing_ok=True)
     _prune_empty_dirs(build)
     _write_atomic(build / "SHA256SUMS", sha256sums(build, known))
-    for p in build.rglob("*"):
-        if p.is_file():
-            os.chmod(p, 0o444)
+    for p in build.rglob("*"):  # patient photos: the owner's alone, and never changed once written
+        os.chmod(p, 0o700 if p.is_dir() else 0o400)
+    os.chmod(build, 0o700)
     try:
-        final.parent.mkdir(parents=True, exist_ok=True)
+        final.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.rename(build, final)  # atomic; fails if another run got there first
     except OSError as exc:
+        if _existing_fingerprint(final) == plan.fingerprint:  # a concurrent export of the same state won
+            return _result(plan, final, "exists", read_manifest(final / "manifest.csv"))
         raise ExportError(f"cannot move the finished version into {final}: {exc.strerror}") from exc
     for stale in ws.tmp.glob(prefix + "*"):  # partial builds of other catalogue states
         shutil.rmtree(stale, ignore_errors=True)
@@ -292,13 +308,13 @@ def write_archive(ws, final: Path, meta: dict) -> tuple[Path, str]:
         return dest, sidecar.read_text().split()[0]
     mtime = int(datetime.strptime(meta["created_at"], "%Y-%m-%dT%H:%M:%SZ").timestamp()) if meta.get("created_at") else 0
     top = f"{meta['name']}-{meta['version']}"
-    part = ws.tmp / (dest.name + ".part")
+    part = ws.tmp / f"{dest.name}.{os.getpid()}.part"
     entries = sorted(final.rglob("*"), key=lambda p: p.relative_to(final).as_posix())
-    with open(part, "wb") as raw, tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+    with os.fdopen(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as raw, tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
         def info(name: str, is_dir: bool, size: int = 0) -> tarfile.TarInfo:
             ti = tarfile.TarInfo(name)
             ti.type = tarfile.DIRTYPE if is_dir else tarfile.REGTYPE
-            ti.mode, ti.size, ti.mtime = (0o755 if is_dir else 0o444), size, mtime
+            ti.mode, ti.size, ti.mtime = (0o700 if is_dir else 0o400), size, mtime  # private once extracted too
             ti.uid = ti.gid = 0
             ti.uname = ti.gname = ""
             return ti
@@ -311,6 +327,7 @@ def write_archive(ws, final: Path, meta: dict) -> tuple[Path, str]:
                 data = p.read_bytes()
                 tar.addfile(info(rel, False, len(data)), io.BytesIO(data))
     digest = sha256_file(part)
+    os.chmod(part, 0o400)
     os.replace(part, dest)
     _write_atomic(sidecar, f"{digest}  {dest.name}\n".encode())
     return dest, digest

@@ -66,6 +66,19 @@ def _exif_flags(img: Image.Image) -> tuple[int | None, bool, bool, bool]:
     return orientation, True, gps, serial
 
 
+def looks_like_image(head: bytes) -> bool:
+    """True when the first bytes carry the signature of a format we accept (Pillow's own per-format checks)."""
+    Image.init()
+    for fmt in ACCEPTED_FORMATS:
+        accept = Image.OPEN.get(fmt, (None, None))[1]
+        try:
+            if accept is not None and accept(head):
+                return True
+        except Exception:  # a plugin's check must not decide for the others
+            continue
+    return False
+
+
 def inspect(data: bytes, max_pixels: int = MAX_PIXELS, max_bytes: int = MAX_BYTES) -> ImageInfo:
     """Fully decode the first frame of `data`; raise Rejected with a reason otherwise."""
     if not data:

@@ -4,6 +4,11 @@ Workers (one per core) read, hash, fully decode and store each new file; the
 main process writes catalogue rows in batches, always after the bytes are in
 the store. Killed at any moment, a re-run finds the stored objects, adds the
 missing rows and never duplicates an image or an arrival.
+
+Images are recognised by their content, not their name (a JPEG without an
+extension is ingested). FIFOs, devices and sockets are never opened, a file's
+size is checked before it is read, and symlinks leading out of the folder are
+not followed unless `follow_symlinks`; every file left out is named with why.
 """
 from __future__ import annotations
 
@@ -18,14 +23,15 @@ from collections import Counter, defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 from sqlmodel import select
 
 from curate.errors import ConfigError, StoreError
 from curate.intake.catalogue import get_or_create_source, known_shas, record_arrival
-from curate.intake.decode import IMAGE_EXTENSIONS, Rejected, inspect
+from curate.intake.decode import IMAGE_EXTENSIONS, MAX_BYTES, Rejected, inspect, looks_like_image
 from curate.intake.store import ImageStore, sha256_bytes
+from curate.intake.walk import iter_files, locator_of, read_bounded
 from db.models import Rejection
 
 log = logging.getLogger("curate.ingest")
@@ -41,6 +47,7 @@ class IngestOptions:
     case_id_pattern: str | None = None  # regex on the relative path; group "case" or group 1
     workers: int = 0  # 0: one per core
     batch: int = 64
+    follow_symlinks: bool = False  # follow symlinks that lead out of the folder
 
 
 @dataclass
@@ -50,7 +57,7 @@ class IngestReport:
     added: int = 0
     provenance: int = 0  # known image, new arrival (e.g. the same photo in a second folder)
     known: int = 0  # this exact arrival was already recorded
-    ignored: int = 0  # not an image extension
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, why): not images, special files, symlinks
     rejected: list[tuple[str, str]] = field(default_factory=list)
     per_class: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
     bytes_read: int = 0
@@ -59,6 +66,22 @@ class IngestReport:
     @property
     def images_per_second(self) -> float:
         return self.files / self.seconds if self.seconds else 0.0
+
+    @property
+    def ignored(self) -> int:
+        return len(self.skipped)
+
+    def merge(self, part: "IngestReport") -> None:
+        """Add the counts of one committed batch."""
+        self.files += part.files
+        self.added += part.added
+        self.provenance += part.provenance
+        self.known += part.known
+        self.bytes_read += part.bytes_read
+        self.skipped.extend(part.skipped)
+        self.rejected.extend(part.rejected)
+        for klass, counts in part.per_class.items():
+            self.per_class[klass].update(counts)
 
     def as_dict(self) -> dict:
         return {
@@ -70,6 +93,7 @@ class IngestReport:
             "rejected": len(self.rejected),
             "ignored": self.ignored,
             "rejects": [{"file": f, "reason": r} for f, r in self.rejected],
+            "skipped": [{"file": f, "reason": r} for f, r in self.skipped],
             "per_class": {k: dict(v) for k, v in sorted(self.per_class.items())},
             "seconds": round(self.seconds, 2),
             "images_per_second": round(self.images_per_second, 1),
@@ -146,31 +170,6 @@ def prior_label(options: IngestOptions, locator: str) -> str | None:
     return slug(folder) or None
 
 
-# --- walking ------------------------------------------------------------------------
-
-
-def locator_of(path: Path, root: Path) -> str:
-    """The path relative to the ingested folder, as text the catalogue can hold
-    (undecodable bytes in a file name become backslash escapes)."""
-    rel = os.fsencode(path.relative_to(root).as_posix())
-    return rel.decode("utf-8", "backslashreplace")
-
-
-def iter_files(root: Path, unreadable: list[tuple[str, str]]) -> Iterator[Path]:
-    def onerror(exc: OSError) -> None:
-        where = Path(exc.filename) if exc.filename else root
-        try:
-            loc = locator_of(where, root) or "."
-        except ValueError:
-            loc = "."
-        unreadable.append((loc, f"unreadable folder ({exc.strerror})"))
-
-    for dirpath, dirnames, filenames in os.walk(root, onerror=onerror):
-        dirnames.sort()
-        for name in sorted(filenames):
-            yield Path(dirpath) / name
-
-
 # --- workers ------------------------------------------------------------------------
 
 _W: dict = {}
@@ -182,12 +181,16 @@ def _init_worker(objects: str, tmp: str, known: frozenset[str]) -> None:
 
 
 def _examine(path: str) -> tuple:
-    """Runs in a worker: ('new'|'known', sha, size, info) or ('rejected', reason) or ('fatal', msg)."""
+    """Runs in a worker: ('new'|'known', sha, size, info), ('rejected'|'skipped', reason) or ('fatal', msg)."""
     try:
-        with open(path, "rb") as fh:
-            data = fh.read()
+        data = read_bounded(path, MAX_BYTES)
     except OSError as exc:
         return ("rejected", f"unreadable ({exc.strerror or type(exc).__name__})")
+    if isinstance(data, tuple):
+        return data
+    named_image = Path(path).suffix.lower() in IMAGE_EXTENSIONS
+    if not named_image and data and not looks_like_image(data[:4096]):
+        return ("skipped", "not an image (no image signature)")
     sha = sha256_bytes(data)
     if sha in _W["known"]:
         return ("known", sha, len(data), None)
@@ -227,34 +230,37 @@ def ingest_folder(
     report = IngestReport(run_id=run_id)
 
     unreadable: list[tuple[str, str]] = []
-    candidates: list[Path] = []
-    for path in iter_files(root, unreadable):
-        if path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith("._"):
-            candidates.append(path)
-        else:
-            report.ignored += 1
+    candidates = list(iter_files(root, unreadable, report.skipped, options.follow_symlinks))
     total = len(candidates)
 
-    with ws.session() as s:
-        source = get_or_create_source(s, options.source, options.kind, options.licence)
-        source_id = source.id
-        known = known_shas(s)
+    def start(s):
+        source_id = get_or_create_source(s, options.source, options.kind, options.licence).id
         # A file rejected by an earlier run is reported again but recorded once.
         recorded = set(s.exec(select(Rejection.locator, Rejection.reason).where(Rejection.source_id == source_id)).all())
         for loc, reason in unreadable:
-            report.rejected.append((loc, reason))
             _record_rejection(s, recorded, run_id, source_id, loc, reason)
+        return source_id, known_shas(s), recorded
+
+    source_id, known, recorded = ws.transact(start)
+    report.rejected.extend(unreadable)
 
     workers = options.workers or os.cpu_count() or 1
     init_args = (str(ws.store.objects), str(ws.store.tmp), known)
     pending: list[tuple[str, tuple]] = []
 
     def flush() -> None:
+        nonlocal recorded
         if not pending:
             return
-        with ws.session() as s:
+
+        def write(s):  # re-run from scratch if a concurrent ingest took a key first (see Workspace.transact)
+            part, seen = IngestReport(), set(recorded)
             for loc, result in pending:
-                _record(s, report, options, rx, source_id, run_id, loc, result, recorded)
+                _record(s, part, options, rx, source_id, run_id, loc, result, seen)
+            return part, seen
+
+        part, recorded = ws.transact(write)
+        report.merge(part)
         pending.clear()
 
     if workers > 1 and total > 8:
@@ -290,6 +296,9 @@ def _record_rejection(s, recorded: set, run_id, source_id, loc: str, reason: str
 
 
 def _record(s, report: IngestReport, options, rx, source_id, run_id, loc: str, result: tuple, recorded: set) -> None:
+    if result[0] == "skipped":
+        report.skipped.append((loc, result[1]))
+        return
     report.files += 1
     label = prior_label(options, loc)
     klass = label or "(none)"

@@ -18,11 +18,18 @@ should have in total, URLs already recorded (accepted or rejected) are skipped,
 and a killed run leaves only stored files, never a row without its file.
 Transient failures (timeouts, HTTP 5xx/429, cut connections) are reported but not
 recorded, so the next run retries them.
+
+Against a hostile web (see `fetch_guard.py`): each download and each result page must finish
+within `DEADLINE_FACTOR` x `--timeout` seconds in all (a server dripping one byte per second is cut
+off); connections to loopback, private, link-local, multicast or reserved addresses are refused
+unless they go to the engine's own host or `--allow-private-hosts` is given; control characters
+in a URL reject it, and no text with control characters reaches the catalogue.
 """
 from __future__ import annotations
 
 import logging
 import os
+import re
 import queue
 import threading
 import time
@@ -40,8 +47,10 @@ from sqlmodel import select
 from curate.errors import ConfigError, ScrapeError, StoreError
 from curate.intake.catalogue import get_or_create_source, record_arrival
 from curate.intake.decode import MAX_BYTES, MAX_PIXELS, ImageInfo, Rejected, inspect
+from curate.intake.fetch_guard import DEADLINE_FACTOR, HostPolicy, Refused, deadline, guard
 from curate.intake.scrape_engines import EXHAUSTED, STOP, EngineSpec, engine_spec, queued, read_url_list
 from curate.intake.store import sha256_bytes
+from curate.redact import redact_text
 from db.models import Image, Provenance, Rejection, utcnow
 
 log = logging.getLogger("curate.scrape")
@@ -51,6 +60,7 @@ FLICKR_KEY_ENV = "FLICKR_API_KEY"
 DEFAULT_MAX = 100
 MAX_THREADS = 16
 _TEXT_LIMIT = 2000
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True)
@@ -67,6 +77,11 @@ class ScrapeOptions:
     timeout: float = 10.0
     max_results: int | None = None  # how deep to page into the engine (default: its own limit)
     base_url: str | None = None  # default: $CURATE_SCRAPE_BASE_URL, else the engine's real host
+    allow_private_hosts: bool = False  # fetch from loopback/private/link-local addresses too
+
+    @property
+    def deadline(self) -> float:
+        return DEADLINE_FACTOR * self.timeout
 
     @property
     def source_name(self) -> str:
@@ -234,9 +249,12 @@ def _url_problem(url: str) -> str | None:
         return "malformed URL"
     if parts.scheme not in ("http", "https") or not parts.netloc:
         return "not an http(s) URL"
-    if any(ord(c) < 32 for c in url):
-        return "control characters in URL"
     return None
+
+
+def printable(text: str) -> str:
+    """`text` with control characters percent-encoded: what the catalogue may hold (PostgreSQL refuses NUL)."""
+    return _CONTROL.sub(lambda m: "%{:02X}".format(ord(m.group()) & 0xFF), text)
 
 
 class StoreDownloader(ImageDownloader):
@@ -270,21 +288,23 @@ class StoreDownloader(ImageDownloader):
         url = task.get("file_url")
         if not isinstance(url, str) or not url.strip():
             return
-        url = task["file_url"] = url.strip()
+        raw = url.strip()
+        # The form recorded and compared: control characters escaped, user:password@ and api keys masked.
+        url = task["file_url"] = _clip(raw)
         if not job.claim_url(url):
             job.emit(_Outcome("skipped", task))
             return
-        problem = _url_problem(url)
+        problem = "control characters in URL" if printable(raw) != raw else _url_problem(raw)
         if problem:
             job.emit(_Outcome("rejected", task, reason=problem))
             return
         retrieved_at = utcnow()
         try:
-            body, final_url, content_type = self._fetch(url, opts)
+            body, final_url, content_type = self._fetch(raw, opts)
         except _Permanent as exc:
             job.emit(_Outcome("rejected", task, reason=str(exc)))
             return
-        except _Transient as exc:
+        except (_Transient, Refused) as exc:
             job.emit(_Outcome("failed", task, reason=str(exc)))
             return
         try:
@@ -312,6 +332,20 @@ class StoreDownloader(ImageDownloader):
                           final_url=final_url, content_type=content_type, retrieved_at=retrieved_at))
 
     def _fetch(self, url: str, opts: ScrapeOptions) -> tuple[bytes, str, str | None]:
+        """`_get` within the whole-request deadline; a body cut off by the deadline is never kept."""
+        late = f"download not finished within {opts.deadline:g} s ({DEADLINE_FACTOR} x --timeout)"
+        with deadline(opts.deadline) as clock:
+            try:
+                result = self._get(url, opts)
+            except (_Permanent, _Transient) as exc:
+                if clock.expired:
+                    raise _Transient(late) from exc
+                raise
+        if clock.expired:
+            raise _Transient(late)
+        return result
+
+    def _get(self, url: str, opts: ScrapeOptions) -> tuple[bytes, str, str | None]:
         try:
             with self.session.get(url, timeout=opts.timeout, stream=True) as resp:
                 status = resp.status_code
@@ -323,17 +357,14 @@ class StoreDownloader(ImageDownloader):
                 if declared.isdigit() and int(declared) > opts.max_bytes:
                     raise _Permanent(f"file too large ({int(declared) / 1e6:.0f} MB)")
                 chunks, size = [], 0
-                deadline = time.monotonic() + 6 * opts.timeout  # the read timeout alone allows a slow drip forever
                 for chunk in resp.iter_content(64 * 1024):
-                    if time.monotonic() > deadline:
-                        raise _Transient("download too slow")
                     size += len(chunk)
                     if size > opts.max_bytes:
                         raise _Permanent(f"file too large (over {opts.max_bytes / 1e6:.0f} MB)")
                     chunks.append(chunk)
-                ctype = (resp.headers.get("Content-Type") or "").strip()[:100] or None
+                ctype = _clip((resp.headers.get("Content-Type") or "").strip()[:100])
                 return b"".join(chunks), resp.url, ctype
-        except (_Permanent, _Transient):
+        except (_Permanent, _Transient, Refused):
             raise
         except requests.TooManyRedirects as exc:
             raise _Permanent("too many redirects") from exc
@@ -407,7 +438,8 @@ def _drain(q: queue.Queue, timeout: float, limit: int = 256) -> list:
 
 
 def _clip(value) -> str | None:
-    return value[:_TEXT_LIMIT] if isinstance(value, str) and value else None
+    """Text as the catalogue may hold it: no control characters, no visible secret, at most _TEXT_LIMIT long."""
+    return redact_text(printable(value))[:_TEXT_LIMIT] if isinstance(value, str) and value else None
 
 
 def _base_url(spec: EngineSpec, options: ScrapeOptions) -> str:
@@ -425,6 +457,8 @@ def validate(options: ScrapeOptions) -> tuple[EngineSpec, str | None]:
         raise ConfigError("give at least one non-empty QUERY")
     if options.max_num < 0:
         raise ConfigError("--max must be 0 (no limit) or more")
+    if not options.timeout > 0:
+        raise ConfigError("--timeout must be more than 0 seconds")
     if not 1 <= options.threads <= MAX_THREADS:
         raise ConfigError(f"--threads must be between 1 and {MAX_THREADS}")
     if spec.name == "flickr" and not os.environ.get(FLICKR_KEY_ENV):
@@ -493,6 +527,9 @@ def _scrape_query(ws, spec, options, licence_filter, base, source_id, raw, run_i
     )
     crawler.feeder.logger = logging.getLogger("curate.scrape.feeder")
     crawler.session.max_redirects = 5
+    engine_host = urlsplit(base).hostname if base else None
+    guard(crawler.session, HostPolicy(frozenset({engine_host.lower()}) if engine_host else frozenset(),
+                                      options.allow_private_hosts))
     job.signal = crawler.signal
 
     feeder_kwargs: dict = {}

@@ -36,6 +36,7 @@ from icrawler.builtin.flickr import FlickrFeeder, FlickrParser
 from icrawler.builtin.urllist import PseudoParser
 
 from curate.errors import ConfigError
+from curate.intake.fetch_guard import DEADLINE_FACTOR, Refused, deadline
 
 # Signals shared by the crawl's threads (besides icrawler's own three).
 STOP = "reach_max_num"  # icrawler's name: every stock loop already checks it
@@ -114,11 +115,21 @@ class SafeParser(Parser):
     def _page(self, url, req_timeout, max_retry, kwargs) -> None:
         reason = "no attempt"
         for _ in range(max(1, max_retry)):
+            limit = DEADLINE_FACTOR * req_timeout
             try:
                 base = "{0.scheme}://{0.netloc}".format(urlsplit(url))
-                response = self.session.get(url, timeout=req_timeout, headers={"Referer": base})
+                with deadline(limit) as clock:
+                    response = self.session.get(url, timeout=req_timeout, headers={"Referer": base})
+                if clock.expired:
+                    raise requests.Timeout("deadline")
+            except Refused as exc:
+                reason = f"result page {exc}"
+                break
             except requests.RequestException as exc:
                 reason = f"result page fetch failed ({type(exc).__name__})"
+                if clock.expired:
+                    reason = f"result page not read within {limit:g} s ({DEADLINE_FACTOR} x --timeout)"
+                    break
                 continue
             if response.status_code != 200:
                 reason = f"result page HTTP {response.status_code}"
@@ -281,7 +292,8 @@ class CurateFlickrParser(SafeParser, FlickrParser):
         params = {"method": "flickr.photos.getSizes", "api_key": apikey, "photo_id": photo_id,
                   "format": "json", "nojsoncallback": 1}
         try:
-            info = self.session.get(f"{base_url}/services/rest/?{urlencode(params)}", timeout=10).json()
+            with deadline(DEADLINE_FACTOR * 10):
+                info = self.session.get(f"{base_url}/services/rest/?{urlencode(params)}", timeout=10).json()
             sizes = {str(s["label"]).lower(): s["source"] for s in info["sizes"]["size"]}
         except Exception:  # a photo whose sizes cannot be read is skipped, not fatal
             return None

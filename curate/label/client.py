@@ -50,6 +50,7 @@ class StudioClient:
         from label_studio_sdk import LabelStudio
 
         self.url = url.rstrip("/")
+        self._api_key = api_key
         self._ls = LabelStudio(base_url=self.url, api_key=api_key, timeout=timeout)
         self._users: dict[int, str] | None = None
 
@@ -81,12 +82,16 @@ class StudioClient:
         return self._users
 
     # --- verbs ----------------------------------------------------------------------
-    def create_round(self, title: str, label_config: str, files_root: Path | None, description: str = "") -> RemoteProject:
-        """Create one project (validating the config first) and its local-files storage."""
+    def create_round(self, title: str, label_config: str, files_root: Path | None, description: str = "",
+                     prelabel: bool = False) -> RemoteProject:
+        """Create one project (validating the config first) and its local-files storage.
+
+        prelabel: open each task with its predictions drawn (the review view shows the raters' boxes so).
+        """
         self._validate(label_config)
         p = self._call("create a project", self._ls.projects.create, title=title[:50], label_config=label_config,
                        description=description, show_skip_button=True, maximum_annotations=1,
-                       show_collab_predictions=False)
+                       show_collab_predictions=prelabel)
         storage_id = None
         if files_root is not None:
             s = self._call("add local-files storage", self._ls.import_storage.local.create, project=p.id,

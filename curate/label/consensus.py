@@ -7,9 +7,9 @@ third clinician. If consensus on the diagnosis could not be reached between the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from enum import Enum
 
-from curate.label.diagnoses import IDENTIFIABLE, LOW_QUALITY
+from curate.label.diagnoses import IDENTIFIABLE, LOW_QUALITY, NEITHER
 from curate.label.results import Box
 
 
@@ -19,16 +19,30 @@ class Rating:
     diagnosis: str | None
     boxes: tuple[Box, ...] = ()
     flags: frozenset[str] = frozenset()
+    comment: str | None = field(default=None, compare=False)  # shown to the reviewer; no part of any rule
+
+
+class ThirdOpinion(str, Enum):
+    """When the reviewer picks a diagnosis neither rater gave."""
+
+    discard = "discard"  # the paper: no consensus, the image is discarded
+    reviewer = "reviewer"  # the reviewer's diagnosis wins
+
+
+class LowQuality(str, Enum):
+    """When the "Image quality too low" flag excludes an image (only the two raters' flags count)."""
+
+    any = "any"  # either rater's flag excludes it
+    both = "both"  # both raters must flag it (default)
+    never = "never"  # the flag is recorded but never excludes
 
 
 @dataclass(frozen=True)
 class Rules:
-    """third_opinion: 'discard' (the paper: a reviewer diagnosis matching neither rater means
-    no consensus) or 'reviewer' (the reviewer's diagnosis wins).
-    low_quality: exclude when 'any' or 'both' raters flag low quality, or 'never'."""
+    """The consensus rules; the ones in force are recorded in the catalogue (curate/label/rules.py)."""
 
-    third_opinion: Literal["discard", "reviewer"] = "discard"
-    low_quality: Literal["any", "both", "never"] = "both"
+    third_opinion: ThirdOpinion = ThirdOpinion.discard
+    low_quality: LowQuality = LowQuality.both
     iou_threshold: float = 0.5
 
 
@@ -95,17 +109,19 @@ def decide(ratings: list[Rating], review: Rating | None = None, rules: Rules = P
         return Outcome("pending", method="awaiting_raters", n_raters=n)
     a, b = ratings[0], ratings[1]
     lq = [LOW_QUALITY in r.flags for r in (a, b)]
-    if (rules.low_quality == "any" and any(lq)) or (rules.low_quality == "both" and all(lq)):
+    if (rules.low_quality == LowQuality.any and any(lq)) or (rules.low_quality == LowQuality.both and all(lq)):
         return Outcome("excluded", exclusion=LOW_QUALITY, method="flag", n_raters=n)
     if a.diagnosis == b.diagnosis and a.diagnosis is not None:
         boxes = consensus_boxes(list(a.boxes), list(b.boxes), None, rules.iou_threshold)
         return Outcome("agreed", a.diagnosis, boxes, method="raters_agree", n_raters=n, agreement=1.0)
     if review is None or review.diagnosis is None:
         return Outcome("pending", method="awaiting_review", n_raters=n, needs_review=True)
+    if review.diagnosis == NEITHER:  # the reviewer supports neither rater: no consensus
+        return Outcome("discarded", method="reviewer_neither", n_raters=n, agreement=0.0)
     review_boxes = list(review.boxes)
     if review.diagnosis in (a.diagnosis, b.diagnosis):
         boxes = consensus_boxes(list(a.boxes), list(b.boxes), review_boxes, rules.iou_threshold)
         return Outcome("adjudicated", review.diagnosis, boxes, method="reviewer_sided", n_raters=n, agreement=2 / 3)
-    if rules.third_opinion == "reviewer":
+    if rules.third_opinion == ThirdOpinion.reviewer:
         return Outcome("adjudicated", review.diagnosis, sorted(review_boxes), method="reviewer_decided", n_raters=n, agreement=1 / 3)
     return Outcome("discarded", method="three_way_split", n_raters=n, agreement=0.0)

@@ -15,9 +15,11 @@ from sqlalchemy import insert
 from sqlmodel import Session, select
 
 from curate.label.client import RemoteAnnotation, StudioClient
-from curate.label.consensus import PAPER, Outcome, Rating, Rules, decide
+from curate.label.consensus import PAPER, LowQuality, Outcome, Rating, Rules, ThirdOpinion, decide
 from curate.errors import LabelError
 from curate.label.results import ParsedResult, parse_result
+from curate.label.rules import describe, recorded_rules, settle_rules
+from curate.label.servers import Servers, as_servers
 from db.models import Image, utcnow
 from db.models.label import Consensus, LabelAnnotation, LabelProject, LabelRound, LabelTask
 
@@ -31,6 +33,8 @@ class PullResult:
     withdrawn: int = 0
     unchanged: int = 0
     consensus: dict[str, int] = field(default_factory=dict)
+    rules: dict[str, str] = field(default_factory=dict)  # the consensus rules applied (and now recorded)
+    rules_changed: bool = False
 
     @property
     def changed(self) -> bool:
@@ -46,22 +50,28 @@ def _digest(a: RemoteAnnotation) -> str:
     return hashlib.sha256(body.encode()).hexdigest()
 
 
-def pull(ws, client: StudioClient, rules: Rules = PAPER) -> PullResult:
+def pull(ws, servers: Servers | StudioClient, low_quality: LowQuality | None = None,
+         third_opinion: ThirdOpinion | None = None) -> PullResult:
+    """Fetch every project from the server it records (or the one --url names for its clinician), record,
+    and recompute consensus; a rule given here is recorded and applies from now on."""
+    servers = as_servers(servers)
     res = PullResult()
     with ws.session() as s:
         projects = s.exec(select(LabelProject).order_by(LabelProject.id)).all()
+        round_urls = dict(s.exec(select(LabelRound.id, LabelRound.server_url)).all())
         tasks = {(t.project_id, t.ls_task_id): t for t in s.exec(select(LabelTask)).all()}
         sizes = {i.id: (i.width, i.height) for i in s.exec(select(Image)).all()}
     # 1. fetch + parse everything (raises before any write)
     fetched: list[tuple[LabelTask, RemoteAnnotation, ParsedResult]] = []
     for p in projects:
+        client = servers.client(servers.project_url(p.rater, p.server_url or round_urls[p.round_id]))
         for a in client.fetch_annotations(p.ls_project_id):
             task = tasks.get((p.id, a.task_id))
             if task is None:
                 continue  # a task added by hand in Label Studio is not the catalogue's business
             w, h = sizes[task.image_id]
             try:
-                parsed = parse_result(a.result, w, h)
+                parsed = parse_result(a.result, w, h, ws.diagnoses)
             except LabelError as exc:
                 raise LabelError(f"project {p.ls_project_id} task {a.task_id} annotation {a.id}: {exc}") from exc
             fetched.append((task, a, parsed))
@@ -100,6 +110,8 @@ def pull(ws, client: StudioClient, rules: Rules = PAPER) -> PullResult:
                 s.add(row)
                 res.withdrawn += 1
         s.flush()
+        rules, res.rules_changed = settle_rules(s, low_quality, third_opinion)
+        res.rules = describe(rules)
         res.consensus = write_consensus(s, rules)
     return res
 
@@ -115,8 +127,11 @@ class ImageLabels:
         return decide(self.ratings, self.review, self.rules)
 
 
-def collect(s: Session, rules: Rules = PAPER) -> dict[int, ImageLabels]:
-    """Every image in a round with its current ratings (latest revision, not withdrawn, not skipped)."""
+def collect(s: Session, rules: Rules | None = None) -> dict[int, ImageLabels]:
+    """Every image in a round with its current ratings (latest revision, not withdrawn, not skipped).
+
+    Outcomes follow `rules`, by default the ones recorded in the catalogue."""
+    rules = recorded_rules(s) if rules is None else rules
     rows = s.exec(
         select(LabelTask.image_id, LabelRound.kind, LabelRound.raters, LabelRound.id, LabelProject.rater, LabelAnnotation)
         .join(LabelProject, LabelTask.project_id == LabelProject.id)
@@ -145,7 +160,7 @@ def collect(s: Session, rules: Rules = PAPER) -> dict[int, ImageLabels]:
             if ann is None:
                 continue
             r = Rating(rater=rater, diagnosis=ann.diagnosis, boxes=tuple(tuple(b) for b in json.loads(ann.boxes)),
-                       flags=frozenset(json.loads(ann.flags)))
+                       flags=frozenset(json.loads(ann.flags)), comment=ann.comment)
             if per["kind"] == "review":
                 item.review = r
             elif len(item.ratings) < 2:
@@ -153,8 +168,9 @@ def collect(s: Session, rules: Rules = PAPER) -> dict[int, ImageLabels]:
     return images
 
 
-def write_consensus(s: Session, rules: Rules = PAPER) -> dict[str, int]:
-    """Recompute one Consensus row per image in any round; rows change only when the outcome does."""
+def write_consensus(s: Session, rules: Rules | None = None) -> dict[str, int]:
+    """Recompute one Consensus row per image in any round (by default under the recorded rules);
+    rows change only when the outcome does."""
     counts: dict[str, int] = {}
     existing = {c.image_id: c for c in s.exec(select(Consensus)).all()}
     for image_id, item in collect(s, rules).items():

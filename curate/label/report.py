@@ -1,21 +1,33 @@
-"""Labeling progress and agreement: per round and rater, Cohen's kappa, confusion matrix, outcomes."""
+"""Labeling progress and agreement: per round and rater, Cohen's kappa and Gwet's AC1, confusion matrix,
+outcomes, each rater's quality against the consensus and under Dawid–Skene (`raters`), and a few example images of the disputed and discarded ones (`report_html` draws the page)."""
 from __future__ import annotations
 
-import base64
-import html
-import io
-import json
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 
 from sqlmodel import Session, func, select
 
-from curate.files import write_atomic
 from curate.label.agreement import Agreement, agreement
-from curate.label.diagnoses import DIAGNOSES, STATUSES
-from curate.label.pull import collect
+from curate.label.diagnoses import FLAGS, IDENTIFIABLE, STATUSES, DiagnosisList
+from curate.label.pull import ImageLabels, collect
+from curate.label.raters import RaterQuality, rater_quality
 from db.models.label import Consensus, LabelAnnotation, LabelProject, LabelRound, LabelTask
 
+# What each consensus outcome means, in the words the page and the CLI show.
+OUTCOME_MEANINGS: dict[str, str] = {
+    "agreed": "Both raters chose the same diagnosis. Exported.",
+    "adjudicated": "The raters disagreed and the reviewer settled it by choosing one of their two diagnoses "
+                   "(or, under `--third-opinion reviewer`, her own). Exported.",
+    "discarded": "No consensus after review: the raters disagreed and the reviewer supported neither of them "
+                 "(she chose \u201cNeither (discard this image)\u201d, or a third diagnosis under the paper's rule), "
+                 "so the image is dropped. Not exported.",
+    "excluded": "Out whatever the diagnosis, because of a flag: identifiable features (face, tattoo, birthmark; "
+                "one rater's flag is enough) or image quality too low. Not exported.",
+    "pending": "Not decided yet: a rater has not answered, or the raters disagreed and the reviewer has not. "
+               "Run `curate label pull` after they annotate.",
+}
+PENDING_REASONS = {"awaiting_raters": "waiting for a rater", "awaiting_review": "waiting for the reviewer"}
+SAMPLES_PER_GROUP = 6
 
 
 @dataclass
@@ -29,16 +41,35 @@ class Progress:
 
 
 @dataclass
+class Sample:
+    """One example image for the page: which group, its outcome and what each person chose."""
+
+    image_id: int
+    group: str  # disputed | discarded
+    status: str
+    raters: list[str | None]  # rater 1, rater 2 (round order), anonymised on the page
+    reviewer: str | None
+
+
+@dataclass
 class LabelReport:
     progress: list[Progress]
     outcomes: dict[str, int]
     agreement: Agreement
+    names: dict[str, str]  # diagnosis code -> the name clinicians read
+    details: dict[str, dict[str, int]] = field(default_factory=dict)  # excluded: per flag; pending: per reason
+    samples: list[Sample] = field(default_factory=list)
+    raters: list[RaterQuality] = field(default_factory=list)
+    generated_at: str = field(default_factory=lambda: datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
 
     def to_dict(self) -> dict:
-        return {"progress": [asdict(p) for p in self.progress], "outcomes": self.outcomes, "agreement": asdict(self.agreement)}
+        return {"generated_at": self.generated_at, "progress": [asdict(p) for p in self.progress],
+                "outcomes": self.outcomes, "outcome_meanings": OUTCOME_MEANINGS, "details": self.details,
+                "agreement": asdict(self.agreement), "diagnoses": self.names,
+                "samples": [asdict(x) for x in self.samples], "raters": [asdict(q) for q in self.raters]}
 
 
-def build(s: Session) -> LabelReport:
+def build(s: Session, diagnoses: DiagnosisList, per_group: int = SAMPLES_PER_GROUP) -> LabelReport:
     progress = []
     for rnd, proj in s.exec(select(LabelRound, LabelProject).join(LabelProject).order_by(LabelRound.id, LabelProject.id)).all():
         tasks = s.exec(select(func.count()).select_from(LabelTask).where(LabelTask.project_id == proj.id)).one()
@@ -47,61 +78,67 @@ def build(s: Session) -> LabelReport:
                       .where(LabelTask.project_id == proj.id, LabelAnnotation.withdrawn == False)).one()  # noqa: E712
         progress.append(Progress(rnd.name, rnd.kind, proj.rater, proj.ls_project_id, tasks, done))
     outcomes = {k: 0 for k in STATUSES}
-    for status, n in s.exec(select(Consensus.status, func.count()).group_by(Consensus.status)).all():
-        outcomes[status] = n
-    return LabelReport(progress, outcomes, rater_agreement(s))
+    details: dict[str, dict[str, int]] = {"excluded": {}, "pending": {}}
+    for status, exclusion, method, n in s.exec(select(Consensus.status, Consensus.exclusion, Consensus.method, func.count())
+                                               .group_by(Consensus.status, Consensus.exclusion, Consensus.method)).all():
+        outcomes[status] = outcomes.get(status, 0) + n
+        if status == "excluded":
+            why = FLAGS.get(exclusion or "", exclusion or "unspecified")
+            details["excluded"][why] = details["excluded"].get(why, 0) + n
+        elif status == "pending":
+            why = PENDING_REASONS.get(method, method or "unspecified")
+            details["pending"][why] = details["pending"].get(why, 0) + n
+    images = collect(s)
+    return LabelReport(progress, outcomes, _agreement(images, diagnoses.codes), diagnoses.names, details,
+                       samples(images, per_group), raters(images, diagnoses.codes))
 
 
-def rater_agreement(s: Session) -> Agreement:
-    """Cohen's kappa between the two blind raters, over images both diagnosed (the export's card uses it too)."""
-    pairs = [(i.ratings[0].diagnosis, i.ratings[1].diagnosis) for i in collect(s).values()
+def _agreement(images: dict[int, ImageLabels], labels: list[str]) -> Agreement:
+    pairs = [(i.ratings[0].diagnosis, i.ratings[1].diagnosis) for i in images.values()
              if len(i.ratings) == 2 and i.ratings[0].diagnosis and i.ratings[1].diagnosis]
-    return agreement(pairs)
+    return agreement(pairs, labels)
 
 
-def confusion_png(ag: Agreement) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = [DIAGNOSES[d] for d in ag.labels]
-    fig, ax = plt.subplots(figsize=(7.5, 6.5), dpi=100)
-    ax.imshow(ag.matrix, cmap="Blues")
-    ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
-    ax.set_yticks(range(len(names)), names)
-    ax.set_xlabel("second rater")
-    ax.set_ylabel("first rater")
-    for i, row in enumerate(ag.matrix):
-        for j, v in enumerate(row):
-            if v:
-                ax.text(j, i, str(v), ha="center", va="center", color="black")
-    kappa = "n/a" if ag.kappa is None else f"{ag.kappa:.3f}"
-    ax.set_title(f"Rater vs rater (n={ag.n}, Cohen's kappa {kappa})")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
+def raters(images: dict[int, ImageLabels], labels: list[str]) -> list[RaterQuality]:
+    """Each rater and reviewer (by the email the catalogue records) against the final diagnosis of agreed and
+    adjudicated images, and their Dawid–Skene accuracy over every image they diagnosed."""
+    votes, consensus, roles = [], [], {}
+    for item in images.values():
+        people = [(r, "rater") for r in item.ratings] + ([(item.review, "reviewer")] if item.review else [])
+        v = {r.rater: r.diagnosis for r, _ in people if r.diagnosis}
+        if not v:
+            continue
+        for r, role in people:
+            roles.setdefault(r.rater, set()).add(role)
+        o = item.outcome()
+        votes.append(v)
+        consensus.append(o.diagnosis if o.status in ("agreed", "adjudicated") else None)
+    return rater_quality(votes, {p: ", ".join(sorted(x)) for p, x in roles.items()}, consensus, labels)[0]
 
 
-def write_html(report: LabelReport, dest: Path, tmp: Path) -> Path:
-    """One self-contained page (the matrix is embedded); written to tmp and renamed into place."""
-    png = base64.b64encode(confusion_png(report.agreement)).decode()
-    e = html.escape
-    rows = "".join(f"<tr><td>{e(p.round)}</td><td>{e(p.kind)}</td><td>{e(p.rater)}</td><td>{p.tasks}</td><td>{p.labelled}</td></tr>"
-                   for p in report.progress)
-    outs = "".join(f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in report.outcomes.items())
-    per = "".join(f"<tr><td>{e(DIAGNOSES[d])}</td><td>{'' if k is None else f'{k:.3f}'}</td></tr>"
-                  for d, k in report.agreement.per_diagnosis.items())
-    k = report.agreement.kappa
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>Labeling report</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;margin-bottom:1.5em}}td,th{{border:1px solid #ccc;padding:4px 8px}}</style></head><body>
-<h1>Labeling report</h1>
-<h2>Progress</h2><table><tr><th>round</th><th>kind</th><th>rater</th><th>tasks</th><th>labelled</th></tr>{rows}</table>
-<h2>Outcomes</h2><table>{outs}</table>
-<h2>Agreement</h2><p>Cohen's kappa (all diagnoses): <b>{'n/a' if k is None else f'{k:.3f}'}</b> over {report.agreement.n} doubly-rated images</p>
-<table><tr><th>diagnosis (one vs rest)</th><th>kappa</th></tr>{per}</table>
-<img alt="rater vs rater confusion matrix" src="data:image/png;base64,{png}">
-<script type="application/json" id="data">{e(json.dumps(report.to_dict()))}</script></body></html>"""
-    return write_atomic(dest, page, tmp_dir=tmp)
+def rater_agreement(s: Session, labels: list[str]) -> Agreement:
+    """Cohen's kappa between the two blind raters, over images both diagnosed (the export's card uses it too)."""
+    return _agreement(collect(s), labels)
+
+
+def samples(images: dict[int, ImageLabels], per_group: int) -> list[Sample]:
+    """Up to `per_group` disputed (raters disagreed; pending review or adjudicated) and discarded images,
+    lowest image id first. An image anyone flagged as identifiable is never shown."""
+    picked: dict[str, list[Sample]] = {"disputed": [], "discarded": []}
+    for image_id in sorted(images):
+        item = images[image_id]
+        everyone = item.ratings + ([item.review] if item.review else [])
+        if len(item.ratings) < 2 or any(IDENTIFIABLE in r.flags for r in everyone):
+            continue
+        a, b = item.ratings
+        o = item.outcome()
+        if o.status == "discarded":
+            group = "discarded"
+        elif a.diagnosis != b.diagnosis and o.status in ("pending", "adjudicated"):
+            group = "disputed"
+        else:
+            continue
+        if len(picked[group]) < per_group:
+            picked[group].append(Sample(image_id, group, o.status, [a.diagnosis, b.diagnosis],
+                                        item.review.diagnosis if item.review else None))
+    return picked["disputed"] + picked["discarded"]

@@ -11,11 +11,15 @@ from dataclasses import dataclass, field
 
 from curate.label.diagnoses import (
     BOX_CONTROL,
-    BY_CHOICE,
     COMMENT_CONTROL,
     DIAGNOSIS_CONTROL,
     FLAG_BY_CHOICE,
     FLAGS_CONTROL,
+    NEITHER,
+    NEITHER_CHOICE,
+    RATER_BOXES_CONTROL,
+    SETTINGS_TABLE,
+    DiagnosisList,
 )
 from curate.errors import LabelError
 
@@ -46,19 +50,23 @@ def rect_to_pixels(value: dict, width: int, height: int) -> Box:
     return (clamp(x0, width), clamp(y0, height), clamp(x1, width), clamp(y1, height))
 
 
-def parse_result(result: list[dict], width: int, height: int) -> ParsedResult:
-    """Raise LabelError on a choice the vocabulary does not know (e.g. an edited config)."""
+def parse_result(result: list[dict], width: int, height: int, diagnoses: DiagnosisList) -> ParsedResult:
+    """Raise LabelError on a choice the workspace's diagnosis list does not declare (e.g. an edited config).
+
+    The reviewer's "Neither (discard this image)" is read as NEITHER (consensus discards the image)."""
+    by_choice = {**diagnoses.by_choice, NEITHER_CHOICE: NEITHER}
     diagnosis, boxes, flags, comment = None, [], [], None
     for item in result or []:
         name, value = item.get("from_name"), item.get("value") or {}
         if name == DIAGNOSIS_CONTROL:
             choices = value.get("choices") or []
-            unknown = [c for c in choices if c not in BY_CHOICE]
+            unknown = [c for c in choices if c not in by_choice]
             if unknown:
-                raise LabelError(f"diagnosis {unknown[0]!r} is not in the toolkit's label config")
+                raise LabelError(f"diagnosis {unknown[0]!r} is not declared in the workspace settings "
+                                 f"({SETTINGS_TABLE}.diagnoses in curate.toml)")
             if len(choices) > 1:
                 raise LabelError(f"annotation has {len(choices)} diagnoses; the config allows one")
-            diagnosis = BY_CHOICE[choices[0]] if choices else None
+            diagnosis = by_choice[choices[0]] if choices else None
         elif name == FLAGS_CONTROL:
             for c in value.get("choices") or []:
                 if c not in FLAG_BY_CHOICE:
@@ -66,6 +74,8 @@ def parse_result(result: list[dict], width: int, height: int) -> ParsedResult:
                 flags.append(FLAG_BY_CHOICE[c])
         elif name == BOX_CONTROL:
             boxes.append(rect_to_pixels(value, width, height))
+        elif name == RATER_BOXES_CONTROL:
+            continue  # the raters' boxes, shown read-only to the reviewer: not the reviewer's answer
         elif name == COMMENT_CONTROL:
             text = "\n".join(value.get("text") or []).strip()
             comment = text or None

@@ -1,9 +1,10 @@
 """Labeling rounds on the catalogue side: push images to blind per-rater projects, adjudicate disputes.
 
-Blindness: the open-source edition shows every annotation of a task to whoever
-opens it, so each rater gets their own project per round and never sees the
-other's labels in it (nothing in the open-source edition stops a rater from
-opening another rater's project, so project titles name their rater).
+Blindness: every account of an open-source Label Studio server can open every
+project on it, so each clinician's project lives on a server where no other
+clinician of the round has an account (curate.label.servers.require_blind);
+by default that is the clinician's own server (curate.studio.fleet). Each
+project records the URL of its server, so pull finds every project again.
 """
 from __future__ import annotations
 
@@ -15,36 +16,21 @@ from pathlib import Path
 from sqlmodel import Session, select
 
 from curate.dedupe import labelable_image_ids
-from curate.label.client import StudioClient, api_key_from_env
-from curate.label.diagnoses import DIAGNOSES
+from curate.label.adjudication import RaterView, adjudication_config, review_task
+from curate.label.client import StudioClient
+from curate.label.config import render as render_config
+from curate.label.consensus import ThirdOpinion
+from curate.label.diagnoses import FLAGS
+from curate.label.rules import recorded_rules, settle_rules
 from curate.errors import LabelError, StudioError
+from curate.label.servers import Servers, as_servers, require_blind
 from db.models import Image
 from db.models.label import LabelProject, LabelRound, LabelTask
 
-LABEL_CONFIG = Path(__file__).resolve().parents[2] / "label_config.xml"
 # Label Studio's LOCAL_FILES_DOCUMENT_ROOT; the embedded server uses the workspace itself.
 DOCUMENT_ROOT_ENV = "CURATE_STUDIO_DOCUMENT_ROOT"
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tif",
               "HEIF": "heic", "AVIF": "avif", "MPO": "jpg"}
-
-
-def label_config() -> str:
-    try:
-        return LABEL_CONFIG.read_text()
-    except OSError as exc:
-        raise LabelError(f"cannot read {LABEL_CONFIG}: {exc.strerror}") from exc
-
-
-def connect(ws, url: str | None = None) -> StudioClient:
-    """The server at `url`, else the workspace's running embedded server; key from $LABEL_STUDIO_API_KEY."""
-    from curate.studio.server import EmbeddedServer
-
-    if url is None:
-        info = EmbeddedServer(ws.root).status()
-        if info is None:
-            raise StudioError("no Label Studio: start the embedded one (`curate studio start`) or pass --url")
-        url = info.url
-    return StudioClient(url, api_key_from_env())
 
 
 def _emails(raters: list[str]) -> list[str]:
@@ -85,42 +71,39 @@ class PushResult:
     projects: dict[str, int] = field(default_factory=dict)  # rater -> Label Studio project id
 
 
-def _require_accounts(client: StudioClient, people: list[str]) -> None:
-    known = set(client.user_emails().values())
-    missing = [p for p in people if p not in known]
-    if missing:
-        raise LabelError(f"{missing[0]} has no Label Studio account on {client.url} (curate studio add-user {missing[0]})")
-
-
-def _round_for(s: Session, kind: str, raters: list[str], server_url: str) -> LabelRound | None:
+def _round_for(s: Session, kind: str, raters: list[str], server_key: str) -> LabelRound | None:
     rows = s.exec(select(LabelRound).where(LabelRound.kind == kind).order_by(LabelRound.id.desc())).all()
     for r in rows:
-        if sorted(json.loads(r.raters)) == sorted(raters) and r.server_url == server_url:  # "b,a" is the same pair as "a,b"
+        if sorted(json.loads(r.raters)) == sorted(raters) and r.server_url == server_key:  # "b,a" is the same pair as "a,b"
             return r
     return None
 
 
-def _ensure_projects(ws, client: StudioClient, rnd: LabelRound, raters: list[str], title: str) -> dict[str, LabelProject]:
-    """One project per rater; projects are created remotely first, recorded right after."""
+def _ensure_projects(ws, servers: Servers, rnd: LabelRound, raters: list[str], title: str,
+                     config: str, prelabel: bool = False) -> dict[str, LabelProject]:
+    """One project per clinician on their server; created remotely first, recorded right after."""
     with ws.session() as s:
         have = {p.rater: p for p in s.exec(select(LabelProject).where(LabelProject.round_id == rnd.id)).all()}
     for rater in raters:
+        client = servers.client_for(rater)
         if rater in have:
             if not client.project_exists(have[rater].ls_project_id):
-                raise StudioError(f"Label Studio project {have[rater].ls_project_id} ({rnd.name}, {rater}) was deleted in Label Studio")
+                raise StudioError(f"Label Studio project {have[rater].ls_project_id} ({rnd.name}, {rater}) on {client.url} "
+                                  "was deleted in Label Studio")
             continue
         (ws.root / "studio" / "files").mkdir(parents=True, exist_ok=True)
-        remote = client.create_round(f"{title} · {rater}", label_config(), ws.root / "studio" / "files",
-                                     description=f"mpox-curate {rnd.name} for {rater} only. Do not open other raters' projects.")
+        remote = client.create_round(f"{title} · {rater}", config, ws.root / "studio" / "files",
+                                     description=f"mpox-curate {rnd.name}", prelabel=prelabel)
         with ws.session() as s:
-            p = LabelProject(round_id=rnd.id, rater=rater, ls_project_id=remote.id, ls_storage_id=remote.storage_id)
+            p = LabelProject(round_id=rnd.id, rater=rater, ls_project_id=remote.id, ls_storage_id=remote.storage_id,
+                             server_url=client.url)
             s.add(p)
             s.flush()
             have[rater] = p
     return have
 
 
-def _add_tasks(ws, client: StudioClient, projects: dict[str, LabelProject], image_ids: list[int], context: dict[int, str]) -> int:
+def _add_tasks(ws, servers: Servers, projects: dict[str, LabelProject], image_ids: list[int], make_task) -> int:
     """Import `image_ids` into every project that does not have them yet; record task ids."""
     added = 0
     with ws.session() as s:
@@ -131,8 +114,7 @@ def _add_tasks(ws, client: StudioClient, projects: dict[str, LabelProject], imag
         todo = [i for i in image_ids if i not in done]
         for start in range(0, len(todo), 500):
             chunk = todo[start:start + 500]
-            data = [{"image": image_link(ws, images[i]), "context": context.get(i, ""), "image_id": i} for i in chunk]
-            ids = client.import_tasks(proj.ls_project_id, data)
+            ids = servers.client_for(rater).import_tasks(proj.ls_project_id, [make_task(images[i]) for i in chunk])
             with ws.session() as s:
                 s.add_all(LabelTask(project_id=proj.id, image_id=i, ls_task_id=t) for i, t in zip(chunk, ids))
             added += len(chunk)
@@ -163,14 +145,27 @@ def unrated_image_ids(s: Session) -> list[int]:
     return [i for i in labelable_image_ids(s) if i not in rated]
 
 
-def push(ws, client: StudioClient, raters: list[str], limit: int | None = None) -> PushResult:
+def _new_round(ws, kind: str, people: list[str], key: str, suffix: str = "") -> LabelRound:
+    with ws.session() as s:
+        n = len(s.exec(select(LabelRound.id)).all()) + 1
+        rnd = LabelRound(kind=kind, name=f"Round {n}{suffix}", raters=json.dumps(people), server_url=key)
+        s.add(rnd)
+        s.flush()
+    return rnd
+
+
+def push(ws, servers: Servers | StudioClient, raters: list[str], limit: int | None = None) -> PushResult:
     """Send labelable images not yet in any rating round to each rater's project (idempotent)."""
+    servers = as_servers(servers)
     raters = _emails(raters)
     if len(raters) != 2:
         raise LabelError("a rating round has exactly two raters (--raters a@clinic,b@clinic)")
-    _require_accounts(client, raters)
+    config = render_config(ws.diagnoses)  # the declared diagnoses; a mismatch with label_config.xml stops here
+    for rater in raters:
+        require_blind(servers, rater, [r for r in raters if r != rater])
+    key = servers.key(raters)
     with ws.session() as s:
-        rnd = _round_for(s, "rating", raters, client.url)
+        rnd = _round_for(s, "rating", raters, key)
         # Images already in this round but missing from one rater's project (an interrupted push) are completed too.
         mine = set()
         if rnd is not None:
@@ -180,48 +175,58 @@ def push(ws, client: StudioClient, raters: list[str], limit: int | None = None) 
         candidates = candidates[:limit]
     if rnd is None and not candidates:
         return PushResult(0, raters, 0)
-    if rnd is None:
-        with ws.session() as s:
-            n = len(s.exec(select(LabelRound.id)).all()) + 1
-            rnd = LabelRound(kind="rating", name=f"Round {n}", raters=json.dumps(raters), server_url=client.url)
-            s.add(rnd)
-            s.flush()
-    projects = _ensure_projects(ws, client, rnd, raters, f"mpox {rnd.name}")
-    pushed = _add_tasks(ws, client, projects, sorted(mine) + candidates, {})
+    rnd = rnd or _new_round(ws, "rating", raters, key)
+    projects = _ensure_projects(ws, servers, rnd, raters, f"mpox {rnd.name}", config)
+    task = lambda img: {"image": image_link(ws, img), "image_id": img.id}  # noqa: E731
+    pushed = _add_tasks(ws, servers, projects, sorted(mine) + candidates, task)
     _refresh_consensus(ws)
     return PushResult(rnd.id, raters, pushed, {r: p.ls_project_id for r, p in projects.items()})
 
 
-def adjudicate(ws, client: StudioClient, reviewer: str) -> PushResult:
-    """Push exactly the disputed images (raters disagree, no review yet) to the reviewer, showing both diagnoses."""
+def adjudicate(ws, servers: Servers | StudioClient, reviewer: str,
+               third_opinion: ThirdOpinion | None = None) -> PushResult:
+    """Push exactly the disputed images (raters disagree, no review yet) to the reviewer, raters anonymised.
+
+    The choices offered follow the third-opinion rule recorded in the catalogue (curate/label/rules.py);
+    a rule given here is recorded before the push, as `label pull --third-opinion` does.
+    """
     from curate.label.pull import collect
 
+    servers = as_servers(servers)
+    try:
+        third_opinion = None if third_opinion is None else ThirdOpinion(third_opinion)
+    except ValueError:
+        raise LabelError(f"third opinion must be 'discard' or 'reviewer', not {third_opinion!r}") from None
     reviewer = _emails([reviewer])[0]
-    _require_accounts(client, [reviewer])
+    diagnoses = ws.diagnoses
     with ws.session() as s:
+        rule = third_opinion or recorded_rules(s).third_opinion
         labels = collect(s)
         reviewed = set(s.exec(select(LabelTask.image_id).join(LabelProject).join(LabelRound)
                               .where(LabelRound.kind == "review")).all())
-    disputed = {}
+    disputed: dict[int, list[RaterView]] = {}
+    raters: set[str] = set()
     for image_id, item in sorted(labels.items()):
         if image_id in reviewed or not item.outcome().needs_review:
             continue
         if reviewer in {r.rater for r in item.ratings}:
             raise LabelError(f"{reviewer} rated image {image_id}; the reviewer must be a third clinician")
-        a, b = item.ratings[:2]
-        disputed[image_id] = (f"Adjudication. {a.rater}: {DIAGNOSES.get(a.diagnosis, '—')}  |  "
-                              f"{b.rater}: {DIAGNOSES.get(b.diagnosis, '—')}. Choose the diagnosis you support.")
+        raters.update(r.rater for r in item.ratings)
+        disputed[image_id] = [RaterView(diagnoses.name(r.diagnosis) if r.diagnosis else None, r.boxes,
+                                        tuple(FLAGS.get(f, f) for f in sorted(r.flags)), r.comment) for r in item.ratings[:2]]
     with ws.session() as s:
-        rnd = _round_for(s, "review", [reviewer], client.url)
+        rnd = _round_for(s, "review", [reviewer], servers.key([reviewer]))
     if not disputed and rnd is None:
         return PushResult(0, [reviewer], 0)
-    if rnd is None:
+    require_blind(servers, reviewer, sorted(raters))
+    if third_opinion is not None:
         with ws.session() as s:
-            n = len(s.exec(select(LabelRound.id)).all()) + 1
-            rnd = LabelRound(kind="review", name=f"Round {n} (review)", raters=json.dumps([reviewer]), server_url=client.url)
-            s.add(rnd)
-            s.flush()
-    projects = _ensure_projects(ws, client, rnd, [reviewer], f"mpox {rnd.name}")
-    pushed = _add_tasks(ws, client, projects, sorted(disputed), disputed)
+            settle_rules(s, third_opinion=third_opinion)  # recorded: consensus follows it from now on
+    rnd = rnd or _new_round(ws, "review", [reviewer], servers.key([reviewer]), " (review)")
+    projects = _ensure_projects(ws, servers, rnd, [reviewer], f"mpox {rnd.name}", adjudication_config(), prelabel=True)
+    choices = list(diagnoses.names.values())  # the declared list, "other diagnosis" and "not assessable"
+    task = lambda img: review_task(image_link(ws, img), img.id, disputed[img.id], choices, rule.value,  # noqa: E731
+                                   img.width, img.height)
+    pushed = _add_tasks(ws, servers, projects, sorted(disputed), task)
     _refresh_consensus(ws)
     return PushResult(rnd.id, [reviewer], pushed, {r: p.ls_project_id for r, p in projects.items()})

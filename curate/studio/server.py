@@ -1,9 +1,10 @@
-"""Start, stop and inspect the workspace's embedded Label Studio server.
+"""Start, stop and inspect one Label Studio server (curate.studio.fleet runs one per clinician).
 
 Label Studio runs from its own virtualenv (its pins conflict with ours), keeps its
-data in `<workspace>/studio/data`, serves originals through a local-files storage
-rooted at the workspace, and has telemetry, Sentry and version checks switched off.
-The pid file `<workspace>/studio/server.json` holds pid, host and port, never secrets.
+data in `<home>/data` (home: `<workspace>/studio/<clinician slug>`, or `<workspace>/studio`
+for the single shared server of catalogues made before), serves originals through a
+local-files storage rooted at the workspace, and has telemetry, Sentry and version checks
+switched off. The pid file `<home>/server.json` holds pid, host and port, never secrets.
 """
 from __future__ import annotations
 
@@ -70,7 +71,8 @@ def install(version: str = "label-studio>=1.23,<1.24", target: Path | None = Non
 def server_env(data_dir: Path, files_root: Path) -> dict[str, str]:
     """Environment for every Label Studio process we run: private data dir, no phoning home."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LABEL_STUDIO_", "HEARTEX_"))}
-    env.pop("USERNAME", None), env.pop("PASSWORD", None), env.pop("USER_TOKEN", None)
+    for name in ("USERNAME", "PASSWORD", "USER_TOKEN", "SECRET_KEY"):  # each server keeps its own key in <data>/.env
+        env.pop(name, None)
     if env.get("CI", "x").strip() == "":
         env.pop("CI")  # Label Studio parses CI as a boolean and dies on an empty one
     env.update({
@@ -150,15 +152,14 @@ def _alive(pid: int) -> bool:
 
 
 class EmbeddedServer:
-    """The workspace's own Label Studio: `start()`, `stop()`, `status()`."""
+    """One Label Studio server living in `home` (default <workspace>/studio): `start()`, `stop()`, `status()`."""
 
-    def __init__(self, workspace_root: Path, files_root: Path | None = None):
+    def __init__(self, workspace_root: Path, files_root: Path | None = None, home: Path | None = None):
         self.root = Path(workspace_root)
         # Label Studio serves local files only under this folder (the workspace, unless told otherwise).
         self.files_root = Path(files_root) if files_root else self.root
-        self.dir = self.root / "studio"
+        self.dir = Path(home) if home else self.root / "studio"
         self.data_dir = self.dir / "data"
-        self.files_dir = self.dir / "files"
         self.pid_file = self.dir / "server.json"
         self.log_file = self.dir / "server.log"
 
@@ -180,7 +181,7 @@ class EmbeddedServer:
     def init(self, admin_email: str, admin_password: str, admin_token: str) -> None:
         if self.initialised:
             raise StudioError(f"the embedded server in {self.data_dir} is already initialised")
-        self.files_dir.mkdir(parents=True, exist_ok=True)
+        (self.root / "studio" / "files").mkdir(parents=True, exist_ok=True)
         init_data_dir(self.data_dir, self.files_root, admin_email, admin_password, admin_token)
 
     def start(self, port: int = DEFAULT_PORT, host: str = LOOPBACK, timeout: float = START_TIMEOUT_S) -> ServerInfo:
@@ -188,11 +189,12 @@ class EmbeddedServer:
         if running:
             return running
         if not self.initialised:
-            raise StudioError("the embedded server is not initialised yet (run `curate studio start` with --admin-email)")
+            raise StudioError(f"the Label Studio data in {self.data_dir} is not initialised (run `curate studio start`)")
         if not port_free(host, port):
-            raise StudioError(f"port {port} on {host} is busy; choose another with --port")
+            raise StudioError(f"port {port} on {host} is busy (another program, or a server of another workspace): "
+                              "stop that program; this server's URL, which clinicians and the catalogue know, stays")
         exe = require_executable()
-        self.files_dir.mkdir(parents=True, exist_ok=True)
+        (self.root / "studio" / "files").mkdir(parents=True, exist_ok=True)
         env = server_env(self.data_dir, self.files_root)
         url = f"http://{LOOPBACK if host in ('0.0.0.0', '::') else host}:{port}"
         env["LABEL_STUDIO_HOST"] = url

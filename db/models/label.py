@@ -20,7 +20,8 @@ class Consensus(SQLModel, table=True):
     """The outcome of labeling one image.
 
     status: pending | agreed | adjudicated | discarded | excluded.
-    diagnosis: a slug of curate.label.diagnoses.DIAGNOSES, set only when agreed or adjudicated.
+    diagnosis: a code of the workspace's diagnosis list (curate.label.diagnoses: a declared slug,
+        "other_diagnosis" or "not_assessable"), set only when agreed or adjudicated.
     boxes: JSON list of [x0, y0, x1, y1] lesion boxes in pixels of the EXIF-oriented original.
     exclusion: why an excluded image is out (e.g. "identifiable_features", "low_quality").
     """
@@ -37,6 +38,20 @@ class Consensus(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
 
 
+class LabelRules(SQLModel, table=True):
+    """The consensus rules in force, one row per change (newest wins; none yet: the paper's).
+
+    Recorded in the catalogue beside the consensus they produce, so every later recomputation
+    (a pull, a push, an adjudication) applies the same rules until `curate label pull` changes them.
+    """
+
+    __tablename__ = "label_rules"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    third_opinion: str = Field(max_length=20)  # discard | reviewer
+    low_quality: str = Field(max_length=20)  # any | both | never
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
 class LabelRound(SQLModel, table=True):
     """A labeling round: kind 'rating' (two blind raters) or 'review' (one adjudicator)."""
 
@@ -50,7 +65,7 @@ class LabelRound(SQLModel, table=True):
 
 
 class LabelProject(SQLModel, table=True):
-    """One rater's Label Studio project inside a round (one per rater keeps labels blind)."""
+    """One clinician's Label Studio project inside a round, on a server no other clinician of the round can log in to."""
 
     __tablename__ = "label_projects"
     __table_args__ = (sa.UniqueConstraint("round_id", "rater", name="uq_label_project_rater"),)
@@ -59,6 +74,8 @@ class LabelProject(SQLModel, table=True):
     rater: str = Field(max_length=254)
     ls_project_id: int
     ls_storage_id: Optional[int] = None
+    # The server the project lives on (each clinician has their own); NULL only on rows from before 0007.
+    server_url: Optional[str] = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
 
 
@@ -105,4 +122,4 @@ class LabelAnnotation(SQLModel, table=True):
     withdrawn_at: Optional[datetime] = Field(default=None, sa_column=_ts(nullable=True))
 
 
-__all__ = ["Consensus", "LabelRound", "LabelProject", "LabelTask", "LabelAnnotation"]
+__all__ = ["Consensus", "LabelRules", "LabelRound", "LabelProject", "LabelTask", "LabelAnnotation"]

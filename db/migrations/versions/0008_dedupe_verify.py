@@ -1,7 +1,7 @@
 """dedupe verification: content box per code, evidence per pair, "review" pairs.
 
-Revision ID: 0005_dedupe_verify
-Revises: 0004_export
+Revision ID: 0008_dedupe_verify
+Revises: 0007_studio_servers
 
 Adds nullable/defaulted columns only, so every existing row survives; codes of
 the older algorithm are recomputed by the next `curate dedupe` (their `algo`
@@ -10,8 +10,8 @@ differs), never dropped here.
 from alembic import op
 import sqlalchemy as sa
 
-revision = "0005_dedupe_verify"
-down_revision = "0004_export"
+revision = "0008_dedupe_verify"
+down_revision = "0007_studio_servers"
 branch_labels = None
 depends_on = None
 

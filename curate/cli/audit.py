@@ -1,0 +1,53 @@
+"""`curate audit leakage`: an independent second look at an exported version for photos shared across splits."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from curate.cli.options import DbOpt, JsonOpt, WorkspaceOpt, console, open_workspace, print_json, progress_bar, reported, table
+from curate.export.leakage import THRESHOLD, audit_version
+from curate.export.leakage_report import write_report
+
+app = typer.Typer(help="Audit exported dataset versions.", no_args_is_help=True)
+
+
+@app.command("leakage")
+def leakage(
+    ref: Annotated[str, typer.Argument(metavar="NAME@VERSION", help="Exported version to audit (or its folder).")],
+    threshold: Annotated[int, typer.Option(min=4, help=f"Matching keypoints that make a pair suspect (default {THRESHOLD}, "
+                                                       "calibrated in bench/leakage.py).")] = THRESHOLD,
+    strict: Annotated[bool, typer.Option("--strict", help="Exit with code 2 when any pair reaches the threshold.")] = False,
+    workspace: WorkspaceOpt = None,
+    db: DbOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Find the same photo in two parts of a version: test or external vs train, or two train folds.
+
+    Compares by local-feature geometry (ORB keypoints on the photo without its frame, mirror images
+    included, verified by RANSAC), not by the dedupe hashes: watermarked, cropped, mirrored and framed
+    copies are found. Writes reports/leakage-NAME-VERSION.html with both thumbnails of every pair.
+
+    Example: curate audit leakage mpox@1.0.0 --strict
+    """
+    ws = open_workspace(workspace, db)
+    with reported(), progress_bar("reading images", json_out) as on_image:
+        ds, audit = audit_version(ref, ws.root, threshold, on_image)
+        page = write_report(ws, ds.path, ds.ref, audit)
+    if json_out:
+        print_json({"version": ds.ref, **audit.as_dict(), "report": str(page)})
+    else:
+        if audit.pairs:  # img<id>, unique in a version; --json and the report give full paths
+            console.print(table(f"suspect pairs in {ds.ref}", ["first", "image", "second", "image", "matches", "mirror"],
+                                [[p.a.part, Path(p.a.file).stem, p.b.part, Path(p.b.file).stem, p.inliers,
+                                  "yes" if p.mirrored else ""] for p in audit.pairs]))
+        console.print(audit.summary(), highlight=False)
+        console.print(f"report: {page}", highlight=False)
+    if strict and audit.suspects:
+        raise typer.Exit(2)
+
+
+def register(root: typer.Typer) -> None:
+    """Mount `curate audit …` on the root app."""
+    root.add_typer(app, name="audit")

@@ -1,0 +1,175 @@
+"""The leakage audit: an independent second look at a dataset version, by a method the dedupe hashes do not use.
+
+Every test and external image is compared with every train image, and every train image with the train
+images of the other folds. Evidence of "same photo" is local-feature geometry (`leakage_match`: ORB
+keypoints on the content box, a faiss binary index, RANSAC verification, mirror images included), after
+each image's uniform border is cut away (`content_box`), so a white or coloured frame, a different
+crop, a mirror image or a burned-in watermark do not hide a copy. A pair is suspect when at least
+`THRESHOLD` keypoints agree on one geometric transform; that number is calibrated by `bench/leakage.py`
+(bench/README.md).
+
+Deterministic: the same files give the same pairs in the same order (single-threaded ORB, index
+training and seeded RANSAC), so the card written at export time is byte-identical across runs.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from curate.dataset import DatasetVersion
+from curate.errors import DatasetError
+from curate.export import leakage_match
+
+THRESHOLD = 20  # RANSAC inliers; calibrated in bench/leakage.py, see bench/README.md
+METHOD = "ORB local features on the content box (mirror included), faiss binary index, RANSAC affine verification"
+BORDER_TOLERANCE = 18  # 0-255; a frame's pixels stay within this of its colour (JPEG ringing included)
+BORDER_SHARE = 0.97  # share of a line's pixels that must match the frame colour
+MAX_LISTED = 200  # pairs kept in the result (the strongest); `suspects` counts them all
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One image to compare: its file relative to the version, split and fold (None outside train)."""
+
+    file: str
+    split: str
+    fold: int | None
+
+    @property
+    def part(self) -> str:
+        return f"train/fold {self.fold}" if self.split == "train" else self.split
+
+
+@dataclass(frozen=True)
+class LeakPair:
+    """Two images in different parts that show the same photo; `a` is the train image (lower fold)."""
+
+    a: Entry
+    b: Entry
+    inliers: int  # keypoints agreeing on one transform between the two
+    cover: float  # share of the smaller content area those keypoints span
+    mirrored: bool  # one image is the mirror image of the other
+
+    def as_dict(self) -> dict:
+        return {"a": {**asdict(self.a), "part": self.a.part}, "b": {**asdict(self.b), "part": self.b.part},
+                "inliers": self.inliers, "cover": self.cover, "mirrored": self.mirrored}
+
+
+@dataclass
+class LeakageAudit:
+    status: str  # clean | suspects
+    method: str
+    threshold: int
+    images: int = 0
+    compared: int = 0  # image pairs compared
+    suspects: int = 0  # pairs at or above the threshold (`pairs` lists the strongest MAX_LISTED)
+    pairs: list[LeakPair] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def as_dict(self, timing: bool = True) -> dict:
+        """JSON shape; `timing=False` for what goes into a version (byte-identical across runs)."""
+        out = {"status": self.status, "method": self.method, "threshold": self.threshold, "images": self.images,
+               "compared": self.compared, "suspects": self.suspects, "pairs": [p.as_dict() for p in self.pairs]}
+        if timing:
+            out["seconds"] = round(self.seconds, 2)
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "LeakageAudit":
+        """Back from `as_dict` (e.g. a version's audit.json)."""
+        def entry(e: dict) -> Entry:
+            return Entry(e["file"], e["split"], e["fold"])
+
+        pairs = [LeakPair(entry(p["a"]), entry(p["b"]), p["inliers"], p["cover"], p["mirrored"]) for p in d.get("pairs", [])]
+        return cls(d["status"], d["method"], d["threshold"], d.get("images", 0), d.get("compared", 0), d.get("suspects", 0),
+                   pairs, d.get("seconds", 0.0))
+
+    def summary(self) -> str:
+        """One line for the terminal and the card."""
+        verdict = "no suspect pairs" if not self.suspects else f"{self.suspects} suspect pair(s) (same photo in two parts)"
+        return (f"leakage audit: {verdict} among {self.compared:,} cross-split and cross-fold pairs of "
+                f"{self.images} images (≥ {self.threshold} matching keypoints)")
+
+
+def content_box(arr: np.ndarray, tolerance: int = BORDER_TOLERANCE, share: float = BORDER_SHARE) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) of `arr` (H, W[, 3]) without its uniform border on each side, any colour and width.
+
+    A side's border is the run of lines whose pixels (at least `share` of them) are within `tolerance`
+    of that side's outer line's median colour. An image that is uniform through and through, or whose
+    content would be under 8 pixels, keeps its full box.
+    """
+    a = arr.astype(np.int16)
+    if a.ndim == 2:
+        a = a[..., None]
+    h, w = a.shape[:2]
+
+    def run(lines: np.ndarray) -> int:
+        if not len(lines):
+            return 0
+        ref = np.median(lines[0], axis=0)
+        close = (np.abs(lines - ref).max(axis=-1) <= tolerance).mean(axis=1) >= share
+        return int(np.argmin(close)) if not close.all() else len(close)
+
+    top, bottom = run(a[: h // 2]), run(a[::-1][: h // 2])
+    cols = a.transpose(1, 0, 2)
+    left, right = run(cols[: w // 2]), run(cols[::-1][: w // 2])
+    if h - top - bottom < 8 or w - left - right < 8:
+        return 0, 0, w, h
+    return left, top, w - right, h - bottom
+
+
+def gray_content(path: Path, rel: str, ref: str) -> np.ndarray:
+    """The image's content box in grayscale (uint8); DatasetError naming the file when it cannot be read."""
+    try:
+        with Image.open(path) as im:
+            img = np.asarray(im.convert("RGB"))
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
+        raise DatasetError(f"{ref}: cannot read image {rel} ({type(exc).__name__})") from None
+    x0, y0, x1, y1 = content_box(img)
+    g = img[y0:y1, x0:x1].astype(np.float32) @ np.float32([0.299, 0.587, 0.114])
+    return np.ascontiguousarray(np.clip(g + 0.5, 0, 255).astype(np.uint8))
+
+
+def audit_files(root: Path, entries: Sequence[Entry], ref: str, threshold: int = THRESHOLD,
+                on_image: Callable[[int, int], None] | None = None) -> LeakageAudit:
+    """Audit the images `entries` (paths relative to `root`)."""
+    started = time.perf_counter()
+    entries = sorted(entries, key=lambda e: e.file)
+    grays = []
+    for n, e in enumerate(entries, 1):
+        grays.append(gray_content(root / e.file, e.file, ref))
+        if on_image:
+            on_image(n, len(entries))
+    parts = np.array([-1 if e.fold is None or e.split != "train" else e.fold for e in entries], np.int64)
+    matches = leakage_match.match(leakage_match.features(grays), parts, threshold)
+    pairs = []
+    for m in matches[:MAX_LISTED]:
+        a, b = entries[m.i], entries[m.j]
+        if (parts[m.i] < 0 <= parts[m.j]) or (0 <= parts[m.j] < parts[m.i]):
+            a, b = b, a
+        pairs.append(LeakPair(a, b, m.inliers, m.cover, m.mirrored))
+    per_fold = np.bincount(parts[parts >= 0]) if (parts >= 0).any() else np.zeros(0, np.int64)
+    n_train, n_eval = int(per_fold.sum()), int((parts < 0).sum())
+    compared = n_eval * n_train + (n_train * n_train - int((per_fold ** 2).sum())) // 2
+    return LeakageAudit("suspects" if matches else "clean", METHOD, threshold, images=len(entries), compared=compared,
+                        suspects=len(matches), pairs=pairs, seconds=time.perf_counter() - started)
+
+
+def entries_of(rows: Sequence[dict[str, str]]) -> list[Entry]:
+    """Manifest rows (the export contract's) as audit entries."""
+    return [Entry(r["file"], r["split"], int(r["fold"]) if r["fold"] != "" else None) for r in rows]
+
+
+def audit_version(ref: str, workspace: Path | None = None, threshold: int = THRESHOLD,
+                  on_image: Callable[[int, int], None] | None = None) -> tuple[DatasetVersion, LeakageAudit]:
+    """Open NAME@VERSION (or a folder) and audit it; DatasetError for a missing version or an unreadable image."""
+    ds = DatasetVersion.open(ref, workspace)
+    for row in ds.rows:
+        if not (ds.path / row["file"]).is_file():
+            raise DatasetError(f"{ds.ref}: image {row['file']} is missing")
+    return ds, audit_files(ds.path, entries_of(ds.rows), ds.ref, threshold, on_image)

@@ -1,0 +1,53 @@
+"""The leakage audit's HTML page: each suspect pair's two thumbnails side by side, with split, fold and evidence.
+
+Self-contained (thumbnails are small re-encoded JPEGs in base64), every text HTML-escaped, written through
+`ws.tmp` into `ws.reports` with private permissions (0600: the photos are clinical).
+"""
+from __future__ import annotations
+
+import html
+import os
+from pathlib import Path
+
+from curate.dedupe.review import thumbnail
+from curate.export.leakage import LeakageAudit
+from curate.files import write_atomic
+
+THUMB_PX = 200
+CSS = """
+body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222}
+h1{font-size:1.4rem} .pair{display:flex;gap:1rem;align-items:flex-start;border-top:1px solid #ccc;padding:.6rem 0}
+figure{margin:0;font-size:.8rem;width:210px} figure img{display:block;max-width:200px;max-height:200px}
+.why{font-size:.85rem;align-self:center}
+"""
+
+
+def _thumb(path: Path) -> str:
+    try:
+        return "data:image/jpeg;base64," + thumbnail(path.read_bytes(), THUMB_PX)
+    except OSError:  # unreadable or not an image (PIL's UnidentifiedImageError is an OSError)
+        return ""
+
+
+def render(root: Path, ref: str, audit: LeakageAudit) -> str:
+    e = html.escape
+    out = [f"<!doctype html><html><head><meta charset='utf-8'><title>Leakage audit {e(ref)}</title>"
+           f"<style>{CSS}</style></head><body><h1>Leakage audit of {e(ref)}</h1>",
+           f"<p>{e(audit.summary())}.</p><p>Method: {e(audit.method)}.</p>"]
+    if audit.suspects > len(audit.pairs):
+        out.append(f"<p>The {len(audit.pairs)} strongest of {audit.suspects} pairs are shown.</p>")
+    for n, p in enumerate(audit.pairs, 1):
+        figs = "".join(f"<figure><img alt='{e(x.file)}' src='{_thumb(root / x.file)}'><figcaption>{e(x.part)}<br>"
+                       f"{e(x.file)}</figcaption></figure>" for x in (p.a, p.b))
+        why = f"{p.inliers} matching keypoints, covering {p.cover:.0%}" + (", mirror image" if p.mirrored else "")
+        out.append(f"<div class='pair' id='pair{n}'>{figs}<div class='why'>#{n}: {e(why)}</div></div>")
+    out.append("</body></html>\n")
+    return "\n".join(out)
+
+
+def write_report(ws, root: Path, ref: str, audit: LeakageAudit) -> Path:
+    """reports/leakage-<name>-<version>.html (mode 0600); returns its path."""
+    name = "leakage-" + ref.replace("@", "-").replace("/", "_") + ".html"
+    dest = write_atomic(ws.reports / name, render(root, ref, audit), tmp_dir=ws.tmp)
+    os.chmod(dest, 0o600)
+    return dest

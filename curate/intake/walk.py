@@ -1,0 +1,111 @@
+"""Walking an ingested folder without surprises: which files are read, and how much of each.
+
+FIFOs, devices and sockets are never opened for reading (a FIFO would block forever), a file's size is
+checked before it is read (a sparse 3 GB file or /dev/zero would otherwise end in MemoryError), and
+symlinks leading out of the folder are not followed unless asked; everything left out is named with why.
+"""
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import Iterator
+
+from curate.intake.decode import IMAGE_EXTENSIONS, looks_like_image
+
+def locator_of(path: Path, root: Path) -> str:
+    """The path relative to the ingested folder, as text the catalogue can hold
+    (undecodable bytes in a file name become backslash escapes)."""
+    rel = os.fsencode(path.relative_to(root).as_posix())
+    return rel.decode("utf-8", "backslashreplace")
+
+
+_SPECIAL = ((stat.S_ISFIFO, "FIFO"), (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
+            (stat.S_ISSOCK, "socket"))
+_NOT_FOLLOWED = "not followed; --follow-symlinks to follow it"
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def _special(mode: int) -> str | None:
+    return next((f"{name} (special file, not read)" for test, name in _SPECIAL if test(mode)), None)
+
+
+def iter_files(root: Path, unreadable: list[tuple[str, str]], skipped: list[tuple[str, str]] | None = None,
+               follow_symlinks: bool = False) -> Iterator[Path]:
+    """Regular files under `root` (resolved), sorted; everything else goes to `skipped` or `unreadable` with why."""
+    skipped = skipped if skipped is not None else []
+
+    def loc(p: Path) -> str:
+        try:
+            return locator_of(p, root) or "."
+        except ValueError:
+            return "."
+
+    def onerror(exc: OSError) -> None:
+        unreadable.append((loc(Path(exc.filename) if exc.filename else root), f"unreadable folder ({exc.strerror})"))
+
+    seen_dirs: set[tuple[int, int]] = set()
+    for dirpath, dirnames, filenames in os.walk(root, onerror=onerror, followlinks=follow_symlinks):
+        here = Path(dirpath)
+        try:
+            st = os.stat(here)
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) in seen_dirs:  # a symlink loop, or a folder reached twice
+            dirnames.clear()
+            continue
+        seen_dirs.add((st.st_dev, st.st_ino))
+        keep = []
+        for d in sorted(dirnames):
+            p = here / d
+            if p.is_symlink():
+                target = p.resolve()
+                if not follow_symlinks:
+                    where = "inside" if _inside(target, root) else "outside"
+                    skipped.append((loc(p) + "/", f"symlink to a folder {where} the ingested folder ({_NOT_FOLLOWED})"))
+                    continue
+            keep.append(d)
+        dirnames[:] = keep
+        for name in sorted(filenames):
+            p = here / name
+            try:
+                mode = os.lstat(p).st_mode
+                if stat.S_ISLNK(mode):
+                    target = p.resolve(strict=True)
+                    if not follow_symlinks and not _inside(target, root):
+                        skipped.append((loc(p), f"symlink to a file outside the ingested folder ({_NOT_FOLLOWED})"))
+                        continue
+                    mode = os.stat(p).st_mode
+            except (OSError, RuntimeError) as exc:
+                unreadable.append((loc(p), f"unreadable ({getattr(exc, 'strerror', None) or 'broken symlink'})"))
+                continue
+            special = _special(mode)
+            if special:
+                skipped.append((loc(p), special))
+            elif name.startswith("._"):
+                skipped.append((loc(p), "macOS resource-fork file"))
+            elif stat.S_ISREG(mode):
+                yield p
+
+
+def read_bounded(path: str, limit: int) -> bytes | tuple:
+    """The file's bytes, or ('rejected'|'skipped', reason): never opens a FIFO for blocking, never reads
+    more than `limit` + 1 bytes (a sparse 3 GB file or a device is refused by its size, not read)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fd)
+        special = _special(st.st_mode)
+        if special or not stat.S_ISREG(st.st_mode):
+            return ("skipped", special or "not a regular file")
+        if st.st_size > limit:
+            head = fh.read(4096)
+            if not looks_like_image(head) and Path(path).suffix.lower() not in IMAGE_EXTENSIONS:
+                return ("skipped", "not an image (no image signature)")
+            return ("rejected", f"file too large ({st.st_size / 1e6:.0f} MB > {limit / 1e6:.0f} MB)")
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        return ("rejected", f"file too large (over {limit / 1e6:.0f} MB)")
+    return data

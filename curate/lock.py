@@ -1,0 +1,111 @@
+"""One writer per workspace: an advisory `fcntl.flock` on `<workspace>/.curate.lock`.
+
+Every command that changes the catalogue, the store or the exports holds it for its whole run (taken
+by `curate.audit.audited`); a second writer waits for it and says so once (`on_wait`). Readers
+(`curate status`, `export list`) never take it. The kernel drops the lock when its holder dies, even
+from kill -9, so a killed command never blocks the next one; the lock file names the audit runs of
+its holder, which lets the next writer mark a killed run "killed" instead of leaving it "running".
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+LOCK_NAME = ".curate.lock"
+
+# What a waiting writer is told; the CLI points this at its stderr console.
+on_wait: Callable[[str], None] = lambda message: None  # noqa: E731
+
+
+@dataclass
+class Held:
+    fd: int
+    path: Path
+    depth: int = 1
+    info: dict = field(default_factory=dict)
+    previous: dict = field(default_factory=dict)  # what the last holder wrote (its runs, if it was killed)
+
+
+_held: dict[Path, Held] = {}
+_guard = threading.Lock()
+
+
+def _read(fd: int) -> dict:
+    try:
+        os.lseek(fd, 0, os.SEEK_SET)
+        data = json.loads(os.read(fd, 65536) or b"{}")
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _write(held: Held) -> None:
+    data = json.dumps(held.info).encode()
+    os.lseek(held.fd, 0, os.SEEK_SET)
+    os.ftruncate(held.fd, 0)
+    os.write(held.fd, data)
+
+
+def _describe(info: dict) -> str:
+    what = f"`curate {info['command']}`" if info.get("command") else "another curate command"
+    pid = f" (pid {info['pid']}" + (f", since {info['since']}" if info.get("since") else "") + ")" if info.get("pid") else ""
+    return what + pid
+
+
+@contextmanager
+def workspace_lock(root: Path, command: str) -> Iterator[Held]:
+    """Hold the workspace's writer lock (re-entrant within one process), waiting for another holder."""
+    root = Path(root).resolve()
+    with _guard:
+        held = _held.get(root)
+        if held is not None:
+            held.depth += 1
+    if held is None:
+        path = root / LOCK_NAME
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            on_wait(f"waiting for {_describe(_read(fd))} to finish with this workspace (Ctrl-C to stop) …")
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except BaseException:
+                os.close(fd)
+                raise
+        held = Held(fd=fd, path=path, previous=_read(fd),
+                    info={"pid": os.getpid(), "command": command, "since": time.strftime("%H:%M:%S"), "runs": []})
+        _write(held)
+        with _guard:
+            _held[root] = held
+    try:
+        yield held
+    finally:
+        with _guard:
+            held.depth -= 1
+            last = held.depth == 0
+            if last:
+                _held.pop(root, None)
+        if last:
+            try:
+                os.ftruncate(held.fd, 0)  # a clean exit leaves no runs for the next holder to mark
+            finally:
+                os.close(held.fd)  # releases the flock
+
+
+def note_run(held: Held, run_id: int) -> None:
+    """Record an audit run in the lock file, so the next holder can tell it was killed."""
+    held.info.setdefault("runs", []).append(run_id)
+    _write(held)
+
+
+def stale_runs(held: Held) -> list[int]:
+    """Audit runs the previous holder left in the lock file: it died without finishing them."""
+    runs = held.previous.get("runs") or []
+    return [r for r in runs if isinstance(r, int)]

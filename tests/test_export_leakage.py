@@ -1,0 +1,203 @@
+"""The leakage audit finds issue 9's three leak kinds across splits and folds, and nothing in a clean version."""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import stat
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from curate.cli import app
+from curate.dataset import MANIFEST_COLUMNS, DatasetError
+from curate.export.leakage import audit_version, content_box
+from curate.workspace import Workspace
+from dedupe_corpus import photo, sibling
+from leakage_corpus import LEAKS, exported
+from train_fixtures import write_sums
+
+runner = CliRunner()
+# (file, split, fold, base photo, leak kind or None); three leaks, each crossing a different boundary,
+# next to look-alike photos (siblings: same skin and light, other spots) in every part.
+LAYOUT = [
+    ("train/mpox/img000001.jpg", "train", 0, 1, None),
+    ("test/mpox/img000002.jpg", "test", None, 1, "watermark_crop"),
+    ("train/mpox/img000003.jpg", "train", 1, 2, None),
+    ("external/mpox/img000004.jpg", "external", None, 2, "mirror_crop"),
+    ("train/non_mpox/img000005.jpg", "train", 2, 3, None),
+    ("train/non_mpox/img000006.jpg", "train", 3, 3, "white_frame"),
+    ("train/mpox/img000007.jpg", "train", 4, -1, None),
+    ("train/non_mpox/img000008.jpg", "train", 0, -2, None),
+    ("test/non_mpox/img000009.jpg", "test", None, -3, None),
+    ("external/non_mpox/img000010.jpg", "external", None, 4, None),
+    ("train/non_mpox/img000011.jpg", "train", 1, 5, None),
+]
+EXPECTED = {("train/mpox/img000001.jpg", "test/mpox/img000002.jpg"),
+            ("train/mpox/img000003.jpg", "external/mpox/img000004.jpg"),
+            ("train/non_mpox/img000005.jpg", "train/non_mpox/img000006.jpg")}
+
+
+def _image(base: int) -> Image.Image:
+    """Photo `base`; a negative number is a sibling of photo -base (a different photo that looks alike)."""
+    return photo(base, (320, 256)) if base > 0 else sibling(-base, 0, (320, 256))
+
+
+def write_version(root: Path, version: str = "1.0.0", leaks: bool = True) -> Path:
+    """A version in the export contract's layout (real JPEGs, manifest, SHA256SUMS)."""
+    out = root / "exports" / "mpox" / version
+    rng = np.random.default_rng(7)
+    rows = []
+    for n, (rel, split, fold, base, kind) in enumerate(LAYOUT, 1):
+        img = _image(base)
+        if kind and leaks:
+            img = LEAKS[kind](img, rng)
+        elif kind:
+            img = _image(100 + n)
+        data = exported(img)
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        (out / rel).write_bytes(data)
+        label = rel.split("/")[1]
+        rows.append({**{c: "" for c in MANIFEST_COLUMNS}, "file": rel, "sha256": hashlib.sha256(data).hexdigest(),
+                     "image_id": str(n), "label": label, "diagnosis": label, "split": split,
+                     "fold": "" if fold is None else str(fold), "source": "synthetic", "cluster": f"c{n}"})
+    with open(out / "manifest.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=MANIFEST_COLUMNS)
+        w.writeheader()
+        w.writerows(rows)
+    (out / "dataset.json").write_text(json.dumps({"name": "mpox", "version": version, "task": "binary",
+                                                  "classes": ["mpox", "non_mpox"], "folds": 5}))
+    write_sums(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def leaky(tmp_path_factory):
+    ws = Workspace.init(tmp_path_factory.mktemp("leak") / "ws")
+    write_version(ws.root, "1.0.0", leaks=True)
+    write_version(ws.root, "1.0.1", leaks=False)
+    return ws
+
+
+def test_content_box_cuts_uniform_borders_of_any_colour():
+    inner = np.asarray(photo(3, (120, 90)))
+    for colour in [(255, 255, 255), (0, 0, 0), (128, 128, 128), (200, 230, 255)]:
+        canvas = np.zeros((90 + 7 + 21, 120 + 30 + 3, 3), np.uint8)
+        canvas[:] = colour
+        canvas[7:97, 30:150] = inner
+        x0, y0, x1, y1 = content_box(canvas)
+        assert abs(x0 - 30) <= 1 and abs(y0 - 7) <= 1 and abs(x1 - 150) <= 1 and abs(y1 - 97) <= 1, colour
+    white = np.full((50, 60, 3), 255, np.uint8)
+    assert content_box(white) == (0, 0, 60, 50)  # uniform through and through: nothing cut
+
+
+def test_audit_lists_each_leak_kind_and_nothing_else(leaky):
+    _, audit = audit_version("mpox@1.0.0", leaky.root)
+    found = {(p.a.file, p.b.file) for p in audit.pairs}
+    assert found == EXPECTED
+    by_b = {p.b.file: p for p in audit.pairs}
+    assert by_b["test/mpox/img000002.jpg"].a.part == "train/fold 0"
+    assert by_b["external/mpox/img000004.jpg"].mirrored
+    assert by_b["train/non_mpox/img000006.jpg"].a.part == "train/fold 2" and by_b["train/non_mpox/img000006.jpg"].b.part == "train/fold 3"
+    assert audit.status == "suspects" and audit.suspects == 3 and audit.images == len(LAYOUT)
+    # every evaluation image against every train image, plus train pairs of different folds
+    folds = [f for _, s, f, _, _ in LAYOUT if s == "train"]
+    cross_fold = sum(1 for i in range(len(folds)) for j in range(i + 1, len(folds)) if folds[i] != folds[j])
+    assert audit.compared == (len(LAYOUT) - len(folds)) * len(folds) + cross_fold
+
+
+def test_clean_version_has_no_suspects(leaky):
+    _, audit = audit_version("mpox@1.0.1", leaky.root)
+    assert audit.status == "clean" and audit.pairs == [] and audit.suspects == 0
+
+
+def test_cli_table_report_json_and_strict(leaky):
+    r = runner.invoke(app, ["audit", "leakage", "mpox@1.0.0", "--workspace", str(leaky.root)])
+    assert r.exit_code == 0, r.output
+    assert "img000006" in r.stdout and "3 suspect pair(s)" in " ".join(r.stdout.split())
+    page = leaky.reports / "leakage-mpox-1.0.0.html"
+    assert stat.S_IMODE(os.stat(page).st_mode) == 0o600
+    text = page.read_text()
+    assert text.count("<img ") == 6 and "data:image/jpeg;base64," in text and "train/fold 2" in text
+
+    r = runner.invoke(app, ["audit", "leakage", "mpox@1.0.0", "--strict", "--json", "--workspace", str(leaky.root)])
+    assert r.exit_code == 2
+    data = json.loads(r.stdout)
+    assert data["version"] == "mpox@1.0.0" and data["suspects"] == 3 and data["report"].endswith(".html")
+    pair = data["pairs"][0]
+    assert set(pair) == {"a", "b", "inliers", "cover", "mirrored"} and set(pair["a"]) == {"file", "split", "fold", "part"}
+
+    r = runner.invoke(app, ["audit", "leakage", "mpox@1.0.1", "--strict", "--workspace", str(leaky.root)])
+    assert r.exit_code == 0 and "no suspect pairs" in r.stdout
+    # a stricter threshold than any pair's evidence: nothing to report
+    r = runner.invoke(app, ["audit", "leakage", "mpox@1.0.0", "--strict", "--threshold", "100000", "--workspace", str(leaky.root)])
+    assert r.exit_code == 0, r.output
+
+
+def test_missing_version_and_corrupt_image_are_one_line_errors(leaky, tmp_path):
+    r = runner.invoke(app, ["audit", "leakage", "mpox@9.9.9", "--workspace", str(leaky.root)])
+    assert r.exit_code == 1 and "mpox@9.9.9" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+    broken = write_version(tmp_path, "2.0.0", leaks=False)
+    (broken / "test/mpox/img000002.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    with pytest.raises(DatasetError, match="img000002.jpg"):
+        audit_version(str(broken))
+    ws = Workspace.init(tmp_path / "ws")
+    r = runner.invoke(app, ["audit", "leakage", str(broken), "--workspace", str(ws.root)])
+    assert r.exit_code == 1 and "cannot read image test/mpox/img000002.jpg" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_report_escapes_every_text(tmp_path):
+    from curate.export.leakage import Entry, LeakageAudit, LeakPair
+    from curate.export.leakage_report import render
+
+    odd = Entry("train/<b>x</b>/img&1.jpg", "train", 0)
+    audit = LeakageAudit("suspects", "m<e>thod", 15, images=2, compared=1, suspects=1,
+                         pairs=[LeakPair(odd, Entry("test/a/img2.jpg", "test", None), 20, 0.5, False)])
+    page = render(tmp_path, "mpox@<1>", audit)
+    assert "<b>x" not in page and "&lt;b&gt;x&lt;/b&gt;/img&amp;1.jpg" in page and "m&lt;e&gt;thod" in page
+
+
+@pytest.mark.slow
+def test_export_runs_the_audit_before_sealing(tmp_path):
+    """Without dedupe clusters, the re-encoded copy of a reserved external photo (kag0 → web_kdup) lands in train or
+    test: the audit at export time lists it in the card, audit.json (checksummed) and on the terminal. The
+    fixture's other copy (web0 → P01_dup) may cross too; nothing else may be listed."""
+    from test_export_fixtures import build_catalogue
+
+    cat = build_catalogue(tmp_path)
+    r = runner.invoke(app, ["export", "--name", "mpox", "--version", "1.0.0", "--size", "320", "--external", "kaggle",
+                            "--workspace", str(cat.ws.root)])
+    assert r.exit_code == 0, r.output
+    version = cat.ws.exports / "mpox" / "1.0.0"
+    from curate.dataset import DatasetVersion
+
+    DatasetVersion.open(version).verify()  # audit.json is covered by SHA256SUMS
+    audit = json.loads((version / "audit.json").read_text())
+    name = lambda stem: f"img{cat.ids_by_name[stem]:06d}.jpg"  # noqa: E731
+    found = {frozenset(p[k]["file"].rsplit("/", 1)[-1] for k in "ab"): p for p in audit["pairs"]}
+    ext, copy = name("kag0"), name("web_kdup")
+    assert frozenset({ext, copy}) in found and set(found) <= {frozenset({ext, copy}), frozenset({name("web0"), name("P01_dup")})}
+    assert found[frozenset({ext, copy})]["b"]["split"] == "external"
+    assert "seconds" not in audit  # nothing run-dependent inside a version
+    assert f"leakage audit: {len(found)} suspect pair(s)" in " ".join(r.stdout.split())
+    card = (version / "README.md").read_text()
+    assert "## Leakage audit" in card and copy in card
+    # the same catalogue state exports the same bytes, audit included
+    again = runner.invoke(app, ["export", "--name", "mpox", "--version", "1.0.0", "--size", "320", "--external", "kaggle",
+                                "--workspace", str(cat.ws.root), "--json"])
+    assert json.loads(again.stdout)["leakage"] == audit
+
+
+def test_featureless_images_are_compared_without_error():
+    from curate.export import leakage_match
+
+    flat = [np.full((64, 80), v, np.uint8) for v in (0, 128, 255)] + [np.full((9, 9), 7, np.uint8)]
+    feats = leakage_match.features(flat)
+    assert leakage_match.match(feats, np.array([0, 1, -1, 2]), 15) == []
+    assert leakage_match.match([], np.zeros(0, np.int64), 15) == []

@@ -1,0 +1,76 @@
+"""Special files under an ingested folder: every one a clear outcome, named, and nothing hangs or blows up."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+
+import pytest
+from typer.testing import CliRunner
+
+import images as I
+from curate.cli import app
+from curate.intake.ingest import IngestOptions, ingest_folder
+
+
+@pytest.fixture
+def odd(tmp_path):
+    root = tmp_path / "odd"
+    root.mkdir()
+    (root / "ok.jpg").write_bytes(I.jpeg(1))
+    (root / "IMG_0001").write_bytes(I.jpeg(2))  # a JPEG with no extension
+    (root / "notes.txt").write_text("not a photo")
+    os.mkfifo(root / "pipe.jpg")  # a FIFO with an image name: opening it would block forever
+    with open(root / "sparse.jpg", "wb") as fh:  # 3 GB, almost no disk: reading it whole is a MemoryError
+        fh.write(I.jpeg(3)[:100])
+        fh.truncate(3 * 1024 ** 3)
+    (root / "zero.jpg").symlink_to("/dev/zero")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "private.jpg").write_bytes(I.jpeg(4))
+    (outside / "in_folder.jpg").write_bytes(I.jpeg(5))
+    (root / "link.jpg").symlink_to(outside / "private.jpg")
+    (root / "elsewhere").symlink_to(outside, target_is_directory=True)
+    (root / "inner.jpg").symlink_to(root / "ok.jpg")  # inside the folder: fine
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(root / "sock.jpg"))
+    yield root
+    sock.close()
+
+
+@pytest.mark.timeout(120)  # a FIFO that is opened blocks forever: fail, don't hang the suite
+def test_special_files_are_skipped_or_rejected_with_reasons(sqlite_ws, odd):
+    report = ingest_folder(sqlite_ws, odd, IngestOptions(source="odd", workers=1))
+    skipped, rejected = dict(report.skipped), dict(report.rejected)
+    assert report.added == 2 and report.provenance == 1  # ok.jpg, IMG_0001, and inner.jpg (same bytes as ok.jpg)
+    assert skipped["pipe.jpg"] == "FIFO (special file, not read)"
+    assert skipped["sock.jpg"] == "socket (special file, not read)"
+    assert skipped["notes.txt"] == "not an image (no image signature)"
+    assert skipped["zero.jpg"].startswith("symlink to a file outside the ingested folder")
+    assert skipped["link.jpg"].startswith("symlink to a file outside the ingested folder")
+    assert skipped["elsewhere/"].startswith("symlink to a folder outside the ingested folder")
+    assert rejected == {"sparse.jpg": "file too large (3221 MB > 105 MB)"}
+
+
+@pytest.mark.timeout(120)
+def test_follow_symlinks_reads_outside_but_never_a_device(sqlite_ws, odd):
+    report = ingest_folder(sqlite_ws, odd, IngestOptions(source="odd", workers=2, follow_symlinks=True))
+    skipped = dict(report.skipped)
+    assert skipped["zero.jpg"] == "character device (special file, not read)"
+    assert report.added == 4  # ok, IMG_0001, the linked private.jpg, elsewhere/in_folder.jpg
+
+
+@pytest.mark.timeout(120)
+def test_cli_names_every_skipped_file(tmp_path, odd):
+    runner = CliRunner()
+    assert runner.invoke(app, ["init", str(tmp_path / "ws")]).exit_code == 0
+    env = {"CURATE_WORKSPACE": str(tmp_path / "ws")}
+    out = runner.invoke(app, ["ingest", str(odd), "--source", "odd", "--workers", "1"], env=env)
+    assert out.exit_code == 0, out.output
+    last = [line for line in out.output.splitlines() if "files skipped" in line][0]
+    for name in ("pipe.jpg", "sock.jpg", "notes.txt", "zero.jpg", "link.jpg", "elsewhere/"):
+        assert name in last, last
+    out = runner.invoke(app, ["ingest", str(odd), "--source", "odd", "--json", "--workers", "1"], env=env)
+    data = json.loads(out.stdout)
+    assert {e["file"] for e in data["skipped"]} == {"pipe.jpg", "sock.jpg", "notes.txt", "zero.jpg", "link.jpg", "elsewhere/"}
+    assert data["ignored"] == 6

@@ -1,0 +1,207 @@
+"""`curate label report` on a catalogue holding every outcome: explained outcomes, a date, example images
+(never identifiable ones), JSON embedded so that it parses, and the confusion-matrix PNG beside the page."""
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+
+import pytest
+from PIL import Image as PILImage
+from typer.testing import CliRunner
+
+from curate.cli import app
+from curate.label.diagnoses import PAPER
+from curate.label.pull import write_consensus
+from curate.label.report import OUTCOME_MEANINGS, build
+from curate.label.report_html import write_html
+from curate.plots import contrast
+from db.models import Image
+from db.models.label import LabelAnnotation, LabelProject, LabelRound, LabelTask
+from images import jpeg
+
+A, B, C = "a@clinic.test", "b@clinic.test", "c@clinic.test"
+IDENT, LQ = ["identifiable_features"], ["low_quality"]
+# image -> (rater A, rater B, reviewer or None); a rating is (diagnosis, flags)
+CASES = {
+    "agreed": (("mpox", []), ("mpox", []), None),
+    "adjudicated": (("mpox", []), ("genital_herpes", []), ("genital_herpes", [])),
+    "discarded": (("mpox", []), ("genital_warts", []), ("primary_syphilis", [])),
+    "disputed_identifiable": (("mpox", []), ("genital_herpes", IDENT), None),
+    "awaiting_review": (("dermatosis", []), ("genital_warts", []), None),
+    "low_quality": (("mpox", LQ), ("mpox", LQ), None),
+    "awaiting_rater": (("mpox", []), None, None),
+    "discarded_identifiable": (("genital_herpes", []), ("mpox", []), ("genital_warts", IDENT)),
+}
+ROUND_NAME = "round </script><b>1 & co"  # must not break the page or its JSON
+
+
+def _catalogue(ws) -> dict[str, int]:
+    """The catalogue state `curate label pull` leaves after these annotations (rows written directly)."""
+    ids, n = {}, 0
+    with ws.session() as s:
+        for seed, name in enumerate(CASES):
+            data = jpeg(300 + seed, size=(120, 90))
+            sha, _ = ws.store.put(data)
+            img = Image(sha256=sha, size_bytes=len(data), format="JPEG", width=120, height=90, mode="RGB")
+            s.add(img)
+            s.flush()
+            ids[name] = img.id
+        rounds = [LabelRound(kind="rating", name=ROUND_NAME, raters=json.dumps([A, B]), server_url="http://127.0.0.1:1"),
+                  LabelRound(kind="review", name="review 1", raters=json.dumps([C]), server_url="http://127.0.0.1:1")]
+        s.add_all(rounds)
+        s.flush()
+        projects = {}
+        for rnd, rater in ((rounds[0], A), (rounds[0], B), (rounds[1], C)):
+            p = LabelProject(round_id=rnd.id, rater=rater, ls_project_id=len(projects) + 1)
+            s.add(p)
+            s.flush()
+            projects[rater] = p
+        for name, answers in CASES.items():
+            for rater, answer in zip((A, B, C), answers):
+                if answer is None and rater != A:
+                    continue
+                n += 1
+                task = LabelTask(project_id=projects[rater].id, image_id=ids[name], ls_task_id=n)
+                s.add(task)
+                s.flush()
+                if answer is not None:
+                    s.add(LabelAnnotation(task_id=task.id, ls_annotation_id=n, rater=rater, diagnosis=answer[0],
+                                          flags=json.dumps(answer[1]), content_sha256=f"{n:064d}", raw="{}"))
+        s.flush()
+        write_consensus(s)
+        s.commit()
+    return ids
+
+
+def _embedded_json(page: str) -> dict:
+    block = re.search(r'<script type="application/json" id="data">(.*?)</script>', page, re.S)
+    assert block, "no JSON block"
+    return json.loads(block.group(1))
+
+
+def test_report_explains_outcomes_and_shows_examples(ws):
+    ids = _catalogue(ws)
+    with ws.session() as s:
+        rep = build(s, PAPER)
+    assert rep.outcomes == {"pending": 2, "agreed": 1, "adjudicated": 1, "discarded": 1, "excluded": 3}
+    assert rep.details["excluded"] == {"Identifiable features (face, tattoo, birthmark)": 2, "Image quality too low": 1}
+    assert rep.details["pending"] == {"waiting for a rater": 1, "waiting for the reviewer": 1}
+    files = write_html(rep, ws.reports / "labeling.html", ws)
+    page = files.html.read_text()
+    # dated, and every outcome explained in words
+    assert re.search(r"Generated \d{4}-\d\d-\d\d \d\d:\d\d UTC", page)
+    for status, meaning in OUTCOME_MEANINGS.items():
+        assert f"<td>{status}</td>" in page
+    assert "no consensus after review" in page.lower() and "identifiable features" in page.lower()
+    # thumbnails of disputed and discarded images, never of identifiable ones
+    shown = {int(i) for i in re.findall(r'<img alt="image (\d+)" src="data:image/jpeg;base64,', page)}
+    assert shown == {ids["adjudicated"], ids["awaiting_review"], ids["discarded"]}
+    thumb = re.search(rf'alt="image {ids["discarded"]}" src="data:image/jpeg;base64,([^"]+)"', page).group(1)
+    assert PILImage.open(io.BytesIO(base64.b64decode(thumb))).size == (120, 90)
+    assert "Rater 1: Mpox<br>Rater 2: Genital warts<br>Reviewer: Primary syphilis" in page
+    assert A not in page.split("<h2>Examples</h2>")[1].split("<script")[0]  # anonymised captions
+    # the embedded data parses and says the same as the report, hostile round name included
+    data = _embedded_json(page)
+    assert data["outcomes"] == rep.outcomes and data["progress"][0]["round"] == ROUND_NAME
+    assert data["generated_at"] == rep.generated_at
+    assert "</script><b>" not in page.split('id="data">')[1].split("</script>")[0]
+    # the confusion matrix as a PNG beside the page
+    assert files.confusion_png == ws.reports / "labeling-confusion.png"
+    png = PILImage.open(files.confusion_png)
+    assert png.format == "PNG" and png.size[0] >= 600
+    assert (files.confusion_png.stat().st_mode & 0o077) == 0 and (files.html.stat().st_mode & 0o077) == 0
+
+
+def test_label_confusion_matrix_text_is_legible(sqlite_ws):
+    """Every count contrasts with its cell (WCAG AA for normal text, 4.5:1), dark cells included."""
+    from curate.label.agreement import agreement
+    from curate.plots import confusion_matrix_plot, pyplot
+
+    ag = agreement([("mpox", "mpox")] * 40 + [("mpox", "genital_herpes")] * 3 + [("genital_herpes", "genital_herpes")] * 12,
+                   PAPER.codes)
+    plt = pyplot()
+    fig, ax = plt.subplots()
+    disp = confusion_matrix_plot(ax, ag.matrix, ag.labels, "second rater", "first rater")
+    cells = [(disp.im_.cmap(disp.im_.norm(v)), disp.text_[i][j].get_color()) for i, row in enumerate(ag.matrix)
+             for j, v in enumerate(row)]
+    plt.close(fig)
+    from matplotlib.colors import to_rgb
+
+    assert min(contrast(cell, to_rgb(text)) for cell, text in cells) >= 4.5
+    assert {text for _, text in cells} == {"#111111", "#ffffff"}  # both dark and light cells occur here
+
+
+def test_cli_report_json_and_files(ws):
+    ids = _catalogue(ws)
+    out = CliRunner().invoke(app, ["label", "report", "--json", "-w", str(ws.root)])
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.stdout)
+    assert data["confusion_png"].endswith("labeling-confusion.png") and data["generated_at"]
+    assert {x["image_id"] for x in data["samples"]} == {ids["adjudicated"], ids["awaiting_review"], ids["discarded"]}
+    text = CliRunner().invoke(app, ["label", "report", "-w", str(ws.root)])
+    assert text.exit_code == 0 and "no consensus after review" in " ".join(text.output.split()).lower()
+
+
+@pytest.mark.parametrize("per_group", [1])
+def test_a_few_examples_only(sqlite_ws, per_group):
+    _catalogue(sqlite_ws)
+    with sqlite_ws.session() as s:
+        rep = build(s, PAPER, per_group=per_group)
+    assert [x.group for x in rep.samples] == ["disputed", "discarded"]
+
+
+def test_report_rates_each_rater_against_the_consensus(ws):
+    """A agreed on the agreed image and lost the adjudicated one; B and the reviewer C chose the consensus."""
+    _catalogue(ws)
+    with ws.session() as s:
+        rep = build(s, PAPER)
+    by = {q.rater: q for q in rep.raters}
+    assert [q.rater for q in rep.raters] == [A, B, C] and by[C].role == "reviewer"
+    assert (by[A].diagnosed, by[A].compared, by[A].agreement) == (8, 2, 0.5)
+    assert (by[B].diagnosed, by[B].compared, by[B].agreement) == (7, 2, 1.0)
+    assert (by[C].diagnosed, by[C].compared, by[C].agreement) == (3, 1, 1.0)
+    herpes, mpox = by[A].labels.index("genital_herpes"), by[A].labels.index("mpox")
+    assert by[A].matrix[herpes][mpox] == 1 and by[A].matrix[mpox][mpox] == 1 and sum(map(sum, by[A].matrix)) == 2
+    assert all(q.estimated_accuracy is None for q in rep.raters)  # 8 images: too few for Dawid-Skene
+    assert rep.agreement.ac1 is not None and -1 <= rep.agreement.ac1 <= 1
+    files = write_html(rep, ws.reports / "labeling.html", ws)
+    page = files.html.read_text()
+    raters = page.split("<h2>Raters</h2>")[1].split("<h2>Examples</h2>")[0]
+    assert f"<td>{A}</td><td>rater</td><td>8</td><td>2</td><td>50.0%</td><td>n/a</td>" in raters
+    assert f"<td>{C}</td><td>reviewer</td><td>3</td><td>1</td><td>100.0%</td>" in raters
+    assert "Gwet's AC1 <b>" in page and "<th>AC1</th>" in page
+    assert f"Also saved as <a href=\"labeling-raters.png\">" in raters
+    png = PILImage.open(files.raters_png)
+    assert files.raters_png == ws.reports / "labeling-raters.png" and png.format == "PNG" and png.size[0] >= 1200
+    assert (files.raters_png.stat().st_mode & 0o077) == 0
+    assert A not in page.split("<h2>Examples</h2>")[1].split("<script")[0]  # thumbnails stay anonymised
+    data = _embedded_json(page)
+    assert [(x["rater"], x["agreement"]) for x in data["raters"]] == [(A, 0.5), (B, 1.0), (C, 1.0)]
+    assert data["agreement"]["ac1"] == rep.agreement.ac1
+
+
+def test_cli_report_shows_raters_and_ac1(sqlite_ws):
+    _catalogue(sqlite_ws)
+    out = CliRunner().invoke(app, ["label", "report", "--json", "-w", str(sqlite_ws.root)])
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.stdout)
+    assert data["raters_png"].endswith("labeling-raters.png")
+    assert {x["rater"]: x["compared"] for x in data["raters"]} == {A: 2, B: 2, C: 1}
+    text = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["label", "report", "-w", str(sqlite_ws.root)])
+    assert text.exit_code == 0, text.output
+    assert "AC1" in text.output and "Dawid-Skene" in text.output
+    line = next(x for x in text.output.split("Dawid-Skene")[1].splitlines() if A in x)
+    assert "rater" in line and "0.5" in line and "│ 8 " in " ".join(line.split()) + " "
+
+
+def test_report_without_ratings_has_no_raters_png(sqlite_ws):
+    stale = sqlite_ws.reports / "labeling-raters.png"
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    stale.write_bytes(b"old")
+    with sqlite_ws.session() as s:
+        rep = build(s, PAPER)
+    files = write_html(rep, sqlite_ws.reports / "labeling.html", sqlite_ws)
+    assert rep.raters == [] and files.raters_png is None and not stale.exists()
+    assert "<h2>Raters</h2><p>No diagnoses yet.</p>" in files.html.read_text()

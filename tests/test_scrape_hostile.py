@@ -1,0 +1,121 @@
+"""A hostile web: servers that drip, URLs with NUL bytes, results and redirects aimed at local addresses."""
+from __future__ import annotations
+
+import time
+from urllib.parse import urlsplit
+
+import pytest
+
+from curate.intake.fetch_guard import HostPolicy, Refused, address_problem
+from db.models import Image, Provenance, Rejection
+from engine_server import EngineServer, Item, assert_consistent, rows, run
+
+
+@pytest.fixture
+def srv():
+    with EngineServer() as s:
+        yield s
+
+
+@pytest.fixture
+def other_host():
+    """A second server on another loopback address: a 'host on the local machine' that is not the engine."""
+    with EngineServer(host="127.0.0.2") as s:
+        yield s
+
+
+def paths(urls) -> set[str]:
+    return {urlsplit(u).path for u in urls}
+
+
+def test_a_dripping_image_ends_within_the_deadline_with_a_reason(sqlite_ws, srv):
+    srv.drip.add("/img/good_3.jpg")
+    srv.results["drip"] = [Item("/img/good_2.jpg", "fine"), Item("/img/good_3.jpg", "1 byte every 0.5 s")]
+    started = time.monotonic()
+    report = run(sqlite_ws, srv, queries=("drip",), timeout=1)  # deadline: 6 x 1 s
+    assert time.monotonic() - started < 15
+    q = report.queries[0]
+    assert q.new_for_query == 1
+    assert [(urlsplit(u).path, r) for u, r in q.failed] == [("/img/good_3.jpg", "download not finished within 6 s (6 x --timeout)")]
+    assert not rows(sqlite_ws, Rejection)  # retried next run, not recorded
+    assert_consistent(sqlite_ws)
+
+
+def test_a_dripping_result_page_ends_within_the_deadline(sqlite_ws, srv):
+    srv.drip.add("/images/async")
+    started = time.monotonic()
+    with pytest.raises(Exception) as err:
+        run(sqlite_ws, srv, queries=("anything",), timeout=1)
+    assert time.monotonic() - started < 15
+    assert "result page not read within 6 s" in str(err.value)
+
+
+def test_nul_and_control_characters_never_reach_the_catalogue_and_the_batch_is_kept(ws, srv):
+    srv.results["nul"] = [Item("/img/good_2.jpg", "ok"), Item("/img/bad\x00name.jpg", "NUL in URL\x00"),
+                          Item("/img/tab\tname.jpg", "tab"), Item("/img/good_4.jpg", "title with \x00 NUL")]
+    for _ in range(2):  # the re-run neither fails nor records the rejection twice
+        report = run(ws, srv, queries=("nul",))
+    rejected = {r.locator: r.reason for r in rows(ws, Rejection)}
+    assert set(rejected.values()) == {"control characters in URL"} and len(rejected) == 2
+    assert all("\x00" not in loc and "\t" not in loc for loc in rejected)
+    assert "%00" in "".join(rejected)
+    assert paths(p.locator for p in rows(ws, Provenance)) == {"/img/good_2.jpg", "/img/good_4.jpg"}
+    assert all("\x00" not in (p.title or "") for p in rows(ws, Provenance))
+    assert report.queries[0].skipped == 4
+
+
+def test_images_on_other_local_hosts_are_refused_with_a_reason(sqlite_ws, srv, other_host):
+    srv.results["ssrf"] = [
+        Item("/img/good_2.jpg", "engine host: allowed"),
+        Item(other_host.url("/img/good_5.jpg"), "another loopback address"),
+        Item(f"http://localhost:{srv.port}/img/good_6.jpg", "a name (not the engine's) resolving to loopback"),
+        Item("/to-local", "redirect from the engine host to another local host"),
+    ]
+    srv.redirects["/to-local"] = other_host.url("/img/good_7.jpg")
+    q = run(sqlite_ws, srv, queries=("ssrf",)).queries[0]
+    assert paths(p.locator for p in rows(sqlite_ws, Provenance)) == {"/img/good_2.jpg"}
+    reasons = dict(q.failed)
+    assert len(reasons) == 3 and all(r.startswith("refused: ") and "loopback" in r for r in reasons.values()), reasons
+    assert not any(r.startswith("/img/good_5") for r in other_host.requests), "nothing fetched from the refused host"
+    assert "/img/good_7.jpg" not in other_host.requests and "/img/good_6.jpg" not in srv.requests
+
+    # A steward who means it: the same results, now fetched.
+    q = run(sqlite_ws, srv, queries=("ssrf",), allow_private_hosts=True).queries[0]
+    assert q.new_for_query == 3 and not q.failed
+    assert_consistent(sqlite_ws)
+
+
+@pytest.mark.parametrize("ip, kind", [("127.0.0.2", "loopback"), ("10.1.2.3", "private"), ("192.168.0.9", "private"),
+                                      ("169.254.169.254", "link-local"), ("224.0.0.1", "multicast"),
+                                      ("::1", "loopback"), ("::ffff:10.0.0.1", "private"), ("fe80::1", "link-local"),
+                                      ("0.0.0.0", "unspecified"), ("100.64.0.1", "not globally routable")])
+def test_address_classes_refused(ip, kind):
+    import ipaddress
+
+    assert address_problem(ipaddress.ip_address(ip)) == kind
+    assert address_problem(ipaddress.ip_address("93.184.216.34")) is None
+
+
+def test_policy_checks_what_it_connects_to():
+    with pytest.raises(Refused, match="localhost resolves to a loopback address"):
+        HostPolicy().addresses("localhost", 80)
+    assert HostPolicy(frozenset({"localhost"})).addresses("localhost", 80)
+    assert HostPolicy(allow_private=True).addresses("127.0.0.1", 80)
+
+
+def test_cli_flag_and_refusal_reason(tmp_path, srv, other_host):
+    from typer.testing import CliRunner
+
+    from curate.cli import app
+    from curate.workspace import Workspace
+
+    ws = Workspace.init(tmp_path / "ws")
+    lst = tmp_path / "urls.txt"
+    lst.write_text(other_host.url("/img/good_8.jpg") + "\n")
+    env = {"CURATE_WORKSPACE": str(ws.root)}
+    out = CliRunner().invoke(app, ["scrape", str(lst), "--engine", "urls", "--json"], env=env)
+    assert out.exit_code == 0, out.output
+    assert "refused: 127.0.0.2 resolves to a loopback address" in out.output
+    out = CliRunner().invoke(app, ["scrape", str(lst), "--engine", "urls", "--allow-private-hosts"], env=env)
+    assert out.exit_code == 0, out.output
+    assert len(rows(ws, Image)) == 1

@@ -1,0 +1,56 @@
+"""`curate studio` from a bare start: steward set-up, a clinician's own server, status, stop.
+
+Runs the real `label-studio init` once (~20-60 s), as a first-time steward would.
+"""
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from curate.cli import app
+from curate.studio.fleet import Fleet, slug_for
+from curate.studio.server import free_port
+from studio_server import _require_executable
+
+pytestmark = [pytest.mark.studio, pytest.mark.slow]
+TOKEN = "cli-steward-token-0123456789abcdef0123"
+
+
+def test_bare_start_then_a_clinician_server(sqlite_ws, monkeypatch):
+    _require_executable()
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", TOKEN)
+    monkeypatch.delenv("CURATE_STEWARD_EMAIL", raising=False)
+    w = ["-w", str(sqlite_ws.root)]
+    fleet = Fleet(sqlite_ws.root)
+    try:
+        # bare start: the steward's email is asked for, the password read from piped stdin without a getpass warning
+        out = CliRunner().invoke(app, ["studio", "start", *w], input="Steward@Clinic.test\nsteward-Pa55word!\n")
+        assert out.exit_code == 0, out.output
+        assert "GetPassWarning" not in out.output and "add-user" in out.output
+        assert fleet.initialised
+        port = free_port()
+        out = CliRunner().invoke(app, ["studio", "add-user", "a@clinic.test", "--generate", "--port", str(port), *w])
+        assert out.exit_code == 0, out.output
+        url = f"http://127.0.0.1:{port}"
+        assert url in out.output
+        # the clinician's server: its own folder (no email in any name), its own secret key, two accounts only
+        names = [p.name for p in (sqlite_ws.root / "studio").rglob("*")]
+        assert slug_for("a@clinic.test") in names and not any("@" in n for n in names)
+        env = (sqlite_ws.root / "studio" / slug_for("a@clinic.test") / "data" / ".env").read_text()
+        template_env = fleet.template / ".env"
+        assert "SECRET_KEY" in env and (not template_env.exists() or env != template_env.read_text())
+        users = httpx.get(url + "/api/users/", headers={"Authorization": f"Token {TOKEN}"}).json()
+        assert sorted(u["email"] for u in users) == ["a@clinic.test", "steward@clinic.test"]
+        status = json.loads(CliRunner().invoke(app, ["studio", "status", "--json", *w]).stdout)
+        assert [(s["clinician"], s["url"], s["healthy"]) for s in status["servers"]] == [("a@clinic.test", url, True)]
+        again = CliRunner().invoke(app, ["studio", "add-user", "a@clinic.test", "--generate", *w])
+        assert again.exit_code == 1 and "already has an account" in again.output
+        # stop stops all; start starts all again on the same port
+        assert "stopped 1 server(s)" in CliRunner().invoke(app, ["studio", "stop", *w]).output
+        out = CliRunner().invoke(app, ["studio", "start", *w])
+        assert out.exit_code == 0 and f"a@clinic.test: {url}" in out.output, out.output
+    finally:
+        fleet.stop_all()

@@ -1,0 +1,202 @@
+"""`train serve` against a real uvicorn server on 127.0.0.1: a real HTTP client (httpx), a real
+browser (Debian's Chromium driven by Playwright), and the uploads a clinic's phones will send."""
+import asyncio
+import base64
+import io
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("fastapi")
+httpx = pytest.importorskip("httpx")
+import uvicorn  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from curate.dataset import DatasetVersion  # noqa: E402
+from curate.studio.server import free_port  # noqa: E402
+from train.ensemble import Ensemble  # noqa: E402
+from train.serve.app import ServeSettings, create_app  # noqa: E402
+from train.photos import Limits, decode  # noqa: E402
+
+pytestmark = [pytest.mark.torch, pytest.mark.slow]
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+class Server:
+    """uvicorn in a thread, on a free port of 127.0.0.1."""
+
+    def __init__(self, app):
+        self.port = free_port()
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+                                                    access_log=False))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        deadline = time.time() + 30
+        while not self.server.started:
+            assert time.time() < deadline, "uvicorn did not start"
+            time.sleep(0.05)
+        return f"http://127.0.0.1:{self.port}"
+
+    def __exit__(self, *exc):
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def model(triage_run):
+    return Ensemble.load(triage_run)
+
+
+@pytest.fixture(scope="module")
+def server(model):
+    with Server(create_app(model, ServeSettings(Limits(max_bytes=20 * 1024 * 1024, max_pixels=40_000_000)))) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def photos(triage_run):
+    ds = DatasetVersion.open(json.loads((triage_run / "run.json").read_text())["dataset"]["path"])
+    return [s.path for s in ds.samples("test")]
+
+
+def _encode(img, fmt, **kw):
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+def post(url, data: bytes, name="photo.jpg", gradcam=False, client=None):
+    c = client or httpx
+    return c.post(f"{url}/api/predict", params={"gradcam": str(gradcam).lower()},
+                  files={"file": (name, data, "application/octet-stream")}, timeout=60)
+
+
+def test_health_page_and_card(server):
+    h = httpx.get(f"{server}/healthz").json()
+    assert h["status"] == "ok" and h["model"] == "mean of 5 fold models" and h["queue_size"] == 32
+    page = httpx.get(server).text
+    assert 'type="file"' in page and 'accept="image/*"' in page and 'capture="environment"' in page
+    assert "This is not a diagnosis" in page and "Model card" in page and "Intended use" in page
+    assert "Limits" in httpx.get(f"{server}/api/card").text
+
+
+def test_predict_matches_the_model_and_returns_a_gradcam(server, model, photos):
+    data = photos[0].read_bytes()
+    r = post(server, data, gradcam=True)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    ref = model.triage([decode(data, Limits())])[0]
+    assert body["p_positive"] == pytest.approx(ref.p_calibrated, abs=1e-6) and body["calibrated"]
+    assert body["p_uncalibrated"] == pytest.approx(ref.p_positive, abs=1e-6)
+    assert body["decision"] == ("refer" if body["p_positive"] >= body["threshold"] else "routine")
+    assert body["threshold"] == pytest.approx(model.operating_threshold) and "not a diagnosis" in body["disclaimer"]
+    png = base64.b64decode(body["gradcam_png"].split(",", 1)[1])
+    assert Image.open(io.BytesIO(png)).size == tuple(body["image_size"])
+    assert "gradcam_png" not in post(server, data).json()
+
+
+def test_phone_photos_are_handled_correctly(server, photos):
+    """HEIC, CMYK and EXIF-rotated photos are predicted as the same picture in plain RGB."""
+    img = Image.open(photos[1]).convert("RGB")
+    base = post(server, _encode(img, "PNG"), "a.png").json()["p_positive"]
+    rotated = img.transpose(Image.Transpose.ROTATE_90)  # stored sideways, EXIF says "rotate back"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display": undoes the counter-clockwise ROTATE_90
+    r = post(server, _encode(rotated, "PNG", exif=exif), "b.png")
+    assert r.status_code == 200 and r.json()["p_positive"] == pytest.approx(base, abs=1e-6)
+    assert r.json()["image_size"] == list(img.size)
+    cmyk = post(server, _encode(img.convert("CMYK"), "JPEG", quality=95), "c.jpg")
+    assert cmyk.status_code == 200 and cmyk.json()["p_positive"] == pytest.approx(base, abs=0.03)
+    heic = post(server, _encode(img, "HEIF", quality=95), "d.heic")
+    assert heic.status_code == 200 and heic.json()["p_positive"] == pytest.approx(base, abs=0.03)
+
+
+def test_bad_uploads_get_a_4xx_and_one_line(server, photos):
+    data = photos[0].read_bytes()
+    cases = {
+        "not an image": (post(server, b"%PDF-1.4 not a photo", "x.pdf"), 415),
+        "truncated": (post(server, data[: len(data) // 2]), 422),
+        "bomb": (post(server, _encode(Image.new("1", (12_000, 12_000)), "PNG"), "bomb.png"), 413),
+        "50 MB": (post(server, os.urandom(50 * 1024 * 1024), "big.jpg"), 413),
+        "empty": (post(server, b"", "e.jpg"), 400),
+        "no multipart": (httpx.post(f"{server}/api/predict", content=data), 415),
+    }
+    for what, (res, status) in cases.items():
+        assert res.status_code == status, (what, res.status_code, res.text)
+        msg = res.json()["error"]
+        assert msg and "\n" not in msg and "Traceback" not in msg, what
+    assert httpx.get(f"{server}/healthz").json()["status"] == "ok"  # still alive
+    assert post(server, data).status_code == 200
+
+
+def test_full_queue_answers_429_and_recovers(model, photos):
+    data = photos[0].read_bytes()
+    app = create_app(model, ServeSettings(queue_size=1, max_batch=1))
+
+    async def burst(url):
+        async with httpx.AsyncClient(timeout=120) as c:
+            return await asyncio.gather(*[c.post(f"{url}/api/predict", files={"file": ("p.jpg", data)}) for _ in range(12)])
+
+    with Server(app) as url:
+        codes = [r.status_code for r in asyncio.run(burst(url))]
+        assert 429 in codes and 200 in codes and set(codes) <= {200, 429}, codes
+        assert httpx.get(f"{url}/healthz").json()["status"] == "ok"
+        assert post(url, data).status_code == 200
+
+
+def test_uploads_stay_in_memory_unless_kept(model, photos, tmp_path, monkeypatch):
+    import tempfile
+
+    spool = tmp_path / "tmp"
+    spool.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spool))  # where a spooled upload would roll over to
+    noisy = Image.fromarray(np.random.default_rng(0).integers(0, 255, (1200, 1200, 3), dtype=np.uint8))
+    big = _encode(noisy, "PNG")
+    assert len(big) > 3 * 1024 * 1024
+    kept = tmp_path / "kept"
+    with Server(create_app(model)) as url:
+        assert post(url, big, "big.png").status_code == 200
+    assert list(spool.iterdir()) == [] and not kept.exists()
+    with Server(create_app(model, ServeSettings(keep_uploads=kept))) as url:
+        assert post(url, photos[0].read_bytes()).status_code == 200
+    files = list(kept.iterdir())
+    assert len(files) == 1 and files[0].read_bytes() == photos[0].read_bytes()
+    assert files[0].stat().st_mode & 0o777 == 0o600 and "photo" not in files[0].name
+
+
+def test_browser_uploads_a_photo_and_reads_the_result(server, photos):
+    """Headless Chromium from Debian: choose a photo, press the button, read P(mpox) off the page."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium package is not installed")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 800, "height": 1100})
+            page.goto(server)
+            page.set_input_files("#photo", str(photos[0]))
+            page.click("#go")
+            page.wait_for_selector("#result:not([hidden])", timeout=60_000)
+            prob = page.inner_text("#prob")
+            decision = page.inner_text("#decision")
+            page.wait_for_function("document.getElementById('overlay').complete", timeout=10_000)
+            assert page.is_visible("#overlay") and page.is_visible("#disclaimer")
+            page.screenshot(path=str(ARTIFACTS / "serve-page.png"), full_page=True)
+        finally:
+            browser.close()
+    body = post(server, photos[0].read_bytes()).json()
+    assert prob == f"{100 * body['p_positive']:.1f} %"
+    assert decision.startswith("Refer" if body["decision"] == "refer" else "Routine")
+    assert (ARTIFACTS / "serve-page.png").stat().st_size > 10_000

@@ -1,0 +1,251 @@
+"""Out-of-fold table, calibration, operating point, group bootstrap, pointing game, export-model."""
+import csv
+import json
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score, roc_curve
+
+from curate.dataset import DatasetVersion
+from train.bootstrap import group_bootstrap
+from train.calibration import Platt, ece
+from train.operating import rates, sensitivity_at_specificity, threshold_for_sensitivity
+from train.triage import _table2, auc
+from train_fixtures import write_export, write_sums
+
+
+# ------------------------------------------------------------------ pure functions
+def test_platt_fixes_an_overconfident_model_and_keeps_the_ranking():
+    rng = np.random.default_rng(0)
+    truth = rng.uniform(0.05, 0.95, 4000)
+    y = (rng.random(4000) < truth).astype(int)
+    z = np.log(truth / (1 - truth))
+    p = 1 / (1 + np.exp(-(3 * z + 1.0)))   # overconfident and shifted: what a balanced-training head gives
+    cal = Platt.fit(y[:2000], p[:2000])
+    test_raw, test_cal = p[2000:], cal(p[2000:])
+    assert ece(y[2000:], test_raw) > 0.08
+    assert ece(y[2000:], test_cal) < 0.03
+    assert roc_auc_score(y[2000:], test_cal) == pytest.approx(roc_auc_score(y[2000:], test_raw))
+    assert cal.a == pytest.approx(1 / 3, abs=0.05)
+
+
+def test_ece_of_a_perfectly_calibrated_histogram_is_zero():
+    y = np.array([0] * 8 + [1] * 2 + [0] * 2 + [1] * 8)
+    p = np.array([0.2] * 10 + [0.8] * 10)
+    assert ece(y, p) == pytest.approx(0.0) and ece(y, 1 - p) == pytest.approx(0.6)
+
+
+def test_operating_point_reaches_the_target_sensitivity():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 300)
+    p = np.clip(0.3 * y + rng.normal(0.35, 0.2, 300), 0, 1)
+    t = threshold_for_sensitivity(y, p, 0.95)
+    r = rates(y, p, t)
+    assert r["sensitivity"] >= 0.95
+    best_spec = max(rates(y, p, u)["specificity"] for u in np.unique(p) if rates(y, p, u)["sensitivity"] >= 0.95)
+    assert r["specificity"] == pytest.approx(best_spec)
+    sep = np.r_[np.linspace(0.01, 0.3, 50), np.linspace(0.7, 0.99, 50)]  # separable: the gap, not the 5 % quantile
+    t = threshold_for_sensitivity(np.r_[np.zeros(50), np.ones(50)], sep, 0.95)
+    assert 0.3 < t < 0.7
+    assert r["tp"] + r["fn"] == y.sum() and r["ppv"] == pytest.approx(r["tp"] / (r["tp"] + r["fp"]))
+
+
+def test_fast_auc_and_sensitivity_at_specificity_match_sklearn():
+    rng = np.random.default_rng(2)
+    for _ in range(30):
+        n = int(rng.integers(6, 120))
+        y = rng.integers(0, 2, n)
+        p = np.round(rng.random(n), 2)  # ties
+        if 0 < y.sum() < n:
+            assert auc(y, p) == pytest.approx(roc_auc_score(y, p))
+            fpr, tpr, _ = roc_curve(y, p)
+            assert sensitivity_at_specificity(y, p, 0.95) == pytest.approx(tpr[fpr <= 0.05 + 1e-12].max())
+
+
+def test_bootstrap_resamples_groups_not_images():
+    """Ten near-duplicates right and ten wrong: two independent pieces of evidence, not twenty."""
+    y = np.ones(20, int)
+    p = np.r_[np.full(10, 0.9), np.full(10, 0.1)]
+    metric = lambda yy, pp: {"recall": _table2(yy, pp, 0.5)["recall"]}  # noqa: E731
+    by_group = group_bootstrap(y, p, ["a"] * 10 + ["b"] * 10, metric, n_boot=400, seed=0)["recall"]
+    by_image = group_bootstrap(y, p, [str(i) for i in range(20)], metric, n_boot=400, seed=0)["recall"]
+    assert (by_group["lo"], by_group["hi"]) == (0.0, 1.0)
+    assert 0.2 < by_image["lo"] < 0.5 < by_image["hi"] < 0.8
+    again = group_bootstrap(y, p, ["a"] * 10 + ["b"] * 10, metric, n_boot=400, seed=0)["recall"]
+    assert again == by_group  # seeded
+
+
+def test_roi_boxes_land_on_the_exported_image_for_every_resize_policy(tmp_path):
+    path = write_export(tmp_path, size=48)
+    meta = json.loads((path / "dataset.json").read_text())
+    rows = list(csv.DictReader(open(path / "manifest.csv")))
+    rid = rows[0]["image_id"]
+    rows[0]["roi_box"] = "100 50 300 150"
+    with open(path / "manifest.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    expected = {"stretch": (0.25, 0.25, 0.75, 0.75),        # 400×200 stretched to 48×48
+                "pad": (0.25, 0.375, 0.75, 0.625),          # 48×24 inside 48×48, 12 px bars
+                "center-crop": (0.0, 0.25, 1.0, 0.75)}      # the middle 200×200 of 400×200 is kept
+    for policy, box in expected.items():
+        (path / "dataset.json").write_text(json.dumps({**meta, "resize_policy": policy, "original_sizes": {rid: [400, 200]}}))
+        write_sums(path)
+        got = DatasetVersion.open(path).roi_boxes()
+        assert list(got) == [rid] and got[rid] == pytest.approx(box), policy
+    (path / "dataset.json").write_text(json.dumps({k: v for k, v in meta.items() if k != "original_sizes"}))
+    write_sums(path)
+    assert DatasetVersion.open(path).roi_boxes() == {}  # an older export: no boxes, not wrong boxes
+
+
+def test_pointing_score():
+    from train.pointing import score
+
+    cam = np.zeros((10, 10))
+    cam[2, 7] = 1.0
+    cam[8, 1] = 0.5
+    hit, mass, peak = score(cam, (0.6, 0.1, 0.9, 0.4))
+    assert hit and mass == pytest.approx(1 / 1.5) and peak == pytest.approx((0.75, 0.25))
+    hit, mass, _ = score(cam, (0.0, 0.7, 0.3, 1.0))
+    assert not hit and mass == pytest.approx(0.5 / 1.5)
+
+
+# ------------------------------------------------------------------ a finished run (torch)
+def _csv(path):
+    return list(csv.DictReader(open(path)))
+
+
+@pytest.mark.torch
+@pytest.mark.slow
+def test_oof_table_has_every_image_once_and_unambiguous_columns(triage_run):
+    run = triage_run
+    ds = DatasetVersion.open(json.loads((run / "run.json").read_text())["dataset"]["path"])
+    oof, preds = _csv(run / "oof_predictions.csv"), _csv(run / "predictions.csv")
+    train = [r for r in oof if r["set"] == "train"]
+    assert sorted(r["image_id"] for r in train) == sorted(s.image_id for s in ds.samples("train"))
+    fold_of = {s.image_id: s.fold for s in ds.samples("train")}
+    for r in train:  # the fold model that held the image out, and only that one
+        assert int(r["fold"]) == fold_of[r["image_id"]] and r["n_models"] == "1"
+        val = [p for p in preds if p["set"] == "val" and p["image_id"] == r["image_id"]]
+        assert len(val) == 1 and val[0]["fold"] == r["fold"] and val[0]["p_mpox"] == r["p_mpox"]
+    for r in (r for r in oof if r["set"] in ("test", "external")):
+        ps = [float(p["p_mpox"]) for p in preds if p["set"] == r["set"] and p["image_id"] == r["image_id"]]
+        assert r["n_models"] == "5" and float(r["p_positive"]) == pytest.approx(np.mean(ps), abs=1e-6)
+    for r in oof + preds:  # is_positive and p_positive say what they mean: no "target 0 = mpox" trap
+        assert r["is_positive"] == str(int(r["label"] == "mpox")) and r["p_positive"] == r["p_mpox"]
+    m = json.loads((run / "metrics.json").read_text())
+    fold0 = [p for p in preds if p["set"] == "test" and p["fold"] == "0"]
+    assert roc_auc_score([int(p["is_positive"]) for p in fold0], [float(p["p_positive"]) for p in fold0]) == \
+        pytest.approx(m["per_fold"]["0"]["test"]["auc"])
+
+
+@pytest.mark.torch
+@pytest.mark.slow
+def test_run_reports_calibration_operating_point_cis_and_pointing(triage_run):
+    run = triage_run
+    m = json.loads((run / "metrics.json").read_text())
+    tri = m["triage"]
+    assert tri["fit_on"] == "train (out-of-fold)" and tri["target_sensitivity"] == 0.95
+    assert set(tri["sets"]) == {"train", "test", "test_roi", "external"}
+    oof = _csv(run / "oof_predictions.csv")
+    train = [r for r in oof if r["set"] == "train"]
+    sens = np.mean([float(r["p_positive_calibrated"]) >= tri["threshold"] for r in train if r["is_positive"] == "1"])
+    assert sens >= 0.95 and tri["sets"]["train"]["operating_point"]["sensitivity"] == pytest.approx(sens)
+    for s, d in tri["sets"].items():
+        assert {"ece_before", "ece_after", "brier_before", "brier_after"} <= set(d["calibration"])
+        assert set(d["ci"]) >= {"auc", "accuracy", "precision", "recall", "f1", "sensitivity", "specificity", "ppv", "npv"}
+        for k, ci in d["ci"].items():
+            v = d["metrics"][k]
+            if not np.isnan(ci["lo"]) and not np.isnan(v):
+                assert ci["lo"] - 1e-9 <= ci["hi"] and 0 <= ci["lo"] <= 1
+    test = [r for r in oof if r["set"] == "test"]
+    refer = sum(float(r["p_positive_calibrated"]) >= tri["threshold"] for r in test)
+    op = tri["sets"]["test"]["operating_point"]
+    assert op["tp"] + op["fp"] == refer and refer == sum(r["triage"] == "refer" for r in test)
+    # pointing game: boxes on every other image (the fixture), test and external
+    pt = json.loads((run / "pointing.json").read_text())
+    ds = DatasetVersion.open(json.loads((run / "run.json").read_text())["dataset"]["path"])
+    boxed = {s.image_id for s in ds.samples("test", roi=True)}
+    assert pt["sets"]["test"]["n"] == len(boxed) and {i["image_id"] for i in pt["images"] if i["set"] == "test"} == boxed
+    hits = [i["hit"] for i in pt["images"]]
+    assert hits == sorted(hits)  # misses listed first
+    assert pt["sets"]["test"]["pointing"] == pytest.approx(np.mean([i["hit"] for i in pt["images"] if i["set"] == "test"]))
+    report = (run / "report.md").read_text()
+    for text in ("Calibration and triage operating point", "reliability.png", "Table 2 with confidence intervals",
+                 "Pointing game", "pointing.png", "outside every box"):
+        assert text in report
+    assert (run / "reliability.png").stat().st_size > 5000 and (run / "pointing.png").stat().st_size > 5000
+
+
+@pytest.mark.torch
+@pytest.mark.slow
+def test_compare_shows_triage_and_pointing(triage_run, tmp_path):
+    from train.report import compare_runs
+
+    res = compare_runs([triage_run], tmp_path / "cmp")
+    md = (tmp_path / "cmp" / "compare.md").read_text()
+    assert "ECE before → after" in md and "Pointing game" in md and "[" in md
+    assert res["runs"][0]["triage"]["threshold"] == json.loads((triage_run / "metrics.json").read_text())["triage"]["threshold"]
+
+
+@pytest.mark.torch
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_exported_model_gives_pytorchs_probabilities(triage_run, tmp_path, fmt):
+    import torch
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from train.cli import app
+    from train.ensemble import Ensemble
+    from train.export_model import read_metadata
+
+    out = tmp_path / f"triage.{fmt}"
+    res = CliRunner().invoke(app, ["export-model", str(triage_run), "--format", fmt, "--out", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    meta, card = read_metadata(out)
+    model = Ensemble.load(triage_run)
+    assert meta["classes"] == ["mpox", "non_mpox"] and meta["input"]["size"] == 32
+    assert meta["operating_threshold"] == pytest.approx(model.operating_threshold)
+    assert meta["calibration"] == model.calibration.as_dict() and meta["dataset"]["checksum"] == model.info["dataset"]["checksum"]
+    for text in ("Intended use", "Limits", "Not a diagnosis", meta["dataset"]["checksum"], "95 % bootstrap CI"):
+        assert text in card
+    assert (tmp_path / f"triage.{fmt}.card.md").read_text() == card
+    ds = DatasetVersion.open(json.loads((triage_run / "run.json").read_text())["dataset"]["path"])
+    imgs = [Image.open(s.path).convert("RGB") for s in ds.samples("external")]
+    size = meta["input"]["size"]  # the client's preprocessing, from the metadata alone
+    x = np.stack([np.asarray(im.resize((size, size), Image.BILINEAR), np.float32).transpose(2, 0, 1) / 255 for im in imgs])
+    ref = model.triage(imgs)
+    if fmt == "onnx":
+        import onnxruntime as ort
+
+        probs, p_cal = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, {"image": x})
+    else:
+        probs, p_cal = (t.detach().numpy() for t in torch.jit.load(str(out))(torch.from_numpy(x)))
+    assert np.abs(probs[:, 0] - [r.p_positive for r in ref]).max() < 1e-4
+    assert np.abs(p_cal - [r.p_calibrated for r in ref]).max() < 1e-4
+
+
+@pytest.mark.torch
+def test_device_auto_and_a_missing_gpu(tmp_path):
+    import torch
+    from typer.testing import CliRunner
+
+    from train.cli import app
+    from train.device import autocast, precision_tag, resolve_device
+
+    assert resolve_device("cpu") == "cpu" and precision_tag("cpu") == "fp32" and precision_tag("cuda") == "amp-bf16"
+    if torch.cuda.is_available():
+        assert resolve_device("auto") == "cuda"
+        with autocast("cuda"):
+            assert torch.is_autocast_enabled("cuda")
+        return
+    assert resolve_device("auto") == "cpu"
+    with autocast("cpu"):
+        assert not torch.is_autocast_enabled("cpu")  # float32 on CPU: cached features stay comparable
+    path = write_export(tmp_path)
+    res = CliRunner().invoke(app, ["run", "--dataset", str(path), "--arch", "resnet18", "--weights", "none",
+                                   "--device", "cuda", "--out", str(tmp_path / "run")])
+    assert res.exit_code == 1 and "no CUDA GPU" in res.output and not (tmp_path / "run").exists()
+    res = CliRunner().invoke(app, ["run", "--dataset", str(path), "--arch", "resnet18", "--device", "tpu"])
+    assert res.exit_code == 2  # not one of cpu, cuda, auto

@@ -1,0 +1,269 @@
+"""Local users, concurrent stewards, killed runs, secrets and odd input: every case a clear outcome."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+import images as I
+from conftest import wait_for
+from curate.errors import WorkspaceError
+from curate.intake.ingest import IngestOptions, ingest_folder
+from curate.lock import workspace_lock
+from curate.workspace import Workspace
+from db.models import CommandRun, Image, Provenance, Rejection
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def curate(*args, env=None, check=False, timeout=120, **kw) -> subprocess.CompletedProcess:
+    """The real command line in a child process (umask 022, as a steward's shell has it)."""
+    full_env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "300", **(env or {})}
+    full_env.pop("CURATE_DB_URL", None)
+    proc = subprocess.run([sys.executable, "-m", "curate", *map(str, args)], capture_output=True, text=True,
+                          env=full_env, timeout=timeout, preexec_fn=lambda: os.umask(0o022), **kw)
+    assert "Traceback" not in proc.stderr + proc.stdout, proc.stderr
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def photos(folder: Path, n: int, start: int = 0) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(start, start + n):
+        (folder / f"p{i:03d}.jpg").write_bytes(I.jpeg(i))
+    return folder
+
+
+def modes(root: Path) -> dict[str, int]:
+    out = {}
+    for p in [root, *root.rglob("*")]:
+        if not p.is_symlink():
+            out[p.relative_to(root).as_posix() or "."] = stat.S_IMODE(p.lstat().st_mode)
+    return out
+
+
+# --- privacy on disk --------------------------------------------------------------------------
+
+
+def test_everything_the_cli_writes_is_private_and_init_tightens_what_exists(tmp_path):
+    root = tmp_path / "ws"
+    root.mkdir(mode=0o755)
+    (root / "exports").mkdir(mode=0o755)
+    (root / "exports" / "old-notes.txt").write_text("x")
+    os.chmod(root / "exports" / "old-notes.txt", 0o644)
+    curate("init", root, check=True)
+    curate("ingest", photos(tmp_path / "in", 3), "--source", "clinic", "-w", root, check=True)
+    found = modes(root)
+    assert {"catalogue.db", "exports/old-notes.txt", "curate.toml", ".curate.lock"} <= set(found)
+    leaky = {p: oct(m) for p, m in found.items() if m & 0o077}
+    assert not leaky, leaky
+    assert found["."] == 0o700 and found["exports"] == 0o700
+
+    status = curate("status", "-w", root, check=True)
+    assert "readable by other local users" not in status.stdout
+    os.chmod(root / "catalogue.db", 0o644)
+    os.chmod(root / "reports", 0o755)
+    status = curate("status", "-w", root, check=True)
+    assert "warning: readable by other local users" in status.stdout and "catalogue.db" in status.stdout
+    assert {"reports/", "catalogue.db"} <= set(json.loads(curate("status", "-w", root, "--json", check=True).stdout)["exposed_paths"])
+    curate("init", root, check=True)
+    assert "readable by other local users" not in curate("status", "-w", root, check=True).stdout
+
+
+def test_export_folders_files_and_archive_are_owner_only_whatever_the_umask(tmp_path):
+    from curate.export import ExportOptions, ImageSpec, export_version
+    from test_export_fixtures import build_catalogue
+
+    old = os.umask(0o022)  # a library caller that did not set the CLI's umask
+    try:
+        cat = build_catalogue(tmp_path)
+        result = export_version(cat.ws, ExportOptions(name="mpox", version="1.0.0", spec=ImageSpec(size=(48, 48)),
+                                                      archive=True, workers=1))
+    finally:
+        os.umask(old)
+    for p, m in modes(cat.ws.exports).items():
+        assert m & 0o077 == 0, (p, oct(m))
+    assert stat.S_IMODE(result.archive.stat().st_mode) == 0o400
+    with tarfile.open(result.archive) as tar:
+        assert {m.mode for m in tar.getmembers()} == {0o700, 0o400}
+
+
+# --- the catalogue URL ------------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_postgres_url_is_remembered_without_its_password_and_never_falls_back(tmp_path, pg_url):
+    secret_url = pg_url.replace("postgres@", "postgres:s3cret-pw@")
+    root = tmp_path / "ws"
+    curate("init", root, "--db", secret_url, check=True)
+    marker = (root / "curate.toml").read_text()
+    assert "s3cret-pw" not in marker and pg_url.split("@")[1] in marker
+    curate("ingest", photos(tmp_path / "in", 2), "--source", "clinic", "-w", root, check=True)
+    data = json.loads(curate("status", "-w", root, "--json", check=True).stdout)
+    assert data["images"] == 2 and not (root / "catalogue.db").exists()
+
+
+def test_a_workspace_whose_catalogue_url_was_not_recorded_refuses_to_guess(tmp_path):
+    root = tmp_path / "ws"
+    root.mkdir()
+    (root / "curate.toml").write_text("# mpox-curate workspace\n")  # as main wrote it for a URL with a password
+    with pytest.raises(WorkspaceError, match="pass --db or set CURATE_DB_URL"):
+        Workspace.open(root)
+    proc = curate("status", "-w", root)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "--db" in proc.stderr
+    assert not (root / "catalogue.db").exists()
+
+
+# --- concurrency ------------------------------------------------------------------------------
+
+_RACE = """
+import os, sys, time
+from curate.intake.ingest import IngestOptions, ingest_folder
+from curate.workspace import Workspace
+ws = Workspace.open(sys.argv[1], db_url=sys.argv[2])
+ws.migrate()
+while not os.path.exists(sys.argv[5]):  # all start together
+    time.sleep(0.005)
+r = ingest_folder(ws, sys.argv[3], IngestOptions(source=sys.argv[4], workers=1, batch=1))
+print(r.added, r.provenance)
+"""
+
+
+def test_two_ingests_of_the_same_photos_at_once_both_succeed(tmp_path, db_url):
+    """The unique-key race itself (library level, no workspace lock): no IntegrityError, nothing duplicated."""
+    ws = Workspace.init(tmp_path / "ws", db_url=db_url)
+    a = photos(tmp_path / "a", 30)
+    b = photos(tmp_path / "b", 30)  # the same bytes under another folder
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    go = tmp_path / "go"
+    procs = [subprocess.Popen([sys.executable, "-c", _RACE, str(ws.root), db_url, str(folder), source, str(go)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for folder, source in ((a, "clinic-a"), (b, "clinic-b"), (a, "clinic-a"))]
+    time.sleep(8)  # imports done
+    go.touch()
+    outs = [p.communicate(timeout=180) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
+    with ws.session() as s:
+        assert len(s.exec(select(Image)).all()) == 30
+        assert len(s.exec(select(Provenance)).all()) == 60
+    assert sum(int(o[0].split()[0]) for o in outs) == 30  # each image added exactly once
+
+
+def test_a_second_writer_waits_for_the_first_and_says_so(tmp_path):
+    root = tmp_path / "ws"
+    Workspace.init(root)
+    folder = photos(tmp_path / "in", 3)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    with workspace_lock(root, "export"):
+        proc = subprocess.Popen([sys.executable, "-m", "curate", "ingest", str(folder), "-s", "c", "-w", str(root)],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # until the child blocks on the lock (a waiting flock shows as "->" in /proc/locks)
+        wait_for(lambda: proc.poll() is not None or "->" in Path("/proc/locks").read_text(), timeout=60)
+        assert proc.poll() is None, "the second writer must wait, not fail"
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert f"waiting for `curate export` (pid {os.getpid()}" in " ".join(err.split())
+
+
+def test_two_exports_of_one_version_one_wins_the_other_says_so(tmp_path):
+    from test_export_fixtures import build_catalogue
+
+    cat = build_catalogue(tmp_path)
+    args = ["export", "--name", "mpox", "--version", "1.0.0", "--size", "48", "-w", str(cat.ws.root)]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("CURATE_DB_URL", None)
+    procs = [subprocess.Popen([sys.executable, "-m", "curate", *args], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[1] for o in outs]
+    assert not any("Traceback" in o[1] for o in outs)
+    said = [o[0] for o in outs if "was already written" in o[0]]
+    assert len(said) == 1, [o[0] for o in outs]
+    assert "(written)" in "".join(o[0] for o in outs)
+
+
+# --- killed runs ------------------------------------------------------------------------------
+
+_KILLED = """
+import os, signal, sys
+from curate.audit import audited
+from curate.workspace import Workspace
+ws = Workspace.open(sys.argv[1])
+with audited(ws, "ingest", {}):
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_killed_run_is_marked_when_the_next_command_starts(tmp_path):
+    root = tmp_path / "ws"
+    Workspace.init(root)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    for _ in range(2):
+        assert subprocess.run([sys.executable, "-c", _KILLED, str(root)], env=env).returncode == -signal.SIGKILL
+    # (the second killed run already marked the first)
+    assert "1 command run(s) did not finish" in curate("status", "-w", root, check=True).stdout
+    curate("ingest", photos(tmp_path / "in", 2), "-s", "c", "-w", root, check=True)
+    assert "did not finish" not in curate("status", "-w", root, check=True).stdout
+    ws = Workspace.open(root)
+    with ws.session() as s:
+        assert [r.status for r in s.exec(select(CommandRun).order_by(CommandRun.id))] == ["killed", "killed", "ok"]
+
+
+# --- errors and secrets -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args, field, code", [
+    (["label", "pull", "--url", "http://[::1"], "--url", 2),
+    (["label", "pull", "--url", "ftp://example.org"], "--url", 2),
+    (["status", "--db", "postgresql+psycopg://u:hunter2@127.0.0.1:notaport/x"], "--db", 1),
+    (["status", "--db", "nosuchdialect://x"], "--db", 1),
+])
+def test_bad_values_end_in_one_line_naming_the_field(tmp_path, args, field, code):
+    Workspace.init(tmp_path / "ws")
+    proc = curate(*args, "-w", tmp_path / "ws")
+    assert proc.returncode == code, proc.stderr
+    assert field in proc.stderr and "hunter2" not in proc.stderr
+
+
+def test_passwords_in_urls_never_reach_the_audit_table_or_the_screen(tmp_path):
+    root = tmp_path / "ws"
+    Workspace.init(root)
+    proc = curate("label", "pull", "--url", "http://steward:hunter2@127.0.0.1:9/", "-w", root,
+                  env={"LABEL_STUDIO_API_KEY": "k"})
+    assert proc.returncode in (0, 1) and "hunter2" not in proc.stderr + proc.stdout
+    lst = tmp_path / "urls.txt"
+    lst.write_text("http://user:hunter2@127.0.0.1:9/x.jpg\nhttp://user:hunter2@127.0.0.1:9/y\x01.jpg\n")
+    proc = curate("scrape", lst, "--engine", "urls", "--json", "-w", root, "--timeout", "2")
+    assert proc.returncode == 0 and "hunter2" not in proc.stderr + proc.stdout
+    ws = Workspace.open(root)
+    with ws.session() as s:
+        stored = json.dumps([(r.arguments, r.summary) for r in s.exec(select(CommandRun))])
+        rejected = [r.locator for r in s.exec(select(Rejection))]
+    assert rejected == ["http://user:***@127.0.0.1:9/y%01.jpg"]
+    stored += json.dumps(rejected)
+    assert "hunter2" not in stored
+
+
+def test_server_replies_echoing_authorization_are_redacted():
+    from curate.output import one_line
+
+    reply = 'HTTP 401 {"detail": "bad token", "request": {"headers": {"Authorization": "Token abc123def"}}}\nmore'
+    shown = one_line(reply)
+    assert "abc123def" not in shown and "\n" not in shown and "Authorization" in shown
+
+
+def test_a_source_name_with_a_newline_or_pipe_keeps_the_card_table_intact(tmp_path):
+    from curate.export.card import _table
+
+    lines = _table(["source", "kind"], [["evil\nsource | <script>x</script>", "web"]])
+    assert len(lines) == 3 and lines[2].count(" | ") == 1 and "<script>" not in lines[2]

@@ -1,0 +1,142 @@
+"""A finished run as one triage model: the frozen backbone, the fold heads averaged, the
+calibration and the operating point chosen on out-of-fold predictions. Used by `predict`, the pointing
+game, `export-model` and `serve`, so all four compute the same probability."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from train.calibration import Platt
+from train.gradcam import gradcam_batch
+from train.models import Arch, Head, Net, TrainError, build_backbone, freeze, get_arch
+from train.presets import EvalPreset
+from train.recipe import TrainConfig
+
+
+class MeanHead(nn.Module):
+    """The fold heads as one: mean logits (for Grad-CAM) and mean probabilities (for the decision)."""
+
+    def __init__(self, heads: list[nn.Module]):
+        super().__init__()
+        self.heads = nn.ModuleList(heads)
+
+    def forward(self, feats):
+        return torch.stack([h(feats) for h in self.heads]).mean(0)
+
+    def probs(self, feats):
+        return torch.stack([torch.softmax(h(feats), 1) for h in self.heads]).mean(0)
+
+
+@dataclass
+class Triage:
+    """One image's result."""
+
+    probabilities: dict
+    p_positive: Optional[float]        # fold-model mean, uncalibrated
+    p_calibrated: Optional[float]      # after Platt scaling (binary tasks)
+    decision: str                      # "refer" / "routine" at the operating point; the class for multi-class
+    predicted_class: str
+    cam: Optional[np.ndarray] = field(default=None, repr=False)
+
+
+def load_run(run: Path) -> tuple[TrainConfig, dict]:
+    try:
+        raw = json.loads((run / "config.json").read_text())
+        info = json.loads((run / "run.json").read_text())
+    except (OSError, ValueError):
+        raise TrainError(f"{run} is not a run folder (config.json/run.json missing)") from None
+    names = {f.name for f in fields(TrainConfig)}
+    return TrainConfig(**{k: v for k, v in raw.items() if k in names}), info
+
+
+@dataclass
+class Ensemble:
+    net: Net                      # backbone + MeanHead (or one fold's head), eval mode
+    arch: Arch
+    preset: EvalPreset
+    classes: list
+    positive: Optional[str]
+    threshold: float              # the run's Table-2 threshold on uncalibrated P(positive)
+    calibration: Optional[Platt]
+    operating_threshold: Optional[float]
+    run: Path
+    info: dict
+    metrics: dict
+    folds: list
+
+    @classmethod
+    def load(cls, run: Path, fold: Optional[int] = None, device: str = "cpu") -> "Ensemble":
+        """The run's fold models (or fold `fold` alone) on `device`."""
+        run = Path(run)
+        cfg, info = load_run(run)
+        if info.get("status") != "complete":
+            raise TrainError(f"run {run} did not finish; re-run `train run --resume` first")
+        if cfg.unfreeze:
+            raise TrainError("predict, serve and export-model support frozen-backbone runs only (a fine-tuned "
+                             "--unfreeze run has one backbone per fold)")
+        classes = info["dataset"]["classes"]
+        backbone, dim, weights_id = build_backbone(cfg.arch, cfg.weights, seed=cfg.seed)
+        if weights_id != info["weights_id"]:
+            raise TrainError(f"run {run} used backbone weights {info['weights_id']}, but here they load as {weights_id}")
+        folds = [fold] if fold is not None else list(range(cfg.folds))
+        heads = []
+        for k in folds:
+            path = run / f"fold{k}" / "checkpoint.pt"
+            if not path.exists():
+                raise TrainError(f"run {run} has no checkpoint for fold {k}")
+            head = Head(dim, len(classes), cfg.dropout)
+            head.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["model"])
+            heads.append(head)
+        try:
+            metrics = json.loads((run / "metrics.json").read_text())
+        except (OSError, ValueError):
+            metrics = {}
+        tri = metrics.get("triage") or {}
+        arch = get_arch(cfg.arch)
+        net = Net(freeze(backbone), MeanHead(heads)).eval().to(device)
+        return cls(net, arch, EvalPreset(cfg.image_size, arch.mean, arch.std), classes, info["positive_class"],
+                   cfg.threshold, Platt(**tri["calibration"]) if tri.get("calibration") else None,
+                   tri.get("threshold"), run, info, metrics, folds)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.net.parameters()).device
+
+    def tensor(self, images: list[Image.Image]) -> torch.Tensor:
+        return torch.stack([self.preset(im) for im in images]).to(self.device)
+
+    @torch.no_grad()
+    def probs(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.head.probs(self.net.backbone(x))
+
+    def triage(self, images: list[Image.Image], cam: bool = False) -> list[Triage]:
+        """Probabilities, calibrated P(positive) and the decision for upright RGB images; Grad-CAM of
+        the predicted class when `cam`."""
+        x = self.tensor(images)
+        p = self.probs(x).cpu().numpy().astype(np.float64)
+        pos = self.classes.index(self.positive) if self.positive else None
+        out = []
+        for row in p:
+            probs = {c: float(v) for c, v in zip(self.classes, row)}
+            if pos is None:
+                k = int(row.argmax())
+                out.append(Triage(probs, None, None, self.classes[k], self.classes[k]))
+                continue
+            raw = float(row[pos])
+            cal = float(self.calibration(np.array([raw]))[0]) if self.calibration else raw
+            thr = self.operating_threshold if self.operating_threshold is not None else self.threshold
+            refer = cal >= thr
+            out.append(Triage(probs, raw, cal, "refer" if refer else "routine",
+                              self.positive if refer else self.classes[1 - pos]))
+        if cam:
+            targets = [self.classes.index(t.predicted_class) for t in out]
+            for t, c in zip(out, gradcam_batch(self.net, self.net.backbone, self.arch, x, targets)):
+                t.cam = c
+        return out

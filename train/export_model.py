@@ -1,0 +1,132 @@
+"""`train export-model`: a finished run as one self-contained file (ONNX or TorchScript).
+
+The file holds the frozen backbone, the fold heads averaged (or one chosen fold), the input
+normalisation, Platt calibration and nothing else to compute; the class names, preprocessing
+constants, operating threshold and model card travel as metadata (ONNX `metadata_props`,
+TorchScript `_extra_files`), key ``mpox_triage`` (JSON) and ``model_card`` (markdown).
+
+Input ``image``: float32 (N, 3, S, S), RGB in [0, 1], EXIF-upright, resized by stretching to S×S
+(bilinear). Outputs ``probabilities`` (N, classes; mean of the fold models) and ``p_calibrated``
+(N; calibrated P(positive class)).
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Optional
+
+import torch
+from torch import nn
+
+from curate.files import write_atomic
+from train.choices import ExportFormat
+from train.ensemble import Ensemble
+from train.model_card import card_markdown
+from train.models import TrainError
+
+FORMAT_VERSION = 1
+META_KEY = "mpox_triage"
+
+
+class Exported(nn.Module):
+    """normalise → backbone → mean of the heads' softmax → calibrated P(positive)."""
+
+    def __init__(self, model: Ensemble):
+        super().__init__()
+        self.backbone, self.heads = model.net.backbone, model.net.head
+        self.register_buffer("mean", torch.tensor(model.preset.mean, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(model.preset.std, dtype=torch.float32).view(1, 3, 1, 1))
+        cal = model.calibration
+        self.a, self.b = (float(cal.a), float(cal.b)) if cal else (1.0, 0.0)
+        self.pos = model.classes.index(model.positive) if model.positive else 0
+
+    def forward(self, image):
+        probs = self.heads.probs(self.backbone((image - self.mean) / self.std))
+        p = probs[:, self.pos].clamp(1e-6, 1 - 1e-6)
+        return probs, torch.sigmoid(self.a * torch.log(p / (1 - p)) + self.b)
+
+
+def metadata(model: Ensemble, fold: Optional[int]) -> dict:
+    info, tri = model.info, model.metrics.get("triage") or {}
+    return {
+        "format_version": FORMAT_VERSION, "model": f"fold {fold}" if fold is not None else f"mean of {len(model.folds)} fold models",
+        "arch": info["arch"], "arch_label": model.arch.label, "weights_id": info["weights_id"],
+        "dataset": {k: info["dataset"][k] for k in ("ref", "checksum", "task", "classes")},
+        "classes": model.classes, "positive_class": model.positive,
+        "input": {"name": "image", "size": model.preset.size, "layout": "NCHW", "channels": "RGB", "range": [0, 1],
+                  "resize": "stretch, bilinear", "exif_transpose": True, "mean": list(model.preset.mean),
+                  "std": list(model.preset.std), "normalised_inside": True},
+        "outputs": ["probabilities", "p_calibrated"],
+        "calibration": model.calibration.as_dict() if model.calibration else None,
+        "operating_threshold": model.operating_threshold, "target_sensitivity": tri.get("target_sensitivity"),
+        "table2_threshold": model.threshold, "triage": tri, "pointing": model.metrics.get("pointing"),
+    }
+
+
+def export_model(run: Path, fmt: ExportFormat, out: Optional[Path] = None, fold: Optional[int] = None) -> Path:
+    """Write the model file (atomically) and a `<file>.card.md` beside it; return the file's path."""
+    model = Ensemble.load(Path(run), fold=fold)
+    fmt = ExportFormat(fmt)
+    out = Path(out) if out else Path(run) / f"model.{'onnx' if fmt is ExportFormat.onnx else 'pt'}"
+    meta = metadata(model, fold)
+    card = card_markdown(meta)
+    net = Exported(model).eval()
+    x = torch.rand(2, 3, model.preset.size, model.preset.size)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=out.name + ".", suffix=".part")
+    os.close(fd)
+    try:
+        if fmt is ExportFormat.onnx:
+            _onnx(net, x, tmp, meta, card)
+        else:
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated but still the one-file format
+                warnings.simplefilter("ignore", torch.jit.TracerWarning)  # SAME padding traced for the fixed input size
+                traced = torch.jit.trace(net, x, check_trace=False)
+                torch.jit.save(traced, tmp, _extra_files={META_KEY: json.dumps(meta, default=str), "model_card": card})
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, out)
+    except Exception as exc:
+        raise TrainError(f"exporting {run} as {fmt.value} failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    write_atomic(out.with_name(out.name + ".card.md"), card)
+    return out
+
+
+def _onnx(net: nn.Module, x: torch.Tensor, path: str, meta: dict, card: str) -> None:
+    import onnx
+
+    with torch.no_grad(), warnings.catch_warnings():
+        # the TorchScript-based exporter: one self-contained file without onnxscript; the dynamo exporter
+        # needs onnxscript and splits large weights into external data
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # SAME padding is traced for the fixed input size
+        torch.onnx.export(net, (x,), path, input_names=["image"], output_names=["probabilities", "p_calibrated"],
+                          dynamic_axes={"image": {0: "n"}, "probabilities": {0: "n"}, "p_calibrated": {0: "n"}},
+                          opset_version=17, dynamo=False)
+    proto = onnx.load(path)
+    for key, value in ((META_KEY, json.dumps(meta, default=str)), ("model_card", card)):
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(proto, path)
+
+
+def read_metadata(path: Path) -> tuple[dict, str]:
+    """(metadata, model card) of an exported file, whichever format."""
+    path = Path(path)
+    if path.suffix == ".onnx":
+        import onnx
+
+        props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+        return json.loads(props[META_KEY]), props["model_card"]
+    files = {META_KEY: "", "model_card": ""}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.load(str(path), _extra_files=files)
+    text = {k: v.decode("utf-8") if isinstance(v, bytes) else v for k, v in files.items()}
+    return json.loads(text[META_KEY]), text["model_card"]

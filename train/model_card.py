@@ -1,0 +1,60 @@
+"""The model card: what the model is, what data made it, how well it did (with CIs), what it is for
+and what it is not for. One markdown text, shown by `serve`, embedded by `export-model`."""
+from __future__ import annotations
+
+import math
+
+INTENDED_USE = (
+    "Triage support for clinicians: flag a skin-lesion photo whose calibrated probability of mpox is at or above "
+    "the operating point, so that the patient is prioritised for examination and PCR testing. It does not diagnose "
+    "mpox or rule it out.")
+LIMITS = [
+    "Not a diagnosis: a PCR test and a clinician's examination decide; a 'routine' result does not exclude mpox.",
+    "Trained on public web photos and clinic photos of the dataset version below; skin tones, body sites, cameras "
+    "and lesion stages that are rare there are less reliable. Performance on the external set shows how far it "
+    "carries to a new source.",
+    "The operating point was chosen on out-of-fold predictions for the stated sensitivity; at another prevalence "
+    "PPV and NPV change.",
+    "Grad-CAM overlays show where the network's evidence came from, not why; check the pointing-game figures in the "
+    "run report before trusting them.",
+    "Photos must show the lesion; the model has no 'not a lesion' class and will still return a probability.",
+]
+
+
+def _v(x) -> str:
+    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
+
+
+def card_markdown(meta: dict) -> str:
+    """`meta` is the export's metadata (see export_model.metadata)."""
+    ds = meta["dataset"]
+    lines = [
+        f"# Model card: {meta['arch_label']} mpox triage ({meta['model']})",
+        "",
+        f"- **Dataset version**: `{ds['ref']}`, checksum (sha256 of SHA256SUMS) `{ds['checksum']}`",
+        f"- **Backbone**: {meta['arch']} (weights `{meta['weights_id']}`), frozen; heads: {meta['model']}",
+        f"- **Input**: RGB, EXIF orientation applied, resized (stretch, bilinear) to {meta['input']['size']}×"
+        f"{meta['input']['size']}, scaled to [0, 1]; normalisation (mean {list(meta['input']['mean'])}, std "
+        f"{list(meta['input']['std'])}) is inside the model",
+        f"- **Classes**: {', '.join(meta['classes'])}; positive class `{meta['positive_class']}`",
+    ]
+    if meta.get("calibration"):
+        c = meta["calibration"]
+        lines += [f"- **Calibration**: Platt scaling on out-of-fold predictions, P_cal = sigmoid({c['a']:.4f} · logit P "
+                  f"+ {c['b']:.4f})",
+                  f"- **Operating point**: refer when calibrated P({meta['positive_class']}) ≥ "
+                  f"{meta['operating_threshold']:.4f} (target sensitivity {meta['target_sensitivity']:.2f} out-of-fold)"]
+    lines += ["", "## Intended use", "", INTENDED_USE, "", "## Performance (95 % bootstrap CI by image group)", ""]
+    sets = (meta.get("triage") or {}).get("sets") or {}
+    if sets:
+        keys = ["auc", "sensitivity", "specificity", "ppv", "npv"]
+        lines += ["| set | n | AUC | sensitivity | specificity | PPV | NPV | ECE (calibrated) |", "|---|---|---|---|---|---|---|---|"]
+        for s, d in sets.items():
+            cells = [f"{_v(d['metrics'].get(k))} [{_v(d['ci'].get(k, {}).get('lo'))}, {_v(d['ci'].get(k, {}).get('hi'))}]"
+                     for k in keys]
+            lines.append(f"| {s} | {d['n']} | " + " | ".join(cells) + f" | {_v(d['calibration']['ece_after'])} |")
+        lines += ["", "Sensitivity, specificity, PPV and NPV at the operating point; 'train' is out-of-fold."]
+    else:
+        lines.append("No calibrated binary metrics (multi-class task).")
+    lines += ["", "## Limits", "", *[f"- {x}" for x in LIMITS], ""]
+    return "\n".join(lines)

@@ -1,0 +1,49 @@
+"""A photo's bytes as the upright RGB image the model sees, or a one-line reason (`ServeError` with
+an HTTP status) why not. Used by `serve` and `predict`, so both read a photo the same way.
+
+Handled correctly, not refused: HEIC/HEIF (pillow-heif), CMYK and greyscale (converted to RGB),
+EXIF-rotated phone photos (turned upright, as the export did for the training images).
+"""
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import pillow_heif
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from curate.errors import ServeError
+
+pillow_heif.register_heif_opener()
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_bytes: int = 20 * 1024 * 1024   # per request body
+    max_pixels: int = 40_000_000        # a decompression bomb is refused before its pixels are decoded
+
+
+def decode(data: bytes, limits: Limits, draft_size: int | None = None) -> Image.Image:
+    """Upright RGB image; `draft_size` lets JPEG decode at a reduced scale (≥ that size) for speed."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data))
+            w, h = im.size
+            if w * h > limits.max_pixels:
+                raise ServeError(f"image is {w}×{h} pixels ({w * h / 1e6:.0f} MP); the limit is "
+                                 f"{limits.max_pixels / 1e6:.0f} MP", 413)
+            if draft_size and im.format == "JPEG":
+                im.draft("RGB", (draft_size, draft_size))
+            im.load()
+            upright = ImageOps.exif_transpose(im)
+            return upright.convert("RGB")
+    except ServeError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ServeError("image is too large to decode safely (decompression bomb)", 413) from None
+    except UnidentifiedImageError:
+        raise ServeError("not an image this server can read (JPEG, PNG, WebP, HEIC, TIFF, BMP, GIF)", 415) from None
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise ServeError(f"the image is damaged or truncated ({type(exc).__name__})", 422) from None

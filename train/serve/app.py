@@ -1,0 +1,178 @@
+"""The triage web app: one page, `POST /api/predict`, `GET /healthz`, `GET /api/card`.
+
+Requests are decoded in the thread pool, then wait in a bounded queue (full → 429) for one model
+worker that takes up to `max_batch` waiting images at once (micro-batching: one forward pass for
+several clients), so concurrent clients share the CPU instead of fighting over it. Uploads live in
+memory only; with `keep_uploads` they are also written there (mode 0600). Nothing about an upload
+is logged.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import html
+import io
+import logging
+import os
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+from typing import Optional
+
+from anyio import to_thread
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+
+from curate.errors import ServeError
+from train.ensemble import Ensemble
+from train.export_model import metadata
+from train.gradcam import overlay
+from train.model_card import card_markdown
+from train.photos import Limits, decode
+from train.serve.uploads import read_upload
+
+log = logging.getLogger("train.serve")
+DISCLAIMER = ("This is not a diagnosis. It is a triage aid for clinicians: a PCR test and a clinical examination "
+              "decide whether this is mpox.")
+OVERLAY_MAX = 512  # px: the Grad-CAM overlay sent back
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    limits: Limits = Limits()
+    queue_size: int = 32
+    max_batch: int = 8
+    keep_uploads: Optional[Path] = None
+
+
+@dataclass
+class Job:
+    image: object
+    cam: bool
+    future: asyncio.Future
+
+
+class Worker:
+    """One model worker draining the bounded queue in micro-batches."""
+
+    def __init__(self, model: Ensemble, settings: ServeSettings):
+        self.model, self.settings = model, settings
+        self.queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=settings.queue_size)
+        self.task: Optional[asyncio.Task] = None
+        self.served = 0
+
+    def submit(self, image, cam: bool) -> asyncio.Future:
+        fut = asyncio.get_running_loop().create_future()
+        try:
+            self.queue.put_nowait(Job(image, cam, fut))
+        except asyncio.QueueFull:
+            raise ServeError(f"server busy: {self.settings.queue_size} photos are waiting; try again in a moment", 429) from None
+        return fut
+
+    async def run(self) -> None:
+        while True:
+            jobs = [await self.queue.get()]
+            while len(jobs) < self.settings.max_batch and not self.queue.empty():
+                jobs.append(self.queue.get_nowait())
+            for cam in (False, True):
+                group = [j for j in jobs if j.cam is cam]
+                if not group:
+                    continue
+                try:
+                    results = await to_thread.run_sync(self.model.triage, [j.image for j in group], cam)
+                except Exception as exc:  # a model failure answers these requests; the worker lives on
+                    log.error("triage failed: %s", type(exc).__name__)
+                    for j in group:
+                        if not j.future.done():
+                            j.future.set_exception(ServeError(f"the model failed on this photo ({type(exc).__name__})", 500))
+                    continue
+                for j, r in zip(group, results):
+                    if not j.future.done():
+                        j.future.set_result(r)
+                self.served += len(group)
+
+
+def _png_data_url(img) -> str:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def _keep(folder: Path, data: bytes) -> None:
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    name = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:12]}.upload"
+    fd = os.open(folder / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+
+
+def create_app(model: Ensemble, settings: ServeSettings = ServeSettings()) -> FastAPI:
+    worker = Worker(model, settings)
+    meta = metadata(model, None if len(model.folds) > 1 else model.folds[0])
+    card = card_markdown(meta)
+    page = (resources.files("train.serve") / "page.html").read_text(encoding="utf-8")
+    page = (page.replace("{{CARD}}", html.escape(card)).replace("{{DISCLAIMER}}", html.escape(DISCLAIMER))
+            .replace("{{POSITIVE}}", html.escape(model.positive or "class")))
+
+    async def lifespan(_app):
+        worker.task = asyncio.create_task(worker.run())
+        yield
+        worker.task.cancel()
+
+    app = FastAPI(title="mpox triage", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.exception_handler(ServeError)
+    async def serve_error(_request, exc: ServeError):
+        return JSONResponse({"error": str(exc)}, status_code=exc.status)
+
+    @app.exception_handler(Exception)
+    async def any_error(_request, exc: Exception):  # one line, never a traceback to the client
+        log.error("request failed: %s", type(exc).__name__)
+        return JSONResponse({"error": f"internal error ({type(exc).__name__})"}, status_code=500)
+
+    @app.get("/", response_class=HTMLResponse)
+    async def index():
+        return page
+
+    @app.get("/healthz")
+    async def healthz():
+        return {"status": "ok", "model": meta["model"], "arch": meta["arch"], "dataset": meta["dataset"]["ref"],
+                "queue": worker.queue.qsize(), "queue_size": settings.queue_size, "served": worker.served}
+
+    @app.get("/api/card", response_class=PlainTextResponse)
+    async def model_card():
+        return card
+
+    @app.post("/api/predict")
+    async def predict(request: Request, gradcam: bool = True):
+        data = await read_upload(request.headers, request.stream(), settings.limits)
+        if settings.keep_uploads:
+            await to_thread.run_sync(_keep, settings.keep_uploads, data)
+        image = await to_thread.run_sync(decode, data, settings.limits, 2 * model.preset.size)
+        del data
+        result = await worker.submit(image, gradcam)
+        body = {
+            "positive_class": model.positive, "p_positive": result.p_calibrated, "p_uncalibrated": result.p_positive,
+            "calibrated": model.calibration is not None, "probabilities": result.probabilities,
+            "threshold": model.operating_threshold, "decision": result.decision, "predicted_class": result.predicted_class,
+            "decision_text": _decision_text(result.decision, model.positive), "disclaimer": DISCLAIMER,
+            "image_size": list(image.size), "model": meta["model"],
+        }
+        if result.cam is not None:
+            shown = image.copy()
+            shown.thumbnail((OVERLAY_MAX, OVERLAY_MAX))
+            body["gradcam_png"] = await to_thread.run_sync(lambda: _png_data_url(overlay(shown, result.cam)))
+        return body
+
+    app.state.worker = worker
+    return app
+
+
+def _decision_text(decision: str, positive: Optional[str]) -> str:
+    if decision == "refer":
+        return f"Refer: above the operating point for {positive}; examine and test promptly."
+    if decision == "routine":
+        return f"Routine: below the operating point for {positive}; this does not rule it out."
+    return f"Most likely class: {decision}"
