@@ -302,7 +302,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--why-missed", action="store_true", help="list our missed copies: never proposed by the hash search, or what verification said (re-runs both, untimed)")
     p.add_argument("--tool", default=None, help=argparse.SUPPRESS)  # internal: run one foreign tool, print JSON
     args = p.parse_args(argv)
-    corpus = args.corpus / f"real{args.per_photo}-syn{args.synthetic}-c{args.closeups}"
+    corpus = args.corpus / f"v2-real{args.per_photo}-syn{args.synthetic}-c{args.closeups}"  # v2: chelsea listed once
     if args.tool:
         res = scale(args.scale) if args.tool == "scale" else {"imagededup": run_imagededup, "difpy": run_difpy}[args.tool](corpus / "images")
         print("RESULT " + json.dumps(res))

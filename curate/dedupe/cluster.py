@@ -3,12 +3,16 @@
 Clusters never chain. Pixel-identical pairs and the steward's *merge*
 decisions are joined first and always hold (a "unit"). Verified pairs (hash +
 geometry, CNN) are then joined strongest first, but two groups become one only
-when EVERY unit of one is verified against every unit of the other (complete
-linkage; the tolerance is the unit: a member verified against any image of a
-unit counts for the whole unit). So A~B and B~C never put A with C unless A~C
-was verified too; the blocked pair goes to the steward as "to review". A
-*split* says two images are not duplicates: no cluster may contain both. The
-result does not depend on input order.
+when EVERY unit of one is checked against every unit of the other and none
+contradicts it (complete linkage with a stated tolerance): each cross pair is
+either verified "same" or was judged "review" (geometric evidence of shared
+content just short of the "same" rule: two different crops of one photo, a
+picture with too little texture), never "different" or unchecked. The unit
+counts as one: a member verified against any image of a unit counts for the
+whole unit. So A~B and B~C never put A with C unless A and C were compared
+and found at least partly the same; the blocked pair goes to the steward as
+"to review". A *split* says two images are not duplicates: no cluster may
+contain both. The result does not depend on input order.
 
 The representative rule: an image that has already entered labelling (it has a
 `LabelTask`) stays its cluster's representative, so a sharper copy arriving later
@@ -47,8 +51,10 @@ class Candidate:
     low_res: bool = False
 
 
-def clusters(image_ids: list[int], edges: list[Edge], splits: set[tuple[int, int]]) -> dict[int, int]:
-    """image id -> root id (the smallest id in its cluster); the rule is the module docstring's."""
+def clusters(image_ids: list[int], edges: list[Edge], splits: set[tuple[int, int]],
+             tolerated: Collection[tuple[int, int]] = ()) -> dict[int, int]:
+    """image id -> root id (the smallest id in its cluster); the rule is the module docstring's.
+    `tolerated`: "review" pairs, which never join but do not block a join either."""
     parent = {i: i for i in image_ids}
     members = {i: {i} for i in image_ids}
 
@@ -79,6 +85,7 @@ def clusters(image_ids: list[int], edges: list[Edge], splits: set[tuple[int, int
             join(find(e.a), find(e.b))
     unit = {i: find(i) for i in image_ids}
     verified = {(min(unit[e.a], unit[e.b]), max(unit[e.a], unit[e.b])) for e in ordered if e.kind not in EXACT}
+    verified |= {(min(unit[a], unit[b]), max(unit[a], unit[b])) for a, b in tolerated if a in unit and b in unit}
     units_of = {r: {r} for r in set(unit.values())}
     for e in ordered:
         if e.kind in EXACT:

@@ -1,12 +1,15 @@
-"""Find the pairs: pixel-identical, hash candidates checked by geometric verification, CNN.
+"""Find the pairs: pixel-identical, hash candidates checked by verification, CNN.
 
 Hashes only propose. Each candidate whose hash correlation reaches the floor
-(`--similarity`) is checked by `curate.dedupe.verify` on the two content
-boxes: "same" pairs become edges, "review" pairs are stored for the steward
-and never merged, "different" pairs are dropped. Then, so that clusters never
-chain, every pair inside a tentative group of up to `COMPLETE_MAX` images that
-the hashes did not propose is verified too; the clustering joins an image to a
-group only when it is verified against every member (`curate.dedupe.cluster`).
+(`--similarity`) is verified: first by the thumbnails' pixel correlation
+(`verify.thumb_correlation`; overwhelming evidence, no local features needed),
+then, only for the pairs that leaves undecided, geometrically on the two content
+boxes (`curate.dedupe.verify`; SIFT features are computed lazily, once per image
+that sits in such a pair). "same" pairs become edges, "review" pairs are stored
+for the steward and never merged, "different" pairs are dropped. Then, so that
+clusters never chain, every pair inside a tentative group of up to `COMPLETE_MAX`
+images that the hashes did not propose is verified too; the clustering joins an
+image to a group only when no member contradicts it (`curate.dedupe.cluster`).
 """
 from __future__ import annotations
 
@@ -53,16 +56,28 @@ def load_codes(s: Session, algo: str):
 
 
 class Verifier:
-    """Geometric verification of image pairs, features computed once per image."""
+    """Verification of image pairs: thumbnails first, SIFT features computed once per image, lazily."""
 
-    def __init__(self, ws, workers: int = 0):
+    def __init__(self, ws, workers: int = 0, thumbs: dict[int, np.ndarray] | None = None):
         self.ws = ws
         self.workers = workers or os.cpu_count() or 1
+        self.thumbs = thumbs or {}
         self.feats: dict[int, tuple[verify.Features, np.ndarray] | None] = {}  # features, grey picture
         self.flipped: dict[int, verify.Features] = {}
+        self.sift_pairs = 0  # pairs that needed local features (benchmark, logs)
         with ws.session() as s:
             self.sha = dict(s.exec(select(Image.id, Image.sha256)).all())
-            self.box = {i: parse_box(b) for i, b in s.exec(select(DedupeCode.image_id, DedupeCode.box)).all()}
+            rows = s.exec(select(DedupeCode.image_id, DedupeCode.box, DedupeCode.note)).all()
+        self.box = {i: parse_box(b) for i, b, _ in rows}
+        self.whole = {i for i, _, note in rows if note}  # no content box cut: a frame could make them alike
+
+    def overwhelming(self, a: int, b: int) -> float | None:
+        """The thumbnails' correlation when it alone decides "same" (`verify.ACCEPT_NCC`), else None."""
+        ta, tb = self.thumbs.get(a), self.thumbs.get(b)
+        if ta is None or tb is None or a in self.whole or b in self.whole:
+            return None
+        ncc = verify.thumb_correlation(ta, tb)
+        return ncc if ncc >= verify.ACCEPT_NCC else None
 
     def _features(self, image_id: int):
         try:
@@ -78,12 +93,18 @@ class Verifier:
 
     def prepare(self, image_ids) -> None:
         todo = sorted({i for i in image_ids if i not in self.feats})
+        if not todo:
+            return
         with ThreadPoolExecutor(self.workers) as pool:  # OpenCV releases the GIL
             for i, f in zip(todo, pool.map(self._features, todo)):
                 self.feats[i] = f
 
     def check(self, a: int, b: int, corr: float, dihedral: int | None = None) -> verify.Verdict:
         """`dihedral`: the hash's orientation of a onto b (None: unknown, both tried)."""
+        ncc = self.overwhelming(a, b)
+        if ncc is not None:
+            return verify.Verdict(verify.SAME, f"thumbnails correlate {ncc:.3f}", verify.Geometry())
+        self.sift_pairs += 1
         self.prepare((a, b))
         fa, fb = self.feats[a], self.feats[b]
         if fa is None or fb is None:
@@ -92,9 +113,14 @@ class Verifier:
         g = verify.match(fa[0], lambda: self._flipped(a), fb[0], mirrored, corr >= verify.BOTH_CORR)
         return verify.decide(g, corr, (len(fa[0].points), len(fb[0].points)))
 
+    def check_many(self, jobs: list[tuple[int, int, float, int | None]]) -> list[verify.Verdict]:
+        """`check` for many (a, b, corr, dihedral); features extracted in parallel, only for the pairs
+        the thumbnails leave undecided."""
+        self.prepare(i for a, b, _, _ in jobs if self.overwhelming(a, b) is None for i in (a, b))
+        return [self.check(a, b, c, d) for a, b, c, d in jobs]
 
-def _verified(verifier: Verifier, a: int, b: int, corr: float, hamming: int | None, dihedral: int | None = None) -> Pair | None:
-    v = verifier.check(a, b, corr, dihedral)
+
+def _pair(v: verify.Verdict, a: int, b: int, corr: float, hamming: int | None) -> Pair | None:
     if v.decision == verify.DIFFERENT:
         return None
     kind = "hash" if v.decision == verify.SAME else "review"
@@ -118,15 +144,14 @@ def complete(verifier: Verifier, pairs: dict[tuple[int, int], Pair]) -> None:
     groups: dict[int, list[int]] = defaultdict(list)
     for x in list(parent):
         groups[find(x)].append(x)
+    jobs = []
     for members in groups.values():
-        if not 3 <= len(members) <= COMPLETE_MAX:
-            continue
-        missing = [(a, b) for a, b in combinations(sorted(members), 2) if (a, b) not in pairs]
-        verifier.prepare(members)
-        for a, b in missing:
-            p = _verified(verifier, a, b, 0.0, None)
-            if p is not None:
-                pairs[(a, b)] = p
+        if 3 <= len(members) <= COMPLETE_MAX:
+            jobs += [(a, b, 0.0, None) for a, b in combinations(sorted(members), 2) if (a, b) not in pairs]
+    for (a, b, _, _), v in zip(jobs, verifier.check_many(jobs)):
+        p = _pair(v, a, b, 0.0, None)
+        if p is not None:
+            pairs[(a, b)] = p
 
 
 def find_pairs(ws, options, algo: str, report) -> list[Pair]:
@@ -157,11 +182,11 @@ def find_pairs(ws, options, algo: str, report) -> list[Pair]:
     else:
         found.extend(p for p in old if p.kind == "cnn")
         matches = method.find_duplicates(codes, thumbs)
-    verifier = Verifier(ws, options.workers)
-    verifier.prepare(int(ids[i]) for m in matches for i in (m.a, m.b))
-    for m in matches:
-        a, b = int(ids[m.a]), int(ids[m.b])  # ids ascend and m.a < m.b: the dihedral turns a onto b
-        p = _verified(verifier, a, b, m.similarity, m.hamming, m.dihedral if options.method == "region-phash" else None)
+    verifier = Verifier(ws, options.workers, dict(zip(ids.tolist(), thumbs)))
+    # ids ascend and m.a < m.b: the dihedral turns a onto b
+    jobs = [(int(ids[m.a]), int(ids[m.b]), m.similarity, m.dihedral if options.method == "region-phash" else None) for m in matches]
+    for m, (a, b, _, _), v in zip(matches, jobs, verifier.check_many(jobs)):
+        p = _pair(v, a, b, m.similarity, m.hamming)
         if p is not None:
             found.append(p)
     if options.cnn:
@@ -175,4 +200,5 @@ def find_pairs(ws, options, algo: str, report) -> list[Pair]:
     for p in sorted(found, key=lambda p: (KIND_RANK.get(p.kind, 9), -p.similarity)):
         best.setdefault((p.a, p.b), p)
     complete(verifier, best)
+    report.sift_pairs = verifier.sift_pairs
     return list(best.values())

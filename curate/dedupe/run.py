@@ -94,6 +94,7 @@ class DedupeReport:
     recomputed: list[str] = field(default_factory=list)  # one line per stale or corrupt cached code
     whole_picture: list[tuple[int, str]] = field(default_factory=list)  # (image id, why no content box was cut)
     to_review: int = 0  # pairs not merged, for the steward
+    sift_pairs: int = 0  # pairs the thumbnails left undecided, verified with local features
     clusters: int = 0  # clusters with two or more images
     duplicates: int = 0  # images that are not their cluster's representative
     low_res: int = 0
@@ -116,6 +117,7 @@ class DedupeReport:
             "recomputed": self.recomputed,
             "whole_picture": [{"image_id": i, "reason": r} for i, r in self.whole_picture],
             "to_review": self.to_review,
+            "sift_pairs": self.sift_pairs,
             "pairs": dict(self.pairs),
             "clusters": self.clusters,
             "duplicates": self.duplicates,
@@ -244,8 +246,8 @@ def recluster(s: Session, run_id: int | None = None, min_side: int | None = None
             splits.add((o.image_a, o.image_b))
     labelled = set(s.exec(select(LabelTask.image_id).distinct()).all())
     final = set(s.exec(select(Consensus.image_id).where(Consensus.status.in_(FINAL))).all())
-    roots = clusters(list(cands), edges, splits)
     review = s.exec(select(DedupePair.image_a, DedupePair.image_b).where(DedupePair.kind == "review")).all()
+    roots = clusters(list(cands), edges, splits, [(a, b) for a, b in review if (a, b) not in splits])
     to_review = len(unmerged(edges, roots, decided)) + sum(1 for a, b in review if roots.get(a) != roots.get(b) and (a, b) not in decided)
     groups: dict[int, list[Candidate]] = defaultdict(list)
     for i, r in roots.items():
