@@ -138,7 +138,7 @@ def run_ours(corpus: Path, workdir: Path, workers: int, why_missed: bool = False
             groups[m.cluster_key].extend(names_of[m.image_id])
     pairs = [(g[0], x) for g in groups.values() for x in g[1:]]
     return {"seconds": ingest_s + dedupe_s, "dedupe_seconds": dedupe_s, "pairs": pairs, "diagnosis": diagnose(ws, names_of) if why_missed else None,
-            "extra": f"ingest {ingest_s:.1f}s; dedupe: hash {rep.seconds['hash']:.1f}s, search + verify {rep.seconds['search']:.1f}s; {rep.to_review} pairs to review"}
+            "extra": f"ingest {ingest_s:.1f}s; dedupe: hash {rep.seconds['hash']:.1f}s, search + verify {rep.seconds['search']:.1f}s ({rep.sift_pairs} pairs needed SIFT); {rep.to_review} pairs to review"}
 
 
 def diagnose(ws, names_of: dict) -> dict:
@@ -152,7 +152,7 @@ def diagnose(ws, names_of: dict) -> dict:
     with ws.session() as s:
         ids, codes, thumbs, _ = load_codes(s, ALGO)
     matches = RegionPHash(radius=opts.radius, similarity=opts.similarity).find_duplicates(codes, thumbs)
-    verifier = Verifier(ws, 0)
+    verifier = Verifier(ws, 0, dict(zip(ids.tolist(), thumbs)))
     out = {}
     for m in matches:
         a, b = int(ids[m.a]), int(ids[m.b])

@@ -65,6 +65,7 @@ class Verifier:
         self.feats: dict[int, tuple[verify.Features, np.ndarray] | None] = {}  # features, grey picture
         self.flipped: dict[int, verify.Features] = {}
         self.sift_pairs = 0  # pairs that needed local features (benchmark, logs)
+        self.ncc: dict[tuple[int, int], float | None] = {}
         with ws.session() as s:
             self.sha = dict(s.exec(select(Image.id, Image.sha256)).all())
             rows = s.exec(select(DedupeCode.image_id, DedupeCode.box, DedupeCode.note)).all()
@@ -73,11 +74,12 @@ class Verifier:
 
     def overwhelming(self, a: int, b: int) -> float | None:
         """The thumbnails' correlation when it alone decides "same" (`verify.ACCEPT_NCC`), else None."""
-        ta, tb = self.thumbs.get(a), self.thumbs.get(b)
-        if ta is None or tb is None or a in self.whole or b in self.whole:
-            return None
-        ncc = verify.thumb_correlation(ta, tb)
-        return ncc if ncc >= verify.ACCEPT_NCC else None
+        if (a, b) not in self.ncc:
+            ta, tb = self.thumbs.get(a), self.thumbs.get(b)
+            whole = ta is None or tb is None or a in self.whole or b in self.whole
+            self.ncc[(a, b)] = None if whole else verify.thumb_correlation(ta, tb)
+        ncc = self.ncc[(a, b)]
+        return ncc if ncc is not None and ncc >= verify.ACCEPT_NCC else None
 
     def _features(self, image_id: int):
         try:
@@ -87,7 +89,7 @@ class Verifier:
         return verify.features(grey), grey
 
     def _flipped(self, image_id: int) -> verify.Features:
-        if image_id not in self.flipped:
+        if image_id not in self.flipped:  # two threads may both compute it: same result, no harm
             self.flipped[image_id] = verify.features(np.ascontiguousarray(self.feats[image_id][1][:, ::-1]))
         return self.flipped[image_id]
 
@@ -104,7 +106,6 @@ class Verifier:
         ncc = self.overwhelming(a, b)
         if ncc is not None:
             return verify.Verdict(verify.SAME, f"thumbnails correlate {ncc:.3f}", verify.Geometry())
-        self.sift_pairs += 1
         self.prepare((a, b))
         fa, fb = self.feats[a], self.feats[b]
         if fa is None or fb is None:
@@ -116,8 +117,11 @@ class Verifier:
     def check_many(self, jobs: list[tuple[int, int, float, int | None]]) -> list[verify.Verdict]:
         """`check` for many (a, b, corr, dihedral); features extracted in parallel, only for the pairs
         the thumbnails leave undecided."""
-        self.prepare(i for a, b, _, _ in jobs if self.overwhelming(a, b) is None for i in (a, b))
-        return [self.check(a, b, c, d) for a, b, c, d in jobs]
+        undecided = [(a, b) for a, b, _, _ in jobs if self.overwhelming(a, b) is None]
+        self.sift_pairs += len(undecided)
+        self.prepare(i for pair in undecided for i in pair)
+        with ThreadPoolExecutor(self.workers) as pool:  # matching and mirror features release the GIL too
+            return list(pool.map(lambda job: self.check(*job), jobs, chunksize=16))
 
 
 def _pair(v: verify.Verdict, a: int, b: int, corr: float, hamming: int | None) -> Pair | None:
