@@ -5,12 +5,14 @@ from typing import Annotated, Optional
 
 import typer
 from rich.markup import escape
+from sqlmodel import select
 
 from curate.audit import audited
 from curate.cli.options import DbOpt, JsonOpt, WorkspaceOpt, console, open_workspace, print_json, progress_bar, reported, table
 from curate.dedupe import overrides
 from curate.dedupe.review import write_review
 from curate.dedupe.run import DedupeOptions, DedupeReport, run_dedupe
+from db.models.label import LabelTask
 
 app = typer.Typer()  # help comes from the `dedupe` callback below
 
@@ -50,13 +52,20 @@ def run_and_render(ws, options: DedupeOptions = DedupeOptions(), review: bool = 
     options.validate()
     with audited(ws, "dedupe", {**options.__dict__}) as run, progress_bar("hash", json_out) as on_progress:
         report = run_dedupe(ws, options, run.id, on_progress)
-        sheet = write_review(ws) if review else None
+        sheet = write_review(ws, in_labelling=in_labelling(ws)) if review else None
         run.summary = {k: v for k, v in report.as_dict().items() if k != "groups"}
     data = report.as_dict() | {"review_sheet": str(sheet) if sheet else None}
     if json_out:
         print_json(data)
     else:
         render(report, sheet)
+
+
+def in_labelling(ws) -> set[int]:
+    """Images that already have a labelling task: the review sheet marks them (dedupe sits below
+    the label stage, so the command reads this and passes it in)."""
+    with ws.session() as s:
+        return set(s.exec(select(LabelTask.image_id).distinct()).all())
 
 
 def render(report: DedupeReport, sheet) -> None:
@@ -139,7 +148,7 @@ def review_sheet(workspace: WorkspaceOpt = None, db: DbOpt = None, json_out: Jso
     """
     ws = open_workspace(workspace, db)
     with reported():
-        path = write_review(ws)
+        path = write_review(ws, in_labelling=in_labelling(ws))
     if json_out:
         print_json({"review_sheet": str(path)})
     else:

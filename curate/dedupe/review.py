@@ -8,7 +8,9 @@ carries the exact `curate dedupe merge A B` / `curate dedupe split A B`
 command. Self-contained (thumbnails are small base64 JPEGs), written to
 `ws.tmp` and renamed into `ws.reports`. Shows ids, sizes, source *names* and
 prior labels, never a file path or locator (clinic paths can carry patient
-names). All text is HTML-escaped.
+names). All text is HTML-escaped. Which images are already in labelling is the
+caller's to say (`in_labelling`: the CLI reads it from the label stage), so this
+module never imports the stage above it.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import base64
 import html
 import io
 from collections import defaultdict
+from collections.abc import Collection
 from pathlib import Path
 
 from PIL import Image as PILImage, ImageOps
@@ -24,7 +27,6 @@ from sqlmodel import select
 from curate.files import write_atomic
 from curate.dedupe.cluster import Edge, unmerged
 from db.models import DedupeMember, DedupeOverride, DedupePair, Image, Provenance, Source
-from db.models.label import LabelTask
 
 THUMB_PX = 160
 
@@ -58,7 +60,7 @@ def thumbnail(data: bytes, px: int = THUMB_PX) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
-def _collect(ws) -> dict:
+def _collect(ws, in_labelling: Collection[int]) -> dict:
     """Everything the sheet shows, read in one session."""
     with ws.session() as s:
         members = s.exec(select(DedupeMember)).all()
@@ -85,7 +87,7 @@ def _collect(ws) -> dict:
             sources[image_id].add(src)
             if label:
                 labels[image_id].add(label)
-        labelled = set(s.exec(select(LabelTask.image_id).where(LabelTask.image_id.in_(ids)).distinct()).all()) if ids else set()
+        labelled = set(in_labelling) & ids
         low = sum(m.low_res for m in members)
     return dict(multi=multi, review=review, images=images, sources=sources, labels=labels, labelled=labelled,
                 by_pair=by_pair, overrides=overrides, low=low)
@@ -109,9 +111,10 @@ def _mixed(d: dict, group) -> bool:
     return len({lab for m in group for lab in d["labels"][m.image_id]}) > 1
 
 
-def write_review(ws, name: str = "dedupe-review.html") -> Path:
-    """Write the sheet; returns its path under `ws.reports`."""
-    d = _collect(ws)
+def write_review(ws, name: str = "dedupe-review.html", in_labelling: Collection[int] = ()) -> Path:
+    """Write the sheet; returns its path under `ws.reports`. `in_labelling`: ids of images that
+    already have a labelling task (marked on the sheet)."""
+    d = _collect(ws, in_labelling)
     multi, review = d["multi"], d["review"]
 
     def link(a: int, b: int) -> str:
