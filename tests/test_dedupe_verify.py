@@ -177,3 +177,41 @@ def test_the_hash_orientation_picks_the_one_matching_to_try():
     assert len(flips) == 2  # the mirror features only where the mirror was tried
     assert [is_mirror(d) for d in range(8)] == [sum(t) % 2 == 1 for t in DIHEDRAL]
     assert is_mirror(DIHEDRAL.index((False, False, True))) and not is_mirror(DIHEDRAL.index((True, True, False)))
+
+
+def _thumb(img):
+    import io
+
+    from curate.dedupe.decode import decode
+
+    buf = io.BytesIO()
+    img.convert("RGB").save(buf, "JPEG", quality=85)
+    return decode(buf.getvalue()).thumb
+
+
+def test_thumbnail_shortcut_takes_copies_and_leaves_look_alikes_to_sift():
+    """Re-encodes, resizes and mirrors of real photos and of a smooth close-up clear ACCEPT_NCC;
+    different close-ups on plain skin and neighbouring tiles of one photo stay below it."""
+    from PIL import Image as PILImage
+
+    from curate.dedupe.verify import ACCEPT_NCC, thumb_correlation
+
+    for img in (PHOTOS[0], PHOTOS[5], PHOTOS[20], closeup(3, texture=0)):
+        t = _thumb(img)
+        for copy in (reencode(img, 60), img.resize((img.width // 2, img.height // 2)), img.transpose(PILImage.FLIP_LEFT_RIGHT)):
+            assert thumb_correlation(t, _thumb(copy)) >= ACCEPT_NCC
+    closeups = [_thumb(closeup(k)) for k in range(6)]
+    assert max(thumb_correlation(a, b) for i, a in enumerate(closeups) for b in closeups[i + 1 :]) < ACCEPT_NCC
+    tiles = [_thumb(p) for p in PHOTOS[16:24]]  # neighbouring tiles of one fundus photo
+    assert max(thumb_correlation(a, b) for i, a in enumerate(tiles) for b in tiles[i + 1 :]) < ACCEPT_NCC
+
+
+def test_a_member_judged_review_does_not_block_a_join_but_a_different_one_does():
+    # 1~2 and 1~3 verified; 2 and 3 (two crops of one photo) only partly overlap: "review" tolerates the join
+    edges = [Edge(1, 2, "hash", 0.99), Edge(1, 3, "hash", 0.95)]
+    assert len(set(clusters([1, 2, 3], edges, set(), tolerated=[(2, 3)]).values())) == 1
+    # 2 and 3 checked and found different (no pair stored): 3 stays out, the 1-3 link goes to review
+    roots = clusters([1, 2, 3], edges, set())
+    assert roots[1] == roots[2] != roots[3] and [(e.a, e.b) for e in unmerged(edges, roots, set())] == [(1, 3)]
+    # a steward's split beats the tolerance
+    assert len(set(clusters([1, 2, 3], edges, {(1, 3)}, tolerated=[(2, 3)]).values())) == 2
