@@ -8,7 +8,7 @@ siblings, and different close-ups on plain skin. Prints, side by side: time, pai
 precision counting EVERY pair inside a cluster, recall per transformation, the
 speed-up over imagededup, and the candidate search alone on 100,000 images.
 
-    .venv/bin/python bench/dedupe.py            # table;  --json for scripts
+    .venv/bin/python bench/dedupe.py            # table (a few minutes);  --json for scripts
 
 imagededup and difPy (pip install imagededup difPy; benchmark only, not project
 dependencies) run in a subprocess each (`--other-python`, default this python).
@@ -290,10 +290,10 @@ def scale(n: int, seed: int = 0) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--synthetic", type=int, default=600, help="synthetic skin photos (default: 600)")
+    p.add_argument("--synthetic", type=int, default=300, help="synthetic skin photos (default: 300)")
     p.add_argument("--per-photo", type=int, default=4, help="re-posted copies of each real photo (default: 4)")
-    p.add_argument("--closeups", type=int, default=80, help="different close-ups on plain skin (default: 80)")
-    p.add_argument("--scale", type=int, default=100_000, help="images for the candidate-search scale line; 0 skips it (default: 100000)")
+    p.add_argument("--closeups", type=int, default=60, help="different close-ups on plain skin (default: 60)")
+    p.add_argument("--scale", type=int, default=0, help="images for the candidate-search scale line, e.g. 100000 (slow: the search is not sub-quadratic yet); 0 skips it (default: 0)")
     p.add_argument("--corpus", type=Path, default=Path(tempfile.gettempdir()) / "curate-dedupe-bench", help="where the corpus is built (reused when it matches)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     p.add_argument("--tools", default="ours,imagededup,difpy")
