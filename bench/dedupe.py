@@ -255,11 +255,14 @@ def missed(truth: dict, pairs: list, diag: dict) -> list[tuple[str, str]]:
     return out
 
 
-def scale(n: int, seed: int = 0) -> dict:
-    """Candidate search alone on `n` images' codes (as `curate dedupe` stores them), time and peak memory.
+def scale(n: int, radius: int = 14, seed: int = 0) -> dict:
+    """Candidate search alone on `n` images' codes (as `curate dedupe` stores them): time, peak memory,
+    recall of planted near-duplicates.
 
-    The codes come from smoothed-noise thumbnails (photo-like low frequencies), 1 % with a planted
-    re-encoded copy, so the search has real matches to return."""
+    The codes come from smoothed-noise thumbnails (photo-like low frequencies). 1 % of the pictures get
+    a planted copy: every window code of the original with the same k bits flipped, k spread over
+    1..radius, so each planted pair is within the radius and must be found (recall 1.0). Peak memory is
+    the process's ru_maxrss (this runs in its own subprocess)."""
     import resource
 
     import numpy as np
@@ -269,7 +272,7 @@ def scale(n: int, seed: int = 0) -> dict:
     from curate.dedupe.hashing import HASH_K, WINDOWS, RegionPHash, _operators, pack_bits
 
     rng = np.random.default_rng(seed)
-    enc = RegionPHash()
+    enc = RegionPHash(radius=radius)
     codes = np.empty((n, len(WINDOWS)), np.uint64)
     for start in range(0, n, 2000):
         m = min(2000, n - start)
@@ -278,14 +281,21 @@ def scale(n: int, seed: int = 0) -> dict:
         thumbs += rng.normal(0, 0.05, thumbs.shape).astype(np.float32)
         ly, lx = _operators((THUMB, THUMB), WINDOWS, HASH_K)  # what `window_dct` applies, batched
         codes[start : start + m] = pack_bits(np.ascontiguousarray(np.einsum("wkh,mhx,wlx->mwkl", ly, thumbs, lx, optimize=True)))
-    copies = rng.choice(n, n // 100, replace=False)
-    codes[copies[1:]] = codes[copies[:-1]] ^ np.uint64(0b1011)  # near-duplicate codes, 3 bits apart
+    picked = rng.choice(n, 2 * max(1, n // 100), replace=False)
+    originals, copies = picked[::2], picked[1::2]
+    for o, c in zip(originals, copies):
+        flips = rng.choice(np.arange(1, 64), 1 + int(rng.integers(0, radius)) if radius else 0, replace=False)
+        mask = np.uint64(sum(1 << int(b) for b in flips))
+        codes[c] = codes[o] ^ mask  # k bits apart, 1 <= k <= radius, on every window
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t = time.perf_counter()
     a, b, _, _ = enc.candidates(codes)
     seconds = time.perf_counter() - t
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"images": n, "seconds": seconds, "peak_mb": peak / 1024, "search_mb": (peak - before) / 1024, "candidates": len(a)}
+    found = set(zip(a.tolist(), b.tolist()))
+    planted = {(min(int(o), int(c)), max(int(o), int(c))) for o, c in zip(originals, copies)}
+    return {"images": n, "radius": radius, "seconds": seconds, "peak_mb": peak / 1024, "search_mb": (peak - before) / 1024,
+            "candidates": len(a), "planted": len(planted), "planted_recall": len(planted & found) / len(planted)}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -294,6 +304,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--per-photo", type=int, default=4, help="re-posted copies of each real photo (default: 4)")
     p.add_argument("--closeups", type=int, default=60, help="different close-ups on plain skin (default: 60)")
     p.add_argument("--scale", type=int, default=0, help="images for the candidate-search scale line, e.g. 100000 (slow: the search is not sub-quadratic yet); 0 skips it (default: 0)")
+    p.add_argument("--scale-radius", type=int, default=14, help="Hamming radius of the scale line's search (default: 14, what curate dedupe uses)")
     p.add_argument("--corpus", type=Path, default=Path(tempfile.gettempdir()) / "curate-dedupe-bench", help="where the corpus is built (reused when it matches)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     p.add_argument("--tools", default="ours,imagededup,difpy")
@@ -304,8 +315,12 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     corpus = args.corpus / f"v2-real{args.per_photo}-syn{args.synthetic}-c{args.closeups}"  # v2: chelsea listed once
     if args.tool:
-        res = scale(args.scale) if args.tool == "scale" else {"imagededup": run_imagededup, "difpy": run_difpy}[args.tool](corpus / "images")
+        res = scale(args.scale, args.scale_radius) if args.tool == "scale" else {"imagededup": run_imagededup, "difpy": run_difpy}[args.tool](corpus / "images")
         print("RESULT " + json.dumps(res))
+        return
+    if not args.tools and args.scale:  # `--tools '' --scale N`: the scale line alone
+        sc = scale(args.scale, args.scale_radius)
+        print(json.dumps(sc) if args.json else f"candidate search, {sc['images']} images, radius {sc['radius']}: {sc['seconds']:.1f} s, peak {sc['peak_mb']:.0f} MB, {sc['candidates']} candidates, planted pairs found {sc['planted_recall']:.3f} of {sc['planted']}")
         return
     t = time.perf_counter()
     truth = build_corpus(corpus / "images", args.synthetic, args.per_photo, args.closeups, args.workers)
@@ -328,7 +343,7 @@ def main(argv: list[str] | None = None) -> None:
     for name, res in results.items():
         out["tools"][name] = score(truth, res["pairs"]) | {"seconds": res["seconds"], "dedupe_seconds": res.get("dedupe_seconds", res["seconds"])}
     if args.scale:
-        proc = subprocess.run([sys.executable, __file__, "--tool", "scale", "--scale", str(args.scale)], capture_output=True, text=True, cwd=ROOT)
+        proc = subprocess.run([sys.executable, __file__, "--tool", "scale", "--scale", str(args.scale), "--scale-radius", str(args.scale_radius)], capture_output=True, text=True, cwd=ROOT)
         line = next((l for l in proc.stdout.splitlines() if l.startswith("RESULT ")), None)
         out["scale"] = json.loads(line[7:]) if line else {"error": proc.stderr[-500:]}
     if args.json:
@@ -357,7 +372,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{name}: {res['extra']}")
     if "scale" in out:
         sc = out["scale"]
-        print(f"candidate search, {sc.get('images')} images: {sc.get('seconds', 0):.1f} s, peak {sc.get('peak_mb', 0):.0f} MB, {sc.get('candidates')} candidates" if "error" not in sc else f"scale: failed {sc['error']}")
+        print(f"candidate search, {sc.get('images')} images, radius {sc.get('radius')}: {sc.get('seconds', 0):.1f} s, peak {sc.get('peak_mb', 0):.0f} MB, {sc.get('candidates')} candidates, planted pairs found {sc.get('planted_recall', 0):.3f} of {sc.get('planted')}" if "error" not in sc else f"scale: failed {sc['error']}")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,13 @@ Two codes within Hamming distance r agree to within floor(r/m) bits on at
 least one chunk (pigeonhole), so probing each chunk's sorted table with every
 mask of at most floor(r/m) bits finds every pair; candidates are then checked
 with the full distance. Sub-quadratic for small radii; all numpy.
+
+Why not faiss `IndexBinaryMultiHash` (it has `range_search`): on the same
+100k-style window codes (10,000 pictures, 880,000 dihedral queries against
+110,000 window codes, radius 11, 4 x 16 bits, nflip 2) it took 68 s against
+36 s for this version before the bucket table, with the same 38,978 results
+(bench/README.md, Scale). Chunks of up to 24 bits are looked up in a
+counting-sort bucket table (two gathers per probe) instead of a binary search.
 """
 from __future__ import annotations
 
@@ -64,11 +71,19 @@ class MultiIndexHashing:
             table = (self.codes >> shift) & low
             order = np.argsort(table, kind="stable")
             sorted_keys = table[order]
+            bucket = None
+            if b <= 24:  # bucket table: starts[key] .. starts[key + 1] are the codes with that key
+                bucket = np.zeros((1 << b) + 1, np.int64)
+                np.cumsum(np.bincount(table.astype(np.int64), minlength=1 << b), out=bucket[1:])
             qchunk = (queries >> shift) & low
             for mask in masks:
                 target = qchunk ^ mask
-                lo = np.searchsorted(sorted_keys, target, side="left")
-                hi = np.searchsorted(sorted_keys, target, side="right")
+                if bucket is not None:
+                    key = target.astype(np.int64)
+                    lo, hi = bucket[key], bucket[key + 1]
+                else:
+                    lo = np.searchsorted(sorted_keys, target, side="left")
+                    hi = np.searchsorted(sorted_keys, target, side="right")
                 counts = hi - lo
                 total = int(counts.sum())
                 if not total:
