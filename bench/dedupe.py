@@ -303,7 +303,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--synthetic", type=int, default=300, help="synthetic skin photos (default: 300)")
     p.add_argument("--per-photo", type=int, default=4, help="re-posted copies of each real photo (default: 4)")
     p.add_argument("--closeups", type=int, default=60, help="different close-ups on plain skin (default: 60)")
-    p.add_argument("--scale", type=int, default=0, help="images for the candidate-search scale line, e.g. 100000 (slow: the search is not sub-quadratic yet); 0 skips it (default: 0)")
+    p.add_argument("--scale", type=int, default=0, help="images for the candidate-search scale line, e.g. 100000 (minutes at radius 7 and up: bench/README.md, Scale); 0 skips it (default: 0)")
     p.add_argument("--scale-radius", type=int, default=14, help="Hamming radius of the scale line's search (default: 14, what curate dedupe uses)")
     p.add_argument("--corpus", type=Path, default=Path(tempfile.gettempdir()) / "curate-dedupe-bench", help="where the corpus is built (reused when it matches)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
