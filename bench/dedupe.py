@@ -1,17 +1,19 @@
 """Dedupe benchmark: this project vs imagededup (PHash, default threshold) vs difPy ("similar").
 
-Builds a corpus of real-looking skin photos (tests/dedupe_corpus.py) with planted
-near-duplicates, one transformation each, a third of the originals camera-sized
-(2-3k px JPEGs), plus hard negatives (same palette, different layout). Prints wall
-time, recall per transformation and pairwise precision for each tool.
+Corpus (issue 9): real photos from scikit-image (tests/photo_corpus.py) with re-posted
+copies (frames and padding of several colours and widths, watermark + crop, mirror +
+crop, frame + rescale, photos in one shared frame, and the older edits), synthetic skin
+photos (tests/dedupe_corpus.py; a third camera-sized) with copies and same-palette
+siblings, and different close-ups on plain skin. Prints, side by side: time, pair
+precision counting EVERY pair inside a cluster, recall per transformation, the
+speed-up over imagededup, and the candidate search alone on 100,000 images.
 
-    .venv/bin/python bench/dedupe.py --images 2400 --planted 450 \
-        --other-python /work/benchvenv/bin/python
+    .venv/bin/python bench/dedupe.py            # table (a few minutes);  --json for scripts
 
-imagededup and difPy run in their own virtualenv (`--other-python`), each in a
-subprocess of this script, so their dependencies never touch the project's.
+imagededup and difPy (pip install imagededup difPy; benchmark only, not project
+dependencies) run in a subprocess each (`--other-python`, default this python).
 Every tool's matched pairs are joined into groups the same way (union), and a
-planted variant counts as found when it lands in its original's group.
+copy counts as found when it lands in its original's group.
 """
 from __future__ import annotations
 
@@ -41,12 +43,21 @@ def _make(job: tuple) -> tuple[str, str, str]:
     from PIL import Image
 
     from tests.dedupe_corpus import photo, save, sibling, variant
+    from tests.photo_corpus import LEAKS, closeup, leak, originals, same_frame
 
     out, name, seed, kind, arg, big = job
-    group = f"g{seed}" if kind != "sibling" else f"s{seed}_{arg}"
+    groups = {"sibling": f"s{seed}_{arg}", "closeup": f"c{seed}", "real": f"r{seed}", "real_variant": f"r{seed}"}
+    group = groups.get(kind, f"g{seed}")
+    transform = arg if kind in ("variant", "real_variant") else ""
     if (Path(out) / name).exists():  # an interrupted build resumes
-        return name, group, arg if kind == "variant" else ""
-    if kind == "sibling":
+        return name, group, transform
+    if kind in ("real", "real_variant"):
+        img = originals()[seed]
+        if kind == "real_variant":
+            img = same_frame(img) if arg == "same_frame" else leak(img, arg, seed) if arg in LEAKS else variant(img, arg, seed)
+    elif kind == "closeup":
+        img = closeup(seed)
+    elif kind == "sibling":
         img = sibling(seed, arg)
     else:
         img = photo(seed)
@@ -57,41 +68,48 @@ def _make(job: tuple) -> tuple[str, str, str]:
         img = (sibling(seed, arg, (600, 500)) if kind == "sibling" else photo(seed, (600, 500))).resize((w, h), Image.BICUBIC)
         a = np.asarray(img, np.int16) + rng.integers(-3, 4, size=(h, w, 1), dtype=np.int16)
         img = Image.fromarray(np.clip(a, 0, 255).astype(np.uint8))
-    if kind == "variant":
+        if kind == "variant":
+            img = variant(img, arg, seed)
+    elif kind == "variant":
         img = variant(img, arg, seed)
     tmp = Path(out) / f".{name}.part{Path(name).suffix}"
     save(img, tmp, quality=90)
     tmp.rename(Path(out) / name)
-    return name, group, arg if kind == "variant" else ""
+    return name, group, transform
 
 
-def build_corpus(out: Path, images: int, planted: int, workers: int) -> dict:
+def build_corpus(out: Path, synthetic: int, per_photo: int, closeups: int, workers: int) -> dict:
+    """Real photos (skimage.data and tiles) with `per_photo` re-posted copies each, round-robin over
+    every transformation (issue 9's leaks, the older ones, and "same_frame": the photo inside the
+    frame all `same_frame` copies share); `synthetic` synthetic skin photos (a fifth with a copy,
+    a sixth with a same-palette sibling); `closeups` different close-ups on plain skin."""
     from tests.dedupe_corpus import TRANSFORMS
+    from tests.photo_corpus import LEAKS, originals
 
     truth_file = out / "truth.json"
+    key = [synthetic, per_photo, closeups]
     if truth_file.exists():
         truth = json.loads(truth_file.read_text())
-        if truth.get("images") == images and truth.get("planted") == planted:
+        if truth.get("key") == key:
             return truth
     out.mkdir(parents=True, exist_ok=True)
-    originals = images - planted
-    n_sib = originals // 6  # hard negatives: same palette and lighting as another photo, new layout
-    base = originals - n_sib
-    jobs = []
-    for k in range(base):
-        jobs.append((str(out), f"p{k:05d}.jpg", k, "photo", "", k % 3 == 0))
-    for k in range(n_sib):
-        seed = (k * 7) % base
-        jobs.append((str(out), f"s{k:05d}.jpg", seed, "sibling", k, False))
-    names = list(TRANSFORMS)
-    for k in range(planted):
-        t = names[k % len(names)]
-        seed = k % base  # one variant per original (while planted <= originals)
+    names = list(LEAKS) + ["same_frame"] + list(TRANSFORMS)
+    n_real = len(originals())
+    jobs = [(str(out), f"pr{k:04d}.jpg", k, "real", "", False) for k in range(n_real)]
+    for k in range(n_real):
+        for j in range(per_photo):
+            t = names[(k * per_photo + j) % len(names)]
+            jobs.append((str(out), f"vr{k:04d}_{j}_{t}.jpg", k, "real_variant", t, False))
+    jobs += [(str(out), f"c{k:04d}.jpg", k, "closeup", "", False) for k in range(closeups)]
+    jobs += [(str(out), f"p{k:05d}.jpg", k, "photo", "", k % 3 == 0) for k in range(synthetic)]
+    jobs += [(str(out), f"s{k:05d}.jpg", (k * 7) % synthetic, "sibling", k, False) for k in range(synthetic // 6)]
+    for k in range(synthetic // 5):
+        t = list(TRANSFORMS)[k % len(TRANSFORMS)]
         ext = ".png" if t == "mirror" and k % 2 else ".jpg"
-        jobs.append((str(out), f"v{k:05d}_{t}{ext}", seed, "variant", t, seed % 3 == 0 and t != "resize"))
+        jobs.append((str(out), f"v{k:05d}_{t}{ext}", k, "variant", t, k % 3 == 0 and t != "resize"))
     with ProcessPoolExecutor(workers) as pool:
         rows = list(pool.map(_make, jobs, chunksize=4))
-    truth = {"images": images, "planted": planted, "files": {n: {"group": g, "transform": t} for n, g, t in rows}}
+    truth = {"key": key, "files": {n: {"group": g, "transform": t} for n, g, t in rows}}
     truth_file.write_text(json.dumps(truth))
     return truth
 
@@ -99,7 +117,7 @@ def build_corpus(out: Path, images: int, planted: int, workers: int) -> dict:
 # --- tools -------------------------------------------------------------------------------
 
 
-def run_ours(corpus: Path, workdir: Path, workers: int) -> dict:
+def run_ours(corpus: Path, workdir: Path, workers: int, why_missed: bool = False) -> dict:
     from curate.dedupe.run import DedupeOptions, run_dedupe
     from curate.intake.ingest import IngestOptions, ingest_folder
     from curate.workspace import Workspace
@@ -112,7 +130,7 @@ def run_ours(corpus: Path, workdir: Path, workers: int) -> dict:
     ingest_s = time.perf_counter() - t
     t = time.perf_counter()
     rep = run_dedupe(ws, DedupeOptions(min_side=1, workers=workers))
-    seconds = time.perf_counter() - t
+    dedupe_s = time.perf_counter() - t
     with ws.session() as s:
         names_of = defaultdict(list)  # byte-identical files are one image with several arrivals
         for i, loc in s.exec(select(Provenance.image_id, Provenance.locator)).all():
@@ -121,7 +139,30 @@ def run_ours(corpus: Path, workdir: Path, workers: int) -> dict:
         for m in s.exec(select(DedupeMember)).all():
             groups[m.cluster_key].extend(names_of[m.image_id])
     pairs = [(g[0], x) for g in groups.values() for x in g[1:]]
-    return {"seconds": seconds, "pairs": pairs, "extra": f"ingest {ingest_s:.1f}s (not counted); hash {rep.seconds['hash']:.1f}s search {rep.seconds['search']:.1f}s"}
+    return {"seconds": ingest_s + dedupe_s, "dedupe_seconds": dedupe_s, "pairs": pairs, "diagnosis": diagnose(ws, names_of) if why_missed else None,
+            "extra": f"ingest {ingest_s:.1f}s; dedupe: hash {rep.seconds['hash']:.1f}s, search + verify {rep.seconds['search']:.1f}s ({rep.sift_pairs} pairs needed SIFT); {rep.to_review} pairs to review"}
+
+
+def diagnose(ws, names_of: dict) -> dict:
+    """For every (file, file) pair: did the hash search propose it, and what did verification say?
+    Re-runs the search and the verification outside the timed run (`main` prints it for missed copies)."""
+    from curate.dedupe.hashing import RegionPHash
+    from curate.dedupe.pairs import Verifier, load_codes
+    from curate.dedupe.run import ALGO, DedupeOptions
+
+    opts = DedupeOptions(min_side=1)
+    with ws.session() as s:
+        ids, codes, thumbs, _ = load_codes(s, ALGO)
+    matches = RegionPHash(radius=opts.radius, similarity=opts.similarity).find_duplicates(codes, thumbs)
+    verifier = Verifier(ws, 0, dict(zip(ids.tolist(), thumbs)))
+    out = {}
+    for m in matches:
+        a, b = int(ids[m.a]), int(ids[m.b])
+        v = verifier.check(a, b, m.similarity, m.dihedral)
+        for x in names_of[a]:
+            for y in names_of[b]:
+                out[f"{x}|{y}"] = out[f"{y}|{x}"] = f"proposed (corr {m.similarity:.2f}), verified {v.decision}: {v.reason}"
+    return out
 
 
 def run_imagededup(corpus: Path) -> dict:
@@ -190,50 +231,140 @@ def score(truth: dict, pairs: list) -> dict:
     }
 
 
+def missed(truth: dict, pairs: list, diag: dict) -> list[tuple[str, str]]:
+    """(copy, why) for every planted copy not grouped with its original."""
+    files = truth["files"]
+    cluster_of = {}
+    for a, b in pairs:  # run_ours lists each cluster as (first, member) pairs
+        cluster_of.setdefault(a, a)
+        cluster_of[b] = cluster_of[a]
+    original = {v["group"]: f for f, v in files.items() if not v["transform"] and f.startswith("p")}
+    out = []
+    for f, v in sorted(files.items(), key=lambda kv: (kv[1]["transform"], kv[0])):
+        o = original.get(v["group"])
+        if v["transform"] and o and cluster_of.get(f, f) != cluster_of.get(o, o):
+            out.append((f, diag.get(f"{f}|{o}", "never proposed by the hash search")))
+    return out
+
+
+def scale(n: int, radius: int = 14, seed: int = 0) -> dict:
+    """Candidate search alone on `n` images' codes (as `curate dedupe` stores them): time, peak memory,
+    recall of planted near-duplicates.
+
+    The codes come from smoothed-noise thumbnails (photo-like low frequencies). 1 % of the pictures get
+    a planted copy: every window code of the original with the same k bits flipped, k spread over
+    1..radius, so each planted pair is within the radius and must be found (recall 1.0). Peak memory is
+    the process's ru_maxrss (this runs in its own subprocess)."""
+    import resource
+
+    import numpy as np
+    from PIL import Image
+
+    from curate.dedupe.decode import THUMB
+    from curate.dedupe.hashing import HASH_K, WINDOWS, RegionPHash, _operators, pack_bits
+
+    rng = np.random.default_rng(seed)
+    enc = RegionPHash(radius=radius)
+    codes = np.empty((n, len(WINDOWS)), np.uint64)
+    for start in range(0, n, 2000):
+        m = min(2000, n - start)
+        small = rng.normal(0, 1, (m, 8, 8)).astype(np.float32)
+        thumbs = np.stack([np.asarray(Image.fromarray(x, "F").resize((THUMB, THUMB), Image.BICUBIC)) for x in small])
+        thumbs += rng.normal(0, 0.05, thumbs.shape).astype(np.float32)
+        ly, lx = _operators((THUMB, THUMB), WINDOWS, HASH_K)  # what `window_dct` applies, batched
+        codes[start : start + m] = pack_bits(np.ascontiguousarray(np.einsum("wkh,mhx,wlx->mwkl", ly, thumbs, lx, optimize=True)))
+    picked = rng.choice(n, 2 * max(1, n // 100), replace=False)
+    originals, copies = picked[::2], picked[1::2]
+    for o, c in zip(originals, copies):
+        flips = rng.choice(np.arange(1, 64), 1 + int(rng.integers(0, radius)) if radius else 0, replace=False)
+        mask = np.uint64(sum(1 << int(b) for b in flips))
+        codes[c] = codes[o] ^ mask  # k bits apart, 1 <= k <= radius, on every window
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t = time.perf_counter()
+    a, b, _, _ = enc.candidates(codes)
+    seconds = time.perf_counter() - t
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    found = set(zip(a.tolist(), b.tolist()))
+    planted = {(min(int(o), int(c)), max(int(o), int(c))) for o, c in zip(originals, copies)}
+    return {"images": n, "radius": radius, "seconds": seconds, "peak_mb": peak / 1024, "search_mb": (peak - before) / 1024,
+            "candidates": len(a), "planted": len(planted), "planted_recall": len(planted & found) / len(planted)}
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--images", type=int, default=2400, help="corpus size, planted variants included (default: 2400)")
-    p.add_argument("--planted", type=int, default=450, help="planted near-duplicate variants (default: 450)")
+    p.add_argument("--synthetic", type=int, default=300, help="synthetic skin photos (default: 300)")
+    p.add_argument("--per-photo", type=int, default=4, help="re-posted copies of each real photo (default: 4)")
+    p.add_argument("--closeups", type=int, default=60, help="different close-ups on plain skin (default: 60)")
+    p.add_argument("--scale", type=int, default=0, help="images for the candidate-search scale line, e.g. 100000 (minutes at radius 7 and up: bench/README.md, Scale); 0 skips it (default: 0)")
+    p.add_argument("--scale-radius", type=int, default=14, help="Hamming radius of the scale line's search (default: 14, what curate dedupe uses)")
     p.add_argument("--corpus", type=Path, default=Path(tempfile.gettempdir()) / "curate-dedupe-bench", help="where the corpus is built (reused when it matches)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     p.add_argument("--tools", default="ours,imagededup,difpy")
-    p.add_argument("--other-python", default=None, help="python of a virtualenv with imagededup and difPy installed")
+    p.add_argument("--other-python", default=sys.executable, help="python with imagededup and difPy installed (default: this one)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--why-missed", action="store_true", help="list our missed copies: never proposed by the hash search, or what verification said (re-runs both, untimed)")
     p.add_argument("--tool", default=None, help=argparse.SUPPRESS)  # internal: run one foreign tool, print JSON
     args = p.parse_args(argv)
-    corpus = args.corpus / f"{args.images}-{args.planted}"
+    corpus = args.corpus / f"v2-real{args.per_photo}-syn{args.synthetic}-c{args.closeups}"  # v2: chelsea listed once
     if args.tool:
-        res = {"imagededup": run_imagededup, "difpy": run_difpy}[args.tool](corpus / "images")
+        res = scale(args.scale, args.scale_radius) if args.tool == "scale" else {"imagededup": run_imagededup, "difpy": run_difpy}[args.tool](corpus / "images")
         print("RESULT " + json.dumps(res))
         return
+    if not args.tools and args.scale:  # `--tools '' --scale N`: the scale line alone
+        sc = scale(args.scale, args.scale_radius)
+        print(json.dumps(sc) if args.json else f"candidate search, {sc['images']} images, radius {sc['radius']}: {sc['seconds']:.1f} s, peak {sc['peak_mb']:.0f} MB, {sc['candidates']} candidates, planted pairs found {sc['planted_recall']:.3f} of {sc['planted']}")
+        return
     t = time.perf_counter()
-    truth = build_corpus(corpus / "images", args.images, args.planted, args.workers)
+    truth = build_corpus(corpus / "images", args.synthetic, args.per_photo, args.closeups, args.workers)
     print(f"corpus: {len(truth['files'])} files in {corpus / 'images'} ({time.perf_counter() - t:.0f}s to build or load)")
     results = {}
     for tool in args.tools.split(","):
         if tool == "ours":
             with tempfile.TemporaryDirectory() as tmp:
-                results["mpox-curate"] = run_ours(corpus / "images", Path(tmp), args.workers)
+                results["mpox-curate"] = run_ours(corpus / "images", Path(tmp), args.workers, args.why_missed)
             continue
-        if not args.other_python:
-            print(f"{tool}: skipped (pass --other-python with imagededup and difPy installed)")
-            continue
-        proc = subprocess.run([args.other_python, __file__, "--tool", tool, "--images", str(args.images), "--planted", str(args.planted), "--corpus", str(args.corpus)], capture_output=True, text=True, cwd=ROOT)
+        proc = subprocess.run([args.other_python, __file__, "--tool", tool, "--synthetic", str(args.synthetic), "--per-photo", str(args.per_photo),
+                               "--closeups", str(args.closeups), "--corpus", str(args.corpus)], capture_output=True, text=True, cwd=ROOT)
         line = next((l for l in proc.stdout.splitlines() if l.startswith("RESULT ")), None)
         if line is None:
             print(f"{tool}: failed\n{proc.stderr[-2000:]}")
             continue
         results[tool] = json.loads(line[7:])
     transforms = sorted({v["transform"] for v in truth["files"].values() if v["transform"]})
-    header = ["tool", "seconds", "precision", "recall"] + transforms
-    print("| " + " | ".join(header) + " |")
-    print("|" + "---|" * len(header))
+    out = {"files": len(truth["files"]), "tools": {}}
     for name, res in results.items():
-        sc = score(truth, res["pairs"])
-        row = [name, f"{res['seconds']:.1f}", f"{sc['precision']:.3f}", f"{sc['recall_all']:.3f}"] + [f"{sc['recall'][t]:.2f}" for t in transforms]
-        print("| " + " | ".join(row) + " |")
+        out["tools"][name] = score(truth, res["pairs"]) | {"seconds": res["seconds"], "dedupe_seconds": res.get("dedupe_seconds", res["seconds"])}
+    if args.scale:
+        proc = subprocess.run([sys.executable, __file__, "--tool", "scale", "--scale", str(args.scale), "--scale-radius", str(args.scale_radius)], capture_output=True, text=True, cwd=ROOT)
+        line = next((l for l in proc.stdout.splitlines() if l.startswith("RESULT ")), None)
+        out["scale"] = json.loads(line[7:]) if line else {"error": proc.stderr[-500:]}
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return
+    names = list(out["tools"])
+    print("| | " + " | ".join(names) + " |")
+    print("|---|" + "---|" * len(names))
+    rows = [("seconds (ours: ingest + dedupe)", lambda r: f"{r['seconds']:.1f}"), ("seconds, dedupe alone", lambda r: f"{r['dedupe_seconds']:.1f}"),
+            ("pair precision (every pair in a cluster)", lambda r: f"{r['precision']:.4f}"), ("false pairs", lambda r: str(r["false_pairs"])),
+            ("recall, all", lambda r: f"{r['recall_all']:.3f}")]
+    rows += [(f"recall: {t}", lambda r, t=t: f"{r['recall'].get(t, 0):.2f}") for t in transforms]
+    for label, fmt in rows:
+        print(f"| {label} | " + " | ".join(fmt(out["tools"][n]) for n in names) + " |")
+    ref = out["tools"].get("imagededup")
+    ours = out["tools"].get("mpox-curate")
+    if ref and ours:
+        print(f"speed-up over imagededup: ingest + dedupe {ref['seconds'] / ours['seconds']:.1f}x, dedupe alone {ref['seconds'] / ours['dedupe_seconds']:.1f}x")
+    diag = results.get("mpox-curate", {}).get("diagnosis")
+    if diag is not None:
+        print("missed copies (hash search vs verification):")
+        for f, why in missed(truth, results["mpox-curate"]["pairs"], diag):
+            print(f"  {f}: {why}")
     for name, res in results.items():
         if res.get("extra"):
             print(f"{name}: {res['extra']}")
+    if "scale" in out:
+        sc = out["scale"]
+        print(f"candidate search, {sc.get('images')} images, radius {sc.get('radius')}: {sc.get('seconds', 0):.1f} s, peak {sc.get('peak_mb', 0):.0f} MB, {sc.get('candidates')} candidates, planted pairs found {sc.get('planted_recall', 0):.3f} of {sc.get('planted')}" if "error" not in sc else f"scale: failed {sc['error']}")
 
 
 if __name__ == "__main__":

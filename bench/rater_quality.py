@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from curate.label.agreement import agreement  # noqa: E402
 from curate.label.consensus import Rating, decide  # noqa: E402
-from curate.label.raters import dawid_skene, rater_quality  # noqa: E402
+from curate.label.raters import rater_quality  # noqa: E402
 
 PREVALENCE = {"mpox": 35, "genital_herpes": 15, "genital_warts": 12, "primary_syphilis": 8, "secondary_syphilis": 5,
               "molluscum_contagiosum": 8, "dermatosis": 10, "healthy_skin": 7}

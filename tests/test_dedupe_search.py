@@ -76,3 +76,35 @@ def test_thresholds_out_of_range_are_clear_errors():
         PHash(radius=40)
     with pytest.raises(ConfigError, match="--similarity"):
         RegionPHash(similarity=1.5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("radius", [11, 14])
+def test_multi_index_candidates_equal_brute_force_on_real_photo_codes(radius):
+    """The candidate search `curate dedupe` runs (every picture's 8 orientations against every
+    window) gives the same pairs, orientations and distances with either back-end, on codes of
+    real photos and their re-posted copies: the index only makes it faster, never different."""
+    from photo_corpus import crop, frame, originals, watermark
+
+    rng = np.random.default_rng(3)
+    pictures = []
+    for i, img in enumerate(originals(110)):
+        pictures.append(img)
+        if i % 3 == 0:
+            pictures.append(crop(img, rng))
+        elif i % 3 == 1:
+            pictures.append(frame(img, "white", 0.08).transpose(0))
+        else:
+            pictures.append(watermark(img, rng))
+    enc = RegionPHash(radius=radius)
+    codes = []
+    for img in pictures:
+        buf = io.BytesIO()
+        img.save(buf, "PNG")
+        codes.append(enc.encode(decode(buf.getvalue()).thumb))
+    codes = np.stack(codes)
+    brute = RegionPHash(radius=radius, backend=Backend.BRUTE_FORCE).candidates(codes)
+    multi = RegionPHash(radius=radius, backend=Backend.MULTI_INDEX).candidates(codes)
+    assert len(brute[0]) > 50  # the copies are there to be found
+    for x, y in zip(brute, multi):
+        assert np.array_equal(x, y)

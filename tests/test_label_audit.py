@@ -129,7 +129,7 @@ def test_run_reader_errors(tmp_path):
 
 def test_migration_keeps_every_row(db_url):
     engine = make_engine(db_url)
-    upgrade(engine, "0007_studio_servers")
+    upgrade(engine, "0008_dedupe_verify")
     with engine.begin() as c:
         c.execute(sa.text("INSERT INTO label_rounds (id, kind, name, raters, server_url, created_at) VALUES "
                           "(1, 'rating', 'Round 1', '[\"a@x.test\", \"b@x.test\"]', 'http://127.0.0.1:8080', CURRENT_TIMESTAMP)"))

@@ -17,7 +17,6 @@ from sqlmodel import select
 import images as I
 from conftest import wait_for
 from curate.errors import WorkspaceError
-from curate.intake.ingest import IngestOptions, ingest_folder
 from curate.lock import workspace_lock
 from curate.workspace import Workspace
 from db.models import CommandRun, Image, Provenance, Rejection

@@ -13,7 +13,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from curate import errors, lite0
+from curate import lite0
 from curate.dataset import sha256_file
 from train.errors import TrainError, WeightsError
 

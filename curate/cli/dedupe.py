@@ -17,7 +17,7 @@ def dedupe(
     ctx: typer.Context,
     min_side: Annotated[int, typer.Option(min=1, max=10_000, help="Shorter side, in pixels, below which an image is kept out of labelling (default: 128).")] = 128,
     radius: Annotated[int, typer.Option(min=0, max=32, help="Hamming radius of the hash search, 0-32 bits (default: 14).")] = 14,
-    similarity: Annotated[float, typer.Option(min=0.5, max=1.0, help="Verified DCT correlation a near-duplicate needs, 0.5-1.0 (default: 0.90).")] = 0.90,
+    similarity: Annotated[float, typer.Option(min=0.5, max=1.0, help="Hash (DCT) correlation a candidate needs before geometric verification decides, 0.5-1.0 (default: 0.60).")] = 0.60,
     method: Annotated[str, typer.Option(help="region-phash (crop/rotation/bar robust) or phash (default: region-phash).")] = "region-phash",
     backend: Annotated[str, typer.Option(help="Search back-end: auto, brute-force or multi-index (default: auto).")] = "auto",
     cnn: Annotated[bool, typer.Option("--cnn", help="Add the CNN-embedding stage (needs torch; hash-only without it).")] = False,
@@ -53,7 +53,7 @@ def run_and_render(ws, options=None, review: bool = True, json_out: bool = False
     options.validate()
     with audited(ws, "dedupe", {**options.__dict__}) as run, progress_bar("hash", json_out) as on_progress:
         report = run_dedupe(ws, options, run.id, on_progress)
-        sheet = write_review(ws) if review else None
+        sheet = write_review(ws, in_labelling=in_labelling(ws)) if review else None
         run.summary = {k: v for k, v in report.as_dict().items() if k != "groups"}
     data = report.as_dict() | {"review_sheet": str(sheet) if sheet else None}
     if json_out:
@@ -62,10 +62,21 @@ def run_and_render(ws, options=None, review: bool = True, json_out: bool = False
         render(report, sheet)
 
 
+def in_labelling(ws) -> set[int]:
+    """Images that already have a labelling task: the review sheet marks them (dedupe sits below
+    the label stage, so the command reads this and passes it in)."""
+    from sqlmodel import select
+
+    from db.models.label import LabelTask
+
+    with ws.session() as s:
+        return set(s.exec(select(LabelTask.image_id).distinct()).all())
+
+
 def render(report, sheet) -> None:
     rows = [["images", report.images], ["hashed this run", report.hashed], ["codes reused", report.reused],
             ["search", report.searched], *[[f"pairs: {k}", v] for k, v in sorted(report.pairs.items())],
-            ["clusters (2+ images)", report.clusters], ["duplicates", report.duplicates],
+            ["to review (not merged)", report.to_review], ["clusters (2+ images)", report.clusters], ["duplicates", report.duplicates],
             ["low resolution", report.low_res], ["steward decisions", report.overrides], ["to label", report.labelable],
             ["byte-identical arrivals (merged at intake)", report.byte_duplicates], ["skipped", len(report.skipped)]]
     console.print(table("dedupe summary", ["", "count"], rows))
@@ -74,6 +85,10 @@ def render(report, sheet) -> None:
                             [[g["cluster"], g["size"], g["representative"], " ".join(map(str, g["members"][:12]))] for g in report.groups[:15]]))
     for image_id, reason in report.skipped[:20]:
         console.print(f"[yellow]skipped image {image_id}: {escape(reason)}[/]")
+    for line in report.recomputed[:20]:
+        console.print(f"[yellow]hash cache:[/] {escape(line)}")
+    for image_id, reason in report.whole_picture[:20]:
+        console.print(f"image {image_id}: {escape(reason)}")
     for reason, n in sorted(report.rejected_at_intake.items()):
         console.print(f"rejected at intake (never catalogued): {n} × {escape(reason)}")
     for note in report.notes:
@@ -146,7 +161,7 @@ def review_sheet(workspace: WorkspaceOpt = None, db: DbOpt = None, json_out: Jso
     from curate.dedupe.review import write_review
 
     ws = open_workspace(workspace, db)
-    path = write_review(ws)
+    path = write_review(ws, in_labelling=in_labelling(ws))
     if json_out:
         print_json({"review_sheet": str(path)})
     else:

@@ -1,9 +1,18 @@
 """Clusters from matched pairs and the steward's decisions: pure functions on plain data.
 
-Union of matched pairs, with two kinds of override: a *merge* is an edge that
-always holds; a *split* says two images are not duplicates, so no cluster may
-contain both. Edges are joined strongest first and an edge that would put a
-split pair together is skipped, so the result does not depend on input order.
+Clusters never chain. Pixel-identical pairs and the steward's *merge*
+decisions are joined first and always hold (a "unit"). Verified pairs (hash +
+geometry, CNN) are then joined strongest first, but two groups become one only
+when EVERY unit of one is checked against every unit of the other and none
+contradicts it (complete linkage with a stated tolerance): each cross pair is
+either verified "same" or was judged "review" (geometric evidence of shared
+content just short of the "same" rule: two different crops of one photo, a
+picture with too little texture), never "different" or unchecked. The unit
+counts as one: a member verified against any image of a unit counts for the
+whole unit. So A~B and B~C never put A with C unless A and C were compared
+and found at least partly the same; the blocked pair goes to the steward as
+"to review". A *split* says two images are not duplicates: no cluster may
+contain both. The result does not depend on input order.
 
 The representative rule: an image that has already entered labelling (it has a
 `LabelTask`) stays its cluster's representative, so a sharper copy arriving later
@@ -18,14 +27,17 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
-KIND_RANK = {"merge": 0, "pixel": 1, "hash": 2, "cnn": 3}
+from scipy.cluster.hierarchy import DisjointSet
+
+KIND_RANK = {"merge": 0, "pixel": 1, "hash": 2, "cnn": 3, "review": 4}
+EXACT = ("merge", "pixel")
 
 
 @dataclass(frozen=True)
 class Edge:
     a: int
     b: int
-    kind: str  # merge | pixel | hash | cnn
+    kind: str  # merge | pixel | hash | cnn (review pairs are never edges)
     similarity: float = 1.0
 
 
@@ -41,35 +53,46 @@ class Candidate:
     low_res: bool = False
 
 
-def clusters(image_ids: list[int], edges: list[Edge], splits: set[tuple[int, int]]) -> dict[int, int]:
-    """image id -> root id (the smallest id in its cluster)."""
-    parent = {i: i for i in image_ids}
-    members = {i: {i} for i in image_ids}
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
+def clusters(image_ids: list[int], edges: list[Edge], splits: set[tuple[int, int]],
+             tolerated: Collection[tuple[int, int]] = ()) -> dict[int, int]:
+    """image id -> root id (the smallest id in its cluster); the rule is the module docstring's.
+    `tolerated`: "review" pairs, which never join but do not block a join either."""
+    ds = DisjointSet(image_ids)
     blocked: dict[int, set[int]] = {}
     for a, b in splits:
         blocked.setdefault(a, set()).add(b)
         blocked.setdefault(b, set()).add(a)
 
-    for e in sorted(edges, key=lambda e: (KIND_RANK.get(e.kind, 9), -e.similarity, min(e.a, e.b), max(e.a, e.b))):
-        if e.a not in parent or e.b not in parent:
+    def join(a: int, b: int) -> bool:
+        small, big = sorted((ds.subset(a), ds.subset(b)), key=len)
+        if any(blocked.get(x, set()) & big for x in small):
+            return False  # the steward said some pair across these two is not a duplicate
+        ds.merge(a, b)
+        return True
+
+    ordered = sorted((e for e in edges if e.a in ds and e.b in ds and e.a != e.b),
+                     key=lambda e: (KIND_RANK.get(e.kind, 9), -e.similarity, min(e.a, e.b), max(e.a, e.b)))
+    for e in ordered:
+        if e.kind in EXACT and not ds.connected(e.a, e.b):
+            join(e.a, e.b)
+    unit = {i: ds[i] for i in image_ids}
+    verified = {(min(unit[e.a], unit[e.b]), max(unit[e.a], unit[e.b])) for e in ordered if e.kind not in EXACT}
+    verified |= {(min(unit[a], unit[b]), max(unit[a], unit[b])) for a, b in tolerated if a in unit and b in unit}
+    units_of = {r: {r} for r in set(unit.values())}  # cluster root -> the exact-copy units inside it
+    for e in ordered:
+        if e.kind in EXACT:
             continue
-        ra, rb = find(e.a), find(e.b)
+        ra, rb = ds[e.a], ds[e.b]
         if ra == rb:
             continue
-        small, big = sorted((members[ra], members[rb]), key=len)
-        if any(blocked.get(x, set()) & big for x in small):
-            continue  # the steward said some pair across these two is not a duplicate
-        root, child = (ra, rb) if ra < rb else (rb, ra)
-        parent[child] = root
-        members[root] |= members.pop(child)
-    return {i: find(i) for i in image_ids}
+        if all((min(u, v), max(u, v)) in verified for u in units_of[ra] for v in units_of[rb]) and join(ra, rb):
+            units_of[ds[ra]] = units_of.pop(ra) | units_of.pop(rb)
+    return {i: min(sub) for sub in ds.subsets() for i in sub}
+
+
+def unmerged(edges: list[Edge], roots: dict[int, int], decided: set[tuple[int, int]]) -> list[Edge]:
+    """Verified pairs the clustering did not join (complete linkage, a split), not yet decided by the steward."""
+    return [e for e in edges if e.kind not in EXACT and roots.get(e.a) != roots.get(e.b) and (min(e.a, e.b), max(e.a, e.b)) not in decided]
 
 
 def representative(members: list[Candidate], labelled: Collection[int] = (), final: Collection[int] = ()) -> Candidate:

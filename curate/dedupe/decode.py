@@ -4,7 +4,8 @@ JPEGs are decoded at reduced scale and turned upright by their EXIF
 orientation, as the catalogue's width/height are (`curate.imaging.open_upright`). Large
 solid-black areas (anonymisation bars, the corners a small rotation leaves)
 are in-painted from their surroundings so that they do not dominate the
-low frequencies the hashes look at.
+low frequencies the hashes look at. Borders, frames and padding are cut
+away first (`curate.dedupe.content`), so every code describes the content box.
 """
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from PIL import Image
 
 from curate.imaging import DRAFT_FORMATS, open_upright
 
+from curate.dedupe.content import ContentBox, content_box
+
 THUMB = 64  # side of the square grey thumbnail every code is computed from
 BLACK = 16  # grey level at or below which a pixel counts as masked (bar, rotation fill)
 LOSSLESS = {"PNG", "BMP", "TIFF", "WEBP", "GIF", "HEIF"}
@@ -26,6 +29,7 @@ class Decoded:
     thumb: np.ndarray  # (THUMB, THUMB) uint8, upright, black areas in-painted
     pixel_sha256: str  # digest of the decoded pixels (see `pixel_digest`)
     masked: float  # fraction of the thumbnail that was in-painted
+    box: ContentBox  # where the content is (the thumbnail shows only this part)
 
 
 def pixel_digest(img: Image.Image, tag: str) -> str:
@@ -65,6 +69,28 @@ def decode(data: bytes, thumb: int = THUMB) -> Decoded:
     img = up.image
     tag = "lossless" if up.format in LOSSLESS else f"JPEG:{up.reduction}" if up.format in DRAFT_FORMATS else f"{up.format}:full"
     digest = pixel_digest(img, tag)
-    grey = img.convert("L").resize((thumb, thumb), Image.BOX if min(img.size) >= thumb else Image.BILINEAR)
+    rgb = img.convert("RGB")
+    box = content_box(np.asarray(rgb))
+    content = rgb.crop((box.x0, box.y0, box.x1, box.y1)) if box.cut else rgb
+    grey = content.convert("L").resize((thumb, thumb), Image.BOX if min(content.size) >= thumb else Image.BILINEAR)
     arr, masked = inpaint_black(np.asarray(grey))
-    return Decoded(np.clip(np.rint(arr), 0, 255).astype(np.uint8), digest, masked)
+    return Decoded(np.clip(np.rint(arr), 0, 255).astype(np.uint8), digest, masked, box)
+
+
+def parse_box(text: str | None) -> tuple[float, float, float, float]:
+    """Stored content box fractions "x0,y0,x1,y1" (the whole picture when absent)."""
+    try:
+        x0, y0, x1, y1 = (float(v) for v in (text or "").split(","))
+    except ValueError:
+        return (0.0, 0.0, 1.0, 1.0)
+    return (x0, y0, x1, y1)
+
+
+def work_grey(data: bytes, box: tuple[float, float, float, float], side: int) -> np.ndarray:
+    """The content box of a stored original as grey uint8, decoded at about `side` px (verification)."""
+    x0, y0, x1, y1 = box
+    img = open_upright(data, int(side / max(x1 - x0, y1 - y0, 1e-3))).image.convert("L")
+    w, h = img.size
+    x0, y0, x1, y1 = box
+    img = img.crop((round(x0 * w), round(y0 * h), max(round(x1 * w), round(x0 * w) + 1), max(round(y1 * h), round(y0 * h) + 1)))
+    return np.asarray(img)

@@ -62,6 +62,11 @@ DIHEDRAL: tuple[tuple[bool, bool, bool], ...] = tuple(
 )
 
 
+def is_mirror(d: int) -> bool:
+    """Whether dihedral `d` mirrors the picture (an odd number of flips and transposes)."""
+    return sum(DIHEDRAL[d]) % 2 == 1
+
+
 def apply_dihedral(a: np.ndarray, d: int) -> np.ndarray:
     t, fy, fx = DIHEDRAL[d]
     if t:
@@ -158,6 +163,7 @@ class Match:
     b: int
     hamming: int
     similarity: float  # 1.0 for identical pictures; ≥ threshold for a match
+    dihedral: int = 0  # the turn/flip (index into DIHEDRAL) of picture a that matched b
 
 
 def _check(radius: int, similarity: float | None = None) -> None:
@@ -237,8 +243,8 @@ class PHash:
         return lo[first], hi[first], dq, h[first].astype(np.int64)
 
     def find_duplicates(self, codes: np.ndarray, thumbs=None, new: np.ndarray | None = None) -> list[Match]:
-        a, b, _, h = self.candidates(codes[:, : len(self.windows)], new)
-        return [Match(int(x), int(y), int(z), 1.0 - int(z) / 63) for x, y, z in zip(a, b, h)]
+        a, b, d, h = self.candidates(codes[:, : len(self.windows)], new)
+        return [Match(int(x), int(y), int(z), 1.0 - int(z) / 63, int(t)) for x, y, t, z in zip(a, b, d, h)]
 
 
 def _inverse(d: int) -> int:
@@ -305,7 +311,7 @@ class RegionPHash(PHash):
 
             sim = self.verify(thumbs[x], thumbs[y], z, get)
             if sim >= self.similarity:
-                out.append(Match(x, y, dist, round(sim, 4)))
+                out.append(Match(x, y, dist, round(sim, 4), z))
         return out
 
 

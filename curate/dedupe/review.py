@@ -1,22 +1,30 @@
-"""The HTML review sheet: every cluster of two or more images, side by side.
+"""The HTML review sheet: what the steward must look at, first.
 
-Self-contained (thumbnails are small base64 JPEGs), written to `ws.tmp` and
-renamed into `ws.reports`. It shows image ids, sizes, source *names*, the
-match kind and similarity to the representative, and the steward's decisions;
-never a file path or locator (clinic paths can carry patient names).
+Order: (1) pairs "to review" (not merged: near a threshold, the stages
+disagree, or verified with one member but not every member of a cluster);
+(2) clusters whose members arrived with different prior labels (intake
+provenance); (3) the other clusters, largest first. Every pair and member
+carries the exact `curate dedupe merge A B` / `curate dedupe split A B`
+command. Self-contained (thumbnails are small base64 JPEGs), written to
+`ws.tmp` and renamed into `ws.reports`. Shows ids, sizes, source *names* and
+prior labels, never a file path or locator (clinic paths can carry patient
+names). All text is HTML-escaped. Which images are already in labelling is the
+caller's to say (`in_labelling`: the CLI reads it from the label stage), so this
+module never imports the stage above it.
 """
 from __future__ import annotations
 
 import html
 from collections import defaultdict
+from collections.abc import Collection
 from pathlib import Path
 
 from sqlmodel import select
 
 from curate.imaging import thumbnail
 from curate.files import write_atomic
+from curate.dedupe.cluster import Edge, unmerged
 from db.models import DedupeMember, DedupeOverride, DedupePair, Image, Provenance, Source
-from db.models.label import LabelTask
 
 
 CSS = """
@@ -30,69 +38,113 @@ figure img{display:block;max-width:160px;max-height:160px}
 .tag{display:inline-block;background:#2a7a2a;color:#fff;border-radius:3px;padding:0 4px;font-size:.7rem}
 .low .tag{background:#999}
 table{border-collapse:collapse;font-size:.85rem} td,th{border:1px solid #ccc;padding:2px 6px}
+.pair{display:flex;gap:.8rem;align-items:flex-start;border-top:1px solid #ccc;padding-top:.6rem}
+.mixed{color:#a33;font-weight:600} code{background:#f3f3f3;padding:0 3px;display:inline-block}
+.why{font-size:.8rem;max-width:28rem}
 """
 
 
-def write_review(ws, name: str = "dedupe-review.html") -> Path:
-    """Write the sheet; returns its path under `ws.reports`."""
+def _collect(ws, in_labelling: Collection[int]) -> dict:
+    """Everything the sheet shows, read in one session."""
     with ws.session() as s:
         members = s.exec(select(DedupeMember)).all()
+        key_of = {m.image_id: m.cluster_key for m in members}
+        pairs = s.exec(select(DedupePair)).all()
+        overrides = s.exec(select(DedupeOverride).order_by(DedupeOverride.id)).all()
+        decided = {(o.image_a, o.image_b) for o in overrides}
+        roots = {m.image_id: m.cluster_key for m in members}
+        edges = [Edge(p.image_a, p.image_b, p.kind, p.similarity) for p in pairs if p.kind not in ("review",)]
+        by_pair = {(p.image_a, p.image_b): p for p in pairs}
+        review = [by_pair[(e.a, e.b)] for e in unmerged(edges, roots, decided)]
+        review += [p for p in pairs if p.kind == "review" and key_of.get(p.image_a) != key_of.get(p.image_b) and (p.image_a, p.image_b) not in decided]
         by_key: dict[str, list[DedupeMember]] = defaultdict(list)
         for m in members:
             by_key[m.cluster_key].append(m)
         multi = {k: v for k, v in by_key.items() if len(v) > 1}
-        ids = {m.image_id for v in multi.values() for m in v}
+        ids = {m.image_id for v in multi.values() for m in v} | {i for p in review for i in (p.image_a, p.image_b)}
         images = {i.id: i for i in s.exec(select(Image).where(Image.id.in_(ids))).all()} if ids else {}
         sources: dict[int, set[str]] = defaultdict(set)
-        for image_id, src in s.exec(
-            select(Provenance.image_id, Source.name).join(Source, Source.id == Provenance.source_id).where(Provenance.image_id.in_(ids))
+        labels: dict[int, set[str]] = defaultdict(set)
+        for image_id, src, label in s.exec(
+            select(Provenance.image_id, Source.name, Provenance.prior_label).join(Source, Source.id == Provenance.source_id).where(Provenance.image_id.in_(ids))
         ).all():
             sources[image_id].add(src)
-        pairs = {(p.image_a, p.image_b): p for p in s.exec(select(DedupePair)).all()}
-        overrides = s.exec(select(DedupeOverride).order_by(DedupeOverride.id)).all()
+            if label:
+                labels[image_id].add(label)
+        labelled = set(in_labelling) & ids
         low = sum(m.low_res for m in members)
-        labelled = set(s.exec(select(LabelTask.image_id).where(LabelTask.image_id.in_(ids)).distinct()).all()) if ids else set()
-        shas = {i: img.sha256 for i, img in images.items()}
+    return dict(multi=multi, review=review, images=images, sources=sources, labels=labels, labelled=labelled,
+                by_pair=by_pair, overrides=overrides, low=low)
+
+
+def _figure(ws, d: dict, image_id: int, extra: str = "", cls: str = "") -> str:
+    img = d["images"][image_id]
+    try:
+        src = f"data:image/jpeg;base64,{thumbnail(ws.store.read(img.sha256))}"
+    except Exception:
+        src = ""
+    label = ", ".join(sorted(d["labels"][image_id])) or "none"
+    where = ", ".join(sorted(d["sources"][image_id]))
+    return (f"<figure class='{cls}'><img alt='image {image_id}' src='{src}'><figcaption>{extra}"
+            f"image {image_id} · {img.width}×{img.height} {html.escape(img.format)}<br>"
+            f"prior label: {html.escape(label)}<br>sources: {html.escape(where)}"
+            f"{'<br>in labelling' if image_id in d['labelled'] else ''}</figcaption></figure>")
+
+
+def _mixed(d: dict, group) -> bool:
+    return len({lab for m in group for lab in d["labels"][m.image_id]}) > 1
+
+
+def write_review(ws, name: str = "dedupe-review.html", in_labelling: Collection[int] = ()) -> Path:
+    """Write the sheet; returns its path under `ws.reports`. `in_labelling`: ids of images that
+    already have a labelling task (marked on the sheet)."""
+    d = _collect(ws, in_labelling)
+    multi, review = d["multi"], d["review"]
 
     def link(a: int, b: int) -> str:
-        p = pairs.get((min(a, b), max(a, b)))
+        p = d["by_pair"].get((min(a, b), max(a, b)))
         if p is None:
             return "via cluster"
         extra = f", hamming {p.hamming}" if p.hamming is not None else ""
-        return f"{p.kind}, similarity {p.similarity:.3f}{extra}"
+        why = f"; {p.reason}" if p.reason else ""
+        return f"{p.kind}, similarity {p.similarity:.3f}{extra}{why}"
 
+    mixed = sorted((k for k in multi if _mixed(d, multi[k])), key=lambda k: (-len(multi[k]), k))
     out = [f"<!doctype html><html><head><meta charset='utf-8'><title>Dedupe review</title><style>{CSS}</style></head><body>"]
     out.append("<h1>Dedupe review</h1>")
     out.append(
-        f"<p>{len(multi)} clusters of two or more images; {sum(len(v) - 1 for v in multi.values())} duplicates; "
-        f"{low} images below the minimum side. The representative (green) is chosen by: already in labelling "
+        f"<p>{len(review)} pairs to review (not merged); {len(mixed)} clusters with mixed prior labels; "
+        f"{len(multi)} clusters of two or more images; {sum(len(v) - 1 for v in multi.values())} duplicates; "
+        f"{d['low']} images below the minimum side. The representative (green) is chosen by: already in labelling "
         "(one with a final consensus first), then not low-resolution, most pixels, source priority "
-        "(clinic &gt; public &gt; web), earliest.</p>"
+        "(clinic &gt; public &gt; web), earliest. Each decision is one command; every later run keeps it.</p>"
     )
-    for key in sorted(multi, key=lambda k: (-len(multi[k]), int(k[3:]) if k[3:].isdigit() else 0)):
+    if review:
+        out.append("<h2 id='to-review'>To review — not merged until you decide</h2>")
+    for p in sorted(review, key=lambda p: (-p.similarity, p.image_a, p.image_b)):
+        a, b = p.image_a, p.image_b
+        why = p.reason if p.kind == "review" else f"verified as the same photo ({p.reason or p.kind}) but not against every member of the other's cluster"
+        out.append(f"<div class='pair'>{_figure(ws, d, a)}{_figure(ws, d, b)}<div class='why'>"
+                   f"{html.escape(why)}<br>hash correlation {p.similarity:.3f}<br>"
+                   f"same photo: <code>{html.escape(f'curate dedupe merge {a} {b}')}</code><br>"
+                   f"different photos: <code>{html.escape(f'curate dedupe split {a} {b}')}</code></div></div>")
+    rest = sorted((k for k in multi if k not in mixed), key=lambda k: (-len(multi[k]), int(k[3:]) if k[3:].isdigit() else 0))
+    for key in mixed + rest:
         group = sorted(multi[key], key=lambda m: (not m.representative, m.image_id))
         rep = group[0].image_id
-        out.append(f"<h2 id='{html.escape(key)}'>Cluster {html.escape(key)} — {len(group)} images</h2><div class='cluster'>")
+        flag = " <span class='mixed'>mixed prior labels</span>" if key in mixed else ""
+        out.append(f"<h2 id='{html.escape(key)}'>Cluster {html.escape(key)} — {len(group)} images{flag}</h2><div class='cluster'>")
         for m in group:
-            img = images[m.image_id]
-            try:
-                src = f"data:image/jpeg;base64,{thumbnail(ws.store.read(shas[m.image_id]))}"
-            except Exception:
-                src = ""
             cls = " ".join(c for c, on in (("rep", m.representative), ("low", m.low_res)) if on)
             tag = "<span class='tag'>representative</span><br>" if m.representative else ("<span class='tag'>low-res</span><br>" if m.low_res else "")
-            dist = "" if m.representative else f"<br>{html.escape(link(rep, m.image_id))}"
-            if m.image_id in labelled:
-                dist += "<br>in labelling"
-            out.append(
-                f"<figure class='{cls}'><img alt='image {m.image_id}' src='{src}'><figcaption>{tag}"
-                f"image {m.image_id} · {img.width}×{img.height} {html.escape(img.format)}<br>"
-                f"sources: {html.escape(', '.join(sorted(sources[m.image_id])))}{dist}</figcaption></figure>"
-            )
+            if not m.representative:
+                cmd = f"curate dedupe split {m.image_id} {rep}"
+                tag += f"{html.escape(link(rep, m.image_id))}<br>not the same photo: <code>{html.escape(cmd)}</code><br>"
+            out.append(_figure(ws, d, m.image_id, tag, cls))
         out.append("</div>")
-    if overrides:
+    if d["overrides"]:
         out.append("<h2>Steward decisions</h2><table><tr><th>images</th><th>decision</th><th>note</th></tr>")
-        for o in overrides:
+        for o in d["overrides"]:
             out.append(f"<tr><td>{o.image_a} – {o.image_b}</td><td>{html.escape(o.action)}</td><td>{html.escape(o.note or '')}</td></tr>")
         out.append("</table>")
     out.append("</body></html>\n")

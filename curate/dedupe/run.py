@@ -3,7 +3,8 @@
 Order of work, so that a killed run is harmless:
 1. hash images without codes, committing each batch (a re-run continues);
 2. search stored codes (vectorised; only pairs touching new images when the
-   settings are unchanged), verify candidates, add pixel-identical pairs;
+   settings are unchanged), verify candidates geometrically, add
+   pixel-identical pairs (`curate.dedupe.pairs`);
 3. in ONE transaction, replace pairs and cluster membership. Overrides are
    never written by a run, so the steward's decisions always survive.
 """
@@ -19,10 +20,11 @@ import numpy as np
 from sqlalchemy import delete, func, update
 from sqlmodel import Session, select
 
-from curate.dedupe.cluster import KIND_RANK, Candidate, Edge, cluster_key, clusters, representative
+from curate.dedupe.cluster import Candidate, Edge, cluster_key, clusters, representative, unmerged
 from curate.label.diagnoses import FINAL
 from curate.dedupe.decode import THUMB, decode
 from curate.dedupe.hashing import METHODS, RegionPHash, WINDOWS, to_hex
+from curate.dedupe.pairs import find_pairs
 from curate.dedupe.search import backend_named
 from curate.errors import ConfigError
 from curate.parallel import run_parallel
@@ -41,14 +43,15 @@ from db.models.label import Consensus, LabelTask
 
 log = logging.getLogger("curate.dedupe")
 
-ALGO = f"region-phash-v1/{THUMB}/{len(WINDOWS)}"
+ALGO = f"region-phash-v2/{THUMB}/{len(WINDOWS)}"  # v2: codes of the content box (frames cut)
+CODE_BYTES, THUMB_BYTES = 8 * len(WINDOWS), THUMB * THUMB
 
 
 @dataclass(frozen=True)
 class DedupeOptions:
     min_side: int = 128  # images with a shorter side are kept out of labelling (the paper's low-res filter)
     radius: int = 14  # Hamming radius of the hash search (bits of 64)
-    similarity: float = 0.90  # verified DCT correlation a hash candidate needs
+    similarity: float = 0.60  # DCT correlation a hash candidate needs to be verified geometrically
     method: str = "region-phash"  # phash | region-phash
     backend: str = "auto"  # auto | brute-force | multi-index
     cnn: bool = False  # add the CNN-embedding stage (needs torch)
@@ -73,7 +76,7 @@ class DedupeOptions:
 
     @property
     def settings(self) -> str:
-        return f"{ALGO}|{self.method}|r{self.radius}|s{self.similarity:g}"
+        return f"{ALGO}|{self.method}|r{self.radius}|s{self.similarity:g}|sift"
 
 
 @dataclass
@@ -87,6 +90,10 @@ class DedupeReport:
     byte_duplicates: int = 0  # arrivals of a file already stored (same SHA-256, merged at intake)
     searched: str = "all"  # all | incremental
     pairs: Counter = field(default_factory=Counter)  # kind -> pairs
+    recomputed: list[str] = field(default_factory=list)  # one line per stale or corrupt cached code
+    whole_picture: list[tuple[int, str]] = field(default_factory=list)  # (image id, why no content box was cut)
+    to_review: int = 0  # pairs not merged, for the steward
+    sift_pairs: int = 0  # pairs the thumbnails left undecided, verified with local features
     clusters: int = 0  # clusters with two or more images
     duplicates: int = 0  # images that are not their cluster's representative
     low_res: int = 0
@@ -106,6 +113,10 @@ class DedupeReport:
             "rejected_at_intake": self.rejected_at_intake,
             "byte_duplicates": self.byte_duplicates,
             "searched": self.searched,
+            "recomputed": self.recomputed,
+            "whole_picture": [{"image_id": i, "reason": r} for i, r in self.whole_picture],
+            "to_review": self.to_review,
+            "sift_pairs": self.sift_pairs,
             "pairs": dict(self.pairs),
             "clusters": self.clusters,
             "duplicates": self.duplicates,
@@ -134,15 +145,25 @@ def _hash_file(path: str) -> tuple:
     except Exception as exc:  # a decoder fault skips the image, never stops the run
         return ("error", f"cannot decode ({type(exc).__name__}: {exc})")
     codes = _ENCODER.encode(d.thumb)  # every window, whatever method searches them later
-    return ("ok", d.pixel_sha256, d.thumb.tobytes(), d.masked, codes.astype("<u8").tobytes())
+    return ("ok", d.pixel_sha256, d.thumb.tobytes(), d.masked, codes.astype("<u8").tobytes(), d.box)
 
 
 def hash_missing(ws, options: DedupeOptions, report: DedupeReport, on_progress: Callable[[int, int], None] | None = None) -> None:
     """Hash every image without current codes; one transaction per batch."""
     with ws.session() as s:
-        have = dict(s.exec(select(DedupeCode.image_id, DedupeCode.algo)).all())
+        have = {i: (algo, codes, thumb) for i, algo, codes, thumb in s.exec(select(DedupeCode.image_id, DedupeCode.algo, DedupeCode.codes, DedupeCode.thumb)).all()}
         rows = s.exec(select(Image.id, Image.sha256).order_by(Image.id)).all()
-    todo = [(i, sha) for i, sha in rows if have.get(i) != ALGO]
+    stale = corrupt = 0
+    for i, (algo, codes, thumb) in have.items():
+        if algo != ALGO:
+            stale += 1
+        elif len(codes or b"") != CODE_BYTES or len(thumb or b"") != THUMB_BYTES:
+            corrupt += 1
+            report.recomputed.append(f"image {i}: cached hash codes are corrupt ({len(codes or b'')} code bytes, {len(thumb or b'')} thumbnail bytes); recomputed")
+    if stale:
+        report.recomputed.insert(0, f"{stale} cached hash codes from an older algorithm version; recomputed")
+    ok = {i for i, (algo, codes, thumb) in have.items() if algo == ALGO and len(codes or b"") == CODE_BYTES and len(thumb or b"") == THUMB_BYTES}
+    todo = [(i, sha) for i, sha in rows if i not in ok]
     report.reused = len(rows) - len(todo)
     image_of = {str(ws.store.path_for(sha)): i for i, sha in todo}
 
@@ -157,9 +178,12 @@ def hash_missing(ws, options: DedupeOptions, report: DedupeReport, on_progress: 
                     report.skipped.append((image_id, res[1]))
                     log.warning("dedupe skipped image %d: %s", image_id, res[1])
                     continue
-                _, digest, thumb, masked, codes = res
+                _, digest, thumb, masked, codes, box = res
                 row = codes_rows.get(image_id) or DedupeCode(image_id=image_id, algo=ALGO, codes=b"", thumb=b"")
                 row.algo, row.codes, row.thumb, row.masked, row.searched_with = ALGO, codes, thumb, masked, None
+                row.box, row.note, row.flat = box.as_text(), box.note, box.flat
+                if box.note:
+                    report.whole_picture.append((image_id, box.note))
                 s.add(row)
                 img = images[image_id]
                 img.pixel_sha256 = digest
@@ -168,76 +192,6 @@ def hash_missing(ws, options: DedupeOptions, report: DedupeReport, on_progress: 
 
     run_parallel(_hash_file, list(image_of), flush, batch=options.batch, workers=options.workers, serial_below=33,
                  chunksize=8, on_progress=on_progress)
-
-
-# --- search --------------------------------------------------------------------------
-
-
-def _load_codes(s: Session):
-    rows = s.exec(
-        select(DedupeCode.image_id, DedupeCode.codes, DedupeCode.thumb, DedupeCode.searched_with)
-        .where(DedupeCode.algo == ALGO)
-        .order_by(DedupeCode.image_id)
-    ).all()
-    ids = np.array([r[0] for r in rows], dtype=np.int64)
-    codes = np.stack([np.frombuffer(r[1], "<u8") for r in rows]).astype(np.uint64) if rows else np.empty((0, len(WINDOWS)), np.uint64)
-    thumbs = [np.frombuffer(r[2], np.uint8).reshape(THUMB, THUMB) for r in rows]
-    searched = [r[3] for r in rows]
-    return ids, codes, thumbs, searched
-
-
-def find_pairs(ws, options: DedupeOptions, report: DedupeReport) -> tuple[list[Edge], dict[tuple[int, int], int]]:
-    """Every matched pair (pixel-identical, verified hash matches, optionally CNN) and the
-    Hamming distance of each hash pair."""
-    if options.method == "phash":
-        method = METHODS["phash"](radius=options.radius, backend=options.backend)
-    else:
-        method = RegionPHash(radius=options.radius, similarity=options.similarity, backend=options.backend)
-    with ws.session() as s:
-        ids, codes, thumbs, searched = _load_codes(s)
-        digests = s.exec(select(Image.id, Image.pixel_sha256).where(Image.pixel_sha256.is_not(None))).all()
-        old_pairs = s.exec(select(DedupePair).where(DedupePair.kind.in_(("hash", "cnn")))).all()
-        old_pairs = [(p.image_a, p.image_b, p.kind, p.hamming, p.similarity) for p in old_pairs]
-    new = np.array([w != options.settings for w in searched], dtype=bool)
-    edges: list[Edge] = []
-    hamming: dict[tuple[int, int], int] = {}
-    # Exact: same decoded pixels (same SHA-256 bytes were already merged at intake).
-    by_digest: dict[str, list[int]] = defaultdict(list)
-    for i, dg in digests:
-        by_digest[dg].append(i)
-    for group in by_digest.values():
-        group.sort()
-        for other in group[1:]:
-            edges.append(Edge(group[0], other, "pixel", 1.0))
-    # Near: hash search + verification; incremental when nothing but new images changed.
-    incremental = 0 < new.sum() < len(new) or (len(new) and not new.any())
-    report.searched = "incremental" if incremental else "all"
-    if incremental:
-        known = set(ids[~new].tolist())
-        for a, b, kind, h, sim in old_pairs:
-            if a in known and b in known:
-                edges.append(Edge(a, b, kind, sim))
-                hamming[(a, b)] = h
-        matches = method.find_duplicates(codes, thumbs, new=new) if new.any() else []
-    else:
-        edges.extend(Edge(a, b, k, sim) for a, b, k, h, sim in old_pairs if k == "cnn")
-        matches = method.find_duplicates(codes, thumbs)
-    for m in matches:
-        a, b = int(ids[m.a]), int(ids[m.b])
-        edges.append(Edge(min(a, b), max(a, b), "hash", m.similarity))
-        hamming[(min(a, b), max(a, b))] = m.hamming
-    if options.cnn:
-        from curate.dedupe.cnn import cnn_pairs
-
-        cnn_edges, note = cnn_pairs(ws, options.cnn_similarity, {(e.a, e.b) for e in edges})
-        if note:
-            report.notes.append(note)
-        edges = [e for e in edges if e.kind != "cnn"] + cnn_edges
-    # One edge per pair, strongest kind first.
-    best: dict[tuple[int, int], Edge] = {}
-    for e in sorted(edges, key=lambda e: (KIND_RANK[e.kind], -e.similarity)):
-        best.setdefault((e.a, e.b), e)
-    return list(best.values()), hamming
 
 
 # --- clustering ------------------------------------------------------------------------
@@ -266,16 +220,19 @@ def recluster(s: Session, run_id: int | None = None, min_side: int | None = None
         i: Candidate(i, w, h, prio.get(i, 9), created, (min(w, h) < min_side) if min_side else bool(prev_low.get(i, False)))
         for i, w, h, created in images
     }
-    edges = [Edge(p.image_a, p.image_b, p.kind, p.similarity) for p in s.exec(select(DedupePair)).all()]
-    splits = set()
+    edges = [Edge(p.image_a, p.image_b, p.kind, p.similarity) for p in s.exec(select(DedupePair).where(DedupePair.kind != "review")).all()]
+    splits, decided = set(), set()
     for o in s.exec(select(DedupeOverride)).all():
+        decided.add((o.image_a, o.image_b))
         if o.action == "merge":
             edges.append(Edge(o.image_a, o.image_b, "merge", 1.0))
         else:
             splits.add((o.image_a, o.image_b))
     labelled = set(s.exec(select(LabelTask.image_id).distinct()).all())
     final = set(s.exec(select(Consensus.image_id).where(Consensus.status.in_(FINAL))).all())
-    roots = clusters(list(cands), edges, splits)
+    review = s.exec(select(DedupePair.image_a, DedupePair.image_b).where(DedupePair.kind == "review")).all()
+    roots = clusters(list(cands), edges, splits, [(a, b) for a, b in review if (a, b) not in splits])
+    to_review = len(unmerged(edges, roots, decided)) + sum(1 for a, b in review if roots.get(a) != roots.get(b) and (a, b) not in decided)
     groups: dict[int, list[Candidate]] = defaultdict(list)
     for i, r in roots.items():
         groups[r].append(cands[i])
@@ -293,6 +250,7 @@ def recluster(s: Session, run_id: int | None = None, min_side: int | None = None
         "duplicates": sum(len(m) - 1 for m in multi.values()),
         "low_res": sum(c.low_res for c in cands.values()),
         "labelable": sum(1 for r, m in groups.items() if not cands[reps[r]].low_res),
+        "to_review": to_review,
         "overrides": s.exec(select(func.count()).select_from(DedupeOverride)).one(),
         "groups": [
             {"cluster": cluster_key(r), "size": len(m), "representative": reps[r], "members": sorted(c.image_id for c in m)}
@@ -313,13 +271,14 @@ def run_dedupe(
     t0 = time.perf_counter()
     hash_missing(ws, options, report, on_progress)
     t1 = time.perf_counter()
-    edges, hamming = find_pairs(ws, options, report)
+    pairs = find_pairs(ws, options, ALGO, report)
     t2 = time.perf_counter()
     with ws.session() as s:  # one transaction: pairs, membership, search marks
         s.exec(delete(DedupePair))
-        for e in edges:
-            s.add(DedupePair(image_a=e.a, image_b=e.b, kind=e.kind, hamming=hamming.get((e.a, e.b)), similarity=e.similarity, run_id=run_id))
-            report.pairs[e.kind] += 1
+        for p in pairs:
+            s.add(DedupePair(image_a=p.a, image_b=p.b, kind=p.kind, hamming=p.hamming, similarity=p.similarity,
+                             inliers=p.inliers, reason=p.reason, run_id=run_id))
+            report.pairs[p.kind] += 1
         s.exec(update(DedupeCode).where(DedupeCode.algo == ALGO).values(searched_with=options.settings))
         s.flush()
         summary = recluster(s, run_id, options.min_side, hashed_only=True)
@@ -327,7 +286,7 @@ def run_dedupe(
         arrivals = s.exec(select(func.count()).select_from(Provenance)).one()
         report.byte_duplicates = arrivals - report.images
         report.rejected_at_intake = dict(s.exec(select(Rejection.reason, func.count()).group_by(Rejection.reason)).all())
-    for k in ("clusters", "duplicates", "low_res", "labelable", "overrides", "groups"):
+    for k in ("clusters", "duplicates", "low_res", "labelable", "overrides", "groups", "to_review"):
         setattr(report, k, summary[k])
     report.seconds = {"hash": t1 - t0, "search": t2 - t1, "record": time.perf_counter() - t2, "total": time.perf_counter() - t0}
     log.info("dedupe images=%d hashed=%d clusters=%d", report.images, report.hashed, report.clusters)

@@ -2,7 +2,8 @@
 
 `dedupe_codes`     per image: the hash codes and the grey thumbnail they came from, so a
                    later run hashes only new images (`Image.pixel_sha256`/`phash` too).
-`dedupe_pairs`     matched pairs the last run found (pixel-identical, hash, CNN).
+`dedupe_pairs`     pairs the last run found: matched (pixel-identical, verified hash, CNN) and
+                   "review" (not merged: near a threshold or the stages disagree).
 `dedupe_members`   the clustering: cluster key, representative, low-resolution flag.
 `dedupe_overrides` the steward's decisions (merge / split a pair); never touched by a run.
 """
@@ -26,6 +27,9 @@ class DedupeCode(SQLModel, table=True):
     masked: float = 0.0  # fraction of the thumbnail in-painted (black bar, rotation corners)
     embedding: Optional[bytes] = Field(default=None, sa_column=sa.Column(sa.LargeBinary, nullable=True))  # CNN, float16
     searched_with: Optional[str] = Field(default=None, max_length=120)  # settings of the last search covering it
+    box: Optional[str] = Field(default=None, max_length=40)  # content box "x0,y0,x1,y1" (fractions), frames cut away
+    note: Optional[str] = Field(default=None, max_length=200)  # why the whole picture was used, if it was
+    flat: bool = False  # single colour: kept out of the near-duplicate search
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
 
 
@@ -34,9 +38,11 @@ class DedupePair(SQLModel, table=True):
     id: Optional[int] = Field(default=None, primary_key=True)
     image_a: int = Field(foreign_key="images.id", index=True)  # image_a < image_b
     image_b: int = Field(foreign_key="images.id", index=True)
-    kind: str = Field(max_length=10)  # pixel | hash | cnn
+    kind: str = Field(max_length=10)  # pixel | hash | cnn | review (review: never merged, shown first to the steward)
     hamming: Optional[int] = None
     similarity: float = 1.0
+    inliers: Optional[int] = None  # keypoints agreeing on one transform (geometric verification)
+    reason: Optional[str] = Field(default=None, max_length=200)  # the verification's evidence, in words
     run_id: Optional[int] = Field(default=None, foreign_key="command_runs.id")
 
 

@@ -4,6 +4,14 @@ Two codes within Hamming distance r agree to within floor(r/m) bits on at
 least one chunk (pigeonhole), so probing each chunk's sorted table with every
 mask of at most floor(r/m) bits finds every pair; candidates are then checked
 with the full distance. Sub-quadratic for small radii; all numpy.
+
+Why not faiss `IndexBinaryMultiHash` (it has `range_search`): on the same
+100k-style window codes (10,000 pictures, 880,000 dihedral queries against
+110,000 window codes, radius 11, 4 x 16 bits, nflip 2) it took 68 s against
+36 s for this version before the bucket table, with the same 38,978 results
+(bench/README.md, Scale). Chunks of up to 24 bits are looked up in a
+counting-sort bucket table (two gathers per probe) instead of a binary search,
+and chunks take interleaved bits (`_keys`): 8.6 s -> 5.7 s there, same results.
 """
 from __future__ import annotations
 
@@ -19,6 +27,17 @@ def _masks(bits: int, weight: int) -> np.ndarray:
         for idx in combinations(range(bits), w):
             out.append(sum(1 << i for i in idx))
     return np.array(out, dtype=np.uint64)
+
+
+def _keys(codes: np.ndarray, j: int, m: int, b: int) -> np.ndarray:
+    """Chunk j's key: bits j, j + m, j + 2m, … (interleaved, so every chunk mixes low and high
+    frequencies; contiguous chunks put the always-zero DC bit and the most correlated bits
+    together, and photo codes then crowd a few buckets)."""
+    out = np.zeros(len(codes), np.uint64)
+    one = np.uint64(1)
+    for k in range(b):
+        out |= ((codes >> np.uint64(j + k * m)) & one) << np.uint64(k)
+    return out
 
 
 class MultiIndexHashing:
@@ -55,20 +74,26 @@ class MultiIndexHashing:
         queries = np.asarray(queries, dtype=np.uint64)
         m = self._pick_chunks(radius)
         b = 64 // m
-        low = np.uint64((1 << b) - 1)
         masks = _masks(b, radius // m)
         n = len(self.codes)
         qs, cs, ds = [], [], []
         for j in range(m):
-            shift = np.uint64(j * b)
-            table = (self.codes >> shift) & low
+            table = _keys(self.codes, j, m, b)
             order = np.argsort(table, kind="stable")
             sorted_keys = table[order]
-            qchunk = (queries >> shift) & low
+            bucket = None
+            if b <= 24:  # bucket table: starts[key] .. starts[key + 1] are the codes with that key
+                bucket = np.zeros((1 << b) + 1, np.int64)
+                np.cumsum(np.bincount(table.astype(np.int64), minlength=1 << b), out=bucket[1:])
+            qchunk = _keys(queries, j, m, b)
             for mask in masks:
                 target = qchunk ^ mask
-                lo = np.searchsorted(sorted_keys, target, side="left")
-                hi = np.searchsorted(sorted_keys, target, side="right")
+                if bucket is not None:
+                    key = target.astype(np.int64)
+                    lo, hi = bucket[key], bucket[key + 1]
+                else:
+                    lo = np.searchsorted(sorted_keys, target, side="left")
+                    hi = np.searchsorted(sorted_keys, target, side="right")
                 counts = hi - lo
                 total = int(counts.sum())
                 if not total:

@@ -1,7 +1,7 @@
 """Label audit: every consensus change an audit round makes is kept as history.
 
 Revision ID: 0009_label_audit
-Revises: 0007_studio_servers
+Revises: 0008_dedupe_verify
 
 `consensus_history` gets one row per change: the previous and the new consensus (status and
 diagnosis), who decided (the audit reviewer), when, why (the rule that applied) and which audit
@@ -12,7 +12,7 @@ from alembic import op
 import sqlalchemy as sa
 
 revision = "0009_label_audit"
-down_revision = "0007_studio_servers"
+down_revision = "0008_dedupe_verify"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,131 @@
+"""The content box: the part of a picture inside its borders, frames and padding.
+
+A re-posted photo often gains a frame (white, grey, black, tinted, several
+nested) or padding to a wider aspect ratio. Hashes and local features are
+taken inside this box, so a frame can neither hide a copy nor make two
+different photos look alike.
+
+Why hand-written: OpenCV and scikit-image offer thresholding and contours, but
+no "strip uniform bands of any colour from each side" that tolerates JPEG
+ringing; the rule below is a few numpy lines. A line (row or column) is part
+of a border when at least `UNIFORM_SHARE` of its pixels lie within `TOL` grey
+levels (per channel) of the border's colour and its median deviation is at most
+`MEAN_DEV` (median): JPEG noise on a flat frame stays well inside both, skin texture
+does not. Bands are peeled side by side until stable, then once more inside
+(a frame within a frame), up to `LEVELS` times.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+TOL = 20  # grey levels per channel a border pixel may differ from the border colour
+UNIFORM_SHARE = 0.97  # share of a line's pixels that must be within TOL
+MEAN_DEV = 3.0  # median absolute deviation (grey levels) a border line may have: flat frames stay near 1 after JPEG
+MIN_SIDE = 24  # pictures smaller than this are used whole (too small to search for a frame)
+MIN_CONTENT = 0.08  # a box narrower than this share of a side means the frame covers everything
+FLAT_STD = 2.5  # a whole picture with less spread than this is a single colour
+LEVELS = 3
+SEARCH_SIDE = 160  # the box is searched on a picture subsampled to about this side
+SKIP = 2  # seam lines allowed between two bands
+
+
+@dataclass(frozen=True)
+class ContentBox:
+    """Pixel box (x0, y0, x1, y1) of the content; `note` says why the whole picture was used."""
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+    width: int  # of the picture the box was found in
+    height: int
+    note: str | None = None  # None when the box was found normally
+    flat: bool = False  # single colour: nothing to compare
+
+    @property
+    def cut(self) -> bool:
+        return (self.x0, self.y0, self.x1, self.y1) != (0, 0, self.width, self.height)
+
+    def fractions(self) -> tuple[float, float, float, float]:
+        return (self.x0 / self.width, self.y0 / self.height, self.x1 / self.width, self.y1 / self.height)
+
+    def as_text(self) -> str:
+        return ",".join(f"{v:.4f}" for v in self.fractions())
+
+
+def _run_from(lines: np.ndarray, block: int = 16) -> int:
+    colour = np.median(lines[0], axis=0)
+    for start in range(0, len(lines), block):  # most bands end early: look a block at a time
+        dev = np.abs(lines[start : start + block] - colour).max(axis=2)  # (n, length)
+        ok = ((dev <= TOL).mean(axis=1) >= UNIFORM_SHARE) & (np.median(dev, axis=1) <= MEAN_DEV)
+        if not ok.all():
+            return start + int(np.argmin(ok))
+    return len(lines)
+
+
+def _uniform_run(lines: np.ndarray) -> int:
+    """How many leading lines of `lines` (n, length, channels) form a uniform band.
+
+    Up to `SKIP` leading lines may be the blurred seam between two bands (JPEG
+    ringing where a frame meets the next band), if at least 3 uniform lines follow.
+    """
+    if lines.shape[0] == 0 or lines.shape[1] == 0:
+        return 0
+    run = _run_from(lines)
+    if run:
+        return run
+    for skip in range(1, SKIP + 1):
+        if lines.shape[0] > skip + 3 and (run := _run_from(lines[skip:])) >= 3:
+            return skip + run
+    return 0
+
+
+def _peel(a: np.ndarray) -> tuple[int, int, int, int]:
+    """One level: (top, bottom, left, right) widths of the uniform bands of `a`."""
+    h, w = a.shape[:2]
+    t = b = l = r = 0
+    for _ in range(4):  # each side is measured inside the others; stops when nothing changes
+        inner = a[:, l : w - r]
+        nt = _uniform_run(inner[: h - b])
+        nb = _uniform_run(inner[t:][::-1])
+        rows = a[nt : h - nb]
+        nl = _uniform_run(rows.transpose(1, 0, 2)[: w - r])
+        nr = _uniform_run(rows.transpose(1, 0, 2)[l:][::-1])
+        if (nt, nb, nl, nr) == (t, b, l, r):
+            break
+        t, b, l, r = nt, nb, nl, nr
+        if t + b >= h or l + r >= w:
+            break
+    return t, b, l, r
+
+
+def content_box(rgb: np.ndarray) -> ContentBox:
+    """The content box of an (h, w, 3) uint8 picture; never raises on odd input."""
+    a = np.asarray(rgb)
+    if a.ndim == 2:
+        a = a[..., None]
+    h, w = a.shape[:2]
+    whole = dict(x0=0, y0=0, x1=w, y1=h, width=w, height=h)
+    if h == 0 or w == 0:
+        return ContentBox(**whole, note="empty picture", flat=True)
+    a = a.astype(np.int16)
+    if float(a.reshape(-1, a.shape[2]).std(axis=0).max()) < FLAT_STD:
+        return ContentBox(**whole, note="single colour: nothing to compare", flat=True)
+    if min(h, w) < MIN_SIDE:
+        return ContentBox(**whole, note=f"{w}x{h} px is too small to search for a frame; whole picture used")
+    step = max(1, max(h, w) // SEARCH_SIDE)  # searched on every step-th pixel: frames are wide, time is short
+    a = a[::step, ::step]
+    h, w = a.shape[:2]
+    x0, y0, x1, y1 = 0, 0, w, h
+    for _ in range(LEVELS):
+        t, b, l, r = _peel(a[y0:y1, x0:x1])
+        if t + b + l + r == 0:
+            break
+        if (y1 - y0) - t - b < max(2, MIN_CONTENT * h) or (x1 - x0) - l - r < max(2, MIN_CONTENT * w):
+            return ContentBox(**whole, note="the frame covers nearly the whole picture; whole picture used")
+        x0, y0, x1, y1 = x0 + l, y0 + t, x1 - r, y1 - b
+    full_w, full_h = whole["width"], whole["height"]
+    return ContentBox(min(x0 * step, full_w), min(y0 * step, full_h), full_w if x1 == w else min(x1 * step, full_w),
+                      full_h if y1 == h else min(y1 * step, full_h), full_w, full_h)

@@ -1,0 +1,208 @@
+"""Find the pairs: pixel-identical, hash candidates checked by verification, CNN.
+
+Hashes only propose. Each candidate whose hash correlation reaches the floor
+(`--similarity`) is verified: first by the thumbnails' pixel correlation
+(`verify.thumb_correlation`; overwhelming evidence, no local features needed),
+then, only for the pairs that leaves undecided, geometrically on the two content
+boxes (`curate.dedupe.verify`; SIFT features are computed lazily, once per image
+that sits in such a pair). "same" pairs become edges, "review" pairs are stored
+for the steward and never merged, "different" pairs are dropped. Then, so that
+clusters never chain, every pair inside a tentative group of up to `COMPLETE_MAX`
+images that the hashes did not propose is verified too; the clustering joins an
+image to a group only when no member contradicts it (`curate.dedupe.cluster`).
+"""
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from itertools import combinations
+
+import numpy as np
+from sqlmodel import Session, select
+
+from curate.dedupe import verify
+from curate.dedupe.cluster import KIND_RANK
+from curate.dedupe.decode import THUMB, parse_box, work_grey
+from curate.dedupe.hashing import METHODS, WINDOWS, RegionPHash, is_mirror
+from db.models import DedupeCode, DedupePair, Image
+
+COMPLETE_MAX = 24  # tentative groups up to this size get every pair verified
+
+
+@dataclass(frozen=True)
+class Pair:
+    a: int  # a < b
+    b: int
+    kind: str  # pixel | hash | cnn | review
+    similarity: float = 1.0
+    hamming: int | None = None
+    inliers: int | None = None
+    reason: str | None = None
+
+
+def load_codes(s: Session, algo: str):
+    rows = s.exec(
+        select(DedupeCode.image_id, DedupeCode.codes, DedupeCode.thumb, DedupeCode.searched_with, DedupeCode.flat)
+        .where(DedupeCode.algo == algo)
+        .order_by(DedupeCode.image_id)
+    ).all()
+    rows = [r for r in rows if not r[4]]  # single-colour pictures: nothing to compare
+    ids = np.array([r[0] for r in rows], dtype=np.int64)
+    codes = np.stack([np.frombuffer(r[1], "<u8") for r in rows]).astype(np.uint64) if rows else np.empty((0, len(WINDOWS)), np.uint64)
+    thumbs = [np.frombuffer(r[2], np.uint8).reshape(THUMB, THUMB) for r in rows]
+    return ids, codes, thumbs, [r[3] for r in rows]
+
+
+class Verifier:
+    """Verification of image pairs: thumbnails first, SIFT features computed once per image, lazily."""
+
+    def __init__(self, ws, workers: int = 0, thumbs: dict[int, np.ndarray] | None = None):
+        self.ws = ws
+        self.workers = workers or os.cpu_count() or 1
+        self.thumbs = thumbs or {}
+        self.feats: dict[int, tuple[verify.Features, np.ndarray] | None] = {}  # features, grey picture
+        self.flipped: dict[int, verify.Features] = {}
+        self.sift_pairs = 0  # pairs that needed local features (benchmark, logs)
+        self.ncc: dict[tuple[int, int], float | None] = {}
+        with ws.session() as s:
+            self.sha = dict(s.exec(select(Image.id, Image.sha256)).all())
+            rows = s.exec(select(DedupeCode.image_id, DedupeCode.box, DedupeCode.note)).all()
+        self.box = {i: parse_box(b) for i, b, _ in rows}
+        self.whole = {i for i, _, note in rows if note}  # no content box cut: a frame could make them alike
+
+    def overwhelming(self, a: int, b: int) -> float | None:
+        """The thumbnails' correlation when it alone decides "same" (`verify.ACCEPT_NCC`), else None."""
+        if (a, b) not in self.ncc:
+            ta, tb = self.thumbs.get(a), self.thumbs.get(b)
+            whole = ta is None or tb is None or a in self.whole or b in self.whole
+            self.ncc[(a, b)] = None if whole else verify.thumb_correlation(ta, tb)
+        ncc = self.ncc[(a, b)]
+        return ncc if ncc is not None and ncc >= verify.ACCEPT_NCC else None
+
+    def _features(self, image_id: int):
+        try:
+            grey = work_grey(self.ws.store.read(self.sha[image_id]), self.box.get(image_id, (0, 0, 1, 1)), verify.WORK)
+        except Exception:  # unreadable now: the pair is judged on no evidence ("different" or "review")
+            return None
+        return verify.features(grey), grey
+
+    def _flipped(self, image_id: int) -> verify.Features:
+        if image_id not in self.flipped:  # two threads may both compute it: same result, no harm
+            self.flipped[image_id] = verify.features(np.ascontiguousarray(self.feats[image_id][1][:, ::-1]))
+        return self.flipped[image_id]
+
+    def prepare(self, image_ids) -> None:
+        todo = sorted({i for i in image_ids if i not in self.feats})
+        if not todo:
+            return
+        with ThreadPoolExecutor(self.workers) as pool:  # OpenCV releases the GIL
+            for i, f in zip(todo, pool.map(self._features, todo)):
+                self.feats[i] = f
+
+    def check(self, a: int, b: int, corr: float, dihedral: int | None = None) -> verify.Verdict:
+        """`dihedral`: the hash's orientation of a onto b (None: unknown, both tried)."""
+        ncc = self.overwhelming(a, b)
+        if ncc is not None:
+            return verify.Verdict(verify.SAME, f"thumbnails correlate {ncc:.3f}", verify.Geometry())
+        self.prepare((a, b))
+        fa, fb = self.feats[a], self.feats[b]
+        if fa is None or fb is None:
+            return verify.decide(verify.Geometry(), corr, (0, 0))
+        mirrored = None if dihedral is None else is_mirror(dihedral)
+        g = verify.match(fa[0], lambda: self._flipped(a), fb[0], mirrored, corr >= verify.BOTH_CORR)
+        return verify.decide(g, corr, (len(fa[0].points), len(fb[0].points)))
+
+    def check_many(self, jobs: list[tuple[int, int, float, int | None]]) -> list[verify.Verdict]:
+        """`check` for many (a, b, corr, dihedral); features extracted in parallel, only for the pairs
+        the thumbnails leave undecided."""
+        undecided = [(a, b) for a, b, _, _ in jobs if self.overwhelming(a, b) is None]
+        self.sift_pairs += len(undecided)
+        self.prepare(i for pair in undecided for i in pair)
+        with ThreadPoolExecutor(self.workers) as pool:  # matching and mirror features release the GIL too
+            return list(pool.map(lambda job: self.check(*job), jobs, chunksize=16))
+
+
+def _pair(v: verify.Verdict, a: int, b: int, corr: float, hamming: int | None) -> Pair | None:
+    if v.decision == verify.DIFFERENT:
+        return None
+    kind = "hash" if v.decision == verify.SAME else "review"
+    return Pair(a, b, kind, round(corr, 4), hamming, v.geometry.inliers, v.reason[:200])
+
+
+def complete(verifier: Verifier, pairs: dict[tuple[int, int], Pair]) -> None:
+    """Verify the missing pairs inside each tentative group (see module docstring); in place."""
+    parent: dict[int, int] = {}
+
+    def find(x: int) -> int:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for p in pairs.values():
+        if p.kind != "review":
+            parent[find(p.a)] = find(p.b)
+    groups: dict[int, list[int]] = defaultdict(list)
+    for x in list(parent):
+        groups[find(x)].append(x)
+    jobs = []
+    for members in groups.values():
+        if 3 <= len(members) <= COMPLETE_MAX:
+            jobs += [(a, b, 0.0, None) for a, b in combinations(sorted(members), 2) if (a, b) not in pairs]
+    for (a, b, _, _), v in zip(jobs, verifier.check_many(jobs)):
+        p = _pair(v, a, b, 0.0, None)
+        if p is not None:
+            pairs[(a, b)] = p
+
+
+def find_pairs(ws, options, algo: str, report) -> list[Pair]:
+    """Every pair worth storing (see module docstring); one per image pair, strongest kind first."""
+    if options.method == "phash":
+        method = METHODS["phash"](radius=options.radius, backend=options.backend)
+    else:
+        method = RegionPHash(radius=options.radius, similarity=options.similarity, backend=options.backend)
+    with ws.session() as s:
+        ids, codes, thumbs, searched = load_codes(s, algo)
+        digests = s.exec(select(Image.id, Image.pixel_sha256).where(Image.pixel_sha256.is_not(None))).all()
+        old = [Pair(p.image_a, p.image_b, p.kind, p.similarity, p.hamming, p.inliers, p.reason)
+               for p in s.exec(select(DedupePair).where(DedupePair.kind.in_(("hash", "cnn", "review")))).all()]
+    new = np.array([w != options.settings for w in searched], dtype=bool)
+    found: list[Pair] = []
+    by_digest: dict[str, list[int]] = defaultdict(list)  # same decoded pixels
+    for i, dg in digests:
+        by_digest[dg].append(i)
+    for group in by_digest.values():
+        group.sort()
+        found.extend(Pair(group[0], other, "pixel") for other in group[1:])
+    incremental = 0 < new.sum() < len(new) or (len(new) and not new.any())
+    report.searched = "incremental" if incremental else "all"
+    if incremental:
+        known = set(ids[~new].tolist())
+        found.extend(p for p in old if p.a in known and p.b in known)
+        matches = method.find_duplicates(codes, thumbs, new=new) if new.any() else []
+    else:
+        found.extend(p for p in old if p.kind == "cnn")
+        matches = method.find_duplicates(codes, thumbs)
+    verifier = Verifier(ws, options.workers, dict(zip(ids.tolist(), thumbs)))
+    # ids ascend and m.a < m.b: the dihedral turns a onto b
+    jobs = [(int(ids[m.a]), int(ids[m.b]), m.similarity, m.dihedral if options.method == "region-phash" else None) for m in matches]
+    for m, (a, b, _, _), v in zip(matches, jobs, verifier.check_many(jobs)):
+        p = _pair(v, a, b, m.similarity, m.hamming)
+        if p is not None:
+            found.append(p)
+    if options.cnn:
+        from curate.dedupe.cnn import cnn_pairs
+
+        cnn_edges, note = cnn_pairs(ws, options.cnn_similarity, {(p.a, p.b) for p in found})
+        if note:
+            report.notes.append(note)
+        found = [p for p in found if p.kind != "cnn"] + [Pair(e.a, e.b, "cnn", e.similarity) for e in cnn_edges]
+    best: dict[tuple[int, int], Pair] = {}
+    for p in sorted(found, key=lambda p: (KIND_RANK.get(p.kind, 9), -p.similarity)):
+        best.setdefault((p.a, p.b), p)
+    complete(verifier, best)
+    report.sift_pairs = verifier.sift_pairs
+    return list(best.values())

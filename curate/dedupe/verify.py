@@ -1,0 +1,197 @@
+"""Geometric verification: is a hash candidate the same photo, or a look-alike?
+
+Hashes compare low frequencies, which a shared frame, a plain skin
+background or a similar lighting make alike. This stage asks for evidence
+those cannot fake: SIFT keypoints (OpenCV) inside each picture's content box,
+matched with Lowe's ratio test, and a similarity transform (rotation, scale,
+shift) found by RANSAC that many matches agree on. Mirrored copies are
+matched against the flipped picture. A match counts as the same photo only if
+
+* at least `SAME_INLIERS` matches agree on one transform,
+* they are spread over the shared area (at least `SAME_CELLS` of a 4 x 4 grid:
+  a shared watermark, logo or one lesion's edge is not the whole photo), and
+* the transform lays one content box over most of the other
+  (`SAME_COVER` of the smaller one: two different crops of one large photo
+  overlap too little), and the shared area is at least `SAME_SHARE` of the
+  larger one (a small detail cut from a big photo is a different picture).
+
+Pairs just short of these (`REVIEW_*`), and pairs whose hash correlation is
+high but whose pictures have too few keypoints to decide, are "to review":
+never merged, listed first for the steward. Margins measured on the benchmark
+are in README (dedupe section) and bench/README.md.
+
+Before any of this, `thumb_correlation` settles the overwhelming cases: a
+re-encode, resize, tone change, mirror or quarter-turn of the same content box
+has its 64 x 64 grey thumbnails nearly equal pixel for pixel (Pearson
+correlation, best of the eight flips and quarter-turns). From `ACCEPT_NCC`
+the pair is the same photo without local features, so smooth pictures that
+give SIFT too few keypoints are still found. Measured on `bench/dedupe.py`'s
+1,105-file corpus (4,537 hash candidates): the strongest pair of *different*
+photos reaches 0.925 (two tiles of one fundus photo; close-ups on plain skin
+0.923), so 0.95 leaves a margin of 0.025; 608 of 1,232 true candidate pairs
+pass it and skip SIFT. Pictures whose content box could not be cut (a note
+on the code) never take this shortcut: their frame would make them alike.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+WORK = 320  # longest side (px) of the content box the features are taken from
+N_FEATURES = 500
+CONTRAST = 0.01  # SIFT's default (0.04) finds too few keypoints on smooth skin
+RATIO = 0.8  # Lowe's ratio test
+RANSAC_PX = 5.0  # reprojection tolerance at WORK scale
+SAME_INLIERS = 20
+SAME_CELLS = 4
+SAME_COVER = 0.70
+SAME_SHARE = 0.40
+REVIEW_SHARE = 0.20
+REVIEW_INLIERS = 10
+REVIEW_COVER = 0.45
+MIN_KEYPOINTS = 25  # fewer than this in either picture: not enough texture to decide
+REVIEW_CORR = 0.95  # hash correlation that sends an undecidable pair to review
+BOTH_CORR = 0.90  # from this hash correlation, the other orientation is tried when the hash's one fails
+ACCEPT_NCC = 0.95  # thumbnail correlation that is the same photo without local features (module docstring)
+
+SAME, REVIEW, DIFFERENT = "same", "review", "different"
+
+
+@dataclass(frozen=True)
+class Features:
+    points: np.ndarray  # (n, 2) float32 keypoint positions in the working picture
+    desc: np.ndarray | None  # (n, 128) float32 SIFT descriptors
+    width: int  # of the working picture (the content box at WORK scale)
+    height: int
+
+
+@dataclass(frozen=True)
+class Geometry:
+    inliers: int = 0
+    matches: int = 0
+    cells: int = 0  # grid cells (of 16) of the shared area holding an inlier
+    cover: float = 0.0  # share of the smaller content box covered by the other, once aligned
+    share: float = 0.0  # the shared area as a share of the larger content box
+    mirrored: bool = False
+
+
+@dataclass(frozen=True)
+class Verdict:
+    decision: str  # same | review | different
+    reason: str
+    geometry: Geometry
+
+
+_SIFT = None
+
+
+def _sift():
+    global _SIFT
+    if _SIFT is None:
+        _SIFT = cv2.SIFT_create(nfeatures=N_FEATURES, contrastThreshold=CONTRAST)
+    return _SIFT
+
+
+def features(grey: np.ndarray) -> Features:
+    """SIFT features of a grey uint8 picture (already cut to its content box)."""
+    h, w = grey.shape[:2]
+    f = WORK / max(h, w, 1)
+    if abs(f - 1) > 0.05:  # small pictures are enlarged too: SIFT needs some pixels per feature
+        grey = cv2.resize(grey, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_CUBIC)
+    h, w = grey.shape[:2]
+    kps, desc = _sift().detectAndCompute(np.ascontiguousarray(grey), None)
+    pts = np.array([k.pt for k in kps], np.float32).reshape(-1, 2)
+    return Features(pts, desc, w, h)
+
+
+def _unit(t: np.ndarray) -> np.ndarray:
+    t = t.astype(np.float32)
+    t = t - t.mean()
+    return t / max(float(np.linalg.norm(t)), 1e-6)
+
+
+def thumb_correlation(ta: np.ndarray, tb: np.ndarray) -> float:
+    """Pixel correlation of two square grey thumbnails, the best of `ta`'s eight flips and quarter-turns."""
+    ua, ub = _unit(ta), _unit(tb)
+    turns = [ua, ua[::-1], ua[:, ::-1], ua[::-1, ::-1]]
+    turns += [t.T for t in turns]
+    return max(float((t * ub).sum()) for t in turns)
+
+
+def _cells(points: np.ndarray, w: int, h: int) -> int:
+    if len(points) == 0:
+        return 0
+    gx = np.clip((points[:, 0] / max(w, 1) * 4).astype(int), 0, 3)
+    gy = np.clip((points[:, 1] / max(h, 1) * 4).astype(int), 0, 3)
+    return len(set(zip(gx.tolist(), gy.tolist())))
+
+
+def _cover(m: np.ndarray, a: Features, b: Features) -> tuple[float, float, np.ndarray]:
+    """Share of the smaller box and of the larger box covered, and the overlap's bounding box in b's frame."""
+    corners = np.array([[0, 0], [a.width, 0], [a.width, a.height], [0, a.height]], np.float32)
+    mapped = corners @ m[:, :2].T + m[:, 2]
+    box_b = np.array([[0, 0], [b.width, 0], [b.width, b.height], [0, b.height]], np.float32)
+    area, inter = cv2.intersectConvexConvex(mapped.astype(np.float32), box_b)
+    area_a = abs(cv2.contourArea(mapped.astype(np.float32)))
+    smaller, larger = sorted((area_a, float(b.width * b.height)))
+    if inter is None or smaller <= 0:
+        return 0.0, 0.0, np.array([0, 0, b.width, b.height], np.float32)
+    inter = inter.reshape(-1, 2)
+    return float(area) / smaller, float(area) / larger, np.array([*inter.min(0), *inter.max(0)], np.float32)
+
+
+_MATCHER = cv2.BFMatcher(cv2.NORM_L2)
+
+
+def _match_one(a: Features, b: Features, mirrored: bool) -> Geometry:
+    if a.desc is None or b.desc is None or len(a.points) < 3 or len(b.points) < 3:
+        return Geometry(mirrored=mirrored)
+    knn = _MATCHER.knnMatch(a.desc, b.desc, k=2)
+    good = [p[0] for p in knn if len(p) == 2 and p[0].distance < RATIO * p[1].distance]
+    if len(good) < 3:
+        return Geometry(matches=len(good), mirrored=mirrored)
+    pa = a.points[[g.queryIdx for g in good]]
+    pb = b.points[[g.trainIdx for g in good]]
+    m, mask = cv2.estimateAffinePartial2D(pa, pb, method=cv2.RANSAC, ransacReprojThreshold=RANSAC_PX, maxIters=2000, confidence=0.995)
+    if m is None or mask is None:
+        return Geometry(matches=len(good), mirrored=mirrored)
+    keep = mask.ravel().astype(bool)
+    scale = float(np.hypot(m[0, 0], m[1, 0]))
+    if not 0.2 <= scale <= 5.0:
+        return Geometry(matches=len(good), mirrored=mirrored)
+    cover, share, (x0, y0, x1, y1) = _cover(m, a, b)
+    inl = pb[keep] - np.array([x0, y0], np.float32)
+    return Geometry(int(keep.sum()), len(good), _cells(inl, x1 - x0, y1 - y0), cover, share, mirrored)
+
+
+def match(a: Features, a_flipped, b: Features, mirrored: bool | None = None, both: bool = True) -> Geometry:
+    """The better of matching `a` and its mirror image against `b`; `a_flipped` is the mirror
+    image's features, or a function computing them (only called when it is tried).
+
+    `mirrored` is the hash search's orientation (None: unknown), tried first; the other one is
+    tried only when that fails and `both` is set. SIFT is rotation-invariant, so only the
+    mirror matters, and most candidates are different photos: one matching instead of two
+    (and no mirror features) roughly halves the verification time."""
+    def one(flip: bool) -> Geometry:
+        return _match_one(a_flipped() if callable(a_flipped) else a_flipped, b, True) if flip else _match_one(a, b, False)
+
+    first = one(bool(mirrored))
+    if (first.inliers >= SAME_INLIERS and first.cover >= SAME_COVER) or (mirrored is not None and not both):
+        return first
+    return max(first, one(not mirrored), key=lambda g: (g.inliers, g.cover))
+
+
+def decide(g: Geometry, corr: float, keypoints: tuple[int, int]) -> Verdict:
+    """The documented rule (module docstring) on one pair's evidence."""
+    said = f"{g.inliers} matching keypoints over {g.cells}/16 cells, {g.cover:.0%} overlap, {g.share:.0%} of the larger"
+    if g.inliers >= SAME_INLIERS and g.cells >= SAME_CELLS and g.cover >= SAME_COVER and g.share >= SAME_SHARE:
+        return Verdict(SAME, said, g)
+    if g.inliers >= REVIEW_INLIERS and g.cover >= REVIEW_COVER and g.share >= REVIEW_SHARE:
+        why = ("few matching keypoints" if g.inliers < SAME_INLIERS else "matches bunched in one area" if g.cells < SAME_CELLS
+               else "partial overlap" if g.cover < SAME_COVER else "one is a detail of the other")
+        return Verdict(REVIEW, f"near the threshold: {why} ({said})", g)
+    if min(keypoints) < MIN_KEYPOINTS and corr >= REVIEW_CORR:
+        return Verdict(REVIEW, f"hashes agree (correlation {corr:.3f}) but the pictures have too little texture to verify", g)
+    return Verdict(DIFFERENT, f"no geometric match ({g.inliers} keypoints agree)", g)
