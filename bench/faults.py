@@ -10,6 +10,7 @@ traceback and the catalogue, store and exports are consistent and equal to an un
 (see tests/faults.py for the checks). The tool a steward would otherwise have is none: a killed run
 is found out by hand.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,12 @@ def main() -> int:
     ap.add_argument("--pg-url", default=None, help="PostgreSQL server URL without a database (default: SQLite only)")
     ap.add_argument("--skip-sqlite", action="store_true", help="with --pg-url: PostgreSQL only")
     args = ap.parse_args()
-    backends = ([] if args.skip_sqlite and args.pg_url else [Backend()]) + ([Backend(args.pg_url)] if args.pg_url else [])
-    table = Table(title=f"kill -9 at {args.kills} seeded random moments, then re-run (seed {args.seed})", title_justify="left")
+    backends = ([] if args.skip_sqlite and args.pg_url else [Backend()]) + (
+        [Backend(args.pg_url)] if args.pg_url else []
+    )
+    table = Table(
+        title=f"kill -9 at {args.kills} seeded random moments, then re-run (seed {args.seed})", title_justify="left"
+    )
     for col in ("command", "backend", "kills survived / attempted", "landed mid-run", "seconds"):
         table.add_column(col, justify="left" if col in ("command", "backend") else "right")
     failed = False
@@ -60,7 +65,9 @@ def main() -> int:
                 with tempfile.TemporaryDirectory(prefix=f"faults-{name.replace(' ', '-')}-") as tmp:
                     r = run_case(name, args.kills, args.seed, Path(tmp), backend, **extra)
                 failed |= r.survived != r.attempted
-                table.add_row(name, backend.name, f"{r.survived} / {r.attempted}", str(r.landed_mid_run), f"{r.seconds:.0f}")
+                table.add_row(
+                    name, backend.name, f"{r.survived} / {r.attempted}", str(r.landed_mid_run), f"{r.seconds:.0f}"
+                )
                 for f in r.failures:
                     Console(stderr=True).print(f"[red]{name} ({backend.name}):[/] {f}", highlight=False)
     Console().print(table)

@@ -5,6 +5,7 @@ steward would otherwise do: copy the folder and checksum it, or a plain Pillow v
 
 Prints a table: wall time and images/s for each way.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -3,6 +3,7 @@
 `audited` also holds the workspace's writer lock for the whole command (see `curate.lock`), and marks
 the runs of a previous holder that was killed as "killed", so nothing stays "running" forever.
 """
+
 from __future__ import annotations
 
 import json
@@ -52,7 +53,9 @@ def audited(ws, command: str, args: dict[str, Any] | None = None) -> Iterator[Ru
     """Hold the workspace lock; record the run at start (so a killed run is visible) and its outcome at the end."""
     with workspace_lock(ws.root, command) as held:
         mark_killed(ws, stale_runs(held))
-        row = CommandRun(command=command, arguments=json.dumps(redact(args or {}), default=str), tool_version=__version__)
+        row = CommandRun(
+            command=command, arguments=json.dumps(redact(args or {}), default=str), tool_version=__version__
+        )
         with ws.session() as s:
             s.add(row)
             s.flush()

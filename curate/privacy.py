@@ -5,6 +5,7 @@ users. The CLI starts with umask 0o077 (`PRIVATE_UMASK`), so new files are 0600 
 `tighten` brings files and folders that already exist into line (`curate init` runs it), and `exposed`
 finds what is still open to the group or others (`curate status` warns).
 """
+
 from __future__ import annotations
 
 import os

@@ -14,6 +14,7 @@ Everything in it is private to the owner (folders 0700, files 0600/0400; see `cu
 The catalogue URL is remembered in `curate.toml` without its password (libpq takes it from
 $PGPASSWORD or ~/.pgpass), and a workspace created on PostgreSQL never falls back to SQLite.
 """
+
 from __future__ import annotations
 
 import os
@@ -53,7 +54,9 @@ def _redact(url: str) -> str:
 
 def _without_password(url: str) -> str:
     u = make_url(url)
-    return URL.create(u.drivername, u.username, None, u.host, u.port, u.database, u.query).render_as_string(hide_password=False)
+    return URL.create(u.drivername, u.username, None, u.host, u.port, u.database, u.query).render_as_string(
+        hide_password=False
+    )
 
 
 def _backend(url: str) -> str:
@@ -84,8 +87,12 @@ class Workspace:
                 (root / sub).mkdir(mode=0o700, exist_ok=True)
             marker = root / MARKER
             settings = _read_settings(marker) if marker.is_file() else None
-            if settings is None or ("db_url" not in settings and "backend" not in settings
-                                    and db_url and not (root / "catalogue.db").exists()):
+            if settings is None or (
+                "db_url" not in settings
+                and "backend" not in settings
+                and db_url
+                and not (root / "catalogue.db").exists()
+            ):
                 # The URL is stored without its password; the backend is stored so it is never guessed.
                 lines = ["# mpox-curate workspace (never holds secrets)\n"]
                 if db_url and _backend(db_url) != "sqlite":
@@ -123,7 +130,9 @@ class Workspace:
                 )
             url = f"sqlite:///{root / 'catalogue.db'}"
         _check_url(url)
-        diagnoses = DiagnosisList.from_settings(settings, where=str(marker))  # a bad list stops every command, before any write
+        diagnoses = DiagnosisList.from_settings(
+            settings, where=str(marker)
+        )  # a bad list stops every command, before any write
         return cls(root=root, db_url=url, settings=settings, diagnoses=diagnoses)
 
     # --- parts ----------------------------------------------------------------------
@@ -153,7 +162,9 @@ class Workspace:
         try:
             upgrade(engine)
         except OperationalError as exc:
-            reason = redact_text(str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc.orig).__name__)
+            reason = redact_text(
+                str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc.orig).__name__
+            )
             if _backend(self.db_url) != "sqlite" and make_url(self.db_url).password is None and "password" in reason:
                 raise WorkspaceError(
                     f"catalogue {_redact(self.db_url)} needs a password: set $PGPASSWORD or add it to ~/.pgpass "
@@ -225,8 +236,10 @@ def _check_url(url: str) -> None:
         parsed.get_backend_name()
         parsed.get_dialect()
     except Exception as exc:  # ArgumentError, NoSuchModuleError, ValueError from a bad port
-        raise WorkspaceError(f"--db / {DB_ENV}: not a usable catalogue URL ({_redact(url)}): "
-                             f"{redact_text(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)}") from exc
+        raise WorkspaceError(
+            f"--db / {DB_ENV}: not a usable catalogue URL ({_redact(url)}): "
+            f"{redact_text(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)}"
+        ) from exc
 
 
 __all__ = ["Workspace", "SQLAlchemyError"]

@@ -1,4 +1,5 @@
 """Engine construction: SQLite pragmas, PostgreSQL as-is."""
+
 from __future__ import annotations
 
 from contextlib import contextmanager

@@ -7,6 +7,7 @@ similar but *distinct* photo, the hard negative that makes precision mean
 something. `TRANSFORMS` holds the re-posting edits the dedupe stage must see
 through; each takes (image, rng) and returns an image.
 """
+
 from __future__ import annotations
 
 import io

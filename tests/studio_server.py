@@ -10,6 +10,7 @@ install under the system temp folder and adopted as the fleet's template; the th
 are copies of it started in parallel (~5-10 s).
 When the executable is missing the tests skip, except under CI=true where they fail.
 """
+
 from __future__ import annotations
 
 import fcntl

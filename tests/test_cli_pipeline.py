@@ -1,4 +1,5 @@
 """`curate pipeline`: the README's first command, on embedded defaults in the current folder."""
+
 import json
 
 from typer.testing import CliRunner
@@ -44,7 +45,9 @@ def test_source_toml_configures_each_incoming_source(tmp_path, monkeypatch):
     r = runner.invoke(app, ["pipeline"])
     assert r.exit_code == 0, r.output
     st = status(tmp_path)
-    assert st["by_source"] == [{"source": "kaggle-msid", "kind": "public", "images": 3, "arrivals": 3, "rejected_files": 0}]
+    assert st["by_source"] == [
+        {"source": "kaggle-msid", "kind": "public", "images": 3, "arrivals": 3, "rejected_files": 0}
+    ]
     assert st["by_prior_label"] == {"mpox": 3}
 
     (kaggle / "source.toml").write_text('kind = "public"\nlicense = "typo"\n')

@@ -1,4 +1,5 @@
 """Every command explains itself with an example, and the generated CLI reference is current."""
+
 import sys
 from pathlib import Path
 
@@ -26,7 +27,7 @@ def test_cli_reference_is_current():
 
 def test_readme_opens_with_the_two_setup_commands():
     lines = (ROOT / "README.md").read_text().splitlines()
-    block = lines[lines.index("```bash") + 1: lines.index("```")]
+    block = lines[lines.index("```bash") + 1 : lines.index("```")]
     assert block == [
         "python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/curate pipeline --demo",
         "bash scripts/test-all.sh",

@@ -1,4 +1,5 @@
 """Bad input fails before anything is written; an interrupted export leaves nothing visible and resumes."""
+
 import os
 import shutil
 import signal
@@ -40,7 +41,10 @@ def nothing_written(ws) -> bool:
         ({"version": "v1.0.0"}, "not semantic"),
         ({"name": "Mpox Study"}, "dataset name"),
         ({"folds": 40}, r"too few images for 40 folds plus a test split .*'mpox' has \d+ images in \d+ groups"),
-        ({"external_sources": ("kaggle-msid",)}, r"external source 'kaggle-msid' does not exist \(sources: clinic, kaggle, web\)"),
+        (
+            {"external_sources": ("kaggle-msid",)},
+            r"external source 'kaggle-msid' does not exist \(sources: clinic, kaggle, web\)",
+        ),
         ({"task": "multiclass"}, "task must be one of binary, diagnosis"),
         ({"spec": ImageSpec(size=(64, 64), policy="squash")}, "resize policy must be one of"),
         ({"parent": "0.9.0"}, r"parent version mpox@0.9.0 does not exist"),

@@ -4,6 +4,7 @@ Two kills per command on SQLite and one on PostgreSQL here (CI, a few minutes); 
 suite's real Label Studio servers, three kills on SQLite. `python bench/faults.py` runs 20 per command
 and prints kills survived / attempted.
 """
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """Every bad input intake must reject with a one-line reason, and every odd-but-valid one it must keep."""
+
 import pytest
 
 import images as I

@@ -1,5 +1,6 @@
 """Rater quality (pure): Gwet's AC1 against hand-computed textbook values, Dawid–Skene against simulated raters
 whose accuracy is known, and each rater's agreement and confusion matrix against the consensus."""
+
 from __future__ import annotations
 
 import random
@@ -100,8 +101,12 @@ def test_dawid_skene_empty_and_unanimous():
 
 
 def test_rater_quality_against_consensus():
-    votes = [{"a": "mpox", "b": "mpox"}, {"a": "mpox", "b": "herpes", "c": "herpes"},
-             {"a": "mpox", "b": "warts", "c": "syphilis"}, {"a": "herpes"}]
+    votes = [
+        {"a": "mpox", "b": "mpox"},
+        {"a": "mpox", "b": "herpes", "c": "herpes"},
+        {"a": "mpox", "b": "warts", "c": "syphilis"},
+        {"a": "herpes"},
+    ]
     consensus = ["mpox", "herpes", None, None]
     roles = {"a": "rater", "b": "rater", "c": "reviewer"}
     quality, _ = rater_quality(votes, roles, consensus, ["mpox", "herpes", "warts", "syphilis"])

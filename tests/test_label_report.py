@@ -1,5 +1,6 @@
 """`curate label report` on a catalogue holding every outcome: explained outcomes, a date, example images
 (never identifiable ones), JSON embedded so that it parses, and the confusion-matrix PNG beside the page."""
+
 from __future__ import annotations
 
 import base64
@@ -48,8 +49,10 @@ def _catalogue(ws) -> dict[str, int]:
             s.add(img)
             s.flush()
             ids[name] = img.id
-        rounds = [LabelRound(kind="rating", name=ROUND_NAME, raters=json.dumps([A, B]), server_url="http://127.0.0.1:1"),
-                  LabelRound(kind="review", name="review 1", raters=json.dumps([C]), server_url="http://127.0.0.1:1")]
+        rounds = [
+            LabelRound(kind="rating", name=ROUND_NAME, raters=json.dumps([A, B]), server_url="http://127.0.0.1:1"),
+            LabelRound(kind="review", name="review 1", raters=json.dumps([C]), server_url="http://127.0.0.1:1"),
+        ]
         s.add_all(rounds)
         s.flush()
         projects = {}
@@ -67,8 +70,17 @@ def _catalogue(ws) -> dict[str, int]:
                 s.add(task)
                 s.flush()
                 if answer is not None:
-                    s.add(LabelAnnotation(task_id=task.id, ls_annotation_id=n, rater=rater, diagnosis=answer[0],
-                                          flags=json.dumps(answer[1]), content_sha256=f"{n:064d}", raw="{}"))
+                    s.add(
+                        LabelAnnotation(
+                            task_id=task.id,
+                            ls_annotation_id=n,
+                            rater=rater,
+                            diagnosis=answer[0],
+                            flags=json.dumps(answer[1]),
+                            content_sha256=f"{n:064d}",
+                            raw="{}",
+                        )
+                    )
         s.flush()
         write_consensus(s)
         s.commit()
@@ -119,13 +131,18 @@ def test_label_confusion_matrix_text_is_legible(sqlite_ws):
     from curate.label.agreement import agreement
     from curate.plots import confusion_matrix_plot, pyplot
 
-    ag = agreement([("mpox", "mpox")] * 40 + [("mpox", "genital_herpes")] * 3 + [("genital_herpes", "genital_herpes")] * 12,
-                   PAPER.codes)
+    ag = agreement(
+        [("mpox", "mpox")] * 40 + [("mpox", "genital_herpes")] * 3 + [("genital_herpes", "genital_herpes")] * 12,
+        PAPER.codes,
+    )
     plt = pyplot()
     fig, ax = plt.subplots()
     disp = confusion_matrix_plot(ax, ag.matrix, ag.labels, "second rater", "first rater")
-    cells = [(disp.im_.cmap(disp.im_.norm(v)), disp.text_[i][j].get_color()) for i, row in enumerate(ag.matrix)
-             for j, v in enumerate(row)]
+    cells = [
+        (disp.im_.cmap(disp.im_.norm(v)), disp.text_[i][j].get_color())
+        for i, row in enumerate(ag.matrix)
+        for j, v in enumerate(row)
+    ]
     plt.close(fig)
     from matplotlib.colors import to_rgb
 
@@ -172,7 +189,7 @@ def test_report_rates_each_rater_against_the_consensus(ws):
     assert f"<td>{A}</td><td>rater</td><td>8</td><td>2</td><td>50.0%</td><td>n/a</td>" in raters
     assert f"<td>{C}</td><td>reviewer</td><td>3</td><td>1</td><td>100.0%</td>" in raters
     assert "Gwet's AC1 <b>" in page and "<th>AC1</th>" in page
-    assert f"Also saved as <a href=\"labeling-raters.png\">" in raters
+    assert f'Also saved as <a href="labeling-raters.png">' in raters
     png = PILImage.open(files.raters_png)
     assert files.raters_png == ws.reports / "labeling-raters.png" and png.format == "PNG" and png.size[0] >= 1200
     assert (files.raters_png.stat().st_mode & 0o077) == 0

@@ -2,6 +2,7 @@
 
 Runs the real `label-studio init` once (~20-60 s), as a first-time steward would.
 """
+
 from __future__ import annotations
 
 import json

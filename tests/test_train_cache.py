@@ -1,5 +1,6 @@
 """The feature cache: same predictions as the plain image loop, invalidated by changed bytes or
 preprocessing, corrupt entries detected and recomputed."""
+
 import csv
 import json
 import logging
@@ -26,8 +27,16 @@ def export(tmp_path_factory):
 
 
 def _run(dataset, out, cache_dir, **kw):
-    cfg = TrainConfig(dataset=str(dataset), arch="resnet18", out=str(out), weights="none", epochs=kw.pop("epochs", 3),
-                      cache_dir=str(cache_dir), report=False, **kw)
+    cfg = TrainConfig(
+        dataset=str(dataset),
+        arch="resnet18",
+        out=str(out),
+        weights="none",
+        epochs=kw.pop("epochs", 3),
+        cache_dir=str(cache_dir),
+        report=False,
+        **kw,
+    )
     path = run(cfg)
     return path, json.loads((path / "run.json").read_text())
 
@@ -76,7 +85,8 @@ def test_corrupt_cache_entry_is_detected_and_recomputed(export, tmp_path, caplog
     cache = tmp_path / "cache"
     first, info = _run(export, tmp_path / "a", cache)
     entries = sorted((tmp_path / "cache").rglob("*.f32"))
-    blob = bytearray(entries[0].read_bytes()); blob[40] ^= 0xFF
+    blob = bytearray(entries[0].read_bytes())
+    blob[40] ^= 0xFF
     entries[0].write_bytes(bytes(blob))
     entries[1].write_bytes(entries[1].read_bytes()[:100])  # truncated
     with caplog.at_level(logging.WARNING, logger="train.features"):

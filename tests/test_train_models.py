@@ -1,4 +1,5 @@
 """Backbones, offline EfficientNet-Lite0 weights, augmentation, balancing, Grad-CAM."""
+
 import json
 
 import numpy as np
@@ -75,8 +76,11 @@ def test_pretrained_lite0_features_separate_classes_better_than_random(tmp_path)
     path = write_export(tmp_path, size=64, seed=3)
     auc = {}
     for weights in ("imagenet", "none"):
-        out = run(TrainConfig(dataset=str(path), arch="efficientnet_lite0", out=str(tmp_path / weights),
-                              weights=weights, epochs=10))
+        out = run(
+            TrainConfig(
+                dataset=str(path), arch="efficientnet_lite0", out=str(tmp_path / weights), weights=weights, epochs=10
+            )
+        )
         m = json.loads((out / "metrics.json").read_text())["sets"]
         auc[weights] = {s: m[s]["auc"]["mean"] for s in ("test", "external")}
     for s in ("test", "external"):
@@ -90,11 +94,15 @@ def test_train_reads_only_the_dataset_contract():
     import subprocess
     import sys
 
-    allowed = ("('curate', 'curate.dataset', 'curate.errors', 'curate.files', 'curate.lite0', 'curate.output', "
-               "'curate.plots', 'curate.privacy', 'curate.redact')")
-    code = ("import sys, train.cli, train.recipe, train.report, train.gallery, train.predict; "
-            "bad = [m for m in sys.modules if m.split('.')[0] in ('db', 'sqlmodel', 'sqlalchemy') "
-            f"or (m.split('.')[0] == 'curate' and m not in {allowed})]; print(bad); sys.exit(1 if bad else 0)")
+    allowed = (
+        "('curate', 'curate.dataset', 'curate.errors', 'curate.files', 'curate.lite0', 'curate.output', "
+        "'curate.plots', 'curate.privacy', 'curate.redact')"
+    )
+    code = (
+        "import sys, train.cli, train.recipe, train.report, train.gallery, train.predict; "
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('db', 'sqlmodel', 'sqlalchemy') "
+        f"or (m.split('.')[0] == 'curate' and m not in {allowed})]; print(bad); sys.exit(1 if bad else 0)"
+    )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
 

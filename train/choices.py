@@ -1,4 +1,5 @@
 """Choices the CLI offers as typer Enums, importable without torch (for --help)."""
+
 from __future__ import annotations
 
 from enum import Enum

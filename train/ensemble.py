@@ -1,6 +1,7 @@
 """A finished run as one triage model: the frozen backbone, the fold heads averaged, the
 calibration and the operating point chosen on out-of-fold predictions. Used by `predict`, the pointing
 game, `export-model` and `serve`, so all four compute the same probability."""
+
 from __future__ import annotations
 
 import json
@@ -40,9 +41,9 @@ class Triage:
     """One image's result."""
 
     probabilities: dict
-    p_positive: Optional[float]        # fold-model mean, uncalibrated
-    p_calibrated: Optional[float]      # after Platt scaling (binary tasks)
-    decision: str                      # "refer" / "routine" at the operating point; the class for multi-class
+    p_positive: Optional[float]  # fold-model mean, uncalibrated
+    p_calibrated: Optional[float]  # after Platt scaling (binary tasks)
+    decision: str  # "refer" / "routine" at the operating point; the class for multi-class
     predicted_class: str
     cam: Optional[np.ndarray] = field(default=None, repr=False)
 
@@ -58,12 +59,12 @@ def load_run(run: Path) -> tuple[TrainConfig, dict]:
 
 @dataclass
 class Ensemble:
-    net: Net                      # backbone + MeanHead (or one fold's head), eval mode
+    net: Net  # backbone + MeanHead (or one fold's head), eval mode
     arch: Arch
     preset: EvalPreset
     classes: list
     positive: Optional[str]
-    threshold: float              # the run's Table-2 threshold on uncalibrated P(positive)
+    threshold: float  # the run's Table-2 threshold on uncalibrated P(positive)
     calibration: Optional[Platt]
     operating_threshold: Optional[float]
     run: Path
@@ -79,12 +80,16 @@ class Ensemble:
         if info.get("status") != "complete":
             raise TrainError(f"run {run} did not finish; re-run `train run --resume` first")
         if cfg.unfreeze:
-            raise TrainError("predict, serve and export-model support frozen-backbone runs only (a fine-tuned "
-                             "--unfreeze run has one backbone per fold)")
+            raise TrainError(
+                "predict, serve and export-model support frozen-backbone runs only (a fine-tuned "
+                "--unfreeze run has one backbone per fold)"
+            )
         classes = info["dataset"]["classes"]
         backbone, dim, weights_id = build_backbone(cfg.arch, cfg.weights, seed=cfg.seed)
         if weights_id != info["weights_id"]:
-            raise TrainError(f"run {run} used backbone weights {info['weights_id']}, but here they load as {weights_id}")
+            raise TrainError(
+                f"run {run} used backbone weights {info['weights_id']}, but here they load as {weights_id}"
+            )
         folds = [fold] if fold is not None else list(range(cfg.folds))
         heads = []
         for k in folds:
@@ -101,9 +106,20 @@ class Ensemble:
         tri = metrics.get("triage") or {}
         arch = get_arch(cfg.arch)
         net = Net(freeze(backbone), MeanHead(heads)).eval().to(device)
-        return cls(net, arch, EvalPreset(cfg.image_size, arch.mean, arch.std), classes, info["positive_class"],
-                   cfg.threshold, Platt(**tri["calibration"]) if tri.get("calibration") else None,
-                   tri.get("threshold"), run, info, metrics, folds)
+        return cls(
+            net,
+            arch,
+            EvalPreset(cfg.image_size, arch.mean, arch.std),
+            classes,
+            info["positive_class"],
+            cfg.threshold,
+            Platt(**tri["calibration"]) if tri.get("calibration") else None,
+            tri.get("threshold"),
+            run,
+            info,
+            metrics,
+            folds,
+        )
 
     @property
     def device(self) -> torch.device:
@@ -148,6 +164,9 @@ class Ensemble:
             cal = float(self.calibration(np.array([raw]))[0]) if self.calibration else raw
             thr = self.operating_threshold if self.operating_threshold is not None else self.threshold
             refer = cal >= thr
-            out.append(Triage(probs, raw, cal, "refer" if refer else "routine",
-                              self.positive if refer else self.classes[1 - pos]))
+            out.append(
+                Triage(
+                    probs, raw, cal, "refer" if refer else "routine", self.positive if refer else self.classes[1 - pos]
+                )
+            )
         return out

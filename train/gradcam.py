@@ -5,6 +5,7 @@ the block's output that is a leaf requiring grad, and `torch.autograd.grad` stop
 costs one forward pass plus a backward through the pooling and the head (not through the backbone,
 which would double the cost), and the forward that gives the probabilities can give the CAM too.
 """
+
 from __future__ import annotations
 
 import numpy as np

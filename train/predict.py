@@ -1,5 +1,6 @@
 """Triage from the command line: P(mpox) from the mean of a run's fold models, calibrated, the
 decision at the run's operating point (or at an explicit threshold), and a Grad-CAM overlay per image."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,7 +17,9 @@ from train.errors import TrainError
 from train.photos import Limits, decode
 
 
-def predict(run: Path, images: list[Path], threshold: Optional[float] = None, out_dir: Optional[Path] = None) -> list[dict]:
+def predict(
+    run: Path, images: list[Path], threshold: Optional[float] = None, out_dir: Optional[Path] = None
+) -> list[dict]:
     """Per image: class probabilities, P(positive) before and after calibration, and the decision.
 
     Without `threshold` the decision is the run's operating point on calibrated P(positive)
@@ -47,12 +50,21 @@ def predict(run: Path, images: list[Path], threshold: Optional[float] = None, ou
             used = model.operating_threshold if model.operating_threshold is not None else model.threshold
         else:
             decision, used = t.predicted_class, None
-        png = out_dir / f"{n:03d}-{path.stem}-gradcam.png"  # numbered: two IMG_0001.jpg from two folders must not collide
+        png = (
+            out_dir / f"{n:03d}-{path.stem}-gradcam.png"
+        )  # numbered: two IMG_0001.jpg from two folders must not collide
         save_image(overlay(img, t.cam), png)
-        results.append({"image": str(path), "probabilities": {c: round(v, 6) for c, v in t.probabilities.items()},
-                        "positive_class": model.positive,
-                        "p_positive": round(t.p_positive, 6) if t.p_positive is not None else None,
-                        "p_calibrated": round(t.p_calibrated, 6) if t.p_calibrated is not None else None,
-                        "threshold": used, "calibrated": threshold is None and model.calibration is not None,
-                        "decision": decision, "gradcam": str(png)})
+        results.append(
+            {
+                "image": str(path),
+                "probabilities": {c: round(v, 6) for c, v in t.probabilities.items()},
+                "positive_class": model.positive,
+                "p_positive": round(t.p_positive, 6) if t.p_positive is not None else None,
+                "p_calibrated": round(t.p_calibrated, 6) if t.p_calibrated is not None else None,
+                "threshold": used,
+                "calibrated": threshold is None and model.calibration is not None,
+                "decision": decision,
+                "gradcam": str(png),
+            }
+        )
     return results

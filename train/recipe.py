@@ -13,6 +13,7 @@ Laid out like torchvision's classification reference: `config` (TrainConfig), `d
 datasets, loaders, features), `loop` (train_one_epoch, evaluate, one fold), `rundir` (the files a run
 writes), and this short `run`.
 """
+
 from __future__ import annotations
 
 import sys
@@ -33,14 +34,18 @@ from train.outputs import write_json
 from train.rundir import fold_path, load_fold, prepare_run_dir, run_info, save_fold, write_results
 
 
-def run(cfg: TrainConfig, resume: bool = False, progress: ProgressFn = no_progress,
-        command: Optional[list] = None) -> Path:
+def run(
+    cfg: TrainConfig, resume: bool = False, progress: ProgressFn = no_progress, command: Optional[list] = None
+) -> Path:
     """Train and evaluate every fold model; write the run folder; return its path."""
     arch = get_arch(cfg.arch)
     cfg = replace(cfg, device=resolve_device(cfg.device))
     ds = open_dataset(cfg)
-    cfg = replace(cfg, image_size=cfg.image_size or int((ds.meta.get("image_size") or [320])[0]),
-                  folds=cfg.folds or int(ds.meta.get("folds") or len(ds.folds())))
+    cfg = replace(
+        cfg,
+        image_size=cfg.image_size or int((ds.meta.get("image_size") or [320])[0]),
+        folds=cfg.folds or int(ds.meta.get("folds") or len(ds.folds())),
+    )
     plan = build_datasets(ds, cfg)
     out = prepare_run_dir(cfg, ds, resume)
     seed_everything(cfg.seed)
@@ -55,12 +60,19 @@ def run(cfg: TrainConfig, resume: bool = False, progress: ProgressFn = no_progre
     cache_root = Path(cfg.cache_dir) if cfg.cache_dir else out.parent / "feature-cache"
     inputs = ModelInputs(cfg, backbone, dim, weights_id, preset, cache_root, progress)
     t0 = time.perf_counter()
-    inputs.prepare([it for k in plan.folds for it in plan.train[k] + plan.val[k]] +
-                   [it for images in plan.eval_sets.values() for it in images])
+    inputs.prepare(
+        [it for k in plan.folds for it in plan.train[k] + plan.val[k]]
+        + [it for images in plan.eval_sets.values() for it in images]
+    )
     info["feature_seconds"] = time.perf_counter() - t0
     if inputs.cache:
         st = inputs.cache.stats
-        info["cache"] = {"dir": str(inputs.cache.dir), "hits": st.hits, "computed": st.computed, "corrupt_recomputed": st.corrupt}
+        info["cache"] = {
+            "dir": str(inputs.cache.dir),
+            "hits": st.hits,
+            "computed": st.computed,
+            "corrupt_recomputed": st.corrupt,
+        }
 
     rows, per_fold, models = [], {}, {}
     t0 = time.perf_counter()
@@ -68,8 +80,18 @@ def run(cfg: TrainConfig, resume: bool = False, progress: ProgressFn = no_progre
         ckpt = load_fold(fold_path(out, k), k, cfg, ds.checksum) if resume else None
         if ckpt is None:
             model, ckpt = train_fold(k, plan, inputs, cfg, progress)
-            save_fold(fold_path(out, k), ckpt | {"dataset_checksum": ds.checksum, "dataset": ds.ref, "weights_id": weights_id,
-                                                 "feature_dim": dim, "arch": cfg.arch, "classes": plan.classes})
+            save_fold(
+                fold_path(out, k),
+                ckpt
+                | {
+                    "dataset_checksum": ds.checksum,
+                    "dataset": ds.ref,
+                    "weights_id": weights_id,
+                    "feature_dim": dim,
+                    "arch": cfg.arch,
+                    "classes": plan.classes,
+                },
+            )
         else:
             model = restore_model(ckpt, inputs, cfg, len(plan.classes))
         models[k] = model
@@ -78,12 +100,24 @@ def run(cfg: TrainConfig, resume: bool = False, progress: ProgressFn = no_progre
     info["train_seconds"] = time.perf_counter() - t0
 
     metrics = write_results(out, rows, per_fold, plan, cfg, ds, arch.label, info["positive_class"])
-    metrics["triage"] = triage.analyse(out, rows, plan.classes, info["positive_class"], ds.groups(), cfg.threshold,
-                                       cfg.target_sensitivity, cfg.seed, cfg.bootstrap)
+    metrics["triage"] = triage.analyse(
+        out,
+        rows,
+        plan.classes,
+        info["positive_class"],
+        ds.groups(),
+        cfg.threshold,
+        cfg.target_sensitivity,
+        cfg.seed,
+        cfg.bootstrap,
+    )
     write_json(out / "metrics.json", metrics)
     if cfg.report:
         report.write_run_report(out, cfg, info, metrics, plan, models, inputs, arch)
-    info |= {"status": "complete", "finished": datetime.now(timezone.utc).isoformat(),
-             "total_seconds": time.perf_counter() - t_start}
+    info |= {
+        "status": "complete",
+        "finished": datetime.now(timezone.utc).isoformat(),
+        "total_seconds": time.perf_counter() - t_start,
+    }
     write_json(out / "run.json", info)
     return out

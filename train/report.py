@@ -1,5 +1,6 @@
 """Run reports and cross-backbone comparison: Table-2-shaped tables, ROC curves, confusion
 matrices and the Grad-CAM gallery. Reads what `recipe.run` wrote; draws with matplotlib (Agg)."""
+
 from __future__ import annotations
 
 import csv
@@ -133,7 +134,9 @@ def write_run_report(out: Path, cfg, info: dict, metrics: dict, plan, models: di
         "",
         *[f"![{n}]({n})" for n in rocs],
         "",
-        "## Confusion matrices (best fold per set: " + ", ".join(f"{s}: fold {k}" for s, k in best_per_set.items()) + ")",
+        "## Confusion matrices (best fold per set: "
+        + ", ".join(f"{s}: fold {k}" for s, k in best_per_set.items())
+        + ")",
         "",
         f"![confusion]({cm_name})",
         "",
@@ -193,21 +196,42 @@ def compare_runs(runs: list[Path], out: Path | None = None) -> dict:
             entries[i] = (m["label"], m["sets"])
     checksums = {m["checksum"] for _, m, _ in loaded}
     sets = [s for s in EVAL_SETS if any(s in m["sets"] for _, m, _ in loaded)]
-    result = {"sets": sets, "runs": [{"run": str(r), "arch": m["arch"], "label": m["label"], "dataset": m["dataset"],
-                                      "checksum": m["checksum"], "sets": m["sets"], "triage": m.get("triage"),
-                                      "pointing": m.get("pointing")} for r, m, _ in loaded],
-              "same_dataset": len(checksums) == 1, "markdown": table2_markdown(entries, sets)}
+    result = {
+        "sets": sets,
+        "runs": [
+            {
+                "run": str(r),
+                "arch": m["arch"],
+                "label": m["label"],
+                "dataset": m["dataset"],
+                "checksum": m["checksum"],
+                "sets": m["sets"],
+                "triage": m.get("triage"),
+                "pointing": m.get("pointing"),
+            }
+            for r, m, _ in loaded
+        ],
+        "same_dataset": len(checksums) == 1,
+        "markdown": table2_markdown(entries, sets),
+    }
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        fig = compare_roc_plot([(m["label"], m.get("positive_class"), read_predictions(run)) for run, m, _ in loaded], sets)
+        fig = compare_roc_plot(
+            [(m["label"], m.get("positive_class"), read_predictions(run)) for run, m, _ in loaded], sets
+        )
         save_figure(fig, out / "roc_compare.png")
         _plt().close(fig)
         note = "" if result["same_dataset"] else "\n\n**Warning: these runs used different dataset versions.**"
         extra = "\n".join(report_triage.compare_sections([(m["label"], m) for _, m, _ in loaded]))
-        write_atomic(out / "compare.md", "# Backbone comparison\n\n" + result["markdown"] + note +
-                     "\n\n![ROC](roc_compare.png)\n\nThe curves, and the AUC in their legend, score each image by its "
-                     "probability averaged over the fold models; the table gives the mean (SD) of the fold models' own "
-                     "AUCs.\n\n" + extra)
+        write_atomic(
+            out / "compare.md",
+            "# Backbone comparison\n\n"
+            + result["markdown"]
+            + note
+            + "\n\n![ROC](roc_compare.png)\n\nThe curves, and the AUC in their legend, score each image by its "
+            "probability averaged over the fold models; the table gives the mean (SD) of the fold models' own "
+            "AUCs.\n\n" + extra,
+        )
         result["files"] = [str(out / "compare.md"), str(out / "roc_compare.png")]
     return result

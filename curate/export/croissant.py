@@ -3,6 +3,7 @@
 Describes the files (manifest.csv, the JPEG file set) and one record set over the manifest's
 columns, so `mlcroissant.Dataset("croissant.json").records("manifest")` yields the samples.
 """
+
 from __future__ import annotations
 
 import json
@@ -75,14 +76,16 @@ def croissant(meta: dict[str, Any], manifest_sha256: str, description: str, lice
     name = f"{meta['name']}"
     fields = []
     for col in MANIFEST_COLUMNS:
-        fields.append({
-            "@type": "cr:Field",
-            "@id": f"manifest/{col}",
-            "name": col,
-            "description": _DESCRIPTIONS[col],
-            "dataType": "sc:Integer" if col in _INTEGER else "sc:Text",
-            "source": {"fileObject": {"@id": "manifest.csv"}, "extract": {"column": col}},
-        })
+        fields.append(
+            {
+                "@type": "cr:Field",
+                "@id": f"manifest/{col}",
+                "name": col,
+                "description": _DESCRIPTIONS[col],
+                "dataType": "sc:Integer" if col in _INTEGER else "sc:Text",
+                "source": {"fileObject": {"@id": "manifest.csv"}, "extract": {"column": col}},
+            }
+        )
     doc = {
         "@context": CONTEXT,
         "@type": "sc:Dataset",

@@ -12,6 +12,7 @@ holding their nearest neighbours, and each voted pair is verified by RANSAC on a
 real part of both images, so a shared watermark or caption (a thin band) cannot make two different
 photos one.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -61,9 +62,15 @@ def features(gray_images) -> list[Features]:
     for g in gray_images:
         kp, d = orb.detectAndCompute(g, None)
         kpm, dm = orb.detectAndCompute(np.ascontiguousarray(g[:, ::-1]), None)
-        out.append(Features(np.float32([k.pt for k in kp]).reshape(-1, 2), d if d is not None else np.zeros((0, 32), np.uint8),
-                            np.float32([k.pt for k in kpm]).reshape(-1, 2), dm if dm is not None else np.zeros((0, 32), np.uint8),
-                            float(g.shape[0] * g.shape[1])))
+        out.append(
+            Features(
+                np.float32([k.pt for k in kp]).reshape(-1, 2),
+                d if d is not None else np.zeros((0, 32), np.uint8),
+                np.float32([k.pt for k in kpm]).reshape(-1, 2),
+                dm if dm is not None else np.zeros((0, 32), np.uint8),
+                float(g.shape[0] * g.shape[1]),
+            )
+        )
     return out
 
 
@@ -98,8 +105,9 @@ def _verify(src: np.ndarray, dst: np.ndarray, area_src: float, area_dst: float) 
     if len(src) < MIN_VOTES:
         return 0, 0.0
     cv2.setRNGSeed(0)
-    _, mask = cv2.estimateAffine2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=RANSAC_PX,
-                                   maxIters=2000, confidence=0.995, refineIters=0)
+    _, mask = cv2.estimateAffine2D(
+        src, dst, method=cv2.RANSAC, ransacReprojThreshold=RANSAC_PX, maxIters=2000, confidence=0.995, refineIters=0
+    )
     if mask is None:
         return 0, 0.0
     keep = mask.ravel().astype(bool)
@@ -137,7 +145,7 @@ def match(feats: list[Features], parts: np.ndarray, min_inliers: int) -> list[Ma
     offset = 0
     for (q, mirrored), (pts, desc) in zip(queries, sets):
         f = feats[q]
-        d_q, nn_q = dist[offset:offset + len(desc)], nn[offset:offset + len(desc)]
+        d_q, nn_q = dist[offset : offset + len(desc)], nn[offset : offset + len(desc)]
         offset += len(desc)
         ok = (nn_q >= 0) & (d_q <= HAMMING_MAX)
         qrow = np.nonzero(ok)[0]

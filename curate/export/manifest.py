@@ -1,4 +1,5 @@
 """manifest.csv and SHA256SUMS, byte-for-byte deterministic."""
+
 from __future__ import annotations
 
 import csv

@@ -4,6 +4,7 @@
 third clinician. If consensus on the diagnosis could not be reached between the
 3 clinicians, the image was discarded." (Soe et al. 2024, Data Labeling)
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -123,5 +124,12 @@ def decide(ratings: list[Rating], review: Rating | None = None, rules: Rules = P
         boxes = consensus_boxes(list(a.boxes), list(b.boxes), review_boxes, rules.iou_threshold)
         return Outcome("adjudicated", review.diagnosis, boxes, method="reviewer_sided", n_raters=n, agreement=2 / 3)
     if rules.third_opinion == ThirdOpinion.reviewer:
-        return Outcome("adjudicated", review.diagnosis, sorted(review_boxes), method="reviewer_decided", n_raters=n, agreement=1 / 3)
+        return Outcome(
+            "adjudicated",
+            review.diagnosis,
+            sorted(review_boxes),
+            method="reviewer_decided",
+            n_raters=n,
+            agreement=1 / 3,
+        )
     return Outcome("discarded", method="three_way_split", n_raters=n, agreement=0.0)

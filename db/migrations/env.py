@@ -1,4 +1,5 @@
 """Alembic environment: the engine is handed in by `db.migrate`."""
+
 from alembic import context
 
 import db.models  # noqa: F401  - registers every table on SQLModel.metadata

@@ -4,6 +4,7 @@ The folder is the dataset; this row is the catalogue's record that it exists, wh
 built from, and the checksum that identifies it. The row is committed only after the
 complete folder has been renamed into place.
 """
+
 from __future__ import annotations
 
 from datetime import datetime

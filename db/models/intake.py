@@ -1,4 +1,5 @@
 """Intake tables: sources, images, provenance, rejections and the audit log."""
+
 from __future__ import annotations
 
 from datetime import datetime, timezone

@@ -5,6 +5,7 @@ been through labeling. Beside it, the Label Studio bookkeeping: a round has one
 project per rater (so raters label blind), a task maps an image into a project,
 and every fetched annotation state is kept as a revision with its raw JSON.
 """
+
 from __future__ import annotations
 
 from datetime import datetime
