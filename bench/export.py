@@ -28,15 +28,15 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from curate.export import ExportOptions, ImageSpec, export_version  # noqa: E402
-from curate.export.images import prepare  # noqa: E402
-from curate.intake.ingest import IngestOptions, ingest_folder  # noqa: E402
-from curate.workspace import Workspace  # noqa: E402
-from sqlmodel import delete, select  # noqa: E402
+from sqlmodel import delete, select
 
-from db.models import Image as ImageRow  # noqa: E402
-from db.models.export import DatasetVersionRecord  # noqa: E402
-from db.models.label import Consensus  # noqa: E402
+from curate.export import ExportOptions, ImageSpec, export_version
+from curate.export.images import prepare
+from curate.intake.ingest import IngestOptions, ingest_folder
+from curate.workspace import Workspace
+from db.models import Image as ImageRow
+from db.models.export import DatasetVersionRecord
+from db.models.label import Consensus
 
 DIAGNOSES = ["mpox", "genital_herpes", "genital_warts", "primary_syphilis", "dermatosis", "healthy_skin"]
 

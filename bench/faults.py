@@ -21,12 +21,12 @@ from contextlib import ExitStack
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from faults import CASES, Backend, run_case  # noqa: E402
-from studio_server import studio_fleet  # noqa: E402
+from faults import CASES, Backend, run_case
+from rich.console import Console
+from rich.table import Table
+from studio_server import studio_fleet
 
-from curate.studio.server import find_executable  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
+from curate.studio.server import find_executable
 
 
 def main() -> int:

@@ -41,11 +41,12 @@ from sklearn.model_selection import StratifiedKFold
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from curate.label.audit_rank import Candidate, rank  # noqa: E402
-from curate.label.consensus import Rating, decide  # noqa: E402
-from curate.label.order import diverse_order, margin_uncertainty  # noqa: E402
-from curate.label.raters import rater_quality  # noqa: E402
-from rater_quality import CLASSES, say  # noqa: E402
+from rater_quality import CLASSES, say
+
+from curate.label.audit_rank import Candidate, rank
+from curate.label.consensus import Rating, decide
+from curate.label.order import diverse_order, margin_uncertainty
+from curate.label.raters import rater_quality
 
 SCENARIOS = {  # person -> (base error, reads genital herpes as mpox 25 % of the time)
     "paper: A 8 %, B 12 % (biased), reviewer 5 %": {"A": (0.08, False), "B": (0.12, True), "R": (0.05, False)},

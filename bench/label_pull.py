@@ -21,17 +21,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlmodel import select  # noqa: E402
+from sqlmodel import select
 
-from curate.label.client import StudioClient  # noqa: E402
-from curate.label.config import render  # noqa: E402
-from curate.label.diagnoses import PAPER  # noqa: E402
-from curate.label.pull import pull  # noqa: E402
-from curate.net import free_port  # noqa: E402
-from curate.studio.server import EmbeddedServer, init_data_dir  # noqa: E402
-from curate.workspace import Workspace  # noqa: E402
-from db.models import Image  # noqa: E402
-from db.models.label import Consensus, LabelProject, LabelRound, LabelTask  # noqa: E402
+from curate.label.client import StudioClient
+from curate.label.config import render
+from curate.label.diagnoses import PAPER
+from curate.label.pull import pull
+from curate.net import free_port
+from curate.studio.server import EmbeddedServer, init_data_dir
+from curate.workspace import Workspace
+from db.models import Image
+from db.models.label import Consensus, LabelProject, LabelRound, LabelTask
 
 TOKEN = "bench-admin-token-0123456789abcdef"
 EMAIL = "steward@bench.test"

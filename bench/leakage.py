@@ -26,9 +26,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from curate.export import leakage_match  # noqa: E402
-from curate.export.leakage import THRESHOLD, gray_content  # noqa: E402
-from leakage_corpus import LEAKS, bases, exported  # noqa: E402
+from leakage_corpus import LEAKS, bases, exported
+
+from curate.export import leakage_match
+from curate.export.leakage import THRESHOLD, gray_content
 
 
 def build(out: Path, skin: int, photos: bool) -> tuple[list[Path], list[tuple[int, str]], np.ndarray]:

@@ -16,13 +16,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench"), str(ROOT / "tests")]
 
-import torch  # noqa: E402
+import serve as serve_bench
+import torch
 
-import serve as serve_bench  # noqa: E402
-from curate.dataset import DatasetVersion  # noqa: E402
-from train import pointing  # noqa: E402
-from train.ensemble import Ensemble  # noqa: E402
-from train.presets import ImageRef  # noqa: E402
+from curate.dataset import DatasetVersion
+from train import pointing
+from train.ensemble import Ensemble
+from train.presets import ImageRef
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:

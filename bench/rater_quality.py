@@ -24,9 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from curate.label.agreement import agreement  # noqa: E402
-from curate.label.consensus import Rating, decide  # noqa: E402
-from curate.label.raters import dawid_skene, rater_quality  # noqa: E402
+from curate.label.agreement import agreement
+from curate.label.consensus import Rating, decide
+from curate.label.raters import rater_quality
 
 PREVALENCE = {
     "mpox": 35,

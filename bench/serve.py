@@ -21,15 +21,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-import httpx  # noqa: E402
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
+import httpx
+import numpy as np
+from PIL import Image
+from train_fixtures import write_export
 
-from curate.dataset import DatasetVersion  # noqa: E402
-from curate.net import free_port  # noqa: E402
-from train.config import TrainConfig  # noqa: E402
-from train.recipe import run as run_protocol  # noqa: E402
-from train_fixtures import write_export  # noqa: E402
+from curate.dataset import DatasetVersion
+from curate.net import free_port
+from train.config import TrainConfig
+from train.recipe import run as run_protocol
 
 COUNTS = {
     "train": {"mpox": 120, "non_mpox": 200},

@@ -21,17 +21,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-import torch  # noqa: E402
+import torch
+from train_fixtures import write_export
 
-from train.features import compute_features  # noqa: E402
-from train.config import TrainConfig  # noqa: E402
-from train.data import ImageItems, build_datasets, make_loader  # noqa: E402
-from train.loop import build_optimizer, train_one_epoch  # noqa: E402
-from train.models import ARCHS, PAPER_ARCHS, FrozenNet, Head, build_backbone, freeze, get_arch  # noqa: E402
-from train.presets import EvalPreset  # noqa: E402
-from train.recipe import run  # noqa: E402
-from curate.dataset import DatasetVersion  # noqa: E402
-from train_fixtures import write_export  # noqa: E402
+from curate.dataset import DatasetVersion
+from train.config import TrainConfig
+from train.data import ImageItems, build_datasets, make_loader
+from train.features import compute_features
+from train.loop import build_optimizer, train_one_epoch
+from train.models import ARCHS, PAPER_ARCHS, FrozenNet, Head, build_backbone, freeze, get_arch
+from train.presets import EvalPreset
+from train.recipe import run
 
 # the paper's Table 1 / Figure 1 split sizes
 PAPER_COUNTS = {

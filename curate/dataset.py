@@ -47,7 +47,7 @@ import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from curate.errors import DatasetError
 
@@ -83,7 +83,7 @@ class Sample:
     target: int
     image_id: str
     split: str
-    fold: Optional[int]
+    fold: int | None
     sha256: str
     cluster: str
     diagnosis: str
@@ -146,7 +146,7 @@ class DatasetVersion:
         return Path(text)
 
     @classmethod
-    def open(cls, ref: str | os.PathLike, workspace: str | os.PathLike | None = None) -> "DatasetVersion":
+    def open(cls, ref: str | os.PathLike, workspace: str | os.PathLike | None = None) -> DatasetVersion:
         """Open a version folder (path or NAME@VERSION) and check its shape, not yet its bytes."""
         path = cls.resolve(ref, workspace).resolve()
         if not path.is_dir():
@@ -224,10 +224,10 @@ class DatasetVersion:
 
     def samples(
         self,
-        split: Optional[str] = None,
-        fold: Optional[int] = None,
+        split: str | None = None,
+        fold: int | None = None,
         roi: bool = False,
-        exclude_fold: Optional[int] = None,
+        exclude_fold: int | None = None,
     ) -> list[Sample]:
         """Rows as `Sample`s, in manifest order.
 

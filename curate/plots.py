@@ -7,7 +7,7 @@ or workspace import here, because `train` uses it and must stay free of the cata
 from __future__ import annotations
 
 import textwrap
-from typing import Sequence
+from collections.abc import Sequence
 
 DARK_TEXT = "#111111"
 LIGHT_TEXT = "#ffffff"

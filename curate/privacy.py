@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 PRIVATE_UMASK = 0o077
 _OPEN_BITS = stat.S_IRWXG | stat.S_IRWXO

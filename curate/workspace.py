@@ -21,21 +21,22 @@ import os
 import random
 import time
 import tomllib
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Callable, Iterator, TypeVar
+from typing import TypeVar
 
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlmodel import Session
 
 from curate.errors import WorkspaceError
-from curate.redact import redact_text
 from curate.intake.store import ImageStore
 from curate.label.diagnoses import DiagnosisList
 from curate.privacy import exposed, tighten
+from curate.redact import redact_text
 from db.engine import make_engine, session_scope
 from db.migrate import upgrade
 
@@ -76,7 +77,7 @@ class Workspace:
 
     # --- construction -------------------------------------------------------------
     @classmethod
-    def init(cls, root: Path | str = ".", db_url: str | None = None) -> "Workspace":
+    def init(cls, root: Path | str = ".", db_url: str | None = None) -> Workspace:
         """Create (or complete) a workspace at `root`; safe to re-run. Makes everything in it private."""
         root = Path(root).resolve()
         if db_url:
@@ -113,7 +114,7 @@ class Workspace:
         return ws
 
     @classmethod
-    def open(cls, root: Path | str | None = None, db_url: str | None = None) -> "Workspace":
+    def open(cls, root: Path | str | None = None, db_url: str | None = None) -> Workspace:
         """Open the workspace at `root` (default: $CURATE_WORKSPACE or the current folder)."""
         root = Path(root or os.environ.get(WORKSPACE_ENV) or ".").resolve()
         marker = root / MARKER

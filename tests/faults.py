@@ -24,9 +24,9 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from sqlmodel import select
 
@@ -35,12 +35,12 @@ TESTS = Path(__file__).resolve().parent
 if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
 
-import images as I  # noqa: E402
-from curate.workspace import Workspace  # noqa: E402
-from db.models import CommandRun, DedupeMember, Image, Provenance, Rejection, Source  # noqa: E402
-from db.models.export import DatasetVersionRecord  # noqa: E402
-from db.models.label import Consensus, LabelAnnotation, LabelProject, LabelTask  # noqa: E402
+import images as I
 
+from curate.workspace import Workspace
+from db.models import CommandRun, DedupeMember, Image, Provenance, Rejection, Source
+from db.models.export import DatasetVersionRecord
+from db.models.label import Consensus, LabelAnnotation, LabelProject, LabelTask
 
 # --- backends: a prepared state that can be cloned cheaply -------------------------------------
 
@@ -92,7 +92,7 @@ class Case:
     prepare: Callable[..., tuple[Workspace, dict]]  # (tmp, backend, **extra) -> prepared workspace, context
     argv: Callable[[Workspace, dict], list[str]]
     outcome: Callable[[Workspace], object]
-    env: Callable[[dict], dict] = lambda ctx: {}  # noqa: E731
+    env: Callable[[dict], dict] = lambda ctx: {}
 
 
 def _photos(folder: Path, n: int, dup_every: int = 0) -> Path:

@@ -9,7 +9,7 @@ import zlib
 import numpy as np
 from PIL import Image
 
-from curate.demo import photo  # noqa: F401  (re-exported for the tests)
+from curate.demo import photo
 
 
 def encode(img: Image.Image, fmt: str = "JPEG", **kw) -> bytes:

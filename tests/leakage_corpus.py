@@ -11,12 +11,11 @@ writes (stretched to a square, JPEG).
 from __future__ import annotations
 
 import io
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont, ImageOps
-
 from dedupe_corpus import photo, sibling
+from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 TILES = {
     "astronaut": (2, 2),

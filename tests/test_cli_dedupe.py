@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from dedupe_corpus import photo, save, sibling, variant
 from sqlmodel import select
 from typer.testing import CliRunner
 
@@ -12,7 +13,6 @@ from curate.cli import app
 from curate.dedupe import cluster_map
 from curate.workspace import Workspace
 from db.models import CommandRun, DedupeOverride, Provenance
-from dedupe_corpus import photo, save, sibling, variant
 
 runner = CliRunner()
 

@@ -4,13 +4,13 @@ import json
 
 import pytest
 from sqlmodel import select
+from test_export_fixtures import build_catalogue
 from typer.testing import CliRunner
 
 from curate.cli import app
 from curate.dataset import DatasetVersion
 from db.models import CommandRun
 from db.models.label import Consensus
-from test_export_fixtures import build_catalogue
 
 runner = CliRunner()
 

@@ -2,10 +2,10 @@
 
 import json
 
+import images as I
 from sqlmodel import select
 from typer.testing import CliRunner
 
-import images as I
 from curate.cli import app
 from curate.workspace import Workspace
 from db.models import Image, Provenance

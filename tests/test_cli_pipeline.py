@@ -2,9 +2,9 @@
 
 import json
 
+import images as I
 from typer.testing import CliRunner
 
-import images as I
 from curate.cli import app
 from curate.workspace import Workspace
 

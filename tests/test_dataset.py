@@ -3,10 +3,10 @@
 import json
 
 import pytest
+from train_fixtures import write_export, write_sums
 
 from curate.dataset import DatasetError, DatasetVersion
 from curate.errors import CurateError
-from train_fixtures import write_export, write_sums
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
-import cli_reference  # noqa: E402
+import cli_reference
 
 COMMANDS = [(prog, path, cmd) for prog, _, path, cmd in cli_reference.commands() if path]
 

@@ -14,16 +14,15 @@ import re
 from pathlib import Path
 
 import pytest
+from images import encode, exif_jpeg, photo
 from sqlmodel import select
+from studio_server import RATERS
 from typer.testing import CliRunner
 
-
-from curate.cli import app  # noqa: E402
-from curate.workspace import Workspace  # noqa: E402
-from db.models import Image, Provenance, Source  # noqa: E402
-from images import encode, exif_jpeg, photo  # noqa: E402
-from curate.label.diagnoses import NEITHER_CHOICE  # noqa: E402
-from studio_server import RATERS  # noqa: E402
+from curate.cli import app
+from curate.label.diagnoses import NEITHER_CHOICE
+from curate.workspace import Workspace
+from db.models import Image, Provenance, Source
 
 pytestmark = [pytest.mark.slow, pytest.mark.studio]
 
@@ -307,7 +306,8 @@ def test_steward_workflow(studio_server, tmp_path, monkeypatch):
             assert (v1 / r["roi_file"]).is_file()
     # EXIF-rotated photos are exported upright, and their lesion crops cut the box the raters drew
     import numpy as np
-    from PIL import Image as PILImage, ImageOps
+    from PIL import Image as PILImage
+    from PIL import ImageOps
 
     loc_of = {i: loc for (src, loc), i in by_loc.items()}
     rows_by_id = {int(r["image_id"]): r for r in man}

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 from sqlmodel import select
+from test_export_fixtures import build_catalogue
 
 from curate.dataset import DatasetVersion
 from curate.export import ExportError, ExportOptions, ImageSpec, export_version
 from curate.workspace import Workspace
 from db.models.export import DatasetVersionRecord
 from db.models.label import Consensus
-from test_export_fixtures import build_catalogue
 
 SPEC = ImageSpec(size=(48, 48))
 

@@ -22,7 +22,8 @@ from sqlmodel import select
 
 from curate.intake.ingest import IngestOptions, ingest_folder
 from curate.workspace import Workspace
-from db.models import Image as ImageRow, Provenance
+from db.models import Image as ImageRow
+from db.models import Provenance
 from db.models.label import Consensus
 
 NON_MPOX = [

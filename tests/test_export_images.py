@@ -5,9 +5,9 @@ import io
 import numpy as np
 import pytest
 from PIL import Image
+from test_export_fixtures import jpeg_markers, jpeg_with_metadata, pattern
 
 from curate.export.images import ImageSpec, prepare, roi_region, union_box
-from test_export_fixtures import jpeg_markers, jpeg_with_metadata, pattern
 
 ALLOWED_MARKERS = {0xE0, 0xDB, 0xC0, 0xC4, 0xDA}  # APP0 (JFIF), quant tables, baseline frame, Huffman, start of scan
 

@@ -11,16 +11,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from dedupe_corpus import photo, sibling
+from leakage_corpus import LEAKS, exported
 from PIL import Image
+from train_fixtures import write_sums
 from typer.testing import CliRunner
 
 from curate.cli import app
 from curate.dataset import MANIFEST_COLUMNS, DatasetError
 from curate.export.leakage import audit_version, content_box
 from curate.workspace import Workspace
-from dedupe_corpus import photo, sibling
-from leakage_corpus import LEAKS, exported
-from train_fixtures import write_sums
 
 runner = CliRunner()
 # (file, split, fold, base photo, leak kind or None); three leaks, each crossing a different boundary,
@@ -67,7 +67,7 @@ def write_version(root: Path, version: str = "1.0.0", leaks: bool = True) -> Pat
         label = rel.split("/")[1]
         rows.append(
             {
-                **{c: "" for c in MANIFEST_COLUMNS},
+                **dict.fromkeys(MANIFEST_COLUMNS, ""),
                 "file": rel,
                 "sha256": hashlib.sha256(data).hexdigest(),
                 "image_id": str(n),

@@ -5,6 +5,7 @@ import shutil
 
 import pytest
 from sqlmodel import select
+from test_export_fixtures import build_catalogue, jpeg_with_metadata, pattern
 
 from curate.dataset import DatasetVersion
 from curate.export import ExportOptions, ImageSpec, diff_versions, export_version
@@ -14,7 +15,6 @@ from curate.intake.ingest import IngestOptions, ingest_folder
 from db.models import Provenance
 from db.models.export import DatasetVersionRecord
 from db.models.label import Consensus
-from test_export_fixtures import build_catalogue, jpeg_with_metadata, pattern
 
 SPEC = ImageSpec(size=(32, 32))
 

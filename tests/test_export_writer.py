@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from sqlmodel import select
+from test_export_fixtures import build_catalogue, jpeg_markers, oriented
 
 from curate.dataset import SPLITS, DatasetError, DatasetVersion, split_counts
 from curate.export import ExportError, ExportOptions, ImageSpec, export_version, list_versions
@@ -19,7 +20,6 @@ from curate.export.images import roi_region, union_box
 from curate.export.manifest import read_manifest
 from db.models.export import DatasetVersionRecord
 from db.models.label import Consensus
-from test_export_fixtures import build_catalogue, jpeg_markers, oriented
 
 SPEC = ImageSpec(size=(64, 64))
 

@@ -8,7 +8,6 @@ and prints kills survived / attempted.
 from __future__ import annotations
 
 import pytest
-
 from faults import Backend, run_case
 
 KILLS = {"sqlite": 2, "postgres": 1}

@@ -2,11 +2,11 @@
 
 import stat
 
+import images as I
 import pytest
 from sqlalchemy import inspect as sa_inspect
 from sqlmodel import select
 
-import images as I
 from curate.errors import ConfigError
 from curate.intake.ingest import IngestOptions, ingest_folder
 from curate.workspace import Workspace

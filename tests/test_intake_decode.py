@@ -1,8 +1,8 @@
 """Every bad input intake must reject with a one-line reason, and every odd-but-valid one it must keep."""
 
+import images as I
 import pytest
 
-import images as I
 from curate.intake.decode import Rejected, inspect
 
 

@@ -6,11 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import images as I
 import pytest
+from conftest import wait_for
 from sqlmodel import select
 
-import images as I
-from conftest import wait_for
 from curate.errors import StoreError, WorkspaceError
 from curate.intake.ingest import IngestOptions, ingest_folder
 from curate.workspace import Workspace

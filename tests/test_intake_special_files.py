@@ -6,10 +6,10 @@ import json
 import os
 import socket
 
+import images as I
 import pytest
 from typer.testing import CliRunner
 
-import images as I
 from curate.cli import app
 from curate.intake.ingest import IngestOptions, ingest_folder
 

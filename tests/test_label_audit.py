@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -67,7 +67,7 @@ def test_rank_puts_the_planted_errors_first():
 
 
 def D(diagnosis):
-    return AuditDecision(1, "c@x.test", diagnosis, 9, 77, datetime(2026, 1, 1, tzinfo=timezone.utc))
+    return AuditDecision(1, "c@x.test", diagnosis, 9, 77, datetime(2026, 1, 1, tzinfo=UTC))
 
 
 def test_audit_rule():
@@ -191,9 +191,10 @@ def test_reads_what_train_predict_prints(triage_run, tmp_path):
     """`--order uncertainty --predictions FILE` reads `train predict --json` output, matched by image content."""
     import hashlib
 
+    from train_fixtures import new_jpeg
+
     from curate.label.order import read_predictions
     from train.predict import predict
-    from train_fixtures import new_jpeg
 
     files = []
     for n, kind in enumerate(("mpox", "non_mpox")):

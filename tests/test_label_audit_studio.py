@@ -16,15 +16,15 @@ import shutil
 from pathlib import Path
 
 import pytest
-from sqlmodel import select
-
 import test_e2e_workflow as e2e
+from relay import Relay
+from sqlmodel import select
+from studio_server import RATERS
+
 from curate.label.diagnoses import KEEP_CHOICE
 from curate.workspace import Workspace
 from db.models import Image, Provenance, Source
 from db.models.label import Consensus, ConsensusHistory, LabelProject, LabelRound, LabelTask
-from relay import Relay
-from studio_server import RATERS
 
 pytestmark = [pytest.mark.slow, pytest.mark.studio]
 

@@ -55,9 +55,10 @@ def test_url_mapping_is_checked(sqlite_ws, monkeypatch):
 def test_studio_refuses_a_busy_port(sqlite_ws):
     import socket
 
+    import pytest
+
     from curate.errors import StudioError
     from curate.studio.server import EmbeddedServer
-    import pytest
 
     server = EmbeddedServer(sqlite_ws.root)
     (server.data_dir).mkdir(parents=True)

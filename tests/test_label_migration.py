@@ -4,7 +4,7 @@ The old combined choice "Other / not assessable" (code `other`) becomes `not_ass
 export still leaves out, now under that reason (SQLite and PostgreSQL).
 """
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from alembic import command
@@ -19,7 +19,7 @@ from db.engine import make_engine
 from db.migrate import alembic_config, current_revision, head_revision, upgrade
 from db.models.label import Consensus, LabelAnnotation
 
-NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 # image id -> (consensus status, consensus diagnosis, rater A's diagnosis, rater B's diagnosis)
 OLD = {
     1: ("agreed", "other", "other", "other"),

@@ -9,6 +9,7 @@ import json
 import re
 
 import pytest
+from images import jpeg
 from PIL import Image as PILImage
 from typer.testing import CliRunner
 
@@ -20,7 +21,6 @@ from curate.label.report_html import write_html
 from curate.plots import contrast
 from db.models import Image
 from db.models.label import LabelAnnotation, LabelProject, LabelRound, LabelTask
-from images import jpeg
 
 A, B, C = "a@clinic.test", "b@clinic.test", "c@clinic.test"
 IDENT, LQ = ["identifiable_features"], ["low_quality"]
@@ -189,7 +189,7 @@ def test_report_rates_each_rater_against_the_consensus(ws):
     assert f"<td>{A}</td><td>rater</td><td>8</td><td>2</td><td>50.0%</td><td>n/a</td>" in raters
     assert f"<td>{C}</td><td>reviewer</td><td>3</td><td>1</td><td>100.0%</td>" in raters
     assert "Gwet's AC1 <b>" in page and "<th>AC1</th>" in page
-    assert f'Also saved as <a href="labeling-raters.png">' in raters
+    assert 'Also saved as <a href="labeling-raters.png">' in raters
     png = PILImage.open(files.raters_png)
     assert files.raters_png == ws.reports / "labeling-raters.png" and png.format == "PNG" and png.size[0] >= 1200
     assert (files.raters_png.stat().st_mode & 0o077) == 0

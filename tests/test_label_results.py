@@ -2,10 +2,10 @@
 
 import pytest
 
+from curate.errors import LabelError
 from curate.label.agreement import agreement
 from curate.label.config import LABEL_CONFIG
 from curate.label.diagnoses import FLAGS, PAPER
-from curate.errors import LabelError
 from curate.label.results import parse_result, rect_to_pixels
 
 

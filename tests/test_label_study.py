@@ -8,24 +8,24 @@ recomputed by the label stage and exported by the export stage.
 import hashlib
 import json
 
+import images as I
 import pytest
 from sqlmodel import select
+from test_label_diagnoses import STUDY
 from typer.testing import CliRunner
 
-import images as I
 from curate.cli import app
 from curate.dataset import DatasetVersion
 from curate.errors import ExportError
 from curate.export import ExportOptions, ImageSpec, export_version
+from curate.intake.ingest import IngestOptions, ingest_folder
 from curate.label.consensus import LowQuality
 from curate.label.recompute import write_consensus
 from curate.label.results import parse_result
 from curate.label.rules import recorded_rules, settle_rules
-from curate.intake.ingest import IngestOptions, ingest_folder
 from curate.workspace import Workspace
 from db.models import Image, utcnow
 from db.models.label import Consensus, LabelAnnotation, LabelProject, LabelRound, LabelTask
-from test_label_diagnoses import STUDY
 
 A, B = "a@clinic.test", "b@clinic.test"
 LQ = "Image quality too low"

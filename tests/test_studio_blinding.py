@@ -14,13 +14,13 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlmodel import select
+from studio_server import RATERS
+from test_studio_round import DERM, MPOX, add_images, annotate, result, task_of
 
 from curate.label.diagnoses import NEITHER_CHOICE, PAPER
 from curate.label.pull import pull
 from curate.label.rounds import adjudicate, push
 from db.models.label import LabelAnnotation, LabelProject, LabelTask
-from studio_server import RATERS
-from test_studio_round import DERM, MPOX, add_images, annotate, result, task_of
 
 pytestmark = [pytest.mark.studio, pytest.mark.slow]
 A, B, C = RATERS

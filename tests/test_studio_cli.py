@@ -9,12 +9,12 @@ import json
 
 import httpx
 import pytest
+from studio_server import _require_executable
 from typer.testing import CliRunner
 
 from curate.cli import app
-from curate.studio.fleet import Fleet, slug_for
 from curate.net import free_port
-from studio_server import _require_executable
+from curate.studio.fleet import Fleet, slug_for
 
 pytestmark = [pytest.mark.studio, pytest.mark.slow]
 TOKEN = "cli-steward-token-0123456789abcdef0123"

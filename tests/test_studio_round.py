@@ -9,19 +9,18 @@ from __future__ import annotations
 import json
 
 import pytest
+from images import jpeg
 from sqlmodel import select
+from studio_server import RATERS
 
-from curate.label.client import StudioClient
-from curate.label.diagnoses import NEITHER_CHOICE
 from curate.errors import LabelError, StudioError
+from curate.label.client import StudioClient, add_user
+from curate.label.diagnoses import NEITHER_CHOICE
 from curate.label.pull import pull
-from curate.label.client import add_user
 from curate.label.rounds import adjudicate, push
 from curate.label.servers import Servers
 from db.models import Image
 from db.models.label import Consensus, LabelAnnotation, LabelProject, LabelTask
-from images import jpeg
-from studio_server import RATERS
 
 pytestmark = pytest.mark.studio
 

@@ -3,6 +3,9 @@
 import pytest
 from label_studio_sdk import LabelStudio
 from sqlmodel import select
+from studio_server import RATERS
+from test_label_diagnoses import STUDY
+from test_studio_round import add_images, annotate, result
 
 from curate.label.consensus import LowQuality, ThirdOpinion
 from curate.label.diagnoses import NEITHER_CHOICE
@@ -10,9 +13,6 @@ from curate.label.pull import pull
 from curate.label.rounds import adjudicate, push
 from curate.workspace import Workspace
 from db.models.label import Consensus
-from studio_server import RATERS
-from test_label_diagnoses import STUDY
-from test_studio_round import add_images, annotate, result
 
 pytestmark = pytest.mark.studio
 A, B, C = RATERS

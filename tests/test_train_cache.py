@@ -12,11 +12,12 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 
-from train.features import FeatureCache  # noqa: E402
-from train.presets import EvalPreset  # noqa: E402
-from train.config import TrainConfig  # noqa: E402
-from train.recipe import run  # noqa: E402
-from train_fixtures import new_jpeg, replace_file, write_export  # noqa: E402
+from train_fixtures import new_jpeg, replace_file, write_export
+
+from train.config import TrainConfig
+from train.features import FeatureCache
+from train.presets import EvalPreset
+from train.recipe import run
 
 pytestmark = pytest.mark.torch
 

@@ -14,13 +14,13 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 
-from typer.testing import CliRunner  # noqa: E402
+from train_fixtures import write_export, write_sums
+from typer.testing import CliRunner
 
-from train.cli import app  # noqa: E402
-from train.config import TrainConfig  # noqa: E402
-from train.errors import TrainError  # noqa: E402
-from train.recipe import run  # noqa: E402
-from train_fixtures import write_export, write_sums  # noqa: E402
+from train.cli import app
+from train.config import TrainConfig
+from train.errors import TrainError
+from train.recipe import run
 
 pytestmark = pytest.mark.torch
 runner = CliRunner()

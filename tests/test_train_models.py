@@ -8,15 +8,16 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 
-from curate.dataset import DatasetVersion  # noqa: E402
-from curate.lite0 import EfficientNetLite0, weights_file  # noqa: E402
-from train.gradcam import gradcam  # noqa: E402
-from train.models import ARCHS, Net, build_backbone  # noqa: E402
-from train.config import TrainConfig  # noqa: E402
-from train.data import balance_plan  # noqa: E402
-from train.presets import ImageRef, augment  # noqa: E402
-from train.recipe import run  # noqa: E402
-from train_fixtures import write_export  # noqa: E402
+from train_fixtures import write_export
+
+from curate.dataset import DatasetVersion
+from curate.lite0 import EfficientNetLite0, weights_file
+from train.config import TrainConfig
+from train.data import balance_plan
+from train.gradcam import gradcam
+from train.models import ARCHS, Net, build_backbone
+from train.presets import ImageRef, augment
+from train.recipe import run
 
 pytestmark = pytest.mark.torch
 

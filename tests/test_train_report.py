@@ -10,10 +10,10 @@ from PIL import Image
 
 pytest.importorskip("torch")
 
-from curate.plots import contrast, pyplot  # noqa: E402
-from train.gallery import draw, markdown, select  # noqa: E402
-from train.metrics import EVAL_SETS  # noqa: E402
-from train.report import compare_roc_plot, confusion_plot, roc_plot  # noqa: E402
+from curate.plots import contrast, pyplot
+from train.gallery import draw, markdown, select
+from train.metrics import EVAL_SETS
+from train.report import compare_roc_plot, confusion_plot, roc_plot
 
 pytestmark = pytest.mark.torch
 
@@ -72,7 +72,7 @@ def test_train_confusion_counts_are_legible():
     rows = predictions(n=120)
     metrics = {"per_fold": {str(k): {s: {"auc": 0.8 + k / 100} for s in EVAL_SETS} for k in range(5)}}
     fig, best = confusion_plot(rows, metrics, ["mpox", "non_mpox"], list(EVAL_SETS))
-    assert best == {s: 4 for s in EVAL_SETS}
+    assert best == dict.fromkeys(EVAL_SETS, 4)
     colours = set()
     for ax in fig.axes:
         im = ax.images[0]

@@ -16,14 +16,14 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("fastapi")
 httpx = pytest.importorskip("httpx")
-import uvicorn  # noqa: E402
-from PIL import Image  # noqa: E402
+import uvicorn
+from PIL import Image
 
-from curate.dataset import DatasetVersion  # noqa: E402
-from curate.net import free_port  # noqa: E402
-from train.ensemble import Ensemble  # noqa: E402
-from train.serve.app import ServeSettings, create_app  # noqa: E402
-from train.photos import Limits, decode  # noqa: E402
+from curate.dataset import DatasetVersion
+from curate.net import free_port
+from train.ensemble import Ensemble
+from train.photos import Limits, decode
+from train.serve.app import ServeSettings, create_app
 
 pytestmark = [pytest.mark.torch, pytest.mark.slow]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"

@@ -6,13 +6,13 @@ import json
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score, roc_curve
+from train_fixtures import write_export, write_sums
 
 from curate.dataset import DatasetVersion
 from train.bootstrap import group_bootstrap
 from train.calibration import Platt, ece
 from train.operating import rates, sensitivity_at_specificity, threshold_for_sensitivity
 from train.triage import _table2, auc
-from train_fixtures import write_export, write_sums
 
 
 # ------------------------------------------------------------------ pure functions
@@ -326,9 +326,10 @@ def test_pointing_sample_is_seeded_and_capped(tmp_path):
 @pytest.mark.torch
 @pytest.mark.slow
 def test_run_with_pointing_cap_says_so(tmp_path):
+    from train_fixtures import write_export
+
     from train.config import TrainConfig
     from train.recipe import run
-    from train_fixtures import write_export
 
     export = write_export(tmp_path, roi_every=1)
     out = run(

@@ -12,13 +12,12 @@ import tarfile
 import time
 from pathlib import Path
 
+import images as I
 import pytest
+from conftest import wait_for
 from sqlmodel import select
 
-import images as I
-from conftest import wait_for
 from curate.errors import WorkspaceError
-from curate.intake.ingest import IngestOptions, ingest_folder
 from curate.lock import workspace_lock
 from curate.workspace import Workspace
 from db.models import CommandRun, Image, Provenance, Rejection
@@ -91,8 +90,9 @@ def test_everything_the_cli_writes_is_private_and_init_tightens_what_exists(tmp_
 
 
 def test_export_folders_files_and_archive_are_owner_only_whatever_the_umask(tmp_path):
-    from curate.export import ExportOptions, ImageSpec, export_version
     from test_export_fixtures import build_catalogue
+
+    from curate.export import ExportOptions, ImageSpec, export_version
 
     old = os.umask(0o022)  # a library caller that did not set the CLI's umask
     try:

@@ -9,7 +9,7 @@ are skipped (percentiles ignore NaN) and their number is reported.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

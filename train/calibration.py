@@ -37,7 +37,7 @@ class Platt:
     method: str = "platt"
 
     @classmethod
-    def fit(cls, y: np.ndarray, p: np.ndarray) -> "Platt":
+    def fit(cls, y: np.ndarray, p: np.ndarray) -> Platt:
         """Fit on out-of-fold (never on test) predictions; nearly unregularised (C=1e4)."""
         y = np.asarray(y).astype(int)
         if len(set(y.tolist())) < 2:

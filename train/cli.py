@@ -10,7 +10,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, List, Optional
+from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -18,9 +18,9 @@ from rich.table import Table
 
 from curate.output import JsonOpt, SafeGroup, console, err_console, fail, print_json, progress_bars, reported
 from curate.privacy import make_private_by_default
-from train.device import Device
 from train.choices import ArchName, ExportFormat
 from train.config import TrainConfig, refuse_existing
+from train.device import Device
 
 app = typer.Typer(
     help="Train and evaluate mpox classifiers on an exported dataset version.",
@@ -107,14 +107,14 @@ def run_cmd(
         ArchName, typer.Option("--arch", "-a", help="Backbone: the paper's six (torchvision) or efficientnet_lite0.")
     ],
     out: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--out", "-o", help="Run folder to create (default: runs/<name>-<version>/<arch>-s<seed>)."),
     ] = None,
     epochs: Annotated[int, typer.Option(help="Epochs per fold (default: 150, the paper's).", min=1)] = 150,
     batch_size: Annotated[int, typer.Option(help="Batch size (default: 72).", min=1)] = 72,
     lr: Annotated[float, typer.Option(help="Adam learning rate (default: 3e-4).")] = 3e-4,
     folds: Annotated[
-        Optional[int],
+        int | None,
         typer.Option(help="Cross-validation folds; must match the export (default: the export's, 5 in the paper)."),
     ] = None,
     seed: Annotated[
@@ -133,7 +133,7 @@ def run_cmd(
         ),
     ] = "imagenet",
     image_size: Annotated[
-        Optional[int], typer.Option(help="Square input size (default: the export's, 320 in the paper).")
+        int | None, typer.Option(help="Square input size (default: the export's, 320 in the paper).")
     ] = None,
     dropout: Annotated[float, typer.Option(help="Dropout before the new classifier (default: 0.2).")] = 0.2,
     balance: Annotated[
@@ -143,7 +143,7 @@ def run_cmd(
         bool, typer.Option("--cache/--no-cache", help="Train the head on cached backbone features (default: on).")
     ] = True,
     cache_dir: Annotated[
-        Optional[Path], typer.Option(help="Feature cache folder (default: <run parent>/feature-cache).")
+        Path | None, typer.Option(help="Feature cache folder (default: <run parent>/feature-cache).")
     ] = None,
     unfreeze: Annotated[
         bool, typer.Option("--unfreeze", help="Fine-tune the whole network on images (no cache; default: off).")
@@ -166,7 +166,7 @@ def run_cmd(
         ),
     ] = 1000,
     pointing_max: Annotated[
-        Optional[int],
+        int | None,
         typer.Option(
             help="Pointing game: at most this many boxed images per set, a seeded sample (default: all).", min=1
         ),
@@ -175,7 +175,7 @@ def run_cmd(
         bool, typer.Option("--resume", help="Continue an interrupted run folder: finished folds are kept.")
     ] = False,
     workspace: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option(
             "--workspace", "-w", envvar="CURATE_WORKSPACE", help="Workspace for NAME@VERSION (default: current folder)."
         ),
@@ -233,9 +233,9 @@ def run_cmd(
 
 @app.command("compare")
 def compare_cmd(
-    runs: Annotated[List[Path], typer.Argument(help="Run folders (one per backbone).")],
+    runs: Annotated[list[Path], typer.Argument(help="Run folders (one per backbone).")],
     out: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--out", "-o", help="Folder for compare.md and roc_compare.png (default: none written)."),
     ] = None,
     as_json: JsonOpt = False,
@@ -272,16 +272,16 @@ def compare_cmd(
 
 @app.command("predict")
 def predict_cmd(
-    images: Annotated[List[Path], typer.Argument(help="Image files to triage.")],
+    images: Annotated[list[Path], typer.Argument(help="Image files to triage.")],
     run: Annotated[Path, typer.Option("--run", "-r", help="A finished run folder.")],
     threshold: Annotated[
-        Optional[float],
+        float | None,
         typer.Option(
             help="Decide on uncalibrated P(mpox) >= this instead (default: the run's operating point on calibrated P(mpox))."
         ),
     ] = None,
     out: Annotated[
-        Optional[Path], typer.Option("--out", "-o", help="Folder for Grad-CAM overlays (default: <run>/predict).")
+        Path | None, typer.Option("--out", "-o", help="Folder for Grad-CAM overlays (default: <run>/predict).")
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -317,10 +317,10 @@ def export_model_cmd(
         typer.Option("--format", "-f", help="onnx (onnxruntime, any language) or torchscript (default: onnx)."),
     ] = ExportFormat.onnx,
     out: Annotated[
-        Optional[Path], typer.Option("--out", "-o", help="Model file to write (default: <run>/model.onnx or model.pt).")
+        Path | None, typer.Option("--out", "-o", help="Model file to write (default: <run>/model.onnx or model.pt).")
     ] = None,
     fold: Annotated[
-        Optional[int], typer.Option(help="Export this fold model alone (default: the mean of all fold models).", min=0)
+        int | None, typer.Option(help="Export this fold model alone (default: the mean of all fold models).", min=0)
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -363,7 +363,7 @@ def serve_cmd(
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port (default: 8000).", min=0, max=65535)] = 8000,
     fold: Annotated[
-        Optional[int], typer.Option(help="Serve this fold model alone (default: the mean of all fold models).", min=0)
+        int | None, typer.Option(help="Serve this fold model alone (default: the mean of all fold models).", min=0)
     ] = None,
     device: Annotated[Device, typer.Option(help="Where the model runs (default: cpu).")] = Device.cpu,
     queue: Annotated[int, typer.Option(help="Photos that may wait; more get HTTP 429 (default: 32).", min=1)] = 32,
@@ -375,13 +375,13 @@ def serve_cmd(
         int, typer.Option(help="Largest image in megapixels (decompression bombs) (default: 40).", min=1)
     ] = 40,
     keep_uploads: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option(
             help="Also save every upload here (mode 0600); by default uploads stay in memory and are never written or logged."
         ),
     ] = None,
     threads: Annotated[
-        Optional[int],
+        int | None,
         typer.Option(
             help="CPU threads for the network; the other cores decode uploads (default: half the cores, at least 1).",
             min=1,
@@ -397,8 +397,8 @@ def serve_cmd(
     try:
         import uvicorn
 
-        from train.serve.app import ServeSettings, create_app
         from train.photos import Limits
+        from train.serve.app import ServeSettings, create_app
     except ImportError as exc:
         fail(f"train serve needs {exc.name}: pip install 'mpox-curate[serve]'")
     import torch

@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
 
 import torch
 from torch import nn
@@ -34,7 +34,7 @@ class Plan:
     """What each fold trains and validates on, and the evaluation sets (lists of `ImageRef`)."""
 
     classes: list
-    positive: Optional[int]
+    positive: int | None
     folds: list
     train: dict  # fold -> images (other folds' originals + their augmented copies)
     val: dict  # fold -> images (that fold's originals)
@@ -82,7 +82,7 @@ def balance_plan(train: list[Sample], seed: int) -> list[tuple[Sample, ImageRef]
     return out
 
 
-def positive_index(classes: list, task: str) -> Optional[int]:
+def positive_index(classes: list, task: str) -> int | None:
     """Binary tasks report precision/recall of mpox (or the last class); diagnosis tasks are macro."""
     if len(classes) != 2:
         return None
@@ -223,7 +223,7 @@ class ModelInputs:
             return FeatureRows(x, torch.tensor([it.target for it in images]))
         return ImageItems(images, self.preset)
 
-    def model(self, head: nn.Module, backbone: Optional[nn.Module] = None) -> nn.Module:
+    def model(self, head: nn.Module, backbone: nn.Module | None = None) -> nn.Module:
         if self.cached:
             return head
         if self.cfg.unfreeze:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import torch
@@ -15,11 +14,11 @@ from PIL import Image
 from torch import nn
 
 from train.calibration import Platt
-from train.gradcam import CamCapture
+from train.config import TrainConfig, from_saved
 from train.errors import TrainError
+from train.gradcam import CamCapture
 from train.models import Arch, Head, Net, build_backbone, freeze, get_arch
 from train.presets import EvalPreset
-from train.config import TrainConfig, from_saved
 
 
 class MeanHead(nn.Module):
@@ -41,11 +40,11 @@ class Triage:
     """One image's result."""
 
     probabilities: dict
-    p_positive: Optional[float]  # fold-model mean, uncalibrated
-    p_calibrated: Optional[float]  # after Platt scaling (binary tasks)
+    p_positive: float | None  # fold-model mean, uncalibrated
+    p_calibrated: float | None  # after Platt scaling (binary tasks)
     decision: str  # "refer" / "routine" at the operating point; the class for multi-class
     predicted_class: str
-    cam: Optional[np.ndarray] = field(default=None, repr=False)
+    cam: np.ndarray | None = field(default=None, repr=False)
 
 
 def load_run(run: Path) -> tuple[TrainConfig, dict]:
@@ -63,17 +62,17 @@ class Ensemble:
     arch: Arch
     preset: EvalPreset
     classes: list
-    positive: Optional[str]
+    positive: str | None
     threshold: float  # the run's Table-2 threshold on uncalibrated P(positive)
-    calibration: Optional[Platt]
-    operating_threshold: Optional[float]
+    calibration: Platt | None
+    operating_threshold: float | None
     run: Path
     info: dict
     metrics: dict
     folds: list
 
     @classmethod
-    def load(cls, run: Path, fold: Optional[int] = None, device: str = "cpu") -> "Ensemble":
+    def load(cls, run: Path, fold: int | None = None, device: str = "cpu") -> Ensemble:
         """The run's fold models (or fold `fold` alone) on `device`."""
         run = Path(run)
         cfg, info = load_run(run)

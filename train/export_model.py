@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
-from typing import Optional
 
 import torch
 from torch import nn
@@ -23,8 +22,8 @@ from torch import nn
 from curate.files import atomic_path, write_atomic
 from train.choices import ExportFormat
 from train.ensemble import Ensemble
-from train.model_card import card_markdown
 from train.errors import TrainError
+from train.model_card import card_markdown
 
 FORMAT_VERSION = 1
 META_KEY = "mpox_triage"
@@ -48,7 +47,7 @@ class Exported(nn.Module):
         return probs, torch.sigmoid(self.a * torch.log(p / (1 - p)) + self.b)
 
 
-def metadata(model: Ensemble, fold: Optional[int]) -> dict:
+def metadata(model: Ensemble, fold: int | None) -> dict:
     info, tri = model.info, model.metrics.get("triage") or {}
     return {
         "format_version": FORMAT_VERSION,
@@ -81,7 +80,7 @@ def metadata(model: Ensemble, fold: Optional[int]) -> dict:
     }
 
 
-def export_model(run: Path, fmt: ExportFormat, out: Optional[Path] = None, fold: Optional[int] = None) -> Path:
+def export_model(run: Path, fmt: ExportFormat, out: Path | None = None, fold: int | None = None) -> Path:
     """Write the model file (atomically) and a `<file>.card.md` beside it; return the file's path."""
     model = Ensemble.load(Path(run), fold=fold)
     fmt = ExportFormat(fmt)

@@ -12,9 +12,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -48,7 +48,7 @@ class FeatureCache:
     def _path(self, key: str) -> Path:
         return self.dir / key[:2] / f"{key}.f32"
 
-    def get(self, key: str) -> Optional[np.ndarray]:
+    def get(self, key: str) -> np.ndarray | None:
         path = self._path(key)
         try:
             blob = path.read_bytes()

@@ -34,7 +34,7 @@ class CamCapture:
         self._values = self.act.clone()
         return self._values
 
-    def __enter__(self) -> "CamCapture":
+    def __enter__(self) -> CamCapture:
         self._handle = self.layer.register_forward_hook(self._hook)
         self._grad = torch.enable_grad()
         self._grad.__enter__()

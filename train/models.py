@@ -7,14 +7,14 @@ paper's "last layer replaced by a new classifier" is `Head` (dropout 0.2 + linea
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
 
-from curate import errors, lite0
+from curate import lite0
 from curate.dataset import sha256_file
 from train.errors import TrainError, WeightsError
 

@@ -4,22 +4,19 @@ decision at the run's operating point (or at an explicit threshold), and a Grad-
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
 from curate.errors import ServeError
 from train.ensemble import Ensemble
+from train.errors import TrainError
 from train.gradcam import overlay
 from train.metrics import predicted_classes
 from train.outputs import save_image
-from train.errors import TrainError
 from train.photos import Limits, decode
 
 
-def predict(
-    run: Path, images: list[Path], threshold: Optional[float] = None, out_dir: Optional[Path] = None
-) -> list[dict]:
+def predict(run: Path, images: list[Path], threshold: float | None = None, out_dir: Path | None = None) -> list[dict]:
     """Per image: class probabilities, P(positive) before and after calibration, and the decision.
 
     Without `threshold` the decision is the run's operating point on calibrated P(positive)

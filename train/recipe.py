@@ -19,9 +19,8 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import asdict, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Optional
 
 from train import report, triage
 from train.config import TrainConfig
@@ -29,13 +28,13 @@ from train.data import ModelInputs, ProgressFn, build_datasets, no_progress, ope
 from train.device import resolve_device
 from train.loop import evaluate_fold, fresh_backbone, restore_model, seed_everything, train_fold
 from train.models import freeze, get_arch
-from train.presets import EvalPreset
 from train.outputs import write_json
+from train.presets import EvalPreset
 from train.rundir import fold_path, load_fold, prepare_run_dir, run_info, save_fold, write_results
 
 
 def run(
-    cfg: TrainConfig, resume: bool = False, progress: ProgressFn = no_progress, command: Optional[list] = None
+    cfg: TrainConfig, resume: bool = False, progress: ProgressFn = no_progress, command: list | None = None
 ) -> Path:
     """Train and evaluate every fold model; write the run folder; return its path."""
     arch = get_arch(cfg.arch)
@@ -54,7 +53,7 @@ def run(
     freeze(backbone).to(cfg.device)
     preset = EvalPreset(cfg.image_size, arch.mean, arch.std)
     write_json(out / "config.json", {**asdict(cfg), "command": command or sys.argv})
-    info = run_info(cfg, ds, plan, dim, weights_id, preset) | {"started": datetime.now(timezone.utc).isoformat()}
+    info = run_info(cfg, ds, plan, dim, weights_id, preset) | {"started": datetime.now(UTC).isoformat()}
     write_json(out / "run.json", info)
 
     cache_root = Path(cfg.cache_dir) if cfg.cache_dir else out.parent / "feature-cache"
@@ -116,7 +115,7 @@ def run(
         report.write_run_report(out, cfg, info, metrics, plan, models, inputs, arch)
     info |= {
         "status": "complete",
-        "finished": datetime.now(timezone.utc).isoformat(),
+        "finished": datetime.now(UTC).isoformat(),
         "total_seconds": time.perf_counter() - t_start,
     }
     write_json(out / "run.json", info)

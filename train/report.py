@@ -14,10 +14,11 @@ from sklearn.metrics import roc_auc_score
 from curate.files import write_atomic
 from curate.plots import confusion_matrix_plot, wrapped
 from curate.plots import pyplot as _plt
-from train.gallery import gradcam_gallery, markdown as gallery_markdown
 from train import report_triage
-from train.metrics import EVAL_SETS, METRIC_LABELS, METRICS, confusion, fmt, roc
 from train.errors import TrainError
+from train.gallery import gradcam_gallery
+from train.gallery import markdown as gallery_markdown
+from train.metrics import EVAL_SETS, METRIC_LABELS, METRICS, confusion, fmt, roc
 from train.models import Net
 from train.outputs import save_figure
 

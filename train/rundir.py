@@ -4,12 +4,10 @@
 from __future__ import annotations
 
 import json
-import os
 import platform
 from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import torch
@@ -73,7 +71,7 @@ def fold_path(out: Path, k: int) -> Path:
     return out / f"fold{k}" / "checkpoint.pt"
 
 
-def load_fold(path: Path, k: int, cfg: TrainConfig, checksum: str) -> Optional[dict]:
+def load_fold(path: Path, k: int, cfg: TrainConfig, checksum: str) -> dict | None:
     """A completed fold checkpoint, or None; a broken or foreign one is an error, not a retrain."""
     if not path.exists():
         return None
@@ -129,7 +127,7 @@ def write_results(
     cfg: TrainConfig,
     ds: DatasetVersion,
     label: str,
-    positive: Optional[str],
+    positive: str | None,
 ) -> dict:
     """predictions.csv and metrics.json (per fold, and mean/SD over folds per set)."""
     write_csv(out / "predictions.csv", rows)

@@ -14,7 +14,6 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 from scipy.stats import rankdata
@@ -45,15 +44,15 @@ class ImageRow:
     image_id: str
     file: str
     label: str
-    is_positive: Optional[int]
+    is_positive: int | None
     fold: str  # held-out fold for train images; "" for the ensemble sets
     n_models: int
     probs: dict  # class -> probability (mean over fold models for ensemble sets)
-    p_positive: Optional[float] = None
-    p_calibrated: Optional[float] = None
+    p_positive: float | None = None
+    p_calibrated: float | None = None
 
 
-def image_rows(rows: list[dict], classes: list, positive: Optional[str]) -> list[ImageRow]:
+def image_rows(rows: list[dict], classes: list, positive: str | None) -> list[ImageRow]:
     """One row per (set, image): out-of-fold for train, fold-model mean for the others."""
     by = defaultdict(list)
     for r in rows:
@@ -124,7 +123,7 @@ def analyse(
     out: Path,
     rows: list[dict],
     classes: list,
-    positive: Optional[str],
+    positive: str | None,
     groups: dict,
     threshold: float,
     target_sensitivity: float,
@@ -175,9 +174,7 @@ def analyse(
     return result
 
 
-def _write_table(
-    path: Path, table: list[ImageRow], classes: list, op: Optional[float], positive: Optional[str]
-) -> None:
+def _write_table(path: Path, table: list[ImageRow], classes: list, op: float | None, positive: str | None) -> None:
     import io
 
     buf = io.StringIO(newline="")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -19,7 +19,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 UrlOpt = Annotated[
-    Optional[list[str]],
+    list[str] | None,
     typer.Option(
         "--url",
         metavar="[EMAIL=]URL",
@@ -32,7 +32,7 @@ UrlOpt = Annotated[
     ),
 ]
 RuleOpt = Annotated[
-    Optional[ThirdOpinion],
+    ThirdOpinion | None,
     typer.Option(
         "--third-opinion",
         help="When the reviewer picks a diagnosis neither rater gave: discard the image (the paper) or "
@@ -40,7 +40,7 @@ RuleOpt = Annotated[
     ),
 ]
 LowQualityOpt = Annotated[
-    Optional[LowQuality],
+    LowQuality | None,
     typer.Option(
         "--low-quality",
         help="Which \"Image quality too low\" flags exclude an image: any (either rater's), both (both raters', "
@@ -52,7 +52,7 @@ LowQualityOpt = Annotated[
 @app.command()
 def push(
     raters: Annotated[str, typer.Option(help="Two rater emails, comma-separated.")],
-    limit: Annotated[Optional[int], typer.Option(min=1, help="Push at most N new images.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Push at most N new images.")] = None,
     order: Annotated[
         PushOrder,
         typer.Option(
@@ -62,7 +62,7 @@ def push(
     ] = PushOrder.CATALOGUE,
     seed: Annotated[int, typer.Option(help="Seed of --order random (default: 0).")] = 0,
     predictions: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option(
             help="`train predict --json` output for the candidates (--order uncertainty); "
             "see `curate label candidates`."
@@ -202,7 +202,7 @@ def report(
     db: DbOpt = None,
     json_out: JsonOpt = False,
     html: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option(
             help="Write the HTML page here (default: <workspace>/reports/labeling.html); "
             "the confusion-matrix PNGs go beside it as <name>-confusion.png and <name>-raters.png."

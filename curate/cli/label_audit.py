@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -16,25 +16,25 @@ def audit_cmd(
         Path, typer.Option("--run", "-r", help="A finished `train run` folder (its oof_predictions.csv and run.json).")
     ],
     dataset: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(help="NAME@VERSION the run must have been trained on (default: the workspace's newest export)."),
     ] = None,
     html: Annotated[
-        Optional[Path], typer.Option(help="Write the HTML page here (default: <workspace>/reports/label-audit.html).")
+        Path | None, typer.Option(help="Write the HTML page here (default: <workspace>/reports/label-audit.html).")
     ] = None,
     push: Annotated[
         bool,
         typer.Option("--push", help="Send the top images to a new audit round in --reviewer's Label Studio project."),
     ] = False,
     reviewer: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(help="Email of the auditing clinician (with --push); never one of the images' raters."),
     ] = None,
     top: Annotated[
         int, typer.Option(help="How many of the most likely errors the audit round holds (default: 50).", min=1)
     ] = 50,
     url: Annotated[
-        Optional[list[str]],
+        list[str] | None,
         typer.Option(
             "--url",
             metavar="[EMAIL=]URL",
@@ -106,7 +106,7 @@ def audit_cmd(
 
 
 def candidates_cmd(
-    limit: Annotated[Optional[int], typer.Option(help="List at most N.", min=1)] = None,
+    limit: Annotated[int | None, typer.Option(help="List at most N.", min=1)] = None,
     workspace: WorkspaceOpt = None,
     db: DbOpt = None,
 ):

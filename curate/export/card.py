@@ -8,8 +8,8 @@ from typing import Any
 from curate.dataset import SPLITS, split_counts
 from curate.export.diff import VersionDiff
 from curate.export.exclusions import REASONS
-from curate.label.rules import explain
 from curate.export.leakage import LeakageAudit
+from curate.label.rules import explain
 
 UNKNOWN_LICENCE = "unknown"  # what the export plan records for images without a licence
 

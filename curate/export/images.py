@@ -19,7 +19,6 @@ from PIL import Image
 
 from curate.imaging import DRAFT_FORMATS, SWAPS_AXES, UPRIGHT, exif_orientation
 
-
 RESIZE_POLICIES = ("stretch", "pad", "center-crop")
 JPEG_QUALITY = 90
 PAD_FILL = (0, 0, 0)

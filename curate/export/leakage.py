@@ -15,9 +15,9 @@ training and seeded RANSAC), so the card written at export time is byte-identica
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -93,7 +93,7 @@ class LeakageAudit:
         return out
 
     @classmethod
-    def from_dict(cls, d: dict) -> "LeakageAudit":
+    def from_dict(cls, d: dict) -> LeakageAudit:
         """Back from `as_dict` (e.g. a version's audit.json)."""
 
         def entry(e: dict) -> Entry:

@@ -10,9 +10,9 @@ import html
 import os
 from pathlib import Path
 
-from curate.imaging import thumbnail
 from curate.export.leakage import LeakageAudit
 from curate.files import write_atomic
+from curate.imaging import thumbnail
 
 THUMB_PX = 200
 CSS = """

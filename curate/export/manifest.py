@@ -6,7 +6,7 @@ import csv
 import io
 from pathlib import Path
 
-from curate.dataset import MANIFEST_COLUMNS, sha256_file  # noqa: F401  (re-exported for the writer)
+from curate.dataset import MANIFEST_COLUMNS, sha256_file
 
 
 def format_agreement(value: float | None) -> str:

@@ -18,7 +18,7 @@ import json
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +27,8 @@ from sqlmodel import Session, select
 from curate.dataset import SPLITS, DatasetError, DatasetVersion
 from curate.dedupe import cluster_map
 from curate.errors import ConfigError, ExportError
-from curate.export.exclusions import catalogue_exclusions, consensus_exclusions, consensus_reason
 from curate.export.card import UNKNOWN_LICENCE
+from curate.export.exclusions import catalogue_exclusions, consensus_exclusions, consensus_reason
 from curate.export.images import RESIZE_POLICIES, ImageSpec, roi_region, union_box
 from curate.export.splits import Item, SplitPlan, plan_splits
 from curate.label.agreement import rater_agreement
@@ -117,8 +117,8 @@ def _iso(dt: datetime | None) -> str:
     if dt is None:
         return "1970-01-01T00:00:00Z"
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def validate(options: ExportOptions) -> None:

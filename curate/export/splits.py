@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import random
 from collections import Counter, defaultdict
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Hashable, Iterable, Mapping, Optional, Sequence
 
 from curate.errors import ConfigError
 
@@ -59,7 +59,7 @@ class BinStat:
 
 
 # The parent version's assignment, as plain data: image id -> (split, fold or None).
-Assignment = Mapping[int, tuple[str, Optional[int]]]
+Assignment = Mapping[int, tuple[str, int | None]]
 
 MOVE_CONFLICT = "its group's images were in different places in the parent (clusters or case ids joined)"
 MOVE_RESERVED = "its source (or a group member's) is now reserved for external validation"
@@ -77,7 +77,7 @@ class Move:
     reason: str
 
 
-def place(split: str, fold: Optional[int]) -> str:
+def place(split: str, fold: int | None) -> str:
     return f"{split}/fold{fold}" if split == "train" and fold is not None else split
 
 
@@ -181,7 +181,7 @@ def _bin_stats(names: Sequence[str], weights: Sequence[float], members: dict[str
 
 def _parent_places(
     members: Sequence[Item], parent: Assignment, folds: int, keep_folds: bool
-) -> tuple[str, Optional[int], bool] | None:
+) -> tuple[str, int | None, bool] | None:
     """Where a group's parent train/test members put it: (split, fold or None, members disagreed), or None if none.
 
     Most members win; a split tie goes to test (a former test image must not become training data),
@@ -255,7 +255,7 @@ def plan_splits(
         )
 
     # Rule 5: groups with parent members keep the parent's place; the rest are dealt around them.
-    pinned: dict[int, tuple[str, Optional[int], bool]] = {}
+    pinned: dict[int, tuple[str, int | None, bool]] = {}
     for g in internal:
         where = _parent_places(by_group[g], parent, folds, keep_folds)
         if where is not None:

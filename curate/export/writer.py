@@ -16,22 +16,22 @@ import os
 import shutil
 import tarfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
 
 from sqlmodel import select
 
 from curate.dataset import SPLITS, DatasetVersion, split_counts
 from curate.errors import StoreError
-from curate.files import atomic_path, write_atomic
 from curate.export import card, croissant
 from curate.export.diff import diff_manifests
 from curate.export.images import prepare
 from curate.export.leakage import audit_files, entries_of
 from curate.export.manifest import manifest_csv, manifest_row, read_manifest, sha256_file, sha256sums
 from curate.export.plan import ExportError, ExportOptions, ExportPlan, make_plan, parse_version, validate
+from curate.files import atomic_path, write_atomic
 from curate.parallel import run_parallel
 from db.models.export import DatasetVersionRecord
 
@@ -108,7 +108,7 @@ def _render(task: tuple) -> tuple[int, str, str, bool]:
         return image_id, sha256_file(dest), sha256_file(roi_dest) if roi_dest else "", False
     try:
         main, roi = prepare(src, spec, region, expected)
-    except Exception as exc:  # noqa: BLE001 - reported with the image id, never the clinic path
+    except Exception as exc:  # reported with the image id, never the clinic path
         raise RuntimeError(f"image {image_id}: cannot prepare ({type(exc).__name__}: {exc})") from None
     write_atomic(dest, main)
     if roi_dest is not None:

@@ -20,9 +20,9 @@ import re
 import time
 import unicodedata
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from sqlmodel import select
 
@@ -71,7 +71,7 @@ class IngestReport:
     def ignored(self) -> int:
         return len(self.skipped)
 
-    def merge(self, part: "IngestReport") -> None:
+    def merge(self, part: IngestReport) -> None:
         """Add the counts of one committed batch."""
         self.files += part.files
         self.added += part.added

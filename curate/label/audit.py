@@ -9,7 +9,7 @@ that learnt their old label.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlmodel import Session, select
@@ -135,5 +135,5 @@ def build(ws, run: Path, dataset: str | None = None) -> AuditReport:
         out,
         unranked,
         round(sum(r.score or 0.0 for r in out), 2),
-        datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        datetime.now(UTC).isoformat(timespec="seconds"),
     )

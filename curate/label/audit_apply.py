@@ -91,7 +91,7 @@ class Ledger:
     by_image: dict[int, AuditDecision] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, s: Session) -> "Ledger":
+    def load(cls, s: Session) -> Ledger:
         return cls(decisions(s))
 
     def outcome(self, image_id: int, outcome: Outcome, ratings: list[Rating]) -> tuple[Outcome, str | None]:

@@ -115,7 +115,7 @@ class DiagnosisList:
         return [{"slug": k, "name": v, "binary": self.binary_label(k)} for k, v in self.names.items()]
 
     @classmethod
-    def from_settings(cls, settings: dict[str, Any], where: str = "curate.toml") -> "DiagnosisList":
+    def from_settings(cls, settings: dict[str, Any], where: str = "curate.toml") -> DiagnosisList:
         """Read and validate the `[labels]` table; raise ConfigError naming the field."""
         table = settings.get(SETTINGS_TABLE, {})
 

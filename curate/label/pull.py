@@ -15,10 +15,10 @@ from datetime import datetime
 from sqlalchemy import insert
 from sqlmodel import select
 
+from curate.errors import LabelError
 from curate.label import audit_apply
 from curate.label.client import RemoteAnnotation, StudioClient
 from curate.label.consensus import LowQuality, ThirdOpinion
-from curate.errors import LabelError
 from curate.label.recompute import write_consensus
 from curate.label.results import ParsedResult, parse_result
 from curate.label.rules import describe, settle_rules

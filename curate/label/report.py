@@ -4,7 +4,7 @@ outcomes, each rater's quality against the consensus and under Dawid–Skene (`r
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlmodel import Session, func, select
 
@@ -61,7 +61,7 @@ class LabelReport:
     details: dict[str, dict[str, int]] = field(default_factory=dict)  # excluded: per flag; pending: per reason
     samples: list[Sample] = field(default_factory=list)
     raters: list[RaterQuality] = field(default_factory=list)
-    generated_at: str = field(default_factory=lambda: datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+    generated_at: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))
 
     def to_dict(self) -> dict:
         return {
@@ -88,9 +88,9 @@ def build(s: Session, diagnoses: DiagnosisList, per_group: int = SAMPLES_PER_GRO
             .select_from(LabelTask)
             .join(LabelAnnotation, LabelAnnotation.task_id == LabelTask.id)
             .where(LabelTask.project_id == proj.id, LabelAnnotation.withdrawn == False)
-        ).one()  # noqa: E712
+        ).one()
         progress.append(Progress(rnd.name, rnd.kind, proj.rater, proj.ls_project_id, tasks, done))
-    outcomes = {k: 0 for k in STATUSES}
+    outcomes = dict.fromkeys(STATUSES, 0)
     details: dict[str, dict[str, int]] = {"excluded": {}, "pending": {}}
     for status, exclusion, method, n in s.exec(
         select(Consensus.status, Consensus.exclusion, Consensus.method, func.count()).group_by(

@@ -14,12 +14,12 @@ from pathlib import Path
 from PIL import UnidentifiedImageError
 from sqlmodel import select
 
-from curate.imaging import thumbnail
 from curate.errors import StoreError
 from curate.files import write_atomic
+from curate.imaging import thumbnail
 from curate.label.agreement import Agreement
-from curate.label.raters import MIN_DIAGNOSED, RaterQuality
 from curate.label.diagnoses import NEITHER, NEITHER_CHOICE
+from curate.label.raters import MIN_DIAGNOSED, RaterQuality
 from curate.label.report import OUTCOME_MEANINGS, LabelReport, Sample
 from curate.plots import confusion_matrix_plot, pyplot
 from db.models import Image

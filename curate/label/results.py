@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from curate.errors import LabelError
 from curate.label.diagnoses import (
     BOX_CONTROL,
     COMMENT_CONTROL,
@@ -24,7 +25,6 @@ from curate.label.diagnoses import (
     SETTINGS_TABLE,
     DiagnosisList,
 )
-from curate.errors import LabelError
 
 Box = tuple[float, float, float, float]
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from sqlmodel import Session, select
 
 from curate.dedupe import labelable_image_ids
+from curate.errors import LabelError, StudioError
 from curate.files import atomic_path
 from curate.label.adjudication import RaterView, adjudication_config, review_task
 from curate.label.client import StudioClient
@@ -26,7 +27,6 @@ from curate.label.diagnoses import FLAGS
 from curate.label.order import Order, image_features, order_ids
 from curate.label.recompute import collect, write_consensus
 from curate.label.rules import recorded_rules, settle_rules
-from curate.errors import LabelError, StudioError
 from curate.label.servers import Servers, as_servers, require_blind
 from db.models import Image
 from db.models.label import LabelProject, LabelRound, LabelTask
@@ -284,7 +284,7 @@ def adjudicate(
         img.id,
         disputed[img.id],
         choices,
-        rule.value,  # noqa: E731
+        rule.value,
         img.width,
         img.height,
     )

@@ -29,7 +29,7 @@ class Servers:
     _clients: dict[str, StudioClient] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def single(cls, client: StudioClient) -> "Servers":
+    def single(cls, client: StudioClient) -> Servers:
         """Everyone on one server (an external Label Studio, or a catalogue from before per-clinician servers)."""
         return cls(client._api_key, {}, client.url, True, {client.url: client})
 
@@ -65,7 +65,7 @@ class Servers:
         return json.dumps(urls, sort_keys=True)
 
 
-def as_servers(target: "Servers | StudioClient") -> Servers:
+def as_servers(target: Servers | StudioClient) -> Servers:
     return Servers.single(target) if isinstance(target, StudioClient) else target
 
 

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import httpx
 
+from curate.errors import StudioError
 from curate.files import write_atomic
 from curate.net import LOOPBACK
-from curate.errors import StudioError
 
 EXECUTABLE_ENV = "CURATE_LABEL_STUDIO"
 DEFAULT_PORT = 8080

@@ -22,10 +22,9 @@ import logging
 import os
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Optional
 
 import torch
 from anyio import to_thread
@@ -53,7 +52,7 @@ class ServeSettings:
     limits: Limits = Limits()
     queue_size: int = 32
     max_batch: int = 8
-    keep_uploads: Optional[Path] = None
+    keep_uploads: Path | None = None
 
 
 @dataclass
@@ -69,7 +68,7 @@ class Worker:
     def __init__(self, model: Ensemble, settings: ServeSettings):
         self.model, self.settings = model, settings
         self.queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=settings.queue_size)
-        self.task: Optional[asyncio.Task] = None
+        self.task: asyncio.Task | None = None
         self.served = 0
 
     def submit(self, x: torch.Tensor, cam: bool) -> asyncio.Future:
@@ -121,7 +120,7 @@ def _prepare(data: bytes, limits: Limits, model: Ensemble):
 
 def _keep(folder: Path, data: bytes) -> None:
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    name = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:12]}.upload"
+    name = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:12]}.upload"
     fd = os.open(folder / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
@@ -206,7 +205,7 @@ def create_app(model: Ensemble, settings: ServeSettings = ServeSettings()) -> Fa
     return app
 
 
-def _decision_text(decision: str, positive: Optional[str]) -> str:
+def _decision_text(decision: str, positive: str | None) -> str:
     if decision == "refer":
         return f"Refer: above the operating point for {positive}; examine and test promptly."
     if decision == "routine":

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from starlette.datastructures import Headers
 from starlette.formparsers import MultiPartException, MultiPartParser
