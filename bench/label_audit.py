@@ -103,7 +103,7 @@ def audit(x, truth, votes, consensus, seed: int) -> dict:
         Candidate(
             i,
             consensus[i],
-            dict(zip(CLASSES, p[n])),
+            dict(zip(CLASSES, p[n], strict=False)),
             votes[i],
             len({votes[i]["A"], votes[i]["B"]}) > 1,
             "R" in votes[i],

@@ -109,7 +109,10 @@ def main(argv=None) -> None:
                 p = LabelProject(round_id=round_id, rater=rater, ls_project_id=remote.id)
                 s.add(p)
                 s.flush()
-                s.add_all(LabelTask(project_id=p.id, image_id=i, ls_task_id=tid) for i, tid in zip(image_ids, ids))
+                s.add_all(
+                    LabelTask(project_id=p.id, image_id=i, ls_task_id=tid)
+                    for i, tid in zip(image_ids, ids, strict=True)
+                )
         print(f"set-up (import {2 * per} annotated tasks) {time.perf_counter() - t:.1f} s", file=sys.stderr)
         spent = {"fetch": 0.0}
         fetch = client.fetch_annotations

@@ -135,7 +135,7 @@ def main(argv=None) -> None:
             secs.append(time.perf_counter() - t)
             ck, ck_s = crowdkit_accuracy(args.crowdkit_python, votes) if args.crowdkit_python else ({}, None)
             secs_ck.append(ck_s)
-            wrong = sum(c is not None and c != t for c, t in zip(consensus, truth))
+            wrong = sum(c is not None and c != t for c, t in zip(consensus, truth, strict=True))
             decided = sum(c is not None for c in consensus)
             if seed == 0:
                 print(

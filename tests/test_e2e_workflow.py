@@ -280,7 +280,8 @@ def test_steward_workflow(studio_server, tmp_path, monkeypatch):
         *w,
     )
     v1 = Path(ex["path"])
-    man = list(csv.DictReader(open(v1 / "manifest.csv")))
+    with open(v1 / "manifest.csv", newline="") as fh:
+        man = list(csv.DictReader(fh))
     assert ex["images"] == len(man) == 33  # 31 agreed + 2 adjudicated; pending, discarded, excluded left out
     exported = {int(r["image_id"]) for r in man}
     assert not exported & {late, dis_third, ident, lowres}
@@ -404,7 +405,8 @@ def test_steward_workflow(studio_server, tmp_path, monkeypatch):
         *w,
     )
     assert ex2["images"] == 35
-    man2 = list(csv.DictReader(open(Path(ex2["path"]) / "manifest.csv")))
+    with open(Path(ex2["path"]) / "manifest.csv", newline="") as fh:
+        man2 = list(csv.DictReader(fh))
     assert json.loads((Path(ex2["path"]) / "dataset.json").read_text())["parent"] == "1.0.0"
     d = jcli("diff", "mpox@1.0.0", "mpox@1.1.0", *w)
     assert (

@@ -154,7 +154,7 @@ def build_catalogue(root: Path, seed: int = 0, db_url: str | None = None) -> Cat
         im.save(incoming / "web" / "web_kdup.jpg", quality=75)
     plan["web_kdup"] = plan["kag0"]
     # Extra rows for the card: one "not assessable", one discarded, one excluded, one pending.
-    for i, status in enumerate(["not_assessable", "discarded", "excluded", "pending"]):
+    for i, _status in enumerate(["not_assessable", "discarded", "excluded", "pending"]):
         add(incoming / "web", f"extra{i}", "not_assessable", "plain", box=False)
 
     ingest_folder(

@@ -342,7 +342,7 @@ def test_card_reports_cohens_kappa_from_the_label_stage(tmp_path):
         for n, c in enumerate(consensus):
             second = c.diagnosis if n % 4 else ("mpox" if c.diagnosis != "mpox" else "genital_herpes")
             pairs.append((c.diagnosis, second))
-            for p, diagnosis in zip(projects, (c.diagnosis, second)):
+            for p, diagnosis in zip(projects, (c.diagnosis, second), strict=False):
                 task = LabelTask(project_id=p.id, image_id=c.image_id, ls_task_id=1000 * p.id + n)
                 s.add(task)
                 s.flush()

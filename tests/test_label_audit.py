@@ -173,7 +173,8 @@ def test_reads_what_train_writes(triage_run, tmp_path):
     copy = tmp_path / "run"
     copy.mkdir()
     (copy / "run.json").write_bytes((triage_run / "run.json").read_bytes())
-    rows = list(csv.DictReader(open(triage_run / OOF_FILE)))
+    with open(triage_run / OOF_FILE, newline="") as fh:
+        rows = list(csv.DictReader(fh))
     with open(copy / OOF_FILE, "w", newline="") as fh:
         out = csv.DictWriter(fh, list(rows[0]))
         out.writeheader()

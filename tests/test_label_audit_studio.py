@@ -150,7 +150,10 @@ def test_audit_workflow(studio_server, tmp_path, monkeypatch):
     preds = tmp_path / "predictions.json"
     preds.write_text(
         json.dumps(
-            [{"image": f, "probabilities": {"mpox": p_of[i], "non_mpox": 1 - p_of[i]}} for f, i in zip(files, ids)]
+            [
+                {"image": f, "probabilities": {"mpox": p_of[i], "non_mpox": 1 - p_of[i]}}
+                for f, i in zip(files, ids, strict=True)
+            ]
         )
     )
     bad = cli("label", "push", "--raters", f"{A},{B}", "--order", "uncertainty", *w, *fx.url_args(), ok=False)

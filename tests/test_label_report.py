@@ -62,7 +62,7 @@ def _catalogue(ws) -> dict[str, int]:
             s.flush()
             projects[rater] = p
         for name, answers in CASES.items():
-            for rater, answer in zip((A, B, C), answers):
+            for rater, answer in zip((A, B, C), answers, strict=True):
                 if answer is None and rater != A:
                     continue
                 n += 1
@@ -104,7 +104,7 @@ def test_report_explains_outcomes_and_shows_examples(ws):
     page = files.html.read_text()
     # dated, and every outcome explained in words
     assert re.search(r"Generated \d{4}-\d\d-\d\d \d\d:\d\d UTC", page)
-    for status, meaning in OUTCOME_MEANINGS.items():
+    for status in OUTCOME_MEANINGS:
         assert f"<td>{status}</td>" in page
     assert "no consensus after review" in page.lower() and "identifiable features" in page.lower()
     # thumbnails of disputed and discarded images, never of identifiable ones

@@ -87,7 +87,7 @@ def record_ratings(ws: Workspace, by_stem: dict[str, int]) -> None:
         for stem, ratings in PLAN.items():
             if ratings == (None, None):
                 continue
-            for rater, choices in zip((A, B), ratings):
+            for rater, choices in zip((A, B), ratings, strict=True):
                 n += 1
                 task = LabelTask(project_id=projects[rater].id, image_id=by_stem[stem], ls_task_id=n)
                 s.add(task)

@@ -43,7 +43,8 @@ def _run(dataset, out, cache_dir, **kw):
 
 
 def _probs(run_dir):
-    rows = list(csv.DictReader(open(run_dir / "predictions.csv")))
+    with open(run_dir / "predictions.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
     return {(r["fold"], r["set"], r["image_id"]): float(r["p_mpox"]) for r in rows}
 
 

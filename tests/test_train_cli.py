@@ -79,7 +79,8 @@ def test_run_writes_the_run_folder(r18):
     m = json.loads((r18 / "metrics.json").read_text())
     assert set(m["sets"]) == {"val", "test", "test_roi", "external"}
     assert set(m["sets"]["test"]) == {"auc", "accuracy", "precision", "recall", "f1"}
-    rows = list(csv.DictReader(open(r18 / "predictions.csv")))
+    with open(r18 / "predictions.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
     assert {r["set"] for r in rows} == {"val", "test", "test_roi", "external"}
     assert len([r for r in rows if r["set"] == "test"]) == 5 * 8
     report = (r18 / "report.md").read_text()
@@ -384,5 +385,6 @@ def test_diagnosis_task_with_three_classes(tmp_path):
     assert res.exit_code == 0, res.output
     m = json.loads((out / "metrics.json").read_text())
     assert m["positive_class"] is None and set(m["sets"]) == {"val", "test", "test_roi"}
-    rows = list(csv.DictReader(open(out / "predictions.csv")))
+    with open(out / "predictions.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
     assert {"p_herpes", "p_mpox", "p_non_mpox"} <= set(rows[0])

@@ -46,7 +46,7 @@ def test_every_backbone_builds_and_has_a_gradcam_layer(name):
 def test_random_weights_are_reproducible():
     a, _, _ = build_backbone("resnet18", "none", seed=3)
     b, _, _ = build_backbone("resnet18", "none", seed=3)
-    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
 
 
 def test_offline_augmentation_is_deterministic(tmp_path):

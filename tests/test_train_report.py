@@ -60,7 +60,7 @@ def test_compare_legend_auc_is_the_plotted_curves():
     good = predictions()
     flat = [r | {"p_mpox": "0.5", "p_non_mpox": "0.5"} for r in good]
     fig = compare_roc_plot([("ResNet-18", "mpox", good), ("ShuffleNet-V2", "mpox", flat)], list(EVAL_SETS))
-    for ax, title in zip(fig.axes, EVAL_SETS.values()):
+    for ax, title in zip(fig.axes, EVAL_SETS.values(), strict=False):
         assert ax.get_title().replace("\n", " ") == title
         legend = [t.get_text() for t in ax.get_legend().get_texts()]
         assert legend[1] == "ShuffleNet-V2 (AUC 0.500)" and legend[0].startswith("ResNet-18 (AUC 0.")

@@ -79,7 +79,7 @@ def test_bootstrap_resamples_groups_not_images():
 def test_roi_boxes_land_on_the_exported_image_for_every_resize_policy(tmp_path):
     path = write_export(tmp_path, size=48)
     meta = json.loads((path / "dataset.json").read_text())
-    rows = list(csv.DictReader(open(path / "manifest.csv")))
+    rows = _csv(path / "manifest.csv")
     rid = rows[0]["image_id"]
     rows[0]["roi_box"] = "100 50 300 150"
     with open(path / "manifest.csv", "w", newline="") as f:
@@ -117,7 +117,8 @@ def test_pointing_score():
 
 # ------------------------------------------------------------------ a finished run (torch)
 def _csv(path):
-    return list(csv.DictReader(open(path)))
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
 
 
 @pytest.mark.torch
@@ -159,7 +160,7 @@ def test_run_reports_calibration_operating_point_cis_and_pointing(triage_run):
     train = [r for r in oof if r["set"] == "train"]
     sens = np.mean([float(r["p_positive_calibrated"]) >= tri["threshold"] for r in train if r["is_positive"] == "1"])
     assert sens >= 0.95 and tri["sets"]["train"]["operating_point"]["sensitivity"] == pytest.approx(sens)
-    for s, d in tri["sets"].items():
+    for d in tri["sets"].values():
         assert {"ece_before", "ece_after", "brier_before", "brier_after"} <= set(d["calibration"])
         assert set(d["ci"]) >= {
             "auc",

@@ -86,7 +86,7 @@ def reliability_figure(path, curves: dict[str, tuple[np.ndarray, np.ndarray, np.
     from sklearn.calibration import calibration_curve
 
     fig, axes = plt.subplots(1, len(curves), figsize=(3.6 * len(curves), 3.6), squeeze=False)
-    for ax, (name, (y, raw, cal)) in zip(axes[0], curves.items()):
+    for ax, (name, (y, raw, cal)) in zip(axes[0], curves.items(), strict=True):
         for p, style, tag in ((raw, "o--", "before"), (cal, "s-", "after")):
             frac, mean = calibration_curve(y, p, n_bins=ECE_BINS, strategy="uniform")
             ax.plot(mean, frac, style, ms=3.5, lw=1.2, label=f"{tag} (ECE {ece(y, p):.3f})")

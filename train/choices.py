@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class ExportFormat(str, Enum):
+class ExportFormat(StrEnum):
     onnx = "onnx"
     torchscript = "torchscript"
 
 
-class ArchName(str, Enum):
+class ArchName(StrEnum):
     """`--arch`: the paper's six torchvision backbones and EfficientNet-Lite0 (`train.models.ARCHS`)."""
 
     mobilenet_v2 = "mobilenet_v2"

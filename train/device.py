@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-from enum import Enum
+from enum import StrEnum
 
 from curate.errors import DeviceError
 
 
-class Device(str, Enum):
+class Device(StrEnum):
     cpu = "cpu"
     cuda = "cuda"
     auto = "auto"

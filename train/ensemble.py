@@ -146,7 +146,7 @@ class Ensemble:
             out = self._decide(self.net.head.probs(feats).detach().cpu().numpy().astype(np.float64))
             targets = torch.as_tensor([self.classes.index(t.predicted_class) for t in out], device=feats.device)
             score = self.net.head(feats)[torch.arange(len(out), device=feats.device), targets].sum()
-            for t, c in zip(out, capture.cams(score, x.shape[-2:])):
+            for t, c in zip(out, capture.cams(score, x.shape[-2:]), strict=True):
                 t.cam = c
         return out
 
@@ -154,7 +154,7 @@ class Ensemble:
         pos = self.classes.index(self.positive) if self.positive else None
         out = []
         for row in p:
-            probs = {c: float(v) for c, v in zip(self.classes, row)}
+            probs = {c: float(v) for c, v in zip(self.classes, row, strict=True)}
             if pos is None:
                 k = int(row.argmax())
                 out.append(Triage(probs, None, None, self.classes[k], self.classes[k]))

@@ -119,7 +119,7 @@ def extract(
         t0 = time.perf_counter()
         new = compute_features(backbone, chunk, preset, batch_size, device, on_batch)
         cache.stats.seconds += time.perf_counter() - t0
-        for it, vec in zip(chunk, new):
+        for it, vec in zip(chunk, new, strict=True):
             cache.put(it.key, vec)
             feats[it.key] = vec
         cache.stats.computed += len(chunk)

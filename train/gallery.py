@@ -59,7 +59,7 @@ def select(rows: list[dict], positive: str | None, fold: int, n: int) -> list[Ga
         panels = [_panel("original", r, positive)]
         if r["image_id"] in roi:
             panels.append(_panel("roi", roi[r["image_id"]], positive))
-        which = [name for name, pn in zip(("uncropped", "ROI"), panels) if pn.wrong]
+        which = [name for name, pn in zip(("uncropped", "ROI"), panels, strict=False) if pn.wrong]
         wrong = " and ".join(which) or "neither"
         if positive:
             is_pos = r["label"] == positive
@@ -82,7 +82,7 @@ def draw(rows: list[GalleryRow], images: dict[tuple[str, str], tuple], positive:
     plt = pyplot()
     fig = plt.figure(figsize=(8.4, 2.5 * len(rows)), layout="constrained")
     subs = fig.subfigures(len(rows), 1, squeeze=False)[:, 0]
-    for sf, row in zip(subs, rows):
+    for sf, row in zip(subs, rows, strict=True):
         bad = row.wrong != "neither"
         sf.suptitle(row.heading, fontsize=9, color=ERROR_COLOUR if bad else OK_COLOUR, fontweight="bold")
         axes = sf.subplots(1, 4)

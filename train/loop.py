@@ -118,7 +118,7 @@ def evaluate_fold(
         y = np.array([it.target for it in images])
         metrics[set_name] = classification_metrics(y, probs, plan.positive, cfg.threshold)
         pred = predicted_classes(probs, plan.positive, cfg.threshold)
-        for it, p, yhat in zip(images, probs, pred):
+        for it, p, yhat in zip(images, probs, pred, strict=True):
             rows.append(
                 {
                     "fold": k,
@@ -127,7 +127,7 @@ def evaluate_fold(
                     "file": _rel(it.path, root),
                     "label": plan.classes[it.target],
                     "is_positive": "" if plan.positive is None else int(it.target == plan.positive),
-                    **{f"p_{c}": round(float(v), 6) for c, v in zip(plan.classes, p)},
+                    **{f"p_{c}": round(float(v), 6) for c, v in zip(plan.classes, p, strict=True)},
                     "p_positive": "" if plan.positive is None else round(float(p[plan.positive]), 6),
                     "pred": plan.classes[int(yhat)],
                 }

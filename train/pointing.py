@@ -76,7 +76,7 @@ def pointing_game(
             chunk = items[i : i + batch]
             x = torch.stack([preset(it.image()) for it in chunk]).to(device)
             cams = gradcam_batch(net, net.backbone, arch, x, [it.target for it in chunk])
-            for it, cam in zip(chunk, cams):
+            for it, cam in zip(chunk, cams, strict=True):
                 hit, mass, peak = score(cam, boxes[it.image_id])
                 out.append(
                     Pointing(
@@ -124,7 +124,7 @@ def figure(out: Path, results: list[Pointing], items: dict[tuple, ImageRef], pre
     cams = gradcam_batch(
         net, net.backbone, arch, torch.stack([preset(im) for im in imgs]).to(device), [it.target for it in refs]
     )
-    for ax, r, img, cam in zip(axes.flat, ordered, imgs, cams):
+    for ax, r, img, cam in zip(axes.flat, ordered, imgs, cams, strict=False):
         ax.imshow(overlay(img, cam))
         w, h = img.size
         x0, y0, x1, y1 = r.box

@@ -84,7 +84,7 @@ def confusion_plot(rows: list[dict], metrics: dict, classes: list, sets: list[st
     """For each set, the confusion matrix of its best fold (highest AUC on that set); returns (figure, {set: fold})."""
     best = {}
     fig, axes = _plt().subplots(1, len(sets), figsize=(3.6 * len(sets), 3.4), squeeze=False)
-    for ax, s in zip(axes[0], sets):
+    for ax, s in zip(axes[0], sets, strict=True):
         per = {int(k): v[s]["auc"] for k, v in metrics["per_fold"].items() if s in v}
         k = max(per, key=lambda f: per[f] if per[f] == per[f] else -1)
         best[s] = k
@@ -155,7 +155,7 @@ def compare_roc_plot(runs: list[tuple[str, str | None, list[dict]]], sets: list[
     """One panel per set, one curve per run (label, positive class, prediction rows): each image scored by its
     probability averaged over the run's fold models, and the AUC of that curve in the legend."""
     fig, axes = _plt().subplots(1, len(sets), figsize=(4 * len(sets), 4), squeeze=False)
-    for ax, s in zip(axes[0], sets):
+    for ax, s in zip(axes[0], sets, strict=True):
         for name, positive, rows in runs:
             if not positive:
                 continue

@@ -143,7 +143,7 @@ def match(feats: list[Features], parts: np.ndarray, min_inliers: int) -> list[Ma
         faiss.omp_set_num_threads(threads)
     best: dict[tuple[int, int], Match] = {}
     offset = 0
-    for (q, mirrored), (pts, desc) in zip(queries, sets):
+    for (q, mirrored), (pts, desc) in zip(queries, sets, strict=True):
         f = feats[q]
         d_q, nn_q = dist[offset : offset + len(desc)], nn[offset : offset + len(desc)]
         offset += len(desc)
@@ -156,7 +156,7 @@ def match(feats: list[Features], parts: np.ndarray, min_inliers: int) -> list[Ma
             continue
         ids, votes = np.unique(cand, return_counts=True)
         order = np.lexsort((ids, -votes))[:MAX_CANDIDATES]
-        for c, v in zip(ids[order].tolist(), votes[order].tolist()):
+        for c, v in zip(ids[order].tolist(), votes[order].tolist(), strict=True):
             if v < MIN_VOTES:
                 break
             rows = cand == c

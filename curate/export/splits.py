@@ -164,7 +164,7 @@ def _bin_stats(names: Sequence[str], weights: Sequence[float], members: dict[str
     class_total = Counter(it.label for it in pool)
     total = sum(weights)
     stats = []
-    for name, weight in zip(names, weights):
+    for name, weight in zip(names, weights, strict=True):
         its = members[name]
         cc = Counter(it.label for it in its)
         stats.append(

@@ -46,7 +46,7 @@ def gwet_ac1(a: list, b: list, categories: int | None = None) -> float | None:
     q = categories if categories is not None else len(set(a) | set(b))
     if not a or q < 2:
         return None
-    po = sum(x == y for x, y in zip(a, b)) / len(a)
+    po = sum(x == y for x, y in zip(a, b, strict=True)) / len(a)
     counts = Counter(a) + Counter(b)
     pe = sum((c / (2 * len(a))) * (1 - c / (2 * len(a))) for c in counts.values()) / (q - 1)
     return round((po - pe) / (1 - pe), 4) if pe < 1 else None

@@ -192,7 +192,7 @@ def render(diagnoses: DiagnosisList, text: str | None = None, where: str | None 
     own = {id(c) for c in dx.iter("Choice")} | {id(c) for c in block}
     taken = {e.get("hotkey").lower() for e in root.iter() if e.get("hotkey") and id(e) not in own}
     names = list(diagnoses.names.values())
-    for k, (name, key) in enumerate(zip(names, hotkeys(len(names), taken))):
+    for k, (name, key) in enumerate(zip(names, hotkeys(len(names), taken), strict=True)):
         c = old.get(name)
         if c is None:
             c = ET.Element("Choice", {"value": name})

@@ -8,7 +8,7 @@ third clinician. If consensus on the diagnosis could not be reached between the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 from curate.label.diagnoses import IDENTIFIABLE, LOW_QUALITY, NEITHER
 from curate.label.results import Box
@@ -23,14 +23,14 @@ class Rating:
     comment: str | None = field(default=None, compare=False)  # shown to the reviewer; no part of any rule
 
 
-class ThirdOpinion(str, Enum):
+class ThirdOpinion(StrEnum):
     """When the reviewer picks a diagnosis neither rater gave."""
 
     discard = "discard"  # the paper: no consensus, the image is discarded
     reviewer = "reviewer"  # the reviewer's diagnosis wins
 
 
-class LowQuality(str, Enum):
+class LowQuality(StrEnum):
     """When the "Image quality too low" flag excludes an image (only the two raters' flags count)."""
 
     any = "any"  # either rater's flag excludes it
@@ -85,7 +85,7 @@ def match_boxes(a: list[Box], b: list[Box], threshold: float) -> tuple[list[tupl
 
 
 def merge(x: Box, y: Box) -> Box:
-    return tuple(round((p + q) / 2, 2) for p, q in zip(x, y))  # type: ignore[return-value]
+    return tuple(round((p + q) / 2, 2) for p, q in zip(x, y, strict=True))  # type: ignore[return-value]
 
 
 def consensus_boxes(a: list[Box], b: list[Box], review: list[Box] | None, threshold: float) -> list[Box]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +32,7 @@ DIVERSITY = 0.5
 GREEDY_MAX = 5000  # beyond this many candidates the tail keeps plain uncertainty order (greedy is O(n²))
 
 
-class Order(str, Enum):
+class Order(StrEnum):
     catalogue = "catalogue"  # image id order (the default, as before)
     random = "random"
     uncertainty = "uncertainty"

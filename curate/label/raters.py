@@ -55,7 +55,7 @@ def dawid_skene(
     np.add.at(post, (item, label), 1.0)  # soft majority vote
     post /= np.maximum(post.sum(1, keepdims=True), 1e-12)
     it, converged = 0, False
-    for it in range(1, max_iter + 1):
+    for it in range(1, max_iter + 1):  # noqa: B007 - read after the loop: the EM iterations run
         prior = (post.sum(0) + SMOOTHING) / (n + k * SMOOTHING)
         conf = np.full((m, k, k), SMOOTHING)
         np.add.at(conf, (rater, slice(None), label), post[item])  # conf[r, true, said] += P(true)
@@ -112,7 +112,7 @@ def rater_quality(
     for person in ds.raters:
         matrix = [[0] * len(labels) for _ in labels]
         diagnosed = 0
-        for v, c in zip(votes, consensus):
+        for v, c in zip(votes, consensus, strict=True):
             if person not in v:
                 continue
             diagnosed += 1

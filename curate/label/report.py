@@ -87,7 +87,7 @@ def build(s: Session, diagnoses: DiagnosisList, per_group: int = SAMPLES_PER_GRO
             select(func.count(func.distinct(LabelTask.id)))
             .select_from(LabelTask)
             .join(LabelAnnotation, LabelAnnotation.task_id == LabelTask.id)
-            .where(LabelTask.project_id == proj.id, LabelAnnotation.withdrawn == False)
+            .where(LabelTask.project_id == proj.id, LabelAnnotation.withdrawn.is_(False))
         ).one()
         progress.append(Progress(rnd.name, rnd.kind, proj.rater, proj.ls_project_id, tasks, done))
     outcomes = dict.fromkeys(STATUSES, 0)

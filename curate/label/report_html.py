@@ -64,7 +64,7 @@ def raters_png(quality: list[RaterQuality], names: dict[str, str]) -> bytes | No
     cols = min(len(shown), 3)
     rows = -(-len(shown) // cols)
     fig, axes = pyplot().subplots(rows, cols, figsize=(6.5 * cols, 6 * rows), dpi=100, squeeze=False)
-    for ax, q in zip(axes.flat, shown):
+    for ax, q in zip(axes.flat, shown, strict=False):
         confusion_matrix_plot(ax, q.matrix, [names.get(d, d) for d in q.labels], q.rater, "consensus", rotate=True)
         ax.set_title(f"{q.rater} ({q.role}): {q.agreement:.1%} of {q.compared} as consensus", fontsize=10)
     for ax in list(axes.flat)[len(shown) :]:

@@ -143,7 +143,9 @@ def _add_tasks(ws, servers: Servers, projects: dict[str, LabelProject], image_id
             chunk = todo[start : start + 500]
             ids = servers.client_for(rater).import_tasks(proj.ls_project_id, [make_task(images[i]) for i in chunk])
             with ws.session() as s:
-                s.add_all(LabelTask(project_id=proj.id, image_id=i, ls_task_id=t) for i, t in zip(chunk, ids))
+                s.add_all(
+                    LabelTask(project_id=proj.id, image_id=i, ls_task_id=t) for i, t in zip(chunk, ids, strict=True)
+                )
             added += len(chunk)
     return added
 
@@ -279,15 +281,10 @@ def adjudicate(
     rnd = rnd or _new_round(ws, "review", [reviewer], servers.key([reviewer]), " (review)")
     projects = _ensure_projects(ws, servers, rnd, [reviewer], f"mpox {rnd.name}", adjudication_config(), prelabel=True)
     choices = list(diagnoses.names.values())  # the declared list, "other diagnosis" and "not assessable"
-    task = lambda img: review_task(
-        image_link(ws, img),
-        img.id,
-        disputed[img.id],
-        choices,
-        rule.value,
-        img.width,
-        img.height,
-    )
+
+    def task(img):
+        return review_task(image_link(ws, img), img.id, disputed[img.id], choices, rule.value, img.width, img.height)
+
     pushed = _add_tasks(ws, servers, projects, sorted(disputed), task)
     _refresh_consensus(ws)
     return PushResult(rnd.id, [reviewer], pushed, {r: p.ls_project_id for r, p in projects.items()})

@@ -9,6 +9,7 @@ switched off. The pid file `<home>/server.json` holds pid, host and port, never 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -268,7 +269,5 @@ def _terminate(pid: int, timeout: float = 20) -> None:
             if not _alive(pid):
                 return
         time.sleep(0.1)
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass

@@ -100,7 +100,7 @@ class Worker:
                                 ServeError(f"the model failed on this photo ({type(exc).__name__})", 500)
                             )
                     continue
-                for j, r in zip(group, results):
+                for j, r in zip(group, results, strict=True):
                     if not j.future.done():
                         j.future.set_result(r)
                 self.served += len(group)
