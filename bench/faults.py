@@ -5,7 +5,8 @@
 
 Prints kills survived / attempted per command and backend (SQLite always; PostgreSQL when --pg-url
 names a server whose user may create databases). Label pull starts three real Label Studio servers
-(tests/studio_server.py; CURATE_LABEL_STUDIO names the executable) and is skipped with a note without one. A kill is survived when the re-run exits 0 without a
+(tests/studio_server.py; CURATE_LABEL_STUDIO names the executable) and is skipped with a note without one.
+A kill is survived when the re-run exits 0 without a
 traceback and the catalogue, store and exports are consistent and equal to an uninterrupted run's
 (see tests/faults.py for the checks). The tool a steward would otherwise have is none: a killed run
 is found out by hand.

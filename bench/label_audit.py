@@ -198,19 +198,23 @@ def main(argv=None) -> None:
         print(f"\n# {name} ({args.seeds} seeds, {len(truth)} images each)")
         print("\n## Audit: share of the consensus errors in the top K = 2 x errors\n")
         print(
-            "| seed | images with consensus | wrong | K | **curate label audit** | model self-confidence alone | random K |\n|---|---|---|---|---|---|---|"
+            "| seed | images with consensus | wrong | K | **curate label audit** | model self-confidence alone | "
+            "random K |\n|---|---|---|---|---|---|---|"
         )
         for s_, a in enumerate(audits):
             print(
-                f"| {s_} | {a['images']} | {a['errors']} ({a['errors'] / a['images']:.1%}) | {a['k']} | **{a['ours']:.2f}** | "
+                f"| {s_} | {a['images']} | {a['errors']} ({a['errors'] / a['images']:.1%}) | {a['k']} | "
+                f"**{a['ours']:.2f}** | "
                 f"{a['self_confidence']:.2f} | {a['random']:.2f} |"
             )
         print(
-            f"| mean | | | | **{m('ours', audits):.2f}** | {m('self_confidence', audits):.2f} | {m('random', audits):.2f} |"
+            f"| mean | | | | **{m('ours', audits):.2f}** | {m('self_confidence', audits):.2f} | "
+            f"{m('random', audits):.2f} |"
         )
         print("\n## Order: share of the pool labelled until within 0.01 macro AUC of the model on all labels\n")
         print(
-            "| seed | pool | AUC, all labels | **uncertainty + diversity** | random | within 0.002: uncertainty | random |\n"
+            "| seed | pool | AUC, all labels | **uncertainty + diversity** | random | within 0.002: uncertainty | "
+            "random |\n"
             "|---|---|---|---|---|---|---|"
         )
         for s_, o in enumerate(orders):
@@ -224,11 +228,13 @@ def main(argv=None) -> None:
         )
         print("\n## Rater quality: Dawid-Skene estimate minus true accuracy\n")
         print(
-            "| person | base error | biased | true accuracy (mean) | estimate - truth (mean) | max abs |\n|---|---|---|---|---|---|"
+            "| person | base error | biased | true accuracy (mean) | estimate - truth (mean) | max abs "
+            "|\n|---|---|---|---|---|---|"
         )
         for p, (e, b) in people.items():
             print(
-                f"| {p} | {e:.0%} | {'yes' if b else 'no'} | {statistics.mean(right[p]):.3f} | {statistics.mean(dev[p]):+.3f} | "
+                f"| {p} | {e:.0%} | {'yes' if b else 'no'} | {statistics.mean(right[p]):.3f} | "
+                f"{statistics.mean(dev[p]):+.3f} | "
                 f"{max(abs(v) for v in dev[p]):.3f} |"
             )
     print("\ntargets: audit >= 0.60 (random ~ K / images); order <= 60 % of the labels; rater quality within 0.03")

@@ -135,7 +135,8 @@ def main(argv=None) -> None:
         with ws.session() as s:
             n_cons = len(s.exec(select(Consensus.image_id)).all())
         print(
-            f"{'run':<28}{'annotations':>12}{'new':>8}{'unchanged':>10}{'seconds':>9}{'LS export':>10}{'catalogue':>10}{'ann/s':>8}"
+            f"{'run':<28}{'annotations':>12}{'new':>8}{'unchanged':>10}{'seconds':>9}"
+            f"{'LS export':>10}{'catalogue':>10}{'ann/s':>8}"
         )
         for name, r, dt, ft in (
             ("first pull (all new)", first, t_first, f_first),

@@ -56,7 +56,8 @@ def main(args) -> dict:
 
 def render(r: dict) -> None:
     print(
-        f"pointing game, EfficientNet-Lite0 ensemble at {r['size']} px, {r['cpus']} CPUs, load {r['load_average'][0]:.1f}"
+        f"pointing game, EfficientNet-Lite0 ensemble at {r['size']} px, {r['cpus']} CPUs, load "
+        f"{r['load_average'][0]:.1f}"
     )
     print(f"{'threads':>7} {'images':>6} {'seconds':>8} {'images/s':>8}")
     for c in r["cells"]:

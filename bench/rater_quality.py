@@ -97,7 +97,10 @@ import pandas as pd
 from crowdkit.aggregation import DawidSkene
 votes = json.load(sys.stdin)
 df = pd.DataFrame([(i, w, l) for i, v in enumerate(votes) for w, l in v.items()], columns=["task", "worker", "label"])
-t = time.perf_counter(); ds = DawidSkene(n_iter=500, tol=1e-5); probas = ds.fit_predict_proba(df); s = time.perf_counter() - t
+t = time.perf_counter()
+ds = DawidSkene(n_iter=500, tol=1e-5)
+probas = ds.fit_predict_proba(df)
+s = time.perf_counter() - t
 df["p"] = [probas.at[t_, l] for t_, l in zip(df.task, df.label)]
 print(json.dumps({"acc": df.groupby("worker").p.mean().to_dict(), "seconds": s}))"""
     out = subprocess.run([python, "-c", code], input=json.dumps(votes), capture_output=True, text=True, check=True)
@@ -142,7 +145,10 @@ def main(argv=None) -> None:
                     f"\n## {name}: {args.n} images, seed 0; {wrong} of {decided} consensus labels wrong "
                     f"({wrong / decided:.1%}); Dawid-Skene {ds.iterations} iterations\n"
                 )
-                head = "| person | role | base error | biased | images | true accuracy | Dawid-Skene | error | agreement with consensus | error |"
+                head = (
+                    "| person | role | base error | biased | images | true accuracy | Dawid-Skene | error | "
+                    "agreement with consensus | error |"
+                )
                 if ck:
                     head += " crowd-kit DS | error |"
                 print(head)
@@ -157,7 +163,8 @@ def main(argv=None) -> None:
                 if seed == 0:
                     e, b = people[q.rater]
                     row = (
-                        f"| {q.rater} | {q.role} | {e:.0%} | {'yes' if b else 'no'} | {q.diagnosed} | {true_acc[q.rater]:.3f} | "
+                        f"| {q.rater} | {q.role} | {e:.0%} | {'yes' if b else 'no'} | {q.diagnosed} | "
+                        f"{true_acc[q.rater]:.3f} | "
                         f"{ds.accuracy[q.rater]:.3f} | {err_ds:+.3f} | {q.agreement:.3f} | {err_c:+.3f} |"
                     )
                     if ck:

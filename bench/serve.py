@@ -245,7 +245,8 @@ def render(r: dict) -> None:
             f"{c['p95_ms']:>8.0f} {c['errors']:>6} {cpu if cpu else 0:>19.0f} {idle}"
         )
     print(
-        "photos/s if idle = CPUs / server CPU time per photo: a projection for an otherwise idle machine, not a measurement"
+        "photos/s if idle = CPUs / server CPU time per photo: a projection for an otherwise idle machine, not a "
+        "measurement"
     )
     b = r["baselines"]
     print(

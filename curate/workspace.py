@@ -126,8 +126,8 @@ class Workspace:
             backend = settings.get("backend")
             if backend not in (None, "sqlite") or (backend is None and not (root / "catalogue.db").exists()):
                 raise WorkspaceError(
-                    f"{marker} does not say where its {backend or 'catalogue'} is (created with a password in the URL?): "
-                    f"pass --db or set {DB_ENV} once, password in $PGPASSWORD or ~/.pgpass"
+                    f"{marker} does not say where its {backend or 'catalogue'} is (created with a password in the "
+                    f"URL?): pass --db or set {DB_ENV} once, password in $PGPASSWORD or ~/.pgpass"
                 )
             url = f"sqlite:///{root / 'catalogue.db'}"
         _check_url(url)

@@ -39,7 +39,8 @@ RATERS = ("a@clinic.test", "b@clinic.test", "c@clinic.test")
 
 @dataclass
 class StudioFixture:
-    """Three clinicians, each on a Label Studio server of their own (curate.studio.fleet), as `curate studio` runs them."""
+    """Three clinicians, each on a Label Studio server of their own (curate.studio.fleet),
+    as `curate studio` runs them."""
 
     urls: dict[str, str]  # clinician email -> their server
     admin_token: str  # the steward's key: opens every server
@@ -91,7 +92,8 @@ def password_of(email: str) -> str:
 
 @contextmanager
 def studio_fleet(exe: Path, base: Path) -> Iterator[StudioFixture]:
-    """Three clinicians' servers under `base`, started and with accounts; stopped on exit (also used by bench/faults.py)."""
+    """Three clinicians' servers under `base`, started and with accounts; stopped on exit
+    (also used by bench/faults.py)."""
     tpl = _template(exe)
     fleet = Fleet(base / "server", files_root=base)
     fleet.adopt_template(tpl)

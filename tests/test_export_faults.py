@@ -111,7 +111,8 @@ KILL_SCRIPT = """
 import sys
 from curate.export import ExportOptions, ImageSpec, export_version
 from curate.workspace import Workspace
-export_version(Workspace.open(sys.argv[1]), ExportOptions(name="killed", version="1.0.0", spec=ImageSpec(size=(160, 160)), workers=2))
+options = ExportOptions(name="killed", version="1.0.0", spec=ImageSpec(size=(160, 160)), workers=2)
+export_version(Workspace.open(sys.argv[1]), options)
 """
 
 

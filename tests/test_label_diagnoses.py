@@ -108,7 +108,8 @@ diagnoses = [{ slug = "mpox_clade_i", name = "Mpox clade I" }, { slug = "mpox_cl
             "'neither' is the reviewer's discard",
         ),
         (
-            '[labels]\ndiagnoses = [{ slug = "mpox", name = "Mpox" }, { slug = "none", name = "Neither (discard this image)" }]',
+            '[labels]\ndiagnoses = [{ slug = "mpox", name = "Mpox" }, '
+            '{ slug = "none", name = "Neither (discard this image)" }]',
             r"labels.diagnoses\[1\].name 'Neither \(discard this image\)' is reserved",
         ),
         ('[labels]\ndiagnoses = [{ slug = "mpox" }]', r"labels.diagnoses\[0\] must be \{ slug"),

@@ -249,7 +249,8 @@ def test_config_is_validated_by_the_server(studio_server):
 
 
 def test_cli_round(studio_server, db_url, monkeypatch, request):
-    """The steward's path: push, raters annotate, pull, adjudicate, report — all from the CLI (SQLite and PostgreSQL)."""
+    """The steward's path: push, raters annotate, pull, adjudicate, report — all from the CLI
+    (SQLite and PostgreSQL)."""
     from typer.testing import CliRunner
 
     from curate.cli import app

@@ -123,13 +123,19 @@ def run_cmd(
     device: Annotated[
         Device,
         typer.Option(
-            help="Where features are computed and heads trained; auto = cuda when a GPU is seen (bfloat16 autocast on cuda) (default: cpu)."
+            help=(
+                "Where features are computed and heads trained; auto = cuda when a GPU is seen "
+                "(bfloat16 autocast on cuda) (default: cpu)."
+            )
         ),
     ] = Device.cpu,
     weights: Annotated[
         str,
         typer.Option(
-            help="imagenet (torchvision cache/download; the package file for efficientnet_lite0), none (random, for tests), or a state-dict FILE (default: imagenet)."
+            help=(
+                "imagenet (torchvision cache/download; the package file for efficientnet_lite0), "
+                "none (random, for tests), or a state-dict FILE (default: imagenet)."
+            )
         ),
     ] = "imagenet",
     image_size: Annotated[
@@ -154,7 +160,10 @@ def run_cmd(
     target_sensitivity: Annotated[
         float,
         typer.Option(
-            help="Triage operating point: threshold on calibrated P(mpox) reaching this sensitivity on out-of-fold predictions (default: 0.95).",
+            help=(
+                "Triage operating point: threshold on calibrated P(mpox) reaching this sensitivity "
+                "on out-of-fold predictions (default: 0.95)."
+            ),
             min=0.01,
             max=1.0,
         ),
@@ -277,7 +286,10 @@ def predict_cmd(
     threshold: Annotated[
         float | None,
         typer.Option(
-            help="Decide on uncalibrated P(mpox) >= this instead (default: the run's operating point on calibrated P(mpox))."
+            help=(
+                "Decide on uncalibrated P(mpox) >= this instead "
+                "(default: the run's operating point on calibrated P(mpox))."
+            )
         ),
     ] = None,
     out: Annotated[
@@ -324,7 +336,8 @@ def export_model_cmd(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """One file with the fold ensemble, preprocessing constants, class names, calibration, operating threshold and model card.
+    """One file with the fold ensemble, preprocessing constants, class names, calibration, operating threshold and model
+    card.
 
     Example:
         train export-model runs/mpox-1.0.0/efficientnet_lite0-s0 --format onnx --out triage.onnx
@@ -377,7 +390,10 @@ def serve_cmd(
     keep_uploads: Annotated[
         Path | None,
         typer.Option(
-            help="Also save every upload here (mode 0600); by default uploads stay in memory and are never written or logged."
+            help=(
+                "Also save every upload here (mode 0600); "
+                "by default uploads stay in memory and are never written or logged."
+            )
         ),
     ] = None,
     threads: Annotated[

@@ -121,7 +121,8 @@ def write_run_report(out: Path, cfg, info: dict, metrics: dict, plan, models: di
         f"# {arch.label} on {ds['ref']}",
         "",
         f"- dataset: `{ds['ref']}` checksum `{ds['checksum']}` ({ds['task']}, classes {', '.join(ds['classes'])})",
-        f"- backbone: {cfg.arch}, weights `{info['weights_id']}`, mode **{info['mode']}**, feature dim {info['feature_dim']}",
+        f"- backbone: {cfg.arch}, weights `{info['weights_id']}`, mode **{info['mode']}**, feature dim "
+        f"{info['feature_dim']}",
         f"- recipe: {cfg.epochs} epochs, batch {cfg.batch_size}, Adam lr {cfg.lr}, dropout {cfg.dropout}, "
         f"{cfg.image_size}×{cfg.image_size}, {cfg.folds} folds, seed {cfg.seed}, threshold {cfg.threshold}",
         f"- offline augmentation: {info['n_augmented']} extra images (minority classes balanced)",

@@ -196,7 +196,8 @@ def compare_sections(entries: list[tuple[str, dict]]) -> list[str]:
         for label, pt in pts:
             for s, d in pt["sets"].items():
                 lines.append(
-                    f"| {label} | {SET_NAMES.get(s, s)} | {d['n']} | {d['pointing']:.3f} ({d['hits']}) | {d['mass']:.3f} |"
+                    f"| {label} | {SET_NAMES.get(s, s)} | {d['n']} | {d['pointing']:.3f} ({d['hits']}) | "
+                    f"{d['mass']:.3f} |"
                 )
         lines.append("")
     return lines

@@ -90,7 +90,8 @@ def _split_history(sc: dict[str, Any] | None) -> list[str]:
     ]
     if not sc["folds_kept"]:
         out.append(
-            "The number of folds differs from the parent's, so the train images' folds were dealt afresh (train/test kept)."
+            "The number of folds differs from the parent's, so the train images' folds were dealt afresh (train/test "
+            "kept)."
         )
     if not sc["moved"]:
         out.append("No image of the parent moved between splits or folds.")
@@ -165,13 +166,13 @@ def render(
         f"# {meta['name']} {meta['version']}",
         "",
         f"Skin-lesion photographs for the **{meta['task']}** task ({', '.join(shown)}), "
-        f"{len(rows)} images ({n_roi} with a lesion crop), prepared by `curate export` from clinician consensus labels. "
-        f"Catalogue state as of {meta['created_at']}.",
+        f"{len(rows)} images ({n_roi} with a lesion crop), prepared by `curate export` from clinician consensus "
+        f"labels. Catalogue state as of {meta['created_at']}.",
         "",
         'Load a split with `torchvision.datasets.ImageFolder("<version>/train")` (or `roi/train`), or with '
-        "`curate.dataset.DatasetVersion.open(path)`, which also verifies `SHA256SUMS` and selects folds. A split with no "
-        "image of a class has no folder for it, so ImageFolder's class indices can differ between splits: map targets "
-        "through the `classes` of `dataset.json` (as `DatasetVersion` does).",
+        "`curate.dataset.DatasetVersion.open(path)`, which also verifies `SHA256SUMS` and selects folds. A split with "
+        "no image of a class has no folder for it, so ImageFolder's class indices can differ between splits: map "
+        "targets through the `classes` of `dataset.json` (as `DatasetVersion` does).",
         *licence_warning(sources),
         "",
         "## Images per class and split",
@@ -189,7 +190,8 @@ def render(
         "## How the labels were obtained",
         "",
         "Each image was labelled independently by clinicians in Label Studio; disagreements went to an adjudicator, "
-        "and images without consensus were discarded (the paper's protocol). Only *agreed* and *adjudicated* images are exported.",
+        "and images without consensus were discarded (the paper's protocol). Only *agreed* and *adjudicated* images "
+        "are exported.",
         *_diagnosis_list(meta, rows),
         "",
     ]
@@ -211,8 +213,8 @@ def render(
     if kappa and kappa.get("kappa") is not None:
         observed = kappa.get("observed_agreement")
         out.append(
-            f"- Cohen's kappa between the first two raters: {kappa['kappa']:.3f} over {kappa['pairs']} doubly-rated images"
-            + (f" (observed agreement {observed:.3f})." if observed is not None else ".")
+            f"- Cohen's kappa between the first two raters: {kappa['kappa']:.3f} over {kappa['pairs']} doubly-rated "
+            "images" + (f" (observed agreement {observed:.3f})." if observed is not None else ".")
         )
     else:
         out.append("- Cohen's kappa: not available (the catalogue holds no per-rater annotations for these images).")
@@ -237,43 +239,49 @@ def render(
         f"- EXIF orientation applied, converted to RGB (transparency flattened onto white), resized to {size} "
         f"by the *{meta['resize_policy']}* policy ({pre['resample']} resampling), saved as baseline JPEG "
         f"(quality {pre['jpeg_quality']}, {pre['jpeg_subsampling']}).",
-        "- Every metadata block (EXIF, GPS, XMP, ICC profile, comments) is stripped: pixels are copied into a fresh image before encoding.",
+        "- Every metadata block (EXIF, GPS, XMP, ICC profile, comments) is stripped: pixels are copied into a fresh "
+        "image before encoding.",
         "- File names are `img<catalogue id>.jpg`: no source path, patient or case information.",
-        f"- ROI crops: the union of the consensus lesion boxes grown by {pre['roi_margin']:.0%} of its width/height on each side, "
-        f"clipped to the image, then normalised the same way. `roi_box` in the manifest is that region in pixels of the oriented original.",
+        f"- ROI crops: the union of the consensus lesion boxes grown by {pre['roi_margin']:.0%} of its width/height on "
+        "each side, clipped to the image, then normalised the same way. `roi_box` in the manifest is that region in "
+        "pixels of the oriented original.",
         "",
         "## Splits",
         "",
-        f"- Seed {meta['seed']}; test fraction {meta['test_fraction']:.0%}; {meta['folds']} cross-validation folds inside train.",
+        f"- Seed {meta['seed']}; test fraction {meta['test_fraction']:.0%}; {meta['folds']} cross-validation folds "
+        "inside train.",
         "- External validation sources (reserved whole): "
         + (", ".join(map(inline, meta["external_sources"])) or "none")
         + ".",
         "- Group rule: images that share a near-duplicate cluster or a case/patient id (connected components of both) "
-        "are never split across train, test, external or folds. Within that rule, groups are dealt stratified by class.",
+        "are never split across train, test, external or folds. Within that rule, groups are dealt stratified by "
+        "class.",
     ]
     if split_change is not None:
         if split_change["reshuffle"]:
             out.append(
-                f"- Splits dealt afresh (`--reshuffle`): the parent version's ({meta['parent']}) split and fold of each image "
-                "were ignored, so images may have changed split; a model trained on the parent must not be evaluated on "
-                "this version's test split."
+                f"- Splits dealt afresh (`--reshuffle`): the parent version's ({meta['parent']}) split and fold of "
+                "each image were ignored, so images may have changed split; a model trained on the parent must not be "
+                "evaluated on this version's test split."
             )
         else:
             out.append(
-                f"- Stable across versions: an image that was in the parent version ({meta['parent']}) keeps the split and "
-                "fold it had there; only groups with no image in the parent are dealt, stratified, counting the kept images "
-                "toward the targets. A new image that joins a group with parent images goes where they are. A group "
-                "whose parent images were in different places goes where most of them were (ties: test), and a source "
-                "newly reserved for external validation leaves train/test; each such move is listed under "
-                "*Version history*."
+                f"- Stable across versions: an image that was in the parent version ({meta['parent']}) keeps the split "
+                "and fold it had there; only groups with no image in the parent are dealt, stratified, counting the "
+                "kept images toward the targets. A new image that joins a group with parent images goes where they "
+                "are. A group whose parent images were in different places goes where most of them were (ties: test), "
+                "and a source newly reserved for external validation leaves train/test; each such move is listed "
+                "under *Version history*."
             )
     if pulled_external:
         out.append(
-            f"- {pulled_external} image(s) from non-reserved sources share a group with a reserved-source image and were therefore placed in external."
+            f"- {pulled_external} image(s) from non-reserved sources share a group with a reserved-source image and "
+            "were therefore placed in external."
         )
     out += [
         "",
-        "Achieved fractions (train/test: share of the train+test pool; folds: share of train), per class, and the largest deviation from the target:",
+        "Achieved fractions (train/test: share of the train+test pool; folds: share of train), per class, and the "
+        "largest deviation from the target:",
         "",
     ]
     out += _table(

@@ -96,7 +96,10 @@ def croissant(meta: dict[str, Any], manifest_sha256: str, description: str, lice
         "datePublished": meta["created_at"],
         "license": licences if len(licences) != 1 else licences[0],
         "url": f"file:./{meta['name']}/{meta['version']}",
-        "citeAs": "Soe NN, et al. Using AI to Differentiate Mpox From Common Skin Lesions in a Sexual Health Clinic. JMIR Dermatol 2024.",
+        "citeAs": (
+            "Soe NN, et al. Using AI to Differentiate Mpox From Common Skin Lesions in a Sexual Health Clinic. "
+            "JMIR Dermatol 2024."
+        ),
         "keywords": ["mpox", "skin lesion", "image classification", f"{meta['task']} task"],
         "distribution": [
             {
@@ -112,7 +115,10 @@ def croissant(meta: dict[str, Any], manifest_sha256: str, description: str, lice
                 "@type": "cr:FileSet",
                 "@id": "images",
                 "name": "images",
-                "description": f"{meta['image_size'][0]}x{meta['image_size'][1]} JPEGs, ImageFolder layout, and their ROI crops under roi/.",
+                "description": (
+                    f"{meta['image_size'][0]}x{meta['image_size'][1]} JPEGs, ImageFolder layout, "
+                    "and their ROI crops under roi/."
+                ),
                 "encodingFormat": "image/jpeg",
                 "includes": "**/*.jpg",
             },

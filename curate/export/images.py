@@ -112,7 +112,8 @@ def encode(img: Image.Image, quality: int = JPEG_QUALITY) -> bytes:
 
 
 def _draft_request(stored: tuple[int, int], full: tuple[int, int], need: tuple[float, float]) -> tuple[int, int]:
-    """Size to ask `draft` for (in stored axes) so the oriented decode has at least `need` pixels across the full image."""
+    """Size to ask `draft` for (in stored axes) so the oriented decode has at least `need` pixels across
+    the full image."""
     scale = min(1.0, max(need[0] / full[0], need[1] / full[1]))
     return (max(1, math.ceil(stored[0] * scale)), max(1, math.ceil(stored[1] * scale)))
 

@@ -6,7 +6,8 @@ watermark+crop, 68 % of mirror+crop and 42 % of framed copies at cosine 0.90 whi
 different photos (plain-skin look-alikes, tiles of one texture); at the first cosine with no false pair
 (0.975) they found almost none. Global features say "similar content", not "same photo". What a re-post
 cannot change is the photo's local structure: OpenCV ORB keypoints on the content box (uniform borders
-and frames cut away) are indexed in a faiss binary IVF index; every image's descriptors (and those of its mirror image) vote for the images
+and frames cut away) are indexed in a faiss binary IVF index; every image's descriptors (and those of its
+mirror image) vote for the images
 holding their nearest neighbours, and each voted pair is verified by RANSAC on an affine transform
 (the export stretches every photo to a square, so x and y scale differently). Inliers must cover a
 real part of both images, so a shared watermark or caption (a thin band) cannot make two different

@@ -156,7 +156,8 @@ def make_plan(
     """Everything the export will write, decided from the catalogue and the workspace's diagnosis list.
 
     The binary target comes from the declared positive set; "other diagnosis" is kept (non_mpox, or its
-    own class); "not assessable" and every other exclusion are counted by reason. Raises ExportError, writing nothing."""
+    own class); "not assessable" and every other exclusion are counted by reason. Raises ExportError, writing
+    nothing."""
     validate(options)
     known_sources = {src.name: src for src in s.exec(select(Source)).all()}
     unknown = [n for n in options.external_sources if n not in known_sources]

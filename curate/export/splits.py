@@ -251,7 +251,8 @@ def plan_splits(
     if short:
         detail = ", ".join(f"{c!r} has {images_per_class[c]} images in {groups_per_class[c]} groups" for c in short)
         raise SplitError(
-            f"too few images for {folds} folds plus a test split (each class needs ≥{need} independent groups): {detail}"
+            f"too few images for {folds} folds plus a test split (each class needs ≥{need} independent groups): "
+            f"{detail}"
         )
 
     # Rule 5: groups with parent members keep the parent's place; the rest are dealt around them.

@@ -74,7 +74,8 @@ def adjudication_config() -> str:
       <Header value="Adjudication: the two raters disagree" size="5"/>
       <Text name="raters_said" value="$summary"/>
       <Text name="rule" value="$rule"/>
-      <Choices name="{DIAGNOSIS_CONTROL}" toName="{IMAGE_OBJECT}" choice="single-radio" required="true" value="$options"/>
+      <Choices name="{DIAGNOSIS_CONTROL}" toName="{IMAGE_OBJECT}" choice="single-radio" required="true"
+               value="$options"/>
       <Text name="box_step" value="$box_step"/>
       <RectangleLabels name="{BOX_CONTROL}" toName="{IMAGE_OBJECT}" strokeWidth="3">
         <Label value="Lesion" background="#e5484d" hotkey="b"/>
@@ -88,7 +89,8 @@ def adjudication_config() -> str:
       <Choices name="{FLAGS_CONTROL}" toName="{IMAGE_OBJECT}" choice="multiple">
 {flags}
       </Choices>
-      <TextArea name="{COMMENT_CONTROL}" toName="{IMAGE_OBJECT}" editable="true" maxSubmissions="1" rows="2" placeholder="Comment"/>
+      <TextArea name="{COMMENT_CONTROL}" toName="{IMAGE_OBJECT}" editable="true" maxSubmissions="1" rows="2"
+                placeholder="Comment"/>
     </View>
   </View>
 </View>

@@ -41,17 +41,21 @@ def write_html(report: AuditReport, dest: Path, ws) -> Path:
     thumbs = _thumbnails(ws, [r.image_id for r in shown + report.unranked])
     head = (
         "<tr><th>rank</th><th>image</th><th>raters</th><th>reviewer</th><th>consensus</th>"
-        "<th>model P(consensus class)</th><th>P(consensus wrong)</th><th>confident issue</th><th>likely class</th><th>note</th></tr>"
+        "<th>model P(consensus class)</th><th>P(consensus wrong)</th><th>confident issue</th><th>likely class</th>"
+        "<th>note</th></tr>"
     )
     body = "".join(_row(r, thumbs.get(r.image_id), names) for r in shown)
     flagged = "".join(_row(r, thumbs.get(r.image_id), names) for r in report.unranked)
     e = html.escape
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>Label audit</title><style>{CSS}</style></head><body>
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>Label audit</title>\
+<style>{CSS}</style></head><body>
 <h1>Label audit</h1>
-<p class="date">Run {e(report.run)} on {e(report.dataset)} ({e(report.task)}: {e(", ".join(report.classes))}); generated {e(report.generated_at)}.</p>
+<p class="date">Run {e(report.run)} on {e(report.dataset)} ({e(report.task)}: {e(", ".join(report.classes))});\
+ generated {e(report.generated_at)}.</p>
 <p>{len(report.ranked)} images ranked; about {report.expected_errors:.1f} consensus labels are likely wrong.
 Ranked by the probability that the consensus is wrong, from the model's out-of-fold probability and the raters'
-and reviewer's diagnoses (Dawid–Skene); images the model confidently assigns to another class (confident learning) first.
+and reviewer's diagnoses (Dawid–Skene); images the model confidently assigns to another class \
+(confident learning) first.
 Send the top ones to a clinician with <code>curate label audit --run RUN --push --reviewer EMAIL --top K</code>.</p>
 <table>{head}{body}</table>
 <h2>Not ranked ({len(report.unranked)})</h2>

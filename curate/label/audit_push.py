@@ -27,8 +27,10 @@ def audit_config() -> str:
       <Header value="Audit: is this image's diagnosis right?" size="5"/>
       <Text name="said" value="$summary"/>
       <Text name="rule" value="$rule"/>
-      <Choices name="{DIAGNOSIS_CONTROL}" toName="{IMAGE_OBJECT}" choice="single-radio" required="true" value="$options"/>
-      <TextArea name="{COMMENT_CONTROL}" toName="{IMAGE_OBJECT}" editable="true" maxSubmissions="1" rows="2" placeholder="Comment"/>
+      <Choices name="{DIAGNOSIS_CONTROL}" toName="{IMAGE_OBJECT}" choice="single-radio" required="true"
+               value="$options"/>
+      <TextArea name="{COMMENT_CONTROL}" toName="{IMAGE_OBJECT}" editable="true" maxSubmissions="1" rows="2"
+                placeholder="Comment"/>
     </View>
   </View>
 </View>
@@ -37,7 +39,8 @@ def audit_config() -> str:
 
 RULE = (
     "Keep the current consensus if it is right. If you choose another diagnosis, it replaces the consensus only "
-    "when one of the two raters gave it; a diagnosis neither rater gave means three opinions, and the image is discarded."
+    "when one of the two raters gave it; a diagnosis neither rater gave means three opinions, "
+    "and the image is discarded."
 )
 
 

@@ -101,7 +101,8 @@ class DiagnosisList:
         return "—" if slug is None else self.names.get(slug, slug)
 
     def binary_label(self, slug: str | None) -> str | None:
-        """mpox for a positive diagnosis, non_mpox for any other (other diagnosis included), None when not assessable."""
+        """mpox for a positive diagnosis, non_mpox for any other (other diagnosis included),
+        None when not assessable."""
         if slug is None or slug == NOT_ASSESSABLE:
             return None
         if slug not in self.names:
@@ -185,7 +186,8 @@ def _declared(items: Any, bad) -> tuple[tuple[str, str], ...]:
         if slug in RESERVED:
             raise bad(
                 f"diagnoses[{i}].slug",
-                f"{slug!r} is reserved: 'other diagnosis' and 'not assessable' are always present, 'neither' is the reviewer's discard",
+                f"{slug!r} is reserved: 'other diagnosis' and 'not assessable' are always present, 'neither' is the "
+                "reviewer's discard",
             )
         if slug in seen_slug:
             raise bad(f"diagnoses[{i}].slug", f"{slug!r} is declared twice (also diagnoses[{seen_slug[slug]}])")

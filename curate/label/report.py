@@ -1,5 +1,6 @@
 """Labeling progress and agreement: per round and rater, Cohen's kappa and Gwet's AC1, confusion matrix,
-outcomes, each rater's quality against the consensus and under Dawid–Skene (`raters`), and a few example images of the disputed and discarded ones (`report_html` draws the page)."""
+outcomes, each rater's quality against the consensus and under Dawid–Skene (`raters`), and a few example images
+of the disputed and discarded ones (`report_html` draws the page)."""
 
 from __future__ import annotations
 

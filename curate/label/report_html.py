@@ -94,7 +94,8 @@ def _raters_section(report: LabelReport, png: Path | None, png_bytes: bytes | No
             f'{b64encode(png_bytes).decode()}"><p>Also saved as <a href="{e(png.name)}">{e(png.name)}</a>.</p>'
         )
     )
-    return f"""<h2>Raters</h2><p><i>Agreement with consensus</i> counts the agreed and adjudicated images a person diagnosed;
+    return f"""<h2>Raters</h2><p><i>Agreement with consensus</i> counts the agreed and adjudicated images \
+a person diagnosed;
 it flatters everyone, since an agreed image is one both raters chose and a reviewer's pick usually becomes the
 consensus. <i>Estimated accuracy</i> is a latent-class (Dawid&ndash;Skene) estimate from all ratings, which
 does not take the consensus as the truth: the expected share of that person's diagnoses that are right. A
@@ -126,7 +127,10 @@ def _figure(x: Sample, thumb: str | None, names: dict[str, str]) -> str:
         chose.append(f"Reviewer: {e(_name(x.reviewer, names))}")
     elif x.group == "disputed":
         chose.append("Reviewer: not yet")
-    return f'<figure class="{x.group}">{img}<figcaption>image {x.image_id} ({x.status})<br>{"<br>".join(chose)}</figcaption></figure>'
+    return (
+        f'<figure class="{x.group}">{img}<figcaption>image {x.image_id} ({x.status})<br>{"<br>".join(chose)}'
+        "</figcaption></figure>"
+    )
 
 
 def _thumbnails(ws, ids: list[int]) -> dict[int, str | None]:
@@ -180,7 +184,8 @@ def write_html(report: LabelReport, dest: Path, ws) -> ReportFiles:
         f"<tr><td>{e(report.names.get(d, d))}</td><td>{_num(k)}</td><td>{_num(ag.ac1_per_diagnosis.get(d))}</td></tr>"
         for d, k in ag.per_diagnosis.items()
     )
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>Labeling report</title><style>{CSS}</style></head><body>
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>Labeling report</title>\
+<style>{CSS}</style></head><body>
 <h1>Labeling report</h1><p class="date">Generated {e(report.generated_at)}</p>
 <h2>Progress</h2><table><tr><th>round</th><th>kind</th><th>rater</th><th>tasks</th><th>labelled</th></tr>{rows}</table>
 <h2>Outcomes</h2><table><tr><th>outcome</th><th>images</th><th>what it means</th></tr>{outs}</table>

@@ -88,7 +88,8 @@ class Fleet:
         return EmbeddedServer(self.root, self.files_root, home=self.dir / c.slug)
 
     def shared(self) -> EmbeddedServer | None:
-        """The single server `curate studio start` ran before per-clinician servers (kept so old projects still pull)."""
+        """The single server `curate studio start` ran before per-clinician servers
+        (kept so old projects still pull)."""
         legacy = EmbeddedServer(self.root, self.files_root)
         return legacy if legacy.initialised else None
 

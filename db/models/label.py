@@ -66,7 +66,8 @@ class LabelRound(SQLModel, table=True):
 
 
 class LabelProject(SQLModel, table=True):
-    """One clinician's Label Studio project inside a round, on a server no other clinician of the round can log in to."""
+    """One clinician's Label Studio project inside a round, on a server no other clinician of the round
+    can log in to."""
 
     __tablename__ = "label_projects"
     __table_args__ = (sa.UniqueConstraint("round_id", "rater", name="uq_label_project_rater"),)
