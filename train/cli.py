@@ -336,12 +336,11 @@ def export_model_cmd(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """One file with the fold ensemble, preprocessing constants, class names, calibration, operating threshold and model
-    card.
+    """One file with the fold ensemble, preprocessing constants, class names, calibration, operating threshold and model card.
 
     Example:
         train export-model runs/mpox-1.0.0/efficientnet_lite0-s0 --format onnx --out triage.onnx
-    """
+    """  # noqa: E501 - the first line is `train export-model --help` verbatim: wrapping it changes the help
     _need_torch()
     from train.export_model import export_model, read_metadata
 
