@@ -15,6 +15,7 @@ dependencies) run in a subprocess each (`--other-python`, default this python).
 Every tool's matched pairs are joined into groups the same way (union), and a
 copy counts as found when it lands in its original's group.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,7 +55,13 @@ def _make(job: tuple) -> tuple[str, str, str]:
     if kind in ("real", "real_variant"):
         img = originals()[seed]
         if kind == "real_variant":
-            img = same_frame(img) if arg == "same_frame" else leak(img, arg, seed) if arg in LEAKS else variant(img, arg, seed)
+            img = (
+                same_frame(img)
+                if arg == "same_frame"
+                else leak(img, arg, seed)
+                if arg in LEAKS
+                else variant(img, arg, seed)
+            )
     elif kind == "closeup":
         img = closeup(seed)
     elif kind == "sibling":
@@ -65,7 +72,9 @@ def _make(job: tuple) -> tuple[str, str, str]:
         rng = np.random.default_rng([seed, 7])
         w = int(rng.integers(2000, 3000))
         h = int(w * rng.uniform(0.66, 0.8))
-        img = (sibling(seed, arg, (600, 500)) if kind == "sibling" else photo(seed, (600, 500))).resize((w, h), Image.BICUBIC)
+        img = (sibling(seed, arg, (600, 500)) if kind == "sibling" else photo(seed, (600, 500))).resize(
+            (w, h), Image.BICUBIC
+        )
         a = np.asarray(img, np.int16) + rng.integers(-3, 4, size=(h, w, 1), dtype=np.int16)
         img = Image.fromarray(np.clip(a, 0, 255).astype(np.uint8))
         if kind == "variant":
@@ -118,11 +127,12 @@ def build_corpus(out: Path, synthetic: int, per_photo: int, closeups: int, worke
 
 
 def run_ours(corpus: Path, workdir: Path, workers: int, why_missed: bool = False) -> dict:
+    from sqlmodel import select
+
     from curate.dedupe.run import DedupeOptions, run_dedupe
     from curate.intake.ingest import IngestOptions, ingest_folder
     from curate.workspace import Workspace
     from db.models import DedupeMember, Provenance
-    from sqlmodel import select
 
     ws = Workspace.init(workdir / "ws")
     t = time.perf_counter()
@@ -139,8 +149,14 @@ def run_ours(corpus: Path, workdir: Path, workers: int, why_missed: bool = False
         for m in s.exec(select(DedupeMember)).all():
             groups[m.cluster_key].extend(names_of[m.image_id])
     pairs = [(g[0], x) for g in groups.values() for x in g[1:]]
-    return {"seconds": ingest_s + dedupe_s, "dedupe_seconds": dedupe_s, "pairs": pairs, "diagnosis": diagnose(ws, names_of) if why_missed else None,
-            "extra": f"ingest {ingest_s:.1f}s; dedupe: hash {rep.seconds['hash']:.1f}s, search + verify {rep.seconds['search']:.1f}s ({rep.sift_pairs} pairs needed SIFT); {rep.to_review} pairs to review"}
+    return {
+        "seconds": ingest_s + dedupe_s,
+        "dedupe_seconds": dedupe_s,
+        "pairs": pairs,
+        "diagnosis": diagnose(ws, names_of) if why_missed else None,
+        "extra": f"ingest {ingest_s:.1f}s; dedupe: hash {rep.seconds['hash']:.1f}s, search + verify "
+        "{rep.seconds['search']:.1f}s ({rep.sift_pairs} pairs needed SIFT); {rep.to_review} pairs to review",
+    }
 
 
 def diagnose(ws, names_of: dict) -> dict:
@@ -154,14 +170,16 @@ def diagnose(ws, names_of: dict) -> dict:
     with ws.session() as s:
         ids, codes, thumbs, _ = load_codes(s, ALGO)
     matches = RegionPHash(radius=opts.radius, similarity=opts.similarity).find_duplicates(codes, thumbs)
-    verifier = Verifier(ws, 0, dict(zip(ids.tolist(), thumbs)))
+    verifier = Verifier(ws, 0, dict(zip(ids.tolist(), thumbs, strict=False)))
     out = {}
     for m in matches:
         a, b = int(ids[m.a]), int(ids[m.b])
         v = verifier.check(a, b, m.similarity, m.dihedral)
         for x in names_of[a]:
             for y in names_of[b]:
-                out[f"{x}|{y}"] = out[f"{y}|{x}"] = f"proposed (corr {m.similarity:.2f}), verified {v.decision}: {v.reason}"
+                out[f"{x}|{y}"] = out[f"{y}|{x}"] = (
+                    f"proposed (corr {m.similarity:.2f}), verified {v.decision}: {v.reason}"
+                )
     return out
 
 
@@ -272,10 +290,12 @@ def scale(n: int, radius: int = 14, seed: int = 0) -> dict:
         thumbs = np.stack([np.asarray(Image.fromarray(x, "F").resize((THUMB, THUMB), Image.BICUBIC)) for x in small])
         thumbs += rng.normal(0, 0.05, thumbs.shape).astype(np.float32)
         ly, lx = _operators((THUMB, THUMB), WINDOWS, HASH_K)  # what `window_dct` applies, batched
-        codes[start : start + m] = pack_bits(np.ascontiguousarray(np.einsum("wkh,mhx,wlx->mwkl", ly, thumbs, lx, optimize=True)))
+        codes[start : start + m] = pack_bits(
+            np.ascontiguousarray(np.einsum("wkh,mhx,wlx->mwkl", ly, thumbs, lx, optimize=True))
+        )
     picked = rng.choice(n, 2 * max(1, n // 100), replace=False)
     originals, copies = picked[::2], picked[1::2]
-    for o, c in zip(originals, copies):
+    for o, c in zip(originals, copies, strict=False):
         flips = rng.choice(np.arange(1, 64), 1 + int(rng.integers(0, radius)) if radius else 0, replace=False)
         mask = np.uint64(sum(1 << int(b) for b in flips))
         codes[c] = codes[o] ^ mask  # k bits apart, 1 <= k <= radius, on every window
@@ -284,10 +304,18 @@ def scale(n: int, radius: int = 14, seed: int = 0) -> dict:
     a, b, _, _ = enc.candidates(codes)
     seconds = time.perf_counter() - t
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    found = set(zip(a.tolist(), b.tolist()))
-    planted = {(min(int(o), int(c)), max(int(o), int(c))) for o, c in zip(originals, copies)}
-    return {"images": n, "radius": radius, "seconds": seconds, "peak_mb": peak / 1024, "search_mb": (peak - before) / 1024,
-            "candidates": len(a), "planted": len(planted), "planted_recall": len(planted & found) / len(planted)}
+    found = set(zip(a.tolist(), b.tolist(), strict=False))
+    planted = {(min(int(o), int(c)), max(int(o), int(c))) for o, c in zip(originals, copies, strict=False)}
+    return {
+        "images": n,
+        "radius": radius,
+        "seconds": seconds,
+        "peak_mb": peak / 1024,
+        "search_mb": (peak - before) / 1024,
+        "candidates": len(a),
+        "planted": len(planted),
+        "planted_recall": len(planted & found) / len(planted),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -295,37 +323,89 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--synthetic", type=int, default=300, help="synthetic skin photos (default: 300)")
     p.add_argument("--per-photo", type=int, default=4, help="re-posted copies of each real photo (default: 4)")
     p.add_argument("--closeups", type=int, default=60, help="different close-ups on plain skin (default: 60)")
-    p.add_argument("--scale", type=int, default=0, help="images for the candidate-search scale line, e.g. 100000 (minutes at radius 7 and up: bench/README.md, Scale); 0 skips it (default: 0)")
-    p.add_argument("--scale-radius", type=int, default=14, help="Hamming radius of the scale line's search (default: 14, what curate dedupe uses)")
-    p.add_argument("--corpus", type=Path, default=Path(tempfile.gettempdir()) / "curate-dedupe-bench", help="where the corpus is built (reused when it matches)")
+    p.add_argument(
+        "--scale",
+        type=int,
+        default=0,
+        help="images for the candidate-search scale line, e.g. 100000 (minutes at radius 7 and up: bench/README.md, "
+        "Scale); 0 skips it (default: 0)",
+    )
+    p.add_argument(
+        "--scale-radius",
+        type=int,
+        default=14,
+        help="Hamming radius of the scale line's search (default: 14, what curate dedupe uses)",
+    )
+    p.add_argument(
+        "--corpus",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "curate-dedupe-bench",
+        help="where the corpus is built (reused when it matches)",
+    )
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     p.add_argument("--tools", default="ours,imagededup,difpy")
-    p.add_argument("--other-python", default=sys.executable, help="python with imagededup and difPy installed (default: this one)")
+    p.add_argument(
+        "--other-python", default=sys.executable, help="python with imagededup and difPy installed (default: this one)"
+    )
     p.add_argument("--json", action="store_true", help="print the results as JSON")
-    p.add_argument("--why-missed", action="store_true", help="list our missed copies: never proposed by the hash search, or what verification said (re-runs both, untimed)")
+    p.add_argument(
+        "--why-missed",
+        action="store_true",
+        help="list our missed copies: never proposed by the hash search, or what verification said (re-runs both, "
+        "untimed)",
+    )
     p.add_argument("--tool", default=None, help=argparse.SUPPRESS)  # internal: run one foreign tool, print JSON
     args = p.parse_args(argv)
     corpus = args.corpus / f"v2-real{args.per_photo}-syn{args.synthetic}-c{args.closeups}"  # v2: chelsea listed once
     if args.tool:
-        res = scale(args.scale, args.scale_radius) if args.tool == "scale" else {"imagededup": run_imagededup, "difpy": run_difpy}[args.tool](corpus / "images")
+        res = (
+            scale(args.scale, args.scale_radius)
+            if args.tool == "scale"
+            else {"imagededup": run_imagededup, "difpy": run_difpy}[args.tool](corpus / "images")
+        )
         print("RESULT " + json.dumps(res))
         return
     if not args.tools and args.scale:  # `--tools '' --scale N`: the scale line alone
         sc = scale(args.scale, args.scale_radius)
-        print(json.dumps(sc) if args.json else f"candidate search, {sc['images']} images, radius {sc['radius']}: {sc['seconds']:.1f} s, peak {sc['peak_mb']:.0f} MB, {sc['candidates']} candidates, planted pairs found {sc['planted_recall']:.3f} of {sc['planted']}")
+        print(
+            json.dumps(sc)
+            if args.json
+            else f"candidate search, {sc['images']} images, radius {sc['radius']}: {sc['seconds']:.1f} s, peak "
+            f"{sc['peak_mb']:.0f} MB, {sc['candidates']} candidates, planted pairs found {sc['planted_recall']:.3f} "
+            f"of {sc['planted']}"
+        )
         return
     t = time.perf_counter()
     truth = build_corpus(corpus / "images", args.synthetic, args.per_photo, args.closeups, args.workers)
-    print(f"corpus: {len(truth['files'])} files in {corpus / 'images'} ({time.perf_counter() - t:.0f}s to build or load)")
+    print(
+        f"corpus: {len(truth['files'])} files in {corpus / 'images'} ({time.perf_counter() - t:.0f}s to build or load)"
+    )
     results = {}
     for tool in args.tools.split(","):
         if tool == "ours":
             with tempfile.TemporaryDirectory() as tmp:
                 results["mpox-curate"] = run_ours(corpus / "images", Path(tmp), args.workers, args.why_missed)
             continue
-        proc = subprocess.run([args.other_python, __file__, "--tool", tool, "--synthetic", str(args.synthetic), "--per-photo", str(args.per_photo),
-                               "--closeups", str(args.closeups), "--corpus", str(args.corpus)], capture_output=True, text=True, cwd=ROOT)
-        line = next((l for l in proc.stdout.splitlines() if l.startswith("RESULT ")), None)
+        proc = subprocess.run(
+            [
+                args.other_python,
+                __file__,
+                "--tool",
+                tool,
+                "--synthetic",
+                str(args.synthetic),
+                "--per-photo",
+                str(args.per_photo),
+                "--closeups",
+                str(args.closeups),
+                "--corpus",
+                str(args.corpus),
+            ],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
+        line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
         if line is None:
             print(f"{tool}: failed\n{proc.stderr[-2000:]}")
             continue
@@ -333,10 +413,27 @@ def main(argv: list[str] | None = None) -> None:
     transforms = sorted({v["transform"] for v in truth["files"].values() if v["transform"]})
     out = {"files": len(truth["files"]), "tools": {}}
     for name, res in results.items():
-        out["tools"][name] = score(truth, res["pairs"]) | {"seconds": res["seconds"], "dedupe_seconds": res.get("dedupe_seconds", res["seconds"])}
+        out["tools"][name] = score(truth, res["pairs"]) | {
+            "seconds": res["seconds"],
+            "dedupe_seconds": res.get("dedupe_seconds", res["seconds"]),
+        }
     if args.scale:
-        proc = subprocess.run([sys.executable, __file__, "--tool", "scale", "--scale", str(args.scale), "--scale-radius", str(args.scale_radius)], capture_output=True, text=True, cwd=ROOT)
-        line = next((l for l in proc.stdout.splitlines() if l.startswith("RESULT ")), None)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--tool",
+                "scale",
+                "--scale",
+                str(args.scale),
+                "--scale-radius",
+                str(args.scale_radius),
+            ],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
+        line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
         out["scale"] = json.loads(line[7:]) if line else {"error": proc.stderr[-500:]}
     if args.json:
         print(json.dumps(out, indent=2))
@@ -344,16 +441,23 @@ def main(argv: list[str] | None = None) -> None:
     names = list(out["tools"])
     print("| | " + " | ".join(names) + " |")
     print("|---|" + "---|" * len(names))
-    rows = [("seconds (ours: ingest + dedupe)", lambda r: f"{r['seconds']:.1f}"), ("seconds, dedupe alone", lambda r: f"{r['dedupe_seconds']:.1f}"),
-            ("pair precision (every pair in a cluster)", lambda r: f"{r['precision']:.4f}"), ("false pairs", lambda r: str(r["false_pairs"])),
-            ("recall, all", lambda r: f"{r['recall_all']:.3f}")]
+    rows = [
+        ("seconds (ours: ingest + dedupe)", lambda r: f"{r['seconds']:.1f}"),
+        ("seconds, dedupe alone", lambda r: f"{r['dedupe_seconds']:.1f}"),
+        ("pair precision (every pair in a cluster)", lambda r: f"{r['precision']:.4f}"),
+        ("false pairs", lambda r: str(r["false_pairs"])),
+        ("recall, all", lambda r: f"{r['recall_all']:.3f}"),
+    ]
     rows += [(f"recall: {t}", lambda r, t=t: f"{r['recall'].get(t, 0):.2f}") for t in transforms]
     for label, fmt in rows:
         print(f"| {label} | " + " | ".join(fmt(out["tools"][n]) for n in names) + " |")
     ref = out["tools"].get("imagededup")
     ours = out["tools"].get("mpox-curate")
     if ref and ours:
-        print(f"speed-up over imagededup: ingest + dedupe {ref['seconds'] / ours['seconds']:.1f}x, dedupe alone {ref['seconds'] / ours['dedupe_seconds']:.1f}x")
+        print(
+            f"speed-up over imagededup: ingest + dedupe {ref['seconds'] / ours['seconds']:.1f}x, dedupe alone "
+            f"{ref['seconds'] / ours['dedupe_seconds']:.1f}x"
+        )
     diag = results.get("mpox-curate", {}).get("diagnosis")
     if diag is not None:
         print("missed copies (hash search vs verification):")
@@ -364,7 +468,13 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{name}: {res['extra']}")
     if "scale" in out:
         sc = out["scale"]
-        print(f"candidate search, {sc.get('images')} images, radius {sc.get('radius')}: {sc.get('seconds', 0):.1f} s, peak {sc.get('peak_mb', 0):.0f} MB, {sc.get('candidates')} candidates, planted pairs found {sc.get('planted_recall', 0):.3f} of {sc.get('planted')}" if "error" not in sc else f"scale: failed {sc['error']}")
+        print(
+            f"candidate search, {sc.get('images')} images, radius {sc.get('radius')}: {sc.get('seconds', 0):.1f} s, "
+            f"peak {sc.get('peak_mb', 0):.0f} MB, {sc.get('candidates')} candidates, planted pairs found "
+            f"{sc.get('planted_recall', 0):.3f} of {sc.get('planted')}"
+            if "error" not in sc
+            else f"scale: failed {sc['error']}"
+        )
 
 
 if __name__ == "__main__":

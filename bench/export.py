@@ -8,6 +8,7 @@ Prints a table: the export's images/s (wall clock, and CPU-time based: what its 
 if no other job shared them), and for comparison the plain Pillow loop a steward would
 otherwise write (full decode, exif_transpose, resize, save) on a sample of the camera-sized photos.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,15 +28,15 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from curate.export import ExportOptions, ImageSpec, export_version  # noqa: E402
-from curate.export.images import prepare  # noqa: E402
-from curate.intake.ingest import IngestOptions, ingest_folder  # noqa: E402
-from curate.workspace import Workspace  # noqa: E402
-from sqlmodel import delete, select  # noqa: E402
+from sqlmodel import delete, select
 
-from db.models import Image as ImageRow  # noqa: E402
-from db.models.export import DatasetVersionRecord  # noqa: E402
-from db.models.label import Consensus  # noqa: E402
+from curate.export import ExportOptions, ImageSpec, export_version
+from curate.export.images import prepare
+from curate.intake.ingest import IngestOptions, ingest_folder
+from curate.workspace import Workspace
+from db.models import Image as ImageRow
+from db.models.export import DatasetVersionRecord
+from db.models.label import Consensus
 
 DIAGNOSES = ["mpox", "genital_herpes", "genital_warts", "primary_syphilis", "dermatosis", "healthy_skin"]
 
@@ -98,8 +99,11 @@ def build_workspace(root: Path, corpus: Path, n: int) -> Workspace:
         return Workspace.open(root / "ws")
     shutil.rmtree(root / "ws", ignore_errors=True)
     ws = Workspace.init(root / "ws")
-    ingest_folder(ws, corpus, IngestOptions(source="clinic", kind="clinic", licence="clinic-consent",
-                                            case_id_pattern=r"(?P<case>case\d+)/"))
+    ingest_folder(
+        ws,
+        corpus,
+        IngestOptions(source="clinic", kind="clinic", licence="clinic-consent", case_id_pattern=r"(?P<case>case\d+)/"),
+    )
     rng = np.random.default_rng(1)
     with ws.session() as s:
         for im in s.exec(select(ImageRow).order_by(ImageRow.id)).all():
@@ -108,8 +112,17 @@ def build_workspace(root: Path, corpus: Path, n: int) -> Workspace:
                 bw, bh = int(im.width * rng.uniform(0.15, 0.4)), int(im.height * rng.uniform(0.15, 0.4))
                 x0, y0 = int(rng.integers(0, im.width - bw)), int(rng.integers(0, im.height - bh))
                 boxes = [[x0, y0, x0 + bw, y0 + bh]]
-            s.add(Consensus(image_id=im.id, status="agreed", diagnosis=DIAGNOSES[im.id % len(DIAGNOSES)], method="unanimous",
-                            n_raters=2, agreement=1.0, boxes=json.dumps(boxes)))
+            s.add(
+                Consensus(
+                    image_id=im.id,
+                    status="agreed",
+                    diagnosis=DIAGNOSES[im.id % len(DIAGNOSES)],
+                    method="unanimous",
+                    n_raters=2,
+                    agreement=1.0,
+                    boxes=json.dumps(boxes),
+                )
+            )
     marker.touch()
     return ws
 
@@ -151,23 +164,48 @@ def main() -> None:
     rows = []
     for workers in sorted({1, args.workers}):
         t, cpu = time.perf_counter(), _cpu()
-        r = export_version(ws, ExportOptions(name="bench", version=f"1.0.{workers}", spec=ImageSpec(size=(320, 320)),
-                                             folds=5, workers=workers))
+        r = export_version(
+            ws,
+            ExportOptions(
+                name="bench", version=f"1.0.{workers}", spec=ImageSpec(size=(320, 320)), folds=5, workers=workers
+            ),
+        )
         secs, cpu = time.perf_counter() - t, _cpu() - cpu
-        rows.append([f"curate export ({workers} workers): {r.images} images, {r.roi_images} ROI crops",
-                     f"{secs:.1f}", f"{r.images / secs:.0f}", f"{cpu:.1f}", f"{workers * r.images / cpu:.0f}"])
+        rows.append(
+            [
+                f"curate export ({workers} workers): {r.images} images, {r.roi_images} ROI crops",
+                f"{secs:.1f}",
+                f"{r.images / secs:.0f}",
+                f"{cpu:.1f}",
+                f"{workers * r.images / cpu:.0f}",
+            ]
+        )
     cams = sorted(corpus.rglob("IMG_*.jpg"))[:60]
     cpu = _cpu()
     secs = plain_pillow(cams)
     cpu = _cpu() - cpu
-    rows.append([f"plain Pillow loop, 1 core, {len(cams)} camera-sized only", f"{secs:.1f}", f"{len(cams) / secs:.0f}",
-                 f"{cpu:.1f}", f"{len(cams) / cpu:.0f}"])
+    rows.append(
+        [
+            f"plain Pillow loop, 1 core, {len(cams)} camera-sized only",
+            f"{secs:.1f}",
+            f"{len(cams) / secs:.0f}",
+            f"{cpu:.1f}",
+            f"{len(cams) / cpu:.0f}",
+        ]
+    )
     t, cpu = time.perf_counter(), _cpu()
     for p in cams:
         prepare(str(p), ImageSpec(), None)
     secs, cpu = time.perf_counter() - t, _cpu() - cpu
-    rows.append([f"curate prepare(), 1 core, {len(cams)} camera-sized only (draft decode)", f"{secs:.1f}",
-                 f"{len(cams) / secs:.0f}", f"{cpu:.1f}", f"{len(cams) / cpu:.0f}"])
+    rows.append(
+        [
+            f"curate prepare(), 1 core, {len(cams)} camera-sized only (draft decode)",
+            f"{secs:.1f}",
+            f"{len(cams) / secs:.0f}",
+            f"{cpu:.1f}",
+            f"{len(cams) / cpu:.0f}",
+        ]
+    )
     table = Table(title=f"export benchmark: {args.n} images, 320x320", title_justify="left")
     for c in ("way", "seconds", "images/s", "CPU s", "images/s if its cores were idle"):
         table.add_column(c, justify="left" if c == "way" else "right")

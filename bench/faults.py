@@ -5,11 +5,13 @@
 
 Prints kills survived / attempted per command and backend (SQLite always; PostgreSQL when --pg-url
 names a server whose user may create databases). Label pull starts three real Label Studio servers
-(tests/studio_server.py; CURATE_LABEL_STUDIO names the executable) and is skipped with a note without one. A kill is survived when the re-run exits 0 without a
+(tests/studio_server.py; CURATE_LABEL_STUDIO names the executable) and is skipped with a note without one.
+A kill is survived when the re-run exits 0 without a
 traceback and the catalogue, store and exports are consistent and equal to an uninterrupted run's
 (see tests/faults.py for the checks). The tool a steward would otherwise have is none: a killed run
 is found out by hand.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,12 +22,12 @@ from contextlib import ExitStack
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from faults import CASES, Backend, run_case  # noqa: E402
-from studio_server import studio_fleet  # noqa: E402
+from faults import CASES, Backend, run_case
+from rich.console import Console
+from rich.table import Table
+from studio_server import studio_fleet
 
-from curate.studio.server import find_executable  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
+from curate.studio.server import find_executable
 
 
 def main() -> int:
@@ -36,8 +38,12 @@ def main() -> int:
     ap.add_argument("--pg-url", default=None, help="PostgreSQL server URL without a database (default: SQLite only)")
     ap.add_argument("--skip-sqlite", action="store_true", help="with --pg-url: PostgreSQL only")
     args = ap.parse_args()
-    backends = ([] if args.skip_sqlite and args.pg_url else [Backend()]) + ([Backend(args.pg_url)] if args.pg_url else [])
-    table = Table(title=f"kill -9 at {args.kills} seeded random moments, then re-run (seed {args.seed})", title_justify="left")
+    backends = ([] if args.skip_sqlite and args.pg_url else [Backend()]) + (
+        [Backend(args.pg_url)] if args.pg_url else []
+    )
+    table = Table(
+        title=f"kill -9 at {args.kills} seeded random moments, then re-run (seed {args.seed})", title_justify="left"
+    )
     for col in ("command", "backend", "kills survived / attempted", "landed mid-run", "seconds"):
         table.add_column(col, justify="left" if col in ("command", "backend") else "right")
     failed = False
@@ -60,7 +66,9 @@ def main() -> int:
                 with tempfile.TemporaryDirectory(prefix=f"faults-{name.replace(' ', '-')}-") as tmp:
                     r = run_case(name, args.kills, args.seed, Path(tmp), backend, **extra)
                 failed |= r.survived != r.attempted
-                table.add_row(name, backend.name, f"{r.survived} / {r.attempted}", str(r.landed_mid_run), f"{r.seconds:.0f}")
+                table.add_row(
+                    name, backend.name, f"{r.survived} / {r.attempted}", str(r.landed_mid_run), f"{r.seconds:.0f}"
+                )
                 for f in r.failures:
                     Console(stderr=True).print(f"[red]{name} ({backend.name}):[/] {f}", highlight=False)
     Console().print(table)

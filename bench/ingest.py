@@ -5,6 +5,7 @@ steward would otherwise do: copy the folder and checksum it, or a plain Pillow v
 
 Prints a table: wall time and images/s for each way.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,10 +24,10 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from images import photo  # noqa: E402
+from images import photo
 
-from curate.intake.ingest import IngestOptions, ingest_folder  # noqa: E402
-from curate.workspace import Workspace  # noqa: E402
+from curate.intake.ingest import IngestOptions, ingest_folder
+from curate.workspace import Workspace
 
 
 def build_corpus(root: Path, n: int) -> Path:

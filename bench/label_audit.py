@@ -22,6 +22,7 @@ the same library functions on the simulated catalogue.
 
     .venv/bin/python bench/label_audit.py [--seeds 5]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,15 +41,20 @@ from sklearn.model_selection import StratifiedKFold
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from curate.label.audit_rank import Candidate, rank  # noqa: E402
-from curate.label.consensus import Rating, decide  # noqa: E402
-from curate.label.order import diverse_order, margin_uncertainty  # noqa: E402
-from curate.label.raters import rater_quality  # noqa: E402
-from rater_quality import CLASSES, say  # noqa: E402
+from rater_quality import CLASSES, say
+
+from curate.label.audit_rank import Candidate, rank
+from curate.label.consensus import Rating, decide
+from curate.label.order import diverse_order, margin_uncertainty
+from curate.label.raters import rater_quality
 
 SCENARIOS = {  # person -> (base error, reads genital herpes as mpox 25 % of the time)
     "paper: A 8 %, B 12 % (biased), reviewer 5 %": {"A": (0.08, False), "B": (0.12, True), "R": (0.05, False)},
-    "noisier: A 15 % (biased), B 15 % (biased), reviewer 10 %": {"A": (0.15, True), "B": (0.15, True), "R": (0.10, False)},
+    "noisier: A 15 % (biased), B 15 % (biased), reviewer 10 %": {
+        "A": (0.15, True),
+        "B": (0.15, True),
+        "R": (0.10, False),
+    },
 }
 PCA_DIM = 3  # few dimensions: a model about as good as the study's (AUC ~0.95-0.97), not a solved task
 
@@ -93,15 +99,30 @@ def audit(x, truth, votes, consensus, seed: int) -> dict:
     idx = [i for i, c in enumerate(consensus) if c is not None]
     y = np.array([CLASSES.index(consensus[i]) for i in idx])
     p = oof(x[idx], y, seed)
-    cands = [Candidate(i, consensus[i], dict(zip(CLASSES, p[n])), votes[i], len({votes[i]["A"], votes[i]["B"]}) > 1, "R" in votes[i])
-             for n, i in enumerate(idx)]
+    cands = [
+        Candidate(
+            i,
+            consensus[i],
+            dict(zip(CLASSES, p[n], strict=False)),
+            votes[i],
+            len({votes[i]["A"], votes[i]["B"]}) > 1,
+            "R" in votes[i],
+        )
+        for n, i in enumerate(idx)
+    ]
     wrong = {i for i in idx if consensus[i] != truth[i]}
     k = 2 * len(wrong)
     ours = {r.image_id for r in rank(cands, CLASSES)[:k]}
     selfconf = [idx[n] for n in np.argsort(p[np.arange(len(idx)), y], kind="stable")[:k]]
     rnd = random.Random(seed).sample(idx, k)
-    return {"images": len(idx), "errors": len(wrong), "k": k, "ours": len(ours & wrong) / len(wrong),
-            "self_confidence": len(set(selfconf) & wrong) / len(wrong), "random": len(set(rnd) & wrong) / len(wrong)}
+    return {
+        "images": len(idx),
+        "errors": len(wrong),
+        "k": k,
+        "ours": len(ours & wrong) / len(wrong),
+        "self_confidence": len(set(selfconf) & wrong) / len(wrong),
+        "random": len(set(rnd) & wrong) / len(wrong),
+    }
 
 
 def macro_auc(m, x, y) -> float:
@@ -176,24 +197,46 @@ def main(argv=None) -> None:
                 right[p].append(true_acc[p])
         print(f"\n# {name} ({args.seeds} seeds, {len(truth)} images each)")
         print("\n## Audit: share of the consensus errors in the top K = 2 x errors\n")
-        print("| seed | images with consensus | wrong | K | **curate label audit** | model self-confidence alone | random K |\n|---|---|---|---|---|---|---|")
+        print(
+            "| seed | images with consensus | wrong | K | **curate label audit** | model self-confidence alone | "
+            "random K |\n|---|---|---|---|---|---|---|"
+        )
         for s_, a in enumerate(audits):
-            print(f"| {s_} | {a['images']} | {a['errors']} ({a['errors'] / a['images']:.1%}) | {a['k']} | **{a['ours']:.2f}** | "
-                  f"{a['self_confidence']:.2f} | {a['random']:.2f} |")
-        print(f"| mean | | | | **{m('ours', audits):.2f}** | {m('self_confidence', audits):.2f} | {m('random', audits):.2f} |")
+            print(
+                f"| {s_} | {a['images']} | {a['errors']} ({a['errors'] / a['images']:.1%}) | {a['k']} | "
+                f"**{a['ours']:.2f}** | "
+                f"{a['self_confidence']:.2f} | {a['random']:.2f} |"
+            )
+        print(
+            f"| mean | | | | **{m('ours', audits):.2f}** | {m('self_confidence', audits):.2f} | "
+            f"{m('random', audits):.2f} |"
+        )
         print("\n## Order: share of the pool labelled until within 0.01 macro AUC of the model on all labels\n")
-        print("| seed | pool | AUC, all labels | **uncertainty + diversity** | random | within 0.002: uncertainty | random |\n"
-              "|---|---|---|---|---|---|---|")
+        print(
+            "| seed | pool | AUC, all labels | **uncertainty + diversity** | random | within 0.002: uncertainty | "
+            "random |\n"
+            "|---|---|---|---|---|---|---|"
+        )
         for s_, o in enumerate(orders):
-            print(f"| {s_} | {o['pool']} | {o['full_auc']:.3f} | **{o['uncertainty']:.1%}** | {o['random']:.1%} | "
-                  f"{o['uncertainty_strict']:.1%} | {o['random_strict']:.1%} |")
-        print(f"| mean | | | **{m('uncertainty', orders):.1%}** | {m('random', orders):.1%} | "
-              f"{m('uncertainty_strict', orders):.1%} | {m('random_strict', orders):.1%} |")
+            print(
+                f"| {s_} | {o['pool']} | {o['full_auc']:.3f} | **{o['uncertainty']:.1%}** | {o['random']:.1%} | "
+                f"{o['uncertainty_strict']:.1%} | {o['random_strict']:.1%} |"
+            )
+        print(
+            f"| mean | | | **{m('uncertainty', orders):.1%}** | {m('random', orders):.1%} | "
+            f"{m('uncertainty_strict', orders):.1%} | {m('random_strict', orders):.1%} |"
+        )
         print("\n## Rater quality: Dawid-Skene estimate minus true accuracy\n")
-        print("| person | base error | biased | true accuracy (mean) | estimate - truth (mean) | max abs |\n|---|---|---|---|---|---|")
+        print(
+            "| person | base error | biased | true accuracy (mean) | estimate - truth (mean) | max abs "
+            "|\n|---|---|---|---|---|---|"
+        )
         for p, (e, b) in people.items():
-            print(f"| {p} | {e:.0%} | {'yes' if b else 'no'} | {statistics.mean(right[p]):.3f} | {statistics.mean(dev[p]):+.3f} | "
-                  f"{max(abs(v) for v in dev[p]):.3f} |")
+            print(
+                f"| {p} | {e:.0%} | {'yes' if b else 'no'} | {statistics.mean(right[p]):.3f} | "
+                f"{statistics.mean(dev[p]):+.3f} | "
+                f"{max(abs(v) for v in dev[p]):.3f} |"
+            )
     print("\ntargets: audit >= 0.60 (random ~ K / images); order <= 60 % of the labels; rater quality within 0.03")
 
 

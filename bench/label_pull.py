@@ -6,6 +6,7 @@ records them in a fresh catalogue, then times the first pull (all new) and a re-
 
     .venv/bin/python bench/label_pull.py [--annotations 10000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,17 +21,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlmodel import select  # noqa: E402
+from sqlmodel import select
 
-from curate.label.client import StudioClient  # noqa: E402
-from curate.label.config import render  # noqa: E402
-from curate.label.diagnoses import PAPER  # noqa: E402
-from curate.label.pull import pull  # noqa: E402
-from curate.net import free_port  # noqa: E402
-from curate.studio.server import EmbeddedServer, init_data_dir  # noqa: E402
-from curate.workspace import Workspace  # noqa: E402
-from db.models import Image  # noqa: E402
-from db.models.label import Consensus, LabelProject, LabelRound, LabelTask  # noqa: E402
+from curate.label.client import StudioClient
+from curate.label.config import render
+from curate.label.diagnoses import PAPER
+from curate.label.pull import pull
+from curate.net import free_port
+from curate.studio.server import EmbeddedServer, init_data_dir
+from curate.workspace import Workspace
+from db.models import Image
+from db.models.label import Consensus, LabelProject, LabelRound, LabelTask
 
 TOKEN = "bench-admin-token-0123456789abcdef"
 EMAIL = "steward@bench.test"
@@ -58,7 +59,10 @@ def main(argv=None) -> None:
         rnd_raters = [EMAIL, "second@bench.test"]
         rng = random.Random(0)
         with ws.session() as s:
-            images = [Image(sha256=f"{i:064x}", size_bytes=1, format="JPEG", width=640, height=480, mode="RGB") for i in range(per)]
+            images = [
+                Image(sha256=f"{i:064x}", size_bytes=1, format="JPEG", width=640, height=480, mode="RGB")
+                for i in range(per)
+            ]
             s.add_all(images)
             s.flush()
             image_ids = [i.id for i in images]
@@ -69,19 +73,46 @@ def main(argv=None) -> None:
         t = time.perf_counter()
         for rater in rnd_raters:
             remote = client.create_round(f"bench {rater}", render(PAPER), None)
-            tasks = [{"data": {"image": f"/data/local-files/?d=x/{i}.jpg", "context": ""},
-                      "annotations": [{"result": [
-                          {"from_name": "diagnosis", "to_name": "image", "type": "choices",
-                           "value": {"choices": [rng.choice(list(PAPER.names.values()))]}},
-                          {"from_name": "lesion", "to_name": "image", "type": "rectanglelabels",
-                           "value": {"x": 10, "y": 10, "width": 20, "height": 20, "rotation": 0, "rectanglelabels": ["Lesion"]}}]}]}
-                     for i in image_ids]
+            tasks = [
+                {
+                    "data": {"image": f"/data/local-files/?d=x/{i}.jpg", "context": ""},
+                    "annotations": [
+                        {
+                            "result": [
+                                {
+                                    "from_name": "diagnosis",
+                                    "to_name": "image",
+                                    "type": "choices",
+                                    "value": {"choices": [rng.choice(list(PAPER.names.values()))]},
+                                },
+                                {
+                                    "from_name": "lesion",
+                                    "to_name": "image",
+                                    "type": "rectanglelabels",
+                                    "value": {
+                                        "x": 10,
+                                        "y": 10,
+                                        "width": 20,
+                                        "height": 20,
+                                        "rotation": 0,
+                                        "rectanglelabels": ["Lesion"],
+                                    },
+                                },
+                            ]
+                        }
+                    ],
+                }
+                for i in image_ids
+            ]
             ids = client.import_tasks(remote.id, tasks)
             with ws.session() as s:
                 p = LabelProject(round_id=round_id, rater=rater, ls_project_id=remote.id)
                 s.add(p)
                 s.flush()
-                s.add_all(LabelTask(project_id=p.id, image_id=i, ls_task_id=tid) for i, tid in zip(image_ids, ids))
+                s.add_all(
+                    LabelTask(project_id=p.id, image_id=i, ls_task_id=tid)
+                    for i, tid in zip(image_ids, ids, strict=True)
+                )
         print(f"set-up (import {2 * per} annotated tasks) {time.perf_counter() - t:.1f} s", file=sys.stderr)
         spent = {"fetch": 0.0}
         fetch = client.fetch_annotations
@@ -103,11 +134,18 @@ def main(argv=None) -> None:
         t_again, f_again = time.perf_counter() - t, spent["fetch"]
         with ws.session() as s:
             n_cons = len(s.exec(select(Consensus.image_id)).all())
-        print(f"{'run':<28}{'annotations':>12}{'new':>8}{'unchanged':>10}{'seconds':>9}{'LS export':>10}{'catalogue':>10}{'ann/s':>8}")
-        for name, r, dt, ft in (("first pull (all new)", first, t_first, f_first),
-                                ("re-pull (nothing changed)", again, t_again, f_again)):
-            print(f"{name:<28}{r.annotations:>12}{r.new:>8}{r.unchanged:>10}{dt:>9.2f}{ft:>10.2f}{dt - ft:>10.2f}"
-                  f"{r.annotations / dt:>8.0f}")
+        print(
+            f"{'run':<28}{'annotations':>12}{'new':>8}{'unchanged':>10}{'seconds':>9}"
+            f"{'LS export':>10}{'catalogue':>10}{'ann/s':>8}"
+        )
+        for name, r, dt, ft in (
+            ("first pull (all new)", first, t_first, f_first),
+            ("re-pull (nothing changed)", again, t_again, f_again),
+        ):
+            print(
+                f"{name:<28}{r.annotations:>12}{r.new:>8}{r.unchanged:>10}{dt:>9.2f}{ft:>10.2f}{dt - ft:>10.2f}"
+                f"{r.annotations / dt:>8.0f}"
+            )
         print(f"consensus rows: {n_cons}; server {info.url}, catalogue SQLite")
     finally:
         server.stop()

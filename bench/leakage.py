@@ -12,6 +12,7 @@ pairs, at each inlier threshold. `--cnn` adds the alternative that was considere
 ImageNet pooled features (the `train` backbone and preprocessing), border cut, mirror TTA, cosine; its
 recall is shown at the lowest threshold that reports no false pair, and at 0.90.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,9 +26,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from curate.export import leakage_match  # noqa: E402
-from curate.export.leakage import THRESHOLD, gray_content  # noqa: E402
-from leakage_corpus import LEAKS, bases, exported  # noqa: E402
+from leakage_corpus import LEAKS, bases, exported
+
+from curate.export import leakage_match
+from curate.export.leakage import THRESHOLD, gray_content
 
 
 def build(out: Path, skin: int, photos: bool) -> tuple[list[Path], list[tuple[int, str]], np.ndarray]:
@@ -61,7 +63,7 @@ def cnn_rows(paths, meta, parts, compared) -> list[dict]:
     with torch.no_grad():
         for start in range(0, len(paths), 32):
             crops = []
-            for p in paths[start:start + 32]:
+            for p in paths[start : start + 32]:
                 img = Image.open(p).convert("RGB")
                 crops.append(preset(img.crop(content_box(np.asarray(img)))))
             x = torch.stack(crops)
@@ -71,8 +73,12 @@ def cnn_rows(paths, meta, parts, compared) -> list[dict]:
     sim = np.maximum(f[0] @ f[0].T, f[0] @ f[1].T)
     sim = np.maximum(sim, sim.T)
     train = parts >= 0
-    mask = np.triu((train[:, None] & ~train[None, :]) | (~train[:, None] & train[None, :])
-                   | (train[:, None] & train[None, :] & (parts[:, None] != parts[None, :])), 1)
+    mask = np.triu(
+        (train[:, None] & ~train[None, :])
+        | (~train[:, None] & train[None, :])
+        | (train[:, None] & train[None, :] & (parts[:, None] != parts[None, :])),
+        1,
+    )
     base = np.array([i for i, _ in meta])
     same = base[:, None] == base[None, :]
     neg = sim[mask & ~same]
@@ -105,23 +111,29 @@ def main(argv=None) -> None:
     matches = leakage_match.match(feats, parts, min_inliers=8)
     t2 = time.perf_counter()
     per_fold = np.bincount(parts[parts >= 0])
-    compared = int((parts < 0).sum()) * int(per_fold.sum()) + (int(per_fold.sum()) ** 2 - int((per_fold ** 2).sum())) // 2
+    compared = int((parts < 0).sum()) * int(per_fold.sum()) + (int(per_fold.sum()) ** 2 - int((per_fold**2).sum())) // 2
     rows = []
     for t in sorted({8, 10, 12, 15, THRESHOLD, 20, 30}):
         found = {(m.i, m.j) for m in matches if m.inliers >= t}
         row = {"threshold": t, "default": t == THRESHOLD}
         for kind in LEAKS:
             variants = [k for k, (i, kd) in enumerate(meta) if kd == kind]
-            hits = sum((min(k, o), max(k, o)) in found for k in variants
-                       for o in [meta.index((meta[k][0], "original"))])
+            hits = sum(
+                (min(k, o), max(k, o)) in found for k in variants for o in [meta.index((meta[k][0], "original"))]
+            )
             row[kind] = round(hits / len(variants), 3)
         fp = sum(1 for i, j in found if meta[i][0] != meta[j][0])
         row["false_pairs"] = fp
         row["false_rate"] = fp / compared
         rows.append(row)
     n = len(paths)
-    timing = {"images": n, "compared_pairs": compared, "features_s_per_1000": round((t1 - t0) / n * 1000, 1),
-              "search_verify_s_per_1000": round((t2 - t1) / n * 1000, 1), "total_s_per_1000": round((t2 - t0) / n * 1000, 1)}
+    timing = {
+        "images": n,
+        "compared_pairs": compared,
+        "features_s_per_1000": round((t1 - t0) / n * 1000, 1),
+        "search_verify_s_per_1000": round((t2 - t1) / n * 1000, 1),
+        "total_s_per_1000": round((t2 - t0) / n * 1000, 1),
+    }
     if args.cnn:
         rows += cnn_rows(paths, meta, parts, compared)
     if args.json:
@@ -132,10 +144,15 @@ def main(argv=None) -> None:
     print("|---|" + "---|" * (len(LEAKS) + 2))
     for r in rows:
         mark = " (default)" if r["default"] else ""
-        print(f"| {r.get('method', 'ORB + RANSAC, min inliers')} {r['threshold']}{mark} | " + " | ".join(f"{r[k]:.3f}" for k in LEAKS)
-              + f" | {r['false_pairs']} | {r['false_rate']:.2e} |")
-    print(f"time per 1,000 images: features {timing['features_s_per_1000']} s, index + verification "
-          f"{timing['search_verify_s_per_1000']} s, total {timing['total_s_per_1000']} s")
+        print(
+            f"| {r.get('method', 'ORB + RANSAC, min inliers')} {r['threshold']}{mark} | "
+            + " | ".join(f"{r[k]:.3f}" for k in LEAKS)
+            + f" | {r['false_pairs']} | {r['false_rate']:.2e} |"
+        )
+    print(
+        f"time per 1,000 images: features {timing['features_s_per_1000']} s, index + verification "
+        f"{timing['search_verify_s_per_1000']} s, total {timing['total_s_per_1000']} s"
+    )
 
 
 if __name__ == "__main__":

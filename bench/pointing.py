@@ -3,6 +3,7 @@ benchmark's EfficientNet-Lite0 run, in images per second, at 1 and 2 torch threa
 
     .venv/bin/python bench/pointing.py [--images 48]      # prints a table; --json for scripts
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,17 +16,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench"), str(ROOT / "tests")]
 
-import torch  # noqa: E402
+import serve as serve_bench
+import torch
 
-import serve as serve_bench  # noqa: E402
-from curate.dataset import DatasetVersion  # noqa: E402
-from train import pointing  # noqa: E402
-from train.ensemble import Ensemble  # noqa: E402
-from train.presets import ImageRef  # noqa: E402
+from curate.dataset import DatasetVersion
+from train import pointing
+from train.ensemble import Ensemble
+from train.presets import ImageRef
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="pointing game speed", add_help=add_help, parents=[serve_bench.get_args_parser(False)])
+    p = argparse.ArgumentParser(
+        description="pointing game speed", add_help=add_help, parents=[serve_bench.get_args_parser(False)]
+    )
     p.add_argument("--images", type=int, default=48, help="boxed test images to score (default: 48)")
     p.add_argument("--threads-list", default="1,2", help="torch threads to try (default: 1,2)")
     return p
@@ -38,7 +41,9 @@ def main(args) -> dict:
     model = Ensemble.load(run)
     ds = DatasetVersion.open(model.info["dataset"]["path"])
     boxes = ds.roi_boxes()
-    refs = [ImageRef(s.path, s.sha256, s.target, s.image_id) for s in ds.samples("test") if s.image_id in boxes][:args.images]
+    refs = [ImageRef(s.path, s.sha256, s.target, s.image_id) for s in ds.samples("test") if s.image_id in boxes][
+        : args.images
+    ]
     cells = []
     for threads in [int(t) for t in args.threads_list.split(",")]:
         torch.set_num_threads(threads)
@@ -50,7 +55,10 @@ def main(args) -> dict:
 
 
 def render(r: dict) -> None:
-    print(f"pointing game, EfficientNet-Lite0 ensemble at {r['size']} px, {r['cpus']} CPUs, load {r['load_average'][0]:.1f}")
+    print(
+        f"pointing game, EfficientNet-Lite0 ensemble at {r['size']} px, {r['cpus']} CPUs, load "
+        f"{r['load_average'][0]:.1f}"
+    )
     print(f"{'threads':>7} {'images':>6} {'seconds':>8} {'images/s':>8}")
     for c in r["cells"]:
         print(f"{c['threads']:>7} {c['images']:>6} {c['seconds']:>8.1f} {c['images_per_s']:>8.1f}")

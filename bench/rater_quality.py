@@ -10,6 +10,7 @@ run in another interpreter that has it (`--crowdkit-python /path/to/python`), fo
 
     .venv/bin/python bench/rater_quality.py [--n 2000] [--seeds 5] [--crowdkit-python PY]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,17 +24,30 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from curate.label.agreement import agreement  # noqa: E402
-from curate.label.consensus import Rating, decide  # noqa: E402
-from curate.label.raters import rater_quality  # noqa: E402
+from curate.label.agreement import agreement
+from curate.label.consensus import Rating, decide
+from curate.label.raters import rater_quality
 
-PREVALENCE = {"mpox": 35, "genital_herpes": 15, "genital_warts": 12, "primary_syphilis": 8, "secondary_syphilis": 5,
-              "molluscum_contagiosum": 8, "dermatosis": 10, "healthy_skin": 7}
-LOOK_ALIKES = {"mpox": ["genital_herpes", "molluscum_contagiosum", "primary_syphilis"],
-               "genital_herpes": ["mpox", "primary_syphilis"], "genital_warts": ["molluscum_contagiosum", "dermatosis"],
-               "primary_syphilis": ["genital_herpes", "mpox"], "secondary_syphilis": ["dermatosis"],
-               "molluscum_contagiosum": ["genital_warts", "mpox"], "dermatosis": ["healthy_skin", "secondary_syphilis"],
-               "healthy_skin": ["dermatosis"]}
+PREVALENCE = {
+    "mpox": 35,
+    "genital_herpes": 15,
+    "genital_warts": 12,
+    "primary_syphilis": 8,
+    "secondary_syphilis": 5,
+    "molluscum_contagiosum": 8,
+    "dermatosis": 10,
+    "healthy_skin": 7,
+}
+LOOK_ALIKES = {
+    "mpox": ["genital_herpes", "molluscum_contagiosum", "primary_syphilis"],
+    "genital_herpes": ["mpox", "primary_syphilis"],
+    "genital_warts": ["molluscum_contagiosum", "dermatosis"],
+    "primary_syphilis": ["genital_herpes", "mpox"],
+    "secondary_syphilis": ["dermatosis"],
+    "molluscum_contagiosum": ["genital_warts", "mpox"],
+    "dermatosis": ["healthy_skin", "secondary_syphilis"],
+    "healthy_skin": ["dermatosis"],
+}
 HARDNESS = {"primary_syphilis": 1.5, "secondary_syphilis": 1.4, "healthy_skin": 0.5, "genital_warts": 0.8}
 CLASSES = list(PREVALENCE)
 
@@ -43,8 +57,10 @@ def scenarios() -> dict[str, tuple[dict[str, tuple[float, bool]], list[tuple[str
     paper = {"A": (0.08, False), "B": (0.10, True), "R": (0.05, False)}
     rotating = {"A": (0.05, False), "B": (0.10, True), "C": (0.15, False), "D": (0.08, False), "R": (0.05, False)}
     pairs = [("A", "B"), ("A", "C"), ("A", "D"), ("B", "C"), ("B", "D"), ("C", "D")]
-    return {"paper: 2 raters + reviewer": (paper, [("A", "B")], "R"),
-            "4 raters in rotating pairs + reviewer": (rotating, pairs, "R")}
+    return {
+        "paper: 2 raters + reviewer": (paper, [("A", "B")], "R"),
+        "4 raters in rotating pairs + reviewer": (rotating, pairs, "R"),
+    }
 
 
 def say(rng: random.Random, truth: str, error: float, biased: bool) -> str:
@@ -81,7 +97,10 @@ import pandas as pd
 from crowdkit.aggregation import DawidSkene
 votes = json.load(sys.stdin)
 df = pd.DataFrame([(i, w, l) for i, v in enumerate(votes) for w, l in v.items()], columns=["task", "worker", "label"])
-t = time.perf_counter(); ds = DawidSkene(n_iter=500, tol=1e-5); probas = ds.fit_predict_proba(df); s = time.perf_counter() - t
+t = time.perf_counter()
+ds = DawidSkene(n_iter=500, tol=1e-5)
+probas = ds.fit_predict_proba(df)
+s = time.perf_counter() - t
 df["p"] = [probas.at[t_, l] for t_, l in zip(df.task, df.label)]
 print(json.dumps({"acc": df.groupby("worker").p.mean().to_dict(), "seconds": s}))"""
     out = subprocess.run([python, "-c", code], input=json.dumps(votes), capture_output=True, text=True, check=True)
@@ -119,12 +138,17 @@ def main(argv=None) -> None:
             secs.append(time.perf_counter() - t)
             ck, ck_s = crowdkit_accuracy(args.crowdkit_python, votes) if args.crowdkit_python else ({}, None)
             secs_ck.append(ck_s)
-            wrong = sum(c is not None and c != t for c, t in zip(consensus, truth))
+            wrong = sum(c is not None and c != t for c, t in zip(consensus, truth, strict=True))
             decided = sum(c is not None for c in consensus)
             if seed == 0:
-                print(f"\n## {name}: {args.n} images, seed 0; {wrong} of {decided} consensus labels wrong "
-                      f"({wrong / decided:.1%}); Dawid-Skene {ds.iterations} iterations\n")
-                head = "| person | role | base error | biased | images | true accuracy | Dawid-Skene | error | agreement with consensus | error |"
+                print(
+                    f"\n## {name}: {args.n} images, seed 0; {wrong} of {decided} consensus labels wrong "
+                    f"({wrong / decided:.1%}); Dawid-Skene {ds.iterations} iterations\n"
+                )
+                head = (
+                    "| person | role | base error | biased | images | true accuracy | Dawid-Skene | error | "
+                    "agreement with consensus | error |"
+                )
                 if ck:
                     head += " crowd-kit DS | error |"
                 print(head)
@@ -138,19 +162,32 @@ def main(argv=None) -> None:
                     errs_ck.setdefault(q.role, []).append(abs(ck[q.rater] - true_acc[q.rater]))
                 if seed == 0:
                     e, b = people[q.rater]
-                    row = (f"| {q.rater} | {q.role} | {e:.0%} | {'yes' if b else 'no'} | {q.diagnosed} | {true_acc[q.rater]:.3f} | "
-                           f"{ds.accuracy[q.rater]:.3f} | {err_ds:+.3f} | {q.agreement:.3f} | {err_c:+.3f} |")
+                    row = (
+                        f"| {q.rater} | {q.role} | {e:.0%} | {'yes' if b else 'no'} | {q.diagnosed} | "
+                        f"{true_acc[q.rater]:.3f} | "
+                        f"{ds.accuracy[q.rater]:.3f} | {err_ds:+.3f} | {q.agreement:.3f} | {err_c:+.3f} |"
+                    )
                     if ck:
                         row += f" {ck[q.rater]:.3f} | {ck[q.rater] - true_acc[q.rater]:+.3f} |"
                     print(row)
         print(f"\nover {args.seeds} seeds, |estimate - truth| mean / max (target <= 0.03 for the raters):\n")
-        print("| who | Dawid-Skene | agreement with consensus |" + (" crowd-kit DS |" if errs_ck else "")
-              + "\n|---|---|---|" + ("---|" if errs_ck else ""))
+        print(
+            "| who | Dawid-Skene | agreement with consensus |"
+            + (" crowd-kit DS |" if errs_ck else "")
+            + "\n|---|---|---|"
+            + ("---|" if errs_ck else "")
+        )
         for role, errs in errs_ds.items():
             cells = [errs, errs_cons[role]] + ([errs_ck[role]] if errs_ck else [])
-            print(f"| {role}s ({len(errs)}) | " + " | ".join(f"{statistics.mean(e):.3f} / {max(e):.3f}" for e in cells) + " |")
-        print(f"\nseconds per run: Dawid-Skene {statistics.mean(secs):.2f}"
-              + (f", crowd-kit {statistics.mean(secs_ck):.2f}" if errs_ck else ""))
+            print(
+                f"| {role}s ({len(errs)}) | "
+                + " | ".join(f"{statistics.mean(e):.3f} / {max(e):.3f}" for e in cells)
+                + " |"
+            )
+        print(
+            f"\nseconds per run: Dawid-Skene {statistics.mean(secs):.2f}"
+            + (f", crowd-kit {statistics.mean(secs_ck):.2f}" if errs_ck else "")
+        )
     print(f"\n## Cohen's kappa vs Gwet's AC1: two raters 95 % right, yes/no, {args.n * 5} images each\n")
     print("| prevalence of yes | observed agreement | Cohen's kappa | Gwet's AC1 |\n|---|---|---|---|")
     for prev, obs, k, ac1 in rare_class_table(args.n * 5, 0):

@@ -5,6 +5,7 @@ the calibration (ECE, 15 bins) on the benchmark's own test and external sets.
 
     .venv/bin/python bench/serve.py                 # prints a table; --json for scripts
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,24 +21,29 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-import httpx  # noqa: E402
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
+import httpx
+import numpy as np
+from PIL import Image
+from train_fixtures import write_export
 
-from curate.dataset import DatasetVersion  # noqa: E402
-from curate.net import free_port  # noqa: E402
-from train.config import TrainConfig  # noqa: E402
-from train.recipe import run as run_protocol  # noqa: E402
-from train_fixtures import write_export  # noqa: E402
+from curate.dataset import DatasetVersion
+from curate.net import free_port
+from train.config import TrainConfig
+from train.recipe import run as run_protocol
 
-COUNTS = {"train": {"mpox": 120, "non_mpox": 200}, "test": {"mpox": 100, "non_mpox": 100},
-          "external": {"mpox": 100, "non_mpox": 100}}
+COUNTS = {
+    "train": {"mpox": 120, "non_mpox": 200},
+    "test": {"mpox": 100, "non_mpox": 100},
+    "external": {"mpox": 100, "non_mpox": 100},
+}
 TARGETS = {"no_cam": 20.0, "cam": 5.0, "p95_at_4": 1.0, "ece": 0.05}
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="train serve: latency and throughput", add_help=add_help)
-    p.add_argument("--out", default=str(ROOT / "bench" / "out" / "serve"), help="work folder (default: bench/out/serve)")
+    p.add_argument(
+        "--out", default=str(ROOT / "bench" / "out" / "serve"), help="work folder (default: bench/out/serve)"
+    )
     p.add_argument("--size", type=int, default=224, help="export/model input size (default: 224)")
     p.add_argument("--photo-size", type=int, default=1024, help="uploaded photo size, JPEG (default: 1024)")
     p.add_argument("--requests", type=int, default=48, help="requests per (clients, Grad-CAM) cell (default: 48)")
@@ -65,8 +71,12 @@ def prepare(out: Path, args) -> tuple[Path, list[bytes]]:
     run = out / "runs" / f"lite0-{args.size}-e{args.epochs}"
     if not run.exists() or json.loads((run / "run.json").read_text()).get("status") != "complete":
         # the library call without report.md (its pointing game is not what is measured here); resumable
-        run_protocol(TrainConfig(dataset=str(version), arch="efficientnet_lite0", out=str(run), epochs=args.epochs,
-                                 report=False), resume=run.exists())
+        run_protocol(
+            TrainConfig(
+                dataset=str(version), arch="efficientnet_lite0", out=str(run), epochs=args.epochs, report=False
+            ),
+            resume=run.exists(),
+        )
     photos = []
     for s in DatasetVersion.open(version).samples("test")[:32]:
         img = Image.open(s.path).convert("RGB").resize((args.photo_size, args.photo_size * 3 // 4), Image.BICUBIC)
@@ -94,8 +104,11 @@ def load(url: str, photos: list[bytes], clients: int, total: int, cam: bool, pid
                 if i is None:
                     return
                 t0 = time.perf_counter()
-                r = c.post(f"{url}/api/predict", params={"gradcam": str(cam).lower()},
-                           files={"file": ("p.jpg", photos[i % len(photos)], "image/jpeg")})
+                r = c.post(
+                    f"{url}/api/predict",
+                    params={"gradcam": str(cam).lower()},
+                    files={"file": ("p.jpg", photos[i % len(photos)], "image/jpeg")},
+                )
                 with lock:
                     (lat if r.status_code == 200 else errors).append(time.perf_counter() - t0)
 
@@ -108,9 +121,16 @@ def load(url: str, photos: list[bytes], clients: int, total: int, cam: bool, pid
         t.join()
     wall = time.perf_counter() - t0
     cpu_ms = 1000 * (cpu_seconds(pid) - cpu0) / max(len(lat), 1) if pid else None
-    return {"clients": clients, "gradcam": cam, "requests": total, "errors": len(errors), "server_cpu_ms": cpu_ms,
-            "throughput": len(lat) / wall, "p50_ms": 1000 * float(np.percentile(lat, 50)),
-            "p95_ms": 1000 * float(np.percentile(lat, 95))}
+    return {
+        "clients": clients,
+        "gradcam": cam,
+        "requests": total,
+        "errors": len(errors),
+        "server_cpu_ms": cpu_ms,
+        "throughput": len(lat) / wall,
+        "p50_ms": 1000 * float(np.percentile(lat, 50)),
+        "p95_ms": 1000 * float(np.percentile(lat, 95)),
+    }
 
 
 def baselines(run: Path, out: Path, photos: list[bytes]) -> dict:
@@ -122,12 +142,20 @@ def baselines(run: Path, out: Path, photos: list[bytes]) -> dict:
     photo = out / "photo.jpg"
     photo.write_bytes(photos[0])
     t0 = time.perf_counter()
-    subprocess.run(cli("predict", photo, "--run", run, "--out", out / "predict", "--json"), check=True, env=env(),
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        cli("predict", photo, "--run", run, "--out", out / "predict", "--json"),
+        check=True,
+        env=env(),
+        stdout=subprocess.DEVNULL,
+    )
     predict_s = time.perf_counter() - t0
     model = out / "lite0.onnx"
-    subprocess.run(cli("export-model", run, "--format", "onnx", "--out", model, "--json"), check=True, env=env(),
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        cli("export-model", run, "--format", "onnx", "--out", model, "--json"),
+        check=True,
+        env=env(),
+        stdout=subprocess.DEVNULL,
+    )
     meta, _ = read_metadata(model)
     sess = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     size = meta["input"]["size"]
@@ -137,8 +165,11 @@ def baselines(run: Path, out: Path, photos: list[bytes]) -> dict:
         img = Image.open(io.BytesIO(photos[i % len(photos)])).convert("RGB").resize((size, size), Image.BILINEAR)
         x = (np.asarray(img, np.float32).transpose(2, 0, 1) / 255)[None]
         sess.run(None, {"image": x})
-    return {"train_predict_seconds_per_photo": predict_s, "onnxruntime_per_s": n / (time.perf_counter() - t0),
-            "onnx_mb": model.stat().st_size / 1e6}
+    return {
+        "train_predict_seconds_per_photo": predict_s,
+        "onnxruntime_per_s": n / (time.perf_counter() - t0),
+        "onnx_mb": model.stat().st_size / 1e6,
+    }
 
 
 def main(args) -> dict:
@@ -148,8 +179,12 @@ def main(args) -> dict:
     metrics = json.loads((run / "metrics.json").read_text())
     port = free_port()
     threads = ["--threads", args.threads] if args.threads else []
-    server = subprocess.Popen(cli("serve", run, "--port", port, "--device", args.device, "--queue", 64, *threads),
-                              env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        cli("serve", run, "--port", port, "--device", args.device, "--queue", 64, *threads),
+        env=env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 300
@@ -163,40 +198,67 @@ def main(args) -> dict:
                 raise SystemExit("train serve did not start")
             time.sleep(0.5)
         load(url, photos, 2, 8, True)  # warm-up
-        cells = [load(url, photos, c, args.requests, cam, server.pid) for cam in (False, True)
-                 for c in [int(x) for x in args.clients.split(",")]]
+        cells = [
+            load(url, photos, c, args.requests, cam, server.pid)
+            for cam in (False, True)
+            for c in [int(x) for x in args.clients.split(",")]
+        ]
     finally:
         server.terminate()
         server.wait(30)
-    calib = {s: {k: d["calibration"][k] for k in ("n", "ece_before", "ece_after", "brier_before", "brier_after")}
-             for s, d in metrics["triage"]["sets"].items()}
-    results = {"cells": cells, "baselines": baselines(run, out, photos), "calibration": calib,
-               "auc": {s: metrics["triage"]["sets"][s]["metrics"]["auc"] for s in metrics["triage"]["sets"]},
-               "threshold": metrics["triage"]["threshold"], "size": args.size, "photo_size": args.photo_size,
-               "cpus": os.cpu_count(), "load_average": os.getloadavg(), "device": args.device, "targets": TARGETS,
-               "threads": args.threads or max(1, (os.cpu_count() or 2) // 2)}
+    calib = {
+        s: {k: d["calibration"][k] for k in ("n", "ece_before", "ece_after", "brier_before", "brier_after")}
+        for s, d in metrics["triage"]["sets"].items()
+    }
+    results = {
+        "cells": cells,
+        "baselines": baselines(run, out, photos),
+        "calibration": calib,
+        "auc": {s: metrics["triage"]["sets"][s]["metrics"]["auc"] for s in metrics["triage"]["sets"]},
+        "threshold": metrics["triage"]["threshold"],
+        "size": args.size,
+        "photo_size": args.photo_size,
+        "cpus": os.cpu_count(),
+        "load_average": os.getloadavg(),
+        "device": args.device,
+        "targets": TARGETS,
+        "threads": args.threads or max(1, (os.cpu_count() or 2) // 2),
+    }
     (out / "results.json").write_text(json.dumps(results, indent=2))
     return results
 
 
 def render(r: dict) -> None:
-    print(f"train serve, EfficientNet-Lite0 at {r['size']} px, {r['photo_size']}-px JPEG uploads, device {r['device']}, "
-          f"{r['cpus']} CPUs, {r.get('threads', '?')} torch thread(s), load average {r['load_average'][0]:.1f}")
-    print(f"{'clients':>7} {'Grad-CAM':>8} {'photos/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'errors':>6} "
-          f"{'server CPU ms/photo':>19} {'photos/s if idle':>16}")
+    print(
+        f"train serve, EfficientNet-Lite0 at {r['size']} px, {r['photo_size']}-px JPEG uploads, device {r['device']}, "
+        f"{r['cpus']} CPUs, {r.get('threads', '?')} torch thread(s), load average {r['load_average'][0]:.1f}"
+    )
+    print(
+        f"{'clients':>7} {'Grad-CAM':>8} {'photos/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'errors':>6} "
+        f"{'server CPU ms/photo':>19} {'photos/s if idle':>16}"
+    )
     for c in r["cells"]:
         cpu = c.get("server_cpu_ms")
         idle = f"{1000 * r['cpus'] / cpu:>16.1f}" if cpu else f"{'—':>16}"
-        print(f"{c['clients']:>7} {'yes' if c['gradcam'] else 'no':>8} {c['throughput']:>9.1f} {c['p50_ms']:>8.0f} "
-              f"{c['p95_ms']:>8.0f} {c['errors']:>6} {cpu if cpu else 0:>19.0f} {idle}")
-    print("photos/s if idle = CPUs / server CPU time per photo: a projection for an otherwise idle machine, not a measurement")
+        print(
+            f"{c['clients']:>7} {'yes' if c['gradcam'] else 'no':>8} {c['throughput']:>9.1f} {c['p50_ms']:>8.0f} "
+            f"{c['p95_ms']:>8.0f} {c['errors']:>6} {cpu if cpu else 0:>19.0f} {idle}"
+        )
+    print(
+        "photos/s if idle = CPUs / server CPU time per photo: a projection for an otherwise idle machine, not a "
+        "measurement"
+    )
     b = r["baselines"]
-    print(f"beside: `train predict` one photo per process {b['train_predict_seconds_per_photo']:.1f} s/photo; "
-          f"onnxruntime in-process, batch 1 {b['onnxruntime_per_s']:.1f} photos/s (model file {b['onnx_mb']:.1f} MB)")
+    print(
+        f"beside: `train predict` one photo per process {b['train_predict_seconds_per_photo']:.1f} s/photo; "
+        f"onnxruntime in-process, batch 1 {b['onnxruntime_per_s']:.1f} photos/s (model file {b['onnx_mb']:.1f} MB)"
+    )
     print(f"{'set':<10} {'n':>4} {'ECE before':>10} {'ECE after':>9} {'Brier after':>11} {'AUC':>6}")
     for s, c in r["calibration"].items():
-        print(f"{s:<10} {c['n']:>4} {c['ece_before']:>10.3f} {c['ece_after']:>9.3f} {c['brier_after']:>11.3f} "
-              f"{r['auc'][s]:>6.3f}")
+        print(
+            f"{s:<10} {c['n']:>4} {c['ece_before']:>10.3f} {c['ece_after']:>9.3f} {c['brier_after']:>11.3f} "
+            f"{r['auc'][s]:>6.3f}"
+        )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ end to end (feature extraction, all 750 head epochs, evaluation, report).
     .venv/bin/python bench/train.py                 # paper-sized export, 320 px, resnet18
     .venv/bin/python bench/train.py --scale 0.25    # quicker: a quarter of the images
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,31 +21,38 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-import torch  # noqa: E402
+import torch
+from train_fixtures import write_export
 
-from train.features import compute_features  # noqa: E402
-from train.config import TrainConfig  # noqa: E402
-from train.data import ImageItems, build_datasets, make_loader  # noqa: E402
-from train.loop import build_optimizer, train_one_epoch  # noqa: E402
-from train.models import ARCHS, PAPER_ARCHS, FrozenNet, Head, build_backbone, freeze, get_arch  # noqa: E402
-from train.presets import EvalPreset  # noqa: E402
-from train.recipe import run  # noqa: E402
-from curate.dataset import DatasetVersion  # noqa: E402
-from train_fixtures import write_export  # noqa: E402
+from curate.dataset import DatasetVersion
+from train.config import TrainConfig
+from train.data import ImageItems, build_datasets, make_loader
+from train.features import compute_features
+from train.loop import build_optimizer, train_one_epoch
+from train.models import ARCHS, PAPER_ARCHS, FrozenNet, Head, build_backbone, freeze, get_arch
+from train.presets import EvalPreset
+from train.recipe import run
 
 # the paper's Table 1 / Figure 1 split sizes
-PAPER_COUNTS = {"train": {"mpox": 274, "non_mpox": 1172}, "test": {"mpox": 70, "non_mpox": 76},
-                "external": {"mpox": 277, "non_mpox": 317}}
+PAPER_COUNTS = {
+    "train": {"mpox": 274, "non_mpox": 1172},
+    "test": {"mpox": 70, "non_mpox": 76},
+    "external": {"mpox": 277, "non_mpox": 317},
+}
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="train: plain loop vs cached features", add_help=add_help)
-    p.add_argument("--out", default=str(ROOT / "bench" / "out" / "train"), help="work folder (default: bench/out/train)")
+    p.add_argument(
+        "--out", default=str(ROOT / "bench" / "out" / "train"), help="work folder (default: bench/out/train)"
+    )
     p.add_argument("--scale", type=float, default=1.0, help="fraction of the paper's image counts (default: 1.0)")
     p.add_argument("--size", type=int, default=320, help="image size (default: 320)")
     p.add_argument("--arch", default="resnet18", help="backbone for the protocol run (default: resnet18)")
     p.add_argument("--epochs", type=int, default=150, help="epochs per fold (default: 150)")
-    p.add_argument("--plain-batches", type=int, default=3, help="training batches timed for the plain loop (default: 3)")
+    p.add_argument(
+        "--plain-batches", type=int, default=3, help="training batches timed for the plain loop (default: 3)"
+    )
     p.add_argument("--throughput-images", type=int, default=48, help="images per backbone for throughput (default: 48)")
     p.add_argument("--skip-grid", action="store_true", help="skip the per-backbone throughput table")
     return p
@@ -64,12 +72,18 @@ def main(args) -> dict:
     cfg = TrainConfig(dataset=str(version), arch=args.arch, out="", weights="none", epochs=args.epochs)
     cfg = TrainConfig(**{**cfg.__dict__, "folds": 5, "image_size": args.size})
     plan = build_datasets(ds, cfg)
-    n_unique = len({it.key for k in plan.folds for it in plan.train[k] + plan.val[k]}
-                   | {it.key for items in plan.eval_sets.values() for it in items})
+    n_unique = len(
+        {it.key for k in plan.folds for it in plan.train[k] + plan.val[k]}
+        | {it.key for items in plan.eval_sets.values() for it in items}
+    )
     n_train_per_epoch = sum(len(plan.train[k]) for k in plan.folds) / len(plan.folds)
-    n_eval_per_fold = sum(len(plan.val[k]) for k in plan.folds) / len(plan.folds) + sum(len(v) for v in plan.eval_sets.values())
-    print(f"export: {len(ds.rows)} images, {plan.n_augmented} augmented copies, {n_unique} distinct backbone inputs; "
-          f"{n_train_per_epoch:.0f} training images per fold-epoch")
+    n_eval_per_fold = sum(len(plan.val[k]) for k in plan.folds) / len(plan.folds) + sum(
+        len(v) for v in plan.eval_sets.values()
+    )
+    print(
+        f"export: {len(ds.rows)} images, {plan.n_augmented} augmented copies, {n_unique} distinct backbone inputs; "
+        f"{n_train_per_epoch:.0f} training images per fold-epoch"
+    )
     torch.set_num_threads(torch.get_num_threads())
 
     # --- plain loop, measured on a few batches
@@ -88,12 +102,19 @@ def main(args) -> dict:
     train_one_epoch(model, loader, opt, torch.nn.CrossEntropyLoss(), "cpu")
     plain_per_image = (time.perf_counter() - t0) / len(items)
     plain_total = plain_per_image * (n_train_per_epoch * args.epochs * 5 + n_eval_per_fold * 5)
-    print(f"plain loop: {1 / plain_per_image:.1f} training images/s measured on {len(items)} images; "
-          f"extrapolated {args.epochs} epochs × 5 folds + evaluation = {plain_total / 3600:.1f} h")
+    print(
+        f"plain loop: {1 / plain_per_image:.1f} training images/s measured on {len(items)} images; "
+        f"extrapolated {args.epochs} epochs × 5 folds + evaluation = {plain_total / 3600:.1f} h"
+    )
 
     # --- cached features, end to end (cold cache, then warm)
-    results = {"export_images": len(ds.rows), "augmented": plan.n_augmented, "distinct_inputs": n_unique,
-               "plain_images_per_s": 1 / plain_per_image, "plain_extrapolated_s": plain_total}
+    results = {
+        "export_images": len(ds.rows),
+        "augmented": plan.n_augmented,
+        "distinct_inputs": n_unique,
+        "plain_images_per_s": 1 / plain_per_image,
+        "plain_extrapolated_s": plain_total,
+    }
     cache_dir = out / "feature-cache"
     for label in ("cold", "warm"):
         run_dir = out / "runs" / f"{args.arch}-{label}-{int(time.time())}"
@@ -102,15 +123,25 @@ def main(args) -> dict:
 
             shutil.rmtree(cache_dir)
         t0 = time.perf_counter()
-        run(TrainConfig(dataset=str(version), arch=args.arch, out=str(run_dir), weights="none", epochs=args.epochs,
-                        cache_dir=str(cache_dir)))
+        run(
+            TrainConfig(
+                dataset=str(version),
+                arch=args.arch,
+                out=str(run_dir),
+                weights="none",
+                epochs=args.epochs,
+                cache_dir=str(cache_dir),
+            )
+        )
         wall = time.perf_counter() - t0
         info = json.loads((run_dir / "run.json").read_text())
         results[f"cached_{label}_s"] = wall
         results[f"cached_{label}_features_s"] = info["feature_seconds"]
         results[f"cached_{label}_train_eval_s"] = info["train_seconds"]
-        print(f"cached ({label} cache): {wall:.0f} s wall (features {info['feature_seconds']:.0f} s, "
-              f"{args.epochs * 5} head epochs + evaluation {info['train_seconds']:.0f} s)")
+        print(
+            f"cached ({label} cache): {wall:.0f} s wall (features {info['feature_seconds']:.0f} s, "
+            f"{args.epochs * 5} head epochs + evaluation {info['train_seconds']:.0f} s)"
+        )
     results["ratio_cold"] = plain_total / results["cached_cold_s"]
     results["ratio_warm"] = plain_total / results["cached_warm_s"]
     print(f"speed-up: {results['ratio_cold']:.0f}× with a cold cache, {results['ratio_warm']:.0f}× warm")
@@ -138,8 +169,10 @@ def main(args) -> dict:
         ips = {a: results["throughput"][a]["images_per_s"] for a in PAPER_ARCHS}
         plain_grid = sum(plain_total * ips.get(args.arch, ips["resnet18"]) / ips[a] for a in PAPER_ARCHS)
         results["six_backbone_grid_plain_s"] = plain_grid
-        print(f"six-backbone grid (paper's backbones, cold caches): ≈ {grid / 3600:.2f} h cached; "
-              f"plain loop ≈ {plain_grid / 3600:.0f} h (scaled from {args.arch} by forward throughput)")
+        print(
+            f"six-backbone grid (paper's backbones, cold caches): ≈ {grid / 3600:.2f} h cached; "
+            f"plain loop ≈ {plain_grid / 3600:.0f} h (scaled from {args.arch} by forward throughput)"
+        )
     (out / "results.json").write_text(json.dumps(results, indent=2))
     return results
 

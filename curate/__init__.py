@@ -1,4 +1,5 @@
 """mpox-curate: intake → dedupe → label → consensus → export, over one catalogue."""
+
 __version__ = "0.1.0"
 
 try:  # HEIC/HEIF (phone photos) through a well-kept plug-in: registered once, for every module that opens images

@@ -3,13 +3,15 @@
 `audited` also holds the workspace's writer lock for the whole command (see `curate.lock`), and marks
 the runs of a previous holder that was killed as "killed", so nothing stays "running" forever.
 """
+
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 from sqlmodel import select
 
@@ -52,7 +54,9 @@ def audited(ws, command: str, args: dict[str, Any] | None = None) -> Iterator[Ru
     """Hold the workspace lock; record the run at start (so a killed run is visible) and its outcome at the end."""
     with workspace_lock(ws.root, command) as held:
         mark_killed(ws, stale_runs(held))
-        row = CommandRun(command=command, arguments=json.dumps(redact(args or {}), default=str), tool_version=__version__)
+        row = CommandRun(
+            command=command, arguments=json.dumps(redact(args or {}), default=str), tool_version=__version__
+        )
         with ws.session() as s:
             s.add(row)
             s.flush()

@@ -37,6 +37,7 @@ Example:
     >>> train = ds.samples("train", exclude_fold=0); val = ds.samples("train", fold=0)
     >>> roi_test = ds.samples("test", roi=True)
 """
+
 from __future__ import annotations
 
 import csv
@@ -46,13 +47,28 @@ import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from curate.errors import DatasetError
 
 MANIFEST_COLUMNS = [
-    "file", "roi_file", "sha256", "roi_sha256", "image_id", "label", "diagnosis", "split", "fold",
-    "source", "licence", "consensus_method", "n_raters", "agreement", "roi_box", "cluster", "has_case_id",
+    "file",
+    "roi_file",
+    "sha256",
+    "roi_sha256",
+    "image_id",
+    "label",
+    "diagnosis",
+    "split",
+    "fold",
+    "source",
+    "licence",
+    "consensus_method",
+    "n_raters",
+    "agreement",
+    "roi_box",
+    "cluster",
+    "has_case_id",
 ]
 SPLITS = ("train", "test", "external")
 REQUIRED_META = ("name", "version", "task", "classes")
@@ -67,7 +83,7 @@ class Sample:
     target: int
     image_id: str
     split: str
-    fold: Optional[int]
+    fold: int | None
     sha256: str
     cluster: str
     diagnosis: str
@@ -130,7 +146,7 @@ class DatasetVersion:
         return Path(text)
 
     @classmethod
-    def open(cls, ref: str | os.PathLike, workspace: str | os.PathLike | None = None) -> "DatasetVersion":
+    def open(cls, ref: str | os.PathLike, workspace: str | os.PathLike | None = None) -> DatasetVersion:
         """Open a version folder (path or NAME@VERSION) and check its shape, not yet its bytes."""
         path = cls.resolve(ref, workspace).resolve()
         if not path.is_dir():
@@ -161,7 +177,9 @@ class DatasetVersion:
         with open(path / "manifest.csv", newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f)
             if reader.fieldnames != MANIFEST_COLUMNS:
-                raise DatasetError(f"{ref}: manifest.csv header is not the contract's ({', '.join(MANIFEST_COLUMNS[:4])}, …)")
+                raise DatasetError(
+                    f"{ref}: manifest.csv header is not the contract's ({', '.join(MANIFEST_COLUMNS[:4])}, …)"
+                )
             rows = list(reader)
         for i, row in enumerate(rows, start=2):
             where = f"{ref}: manifest.csv line {i}"
@@ -171,7 +189,9 @@ class DatasetVersion:
                 raise DatasetError(f"{where}: label {row['label']!r} is not one of the classes")
             if row["split"] == "train":
                 if not row["fold"].isdigit() or (folds and int(row["fold"]) >= folds):
-                    raise DatasetError(f"{where}: train row needs a fold in 0..{max(folds - 1, 0)}, got {row['fold']!r}")
+                    raise DatasetError(
+                        f"{where}: train row needs a fold in 0..{max(folds - 1, 0)}, got {row['fold']!r}"
+                    )
             elif row["fold"] != "":
                 raise DatasetError(f"{where}: only train rows have a fold")
         return rows
@@ -187,9 +207,7 @@ class DatasetVersion:
                 raise DatasetError(f"{self.ref}: SHA256SUMS line is malformed: {line[:80]!r}")
             expected[rel] = digest
         present = {
-            p.relative_to(self.path).as_posix()
-            for p in self.path.rglob("*")
-            if p.is_file() and p.name != "SHA256SUMS"
+            p.relative_to(self.path).as_posix() for p in self.path.rglob("*") if p.is_file() and p.name != "SHA256SUMS"
         }
         missing = sorted(set(expected) - present)
         extra = sorted(present - set(expected))
@@ -206,10 +224,10 @@ class DatasetVersion:
 
     def samples(
         self,
-        split: Optional[str] = None,
-        fold: Optional[int] = None,
+        split: str | None = None,
+        fold: int | None = None,
         roi: bool = False,
-        exclude_fold: Optional[int] = None,
+        exclude_fold: int | None = None,
     ) -> list[Sample]:
         """Rows as `Sample`s, in manifest order.
 

@@ -4,6 +4,7 @@ No real patient image ever ships with the toolkit, so `curate pipeline --demo`
 fills `incoming/` with these instead (skin-toned gradients with lesion-like
 blotches, plus a few re-encoded, resized and mirrored copies for dedupe to find).
 """
+
 from __future__ import annotations
 
 from pathlib import Path

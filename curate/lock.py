@@ -6,6 +6,7 @@ by `curate.audit.audited`); a second writer waits for it and says so once (`on_w
 from kill -9, so a killed command never blocks the next one; the lock file names the audit runs of
 its holder, which lets the next writer mark a killed run "killed" instead of leaving it "running".
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -13,10 +14,10 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 LOCK_NAME = ".curate.lock"
 
@@ -55,7 +56,11 @@ def _write(held: Held) -> None:
 
 def _describe(info: dict) -> str:
     what = f"`curate {info['command']}`" if info.get("command") else "another curate command"
-    pid = f" (pid {info['pid']}" + (f", since {info['since']}" if info.get("since") else "") + ")" if info.get("pid") else ""
+    pid = (
+        f" (pid {info['pid']}" + (f", since {info['since']}" if info.get("since") else "") + ")"
+        if info.get("pid")
+        else ""
+    )
     return what + pid
 
 
@@ -79,8 +84,12 @@ def workspace_lock(root: Path, command: str) -> Iterator[Held]:
             except BaseException:
                 os.close(fd)
                 raise
-        held = Held(fd=fd, path=path, previous=_read(fd),
-                    info={"pid": os.getpid(), "command": command, "since": time.strftime("%H:%M:%S"), "runs": []})
+        held = Held(
+            fd=fd,
+            path=path,
+            previous=_read(fd),
+            info={"pid": os.getpid(), "command": command, "since": time.strftime("%H:%M:%S"), "runs": []},
+        )
         _write(held)
         with _guard:
             _held[root] = held

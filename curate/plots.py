@@ -3,10 +3,11 @@
 Part of the small shared core with `curate.output`, `curate.files` and `curate.errors`: no catalogue
 or workspace import here, because `train` uses it and must stay free of the catalogue.
 """
+
 from __future__ import annotations
 
 import textwrap
-from typing import Sequence
+from collections.abc import Sequence
 
 DARK_TEXT = "#111111"
 LIGHT_TEXT = "#ffffff"
@@ -42,8 +43,16 @@ def text_colour(background: Sequence[float]) -> str:
     return DARK_TEXT if contrast(background, dark) >= contrast(background, light) else LIGHT_TEXT
 
 
-def confusion_matrix_plot(ax, matrix, labels: Sequence[str], xlabel: str, ylabel: str, cmap: str = "Blues",
-                          fontsize: float = 10, rotate: bool = False):
+def confusion_matrix_plot(
+    ax,
+    matrix,
+    labels: Sequence[str],
+    xlabel: str,
+    ylabel: str,
+    cmap: str = "Blues",
+    fontsize: float = 10,
+    rotate: bool = False,
+):
     """Draw a confusion matrix on `ax` with a count in every cell, legible on light and dark cells.
 
     scikit-learn's ConfusionMatrixDisplay lays it out; its text colour is then chosen per cell from the

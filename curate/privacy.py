@@ -5,12 +5,13 @@ users. The CLI starts with umask 0o077 (`PRIVATE_UMASK`), so new files are 0600 
 `tighten` brings files and folders that already exist into line (`curate init` runs it), and `exposed`
 finds what is still open to the group or others (`curate status` warns).
 """
+
 from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 PRIVATE_UMASK = 0o077
 _OPEN_BITS = stat.S_IRWXG | stat.S_IRWXO

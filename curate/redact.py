@@ -1,15 +1,22 @@
 """Secrets out of everything the toolkit prints or stores: URLs' user:password@, Authorization headers
 echoed back by a server, and token=/password=/api_key= values in text, URLs and JSON."""
+
 from __future__ import annotations
 
 import re
 
 MASK = "***"
 _USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^/\s:@]*):(?P<pw>[^@/\s]*)@")
-_AUTH_HEADER = re.compile(r"(?P<name>(?:proxy-)?authorization|x-api-key|cookie)(?P<sep>[\"']?\s*[:=]\s*[\"']?)"
-                          r"(?P<value>(?:(?:bearer|token|basic|digest)\s+)?[^\s\"',}\]]+)", re.I)
-_KEY_VALUE = re.compile(r"(?P<name>[A-Za-z_-]*(?:token|password|passwd|secret|api_?key|apikey|credential)[A-Za-z_-]*)"
-                        r"(?P<sep>[\"']?\s*[:=]\s*[\"']?)(?P<value>[^\s\"'&,;}\]]+)", re.I)
+_AUTH_HEADER = re.compile(
+    r"(?P<name>(?:proxy-)?authorization|x-api-key|cookie)(?P<sep>[\"']?\s*[:=]\s*[\"']?)"
+    r"(?P<value>(?:(?:bearer|token|basic|digest)\s+)?[^\s\"',}\]]+)",
+    re.I,
+)
+_KEY_VALUE = re.compile(
+    r"(?P<name>[A-Za-z_-]*(?:token|password|passwd|secret|api_?key|apikey|credential)[A-Za-z_-]*)"
+    r"(?P<sep>[\"']?\s*[:=]\s*[\"']?)(?P<value>[^\s\"'&,;}\]]+)",
+    re.I,
+)
 
 
 def redact_text(text: str) -> str:

@@ -1,4 +1,5 @@
 """`curate status`: where every image stands, from the catalogue alone."""
+
 from __future__ import annotations
 
 from sqlalchemy import func
@@ -20,7 +21,10 @@ def catalogue_status(session: Session) -> dict:
         .order_by(Source.name)
     ).all():
         rejected = session.exec(
-            select(func.count(func.distinct(Rejection.locator))).select_from(Rejection).join(Source).where(Source.name == name)
+            select(func.count(func.distinct(Rejection.locator)))
+            .select_from(Rejection)
+            .join(Source)
+            .where(Source.name == name)
         ).one()
         by_source.append({"source": name, "kind": kind, "images": n_img, "arrivals": n_arr, "rejected_files": rejected})
 
@@ -45,4 +49,10 @@ def catalogue_status(session: Session) -> dict:
     }
     stages["dataset_versions"] = session.exec(select(func.count()).select_from(DatasetVersionRecord)).one()
     unfinished = session.exec(select(func.count()).select_from(CommandRun).where(CommandRun.status == "running")).one()
-    return {"images": images, "by_source": by_source, "by_prior_label": by_label, "stages": stages, "unfinished_runs": unfinished}
+    return {
+        "images": images,
+        "by_source": by_source,
+        "by_prior_label": by_label,
+        "stages": stages,
+        "unfinished_runs": unfinished,
+    }

@@ -14,27 +14,29 @@ Everything in it is private to the owner (folders 0700, files 0600/0400; see `cu
 The catalogue URL is remembered in `curate.toml` without its password (libpq takes it from
 $PGPASSWORD or ~/.pgpass), and a workspace created on PostgreSQL never falls back to SQLite.
 """
+
 from __future__ import annotations
 
 import os
 import random
 import time
 import tomllib
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Callable, Iterator, TypeVar
+from typing import TypeVar
 
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlmodel import Session
 
 from curate.errors import WorkspaceError
-from curate.redact import redact_text
 from curate.intake.store import ImageStore
 from curate.label.diagnoses import DiagnosisList
 from curate.privacy import exposed, tighten
+from curate.redact import redact_text
 from db.engine import make_engine, session_scope
 from db.migrate import upgrade
 
@@ -53,7 +55,9 @@ def _redact(url: str) -> str:
 
 def _without_password(url: str) -> str:
     u = make_url(url)
-    return URL.create(u.drivername, u.username, None, u.host, u.port, u.database, u.query).render_as_string(hide_password=False)
+    return URL.create(u.drivername, u.username, None, u.host, u.port, u.database, u.query).render_as_string(
+        hide_password=False
+    )
 
 
 def _backend(url: str) -> str:
@@ -73,7 +77,7 @@ class Workspace:
 
     # --- construction -------------------------------------------------------------
     @classmethod
-    def init(cls, root: Path | str = ".", db_url: str | None = None) -> "Workspace":
+    def init(cls, root: Path | str = ".", db_url: str | None = None) -> Workspace:
         """Create (or complete) a workspace at `root`; safe to re-run. Makes everything in it private."""
         root = Path(root).resolve()
         if db_url:
@@ -84,8 +88,12 @@ class Workspace:
                 (root / sub).mkdir(mode=0o700, exist_ok=True)
             marker = root / MARKER
             settings = _read_settings(marker) if marker.is_file() else None
-            if settings is None or ("db_url" not in settings and "backend" not in settings
-                                    and db_url and not (root / "catalogue.db").exists()):
+            if settings is None or (
+                "db_url" not in settings
+                and "backend" not in settings
+                and db_url
+                and not (root / "catalogue.db").exists()
+            ):
                 # The URL is stored without its password; the backend is stored so it is never guessed.
                 lines = ["# mpox-curate workspace (never holds secrets)\n"]
                 if db_url and _backend(db_url) != "sqlite":
@@ -106,7 +114,7 @@ class Workspace:
         return ws
 
     @classmethod
-    def open(cls, root: Path | str | None = None, db_url: str | None = None) -> "Workspace":
+    def open(cls, root: Path | str | None = None, db_url: str | None = None) -> Workspace:
         """Open the workspace at `root` (default: $CURATE_WORKSPACE or the current folder)."""
         root = Path(root or os.environ.get(WORKSPACE_ENV) or ".").resolve()
         marker = root / MARKER
@@ -118,12 +126,14 @@ class Workspace:
             backend = settings.get("backend")
             if backend not in (None, "sqlite") or (backend is None and not (root / "catalogue.db").exists()):
                 raise WorkspaceError(
-                    f"{marker} does not say where its {backend or 'catalogue'} is (created with a password in the URL?): "
-                    f"pass --db or set {DB_ENV} once, password in $PGPASSWORD or ~/.pgpass"
+                    f"{marker} does not say where its {backend or 'catalogue'} is (created with a password in the "
+                    f"URL?): pass --db or set {DB_ENV} once, password in $PGPASSWORD or ~/.pgpass"
                 )
             url = f"sqlite:///{root / 'catalogue.db'}"
         _check_url(url)
-        diagnoses = DiagnosisList.from_settings(settings, where=str(marker))  # a bad list stops every command, before any write
+        diagnoses = DiagnosisList.from_settings(
+            settings, where=str(marker)
+        )  # a bad list stops every command, before any write
         return cls(root=root, db_url=url, settings=settings, diagnoses=diagnoses)
 
     # --- parts ----------------------------------------------------------------------
@@ -153,7 +163,9 @@ class Workspace:
         try:
             upgrade(engine)
         except OperationalError as exc:
-            reason = redact_text(str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc.orig).__name__)
+            reason = redact_text(
+                str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc.orig).__name__
+            )
             if _backend(self.db_url) != "sqlite" and make_url(self.db_url).password is None and "password" in reason:
                 raise WorkspaceError(
                     f"catalogue {_redact(self.db_url)} needs a password: set $PGPASSWORD or add it to ~/.pgpass "
@@ -225,8 +237,10 @@ def _check_url(url: str) -> None:
         parsed.get_backend_name()
         parsed.get_dialect()
     except Exception as exc:  # ArgumentError, NoSuchModuleError, ValueError from a bad port
-        raise WorkspaceError(f"--db / {DB_ENV}: not a usable catalogue URL ({_redact(url)}): "
-                             f"{redact_text(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)}") from exc
+        raise WorkspaceError(
+            f"--db / {DB_ENV}: not a usable catalogue URL ({_redact(url)}): "
+            f"{redact_text(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)}"
+        ) from exc
 
 
 __all__ = ["Workspace", "SQLAlchemyError"]

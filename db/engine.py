@@ -1,8 +1,9 @@
 """Engine construction: SQLite pragmas, PostgreSQL as-is."""
+
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url

@@ -1,4 +1,5 @@
 """Apply Alembic migrations programmatically (no alembic.ini needed by users)."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,7 +1,8 @@
 """Write docs/cli-reference.md from every command's --help (tests/test_docs.py checks it is current).
 
-    python scripts/cli_reference.py
+python scripts/cli_reference.py
 """
+
 from __future__ import annotations
 
 import sys

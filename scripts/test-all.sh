@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Install everything the suite needs on a fresh machine, check the built wheel (scripts/wheel-smoke.sh;
-# WHEEL_SMOKE=0 skips it), then run the whole suite. Idempotent: a second run reuses the virtual environments.
+# Install everything the suite needs on a fresh machine, lint (scripts/lint.sh), check the built wheel
+# (scripts/wheel-smoke.sh; WHEEL_SMOKE=0 skips it), then run the whole suite. Idempotent: a second run reuses
+# the virtual environments.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +10,9 @@ if [ ! -x .venv/bin/python ]; then "$PY" -m venv .venv; fi
 .venv/bin/pip install -q --upgrade pip >/dev/null
 # torch/torchvision: ranges in pyproject; this machine's pip resolves them from local disk.
 .venv/bin/pip install -q -e '.[train,serve,export,test]'
+
+# Lint and format check first (ruff comes with the test extra): fails fast, before the long installs.
+RUFF=.venv/bin/ruff bash scripts/lint.sh
 
 # Label Studio pins its own Django and SDK: it lives in its own environment.
 if [ ! -x .venv-studio/bin/label-studio ]; then

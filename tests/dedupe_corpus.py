@@ -7,11 +7,12 @@ similar but *distinct* photo, the hard negative that makes precision mean
 something. `TRANSFORMS` holds the re-posting edits the dedupe stage must see
 through; each takes (image, rng) and returns an image.
 """
+
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter

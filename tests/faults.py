@@ -13,6 +13,7 @@ Used by `tests/test_fault_injection.py` (a few kills per command, in CI) and `be
 Studio servers (one per clinician, tests/studio_server.py): `run_case("label pull", …, studio=fixture)`
 with a round pushed and annotated through the clinicians' own API tokens.
 """
+
 from __future__ import annotations
 
 import os
@@ -23,9 +24,9 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from sqlmodel import select
 
@@ -34,12 +35,12 @@ TESTS = Path(__file__).resolve().parent
 if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
 
-import images as I  # noqa: E402
-from curate.workspace import Workspace  # noqa: E402
-from db.models import CommandRun, DedupeMember, Image, Provenance, Rejection, Source  # noqa: E402
-from db.models.export import DatasetVersionRecord  # noqa: E402
-from db.models.label import Consensus, LabelAnnotation, LabelProject, LabelTask  # noqa: E402
+import images as I
 
+from curate.workspace import Workspace
+from db.models import CommandRun, DedupeMember, Image, Provenance, Rejection, Source
+from db.models.export import DatasetVersionRecord
+from db.models.label import Consensus, LabelAnnotation, LabelProject, LabelTask
 
 # --- backends: a prepared state that can be cloned cheaply -------------------------------------
 
@@ -56,8 +57,9 @@ class Backend:
 
         for attempt in range(attempts):  # a killed client's backend may linger for a moment
             try:
-                with psycopg.connect(self.server_url.replace("postgresql+psycopg", "postgresql") + "/postgres",
-                                     autocommit=True) as c:
+                with psycopg.connect(
+                    self.server_url.replace("postgresql+psycopg", "postgresql") + "/postgres", autocommit=True
+                ) as c:
                     c.execute(sql)
                 return
             except psycopg.errors.ObjectInUse:
@@ -90,7 +92,7 @@ class Case:
     prepare: Callable[..., tuple[Workspace, dict]]  # (tmp, backend, **extra) -> prepared workspace, context
     argv: Callable[[Workspace, dict], list[str]]
     outcome: Callable[[Workspace], object]
-    env: Callable[[dict], dict] = lambda ctx: {}  # noqa: E731
+    env: Callable[[dict], dict] = lambda ctx: {}
 
 
 def _photos(folder: Path, n: int, dup_every: int = 0) -> Path:
@@ -106,8 +108,11 @@ def _photos(folder: Path, n: int, dup_every: int = 0) -> Path:
 
 def _arrivals(ws: Workspace) -> object:
     with ws.session() as s:
-        prov = s.exec(select(Image.sha256, Source.name, Provenance.locator)
-                      .join(Provenance, Provenance.image_id == Image.id).join(Source, Source.id == Provenance.source_id)).all()
+        prov = s.exec(
+            select(Image.sha256, Source.name, Provenance.locator)
+            .join(Provenance, Provenance.image_id == Image.id)
+            .join(Source, Source.id == Provenance.source_id)
+        ).all()
         rej = s.exec(select(Rejection.locator, Rejection.reason)).all()
     return sorted(prov), sorted(set(rej))
 
@@ -127,8 +132,11 @@ def _prepare_dedupe(tmp: Path, backend: Backend):
 
 def _clusters(ws: Workspace) -> object:
     with ws.session() as s:
-        rows = s.exec(select(Image.sha256, DedupeMember.cluster_key, DedupeMember.representative)
-                      .join(DedupeMember, DedupeMember.image_id == Image.id)).all()
+        rows = s.exec(
+            select(Image.sha256, DedupeMember.cluster_key, DedupeMember.representative).join(
+                DedupeMember, DedupeMember.image_id == Image.id
+            )
+        ).all()
     groups: dict[str, set] = {}
     for sha, key, _ in rows:
         groups.setdefault(key, set()).add(sha)
@@ -193,32 +201,64 @@ def _prepare_pull(tmp: Path, backend: Backend, studio=None, raters: int = 2, ima
         k = ids.index(image_id)
         pick = choices[k % 3] if (k % 4 or rater == names[0]) else choices[(k + 1) % 3]
         LabelStudio(base_url=studio.urls[rater], api_key=studio.tokens[rater]).annotations.create(
-            id=task, result=[{"from_name": "diagnosis", "to_name": "image", "type": "choices", "value": {"choices": [pick]}}])
+            id=task,
+            result=[{"from_name": "diagnosis", "to_name": "image", "type": "choices", "value": {"choices": [pick]}}],
+        )
     return ws, {"studio": studio}
 
 
 def _pull_outcome(ws: Workspace) -> object:
     with ws.session() as s:
-        anns = s.exec(select(LabelAnnotation.ls_annotation_id, LabelAnnotation.rater, LabelAnnotation.revision,
-                             LabelAnnotation.withdrawn, LabelAnnotation.content_sha256)).all()
-        cons = s.exec(select(Consensus.image_id, Consensus.status, Consensus.diagnosis, Consensus.boxes, Consensus.exclusion)).all()
+        anns = s.exec(
+            select(
+                LabelAnnotation.ls_annotation_id,
+                LabelAnnotation.rater,
+                LabelAnnotation.revision,
+                LabelAnnotation.withdrawn,
+                LabelAnnotation.content_sha256,
+            )
+        ).all()
+        cons = s.exec(
+            select(Consensus.image_id, Consensus.status, Consensus.diagnosis, Consensus.boxes, Consensus.exclusion)
+        ).all()
     assert len({a[:3] for a in anns}) == len(anns), "an annotation (server id, rater, revision) recorded twice"
     assert anns and any(c[1] == "agreed" for c in cons), "the pull recorded no annotation or no consensus"
     return sorted(anns), sorted(cons)
 
 
 CASES: dict[str, Case] = {
-    "ingest": Case("ingest", _prepare_ingest, lambda ws, c: ["ingest", str(c["folder"]), "--source", "clinic", "--workers", "2"],
-                   _arrivals),
-    "scrape": Case("scrape", _prepare_scrape, lambda ws, c: ["scrape", "mpox rash", "--max", "0", "--threads", "2"],
-                   _scrape_outcome, env=lambda c: {"CURATE_SCRAPE_BASE_URL": c["server"].base}),
-    "dedupe": Case("dedupe", _prepare_dedupe, lambda ws, c: ["dedupe", "--workers", "2", "--min-side", "64"], _clusters),
-    "export": Case("export", _prepare_export,
-                   lambda ws, c: ["export", "--name", "mpox", "--version", "1.0.0", "--size", "64", "--archive", "--workers", "2"],
-                   _export_outcome),
-    "label pull": Case("label pull", _prepare_pull, lambda ws, c: ["label", "pull", *c["studio"].url_args()], _pull_outcome,
-                       env=lambda c: {"LABEL_STUDIO_API_KEY": c["studio"].admin_token,
-                                      "CURATE_STUDIO_DOCUMENT_ROOT": str(c["studio"].base)}),
+    "ingest": Case(
+        "ingest",
+        _prepare_ingest,
+        lambda ws, c: ["ingest", str(c["folder"]), "--source", "clinic", "--workers", "2"],
+        _arrivals,
+    ),
+    "scrape": Case(
+        "scrape",
+        _prepare_scrape,
+        lambda ws, c: ["scrape", "mpox rash", "--max", "0", "--threads", "2"],
+        _scrape_outcome,
+        env=lambda c: {"CURATE_SCRAPE_BASE_URL": c["server"].base},
+    ),
+    "dedupe": Case(
+        "dedupe", _prepare_dedupe, lambda ws, c: ["dedupe", "--workers", "2", "--min-side", "64"], _clusters
+    ),
+    "export": Case(
+        "export",
+        _prepare_export,
+        lambda ws, c: ["export", "--name", "mpox", "--version", "1.0.0", "--size", "64", "--archive", "--workers", "2"],
+        _export_outcome,
+    ),
+    "label pull": Case(
+        "label pull",
+        _prepare_pull,
+        lambda ws, c: ["label", "pull", *c["studio"].url_args()],
+        _pull_outcome,
+        env=lambda c: {
+            "LABEL_STUDIO_API_KEY": c["studio"].admin_token,
+            "CURATE_STUDIO_DOCUMENT_ROOT": str(c["studio"].base),
+        },
+    ),
 }
 
 
@@ -260,14 +300,22 @@ def _start(ws: Workspace, argv: list[str], env: dict) -> subprocess.Popen:
     full.pop("CURATE_DB_URL", None)
     if not ws.db_url.startswith("sqlite"):
         full["CURATE_DB_URL"] = ws.db_url
-    return subprocess.Popen([sys.executable, "-m", "curate", *argv], env=full, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "curate", *argv],
+        env=full,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def _finish(ws: Workspace, argv: list[str], env: dict) -> None:
     proc = _start(ws, argv, env)
     out, err = proc.communicate(timeout=600)
-    assert proc.returncode == 0 and "Traceback" not in out + err, f"re-run failed ({proc.returncode}): {err.strip()[-500:]}"
+    assert proc.returncode == 0 and "Traceback" not in out + err, (
+        f"re-run failed ({proc.returncode}): {err.strip()[-500:]}"
+    )
 
 
 def run_case(name: str, kills: int, seed: int, tmp: Path, backend: Backend, **extra) -> Result:

@@ -1,4 +1,5 @@
 """Real image bytes for tests: photo-like pictures and every bad case intake must survive."""
+
 from __future__ import annotations
 
 import io
@@ -8,7 +9,7 @@ import zlib
 import numpy as np
 from PIL import Image
 
-from curate.demo import photo  # noqa: F401  (re-exported for the tests)
+from curate.demo import photo
 
 
 def encode(img: Image.Image, fmt: str = "JPEG", **kw) -> bytes:
@@ -45,6 +46,7 @@ def html_as_image() -> bytes:
 
 def png_bomb(side: int = 30_000) -> bytes:
     """A tiny PNG that claims side x side pixels (one bit each) — a decompression bomb."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
 

@@ -7,19 +7,34 @@ re-posting edits a reviewer found crossing splits: a burned-in watermark plus a 
 mirror image plus a crop, the photo inside a white frame. `exported(img)` is what `curate export`
 writes (stretched to a square, JPEG).
 """
+
 from __future__ import annotations
 
 import io
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
+from dedupe_corpus import photo, sibling
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from dedupe_corpus import photo, sibling
-
-TILES = {"astronaut": (2, 2), "chelsea": (1, 2), "coffee": (2, 3), "hubble_deep_field": (2, 2),
-         "immunohistochemistry": (2, 2), "retina": (2, 2), "rocket": (1, 2), "brick": (2, 2), "camera": (2, 2),
-         "clock": (1, 2), "coins": (1, 2), "grass": (2, 2), "gravel": (2, 2), "moon": (2, 2), "page": (1, 2), "text": (1, 2)}
+TILES = {
+    "astronaut": (2, 2),
+    "chelsea": (1, 2),
+    "coffee": (2, 3),
+    "hubble_deep_field": (2, 2),
+    "immunohistochemistry": (2, 2),
+    "retina": (2, 2),
+    "rocket": (1, 2),
+    "brick": (2, 2),
+    "camera": (2, 2),
+    "clock": (1, 2),
+    "coins": (1, 2),
+    "grass": (2, 2),
+    "gravel": (2, 2),
+    "moon": (2, 2),
+    "page": (1, 2),
+    "text": (1, 2),
+}
 
 
 def _rgb(a: np.ndarray) -> Image.Image:
@@ -37,7 +52,7 @@ def bases(skin: int = 30, photos: bool = True) -> list[tuple[str, Image.Image]]:
         for name, (ny, nx) in TILES.items():
             a = getattr(skimage.data, name)()
             th, tw = a.shape[0] // ny, a.shape[1] // nx
-            out += [(name, _rgb(a[y * th:(y + 1) * th, x * tw:(x + 1) * tw])) for y in range(ny) for x in range(nx)]
+            out += [(name, _rgb(a[y * th : (y + 1) * th, x * tw : (x + 1) * tw])) for y in range(ny) for x in range(nx)]
     for s in range(skin):
         out += [(f"skin{s}", photo(s, (320, 256))), (f"skin{s}", sibling(s, 0, (320, 256)))]
     return out
@@ -63,8 +78,14 @@ def watermark_crop(img: Image.Image, rng: np.random.Generator) -> Image.Image:
     w, h = img.size
     layer = Image.new("RGBA", img.size, (0, 0, 0, 0))
     x, y = int(rng.uniform(0.02, 0.3) * w), int(rng.choice([0.05, 0.85]) * h)
-    ImageDraw.Draw(layer).text((x, y), "© derm-atlas.example", font=_font(max(10, h // 12)), fill=(255, 255, 255, 200),
-                               stroke_width=1, stroke_fill=(0, 0, 0, 160))
+    ImageDraw.Draw(layer).text(
+        (x, y),
+        "© derm-atlas.example",
+        font=_font(max(10, h // 12)),
+        fill=(255, 255, 255, 200),
+        stroke_width=1,
+        stroke_fill=(0, 0, 0, 160),
+    )
     return Image.alpha_composite(img, layer).convert("RGB")
 
 
@@ -83,7 +104,9 @@ def white_frame(img: Image.Image, rng: np.random.Generator) -> Image.Image:
 
 
 LEAKS: dict[str, Callable[[Image.Image, np.random.Generator], Image.Image]] = {
-    "watermark_crop": watermark_crop, "mirror_crop": mirror_crop, "white_frame": white_frame,
+    "watermark_crop": watermark_crop,
+    "mirror_crop": mirror_crop,
+    "white_frame": white_frame,
 }
 
 

@@ -8,11 +8,12 @@ several colours and widths, watermark + crop, mirror + crop, frame + rescale.
 The hard negatives are `closeup(seed)` (one lesion-like blob on plain skin,
 a different blob per seed) and `same_frame` (different photos in one frame).
 """
+
 from __future__ import annotations
 
 import io
-from functools import lru_cache
-from typing import Callable
+from collections.abc import Callable
+from functools import cache
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
@@ -20,10 +21,16 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 # skimage.data.cat() is chelsea again (one photo): listed once, or the corpus would call one photo two
 COLOUR_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field", "retina")
 GREY_PHOTOS = ("camera", "moon", "coins", "clock", "brick", "grass", "gravel", "cell")
-FRAME_COLOURS = {"white": (255, 255, 255), "black": (0, 0, 0), "grey": (128, 128, 128), "cream": (240, 228, 200), "teal": (40, 120, 130)}
+FRAME_COLOURS = {
+    "white": (255, 255, 255),
+    "black": (0, 0, 0),
+    "grey": (128, 128, 128),
+    "cream": (240, 228, 200),
+    "teal": (40, 120, 130),
+}
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load(name: str) -> Image.Image:
     import skimage.data  # test and benchmark dependency only
 
@@ -35,12 +42,27 @@ def _load(name: str) -> Image.Image:
 def tiles(name: str, side: int) -> list[Image.Image]:
     """Non-overlapping `side` x `side` tiles of a photo (different pictures, same camera and scene)."""
     img = _load(name)
-    out = [img.crop((x, y, x + side, y + side)) for y in range(0, img.height - side + 1, side) for x in range(0, img.width - side + 1, side)]
+    out = [
+        img.crop((x, y, x + side, y + side))
+        for y in range(0, img.height - side + 1, side)
+        for x in range(0, img.width - side + 1, side)
+    ]
     return [t for t in out if np.asarray(t.convert("L")).std() >= 12]  # not the black corners of a fundus photo
 
 
-TILED = {"retina": 256, "hubble_deep_field": 160, "astronaut": 160, "coffee": 160, "immunohistochemistry": 160,
-         "rocket": 160, "camera": 160, "brick": 160, "gravel": 160, "grass": 160, "moon": 160}
+TILED = {
+    "retina": 256,
+    "hubble_deep_field": 160,
+    "astronaut": 160,
+    "coffee": 160,
+    "immunohistochemistry": 160,
+    "rocket": 160,
+    "camera": 160,
+    "brick": 160,
+    "gravel": 160,
+    "grass": 160,
+    "moon": 160,
+}
 
 
 def originals(limit: int | None = None) -> list[Image.Image]:
@@ -91,7 +113,14 @@ def watermark(img: Image.Image, rng: np.random.Generator) -> Image.Image:
     except TypeError:  # Pillow < 10.1
         font = ImageFont.load_default()
     y = round(img.height * rng.uniform(0.55, 0.85))
-    d.text((round(img.width * 0.05), y), "© dermatlas.example", fill=(255, 255, 255), font=font, stroke_width=1, stroke_fill=(0, 0, 0))
+    d.text(
+        (round(img.width * 0.05), y),
+        "© dermatlas.example",
+        fill=(255, 255, 255),
+        font=font,
+        stroke_width=1,
+        stroke_fill=(0, 0, 0),
+    )
     return out
 
 
@@ -115,7 +144,9 @@ LEAKS: dict[str, Callable[[Image.Image, np.random.Generator], Image.Image]] = {
     "pad_wide": lambda im, r: pad(im, _pick(r, ["white", "black", "grey"]), float(r.choice([16 / 9, 2.0, 0.6]))),
     "watermark_crop": lambda im, r: crop(watermark(im, r), r),
     "mirror_crop": lambda im, r: crop(im.transpose(Image.FLIP_LEFT_RIGHT), r),
-    "frame_rescale": lambda im, r: _rescale(frame(im, _pick(r, list(FRAME_COLOURS)), float(r.uniform(0.04, 0.12))), float(r.choice([0.5, 0.7, 1.4]))),
+    "frame_rescale": lambda im, r: _rescale(
+        frame(im, _pick(r, list(FRAME_COLOURS)), float(r.uniform(0.04, 0.12))), float(r.choice([0.5, 0.7, 1.4]))
+    ),
 }
 
 
@@ -126,7 +157,9 @@ def leak(img: Image.Image, name: str, seed: int) -> Image.Image:
 # --- hard negatives ------------------------------------------------------------------
 
 
-def closeup(seed: int, size: tuple[int, int] = (320, 256), skin: tuple[int, int, int] = (208, 160, 130), texture: float = 0.025) -> Image.Image:
+def closeup(
+    seed: int, size: tuple[int, int] = (320, 256), skin: tuple[int, int, int] = (208, 160, 130), texture: float = 0.025
+) -> Image.Image:
     """One lesion-like blob on plain skin: the same skin colour and light for every seed, its own
     pores and lesion. `texture=0` gives a smooth, noiseless picture (too little for keypoints)."""
     w, h = size
@@ -134,7 +167,9 @@ def closeup(seed: int, size: tuple[int, int] = (320, 256), skin: tuple[int, int,
     rng = np.random.default_rng([seed, 6])
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     light = 1.0 + 0.12 * (xx / w - 0.5) - 0.08 * (yy / h - 0.5)
-    pores = np.asarray(Image.fromarray(base.normal(0, 1, (h // 3, w // 3)).astype(np.float32), "F").resize((w, h), Image.BICUBIC))
+    pores = np.asarray(
+        Image.fromarray(base.normal(0, 1, (h // 3, w // 3)).astype(np.float32), "F").resize((w, h), Image.BICUBIC)
+    )
     rgb = np.array(skin, np.float32)[None, None] * (light * (1 + texture * pores))[..., None]
     cx, cy = rng.uniform(0.3, 0.7) * w, rng.uniform(0.3, 0.7) * h
     r = rng.uniform(0.08, 0.16) * min(w, h)
@@ -149,10 +184,14 @@ def closeup(seed: int, size: tuple[int, int] = (320, 256), skin: tuple[int, int,
     rgb = rgb * (1 - 0.4 * halo[..., None]) + lesion * 0.4 * halo[..., None]
     rgb = rgb * (1 - core[..., None]) + lesion * rng.uniform(0.6, 1.1) * core[..., None]
     rgb += rng.normal(0, 2.0, rgb.shape) * (texture > 0)
-    return Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(0.5 if texture else 3))
+    return Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8)).filter(
+        ImageFilter.GaussianBlur(0.5 if texture else 3)
+    )
 
 
-def same_frame(img: Image.Image, width: int = 40, colour: str = "white", canvas: tuple[int, int] = (400, 340)) -> Image.Image:
+def same_frame(
+    img: Image.Image, width: int = 40, colour: str = "white", canvas: tuple[int, int] = (400, 340)
+) -> Image.Image:
     """`img` fitted into one fixed frame: different photos come out with identical borders."""
     inner = (canvas[0] - 2 * width, canvas[1] - 2 * width)
     out = Image.new("RGB", canvas, FRAME_COLOURS[colour])

@@ -1,5 +1,6 @@
 """A real HTTP relay in front of a real Label Studio server that goes down after a given number of requests:
 the server is then unreachable mid-command (the connection is dropped), as when it crashes or the network fails."""
+
 from __future__ import annotations
 
 import threading
@@ -25,7 +26,9 @@ class Relay:
                     relay.budget -= 1
                 relay.seen.append(f"{self.command} {self.path}")
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length", "connection")}
+                headers = {
+                    k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length", "connection")
+                }
                 r = httpx.request(self.command, relay.upstream + self.path, headers=headers, content=body, timeout=60)
                 self.send_response(r.status_code)
                 for k, v in r.headers.items():

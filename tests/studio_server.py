@@ -10,6 +10,7 @@ install under the system temp folder and adopted as the fleet's template; the th
 are copies of it started in parallel (~5-10 s).
 When the executable is missing the tests skip, except under CI=true where they fail.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -17,10 +18,10 @@ import hashlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -38,7 +39,8 @@ RATERS = ("a@clinic.test", "b@clinic.test", "c@clinic.test")
 
 @dataclass
 class StudioFixture:
-    """Three clinicians, each on a Label Studio server of their own (curate.studio.fleet), as `curate studio` runs them."""
+    """Three clinicians, each on a Label Studio server of their own (curate.studio.fleet),
+    as `curate studio` runs them."""
 
     urls: dict[str, str]  # clinician email -> their server
     admin_token: str  # the steward's key: opens every server
@@ -90,7 +92,8 @@ def password_of(email: str) -> str:
 
 @contextmanager
 def studio_fleet(exe: Path, base: Path) -> Iterator[StudioFixture]:
-    """Three clinicians' servers under `base`, started and with accounts; stopped on exit (also used by bench/faults.py)."""
+    """Three clinicians' servers under `base`, started and with accounts; stopped on exit
+    (also used by bench/faults.py)."""
     tpl = _template(exe)
     fleet = Fleet(base / "server", files_root=base)
     fleet.adopt_template(tpl)

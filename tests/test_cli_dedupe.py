@@ -1,9 +1,11 @@
 """`curate dedupe …` through typer's CliRunner on a real workspace."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
+from dedupe_corpus import photo, save, sibling, variant
 from sqlmodel import select
 from typer.testing import CliRunner
 
@@ -11,7 +13,6 @@ from curate.cli import app
 from curate.dedupe import cluster_map
 from curate.workspace import Workspace
 from db.models import CommandRun, DedupeOverride, Provenance
-from dedupe_corpus import photo, save, sibling, variant
 
 runner = CliRunner()
 
@@ -53,7 +54,9 @@ def test_dedupe_json_then_split_merge_survive_rerun(ws_path):
 
     r = runner.invoke(app, ["dedupe", "split", str(ids["p1_bar.jpg"]), "--note", "not the same", "-w", str(ws_path)])
     assert r.exit_code == 0, r.output
-    r = runner.invoke(app, ["dedupe", "merge", str(ids["p2.jpg"]), str(ids["p2_sibling.jpg"]), "-w", str(ws_path), "--json"])
+    r = runner.invoke(
+        app, ["dedupe", "merge", str(ids["p2.jpg"]), str(ids["p2_sibling.jpg"]), "-w", str(ws_path), "--json"]
+    )
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["clusters"] == 2
     r = runner.invoke(app, ["dedupe", "-w", str(ws_path), "--min-side", "64", "--workers", "1"])
@@ -72,20 +75,26 @@ def test_dedupe_json_then_split_merge_survive_rerun(ws_path):
     assert "not the same" in html and "p1_bar" not in html
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--backend", "annoy"], "unknown search back-end 'annoy'"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--backend", "annoy"], "unknown search back-end 'annoy'"),
+    ],
+)
 def test_bad_settings_are_one_red_line(ws_path, args, message):
     r = runner.invoke(app, ["dedupe", "-w", str(ws_path), *args])
     assert r.exit_code == 1
     assert message in " ".join(r.output.split())
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--radius", "40"], "'--radius': Input should be less than or equal to 32"),
-    (["--similarity", "1.5"], "'--similarity': Input should be less than or equal to 1"),
-    (["--min-side", "0"], "'--min-side': Input should be greater than or equal to 1"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--radius", "40"], "'--radius': Input should be less than or equal to 32"),
+        (["--similarity", "1.5"], "'--similarity': Input should be less than or equal to 1"),
+        (["--min-side", "0"], "'--min-side': Input should be greater than or equal to 1"),
+    ],
+)
 def test_out_of_range_settings_are_usage_errors(ws_path, args, message):
     """Bounds are the CLI's types (listed in --help): exit 2, before the catalogue is opened."""
     r = runner.invoke(app, ["dedupe", "-w", str(ws_path), *args])

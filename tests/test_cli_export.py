@@ -1,15 +1,16 @@
 """`curate export`, `curate versions`, `curate diff` through the command line."""
+
 import json
 
 import pytest
 from sqlmodel import select
+from test_export_fixtures import build_catalogue
 from typer.testing import CliRunner
 
 from curate.cli import app
 from curate.dataset import DatasetVersion
 from db.models import CommandRun
 from db.models.label import Consensus
-from test_export_fixtures import build_catalogue
 
 runner = CliRunner()
 
@@ -70,7 +71,10 @@ def test_export_versions_diff(cat):
 )
 def test_export_errors_are_one_red_line(cat, args, message):
     if not (cat.ws.exports / "mpox" / "1.0.0").exists():
-        assert run(cat, "export", "--name", "mpox", "--version", "1.0.0", "--size", "48", "--external", "kaggle").exit_code == 0
+        assert (
+            run(cat, "export", "--name", "mpox", "--version", "1.0.0", "--size", "48", "--external", "kaggle").exit_code
+            == 0
+        )
     r = run(cat, "export", "--name", "mpox", "--size", "48", *args)
     assert r.exit_code == 1
     err = r.stderr.strip()
@@ -84,9 +88,26 @@ def test_diff_unknown_version(cat):
 
 def test_reshuffle_flag_and_help(cat):
     if not (cat.ws.exports / "mpox" / "1.0.0").exists():
-        assert run(cat, "export", "--name", "mpox", "--version", "1.0.0", "--size", "48", "--external", "kaggle").exit_code == 0
-    r = run(cat, "export", "--name", "mpox", "--version", "1.5.0", "--parent", "1.0.0", "--size", "48", "--external", "kaggle",
-            "--reshuffle", "--json")
+        assert (
+            run(cat, "export", "--name", "mpox", "--version", "1.0.0", "--size", "48", "--external", "kaggle").exit_code
+            == 0
+        )
+    r = run(
+        cat,
+        "export",
+        "--name",
+        "mpox",
+        "--version",
+        "1.5.0",
+        "--parent",
+        "1.0.0",
+        "--size",
+        "48",
+        "--external",
+        "kaggle",
+        "--reshuffle",
+        "--json",
+    )
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
     assert out["reshuffle"] is True and out["parent"] == "1.0.0" and out["moved"] == []

@@ -1,10 +1,11 @@
 """`curate init / ingest / status` through the real CLI on a real SQLite file."""
+
 import json
 
+import images as I
 from sqlmodel import select
 from typer.testing import CliRunner
 
-import images as I
 from curate.cli import app
 from curate.workspace import Workspace
 from db.models import Image, Provenance
@@ -32,7 +33,9 @@ def test_init_ingest_status_roundtrip(tmp_path):
     assert "ingest summary" in r.output and "images/s" in r.output
     assert "Mpox/fake.jpg" in r.output and "HTML page" in r.output
 
-    r = runner.invoke(app, ["ingest", str(folder), "--source", "clinic", "--label-from-folders", "-w", str(ws_dir), "--json"])
+    r = runner.invoke(
+        app, ["ingest", str(folder), "--source", "clinic", "--label-from-folders", "-w", str(ws_dir), "--json"]
+    )
     data = json.loads(r.output)
     assert (data["added"], data["already_known"], data["rejected"]) == (0, 6, 1)
     assert data["per_class"]["mpox"] == {"known": 3, "rejected": 1}
@@ -51,7 +54,10 @@ def test_label_mapping_file(tmp_path):
     folder = make_folder(tmp_path / "in")
     mapping = tmp_path / "map.csv"
     mapping.write_text("folder,label\nMpox,Mpox\nHealthy skin,Healthy skin\n")
-    r = runner.invoke(app, ["ingest", str(folder), "-s", "kaggle", "--kind", "public", "--label-map", str(mapping), "-w", str(ws.root)])
+    r = runner.invoke(
+        app,
+        ["ingest", str(folder), "-s", "kaggle", "--kind", "public", "--label-map", str(mapping), "-w", str(ws.root)],
+    )
     assert r.exit_code == 0, r.output
     with ws.session() as s:
         labels = sorted(set(s.exec(select(Provenance.prior_label)).all()))
@@ -71,7 +77,9 @@ def test_errors_are_one_line_and_exit_1(tmp_path):
     r = runner.invoke(app, ["ingest", str(tmp_path / "missing"), "-s", "x", "-w", str(tmp_path / "ws")])
     assert r.exit_code == 1
     assert r.output.strip().count("\n") == 0 and "folder not found" in r.output
-    r = runner.invoke(app, ["ingest", str(tmp_path), "-s", "x", "--case-id-pattern", "P\\d+", "-w", str(tmp_path / "ws")])
+    r = runner.invoke(
+        app, ["ingest", str(tmp_path), "-s", "x", "--case-id-pattern", "P\\d+", "-w", str(tmp_path / "ws")]
+    )
     assert r.exit_code == 1 and "capture group" in r.output
     with Workspace.open(tmp_path / "ws").session() as s:
         assert s.exec(select(Image)).all() == []

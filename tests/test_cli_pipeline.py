@@ -1,9 +1,10 @@
 """`curate pipeline`: the README's first command, on embedded defaults in the current folder."""
+
 import json
 
+import images as I
 from typer.testing import CliRunner
 
-import images as I
 from curate.cli import app
 from curate.workspace import Workspace
 
@@ -44,7 +45,9 @@ def test_source_toml_configures_each_incoming_source(tmp_path, monkeypatch):
     r = runner.invoke(app, ["pipeline"])
     assert r.exit_code == 0, r.output
     st = status(tmp_path)
-    assert st["by_source"] == [{"source": "kaggle-msid", "kind": "public", "images": 3, "arrivals": 3, "rejected_files": 0}]
+    assert st["by_source"] == [
+        {"source": "kaggle-msid", "kind": "public", "images": 3, "arrivals": 3, "rejected_files": 0}
+    ]
     assert st["by_prior_label"] == {"mpox": 3}
 
     (kaggle / "source.toml").write_text('kind = "public"\nlicense = "typo"\n')

@@ -1,4 +1,5 @@
 """Consensus rules as pure functions (no server, no database)."""
+
 import pytest
 
 from curate.label.consensus import PAPER, Rating, Rules, consensus_boxes, decide, iou, match_boxes
@@ -25,11 +26,14 @@ def test_disagreement_waits_for_review():
     assert (o.status, o.needs_review) == ("pending", True)
 
 
-@pytest.mark.parametrize("review, status, dx", [
-    ("mpox", "adjudicated", "mpox"),
-    ("genital_herpes", "adjudicated", "genital_herpes"),
-    ("dermatosis", "discarded", None),  # the paper: no consensus among three -> discarded
-])
+@pytest.mark.parametrize(
+    "review, status, dx",
+    [
+        ("mpox", "adjudicated", "mpox"),
+        ("genital_herpes", "adjudicated", "genital_herpes"),
+        ("dermatosis", "discarded", None),  # the paper: no consensus among three -> discarded
+    ],
+)
 def test_review_decides_or_discards(review, status, dx):
     o = decide([r(A, "mpox"), r(B, "genital_herpes")], r(C, review))
     assert (o.status, o.diagnosis) == (status, dx)
@@ -42,9 +46,11 @@ def test_third_opinion_rule_is_configurable():
 
 
 def test_identifiable_features_exclude_whatever_the_diagnosis():
-    for ratings, review in [([r(A, "mpox", flags=["identifiable_features"]), r(B, "mpox")], None),
-                            ([r(A, "mpox"), r(B, "dermatosis")], r(C, "mpox", flags=["identifiable_features"])),
-                            ([r(A, None, flags=["identifiable_features"])], None)]:
+    for ratings, review in [
+        ([r(A, "mpox", flags=["identifiable_features"]), r(B, "mpox")], None),
+        ([r(A, "mpox"), r(B, "dermatosis")], r(C, "mpox", flags=["identifiable_features"])),
+        ([r(A, None, flags=["identifiable_features"])], None),
+    ]:
         o = decide(ratings, review)
         assert (o.status, o.exclusion, o.diagnosis) == ("excluded", "identifiable_features", None)
 
@@ -53,7 +59,9 @@ def test_low_quality_needs_both_raters_by_default():
     one = decide([r(A, "mpox", flags=["low_quality"]), r(B, "mpox")])
     both = decide([r(A, "mpox", flags=["low_quality"]), r(B, "mpox", flags=["low_quality"])])
     assert one.status == "agreed" and (both.status, both.exclusion) == ("excluded", "low_quality")
-    assert decide([r(A, "mpox", flags=["low_quality"]), r(B, "mpox")], rules=Rules(low_quality="any")).status == "excluded"
+    assert (
+        decide([r(A, "mpox", flags=["low_quality"]), r(B, "mpox")], rules=Rules(low_quality="any")).status == "excluded"
+    )
 
 
 def test_iou_and_matching():

@@ -1,11 +1,12 @@
 """The dataset-version reader: open, verify, samples."""
+
 import json
 
 import pytest
+from train_fixtures import write_export, write_sums
 
 from curate.dataset import DatasetError, DatasetVersion
 from curate.errors import CurateError
-from train_fixtures import write_export, write_sums
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +74,9 @@ def test_open_errors(tmp_path):
     (path / "dataset.json").write_text("{not json")
     with pytest.raises(DatasetError, match="not valid JSON"):
         DatasetVersion.open(path)
-    (path / "dataset.json").write_text(json.dumps({"name": "x", "version": "1", "task": "binary", "classes": ["b", "a"]}))
+    (path / "dataset.json").write_text(
+        json.dumps({"name": "x", "version": "1", "task": "binary", "classes": ["b", "a"]})
+    )
     with pytest.raises(DatasetError, match="sorted"):
         DatasetVersion.open(path)
     (path / "SHA256SUMS").unlink()

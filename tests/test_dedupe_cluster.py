@@ -1,4 +1,5 @@
 """Clustering and the representative rule: plain functions on plain data."""
+
 from datetime import datetime, timedelta
 
 from curate.dedupe.cluster import Candidate, Edge, cluster_key, clusters, representative

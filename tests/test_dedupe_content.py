@@ -1,15 +1,16 @@
 """The content box on real photo bytes: frames and padding of any colour and width, and odd pictures."""
+
 from __future__ import annotations
 
 import io
 
 import numpy as np
 import pytest
+from photo_corpus import FRAME_COLOURS, frame, originals, pad, reencode
 from PIL import Image
 
 from curate.dedupe.content import content_box
 from curate.dedupe.decode import decode
-from photo_corpus import FRAME_COLOURS, frame, originals, pad, reencode
 
 PHOTO = originals(1)[0]  # skimage's astronaut, 512 x 512
 
@@ -24,7 +25,9 @@ def test_frames_of_any_colour_and_width_are_cut(colour, width):
     framed = frame(PHOTO, colour, width)
     b = _box(framed)
     border = round(min(PHOTO.size) * width)
-    for got, want in zip((b.x0, b.y0, b.x1, b.y1), (border, border, border + PHOTO.width, border + PHOTO.height)):
+    for got, want in zip(
+        (b.x0, b.y0, b.x1, b.y1), (border, border, border + PHOTO.width, border + PHOTO.height), strict=False
+    ):
         assert abs(got - want) <= 0.025 * PHOTO.width, (b, border)  # a thin frame shares JPEG blocks with the photo
     assert b.note is None and not b.flat
 

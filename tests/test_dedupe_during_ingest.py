@@ -4,6 +4,7 @@ On the command line the workspace writer lock makes dedupe wait for the running 
 library (no lock) dedupe clusters only the images it hashed, so photos that arrive mid-run wait for the
 next run instead of becoming representatives nobody compared.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,11 +14,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import images as I
 import pytest
+from conftest import wait_for
 from sqlmodel import select
 
-import images as I
-from conftest import wait_for
 from curate.dedupe import labelable_image_ids
 from curate.dedupe.run import DedupeOptions, run_dedupe
 from curate.intake.ingest import IngestOptions, ingest_folder
@@ -47,8 +48,9 @@ def _unhashed_representatives(ws: Workspace) -> list[int]:
 def _cli(ws: Workspace, *args: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "300", "CURATE_WORKSPACE": str(ws.root)}
     env.pop("CURATE_DB_URL", None)
-    return subprocess.Popen([sys.executable, "-m", "curate", *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "curate", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 @pytest.mark.slow
@@ -58,8 +60,12 @@ def test_cli_dedupe_started_during_an_ingest_waits_for_it_and_hashes_every_image
     ingest = _cli(ws, "ingest", str(folder), "--source", "clinic", "--workers", "1")
     lock = ws.root / ".curate.lock"
     # the ingest holds the writer lock and has committed its first images: dedupe now would see a partial catalogue
-    wait_for(lambda: ingest.poll() is not None or ("ingest" in (lock.read_text() if lock.exists() else "")
-                                                    and _count(ws) > 0), timeout=120)
+    wait_for(
+        lambda: (
+            ingest.poll() is not None or ("ingest" in (lock.read_text() if lock.exists() else "") and _count(ws) > 0)
+        ),
+        timeout=120,
+    )
     assert ingest.poll() is None, "the ingest finished before it committed its first image; make the folder bigger"
     # freeze the ingest while it holds the lock (a stopped process keeps its flock), so the race is decided by
     # the lock and not by how fast this machine hashes

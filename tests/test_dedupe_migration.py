@@ -1,4 +1,5 @@
 """Migration 0008_dedupe_verify: a catalogue made before it keeps every dedupe row (SQLite and PostgreSQL)."""
+
 from __future__ import annotations
 
 from sqlmodel import select
@@ -16,21 +17,30 @@ def test_catalogue_at_0004_upgrades_and_keeps_dedupe_rows(db_url, tmp_path):
         for i in (1, 2):
             c.exec_driver_sql(
                 "INSERT INTO images (id, sha256, size_bytes, format, width, height, mode, frames, has_exif, has_gps,"
-                " has_camera_serial, created_at) VALUES (%d, '%s', 10, 'JPEG', 64, 64, 'RGB', 1, false, false, false, CURRENT_TIMESTAMP)" % (i, str(i) * 64)
+                " has_camera_serial, created_at) VALUES"
+                f" ({i}, '{str(i) * 64}', 10, 'JPEG', 64, 64, 'RGB', 1, false, false, false, CURRENT_TIMESTAMP)"
             )
             empty = "''::bytea" if engine.dialect.name == "postgresql" else "x''"
             c.exec_driver_sql(
                 "INSERT INTO dedupe_codes (image_id, algo, codes, thumb, masked, created_at)"
                 f" VALUES ({i}, 'region-phash-v1/64/11', {empty}, {empty}, 0.0, CURRENT_TIMESTAMP)"
             )
-        c.exec_driver_sql("INSERT INTO dedupe_pairs (image_a, image_b, kind, hamming, similarity) VALUES (1, 2, 'hash', 3, 0.97)")
-        c.exec_driver_sql("INSERT INTO dedupe_overrides (image_a, image_b, action, note, created_at) VALUES (1, 2, 'merge', 'same', CURRENT_TIMESTAMP)")
+        c.exec_driver_sql(
+            "INSERT INTO dedupe_pairs (image_a, image_b, kind, hamming, similarity) VALUES (1, 2, 'hash', 3, 0.97)"
+        )
+        c.exec_driver_sql(
+            "INSERT INTO dedupe_overrides (image_a, image_b, action, note, created_at) VALUES (1, 2, 'merge', "
+            "'same', CURRENT_TIMESTAMP)"
+        )
     engine.dispose()
     ws = Workspace.init(tmp_path / "old-ws", db_url=db_url)
     assert current_revision(ws.engine) == head_revision()
     with ws.session() as s:
         codes = s.exec(select(DedupeCode).order_by(DedupeCode.image_id)).all()
-        assert [(c.image_id, c.algo, c.flat, c.box) for c in codes] == [(1, "region-phash-v1/64/11", False, None), (2, "region-phash-v1/64/11", False, None)]
+        assert [(c.image_id, c.algo, c.flat, c.box) for c in codes] == [
+            (1, "region-phash-v1/64/11", False, None),
+            (2, "region-phash-v1/64/11", False, None),
+        ]
         pair = s.exec(select(DedupePair)).one()
         assert (pair.kind, pair.similarity, pair.inliers, pair.reason) == ("hash", 0.97, None, None)
         assert s.exec(select(DedupeOverride)).one().note == "same"

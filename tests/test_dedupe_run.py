@@ -1,9 +1,11 @@
 """`run_dedupe` on real image bytes in a real SQLite workspace."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from dedupe_corpus import TRANSFORMS, photo, save, sibling, variant
 from PIL import Image
 from sqlmodel import select
 
@@ -16,11 +18,11 @@ from curate.dedupe.review import write_review
 from curate.dedupe.run import DedupeOptions, run_dedupe
 from curate.errors import ConfigError
 from curate.intake.ingest import IngestOptions, ingest_folder
-from curate.workspace import Workspace
 from curate.label.rounds import unrated_image_ids
-from db.models import CommandRun, DedupeCode, DedupeMember, DedupePair, Image as ImageRow, Provenance
+from curate.workspace import Workspace
+from db.models import CommandRun, DedupeCode, DedupeMember, DedupePair, Provenance
+from db.models import Image as ImageRow
 from db.models.label import Consensus, LabelProject, LabelRound, LabelTask
-from dedupe_corpus import TRANSFORMS, photo, save, sibling, variant
 
 OPTS = DedupeOptions(min_side=100, workers=1)
 
@@ -71,7 +73,10 @@ def test_no_false_clusters(planted):
     ids = _ids_by_name(ws)
     name_of = {v: k for k, v in ids.items()}
     for g in report.groups:
-        stems = {name_of[i].split("_", 1)[1].rsplit(".", 1)[0] if not name_of[i].startswith("pixels") else "pixels" for i in g["members"]}
+        stems = {
+            name_of[i].split("_", 1)[1].rsplit(".", 1)[0] if not name_of[i].startswith("pixels") else "pixels"
+            for i in g["members"]
+        }
         assert len(stems) == 1, [name_of[i] for i in g["members"]]
     assert report.clusters == len(TRANSFORMS) + 1
 
@@ -132,7 +137,9 @@ def _enter_labelling(ws, image_ids: list[int], status: str = "pending") -> None:
             s.add(proj)
             s.flush()
             s.add_all(LabelTask(project_id=proj.id, image_id=i, ls_task_id=100 * n + i) for i in image_ids)
-        s.add_all(Consensus(image_id=i, status=status, diagnosis="mpox" if status == "agreed" else None) for i in image_ids)
+        s.add_all(
+            Consensus(image_id=i, status=status, diagnosis="mpox" if status == "agreed" else None) for i in image_ids
+        )
 
 
 def test_labelled_image_stays_representative_when_a_sharper_copy_arrives(tmp_path):
@@ -239,16 +246,25 @@ def test_overrides_survive_re_runs(planted, tmp_path):
     finally:  # leave the shared catalogue as the other tests expect it
         with ws.session() as s:
             from db.models import DedupeOverride
+
             for o in s.exec(select(DedupeOverride)).all():
                 s.delete(o)
         run_dedupe(ws, OPTS)
 
 
-@pytest.mark.parametrize("field,value,match", [
-    ("radius", 33, "--radius"), ("radius", -1, "--radius"), ("similarity", 0.2, "--similarity"),
-    ("similarity", 1.01, "--similarity"), ("min_side", 0, "--min-side"), ("cnn_similarity", 2.0, "--cnn-similarity"),
-    ("backend", "bktree", "unknown search back-end"), ("method", "ahash", "unknown method"),
-])
+@pytest.mark.parametrize(
+    "field,value,match",
+    [
+        ("radius", 33, "--radius"),
+        ("radius", -1, "--radius"),
+        ("similarity", 0.2, "--similarity"),
+        ("similarity", 1.01, "--similarity"),
+        ("min_side", 0, "--min-side"),
+        ("cnn_similarity", 2.0, "--cnn-similarity"),
+        ("backend", "bktree", "unknown search back-end"),
+        ("method", "ahash", "unknown method"),
+    ],
+)
 def test_out_of_range_settings_are_clear_errors(field, value, match):
     with pytest.raises(ConfigError, match=match):
         run_dedupe(None, DedupeOptions(**{field: value}))  # validated before the workspace is touched
@@ -274,9 +290,8 @@ def test_killed_run_keeps_earlier_decisions_and_reruns_cleanly(tmp_path, monkeyp
         raise KeyboardInterrupt
 
     monkeypatch.setattr(run_mod, "recluster", killed)
-    with pytest.raises(KeyboardInterrupt):
-        with audited(ws, "dedupe") as run:
-            run_dedupe(ws, OPTS, run.id)
+    with pytest.raises(KeyboardInterrupt), audited(ws, "dedupe") as run:
+        run_dedupe(ws, OPTS, run.id)
     monkeypatch.undo()
     with ws.session() as s:
         after = cluster_map(s)

@@ -1,20 +1,23 @@
 """Search back-ends and hash codes: pure numpy, no catalogue."""
+
+import io
 import time
 
 import numpy as np
 import pytest
+from dedupe_corpus import photo
 
+from curate.dedupe.decode import decode
 from curate.dedupe.hashing import PHash, RegionPHash, apply_dihedral, dihedral_codes
 from curate.dedupe.search import Backend, BruteForceIndex, MultiIndexHashing, hamming, make_index
 from curate.errors import ConfigError
-from dedupe_corpus import photo
-from curate.dedupe.decode import decode
-import io
 
 
 def _codes(n, seed=0):
     rng = np.random.default_rng(seed)
-    return rng.integers(0, 2**63, size=n, dtype=np.int64).astype(np.uint64) << np.uint64(1) | rng.integers(0, 2, n).astype(np.uint64)
+    return rng.integers(0, 2**63, size=n, dtype=np.int64).astype(np.uint64) << np.uint64(1) | rng.integers(
+        0, 2, n
+    ).astype(np.uint64)
 
 
 def _flip(codes, bits, seed=1):
@@ -27,7 +30,7 @@ def _flip(codes, bits, seed=1):
 
 def _pairs(res):
     q, c, d = res
-    return set(zip(q.tolist(), c.tolist(), d.tolist()))
+    return set(zip(q.tolist(), c.tolist(), d.tolist(), strict=False))
 
 
 @pytest.mark.parametrize("radius", [0, 3, 6, 9])
@@ -57,7 +60,7 @@ def test_100k_codes_searched_within_radius_in_under_10_seconds():
     q, c, d = make_index(Backend.MULTI_INDEX, len(codes), 7).build(codes).search(queries, 7)
     elapsed = time.perf_counter() - t
     assert elapsed <= 10, elapsed
-    found = set(zip(q.tolist(), c.tolist()))
+    found = set(zip(q.tolist(), c.tolist(), strict=False))
     assert all((i, i) in found for i in range(0, 100_000, 997))
 
 
@@ -106,5 +109,5 @@ def test_multi_index_candidates_equal_brute_force_on_real_photo_codes(radius):
     brute = RegionPHash(radius=radius, backend=Backend.BRUTE_FORCE).candidates(codes)
     multi = RegionPHash(radius=radius, backend=Backend.MULTI_INDEX).candidates(codes)
     assert len(brute[0]) > 50  # the copies are there to be found
-    for x, y in zip(brute, multi):
+    for x, y in zip(brute, multi, strict=False):
         assert np.array_equal(x, y)

@@ -1,10 +1,13 @@
 """Issue 9 on real photo bytes: the three leak kinds are found, the two over-merge kinds are not,
 clusters never chain, and what is in doubt goes first on the review sheet with its commands."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from dedupe_corpus import save
+from photo_corpus import closeup, leak, originals, reencode, same_frame
 from sqlmodel import select
 
 from curate.dedupe import cluster_map, overrides
@@ -14,8 +17,6 @@ from curate.dedupe.run import DedupeOptions, run_dedupe
 from curate.intake.ingest import IngestOptions, ingest_folder
 from curate.workspace import Workspace
 from db.models import DedupeCode, DedupePair, Provenance
-from dedupe_corpus import save
-from photo_corpus import closeup, leak, originals, reencode, same_frame
 
 OPTS = DedupeOptions(min_side=64, workers=1)
 PHOTOS = originals(40)
@@ -48,7 +49,10 @@ def corpus(tmp_path_factory):
     # a cropped smooth close-up: hashes agree, thumbnails shifted, too little texture to verify -> review
     smooth = closeup(8, texture=0)
     save(smooth, mpox / "smooth_8.jpg")
-    save(smooth.crop((smooth.width // 10, smooth.height // 10, smooth.width, smooth.height)), herpes / "smooth_8_crop.jpg")
+    save(
+        smooth.crop((smooth.width // 10, smooth.height // 10, smooth.width, smooth.height)),
+        herpes / "smooth_8_crop.jpg",
+    )
     save(PHOTOS[1].convert("L").point(lambda v: 200).convert("RGB"), mpox / "blank.png")  # single colour
     ws = Workspace.init(root / "ws")
     ingest_folder(ws, root / "in", IngestOptions(source="atlas", kind="public", workers=1, label_from_folders=True))
@@ -172,8 +176,13 @@ def test_the_hash_orientation_picks_the_one_matching_to_try():
 
     told_mirror = verify.match(a, flipped, b, mirrored=True, both=False)
     assert told_mirror.mirrored and verify.decide(told_mirror, 0.9, (500, 500)).decision == verify.SAME
-    assert verify.decide(verify.match(a, flipped, b, mirrored=False, both=False), 0.9, (500, 500)).decision == verify.DIFFERENT
-    assert verify.decide(verify.match(a, flipped, b, mirrored=False, both=True), 0.9, (500, 500)).decision == verify.SAME
+    assert (
+        verify.decide(verify.match(a, flipped, b, mirrored=False, both=False), 0.9, (500, 500)).decision
+        == verify.DIFFERENT
+    )
+    assert (
+        verify.decide(verify.match(a, flipped, b, mirrored=False, both=True), 0.9, (500, 500)).decision == verify.SAME
+    )
     assert len(flips) == 2  # the mirror features only where the mirror was tried
     assert [is_mirror(d) for d in range(8)] == [sum(t) % 2 == 1 for t in DIHEDRAL]
     assert is_mirror(DIHEDRAL.index((False, False, True))) and not is_mirror(DIHEDRAL.index((True, True, False)))
@@ -198,7 +207,11 @@ def test_thumbnail_shortcut_takes_copies_and_leaves_look_alikes_to_sift():
 
     for img in (PHOTOS[0], PHOTOS[5], PHOTOS[20], closeup(3, texture=0)):
         t = _thumb(img)
-        for copy in (reencode(img, 60), img.resize((img.width // 2, img.height // 2)), img.transpose(PILImage.FLIP_LEFT_RIGHT)):
+        for copy in (
+            reencode(img, 60),
+            img.resize((img.width // 2, img.height // 2)),
+            img.transpose(PILImage.FLIP_LEFT_RIGHT),
+        ):
             assert thumb_correlation(t, _thumb(copy)) >= ACCEPT_NCC
     closeups = [_thumb(closeup(k)) for k in range(6)]
     assert max(thumb_correlation(a, b) for i, a in enumerate(closeups) for b in closeups[i + 1 :]) < ACCEPT_NCC

@@ -1,4 +1,5 @@
 """Every command explains itself with an example, and the generated CLI reference is current."""
+
 import sys
 from pathlib import Path
 
@@ -6,7 +7,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
-import cli_reference  # noqa: E402
+import cli_reference
 
 COMMANDS = [(prog, path, cmd) for prog, _, path, cmd in cli_reference.commands() if path]
 
@@ -26,7 +27,7 @@ def test_cli_reference_is_current():
 
 def test_readme_opens_with_the_two_setup_commands():
     lines = (ROOT / "README.md").read_text().splitlines()
-    block = lines[lines.index("```bash") + 1: lines.index("```")]
+    block = lines[lines.index("```bash") + 1 : lines.index("```")]
     assert block == [
         "python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/curate pipeline --demo",
         "bash scripts/test-all.sh",

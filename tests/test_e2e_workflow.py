@@ -5,6 +5,7 @@ adjudicate / pull / report -> export 1.0.0 -> versions -> export 1.1.0 -> diff -
 predict / compare -> status. One workspace per module; the steps run in order in one test so a
 failure names the first stage that broke.
 """
+
 from __future__ import annotations
 
 import csv
@@ -13,22 +14,26 @@ import re
 from pathlib import Path
 
 import pytest
+from images import encode, exif_jpeg, photo
 from sqlmodel import select
+from studio_server import RATERS
 from typer.testing import CliRunner
 
-
-from curate.cli import app  # noqa: E402
-from curate.workspace import Workspace  # noqa: E402
-from db.models import Image, Provenance, Source  # noqa: E402
-from images import encode, exif_jpeg, photo  # noqa: E402
-from curate.label.diagnoses import NEITHER_CHOICE  # noqa: E402
-from studio_server import RATERS  # noqa: E402
+from curate.cli import app
+from curate.label.diagnoses import NEITHER_CHOICE
+from curate.workspace import Workspace
+from db.models import Image, Provenance, Source
 
 pytestmark = [pytest.mark.slow, pytest.mark.studio]
 
 A, B, C = RATERS
 W, H = 200, 150
-LS = {"mpox": "Mpox", "genital_herpes": "Genital herpes", "genital_warts": "Genital warts", "healthy_skin": "Healthy skin"}
+LS = {
+    "mpox": "Mpox",
+    "genital_herpes": "Genital herpes",
+    "genital_warts": "Genital warts",
+    "healthy_skin": "Healthy skin",
+}
 IDENT = "Identifiable features (face, tattoo, birthmark)"
 runner = CliRunner()
 
@@ -76,16 +81,28 @@ def make_folders(root: Path) -> dict:
         for i in range(5):
             photo(seed, (W, H)).save(public / dx / f"{dx}-{i:02d}.jpg", "JPEG", quality=90)
             seed += 1
-    return {"clinic": clinic, "public": public, "dup": f"mpox/P{case - 1:04d}_1.jpg", "dup_of": "mpox/P0001_1.jpg",
-            "lowres": f"genital_warts/P{case:04d}_1.jpg"}
+    return {
+        "clinic": clinic,
+        "public": public,
+        "dup": f"mpox/P{case - 1:04d}_1.jpg",
+        "dup_of": "mpox/P0001_1.jpg",
+        "lowres": f"genital_warts/P{case:04d}_1.jpg",
+    }
 
 
 def result(diagnosis: str, size, boxes=(), flags=()) -> list[dict]:
     out = [{"from_name": "diagnosis", "to_name": "image", "type": "choices", "value": {"choices": [diagnosis]}}]
     for x, y, w, h in boxes:
-        out.append({"from_name": "lesion", "to_name": "image", "type": "rectanglelabels", "original_width": size[0],
-                    "original_height": size[1], "value": {"x": x, "y": y, "width": w, "height": h, "rotation": 0,
-                                                          "rectanglelabels": ["Lesion"]}})
+        out.append(
+            {
+                "from_name": "lesion",
+                "to_name": "image",
+                "type": "rectanglelabels",
+                "original_width": size[0],
+                "original_height": size[1],
+                "value": {"x": x, "y": y, "width": w, "height": h, "rotation": 0, "rectanglelabels": ["Lesion"]},
+            }
+        )
     if flags:
         out.append({"from_name": "flags", "to_name": "image", "type": "choices", "value": {"choices": list(flags)}})
     return out
@@ -118,16 +135,52 @@ def test_steward_workflow(studio_server, tmp_path, monkeypatch):
     # 1. init + ingest ---------------------------------------------------------------------
     cli("init", str(root))
     cli("init", str(root))  # safe to re-run
-    ing = jcli("ingest", str(data["clinic"]), "--source", "clinic-2022", "--kind", "clinic", "--label-from-folders",
-               "--case-id-pattern", r"(?P<case>P\d{4})", "--workers", "1", *w)
-    pub = jcli("ingest", str(data["public"]), "--source", "public-msid", "--kind", "public", "--licence", "CC-BY-4.0",
-               "--label-from-folders", "--workers", "1", *w)
-    again = jcli("ingest", str(data["clinic"]), "--source", "clinic-2022", "--case-id-pattern", r"(?P<case>P\d{4})",
-                 "--workers", "1", *w)
+    ing = jcli(
+        "ingest",
+        str(data["clinic"]),
+        "--source",
+        "clinic-2022",
+        "--kind",
+        "clinic",
+        "--label-from-folders",
+        "--case-id-pattern",
+        r"(?P<case>P\d{4})",
+        "--workers",
+        "1",
+        *w,
+    )
+    pub = jcli(
+        "ingest",
+        str(data["public"]),
+        "--source",
+        "public-msid",
+        "--kind",
+        "public",
+        "--licence",
+        "CC-BY-4.0",
+        "--label-from-folders",
+        "--workers",
+        "1",
+        *w,
+    )
+    again = jcli(
+        "ingest",
+        str(data["clinic"]),
+        "--source",
+        "clinic-2022",
+        "--case-id-pattern",
+        r"(?P<case>P\d{4})",
+        "--workers",
+        "1",
+        *w,
+    )
     ws = Workspace.open(root)
     with ws.session() as s:
-        rows = s.exec(select(Provenance.image_id, Provenance.locator, Provenance.case_id, Source.name)
-                      .join(Source, Source.id == Provenance.source_id)).all()
+        rows = s.exec(
+            select(Provenance.image_id, Provenance.locator, Provenance.case_id, Source.name).join(
+                Source, Source.id == Provenance.source_id
+            )
+        ).all()
         images = {im.id: im for im in s.exec(select(Image)).all()}
     by_loc = {(src, loc): i for i, loc, _, src in rows}
     case_of = {i: case for i, _, case, _ in rows if case}
@@ -184,8 +237,9 @@ def test_steward_workflow(studio_server, tmp_path, monkeypatch):
         # an off-centre box (percent of the image as displayed) so a wrong orientation shows in the crop
         box = [(60, 10, 30, 20)] if i in boxed else []
         box_b = [(61, 11, 30, 20)] if i in boxed else []
-        ra.annotate(i, result(LS["genital_herpes"] if i == dis_b else dx, size, box,
-                              flags=[IDENT] if i == ident else ()))
+        ra.annotate(
+            i, result(LS["genital_herpes"] if i == dis_b else dx, size, box, flags=[IDENT] if i == ident else ())
+        )
         if i == late:
             continue
         rb.annotate(i, result({dis_a: LS["mpox"], dis_b: dx, dis_third: LS["genital_herpes"]}.get(i, dx), size, box_b))
@@ -201,7 +255,9 @@ def test_steward_workflow(studio_server, tmp_path, monkeypatch):
     p2 = jcli("label", "pull", *w, *url)
     assert p2["new"] == 3, p2
     rep = jcli("label", "report", *w)
-    assert rep["outcomes"] == {"pending": 1, "agreed": 31, "adjudicated": 2, "discarded": 1, "excluded": 1}, rep["outcomes"]
+    assert rep["outcomes"] == {"pending": 1, "agreed": 31, "adjudicated": 2, "discarded": 1, "excluded": 1}, rep[
+        "outcomes"
+    ]
     assert rep["agreement"]["n"] == 35 and rep["agreement"]["kappa"] is not None
     assert 0.8 < rep["agreement"]["kappa"] < 1.0
     assert Path(rep["html"]).is_file()
@@ -209,10 +265,23 @@ def test_steward_workflow(studio_server, tmp_path, monkeypatch):
     assert progress == {A: (36, 36), B: (36, 35), C: (3, 3)}
 
     # 4. export ----------------------------------------------------------------------------
-    ex = jcli("export", "--name", "mpox", "--version", "1.0.0", "--external", "public-msid", "--size", "64",
-              "--workers", "1", *w)
+    ex = jcli(
+        "export",
+        "--name",
+        "mpox",
+        "--version",
+        "1.0.0",
+        "--external",
+        "public-msid",
+        "--size",
+        "64",
+        "--workers",
+        "1",
+        *w,
+    )
     v1 = Path(ex["path"])
-    man = list(csv.DictReader(open(v1 / "manifest.csv")))
+    with open(v1 / "manifest.csv", newline="") as fh:
+        man = list(csv.DictReader(fh))
     assert ex["images"] == len(man) == 33  # 31 agreed + 2 adjudicated; pending, discarded, excluded left out
     exported = {int(r["image_id"]) for r in man}
     assert not exported & {late, dis_third, ident, lowres}
@@ -238,7 +307,8 @@ def test_steward_workflow(studio_server, tmp_path, monkeypatch):
             assert (v1 / r["roi_file"]).is_file()
     # EXIF-rotated photos are exported upright, and their lesion crops cut the box the raters drew
     import numpy as np
-    from PIL import Image as PILImage, ImageOps
+    from PIL import Image as PILImage
+    from PIL import ImageOps
 
     loc_of = {i: loc for (src, loc), i in by_loc.items()}
     rows_by_id = {int(r["image_id"]): r for r in man}
@@ -249,8 +319,10 @@ def test_steward_workflow(studio_server, tmp_path, monkeypatch):
         assert shown.size == (H, W)
         x0, y0, x1, y1 = (float(v) for v in r["roi_box"].split())
         assert 0 <= x0 <= 0.6 * H and 0.9 * H <= x1 <= H and 0 <= y0 <= 0.1 * W and 0.3 * W <= y1 <= W, r["roi_box"]
+
         def mad(a, b):
             return float(np.abs(np.asarray(a, np.float32) - np.asarray(b, np.float32)).mean())
+
         with PILImage.open(v1 / r["file"]) as out:
             assert mad(out.convert("RGB"), shown.resize((64, 64))) < 12
             assert not out.getexif(), "exported images carry no EXIF (GPS)"
@@ -271,7 +343,9 @@ def test_steward_workflow(studio_server, tmp_path, monkeypatch):
     with PILImage.open(v1 / man[0]["file"]) as im:
         assert im.size == (64, 64)
     vers = jcli("versions", *w)
-    assert [(v["name"], v["version"]) for v in (vers if isinstance(vers, list) else vers["versions"])] == [("mpox", "1.0.0")]
+    assert [(v["name"], v["version"]) for v in (vers if isinstance(vers, list) else vers["versions"])] == [
+        ("mpox", "1.0.0")
+    ]
 
     # one more label arrives, then a minor version
     rb.annotate(late, result(LS[truth[late]], (images[late].width, images[late].height)))
@@ -285,12 +359,28 @@ def test_steward_workflow(studio_server, tmp_path, monkeypatch):
 
     with PILImage2.open(data["clinic"] / loc_of[relabel_src]) as im:
         im.resize((300, 225)).save(batch / "mpox" / "P0101_1.jpg", "JPEG", quality=95)
-    jcli("ingest", str(batch), "--source", "clinic-2023", "--kind", "clinic", "--label-from-folders",
-         "--case-id-pattern", r"(?P<case>P\d{4})", "--workers", "1", *w)
+    jcli(
+        "ingest",
+        str(batch),
+        "--source",
+        "clinic-2023",
+        "--kind",
+        "clinic",
+        "--label-from-folders",
+        "--case-id-pattern",
+        r"(?P<case>P\d{4})",
+        "--workers",
+        "1",
+        *w,
+    )
     dd2 = jcli("dedupe", "--workers", "1", *w)
     with ws.session() as s:
-        new_ids = {loc: i for i, loc in s.exec(select(Provenance.image_id, Provenance.locator).join(Source)
-                                                   .where(Source.name == "clinic-2023")).all()}
+        new_ids = {
+            loc: i
+            for i, loc in s.exec(
+                select(Provenance.image_id, Provenance.locator).join(Source).where(Source.name == "clinic-2023")
+            ).all()
+        }
         clusters = cluster_map(s)
     fresh, sharper = new_ids["mpox/P0100_1.jpg"], new_ids["mpox/P0101_1.jpg"]
     assert clusters[sharper] == clusters[relabel_src], dd2
@@ -300,13 +390,30 @@ def test_steward_workflow(studio_server, tmp_path, monkeypatch):
     for r in (ra, rb):
         r.annotate(fresh, result(LS["mpox"], (W, H)))
     assert jcli("label", "pull", *w, *url)["new"] == 2
-    ex2 = jcli("export", "--name", "mpox", "--version", "1.1.0", "--external", "public-msid", "--size", "64",
-               "--workers", "1", *w)
+    ex2 = jcli(
+        "export",
+        "--name",
+        "mpox",
+        "--version",
+        "1.1.0",
+        "--external",
+        "public-msid",
+        "--size",
+        "64",
+        "--workers",
+        "1",
+        *w,
+    )
     assert ex2["images"] == 35
-    man2 = list(csv.DictReader(open(Path(ex2["path"]) / "manifest.csv")))
+    with open(Path(ex2["path"]) / "manifest.csv", newline="") as fh:
+        man2 = list(csv.DictReader(fh))
     assert json.loads((Path(ex2["path"]) / "dataset.json").read_text())["parent"] == "1.0.0"
     d = jcli("diff", "mpox@1.0.0", "mpox@1.1.0", *w)
-    assert d["added_ids"] == sorted([str(late), str(fresh)], key=lambda x: (len(x), x)) and d["removed"] == 0 and d["relabeled"] == 0, d
+    assert (
+        d["added_ids"] == sorted([str(late), str(fresh)], key=lambda x: (len(x), x))
+        and d["removed"] == 0
+        and d["relabeled"] == 0
+    ), d
     # Splits are stable across versions: no 1.0.0 image changed split or fold, so a model trained on 1.0.0
     # has seen none of 1.1.0's test images; only the two new images were dealt.
     assert d["moved"] == 0 and d["unchanged"] == 33, d
@@ -317,11 +424,36 @@ def test_steward_workflow(studio_server, tmp_path, monkeypatch):
     in_v2 = {int(r["image_id"]) for r in man2}
     assert relabel_src in in_v2 and sharper not in in_v2  # one image per labelled cluster
     # re-running the same export is a no-op; reusing a released version number for new content is refused
-    same = jcli("export", "--name", "mpox", "--version", "1.1.0", "--external", "public-msid", "--size", "64",
-                "--workers", "1", *w)
+    same = jcli(
+        "export",
+        "--name",
+        "mpox",
+        "--version",
+        "1.1.0",
+        "--external",
+        "public-msid",
+        "--size",
+        "64",
+        "--workers",
+        "1",
+        *w,
+    )
     assert same["status"] == "exists" and same["checksum"] == ex2["checksum"]
-    clash = cli("export", "--name", "mpox", "--version", "1.0.0", "--external", "public-msid", "--size", "64",
-                "--workers", "1", *w, ok=False)
+    clash = cli(
+        "export",
+        "--name",
+        "mpox",
+        "--version",
+        "1.0.0",
+        "--external",
+        "public-msid",
+        "--size",
+        "64",
+        "--workers",
+        "1",
+        *w,
+        ok=False,
+    )
     assert clash.exit_code == 1 and "1.0.0" in clash.output and "Traceback" not in clash.output
     vers = jcli("versions", "mpox", *w)
     assert [v["version"] for v in (vers if isinstance(vers, list) else vers["versions"])] == ["1.0.0", "1.1.0"]
@@ -330,17 +462,46 @@ def test_steward_workflow(studio_server, tmp_path, monkeypatch):
     from train.cli import app as train_app
 
     run_dir = root / "runs" / "r18"
-    tr = runner.invoke(train_app, ["run", "--dataset", "mpox@1.0.0", "-w", str(root), "--arch", "resnet18",
-                                   "--weights", "none", "--epochs", "2", "--batch-size", "16", "--folds", "5",
-                                   "--out", str(run_dir), "--json"])
+    tr = runner.invoke(
+        train_app,
+        [
+            "run",
+            "--dataset",
+            "mpox@1.0.0",
+            "-w",
+            str(root),
+            "--arch",
+            "resnet18",
+            "--weights",
+            "none",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "16",
+            "--folds",
+            "5",
+            "--out",
+            str(run_dir),
+            "--json",
+        ],
+    )
     assert tr.exit_code == 0, f"{tr.output}\n{tr.exception!r}"
     metrics = json.loads(tr.stdout)
     assert {"test", "external"} <= set(metrics["sets"])
     for f in ("config.json", "run.json", "predictions.csv", "metrics.json", "report.md"):
         assert (run_dir / f).is_file(), f
     assert all((run_dir / f"fold{k}" / "checkpoint.pt").is_file() for k in range(5))
-    pr = runner.invoke(train_app, ["predict", str(data["clinic"] / "mpox" / "P0001_1.jpg"),
-                                   str(data["clinic"] / loc_of[rotated[0]]), "--run", str(run_dir), "--json"])
+    pr = runner.invoke(
+        train_app,
+        [
+            "predict",
+            str(data["clinic"] / "mpox" / "P0001_1.jpg"),
+            str(data["clinic"] / loc_of[rotated[0]]),
+            "--run",
+            str(run_dir),
+            "--json",
+        ],
+    )
     assert pr.exit_code == 0, f"{pr.output}\n{pr.exception!r}"
     pred = json.loads(pr.stdout)
     assert len(pred) == 2 and all(0.0 <= p["p_positive"] <= 1.0 and Path(p["gradcam"]).is_file() for p in pred)
@@ -354,7 +515,11 @@ def test_steward_workflow(studio_server, tmp_path, monkeypatch):
     # 6. status ----------------------------------------------------------------------------
     st = jcli("status", *w)
     assert st["images"] == 40
-    assert {s["source"]: s["images"] for s in st["by_source"]} == {"clinic-2022": 28, "public-msid": 10, "clinic-2023": 2}
+    assert {s["source"]: s["images"] for s in st["by_source"]} == {
+        "clinic-2022": 28,
+        "public-msid": 10,
+        "clinic-2023": 2,
+    }
     stages = st["stages"]
     assert stages["ingested"] == 40 and stages["dedupe_clusters"] == 38
     assert stages["label_agreed"] == 33 and stages["label_adjudicated"] == 2

@@ -1,4 +1,5 @@
 """Bad input fails before anything is written; an interrupted export leaves nothing visible and resumes."""
+
 import os
 import shutil
 import signal
@@ -9,13 +10,13 @@ from pathlib import Path
 
 import pytest
 from sqlmodel import select
+from test_export_fixtures import build_catalogue
 
 from curate.dataset import DatasetVersion
 from curate.export import ExportError, ExportOptions, ImageSpec, export_version
 from curate.workspace import Workspace
 from db.models.export import DatasetVersionRecord
 from db.models.label import Consensus
-from test_export_fixtures import build_catalogue
 
 SPEC = ImageSpec(size=(48, 48))
 
@@ -40,7 +41,10 @@ def nothing_written(ws) -> bool:
         ({"version": "v1.0.0"}, "not semantic"),
         ({"name": "Mpox Study"}, "dataset name"),
         ({"folds": 40}, r"too few images for 40 folds plus a test split .*'mpox' has \d+ images in \d+ groups"),
-        ({"external_sources": ("kaggle-msid",)}, r"external source 'kaggle-msid' does not exist \(sources: clinic, kaggle, web\)"),
+        (
+            {"external_sources": ("kaggle-msid",)},
+            r"external source 'kaggle-msid' does not exist \(sources: clinic, kaggle, web\)",
+        ),
         ({"task": "multiclass"}, "task must be one of binary, diagnosis"),
         ({"spec": ImageSpec(size=(64, 64), policy="squash")}, "resize policy must be one of"),
         ({"parent": "0.9.0"}, r"parent version mpox@0.9.0 does not exist"),
@@ -107,7 +111,8 @@ KILL_SCRIPT = """
 import sys
 from curate.export import ExportOptions, ImageSpec, export_version
 from curate.workspace import Workspace
-export_version(Workspace.open(sys.argv[1]), ExportOptions(name="killed", version="1.0.0", spec=ImageSpec(size=(160, 160)), workers=2))
+options = ExportOptions(name="killed", version="1.0.0", spec=ImageSpec(size=(160, 160)), workers=2)
+export_version(Workspace.open(sys.argv[1]), options)
 """
 
 

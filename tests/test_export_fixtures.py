@@ -6,6 +6,7 @@ ingests them with the intake stage, and inserts `Consensus` rows directly. Near-
 come from `clusters` (patch `curate.export.plan.cluster_map` with `patched_clusters`), since the
 dedupe stage may not be there yet.
 """
+
 from __future__ import annotations
 
 import io
@@ -21,10 +22,18 @@ from sqlmodel import select
 
 from curate.intake.ingest import IngestOptions, ingest_folder
 from curate.workspace import Workspace
-from db.models import Image as ImageRow, Provenance
+from db.models import Image as ImageRow
+from db.models import Provenance
 from db.models.label import Consensus
 
-NON_MPOX = ["genital_herpes", "genital_warts", "primary_syphilis", "secondary_syphilis", "molluscum_contagiosum", "dermatosis"]
+NON_MPOX = [
+    "genital_herpes",
+    "genital_warts",
+    "primary_syphilis",
+    "secondary_syphilis",
+    "molluscum_contagiosum",
+    "dermatosis",
+]
 
 
 def pattern(w: int, h: int, seed: int) -> Image.Image:
@@ -89,7 +98,9 @@ class Catalogue:
 
 @contextmanager
 def patched_clusters(monkeypatch, clusters: dict[int, str]):
-    monkeypatch.setattr("curate.export.plan.cluster_map", lambda s: {**{i: f"img{i}" for i in range(1, 10_000)}, **clusters})
+    monkeypatch.setattr(
+        "curate.export.plan.cluster_map", lambda s: {**{i: f"img{i}" for i in range(1, 10_000)}, **clusters}
+    )
     yield
 
 
@@ -143,13 +154,20 @@ def build_catalogue(root: Path, seed: int = 0, db_url: str | None = None) -> Cat
         im.save(incoming / "web" / "web_kdup.jpg", quality=75)
     plan["web_kdup"] = plan["kag0"]
     # Extra rows for the card: one "not assessable", one discarded, one excluded, one pending.
-    for i, status in enumerate(["not_assessable", "discarded", "excluded", "pending"]):
+    for i, _status in enumerate(["not_assessable", "discarded", "excluded", "pending"]):
         add(incoming / "web", f"extra{i}", "not_assessable", "plain", box=False)
 
-    ingest_folder(ws, incoming / "clinic", IngestOptions(source="clinic", kind="clinic", licence="clinic-consent",
-                                                         case_id_pattern=r"(?P<case>P\d+)/", workers=1))
+    ingest_folder(
+        ws,
+        incoming / "clinic",
+        IngestOptions(
+            source="clinic", kind="clinic", licence="clinic-consent", case_id_pattern=r"(?P<case>P\d+)/", workers=1
+        ),
+    )
     ingest_folder(ws, incoming / "web", IngestOptions(source="web", kind="web", licence="CC-BY-4.0", workers=1))
-    ingest_folder(ws, incoming / "kaggle", IngestOptions(source="kaggle", kind="public", licence="CC-BY-4.0", workers=1))
+    ingest_folder(
+        ws, incoming / "kaggle", IngestOptions(source="kaggle", kind="public", licence="CC-BY-4.0", workers=1)
+    )
 
     cat = Catalogue(ws=ws)
     with ws.session() as s:
@@ -162,16 +180,34 @@ def build_catalogue(root: Path, seed: int = 0, db_url: str | None = None) -> Cat
             image_id = cat.ids_by_name[stem]
             if stem.startswith("extra"):
                 status = ["agreed", "discarded", "excluded", "pending"][int(stem[-1])]
-                s.add(Consensus(image_id=image_id, status=status, diagnosis="not_assessable" if status == "agreed" else None,
-                                method="majority", n_raters=2, exclusion="identifiable_features" if status == "excluded" else None))
+                s.add(
+                    Consensus(
+                        image_id=image_id,
+                        status=status,
+                        diagnosis="not_assessable" if status == "agreed" else None,
+                        method="majority",
+                        n_raters=2,
+                        exclusion="identifiable_features" if status == "excluded" else None,
+                    )
+                )
                 continue
             adjudicated = image_id % 4 == 0
-            s.add(Consensus(image_id=image_id, status="adjudicated" if adjudicated else "agreed", diagnosis=diagnosis,
-                            method="adjudication" if adjudicated else "unanimous", n_raters=3 if adjudicated else 2,
-                            agreement=0.6667 if adjudicated else 1.0, boxes=json.dumps(boxes)))
+            s.add(
+                Consensus(
+                    image_id=image_id,
+                    status="adjudicated" if adjudicated else "agreed",
+                    diagnosis=diagnosis,
+                    method="adjudication" if adjudicated else "unanimous",
+                    n_raters=3 if adjudicated else 2,
+                    agreement=0.6667 if adjudicated else 1.0,
+                    boxes=json.dumps(boxes),
+                )
+            )
             cat.boxes[image_id] = boxes
     cat.clusters = {
-        cat.ids_by_name["web0"]: "c-web0", cat.ids_by_name["P01_dup"]: "c-web0",
-        cat.ids_by_name["kag0"]: "c-kag0", cat.ids_by_name["web_kdup"]: "c-kag0",
+        cat.ids_by_name["web0"]: "c-web0",
+        cat.ids_by_name["P01_dup"]: "c-web0",
+        cat.ids_by_name["kag0"]: "c-kag0",
+        cat.ids_by_name["web_kdup"]: "c-kag0",
     }
     return cat

@@ -1,12 +1,13 @@
 """Image normalisation: orientation, size policies, metadata stripped, ROI crops, reduced-size decoding."""
+
 import io
 
 import numpy as np
 import pytest
 from PIL import Image
+from test_export_fixtures import jpeg_markers, jpeg_with_metadata, pattern
 
 from curate.export.images import ImageSpec, prepare, roi_region, union_box
-from test_export_fixtures import jpeg_markers, jpeg_with_metadata, pattern
 
 ALLOWED_MARKERS = {0xE0, 0xDB, 0xC0, 0xC4, 0xDA}  # APP0 (JFIF), quant tables, baseline frame, Huffman, start of scan
 
@@ -99,9 +100,15 @@ def test_every_exif_orientation_matches_orient_first(tmp_path, orientation, poli
 
     shown = pattern(240, 150, seed=orientation)  # what the clinician saw
     # Store it so that applying `orientation` displays `shown` (the inverse of exif_transpose's op).
-    inverse = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
-               5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_90, 7: Image.Transpose.TRANSVERSE,
-               8: Image.Transpose.ROTATE_270}
+    inverse = {
+        2: Image.Transpose.FLIP_LEFT_RIGHT,
+        3: Image.Transpose.ROTATE_180,
+        4: Image.Transpose.FLIP_TOP_BOTTOM,
+        5: Image.Transpose.TRANSPOSE,
+        6: Image.Transpose.ROTATE_90,
+        7: Image.Transpose.TRANSVERSE,
+        8: Image.Transpose.ROTATE_270,
+    }
     stored = shown.transpose(inverse[orientation]) if orientation in inverse else shown
     path = tmp_path / "o.jpg"
     path.write_bytes(jpeg_with_metadata(stored, orientation=orientation))

@@ -1,4 +1,5 @@
 """The leakage audit finds issue 9's three leak kinds across splits and folds, and nothing in a clean version."""
+
 from __future__ import annotations
 
 import csv
@@ -10,16 +11,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from dedupe_corpus import photo, sibling
+from leakage_corpus import LEAKS, exported
 from PIL import Image
+from train_fixtures import write_sums
 from typer.testing import CliRunner
 
 from curate.cli import app
 from curate.dataset import MANIFEST_COLUMNS, DatasetError
 from curate.export.leakage import audit_version, content_box
 from curate.workspace import Workspace
-from dedupe_corpus import photo, sibling
-from leakage_corpus import LEAKS, exported
-from train_fixtures import write_sums
 
 runner = CliRunner()
 # (file, split, fold, base photo, leak kind or None); three leaks, each crossing a different boundary,
@@ -37,9 +38,11 @@ LAYOUT = [
     ("external/non_mpox/img000010.jpg", "external", None, 4, None),
     ("train/non_mpox/img000011.jpg", "train", 1, 5, None),
 ]
-EXPECTED = {("train/mpox/img000001.jpg", "test/mpox/img000002.jpg"),
-            ("train/mpox/img000003.jpg", "external/mpox/img000004.jpg"),
-            ("train/non_mpox/img000005.jpg", "train/non_mpox/img000006.jpg")}
+EXPECTED = {
+    ("train/mpox/img000001.jpg", "test/mpox/img000002.jpg"),
+    ("train/mpox/img000003.jpg", "external/mpox/img000004.jpg"),
+    ("train/non_mpox/img000005.jpg", "train/non_mpox/img000006.jpg"),
+}
 
 
 def _image(base: int) -> Image.Image:
@@ -62,15 +65,27 @@ def write_version(root: Path, version: str = "1.0.0", leaks: bool = True) -> Pat
         (out / rel).parent.mkdir(parents=True, exist_ok=True)
         (out / rel).write_bytes(data)
         label = rel.split("/")[1]
-        rows.append({**{c: "" for c in MANIFEST_COLUMNS}, "file": rel, "sha256": hashlib.sha256(data).hexdigest(),
-                     "image_id": str(n), "label": label, "diagnosis": label, "split": split,
-                     "fold": "" if fold is None else str(fold), "source": "synthetic", "cluster": f"c{n}"})
+        rows.append(
+            {
+                **dict.fromkeys(MANIFEST_COLUMNS, ""),
+                "file": rel,
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "image_id": str(n),
+                "label": label,
+                "diagnosis": label,
+                "split": split,
+                "fold": "" if fold is None else str(fold),
+                "source": "synthetic",
+                "cluster": f"c{n}",
+            }
+        )
     with open(out / "manifest.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=MANIFEST_COLUMNS)
         w.writeheader()
         w.writerows(rows)
-    (out / "dataset.json").write_text(json.dumps({"name": "mpox", "version": version, "task": "binary",
-                                                  "classes": ["mpox", "non_mpox"], "folds": 5}))
+    (out / "dataset.json").write_text(
+        json.dumps({"name": "mpox", "version": version, "task": "binary", "classes": ["mpox", "non_mpox"], "folds": 5})
+    )
     write_sums(out)
     return out
 
@@ -102,7 +117,10 @@ def test_audit_lists_each_leak_kind_and_nothing_else(leaky):
     by_b = {p.b.file: p for p in audit.pairs}
     assert by_b["test/mpox/img000002.jpg"].a.part == "train/fold 0"
     assert by_b["external/mpox/img000004.jpg"].mirrored
-    assert by_b["train/non_mpox/img000006.jpg"].a.part == "train/fold 2" and by_b["train/non_mpox/img000006.jpg"].b.part == "train/fold 3"
+    assert (
+        by_b["train/non_mpox/img000006.jpg"].a.part == "train/fold 2"
+        and by_b["train/non_mpox/img000006.jpg"].b.part == "train/fold 3"
+    )
     assert audit.status == "suspects" and audit.suspects == 3 and audit.images == len(LAYOUT)
     # every evaluation image against every train image, plus train pairs of different folds
     folds = [f for _, s, f, _, _ in LAYOUT if s == "train"]
@@ -129,12 +147,19 @@ def test_cli_table_report_json_and_strict(leaky):
     data = json.loads(r.stdout)
     assert data["version"] == "mpox@1.0.0" and data["suspects"] == 3 and data["report"].endswith(".html")
     pair = data["pairs"][0]
-    assert set(pair) == {"a", "b", "inliers", "cover", "mirrored"} and set(pair["a"]) == {"file", "split", "fold", "part"}
+    assert set(pair) == {"a", "b", "inliers", "cover", "mirrored"} and set(pair["a"]) == {
+        "file",
+        "split",
+        "fold",
+        "part",
+    }
 
     r = runner.invoke(app, ["audit", "leakage", "mpox@1.0.1", "--strict", "--workspace", str(leaky.root)])
     assert r.exit_code == 0 and "no suspect pairs" in r.stdout
     # a stricter threshold than any pair's evidence: nothing to report
-    r = runner.invoke(app, ["audit", "leakage", "mpox@1.0.0", "--strict", "--threshold", "100000", "--workspace", str(leaky.root)])
+    r = runner.invoke(
+        app, ["audit", "leakage", "mpox@1.0.0", "--strict", "--threshold", "100000", "--workspace", str(leaky.root)]
+    )
     assert r.exit_code == 0, r.output
 
 
@@ -157,8 +182,15 @@ def test_report_escapes_every_text(tmp_path):
     from curate.export.leakage_report import render
 
     odd = Entry("train/<b>x</b>/img&1.jpg", "train", 0)
-    audit = LeakageAudit("suspects", "m<e>thod", 15, images=2, compared=1, suspects=1,
-                         pairs=[LeakPair(odd, Entry("test/a/img2.jpg", "test", None), 20, 0.5, False)])
+    audit = LeakageAudit(
+        "suspects",
+        "m<e>thod",
+        15,
+        images=2,
+        compared=1,
+        suspects=1,
+        pairs=[LeakPair(odd, Entry("test/a/img2.jpg", "test", None), 20, 0.5, False)],
+    )
     page = render(tmp_path, "mpox@<1>", audit)
     assert "<b>x" not in page and "&lt;b&gt;x&lt;/b&gt;/img&amp;1.jpg" in page and "m&lt;e&gt;thod" in page
 
@@ -171,8 +203,22 @@ def test_export_runs_the_audit_before_sealing(tmp_path):
     from test_export_fixtures import build_catalogue
 
     cat = build_catalogue(tmp_path)
-    r = runner.invoke(app, ["export", "--name", "mpox", "--version", "1.0.0", "--size", "320", "--external", "kaggle",
-                            "--workspace", str(cat.ws.root)])
+    r = runner.invoke(
+        app,
+        [
+            "export",
+            "--name",
+            "mpox",
+            "--version",
+            "1.0.0",
+            "--size",
+            "320",
+            "--external",
+            "kaggle",
+            "--workspace",
+            str(cat.ws.root),
+        ],
+    )
     assert r.exit_code == 0, r.output
     version = cat.ws.exports / "mpox" / "1.0.0"
     from curate.dataset import DatasetVersion
@@ -182,15 +228,33 @@ def test_export_runs_the_audit_before_sealing(tmp_path):
     name = lambda stem: f"img{cat.ids_by_name[stem]:06d}.jpg"  # noqa: E731
     found = {frozenset(p[k]["file"].rsplit("/", 1)[-1] for k in "ab"): p for p in audit["pairs"]}
     ext, copy = name("kag0"), name("web_kdup")
-    assert frozenset({ext, copy}) in found and set(found) <= {frozenset({ext, copy}), frozenset({name("web0"), name("P01_dup")})}
+    assert frozenset({ext, copy}) in found and set(found) <= {
+        frozenset({ext, copy}),
+        frozenset({name("web0"), name("P01_dup")}),
+    }
     assert found[frozenset({ext, copy})]["b"]["split"] == "external"
     assert "seconds" not in audit  # nothing run-dependent inside a version
     assert f"leakage audit: {len(found)} suspect pair(s)" in " ".join(r.stdout.split())
     card = (version / "README.md").read_text()
     assert "## Leakage audit" in card and copy in card
     # the same catalogue state exports the same bytes, audit included
-    again = runner.invoke(app, ["export", "--name", "mpox", "--version", "1.0.0", "--size", "320", "--external", "kaggle",
-                                "--workspace", str(cat.ws.root), "--json"])
+    again = runner.invoke(
+        app,
+        [
+            "export",
+            "--name",
+            "mpox",
+            "--version",
+            "1.0.0",
+            "--size",
+            "320",
+            "--external",
+            "kaggle",
+            "--workspace",
+            str(cat.ws.root),
+            "--json",
+        ],
+    )
     assert json.loads(again.stdout)["leakage"] == audit
 
 

@@ -1,4 +1,5 @@
 """The pure splitter: groups never straddle, stratification within tolerance, seeded, honest errors."""
+
 from collections import Counter, defaultdict
 
 import numpy as np
@@ -82,7 +83,9 @@ def test_uneven_target_and_reported_deviation_when_groups_force_it():
     bins = {b.name: b for b in plan.bins}
     assert set(bins) == {"train", "test", "fold 0", "fold 1"}
     assert bins["test"].deviation_pp < 1.0  # train/test can still be hit ...
-    assert max(bins["fold 0"].deviation_pp, bins["fold 1"].deviation_pp) > 10  # ... the folds cannot: reported, not hidden
+    assert (
+        max(bins["fold 0"].deviation_pp, bins["fold 1"].deviation_pp) > 10
+    )  # ... the folds cannot: reported, not hidden
     assert plan.max_deviation_pp > 10
 
 
@@ -96,8 +99,16 @@ def test_assign_groups_balances_weights():
     "items, kwargs, message",
     [
         ([], {}, "no exportable images"),
-        ([Item(i, "a" if i % 2 else "b") for i in range(10)], {"folds": 5}, r"too few images for 5 folds.*'a' has 5 images in 5 groups"),
-        ([Item(i, "a" if i % 2 else "b", ("case:x",) if i % 2 else ()) for i in range(40)], {"folds": 2}, r"'a' has 20 images in 1 groups"),
+        (
+            [Item(i, "a" if i % 2 else "b") for i in range(10)],
+            {"folds": 5},
+            r"too few images for 5 folds.*'a' has 5 images in 5 groups",
+        ),
+        (
+            [Item(i, "a" if i % 2 else "b", ("case:x",) if i % 2 else ()) for i in range(40)],
+            {"folds": 2},
+            r"'a' has 20 images in 1 groups",
+        ),
         ([Item(i, "a" if i % 2 else "b", external=True) for i in range(10)], {}, "nothing left for train/test"),
         ([Item(i, "a") for i in range(10)], {"test_fraction": 1.0}, "between 0 and 1"),
         ([Item(i, "a") for i in range(10)], {"folds": 1}, "at least 2 folds"),
@@ -144,17 +155,26 @@ def test_conflicting_parent_places_pick_the_majority_then_test_and_report_each_m
     base = plan_splits(filler, seed=0)
     parent = _assignment(base)
     # Group A (ids 1-3) was in train fold 1, B (id 4) in test; C (id 5) in train fold 0, D (id 6) in test.
-    parent.update({1: ("train", 1), 2: ("train", 1), 3: ("train", 1), 4: ("test", None), 5: ("train", 0), 6: ("test", None)})
-    items = [*filler,
-             Item(1, "mpox", ("cluster:a",)), Item(2, "mpox", ("cluster:a",)), Item(3, "mpox", ("cluster:a", "case:x")),
-             Item(4, "mpox", ("case:x",)),  # a corrected case id joins B to A: 3 train vs 1 test -> train fold 1
-             Item(5, "non_mpox", ("cluster:cd",)), Item(6, "non_mpox", ("cluster:cd",)),  # merged clusters, 1 vs 1 -> test
-             Item(7, "non_mpox", ("cluster:cd",))]  # a newcomer goes with the merged group
+    parent.update(
+        {1: ("train", 1), 2: ("train", 1), 3: ("train", 1), 4: ("test", None), 5: ("train", 0), 6: ("test", None)}
+    )
+    items = [
+        *filler,
+        Item(1, "mpox", ("cluster:a",)),
+        Item(2, "mpox", ("cluster:a",)),
+        Item(3, "mpox", ("cluster:a", "case:x")),
+        Item(4, "mpox", ("case:x",)),  # a corrected case id joins B to A: 3 train vs 1 test -> train fold 1
+        Item(5, "non_mpox", ("cluster:cd",)),
+        Item(6, "non_mpox", ("cluster:cd",)),  # merged clusters, 1 vs 1 -> test
+        Item(7, "non_mpox", ("cluster:cd",)),
+    ]  # a newcomer goes with the merged group
     plan = plan_splits(items, seed=0, parent=parent)
     assert [(plan.split[i], plan.fold.get(i)) for i in (1, 2, 3, 4)] == [("train", 1)] * 4
     assert [plan.split[i] for i in (5, 6, 7)] == ["test"] * 3
     assert [(m.id, m.old, m.new, m.reason) for m in plan.moved] == [
-        (4, "test", "train/fold1", MOVE_CONFLICT), (5, "train/fold0", "test", MOVE_CONFLICT)]
+        (4, "test", "train/fold1", MOVE_CONFLICT),
+        (5, "train/fold0", "test", MOVE_CONFLICT),
+    ]
     assert plan.kept == len(filler) + 4
 
 
@@ -182,4 +202,6 @@ def test_assign_groups_counts_what_is_already_placed():
     groups = {g: Counter({"a": 1}) for g in range(20)}
     out = assign_groups(groups, [3, 1], seed=0, initial=[Counter({"a": 60}), Counter()])
     assert Counter(out.values()) == {1: 20}  # the 60 kept train images leave the newcomers to test
-    assert assign_groups(groups, [3, 1], seed=0, initial=[Counter(), Counter()]) == assign_groups(groups, [3, 1], seed=0)
+    assert assign_groups(groups, [3, 1], seed=0, initial=[Counter(), Counter()]) == assign_groups(
+        groups, [3, 1], seed=0
+    )

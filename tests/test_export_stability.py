@@ -1,9 +1,11 @@
 """A new version keeps its parent's splits and folds (no train/test leakage across versions), on a real catalogue."""
+
 import json
 import shutil
 
 import pytest
 from sqlmodel import select
+from test_export_fixtures import build_catalogue, jpeg_with_metadata, pattern
 
 from curate.dataset import DatasetVersion
 from curate.export import ExportOptions, ImageSpec, diff_versions, export_version
@@ -13,7 +15,6 @@ from curate.intake.ingest import IngestOptions, ingest_folder
 from db.models import Provenance
 from db.models.export import DatasetVersionRecord
 from db.models.label import Consensus
-from test_export_fixtures import build_catalogue, jpeg_with_metadata, pattern
 
 SPEC = ImageSpec(size=(32, 32))
 
@@ -30,7 +31,9 @@ def places(path):
 def cat(tmp_path, monkeypatch):
     cat = build_catalogue(tmp_path)
     clusters = dict(cat.clusters)
-    monkeypatch.setattr("curate.export.plan.cluster_map", lambda s: {**{i: f"img{i}" for i in range(1, 10_000)}, **clusters})
+    monkeypatch.setattr(
+        "curate.export.plan.cluster_map", lambda s: {**{i: f"img{i}" for i in range(1, 10_000)}, **clusters}
+    )
     cat.cluster_overrides = clusters  # tests edit this dict to merge clusters
     return cat
 
@@ -41,22 +44,38 @@ def add_labelled(cat, tmp_path, files):
     for n, rel in enumerate(files):
         (folder / rel).parent.mkdir(parents=True, exist_ok=True)
         (folder / rel).write_bytes(jpeg_with_metadata(pattern(120, 90, 9000 + n)))
-    ingest_folder(cat.ws, folder, IngestOptions(source="clinic", kind="clinic", licence="clinic-consent",
-                                                case_id_pattern=r"(?P<case>P\d+)/", workers=1))
+    ingest_folder(
+        cat.ws,
+        folder,
+        IngestOptions(
+            source="clinic", kind="clinic", licence="clinic-consent", case_id_pattern=r"(?P<case>P\d+)/", workers=1
+        ),
+    )
     ids = {}
     with cat.ws.session() as s:
         for rel, diagnosis in files.items():
             image_id = s.exec(select(Provenance.image_id).where(Provenance.locator == rel)).one()
             ids[rel.split("/")[-1].split(".")[0]] = image_id
-            s.add(Consensus(image_id=image_id, status="agreed", diagnosis=diagnosis, method="unanimous", n_raters=2,
-                            agreement=1.0, boxes="[]"))
+            s.add(
+                Consensus(
+                    image_id=image_id,
+                    status="agreed",
+                    diagnosis=diagnosis,
+                    method="unanimous",
+                    n_raters=2,
+                    agreement=1.0,
+                    boxes="[]",
+                )
+            )
     return ids
 
 
 def test_new_version_keeps_parent_places_and_deals_only_new_groups(cat, tmp_path):
     v1 = export_version(cat.ws, opts("1.0.0"))
     before = places(v1.path)
-    new = add_labelled(cat, tmp_path, {"P05/P05_new.jpg": "mpox", "P77/P77_0.jpg": "mpox", "P78/P78_0.jpg": "genital_warts"})
+    new = add_labelled(
+        cat, tmp_path, {"P05/P05_new.jpg": "mpox", "P77/P77_0.jpg": "mpox", "P78/P78_0.jpg": "genital_warts"}
+    )
     v2 = export_version(cat.ws, opts("1.1.0"))
     after = places(v2.path)
     assert v2.images == v1.images + 3 and v2.parent == "1.0.0" and not v2.reshuffle
@@ -68,7 +87,10 @@ def test_new_version_keeps_parent_places_and_deals_only_new_groups(cat, tmp_path
     d = diff_versions(cat.ws, "mpox@1.0.0", "mpox@1.1.0")
     assert d.moved == [] and sorted(map(int, d.added)) == sorted(new.values())
     card = (v2.path / "README.md").read_text()
-    assert "Stable across versions" in card and f"Splits: {len(before)} of the parent's images kept their split and fold" in card
+    assert (
+        "Stable across versions" in card
+        and f"Splits: {len(before)} of the parent's images kept their split and fold" in card
+    )
     assert "No image of the parent moved" in card
     meta = json.loads((v2.path / "dataset.json").read_text())
     assert meta["reshuffle"] is False and meta["parent"] == "1.0.0"
@@ -81,7 +103,9 @@ def test_new_version_keeps_parent_places_and_deals_only_new_groups(cat, tmp_path
         s.delete(s.exec(select(DatasetVersionRecord).where(DatasetVersionRecord.version == "1.1.0")).one())
     again = export_version(cat.ws, opts("1.1.0"))
     assert again.status == "written" and again.checksum == v2.checksum and again.fingerprint == v2.fingerprint
-    assert all((keep / p.relative_to(again.path)).read_bytes() == p.read_bytes() for p in again.path.rglob("*") if p.is_file())
+    assert all(
+        (keep / p.relative_to(again.path)).read_bytes() == p.read_bytes() for p in again.path.rglob("*") if p.is_file()
+    )
 
 
 def test_merged_groups_with_conflicting_parent_places_move_deterministically_and_are_reported(cat):
@@ -101,7 +125,10 @@ def test_merged_groups_with_conflicting_parent_places_move_deterministically_and
     d = diff_versions(cat.ws, "mpox@1.0.0", "mpox@1.1.0")
     assert d.moved == [(str(a), f"train/fold{before[a][1]}", "test")]
     card = (v2.path / "README.md").read_text()
-    assert "1 image(s) of the parent moved" in card and f"| {a} | train/fold{before[a][1]} | test | {MOVE_CONFLICT} |" in card
+    assert (
+        "1 image(s) of the parent moved" in card
+        and f"| {a} | train/fold{before[a][1]} | test | {MOVE_CONFLICT} |" in card
+    )
 
 
 def test_reshuffle_ignores_the_parent_and_says_so(cat, tmp_path):
@@ -109,7 +136,9 @@ def test_reshuffle_ignores_the_parent_and_says_so(cat, tmp_path):
     add_labelled(cat, tmp_path, {"P77/P77_0.jpg": "mpox", "P78/P78_0.jpg": "genital_warts"})
     kept = export_version(cat.ws, opts("1.1.0"))
     shuffled = export_version(cat.ws, opts("1.2.0", parent="1.0.0", reshuffle=True))
-    scratch = export_version(cat.ws, ExportOptions(name="scratch", version="1.0.0", spec=SPEC, external_sources=("kaggle",), workers=1))
+    scratch = export_version(
+        cat.ws, ExportOptions(name="scratch", version="1.0.0", spec=SPEC, external_sources=("kaggle",), workers=1)
+    )
     assert places(shuffled.path) == places(scratch.path)  # the from-scratch deal
     assert places(shuffled.path) != places(kept.path)
     assert shuffled.reshuffle and shuffled.moved == [] and shuffled.fingerprint != kept.fingerprint

@@ -1,4 +1,5 @@
 """Exports built from a real catalogue: groups, stratification, bytes, metadata, ROI, card, checksums."""
+
 import filecmp
 import hashlib
 import json
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from sqlmodel import select
+from test_export_fixtures import build_catalogue, jpeg_markers, oriented
 
 from curate.dataset import SPLITS, DatasetError, DatasetVersion, split_counts
 from curate.export import ExportError, ExportOptions, ImageSpec, export_version, list_versions
@@ -18,7 +20,6 @@ from curate.export.images import roi_region, union_box
 from curate.export.manifest import read_manifest
 from db.models.export import DatasetVersionRecord
 from db.models.label import Consensus
-from test_export_fixtures import build_catalogue, jpeg_markers, oriented
 
 SPEC = ImageSpec(size=(64, 64))
 
@@ -34,7 +35,9 @@ def built(tmp_path_factory):
     root = tmp_path_factory.mktemp("export")
     cat = build_catalogue(root)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("curate.export.plan.cluster_map", lambda s: {**{i: f"img{i}" for i in range(1, 10_000)}, **cat.clusters})
+        mp.setattr(
+            "curate.export.plan.cluster_map", lambda s: {**{i: f"img{i}" for i in range(1, 10_000)}, **cat.clusters}
+        )
         result = export_version(cat.ws, opts(workers=2))
         yield cat, result, mp
 
@@ -116,6 +119,7 @@ def test_roi_crops_match_the_boxes(built):
         image_id = int(r["image_id"])
         with cat.ws.session() as s:
             from db.models import Image as ImageRow
+
             im = s.get(ImageRow, image_id)
         region = roi_region(union_box(cat.boxes[image_id]), 0.1, im.width, im.height)
         assert r["roi_box"] == " ".join(map(str, region))
@@ -137,7 +141,10 @@ def test_card_counts_equal_the_manifest(built):
     for cls in sorted({r["label"] for r in rows}):
         per = [by_split.get(s, {}).get(cls, 0) for s in SPLITS]
         assert f"| {cls} | {' | '.join(map(str, per))} | {sum(per)} |" in card
-    assert f"| **total** | {sum(r['split'] == 'train' for r in rows)} | {sum(r['split'] == 'test' for r in rows)} | " in card
+    assert (
+        f"| **total** | {sum(r['split'] == 'train' for r in rows)} | {sum(r['split'] == 'test' for r in rows)} | "
+        in card
+    )
     for status, n in {"pending": 1, "discarded": 1, "excluded": 1}.items():
         assert f"| {status} | {n} |" in card
     for reason in ("not_assessable", "identifiable_features", "discarded", "pending"):  # one labelled image each
@@ -231,7 +238,9 @@ def test_croissant_validates_with_mlcroissant(built):
     ds = mlc.Dataset(str(result.path / "croissant.json"))
     records = list(ds.records("manifest"))
     assert len(records) == result.images
-    assert {r["manifest/file"].decode() for r in records} == {r["file"] for r in read_manifest(result.path / "manifest.csv")}
+    assert {r["manifest/file"].decode() for r in records} == {
+        r["file"] for r in read_manifest(result.path / "manifest.csv")
+    }
 
 
 def test_new_version_with_relabel_records_parent_and_changes(built):
@@ -260,10 +269,25 @@ def test_new_version_with_relabel_records_parent_and_changes(built):
 
 def test_diagnosis_task(built):
     cat, _, _ = built
-    r = export_version(cat.ws, ExportOptions(name="mpox-dx", version="1.0.0", task="diagnosis", spec=SPEC, folds=2,
-                                             test_fraction=0.25, external_sources=("kaggle",)))
+    r = export_version(
+        cat.ws,
+        ExportOptions(
+            name="mpox-dx",
+            version="1.0.0",
+            task="diagnosis",
+            spec=SPEC,
+            folds=2,
+            test_fraction=0.25,
+            external_sources=("kaggle",),
+        ),
+    )
     ds = DatasetVersion.open(r.path)
-    assert ds.task == "diagnosis" and "mpox" in ds.classes and "genital_warts" in ds.classes and "not_assessable" not in ds.classes
+    assert (
+        ds.task == "diagnosis"
+        and "mpox" in ds.classes
+        and "genital_warts" in ds.classes
+        and "not_assessable" not in ds.classes
+    )
     assert all(row["label"] == row["diagnosis"] for row in ds.rows)
 
 
@@ -312,16 +336,26 @@ def test_card_reports_cohens_kappa_from_the_label_stage(tmp_path):
         projects = [LabelProject(round_id=rnd.id, rater=r, ls_project_id=n + 1) for n, r in enumerate(raters)]
         s.add_all(projects)
         s.flush()
-        consensus = sorted(s.exec(select(Consensus).where(Consensus.diagnosis.is_not(None))).all(), key=lambda c: c.image_id)
+        consensus = sorted(
+            s.exec(select(Consensus).where(Consensus.diagnosis.is_not(None))).all(), key=lambda c: c.image_id
+        )
         for n, c in enumerate(consensus):
             second = c.diagnosis if n % 4 else ("mpox" if c.diagnosis != "mpox" else "genital_herpes")
             pairs.append((c.diagnosis, second))
-            for p, diagnosis in zip(projects, (c.diagnosis, second)):
+            for p, diagnosis in zip(projects, (c.diagnosis, second), strict=False):
                 task = LabelTask(project_id=p.id, image_id=c.image_id, ls_task_id=1000 * p.id + n)
                 s.add(task)
                 s.flush()
-                s.add(LabelAnnotation(task_id=task.id, ls_annotation_id=task.ls_task_id, rater=p.rater, diagnosis=diagnosis,
-                                      content_sha256="0" * 64, raw="{}"))
+                s.add(
+                    LabelAnnotation(
+                        task_id=task.id,
+                        ls_annotation_id=task.ls_task_id,
+                        rater=p.rater,
+                        diagnosis=diagnosis,
+                        content_sha256="0" * 64,
+                        raw="{}",
+                    )
+                )
     r = export_version(cat.ws, opts())
     card = (r.path / "README.md").read_text()
     expected = cohen_kappa_score([a for a, _ in pairs], [b for _, b in pairs])

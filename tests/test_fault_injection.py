@@ -4,10 +4,10 @@ Two kills per command on SQLite and one on PostgreSQL here (CI, a few minutes); 
 suite's real Label Studio servers, three kills on SQLite. `python bench/faults.py` runs 20 per command
 and prints kills survived / attempted.
 """
+
 from __future__ import annotations
 
 import pytest
-
 from faults import Backend, run_case
 
 KILLS = {"sqlite": 2, "postgres": 1}

@@ -1,11 +1,12 @@
 """The catalogue and store on SQLite and PostgreSQL: ingest, provenance, idempotence, migrations."""
+
 import stat
 
+import images as I
 import pytest
 from sqlalchemy import inspect as sa_inspect
 from sqlmodel import select
 
-import images as I
 from curate.errors import ConfigError
 from curate.intake.ingest import IngestOptions, ingest_folder
 from curate.workspace import Workspace
@@ -36,8 +37,11 @@ def clinic(tmp_path):
 
 
 def test_ingest_records_images_provenance_and_rejects(ws, clinic):
-    report = ingest_folder(ws, clinic, IngestOptions(source="clinic-2022", label_from_folders=True,
-                                                     case_id_pattern=r"(?P<case>P\d{4})", workers=1))
+    report = ingest_folder(
+        ws,
+        clinic,
+        IngestOptions(source="clinic-2022", label_from_folders=True, case_id_pattern=r"(?P<case>P\d{4})", workers=1),
+    )
     assert (report.added, report.provenance, report.known, len(report.rejected), report.ignored) == (5, 1, 0, 1, 1)
     assert report.rejected == [("Herpes/broken.jpg", "truncated image")]
     with ws.session() as s:

@@ -1,7 +1,8 @@
 """Every bad input intake must reject with a one-line reason, and every odd-but-valid one it must keep."""
-import pytest
 
 import images as I
+import pytest
+
 from curate.intake.decode import Rejected, inspect
 
 

@@ -1,15 +1,16 @@
 """Faults at intake: odd names, unreadable files, a full or read-only workspace, kill -9 mid-run."""
+
 import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import images as I
 import pytest
+from conftest import wait_for
 from sqlmodel import select
 
-import images as I
-from conftest import wait_for
 from curate.errors import StoreError, WorkspaceError
 from curate.intake.ingest import IngestOptions, ingest_folder
 from curate.workspace import Workspace
@@ -32,8 +33,16 @@ def test_odd_file_names_are_ingested_and_recorded_verbatim(sqlite_ws, tmp_path):
     assert set(names) <= locs
     assert "bad-\\xff\\xfe.jpg" in locs
     # nothing was written outside the store
-    assert sorted(p.name for p in sqlite_ws.root.iterdir()) == ["catalogue.db", "catalogue.db-shm", "catalogue.db-wal",
-                                                               "curate.toml", "exports", "objects", "reports", "tmp"]
+    assert sorted(p.name for p in sqlite_ws.root.iterdir()) == [
+        "catalogue.db",
+        "catalogue.db-shm",
+        "catalogue.db-wal",
+        "curate.toml",
+        "exports",
+        "objects",
+        "reports",
+        "tmp",
+    ]
 
 
 def test_unreadable_entries_are_rejected_and_the_run_goes_on(sqlite_ws, tmp_path):
@@ -54,7 +63,12 @@ def _mount_tmpfs(path: Path, size: str) -> bool:
     path.mkdir(parents=True, exist_ok=True)
     if os.geteuid() != 0:
         return False
-    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True).returncode == 0
+    return (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True
+        ).returncode
+        == 0
+    )
 
 
 @pytest.fixture
@@ -105,7 +119,18 @@ def test_kill_9_mid_ingest_leaves_a_consistent_catalogue_and_rerun_completes(tmp
     n = 160
     for i in range(n):
         (root / f"p{i:03d}.jpg").write_bytes(I.jpeg(1000 + i, (640, 480)))
-    cmd = [sys.executable, "-m", "curate", "ingest", str(root), "--source", "clinic", "--workspace", str(ws.root), "--json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "curate",
+        "ingest",
+        str(root),
+        "--source",
+        "clinic",
+        "--workspace",
+        str(ws.root),
+        "--json",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
     def some_rows():

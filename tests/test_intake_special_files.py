@@ -1,14 +1,15 @@
 """Special files under an ingested folder: every one a clear outcome, named, and nothing hangs or blows up."""
+
 from __future__ import annotations
 
 import json
 import os
 import socket
 
+import images as I
 import pytest
 from typer.testing import CliRunner
 
-import images as I
 from curate.cli import app
 from curate.intake.ingest import IngestOptions, ingest_folder
 
@@ -23,7 +24,7 @@ def odd(tmp_path):
     os.mkfifo(root / "pipe.jpg")  # a FIFO with an image name: opening it would block forever
     with open(root / "sparse.jpg", "wb") as fh:  # 3 GB, almost no disk: reading it whole is a MemoryError
         fh.write(I.jpeg(3)[:100])
-        fh.truncate(3 * 1024 ** 3)
+        fh.truncate(3 * 1024**3)
     (root / "zero.jpg").symlink_to("/dev/zero")
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -72,5 +73,12 @@ def test_cli_names_every_skipped_file(tmp_path, odd):
         assert name in last, last
     out = runner.invoke(app, ["ingest", str(odd), "--source", "odd", "--json", "--workers", "1"], env=env)
     data = json.loads(out.stdout)
-    assert {e["file"] for e in data["skipped"]} == {"pipe.jpg", "sock.jpg", "notes.txt", "zero.jpg", "link.jpg", "elsewhere/"}
+    assert {e["file"] for e in data["skipped"]} == {
+        "pipe.jpg",
+        "sock.jpg",
+        "notes.txt",
+        "zero.jpg",
+        "link.jpg",
+        "elsewhere/",
+    }
     assert data["ignored"] == 6

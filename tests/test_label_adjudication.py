@@ -1,4 +1,5 @@
 """The reviewer's view (pure): anonymised raters, the offered choices, the raters' boxes, Neither."""
+
 from curate.label.adjudication import RULES, RaterView, adjudication_config, review_task
 from curate.label.consensus import Rating, Rules, decide
 from curate.label.diagnoses import NEITHER, NEITHER_CHOICE, PAPER, RATER_BOXES_CONTROL
@@ -15,11 +16,17 @@ def test_paper_rule_offers_the_two_disputed_diagnoses_and_neither():
     assert t["data"]["rule"] == RULES["discard"] and "discarded" in t["data"]["rule"]
     assert t["data"]["summary"].splitlines() == [
         "Rater 1: Mpox · 1 box · flags: Image quality too low · comment: “umbilicated”",
-        "Rater 2: Dermatosis · 0 boxes · flags: none"]
+        "Rater 2: Dermatosis · 0 boxes · flags: none",
+    ]
     (region,) = t["predictions"][0]["result"]
     assert region["from_name"] == RATER_BOXES_CONTROL and region["readonly"] is True
     assert region["value"]["rectanglelabels"] == ["Rater 1"]
-    assert (region["value"]["x"], region["value"]["y"], region["value"]["width"], region["value"]["height"]) == (10, 10, 30, 40)
+    assert (region["value"]["x"], region["value"]["y"], region["value"]["width"], region["value"]["height"]) == (
+        10,
+        10,
+        30,
+        40,
+    )
 
 
 def test_reviewer_rule_offers_every_diagnosis_and_says_so():
@@ -34,8 +41,15 @@ def test_config_takes_choices_from_the_task():
 
 
 def test_neither_discards_and_rater_boxes_are_not_the_reviewers():
-    p = parse_result([{"from_name": "diagnosis", "value": {"choices": [NEITHER_CHOICE]}},
-                      {"from_name": RATER_BOXES_CONTROL, "value": {"x": 1, "y": 1, "width": 5, "height": 5}}], 100, 100, PAPER)
+    p = parse_result(
+        [
+            {"from_name": "diagnosis", "value": {"choices": [NEITHER_CHOICE]}},
+            {"from_name": RATER_BOXES_CONTROL, "value": {"x": 1, "y": 1, "width": 5, "height": 5}},
+        ],
+        100,
+        100,
+        PAPER,
+    )
     assert p.diagnosis == NEITHER and p.boxes == []
     a, b = Rating("a", "mpox"), Rating("b", "dermatosis")
     for rule in ("discard", "reviewer"):

@@ -1,8 +1,9 @@
 """Label audit without a server: the ranking, the audit rule, the task order, the run reader, the migration."""
+
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -21,7 +22,7 @@ from db.migrate import upgrade
 
 def test_confident_learning_flags_what_the_model_confidently_assigns_elsewhere():
     given = np.array([0, 0, 0, 1, 1, 1])
-    probs = np.array([[.9, .1], [.8, .2], [.1, .9], [.2, .8], [.3, .7], [.65, .35]])
+    probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.1, 0.9], [0.2, 0.8], [0.3, 0.7], [0.65, 0.35]])
     # thresholds: class 0 mean p0 over label-0 rows = .6; class 1 mean p1 over label-1 rows = .617
     issue, assigned = confident_issues(given, probs)
     assert issue.tolist() == [False, False, True, False, False, True] and assigned[[2, 5]].tolist() == [1, 0]
@@ -66,7 +67,7 @@ def test_rank_puts_the_planted_errors_first():
 
 
 def D(diagnosis):
-    return AuditDecision(1, "c@x.test", diagnosis, 9, 77, datetime(2026, 1, 1, tzinfo=timezone.utc))
+    return AuditDecision(1, "c@x.test", diagnosis, 9, 77, datetime(2026, 1, 1, tzinfo=UTC))
 
 
 def test_audit_rule():
@@ -77,7 +78,12 @@ def test_audit_rule():
     assert apply(o, ratings, D(KEEP))[0] == o and apply(o, ratings, D("mpox"))[0] == o
     new, why = apply(o, ratings, D("genital_herpes"))  # sides with the other rater: relabelled, boxes kept
     assert (new.status, new.diagnosis, new.method, new.boxes, new.n_raters) == (
-        "adjudicated", "genital_herpes", "audit_relabelled", o.boxes, 4) and "original rater" in why
+        "adjudicated",
+        "genital_herpes",
+        "audit_relabelled",
+        o.boxes,
+        4,
+    ) and "original rater" in why
     new, why = apply(o, ratings, D("dermatosis"))  # a third opinion: discarded
     assert (new.status, new.diagnosis, new.method) == ("discarded", None, "audit_third_opinion") and "neither" in why
     pending = Outcome("pending", method="awaiting_review")
@@ -85,11 +91,11 @@ def test_audit_rule():
 
 
 def test_uncertainty_order_spreads_look_alikes():
-    u = margin_uncertainty(np.array([[.5, .5], [.52, .48], [.51, .49], [.9, .1], [.7, .3]]))
+    u = margin_uncertainty(np.array([[0.5, 0.5], [0.52, 0.48], [0.51, 0.49], [0.9, 0.1], [0.7, 0.3]]))
     assert u.argmax() == 0 and u.argmin() == 3
     # three near-identical uncertain images and one different, slightly less uncertain one
     feats = np.array([[1, 0, 0], [1, 0.01, 0], [1, 0, 0.01], [0, 1, 0], [0, 0, 1]], dtype=float)
-    unc = np.array([.99, .98, .97, .9, .1])
+    unc = np.array([0.99, 0.98, 0.97, 0.9, 0.1])
     assert diverse_order(unc, None)[:3] == [0, 1, 2]
     assert diverse_order(unc, feats)[:2] == [0, 3]
     assert sorted(diverse_order(unc, feats)) == [0, 1, 2, 3, 4]
@@ -109,8 +115,19 @@ def test_order_ids():
 def test_run_reader_errors(tmp_path):
     with pytest.raises(LabelError, match="not a train run folder"):
         read_run(tmp_path)
-    (tmp_path / "run.json").write_text(json.dumps({"dataset": {"name": "mpox", "version": "1.0.0", "checksum": "ab",
-                                                               "task": "binary", "classes": ["mpox", "non_mpox"]}}))
+    (tmp_path / "run.json").write_text(
+        json.dumps(
+            {
+                "dataset": {
+                    "name": "mpox",
+                    "version": "1.0.0",
+                    "checksum": "ab",
+                    "task": "binary",
+                    "classes": ["mpox", "non_mpox"],
+                }
+            }
+        )
+    )
     with pytest.raises(LabelError, match="has no out-of-fold predictions \\(oof_predictions.csv\\)"):
         read_run(tmp_path)
     (tmp_path / OOF_FILE).write_text("set,image_id,p_mpox\ntrain,1,0.3\n")
@@ -131,8 +148,12 @@ def test_migration_keeps_every_row(db_url):
     engine = make_engine(db_url)
     upgrade(engine, "0008_dedupe_verify")
     with engine.begin() as c:
-        c.execute(sa.text("INSERT INTO label_rounds (id, kind, name, raters, server_url, created_at) VALUES "
-                          "(1, 'rating', 'Round 1', '[\"a@x.test\", \"b@x.test\"]', 'http://127.0.0.1:8080', CURRENT_TIMESTAMP)"))
+        c.execute(
+            sa.text(
+                "INSERT INTO label_rounds (id, kind, name, raters, server_url, created_at) VALUES "
+                "(1, 'rating', 'Round 1', '[\"a@x.test\", \"b@x.test\"]', 'http://127.0.0.1:8080', CURRENT_TIMESTAMP)"
+            )
+        )
     upgrade(engine)
     with engine.begin() as c:
         assert c.execute(sa.text("SELECT id, kind FROM label_rounds")).all() == [(1, "rating")]
@@ -152,7 +173,8 @@ def test_reads_what_train_writes(triage_run, tmp_path):
     copy = tmp_path / "run"
     copy.mkdir()
     (copy / "run.json").write_bytes((triage_run / "run.json").read_bytes())
-    rows = list(csv.DictReader(open(triage_run / OOF_FILE)))
+    with open(triage_run / OOF_FILE, newline="") as fh:
+        rows = list(csv.DictReader(fh))
     with open(copy / OOF_FILE, "w", newline="") as fh:
         out = csv.DictWriter(fh, list(rows[0]))
         out.writeheader()
@@ -170,9 +192,10 @@ def test_reads_what_train_predict_prints(triage_run, tmp_path):
     """`--order uncertainty --predictions FILE` reads `train predict --json` output, matched by image content."""
     import hashlib
 
+    from train_fixtures import new_jpeg
+
     from curate.label.order import read_predictions
     from train.predict import predict
-    from train_fixtures import new_jpeg
 
     files = []
     for n, kind in enumerate(("mpox", "non_mpox")):

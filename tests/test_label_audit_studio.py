@@ -6,6 +6,7 @@ ranks the planted errors first -> bad runs and a rater as auditor are refused ->
 server going down mid-push -> an audit with no answers changes nothing -> the answers apply under the rule,
 with history -> export 1.1.0 shows the relabelled image, the old run now flags it.
 """
+
 from __future__ import annotations
 
 import csv
@@ -15,15 +16,15 @@ import shutil
 from pathlib import Path
 
 import pytest
-from sqlmodel import select
-
 import test_e2e_workflow as e2e
+from relay import Relay
+from sqlmodel import select
+from studio_server import RATERS
+
 from curate.label.diagnoses import KEEP_CHOICE
 from curate.workspace import Workspace
 from db.models import Image, Provenance, Source
 from db.models.label import Consensus, ConsensusHistory, LabelProject, LabelRound, LabelTask
-from relay import Relay
-from studio_server import RATERS
 
 pytestmark = [pytest.mark.slow, pytest.mark.studio]
 
@@ -38,11 +39,35 @@ def write_run(folder: Path, version: Path, truth: dict[int, str], flip: float = 
     meta = json.loads((version / "dataset.json").read_text())
     checksum = hashlib.sha256((version / "SHA256SUMS").read_bytes()).hexdigest()
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "run.json").write_text(json.dumps({"dataset": {
-        "ref": f"{meta['name']}@{meta['version']}", "name": meta["name"], "version": meta["version"], "path": str(version),
-        "checksum": checksum, "task": meta["task"], "classes": meta["classes"]}}))
-    cols = ["set", "image_id", "file", "label", "is_positive", "fold", "n_models", "p_mpox", "p_non_mpox", "p_positive",
-            "p_positive_calibrated", "triage"]
+    (folder / "run.json").write_text(
+        json.dumps(
+            {
+                "dataset": {
+                    "ref": f"{meta['name']}@{meta['version']}",
+                    "name": meta["name"],
+                    "version": meta["version"],
+                    "path": str(version),
+                    "checksum": checksum,
+                    "task": meta["task"],
+                    "classes": meta["classes"],
+                }
+            }
+        )
+    )
+    cols = [
+        "set",
+        "image_id",
+        "file",
+        "label",
+        "is_positive",
+        "fold",
+        "n_models",
+        "p_mpox",
+        "p_non_mpox",
+        "p_positive",
+        "p_positive_calibrated",
+        "triage",
+    ]
     with open(version / "manifest.csv", newline="") as fh:
         manifest = list(csv.DictReader(fh))
     with open(folder / "oof_predictions.csv", "w", newline="") as fh:
@@ -51,9 +76,22 @@ def write_run(folder: Path, version: Path, truth: dict[int, str], flip: float = 
         for n, r in enumerate(manifest):
             i = int(r["image_id"])
             p = 0.93 - 0.002 * n if truth[i] == "mpox" else 0.07 + 0.002 * n
-            w.writerow({"set": r["split"], "image_id": i, "file": r["file"], "label": r["label"], "is_positive": int(r["label"] == "mpox"),
-                        "fold": r["fold"], "n_models": 1, "p_mpox": round(p, 6), "p_non_mpox": round(1 - p, 6), "p_positive": round(p, 6),
-                        "p_positive_calibrated": round(p, 6), "triage": "refer" if p > 0.5 else "routine"})
+            w.writerow(
+                {
+                    "set": r["split"],
+                    "image_id": i,
+                    "file": r["file"],
+                    "label": r["label"],
+                    "is_positive": int(r["label"] == "mpox"),
+                    "fold": r["fold"],
+                    "n_models": 1,
+                    "p_mpox": round(p, 6),
+                    "p_non_mpox": round(1 - p, 6),
+                    "p_positive": round(p, 6),
+                    "p_positive_calibrated": round(p, 6),
+                    "triage": "refer" if p > 0.5 else "routine",
+                }
+            )
     return folder
 
 
@@ -67,13 +105,38 @@ def test_audit_workflow(studio_server, tmp_path, monkeypatch):
     data = e2e.make_folders(tmp_path)
     w = ("-w", str(root))
     cli("init", str(root))
-    cli("ingest", str(data["clinic"]), "--source", "clinic-2022", "--kind", "clinic", "--workers", "1",
-        "--case-id-pattern", r"(?P<case>P\d{4})", *w)
-    cli("ingest", str(data["public"]), "--source", "public-msid", "--kind", "public", "--licence", "CC-BY-4.0", "--workers", "1", *w)
+    cli(
+        "ingest",
+        str(data["clinic"]),
+        "--source",
+        "clinic-2022",
+        "--kind",
+        "clinic",
+        "--workers",
+        "1",
+        "--case-id-pattern",
+        r"(?P<case>P\d{4})",
+        *w,
+    )
+    cli(
+        "ingest",
+        str(data["public"]),
+        "--source",
+        "public-msid",
+        "--kind",
+        "public",
+        "--licence",
+        "CC-BY-4.0",
+        "--workers",
+        "1",
+        *w,
+    )
     cli("dedupe", "--workers", "1", *w)
     ws = Workspace.open(root)
     with ws.session() as s:
-        rows = s.exec(select(Provenance.image_id, Provenance.locator, Source.name).join(Source, Source.id == Provenance.source_id)).all()
+        rows = s.exec(
+            select(Provenance.image_id, Provenance.locator, Source.name).join(Source, Source.id == Provenance.source_id)
+        ).all()
         images = {im.id: im for im in s.exec(select(Image)).all()}
     truth = {i: loc.split("/")[0] for i, loc, _ in rows}
     source_of = {i: src for i, _, src in rows}
@@ -85,12 +148,28 @@ def test_audit_workflow(studio_server, tmp_path, monkeypatch):
     ids = [shas[Path(f).parent.name + Path(f).name] for f in files]
     p_of = {i: 0.5 + 0.45 * ((n * 7) % 36) / 35 for n, i in enumerate(ids)}  # every image a distinct uncertainty
     preds = tmp_path / "predictions.json"
-    preds.write_text(json.dumps([{"image": f, "probabilities": {"mpox": p_of[i], "non_mpox": 1 - p_of[i]}}
-                                 for f, i in zip(files, ids)]))
+    preds.write_text(
+        json.dumps(
+            [
+                {"image": f, "probabilities": {"mpox": p_of[i], "non_mpox": 1 - p_of[i]}}
+                for f, i in zip(files, ids, strict=True)
+            ]
+        )
+    )
     bad = cli("label", "push", "--raters", f"{A},{B}", "--order", "uncertainty", *w, *fx.url_args(), ok=False)
     assert bad.exit_code == 1 and "--order uncertainty needs --predictions FILE" in bad.output
-    pushed = jcli("label", "push", "--raters", f"{A},{B}", "--order", "uncertainty", "--predictions", str(preds),
-                  *w, *fx.url_args())
+    pushed = jcli(
+        "label",
+        "push",
+        "--raters",
+        f"{A},{B}",
+        "--order",
+        "uncertainty",
+        "--predictions",
+        str(preds),
+        *w,
+        *fx.url_args(),
+    )
     assert pushed["pushed"] == 72
     from label_studio_sdk import LabelStudio
 
@@ -100,11 +179,19 @@ def test_audit_workflow(studio_server, tmp_path, monkeypatch):
         project = pushed["projects"][rater]
         import httpx
 
-        nxt = httpx.get(f"{fx.urls[rater]}/api/projects/{project}/next", headers={"Authorization": f"Token {fx.tokens[rater]}"})
-        assert nxt.status_code == 200 and nxt.json()["data"]["image_id"] == most_uncertain  # "Label All Tasks" starts here
+        nxt = httpx.get(
+            f"{fx.urls[rater]}/api/projects/{project}/next", headers={"Authorization": f"Token {fx.tokens[rater]}"}
+        )
+        assert (
+            nxt.status_code == 200 and nxt.json()["data"]["image_id"] == most_uncertain
+        )  # "Label All Tasks" starts here
         for t in ls.tasks.list(project=project):
-            task = httpx.get(f"{fx.urls[rater]}/api/tasks/{t.id}", headers={"Authorization": f"Token {fx.tokens[rater]}"}).json()
-            assert set(task["data"]) == {"image", "image_id"}, task["data"]  # blind to the model: no probability anywhere
+            task = httpx.get(
+                f"{fx.urls[rater]}/api/tasks/{t.id}", headers={"Authorization": f"Token {fx.tokens[rater]}"}
+            ).json()
+            assert set(task["data"]) == {"image", "image_id"}, task[
+                "data"
+            ]  # blind to the model: no probability anywhere
             assert task.get("predictions") in ([], None) and not task.get("total_predictions")
     ra, rb = e2e.Rater(fx, A, pushed["projects"][A]), e2e.Rater(fx, B, pushed["projects"][B])
     order = [t.data["image_id"] for t in ra.ls.tasks.list(project=pushed["projects"][A])]
@@ -116,8 +203,12 @@ def test_audit_workflow(studio_server, tmp_path, monkeypatch):
     mpox = [i for i in clinic if truth[i] == "mpox"]
     herpes = [i for i in clinic if truth[i] == "genital_herpes"]
     agreed_wrong, kept_wrong, adj_wrong, adj_right = mpox[0], herpes[0], mpox[1], herpes[1]
-    said = {agreed_wrong: ("genital_herpes", "genital_herpes"), kept_wrong: ("mpox", "mpox"),
-            adj_wrong: ("mpox", "genital_warts"), adj_right: ("genital_herpes", "mpox")}
+    said = {
+        agreed_wrong: ("genital_herpes", "genital_herpes"),
+        kept_wrong: ("mpox", "mpox"),
+        adj_wrong: ("mpox", "genital_warts"),
+        adj_right: ("genital_herpes", "mpox"),
+    }
     for i in todo:
         size = (images[i].width, images[i].height)
         a, b = said.get(i, (truth[i], truth[i]))
@@ -129,8 +220,22 @@ def test_audit_workflow(studio_server, tmp_path, monkeypatch):
     rc.annotate(adj_wrong, e2e.result(LS["genital_warts"], (1, 1)))  # sides with the wrong rater
     rc.annotate(adj_right, e2e.result(LS["genital_herpes"], (1, 1)))
     jcli("label", "pull", *w, *fx.url_args())
-    v1 = Path(jcli("export", "--name", "mpox", "--version", "1.0.0", "--external", "public-msid", "--size", "64",
-                   "--workers", "1", *w)["path"])
+    v1 = Path(
+        jcli(
+            "export",
+            "--name",
+            "mpox",
+            "--version",
+            "1.0.0",
+            "--external",
+            "public-msid",
+            "--size",
+            "64",
+            "--workers",
+            "1",
+            *w,
+        )["path"]
+    )
     run = write_run(tmp_path / "run", v1, truth)
 
     # 3. the audit ranks the planted errors first
@@ -179,12 +284,26 @@ def test_audit_workflow(studio_server, tmp_path, monkeypatch):
         relay.budget = None
         done = jcli("label", "audit", "--run", str(run), "--push", "--reviewer", C, "--top", "3", *w, *urls)
         assert done["pushed"]["pushed"] == 3 and done["pushed"]["projects"][C] == proj.ls_project_id
-        assert jcli("label", "audit", "--run", str(run), "--push", "--reviewer", C, "--top", "3", *w, *urls)["pushed"]["pushed"] == 0
+        assert (
+            jcli("label", "audit", "--run", str(run), "--push", "--reviewer", C, "--top", "3", *w, *urls)["pushed"][
+                "pushed"
+            ]
+            == 0
+        )
         auditor = e2e.Rater(fx, C, proj.ls_project_id)
         assert set(auditor.tasks) == {agreed_wrong, kept_wrong, adj_wrong}  # once each in Label Studio
         task = auditor.ls.tasks.get(auditor.tasks[adj_wrong])
-        assert task.data["summary"] == "Rater 1: Mpox\nRater 2: Genital warts\nReviewer: Genital warts\nCurrent consensus: Genital warts"
-        assert set(task.data) == {"image", "image_id", "summary", "rule", "options"}  # no model output for the auditor either
+        assert (
+            task.data["summary"]
+            == "Rater 1: Mpox\nRater 2: Genital warts\nReviewer: Genital warts\nCurrent consensus: Genital warts"
+        )
+        assert set(task.data) == {
+            "image",
+            "image_id",
+            "summary",
+            "rule",
+            "options",
+        }  # no model output for the auditor either
 
         # 6. an audit round with nothing answered: pull changes nothing
         with ws.session() as s:
@@ -210,23 +329,51 @@ def test_audit_workflow(studio_server, tmp_path, monkeypatch):
     with ws.session() as s:
         cons = {c.image_id: c for c in s.exec(select(Consensus)).all()}
         hist = s.exec(select(ConsensusHistory).order_by(ConsensusHistory.id)).all()
-    assert (cons[adj_wrong].status, cons[adj_wrong].diagnosis, cons[adj_wrong].method) == ("adjudicated", "mpox", "audit_relabelled")
+    assert (cons[adj_wrong].status, cons[adj_wrong].diagnosis, cons[adj_wrong].method) == (
+        "adjudicated",
+        "mpox",
+        "audit_relabelled",
+    )
     assert (cons[agreed_wrong].status, cons[agreed_wrong].method) == ("discarded", "audit_third_opinion")
     assert (cons[kept_wrong].status, cons[kept_wrong].diagnosis) == before[kept_wrong]
-    assert [(h.image_id, h.previous_status, h.previous_diagnosis, h.new_status, h.new_diagnosis, h.changed_by) for h in hist] == sorted([
-        (adj_wrong, "adjudicated", "genital_warts", "adjudicated", "mpox", C),
-        (agreed_wrong, "agreed", "genital_herpes", "discarded", None, C)], key=lambda t: t[0])
+    assert [
+        (h.image_id, h.previous_status, h.previous_diagnosis, h.new_status, h.new_diagnosis, h.changed_by) for h in hist
+    ] == sorted(
+        [
+            (adj_wrong, "adjudicated", "genital_warts", "adjudicated", "mpox", C),
+            (agreed_wrong, "agreed", "genital_herpes", "discarded", None, C),
+        ],
+        key=lambda t: t[0],
+    )
     assert all(h.reason.startswith("audit: ") and h.changed_at and h.round_id == rnd.id for h in hist)
 
     # 8. a new export shows the relabelled image; the old run now flags it instead of mixing it in
-    jcli("export", "--name", "mpox", "--version", "1.1.0", "--external", "public-msid", "--size", "64", "--workers", "1", *w)
+    jcli(
+        "export",
+        "--name",
+        "mpox",
+        "--version",
+        "1.1.0",
+        "--external",
+        "public-msid",
+        "--size",
+        "64",
+        "--workers",
+        "1",
+        *w,
+    )
     d = jcli("diff", "mpox@1.0.0", "mpox@1.1.0", *w)
-    assert [x[0] for x in d["relabeled_ids"]] == [str(adj_wrong)] and "non_mpox/genital_warts" in d["relabeled_ids"][0][1]
+    assert [x[0] for x in d["relabeled_ids"]] == [str(adj_wrong)] and "non_mpox/genital_warts" in d["relabeled_ids"][0][
+        1
+    ]
     assert str(agreed_wrong) in d["removed_ids"]
     r = cli("label", "audit", "--run", str(run), *w, ok=False)
     assert r.exit_code == 1 and "was trained on mpox@1.0.0, not mpox@1.1.0 (the workspace's newest export" in r.output
     old = jcli("label", "audit", "--run", str(run), "--dataset", "mpox@1.0.0", *w)
     why = {u["image_id"]: u["why_not_ranked"] for u in old["unranked"]}
-    assert why == {adj_wrong: "relabelled since the run (genital_warts -> mpox)", agreed_wrong: "consensus is now discarded"}
+    assert why == {
+        adj_wrong: "relabelled since the run (genital_warts -> mpox)",
+        agreed_wrong: "consensus is now discarded",
+    }
     assert adj_wrong not in [x["image_id"] for x in old["ranked"]]
     shutil.rmtree(root, ignore_errors=True)

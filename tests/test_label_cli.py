@@ -1,4 +1,5 @@
 """`curate label` / `curate studio` without a server: clear one-line errors, empty report."""
+
 import json
 
 from typer.testing import CliRunner
@@ -15,7 +16,9 @@ def test_push_without_a_server_is_one_clear_line(sqlite_ws, monkeypatch):
 
 def test_missing_api_key(sqlite_ws, monkeypatch):
     monkeypatch.delenv("LABEL_STUDIO_API_KEY", raising=False)
-    out = CliRunner().invoke(app, ["label", "push", "--raters", "a@x,b@x", "-w", str(sqlite_ws.root), "--url", "http://127.0.0.1:9"])
+    out = CliRunner().invoke(
+        app, ["label", "push", "--raters", "a@x,b@x", "-w", str(sqlite_ws.root), "--url", "http://127.0.0.1:9"]
+    )
     assert out.exit_code == 1 and "LABEL_STUDIO_API_KEY" in out.output
 
 
@@ -41,8 +44,9 @@ def test_add_user_before_start_is_one_clear_line(sqlite_ws, monkeypatch):
 
 def test_url_mapping_is_checked(sqlite_ws, monkeypatch):
     monkeypatch.setenv("LABEL_STUDIO_API_KEY", "x")
-    out = CliRunner().invoke(app, ["label", "pull", "-w", str(sqlite_ws.root), "--url", "http://127.0.0.1:9",
-                                   "--url", "http://127.0.0.1:10"])
+    out = CliRunner().invoke(
+        app, ["label", "pull", "-w", str(sqlite_ws.root), "--url", "http://127.0.0.1:9", "--url", "http://127.0.0.1:10"]
+    )
     assert out.exit_code == 1 and "only one URL may be given without an email" in out.output
     out = CliRunner().invoke(app, ["label", "pull", "-w", str(sqlite_ws.root), "--url", "a@x.test=ftp://host"])
     assert out.exit_code == 2 and "--url" in out.output and "http(s) URL" in out.output  # a usage error
@@ -51,9 +55,10 @@ def test_url_mapping_is_checked(sqlite_ws, monkeypatch):
 def test_studio_refuses_a_busy_port(sqlite_ws):
     import socket
 
+    import pytest
+
     from curate.errors import StudioError
     from curate.studio.server import EmbeddedServer
-    import pytest
 
     server = EmbeddedServer(sqlite_ws.root)
     (server.data_dir).mkdir(parents=True)

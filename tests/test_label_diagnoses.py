@@ -1,4 +1,5 @@
 """The study's diagnosis list in the workspace settings, and label_config.xml checked and rendered from it."""
+
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -38,8 +39,12 @@ def test_default_is_the_papers_eight_and_two_outcomes(sqlite_ws):
     d = sqlite_ws.diagnoses
     assert d == PAPER and len(d.declared) == 8 and d.positive == ("mpox",)
     assert d.codes[-2:] == [OTHER, NOT_ASSESSABLE]
-    assert (d.binary_label("mpox"), d.binary_label("dermatosis"), d.binary_label(OTHER), d.binary_label(NOT_ASSESSABLE)) \
-        == ("mpox", "non_mpox", "non_mpox", None)
+    assert (
+        d.binary_label("mpox"),
+        d.binary_label("dermatosis"),
+        d.binary_label(OTHER),
+        d.binary_label(NOT_ASSESSABLE),
+    ) == ("mpox", "non_mpox", "non_mpox", None)
     assert d.name("genital_herpes") == "Genital herpes" and d.name(OTHER) == "Other diagnosis"
     # older Label Studio projects still offer the retired combined choice: it means "not assessable"
     assert d.by_choice["Other / not assessable"] == NOT_ASSESSABLE
@@ -53,43 +58,70 @@ def test_a_study_declares_chickenpox_and_measles(tmp_path):
         d.binary_label("dermatosis")
     xml = render(d)
     assert choices(xml) == ["Mpox", "Genital herpes", "Chickenpox", "Measles", "Other diagnosis", "Not assessable"]
-    assert 'name="flags"' in xml and 'name="lesion"' in xml and 'choice="single-radio"' in xml  # the rest of the layout untouched
+    assert (
+        'name="flags"' in xml and 'name="lesion"' in xml and 'choice="single-radio"' in xml
+    )  # the rest of the layout untouched
 
 
 def test_two_positive_diagnoses_and_renamed_outcomes(tmp_path):
-    d = study_ws(tmp_path, """
+    d = study_ws(
+        tmp_path,
+        """
 [labels]
 positive = ["mpox_clade_i", "mpox_clade_ii"]
 other = "Andere Diagnose"
 not_assessable = "Nicht beurteilbar"
 diagnoses = [{ slug = "mpox_clade_i", name = "Mpox clade I" }, { slug = "mpox_clade_ii", name = "Mpox clade II" },
              { slug = "herpes", name = "Herpes" }]
-""").diagnoses
+""",
+    ).diagnoses
     assert [d.binary_label(c) for c in d.codes] == ["mpox", "mpox", "non_mpox", "non_mpox", None]
     assert choices(render(d))[-2:] == ["Andere Diagnose", "Nicht beurteilbar"]
 
 
-@pytest.mark.parametrize("body, message", [
-    ('[labels]\ndiagnoses = []', "labels.diagnoses is empty"),
-    ('[labels]\ndiagnoses = [{ slug = "mpox", name = "Mpox" }, { slug = "mpox", name = "Monkeypox" }]',
-     r"labels.diagnoses\[1\].slug 'mpox' is declared twice \(also diagnoses\[0\]\)"),
-    ('[labels]\ndiagnoses = [{ slug = "mpox", name = "Mpox" }, { slug = "mpx", name = "mpox" }]',
-     r"labels.diagnoses\[1\].name 'mpox' is used twice"),
-    ('[labels]\npositive = ["smallpox"]', "labels.positive names 'smallpox', which is not a declared diagnosis"),
-    ('[labels]\npositive = []', "labels.positive is empty"),
-    ('[labels]\npositive = "mpox"', "labels.positive must be a list"),
-    ('[labels]\ndiagnoses = [{ slug = "herpes", name = "Herpes" }]', "labels.positive is missing"),
-    ('[labels]\ndiagnoses = [{ slug = "Chicken pox", name = "Chickenpox" }]', r"labels.diagnoses\[0\].slug 'Chicken pox' must be lower-case"),
-    ('[labels]\ndiagnoses = [{ slug = "mpox", name = "Mpox" }, { slug = "not_assessable", name = "N/A" }]', "is reserved"),
-    ('[labels]\ndiagnoses = [{ slug = "mpox", name = "Mpox" }, { slug = "neither", name = "Neither" }]', "'neither' is the reviewer's discard"),
-    ('[labels]\ndiagnoses = [{ slug = "mpox", name = "Mpox" }, { slug = "none", name = "Neither (discard this image)" }]',
-     r"labels.diagnoses\[1\].name 'Neither \(discard this image\)' is reserved"),
-    ('[labels]\ndiagnoses = [{ slug = "mpox" }]', r"labels.diagnoses\[0\] must be \{ slug"),
-    ('[labels]\ndiagnoses = [{ slug = "mpox", name = "" }]', r"labels.diagnoses\[0\].name must be a non-empty display name"),
-    ('[labels]\nother = "Mpox"', "labels.other 'Mpox' is already the name of diagnoses"),
-    ('[labels]\npositives = ["mpox"]', "labels.positives is not a setting"),
-    ('labels = "mpox"', "labels must be a table"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("[labels]\ndiagnoses = []", "labels.diagnoses is empty"),
+        (
+            '[labels]\ndiagnoses = [{ slug = "mpox", name = "Mpox" }, { slug = "mpox", name = "Monkeypox" }]',
+            r"labels.diagnoses\[1\].slug 'mpox' is declared twice \(also diagnoses\[0\]\)",
+        ),
+        (
+            '[labels]\ndiagnoses = [{ slug = "mpox", name = "Mpox" }, { slug = "mpx", name = "mpox" }]',
+            r"labels.diagnoses\[1\].name 'mpox' is used twice",
+        ),
+        ('[labels]\npositive = ["smallpox"]', "labels.positive names 'smallpox', which is not a declared diagnosis"),
+        ("[labels]\npositive = []", "labels.positive is empty"),
+        ('[labels]\npositive = "mpox"', "labels.positive must be a list"),
+        ('[labels]\ndiagnoses = [{ slug = "herpes", name = "Herpes" }]', "labels.positive is missing"),
+        (
+            '[labels]\ndiagnoses = [{ slug = "Chicken pox", name = "Chickenpox" }]',
+            r"labels.diagnoses\[0\].slug 'Chicken pox' must be lower-case",
+        ),
+        (
+            '[labels]\ndiagnoses = [{ slug = "mpox", name = "Mpox" }, { slug = "not_assessable", name = "N/A" }]',
+            "is reserved",
+        ),
+        (
+            '[labels]\ndiagnoses = [{ slug = "mpox", name = "Mpox" }, { slug = "neither", name = "Neither" }]',
+            "'neither' is the reviewer's discard",
+        ),
+        (
+            '[labels]\ndiagnoses = [{ slug = "mpox", name = "Mpox" }, '
+            '{ slug = "none", name = "Neither (discard this image)" }]',
+            r"labels.diagnoses\[1\].name 'Neither \(discard this image\)' is reserved",
+        ),
+        ('[labels]\ndiagnoses = [{ slug = "mpox" }]', r"labels.diagnoses\[0\] must be \{ slug"),
+        (
+            '[labels]\ndiagnoses = [{ slug = "mpox", name = "" }]',
+            r"labels.diagnoses\[0\].name must be a non-empty display name",
+        ),
+        ('[labels]\nother = "Mpox"', "labels.other 'Mpox' is already the name of diagnoses"),
+        ('[labels]\npositives = ["mpox"]', "labels.positives is not a setting"),
+        ('labels = "mpox"', "labels must be a table"),
+    ],
+)
 def test_settings_errors_name_the_field(tmp_path, body, message):
     with pytest.raises(ConfigError, match=message) as err:
         study_ws(tmp_path, body)
@@ -104,7 +136,9 @@ def test_cli_reports_a_bad_list_in_one_line(tmp_path):
 
 
 def test_config_choice_not_in_the_settings_is_a_mismatch():
-    xml = template().replace('<Choice value="Healthy skin" hotkey="8"/>', '<Choice value="Healthy skin"/><Choice value="Scabies"/>')
+    xml = template().replace(
+        '<Choice value="Healthy skin" hotkey="8"/>', '<Choice value="Healthy skin"/><Choice value="Scabies"/>'
+    )
     with pytest.raises(LabelError, match="diagnosis choice 'Scabies' is not declared in the workspace settings"):
         render(PAPER, xml)
     declared = DiagnosisList(declared=PAPER.declared + (("scabies", "Scabies"),))
@@ -112,26 +146,43 @@ def test_config_choice_not_in_the_settings_is_a_mismatch():
 
 
 def test_choice_attributes_survive_and_the_retired_choice_is_dropped():
-    xml = template().replace('<Choice value="Mpox" hotkey="1"/>', '<Choice value="Mpox" hint="umbilicated" hotkey="m"/>').replace(
-        '<Choice value="Not assessable" hotkey="a"/>', '<Choice value="Not assessable"/><Choice value="Other / not assessable"/>')
+    xml = (
+        template()
+        .replace('<Choice value="Mpox" hotkey="1"/>', '<Choice value="Mpox" hint="umbilicated" hotkey="m"/>')
+        .replace(
+            '<Choice value="Not assessable" hotkey="a"/>',
+            '<Choice value="Not assessable"/><Choice value="Other / not assessable"/>',
+        )
+    )
     out = render(PAPER, xml)
     # the hint stays; the hotkey is the renderer's (display order), so keys stay unique whatever the XML says
     assert '<Choice value="Mpox" hint="umbilicated" hotkey="1" />' in out and "Other / not assessable" not in out
     assert choices(out) == list(PAPER.names.values())
 
 
-@pytest.mark.parametrize("edit, message", [
-    (('name="diagnosis"', 'name="dx"'), "control 'dx' is not read by the toolkit"),
-    (('<TextArea name="comment"', '<TextArea name="comment2"'), "control 'comment2' is not read"),
-    (('choice="single-radio"', 'choice="multiple"'), 'must allow one choice'),
-    (('<Choice value="Image quality too low" hotkey="q"/>', ''), "the flags control must offer exactly"),
-    (('<Image name="image"', '<Image name="photo"'), 'no <Image name="image">'),
-    (("</View>", ""), "not valid XML"),
-    (("<!-- diagnoses: end -->", ""), "need one <!-- diagnoses: begin --> and, after it, one <!-- diagnoses: end -->"),
-    (('<!-- diagnoses: begin -->\n        <Choice value="Mpox" hotkey="1"/>', '<Choice value="Mpox"/><!-- diagnoses: begin -->'),
-     "every diagnosis choice must sit between"),
-    (('hotkey="q"', 'hotkey="i"'), "hotkey 'i' is used by both"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (('name="diagnosis"', 'name="dx"'), "control 'dx' is not read by the toolkit"),
+        (('<TextArea name="comment"', '<TextArea name="comment2"'), "control 'comment2' is not read"),
+        (('choice="single-radio"', 'choice="multiple"'), "must allow one choice"),
+        (('<Choice value="Image quality too low" hotkey="q"/>', ""), "the flags control must offer exactly"),
+        (('<Image name="image"', '<Image name="photo"'), 'no <Image name="image">'),
+        (("</View>", ""), "not valid XML"),
+        (
+            ("<!-- diagnoses: end -->", ""),
+            "need one <!-- diagnoses: begin --> and, after it, one <!-- diagnoses: end -->",
+        ),
+        (
+            (
+                '<!-- diagnoses: begin -->\n        <Choice value="Mpox" hotkey="1"/>',
+                '<Choice value="Mpox"/><!-- diagnoses: begin -->',
+            ),
+            "every diagnosis choice must sit between",
+        ),
+        (('hotkey="q"', 'hotkey="i"'), "hotkey 'i' is used by both"),
+    ],
+)
 def test_broken_configs_are_one_line_errors(edit, message):
     with pytest.raises(LabelError, match=message) as err:
         render(PAPER, template().replace(*edit))
@@ -148,7 +199,9 @@ def keys_line(xml: str) -> str:
 
 def test_the_papers_config_is_the_template_with_its_keys_listed():
     out = render(PAPER)
-    assert choices(out) == choices(template()) and hotkeys_of(out) == hotkeys_of(template())  # the file shows what is pushed
+    assert choices(out) == choices(template()) and hotkeys_of(out) == hotkeys_of(
+        template()
+    )  # the file shows what is pushed
     assert [hotkeys_of(out)[n] for n in PAPER.names.values()] == [*"123456789", "a"]
     assert keys_line(out) == keys_line(template()) == "Keys: 1-9, A diagnosis · B box · I, Q flags · Ctrl+Enter submit"
 
@@ -156,8 +209,11 @@ def test_the_papers_config_is_the_template_with_its_keys_listed():
 @pytest.mark.parametrize("extra", [2, 40])
 def test_hotkeys_stay_unique_past_nine_choices(extra):
     """The paper's eight + chickenpox + measles + the two outcomes = 12 choices; a long list runs out of keys."""
-    added = (("chickenpox", "Chickenpox"), ("measles", "Measles")) if extra == 2 else \
-        tuple((f"dx{i}", f"Diagnosis {i}") for i in range(extra))
+    added = (
+        (("chickenpox", "Chickenpox"), ("measles", "Measles"))
+        if extra == 2
+        else tuple((f"dx{i}", f"Diagnosis {i}") for i in range(extra))
+    )
     d = DiagnosisList(declared=PAPER.declared + added)
     out = render(d)
     keys = hotkeys_of(out)

@@ -1,5 +1,6 @@
 """Rater quality (pure): Gwet's AC1 against hand-computed textbook values, Dawid–Skene against simulated raters
 whose accuracy is known, and each rater's agreement and confusion matrix against the consensus."""
+
 from __future__ import annotations
 
 import random
@@ -24,7 +25,7 @@ def test_ac1_kappa_paradox_feinstein_cicchetti():
     p_e = 2 * 0.972 * 0.028 = 0.054432, AC1 = (0.944 - 0.054432) / (1 - 0.054432) = 0.9408."""
     a, b = _table({("yes", "yes"): 118, ("yes", "no"): 5, ("no", "yes"): 2})
     assert gwet_ac1(a, b) == pytest.approx(0.9408, abs=1e-4)
-    ag = agreement(list(zip(a, b)), ["yes", "no"])
+    ag = agreement(list(zip(a, b, strict=True)), ["yes", "no"])
     assert ag.observed == pytest.approx(0.944) and ag.kappa == pytest.approx(-0.0234, abs=1e-4)
     assert ag.ac1 == pytest.approx(0.9408, abs=1e-4)
 
@@ -36,7 +37,7 @@ def test_ac1_three_categories_and_the_declared_scale():
     a, b = _table({("x", "x"): 4, ("y", "y"): 3, ("z", "z"): 1, ("x", "y"): 1, ("y", "z"): 1})
     assert gwet_ac1(a, b) == pytest.approx(0.7112, abs=1e-4)
     assert gwet_ac1(a, b, categories=4) == pytest.approx(0.7484, abs=1e-4)
-    assert agreement(list(zip(a, b)), ["x", "y", "z", "w"]).ac1 == pytest.approx(0.7484, abs=1e-4)
+    assert agreement(list(zip(a, b, strict=True)), ["x", "y", "z", "w"]).ac1 == pytest.approx(0.7484, abs=1e-4)
 
 
 def test_ac1_edge_cases():
@@ -90,7 +91,7 @@ def test_dawid_skene_recovers_known_accuracy():
     quality, _ = rater_quality(votes, {"C": "reviewer"}, [None] * len(votes), [])
     assert {q.rater: q.estimated_accuracy for q in quality} == {r: round(a, 4) for r, a in ds.accuracy.items()}
     picked = [ds.labels[max(range(len(p)), key=p.__getitem__)] for p in ds.posterior]
-    assert sum(p == t for p, t in zip(picked, truth)) / len(truth) > max(true_acc["A"], true_acc["B"])
+    assert sum(p == t for p, t in zip(picked, truth, strict=True)) / len(truth) > max(true_acc["A"], true_acc["B"])
 
 
 def test_dawid_skene_empty_and_unanimous():
@@ -100,8 +101,12 @@ def test_dawid_skene_empty_and_unanimous():
 
 
 def test_rater_quality_against_consensus():
-    votes = [{"a": "mpox", "b": "mpox"}, {"a": "mpox", "b": "herpes", "c": "herpes"},
-             {"a": "mpox", "b": "warts", "c": "syphilis"}, {"a": "herpes"}]
+    votes = [
+        {"a": "mpox", "b": "mpox"},
+        {"a": "mpox", "b": "herpes", "c": "herpes"},
+        {"a": "mpox", "b": "warts", "c": "syphilis"},
+        {"a": "herpes"},
+    ]
     consensus = ["mpox", "herpes", None, None]
     roles = {"a": "rater", "b": "rater", "c": "reviewer"}
     quality, _ = rater_quality(votes, roles, consensus, ["mpox", "herpes", "warts", "syphilis"])

@@ -1,5 +1,6 @@
 """`curate label report` on a catalogue holding every outcome: explained outcomes, a date, example images
 (never identifiable ones), JSON embedded so that it parses, and the confusion-matrix PNG beside the page."""
+
 from __future__ import annotations
 
 import base64
@@ -8,6 +9,7 @@ import json
 import re
 
 import pytest
+from images import jpeg
 from PIL import Image as PILImage
 from typer.testing import CliRunner
 
@@ -19,7 +21,6 @@ from curate.label.report_html import write_html
 from curate.plots import contrast
 from db.models import Image
 from db.models.label import LabelAnnotation, LabelProject, LabelRound, LabelTask
-from images import jpeg
 
 A, B, C = "a@clinic.test", "b@clinic.test", "c@clinic.test"
 IDENT, LQ = ["identifiable_features"], ["low_quality"]
@@ -48,8 +49,10 @@ def _catalogue(ws) -> dict[str, int]:
             s.add(img)
             s.flush()
             ids[name] = img.id
-        rounds = [LabelRound(kind="rating", name=ROUND_NAME, raters=json.dumps([A, B]), server_url="http://127.0.0.1:1"),
-                  LabelRound(kind="review", name="review 1", raters=json.dumps([C]), server_url="http://127.0.0.1:1")]
+        rounds = [
+            LabelRound(kind="rating", name=ROUND_NAME, raters=json.dumps([A, B]), server_url="http://127.0.0.1:1"),
+            LabelRound(kind="review", name="review 1", raters=json.dumps([C]), server_url="http://127.0.0.1:1"),
+        ]
         s.add_all(rounds)
         s.flush()
         projects = {}
@@ -59,7 +62,7 @@ def _catalogue(ws) -> dict[str, int]:
             s.flush()
             projects[rater] = p
         for name, answers in CASES.items():
-            for rater, answer in zip((A, B, C), answers):
+            for rater, answer in zip((A, B, C), answers, strict=True):
                 if answer is None and rater != A:
                     continue
                 n += 1
@@ -67,8 +70,17 @@ def _catalogue(ws) -> dict[str, int]:
                 s.add(task)
                 s.flush()
                 if answer is not None:
-                    s.add(LabelAnnotation(task_id=task.id, ls_annotation_id=n, rater=rater, diagnosis=answer[0],
-                                          flags=json.dumps(answer[1]), content_sha256=f"{n:064d}", raw="{}"))
+                    s.add(
+                        LabelAnnotation(
+                            task_id=task.id,
+                            ls_annotation_id=n,
+                            rater=rater,
+                            diagnosis=answer[0],
+                            flags=json.dumps(answer[1]),
+                            content_sha256=f"{n:064d}",
+                            raw="{}",
+                        )
+                    )
         s.flush()
         write_consensus(s)
         s.commit()
@@ -92,7 +104,7 @@ def test_report_explains_outcomes_and_shows_examples(ws):
     page = files.html.read_text()
     # dated, and every outcome explained in words
     assert re.search(r"Generated \d{4}-\d\d-\d\d \d\d:\d\d UTC", page)
-    for status, meaning in OUTCOME_MEANINGS.items():
+    for status in OUTCOME_MEANINGS:
         assert f"<td>{status}</td>" in page
     assert "no consensus after review" in page.lower() and "identifiable features" in page.lower()
     # thumbnails of disputed and discarded images, never of identifiable ones
@@ -119,13 +131,18 @@ def test_label_confusion_matrix_text_is_legible(sqlite_ws):
     from curate.label.agreement import agreement
     from curate.plots import confusion_matrix_plot, pyplot
 
-    ag = agreement([("mpox", "mpox")] * 40 + [("mpox", "genital_herpes")] * 3 + [("genital_herpes", "genital_herpes")] * 12,
-                   PAPER.codes)
+    ag = agreement(
+        [("mpox", "mpox")] * 40 + [("mpox", "genital_herpes")] * 3 + [("genital_herpes", "genital_herpes")] * 12,
+        PAPER.codes,
+    )
     plt = pyplot()
     fig, ax = plt.subplots()
     disp = confusion_matrix_plot(ax, ag.matrix, ag.labels, "second rater", "first rater")
-    cells = [(disp.im_.cmap(disp.im_.norm(v)), disp.text_[i][j].get_color()) for i, row in enumerate(ag.matrix)
-             for j, v in enumerate(row)]
+    cells = [
+        (disp.im_.cmap(disp.im_.norm(v)), disp.text_[i][j].get_color())
+        for i, row in enumerate(ag.matrix)
+        for j, v in enumerate(row)
+    ]
     plt.close(fig)
     from matplotlib.colors import to_rgb
 
@@ -172,7 +189,7 @@ def test_report_rates_each_rater_against_the_consensus(ws):
     assert f"<td>{A}</td><td>rater</td><td>8</td><td>2</td><td>50.0%</td><td>n/a</td>" in raters
     assert f"<td>{C}</td><td>reviewer</td><td>3</td><td>1</td><td>100.0%</td>" in raters
     assert "Gwet's AC1 <b>" in page and "<th>AC1</th>" in page
-    assert f"Also saved as <a href=\"labeling-raters.png\">" in raters
+    assert 'Also saved as <a href="labeling-raters.png">' in raters
     png = PILImage.open(files.raters_png)
     assert files.raters_png == ws.reports / "labeling-raters.png" and png.format == "PNG" and png.size[0] >= 1200
     assert (files.raters_png.stat().st_mode & 0o077) == 0

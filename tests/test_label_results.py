@@ -1,10 +1,11 @@
 """Parsing Label Studio results and computing agreement (pure)."""
+
 import pytest
 
+from curate.errors import LabelError
 from curate.label.agreement import agreement
 from curate.label.config import LABEL_CONFIG
 from curate.label.diagnoses import FLAGS, PAPER
-from curate.errors import LabelError
 from curate.label.results import parse_result, rect_to_pixels
 
 
@@ -19,7 +20,11 @@ def test_label_config_matches_the_vocabulary():
 def test_parse_full_result():
     res = [
         {"from_name": "diagnosis", "type": "choices", "value": {"choices": ["Secondary syphilis"]}},
-        {"from_name": "lesion", "type": "rectanglelabels", "value": {"x": 50, "y": 25, "width": 10, "height": 50, "rotation": 0}},
+        {
+            "from_name": "lesion",
+            "type": "rectanglelabels",
+            "value": {"x": 50, "y": 25, "width": 10, "height": 50, "rotation": 0},
+        },
         {"from_name": "flags", "type": "choices", "value": {"choices": ["Image quality too low"]}},
         {"from_name": "comment", "type": "textarea", "value": {"text": ["  blurry  "]}},
     ]
@@ -34,19 +39,27 @@ def test_rotated_rectangle_becomes_its_bounding_box():
     assert (x0, y0, x1, y1) == pytest.approx((40, 0, 50, 10))
 
 
-@pytest.mark.parametrize("res, message", [
-    ([{"from_name": "diagnosis", "value": {"choices": ["Chickenpox"]}}], "'Chickenpox' is not declared in the workspace settings"),
-    ([{"from_name": "flags", "value": {"choices": ["Blurry"]}}], "not in the toolkit's label config"),
-    ([{"from_name": "severity", "value": {"choices": ["High"]}}], "not in the toolkit's label config"),
-])
+@pytest.mark.parametrize(
+    "res, message",
+    [
+        (
+            [{"from_name": "diagnosis", "value": {"choices": ["Chickenpox"]}}],
+            "'Chickenpox' is not declared in the workspace settings",
+        ),
+        ([{"from_name": "flags", "value": {"choices": ["Blurry"]}}], "not in the toolkit's label config"),
+        ([{"from_name": "severity", "value": {"choices": ["High"]}}], "not in the toolkit's label config"),
+    ],
+)
 def test_labels_the_config_does_not_have_are_errors(res, message):
     with pytest.raises(LabelError, match=message):
         parse_result(res, 10, 10, PAPER)
 
 
 def test_kappa_and_confusion():
-    ag = agreement([("mpox", "mpox"), ("mpox", "dermatosis"), ("healthy_skin", "healthy_skin"), ("dermatosis", "dermatosis")],
-                   PAPER.codes)
+    ag = agreement(
+        [("mpox", "mpox"), ("mpox", "dermatosis"), ("healthy_skin", "healthy_skin"), ("dermatosis", "dermatosis")],
+        PAPER.codes,
+    )
     assert ag.n == 4 and ag.observed == 0.75 and ag.kappa == pytest.approx(0.6364, abs=1e-4)
     assert ag.per_diagnosis["healthy_skin"] == 1.0 and ag.per_diagnosis["genital_warts"] is None
     assert ag.matrix[ag.labels.index("mpox")][ag.labels.index("dermatosis")] == 1

@@ -4,27 +4,28 @@ Real catalogue (SQLite and PostgreSQL), real image bytes ingested by the intake 
 recorded as `label pull` records them (Label Studio results parsed with the study's list), consensus
 recomputed by the label stage and exported by the export stage.
 """
+
 import hashlib
 import json
 
+import images as I
 import pytest
 from sqlmodel import select
+from test_label_diagnoses import STUDY
 from typer.testing import CliRunner
 
-import images as I
 from curate.cli import app
 from curate.dataset import DatasetVersion
 from curate.errors import ExportError
 from curate.export import ExportOptions, ImageSpec, export_version
+from curate.intake.ingest import IngestOptions, ingest_folder
 from curate.label.consensus import LowQuality
 from curate.label.recompute import write_consensus
 from curate.label.results import parse_result
 from curate.label.rules import recorded_rules, settle_rules
-from curate.intake.ingest import IngestOptions, ingest_folder
 from curate.workspace import Workspace
 from db.models import Image, utcnow
 from db.models.label import Consensus, LabelAnnotation, LabelProject, LabelRound, LabelTask
-from test_label_diagnoses import STUDY
 
 A, B = "a@clinic.test", "b@clinic.test"
 LQ = "Image quality too low"
@@ -86,7 +87,7 @@ def record_ratings(ws: Workspace, by_stem: dict[str, int]) -> None:
         for stem, ratings in PLAN.items():
             if ratings == (None, None):
                 continue
-            for rater, choices in zip((A, B), ratings):
+            for rater, choices in zip((A, B), ratings, strict=True):
                 n += 1
                 task = LabelTask(project_id=projects[rater].id, image_id=by_stem[stem], ls_task_id=n)
                 s.add(task)
@@ -94,9 +95,18 @@ def record_ratings(ws: Workspace, by_stem: dict[str, int]) -> None:
                 if choices is None:
                     continue
                 parsed = parse_result(result(choices), 160, 120, ws.diagnoses)
-                s.add(LabelAnnotation(task_id=task.id, ls_annotation_id=n, rater=rater, diagnosis=parsed.diagnosis,
-                                      flags=json.dumps(parsed.flags), content_sha256="0" * 64, raw="{}",
-                                      ls_updated_at=utcnow()))
+                s.add(
+                    LabelAnnotation(
+                        task_id=task.id,
+                        ls_annotation_id=n,
+                        rater=rater,
+                        diagnosis=parsed.diagnosis,
+                        flags=json.dumps(parsed.flags),
+                        content_sha256="0" * 64,
+                        raw="{}",
+                        ls_updated_at=utcnow(),
+                    )
+                )
         s.flush()
         write_consensus(s)
 
@@ -115,26 +125,47 @@ def test_chickenpox_and_measles_are_labelled_and_exported(tmp_path, db_url):
     assert (cons[ids["lq_both"]].status, cons[ids["lq_both"]].exclusion) == ("excluded", "low_quality")
     assert cons[ids["lq_one"]].status == "agreed"  # the default rule: both raters must flag it
 
-    dx = export_version(ws, ExportOptions(name="study-dx", version="1.0.0", task="diagnosis", spec=SPEC, folds=2,
-                                          test_fraction=0.25, seed=1))
+    dx = export_version(
+        ws,
+        ExportOptions(
+            name="study-dx", version="1.0.0", task="diagnosis", spec=SPEC, folds=2, test_fraction=0.25, seed=1
+        ),
+    )
     ds = DatasetVersion.open(dx.path)
     assert ds.classes == ["chickenpox", "genital_herpes", "measles", "mpox", "other_diagnosis"]
     by_id = {int(r["image_id"]): r for r in ds.rows}
     assert by_id[ids["measles0"]]["label"] == "measles" and by_id[ids["other1"]]["label"] == "other_diagnosis"
     assert ids["na0"] not in by_id and ids["lq_both"] not in by_id
     # every catalogue image is either exported or counted under exactly one reason
-    assert dx.excluded == {"not_assessable": 2, "identifiable_features": 1, "low_quality": 1, "pending": 1, "not_labelled": 1}
+    assert dx.excluded == {
+        "not_assessable": 2,
+        "identifiable_features": 1,
+        "low_quality": 1,
+        "pending": 1,
+        "not_labelled": 1,
+    }
     assert dx.images + sum(dx.excluded.values()) == len(PLAN)
 
-    binary = export_version(ws, ExportOptions(name="study", version="1.0.0", spec=SPEC, folds=2, test_fraction=0.25, seed=1))
+    binary = export_version(
+        ws, ExportOptions(name="study", version="1.0.0", spec=SPEC, folds=2, test_fraction=0.25, seed=1)
+    )
     rows = DatasetVersion.open(binary.path).rows
     label = {int(r["image_id"]): r["label"] for r in rows}
-    assert [label[ids[s]] for s in ("mpox0", "lq_one", "chickenpox0", "measles0", "herpes0", "other0")] == \
-        ["mpox", "mpox", "non_mpox", "non_mpox", "non_mpox", "non_mpox"]
+    assert [label[ids[s]] for s in ("mpox0", "lq_one", "chickenpox0", "measles0", "herpes0", "other0")] == [
+        "mpox",
+        "mpox",
+        "non_mpox",
+        "non_mpox",
+        "non_mpox",
+        "non_mpox",
+    ]
     assert sum(v == "mpox" for v in label.values()) == 5 and len(label) == 21
     card = (binary.path / "README.md").read_text()
     # clinicians read names, not slugs; every labelled exclusion is in the card with its reason
-    assert "| Chickenpox | `chickenpox` | non_mpox | 4 |" in card and "| Other diagnosis | `other_diagnosis` | non_mpox | 4 |" in card
+    assert (
+        "| Chickenpox | `chickenpox` | non_mpox | 4 |" in card
+        and "| Other diagnosis | `other_diagnosis` | non_mpox | 4 |" in card
+    )
     assert "| Not assessable | `not_assessable` | not exported | 0 |" in card and "| Genital herpes |" in card
     assert "| not_assessable | 2 | clinicians chose 'not assessable' |" in card and "| low_quality | 1 |" in card
     assert "genital_herpes |" not in card.replace("`genital_herpes` |", "")
@@ -142,8 +173,10 @@ def test_chickenpox_and_measles_are_labelled_and_exported(tmp_path, db_url):
     assert {"slug": "measles", "name": "Measles", "binary": "non_mpox"} in meta["diagnoses"]
 
 
-@pytest.mark.parametrize("rule, lq_one, lq_both", [
-    ("any", "excluded", "excluded"), ("both", "agreed", "excluded"), ("never", "agreed", "agreed")])
+@pytest.mark.parametrize(
+    "rule, lq_one, lq_both",
+    [("any", "excluded", "excluded"), ("both", "agreed", "excluded"), ("never", "agreed", "agreed")],
+)
 def test_low_quality_rule_is_recorded_and_reused(tmp_path, rule, lq_one, lq_both):
     ws, ids = make_study(tmp_path, f"sqlite:///{tmp_path / 'cat.db'}")
     with ws.session() as s:
@@ -171,17 +204,60 @@ def test_a_diagnosis_dropped_from_the_settings_stops_the_export(tmp_path):
 def test_export_cli_prints_every_exclusion_reason(tmp_path):
     ws, _ = make_study(tmp_path, f"sqlite:///{tmp_path / 'cat.db'}")
     runner = CliRunner()
-    out = runner.invoke(app, ["export", "--name", "study", "--version", "1.0.0", "--size", "32", "--folds", "2",
-                              "--test-fraction", "0.25", "-w", str(ws.root), "--json"])
+    out = runner.invoke(
+        app,
+        [
+            "export",
+            "--name",
+            "study",
+            "--version",
+            "1.0.0",
+            "--size",
+            "32",
+            "--folds",
+            "2",
+            "--test-fraction",
+            "0.25",
+            "-w",
+            str(ws.root),
+            "--json",
+        ],
+    )
     assert out.exit_code == 0, out.output
-    assert json.loads(out.stdout)["excluded"] == {"not_assessable": 2, "identifiable_features": 1, "low_quality": 1,
-                                                  "pending": 1, "not_labelled": 1}
-    out = runner.invoke(app, ["export", "--name", "study", "--version", "1.0.0", "--size", "32", "--folds", "2",
-                              "--test-fraction", "0.25", "-w", str(ws.root)])
+    assert json.loads(out.stdout)["excluded"] == {
+        "not_assessable": 2,
+        "identifiable_features": 1,
+        "low_quality": 1,
+        "pending": 1,
+        "not_labelled": 1,
+    }
+    out = runner.invoke(
+        app,
+        [
+            "export",
+            "--name",
+            "study",
+            "--version",
+            "1.0.0",
+            "--size",
+            "32",
+            "--folds",
+            "2",
+            "--test-fraction",
+            "0.25",
+            "-w",
+            str(ws.root),
+        ],
+    )
     text = " ".join(out.stdout.split())
     assert out.exit_code == 0 and "not exported: 6 catalogue image(s)" in text
-    for line in ("not_assessable │ 2 │ clinicians chose 'not assessable'", "pending │ 1", "not_labelled │ 1",
-                 "identifiable_features │ 1", "low_quality │ 1"):
+    for line in (
+        "not_assessable │ 2 │ clinicians chose 'not assessable'",
+        "pending │ 1",
+        "not_labelled │ 1",
+        "identifiable_features │ 1",
+        "low_quality │ 1",
+    ):
         assert line in text
 
 

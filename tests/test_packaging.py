@@ -3,6 +3,7 @@ and the label config the package ships identical to the top-level one stewards e
 
 The wheel itself is built, installed in a fresh venv and run by scripts/wheel-smoke.sh (test-all.sh).
 """
+
 from __future__ import annotations
 
 import ast
@@ -71,12 +72,18 @@ def _distributions(module: str) -> set[str]:
 
 
 # curate/ and db/ run from a plain `pip install mpox-curate`; train/ also gets the [train] extra.
-@pytest.mark.parametrize(("package", "groups"), [("curate", ["core"]), ("db", ["core"]), ("train", ["core", "train", "serve", "export"])])
+@pytest.mark.parametrize(
+    ("package", "groups"), [("curate", ["core"]), ("db", ["core"]), ("train", ["core", "train", "serve", "export"])]
+)
 def test_every_third_party_import_is_declared(package, groups):
     declared = _declared()
     allowed = set().union(*(declared[g] for g in groups))
-    missing = {m: f for m, files in _imports(package).items() for f in files
-               if not _distributions(m) & (allowed | declared.get(EXTRA_ONLY.get(f, ""), set()))}
+    missing = {
+        m: f
+        for m, files in _imports(package).items()
+        for f in files
+        if not _distributions(m) & (allowed | declared.get(EXTRA_ONLY.get(f, ""), set()))
+    }
     assert not missing, f"imported by {package}/ but not declared in pyproject.toml {groups}: {missing}"
 
 
@@ -102,5 +109,6 @@ def test_packaged_label_config_is_the_top_level_one():
     an editor that replaces the symlink with a file, or a copy edited on one side, fails here."""
     top = ROOT / "label_config.xml"
     assert LABEL_CONFIG.name == "label_config.xml"
-    assert top.read_bytes() == LABEL_CONFIG.read_bytes(), \
+    assert top.read_bytes() == LABEL_CONFIG.read_bytes(), (
         "label_config.xml differs from curate/label/label_config.xml: make the top-level file a symlink to it again"
+    )

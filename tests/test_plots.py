@@ -1,4 +1,5 @@
 """The shared confusion-matrix drawing: every count is readable on its cell, measured on the rendered PNG."""
+
 from __future__ import annotations
 
 import io

@@ -5,6 +5,7 @@ goes to reviewer C. Then rater A, with A's own token and in headless Chromium, t
 route that would show B's tasks, annotations or exports, or C's review project.
 Screenshots of the labelling and adjudication views are kept under test-artifacts/.
 """
+
 from __future__ import annotations
 
 import os
@@ -13,21 +14,29 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlmodel import select
+from studio_server import RATERS
+from test_studio_round import DERM, MPOX, add_images, annotate, result, task_of
 
 from curate.label.diagnoses import NEITHER_CHOICE, PAPER
 from curate.label.pull import pull
 from curate.label.rounds import adjudicate, push
 from db.models.label import LabelAnnotation, LabelProject, LabelTask
-from studio_server import RATERS
-from test_studio_round import DERM, MPOX, add_images, annotate, result, task_of
 
 pytestmark = [pytest.mark.studio, pytest.mark.slow]
 A, B, C = RATERS
 SECRET = "B-ONLY-COMMENT-7f3a"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "blinding"
 CHROMIUM = os.environ.get("CURATE_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +57,9 @@ def round_(studio_server, tmp_path_factory):
     pull(ws, servers)
     review = adjudicate(ws, servers, C)
     with ws.session() as s:
-        b_ann = s.exec(select(LabelAnnotation.ls_annotation_id).join(LabelTask).join(LabelProject)
-                       .where(LabelProject.rater == B)).one()
+        b_ann = s.exec(
+            select(LabelAnnotation.ls_annotation_id).join(LabelTask).join(LabelProject).where(LabelProject.rater == B)
+        ).one()
     yield fx, ws, image, rnd.projects, review.projects[C], b_ann
     mp.undo()
 
@@ -60,10 +70,19 @@ def test_rater_token_reaches_nothing_of_other_clinicians(round_):
     mine = {"Authorization": f"Token {fx.tokens[A]}"}
     # on B's and C's servers A has no account: every route is refused
     for owner, project, task, ann in ((B, projects[B], b_task, b_ann), (C, review_project, c_task, None)):
-        routes = ["/api/projects/", f"/api/projects/{project}/", f"/api/projects/{project}/tasks/",
-                  f"/api/tasks/?project={project}", f"/api/tasks/{task}/", f"/api/tasks/{task}/annotations/",
-                  f"/api/projects/{project}/export?exportType=JSON", f"/api/projects/{project}/exports/",
-                  f"/api/dm/views/?project={project}", "/api/users/", f"/projects/{project}/data"]
+        routes = [
+            "/api/projects/",
+            f"/api/projects/{project}/",
+            f"/api/projects/{project}/tasks/",
+            f"/api/tasks/?project={project}",
+            f"/api/tasks/{task}/",
+            f"/api/tasks/{task}/annotations/",
+            f"/api/projects/{project}/export?exportType=JSON",
+            f"/api/projects/{project}/exports/",
+            f"/api/dm/views/?project={project}",
+            "/api/users/",
+            f"/projects/{project}/data",
+        ]
         if ann is not None:
             routes.append(f"/api/annotations/{ann}/")
         for route in routes:
@@ -77,8 +96,12 @@ def test_rater_token_reaches_nothing_of_other_clinicians(round_):
     assert all(p["title"].endswith(f"· {A}") for p in projects_seen["results"]), projects_seen["results"]
     users = httpx.get(fx.urls[A] + "/api/users/", headers=mine).json()
     assert {u["email"] for u in users} <= {A, "steward@curate.test"}
-    for route in [f"/api/tasks/{b_task}/annotations/", f"/api/annotations/{b_ann}/", f"/api/tasks/{c_task}/",
-                  f"/api/projects/{projects[A]}/export?exportType=JSON"]:
+    for route in [
+        f"/api/tasks/{b_task}/annotations/",
+        f"/api/annotations/{b_ann}/",
+        f"/api/tasks/{c_task}/",
+        f"/api/projects/{projects[A]}/export?exportType=JSON",
+    ]:
         r = httpx.get(fx.urls[A] + route, headers=mine)
         assert SECRET not in r.text and B not in r.text and "Rater 2" not in r.text, route
 

@@ -2,18 +2,19 @@
 
 Runs the real `label-studio init` once (~20-60 s), as a first-time steward would.
 """
+
 from __future__ import annotations
 
 import json
 
 import httpx
 import pytest
+from studio_server import _require_executable
 from typer.testing import CliRunner
 
 from curate.cli import app
-from curate.studio.fleet import Fleet, slug_for
 from curate.net import free_port
-from studio_server import _require_executable
+from curate.studio.fleet import Fleet, slug_for
 
 pytestmark = [pytest.mark.studio, pytest.mark.slow]
 TOKEN = "cli-steward-token-0123456789abcdef0123"

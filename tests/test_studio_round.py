@@ -3,24 +3,25 @@
 Three real accounts annotate with their own tokens. One server per session;
 the scenario runs as a few ordered tests over one workspace to keep this module fast.
 """
+
 from __future__ import annotations
 
 import json
 
 import pytest
+from images import jpeg
 from sqlmodel import select
+from studio_server import RATERS
 
-from curate.label.client import StudioClient
-from curate.label.diagnoses import NEITHER_CHOICE
 from curate.errors import LabelError, StudioError
+from curate.label.client import StudioClient, add_user
+from curate.label.diagnoses import NEITHER_CHOICE
 from curate.label.pull import pull
-from curate.label.client import add_user
 from curate.label.rounds import adjudicate, push
 from curate.label.servers import Servers
 from db.models import Image
 from db.models.label import Consensus, LabelAnnotation, LabelProject, LabelTask
-from images import jpeg
-from studio_server import RATERS
+
 pytestmark = pytest.mark.studio
 
 A, B, C = RATERS
@@ -43,9 +44,16 @@ def add_images(ws, n: int) -> list[int]:
 def result(diagnosis: str, boxes=(), flags=(), comment=None) -> list[dict]:
     out = [{"from_name": "diagnosis", "to_name": "image", "type": "choices", "value": {"choices": [diagnosis]}}]
     for x, y, w, h in boxes:  # percent
-        out.append({"from_name": "lesion", "to_name": "image", "type": "rectanglelabels", "original_width": W,
-                    "original_height": H, "value": {"x": x, "y": y, "width": w, "height": h, "rotation": 0,
-                                                    "rectanglelabels": ["Lesion"]}})
+        out.append(
+            {
+                "from_name": "lesion",
+                "to_name": "image",
+                "type": "rectanglelabels",
+                "original_width": W,
+                "original_height": H,
+                "value": {"x": x, "y": y, "width": w, "height": h, "rotation": 0, "rectanglelabels": ["Lesion"]},
+            }
+        )
     if flags:
         out.append({"from_name": "flags", "to_name": "image", "type": "choices", "value": {"choices": list(flags)}})
     if comment:
@@ -55,8 +63,11 @@ def result(diagnosis: str, boxes=(), flags=(), comment=None) -> list[dict]:
 
 def task_of(ws, rater: str, image_id: int, kind_review: bool = False) -> int:
     with ws.session() as s:
-        rows = s.exec(select(LabelTask.ls_task_id, LabelProject.rater).join(LabelProject)
-                      .where(LabelTask.image_id == image_id, LabelProject.rater == rater)).all()
+        rows = s.exec(
+            select(LabelTask.ls_task_id, LabelProject.rater)
+            .join(LabelProject)
+            .where(LabelTask.image_id == image_id, LabelProject.rater == rater)
+        ).all()
     return rows[-1][0]
 
 
@@ -70,7 +81,10 @@ def annotate(fx, ws, rater, image_id, res):
 def snapshot(ws) -> tuple:
     with ws.session() as s:
         anns = [(a.id, a.revision, a.withdrawn, a.content_sha256) for a in s.exec(select(LabelAnnotation)).all()]
-        cons = [(c.image_id, c.status, c.diagnosis, c.boxes, c.exclusion, c.updated_at) for c in s.exec(select(Consensus)).all()]
+        cons = [
+            (c.image_id, c.status, c.diagnosis, c.boxes, c.exclusion, c.updated_at)
+            for c in s.exec(select(Consensus)).all()
+        ]
     return anns, cons
 
 
@@ -132,8 +146,9 @@ def test_full_round(studio_server, studio_workspace):
         assert [cons[i].status for i in (i_rev_a, i_rev_b, i_split, i_pending)] == ["pending"] * 4
         # boxes: one matching pair merged, the two unmatched kept (no reviewer)
         assert len(json.loads(cons[i_box_a].boxes)) == 3
-        row = s.exec(select(LabelAnnotation).join(LabelTask).where(LabelTask.image_id == i_agree,
-                                                                    LabelAnnotation.rater == A)).one()
+        row = s.exec(
+            select(LabelAnnotation).join(LabelTask).where(LabelTask.image_id == i_agree, LabelAnnotation.rater == A)
+        ).one()
         assert row.comment == "classic umbilicated" and json.loads(row.raw)["result"]
 
     # adjudication: exactly the three disputed images go to the reviewer, showing both diagnoses
@@ -141,7 +156,10 @@ def test_full_round(studio_server, studio_workspace):
     assert adj.pushed == 3
     assert adjudicate(ws, client, C).pushed == 0
 
-    tasks = {t.data["image_id"]: t for t in LabelStudio(base_url=fx.urls[C], api_key=fx.admin_token).tasks.list(project=adj.projects[C])}
+    tasks = {
+        t.data["image_id"]: t
+        for t in LabelStudio(base_url=fx.urls[C], api_key=fx.admin_token).tasks.list(project=adj.projects[C])
+    }
     assert set(tasks) == {i_rev_a, i_rev_b, i_split}
     for t in tasks.values():  # anonymised: Rater 1 / Rater 2, never an email
         assert "Rater 1: " in t.data["summary"] and "Rater 2: " in t.data["summary"] and "@" not in str(t.data)
@@ -149,14 +167,18 @@ def test_full_round(studio_server, studio_workspace):
     assert [o["value"] for o in tasks[i_rev_a].data["options"]] == [MPOX, HERPES, NEITHER_CHOICE]
     assert "discarded" in tasks[i_rev_a].data["rule"]
     annotate(fx, ws, C, i_rev_a, result(HERPES))  # sides with B
-    annotate(fx, ws, C, i_rev_b, result(WARTS))   # sides with A
+    annotate(fx, ws, C, i_rev_b, result(WARTS))  # sides with A
     annotate(fx, ws, C, i_split, result(NEITHER_CHOICE))  # neither rater: discarded, as in the paper
     pull(ws, client)
     with ws.session() as s:
         cons = {c.image_id: c for c in s.exec(select(Consensus)).all()}
     assert (cons[i_rev_a].status, cons[i_rev_a].diagnosis) == ("adjudicated", "genital_herpes")
     assert (cons[i_rev_b].status, cons[i_rev_b].diagnosis) == ("adjudicated", "genital_warts")
-    assert (cons[i_split].status, cons[i_split].diagnosis, cons[i_split].method) == ("discarded", None, "reviewer_neither")
+    assert (cons[i_split].status, cons[i_split].diagnosis, cons[i_split].method) == (
+        "discarded",
+        None,
+        "reviewer_neither",
+    )
 
     # a re-pull changes nothing
     before = snapshot(ws)
@@ -173,8 +195,12 @@ def test_full_round(studio_server, studio_workspace):
     assert (res.new, res.revised, res.withdrawn) == (0, 1, 1)
     with ws.session() as s:
         cons = {c.image_id: c for c in s.exec(select(Consensus)).all()}
-        revs = s.exec(select(LabelAnnotation).join(LabelTask).join(LabelProject)
-                      .where(LabelAnnotation.ls_annotation_id == b_ann.id, LabelProject.rater == B)).all()
+        revs = s.exec(
+            select(LabelAnnotation)
+            .join(LabelTask)
+            .join(LabelProject)
+            .where(LabelAnnotation.ls_annotation_id == b_ann.id, LabelProject.rater == B)
+        ).all()
     assert [r.revision for r in revs] == [1, 2] and revs[-1].diagnosis == "mpox"
     assert (cons[i_split].status, cons[i_split].diagnosis) == ("agreed", "mpox")
     assert cons[i_rev_a].status == "pending"  # its review was withdrawn
@@ -187,8 +213,11 @@ def test_full_round(studio_server, studio_workspace):
         pull(ws, Servers("not-a-valid-token", dict(fx.urls), explicit=True))
     # a label the config no longer has (e.g. someone edited the project's config in Label Studio)
     bad = LabelStudio(base_url=fx.urls[A], api_key=fx.tokens[A]).annotations.create(
-        id=task_of(ws, A, i_pending), result=[{"from_name": "diagnosis", "to_name": "image", "type": "choices",
-                                               "value": {"choices": ["Chickenpox"]}}])
+        id=task_of(ws, A, i_pending),
+        result=[
+            {"from_name": "diagnosis", "to_name": "image", "type": "choices", "value": {"choices": ["Chickenpox"]}}
+        ],
+    )
     with pytest.raises(LabelError, match="'Chickenpox' is not declared in the workspace settings"):
         pull(ws, client)
     LabelStudio(base_url=fx.urls[A], api_key=fx.admin_token).annotations.delete(id=bad.id)
@@ -214,11 +243,14 @@ def test_a_server_shared_with_another_clinician_is_refused(studio_server, studio
 def test_config_is_validated_by_the_server(studio_server):
     client = studio_server.client(A)
     with pytest.raises(StudioError, match="rejected label_config.xml"):
-        client.create_round("broken config", '<View><Choices name="d" toName="nowhere"><Choice value="x"/></Choices></View>', None)
+        client.create_round(
+            "broken config", '<View><Choices name="d" toName="nowhere"><Choice value="x"/></Choices></View>', None
+        )
 
 
 def test_cli_round(studio_server, db_url, monkeypatch, request):
-    """The steward's path: push, raters annotate, pull, adjudicate, report — all from the CLI (SQLite and PostgreSQL)."""
+    """The steward's path: push, raters annotate, pull, adjudicate, report — all from the CLI
+    (SQLite and PostgreSQL)."""
     from typer.testing import CliRunner
 
     from curate.cli import app

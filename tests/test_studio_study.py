@@ -1,7 +1,11 @@
 """A real Label Studio round for a study that declares chickenpox and measles in its settings."""
+
 import pytest
 from label_studio_sdk import LabelStudio
 from sqlmodel import select
+from studio_server import RATERS
+from test_label_diagnoses import STUDY
+from test_studio_round import add_images, annotate, result
 
 from curate.label.consensus import LowQuality, ThirdOpinion
 from curate.label.diagnoses import NEITHER_CHOICE
@@ -9,9 +13,6 @@ from curate.label.pull import pull
 from curate.label.rounds import adjudicate, push
 from curate.workspace import Workspace
 from db.models.label import Consensus
-from studio_server import RATERS
-from test_label_diagnoses import STUDY
-from test_studio_round import add_images, annotate, result
 
 pytestmark = pytest.mark.studio
 A, B, C = RATERS
@@ -42,17 +43,26 @@ def test_a_study_labels_chickenpox_and_measles(studio_server, studio_workspace):
     assert "Genital warts" not in config and "Other / not assessable" not in config  # not declared by this study
 
     chick, measles, other, na, lq, mpox = ids
-    for image, a, b in ((chick, ["Chickenpox"], ["Chickenpox"]), (measles, ["Measles"], ["Measles"]),
-                        (other, ["Other diagnosis"], ["Other diagnosis"]), (na, ["Not assessable"], ["Not assessable"]),
-                        (lq, ["Mpox", LQ], ["Mpox"]), (mpox, ["Mpox"], ["Mpox"])):
+    for image, a, b in (
+        (chick, ["Chickenpox"], ["Chickenpox"]),
+        (measles, ["Measles"], ["Measles"]),
+        (other, ["Other diagnosis"], ["Other diagnosis"]),
+        (na, ["Not assessable"], ["Not assessable"]),
+        (lq, ["Mpox", LQ], ["Mpox"]),
+        (mpox, ["Mpox"], ["Mpox"]),
+    ):
         annotate(fx, ws, A, image, result(a[0], flags=a[1:]))
         annotate(fx, ws, B, image, result(b[0], flags=b[1:]))
     res = pull(ws, client)
     assert res.rules == {"low_quality": "both", "third_opinion": "discard"} and not res.rules_changed
     got = outcomes(ws)
     assert [got[i] for i in (chick, measles, other, na, lq)] == [
-        ("agreed", "chickenpox"), ("agreed", "measles"), ("agreed", "other_diagnosis"), ("agreed", "not_assessable"),
-        ("agreed", "mpox")]
+        ("agreed", "chickenpox"),
+        ("agreed", "measles"),
+        ("agreed", "other_diagnosis"),
+        ("agreed", "not_assessable"),
+        ("agreed", "mpox"),
+    ]
 
     # --low-quality any: one rater's flag now excludes; the rule is recorded and every later recomputation keeps it
     res = pull(ws, client, low_quality=LowQuality.any)
@@ -76,7 +86,14 @@ def test_the_recorded_reviewer_rule_offers_the_reviewer_every_declared_diagnosis
     adj = adjudicate(ws, servers, C)  # no rule given: the recorded one
     (task,) = LabelStudio(base_url=fx.urls[C], api_key=fx.admin_token).tasks.list(project=adj.projects[C])
     assert [o["value"] for o in task.data["options"]] == [
-        "Mpox", "Genital herpes", "Chickenpox", "Measles", "Other diagnosis", "Not assessable", NEITHER_CHOICE]
+        "Mpox",
+        "Genital herpes",
+        "Chickenpox",
+        "Measles",
+        "Other diagnosis",
+        "Not assessable",
+        NEITHER_CHOICE,
+    ]
     assert "even if neither rater chose it" in task.data["rule"]
     assert "Rater 1: Chickenpox" in task.data["summary"] and "Rater 2: Mpox" in task.data["summary"]
     annotate(fx, ws, C, image, result("Measles"))  # a third diagnosis: under this rule it stands

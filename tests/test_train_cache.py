@@ -1,5 +1,6 @@
 """The feature cache: same predictions as the plain image loop, invalidated by changed bytes or
 preprocessing, corrupt entries detected and recomputed."""
+
 import csv
 import json
 import logging
@@ -11,11 +12,12 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 
-from train.features import FeatureCache  # noqa: E402
-from train.presets import EvalPreset  # noqa: E402
-from train.config import TrainConfig  # noqa: E402
-from train.recipe import run  # noqa: E402
-from train_fixtures import new_jpeg, replace_file, write_export  # noqa: E402
+from train_fixtures import new_jpeg, replace_file, write_export
+
+from train.config import TrainConfig
+from train.features import FeatureCache
+from train.presets import EvalPreset
+from train.recipe import run
 
 pytestmark = pytest.mark.torch
 
@@ -26,14 +28,23 @@ def export(tmp_path_factory):
 
 
 def _run(dataset, out, cache_dir, **kw):
-    cfg = TrainConfig(dataset=str(dataset), arch="resnet18", out=str(out), weights="none", epochs=kw.pop("epochs", 3),
-                      cache_dir=str(cache_dir), report=False, **kw)
+    cfg = TrainConfig(
+        dataset=str(dataset),
+        arch="resnet18",
+        out=str(out),
+        weights="none",
+        epochs=kw.pop("epochs", 3),
+        cache_dir=str(cache_dir),
+        report=False,
+        **kw,
+    )
     path = run(cfg)
     return path, json.loads((path / "run.json").read_text())
 
 
 def _probs(run_dir):
-    rows = list(csv.DictReader(open(run_dir / "predictions.csv")))
+    with open(run_dir / "predictions.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
     return {(r["fold"], r["set"], r["image_id"]): float(r["p_mpox"]) for r in rows}
 
 
@@ -76,7 +87,8 @@ def test_corrupt_cache_entry_is_detected_and_recomputed(export, tmp_path, caplog
     cache = tmp_path / "cache"
     first, info = _run(export, tmp_path / "a", cache)
     entries = sorted((tmp_path / "cache").rglob("*.f32"))
-    blob = bytearray(entries[0].read_bytes()); blob[40] ^= 0xFF
+    blob = bytearray(entries[0].read_bytes())
+    blob[40] ^= 0xFF
     entries[0].write_bytes(bytes(blob))
     entries[1].write_bytes(entries[1].read_bytes()[:100])  # truncated
     with caplog.at_level(logging.WARNING, logger="train.features"):

@@ -1,4 +1,5 @@
 """`train run / compare / predict` end to end on a tiny export, and the bad-input cases."""
+
 import csv
 import json
 import os
@@ -13,13 +14,13 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 
-from typer.testing import CliRunner  # noqa: E402
+from train_fixtures import write_export, write_sums
+from typer.testing import CliRunner
 
-from train.cli import app  # noqa: E402
-from train.config import TrainConfig  # noqa: E402
-from train.errors import TrainError  # noqa: E402
-from train.recipe import run  # noqa: E402
-from train_fixtures import write_export, write_sums  # noqa: E402
+from train.cli import app
+from train.config import TrainConfig
+from train.errors import TrainError
+from train.recipe import run
 
 pytestmark = pytest.mark.torch
 runner = CliRunner()
@@ -47,9 +48,22 @@ def r18(ws):
 
 
 def test_run_writes_the_run_folder(r18):
-    for name in ["config.json", "run.json", "predictions.csv", "metrics.json", "report.md", "roc_test.png",
-                 "roc_test_roi.png", "roc_external.png", "confusion.png", "gradcam_gallery.png", "oof_predictions.csv",
-                 "reliability.png", "pointing.json", "pointing.png"]:
+    for name in [
+        "config.json",
+        "run.json",
+        "predictions.csv",
+        "metrics.json",
+        "report.md",
+        "roc_test.png",
+        "roc_test_roi.png",
+        "roc_external.png",
+        "confusion.png",
+        "gradcam_gallery.png",
+        "oof_predictions.csv",
+        "reliability.png",
+        "pointing.json",
+        "pointing.png",
+    ]:
         assert (r18 / name).is_file(), name
     info = json.loads((r18 / "run.json").read_text())
     assert info["status"] == "complete" and len(info["dataset"]["checksum"]) == 64
@@ -65,7 +79,8 @@ def test_run_writes_the_run_folder(r18):
     m = json.loads((r18 / "metrics.json").read_text())
     assert set(m["sets"]) == {"val", "test", "test_roi", "external"}
     assert set(m["sets"]["test"]) == {"auc", "accuracy", "precision", "recall", "f1"}
-    rows = list(csv.DictReader(open(r18 / "predictions.csv")))
+    with open(r18 / "predictions.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
     assert {r["set"] for r in rows} == {"val", "test", "test_roi", "external"}
     assert len([r for r in rows if r["set"] == "test"]) == 5 * 8
     report = (r18 / "report.md").read_text()
@@ -113,7 +128,9 @@ def test_predict_triage(ws, r18, tmp_path):
     out = json.loads(res.output)
     for r in out:
         assert abs(sum(r["probabilities"].values()) - 1) < 1e-5
-        assert r["calibrated"] and r["threshold"] == json.loads((r18 / "metrics.json").read_text())["triage"]["threshold"]
+        assert (
+            r["calibrated"] and r["threshold"] == json.loads((r18 / "metrics.json").read_text())["triage"]["threshold"]
+        )
         assert r["decision"] == ("mpox" if r["p_calibrated"] >= r["threshold"] else "non_mpox")  # the operating point
         assert r["gradcam"].endswith(".png") and (tmp_path / r["gradcam"].split("/")[-1]).is_file()
     zero = json.loads(invoke("predict", *imgs, "--run", r18, "--out", tmp_path, "--threshold", "0", "--json").output)
@@ -128,7 +145,9 @@ def test_tampered_dataset_is_refused(ws, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(ws / "exports/mpox/1.0.0", copy)
     victim = next((copy / "train" / "mpox").glob("*.jpg"))
-    data = bytearray(victim.read_bytes()); data[300] ^= 1; victim.write_bytes(bytes(data))
+    data = bytearray(victim.read_bytes())
+    data[300] ^= 1
+    victim.write_bytes(bytes(data))
     res = invoke("run", "--dataset", copy, "--arch", "resnet18", *FAST, "--out", tmp_path / "run")
     assert res.exit_code == 1 and "fails its checksums: 1 changed (train/mpox/" in res.output
     assert not (tmp_path / "run").exists()
@@ -147,15 +166,29 @@ def test_unknown_backbone_and_existing_run_folder(ws, r18):
     assert res.exit_code == 1 and "already exists; pass --resume" in res.output
 
 
-@pytest.mark.parametrize("args, code, text", [
-    (["--arch", "resnet18"], 1, "already exists; pass --resume"),
-    (["--arch", "vgg16"], 2, "'vgg16' is not one of"),
-])
+@pytest.mark.parametrize(
+    "args, code, text",
+    [
+        (["--arch", "resnet18"], 1, "already exists; pass --resume"),
+        (["--arch", "vgg16"], 2, "'vgg16' is not one of"),
+    ],
+)
 def test_refusals_come_before_torch_is_imported(tmp_path, args, code, text):
     """`train run` says "already exists" (or rejects an option) in well under the ~11 s torch takes to load here."""
     (tmp_path / "old").mkdir()
-    cmd = [sys.executable, "-X", "importtime", "-m", "train.cli", "run", "--dataset", "mpox@1.0.0", *args,
-           "--out", str(tmp_path / "old")]
+    cmd = [
+        sys.executable,
+        "-X",
+        "importtime",
+        "-m",
+        "train.cli",
+        "run",
+        "--dataset",
+        "mpox@1.0.0",
+        *args,
+        "--out",
+        str(tmp_path / "old"),
+    ]
     t0 = time.perf_counter()
     res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": ROOT}, timeout=60)
     took = time.perf_counter() - t0
@@ -181,8 +214,22 @@ def test_interrupted_run_resumes_per_fold(ws, tmp_path):
     assert not (out / "fold2/checkpoint.pt").exists()
     res = invoke("run", "--dataset", "mpox@1.0.0", "-w", ws, "--arch", "resnet18", *FAST, "--out", out)
     assert res.exit_code == 1 and "--resume" in res.output
-    res = invoke("run", "--dataset", "mpox@1.0.0", "-w", ws, "--arch", "resnet18", "--weights", "none", "--epochs", "3",
-                 "--out", out, "--resume")
+    res = invoke(
+        "run",
+        "--dataset",
+        "mpox@1.0.0",
+        "-w",
+        ws,
+        "--arch",
+        "resnet18",
+        "--weights",
+        "none",
+        "--epochs",
+        "3",
+        "--out",
+        out,
+        "--resume",
+    )
     assert res.exit_code == 1 and "different settings (epochs)" in res.output
     res = invoke("run", "--dataset", "mpox@1.0.0", "-w", ws, "--arch", "resnet18", *FAST, "--out", out, "--resume")
     assert res.exit_code == 0, res.output
@@ -206,15 +253,51 @@ def test_weights_file_and_missing_weights(ws, tmp_path, monkeypatch):
 
     sd_path = tmp_path / "r18.pth"
     torch.save(torchvision.models.resnet18().state_dict(), sd_path)
-    res = invoke("run", "--dataset", "mpox@1.0.0", "-w", ws, "--arch", "resnet18", "--weights", sd_path,
-                 "--epochs", "1", "--out", tmp_path / "run", "--json")
+    res = invoke(
+        "run",
+        "--dataset",
+        "mpox@1.0.0",
+        "-w",
+        ws,
+        "--arch",
+        "resnet18",
+        "--weights",
+        sd_path,
+        "--epochs",
+        "1",
+        "--out",
+        tmp_path / "run",
+        "--json",
+    )
     assert res.exit_code == 0, res.output
     assert json.loads((tmp_path / "run/run.json").read_text())["weights_id"].startswith("file:")
-    res = invoke("run", "--dataset", "mpox@1.0.0", "-w", ws, "--arch", "resnet18", "--weights", tmp_path / "nope.pth",
-                 "--out", tmp_path / "run2")
+    res = invoke(
+        "run",
+        "--dataset",
+        "mpox@1.0.0",
+        "-w",
+        ws,
+        "--arch",
+        "resnet18",
+        "--weights",
+        tmp_path / "nope.pth",
+        "--out",
+        tmp_path / "run2",
+    )
     assert res.exit_code == 1 and "no such file" in res.output
-    res = invoke("run", "--dataset", "mpox@1.0.0", "-w", ws, "--arch", "densenet121", "--weights", sd_path,
-                 "--out", tmp_path / "run3")
+    res = invoke(
+        "run",
+        "--dataset",
+        "mpox@1.0.0",
+        "-w",
+        ws,
+        "--arch",
+        "densenet121",
+        "--weights",
+        sd_path,
+        "--out",
+        tmp_path / "run3",
+    )
     assert res.exit_code == 1 and "weights do not fit densenet121" in res.output
 
     # air-gapped: nothing cached, no network
@@ -236,8 +319,20 @@ def test_weights_file_and_missing_weights(ws, tmp_path, monkeypatch):
 
 
 def test_bad_fold_count(ws, tmp_path):
-    res = invoke("run", "--dataset", "mpox@1.0.0", "-w", ws, "--arch", "resnet18", *FAST, "--folds", "3",
-                 "--out", tmp_path / "run")
+    res = invoke(
+        "run",
+        "--dataset",
+        "mpox@1.0.0",
+        "-w",
+        ws,
+        "--arch",
+        "resnet18",
+        *FAST,
+        "--folds",
+        "3",
+        "--out",
+        tmp_path / "run",
+    )
     assert res.exit_code == 1 and "but 3 folds were asked for" in res.output
 
 
@@ -253,8 +348,23 @@ def test_manifest_fold_gap_is_reported(tmp_path):
 @pytest.mark.slow
 def test_unfreeze_fine_tunes_on_images(ws, tmp_path):
     out = tmp_path / "ft"
-    res = invoke("run", "--dataset", "mpox@1.0.0", "-w", ws, "--arch", "resnet18", "--weights", "none", "--epochs", "1",
-                 "--unfreeze", "--out", out, "--json")
+    res = invoke(
+        "run",
+        "--dataset",
+        "mpox@1.0.0",
+        "-w",
+        ws,
+        "--arch",
+        "resnet18",
+        "--weights",
+        "none",
+        "--epochs",
+        "1",
+        "--unfreeze",
+        "--out",
+        out,
+        "--json",
+    )
     assert res.exit_code == 0, res.output
     assert json.loads((out / "run.json").read_text())["mode"] == "unfreeze"
     ckpt = torch.load(out / "fold0/checkpoint.pt", weights_only=True)
@@ -275,5 +385,6 @@ def test_diagnosis_task_with_three_classes(tmp_path):
     assert res.exit_code == 0, res.output
     m = json.loads((out / "metrics.json").read_text())
     assert m["positive_class"] is None and set(m["sets"]) == {"val", "test", "test_roi"}
-    rows = list(csv.DictReader(open(out / "predictions.csv")))
+    with open(out / "predictions.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
     assert {"p_herpes", "p_mpox", "p_non_mpox"} <= set(rows[0])

@@ -1,4 +1,5 @@
 """Backbones, offline EfficientNet-Lite0 weights, augmentation, balancing, Grad-CAM."""
+
 import json
 
 import numpy as np
@@ -7,15 +8,16 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 
-from curate.dataset import DatasetVersion  # noqa: E402
-from curate.lite0 import EfficientNetLite0, weights_file  # noqa: E402
-from train.gradcam import gradcam  # noqa: E402
-from train.models import ARCHS, Net, build_backbone  # noqa: E402
-from train.config import TrainConfig  # noqa: E402
-from train.data import balance_plan  # noqa: E402
-from train.presets import ImageRef, augment  # noqa: E402
-from train.recipe import run  # noqa: E402
-from train_fixtures import write_export  # noqa: E402
+from train_fixtures import write_export
+
+from curate.dataset import DatasetVersion
+from curate.lite0 import EfficientNetLite0, weights_file
+from train.config import TrainConfig
+from train.data import balance_plan
+from train.gradcam import gradcam
+from train.models import ARCHS, Net, build_backbone
+from train.presets import ImageRef, augment
+from train.recipe import run
 
 pytestmark = pytest.mark.torch
 
@@ -44,7 +46,7 @@ def test_every_backbone_builds_and_has_a_gradcam_layer(name):
 def test_random_weights_are_reproducible():
     a, _, _ = build_backbone("resnet18", "none", seed=3)
     b, _, _ = build_backbone("resnet18", "none", seed=3)
-    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
 
 
 def test_offline_augmentation_is_deterministic(tmp_path):
@@ -75,8 +77,11 @@ def test_pretrained_lite0_features_separate_classes_better_than_random(tmp_path)
     path = write_export(tmp_path, size=64, seed=3)
     auc = {}
     for weights in ("imagenet", "none"):
-        out = run(TrainConfig(dataset=str(path), arch="efficientnet_lite0", out=str(tmp_path / weights),
-                              weights=weights, epochs=10))
+        out = run(
+            TrainConfig(
+                dataset=str(path), arch="efficientnet_lite0", out=str(tmp_path / weights), weights=weights, epochs=10
+            )
+        )
         m = json.loads((out / "metrics.json").read_text())["sets"]
         auc[weights] = {s: m[s]["auc"]["mean"] for s in ("test", "external")}
     for s in ("test", "external"):
@@ -90,11 +95,15 @@ def test_train_reads_only_the_dataset_contract():
     import subprocess
     import sys
 
-    allowed = ("('curate', 'curate.dataset', 'curate.errors', 'curate.files', 'curate.lite0', 'curate.output', "
-               "'curate.plots', 'curate.privacy', 'curate.redact')")
-    code = ("import sys, train.cli, train.recipe, train.report, train.gallery, train.predict; "
-            "bad = [m for m in sys.modules if m.split('.')[0] in ('db', 'sqlmodel', 'sqlalchemy') "
-            f"or (m.split('.')[0] == 'curate' and m not in {allowed})]; print(bad); sys.exit(1 if bad else 0)")
+    allowed = (
+        "('curate', 'curate.dataset', 'curate.errors', 'curate.files', 'curate.lite0', 'curate.output', "
+        "'curate.plots', 'curate.privacy', 'curate.redact')"
+    )
+    code = (
+        "import sys, train.cli, train.recipe, train.report, train.gallery, train.predict; "
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('db', 'sqlmodel', 'sqlalchemy') "
+        f"or (m.split('.')[0] == 'curate' and m not in {allowed})]; print(bad); sys.exit(1 if bad else 0)"
+    )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
 

@@ -1,5 +1,6 @@
 """Run-report figures on hand-made predictions: full titles, AUC in every ROC legend, legible confusion
 matrices, and a Grad-CAM gallery that includes false positives and negatives and names the wrong prediction."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -9,10 +10,10 @@ from PIL import Image
 
 pytest.importorskip("torch")
 
-from curate.plots import contrast, pyplot  # noqa: E402
-from train.gallery import draw, markdown, select  # noqa: E402
-from train.metrics import EVAL_SETS  # noqa: E402
-from train.report import compare_roc_plot, confusion_plot, roc_plot  # noqa: E402
+from curate.plots import contrast, pyplot
+from train.gallery import draw, markdown, select
+from train.metrics import EVAL_SETS
+from train.report import compare_roc_plot, confusion_plot, roc_plot
 
 pytestmark = pytest.mark.torch
 
@@ -25,8 +26,17 @@ def predictions(folds=5, n=40, seed=0) -> list[dict]:
             for i in range(n):
                 label = "mpox" if i % 3 == 0 else "non_mpox"
                 p = float(np.clip((0.7 if label == "mpox" else 0.3) + rng.normal(0, 0.2), 0, 1))
-                rows.append({"fold": str(k), "set": s, "image_id": str(i), "label": label, "p_mpox": f"{p:.6f}",
-                             "p_non_mpox": f"{1 - p:.6f}", "pred": "mpox" if p >= 0.5 else "non_mpox"})
+                rows.append(
+                    {
+                        "fold": str(k),
+                        "set": s,
+                        "image_id": str(i),
+                        "label": label,
+                        "p_mpox": f"{p:.6f}",
+                        "p_non_mpox": f"{1 - p:.6f}",
+                        "pred": "mpox" if p >= 0.5 else "non_mpox",
+                    }
+                )
     return rows
 
 
@@ -37,7 +47,9 @@ def test_roc_titles_are_whole_and_every_fold_has_its_auc():
         ax = fig.axes[0]
         assert ax.get_title().replace("\n", " ") == title
         fig.canvas.draw()
-        assert fig.bbox.contains(*ax.title.get_window_extent().p0) and fig.bbox.contains(*ax.title.get_window_extent().p1)
+        assert fig.bbox.contains(*ax.title.get_window_extent().p0) and fig.bbox.contains(
+            *ax.title.get_window_extent().p1
+        )
         legend = [t.get_text() for t in ax.get_legend().get_texts()]
         assert len(legend) == 5 and all(t.startswith(f"fold {k} (AUC 0.") for k, t in enumerate(legend)), legend
         pyplot().close(fig)
@@ -48,7 +60,7 @@ def test_compare_legend_auc_is_the_plotted_curves():
     good = predictions()
     flat = [r | {"p_mpox": "0.5", "p_non_mpox": "0.5"} for r in good]
     fig = compare_roc_plot([("ResNet-18", "mpox", good), ("ShuffleNet-V2", "mpox", flat)], list(EVAL_SETS))
-    for ax, title in zip(fig.axes, EVAL_SETS.values()):
+    for ax, title in zip(fig.axes, EVAL_SETS.values(), strict=False):
         assert ax.get_title().replace("\n", " ") == title
         legend = [t.get_text() for t in ax.get_legend().get_texts()]
         assert legend[1] == "ShuffleNet-V2 (AUC 0.500)" and legend[0].startswith("ResNet-18 (AUC 0.")
@@ -60,7 +72,7 @@ def test_train_confusion_counts_are_legible():
     rows = predictions(n=120)
     metrics = {"per_fold": {str(k): {s: {"auc": 0.8 + k / 100} for s in EVAL_SETS} for k in range(5)}}
     fig, best = confusion_plot(rows, metrics, ["mpox", "non_mpox"], list(EVAL_SETS))
-    assert best == {s: 4 for s in EVAL_SETS}
+    assert best == dict.fromkeys(EVAL_SETS, 4)
     colours = set()
     for ax in fig.axes:
         im = ax.images[0]
@@ -76,30 +88,50 @@ def test_train_confusion_counts_are_legible():
 
 
 def row(image_id, label, s, pred, p):
-    return {"fold": "1", "set": s, "image_id": str(image_id), "label": label, "p_mpox": str(p),
-            "p_non_mpox": str(1 - p), "pred": pred}
+    return {
+        "fold": "1",
+        "set": s,
+        "image_id": str(image_id),
+        "label": label,
+        "p_mpox": str(p),
+        "p_non_mpox": str(1 - p),
+        "pred": pred,
+    }
 
 
 GALLERY_ROWS = [
-    row(1, "mpox", "test", "non_mpox", 0.2), row(1, "mpox", "test_roi", "mpox", 0.9),            # FN, uncropped only
-    row(2, "non_mpox", "test", "mpox", 0.8), row(2, "non_mpox", "test_roi", "mpox", 0.7),        # FP, both
-    row(3, "mpox", "test", "mpox", 0.9), row(3, "mpox", "test_roi", "non_mpox", 0.4),            # FN, ROI only
-    row(4, "mpox", "test", "mpox", 0.95), row(4, "mpox", "test_roi", "mpox", 0.9),               # TP
-    row(5, "non_mpox", "test", "non_mpox", 0.1),                                                 # TN, no lesion box
-    row(6, "non_mpox", "test", "mpox", 0.6),                                                     # FP, no lesion box
-    row(7, "mpox", "test", "non_mpox", 0.1), row(7, "mpox", "test", "non_mpox", 0.1) | {"fold": "0"},
+    row(1, "mpox", "test", "non_mpox", 0.2),
+    row(1, "mpox", "test_roi", "mpox", 0.9),  # FN, uncropped only
+    row(2, "non_mpox", "test", "mpox", 0.8),
+    row(2, "non_mpox", "test_roi", "mpox", 0.7),  # FP, both
+    row(3, "mpox", "test", "mpox", 0.9),
+    row(3, "mpox", "test_roi", "non_mpox", 0.4),  # FN, ROI only
+    row(4, "mpox", "test", "mpox", 0.95),
+    row(4, "mpox", "test_roi", "mpox", 0.9),  # TP
+    row(5, "non_mpox", "test", "non_mpox", 0.1),  # TN, no lesion box
+    row(6, "non_mpox", "test", "mpox", 0.6),  # FP, no lesion box
+    row(7, "mpox", "test", "non_mpox", 0.1),
+    row(7, "mpox", "test", "non_mpox", 0.1) | {"fold": "0"},
 ]
 
 
 def test_gallery_has_false_positives_and_negatives_and_names_the_wrong_prediction():
     picked = select(GALLERY_ROWS, "mpox", fold=1, n=2)
     got = [(g.kind, g.image_id, g.wrong) for g in picked]
-    assert got == [("false negative", "1", "uncropped"), ("false negative", "3", "ROI"),
-                   ("false positive", "2", "uncropped and ROI"), ("false positive", "6", "uncropped"),
-                   ("true positive", "4", "neither"), ("true negative", "5", "neither")]
+    assert got == [
+        ("false negative", "1", "uncropped"),
+        ("false negative", "3", "ROI"),
+        ("false positive", "2", "uncropped and ROI"),
+        ("false positive", "6", "uncropped"),
+        ("true positive", "4", "neither"),
+        ("true negative", "5", "neither"),
+    ]
     assert picked[0].panels[1].p == 0.9 and not picked[0].panels[1].wrong and picked[0].panels[0].wrong
     table = "\n".join(markdown(picked, "mpox"))
-    assert "| false negative | 1 | mpox | uncropped |" in table and "| false positive | 6 | non_mpox | uncropped |" in table
+    assert (
+        "| false negative | 1 | mpox | uncropped |" in table
+        and "| false positive | 6 | non_mpox | uncropped |" in table
+    )
     assert "no lesion box" in table and "No false" not in table
     only_right = select([r for r in GALLERY_ROWS if r["image_id"] in ("4", "5")], "mpox", fold=1, n=2)
     assert "No false negative predictions and no false positive predictions" in "\n".join(markdown(only_right, "mpox"))
@@ -110,17 +142,24 @@ def test_gallery_figure_says_which_prediction_was_wrong():
     img = Image.new("RGB", (32, 32), (200, 120, 100))
     fig = draw(picked, {(g.image_id, pn.tag): (img, img) for g in picked for pn in g.panels}, "mpox")
     headings = [sf._suptitle.get_text() for sf in fig.subfigs]
-    assert headings == ["false negative: image 1, true mpox; wrong: uncropped",
-                        "false positive: image 2, true non_mpox; wrong: uncropped and ROI",
-                        "true positive: image 4, true mpox; wrong: neither",
-                        "true negative: image 5, true non_mpox; wrong: neither"]
+    assert headings == [
+        "false negative: image 1, true mpox; wrong: uncropped",
+        "false positive: image 2, true non_mpox; wrong: uncropped and ROI",
+        "true positive: image 4, true mpox; wrong: neither",
+        "true negative: image 5, true non_mpox; wrong: neither",
+    ]
     titles = [ax.get_title() for ax in fig.subfigs[0].axes]
-    assert titles[0] == "uncropped: pred non_mpox\nP(mpox) 0.20, WRONG" and titles[2] == "ROI: pred mpox\nP(mpox) 0.90, right"
+    assert (
+        titles[0] == "uncropped: pred non_mpox\nP(mpox) 0.20, WRONG"
+        and titles[2] == "ROI: pred mpox\nP(mpox) 0.90, right"
+    )
     assert "no lesion box" in " ".join(t.get_text() for ax in fig.subfigs[3].axes for t in ax.texts)
     pyplot().close(fig)
 
 
 def test_multiclass_gallery_is_wrong_and_correct():
     rows = [row(1, "mpox", "test", "non_mpox", 0.2), row(2, "mpox", "test", "mpox", 0.9)]
-    assert [(g.kind, g.wrong, g.panels[0].p) for g in select(rows, None, fold=1, n=3)] == \
-        [("wrong", "uncropped", 0.8), ("correct", "neither", 0.9)]
+    assert [(g.kind, g.wrong, g.panels[0].p) for g in select(rows, None, fold=1, n=3)] == [
+        ("wrong", "uncropped", 0.8),
+        ("correct", "neither", 0.9),
+    ]

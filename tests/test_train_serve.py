@@ -1,5 +1,6 @@
 """`train serve` against a real uvicorn server on 127.0.0.1: a real HTTP client (httpx), a real
 browser (Debian's Chromium driven by Playwright), and the uploads a clinic's phones will send."""
+
 import asyncio
 import base64
 import io
@@ -15,20 +16,28 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("fastapi")
 httpx = pytest.importorskip("httpx")
-import uvicorn  # noqa: E402
-from PIL import Image  # noqa: E402
+import uvicorn
+from PIL import Image
 
-from curate.dataset import DatasetVersion  # noqa: E402
-from curate.net import free_port  # noqa: E402
-from train.ensemble import Ensemble  # noqa: E402
-from train.serve.app import ServeSettings, create_app  # noqa: E402
-from train.photos import Limits, decode  # noqa: E402
+from curate.dataset import DatasetVersion
+from curate.net import free_port
+from train.ensemble import Ensemble
+from train.photos import Limits, decode
+from train.serve.app import ServeSettings, create_app
 
 pytestmark = [pytest.mark.torch, pytest.mark.slow]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 class Server:
@@ -36,8 +45,9 @@ class Server:
 
     def __init__(self, app):
         self.port = free_port()
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                    access_log=False))
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False)
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self):
@@ -78,8 +88,12 @@ def _encode(img, fmt, **kw):
 
 def post(url, data: bytes, name="photo.jpg", gradcam=False, client=None):
     c = client or httpx
-    return c.post(f"{url}/api/predict", params={"gradcam": str(gradcam).lower()},
-                  files={"file": (name, data, "application/octet-stream")}, timeout=60)
+    return c.post(
+        f"{url}/api/predict",
+        params={"gradcam": str(gradcam).lower()},
+        files={"file": (name, data, "application/octet-stream")},
+        timeout=60,
+    )
 
 
 def test_health_page_and_card(server):
@@ -147,7 +161,9 @@ def test_full_queue_answers_429_and_recovers(model, photos):
 
     async def burst(url):
         async with httpx.AsyncClient(timeout=120) as c:
-            return await asyncio.gather(*[c.post(f"{url}/api/predict", files={"file": ("p.jpg", data)}) for _ in range(12)])
+            return await asyncio.gather(
+                *[c.post(f"{url}/api/predict", files={"file": ("p.jpg", data)}) for _ in range(12)]
+            )
 
     with Server(app) as url:
         codes = [r.status_code for r in asyncio.run(burst(url))]

@@ -1,17 +1,18 @@
 """Out-of-fold table, calibration, operating point, group bootstrap, pointing game, export-model."""
+
 import csv
 import json
 
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score, roc_curve
+from train_fixtures import write_export, write_sums
 
 from curate.dataset import DatasetVersion
 from train.bootstrap import group_bootstrap
 from train.calibration import Platt, ece
 from train.operating import rates, sensitivity_at_specificity, threshold_for_sensitivity
 from train.triage import _table2, auc
-from train_fixtures import write_export, write_sums
 
 
 # ------------------------------------------------------------------ pure functions
@@ -20,7 +21,7 @@ def test_platt_fixes_an_overconfident_model_and_keeps_the_ranking():
     truth = rng.uniform(0.05, 0.95, 4000)
     y = (rng.random(4000) < truth).astype(int)
     z = np.log(truth / (1 - truth))
-    p = 1 / (1 + np.exp(-(3 * z + 1.0)))   # overconfident and shifted: what a balanced-training head gives
+    p = 1 / (1 + np.exp(-(3 * z + 1.0)))  # overconfident and shifted: what a balanced-training head gives
     cal = Platt.fit(y[:2000], p[:2000])
     test_raw, test_cal = p[2000:], cal(p[2000:])
     assert ece(y[2000:], test_raw) > 0.08
@@ -78,18 +79,22 @@ def test_bootstrap_resamples_groups_not_images():
 def test_roi_boxes_land_on_the_exported_image_for_every_resize_policy(tmp_path):
     path = write_export(tmp_path, size=48)
     meta = json.loads((path / "dataset.json").read_text())
-    rows = list(csv.DictReader(open(path / "manifest.csv")))
+    rows = _csv(path / "manifest.csv")
     rid = rows[0]["image_id"]
     rows[0]["roi_box"] = "100 50 300 150"
     with open(path / "manifest.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    expected = {"stretch": (0.25, 0.25, 0.75, 0.75),        # 400×200 stretched to 48×48
-                "pad": (0.25, 0.375, 0.75, 0.625),          # 48×24 inside 48×48, 12 px bars
-                "center-crop": (0.0, 0.25, 1.0, 0.75)}      # the middle 200×200 of 400×200 is kept
+    expected = {
+        "stretch": (0.25, 0.25, 0.75, 0.75),  # 400×200 stretched to 48×48
+        "pad": (0.25, 0.375, 0.75, 0.625),  # 48×24 inside 48×48, 12 px bars
+        "center-crop": (0.0, 0.25, 1.0, 0.75),
+    }  # the middle 200×200 of 400×200 is kept
     for policy, box in expected.items():
-        (path / "dataset.json").write_text(json.dumps({**meta, "resize_policy": policy, "original_sizes": {rid: [400, 200]}}))
+        (path / "dataset.json").write_text(
+            json.dumps({**meta, "resize_policy": policy, "original_sizes": {rid: [400, 200]}})
+        )
         write_sums(path)
         got = DatasetVersion.open(path).roi_boxes()
         assert list(got) == [rid] and got[rid] == pytest.approx(box), policy
@@ -112,7 +117,8 @@ def test_pointing_score():
 
 # ------------------------------------------------------------------ a finished run (torch)
 def _csv(path):
-    return list(csv.DictReader(open(path)))
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
 
 
 @pytest.mark.torch
@@ -137,8 +143,9 @@ def test_oof_table_has_every_image_once_and_unambiguous_columns(triage_run):
     for k, per_set in m["per_fold"].items():  # the file alone reproduces every reported AUC, the obvious way
         for s, reported in per_set.items():
             rows = [p for p in preds if p["set"] == s and p["fold"] == k]
-            assert roc_auc_score([int(p["is_positive"]) for p in rows], [float(p["p_mpox"]) for p in rows]) == \
-                pytest.approx(reported["auc"]), (k, s)
+            assert roc_auc_score(
+                [int(p["is_positive"]) for p in rows], [float(p["p_mpox"]) for p in rows]
+            ) == pytest.approx(reported["auc"]), (k, s)
 
 
 @pytest.mark.torch
@@ -153,9 +160,19 @@ def test_run_reports_calibration_operating_point_cis_and_pointing(triage_run):
     train = [r for r in oof if r["set"] == "train"]
     sens = np.mean([float(r["p_positive_calibrated"]) >= tri["threshold"] for r in train if r["is_positive"] == "1"])
     assert sens >= 0.95 and tri["sets"]["train"]["operating_point"]["sensitivity"] == pytest.approx(sens)
-    for s, d in tri["sets"].items():
+    for d in tri["sets"].values():
         assert {"ece_before", "ece_after", "brier_before", "brier_after"} <= set(d["calibration"])
-        assert set(d["ci"]) >= {"auc", "accuracy", "precision", "recall", "f1", "sensitivity", "specificity", "ppv", "npv"}
+        assert set(d["ci"]) >= {
+            "auc",
+            "accuracy",
+            "precision",
+            "recall",
+            "f1",
+            "sensitivity",
+            "specificity",
+            "ppv",
+            "npv",
+        }
         for k, ci in d["ci"].items():
             v = d["metrics"][k]
             if not np.isnan(ci["lo"]) and not np.isnan(v):
@@ -168,13 +185,23 @@ def test_run_reports_calibration_operating_point_cis_and_pointing(triage_run):
     pt = json.loads((run / "pointing.json").read_text())
     ds = DatasetVersion.open(json.loads((run / "run.json").read_text())["dataset"]["path"])
     boxed = {s.image_id for s in ds.samples("test", roi=True)}
-    assert pt["sets"]["test"]["n"] == len(boxed) and {i["image_id"] for i in pt["images"] if i["set"] == "test"} == boxed
+    assert (
+        pt["sets"]["test"]["n"] == len(boxed) and {i["image_id"] for i in pt["images"] if i["set"] == "test"} == boxed
+    )
     hits = [i["hit"] for i in pt["images"]]
     assert hits == sorted(hits)  # misses listed first
-    assert pt["sets"]["test"]["pointing"] == pytest.approx(np.mean([i["hit"] for i in pt["images"] if i["set"] == "test"]))
+    assert pt["sets"]["test"]["pointing"] == pytest.approx(
+        np.mean([i["hit"] for i in pt["images"] if i["set"] == "test"])
+    )
     report = (run / "report.md").read_text()
-    for text in ("Calibration and triage operating point", "reliability.png", "Table 2 with confidence intervals",
-                 "Pointing game", "pointing.png", "outside every box"):
+    for text in (
+        "Calibration and triage operating point",
+        "reliability.png",
+        "Table 2 with confidence intervals",
+        "Pointing game",
+        "pointing.png",
+        "outside every box",
+    ):
         assert text in report
     assert (run / "reliability.png").stat().st_size > 5000 and (run / "pointing.png").stat().st_size > 5000
 
@@ -187,7 +214,10 @@ def test_compare_shows_triage_and_pointing(triage_run, tmp_path):
     res = compare_runs([triage_run], tmp_path / "cmp")
     md = (tmp_path / "cmp" / "compare.md").read_text()
     assert "ECE before → after" in md and "Pointing game" in md and "[" in md
-    assert res["runs"][0]["triage"]["threshold"] == json.loads((triage_run / "metrics.json").read_text())["triage"]["threshold"]
+    assert (
+        res["runs"][0]["triage"]["threshold"]
+        == json.loads((triage_run / "metrics.json").read_text())["triage"]["threshold"]
+    )
 
 
 @pytest.mark.torch
@@ -209,14 +239,19 @@ def test_exported_model_gives_pytorchs_probabilities(triage_run, tmp_path, fmt):
     model = Ensemble.load(triage_run)
     assert meta["classes"] == ["mpox", "non_mpox"] and meta["input"]["size"] == 32
     assert meta["operating_threshold"] == pytest.approx(model.operating_threshold)
-    assert meta["calibration"] == model.calibration.as_dict() and meta["dataset"]["checksum"] == model.info["dataset"]["checksum"]
+    assert (
+        meta["calibration"] == model.calibration.as_dict()
+        and meta["dataset"]["checksum"] == model.info["dataset"]["checksum"]
+    )
     for text in ("Intended use", "Limits", "Not a diagnosis", meta["dataset"]["checksum"], "95 % bootstrap CI"):
         assert text in card
     assert (tmp_path / f"triage.{fmt}.card.md").read_text() == card
     ds = DatasetVersion.open(json.loads((triage_run / "run.json").read_text())["dataset"]["path"])
     imgs = [Image.open(s.path).convert("RGB") for s in ds.samples("external")]
     size = meta["input"]["size"]  # the client's preprocessing, from the metadata alone
-    x = np.stack([np.asarray(im.resize((size, size), Image.BILINEAR), np.float32).transpose(2, 0, 1) / 255 for im in imgs])
+    x = np.stack(
+        [np.asarray(im.resize((size, size), Image.BILINEAR), np.float32).transpose(2, 0, 1) / 255 for im in imgs]
+    )
     ref = model.triage(imgs)
     if fmt == "onnx":
         import onnxruntime as ort
@@ -246,8 +281,22 @@ def test_device_auto_and_a_missing_gpu(tmp_path):
     with autocast("cpu"):
         assert not torch.is_autocast_enabled("cpu")  # float32 on CPU: cached features stay comparable
     path = write_export(tmp_path)
-    res = CliRunner().invoke(app, ["run", "--dataset", str(path), "--arch", "resnet18", "--weights", "none",
-                                   "--device", "cuda", "--out", str(tmp_path / "run")])
+    res = CliRunner().invoke(
+        app,
+        [
+            "run",
+            "--dataset",
+            str(path),
+            "--arch",
+            "resnet18",
+            "--weights",
+            "none",
+            "--device",
+            "cuda",
+            "--out",
+            str(tmp_path / "run"),
+        ],
+    )
     assert res.exit_code == 1 and "no CUDA GPU" in res.output and not (tmp_path / "run").exists()
     res = CliRunner().invoke(app, ["run", "--dataset", str(path), "--arch", "resnet18", "--device", "tpu"])
     assert res.exit_code == 2  # not one of cpu, cuda, auto
@@ -258,14 +307,19 @@ def test_pointing_sample_is_seeded_and_capped(tmp_path):
     from train.pointing import boxed_sample
     from train.presets import ImageRef
 
-    refs = {s: [ImageRef(tmp_path / f"{s}{i}.jpg", "0" * 64, i % 2, f"{s}{i}") for i in range(20)] for s in ("test", "external")}
+    refs = {
+        s: [ImageRef(tmp_path / f"{s}{i}.jpg", "0" * 64, i % 2, f"{s}{i}") for i in range(20)]
+        for s in ("test", "external")
+    }
     boxes = {it.image_id: (0.1, 0.1, 0.5, 0.5) for its in refs.values() for it in its if int(it.image_id[-1]) % 4}
     picked, boxed = boxed_sample(refs, boxes, 5, seed=3)
     assert boxed == {"test": 14, "external": 14} and all(len(v) == 5 for v in picked.values())
     assert all(it.image_id in boxes for v in picked.values() for it in v)
     assert picked == boxed_sample(refs, boxes, 5, seed=3)[0] and picked != boxed_sample(refs, boxes, 5, seed=4)[0]
     order = [it.image_id for it in refs["test"]]
-    assert [order.index(it.image_id) for it in picked["test"]] == sorted(order.index(it.image_id) for it in picked["test"])
+    assert [order.index(it.image_id) for it in picked["test"]] == sorted(
+        order.index(it.image_id) for it in picked["test"]
+    )
     everything, _ = boxed_sample(refs, boxes, None, seed=3)
     assert len(everything["test"]) == 14
 
@@ -273,13 +327,25 @@ def test_pointing_sample_is_seeded_and_capped(tmp_path):
 @pytest.mark.torch
 @pytest.mark.slow
 def test_run_with_pointing_cap_says_so(tmp_path):
-    from train.config import TrainConfig
-    from train.recipe import run
     from train_fixtures import write_export
 
+    from train.config import TrainConfig
+    from train.recipe import run
+
     export = write_export(tmp_path, roi_every=1)
-    out = run(TrainConfig(dataset=str(export), arch="resnet18", out=str(tmp_path / "run"), weights="none", epochs=1,
-                          image_size=32, bootstrap=20, gradcam_images=1, pointing_max=3))
+    out = run(
+        TrainConfig(
+            dataset=str(export),
+            arch="resnet18",
+            out=str(tmp_path / "run"),
+            weights="none",
+            epochs=1,
+            image_size=32,
+            bootstrap=20,
+            gradcam_images=1,
+            pointing_max=3,
+        )
+    )
     pt = json.loads((out / "pointing.json").read_text())
     assert pt["sample"] == {"max_per_set": 3, "seed": 0}
     assert all(d["n"] == 3 and d["boxed"] > 3 for d in pt["sets"].values())

@@ -1,4 +1,5 @@
 """Local users, concurrent stewards, killed runs, secrets and odd input: every case a clear outcome."""
+
 from __future__ import annotations
 
 import json
@@ -11,11 +12,11 @@ import tarfile
 import time
 from pathlib import Path
 
+import images as I
 import pytest
+from conftest import wait_for
 from sqlmodel import select
 
-import images as I
-from conftest import wait_for
 from curate.errors import WorkspaceError
 from curate.lock import workspace_lock
 from curate.workspace import Workspace
@@ -28,8 +29,15 @@ def curate(*args, env=None, check=False, timeout=120, **kw) -> subprocess.Comple
     """The real command line in a child process (umask 022, as a steward's shell has it)."""
     full_env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "300", **(env or {})}
     full_env.pop("CURATE_DB_URL", None)
-    proc = subprocess.run([sys.executable, "-m", "curate", *map(str, args)], capture_output=True, text=True,
-                          env=full_env, timeout=timeout, preexec_fn=lambda: os.umask(0o022), **kw)
+    proc = subprocess.run(
+        [sys.executable, "-m", "curate", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        preexec_fn=lambda: os.umask(0o022),
+        **kw,
+    )
     assert "Traceback" not in proc.stderr + proc.stdout, proc.stderr
     if check:
         assert proc.returncode == 0, proc.stderr
@@ -74,20 +82,24 @@ def test_everything_the_cli_writes_is_private_and_init_tightens_what_exists(tmp_
     os.chmod(root / "reports", 0o755)
     status = curate("status", "-w", root, check=True)
     assert "warning: readable by other local users" in status.stdout and "catalogue.db" in status.stdout
-    assert {"reports/", "catalogue.db"} <= set(json.loads(curate("status", "-w", root, "--json", check=True).stdout)["exposed_paths"])
+    assert {"reports/", "catalogue.db"} <= set(
+        json.loads(curate("status", "-w", root, "--json", check=True).stdout)["exposed_paths"]
+    )
     curate("init", root, check=True)
     assert "readable by other local users" not in curate("status", "-w", root, check=True).stdout
 
 
 def test_export_folders_files_and_archive_are_owner_only_whatever_the_umask(tmp_path):
-    from curate.export import ExportOptions, ImageSpec, export_version
     from test_export_fixtures import build_catalogue
+
+    from curate.export import ExportOptions, ImageSpec, export_version
 
     old = os.umask(0o022)  # a library caller that did not set the CLI's umask
     try:
         cat = build_catalogue(tmp_path)
-        result = export_version(cat.ws, ExportOptions(name="mpox", version="1.0.0", spec=ImageSpec(size=(48, 48)),
-                                                      archive=True, workers=1))
+        result = export_version(
+            cat.ws, ExportOptions(name="mpox", version="1.0.0", spec=ImageSpec(size=(48, 48)), archive=True, workers=1)
+        )
     finally:
         os.umask(old)
     for p, m in modes(cat.ws.exports).items():
@@ -145,9 +157,16 @@ def test_two_ingests_of_the_same_photos_at_once_both_succeed(tmp_path, db_url):
     b = photos(tmp_path / "b", 30)  # the same bytes under another folder
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     go = tmp_path / "go"
-    procs = [subprocess.Popen([sys.executable, "-c", _RACE, str(ws.root), db_url, str(folder), source, str(go)], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for folder, source in ((a, "clinic-a"), (b, "clinic-b"), (a, "clinic-a"))]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _RACE, str(ws.root), db_url, str(folder), source, str(go)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for folder, source in ((a, "clinic-a"), (b, "clinic-b"), (a, "clinic-a"))
+    ]
     time.sleep(8)  # imports done
     go.touch()
     outs = [p.communicate(timeout=180) for p in procs]
@@ -164,8 +183,13 @@ def test_a_second_writer_waits_for_the_first_and_says_so(tmp_path):
     folder = photos(tmp_path / "in", 3)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     with workspace_lock(root, "export"):
-        proc = subprocess.Popen([sys.executable, "-m", "curate", "ingest", str(folder), "-s", "c", "-w", str(root)],
-                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "curate", "ingest", str(folder), "-s", "c", "-w", str(root)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         # until the child blocks on the lock (a waiting flock shows as "->" in /proc/locks)
         wait_for(lambda: proc.poll() is not None or "->" in Path("/proc/locks").read_text(), timeout=60)
         assert proc.poll() is None, "the second writer must wait, not fail"
@@ -181,8 +205,12 @@ def test_two_exports_of_one_version_one_wins_the_other_says_so(tmp_path):
     args = ["export", "--name", "mpox", "--version", "1.0.0", "--size", "48", "-w", str(cat.ws.root)]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     env.pop("CURATE_DB_URL", None)
-    procs = [subprocess.Popen([sys.executable, "-m", "curate", *args], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "curate", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [o[1] for o in outs]
     assert not any("Traceback" in o[1] for o in outs)
@@ -221,12 +249,15 @@ def test_a_killed_run_is_marked_when_the_next_command_starts(tmp_path):
 # --- errors and secrets -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("args, field, code", [
-    (["label", "pull", "--url", "http://[::1"], "--url", 2),
-    (["label", "pull", "--url", "ftp://example.org"], "--url", 2),
-    (["status", "--db", "postgresql+psycopg://u:hunter2@127.0.0.1:notaport/x"], "--db", 1),
-    (["status", "--db", "nosuchdialect://x"], "--db", 1),
-])
+@pytest.mark.parametrize(
+    "args, field, code",
+    [
+        (["label", "pull", "--url", "http://[::1"], "--url", 2),
+        (["label", "pull", "--url", "ftp://example.org"], "--url", 2),
+        (["status", "--db", "postgresql+psycopg://u:hunter2@127.0.0.1:notaport/x"], "--db", 1),
+        (["status", "--db", "nosuchdialect://x"], "--db", 1),
+    ],
+)
 def test_bad_values_end_in_one_line_naming_the_field(tmp_path, args, field, code):
     Workspace.init(tmp_path / "ws")
     proc = curate(*args, "-w", tmp_path / "ws")
@@ -237,8 +268,9 @@ def test_bad_values_end_in_one_line_naming_the_field(tmp_path, args, field, code
 def test_passwords_in_urls_never_reach_the_audit_table_or_the_screen(tmp_path):
     root = tmp_path / "ws"
     Workspace.init(root)
-    proc = curate("label", "pull", "--url", "http://steward:hunter2@127.0.0.1:9/", "-w", root,
-                  env={"LABEL_STUDIO_API_KEY": "k"})
+    proc = curate(
+        "label", "pull", "--url", "http://steward:hunter2@127.0.0.1:9/", "-w", root, env={"LABEL_STUDIO_API_KEY": "k"}
+    )
     assert proc.returncode in (0, 1) and "hunter2" not in proc.stderr + proc.stdout
     lst = tmp_path / "urls.txt"
     lst.write_text("http://user:hunter2@127.0.0.1:9/x.jpg\nhttp://user:hunter2@127.0.0.1:9/y\x01.jpg\n")

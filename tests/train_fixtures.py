@@ -4,6 +4,7 @@ Two visually different classes: "mpox" = warm blobs on skin tone, "non_mpox" = s
 `texture_only=True` gives both classes the same colours so only shape differs (harder for
 random features, easy for ImageNet ones).
 """
+
 from __future__ import annotations
 
 import csv
@@ -18,20 +19,27 @@ from PIL import Image, ImageDraw
 from curate.dataset import MANIFEST_COLUMNS
 
 
-def make_image(kind: str, rng: np.random.Generator, size: int, texture_only: bool = False) -> tuple[Image.Image, tuple[int, int, int, int]]:
+def make_image(
+    kind: str, rng: np.random.Generator, size: int, texture_only: bool = False
+) -> tuple[Image.Image, tuple[int, int, int, int]]:
     """One synthetic lesion photo and its lesion box (x0, y0, x1, y1)."""
-    bg = tuple(int(v) for v in rng.integers(150, 210, size=3)) if texture_only else (
-        int(rng.integers(180, 230)), int(rng.integers(140, 180)), int(rng.integers(110, 150)))
+    bg = (
+        tuple(int(v) for v in rng.integers(150, 210, size=3))
+        if texture_only
+        else (int(rng.integers(180, 230)), int(rng.integers(140, 180)), int(rng.integers(110, 150)))
+    )
     img = Image.new("RGB", (size, size), bg)
     d = ImageDraw.Draw(img)
     box_w = int(size * rng.uniform(0.4, 0.6))
-    x0 = int(rng.integers(0, size - box_w)); y0 = int(rng.integers(0, size - box_w))
+    x0 = int(rng.integers(0, size - box_w))
+    y0 = int(rng.integers(0, size - box_w))
     box = (x0, y0, x0 + box_w, y0 + box_w)
     fg = (60, 60, 60) if texture_only else None
     if kind == "mpox":
         for _ in range(int(rng.integers(3, 6))):
             r = int(rng.integers(max(2, size // 16), max(3, size // 8)))
-            cx = int(rng.integers(x0 + r, x0 + box_w - r + 1)); cy = int(rng.integers(y0 + r, y0 + box_w - r + 1))
+            cx = int(rng.integers(x0 + r, x0 + box_w - r + 1))
+            cy = int(rng.integers(y0 + r, y0 + box_w - r + 1))
             col = fg or (int(rng.integers(150, 220)), int(rng.integers(20, 60)), int(rng.integers(20, 60)))
             d.ellipse((cx - r, cy - r, cx + r, cy + r), fill=col)
     else:
@@ -102,22 +110,43 @@ def write_export(
                     (out / roi_rel).write_bytes(roi_data)
                     roi_sha = hashlib.sha256(roi_data).hexdigest()
                     roi_box = " ".join(str(v) for v in box)
-                rows.append({
-                    "file": rel, "roi_file": roi_rel, "sha256": hashlib.sha256(data).hexdigest(),
-                    "roi_sha256": roi_sha, "image_id": f"img{n:06d}", "label": cls, "diagnosis": cls,
-                    "split": split, "fold": str(i % folds) if split == "train" else "",
-                    "source": "synthetic", "licence": "CC0-1.0", "consensus_method": "majority",
-                    "n_raters": "2", "agreement": "1.0", "roi_box": roi_box, "cluster": f"c{n}",
-                    "has_case_id": "false",
-                })
+                rows.append(
+                    {
+                        "file": rel,
+                        "roi_file": roi_rel,
+                        "sha256": hashlib.sha256(data).hexdigest(),
+                        "roi_sha256": roi_sha,
+                        "image_id": f"img{n:06d}",
+                        "label": cls,
+                        "diagnosis": cls,
+                        "split": split,
+                        "fold": str(i % folds) if split == "train" else "",
+                        "source": "synthetic",
+                        "licence": "CC0-1.0",
+                        "consensus_method": "majority",
+                        "n_raters": "2",
+                        "agreement": "1.0",
+                        "roi_box": roi_box,
+                        "cluster": f"c{n}",
+                        "has_case_id": "false",
+                    }
+                )
     with open(out / "manifest.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=MANIFEST_COLUMNS)
         w.writeheader()
         w.writerows(rows)
     meta = {
-        "name": name, "version": version, "task": "binary", "classes": classes,
-        "image_size": [size, size], "resize_policy": "stretch", "seed": seed, "folds": folds,
-        "external_sources": ["synthetic"], "parent": None, "created_at": "2026-01-01T00:00:00Z",
+        "name": name,
+        "version": version,
+        "task": "binary",
+        "classes": classes,
+        "image_size": [size, size],
+        "resize_policy": "stretch",
+        "seed": seed,
+        "folds": folds,
+        "external_sources": ["synthetic"],
+        "parent": None,
+        "created_at": "2026-01-01T00:00:00Z",
         "original_sizes": {r["image_id"]: [size, size] for r in rows if r["roi_box"]},
     }
     (out / "dataset.json").write_text(json.dumps(meta, indent=2))
@@ -149,5 +178,15 @@ def tiny_run(root: Path, arch: str = "resnet18", image_size: int = 32, bootstrap
     from train.recipe import run
 
     export = write_export(Path(root), roi_every=2)
-    return run(TrainConfig(dataset=str(export), arch=arch, out=str(Path(root) / "runs" / arch), weights="none",
-                           epochs=2, image_size=image_size, bootstrap=bootstrap, gradcam_images=1))
+    return run(
+        TrainConfig(
+            dataset=str(export),
+            arch=arch,
+            out=str(Path(root) / "runs" / arch),
+            weights="none",
+            epochs=2,
+            image_size=image_size,
+            bootstrap=bootstrap,
+            gradcam_images=1,
+        )
+    )

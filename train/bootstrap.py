@@ -5,18 +5,20 @@ Written here rather than with scipy.stats.bootstrap: scipy resamples observation
 one resample with a single class (AUC undefined) makes its whole interval NaN; here such resamples
 are skipped (percentiles ignore NaN) and their number is reported.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
 Metric = Callable[[np.ndarray, np.ndarray], dict]
 
 
-def group_bootstrap(y: np.ndarray, p: np.ndarray, groups: list, metric: Metric, n_boot: int = 1000,
-                    seed: int = 0, level: float = 0.95) -> dict:
+def group_bootstrap(
+    y: np.ndarray, p: np.ndarray, groups: list, metric: Metric, n_boot: int = 1000, seed: int = 0, level: float = 0.95
+) -> dict:
     """{name: {"lo", "hi"}} of every number `metric(y, p)` returns, percentile intervals over
     `n_boot` resamples of the groups (with replacement, seeded)."""
     y, p = np.asarray(y), np.asarray(p)
@@ -37,6 +39,9 @@ def group_bootstrap(y: np.ndarray, p: np.ndarray, groups: list, metric: Metric, 
         if ok.sum() == 0:
             out[k] = {"lo": math.nan, "hi": math.nan, "skipped": int(n_boot)}
             continue
-        out[k] = {"lo": float(np.percentile(arr[ok], lo_q)), "hi": float(np.percentile(arr[ok], hi_q)),
-                  "skipped": int((~ok).sum())}
+        out[k] = {
+            "lo": float(np.percentile(arr[ok], lo_q)),
+            "hi": float(np.percentile(arr[ok], hi_q)),
+            "skipped": int((~ok).sum()),
+        }
     return out

@@ -8,6 +8,7 @@ that prior, Platt's intercept can. Isotonic regression needs far more than a few
 out-of-fold images, gives a step function with ties (it changes the ranking, hence AUC) and
 overfits small sets; Platt has two parameters and keeps the ranking, so AUC is unchanged.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -36,7 +37,7 @@ class Platt:
     method: str = "platt"
 
     @classmethod
-    def fit(cls, y: np.ndarray, p: np.ndarray) -> "Platt":
+    def fit(cls, y: np.ndarray, p: np.ndarray) -> Platt:
         """Fit on out-of-fold (never on test) predictions; nearly unregularised (C=1e4)."""
         y = np.asarray(y).astype(int)
         if len(set(y.tolist())) < 2:
@@ -71,8 +72,13 @@ def brier(y: np.ndarray, p: np.ndarray) -> float:
 
 
 def calibration_summary(y: np.ndarray, p_raw: np.ndarray, p_cal: np.ndarray) -> dict:
-    return {"n": int(len(y)), "ece_before": ece(y, p_raw), "ece_after": ece(y, p_cal),
-            "brier_before": brier(y, p_raw), "brier_after": brier(y, p_cal)}
+    return {
+        "n": int(len(y)),
+        "ece_before": ece(y, p_raw),
+        "ece_after": ece(y, p_cal),
+        "brier_before": brier(y, p_raw),
+        "brier_after": brier(y, p_cal),
+    }
 
 
 def reliability_figure(path, curves: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], plt) -> None:
@@ -80,13 +86,18 @@ def reliability_figure(path, curves: dict[str, tuple[np.ndarray, np.ndarray, np.
     from sklearn.calibration import calibration_curve
 
     fig, axes = plt.subplots(1, len(curves), figsize=(3.6 * len(curves), 3.6), squeeze=False)
-    for ax, (name, (y, raw, cal)) in zip(axes[0], curves.items()):
+    for ax, (name, (y, raw, cal)) in zip(axes[0], curves.items(), strict=True):
         for p, style, tag in ((raw, "o--", "before"), (cal, "s-", "after")):
             frac, mean = calibration_curve(y, p, n_bins=ECE_BINS, strategy="uniform")
             ax.plot(mean, frac, style, ms=3.5, lw=1.2, label=f"{tag} (ECE {ece(y, p):.3f})")
         ax.plot([0, 1], [0, 1], "k:", lw=0.8)
-        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="mean predicted P(positive)", ylabel="fraction positive",
-               title=f"Reliability: {name}")
+        ax.set(
+            xlim=(0, 1),
+            ylim=(0, 1),
+            xlabel="mean predicted P(positive)",
+            ylabel="fraction positive",
+            title=f"Reliability: {name}",
+        )
         ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     save_figure(fig, path)

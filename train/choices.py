@@ -1,15 +1,16 @@
 """Choices the CLI offers as typer Enums, importable without torch (for --help)."""
+
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class ExportFormat(str, Enum):
+class ExportFormat(StrEnum):
     onnx = "onnx"
     torchscript = "torchscript"
 
 
-class ArchName(str, Enum):
+class ArchName(StrEnum):
     """`--arch`: the paper's six torchvision backbones and EfficientNet-Lite0 (`train.models.ARCHS`)."""
 
     mobilenet_v2 = "mobilenet_v2"

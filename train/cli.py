@@ -2,6 +2,7 @@
 
 Thin commands: read options, call one library function, render with rich (or --json).
 """
+
 from __future__ import annotations
 
 import json
@@ -9,7 +10,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, List, Optional
+from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -17,12 +18,16 @@ from rich.table import Table
 
 from curate.output import JsonOpt, SafeGroup, console, err_console, fail, print_json, progress_bars, reported
 from curate.privacy import make_private_by_default
-from train.device import Device
 from train.choices import ArchName, ExportFormat
 from train.config import TrainConfig, refuse_existing
+from train.device import Device
 
-app = typer.Typer(help="Train and evaluate mpox classifiers on an exported dataset version.", no_args_is_help=True,
-                  add_completion=False, cls=SafeGroup)
+app = typer.Typer(
+    help="Train and evaluate mpox classifiers on an exported dataset version.",
+    no_args_is_help=True,
+    add_completion=False,
+    cls=SafeGroup,
+)
 RESUME_HINT = "interrupted; completed folds are saved — re-run with --resume to continue"
 
 
@@ -37,8 +42,12 @@ def _need_torch() -> None:
 def _table2(result_sets: list[str], entries: list[tuple[str, dict]], title: str) -> Table:
     from train.metrics import METRIC_LABELS, METRICS, fmt
 
-    short = {"val": "validation (CV folds)", "test": "test (before cropping)", "test_roi": "test (ROI crops)",
-             "external": "external validation"}
+    short = {
+        "val": "validation (CV folds)",
+        "test": "test (before cropping)",
+        "test_roi": "test (ROI crops)",
+        "external": "external validation",
+    }
     t = Table(title=title, title_justify="left", caption="mean (SD) over the fold models")
     t.add_column("Model")
     for m in METRICS:
@@ -54,44 +63,132 @@ def _triage_table(entries: list[tuple[str, dict]]) -> Table:
     """Calibration and the operating point per set, with 95 % bootstrap CIs (train.triage)."""
     from train.report_triage import ci_text
 
-    t = Table(title="Triage: calibrated, at the operating point chosen on out-of-fold predictions",
-              title_justify="left", caption="value [95 % bootstrap CI by image group]")
-    for c in ("Model", "set", "threshold", "ECE before→after", "Brier after", "sensitivity", "specificity", "PPV", "NPV",
-              "sens. @95 % spec."):
+    t = Table(
+        title="Triage: calibrated, at the operating point chosen on out-of-fold predictions",
+        title_justify="left",
+        caption="value [95 % bootstrap CI by image group]",
+    )
+    for c in (
+        "Model",
+        "set",
+        "threshold",
+        "ECE before→after",
+        "Brier after",
+        "sensitivity",
+        "specificity",
+        "PPV",
+        "NPV",
+        "sens. @95 % spec.",
+    ):
         t.add_column(c, justify="left" if c in ("Model", "set") else "right")
     for label, tri in entries:
         for s, d in tri["sets"].items():
             c = d["calibration"]
-            t.add_row(escape(label), s, f"{tri['threshold']:.3f}", f"{c['ece_before']:.3f}→{c['ece_after']:.3f}",
-                      f"{c['brier_after']:.3f}", *[ci_text(d, k) for k in ("sensitivity", "specificity", "ppv", "npv",
-                                                                             "sens_at_95_spec")])
+            t.add_row(
+                escape(label),
+                s,
+                f"{tri['threshold']:.3f}",
+                f"{c['ece_before']:.3f}→{c['ece_after']:.3f}",
+                f"{c['brier_after']:.3f}",
+                *[ci_text(d, k) for k in ("sensitivity", "specificity", "ppv", "npv", "sens_at_95_spec")],
+            )
     return t
 
 
 @app.command("run")
 def run_cmd(
-    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset version: a folder, or NAME@VERSION under the workspace's exports/.")],
-    arch: Annotated[ArchName, typer.Option("--arch", "-a", help="Backbone: the paper's six (torchvision) or efficientnet_lite0.")],
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run folder to create (default: runs/<name>-<version>/<arch>-s<seed>).")] = None,
+    dataset: Annotated[
+        str,
+        typer.Option(
+            "--dataset", "-d", help="Dataset version: a folder, or NAME@VERSION under the workspace's exports/."
+        ),
+    ],
+    arch: Annotated[
+        ArchName, typer.Option("--arch", "-a", help="Backbone: the paper's six (torchvision) or efficientnet_lite0.")
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Run folder to create (default: runs/<name>-<version>/<arch>-s<seed>)."),
+    ] = None,
     epochs: Annotated[int, typer.Option(help="Epochs per fold (default: 150, the paper's).", min=1)] = 150,
     batch_size: Annotated[int, typer.Option(help="Batch size (default: 72).", min=1)] = 72,
     lr: Annotated[float, typer.Option(help="Adam learning rate (default: 3e-4).")] = 3e-4,
-    folds: Annotated[Optional[int], typer.Option(help="Cross-validation folds; must match the export (default: the export's, 5 in the paper).")] = None,
-    seed: Annotated[int, typer.Option(help="Seed for heads, batches, augmentation and random weights (default: 0).")] = 0,
-    device: Annotated[Device, typer.Option(help="Where features are computed and heads trained; auto = cuda when a GPU is seen (bfloat16 autocast on cuda) (default: cpu).")] = Device.cpu,
-    weights: Annotated[str, typer.Option(help="imagenet (torchvision cache/download; the package file for efficientnet_lite0), none (random, for tests), or a state-dict FILE (default: imagenet).")] = "imagenet",
-    image_size: Annotated[Optional[int], typer.Option(help="Square input size (default: the export's, 320 in the paper).")] = None,
+    folds: Annotated[
+        int | None,
+        typer.Option(help="Cross-validation folds; must match the export (default: the export's, 5 in the paper)."),
+    ] = None,
+    seed: Annotated[
+        int, typer.Option(help="Seed for heads, batches, augmentation and random weights (default: 0).")
+    ] = 0,
+    device: Annotated[
+        Device,
+        typer.Option(
+            help=(
+                "Where features are computed and heads trained; auto = cuda when a GPU is seen "
+                "(bfloat16 autocast on cuda) (default: cpu)."
+            )
+        ),
+    ] = Device.cpu,
+    weights: Annotated[
+        str,
+        typer.Option(
+            help=(
+                "imagenet (torchvision cache/download; the package file for efficientnet_lite0), "
+                "none (random, for tests), or a state-dict FILE (default: imagenet)."
+            )
+        ),
+    ] = "imagenet",
+    image_size: Annotated[
+        int | None, typer.Option(help="Square input size (default: the export's, 320 in the paper).")
+    ] = None,
     dropout: Annotated[float, typer.Option(help="Dropout before the new classifier (default: 0.2).")] = 0.2,
-    balance: Annotated[bool, typer.Option("--balance/--no-balance", help="Offline augmentation of minority classes (default: on).")] = True,
-    cache: Annotated[bool, typer.Option("--cache/--no-cache", help="Train the head on cached backbone features (default: on).")] = True,
-    cache_dir: Annotated[Optional[Path], typer.Option(help="Feature cache folder (default: <run parent>/feature-cache).")] = None,
-    unfreeze: Annotated[bool, typer.Option("--unfreeze", help="Fine-tune the whole network on images (no cache; default: off).")] = False,
-    threshold: Annotated[float, typer.Option(help="Decision threshold on P(mpox) for the Table-2 metrics (default: 0.5).")] = 0.5,
-    target_sensitivity: Annotated[float, typer.Option(help="Triage operating point: threshold on calibrated P(mpox) reaching this sensitivity on out-of-fold predictions (default: 0.95).", min=0.01, max=1.0)] = 0.95,
-    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples (by image group) for the 95 % confidence intervals (default: 1000).", min=10)] = 1000,
-    pointing_max: Annotated[Optional[int], typer.Option(help="Pointing game: at most this many boxed images per set, a seeded sample (default: all).", min=1)] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run folder: finished folds are kept.")] = False,
-    workspace: Annotated[Optional[Path], typer.Option("--workspace", "-w", envvar="CURATE_WORKSPACE", help="Workspace for NAME@VERSION (default: current folder).")] = None,
+    balance: Annotated[
+        bool, typer.Option("--balance/--no-balance", help="Offline augmentation of minority classes (default: on).")
+    ] = True,
+    cache: Annotated[
+        bool, typer.Option("--cache/--no-cache", help="Train the head on cached backbone features (default: on).")
+    ] = True,
+    cache_dir: Annotated[
+        Path | None, typer.Option(help="Feature cache folder (default: <run parent>/feature-cache).")
+    ] = None,
+    unfreeze: Annotated[
+        bool, typer.Option("--unfreeze", help="Fine-tune the whole network on images (no cache; default: off).")
+    ] = False,
+    threshold: Annotated[
+        float, typer.Option(help="Decision threshold on P(mpox) for the Table-2 metrics (default: 0.5).")
+    ] = 0.5,
+    target_sensitivity: Annotated[
+        float,
+        typer.Option(
+            help=(
+                "Triage operating point: threshold on calibrated P(mpox) reaching this sensitivity "
+                "on out-of-fold predictions (default: 0.95)."
+            ),
+            min=0.01,
+            max=1.0,
+        ),
+    ] = 0.95,
+    bootstrap: Annotated[
+        int,
+        typer.Option(
+            help="Bootstrap resamples (by image group) for the 95 % confidence intervals (default: 1000).", min=10
+        ),
+    ] = 1000,
+    pointing_max: Annotated[
+        int | None,
+        typer.Option(
+            help="Pointing game: at most this many boxed images per set, a seeded sample (default: all).", min=1
+        ),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue an interrupted run folder: finished folds are kept.")
+    ] = False,
+    workspace: Annotated[
+        Path | None,
+        typer.Option(
+            "--workspace", "-w", envvar="CURATE_WORKSPACE", help="Workspace for NAME@VERSION (default: current folder)."
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Train one backbone with 5-fold cross-validation and evaluate every fold model.
@@ -107,11 +204,29 @@ def run_cmd(
     _need_torch()
     from train.recipe import run
 
-    cfg = TrainConfig(dataset=dataset, arch=arch.value, out=str(out), epochs=epochs, batch_size=batch_size, lr=lr, folds=folds,
-                      seed=seed, device=device.value, weights=weights, dropout=dropout, image_size=image_size, balance=balance,
-                      cache=cache, cache_dir=str(cache_dir) if cache_dir else None, unfreeze=unfreeze,
-                      threshold=threshold, workspace=str(workspace) if workspace else None,
-                      target_sensitivity=target_sensitivity, bootstrap=bootstrap, pointing_max=pointing_max)
+    cfg = TrainConfig(
+        dataset=dataset,
+        arch=arch.value,
+        out=str(out),
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        folds=folds,
+        seed=seed,
+        device=device.value,
+        weights=weights,
+        dropout=dropout,
+        image_size=image_size,
+        balance=balance,
+        cache=cache,
+        cache_dir=str(cache_dir) if cache_dir else None,
+        unfreeze=unfreeze,
+        threshold=threshold,
+        workspace=str(workspace) if workspace else None,
+        target_sensitivity=target_sensitivity,
+        bootstrap=bootstrap,
+        pointing_max=pointing_max,
+    )
     with reported(RESUME_HINT), _progress(disable=as_json) as progress:
         path = run(cfg, resume=resume, progress=progress, command=_command_line(cfg))
     metrics = json.loads((path / "metrics.json").read_text())
@@ -127,8 +242,11 @@ def run_cmd(
 
 @app.command("compare")
 def compare_cmd(
-    runs: Annotated[List[Path], typer.Argument(help="Run folders (one per backbone).")],
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Folder for compare.md and roc_compare.png (default: none written).")] = None,
+    runs: Annotated[list[Path], typer.Argument(help="Run folders (one per backbone).")],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Folder for compare.md and roc_compare.png (default: none written)."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """One Table-2-shaped table across backbones, plus a ROC figure.
@@ -143,14 +261,18 @@ def compare_cmd(
     if as_json:
         print_json(result)
         return
-    console.print(_table2(result["sets"], [(r["label"], r["sets"]) for r in result["runs"]], "Model evaluation across folds"))
+    console.print(
+        _table2(result["sets"], [(r["label"], r["sets"]) for r in result["runs"]], "Model evaluation across folds")
+    )
     triaged = [(r["label"], r["triage"]) for r in result["runs"] if (r.get("triage") or {}).get("sets")]
     if triaged:
         console.print(_triage_table(triaged))
     for r in result["runs"]:
         for s, d in ((r.get("pointing") or {}).get("sets") or {}).items():
-            console.print(f"pointing game {escape(r['label'])} {s}: {d['pointing']:.3f} of {d['n']} boxed images "
-                          f"(CAM mass in box {d['mass']:.3f})")
+            console.print(
+                f"pointing game {escape(r['label'])} {s}: {d['pointing']:.3f} of {d['n']} boxed images "
+                f"(CAM mass in box {d['mass']:.3f})"
+            )
     if not result["same_dataset"]:
         err_console.print("[yellow]warning:[/] these runs used different dataset versions")
     for f in result.get("files", []):
@@ -159,10 +281,20 @@ def compare_cmd(
 
 @app.command("predict")
 def predict_cmd(
-    images: Annotated[List[Path], typer.Argument(help="Image files to triage.")],
+    images: Annotated[list[Path], typer.Argument(help="Image files to triage.")],
     run: Annotated[Path, typer.Option("--run", "-r", help="A finished run folder.")],
-    threshold: Annotated[Optional[float], typer.Option(help="Decide on uncalibrated P(mpox) >= this instead (default: the run's operating point on calibrated P(mpox)).")] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Folder for Grad-CAM overlays (default: <run>/predict).")] = None,
+    threshold: Annotated[
+        float | None,
+        typer.Option(
+            help=(
+                "Decide on uncalibrated P(mpox) >= this instead "
+                "(default: the run's operating point on calibrated P(mpox))."
+            )
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Folder for Grad-CAM overlays (default: <run>/predict).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Probability of mpox (mean of the fold models), the decision, and a Grad-CAM overlay per image.
@@ -192,46 +324,84 @@ def predict_cmd(
 @app.command("export-model")
 def export_model_cmd(
     run: Annotated[Path, typer.Argument(help="A finished run folder.")],
-    fmt: Annotated[ExportFormat, typer.Option("--format", "-f", help="onnx (onnxruntime, any language) or torchscript (default: onnx).")] = ExportFormat.onnx,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Model file to write (default: <run>/model.onnx or model.pt).")] = None,
-    fold: Annotated[Optional[int], typer.Option(help="Export this fold model alone (default: the mean of all fold models).", min=0)] = None,
+    fmt: Annotated[
+        ExportFormat,
+        typer.Option("--format", "-f", help="onnx (onnxruntime, any language) or torchscript (default: onnx)."),
+    ] = ExportFormat.onnx,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Model file to write (default: <run>/model.onnx or model.pt).")
+    ] = None,
+    fold: Annotated[
+        int | None, typer.Option(help="Export this fold model alone (default: the mean of all fold models).", min=0)
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """One file with the fold ensemble, preprocessing constants, class names, calibration, operating threshold and model card.
 
     Example:
         train export-model runs/mpox-1.0.0/efficientnet_lite0-s0 --format onnx --out triage.onnx
-    """
+    """  # noqa: E501 - the first line is `train export-model --help` verbatim: wrapping it changes the help
     _need_torch()
     from train.export_model import export_model, read_metadata
 
     with reported():
         path = export_model(run, fmt, out, fold)
         meta, _card = read_metadata(path)
-    summary = {"file": str(path), "card": str(path) + ".card.md", "format": fmt.value, "bytes": path.stat().st_size,
-               "model": meta["model"], "input_size": meta["input"]["size"], "classes": meta["classes"],
-               "operating_threshold": meta["operating_threshold"]}
+    summary = {
+        "file": str(path),
+        "card": str(path) + ".card.md",
+        "format": fmt.value,
+        "bytes": path.stat().st_size,
+        "model": meta["model"],
+        "input_size": meta["input"]["size"],
+        "classes": meta["classes"],
+        "operating_threshold": meta["operating_threshold"],
+    }
     if as_json:
         print_json(summary)
         return
     thr = "—" if summary["operating_threshold"] is None else f"{summary['operating_threshold']:.4f}"
-    console.print(f"wrote {path} ({summary['bytes'] / 1e6:.1f} MB, {meta['model']}, input {summary['input_size']} px, "
-                  f"operating threshold {thr}) and its model card {summary['card']}")
+    console.print(
+        f"wrote {path} ({summary['bytes'] / 1e6:.1f} MB, {meta['model']}, input {summary['input_size']} px, "
+        f"operating threshold {thr}) and its model card {summary['card']}"
+    )
 
 
 @app.command("serve")
 def serve_cmd(
     run: Annotated[Path, typer.Argument(help="A finished run folder.")],
-    host: Annotated[str, typer.Option(help="Address to listen on; 127.0.0.1 keeps it on this machine (default: 127.0.0.1).")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(help="Address to listen on; 127.0.0.1 keeps it on this machine (default: 127.0.0.1).")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port (default: 8000).", min=0, max=65535)] = 8000,
-    fold: Annotated[Optional[int], typer.Option(help="Serve this fold model alone (default: the mean of all fold models).", min=0)] = None,
+    fold: Annotated[
+        int | None, typer.Option(help="Serve this fold model alone (default: the mean of all fold models).", min=0)
+    ] = None,
     device: Annotated[Device, typer.Option(help="Where the model runs (default: cpu).")] = Device.cpu,
     queue: Annotated[int, typer.Option(help="Photos that may wait; more get HTTP 429 (default: 32).", min=1)] = 32,
-    max_batch: Annotated[int, typer.Option(help="Waiting photos run through the network together, up to this many (default: 8).", min=1)] = 8,
+    max_batch: Annotated[
+        int, typer.Option(help="Waiting photos run through the network together, up to this many (default: 8).", min=1)
+    ] = 8,
     max_mb: Annotated[int, typer.Option(help="Largest upload in MB; larger gets HTTP 413 (default: 20).", min=1)] = 20,
-    max_megapixels: Annotated[int, typer.Option(help="Largest image in megapixels (decompression bombs) (default: 40).", min=1)] = 40,
-    keep_uploads: Annotated[Optional[Path], typer.Option(help="Also save every upload here (mode 0600); by default uploads stay in memory and are never written or logged.")] = None,
-    threads: Annotated[Optional[int], typer.Option(help="CPU threads for the network; the other cores decode uploads (default: half the cores, at least 1).", min=1)] = None,
+    max_megapixels: Annotated[
+        int, typer.Option(help="Largest image in megapixels (decompression bombs) (default: 40).", min=1)
+    ] = 40,
+    keep_uploads: Annotated[
+        Path | None,
+        typer.Option(
+            help=(
+                "Also save every upload here (mode 0600); "
+                "by default uploads stay in memory and are never written or logged."
+            )
+        ),
+    ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            help="CPU threads for the network; the other cores decode uploads (default: half the cores, at least 1).",
+            min=1,
+        ),
+    ] = None,
 ) -> None:
     """A web page (choose or capture a photo) and a JSON API for triage with a finished run.
 
@@ -242,8 +412,8 @@ def serve_cmd(
     try:
         import uvicorn
 
-        from train.serve.app import ServeSettings, create_app
         from train.photos import Limits
+        from train.serve.app import ServeSettings, create_app
     except ImportError as exc:
         fail(f"train serve needs {exc.name}: pip install 'mpox-curate[serve]'")
     import torch
@@ -264,7 +434,11 @@ def _command_line(cfg) -> list[str]:
     """The effective command, every option spelled out, so the run folder says exactly what ran."""
     from dataclasses import asdict
 
-    flags = {"balance": ("--balance", "--no-balance"), "cache": ("--cache", "--no-cache"), "unfreeze": ("--unfreeze", None)}
+    flags = {
+        "balance": ("--balance", "--no-balance"),
+        "cache": ("--cache", "--no-cache"),
+        "unfreeze": ("--unfreeze", None),
+    }
     cmd = ["train", "run"]
     for key, value in asdict(cfg).items():
         if key in ("gradcam_images", "report") or value is None:
@@ -282,6 +456,7 @@ def _command_line(cfg) -> list[str]:
 def _progress(disable: bool) -> Iterator[Callable[[str, int], Callable[[int], None]]]:
     """rich progress bars as the recipe's `progress(description, total) -> advance(n)` callback."""
     with progress_bars(disable, keep=True) as bars:
+
         def start(description: str, total: int) -> Callable[[int], None]:
             task = bars.add_task(description, total=total)
             return lambda n: bars.advance(task, n)

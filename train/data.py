@@ -1,11 +1,12 @@
 """Data: the folds, the offline-augmentation plan, the evaluation sets, and what the model is fed
 (cached backbone features or decoded images) as datasets and loaders."""
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
 
 import torch
 from torch import nn
@@ -33,11 +34,11 @@ class Plan:
     """What each fold trains and validates on, and the evaluation sets (lists of `ImageRef`)."""
 
     classes: list
-    positive: Optional[int]
+    positive: int | None
     folds: list
-    train: dict            # fold -> images (other folds' originals + their augmented copies)
-    val: dict              # fold -> images (that fold's originals)
-    eval_sets: dict        # test / test_roi / external -> images
+    train: dict  # fold -> images (other folds' originals + their augmented copies)
+    val: dict  # fold -> images (that fold's originals)
+    eval_sets: dict  # test / test_roi / external -> images
     n_augmented: int
 
 
@@ -55,7 +56,9 @@ def check_classes(samples: list[Sample], what: str, classes: list) -> None:
     present = sorted({s.label for s in samples})
     if len(present) < 2:
         only = present[0] if present else "nothing"
-        raise TrainError(f"{what} has only one class ({only}); training and AUC need at least two of {', '.join(classes)}")
+        raise TrainError(
+            f"{what} has only one class ({only}); training and AUC need at least two of {', '.join(classes)}"
+        )
 
 
 def balance_plan(train: list[Sample], seed: int) -> list[tuple[Sample, ImageRef]]:
@@ -73,11 +76,13 @@ def balance_plan(train: list[Sample], seed: int) -> list[tuple[Sample, ImageRef]
         src = by_class[label]
         for j in range(target - len(src)):
             s = src[j % len(src)]
-            out.append((s, ImageRef(s.path, s.sha256, s.target, f"{s.image_id}~aug{j // len(src)}", j // len(src), seed)))
+            out.append(
+                (s, ImageRef(s.path, s.sha256, s.target, f"{s.image_id}~aug{j // len(src)}", j // len(src), seed))
+            )
     return out
 
 
-def positive_index(classes: list, task: str) -> Optional[int]:
+def positive_index(classes: list, task: str) -> int | None:
     """Binary tasks report precision/recall of mpox (or the last class); diagnosis tasks are macro."""
     if len(classes) != 2:
         return None
@@ -91,26 +96,40 @@ def build_datasets(ds: DatasetVersion, cfg: TrainConfig) -> Plan:
         raise TrainError(f"{ds.ref} has no train rows")
     n_folds = cfg.folds or int(ds.meta.get("folds") or len(folds))
     if folds != list(range(n_folds)):
-        raise TrainError(f"{ds.ref}: train rows carry folds {', '.join(map(str, folds))}, but {n_folds} folds were asked for "
-                         f"(--folds, or dataset.json 'folds'); re-export with the fold count you want")
+        raise TrainError(
+            f"{ds.ref}: train rows carry folds {', '.join(map(str, folds))}, but {n_folds} folds were asked for "
+            f"(--folds, or dataset.json 'folds'); re-export with the fold count you want"
+        )
     train = ds.samples("train")
     check_classes(train, "split 'train'", ds.classes)
     aug = balance_plan(train, cfg.seed) if cfg.balance else []
-    plan = Plan(classes=ds.classes, positive=positive_index(ds.classes, ds.task), folds=folds, train={}, val={},
-                eval_sets={}, n_augmented=len(aug))
+    plan = Plan(
+        classes=ds.classes,
+        positive=positive_index(ds.classes, ds.task),
+        folds=folds,
+        train={},
+        val={},
+        eval_sets={},
+        n_augmented=len(aug),
+    )
     for k in folds:
         part = ds.samples("train", exclude_fold=k)
         check_classes(part, f"the training part of fold {k}", ds.classes)
         plan.train[k] = [_ref(s) for s in part] + [it for s, it in aug if s.fold != k]
         plan.val[k] = [_ref(s) for s in ds.samples("train", fold=k)]
-    for name, (split, roi) in {"test": ("test", False), "test_roi": ("test", True), "external": ("external", False)}.items():
+    for name, (split, roi) in {
+        "test": ("test", False),
+        "test_roi": ("test", True),
+        "external": ("external", False),
+    }.items():
         samples = ds.samples(split, roi=roi)
         if roi and len({s.label for s in samples}) < 2:
             # ROI crops exist only for images with lesion boxes (healthy skin has none): the ROI evaluation
             # is a supplement to the test split, so a one-class crop set is skipped, not a fatal fault.
             if samples:
-                log.warning("split 'test' (ROI crops) has only one class (%s); skipping the ROI evaluation",
-                            samples[0].label)
+                log.warning(
+                    "split 'test' (ROI crops) has only one class (%s); skipping the ROI evaluation", samples[0].label
+                )
             continue
         if samples:
             check_classes(samples, f"split '{split}'" + (" (ROI crops)" if roi else ""), ds.classes)
@@ -157,16 +176,29 @@ def _batch_as_is(batch):
 
 
 def make_loader(data: Dataset, batch_size: int, shuffle: bool, seed: int) -> DataLoader:
-    return DataLoader(data, batch_size=batch_size, shuffle=shuffle, num_workers=0,
-                      collate_fn=_batch_as_is if isinstance(data, FeatureRows) else None,
-                      generator=torch.Generator().manual_seed(seed) if shuffle else None)
+    return DataLoader(
+        data,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        num_workers=0,
+        collate_fn=_batch_as_is if isinstance(data, FeatureRows) else None,
+        generator=torch.Generator().manual_seed(seed) if shuffle else None,
+    )
 
 
 class ModelInputs:
     """What the model is fed: cached backbone features (the model is the head) or images (the model is a Net)."""
 
-    def __init__(self, cfg: TrainConfig, backbone: nn.Module, dim: int, weights_id: str, preset: EvalPreset,
-                 cache_root: Path, progress: ProgressFn):
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        backbone: nn.Module,
+        dim: int,
+        weights_id: str,
+        preset: EvalPreset,
+        cache_root: Path,
+        progress: ProgressFn,
+    ):
         self.cfg, self.backbone, self.dim, self.weights_id, self.preset = cfg, backbone, dim, weights_id, preset
         self.cached = cfg.cache and not cfg.unfreeze
         cache_id = weights_id if precision_tag(cfg.device) == "fp32" else f"{weights_id}+{precision_tag(cfg.device)}"
@@ -180,8 +212,9 @@ class ModelInputs:
             return
         unique = list({it.key: it for it in images}.values())
         advance = self.progress(f"features {self.cfg.arch}", len(unique))
-        feats = extract(self.backbone, unique, self.preset, self.cache, batch_size=32,
-                        device=self.cfg.device, on_batch=advance)
+        feats = extract(
+            self.backbone, unique, self.preset, self.cache, batch_size=32, device=self.cfg.device, on_batch=advance
+        )
         self.feats = {it.key: feats[i] for i, it in enumerate(unique)}
 
     def dataset(self, images: list[ImageRef]) -> Dataset:
@@ -190,7 +223,7 @@ class ModelInputs:
             return FeatureRows(x, torch.tensor([it.target for it in images]))
         return ImageItems(images, self.preset)
 
-    def model(self, head: nn.Module, backbone: Optional[nn.Module] = None) -> nn.Module:
+    def model(self, head: nn.Module, backbone: nn.Module | None = None) -> nn.Module:
         if self.cached:
             return head
         if self.cfg.unfreeze:

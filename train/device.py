@@ -1,13 +1,14 @@
 """Where the network runs: `cpu`, `cuda` or `auto`, and mixed precision (bfloat16 autocast) on CUDA."""
+
 from __future__ import annotations
 
 import contextlib
-from enum import Enum
+from enum import StrEnum
 
 from curate.errors import DeviceError
 
 
-class Device(str, Enum):
+class Device(StrEnum):
     cpu = "cpu"
     cuda = "cuda"
     auto = "auto"
@@ -21,7 +22,9 @@ def resolve_device(name: str) -> str:
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise DeviceError(f"--device {name}: torch sees no CUDA GPU here (torch {torch.__version__}); use --device cpu or auto")
+        raise DeviceError(
+            f"--device {name}: torch sees no CUDA GPU here (torch {torch.__version__}); use --device cpu or auto"
+        )
     if name != "cpu" and not name.startswith("cuda"):
         raise DeviceError(f"--device {name}: choose cpu, cuda or auto")
     return name

@@ -1,12 +1,12 @@
 """A finished run as one triage model: the frozen backbone, the fold heads averaged, the
 calibration and the operating point chosen on out-of-fold predictions. Used by `predict`, the pointing
 game, `export-model` and `serve`, so all four compute the same probability."""
+
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import torch
@@ -14,11 +14,11 @@ from PIL import Image
 from torch import nn
 
 from train.calibration import Platt
-from train.gradcam import CamCapture
+from train.config import TrainConfig, from_saved
 from train.errors import TrainError
+from train.gradcam import CamCapture
 from train.models import Arch, Head, Net, build_backbone, freeze, get_arch
 from train.presets import EvalPreset
-from train.config import TrainConfig, from_saved
 
 
 class MeanHead(nn.Module):
@@ -40,11 +40,11 @@ class Triage:
     """One image's result."""
 
     probabilities: dict
-    p_positive: Optional[float]        # fold-model mean, uncalibrated
-    p_calibrated: Optional[float]      # after Platt scaling (binary tasks)
-    decision: str                      # "refer" / "routine" at the operating point; the class for multi-class
+    p_positive: float | None  # fold-model mean, uncalibrated
+    p_calibrated: float | None  # after Platt scaling (binary tasks)
+    decision: str  # "refer" / "routine" at the operating point; the class for multi-class
     predicted_class: str
-    cam: Optional[np.ndarray] = field(default=None, repr=False)
+    cam: np.ndarray | None = field(default=None, repr=False)
 
 
 def load_run(run: Path) -> tuple[TrainConfig, dict]:
@@ -58,33 +58,37 @@ def load_run(run: Path) -> tuple[TrainConfig, dict]:
 
 @dataclass
 class Ensemble:
-    net: Net                      # backbone + MeanHead (or one fold's head), eval mode
+    net: Net  # backbone + MeanHead (or one fold's head), eval mode
     arch: Arch
     preset: EvalPreset
     classes: list
-    positive: Optional[str]
-    threshold: float              # the run's Table-2 threshold on uncalibrated P(positive)
-    calibration: Optional[Platt]
-    operating_threshold: Optional[float]
+    positive: str | None
+    threshold: float  # the run's Table-2 threshold on uncalibrated P(positive)
+    calibration: Platt | None
+    operating_threshold: float | None
     run: Path
     info: dict
     metrics: dict
     folds: list
 
     @classmethod
-    def load(cls, run: Path, fold: Optional[int] = None, device: str = "cpu") -> "Ensemble":
+    def load(cls, run: Path, fold: int | None = None, device: str = "cpu") -> Ensemble:
         """The run's fold models (or fold `fold` alone) on `device`."""
         run = Path(run)
         cfg, info = load_run(run)
         if info.get("status") != "complete":
             raise TrainError(f"run {run} did not finish; re-run `train run --resume` first")
         if cfg.unfreeze:
-            raise TrainError("predict, serve and export-model support frozen-backbone runs only (a fine-tuned "
-                             "--unfreeze run has one backbone per fold)")
+            raise TrainError(
+                "predict, serve and export-model support frozen-backbone runs only (a fine-tuned "
+                "--unfreeze run has one backbone per fold)"
+            )
         classes = info["dataset"]["classes"]
         backbone, dim, weights_id = build_backbone(cfg.arch, cfg.weights, seed=cfg.seed)
         if weights_id != info["weights_id"]:
-            raise TrainError(f"run {run} used backbone weights {info['weights_id']}, but here they load as {weights_id}")
+            raise TrainError(
+                f"run {run} used backbone weights {info['weights_id']}, but here they load as {weights_id}"
+            )
         folds = [fold] if fold is not None else list(range(cfg.folds))
         heads = []
         for k in folds:
@@ -101,9 +105,20 @@ class Ensemble:
         tri = metrics.get("triage") or {}
         arch = get_arch(cfg.arch)
         net = Net(freeze(backbone), MeanHead(heads)).eval().to(device)
-        return cls(net, arch, EvalPreset(cfg.image_size, arch.mean, arch.std), classes, info["positive_class"],
-                   cfg.threshold, Platt(**tri["calibration"]) if tri.get("calibration") else None,
-                   tri.get("threshold"), run, info, metrics, folds)
+        return cls(
+            net,
+            arch,
+            EvalPreset(cfg.image_size, arch.mean, arch.std),
+            classes,
+            info["positive_class"],
+            cfg.threshold,
+            Platt(**tri["calibration"]) if tri.get("calibration") else None,
+            tri.get("threshold"),
+            run,
+            info,
+            metrics,
+            folds,
+        )
 
     @property
     def device(self) -> torch.device:
@@ -131,7 +146,7 @@ class Ensemble:
             out = self._decide(self.net.head.probs(feats).detach().cpu().numpy().astype(np.float64))
             targets = torch.as_tensor([self.classes.index(t.predicted_class) for t in out], device=feats.device)
             score = self.net.head(feats)[torch.arange(len(out), device=feats.device), targets].sum()
-            for t, c in zip(out, capture.cams(score, x.shape[-2:])):
+            for t, c in zip(out, capture.cams(score, x.shape[-2:]), strict=True):
                 t.cam = c
         return out
 
@@ -139,7 +154,7 @@ class Ensemble:
         pos = self.classes.index(self.positive) if self.positive else None
         out = []
         for row in p:
-            probs = {c: float(v) for c, v in zip(self.classes, row)}
+            probs = {c: float(v) for c, v in zip(self.classes, row, strict=True)}
             if pos is None:
                 k = int(row.argmax())
                 out.append(Triage(probs, None, None, self.classes[k], self.classes[k]))
@@ -148,6 +163,9 @@ class Ensemble:
             cal = float(self.calibration(np.array([raw]))[0]) if self.calibration else raw
             thr = self.operating_threshold if self.operating_threshold is not None else self.threshold
             refer = cal >= thr
-            out.append(Triage(probs, raw, cal, "refer" if refer else "routine",
-                              self.positive if refer else self.classes[1 - pos]))
+            out.append(
+                Triage(
+                    probs, raw, cal, "refer" if refer else "routine", self.positive if refer else self.classes[1 - pos]
+                )
+            )
         return out

@@ -1,4 +1,5 @@
 """train's errors, importable without torch so that refusals come before any heavy import."""
+
 from __future__ import annotations
 
 from curate import errors

@@ -9,12 +9,12 @@ Input ``image``: float32 (N, 3, S, S), RGB in [0, 1], EXIF-upright, resized by s
 (bilinear). Outputs ``probabilities`` (N, classes; mean of the fold models) and ``p_calibrated``
 (N; calibrated P(positive class)).
 """
+
 from __future__ import annotations
 
 import json
 import warnings
 from pathlib import Path
-from typing import Optional
 
 import torch
 from torch import nn
@@ -22,8 +22,8 @@ from torch import nn
 from curate.files import atomic_path, write_atomic
 from train.choices import ExportFormat
 from train.ensemble import Ensemble
-from train.model_card import card_markdown
 from train.errors import TrainError
+from train.model_card import card_markdown
 
 FORMAT_VERSION = 1
 META_KEY = "mpox_triage"
@@ -47,24 +47,40 @@ class Exported(nn.Module):
         return probs, torch.sigmoid(self.a * torch.log(p / (1 - p)) + self.b)
 
 
-def metadata(model: Ensemble, fold: Optional[int]) -> dict:
+def metadata(model: Ensemble, fold: int | None) -> dict:
     info, tri = model.info, model.metrics.get("triage") or {}
     return {
-        "format_version": FORMAT_VERSION, "model": f"fold {fold}" if fold is not None else f"mean of {len(model.folds)} fold models",
-        "arch": info["arch"], "arch_label": model.arch.label, "weights_id": info["weights_id"],
+        "format_version": FORMAT_VERSION,
+        "model": f"fold {fold}" if fold is not None else f"mean of {len(model.folds)} fold models",
+        "arch": info["arch"],
+        "arch_label": model.arch.label,
+        "weights_id": info["weights_id"],
         "dataset": {k: info["dataset"][k] for k in ("ref", "checksum", "task", "classes")},
-        "classes": model.classes, "positive_class": model.positive,
-        "input": {"name": "image", "size": model.preset.size, "layout": "NCHW", "channels": "RGB", "range": [0, 1],
-                  "resize": "stretch, bilinear", "exif_transpose": True, "mean": list(model.preset.mean),
-                  "std": list(model.preset.std), "normalised_inside": True},
+        "classes": model.classes,
+        "positive_class": model.positive,
+        "input": {
+            "name": "image",
+            "size": model.preset.size,
+            "layout": "NCHW",
+            "channels": "RGB",
+            "range": [0, 1],
+            "resize": "stretch, bilinear",
+            "exif_transpose": True,
+            "mean": list(model.preset.mean),
+            "std": list(model.preset.std),
+            "normalised_inside": True,
+        },
         "outputs": ["probabilities", "p_calibrated"],
         "calibration": model.calibration.as_dict() if model.calibration else None,
-        "operating_threshold": model.operating_threshold, "target_sensitivity": tri.get("target_sensitivity"),
-        "table2_threshold": model.threshold, "triage": tri, "pointing": model.metrics.get("pointing"),
+        "operating_threshold": model.operating_threshold,
+        "target_sensitivity": tri.get("target_sensitivity"),
+        "table2_threshold": model.threshold,
+        "triage": tri,
+        "pointing": model.metrics.get("pointing"),
     }
 
 
-def export_model(run: Path, fmt: ExportFormat, out: Optional[Path] = None, fold: Optional[int] = None) -> Path:
+def export_model(run: Path, fmt: ExportFormat, out: Path | None = None, fold: int | None = None) -> Path:
     """Write the model file (atomically) and a `<file>.card.md` beside it; return the file's path."""
     model = Ensemble.load(Path(run), fold=fold)
     fmt = ExportFormat(fmt)
@@ -86,7 +102,9 @@ def export_model(run: Path, fmt: ExportFormat, out: Optional[Path] = None, fold:
                     extra = {META_KEY: json.dumps(meta, default=str), "model_card": card}
                     torch.jit.save(traced, str(tmp), _extra_files=extra)
     except Exception as exc:
-        raise TrainError(f"exporting {run} as {fmt.value} failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
+        raise TrainError(
+            f"exporting {run} as {fmt.value} failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+        ) from None
     write_atomic(out.with_name(out.name + ".card.md"), card)
     return out
 
@@ -99,9 +117,16 @@ def _onnx(net: nn.Module, x: torch.Tensor, path: str, meta: dict, card: str) -> 
         # needs onnxscript and splits large weights into external data
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", torch.jit.TracerWarning)  # SAME padding is traced for the fixed input size
-        torch.onnx.export(net, (x,), path, input_names=["image"], output_names=["probabilities", "p_calibrated"],
-                          dynamic_axes={"image": {0: "n"}, "probabilities": {0: "n"}, "p_calibrated": {0: "n"}},
-                          opset_version=17, dynamo=False)
+        torch.onnx.export(
+            net,
+            (x,),
+            path,
+            input_names=["image"],
+            output_names=["probabilities", "p_calibrated"],
+            dynamic_axes={"image": {0: "n"}, "probabilities": {0: "n"}, "p_calibrated": {0: "n"}},
+            opset_version=17,
+            dynamo=False,
+        )
     proto = onnx.load(path)
     for key, value in ((META_KEY, json.dumps(meta, default=str)), ("model_card", card)):
         entry = proto.metadata_props.add()

@@ -6,14 +6,15 @@ image's sha256 (plus augmentation index and seed for offline-augmented copies). 
 32 bytes of sha256(payload) followed by the float32 payload, so a truncated or flipped entry is
 detected, reported, and recomputed.
 """
+
 from __future__ import annotations
 
 import hashlib
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -47,7 +48,7 @@ class FeatureCache:
     def _path(self, key: str) -> Path:
         return self.dir / key[:2] / f"{key}.f32"
 
-    def get(self, key: str) -> Optional[np.ndarray]:
+    def get(self, key: str) -> np.ndarray | None:
         path = self._path(key)
         try:
             blob = path.read_bytes()
@@ -68,13 +69,19 @@ class FeatureCache:
 
 
 @torch.no_grad()
-def compute_features(backbone: nn.Module, items: Sequence[ImageRef], preset: EvalPreset, batch_size: int = 32,
-                     device: str = "cpu", on_batch: Callable[[int], None] | None = None) -> np.ndarray:
+def compute_features(
+    backbone: nn.Module,
+    items: Sequence[ImageRef],
+    preset: EvalPreset,
+    batch_size: int = 32,
+    device: str = "cpu",
+    on_batch: Callable[[int], None] | None = None,
+) -> np.ndarray:
     """Backbone outputs for `items`, in order (no cache)."""
     backbone.eval()
     out = []
     for i in range(0, len(items), batch_size):
-        chunk = items[i:i + batch_size]
+        chunk = items[i : i + batch_size]
         x = torch.stack([preset(it.image()) for it in chunk]).to(device)
         with autocast(device):
             out.append(backbone(x).float().cpu().numpy())
@@ -83,8 +90,15 @@ def compute_features(backbone: nn.Module, items: Sequence[ImageRef], preset: Eva
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
-def extract(backbone: nn.Module, items: Sequence[ImageRef], preset: EvalPreset, cache: FeatureCache,
-            batch_size: int = 32, device: str = "cpu", on_batch: Callable[[int], None] | None = None) -> torch.Tensor:
+def extract(
+    backbone: nn.Module,
+    items: Sequence[ImageRef],
+    preset: EvalPreset,
+    cache: FeatureCache,
+    batch_size: int = 32,
+    device: str = "cpu",
+    on_batch: Callable[[int], None] | None = None,
+) -> torch.Tensor:
     """Features for `items` through the cache: read hits, compute and store misses."""
     feats: dict[str, np.ndarray] = {}
     missing: list[ImageRef] = []
@@ -101,11 +115,11 @@ def extract(backbone: nn.Module, items: Sequence[ImageRef], preset: EvalPreset, 
     if on_batch and len(items) - len(missing):
         on_batch(len(items) - len(missing))
     for i in range(0, len(missing), batch_size):  # store per batch: an interrupted extraction keeps its work
-        chunk = missing[i:i + batch_size]
+        chunk = missing[i : i + batch_size]
         t0 = time.perf_counter()
         new = compute_features(backbone, chunk, preset, batch_size, device, on_batch)
         cache.stats.seconds += time.perf_counter() - t0
-        for it, vec in zip(chunk, new):
+        for it, vec in zip(chunk, new, strict=True):
             cache.put(it.key, vec)
             feats[it.key] = vec
         cache.stats.computed += len(chunk)

@@ -1,6 +1,7 @@
 """The Grad-CAM gallery of a run report: test images of one fold model, uncropped and cropped to the
 lesion box (ROI), grouped as false negatives, false positives, true positives and true negatives
 (wrong / correct for multi-class tasks), each row saying which prediction was wrong."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -51,15 +52,22 @@ def select(rows: list[dict], positive: str | None, fold: int, n: int) -> list[Ga
     test = [r for r in rows if r["set"] == "test" and int(r["fold"]) == fold]
     roi = {r["image_id"]: r for r in rows if r["set"] == "test_roi" and int(r["fold"]) == fold}
     cands: dict[str, list[GalleryRow]] = {k: [] for k in (BINARY_KINDS if positive else MULTI_KINDS)}
-    for r in sorted(test, key=lambda r: (r["image_id"] not in roi, int(r["image_id"]) if r["image_id"].isdigit() else 0, r["image_id"])):
+    for r in sorted(
+        test,
+        key=lambda r: (r["image_id"] not in roi, int(r["image_id"]) if r["image_id"].isdigit() else 0, r["image_id"]),
+    ):
         panels = [_panel("original", r, positive)]
         if r["image_id"] in roi:
             panels.append(_panel("roi", roi[r["image_id"]], positive))
-        which = [name for name, pn in zip(("uncropped", "ROI"), panels) if pn.wrong]
+        which = [name for name, pn in zip(("uncropped", "ROI"), panels, strict=False) if pn.wrong]
         wrong = " and ".join(which) or "neither"
         if positive:
             is_pos = r["label"] == positive
-            kind = ("false negative" if is_pos else "false positive") if which else ("true positive" if is_pos else "true negative")
+            kind = (
+                ("false negative" if is_pos else "false positive")
+                if which
+                else ("true positive" if is_pos else "true negative")
+            )
         else:
             kind = "wrong" if which else "correct"
         cands[kind].append(GalleryRow(kind, r["image_id"], r["label"], wrong, panels))
@@ -74,7 +82,7 @@ def draw(rows: list[GalleryRow], images: dict[tuple[str, str], tuple], positive:
     plt = pyplot()
     fig = plt.figure(figsize=(8.4, 2.5 * len(rows)), layout="constrained")
     subs = fig.subfigures(len(rows), 1, squeeze=False)[:, 0]
-    for sf, row in zip(subs, rows):
+    for sf, row in zip(subs, rows, strict=True):
         bad = row.wrong != "neither"
         sf.suptitle(row.heading, fontsize=9, color=ERROR_COLOUR if bad else OK_COLOUR, fontweight="bold")
         axes = sf.subplots(1, 4)
@@ -90,8 +98,11 @@ def draw(rows: list[GalleryRow], images: dict[tuple[str, str], tuple], positive:
             verdict = "WRONG" if panel.wrong else "right"
             name = "uncropped" if tag == "original" else "ROI"
             axes[2 * j].imshow(photo)
-            axes[2 * j].set_title(f"{name}: pred {panel.pred}\n{prob}, {verdict}", fontsize=7,
-                                  color=ERROR_COLOUR if panel.wrong else "black")
+            axes[2 * j].set_title(
+                f"{name}: pred {panel.pred}\n{prob}, {verdict}",
+                fontsize=7,
+                color=ERROR_COLOUR if panel.wrong else "black",
+            )
             axes[2 * j + 1].imshow(cam)
             axes[2 * j + 1].set_title(f"Grad-CAM ({name})", fontsize=7)
     return fig
@@ -102,23 +113,32 @@ def markdown(gallery: list[GalleryRow], positive: str | None) -> list[str]:
     if not gallery:
         return ["No test predictions to show."]
     p = f"P({positive})" if positive else "p"
-    lines = ["![gallery](gradcam_gallery.png)", "", f"| kind | image | true | wrong | uncropped: pred ({p}) | ROI: pred ({p}) |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "![gallery](gradcam_gallery.png)",
+        "",
+        f"| kind | image | true | wrong | uncropped: pred ({p}) | ROI: pred ({p}) |",
+        "|---|---|---|---|---|---|",
+    ]
     for g in gallery:
         cells = [f"[{pn.pred} ({pn.p:.2f})]({pn.file})" for pn in g.panels] + ["no lesion box"] * (2 - len(g.panels))
         lines.append(f"| {g.kind} | {g.image_id} | {g.label} | {g.wrong} | {cells[0]} | {cells[1]} |")
     kinds = {g.kind for g in gallery}
     missing = [k for k in (("false negative", "false positive") if positive else ("wrong",)) if k not in kinds]
     if missing:
-        lines.append(f"\nNo {' and no '.join(m + ' predictions' for m in missing)} among this fold model's test images.")
+        lines.append(
+            f"\nNo {' and no '.join(m + ' predictions' for m in missing)} among this fold model's test images."
+        )
     return lines
 
 
-def gradcam_gallery(out: Path, net, inputs, arch, plan, rows: list[dict], fold: int, n: int,
-                    positive: str | None) -> list[GalleryRow]:
+def gradcam_gallery(
+    out: Path, net, inputs, arch, plan, rows: list[dict], fold: int, n: int, positive: str | None
+) -> list[GalleryRow]:
     """gradcam_gallery.png and gradcam/*.png for `fold`'s model; Grad-CAM of the class each panel predicted."""
-    items = {"original": {it.image_id: it for it in plan.eval_sets["test"]},
-             "roi": {it.image_id: it for it in plan.eval_sets.get("test_roi", [])}}
+    items = {
+        "original": {it.image_id: it for it in plan.eval_sets["test"]},
+        "roi": {it.image_id: it for it in plan.eval_sets.get("test_roi", [])},
+    }
     picked = select(rows, positive, fold, n)
     (out / "gradcam").mkdir(exist_ok=True)
     device = next(net.parameters()).device

@@ -5,6 +5,7 @@ the block's output that is a leaf requiring grad, and `torch.autograd.grad` stop
 costs one forward pass plus a backward through the pooling and the head (not through the backbone,
 which would double the cost), and the forward that gives the probabilities can give the CAM too.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -33,7 +34,7 @@ class CamCapture:
         self._values = self.act.clone()
         return self._values
 
-    def __enter__(self) -> "CamCapture":
+    def __enter__(self) -> CamCapture:
         self._handle = self.layer.register_forward_hook(self._hook)
         self._grad = torch.enable_grad()
         self._grad.__enter__()

@@ -1,4 +1,5 @@
 """The training loop: seeding, optimiser, one epoch, evaluation, one fold model, and its evaluation rows."""
+
 from __future__ import annotations
 
 import random
@@ -60,7 +61,9 @@ def evaluate(model: nn.Module, loader: DataLoader, device: str) -> np.ndarray:
     return torch.cat(out).numpy().astype(np.float64)
 
 
-def train_fold(k: int, plan: Plan, inputs: ModelInputs, cfg: TrainConfig, progress: ProgressFn) -> tuple[nn.Module, dict]:
+def train_fold(
+    k: int, plan: Plan, inputs: ModelInputs, cfg: TrainConfig, progress: ProgressFn
+) -> tuple[nn.Module, dict]:
     """One fold model; returns (trained model, checkpoint dict)."""
     seed = cfg.seed * 1000 + k
     backbone = None
@@ -77,9 +80,16 @@ def train_fold(k: int, plan: Plan, inputs: ModelInputs, cfg: TrainConfig, progre
     for _epoch in range(cfg.epochs):
         history.append(train_one_epoch(model, loader, optimizer, criterion, cfg.device))
         advance(1)
-    state = (model.state_dict() if cfg.unfreeze else head.state_dict())
-    ckpt = {"model": state, "optimizer": optimizer.state_dict(), "epoch": cfg.epochs, "fold": k,
-            "config": asdict(cfg), "history": history, "complete": True}
+    state = model.state_dict() if cfg.unfreeze else head.state_dict()
+    ckpt = {
+        "model": state,
+        "optimizer": optimizer.state_dict(),
+        "epoch": cfg.epochs,
+        "fold": k,
+        "config": asdict(cfg),
+        "history": history,
+        "complete": True,
+    }
     return model, ckpt
 
 
@@ -94,8 +104,9 @@ def restore_model(ckpt: dict, inputs: ModelInputs, cfg: TrainConfig, n_classes: 
     return inputs.model(head).to(cfg.device)
 
 
-def evaluate_fold(k: int, model: nn.Module, plan: Plan, inputs: ModelInputs, cfg: TrainConfig,
-                  root: Path) -> tuple[dict, list]:
+def evaluate_fold(
+    k: int, model: nn.Module, plan: Plan, inputs: ModelInputs, cfg: TrainConfig, root: Path
+) -> tuple[dict, list]:
     """Metrics per evaluation set (val = this fold) and one prediction row per image.
 
     Rows name the true class (`label`) and whether it is the positive class (`is_positive`, 1 = yes),
@@ -107,13 +118,20 @@ def evaluate_fold(k: int, model: nn.Module, plan: Plan, inputs: ModelInputs, cfg
         y = np.array([it.target for it in images])
         metrics[set_name] = classification_metrics(y, probs, plan.positive, cfg.threshold)
         pred = predicted_classes(probs, plan.positive, cfg.threshold)
-        for it, p, yhat in zip(images, probs, pred):
-            rows.append({"fold": k, "set": set_name, "image_id": it.image_id, "file": _rel(it.path, root),
-                         "label": plan.classes[it.target],
-                         "is_positive": "" if plan.positive is None else int(it.target == plan.positive),
-                         **{f"p_{c}": round(float(v), 6) for c, v in zip(plan.classes, p)},
-                         "p_positive": "" if plan.positive is None else round(float(p[plan.positive]), 6),
-                         "pred": plan.classes[int(yhat)]})
+        for it, p, yhat in zip(images, probs, pred, strict=True):
+            rows.append(
+                {
+                    "fold": k,
+                    "set": set_name,
+                    "image_id": it.image_id,
+                    "file": _rel(it.path, root),
+                    "label": plan.classes[it.target],
+                    "is_positive": "" if plan.positive is None else int(it.target == plan.positive),
+                    **{f"p_{c}": round(float(v), 6) for c, v in zip(plan.classes, p, strict=True)},
+                    "p_positive": "" if plan.positive is None else round(float(p[plan.positive]), 6),
+                    "pred": plan.classes[int(yhat)],
+                }
+            )
     return metrics, rows
 
 

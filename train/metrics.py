@@ -1,17 +1,28 @@
 """Metrics (scikit-learn, as in the paper) and fold summaries. Pure functions on arrays."""
+
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
-from sklearn.metrics import (accuracy_score, confusion_matrix, f1_score, precision_score, recall_score,
-                             roc_auc_score, roc_curve)
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    f1_score,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+    roc_curve,
+)
 
 METRICS = ["auc", "accuracy", "precision", "recall", "f1"]
 METRIC_LABELS = {"auc": "AUC", "accuracy": "Accuracy", "precision": "Precision", "recall": "Recall", "f1": "F1-score"}
-EVAL_SETS = {"test": "testing data set (before cropping)", "test_roi": "testing data set (with region of interest approach)",
-             "external": "external validation data set"}
+EVAL_SETS = {
+    "test": "testing data set (before cropping)",
+    "test_roi": "testing data set (with region of interest approach)",
+    "external": "external validation data set",
+}
 
 
 def predicted_classes(probs: np.ndarray, positive: int | None, threshold: float) -> np.ndarray:
@@ -30,9 +41,11 @@ def classification_metrics(y: np.ndarray, probs: np.ndarray, positive: int | Non
         pb = (pred == positive).astype(int)
         auc = roc_auc_score(yb, probs[:, positive]) if len(set(yb)) == 2 else math.nan
         return {
-            "auc": float(auc), "accuracy": float(accuracy_score(yb, pb)),
+            "auc": float(auc),
+            "accuracy": float(accuracy_score(yb, pb)),
             "precision": float(precision_score(yb, pb, zero_division=0)),
-            "recall": float(recall_score(yb, pb, zero_division=0)), "f1": float(f1_score(yb, pb, zero_division=0)),
+            "recall": float(recall_score(yb, pb, zero_division=0)),
+            "f1": float(f1_score(yb, pb, zero_division=0)),
             "n": int(len(y)),
         }
     labels = list(range(probs.shape[1]))
@@ -41,10 +54,12 @@ def classification_metrics(y: np.ndarray, probs: np.ndarray, positive: int | Non
     except ValueError:
         auc = math.nan
     return {
-        "auc": float(auc), "accuracy": float(accuracy_score(y, pred)),
+        "auc": float(auc),
+        "accuracy": float(accuracy_score(y, pred)),
         "precision": float(precision_score(y, pred, average="macro", labels=labels, zero_division=0)),
         "recall": float(recall_score(y, pred, average="macro", labels=labels, zero_division=0)),
-        "f1": float(f1_score(y, pred, average="macro", labels=labels, zero_division=0)), "n": int(len(y)),
+        "f1": float(f1_score(y, pred, average="macro", labels=labels, zero_division=0)),
+        "n": int(len(y)),
     }
 
 

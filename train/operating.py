@@ -1,5 +1,6 @@
 """The triage operating point: a threshold on calibrated P(positive) chosen on out-of-fold
 predictions for a target sensitivity (missing mpox is the costly error), and the rates it gives."""
+
 from __future__ import annotations
 
 import math
@@ -29,13 +30,24 @@ def rates(y: np.ndarray, p: np.ndarray, t: float) -> dict:
     runs thousands of times in the bootstrap, where sklearn's input checks dominate."""
     y = np.asarray(y).astype(bool)
     pred = np.asarray(p) >= t
-    tp = int(np.sum(pred & y)); fp = int(np.sum(pred & ~y)); fn = int(np.sum(~pred & y)); tn = int(np.sum(~pred & ~y))
+    tp = int(np.sum(pred & y))
+    fp = int(np.sum(pred & ~y))
+    fn = int(np.sum(~pred & y))
+    tn = int(np.sum(~pred & ~y))
 
     def div(a, b):
         return float(a / b) if b else math.nan
 
-    return {"sensitivity": div(tp, tp + fn), "specificity": div(tn, tn + fp), "ppv": div(tp, tp + fp),
-            "npv": div(tn, tn + fn), "tp": tp, "fp": fp, "tn": tn, "fn": fn}
+    return {
+        "sensitivity": div(tp, tp + fn),
+        "specificity": div(tn, tn + fp),
+        "ppv": div(tp, tp + fp),
+        "npv": div(tn, tn + fn),
+        "tp": tp,
+        "fp": fp,
+        "tn": tn,
+        "fn": fn,
+    }
 
 
 def sensitivity_at_specificity(y: np.ndarray, p: np.ndarray, spec: float = 0.95) -> float:

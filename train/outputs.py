@@ -1,5 +1,6 @@
 """Every file `train` writes goes through here, whole or not at all (`curate.files.write_atomic`):
 JSON, CSV, markdown, matplotlib figures and PIL images. No torch, so light modules can use it."""
+
 from __future__ import annotations
 
 import csv

@@ -4,6 +4,7 @@ an HTTP status) why not. Used by `serve` and `predict`, so both read a photo the
 Handled correctly, not refused: HEIC/HEIF (pillow-heif), CMYK and greyscale (converted to RGB),
 EXIF-rotated phone photos (turned upright, as the export did for the training images).
 """
+
 from __future__ import annotations
 
 import io
@@ -20,8 +21,8 @@ pillow_heif.register_heif_opener()
 
 @dataclass(frozen=True)
 class Limits:
-    max_bytes: int = 20 * 1024 * 1024   # per request body
-    max_pixels: int = 40_000_000        # a decompression bomb is refused before its pixels are decoded
+    max_bytes: int = 20 * 1024 * 1024  # per request body
+    max_pixels: int = 40_000_000  # a decompression bomb is refused before its pixels are decoded
 
 
 def decode(data: bytes, limits: Limits, draft_size: int | None = None) -> Image.Image:
@@ -32,8 +33,10 @@ def decode(data: bytes, limits: Limits, draft_size: int | None = None) -> Image.
             im = Image.open(io.BytesIO(data))
             w, h = im.size
             if w * h > limits.max_pixels:
-                raise ServeError(f"image is {w}×{h} pixels ({w * h / 1e6:.0f} MP); the limit is "
-                                 f"{limits.max_pixels / 1e6:.0f} MP", 413)
+                raise ServeError(
+                    f"image is {w}×{h} pixels ({w * h / 1e6:.0f} MP); the limit is {limits.max_pixels / 1e6:.0f} MP",
+                    413,
+                )
             if draft_size and im.format == "JPEG":
                 im.draft("RGB", (draft_size, draft_size))
             im.load()

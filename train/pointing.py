@@ -6,6 +6,7 @@ size; a hit is the CAM peak inside the box, the mass is the CAM's share inside i
 pointing game; the mass is the "energy-based" variant). A model that reads a burned-in caption, a
 ruler or the background points outside the box.
 """
+
 from __future__ import annotations
 
 import random
@@ -31,8 +32,8 @@ class Pointing:
     p_positive: float
     hit: bool
     mass: float
-    peak: tuple        # (x, y) as fractions of the image
-    box: tuple         # (x0, y0, x1, y1) as fractions of the image
+    peak: tuple  # (x, y) as fractions of the image
+    box: tuple  # (x0, y0, x1, y1) as fractions of the image
 
 
 def score(cam: np.ndarray, box: tuple) -> tuple[bool, float, tuple]:
@@ -46,8 +47,9 @@ def score(cam: np.ndarray, box: tuple) -> tuple[bool, float, tuple]:
     return bool(x0 <= px < x1 and y0 <= py < y1), mass, ((px + 0.5) / w, (py + 0.5) / h)
 
 
-def boxed_sample(eval_sets: dict[str, list[ImageRef]], boxes: dict, max_per_set: int | None,
-                 seed: int) -> tuple[dict[str, list[ImageRef]], dict[str, int]]:
+def boxed_sample(
+    eval_sets: dict[str, list[ImageRef]], boxes: dict, max_per_set: int | None, seed: int
+) -> tuple[dict[str, list[ImageRef]], dict[str, int]]:
     """Per set, the images with a box, or a seeded sample of `max_per_set` of them (in export order);
     also how many each set has, so a report can say "N of M"."""
     picked, boxed = {}, {}
@@ -61,8 +63,9 @@ def boxed_sample(eval_sets: dict[str, list[ImageRef]], boxes: dict, max_per_set:
     return picked, boxed
 
 
-def pointing_game(net, arch, preset, eval_sets: dict[str, list[ImageRef]], boxes: dict, classes: list, p_pos: dict,
-                  batch: int = 32) -> list[Pointing]:
+def pointing_game(
+    net, arch, preset, eval_sets: dict[str, list[ImageRef]], boxes: dict, classes: list, p_pos: dict, batch: int = 32
+) -> list[Pointing]:
     """Score every image of `eval_sets` (test, external; see `boxed_sample`) that has a box; `p_pos[(set, id)]`
     is listed beside it. Batched, and each CAM costs about one forward pass (`train.gradcam`)."""
     out = []
@@ -70,13 +73,23 @@ def pointing_game(net, arch, preset, eval_sets: dict[str, list[ImageRef]], boxes
     for s in SETS:
         items = [it for it in eval_sets.get(s, []) if it.image_id in boxes]
         for i in range(0, len(items), batch):
-            chunk = items[i:i + batch]
+            chunk = items[i : i + batch]
             x = torch.stack([preset(it.image()) for it in chunk]).to(device)
             cams = gradcam_batch(net, net.backbone, arch, x, [it.target for it in chunk])
-            for it, cam in zip(chunk, cams):
+            for it, cam in zip(chunk, cams, strict=True):
                 hit, mass, peak = score(cam, boxes[it.image_id])
-                out.append(Pointing(s, it.image_id, classes[it.target], float(p_pos.get((s, it.image_id), float("nan"))),
-                                    hit, mass, peak, tuple(boxes[it.image_id])))
+                out.append(
+                    Pointing(
+                        s,
+                        it.image_id,
+                        classes[it.target],
+                        float(p_pos.get((s, it.image_id), float("nan"))),
+                        hit,
+                        mass,
+                        peak,
+                        tuple(boxes[it.image_id]),
+                    )
+                )
     return out
 
 
@@ -86,8 +99,13 @@ def summarise(results: list[Pointing], boxed: dict[str, int] | None = None) -> d
     for s in SETS:
         rs = [r for r in results if r.set == s]
         if rs:
-            sets[s] = {"n": len(rs), "boxed": (boxed or {}).get(s, len(rs)), "hits": sum(r.hit for r in rs),
-                       "pointing": float(np.mean([r.hit for r in rs])), "mass": float(np.mean([r.mass for r in rs]))}
+            sets[s] = {
+                "n": len(rs),
+                "boxed": (boxed or {}).get(s, len(rs)),
+                "hits": sum(r.hit for r in rs),
+                "pointing": float(np.mean([r.hit for r in rs])),
+                "mass": float(np.mean([r.mass for r in rs])),
+            }
     ordered = sorted(results, key=lambda r: (r.hit, r.mass))  # misses first, the least on-lesion first
     return {"sets": sets, "images": [asdict(r) for r in ordered]}
 
@@ -103,9 +121,10 @@ def figure(out: Path, results: list[Pointing], items: dict[tuple, ImageRef], pre
     device = next(net.parameters()).device
     refs = [items[(r.set, r.image_id)] for r in ordered]
     imgs = [it.image() for it in refs]
-    cams = gradcam_batch(net, net.backbone, arch, torch.stack([preset(im) for im in imgs]).to(device),
-                         [it.target for it in refs])
-    for ax, r, img, cam in zip(axes.flat, ordered, imgs, cams):
+    cams = gradcam_batch(
+        net, net.backbone, arch, torch.stack([preset(im) for im in imgs]).to(device), [it.target for it in refs]
+    )
+    for ax, r, img, cam in zip(axes.flat, ordered, imgs, cams, strict=False):
         ax.imshow(overlay(img, cam))
         w, h = img.size
         x0, y0, x1, y1 = r.box

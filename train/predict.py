@@ -1,22 +1,22 @@
 """Triage from the command line: P(mpox) from the mean of a run's fold models, calibrated, the
 decision at the run's operating point (or at an explicit threshold), and a Grad-CAM overlay per image."""
+
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
 from curate.errors import ServeError
 from train.ensemble import Ensemble
+from train.errors import TrainError
 from train.gradcam import overlay
 from train.metrics import predicted_classes
 from train.outputs import save_image
-from train.errors import TrainError
 from train.photos import Limits, decode
 
 
-def predict(run: Path, images: list[Path], threshold: Optional[float] = None, out_dir: Optional[Path] = None) -> list[dict]:
+def predict(run: Path, images: list[Path], threshold: float | None = None, out_dir: Path | None = None) -> list[dict]:
     """Per image: class probabilities, P(positive) before and after calibration, and the decision.
 
     Without `threshold` the decision is the run's operating point on calibrated P(positive)
@@ -48,12 +48,21 @@ def predict(run: Path, images: list[Path], threshold: Optional[float] = None, ou
             used = model.operating_threshold if model.operating_threshold is not None else model.threshold
         else:
             decision, used = t.predicted_class, None
-        png = out_dir / f"{n:03d}-{path.stem}-gradcam.png"  # numbered: two IMG_0001.jpg from two folders must not collide
+        png = (
+            out_dir / f"{n:03d}-{path.stem}-gradcam.png"
+        )  # numbered: two IMG_0001.jpg from two folders must not collide
         save_image(overlay(img, t.cam), png)
-        results.append({"image": str(path), "probabilities": {c: round(v, 6) for c, v in t.probabilities.items()},
-                        "positive_class": model.positive,
-                        "p_positive": round(t.p_positive, 6) if t.p_positive is not None else None,
-                        "p_calibrated": round(t.p_calibrated, 6) if t.p_calibrated is not None else None,
-                        "threshold": used, "calibrated": threshold is None and model.calibration is not None,
-                        "decision": decision, "gradcam": str(png)})
+        results.append(
+            {
+                "image": str(path),
+                "probabilities": {c: round(v, 6) for c, v in t.probabilities.items()},
+                "positive_class": model.positive,
+                "p_positive": round(t.p_positive, 6) if t.p_positive is not None else None,
+                "p_calibrated": round(t.p_calibrated, 6) if t.p_calibrated is not None else None,
+                "threshold": used,
+                "calibrated": threshold is None and model.calibration is not None,
+                "decision": decision,
+                "gradcam": str(png),
+            }
+        )
     return results

@@ -3,6 +3,7 @@
 Everything here is PIL + numpy so that the same bytes, size and seed always give the same tensor:
 that is what makes the feature cache (keyed on those) safe.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -15,8 +16,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageEnhance, ImageOps
 
-PRESET_VERSION = 1      # bump when EvalPreset changes what it computes
-AUGMENT_VERSION = 1     # bump when `augment` changes
+PRESET_VERSION = 1  # bump when EvalPreset changes what it computes
+AUGMENT_VERSION = 1  # bump when `augment` changes
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,9 @@ def augment(img: Image.Image, seed: int, source_sha: str, index: int) -> Image.I
     zoom = rng.uniform(0.85, 1.2)  # zoom in (>1) crops the centre, zoom out pads with the edge colour
     if zoom > 1:
         cw, ch = int(w / zoom), int(h / zoom)
-        img = img.crop(((w - cw) // 2, (h - ch) // 2, (w - cw) // 2 + cw, (h - ch) // 2 + ch)).resize((w, h), Image.BILINEAR)
+        img = img.crop(((w - cw) // 2, (h - ch) // 2, (w - cw) // 2 + cw, (h - ch) // 2 + ch)).resize(
+            (w, h), Image.BILINEAR
+        )
     elif zoom < 1:
         small = img.resize((max(1, int(w * zoom)), max(1, int(h * zoom))), Image.BILINEAR)
         canvas = Image.new("RGB", (w, h), _edge_colour(img))

@@ -13,14 +13,14 @@ Laid out like torchvision's classification reference: `config` (TrainConfig), `d
 datasets, loaders, features), `loop` (train_one_epoch, evaluate, one fold), `rundir` (the files a run
 writes), and this short `run`.
 """
+
 from __future__ import annotations
 
 import sys
 import time
 from dataclasses import asdict, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Optional
 
 from train import report, triage
 from train.config import TrainConfig
@@ -28,19 +28,23 @@ from train.data import ModelInputs, ProgressFn, build_datasets, no_progress, ope
 from train.device import resolve_device
 from train.loop import evaluate_fold, fresh_backbone, restore_model, seed_everything, train_fold
 from train.models import freeze, get_arch
-from train.presets import EvalPreset
 from train.outputs import write_json
+from train.presets import EvalPreset
 from train.rundir import fold_path, load_fold, prepare_run_dir, run_info, save_fold, write_results
 
 
-def run(cfg: TrainConfig, resume: bool = False, progress: ProgressFn = no_progress,
-        command: Optional[list] = None) -> Path:
+def run(
+    cfg: TrainConfig, resume: bool = False, progress: ProgressFn = no_progress, command: list | None = None
+) -> Path:
     """Train and evaluate every fold model; write the run folder; return its path."""
     arch = get_arch(cfg.arch)
     cfg = replace(cfg, device=resolve_device(cfg.device))
     ds = open_dataset(cfg)
-    cfg = replace(cfg, image_size=cfg.image_size or int((ds.meta.get("image_size") or [320])[0]),
-                  folds=cfg.folds or int(ds.meta.get("folds") or len(ds.folds())))
+    cfg = replace(
+        cfg,
+        image_size=cfg.image_size or int((ds.meta.get("image_size") or [320])[0]),
+        folds=cfg.folds or int(ds.meta.get("folds") or len(ds.folds())),
+    )
     plan = build_datasets(ds, cfg)
     out = prepare_run_dir(cfg, ds, resume)
     seed_everything(cfg.seed)
@@ -49,18 +53,25 @@ def run(cfg: TrainConfig, resume: bool = False, progress: ProgressFn = no_progre
     freeze(backbone).to(cfg.device)
     preset = EvalPreset(cfg.image_size, arch.mean, arch.std)
     write_json(out / "config.json", {**asdict(cfg), "command": command or sys.argv})
-    info = run_info(cfg, ds, plan, dim, weights_id, preset) | {"started": datetime.now(timezone.utc).isoformat()}
+    info = run_info(cfg, ds, plan, dim, weights_id, preset) | {"started": datetime.now(UTC).isoformat()}
     write_json(out / "run.json", info)
 
     cache_root = Path(cfg.cache_dir) if cfg.cache_dir else out.parent / "feature-cache"
     inputs = ModelInputs(cfg, backbone, dim, weights_id, preset, cache_root, progress)
     t0 = time.perf_counter()
-    inputs.prepare([it for k in plan.folds for it in plan.train[k] + plan.val[k]] +
-                   [it for images in plan.eval_sets.values() for it in images])
+    inputs.prepare(
+        [it for k in plan.folds for it in plan.train[k] + plan.val[k]]
+        + [it for images in plan.eval_sets.values() for it in images]
+    )
     info["feature_seconds"] = time.perf_counter() - t0
     if inputs.cache:
         st = inputs.cache.stats
-        info["cache"] = {"dir": str(inputs.cache.dir), "hits": st.hits, "computed": st.computed, "corrupt_recomputed": st.corrupt}
+        info["cache"] = {
+            "dir": str(inputs.cache.dir),
+            "hits": st.hits,
+            "computed": st.computed,
+            "corrupt_recomputed": st.corrupt,
+        }
 
     rows, per_fold, models = [], {}, {}
     t0 = time.perf_counter()
@@ -68,8 +79,18 @@ def run(cfg: TrainConfig, resume: bool = False, progress: ProgressFn = no_progre
         ckpt = load_fold(fold_path(out, k), k, cfg, ds.checksum) if resume else None
         if ckpt is None:
             model, ckpt = train_fold(k, plan, inputs, cfg, progress)
-            save_fold(fold_path(out, k), ckpt | {"dataset_checksum": ds.checksum, "dataset": ds.ref, "weights_id": weights_id,
-                                                 "feature_dim": dim, "arch": cfg.arch, "classes": plan.classes})
+            save_fold(
+                fold_path(out, k),
+                ckpt
+                | {
+                    "dataset_checksum": ds.checksum,
+                    "dataset": ds.ref,
+                    "weights_id": weights_id,
+                    "feature_dim": dim,
+                    "arch": cfg.arch,
+                    "classes": plan.classes,
+                },
+            )
         else:
             model = restore_model(ckpt, inputs, cfg, len(plan.classes))
         models[k] = model
@@ -78,12 +99,24 @@ def run(cfg: TrainConfig, resume: bool = False, progress: ProgressFn = no_progre
     info["train_seconds"] = time.perf_counter() - t0
 
     metrics = write_results(out, rows, per_fold, plan, cfg, ds, arch.label, info["positive_class"])
-    metrics["triage"] = triage.analyse(out, rows, plan.classes, info["positive_class"], ds.groups(), cfg.threshold,
-                                       cfg.target_sensitivity, cfg.seed, cfg.bootstrap)
+    metrics["triage"] = triage.analyse(
+        out,
+        rows,
+        plan.classes,
+        info["positive_class"],
+        ds.groups(),
+        cfg.threshold,
+        cfg.target_sensitivity,
+        cfg.seed,
+        cfg.bootstrap,
+    )
     write_json(out / "metrics.json", metrics)
     if cfg.report:
         report.write_run_report(out, cfg, info, metrics, plan, models, inputs, arch)
-    info |= {"status": "complete", "finished": datetime.now(timezone.utc).isoformat(),
-             "total_seconds": time.perf_counter() - t_start}
+    info |= {
+        "status": "complete",
+        "finished": datetime.now(UTC).isoformat(),
+        "total_seconds": time.perf_counter() - t_start,
+    }
     write_json(out / "run.json", info)
     return out

@@ -1,5 +1,6 @@
 """Run reports and cross-backbone comparison: Table-2-shaped tables, ROC curves, confusion
 matrices and the Grad-CAM gallery. Reads what `recipe.run` wrote; draws with matplotlib (Agg)."""
+
 from __future__ import annotations
 
 import csv
@@ -13,10 +14,11 @@ from sklearn.metrics import roc_auc_score
 from curate.files import write_atomic
 from curate.plots import confusion_matrix_plot, wrapped
 from curate.plots import pyplot as _plt
-from train.gallery import gradcam_gallery, markdown as gallery_markdown
 from train import report_triage
-from train.metrics import EVAL_SETS, METRIC_LABELS, METRICS, confusion, fmt, roc
 from train.errors import TrainError
+from train.gallery import gradcam_gallery
+from train.gallery import markdown as gallery_markdown
+from train.metrics import EVAL_SETS, METRIC_LABELS, METRICS, confusion, fmt, roc
 from train.models import Net
 from train.outputs import save_figure
 
@@ -82,7 +84,7 @@ def confusion_plot(rows: list[dict], metrics: dict, classes: list, sets: list[st
     """For each set, the confusion matrix of its best fold (highest AUC on that set); returns (figure, {set: fold})."""
     best = {}
     fig, axes = _plt().subplots(1, len(sets), figsize=(3.6 * len(sets), 3.4), squeeze=False)
-    for ax, s in zip(axes[0], sets):
+    for ax, s in zip(axes[0], sets, strict=True):
         per = {int(k): v[s]["auc"] for k, v in metrics["per_fold"].items() if s in v}
         k = max(per, key=lambda f: per[f] if per[f] == per[f] else -1)
         best[s] = k
@@ -119,7 +121,8 @@ def write_run_report(out: Path, cfg, info: dict, metrics: dict, plan, models: di
         f"# {arch.label} on {ds['ref']}",
         "",
         f"- dataset: `{ds['ref']}` checksum `{ds['checksum']}` ({ds['task']}, classes {', '.join(ds['classes'])})",
-        f"- backbone: {cfg.arch}, weights `{info['weights_id']}`, mode **{info['mode']}**, feature dim {info['feature_dim']}",
+        f"- backbone: {cfg.arch}, weights `{info['weights_id']}`, mode **{info['mode']}**, feature dim "
+        f"{info['feature_dim']}",
         f"- recipe: {cfg.epochs} epochs, batch {cfg.batch_size}, Adam lr {cfg.lr}, dropout {cfg.dropout}, "
         f"{cfg.image_size}×{cfg.image_size}, {cfg.folds} folds, seed {cfg.seed}, threshold {cfg.threshold}",
         f"- offline augmentation: {info['n_augmented']} extra images (minority classes balanced)",
@@ -133,7 +136,9 @@ def write_run_report(out: Path, cfg, info: dict, metrics: dict, plan, models: di
         "",
         *[f"![{n}]({n})" for n in rocs],
         "",
-        "## Confusion matrices (best fold per set: " + ", ".join(f"{s}: fold {k}" for s, k in best_per_set.items()) + ")",
+        "## Confusion matrices (best fold per set: "
+        + ", ".join(f"{s}: fold {k}" for s, k in best_per_set.items())
+        + ")",
         "",
         f"![confusion]({cm_name})",
         "",
@@ -151,7 +156,7 @@ def compare_roc_plot(runs: list[tuple[str, str | None, list[dict]]], sets: list[
     """One panel per set, one curve per run (label, positive class, prediction rows): each image scored by its
     probability averaged over the run's fold models, and the AUC of that curve in the legend."""
     fig, axes = _plt().subplots(1, len(sets), figsize=(4 * len(sets), 4), squeeze=False)
-    for ax, s in zip(axes[0], sets):
+    for ax, s in zip(axes[0], sets, strict=True):
         for name, positive, rows in runs:
             if not positive:
                 continue
@@ -193,21 +198,42 @@ def compare_runs(runs: list[Path], out: Path | None = None) -> dict:
             entries[i] = (m["label"], m["sets"])
     checksums = {m["checksum"] for _, m, _ in loaded}
     sets = [s for s in EVAL_SETS if any(s in m["sets"] for _, m, _ in loaded)]
-    result = {"sets": sets, "runs": [{"run": str(r), "arch": m["arch"], "label": m["label"], "dataset": m["dataset"],
-                                      "checksum": m["checksum"], "sets": m["sets"], "triage": m.get("triage"),
-                                      "pointing": m.get("pointing")} for r, m, _ in loaded],
-              "same_dataset": len(checksums) == 1, "markdown": table2_markdown(entries, sets)}
+    result = {
+        "sets": sets,
+        "runs": [
+            {
+                "run": str(r),
+                "arch": m["arch"],
+                "label": m["label"],
+                "dataset": m["dataset"],
+                "checksum": m["checksum"],
+                "sets": m["sets"],
+                "triage": m.get("triage"),
+                "pointing": m.get("pointing"),
+            }
+            for r, m, _ in loaded
+        ],
+        "same_dataset": len(checksums) == 1,
+        "markdown": table2_markdown(entries, sets),
+    }
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        fig = compare_roc_plot([(m["label"], m.get("positive_class"), read_predictions(run)) for run, m, _ in loaded], sets)
+        fig = compare_roc_plot(
+            [(m["label"], m.get("positive_class"), read_predictions(run)) for run, m, _ in loaded], sets
+        )
         save_figure(fig, out / "roc_compare.png")
         _plt().close(fig)
         note = "" if result["same_dataset"] else "\n\n**Warning: these runs used different dataset versions.**"
         extra = "\n".join(report_triage.compare_sections([(m["label"], m) for _, m, _ in loaded]))
-        write_atomic(out / "compare.md", "# Backbone comparison\n\n" + result["markdown"] + note +
-                     "\n\n![ROC](roc_compare.png)\n\nThe curves, and the AUC in their legend, score each image by its "
-                     "probability averaged over the fold models; the table gives the mean (SD) of the fold models' own "
-                     "AUCs.\n\n" + extra)
+        write_atomic(
+            out / "compare.md",
+            "# Backbone comparison\n\n"
+            + result["markdown"]
+            + note
+            + "\n\n![ROC](roc_compare.png)\n\nThe curves, and the AUC in their legend, score each image by its "
+            "probability averaged over the fold models; the table gives the mean (SD) of the fold models' own "
+            "AUCs.\n\n" + extra,
+        )
         result["files"] = [str(out / "compare.md"), str(out / "roc_compare.png")]
     return result

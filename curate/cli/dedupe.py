@@ -1,7 +1,8 @@
 """`curate dedupe` (run), `curate dedupe split|merge|review|decisions`."""
+
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -15,14 +16,41 @@ app = typer.Typer(rich_markup_mode=None)  # help comes from the `dedupe` callbac
 @app.callback(invoke_without_command=True)
 def dedupe(
     ctx: typer.Context,
-    min_side: Annotated[int, typer.Option(min=1, max=10_000, help="Shorter side, in pixels, below which an image is kept out of labelling (default: 128).")] = 128,
-    radius: Annotated[int, typer.Option(min=0, max=32, help="Hamming radius of the hash search, 0-32 bits (default: 14).")] = 14,
-    similarity: Annotated[float, typer.Option(min=0.5, max=1.0, help="Hash (DCT) correlation a candidate needs before geometric verification decides, 0.5-1.0 (default: 0.60).")] = 0.60,
-    method: Annotated[str, typer.Option(help="region-phash (crop/rotation/bar robust) or phash (default: region-phash).")] = "region-phash",
-    backend: Annotated[str, typer.Option(help="Search back-end: auto, brute-force or multi-index (default: auto).")] = "auto",
-    cnn: Annotated[bool, typer.Option("--cnn", help="Add the CNN-embedding stage (needs torch; hash-only without it).")] = False,
-    cnn_similarity: Annotated[float, typer.Option(min=0.5, max=1.0, help="Cosine similarity for a CNN match, 0.5-1.0 (default: 0.95).")] = 0.95,
-    review: Annotated[bool, typer.Option("--review/--no-review", help="Write the HTML review sheet (default: on).")] = True,
+    min_side: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=10_000,
+            help="Shorter side, in pixels, below which an image is kept out of labelling (default: 128).",
+        ),
+    ] = 128,
+    radius: Annotated[
+        int, typer.Option(min=0, max=32, help="Hamming radius of the hash search, 0-32 bits (default: 14).")
+    ] = 14,
+    similarity: Annotated[
+        float,
+        typer.Option(
+            min=0.5,
+            max=1.0,
+            help="Hash (DCT) correlation a candidate needs before geometric verification decides, 0.5-1.0 (default: "
+            "0.60).",
+        ),
+    ] = 0.60,
+    method: Annotated[
+        str, typer.Option(help="region-phash (crop/rotation/bar robust) or phash (default: region-phash).")
+    ] = "region-phash",
+    backend: Annotated[
+        str, typer.Option(help="Search back-end: auto, brute-force or multi-index (default: auto).")
+    ] = "auto",
+    cnn: Annotated[
+        bool, typer.Option("--cnn", help="Add the CNN-embedding stage (needs torch; hash-only without it).")
+    ] = False,
+    cnn_similarity: Annotated[
+        float, typer.Option(min=0.5, max=1.0, help="Cosine similarity for a CNN match, 0.5-1.0 (default: 0.95).")
+    ] = 0.95,
+    review: Annotated[
+        bool, typer.Option("--review/--no-review", help="Write the HTML review sheet (default: on).")
+    ] = True,
     workers: WorkersOpt = 0,
     workspace: WorkspaceOpt = None,
     db: DbOpt = None,
@@ -38,8 +66,16 @@ def dedupe(
     from curate.dedupe.run import DedupeOptions
 
     ws = open_workspace(workspace, db)
-    options = DedupeOptions(min_side=min_side, radius=radius, similarity=similarity, method=method,
-                            backend=backend, cnn=cnn, cnn_similarity=cnn_similarity, workers=workers)
+    options = DedupeOptions(
+        min_side=min_side,
+        radius=radius,
+        similarity=similarity,
+        method=method,
+        backend=backend,
+        cnn=cnn,
+        cnn_similarity=cnn_similarity,
+        workers=workers,
+    )
     run_and_render(ws, options, review=review, json_out=json_out)
 
 
@@ -74,15 +110,33 @@ def in_labelling(ws) -> set[int]:
 
 
 def render(report, sheet) -> None:
-    rows = [["images", report.images], ["hashed this run", report.hashed], ["codes reused", report.reused],
-            ["search", report.searched], *[[f"pairs: {k}", v] for k, v in sorted(report.pairs.items())],
-            ["to review (not merged)", report.to_review], ["clusters (2+ images)", report.clusters], ["duplicates", report.duplicates],
-            ["low resolution", report.low_res], ["steward decisions", report.overrides], ["to label", report.labelable],
-            ["byte-identical arrivals (merged at intake)", report.byte_duplicates], ["skipped", len(report.skipped)]]
+    rows = [
+        ["images", report.images],
+        ["hashed this run", report.hashed],
+        ["codes reused", report.reused],
+        ["search", report.searched],
+        *[[f"pairs: {k}", v] for k, v in sorted(report.pairs.items())],
+        ["to review (not merged)", report.to_review],
+        ["clusters (2+ images)", report.clusters],
+        ["duplicates", report.duplicates],
+        ["low resolution", report.low_res],
+        ["steward decisions", report.overrides],
+        ["to label", report.labelable],
+        ["byte-identical arrivals (merged at intake)", report.byte_duplicates],
+        ["skipped", len(report.skipped)],
+    ]
     console.print(table("dedupe summary", ["", "count"], rows))
     if report.groups:
-        console.print(table("largest clusters", ["cluster", "size", "representative", "members"],
-                            [[g["cluster"], g["size"], g["representative"], " ".join(map(str, g["members"][:12]))] for g in report.groups[:15]]))
+        console.print(
+            table(
+                "largest clusters",
+                ["cluster", "size", "representative", "members"],
+                [
+                    [g["cluster"], g["size"], g["representative"], " ".join(map(str, g["members"][:12]))]
+                    for g in report.groups[:15]
+                ],
+            )
+        )
     for image_id, reason in report.skipped[:20]:
         console.print(f"[yellow]skipped image {image_id}: {escape(reason)}[/]")
     for line in report.recomputed[:20]:
@@ -95,8 +149,10 @@ def render(report, sheet) -> None:
         console.print(f"[yellow]note:[/] {escape(note)}")
     if sheet:
         console.print(f"review sheet: {sheet}")
-    console.print(f"{report.seconds.get('total', 0):.1f} s (hash {report.seconds.get('hash', 0):.1f}, "
-                  f"search {report.seconds.get('search', 0):.1f})")
+    console.print(
+        f"{report.seconds.get('total', 0):.1f} s (hash {report.seconds.get('hash', 0):.1f}, "
+        f"search {report.seconds.get('search', 0):.1f})"
+    )
 
 
 def _decision_output(summary: dict, json_out: bool, message: str) -> None:
@@ -109,8 +165,10 @@ def _decision_output(summary: dict, json_out: bool, message: str) -> None:
 @app.command()
 def split(
     image: Annotated[int, typer.Argument(help="Image id to take out of its cluster.")],
-    others: Annotated[Optional[list[int]], typer.Argument(help="Only split from these image ids (default: every other member).")] = None,
-    note: Annotated[Optional[str], typer.Option(help="Why (shown on the review sheet).")] = None,
+    others: Annotated[
+        list[int] | None, typer.Argument(help="Only split from these image ids (default: every other member).")
+    ] = None,
+    note: Annotated[str | None, typer.Option(help="Why (shown on the review sheet).")] = None,
     workspace: WorkspaceOpt = None,
     db: DbOpt = None,
     json_out: JsonOpt = False,
@@ -133,7 +191,7 @@ def split(
 def merge(
     image_a: Annotated[int, typer.Argument(help="An image id.")],
     image_b: Annotated[int, typer.Argument(help="An image id showing the same picture.")],
-    note: Annotated[Optional[str], typer.Option(help="Why (shown on the review sheet).")] = None,
+    note: Annotated[str | None, typer.Option(help="Why (shown on the review sheet).")] = None,
     workspace: WorkspaceOpt = None,
     db: DbOpt = None,
     json_out: JsonOpt = False,
@@ -181,7 +239,13 @@ def decisions(workspace: WorkspaceOpt = None, db: DbOpt = None, json_out: JsonOp
     if json_out:
         print_json(rows)
     else:
-        console.print(table("dedupe decisions", ["images", "decision", "note"], [[f"{r['image_a']} – {r['image_b']}", r["action"], r["note"]] for r in rows]))
+        console.print(
+            table(
+                "dedupe decisions",
+                ["images", "decision", "note"],
+                [[f"{r['image_a']} – {r['image_b']}", r["action"], r["note"]] for r in rows],
+            )
+        )
 
 
 def register(root: typer.Typer) -> None:

@@ -1,8 +1,9 @@
 """`curate label`: dual-rater rounds in Label Studio, pull, adjudication, consensus report."""
+
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -12,30 +13,65 @@ from curate.cli.options import DbOpt, JsonOpt, WorkspaceOpt, http_urls, open_wor
 from curate.label.consensus import LowQuality, ThirdOpinion
 from curate.output import console, print_json, table
 
-app = typer.Typer(help="Label images in Label Studio: two blind raters, a reviewer for disputes.", no_args_is_help=True,
-                  rich_markup_mode=None)
-UrlOpt = Annotated[Optional[list[str]], typer.Option("--url", metavar="[EMAIL=]URL", callback=http_urls, help=(
-    "Label Studio server of one clinician as EMAIL=URL (repeat for each), or one URL for everyone not mapped "
-    "(default: each clinician's own server from `curate studio`). "
-    "One steward key, $LABEL_STUDIO_API_KEY, opens them all."))]
-RuleOpt = Annotated[Optional[ThirdOpinion], typer.Option(
-    "--third-opinion", help="When the reviewer picks a diagnosis neither rater gave: discard the image (the paper) or "
-                            "take the reviewer's. Recorded in the catalogue; default: the recorded rule (discard until changed).")]
-LowQualityOpt = Annotated[Optional[LowQuality], typer.Option(
-    "--low-quality", help="Which \"Image quality too low\" flags exclude an image: any (either rater's), both (both raters', "
-                          "the default) or never. Recorded in the catalogue; default: the recorded rule (both until changed).")]
+app = typer.Typer(
+    help="Label images in Label Studio: two blind raters, a reviewer for disputes.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+UrlOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--url",
+        metavar="[EMAIL=]URL",
+        callback=http_urls,
+        help=(
+            "Label Studio server of one clinician as EMAIL=URL (repeat for each), or one URL for everyone not mapped "
+            "(default: each clinician's own server from `curate studio`). "
+            "One steward key, $LABEL_STUDIO_API_KEY, opens them all."
+        ),
+    ),
+]
+RuleOpt = Annotated[
+    ThirdOpinion | None,
+    typer.Option(
+        "--third-opinion",
+        help="When the reviewer picks a diagnosis neither rater gave: discard the image (the paper) or "
+        "take the reviewer's. Recorded in the catalogue; default: the recorded rule (discard until changed).",
+    ),
+]
+LowQualityOpt = Annotated[
+    LowQuality | None,
+    typer.Option(
+        "--low-quality",
+        help="Which \"Image quality too low\" flags exclude an image: any (either rater's), both (both raters', "
+        "the default) or never. Recorded in the catalogue; default: the recorded rule (both until changed).",
+    ),
+]
 
 
 @app.command()
 def push(
     raters: Annotated[str, typer.Option(help="Two rater emails, comma-separated.")],
-    limit: Annotated[Optional[int], typer.Option(min=1, help="Push at most N new images.")] = None,
-    order: Annotated[PushOrder, typer.Option(help="Order of the new tasks (the order raters get them): catalogue (image id, the default), "
-                                                  "random (--seed), or uncertainty (most informative first, from --predictions).")] = PushOrder.CATALOGUE,
+    limit: Annotated[int | None, typer.Option(min=1, help="Push at most N new images.")] = None,
+    order: Annotated[
+        PushOrder,
+        typer.Option(
+            help="Order of the new tasks (the order raters get them): catalogue (image id, the default), "
+            "random (--seed), or uncertainty (most informative first, from --predictions)."
+        ),
+    ] = PushOrder.CATALOGUE,
     seed: Annotated[int, typer.Option(help="Seed of --order random (default: 0).")] = 0,
-    predictions: Annotated[Optional[Path], typer.Option(help="`train predict --json` output for the candidates (--order uncertainty); "
-                                                             "see `curate label candidates`.")] = None,
-    workspace: WorkspaceOpt = None, db: DbOpt = None, url: UrlOpt = None, json_out: JsonOpt = False,
+    predictions: Annotated[
+        Path | None,
+        typer.Option(
+            help="`train predict --json` output for the candidates (--order uncertainty); "
+            "see `curate label candidates`."
+        ),
+    ] = None,
+    workspace: WorkspaceOpt = None,
+    db: DbOpt = None,
+    url: UrlOpt = None,
+    json_out: JsonOpt = False,
 ):
     """Send new dedupe representatives to each rater's project on the rater's own server.
 
@@ -54,7 +90,9 @@ def push(
         raise ConfigError("--order uncertainty needs --predictions FILE (train predict --json output)")
     probs = read_predictions(predictions) if predictions else None
     servers = resolve(ws, url)
-    with audited(ws, "label push", {"raters": raters, "limit": limit, "url": url, "order": order.value, "seed": seed}) as run:
+    with audited(
+        ws, "label push", {"raters": raters, "limit": limit, "url": url, "order": order.value, "seed": seed}
+    ) as run:
         res = do_push(ws, servers, raters.split(","), limit, Order(order.value), seed, probs)
         run.summary = {"round": res.round_id, "pushed": res.pushed}
     if json_out:
@@ -69,14 +107,24 @@ def render_push(res) -> None:
         console.print("nothing to push: every labelable image is already in a rating round")
         return
     per_rater = res.pushed // len(res.projects)
-    console.print(table(f"round {res.round_id}: {per_rater} image(s) sent to {len(res.projects)} raters "
-                        f"({res.pushed} task(s))", ["rater", "Label Studio project", "images", "tasks"],
-                        [[rater, project, per_rater, per_rater] for rater, project in sorted(res.projects.items())]))
+    console.print(
+        table(
+            f"round {res.round_id}: {per_rater} image(s) sent to {len(res.projects)} raters ({res.pushed} task(s))",
+            ["rater", "Label Studio project", "images", "tasks"],
+            [[rater, project, per_rater, per_rater] for rater, project in sorted(res.projects.items())],
+        )
+    )
 
 
 @app.command()
-def pull(workspace: WorkspaceOpt = None, db: DbOpt = None, url: UrlOpt = None, third_opinion: RuleOpt = None,
-         low_quality: LowQualityOpt = None, json_out: JsonOpt = False):
+def pull(
+    workspace: WorkspaceOpt = None,
+    db: DbOpt = None,
+    url: UrlOpt = None,
+    third_opinion: RuleOpt = None,
+    low_quality: LowQualityOpt = None,
+    json_out: JsonOpt = False,
+):
     """Fetch every annotation of every round (each project from its clinician's server) and recompute consensus.
 
     Rules given with --low-quality or --third-opinion are recorded in the catalogue; every later recomputation
@@ -98,20 +146,27 @@ def pull(workspace: WorkspaceOpt = None, db: DbOpt = None, url: UrlOpt = None, t
     if json_out:
         print_json(res.__dict__)
     else:
-        console.print(f"{res.annotations} annotation(s) in {res.projects} project(s): {res.new} new, {res.revised} revised, "
-                      f"{res.withdrawn} withdrawn, {res.unchanged} unchanged")
+        console.print(
+            f"{res.annotations} annotation(s) in {res.projects} project(s): {res.new} new, {res.revised} revised, "
+            f"{res.withdrawn} withdrawn, {res.unchanged} unchanged"
+        )
         console.print(f"rules{' (changed and recorded)' if res.rules_changed else ''}: {explain(res.rules)}")
         if res.audit.get("tasks"):
             a = res.audit
-            console.print(f"audit: {a['answered']} of {a['tasks']} image(s) answered: {a['kept']} kept, "
-                          f"{a['relabelled']} relabelled, {a['discarded']} discarded (history: consensus_history)")
+            console.print(
+                f"audit: {a['answered']} of {a['tasks']} image(s) answered: {a['kept']} kept, "
+                f"{a['relabelled']} relabelled, {a['discarded']} discarded (history: consensus_history)"
+            )
         console.print(table("Consensus", ["status", "images"], [[k, v] for k, v in sorted(res.consensus.items())]))
 
 
 @app.command()
 def adjudicate(
     reviewer: Annotated[str, typer.Option(help="Email of the third clinician.")],
-    workspace: WorkspaceOpt = None, db: DbOpt = None, url: UrlOpt = None, third_opinion: RuleOpt = None,
+    workspace: WorkspaceOpt = None,
+    db: DbOpt = None,
+    url: UrlOpt = None,
+    third_opinion: RuleOpt = None,
     json_out: JsonOpt = False,
 ):
     """Push exactly the disputed images to the reviewer: raters shown as Rater 1 / Rater 2 with their boxes.
@@ -128,8 +183,11 @@ def adjudicate(
 
     ws = open_workspace(workspace, db)
     servers = resolve(ws, url)
-    with audited(ws, "label adjudicate", {"reviewer": reviewer, "url": url,
-                                          "third_opinion": third_opinion and third_opinion.value}) as run:
+    with audited(
+        ws,
+        "label adjudicate",
+        {"reviewer": reviewer, "url": url, "third_opinion": third_opinion and third_opinion.value},
+    ) as run:
         res = do_adj(ws, servers, reviewer, third_opinion)
         run.summary = {"round": res.round_id, "pushed": res.pushed}
     if json_out:
@@ -140,9 +198,16 @@ def adjudicate(
 
 @app.command()
 def report(
-    workspace: WorkspaceOpt = None, db: DbOpt = None, json_out: JsonOpt = False,
-    html: Annotated[Optional[Path], typer.Option(help="Write the HTML page here (default: <workspace>/reports/labeling.html); "
-                                                      "the confusion-matrix PNGs go beside it as <name>-confusion.png and <name>-raters.png.")] = None,
+    workspace: WorkspaceOpt = None,
+    db: DbOpt = None,
+    json_out: JsonOpt = False,
+    html: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write the HTML page here (default: <workspace>/reports/labeling.html); "
+            "the confusion-matrix PNGs go beside it as <name>-confusion.png and <name>-raters.png."
+        ),
+    ] = None,
 ):
     """Progress per round and rater, Cohen's kappa and Gwet's AC1, confusion matrix, outcome counts and what each means.
 
@@ -160,26 +225,68 @@ def report(
         rep = build(s, ws.diagnoses)
     files = write_html(rep, html or ws.reports / "labeling.html", ws)
     if json_out:
-        print_json({**rep.to_dict(), "html": str(files.html), "confusion_png": str(files.confusion_png),
-                    "raters_png": files.raters_png and str(files.raters_png)})
+        print_json(
+            {
+                **rep.to_dict(),
+                "html": str(files.html),
+                "confusion_png": str(files.confusion_png),
+                "raters_png": files.raters_png and str(files.raters_png),
+            }
+        )
         return
-    console.print(table("Progress", ["round", "kind", "rater", "tasks", "labelled"],
-                        [[p.round, p.kind, p.rater, p.tasks, p.labelled] for p in rep.progress]))
-    console.print(table("Outcomes", ["status", "images", "of which"],
-                        [[k, v, "; ".join(f"{why}: {n}" for why, n in rep.details.get(k, {}).items())]
-                         for k, v in rep.outcomes.items()]))
+    console.print(
+        table(
+            "Progress",
+            ["round", "kind", "rater", "tasks", "labelled"],
+            [[p.round, p.kind, p.rater, p.tasks, p.labelled] for p in rep.progress],
+        )
+    )
+    console.print(
+        table(
+            "Outcomes",
+            ["status", "images", "of which"],
+            [
+                [k, v, "; ".join(f"{why}: {n}" for why, n in rep.details.get(k, {}).items())]
+                for k, v in rep.outcomes.items()
+            ],
+        )
+    )
     for k in rep.outcomes:
         console.print(f"  {k}: {OUTCOME_MEANINGS[k]}", highlight=False, markup=False)
     ag = rep.agreement
-    console.print(table("Agreement (Cohen's kappa, Gwet's AC1)", ["diagnosis", "kappa", "AC1"],
-                        [["all", ag.kappa, ag.ac1]] + [[rep.names.get(d, d), k, ag.ac1_per_diagnosis.get(d)]
-                                                      for d, k in ag.per_diagnosis.items() if k is not None]))
-    console.print(table("Raters (agreement with the final consensus; accuracy estimated by Dawid-Skene)",
-                        ["email", "role", "diagnosed", "with consensus", "agreement", "estimated accuracy"],
-                        [[q.rater, q.role, q.diagnosed, q.compared, q.agreement,
-                          "n/a (too few images)" if q.estimated_accuracy is None else q.estimated_accuracy] for q in rep.raters]))
-    console.print(f"HTML report: {files.html} (generated {rep.generated_at}); confusion matrix: {files.confusion_png}"
-                  + (f"; per rater: {files.raters_png}" if files.raters_png else ""))
+    console.print(
+        table(
+            "Agreement (Cohen's kappa, Gwet's AC1)",
+            ["diagnosis", "kappa", "AC1"],
+            [["all", ag.kappa, ag.ac1]]
+            + [
+                [rep.names.get(d, d), k, ag.ac1_per_diagnosis.get(d)]
+                for d, k in ag.per_diagnosis.items()
+                if k is not None
+            ],
+        )
+    )
+    console.print(
+        table(
+            "Raters (agreement with the final consensus; accuracy estimated by Dawid-Skene)",
+            ["email", "role", "diagnosed", "with consensus", "agreement", "estimated accuracy"],
+            [
+                [
+                    q.rater,
+                    q.role,
+                    q.diagnosed,
+                    q.compared,
+                    q.agreement,
+                    "n/a (too few images)" if q.estimated_accuracy is None else q.estimated_accuracy,
+                ]
+                for q in rep.raters
+            ],
+        )
+    )
+    console.print(
+        f"HTML report: {files.html} (generated {rep.generated_at}); confusion matrix: {files.confusion_png}"
+        + (f"; per rater: {files.raters_png}" if files.raters_png else "")
+    )
 
 
 def register(root: typer.Typer) -> None:

@@ -1,8 +1,9 @@
 """`curate label audit` and `curate label candidates`: model-assisted curation, mounted on `curate label`."""
+
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -11,14 +12,39 @@ from curate.output import console, print_json, table
 
 
 def audit_cmd(
-    run: Annotated[Path, typer.Option("--run", "-r", help="A finished `train run` folder (its oof_predictions.csv and run.json).")],
-    dataset: Annotated[Optional[str], typer.Option(help="NAME@VERSION the run must have been trained on (default: the workspace's newest export).")] = None,
-    html: Annotated[Optional[Path], typer.Option(help="Write the HTML page here (default: <workspace>/reports/label-audit.html).")] = None,
-    push: Annotated[bool, typer.Option("--push", help="Send the top images to a new audit round in --reviewer's Label Studio project.")] = False,
-    reviewer: Annotated[Optional[str], typer.Option(help="Email of the auditing clinician (with --push); never one of the images' raters.")] = None,
-    top: Annotated[int, typer.Option(help="How many of the most likely errors the audit round holds (default: 50).", min=1)] = 50,
-    url: Annotated[Optional[list[str]], typer.Option("--url", metavar="[EMAIL=]URL", callback=http_urls, help="Label Studio server as in `curate label push` (default: the reviewer's own).")] = None,
-    workspace: WorkspaceOpt = None, db: DbOpt = None, json_out: JsonOpt = False,
+    run: Annotated[
+        Path, typer.Option("--run", "-r", help="A finished `train run` folder (its oof_predictions.csv and run.json).")
+    ],
+    dataset: Annotated[
+        str | None,
+        typer.Option(help="NAME@VERSION the run must have been trained on (default: the workspace's newest export)."),
+    ] = None,
+    html: Annotated[
+        Path | None, typer.Option(help="Write the HTML page here (default: <workspace>/reports/label-audit.html).")
+    ] = None,
+    push: Annotated[
+        bool,
+        typer.Option("--push", help="Send the top images to a new audit round in --reviewer's Label Studio project."),
+    ] = False,
+    reviewer: Annotated[
+        str | None,
+        typer.Option(help="Email of the auditing clinician (with --push); never one of the images' raters."),
+    ] = None,
+    top: Annotated[
+        int, typer.Option(help="How many of the most likely errors the audit round holds (default: 50).", min=1)
+    ] = 50,
+    url: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--url",
+            metavar="[EMAIL=]URL",
+            callback=http_urls,
+            help="Label Studio server as in `curate label push` (default: the reviewer's own).",
+        ),
+    ] = None,
+    workspace: WorkspaceOpt = None,
+    db: DbOpt = None,
+    json_out: JsonOpt = False,
 ):
     """Rank likely label errors: a run's out-of-fold probabilities against the consensus and every rating.
 
@@ -49,20 +75,41 @@ def audit_cmd(
     if json_out:
         print_json({**rep.to_dict(), "html": str(page), "pushed": pushed and pushed.__dict__})
         return
-    console.print(table(f"Most likely label errors ({rep.dataset}, about {rep.expected_errors:.1f} in {len(rep.ranked)})",
-                        ["rank", "image", "consensus", "raters", "reviewer", "P(consensus class)", "P(wrong)", "likely"],
-                        [[r.rank, r.image_id, r.consensus, ", ".join(str(d) for _, d in r.raters),
-                          r.reviewer[1] if r.reviewer else "", r.self_confidence, r.score, r.suggested] for r in rep.ranked[:20]]))
+    console.print(
+        table(
+            f"Most likely label errors ({rep.dataset}, about {rep.expected_errors:.1f} in {len(rep.ranked)})",
+            ["rank", "image", "consensus", "raters", "reviewer", "P(consensus class)", "P(wrong)", "likely"],
+            [
+                [
+                    r.rank,
+                    r.image_id,
+                    r.consensus,
+                    ", ".join(str(d) for _, d in r.raters),
+                    r.reviewer[1] if r.reviewer else "",
+                    r.self_confidence,
+                    r.score,
+                    r.suggested,
+                ]
+                for r in rep.ranked[:20]
+            ],
+        )
+    )
     if rep.unranked:
-        console.print(f"{len(rep.unranked)} image(s) not ranked (relabelled since the run, or no longer final): "
-                      + ", ".join(f"{r.image_id} ({r.why_not_ranked})" for r in rep.unranked[:5]), highlight=False)
+        console.print(
+            f"{len(rep.unranked)} image(s) not ranked (relabelled since the run, or no longer final): "
+            + ", ".join(f"{r.image_id} ({r.why_not_ranked})" for r in rep.unranked[:5]),
+            highlight=False,
+        )
     console.print(f"HTML: {page}")
     if pushed is not None:
         console.print(f"pushed {pushed.pushed} image(s) to {reviewer}'s audit round {pushed.round_id}")
 
 
-def candidates_cmd(limit: Annotated[Optional[int], typer.Option(help="List at most N.", min=1)] = None,
-                   workspace: WorkspaceOpt = None, db: DbOpt = None):
+def candidates_cmd(
+    limit: Annotated[int | None, typer.Option(help="List at most N.", min=1)] = None,
+    workspace: WorkspaceOpt = None,
+    db: DbOpt = None,
+):
     """Files of the images `curate label push` would send next, one per line (to feed `train predict`).
 
     Example: train predict --run RUN --json $(curate label candidates) > predictions.json

@@ -3,6 +3,7 @@
 Which folders are sources and their settings: `curate.intake.incoming`. Each stage is the same
 library call its own command makes, so re-running continues where it stopped.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict
@@ -18,8 +19,12 @@ from curate.output import console, progress_bar
 
 
 def pipeline(
-    incoming: Annotated[Path, typer.Option(help="Folder whose sub-folders are sources (default: ./incoming).")] = Path("incoming"),
-    demo: Annotated[bool, typer.Option("--demo", help="When incoming/ is empty, fill it with synthetic demo photos.")] = False,
+    incoming: Annotated[Path, typer.Option(help="Folder whose sub-folders are sources (default: ./incoming).")] = Path(
+        "incoming"
+    ),
+    demo: Annotated[
+        bool, typer.Option("--demo", help="When incoming/ is empty, fill it with synthetic demo photos.")
+    ] = False,
     workspace: WorkspaceOpt = None,
     db: DbOpt = None,
 ) -> None:

@@ -6,6 +6,7 @@ every image is its own cluster `img<id>`; afterwards a cluster's key is
 `img<smallest member id>`, so keys stay stable across re-runs. Images added
 after the last run are their own cluster and labelable until the next run.
 """
+
 from __future__ import annotations
 
 from sqlmodel import Session, select

@@ -21,6 +21,7 @@ with a final consensus (agreed or adjudicated) first. Then, and for clusters wit
 no labelled member, the plain rule: not low-resolution, most pixels, source
 priority (clinic > public > web), earliest, lowest id.
 """
+
 from __future__ import annotations
 
 from collections.abc import Collection
@@ -53,8 +54,9 @@ class Candidate:
     low_res: bool = False
 
 
-def clusters(image_ids: list[int], edges: list[Edge], splits: set[tuple[int, int]],
-             tolerated: Collection[tuple[int, int]] = ()) -> dict[int, int]:
+def clusters(
+    image_ids: list[int], edges: list[Edge], splits: set[tuple[int, int]], tolerated: Collection[tuple[int, int]] = ()
+) -> dict[int, int]:
     """image id -> root id (the smallest id in its cluster); the rule is the module docstring's.
     `tolerated`: "review" pairs, which never join but do not block a join either."""
     ds = DisjointSet(image_ids)
@@ -70,8 +72,10 @@ def clusters(image_ids: list[int], edges: list[Edge], splits: set[tuple[int, int
         ds.merge(a, b)
         return True
 
-    ordered = sorted((e for e in edges if e.a in ds and e.b in ds and e.a != e.b),
-                     key=lambda e: (KIND_RANK.get(e.kind, 9), -e.similarity, min(e.a, e.b), max(e.a, e.b)))
+    ordered = sorted(
+        (e for e in edges if e.a in ds and e.b in ds and e.a != e.b),
+        key=lambda e: (KIND_RANK.get(e.kind, 9), -e.similarity, min(e.a, e.b), max(e.a, e.b)),
+    )
     for e in ordered:
         if e.kind in EXACT and not ds.connected(e.a, e.b):
             join(e.a, e.b)
@@ -92,7 +96,11 @@ def clusters(image_ids: list[int], edges: list[Edge], splits: set[tuple[int, int
 
 def unmerged(edges: list[Edge], roots: dict[int, int], decided: set[tuple[int, int]]) -> list[Edge]:
     """Verified pairs the clustering did not join (complete linkage, a split), not yet decided by the steward."""
-    return [e for e in edges if e.kind not in EXACT and roots.get(e.a) != roots.get(e.b) and (min(e.a, e.b), max(e.a, e.b)) not in decided]
+    return [
+        e
+        for e in edges
+        if e.kind not in EXACT and roots.get(e.a) != roots.get(e.b) and (min(e.a, e.b), max(e.a, e.b)) not in decided
+    ]
 
 
 def representative(members: list[Candidate], labelled: Collection[int] = (), final: Collection[int] = ()) -> Candidate:

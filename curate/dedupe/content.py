@@ -14,6 +14,7 @@ levels (per channel) of the border's colour and its median deviation is at most
 does not. Bands are peeled side by side until stable, then once more inside
 (a frame within a frame), up to `LEVELS` times.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -85,20 +86,20 @@ def _uniform_run(lines: np.ndarray) -> int:
 def _peel(a: np.ndarray) -> tuple[int, int, int, int]:
     """One level: (top, bottom, left, right) widths of the uniform bands of `a`."""
     h, w = a.shape[:2]
-    t = b = l = r = 0
+    t = b = lf = r = 0
     for _ in range(4):  # each side is measured inside the others; stops when nothing changes
-        inner = a[:, l : w - r]
+        inner = a[:, lf : w - r]
         nt = _uniform_run(inner[: h - b])
         nb = _uniform_run(inner[t:][::-1])
         rows = a[nt : h - nb]
         nl = _uniform_run(rows.transpose(1, 0, 2)[: w - r])
-        nr = _uniform_run(rows.transpose(1, 0, 2)[l:][::-1])
-        if (nt, nb, nl, nr) == (t, b, l, r):
+        nr = _uniform_run(rows.transpose(1, 0, 2)[lf:][::-1])
+        if (nt, nb, nl, nr) == (t, b, lf, r):
             break
-        t, b, l, r = nt, nb, nl, nr
-        if t + b >= h or l + r >= w:
+        t, b, lf, r = nt, nb, nl, nr
+        if t + b >= h or lf + r >= w:
             break
-    return t, b, l, r
+    return t, b, lf, r
 
 
 def content_box(rgb: np.ndarray) -> ContentBox:
@@ -120,12 +121,18 @@ def content_box(rgb: np.ndarray) -> ContentBox:
     h, w = a.shape[:2]
     x0, y0, x1, y1 = 0, 0, w, h
     for _ in range(LEVELS):
-        t, b, l, r = _peel(a[y0:y1, x0:x1])
-        if t + b + l + r == 0:
+        t, b, lf, r = _peel(a[y0:y1, x0:x1])
+        if t + b + lf + r == 0:
             break
-        if (y1 - y0) - t - b < max(2, MIN_CONTENT * h) or (x1 - x0) - l - r < max(2, MIN_CONTENT * w):
+        if (y1 - y0) - t - b < max(2, MIN_CONTENT * h) or (x1 - x0) - lf - r < max(2, MIN_CONTENT * w):
             return ContentBox(**whole, note="the frame covers nearly the whole picture; whole picture used")
-        x0, y0, x1, y1 = x0 + l, y0 + t, x1 - r, y1 - b
+        x0, y0, x1, y1 = x0 + lf, y0 + t, x1 - r, y1 - b
     full_w, full_h = whole["width"], whole["height"]
-    return ContentBox(min(x0 * step, full_w), min(y0 * step, full_h), full_w if x1 == w else min(x1 * step, full_w),
-                      full_h if y1 == h else min(y1 * step, full_h), full_w, full_h)
+    return ContentBox(
+        min(x0 * step, full_w),
+        min(y0 * step, full_h),
+        full_w if x1 == w else min(x1 * step, full_w),
+        full_h if y1 == h else min(y1 * step, full_h),
+        full_w,
+        full_h,
+    )

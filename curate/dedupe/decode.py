@@ -7,6 +7,7 @@ are in-painted from their surroundings so that they do not dominate the
 low frequencies the hashes look at. Borders, frames and padding are cut
 away first (`curate.dedupe.content`), so every code describes the content box.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -15,9 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from curate.imaging import DRAFT_FORMATS, open_upright
-
 from curate.dedupe.content import ContentBox, content_box
+from curate.imaging import DRAFT_FORMATS, open_upright
 
 THUMB = 64  # side of the square grey thumbnail every code is computed from
 BLACK = 16  # grey level at or below which a pixel counts as masked (bar, rotation fill)
@@ -67,7 +67,13 @@ def decode(data: bytes, thumb: int = THUMB) -> Decoded:
     """Decode `data` (bytes of a stored original) into a `Decoded`."""
     up = open_upright(data, thumb * 2)  # DCT scaling; keeps at least 2x the thumbnail
     img = up.image
-    tag = "lossless" if up.format in LOSSLESS else f"JPEG:{up.reduction}" if up.format in DRAFT_FORMATS else f"{up.format}:full"
+    tag = (
+        "lossless"
+        if up.format in LOSSLESS
+        else f"JPEG:{up.reduction}"
+        if up.format in DRAFT_FORMATS
+        else f"{up.format}:full"
+    )
     digest = pixel_digest(img, tag)
     rgb = img.convert("RGB")
     box = content_box(np.asarray(rgb))
@@ -92,5 +98,7 @@ def work_grey(data: bytes, box: tuple[float, float, float, float], side: int) ->
     img = open_upright(data, int(side / max(x1 - x0, y1 - y0, 1e-3))).image.convert("L")
     w, h = img.size
     x0, y0, x1, y1 = box
-    img = img.crop((round(x0 * w), round(y0 * h), max(round(x1 * w), round(x0 * w) + 1), max(round(y1 * h), round(y0 * h) + 1)))
+    img = img.crop(
+        (round(x0 * w), round(y0 * h), max(round(x1 * w), round(x0 * w) + 1), max(round(y1 * h), round(y0 * h) + 1))
+    )
     return np.asarray(img)

@@ -14,6 +14,7 @@ returns the matched pairs. Settings go to the constructor, work to the verbs.
             coefficients over a finer grid of windows, which separates a
             re-posted copy from a different photo of the same skin.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -221,10 +222,13 @@ class PHash:
                 parts.append(idx.search(queries.reshape(-1), self.radius))
                 owners.append((qowner, owner[newc], qdih))
         aa, bb, dd, hh = [], [], [], []
-        for (qi, ci, dist), (qo, co, qd) in zip(parts, owners):
+        for (qi, ci, dist), (qo, co, qd) in zip(parts, owners, strict=False):
             a, b = qo[qi], co[ci]
             keep = a != b
-            aa.append(a[keep]); bb.append(b[keep]); dd.append(qd[qi][keep]); hh.append(dist[keep])
+            aa.append(a[keep])
+            bb.append(b[keep])
+            dd.append(qd[qi][keep])
+            hh.append(dist[keep])
         if not aa:
             e = np.empty(0, np.int64)
             return e, e, e, e
@@ -244,7 +248,9 @@ class PHash:
 
     def find_duplicates(self, codes: np.ndarray, thumbs=None, new: np.ndarray | None = None) -> list[Match]:
         a, b, d, h = self.candidates(codes[:, : len(self.windows)], new)
-        return [Match(int(x), int(y), int(z), 1.0 - int(z) / 63, int(t)) for x, y, t, z in zip(a, b, d, h)]
+        return [
+            Match(int(x), int(y), int(z), 1.0 - int(z) / 63, int(t)) for x, y, t, z in zip(a, b, d, h, strict=False)
+        ]
 
 
 def _inverse(d: int) -> int:
@@ -300,7 +306,7 @@ class RegionPHash(PHash):
         a, b, d, h = self.candidates(codes, new)
         out = []
         cache: dict[tuple, np.ndarray] = {}
-        for x, y, z, dist in zip(a.tolist(), b.tolist(), d.tolist(), h.tolist()):
+        for x, y, z, dist in zip(a.tolist(), b.tolist(), d.tolist(), h.tolist(), strict=False):
             keys = {0: (x, z), 1: (y, 0)}
 
             def get(key, fn, t, keys=keys):

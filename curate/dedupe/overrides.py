@@ -5,6 +5,7 @@ the same pair replaces the earlier one). Runs never write this table, and the
 clustering honours it every time, so decisions survive re-running dedupe.
 Each call re-clusters at once from the stored pairs (no hashing).
 """
+
 from __future__ import annotations
 
 from sqlmodel import select
@@ -48,7 +49,11 @@ def split(ws, image: int, others: list[int] | None = None, note: str | None = No
             mine = s.get(DedupeMember, image)
             if mine is None:
                 raise ConfigError(f"image {image} is not in a cluster yet (run `curate dedupe` first)")
-            others = [m.image_id for m in s.exec(select(DedupeMember).where(DedupeMember.cluster_key == mine.cluster_key)).all() if m.image_id != image]
+            others = [
+                m.image_id
+                for m in s.exec(select(DedupeMember).where(DedupeMember.cluster_key == mine.cluster_key)).all()
+                if m.image_id != image
+            ]
             if not others:
                 raise ConfigError(f"image {image} is alone in its cluster; nothing to split")
         for o in others:

@@ -11,6 +11,7 @@ clusters never chain, every pair inside a tentative group of up to `COMPLETE_MAX
 images that the hashes did not propose is verified too; the clustering joins an
 image to a group only when no member contradicts it (`curate.dedupe.cluster`).
 """
+
 from __future__ import annotations
 
 import os
@@ -50,7 +51,11 @@ def load_codes(s: Session, algo: str):
     ).all()
     rows = [r for r in rows if not r[4]]  # single-colour pictures: nothing to compare
     ids = np.array([r[0] for r in rows], dtype=np.int64)
-    codes = np.stack([np.frombuffer(r[1], "<u8") for r in rows]).astype(np.uint64) if rows else np.empty((0, len(WINDOWS)), np.uint64)
+    codes = (
+        np.stack([np.frombuffer(r[1], "<u8") for r in rows]).astype(np.uint64)
+        if rows
+        else np.empty((0, len(WINDOWS)), np.uint64)
+    )
     thumbs = [np.frombuffer(r[2], np.uint8).reshape(THUMB, THUMB) for r in rows]
     return ids, codes, thumbs, [r[3] for r in rows]
 
@@ -98,7 +103,7 @@ class Verifier:
         if not todo:
             return
         with ThreadPoolExecutor(self.workers) as pool:  # OpenCV releases the GIL
-            for i, f in zip(todo, pool.map(self._features, todo)):
+            for i, f in zip(todo, pool.map(self._features, todo), strict=False):
                 self.feats[i] = f
 
     def check(self, a: int, b: int, corr: float, dihedral: int | None = None) -> verify.Verdict:
@@ -152,7 +157,7 @@ def complete(verifier: Verifier, pairs: dict[tuple[int, int], Pair]) -> None:
     for members in groups.values():
         if 3 <= len(members) <= COMPLETE_MAX:
             jobs += [(a, b, 0.0, None) for a, b in combinations(sorted(members), 2) if (a, b) not in pairs]
-    for (a, b, _, _), v in zip(jobs, verifier.check_many(jobs)):
+    for (a, b, _, _), v in zip(jobs, verifier.check_many(jobs), strict=False):
         p = _pair(v, a, b, 0.0, None)
         if p is not None:
             pairs[(a, b)] = p
@@ -167,8 +172,10 @@ def find_pairs(ws, options, algo: str, report) -> list[Pair]:
     with ws.session() as s:
         ids, codes, thumbs, searched = load_codes(s, algo)
         digests = s.exec(select(Image.id, Image.pixel_sha256).where(Image.pixel_sha256.is_not(None))).all()
-        old = [Pair(p.image_a, p.image_b, p.kind, p.similarity, p.hamming, p.inliers, p.reason)
-               for p in s.exec(select(DedupePair).where(DedupePair.kind.in_(("hash", "cnn", "review")))).all()]
+        old = [
+            Pair(p.image_a, p.image_b, p.kind, p.similarity, p.hamming, p.inliers, p.reason)
+            for p in s.exec(select(DedupePair).where(DedupePair.kind.in_(("hash", "cnn", "review")))).all()
+        ]
     new = np.array([w != options.settings for w in searched], dtype=bool)
     found: list[Pair] = []
     by_digest: dict[str, list[int]] = defaultdict(list)  # same decoded pixels
@@ -186,10 +193,13 @@ def find_pairs(ws, options, algo: str, report) -> list[Pair]:
     else:
         found.extend(p for p in old if p.kind == "cnn")
         matches = method.find_duplicates(codes, thumbs)
-    verifier = Verifier(ws, options.workers, dict(zip(ids.tolist(), thumbs)))
+    verifier = Verifier(ws, options.workers, dict(zip(ids.tolist(), thumbs, strict=False)))
     # ids ascend and m.a < m.b: the dihedral turns a onto b
-    jobs = [(int(ids[m.a]), int(ids[m.b]), m.similarity, m.dihedral if options.method == "region-phash" else None) for m in matches]
-    for m, (a, b, _, _), v in zip(matches, jobs, verifier.check_many(jobs)):
+    jobs = [
+        (int(ids[m.a]), int(ids[m.b]), m.similarity, m.dihedral if options.method == "region-phash" else None)
+        for m in matches
+    ]
+    for m, (a, b, _, _), v in zip(matches, jobs, verifier.check_many(jobs), strict=False):
         p = _pair(v, a, b, m.similarity, m.hamming)
         if p is not None:
             found.append(p)

@@ -12,6 +12,7 @@ names). All text is HTML-escaped. Which images are already in labelling is the
 caller's to say (`in_labelling`: the CLI reads it from the label stage), so this
 module never imports the stage above it.
 """
+
 from __future__ import annotations
 
 import html
@@ -21,11 +22,10 @@ from pathlib import Path
 
 from sqlmodel import select
 
-from curate.imaging import thumbnail
-from curate.files import write_atomic
 from curate.dedupe.cluster import Edge, unmerged
+from curate.files import write_atomic
+from curate.imaging import thumbnail
 from db.models import DedupeMember, DedupeOverride, DedupePair, Image, Provenance, Source
-
 
 CSS = """
 body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222}
@@ -56,7 +56,13 @@ def _collect(ws, in_labelling: Collection[int]) -> dict:
         edges = [Edge(p.image_a, p.image_b, p.kind, p.similarity) for p in pairs if p.kind not in ("review",)]
         by_pair = {(p.image_a, p.image_b): p for p in pairs}
         review = [by_pair[(e.a, e.b)] for e in unmerged(edges, roots, decided)]
-        review += [p for p in pairs if p.kind == "review" and key_of.get(p.image_a) != key_of.get(p.image_b) and (p.image_a, p.image_b) not in decided]
+        review += [
+            p
+            for p in pairs
+            if p.kind == "review"
+            and key_of.get(p.image_a) != key_of.get(p.image_b)
+            and (p.image_a, p.image_b) not in decided
+        ]
         by_key: dict[str, list[DedupeMember]] = defaultdict(list)
         for m in members:
             by_key[m.cluster_key].append(m)
@@ -66,15 +72,26 @@ def _collect(ws, in_labelling: Collection[int]) -> dict:
         sources: dict[int, set[str]] = defaultdict(set)
         labels: dict[int, set[str]] = defaultdict(set)
         for image_id, src, label in s.exec(
-            select(Provenance.image_id, Source.name, Provenance.prior_label).join(Source, Source.id == Provenance.source_id).where(Provenance.image_id.in_(ids))
+            select(Provenance.image_id, Source.name, Provenance.prior_label)
+            .join(Source, Source.id == Provenance.source_id)
+            .where(Provenance.image_id.in_(ids))
         ).all():
             sources[image_id].add(src)
             if label:
                 labels[image_id].add(label)
         labelled = set(in_labelling) & ids
         low = sum(m.low_res for m in members)
-    return dict(multi=multi, review=review, images=images, sources=sources, labels=labels, labelled=labelled,
-                by_pair=by_pair, overrides=overrides, low=low)
+    return dict(
+        multi=multi,
+        review=review,
+        images=images,
+        sources=sources,
+        labels=labels,
+        labelled=labelled,
+        by_pair=by_pair,
+        overrides=overrides,
+        low=low,
+    )
 
 
 def _figure(ws, d: dict, image_id: int, extra: str = "", cls: str = "") -> str:
@@ -85,10 +102,12 @@ def _figure(ws, d: dict, image_id: int, extra: str = "", cls: str = "") -> str:
         src = ""
     label = ", ".join(sorted(d["labels"][image_id])) or "none"
     where = ", ".join(sorted(d["sources"][image_id]))
-    return (f"<figure class='{cls}'><img alt='image {image_id}' src='{src}'><figcaption>{extra}"
-            f"image {image_id} · {img.width}×{img.height} {html.escape(img.format)}<br>"
-            f"prior label: {html.escape(label)}<br>sources: {html.escape(where)}"
-            f"{'<br>in labelling' if image_id in d['labelled'] else ''}</figcaption></figure>")
+    return (
+        f"<figure class='{cls}'><img alt='image {image_id}' src='{src}'><figcaption>{extra}"
+        f"image {image_id} · {img.width}×{img.height} {html.escape(img.format)}<br>"
+        f"prior label: {html.escape(label)}<br>sources: {html.escape(where)}"
+        f"{'<br>in labelling' if image_id in d['labelled'] else ''}</figcaption></figure>"
+    )
 
 
 def _mixed(d: dict, group) -> bool:
@@ -110,7 +129,10 @@ def write_review(ws, name: str = "dedupe-review.html", in_labelling: Collection[
         return f"{p.kind}, similarity {p.similarity:.3f}{extra}{why}"
 
     mixed = sorted((k for k in multi if _mixed(d, multi[k])), key=lambda k: (-len(multi[k]), k))
-    out = [f"<!doctype html><html><head><meta charset='utf-8'><title>Dedupe review</title><style>{CSS}</style></head><body>"]
+    out = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>Dedupe "
+        f"review</title><style>{CSS}</style></head><body>"
+    ]
     out.append("<h1>Dedupe review</h1>")
     out.append(
         f"<p>{len(review)} pairs to review (not merged); {len(mixed)} clusters with mixed prior labels; "
@@ -123,29 +145,50 @@ def write_review(ws, name: str = "dedupe-review.html", in_labelling: Collection[
         out.append("<h2 id='to-review'>To review — not merged until you decide</h2>")
     for p in sorted(review, key=lambda p: (-p.similarity, p.image_a, p.image_b)):
         a, b = p.image_a, p.image_b
-        why = p.reason if p.kind == "review" else f"verified as the same photo ({p.reason or p.kind}) but not against every member of the other's cluster"
-        out.append(f"<div class='pair'>{_figure(ws, d, a)}{_figure(ws, d, b)}<div class='why'>"
-                   f"{html.escape(why)}<br>hash correlation {p.similarity:.3f}<br>"
-                   f"same photo: <code>{html.escape(f'curate dedupe merge {a} {b}')}</code><br>"
-                   f"different photos: <code>{html.escape(f'curate dedupe split {a} {b}')}</code></div></div>")
-    rest = sorted((k for k in multi if k not in mixed), key=lambda k: (-len(multi[k]), int(k[3:]) if k[3:].isdigit() else 0))
+        why = (
+            p.reason
+            if p.kind == "review"
+            else f"verified as the same photo ({p.reason or p.kind}) but not against every member of the other's "
+            "cluster"
+        )
+        out.append(
+            f"<div class='pair'>{_figure(ws, d, a)}{_figure(ws, d, b)}<div class='why'>"
+            f"{html.escape(why)}<br>hash correlation {p.similarity:.3f}<br>"
+            f"same photo: <code>{html.escape(f'curate dedupe merge {a} {b}')}</code><br>"
+            f"different photos: <code>{html.escape(f'curate dedupe split {a} {b}')}</code></div></div>"
+        )
+    rest = sorted(
+        (k for k in multi if k not in mixed), key=lambda k: (-len(multi[k]), int(k[3:]) if k[3:].isdigit() else 0)
+    )
     for key in mixed + rest:
         group = sorted(multi[key], key=lambda m: (not m.representative, m.image_id))
         rep = group[0].image_id
         flag = " <span class='mixed'>mixed prior labels</span>" if key in mixed else ""
-        out.append(f"<h2 id='{html.escape(key)}'>Cluster {html.escape(key)} — {len(group)} images{flag}</h2><div class='cluster'>")
+        out.append(
+            f"<h2 id='{html.escape(key)}'>Cluster {html.escape(key)} — {len(group)} images{flag}</h2><div "
+            "class='cluster'>"
+        )
         for m in group:
             cls = " ".join(c for c, on in (("rep", m.representative), ("low", m.low_res)) if on)
-            tag = "<span class='tag'>representative</span><br>" if m.representative else ("<span class='tag'>low-res</span><br>" if m.low_res else "")
+            tag = (
+                "<span class='tag'>representative</span><br>"
+                if m.representative
+                else ("<span class='tag'>low-res</span><br>" if m.low_res else "")
+            )
             if not m.representative:
                 cmd = f"curate dedupe split {m.image_id} {rep}"
-                tag += f"{html.escape(link(rep, m.image_id))}<br>not the same photo: <code>{html.escape(cmd)}</code><br>"
+                tag += (
+                    f"{html.escape(link(rep, m.image_id))}<br>not the same photo: <code>{html.escape(cmd)}</code><br>"
+                )
             out.append(_figure(ws, d, m.image_id, tag, cls))
         out.append("</div>")
     if d["overrides"]:
         out.append("<h2>Steward decisions</h2><table><tr><th>images</th><th>decision</th><th>note</th></tr>")
         for o in d["overrides"]:
-            out.append(f"<tr><td>{o.image_a} – {o.image_b}</td><td>{html.escape(o.action)}</td><td>{html.escape(o.note or '')}</td></tr>")
+            out.append(
+                f"<tr><td>{o.image_a} – "
+                f"{o.image_b}</td><td>{html.escape(o.action)}</td><td>{html.escape(o.note or '')}</td></tr>"
+            )
         out.append("</table>")
     out.append("</body></html>\n")
     return write_atomic(ws.reports / name, "\n".join(out), tmp_dir=ws.tmp)

@@ -8,25 +8,26 @@ Order of work, so that a killed run is harmless:
 3. in ONE transaction, replace pairs and cluster membership. Overrides are
    never written by a run, so the steward's decisions always survive.
 """
+
 from __future__ import annotations
 
 import logging
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 from sqlalchemy import delete, func, update
 from sqlmodel import Session, select
 
 from curate.dedupe.cluster import Candidate, Edge, cluster_key, clusters, representative, unmerged
-from curate.label.diagnoses import FINAL
 from curate.dedupe.decode import THUMB, decode
-from curate.dedupe.hashing import METHODS, RegionPHash, WINDOWS, to_hex
+from curate.dedupe.hashing import METHODS, WINDOWS, RegionPHash, to_hex
 from curate.dedupe.pairs import find_pairs
 from curate.dedupe.search import backend_named
 from curate.errors import ConfigError
+from curate.label.diagnoses import FINAL
 from curate.parallel import run_parallel
 from db.models import (
     DedupeCode,
@@ -39,7 +40,6 @@ from db.models import (
     Source,
 )
 from db.models.label import Consensus, LabelTask
-
 
 log = logging.getLogger("curate.dedupe")
 
@@ -148,10 +148,17 @@ def _hash_file(path: str) -> tuple:
     return ("ok", d.pixel_sha256, d.thumb.tobytes(), d.masked, codes.astype("<u8").tobytes(), d.box)
 
 
-def hash_missing(ws, options: DedupeOptions, report: DedupeReport, on_progress: Callable[[int, int], None] | None = None) -> None:
+def hash_missing(
+    ws, options: DedupeOptions, report: DedupeReport, on_progress: Callable[[int, int], None] | None = None
+) -> None:
     """Hash every image without current codes; one transaction per batch."""
     with ws.session() as s:
-        have = {i: (algo, codes, thumb) for i, algo, codes, thumb in s.exec(select(DedupeCode.image_id, DedupeCode.algo, DedupeCode.codes, DedupeCode.thumb)).all()}
+        have = {
+            i: (algo, codes, thumb)
+            for i, algo, codes, thumb in s.exec(
+                select(DedupeCode.image_id, DedupeCode.algo, DedupeCode.codes, DedupeCode.thumb)
+            ).all()
+        }
         rows = s.exec(select(Image.id, Image.sha256).order_by(Image.id)).all()
     stale = corrupt = 0
     for i, (algo, codes, thumb) in have.items():
@@ -159,10 +166,17 @@ def hash_missing(ws, options: DedupeOptions, report: DedupeReport, on_progress: 
             stale += 1
         elif len(codes or b"") != CODE_BYTES or len(thumb or b"") != THUMB_BYTES:
             corrupt += 1
-            report.recomputed.append(f"image {i}: cached hash codes are corrupt ({len(codes or b'')} code bytes, {len(thumb or b'')} thumbnail bytes); recomputed")
+            report.recomputed.append(
+                f"image {i}: cached hash codes are corrupt ({len(codes or b'')} code bytes, {len(thumb or b'')} "
+                "thumbnail bytes); recomputed"
+            )
     if stale:
         report.recomputed.insert(0, f"{stale} cached hash codes from an older algorithm version; recomputed")
-    ok = {i for i, (algo, codes, thumb) in have.items() if algo == ALGO and len(codes or b"") == CODE_BYTES and len(thumb or b"") == THUMB_BYTES}
+    ok = {
+        i
+        for i, (algo, codes, thumb) in have.items()
+        if algo == ALGO and len(codes or b"") == CODE_BYTES and len(thumb or b"") == THUMB_BYTES
+    }
     todo = [(i, sha) for i, sha in rows if i not in ok]
     report.reused = len(rows) - len(todo)
     image_of = {str(ws.store.path_for(sha)): i for i, sha in todo}
@@ -190,8 +204,16 @@ def hash_missing(ws, options: DedupeOptions, report: DedupeReport, on_progress: 
                 img.phash = to_hex(np.frombuffer(codes, "<u8")[0])
                 report.hashed += 1
 
-    run_parallel(_hash_file, list(image_of), flush, batch=options.batch, workers=options.workers, serial_below=33,
-                 chunksize=8, on_progress=on_progress)
+    run_parallel(
+        _hash_file,
+        list(image_of),
+        flush,
+        batch=options.batch,
+        workers=options.workers,
+        serial_below=33,
+        chunksize=8,
+        on_progress=on_progress,
+    )
 
 
 # --- clustering ------------------------------------------------------------------------
@@ -217,10 +239,15 @@ def recluster(s: Session, run_id: int | None = None, min_side: int | None = None
     )
     prev_low = dict(s.exec(select(DedupeMember.image_id, DedupeMember.low_res)).all())
     cands = {
-        i: Candidate(i, w, h, prio.get(i, 9), created, (min(w, h) < min_side) if min_side else bool(prev_low.get(i, False)))
+        i: Candidate(
+            i, w, h, prio.get(i, 9), created, (min(w, h) < min_side) if min_side else bool(prev_low.get(i, False))
+        )
         for i, w, h, created in images
     }
-    edges = [Edge(p.image_a, p.image_b, p.kind, p.similarity) for p in s.exec(select(DedupePair).where(DedupePair.kind != "review")).all()]
+    edges = [
+        Edge(p.image_a, p.image_b, p.kind, p.similarity)
+        for p in s.exec(select(DedupePair).where(DedupePair.kind != "review")).all()
+    ]
     splits, decided = set(), set()
     for o in s.exec(select(DedupeOverride)).all():
         decided.add((o.image_a, o.image_b))
@@ -232,7 +259,9 @@ def recluster(s: Session, run_id: int | None = None, min_side: int | None = None
     final = set(s.exec(select(Consensus.image_id).where(Consensus.status.in_(FINAL))).all())
     review = s.exec(select(DedupePair.image_a, DedupePair.image_b).where(DedupePair.kind == "review")).all()
     roots = clusters(list(cands), edges, splits, [(a, b) for a, b in review if (a, b) not in splits])
-    to_review = len(unmerged(edges, roots, decided)) + sum(1 for a, b in review if roots.get(a) != roots.get(b) and (a, b) not in decided)
+    to_review = len(unmerged(edges, roots, decided)) + sum(
+        1 for a, b in review if roots.get(a) != roots.get(b) and (a, b) not in decided
+    )
     groups: dict[int, list[Candidate]] = defaultdict(list)
     for i, r in roots.items():
         groups[r].append(cands[i])
@@ -242,7 +271,15 @@ def recluster(s: Session, run_id: int | None = None, min_side: int | None = None
         rep = representative(members, labelled, final)
         reps[root] = rep.image_id
         for c in members:
-            s.add(DedupeMember(image_id=c.image_id, cluster_key=cluster_key(root), representative=c.image_id == rep.image_id, low_res=c.low_res, run_id=run_id))
+            s.add(
+                DedupeMember(
+                    image_id=c.image_id,
+                    cluster_key=cluster_key(root),
+                    representative=c.image_id == rep.image_id,
+                    low_res=c.low_res,
+                    run_id=run_id,
+                )
+            )
     s.flush()
     multi = {r: m for r, m in groups.items() if len(m) > 1}
     return {
@@ -253,7 +290,12 @@ def recluster(s: Session, run_id: int | None = None, min_side: int | None = None
         "to_review": to_review,
         "overrides": s.exec(select(func.count()).select_from(DedupeOverride)).one(),
         "groups": [
-            {"cluster": cluster_key(r), "size": len(m), "representative": reps[r], "members": sorted(c.image_id for c in m)}
+            {
+                "cluster": cluster_key(r),
+                "size": len(m),
+                "representative": reps[r],
+                "members": sorted(c.image_id for c in m),
+            }
             for r, m in sorted(multi.items(), key=lambda kv: (-len(kv[1]), kv[0]))
         ],
     }
@@ -276,8 +318,18 @@ def run_dedupe(
     with ws.session() as s:  # one transaction: pairs, membership, search marks
         s.exec(delete(DedupePair))
         for p in pairs:
-            s.add(DedupePair(image_a=p.a, image_b=p.b, kind=p.kind, hamming=p.hamming, similarity=p.similarity,
-                             inliers=p.inliers, reason=p.reason, run_id=run_id))
+            s.add(
+                DedupePair(
+                    image_a=p.a,
+                    image_b=p.b,
+                    kind=p.kind,
+                    hamming=p.hamming,
+                    similarity=p.similarity,
+                    inliers=p.inliers,
+                    reason=p.reason,
+                    run_id=run_id,
+                )
+            )
             report.pairs[p.kind] += 1
         s.exec(update(DedupeCode).where(DedupeCode.algo == ALGO).values(searched_with=options.settings))
         s.flush()
@@ -285,9 +337,16 @@ def run_dedupe(
         report.images = s.exec(select(func.count()).select_from(Image)).one()
         arrivals = s.exec(select(func.count()).select_from(Provenance)).one()
         report.byte_duplicates = arrivals - report.images
-        report.rejected_at_intake = dict(s.exec(select(Rejection.reason, func.count()).group_by(Rejection.reason)).all())
+        report.rejected_at_intake = dict(
+            s.exec(select(Rejection.reason, func.count()).group_by(Rejection.reason)).all()
+        )
     for k in ("clusters", "duplicates", "low_res", "labelable", "overrides", "groups", "to_review"):
         setattr(report, k, summary[k])
-    report.seconds = {"hash": t1 - t0, "search": t2 - t1, "record": time.perf_counter() - t2, "total": time.perf_counter() - t0}
+    report.seconds = {
+        "hash": t1 - t0,
+        "search": t2 - t1,
+        "record": time.perf_counter() - t2,
+        "total": time.perf_counter() - t0,
+    }
     log.info("dedupe images=%d hashed=%d clusters=%d", report.images, report.hashed, report.clusters)
     return report

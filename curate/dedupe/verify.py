@@ -32,6 +32,7 @@ photos reaches 0.925 (two tiles of one fundus photo; close-ups on plain skin
 pass it and skip SIFT. Pictures whose content box could not be cut (a note
 on the code) never take this shortcut: their frame would make them alike.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -99,7 +100,11 @@ def features(grey: np.ndarray) -> Features:
     h, w = grey.shape[:2]
     f = WORK / max(h, w, 1)
     if abs(f - 1) > 0.05:  # small pictures are enlarged too: SIFT needs some pixels per feature
-        grey = cv2.resize(grey, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_CUBIC)
+        grey = cv2.resize(
+            grey,
+            (max(1, round(w * f)), max(1, round(h * f))),
+            interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_CUBIC,
+        )
     h, w = grey.shape[:2]
     kps, desc = _sift().detectAndCompute(np.ascontiguousarray(grey), None)
     pts = np.array([k.pt for k in kps], np.float32).reshape(-1, 2)
@@ -125,7 +130,7 @@ def _cells(points: np.ndarray, w: int, h: int) -> int:
         return 0
     gx = np.clip((points[:, 0] / max(w, 1) * 4).astype(int), 0, 3)
     gy = np.clip((points[:, 1] / max(h, 1) * 4).astype(int), 0, 3)
-    return len(set(zip(gx.tolist(), gy.tolist())))
+    return len(set(zip(gx.tolist(), gy.tolist(), strict=False)))
 
 
 def _cover(m: np.ndarray, a: Features, b: Features) -> tuple[float, float, np.ndarray]:
@@ -154,7 +159,9 @@ def _match_one(a: Features, b: Features, mirrored: bool) -> Geometry:
         return Geometry(matches=len(good), mirrored=mirrored)
     pa = a.points[[g.queryIdx for g in good]]
     pb = b.points[[g.trainIdx for g in good]]
-    m, mask = cv2.estimateAffinePartial2D(pa, pb, method=cv2.RANSAC, ransacReprojThreshold=RANSAC_PX, maxIters=2000, confidence=0.995)
+    m, mask = cv2.estimateAffinePartial2D(
+        pa, pb, method=cv2.RANSAC, ransacReprojThreshold=RANSAC_PX, maxIters=2000, confidence=0.995
+    )
     if m is None or mask is None:
         return Geometry(matches=len(good), mirrored=mirrored)
     keep = mask.ravel().astype(bool)
@@ -174,8 +181,11 @@ def match(a: Features, a_flipped, b: Features, mirrored: bool | None = None, bot
     tried only when that fails and `both` is set. SIFT is rotation-invariant, so only the
     mirror matters, and most candidates are different photos: one matching instead of two
     (and no mirror features) roughly halves the verification time."""
+
     def one(flip: bool) -> Geometry:
-        return _match_one(a_flipped() if callable(a_flipped) else a_flipped, b, True) if flip else _match_one(a, b, False)
+        return (
+            _match_one(a_flipped() if callable(a_flipped) else a_flipped, b, True) if flip else _match_one(a, b, False)
+        )
 
     first = one(bool(mirrored))
     if (first.inliers >= SAME_INLIERS and first.cover >= SAME_COVER) or (mirrored is not None and not both):
@@ -189,9 +199,18 @@ def decide(g: Geometry, corr: float, keypoints: tuple[int, int]) -> Verdict:
     if g.inliers >= SAME_INLIERS and g.cells >= SAME_CELLS and g.cover >= SAME_COVER and g.share >= SAME_SHARE:
         return Verdict(SAME, said, g)
     if g.inliers >= REVIEW_INLIERS and g.cover >= REVIEW_COVER and g.share >= REVIEW_SHARE:
-        why = ("few matching keypoints" if g.inliers < SAME_INLIERS else "matches bunched in one area" if g.cells < SAME_CELLS
-               else "partial overlap" if g.cover < SAME_COVER else "one is a detail of the other")
+        why = (
+            "few matching keypoints"
+            if g.inliers < SAME_INLIERS
+            else "matches bunched in one area"
+            if g.cells < SAME_CELLS
+            else "partial overlap"
+            if g.cover < SAME_COVER
+            else "one is a detail of the other"
+        )
         return Verdict(REVIEW, f"near the threshold: {why} ({said})", g)
     if min(keypoints) < MIN_KEYPOINTS and corr >= REVIEW_CORR:
-        return Verdict(REVIEW, f"hashes agree (correlation {corr:.3f}) but the pictures have too little texture to verify", g)
+        return Verdict(
+            REVIEW, f"hashes agree (correlation {corr:.3f}) but the pictures have too little texture to verify", g
+        )
     return Verdict(DIFFERENT, f"no geometric match ({g.inliers} keypoints agree)", g)

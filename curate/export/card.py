@@ -1,4 +1,5 @@
 """README.md, the dataset card: what is in the version, how it was labelled, split and prepared."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -7,8 +8,8 @@ from typing import Any
 from curate.dataset import SPLITS, split_counts
 from curate.export.diff import VersionDiff
 from curate.export.exclusions import REASONS
-from curate.label.rules import explain
 from curate.export.leakage import LeakageAudit
+from curate.label.rules import explain
 
 UNKNOWN_LICENCE = "unknown"  # what the export plan records for images without a licence
 
@@ -56,9 +57,10 @@ def _diagnosis_list(meta: dict[str, Any], rows: list[dict[str, str]]) -> list[st
         return []
     n = Counter(r["diagnosis"] for r in rows)
     out = ["", "The study's diagnosis list (declared in the workspace settings), with the binary task's class:", ""]
-    return out + _table(["diagnosis", "code", "binary class", "images exported"],
-                        [[d["name"], f"`{d['slug']}`", d["binary"] or "not exported", n.get(d["slug"], 0)]
-                         for d in meta["diagnoses"]])
+    return out + _table(
+        ["diagnosis", "code", "binary class", "images exported"],
+        [[d["name"], f"`{d['slug']}`", d["binary"] or "not exported", n.get(d["slug"], 0)] for d in meta["diagnoses"]],
+    )
 
 
 def _exclusions(labels: dict[str, Any]) -> list[str]:
@@ -76,17 +78,28 @@ def _split_history(sc: dict[str, Any] | None) -> list[str]:
     if sc is None:
         return []
     if sc["reshuffle"]:
-        return ["", "Splits were dealt afresh (`--reshuffle`), ignoring the parent's: moves between splits and folds are "
-                    "the reshuffle's, not listed here one by one."]
-    out = ["", f"Splits: {sc['kept']} of the parent's images kept their split and fold; {sc['dealt_groups']} group(s) with no "
-               f"image in the parent were dealt."]
+        return [
+            "",
+            "Splits were dealt afresh (`--reshuffle`), ignoring the parent's: moves between splits and folds are "
+            "the reshuffle's, not listed here one by one.",
+        ]
+    out = [
+        "",
+        f"Splits: {sc['kept']} of the parent's images kept their split and fold; {sc['dealt_groups']} group(s) with no "
+        f"image in the parent were dealt.",
+    ]
     if not sc["folds_kept"]:
-        out.append("The number of folds differs from the parent's, so the train images' folds were dealt afresh (train/test kept).")
+        out.append(
+            "The number of folds differs from the parent's, so the train images' folds were dealt afresh (train/test "
+            "kept)."
+        )
     if not sc["moved"]:
         out.append("No image of the parent moved between splits or folds.")
         return out
     out += ["", f"{len(sc['moved'])} image(s) of the parent moved:", ""]
-    out += _table(["image id", "from", "to", "why"], [[m["image_id"], m["from"], m["to"], m["reason"]] for m in sc["moved"]])
+    out += _table(
+        ["image id", "from", "to", "why"], [[m["image_id"], m["from"], m["to"], m["reason"]] for m in sc["moved"]]
+    )
     return out
 
 
@@ -95,9 +108,13 @@ def licence_warning(sources: list[dict[str, Any]]) -> list[str]:
     unknown = [inline(s["name"]) for s in sources if UNKNOWN_LICENCE in s["licences"]]
     if not unknown:
         return []
-    return ["", f"> **Warning: unknown licence.** {len(unknown)} source(s) have images with no recorded licence: "
-                + ", ".join(unknown) + ". Check each source's terms before sharing or publishing this "
-                "version; a licence is recorded when images are ingested (`curate ingest --licence`)."]
+    return [
+        "",
+        f"> **Warning: unknown licence.** {len(unknown)} source(s) have images with no recorded licence: "
+        + ", ".join(unknown)
+        + ". Check each source's terms before sharing or publishing this "
+        "version; a licence is recorded when images are ingested (`curate ingest --licence`).",
+    ]
 
 
 CARD_PAIRS = 50
@@ -107,21 +124,37 @@ def _leakage_section(meta: dict[str, Any], audit: LeakageAudit | None) -> list[s
     if audit is None:
         return []
     ref = f"{meta['name']}@{meta['version']}"
-    out = ["", "## Leakage audit", "", audit.summary() + ".", "",
-           f"Method: {audit.method}. Every test and external image was compared with every train image, and every "
-           f"train image with those of the other folds. `curate audit leakage {ref}` shows both thumbnails of each pair; "
-           "`audit.json` lists them."]
+    out = [
+        "",
+        "## Leakage audit",
+        "",
+        audit.summary() + ".",
+        "",
+        f"Method: {audit.method}. Every test and external image was compared with every train image, and every "
+        f"train image with those of the other folds. `curate audit leakage {ref}` shows both thumbnails of each pair; "
+        "`audit.json` lists them.",
+    ]
     if audit.pairs:
         shown = audit.pairs[:CARD_PAIRS]
         out += ["", f"Suspect pairs{f' (the {len(shown)} strongest)' if audit.suspects > len(shown) else ''}:", ""]
-        out += _table(["first", "file", "second", "file", "matching keypoints", "mirror"],
-                      [[p.a.part, p.a.file, p.b.part, p.b.file, p.inliers, "yes" if p.mirrored else ""] for p in shown])
+        out += _table(
+            ["first", "file", "second", "file", "matching keypoints", "mirror"],
+            [[p.a.part, p.a.file, p.b.part, p.b.file, p.inliers, "yes" if p.mirrored else ""] for p in shown],
+        )
     return out
 
 
-def render(meta: dict[str, Any], rows: list[dict[str, str]], labels: dict[str, Any], sources: list[dict[str, Any]],
-           bins: list[dict[str, Any]], pulled_external: int, change: VersionDiff | None,
-           split_change: dict[str, Any] | None = None, leakage: LeakageAudit | None = None) -> bytes:
+def render(
+    meta: dict[str, Any],
+    rows: list[dict[str, str]],
+    labels: dict[str, Any],
+    sources: list[dict[str, Any]],
+    bins: list[dict[str, Any]],
+    pulled_external: int,
+    change: VersionDiff | None,
+    split_change: dict[str, Any] | None = None,
+    leakage: LeakageAudit | None = None,
+) -> bytes:
     """The card as bytes. `split_change` (versions with a parent): reshuffle, kept, dealt_groups, folds_kept, moved;
     `leakage`: the audit run on the rendered files."""
     size = f"{meta['image_size'][0]}×{meta['image_size'][1]}"
@@ -133,13 +166,13 @@ def render(meta: dict[str, Any], rows: list[dict[str, str]], labels: dict[str, A
         f"# {meta['name']} {meta['version']}",
         "",
         f"Skin-lesion photographs for the **{meta['task']}** task ({', '.join(shown)}), "
-        f"{len(rows)} images ({n_roi} with a lesion crop), prepared by `curate export` from clinician consensus labels. "
-        f"Catalogue state as of {meta['created_at']}.",
+        f"{len(rows)} images ({n_roi} with a lesion crop), prepared by `curate export` from clinician consensus "
+        f"labels. Catalogue state as of {meta['created_at']}.",
         "",
-        "Load a split with `torchvision.datasets.ImageFolder(\"<version>/train\")` (or `roi/train`), or with "
-        "`curate.dataset.DatasetVersion.open(path)`, which also verifies `SHA256SUMS` and selects folds. A split with no "
-        "image of a class has no folder for it, so ImageFolder's class indices can differ between splits: map targets "
-        "through the `classes` of `dataset.json` (as `DatasetVersion` does).",
+        'Load a split with `torchvision.datasets.ImageFolder("<version>/train")` (or `roi/train`), or with '
+        "`curate.dataset.DatasetVersion.open(path)`, which also verifies `SHA256SUMS` and selects folds. A split with "
+        "no image of a class has no folder for it, so ImageFolder's class indices can differ between splits: map "
+        "targets through the `classes` of `dataset.json` (as `DatasetVersion` does).",
         *licence_warning(sources),
         "",
         "## Images per class and split",
@@ -157,7 +190,8 @@ def render(meta: dict[str, Any], rows: list[dict[str, str]], labels: dict[str, A
         "## How the labels were obtained",
         "",
         "Each image was labelled independently by clinicians in Label Studio; disagreements went to an adjudicator, "
-        "and images without consensus were discarded (the paper's protocol). Only *agreed* and *adjudicated* images are exported.",
+        "and images without consensus were discarded (the paper's protocol). Only *agreed* and *adjudicated* images "
+        "are exported.",
         *_diagnosis_list(meta, rows),
         "",
     ]
@@ -165,21 +199,39 @@ def render(meta: dict[str, Any], rows: list[dict[str, str]], labels: dict[str, A
     out += _table(["consensus outcome", "images"], [[k, v] for k, v in st.items()])
     out += _exclusions(labels)
     out += [""]
-    out.append("- Consensus method of the exported images: " + ", ".join(f"{k} {v}" for k, v in labels["methods"].items()) + ".")
-    out.append("- Raters per exported image: " + ", ".join(f"{k} raters: {v}" for k, v in labels["raters"].items()) + ".")
+    out.append(
+        "- Consensus method of the exported images: "
+        + ", ".join(f"{k} {v}" for k, v in labels["methods"].items())
+        + "."
+    )
+    out.append(
+        "- Raters per exported image: " + ", ".join(f"{k} raters: {v}" for k, v in labels["raters"].items()) + "."
+    )
     if labels["mean_agreement"] is not None:
         out.append(f"- Mean agreement with the consensus (exported images): {labels['mean_agreement']:.3f}.")
     kappa = labels.get("kappa")
     if kappa and kappa.get("kappa") is not None:
         observed = kappa.get("observed_agreement")
-        out.append(f"- Cohen's kappa between the first two raters: {kappa['kappa']:.3f} over {kappa['pairs']} doubly-rated images"
-                   + (f" (observed agreement {observed:.3f})." if observed is not None else "."))
+        out.append(
+            f"- Cohen's kappa between the first two raters: {kappa['kappa']:.3f} over {kappa['pairs']} doubly-rated "
+            "images" + (f" (observed agreement {observed:.3f})." if observed is not None else ".")
+        )
     else:
         out.append("- Cohen's kappa: not available (the catalogue holds no per-rater annotations for these images).")
     out += ["", "## Sources and licences", ""]
-    out += _table(["source", "kind", "licence", "reserved for external", *SPLITS],
-                  [[s["name"], s["kind"], ", ".join(s["licences"]), "yes" if s["external"] else "no",
-                    *(s["images"][k] for k in SPLITS)] for s in sources])
+    out += _table(
+        ["source", "kind", "licence", "reserved for external", *SPLITS],
+        [
+            [
+                s["name"],
+                s["kind"],
+                ", ".join(s["licences"]),
+                "yes" if s["external"] else "no",
+                *(s["images"][k] for k in SPLITS),
+            ]
+            for s in sources
+        ],
+    )
     out += [
         "",
         "## Preprocessing",
@@ -187,36 +239,64 @@ def render(meta: dict[str, Any], rows: list[dict[str, str]], labels: dict[str, A
         f"- EXIF orientation applied, converted to RGB (transparency flattened onto white), resized to {size} "
         f"by the *{meta['resize_policy']}* policy ({pre['resample']} resampling), saved as baseline JPEG "
         f"(quality {pre['jpeg_quality']}, {pre['jpeg_subsampling']}).",
-        "- Every metadata block (EXIF, GPS, XMP, ICC profile, comments) is stripped: pixels are copied into a fresh image before encoding.",
+        "- Every metadata block (EXIF, GPS, XMP, ICC profile, comments) is stripped: pixels are copied into a fresh "
+        "image before encoding.",
         "- File names are `img<catalogue id>.jpg`: no source path, patient or case information.",
-        f"- ROI crops: the union of the consensus lesion boxes grown by {pre['roi_margin']:.0%} of its width/height on each side, "
-        f"clipped to the image, then normalised the same way. `roi_box` in the manifest is that region in pixels of the oriented original.",
+        f"- ROI crops: the union of the consensus lesion boxes grown by {pre['roi_margin']:.0%} of its width/height on "
+        "each side, clipped to the image, then normalised the same way. `roi_box` in the manifest is that region in "
+        "pixels of the oriented original.",
         "",
         "## Splits",
         "",
-        f"- Seed {meta['seed']}; test fraction {meta['test_fraction']:.0%}; {meta['folds']} cross-validation folds inside train.",
-        "- External validation sources (reserved whole): " + (", ".join(map(inline, meta["external_sources"])) or "none") + ".",
+        f"- Seed {meta['seed']}; test fraction {meta['test_fraction']:.0%}; {meta['folds']} cross-validation folds "
+        "inside train.",
+        "- External validation sources (reserved whole): "
+        + (", ".join(map(inline, meta["external_sources"])) or "none")
+        + ".",
         "- Group rule: images that share a near-duplicate cluster or a case/patient id (connected components of both) "
-        "are never split across train, test, external or folds. Within that rule, groups are dealt stratified by class.",
+        "are never split across train, test, external or folds. Within that rule, groups are dealt stratified by "
+        "class.",
     ]
     if split_change is not None:
         if split_change["reshuffle"]:
-            out.append(f"- Splits dealt afresh (`--reshuffle`): the parent version's ({meta['parent']}) split and fold of each image "
-                       "were ignored, so images may have changed split; a model trained on the parent must not be evaluated on "
-                       "this version's test split.")
+            out.append(
+                f"- Splits dealt afresh (`--reshuffle`): the parent version's ({meta['parent']}) split and fold of "
+                "each image were ignored, so images may have changed split; a model trained on the parent must not be "
+                "evaluated on this version's test split."
+            )
         else:
-            out.append(f"- Stable across versions: an image that was in the parent version ({meta['parent']}) keeps the split and "
-                       "fold it had there; only groups with no image in the parent are dealt, stratified, counting the kept images "
-                       "toward the targets. A new image that joins a group with parent images goes where they are. A group "
-                       "whose parent images were in different places goes where most of them were (ties: test), and a source "
-                       "newly reserved for external validation leaves train/test; each such move is listed under "
-                       "*Version history*.")
+            out.append(
+                f"- Stable across versions: an image that was in the parent version ({meta['parent']}) keeps the split "
+                "and fold it had there; only groups with no image in the parent are dealt, stratified, counting the "
+                "kept images toward the targets. A new image that joins a group with parent images goes where they "
+                "are. A group whose parent images were in different places goes where most of them were (ties: test), "
+                "and a source newly reserved for external validation leaves train/test; each such move is listed "
+                "under *Version history*."
+            )
     if pulled_external:
-        out.append(f"- {pulled_external} image(s) from non-reserved sources share a group with a reserved-source image and were therefore placed in external.")
-    out += ["", "Achieved fractions (train/test: share of the train+test pool; folds: share of train), per class, and the largest deviation from the target:", ""]
-    out += _table(["part", "target", "achieved", "per class", "max deviation (pp)"],
-                  [[b["name"], f"{b['target']:.1%}", f"{b['fraction']:.1%}",
-                    ", ".join(f"{c} {f:.1%}" for c, f in b["per_class"].items()), f"{b['deviation_pp']:.1f}"] for b in bins])
+        out.append(
+            f"- {pulled_external} image(s) from non-reserved sources share a group with a reserved-source image and "
+            "were therefore placed in external."
+        )
+    out += [
+        "",
+        "Achieved fractions (train/test: share of the train+test pool; folds: share of train), per class, and the "
+        "largest deviation from the target:",
+        "",
+    ]
+    out += _table(
+        ["part", "target", "achieved", "per class", "max deviation (pp)"],
+        [
+            [
+                b["name"],
+                f"{b['target']:.1%}",
+                f"{b['fraction']:.1%}",
+                ", ".join(f"{c} {f:.1%}" for c, f in b["per_class"].items()),
+                f"{b['deviation_pp']:.1f}",
+            ]
+            for b in bins
+        ],
+    )
     out += _leakage_section(meta, leakage)
     out += ["", "## Version history", ""]
     if meta["parent"] is None:
@@ -225,10 +305,16 @@ def render(meta: dict[str, Any], rows: list[dict[str, str]], labels: dict[str, A
         out.append(f"Parent version: {meta['parent']}.")
         if change is not None:
             sm = change.summary()
-            out.append(f"Since the parent: {sm['added']} added, {sm['removed']} removed, {sm['relabeled']} relabeled, "
-                       f"{sm['moved']} moved between splits or folds, {sm['unchanged']} unchanged (`curate diff` lists them).")
+            out.append(
+                f"Since the parent: {sm['added']} added, {sm['removed']} removed, {sm['relabeled']} relabeled, "
+                f"{sm['moved']} moved between splits or folds, {sm['unchanged']} unchanged (`curate diff` lists them)."
+            )
         out += _split_history(split_change)
-    out += ["", "## Files", "",
-            "`dataset.json` (settings), `manifest.csv` (one row per image), `croissant.json` (MLCommons Croissant 1.0), "
-            "`audit.json` (the leakage audit), `SHA256SUMS` (every other file; `sha256sum -c SHA256SUMS`)."]
+    out += [
+        "",
+        "## Files",
+        "",
+        "`dataset.json` (settings), `manifest.csv` (one row per image), `croissant.json` (MLCommons Croissant 1.0), "
+        "`audit.json` (the leakage audit), `SHA256SUMS` (every other file; `sha256sum -c SHA256SUMS`).",
+    ]
     return ("\n".join(out) + "\n").encode("utf-8")

@@ -3,6 +3,7 @@
 Describes the files (manifest.csv, the JPEG file set) and one record set over the manifest's
 columns, so `mlcroissant.Dataset("croissant.json").records("manifest")` yields the samples.
 """
+
 from __future__ import annotations
 
 import json
@@ -75,14 +76,16 @@ def croissant(meta: dict[str, Any], manifest_sha256: str, description: str, lice
     name = f"{meta['name']}"
     fields = []
     for col in MANIFEST_COLUMNS:
-        fields.append({
-            "@type": "cr:Field",
-            "@id": f"manifest/{col}",
-            "name": col,
-            "description": _DESCRIPTIONS[col],
-            "dataType": "sc:Integer" if col in _INTEGER else "sc:Text",
-            "source": {"fileObject": {"@id": "manifest.csv"}, "extract": {"column": col}},
-        })
+        fields.append(
+            {
+                "@type": "cr:Field",
+                "@id": f"manifest/{col}",
+                "name": col,
+                "description": _DESCRIPTIONS[col],
+                "dataType": "sc:Integer" if col in _INTEGER else "sc:Text",
+                "source": {"fileObject": {"@id": "manifest.csv"}, "extract": {"column": col}},
+            }
+        )
     doc = {
         "@context": CONTEXT,
         "@type": "sc:Dataset",
@@ -93,7 +96,10 @@ def croissant(meta: dict[str, Any], manifest_sha256: str, description: str, lice
         "datePublished": meta["created_at"],
         "license": licences if len(licences) != 1 else licences[0],
         "url": f"file:./{meta['name']}/{meta['version']}",
-        "citeAs": "Soe NN, et al. Using AI to Differentiate Mpox From Common Skin Lesions in a Sexual Health Clinic. JMIR Dermatol 2024.",
+        "citeAs": (
+            "Soe NN, et al. Using AI to Differentiate Mpox From Common Skin Lesions in a Sexual Health Clinic. "
+            "JMIR Dermatol 2024."
+        ),
         "keywords": ["mpox", "skin lesion", "image classification", f"{meta['task']} task"],
         "distribution": [
             {
@@ -109,7 +115,10 @@ def croissant(meta: dict[str, Any], manifest_sha256: str, description: str, lice
                 "@type": "cr:FileSet",
                 "@id": "images",
                 "name": "images",
-                "description": f"{meta['image_size'][0]}x{meta['image_size'][1]} JPEGs, ImageFolder layout, and their ROI crops under roi/.",
+                "description": (
+                    f"{meta['image_size'][0]}x{meta['image_size'][1]} JPEGs, ImageFolder layout, "
+                    "and their ROI crops under roi/."
+                ),
                 "encodingFormat": "image/jpeg",
                 "includes": "**/*.jpg",
             },

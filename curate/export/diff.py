@@ -1,4 +1,5 @@
 """What changed between two dataset versions: images added, removed, relabeled, moved."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -13,12 +14,22 @@ class VersionDiff:
     unchanged: int = 0
 
     def summary(self) -> dict[str, int]:
-        return {"added": len(self.added), "removed": len(self.removed), "relabeled": len(self.relabeled),
-                "moved": len(self.moved), "unchanged": self.unchanged}
+        return {
+            "added": len(self.added),
+            "removed": len(self.removed),
+            "relabeled": len(self.relabeled),
+            "moved": len(self.moved),
+            "unchanged": self.unchanged,
+        }
 
     def as_dict(self) -> dict:
-        return {**self.summary(), "added_ids": self.added, "removed_ids": self.removed,
-                "relabeled_ids": [list(r) for r in self.relabeled], "moved_ids": [list(m) for m in self.moved]}
+        return {
+            **self.summary(),
+            "added_ids": self.added,
+            "removed_ids": self.removed,
+            "relabeled_ids": [list(r) for r in self.relabeled],
+            "moved_ids": [list(m) for m in self.moved],
+        }
 
 
 def _place(row: dict[str, str]) -> str:

@@ -5,6 +5,7 @@ most of its images says so on the terminal. The consensus reasons also go into t
 the catalogue-wide ones (duplicates, low resolution, not yet labelled) change whenever images are
 ingested, so they stay out of the card and the fingerprint (a re-export would otherwise differ).
 """
+
 from __future__ import annotations
 
 from collections import Counter

@@ -8,6 +8,7 @@ GPS, XMP, ICC profile or comment can travel along. JPEGs are decoded at reduced 
 small result is turned upright (the same picture at a fraction of the cost); the orientation is read
 and mapped by the same `curate.imaging` helpers.
 """
+
 from __future__ import annotations
 
 import io
@@ -17,7 +18,6 @@ from dataclasses import dataclass
 from PIL import Image
 
 from curate.imaging import DRAFT_FORMATS, SWAPS_AXES, UPRIGHT, exif_orientation
-
 
 RESIZE_POLICIES = ("stretch", "pad", "center-crop")
 JPEG_QUALITY = 90
@@ -33,8 +33,14 @@ class ImageSpec:
     quality: int = JPEG_QUALITY
 
     def as_dict(self) -> dict:
-        return {"image_size": list(self.size), "resize_policy": self.policy, "roi_margin": self.roi_margin,
-                "jpeg_quality": self.quality, "jpeg_subsampling": "4:2:0", "resample": "bicubic (reducing_gap 2)"}
+        return {
+            "image_size": list(self.size),
+            "resize_policy": self.policy,
+            "roi_margin": self.roi_margin,
+            "jpeg_quality": self.quality,
+            "jpeg_subsampling": "4:2:0",
+            "resample": "bicubic (reducing_gap 2)",
+        }
 
 
 def union_box(boxes: list[list[float]]) -> tuple[float, float, float, float] | None:
@@ -45,11 +51,18 @@ def union_box(boxes: list[list[float]]) -> tuple[float, float, float, float] | N
     return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
 
 
-def roi_region(box: tuple[float, float, float, float], margin: float, width: int, height: int) -> tuple[int, int, int, int] | None:
+def roi_region(
+    box: tuple[float, float, float, float], margin: float, width: int, height: int
+) -> tuple[int, int, int, int] | None:
     """The box grown by `margin` on each side, snapped outward to whole pixels and clipped to the image."""
     x0, y0, x1, y1 = box
     mx, my = (x1 - x0) * margin, (y1 - y0) * margin
-    r = (max(0, math.floor(x0 - mx)), max(0, math.floor(y0 - my)), min(width, math.ceil(x1 + mx)), min(height, math.ceil(y1 + my)))
+    r = (
+        max(0, math.floor(x0 - mx)),
+        max(0, math.floor(y0 - my)),
+        min(width, math.ceil(x1 + mx)),
+        min(height, math.ceil(y1 + my)),
+    )
     if r[2] - r[0] < 1 or r[3] - r[1] < 1:
         return None
     return r
@@ -69,8 +82,10 @@ def fit(img: Image.Image, size: tuple[int, int], policy: str) -> Image.Image:
         ratio = min(size[0] / img.width, size[1] / img.height)
         inner = (max(1, round(img.width * ratio)), max(1, round(img.height * ratio)))
         out = Image.new("RGB", size, PAD_FILL)
-        out.paste(img.resize(inner, Image.Resampling.BICUBIC, reducing_gap=REDUCING_GAP),
-                  ((size[0] - inner[0]) // 2, (size[1] - inner[1]) // 2))
+        out.paste(
+            img.resize(inner, Image.Resampling.BICUBIC, reducing_gap=REDUCING_GAP),
+            ((size[0] - inner[0]) // 2, (size[1] - inner[1]) // 2),
+        )
         return out
     raise ValueError(f"unknown resize policy {policy!r}")
 
@@ -97,12 +112,15 @@ def encode(img: Image.Image, quality: int = JPEG_QUALITY) -> bytes:
 
 
 def _draft_request(stored: tuple[int, int], full: tuple[int, int], need: tuple[float, float]) -> tuple[int, int]:
-    """Size to ask `draft` for (in stored axes) so the oriented decode has at least `need` pixels across the full image."""
+    """Size to ask `draft` for (in stored axes) so the oriented decode has at least `need` pixels across
+    the full image."""
     scale = min(1.0, max(need[0] / full[0], need[1] / full[1]))
     return (max(1, math.ceil(stored[0] * scale)), max(1, math.ceil(stored[1] * scale)))
 
 
-def _box_through(op: Image.Transpose, box: tuple[float, float, float, float], w: float, h: float) -> tuple[float, float, float, float]:
+def _box_through(
+    op: Image.Transpose, box: tuple[float, float, float, float], w: float, h: float
+) -> tuple[float, float, float, float]:
     """Where `box` of a w x h image lands after `op`."""
     x0, y0, x1, y1 = box
     T = Image.Transpose
@@ -118,11 +136,14 @@ def _box_through(op: Image.Transpose, box: tuple[float, float, float, float], w:
 
 
 _INVERSE = {
-    Image.Transpose.ROTATE_90: Image.Transpose.ROTATE_270, Image.Transpose.ROTATE_270: Image.Transpose.ROTATE_90,
+    Image.Transpose.ROTATE_90: Image.Transpose.ROTATE_270,
+    Image.Transpose.ROTATE_270: Image.Transpose.ROTATE_90,
 }
 
 
-def stored_box(box: tuple[float, float, float, float], orientation: int | None, full: tuple[int, int]) -> tuple[float, float, float, float]:
+def stored_box(
+    box: tuple[float, float, float, float], orientation: int | None, full: tuple[int, int]
+) -> tuple[float, float, float, float]:
     """A box in displayed (oriented) pixels, mapped to the stored pixel grid."""
     op = UPRIGHT.get(orientation or 1)
     if op is None:
@@ -140,8 +161,9 @@ def _fit_stored(img: Image.Image, spec: ImageSpec, op: Image.Transpose | None) -
 _SWAPS = {Image.Transpose.TRANSPOSE, Image.Transpose.TRANSVERSE, Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_270}
 
 
-def prepare(path: str, spec: ImageSpec, region: tuple[int, int, int, int] | None,
-            expected: tuple[int, int] | None = None) -> tuple[bytes, bytes | None]:
+def prepare(
+    path: str, spec: ImageSpec, region: tuple[int, int, int, int] | None, expected: tuple[int, int] | None = None
+) -> tuple[bytes, bytes | None]:
     """(exported JPEG, ROI JPEG of `region` or None). `region` is in pixels of the oriented original.
 
     `expected` is the oriented size the catalogue recorded; a file that disagrees raises ValueError,
@@ -154,7 +176,9 @@ def prepare(path: str, spec: ImageSpec, region: tuple[int, int, int, int] | None
         orientation = exif_orientation(im)
         full = (stored[1], stored[0]) if orientation in SWAPS_AXES else stored
         if expected is not None and tuple(expected) != full:
-            raise ValueError(f"oriented size {full[0]}x{full[1]} differs from the catalogue's {expected[0]}x{expected[1]}")
+            raise ValueError(
+                f"oriented size {full[0]}x{full[1]} differs from the catalogue's {expected[0]}x{expected[1]}"
+            )
         if im.format in DRAFT_FORMATS:
             # Enough pixels for the whole image at output size, and for the ROI region at output size.
             need = (float(spec.size[0]), float(spec.size[1]))

@@ -11,12 +11,13 @@ crop, a mirror image or a burned-in watermark do not hide a copy. A pair is susp
 Deterministic: the same files give the same pairs in the same order (single-threaded ORB, index
 training and seeded RANSAC), so the card written at export time is byte-identical across runs.
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -56,8 +57,13 @@ class LeakPair:
     mirrored: bool  # one image is the mirror image of the other
 
     def as_dict(self) -> dict:
-        return {"a": {**asdict(self.a), "part": self.a.part}, "b": {**asdict(self.b), "part": self.b.part},
-                "inliers": self.inliers, "cover": self.cover, "mirrored": self.mirrored}
+        return {
+            "a": {**asdict(self.a), "part": self.a.part},
+            "b": {**asdict(self.b), "part": self.b.part},
+            "inliers": self.inliers,
+            "cover": self.cover,
+            "mirrored": self.mirrored,
+        }
 
 
 @dataclass
@@ -73,30 +79,54 @@ class LeakageAudit:
 
     def as_dict(self, timing: bool = True) -> dict:
         """JSON shape; `timing=False` for what goes into a version (byte-identical across runs)."""
-        out = {"status": self.status, "method": self.method, "threshold": self.threshold, "images": self.images,
-               "compared": self.compared, "suspects": self.suspects, "pairs": [p.as_dict() for p in self.pairs]}
+        out = {
+            "status": self.status,
+            "method": self.method,
+            "threshold": self.threshold,
+            "images": self.images,
+            "compared": self.compared,
+            "suspects": self.suspects,
+            "pairs": [p.as_dict() for p in self.pairs],
+        }
         if timing:
             out["seconds"] = round(self.seconds, 2)
         return out
 
     @classmethod
-    def from_dict(cls, d: dict) -> "LeakageAudit":
+    def from_dict(cls, d: dict) -> LeakageAudit:
         """Back from `as_dict` (e.g. a version's audit.json)."""
+
         def entry(e: dict) -> Entry:
             return Entry(e["file"], e["split"], e["fold"])
 
-        pairs = [LeakPair(entry(p["a"]), entry(p["b"]), p["inliers"], p["cover"], p["mirrored"]) for p in d.get("pairs", [])]
-        return cls(d["status"], d["method"], d["threshold"], d.get("images", 0), d.get("compared", 0), d.get("suspects", 0),
-                   pairs, d.get("seconds", 0.0))
+        pairs = [
+            LeakPair(entry(p["a"]), entry(p["b"]), p["inliers"], p["cover"], p["mirrored"]) for p in d.get("pairs", [])
+        ]
+        return cls(
+            d["status"],
+            d["method"],
+            d["threshold"],
+            d.get("images", 0),
+            d.get("compared", 0),
+            d.get("suspects", 0),
+            pairs,
+            d.get("seconds", 0.0),
+        )
 
     def summary(self) -> str:
         """One line for the terminal and the card."""
-        verdict = "no suspect pairs" if not self.suspects else f"{self.suspects} suspect pair(s) (same photo in two parts)"
-        return (f"leakage audit: {verdict} among {self.compared:,} cross-split and cross-fold pairs of "
-                f"{self.images} images (≥ {self.threshold} matching keypoints)")
+        verdict = (
+            "no suspect pairs" if not self.suspects else f"{self.suspects} suspect pair(s) (same photo in two parts)"
+        )
+        return (
+            f"leakage audit: {verdict} among {self.compared:,} cross-split and cross-fold pairs of "
+            f"{self.images} images (≥ {self.threshold} matching keypoints)"
+        )
 
 
-def content_box(arr: np.ndarray, tolerance: int = BORDER_TOLERANCE, share: float = BORDER_SHARE) -> tuple[int, int, int, int]:
+def content_box(
+    arr: np.ndarray, tolerance: int = BORDER_TOLERANCE, share: float = BORDER_SHARE
+) -> tuple[int, int, int, int]:
     """(x0, y0, x1, y1) of `arr` (H, W[, 3]) without its uniform border on each side, any colour and width.
 
     A side's border is the run of lines whose pixels (at least `share` of them) are within `tolerance`
@@ -135,8 +165,13 @@ def gray_content(path: Path, rel: str, ref: str) -> np.ndarray:
     return np.ascontiguousarray(np.clip(g + 0.5, 0, 255).astype(np.uint8))
 
 
-def audit_files(root: Path, entries: Sequence[Entry], ref: str, threshold: int = THRESHOLD,
-                on_image: Callable[[int, int], None] | None = None) -> LeakageAudit:
+def audit_files(
+    root: Path,
+    entries: Sequence[Entry],
+    ref: str,
+    threshold: int = THRESHOLD,
+    on_image: Callable[[int, int], None] | None = None,
+) -> LeakageAudit:
     """Audit the images `entries` (paths relative to `root`)."""
     started = time.perf_counter()
     entries = sorted(entries, key=lambda e: e.file)
@@ -155,9 +190,17 @@ def audit_files(root: Path, entries: Sequence[Entry], ref: str, threshold: int =
         pairs.append(LeakPair(a, b, m.inliers, m.cover, m.mirrored))
     per_fold = np.bincount(parts[parts >= 0]) if (parts >= 0).any() else np.zeros(0, np.int64)
     n_train, n_eval = int(per_fold.sum()), int((parts < 0).sum())
-    compared = n_eval * n_train + (n_train * n_train - int((per_fold ** 2).sum())) // 2
-    return LeakageAudit("suspects" if matches else "clean", METHOD, threshold, images=len(entries), compared=compared,
-                        suspects=len(matches), pairs=pairs, seconds=time.perf_counter() - started)
+    compared = n_eval * n_train + (n_train * n_train - int((per_fold**2).sum())) // 2
+    return LeakageAudit(
+        "suspects" if matches else "clean",
+        METHOD,
+        threshold,
+        images=len(entries),
+        compared=compared,
+        suspects=len(matches),
+        pairs=pairs,
+        seconds=time.perf_counter() - started,
+    )
 
 
 def entries_of(rows: Sequence[dict[str, str]]) -> list[Entry]:
@@ -165,8 +208,12 @@ def entries_of(rows: Sequence[dict[str, str]]) -> list[Entry]:
     return [Entry(r["file"], r["split"], int(r["fold"]) if r["fold"] != "" else None) for r in rows]
 
 
-def audit_version(ref: str, workspace: Path | None = None, threshold: int = THRESHOLD,
-                  on_image: Callable[[int, int], None] | None = None) -> tuple[DatasetVersion, LeakageAudit]:
+def audit_version(
+    ref: str,
+    workspace: Path | None = None,
+    threshold: int = THRESHOLD,
+    on_image: Callable[[int, int], None] | None = None,
+) -> tuple[DatasetVersion, LeakageAudit]:
     """Open NAME@VERSION (or a folder) and audit it; DatasetError for a missing version or an unreadable image."""
     ds = DatasetVersion.open(ref, workspace)
     for row in ds.rows:

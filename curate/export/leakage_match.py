@@ -6,12 +6,14 @@ watermark+crop, 68 % of mirror+crop and 42 % of framed copies at cosine 0.90 whi
 different photos (plain-skin look-alikes, tiles of one texture); at the first cosine with no false pair
 (0.975) they found almost none. Global features say "similar content", not "same photo". What a re-post
 cannot change is the photo's local structure: OpenCV ORB keypoints on the content box (uniform borders
-and frames cut away) are indexed in a faiss binary IVF index; every image's descriptors (and those of its mirror image) vote for the images
+and frames cut away) are indexed in a faiss binary IVF index; every image's descriptors (and those of its
+mirror image) vote for the images
 holding their nearest neighbours, and each voted pair is verified by RANSAC on an affine transform
 (the export stretches every photo to a square, so x and y scale differently). Inliers must cover a
 real part of both images, so a shared watermark or caption (a thin band) cannot make two different
 photos one.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -61,9 +63,15 @@ def features(gray_images) -> list[Features]:
     for g in gray_images:
         kp, d = orb.detectAndCompute(g, None)
         kpm, dm = orb.detectAndCompute(np.ascontiguousarray(g[:, ::-1]), None)
-        out.append(Features(np.float32([k.pt for k in kp]).reshape(-1, 2), d if d is not None else np.zeros((0, 32), np.uint8),
-                            np.float32([k.pt for k in kpm]).reshape(-1, 2), dm if dm is not None else np.zeros((0, 32), np.uint8),
-                            float(g.shape[0] * g.shape[1])))
+        out.append(
+            Features(
+                np.float32([k.pt for k in kp]).reshape(-1, 2),
+                d if d is not None else np.zeros((0, 32), np.uint8),
+                np.float32([k.pt for k in kpm]).reshape(-1, 2),
+                dm if dm is not None else np.zeros((0, 32), np.uint8),
+                float(g.shape[0] * g.shape[1]),
+            )
+        )
     return out
 
 
@@ -98,8 +106,9 @@ def _verify(src: np.ndarray, dst: np.ndarray, area_src: float, area_dst: float) 
     if len(src) < MIN_VOTES:
         return 0, 0.0
     cv2.setRNGSeed(0)
-    _, mask = cv2.estimateAffine2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=RANSAC_PX,
-                                   maxIters=2000, confidence=0.995, refineIters=0)
+    _, mask = cv2.estimateAffine2D(
+        src, dst, method=cv2.RANSAC, ransacReprojThreshold=RANSAC_PX, maxIters=2000, confidence=0.995, refineIters=0
+    )
     if mask is None:
         return 0, 0.0
     keep = mask.ravel().astype(bool)
@@ -135,9 +144,9 @@ def match(feats: list[Features], parts: np.ndarray, min_inliers: int) -> list[Ma
         faiss.omp_set_num_threads(threads)
     best: dict[tuple[int, int], Match] = {}
     offset = 0
-    for (q, mirrored), (pts, desc) in zip(queries, sets):
+    for (q, mirrored), (pts, desc) in zip(queries, sets, strict=True):
         f = feats[q]
-        d_q, nn_q = dist[offset:offset + len(desc)], nn[offset:offset + len(desc)]
+        d_q, nn_q = dist[offset : offset + len(desc)], nn[offset : offset + len(desc)]
         offset += len(desc)
         ok = (nn_q >= 0) & (d_q <= HAMMING_MAX)
         qrow = np.nonzero(ok)[0]
@@ -148,7 +157,7 @@ def match(feats: list[Features], parts: np.ndarray, min_inliers: int) -> list[Ma
             continue
         ids, votes = np.unique(cand, return_counts=True)
         order = np.lexsort((ids, -votes))[:MAX_CANDIDATES]
-        for c, v in zip(ids[order].tolist(), votes[order].tolist()):
+        for c, v in zip(ids[order].tolist(), votes[order].tolist(), strict=True):
             if v < MIN_VOTES:
                 break
             rows = cand == c

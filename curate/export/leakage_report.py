@@ -3,15 +3,16 @@
 Self-contained (thumbnails are small re-encoded JPEGs in base64), every text HTML-escaped, written through
 `ws.tmp` into `ws.reports` with private permissions (0600: the photos are clinical).
 """
+
 from __future__ import annotations
 
 import html
 import os
 from pathlib import Path
 
-from curate.imaging import thumbnail
 from curate.export.leakage import LeakageAudit
 from curate.files import write_atomic
+from curate.imaging import thumbnail
 
 THUMB_PX = 200
 CSS = """
@@ -31,14 +32,19 @@ def _thumb(path: Path) -> str:
 
 def render(root: Path, ref: str, audit: LeakageAudit) -> str:
     e = html.escape
-    out = [f"<!doctype html><html><head><meta charset='utf-8'><title>Leakage audit {e(ref)}</title>"
-           f"<style>{CSS}</style></head><body><h1>Leakage audit of {e(ref)}</h1>",
-           f"<p>{e(audit.summary())}.</p><p>Method: {e(audit.method)}.</p>"]
+    out = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>Leakage audit {e(ref)}</title>"
+        f"<style>{CSS}</style></head><body><h1>Leakage audit of {e(ref)}</h1>",
+        f"<p>{e(audit.summary())}.</p><p>Method: {e(audit.method)}.</p>",
+    ]
     if audit.suspects > len(audit.pairs):
         out.append(f"<p>The {len(audit.pairs)} strongest of {audit.suspects} pairs are shown.</p>")
     for n, p in enumerate(audit.pairs, 1):
-        figs = "".join(f"<figure><img alt='{e(x.file)}' src='{_thumb(root / x.file)}'><figcaption>{e(x.part)}<br>"
-                       f"{e(x.file)}</figcaption></figure>" for x in (p.a, p.b))
+        figs = "".join(
+            f"<figure><img alt='{e(x.file)}' src='{_thumb(root / x.file)}'><figcaption>{e(x.part)}<br>"
+            f"{e(x.file)}</figcaption></figure>"
+            for x in (p.a, p.b)
+        )
         why = f"{p.inliers} matching keypoints, covering {p.cover:.0%}" + (", mirror image" if p.mirrored else "")
         out.append(f"<div class='pair' id='pair{n}'>{figs}<div class='why'>#{n}: {e(why)}</div></div>")
     out.append("</body></html>\n")

@@ -1,11 +1,12 @@
 """manifest.csv and SHA256SUMS, byte-for-byte deterministic."""
+
 from __future__ import annotations
 
 import csv
 import io
 from pathlib import Path
 
-from curate.dataset import MANIFEST_COLUMNS, sha256_file  # noqa: F401  (re-exported for the writer)
+from curate.dataset import MANIFEST_COLUMNS, sha256_file
 
 
 def format_agreement(value: float | None) -> str:

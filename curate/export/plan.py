@@ -10,6 +10,7 @@ catalogue state, options and parent give the same plan and fingerprint, which is
 re-export byte-identical and lets a second export of the same name@version be recognised (same
 fingerprint) or refused (different).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -17,7 +18,7 @@ import json
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,8 @@ from sqlmodel import Session, select
 from curate.dataset import SPLITS, DatasetError, DatasetVersion
 from curate.dedupe import cluster_map
 from curate.errors import ConfigError, ExportError
-from curate.export.exclusions import catalogue_exclusions, consensus_exclusions, consensus_reason
 from curate.export.card import UNKNOWN_LICENCE
+from curate.export.exclusions import catalogue_exclusions, consensus_exclusions, consensus_reason
 from curate.export.images import RESIZE_POLICIES, ImageSpec, roi_region, union_box
 from curate.export.splits import Item, SplitPlan, plan_splits
 from curate.label.agreement import rater_agreement
@@ -100,7 +101,9 @@ class ExportPlan:
     parent_dir: Path | None
     fingerprint: str = ""
     parent_folds_kept: bool = True  # False: the parent had another number of folds, so folds were re-dealt
-    excluded: dict[str, int] = field(default_factory=dict)  # every catalogue image not exported, by reason (not fingerprinted)
+    excluded: dict[str, int] = field(
+        default_factory=dict
+    )  # every catalogue image not exported, by reason (not fingerprinted)
 
 
 def parse_version(text: str) -> tuple[int, int, int]:
@@ -114,8 +117,8 @@ def _iso(dt: datetime | None) -> str:
     if dt is None:
         return "1970-01-01T00:00:00Z"
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def validate(options: ExportOptions) -> None:
@@ -147,12 +150,14 @@ def _kappa_summary(s: Session, labels: list[str]) -> dict[str, Any] | None:
     return {"pairs": ag.n, "kappa": ag.kappa, "observed_agreement": ag.observed}
 
 
-def make_plan(s: Session, options: ExportOptions, exports_root: Path, versions: list[str],
-              diagnoses: DiagnosisList) -> ExportPlan:
+def make_plan(
+    s: Session, options: ExportOptions, exports_root: Path, versions: list[str], diagnoses: DiagnosisList
+) -> ExportPlan:
     """Everything the export will write, decided from the catalogue and the workspace's diagnosis list.
 
     The binary target comes from the declared positive set; "other diagnosis" is kept (non_mpox, or its
-    own class); "not assessable" and every other exclusion are counted by reason. Raises ExportError, writing nothing."""
+    own class); "not assessable" and every other exclusion are counted by reason. Raises ExportError, writing
+    nothing."""
     validate(options)
     known_sources = {src.name: src for src in s.exec(select(Source)).all()}
     unknown = [n for n in options.external_sources if n not in known_sources]
@@ -166,8 +171,10 @@ def make_plan(s: Session, options: ExportOptions, exports_root: Path, versions: 
     chosen = sorted((c for c in consensus if consensus_reason(c) is None), key=lambda c: c.image_id)
     undeclared = next((c for c in chosen if c.diagnosis not in diagnoses.names), None)
     if undeclared is not None:
-        raise ExportError(f"image {undeclared.image_id}: diagnosis {undeclared.diagnosis!r} is not declared in the workspace "
-                          f"settings ({SETTINGS_TABLE}.diagnoses in curate.toml); declare it again to export")
+        raise ExportError(
+            f"image {undeclared.image_id}: diagnosis {undeclared.diagnosis!r} is not declared in the workspace "
+            f"settings ({SETTINGS_TABLE}.diagnoses in curate.toml); declare it again to export"
+        )
     if not chosen:
         raise ExportError(
             "no agreed or adjudicated labels to export (consensus: "
@@ -177,7 +184,9 @@ def make_plan(s: Session, options: ExportOptions, exports_root: Path, versions: 
     ids = [c.image_id for c in chosen]
     images = {im.id: im for im in s.exec(select(Image).where(Image.id.in_(ids))).all()}
     prov: dict[int, list[tuple[Provenance, Source]]] = defaultdict(list)
-    for p, src in s.exec(select(Provenance, Source).join(Source, Source.id == Provenance.source_id).where(Provenance.image_id.in_(ids))).all():
+    for p, src in s.exec(
+        select(Provenance, Source).join(Source, Source.id == Provenance.source_id).where(Provenance.image_id.in_(ids))
+    ).all():
         prov[p.image_id].append((p, src))
     clusters = cluster_map(s)
 
@@ -195,14 +204,22 @@ def make_plan(s: Session, options: ExportOptions, exports_root: Path, versions: 
         ext_src = next((src for _, src in arrivals if src.id in external_ids), None)
         items.append(Item(id=c.image_id, label=label, groups=(f"cluster:{cluster}", *case_keys), external=external))
         src_main = ext_src or src0
-        licence = next((p.licence for p, src in arrivals if src is src_main and p.licence), None) or src_main.licence or ""
+        licence = (
+            next((p.licence for p, src in arrivals if src is src_main and p.licence), None) or src_main.licence or ""
+        )
         try:
             boxes = json.loads(c.boxes or "[]")
         except json.JSONDecodeError:
             raise ExportError(f"image {c.image_id}: consensus boxes are not valid JSON") from None
         box = union_box(boxes)
         info[c.image_id] = dict(
-            im=im, c=c, label=label, source=src_main.name, licence=licence, cluster=cluster, has_case=bool(case_keys),
+            im=im,
+            c=c,
+            label=label,
+            source=src_main.name,
+            licence=licence,
+            cluster=cluster,
+            has_case=bool(case_keys),
             region=roi_region(box, options.spec.roi_margin, im.width, im.height) if box else None,
         )
 
@@ -214,7 +231,9 @@ def make_plan(s: Session, options: ExportOptions, exports_root: Path, versions: 
     if parent_dir is not None and not options.reshuffle:
         assignment, keep_folds = parent_assignment(parent_dir, options.folds)
     try:
-        split = plan_splits(items, options.test_fraction, options.folds, options.seed, parent=assignment, keep_folds=keep_folds)
+        split = plan_splits(
+            items, options.test_fraction, options.folds, options.seed, parent=assignment, keep_folds=keep_folds
+        )
     except ConfigError as exc:
         raise ExportError(str(exc)) from None
 
@@ -222,12 +241,25 @@ def make_plan(s: Session, options: ExportOptions, exports_root: Path, versions: 
     for it in items:
         d = info[it.id]
         c = d["c"]
-        rows.append(Row(
-            image_id=it.id, sha256_original=d["im"].sha256, label=d["label"], diagnosis=c.diagnosis,
-            split=split.split[it.id], fold=split.fold.get(it.id), source=d["source"], licence=d["licence"],
-            method=c.method or "", n_raters=c.n_raters, agreement=c.agreement, region=d["region"],
-            cluster=d["cluster"], has_case_id=d["has_case"], size=(d["im"].width, d["im"].height),
-        ))
+        rows.append(
+            Row(
+                image_id=it.id,
+                sha256_original=d["im"].sha256,
+                label=d["label"],
+                diagnosis=c.diagnosis,
+                split=split.split[it.id],
+                fold=split.fold.get(it.id),
+                source=d["source"],
+                licence=d["licence"],
+                method=c.method or "",
+                n_raters=c.n_raters,
+                agreement=c.agreement,
+                region=d["region"],
+                cluster=d["cluster"],
+                has_case_id=d["has_case"],
+                size=(d["im"].width, d["im"].height),
+            )
+        )
     rows.sort(key=lambda r: r.file)
 
     agreements = [c.agreement for c in chosen if c.agreement is not None]
@@ -247,8 +279,15 @@ def make_plan(s: Session, options: ExportOptions, exports_root: Path, versions: 
     for name in sorted(per_source):
         src = known_sources[name]
         lic = sorted({r.licence or UNKNOWN_LICENCE for r in rows if r.source == name})
-        sources.append({"name": name, "kind": src.kind, "licences": lic, "external": name in options.external_sources,
-                        "images": {k: per_source[name][k] for k in SPLITS}})
+        sources.append(
+            {
+                "name": name,
+                "kind": src.kind,
+                "licences": lic,
+                "external": name in options.external_sources,
+                "images": {k: per_source[name][k] for k in SPLITS},
+            }
+        )
 
     updated = max((c.updated_at for c in chosen), key=lambda d: _iso(d))
     spec = options.spec
@@ -271,9 +310,18 @@ def make_plan(s: Session, options: ExportOptions, exports_root: Path, versions: 
     }
     if parent is not None:  # only then: a first version's dataset.json (and fingerprint) is as it always was
         meta["reshuffle"] = options.reshuffle
-    plan = ExportPlan(options=options, rows=rows, classes=classes, split=split, meta=meta, labels=labels,
-                      sources=sources, parent_dir=parent_dir, parent_folds_kept=keep_folds,
-                      excluded=catalogue_exclusions(s, set(ids)))
+    plan = ExportPlan(
+        options=options,
+        rows=rows,
+        classes=classes,
+        split=split,
+        meta=meta,
+        labels=labels,
+        sources=sources,
+        parent_dir=parent_dir,
+        parent_folds_kept=keep_folds,
+        excluded=catalogue_exclusions(s, set(ids)),
+    )
     plan.fingerprint = fingerprint(plan)
     plan.meta["fingerprint"] = plan.fingerprint
     # where `roi_box` lives: the oriented original's size, so a reader can place the box on the exported image
@@ -318,8 +366,25 @@ def fingerprint(plan: ExportPlan) -> str:
         parent_sums = hashlib.sha256((plan.parent_dir / "SHA256SUMS").read_bytes()).hexdigest()
     payload = {
         "meta": plan.meta,
-        "rows": [[r.image_id, r.sha256_original, r.label, r.diagnosis, r.split, r.fold, r.source, r.licence, r.method,
-                  r.n_raters, r.agreement, r.region, r.cluster, r.has_case_id] for r in plan.rows],
+        "rows": [
+            [
+                r.image_id,
+                r.sha256_original,
+                r.label,
+                r.diagnosis,
+                r.split,
+                r.fold,
+                r.source,
+                r.licence,
+                r.method,
+                r.n_raters,
+                r.agreement,
+                r.region,
+                r.cluster,
+                r.has_case_id,
+            ]
+            for r in plan.rows
+        ],
         "labels": plan.labels,
         "sources": plan.sources,
         "parent_sums": parent_sums,

@@ -18,12 +18,13 @@ The rules (the paper's design, made leak-safe):
    rule 2 still wins over the parent. Every parent image whose place changes is returned in
    `moved` with the reason, so a version never moves an image silently.
 """
+
 from __future__ import annotations
 
 import random
 from collections import Counter, defaultdict
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Hashable, Iterable, Mapping, Optional, Sequence
 
 from curate.errors import ConfigError
 
@@ -58,7 +59,7 @@ class BinStat:
 
 
 # The parent version's assignment, as plain data: image id -> (split, fold or None).
-Assignment = Mapping[int, tuple[str, Optional[int]]]
+Assignment = Mapping[int, tuple[str, int | None]]
 
 MOVE_CONFLICT = "its group's images were in different places in the parent (clusters or case ids joined)"
 MOVE_RESERVED = "its source (or a group member's) is now reserved for external validation"
@@ -76,7 +77,7 @@ class Move:
     reason: str
 
 
-def place(split: str, fold: Optional[int]) -> str:
+def place(split: str, fold: int | None) -> str:
     return f"{split}/fold{fold}" if split == "train" and fold is not None else split
 
 
@@ -114,8 +115,9 @@ def connected_groups(items: Sequence[Item]) -> dict[int, int]:
     return {i: number[i] for i in ids}
 
 
-def assign_groups(groups: dict[int, Counter], weights: Sequence[float], seed: int,
-                  initial: Sequence[Counter] | None = None) -> dict[int, int]:
+def assign_groups(
+    groups: dict[int, Counter], weights: Sequence[float], seed: int, initial: Sequence[Counter] | None = None
+) -> dict[int, int]:
     """Deal groups (group -> Counter of class counts) into len(weights) bins; return group -> bin.
 
     Largest groups first (ties in seeded random order); each goes to the bin that minimises the
@@ -162,7 +164,7 @@ def _bin_stats(names: Sequence[str], weights: Sequence[float], members: dict[str
     class_total = Counter(it.label for it in pool)
     total = sum(weights)
     stats = []
-    for name, weight in zip(names, weights):
+    for name, weight in zip(names, weights, strict=True):
         its = members[name]
         cc = Counter(it.label for it in its)
         stats.append(
@@ -177,7 +179,9 @@ def _bin_stats(names: Sequence[str], weights: Sequence[float], members: dict[str
     return stats
 
 
-def _parent_places(members: Sequence[Item], parent: Assignment, folds: int, keep_folds: bool) -> tuple[str, Optional[int], bool] | None:
+def _parent_places(
+    members: Sequence[Item], parent: Assignment, folds: int, keep_folds: bool
+) -> tuple[str, int | None, bool] | None:
     """Where a group's parent train/test members put it: (split, fold or None, members disagreed), or None if none.
 
     Most members win; a split tie goes to test (a former test image must not become training data),
@@ -197,8 +201,14 @@ def _parent_places(members: Sequence[Item], parent: Assignment, folds: int, keep
     return split, fold, len(set(prev)) > 1
 
 
-def plan_splits(items: Iterable[Item], test_fraction: float = 0.2, folds: int = 5, seed: int = 0,
-                parent: Assignment | None = None, keep_folds: bool = True) -> SplitPlan:
+def plan_splits(
+    items: Iterable[Item],
+    test_fraction: float = 0.2,
+    folds: int = 5,
+    seed: int = 0,
+    parent: Assignment | None = None,
+    keep_folds: bool = True,
+) -> SplitPlan:
     """Assign every item a split (and train items a fold) under the group rules.
 
     `parent` is the parent version's assignment (image id -> (split, fold)); images in it keep their
@@ -235,13 +245,18 @@ def plan_splits(items: Iterable[Item], test_fraction: float = 0.2, folds: int = 
     need = folds + 1
     short = [c for c in sorted(groups_per_class) if groups_per_class[c] < need]
     if not internal:
-        raise SplitError("every image is in a reserved external source (or grouped with one): nothing left for train/test")
+        raise SplitError(
+            "every image is in a reserved external source (or grouped with one): nothing left for train/test"
+        )
     if short:
         detail = ", ".join(f"{c!r} has {images_per_class[c]} images in {groups_per_class[c]} groups" for c in short)
-        raise SplitError(f"too few images for {folds} folds plus a test split (each class needs ≥{need} independent groups): {detail}")
+        raise SplitError(
+            f"too few images for {folds} folds plus a test split (each class needs ≥{need} independent groups): "
+            f"{detail}"
+        )
 
     # Rule 5: groups with parent members keep the parent's place; the rest are dealt around them.
-    pinned: dict[int, tuple[str, Optional[int], bool]] = {}
+    pinned: dict[int, tuple[str, int | None, bool]] = {}
     for g in internal:
         where = _parent_places(by_group[g], parent, folds, keep_folds)
         if where is not None:
@@ -302,5 +317,13 @@ def plan_splits(items: Iterable[Item], test_fraction: float = 0.2, folds: int = 
                 f"the group rule leaves {b.name} without any {', '.join(repr(c) for c in missing)} image "
                 f"(groups too large or too few); use fewer folds or a different seed{hint}"
             )
-    return SplitPlan(split=split, fold=fold, group=group, bins=bins, pulled_external=pulled,
-                     kept=kept, moved=moved, dealt_groups=len(new))
+    return SplitPlan(
+        split=split,
+        fold=fold,
+        group=group,
+        bins=bins,
+        pulled_external=pulled,
+        kept=kept,
+        moved=moved,
+        dealt_groups=len(new),
+    )

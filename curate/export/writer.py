@@ -5,6 +5,7 @@ as `.part` and renamed, and the finished folder renamed to `exports/<name>/<vers
 the catalogue record committed. Killed at any moment, nothing half-written is visible or registered,
 and a re-run with the same catalogue state reuses the finished files of the partial build.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -15,22 +16,22 @@ import os
 import shutil
 import tarfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
 
 from sqlmodel import select
 
 from curate.dataset import SPLITS, DatasetVersion, split_counts
 from curate.errors import StoreError
-from curate.files import atomic_path, write_atomic
 from curate.export import card, croissant
 from curate.export.diff import diff_manifests
 from curate.export.images import prepare
 from curate.export.leakage import audit_files, entries_of
 from curate.export.manifest import manifest_csv, manifest_row, read_manifest, sha256_file, sha256sums
 from curate.export.plan import ExportError, ExportOptions, ExportPlan, make_plan, parse_version, validate
+from curate.files import atomic_path, write_atomic
 from curate.parallel import run_parallel
 from db.models.export import DatasetVersionRecord
 
@@ -59,7 +60,9 @@ class ExportResult:
     reshuffle: bool = False  # splits dealt afresh, ignoring the parent's
     kept: int = 0  # parent images that kept their split and fold
     moved: list[dict] = field(default_factory=list)  # parent images whose place changed: image_id, from, to, reason
-    excluded: dict[str, int] = field(default_factory=dict)  # catalogue images not exported, by reason (exclusions.REASONS)
+    excluded: dict[str, int] = field(
+        default_factory=dict
+    )  # catalogue images not exported, by reason (exclusions.REASONS)
     leakage: dict | None = None  # the leakage audit run before the version was sealed (its audit.json)
 
     @property
@@ -68,14 +71,27 @@ class ExportResult:
 
     def as_dict(self) -> dict:
         return {
-            "name": self.name, "version": self.version, "path": str(self.path), "status": self.status,
-            "checksum": self.checksum, "fingerprint": self.fingerprint, "images": self.images,
-            "roi_images": self.roi_images, "counts": self.counts, "bins": self.bins,
-            "max_deviation_pp": self.max_deviation_pp, "pulled_external": self.pulled_external,
-            "archive": str(self.archive) if self.archive else None, "archive_sha256": self.archive_sha256,
-            "seconds": round(self.seconds, 2), "rendered": self.rendered,
+            "name": self.name,
+            "version": self.version,
+            "path": str(self.path),
+            "status": self.status,
+            "checksum": self.checksum,
+            "fingerprint": self.fingerprint,
+            "images": self.images,
+            "roi_images": self.roi_images,
+            "counts": self.counts,
+            "bins": self.bins,
+            "max_deviation_pp": self.max_deviation_pp,
+            "pulled_external": self.pulled_external,
+            "archive": str(self.archive) if self.archive else None,
+            "archive_sha256": self.archive_sha256,
+            "seconds": round(self.seconds, 2),
+            "rendered": self.rendered,
             "images_per_second": round(self.images_per_second, 1),
-            "parent": self.parent, "reshuffle": self.reshuffle, "kept": self.kept, "moved": self.moved,
+            "parent": self.parent,
+            "reshuffle": self.reshuffle,
+            "kept": self.kept,
+            "moved": self.moved,
             "excluded": self.excluded,
             "leakage": self.leakage,
         }
@@ -92,7 +108,7 @@ def _render(task: tuple) -> tuple[int, str, str, bool]:
         return image_id, sha256_file(dest), sha256_file(roi_dest) if roi_dest else "", False
     try:
         main, roi = prepare(src, spec, region, expected)
-    except Exception as exc:  # noqa: BLE001 - reported with the image id, never the clinic path
+    except Exception as exc:  # reported with the image id, never the clinic path
         raise RuntimeError(f"image {image_id}: cannot prepare ({type(exc).__name__}: {exc})") from None
     write_atomic(dest, main)
     if roi_dest is not None:
@@ -104,8 +120,17 @@ def _render(task: tuple) -> tuple[int, str, str, bool]:
 
 
 def _bins(plan: ExportPlan) -> list[dict]:
-    return [{"name": b.name, "target": b.target, "images": b.images, "fraction": b.fraction,
-             "per_class": b.per_class, "deviation_pp": b.deviation_pp} for b in plan.split.bins]
+    return [
+        {
+            "name": b.name,
+            "target": b.target,
+            "images": b.images,
+            "fraction": b.fraction,
+            "per_class": b.per_class,
+            "deviation_pp": b.deviation_pp,
+        }
+        for b in plan.split.bins
+    ]
 
 
 def _moves(plan: ExportPlan) -> list[dict]:
@@ -116,17 +141,25 @@ def _split_change(plan: ExportPlan) -> dict | None:
     """What the card says about the splits relative to the parent (None: no parent)."""
     if plan.parent_dir is None:
         return None
-    return {"reshuffle": plan.options.reshuffle, "kept": plan.split.kept, "dealt_groups": plan.split.dealt_groups,
-            "folds_kept": plan.parent_folds_kept, "moved": _moves(plan)}
+    return {
+        "reshuffle": plan.options.reshuffle,
+        "kept": plan.split.kept,
+        "dealt_groups": plan.split.dealt_groups,
+        "folds_kept": plan.parent_folds_kept,
+        "moved": _moves(plan),
+    }
 
 
 def _registered(ws, name: str) -> dict[str, DatasetVersionRecord]:
     with ws.session() as s:
-        return {r.version: r for r in s.exec(select(DatasetVersionRecord).where(DatasetVersionRecord.name == name)).all()}
+        return {
+            r.version: r for r in s.exec(select(DatasetVersionRecord).where(DatasetVersionRecord.name == name)).all()
+        }
 
 
-def export_version(ws, options: ExportOptions, run_id: int | None = None,
-                   on_image: Callable[[int, int], None] | None = None) -> ExportResult:
+def export_version(
+    ws, options: ExportOptions, run_id: int | None = None, on_image: Callable[[int, int], None] | None = None
+) -> ExportResult:
     """Build `exports/<name>/<version>/` from the catalogue (or recognise it as already built)."""
     started = time.perf_counter()
     validate(options)  # before the name is used as a path
@@ -154,13 +187,22 @@ def export_version(ws, options: ExportOptions, run_id: int | None = None,
             )
         result = _build(ws, plan, final, on_image)
         if record is not None and record.checksum != result.checksum:
-            raise ExportError(f"rebuilt {options.name}@{options.version} does not match its registered checksum "
-                              f"({record.checksum[:12]} vs {result.checksum[:12]}); the image libraries may have changed")
+            raise ExportError(
+                f"rebuilt {options.name}@{options.version} does not match its registered checksum "
+                f"({record.checksum[:12]} vs {result.checksum[:12]}); the image libraries may have changed"
+            )
     if options.archive:
         result.archive, result.archive_sha256 = write_archive(ws, final, plan.meta)
     _register(ws, plan, result, record, run_id)
     result.seconds = time.perf_counter() - started
-    log.info("export %s@%s %s images=%d checksum=%s", options.name, options.version, result.status, result.images, result.checksum[:12])
+    log.info(
+        "export %s@%s %s images=%d checksum=%s",
+        options.name,
+        options.version,
+        result.status,
+        result.images,
+        result.checksum[:12],
+    )
     return result
 
 
@@ -181,12 +223,25 @@ def _existing_fingerprint(final: Path) -> str | None:
 
 def _result(plan: ExportPlan, final: Path, status: str, rows: list[dict[str, str]], rendered: int = 0) -> ExportResult:
     return ExportResult(
-        name=plan.options.name, version=plan.options.version, path=final, status=status,
-        checksum=hashlib.sha256((final / "SHA256SUMS").read_bytes()).hexdigest(), fingerprint=plan.fingerprint,
-        images=len(rows), roi_images=sum(1 for r in rows if r["roi_file"]), counts=split_counts(rows), bins=_bins(plan),
-        max_deviation_pp=plan.split.max_deviation_pp, pulled_external=len(plan.split.pulled_external), rendered=rendered,
-        parent=plan.meta["parent"], reshuffle=plan.options.reshuffle and plan.parent_dir is not None, kept=plan.split.kept,
-        moved=_moves(plan), excluded=plan.excluded, leakage=_leakage(final),
+        name=plan.options.name,
+        version=plan.options.version,
+        path=final,
+        status=status,
+        checksum=hashlib.sha256((final / "SHA256SUMS").read_bytes()).hexdigest(),
+        fingerprint=plan.fingerprint,
+        images=len(rows),
+        roi_images=sum(1 for r in rows if r["roi_file"]),
+        counts=split_counts(rows),
+        bins=_bins(plan),
+        max_deviation_pp=plan.split.max_deviation_pp,
+        pulled_external=len(plan.split.pulled_external),
+        rendered=rendered,
+        parent=plan.meta["parent"],
+        reshuffle=plan.options.reshuffle and plan.parent_dir is not None,
+        kept=plan.split.kept,
+        moved=_moves(plan),
+        excluded=plan.excluded,
+        leakage=_leakage(final),
     )
 
 
@@ -212,13 +267,22 @@ def _build(ws, plan: ExportPlan, final: Path, on_image) -> ExportResult:
         raise StoreError(f"cannot create build folder under {ws.tmp}: {exc.strerror}") from exc
 
     tasks = [
-        (r.image_id, str(ws.store.path_for(r.sha256_original)), str(build / r.file),
-         str(build / r.roi_file) if r.region else None, r.region, r.size, opts.spec)
+        (
+            r.image_id,
+            str(ws.store.path_for(r.sha256_original)),
+            str(build / r.file),
+            str(build / r.roi_file) if r.region else None,
+            r.region,
+            r.size,
+            opts.spec,
+        )
         for r in plan.rows
     ]
     missing = [t[0] for t in tasks if not Path(t[1]).is_file()]
     if missing:
-        raise StoreError(f"{len(missing)} original(s) missing from the store (image ids {', '.join(map(str, missing[:5]))})")
+        raise StoreError(
+            f"{len(missing)} original(s) missing from the store (image ids {', '.join(map(str, missing[:5]))})"
+        )
     digests: dict[int, tuple[str, str]] = {}
     fresh: list[bool] = []
 
@@ -247,16 +311,29 @@ def _build(ws, plan: ExportPlan, final: Path, on_image) -> ExportResult:
     licences = sorted({lic for s in plan.sources for lic in s["licences"]})
     # The audit reads the rendered files before the version is sealed, so the card and audit.json carry it.
     audit = audit_files(build, entries_of(rows), f"{opts.name}@{opts.version}")
-    readme = card.render(meta, rows, plan.labels, plan.sources, _bins(plan), len(plan.split.pulled_external), change,
-                         _split_change(plan), audit)
-    description = (f"{meta['task']} skin-lesion image dataset ({', '.join(plan.classes)}), {len(rows)} clinician-labelled images "
-                   f"at {meta['image_size'][0]}x{meta['image_size'][1]}, with lesion crops; see README.md.")
+    readme = card.render(
+        meta,
+        rows,
+        plan.labels,
+        plan.sources,
+        _bins(plan),
+        len(plan.split.pulled_external),
+        change,
+        _split_change(plan),
+        audit,
+    )
+    description = (
+        f"{meta['task']} skin-lesion image dataset ({', '.join(plan.classes)}), {len(rows)} clinician-labelled images "
+        f"at {meta['image_size'][0]}x{meta['image_size'][1]}, with lesion crops; see README.md."
+    )
     files = {
         "manifest.csv": manifest,
         "dataset.json": (json.dumps(meta, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8"),
         "README.md": readme,
         "croissant.json": croissant.croissant(meta, hashlib.sha256(manifest).hexdigest(), description, licences),
-        "audit.json": (json.dumps(audit.as_dict(timing=False), indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8"),
+        "audit.json": (
+            json.dumps(audit.as_dict(timing=False), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+        ).encode("utf-8"),
     }
     for name, data in files.items():
         write_atomic(build / name, data)
@@ -302,7 +379,9 @@ def write_archive(ws, final: Path, meta: dict) -> tuple[Path, str]:
     sidecar = dest.with_name(dest.name + ".sha256")
     if dest.is_file() and sidecar.is_file():
         return dest, sidecar.read_text().split()[0]
-    mtime = int(datetime.strptime(meta["created_at"], "%Y-%m-%dT%H:%M:%SZ").timestamp()) if meta.get("created_at") else 0
+    mtime = (
+        int(datetime.strptime(meta["created_at"], "%Y-%m-%dT%H:%M:%SZ").timestamp()) if meta.get("created_at") else 0
+    )
     top = f"{meta['name']}-{meta['version']}"
     entries = sorted(final.rglob("*"), key=lambda p: p.relative_to(final).as_posix())
     with atomic_path(dest, tmp_dir=ws.tmp, mode=0o400) as part:
@@ -317,16 +396,29 @@ def write_archive(ws, final: Path, meta: dict) -> tuple[Path, str]:
     return dest, digest
 
 
-def _register(ws, plan: ExportPlan, result: ExportResult, record: DatasetVersionRecord | None, run_id: int | None) -> None:
+def _register(
+    ws, plan: ExportPlan, result: ExportResult, record: DatasetVersionRecord | None, run_id: int | None
+) -> None:
     with ws.session() as s:
-        row = s.exec(select(DatasetVersionRecord).where(DatasetVersionRecord.name == plan.options.name,
-                                                        DatasetVersionRecord.version == plan.options.version)).first()
+        row = s.exec(
+            select(DatasetVersionRecord).where(
+                DatasetVersionRecord.name == plan.options.name, DatasetVersionRecord.version == plan.options.version
+            )
+        ).first()
         if row is None:
             row = DatasetVersionRecord(
-                name=plan.options.name, version=plan.options.version, task=plan.options.task, checksum=result.checksum,
-                fingerprint=plan.fingerprint, path=result.path.relative_to(ws.root).as_posix(), parent=plan.meta["parent"],
-                images=result.images, roi_images=result.roi_images, counts=json.dumps(result.counts, sort_keys=True),
-                settings=json.dumps(plan.meta, sort_keys=True), run_id=run_id,
+                name=plan.options.name,
+                version=plan.options.version,
+                task=plan.options.task,
+                checksum=result.checksum,
+                fingerprint=plan.fingerprint,
+                path=result.path.relative_to(ws.root).as_posix(),
+                parent=plan.meta["parent"],
+                images=result.images,
+                roi_images=result.roi_images,
+                counts=json.dumps(result.counts, sort_keys=True),
+                settings=json.dumps(plan.meta, sort_keys=True),
+                run_id=run_id,
             )
             s.add(row)
         if result.archive is not None:

@@ -4,6 +4,7 @@ Every check here is one the stock tools skip: a header-only check saves a
 truncated JPEG as valid, and a decompression bomb raises mid-crawl. We decode
 the whole first frame (JPEGs at reduced scale, which still reads every byte).
 """
+
 from __future__ import annotations
 
 import io

@@ -10,6 +10,7 @@ extension is ingested). FIFOs, devices and sockets are never opened, a file's
 size is checked before it is read, and symlinks leading out of the folder are
 not followed unless `follow_symlinks`; every file left out is named with why.
 """
+
 from __future__ import annotations
 
 import csv
@@ -19,9 +20,9 @@ import re
 import time
 import unicodedata
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from sqlmodel import select
 
@@ -70,7 +71,7 @@ class IngestReport:
     def ignored(self) -> int:
         return len(self.skipped)
 
-    def merge(self, part: "IngestReport") -> None:
+    def merge(self, part: IngestReport) -> None:
         """Add the counts of one committed batch."""
         self.files += part.files
         self.added += part.added
@@ -231,7 +232,9 @@ def ingest_folder(
     def start(s):
         source_id = get_or_create_source(s, options.source, options.kind, options.licence).id
         # A file rejected by an earlier run is reported again but recorded once.
-        recorded = set(s.exec(select(Rejection.locator, Rejection.reason).where(Rejection.source_id == source_id)).all())
+        recorded = set(
+            s.exec(select(Rejection.locator, Rejection.reason).where(Rejection.source_id == source_id)).all()
+        )
         for loc, reason in unreadable:
             _record_rejection(s, recorded, run_id, source_id, loc, reason)
         return source_id, known_shas(s), recorded
@@ -251,10 +254,24 @@ def ingest_folder(
         part, recorded = ws.transact(write)
         report.merge(part)
 
-    run_parallel(_examine, [str(p) for p in candidates], commit, batch=options.batch, workers=options.workers,
-                 initializer=_init_worker, initargs=(str(ws.store.objects), str(ws.store.tmp), known), on_progress=on_file)
+    run_parallel(
+        _examine,
+        [str(p) for p in candidates],
+        commit,
+        batch=options.batch,
+        workers=options.workers,
+        initializer=_init_worker,
+        initargs=(str(ws.store.objects), str(ws.store.tmp), known),
+        on_progress=on_file,
+    )
     report.seconds = time.perf_counter() - started
-    log.info("ingest source=%s files=%d added=%d rejected=%d", options.source, report.files, report.added, len(report.rejected))
+    log.info(
+        "ingest source=%s files=%d added=%d rejected=%d",
+        options.source,
+        report.files,
+        report.added,
+        len(report.rejected),
+    )
     return report
 
 

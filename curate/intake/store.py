@@ -3,6 +3,7 @@
 A file is written to `tmp/`, flushed to disk and renamed into place (`curate.files.write_atomic`),
 so a killed process leaves either the whole object or nothing under `objects/`.
 """
+
 from __future__ import annotations
 
 import errno

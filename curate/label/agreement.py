@@ -7,6 +7,7 @@ distribution is from uniform and stays close to the observed agreement in that c
 computes kappa here, has no AC1; the formula is a few lines, so it is written here rather than adding a
 dependency for it.
 """
+
 from __future__ import annotations
 
 import math
@@ -45,7 +46,7 @@ def gwet_ac1(a: list, b: list, categories: int | None = None) -> float | None:
     q = categories if categories is not None else len(set(a) | set(b))
     if not a or q < 2:
         return None
-    po = sum(x == y for x, y in zip(a, b)) / len(a)
+    po = sum(x == y for x, y in zip(a, b, strict=True)) / len(a)
     counts = Counter(a) + Counter(b)
     pe = sum((c / (2 * len(a))) * (1 - c / (2 * len(a))) for c in counts.values()) / (q - 1)
     return round((po - pe) / (1 - pe), 4) if pe < 1 else None
@@ -65,14 +66,18 @@ def agreement(pairs: list[tuple[str, str]], labels: list[str]) -> Agreement:
     per_ac1 = {d: gwet_ac1([x == d for x in a], [y == d for y in b], 2) if used[d] else None for d in labels}
     matrix = confusion_matrix(a, b, labels=labels).tolist() if pairs else [[0] * len(labels) for _ in labels]
     observed = round(sum(x == y for x, y in pairs) / len(pairs), 4) if pairs else None
-    return Agreement(len(pairs), _kappa(a, b, labels), observed, per, labels, matrix,
-                     gwet_ac1(a, b, len(labels)), per_ac1)
+    return Agreement(
+        len(pairs), _kappa(a, b, labels), observed, per, labels, matrix, gwet_ac1(a, b, len(labels)), per_ac1
+    )
 
 
 def rater_agreement(images: Iterable, labels: list[str]) -> Agreement:
     """Agreement between the two blind raters over the images both diagnosed. `images`: objects with the
     image's `.ratings` in round order (`curate.label.recompute.ImageLabels`); the labelling report and the
     export's dataset card both call this, so they quote the same kappa."""
-    pairs = [(i.ratings[0].diagnosis, i.ratings[1].diagnosis) for i in images
-             if len(i.ratings) == 2 and i.ratings[0].diagnosis and i.ratings[1].diagnosis]
+    pairs = [
+        (i.ratings[0].diagnosis, i.ratings[1].diagnosis)
+        for i in images
+        if len(i.ratings) == 2 and i.ratings[0].diagnosis and i.ratings[1].diagnosis
+    ]
     return agreement(pairs, labels)

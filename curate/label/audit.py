@@ -5,10 +5,11 @@ every rating, through the exported version's image ids, and ranks them (curate.l
 whose consensus changed since that export are listed apart, never ranked with probabilities from a model
 that learnt their old label.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlmodel import Session, select
@@ -84,11 +85,18 @@ def build(ws, run: Path, dataset: str | None = None) -> AuditReport:
         c = consensus.get(image_id)
         item = labels.get(image_id)
         status = c.status if c else "missing"
-        row = AuditRow(image_id, preds.sets.get(image_id, ""), c.diagnosis if c else None,
-                       class_of(diagnoses, preds.task, c.diagnosis if c else None), c.method if c else "",
-                       [[r.rater, r.diagnosis] for r in (item.ratings if item else [])],
-                       [item.review.rater, item.review.diagnosis] if item and item.review else None,
-                       probs, exported_diagnosis=exported.get(image_id), audited=image_id in audited)
+        row = AuditRow(
+            image_id,
+            preds.sets.get(image_id, ""),
+            c.diagnosis if c else None,
+            class_of(diagnoses, preds.task, c.diagnosis if c else None),
+            c.method if c else "",
+            [[r.rater, r.diagnosis] for r in (item.ratings if item else [])],
+            [item.review.rater, item.review.diagnosis] if item and item.review else None,
+            probs,
+            exported_diagnosis=exported.get(image_id),
+            audited=image_id in audited,
+        )
         if status not in FINAL:
             row.why_not_ranked = f"consensus is now {status}"
         elif row.exported_diagnosis is not None and row.exported_diagnosis != row.consensus:
@@ -103,13 +111,29 @@ def build(ws, run: Path, dataset: str | None = None) -> AuditReport:
             votes[row.reviewer[0]] = class_of(diagnoses, preds.task, row.reviewer[1])
         votes = {p: v for p, v in votes.items() if v in preds.classes}
         said = {d for _, d in row.raters}
-        candidates.append(Candidate(image_id, row.consensus_class, probs, votes, len(said) > 1, row.reviewer is not None))
+        candidates.append(
+            Candidate(image_id, row.consensus_class, probs, votes, len(said) > 1, row.reviewer is not None)
+        )
         ranked_rows.append(row)
     by_id = {r.image_id: r for r in ranked_rows}
     out = []
     for r in rank(candidates, preds.classes):
         row = by_id[r.image_id]
-        row.rank, row.score, row.self_confidence, row.issue, row.suggested = r.rank, r.score, r.self_confidence, r.issue, r.suggested
+        row.rank, row.score, row.self_confidence, row.issue, row.suggested = (
+            r.rank,
+            r.score,
+            r.self_confidence,
+            r.issue,
+            r.suggested,
+        )
         out.append(row)
-    return AuditReport(str(run), version.ref, preds.task, preds.classes, out, unranked,
-                       round(sum(r.score or 0.0 for r in out), 2), datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    return AuditReport(
+        str(run),
+        version.ref,
+        preds.task,
+        preds.classes,
+        out,
+        unranked,
+        round(sum(r.score or 0.0 for r in out), 2),
+        datetime.now(UTC).isoformat(timespec="seconds"),
+    )

@@ -11,6 +11,7 @@ An image whose consensus is not final is left alone. The audit is applied whenev
 (curate.label.recompute.write_consensus), so a later pull or push never undoes it; each change is recorded once
 in `consensus_history` (previous and new consensus, the reviewer, when, why, which annotation revision).
 """
+
 from __future__ import annotations
 
 import json
@@ -45,9 +46,17 @@ def apply(outcome: Outcome, ratings: list[Rating], decision: AuditDecision | Non
     n = outcome.n_raters + 1
     if decision.diagnosis in {r.diagnosis for r in ratings[:2]}:
         why = f"audit: the reviewer chose {decision.diagnosis}, which an original rater gave"
-        return replace(outcome, status="adjudicated", diagnosis=decision.diagnosis, method="audit_relabelled",
-                       n_raters=n, agreement=2 / 3), why
-    why = f"audit: the reviewer chose {decision.diagnosis}, which neither original rater gave (three opinions: discarded)"
+        return replace(
+            outcome,
+            status="adjudicated",
+            diagnosis=decision.diagnosis,
+            method="audit_relabelled",
+            n_raters=n,
+            agreement=2 / 3,
+        ), why
+    why = (
+        f"audit: the reviewer chose {decision.diagnosis}, which neither original rater gave (three opinions: discarded)"
+    )
     return Outcome("discarded", method="audit_third_opinion", n_raters=n, agreement=0.0), why
 
 
@@ -82,7 +91,7 @@ class Ledger:
     by_image: dict[int, AuditDecision] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, s: Session) -> "Ledger":
+    def load(cls, s: Session) -> Ledger:
         return cls(decisions(s))
 
     def outcome(self, image_id: int, outcome: Outcome, ratings: list[Rating]) -> tuple[Outcome, str | None]:
@@ -94,9 +103,20 @@ class Ledger:
         before = (row.status, row.diagnosis) if row is not None else ("pending", None)
         if before == (new.status, new.diagnosis):
             return
-        s.add(ConsensusHistory(image_id=image_id, previous_status=before[0], previous_diagnosis=before[1],
-                               new_status=new.status, new_diagnosis=new.diagnosis, changed_by=d.reviewer, reason=why,
-                               round_id=d.round_id, annotation_id=d.annotation_id, changed_at=utcnow()))
+        s.add(
+            ConsensusHistory(
+                image_id=image_id,
+                previous_status=before[0],
+                previous_diagnosis=before[1],
+                new_status=new.status,
+                new_diagnosis=new.diagnosis,
+                changed_by=d.reviewer,
+                reason=why,
+                round_id=d.round_id,
+                annotation_id=d.annotation_id,
+                changed_at=utcnow(),
+            )
+        )
 
 
 @dataclass
@@ -111,11 +131,17 @@ class AuditSummary:
 
 
 def summary(s: Session) -> AuditSummary:
-    tasks = s.exec(select(LabelTask.image_id).join(LabelProject).join(LabelRound).where(LabelRound.kind == "audit")).all()
+    tasks = s.exec(
+        select(LabelTask.image_id).join(LabelProject).join(LabelRound).where(LabelRound.kind == "audit")
+    ).all()
     out = AuditSummary(tasks=len(set(tasks)))
     found = decisions(s)
     out.answered = len(found)
-    methods = dict(s.exec(select(Consensus.image_id, Consensus.method).where(Consensus.image_id.in_(list(found)))).all()) if found else {}
+    methods = (
+        dict(s.exec(select(Consensus.image_id, Consensus.method).where(Consensus.image_id.in_(list(found)))).all())
+        if found
+        else {}
+    )
     for image_id in found:
         m = methods.get(image_id)
         if m == "audit_relabelled":

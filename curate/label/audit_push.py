@@ -5,6 +5,7 @@ there was one and the current consensus, and chooses "Keep the current consensus
 does is curate.label.audit_apply's rule. The model's probabilities are never shown: the audit asks a
 clinician, not the model, and the page would anchor her. The auditor must not be one of the image's two raters.
 """
+
 from __future__ import annotations
 
 from curate.errors import LabelError
@@ -26,26 +27,34 @@ def audit_config() -> str:
       <Header value="Audit: is this image's diagnosis right?" size="5"/>
       <Text name="said" value="$summary"/>
       <Text name="rule" value="$rule"/>
-      <Choices name="{DIAGNOSIS_CONTROL}" toName="{IMAGE_OBJECT}" choice="single-radio" required="true" value="$options"/>
-      <TextArea name="{COMMENT_CONTROL}" toName="{IMAGE_OBJECT}" editable="true" maxSubmissions="1" rows="2" placeholder="Comment"/>
+      <Choices name="{DIAGNOSIS_CONTROL}" toName="{IMAGE_OBJECT}" choice="single-radio" required="true"
+               value="$options"/>
+      <TextArea name="{COMMENT_CONTROL}" toName="{IMAGE_OBJECT}" editable="true" maxSubmissions="1" rows="2"
+                placeholder="Comment"/>
     </View>
   </View>
 </View>
 """
 
 
-RULE = ("Keep the current consensus if it is right. If you choose another diagnosis, it replaces the consensus only "
-        "when one of the two raters gave it; a diagnosis neither rater gave means three opinions, and the image is discarded.")
+RULE = (
+    "Keep the current consensus if it is right. If you choose another diagnosis, it replaces the consensus only "
+    "when one of the two raters gave it; a diagnosis neither rater gave means three opinions, "
+    "and the image is discarded."
+)
 
 
-def audit_task(image: str, image_id: int, raters: list[str], reviewer: str | None, consensus: str,
-               diagnoses: DiagnosisList) -> dict:
+def audit_task(
+    image: str, image_id: int, raters: list[str], reviewer: str | None, consensus: str, diagnoses: DiagnosisList
+) -> dict:
     lines = [f"Rater {n}: {d}" for n, d in enumerate(raters, 1)]
     if reviewer:
         lines.append(f"Reviewer: {reviewer}")
     lines.append(f"Current consensus: {consensus}")
     options = [{"value": KEEP_CHOICE}] + [{"value": v} for v in diagnoses.names.values()]
-    return {"data": {"image": image, "image_id": image_id, "summary": "\n".join(lines), "rule": RULE, "options": options}}
+    return {
+        "data": {"image": image, "image_id": image_id, "summary": "\n".join(lines), "rule": RULE, "options": options}
+    }
 
 
 def push_audit(ws, servers: Servers, report: AuditReport, reviewer: str, top: int) -> PushResult:
@@ -74,8 +83,12 @@ def push_audit(ws, servers: Servers, report: AuditReport, reviewer: str, top: in
     diagnoses = ws.diagnoses
     by_id = {r.image_id: r for r in rows}
     task = lambda img: audit_task(  # noqa: E731
-        image_link(ws, img), img.id, [diagnoses.name(d) for _, d in by_id[img.id].raters],
+        image_link(ws, img),
+        img.id,
+        [diagnoses.name(d) for _, d in by_id[img.id].raters],
         diagnoses.name(by_id[img.id].reviewer[1]) if by_id[img.id].reviewer else None,
-        diagnoses.name(by_id[img.id].consensus), diagnoses)
+        diagnoses.name(by_id[img.id].consensus),
+        diagnoses,
+    )
     pushed = _add_tasks(ws, servers, projects, [r.image_id for r in rows], task)
     return PushResult(rnd.id, [reviewer], pushed, {k: p.ls_project_id for k, p in projects.items()})

@@ -17,6 +17,7 @@ the probability that the consensus is wrong. Images are ranked by that score; th
 shown beside it and breaks ties. (Putting every confident issue first, as cleanlab's filter would, found fewer
 errors in bench/label_audit.py: a weak model flags many right labels, and agreed-but-wrong ones sink below them.)
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -80,8 +81,8 @@ def rank(candidates: list[Candidate], classes: list[str]) -> list[Ranked]:
     issue, assigned = confident_issues(given, probs)
     votes = [c.votes for c in candidates]
     ds = dawid_skene(votes, list(classes))
-    post = np.array(ds.posterior)[:, :len(classes)] if ds.posterior else np.full_like(probs, 1 / len(classes))
-    prior = np.clip(np.array(ds.prior[:len(classes)]), 1e-6, None)
+    post = np.array(ds.posterior)[:, : len(classes)] if ds.posterior else np.full_like(probs, 1 / len(classes))
+    prior = np.clip(np.array(ds.prior[: len(classes)]), 1e-6, None)
     q = probs * (np.clip(post, 1e-9, None) / prior[None, :]) ** RATER_WEIGHT
     q /= q.sum(1, keepdims=True)
     score = 1.0 - q[np.arange(len(candidates)), given]
@@ -89,6 +90,16 @@ def rank(candidates: list[Candidate], classes: list[str]) -> list[Ranked]:
     out = []
     for r, i in enumerate(order, 1):
         c = candidates[i]
-        out.append(Ranked(c.image_id, r, round(float(score[i]), 6), round(float(probs[i, given[i]]), 6), bool(issue[i]),
-                          classes[int(assigned[i] if issue[i] else q[i].argmax())], c.disputed, c.reviewed))
+        out.append(
+            Ranked(
+                c.image_id,
+                r,
+                round(float(score[i]), 6),
+                round(float(probs[i, given[i]]), 6),
+                bool(issue[i]),
+                classes[int(assigned[i] if issue[i] else q[i].argmax())],
+                c.disputed,
+                c.reviewed,
+            )
+        )
     return out

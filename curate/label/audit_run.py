@@ -5,6 +5,7 @@ are written here. They follow train's writers: `train/triage.py` `_write_table` 
 set, image_id, file, label, is_positive, fold, n_models, p_<class>..., p_positive, p_positive_calibrated,
 triage) and `train/recipe.py` (run.json: "dataset" {"ref", "name", "version", "checksum", "task", "classes"}).
 """
+
 from __future__ import annotations
 
 import csv
@@ -44,21 +45,29 @@ def read_run(run: Path) -> RunPredictions:
         raise LabelError(f"{run / RUN_FILE}: no readable dataset record ({type(exc).__name__}: {exc})") from None
     path = run / OOF_FILE
     if not path.is_file():
-        raise LabelError(f"{run} has no out-of-fold predictions ({OOF_FILE}); re-run `train run` with this version "
-                         "of train, which writes them")
+        raise LabelError(
+            f"{run} has no out-of-fold predictions ({OOF_FILE}); re-run `train run` with this version "
+            "of train, which writes them"
+        )
     probs: dict[int, dict[str, float]] = {}
     sets: dict[int, str] = {}
     with path.open(newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
-        missing = [c for c in (SET_COLUMN, IMAGE_COLUMN, *[PROB_PREFIX + k for k in classes]) if c not in (reader.fieldnames or [])]
+        missing = [
+            c
+            for c in (SET_COLUMN, IMAGE_COLUMN, *[PROB_PREFIX + k for k in classes])
+            if c not in (reader.fieldnames or [])
+        ]
         if missing:
             raise LabelError(f"{path}: column {missing[0]!r} is missing")
         for n, row in enumerate(reader, 2):
             try:
                 image_id = int(row[IMAGE_COLUMN])
             except (TypeError, ValueError):
-                raise LabelError(f"{path} line {n}: image_id {row[IMAGE_COLUMN]!r} is not a catalogue image id "
-                                 "(was the run trained on an export of this workspace?)") from None
+                raise LabelError(
+                    f"{path} line {n}: image_id {row[IMAGE_COLUMN]!r} is not a catalogue image id "
+                    "(was the run trained on an export of this workspace?)"
+                ) from None
             try:
                 probs[image_id] = {k: float(row[PROB_PREFIX + k]) for k in classes}
             except (TypeError, ValueError):
@@ -91,8 +100,12 @@ def matching_version(run: RunPredictions, workspace: Path, exports: Path, datase
     try:
         version = DatasetVersion.open(want, workspace)
     except DatasetError as exc:
-        raise LabelError(f"run {run.path} was trained on {run.dataset}, which this workspace does not hold ({exc})") from None
+        raise LabelError(
+            f"run {run.path} was trained on {run.dataset}, which this workspace does not hold ({exc})"
+        ) from None
     if version.checksum != run.checksum:
-        raise LabelError(f"run {run.path} was trained on another {run.dataset} (checksum {run.checksum[:12]}, "
-                         f"this workspace's is {version.checksum[:12]})")
+        raise LabelError(
+            f"run {run.path} was trained on another {run.dataset} (checksum {run.checksum[:12]}, "
+            f"this workspace's is {version.checksum[:12]})"
+        )
     return version

@@ -3,6 +3,7 @@
 Every failure becomes a one-line `StudioError`: server down, key refused,
 project gone, config rejected. The API key is held in memory only.
 """
+
 from __future__ import annotations
 
 import json
@@ -61,10 +62,14 @@ class StudioClient:
         try:
             return fn(*args, **kwargs)
         except httpx.TransportError as exc:
-            raise StudioError(f"Label Studio at {self.url} is not reachable ({type(exc).__name__}); is it running?") from exc
+            raise StudioError(
+                f"Label Studio at {self.url} is not reachable ({type(exc).__name__}); is it running?"
+            ) from exc
         except ApiError as exc:
             if exc.status_code in (401, 403):
-                raise StudioError(f"Label Studio at {self.url} refused the API key in ${API_KEY_ENV} ({exc.status_code})") from exc
+                raise StudioError(
+                    f"Label Studio at {self.url} refused the API key in ${API_KEY_ENV} ({exc.status_code})"
+                ) from exc
             if exc.status_code == 404 and not_found:
                 raise StudioError(not_found) from exc
             detail = exc.body if isinstance(exc.body, (str, dict)) else ""
@@ -82,30 +87,49 @@ class StudioClient:
         return self._users
 
     # --- verbs ----------------------------------------------------------------------
-    def create_round(self, title: str, label_config: str, files_root: Path | None, description: str = "",
-                     prelabel: bool = False) -> RemoteProject:
+    def create_round(
+        self, title: str, label_config: str, files_root: Path | None, description: str = "", prelabel: bool = False
+    ) -> RemoteProject:
         """Create one project (validating the config first) and its local-files storage.
 
         prelabel: open each task with its predictions drawn (the review view shows the raters' boxes so).
         """
         self._validate(label_config)
-        p = self._call("create a project", self._ls.projects.create, title=title[:50], label_config=label_config,
-                       description=description, show_skip_button=True, maximum_annotations=1,
-                       show_collab_predictions=prelabel)
+        p = self._call(
+            "create a project",
+            self._ls.projects.create,
+            title=title[:50],
+            label_config=label_config,
+            description=description,
+            show_skip_button=True,
+            maximum_annotations=1,
+            show_collab_predictions=prelabel,
+        )
         storage_id = None
         if files_root is not None:
-            s = self._call("add local-files storage", self._ls.import_storage.local.create, project=p.id,
-                           path=str(files_root), use_blob_urls=False, title="mpox-curate images")
+            s = self._call(
+                "add local-files storage",
+                self._ls.import_storage.local.create,
+                project=p.id,
+                path=str(files_root),
+                use_blob_urls=False,
+                title="mpox-curate images",
+            )
             storage_id = s.id
         return RemoteProject(p.id, storage_id)
 
     def _validate(self, label_config: str) -> None:
         try:
             resp = self._ls._client_wrapper.httpx_client.request(
-                "api/projects/validate/", method="POST", json={"label_config": label_config},
-                headers=self._ls._client_wrapper.get_headers())
+                "api/projects/validate/",
+                method="POST",
+                json={"label_config": label_config},
+                headers=self._ls._client_wrapper.get_headers(),
+            )
         except httpx.TransportError as exc:
-            raise StudioError(f"Label Studio at {self.url} is not reachable ({type(exc).__name__}); is it running?") from exc
+            raise StudioError(
+                f"Label Studio at {self.url} is not reachable ({type(exc).__name__}); is it running?"
+            ) from exc
         if resp.status_code in (401, 403):
             raise StudioError(f"Label Studio at {self.url} refused the API key in ${API_KEY_ENV} ({resp.status_code})")
         if resp.status_code >= 300:
@@ -126,14 +150,22 @@ class StudioClient:
                 return False
             return bool(self._call("read a project", self._ls.projects.get, project_id))
         except httpx.TransportError as exc:
-            raise StudioError(f"Label Studio at {self.url} is not reachable ({type(exc).__name__}); is it running?") from exc
+            raise StudioError(
+                f"Label Studio at {self.url} is not reachable ({type(exc).__name__}); is it running?"
+            ) from exc
 
     def import_tasks(self, project_id: int, tasks: list[dict]) -> list[int]:
         """Import task data dicts; returns Label Studio task ids in the same order."""
         if not tasks:
             return []
-        r = self._call("import tasks", self._ls.projects.import_tasks, project_id, request=tasks, return_task_ids=True,
-                       not_found=f"Label Studio project {project_id} no longer exists")
+        r = self._call(
+            "import tasks",
+            self._ls.projects.import_tasks,
+            project_id,
+            request=tasks,
+            return_task_ids=True,
+            not_found=f"Label Studio project {project_id} no longer exists",
+        )
         ids = list(r.task_ids or [])
         if len(ids) != len(tasks):
             raise StudioError(f"Label Studio created {len(ids)} of {len(tasks)} tasks in project {project_id}")
@@ -141,9 +173,13 @@ class StudioClient:
 
     def fetch_annotations(self, project_id: int) -> list[RemoteAnnotation]:
         """Every annotation of a project in one export call (fast: one request per project)."""
-        body = self._call("export annotations", lambda: b"".join(self._ls.projects.exports.download_sync(
-            project_id, export_type="JSON", download_all_tasks=True)),
-            not_found=f"Label Studio project {project_id} no longer exists (deleted in Label Studio?)")
+        body = self._call(
+            "export annotations",
+            lambda: b"".join(
+                self._ls.projects.exports.download_sync(project_id, export_type="JSON", download_all_tasks=True)
+            ),
+            not_found=f"Label Studio project {project_id} no longer exists (deleted in Label Studio?)",
+        )
         try:
             data = json.loads(body)
         except ValueError as exc:
@@ -161,9 +197,18 @@ class StudioClient:
                     if not email:
                         self._users = None
                         email = self.user_emails().get(who, f"user-{who}")
-                out.append(RemoteAnnotation(id=int(a["id"]), task_id=int(task["id"]), completed_by=email,
-                                            result=a.get("result") or [], was_cancelled=bool(a.get("was_cancelled")),
-                                            created_at=a.get("created_at"), updated_at=a.get("updated_at"), raw=a))
+                out.append(
+                    RemoteAnnotation(
+                        id=int(a["id"]),
+                        task_id=int(task["id"]),
+                        completed_by=email,
+                        result=a.get("result") or [],
+                        was_cancelled=bool(a.get("was_cancelled")),
+                        created_at=a.get("created_at"),
+                        updated_at=a.get("updated_at"),
+                        raw=a,
+                    )
+                )
         return out
 
     def invite_url(self) -> str:
@@ -185,8 +230,11 @@ def add_user(url: str, api_key: str, email: str, password: str) -> str:
         with httpx.Client(base_url=base, follow_redirects=False, timeout=30) as s:
             s.get(invite)
             csrf = s.cookies.get("csrftoken")
-            r = s.post(invite, data={"email": email, "password": password, "csrfmiddlewaretoken": csrf or ""},
-                       headers={"Referer": base + invite})
+            r = s.post(
+                invite,
+                data={"email": email, "password": password, "csrfmiddlewaretoken": csrf or ""},
+                headers={"Referer": base + invite},
+            )
             if r.status_code != 302:
                 msg = "account exists or password rejected by Label Studio's password rules"
                 if "already exists" in r.text:

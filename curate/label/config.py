@@ -17,6 +17,7 @@ letters no other control and no Label Studio tool uses (a study with chickenpox 
 choices); past those a choice has none. The `keys` line above the choices is written from the
 hotkeys the config ends up with, so it never lists a key that does nothing.
 """
+
 from __future__ import annotations
 
 import string
@@ -40,7 +41,12 @@ from curate.label.diagnoses import (
 
 LABEL_CONFIG: Traversable = files("curate.label") / "label_config.xml"
 # name -> tag of every element the toolkit reads; a control (an element with toName) outside it is refused.
-CONTROLS = {DIAGNOSIS_CONTROL: "Choices", FLAGS_CONTROL: "Choices", BOX_CONTROL: "RectangleLabels", COMMENT_CONTROL: "TextArea"}
+CONTROLS = {
+    DIAGNOSIS_CONTROL: "Choices",
+    FLAGS_CONTROL: "Choices",
+    BOX_CONTROL: "RectangleLabels",
+    COMMENT_CONTROL: "TextArea",
+}
 SINGLE = ("single", "single-radio")  # Label Studio's one-answer modes (checkbox-style, radio buttons)
 BEGIN, END = "diagnoses: begin", "diagnoses: end"  # the comments around the rendered diagnosis choices
 KEYS_TEXT = "keys"  # <Text name="keys">: the line listing the hotkeys, written by render()
@@ -106,8 +112,10 @@ def _check(root: ET.Element, diagnoses: DiagnosisList, where: str) -> dict[str, 
     for c in dx.iter("Choice"):
         value = c.get("value")
         if value not in known:
-            raise LabelError(f"{where}: diagnosis choice {value!r} is not declared in the workspace settings "
-                             f"({SETTINGS_TABLE}.diagnoses in curate.toml); declare it there")
+            raise LabelError(
+                f"{where}: diagnosis choice {value!r} is not declared in the workspace settings "
+                f"({SETTINGS_TABLE}.diagnoses in curate.toml); declare it there"
+            )
     flags = [c.get("value") for c in controls[FLAGS_CONTROL].iter("Choice")]
     if sorted(flags) != sorted(FLAGS.values()):
         raise LabelError(f"{where}: the flags control must offer exactly {', '.join(map(repr, FLAGS.values()))}")
@@ -117,7 +125,11 @@ def _check(root: ET.Element, diagnoses: DiagnosisList, where: str) -> dict[str, 
 def _block(dx: ET.Element, where: str) -> tuple[int, int]:
     """The children of the diagnosis control that render() replaces: between the markers, else all of them."""
     children = list(dx)
-    marks = [(i, c.text.strip()) for i, c in enumerate(children) if c.tag is ET.Comment and (c.text or "").strip() in (BEGIN, END)]
+    marks = [
+        (i, c.text.strip())
+        for i, c in enumerate(children)
+        if c.tag is ET.Comment and (c.text or "").strip() in (BEGIN, END)
+    ]
     if not marks:
         return 0, len(children)
     if [m for _, m in marks] != [BEGIN, END]:
@@ -135,7 +147,7 @@ def hotkeys(n: int, taken: set[str]) -> list[str | None]:
 
 
 def _span(keys: list[str]) -> str:
-    """"1-9, A, C" for people: the digit run, then the letters."""
+    """ "1-9, A, C" for people: the digit run, then the letters."""
     digits, letters = [k for k in keys if k.isdigit()], [k.upper() for k in keys if not k.isdigit()]
     run = [f"{digits[0]}-{digits[-1]}" if len(digits) > 1 else digits[0]] if digits else []
     return ", ".join(run + letters)
@@ -143,7 +155,11 @@ def _span(keys: list[str]) -> str:
 
 def _keys_line(controls: dict[str, ET.Element]) -> str:
     parts = []
-    for name, what, tag in ((DIAGNOSIS_CONTROL, "diagnosis", "Choice"), (BOX_CONTROL, "box", "Label"), (FLAGS_CONTROL, "flags", "Choice")):
+    for name, what, tag in (
+        (DIAGNOSIS_CONTROL, "diagnosis", "Choice"),
+        (BOX_CONTROL, "box", "Label"),
+        (FLAGS_CONTROL, "flags", "Choice"),
+    ):
         keys = [e.get("hotkey").lower() for e in controls[name].iter(tag) if e.get("hotkey")]
         if keys:
             parts.append(f"{_span(keys)} {what}")
@@ -176,7 +192,7 @@ def render(diagnoses: DiagnosisList, text: str | None = None, where: str | None 
     own = {id(c) for c in dx.iter("Choice")} | {id(c) for c in block}
     taken = {e.get("hotkey").lower() for e in root.iter() if e.get("hotkey") and id(e) not in own}
     names = list(diagnoses.names.values())
-    for k, (name, key) in enumerate(zip(names, hotkeys(len(names), taken))):
+    for k, (name, key) in enumerate(zip(names, hotkeys(len(names), taken), strict=True)):
         c = old.get(name)
         if c is None:
             c = ET.Element("Choice", {"value": name})

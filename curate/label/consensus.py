@@ -4,10 +4,11 @@
 third clinician. If consensus on the diagnosis could not be reached between the
 3 clinicians, the image was discarded." (Soe et al. 2024, Data Labeling)
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 from curate.label.diagnoses import IDENTIFIABLE, LOW_QUALITY, NEITHER
 from curate.label.results import Box
@@ -22,14 +23,14 @@ class Rating:
     comment: str | None = field(default=None, compare=False)  # shown to the reviewer; no part of any rule
 
 
-class ThirdOpinion(str, Enum):
+class ThirdOpinion(StrEnum):
     """When the reviewer picks a diagnosis neither rater gave."""
 
     discard = "discard"  # the paper: no consensus, the image is discarded
     reviewer = "reviewer"  # the reviewer's diagnosis wins
 
 
-class LowQuality(str, Enum):
+class LowQuality(StrEnum):
     """When the "Image quality too low" flag excludes an image (only the two raters' flags count)."""
 
     any = "any"  # either rater's flag excludes it
@@ -84,7 +85,7 @@ def match_boxes(a: list[Box], b: list[Box], threshold: float) -> tuple[list[tupl
 
 
 def merge(x: Box, y: Box) -> Box:
-    return tuple(round((p + q) / 2, 2) for p, q in zip(x, y))  # type: ignore[return-value]
+    return tuple(round((p + q) / 2, 2) for p, q in zip(x, y, strict=True))  # type: ignore[return-value]
 
 
 def consensus_boxes(a: list[Box], b: list[Box], review: list[Box] | None, threshold: float) -> list[Box]:
@@ -123,5 +124,12 @@ def decide(ratings: list[Rating], review: Rating | None = None, rules: Rules = P
         boxes = consensus_boxes(list(a.boxes), list(b.boxes), review_boxes, rules.iou_threshold)
         return Outcome("adjudicated", review.diagnosis, boxes, method="reviewer_sided", n_raters=n, agreement=2 / 3)
     if rules.third_opinion == ThirdOpinion.reviewer:
-        return Outcome("adjudicated", review.diagnosis, sorted(review_boxes), method="reviewer_decided", n_raters=n, agreement=1 / 3)
+        return Outcome(
+            "adjudicated",
+            review.diagnosis,
+            sorted(review_boxes),
+            method="reviewer_decided",
+            n_raters=n,
+            agreement=1 / 3,
+        )
     return Outcome("discarded", method="three_way_split", n_raters=n, agreement=0.0)

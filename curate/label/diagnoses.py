@@ -14,6 +14,7 @@ Before migration 0006 both shared one choice "Other / not assessable" (code `oth
 dropped; catalogues are migrated to `not_assessable` (what it meant when used for quality), and
 annotations still carrying that choice in older Label Studio projects are read the same way.
 """
+
 from __future__ import annotations
 
 import re
@@ -100,11 +101,14 @@ class DiagnosisList:
         return "—" if slug is None else self.names.get(slug, slug)
 
     def binary_label(self, slug: str | None) -> str | None:
-        """mpox for a positive diagnosis, non_mpox for any other (other diagnosis included), None when not assessable."""
+        """mpox for a positive diagnosis, non_mpox for any other (other diagnosis included),
+        None when not assessable."""
         if slug is None or slug == NOT_ASSESSABLE:
             return None
         if slug not in self.names:
-            raise ConfigError(f"diagnosis {slug!r} is not declared in the workspace settings ({SETTINGS_TABLE}.diagnoses)")
+            raise ConfigError(
+                f"diagnosis {slug!r} is not declared in the workspace settings ({SETTINGS_TABLE}.diagnoses)"
+            )
         return BINARY_CLASSES[0] if slug in self.positive else BINARY_CLASSES[1]
 
     def as_meta(self) -> list[dict[str, Any]]:
@@ -112,7 +116,7 @@ class DiagnosisList:
         return [{"slug": k, "name": v, "binary": self.binary_label(k)} for k, v in self.names.items()]
 
     @classmethod
-    def from_settings(cls, settings: dict[str, Any], where: str = "curate.toml") -> "DiagnosisList":
+    def from_settings(cls, settings: dict[str, Any], where: str = "curate.toml") -> DiagnosisList:
         """Read and validate the `[labels]` table; raise ConfigError naming the field."""
         table = settings.get(SETTINGS_TABLE, {})
 
@@ -131,7 +135,9 @@ class DiagnosisList:
         taken = {n.casefold(): f"diagnoses[{i}].name" for i, (_, n) in enumerate(declared)}
         for key, n in names.items():
             if n.casefold() in taken or n in LEGACY_CHOICES or n.casefold() == NEITHER_CHOICE.casefold():
-                raise bad(key, f"{n!r} is already the name of {taken.get(n.casefold(), 'a retired or reserved choice')}")
+                raise bad(
+                    key, f"{n!r} is already the name of {taken.get(n.casefold(), 'a retired or reserved choice')}"
+                )
             taken[n.casefold()] = key
         slugs = [s for s, _ in declared]
         positive = table.get("positive", ["mpox"] if "mpox" in slugs else None)
@@ -140,12 +146,16 @@ class DiagnosisList:
         if not isinstance(positive, list) or not all(isinstance(p, str) for p in positive):
             raise bad("positive", 'must be a list of diagnosis slugs, e.g. ["mpox"]')
         if not positive:
-            raise bad("positive", "is empty: name at least one declared diagnosis (e.g. \"mpox\")")
+            raise bad("positive", 'is empty: name at least one declared diagnosis (e.g. "mpox")')
         for p in positive:
             if p not in slugs:
                 raise bad("positive", f"names {p!r}, which is not a declared diagnosis ({', '.join(slugs)})")
-        return cls(declared=declared, positive=tuple(dict.fromkeys(positive)),
-                   other_name=names["other"], not_assessable_name=names["not_assessable"])
+        return cls(
+            declared=declared,
+            positive=tuple(dict.fromkeys(positive)),
+            other_name=names["other"],
+            not_assessable_name=names["not_assessable"],
+        )
 
 
 def _name(value: Any, field: str, bad) -> str:
@@ -169,13 +179,22 @@ def _declared(items: Any, bad) -> tuple[tuple[str, str], ...]:
             raise bad(f"diagnoses[{i}]", 'must be { slug = "…", name = "…" } (exactly those two keys)')
         slug, name = item["slug"], _name(item["name"], f"diagnoses[{i}].name", bad)
         if not isinstance(slug, str) or not SLUG.match(slug):
-            raise bad(f"diagnoses[{i}].slug", f"{slug!r} must be lower-case letters, digits or '_', starting with a letter (at most 50)")
+            raise bad(
+                f"diagnoses[{i}].slug",
+                f"{slug!r} must be lower-case letters, digits or '_', starting with a letter (at most 50)",
+            )
         if slug in RESERVED:
-            raise bad(f"diagnoses[{i}].slug", f"{slug!r} is reserved: 'other diagnosis' and 'not assessable' are always present, 'neither' is the reviewer's discard")
+            raise bad(
+                f"diagnoses[{i}].slug",
+                f"{slug!r} is reserved: 'other diagnosis' and 'not assessable' are always present, 'neither' is the "
+                "reviewer's discard",
+            )
         if slug in seen_slug:
             raise bad(f"diagnoses[{i}].slug", f"{slug!r} is declared twice (also diagnoses[{seen_slug[slug]}])")
         if name.casefold() in (NEITHER_CHOICE.casefold(), KEEP_CHOICE.casefold()):
-            raise bad(f"diagnoses[{i}].name", f"{name!r} is reserved: it is the reviewer's discard or the audit's keep choice")
+            raise bad(
+                f"diagnoses[{i}].name", f"{name!r} is reserved: it is the reviewer's discard or the audit's keep choice"
+            )
         if name.casefold() in seen_name:
             raise bad(f"diagnoses[{i}].name", f"{name!r} is used twice (also diagnoses[{seen_name[name.casefold()]}])")
         seen_slug[slug], seen_name[name.casefold()] = i, i

@@ -13,12 +13,13 @@ near-duplicates) therefore spread out instead of filling the top of the list. Wh
 libraries that do active learning (modAL, baal) wrap a classifier and a training loop; here the model lives
 in `train` and only its predictions reach curate.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import random
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,7 @@ DIVERSITY = 0.5
 GREEDY_MAX = 5000  # beyond this many candidates the tail keeps plain uncertainty order (greedy is O(n²))
 
 
-class Order(str, Enum):
+class Order(StrEnum):
     catalogue = "catalogue"  # image id order (the default, as before)
     random = "random"
     uncertainty = "uncertainty"
@@ -85,8 +86,13 @@ def read_predictions(path: Path) -> dict[str, dict[str, float]]:
         raise LabelError(f"{path} is not `train predict --json` output ({type(exc).__name__}: {exc})") from None
 
 
-def order_ids(ids: list[int], order: Order, seed: int = 0, probs: dict[int, dict[str, float]] | None = None,
-              features: dict[int, np.ndarray] | None = None) -> list[int]:
+def order_ids(
+    ids: list[int],
+    order: Order,
+    seed: int = 0,
+    probs: dict[int, dict[str, float]] | None = None,
+    features: dict[int, np.ndarray] | None = None,
+) -> list[int]:
     """`ids` in the asked order; uncertainty needs a probability for every id."""
     if order == Order.catalogue:
         return list(ids)
@@ -97,8 +103,10 @@ def order_ids(ids: list[int], order: Order, seed: int = 0, probs: dict[int, dict
     probs = probs or {}
     missing = [i for i in ids if i not in probs]
     if missing:
-        raise LabelError(f"{len(missing)} image(s) to push have no prediction (first: image {missing[0]}); run "
-                         "`train predict --run RUN --json $(curate label candidates) > predictions.json` first")
+        raise LabelError(
+            f"{len(missing)} image(s) to push have no prediction (first: image {missing[0]}); run "
+            "`train predict --run RUN --json $(curate label candidates) > predictions.json` first"
+        )
     classes = sorted({k for i in ids for k in probs[i]})
     p = np.array([[probs[i].get(k, 0.0) for k in classes] for i in ids])
     feats = None
@@ -116,7 +124,9 @@ def image_features(s: Session, ids: list[int]) -> dict[int, np.ndarray]:
         else:
             out[c.image_id] = np.frombuffer(c.thumb, dtype=np.uint8).astype(np.float32)
     if len({v.shape for v in out.values()}) > 1:  # some embedded, some not: compare thumbnails for all
-        thumbs = {c.image_id: np.frombuffer(c.thumb, dtype=np.uint8).astype(np.float32)
-                  for c in s.exec(select(DedupeCode).where(DedupeCode.image_id.in_(ids))).all()}
+        thumbs = {
+            c.image_id: np.frombuffer(c.thumb, dtype=np.uint8).astype(np.float32)
+            for c in s.exec(select(DedupeCode).where(DedupeCode.image_id.in_(ids))).all()
+        }
         out = thumbs if len({v.shape for v in thumbs.values()}) == 1 else {}
     return out

@@ -4,6 +4,7 @@ All projects are fetched and parsed before anything is written, so a server
 error, a deleted project or a label the config no longer has leaves the
 catalogue exactly as it was. Re-pulling an unchanged server writes nothing.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -14,10 +15,10 @@ from datetime import datetime
 from sqlalchemy import insert
 from sqlmodel import select
 
+from curate.errors import LabelError
 from curate.label import audit_apply
 from curate.label.client import RemoteAnnotation, StudioClient
 from curate.label.consensus import LowQuality, ThirdOpinion
-from curate.errors import LabelError
 from curate.label.recompute import write_consensus
 from curate.label.results import ParsedResult, parse_result
 from curate.label.rules import describe, settle_rules
@@ -53,8 +54,12 @@ def _digest(a: RemoteAnnotation) -> str:
     return hashlib.sha256(body.encode()).hexdigest()
 
 
-def pull(ws, servers: Servers | StudioClient, low_quality: LowQuality | None = None,
-         third_opinion: ThirdOpinion | None = None) -> PullResult:
+def pull(
+    ws,
+    servers: Servers | StudioClient,
+    low_quality: LowQuality | None = None,
+    third_opinion: ThirdOpinion | None = None,
+) -> PullResult:
     """Fetch every project from the server it records (or the one --url names for its clinician), record,
     and recompute consensus; a rule given here is recorded and applies from now on."""
     servers = as_servers(servers)
@@ -95,12 +100,26 @@ def pull(ws, servers: Servers | StudioClient, low_quality: LowQuality | None = N
             if prev is not None and prev.content_sha256 == digest and not prev.withdrawn:
                 res.unchanged += 1
                 continue
-            new_rows.append(dict(
-                task_id=task.id, ls_annotation_id=a.id, revision=(prev.revision + 1) if prev else 1,
-                rater=a.completed_by, diagnosis=parsed.diagnosis, boxes=json.dumps([list(b) for b in parsed.boxes]),
-                flags=json.dumps(parsed.flags), comment=parsed.comment, cancelled=a.was_cancelled, withdrawn=False,
-                ls_created_at=_ts(a.created_at), ls_updated_at=_ts(a.updated_at), content_sha256=digest,
-                raw=json.dumps(a.raw, sort_keys=True, default=str), fetched_at=now, withdrawn_at=None))
+            new_rows.append(
+                dict(
+                    task_id=task.id,
+                    ls_annotation_id=a.id,
+                    revision=(prev.revision + 1) if prev else 1,
+                    rater=a.completed_by,
+                    diagnosis=parsed.diagnosis,
+                    boxes=json.dumps([list(b) for b in parsed.boxes]),
+                    flags=json.dumps(parsed.flags),
+                    comment=parsed.comment,
+                    cancelled=a.was_cancelled,
+                    withdrawn=False,
+                    ls_created_at=_ts(a.created_at),
+                    ls_updated_at=_ts(a.updated_at),
+                    content_sha256=digest,
+                    raw=json.dumps(a.raw, sort_keys=True, default=str),
+                    fetched_at=now,
+                    withdrawn_at=None,
+                )
+            )
             if prev is None:
                 res.new += 1
             else:

@@ -13,6 +13,7 @@ posteriors stop moving. `bench/rater_quality.py` checks it against simulated rat
 The reviewer's ratings are used too: they exist only where the two raters disagreed, which depends on observed
 ratings only (missing at random), so the likelihood still estimates everyone's confusion without bias.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -35,8 +36,9 @@ class DawidSkene:
     converged: bool
 
 
-def dawid_skene(items: list[dict[str, str]], labels: list[str] | None = None, max_iter: int = 500,
-                tol: float = 1e-5) -> DawidSkene:
+def dawid_skene(
+    items: list[dict[str, str]], labels: list[str] | None = None, max_iter: int = 500, tol: float = 1e-5
+) -> DawidSkene:
     """`items`: per image, rater -> diagnosis (only who diagnosed it). `labels`: the classes (default: those used);
     a diagnosis outside `labels` is added. Accuracy of a rater is the mean, over the images they diagnosed, of
     the posterior probability that their diagnosis is the true one."""
@@ -53,7 +55,7 @@ def dawid_skene(items: list[dict[str, str]], labels: list[str] | None = None, ma
     np.add.at(post, (item, label), 1.0)  # soft majority vote
     post /= np.maximum(post.sum(1, keepdims=True), 1e-12)
     it, converged = 0, False
-    for it in range(1, max_iter + 1):
+    for it in range(1, max_iter + 1):  # noqa: B007 - read after the loop: the EM iterations run
         prior = (post.sum(0) + SMOOTHING) / (n + k * SMOOTHING)
         conf = np.full((m, k, k), SMOOTHING)
         np.add.at(conf, (rater, slice(None), label), post[item])  # conf[r, true, said] += P(true)
@@ -69,8 +71,16 @@ def dawid_skene(items: list[dict[str, str]], labels: list[str] | None = None, ma
             break
     right = post[item, label]
     acc = {r: float(right[rater == j].mean()) for j, r in enumerate(raters) if (rater == j).any()}
-    return DawidSkene(labels, raters, prior.tolist(), {r: conf[j].tolist() for j, r in enumerate(raters)},
-                      acc, post.tolist(), it, converged)
+    return DawidSkene(
+        labels,
+        raters,
+        prior.tolist(),
+        {r: conf[j].tolist() for j, r in enumerate(raters)},
+        acc,
+        post.tolist(),
+        it,
+        converged,
+    )
 
 
 @dataclass
@@ -87,8 +97,9 @@ class RaterQuality:
     matrix: list[list[int]]  # rows: consensus diagnosis, columns: this person's, in `labels` order
 
 
-def rater_quality(votes: list[dict[str, str]], roles: dict[str, str], consensus: list[str | None],
-                  labels: list[str]) -> tuple[list[RaterQuality], DawidSkene]:
+def rater_quality(
+    votes: list[dict[str, str]], roles: dict[str, str], consensus: list[str | None], labels: list[str]
+) -> tuple[list[RaterQuality], DawidSkene]:
     """`votes`: per image, person -> diagnosis (raters and the reviewer); `roles`: person -> role shown;
     `consensus`: the image's final diagnosis or None (pending, discarded, excluded); `labels`: display order."""
     if len(votes) != len(consensus):
@@ -101,7 +112,7 @@ def rater_quality(votes: list[dict[str, str]], roles: dict[str, str], consensus:
     for person in ds.raters:
         matrix = [[0] * len(labels) for _ in labels]
         diagnosed = 0
-        for v, c in zip(votes, consensus):
+        for v, c in zip(votes, consensus, strict=True):
             if person not in v:
                 continue
             diagnosed += 1
@@ -109,8 +120,17 @@ def rater_quality(votes: list[dict[str, str]], roles: dict[str, str], consensus:
                 matrix[idx[c]][idx[v[person]]] += 1
         compared = sum(map(sum, matrix))
         hits = sum(matrix[k][k] for k in range(len(labels)))
-        out.append(RaterQuality(person, roles.get(person, "rater"), diagnosed, compared,
-                                round(hits / compared, 4) if compared else None,
-                                round(ds.accuracy[person], 4) if diagnosed >= MIN_DIAGNOSED else None, labels, matrix))
+        out.append(
+            RaterQuality(
+                person,
+                roles.get(person, "rater"),
+                diagnosed,
+                compared,
+                round(hits / compared, 4) if compared else None,
+                round(ds.accuracy[person], 4) if diagnosed >= MIN_DIAGNOSED else None,
+                labels,
+                matrix,
+            )
+        )
     out.sort(key=lambda q: (q.role != "rater", q.rater))
     return out, ds

@@ -1,9 +1,11 @@
 """Labeling progress and agreement: per round and rater, Cohen's kappa and Gwet's AC1, confusion matrix,
-outcomes, each rater's quality against the consensus and under Dawid–Skene (`raters`), and a few example images of the disputed and discarded ones (`report_html` draws the page)."""
+outcomes, each rater's quality against the consensus and under Dawid–Skene (`raters`), and a few example images
+of the disputed and discarded ones (`report_html` draws the page)."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlmodel import Session, func, select
 
@@ -17,14 +19,14 @@ from db.models.label import Consensus, LabelAnnotation, LabelProject, LabelRound
 OUTCOME_MEANINGS: dict[str, str] = {
     "agreed": "Both raters chose the same diagnosis. Exported.",
     "adjudicated": "The raters disagreed and the reviewer settled it by choosing one of their two diagnoses "
-                   "(or, under `--third-opinion reviewer`, her own). Exported.",
+    "(or, under `--third-opinion reviewer`, her own). Exported.",
     "discarded": "No consensus after review: the raters disagreed and the reviewer supported neither of them "
-                 "(she chose \u201cNeither (discard this image)\u201d, or a third diagnosis under the paper's rule), "
-                 "so the image is dropped. Not exported.",
+    "(she chose \u201cNeither (discard this image)\u201d, or a third diagnosis under the paper's rule), "
+    "so the image is dropped. Not exported.",
     "excluded": "Out whatever the diagnosis, because of a flag: identifiable features (face, tattoo, birthmark; "
-                "one rater's flag is enough) or image quality too low. Not exported.",
+    "one rater's flag is enough) or image quality too low. Not exported.",
     "pending": "Not decided yet: a rater has not answered, or the raters disagreed and the reviewer has not. "
-               "Run `curate label pull` after they annotate.",
+    "Run `curate label pull` after they annotate.",
 }
 PENDING_REASONS = {"awaiting_raters": "waiting for a rater", "awaiting_review": "waiting for the reviewer"}
 SAMPLES_PER_GROUP = 6
@@ -60,27 +62,42 @@ class LabelReport:
     details: dict[str, dict[str, int]] = field(default_factory=dict)  # excluded: per flag; pending: per reason
     samples: list[Sample] = field(default_factory=list)
     raters: list[RaterQuality] = field(default_factory=list)
-    generated_at: str = field(default_factory=lambda: datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+    generated_at: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))
 
     def to_dict(self) -> dict:
-        return {"generated_at": self.generated_at, "progress": [asdict(p) for p in self.progress],
-                "outcomes": self.outcomes, "outcome_meanings": OUTCOME_MEANINGS, "details": self.details,
-                "agreement": asdict(self.agreement), "diagnoses": self.names,
-                "samples": [asdict(x) for x in self.samples], "raters": [asdict(q) for q in self.raters]}
+        return {
+            "generated_at": self.generated_at,
+            "progress": [asdict(p) for p in self.progress],
+            "outcomes": self.outcomes,
+            "outcome_meanings": OUTCOME_MEANINGS,
+            "details": self.details,
+            "agreement": asdict(self.agreement),
+            "diagnoses": self.names,
+            "samples": [asdict(x) for x in self.samples],
+            "raters": [asdict(q) for q in self.raters],
+        }
 
 
 def build(s: Session, diagnoses: DiagnosisList, per_group: int = SAMPLES_PER_GROUP) -> LabelReport:
     progress = []
-    for rnd, proj in s.exec(select(LabelRound, LabelProject).join(LabelProject).order_by(LabelRound.id, LabelProject.id)).all():
+    for rnd, proj in s.exec(
+        select(LabelRound, LabelProject).join(LabelProject).order_by(LabelRound.id, LabelProject.id)
+    ).all():
         tasks = s.exec(select(func.count()).select_from(LabelTask).where(LabelTask.project_id == proj.id)).one()
-        done = s.exec(select(func.count(func.distinct(LabelTask.id))).select_from(LabelTask)
-                      .join(LabelAnnotation, LabelAnnotation.task_id == LabelTask.id)
-                      .where(LabelTask.project_id == proj.id, LabelAnnotation.withdrawn == False)).one()  # noqa: E712
+        done = s.exec(
+            select(func.count(func.distinct(LabelTask.id)))
+            .select_from(LabelTask)
+            .join(LabelAnnotation, LabelAnnotation.task_id == LabelTask.id)
+            .where(LabelTask.project_id == proj.id, LabelAnnotation.withdrawn.is_(False))
+        ).one()
         progress.append(Progress(rnd.name, rnd.kind, proj.rater, proj.ls_project_id, tasks, done))
-    outcomes = {k: 0 for k in STATUSES}
+    outcomes = dict.fromkeys(STATUSES, 0)
     details: dict[str, dict[str, int]] = {"excluded": {}, "pending": {}}
-    for status, exclusion, method, n in s.exec(select(Consensus.status, Consensus.exclusion, Consensus.method, func.count())
-                                               .group_by(Consensus.status, Consensus.exclusion, Consensus.method)).all():
+    for status, exclusion, method, n in s.exec(
+        select(Consensus.status, Consensus.exclusion, Consensus.method, func.count()).group_by(
+            Consensus.status, Consensus.exclusion, Consensus.method
+        )
+    ).all():
         outcomes[status] = outcomes.get(status, 0) + n
         if status == "excluded":
             why = FLAGS.get(exclusion or "", exclusion or "unspecified")
@@ -89,8 +106,15 @@ def build(s: Session, diagnoses: DiagnosisList, per_group: int = SAMPLES_PER_GRO
             why = PENDING_REASONS.get(method, method or "unspecified")
             details["pending"][why] = details["pending"].get(why, 0) + n
     images = collect(s)
-    return LabelReport(progress, outcomes, rater_agreement(images.values(), diagnoses.codes), diagnoses.names, details,
-                       samples(images, per_group), raters(images, diagnoses.codes))
+    return LabelReport(
+        progress,
+        outcomes,
+        rater_agreement(images.values(), diagnoses.codes),
+        diagnoses.names,
+        details,
+        samples(images, per_group),
+        raters(images, diagnoses.codes),
+    )
 
 
 def raters(images: dict[int, ImageLabels], labels: list[str]) -> list[RaterQuality]:
@@ -128,6 +152,13 @@ def samples(images: dict[int, ImageLabels], per_group: int) -> list[Sample]:
         else:
             continue
         if len(picked[group]) < per_group:
-            picked[group].append(Sample(image_id, group, o.status, [a.diagnosis, b.diagnosis],
-                                        item.review.diagnosis if item.review else None))
+            picked[group].append(
+                Sample(
+                    image_id,
+                    group,
+                    o.status,
+                    [a.diagnosis, b.diagnosis],
+                    item.review.diagnosis if item.review else None,
+                )
+            )
     return picked["disputed"] + picked["discarded"]

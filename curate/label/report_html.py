@@ -1,5 +1,6 @@
 """The labelling report as one self-contained HTML page, with the rater-vs-rater confusion matrix and each
 rater's confusion matrix against the consensus also written as PNGs beside it (for slides and papers)."""
+
 from __future__ import annotations
 
 import html
@@ -13,12 +14,12 @@ from pathlib import Path
 from PIL import UnidentifiedImageError
 from sqlmodel import select
 
-from curate.imaging import thumbnail
 from curate.errors import StoreError
 from curate.files import write_atomic
+from curate.imaging import thumbnail
 from curate.label.agreement import Agreement
-from curate.label.raters import MIN_DIAGNOSED, RaterQuality
 from curate.label.diagnoses import NEITHER, NEITHER_CHOICE
+from curate.label.raters import MIN_DIAGNOSED, RaterQuality
 from curate.label.report import OUTCOME_MEANINGS, LabelReport, Sample
 from curate.plots import confusion_matrix_plot, pyplot
 from db.models import Image
@@ -40,7 +41,9 @@ def confusion_png(ag: Agreement, names: dict[str, str]) -> bytes:
     """Rater 1 (rows) against rater 2 (columns), every diagnosis, a count in each cell."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 7), dpi=100)
-    confusion_matrix_plot(ax, ag.matrix, [names.get(d, d) for d in ag.labels], "second rater", "first rater", rotate=True)
+    confusion_matrix_plot(
+        ax, ag.matrix, [names.get(d, d) for d in ag.labels], "second rater", "first rater", rotate=True
+    )
     ax.set_title(f"Rater vs rater (n={ag.n}, Cohen's kappa {_num(ag.kappa)}, Gwet's AC1 {_num(ag.ac1)})")
     fig.tight_layout()
     return _png(fig)
@@ -61,10 +64,10 @@ def raters_png(quality: list[RaterQuality], names: dict[str, str]) -> bytes | No
     cols = min(len(shown), 3)
     rows = -(-len(shown) // cols)
     fig, axes = pyplot().subplots(rows, cols, figsize=(6.5 * cols, 6 * rows), dpi=100, squeeze=False)
-    for ax, q in zip(axes.flat, shown):
+    for ax, q in zip(axes.flat, shown, strict=False):
         confusion_matrix_plot(ax, q.matrix, [names.get(d, d) for d in q.labels], q.rater, "consensus", rotate=True)
         ax.set_title(f"{q.rater} ({q.role}): {q.agreement:.1%} of {q.compared} as consensus", fontsize=10)
-    for ax in list(axes.flat)[len(shown):]:
+    for ax in list(axes.flat)[len(shown) :]:
         ax.axis("off")
     fig.tight_layout()
     return _png(fig)
@@ -76,14 +79,23 @@ def _num(x: float | None, fmt: str = ".3f") -> str:
 
 def _raters_section(report: LabelReport, png: Path | None, png_bytes: bytes | None) -> str:
     e = html.escape
-    rows = "".join(f"<tr><td>{e(q.rater)}</td><td>{e(q.role)}</td><td>{q.diagnosed}</td><td>{q.compared}</td>"
-                   f"<td>{_num(q.agreement, '.1%')}</td><td>{_num(q.estimated_accuracy, '.1%')}</td></tr>"
-                   for q in report.raters)
+    rows = "".join(
+        f"<tr><td>{e(q.rater)}</td><td>{e(q.role)}</td><td>{q.diagnosed}</td><td>{q.compared}</td>"
+        f"<td>{_num(q.agreement, '.1%')}</td><td>{_num(q.estimated_accuracy, '.1%')}</td></tr>"
+        for q in report.raters
+    )
     if not rows:
         return "<h2>Raters</h2><p>No diagnoses yet.</p>"
-    img = "" if png is None else (f'<img alt="each rater against the consensus" style="max-width:100%" src="data:image/png;base64,'
-                                  f'{b64encode(png_bytes).decode()}"><p>Also saved as <a href="{e(png.name)}">{e(png.name)}</a>.</p>')
-    return f"""<h2>Raters</h2><p><i>Agreement with consensus</i> counts the agreed and adjudicated images a person diagnosed;
+    img = (
+        ""
+        if png is None
+        else (
+            f'<img alt="each rater against the consensus" style="max-width:100%" src="data:image/png;base64,'
+            f'{b64encode(png_bytes).decode()}"><p>Also saved as <a href="{e(png.name)}">{e(png.name)}</a>.</p>'
+        )
+    )
+    return f"""<h2>Raters</h2><p><i>Agreement with consensus</i> counts the agreed and adjudicated images \
+a person diagnosed;
 it flatters everyone, since an agreed image is one both raters chose and a reviewer's pick usually becomes the
 consensus. <i>Estimated accuracy</i> is a latent-class (Dawid&ndash;Skene) estimate from all ratings, which
 does not take the consensus as the truth: the expected share of that person's diagnoses that are right. A
@@ -105,13 +117,20 @@ def _name(d: str | None, names: dict[str, str]) -> str:
 
 def _figure(x: Sample, thumb: str | None, names: dict[str, str]) -> str:
     e = html.escape
-    img = f'<img alt="image {x.image_id}" src="data:image/jpeg;base64,{thumb}">' if thumb else "<p>(image unavailable)</p>"
+    img = (
+        f'<img alt="image {x.image_id}" src="data:image/jpeg;base64,{thumb}">'
+        if thumb
+        else "<p>(image unavailable)</p>"
+    )
     chose = [f"Rater {n}: {e(_name(d, names))}" for n, d in enumerate(x.raters, 1)]
     if x.reviewer is not None or x.status == "adjudicated":
         chose.append(f"Reviewer: {e(_name(x.reviewer, names))}")
     elif x.group == "disputed":
         chose.append("Reviewer: not yet")
-    return f'<figure class="{x.group}">{img}<figcaption>image {x.image_id} ({x.status})<br>{"<br>".join(chose)}</figcaption></figure>'
+    return (
+        f'<figure class="{x.group}">{img}<figcaption>image {x.image_id} ({x.status})<br>{"<br>".join(chose)}'
+        "</figcaption></figure>"
+    )
 
 
 def _thumbnails(ws, ids: list[int]) -> dict[int, str | None]:
@@ -130,7 +149,7 @@ def _thumbnails(ws, ids: list[int]) -> dict[int, str | None]:
 def _gallery(report: LabelReport, thumbs: dict[int, str | None], group: str, intro: str) -> str:
     shown = [x for x in report.samples if x.group == group]
     figs = "".join(_figure(x, thumbs.get(x.image_id), report.names) for x in shown) or "<p>None.</p>"
-    return f"<p>{intro}</p><div class=\"gallery\">{figs}</div>"
+    return f'<p>{intro}</p><div class="gallery">{figs}</div>'
 
 
 def page_json(report: LabelReport) -> str:
@@ -151,22 +170,27 @@ def write_html(report: LabelReport, dest: Path, ws) -> ReportFiles:
     raters_file = None if raters_bytes is None else write_atomic(raters_path, raters_bytes, tmp_dir=ws.tmp)
     thumbs = _thumbnails(ws, [x.image_id for x in report.samples])
     e = html.escape
-    rows = "".join(f"<tr><td>{e(p.round)}</td><td>{e(p.kind)}</td><td>{e(p.rater)}</td><td>{p.tasks}</td><td>{p.labelled}</td></tr>"
-                   for p in report.progress)
+    rows = "".join(
+        f"<tr><td>{e(p.round)}</td><td>{e(p.kind)}</td><td>{e(p.rater)}</td><td>{p.tasks}</td><td>{p.labelled}</td></tr>"
+        for p in report.progress
+    )
     outs = ""
     for status, n in report.outcomes.items():
         extra = report.details.get(status) or {}
         why = "" if not extra else "<br>" + e("; ".join(f"{k}: {v}" for k, v in extra.items()))
         outs += f"<tr><td>{status}</td><td>{n}</td><td>{_prose(OUTCOME_MEANINGS[status])}{why}</td></tr>"
     ag = report.agreement
-    per = "".join(f"<tr><td>{e(report.names.get(d, d))}</td><td>{_num(k)}</td><td>{_num(ag.ac1_per_diagnosis.get(d))}</td></tr>"
-                  for d, k in ag.per_diagnosis.items())
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>Labeling report</title><style>{CSS}</style></head><body>
+    per = "".join(
+        f"<tr><td>{e(report.names.get(d, d))}</td><td>{_num(k)}</td><td>{_num(ag.ac1_per_diagnosis.get(d))}</td></tr>"
+        for d, k in ag.per_diagnosis.items()
+    )
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>Labeling report</title>\
+<style>{CSS}</style></head><body>
 <h1>Labeling report</h1><p class="date">Generated {e(report.generated_at)}</p>
 <h2>Progress</h2><table><tr><th>round</th><th>kind</th><th>rater</th><th>tasks</th><th>labelled</th></tr>{rows}</table>
 <h2>Outcomes</h2><table><tr><th>outcome</th><th>images</th><th>what it means</th></tr>{outs}</table>
 <h2>Agreement</h2><p>Over {ag.n} doubly-rated images (all diagnoses): Cohen's kappa <b>{_num(ag.kappa)}</b>,
-Gwet's AC1 <b>{_num(ag.ac1)}</b>, observed agreement {_num(ag.observed, '.1%')}. Kappa collapses when a diagnosis
+Gwet's AC1 <b>{_num(ag.ac1)}</b>, observed agreement {_num(ag.observed, ".1%")}. Kappa collapses when a diagnosis
 is rare even if the raters almost always agree; AC1 does not, so read the two together.</p>
 <table><tr><th>diagnosis (one vs rest)</th><th>kappa</th><th>AC1</th></tr>{per}</table>
 <img alt="rater vs rater confusion matrix" src="data:image/png;base64,{b64encode(png_bytes).decode()}">

@@ -4,11 +4,13 @@ Rectangles arrive in percent of the displayed image; browsers display the
 EXIF-oriented image, so percent * the catalogue's oriented width/height gives
 pixels of the original as the export stage expects.
 """
+
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
 
+from curate.errors import LabelError
 from curate.label.diagnoses import (
     BOX_CONTROL,
     COMMENT_CONTROL,
@@ -23,7 +25,6 @@ from curate.label.diagnoses import (
     SETTINGS_TABLE,
     DiagnosisList,
 )
-from curate.errors import LabelError
 
 Box = tuple[float, float, float, float]
 
@@ -65,8 +66,10 @@ def parse_result(result: list[dict], width: int, height: int, diagnoses: Diagnos
             choices = value.get("choices") or []
             unknown = [c for c in choices if c not in by_choice]
             if unknown:
-                raise LabelError(f"diagnosis {unknown[0]!r} is not declared in the workspace settings "
-                                 f"({SETTINGS_TABLE}.diagnoses in curate.toml)")
+                raise LabelError(
+                    f"diagnosis {unknown[0]!r} is not declared in the workspace settings "
+                    f"({SETTINGS_TABLE}.diagnoses in curate.toml)"
+                )
             if len(choices) > 1:
                 raise LabelError(f"annotation has {len(choices)} diagnoses; the config allows one")
             diagnosis = by_choice[choices[0]] if choices else None

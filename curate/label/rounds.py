@@ -6,6 +6,7 @@ clinician of the round has an account (curate.label.servers.require_blind);
 by default that is the clinician's own server (curate.studio.fleet). Each
 project records the URL of its server, so pull finds every project again.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,6 +17,7 @@ from pathlib import Path
 from sqlmodel import Session, select
 
 from curate.dedupe import labelable_image_ids
+from curate.errors import LabelError, StudioError
 from curate.files import atomic_path
 from curate.label.adjudication import RaterView, adjudication_config, review_task
 from curate.label.client import StudioClient
@@ -25,15 +27,23 @@ from curate.label.diagnoses import FLAGS
 from curate.label.order import Order, image_features, order_ids
 from curate.label.recompute import collect, write_consensus
 from curate.label.rules import recorded_rules, settle_rules
-from curate.errors import LabelError, StudioError
 from curate.label.servers import Servers, as_servers, require_blind
 from db.models import Image
 from db.models.label import LabelProject, LabelRound, LabelTask
 
 # Label Studio's LOCAL_FILES_DOCUMENT_ROOT; the embedded server uses the workspace itself.
 DOCUMENT_ROOT_ENV = "CURATE_STUDIO_DOCUMENT_ROOT"
-EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tif",
-              "HEIF": "heic", "AVIF": "avif", "MPO": "jpg"}
+EXTENSIONS = {
+    "JPEG": "jpg",
+    "PNG": "png",
+    "WEBP": "webp",
+    "GIF": "gif",
+    "BMP": "bmp",
+    "TIFF": "tif",
+    "HEIF": "heic",
+    "AVIF": "avif",
+    "MPO": "jpg",
+}
 
 
 def _emails(raters: list[str]) -> list[str]:
@@ -59,7 +69,9 @@ def image_link(ws, image: Image) -> str:
     try:
         served = (ws.root.resolve() / rel).relative_to(root)
     except ValueError as exc:
-        raise LabelError(f"the workspace is not under Label Studio's document root {root} (${DOCUMENT_ROOT_ENV})") from exc
+        raise LabelError(
+            f"the workspace is not under Label Studio's document root {root} (${DOCUMENT_ROOT_ENV})"
+        ) from exc
     return f"/data/local-files/?d={served.as_posix()}"
 
 
@@ -74,13 +86,16 @@ class PushResult:
 def _round_for(s: Session, kind: str, raters: list[str], server_key: str) -> LabelRound | None:
     rows = s.exec(select(LabelRound).where(LabelRound.kind == kind).order_by(LabelRound.id.desc())).all()
     for r in rows:
-        if sorted(json.loads(r.raters)) == sorted(raters) and r.server_url == server_key:  # "b,a" is the same pair as "a,b"
+        if (
+            sorted(json.loads(r.raters)) == sorted(raters) and r.server_url == server_key
+        ):  # "b,a" is the same pair as "a,b"
             return r
     return None
 
 
-def _ensure_projects(ws, servers: Servers, rnd: LabelRound, raters: list[str], title: str,
-                     config: str, prelabel: bool = False) -> dict[str, LabelProject]:
+def _ensure_projects(
+    ws, servers: Servers, rnd: LabelRound, raters: list[str], title: str, config: str, prelabel: bool = False
+) -> dict[str, LabelProject]:
     """One project per clinician on their server; created remotely first, recorded right after."""
     with ws.session() as s:
         have = {p.rater: p for p in s.exec(select(LabelProject).where(LabelProject.round_id == rnd.id)).all()}
@@ -88,15 +103,27 @@ def _ensure_projects(ws, servers: Servers, rnd: LabelRound, raters: list[str], t
         client = servers.client_for(rater)
         if rater in have:
             if not client.project_exists(have[rater].ls_project_id):
-                raise StudioError(f"Label Studio project {have[rater].ls_project_id} ({rnd.name}, {rater}) on {client.url} "
-                                  "was deleted in Label Studio")
+                raise StudioError(
+                    f"Label Studio project {have[rater].ls_project_id} ({rnd.name}, {rater}) on {client.url} "
+                    "was deleted in Label Studio"
+                )
             continue
         (ws.root / "studio" / "files").mkdir(parents=True, exist_ok=True)
-        remote = client.create_round(f"{title} · {rater}", config, ws.root / "studio" / "files",
-                                     description=f"mpox-curate {rnd.name}", prelabel=prelabel)
+        remote = client.create_round(
+            f"{title} · {rater}",
+            config,
+            ws.root / "studio" / "files",
+            description=f"mpox-curate {rnd.name}",
+            prelabel=prelabel,
+        )
         with ws.session() as s:
-            p = LabelProject(round_id=rnd.id, rater=rater, ls_project_id=remote.id, ls_storage_id=remote.storage_id,
-                             server_url=client.url)
+            p = LabelProject(
+                round_id=rnd.id,
+                rater=rater,
+                ls_project_id=remote.id,
+                ls_storage_id=remote.storage_id,
+                server_url=client.url,
+            )
             s.add(p)
             s.flush()
             have[rater] = p
@@ -113,10 +140,12 @@ def _add_tasks(ws, servers: Servers, projects: dict[str, LabelProject], image_id
             done = set(s.exec(select(LabelTask.image_id).where(LabelTask.project_id == proj.id)).all())
         todo = [i for i in image_ids if i not in done]
         for start in range(0, len(todo), 500):
-            chunk = todo[start:start + 500]
+            chunk = todo[start : start + 500]
             ids = servers.client_for(rater).import_tasks(proj.ls_project_id, [make_task(images[i]) for i in chunk])
             with ws.session() as s:
-                s.add_all(LabelTask(project_id=proj.id, image_id=i, ls_task_id=t) for i, t in zip(chunk, ids))
+                s.add_all(
+                    LabelTask(project_id=proj.id, image_id=i, ls_task_id=t) for i, t in zip(chunk, ids, strict=True)
+                )
             added += len(chunk)
     return added
 
@@ -129,8 +158,9 @@ def _refresh_consensus(ws) -> None:
 
 def rated_image_ids(s: Session) -> set[int]:
     """Images already sent to a rating round."""
-    return set(s.exec(select(LabelTask.image_id).join(LabelProject).join(LabelRound)
-                      .where(LabelRound.kind == "rating")).all())
+    return set(
+        s.exec(select(LabelTask.image_id).join(LabelProject).join(LabelRound).where(LabelRound.kind == "rating")).all()
+    )
 
 
 def unrated_image_ids(s: Session) -> list[int]:
@@ -152,8 +182,15 @@ def _new_round(ws, kind: str, people: list[str], key: str, suffix: str = "") -> 
     return rnd
 
 
-def push(ws, servers: Servers | StudioClient, raters: list[str], limit: int | None = None,
-         order: Order = Order.catalogue, seed: int = 0, predictions: dict[str, dict[str, float]] | None = None) -> PushResult:
+def push(
+    ws,
+    servers: Servers | StudioClient,
+    raters: list[str],
+    limit: int | None = None,
+    order: Order = Order.catalogue,
+    seed: int = 0,
+    predictions: dict[str, dict[str, float]] | None = None,
+) -> PushResult:
     """Send labelable images not yet in any rating round to each rater's project (idempotent), in `order`
     (curate.label.order; uncertainty needs `predictions`: image sha256 -> class probabilities).
 
@@ -171,7 +208,9 @@ def push(ws, servers: Servers | StudioClient, raters: list[str], limit: int | No
         # Images already in this round but missing from one rater's project (an interrupted push) are completed too.
         mine = set()
         if rnd is not None:
-            mine = set(s.exec(select(LabelTask.image_id).join(LabelProject).where(LabelProject.round_id == rnd.id)).all())
+            mine = set(
+                s.exec(select(LabelTask.image_id).join(LabelProject).where(LabelProject.round_id == rnd.id)).all()
+            )
         candidates = unrated_image_ids(s)
         if order == Order.uncertainty and candidates:
             shas = dict(s.exec(select(Image.id, Image.sha256).where(Image.id.in_(candidates))).all())
@@ -191,8 +230,9 @@ def push(ws, servers: Servers | StudioClient, raters: list[str], limit: int | No
     return PushResult(rnd.id, raters, pushed, {r: p.ls_project_id for r, p in projects.items()})
 
 
-def adjudicate(ws, servers: Servers | StudioClient, reviewer: str,
-               third_opinion: ThirdOpinion | None = None) -> PushResult:
+def adjudicate(
+    ws, servers: Servers | StudioClient, reviewer: str, third_opinion: ThirdOpinion | None = None
+) -> PushResult:
     """Push exactly the disputed images (raters disagree, no review yet) to the reviewer, raters anonymised.
 
     The choices offered follow the third-opinion rule recorded in the catalogue (curate/label/rules.py);
@@ -208,8 +248,11 @@ def adjudicate(ws, servers: Servers | StudioClient, reviewer: str,
     with ws.session() as s:
         rule = third_opinion or recorded_rules(s).third_opinion
         labels = collect(s)
-        reviewed = set(s.exec(select(LabelTask.image_id).join(LabelProject).join(LabelRound)
-                              .where(LabelRound.kind == "review")).all())
+        reviewed = set(
+            s.exec(
+                select(LabelTask.image_id).join(LabelProject).join(LabelRound).where(LabelRound.kind == "review")
+            ).all()
+        )
     disputed: dict[int, list[RaterView]] = {}
     raters: set[str] = set()
     for image_id, item in sorted(labels.items()):
@@ -218,8 +261,15 @@ def adjudicate(ws, servers: Servers | StudioClient, reviewer: str,
         if reviewer in {r.rater for r in item.ratings}:
             raise LabelError(f"{reviewer} rated image {image_id}; the reviewer must be a third clinician")
         raters.update(r.rater for r in item.ratings)
-        disputed[image_id] = [RaterView(diagnoses.name(r.diagnosis) if r.diagnosis else None, r.boxes,
-                                        tuple(FLAGS.get(f, f) for f in sorted(r.flags)), r.comment) for r in item.ratings[:2]]
+        disputed[image_id] = [
+            RaterView(
+                diagnoses.name(r.diagnosis) if r.diagnosis else None,
+                r.boxes,
+                tuple(FLAGS.get(f, f) for f in sorted(r.flags)),
+                r.comment,
+            )
+            for r in item.ratings[:2]
+        ]
     with ws.session() as s:
         rnd = _round_for(s, "review", [reviewer], servers.key([reviewer]))
     if not disputed and rnd is None:
@@ -231,8 +281,10 @@ def adjudicate(ws, servers: Servers | StudioClient, reviewer: str,
     rnd = rnd or _new_round(ws, "review", [reviewer], servers.key([reviewer]), " (review)")
     projects = _ensure_projects(ws, servers, rnd, [reviewer], f"mpox {rnd.name}", adjudication_config(), prelabel=True)
     choices = list(diagnoses.names.values())  # the declared list, "other diagnosis" and "not assessable"
-    task = lambda img: review_task(image_link(ws, img), img.id, disputed[img.id], choices, rule.value,  # noqa: E731
-                                   img.width, img.height)
+
+    def task(img):
+        return review_task(image_link(ws, img), img.id, disputed[img.id], choices, rule.value, img.width, img.height)
+
     pushed = _add_tasks(ws, servers, projects, sorted(disputed), task)
     _refresh_consensus(ws)
     return PushResult(rnd.id, [reviewer], pushed, {r: p.ls_project_id for r, p in projects.items()})

@@ -6,6 +6,7 @@ workspaces (PostgreSQL) must give the same outcome from each. `curate label pull
 --third-opinion …` changes them (one row per change, so the history is kept); every later
 recomputation uses the newest row, and the paper's rules apply until a first change.
 """
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -23,12 +24,16 @@ def recorded_rules(s: Session) -> Rules:
     return replace(PAPER, third_opinion=ThirdOpinion(row.third_opinion), low_quality=LowQuality(row.low_quality))
 
 
-def settle_rules(s: Session, low_quality: LowQuality | None = None,
-                 third_opinion: ThirdOpinion | None = None) -> tuple[Rules, bool]:
+def settle_rules(
+    s: Session, low_quality: LowQuality | None = None, third_opinion: ThirdOpinion | None = None
+) -> tuple[Rules, bool]:
     """The recorded rules with the given changes; a change is recorded (in the caller's transaction)."""
     current = recorded_rules(s)
-    wanted = replace(current, low_quality=LowQuality(low_quality or current.low_quality),
-                     third_opinion=ThirdOpinion(third_opinion or current.third_opinion))
+    wanted = replace(
+        current,
+        low_quality=LowQuality(low_quality or current.low_quality),
+        third_opinion=ThirdOpinion(third_opinion or current.third_opinion),
+    )
     if wanted == current:
         return current, False
     s.add(LabelRules(third_opinion=wanted.third_opinion.value, low_quality=wanted.low_quality.value))
@@ -47,8 +52,13 @@ EXPLAIN = {
 
 def explain(rules: dict[str, str]) -> str:
     """One sentence for people, from `describe`'s dict."""
-    return "; ".join(EXPLAIN[kind(rules[key])] for key, kind in (("low_quality", LowQuality), ("third_opinion", ThirdOpinion)))
+    return "; ".join(
+        EXPLAIN[kind(rules[key])] for key, kind in (("low_quality", LowQuality), ("third_opinion", ThirdOpinion))
+    )
 
 
 def describe(rules: Rules) -> dict[str, str]:
-    return {"low_quality": LowQuality(rules.low_quality).value, "third_opinion": ThirdOpinion(rules.third_opinion).value}
+    return {
+        "low_quality": LowQuality(rules.low_quality).value,
+        "third_opinion": ThirdOpinion(rules.third_opinion).value,
+    }

@@ -7,6 +7,7 @@ clinician, a bare `--url URL` is the server for everyone not mapped. One steward
 server also holds an account of anyone else in the round: such an account could read
 that rater's labels, whatever the project description asks.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,15 +29,17 @@ class Servers:
     _clients: dict[str, StudioClient] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def single(cls, client: StudioClient) -> "Servers":
+    def single(cls, client: StudioClient) -> Servers:
         """Everyone on one server (an external Label Studio, or a catalogue from before per-clinician servers)."""
         return cls(client._api_key, {}, client.url, True, {client.url: client})
 
     def url_for(self, email: str) -> str:
         url = self.by_clinician.get(email) or self.default
         if url is None:
-            raise LabelError(f"{email} has no Label Studio server in this workspace (curate studio start, then "
-                             f"curate studio add-user {email}; or --url {email}=URL)")
+            raise LabelError(
+                f"{email} has no Label Studio server in this workspace (curate studio start, then "
+                f"curate studio add-user {email}; or --url {email}=URL)"
+            )
         return url.rstrip("/")
 
     def client(self, url: str) -> StudioClient:
@@ -62,7 +65,7 @@ class Servers:
         return json.dumps(urls, sort_keys=True)
 
 
-def as_servers(target: "Servers | StudioClient") -> Servers:
+def as_servers(target: Servers | StudioClient) -> Servers:
     return Servers.single(target) if isinstance(target, StudioClient) else target
 
 
@@ -100,8 +103,10 @@ def require_blind(servers: Servers, owner: str, others: list[str]) -> None:
         raise LabelError(f"{owner} has no Label Studio account on {client.url} (curate studio add-user {owner})")
     seen = [o for o in others if o in known]
     if seen:
-        raise LabelError(f"{seen[0]} has an account on {owner}'s Label Studio server {client.url}, so could read "
-                         f"{owner}'s labels; give each clinician their own server (curate studio add-user)")
+        raise LabelError(
+            f"{seen[0]} has an account on {owner}'s Label Studio server {client.url}, so could read "
+            f"{owner}'s labels; give each clinician their own server (curate studio add-user)"
+        )
 
 
 def add_clinician(ws, email: str, password: str, port: int | None = None) -> str:
@@ -128,7 +133,9 @@ def add_clinician(ws, email: str, password: str, port: int | None = None) -> str
 
 def reset_invite(url: str, api_key: str) -> None:
     try:
-        r = httpx.post(url.rstrip("/") + "/api/invite/reset-token", headers={"Authorization": f"Token {api_key}"}, timeout=30)
+        r = httpx.post(
+            url.rstrip("/") + "/api/invite/reset-token", headers={"Authorization": f"Token {api_key}"}, timeout=30
+        )
     except httpx.TransportError as exc:
         raise StudioError(f"Label Studio at {url} is not reachable ({type(exc).__name__})") from exc
     if r.status_code >= 300:

@@ -12,6 +12,7 @@ leaves out the template's `.env`, so every server generates its own Django SECRE
 the steward's admin token is the steward's own and is the same everywhere.
 `<workspace>/studio/clinicians.json` (owner-only) maps each email to its slug and port.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -71,7 +72,9 @@ class Fleet:
         except FileNotFoundError:
             return []
         except (OSError, ValueError) as exc:
-            raise StudioError(f"{self.registry} is unreadable ({exc}); restore it or remove it and re-add the clinicians") from exc
+            raise StudioError(
+                f"{self.registry} is unreadable ({exc}); restore it or remove it and re-add the clinicians"
+            ) from exc
         return [Clinician(**r) for r in rows]
 
     def find(self, email: str) -> Clinician | None:
@@ -85,7 +88,8 @@ class Fleet:
         return EmbeddedServer(self.root, self.files_root, home=self.dir / c.slug)
 
     def shared(self) -> EmbeddedServer | None:
-        """The single server `curate studio start` ran before per-clinician servers (kept so old projects still pull)."""
+        """The single server `curate studio start` ran before per-clinician servers
+        (kept so old projects still pull)."""
         legacy = EmbeddedServer(self.root, self.files_root)
         return legacy if legacy.initialised else None
 

@@ -6,8 +6,10 @@ for the single shared server of catalogues made before), serves originals throug
 local-files storage rooted at the workspace, and has telemetry, Sentry and version checks
 switched off. The pid file `<home>/server.json` holds pid, host and port, never secrets.
 """
+
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -21,9 +23,9 @@ from pathlib import Path
 
 import httpx
 
+from curate.errors import StudioError
 from curate.files import write_atomic
 from curate.net import LOOPBACK
-from curate.errors import StudioError
 
 EXECUTABLE_ENV = "CURATE_LABEL_STUDIO"
 DEFAULT_PORT = 8080
@@ -51,7 +53,11 @@ def find_executable() -> Path | None:
 def require_executable() -> Path:
     exe = find_executable()
     if exe is None:
-        hint = f"${EXECUTABLE_ENV} points to a missing file" if os.environ.get(EXECUTABLE_ENV) else "run `curate studio install`"
+        hint = (
+            f"${EXECUTABLE_ENV} points to a missing file"
+            if os.environ.get(EXECUTABLE_ENV)
+            else "run `curate studio install`"
+        )
         raise StudioError(f"Label Studio is not installed ({hint})")
     return exe
 
@@ -75,18 +81,20 @@ def server_env(data_dir: Path, files_root: Path) -> dict[str, str]:
         env.pop(name, None)
     if env.get("CI", "x").strip() == "":
         env.pop("CI")  # Label Studio parses CI as a boolean and dies on an empty one
-    env.update({
-        "LABEL_STUDIO_BASE_DATA_DIR": str(data_dir),
-        "LOCAL_FILES_SERVING_ENABLED": "true",
-        "LOCAL_FILES_DOCUMENT_ROOT": str(files_root),
-        "COLLECT_ANALYTICS": "false",
-        "SENTRY_DSN": "",
-        "FRONTEND_SENTRY_DSN": "",
-        "LATEST_VERSION_CHECK": "false",
-        "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
-        "DISABLE_SIGNUP_WITHOUT_LINK": "true",
-        "LOG_LEVEL": "WARNING",
-    })
+    env.update(
+        {
+            "LABEL_STUDIO_BASE_DATA_DIR": str(data_dir),
+            "LOCAL_FILES_SERVING_ENABLED": "true",
+            "LOCAL_FILES_DOCUMENT_ROOT": str(files_root),
+            "COLLECT_ANALYTICS": "false",
+            "SENTRY_DSN": "",
+            "FRONTEND_SENTRY_DSN": "",
+            "LATEST_VERSION_CHECK": "false",
+            "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
+            "DISABLE_SIGNUP_WITHOUT_LINK": "true",
+            "LOG_LEVEL": "WARNING",
+        }
+    )
     return env
 
 
@@ -98,10 +106,20 @@ def init_data_dir(data_dir: Path, files_root: Path, admin_email: str, admin_pass
     exe = require_executable()
     data_dir.mkdir(parents=True, exist_ok=True)
     env = server_env(data_dir, files_root)
-    env.update({"LABEL_STUDIO_USERNAME": admin_email, "LABEL_STUDIO_PASSWORD": admin_password,
-                "LABEL_STUDIO_USER_TOKEN": admin_token})
-    r = subprocess.run([str(exe), "init", "--data-dir", str(data_dir), "--quiet"], env=env,
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env.update(
+        {
+            "LABEL_STUDIO_USERNAME": admin_email,
+            "LABEL_STUDIO_PASSWORD": admin_password,
+            "LABEL_STUDIO_USER_TOKEN": admin_token,
+        }
+    )
+    r = subprocess.run(
+        [str(exe), "init", "--data-dir", str(data_dir), "--quiet"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     if r.returncode != 0 or not (data_dir / "label_studio.sqlite3").exists():
         last = (r.stdout or "").strip().splitlines()[-1:] or [""]
         raise StudioError(f"label-studio init failed (exit {r.returncode}): {last[0][:300]}")
@@ -183,10 +201,14 @@ class EmbeddedServer:
         if running:
             return running
         if not self.initialised:
-            raise StudioError(f"the Label Studio data in {self.data_dir} is not initialised (run `curate studio start`)")
+            raise StudioError(
+                f"the Label Studio data in {self.data_dir} is not initialised (run `curate studio start`)"
+            )
         if not port_free(host, port):
-            raise StudioError(f"port {port} on {host} is busy (another program, or a server of another workspace): "
-                              "stop that program; this server's URL, which clinicians and the catalogue know, stays")
+            raise StudioError(
+                f"port {port} on {host} is busy (another program, or a server of another workspace): "
+                "stop that program; this server's URL, which clinicians and the catalogue know, stays"
+            )
         exe = require_executable()
         (self.root / "studio" / "files").mkdir(parents=True, exist_ok=True)
         env = server_env(self.data_dir, self.files_root)
@@ -194,9 +216,22 @@ class EmbeddedServer:
         env["LABEL_STUDIO_HOST"] = url
         with open(self.log_file, "ab") as log:
             proc = subprocess.Popen(
-                [str(exe), "start", "--data-dir", str(self.data_dir), "--internal-host", host, "--port", str(port),
-                 "--no-browser"],
-                env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                [
+                    str(exe),
+                    "start",
+                    "--data-dir",
+                    str(self.data_dir),
+                    "--internal-host",
+                    host,
+                    "--port",
+                    str(port),
+                    "--no-browser",
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
             )
         info = ServerInfo(pid=proc.pid, host=host, port=port, url=url)
         deadline = time.monotonic() + timeout
@@ -234,7 +269,5 @@ def _terminate(pid: int, timeout: float = 20) -> None:
             if not _alive(pid):
                 return
         time.sleep(0.1)
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass

@@ -1,8 +1,9 @@
 """Alembic environment: the engine is handed in by `db.migrate`."""
+
 from alembic import context
+from sqlmodel import SQLModel
 
 import db.models  # noqa: F401  - registers every table on SQLModel.metadata
-from sqlmodel import SQLModel
 
 engine = context.config.attributes.get("engine")
 if engine is None:  # `alembic` CLI use: take the URL from -x url=...

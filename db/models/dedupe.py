@@ -7,10 +7,10 @@
 `dedupe_members`   the clustering: cluster key, representative, low-resolution flag.
 `dedupe_overrides` the steward's decisions (merge / split a pair); never touched by a run.
 """
+
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Optional
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
@@ -25,25 +25,25 @@ class DedupeCode(SQLModel, table=True):
     codes: bytes = Field(sa_column=sa.Column(sa.LargeBinary, nullable=False))  # little-endian uint64 per window
     thumb: bytes = Field(sa_column=sa.Column(sa.LargeBinary, nullable=False))  # THUMB x THUMB uint8 grey
     masked: float = 0.0  # fraction of the thumbnail in-painted (black bar, rotation corners)
-    embedding: Optional[bytes] = Field(default=None, sa_column=sa.Column(sa.LargeBinary, nullable=True))  # CNN, float16
-    searched_with: Optional[str] = Field(default=None, max_length=120)  # settings of the last search covering it
-    box: Optional[str] = Field(default=None, max_length=40)  # content box "x0,y0,x1,y1" (fractions), frames cut away
-    note: Optional[str] = Field(default=None, max_length=200)  # why the whole picture was used, if it was
+    embedding: bytes | None = Field(default=None, sa_column=sa.Column(sa.LargeBinary, nullable=True))  # CNN, float16
+    searched_with: str | None = Field(default=None, max_length=120)  # settings of the last search covering it
+    box: str | None = Field(default=None, max_length=40)  # content box "x0,y0,x1,y1" (fractions), frames cut away
+    note: str | None = Field(default=None, max_length=200)  # why the whole picture was used, if it was
     flat: bool = False  # single colour: kept out of the near-duplicate search
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
 
 
 class DedupePair(SQLModel, table=True):
     __tablename__ = "dedupe_pairs"
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     image_a: int = Field(foreign_key="images.id", index=True)  # image_a < image_b
     image_b: int = Field(foreign_key="images.id", index=True)
     kind: str = Field(max_length=10)  # pixel | hash | cnn | review (review: never merged, shown first to the steward)
-    hamming: Optional[int] = None
+    hamming: int | None = None
     similarity: float = 1.0
-    inliers: Optional[int] = None  # keypoints agreeing on one transform (geometric verification)
-    reason: Optional[str] = Field(default=None, max_length=200)  # the verification's evidence, in words
-    run_id: Optional[int] = Field(default=None, foreign_key="command_runs.id")
+    inliers: int | None = None  # keypoints agreeing on one transform (geometric verification)
+    reason: str | None = Field(default=None, max_length=200)  # the verification's evidence, in words
+    run_id: int | None = Field(default=None, foreign_key="command_runs.id")
 
 
 class DedupeMember(SQLModel, table=True):
@@ -52,17 +52,17 @@ class DedupeMember(SQLModel, table=True):
     cluster_key: str = Field(sa_column=sa.Column(sa.String(40), nullable=False, index=True))
     representative: bool = False
     low_res: bool = False
-    run_id: Optional[int] = Field(default=None, foreign_key="command_runs.id")
+    run_id: int | None = Field(default=None, foreign_key="command_runs.id")
 
 
 class DedupeOverride(SQLModel, table=True):
     __tablename__ = "dedupe_overrides"
     __table_args__ = (sa.UniqueConstraint("image_a", "image_b", name="uq_dedupe_override_pair"),)
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     image_a: int = Field(foreign_key="images.id", index=True)  # image_a < image_b
     image_b: int = Field(foreign_key="images.id", index=True)
     action: str = Field(max_length=10)  # merge (same picture) | split (not duplicates)
-    note: Optional[str] = Field(default=None, max_length=500)
+    note: str | None = Field(default=None, max_length=500)
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
 
 

@@ -4,10 +4,10 @@ The folder is the dataset; this row is the catalogue's record that it exists, wh
 built from, and the checksum that identifies it. The row is committed only after the
 complete folder has been renamed into place.
 """
+
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Optional
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
@@ -20,21 +20,21 @@ class DatasetVersionRecord(SQLModel, table=True):
 
     __tablename__ = "dataset_versions"
     __table_args__ = (sa.UniqueConstraint("name", "version", name="uq_dataset_version"),)
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=100, index=True)
     version: str = Field(max_length=40)
     task: str = Field(max_length=20)  # binary | diagnosis
     checksum: str = Field(max_length=64)  # sha256 of the version's SHA256SUMS file
     fingerprint: str = Field(max_length=64)  # sha256 of the export plan (inputs + settings)
     path: str = Field(sa_column=sa.Column(sa.Text, nullable=False))  # relative to the workspace
-    parent: Optional[str] = Field(default=None, max_length=40)
+    parent: str | None = Field(default=None, max_length=40)
     images: int = 0
     roi_images: int = 0
     counts: str = Field(default="{}", sa_column=sa.Column(sa.Text, nullable=False))  # JSON {split: {class: n}}
     settings: str = Field(default="{}", sa_column=sa.Column(sa.Text, nullable=False))  # JSON: dataset.json minus counts
-    archive: Optional[str] = Field(default=None, sa_column=sa.Column(sa.Text))  # relative path of the .tar
-    archive_sha256: Optional[str] = Field(default=None, max_length=64)
-    run_id: Optional[int] = Field(default=None, foreign_key="command_runs.id")
+    archive: str | None = Field(default=None, sa_column=sa.Column(sa.Text))  # relative path of the .tar
+    archive_sha256: str | None = Field(default=None, max_length=64)
+    run_id: int | None = Field(default=None, foreign_key="command_runs.id")
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
 
 

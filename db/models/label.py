@@ -5,10 +5,10 @@ been through labeling. Beside it, the Label Studio bookkeeping: a round has one
 project per rater (so raters label blind), a task maps an image into a project,
 and every fetched annotation state is kept as a revision with its raw JSON.
 """
+
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Optional
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
@@ -29,12 +29,12 @@ class Consensus(SQLModel, table=True):
     __tablename__ = "consensus"
     image_id: int = Field(foreign_key="images.id", primary_key=True)
     status: str = Field(max_length=20, index=True)
-    diagnosis: Optional[str] = Field(default=None, max_length=50)
+    diagnosis: str | None = Field(default=None, max_length=50)
     method: str = Field(default="", max_length=50)
     n_raters: int = 0
-    agreement: Optional[float] = None
+    agreement: float | None = None
     boxes: str = Field(default="[]", sa_column=sa.Column(sa.Text, nullable=False))
-    exclusion: Optional[str] = Field(default=None, max_length=200)
+    exclusion: str | None = Field(default=None, max_length=200)
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
 
 
@@ -46,7 +46,7 @@ class LabelRules(SQLModel, table=True):
     """
 
     __tablename__ = "label_rules"
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     third_opinion: str = Field(max_length=20)  # discard | reviewer
     low_quality: str = Field(max_length=20)  # any | both | never
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
@@ -57,7 +57,7 @@ class LabelRound(SQLModel, table=True):
     (one clinician re-reads images a model flagged as likely label errors; curate/label/audit_push.py)."""
 
     __tablename__ = "label_rounds"
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     kind: str = Field(max_length=10)  # rating | review | audit
     name: str = Field(max_length=200)
     raters: str = Field(sa_column=sa.Column(sa.Text, nullable=False))  # JSON list of emails, in order
@@ -66,17 +66,18 @@ class LabelRound(SQLModel, table=True):
 
 
 class LabelProject(SQLModel, table=True):
-    """One clinician's Label Studio project inside a round, on a server no other clinician of the round can log in to."""
+    """One clinician's Label Studio project inside a round, on a server no other clinician of the round
+    can log in to."""
 
     __tablename__ = "label_projects"
     __table_args__ = (sa.UniqueConstraint("round_id", "rater", name="uq_label_project_rater"),)
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     round_id: int = Field(foreign_key="label_rounds.id", index=True)
     rater: str = Field(max_length=254)
     ls_project_id: int
-    ls_storage_id: Optional[int] = None
+    ls_storage_id: int | None = None
     # The server the project lives on (each clinician has their own); NULL only on rows from before 0007.
-    server_url: Optional[str] = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    server_url: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
 
 
@@ -88,7 +89,7 @@ class LabelTask(SQLModel, table=True):
         sa.UniqueConstraint("project_id", "image_id", name="uq_label_task_image"),
         sa.UniqueConstraint("project_id", "ls_task_id", name="uq_label_task_ls"),
     )
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     project_id: int = Field(foreign_key="label_projects.id", index=True)
     image_id: int = Field(foreign_key="images.id", index=True)
     ls_task_id: int
@@ -104,23 +105,23 @@ class LabelAnnotation(SQLModel, table=True):
 
     __tablename__ = "label_annotations"
     __table_args__ = (sa.UniqueConstraint("task_id", "ls_annotation_id", "revision", name="uq_label_annotation_rev"),)
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     task_id: int = Field(foreign_key="label_tasks.id", index=True)
     ls_annotation_id: int = Field(index=True)
     revision: int = 1
     rater: str = Field(max_length=254)
-    diagnosis: Optional[str] = Field(default=None, max_length=50)
+    diagnosis: str | None = Field(default=None, max_length=50)
     boxes: str = Field(default="[]", sa_column=sa.Column(sa.Text, nullable=False))
     flags: str = Field(default="[]", sa_column=sa.Column(sa.Text, nullable=False))
-    comment: Optional[str] = Field(default=None, sa_column=sa.Column(sa.Text))
+    comment: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
     cancelled: bool = False
     withdrawn: bool = False
-    ls_created_at: Optional[datetime] = Field(default=None, sa_column=_ts(nullable=True))
-    ls_updated_at: Optional[datetime] = Field(default=None, sa_column=_ts(nullable=True))
+    ls_created_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    ls_updated_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     content_sha256: str = Field(max_length=64)
     raw: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
     fetched_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
-    withdrawn_at: Optional[datetime] = Field(default=None, sa_column=_ts(nullable=True))
+    withdrawn_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
 
 
 class ConsensusHistory(SQLModel, table=True):
@@ -128,16 +129,16 @@ class ConsensusHistory(SQLModel, table=True):
     what it was, what it became, who decided, when and why."""
 
     __tablename__ = "consensus_history"
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     image_id: int = Field(foreign_key="images.id", index=True)
     previous_status: str = Field(max_length=20)
-    previous_diagnosis: Optional[str] = Field(default=None, max_length=50)
+    previous_diagnosis: str | None = Field(default=None, max_length=50)
     new_status: str = Field(max_length=20)
-    new_diagnosis: Optional[str] = Field(default=None, max_length=50)
+    new_diagnosis: str | None = Field(default=None, max_length=50)
     changed_by: str = Field(max_length=254)  # the audit reviewer's email
     reason: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
-    round_id: Optional[int] = Field(default=None, foreign_key="label_rounds.id")
-    annotation_id: Optional[int] = Field(default=None, foreign_key="label_annotations.id")  # the revision that decided
+    round_id: int | None = Field(default=None, foreign_key="label_rounds.id")
+    annotation_id: int | None = Field(default=None, foreign_key="label_annotations.id")  # the revision that decided
     changed_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
 
 

@@ -11,6 +11,7 @@ forward pass). Uploads live in
 memory only; with `keep_uploads` they are also written there (mode 0600). Nothing about an upload
 is logged.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -21,10 +22,9 @@ import logging
 import os
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Optional
 
 import torch
 from anyio import to_thread
@@ -40,8 +40,10 @@ from train.photos import Limits, decode
 from train.serve.uploads import read_upload
 
 log = logging.getLogger("train.serve")
-DISCLAIMER = ("This is not a diagnosis. It is a triage aid for clinicians: a PCR test and a clinical examination "
-              "decide whether this is mpox.")
+DISCLAIMER = (
+    "This is not a diagnosis. It is a triage aid for clinicians: a PCR test and a clinical examination "
+    "decide whether this is mpox."
+)
 OVERLAY_MAX = 512  # px: the Grad-CAM overlay sent back
 
 
@@ -50,12 +52,12 @@ class ServeSettings:
     limits: Limits = Limits()
     queue_size: int = 32
     max_batch: int = 8
-    keep_uploads: Optional[Path] = None
+    keep_uploads: Path | None = None
 
 
 @dataclass
 class Job:
-    x: torch.Tensor       # one preprocessed image (3, S, S)
+    x: torch.Tensor  # one preprocessed image (3, S, S)
     cam: bool
     future: asyncio.Future
 
@@ -66,7 +68,7 @@ class Worker:
     def __init__(self, model: Ensemble, settings: ServeSettings):
         self.model, self.settings = model, settings
         self.queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=settings.queue_size)
-        self.task: Optional[asyncio.Task] = None
+        self.task: asyncio.Task | None = None
         self.served = 0
 
     def submit(self, x: torch.Tensor, cam: bool) -> asyncio.Future:
@@ -74,7 +76,9 @@ class Worker:
         try:
             self.queue.put_nowait(Job(x, cam, fut))
         except asyncio.QueueFull:
-            raise ServeError(f"server busy: {self.settings.queue_size} photos are waiting; try again in a moment", 429) from None
+            raise ServeError(
+                f"server busy: {self.settings.queue_size} photos are waiting; try again in a moment", 429
+            ) from None
         return fut
 
     async def run(self) -> None:
@@ -92,9 +96,11 @@ class Worker:
                     log.error("triage failed: %s", type(exc).__name__)
                     for j in group:
                         if not j.future.done():
-                            j.future.set_exception(ServeError(f"the model failed on this photo ({type(exc).__name__})", 500))
+                            j.future.set_exception(
+                                ServeError(f"the model failed on this photo ({type(exc).__name__})", 500)
+                            )
                     continue
-                for j, r in zip(group, results):
+                for j, r in zip(group, results, strict=True):
                     if not j.future.done():
                         j.future.set_result(r)
                 self.served += len(group)
@@ -114,7 +120,7 @@ def _prepare(data: bytes, limits: Limits, model: Ensemble):
 
 def _keep(folder: Path, data: bytes) -> None:
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    name = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:12]}.upload"
+    name = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:12]}.upload"
     fd = os.open(folder / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
@@ -125,8 +131,11 @@ def create_app(model: Ensemble, settings: ServeSettings = ServeSettings()) -> Fa
     meta = metadata(model, None if len(model.folds) > 1 else model.folds[0])
     card = card_markdown(meta)
     page = (resources.files("train.serve") / "page.html").read_text(encoding="utf-8")
-    page = (page.replace("{{CARD}}", html.escape(card)).replace("{{DISCLAIMER}}", html.escape(DISCLAIMER))
-            .replace("{{POSITIVE}}", html.escape(model.positive or "class")))
+    page = (
+        page.replace("{{CARD}}", html.escape(card))
+        .replace("{{DISCLAIMER}}", html.escape(DISCLAIMER))
+        .replace("{{POSITIVE}}", html.escape(model.positive or "class"))
+    )
 
     async def lifespan(_app):
         worker.task = asyncio.create_task(worker.run())
@@ -150,8 +159,15 @@ def create_app(model: Ensemble, settings: ServeSettings = ServeSettings()) -> Fa
 
     @app.get("/healthz")
     async def healthz():
-        return {"status": "ok", "model": meta["model"], "arch": meta["arch"], "dataset": meta["dataset"]["ref"],
-                "queue": worker.queue.qsize(), "queue_size": settings.queue_size, "served": worker.served}
+        return {
+            "status": "ok",
+            "model": meta["model"],
+            "arch": meta["arch"],
+            "dataset": meta["dataset"]["ref"],
+            "queue": worker.queue.qsize(),
+            "queue_size": settings.queue_size,
+            "served": worker.served,
+        }
 
     @app.get("/api/card", response_class=PlainTextResponse)
     async def model_card():
@@ -166,11 +182,18 @@ def create_app(model: Ensemble, settings: ServeSettings = ServeSettings()) -> Fa
         del data
         result = await worker.submit(x, gradcam)
         body = {
-            "positive_class": model.positive, "p_positive": result.p_calibrated, "p_uncalibrated": result.p_positive,
-            "calibrated": model.calibration is not None, "probabilities": result.probabilities,
-            "threshold": model.operating_threshold, "decision": result.decision, "predicted_class": result.predicted_class,
-            "decision_text": _decision_text(result.decision, model.positive), "disclaimer": DISCLAIMER,
-            "image_size": list(image.size), "model": meta["model"],
+            "positive_class": model.positive,
+            "p_positive": result.p_calibrated,
+            "p_uncalibrated": result.p_positive,
+            "calibrated": model.calibration is not None,
+            "probabilities": result.probabilities,
+            "threshold": model.operating_threshold,
+            "decision": result.decision,
+            "predicted_class": result.predicted_class,
+            "decision_text": _decision_text(result.decision, model.positive),
+            "disclaimer": DISCLAIMER,
+            "image_size": list(image.size),
+            "model": meta["model"],
         }
         if result.cam is not None:
             shown = image.copy()
@@ -182,7 +205,7 @@ def create_app(model: Ensemble, settings: ServeSettings = ServeSettings()) -> Fa
     return app
 
 
-def _decision_text(decision: str, positive: Optional[str]) -> str:
+def _decision_text(decision: str, positive: str | None) -> str:
     if decision == "refer":
         return f"Refer: above the operating point for {positive}; examine and test promptly."
     if decision == "routine":

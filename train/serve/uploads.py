@@ -1,8 +1,9 @@
 """Reading an upload's bytes from a multipart body, in memory and within the size limit; a
 `ServeError` (one line, with its HTTP status) when that is not possible. Decoding is `train.photos`."""
+
 from __future__ import annotations
 
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from starlette.datastructures import Headers
 from starlette.formparsers import MultiPartException, MultiPartParser

@@ -6,16 +6,17 @@ Each back-end is a class that takes a distance function, is built with
 know nothing about images. `make_index(Backend.X, distance)` picks one; an
 unknown name raises `ConfigError` listing the known ones.
 """
+
 from __future__ import annotations
 
-from enum import Enum
-from typing import Callable
+from collections.abc import Callable
+from enum import StrEnum
 
 import numpy as np
 
-from curate.errors import ConfigError
 from curate.dedupe.search.brute_force import BruteForceIndex
 from curate.dedupe.search.multi_index import MultiIndexHashing
+from curate.errors import ConfigError
 
 Distance = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -25,7 +26,7 @@ def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.bitwise_count(np.bitwise_xor(a, b)).astype(np.int16)
 
 
-class Backend(str, Enum):
+class Backend(StrEnum):
     AUTO = "auto"
     BRUTE_FORCE = "brute-force"
     MULTI_INDEX = "multi-index"

@@ -1,5 +1,6 @@
 """Exhaustive search, vectorised: every query against every code, in cache-sized blocks
 spread over threads (numpy releases the GIL inside its loops, so both cores work)."""
+
 from __future__ import annotations
 
 import os
@@ -15,7 +16,7 @@ class BruteForceIndex:
         self.threads = threads or os.cpu_count() or 1
         self.codes: np.ndarray | None = None
 
-    def build(self, codes: np.ndarray) -> "BruteForceIndex":
+    def build(self, codes: np.ndarray) -> BruteForceIndex:
         self.codes = np.ascontiguousarray(codes, dtype=np.uint64)
         return self
 
@@ -34,5 +35,5 @@ class BruteForceIndex:
             parts = list(pool.map(lambda s: self._block(queries[s : s + rows], s, radius), starts))
         if not parts:
             return (np.empty(0, np.int64),) * 2 + (np.empty(0, np.int16),)
-        q, c, d = (np.concatenate(x) for x in zip(*parts))
+        q, c, d = (np.concatenate(x) for x in zip(*parts, strict=False))
         return q.astype(np.int64), c.astype(np.int64), d

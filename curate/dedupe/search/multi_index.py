@@ -13,6 +13,7 @@ Why not faiss `IndexBinaryMultiHash` (it has `range_search`): on the same
 counting-sort bucket table (two gathers per probe) instead of a binary search,
 and chunks take interleaved bits (`_keys`): 8.6 s -> 5.7 s there, same results.
 """
+
 from __future__ import annotations
 
 from itertools import combinations
@@ -58,7 +59,7 @@ class MultiIndexHashing:
             best = min(best, m * probes * (1 + n / 2.0**b))
         return best
 
-    def build(self, codes: np.ndarray) -> "MultiIndexHashing":
+    def build(self, codes: np.ndarray) -> MultiIndexHashing:
         self.codes = np.ascontiguousarray(codes, dtype=np.uint64)
         return self
 
