@@ -5,6 +5,9 @@ Intake records each image's size after its EXIF orientation; dedupe hashes, the 
 export all read the same tag through `exif_orientation`, so they agree on which way is up. JPEGs are
 decoded at reduced scale with Pillow's `draft` (the DCT does the downscaling, so most of the decoding
 work is skipped) when the caller needs fewer pixels than the original has.
+
+HEIC/HEIF phone photos open through the pillow-heif plug-in, registered here, where every stage that
+reads an original imports this module (not in `curate/__init__`, which would cost `curate --help` ~0.08 s).
 """
 
 from __future__ import annotations
@@ -15,6 +18,9 @@ import warnings
 from dataclasses import dataclass
 
 from PIL import Image
+from pillow_heif import register_heif_opener
+
+register_heif_opener()
 
 ORIENTATION_TAG = 0x0112
 DRAFT_FORMATS = ("JPEG", "MPO")  # formats whose decoder can downscale while decoding

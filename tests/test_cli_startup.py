@@ -38,6 +38,8 @@ HEAVY = (
     "httpx",
     "torch",
     "torchvision",
+    "pillow_heif",
+    "PIL",
 )
 runner = CliRunner()
 

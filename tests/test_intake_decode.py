@@ -60,15 +60,29 @@ def test_exif_rotation_and_privacy_flags():
     assert not plain.has_gps and not plain.has_camera_serial
 
 
-def test_heic_opens_wherever_the_toolkit_opens_images(tmp_path):
-    """Not only at intake: dedupe, export and `train predict` (which imports only the dataset contract)."""
+@pytest.mark.parametrize(
+    "module", ["curate.intake.decode", "curate.dedupe.decode", "curate.export.images", "curate.imaging", "train.photos"]
+)
+def test_heic_opens_wherever_the_toolkit_opens_images(tmp_path, module):
+    """Not only at intake: every module that reads originals (dedupe, export, the review pages) or uploads
+    (`train predict`, `train serve`) opens HEIC by itself, in a fresh interpreter."""
     import subprocess
     import sys
 
     pytest.importorskip("pillow_heif")
+    if module.startswith("train."):
+        pytest.importorskip("torch")
     path = tmp_path / "phone.heic"
     path.write_bytes(I.encode(I.photo(9), "HEIF"))
-    code = f"import curate.dataset; from PIL import Image; print(Image.open({str(path)!r}).size)"
+    code = f"import {module}; from PIL import Image; print(Image.open({str(path)!r}).size)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "(160, 120)"
+
+
+def test_the_pixel_limit_is_pillows_bomb_limit():
+    from PIL import Image
+
+    from curate.intake.limits import MAX_PIXELS
+
+    assert MAX_PIXELS == Image.MAX_IMAGE_PIXELS

@@ -26,7 +26,7 @@ PACKAGES = ("curate", "train", "db")
 MODULE_LAYER = {
     "db": "db",
     # shared: no catalogue, no stage; train may import these
-    "curate": "shared",  # the package itself: registers the HEIF opener
+    "curate": "shared",  # the package itself (its version)
     "curate.errors": "shared",
     "curate.redact": "shared",
     "curate.privacy": "shared",

@@ -14,13 +14,12 @@ from dataclasses import dataclass
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from curate.imaging import SWAPS_AXES, exif_orientation
+from curate.intake.limits import MAX_BYTES, MAX_PIXELS
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 ACCEPTED_FORMATS = {"JPEG", "PNG", "WEBP", "TIFF", "BMP", "GIF", "MPO", "HEIF"}
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".heic", ".heif"}
-MAX_PIXELS = Image.MAX_IMAGE_PIXELS  # Pillow's own bomb limit (~89 Mpx; a 50 Mpx camera photo fits)
-MAX_BYTES = 100 * 1024 * 1024
 
 # EXIF tags (IFD0 / Exif IFD)
 _GPS_IFD = 0x8825

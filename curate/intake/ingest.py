@@ -28,7 +28,8 @@ from sqlmodel import select
 
 from curate.errors import ConfigError
 from curate.intake.catalogue import get_or_create_source, known_shas, record_arrival
-from curate.intake.decode import IMAGE_EXTENSIONS, MAX_BYTES, Rejected, inspect, looks_like_image
+from curate.intake.decode import IMAGE_EXTENSIONS, Rejected, inspect, looks_like_image
+from curate.intake.limits import MAX_BYTES
 from curate.intake.store import ImageStore, sha256_bytes
 from curate.intake.walk import iter_files, locator_of, read_bounded
 from curate.parallel import run_parallel

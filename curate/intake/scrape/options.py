@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from curate.errors import ConfigError
-from curate.intake.decode import MAX_BYTES, MAX_PIXELS
+from curate.intake.limits import MAX_BYTES, MAX_PIXELS
 
 BASE_URL_ENV = "CURATE_SCRAPE_BASE_URL"  # tests point every engine at a local server
 FLICKR_KEY_ENV = "FLICKR_API_KEY"
