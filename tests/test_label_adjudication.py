@@ -3,7 +3,7 @@
 from curate.label.adjudication import RULES, RaterView, adjudication_config, review_task
 from curate.label.consensus import Rating, Rules, decide
 from curate.label.diagnoses import NEITHER, NEITHER_CHOICE, PAPER, RATER_BOXES_CONTROL
-from curate.label.report_html import _name
+from curate.label.report_html import display_name
 from curate.label.results import parse_result
 
 A = RaterView("Mpox", ((20.0, 10.0, 80.0, 50.0),), ("Image quality too low",), "umbilicated")
@@ -58,4 +58,7 @@ def test_neither_discards_and_rater_boxes_are_not_the_reviewers():
 
 
 def test_the_labelling_report_names_the_reviewers_neither_as_she_chose_it():
-    assert _name(NEITHER, PAPER.names) == NEITHER_CHOICE and _name("genital_herpes", PAPER.names) == "Genital herpes"
+    assert (
+        display_name(NEITHER, PAPER.names) == NEITHER_CHOICE
+        and display_name("genital_herpes", PAPER.names) == "Genital herpes"
+    )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from curate.files import write_atomic
 from curate.label.audit import AuditReport, AuditRow
-from curate.label.report_html import CSS, _name, _thumbnails
+from curate.label.report_html import CSS, display_name, thumbnails_of
 
 SHOWN = 200  # rows with a thumbnail; the JSON has every row
 
@@ -20,8 +20,10 @@ def _row(r: AuditRow, thumb: str | None, names: dict[str, str]) -> str:
         if thumb
         else "(unavailable)"
     )
-    raters = "<br>".join(f"Rater {n} ({e(who or '')}): {e(_name(d, names))}" for n, (who, d) in enumerate(r.raters, 1))
-    rev = f"{e(r.reviewer[0] or '')}: {e(_name(r.reviewer[1], names))}" if r.reviewer else "—"
+    raters = "<br>".join(
+        f"Rater {n} ({e(who or '')}): {e(display_name(d, names))}" for n, (who, d) in enumerate(r.raters, 1)
+    )
+    rev = f"{e(r.reviewer[0] or '')}: {e(display_name(r.reviewer[1], names))}" if r.reviewer else "—"
     p = "" if r.self_confidence is None else f"{r.self_confidence:.3f}"
     probs = ", ".join(f"{e(k)} {v:.2f}" for k, v in sorted(r.probabilities.items(), key=lambda kv: -kv[1])[:3])
     rank = "—" if r.rank is None else str(r.rank)
@@ -30,7 +32,8 @@ def _row(r: AuditRow, thumb: str | None, names: dict[str, str]) -> str:
     note = e(r.why_not_ranked or ("in an audit round" if r.audited else ""))
     return (
         f"<tr><td>{rank}</td><td>{img}<br>image {r.image_id} ({e(r.set)})</td><td>{raters}</td><td>{rev}</td>"
-        f"<td>{e(_name(r.consensus, names))}<br><small>{e(r.method)}</small></td><td>{p}<br><small>{probs}</small></td>"
+        f"<td>{e(display_name(r.consensus, names))}<br><small>{e(r.method)}</small></td>"
+        f"<td>{p}<br><small>{probs}</small></td>"
         f"<td>{score}</td><td>{flag}</td><td>{e(r.suggested or '')}</td><td>{note}</td></tr>"
     )
 
@@ -38,7 +41,7 @@ def _row(r: AuditRow, thumb: str | None, names: dict[str, str]) -> str:
 def write_html(report: AuditReport, dest: Path, ws) -> Path:
     names = ws.diagnoses.names
     shown = report.ranked[:SHOWN]
-    thumbs = _thumbnails(ws, [r.image_id for r in shown + report.unranked])
+    thumbs = thumbnails_of(ws, [r.image_id for r in shown + report.unranked])
     head = (
         "<tr><th>rank</th><th>image</th><th>raters</th><th>reviewer</th><th>consensus</th>"
         "<th>model P(consensus class)</th><th>P(consensus wrong)</th><th>confident issue</th><th>likely class</th>"

@@ -11,7 +11,15 @@ from __future__ import annotations
 from curate.errors import LabelError
 from curate.label.audit import AuditReport, audited_image_ids
 from curate.label.diagnoses import COMMENT_CONTROL, DIAGNOSIS_CONTROL, IMAGE_OBJECT, KEEP_CHOICE, DiagnosisList
-from curate.label.rounds import PushResult, _add_tasks, _emails, _ensure_projects, _new_round, _round_for, image_link
+from curate.label.rounds import (
+    PushResult,
+    add_tasks,
+    ensure_projects,
+    find_round,
+    image_link,
+    new_round,
+    normalise_emails,
+)
 from curate.label.servers import Servers, require_blind
 
 
@@ -62,9 +70,9 @@ def push_audit(ws, servers: Servers, report: AuditReport, reviewer: str, top: in
 
     Idempotent: a re-run after a failure (Label Studio down mid-push) sends what is missing, a re-run after
     success sends nothing; a larger --top adds the next ones."""
-    reviewer = _emails([reviewer])[0]
+    reviewer = normalise_emails([reviewer])[0]
     with ws.session() as s:
-        rnd = _round_for(s, "audit", [reviewer], servers.key([reviewer]))
+        rnd = find_round(s, "audit", [reviewer], servers.key([reviewer]))
         ours = audited_image_ids(s, rnd.id) if rnd is not None else set()
         others = audited_image_ids(s) - ours
     chosen = [r for r in report.ranked if r.image_id not in others][:top]
@@ -78,8 +86,8 @@ def push_audit(ws, servers: Servers, report: AuditReport, reviewer: str, top: in
     if not rows and rnd is None:
         return PushResult(0, [reviewer], 0)
     require_blind(servers, reviewer, sorted(raters))
-    rnd = rnd or _new_round(ws, "audit", [reviewer], servers.key([reviewer]), " (audit)")
-    projects = _ensure_projects(ws, servers, rnd, [reviewer], f"mpox {rnd.name}", audit_config())
+    rnd = rnd or new_round(ws, "audit", [reviewer], servers.key([reviewer]), " (audit)")
+    projects = ensure_projects(ws, servers, rnd, [reviewer], f"mpox {rnd.name}", audit_config())
     diagnoses = ws.diagnoses
     by_id = {r.image_id: r for r in rows}
     task = lambda img: audit_task(  # noqa: E731
@@ -90,5 +98,5 @@ def push_audit(ws, servers: Servers, report: AuditReport, reviewer: str, top: in
         diagnoses.name(by_id[img.id].consensus),
         diagnoses,
     )
-    pushed = _add_tasks(ws, servers, projects, [r.image_id for r in rows], task)
+    pushed = add_tasks(ws, servers, projects, [r.image_id for r in rows], task)
     return PushResult(rnd.id, [reviewer], pushed, {k: p.ls_project_id for k, p in projects.items()})

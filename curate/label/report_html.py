@@ -110,7 +110,7 @@ def _prose(text: str) -> str:
     return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
 
 
-def _name(d: str | None, names: dict[str, str]) -> str:
+def display_name(d: str | None, names: dict[str, str]) -> str:
     """The name clinicians read; the reviewer's "neither" as the choice she clicked."""
     return "no diagnosis" if d is None else names.get(d, NEITHER_CHOICE if d == NEITHER else d)
 
@@ -122,9 +122,9 @@ def _figure(x: Sample, thumb: str | None, names: dict[str, str]) -> str:
         if thumb
         else "<p>(image unavailable)</p>"
     )
-    chose = [f"Rater {n}: {e(_name(d, names))}" for n, d in enumerate(x.raters, 1)]
+    chose = [f"Rater {n}: {e(display_name(d, names))}" for n, d in enumerate(x.raters, 1)]
     if x.reviewer is not None or x.status == "adjudicated":
-        chose.append(f"Reviewer: {e(_name(x.reviewer, names))}")
+        chose.append(f"Reviewer: {e(display_name(x.reviewer, names))}")
     elif x.group == "disputed":
         chose.append("Reviewer: not yet")
     return (
@@ -133,7 +133,7 @@ def _figure(x: Sample, thumb: str | None, names: dict[str, str]) -> str:
     )
 
 
-def _thumbnails(ws, ids: list[int]) -> dict[int, str | None]:
+def thumbnails_of(ws, ids: list[int]) -> dict[int, str | None]:
     """Small re-encoded JPEGs (no metadata); a missing or unreadable original shows as unavailable."""
     with ws.session() as s:
         shas = dict(s.exec(select(Image.id, Image.sha256).where(Image.id.in_(ids))).all()) if ids else {}
@@ -168,7 +168,7 @@ def write_html(report: LabelReport, dest: Path, ws) -> ReportFiles:
     if raters_bytes is None:
         raters_path.unlink(missing_ok=True)
     raters_file = None if raters_bytes is None else write_atomic(raters_path, raters_bytes, tmp_dir=ws.tmp)
-    thumbs = _thumbnails(ws, [x.image_id for x in report.samples])
+    thumbs = thumbnails_of(ws, [x.image_id for x in report.samples])
     e = html.escape
     rows = "".join(
         f"<tr><td>{e(p.round)}</td><td>{e(p.kind)}</td><td>{e(p.rater)}</td><td>{p.tasks}</td><td>{p.labelled}</td></tr>"

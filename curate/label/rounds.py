@@ -46,7 +46,7 @@ EXTENSIONS = {
 }
 
 
-def _emails(raters: list[str]) -> list[str]:
+def normalise_emails(raters: list[str]) -> list[str]:
     out = [r.strip().lower() for r in raters if r.strip()]
     if len(set(out)) != len(out):
         raise LabelError("each rater must be a different person")
@@ -83,7 +83,7 @@ class PushResult:
     projects: dict[str, int] = field(default_factory=dict)  # rater -> Label Studio project id
 
 
-def _round_for(s: Session, kind: str, raters: list[str], server_key: str) -> LabelRound | None:
+def find_round(s: Session, kind: str, raters: list[str], server_key: str) -> LabelRound | None:
     rows = s.exec(select(LabelRound).where(LabelRound.kind == kind).order_by(LabelRound.id.desc())).all()
     for r in rows:
         if (
@@ -93,7 +93,7 @@ def _round_for(s: Session, kind: str, raters: list[str], server_key: str) -> Lab
     return None
 
 
-def _ensure_projects(
+def ensure_projects(
     ws, servers: Servers, rnd: LabelRound, raters: list[str], title: str, config: str, prelabel: bool = False
 ) -> dict[str, LabelProject]:
     """One project per clinician on their server; created remotely first, recorded right after."""
@@ -130,7 +130,7 @@ def _ensure_projects(
     return have
 
 
-def _add_tasks(ws, servers: Servers, projects: dict[str, LabelProject], image_ids: list[int], make_task) -> int:
+def add_tasks(ws, servers: Servers, projects: dict[str, LabelProject], image_ids: list[int], make_task) -> int:
     """Import `image_ids` into every project that does not have them yet; record task ids."""
     added = 0
     with ws.session() as s:
@@ -173,7 +173,7 @@ def unrated_image_ids(s: Session) -> list[int]:
     return [i for i in labelable_image_ids(s) if i not in rated]
 
 
-def _new_round(ws, kind: str, people: list[str], key: str, suffix: str = "") -> LabelRound:
+def new_round(ws, kind: str, people: list[str], key: str, suffix: str = "") -> LabelRound:
     with ws.session() as s:
         n = len(s.exec(select(LabelRound.id)).all()) + 1
         rnd = LabelRound(kind=kind, name=f"Round {n}{suffix}", raters=json.dumps(people), server_url=key)
@@ -196,7 +196,7 @@ def push(
 
     Rating tasks carry the image and its id only: no prediction or model output ever reaches a rater."""
     servers = as_servers(servers)
-    raters = _emails(raters)
+    raters = normalise_emails(raters)
     if len(raters) != 2:
         raise LabelError("a rating round has exactly two raters (--raters a@clinic,b@clinic)")
     config = render_config(ws.diagnoses)  # the declared diagnoses; a mismatch with label_config.xml stops here
@@ -204,7 +204,7 @@ def push(
         require_blind(servers, rater, [r for r in raters if r != rater])
     key = servers.key(raters)
     with ws.session() as s:
-        rnd = _round_for(s, "rating", raters, key)
+        rnd = find_round(s, "rating", raters, key)
         # Images already in this round but missing from one rater's project (an interrupted push) are completed too.
         mine = set()
         if rnd is not None:
@@ -222,10 +222,10 @@ def push(
         candidates = candidates[:limit]
     if rnd is None and not candidates:
         return PushResult(0, raters, 0)
-    rnd = rnd or _new_round(ws, "rating", raters, key)
-    projects = _ensure_projects(ws, servers, rnd, raters, f"mpox {rnd.name}", config)
+    rnd = rnd or new_round(ws, "rating", raters, key)
+    projects = ensure_projects(ws, servers, rnd, raters, f"mpox {rnd.name}", config)
     task = lambda img: {"image": image_link(ws, img), "image_id": img.id}  # noqa: E731
-    pushed = _add_tasks(ws, servers, projects, sorted(mine) + candidates, task)
+    pushed = add_tasks(ws, servers, projects, sorted(mine) + candidates, task)
     _refresh_consensus(ws)
     return PushResult(rnd.id, raters, pushed, {r: p.ls_project_id for r, p in projects.items()})
 
@@ -243,7 +243,7 @@ def adjudicate(
         third_opinion = None if third_opinion is None else ThirdOpinion(third_opinion)
     except ValueError:
         raise LabelError(f"third opinion must be 'discard' or 'reviewer', not {third_opinion!r}") from None
-    reviewer = _emails([reviewer])[0]
+    reviewer = normalise_emails([reviewer])[0]
     diagnoses = ws.diagnoses
     with ws.session() as s:
         rule = third_opinion or recorded_rules(s).third_opinion
@@ -271,20 +271,20 @@ def adjudicate(
             for r in item.ratings[:2]
         ]
     with ws.session() as s:
-        rnd = _round_for(s, "review", [reviewer], servers.key([reviewer]))
+        rnd = find_round(s, "review", [reviewer], servers.key([reviewer]))
     if not disputed and rnd is None:
         return PushResult(0, [reviewer], 0)
     require_blind(servers, reviewer, sorted(raters))
     if third_opinion is not None:
         with ws.session() as s:
             settle_rules(s, third_opinion=third_opinion)  # recorded: consensus follows it from now on
-    rnd = rnd or _new_round(ws, "review", [reviewer], servers.key([reviewer]), " (review)")
-    projects = _ensure_projects(ws, servers, rnd, [reviewer], f"mpox {rnd.name}", adjudication_config(), prelabel=True)
+    rnd = rnd or new_round(ws, "review", [reviewer], servers.key([reviewer]), " (review)")
+    projects = ensure_projects(ws, servers, rnd, [reviewer], f"mpox {rnd.name}", adjudication_config(), prelabel=True)
     choices = list(diagnoses.names.values())  # the declared list, "other diagnosis" and "not assessable"
 
     def task(img):
         return review_task(image_link(ws, img), img.id, disputed[img.id], choices, rule.value, img.width, img.height)
 
-    pushed = _add_tasks(ws, servers, projects, sorted(disputed), task)
+    pushed = add_tasks(ws, servers, projects, sorted(disputed), task)
     _refresh_consensus(ws)
     return PushResult(rnd.id, [reviewer], pushed, {r: p.ls_project_id for r, p in projects.items()})
