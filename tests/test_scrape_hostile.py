@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import http.client
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 import pytest
@@ -137,3 +140,60 @@ def test_cli_flag_and_refusal_reason(tmp_path, srv, other_host):
     out = CliRunner().invoke(app, ["scrape", str(lst), "--engine", "urls", "--allow-private-hosts"], env=env)
     assert out.exit_code == 0, out.output
     assert len(rows(ws, Image)) == 1
+
+
+class _Proxy(BaseHTTPRequestHandler):
+    """A plain forwarding HTTP proxy (GET with an absolute URL), as a clinic's outbound proxy would be."""
+
+    seen: list[str]
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        self.seen.append(self.path)
+        parts = urlsplit(self.path)
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+        try:
+            conn.request("GET", parts.path + (f"?{parts.query}" if parts.query else ""))
+            resp = conn.getresponse()
+            body = resp.read()
+        finally:
+            conn.close()
+        self.send_response(resp.status)
+        for k, v in resp.getheaders():
+            if k.lower() not in ("transfer-encoding", "connection", "content-length"):
+                self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def proxy(monkeypatch):
+    handler = type("Proxy", (_Proxy,), {"seen": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    for name in ("HTTP_PROXY", "http_proxy"):
+        monkeypatch.setenv(name, url)
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    yield handler.seen
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_proxy_does_not_carry_requests_to_refused_hosts(sqlite_ws, srv, other_host, proxy):
+    srv.results["via-proxy"] = [
+        Item("/img/good_2.jpg", "engine host: allowed"),
+        Item(other_host.url("/img/good_5.jpg"), "another loopback address, through the proxy"),
+    ]
+    q = run(sqlite_ws, srv, queries=("via-proxy",)).queries[0]
+    assert any(u.endswith("/img/good_2.jpg") for u in proxy), "the scrape really went through the proxy"
+    assert paths(p.locator for p in rows(sqlite_ws, Provenance)) == {"/img/good_2.jpg"}
+    (reason,) = dict(q.failed).values()
+    assert reason.startswith("refused: 127.0.0.2 resolves to a loopback address"), reason
+    assert not any("127.0.0.2" in u for u in proxy), "the refused URL never reached the proxy"
+    assert not other_host.requests

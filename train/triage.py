@@ -10,6 +10,7 @@ model use). Writes `<run>/oof_predictions.csv` and `<run>/triage.json`.
 from __future__ import annotations
 
 import csv
+import io
 import math
 from collections import defaultdict
 from dataclasses import dataclass
@@ -175,8 +176,6 @@ def analyse(
 
 
 def _write_table(path: Path, table: list[ImageRow], classes: list, op: float | None, positive: str | None) -> None:
-    import io
-
     buf = io.StringIO(newline="")
     cols = [
         "set",

@@ -5,6 +5,10 @@
   (server-side request forgery: a result or a redirect pointing at the clinic's own network), and then
   connects to exactly the address it checked, so a second DNS answer cannot swap it. The engine's own
   host is excepted (tests and mirrors run it locally); `--allow-private-hosts` lifts the rule.
+  Through an HTTP(S) proxy (`HTTP_PROXY`/`HTTPS_PROXY`, minus `NO_PROXY`) the proxy connects, so the
+  target's name is resolved and refused here before the request leaves; the proxy's own address is the
+  steward's choice and not checked. The proxy resolves the name again itself, so a DNS answer that
+  changes between the two look-ups is the one case a proxy leaves open.
 * **How long.** requests' `timeout` bounds each socket read, so a server sending one byte per second
   never times out. `deadline(seconds)` bounds the whole request: when it expires, the socket is shut
   down from a timer thread, which ends the blocked read at once (for HTTPS too).
@@ -21,8 +25,11 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
+import requests
 from requests.adapters import HTTPAdapter
+from requests.utils import select_proxy
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import NameResolutionError, NewConnectionError
@@ -172,6 +179,15 @@ class GuardedAdapter(HTTPAdapter):
             "http": type("GuardedHTTPPool", (HTTPConnectionPool,), {"ConnectionCls": http}),
             "https": type("GuardedHTTPSPool", (HTTPSConnectionPool,), {"ConnectionCls": https}),
         }
+
+    def send(self, request, stream=False, timeout=None, verify=True, cert=None, proxies=None):
+        if select_proxy(request.url, proxies or {}):  # the proxy connects: check the target before it leaves
+            parts = urlsplit(request.url)
+            try:
+                self.policy.addresses(parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
+            except socket.gaierror as exc:
+                raise requests.exceptions.ConnectionError(f"cannot resolve {parts.hostname}: {exc}") from exc
+        return super().send(request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies)
 
     def __getstate__(self):  # pragma: no cover - requests pickles adapters only on copy
         state = super().__getstate__()
