@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import test_e2e_workflow as e2e
+from browser import chromium, login, shot
 from relay import Relay
 from sqlmodel import select
 from studio_server import RATERS
@@ -304,6 +305,22 @@ def test_audit_workflow(studio_server, tmp_path, monkeypatch):
             "rule",
             "options",
         }  # no model output for the auditor either
+        with chromium() as browser:  # what the auditor's page shows, in Chromium at 1366x768
+            ctx, page = login(browser, fx.urls[C], C, fx.passwords[C])
+            page.goto(f"{fx.urls[C]}/projects/{proj.ls_project_id}/data?task={auditor.tasks[adj_wrong]}")
+            page.wait_for_selector("text=Audit: is this image's diagnosis right?")
+            page.wait_for_timeout(1500)
+            shot(page, "audit/audit-view-1366x768.png")
+            text = page.inner_text("body")
+            assert "Rater 1: Mpox" in text and "Current consensus: Genital warts" in text, text
+            assert "probab" not in text.lower() and A not in page.content() and B not in page.content()
+            offered = page.locator("input.ant-radio-input")
+            names = [offered.nth(i).get_attribute("name") for i in range(offered.count())]
+            assert names[0] == KEEP_CHOICE and "Mpox" in names and "Genital warts" in names, names
+            for i in range(offered.count()):  # every choice beside the photo, none below the fold
+                box = page.locator("label.lsf-choice__checkbox").nth(i).bounding_box()
+                assert box and box["x"] > 640 and box["y"] >= 0 and box["y"] + box["height"] <= 768, (names[i], box)
+            ctx.close()
 
         # 6. an audit round with nothing answered: pull changes nothing
         with ws.session() as s:

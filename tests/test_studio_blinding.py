@@ -8,11 +8,9 @@ Screenshots of the labelling and adjudication views are kept under test-artifact
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import httpx
 import pytest
+from browser import chromium, login, shot
 from sqlmodel import select
 from studio_server import RATERS
 from test_studio_round import DERM, MPOX, add_images, annotate, result, task_of
@@ -25,18 +23,6 @@ from db.models.label import LabelAnnotation, LabelProject, LabelTask
 pytestmark = [pytest.mark.studio, pytest.mark.slow]
 A, B, C = RATERS
 SECRET = "B-ONLY-COMMENT-7f3a"
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "blinding"
-CHROMIUM = os.environ.get("CURATE_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture(scope="module")
@@ -108,36 +94,8 @@ def test_rater_token_reaches_nothing_of_other_clinicians(round_):
 
 @pytest.fixture(scope="module")
 def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).is_file():
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{CHROMIUM} missing (apt-get install chromium)")
-        pytest.skip(f"{CHROMIUM} missing (apt-get install chromium)")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with chromium() as b:
         yield b
-        b.close()
-
-
-def login(browser, url: str, email: str, password: str):
-    """A fresh browser profile (cookies do not separate ports on 127.0.0.1), logged in at `url`."""
-    ctx = browser.new_context(viewport={"width": 1366, "height": 768})
-    page = ctx.new_page()
-    page.set_default_timeout(90_000)
-    page.goto(url + "/user/login/")
-    page.fill("input[name=email]", email)
-    page.fill("input[name=password]", password)
-    page.click("button[type=submit]")
-    page.wait_for_url(lambda u: "/user/login" not in u)
-    return ctx, page
-
-
-def shot(page, name: str) -> Path:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    path = ARTIFACTS / name
-    page.screenshot(path=str(path))
-    print(f"screenshot: {path}")
-    return path
 
 
 def test_browser_rater_view(round_, browser):
@@ -150,7 +108,7 @@ def test_browser_rater_view(round_, browser):
     page.goto(f"{fx.urls[A]}/projects/{projects[A]}/data?task={task_of(ws, A, image)}")
     page.wait_for_selector("text=Molluscum contagiosum")
     page.wait_for_timeout(1500)
-    shot(page, "labelling-view-1366x768.png")
+    shot(page, "blinding/labelling-view-1366x768.png")
     visible = [page.locator(f'label.lsf-choice__checkbox:has(input[name="{v}"])') for v in PAPER.names.values()]
     visible.append(page.locator(".lsf-label", has_text="Lesion").first)  # the box tool, hotkey B
     for loc in visible:
@@ -180,7 +138,7 @@ def test_browser_adjudication_view(round_, browser):
     page.goto(f"{fx.urls[C]}/projects/{review_project}/data?task={task_of(ws, C, image)}")
     page.wait_for_selector("text=Neither (discard this image)")
     page.wait_for_timeout(2000)
-    shot(page, "adjudication-view-1366x768.png")
+    shot(page, "blinding/adjudication-view-1366x768.png")
     text = page.inner_text("body")
     assert "Rater 1: Mpox" in text and "Rater 2: Dermatosis" in text and SECRET in text
     assert A not in page.content() and B not in page.content()

@@ -8,10 +8,10 @@ import json
 import os
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
+from browser import chromium, shot
 
 pytest.importorskip("torch")
 pytest.importorskip("fastapi")
@@ -26,18 +26,6 @@ from train.photos import Limits, decode
 from train.serve.app import ServeSettings, create_app
 
 pytestmark = [pytest.mark.torch, pytest.mark.slow]
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 class Server:
@@ -194,26 +182,18 @@ def test_uploads_stay_in_memory_unless_kept(model, photos, tmp_path, monkeypatch
 
 def test_browser_uploads_a_photo_and_reads_the_result(server, photos):
     """Headless Chromium from Debian: choose a photo, press the button, read P(mpox) off the page."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium package is not installed")
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 800, "height": 1100})
-            page.goto(server)
-            page.set_input_files("#photo", str(photos[0]))
-            page.click("#go")
-            page.wait_for_selector("#result:not([hidden])", timeout=60_000)
-            prob = page.inner_text("#prob")
-            decision = page.inner_text("#decision")
-            page.wait_for_function("document.getElementById('overlay').complete", timeout=10_000)
-            assert page.is_visible("#overlay") and page.is_visible("#disclaimer")
-            page.screenshot(path=str(ARTIFACTS / "serve-page.png"), full_page=True)
-        finally:
-            browser.close()
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 800, "height": 1100})
+        page.goto(server)
+        page.set_input_files("#photo", str(photos[0]))
+        page.click("#go")
+        page.wait_for_selector("#result:not([hidden])", timeout=60_000)
+        prob = page.inner_text("#prob")
+        decision = page.inner_text("#decision")
+        page.wait_for_function("document.getElementById('overlay').complete", timeout=10_000)
+        assert page.is_visible("#overlay") and page.is_visible("#disclaimer")
+        screenshot = shot(page, "serve-page.png", full_page=True)
     body = post(server, photos[0].read_bytes()).json()
     assert prob == f"{100 * body['p_positive']:.1f} %"
     assert decision.startswith("Refer" if body["decision"] == "refer" else "Routine")
-    assert (ARTIFACTS / "serve-page.png").stat().st_size > 10_000
+    assert screenshot.stat().st_size > 10_000
