@@ -7,9 +7,9 @@
   JPEG, HTML served as image/jpeg, a decompression-bomb PNG, a zero-byte file, a 404,
   a 500, a redirect, the same bytes at two URLs, odd Unicode and `../` names.
 
-Everything listens on 127.0.0.1 only (or another loopback address given as `host`). `server.delay`
-slows every image down (for kill tests); paths in `server.drip` are sent one byte every half second;
-`server.redirects` maps a path to any Location.
+Everything listens on 127.0.0.1 only (or another loopback address given as `host`), over HTTPS when given
+an `ssl.SSLContext` (`tls`). `server.delay` slows every image down (for kill tests); paths in `server.drip`
+are sent one byte every half second; `server.redirects` maps a path to any Location.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import html
 import io
 import json
+import ssl
 import struct
 import threading
 import time
@@ -152,7 +153,7 @@ def _first(qs: dict, key: str, default: str = "") -> str:
 
 
 class EngineServer:
-    def __init__(self, host: str = "127.0.0.1"):
+    def __init__(self, host: str = "127.0.0.1", tls: ssl.SSLContext | None = None):
         self.files: dict[str, tuple[int, str, bytes]] = {}
         self.drip: set[str] = set()
         self.redirects: dict[str, str] = {}
@@ -206,8 +207,10 @@ class EngineServer:
         self.httpd = ThreadingHTTPServer((host, 0), Handler)
         self.httpd.daemon_threads = True
         self.httpd.handle_error = lambda request, address: None  # clients that hang up early are expected
+        if tls is not None:  # HTTPS: every accepted connection is a TLS one
+            self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
         self.port = self.httpd.server_address[1]
-        self.base = f"http://{host}:{self.port}"
+        self.base = f"{'https' if tls else 'http'}://{host}:{self.port}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     # --- lifecycle ---
