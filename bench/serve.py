@@ -51,6 +51,9 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=30, help="head epochs for the benchmark run (default: 30)")
     p.add_argument("--device", default="cpu", help="serve device (default: cpu)")
     p.add_argument("--threads", type=int, default=None, help="serve --threads (default: serve's, half the cores)")
+    p.add_argument(
+        "--engine", default="auto", choices=["auto", "torch", "onnxruntime"], help="serve --engine (default: auto)"
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     return p
 
@@ -114,6 +117,7 @@ def load(url: str, photos: list[bytes], clients: int, total: int, cam: bool, pid
 
     threads = [threading.Thread(target=client) for _ in range(clients)]
     cpu0 = cpu_seconds(pid) if pid else None
+    client0 = time.process_time()  # this process: the httpx clients, on the same cores as the server
     t0 = time.perf_counter()
     for t in threads:
         t.start()
@@ -121,12 +125,14 @@ def load(url: str, photos: list[bytes], clients: int, total: int, cam: bool, pid
         t.join()
     wall = time.perf_counter() - t0
     cpu_ms = 1000 * (cpu_seconds(pid) - cpu0) / max(len(lat), 1) if pid else None
+    client_ms = 1000 * (time.process_time() - client0) / max(len(lat), 1)
     return {
         "clients": clients,
         "gradcam": cam,
         "requests": total,
         "errors": len(errors),
         "server_cpu_ms": cpu_ms,
+        "client_cpu_ms": client_ms,
         "throughput": len(lat) / wall,
         "p50_ms": 1000 * float(np.percentile(lat, 50)),
         "p95_ms": 1000 * float(np.percentile(lat, 95)),
@@ -176,11 +182,12 @@ def main(args) -> dict:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     run, photos = prepare(out, args)
+    load_start = os.getloadavg()
     metrics = json.loads((run / "metrics.json").read_text())
     port = free_port()
     threads = ["--threads", args.threads] if args.threads else []
     server = subprocess.Popen(
-        cli("serve", run, "--port", port, "--device", args.device, "--queue", 64, *threads),
+        cli("serve", run, "--port", port, "--device", args.device, "--queue", 64, "--engine", args.engine, *threads),
         env=env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -190,7 +197,9 @@ def main(args) -> dict:
         deadline = time.time() + 300
         while True:
             try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                health = httpx.get(f"{url}/healthz", timeout=2)
+                if health.status_code == 200:
+                    engine = health.json()["engine"]
                     break
             except httpx.HTTPError:
                 pass
@@ -219,8 +228,10 @@ def main(args) -> dict:
         "size": args.size,
         "photo_size": args.photo_size,
         "cpus": os.cpu_count(),
+        "load_average_start": load_start,
         "load_average": os.getloadavg(),
         "device": args.device,
+        "engine": engine,
         "targets": TARGETS,
         "threads": args.threads or max(1, (os.cpu_count() or 2) // 2),
     }
@@ -231,18 +242,20 @@ def main(args) -> dict:
 def render(r: dict) -> None:
     print(
         f"train serve, EfficientNet-Lite0 at {r['size']} px, {r['photo_size']}-px JPEG uploads, device {r['device']}, "
-        f"{r['cpus']} CPUs, {r.get('threads', '?')} torch thread(s), load average {r['load_average'][0]:.1f}"
+        f"{r['cpus']} CPUs, engine {r.get('engine', 'torch')} (Grad-CAM: torch), {r.get('threads', '?')} thread(s), "
+        f"load average {r.get('load_average_start', r['load_average'])[0]:.1f} at start, "
+        f"{r['load_average'][0]:.1f} at the end"
     )
     print(
         f"{'clients':>7} {'Grad-CAM':>8} {'photos/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'errors':>6} "
-        f"{'server CPU ms/photo':>19} {'photos/s if idle':>16}"
+        f"{'server CPU ms/photo':>19} {'client CPU ms/photo':>19} {'photos/s if idle':>16}"
     )
     for c in r["cells"]:
         cpu = c.get("server_cpu_ms")
         idle = f"{1000 * r['cpus'] / cpu:>16.1f}" if cpu else f"{'—':>16}"
         print(
             f"{c['clients']:>7} {'yes' if c['gradcam'] else 'no':>8} {c['throughput']:>9.1f} {c['p50_ms']:>8.0f} "
-            f"{c['p95_ms']:>8.0f} {c['errors']:>6} {cpu if cpu else 0:>19.0f} {idle}"
+            f"{c['p95_ms']:>8.0f} {c['errors']:>6} {cpu if cpu else 0:>19.0f} {c.get('client_cpu_ms', 0):>19.0f} {idle}"
         )
     print(
         "photos/s if idle = CPUs / server CPU time per photo: a projection for an otherwise idle machine, not a "

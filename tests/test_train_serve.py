@@ -5,9 +5,13 @@ import asyncio
 import base64
 import io
 import json
+import logging
 import os
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,6 +27,7 @@ from curate.dataset import DatasetVersion
 from curate.net import free_port
 from train.ensemble import Ensemble
 from train.photos import Limits, decode
+from train.serve import engines
 from train.serve.app import ServeSettings, create_app
 
 pytestmark = [pytest.mark.torch, pytest.mark.slow]
@@ -87,6 +92,7 @@ def post(url, data: bytes, name="photo.jpg", gradcam=False, client=None):
 def test_health_page_and_card(server):
     h = httpx.get(f"{server}/healthz").json()
     assert h["status"] == "ok" and h["model"] == "mean of 5 fold models" and h["queue_size"] == 32
+    assert h["engine"] == ("onnxruntime" if engines.onnxruntime_installed() else "torch")  # --engine auto
     page = httpx.get(server).text
     assert 'type="file"' in page and 'accept="image/*"' in page and 'capture="environment"' in page
     assert "This is not a diagnosis" in page and "Model card" in page and "Intended use" in page
@@ -197,3 +203,67 @@ def test_browser_uploads_a_photo_and_reads_the_result(server, photos):
     assert prob == f"{100 * body['p_positive']:.1f} %"
     assert decision.startswith("Refer" if body["decision"] == "refer" else "Routine")
     assert screenshot.stat().st_size > 10_000
+
+
+def test_onnxruntime_and_torch_engines_answer_the_same(server, model, photos):
+    """`--engine auto` (onnxruntime, the export-model graph) and `--engine torch`: the same P(mpox) within
+    1e-4, the same decision, and both refuse bad uploads."""
+    pytest.importorskip("onnxruntime")
+    assert httpx.get(f"{server}/healthz").json()["engine"] == "onnxruntime"
+    with Server(create_app(model, ServeSettings(engine="torch"))) as torch_url:
+        assert httpx.get(f"{torch_url}/healthz").json()["engine"] == "torch"
+        for path in photos[:6]:
+            data = path.read_bytes()
+            ref = model.triage([decode(data, Limits())])[0]
+            a, b = post(server, data).json(), post(torch_url, data).json()
+            assert b["p_positive"] == pytest.approx(ref.p_calibrated, abs=1e-6)  # torch: the model itself
+            assert a["p_positive"] == pytest.approx(b["p_positive"], abs=1e-4)
+            assert a["p_uncalibrated"] == pytest.approx(b["p_uncalibrated"], abs=1e-4)
+            assert a["decision"] == b["decision"] == ref.decision and a["threshold"] == b["threshold"]
+        assert post(torch_url, b"%PDF-1.4 not a photo", "x.pdf").status_code == 415
+        assert post(torch_url, data[: len(data) // 2]).status_code == 422
+
+
+def test_onnxruntime_threads_follow_the_setting(model):
+    pytest.importorskip("onnxruntime")
+    engine = engines.start_engine(model, "onnxruntime", threads=2)
+    assert engine.name == "onnxruntime"
+    assert engine.session.get_session_options().intra_op_num_threads == 2
+
+
+def test_onnxruntime_that_disagrees_with_torch_falls_back_with_one_line(model, monkeypatch, caplog):
+    """The start-up check: when onnxruntime and torch differ by more than the tolerance (here: any
+    difference, the tolerance set below zero), the server stays on torch and says so once."""
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setattr(engines, "TOLERANCE", -1.0)
+    with caplog.at_level(logging.WARNING, logger="train.serve"):
+        app = create_app(model, ServeSettings(engine="onnxruntime"))
+    assert app.state.worker.engine.name == "torch"
+    lines = [r.getMessage() for r in caplog.records if r.name == "train.serve"]
+    assert len(lines) == 1 and "serving with torch" in lines[0] and "differ" in lines[0]
+
+
+def test_cli_serves_with_the_engine_asked_for(triage_run, photos):
+    """`train serve --engine torch` as a user starts it; the start-up line and /healthz name the engine."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "train.cli", "serve", str(triage_run), "--port", str(port), "--engine", "torch"]
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 120
+        while True:
+            assert proc.poll() is None and time.time() < deadline, "train serve did not start"
+            try:
+                health = httpx.get(f"{url}/healthz", timeout=2).json()
+                break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        assert health["engine"] == "torch"
+        r = post(url, photos[0].read_bytes())
+        assert r.status_code == 200 and r.json()["decision"] in ("refer", "routine")
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    assert "with torch" in err and "Traceback" not in err

@@ -20,3 +20,11 @@ class ArchName(StrEnum):
     resnet34 = "resnet34"
     swin_t = "swin_t"
     efficientnet_lite0 = "efficientnet_lite0"
+
+
+class ServeEngine(StrEnum):
+    """`train serve --engine`: what runs the network for requests without Grad-CAM (Grad-CAM needs torch)."""
+
+    auto = "auto"  # onnxruntime when it is installed and the model is on the CPU, else torch
+    torch = "torch"
+    onnxruntime = "onnxruntime"

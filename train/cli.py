@@ -6,7 +6,6 @@ Thin commands: read options, call one library function, render with rich (or --j
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,7 +17,7 @@ from rich.table import Table
 
 from curate.output import JsonOpt, SafeGroup, console, err_console, fail, print_json, progress_bars, reported
 from curate.privacy import make_private_by_default
-from train.choices import ArchName, ExportFormat
+from train.choices import ArchName, ExportFormat, ServeEngine
 from train.config import TrainConfig, refuse_existing
 from train.device import Device
 
@@ -398,10 +397,23 @@ def serve_cmd(
     threads: Annotated[
         int | None,
         typer.Option(
-            help="CPU threads for the network; the other cores decode uploads (default: half the cores, at least 1).",
+            help=(
+                "CPU threads for the network (torch and onnxruntime); the other cores decode uploads "
+                "(default: half the cores, at least 1)."
+            ),
             min=1,
         ),
     ] = None,
+    engine: Annotated[
+        ServeEngine,
+        typer.Option(
+            help=(
+                "What runs the network for requests without Grad-CAM: onnxruntime (the export-model graph, "
+                "checked against torch at start-up), torch, or auto = onnxruntime when installed and --device is "
+                "the CPU (default: auto)."
+            )
+        ),
+    ] = ServeEngine.auto,
 ) -> None:
     """A web page (choose or capture a photo) and a JSON API for triage with a finished run.
 
@@ -414,6 +426,7 @@ def serve_cmd(
 
         from train.photos import Limits
         from train.serve.app import ServeSettings, create_app
+        from train.serve.engines import default_threads
     except ImportError as exc:
         fail(f"train serve needs {exc.name}: pip install 'mpox-curate[serve]'")
     import torch
@@ -421,13 +434,19 @@ def serve_cmd(
     from train.device import resolve_device
     from train.ensemble import Ensemble
 
-    torch.set_num_threads(threads or max(1, (os.cpu_count() or 2) // 2))
-
+    threads = threads or default_threads()
+    torch.set_num_threads(threads)
+    settings = ServeSettings(
+        Limits(max_mb * 1024 * 1024, max_megapixels * 1_000_000), queue, max_batch, keep_uploads, engine, threads
+    )
     with reported():
         model = Ensemble.load(run, fold=fold, device=resolve_device(device.value))
-    settings = ServeSettings(Limits(max_mb * 1024 * 1024, max_megapixels * 1_000_000), queue, max_batch, keep_uploads)
-    err_console.print(f"serving {run} on http://{host}:{port}/  (API: POST /api/predict, GET /healthz; Ctrl-C stops)")
-    uvicorn.run(create_app(model, settings), host=host, port=port, access_log=False, log_level="warning")
+        web = create_app(model, settings)
+    err_console.print(
+        f"serving {run} on http://{host}:{port}/ with {web.state.worker.engine.name}, {threads} thread(s)  "
+        "(API: POST /api/predict, GET /healthz; Ctrl-C stops)"
+    )
+    uvicorn.run(web, host=host, port=port, access_log=False, log_level="warning")
 
 
 def _command_line(cfg) -> list[str]:

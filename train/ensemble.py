@@ -140,17 +140,19 @@ class Ensemble:
         """`triage` on a batch already preprocessed by `self.preset` (serve does that per request, in parallel)."""
         x = x.to(self.device)
         if not cam:
-            return self._decide(self.probs(x).cpu().numpy().astype(np.float64))
+            return self.decide(self.probs(x).cpu().numpy().astype(np.float64))
         with CamCapture(self.net.backbone, self.arch) as capture:
             feats = self.net.backbone(x)
-            out = self._decide(self.net.head.probs(feats).detach().cpu().numpy().astype(np.float64))
+            out = self.decide(self.net.head.probs(feats).detach().cpu().numpy().astype(np.float64))
             targets = torch.as_tensor([self.classes.index(t.predicted_class) for t in out], device=feats.device)
             score = self.net.head(feats)[torch.arange(len(out), device=feats.device), targets].sum()
             for t, c in zip(out, capture.cams(score, x.shape[-2:]), strict=True):
                 t.cam = c
         return out
 
-    def _decide(self, p: np.ndarray) -> list[Triage]:
+    def decide(self, p: np.ndarray) -> list[Triage]:
+        """Calibrated P(positive) and the decision at the operating point from the fold-model mean's
+        probabilities (N, classes): the one place that decides, whichever engine computed `p`."""
         pos = self.classes.index(self.positive) if self.positive else None
         out = []
         for row in p:

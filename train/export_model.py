@@ -12,6 +12,7 @@ Input ``image``: float32 (N, 3, S, S), RGB in [0, 1], EXIF-upright, resized by s
 
 from __future__ import annotations
 
+import io
 import json
 import warnings
 from pathlib import Path
@@ -87,20 +88,18 @@ def export_model(run: Path, fmt: ExportFormat, out: Path | None = None, fold: in
     out = Path(out) if out else Path(run) / f"model.{'onnx' if fmt is ExportFormat.onnx else 'pt'}"
     meta = metadata(model, fold)
     card = card_markdown(meta)
-    net = Exported(model).eval()
-    x = torch.rand(2, 3, model.preset.size, model.preset.size)
     try:
-        with atomic_path(out, mode=0o644) as tmp:
-            if fmt is ExportFormat.onnx:
-                _onnx(net, x, str(tmp), meta, card)
-            else:
-                with torch.no_grad(), warnings.catch_warnings():
-                    # torch.jit is deprecated but still the one-file format; SAME padding is traced for the input size
-                    warnings.simplefilter("ignore", FutureWarning)
-                    warnings.simplefilter("ignore", torch.jit.TracerWarning)
-                    traced = torch.jit.trace(net, x, check_trace=False)
-                    extra = {META_KEY: json.dumps(meta, default=str), "model_card": card}
-                    torch.jit.save(traced, str(tmp), _extra_files=extra)
+        if fmt is ExportFormat.onnx:
+            write_atomic(out, onnx_bytes(model, fold), mode=0o644)
+        else:
+            net, x = _traceable(model)
+            with atomic_path(out, mode=0o644) as tmp, torch.no_grad(), warnings.catch_warnings():
+                # torch.jit is deprecated but still the one-file format; SAME padding is traced for the input size
+                warnings.simplefilter("ignore", FutureWarning)
+                warnings.simplefilter("ignore", torch.jit.TracerWarning)
+                traced = torch.jit.trace(net, x, check_trace=False)
+                extra = {META_KEY: json.dumps(meta, default=str), "model_card": card}
+                torch.jit.save(traced, str(tmp), _extra_files=extra)
     except Exception as exc:
         raise TrainError(
             f"exporting {run} as {fmt.value} failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
@@ -109,9 +108,18 @@ def export_model(run: Path, fmt: ExportFormat, out: Path | None = None, fold: in
     return out
 
 
-def _onnx(net: nn.Module, x: torch.Tensor, path: str, meta: dict, card: str) -> None:
+def _traceable(model: Ensemble) -> tuple[nn.Module, torch.Tensor]:
+    """The graph to export and an example input (on the model's device)."""
+    return Exported(model).eval(), torch.rand(2, 3, model.preset.size, model.preset.size, device=model.device)
+
+
+def onnx_bytes(model: Ensemble, fold: int | None = None) -> bytes:
+    """The ONNX file's bytes, built in memory: `export-model --format onnx` writes them and `serve` runs
+    them in onnxruntime, so both use one graph."""
     import onnx
 
+    net, x = _traceable(model)
+    buf = io.BytesIO()
     with torch.no_grad(), warnings.catch_warnings():
         # the TorchScript-based exporter: one self-contained file without onnxscript; the dynamo exporter
         # needs onnxscript and splits large weights into external data
@@ -120,18 +128,19 @@ def _onnx(net: nn.Module, x: torch.Tensor, path: str, meta: dict, card: str) -> 
         torch.onnx.export(
             net,
             (x,),
-            path,
+            buf,
             input_names=["image"],
             output_names=["probabilities", "p_calibrated"],
             dynamic_axes={"image": {0: "n"}, "probabilities": {0: "n"}, "p_calibrated": {0: "n"}},
             opset_version=17,
             dynamo=False,
         )
-    proto = onnx.load(path)
-    for key, value in ((META_KEY, json.dumps(meta, default=str)), ("model_card", card)):
+    proto = onnx.load_from_string(buf.getvalue())
+    meta = metadata(model, fold)
+    for key, value in ((META_KEY, json.dumps(meta, default=str)), ("model_card", card_markdown(meta))):
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
-    onnx.save(proto, path)
+    return proto.SerializeToString()
 
 
 def read_metadata(path: Path) -> tuple[dict, str]:

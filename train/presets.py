@@ -29,10 +29,17 @@ class EvalPreset:
     std: tuple
 
     def __call__(self, img: Image.Image) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(self.normalise(self.unit(img))))
+
+    def unit(self, img: Image.Image) -> np.ndarray:
+        """(3, S, S) float32 RGB in [0, 1], not normalised: the exported model's input (it normalises inside)."""
         img = img.convert("RGB").resize((self.size, self.size), Image.BILINEAR)
-        arr = np.asarray(img, dtype=np.float32) / 255.0
-        arr = (arr - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
-        return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
+        return np.asarray(img, dtype=np.float32).transpose(2, 0, 1) / 255.0
+
+    def normalise(self, unit: np.ndarray) -> np.ndarray:
+        """`unit`'s (…, 3, S, S) array minus the mean, over the std (what the network sees)."""
+        mean, std = (np.asarray(v, np.float32).reshape(3, 1, 1) for v in (self.mean, self.std))
+        return (unit - mean) / std
 
     @property
     def id(self) -> str:

@@ -1,15 +1,15 @@
 """The triage web app: one page, `POST /api/predict`, `GET /healthz`, `GET /api/card`.
 
-Requests are decoded (JPEGs at reduced scale) and preprocessed to the network's input tensor in the
-thread pool, then wait in a bounded queue (full → 429) for one model worker that takes up to
-`max_batch` waiting images at once (micro-batching: one forward pass for several clients, and one
-for all fold heads), so concurrent clients share the CPU instead of fighting over it. The worker's
-torch uses `threads` cores (`train serve --threads`): on a small machine the rest decode uploads and
-encode answers meanwhile; more torch threads than free cores make every request slower. The
-Grad-CAM overlay goes back as a JPEG data URL (a PNG took ~30× longer to encode than the network's
-forward pass). Uploads live in
-memory only; with `keep_uploads` they are also written there (mode 0600). Nothing about an upload
-is logged.
+Requests are decoded (JPEGs at reduced scale) and preprocessed to the network's input in the thread
+pool, then wait in a bounded queue (full → 429) for one model worker that takes up to `max_batch`
+waiting images at once (micro-batching: one forward pass for several clients, and one for all fold
+heads), so concurrent clients share the CPU instead of fighting over it. Requests without Grad-CAM
+run in onnxruntime when it is installed (`engines.py`, `--engine`), the rest in torch; either uses
+`threads` cores (`train serve --threads`): on a small machine the rest decode uploads and encode
+answers meanwhile; more threads than free cores make every request slower. The Grad-CAM overlay
+goes back as a JPEG data URL (a PNG took ~30× longer to encode than the network's forward pass).
+Uploads live in memory only; with `keep_uploads` they are also written there (mode 0600). Nothing
+about an upload is logged.
 """
 
 from __future__ import annotations
@@ -26,17 +26,18 @@ from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 
-import torch
 from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 
 from curate.errors import ServeError
+from train.choices import ServeEngine
 from train.ensemble import Ensemble
 from train.export_model import metadata
 from train.gradcam import overlay
 from train.model_card import card_markdown
 from train.photos import Limits, decode
+from train.serve.engines import TorchEngine, start_engine
 from train.serve.uploads import read_upload
 
 log = logging.getLogger("train.serve")
@@ -53,11 +54,13 @@ class ServeSettings:
     queue_size: int = 32
     max_batch: int = 8
     keep_uploads: Path | None = None
+    engine: ServeEngine = ServeEngine.auto
+    threads: int | None = None  # onnxruntime's intra-op threads (torch's are set process-wide by the CLI)
 
 
 @dataclass
 class Job:
-    x: torch.Tensor  # one preprocessed image (3, S, S)
+    x: object  # one image as the engine's input (3, S, S)
     cam: bool
     future: asyncio.Future
 
@@ -65,13 +68,13 @@ class Job:
 class Worker:
     """One model worker draining the bounded queue in micro-batches."""
 
-    def __init__(self, model: Ensemble, settings: ServeSettings):
-        self.model, self.settings = model, settings
+    def __init__(self, engine: TorchEngine, settings: ServeSettings):
+        self.engine, self.settings = engine, settings
         self.queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=settings.queue_size)
         self.task: asyncio.Task | None = None
         self.served = 0
 
-    def submit(self, x: torch.Tensor, cam: bool) -> asyncio.Future:
+    def submit(self, x, cam: bool) -> asyncio.Future:
         fut = asyncio.get_running_loop().create_future()
         try:
             self.queue.put_nowait(Job(x, cam, fut))
@@ -91,7 +94,7 @@ class Worker:
                 if not group:
                     continue
                 try:
-                    results = await to_thread.run_sync(self.model.triage_tensor, torch.stack([j.x for j in group]), cam)
+                    results = await to_thread.run_sync(self.engine.run, [j.x for j in group], cam)
                 except Exception as exc:  # a model failure answers these requests; the worker lives on
                     log.error("triage failed: %s", type(exc).__name__)
                     for j in group:
@@ -112,10 +115,10 @@ def _jpeg_data_url(img) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def _prepare(data: bytes, limits: Limits, model: Ensemble):
-    """Upright RGB image (JPEGs decoded at the smallest scale still ≥ the input size) and its input tensor."""
-    image = decode(data, limits, model.preset.size)
-    return image, model.preset(image)
+def _prepare(data: bytes, limits: Limits, engine: TorchEngine, cam: bool):
+    """Upright RGB image (JPEGs decoded at the smallest scale still ≥ the input size) and the engine's input."""
+    image = decode(data, limits, engine.model.preset.size)
+    return image, engine.prepare(image, cam)
 
 
 def _keep(folder: Path, data: bytes) -> None:
@@ -127,7 +130,8 @@ def _keep(folder: Path, data: bytes) -> None:
 
 
 def create_app(model: Ensemble, settings: ServeSettings = ServeSettings()) -> FastAPI:
-    worker = Worker(model, settings)
+    """The app; builds (and checks) the engine `settings.engine` names before returning."""
+    worker = Worker(start_engine(model, settings.engine, settings.threads), settings)
     meta = metadata(model, None if len(model.folds) > 1 else model.folds[0])
     card = card_markdown(meta)
     page = (resources.files("train.serve") / "page.html").read_text(encoding="utf-8")
@@ -164,6 +168,7 @@ def create_app(model: Ensemble, settings: ServeSettings = ServeSettings()) -> Fa
             "model": meta["model"],
             "arch": meta["arch"],
             "dataset": meta["dataset"]["ref"],
+            "engine": worker.engine.name,
             "queue": worker.queue.qsize(),
             "queue_size": settings.queue_size,
             "served": worker.served,
@@ -178,7 +183,7 @@ def create_app(model: Ensemble, settings: ServeSettings = ServeSettings()) -> Fa
         data = await read_upload(request.headers, request.stream(), settings.limits)
         if settings.keep_uploads:
             await to_thread.run_sync(_keep, settings.keep_uploads, data)
-        image, x = await to_thread.run_sync(_prepare, data, settings.limits, model)
+        image, x = await to_thread.run_sync(_prepare, data, settings.limits, worker.engine, gradcam)
         del data
         result = await worker.submit(x, gradcam)
         body = {
