@@ -349,6 +349,7 @@ def run_dedupe(
         "hash": t1 - t0,
         "search": t2 - t1 - verifying,
         "verify": verifying,
+        "verify_cpu": report.seconds.get("verify_cpu", 0.0),
         "record": time.perf_counter() - t2,
         "total": time.perf_counter() - t0,
     }
