@@ -154,8 +154,10 @@ def run_ours(corpus: Path, workdir: Path, workers: int, why_missed: bool = False
         "dedupe_seconds": dedupe_s,
         "pairs": pairs,
         "diagnosis": diagnose(ws, names_of) if why_missed else None,
-        "extra": f"ingest {ingest_s:.1f}s; dedupe: hash {rep.seconds['hash']:.1f}s, search + verify "
-        "{rep.seconds['search']:.1f}s ({rep.sift_pairs} pairs needed SIFT); {rep.to_review} pairs to review",
+        "extra": f"ingest {ingest_s:.1f}s; dedupe: hash {rep.seconds['hash']:.1f}s, search "
+        f"{rep.seconds['search']:.1f}s, verify {rep.seconds['verify']:.1f}s (CPU {rep.seconds['verify_cpu']:.1f}s; "
+        f"{rep.sift_pairs} pairs needed SIFT, {rep.full_sift_pairs} of them at full size); {rep.to_review} pairs "
+        "to review",
     }
 
 

@@ -151,7 +151,7 @@ def render(report, sheet) -> None:
         console.print(f"review sheet: {sheet}")
     console.print(
         f"{report.seconds.get('total', 0):.1f} s (hash {report.seconds.get('hash', 0):.1f}, "
-        f"search {report.seconds.get('search', 0):.1f})"
+        f"search {report.seconds.get('search', 0):.1f}, verify {report.seconds.get('verify', 0):.1f})"
     )
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 TOL = 20  # grey levels per channel a border pixel may differ from the border colour
@@ -58,11 +59,13 @@ class ContentBox:
 
 def _run_from(lines: np.ndarray, block: int = 16) -> int:
     colour = np.median(lines[0], axis=0)
-    for start in range(0, len(lines), block):  # most bands end early: look a block at a time
-        dev = np.abs(lines[start : start + block] - colour).max(axis=2)  # (n, length)
+    start, step = 0, 1  # the first line alone, then blocks: most sides have no band, and bands end early
+    while start < len(lines):
+        dev = np.abs(lines[start : start + step] - colour).max(axis=2)  # (n, length)
         ok = ((dev <= TOL).mean(axis=1) >= UNIFORM_SHARE) & (np.median(dev, axis=1) <= MEAN_DEV)
         if not ok.all():
             return start + int(np.argmin(ok))
+        start, step = start + step, block
     return len(lines)
 
 
@@ -111,8 +114,12 @@ def content_box(rgb: np.ndarray) -> ContentBox:
     whole = dict(x0=0, y0=0, x1=w, y1=h, width=w, height=h)
     if h == 0 or w == 0:
         return ContentBox(**whole, note="empty picture", flat=True)
+    if a.dtype == np.uint8 and a.shape[2] <= 4:  # per channel, as np.std, at a fifth of its cost
+        spread = float(cv2.meanStdDev(np.ascontiguousarray(a))[1].max())
+    else:
+        spread = float(a.reshape(-1, a.shape[2]).std(axis=0).max())
     a = a.astype(np.int16)
-    if float(a.reshape(-1, a.shape[2]).std(axis=0).max()) < FLAT_STD:
+    if spread < FLAT_STD:
         return ContentBox(**whole, note="single colour: nothing to compare", flat=True)
     if min(h, w) < MIN_SIDE:
         return ContentBox(**whole, note=f"{w}x{h} px is too small to search for a frame; whole picture used")

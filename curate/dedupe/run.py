@@ -94,6 +94,7 @@ class DedupeReport:
     whole_picture: list[tuple[int, str]] = field(default_factory=list)  # (image id, why no content box was cut)
     to_review: int = 0  # pairs not merged, for the steward
     sift_pairs: int = 0  # pairs the thumbnails left undecided, verified with local features
+    full_sift_pairs: int = 0  # of those, pairs the coarse look left undecided (SIFT at full size)
     clusters: int = 0  # clusters with two or more images
     duplicates: int = 0  # images that are not their cluster's representative
     low_res: int = 0
@@ -117,6 +118,7 @@ class DedupeReport:
             "whole_picture": [{"image_id": i, "reason": r} for i, r in self.whole_picture],
             "to_review": self.to_review,
             "sift_pairs": self.sift_pairs,
+            "full_sift_pairs": self.full_sift_pairs,
             "pairs": dict(self.pairs),
             "clusters": self.clusters,
             "duplicates": self.duplicates,
@@ -342,9 +344,12 @@ def run_dedupe(
         )
     for k in ("clusters", "duplicates", "low_res", "labelable", "overrides", "groups", "to_review"):
         setattr(report, k, summary[k])
+    verifying = report.seconds.get("verify", 0.0)  # find_pairs measured it
     report.seconds = {
         "hash": t1 - t0,
-        "search": t2 - t1,
+        "search": t2 - t1 - verifying,
+        "verify": verifying,
+        "verify_cpu": report.seconds.get("verify_cpu", 0.0),
         "record": time.perf_counter() - t2,
         "total": time.perf_counter() - t0,
     }
