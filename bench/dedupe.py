@@ -183,6 +183,63 @@ def diagnose(ws, names_of: dict) -> dict:
     return out
 
 
+def proposal_recall(corpus: Path, workdir: Path, truth: dict, workers: int) -> dict:
+    """The proposal stage alone, before (every window within 14 bits of Hamming, as until
+    2026-11-30) and now (nearest neighbours): candidates that are the same photo or not, and the
+    planted copies proposed with their original; both as proposed and after the DCT-correlation
+    floor that sends a candidate on to verification. Untimed beyond the search itself."""
+    from sqlmodel import select
+
+    from curate.dedupe.hashing import PHash, RegionPHash
+    from curate.dedupe.pairs import load_codes
+    from curate.dedupe.run import ALGO, DedupeOptions, DedupeReport, hash_missing
+    from curate.intake.ingest import IngestOptions, ingest_folder
+    from curate.workspace import Workspace
+    from db.models import Provenance
+
+    class Hamming(RegionPHash):
+        def candidates(self, codes, new=None, thumbs=None):
+            return PHash(radius=14).candidates(codes, new)
+
+    ws = Workspace.init(workdir / "ws")
+    ingest_folder(ws, corpus, IngestOptions(source="bench", kind="public", workers=workers))
+    opts = DedupeOptions(min_side=1, workers=workers)
+    hash_missing(ws, opts, DedupeReport())
+    with ws.session() as s:
+        ids, codes, thumbs, _ = load_codes(s, ALGO)
+        name = dict(s.exec(select(Provenance.image_id, Provenance.locator)).all())
+    files = truth["files"]
+    group = [files[name[i]]["group"] for i in ids.tolist()]
+    row = {name[i]: r for r, i in enumerate(ids.tolist())}
+    first = {v["group"]: f for f, v in files.items() if not v["transform"] and f.startswith("p")}
+    planted = {
+        tuple(sorted((row[f], row[first[v["group"]]]))): v["transform"]
+        for f, v in files.items()
+        if v["transform"] and f in row and first[v["group"]] in row and row[f] != row[first[v["group"]]]
+    }
+    out = {}
+    for label, enc in (
+        ("hamming-14", Hamming(similarity=opts.similarity)),
+        ("neighbours", RegionPHash(opts.neighbours, opts.similarity)),
+    ):
+        t = time.perf_counter()
+        a, b, _, _ = enc.candidates(codes, None, thumbs)
+        seconds = time.perf_counter() - t
+        verified = {(m.a, m.b) for m in enc.find_duplicates(codes, thumbs)}
+        for stage, pairs in (("proposed", set(zip(a.tolist(), b.tolist(), strict=True))), ("floor", verified)):
+            true = sum(group[x] == group[y] for x, y in pairs)
+            out[f"{label} {stage}"] = {
+                "seconds": seconds if stage == "proposed" else None,
+                "candidates": len(pairs),
+                "true": true,
+                "false": len(pairs) - true,
+                "copies": sum(p in pairs for p in planted),
+                "of": len(planted),
+                "missing": dict(Counter(t for p, t in planted.items() if p not in pairs)),
+            }
+    return out
+
+
 def run_imagededup(corpus: Path) -> dict:
     from imagededup.methods import PHash
 
@@ -357,6 +414,12 @@ def main(argv: list[str] | None = None) -> None:
         help="list our missed copies: never proposed by the hash search, or what verification said (re-runs both, "
         "untimed)",
     )
+    p.add_argument(
+        "--proposal-recall",
+        action="store_true",
+        help="the proposal stage alone on the corpus, before (Hamming radius 14) and now (nearest neighbours): "
+        "candidates true/false and planted copies proposed",
+    )
     p.add_argument("--tool", default=None, help=argparse.SUPPRESS)  # internal: run one foreign tool, print JSON
     args = p.parse_args(argv)
     corpus = args.corpus / f"v2-real{args.per_photo}-syn{args.synthetic}-c{args.closeups}"  # v2: chelsea listed once
@@ -383,6 +446,22 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"corpus: {len(truth['files'])} files in {corpus / 'images'} ({time.perf_counter() - t:.0f}s to build or load)"
     )
+    if args.proposal_recall:
+        with tempfile.TemporaryDirectory() as tmp:
+            res = proposal_recall(corpus / "images", Path(tmp), truth, args.workers)
+        if args.json:
+            print(json.dumps(res, indent=2))
+            return
+        print("| proposal | seconds | candidates | same photo | different | copies with their original | not there |")
+        print("|---|---|---|---|---|---|---|")
+        for k, r in res.items():
+            secs = f"{r['seconds']:.1f}" if r["seconds"] is not None else ""
+            missing = ", ".join(f"{t} {c}" for t, c in sorted(r["missing"].items()))
+            print(
+                f"| {k} | {secs} | {r['candidates']} | {r['true']} | {r['false']} | {r['copies']} of {r['of']} | "
+                f"{missing} |"
+            )
+        return
     results = {}
     for tool in args.tools.split(","):
         if tool == "ours":

@@ -9,7 +9,7 @@ from photo_corpus import crop, frame, originals, watermark
 from curate.dedupe.dct import DIHEDRAL, HASH_K, WINDOWS, apply_dihedral, descriptors, turned, window_dct
 from curate.dedupe.decode import decode
 from curate.dedupe.hashing import PHash, RegionPHash
-from curate.dedupe.propose import nearest_pairs
+from curate.dedupe.propose import MARGIN, nearest_pairs
 from curate.dedupe.search.knn import NearestNeighbours
 
 
@@ -62,28 +62,29 @@ def hamming_found(photos):
     return set(truth) & set(zip(a.tolist(), b.tolist(), strict=True))
 
 
-@pytest.mark.parametrize("exact", [True, False])
-def test_planted_copies_are_proposed_in_their_orientation(photos, hamming_found, exact):
+@pytest.mark.parametrize("exact,margin", [(True, None), (True, MARGIN), (False, None)])
+def test_planted_copies_are_proposed_in_their_orientation(photos, hamming_found, exact, margin):
     """Every copy the 14-bit Hamming search found is proposed, and more (two heavy watermarks
     it missed; the other two correlate 0.22 and 0.38 with their original, below anything the
     verification would pass), each with the orientation that turns the original onto it; the
     candidates stay within n x neighbours. `exact=False` forces the inverted file of big
-    catalogues."""
+    catalogues, `margin` their canonical-orientation queries (each approximate: at most two of the
+    44 lost)."""
     thumbs, truth = photos
     nn = NearestNeighbours() if exact else NearestNeighbours(exact_work=0, nprobe=16, dims=32)
     if not exact:  # the inverted file needs a few thousand vectors: pad with blocky noise pictures
         rng = np.random.default_rng(1)
         noise = rng.integers(0, 255, (400, 8, 8)).astype(np.uint8).repeat(8, 1).repeat(8, 2)
         thumbs = np.concatenate([thumbs, noise])
-    a, b, d, s = nearest_pairs(thumbs, 5, nn=nn)
+    a, b, d, s = nearest_pairs(thumbs, 5, nn=nn, margin=margin)
     assert np.all(a < b) and len(a) <= 5 * len(thumbs)
     found = {(x, y): z for x, y, z in zip(a.tolist(), b.tolist(), d.tolist(), strict=True)}
     assert len(hamming_found) == 44
-    if exact:
+    if exact and margin is None:
         assert hamming_found <= set(found)
         assert len(set(truth) & set(found)) >= 46
     else:  # approximate: a copy whose nearest cluster centre differs from its original's can be lost
-        assert len(hamming_found - set(found)) <= 1
+        assert len(hamming_found - set(found)) <= 2
     for pair in hamming_found & set(found):  # (a heavy watermark's best orientation may be another)
         assert found[pair] == truth[pair], pair
 
@@ -110,3 +111,20 @@ def test_find_duplicates_keeps_the_copies_and_records_their_orientation(photos, 
     assert len(passing) >= 40 and passing <= set(matches)
     for pair in passing:
         assert matches[pair].dihedral == truth[pair] and 0 <= matches[pair].hamming <= 63
+
+
+def test_canonical_turn_is_the_one_turn_with_positive_slack(photos):
+    from curate.dedupe.dct import all_turns, canonical_slack, canonical_turn
+
+    thumbs, _ = photos
+    v = descriptors(thumbs)[:, 0]
+    slack = canonical_slack(all_turns(v))
+    assert np.array_equal(canonical_turn(v), slack.argmax(1))
+    assert np.all((slack > 0).sum(1) <= 1)
+    for d in range(len(DIHEDRAL)):  # every orientation of a picture has the same canonical form
+        t = turned(v, d)
+        assert np.allclose(
+            np.stack([turned(x, k) for x, k in zip(t, canonical_turn(t), strict=True)]),
+            np.stack([turned(x, k) for x, k in zip(v, canonical_turn(v), strict=True)]),
+            atol=1e-5,
+        )

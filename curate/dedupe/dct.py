@@ -88,6 +88,13 @@ def inverse_dihedral(d: int) -> int:
     raise AssertionError("dihedral group is closed")
 
 
+def compose_dihedral(x: int, y: int) -> int:
+    """The flip/turn that does dihedral `x`, then `y`."""
+    probe = np.arange(16).reshape(4, 4)
+    target = apply_dihedral(apply_dihedral(probe, x), y)
+    return next(k for k in range(len(DIHEDRAL)) if np.array_equal(apply_dihedral(probe, k), target))
+
+
 def _box_matrix(n_src: int, start: float, length: float, n_out: int = SIDE) -> np.ndarray:
     """(n_out, n_src) weights of a box-filter resample of [start, start+length) to n_out pixels."""
     edges = start + length * np.arange(n_out + 1) / n_out
@@ -172,6 +179,31 @@ _PERM, _SIGN = _orientation_tables()
 def turned(v: np.ndarray, d: int) -> np.ndarray:
     """Descriptors (…, DIMS) of the pictures turned/flipped by dihedral `d` (index into DIHEDRAL)."""
     return v[..., _PERM[d]] * _SIGN[d]
+
+
+_FLAT = np.arange(HASH_K * HASH_K).reshape(HASH_K, HASH_K) - 1
+_UPPER, _LOWER = _FLAT[np.triu_indices(HASH_K, 1)], _FLAT[np.tril_indices(HASH_K, -1)]
+_LOWER = _LOWER[_LOWER >= 0]
+_UPPER = _UPPER[_UPPER >= 0]
+
+
+def canonical_slack(v: np.ndarray) -> np.ndarray:
+    """(…) how close descriptors are to the canonical orientation: the least of (energy above the
+    diagonal minus below it, first horizontal coefficient, first vertical one); exactly one of a
+    picture's eight turns has all three positive (a transpose swaps the first, flips negate the others)."""
+    sq = v * v  # |c|: the descriptors are signed square roots
+    energy = sq[..., _UPPER].sum(-1) - sq[..., _LOWER].sum(-1)
+    return np.minimum(energy, np.minimum(v[..., _FLAT[0, 1]], v[..., _FLAT[1, 0]]))
+
+
+def canonical_turn(v: np.ndarray) -> np.ndarray:
+    """(…) the dihedral that turns each descriptor into its canonical orientation (the one turn
+    whose `canonical_slack` is positive), from three numbers instead of eight turned copies."""
+    sq = v * v
+    t = sq[..., _UPPER].sum(-1) < sq[..., _LOWER].sum(-1)
+    across = np.where(t, v[..., _FLAT[1, 0]], v[..., _FLAT[0, 1]])  # first horizontal after the transpose
+    down = np.where(t, v[..., _FLAT[0, 1]], v[..., _FLAT[1, 0]])
+    return t * 4 + (down < 0) * 2 + (across < 0)  # DIHEDRAL's order: (transpose, flip rows, flip columns)
 
 
 def all_turns(v: np.ndarray) -> np.ndarray:
