@@ -155,13 +155,14 @@ def run_ours(corpus: Path, workdir: Path, workers: int, why_missed: bool = False
         "pairs": pairs,
         "diagnosis": diagnose(ws, names_of) if why_missed else None,
         "extra": f"ingest {ingest_s:.1f}s; dedupe: hash {rep.seconds['hash']:.1f}s, search + verify "
-        "{rep.seconds['search']:.1f}s ({rep.sift_pairs} pairs needed SIFT); {rep.to_review} pairs to review",
+        f"{rep.seconds['search']:.1f}s ({rep.sift_pairs} pairs needed SIFT); {rep.to_review} pairs to review",
     }
 
 
 def diagnose(ws, names_of: dict) -> dict:
-    """For every (file, file) pair: did the hash search propose it, and what did verification say?
-    Re-runs the search and the verification outside the timed run (`main` prints it for missed copies)."""
+    """For every (file, file) pair: did the proposal (nearest neighbours, then the correlation floor)
+    pass it on, and what did verification say? Re-runs the search and the verification outside
+    the timed run (`main` prints it for missed copies)."""
     from curate.dedupe.hashing import RegionPHash
     from curate.dedupe.pairs import Verifier, load_codes
     from curate.dedupe.run import ALGO, DedupeOptions
@@ -318,7 +319,15 @@ def missed(truth: dict, pairs: list, diag: dict) -> list[tuple[str, str]]:
     for f, v in sorted(files.items(), key=lambda kv: (kv[1]["transform"], kv[0])):
         o = original.get(v["group"])
         if v["transform"] and o and cluster_of.get(f, f) != cluster_of.get(o, o):
-            out.append((f, diag.get(f"{f}|{o}", "never proposed by the hash search")))
+            out.append(
+                (
+                    f,
+                    diag.get(
+                        f"{f}|{o}",
+                        "never proposed (neither among the other's nearest, or DCT correlation under the floor)",
+                    ),
+                )
+            )
     return out
 
 
@@ -411,8 +420,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--why-missed",
         action="store_true",
-        help="list our missed copies: never proposed by the hash search, or what verification said (re-runs both, "
-        "untimed)",
+        help="list our missed copies: never proposed, or what verification said (re-runs both, untimed)",
     )
     p.add_argument(
         "--proposal-recall",
@@ -542,7 +550,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     diag = results.get("mpox-curate", {}).get("diagnosis")
     if diag is not None:
-        print("missed copies (hash search vs verification):")
+        print("missed copies (proposal vs verification):")
         for f, why in missed(truth, results["mpox-curate"]["pairs"], diag):
             print(f"  {f}: {why}")
     for name, res in results.items():
