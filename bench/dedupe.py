@@ -162,8 +162,9 @@ def run_ours(corpus: Path, workdir: Path, workers: int, why_missed: bool = False
 
 
 def diagnose(ws, names_of: dict) -> dict:
-    """For every (file, file) pair: did the hash search propose it, and what did verification say?
-    Re-runs the search and the verification outside the timed run (`main` prints it for missed copies)."""
+    """For every (file, file) pair: did the proposal (nearest neighbours, then the correlation floor)
+    pass it on, and what did verification say? Re-runs the search and the verification outside
+    the timed run (`main` prints it for missed copies)."""
     from curate.dedupe.hashing import RegionPHash
     from curate.dedupe.pairs import Verifier, load_codes
     from curate.dedupe.run import ALGO, DedupeOptions
@@ -171,7 +172,7 @@ def diagnose(ws, names_of: dict) -> dict:
     opts = DedupeOptions(min_side=1)
     with ws.session() as s:
         ids, codes, thumbs, _ = load_codes(s, ALGO)
-    matches = RegionPHash(radius=opts.radius, similarity=opts.similarity).find_duplicates(codes, thumbs)
+    matches = RegionPHash(neighbours=opts.neighbours, similarity=opts.similarity).find_duplicates(codes, thumbs)
     verifier = Verifier(ws, 0, dict(zip(ids.tolist(), thumbs, strict=False)))
     out = {}
     for m in matches:
@@ -182,6 +183,63 @@ def diagnose(ws, names_of: dict) -> dict:
                 out[f"{x}|{y}"] = out[f"{y}|{x}"] = (
                     f"proposed (corr {m.similarity:.2f}), verified {v.decision}: {v.reason}"
                 )
+    return out
+
+
+def proposal_recall(corpus: Path, workdir: Path, truth: dict, workers: int) -> dict:
+    """The proposal stage alone, before (every window within 14 bits of Hamming, as until
+    2026-11-30) and now (nearest neighbours): candidates that are the same photo or not, and the
+    planted copies proposed with their original; both as proposed and after the DCT-correlation
+    floor that sends a candidate on to verification. Untimed beyond the search itself."""
+    from sqlmodel import select
+
+    from curate.dedupe.hashing import PHash, RegionPHash
+    from curate.dedupe.pairs import load_codes
+    from curate.dedupe.run import ALGO, DedupeOptions, DedupeReport, hash_missing
+    from curate.intake.ingest import IngestOptions, ingest_folder
+    from curate.workspace import Workspace
+    from db.models import Provenance
+
+    class Hamming(RegionPHash):
+        def candidates(self, codes, new=None, thumbs=None):
+            return PHash(radius=14).candidates(codes, new)
+
+    ws = Workspace.init(workdir / "ws")
+    ingest_folder(ws, corpus, IngestOptions(source="bench", kind="public", workers=workers))
+    opts = DedupeOptions(min_side=1, workers=workers)
+    hash_missing(ws, opts, DedupeReport())
+    with ws.session() as s:
+        ids, codes, thumbs, _ = load_codes(s, ALGO)
+        name = dict(s.exec(select(Provenance.image_id, Provenance.locator)).all())
+    files = truth["files"]
+    group = [files[name[i]]["group"] for i in ids.tolist()]
+    row = {name[i]: r for r, i in enumerate(ids.tolist())}
+    first = {v["group"]: f for f, v in files.items() if not v["transform"] and f.startswith("p")}
+    planted = {
+        tuple(sorted((row[f], row[first[v["group"]]]))): v["transform"]
+        for f, v in files.items()
+        if v["transform"] and f in row and first[v["group"]] in row and row[f] != row[first[v["group"]]]
+    }
+    out = {}
+    for label, enc in (
+        ("hamming-14", Hamming(similarity=opts.similarity)),
+        ("neighbours", RegionPHash(opts.neighbours, opts.similarity)),
+    ):
+        t = time.perf_counter()
+        a, b, _, _ = enc.candidates(codes, None, thumbs)
+        seconds = time.perf_counter() - t
+        verified = {(m.a, m.b) for m in enc.find_duplicates(codes, thumbs)}
+        for stage, pairs in (("proposed", set(zip(a.tolist(), b.tolist(), strict=True))), ("floor", verified)):
+            true = sum(group[x] == group[y] for x, y in pairs)
+            out[f"{label} {stage}"] = {
+                "seconds": seconds if stage == "proposed" else None,
+                "candidates": len(pairs),
+                "true": true,
+                "false": len(pairs) - true,
+                "copies": sum(p in pairs for p in planted),
+                "of": len(planted),
+                "missing": dict(Counter(t for p, t in planted.items() if p not in pairs)),
+            }
     return out
 
 
@@ -263,54 +321,65 @@ def missed(truth: dict, pairs: list, diag: dict) -> list[tuple[str, str]]:
     for f, v in sorted(files.items(), key=lambda kv: (kv[1]["transform"], kv[0])):
         o = original.get(v["group"])
         if v["transform"] and o and cluster_of.get(f, f) != cluster_of.get(o, o):
-            out.append((f, diag.get(f"{f}|{o}", "never proposed by the hash search")))
+            out.append(
+                (
+                    f,
+                    diag.get(
+                        f"{f}|{o}",
+                        "never proposed (neither among the other's nearest, or DCT correlation under the floor)",
+                    ),
+                )
+            )
     return out
 
 
-def scale(n: int, radius: int = 14, seed: int = 0) -> dict:
-    """Candidate search alone on `n` images' codes (as `curate dedupe` stores them): time, peak memory,
-    recall of planted near-duplicates.
+def scale(n: int, neighbours: int = 5, seed: int = 0) -> dict:
+    """Candidate search alone on `n` images (as `curate dedupe` runs it on stored codes and
+    thumbnails): time, peak memory, recall of planted copies.
 
-    The codes come from smoothed-noise thumbnails (photo-like low frequencies). 1 % of the pictures get
-    a planted copy: every window code of the original with the same k bits flipped, k spread over
-    1..radius, so each planted pair is within the radius and must be found (recall 1.0). Peak memory is
-    the process's ru_maxrss (this runs in its own subprocess)."""
+    The thumbnails are smoothed noise (photo-like low frequencies). 1 % of the pictures get a
+    planted copy: the original cropped by 0-8 % on each side, turned by a random flip or
+    quarter-turn, its tone changed and noise added, so each must be proposed (recall 1.0). The time
+    includes computing the descriptors from the thumbnails; peak memory is the process's ru_maxrss
+    (this runs in its own subprocess)."""
     import resource
 
     import numpy as np
     from PIL import Image
 
     from curate.dedupe.decode import THUMB
-    from curate.dedupe.hashing import HASH_K, WINDOWS, RegionPHash, _operators, pack_bits
+    from curate.dedupe.hashing import RegionPHash, apply_dihedral
 
     rng = np.random.default_rng(seed)
-    enc = RegionPHash(radius=radius)
-    codes = np.empty((n, len(WINDOWS)), np.uint64)
+    enc = RegionPHash(neighbours=neighbours)
+    thumbs = np.empty((n, THUMB, THUMB), np.uint8)
     for start in range(0, n, 2000):
         m = min(2000, n - start)
         small = rng.normal(0, 1, (m, 8, 8)).astype(np.float32)
-        thumbs = np.stack([np.asarray(Image.fromarray(x, "F").resize((THUMB, THUMB), Image.BICUBIC)) for x in small])
-        thumbs += rng.normal(0, 0.05, thumbs.shape).astype(np.float32)
-        ly, lx = _operators((THUMB, THUMB), WINDOWS, HASH_K)  # what `window_dct` applies, batched
-        codes[start : start + m] = pack_bits(
-            np.ascontiguousarray(np.einsum("wkh,mhx,wlx->mwkl", ly, thumbs, lx, optimize=True))
-        )
+        up = np.stack([np.asarray(Image.fromarray(x, "F").resize((THUMB, THUMB), Image.BICUBIC)) for x in small])
+        up += rng.normal(0, 0.05, up.shape).astype(np.float32)
+        thumbs[start : start + m] = np.clip(128 + 40 * up, 0, 255).astype(np.uint8)
     picked = rng.choice(n, 2 * max(1, n // 100), replace=False)
     originals, copies = picked[::2], picked[1::2]
     for o, c in zip(originals, copies, strict=False):
-        flips = rng.choice(np.arange(1, 64), 1 + int(rng.integers(0, radius)) if radius else 0, replace=False)
-        mask = np.uint64(sum(1 << int(b) for b in flips))
-        codes[c] = codes[o] ^ mask  # k bits apart, 1 <= k <= radius, on every window
+        x0, y0, x1, y1 = (int(v) for v in rng.integers(0, int(0.08 * THUMB) + 1, 4))
+        img = Image.fromarray(thumbs[o]).crop((x0, y0, THUMB - x1, THUMB - y1)).resize((THUMB, THUMB), Image.BILINEAR)
+        a = apply_dihedral(np.asarray(img, np.float32), int(rng.integers(0, 8)))
+        a = a * rng.uniform(0.8, 1.2) + rng.uniform(-20, 20) + rng.normal(0, 3, a.shape)
+        thumbs[c] = np.clip(a, 0, 255).astype(np.uint8)
+    codes = np.stack([enc.encode(t) for t in thumbs[picked]])  # only for the pairs' recorded distance
+    full = np.zeros((n, codes.shape[1]), np.uint64)
+    full[picked] = codes
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t = time.perf_counter()
-    a, b, _, _ = enc.candidates(codes)
+    a, b, _, _ = enc.candidates(full, None, thumbs)
     seconds = time.perf_counter() - t
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     found = set(zip(a.tolist(), b.tolist(), strict=False))
     planted = {(min(int(o), int(c)), max(int(o), int(c))) for o, c in zip(originals, copies, strict=False)}
     return {
         "images": n,
-        "radius": radius,
+        "neighbours": neighbours,
         "seconds": seconds,
         "peak_mb": peak / 1024,
         "search_mb": (peak - before) / 1024,
@@ -329,14 +398,14 @@ def main(argv: list[str] | None = None) -> None:
         "--scale",
         type=int,
         default=0,
-        help="images for the candidate-search scale line, e.g. 100000 (minutes at radius 7 and up: bench/README.md, "
+        help="images for the candidate-search scale line, e.g. 100000 (bench/README.md, "
         "Scale); 0 skips it (default: 0)",
     )
     p.add_argument(
-        "--scale-radius",
+        "--scale-neighbours",
         type=int,
-        default=14,
-        help="Hamming radius of the scale line's search (default: 14, what curate dedupe uses)",
+        default=5,
+        help="pictures each picture proposes in the scale line's search (default: 5, what curate dedupe uses)",
     )
     p.add_argument(
         "--corpus",
@@ -353,26 +422,31 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--why-missed",
         action="store_true",
-        help="list our missed copies: never proposed by the hash search, or what verification said (re-runs both, "
-        "untimed)",
+        help="list our missed copies: never proposed, or what verification said (re-runs both, untimed)",
+    )
+    p.add_argument(
+        "--proposal-recall",
+        action="store_true",
+        help="the proposal stage alone on the corpus, before (Hamming radius 14) and now (nearest neighbours): "
+        "candidates true/false and planted copies proposed",
     )
     p.add_argument("--tool", default=None, help=argparse.SUPPRESS)  # internal: run one foreign tool, print JSON
     args = p.parse_args(argv)
     corpus = args.corpus / f"v2-real{args.per_photo}-syn{args.synthetic}-c{args.closeups}"  # v2: chelsea listed once
     if args.tool:
         res = (
-            scale(args.scale, args.scale_radius)
+            scale(args.scale, args.scale_neighbours)
             if args.tool == "scale"
             else {"imagededup": run_imagededup, "difpy": run_difpy}[args.tool](corpus / "images")
         )
         print("RESULT " + json.dumps(res))
         return
     if not args.tools and args.scale:  # `--tools '' --scale N`: the scale line alone
-        sc = scale(args.scale, args.scale_radius)
+        sc = scale(args.scale, args.scale_neighbours)
         print(
             json.dumps(sc)
             if args.json
-            else f"candidate search, {sc['images']} images, radius {sc['radius']}: {sc['seconds']:.1f} s, peak "
+            else f"candidate search, {sc['images']} images, {sc['neighbours']} neighbours: {sc['seconds']:.1f} s, peak "
             f"{sc['peak_mb']:.0f} MB, {sc['candidates']} candidates, planted pairs found {sc['planted_recall']:.3f} "
             f"of {sc['planted']}"
         )
@@ -382,6 +456,22 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"corpus: {len(truth['files'])} files in {corpus / 'images'} ({time.perf_counter() - t:.0f}s to build or load)"
     )
+    if args.proposal_recall:
+        with tempfile.TemporaryDirectory() as tmp:
+            res = proposal_recall(corpus / "images", Path(tmp), truth, args.workers)
+        if args.json:
+            print(json.dumps(res, indent=2))
+            return
+        print("| proposal | seconds | candidates | same photo | different | copies with their original | not there |")
+        print("|---|---|---|---|---|---|---|")
+        for k, r in res.items():
+            secs = f"{r['seconds']:.1f}" if r["seconds"] is not None else ""
+            missing = ", ".join(f"{t} {c}" for t, c in sorted(r["missing"].items()))
+            print(
+                f"| {k} | {secs} | {r['candidates']} | {r['true']} | {r['false']} | {r['copies']} of {r['of']} | "
+                f"{missing} |"
+            )
+        return
     results = {}
     for tool in args.tools.split(","):
         if tool == "ours":
@@ -428,8 +518,8 @@ def main(argv: list[str] | None = None) -> None:
                 "scale",
                 "--scale",
                 str(args.scale),
-                "--scale-radius",
-                str(args.scale_radius),
+                "--scale-neighbours",
+                str(args.scale_neighbours),
             ],
             capture_output=True,
             text=True,
@@ -462,7 +552,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     diag = results.get("mpox-curate", {}).get("diagnosis")
     if diag is not None:
-        print("missed copies (hash search vs verification):")
+        print("missed copies (proposal vs verification):")
         for f, why in missed(truth, results["mpox-curate"]["pairs"], diag):
             print(f"  {f}: {why}")
     for name, res in results.items():
@@ -471,7 +561,8 @@ def main(argv: list[str] | None = None) -> None:
     if "scale" in out:
         sc = out["scale"]
         print(
-            f"candidate search, {sc.get('images')} images, radius {sc.get('radius')}: {sc.get('seconds', 0):.1f} s, "
+            f"candidate search, {sc.get('images')} images, {sc.get('neighbours')} neighbours: "
+            f"{sc.get('seconds', 0):.1f} s, "
             f"peak {sc.get('peak_mb', 0):.0f} MB, {sc.get('candidates')} candidates, planted pairs found "
             f"{sc.get('planted_recall', 0):.3f} of {sc.get('planted')}"
             if "error" not in sc

@@ -91,6 +91,7 @@ def test_bad_settings_are_one_red_line(ws_path, args, message):
     "args,message",
     [
         (["--radius", "40"], "'--radius': Input should be less than or equal to 32"),
+        (["--neighbours", "0"], "'--neighbours': Input should be greater than or equal to 1"),
         (["--similarity", "1.5"], "'--similarity': Input should be less than or equal to 1"),
         (["--min-side", "0"], "'--min-side': Input should be greater than or equal to 1"),
     ],

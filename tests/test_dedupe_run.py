@@ -257,6 +257,8 @@ def test_overrides_survive_re_runs(planted, tmp_path):
     [
         ("radius", 33, "--radius"),
         ("radius", -1, "--radius"),
+        ("neighbours", 0, "--neighbours"),
+        ("neighbours", 51, "--neighbours"),
         ("similarity", 0.2, "--similarity"),
         ("similarity", 1.01, "--similarity"),
         ("min_side", 0, "--min-side"),

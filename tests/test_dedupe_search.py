@@ -79,14 +79,17 @@ def test_thresholds_out_of_range_are_clear_errors():
         PHash(radius=40)
     with pytest.raises(ConfigError, match="--similarity"):
         RegionPHash(similarity=1.5)
+    with pytest.raises(ConfigError, match="--neighbours"):
+        RegionPHash(neighbours=0)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("radius", [11, 14])
 def test_multi_index_candidates_equal_brute_force_on_real_photo_codes(radius):
-    """The candidate search `curate dedupe` runs (every picture's 8 orientations against every
-    window) gives the same pairs, orientations and distances with either back-end, on codes of
-    real photos and their re-posted copies: the index only makes it faster, never different."""
+    """The Hamming search (`--method phash`, here over every window: each picture's 8
+    orientations against every window) gives the same pairs, orientations and distances with
+    either back-end, on codes of real photos and their re-posted copies: the index only makes it
+    faster, never different."""
     from photo_corpus import crop, frame, originals, watermark
 
     rng = np.random.default_rng(3)
@@ -99,15 +102,15 @@ def test_multi_index_candidates_equal_brute_force_on_real_photo_codes(radius):
             pictures.append(frame(img, "white", 0.08).transpose(0))
         else:
             pictures.append(watermark(img, rng))
-    enc = RegionPHash(radius=radius)
+    enc = RegionPHash()
     codes = []
     for img in pictures:
         buf = io.BytesIO()
         img.save(buf, "PNG")
         codes.append(enc.encode(decode(buf.getvalue()).thumb))
     codes = np.stack(codes)
-    brute = RegionPHash(radius=radius, backend=Backend.BRUTE_FORCE).candidates(codes)
-    multi = RegionPHash(radius=radius, backend=Backend.MULTI_INDEX).candidates(codes)
+    brute = PHash(radius=radius, backend=Backend.BRUTE_FORCE).candidates(codes)
+    multi = PHash(radius=radius, backend=Backend.MULTI_INDEX).candidates(codes)
     assert len(brute[0]) > 50  # the copies are there to be found
     for x, y in zip(brute, multi, strict=False):
         assert np.array_equal(x, y)

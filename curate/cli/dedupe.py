@@ -24,8 +24,17 @@ def dedupe(
             help="Shorter side, in pixels, below which an image is kept out of labelling (default: 128).",
         ),
     ] = 128,
+    neighbours: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=50,
+            help="How many most-alike pictures each picture proposes for verification, 1-50 (region-phash; default: "
+            "5). More finds more heavily edited copies and costs more verification.",
+        ),
+    ] = 5,
     radius: Annotated[
-        int, typer.Option(min=0, max=32, help="Hamming radius of the hash search, 0-32 bits (default: 14).")
+        int, typer.Option(min=0, max=32, help="Hamming radius of the phash method's search, 0-32 bits (default: 14).")
     ] = 14,
     similarity: Annotated[
         float,
@@ -40,7 +49,7 @@ def dedupe(
         str, typer.Option(help="region-phash (crop/rotation/bar robust) or phash (default: region-phash).")
     ] = "region-phash",
     backend: Annotated[
-        str, typer.Option(help="Search back-end: auto, brute-force or multi-index (default: auto).")
+        str, typer.Option(help="The phash method's search back-end: auto, brute-force or multi-index (default: auto).")
     ] = "auto",
     cnn: Annotated[
         bool, typer.Option("--cnn", help="Add the CNN-embedding stage (needs torch; hash-only without it).")
@@ -68,6 +77,7 @@ def dedupe(
     ws = open_workspace(workspace, db)
     options = DedupeOptions(
         min_side=min_side,
+        neighbours=neighbours,
         radius=radius,
         similarity=similarity,
         method=method,

@@ -7,10 +7,12 @@ returns the matched pairs. Settings go to the constructor, work to the verbs.
 `PHash`   — the classic DCT hash of the whole picture, made invariant to the
             eight flips and quarter-turns (bits are signs of AC coefficients,
             so a flip is an XOR and a transpose a bit permutation).
-`RegionPHash` — `PHash` of the whole picture plus of 10 inner windows (a 95 %
+`RegionPHash` — codes of the whole picture plus of 10 inner windows (a 95 %
             centre crop and a 3x3 grid of 90 % crops) so that a copy with a
-            border cut away still meets one window at small distance; each
-            hash candidate is then verified by the correlation of 143 real DCT
+            border cut away still meets one window closely. Candidates are each
+            picture's nearest others on float descriptors of those windows
+            (`curate.dedupe.propose`, any orientation), not a Hamming radius;
+            each is then checked by the correlation of 143 real DCT
             coefficients over a finer grid of windows, which separates a
             re-posted copy from a different photo of the same skin.
 """
@@ -22,96 +24,27 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image as PILImage
 
+from curate.dedupe.dct import (
+    BITS,
+    CENTRE,
+    DIHEDRAL,
+    HASH_K,
+    VERIFY_K,
+    VERIFY_TURNS,
+    VERIFY_WINDOWS,
+    WINDOWS,
+    apply_dihedral,
+    inverse_dihedral,
+    is_mirror,
+    window_dct,
+)
 from curate.dedupe.decode import THUMB
+from curate.dedupe.propose import nearest_pairs
 from curate.dedupe.search import Backend, hamming, make_index
+from curate.dedupe.search.knn import NearestNeighbours
 from curate.errors import ConfigError
 
-SIDE = 32  # pixels a window is resampled to before the DCT
-HASH_K = 8  # 8x8 low-frequency coefficients -> 63 sign bits (the DC slot is always 0)
-VERIFY_K = 12  # 12x12 coefficients (DC dropped) -> 143-value verification vector
-BITS = 64
-
-
-def _dct_matrix(n: int) -> np.ndarray:
-    k = np.arange(n)[:, None]
-    x = np.arange(n)[None, :]
-    m = np.cos(np.pi * (2 * x + 1) * k / (2 * n)) * np.sqrt(2 / n)
-    m[0] /= np.sqrt(2)
-    return m.astype(np.float32)
-
-
-_DCT = _dct_matrix(SIDE)
-
-# Hash windows (scale, dx, dy) in fractions of the picture; index 0 is the whole picture.
-WINDOWS: tuple[tuple[float, float, float], ...] = ((1.0, 0.0, 0.0), (0.95, 0.0, 0.0)) + tuple(
-    (0.9, dx, dy) for dy in (-0.05, 0.0, 0.05) for dx in (-0.05, 0.0, 0.05)
-)
-# Verification windows: a finer grid, only ever computed for hash candidates.
-VERIFY_WINDOWS: tuple[tuple[float, float, float], ...] = (
-    ((1.0, 0.0, 0.0),)
-    + tuple((0.95, dx, dy) for dy in (-0.025, 0.0, 0.025) for dx in (-0.025, 0.0, 0.025))
-    + tuple((0.9, dx, dy) for dy in (-0.05, -0.025, 0.0, 0.025, 0.05) for dx in (-0.05, -0.025, 0.0, 0.025, 0.05))
-)
-
-# Small rotations the verification also tries, on the 80 % centre (clear of the corners a turn exposes).
-VERIFY_TURNS: tuple[float, ...] = (0.0, -2.0, 2.0, -4.0, 4.0)
-_CENTRE = ((0.8, 0.0, 0.0),)
-
-# The eight flips/quarter-turns as (transpose, flip rows, flip columns) of a square array.
-DIHEDRAL: tuple[tuple[bool, bool, bool], ...] = tuple(
-    (t, fy, fx) for t in (False, True) for fy in (False, True) for fx in (False, True)
-)
-
-
-def is_mirror(d: int) -> bool:
-    """Whether dihedral `d` mirrors the picture (an odd number of flips and transposes)."""
-    return sum(DIHEDRAL[d]) % 2 == 1
-
-
-def apply_dihedral(a: np.ndarray, d: int) -> np.ndarray:
-    t, fy, fx = DIHEDRAL[d]
-    if t:
-        a = a.T
-    if fy:
-        a = a[::-1]
-    if fx:
-        a = a[:, ::-1]
-    return np.ascontiguousarray(a)
-
-
-def _box_matrix(n_src: int, start: float, length: float, n_out: int = SIDE) -> np.ndarray:
-    """(n_out, n_src) weights of a box-filter resample of [start, start+length) to n_out pixels."""
-    edges = start + length * np.arange(n_out + 1) / n_out
-    lo, hi = edges[:-1, None], edges[1:, None]
-    px = np.arange(n_src)[None, :]
-    overlap = np.clip(np.minimum(hi, px + 1) - np.maximum(lo, px), 0, None)
-    return (overlap / (hi - lo)).astype(np.float32)
-
-
-_OPS: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
-
-
-def _operators(shape: tuple[int, int], spec, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-window left/right matrices that resample a window to SIDE and take its k x k DCT."""
-    key = (shape, spec, k)
-    if key not in _OPS:
-        h, w = shape
-        ly, lx = [], []
-        for s, dx, dy in spec:
-            cw, ch = w * s, h * s
-            x0 = min(max((w - cw) / 2 + dx * w, 0.0), w - cw)
-            y0 = min(max((h - ch) / 2 + dy * h, 0.0), h - ch)
-            ly.append(_DCT[:k] @ _box_matrix(h, y0, ch))
-            lx.append(_DCT[:k] @ _box_matrix(w, x0, cw))
-        _OPS[key] = (np.stack(ly), np.stack(lx))
-    return _OPS[key]
-
-
-def window_dct(thumb: np.ndarray, spec, k: int) -> np.ndarray:
-    """(len(spec), k, k) low-frequency DCT of each window of `thumb` (box-resampled to SIDE)."""
-    ly, lx = _operators(thumb.shape, tuple(spec), k)
-    t = thumb.astype(np.float32)
-    return (ly @ t) @ lx.transpose(0, 2, 1)
+NEIGHBOURS = 5  # pictures each picture proposes (bench/README.md, Dedupe: proposal)
 
 
 def pack_bits(coeffs: np.ndarray) -> np.ndarray:
@@ -242,7 +175,7 @@ class PHash:
         # express the dihedral as "applied to lo": if the query was hi, invert it
         dq = d[first]
         qa = a[first]
-        inv = np.array([_inverse(k) for k in range(8)])
+        inv = np.array([inverse_dihedral(k) for k in range(8)])
         dq = np.where(qa == lo[first], dq, inv[dq])
         return lo[first], hi[first], dq, h[first].astype(np.int64)
 
@@ -253,24 +186,35 @@ class PHash:
         ]
 
 
-def _inverse(d: int) -> int:
-    probe = np.arange(16).reshape(4, 4)
-    target = apply_dihedral(probe, d)
-    for k in range(8):
-        if np.array_equal(apply_dihedral(target, k), probe):
-            return k
-    raise AssertionError("dihedral group is closed")
-
-
 class RegionPHash(PHash):
-    """`PHash` over 11 windows, hash candidates verified by DCT correlation."""
+    """11 windows; candidates proposed by nearest neighbours (`curate.dedupe.propose`), then
+    checked by DCT correlation over a finer grid of windows."""
 
     windows = WINDOWS
 
-    def __init__(self, radius: int = 14, similarity: float = 0.90, backend: str | Backend = Backend.AUTO):
-        _check(radius, similarity)
-        super().__init__(radius, backend)
+    def __init__(self, neighbours: int = NEIGHBOURS, similarity: float = 0.90, nn: NearestNeighbours | None = None):
+        _check(0, similarity)
+        if isinstance(neighbours, bool) or not isinstance(neighbours, (int, np.integer)) or not 1 <= neighbours <= 50:
+            raise ConfigError(f"--neighbours must be a whole number from 1 to 50, not {neighbours!r}")
+        super().__init__(0)
+        self.neighbours = int(neighbours)
         self.similarity = similarity
+        self.nn = nn
+
+    def candidates(self, codes: np.ndarray, new: np.ndarray | None = None, thumbs=None):
+        """(a, b, dihedral, hamming) arrays, a < b: every pair in which one picture is among the
+        other's `neighbours` nearest (`propose.nearest_pairs`, on the thumbnails). `hamming` is the
+        pair's best window distance in that orientation (for the record; it decides nothing)."""
+        if thumbs is None:
+            raise ValueError("RegionPHash.candidates needs the thumbnails")
+        a, b, d, _ = nearest_pairs(thumbs, self.neighbours, new, self.nn)
+        if not len(a):
+            return a, b, d, a
+        inv = np.array([inverse_dihedral(k) for k in range(8)])
+        turns = dihedral_codes(codes[:, 0])  # (n, 8)
+        there = hamming(turns[a, d][:, None], codes[b]).min(1)  # a turned onto b's windows
+        back = hamming(turns[b, inv[d]][:, None], codes[a]).min(1)  # b turned back onto a's windows
+        return a, b, d, np.minimum(there, back).astype(np.int64)
 
     @staticmethod
     def vectors(thumb: np.ndarray) -> np.ndarray:
@@ -283,7 +227,7 @@ class RegionPHash(PHash):
         """The same for the 80 % centre of the picture turned by each VERIFY_TURNS angle."""
         img = PILImage.fromarray(thumb)
         turned = [thumb] + [np.asarray(img.rotate(a, resample=PILImage.BILINEAR)) for a in VERIFY_TURNS[1:]]
-        c = np.concatenate([window_dct(t, _CENTRE, VERIFY_K) for t in turned]).reshape(len(turned), -1)[:, 1:]
+        c = np.concatenate([window_dct(t, CENTRE, VERIFY_K) for t in turned]).reshape(len(turned), -1)[:, 1:]
         return c / np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-6)
 
     def verify(self, thumb_a: np.ndarray, thumb_b: np.ndarray, dihedral: int, _cache=None) -> float:
@@ -303,7 +247,7 @@ class RegionPHash(PHash):
         """Verified pairs; `thumbs[i]` is the (THUMB, THUMB) uint8 thumbnail of row i."""
         if thumbs is None:
             raise ValueError("RegionPHash.find_duplicates needs the thumbnails to verify candidates")
-        a, b, d, h = self.candidates(codes, new)
+        a, b, d, h = self.candidates(codes, new, thumbs)
         out = []
         cache: dict[tuple, np.ndarray] = {}
         for x, y, z, dist in zip(a.tolist(), b.tolist(), d.tolist(), h.tolist(), strict=False):
@@ -323,4 +267,15 @@ class RegionPHash(PHash):
 
 METHODS = {"phash": PHash, "region-phash": RegionPHash}
 
-__all__ = ["PHash", "RegionPHash", "Match", "METHODS", "THUMB", "dihedral_codes", "to_hex"]
+__all__ = [
+    "PHash",
+    "RegionPHash",
+    "Match",
+    "METHODS",
+    "NEIGHBOURS",
+    "THUMB",
+    "apply_dihedral",
+    "dihedral_codes",
+    "is_mirror",
+    "to_hex",
+]

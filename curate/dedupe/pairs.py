@@ -211,7 +211,7 @@ def find_pairs(ws, options, algo: str, report) -> list[Pair]:
     if options.method == "phash":
         method = METHODS["phash"](radius=options.radius, backend=options.backend)
     else:
-        method = RegionPHash(radius=options.radius, similarity=options.similarity, backend=options.backend)
+        method = RegionPHash(neighbours=options.neighbours, similarity=options.similarity)
     with ws.session() as s:
         ids, codes, thumbs, searched = load_codes(s, algo)
         digests = s.exec(select(Image.id, Image.pixel_sha256).where(Image.pixel_sha256.is_not(None))).all()

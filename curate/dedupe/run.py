@@ -23,7 +23,7 @@ from sqlmodel import Session, select
 
 from curate.dedupe.cluster import Candidate, Edge, cluster_key, clusters, representative, unmerged
 from curate.dedupe.decode import THUMB, decode
-from curate.dedupe.hashing import METHODS, WINDOWS, RegionPHash, to_hex
+from curate.dedupe.hashing import METHODS, NEIGHBOURS, WINDOWS, RegionPHash, to_hex
 from curate.dedupe.pairs import find_pairs
 from curate.dedupe.search import backend_named
 from curate.errors import ConfigError
@@ -50,7 +50,8 @@ CODE_BYTES, THUMB_BYTES = 8 * len(WINDOWS), THUMB * THUMB
 @dataclass(frozen=True)
 class DedupeOptions:
     min_side: int = 128  # images with a shorter side are kept out of labelling (the paper's low-res filter)
-    radius: int = 14  # Hamming radius of the hash search (bits of 64)
+    radius: int = 14  # Hamming radius of the phash method's search (bits of 64)
+    neighbours: int = NEIGHBOURS  # region-phash: pictures each picture proposes for verification
     similarity: float = 0.60  # DCT correlation a hash candidate needs to be verified geometrically
     method: str = "region-phash"  # phash | region-phash
     backend: str = "auto"  # auto | brute-force | multi-index
@@ -64,6 +65,8 @@ class DedupeOptions:
             raise ConfigError(f"--min-side must be a whole number of pixels from 1 to 10000, not {self.min_side!r}")
         if not isinstance(self.radius, int) or not 0 <= self.radius <= 32:
             raise ConfigError(f"--radius must be a whole number of bits from 0 to 32, not {self.radius!r}")
+        if isinstance(self.neighbours, bool) or not isinstance(self.neighbours, int) or not 1 <= self.neighbours <= 50:
+            raise ConfigError(f"--neighbours must be a whole number from 1 to 50, not {self.neighbours!r}")
         if not 0.5 <= self.similarity <= 1.0:
             raise ConfigError(f"--similarity must be between 0.5 and 1.0, not {self.similarity!r}")
         if not 0.5 <= self.cnn_similarity <= 1.0:
@@ -76,7 +79,8 @@ class DedupeOptions:
 
     @property
     def settings(self) -> str:
-        return f"{ALGO}|{self.method}|r{self.radius}|s{self.similarity:g}|sift"
+        search = f"k{self.neighbours}" if self.method == "region-phash" else f"r{self.radius}"
+        return f"{ALGO}|{self.method}|{search}|s{self.similarity:g}|sift"
 
 
 @dataclass

@@ -4,7 +4,8 @@ Each back-end is a class that takes a distance function, is built with
 `.build(codes)` and answers `.search(queries, radius)` with three arrays
 (query index, code index, distance) for every pair within the radius. They
 know nothing about images. `make_index(Backend.X, distance)` picks one; an
-unknown name raises `ConfigError` listing the known ones.
+unknown name raises `ConfigError` listing the known ones. They serve `--method phash`;
+the default method's proposal is k nearest neighbours on float descriptors (`knn`).
 """
 
 from __future__ import annotations
