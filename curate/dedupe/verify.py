@@ -10,6 +10,8 @@ matched against the flipped picture. A match counts as the same photo only if
 * at least `SAME_INLIERS` matches agree on one transform,
 * they are spread over the shared area (at least `SAME_CELLS` of a 4 x 4 grid:
   a shared watermark, logo or one lesion's edge is not the whole photo), and
+  not along one line (`SAME_SPREAD`: a caption or watermark burned into two
+  different photos gives a transform that dozens of its keypoints agree on), and
 * the transform lays one content box over most of the other
   (`SAME_COVER` of the smaller one: two different crops of one large photo
   overlap too little), and the shared area is at least `SAME_SHARE` of the
@@ -67,6 +69,7 @@ SAME_INLIERS = 20
 SAME_CELLS = 4
 SAME_COVER = 0.70
 SAME_SHARE = 0.40
+SAME_SPREAD = 0.025  # matches spread across the shared area, not along one line of text (`_spread`)
 REVIEW_SHARE = 0.20
 REVIEW_INLIERS = 10
 REVIEW_COVER = 0.45
@@ -94,6 +97,8 @@ class Geometry:
     cover: float = 0.0  # share of the smaller content box covered by the other, once aligned
     share: float = 0.0  # the shared area as a share of the larger content box
     mirrored: bool = False
+    spread: float = 0.0  # the inliers' spread across their narrower axis (`_spread`)
+    transform: tuple[float, ...] | None = None  # the 2 x 3 similarity a -> b (row-major), at the features' size
 
 
 @dataclass(frozen=True)
@@ -149,6 +154,15 @@ def _cells(points: np.ndarray, w: int, h: int) -> int:
     gx = np.clip((points[:, 0] / max(w, 1) * 4).astype(int), 0, 3)
     gy = np.clip((points[:, 1] / max(h, 1) * 4).astype(int), 0, 3)
     return len(set(zip(gx.tolist(), gy.tolist(), strict=False)))
+
+
+def _spread(points: np.ndarray, w: float, h: float) -> float:
+    """Standard deviation of the inliers along their narrower principal axis, in units of the shared
+    area's sides: about 0.29 for matches all over it, under 0.05 for one line of text across it."""
+    if len(points) < 3:
+        return 0.0
+    p = points / np.array([max(w, 1.0), max(h, 1.0)], np.float32)
+    return float(np.sqrt(max(np.linalg.eigvalsh(np.cov(p.T))[0], 0.0)))
 
 
 def _intersect(mapped: np.ndarray, w: int, h: int) -> tuple[float, np.ndarray | None]:
@@ -216,7 +230,8 @@ def _match_one(a: Features, b: Features, mirrored: bool) -> Geometry:
         return Geometry(matches=good, mirrored=mirrored)
     cover, share, (x0, y0, x1, y1) = _cover(m, a, b)
     inl = pb[keep] - np.array([x0, y0], np.float32)
-    return Geometry(int(keep.sum()), good, _cells(inl, x1 - x0, y1 - y0), cover, share, mirrored)
+    cells, spread = _cells(inl, x1 - x0, y1 - y0), _spread(inl, x1 - x0, y1 - y0)
+    return Geometry(int(keep.sum()), good, cells, cover, share, mirrored, spread, tuple(m.ravel().tolist()))
 
 
 def match(a: Features, a_flipped, b: Features, mirrored: bool | None = None, both: bool = True) -> Geometry:
@@ -239,10 +254,43 @@ def match(a: Features, a_flipped, b: Features, mirrored: bool | None = None, bot
     return max(first, one(not mirrored), key=lambda g: (g.inliers, g.cover))
 
 
+def _at(grey: np.ndarray, f: Features) -> np.ndarray:
+    if grey.shape[1] == f.width and grey.shape[0] == f.height:
+        return grey.astype(np.float32)
+    return cv2.resize(grey, (f.width, f.height), interpolation=cv2.INTER_AREA).astype(np.float32)
+
+
+def aligned_correlation(grey_a: np.ndarray, fa: Features, grey_b: np.ndarray, fb: Features, g: Geometry) -> float:
+    """Pixel correlation of b and a laid over it by the match's transform, over the overlap (both
+    slightly blurred: resampling, JPEG and blur differ between copies). Keypoints on a shared watermark
+    or caption agree on a transform, but the two photos under them do not correlate once aligned."""
+    if g.transform is None:
+        return 0.0
+    a, b = _at(grey_a, fa), _at(grey_b, fb)
+    if g.mirrored:
+        a = np.ascontiguousarray(a[:, ::-1])
+    m = np.array(g.transform, np.float32).reshape(2, 3)
+    warped = cv2.warpAffine(a, m, (fb.width, fb.height), flags=cv2.INTER_LINEAR)
+    inside = cv2.warpAffine(np.ones_like(a), m, (fb.width, fb.height), flags=cv2.INTER_NEAREST)
+    inside = cv2.erode(inside, np.ones((5, 5), np.uint8)) > 0.5
+    if inside.sum() < 100:
+        return 0.0
+    x = cv2.GaussianBlur(warped, (0, 0), 1.5)[inside]
+    y = cv2.GaussianBlur(b, (0, 0), 1.5)[inside]
+    x, y = x - x.mean(), y - y.mean()
+    return float((x * y).sum() / max(np.sqrt((x * x).sum() * (y * y).sum()), 1e-6))
+
+
 def decide(g: Geometry, corr: float, keypoints: tuple[int, int]) -> Verdict:
     """The documented rule (module docstring) on one pair's evidence."""
     said = f"{g.inliers} matching keypoints over {g.cells}/16 cells, {g.cover:.0%} overlap, {g.share:.0%} of the larger"
-    if g.inliers >= SAME_INLIERS and g.cells >= SAME_CELLS and g.cover >= SAME_COVER and g.share >= SAME_SHARE:
+    if (
+        g.inliers >= SAME_INLIERS
+        and g.cells >= SAME_CELLS
+        and g.cover >= SAME_COVER
+        and g.share >= SAME_SHARE
+        and g.spread >= SAME_SPREAD
+    ):
         return Verdict(SAME, said, g)
     if g.inliers >= REVIEW_INLIERS and g.cover >= REVIEW_COVER and g.share >= REVIEW_SHARE:
         why = (
@@ -253,6 +301,8 @@ def decide(g: Geometry, corr: float, keypoints: tuple[int, int]) -> Verdict:
             else "partial overlap"
             if g.cover < SAME_COVER
             else "one is a detail of the other"
+            if g.share < SAME_SHARE
+            else "matches along one line (a shared caption or watermark?)"
         )
         return Verdict(REVIEW, f"near the threshold: {why} ({said})", g)
     if min(keypoints) < MIN_KEYPOINTS and corr >= REVIEW_CORR:
