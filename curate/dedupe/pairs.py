@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from itertools import combinations
 
 import numpy as np
+from scipy.cluster.hierarchy import DisjointSet
 from sqlmodel import Session, select
 from threadpoolctl import threadpool_limits
 
@@ -181,23 +182,14 @@ def _pair(v: verify.Verdict, a: int, b: int, corr: float, hamming: int | None) -
 
 def complete(verifier: Verifier, pairs: dict[tuple[int, int], Pair]) -> None:
     """Verify the missing pairs inside each tentative group (see module docstring); in place."""
-    parent: dict[int, int] = {}
-
-    def find(x: int) -> int:
-        parent.setdefault(x, x)
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
+    joined = DisjointSet()
     for p in pairs.values():
         if p.kind != "review":
-            parent[find(p.a)] = find(p.b)
-    groups: dict[int, list[int]] = defaultdict(list)
-    for x in list(parent):
-        groups[find(x)].append(x)
+            joined.add(p.a)
+            joined.add(p.b)
+            joined.merge(p.a, p.b)
     jobs = []
-    for members in groups.values():
+    for members in joined.subsets():
         if 3 <= len(members) <= COMPLETE_MAX:
             jobs += [(a, b, 0.0, None) for a, b in combinations(sorted(members), 2) if (a, b) not in pairs]
     for (a, b, _, _), v in zip(jobs, verifier.check_many(jobs), strict=False):

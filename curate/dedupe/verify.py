@@ -98,7 +98,6 @@ class Geometry:
     share: float = 0.0  # the shared area as a share of the larger content box
     mirrored: bool = False
     spread: float = 0.0  # the inliers' spread across their narrower axis (`_spread`)
-    transform: tuple[float, ...] | None = None  # the 2 x 3 similarity a -> b (row-major), at the features' size
 
 
 @dataclass(frozen=True)
@@ -231,7 +230,7 @@ def _match_one(a: Features, b: Features, mirrored: bool) -> Geometry:
     cover, share, (x0, y0, x1, y1) = _cover(m, a, b)
     inl = pb[keep] - np.array([x0, y0], np.float32)
     cells, spread = _cells(inl, x1 - x0, y1 - y0), _spread(inl, x1 - x0, y1 - y0)
-    return Geometry(int(keep.sum()), good, cells, cover, share, mirrored, spread, tuple(m.ravel().tolist()))
+    return Geometry(int(keep.sum()), good, cells, cover, share, mirrored, spread)
 
 
 def match(a: Features, a_flipped, b: Features, mirrored: bool | None = None, both: bool = True) -> Geometry:
@@ -252,33 +251,6 @@ def match(a: Features, a_flipped, b: Features, mirrored: bool | None = None, bot
     if (first.inliers >= SAME_INLIERS and first.cover >= SAME_COVER) or (mirrored is not None and not both):
         return first
     return max(first, one(not mirrored), key=lambda g: (g.inliers, g.cover))
-
-
-def _at(grey: np.ndarray, f: Features) -> np.ndarray:
-    if grey.shape[1] == f.width and grey.shape[0] == f.height:
-        return grey.astype(np.float32)
-    return cv2.resize(grey, (f.width, f.height), interpolation=cv2.INTER_AREA).astype(np.float32)
-
-
-def aligned_correlation(grey_a: np.ndarray, fa: Features, grey_b: np.ndarray, fb: Features, g: Geometry) -> float:
-    """Pixel correlation of b and a laid over it by the match's transform, over the overlap (both
-    slightly blurred: resampling, JPEG and blur differ between copies). Keypoints on a shared watermark
-    or caption agree on a transform, but the two photos under them do not correlate once aligned."""
-    if g.transform is None:
-        return 0.0
-    a, b = _at(grey_a, fa), _at(grey_b, fb)
-    if g.mirrored:
-        a = np.ascontiguousarray(a[:, ::-1])
-    m = np.array(g.transform, np.float32).reshape(2, 3)
-    warped = cv2.warpAffine(a, m, (fb.width, fb.height), flags=cv2.INTER_LINEAR)
-    inside = cv2.warpAffine(np.ones_like(a), m, (fb.width, fb.height), flags=cv2.INTER_NEAREST)
-    inside = cv2.erode(inside, np.ones((5, 5), np.uint8)) > 0.5
-    if inside.sum() < 100:
-        return 0.0
-    x = cv2.GaussianBlur(warped, (0, 0), 1.5)[inside]
-    y = cv2.GaussianBlur(b, (0, 0), 1.5)[inside]
-    x, y = x - x.mean(), y - y.mean()
-    return float((x * y).sum() / max(np.sqrt((x * x).sum() * (y * y).sum()), 1e-6))
 
 
 def decide(g: Geometry, corr: float, keypoints: tuple[int, int]) -> Verdict:
