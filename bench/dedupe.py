@@ -389,6 +389,14 @@ def scale(n: int, neighbours: int = 5, seed: int = 0) -> dict:
     }
 
 
+def _subprocess_result(python: str, *args) -> tuple[dict | None, str]:
+    """Run this script in `python` with `args` (a tool or the scale line in its own process, so its
+    imports and memory are its own); its "RESULT {json}" line, and its stderr."""
+    proc = subprocess.run([python, __file__, *map(str, args)], capture_output=True, text=True, cwd=ROOT)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
+    return (json.loads(line[7:]) if line else None), proc.stderr
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--synthetic", type=int, default=300, help="synthetic skin photos (default: 300)")
@@ -478,30 +486,23 @@ def main(argv: list[str] | None = None) -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 results["mpox-curate"] = run_ours(corpus / "images", Path(tmp), args.workers, args.why_missed)
             continue
-        proc = subprocess.run(
-            [
-                args.other_python,
-                __file__,
-                "--tool",
-                tool,
-                "--synthetic",
-                str(args.synthetic),
-                "--per-photo",
-                str(args.per_photo),
-                "--closeups",
-                str(args.closeups),
-                "--corpus",
-                str(args.corpus),
-            ],
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
+        res, err = _subprocess_result(
+            args.other_python,
+            "--tool",
+            tool,
+            "--synthetic",
+            args.synthetic,
+            "--per-photo",
+            args.per_photo,
+            "--closeups",
+            args.closeups,
+            "--corpus",
+            args.corpus,
         )
-        line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
-        if line is None:
-            print(f"{tool}: failed\n{proc.stderr[-2000:]}")
+        if res is None:
+            print(f"{tool}: failed\n{err[-2000:]}")
             continue
-        results[tool] = json.loads(line[7:])
+        results[tool] = res
     transforms = sorted({v["transform"] for v in truth["files"].values() if v["transform"]})
     out = {"files": len(truth["files"]), "tools": {}}
     for name, res in results.items():
@@ -510,23 +511,10 @@ def main(argv: list[str] | None = None) -> None:
             "dedupe_seconds": res.get("dedupe_seconds", res["seconds"]),
         }
     if args.scale:
-        proc = subprocess.run(
-            [
-                sys.executable,
-                __file__,
-                "--tool",
-                "scale",
-                "--scale",
-                str(args.scale),
-                "--scale-neighbours",
-                str(args.scale_neighbours),
-            ],
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
+        res, err = _subprocess_result(
+            sys.executable, "--tool", "scale", "--scale", args.scale, "--scale-neighbours", args.scale_neighbours
         )
-        line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
-        out["scale"] = json.loads(line[7:]) if line else {"error": proc.stderr[-500:]}
+        out["scale"] = res if res is not None else {"error": err[-500:]}
     if args.json:
         print(json.dumps(out, indent=2))
         return
