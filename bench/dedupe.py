@@ -156,7 +156,8 @@ def run_ours(corpus: Path, workdir: Path, workers: int, why_missed: bool = False
         "diagnosis": diagnose(ws, names_of) if why_missed else None,
         "extra": f"ingest {ingest_s:.1f}s; dedupe: hash {rep.seconds['hash']:.1f}s, search "
         f"{rep.seconds['search']:.1f}s, verify {rep.seconds['verify']:.1f}s (CPU {rep.seconds['verify_cpu']:.1f}s; "
-        f"{rep.sift_pairs} pairs needed SIFT, {rep.full_sift_pairs} of them at full size); {rep.to_review} pairs "
+        f"{rep.sift_pairs} pairs needed SIFT, {rep.full_sift_pairs} of them at full size; {rep.local_candidates} "
+        f"proposed by local features alone); {rep.to_review} pairs "
         "to review",
     }
 
@@ -166,7 +167,7 @@ def diagnose(ws, names_of: dict) -> dict:
     pass it on, and what did verification say? Re-runs the search and the verification outside
     the timed run (`main` prints it for missed copies)."""
     from curate.dedupe.hashing import RegionPHash
-    from curate.dedupe.pairs import Verifier, load_codes
+    from curate.dedupe.pairs import Verifier, load_codes, propose_local
     from curate.dedupe.run import ALGO, DedupeOptions
 
     opts = DedupeOptions(min_side=1)
@@ -174,14 +175,16 @@ def diagnose(ws, names_of: dict) -> dict:
         ids, codes, thumbs, _ = load_codes(s, ALGO)
     matches = RegionPHash(neighbours=opts.neighbours, similarity=opts.similarity).find_duplicates(codes, thumbs)
     verifier = Verifier(ws, 0, dict(zip(ids.tolist(), thumbs, strict=False)))
+    jobs = [(int(ids[m.a]), int(ids[m.b]), m.similarity, m.dihedral, "by the hashes") for m in matches]
+    extra = propose_local(verifier, ids, None, {(a, b) for a, b, *_ in jobs})
+    jobs += [(a, b, corr, None, "by local features") for a, b, corr in extra]
     out = {}
-    for m in matches:
-        a, b = int(ids[m.a]), int(ids[m.b])
-        v = verifier.check(a, b, m.similarity, m.dihedral)
+    for a, b, corr, dihedral, how in jobs:
+        v = verifier.check(a, b, corr, dihedral)
         for x in names_of[a]:
             for y in names_of[b]:
                 out[f"{x}|{y}"] = out[f"{y}|{x}"] = (
-                    f"proposed (corr {m.similarity:.2f}), verified {v.decision}: {v.reason}"
+                    f"proposed {how} (corr {corr:.2f}), verified {v.decision}: {v.reason}"
                 )
     return out
 
@@ -303,6 +306,7 @@ def score(truth: dict, pairs: list) -> dict:
     recall = {t: found[t] / total[t] for t in sorted(total)}
     return {
         "recall": recall,
+        "found": {t: [found[t], total[t]] for t in sorted(total)},
         "recall_all": sum(found.values()) / max(1, sum(total.values())),
         "precision": tp / (tp + fp) if tp + fp else 1.0,
         "false_pairs": fp,
@@ -326,7 +330,8 @@ def missed(truth: dict, pairs: list, diag: dict) -> list[tuple[str, str]]:
                     f,
                     diag.get(
                         f"{f}|{o}",
-                        "never proposed (neither among the other's nearest, or DCT correlation under the floor)",
+                        "never proposed (neither among the other's nearest, or DCT correlation under the floor, "
+                        "nor by local features)",
                     ),
                 )
             )
@@ -440,7 +445,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--tool", default=None, help=argparse.SUPPRESS)  # internal: run one foreign tool, print JSON
     args = p.parse_args(argv)
-    corpus = args.corpus / f"v2-real{args.per_photo}-syn{args.synthetic}-c{args.closeups}"  # v2: chelsea listed once
+    # v2: chelsea listed once; v3: no grass tiles (tests/photo_corpus.py, TILED)
+    corpus = args.corpus / f"v3-real{args.per_photo}-syn{args.synthetic}-c{args.closeups}"
     if args.tool:
         res = (
             scale(args.scale, args.scale_neighbours)
@@ -528,7 +534,13 @@ def main(argv: list[str] | None = None) -> None:
         ("false pairs", lambda r: str(r["false_pairs"])),
         ("recall, all", lambda r: f"{r['recall_all']:.3f}"),
     ]
-    rows += [(f"recall: {t}", lambda r, t=t: f"{r['recall'].get(t, 0):.2f}") for t in transforms]
+    rows += [
+        (
+            f"recall: {t}",
+            lambda r, t=t: f"{r['recall'].get(t, 0):.3f} ({'/'.join(map(str, r['found'].get(t, [0, 0])))})",
+        )
+        for t in transforms
+    ]  # with the counts: 32 of 33 prints 0.970 but is under a 0.97 target
     for label, fmt in rows:
         print(f"| {label} | " + " | ".join(fmt(out["tools"][n]) for n in names) + " |")
     ref = out["tools"].get("imagededup")

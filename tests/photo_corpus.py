@@ -60,9 +60,9 @@ TILED = {
     "camera": 160,
     "brick": 160,
     "gravel": 160,
-    "grass": 160,
     "moon": 160,
-}
+}  # not skimage's grass: a synthesised texture that repeats its own patches (two patches 200 px
+# apart correlate 0.85), so two of its tiles can share content: not different pictures
 
 
 def originals(limit: int | None = None) -> list[Image.Image]:

@@ -30,9 +30,11 @@ from curate.dedupe import verify
 from curate.dedupe.cluster import KIND_RANK
 from curate.dedupe.decode import THUMB, parse_box, work_grey
 from curate.dedupe.hashing import METHODS, WINDOWS, RegionPHash, is_mirror
+from curate.dedupe.local import local_pairs
 from db.models import DedupeCode, DedupePair, Image
 
 COMPLETE_MAX = 24  # tentative groups up to this size get every pair verified
+LOCAL_MAX = 20_000  # pictures up to which local features propose too (their index: ~2.5 M descriptors, ~1.3 GB)
 
 
 @dataclass(frozen=True)
@@ -72,12 +74,12 @@ class Verifier:
         self.ws = ws
         self.workers = workers or os.cpu_count() or 1
         self.thumbs = thumbs or {}
-        self.grey: dict[int, np.ndarray | None] = {}  # content box at WORK px (None: unreadable)
-        self.feats: dict[tuple[int, int], verify.Features] = {}  # (image, side) -> features
+        self.feats: dict[tuple[int, int], verify.Features | None] = {}  # (image, side) -> features (None: unreadable)
         self.flipped: dict[tuple[int, int], verify.Features] = {}
         self.sift_pairs = 0  # pairs that needed local features (benchmark, logs)
         self.full_pairs = 0  # of those, pairs the coarse look left undecided
         self.ncc: dict[tuple[int, int], float | None] = {}
+        self.coarse_review: dict[tuple[int, int], verify.Verdict] = {}  # the coarse look's verdict, when undecided
         with ws.session() as s:
             self.sha = dict(s.exec(select(Image.id, Image.sha256)).all())
             rows = s.exec(select(DedupeCode.image_id, DedupeCode.box, DedupeCode.note)).all()
@@ -93,22 +95,24 @@ class Verifier:
         ncc = self.ncc[(a, b)]
         return ncc if ncc is not None and ncc >= verify.ACCEPT_NCC else None
 
-    def _grey(self, image_id: int) -> np.ndarray | None:
-        if image_id not in self.grey:
-            try:
-                data = self.ws.store.read(self.sha[image_id])
-                self.grey[image_id] = work_grey(data, self.box.get(image_id, (0, 0, 1, 1)), verify.WORK)
-            except Exception:  # unreadable now: the pair is judged on no evidence ("different" or "review")
-                self.grey[image_id] = None
-        return self.grey[image_id]
-
     def _features(self, key: tuple[int, int]) -> verify.Features | None:
-        grey = self._grey(key[0])
-        return None if grey is None else verify.features(grey, key[1])
+        """Features of one picture's content box, decoded at the size they are taken at (nothing kept
+        but the features: a catalogue's pictures do not all fit in memory)."""
+        image_id, side = key
+        try:
+            grey = work_grey(self.ws.store.read(self.sha[image_id]), self.box.get(image_id, (0, 0, 1, 1)), side)
+        except Exception:  # unreadable now: the pair is judged on no evidence ("different" or "review")
+            return None
+        f = verify.features(grey, side)
+        x0, y0, x1, y1 = self.box.get(image_id, (0.0, 0.0, 1.0, 1.0))
+        if (x0, y0, x1, y1) == (0.0, 0.0, 1.0, 1.0) or x1 <= x0 or y1 <= y0:
+            return f
+        sx, sy = f.width / (x1 - x0), f.height / (y1 - y0)  # working pixels per whole picture
+        return verify.Features(f.points, f.desc, f.width, f.height, (-x0 * sx, -y0 * sy, (1 - x0) * sx, (1 - y0) * sy))
 
     def _flipped(self, image_id: int, side: int) -> verify.Features:
         if (image_id, side) not in self.flipped:  # two threads may both compute it: same result, no harm
-            self.flipped[(image_id, side)] = verify.features(np.ascontiguousarray(self.grey[image_id][:, ::-1]), side)
+            self.flipped[(image_id, side)] = verify.mirrored(self.feats[(image_id, side)])
         return self.flipped[(image_id, side)]
 
     def prepare(self, image_ids, side: int = verify.WORK) -> None:
@@ -136,14 +140,21 @@ class Verifier:
         look = self._look(a, b, corr, dihedral, verify.COARSE)
         if look is None:
             return verify.decide(verify.Geometry(), corr, (0, 0))
-        return verify.triage(look[0], corr, look[1])
+        verdict = verify.triage(look[0], corr, look[1])
+        if verdict is None:
+            self.coarse_review[(a, b)] = verify.decide(look[0], corr, look[1])
+        return verdict
 
     def _full(self, a: int, b: int, corr: float, dihedral: int | None = None) -> verify.Verdict:
+        """The look at full size; a "review" at the coarse size stands when this one finds less (a small
+        or blurred picture enlarged to `verify.WORK` px loses matches: 10 at 160 px, "different" at 320)."""
         self.prepare((a, b), verify.WORK)
         look = self._look(a, b, corr, dihedral, verify.WORK)
-        if look is None:
-            return verify.decide(verify.Geometry(), corr, (0, 0))
-        return verify.decide(look[0], corr, look[1])
+        full = verify.decide(verify.Geometry(), corr, (0, 0)) if look is None else verify.decide(look[0], corr, look[1])
+        coarse = self.coarse_review.get((a, b))
+        if full.decision == verify.DIFFERENT and coarse is not None and coarse.decision == verify.REVIEW:
+            return verify.Verdict(verify.REVIEW, f"{coarse.reason} (at {verify.COARSE} px)", coarse.geometry)
+        return full
 
     def check(self, a: int, b: int, corr: float, dihedral: int | None = None) -> verify.Verdict:
         """`dihedral`: the hash's orientation of a onto b (None: unknown, both tried)."""
@@ -178,6 +189,20 @@ def _pair(v: verify.Verdict, a: int, b: int, corr: float, hamming: int | None) -
         return None
     kind = "hash" if v.decision == verify.SAME else "review"
     return Pair(a, b, kind, round(corr, 4), hamming, v.geometry.inliers, v.reason[:200])
+
+
+def propose_local(verifier: Verifier, ids: np.ndarray, new: set[int] | None, proposed: set) -> list:
+    """(a, b, thumbnail correlation) of the pairs shared local features propose that the hashes did not;
+    every picture's features at `verify.COARSE` px are computed for it (verification needs most anyway)."""
+    with threadpool_limits(1, "blas"):
+        verifier.prepare(ids.tolist(), verify.COARSE)
+    found = local_pairs({int(i): verifier.feats[(int(i), verify.COARSE)] for i in ids}, new)
+    out = []
+    for a, b, _ in found:
+        if (a, b) not in proposed:
+            ta, tb = verifier.thumbs.get(a), verifier.thumbs.get(b)
+            out.append((a, b, 0.0 if ta is None or tb is None else max(0.0, verify.thumb_correlation(ta, tb))))
+    return out
 
 
 def complete(verifier: Verifier, pairs: dict[tuple[int, int], Pair]) -> None:
@@ -235,8 +260,21 @@ def find_pairs(ws, options, algo: str, report) -> list[Pair]:
         (int(ids[m.a]), int(ids[m.b]), m.similarity, m.dihedral if options.method == "region-phash" else None)
         for m in matches
     ]
-    for m, (a, b, _, _), v in zip(matches, jobs, verifier.check_many(jobs), strict=False):
-        p = _pair(v, a, b, m.similarity, m.hamming)
+    hammings = [m.hamming for m in matches]
+    if len(ids) > LOCAL_MAX:
+        report.notes.append(
+            f"{len(ids):,} pictures: more than the {LOCAL_MAX:,} the local-feature proposal handles; copies whose "
+            "low frequencies an edit changed (watermark + crop, frame + rescale) are proposed by the hashes alone"
+        )
+    elif options.method == "region-phash" and (not incremental or new.any()):
+        # the second proposal: shared local features (`curate.dedupe.local`)
+        proposed = {(a, b) for a, b, _, _ in jobs}
+        extra = propose_local(verifier, ids, None if not incremental else set(ids[new].tolist()), proposed)
+        report.local_candidates = len(extra)
+        jobs += [(a, b, corr, None) for a, b, corr in extra]
+        hammings += [None] * len(extra)
+    for (a, b, corr, _), hamming, v in zip(jobs, hammings, verifier.check_many(jobs), strict=True):
+        p = _pair(v, a, b, corr, hamming)
         if p is not None:
             found.append(p)
     verifying, verifying_cpu = time.perf_counter() - started, time.process_time() - cpu

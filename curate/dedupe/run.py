@@ -80,7 +80,7 @@ class DedupeOptions:
     @property
     def settings(self) -> str:
         search = f"k{self.neighbours}" if self.method == "region-phash" else f"r{self.radius}"
-        return f"{ALGO}|{self.method}|{search}|s{self.similarity:g}|sift"
+        return f"{ALGO}|{self.method}|{search}|s{self.similarity:g}|sift|local"
 
 
 @dataclass
@@ -99,6 +99,7 @@ class DedupeReport:
     to_review: int = 0  # pairs not merged, for the steward
     sift_pairs: int = 0  # pairs the thumbnails left undecided, verified with local features
     full_sift_pairs: int = 0  # of those, pairs the coarse look left undecided (SIFT at full size)
+    local_candidates: int = 0  # candidate pairs only shared local features proposed (`curate.dedupe.local`)
     clusters: int = 0  # clusters with two or more images
     duplicates: int = 0  # images that are not their cluster's representative
     low_res: int = 0
@@ -123,6 +124,7 @@ class DedupeReport:
             "to_review": self.to_review,
             "sift_pairs": self.sift_pairs,
             "full_sift_pairs": self.full_sift_pairs,
+            "local_candidates": self.local_candidates,
             "pairs": dict(self.pairs),
             "clusters": self.clusters,
             "duplicates": self.duplicates,
