@@ -111,3 +111,15 @@ def test_a_blurred_copy_with_few_keypoints_is_the_same_photo():
     g = verify.match(fa, verify.mirrored(fa), fb, None)
     assert verify.FEW_INLIERS <= g.inliers < verify.SAME_INLIERS, g
     assert verify.decide(g, 0.9, (len(fa.points), len(fb.points))).decision == verify.SAME
+
+
+def test_matches_bunched_in_three_cells_are_the_picture_when_most_of_its_keypoints_agree():
+    """A fundus tile that is mostly black, with a bar across what is left: its 19 keypoints sit in
+    one corner, and 15 of them agree with the original over 3 of 16 cells. That is the picture; the
+    same 15 among 190 keypoints would be a detail of it (a logo, one lesion's edge): review."""
+    g = verify.Geometry(inliers=15, matches=18, cells=3, cover=1.0, share=1.0, spread=0.2)
+    assert verify.decide(g, 0.4, (27, 19)).decision == verify.SAME
+    few = verify.decide(g, 0.4, (270, 190))
+    assert few.decision == verify.REVIEW and "few matching keypoints" in few.reason
+    bunched = verify.Geometry(inliers=25, matches=30, cells=3, cover=1.0, share=1.0, spread=0.2)
+    assert "bunched in one area" in verify.decide(bunched, 0.4, (270, 190)).reason

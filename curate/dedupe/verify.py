@@ -11,7 +11,9 @@ matched against the flipped picture. A match counts as the same photo only if
   `FEW_SHARE` of the keypoints of the picture with fewer (a blurred, small or smooth picture has
   few keypoints to agree: 17 of 53 is stronger evidence than 20 of 500),
 * they are spread over the shared area (at least `SAME_CELLS` of a 4 x 4 grid:
-  a shared watermark, logo or one lesion's edge is not the whole photo), and
+  a shared watermark, logo or one lesion's edge is not the whole photo; one fewer
+  when `MOST_SHARE` of the keypoints agree: then the agreement is the picture, as
+  with a fundus tile that is mostly black), and
   not along one line (`SAME_SPREAD`: a caption or watermark burned into two
   different photos gives a transform that dozens of its keypoints agree on), and
 * the transform lays one content box over most of the other
@@ -49,7 +51,8 @@ from both proposals, 3,326 left undecided by the thumbnails, 647 of them
 true): different photos that pass every rule but the count of matches reach
 10 matches at 160 px (0.07 of the fewer keypoints) and 10 at 320 px (0.05),
 against 20, or 12 that are 0.12 of the fewer keypoints (`FEW_*`): margins of
-2 matches and 0.05. The weakest true pair that 320 px rescues has 6 matches at
+2 matches and 0.05; those over only 3 cells reach 10 matches and 0.05, against
+`MOST_SHARE` = 0.5. The weakest true pair that 320 px rescues has 6 matches at
 160 px, so none is rejected there (margin 2). A content box can cut into a
 smooth photo (a plain background is as flat as padding), so two copies' boxes
 may be different parts of one picture; when the boxes' overlap falls short,
@@ -75,6 +78,7 @@ SAME_INLIERS = 20
 SAME_CELLS = 4
 FEW_INLIERS = 12  # pictures with few keypoints (blur, small, smooth): this many agreeing suffice when they
 FEW_SHARE = 0.12  # are at least this share of the fewer keypoints (module docstring: margins)
+MOST_SHARE = 0.5  # when this share of the fewer keypoints agrees, one cell fewer than SAME_CELLS will do
 SAME_COVER = 0.70
 SAME_SHARE = 0.40
 SAME_SPREAD = 0.025  # matches spread across the shared area, not along one line of text (`_spread`)
@@ -306,14 +310,15 @@ def decide(g: Geometry, corr: float, keypoints: tuple[int, int]) -> Verdict:
     """The documented rule (module docstring) on one pair's evidence."""
     said = f"{g.inliers} matching keypoints over {g.cells}/16 cells, {g.cover:.0%} overlap, {g.share:.0%} of the larger"
     enough = g.inliers >= SAME_INLIERS or (g.inliers >= FEW_INLIERS and g.inliers >= FEW_SHARE * min(keypoints))
-    if enough and g.cells >= SAME_CELLS and g.cover >= SAME_COVER and g.share >= SAME_SHARE and g.spread >= SAME_SPREAD:
+    cells = SAME_CELLS - (g.inliers >= MOST_SHARE * min(keypoints))  # most of a picture agrees: not a detail of it
+    if enough and g.cells >= cells and g.cover >= SAME_COVER and g.share >= SAME_SHARE and g.spread >= SAME_SPREAD:
         return Verdict(SAME, said, g)
     if g.inliers >= REVIEW_INLIERS and g.cover >= REVIEW_COVER and g.share >= REVIEW_SHARE:
         why = (
             "few matching keypoints"
             if not enough
             else "matches bunched in one area"
-            if g.cells < SAME_CELLS
+            if g.cells < cells
             else "partial overlap"
             if g.cover < SAME_COVER
             else "one is a detail of the other"
