@@ -1,11 +1,12 @@
 """Find the pairs: pixel-identical, hash candidates checked by verification, CNN.
 
-Hashes only propose. Each candidate whose hash correlation reaches the floor
-(`--similarity`) is verified: first by the thumbnails' pixel correlation
-(`verify.thumb_correlation`; overwhelming evidence, no local features needed),
-then, only for the pairs that leaves undecided, geometrically on the two content
-boxes (`curate.dedupe.verify`; SIFT features are computed lazily, once per image
-that sits in such a pair). "same" pairs become edges, "review" pairs are stored
+Hashes and shared local features (`curate.dedupe.local`, up to `LOCAL_MAX`
+pictures) only propose. Each hash candidate whose correlation reaches the floor
+(`--similarity`), and each local-feature candidate, is verified: first by the
+thumbnails' pixel correlation (`verify.thumb_correlation`; overwhelming evidence,
+no local features needed), then, for the pairs that leaves undecided,
+geometrically on the two content boxes (`curate.dedupe.verify`; SIFT features
+are computed once per picture and size). "same" pairs become edges, "review" pairs are stored
 for the steward and never merged, "different" pairs are dropped. Then, so that
 clusters never chain, every pair inside a tentative group of up to `COMPLETE_MAX`
 images that the hashes did not propose is verified too; the clustering joins an
@@ -67,8 +68,8 @@ def load_codes(s: Session, algo: str):
 
 class Verifier:
     """Verification of image pairs: thumbnails first, then SIFT at `verify.COARSE` px, and at
-    `verify.WORK` px only for what that leaves undecided (`verify.triage`). Each picture is decoded
-    once and its features computed once per size, lazily, on a thread pool."""
+    `verify.WORK` px only for what that leaves undecided (`verify.triage`). A picture's features are
+    computed once per size, decoded at that size, lazily, on a thread pool."""
 
     def __init__(self, ws, workers: int = 0, thumbs: dict[int, np.ndarray] | None = None):
         self.ws = ws
