@@ -15,23 +15,25 @@ Orientation. While the search is exact (up to a few thousand pictures; see
 windows are stored in a canonical orientation (`dct.canonical_slack`: transposed
 so the upper triangle holds more energy, flipped so the first horizontal and
 vertical coefficients are positive) and each picture asks in that orientation
-and in those within `MARGIN` of it (2.9 of 8 on average on the benchmark
-corpus), which makes the search ~2.8 x cheaper. The price, measured on the
-corpus: 6 of the 1,254 true pairs the former Hamming search proposed are not
-proposed (crops move exactly the low frequencies the choice rests on; margin
-0.25 loses none but asks 4.7 orientations). Magnitude-only descriptors, the
-same for all orientations, lost 15-25 and were dropped.
+and in those within `MARGIN` of it. Crops move exactly the low frequencies the
+choice rests on, so a margin loses some pairs; measured on the benchmark corpus
+(exact search, 11 windows): margin 0.25 asks 4.7 orientations a picture, 0.15
+asks 2.9 (10 of the 1,286 true pairs proposed with every turn lost), 0.10 asks
+2.0 (11 lost). Magnitude-only descriptors, the same for all orientations, lost
+15-25 and were dropped.
 
-Big catalogues (beyond the exact search) store 7 windows a picture, not 11:
-`BIG_WINDOWS` leaves out the four corner crops (shifted along both axes), and a
-query asks for its own windows plus one result a neighbour (four while exact).
-On 100,000 pictures (`bench/dedupe.py --scale`) that cut the index from 1.1 M to
-0.7 M vectors and the search's CPU time by about a quarter, with as many
-planted copies found (0.995 against 0.993 of 1,000, though a corner was the
-best window for 35 of them). The price,
-measured on the benchmark corpus searched exactly with the same margin: 1,269
-true pairs proposed instead of 1,278 (of 1,286 with every turn), 3 of the 9 a
-copy with its original (watermark + crop twice, flip + turn).
+Big catalogues (beyond the exact search) also store 7 windows a picture, not
+11 (`BIG_WINDOWS` leaves out the four corner crops, shifted along both axes),
+ask within margin 0.10 (0.15 until 2026-11-30), and a query asks for its own
+windows plus one result a neighbour (four while exact). On 100,000 pictures
+(`bench/dedupe.py --scale`, CPU seconds of one thread, fast-scan index) that took the search
+from 27 to 18 s with more planted copies found (0.996 against 0.993 of 1,000:
+fewer of a picture's own windows crowd its results), the index from 1.1 M to
+0.7 M vectors and the queries from 5.0 to 2.8 a picture. The price, measured on
+the benchmark corpus searched exactly with these settings: 1,263 true pairs and
+549 of 564 copies with their original proposed, against 1,278 and 554 with the
+former 11 windows and margin 0.15 (and 1,286 and 556 with every turn, which the
+corpus itself gets); the copies lost are crops (watermark + crop) and turns.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ from curate.dedupe.search.knn import NearestNeighbours
 
 Pairs = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 BLOCK = 8192  # query pictures searched at a time
-MARGIN = 0.15  # big catalogues: turns within this of the canonical one are asked too (module docstring)
+MARGIN = 0.10  # big catalogues: turns within this of the canonical one are asked too (module docstring)
 # big catalogues: the whole, the 95 % centre and the 90 % crops shifted along one axis at most
 BIG_WINDOWS = tuple(w for w in WINDOWS if w[1] == 0 or w[2] == 0)
 _INVERSE = np.array([inverse_dihedral(k) for k in range(len(DIHEDRAL))])
