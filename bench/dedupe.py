@@ -338,25 +338,17 @@ def missed(truth: dict, pairs: list, diag: dict) -> list[tuple[str, str]]:
     return out
 
 
-def scale(n: int, neighbours: int = 5, seed: int = 0) -> dict:
-    """Candidate search alone on `n` images (as `curate dedupe` runs it on stored codes and
-    thumbnails): time, peak memory, recall of planted copies.
-
-    The thumbnails are smoothed noise (photo-like low frequencies). 1 % of the pictures get a
-    planted copy: the original cropped by 0-8 % on each side, turned by a random flip or
-    quarter-turn, its tone changed and noise added, so each must be proposed (recall 1.0). The time
-    includes computing the descriptors from the thumbnails; peak memory is the process's ru_maxrss
-    (this runs in its own subprocess)."""
-    import resource
-
+def scale_corpus(n: int, seed: int = 0):
+    """(thumbnails, originals, copies) for the scale line: `n` smoothed-noise thumbnails
+    (photo-like low frequencies); 1 % of them get a planted copy of another, cropped by 0-8 % on
+    each side, turned by a random flip or quarter-turn, its tone changed and noise added."""
     import numpy as np
     from PIL import Image
 
     from curate.dedupe.decode import THUMB
-    from curate.dedupe.hashing import RegionPHash, apply_dihedral
+    from curate.dedupe.hashing import apply_dihedral
 
     rng = np.random.default_rng(seed)
-    enc = RegionPHash(neighbours=neighbours)
     thumbs = np.empty((n, THUMB, THUMB), np.uint8)
     for start in range(0, n, 2000):
         m = min(2000, n - start)
@@ -372,26 +364,54 @@ def scale(n: int, neighbours: int = 5, seed: int = 0) -> dict:
         a = apply_dihedral(np.asarray(img, np.float32), int(rng.integers(0, 8)))
         a = a * rng.uniform(0.8, 1.2) + rng.uniform(-20, 20) + rng.normal(0, 3, a.shape)
         thumbs[c] = np.clip(a, 0, 255).astype(np.uint8)
+    return thumbs, originals, copies
+
+
+def scale(n: int, neighbours: int = 5, seed: int = 0) -> dict:
+    """Candidate search alone on `n` images (as `curate dedupe` runs it on stored codes and
+    thumbnails): time, peak memory, recall of planted copies (`scale_corpus`: each must be
+    proposed, recall 1.0). The time includes computing the descriptors from the thumbnails; peak
+    memory is the process's ru_maxrss (this runs in its own subprocess)."""
+    import resource
+
+    import numpy as np
+
+    from curate.dedupe.hashing import RegionPHash
+
+    thumbs, originals, copies = scale_corpus(n, seed)
+    enc = RegionPHash(neighbours=neighbours)
+    picked = np.concatenate([originals, copies])
     codes = np.stack([enc.encode(t) for t in thumbs[picked]])  # only for the pairs' recorded distance
     full = np.zeros((n, codes.shape[1]), np.uint64)
     full[picked] = codes
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     t = time.perf_counter()
     a, b, _, _ = enc.candidates(full, None, thumbs)
     seconds = time.perf_counter() - t
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    before, peak = usage.ru_maxrss, after.ru_maxrss
     found = set(zip(a.tolist(), b.tolist(), strict=False))
     planted = {(min(int(o), int(c)), max(int(o), int(c))) for o, c in zip(originals, copies, strict=False)}
     return {
         "images": n,
         "neighbours": neighbours,
         "seconds": seconds,
+        "cpu_seconds": after.ru_utime + after.ru_stime - usage.ru_utime - usage.ru_stime,
         "peak_mb": peak / 1024,
         "search_mb": (peak - before) / 1024,
         "candidates": len(a),
         "planted": len(planted),
         "planted_recall": len(planted & found) / len(planted),
     }
+
+
+def scale_line(sc: dict) -> str:
+    """The scale line for people: wall and CPU seconds (CPU seconds move less with other load)."""
+    return (
+        f"candidate search, {sc['images']} images, {sc['neighbours']} neighbours: {sc['seconds']:.1f} s "
+        f"({sc['cpu_seconds']:.1f} s CPU), peak {sc['peak_mb']:.0f} MB, {sc['candidates']} candidates, "
+        f"planted pairs found {sc['planted_recall']:.3f} of {sc['planted']}"
+    )
 
 
 def _subprocess_result(python: str, *args) -> tuple[dict | None, str]:
@@ -457,13 +477,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     if not args.tools and args.scale:  # `--tools '' --scale N`: the scale line alone
         sc = scale(args.scale, args.scale_neighbours)
-        print(
-            json.dumps(sc)
-            if args.json
-            else f"candidate search, {sc['images']} images, {sc['neighbours']} neighbours: {sc['seconds']:.1f} s, peak "
-            f"{sc['peak_mb']:.0f} MB, {sc['candidates']} candidates, planted pairs found {sc['planted_recall']:.3f} "
-            f"of {sc['planted']}"
-        )
+        print(json.dumps(sc) if args.json else scale_line(sc))
         return
     t = time.perf_counter()
     truth = build_corpus(corpus / "images", args.synthetic, args.per_photo, args.closeups, args.workers)
@@ -560,14 +574,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{name}: {res['extra']}")
     if "scale" in out:
         sc = out["scale"]
-        print(
-            f"candidate search, {sc.get('images')} images, {sc.get('neighbours')} neighbours: "
-            f"{sc.get('seconds', 0):.1f} s, "
-            f"peak {sc.get('peak_mb', 0):.0f} MB, {sc.get('candidates')} candidates, planted pairs found "
-            f"{sc.get('planted_recall', 0):.3f} of {sc.get('planted')}"
-            if "error" not in sc
-            else f"scale: failed {sc['error']}"
-        )
+        print(scale_line(sc) if "error" not in sc else f"scale: failed {sc['error']}")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,11 @@ products per batch), so the catalogue's stored codes are unchanged.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 SIDE = 32  # pixels a window is resampled to before the DCT
 HASH_K = 8  # 8x8 low-frequency coefficients -> 63 sign bits (the DC slot is always 0)
@@ -133,27 +137,67 @@ def window_dct(thumb: np.ndarray, spec, k: int) -> np.ndarray:
 DIMS = HASH_K * HASH_K - 1
 
 
-def window_coefficients(thumbs: np.ndarray, spec=WINDOWS, k: int = HASH_K, chunk: int = 2048) -> np.ndarray:
+def window_coefficients(thumbs: np.ndarray, spec=WINDOWS, k: int = HASH_K, chunk: int = 1024) -> np.ndarray:
     """(n, len(spec), k, k) low-frequency DCT of each window of each (H, W) thumbnail; the same
-    numbers as `hashing.window_dct`, batched (a chunk at a time, to bound memory)."""
+    numbers as `window_dct`, batched: the distinct row operators times each thumbnail times the
+    distinct column operators (the 11 hash windows share 5 row and 5 column ranges), two large
+    matrix products a chunk at a time into buffers reused from chunk to chunk, then each window's
+    block. On 100,000 thumbnails (one thread, 2026-11-30, load ~2.7): 3.2 s of CPU, against 4.5-5.5
+    s as one product for all windows' columns, then a small product per window, in fresh arrays."""
     thumbs = np.asarray(thumbs)
     n, h, w = thumbs.shape
     ly, lx = operators((h, w), tuple(spec), k)  # (windows, k, h), (windows, k, w)
-    right = np.ascontiguousarray(lx.reshape(-1, w).T)  # (w, windows * k)
+    rows, ry = _distinct(ly)
+    cols, rx = _distinct(lx)
+    right = np.ascontiguousarray(cols.T)  # (w, distinct columns * k)
+    m = min(chunk, n)
+    t = np.empty((m, h, w), np.float32)
+    a = np.empty((m * h, right.shape[1]), np.float32)
+    at = np.empty((h, m, right.shape[1]), np.float32)
+    b = np.empty((len(rows), m * right.shape[1]), np.float32)
     out = np.empty((n, len(spec), k, k), np.float32)
-    for s in range(0, n, chunk):
-        t = thumbs[s : s + chunk].astype(np.float32)
-        a = (t.reshape(-1, w) @ right).reshape(len(t), h, len(spec), k).transpose(0, 2, 1, 3)
-        out[s : s + chunk] = ly[None] @ a
+    for s in range(0, n, m):
+        e = min(n, s + m) - s
+        np.copyto(t[:e], thumbs[s : s + e], casting="unsafe")
+        np.matmul(t[:e].reshape(-1, w), right, out=a[: e * h])
+        np.copyto(at[:, :e], a[: e * h].reshape(e, h, -1).transpose(1, 0, 2))
+        bb = b[:, : e * right.shape[1]]
+        np.matmul(rows, at[:, :e].reshape(h, -1), out=bb)
+        blocks = bb.reshape(-1, k, e, len(cols) // k, k)  # (row range, i, picture, column range, j)
+        out[s : s + e] = blocks[ry, :, :, rx, :].transpose(2, 0, 1, 3)
     return out
 
 
-def descriptors(thumbs: np.ndarray, spec=WINDOWS) -> np.ndarray:
-    """(n, len(spec), DIMS) float32 unit descriptors (module docstring)."""
-    c = window_coefficients(thumbs, spec).reshape(len(thumbs), len(spec), -1)[..., 1:]
-    v = np.sign(c) * np.sqrt(np.abs(c))
-    v /= np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-6)
-    return v.astype(np.float32)
+def _distinct(ops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct (k, n) operators among `ops` stacked as one (distinct * k, n) matrix, and which
+    one each window uses."""
+    uniq, which = np.unique(ops.reshape(len(ops), -1), axis=0, return_inverse=True)
+    return uniq.reshape(-1, ops.shape[-1]), which.reshape(-1)
+
+
+def descriptors(thumbs: np.ndarray, spec=WINDOWS, chunk: int = 4096) -> np.ndarray:
+    """(n, len(spec), DIMS) float32 unit descriptors (module docstring), a chunk of thumbnails at a
+    time, in place, on a thread a core (numpy releases the GIL; BLAS one thread each): 4.0 s of
+    CPU on 100,000 thumbnails, against 6.7-7.5 s with whole-array temporaries (fresh memory is slow
+    to touch here); on 2 idle cores 2.5 s of wall time against 3.4 s in one thread."""
+    thumbs = np.asarray(thumbs)
+    out = np.empty((len(thumbs), len(spec), DIMS), np.float32)
+
+    def one(s: int) -> None:
+        c = window_coefficients(thumbs[s : s + chunk], spec).reshape(-1, len(spec), HASH_K * HASH_K)[..., 1:]
+        v = out[s : s + chunk]
+        np.sqrt(np.abs(c, out=v), out=v)
+        np.copysign(v, c, out=v)
+        v /= np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-6)
+
+    starts = range(0, len(thumbs), chunk)
+    if len(starts) < 2:
+        for s in starts:
+            one(s)
+        return out
+    with threadpool_limits(1, "blas"), ThreadPoolExecutor(os.cpu_count()) as pool:
+        list(pool.map(one, starts))
+    return out
 
 
 def _orientation_tables() -> tuple[np.ndarray, np.ndarray]:
@@ -181,26 +225,43 @@ def turned(v: np.ndarray, d: int) -> np.ndarray:
     return v[..., _PERM[d]] * _SIGN[d]
 
 
+# The same as (DIMS, DIMS) signed permutation matrices: `v @ _TURN[d]` is `turned(v, d)` exactly
+# (each output is one input times +-1); turning 1.1 M window descriptors to their canonical
+# orientation this way took 1.1 s of CPU against 2.0-2.8 s with fancy indexing.
+_TURN = np.zeros((len(DIHEDRAL), DIMS, DIMS), np.float32)
+for _d in range(len(DIHEDRAL)):
+    _TURN[_d, _PERM[_d], np.arange(DIMS)] = _SIGN[_d]
+
+
+def turned_each(v: np.ndarray, turns: np.ndarray) -> np.ndarray:
+    """(n, DIMS) descriptors each turned by its own dihedral `turns[i]`."""
+    out = np.empty_like(v)
+    for d in range(len(DIHEDRAL)):
+        rows = np.flatnonzero(turns == d)
+        out[rows] = v[rows] @ _TURN[d]
+    return out
+
+
 _FLAT = np.arange(HASH_K * HASH_K).reshape(HASH_K, HASH_K) - 1
 _UPPER, _LOWER = _FLAT[np.triu_indices(HASH_K, 1)], _FLAT[np.tril_indices(HASH_K, -1)]
 _LOWER = _LOWER[_LOWER >= 0]
 _UPPER = _UPPER[_UPPER >= 0]
+_ENERGY = np.zeros(DIMS, np.float32)  # energy above the diagonal minus below it, as one product
+_ENERGY[_UPPER], _ENERGY[_LOWER] = 1, -1
 
 
 def canonical_slack(v: np.ndarray) -> np.ndarray:
     """(…) how close descriptors are to the canonical orientation: the least of (energy above the
     diagonal minus below it, first horizontal coefficient, first vertical one); exactly one of a
     picture's eight turns has all three positive (a transpose swaps the first, flips negate the others)."""
-    sq = v * v  # |c|: the descriptors are signed square roots
-    energy = sq[..., _UPPER].sum(-1) - sq[..., _LOWER].sum(-1)
+    energy = (v * v) @ _ENERGY  # |c|: the descriptors are signed square roots
     return np.minimum(energy, np.minimum(v[..., _FLAT[0, 1]], v[..., _FLAT[1, 0]]))
 
 
 def canonical_turn(v: np.ndarray) -> np.ndarray:
     """(…) the dihedral that turns each descriptor into its canonical orientation (the one turn
     whose `canonical_slack` is positive), from three numbers instead of eight turned copies."""
-    sq = v * v
-    t = sq[..., _UPPER].sum(-1) < sq[..., _LOWER].sum(-1)
+    t = (v * v) @ _ENERGY < 0
     across = np.where(t, v[..., _FLAT[1, 0]], v[..., _FLAT[0, 1]])  # first horizontal after the transpose
     down = np.where(t, v[..., _FLAT[0, 1]], v[..., _FLAT[1, 0]])
     return t * 4 + (down < 0) * 2 + (across < 0)  # DIHEDRAL's order: (transpose, flip rows, flip columns)

@@ -15,12 +15,25 @@ Orientation. While the search is exact (up to a few thousand pictures; see
 windows are stored in a canonical orientation (`dct.canonical_slack`: transposed
 so the upper triangle holds more energy, flipped so the first horizontal and
 vertical coefficients are positive) and each picture asks in that orientation
-and in those within `MARGIN` of it (2.9 of 8 on average on the benchmark
-corpus), which makes the search ~2.8 x cheaper. The price, measured on the
-corpus: 6 of the 1,254 true pairs the former Hamming search proposed are not
-proposed (crops move exactly the low frequencies the choice rests on; margin
-0.25 loses none but asks 4.7 orientations). Magnitude-only descriptors, the
-same for all orientations, lost 15-25 and were dropped.
+and in those within `MARGIN` of it. Crops move exactly the low frequencies the
+choice rests on, so a margin loses some pairs; measured on the benchmark corpus
+(exact search, 11 windows): margin 0.25 asks 4.7 orientations a picture, 0.15
+asks 2.9 (10 of the 1,286 true pairs proposed with every turn lost), 0.10 asks
+2.0 (11 lost). Magnitude-only descriptors, the same for all orientations, lost
+15-25 and were dropped.
+
+Big catalogues (beyond the exact search) also store 7 windows a picture, not
+11 (`BIG_WINDOWS` leaves out the four corner crops, shifted along both axes),
+ask within margin 0.10 (0.15 until 2026-11-30), and a query asks for its own
+windows plus one result a neighbour (four while exact). On 100,000 pictures
+(`bench/dedupe.py --scale`, CPU seconds of one thread, fast-scan index) that took the search
+from 27 to 18 s with more planted copies found (0.996 against 0.993 of 1,000:
+fewer of a picture's own windows crowd its results), the index from 1.1 M to
+0.7 M vectors and the queries from 5.0 to 2.8 a picture. The price, measured on
+the benchmark corpus searched exactly with these settings: 1,263 true pairs and
+549 of 564 copies with their original proposed, against 1,278 and 554 with the
+former 11 windows and margin 0.15 (and 1,286 and 556 with every turn, which the
+corpus itself gets); the copies lost are crops (watermark + crop) and turns.
 """
 
 from __future__ import annotations
@@ -36,13 +49,15 @@ from curate.dedupe.dct import (
     compose_dihedral,
     descriptors,
     inverse_dihedral,
-    turned,
+    turned_each,
 )
 from curate.dedupe.search.knn import NearestNeighbours
 
 Pairs = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 BLOCK = 8192  # query pictures searched at a time
-MARGIN = 0.15  # big catalogues: turns within this of the canonical one are asked too (module docstring)
+MARGIN = 0.10  # big catalogues: turns within this of the canonical one are asked too (module docstring)
+# big catalogues: the whole, the 95 % centre and the 90 % crops shifted along one axis at most
+BIG_WINDOWS = tuple(w for w in WINDOWS if w[1] == 0 or w[2] == 0)
 _INVERSE = np.array([inverse_dihedral(k) for k in range(len(DIHEDRAL))])
 _COMPOSE = np.array([[compose_dihedral(x, y) for y in range(len(DIHEDRAL))] for x in range(len(DIHEDRAL))])
 
@@ -74,11 +89,7 @@ def _top(a, b, d, s, k: int):
 def _canonical(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each descriptor in its canonical orientation, and that orientation (see `dct.canonical_slack`)."""
     turn = canonical_turn(flat)
-    out = np.empty_like(flat)
-    for d in range(len(DIHEDRAL)):
-        rows = turn == d
-        out[rows] = turned(flat[rows], d)
-    return out, turn
+    return turned_each(flat, turn), turn
 
 
 def _search(vec, queries, windows, neighbours: int, nn: NearestNeighbours, margin: float | None):
@@ -96,6 +107,9 @@ def _search(vec, queries, windows, neighbours: int, nn: NearestNeighbours, margi
         db, db_turn = _canonical(db)
     undo = _COMPOSE[:, _INVERSE]  # undo[g, h]: turn g, then undo turn h
     index = nn.build(db, len(queries) * (len(DIHEDRAL) if margin is None else 2))
+    # own windows come first, then room for the neighbours' windows: 4 a neighbour while exact (copies
+    # match on several); 1 in the inverted file, whose search time grows with k (module docstring)
+    room = 1 if index.approximate else 4
     parts = []
     for start in range(0, len(queries), BLOCK):  # a block of query pictures at a time bounds the memory
         block = queries[start : start + BLOCK]
@@ -106,8 +120,7 @@ def _search(vec, queries, windows, neighbours: int, nn: NearestNeighbours, margi
             slack = canonical_slack(turns)
             ask = (slack > -margin) | (slack == slack.max(1, keepdims=True))
         rows, turn = np.nonzero(ask)
-        # own windows come first; 4 windows per neighbour leave room for copies matching on several
-        qi, ci, sim = index.search(turns[rows, turn], nw + 4 * neighbours)
+        qi, ci, sim = index.search(turns[rows, turn], nw + room * neighbours)
         a, b, d = block[rows[qi]], owner[ci], undo[turn[qi], db_turn[ci]]
         keep = a != b
         parts.append(_top(*_best_per_pair(a[keep], b[keep], d[keep], sim[keep], n), neighbours))
@@ -120,6 +133,7 @@ def nearest_pairs(
     new: np.ndarray | None = None,
     nn: NearestNeighbours | None = None,
     margin: float | None | str = "auto",
+    windows: tuple | str = "auto",
 ) -> Pairs:
     """(lo, hi, dihedral, cosine) arrays, lo < hi; `dihedral` turns picture lo onto picture hi.
 
@@ -134,9 +148,12 @@ def nearest_pairs(
     if n < 2:
         return e, e, e, np.empty(0, np.float32)
     nn = nn or NearestNeighbours()
+    big = not nn.exact(n * len(WINDOWS), n * len(DIHEDRAL))
     if margin == "auto":  # every turn while the search is exact; the canonical one (and near) beyond
-        margin = None if nn.exact(n * len(WINDOWS), n * len(DIHEDRAL)) else MARGIN
-    vec = descriptors(thumbs)
+        margin = MARGIN if big else None
+    if windows == "auto":  # every hash window while exact; beyond, no corner crops (module docstring)
+        windows = BIG_WINDOWS if big else WINDOWS
+    vec = descriptors(thumbs, windows)
     everyone = np.arange(n)
     if new is None:
         parts = [_search(vec, everyone, everyone, neighbours, nn, margin)]
