@@ -22,9 +22,9 @@ candidates to the DCT proposal's 2,970 (bench/README.md, Dedupe).
 
 from __future__ import annotations
 
-import faiss
 import numpy as np
 
+from curate.dedupe.search.knn import faiss  # imported there once its OpenMP threads are told to sleep
 from curate.dedupe.verify import Features, mirrored
 
 TOP = 128  # strongest descriptors of each picture that answer
