@@ -8,7 +8,7 @@ originals 7th to 68th among the copy's nearest. Local features are not fooled
 that way, and verification computes them anyway (`verify.COARSE` px, every
 picture): each picture's `ASK` strongest SIFT descriptors, as they are and
 mirrored (`verify.mirrored`), ask an index of everyone's `TOP` strongest
-(`_knn`) for their `K` nearest. A neighbour clearly nearer than the K-th
+(`_index`) for their `K` nearest. A neighbour clearly nearer than the K-th
 (`RATIO`: Lowe's test against the crowd rather than the runner-up, so three
 copies of one photo still vote for each other) is one vote for its picture.
 A pair is a candidate when it gathers `MIN_VOTES` votes and is among either
@@ -33,7 +33,7 @@ K = 8  # neighbours each descriptor asks for; the K-th is the crowd it must stan
 RATIO = 0.8  # a vote: nearer than this times the K-th neighbour
 MIN_VOTES = 6  # votes between two pictures that make them a candidate
 PER_IMAGE = 5  # candidates each picture proposes at most (its best by votes)
-EXACT = 8192  # descriptors searched exactly (a few pictures); beyond, PCA + an inverted file (`_knn`)
+EXACT = 8192  # descriptors searched exactly (a few pictures); beyond, PCA + an inverted file (`_index`)
 DIMS = 32  # PCA dimensions of the approximate search
 NPROBE = 4  # inverted lists each query looks in
 LISTS = 2  # inverted lists: LISTS x sqrt(descriptors)
