@@ -119,13 +119,16 @@ def in_labelling(ws) -> set[int]:
         return set(s.exec(select(LabelTask.image_id).distinct()).all())
 
 
+UNTESTED_NOTE = " (too little texture to tell; neither joins nor blocks)"
+
+
 def render(report, sheet) -> None:
     rows = [
         ["images", report.images],
         ["hashed this run", report.hashed],
         ["codes reused", report.reused],
         ["search", report.searched],
-        *[[f"pairs: {k}", v] for k, v in sorted(report.pairs.items())],
+        *[[f"pairs: {k}" + UNTESTED_NOTE * (k == "untested"), v] for k, v in sorted(report.pairs.items())],
         ["to review (not merged)", report.to_review],
         ["clusters (2+ images)", report.clusters],
         ["duplicates", report.duplicates],

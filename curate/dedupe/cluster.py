@@ -5,9 +5,11 @@ decisions are joined first and always hold (a "unit"). Verified pairs (hash +
 geometry, CNN) are then joined strongest first, but two groups become one only
 when EVERY unit of one is checked against every unit of the other and none
 contradicts it (complete linkage with a stated tolerance): each cross pair is
-either verified "same" or was judged "review" (geometric evidence of shared
+either verified "same", or was judged "review" (geometric evidence of shared
 content just short of the "same" rule: two different crops of one photo, a
-picture with too little texture), never "different" or unchecked. The unit
+picture with too little texture), or "untested" (a picture with too few
+keypoints for any evidence either way: a mostly black fundus tile against its
+cropped copy), never "different" or unchecked. The unit
 counts as one: a member verified against any image of a unit counts for the
 whole unit. So A~B and B~C never put A with C unless A and C were compared
 and found at least partly the same; the blocked pair goes to the steward as
@@ -30,15 +32,17 @@ from datetime import datetime
 
 from scipy.cluster.hierarchy import DisjointSet
 
-KIND_RANK = {"merge": 0, "pixel": 1, "hash": 2, "cnn": 3, "review": 4}
+KIND_RANK = {"merge": 0, "pixel": 1, "hash": 2, "cnn": 3, "review": 4, "untested": 5}
 EXACT = ("merge", "pixel")
+UNTESTED = "untested"  # a pair one picture's lack of texture left undecided (`curate.dedupe.pairs`)
+NOT_EDGES = ("review", UNTESTED)  # stored pairs that never join, and never block a join
 
 
 @dataclass(frozen=True)
 class Edge:
     a: int
     b: int
-    kind: str  # merge | pixel | hash | cnn (review pairs are never edges)
+    kind: str  # merge | pixel | hash | cnn (review and untested pairs are never edges)
     similarity: float = 1.0
 
 
@@ -58,7 +62,7 @@ def clusters(
     image_ids: list[int], edges: list[Edge], splits: set[tuple[int, int]], tolerated: Collection[tuple[int, int]] = ()
 ) -> dict[int, int]:
     """image id -> root id (the smallest id in its cluster); the rule is the module docstring's.
-    `tolerated`: "review" pairs, which never join but do not block a join either."""
+    `tolerated`: "review" and "untested" pairs, which never join but do not block a join either."""
     ds = DisjointSet(image_ids)
     blocked: dict[int, set[int]] = {}
     for a, b in splits:

@@ -10,7 +10,10 @@ are computed once per picture and size). "same" pairs become edges, "review" pai
 for the steward and never merged, "different" pairs are dropped. Then, so that
 clusters never chain, every pair inside a tentative group of up to `COMPLETE_MAX`
 images that the hashes did not propose is verified too; the clustering joins an
-image to a group only when no member contradicts it (`curate.dedupe.cluster`).
+image to a group only when no member contradicts it (`curate.dedupe.cluster`). A
+pair there that one picture's lack of texture leaves undecided (fewer than
+`verify.MIN_KEYPOINTS` keypoints, no match) is stored as "untested": no evidence
+either way, so it neither joins nor blocks, and it is not put to the steward.
 """
 
 from __future__ import annotations
@@ -28,13 +31,14 @@ from sqlmodel import Session, select
 from threadpoolctl import threadpool_limits
 
 from curate.dedupe import verify
-from curate.dedupe.cluster import KIND_RANK
+from curate.dedupe.cluster import KIND_RANK, NOT_EDGES, UNTESTED
 from curate.dedupe.decode import THUMB, parse_box, work_grey
 from curate.dedupe.hashing import METHODS, WINDOWS, RegionPHash, is_mirror
 from curate.dedupe.local import local_pairs
 from db.models import DedupeCode, DedupePair, Image
 
 COMPLETE_MAX = 24  # tentative groups up to this size get every pair verified
+SAME_SHAPE = 0.02  # aspect ratios (and box sides, as fractions) this close are one shape (`Verifier._union`)
 LOCAL_MAX = 20_000  # pictures up to which local features propose too (their index: ~2.5 M descriptors, ~1.3 GB)
 
 
@@ -42,7 +46,7 @@ LOCAL_MAX = 20_000  # pictures up to which local features propose too (their ind
 class Pair:
     a: int  # a < b
     b: int
-    kind: str  # pixel | hash | cnn | review
+    kind: str  # pixel | hash | cnn | review | untested
     similarity: float = 1.0
     hamming: int | None = None
     inliers: int | None = None
@@ -82,19 +86,44 @@ class Verifier:
         self.ncc: dict[tuple[int, int], float | None] = {}
         self.coarse_review: dict[tuple[int, int], verify.Verdict] = {}  # the coarse look's verdict, when undecided
         with ws.session() as s:
-            self.sha = dict(s.exec(select(Image.id, Image.sha256)).all())
+            rows = s.exec(select(Image.id, Image.sha256, Image.width, Image.height)).all()
+            self.sha = {i: sha for i, sha, _, _ in rows}
+            self.aspect = {i: w / max(h, 1) for i, _, w, h in rows}
             rows = s.exec(select(DedupeCode.image_id, DedupeCode.box, DedupeCode.note)).all()
         self.box = {i: parse_box(b) for i, b, _ in rows}
         self.whole = {i for i, _, note in rows if note}  # no content box cut: a frame could make them alike
 
-    def overwhelming(self, a: int, b: int) -> float | None:
-        """The thumbnails' correlation when it alone decides "same" (`verify.ACCEPT_NCC`), else None."""
+    def overwhelming(self, a: int, b: int) -> tuple[float, str] | None:
+        """(correlation, what correlates) when the thumbnails alone decide "same" (`verify.ACCEPT_NCC`):
+        the content boxes', or, for two pictures of one shape whose boxes were cut differently, the
+        union of both boxes (`_union`), else None."""
         if (a, b) not in self.ncc:
             ta, tb = self.thumbs.get(a), self.thumbs.get(b)
             whole = ta is None or tb is None or a in self.whole or b in self.whole
-            self.ncc[(a, b)] = None if whole else verify.thumb_correlation(ta, tb)
-        ncc = self.ncc[(a, b)]
-        return ncc if ncc is not None and ncc >= verify.ACCEPT_NCC else None
+            ncc = None if whole else verify.thumb_correlation(ta, tb)
+            if ncc is not None and ncc < verify.ACCEPT_NCC and (union := self._union(a, b)) is not None:
+                self.ncc[(a, b)] = (union, "thumbnails of both content boxes together correlate")
+            else:
+                self.ncc[(a, b)] = None if ncc is None else (ncc, "thumbnails correlate")
+        found = self.ncc[(a, b)]
+        return found if found is not None and found[0] >= verify.ACCEPT_NCC else None
+
+    def _union(self, a: int, b: int) -> float | None:
+        """Correlation of the same part of two pictures of one shape (within `SAME_SHAPE`) whose content
+        boxes differ: the smallest box holding both. A tone change or re-encode of a smooth photo can move
+        where the cut into its plain background falls (a microscope blob: 68 % of the width kept in one
+        copy, 43 % in the other), and two boxes of different parts never correlate."""
+        ba, bb = self.box.get(a), self.box.get(b)
+        if ba is None or bb is None or abs(self.aspect[a] / self.aspect[b] - 1) > SAME_SHAPE:
+            return None
+        if max(abs(x - y) for x, y in zip(ba, bb, strict=True)) <= SAME_SHAPE:
+            return None  # the same box: the content boxes' thumbnails said it
+        union = (min(ba[0], bb[0]), min(ba[1], bb[1]), max(ba[2], bb[2]), max(ba[3], bb[3]))
+        try:
+            ga, gb = (work_grey(self.ws.store.read(self.sha[i]), union, THUMB) for i in (a, b))
+        except Exception:  # unreadable now: no shortcut, the local features decide
+            return None
+        return verify.view_correlation(ga, gb)
 
     def _features(self, key: tuple[int, int]) -> verify.Features | None:
         """Features of one picture's content box, decoded at the size they are taken at (nothing kept
@@ -134,9 +163,9 @@ class Verifier:
         return g, (len(fa.points), len(fb.points))
 
     def _coarse(self, a: int, b: int, corr: float, dihedral: int | None = None) -> verify.Verdict | None:
-        ncc = self.overwhelming(a, b)
-        if ncc is not None:
-            return verify.Verdict(verify.SAME, f"thumbnails correlate {ncc:.3f}", verify.Geometry())
+        found = self.overwhelming(a, b)
+        if found is not None:
+            return verify.Verdict(verify.SAME, f"{found[1]} {found[0]:.3f}", verify.Geometry())
         self.prepare((a, b), verify.COARSE)
         look = self._look(a, b, corr, dihedral, verify.COARSE)
         if look is None:
@@ -210,7 +239,7 @@ def complete(verifier: Verifier, pairs: dict[tuple[int, int], Pair]) -> None:
     """Verify the missing pairs inside each tentative group (see module docstring); in place."""
     joined = DisjointSet()
     for p in pairs.values():
-        if p.kind != "review":
+        if p.kind not in NOT_EDGES:
             joined.add(p.a)
             joined.add(p.b)
             joined.merge(p.a, p.b)
@@ -220,6 +249,8 @@ def complete(verifier: Verifier, pairs: dict[tuple[int, int], Pair]) -> None:
             jobs += [(a, b, 0.0, None) for a, b in combinations(sorted(members), 2) if (a, b) not in pairs]
     for (a, b, _, _), v in zip(jobs, verifier.check_many(jobs), strict=False):
         p = _pair(v, a, b, 0.0, None)
+        if p is None and v.untestable:  # no evidence either way: it neither joins nor blocks (`cluster`)
+            p = Pair(a, b, UNTESTED, 0.0, None, v.geometry.inliers, v.reason[:200])
         if p is not None:
             pairs[(a, b)] = p
 
@@ -235,7 +266,7 @@ def find_pairs(ws, options, algo: str, report) -> list[Pair]:
         digests = s.exec(select(Image.id, Image.pixel_sha256).where(Image.pixel_sha256.is_not(None))).all()
         old = [
             Pair(p.image_a, p.image_b, p.kind, p.similarity, p.hamming, p.inliers, p.reason)
-            for p in s.exec(select(DedupePair).where(DedupePair.kind.in_(("hash", "cnn", "review")))).all()
+            for p in s.exec(select(DedupePair).where(DedupePair.kind.in_(("hash", "cnn", "review", UNTESTED)))).all()
         ]
     new = np.array([w != options.settings for w in searched], dtype=bool)
     found: list[Pair] = []

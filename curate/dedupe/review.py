@@ -22,7 +22,7 @@ from pathlib import Path
 
 from sqlmodel import select
 
-from curate.dedupe.cluster import Edge, unmerged
+from curate.dedupe.cluster import NOT_EDGES, Edge, unmerged
 from curate.files import write_atomic
 from curate.imaging import thumbnail
 from db.models import DedupeMember, DedupeOverride, DedupePair, Image, Provenance, Source
@@ -53,7 +53,7 @@ def _collect(ws, in_labelling: Collection[int]) -> dict:
         overrides = s.exec(select(DedupeOverride).order_by(DedupeOverride.id)).all()
         decided = {(o.image_a, o.image_b) for o in overrides}
         roots = {m.image_id: m.cluster_key for m in members}
-        edges = [Edge(p.image_a, p.image_b, p.kind, p.similarity) for p in pairs if p.kind not in ("review",)]
+        edges = [Edge(p.image_a, p.image_b, p.kind, p.similarity) for p in pairs if p.kind not in NOT_EDGES]
         by_pair = {(p.image_a, p.image_b): p for p in pairs}
         review = [by_pair[(e.a, e.b)] for e in unmerged(edges, roots, decided)]
         review += [

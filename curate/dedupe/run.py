@@ -21,7 +21,16 @@ import numpy as np
 from sqlalchemy import delete, func, update
 from sqlmodel import Session, select
 
-from curate.dedupe.cluster import Candidate, Edge, cluster_key, clusters, representative, unmerged
+from curate.dedupe.cluster import (
+    NOT_EDGES,
+    UNTESTED,
+    Candidate,
+    Edge,
+    cluster_key,
+    clusters,
+    representative,
+    unmerged,
+)
 from curate.dedupe.decode import THUMB, decode
 from curate.dedupe.hashing import METHODS, NEIGHBOURS, WINDOWS, RegionPHash, to_hex
 from curate.dedupe.pairs import find_pairs
@@ -254,7 +263,7 @@ def recluster(s: Session, run_id: int | None = None, min_side: int | None = None
     }
     edges = [
         Edge(p.image_a, p.image_b, p.kind, p.similarity)
-        for p in s.exec(select(DedupePair).where(DedupePair.kind != "review")).all()
+        for p in s.exec(select(DedupePair).where(DedupePair.kind.not_in(NOT_EDGES))).all()
     ]
     splits, decided = set(), set()
     for o in s.exec(select(DedupeOverride)).all():
@@ -266,7 +275,8 @@ def recluster(s: Session, run_id: int | None = None, min_side: int | None = None
     labelled = set(s.exec(select(LabelTask.image_id).distinct()).all())
     final = set(s.exec(select(Consensus.image_id).where(Consensus.status.in_(FINAL))).all())
     review = s.exec(select(DedupePair.image_a, DedupePair.image_b).where(DedupePair.kind == "review")).all()
-    roots = clusters(list(cands), edges, splits, [(a, b) for a, b in review if (a, b) not in splits])
+    untested = s.exec(select(DedupePair.image_a, DedupePair.image_b).where(DedupePair.kind == UNTESTED)).all()
+    roots = clusters(list(cands), edges, splits, [(a, b) for a, b in [*review, *untested] if (a, b) not in splits])
     to_review = len(unmerged(edges, roots, decided)) + sum(
         1 for a, b in review if roots.get(a) != roots.get(b) and (a, b) not in decided
     )

@@ -3,7 +3,8 @@
 `dedupe_codes`     per image: the hash codes and the grey thumbnail they came from, so a
                    later run hashes only new images (`Image.pixel_sha256`/`phash` too).
 `dedupe_pairs`     pairs the last run found: matched (pixel-identical, verified hash, CNN) and
-                   "review" (not merged: near a threshold or the stages disagree).
+                   "review" (not merged: near a threshold or the stages disagree), and
+                   "untested" (inside a group, too little texture to decide; neither joins nor blocks).
 `dedupe_members`   the clustering: cluster key, representative, low-resolution flag.
 `dedupe_overrides` the steward's decisions (merge / split a pair); never touched by a run.
 """
@@ -38,7 +39,7 @@ class DedupePair(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     image_a: int = Field(foreign_key="images.id", index=True)  # image_a < image_b
     image_b: int = Field(foreign_key="images.id", index=True)
-    kind: str = Field(max_length=10)  # pixel | hash | cnn | review (review: never merged, shown first to the steward)
+    kind: str = Field(max_length=10)  # pixel | hash | cnn | review (not merged, shown first) | untested
     hamming: int | None = None
     similarity: float = 1.0
     inliers: int | None = None  # keypoints agreeing on one transform (geometric verification)
