@@ -65,3 +65,14 @@ def shot(page, name: str, full_page: bool = False) -> Path:
     page.screenshot(path=str(path), full_page=full_page)
     print(f"screenshot: {path}")
     return path
+
+
+def task_page(browser, url: str, email: str, password: str, project: int, task: int, ready: str, name: str):
+    """(context, page, text): `email` logged in at `url`, one task of `project` opened as its user sees it,
+    waited for `ready` (a text on the page) and for the labelling pane to settle, screenshot `name` saved."""
+    ctx, page = login(browser, url, email, password)
+    page.goto(f"{url}/projects/{project}/data?task={task}")
+    page.wait_for_selector(f"text={ready}")
+    page.wait_for_timeout(2000)
+    shot(page, name)
+    return ctx, page, page.inner_text("body")

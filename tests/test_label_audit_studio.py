@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import test_e2e_workflow as e2e
-from browser import chromium, login, shot
+from browser import chromium, task_page
 from relay import Relay
 from sqlmodel import select
 from studio_server import RATERS
@@ -306,12 +306,16 @@ def test_audit_workflow(studio_server, tmp_path, monkeypatch):
             "options",
         }  # no model output for the auditor either
         with chromium() as browser:  # what the auditor's page shows, in Chromium at 1366x768
-            ctx, page = login(browser, fx.urls[C], C, fx.passwords[C])
-            page.goto(f"{fx.urls[C]}/projects/{proj.ls_project_id}/data?task={auditor.tasks[adj_wrong]}")
-            page.wait_for_selector("text=Audit: is this image's diagnosis right?")
-            page.wait_for_timeout(1500)
-            shot(page, "audit/audit-view-1366x768.png")
-            text = page.inner_text("body")
+            ctx, page, text = task_page(
+                browser,
+                fx.urls[C],
+                C,
+                fx.passwords[C],
+                proj.ls_project_id,
+                auditor.tasks[adj_wrong],
+                "Audit: is this image's diagnosis right?",
+                "audit/audit-view-1366x768.png",
+            )
             assert "Rater 1: Mpox" in text and "Current consensus: Genital warts" in text, text
             assert "probab" not in text.lower() and A not in page.content() and B not in page.content()
             offered = page.locator("input.ant-radio-input")

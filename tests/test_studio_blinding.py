@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from browser import chromium, login, shot
+from browser import chromium, login, shot, task_page
 from sqlmodel import select
 from studio_server import RATERS
 from test_studio_round import DERM, MPOX, add_images, annotate, result, task_of
@@ -134,12 +134,16 @@ def test_browser_rater_view(round_, browser):
 
 def test_browser_adjudication_view(round_, browser):
     fx, ws, image, projects, review_project, _ = round_
-    ctx, page = login(browser, fx.urls[C], C, fx.passwords[C])
-    page.goto(f"{fx.urls[C]}/projects/{review_project}/data?task={task_of(ws, C, image)}")
-    page.wait_for_selector("text=Neither (discard this image)")
-    page.wait_for_timeout(2000)
-    shot(page, "blinding/adjudication-view-1366x768.png")
-    text = page.inner_text("body")
+    ctx, page, text = task_page(
+        browser,
+        fx.urls[C],
+        C,
+        fx.passwords[C],
+        review_project,
+        task_of(ws, C, image),
+        "Neither (discard this image)",
+        "blinding/adjudication-view-1366x768.png",
+    )
     assert "Rater 1: Mpox" in text and "Rater 2: Dermatosis" in text and SECRET in text
     assert A not in page.content() and B not in page.content()
     # offered: the two disputed diagnoses and Neither, nothing else
