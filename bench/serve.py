@@ -49,7 +49,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--requests", type=int, default=48, help="requests per (clients, Grad-CAM) cell (default: 48)")
     p.add_argument("--clients", default="1,4,16", help="concurrent clients (default: 1,4,16)")
     p.add_argument("--epochs", type=int, default=30, help="head epochs for the benchmark run (default: 30)")
-    p.add_argument("--device", default="cpu", help="serve device (default: cpu)")
+    p.add_argument("--device", default="cpu", help="device of the benchmark's run and of the server (default: cpu)")
     p.add_argument("--threads", type=int, default=None, help="serve --threads (default: serve's, half the cores)")
     p.add_argument(
         "--engine", default="auto", choices=["auto", "torch", "onnxruntime"], help="serve --engine (default: auto)"
@@ -76,7 +76,12 @@ def prepare(out: Path, args) -> tuple[Path, list[bytes]]:
         # the library call without report.md (its pointing game is not what is measured here); resumable
         run_protocol(
             TrainConfig(
-                dataset=str(version), arch="efficientnet_lite0", out=str(run), epochs=args.epochs, report=False
+                dataset=str(version),
+                arch="efficientnet_lite0",
+                out=str(run),
+                epochs=args.epochs,
+                report=False,
+                device=args.device,
             ),
             resume=run.exists(),
         )
@@ -181,16 +186,19 @@ def baselines(run: Path, out: Path, photos: list[bytes]) -> dict:
 def main(args) -> dict:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
     run, photos = prepare(out, args)
+    prepare_seconds = time.perf_counter() - t0
     load_start = os.getloadavg()
     metrics = json.loads((run / "metrics.json").read_text())
     port = free_port()
     threads = ["--threads", args.threads] if args.threads else []
+    server_log = (out / "server.log").open("wb")  # why it did not start, if it does not
     server = subprocess.Popen(
         cli("serve", run, "--port", port, "--device", args.device, "--queue", 64, "--engine", args.engine, *threads),
         env=env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=server_log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -204,7 +212,7 @@ def main(args) -> dict:
             except httpx.HTTPError:
                 pass
             if time.time() > deadline or server.poll() is not None:
-                raise SystemExit("train serve did not start")
+                raise SystemExit(f"train serve did not start; its output is in {out / 'server.log'}")
             time.sleep(0.5)
         load(url, photos, 2, 8, True)  # warm-up
         cells = [
@@ -215,13 +223,14 @@ def main(args) -> dict:
     finally:
         server.terminate()
         server.wait(30)
+        server_log.close()
     calib = {
         s: {k: d["calibration"][k] for k in ("n", "ece_before", "ece_after", "brier_before", "brier_after")}
         for s, d in metrics["triage"]["sets"].items()
     }
     results = {
         "cells": cells,
-        "baselines": baselines(run, out, photos),
+        "prepare_seconds": prepare_seconds,  # export + the 5-fold run, when not already there
         "calibration": calib,
         "auc": {s: metrics["triage"]["sets"][s]["metrics"]["auc"] for s in metrics["triage"]["sets"]},
         "threshold": metrics["triage"]["threshold"],
@@ -235,13 +244,20 @@ def main(args) -> dict:
         "targets": TARGETS,
         "threads": args.threads or max(1, (os.cpu_count() or 2) // 2),
     }
+    if args.device.startswith("cuda"):
+        import torch
+
+        results["gpu"] = torch.cuda.get_device_name()
+    (out / "results.json").write_text(json.dumps(results, indent=2))  # the cells are kept if a baseline fails
+    results["baselines"] = baselines(run, out, photos)
     (out / "results.json").write_text(json.dumps(results, indent=2))
     return results
 
 
 def render(r: dict) -> None:
     print(
-        f"train serve, EfficientNet-Lite0 at {r['size']} px, {r['photo_size']}-px JPEG uploads, device {r['device']}, "
+        f"train serve, EfficientNet-Lite0 at {r['size']} px, {r['photo_size']}-px JPEG uploads, device {r['device']}"
+        f"{' (' + r['gpu'] + ')' if r.get('gpu') else ''}, "
         f"{r['cpus']} CPUs, engine {r.get('engine', 'torch')} (Grad-CAM: torch), {r.get('threads', '?')} thread(s), "
         f"load average {r.get('load_average_start', r['load_average'])[0]:.1f} at start, "
         f"{r['load_average'][0]:.1f} at the end"

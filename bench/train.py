@@ -8,6 +8,7 @@ end to end (feature extraction, all 750 head epochs, evaluation, report).
 
     .venv/bin/python bench/train.py                 # paper-sized export, 320 px, resnet18
     .venv/bin/python bench/train.py --scale 0.25    # quicker: a quarter of the images
+    .venv/bin/python bench/train.py --device cuda   # on a GPU (bfloat16 autocast, as `train run --device cuda`)
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from train_fixtures import write_export
 from curate.dataset import DatasetVersion
 from train.config import TrainConfig
 from train.data import ImageItems, build_datasets, make_loader
+from train.device import autocast, resolve_device
 from train.features import compute_features
 from train.loop import build_optimizer, train_one_epoch
 from train.models import ARCHS, PAPER_ARCHS, FrozenNet, Head, build_backbone, freeze, get_arch
@@ -55,10 +57,27 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     )
     p.add_argument("--throughput-images", type=int, default=48, help="images per backbone for throughput (default: 48)")
     p.add_argument("--skip-grid", action="store_true", help="skip the per-backbone throughput table")
+    p.add_argument("--batch", type=int, default=16, help="batch size of the throughput table (default: 16)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto, as `train run --device` (default: cpu)")
     return p
 
 
+def sync(device: str) -> None:
+    """Wait for queued GPU work, so that a wall-clock reading covers it."""
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def where(device: str) -> dict:
+    """What ran the benchmark, for results.json and the README's tables."""
+    info = {"device": device, "torch": torch.__version__, "torch_threads": torch.get_num_threads()}
+    if device.startswith("cuda"):
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
 def main(args) -> dict:
+    device = resolve_device(args.device)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     counts = {s: {c: max(2, round(n * args.scale)) for c, n in per.items()} for s, per in PAPER_COUNTS.items()}
@@ -84,7 +103,7 @@ def main(args) -> dict:
         f"export: {len(ds.rows)} images, {plan.n_augmented} augmented copies, {n_unique} distinct backbone inputs; "
         f"{n_train_per_epoch:.0f} training images per fold-epoch"
     )
-    torch.set_num_threads(torch.get_num_threads())
+    print("device: " + ", ".join(f"{k} {v}" for k, v in where(device).items()))
 
     # --- plain loop, measured on a few batches
     arch = get_arch(args.arch)
@@ -92,14 +111,16 @@ def main(args) -> dict:
     freeze(backbone)
     preset = EvalPreset(args.size, arch.mean, arch.std)
     torch.manual_seed(0)
-    model = FrozenNet(backbone, Head(dim, 2))
+    model = FrozenNet(backbone, Head(dim, 2)).to(device)
     items = plan.train[0][: args.plain_batches * cfg.batch_size]
     loader = make_loader(ImageItems(items, preset), cfg.batch_size, True, 0)
     opt = build_optimizer(model, cfg)
-    with torch.no_grad():  # warm-up, not timed
-        model.eval()(torch.stack([preset(it.image()) for it in items[:4]]))
+    with torch.no_grad(), autocast(device):  # warm-up, not timed
+        model.eval()(torch.stack([preset(it.image()) for it in items[:4]]).to(device))
+    sync(device)
     t0 = time.perf_counter()
-    train_one_epoch(model, loader, opt, torch.nn.CrossEntropyLoss(), "cpu")
+    train_one_epoch(model, loader, opt, torch.nn.CrossEntropyLoss(), device)
+    sync(device)
     plain_per_image = (time.perf_counter() - t0) / len(items)
     plain_total = plain_per_image * (n_train_per_epoch * args.epochs * 5 + n_eval_per_fold * 5)
     print(
@@ -109,6 +130,11 @@ def main(args) -> dict:
 
     # --- cached features, end to end (cold cache, then warm)
     results = {
+        **where(device),
+        "scale": args.scale,
+        "size": args.size,
+        "arch": args.arch,
+        "epochs": args.epochs,
         "export_images": len(ds.rows),
         "augmented": plan.n_augmented,
         "distinct_inputs": n_unique,
@@ -131,6 +157,7 @@ def main(args) -> dict:
                 weights="none",
                 epochs=args.epochs,
                 cache_dir=str(cache_dir),
+                device=device,
             )
         )
         wall = time.perf_counter() - t0
@@ -138,9 +165,12 @@ def main(args) -> dict:
         results[f"cached_{label}_s"] = wall
         results[f"cached_{label}_features_s"] = info["feature_seconds"]
         results[f"cached_{label}_train_eval_s"] = info["train_seconds"]
+        rest = wall - info["feature_seconds"] - info["train_seconds"]  # model build, triage analysis, report
+        results[f"cached_{label}_rest_s"] = rest
         print(
             f"cached ({label} cache): {wall:.0f} s wall (features {info['feature_seconds']:.0f} s, "
-            f"{args.epochs * 5} head epochs + evaluation {info['train_seconds']:.0f} s)"
+            f"{args.epochs * 5} head epochs + evaluation {info['train_seconds']:.0f} s, "
+            f"triage analysis + report {rest:.0f} s)"
         )
     results["ratio_cold"] = plain_total / results["cached_cold_s"]
     results["ratio_warm"] = plain_total / results["cached_warm_s"]
@@ -154,11 +184,11 @@ def main(args) -> dict:
         results["throughput"] = {}
         for name_ in list(ARCHS):
             b, _, _ = build_backbone(name_, "none", seed=0)
-            freeze(b)
+            freeze(b).to(device)
             pre = EvalPreset(args.size, ARCHS[name_].mean, ARCHS[name_].std)
-            compute_features(b, sample[:4], pre, batch_size=4)  # warm-up
+            compute_features(b, sample[: args.batch], pre, args.batch, device)  # warm-up at the timed batch size
             t0 = time.perf_counter()
-            compute_features(b, sample, pre, batch_size=16)
+            compute_features(b, sample, pre, args.batch, device)  # ends with a copy to the CPU: synchronised
             ips = len(sample) / (time.perf_counter() - t0)
             est = n_unique / ips + head_s
             results["throughput"][name_] = {"images_per_s": ips, "protocol_s": est}
