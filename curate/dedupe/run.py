@@ -4,7 +4,9 @@ Order of work, so that a killed run is harmless:
 1. hash images without codes, committing each batch (a re-run continues);
 2. search stored codes (vectorised; only pairs touching new images when the
    settings are unchanged), verify candidates geometrically, add
-   pixel-identical pairs (`curate.dedupe.pairs`);
+   pixel-identical pairs (`curate.dedupe.pairs`); local features for the second
+   proposal are kept per image (`curate.dedupe.answers`, committed as computed),
+   and a tentative group without a new image is not verified again;
 3. in ONE transaction, replace pairs and cluster membership. Overrides are
    never written by a run, so the steward's decisions always survive.
 """
