@@ -156,3 +156,23 @@ def test_completion_verifies_only_groups_holding_a_touched_image(tmp_path):
     assert verifier.check(a, c, 0.0).decision == verify.DIFFERENT
     complete(verifier, pairs)  # a full run: every group
     assert verifier.sift_pairs == 2
+
+
+def test_local_features_are_kept_on_either_catalogue(ws, tmp_path):
+    """SQLite and PostgreSQL (the `ws` fixture): the second run reads the first run's descriptors back
+    byte for byte and finds a mirrored, cropped copy of a photo the first run saw."""
+    for k in (6, 7, 8):
+        save(PHOTOS[k], tmp_path / "a" / f"photo_{k}.jpg")
+    save(leak(PHOTOS[7], "mirror_crop", 5), tmp_path / "b" / "photo_7_mirror.jpg", quality=80)
+    _ingest(ws, tmp_path / "a", "atlas")
+    first = run_dedupe(ws, OPTS)
+    with ws.session() as s:
+        kept = {i: bytes(d) for i, d in s.exec(select(DedupeLocal.image_id, DedupeLocal.descriptors)).all()}
+    _ingest(ws, tmp_path / "b", "forum")
+    second = run_dedupe(ws, OPTS)
+    assert (first.local_computed, second.local_cached, second.local_computed) == (3, 3, 1) and not second.recomputed
+    ids = _names(ws)
+    with ws.session() as s:
+        assert cluster_map(s)[ids["photo_7_mirror.jpg"]] == cluster_map(s)[ids["photo_7.jpg"]]
+        again = {i: bytes(d) for i, d in s.exec(select(DedupeLocal.image_id, DedupeLocal.descriptors)).all()}
+    assert {i: again[i] for i in kept} == kept and len(again) == 4
