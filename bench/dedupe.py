@@ -168,7 +168,7 @@ def diagnose(ws, names_of: dict) -> dict:
     the timed run (`main` prints it for missed copies)."""
     from curate.dedupe.hashing import RegionPHash
     from curate.dedupe.pairs import Verifier, load_codes, propose_local
-    from curate.dedupe.run import ALGO, DedupeOptions
+    from curate.dedupe.run import ALGO, DedupeOptions, DedupeReport
 
     opts = DedupeOptions(min_side=1)
     with ws.session() as s:
@@ -176,7 +176,7 @@ def diagnose(ws, names_of: dict) -> dict:
     matches = RegionPHash(neighbours=opts.neighbours, similarity=opts.similarity).find_duplicates(codes, thumbs)
     verifier = Verifier(ws, 0, dict(zip(ids.tolist(), thumbs, strict=False)))
     jobs = [(int(ids[m.a]), int(ids[m.b]), m.similarity, m.dihedral, "by the hashes") for m in matches]
-    extra = propose_local(verifier, ids, None, {(a, b) for a, b, *_ in jobs})
+    extra = propose_local(verifier, ids, None, {(a, b) for a, b, *_ in jobs}, ALGO, DedupeReport())
     jobs += [(a, b, corr, None, "by local features") for a, b, corr in extra]
     out = {}
     for a, b, corr, dihedral, how in jobs:

@@ -70,7 +70,7 @@ def test_shared_local_features_propose_copies_whose_low_frequencies_changed(tmp_
             grey = grey[box.y0 : box.y1, box.x0 : box.x1]
         copies[1000 + j] = k
         feats[1000 + j], group[1000 + j] = verify.features(grey, verify.COARSE), k
-    votes = {(a, b): v for a, b, v in local.local_pairs(feats)}
+    votes = {(a, b): v for a, b, v in local.local_pairs({k: f.desc for k, f in feats.items()})}
     for c, k in copies.items():
         mine = {(a if b == c else b): v for (a, b), v in votes.items() if c in (a, b)}
         assert max(mine, key=mine.get) == k, (c, k, mine)  # its original is the picture it shares most with

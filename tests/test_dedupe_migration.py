@@ -1,4 +1,5 @@
-"""Migration 0008_dedupe_verify: a catalogue made before it keeps every dedupe row (SQLite and PostgreSQL)."""
+"""Migrations 0008_dedupe_verify and 0010_dedupe_local_cache: a catalogue made before keeps every dedupe row
+(SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from sqlmodel import select
 from curate.workspace import Workspace
 from db.engine import make_engine
 from db.migrate import current_revision, head_revision, upgrade
-from db.models import DedupeCode, DedupeOverride, DedupePair
+from db.models import DedupeCode, DedupeLocal, DedupeOverride, DedupePair
 
 
 def test_catalogue_at_0004_upgrades_and_keeps_dedupe_rows(db_url, tmp_path):
@@ -44,3 +45,38 @@ def test_catalogue_at_0004_upgrades_and_keeps_dedupe_rows(db_url, tmp_path):
         pair = s.exec(select(DedupePair)).one()
         assert (pair.kind, pair.similarity, pair.inliers, pair.reason) == ("hash", 0.97, None, None)
         assert s.exec(select(DedupeOverride)).one().note == "same"
+
+
+def test_catalogue_at_0009_gains_the_local_feature_cache_and_keeps_its_rows(db_url, tmp_path):
+    """Migration 0010_dedupe_local_cache adds `dedupe_local` (empty: the next run fills it); nothing else changes."""
+    engine = make_engine(db_url)
+    upgrade(engine, "0009_label_audit")
+    blob = "'\\x00'::bytea" if engine.dialect.name == "postgresql" else "x'00'"
+    with engine.begin() as c:
+        for i in (1, 2):
+            c.exec_driver_sql(
+                "INSERT INTO images (id, sha256, size_bytes, format, width, height, mode, frames, has_exif, has_gps,"
+                " has_camera_serial, created_at) VALUES"
+                f" ({i}, '{str(i) * 64}', 10, 'JPEG', 64, 64, 'RGB', 1, false, false, false, CURRENT_TIMESTAMP)"
+            )
+            c.exec_driver_sql(
+                "INSERT INTO dedupe_codes (image_id, algo, codes, thumb, masked, searched_with, box, flat, created_at)"
+                f" VALUES ({i}, 'region-phash-v2/64/11', {blob}, {blob}, 0.0, 'k5', '0,0,1,1', false,"
+                " CURRENT_TIMESTAMP)"
+            )
+        c.exec_driver_sql(
+            "INSERT INTO dedupe_pairs (image_a, image_b, kind, hamming, similarity, inliers, reason)"
+            " VALUES (1, 2, 'untested', NULL, 0.0, 3, 'too little texture')"
+        )
+    engine.dispose()
+    ws = Workspace.init(tmp_path / "old-ws", db_url=db_url)
+    assert current_revision(ws.engine) == head_revision()
+    with ws.session() as s:
+        codes = s.exec(select(DedupeCode).order_by(DedupeCode.image_id)).all()
+        assert [(c.image_id, c.searched_with, c.box) for c in codes] == [(1, "k5", "0,0,1,1"), (2, "k5", "0,0,1,1")]
+        pair = s.exec(select(DedupePair)).one()
+        assert (pair.kind, pair.inliers, pair.reason) == ("untested", 3, "too little texture")
+        assert s.exec(select(DedupeLocal)).all() == []
+        s.add(DedupeLocal(image_id=1, version="v", count=1, descriptors=bytes(range(128))))
+    with ws.session() as s:
+        assert s.get(DedupeLocal, 1).descriptors == bytes(range(128))

@@ -127,6 +127,7 @@ def render(report, sheet) -> None:
         ["images", report.images],
         ["hashed this run", report.hashed],
         ["codes reused", report.reused],
+        ["local features reused / computed", f"{report.local_cached} / {report.local_computed}"],
         ["search", report.searched],
         *[[f"pairs: {k}" + UNTESTED_NOTE * (k == "untested"), v] for k, v in sorted(report.pairs.items())],
         ["to review (not merged)", report.to_review],
@@ -153,7 +154,7 @@ def render(report, sheet) -> None:
     for image_id, reason in report.skipped[:20]:
         console.print(f"[yellow]skipped image {image_id}: {escape(reason)}[/]")
     for line in report.recomputed[:20]:
-        console.print(f"[yellow]hash cache:[/] {escape(line)}")
+        console.print(f"[yellow]cache:[/] {escape(line)}")
     for image_id, reason in report.whole_picture[:20]:
         console.print(f"image {image_id}: {escape(reason)}")
     for reason, n in sorted(report.rejected_at_intake.items()):

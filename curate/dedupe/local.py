@@ -5,8 +5,9 @@ frequencies, which a frame plus a rescale, a watermark plus a crop, or a bar
 across a star field change more than two different pictures of plain skin
 differ: on `bench/dedupe.py`'s corpus it never proposed 9 copies, their
 originals 7th to 68th among the copy's nearest. Local features are not fooled
-that way, and verification computes them anyway (`verify.COARSE` px, every
-picture): each picture's `ASK` strongest SIFT descriptors, as they are and
+that way, and verification computes them anyway (`verify.COARSE` px; each
+picture's `TOP` strongest are kept between runs, `curate.dedupe.answers`):
+each picture's `ASK` strongest SIFT descriptors, as they are and
 mirrored (`verify.mirrored`), ask an index of everyone's `TOP` strongest
 (`_index`) for their `K` nearest. A neighbour clearly nearer than the K-th
 (`RATIO`: Lowe's test against the crowd rather than the runner-up, so three
@@ -25,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from curate.dedupe.search.knn import faiss  # imported there once its OpenMP threads are told to sleep
-from curate.dedupe.verify import Features, mirrored
+from curate.dedupe.verify import mirrored_descriptors
 
 TOP = 128  # strongest descriptors of each picture that answer
 ASK = 96  # of those, the strongest that ask (as they are and mirrored)
@@ -79,13 +80,15 @@ def _votes(index: faiss.Index, queries: np.ndarray, asker: np.ndarray, owner: np
     return np.stack([asker[once // n], once % n], axis=1)
 
 
-def local_pairs(feats: dict[int, Features | None], new: set[int] | None = None) -> list[tuple[int, int, int]]:
-    """(a, b, votes), a < b, for the candidate pairs (module docstring); with `new`, only the pairs
-    touching one of those pictures."""
-    ids = sorted(i for i, f in feats.items() if f is not None and f.desc is not None and len(f.desc))
+def local_pairs(desc: dict[int, np.ndarray | None], new: set[int] | None = None) -> list[tuple[int, int, int]]:
+    """(a, b, votes), a < b, for the candidate pairs (module docstring); `desc`: each picture's SIFT
+    descriptors at `verify.COARSE` px, strongest first (uint8, at least the `TOP` strongest). With
+    `new`, only the pairs touching one of those pictures (everyone still asks: a pair's votes come
+    from both ends, and each picture's `PER_IMAGE` best are chosen among all its pairs)."""
+    ids = sorted(i for i, d in desc.items() if d is not None and len(d))
     if len(ids) < 2:
         return []
-    answers = [_unit(feats[i].desc, TOP) for i in ids]
+    answers = [_unit(desc[i], TOP) for i in ids]
     owner = np.repeat(np.arange(len(ids)), [len(a) for a in answers])
     index = _index(np.concatenate(answers))
     del answers
@@ -93,8 +96,8 @@ def local_pairs(feats: dict[int, Features | None], new: set[int] | None = None) 
     per_block = max(1, BLOCK // (2 * ASK))
     for start in range(0, len(ids), per_block):  # a block of asking pictures at a time bounds the memory
         block = range(start, min(start + per_block, len(ids)))
-        asks = [_unit(feats[ids[k]].desc, ASK) for k in block]
-        asks += [_unit(mirrored(feats[ids[k]]).desc, ASK) for k in block]
+        asks = [_unit(desc[ids[k]], ASK) for k in block]
+        asks += [_unit(mirrored_descriptors(desc[ids[k]][:ASK]), ASK) for k in block]
         asker = np.tile(np.repeat(np.array(block), [len(x) for x in asks[: len(block)]]), 2)
         parts.append(_votes(index, np.concatenate(asks), asker, owner))
     a, b = np.concatenate(parts).T

@@ -31,6 +31,7 @@ from sqlmodel import Session, select
 from threadpoolctl import threadpool_limits
 
 from curate.dedupe import verify
+from curate.dedupe.answers import answering
 from curate.dedupe.cluster import KIND_RANK, NOT_EDGES, UNTESTED
 from curate.dedupe.decode import THUMB, parse_box, work_grey
 from curate.dedupe.hashing import METHODS, WINDOWS, RegionPHash, is_mirror
@@ -221,12 +222,11 @@ def _pair(v: verify.Verdict, a: int, b: int, corr: float, hamming: int | None) -
     return Pair(a, b, kind, round(corr, 4), hamming, v.geometry.inliers, v.reason[:200])
 
 
-def propose_local(verifier: Verifier, ids: np.ndarray, new: set[int] | None, proposed: set) -> list:
+def propose_local(verifier: Verifier, ids: np.ndarray, new: set[int] | None, proposed: set, algo: str, report) -> list:
     """(a, b, thumbnail correlation) of the pairs shared local features propose that the hashes did not;
-    every picture's features at `verify.COARSE` px are computed for it (verification needs most anyway)."""
-    with threadpool_limits(1, "blas"):
-        verifier.prepare(ids.tolist(), verify.COARSE)
-    found = local_pairs({int(i): verifier.feats[(int(i), verify.COARSE)] for i in ids}, new)
+    each picture's strongest descriptors come from the catalogue, computed only for pictures without
+    current ones (`curate.dedupe.answers`)."""
+    found = local_pairs(answering(verifier, ids.tolist(), algo, report), new)
     out = []
     for a, b, _ in found:
         if (a, b) not in proposed:
@@ -235,8 +235,15 @@ def propose_local(verifier: Verifier, ids: np.ndarray, new: set[int] | None, pro
     return out
 
 
-def complete(verifier: Verifier, pairs: dict[tuple[int, int], Pair]) -> None:
-    """Verify the missing pairs inside each tentative group (see module docstring); in place."""
+def complete(verifier: Verifier, pairs: dict[tuple[int, int], Pair], touched: set[int] | None = None) -> None:
+    """Verify the missing pairs inside each tentative group (see module docstring); in place.
+
+    `touched` (an incremental run): only groups holding one of these images. A group holding none has
+    the edges the last run stored for its members, so it is one of the last run's tentative groups,
+    whose missing pairs that run verified: "same", "review" and "untested" ones were stored and are
+    in `pairs` again, the absent ones were "different" and still block. `touched` must hold the new
+    images and both ends of every edge gained or lost since that run (`_changed`): a new image joining
+    two old groups makes one group whose old-old pairs were never compared, and holds a new image."""
     joined = DisjointSet()
     for p in pairs.values():
         if p.kind not in NOT_EDGES:
@@ -245,7 +252,7 @@ def complete(verifier: Verifier, pairs: dict[tuple[int, int], Pair]) -> None:
             joined.merge(p.a, p.b)
     jobs = []
     for members in joined.subsets():
-        if 3 <= len(members) <= COMPLETE_MAX:
+        if 3 <= len(members) <= COMPLETE_MAX and (touched is None or not touched.isdisjoint(members)):
             jobs += [(a, b, 0.0, None) for a, b in combinations(sorted(members), 2) if (a, b) not in pairs]
     for (a, b, _, _), v in zip(jobs, verifier.check_many(jobs), strict=False):
         p = _pair(v, a, b, 0.0, None)
@@ -253,6 +260,12 @@ def complete(verifier: Verifier, pairs: dict[tuple[int, int], Pair]) -> None:
             p = Pair(a, b, UNTESTED, 0.0, None, v.geometry.inliers, v.reason[:200])
         if p is not None:
             pairs[(a, b)] = p
+
+
+def _changed(before: set[tuple[int, int]], pairs: dict[tuple[int, int], Pair]) -> set[int]:
+    """Both ends of every edge in `pairs` not among `before` (the last run's edges), and of every one gone."""
+    now = {key for key, p in pairs.items() if p.kind not in NOT_EDGES}
+    return {i for key in now ^ before for i in key}
 
 
 def find_pairs(ws, options, algo: str, report) -> list[Pair]:
@@ -268,6 +281,10 @@ def find_pairs(ws, options, algo: str, report) -> list[Pair]:
             Pair(p.image_a, p.image_b, p.kind, p.similarity, p.hamming, p.inliers, p.reason)
             for p in s.exec(select(DedupePair).where(DedupePair.kind.in_(("hash", "cnn", "review", UNTESTED)))).all()
         ]
+        edges_before = {
+            (a, b)
+            for a, b in s.exec(select(DedupePair.image_a, DedupePair.image_b).where(DedupePair.kind.not_in(NOT_EDGES)))
+        }
     new = np.array([w != options.settings for w in searched], dtype=bool)
     found: list[Pair] = []
     by_digest: dict[str, list[int]] = defaultdict(list)  # same decoded pixels
@@ -301,7 +318,8 @@ def find_pairs(ws, options, algo: str, report) -> list[Pair]:
     elif options.method == "region-phash" and (not incremental or new.any()):
         # the second proposal: shared local features (`curate.dedupe.local`)
         proposed = {(a, b) for a, b, _, _ in jobs}
-        extra = propose_local(verifier, ids, None if not incremental else set(ids[new].tolist()), proposed)
+        fresh = None if not incremental else set(ids[new].tolist())
+        extra = propose_local(verifier, ids, fresh, proposed, algo, report)
         report.local_candidates = len(extra)
         jobs += [(a, b, corr, None) for a, b, corr in extra]
         hammings += [None] * len(extra)
@@ -321,7 +339,7 @@ def find_pairs(ws, options, algo: str, report) -> list[Pair]:
     for p in sorted(found, key=lambda p: (KIND_RANK.get(p.kind, 9), -p.similarity)):
         best.setdefault((p.a, p.b), p)
     started, cpu = time.perf_counter(), time.process_time()
-    complete(verifier, best)
+    complete(verifier, best, set(ids[new].tolist()) | _changed(edges_before, best) if incremental else None)
     report.seconds["verify"] = verifying + time.perf_counter() - started
     report.seconds["verify_cpu"] = verifying_cpu + time.process_time() - cpu
     report.sift_pairs = verifier.sift_pairs

@@ -137,10 +137,11 @@ def nearest_pairs(
 ) -> Pairs:
     """(lo, hi, dihedral, cosine) arrays, lo < hi; `dihedral` turns picture lo onto picture hi.
 
-    With `new` (a boolean mask), only pairs touching a new picture: the new pictures' queries
-    against every window, and every picture's queries against the new pictures' windows (so each
-    old picture's nearest among the new ones is proposed too: a superset of what a full search
-    would propose for these pairs).
+    With `new` (a boolean mask), only the pairs touching a new picture, exactly those a full search
+    proposes: everyone still asks everyone. Asking only the new pictures' windows (as until
+    2026-11-30) proposed each old picture's nearest new ones however far down its ranking they
+    came: for 10 new photos in the benchmark's 1,055, 1,082 pairs of different photos went to SIFT
+    verification (17 s of CPU), against about a second for the whole search.
     """
     thumbs = np.asarray(thumbs)
     n = len(thumbs)
@@ -155,15 +156,11 @@ def nearest_pairs(
         windows = BIG_WINDOWS if big else WINDOWS
     vec = descriptors(thumbs, windows)
     everyone = np.arange(n)
-    if new is None:
-        parts = [_search(vec, everyone, everyone, neighbours, nn, margin)]
-    else:
-        fresh = np.nonzero(np.asarray(new, bool))[0]
-        parts = [
-            _search(vec, fresh, everyone, neighbours, nn, margin),
-            _search(vec, everyone, fresh, neighbours, nn, margin),
-        ]
-    a, b, d, s = (np.concatenate(x) for x in zip(*parts, strict=True))
+    a, b, d, s = _search(vec, everyone, everyone, neighbours, nn, margin)
+    if new is not None:
+        new = np.asarray(new, bool)
+        touching = new[a] | new[b]
+        a, b, d, s = a[touching], b[touching], d[touching], s[touching]
     # the orientation turns the query picture (a) onto b: for a pair stored as (b, a), invert it
     swap = a > b
     lo, hi = np.where(swap, b, a), np.where(swap, a, b)

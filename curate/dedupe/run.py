@@ -4,7 +4,9 @@ Order of work, so that a killed run is harmless:
 1. hash images without codes, committing each batch (a re-run continues);
 2. search stored codes (vectorised; only pairs touching new images when the
    settings are unchanged), verify candidates geometrically, add
-   pixel-identical pairs (`curate.dedupe.pairs`);
+   pixel-identical pairs (`curate.dedupe.pairs`); local features for the second
+   proposal are kept per image (`curate.dedupe.answers`, committed as computed),
+   and a tentative group without a new image is not verified again;
 3. in ONE transaction, replace pairs and cluster membership. Overrides are
    never written by a run, so the steward's decisions always survive.
 """
@@ -109,6 +111,8 @@ class DedupeReport:
     sift_pairs: int = 0  # pairs the thumbnails left undecided, verified with local features
     full_sift_pairs: int = 0  # of those, pairs the coarse look left undecided (SIFT at full size)
     local_candidates: int = 0  # candidate pairs only shared local features proposed (`curate.dedupe.local`)
+    local_cached: int = 0  # pictures whose local features for that proposal the catalogue kept (`dedupe.answers`)
+    local_computed: int = 0  # pictures whose local features for it were computed this run
     clusters: int = 0  # clusters with two or more images
     duplicates: int = 0  # images that are not their cluster's representative
     low_res: int = 0
@@ -134,6 +138,8 @@ class DedupeReport:
             "sift_pairs": self.sift_pairs,
             "full_sift_pairs": self.full_sift_pairs,
             "local_candidates": self.local_candidates,
+            "local_cached": self.local_cached,
+            "local_computed": self.local_computed,
             "pairs": dict(self.pairs),
             "clusters": self.clusters,
             "duplicates": self.duplicates,

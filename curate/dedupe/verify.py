@@ -183,7 +183,12 @@ def mirrored(f: Features) -> Features:
     pts = f.points.copy()
     pts[:, 0] = f.width - 0.5 - pts[:, 0]
     whole = None if f.whole is None else (f.width - f.whole[2], f.whole[1], f.width - f.whole[0], f.whole[3])
-    return Features(pts, np.ascontiguousarray(f.desc[:, _MIRROR_BINS]), f.width, f.height, whole)
+    return Features(pts, mirrored_descriptors(f.desc), f.width, f.height, whole)
+
+
+def mirrored_descriptors(desc: np.ndarray) -> np.ndarray:
+    """The descriptors of the same keypoints in the mirror image (`mirrored`)."""
+    return np.ascontiguousarray(desc[:, _MIRROR_BINS])
 
 
 def _unit(t: np.ndarray) -> np.ndarray:

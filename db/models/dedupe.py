@@ -2,6 +2,8 @@
 
 `dedupe_codes`     per image: the hash codes and the grey thumbnail they came from, so a
                    later run hashes only new images (`Image.pixel_sha256`/`phash` too).
+`dedupe_local`     per image: its strongest SIFT descriptors (`curate.dedupe.answers`), so a
+                   later run computes local features only for new images.
 `dedupe_pairs`     pairs the last run found: matched (pixel-identical, verified hash, CNN) and
                    "review" (not merged: near a threshold or the stages disagree), and
                    "untested" (inside a group, too little texture to decide; neither joins nor blocks).
@@ -31,6 +33,17 @@ class DedupeCode(SQLModel, table=True):
     box: str | None = Field(default=None, max_length=40)  # content box "x0,y0,x1,y1" (fractions), frames cut away
     note: str | None = Field(default=None, max_length=200)  # why the whole picture was used, if it was
     flat: bool = False  # single colour: kept out of the near-duplicate search
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class DedupeLocal(SQLModel, table=True):
+    __tablename__ = "dedupe_local"
+    image_id: int = Field(foreign_key="images.id", primary_key=True)
+    version: str = Field(max_length=120)  # recomputed when the features' algorithm or settings change
+    count: int = 0  # descriptors stored (at most `curate.dedupe.local.TOP`)
+    descriptors: bytes = Field(
+        sa_column=sa.Column(sa.LargeBinary, nullable=False)
+    )  # count x 128 uint8, strongest first
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
 
 
@@ -67,4 +80,4 @@ class DedupeOverride(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
 
 
-__all__ = ["DedupeCode", "DedupePair", "DedupeMember", "DedupeOverride"]
+__all__ = ["DedupeCode", "DedupeLocal", "DedupePair", "DedupeMember", "DedupeOverride"]

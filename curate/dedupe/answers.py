@@ -1,0 +1,99 @@
+"""The local-feature proposal's answering descriptors, kept in the catalogue between runs.
+
+`curate.dedupe.local` needs every picture's `local.TOP` strongest SIFT descriptors at
+`verify.COARSE` px (about 20 ms of CPU a picture), also on a run that adds a few
+pictures: the new ones ask everyone. Like the hash codes, they are kept in a table of
+the catalogue (`dedupe_local`: one row per image, at most 16 KB of uint8), keyed by image
+and by `version` (the code algorithm, whose content box they are taken in, SIFT's size
+and settings, `local.TOP`, OpenCV's version); a row of another version is recomputed,
+a damaged one too, each with a line in `report.recomputed`.
+
+A table rather than a cache file under the workspace: a run adds rows for its new
+pictures only (one file would be rewritten whole, 330 MB for 20,000 pictures, or kept
+as shards to merge); the rows are written in one transaction, so a killed run leaves
+them all or none; they are as private as the catalogue, on SQLite or PostgreSQL,
+without a second store to protect; and they follow their image (foreign key) into every
+copy of the catalogue. Loading copies nothing per row: each row's bytes are viewed as
+an array (`np.frombuffer`).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from sqlalchemy import delete
+from sqlmodel import select
+from threadpoolctl import threadpool_limits
+
+from curate.dedupe import local, verify
+from db.models import DedupeLocal
+
+DIMS = 128  # bytes of one SIFT descriptor
+CHUNK = 500  # rows replaced per statement (bounds the query's parameters)
+
+
+def version(algo: str) -> str:
+    """What the stored descriptors depend on; a row of any other version is recomputed."""
+    return f"{algo}|sift/{verify.COARSE}/{local.TOP}/{verify.N_FEATURES}/{verify.CONTRAST:g}|opencv {cv2.__version__}"
+
+
+def _load(ws, ids: set[int], current: str, report) -> dict[int, np.ndarray]:
+    """The stored descriptors of `ids` that are current and whole (the rest noted in `report.recomputed`)."""
+    with ws.session() as s:
+        rows = s.exec(
+            select(DedupeLocal.image_id, DedupeLocal.version, DedupeLocal.count, DedupeLocal.descriptors)
+        ).all()
+    have, stale = {}, 0
+    for i, ver, count, blob in rows:
+        if i not in ids:
+            continue
+        if ver != current:
+            stale += 1
+        elif not 0 <= count <= local.TOP or len(blob or b"") != count * DIMS:
+            report.recomputed.append(
+                f"image {i}: cached local features are corrupt ({len(blob or b'')} bytes for {count} "
+                "descriptors); recomputed"
+            )
+        else:
+            have[i] = np.frombuffer(blob, np.uint8).reshape(count, DIMS)
+    if stale:
+        report.recomputed.append(f"{stale} cached local features from an older version; recomputed")
+    return have
+
+
+def _store(ws, fresh: dict[int, np.ndarray], current: str) -> None:
+    """Replace the rows of `fresh`'s pictures, in one transaction (safe to repeat: `Workspace.transact`)."""
+    ids = sorted(fresh)
+
+    def work(s) -> None:
+        for start in range(0, len(ids), CHUNK):
+            chunk = ids[start : start + CHUNK]
+            s.exec(delete(DedupeLocal).where(DedupeLocal.image_id.in_(chunk)))
+            s.add_all(
+                DedupeLocal(image_id=i, version=current, count=len(fresh[i]), descriptors=fresh[i].tobytes())
+                for i in chunk
+            )
+            s.flush()
+
+    ws.transact(work)
+
+
+def answering(verifier, ids: list[int], algo: str, report) -> dict[int, np.ndarray]:
+    """image -> its `local.TOP` strongest descriptors at `verify.COARSE` px ((n, 128) uint8, strongest
+    first; none for a picture unreadable now): stored ones when current, the rest computed through
+    `verifier` (which keeps their features for verification) and stored. Counts in `report.local_cached`
+    and `report.local_computed`."""
+    current = version(algo)
+    have = _load(verifier.ws, set(ids), current, report)
+    todo = [i for i in ids if i not in have]
+    with threadpool_limits(1, "blas"):
+        verifier.prepare(todo, verify.COARSE)
+    fresh = {}
+    for i in todo:
+        f = verifier.feats[(i, verify.COARSE)]
+        if f is not None:  # unreadable now: tried again by the next run
+            fresh[i] = np.empty((0, DIMS), np.uint8) if f.desc is None else np.ascontiguousarray(f.desc[: local.TOP])
+    if fresh:
+        _store(verifier.ws, fresh, current)
+    report.local_cached, report.local_computed = len(have), len(todo)
+    return {**have, **fresh}
