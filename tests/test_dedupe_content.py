@@ -58,6 +58,28 @@ def test_one_sided_band_and_a_frame_inside_a_frame():
     assert abs((x1 - x0) - inner) <= 0.03 and abs((y1 - y0) - inner) <= 0.03
 
 
+def test_bands_are_cut_exactly_where_they_end_on_every_side():
+    """A lossless picture small enough to be searched pixel by pixel: a white frame of four widths, a
+    2-pixel ringing seam, a black frame, the photo; the box is the photo to the pixel."""
+    rng = np.random.default_rng(0)
+    photo = np.asarray(PHOTO.resize((150, 120)))
+
+    def ring(a, width, colour=None):
+        h, w = a.shape[:2]
+        out = rng.integers(0, 256, (h + 2 * width, w + 2 * width, 3)).astype(np.uint8)  # the seam: noise
+        if colour is not None:
+            out[:] = colour
+        out[width : width + h, width : width + w] = a
+        return out
+
+    seam = ring(ring(photo, 5, 0), 2)  # the photo starts 7 px inside
+    top, bottom, left, right = 9, 4, 6, 12
+    framed = np.full((seam.shape[0] + top + bottom, seam.shape[1] + left + right, 3), 255, np.uint8)
+    framed[top : top + seam.shape[0], left : left + seam.shape[1]] = seam
+    b = content_box(framed)
+    assert (b.x0, b.y0, b.x1, b.y1) == (left + 7, top + 7, left + 7 + 150, top + 7 + 120) and b.note is None
+
+
 def test_odd_pictures_get_a_one_line_reason_not_an_error():
     white = content_box(np.full((300, 400, 3), 255, np.uint8))
     assert white.flat and white.note == "single colour: nothing to compare"

@@ -57,46 +57,71 @@ class ContentBox:
         return ",".join(f"{v:.4f}" for v in self.fractions())
 
 
-def _run_from(lines: np.ndarray, block: int = 16) -> int:
-    colour = np.median(lines[0], axis=0)
-    start, step = 0, 1  # the first line alone, then blocks: most sides have no band, and bands end early
-    while start < len(lines):
-        dev = np.abs(lines[start : start + step] - colour).max(axis=2)  # (n, length)
-        ok = ((dev <= TOL).mean(axis=1) >= UNIFORM_SHARE) & (np.median(dev, axis=1) <= MEAN_DEV)
-        if not ok.all():
-            return start + int(np.argmin(ok))
-        start, step = start + step, block
-    return len(lines)
+def _middle(length: int) -> list[int]:
+    """The order statistics np.median averages (the same one twice for an odd length)."""
+    return [(length - 1) // 2, length // 2]
+
+
+def _colours(lines: np.ndarray) -> np.ndarray:
+    """(channels, n, 1) colour of each line of `lines` (channels, n, length): its per-channel median."""
+    mid = _middle(lines.shape[2])
+    part = np.partition(lines, mid, axis=2)
+    return ((part[..., mid[0]].astype(np.float64) + part[..., mid[1]]) / 2)[..., None]
+
+
+def _within(lines: np.ndarray, colours: np.ndarray) -> np.ndarray:
+    """(n,) whether each line of `lines` (channels, n, length) is within the rule of its colour
+    (`colours`: (channels, n or 1, 1)). Lines are planes of one channel, not pixels of 3 values:
+    numpy is slow along an axis of 3, and the arrays are so small that numpy calls are the cost."""
+    dev = lines - colours
+    dev = np.abs(dev, out=dev).max(axis=0)  # (n, length): each pixel's largest channel deviation
+    share = (dev <= TOL).sum(axis=1) / dev.shape[1]
+    mid = _middle(dev.shape[1])
+    dev.partition(mid, axis=1)  # in place: the share is counted
+    return (share >= UNIFORM_SHARE) & (dev[:, mid[0]] + dev[:, mid[1]] <= 2 * MEAN_DEV)  # twice the median
+
+
+def _run_from(lines: np.ndarray, colour: np.ndarray, block: int = 16) -> int:
+    """How many leading lines of `lines` are within the rule of `colour` (channels, 1, 1), the
+    colour of the first line, which is known to be within it; a block of lines at a time."""
+    for start in range(1, lines.shape[1], block):
+        bad = np.flatnonzero(~_within(lines[:, start : start + block], colour))
+        if bad.size:
+            return start + int(bad[0])
+    return lines.shape[1]
 
 
 def _uniform_run(lines: np.ndarray) -> int:
-    """How many leading lines of `lines` (n, length, channels) form a uniform band.
+    """How many leading lines of `lines` (channels, n, length) form a uniform band.
 
     Up to `SKIP` leading lines may be the blurred seam between two bands (JPEG
     ringing where a frame meets the next band), if at least 3 uniform lines follow.
+    A band starts with a line within the rule of its own colour; the first `SKIP` + 1
+    lines are tested so at once (on most sides none is, and that is the answer).
     """
-    if lines.shape[0] == 0 or lines.shape[1] == 0:
+    if lines.shape[1] == 0 or lines.shape[2] == 0:
         return 0
-    run = _run_from(lines)
-    if run:
-        return run
+    colours = _colours(lines[:, : SKIP + 1])
+    starts = _within(lines[:, : SKIP + 1], colours)
+    if starts[0]:
+        return _run_from(lines, colours[:, :1])
     for skip in range(1, SKIP + 1):
-        if lines.shape[0] > skip + 3 and (run := _run_from(lines[skip:])) >= 3:
+        start = lines.shape[1] > skip + 3 and starts[skip]  # a line of its own colour, 3 more after it
+        if start and (run := _run_from(lines[:, skip:], colours[:, skip : skip + 1])) >= 3:
             return skip + run
     return 0
 
 
-def _peel(a: np.ndarray) -> tuple[int, int, int, int]:
-    """One level: (top, bottom, left, right) widths of the uniform bands of `a`."""
-    h, w = a.shape[:2]
+def _peel(rows: np.ndarray, cols: np.ndarray, y0: int, y1: int, x0: int, x1: int) -> tuple[int, int, int, int]:
+    """One level: (top, bottom, left, right) widths of the uniform bands of the box (x0, y0, x1, y1)
+    of the picture whose (channels, h, w) planes are `rows` and (channels, w, h) planes `cols`."""
+    h, w = y1 - y0, x1 - x0
     t = b = lf = r = 0
     for _ in range(4):  # each side is measured inside the others; stops when nothing changes
-        inner = a[:, lf : w - r]
-        nt = _uniform_run(inner[: h - b])
-        nb = _uniform_run(inner[t:][::-1])
-        rows = a[nt : h - nb]
-        nl = _uniform_run(rows.transpose(1, 0, 2)[: w - r])
-        nr = _uniform_run(rows.transpose(1, 0, 2)[lf:][::-1])
+        nt = _uniform_run(rows[:, y0 : y1 - b, x0 + lf : x1 - r])
+        nb = _uniform_run(rows[:, y0 + t : y1, x0 + lf : x1 - r][:, ::-1])
+        nl = _uniform_run(cols[:, x0 : x1 - r, y0 + nt : y1 - nb])
+        nr = _uniform_run(cols[:, x0 + lf : x1, y0 + nt : y1 - nb][:, ::-1])
         if (nt, nb, nl, nr) == (t, b, lf, r):
             break
         t, b, lf, r = nt, nb, nl, nr
@@ -118,17 +143,21 @@ def content_box(rgb: np.ndarray) -> ContentBox:
         spread = float(cv2.meanStdDev(np.ascontiguousarray(a))[1].max())
     else:
         spread = float(a.reshape(-1, a.shape[2]).std(axis=0).max())
-    a = a.astype(np.int16)
     if spread < FLAT_STD:
         return ContentBox(**whole, note="single colour: nothing to compare", flat=True)
     if min(h, w) < MIN_SIDE:
         return ContentBox(**whole, note=f"{w}x{h} px is too small to search for a frame; whole picture used")
     step = max(1, max(h, w) // SEARCH_SIDE)  # searched on every step-th pixel: frames are wide, time is short
     a = a[::step, ::step]
+    if a.dtype != np.uint8:
+        a = a.astype(np.int16)  # grey levels of odd input as whole numbers (uint8 already is)
     h, w = a.shape[:2]
+    planes = cv2.split(a) if a.dtype == np.uint8 and a.shape[2] <= 4 else list(a.transpose(2, 0, 1))
+    rows = np.stack(planes)  # (channels, h, w): rows as lines
+    cols = np.stack([cv2.transpose(p) for p in planes])  # (channels, w, h): columns as lines
     x0, y0, x1, y1 = 0, 0, w, h
     for _ in range(LEVELS):
-        t, b, lf, r = _peel(a[y0:y1, x0:x1])
+        t, b, lf, r = _peel(rows, cols, y0, y1, x0, x1)
         if t + b + lf + r == 0:
             break
         if (y1 - y0) - t - b < max(2, MIN_CONTENT * h) or (x1 - x0) - lf - r < max(2, MIN_CONTENT * w):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -22,6 +23,7 @@ from curate.imaging import DRAFT_FORMATS, open_upright
 THUMB = 64  # side of the square grey thumbnail every code is computed from
 BLACK = 16  # grey level at or below which a pixel counts as masked (bar, rotation fill)
 LOSSLESS = {"PNG", "BMP", "TIFF", "WEBP", "GIF", "HEIF"}
+_CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))  # scipy.ndimage's default structure in 2-D
 
 
 @dataclass(frozen=True)
@@ -32,8 +34,9 @@ class Decoded:
     box: ContentBox  # where the content is (the thumbnail shows only this part)
 
 
-def pixel_digest(img: Image.Image, tag: str) -> str:
-    """SHA-256 of the decoded pixels, their size and mode.
+def pixel_digest(img: Image.Image, tag: str, rgb: np.ndarray | None = None) -> str:
+    """SHA-256 of the decoded pixels, their size and mode (`rgb`: `img` already as RGB pixels, reused
+    when that is the mode digested).
 
     Two files with this digest equal show the same picture: a PNG and a BMP or
     TIFF of the same pixels, or a JPEG re-saved with other metadata. JPEGs are
@@ -41,19 +44,19 @@ def pixel_digest(img: Image.Image, tag: str) -> str:
     JPEG never pixel-matches a lossless file; that pair is a near-duplicate.
     """
     mode = "RGBA" if ("A" in img.getbands() or "transparency" in img.info) else "RGB"
-    px = img.convert(mode)
-    h = hashlib.sha256(f"{tag}|{mode}|{px.width}x{px.height}|".encode())
-    h.update(px.tobytes())
+    h = hashlib.sha256(f"{tag}|{mode}|{img.width}x{img.height}|".encode())
+    h.update(np.ascontiguousarray(rgb) if mode == "RGB" and rgb is not None else img.convert(mode).tobytes())
     return h.hexdigest()
 
 
 def inpaint_black(grey: np.ndarray) -> tuple[np.ndarray, float]:
     """Fill near-black pixels from a blurred average of the unmasked ones."""
-    from scipy.ndimage import binary_dilation, gaussian_filter  # lazy: keeps `curate --help` fast
+    from scipy.ndimage import gaussian_filter  # lazy: keeps `curate --help` fast
 
     a = grey.astype(np.float32)
-    # one pixel of dilation swallows the JPEG ringing along a bar's or a corner's edge
-    mask = ~binary_dilation(a <= BLACK, iterations=1)
+    # one pixel of dilation (a cross: OpenCV's is a tenth of scipy's cost, the same pixels) swallows
+    # the JPEG ringing along a bar's or a corner's edge
+    mask = cv2.dilate((a <= BLACK).view(np.uint8), _CROSS) == 0
     masked = 1.0 - float(mask.mean())
     if masked < 0.003 or masked > 0.6:  # nothing to fill, or a genuinely dark photo
         return a, 0.0
@@ -74,9 +77,10 @@ def decode(data: bytes, thumb: int = THUMB) -> Decoded:
         if up.format in DRAFT_FORMATS
         else f"{up.format}:full"
     )
-    digest = pixel_digest(img, tag)
     rgb = img.convert("RGB")
-    box = content_box(np.asarray(rgb))
+    pixels = np.asarray(rgb)
+    digest = pixel_digest(img, tag, pixels)
+    box = content_box(pixels)
     content = rgb.crop((box.x0, box.y0, box.x1, box.y1)) if box.cut else rgb
     grey = content.convert("L").resize((thumb, thumb), Image.BOX if min(content.size) >= thumb else Image.BILINEAR)
     arr, masked = inpaint_black(np.asarray(grey))
