@@ -84,7 +84,8 @@ class Verifier:
         self.flipped: dict[tuple[int, int], verify.Features] = {}
         self.sift_pairs = 0  # pairs that needed local features (benchmark, logs)
         self.full_pairs = 0  # of those, pairs the coarse look left undecided
-        self.ncc: dict[tuple[int, int], float | None] = {}
+        self.corr: dict[tuple[int, int], float | None] = {}  # the content boxes' thumbnails (`correlation`)
+        self.ncc: dict[tuple[int, int], tuple[float, str] | None] = {}  # what settles a pair (`overwhelming`)
         self.coarse_review: dict[tuple[int, int], verify.Verdict] = {}  # the coarse look's verdict, when undecided
         with ws.session() as s:
             rows = s.exec(select(Image.id, Image.sha256, Image.width, Image.height)).all()
@@ -99,15 +100,21 @@ class Verifier:
         the content boxes', or, for two pictures of one shape whose boxes were cut differently, the
         union of both boxes (`_union`), else None."""
         if (a, b) not in self.ncc:
-            ta, tb = self.thumbs.get(a), self.thumbs.get(b)
-            whole = ta is None or tb is None or a in self.whole or b in self.whole
-            ncc = None if whole else verify.thumb_correlation(ta, tb)
+            ncc = None if a in self.whole or b in self.whole else self.correlation(a, b)
             if ncc is not None and ncc < verify.ACCEPT_NCC and (union := self._union(a, b)) is not None:
                 self.ncc[(a, b)] = (union, "thumbnails of both content boxes together correlate")
             else:
                 self.ncc[(a, b)] = None if ncc is None else (ncc, "thumbnails correlate")
         found = self.ncc[(a, b)]
         return found if found is not None and found[0] >= verify.ACCEPT_NCC else None
+
+    def correlation(self, a: int, b: int) -> float | None:
+        """The content boxes' thumbnail correlation (`verify.thumb_correlation`), once a pair; None
+        without both thumbnails."""
+        if (a, b) not in self.corr:
+            ta, tb = self.thumbs.get(a), self.thumbs.get(b)
+            self.corr[(a, b)] = None if ta is None or tb is None else verify.thumb_correlation(ta, tb)
+        return self.corr[(a, b)]
 
     def _union(self, a: int, b: int) -> float | None:
         """Correlation of the same part of two pictures of one shape (within `SAME_SHAPE`) whose content
@@ -230,8 +237,7 @@ def propose_local(verifier: Verifier, ids: np.ndarray, new: set[int] | None, pro
     out = []
     for a, b, _ in found:
         if (a, b) not in proposed:
-            ta, tb = verifier.thumbs.get(a), verifier.thumbs.get(b)
-            out.append((a, b, 0.0 if ta is None or tb is None else max(0.0, verify.thumb_correlation(ta, tb))))
+            out.append((a, b, max(0.0, verifier.correlation(a, b) or 0.0)))
     return out
 
 
