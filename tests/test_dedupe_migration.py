@@ -11,16 +11,21 @@ from db.migrate import current_revision, head_revision, upgrade
 from db.models import DedupeCode, DedupeLocal, DedupeOverride, DedupePair
 
 
+def _image(c, i: int) -> None:
+    """One catalogued image row, as every revision since 0001 has it."""
+    c.exec_driver_sql(
+        "INSERT INTO images (id, sha256, size_bytes, format, width, height, mode, frames, has_exif, has_gps,"
+        " has_camera_serial, created_at) VALUES"
+        f" ({i}, '{str(i) * 64}', 10, 'JPEG', 64, 64, 'RGB', 1, false, false, false, CURRENT_TIMESTAMP)"
+    )
+
+
 def test_catalogue_at_0004_upgrades_and_keeps_dedupe_rows(db_url, tmp_path):
     engine = make_engine(db_url)
     upgrade(engine, "0004_export")
     with engine.begin() as c:
         for i in (1, 2):
-            c.exec_driver_sql(
-                "INSERT INTO images (id, sha256, size_bytes, format, width, height, mode, frames, has_exif, has_gps,"
-                " has_camera_serial, created_at) VALUES"
-                f" ({i}, '{str(i) * 64}', 10, 'JPEG', 64, 64, 'RGB', 1, false, false, false, CURRENT_TIMESTAMP)"
-            )
+            _image(c, i)
             empty = "''::bytea" if engine.dialect.name == "postgresql" else "x''"
             c.exec_driver_sql(
                 "INSERT INTO dedupe_codes (image_id, algo, codes, thumb, masked, created_at)"
@@ -54,11 +59,7 @@ def test_catalogue_at_0009_gains_the_local_feature_cache_and_keeps_its_rows(db_u
     blob = "'\\x00'::bytea" if engine.dialect.name == "postgresql" else "x'00'"
     with engine.begin() as c:
         for i in (1, 2):
-            c.exec_driver_sql(
-                "INSERT INTO images (id, sha256, size_bytes, format, width, height, mode, frames, has_exif, has_gps,"
-                " has_camera_serial, created_at) VALUES"
-                f" ({i}, '{str(i) * 64}', 10, 'JPEG', 64, 64, 'RGB', 1, false, false, false, CURRENT_TIMESTAMP)"
-            )
+            _image(c, i)
             c.exec_driver_sql(
                 "INSERT INTO dedupe_codes (image_id, algo, codes, thumb, masked, searched_with, box, flat, created_at)"
                 f" VALUES ({i}, 'region-phash-v2/64/11', {blob}, {blob}, 0.0, 'k5', '0,0,1,1', false,"
