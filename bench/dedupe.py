@@ -2,7 +2,8 @@
 
 Corpus (issue 9): real photos from scikit-image (tests/photo_corpus.py) with re-posted
 copies (frames and padding of several colours and widths, watermark + crop, mirror +
-crop, frame + rescale, photos in one shared frame, and the older edits), synthetic skin
+crop, frame + rescale, photos in one shared frame, a caption strip, a screenshot of one
+web page, a sticker, a thumbnail-sized JPEG, a perspective warp, and the older edits), synthetic skin
 photos (tests/dedupe_corpus.py; a third camera-sized) with copies and same-palette
 siblings, and different close-ups on plain skin. Prints, side by side: time, pair
 precision counting EVERY pair inside a cluster, recall per transformation, the
@@ -425,7 +426,7 @@ def _subprocess_result(python: str, *args) -> tuple[dict | None, str]:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--synthetic", type=int, default=300, help="synthetic skin photos (default: 300)")
-    p.add_argument("--per-photo", type=int, default=4, help="re-posted copies of each real photo (default: 4)")
+    p.add_argument("--per-photo", type=int, default=5, help="re-posted copies of each real photo (default: 5)")
     p.add_argument("--closeups", type=int, default=60, help="different close-ups on plain skin (default: 60)")
     p.add_argument(
         "--scale",
@@ -465,8 +466,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--tool", default=None, help=argparse.SUPPRESS)  # internal: run one foreign tool, print JSON
     args = p.parse_args(argv)
-    # v2: chelsea listed once; v3: no grass tiles (tests/photo_corpus.py, TILED)
-    corpus = args.corpus / f"v3-real{args.per_photo}-syn{args.synthetic}-c{args.closeups}"
+    # v2: chelsea listed once; v3: no grass tiles (tests/photo_corpus.py, TILED); v4: caption, web page,
+    # sticker, small JPEG and perspective copies
+    corpus = args.corpus / f"v4-real{args.per_photo}-syn{args.synthetic}-c{args.closeups}"
     if args.tool:
         res = (
             scale(args.scale, args.scale_neighbours)

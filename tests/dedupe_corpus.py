@@ -161,3 +161,28 @@ def save(img: Image.Image, path: Path, quality: int = 88) -> Path:
     else:
         img.save(path)
     return path
+
+
+def dedupe_files(tmp_path: Path, files: dict[str, Image.Image]) -> tuple[dict, dict, list]:
+    """Save `files` (name -> picture, JPEG at 90 as `bench/dedupe.py` writes its corpus), ingest and
+    dedupe them in a new workspace; (cluster key by name, content box by name, stored pairs as
+    (name a, name b, kind, reason))."""
+    from sqlmodel import select
+
+    from curate.dedupe.decode import parse_box
+    from curate.dedupe.run import DedupeOptions, run_dedupe
+    from curate.intake.ingest import IngestOptions, ingest_folder
+    from curate.workspace import Workspace
+    from db.models import DedupeCode, DedupeMember, DedupePair, Provenance
+
+    for name, img in files.items():
+        save(img, tmp_path / "in" / name, quality=90)
+    ws = Workspace.init(tmp_path / "ws")
+    ingest_folder(ws, tmp_path / "in", IngestOptions(source="atlas", kind="public", workers=1))
+    run_dedupe(ws, DedupeOptions(min_side=1, workers=1))
+    with ws.session() as s:
+        name = {i: Path(loc).name for i, loc in s.exec(select(Provenance.image_id, Provenance.locator)).all()}
+        cluster = {name[m.image_id]: m.cluster_key for m in s.exec(select(DedupeMember)).all()}
+        box = {name[c.image_id]: parse_box(c.box) for c in s.exec(select(DedupeCode)).all()}
+        pairs = [(name[p.image_a], name[p.image_b], p.kind, p.reason) for p in s.exec(select(DedupePair)).all()]
+    return cluster, box, pairs

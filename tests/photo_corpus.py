@@ -4,7 +4,9 @@ Originals are the photographs shipped inside scikit-image (`skimage.data`:
 astronaut, coffee, chelsea, rocket, retina, hubble …) and tiles cut from the
 large ones, so every picture carries real camera texture. `LEAKS` are the
 re-posting edits seen on real lesion photos (issue 9): frames and padding of
-several colours and widths, watermark + crop, mirror + crop, frame + rescale.
+several colours and widths, watermark + crop, mirror + crop, frame + rescale, and
+those a second look found: a caption strip, a screenshot of one web page (the same
+page around different photos), a sticker, a thumbnail-sized JPEG, a perspective warp.
 The hard negatives are `closeup(seed)` (one lesion-like blob on plain skin,
 a different blob per seed) and `same_frame` (different photos in one frame).
 """
@@ -104,14 +106,17 @@ def crop(img: Image.Image, rng: np.random.Generator, most: float = 0.15) -> Imag
     return img.crop((x0, y0, x0 + round(w * (1 - fx)), y0 + round(h * (1 - fy))))
 
 
+def _font(size: int):
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1
+        return ImageFont.load_default()
+
+
 def watermark(img: Image.Image, rng: np.random.Generator) -> Image.Image:
     out = img.copy()
     d = ImageDraw.Draw(out)
-    size = max(10, img.height // 12)
-    try:
-        font = ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1
-        font = ImageFont.load_default()
+    font = _font(max(10, img.height // 12))
     y = round(img.height * rng.uniform(0.55, 0.85))
     d.text(
         (round(img.width * 0.05), y),
@@ -122,6 +127,78 @@ def watermark(img: Image.Image, rng: np.random.Generator) -> Image.Image:
         stroke_fill=(0, 0, 0),
     )
     return out
+
+
+def caption(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """A strip of lettering added above or below the photo (a figure caption, a social-media handle),
+    white or black, 10-20 % of the height."""
+    w, h = img.size
+    strip = round(h * rng.uniform(0.10, 0.20))
+    dark = bool(rng.integers(2))
+    top = bool(rng.integers(2))
+    out = Image.new("RGB", (w, h + strip), (20, 20, 20) if dark else (255, 255, 255))
+    out.paste(img.convert("RGB"), (0, strip if top else 0))
+    text = "@derm_cases  #mpox  day 5" if top else "Fig. 2: vesiculopustular lesions, day 5"
+    y = (0 if top else h) + strip // 4
+    ImageDraw.Draw(out).text(
+        (round(w * 0.04), y), text, fill=(255, 255, 255) if dark else (0, 0, 0), font=_font(max(9, strip // 3))
+    )
+    return out
+
+
+PAGE = (480, 720)  # the web page every `web_page` copy sits on
+
+
+def web_page(img: Image.Image, rng: np.random.Generator | None = None) -> Image.Image:
+    """The photo as a screenshot of one fixed web page: a header bar and a footer of lettering, the photo
+    (shrunk to fit, never enlarged) centred on a light page. Different photos come out with the same page
+    around them, which neither a hash nor local features may take for the photo."""
+    w, h = PAGE
+    out = Image.new("RGB", PAGE, (245, 245, 245))
+    d = ImageDraw.Draw(out)
+    d.rectangle((0, 0, w, 70), fill=(30, 80, 160))
+    d.text((16, 22), "DermAtlas  |  Case library  |  Search", fill=(255, 255, 255), font=_font(20))
+    d.rectangle((0, h - 120, w, h), fill=(230, 230, 235))
+    lines = ("Diagnosis: see discussion", "Submitted by: anonymous", "Views: 1,024  Likes: 33", "Share  Save  Report")
+    for k, line in enumerate(lines):
+        d.text((16, h - 110 + k * 26), line, fill=(60, 60, 60), font=_font(16))
+    room = (w - 40, h - 70 - 120 - 40)
+    photo = img.convert("RGB")
+    photo.thumbnail(room)
+    out.paste(photo, (20 + (room[0] - photo.width) // 2, 90 + (room[1] - photo.height) // 2))
+    return out
+
+
+def sticker(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """A solid emoji-like disc over a sixth of each side (a privacy sticker)."""
+    out = img.convert("RGB")
+    w, h = out.size
+    x, y = rng.uniform(0.2, 0.65) * w, rng.uniform(0.2, 0.65) * h
+    ImageDraw.Draw(out).ellipse((x, y, x + w / 6, y + h / 6), fill=(250, 200, 0))
+    return out
+
+
+def small_jpeg(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """A thumbnail-sized copy (110 px), heavily compressed."""
+    out = img.convert("RGB")
+    out.thumbnail((110, 110))
+    return reencode(out, int(rng.integers(30, 45)))
+
+
+def perspective(img: Image.Image, rng: np.random.Generator, most: float = 0.05) -> Image.Image:
+    """A photo of the photo: each corner moved inwards by up to `most` of the side."""
+    w, h = img.size
+    corners = [(0, 0), (w, 0), (w, h), (0, h)]
+    moved = [
+        (x + (1 if x == 0 else -1) * w * most * rng.uniform(), y + (1 if y == 0 else -1) * h * most * rng.uniform())
+        for x, y in corners
+    ]
+    rows, rhs = [], []  # the homography taking the output's corners to the input's (PIL's convention)
+    for (x, y), (u, v) in zip(moved, corners, strict=True):
+        rows += [[x, y, 1, 0, 0, 0, -u * x, -u * y], [0, 0, 0, x, y, 1, -v * x, -v * y]]
+        rhs += [u, v]
+    coeffs = np.linalg.solve(np.array(rows, float), np.array(rhs, float))
+    return img.convert("RGB").transform((w, h), Image.PERSPECTIVE, tuple(coeffs), Image.BICUBIC)
 
 
 def reencode(img: Image.Image, quality: int) -> Image.Image:
@@ -147,6 +224,12 @@ LEAKS: dict[str, Callable[[Image.Image, np.random.Generator], Image.Image]] = {
     "frame_rescale": lambda im, r: _rescale(
         frame(im, _pick(r, list(FRAME_COLOURS)), float(r.uniform(0.04, 0.12))), float(r.choice([0.5, 0.7, 1.4]))
     ),
+    # the edits a second look at real re-posts found (the `curate.dedupe.content` lettering rule, `pairs._small`)
+    "caption": caption,
+    "web_page": web_page,
+    "sticker": sticker,
+    "small_jpeg": small_jpeg,
+    "perspective": perspective,
 }
 
 

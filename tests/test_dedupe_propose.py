@@ -68,8 +68,9 @@ def test_planted_copies_are_proposed_in_their_orientation(photos, hamming_found,
     it missed; the other two correlate 0.22 and 0.38 with their original, below anything the
     verification would pass), each with the orientation that turns the original onto it; the
     candidates stay within n x neighbours. `exact=False` forces the inverted file of big
-    catalogues, `margin` their canonical-orientation queries (each approximate: at most two of the
-    44 lost)."""
+    catalogues, `margin` their canonical-orientation queries (each approximate: at most three of the
+    45 lost). A near-symmetric picture (the cell photo, its watermark cut away as lettering) may be
+    proposed in another orientation that fits it as well."""
     thumbs, truth = photos
     nn = NearestNeighbours() if exact else NearestNeighbours(exact_work=0, nprobe=16, dims=32)
     if not exact:  # the inverted file needs a few thousand vectors: pad with blocky noise pictures
@@ -79,14 +80,17 @@ def test_planted_copies_are_proposed_in_their_orientation(photos, hamming_found,
     a, b, d, s = nearest_pairs(thumbs, 5, nn=nn, margin=margin)
     assert np.all(a < b) and len(a) <= 5 * len(thumbs)
     found = {(x, y): z for x, y, z in zip(a.tolist(), b.tolist(), d.tolist(), strict=True)}
-    assert len(hamming_found) == 44
+    assert len(hamming_found) == 45  # 44 before watermarks near an edge were cut as lettering
     if exact and margin is None:
         assert hamming_found <= set(found)
         assert len(set(truth) & set(found)) >= 46
     else:  # approximate: a copy whose nearest cluster centre differs from its original's can be lost
-        assert len(hamming_found - set(found)) <= 2
-    for pair in hamming_found & set(found):  # (a heavy watermark's best orientation may be another)
-        assert found[pair] == truth[pair], pair
+        assert len(hamming_found - set(found)) <= 3
+    for a, b in hamming_found & set(found):  # (a heavy watermark's best orientation may be another)
+        if found[(a, b)] != truth[(a, b)]:  # then only where the picture looks the same that way too
+            ua, ub = (t.astype(np.float32) - t.mean() for t in (thumbs[a], thumbs[b]))
+            fit = [float((apply_dihedral(ua, d) * ub).sum()) for d in (found[(a, b)], truth[(a, b)])]
+            assert fit[0] >= 0.97 * fit[1], (a, b, fit)
 
 
 def test_new_pictures_only(photos):

@@ -4,34 +4,10 @@ background, and a black bar across a fundus tile that is mostly black already.""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from dedupe_corpus import save, variant
+from dedupe_corpus import dedupe_files, variant
 from photo_corpus import COLOUR_PHOTOS, GREY_PHOTOS, TILED, originals
-from sqlmodel import select
-
-from curate.dedupe.decode import parse_box
-from curate.dedupe.run import DedupeOptions, run_dedupe
-from curate.intake.ingest import IngestOptions, ingest_folder
-from curate.workspace import Workspace
-from db.models import DedupeCode, DedupeMember, DedupePair, Provenance
 
 PHOTOS = originals()
-
-
-def _dedupe(tmp_path: Path, files: dict[str, object]) -> tuple[dict, dict, list]:
-    """Ingest and dedupe `files` (name -> picture); (cluster by name, box by name, stored pairs by names)."""
-    for name, img in files.items():
-        save(img, tmp_path / "in" / name, quality=90)  # as bench/dedupe.py writes its corpus
-    ws = Workspace.init(tmp_path / "ws")
-    ingest_folder(ws, tmp_path / "in", IngestOptions(source="atlas", kind="public", workers=1))
-    run_dedupe(ws, DedupeOptions(min_side=1, workers=1))
-    with ws.session() as s:
-        name = {i: Path(loc).name for i, loc in s.exec(select(Provenance.image_id, Provenance.locator)).all()}
-        cluster = {name[m.image_id]: m.cluster_key for m in s.exec(select(DedupeMember)).all()}
-        box = {name[c.image_id]: parse_box(c.box) for c in s.exec(select(DedupeCode)).all()}
-        pairs = [(name[p.image_a], name[p.image_b], p.kind, p.reason) for p in s.exec(select(DedupePair)).all()]
-    return cluster, box, pairs
 
 
 def test_a_tone_copy_whose_content_box_cut_elsewhere_is_the_same_photo(tmp_path):
@@ -42,7 +18,7 @@ def test_a_tone_copy_whose_content_box_cut_elsewhere_is_the_same_photo(tmp_path)
     k = len(COLOUR_PHOTOS) + GREY_PHOTOS.index("clock")
     files = {"clock.jpg": PHOTOS[k], "clock_tone.jpg": variant(PHOTOS[k], "tone", k)}
     files |= {f"{n}.jpg": PHOTOS[len(COLOUR_PHOTOS) + GREY_PHOTOS.index(n)] for n in ("camera", "moon", "coins")}
-    cluster, box, pairs = _dedupe(tmp_path, files)
+    cluster, box, pairs = dedupe_files(tmp_path, files)
     a, b = box["clock.jpg"], box["clock_tone.jpg"]
     assert abs((a[2] - a[0]) - (b[2] - b[0])) > 0.15, (a, b)  # the case: the boxes are different parts
     assert cluster["clock.jpg"] == cluster["clock_tone.jpg"]
@@ -62,7 +38,7 @@ def test_a_copy_with_too_little_texture_to_compare_joins_its_photos_cluster(tmp_
     files = {"tile.jpg": PHOTOS[k]}
     files |= {f"tile_{t}.jpg": variant(PHOTOS[k], t, k) for t in ("tone", "crop", "rotate", "bar")}
     files |= {f"other_{j}.jpg": PHOTOS[k + j] for j in (1, 2)}
-    cluster, _, pairs = _dedupe(tmp_path, files)
+    cluster, _, pairs = dedupe_files(tmp_path, files)
     copies = ["tile.jpg"] + [f"tile_{t}.jpg" for t in ("tone", "crop", "rotate", "bar")]
     assert len({cluster[f] for f in copies}) == 1, cluster
     assert any(kind == "untested" and "tile_bar.jpg" in (x, y) for x, y, kind, _ in pairs), pairs

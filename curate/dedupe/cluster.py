@@ -16,6 +16,13 @@ and found at least partly the same; the blocked pair goes to the steward as
 "to review". A *split* says two images are not duplicates: no cluster may
 contain both. The result does not depend on input order.
 
+Order matters only where complete linkage must choose: a thumbnail-sized copy
+(content box under `SMALL` px, often heavily compressed) has too few pixels for
+its local features to confirm every member, so its edges are joined last. Joined
+first, it kept three good copies of one photo (a caption, a sticker, a
+perspective) out of their original's cluster, which made two clusters and two
+photos to label; joined last, it is the one left out when a member contradicts it.
+
 The representative rule: an image that has already entered labelling (it has a
 `LabelTask`) stays its cluster's representative, so a sharper copy arriving later
 never takes the place of a photo the raters have seen; among several such, one
@@ -36,6 +43,7 @@ KIND_RANK = {"merge": 0, "pixel": 1, "hash": 2, "cnn": 3, "review": 4, "untested
 EXACT = ("merge", "pixel")
 UNTESTED = "untested"  # a pair one picture's lack of texture left undecided (`curate.dedupe.pairs`)
 NOT_EDGES = ("review", UNTESTED)  # stored pairs that never join, and never block a join
+SMALL = 128  # px: content boxes with a shorter longer side join last (module docstring); the paper's low-res cut
 
 
 @dataclass(frozen=True)
@@ -59,10 +67,15 @@ class Candidate:
 
 
 def clusters(
-    image_ids: list[int], edges: list[Edge], splits: set[tuple[int, int]], tolerated: Collection[tuple[int, int]] = ()
+    image_ids: list[int],
+    edges: list[Edge],
+    splits: set[tuple[int, int]],
+    tolerated: Collection[tuple[int, int]] = (),
+    last: Collection[int] = (),
 ) -> dict[int, int]:
     """image id -> root id (the smallest id in its cluster); the rule is the module docstring's.
-    `tolerated`: "review" and "untested" pairs, which never join but do not block a join either."""
+    `tolerated`: "review" and "untested" pairs, which never join but do not block a join either.
+    `last`: pictures whose edges are joined after all others (`SMALL`)."""
     ds = DisjointSet(image_ids)
     blocked: dict[int, set[int]] = {}
     for a, b in splits:
@@ -76,9 +89,16 @@ def clusters(
         ds.merge(a, b)
         return True
 
+    late = set(last)
     ordered = sorted(
         (e for e in edges if e.a in ds and e.b in ds and e.a != e.b),
-        key=lambda e: (KIND_RANK.get(e.kind, 9), -e.similarity, min(e.a, e.b), max(e.a, e.b)),
+        key=lambda e: (
+            e.kind not in EXACT and (e.a in late or e.b in late),
+            KIND_RANK.get(e.kind, 9),
+            -e.similarity,
+            min(e.a, e.b),
+            max(e.a, e.b),
+        ),
     )
     for e in ordered:
         if e.kind in EXACT and not ds.connected(e.a, e.b):

@@ -13,6 +13,19 @@ levels (per channel) of the border's colour and its median deviation is at most
 `MEAN_DEV` (median): JPEG noise on a flat frame stays well inside both, skin texture
 does not. Bands are peeled side by side until stable, then once more inside
 (a frame within a frame), up to `LEVELS` times.
+
+Lettering. A caption strip, a social-media handle bar or a web page's header and
+footer are bands too, with rows of text on them, and left in the box they make
+different photos on one page look alike (their thumbnails correlated 0.95-0.99,
+and local features matched the page's text). A top or bottom band therefore also
+takes rows of lettering (`_run_from`) when a uniform line closes them and they look
+like text, not like the picture: at least `TEXT_SHARE` of the row in the band's
+colour, the rest in `TEXT_WORDS` or more strokes none longer than `TEXT_GAP` of the
+row (a lesion's edge is one stretch), `TEXT_ROWS` to `TEXT_RUN` of the side high,
+standing out by `TEXT_CONTRAST` grey levels somewhere (the moon's craters and skin
+pores do not), and one row at least `TEXT_INK` off the band's colour across
+`TEXT_STROKES` strokes (a star field's rows are sparser). Columns never take
+lettering: a column through a small photo on a page is mostly page.
 """
 
 from __future__ import annotations
@@ -24,6 +37,14 @@ import numpy as np
 
 TOL = 20  # grey levels per channel a border pixel may differ from the border colour
 UNIFORM_SHARE = 0.97  # share of a line's pixels that must be within TOL
+TEXT_SHARE = 0.3  # a line of lettering on a band: this share of its pixels within TOL (`_run_from`)
+TEXT_RUN = 0.10  # the tallest row of lettering, as a share of the side (`_run_from`)
+TEXT_GAP = 0.4  # the longest stretch of a line of lettering off the band's colour, as a share of the line
+TEXT_CONTRAST = 100  # grey levels lettering stands out from its band by, somewhere in its row
+TEXT_ROWS = 2  # a line of lettering is at least this many lines high (a dot: one)
+TEXT_STROKES = 5  # and at least one of its lines crosses this many strokes
+TEXT_INK = 0.2  # and is this share off the band's colour (a star field's lines are far sparser)
+TEXT_WORDS = 2  # stretches off the band's colour a line of lettering has at least (a lesion's edge: one)
 MEAN_DEV = 3.0  # median absolute deviation (grey levels) a border line may have: flat frames stay near 1 after JPEG
 MIN_SIDE = 24  # pictures smaller than this are used whole (too small to search for a frame)
 MIN_CONTENT = 0.08  # a box narrower than this share of a side means the frame covers everything
@@ -69,33 +90,79 @@ def _colours(lines: np.ndarray) -> np.ndarray:
     return ((part[..., mid[0]].astype(np.float64) + part[..., mid[1]]) / 2)[..., None]
 
 
-def _within(lines: np.ndarray, colours: np.ndarray) -> np.ndarray:
+def _within(lines: np.ndarray, colours: np.ndarray, share_needed: float = UNIFORM_SHARE) -> np.ndarray:
     """(n,) whether each line of `lines` (channels, n, length) is within the rule of its colour
-    (`colours`: (channels, n or 1, 1)). Lines are planes of one channel, not pixels of 3 values:
-    numpy is slow along an axis of 3, and the arrays are so small that numpy calls are the cost."""
+    (`colours`: (channels, n or 1, 1)); `share_needed`: `TEXT_SHARE` for a line of lettering.
+    Lines are planes of one channel, not pixels of 3 values: numpy is slow along an axis of 3,
+    and the arrays are so small that numpy calls are the cost."""
     dev = lines - colours
     dev = np.abs(dev, out=dev).max(axis=0)  # (n, length): each pixel's largest channel deviation
     share = (dev <= TOL).sum(axis=1) / dev.shape[1]
+    text = None
+    if share_needed < UNIFORM_SHARE:  # lettering: anti-aliasing and JPEG ringing spread along the line,
+        runs, longest = _runs(dev > TOL)  # but in strokes and words, not one stretch (a lesion's edge)
+        text = (share >= share_needed) & (runs >= TEXT_WORDS) & (longest <= TEXT_GAP * dev.shape[1])
     mid = _middle(dev.shape[1])
-    dev.partition(mid, axis=1)  # in place: the share is counted
-    return (share >= UNIFORM_SHARE) & (dev[:, mid[0]] + dev[:, mid[1]] <= 2 * MEAN_DEV)  # twice the median
+    dev.partition(mid, axis=1)  # in place: the share and the runs are counted
+    uniform = (share >= UNIFORM_SHARE) & (dev[:, mid[0]] + dev[:, mid[1]] <= 2 * MEAN_DEV)  # twice the median
+    return uniform if text is None else uniform | text | (share >= UNIFORM_SHARE)  # or a blended seam
 
 
-def _run_from(lines: np.ndarray, colour: np.ndarray, block: int = 16) -> int:
-    """How many leading lines of `lines` are within the rule of `colour` (channels, 1, 1), the
-    colour of the first line, which is known to be within it; a block of lines at a time."""
-    for start in range(1, lines.shape[1], block):
-        bad = np.flatnonzero(~_within(lines[:, start : start + block], colour))
+def _runs(off: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(n,) how many runs of True each row of `off` (n, length) holds, and the longest."""
+    edge = np.zeros((off.shape[0], 1), np.int8)
+    step = np.diff(np.concatenate([edge, off.view(np.int8), edge], axis=1), axis=1)
+    rows, starts = np.nonzero(step == 1)
+    _, ends = np.nonzero(step == -1)  # row-major: each row's runs in order, ends paired with starts
+    longest = np.zeros(off.shape[0], np.int64)
+    np.maximum.at(longest, rows, ends - starts)
+    return np.bincount(rows, minlength=off.shape[0]), longest
+
+
+def _plain_run(lines: np.ndarray, colour: np.ndarray, share_needed: float, first: int = 1, block: int = 16) -> int:
+    """How many leading lines of `lines` are within the rule of `colour` (channels, 1, 1), counting
+    from line `first` (the lines before it are known to be); a block of lines at a time."""
+    for start in range(first, lines.shape[1], block):
+        bad = np.flatnonzero(~_within(lines[:, start : start + block], colour, share_needed))
         if bad.size:
             return start + int(bad[0])
     return lines.shape[1]
 
 
-def _uniform_run(lines: np.ndarray) -> int:
+def _run_from(lines: np.ndarray, colour: np.ndarray, lettering: bool = False) -> int:
+    """How many leading lines of `lines` form a band of `colour` (channels, 1, 1), the colour of the
+    first line, which is known to be within it: uniform lines, and rows of lettering on the band
+    (`TEXT_SHARE`; each row of it at most `TEXT_RUN` of the side) that a uniform line closes, as in
+    a caption strip or a web page's header and footer (`lettering`: rows only; a column through a
+    smooth photo can be half background). A lesion on plain skin is a taller run than a line of
+    text; lettering that runs into the photo stays in the box."""
+    n = lines.shape[1]
+    tallest = max(2, int(TEXT_RUN * n))
+    end = _plain_run(lines, colour, UNIFORM_SHARE)
+    while lettering and end < n:
+        stretch = _plain_run(lines[:, end : end + tallest + 1], colour, TEXT_SHARE, first=0)
+        closed = np.flatnonzero(_within(lines[:, end : end + stretch], colour))
+        if not closed.size:
+            if stretch <= SKIP:  # the band's last lines, blended into the next band (a header into the page)
+                end += stretch
+            break
+        dev = np.abs(lines[:, end : end + int(closed[0])] - colour).max(axis=0)  # (lines, length)
+        if dev.max() < TEXT_CONTRAST:
+            break  # faint marks (craters on the moon, pores): the picture, not lettering on a band
+        ink = dev > TOL
+        if len(dev) < TEXT_ROWS or _runs(ink)[0].max() < TEXT_STROKES or ink.mean(axis=1).max() < TEXT_INK:
+            break  # dots (stars, pustules on smooth skin): too low, too few or too sparse for lettering
+        end += int(closed[0])
+        end += _plain_run(lines[:, end:], colour, UNIFORM_SHARE)
+    return end
+
+
+def _uniform_run(lines: np.ndarray, lettering: bool = False) -> int:
     """How many leading lines of `lines` (channels, n, length) form a uniform band.
 
     Up to `SKIP` leading lines may be the blurred seam between two bands (JPEG
-    ringing where a frame meets the next band), if at least 3 uniform lines follow.
+    ringing or resampling where a frame meets the next band; uniform or not), if at
+    least 3 uniform lines follow.
     A band starts with a line within the rule of its own colour; the first `SKIP` + 1
     lines are tested so at once (on most sides none is, and that is the answer).
     """
@@ -103,13 +170,15 @@ def _uniform_run(lines: np.ndarray) -> int:
         return 0
     colours = _colours(lines[:, : SKIP + 1])
     starts = _within(lines[:, : SKIP + 1], colours)
-    if starts[0]:
-        return _run_from(lines, colours[:, :1])
+    own = _run_from(lines, colours[:, :1], lettering) if starts[0] else 0
+    if own > SKIP:
+        return own
+    # a line or two of its own colour is the seam itself (a header's last row blended into the page)
     for skip in range(1, SKIP + 1):
         start = lines.shape[1] > skip + 3 and starts[skip]  # a line of its own colour, 3 more after it
-        if start and (run := _run_from(lines[:, skip:], colours[:, skip : skip + 1])) >= 3:
+        if start and (run := _run_from(lines[:, skip:], colours[:, skip : skip + 1], lettering)) >= 3:
             return skip + run
-    return 0
+    return own
 
 
 def _peel(rows: np.ndarray, cols: np.ndarray, y0: int, y1: int, x0: int, x1: int) -> tuple[int, int, int, int]:
@@ -118,10 +187,13 @@ def _peel(rows: np.ndarray, cols: np.ndarray, y0: int, y1: int, x0: int, x1: int
     h, w = y1 - y0, x1 - x0
     t = b = lf = r = 0
     for _ in range(4):  # each side is measured inside the others; stops when nothing changes
-        nt = _uniform_run(rows[:, y0 : y1 - b, x0 + lf : x1 - r])
-        nb = _uniform_run(rows[:, y0 + t : y1, x0 + lf : x1 - r][:, ::-1])
+        nt = _uniform_run(rows[:, y0 : y1 - b, x0 + lf : x1 - r], lettering=True)
+        nb = _uniform_run(rows[:, y0 + t : y1, x0 + lf : x1 - r][:, ::-1], lettering=True)
         nl = _uniform_run(cols[:, x0 : x1 - r, y0 + nt : y1 - nb])
         nr = _uniform_run(cols[:, x0 + lf : x1, y0 + nt : y1 - nb][:, ::-1])
+        # a band found in a wider window stays a band: a row of lettering measured only where the
+        # text is dense can fail `TEXT_SHARE`, and the sides would take turns forever
+        nt, nb, nl, nr = max(nt, t), max(nb, b), max(nl, lf), max(nr, r)
         if (nt, nb, nl, nr) == (t, b, lf, r):
             break
         t, b, lf, r = nt, nb, nl, nr

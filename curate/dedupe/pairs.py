@@ -13,7 +13,9 @@ images that the hashes did not propose is verified too; the clustering joins an
 image to a group only when no member contradicts it (`curate.dedupe.cluster`). A
 pair there that one picture's lack of texture leaves undecided (fewer than
 `verify.MIN_KEYPOINTS` keypoints, no match) is stored as "untested": no evidence
-either way, so it neither joins nor blocks, and it is not put to the steward.
+either way, so it neither joins nor blocks, and it is not put to the steward. So
+is a "different" between a thumbnail-sized picture (content box under
+`cluster.SMALL` px) and a full-sized one (`Verifier._small`).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from threadpoolctl import threadpool_limits
 
 from curate.dedupe import verify
 from curate.dedupe.answers import answering
-from curate.dedupe.cluster import KIND_RANK, NOT_EDGES, UNTESTED
+from curate.dedupe.cluster import KIND_RANK, NOT_EDGES, SMALL, UNTESTED
 from curate.dedupe.decode import THUMB, parse_box, work_grey
 from curate.dedupe.hashing import METHODS, WINDOWS, RegionPHash, is_mirror
 from curate.dedupe.local import local_pairs
@@ -87,13 +89,16 @@ class Verifier:
         self.corr: dict[tuple[int, int], float | None] = {}  # the content boxes' thumbnails (`correlation`)
         self.ncc: dict[tuple[int, int], tuple[float, str] | None] = {}  # what settles a pair (`overwhelming`)
         self.coarse_review: dict[tuple[int, int], verify.Verdict] = {}  # the coarse look's verdict, when undecided
+        self.counted: dict[int, int] = {}  # keypoints at `verify.COARSE` px known from the catalogue (up to local.TOP)
         with ws.session() as s:
             rows = s.exec(select(Image.id, Image.sha256, Image.width, Image.height)).all()
             self.sha = {i: sha for i, sha, _, _ in rows}
             self.aspect = {i: w / max(h, 1) for i, _, w, h in rows}
+            self.size = {i: (w, h) for i, _, w, h in rows}
             rows = s.exec(select(DedupeCode.image_id, DedupeCode.box, DedupeCode.note)).all()
         self.box = {i: parse_box(b) for i, b, _ in rows}
         self.whole = {i for i, _, note in rows if note}  # no content box cut: a frame could make them alike
+        self.small = {i for i in self.size if self.native(i) < SMALL}  # a thumbnail-sized copy (`_small`)
 
     def overwhelming(self, a: int, b: int) -> tuple[float, str] | None:
         """(correlation, what correlates) when the thumbnails alone decide "same" (`verify.ACCEPT_NCC`):
@@ -106,7 +111,16 @@ class Verifier:
             else:
                 self.ncc[(a, b)] = None if ncc is None else (ncc, "thumbnails correlate")
         found = self.ncc[(a, b)]
-        return found if found is not None and found[0] >= verify.ACCEPT_NCC else None
+        least = verify.SMOOTH_NCC if self.smooth(a) or self.smooth(b) else verify.ACCEPT_NCC
+        return found if found is not None and found[0] >= least else None
+
+    def smooth(self, image_id: int) -> bool:
+        """Whether the picture is known to have under `verify.MIN_KEYPOINTS` keypoints at `verify.COARSE`
+        px: its thumbnail is then the only evidence about it, and two different smooth pictures (tiles
+        of one fundus photo, a perspective-warped or captioned copy of one) correlate up to 0.96."""
+        f = self.feats.get((image_id, verify.COARSE))
+        n = len(f.points) if f is not None else self.counted.get(image_id)
+        return n is not None and n < verify.MIN_KEYPOINTS
 
     def correlation(self, a: int, b: int) -> float | None:
         """The content boxes' thumbnail correlation (`verify.thumb_correlation`), once a pair; None
@@ -196,7 +210,23 @@ class Verifier:
 
     def check(self, a: int, b: int, corr: float, dihedral: int | None = None) -> verify.Verdict:
         """`dihedral`: the hash's orientation of a onto b (None: unknown, both tried)."""
-        return self._coarse(a, b, corr, dihedral) or self._full(a, b, corr, dihedral)
+        return self._small(a, b, self._coarse(a, b, corr, dihedral) or self._full(a, b, corr, dihedral))
+
+    def native(self, image_id: int) -> float:
+        """The longer side of the picture's content box, in stored pixels."""
+        w, h = self.size[image_id]
+        x0, y0, x1, y1 = self.box.get(image_id, (0.0, 0.0, 1.0, 1.0))
+        return max(w * (x1 - x0), h * (y1 - y0))
+
+    def _small(self, a: int, b: int, v: verify.Verdict) -> verify.Verdict:
+        """A "different" for want of pixels is no evidence: a thumbnail-sized copy (content box under
+        `cluster.SMALL` px, often heavily compressed) keeps too few true keypoints to confirm a
+        full-sized edit of its photo (a caption, a sticker), so against a picture that is not small
+        the pair is `untestable`: it neither joins nor blocks (`curate.dedupe.cluster`). Between
+        two small pictures "different" stands."""
+        if v.decision != verify.DIFFERENT or v.untestable or (a in self.small) == (b in self.small):
+            return v
+        return verify.Verdict(v.decision, f"{v.reason}; a picture under {SMALL} px", v.geometry, True)
 
     def check_many(self, jobs: list[tuple[int, int, float, int | None]]) -> list[verify.Verdict]:
         """`check` for many (a, b, corr, dihedral), in parallel; features extracted only for the pairs
@@ -219,7 +249,7 @@ class Verifier:
                 self.feats[key] = f
             for k, v in zip(rest, pool.map(lambda k: self._full(*jobs[k]), rest), strict=False):
                 verdicts[k] = v
-        return verdicts
+        return [self._small(job[0], job[1], v) for job, v in zip(jobs, verdicts, strict=True)]
 
 
 def _pair(v: verify.Verdict, a: int, b: int, corr: float, hamming: int | None) -> Pair | None:
@@ -233,7 +263,9 @@ def propose_local(verifier: Verifier, ids: np.ndarray, new: set[int] | None, pro
     """(a, b, thumbnail correlation) of the pairs shared local features propose that the hashes did not;
     each picture's strongest descriptors come from the catalogue, computed only for pictures without
     current ones (`curate.dedupe.answers`)."""
-    found = local_pairs(answering(verifier, ids.tolist(), algo, report), new)
+    answers = answering(verifier, ids.tolist(), algo, report)
+    verifier.counted.update((i, len(d)) for i, d in answers.items())
+    found = local_pairs(answers, new)
     out = []
     for a, b, _ in found:
         if (a, b) not in proposed:

@@ -25,6 +25,7 @@ from sqlmodel import Session, select
 
 from curate.dedupe.cluster import (
     NOT_EDGES,
+    SMALL,
     UNTESTED,
     Candidate,
     Edge,
@@ -33,7 +34,7 @@ from curate.dedupe.cluster import (
     representative,
     unmerged,
 )
-from curate.dedupe.decode import THUMB, decode
+from curate.dedupe.decode import THUMB, decode, parse_box
 from curate.dedupe.hashing import METHODS, NEIGHBOURS, WINDOWS, RegionPHash, to_hex
 from curate.dedupe.pairs import find_pairs
 from curate.dedupe.search import backend_named
@@ -54,7 +55,7 @@ from db.models.label import Consensus, LabelTask
 
 log = logging.getLogger("curate.dedupe")
 
-ALGO = f"region-phash-v2/{THUMB}/{len(WINDOWS)}"  # v2: codes of the content box (frames cut)
+ALGO = f"region-phash-v3/{THUMB}/{len(WINDOWS)}"  # v2: codes of the content box (frames cut); v3: captions too
 CODE_BYTES, THUMB_BYTES = 8 * len(WINDOWS), THUMB * THUMB
 
 
@@ -282,7 +283,13 @@ def recluster(s: Session, run_id: int | None = None, min_side: int | None = None
     final = set(s.exec(select(Consensus.image_id).where(Consensus.status.in_(FINAL))).all())
     review = s.exec(select(DedupePair.image_a, DedupePair.image_b).where(DedupePair.kind == "review")).all()
     untested = s.exec(select(DedupePair.image_a, DedupePair.image_b).where(DedupePair.kind == UNTESTED)).all()
-    roots = clusters(list(cands), edges, splits, [(a, b) for a, b in [*review, *untested] if (a, b) not in splits])
+    small = set()
+    for i, box in s.exec(select(DedupeCode.image_id, DedupeCode.box).where(DedupeCode.algo == ALGO)).all():
+        x0, y0, x1, y1 = parse_box(box)
+        if i in cands and max(cands[i].width * (x1 - x0), cands[i].height * (y1 - y0)) < SMALL:
+            small.add(i)
+    tolerated = [(a, b) for a, b in [*review, *untested] if (a, b) not in splits]
+    roots = clusters(list(cands), edges, splits, tolerated, last=small)
     to_review = len(unmerged(edges, roots, decided)) + sum(
         1 for a, b in review if roots.get(a) != roots.get(b) and (a, b) not in decided
     )
