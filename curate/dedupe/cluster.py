@@ -43,7 +43,7 @@ KIND_RANK = {"merge": 0, "pixel": 1, "hash": 2, "cnn": 3, "review": 4, "untested
 EXACT = ("merge", "pixel")
 UNTESTED = "untested"  # a pair one picture's lack of texture left undecided (`curate.dedupe.pairs`)
 NOT_EDGES = ("review", UNTESTED)  # stored pairs that never join, and never block a join
-SMALL = 128  # px: content boxes with a shorter longer side join last (module docstring); the paper's low-res cut
+SMALL = 128  # px: a content box whose longer side is under this is thumbnail-sized (the paper's low-res cut)
 
 
 @dataclass(frozen=True)

@@ -96,6 +96,12 @@ def parse_box(text: str | None) -> tuple[float, float, float, float]:
     return (x0, y0, x1, y1)
 
 
+def box_side(width: int, height: int, box: tuple[float, float, float, float]) -> float:
+    """The longer side, in stored pixels, of content box `box` (fractions) of a `width` x `height` picture."""
+    x0, y0, x1, y1 = box
+    return max(width * (x1 - x0), height * (y1 - y0))
+
+
 def work_grey(data: bytes, box: tuple[float, float, float, float], side: int) -> np.ndarray:
     """The content box of a stored original as grey uint8, decoded at about `side` px (verification)."""
     x0, y0, x1, y1 = box

@@ -35,7 +35,7 @@ from threadpoolctl import threadpool_limits
 from curate.dedupe import verify
 from curate.dedupe.answers import answering
 from curate.dedupe.cluster import KIND_RANK, NOT_EDGES, SMALL, UNTESTED
-from curate.dedupe.decode import THUMB, parse_box, work_grey
+from curate.dedupe.decode import THUMB, box_side, parse_box, work_grey
 from curate.dedupe.hashing import METHODS, WINDOWS, RegionPHash, is_mirror
 from curate.dedupe.local import local_pairs
 from db.models import DedupeCode, DedupePair, Image
@@ -98,7 +98,9 @@ class Verifier:
             rows = s.exec(select(DedupeCode.image_id, DedupeCode.box, DedupeCode.note)).all()
         self.box = {i: parse_box(b) for i, b, _ in rows}
         self.whole = {i for i, _, note in rows if note}  # no content box cut: a frame could make them alike
-        self.small = {i for i in self.size if self.native(i) < SMALL}  # a thumbnail-sized copy (`_small`)
+        self.small = {  # a thumbnail-sized copy (`_small`)
+            i for i, (w, h) in self.size.items() if box_side(w, h, self.box.get(i, (0.0, 0.0, 1.0, 1.0))) < SMALL
+        }
 
     def overwhelming(self, a: int, b: int) -> tuple[float, str] | None:
         """(correlation, what correlates) when the thumbnails alone decide "same" (`verify.ACCEPT_NCC`):
@@ -211,12 +213,6 @@ class Verifier:
     def check(self, a: int, b: int, corr: float, dihedral: int | None = None) -> verify.Verdict:
         """`dihedral`: the hash's orientation of a onto b (None: unknown, both tried)."""
         return self._small(a, b, self._coarse(a, b, corr, dihedral) or self._full(a, b, corr, dihedral))
-
-    def native(self, image_id: int) -> float:
-        """The longer side of the picture's content box, in stored pixels."""
-        w, h = self.size[image_id]
-        x0, y0, x1, y1 = self.box.get(image_id, (0.0, 0.0, 1.0, 1.0))
-        return max(w * (x1 - x0), h * (y1 - y0))
 
     def _small(self, a: int, b: int, v: verify.Verdict) -> verify.Verdict:
         """A "different" for want of pixels is no evidence: a thumbnail-sized copy (content box under

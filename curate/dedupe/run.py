@@ -34,7 +34,7 @@ from curate.dedupe.cluster import (
     representative,
     unmerged,
 )
-from curate.dedupe.decode import THUMB, decode, parse_box
+from curate.dedupe.decode import THUMB, box_side, decode, parse_box
 from curate.dedupe.hashing import METHODS, NEIGHBOURS, WINDOWS, RegionPHash, to_hex
 from curate.dedupe.pairs import find_pairs
 from curate.dedupe.search import backend_named
@@ -283,11 +283,8 @@ def recluster(s: Session, run_id: int | None = None, min_side: int | None = None
     final = set(s.exec(select(Consensus.image_id).where(Consensus.status.in_(FINAL))).all())
     review = s.exec(select(DedupePair.image_a, DedupePair.image_b).where(DedupePair.kind == "review")).all()
     untested = s.exec(select(DedupePair.image_a, DedupePair.image_b).where(DedupePair.kind == UNTESTED)).all()
-    small = set()
-    for i, box in s.exec(select(DedupeCode.image_id, DedupeCode.box).where(DedupeCode.algo == ALGO)).all():
-        x0, y0, x1, y1 = parse_box(box)
-        if i in cands and max(cands[i].width * (x1 - x0), cands[i].height * (y1 - y0)) < SMALL:
-            small.add(i)
+    boxes = s.exec(select(DedupeCode.image_id, DedupeCode.box).where(DedupeCode.algo == ALGO)).all()
+    small = {i for i, box in boxes if i in cands and box_side(cands[i].width, cands[i].height, parse_box(box)) < SMALL}
     tolerated = [(a, b) for a, b in [*review, *untested] if (a, b) not in splits]
     roots = clusters(list(cands), edges, splits, tolerated, last=small)
     to_review = len(unmerged(edges, roots, decided)) + sum(

@@ -45,8 +45,8 @@ needs `SMOOTH_NCC`: nothing else can contradict its thumbnail, and two different
 fundus-corner tiles, once captioned, warped or shrunk, correlated up to 0.960
 (a probe of the re-posts in `tests/photo_corpus.py`), while the tone copy of a
 fundus tile in the benchmark correlates 0.969 with its cropped copy: margins of
-0.005 and 0.004, thin, measured, and the reason pairs between 0.95 and 0.965 of
-such pictures go to review. Two pictures of one shape whose boxes were cut differently (a tone change of
+0.005 and 0.004, thin and measured; such pairs between 0.95 and 0.965 go to
+review. Two pictures of one shape whose boxes were cut differently (a tone change of
 a smooth photo moves where the cut into its plain background falls) are
 compared with `view_correlation` on the smallest box holding both
 (`pairs.Verifier`): over all 56,016 such pairs of the 1,055-file corpus
