@@ -103,14 +103,13 @@ def _within(lines: np.ndarray, colours: np.ndarray, share_needed: float = UNIFOR
     dev = lines - colours
     dev = np.abs(dev, out=dev).max(axis=0)  # (n, length): each pixel's largest channel deviation
     share = (dev <= TOL).sum(axis=1) / dev.shape[1]
-    text = None
     if share_needed < UNIFORM_SHARE:  # lettering: anti-aliasing and JPEG ringing spread along the line,
         runs, longest = _runs(dev > TOL)  # but in strokes and words, not one stretch (a lesion's edge)
         text = (share >= share_needed) & (runs >= TEXT_WORDS) & (longest <= TEXT_GAP * dev.shape[1])
+        return text | (share >= UNIFORM_SHARE)  # or a uniform line, or a blended seam (no median rule)
     mid = _middle(dev.shape[1])
-    dev.partition(mid, axis=1)  # in place: the share and the runs are counted
-    uniform = (share >= UNIFORM_SHARE) & (dev[:, mid[0]] + dev[:, mid[1]] <= 2 * MEAN_DEV)  # twice the median
-    return uniform if text is None else uniform | text | (share >= UNIFORM_SHARE)  # or a blended seam
+    dev.partition(mid, axis=1)  # in place: the share is counted
+    return (share >= UNIFORM_SHARE) & (dev[:, mid[0]] + dev[:, mid[1]] <= 2 * MEAN_DEV)  # twice the median
 
 
 def _runs(off: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -94,12 +94,12 @@ class Verifier:
             rows = s.exec(select(Image.id, Image.sha256, Image.width, Image.height)).all()
             self.sha = {i: sha for i, sha, _, _ in rows}
             self.aspect = {i: w / max(h, 1) for i, _, w, h in rows}
-            self.size = {i: (w, h) for i, _, w, h in rows}
+            size = {i: (w, h) for i, _, w, h in rows}
             rows = s.exec(select(DedupeCode.image_id, DedupeCode.box, DedupeCode.note)).all()
         self.box = {i: parse_box(b) for i, b, _ in rows}
         self.whole = {i for i, _, note in rows if note}  # no content box cut: a frame could make them alike
         self.small = {  # a thumbnail-sized copy (`_small`)
-            i for i, (w, h) in self.size.items() if box_side(w, h, self.box.get(i, (0.0, 0.0, 1.0, 1.0))) < SMALL
+            i for i, (w, h) in size.items() if box_side(w, h, self.box.get(i, (0.0, 0.0, 1.0, 1.0))) < SMALL
         }
 
     def overwhelming(self, a: int, b: int) -> tuple[float, str] | None:
