@@ -2,7 +2,7 @@
 
 from datetime import datetime, timedelta
 
-from curate.dedupe.cluster import Candidate, Edge, cluster_key, clusters, representative
+from curate.dedupe.cluster import Candidate, Edge, cluster_key, clusters, representative, unmerged
 
 T0 = datetime(2026, 1, 1)
 
@@ -52,3 +52,22 @@ def test_an_image_in_labelling_stays_representative():
     # a labelled image stays even when low-res: the cluster is labelled, its copies are not labelable
     low = Candidate(4, 90, 60, 0, T0, low_res=True)
     assert representative([low, sharper_copy], labelled={4}).image_id == 4
+
+
+def test_two_groups_are_not_joined_by_one_link_alone():
+    """Two groups of several pictures each, every pair across them only tolerated ("review" or
+    "untested": no evidence either way) but one verified: that one link is not enough to join
+    them, and it goes to the steward; a second verified link across them is."""
+    inside = [Edge(1, 2, "hash", 0.99), Edge(1, 3, "hash", 0.99), Edge(4, 5, "hash", 0.99), Edge(4, 6, "hash", 0.99)]
+    across = [(a, b) for a in (1, 2, 3) for b in (4, 5, 6)]
+    tolerated = [(2, 3), (5, 6), *across]
+    one = [*inside, Edge(3, 4, "hash", 0.97)]
+    roots = clusters([1, 2, 3, 4, 5, 6], one, set(), tolerated)
+    assert roots == {1: 1, 2: 1, 3: 1, 4: 4, 5: 4, 6: 4}
+    assert [(e.a, e.b) for e in unmerged(one, roots, set())] == [(3, 4)]
+    two = [*one, Edge(2, 5, "hash", 0.96)]
+    assert set(clusters([1, 2, 3, 4, 5, 6], two, set(), tolerated).values()) == {1}
+    # a single picture still joins a group on one link (how a copy of a smooth photo joins it)
+    assert set(
+        clusters([1, 2, 3, 4], [*inside[:2], Edge(3, 4, "hash", 0.97)], set(), [(2, 3), (1, 4), (2, 4)]).values()
+    ) == {1}

@@ -122,3 +122,24 @@ def test_a_thumbnail_sized_copy_does_not_split_its_photos_copies(tmp_path):
         assert len({cluster[f] for f in files if f.split("_")[0].split(".")[0] == f"c{k}"}) == 1, k
     assert len(set(cluster.values())) == len(seeds)  # different close-ups stay apart
     assert any(kind == "untested" and "under 128 px" in (why or "") for *_, kind, why in pairs)
+
+
+@pytest.mark.slow
+def test_two_smooth_tiles_copies_are_not_joined_by_one_thumbnail(tmp_path):
+    """Two different corner tiles of one fundus photo (few keypoints: the thumbnail is their only
+    evidence), each with a caption, a perspective and a 110 px copy. Every pair across the two
+    photos is "review" or "untested" and one of them, a caption against the other's small copy,
+    correlates 0.969: that single link used to make one cluster of eight pictures of two photos."""
+    files = {}
+    for k in (15, 27):
+        rng = np.random.default_rng(k)
+        files |= {
+            f"t{k}.jpg": PHOTOS[k],
+            f"t{k}_caption.jpg": caption(PHOTOS[k], rng),
+            f"t{k}_perspective.jpg": perspective(PHOTOS[k], rng),
+            f"t{k}_small.jpg": small_jpeg(PHOTOS[k], rng),
+        }
+    cluster, _, _ = dedupe_files(tmp_path, files)
+    for k in (15, 27):
+        assert len({cluster[f] for f in files if f.startswith(f"t{k}")}) == 1, k
+    assert cluster["t15.jpg"] != cluster["t27.jpg"]

@@ -13,8 +13,13 @@ cropped copy), never "different" or unchecked. The unit
 counts as one: a member verified against any image of a unit counts for the
 whole unit. So A~B and B~C never put A with C unless A and C were compared
 and found at least partly the same; the blocked pair goes to the steward as
-"to review". A *split* says two images are not duplicates: no cluster may
-contain both. The result does not depend on input order.
+"to review". Two groups of several units each need at least two verified
+cross pairs: with every other pair across them only tolerated, one link is
+all that joins them (two different tiles of one fundus photo, each with a
+caption, a perspective and a thumbnail-sized copy: one caption against the
+other's small copy correlated 0.969, and eight pictures of two photos became
+one cluster). A single picture still joins a group on one link. A *split*
+says two images are not duplicates: no cluster may contain both. The result does not depend on input order.
 
 Order matters only where complete linkage must choose: a thumbnail-sized copy
 (content box under `SMALL` px, often heavily compressed) has too few pixels for
@@ -104,14 +109,22 @@ def clusters(
         if e.kind in EXACT and not ds.connected(e.a, e.b):
             join(e.a, e.b)
     unit = {i: ds[i] for i in image_ids}
-    verified = {(min(unit[e.a], unit[e.b]), max(unit[e.a], unit[e.b])) for e in ordered if e.kind not in EXACT}
-    verified |= {(min(unit[a], unit[b]), max(unit[a], unit[b])) for a, b in tolerated if a in unit and b in unit}
+    same = {(min(unit[e.a], unit[e.b]), max(unit[e.a], unit[e.b])) for e in ordered if e.kind not in EXACT}
+    verified = same | {(min(unit[a], unit[b]), max(unit[a], unit[b])) for a, b in tolerated if a in unit and b in unit}
     units_of = {r: {r} for r in set(unit.values())}  # cluster root -> the exact-copy units inside it
+
+    def bridged(ra: int, rb: int) -> bool:
+        """Whether one verified pair is all that joins two groups of several units each."""
+        ua, ub = units_of[ra], units_of[rb]
+        if len(ua) < 2 or len(ub) < 2:
+            return False
+        return sum((min(u, v), max(u, v)) in same for u in ua for v in ub) < 2
+
     for e in ordered:
         if e.kind in EXACT:
             continue
         ra, rb = ds[e.a], ds[e.b]
-        if ra == rb:
+        if ra == rb or bridged(ra, rb):
             continue
         if all((min(u, v), max(u, v)) in verified for u in units_of[ra] for v in units_of[rb]) and join(ra, rb):
             units_of[ds[ra]] = units_of.pop(ra) | units_of.pop(rb)
