@@ -117,13 +117,14 @@ def test_find_duplicates_keeps_the_copies_and_records_their_orientation(photos, 
 
 
 def test_canonical_turn_is_the_one_turn_with_positive_slack(photos):
-    from curate.dedupe.dct import all_turns, canonical_slack, canonical_turn
+    from curate.dedupe.dct import all_turns, canonical_slack, canonical_turn, turn_slack
 
     thumbs, _ = photos
     v = descriptors(thumbs)[:, 0]
     slack = canonical_slack(all_turns(v))
     assert np.array_equal(canonical_turn(v), slack.argmax(1))
     assert np.all((slack > 0).sum(1) <= 1)
+    assert np.allclose(turn_slack(v), slack, atol=1e-5)  # the same slacks without turning the descriptors
     for d in range(len(DIHEDRAL)):  # every orientation of a picture has the same canonical form
         t = turned(v, d)
         assert np.allclose(

@@ -190,14 +190,20 @@ def descriptors(thumbs: np.ndarray, spec=WINDOWS, chunk: int = 4096) -> np.ndarr
         np.copysign(v, c, out=v)
         v /= np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-6)
 
-    starts = range(0, len(thumbs), chunk)
+    in_chunks(one, len(thumbs), chunk)
+    return out
+
+
+def in_chunks(one, n: int, chunk: int) -> None:
+    """`one(start)` for each chunk of `n` rows, on a thread a core when there are several (numpy
+    releases the GIL; BLAS one thread each, or its threads would fight the pool's)."""
+    starts = range(0, n, chunk)
     if len(starts) < 2:
         for s in starts:
             one(s)
-        return out
+        return
     with threadpool_limits(1, "blas"), ThreadPoolExecutor(os.cpu_count()) as pool:
         list(pool.map(one, starts))
-    return out
 
 
 def _orientation_tables() -> tuple[np.ndarray, np.ndarray]:
@@ -258,6 +264,23 @@ def canonical_slack(v: np.ndarray) -> np.ndarray:
     return np.minimum(energy, np.minimum(v[..., _FLAT[0, 1]], v[..., _FLAT[1, 0]]))
 
 
+_TRANSPOSED = np.array([t for t, _, _ in DIHEDRAL])
+_ROWS_FLIPPED = np.array([fy for _, fy, _ in DIHEDRAL])
+_COLS_FLIPPED = np.array([fx for _, _, fx in DIHEDRAL])
+
+
+def turn_slack(v: np.ndarray) -> np.ndarray:
+    """(n, 8) `canonical_slack` of each of the eight turns of (n, DIMS) descriptors, without turning
+    them: a transpose negates the energy and swaps the first horizontal and vertical coefficients,
+    a flip of the columns (rows) negates the first horizontal (vertical) one. 100,000 pictures:
+    0.05 s, against 0.45 s for `all_turns` and the slack of each."""
+    energy = ((v * v) @ _ENERGY)[:, None]
+    h, w = v[:, _FLAT[0, 1], None], v[:, _FLAT[1, 0], None]
+    across = np.where(_TRANSPOSED, w, h) * np.where(_COLS_FLIPPED, -1, 1)
+    down = np.where(_TRANSPOSED, h, w) * np.where(_ROWS_FLIPPED, -1, 1)
+    return np.minimum(np.where(_TRANSPOSED, -energy, energy), np.minimum(across, down))
+
+
 def canonical_turn(v: np.ndarray) -> np.ndarray:
     """(…) the dihedral that turns each descriptor into its canonical orientation (the one turn
     whose `canonical_slack` is positive), from three numbers instead of eight turned copies."""
@@ -265,6 +288,21 @@ def canonical_turn(v: np.ndarray) -> np.ndarray:
     across = np.where(t, v[..., _FLAT[1, 0]], v[..., _FLAT[0, 1]])  # first horizontal after the transpose
     down = np.where(t, v[..., _FLAT[0, 1]], v[..., _FLAT[1, 0]])
     return t * 4 + (down < 0) * 2 + (across < 0)  # DIHEDRAL's order: (transpose, flip rows, flip columns)
+
+
+def canonical(flat: np.ndarray, chunk: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+    """(n, DIMS) descriptors each in its canonical orientation, and that orientation (`canonical_turn`),
+    a chunk at a time on a thread a core: 0.31 s for 700,000 descriptors on 2 idle cores, against
+    0.65 s in one thread."""
+    out, turn = np.empty_like(flat), np.empty(len(flat), np.int64)
+
+    def one(s: int) -> None:
+        part = slice(s, s + chunk)
+        turn[part] = canonical_turn(flat[part])
+        out[part] = turned_each(flat[part], turn[part])
+
+    in_chunks(one, len(flat), chunk)
+    return out, turn
 
 
 def all_turns(v: np.ndarray) -> np.ndarray:

@@ -43,12 +43,11 @@ import numpy as np
 from curate.dedupe.dct import (
     DIHEDRAL,
     WINDOWS,
-    all_turns,
-    canonical_slack,
-    canonical_turn,
+    canonical,
     compose_dihedral,
     descriptors,
     inverse_dihedral,
+    turn_slack,
     turned_each,
 )
 from curate.dedupe.search.knn import NearestNeighbours
@@ -86,12 +85,6 @@ def _top(a, b, d, s, k: int):
     return a[keep], b[keep], d[keep], s[keep]
 
 
-def _canonical(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each descriptor in its canonical orientation, and that orientation (see `dct.canonical_slack`)."""
-    turn = canonical_turn(flat)
-    return turned_each(flat, turn), turn
-
-
 def _search(vec, queries, windows, neighbours: int, nn: NearestNeighbours, margin: float | None):
     """Queries: picture indices whose whole picture asks; windows: picture indices whose windows answer.
     `margin` None: all eight turns of each query against the windows as they are; a number: the
@@ -100,11 +93,12 @@ def _search(vec, queries, windows, neighbours: int, nn: NearestNeighbours, margi
     e = np.empty(0, np.int64)
     if not len(queries) or not len(windows):
         return e, e, e, np.empty(0, np.float32)
-    db = vec[windows].reshape(-1, dims)
+    whole = len(windows) == n and bool((windows == np.arange(n)).all())
+    db = vec.reshape(-1, dims) if whole else vec[windows].reshape(-1, dims)  # every picture: no copy
     owner = np.repeat(windows, nw)
     db_turn = np.zeros(len(db), np.int64)
     if margin is not None:
-        db, db_turn = _canonical(db)
+        db, db_turn = canonical(db)
     undo = _COMPOSE[:, _INVERSE]  # undo[g, h]: turn g, then undo turn h
     index = nn.build(db, len(queries) * (len(DIHEDRAL) if margin is None else 2))
     # own windows come first, then room for the neighbours' windows: 4 a neighbour while exact (copies
@@ -113,17 +107,19 @@ def _search(vec, queries, windows, neighbours: int, nn: NearestNeighbours, margi
     parts = []
     for start in range(0, len(queries), BLOCK):  # a block of query pictures at a time bounds the memory
         block = queries[start : start + BLOCK]
-        turns = all_turns(vec[block, 0])  # (pictures, 8, dims)
+        whole = vec[block, 0]
         if margin is None:
-            ask = np.ones(turns.shape[:2], bool)
+            ask = np.ones((len(block), len(DIHEDRAL)), bool)
         else:
-            slack = canonical_slack(turns)
+            slack = turn_slack(whole)
             ask = (slack > -margin) | (slack == slack.max(1, keepdims=True))
         rows, turn = np.nonzero(ask)
-        qi, ci, sim = index.search(turns[rows, turn], nw + room * neighbours)
-        a, b, d = block[rows[qi]], owner[ci], undo[turn[qi], db_turn[ci]]
-        keep = a != b
-        parts.append(_top(*_best_per_pair(a[keep], b[keep], d[keep], sim[keep], n), neighbours))
+        qi, ci, sim = index.search(turned_each(whole[rows], turn), nw + room * neighbours)
+        a, b = block[rows[qi]], owner[ci]
+        keep = np.flatnonzero(a != b)  # over half the results are the query's own windows
+        qi, ci = qi[keep], ci[keep]
+        d = undo[turn[qi], db_turn[ci]]
+        parts.append(_top(*_best_per_pair(a[keep], b[keep], d, sim[keep], n), neighbours))
     return tuple(np.concatenate(x) for x in zip(*parts, strict=True))
 
 
