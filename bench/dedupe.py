@@ -3,7 +3,8 @@
 Corpus (issue 9): real photos from scikit-image (tests/photo_corpus.py) with re-posted
 copies (frames and padding of several colours and widths, watermark + crop, mirror +
 crop, frame + rescale, photos in one shared frame, a caption strip, a screenshot of one
-web page, a sticker, a thumbnail-sized JPEG, a perspective warp, and the older edits), synthetic skin
+web page, a sticker, a thumbnail-sized JPEG, a perspective warp, a rotation on a larger canvas, and
+the older edits), synthetic skin
 photos (tests/dedupe_corpus.py; a third camera-sized) with copies and same-palette
 siblings, and different close-ups on plain skin. Prints, side by side: time, pair
 precision counting EVERY pair inside a cluster, recall per transformation, the
@@ -168,7 +169,7 @@ def diagnose(ws, names_of: dict) -> dict:
     pass it on, and what did verification say? Re-runs the search and the verification outside
     the timed run (`main` prints it for missed copies)."""
     from curate.dedupe.hashing import RegionPHash
-    from curate.dedupe.pairs import Verifier, load_codes, propose_local
+    from curate.dedupe.pairs import Verifier, load_codes, propose_local, with_local
     from curate.dedupe.run import ALGO, DedupeOptions, DedupeReport
 
     opts = DedupeOptions(min_side=1)
@@ -176,11 +177,12 @@ def diagnose(ws, names_of: dict) -> dict:
         ids, codes, thumbs, _ = load_codes(s, ALGO)
     matches = RegionPHash(neighbours=opts.neighbours, similarity=opts.similarity).find_duplicates(codes, thumbs)
     verifier = Verifier(ws, 0, dict(zip(ids.tolist(), thumbs, strict=False)))
-    jobs = [(int(ids[m.a]), int(ids[m.b]), m.similarity, m.dihedral, "by the hashes") for m in matches]
-    extra = propose_local(verifier, ids, None, {(a, b) for a, b, *_ in jobs}, ALGO, DedupeReport())
-    jobs += [(a, b, corr, None, "by local features") for a, b, corr in extra]
+    jobs = [(int(ids[m.a]), int(ids[m.b]), m.similarity, m.dihedral) for m in matches]
+    hashed = len(jobs)
+    jobs = with_local(jobs, propose_local(verifier, ids, None, ALGO, DedupeReport()), verifier)
     out = {}
-    for a, b, corr, dihedral, how in jobs:
+    for k, (a, b, corr, dihedral) in enumerate(jobs):
+        how = "by the hashes" if k < hashed else "by local features"
         v = verifier.check(a, b, corr, dihedral)
         for x in names_of[a]:
             for y in names_of[b]:
@@ -467,8 +469,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--tool", default=None, help=argparse.SUPPRESS)  # internal: run one foreign tool, print JSON
     args = p.parse_args(argv)
     # v2: chelsea listed once; v3: no grass tiles (tests/photo_corpus.py, TILED); v4: caption, web page,
-    # sticker, small JPEG and perspective copies
-    corpus = args.corpus / f"v4-real{args.per_photo}-syn{args.synthetic}-c{args.closeups}"
+    # sticker, small JPEG and perspective copies; v5: a rotation on a larger canvas
+    corpus = args.corpus / f"v5-real{args.per_photo}-syn{args.synthetic}-c{args.closeups}"
     if args.tool:
         res = (
             scale(args.scale, args.scale_neighbours)

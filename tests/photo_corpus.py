@@ -201,6 +201,14 @@ def perspective(img: Image.Image, rng: np.random.Generator, most: float = 0.05) 
     return img.convert("RGB").transform((w, h), Image.PERSPECTIVE, tuple(coeffs), Image.BICUBIC)
 
 
+def rotated_canvas(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """Turned by 20-40 degrees on a canvas that holds it all, the corners white, black or grey (a
+    dataset's augmented copy, a re-post turned to fit)."""
+    colour = FRAME_COLOURS[_pick(rng, ["white", "black", "grey"])]
+    angle = float(rng.uniform(20, 40)) * _pick(rng, [-1, 1])
+    return img.convert("RGB").rotate(angle, resample=Image.BICUBIC, expand=True, fillcolor=colour)
+
+
 def reencode(img: Image.Image, quality: int) -> Image.Image:
     buf = io.BytesIO()
     img.convert("RGB").save(buf, "JPEG", quality=quality)
@@ -230,6 +238,8 @@ LEAKS: dict[str, Callable[[Image.Image, np.random.Generator], Image.Image]] = {
     "sticker": sticker,
     "small_jpeg": small_jpeg,
     "perspective": perspective,
+    # a dataset's augmented copies (`curate.dedupe.decode.rotation_fill`)
+    "rotated_canvas": rotated_canvas,
 }
 
 

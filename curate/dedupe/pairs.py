@@ -224,9 +224,14 @@ class Verifier:
             return v
         return verify.Verdict(v.decision, f"{v.reason}; a picture under {SMALL} px", v.geometry, True)
 
-    def check_many(self, jobs: list[tuple[int, int, float, int | None]]) -> list[verify.Verdict]:
+    def check_many(
+        self, jobs: list[tuple[int, int, float, int | None]], thorough: bool = False
+    ) -> list[verify.Verdict]:
         """`check` for many (a, b, corr, dihedral), in parallel; features extracted only for the pairs
-        the thumbnails leave undecided, at full size only for those the coarse look leaves undecided."""
+        the thumbnails leave undecided, at full size only for those the coarse look leaves undecided.
+        `thorough` (the pairs inside a tentative group, `complete`): a "different" is never settled at
+        the coarse size, where it blocks a join: a re-encode whose box cut into a smooth photo had 3
+        matches at 160 px with a copy of it in a shared frame, and 12 ("review") at 320."""
         undecided = [(a, b) for a, b, _, _ in jobs if self.overwhelming(a, b) is None]
         self.sift_pairs += len(undecided)
         # decoding, SIFT and matching release the GIL; BLAS's own threads (the descriptor products) would
@@ -238,6 +243,8 @@ class Verifier:
             for key, f in zip(todo, pool.map(self._features, todo), strict=False):
                 self.feats[key] = f
             verdicts = list(pool.map(lambda job: self._coarse(*job), jobs, chunksize=16))
+            if thorough:
+                verdicts = [None if v is not None and v.decision == verify.DIFFERENT else v for v in verdicts]
             rest = [k for k, v in enumerate(verdicts) if v is None]
             self.full_pairs += len(rest)
             todo = sorted({(i, verify.WORK) for k in rest for i in jobs[k][:2] if (i, verify.WORK) not in self.feats})
@@ -255,17 +262,27 @@ def _pair(v: verify.Verdict, a: int, b: int, corr: float, hamming: int | None) -
     return Pair(a, b, kind, round(corr, 4), hamming, v.geometry.inliers, v.reason[:200])
 
 
-def propose_local(verifier: Verifier, ids: np.ndarray, new: set[int] | None, proposed: set, algo: str, report) -> list:
-    """(a, b, thumbnail correlation) of the pairs shared local features propose that the hashes did not;
-    each picture's strongest descriptors come from the catalogue, computed only for pictures without
-    current ones (`curate.dedupe.answers`)."""
+def propose_local(verifier: Verifier, ids: np.ndarray, new: set[int] | None, algo: str, report) -> list:
+    """(a, b) of the pairs shared local features propose; each picture's strongest descriptors come
+    from the catalogue, computed only for pictures without current ones (`curate.dedupe.answers`)."""
     answers = answering(verifier, ids.tolist(), algo, report)
     verifier.counted.update((i, len(d)) for i, d in answers.items())
-    found = local_pairs(answers, new)
-    out = []
-    for a, b, _ in found:
-        if (a, b) not in proposed:
-            out.append((a, b, max(0.0, verifier.correlation(a, b) or 0.0)))
+    return [(a, b) for a, b, _ in local_pairs(answers, new)]
+
+
+def with_local(jobs: list[tuple], local: list[tuple[int, int]], verifier: Verifier) -> list[tuple]:
+    """The hash proposal's jobs (a, b, corr, dihedral) and the local-feature proposal's pairs, as one
+    list: a pair only local features proposed is appended (orientation unknown), and one both proposed
+    is checked in both orientations: a hash's orientation of a copy turned by 30 degrees is a guess,
+    and it alone made such copies "different" (`tests/test_dedupe_fill.py`)."""
+    at = {(a, b): k for k, (a, b, _, _) in enumerate(jobs)}
+    out = list(jobs)
+    for a, b in local:
+        if (a, b) in at:
+            out[at[(a, b)]] = (*out[at[(a, b)]][:3], None)
+        else:
+            at[(a, b)] = len(out)
+            out.append((a, b, max(0.0, verifier.correlation(a, b) or 0.0), None))
     return out
 
 
@@ -288,7 +305,7 @@ def complete(verifier: Verifier, pairs: dict[tuple[int, int], Pair], touched: se
     for members in joined.subsets():
         if 3 <= len(members) <= COMPLETE_MAX and (touched is None or not touched.isdisjoint(members)):
             jobs += [(a, b, 0.0, None) for a, b in combinations(sorted(members), 2) if (a, b) not in pairs]
-    for (a, b, _, _), v in zip(jobs, verifier.check_many(jobs), strict=False):
+    for (a, b, _, _), v in zip(jobs, verifier.check_many(jobs, thorough=True), strict=False):
         p = _pair(v, a, b, 0.0, None)
         if p is None and v.untestable:  # no evidence either way: it neither joins nor blocks (`cluster`)
             p = Pair(a, b, UNTESTED, 0.0, None, v.geometry.inliers, v.reason[:200])
@@ -351,12 +368,11 @@ def find_pairs(ws, options, algo: str, report) -> list[Pair]:
         )
     elif options.method == "region-phash" and (not incremental or new.any()):
         # the second proposal: shared local features (`curate.dedupe.local`)
-        proposed = {(a, b) for a, b, _, _ in jobs}
         fresh = None if not incremental else set(ids[new].tolist())
-        extra = propose_local(verifier, ids, fresh, proposed, algo, report)
-        report.local_candidates = len(extra)
-        jobs += [(a, b, corr, None) for a, b, corr in extra]
-        hammings += [None] * len(extra)
+        before = len(jobs)
+        jobs = with_local(jobs, propose_local(verifier, ids, fresh, algo, report), verifier)
+        report.local_candidates = len(jobs) - before
+        hammings += [None] * report.local_candidates
     for (a, b, corr, _), hamming, v in zip(jobs, hammings, verifier.check_many(jobs), strict=True):
         p = _pair(v, a, b, corr, hamming)
         if p is not None:

@@ -55,7 +55,8 @@ from db.models.label import Consensus, LabelTask
 
 log = logging.getLogger("curate.dedupe")
 
-ALGO = f"region-phash-v3/{THUMB}/{len(WINDOWS)}"  # v2: codes of the content box (frames cut); v3: captions too
+# v2: codes of the content box (frames cut); v3: captions cut too; v4: a rotation's fill in-painted
+ALGO = f"region-phash-v4/{THUMB}/{len(WINDOWS)}"
 CODE_BYTES, THUMB_BYTES = 8 * len(WINDOWS), THUMB * THUMB
 
 
