@@ -19,7 +19,8 @@ all that joins them (two different tiles of one fundus photo, each with a
 caption, a perspective and a thumbnail-sized copy: one caption against the
 other's small copy correlated 0.969, and eight pictures of two photos became
 one cluster). A single picture still joins a group on one link. A *split*
-says two images are not duplicates: no cluster may contain both. The result does not depend on input order.
+says two images are not duplicates: no cluster may contain both. The result
+does not depend on input order.
 
 Order matters only where complete linkage must choose: a thumbnail-sized copy
 (content box under `SMALL` px, often heavily compressed) has too few pixels for

@@ -107,14 +107,14 @@ def _search(vec, queries, windows, neighbours: int, nn: NearestNeighbours, margi
     parts = []
     for start in range(0, len(queries), BLOCK):  # a block of query pictures at a time bounds the memory
         block = queries[start : start + BLOCK]
-        whole = vec[block, 0]
+        asking = vec[block, 0]  # each query picture's whole-picture descriptor
         if margin is None:
             ask = np.ones((len(block), len(DIHEDRAL)), bool)
         else:
-            slack = turn_slack(whole)
+            slack = turn_slack(asking)
             ask = (slack > -margin) | (slack == slack.max(1, keepdims=True))
         rows, turn = np.nonzero(ask)
-        qi, ci, sim = index.search(turned_each(whole[rows], turn), nw + room * neighbours)
+        qi, ci, sim = index.search(turned_each(asking[rows], turn), nw + room * neighbours)
         a, b = block[rows[qi]], owner[ci]
         keep = np.flatnonzero(a != b)  # over half the results are the query's own windows
         qi, ci = qi[keep], ci[keep]
