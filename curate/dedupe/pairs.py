@@ -97,8 +97,9 @@ class Verifier:
             size = {i: (w, h) for i, _, w, h in rows}
             rows = s.exec(select(DedupeCode.image_id, DedupeCode.box, DedupeCode.note, DedupeCode.masked)).all()
         self.box = {i: parse_box(b) for i, b, _, _ in rows}
-        self.whole = {i for i, _, note, _ in rows if note}  # no content box cut: a frame could make them alike
-        self.invented = {i for i, _, _, m in rows if m > verify.MOST_INPAINTED}  # their thumbnails are mostly fill
+        # no thumbnail shortcut for these: no content box cut (a frame could make them alike), or a
+        # thumbnail mostly in-painted (`verify.MOST_INPAINTED`)
+        self.unsure = {i for i, _, note, masked in rows if note or masked > verify.MOST_INPAINTED}
         self.small = {  # a thumbnail-sized copy (`_small`)
             i for i, (w, h) in size.items() if box_side(w, h, self.box.get(i, (0.0, 0.0, 1.0, 1.0))) < SMALL
         }
@@ -108,7 +109,7 @@ class Verifier:
         the content boxes', or, for two pictures of one shape whose boxes were cut differently, the
         union of both boxes (`_union`), else None."""
         if (a, b) not in self.ncc:
-            ncc = None if {a, b} & (self.whole | self.invented) else self.correlation(a, b)
+            ncc = None if a in self.unsure or b in self.unsure else self.correlation(a, b)
             if ncc is not None and ncc < verify.ACCEPT_NCC and (union := self._union(a, b)) is not None:
                 self.ncc[(a, b)] = (union, "thumbnails of both content boxes together correlate")
             else:
