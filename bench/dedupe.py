@@ -11,6 +11,7 @@ precision counting EVERY pair inside a cluster, recall per transformation, the
 speed-up over imagededup, and the candidate search alone on 100,000 images.
 
     .venv/bin/python bench/dedupe.py            # table (a few minutes);  --json for scripts
+    .venv/bin/python bench/dedupe.py --augmented   # a dataset grown by augmentation instead
 
 imagededup and difPy (pip install imagededup difPy; benchmark only, not project
 dependencies) run in a subprocess each (`--other-python`, default this python).
@@ -121,6 +122,46 @@ def build_corpus(out: Path, synthetic: int, per_photo: int, closeups: int, worke
     with ProcessPoolExecutor(workers) as pool:
         rows = list(pool.map(_make, jobs, chunksize=4))
     truth = {"key": key, "files": {n: {"group": g, "transform": t} for n, g, t in rows}}
+    truth_file.write_text(json.dumps(truth))
+    return truth
+
+
+def _make_augmented(job: tuple) -> tuple[str, str, str]:
+    """Write one file of the augmented corpus, as an augmenting script saves it (JPEG at 92, copies at 88)."""
+    import numpy as np
+
+    from tests.dedupe_corpus import photo, save
+    from tests.photo_corpus import AUGMENTS, closeup, originals
+
+    out, name, source, k, kind = job
+    if not (Path(out) / name).exists():  # an interrupted build resumes
+        img = {"r": lambda: originals()[k], "c": lambda: closeup(k), "g": lambda: photo(k)}[source]().convert("RGB")
+        if kind:
+            img = AUGMENTS[kind](img, np.random.default_rng([k, ord(source), list(AUGMENTS).index(kind)]))
+        tmp = Path(out) / f".{name}.part.jpg"
+        save(img, tmp, quality=88 if kind else 92)
+        tmp.rename(Path(out) / name)
+    return name, f"{source}{k}", kind
+
+
+def build_augmented(out: Path, workers: int) -> dict:
+    """A dataset grown by augmentation (`--augmented`): 32 real photos and tiles, 25 close-ups on plain skin
+    and 20 synthetic skin photos, each with one copy per `tests.photo_corpus.AUGMENTS` kind."""
+    from tests.photo_corpus import AUGMENTS, originals
+
+    truth_file = out / "truth.json"
+    key = ["augmented", 1]
+    if truth_file.exists() and json.loads(truth_file.read_text()).get("key") == key:
+        return json.loads(truth_file.read_text())
+    out.mkdir(parents=True, exist_ok=True)
+    n = len(originals())
+    sources = [("r", k) for k in [*range(15), *range(15, n, 6)]] + [("c", k) for k in range(25)]
+    sources += [("g", k) for k in range(20)]
+    jobs = [(str(out), f"p{src}{k:04d}.jpg", src, k, "") for src, k in sources]
+    jobs += [(str(out), f"a{src}{k:04d}_{kind}.jpg", src, k, kind) for src, k in sources for kind in AUGMENTS]
+    with ProcessPoolExecutor(workers) as pool:
+        rows = list(pool.map(_make_augmented, jobs, chunksize=4))
+    truth = {"key": key, "files": {f: {"group": g, "transform": t} for f, g, t in rows}}
     truth_file.write_text(json.dumps(truth))
     return truth
 
@@ -466,11 +507,18 @@ def main(argv: list[str] | None = None) -> None:
         help="the proposal stage alone on the corpus, before (Hamming radius 14) and now (nearest neighbours): "
         "candidates true/false and planted copies proposed",
     )
+    p.add_argument(
+        "--augmented",
+        action="store_true",
+        help="the corpus is a dataset grown by augmentation instead (turns, shear, hue, zoom, jitter + flip)",
+    )
     p.add_argument("--tool", default=None, help=argparse.SUPPRESS)  # internal: run one foreign tool, print JSON
     args = p.parse_args(argv)
     # v2: chelsea listed once; v3: no grass tiles (tests/photo_corpus.py, TILED); v4: caption, web page,
     # sticker, small JPEG and perspective copies; v5: a rotation on a larger canvas
-    corpus = args.corpus / f"v5-real{args.per_photo}-syn{args.synthetic}-c{args.closeups}"
+    corpus = args.corpus / (
+        "augmented-v1" if args.augmented else f"v5-real{args.per_photo}-syn{args.synthetic}-c{args.closeups}"
+    )
     if args.tool:
         res = (
             scale(args.scale, args.scale_neighbours)
@@ -484,7 +532,11 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(sc) if args.json else scale_line(sc))
         return
     t = time.perf_counter()
-    truth = build_corpus(corpus / "images", args.synthetic, args.per_photo, args.closeups, args.workers)
+    truth = (
+        build_augmented(corpus / "images", args.workers)
+        if args.augmented
+        else build_corpus(corpus / "images", args.synthetic, args.per_photo, args.closeups, args.workers)
+    )
     print(
         f"corpus: {len(truth['files'])} files in {corpus / 'images'} ({time.perf_counter() - t:.0f}s to build or load)"
     )
@@ -522,6 +574,7 @@ def main(argv: list[str] | None = None) -> None:
             args.closeups,
             "--corpus",
             args.corpus,
+            *(["--augmented"] if args.augmented else []),
         )
         if res is None:
             print(f"{tool}: failed\n{err[-2000:]}")

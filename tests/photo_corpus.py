@@ -7,6 +7,7 @@ re-posting edits seen on real lesion photos (issue 9): frames and padding of
 several colours and widths, watermark + crop, mirror + crop, frame + rescale, and
 those a second look found: a caption strip, a screenshot of one web page (the same
 page around different photos), a sticker, a thumbnail-sized JPEG, a perspective warp.
+`AUGMENTS` are what a script growing a dataset does (turns, shear, hue, zoom, jitter + flip).
 The hard negatives are `closeup(seed)` (one lesion-like blob on plain skin,
 a different blob per seed) and `same_frame` (different photos in one frame).
 """
@@ -245,6 +246,59 @@ LEAKS: dict[str, Callable[[Image.Image, np.random.Generator], Image.Image]] = {
 
 def leak(img: Image.Image, name: str, seed: int) -> Image.Image:
     return LEAKS[name](img, np.random.default_rng([seed, 9]))
+
+
+# --- a dataset's augmentations ---------------------------------------------------------
+
+
+def _turned(angle: float) -> Callable[[Image.Image, np.random.Generator], Image.Image]:
+    def turn(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+        """Turned in place by `angle` one way or the other, the corners black (the picture keeps its size)."""
+        return img.rotate(angle * _pick(rng, [-1, 1]), Image.BICUBIC, expand=False, fillcolor=(0, 0, 0))
+
+    return turn
+
+
+def shear(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+    w, h = img.size
+    k = float(rng.uniform(0.15, 0.25))
+    return img.transform((w, h), Image.AFFINE, (1, k, -k * h / 2, 0, 1, 0), Image.BICUBIC)
+
+
+def hue(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+    hsv = np.asarray(img.convert("HSV")).copy()
+    hsv[..., 0] = (hsv[..., 0].astype(int) + int(rng.uniform(15, 30))) % 256
+    return Image.fromarray(hsv, "HSV").convert("RGB")
+
+
+def zoom(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """A random 70-78 % of the picture, enlarged back to its size."""
+    w, h = img.size
+    f = rng.uniform(0.70, 0.78)
+    cw, ch = int(w * f), int(h * f)
+    x0, y0 = int(rng.uniform(0, w - cw)), int(rng.uniform(0, h - ch))
+    return img.crop((x0, y0, x0 + cw, y0 + ch)).resize((w, h), Image.BICUBIC)
+
+
+def jitter_flip(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+    from PIL import ImageEnhance
+
+    out = ImageEnhance.Brightness(ImageEnhance.Color(img).enhance(rng.uniform(0.5, 1.5))).enhance(rng.uniform(0.8, 1.2))
+    return out.transpose(Image.FLIP_TOP_BOTTOM)
+
+
+# what scripts that grow a public dataset do to each photo (the mpox sets' "augmented" folders)
+AUGMENTS: dict[str, Callable[[Image.Image, np.random.Generator], Image.Image]] = {
+    "turn15": _turned(15),
+    "turn45": _turned(45),
+    "turned_canvas": lambda im, r: im.rotate(
+        float(r.uniform(20, 40)), Image.BICUBIC, expand=True, fillcolor=(255, 255, 255)
+    ),
+    "shear": shear,
+    "hue": hue,
+    "zoom": zoom,
+    "jitter_flip": jitter_flip,
+}
 
 
 # --- hard negatives ------------------------------------------------------------------

@@ -6,8 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from dedupe_corpus import save
+from dedupe_corpus import dedupe_files, save
 from photo_corpus import closeup, leak, originals, reencode, same_frame
+from PIL import Image
 from sqlmodel import select
 
 from curate.dedupe import cluster_map, overrides
@@ -228,3 +229,26 @@ def test_a_member_judged_review_does_not_block_a_join_but_a_different_one_does()
     assert roots[1] == roots[2] != roots[3] and [(e.a, e.b) for e in unmerged(edges, roots, set())] == [(1, 3)]
     # a steward's split beats the tolerance
     assert len(set(clusters([1, 2, 3], edges, {(1, 3)}, tolerated=[(2, 3)]).values())) == 2
+
+
+def test_a_turned_copy_and_a_sheared_copy_of_one_closeup_join_it(tmp_path):
+    """A dataset's augmented copies of one close-up: turned 21.5 degrees on a white canvas, and sheared by
+    a quarter. Between the two copies, dozens of matches land on one spot where SIFT put several
+    keypoints, and that degenerate fit (scale 0) outvoted the real one: "different", and the two copies
+    could not share their photo's cluster. The real transform is looked for again without them."""
+    original = closeup(23).convert("RGB")
+    w, h = original.size
+    k = 0.24700171841847046
+    # saved as an augmenting script saves them (JPEG at 92 and 88); the names keep the ingest order in which
+    # the turned copy is matched against the sheared one, the direction the degenerate fit won
+    files = {
+        "c23.jpg": reencode(original, 92),
+        "c23_1_turned.jpg": reencode(
+            original.rotate(21.47193056607337, Image.BICUBIC, expand=True, fillcolor=(255, 255, 255)), 88
+        ),
+        "c23_2_sheared.jpg": reencode(
+            original.transform((w, h), Image.AFFINE, (1, k, -k * h / 2, 0, 1, 0), Image.BICUBIC), 88
+        ),
+    }
+    cluster, _, _ = dedupe_files(tmp_path, files)
+    assert len(set(cluster.values())) == 1, cluster
