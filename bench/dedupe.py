@@ -151,8 +151,8 @@ def build_augmented(out: Path, workers: int) -> dict:
 
     truth_file = out / "truth.json"
     key = ["augmented", 1]
-    if truth_file.exists() and json.loads(truth_file.read_text()).get("key") == key:
-        return json.loads(truth_file.read_text())
+    if truth_file.exists() and (truth := json.loads(truth_file.read_text())).get("key") == key:
+        return truth
     out.mkdir(parents=True, exist_ok=True)
     n = len(originals())
     sources = [("r", k) for k in [*range(15), *range(15, n, 6)]] + [("c", k) for k in range(25)]

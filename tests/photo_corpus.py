@@ -19,7 +19,7 @@ from collections.abc import Callable
 from functools import cache
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter, ImageFont
+from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont
 
 # skimage.data.cat() is chelsea again (one photo): listed once, or the corpus would call one photo two
 COLOUR_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field", "retina")
@@ -281,8 +281,6 @@ def zoom(img: Image.Image, rng: np.random.Generator) -> Image.Image:
 
 
 def jitter_flip(img: Image.Image, rng: np.random.Generator) -> Image.Image:
-    from PIL import ImageEnhance
-
     out = ImageEnhance.Brightness(ImageEnhance.Color(img).enhance(rng.uniform(0.5, 1.5))).enhance(rng.uniform(0.8, 1.2))
     return out.transpose(Image.FLIP_TOP_BOTTOM)
 

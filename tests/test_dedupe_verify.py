@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from dedupe_corpus import dedupe_files, save
-from photo_corpus import closeup, leak, originals, reencode, same_frame
-from PIL import Image
+from photo_corpus import AUGMENTS, closeup, leak, originals, reencode, same_frame
 from sqlmodel import select
 
 from curate.dedupe import cluster_map, overrides
@@ -161,7 +161,6 @@ def test_the_hash_orientation_picks_the_one_matching_to_try():
     """A mirrored copy is found by matching the mirror image only when the hash says "mirror"
     (one matching, not two); told "straight" with no fallback it is not, with the fallback it is."""
     import cv2
-    import numpy as np
 
     from curate.dedupe import verify
     from curate.dedupe.hashing import DIHEDRAL, is_mirror
@@ -237,18 +236,13 @@ def test_a_turned_copy_and_a_sheared_copy_of_one_closeup_join_it(tmp_path):
     keypoints, and that degenerate fit (scale 0) outvoted the real one: "different", and the two copies
     could not share their photo's cluster. The real transform is looked for again without them."""
     original = closeup(23).convert("RGB")
-    w, h = original.size
-    k = 0.24700171841847046
-    # saved as an augmenting script saves them (JPEG at 92 and 88); the names keep the ingest order in which
-    # the turned copy is matched against the sheared one, the direction the degenerate fit won
+    # the augmenting script's draws (21.5 degrees, a shear of 0.247), saved as it saves them (JPEG at 92 and
+    # 88); the names keep the ingest order in which the turned copy is matched against the sheared one, the
+    # direction the degenerate fit won
     files = {
         "c23.jpg": reencode(original, 92),
-        "c23_1_turned.jpg": reencode(
-            original.rotate(21.47193056607337, Image.BICUBIC, expand=True, fillcolor=(255, 255, 255)), 88
-        ),
-        "c23_2_sheared.jpg": reencode(
-            original.transform((w, h), Image.AFFINE, (1, k, -k * h / 2, 0, 1, 0), Image.BICUBIC), 88
-        ),
+        "c23_1_turned.jpg": reencode(AUGMENTS["turned_canvas"](original, np.random.default_rng([817, 10])), 88),
+        "c23_2_sheared.jpg": reencode(AUGMENTS["shear"](original, np.random.default_rng([817, 5])), 88),
     }
     cluster, _, _ = dedupe_files(tmp_path, files)
     assert len(set(cluster.values())) == 1, cluster
