@@ -342,3 +342,36 @@ def same_frame(
     out = Image.new("RGB", canvas, FRAME_COLOURS[colour])
     out.paste(img.convert("RGB").resize(inner, Image.LANCZOS), (width, width))
     return out
+
+
+STAMPS = ("tiled", "logo", "band")  # `stamp`'s styles
+
+
+def stamp(img: Image.Image, style: str, size: tuple[int, int] = (400, 300)) -> Image.Image:
+    """`img` as a stock-photo site previews it: resized to one preview size and stamped with the site's
+    watermark, the same for every photo (a hard negative: different photos share dozens of keypoints).
+    `tiled`: the name repeated over the whole picture, turned 30 degrees, semi-transparent; `logo`: a
+    large name and an ID line across the middle; `band`: a dark strip along the bottom with the site's
+    name, an ID and its address."""
+    w, h = size
+    base = img.convert("RGB").resize(size, Image.LANCZOS).convert("RGBA")
+    if style == "tiled":
+        layer = Image.new("RGBA", (2 * w, 2 * h), (0, 0, 0, 0))
+        d, font, step = ImageDraw.Draw(layer), _font(max(12, h // 14)), h // 5
+        for row, y in enumerate(range(0, 2 * h, step)):
+            for x in range(0, 2 * w, w // 3):
+                d.text((x + row % 2 * w // 6, y), "stockimg", fill=(255, 255, 255, 110), font=font)
+        layer = layer.rotate(30, Image.BICUBIC).crop((w // 2, h // 2, w // 2 + w, h // 2 + h))
+    else:
+        layer = Image.new("RGBA", size, (0, 0, 0, 0))
+        d = ImageDraw.Draw(layer)
+        if style == "logo":
+            ink, edge = (255, 255, 255, 110), (0, 0, 0, 110)
+            d.text((w * 0.12, h * 0.38), "stockimg", fill=ink, font=_font(h // 6), stroke_width=2, stroke_fill=edge)
+            d.text((w * 0.18, h * 0.62), "Image ID: 2AB3CDE  www.stockimg.example", fill=ink, font=_font(h // 18))
+        else:
+            d.rectangle((0, int(h * 0.8), w, h), fill=(0, 0, 0, 160))
+            line = "stockimg  |  Image ID: 2AB3CDE  |  www.stockimg.example"
+            d.text((w * 0.03, h * 0.84), line, fill=(255, 255, 255, 230), font=_font(h // 16))
+    base.alpha_composite(layer)
+    return base.convert("RGB")

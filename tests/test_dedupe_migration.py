@@ -1,5 +1,5 @@
-"""Migrations 0008_dedupe_verify and 0010_dedupe_local_cache: a catalogue made before keeps every dedupe row
-(SQLite and PostgreSQL)."""
+"""Migrations 0008_dedupe_verify, 0010_dedupe_local_cache and 0011_dedupe_in_place: a catalogue made before
+keeps every dedupe row (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -81,3 +81,26 @@ def test_catalogue_at_0009_gains_the_local_feature_cache_and_keeps_its_rows(db_u
         s.add(DedupeLocal(image_id=1, version="v", count=1, descriptors=bytes(range(128))))
     with ws.session() as s:
         assert s.get(DedupeLocal, 1).descriptors == bytes(range(128))
+
+
+def test_catalogue_at_0010_keeps_its_pairs_which_gain_an_empty_in_place_correlation(db_url, tmp_path):
+    """Migration 0011_dedupe_in_place adds one nullable column to `dedupe_pairs`: every stored pair survives
+    as it was, with no in-place correlation until the next `curate dedupe` verifies it."""
+    engine = make_engine(db_url)
+    upgrade(engine, "0010_dedupe_local_cache")
+    with engine.begin() as c:
+        for i in (1, 2, 3):
+            _image(c, i)
+        c.exec_driver_sql(
+            "INSERT INTO dedupe_pairs (image_a, image_b, kind, hamming, similarity, inliers, reason) VALUES"
+            " (1, 2, 'hash', NULL, 0.4, 34, '34 matching keypoints'), (2, 3, 'review', 3, 0.9, 12, 'near')"
+        )
+    engine.dispose()
+    ws = Workspace.init(tmp_path / "old-ws", db_url=db_url)
+    assert current_revision(ws.engine) == head_revision() == "0011_dedupe_in_place"
+    with ws.session() as s:
+        pairs = s.exec(select(DedupePair).order_by(DedupePair.image_a)).all()
+        assert [(p.image_a, p.image_b, p.kind, p.inliers, p.reason, p.in_place) for p in pairs] == [
+            (1, 2, "hash", 34, "34 matching keypoints", None),
+            (2, 3, "review", 12, "near", None),
+        ]

@@ -93,7 +93,7 @@ class DedupeOptions:
     @property
     def settings(self) -> str:
         search = f"k{self.neighbours}" if self.method == "region-phash" else f"r{self.radius}"
-        return f"{ALGO}|{self.method}|{search}|s{self.similarity:g}|sift|local"
+        return f"{ALGO}|{self.method}|{search}|s{self.similarity:g}|sift|local|stamps"  # a change: all searched again
 
 
 @dataclass
@@ -356,6 +356,7 @@ def run_dedupe(
                     similarity=p.similarity,
                     inliers=p.inliers,
                     reason=p.reason,
+                    in_place=p.in_place,
                     run_id=run_id,
                 )
             )

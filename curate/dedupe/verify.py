@@ -88,7 +88,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from curate.dedupe.decode import THUMB
+from curate.dedupe.decode import BLACK, THUMB
 
 WORK = 320  # longest side (px) of the content box the features are taken from
 COARSE = 160  # longest side of the first, cheap look (`triage`)
@@ -108,6 +108,9 @@ SAME_SPREAD = 0.025  # matches spread across the shared area, not along one line
 REVIEW_SHARE = 0.20
 REVIEW_INLIERS = 10
 REVIEW_COVER = 0.45
+SMALL = 64  # longest side (px) of the picture kept beside its features (`in_place_correlation`)
+IN_PLACE = 0.03  # a transform laying one whole picture on the other to this share of its side is "in place"
+STAMP_NCC = 0.5  # in place, pixels correlating less than this: the match may be a shared stamp (`pairs.stamps`)
 MIN_KEYPOINTS = 25  # fewer than this in either picture: not enough texture to decide
 REVIEW_CORR = 0.95  # hash correlation that sends an undecidable pair to review
 BOTH_CORR = 0.90  # from this hash correlation, the other orientation is tried when the hash's one fails
@@ -125,6 +128,7 @@ class Features:
     width: int  # of the working picture (the content box at WORK scale)
     height: int
     whole: tuple[float, float, float, float] | None = None  # the whole picture in these coordinates (box cut)
+    small: np.ndarray | None = None  # the working picture at `SMALL` px, as it is (`in_place_correlation`)
 
     def rect(self, whole: bool = False) -> tuple[float, float, float, float]:
         """The content box (0, 0, width, height), or with `whole` the whole picture around it."""
@@ -140,6 +144,7 @@ class Geometry:
     share: float = 0.0  # the shared area as a share of the larger content box
     mirrored: bool = False
     spread: float = 0.0  # the inliers' spread across their narrower axis (`_spread`)
+    transform: tuple[float, ...] | None = None  # a's (mirrored: its mirror image's) working pixels onto b's, 2 x 3
 
 
 @dataclass(frozen=True)
@@ -148,6 +153,7 @@ class Verdict:
     reason: str
     geometry: Geometry
     untestable: bool = False  # "different" only for want of texture: a picture has under MIN_KEYPOINTS keypoints
+    in_place: float | None = None  # a "same" laid in place: the pixels' correlation (`in_place_correlation`)
 
 
 _SIFT = None
@@ -174,8 +180,10 @@ def features(grey: np.ndarray, side: int = WORK) -> Features:
     kps, desc = _sift().detectAndCompute(np.ascontiguousarray(grey), None)
     order = np.argsort([-k.response for k in kps], kind="stable")  # strongest first: `local` takes a prefix
     pts = np.array([k.pt for k in kps], np.float32).reshape(-1, 2)[order]
+    f = SMALL / max(h, w, 1)
+    small = cv2.resize(grey, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
     # OpenCV's SIFT values are whole numbers 0-255 in float32: a quarter of the memory as uint8
-    return Features(pts, None if desc is None else desc[order].astype(np.uint8), w, h)
+    return Features(pts, None if desc is None else desc[order].astype(np.uint8), w, h, small=small)
 
 
 _MIRROR_BINS = (
@@ -196,7 +204,8 @@ def mirrored(f: Features) -> Features:
     pts = f.points.copy()
     pts[:, 0] = f.width - 0.5 - pts[:, 0]
     whole = None if f.whole is None else (f.width - f.whole[2], f.whole[1], f.width - f.whole[0], f.whole[3])
-    return Features(pts, mirrored_descriptors(f.desc), f.width, f.height, whole)
+    small = None if f.small is None else np.ascontiguousarray(f.small[:, ::-1])
+    return Features(pts, mirrored_descriptors(f.desc), f.width, f.height, whole, small)
 
 
 def mirrored_descriptors(desc: np.ndarray) -> np.ndarray:
@@ -339,7 +348,7 @@ def _match_one(a: Features, b: Features, mirrored: bool) -> Geometry:
         )
     inl = pb[keep] - np.array([x0, y0], np.float32)
     cells, spread = _cells(inl, x1 - x0, y1 - y0), _spread(inl, x1 - x0, y1 - y0)
-    return Geometry(int(keep.sum()), good, cells, cover, share, mirrored, spread)
+    return Geometry(int(keep.sum()), good, cells, cover, share, mirrored, spread, tuple(m.ravel().tolist()))
 
 
 def match(a: Features, a_flipped, b: Features, mirrored: bool | None = None, both: bool = True) -> Geometry:
@@ -403,3 +412,39 @@ def triage(g: Geometry, corr: float, keypoints: tuple[int, int]) -> Verdict | No
     if v.decision == DIFFERENT and g.inliers < COARSE_REJECT:
         return v
     return None
+
+
+def in_place_correlation(g: Geometry, a: Features, b: Features) -> float | None:
+    """For a transform that lays `a`'s whole picture on `b`'s (corners within `IN_PLACE` of the side:
+    re-encodes, tone changes, a bar, a sticker, a watermark added, and also two different photos of one
+    size under a stock site's stamp, whose keypoints agree only on the stamp), the pixels' correlation
+    once laid over each other, at `SMALL` px, leaving out near-black ones (a bar, a rotation's fill);
+    None for any other transform, or with under a tenth of the picture to compare.
+
+    On its own it does not separate: a sticker leaves a true copy at 0.36, and stamped different photos
+    reach 0.46 (bench/README.md, `--stamped`). What does is three or more pictures all laid in place
+    below `STAMP_NCC` with each other (`curate.dedupe.pairs.stamps`)."""
+    if g.transform is None or a.small is None or b.small is None:
+        return None
+    m = np.array(g.transform, np.float64).reshape(2, 3)
+    (ax0, ay0, ax1, ay1), (bx0, by0, bx1, by1) = a.rect(whole=True), b.rect(whole=True)
+    corners = np.array([[ax0, ay0], [ax1, ay0], [ax1, ay1], [ax0, ay1]]) @ m[:, :2].T + m[:, 2]
+    target = np.array([[bx0, by0], [bx1, by0], [bx1, by1], [bx0, by1]])
+    if np.abs(corners - target).max() > IN_PLACE * max(bx1 - bx0, by1 - by0):
+        return None
+    ta, tb = a.small, b.small
+    onto = (
+        np.diag([tb.shape[1] / b.width, tb.shape[0] / b.height])
+        @ m
+        @ np.diag([a.width / ta.shape[1], a.height / ta.shape[0], 1.0])
+    )  # a's small picture onto b's
+    size = (tb.shape[1], tb.shape[0])
+    laid = cv2.warpAffine(ta.astype(np.float32), onto, size, flags=cv2.INTER_LINEAR)
+    inside = cv2.warpAffine(np.ones(ta.shape, np.uint8), onto, size, flags=cv2.INTER_NEAREST)
+    inside = cv2.erode(inside, np.ones((3, 3), np.uint8)).astype(bool)  # no resampled edge
+    lit = inside & (laid > BLACK) & (tb > BLACK)
+    if lit.sum() < 0.1 * lit.size:
+        return None
+    x, y = laid[lit], tb[lit].astype(np.float32)
+    x, y = x - x.mean(), y - y.mean()
+    return float((x * y).sum() / max(np.sqrt(float((x * x).sum()) * float((y * y).sum())), 1e-6))

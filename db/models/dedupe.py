@@ -57,6 +57,7 @@ class DedupePair(SQLModel, table=True):
     similarity: float = 1.0
     inliers: int | None = None  # keypoints agreeing on one transform (geometric verification)
     reason: str | None = Field(default=None, max_length=200)  # the verification's evidence, in words
+    in_place: float | None = None  # a "same" laid in place: its pixels' correlation (curate.dedupe.pairs.stamps)
     run_id: int | None = Field(default=None, foreign_key="command_runs.id")
 
 

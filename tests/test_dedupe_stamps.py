@@ -1,0 +1,70 @@
+"""Issue 9's over-merge at a stock site's scale: different photos under one watermark stamped at one place
+on every preview share dozens of keypoints, yet are never merged; they go to the steward as "to review",
+and a copy of one posted elsewhere without the stamp still joins it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from dedupe_corpus import save
+from photo_corpus import crop, originals, stamp
+from sqlmodel import select
+
+from curate.dedupe import cluster_map
+from curate.dedupe.pairs import STAMPED, Pair, stamps
+from curate.dedupe.run import DedupeOptions, run_dedupe
+from curate.intake.ingest import IngestOptions, ingest_folder
+from curate.workspace import Workspace
+from db.models import DedupePair, Provenance
+
+PHOTOS = originals()
+STOCK = (5, 3, 45, 36, 114, 29, 64, 90)  # photos whose previews under the site's logo shared 20-57 keypoints
+
+
+@pytest.fixture(scope="module")
+def stocked(tmp_path_factory):
+    root = tmp_path_factory.mktemp("stamps")
+    for j, k in enumerate(STOCK):
+        save(stamp(PHOTOS[k], "logo"), root / "in" / f"stock_{j}.jpg", quality=85)
+    elsewhere = crop(PHOTOS[STOCK[0]].convert("RGB").resize((400, 300)), np.random.default_rng(3))
+    save(elsewhere, root / "in" / "elsewhere_0.jpg", quality=90)
+    ws = Workspace.init(root / "ws")
+    ingest_folder(ws, root / "in", IngestOptions(source="stock", kind="public", workers=1))
+    report = run_dedupe(ws, DedupeOptions(min_side=64, workers=1))
+    with ws.session() as s:
+        ids = {Path(loc).name: i for i, loc in s.exec(select(Provenance.image_id, Provenance.locator)).all()}
+        pairs = s.exec(select(DedupePair)).all()
+        keys = cluster_map(s)
+    return ids, pairs, keys, report
+
+
+def test_different_photos_under_one_stamp_stay_apart_and_go_to_review(stocked):
+    ids, pairs, keys, report = stocked
+    stock = [ids[f"stock_{j}.jpg"] for j in range(len(STOCK))]
+    assert len({keys[i] for i in stock}) == len(STOCK)  # no two stamped photos share a cluster
+    stamped = [p for p in pairs if (p.reason or "").startswith(STAMPED)]
+    assert stamped and all(p.kind == "review" and p.in_place < 0.5 for p in stamped)
+    assert any("site's watermark" in n for n in report.notes), report.notes
+    assert keys[ids["elsewhere_0.jpg"]] == keys[stock[0]]  # the unstamped copy still joins its photo
+
+
+def _weak(a: int, b: int, kind: str = "hash", reason: str = "30 matching keypoints") -> Pair:
+    return Pair(a, b, kind, 0.3, None, 30, reason, 0.2)
+
+
+def test_stamps_needs_three_pictures_and_gives_back_what_it_took():
+    """Two pictures alike only in place are kept (nothing says the marks are a stamp); a third alike with
+    both makes all three pairs "review"; once that picture is gone, a later run gives the pair back."""
+    pairs = {(1, 2): _weak(1, 2), (5, 6): _weak(5, 6), (5, 7): _weak(5, 7), (6, 7): _weak(6, 7, "review", "one line")}
+    pairs[(8, 9)] = Pair(8, 9, "hash", 0.9, None, 200, "re-encode", 0.95)  # in place, pixels alike: a copy
+    pairs[(8, 10)], pairs[(9, 10)] = _weak(8, 10), _weak(9, 10)  # a sticker copy: alike only in marks
+    assert stamps(pairs) == 2
+    assert pairs[(1, 2)].kind == "hash"
+    assert [pairs[k].kind for k in ((5, 6), (5, 7), (6, 7))] == ["review", "review", "review"]
+    assert pairs[(5, 6)].reason == STAMPED + "30 matching keypoints" and pairs[(6, 7)].reason == "one line"
+    assert {pairs[k].kind for k in ((8, 9), (8, 10), (9, 10))} == {"hash"}
+    del pairs[(5, 7)], pairs[(6, 7)]
+    assert stamps(pairs) == 0
+    assert (pairs[(5, 6)].kind, pairs[(5, 6)].reason) == ("hash", "30 matching keypoints")
