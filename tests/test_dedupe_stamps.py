@@ -68,3 +68,30 @@ def test_stamps_needs_three_pictures_and_gives_back_what_it_took():
     del pairs[(5, 7)], pairs[(6, 7)]
     assert stamps(pairs) == 0
     assert (pairs[(5, 6)].kind, pairs[(5, 6)].reason) == ("hash", "30 matching keypoints")
+
+
+def test_the_sites_other_previews_arriving_later_undo_a_merge_of_two(tmp_path):
+    """Two previews alone are merged (nothing says their shared marks are a stamp: README's known gap);
+    once the site's other previews arrive, the incremental re-run puts the stored pair to review too."""
+    first = {2, 3}
+    for j, k in enumerate(STOCK):
+        save(stamp(PHOTOS[k], "logo"), tmp_path / ("first" if j in first else "later") / f"stock_{j}.jpg", quality=85)
+    ws = Workspace.init(tmp_path / "ws")
+    opts = DedupeOptions(min_side=64, workers=1)
+
+    def clusters(folder: str):
+        ingest_folder(ws, tmp_path / folder, IngestOptions(source="stock", kind="public", workers=1))
+        report = run_dedupe(ws, opts)
+        with ws.session() as s:
+            names = {i: Path(loc).name for i, loc in s.exec(select(Provenance.image_id, Provenance.locator)).all()}
+            keys = cluster_map(s)
+            pairs = {(names[p.image_a], names[p.image_b]): p for p in s.exec(select(DedupePair)).all()}
+        together = [sorted(names[i] for i in names if keys[i] == k) for k in set(keys.values())]
+        return report, [g for g in together if len(g) > 1], pairs
+
+    report, together, _ = clusters("first")
+    assert together == [["stock_2.jpg", "stock_3.jpg"]]
+    report, together, pairs = clusters("later")
+    assert report.searched == "incremental" and together == []
+    assert pairs[("stock_2.jpg", "stock_3.jpg")].kind == "review"
+    assert pairs[("stock_2.jpg", "stock_3.jpg")].reason.startswith(STAMPED)
