@@ -14,6 +14,7 @@ from sqlmodel import select
 
 from curate.dedupe import cluster_map
 from curate.dedupe.pairs import STAMPED, Pair, stamps
+from curate.dedupe.review import write_review
 from curate.dedupe.run import DedupeOptions, run_dedupe
 from curate.intake.ingest import IngestOptions, ingest_folder
 from curate.workspace import Workspace
@@ -37,11 +38,11 @@ def stocked(tmp_path_factory):
         ids = {Path(loc).name: i for i, loc in s.exec(select(Provenance.image_id, Provenance.locator)).all()}
         pairs = s.exec(select(DedupePair)).all()
         keys = cluster_map(s)
-    return ids, pairs, keys, report
+    return ids, pairs, keys, report, ws
 
 
 def test_different_photos_under_one_stamp_stay_apart_and_go_to_review(stocked):
-    ids, pairs, keys, report = stocked
+    ids, pairs, keys, report, _ = stocked
     stock = [ids[f"stock_{j}.jpg"] for j in range(len(STOCK))]
     assert len({keys[i] for i in stock}) == len(STOCK)  # no two stamped photos share a cluster
     stamped = [p for p in pairs if (p.reason or "").startswith(STAMPED)]
@@ -95,3 +96,17 @@ def test_the_sites_other_previews_arriving_later_undo_a_merge_of_two(tmp_path):
     assert report.searched == "incremental" and together == []
     assert pairs[("stock_2.jpg", "stock_3.jpg")].kind == "review"
     assert pairs[("stock_2.jpg", "stock_3.jpg")].reason.startswith(STAMPED)
+
+
+def test_the_sheet_shows_each_stamped_group_once_after_the_pairs_to_review(stocked):
+    """Dozens of stamped pairs are one look: the sheet shows the group's pictures once each, under the pairs
+    to review, with the command for two that are one photo after all."""
+    ids, pairs, _, _, ws = stocked
+    sheet = write_review(ws).read_text()
+    head, after = sheet.split("id='stamps'")
+    stamps_part = after.split("<h2")[0]  # the clusters follow
+    stamped = sum((p.reason or "").startswith(STAMPED) for p in pairs)
+    assert f"{stamped} pairs kept apart as sharing a stamp" in head and STAMPED not in head
+    for j in range(len(STOCK)):
+        assert stamps_part.count(f"alt='image {ids[f'stock_{j}.jpg']}'") == 1
+    assert f"{len(STOCK)} pictures, {stamped} pairs" in stamps_part and "curate dedupe merge A B" in stamps_part

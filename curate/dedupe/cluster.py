@@ -49,6 +49,8 @@ KIND_RANK = {"merge": 0, "pixel": 1, "hash": 2, "cnn": 3, "review": 4, "untested
 EXACT = ("merge", "pixel")
 UNTESTED = "untested"  # a pair one picture's lack of texture left undecided (`curate.dedupe.pairs`)
 NOT_EDGES = ("review", UNTESTED)  # stored pairs that never join, and never block a join
+# the reason of a "review" pair put there by `curate.dedupe.pairs.stamps` begins with this (the sheet groups them)
+STAMPED = "the same marks in the same place on 3 or more pictures whose pixels differ (a site's stamp?): "
 SMALL = 128  # px: a content box whose longer side is under this is thumbnail-sized (the paper's low-res cut)
 
 

@@ -36,7 +36,7 @@ from threadpoolctl import threadpool_limits
 
 from curate.dedupe import verify
 from curate.dedupe.answers import answering
-from curate.dedupe.cluster import KIND_RANK, NOT_EDGES, SMALL, UNTESTED
+from curate.dedupe.cluster import KIND_RANK, NOT_EDGES, SMALL, STAMPED, UNTESTED
 from curate.dedupe.decode import THUMB, box_side, parse_box, work_grey
 from curate.dedupe.hashing import METHODS, WINDOWS, RegionPHash, is_mirror
 from curate.dedupe.local import local_pairs
@@ -327,9 +327,6 @@ def complete(verifier: Verifier, pairs: dict[tuple[int, int], Pair], touched: se
             p = Pair(a, b, UNTESTED, 0.0, None, v.geometry.inliers, v.reason[:200])
         if p is not None:
             pairs[(a, b)] = p
-
-
-STAMPED = "the same marks in the same place on 3 or more pictures whose pixels differ (a site's stamp?): "
 
 
 def stamps(pairs: dict[tuple[int, int], Pair]) -> int:

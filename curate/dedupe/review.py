@@ -1,7 +1,9 @@
 """The HTML review sheet: what the steward must look at, first.
 
 Order: (1) pairs "to review" (not merged: near a threshold, the stages
-disagree, or verified with one member but not every member of a cluster);
+disagree, or verified with one member but not every member of a cluster),
+then the pictures kept apart because they share a site's stamp, each such
+group once (`curate.dedupe.pairs.stamps`: dozens of pairs, one look);
 (2) clusters whose members arrived with different prior labels (intake
 provenance); (3) the other clusters, largest first. Every pair and member
 carries the exact `curate dedupe merge A B` / `curate dedupe split A B`
@@ -20,9 +22,10 @@ from collections import defaultdict
 from collections.abc import Collection
 from pathlib import Path
 
+from scipy.cluster.hierarchy import DisjointSet
 from sqlmodel import select
 
-from curate.dedupe.cluster import NOT_EDGES, Edge, unmerged
+from curate.dedupe.cluster import NOT_EDGES, STAMPED, Edge, unmerged
 from curate.files import write_atomic
 from curate.imaging import thumbnail
 from db.models import DedupeMember, DedupeOverride, DedupePair, Image, Provenance, Source
@@ -128,6 +131,8 @@ def write_review(ws, name: str = "dedupe-review.html", in_labelling: Collection[
         why = f"; {p.reason}" if p.reason else ""
         return f"{p.kind}, similarity {p.similarity:.3f}{extra}{why}"
 
+    stamped = [p for p in review if p.kind == "review" and (p.reason or "").startswith(STAMPED)]
+    review = [p for p in review if not (p.kind == "review" and (p.reason or "").startswith(STAMPED))]
     mixed = sorted((k for k in multi if _mixed(d, multi[k])), key=lambda k: (-len(multi[k]), k))
     out = [
         "<!doctype html><html><head><meta charset='utf-8'><title>Dedupe "
@@ -135,7 +140,8 @@ def write_review(ws, name: str = "dedupe-review.html", in_labelling: Collection[
     ]
     out.append("<h1>Dedupe review</h1>")
     out.append(
-        f"<p>{len(review)} pairs to review (not merged); {len(mixed)} clusters with mixed prior labels; "
+        f"<p>{len(review)} pairs to review (not merged); {len(stamped)} pairs kept apart as sharing a stamp; "
+        f"{len(mixed)} clusters with mixed prior labels; "
         f"{len(multi)} clusters of two or more images; {sum(len(v) - 1 for v in multi.values())} duplicates; "
         f"{d['low']} images below the minimum side. The representative (green) is chosen by: already in labelling "
         "(one with a final consensus first), then not low-resolution, most pixels, source priority "
@@ -157,6 +163,7 @@ def write_review(ws, name: str = "dedupe-review.html", in_labelling: Collection[
             f"same photo: <code>{html.escape(f'curate dedupe merge {a} {b}')}</code><br>"
             f"different photos: <code>{html.escape(f'curate dedupe split {a} {b}')}</code></div></div>"
         )
+    out += _stamp_groups(ws, d, stamped)
     rest = sorted(
         (k for k in multi if k not in mixed), key=lambda k: (-len(multi[k]), int(k[3:]) if k[3:].isdigit() else 0)
     )
@@ -192,3 +199,27 @@ def write_review(ws, name: str = "dedupe-review.html", in_labelling: Collection[
         out.append("</table>")
     out.append("</body></html>\n")
     return write_atomic(ws.reports / name, "\n".join(out), tmp_dir=ws.tmp)
+
+
+def _stamp_groups(ws, d: dict, stamped: list) -> list[str]:
+    """The pictures kept apart for sharing a stamp, one block per group of them (joined by such pairs),
+    each picture once: a site's previews give dozens of pairs that one look settles."""
+    if not stamped:
+        return []
+    groups = DisjointSet()
+    for p in stamped:
+        groups.add(p.image_a)
+        groups.add(p.image_b)
+        groups.merge(p.image_a, p.image_b)
+    out = [
+        "<h2 id='stamps'>Kept apart — pictures that share only a stamp</h2><p class='why'>Each group's pictures "
+        "match each other on marks in the same place (a stock site's or an atlas's watermark) while their pixels "
+        "differ, so none was merged. Two of them that are one photo after all: "
+        "<code>curate dedupe merge A B</code>.</p>"
+    ]
+    for members in sorted((sorted(g) for g in groups.subsets()), key=lambda g: (-len(g), g[0])):
+        n = sum(1 for p in stamped if p.image_a in members and p.image_b in members)
+        out.append(f"<p>{len(members)} pictures, {n} pair{'s' * (n != 1)}</p><div class='cluster'>")
+        out += [_figure(ws, d, i) for i in members]
+        out.append("</div>")
+    return out
