@@ -83,3 +83,38 @@ def thumbnail(data: bytes, px: int = 160) -> str:
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=80)
     return base64.b64encode(buf.getvalue()).decode()
+
+
+def laid_correlation(a, b, onto, floor: int = 16, side: int = 64) -> float | None:
+    """Pixel correlation of two grey pictures (uint8 arrays) once the 2 x 3 transform `onto` (a's pixels onto
+    b's) lays `a` on `b`, at `side` px, over the part they share, leaving out pixels at or under `floor` in
+    either (a black bar, a rotation's fill); None when under a tenth of `b` is left to compare.
+
+    Both dedupe (`curate.dedupe.verify.in_place_correlation`) and the leakage audit ask it of a match laid
+    in place: different photos under one site's stamp share keypoints there, but not their pixels."""
+    import cv2
+    import numpy as np
+
+    a, b = np.asarray(a), np.asarray(b)
+    fa, fb = side / max(a.shape), side / max(b.shape)
+    small_a = cv2.resize(
+        a, (max(1, round(a.shape[1] * fa)), max(1, round(a.shape[0] * fa))), interpolation=cv2.INTER_AREA
+    )
+    small_b = cv2.resize(
+        b, (max(1, round(b.shape[1] * fb)), max(1, round(b.shape[0] * fb))), interpolation=cv2.INTER_AREA
+    )
+    t = (
+        np.diag([small_b.shape[1] / b.shape[1], small_b.shape[0] / b.shape[0]])
+        @ np.asarray(onto, np.float64).reshape(2, 3)
+        @ np.diag([a.shape[1] / small_a.shape[1], a.shape[0] / small_a.shape[0], 1.0])
+    )
+    size = (small_b.shape[1], small_b.shape[0])
+    laid = cv2.warpAffine(small_a.astype(np.float32), t, size, flags=cv2.INTER_LINEAR)
+    inside = cv2.warpAffine(np.ones(small_a.shape, np.uint8), t, size, flags=cv2.INTER_NEAREST)
+    inside = cv2.erode(inside, np.ones((3, 3), np.uint8)).astype(bool)  # no resampled edge
+    lit = inside & (laid > floor) & (small_b > floor)
+    if lit.sum() < 0.1 * lit.size:
+        return None
+    x, y = laid[lit], small_b[lit].astype(np.float32)
+    x, y = x - x.mean(), y - y.mean()
+    return float((x * y).sum() / max(np.sqrt(float((x * x).sum()) * float((y * y).sum())), 1e-6))

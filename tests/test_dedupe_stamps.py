@@ -13,9 +13,11 @@ from photo_corpus import crop, originals, stamp
 from sqlmodel import select
 
 from curate.dedupe import cluster_map
-from curate.dedupe.pairs import STAMPED, Pair, stamps
+from curate.dedupe.cluster import STAMPED
+from curate.dedupe.pairs import Pair, stamps
 from curate.dedupe.review import write_review
 from curate.dedupe.run import DedupeOptions, run_dedupe
+from curate.dedupe.verify import STAMP_NCC
 from curate.intake.ingest import IngestOptions, ingest_folder
 from curate.workspace import Workspace
 from db.models import DedupePair, Provenance
@@ -46,7 +48,7 @@ def test_different_photos_under_one_stamp_stay_apart_and_go_to_review(stocked):
     stock = [ids[f"stock_{j}.jpg"] for j in range(len(STOCK))]
     assert len({keys[i] for i in stock}) == len(STOCK)  # no two stamped photos share a cluster
     stamped = [p for p in pairs if (p.reason or "").startswith(STAMPED)]
-    assert stamped and all(p.kind == "review" and p.in_place < 0.5 for p in stamped)
+    assert stamped and all(p.kind == "review" and p.in_place < STAMP_NCC for p in stamped)
     assert any("site's watermark" in n for n in report.notes), report.notes
     assert keys[ids["elsewhere_0.jpg"]] == keys[stock[0]]  # the unstamped copy still joins its photo
 

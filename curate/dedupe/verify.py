@@ -89,6 +89,7 @@ import cv2
 import numpy as np
 
 from curate.dedupe.decode import BLACK, THUMB
+from curate.imaging import laid_correlation
 
 WORK = 320  # longest side (px) of the content box the features are taken from
 COARSE = 160  # longest side of the first, cheap look (`triage`)
@@ -110,7 +111,7 @@ REVIEW_INLIERS = 10
 REVIEW_COVER = 0.45
 SMALL = 64  # longest side (px) of the picture kept beside its features (`in_place_correlation`)
 IN_PLACE = 0.03  # a transform laying one whole picture on the other to this share of its side is "in place"
-STAMP_NCC = 0.5  # in place, pixels correlating less than this: the match may be a shared stamp (`pairs.stamps`)
+STAMP_NCC = 0.6  # in place, pixels correlating less: maybe a shared stamp (`pairs.stamps`: margins)
 MIN_KEYPOINTS = 25  # fewer than this in either picture: not enough texture to decide
 REVIEW_CORR = 0.95  # hash correlation that sends an undecidable pair to review
 BOTH_CORR = 0.90  # from this hash correlation, the other orientation is tried when the hash's one fails
@@ -418,7 +419,7 @@ def in_place_correlation(g: Geometry, a: Features, b: Features) -> float | None:
     """For a transform that lays `a`'s whole picture on `b`'s (corners within `IN_PLACE` of the side:
     re-encodes, tone changes, a bar, a sticker, a watermark added, and also two different photos of one
     size under a stock site's stamp, whose keypoints agree only on the stamp), the pixels' correlation
-    once laid over each other, at `SMALL` px, leaving out near-black ones (a bar, a rotation's fill);
+    once laid over each other (`curate.imaging.laid_correlation`, at `SMALL` px, near-black left out);
     None for any other transform, or with under a tenth of the picture to compare.
 
     On its own it does not separate: a sticker leaves a true copy at 0.36, and stamped different photos
@@ -438,13 +439,4 @@ def in_place_correlation(g: Geometry, a: Features, b: Features) -> float | None:
         @ m
         @ np.diag([a.width / ta.shape[1], a.height / ta.shape[0], 1.0])
     )  # a's small picture onto b's
-    size = (tb.shape[1], tb.shape[0])
-    laid = cv2.warpAffine(ta.astype(np.float32), onto, size, flags=cv2.INTER_LINEAR)
-    inside = cv2.warpAffine(np.ones(ta.shape, np.uint8), onto, size, flags=cv2.INTER_NEAREST)
-    inside = cv2.erode(inside, np.ones((3, 3), np.uint8)).astype(bool)  # no resampled edge
-    lit = inside & (laid > BLACK) & (tb > BLACK)
-    if lit.sum() < 0.1 * lit.size:
-        return None
-    x, y = laid[lit], tb[lit].astype(np.float32)
-    x, y = x - x.mean(), y - y.mean()
-    return float((x * y).sum() / max(np.sqrt(float((x * x).sum()) * float((y * y).sum())), 1e-6))
+    return laid_correlation(ta, tb, onto, BLACK, SMALL)

@@ -6,7 +6,8 @@ keypoints on the content box, a faiss binary index, RANSAC verification, mirror 
 each image's uniform border is cut away (`content_box`), so a white or coloured frame, a different
 crop, a mirror image or a burned-in watermark do not hide a copy. A pair is suspect when at least
 `THRESHOLD` keypoints agree on one geometric transform; that number is calibrated by `bench/leakage.py`
-(bench/README.md).
+(bench/README.md). Pairs that only a shared stamp explains (a site's watermark at one place on
+different photos: `leakage_match.stamped`) are left out of the suspects and listed apart.
 
 Deterministic: the same files give the same pairs in the same order (single-threaded ORB, index
 training and seeded RANSAC), so the card written at export time is byte-identical across runs.
@@ -76,6 +77,8 @@ class LeakageAudit:
     suspects: int = 0  # pairs at or above the threshold (`pairs` lists the strongest MAX_LISTED)
     pairs: list[LeakPair] = field(default_factory=list)
     seconds: float = 0.0
+    stamped: int = 0  # pairs left out of the suspects: only a shared stamp explains them (`leakage_match.stamped`)
+    stamped_pairs: list[LeakPair] = field(default_factory=list)  # the strongest MAX_LISTED of them
 
     def as_dict(self, timing: bool = True) -> dict:
         """JSON shape; `timing=False` for what goes into a version (byte-identical across runs)."""
@@ -88,6 +91,9 @@ class LeakageAudit:
             "suspects": self.suspects,
             "pairs": [p.as_dict() for p in self.pairs],
         }
+        if self.stamped:
+            out["stamped"] = self.stamped
+            out["stamped_pairs"] = [p.as_dict() for p in self.stamped_pairs]
         if timing:
             out["seconds"] = round(self.seconds, 2)
         return out
@@ -99,9 +105,10 @@ class LeakageAudit:
         def entry(e: dict) -> Entry:
             return Entry(e["file"], e["split"], e["fold"])
 
-        pairs = [
-            LeakPair(entry(p["a"]), entry(p["b"]), p["inliers"], p["cover"], p["mirrored"]) for p in d.get("pairs", [])
-        ]
+        def pair(p: dict) -> LeakPair:
+            return LeakPair(entry(p["a"]), entry(p["b"]), p["inliers"], p["cover"], p["mirrored"])
+
+        pairs = [pair(p) for p in d.get("pairs", [])]
         return cls(
             d["status"],
             d["method"],
@@ -111,6 +118,8 @@ class LeakageAudit:
             d.get("suspects", 0),
             pairs,
             d.get("seconds", 0.0),
+            d.get("stamped", 0),
+            [pair(p) for p in d.get("stamped_pairs", [])],
         )
 
     def summary(self) -> str:
@@ -118,9 +127,12 @@ class LeakageAudit:
         verdict = (
             "no suspect pairs" if not self.suspects else f"{self.suspects} suspect pair(s) (same photo in two parts)"
         )
+        stamps = (
+            f"; {self.stamped} pair(s) left out that share only a stamp (a site's watermark)" if self.stamped else ""
+        )
         return (
             f"leakage audit: {verdict} among {self.compared:,} cross-split and cross-fold pairs of "
-            f"{self.images} images (≥ {self.threshold} matching keypoints)"
+            f"{self.images} images (≥ {self.threshold} matching keypoints){stamps}"
         )
 
 
@@ -155,6 +167,11 @@ def content_box(
 
 def gray_content(path: Path, rel: str, ref: str) -> np.ndarray:
     """The image's content box in grayscale (uint8); DatasetError naming the file when it cannot be read."""
+    return gray_and_frame(path, rel, ref)[0]
+
+
+def gray_and_frame(path: Path, rel: str, ref: str) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """`gray_content`, and where the box lies: its (x0, y0) and the image's width and height."""
     try:
         with Image.open(path) as im:
             img = np.asarray(im.convert("RGB"))
@@ -162,7 +179,7 @@ def gray_content(path: Path, rel: str, ref: str) -> np.ndarray:
         raise DatasetError(f"{ref}: cannot read image {rel} ({type(exc).__name__})") from None
     x0, y0, x1, y1 = content_box(img)
     g = img[y0:y1, x0:x1].astype(np.float32) @ np.float32([0.299, 0.587, 0.114])
-    return np.ascontiguousarray(np.clip(g + 0.5, 0, 255).astype(np.uint8))
+    return np.ascontiguousarray(np.clip(g + 0.5, 0, 255).astype(np.uint8)), (x0, y0, img.shape[1], img.shape[0])
 
 
 def audit_files(
@@ -175,19 +192,27 @@ def audit_files(
     """Audit the images `entries` (paths relative to `root`)."""
     started = time.perf_counter()
     entries = sorted(entries, key=lambda e: e.file)
-    grays = []
+    grays, frames = [], []
     for n, e in enumerate(entries, 1):
-        grays.append(gray_content(root / e.file, e.file, ref))
+        gray, frame = gray_and_frame(root / e.file, e.file, ref)
+        grays.append(gray)
+        frames.append(frame)
         if on_image:
             on_image(n, len(entries))
     parts = np.array([-1 if e.fold is None or e.split != "train" else e.fold for e in entries], np.int64)
-    matches = leakage_match.match(leakage_match.features(grays), parts, threshold)
-    pairs = []
-    for m in matches[:MAX_LISTED]:
+    feats = leakage_match.features(grays)
+    matches = leakage_match.match(feats, parts, threshold)
+    shared = leakage_match.stamped(matches, grays, feats, frames, threshold)
+
+    def pair(m: leakage_match.Match) -> LeakPair:
         a, b = entries[m.i], entries[m.j]
         if (parts[m.i] < 0 <= parts[m.j]) or (0 <= parts[m.j] < parts[m.i]):
             a, b = b, a
-        pairs.append(LeakPair(a, b, m.inliers, m.cover, m.mirrored))
+        return LeakPair(a, b, m.inliers, m.cover, m.mirrored)
+
+    left_out = [m for m in matches if (m.i, m.j) in shared]
+    matches = [m for m in matches if (m.i, m.j) not in shared]
+    pairs = [pair(m) for m in matches[:MAX_LISTED]]
     per_fold = np.bincount(parts[parts >= 0]) if (parts >= 0).any() else np.zeros(0, np.int64)
     n_train, n_eval = int(per_fold.sum()), int((parts < 0).sum())
     compared = n_eval * n_train + (n_train * n_train - int((per_fold**2).sum())) // 2
@@ -200,6 +225,8 @@ def audit_files(
         suspects=len(matches),
         pairs=pairs,
         seconds=time.perf_counter() - started,
+        stamped=len(left_out),
+        stamped_pairs=[pair(m) for m in left_out[:MAX_LISTED]],
     )
 
 

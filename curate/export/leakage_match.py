@@ -27,6 +27,8 @@ MIN_VOTES = 6  # votes a pair needs before it is verified
 MAX_CANDIDATES = 12  # candidate images verified per query image
 RANSAC_PX = 4.0
 MIN_COVER = 0.06  # inlier hull area / content area, in both images
+IN_PLACE = 0.03  # a fit laying one content box on the other to this share of its side is "in place" (`stamped`)
+STAMP_NCC = 0.6  # in place, pixels correlating less than this: possibly a shared stamp (`stamped`)
 
 
 @dataclass
@@ -47,6 +49,9 @@ class Match:
     inliers: int
     cover: float  # the smaller of the two images' inlier hull coverage
     mirrored: bool
+    shift: tuple[float, float, float] | None = None  # the inliers' median move (x, y) from the query image's points
+    # to the other's, and how far they stray from it (median distance): one move for all = laid in place
+    query: int = -1  # which of i, j the query image is
 
 
 def _orb():
@@ -99,20 +104,23 @@ def _cover(pts: np.ndarray, area: float) -> float:
     return float(cv2.contourArea(cv2.convexHull(pts.astype(np.float32)))) / area
 
 
-def _verify(src: np.ndarray, dst: np.ndarray, area_src: float, area_dst: float) -> tuple[int, float]:
-    """RANSAC affine fit from src to dst points; (inliers, smaller inlier coverage)."""
+def _verify(src: np.ndarray, dst: np.ndarray, area_src: float, area_dst: float) -> tuple[int, float, tuple | None]:
+    """RANSAC affine fit from src to dst points; (inliers, smaller inlier coverage, the inliers' `Match.shift`)."""
     import cv2
 
     if len(src) < MIN_VOTES:
-        return 0, 0.0
+        return 0, 0.0, None
     cv2.setRNGSeed(0)
     _, mask = cv2.estimateAffine2D(
         src, dst, method=cv2.RANSAC, ransacReprojThreshold=RANSAC_PX, maxIters=2000, confidence=0.995, refineIters=0
     )
-    if mask is None:
-        return 0, 0.0
+    if mask is None or not mask.any():
+        return 0, 0.0, None
     keep = mask.ravel().astype(bool)
-    return int(keep.sum()), min(_cover(src[keep], area_src), _cover(dst[keep], area_dst))
+    moves = dst[keep] - src[keep]
+    median = np.median(moves, axis=0)
+    shift = (float(median[0]), float(median[1]), float(np.median(np.hypot(*(moves - median).T))))
+    return int(keep.sum()), min(_cover(src[keep], area_src), _cover(dst[keep], area_dst)), shift
 
 
 def compared(part: int, parts: np.ndarray) -> np.ndarray:
@@ -164,11 +172,76 @@ def match(feats: list[Features], parts: np.ndarray, min_inliers: int) -> list[Ma
             # one match per query keypoint: its nearest neighbour in image c
             _, first = np.unique(qrow[rows], return_index=True)
             src, dst = pts[qrow[rows][first]], point[hit[rows][first]]
-            inl, cov = _verify(src, dst, f.area, feats[c].area)
+            inl, cov, shift = _verify(src, dst, f.area, feats[c].area)
             if inl < min_inliers or cov < MIN_COVER:
                 continue
             key = (min(q, c), max(q, c))
-            m = Match(key[0], key[1], inl, round(cov, 3), mirrored)
+            m = Match(key[0], key[1], inl, round(cov, 3), mirrored, shift, q)
             if key not in best or (m.inliers, m.cover) > (best[key].inliers, best[key].cover):
                 best[key] = m
     return sorted(best.values(), key=lambda m: (-m.inliers, m.i, m.j))
+
+
+def _placed(a: np.ndarray, b: np.ndarray, shift, fa: tuple, fb: tuple) -> float | None:
+    """The pixels' correlation of content boxes `a` and `b` when their matching keypoints all sit at one
+    place of the two whole images (`shift`: `Match.shift`, within `IN_PLACE` of the side; `fa`, `fb`: each
+    box's (x0, y0) and its image's width and height), laid on each other there; else None."""
+    from curate.imaging import laid_correlation
+
+    (ax, ay, _, _), (bx, by, bw, bh) = fa, fb
+    tol = IN_PLACE * max(bw, bh)
+    dx, dy = shift[0] + bx - ax, shift[1] + by - ay  # the move between the whole images: none when in place
+    if shift[2] > tol or np.hypot(dx, dy) > tol:
+        return None
+    return laid_correlation(a, b, [[1.0, 0.0, ax - bx], [0.0, 1.0, ay - by]])
+
+
+def _fit(fa: Features, fb: Features) -> tuple[int, float, tuple | None]:
+    """Verify one pair the index did not (two images of one part): nearest descriptors, then `_verify`."""
+    import cv2
+
+    if len(fa.desc) < MIN_VOTES or len(fb.desc) < MIN_VOTES:
+        return 0, 0.0, None
+    pairs = [m for m in cv2.BFMatcher(cv2.NORM_HAMMING).match(fa.desc, fb.desc) if m.distance <= HAMMING_MAX]
+    src = np.float32([fa.points[m.queryIdx] for m in pairs]).reshape(-1, 2)
+    dst = np.float32([fb.points[m.trainIdx] for m in pairs]).reshape(-1, 2)
+    return _verify(src, dst, fa.area, fb.area)
+
+
+def stamped(
+    matches: list[Match], grays: list[np.ndarray], feats: list[Features], frames: list[tuple], min_inliers: int
+) -> set[tuple[int, int]]:
+    """(i, j) of the matches that only a shared stamp explains: each laid in place (`_placed`: not a
+    mirror image, every matching keypoint at one place of the two whole images) with pixels that do not
+    correlate (`STAMP_NCC`), among three images all so matched with each other. A stock site's or an
+    atlas's watermark at one place on every preview gives different photos dozens of agreeing keypoints;
+    a copy's in-place edits leave its pixels alike with its other copies. The audit compares no two
+    images of one part, so a third side missing from `matches` is verified here. The rule and its margins
+    are dedupe's (`curate.dedupe.pairs.stamps`, bench/README.md). `frames`: each content box's (x0, y0)
+    and its image's width and height."""
+    weak: dict[tuple[int, int], bool] = {}
+    for m in matches:
+        src, dst = (m.i, m.j) if m.query == m.i else (m.j, m.i)
+        placed = not m.mirrored and m.shift is not None
+        c = _placed(grays[src], grays[dst], m.shift, frames[src], frames[dst]) if placed else None
+        weak[(m.i, m.j)] = c is not None and c < STAMP_NCC
+    near: dict[int, set[int]] = {}
+    for (i, j), w in weak.items():
+        if w:
+            near.setdefault(i, set()).add(j)
+            near.setdefault(j, set()).add(i)
+
+    def alike(x: int, y: int) -> bool:  # a weak side, verified now when the index never compared the two
+        key = (min(x, y), max(x, y))
+        if key not in weak:
+            inliers, cover, shift = _fit(feats[key[0]], feats[key[1]])
+            ok = inliers >= min_inliers and cover >= MIN_COVER and shift is not None
+            c = _placed(grays[key[0]], grays[key[1]], shift, frames[key[0]], frames[key[1]]) if ok else None
+            weak[key] = c is not None and c < STAMP_NCC
+        return weak[key]
+
+    return {
+        (i, j)
+        for (i, j), w in list(weak.items())
+        if w and any(alike(i, k) and alike(j, k) for k in sorted((near[i] | near[j]) - {i, j}))
+    }

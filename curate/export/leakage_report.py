@@ -30,6 +30,17 @@ def _thumb(path: Path) -> str:
         return ""
 
 
+def _pair(root: Path, p, anchor: str, label: str) -> str:
+    e = html.escape
+    figs = "".join(
+        f"<figure><img alt='{e(x.file)}' src='{_thumb(root / x.file)}'><figcaption>{e(x.part)}<br>"
+        f"{e(x.file)}</figcaption></figure>"
+        for x in (p.a, p.b)
+    )
+    why = f"{p.inliers} matching keypoints, covering {p.cover:.0%}" + (", mirror image" if p.mirrored else "")
+    return f"<div class='pair' id='{anchor}'>{figs}<div class='why'>{e(label)}: {e(why)}</div></div>"
+
+
 def render(root: Path, ref: str, audit: LeakageAudit) -> str:
     e = html.escape
     out = [
@@ -40,13 +51,15 @@ def render(root: Path, ref: str, audit: LeakageAudit) -> str:
     if audit.suspects > len(audit.pairs):
         out.append(f"<p>The {len(audit.pairs)} strongest of {audit.suspects} pairs are shown.</p>")
     for n, p in enumerate(audit.pairs, 1):
-        figs = "".join(
-            f"<figure><img alt='{e(x.file)}' src='{_thumb(root / x.file)}'><figcaption>{e(x.part)}<br>"
-            f"{e(x.file)}</figcaption></figure>"
-            for x in (p.a, p.b)
+        out.append(_pair(root, p, f"pair{n}", f"#{n}"))
+    if audit.stamped_pairs:
+        out.append(
+            "<h2 id='stamped'>Left out: pairs that share only a stamp</h2><p>Each pair's keypoints agree in "
+            "place but its pixels do not, and three or more images are so alike with each other: a site's "
+            "watermark on different photos. Two that are one photo after all are a leak.</p>"
         )
-        why = f"{p.inliers} matching keypoints, covering {p.cover:.0%}" + (", mirror image" if p.mirrored else "")
-        out.append(f"<div class='pair' id='pair{n}'>{figs}<div class='why'>#{n}: {e(why)}</div></div>")
+        for n, p in enumerate(audit.stamped_pairs, 1):
+            out.append(_pair(root, p, f"stamped{n}", f"stamp {n}"))
     out.append("</body></html>\n")
     return "\n".join(out)
 

@@ -1,0 +1,58 @@
+"""The leakage audit on an atlas's previews: different photos under one watermark stamped at one place are
+left out of the suspects (listed apart), while a real leak among them, and one elsewhere, stay suspects."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from dedupe_corpus import photo
+from leakage_corpus import LEAKS, exported
+from photo_corpus import originals, stamp
+from PIL import Image
+
+from curate.export.leakage import Entry, LeakageAudit, audit_files
+from curate.export.leakage_report import render
+
+STOCK = (5, 3, 45, 36, 114, 29, 64, 90)  # photos whose previews under one logo share 20-57 keypoints
+PARTS = [("train", 0), ("train", 1), ("train", 2), ("train", 3), ("train", 4), ("test", None)]
+
+
+def test_stamped_previews_are_left_out_and_real_leaks_stay(tmp_path):
+    photos = originals()
+    entries = []
+
+    def put(name: str, data: bytes, split: str, fold: int | None) -> None:
+        (tmp_path / split).mkdir(exist_ok=True)
+        (tmp_path / split / name).write_bytes(data)
+        entries.append(Entry(f"{split}/{name}", split, fold))
+
+    for j, k in enumerate(STOCK):
+        put(f"stock_{j}.jpg", exported(stamp(photos[k], "logo")), *PARTS[j % len(PARTS)])
+    # a real leak among them: preview 0 (train, fold 0) downloaded again and re-saved, in test
+    again = io.BytesIO()
+    Image.open(tmp_path / "train" / "stock_0.jpg").save(again, "JPEG", quality=70)
+    put("stock_0_again.jpg", again.getvalue(), "test", None)
+    # and one elsewhere: a photo in train, its watermarked crop in test
+    put("photo.jpg", exported(photo(1, (320, 256))), "train", 2)
+    put(
+        "photo_copy.jpg",
+        exported(LEAKS["watermark_crop"](photo(1, (320, 256)), np.random.default_rng(7))),
+        "test",
+        None,
+    )
+
+    audit = audit_files(tmp_path, entries, "atlas@1.0.0")
+    suspects = {(p.a.file, p.b.file) for p in audit.pairs}
+    assert suspects == {
+        ("train/stock_0.jpg", "test/stock_0_again.jpg"),
+        ("train/photo.jpg", "test/photo_copy.jpg"),
+    }, suspects
+    assert audit.suspects == 2 and audit.stamped == len(audit.stamped_pairs) > 0
+    stem = {e.file: e.file.split("/")[1].removesuffix(".jpg").removesuffix("_again") for e in entries}
+    assert all(stem[p.a.file] != stem[p.b.file] for p in audit.stamped_pairs)  # each one two different photos
+    assert "share only a stamp" in audit.summary()
+    assert LeakageAudit.from_dict(audit.as_dict()).stamped_pairs == audit.stamped_pairs  # audit.json keeps them
+    page = render(tmp_path, "atlas@1.0.0", audit)
+    assert page.count("id='stamped") == audit.stamped + 1  # the section and each pair, after the suspects
+    assert page.index("id='pair1'") < page.index("id='stamped'")
