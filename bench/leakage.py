@@ -119,8 +119,8 @@ def main(argv=None) -> None:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    for old in args.out.glob("*.jpg"):  # a corpus of other options leaves no file behind
-        old.unlink()
+    for old in [*args.out.glob("[0-9][0-9][0-9][0-9]-*.jpg"), *args.out.glob("s[0-9][0-9][0-9]-stamped.jpg")]:
+        old.unlink()  # this script's files from a run with other options, nothing else in the folder
     paths, meta, parts = build(args.out, args.skin, not args.no_photos, args.stamped)
     t0 = time.perf_counter()
     grays, frames = map(list, zip(*(gray_and_frame(p, p.name, "bench") for p in paths), strict=True))
@@ -137,7 +137,7 @@ def main(argv=None) -> None:
     thresholds = [(t, False) for t in sorted({8, 10, 12, 15, THRESHOLD, 20, 30})] + [(THRESHOLD, True)]
     for t, stamps in thresholds:
         found = {(m.i, m.j) for m in matches if m.inliers >= t} - (shared if stamps else set())
-        row = {"threshold": t, "default": t == THRESHOLD, "stamps_left_out": stamps}
+        row = {"threshold": t, "default": t == THRESHOLD and stamps, "stamps_left_out": stamps}  # the audit's way
         for kind in LEAKS:
             variants = [k for k, (i, kd) in enumerate(meta) if kd == kind]
             hits = sum(

@@ -85,6 +85,13 @@ def thumbnail(data: bytes, px: int = 160) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
+# a match laid "in place" (one whole picture on the other, to this share of its side) whose pixels correlate
+# under STAMP_NCC may be a site's stamp on different photos: dedupe (`curate.dedupe.pairs.stamps`) and the
+# leakage audit (`curate.export.leakage_match.stamped`) apply one rule, its margins in bench/README.md
+IN_PLACE = 0.03
+STAMP_NCC = 0.6
+
+
 def laid_correlation(a, b, onto, floor: int = 16, side: int = 64) -> float | None:
     """Pixel correlation of two grey pictures (uint8 arrays) once the 2 x 3 transform `onto` (a's pixels onto
     b's) lays `a` on `b`, at `side` px, over the part they share, leaving out pixels at or under `floor` in

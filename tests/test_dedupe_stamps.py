@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from dedupe_corpus import save
-from photo_corpus import crop, originals, stamp
+from photo_corpus import closeup, crop, originals, stamp
 from sqlmodel import select
 
 from curate.dedupe import cluster_map
@@ -17,7 +17,7 @@ from curate.dedupe.cluster import STAMPED
 from curate.dedupe.pairs import Pair, stamps
 from curate.dedupe.review import write_review
 from curate.dedupe.run import DedupeOptions, run_dedupe
-from curate.dedupe.verify import STAMP_NCC
+from curate.imaging import STAMP_NCC
 from curate.intake.ingest import IngestOptions, ingest_folder
 from curate.workspace import Workspace
 from db.models import DedupePair, Provenance
@@ -33,6 +33,9 @@ def stocked(tmp_path_factory):
         save(stamp(PHOTOS[k], "logo"), root / "in" / f"stock_{j}.jpg", quality=85)
     elsewhere = crop(PHOTOS[STOCK[0]].convert("RGB").resize((400, 300)), np.random.default_rng(3))
     save(elsewhere, root / "in" / "elsewhere_0.jpg", quality=90)
+    smooth = closeup(8, texture=0)  # and a pair to review: a cropped smooth close-up, too plain to verify
+    save(smooth, root / "in" / "smooth.jpg")
+    save(smooth.crop((smooth.width // 10, smooth.height // 10, smooth.width, smooth.height)), root / "in" / "crop.jpg")
     ws = Workspace.init(root / "ws")
     ingest_folder(ws, root / "in", IngestOptions(source="stock", kind="public", workers=1))
     report = run_dedupe(ws, DedupeOptions(min_side=64, workers=1))
@@ -105,6 +108,7 @@ def test_the_sheet_shows_each_stamped_group_once_after_the_pairs_to_review(stock
     to review, with the command for two that are one photo after all."""
     ids, pairs, _, _, ws = stocked
     sheet = write_review(ws).read_text()
+    assert 0 < sheet.index("id='to-review'") < sheet.index("id='stamps'")
     head, after = sheet.split("id='stamps'")
     stamps_part = after.split("<h2")[0]  # the clusters follow
     stamped = sum((p.reason or "").startswith(STAMPED) for p in pairs)

@@ -54,5 +54,5 @@ def test_stamped_previews_are_left_out_and_real_leaks_stay(tmp_path):
     assert "share only a stamp" in audit.summary()
     assert LeakageAudit.from_dict(audit.as_dict()).stamped_pairs == audit.stamped_pairs  # audit.json keeps them
     page = render(tmp_path, "atlas@1.0.0", audit)
-    assert page.count("id='stamped") == audit.stamped + 1  # the section and each pair, after the suspects
+    assert page.count("id='stamped") == len(audit.stamped_pairs) + 1  # the section and each pair, after the suspects
     assert page.index("id='pair1'") < page.index("id='stamped'")

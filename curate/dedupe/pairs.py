@@ -40,6 +40,7 @@ from curate.dedupe.cluster import KIND_RANK, NOT_EDGES, SMALL, STAMPED, UNTESTED
 from curate.dedupe.decode import THUMB, box_side, parse_box, work_grey
 from curate.dedupe.hashing import METHODS, WINDOWS, RegionPHash, is_mirror
 from curate.dedupe.local import local_pairs
+from curate.imaging import STAMP_NCC
 from db.models import DedupeCode, DedupePair, Image
 
 COMPLETE_MAX = 24  # tentative groups up to this size get every pair verified
@@ -331,7 +332,7 @@ def complete(verifier: Verifier, pairs: dict[tuple[int, int], Pair], touched: se
 
 def stamps(pairs: dict[tuple[int, int], Pair]) -> int:
     """Put to review (in `pairs`) the "same" pairs among three or more pictures that local features all lay
-    in place on each other while their pixels do not correlate (`verify.STAMP_NCC`); returns how many
+    in place on each other while their pixels do not correlate (`curate.imaging.STAMP_NCC`); returns how many
     pairs are under review for that.
 
     A stock site or an atlas stamps its watermark at one place on every preview: two different photos
@@ -341,9 +342,10 @@ def stamps(pairs: dict[tuple[int, int], Pair]) -> int:
     its other copies, so three pictures pairwise alike only in their marks are the stamp. Measured
     (bench/README.md, `--stamped`): 57 of the 61 stamped pairs that passed lie in such triangles; the
     first triangle of true copies on the v5 corpus (a sticker, a small JPEG and a perspective copy of one
-    photo) comes at 0.72, hence `verify.STAMP_NCC` = 0.6. Re-run on stored pairs, so a pair put to review
-    comes back to "same" when its triangle is gone (a picture removed)."""
-    weak = {k for k, p in pairs.items() if p.in_place is not None and p.in_place < verify.STAMP_NCC}
+    photo) comes at 0.72, hence `curate.imaging.STAMP_NCC` = 0.6. Re-run on stored pairs, so a pair put to
+    review comes back to "same" when its triangle is gone (a picture removed), its reason cut to what fits
+    beside `STAMPED` in 200 characters."""
+    weak = {k for k, p in pairs.items() if p.in_place is not None and p.in_place < STAMP_NCC}
     near: dict[int, set[int]] = defaultdict(set)
     for a, b in weak:
         near[a].add(b)
@@ -354,7 +356,7 @@ def stamps(pairs: dict[tuple[int, int], Pair]) -> int:
         said = (p.reason or "").removeprefix(STAMPED)
         if p.kind == "hash" and near[a] & near[b]:
             pairs[(a, b)] = replace(p, kind="review", reason=(STAMPED + said)[:200])
-        elif p.kind == "review" and p.reason != said and not near[a] & near[b]:
+        elif p.kind == "review" and (p.reason or "").startswith(STAMPED) and not near[a] & near[b]:
             pairs[(a, b)] = replace(p, kind="hash", reason=said)  # put to review by an earlier run's triangle
         moved += (pairs[(a, b)].reason or "").startswith(STAMPED)
     return moved
@@ -437,10 +439,18 @@ def find_pairs(ws, options, algo: str, report) -> list[Pair]:
         best.setdefault((p.a, p.b), p)
     started, cpu = time.perf_counter(), time.process_time()
     complete(verifier, best, set(ids[new].tolist()) | _changed(edges_before, best) if incremental else None)
-    if stamped := stamps(best):
+    # the pairs `complete` verified are the third sides of most stamps' triangles; the groups the stamp rule
+    # changed (a site's previews held together, over `COMPLETE_MAX` not verified at all, now apart) are
+    # completed again, and looked at once more
+    edges = {key for key, p in best.items() if p.kind not in NOT_EDGES}
+    stamped = stamps(best)
+    if moved := _changed(edges, best):
+        complete(verifier, best, moved)
+        stamped = stamps(best)
+    if stamped:
         report.notes.append(
             f"{stamped} pairs matched only on marks in the same place on 3 or more pictures whose pixels differ "
-            "(a site's watermark?): to review, first on the sheet"
+            "(a site's watermark?): not merged; the review sheet shows each such group once"
         )
     report.seconds["verify"] = verifying + time.perf_counter() - started
     report.seconds["verify_cpu"] = verifying_cpu + time.process_time() - cpu

@@ -89,7 +89,7 @@ import cv2
 import numpy as np
 
 from curate.dedupe.decode import BLACK, THUMB
-from curate.imaging import laid_correlation
+from curate.imaging import IN_PLACE, laid_correlation
 
 WORK = 320  # longest side (px) of the content box the features are taken from
 COARSE = 160  # longest side of the first, cheap look (`triage`)
@@ -109,9 +109,7 @@ SAME_SPREAD = 0.025  # matches spread across the shared area, not along one line
 REVIEW_SHARE = 0.20
 REVIEW_INLIERS = 10
 REVIEW_COVER = 0.45
-SMALL = 64  # longest side (px) of the picture kept beside its features (`in_place_correlation`)
-IN_PLACE = 0.03  # a transform laying one whole picture on the other to this share of its side is "in place"
-STAMP_NCC = 0.6  # in place, pixels correlating less: maybe a shared stamp (`pairs.stamps`: margins)
+PLACED_PX = 64  # longest side (px) of the picture kept beside its features (`in_place_correlation`)
 MIN_KEYPOINTS = 25  # fewer than this in either picture: not enough texture to decide
 REVIEW_CORR = 0.95  # hash correlation that sends an undecidable pair to review
 BOTH_CORR = 0.90  # from this hash correlation, the other orientation is tried when the hash's one fails
@@ -129,7 +127,7 @@ class Features:
     width: int  # of the working picture (the content box at WORK scale)
     height: int
     whole: tuple[float, float, float, float] | None = None  # the whole picture in these coordinates (box cut)
-    small: np.ndarray | None = None  # the working picture at `SMALL` px, as it is (`in_place_correlation`)
+    small: np.ndarray | None = None  # the working picture at `PLACED_PX` px, as it is (`in_place_correlation`)
 
     def rect(self, whole: bool = False) -> tuple[float, float, float, float]:
         """The content box (0, 0, width, height), or with `whole` the whole picture around it."""
@@ -181,7 +179,7 @@ def features(grey: np.ndarray, side: int = WORK) -> Features:
     kps, desc = _sift().detectAndCompute(np.ascontiguousarray(grey), None)
     order = np.argsort([-k.response for k in kps], kind="stable")  # strongest first: `local` takes a prefix
     pts = np.array([k.pt for k in kps], np.float32).reshape(-1, 2)[order]
-    f = SMALL / max(h, w, 1)
+    f = PLACED_PX / max(h, w, 1)
     small = cv2.resize(grey, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
     # OpenCV's SIFT values are whole numbers 0-255 in float32: a quarter of the memory as uint8
     return Features(pts, None if desc is None else desc[order].astype(np.uint8), w, h, small=small)
@@ -419,12 +417,12 @@ def in_place_correlation(g: Geometry, a: Features, b: Features) -> float | None:
     """For a transform that lays `a`'s whole picture on `b`'s (corners within `IN_PLACE` of the side:
     re-encodes, tone changes, a bar, a sticker, a watermark added, and also two different photos of one
     size under a stock site's stamp, whose keypoints agree only on the stamp), the pixels' correlation
-    once laid over each other (`curate.imaging.laid_correlation`, at `SMALL` px, near-black left out);
+    once laid over each other (`curate.imaging.laid_correlation`, at `PLACED_PX` px, near-black left out);
     None for any other transform, or with under a tenth of the picture to compare.
 
     On its own it does not separate: a sticker leaves a true copy at 0.36, and stamped different photos
     reach 0.46 (bench/README.md, `--stamped`). What does is three or more pictures all laid in place
-    below `STAMP_NCC` with each other (`curate.dedupe.pairs.stamps`)."""
+    below `curate.imaging.STAMP_NCC` with each other (`curate.dedupe.pairs.stamps`)."""
     if g.transform is None or a.small is None or b.small is None:
         return None
     m = np.array(g.transform, np.float64).reshape(2, 3)
@@ -439,4 +437,4 @@ def in_place_correlation(g: Geometry, a: Features, b: Features) -> float | None:
         @ m
         @ np.diag([a.width / ta.shape[1], a.height / ta.shape[0], 1.0])
     )  # a's small picture onto b's
-    return laid_correlation(ta, tb, onto, BLACK, SMALL)
+    return laid_correlation(ta, tb, onto, BLACK, PLACED_PX)

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from curate.imaging import IN_PLACE, STAMP_NCC, laid_correlation
+
 N_FEATURES = 1000
 HAMMING_MAX = 64  # of 256 bits: a descriptor neighbour farther than this does not vote
 NEIGHBOURS = 4  # nearest descriptors fetched per query descriptor
@@ -27,8 +29,7 @@ MIN_VOTES = 6  # votes a pair needs before it is verified
 MAX_CANDIDATES = 12  # candidate images verified per query image
 RANSAC_PX = 4.0
 MIN_COVER = 0.06  # inlier hull area / content area, in both images
-IN_PLACE = 0.03  # a fit laying one content box on the other to this share of its side is "in place" (`stamped`)
-STAMP_NCC = 0.6  # in place, pixels correlating less than this: possibly a shared stamp (`stamped`)
+THIRDS = 8  # third images tried per pair for its triangle (`stamped`): each may need a verification
 
 
 @dataclass
@@ -183,10 +184,11 @@ def match(feats: list[Features], parts: np.ndarray, min_inliers: int) -> list[Ma
 
 
 def _placed(a: np.ndarray, b: np.ndarray, shift, fa: tuple, fb: tuple) -> float | None:
-    """The pixels' correlation of content boxes `a` and `b` when their matching keypoints all sit at one
-    place of the two whole images (`shift`: `Match.shift`, within `IN_PLACE` of the side; `fa`, `fb`: each
-    box's (x0, y0) and its image's width and height), laid on each other there; else None."""
-    from curate.imaging import laid_correlation
+    """The pixels' correlation of content boxes `a` and `b`, laid on each other as the two whole images
+    are, when the matching keypoints' median move between the whole images and their median stray from
+    it are both within `IN_PLACE` of the side (`shift`: `Match.shift`; `fa`, `fb`: each box's (x0, y0) and
+    its image's width and height); else None. Medians, not the affine fit: a stamp's keypoints along one
+    band fit any shear (0.47 measured) while every one of them stays where it was."""
 
     (ax, ay, _, _), (bx, by, bw, bh) = fa, fb
     tol = IN_PLACE * max(bw, bh)
@@ -212,13 +214,14 @@ def stamped(
     matches: list[Match], grays: list[np.ndarray], feats: list[Features], frames: list[tuple], min_inliers: int
 ) -> set[tuple[int, int]]:
     """(i, j) of the matches that only a shared stamp explains: each laid in place (`_placed`: not a
-    mirror image, every matching keypoint at one place of the two whole images) with pixels that do not
-    correlate (`STAMP_NCC`), among three images all so matched with each other. A stock site's or an
-    atlas's watermark at one place on every preview gives different photos dozens of agreeing keypoints;
-    a copy's in-place edits leave its pixels alike with its other copies. The audit compares no two
-    images of one part, so a third side missing from `matches` is verified here. The rule and its margins
-    are dedupe's (`curate.dedupe.pairs.stamps`, bench/README.md). `frames`: each content box's (x0, y0)
-    and its image's width and height."""
+    mirror image, the matching keypoints where they were in the two whole images) with pixels that do
+    not correlate (`curate.imaging.STAMP_NCC`), among three images all so matched with each other. A stock
+    site's or an atlas's watermark at one place on every preview gives different photos dozens of
+    agreeing keypoints; a copy's in-place edits leave its pixels alike with its other copies. The audit
+    compares no two images of one part, so a third side missing from `matches` is verified here, for at
+    most `THIRDS` third images per pair (each may cost a brute-force match). The thresholds are dedupe's
+    (`curate.dedupe.pairs.stamps`), where "in place" is a four-corner test of a similarity transform;
+    margins in bench/README.md. `frames`: each content box's (x0, y0) and its image's width and height."""
     weak: dict[tuple[int, int], bool] = {}
     for m in matches:
         src, dst = (m.i, m.j) if m.query == m.i else (m.j, m.i)
@@ -243,5 +246,5 @@ def stamped(
     return {
         (i, j)
         for (i, j), w in list(weak.items())
-        if w and any(alike(i, k) and alike(j, k) for k in sorted((near[i] | near[j]) - {i, j}))
+        if w and any(alike(i, k) and alike(j, k) for k in sorted((near[i] | near[j]) - {i, j})[:THIRDS])
     }

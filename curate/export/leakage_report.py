@@ -58,6 +58,8 @@ def render(root: Path, ref: str, audit: LeakageAudit) -> str:
             "place but its pixels do not, and three or more images are so alike with each other: a site's "
             "watermark on different photos. Two that are one photo after all are a leak.</p>"
         )
+        if audit.stamped > len(audit.stamped_pairs):
+            out.append(f"<p>The {len(audit.stamped_pairs)} strongest of {audit.stamped} pairs are shown.</p>")
         for n, p in enumerate(audit.stamped_pairs, 1):
             out.append(_pair(root, p, f"stamped{n}", f"stamp {n}"))
     out.append("</body></html>\n")
