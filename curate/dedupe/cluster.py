@@ -51,6 +51,13 @@ UNTESTED = "untested"  # a pair one picture's lack of texture left undecided (`c
 NOT_EDGES = ("review", UNTESTED)  # stored pairs that never join, and never block a join
 # the reason of a "review" pair put there by `curate.dedupe.pairs.stamps` begins with this (the sheet groups them)
 STAMPED = "the same marks in the same place on 3 or more pictures whose pixels differ (a site's stamp?): "
+
+
+def stamped(kind: str, reason: str | None) -> bool:
+    """Whether a stored pair is one `curate.dedupe.pairs.stamps` put to review (the sheet shows them apart)."""
+    return kind == "review" and (reason or "").startswith(STAMPED)
+
+
 SMALL = 128  # px: a content box whose longer side is under this is thumbnail-sized (the paper's low-res cut)
 
 

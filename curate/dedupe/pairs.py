@@ -36,7 +36,7 @@ from threadpoolctl import threadpool_limits
 
 from curate.dedupe import verify
 from curate.dedupe.answers import answering
-from curate.dedupe.cluster import KIND_RANK, NOT_EDGES, SMALL, STAMPED, UNTESTED
+from curate.dedupe.cluster import KIND_RANK, NOT_EDGES, SMALL, STAMPED, UNTESTED, stamped
 from curate.dedupe.decode import THUMB, box_side, parse_box, work_grey
 from curate.dedupe.hashing import METHODS, WINDOWS, RegionPHash, is_mirror
 from curate.dedupe.local import local_pairs
@@ -356,7 +356,7 @@ def stamps(pairs: dict[tuple[int, int], Pair]) -> int:
         said = (p.reason or "").removeprefix(STAMPED)
         if p.kind == "hash" and near[a] & near[b]:
             pairs[(a, b)] = replace(p, kind="review", reason=(STAMPED + said)[:200])
-        elif p.kind == "review" and (p.reason or "").startswith(STAMPED) and not near[a] & near[b]:
+        elif stamped(p.kind, p.reason) and not near[a] & near[b]:
             pairs[(a, b)] = replace(p, kind="hash", reason=said)  # put to review by an earlier run's triangle
         moved += (pairs[(a, b)].reason or "").startswith(STAMPED)
     return moved
@@ -443,13 +443,13 @@ def find_pairs(ws, options, algo: str, report) -> list[Pair]:
     # changed (a site's previews held together, over `COMPLETE_MAX` not verified at all, now apart) are
     # completed again, and looked at once more
     edges = {key for key, p in best.items() if p.kind not in NOT_EDGES}
-    stamped = stamps(best)
+    held = stamps(best)
     if moved := _changed(edges, best):
         complete(verifier, best, moved)
-        stamped = stamps(best)
-    if stamped:
+        held = stamps(best)
+    if held:
         report.notes.append(
-            f"{stamped} pairs matched only on marks in the same place on 3 or more pictures whose pixels differ "
+            f"{held} pairs matched only on marks in the same place on 3 or more pictures whose pixels differ "
             "(a site's watermark?): not merged; the review sheet shows each such group once"
         )
     report.seconds["verify"] = verifying + time.perf_counter() - started

@@ -25,7 +25,7 @@ from pathlib import Path
 from scipy.cluster.hierarchy import DisjointSet
 from sqlmodel import select
 
-from curate.dedupe.cluster import NOT_EDGES, STAMPED, Edge, unmerged
+from curate.dedupe.cluster import NOT_EDGES, Edge, stamped, unmerged
 from curate.files import write_atomic
 from curate.imaging import thumbnail
 from db.models import DedupeMember, DedupeOverride, DedupePair, Image, Provenance, Source
@@ -131,8 +131,8 @@ def write_review(ws, name: str = "dedupe-review.html", in_labelling: Collection[
         why = f"; {p.reason}" if p.reason else ""
         return f"{p.kind}, similarity {p.similarity:.3f}{extra}{why}"
 
-    stamped = [p for p in review if p.kind == "review" and (p.reason or "").startswith(STAMPED)]
-    review = [p for p in review if not (p.kind == "review" and (p.reason or "").startswith(STAMPED))]
+    stamp = [p for p in review if stamped(p.kind, p.reason)]
+    review = [p for p in review if not stamped(p.kind, p.reason)]
     mixed = sorted((k for k in multi if _mixed(d, multi[k])), key=lambda k: (-len(multi[k]), k))
     out = [
         "<!doctype html><html><head><meta charset='utf-8'><title>Dedupe "
@@ -140,7 +140,7 @@ def write_review(ws, name: str = "dedupe-review.html", in_labelling: Collection[
     ]
     out.append("<h1>Dedupe review</h1>")
     out.append(
-        f"<p>{len(review)} pairs to review (not merged); {len(stamped)} pairs kept apart as sharing a stamp; "
+        f"<p>{len(review)} pairs to review (not merged); {len(stamp)} pairs kept apart as sharing a stamp; "
         f"{len(mixed)} clusters with mixed prior labels; "
         f"{len(multi)} clusters of two or more images; {sum(len(v) - 1 for v in multi.values())} duplicates; "
         f"{d['low']} images below the minimum side. The representative (green) is chosen by: already in labelling "
@@ -163,7 +163,7 @@ def write_review(ws, name: str = "dedupe-review.html", in_labelling: Collection[
             f"same photo: <code>{html.escape(f'curate dedupe merge {a} {b}')}</code><br>"
             f"different photos: <code>{html.escape(f'curate dedupe split {a} {b}')}</code></div></div>"
         )
-    out += _stamp_groups(ws, d, stamped)
+    out += _stamp_groups(ws, d, stamp)
     rest = sorted(
         (k for k in multi if k not in mixed), key=lambda k: (-len(multi[k]), int(k[3:]) if k[3:].isdigit() else 0)
     )
