@@ -15,7 +15,15 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.console import Console, ConsoleDimensions
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 from typer.core import TyperGroup
 from typer.exceptions import Abort, Exit, TyperException
@@ -137,6 +145,23 @@ def progress_bars(quiet: bool = False, keep: bool = False) -> Iterator[Progress]
         transient=not keep,
     ) as progress:
         yield progress
+
+
+@contextmanager
+def stage_bars(
+    quiet: bool = False, name: Callable[[str], str] = str
+) -> Iterator[Callable[[str, int, int | None], None]]:
+    """One progress bar per stage (or query), added when it first reports, titled `name(stage)`;
+    yields the `on_progress(stage, done, total)` callback of the library's work done in stages."""
+    with progress_bars(quiet) as progress:
+        ids: dict[str, TaskID] = {}
+
+        def on_progress(stage: str, done: int, total: int | None) -> None:
+            if stage not in ids:
+                ids[stage] = progress.add_task(name(stage), total=total)
+            progress.update(ids[stage], completed=done, total=total)
+
+        yield on_progress
 
 
 @contextmanager

@@ -105,8 +105,8 @@ def test_library_dedupe_does_not_cluster_images_that_arrive_while_it_hashes(tmp_
     late = _photos(tmp_path / "late", 8, start=100)
     arrived: list[int] = []
 
-    def ingest_meanwhile(done: int, total: int) -> None:
-        if not arrived:
+    def ingest_meanwhile(stage: str, done: int, total: int | None) -> None:
+        if stage == "hash" and not arrived:
             arrived.append(ingest_folder(ws, late, IngestOptions(source="clinic", workers=1)).added)
 
     report = run_dedupe(ws, DedupeOptions(workers=1), on_progress=ingest_meanwhile)

@@ -21,6 +21,7 @@ from db.models import DedupeCode, DedupePair, Provenance
 
 OPTS = DedupeOptions(min_side=64, workers=1)
 PHOTOS = originals(40)
+HEARD: list[tuple[str, int, int | None]] = []  # the fixture's run_dedupe progress: (stage, done, total)
 
 
 def _ids(ws) -> dict[str, int]:
@@ -57,8 +58,25 @@ def corpus(tmp_path_factory):
     save(PHOTOS[1].convert("L").point(lambda v: 200).convert("RGB"), mpox / "blank.png")  # single colour
     ws = Workspace.init(root / "ws")
     ingest_folder(ws, root / "in", IngestOptions(source="atlas", kind="public", workers=1, label_from_folders=True))
-    report = run_dedupe(ws, OPTS)
+    report = run_dedupe(ws, OPTS, on_progress=lambda *heard: HEARD.append(heard))
     return ws, report
+
+
+def test_every_stage_reports_its_progress_to_the_end(corpus):
+    """Verification is most of a dedupe's time (minutes on thousands of photos): after the hashing bar,
+    the pictures whose local features are taken and the pairs verified have bars of their own."""
+    ws, report = corpus
+    stages = list(dict.fromkeys(stage for stage, _, _ in HEARD))
+    assert stages == ["hash", "local features", "verify"]
+    last = {stage: (done, total) for stage, done, total in HEARD}
+    assert all(done == total for done, total in last.values()), last
+    with ws.session() as s:
+        assert last["hash"][1] == len(s.exec(select(Provenance.image_id).distinct()).all())
+    assert last["local features"][1] >= report.hashed  # every picture answers the local-feature proposal
+    assert last["verify"][1] >= report.sift_pairs > 0
+    for stage in stages:
+        done = [d for st, d, _ in HEARD if st == stage]
+        assert done == sorted(done), f"{stage} went backwards"
 
 
 @pytest.mark.parametrize("kind", ["watermark_crop", "mirror_crop", "white_frame"])

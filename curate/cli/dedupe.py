@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 
 from curate.cli.options import DbOpt, JsonOpt, WorkersOpt, WorkspaceOpt, open_workspace
-from curate.output import console, print_json, progress_bar, table
+from curate.output import console, print_json, stage_bars, table
 
 app = typer.Typer(rich_markup_mode=None)  # help comes from the `dedupe` callback below
 
@@ -90,14 +90,14 @@ def dedupe(
 
 
 def run_and_render(ws, options=None, review: bool = True, json_out: bool = False) -> None:
-    """One audited dedupe run with a progress bar, then the summary (shared with `curate pipeline`)."""
+    """One audited dedupe run with a progress bar per stage, then the summary (shared with `curate pipeline`)."""
     from curate.audit import audited
     from curate.dedupe.review import write_review
     from curate.dedupe.run import DedupeOptions, run_dedupe
 
     options = options or DedupeOptions()
     options.validate()
-    with audited(ws, "dedupe", {**options.__dict__}) as run, progress_bar("hash", json_out) as on_progress:
+    with audited(ws, "dedupe", {**options.__dict__}) as run, stage_bars(json_out) as on_progress:
         report = run_dedupe(ws, options, run.id, on_progress)
         sheet = write_review(ws, in_labelling=in_labelling(ws)) if review else None
         run.summary = {k: v for k, v in report.as_dict().items() if k != "groups"}

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Annotated
 
 import typer
-from rich.progress import TaskID
 
 from curate.cli.options import DbOpt, JsonOpt, WorkspaceOpt, open_workspace
 from curate.intake.scrape.options import DEFAULT_MAX, MAX_THREADS, EngineName, Licence, ScrapeOptions
-from curate.output import console, print_json, progress_bars, table
+from curate.output import console, print_json, stage_bars, table
 
 
 def scrape(
@@ -88,27 +85,16 @@ def scrape(
         "source": source,
         "allow_private_hosts": allow_private_hosts,
     }
-    with audited(ws, "scrape", args) as run, _bars(engine, quiet=json_out) as on_progress:
+    with (
+        audited(ws, "scrape", args) as run,
+        stage_bars(json_out, lambda query: f"{engine}: {query[:40]}") as on_progress,
+    ):
         report = run_scrape(ws, options, run_id=run.id, on_progress=on_progress)
         run.summary = report.as_dict()
     if json_out:
         print_json(report.as_dict())
     else:
         render_scrape(report)
-
-
-@contextmanager
-def _bars(engine: EngineName, quiet: bool) -> Iterator[Callable[[str, int, int | None], None]]:
-    """One progress bar per query, on stderr like every bar; yields the library's `on_progress`."""
-    with progress_bars(quiet) as progress:
-        ids: dict[str, TaskID] = {}
-
-        def on_progress(query: str, now: int, wanted: int | None) -> None:
-            if query not in ids:
-                ids[query] = progress.add_task(f"{engine}: {query[:40]}", total=wanted)
-            progress.update(ids[query], completed=now, total=wanted)
-
-        yield on_progress
 
 
 def render_scrape(report) -> None:

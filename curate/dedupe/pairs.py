@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from itertools import combinations
@@ -80,10 +81,19 @@ def load_codes(s: Session, algo: str):
 class Verifier:
     """Verification of image pairs: thumbnails first, then SIFT at `verify.COARSE` px, and at
     `verify.WORK` px only for what that leaves undecided (`verify.triage`). A picture's features are
-    computed once per size, decoded at that size, lazily, on a thread pool."""
+    computed once per size, decoded at that size, lazily, on a thread pool. `on_progress(stage, done, total)`
+    hears the pictures whose features are taken ("local features") and the pairs decided ("verify")."""
 
-    def __init__(self, ws, workers: int = 0, thumbs: dict[int, np.ndarray] | None = None):
+    def __init__(
+        self,
+        ws,
+        workers: int = 0,
+        thumbs: dict[int, np.ndarray] | None = None,
+        on_progress: Callable[[str, int, int | None], None] | None = None,
+    ):
         self.ws = ws
+        self.on_progress = on_progress
+        self.counts = {"local features": [0, 0], "verify": [0, 0]}  # stage -> [done, total]
         self.workers = workers or os.cpu_count() or 1
         self.thumbs = thumbs or {}
         self.feats: dict[tuple[int, int], verify.Features | None] = {}  # (image, side) -> features (None: unreadable)
@@ -177,12 +187,26 @@ class Verifier:
         return self.flipped[(image_id, side)]
 
     def prepare(self, image_ids, side: int = verify.WORK) -> None:
-        todo = sorted({(i, side) for i in image_ids if (i, side) not in self.feats})
-        if not todo:
-            return
-        with ThreadPoolExecutor(self.workers) as pool:  # OpenCV releases the GIL
-            for key, f in zip(todo, pool.map(self._features, todo), strict=False):
-                self.feats[key] = f
+        image_ids = list(image_ids)
+        if any((i, side) not in self.feats for i in image_ids):
+            with ThreadPoolExecutor(self.workers) as pool:  # OpenCV releases the GIL
+                self._extract(pool, [(i, side) for i in image_ids])
+
+    def _extract(self, pool: ThreadPoolExecutor, keys) -> None:
+        """The features of `keys` (image, side) not yet taken, on `pool`."""
+        todo = sorted({key for key in keys if key not in self.feats})
+        self._count("local features", 0, len(todo))
+        for key, f in zip(todo, pool.map(self._features, todo), strict=False):
+            self.feats[key] = f
+            self._count("local features", 1)
+
+    def _count(self, stage: str, done: int, more: int = 0) -> None:
+        """`done` more of `stage`'s units finished, `more` added to its total; told to `on_progress`."""
+        counts = self.counts[stage]
+        counts[0] += done
+        counts[1] += more
+        if self.on_progress is not None and (done or more):
+            self.on_progress(stage, *counts)
 
     def _look(self, a: int, b: int, corr: float, dihedral: int | None, side: int):
         """(geometry, keypoints) of the pair at `side` px, or None when a picture cannot be read."""
@@ -253,22 +277,21 @@ class Verifier:
         self.sift_pairs += len(undecided)
         # decoding, SIFT and matching release the GIL; BLAS's own threads (the descriptor products) would
         # fight the pool's: one thread each (measured: 2.3x the CPU time on the benchmark without this)
+        self._count("verify", 0, len(jobs))
         with threadpool_limits(1, "blas"), ThreadPoolExecutor(self.workers) as pool:
-            todo = sorted(
-                {(i, verify.COARSE) for pair in undecided for i in pair if (i, verify.COARSE) not in self.feats}
-            )
-            for key, f in zip(todo, pool.map(self._features, todo), strict=False):
-                self.feats[key] = f
-            verdicts = list(pool.map(lambda job: self._coarse(*job), jobs, chunksize=16))
-            if thorough:
-                verdicts = [None if v is not None and v.decision == verify.DIFFERENT else v for v in verdicts]
+            self._extract(pool, [(i, verify.COARSE) for pair in undecided for i in pair])
+            verdicts: list[verify.Verdict | None] = []
+            for v in pool.map(lambda job: self._coarse(*job), jobs, chunksize=16):
+                if thorough and v is not None and v.decision == verify.DIFFERENT:
+                    v = None
+                verdicts.append(v)
+                self._count("verify", v is not None)
             rest = [k for k, v in enumerate(verdicts) if v is None]
             self.full_pairs += len(rest)
-            todo = sorted({(i, verify.WORK) for k in rest for i in jobs[k][:2] if (i, verify.WORK) not in self.feats})
-            for key, f in zip(todo, pool.map(self._features, todo), strict=False):
-                self.feats[key] = f
+            self._extract(pool, [(i, verify.WORK) for k in rest for i in jobs[k][:2]])
             for k, v in zip(rest, pool.map(lambda k: self._full(*jobs[k]), rest), strict=False):
                 verdicts[k] = v
+                self._count("verify", 1)
         return [self._small(job[0], job[1], v) for job, v in zip(jobs, verdicts, strict=True)]
 
 
@@ -368,8 +391,9 @@ def _changed(before: set[tuple[int, int]], pairs: dict[tuple[int, int], Pair]) -
     return {i for key in now ^ before for i in key}
 
 
-def find_pairs(ws, options, algo: str, report) -> list[Pair]:
-    """Every pair worth storing (see module docstring); one per image pair, strongest kind first."""
+def find_pairs(ws, options, algo: str, report, on_progress=None) -> list[Pair]:
+    """Every pair worth storing (see module docstring); one per image pair, strongest kind first
+    (`on_progress`: `Verifier`'s)."""
     if options.method == "phash":
         method = METHODS["phash"](radius=options.radius, backend=options.backend)
     else:
@@ -403,7 +427,7 @@ def find_pairs(ws, options, algo: str, report) -> list[Pair]:
         found.extend(p for p in old if p.kind == "cnn")
         matches = method.find_duplicates(codes, thumbs)
     started, cpu = time.perf_counter(), time.process_time()  # CPU: this process's threads (benchmark under load)
-    verifier = Verifier(ws, options.workers, dict(zip(ids.tolist(), thumbs, strict=False)))
+    verifier = Verifier(ws, options.workers, dict(zip(ids.tolist(), thumbs, strict=False)), on_progress)
     # ids ascend and m.a < m.b: the dihedral turns a onto b
     jobs = [
         (int(ids[m.a]), int(ids[m.b]), m.similarity, m.dihedral if options.method == "region-phash" else None)

@@ -334,15 +334,17 @@ def run_dedupe(
     ws,
     options: DedupeOptions = DedupeOptions(),
     run_id: int | None = None,
-    on_progress: Callable[[int, int], None] | None = None,
+    on_progress: Callable[[str, int, int | None], None] | None = None,
 ) -> DedupeReport:
-    """Dedupe the whole catalogue (incrementally: only new images are hashed)."""
+    """Dedupe the whole catalogue (incrementally: only new images are hashed). `on_progress(stage, done,
+    total)` hears each stage: "hash" (pictures), then "local features" (pictures) and "verify" (pairs),
+    whose totals grow as the run finds more to do."""
     options.validate()
     report = DedupeReport(run_id=run_id)
     t0 = time.perf_counter()
-    hash_missing(ws, options, report, on_progress)
+    hash_missing(ws, options, report, on_progress and (lambda done, total: on_progress("hash", done, total)))
     t1 = time.perf_counter()
-    pairs = find_pairs(ws, options, ALGO, report)
+    pairs = find_pairs(ws, options, ALGO, report, on_progress)
     t2 = time.perf_counter()
     with ws.session() as s:  # one transaction: pairs, membership, search marks
         s.exec(delete(DedupePair))
