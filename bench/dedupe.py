@@ -13,6 +13,7 @@ speed-up over imagededup, and the candidate search alone on 100,000 images.
     .venv/bin/python bench/dedupe.py            # table (a few minutes);  --json for scripts
     .venv/bin/python bench/dedupe.py --augmented   # a dataset grown by augmentation instead
     .venv/bin/python bench/dedupe.py --stamped     # a stock site's previews: one watermark, many photos
+    .venv/bin/python bench/dedupe.py --camera      # the originals as 12 MP phone photos (decoding counts)
 
 imagededup and difPy (pip install imagededup difPy; benchmark only, not project
 dependencies) run in a subprocess each (`--other-python`, default this python).
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -205,6 +207,51 @@ def build_stamped(out: Path, workers: int) -> dict:
     with ProcessPoolExecutor(workers) as pool:
         rows = list(pool.map(_make_stamped, jobs, chunksize=4))
     truth = {"key": key, "files": {f: {"group": g, "transform": t} for f, g, t in rows}}
+    truth_file.write_text(json.dumps(truth))
+    return truth
+
+
+CAMERA_PX = 4032  # a phone camera's longer side (12 MP)
+
+
+def _make_camera(job: tuple) -> None:
+    """Re-save one original of the v5 corpus as a phone would: enlarged to `CAMERA_PX`, sensor grain, JPEG 92."""
+    import zlib
+
+    import numpy as np
+    from PIL import Image
+
+    src, out = (Path(p) for p in job)
+    if out.exists():  # an interrupted build resumes
+        return
+    img = Image.open(src).convert("RGB")
+    f = CAMERA_PX / max(img.size)
+    img = img.resize((round(img.width * f), round(img.height * f)), Image.BICUBIC)
+    a = np.asarray(img, np.float32)
+    a = a + np.random.default_rng(zlib.crc32(out.name.encode())).normal(0, 3.0, a.shape)  # sensor grain
+    tmp = out.with_name(f".{out.name}.part.jpg")
+    Image.fromarray(np.clip(a, 0, 255).astype(np.uint8)).save(tmp, quality=92)
+    tmp.rename(out)
+
+
+def build_camera(out: Path, v5: Path, v5_truth: dict, workers: int) -> dict:
+    """The v5 corpus as a clinic meets it (`--camera`): every original a phone photo (`CAMERA_PX` px, grain,
+    JPEG 92; about 2 MB each), the re-posted copies as the web left them (the v5 files). Decoding is then
+    most of what every tool does: imagededup and difPy decode each original whole, this project at a
+    reduced JPEG scale (`curate.imaging.open_upright`)."""
+    truth_file = out / "truth.json"
+    key = ["camera", 1, v5_truth["key"]]
+    if truth_file.exists() and (truth := json.loads(truth_file.read_text())).get("key") == key:
+        return truth
+    out.mkdir(parents=True, exist_ok=True)
+    files = v5_truth["files"]
+    for name, v in files.items():
+        if v["transform"] and not (out / name).exists():
+            shutil.copyfile(v5 / name, out / name)
+    jobs = [(str(v5 / name), str(out / name)) for name, v in files.items() if not v["transform"]]
+    with ProcessPoolExecutor(workers) as pool:
+        list(pool.map(_make_camera, jobs, chunksize=4))
+    truth = {"key": key, "files": files}
     truth_file.write_text(json.dumps(truth))
     return truth
 
@@ -567,16 +614,24 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="the corpus is a stock site's previews instead: different photos under one watermark (a known gap)",
     )
+    p.add_argument(
+        "--camera",
+        action="store_true",
+        help="the v5 corpus with every original a 12 MP phone JPEG (copies as the web left them)",
+    )
     p.add_argument("--tool", default=None, help=argparse.SUPPRESS)  # internal: run one foreign tool, print JSON
     args = p.parse_args(argv)
     # v2: chelsea listed once; v3: no grass tiles (tests/photo_corpus.py, TILED); v4: caption, web page,
     # sticker, small JPEG and perspective copies; v5: a rotation on a larger canvas
-    corpus = args.corpus / (
-        "augmented-v1"
+    v5 = args.corpus / f"v5-real{args.per_photo}-syn{args.synthetic}-c{args.closeups}"
+    corpus = (
+        args.corpus / "augmented-v1"
         if args.augmented
-        else "stamped-v1"
+        else args.corpus / "stamped-v1"
         if args.stamped
-        else f"v5-real{args.per_photo}-syn{args.synthetic}-c{args.closeups}"
+        else args.corpus / f"camera-v1-{v5.name}"
+        if args.camera
+        else v5
     )
     if args.tool:
         res = (
@@ -596,6 +651,13 @@ def main(argv: list[str] | None = None) -> None:
         if args.augmented
         else build_stamped(corpus / "images", args.workers)
         if args.stamped
+        else build_camera(
+            corpus / "images",
+            v5 / "images",
+            build_corpus(v5 / "images", args.synthetic, args.per_photo, args.closeups, args.workers),
+            args.workers,
+        )
+        if args.camera
         else build_corpus(corpus / "images", args.synthetic, args.per_photo, args.closeups, args.workers)
     )
     print(
@@ -637,6 +699,7 @@ def main(argv: list[str] | None = None) -> None:
             args.corpus,
             *(["--augmented"] if args.augmented else []),
             *(["--stamped"] if args.stamped else []),
+            *(["--camera"] if args.camera else []),
         )
         if res is None:
             print(f"{tool}: failed\n{err[-2000:]}")
