@@ -381,7 +381,7 @@ def stamps(pairs: dict[tuple[int, int], Pair]) -> int:
             pairs[(a, b)] = replace(p, kind="review", reason=(STAMPED + said)[:200])
         elif stamped(p.kind, p.reason) and not near[a] & near[b]:
             pairs[(a, b)] = replace(p, kind="hash", reason=said)  # put to review by an earlier run's triangle
-        moved += (pairs[(a, b)].reason or "").startswith(STAMPED)
+        moved += stamped(pairs[(a, b)].kind, pairs[(a, b)].reason)
     return moved
 
 
