@@ -107,6 +107,33 @@ def test_interrupted_export_is_invisible_and_rerun_completes(cat):
     assert clean.rendered == clean.images and clean.checksum == resumed.checksum
 
 
+def test_export_stopped_during_its_leakage_audit_seals_nothing_and_shows_each_stage(cat):
+    """The audit runs on the rendered files before the version is sealed: a kill there leaves no version and
+    no record, and the re-run reuses every rendered file; its stages each have a bar that ends full."""
+    options = ExportOptions(name="mpox", version="3.0.0", spec=SPEC, workers=2)
+
+    def stop(stage, done, total):
+        if stage == "compare" and done:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        export_version(cat.ws, options, on_audit=stop)
+    assert not (cat.ws.exports / "mpox" / "3.0.0").exists()
+    with cat.ws.session() as s:
+        assert "3.0.0" not in [r.version for r in s.exec(select(DatasetVersionRecord)).all()]
+    heard: list[tuple[str, int, int | None]] = []
+    done = export_version(cat.ws, options, on_audit=lambda *stage: heard.append(stage))
+    assert done.status == "written" and done.rendered == 0  # every image was rendered before the stop
+    DatasetVersion.open(done.path).verify()
+    assert list(dict.fromkeys(stage for stage, _, _ in heard)) == ["read images", "features", "compare"]
+    last = {stage: (n, total) for stage, n, total in heard}
+    assert last == {
+        "read images": (done.images, done.images),
+        "features": (done.images, done.images),
+        "compare": (2 * done.images, 2 * done.images),  # each image asks as it is and mirrored
+    }
+
+
 KILL_SCRIPT = """
 import sys
 from curate.export import ExportOptions, ImageSpec, export_version

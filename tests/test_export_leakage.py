@@ -128,6 +128,21 @@ def test_audit_lists_each_leak_kind_and_nothing_else(leaky):
     assert audit.compared == (len(LAYOUT) - len(folds)) * len(folds) + cross_fold
 
 
+def test_audit_on_demand_reports_each_stage_to_the_end(leaky):
+    heard: list[tuple[str, int, int | None]] = []
+    _, audit = audit_version("mpox@1.0.0", leaky.root, on_progress=lambda *stage: heard.append(stage))
+    assert list(dict.fromkeys(stage for stage, _, _ in heard)) == ["read images", "features", "compare"]
+    n = audit.images
+    assert {stage: (done, total) for stage, done, total in heard} == {
+        "read images": (n, n),
+        "features": (n, n),
+        "compare": (2 * n, 2 * n),
+    }
+    for stage in ("read images", "features", "compare"):
+        done = [d for st, d, _ in heard if st == stage]
+        assert done == sorted(done), f"{stage} went backwards"
+
+
 def test_clean_version_has_no_suspects(leaky):
     _, audit = audit_version("mpox@1.0.1", leaky.root)
     assert audit.status == "clean" and audit.pairs == [] and audit.suspects == 0

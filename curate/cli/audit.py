@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from curate.cli.options import DbOpt, JsonOpt, WorkspaceOpt, open_workspace
-from curate.output import console, print_json, progress_bar, table
+from curate.output import console, print_json, stage_bars, table
 
 app = typer.Typer(help="Audit exported dataset versions.", no_args_is_help=True, rich_markup_mode=None)
 
@@ -42,8 +42,8 @@ def leakage(
     from curate.export.leakage_report import write_report
 
     ws = open_workspace(workspace, db)
-    with progress_bar("reading images", json_out) as on_image:
-        ds, audit = audit_version(ref, ws.root, threshold or THRESHOLD, on_image)
+    with stage_bars(json_out) as on_progress:
+        ds, audit = audit_version(ref, ws.root, threshold or THRESHOLD, on_progress)
         page = write_report(ws, ds.path, ds.ref, audit)
     if json_out:
         print_json({"version": ds.ref, **audit.as_dict(), "report": str(page)})

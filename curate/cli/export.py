@@ -9,7 +9,7 @@ from rich.markup import escape
 
 from curate.cli.choices import ExportTask, ResizePolicy
 from curate.cli.options import DbOpt, JsonOpt, WorkersOpt, WorkspaceOpt, open_workspace
-from curate.output import console, print_json, progress_bar, table
+from curate.output import console, print_json, stage_bars, table
 
 DEVIATION_WARN_PP = 2.0
 
@@ -112,8 +112,15 @@ def export(
         "reshuffle": reshuffle,
         "archive": archive,
     }
-    with audited(ws, "export", args) as run, progress_bar("exporting", json_out) as on_image:
-        result = export_version(ws, options, run_id=run.id, on_image=on_image)
+    with audited(ws, "export", args) as run, stage_bars(json_out) as bars:
+        # the images rendered, then the leakage audit of the rendered version (`curate audit leakage`)
+        result = export_version(
+            ws,
+            options,
+            run_id=run.id,
+            on_image=lambda done, total: bars("exporting", done, total),
+            on_audit=lambda stage, done, total: bars(f"leakage audit: {stage}", done, total),
+        )
         run.summary = result.as_dict()
     if json_out:
         print_json(result.as_dict())

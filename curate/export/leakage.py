@@ -187,9 +187,11 @@ def audit_files(
     entries: Sequence[Entry],
     ref: str,
     threshold: int = THRESHOLD,
-    on_image: Callable[[int, int], None] | None = None,
+    on_progress: Callable[[str, int, int | None], None] | None = None,
 ) -> LeakageAudit:
-    """Audit the images `entries` (paths relative to `root`)."""
+    """Audit the images `entries` (paths relative to `root`). `on_progress(stage, done, total)` hears the
+    three stages: "read images", "features" (images) and "compare" (each image's two queries, as it is and
+    mirrored)."""
     started = time.perf_counter()
     entries = sorted(entries, key=lambda e: e.file)
     grays, frames = [], []
@@ -197,11 +199,13 @@ def audit_files(
         gray, frame = gray_and_frame(root / e.file, e.file, ref)
         grays.append(gray)
         frames.append(frame)
-        if on_image:
-            on_image(n, len(entries))
+        if on_progress:
+            on_progress("read images", n, len(entries))
     parts = np.array([-1 if e.fold is None or e.split != "train" else e.fold for e in entries], np.int64)
-    feats = leakage_match.features(grays)
-    matches = leakage_match.match(feats, parts, threshold)
+    feats = leakage_match.features(grays, on_progress and (lambda done, total: on_progress("features", done, total)))
+    matches = leakage_match.match(
+        feats, parts, threshold, on_progress and (lambda done, total: on_progress("compare", done, total))
+    )
     shared = leakage_match.stamped(matches, grays, feats, frames, threshold)
 
     def pair(m: leakage_match.Match) -> LeakPair:
@@ -239,11 +243,11 @@ def audit_version(
     ref: str,
     workspace: Path | None = None,
     threshold: int = THRESHOLD,
-    on_image: Callable[[int, int], None] | None = None,
+    on_progress: Callable[[str, int, int | None], None] | None = None,
 ) -> tuple[DatasetVersion, LeakageAudit]:
     """Open NAME@VERSION (or a folder) and audit it; DatasetError for a missing version or an unreadable image."""
     ds = DatasetVersion.open(ref, workspace)
     for row in ds.rows:
         if not (ds.path / row["file"]).is_file():
             raise DatasetError(f"{ds.ref}: image {row['file']} is missing")
-    return ds, audit_files(ds.path, entries_of(ds.rows), ds.ref, threshold, on_image)
+    return ds, audit_files(ds.path, entries_of(ds.rows), ds.ref, threshold, on_progress)

@@ -16,6 +16,7 @@ photos one.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,8 +63,8 @@ def _orb():
     return cv2.ORB_create(nfeatures=N_FEATURES, fastThreshold=7, edgeThreshold=15, patchSize=15)
 
 
-def features(gray_images) -> list[Features]:
-    """ORB on each grayscale content box (uint8, H×W) and on its mirror image."""
+def features(gray_images: Sequence[np.ndarray], tick: Callable[[int, int], None] | None = None) -> list[Features]:
+    """ORB on each grayscale content box (uint8, H×W) and on its mirror image; `tick(done, total)` after each."""
     orb = _orb()
     out = []
     for g in gray_images:
@@ -78,6 +79,8 @@ def features(gray_images) -> list[Features]:
                 float(g.shape[0] * g.shape[1]),
             )
         )
+        if tick:
+            tick(len(out), len(gray_images))
     return out
 
 
@@ -130,15 +133,20 @@ def compared(part: int, parts: np.ndarray) -> np.ndarray:
     return (parts >= 0) & ((part < 0) | (parts != part)) | ((part >= 0) & (parts < 0))
 
 
-def match(feats: list[Features], parts: np.ndarray, min_inliers: int) -> list[Match]:
+def match(
+    feats: list[Features], parts: np.ndarray, min_inliers: int, tick: Callable[[int, int], None] | None = None
+) -> list[Match]:
     """Verified pairs (i < j) with at least `min_inliers` inliers, among the pairs `compared` selects.
 
     Each image queries the index with its plain and its mirrored descriptors; a pair keeps its best
-    verification over both directions and both orientations.
+    verification over both directions and both orientations. `tick(done, total)` after each query.
     """
     if not feats:
         return []
     import faiss
+
+    if tick:
+        tick(0, 2 * len(feats))  # the index is built and searched first
 
     threads = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(1)  # deterministic, and no OpenMP spinning on a shared machine
@@ -153,7 +161,9 @@ def match(feats: list[Features], parts: np.ndarray, min_inliers: int) -> list[Ma
         faiss.omp_set_num_threads(threads)
     best: dict[tuple[int, int], Match] = {}
     offset = 0
-    for (q, mirrored), (pts, desc) in zip(queries, sets, strict=True):
+    for done, ((q, mirrored), (pts, desc)) in enumerate(zip(queries, sets, strict=True)):
+        if tick:
+            tick(done, len(queries))
         f = feats[q]
         d_q, nn_q = dist[offset : offset + len(desc)], nn[offset : offset + len(desc)]
         offset += len(desc)
@@ -180,6 +190,8 @@ def match(feats: list[Features], parts: np.ndarray, min_inliers: int) -> list[Ma
             m = Match(key[0], key[1], inl, round(cov, 3), mirrored, shift, q)
             if key not in best or (m.inliers, m.cover) > (best[key].inliers, best[key].cover):
                 best[key] = m
+    if tick:
+        tick(len(queries), len(queries))
     return sorted(best.values(), key=lambda m: (-m.inliers, m.i, m.j))
 
 

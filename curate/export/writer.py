@@ -158,9 +158,14 @@ def _registered(ws, name: str) -> dict[str, DatasetVersionRecord]:
 
 
 def export_version(
-    ws, options: ExportOptions, run_id: int | None = None, on_image: Callable[[int, int], None] | None = None
+    ws,
+    options: ExportOptions,
+    run_id: int | None = None,
+    on_image: Callable[[int, int], None] | None = None,
+    on_audit: Callable[[str, int, int | None], None] | None = None,
 ) -> ExportResult:
-    """Build `exports/<name>/<version>/` from the catalogue (or recognise it as already built)."""
+    """Build `exports/<name>/<version>/` from the catalogue (or recognise it as already built). `on_image(done,
+    total)` hears the images rendered, `on_audit(stage, done, total)` the leakage audit's stages."""
     started = time.perf_counter()
     validate(options)  # before the name is used as a path
     registered = _registered(ws, options.name)
@@ -185,7 +190,7 @@ def export_version(
                 f"{options.name}@{options.version} is registered with different content (its folder is missing); "
                 f"export under a new version number"
             )
-        result = _build(ws, plan, final, on_image)
+        result = _build(ws, plan, final, on_image, on_audit)
         if record is not None and record.checksum != result.checksum:
             raise ExportError(
                 f"rebuilt {options.name}@{options.version} does not match its registered checksum "
@@ -253,7 +258,7 @@ def _leakage(final: Path) -> dict | None:
         return None
 
 
-def _build(ws, plan: ExportPlan, final: Path, on_image) -> ExportResult:
+def _build(ws, plan: ExportPlan, final: Path, on_image, on_audit) -> ExportResult:
     opts = plan.options
     prefix = f"export-{opts.name}-{opts.version}-"
     build = ws.tmp / (prefix + plan.fingerprint[:16])
@@ -310,7 +315,7 @@ def _build(ws, plan: ExportPlan, final: Path, on_image) -> ExportResult:
     meta = plan.meta
     licences = sorted({lic for s in plan.sources for lic in s["licences"]})
     # The audit reads the rendered files before the version is sealed, so the card and audit.json carry it.
-    audit = audit_files(build, entries_of(rows), f"{opts.name}@{opts.version}")
+    audit = audit_files(build, entries_of(rows), f"{opts.name}@{opts.version}", on_progress=on_audit)
     readme = card.render(
         meta,
         rows,
