@@ -139,7 +139,7 @@ def match(
     """Verified pairs (i < j) with at least `min_inliers` inliers, among the pairs `compared` selects.
 
     Each image queries the index with its plain and its mirrored descriptors; a pair keeps its best
-    verification over both directions and both orientations. `tick(done, total)` after each query.
+    verification over both directions and both orientations. `tick(done, total)` as the queries finish.
     """
     if not feats:
         return []
@@ -152,7 +152,9 @@ def match(
     faiss.omp_set_num_threads(1)  # deterministic, and no OpenMP spinning on a shared machine
     try:
         index, owner, point = _index(feats)
-        if index.ntotal == 0:
+        if index.ntotal == 0:  # no image has a keypoint: nothing to compare
+            if tick:
+                tick(2 * len(feats), 2 * len(feats))
             return []
         queries = [(q, mirrored) for q in range(len(feats)) for mirrored in (False, True)]
         sets = [(feats[q].mpoints, feats[q].mdesc) if m else (feats[q].points, feats[q].desc) for q, m in queries]
