@@ -168,6 +168,6 @@ def stage_bars(
 def progress_bar(label: str, quiet: bool = False) -> Iterator[Callable[[int, int], None]]:
     """One progress bar; yields the `on_progress(done, total)` callback the library's long-running
     functions take."""
-    with progress_bars(quiet) as progress:
-        task = progress.add_task(label, total=None)
-        yield lambda done, total: progress.update(task, completed=done, total=total)
+    with stage_bars(quiet) as bars:
+        bars(label, 0, None)  # on screen from the start
+        yield lambda done, total: bars(label, done, total)

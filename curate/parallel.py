@@ -20,6 +20,14 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+def stage_of(
+    on_progress: Callable[[str, int, int | None], None] | None, stage: str
+) -> Callable[[int, int], None] | None:
+    """A `(done, total)` callback reporting to `on_progress(stage, done, total)` (None stays None): one stage
+    of work done in stages, for a loop that counts only its own items (`run_parallel`'s `on_progress`)."""
+    return None if on_progress is None else lambda done, total: on_progress(stage, done, total)
+
+
 def run_parallel(
     fn: Callable[[T], R],
     items: Sequence[T],

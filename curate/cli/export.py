@@ -80,6 +80,7 @@ def export(
     """
     from curate.audit import audited
     from curate.export import ExportOptions, ImageSpec, export_version
+    from curate.parallel import stage_of
 
     ws = open_workspace(workspace, db)
     spec = ImageSpec(size=(size, size), policy=resize_policy.value, roi_margin=roi_margin)
@@ -118,7 +119,7 @@ def export(
             ws,
             options,
             run_id=run.id,
-            on_image=lambda done, total: bars("exporting", done, total),
+            on_image=stage_of(bars, "exporting"),
             on_audit=lambda stage, done, total: bars(f"leakage audit: {stage}", done, total),
         )
         run.summary = result.as_dict()

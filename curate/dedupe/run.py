@@ -40,7 +40,7 @@ from curate.dedupe.pairs import find_pairs
 from curate.dedupe.search import backend_named
 from curate.errors import ConfigError
 from curate.label.diagnoses import FINAL
-from curate.parallel import run_parallel
+from curate.parallel import run_parallel, stage_of
 from db.models import (
     DedupeCode,
     DedupeMember,
@@ -342,7 +342,7 @@ def run_dedupe(
     options.validate()
     report = DedupeReport(run_id=run_id)
     t0 = time.perf_counter()
-    hash_missing(ws, options, report, on_progress and (lambda done, total: on_progress("hash", done, total)))
+    hash_missing(ws, options, report, stage_of(on_progress, "hash"))
     t1 = time.perf_counter()
     pairs = find_pairs(ws, options, ALGO, report, on_progress)
     t2 = time.perf_counter()

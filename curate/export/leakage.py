@@ -26,6 +26,7 @@ from PIL import Image, UnidentifiedImageError
 from curate.dataset import DatasetVersion
 from curate.errors import DatasetError
 from curate.export import leakage_match
+from curate.parallel import stage_of
 
 THRESHOLD = 20  # RANSAC inliers; calibrated in bench/leakage.py, see bench/README.md
 METHOD = "ORB local features on the content box (mirror included), faiss binary index, RANSAC affine verification"
@@ -202,10 +203,8 @@ def audit_files(
         if on_progress:
             on_progress("read images", n, len(entries))
     parts = np.array([-1 if e.fold is None or e.split != "train" else e.fold for e in entries], np.int64)
-    feats = leakage_match.features(grays, on_progress and (lambda done, total: on_progress("features", done, total)))
-    matches = leakage_match.match(
-        feats, parts, threshold, on_progress and (lambda done, total: on_progress("compare", done, total))
-    )
+    feats = leakage_match.features(grays, stage_of(on_progress, "features"))
+    matches = leakage_match.match(feats, parts, threshold, stage_of(on_progress, "compare"))
     shared = leakage_match.stamped(matches, grays, feats, frames, threshold)
 
     def pair(m: leakage_match.Match) -> LeakPair:
