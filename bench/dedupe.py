@@ -101,13 +101,9 @@ def build_corpus(out: Path, synthetic: int, per_photo: int, closeups: int, worke
     from tests.dedupe_corpus import TRANSFORMS
     from tests.photo_corpus import LEAKS, originals
 
-    truth_file = out / "truth.json"
     key = [synthetic, per_photo, closeups]
-    if truth_file.exists():
-        truth = json.loads(truth_file.read_text())
-        if truth.get("key") == key:
-            return truth
-    out.mkdir(parents=True, exist_ok=True)
+    if (truth := _built(out, key)) is not None:
+        return truth
     names = list(LEAKS) + ["same_frame"] + list(TRANSFORMS)
     n_real = len(originals())
     jobs = [(str(out), f"pr{k:04d}.jpg", k, "real", "", False) for k in range(n_real)]
@@ -124,8 +120,22 @@ def build_corpus(out: Path, synthetic: int, per_photo: int, closeups: int, worke
         jobs.append((str(out), f"v{k:05d}_{t}{ext}", k, "variant", t, k % 3 == 0 and t != "resize"))
     with ProcessPoolExecutor(workers) as pool:
         rows = list(pool.map(_make, jobs, chunksize=4))
-    truth = {"key": key, "files": {n: {"group": g, "transform": t} for n, g, t in rows}}
-    truth_file.write_text(json.dumps(truth))
+    return _keep(out, key, {n: {"group": g, "transform": t} for n, g, t in rows})
+
+
+def _built(out: Path, key: list) -> dict | None:
+    """The truth of the corpus in `out` when it was built for `key` (reused); else None, `out` made ready."""
+    truth_file = out / "truth.json"
+    if truth_file.exists() and (truth := json.loads(truth_file.read_text())).get("key") == key:
+        return truth
+    out.mkdir(parents=True, exist_ok=True)
+    return None
+
+
+def _keep(out: Path, key: list, files: dict) -> dict:
+    """Write and return the truth of a corpus just built: file name -> {group, transform}."""
+    truth = {"key": key, "files": files}
+    (out / "truth.json").write_text(json.dumps(truth))
     return truth
 
 
@@ -152,11 +162,9 @@ def build_augmented(out: Path, workers: int) -> dict:
     and 20 synthetic skin photos, each with one copy per `tests.photo_corpus.AUGMENTS` kind."""
     from tests.photo_corpus import AUGMENTS, originals
 
-    truth_file = out / "truth.json"
     key = ["augmented", 1]
-    if truth_file.exists() and (truth := json.loads(truth_file.read_text())).get("key") == key:
+    if (truth := _built(out, key)) is not None:
         return truth
-    out.mkdir(parents=True, exist_ok=True)
     n = len(originals())
     sources = [("r", k) for k in [*range(15), *range(15, n, 6)]] + [("c", k) for k in range(25)]
     sources += [("g", k) for k in range(20)]
@@ -164,9 +172,46 @@ def build_augmented(out: Path, workers: int) -> dict:
     jobs += [(str(out), f"a{src}{k:04d}_{kind}.jpg", src, k, kind) for src, k in sources for kind in AUGMENTS]
     with ProcessPoolExecutor(workers) as pool:
         rows = list(pool.map(_make_augmented, jobs, chunksize=4))
-    truth = {"key": key, "files": {f: {"group": g, "transform": t} for f, g, t in rows}}
-    truth_file.write_text(json.dumps(truth))
-    return truth
+    return _keep(out, key, {f: {"group": g, "transform": t} for f, g, t in rows})
+
+
+def _make_edits(job: tuple) -> tuple[str, str, str]:
+    """Write one file of the edits corpus (JPEG at 90)."""
+    import numpy as np
+
+    from tests.photo_corpus import EDITS, closeup, originals
+
+    out, name, source, k, kind = job
+    if not (Path(out) / name).exists():  # an interrupted build resumes
+        img = originals()[k] if source == "r" else closeup(k)
+        if kind:
+            img = EDITS[kind](img, np.random.default_rng([k, list(EDITS).index(kind), 3]))
+        tmp = Path(out) / f".{name}.part.jpg"
+        img.convert("RGB").save(tmp, "JPEG", quality=90)
+        tmp.rename(Path(out) / name)
+    return name, f"{source}{k}", kind
+
+
+def build_edits(out: Path, workers: int) -> dict:
+    """Edits none of the other corpora plants (`--edits`; `tests.photo_corpus.EDITS`): every real photo
+    and tile with a copy by a third of the kinds (round-robin), and 40 close-ups on plain skin."""
+    from tests.photo_corpus import EDITS, originals
+
+    key = ["edits", 1]
+    if (truth := _built(out, key)) is not None:
+        return truth
+    n = len(originals())
+    jobs = [(str(out), f"pr{k:04d}.jpg", "r", k, "") for k in range(n)]
+    jobs += [
+        (str(out), f"e{k:04d}_{kind}.jpg", "r", k, kind)
+        for k in range(n)
+        for j, kind in enumerate(EDITS)
+        if (k + j) % 3 == 0
+    ]
+    jobs += [(str(out), f"c{k:04d}.jpg", "c", k, "") for k in range(40)]
+    with ProcessPoolExecutor(workers) as pool:
+        rows = list(pool.map(_make_edits, jobs, chunksize=4))
+    return _keep(out, key, {f: {"group": g, "transform": t} for f, g, t in rows})
 
 
 def _make_stamped(job: tuple) -> tuple[str, str, str]:
@@ -196,26 +241,22 @@ def build_stamped(out: Path, workers: int) -> dict:
 
     from tests.photo_corpus import originals
 
-    truth_file = out / "truth.json"
     key = ["stamped", 1]
-    if truth_file.exists() and (truth := json.loads(truth_file.read_text())).get("key") == key:
+    if (truth := _built(out, key)) is not None:
         return truth
-    out.mkdir(parents=True, exist_ok=True)
     picks = [int(k) for k in np.random.default_rng(5).choice(len(originals()), 60, replace=False)]
     jobs = [(str(out), f"ps{j:03d}.jpg", k, j, False) for j, k in enumerate(picks)]
     jobs += [(str(out), f"ps{j:03d}_clean.jpg", k, j, True) for j, k in enumerate(picks) if j % 4 == 0]
     with ProcessPoolExecutor(workers) as pool:
         rows = list(pool.map(_make_stamped, jobs, chunksize=4))
-    truth = {"key": key, "files": {f: {"group": g, "transform": t} for f, g, t in rows}}
-    truth_file.write_text(json.dumps(truth))
-    return truth
+    return _keep(out, key, {f: {"group": g, "transform": t} for f, g, t in rows})
 
 
 CAMERA_PX = 4032  # a phone camera's longer side (12 MP)
 
 
 def _make_camera(job: tuple) -> None:
-    """Re-save one original of the v5 corpus as a phone would: enlarged to `CAMERA_PX`, sensor grain, JPEG 92."""
+    """Re-save one original of the main corpus as a phone would: enlarged to `CAMERA_PX`, sensor grain, JPEG 92."""
     import zlib
 
     import numpy as np
@@ -234,26 +275,22 @@ def _make_camera(job: tuple) -> None:
     tmp.rename(out)
 
 
-def build_camera(out: Path, v5: Path, v5_truth: dict, workers: int) -> dict:
-    """The v5 corpus as a clinic meets it (`--camera`): every original a phone photo (`CAMERA_PX` px, grain,
-    JPEG 92; about 2 MB each), the re-posted copies as the web left them (the v5 files). Decoding is then
+def build_camera(out: Path, web: Path, web_truth: dict, workers: int) -> dict:
+    """The main corpus as a clinic meets it (`--camera`): every original a phone photo (`CAMERA_PX` px, grain,
+    JPEG 92; about 2 MB each), the re-posted copies as the web left them (its files). Decoding is then
     most of what every tool does: imagededup and difPy decode each original whole, this project at a
     reduced JPEG scale (`curate.imaging.open_upright`)."""
-    truth_file = out / "truth.json"
-    key = ["camera", 1, v5_truth["key"]]
-    if truth_file.exists() and (truth := json.loads(truth_file.read_text())).get("key") == key:
+    key = ["camera", 1, web_truth["key"]]
+    if (truth := _built(out, key)) is not None:
         return truth
-    out.mkdir(parents=True, exist_ok=True)
-    files = v5_truth["files"]
+    files = web_truth["files"]
     for name, v in files.items():
         if v["transform"] and not (out / name).exists():
-            shutil.copyfile(v5 / name, out / name)
-    jobs = [(str(v5 / name), str(out / name)) for name, v in files.items() if not v["transform"]]
+            shutil.copyfile(web / name, out / name)
+    jobs = [(str(web / name), str(out / name)) for name, v in files.items() if not v["transform"]]
     with ProcessPoolExecutor(workers) as pool:
         list(pool.map(_make_camera, jobs, chunksize=4))
-    truth = {"key": key, "files": files}
-    truth_file.write_text(json.dumps(truth))
-    return truth
+    return _keep(out, key, files)
 
 
 # --- tools -------------------------------------------------------------------------------
@@ -615,23 +652,30 @@ def main(argv: list[str] | None = None) -> None:
         help="the corpus is a stock site's previews instead: different photos under one watermark (a known gap)",
     )
     p.add_argument(
+        "--edits",
+        action="store_true",
+        help="the corpus is edits no other corpus plants instead (tone curves, noise, squeezes, small turns ...)",
+    )
+    p.add_argument(
         "--camera",
         action="store_true",
-        help="the v5 corpus with every original a 12 MP phone JPEG (copies as the web left them)",
+        help="the main corpus with every original a 12 MP phone JPEG (copies as the web left them)",
     )
     p.add_argument("--tool", default=None, help=argparse.SUPPRESS)  # internal: run one foreign tool, print JSON
     args = p.parse_args(argv)
     # v2: chelsea listed once; v3: no grass tiles (tests/photo_corpus.py, TILED); v4: caption, web page,
-    # sticker, small JPEG and perspective copies; v5: a rotation on a larger canvas
-    v5 = args.corpus / f"v5-real{args.per_photo}-syn{args.synthetic}-c{args.closeups}"
+    # sticker, small JPEG and perspective copies; v5: a rotation on a larger canvas; v6: a phone app's screenshot
+    web = args.corpus / f"v6-real{args.per_photo}-syn{args.synthetic}-c{args.closeups}"
     corpus = (
         args.corpus / "augmented-v1"
         if args.augmented
         else args.corpus / "stamped-v1"
         if args.stamped
-        else args.corpus / f"camera-v1-{v5.name}"
+        else args.corpus / "edits-v1"
+        if args.edits
+        else args.corpus / f"camera-v1-{web.name}"
         if args.camera
-        else v5
+        else web
     )
     if args.tool:
         res = (
@@ -651,10 +695,12 @@ def main(argv: list[str] | None = None) -> None:
         if args.augmented
         else build_stamped(corpus / "images", args.workers)
         if args.stamped
+        else build_edits(corpus / "images", args.workers)
+        if args.edits
         else build_camera(
             corpus / "images",
-            v5 / "images",
-            build_corpus(v5 / "images", args.synthetic, args.per_photo, args.closeups, args.workers),
+            web / "images",
+            build_corpus(web / "images", args.synthetic, args.per_photo, args.closeups, args.workers),
             args.workers,
         )
         if args.camera
@@ -699,6 +745,7 @@ def main(argv: list[str] | None = None) -> None:
             args.corpus,
             *(["--augmented"] if args.augmented else []),
             *(["--stamped"] if args.stamped else []),
+            *(["--edits"] if args.edits else []),
             *(["--camera"] if args.camera else []),
         )
         if res is None:

@@ -6,8 +6,10 @@ large ones, so every picture carries real camera texture. `LEAKS` are the
 re-posting edits seen on real lesion photos (issue 9): frames and padding of
 several colours and widths, watermark + crop, mirror + crop, frame + rescale, and
 those a second look found: a caption strip, a screenshot of one web page (the same
-page around different photos), a sticker, a thumbnail-sized JPEG, a perspective warp.
-`AUGMENTS` are what a script growing a dataset does (turns, shear, hue, zoom, jitter + flip).
+page around different photos) or of one phone app, a sticker, a thumbnail-sized JPEG,
+a perspective warp.
+`AUGMENTS` are what a script growing a dataset does (turns, shear, hue, zoom, jitter + flip);
+`EDITS` are edits none of the corpora was tuned on (tone curves, noise, squeezes, small turns ...).
 The hard negatives are `closeup(seed)` (one lesion-like blob on plain skin,
 a different blob per seed) and `same_frame` (different photos in one frame).
 """
@@ -170,6 +172,27 @@ def web_page(img: Image.Image, rng: np.random.Generator | None = None) -> Image.
     return out
 
 
+PHONE = (360, 780)  # the phone screen every `app_screenshot` copy was taken on
+
+
+def app_screenshot(img: Image.Image, rng: np.random.Generator | None = None) -> Image.Image:
+    """The photo as a phone screenshot of one dark app: a status bar and a title line above, a line of
+    actions below, the photo (shrunk to the screen's width, never enlarged) in the middle of a near-black
+    screen. A tall picture: sampled every other pixel for its content box, its rows were too short to
+    read as lettering, and the screen was taken for the photo (and different photos for each other)."""
+    w, h = PHONE
+    out = Image.new("RGB", PHONE, (18, 18, 18))
+    d = ImageDraw.Draw(out)
+    d.text((12, 8), "9:41          LTE  87%", fill=(240, 240, 240), font=_font(14))
+    d.text((12, 50), "< Back      Photo 3 of 12", fill=(240, 240, 240), font=_font(16))
+    d.text((12, h - 50), "Like   Comment   Share   Save", fill=(200, 200, 200), font=_font(16))
+    room = (w, h - 220)
+    photo = img.convert("RGB")
+    photo.thumbnail(room)
+    out.paste(photo, ((w - photo.width) // 2, 110 + (room[1] - photo.height) // 2))
+    return out
+
+
 def sticker(img: Image.Image, rng: np.random.Generator) -> Image.Image:
     """A solid emoji-like disc over a sixth of each side (a privacy sticker)."""
     out = img.convert("RGB")
@@ -236,6 +259,7 @@ LEAKS: dict[str, Callable[[Image.Image, np.random.Generator], Image.Image]] = {
     # the edits a second look at real re-posts found (the `curate.dedupe.content` lettering rule, `pairs._small`)
     "caption": caption,
     "web_page": web_page,
+    "app_screenshot": app_screenshot,
     "sticker": sticker,
     "small_jpeg": small_jpeg,
     "perspective": perspective,
@@ -375,3 +399,75 @@ def stamp(img: Image.Image, style: str, size: tuple[int, int] = (400, 300)) -> I
             d.text((w * 0.03, h * 0.84), line, fill=(255, 255, 255, 230), font=_font(h // 16))
     base.alpha_composite(layer)
     return base.convert("RGB")
+
+
+# --- edits the main corpus does not plant (`bench/dedupe.py --edits`) -----------------------
+
+
+def _tone_curve(img: Image.Image, gamma: float, gain: float = 1.0) -> Image.Image:
+    a = np.asarray(img.convert("RGB"), np.float32) / 255
+    return Image.fromarray(np.clip(255 * gain * a**gamma, 0, 255).astype(np.uint8))
+
+
+def _noisy(img: Image.Image, rng: np.random.Generator, sigma: float, grey: bool) -> Image.Image:
+    a = np.asarray(img.convert("L" if grey else "RGB"), np.float32)
+    a = np.clip(a + rng.normal(0, sigma, a.shape), 0, 255).astype(np.uint8)
+    return Image.fromarray(a).convert("RGB")
+
+
+def _stretch_crop(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """Squeezed along one side to 72-85 % (a re-post forced into another aspect ratio), then cropped."""
+    w, h = img.size
+    f = rng.uniform(0.72, 0.85)
+    size = (round(w * f), h) if rng.integers(2) else (w, round(h * f))
+    return crop(img.resize(size, Image.BICUBIC), rng, 0.08)
+
+
+def _blur_small(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+    out = img.convert("RGB").filter(ImageFilter.GaussianBlur(2.0))
+    out.thumbnail((200, 200))
+    return reencode(out, 60)
+
+
+def _turn_crop_frame(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+    return frame(crop(img.transpose(Image.ROTATE_90), rng, 0.12), "black", 0.06)
+
+
+def _crop_heavy(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """72-80 % of each side kept."""
+    w, h = img.size
+    f = rng.uniform(0.72, 0.8)
+    x0, y0 = round(w * (1 - f) * rng.uniform()), round(h * (1 - f) * rng.uniform())
+    return img.crop((x0, y0, x0 + round(w * f), y0 + round(h * f)))
+
+
+def _stickers(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+    out = img.convert("RGB")
+    w, h = out.size
+    d = ImageDraw.Draw(out)
+    for _ in range(3):
+        x, y = rng.uniform(0.1, 0.8) * w, rng.uniform(0.1, 0.8) * h
+        d.ellipse((x, y, x + w / 8, y + h / 8), fill=(250, 200, 0))
+    return out
+
+
+def _turn_crop(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """Turned 5-9 degrees in place and cropped to 76 % of each side (no corners left)."""
+    w, h = img.size
+    out = img.convert("RGB").rotate(rng.uniform(5, 9) * _pick(rng, [-1, 1]), Image.BICUBIC)
+    return out.crop((round(w * 0.12), round(h * 0.12), round(w * 0.88), round(h * 0.88)))
+
+
+EDITS: dict[str, Callable[[Image.Image, np.random.Generator], Image.Image]] = {
+    "dark": lambda im, r: _tone_curve(im, 2.2, 0.8),
+    "bright": lambda im, r: _tone_curve(im, 0.5),
+    "low_contrast": lambda im, r: ImageEnhance.Contrast(im.convert("RGB")).enhance(float(r.uniform(0.4, 0.6))),
+    "grey_noise": lambda im, r: reencode(_noisy(im, r, 12, grey=True), 70),
+    "colour_noise": lambda im, r: _noisy(im, r, 15, grey=False),
+    "blur_small": _blur_small,
+    "stretch_crop": _stretch_crop,
+    "crop_heavy": _crop_heavy,
+    "turn_crop": _turn_crop,
+    "turn_crop_frame": _turn_crop_frame,
+    "stickers": _stickers,
+}

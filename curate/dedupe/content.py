@@ -234,7 +234,9 @@ def content_box(rgb: np.ndarray) -> ContentBox:
         return ContentBox(**whole, note="single colour: nothing to compare", flat=True)
     if min(h, w) < MIN_SIDE:
         return ContentBox(**whole, note=f"{w}x{h} px is too small to search for a frame; whole picture used")
-    step = max(1, max(h, w) // SEARCH_SIDE)  # searched on every step-th pixel: frames are wide, time is short
+    # searched on every step-th pixel: frames are wide, time is short; but rows keep TEXT_WIDTH px, or a
+    # phone screenshot's lettering (a tall picture's rows are short once subsampled) could not be cut
+    step = max(1, min(max(h, w) // SEARCH_SIDE, w // TEXT_WIDTH))
     a = a[::step, ::step]
     if a.dtype != np.uint8:
         a = a.astype(np.int16)  # grey levels of odd input as whole numbers (uint8 already is)

@@ -55,8 +55,9 @@ from db.models.label import Consensus, LabelTask
 
 log = logging.getLogger("curate.dedupe")
 
-# v2: codes of the content box (frames cut); v3: captions cut too; v4: a rotation's fill in-painted
-ALGO = f"region-phash-v4/{THUMB}/{len(WINDOWS)}"
+# v2: codes of the content box (frames cut); v3: captions cut too; v4: a rotation's fill in-painted;
+# v5: a tall picture's box searched finer (a phone screenshot's lettering)
+ALGO = f"region-phash-v5/{THUMB}/{len(WINDOWS)}"
 CODE_BYTES, THUMB_BYTES = 8 * len(WINDOWS), THUMB * THUMB
 
 
