@@ -55,7 +55,7 @@ MIN_SIDE = 24  # pictures smaller than this are used whole (too small to search 
 MIN_CONTENT = 0.08  # a box narrower than this share of a side means the frame covers everything
 FLAT_STD = 2.5  # a whole picture with less spread than this is a single colour
 LEVELS = 3
-SEARCH_SIDE = 160  # the box is searched on a picture subsampled to about this side
+SEARCH_SIDE = 160  # the box is searched on a picture subsampled to about this side (rows kept at TEXT_WIDTH px)
 SKIP = 2  # seam lines allowed between two bands
 
 
