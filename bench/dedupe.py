@@ -3,7 +3,7 @@
 Corpus (issue 9): real photos from scikit-image (tests/photo_corpus.py) with re-posted
 copies (frames and padding of several colours and widths, watermark + crop, mirror +
 crop, frame + rescale, photos in one shared frame, a caption strip, a screenshot of one
-web page, a sticker, a thumbnail-sized JPEG, a perspective warp, a rotation on a larger canvas, and
+web page or of one phone app, a sticker, a thumbnail-sized JPEG, a perspective warp, a rotation on a larger canvas, and
 the older edits), synthetic skin
 photos (tests/dedupe_corpus.py; a third camera-sized) with copies and same-palette
 siblings, and different close-ups on plain skin. Prints, side by side: time, pair
@@ -14,6 +14,7 @@ speed-up over imagededup, and the candidate search alone on 100,000 images.
     .venv/bin/python bench/dedupe.py --augmented   # a dataset grown by augmentation instead
     .venv/bin/python bench/dedupe.py --stamped     # a stock site's previews: one watermark, many photos
     .venv/bin/python bench/dedupe.py --camera      # the originals as 12 MP phone photos (decoding counts)
+    .venv/bin/python bench/dedupe.py --edits       # edits no corpus was tuned on (tone curves, noise, turns)
 
 imagededup and difPy (pip install imagededup difPy; benchmark only, not project
 dependencies) run in a subprocess each (`--other-python`, default this python).
