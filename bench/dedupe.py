@@ -328,7 +328,7 @@ def run_ours(corpus: Path, workdir: Path, workers: int, why_missed: bool = False
         "extra": f"ingest {ingest_s:.1f}s; dedupe: hash {rep.seconds['hash']:.1f}s, search "
         f"{rep.seconds['search']:.1f}s, verify {rep.seconds['verify']:.1f}s (CPU {rep.seconds['verify_cpu']:.1f}s; "
         f"{rep.sift_pairs} pairs needed SIFT, {rep.full_sift_pairs} of them at full size; {rep.local_candidates} "
-        f"proposed by local features alone); {rep.to_review} pairs "
+        f"proposed by local features alone, {rep.whole_candidates} by whole pictures alone); {rep.to_review} pairs "
         "to review",
     }
 
@@ -338,7 +338,7 @@ def diagnose(ws, names_of: dict) -> dict:
     pass it on, and what did verification say? Re-runs the search and the verification outside
     the timed run (`main` prints it for missed copies)."""
     from curate.dedupe.hashing import RegionPHash
-    from curate.dedupe.pairs import Verifier, load_codes, propose_local, with_local
+    from curate.dedupe.pairs import Verifier, load_codes, propose_local, propose_whole, with_local
     from curate.dedupe.run import ALGO, DedupeOptions, DedupeReport
 
     opts = DedupeOptions(min_side=1)
@@ -349,9 +349,12 @@ def diagnose(ws, names_of: dict) -> dict:
     jobs = [(int(ids[m.a]), int(ids[m.b]), m.similarity, m.dihedral) for m in matches]
     hashed = len(jobs)
     jobs = with_local(jobs, propose_local(verifier, ids, None, ALGO, DedupeReport()), verifier)
+    local = len(jobs)
+    have = {(a, b) for a, b, _, _ in jobs}
+    jobs = with_local(jobs, [p for p in propose_whole(verifier, ids, None, ALGO) if p not in have], verifier)
     out = {}
     for k, (a, b, corr, dihedral) in enumerate(jobs):
-        how = "by the hashes" if k < hashed else "by local features"
+        how = "by the hashes" if k < hashed else "by local features" if k < local else "by whole pictures"
         v = verifier.check(a, b, corr, dihedral)
         for x in names_of[a]:
             for y in names_of[b]:
@@ -510,7 +513,7 @@ def missed(truth: dict, pairs: list, diag: dict) -> list[tuple[str, str]]:
                     diag.get(
                         f"{f}|{o}",
                         "never proposed (neither among the other's nearest, or DCT correlation under the floor, "
-                        "nor by local features)",
+                        "nor by local features or whole pictures)",
                     ),
                 )
             )
@@ -571,7 +574,18 @@ def scale(n: int, neighbours: int = 5, seed: int = 0) -> dict:
     before, peak = usage.ru_maxrss, after.ru_maxrss
     found = set(zip(a.tolist(), b.tolist(), strict=False))
     planted = {(min(int(o), int(c)), max(int(o), int(c))) for o, c in zip(originals, copies, strict=False)}
+    # the third proposal (`curate.dedupe.whole`), at its worst: every picture of one shape, a third with a cut box
+    from curate.dedupe.whole import whole_pairs
+
+    every = {i: thumbs[i] for i in range(n)}
+    cut = {i: thumbs[i] for i in range(0, n, 3)}
+    t = time.perf_counter()
+    wp = whole_pairs(list(every), every, cut, dict.fromkeys(every, 1.0), dict.fromkeys(cut, (0.05, 0.0, 1.0, 1.0)))
+    whole_seconds = time.perf_counter() - t
+    peak = max(peak, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
     return {
+        "whole_seconds": whole_seconds,
+        "whole_candidates": len(wp),
         "images": n,
         "neighbours": neighbours,
         "seconds": seconds,
@@ -589,7 +603,8 @@ def scale_line(sc: dict) -> str:
     return (
         f"candidate search, {sc['images']} images, {sc['neighbours']} neighbours: {sc['seconds']:.1f} s "
         f"({sc['cpu_seconds']:.1f} s CPU), peak {sc['peak_mb']:.0f} MB, {sc['candidates']} candidates, "
-        f"planted pairs found {sc['planted_recall']:.3f} of {sc['planted']}"
+        f"planted pairs found {sc['planted_recall']:.3f} of {sc['planted']}; whole-picture search (a third of "
+        f"the boxes cut, one shape): {sc['whole_seconds']:.1f} s, {sc['whole_candidates']} candidates"
     )
 
 

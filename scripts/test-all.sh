@@ -6,6 +6,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PY=${PYTHON:-python3}
+# The environments take about 8 GB (torch's CUDA build alone 5.5) and a run of the suite 1-2 GB more: say so
+# up front, in one line, rather than failing half-way through an install with pip's "No space left on device".
+free_kb=$(df -Pk . | awk 'NR == 2 {print $4}')
+if [ -n "$free_kb" ] && [ "$free_kb" -lt $((10 * 1024 * 1024)) ]; then
+  echo "test-all: only $((free_kb / 1024)) MB free on $(df -P . | awk 'NR == 2 {print $6}'); installing and testing need about 10 GB" >&2
+fi
+# No wheel cache: on a fresh machine it only doubles what the installs write.
+export PIP_NO_CACHE_DIR=1
 if [ ! -x .venv/bin/python ]; then "$PY" -m venv .venv; fi
 .venv/bin/pip install -q --upgrade pip >/dev/null
 # torch/torchvision: ranges in pyproject; this machine's pip resolves them from local disk.

@@ -1,5 +1,5 @@
-"""Migrations 0008_dedupe_verify, 0010_dedupe_local_cache and 0011_dedupe_in_place: a catalogue made before
-keeps every dedupe row (SQLite and PostgreSQL)."""
+"""Migrations 0008_dedupe_verify, 0010_dedupe_local_cache, 0011_dedupe_in_place and 0012_dedupe_whole: a
+catalogue made before keeps every dedupe row (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -97,10 +97,37 @@ def test_catalogue_at_0010_keeps_its_pairs_which_gain_an_empty_in_place_correlat
         )
     engine.dispose()
     ws = Workspace.init(tmp_path / "old-ws", db_url=db_url)
-    assert current_revision(ws.engine) == head_revision() == "0011_dedupe_in_place"
+    assert current_revision(ws.engine) == head_revision() == "0012_dedupe_whole"
     with ws.session() as s:
         pairs = s.exec(select(DedupePair).order_by(DedupePair.image_a)).all()
         assert [(p.image_a, p.image_b, p.kind, p.inliers, p.reason, p.in_place) for p in pairs] == [
             (1, 2, "hash", 34, "34 matching keypoints", None),
             (2, 3, "review", 12, "near", None),
         ]
+
+
+def test_catalogue_at_0011_keeps_its_codes_which_gain_no_whole_thumbnail(db_url, tmp_path):
+    """Migration 0012_dedupe_whole adds one nullable column to `dedupe_codes`: every row survives as it was,
+    with no whole-picture thumbnail, and its old algorithm version makes the next run hash it again."""
+    engine = make_engine(db_url)
+    upgrade(engine, "0011_dedupe_in_place")
+    blob = "'\\x07'::bytea" if engine.dialect.name == "postgresql" else "x'07'"
+    with engine.begin() as c:
+        _image(c, 1)
+        c.exec_driver_sql(
+            "INSERT INTO dedupe_codes (image_id, algo, codes, thumb, masked, searched_with, box, flat, created_at)"
+            f" VALUES (1, 'region-phash-v5/64/11', {blob}, {blob}, 0.1, 'k5', '0.1,0,1,1', false, CURRENT_TIMESTAMP)"
+        )
+    engine.dispose()
+    ws = Workspace.init(tmp_path / "old-ws", db_url=db_url)
+    assert current_revision(ws.engine) == head_revision() == "0012_dedupe_whole"
+    with ws.session() as s:
+        row = s.get(DedupeCode, 1)
+        assert (row.algo, row.codes, row.thumb, row.masked, row.box, row.whole) == (
+            "region-phash-v5/64/11",
+            b"\x07",
+            b"\x07",
+            0.1,
+            "0.1,0,1,1",
+            None,
+        )

@@ -36,6 +36,7 @@ class Decoded:
     pixel_sha256: str  # digest of the decoded pixels (see `pixel_digest`)
     masked: float  # fraction of the thumbnail that was in-painted
     box: ContentBox  # where the content is (the thumbnail shows only this part)
+    whole: np.ndarray | None = None  # the whole picture's thumbnail, made the same way, when the box was cut
 
 
 def pixel_digest(img: Image.Image, tag: str, rgb: np.ndarray | None = None) -> str:
@@ -131,11 +132,17 @@ def decode(data: bytes, thumb: int = THUMB) -> Decoded:
     pixels = np.asarray(rgb)
     digest = pixel_digest(img, tag, pixels)
     box = content_box(pixels)
-    content = rgb.crop((box.x0, box.y0, box.x1, box.y1)) if box.cut else rgb
-    grey = content.convert("L").resize((thumb, thumb), Image.BOX if min(content.size) >= thumb else Image.BILINEAR)
-    grey = np.asarray(grey)
+    content, masked = _thumbnail(rgb.crop((box.x0, box.y0, box.x1, box.y1)) if box.cut else rgb, thumb)
+    # a tone change can move where the box cuts into a smooth photo: the whole picture is what still
+    # matches then (`curate.dedupe.whole`)
+    return Decoded(content, digest, masked, box, _thumbnail(rgb, thumb)[0] if box.cut else None)
+
+
+def _thumbnail(rgb: Image.Image, thumb: int) -> tuple[np.ndarray, float]:
+    """The square grey thumbnail the codes are computed from, black areas in-painted, and the share in-painted."""
+    grey = np.asarray(rgb.convert("L").resize((thumb, thumb), Image.BOX if min(rgb.size) >= thumb else Image.BILINEAR))
     arr, masked = inpaint_black(grey, rotation_fill(grey))
-    return Decoded(np.clip(np.rint(arr), 0, 255).astype(np.uint8), digest, masked, box)
+    return np.clip(np.rint(arr), 0, 255).astype(np.uint8), masked
 
 
 def parse_box(text: str | None) -> tuple[float, float, float, float]:

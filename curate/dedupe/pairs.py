@@ -1,8 +1,9 @@
 """Find the pairs: pixel-identical, hash candidates checked by verification, CNN.
 
-Hashes and shared local features (`curate.dedupe.local`, up to `LOCAL_MAX`
-pictures) only propose. Each hash candidate whose correlation reaches the floor
-(`--similarity`), and each local-feature candidate, is verified: first by the
+Hashes, shared local features (`curate.dedupe.local`, up to `LOCAL_MAX`
+pictures) and whole pictures of one shape (`curate.dedupe.whole`) only propose.
+Each hash candidate whose correlation reaches the floor (`--similarity`), and
+each candidate of the two other proposals, is verified: first by the
 thumbnails' pixel correlation (`verify.thumb_correlation`; overwhelming evidence,
 no local features needed), then, for the pairs that leaves undecided,
 geometrically on the two content boxes (`curate.dedupe.verify`; SIFT features
@@ -41,11 +42,11 @@ from curate.dedupe.cluster import KIND_RANK, NOT_EDGES, SMALL, STAMPED, UNTESTED
 from curate.dedupe.decode import THUMB, box_side, parse_box, work_grey
 from curate.dedupe.hashing import METHODS, WINDOWS, RegionPHash, is_mirror
 from curate.dedupe.local import local_pairs
+from curate.dedupe.whole import SAME_SHAPE, whole_pairs
 from curate.imaging import STAMP_NCC
 from db.models import DedupeCode, DedupePair, Image
 
 COMPLETE_MAX = 24  # tentative groups up to this size get every pair verified
-SAME_SHAPE = 0.02  # aspect ratios (and box sides, as fractions) this close are one shape (`Verifier._union`)
 LOCAL_MAX = 20_000  # pictures up to which local features propose too (their index: ~2.5 M descriptors, ~1.3 GB)
 
 
@@ -310,6 +311,17 @@ def propose_local(verifier: Verifier, ids: np.ndarray, new: set[int] | None, alg
     return [(a, b) for a, b, _ in local_pairs(answers, new)]
 
 
+def propose_whole(verifier: Verifier, ids: np.ndarray, new: set[int] | None, algo: str) -> list[tuple[int, int]]:
+    """(a, b) of the pairs the whole pictures of one shape propose (`curate.dedupe.whole`)."""
+    with verifier.ws.session() as s:
+        rows = s.exec(
+            select(DedupeCode.image_id, DedupeCode.whole).where(DedupeCode.algo == algo, DedupeCode.whole.is_not(None))
+        ).all()
+    wholes = {i: np.frombuffer(w, np.uint8).reshape(THUMB, THUMB) for i, w in rows if len(w) == THUMB * THUMB}
+    found = whole_pairs(ids.tolist(), verifier.thumbs, wholes, verifier.aspect, verifier.box, new)
+    return [(a, b) for a, b, _ in found]
+
+
 def with_local(jobs: list[tuple], local: list[tuple[int, int]], verifier: Verifier) -> list[tuple]:
     """The hash proposal's jobs (a, b, corr, dihedral) and the local-feature proposal's pairs, as one
     list: a pair only local features proposed is appended (orientation unknown), and one both proposed
@@ -434,18 +446,23 @@ def find_pairs(ws, options, algo: str, report, on_progress=None) -> list[Pair]:
         for m in matches
     ]
     hammings = [m.hamming for m in matches]
+    fresh = None if not incremental else set(ids[new].tolist())
+    proposing = options.method == "region-phash" and (not incremental or new.any())
     if len(ids) > LOCAL_MAX:
         report.notes.append(
             f"{len(ids):,} pictures: more than the {LOCAL_MAX:,} the local-feature proposal handles; copies whose "
             "low frequencies an edit changed (watermark + crop, frame + rescale) are proposed by the hashes alone"
         )
-    elif options.method == "region-phash" and (not incremental or new.any()):
-        # the second proposal: shared local features (`curate.dedupe.local`)
-        fresh = None if not incremental else set(ids[new].tolist())
+    elif proposing:  # the second proposal: shared local features (`curate.dedupe.local`)
         before = len(jobs)
         jobs = with_local(jobs, propose_local(verifier, ids, fresh, algo, report), verifier)
         report.local_candidates = len(jobs) - before
-        hammings += [None] * report.local_candidates
+    if proposing:  # the third, at any size: whole pictures of one shape whose boxes were cut apart
+        have = {(a, b) for a, b, _, _ in jobs}
+        whole = [p for p in propose_whole(verifier, ids, fresh, algo) if p not in have]
+        jobs = with_local(jobs, whole, verifier)
+        report.whole_candidates = len(whole)
+    hammings += [None] * (len(jobs) - len(hammings))
     for (a, b, corr, _), hamming, v in zip(jobs, hammings, verifier.check_many(jobs), strict=True):
         p = _pair(v, a, b, corr, hamming)
         if p is not None:

@@ -56,8 +56,9 @@ from db.models.label import Consensus, LabelTask
 log = logging.getLogger("curate.dedupe")
 
 # v2: codes of the content box (frames cut); v3: captions cut too; v4: a rotation's fill in-painted;
-# v5: a tall picture's box searched finer (a phone screenshot's lettering)
-ALGO = f"region-phash-v5/{THUMB}/{len(WINDOWS)}"
+# v5: a tall picture's box searched finer (a phone screenshot's lettering); v6: the whole picture's thumbnail kept
+# beside a cut box's (`curate.dedupe.whole`)
+ALGO = f"region-phash-v6/{THUMB}/{len(WINDOWS)}"
 CODE_BYTES, THUMB_BYTES = 8 * len(WINDOWS), THUMB * THUMB
 
 
@@ -114,6 +115,7 @@ class DedupeReport:
     sift_pairs: int = 0  # pairs the thumbnails left undecided, verified with local features
     full_sift_pairs: int = 0  # of those, pairs the coarse look left undecided (SIFT at full size)
     local_candidates: int = 0  # candidate pairs only shared local features proposed (`curate.dedupe.local`)
+    whole_candidates: int = 0  # candidate pairs only whole pictures of one shape proposed (`curate.dedupe.whole`)
     local_cached: int = 0  # pictures whose local features for that proposal the catalogue kept (`dedupe.answers`)
     local_computed: int = 0  # pictures whose local features for it were computed this run
     clusters: int = 0  # clusters with two or more images
@@ -141,6 +143,7 @@ class DedupeReport:
             "sift_pairs": self.sift_pairs,
             "full_sift_pairs": self.full_sift_pairs,
             "local_candidates": self.local_candidates,
+            "whole_candidates": self.whole_candidates,
             "local_cached": self.local_cached,
             "local_computed": self.local_computed,
             "pairs": dict(self.pairs),
@@ -171,7 +174,8 @@ def _hash_file(path: str) -> tuple:
     except Exception as exc:  # a decoder fault skips the image, never stops the run
         return ("error", f"cannot decode ({type(exc).__name__}: {exc})")
     codes = _ENCODER.encode(d.thumb)  # every window, whatever method searches them later
-    return ("ok", d.pixel_sha256, d.thumb.tobytes(), d.masked, codes.astype("<u8").tobytes(), d.box)
+    whole = None if d.whole is None else d.whole.tobytes()
+    return ("ok", d.pixel_sha256, d.thumb.tobytes(), d.masked, codes.astype("<u8").tobytes(), d.box, whole)
 
 
 def hash_missing(
@@ -218,9 +222,10 @@ def hash_missing(
                     report.skipped.append((image_id, res[1]))
                     log.warning("dedupe skipped image %d: %s", image_id, res[1])
                     continue
-                _, digest, thumb, masked, codes, box = res
+                _, digest, thumb, masked, codes, box, whole = res
                 row = codes_rows.get(image_id) or DedupeCode(image_id=image_id, algo=ALGO, codes=b"", thumb=b"")
                 row.algo, row.codes, row.thumb, row.masked, row.searched_with = ALGO, codes, thumb, masked, None
+                row.whole = whole
                 row.box, row.note, row.flat = box.as_text(), box.note, box.flat
                 if box.note:
                     report.whole_picture.append((image_id, box.note))

@@ -33,6 +33,9 @@ class DedupeCode(SQLModel, table=True):
     box: str | None = Field(default=None, max_length=40)  # content box "x0,y0,x1,y1" (fractions), frames cut away
     note: str | None = Field(default=None, max_length=200)  # why the whole picture was used, if it was
     flat: bool = False  # single colour: kept out of the near-duplicate search
+    whole: bytes | None = Field(
+        default=None, sa_column=sa.Column(sa.LargeBinary, nullable=True)
+    )  # THUMB x THUMB uint8 grey of the whole picture, when the box was cut (`curate.dedupe.whole`)
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
 
 
