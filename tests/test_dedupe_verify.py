@@ -264,3 +264,36 @@ def test_a_turned_copy_and_a_sheared_copy_of_one_closeup_join_it(tmp_path):
     }
     cluster, _, _ = dedupe_files(tmp_path, files)
     assert len(set(cluster.values())) == 1, cluster
+
+
+def _grey(img) -> np.ndarray:
+    return np.asarray(reencode(img, 90).convert("L"))
+
+
+@pytest.mark.parametrize("k", [11, 60, 104])
+def test_a_copy_squeezed_to_another_aspect_ratio_and_cropped_is_the_same_photo(k):
+    """A re-post forced into another aspect ratio (72-85 % along one side) and cropped: one similarity
+    fits only a band of it (these three: "review" or "different", 9-18 matches), the squeeze fits it
+    whole. A different photo squeezed the same way stays different."""
+    from photo_corpus import EDITS
+
+    from curate.dedupe import verify
+
+    photos = originals()  # brick, a tile of the astronaut photo, a tile of the brick wall
+    squeeze = list(EDITS).index("stretch_crop")
+    copy = EDITS["stretch_crop"](photos[k], np.random.default_rng([k, squeeze, 3]))
+    other = EDITS["stretch_crop"](photos[k + 2], np.random.default_rng([k + 2, squeeze, 3]))
+    verdicts = []
+    for img in (copy, other):
+        for side in (verify.COARSE, verify.WORK):
+            a, b = verify.features(_grey(photos[k]), side), verify.features(_grey(img), side)
+            g = verify.match(a, lambda a=a: verify.mirrored(a), b)
+            v = verify.decide(g, 0.0, (len(a.points), len(b.points)))
+            if v.decision == verify.SAME or side == verify.WORK:
+                verdicts.append((v.decision, g.transform))
+                break
+    (same, transform), (different, _) = verdicts
+    assert same == verify.SAME, verdicts
+    sx, sy = np.linalg.svd(np.array(transform).reshape(2, 3)[:, :2], compute_uv=False)
+    assert sy / sx < 0.9  # the transform found is the squeeze, not a similarity
+    assert different == verify.DIFFERENT
