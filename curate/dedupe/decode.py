@@ -11,6 +11,7 @@ away first (`curate.dedupe.content`), so every code describes the content box.
 from __future__ import annotations
 
 import hashlib
+import io
 from dataclasses import dataclass
 
 import cv2
@@ -160,13 +161,62 @@ def box_side(width: int, height: int, box: tuple[float, float, float, float]) ->
     return max(width * (x1 - x0), height * (y1 - y0))
 
 
-def work_grey(data: bytes, box: tuple[float, float, float, float], side: int) -> np.ndarray:
-    """The content box of a stored original as grey uint8, decoded at about `side` px (verification)."""
+def work_grey(
+    data: bytes, box: tuple[float, float, float, float], side: int, cache: Decodes | None = None, name: str = ""
+) -> np.ndarray:
+    """The content box of a stored original as grey uint8 (read-only), decoded at about `side` px
+    (verification); with `cache`, a picture (`name`: its bytes' digest) decoded at that scale before is not
+    decoded again."""
     x0, y0, x1, y1 = box
-    img = open_upright(data, int(side / max(x1 - x0, y1 - y0, 1e-3))).image.convert("L")
-    w, h = img.size
-    x0, y0, x1, y1 = box
-    img = img.crop(
-        (round(x0 * w), round(y0 * h), max(round(x1 * w), round(x0 * w) + 1), max(round(y1 * h), round(y0 * h) + 1))
-    )
-    return np.asarray(img)
+    least = int(side / max(x1 - x0, y1 - y0, 1e-3))
+    grey = cache.grey(name, data, least) if cache is not None else _upright_grey(data, least)
+    h, w = grey.shape
+    return grey[
+        round(y0 * h) : max(round(y1 * h), round(y0 * h) + 1), round(x0 * w) : max(round(x1 * w), round(x0 * w) + 1)
+    ]
+
+
+def _upright_grey(data: bytes, least: int) -> np.ndarray:
+    grey = np.array(open_upright(data, least).image.convert("L"))
+    grey.flags.writeable = False  # kept by `Decodes` and handed out again: nobody may change it
+    return grey
+
+
+class Decodes:
+    """Grey pictures decoded for verification, kept for the next look at them, up to `budget` bytes (the
+    least recently used go first). One picture is decoded for its thumbnails' union, for SIFT at 160 px
+    and again at 320 px; a phone photo's JPEG at its DCT scale costs 15-25 ms each time, the same pixels.
+    Keyed by the picture's digest and the decoded size, so what it returns is exactly what a decode would."""
+
+    def __init__(self, budget: int = 512 * 2**20):
+        from collections import OrderedDict
+        from threading import Lock
+
+        self.budget, self.used, self.hits, self.misses = budget, 0, 0, 0
+        self._kept: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self._lock = Lock()
+
+    def grey(self, name: str, data: bytes, least: int) -> np.ndarray:
+        key = (name, _decoded_size(data, least))
+        with self._lock:
+            if (found := self._kept.get(key)) is not None:
+                self._kept.move_to_end(key)
+                self.hits += 1
+                return found
+        grey = _upright_grey(data, least)
+        with self._lock:
+            self.misses += 1
+            if key not in self._kept and grey.nbytes <= self.budget:
+                self._kept[key] = grey
+                self.used += grey.nbytes
+                while self.used > self.budget:
+                    self.used -= self._kept.popitem(last=False)[1].nbytes
+        return grey
+
+
+def _decoded_size(data: bytes, least: int) -> tuple[int, int]:
+    """The size `open_upright(data, least)` decodes at, read from the header (a JPEG's DCT scale)."""
+    with Image.open(io.BytesIO(data)) as img:
+        if img.format in DRAFT_FORMATS:
+            img.draft("RGB", (least, least))
+        return img.size

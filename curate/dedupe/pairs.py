@@ -39,7 +39,7 @@ from threadpoolctl import threadpool_limits
 from curate.dedupe import verify
 from curate.dedupe.answers import answering
 from curate.dedupe.cluster import KIND_RANK, NOT_EDGES, SMALL, STAMPED, UNTESTED, stamped
-from curate.dedupe.decode import THUMB, box_side, parse_box, work_grey
+from curate.dedupe.decode import THUMB, Decodes, box_side, parse_box, work_grey
 from curate.dedupe.hashing import METHODS, WINDOWS, RegionPHash, is_mirror
 from curate.dedupe.local import local_pairs
 from curate.dedupe.whole import SAME_SHAPE, whole_pairs
@@ -105,6 +105,7 @@ class Verifier:
         self.ncc: dict[tuple[int, int], tuple[float, str] | None] = {}  # what settles a pair (`overwhelming`)
         self.coarse_review: dict[tuple[int, int], verify.Verdict] = {}  # the coarse look's verdict, when undecided
         self.counted: dict[int, int] = {}  # keypoints at `verify.COARSE` px known from the catalogue (up to local.TOP)
+        self.decodes = Decodes()  # pictures decoded for one look, kept for the next
         with ws.session() as s:
             rows = s.exec(select(Image.id, Image.sha256, Image.width, Image.height)).all()
             self.sha = {i: sha for i, sha, _, _ in rows}
@@ -161,17 +162,22 @@ class Verifier:
             return None  # the same box: the content boxes' thumbnails said it
         union = (min(ba[0], bb[0]), min(ba[1], bb[1]), max(ba[2], bb[2]), max(ba[3], bb[3]))
         try:
-            ga, gb = (work_grey(self.ws.store.read(self.sha[i]), union, THUMB) for i in (a, b))
+            ga, gb = (self._grey(i, union, THUMB) for i in (a, b))
         except Exception:  # unreadable now: no shortcut, the local features decide
             return None
         return verify.view_correlation(ga, gb)
+
+    def _grey(self, image_id: int, box: tuple[float, float, float, float], side: int) -> np.ndarray:
+        """`box` of a picture as grey at about `side` px, decoded once for all its looks (`decode.Decodes`)."""
+        sha = self.sha[image_id]
+        return work_grey(self.ws.store.read(sha), box, side, self.decodes, sha)
 
     def _features(self, key: tuple[int, int]) -> verify.Features | None:
         """Features of one picture's content box, decoded at the size they are taken at (nothing kept
         but the features: a catalogue's pictures do not all fit in memory)."""
         image_id, side = key
         try:
-            grey = work_grey(self.ws.store.read(self.sha[image_id]), self.box.get(image_id, (0, 0, 1, 1)), side)
+            grey = self._grey(image_id, self.box.get(image_id, (0, 0, 1, 1)), side)
         except Exception:  # unreadable now: the pair is judged on no evidence ("different" or "review")
             return None
         f = verify.features(grey, side)
@@ -496,5 +502,6 @@ def find_pairs(ws, options, algo: str, report, on_progress=None) -> list[Pair]:
     report.seconds["verify"] = verifying + time.perf_counter() - started
     report.seconds["verify_cpu"] = verifying_cpu + time.process_time() - cpu
     report.sift_pairs = verifier.sift_pairs
+    report.decoded, report.decodes_reused = verifier.decodes.misses, verifier.decodes.hits
     report.full_sift_pairs = verifier.full_pairs
     return list(best.values())

@@ -116,6 +116,8 @@ class DedupeReport:
     full_sift_pairs: int = 0  # of those, pairs the coarse look left undecided (SIFT at full size)
     local_candidates: int = 0  # candidate pairs only shared local features proposed (`curate.dedupe.local`)
     whole_candidates: int = 0  # candidate pairs only whole pictures of one shape proposed (`curate.dedupe.whole`)
+    decoded: int = 0  # pictures decoded for verification (`curate.dedupe.decode.Decodes`)
+    decodes_reused: int = 0  # looks at a picture served by an earlier decode
     local_cached: int = 0  # pictures whose local features for that proposal the catalogue kept (`dedupe.answers`)
     local_computed: int = 0  # pictures whose local features for it were computed this run
     clusters: int = 0  # clusters with two or more images
@@ -144,6 +146,8 @@ class DedupeReport:
             "full_sift_pairs": self.full_sift_pairs,
             "local_candidates": self.local_candidates,
             "whole_candidates": self.whole_candidates,
+            "decoded": self.decoded,
+            "decodes_reused": self.decodes_reused,
             "local_cached": self.local_cached,
             "local_computed": self.local_computed,
             "pairs": dict(self.pairs),
