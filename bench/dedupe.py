@@ -15,6 +15,7 @@ speed-up over imagededup, and the candidate search alone on 100,000 images.
     .venv/bin/python bench/dedupe.py --stamped     # a stock site's previews: one watermark, many photos
     .venv/bin/python bench/dedupe.py --camera      # the originals as 12 MP phone photos (decoding counts)
     .venv/bin/python bench/dedupe.py --edits       # edits no corpus was tuned on (tone curves, noise, turns)
+    .venv/bin/python bench/dedupe.py --photos DIR  # the main, --camera or --edits corpus from your own photos
 
 imagededup and difPy (pip install imagededup difPy; benchmark only, not project
 dependencies) run in a subprocess each (`--other-python`, default this python).
@@ -25,6 +26,7 @@ copy counts as found when it lands in its original's group.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -44,6 +46,34 @@ sys.path.insert(0, str(ROOT))
 
 # --- corpus ----------------------------------------------------------------------------
 
+PHOTO_SIDE = 1600  # your own photos (`--photos`) are shrunk to this longest side first
+_OWN: dict[str, list] = {}  # each worker loads a `--photos` folder once
+
+
+def photo_files(folder: str) -> list[Path]:
+    """The pictures of a `--photos` folder, in a fixed order (sub-folders too)."""
+    suffixes = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
+
+
+def _originals(photos: str) -> list:
+    """The corpus's real photos: `tests/photo_corpus.py`'s, or those of a `--photos` folder (upright, RGB,
+    at most `PHOTO_SIDE` px)."""
+    if not photos:
+        from tests.photo_corpus import originals
+
+        return originals()
+    if photos not in _OWN:
+        from curate.imaging import open_upright
+
+        own = []
+        for f in photo_files(photos):
+            img = open_upright(f.read_bytes(), PHOTO_SIDE).image.convert("RGB")
+            img.thumbnail((PHOTO_SIDE, PHOTO_SIDE))
+            own.append(img)
+        _OWN[photos] = own
+    return _OWN[photos]
+
 
 def _make(job: tuple) -> tuple[str, str, str]:
     """Write one file; returns (file name, group, transformation or '')."""
@@ -51,16 +81,16 @@ def _make(job: tuple) -> tuple[str, str, str]:
     from PIL import Image
 
     from tests.dedupe_corpus import photo, save, sibling, variant
-    from tests.photo_corpus import LEAKS, closeup, leak, originals, same_frame
+    from tests.photo_corpus import LEAKS, closeup, leak, same_frame
 
-    out, name, seed, kind, arg, big = job
+    out, name, seed, kind, arg, big, photos = job
     groups = {"sibling": f"s{seed}_{arg}", "closeup": f"c{seed}", "real": f"r{seed}", "real_variant": f"r{seed}"}
     group = groups.get(kind, f"g{seed}")
     transform = arg if kind in ("variant", "real_variant") else ""
     if (Path(out) / name).exists():  # an interrupted build resumes
         return name, group, transform
     if kind in ("real", "real_variant"):
-        img = originals()[seed]
+        img = _originals(photos)[seed]
         if kind == "real_variant":
             img = (
                 same_frame(img)
@@ -94,31 +124,31 @@ def _make(job: tuple) -> tuple[str, str, str]:
     return name, group, transform
 
 
-def build_corpus(out: Path, synthetic: int, per_photo: int, closeups: int, workers: int) -> dict:
-    """Real photos (skimage.data and tiles) with `per_photo` re-posted copies each, round-robin over
-    every transformation (issue 9's leaks, the older ones, and "same_frame": the photo inside the
-    frame all `same_frame` copies share); `synthetic` synthetic skin photos (a fifth with a copy,
-    a sixth with a same-palette sibling); `closeups` different close-ups on plain skin."""
+def build_corpus(out: Path, synthetic: int, per_photo: int, closeups: int, workers: int, photos: str = "") -> dict:
+    """Real photos (skimage.data and tiles, or those of the `photos` folder) with `per_photo` re-posted
+    copies each, round-robin over every transformation (issue 9's leaks, the older ones, and "same_frame":
+    the photo inside the frame all `same_frame` copies share); `synthetic` synthetic skin photos (a fifth
+    with a copy, a sixth with a same-palette sibling); `closeups` different close-ups on plain skin."""
     from tests.dedupe_corpus import TRANSFORMS
-    from tests.photo_corpus import LEAKS, originals
+    from tests.photo_corpus import LEAKS
 
-    key = [synthetic, per_photo, closeups]
+    key = [synthetic, per_photo, closeups] + ([photos, [f.name for f in photo_files(photos)]] if photos else [])
     if (truth := _built(out, key)) is not None:
         return truth
     names = list(LEAKS) + ["same_frame"] + list(TRANSFORMS)
-    n_real = len(originals())
-    jobs = [(str(out), f"pr{k:04d}.jpg", k, "real", "", False) for k in range(n_real)]
+    n_real = len(_originals(photos))
+    jobs = [(str(out), f"pr{k:04d}.jpg", k, "real", "", False, photos) for k in range(n_real)]
     for k in range(n_real):
         for j in range(per_photo):
             t = names[(k * per_photo + j) % len(names)]
-            jobs.append((str(out), f"vr{k:04d}_{j}_{t}.jpg", k, "real_variant", t, False))
-    jobs += [(str(out), f"c{k:04d}.jpg", k, "closeup", "", False) for k in range(closeups)]
-    jobs += [(str(out), f"p{k:05d}.jpg", k, "photo", "", k % 3 == 0) for k in range(synthetic)]
-    jobs += [(str(out), f"s{k:05d}.jpg", (k * 7) % synthetic, "sibling", k, False) for k in range(synthetic // 6)]
+            jobs.append((str(out), f"vr{k:04d}_{j}_{t}.jpg", k, "real_variant", t, False, photos))
+    jobs += [(str(out), f"c{k:04d}.jpg", k, "closeup", "", False, "") for k in range(closeups)]
+    jobs += [(str(out), f"p{k:05d}.jpg", k, "photo", "", k % 3 == 0, "") for k in range(synthetic)]
+    jobs += [(str(out), f"s{k:05d}.jpg", (k * 7) % synthetic, "sibling", k, False, "") for k in range(synthetic // 6)]
     for k in range(synthetic // 5):
         t = list(TRANSFORMS)[k % len(TRANSFORMS)]
         ext = ".png" if t == "mirror" and k % 2 else ".jpg"
-        jobs.append((str(out), f"v{k:05d}_{t}{ext}", k, "variant", t, k % 3 == 0 and t != "resize"))
+        jobs.append((str(out), f"v{k:05d}_{t}{ext}", k, "variant", t, k % 3 == 0 and t != "resize", ""))
     with ProcessPoolExecutor(workers) as pool:
         rows = list(pool.map(_make, jobs, chunksize=4))
     return _keep(out, key, {n: {"group": g, "transform": t} for n, g, t in rows})
@@ -180,11 +210,11 @@ def _make_edits(job: tuple) -> tuple[str, str, str]:
     """Write one file of the edits corpus (JPEG at 90)."""
     import numpy as np
 
-    from tests.photo_corpus import EDITS, closeup, originals
+    from tests.photo_corpus import EDITS, closeup
 
-    out, name, source, k, kind = job
+    out, name, source, k, kind, photos = job
     if not (Path(out) / name).exists():  # an interrupted build resumes
-        img = originals()[k] if source == "r" else closeup(k)
+        img = _originals(photos)[k] if source == "r" else closeup(k)
         if kind:
             img = EDITS[kind](img, np.random.default_rng([k, list(EDITS).index(kind), 3]))
         tmp = Path(out) / f".{name}.part.jpg"
@@ -193,23 +223,24 @@ def _make_edits(job: tuple) -> tuple[str, str, str]:
     return name, f"{source}{k}", kind
 
 
-def build_edits(out: Path, workers: int) -> dict:
+def build_edits(out: Path, workers: int, photos: str = "") -> dict:
     """Edits none of the other corpora plants (`--edits`; `tests.photo_corpus.EDITS`): every real photo
-    and tile with a copy by a third of the kinds (round-robin), and 40 close-ups on plain skin."""
-    from tests.photo_corpus import EDITS, originals
+    and tile (or photo of the `photos` folder) with a copy by a third of the kinds (round-robin), and 40
+    close-ups on plain skin."""
+    from tests.photo_corpus import EDITS
 
-    key = ["edits", 1]
+    key = ["edits", 1] + ([photos, [f.name for f in photo_files(photos)]] if photos else [])
     if (truth := _built(out, key)) is not None:
         return truth
-    n = len(originals())
-    jobs = [(str(out), f"pr{k:04d}.jpg", "r", k, "") for k in range(n)]
+    n = len(_originals(photos))
+    jobs = [(str(out), f"pr{k:04d}.jpg", "r", k, "", photos) for k in range(n)]
     jobs += [
-        (str(out), f"e{k:04d}_{kind}.jpg", "r", k, kind)
+        (str(out), f"e{k:04d}_{kind}.jpg", "r", k, kind, photos)
         for k in range(n)
         for j, kind in enumerate(EDITS)
         if (k + j) % 3 == 0
     ]
-    jobs += [(str(out), f"c{k:04d}.jpg", "c", k, "") for k in range(40)]
+    jobs += [(str(out), f"c{k:04d}.jpg", "c", k, "", "") for k in range(40)]
     with ProcessPoolExecutor(workers) as pool:
         rows = list(pool.map(_make_edits, jobs, chunksize=4))
     return _keep(out, key, {f: {"group": g, "transform": t} for f, g, t in rows})
@@ -678,17 +709,32 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="the main corpus with every original a 12 MP phone JPEG (copies as the web left them)",
     )
+    p.add_argument(
+        "--photos",
+        type=Path,
+        default=None,
+        help="build the main, --camera or --edits corpus from your own photos in this folder (e.g. real lesion "
+        "photos, each a different photo) instead of scikit-image's: each gets the same copies",
+    )
     p.add_argument("--tool", default=None, help=argparse.SUPPRESS)  # internal: run one foreign tool, print JSON
     args = p.parse_args(argv)
+    photos = ""
+    if args.photos is not None:
+        if not args.photos.is_dir() or not photo_files(str(args.photos)):
+            p.error(f"--photos {args.photos}: not a folder with pictures in it")
+        if args.augmented or args.stamped:
+            p.error("--photos builds the main, --camera or --edits corpus, not --augmented or --stamped")
+        photos = str(args.photos.resolve())
     # v2: chelsea listed once; v3: no grass tiles (tests/photo_corpus.py, TILED); v4: caption, web page,
     # sticker, small JPEG and perspective copies; v5: a rotation on a larger canvas; v6: a phone app's screenshot
-    web = args.corpus / f"v6-real{args.per_photo}-syn{args.synthetic}-c{args.closeups}"
+    own = f"-{hashlib.sha256(photos.encode()).hexdigest()[:8]}" if photos else ""  # a folder of one's own photos
+    web = args.corpus / f"v6{own}-real{args.per_photo}-syn{args.synthetic}-c{args.closeups}"
     corpus = (
         args.corpus / "augmented-v1"
         if args.augmented
         else args.corpus / "stamped-v1"
         if args.stamped
-        else args.corpus / "edits-v1"
+        else args.corpus / f"edits-v1{own}"
         if args.edits
         else args.corpus / f"camera-v1-{web.name}"
         if args.camera
@@ -712,19 +758,20 @@ def main(argv: list[str] | None = None) -> None:
         if args.augmented
         else build_stamped(corpus / "images", args.workers)
         if args.stamped
-        else build_edits(corpus / "images", args.workers)
+        else build_edits(corpus / "images", args.workers, photos)
         if args.edits
         else build_camera(
             corpus / "images",
             web / "images",
-            build_corpus(web / "images", args.synthetic, args.per_photo, args.closeups, args.workers),
+            build_corpus(web / "images", args.synthetic, args.per_photo, args.closeups, args.workers, photos),
             args.workers,
         )
         if args.camera
-        else build_corpus(corpus / "images", args.synthetic, args.per_photo, args.closeups, args.workers)
+        else build_corpus(corpus / "images", args.synthetic, args.per_photo, args.closeups, args.workers, photos)
     )
     print(
-        f"corpus: {len(truth['files'])} files in {corpus / 'images'} ({time.perf_counter() - t:.0f}s to build or load)"
+        f"corpus: {len(truth['files'])} files in {corpus / 'images'} ({time.perf_counter() - t:.0f}s to build or load)",
+        file=sys.stderr if args.json else sys.stdout,  # --json: stdout is the JSON alone
     )
     if args.proposal_recall:
         with tempfile.TemporaryDirectory() as tmp:

@@ -1,0 +1,47 @@
+"""`bench/dedupe.py --photos DIR`: the dedupe benchmark on a steward's own photos (real lesion photos the
+corpus was never tuned on), each given the same copies as the built-in corpus."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from photo_corpus import originals
+
+BENCH = Path(__file__).resolve().parent.parent / "bench" / "dedupe.py"
+
+
+def _bench(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(BENCH), *args], capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_the_benchmark_builds_its_corpus_from_a_folder_of_ones_own_photos(tmp_path):
+    own = tmp_path / "mine"
+    (own / "clinic").mkdir(parents=True)
+    for k, i in enumerate((1, 3, 12)):  # coffee, rocket, gravel: three different photos, one in a sub-folder
+        originals()[i].convert("RGB").save((own / "clinic" if k == 2 else own) / f"IMG_{k}.jpg", quality=92)
+    run = _bench(
+        *("--photos", str(own), "--synthetic", "0", "--closeups", "4", "--per-photo", "3"),
+        *("--tools", "ours", "--json", "--corpus", str(tmp_path / "corpus")),
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    out = json.loads(run.stdout)  # --json: stdout is the JSON alone
+    assert out["files"] == 3 * (1 + 3) + 4  # each photo and its 3 copies, and the close-ups
+    ours = out["tools"]["mpox-curate"]
+    assert sum(n for n, _ in ours["found"].values()) == sum(m for _, m in ours["found"].values()) == 9
+    assert ours["precision"] == 1.0
+    built = sorted(p.name for p in (tmp_path / "corpus").glob("v6-*/images/pr*.jpg"))
+    assert built == ["pr0000.jpg", "pr0001.jpg", "pr0002.jpg"]
+
+
+def test_a_folder_without_photos_is_a_one_line_error(tmp_path):
+    run = _bench("--photos", str(tmp_path), "--tools", "ours")
+    assert run.returncode == 2
+    assert (
+        run.stderr.strip().splitlines()[-1]
+        == f"dedupe.py: error: --photos {tmp_path}: not a folder with pictures in it"
+    )
