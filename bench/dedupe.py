@@ -370,7 +370,7 @@ def diagnose(ws, names_of: dict) -> dict:
     pass it on, and what did verification say? Re-runs the search and the verification outside
     the timed run (`main` prints it for missed copies)."""
     from curate.dedupe.hashing import RegionPHash
-    from curate.dedupe.pairs import Verifier, load_codes, propose_local, propose_whole, with_local
+    from curate.dedupe.pairs import Verifier, load_codes, more_candidates
     from curate.dedupe.run import ALGO, DedupeOptions, DedupeReport
 
     opts = DedupeOptions(min_side=1)
@@ -380,10 +380,8 @@ def diagnose(ws, names_of: dict) -> dict:
     verifier = Verifier(ws, 0, dict(zip(ids.tolist(), thumbs, strict=False)))
     jobs = [(int(ids[m.a]), int(ids[m.b]), m.similarity, m.dihedral) for m in matches]
     hashed = len(jobs)
-    jobs = with_local(jobs, propose_local(verifier, ids, None, ALGO, DedupeReport()), verifier)
-    local = len(jobs)
-    have = {(a, b) for a, b, _, _ in jobs}
-    jobs = with_local(jobs, [p for p in propose_whole(verifier, ids, None, ALGO) if p not in have], verifier)
+    jobs, by_local, _ = more_candidates(verifier, ids, jobs, None, ALGO, DedupeReport())
+    local = hashed + by_local
     out = {}
     for k, (a, b, corr, dihedral) in enumerate(jobs):
         how = "by the hashes" if k < hashed else "by local features" if k < local else "by whole pictures"

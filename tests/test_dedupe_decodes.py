@@ -24,7 +24,7 @@ def test_the_looks_at_one_phone_photo_share_one_decode_and_see_the_same_pixels()
     cache = Decodes()
     looks = [(box, 160), (box, 320), ((0.0, 0.0, 1.0, 1.0), 64)]
     for b, side in looks:
-        kept = work_grey(data, b, side, cache, "photo")
+        kept = cache.box("photo", data, b, side)
         assert np.array_equal(kept, work_grey(data, b, side))  # exactly what a fresh decode gives
     assert (cache.misses, cache.hits) == (1, 2)
     with pytest.raises(ValueError):
@@ -34,11 +34,11 @@ def test_the_looks_at_one_phone_photo_share_one_decode_and_see_the_same_pixels()
 def test_another_scale_is_another_decode_and_the_budget_holds():
     small = _jpeg(originals()[1], (1200, 800))
     cache = Decodes(budget=1_000_000)  # room for one 1200 x 800 grey picture (960 kB), not two
-    a = work_grey(small, (0.0, 0.0, 1.0, 1.0), 100, cache, "a")  # DCT scale 1/8: 150 x 100
-    b = work_grey(small, (0.0, 0.0, 1.0, 1.0), 900, cache, "a")  # full size
+    a = cache.box("a", small, (0.0, 0.0, 1.0, 1.0), 100)  # DCT scale 1/8: 150 x 100
+    b = cache.box("a", small, (0.0, 0.0, 1.0, 1.0), 900)  # full size
     assert a.shape == (100, 150) and b.shape == (800, 1200)
     assert (cache.misses, cache.hits) == (2, 0)
-    work_grey(small, (0.0, 0.0, 1.0, 1.0), 900, cache, "b")  # a second full-size picture evicts the oldest
+    cache.box("b", small, (0.0, 0.0, 1.0, 1.0), 900)  # a second full-size picture evicts the oldest
     assert cache.used <= cache.budget
-    work_grey(small, (0.0, 0.0, 1.0, 1.0), 100, cache, "a")
+    cache.box("a", small, (0.0, 0.0, 1.0, 1.0), 100)
     assert cache.misses == 4  # the 1/8 decode of "a" was evicted, so it was decoded again

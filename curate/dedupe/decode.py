@@ -161,15 +161,20 @@ def box_side(width: int, height: int, box: tuple[float, float, float, float]) ->
     return max(width * (x1 - x0), height * (y1 - y0))
 
 
-def work_grey(
-    data: bytes, box: tuple[float, float, float, float], side: int, cache: Decodes | None = None, name: str = ""
-) -> np.ndarray:
+def work_grey(data: bytes, box: tuple[float, float, float, float], side: int) -> np.ndarray:
     """The content box of a stored original as grey uint8 (read-only), decoded at about `side` px
-    (verification); with `cache`, a picture (`name`: its bytes' digest) decoded at that scale before is not
-    decoded again."""
+    (verification; `Decodes.box` decodes a picture once for several looks)."""
+    return _cut(_upright_grey(data, _least(box, side)), box)
+
+
+def _least(box: tuple[float, float, float, float], side: int) -> int:
+    """The side a picture is decoded at for its `box` to have about `side` px."""
     x0, y0, x1, y1 = box
-    least = int(side / max(x1 - x0, y1 - y0, 1e-3))
-    grey = cache.grey(name, data, least) if cache is not None else _upright_grey(data, least)
+    return int(side / max(x1 - x0, y1 - y0, 1e-3))
+
+
+def _cut(grey: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+    x0, y0, x1, y1 = box
     h, w = grey.shape
     return grey[
         round(y0 * h) : max(round(y1 * h), round(y0 * h) + 1), round(x0 * w) : max(round(x1 * w), round(x0 * w) + 1)
@@ -196,13 +201,16 @@ class Decodes:
         self._kept: OrderedDict[tuple, np.ndarray] = OrderedDict()
         self._lock = Lock()
 
-    def grey(self, name: str, data: bytes, least: int) -> np.ndarray:
+    def box(self, name: str, data: bytes, box: tuple[float, float, float, float], side: int) -> np.ndarray:
+        """`work_grey(data, box, side)` of the picture `name` (its digest), decoded only when no earlier look
+        decoded it at that scale."""
+        least = _least(box, side)
         key = (name, _decoded_size(data, least))
         with self._lock:
             if (found := self._kept.get(key)) is not None:
                 self._kept.move_to_end(key)
                 self.hits += 1
-                return found
+                return _cut(found, box)
         grey = _upright_grey(data, least)
         with self._lock:
             self.misses += 1
@@ -211,7 +219,7 @@ class Decodes:
                 self.used += grey.nbytes
                 while self.used > self.budget:
                     self.used -= self._kept.popitem(last=False)[1].nbytes
-        return grey
+        return _cut(grey, box)
 
 
 def _decoded_size(data: bytes, least: int) -> tuple[int, int]:

@@ -39,7 +39,7 @@ from threadpoolctl import threadpool_limits
 from curate.dedupe import verify
 from curate.dedupe.answers import answering
 from curate.dedupe.cluster import KIND_RANK, NOT_EDGES, SMALL, STAMPED, UNTESTED, stamped
-from curate.dedupe.decode import THUMB, Decodes, box_side, parse_box, work_grey
+from curate.dedupe.decode import THUMB, Decodes, box_side, parse_box
 from curate.dedupe.hashing import METHODS, WINDOWS, RegionPHash, is_mirror
 from curate.dedupe.local import local_pairs
 from curate.dedupe.whole import SAME_SHAPE, whole_pairs
@@ -170,7 +170,7 @@ class Verifier:
     def _grey(self, image_id: int, box: tuple[float, float, float, float], side: int) -> np.ndarray:
         """`box` of a picture as grey at about `side` px, decoded once for all its looks (`decode.Decodes`)."""
         sha = self.sha[image_id]
-        return work_grey(self.ws.store.read(sha), box, side, self.decodes, sha)
+        return self.decodes.box(sha, self.ws.store.read(sha), box, side)
 
     def _features(self, key: tuple[int, int]) -> verify.Features | None:
         """Features of one picture's content box, decoded at the size they are taken at (nothing kept
@@ -328,6 +328,20 @@ def propose_whole(verifier: Verifier, ids: np.ndarray, new: set[int] | None, alg
     return [(a, b) for a, b, _ in found]
 
 
+def more_candidates(
+    verifier: Verifier, ids: np.ndarray, jobs: list[tuple], new: set[int] | None, algo: str, report, local: bool = True
+) -> tuple[list[tuple], int, int]:
+    """The hash proposal's jobs with the other proposals' pairs appended (`with_local`): shared local features
+    (the second, with `local`), then whole pictures of one shape whose boxes were cut apart (the third, at any
+    size); and how many pairs each added."""
+    before = len(jobs)
+    if local:
+        jobs = with_local(jobs, propose_local(verifier, ids, new, algo, report), verifier)
+    by_local, have = len(jobs) - before, {(a, b) for a, b, _, _ in jobs}
+    whole = [p for p in propose_whole(verifier, ids, new, algo) if p not in have]
+    return with_local(jobs, whole, verifier), by_local, len(whole)
+
+
 def with_local(jobs: list[tuple], local: list[tuple[int, int]], verifier: Verifier) -> list[tuple]:
     """The hash proposal's jobs (a, b, corr, dihedral) and the local-feature proposal's pairs, as one
     list: a pair only local features proposed is appended (orientation unknown), and one both proposed
@@ -459,15 +473,10 @@ def find_pairs(ws, options, algo: str, report, on_progress=None) -> list[Pair]:
             f"{len(ids):,} pictures: more than the {LOCAL_MAX:,} the local-feature proposal handles; copies whose "
             "low frequencies an edit changed (watermark + crop, frame + rescale) are proposed by the hashes alone"
         )
-    elif proposing:  # the second proposal: shared local features (`curate.dedupe.local`)
-        before = len(jobs)
-        jobs = with_local(jobs, propose_local(verifier, ids, fresh, algo, report), verifier)
-        report.local_candidates = len(jobs) - before
-    if proposing:  # the third, at any size: whole pictures of one shape whose boxes were cut apart
-        have = {(a, b) for a, b, _, _ in jobs}
-        whole = [p for p in propose_whole(verifier, ids, fresh, algo) if p not in have]
-        jobs = with_local(jobs, whole, verifier)
-        report.whole_candidates = len(whole)
+    if proposing:
+        jobs, report.local_candidates, report.whole_candidates = more_candidates(
+            verifier, ids, jobs, fresh, algo, report, local=len(ids) <= LOCAL_MAX
+        )
     hammings += [None] * (len(jobs) - len(hammings))
     for (a, b, corr, _), hamming, v in zip(jobs, hammings, verifier.check_many(jobs), strict=True):
         p = _pair(v, a, b, corr, hamming)
