@@ -358,7 +358,8 @@ def run_ours(corpus: Path, workdir: Path, workers: int, why_missed: bool = False
         "diagnosis": diagnose(ws, names_of) if why_missed else None,
         "extra": f"ingest {ingest_s:.1f}s; dedupe: hash {rep.seconds['hash']:.1f}s, search "
         f"{rep.seconds['search']:.1f}s, verify {rep.seconds['verify']:.1f}s (CPU {rep.seconds['verify_cpu']:.1f}s; "
-        f"{rep.sift_pairs} pairs needed SIFT, {rep.full_sift_pairs} of them at full size; {rep.local_candidates} "
+        f"{rep.sift_pairs} pairs needed SIFT, {rep.full_sift_pairs} of them at full size, {rep.evened_pairs} "
+        f"looked at again evened; {rep.local_candidates} "
         f"proposed by local features alone, {rep.whole_candidates} by whole pictures alone; {rep.decoded} decodes, "
         f"{rep.decodes_reused} looks reusing one); {rep.to_review} pairs "
         "to review",

@@ -71,3 +71,41 @@ def test_two_groups_are_not_joined_by_one_link_alone():
     assert set(
         clusters([1, 2, 3, 4], [*inside[:2], Edge(3, 4, "hash", 0.97)], set(), [(2, 3), (1, 4), (2, 4)]).values()
     ) == {1}
+
+
+def test_a_member_that_alone_keeps_out_more_copies_is_swapped_for_them():
+    """A photo (1) and its hue-shifted copy (6) join its zoomed copy (2) first, on the strongest pairs; three
+    turned copies (3-5) are "same" as the photo, the hue copy and each other, but not as the zoomed one.
+    Greedy complete linkage kept them out as a second cluster of the same photo; the zoomed copy now leaves
+    instead, and its pairs go to review."""
+    edges = [Edge(1, 2, "hash", 0.99), Edge(2, 6, "hash", 0.99), Edge(1, 6, "hash", 0.99)]
+    edges += [Edge(a, x, "hash", 0.95) for a in (1, 6) for x in (3, 4, 5)]
+    edges += [Edge(3, 4, "hash", 0.9), Edge(3, 5, "hash", 0.9), Edge(4, 5, "hash", 0.9)]
+    roots = clusters([1, 2, 3, 4, 5, 6], edges, set())
+    assert roots == {1: 1, 2: 2, 3: 1, 4: 1, 5: 1, 6: 1}
+    assert [(e.a, e.b) for e in unmerged(edges, roots, set())] == [(1, 2), (2, 6)]
+    assert clusters([1, 2, 3, 4, 5, 6], list(reversed(edges)), set()) == roots
+
+
+def test_a_member_is_not_swapped_for_as_few_or_for_pairs_only_tolerated():
+    edges = [Edge(1, 2, "hash", 0.99), Edge(1, 3, "hash", 0.95)]
+    assert clusters([1, 2, 3], edges, set()) == {1: 1, 2: 1, 3: 3}  # one for one: the stronger pair stays
+    # two different photos under one stamp (3, 4): "same" as the photo (1) and a copy (2), but one of them only
+    # "review" with that copy; they do not take the place of the photo's other copy (0)
+    core = [Edge(0, 1, "hash", 0.99), Edge(0, 2, "hash", 0.99), Edge(1, 2, "hash", 0.99)]
+    edges = [
+        *core,
+        Edge(1, 3, "hash", 0.95),
+        Edge(2, 3, "hash", 0.95),
+        Edge(1, 4, "hash", 0.95),
+        Edge(3, 4, "hash", 0.9),
+    ]
+    assert clusters([0, 1, 2, 3, 4], edges, set(), tolerated=[(2, 4)]) == {0: 0, 1: 0, 2: 0, 3: 3, 4: 3}
+    assert clusters([0, 1, 2, 3, 4], [*edges, Edge(2, 4, "hash", 0.9)], set())[4] == 1  # all "same": swapped
+    # the steward's split holds against a swap
+    edges = [*core, *(Edge(a, x, "hash", 0.95) for a in (1, 2) for x in (3, 4)), Edge(3, 4, "hash", 0.9)]
+    assert clusters([0, 1, 2, 3, 4], edges, {(1, 4)}) == {0: 0, 1: 0, 2: 0, 3: 3, 4: 3}
+    assert clusters([0, 1, 2, 3, 4], edges, set())[4] == 1
+    # a group of two: which of them the others belong with is no clearer than before, nothing is swapped
+    edges = [Edge(1, 2, "hash", 0.99), Edge(2, 3, "hash", 0.95), Edge(2, 4, "hash", 0.95), Edge(3, 4, "hash", 0.9)]
+    assert clusters([1, 2, 3, 4], edges, set()) == {1: 1, 2: 1, 3: 3, 4: 3}

@@ -297,3 +297,27 @@ def test_a_copy_squeezed_to_another_aspect_ratio_and_cropped_is_the_same_photo(k
     sx, sy = np.linalg.svd(np.array(transform).reshape(2, 3)[:, :2], compute_uv=False)
     assert sy / sx < 0.9  # the transform found is the squeeze, not a similarity
     assert different == verify.DIFFERENT
+
+
+def test_a_darkened_copy_and_a_squeezed_crop_of_one_photo_share_its_cluster(tmp_path):
+    """SIFT's contrast threshold is absolute: a darkened copy of the Hubble deep field keeps few keypoints,
+    and against another copy of the photo (squeezed to another aspect ratio and cropped) too few agreed:
+    "different", which kept the darkened copy out of the photo's cluster though its thumbnails matched the
+    photo's. Inside a tentative group such a pair is looked at again with the contrast evened out
+    (`verify.evened`): enough agree for "review", which does not block. Different photos stay apart."""
+    from dedupe_corpus import dedupe_files
+    from photo_corpus import COLOUR_PHOTOS, EDITS, GREY_PHOTOS
+
+    photos = dict(zip(COLOUR_PHOTOS + GREY_PHOTOS, originals(), strict=False))
+    hubble, rng = photos["hubble_deep_field"], np.random.default_rng(7)
+    files = {
+        "hubble.jpg": hubble,
+        "dark.jpg": EDITS["dark"](hubble, rng),
+        "squeezed.jpg": EDITS["stretch_crop"](hubble, rng),
+    }
+    files |= {"coins.jpg": photos["coins"], "camera.jpg": photos["camera"]}
+    cluster, _, pairs = dedupe_files(tmp_path, files)
+    assert cluster["hubble.jpg"] == cluster["dark.jpg"] == cluster["squeezed.jpg"], pairs
+    assert len({cluster[f] for f in ("hubble.jpg", "coins.jpg", "camera.jpg")}) == 3
+    (why,) = [r for x, y, _, r in pairs if {x, y} == {"dark.jpg", "squeezed.jpg"}]
+    assert why.endswith("(contrast evened)")

@@ -19,7 +19,9 @@ all that joins them (two different tiles of one fundus photo, each with a
 caption, a perspective and a thumbnail-sized copy: one caption against the
 other's small copy correlated 0.969, and eight pictures of two photos became
 one cluster). A single picture still joins a group on one link. A *split*
-says two images are not duplicates: no cluster may contain both. The result
+says two images are not duplicates: no cluster may contain both. Joined
+greedily, one member can keep out more copies than it is: it is then swapped
+for them when they are "same" with every other member (`_swapped`). The result
 does not depend on input order.
 
 Order matters only where complete linkage must choose: a thumbnail-sized copy
@@ -138,7 +140,84 @@ def clusters(
             continue
         if all((min(u, v), max(u, v)) in verified for u in units_of[ra] for v in units_of[rb]) and join(ra, rb):
             units_of[ds[ra]] = units_of.pop(ra) | units_of.pop(rb)
-    return {i: min(sub) for sub in ds.subsets() for i in sub}
+    images_of: dict[int, set[int]] = {}
+    for i, u in unit.items():
+        images_of.setdefault(u, set()).add(i)
+    groups = _swapped(list(units_of.values()), same, verified, images_of, blocked)
+    return {i: min(ids) for g in groups for ids in [set().union(*(images_of[u] for u in g))] for i in ids}
+
+
+def _swapped(
+    groups: list[set[int]],
+    same: set[tuple[int, int]],
+    verified: set[tuple[int, int]],
+    images_of: dict[int, set[int]],
+    blocked: dict[int, set[int]],
+) -> list[set[int]]:
+    """Complete linkage joined greedily, strongest pair first, so one member that came in early can keep out
+    more that agree with everyone else: a zoomed copy joined its photo, and four turned and sheared copies,
+    each "same" as every member but the zoomed one, stayed a group of their own (`bench/dedupe.py
+    --augmented`). A member that alone keeps out other groups with more pictures than it has is swapped for
+    them when they are "same" with every other member, two at least (`fits`): it leaves (its pairs go to
+    review) and they join. Not when one member would be all that is left: a screenshot of a tile of the
+    astronaut photo, shrunk, was "same" as the photo and its copy, and took the tile's place beside its own
+    screenshot (`tests/test_dedupe_pages.py`). Groups of units (exact copies)."""
+
+    def ok(u: int, v: int, pairs: set[tuple[int, int]]) -> bool:
+        return (min(u, v), max(u, v)) in pairs
+
+    def images(group: set[int]) -> set[int]:
+        return set().union(*(images_of[u] for u in group))
+
+    def connected(group: set[int]) -> bool:
+        seen, todo = set(), [min(group)]
+        while todo:
+            u = todo.pop()
+            if u not in seen:
+                seen.add(u)
+                todo += [v for v in group if v not in seen and ok(u, v, same)]
+        return seen == group
+
+    def fits(h: frozenset[int], group: set[int]) -> bool:
+        """Whether `h` may take the place of the member swapped out: every pair across "same", two at
+        least, none split by the steward. Stricter than a join (nothing tolerated): a stock site's stamp
+        made one of two different photos "same" and the other "review" with a third photo, which would
+        otherwise have swapped that photo's own copy out (`bench/dedupe.py --stamped`)."""
+        if len(h) * len(group) < 2 or any(blocked.get(i, set()) & images(group) for i in images(h)):
+            return False
+        return all(ok(x, u, same) for x in h for u in group)
+
+    near: dict[int, set[int]] = {}
+    for u, v in same:
+        near.setdefault(u, set()).add(v)
+        near.setdefault(v, set()).add(u)
+    of = {u: frozenset(g) for g in groups for u in g}
+    todo = sorted({of[u] for u in of}, key=min, reverse=True)
+    while todo:
+        group = todo.pop()
+        if len(group) < 3 or of[min(group)] != group:
+            continue  # too small to keep two members when one leaves, or since swapped into another
+        others = {of[v] for u in group for v in near.get(u, ())} - {group}
+        kept_out: dict[int, list[frozenset[int]]] = {}
+        for h in sorted(others, key=min):
+            missing = {u for u in group if any(not ok(x, u, verified) for x in h)}
+            if len(missing) == 1:
+                kept_out.setdefault(missing.pop(), []).append(h)
+        for z in sorted(kept_out, key=lambda z: (-sum(len(images(h)) for h in kept_out[z]), z)):
+            new = set(group - {z})
+            if not connected(new):
+                continue
+            for h in kept_out[z]:
+                if fits(h, new) and connected(new | h):
+                    new |= h
+            if len(images(new)) <= len(images(set(group))):
+                continue
+            new = frozenset(new)
+            of.update(dict.fromkeys(new, new))
+            of[z] = frozenset({z})
+            todo.append(new)  # looked at again: what joined may keep others out
+            break
+    return list({of[u] for u in of})
 
 
 def unmerged(edges: list[Edge], roots: dict[int, int], decided: set[tuple[int, int]]) -> list[Edge]:

@@ -95,7 +95,8 @@ class DedupeOptions:
     @property
     def settings(self) -> str:
         search = f"k{self.neighbours}" if self.method == "region-phash" else f"r{self.radius}"
-        return f"{ALGO}|{self.method}|{search}|s{self.similarity:g}|sift|local|stamps"  # a change: all searched again
+        # a change here: every pair is searched and verified again
+        return f"{ALGO}|{self.method}|{search}|s{self.similarity:g}|sift-evened|local|stamps"
 
 
 @dataclass
@@ -114,6 +115,7 @@ class DedupeReport:
     to_review: int = 0  # pairs not merged, for the steward
     sift_pairs: int = 0  # pairs the thumbnails left undecided, verified with local features
     full_sift_pairs: int = 0  # of those, pairs the coarse look left undecided (SIFT at full size)
+    evened_pairs: int = 0  # "different" pairs inside a tentative group looked at again, contrast evened
     local_candidates: int = 0  # candidate pairs only shared local features proposed (`curate.dedupe.local`)
     whole_candidates: int = 0  # candidate pairs only whole pictures of one shape proposed (`curate.dedupe.whole`)
     decoded: int = 0  # pictures decoded for verification (`curate.dedupe.decode.Decodes`)
@@ -144,6 +146,7 @@ class DedupeReport:
             "to_review": self.to_review,
             "sift_pairs": self.sift_pairs,
             "full_sift_pairs": self.full_sift_pairs,
+            "evened_pairs": self.evened_pairs,
             "local_candidates": self.local_candidates,
             "whole_candidates": self.whole_candidates,
             "decoded": self.decoded,
