@@ -283,7 +283,12 @@ class Verifier:
         again = verify.decide(g, corr, (len(fa.points), len(fb.points)))
         if again.decision == verify.DIFFERENT:
             return v
-        return replace(again, reason=f"{again.reason} (contrast evened)")
+        placed = (
+            None
+            if g.transform is None
+            else verify.in_place_correlation(g, verify.mirrored(fa) if g.mirrored else fa, fb)
+        )
+        return replace(again, reason=f"{again.reason} (contrast evened)", in_place=placed)  # `stamps` reads it
 
     def check(self, a: int, b: int, corr: float, dihedral: int | None = None) -> verify.Verdict:
         """`dihedral`: the hash's orientation of a onto b (None: unknown, both tried)."""
