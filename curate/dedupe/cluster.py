@@ -193,7 +193,8 @@ def _swapped(
         near.setdefault(v, set()).add(u)
     of = {u: frozenset(g) for g in groups for u in g}
     todo = sorted({of[u] for u in of}, key=min, reverse=True)
-    while todo:
+    swaps = 0
+    while todo and swaps <= len(of):  # each swap grows a group; the bound is a safety net, never reached
         group = todo.pop()
         if len(group) < 3 or of[min(group)] != group:
             continue  # too small to keep two members when one leaves, or since swapped into another
@@ -216,6 +217,7 @@ def _swapped(
             of.update(dict.fromkeys(new, new))
             of[z] = frozenset({z})
             todo.append(new)  # looked at again: what joined may keep others out
+            swaps += 1
             break
     return list({of[u] for u in of})
 

@@ -270,13 +270,11 @@ class Verifier:
         copy out of its photo's cluster. Taken when it says more ("same" or "review"). At 160 px rather
         than 320: `--edits` recall 0.960 against 0.949, and v6's verification took 55 s of CPU with its 244
         such looks against 67 s."""
-        if v.decision != verify.DIFFERENT or v.untestable or self.smooth(a) or self.smooth(b):
-            return v
         for i in (a, b):
-            if i not in self.even:
+            if i not in self.even:  # two threads may both compute it: same result, no harm
                 self.even[i] = self._features((i, verify.COARSE), even=True)
         fa, fb = self.even[a], self.even[b]
-        if fa is None or fb is None or not self.feats.get((a, verify.COARSE)) or not self.feats.get((b, verify.COARSE)):
+        if fa is None or fb is None:
             return v
         mirrored = None if dihedral is None else is_mirror(dihedral)
         g = verify.match(fa, lambda: verify.mirrored(fa), fb, mirrored, True)
@@ -331,8 +329,15 @@ class Verifier:
             for k, v in zip(rest, pool.map(lambda k: self._full(*jobs[k]), rest), strict=False):
                 verdicts[k] = v
                 self._count("verify", 1)
-            if thorough:
-                again = [k for k, v in enumerate(verdicts) if v.decision == verify.DIFFERENT]
+            if thorough:  # `_evened`: a "different" between two pictures with texture enough
+                again = [
+                    k
+                    for k, v in enumerate(verdicts)
+                    if v.decision == verify.DIFFERENT
+                    and not v.untestable
+                    and not self.smooth(jobs[k][0])
+                    and not self.smooth(jobs[k][1])
+                ]
                 self.evened_pairs += len(again)
                 for k, v in zip(again, pool.map(lambda k: self._evened(*jobs[k], verdicts[k]), again), strict=False):
                     verdicts[k] = v
