@@ -10,10 +10,10 @@ geometrically on the two content boxes (`curate.dedupe.verify`; SIFT features
 are computed once per picture and size). "same" pairs become edges, "review" pairs are stored
 for the steward and never merged, "different" pairs are dropped. Then, so that
 clusters never chain, every pair inside a tentative group of up to `COMPLETE_MAX`
-images that the hashes did not propose is verified too (a "different" there between two
-pictures with texture enough is looked at again with their contrast evened out,
-`Verifier._evened`); the clustering joins an image to a group only when no member
-contradicts it (`curate.dedupe.cluster`). A
+images that the hashes did not propose is verified too; the clustering joins an
+image to a group only when no member contradicts it (`curate.dedupe.cluster`). A
+"different" there, and any "review", between two pictures with texture enough is
+looked at again with their contrast evened out (`Verifier._evened`). A
 pair there that one picture's lack of texture leaves undecided (fewer than
 `verify.MIN_KEYPOINTS` keypoints, no match) is stored as "untested": no evidence
 either way, so it neither joins nor blocks, and it is not put to the steward. So
@@ -263,13 +263,21 @@ class Verifier:
         fa = self._flipped(a, side) if v.geometry.mirrored else self.feats[(a, side)]
         return replace(v, in_place=verify.in_place_correlation(v.geometry, fa, self.feats[(b, side)]))
 
+    def _unsettled(self, a: int, b: int, v: verify.Verdict, thorough: bool) -> bool:
+        """Whether `_evened` looks at the pair again: a "review", or a "different" inside a tentative group
+        (`complete`), between two pictures with texture enough (not `smooth`: evening a nearly textureless
+        picture raises its JPEG noise into keypoints, `verify.evened`)."""
+        wanted = v.decision == verify.REVIEW or (thorough and v.decision == verify.DIFFERENT)
+        return wanted and not v.untestable and not self.smooth(a) and not self.smooth(b)
+
     def _evened(self, a: int, b: int, corr: float, dihedral: int | None, v: verify.Verdict) -> verify.Verdict:
-        """A "different" inside a tentative group (`complete`), between two pictures with texture enough,
-        looked at again with their contrast evened out (`verify.evened`), at `verify.COARSE` px: a darkened
-        copy of a photo and its squeezed crop shared 4-7 keypoints, and that "different" kept the darkened
-        copy out of its photo's cluster. Taken when it says more ("same" or "review"). At 160 px rather
-        than 320: `--edits` recall 0.960 against 0.949, and v6's verification took 55 s of CPU with its 244
-        such looks against 67 s."""
+        """The pair looked at again with both pictures' contrast evened out (`verify.evened`), at
+        `verify.COARSE` px. A darkened copy of a photo and its squeezed crop shared 4-7 keypoints, and
+        that "different" kept the darkened copy out of its photo's cluster: a "different" gives way to
+        what this look says ("same" or "review"). A "review" gives way only to "same" on `verify.SAME_INLIERS`
+        or more (a blurred, shrunk copy: 10-11 matches with its photo); on fewer, two different photos under
+        one stamp became "same" (`bench/dedupe.py --stamped`). At 160 px rather than 320: `--edits` recall
+        0.960 against 0.949, and v6's verification took 46 s of CPU instead of 67."""
         for i in (a, b):
             if i not in self.even:  # two threads may both compute it: same result, no harm
                 self.even[i] = self._features((i, verify.COARSE), even=True)
@@ -281,6 +289,8 @@ class Verifier:
         again = verify.decide(g, corr, (len(fa.points), len(fb.points)))
         if again.decision == verify.DIFFERENT:
             return v
+        if v.decision == verify.REVIEW and (again.decision != verify.SAME or g.inliers < verify.SAME_INLIERS):
+            return v
         placed = (
             None
             if g.transform is None
@@ -290,7 +300,8 @@ class Verifier:
 
     def check(self, a: int, b: int, corr: float, dihedral: int | None = None) -> verify.Verdict:
         """`dihedral`: the hash's orientation of a onto b (None: unknown, both tried)."""
-        return self._small(a, b, self._coarse(a, b, corr, dihedral) or self._full(a, b, corr, dihedral))
+        v = self._coarse(a, b, corr, dihedral) or self._full(a, b, corr, dihedral)
+        return self._small(a, b, self._evened(a, b, corr, dihedral, v) if self._unsettled(a, b, v, False) else v)
 
     def _small(self, a: int, b: int, v: verify.Verdict) -> verify.Verdict:
         """A "different" for want of pixels is no evidence: a thumbnail-sized copy (content box under
@@ -329,18 +340,10 @@ class Verifier:
             for k, v in zip(rest, pool.map(lambda k: self._full(*jobs[k]), rest), strict=False):
                 verdicts[k] = v
                 self._count("verify", 1)
-            if thorough:  # `_evened`: a "different" between two pictures with texture enough
-                again = [
-                    k
-                    for k, v in enumerate(verdicts)
-                    if v.decision == verify.DIFFERENT
-                    and not v.untestable
-                    and not self.smooth(jobs[k][0])
-                    and not self.smooth(jobs[k][1])
-                ]
-                self.evened_pairs += len(again)
-                for k, v in zip(again, pool.map(lambda k: self._evened(*jobs[k], verdicts[k]), again), strict=False):
-                    verdicts[k] = v
+            again = [k for k, v in enumerate(verdicts) if self._unsettled(jobs[k][0], jobs[k][1], v, thorough)]
+            self.evened_pairs += len(again)
+            for k, v in zip(again, pool.map(lambda k: self._evened(*jobs[k], verdicts[k]), again), strict=False):
+                verdicts[k] = v
         return [self._small(job[0], job[1], v) for job, v in zip(jobs, verdicts, strict=True)]
 
 

@@ -115,7 +115,7 @@ class DedupeReport:
     to_review: int = 0  # pairs not merged, for the steward
     sift_pairs: int = 0  # pairs the thumbnails left undecided, verified with local features
     full_sift_pairs: int = 0  # of those, pairs the coarse look left undecided (SIFT at full size)
-    evened_pairs: int = 0  # "different" pairs inside a tentative group looked at again, contrast evened
+    evened_pairs: int = 0  # "review" pairs and "different" ones inside a tentative group looked at again, evened
     local_candidates: int = 0  # candidate pairs only shared local features proposed (`curate.dedupe.local`)
     whole_candidates: int = 0  # candidate pairs only whole pictures of one shape proposed (`curate.dedupe.whole`)
     decoded: int = 0  # pictures decoded for verification (`curate.dedupe.decode.Decodes`)
