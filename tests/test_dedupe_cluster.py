@@ -109,3 +109,31 @@ def test_a_member_is_not_swapped_for_as_few_or_for_pairs_only_tolerated():
     # a group of two: which of them the others belong with is no clearer than before, nothing is swapped
     edges = [Edge(1, 2, "hash", 0.99), Edge(2, 3, "hash", 0.95), Edge(2, 4, "hash", 0.95), Edge(3, 4, "hash", 0.9)]
     assert clusters([1, 2, 3, 4], edges, set()) == {1: 1, 2: 1, 3: 3, 4: 3}
+
+
+def test_the_swap_does_not_depend_on_the_order_images_came_in():
+    """A unit of pixel twins (1, 5) is named by whichever twin the disjoint set kept; the swap looks at groups
+    by their smallest image, so the clusters are the same whatever order the images are listed in."""
+    edges = [Edge(1, 5, "pixel"), Edge(2, 3, "hash", 0.99), Edge(3, 6, "hash", 0.99), Edge(2, 6, "hash", 0.99)]
+    edges += [Edge(1, 3, "hash", 0.9), Edge(1, 6, "hash", 0.9), Edge(3, 4, "hash", 0.9), Edge(4, 6, "hash", 0.9)]
+    roots = clusters([1, 2, 3, 4, 5, 6], edges, set(), tolerated=[(1, 4)])
+    assert roots == {1: 1, 2: 2, 3: 1, 4: 4, 5: 1, 6: 1}  # the twins (two pictures) take 2's place
+    assert clusters([5, 1, 2, 3, 4, 6], edges, set(), tolerated=[(1, 4)]) == roots
+
+
+def test_the_larger_group_kept_out_is_tried_first():
+    """Two groups kept out by one member (2): a pair (7, 8) and a single picture that does not agree with the
+    pair. Whatever the single picture's id, the pair is tried first and swapped in."""
+    for single in (4, 9):
+        edges = [Edge(2, 3, "hash", 0.99), Edge(3, 6, "hash", 0.99), Edge(2, 6, "hash", 0.99), Edge(7, 8, "hash", 0.98)]
+        edges += [Edge(x, y, "hash", 0.9) for x in (single, 7, 8) for y in (3, 6)]
+        roots = clusters([2, 3, 6, 7, 8, single], edges, set(), tolerated=[(single, 7), (single, 8)])
+        assert roots[7] == roots[8] == roots[3] == roots[6] != roots[2], (single, roots)
+        assert roots[single] != roots[3]
+
+
+def test_a_member_is_not_swapped_for_one_picture():
+    """One picture for one (3 kept out by 2 alone): nothing gained, the group that formed first stays."""
+    edges = [Edge(1, 2, "hash", 0.99), Edge(2, 6, "hash", 0.99), Edge(1, 6, "hash", 0.99)]
+    edges += [Edge(3, 1, "hash", 0.9), Edge(3, 6, "hash", 0.9)]
+    assert clusters([1, 2, 3, 6], edges, set()) == {1: 1, 2: 1, 3: 3, 6: 1}

@@ -187,12 +187,17 @@ def _swapped(
             return False
         return all(ok(x, u, same) for x in h for u in group)
 
+    def first(g) -> int:
+        """The order groups are looked at in: by their smallest image, not unit (a unit's id is whichever
+        of its images the disjoint set kept, which depends on the order images came in)."""
+        return min(images(g))
+
     near: dict[int, set[int]] = {}
     for u, v in same:
         near.setdefault(u, set()).add(v)
         near.setdefault(v, set()).add(u)
     of = {u: frozenset(g) for g in groups for u in g}
-    todo = sorted({of[u] for u in of}, key=min, reverse=True)
+    todo = sorted({of[u] for u in of}, key=first, reverse=True)
     swaps = 0
     while todo and swaps <= len(of):  # each swap grows a group; the bound is a safety net, never reached
         group = todo.pop()
@@ -200,18 +205,16 @@ def _swapped(
             continue  # too small to keep two members when one leaves, or since swapped into another
         others = {of[v] for u in group for v in near.get(u, ())} - {group}
         kept_out: dict[int, list[frozenset[int]]] = {}
-        for h in sorted(others, key=min):
+        for h in sorted(others, key=lambda h: (-len(images(h)), first(h))):  # the most pictures first
             missing = {u for u in group if any(not ok(x, u, verified) for x in h)}
             if len(missing) == 1:
                 kept_out.setdefault(missing.pop(), []).append(h)
-        for z in sorted(kept_out, key=lambda z: (-sum(len(images(h)) for h in kept_out[z]), z)):
+        for z in sorted(kept_out, key=lambda z: (-sum(len(images(h)) for h in kept_out[z]), first({z}))):
             new = set(group - {z})
-            if not connected(new):
-                continue
             for h in kept_out[z]:
-                if fits(h, new) and connected(new | h):
+                if fits(h, new):
                     new |= h
-            if len(images(new)) <= len(images(set(group))):
+            if len(images(new)) <= len(images(set(group))) or not connected(new):
                 continue
             new = frozenset(new)
             of.update(dict.fromkeys(new, new))
