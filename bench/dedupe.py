@@ -647,7 +647,32 @@ def _subprocess_result(python: str, *args) -> tuple[dict | None, str]:
     return (json.loads(line[7:]) if line else None), proc.stderr
 
 
-def main(argv: list[str] | None = None) -> None:
+def corpus_dirs(args: argparse.Namespace) -> tuple[Path, Path]:
+    """(the main corpus's folder, the folder of the corpus this run scores) for parsed `args`."""
+    photos = str(args.photos.resolve()) if args.photos is not None else ""
+    # v2: chelsea listed once; v3: no grass tiles (tests/photo_corpus.py, TILED); v4: caption, web page,
+    # sticker, small JPEG and perspective copies; v5: a rotation on a larger canvas; v6: a phone app's screenshot
+    own = f"-{hashlib.sha256(photos.encode()).hexdigest()[:8]}" if photos else ""  # a folder of one's own photos
+    web = args.corpus / f"v6{own}-real{args.per_photo}-syn{args.synthetic}-c{args.closeups}"
+    if args.augmented:
+        return web, args.corpus / "augmented-v1"
+    if args.stamped:
+        return web, args.corpus / "stamped-v1"
+    if args.edits:
+        return web, args.corpus / f"edits-v1{own}"
+    return web, args.corpus / f"camera-v1-{web.name}" if args.camera else web
+
+
+def tool_argv(args: argparse.Namespace, tool: str) -> list[str]:
+    """This script's arguments that run `tool` alone (`--tool`) on the same corpus as `args`, `--photos` too."""
+    out = ["--tool", tool, "--synthetic", args.synthetic, "--per-photo", args.per_photo]
+    out += ["--closeups", args.closeups, "--corpus", args.corpus]
+    out += [f"--{flag}" for flag in ("augmented", "stamped", "edits", "camera") if getattr(args, flag)]
+    out += ["--photos", args.photos.resolve()] if args.photos is not None else []
+    return [str(x) for x in out]
+
+
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--synthetic", type=int, default=300, help="synthetic skin photos (default: 300)")
     p.add_argument("--per-photo", type=int, default=5, help="re-posted copies of each real photo (default: 5)")
@@ -716,6 +741,11 @@ def main(argv: list[str] | None = None) -> None:
         "photos, each a different photo) instead of scikit-image's: each gets the same copies",
     )
     p.add_argument("--tool", default=None, help=argparse.SUPPRESS)  # internal: run one foreign tool, print JSON
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = parser()
     args = p.parse_args(argv)
     photos = ""
     if args.photos is not None:
@@ -724,21 +754,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.augmented or args.stamped:
             p.error("--photos builds the main, --camera or --edits corpus, not --augmented or --stamped")
         photos = str(args.photos.resolve())
-    # v2: chelsea listed once; v3: no grass tiles (tests/photo_corpus.py, TILED); v4: caption, web page,
-    # sticker, small JPEG and perspective copies; v5: a rotation on a larger canvas; v6: a phone app's screenshot
-    own = f"-{hashlib.sha256(photos.encode()).hexdigest()[:8]}" if photos else ""  # a folder of one's own photos
-    web = args.corpus / f"v6{own}-real{args.per_photo}-syn{args.synthetic}-c{args.closeups}"
-    corpus = (
-        args.corpus / "augmented-v1"
-        if args.augmented
-        else args.corpus / "stamped-v1"
-        if args.stamped
-        else args.corpus / f"edits-v1{own}"
-        if args.edits
-        else args.corpus / f"camera-v1-{web.name}"
-        if args.camera
-        else web
-    )
+    web, corpus = corpus_dirs(args)
     if args.tool:
         res = (
             scale(args.scale, args.scale_neighbours)
@@ -794,23 +810,7 @@ def main(argv: list[str] | None = None) -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 results["mpox-curate"] = run_ours(corpus / "images", Path(tmp), args.workers, args.why_missed)
             continue
-        res, err = _subprocess_result(
-            args.other_python,
-            "--tool",
-            tool,
-            "--synthetic",
-            args.synthetic,
-            "--per-photo",
-            args.per_photo,
-            "--closeups",
-            args.closeups,
-            "--corpus",
-            args.corpus,
-            *(["--augmented"] if args.augmented else []),
-            *(["--stamped"] if args.stamped else []),
-            *(["--edits"] if args.edits else []),
-            *(["--camera"] if args.camera else []),
-        )
+        res, err = _subprocess_result(args.other_python, *tool_argv(args, tool))
         if res is None:
             print(f"{tool}: failed\n{err[-2000:]}")
             continue

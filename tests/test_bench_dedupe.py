@@ -45,3 +45,20 @@ def test_a_folder_without_photos_is_a_one_line_error(tmp_path):
         run.stderr.strip().splitlines()[-1]
         == f"dedupe.py: error: --photos {tmp_path}: not a folder with pictures in it"
     )
+
+
+@pytest.mark.parametrize("kind", [[], ["--edits"], ["--camera"]])
+def test_imagededup_and_difpy_are_scored_on_the_corpus_built_from_ones_own_photos(tmp_path, kind):
+    """Each foreign tool runs in a process of its own (`--tool`), which must find the same corpus folder: it
+    once got every flag but `--photos`, ran on the scikit-image corpus and was scored against the own photos'."""
+    sys.path.insert(0, str(BENCH.parent))
+    import dedupe as bench
+
+    (tmp_path / "mine").mkdir()
+    args = bench.parser().parse_args(["--photos", str(tmp_path / "mine"), "--corpus", str(tmp_path / "c"), *kind])
+    for tool in ("imagededup", "difpy"):
+        again = bench.parser().parse_args(bench.tool_argv(args, tool))
+        assert again.tool == tool
+        assert bench.corpus_dirs(again) == bench.corpus_dirs(args)
+    plain = bench.parser().parse_args(["--corpus", str(tmp_path / "c"), *kind])
+    assert bench.corpus_dirs(plain)[1] != bench.corpus_dirs(args)[1]
