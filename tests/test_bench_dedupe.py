@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from photo_corpus import originals
 
@@ -62,3 +63,20 @@ def test_imagededup_and_difpy_are_scored_on_the_corpus_built_from_ones_own_photo
         assert bench.corpus_dirs(again) == bench.corpus_dirs(args)
     plain = bench.parser().parse_args(["--corpus", str(tmp_path / "c"), *kind])
     assert bench.corpus_dirs(plain)[1] != bench.corpus_dirs(args)[1]
+
+
+def test_the_held_out_photos_are_rebuilt_offline_from_installed_packages(tmp_path, monkeypatch):
+    """`bench/heldout_photos.py`: photos the thresholds were never tuned on, the same folder on any machine."""
+    monkeypatch.setenv("CURATE_LABEL_STUDIO", str(tmp_path / "no-studio"))  # without Label Studio: the three others
+    sys.path.insert(0, str(BENCH.parent))
+    import heldout_photos
+    from PIL import Image
+
+    counts = heldout_photos.write(tmp_path / "held", 180)
+    assert set(counts) == {"temple", "flower", "hopper"}
+    files = sorted((tmp_path / "held").glob("*.jpg"))
+    assert len(files) == sum(counts.values()) > 3  # each photo and some of its tiles
+    for f in files:
+        with Image.open(f) as im:
+            grey = np.asarray(im.convert("L"), np.float32)
+        assert "_" not in f.stem or (grey.shape == (180, 180) and grey.std() >= heldout_photos.PLAIN_STD - 1)

@@ -337,3 +337,47 @@ def test_a_blurred_shrunk_copy_near_the_threshold_is_looked_at_again_evened(tmp_
     assert cluster["tile.jpg"] == cluster["blurred.jpg"] != cluster["next.jpg"], pairs
     (why,) = [r for x, y, _, r in pairs if {x, y} == {"tile.jpg", "blurred.jpg"}]
     assert why.endswith("(contrast evened)")
+
+
+def test_a_blurred_copy_does_not_keep_a_turned_crop_out_of_its_photos_cluster(tmp_path):
+    """A blurred copy of a tile, shrunk (`bench/dedupe.py --edits`, blur_small), keeps too few keypoints to match
+    a turned crop of the same tile (7 agree at most), which the tile and its faded copy match on 18-32: that
+    "different" kept the crop out of its photo's cluster. The blurred copy is the faded one again, thumbnail for
+    thumbnail, so its "different" is no evidence against what the faded copy's features found
+    (`pairs._through_twin`); different photos stay apart."""
+    from photo_corpus import EDITS
+
+    photos = originals()
+    edit = {k: EDITS[k](photos[19], np.random.default_rng([19, list(EDITS).index(k), 3])) for k in EDITS}
+    files = {"tile.jpg": photos[19], "blurred.jpg": edit["blur_small"], "turned.jpg": edit["turn_crop"]}
+    files["faded.jpg"] = edit["low_contrast"]  # the blurred copy's thumbnail twin here
+    cluster, _, pairs = dedupe_files(tmp_path, files | {"next.jpg": photos[20], "other.jpg": photos[18]})
+    assert len({cluster[f] for f in files}) == 1, pairs
+    assert len({cluster[f] for f in ("tile.jpg", "next.jpg", "other.jpg")}) == 3
+    (why,) = [r for x, y, _, r in pairs if {x, y} == {"blurred.jpg", "turned.jpg"}]
+    assert "which local features match" in why
+
+
+def test_a_different_is_outweighed_through_a_twin_only_when_it_is_weak_evidence():
+    """`pairs._through_twin`, rule by rule. 1 is a blurred copy of 2 (their thumbnails alike);
+    local features found 3 "same" as 2; 1 and 3 were found "different". That is no evidence when few keypoints
+    agree and 2's match with 3 is not a stamp: two different photos under one stock site's logo can stay
+    "same" (no third preview makes the stamp's triangle, `pairs.stamps`), and the photo posted elsewhere
+    without the logo, its preview again thumbnail for thumbnail, then joined a cluster holding the other photo
+    (`bench/dedupe.py --stamped`: one more false pair). Nor when they share many keypoints (a tile against
+    the whole photo: 41), nor when only thumbnails found 3 like 2."""
+    from curate.dedupe.pairs import Pair, _through_twin
+
+    class Thumbs:  # the thumbnail shortcut's answer: 1 is 2 again
+        def overwhelming(self, a, b):
+            return (0.953, "thumbnails correlate") if {a, b} == {1, 2} else None
+
+    def why(in_place=None, agree=4, inliers=22):
+        pairs = {(2, 3): Pair(2, 3, "hash", 0.0, None, inliers, "matching keypoints", in_place)}
+        return _through_twin(Thumbs(), pairs, {1, 2, 3}, 1, 3, agree)
+
+    assert "image 2, which local features match (22)" in why()
+    assert why(in_place=0.85) is not None  # laid in place, pixels alike: a re-encode, a bar
+    assert why(in_place=0.31) is None  # laid in place, pixels unlike: the stamp's keypoints alone
+    assert why(agree=41) is None
+    assert why(inliers=0) is None

@@ -9,10 +9,11 @@ either verified "same", or was judged "review" (geometric evidence of shared
 content just short of the "same" rule: two different crops of one photo, a
 picture with too little texture), or "untested" (a picture with too few
 keypoints for any evidence either way: a mostly black fundus tile against its
-cropped copy), never "different" or unchecked. The unit
+cropped copy; a blurred copy of a member against what that member's features
+match, `curate.dedupe.pairs`), never "different" or unchecked. The unit
 counts as one: a member verified against any image of a unit counts for the
 whole unit. So A~B and B~C never put A with C unless A and C were compared
-and found at least partly the same; the blocked pair goes to the steward as
+and found at least partly the same, or their comparison was no evidence; the blocked pair goes to the steward as
 "to review". Two groups of several units each need at least two verified
 cross pairs: with every other pair across them only tolerated, one link is
 all that joins them (two different tiles of one fundus photo, each with a
@@ -49,7 +50,7 @@ from scipy.cluster.hierarchy import DisjointSet
 
 KIND_RANK = {"merge": 0, "pixel": 1, "hash": 2, "cnn": 3, "review": 4, "untested": 5}
 EXACT = ("merge", "pixel")
-UNTESTED = "untested"  # a pair one picture's lack of texture left undecided (`curate.dedupe.pairs`)
+UNTESTED = "untested"  # a pair its pictures' lack of texture or pixels left undecided (`curate.dedupe.pairs`)
 NOT_EDGES = ("review", UNTESTED)  # stored pairs that never join, and never block a join
 # the reason of a "review" pair put there by `curate.dedupe.pairs.stamps` begins with this (the sheet groups them)
 STAMPED = "the same marks in the same place on 3 or more pictures whose pixels differ (a site's stamp?): "

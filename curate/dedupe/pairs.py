@@ -18,7 +18,9 @@ pair there that one picture's lack of texture leaves undecided (fewer than
 `verify.MIN_KEYPOINTS` keypoints, no match) is stored as "untested": no evidence
 either way, so it neither joins nor blocks, and it is not put to the steward. So
 is a "different" between a thumbnail-sized picture (content box under
-`cluster.SMALL` px) and a full-sized one (`Verifier._small`). Last, "same" pairs among
+`cluster.SMALL` px) and a full-sized one (`Verifier._small`), and one from a
+member's thumbnail twin against a picture local features found "same" as that
+member (`_through_twin`). Last, "same" pairs among
 three or more pictures that match each other only in place, their pixels unlike, are
 put to review: a site's watermark stamped on different photos (`stamps`).
 """
@@ -418,16 +420,49 @@ def complete(verifier: Verifier, pairs: dict[tuple[int, int], Pair], touched: se
             joined.add(p.a)
             joined.add(p.b)
             joined.merge(p.a, p.b)
-    jobs = []
+    jobs, group_of = [], []
     for members in joined.subsets():
         if 3 <= len(members) <= COMPLETE_MAX and (touched is None or not touched.isdisjoint(members)):
-            jobs += [(a, b, 0.0, None) for a, b in combinations(sorted(members), 2) if (a, b) not in pairs]
-    for (a, b, _, _), v in zip(jobs, verifier.check_many(jobs, thorough=True), strict=False):
+            todo = [(a, b, 0.0, None) for a, b in combinations(sorted(members), 2) if (a, b) not in pairs]
+            jobs += todo
+            group_of += [members] * len(todo)
+    verdicts = verifier.check_many(jobs, thorough=True)
+    for (a, b, _, _), v, members in zip(jobs, verdicts, group_of, strict=False):
         p = _pair(v, a, b, 0.0, None)
         if p is None and v.untestable:  # no evidence either way: it neither joins nor blocks (`cluster`)
             p = Pair(a, b, UNTESTED, 0.0, None, v.geometry.inliers, v.reason[:200])
+        elif p is None and (twin := _through_twin(verifier, pairs, members, a, b, v.geometry.inliers)) is not None:
+            p = Pair(a, b, UNTESTED, 0.0, None, v.geometry.inliers, f"{v.reason}; {twin}"[:200])
         if p is not None:
             pairs[(a, b)] = p
+
+
+def _through_twin(
+    verifier: Verifier, pairs: dict[tuple[int, int], Pair], members, a: int, b: int, agree: int
+) -> str | None:
+    """Why a "different" between `a` and `b` (`agree` keypoints agreeing) is no evidence, or None: one of them
+    is its group's member `o` again, thumbnail for thumbnail (`Verifier.overwhelming`: a tone curve, a blur, a
+    re-encode of one content box), the pair shares few keypoints (under
+    `verify.REVIEW_INLIERS`), and local features found the other "same" as `o`, not laid in place on it with
+    unlike pixels (a stamp's keypoints alone, `stamps`). A blurred, shrunk copy keeps 30-50 keypoints, too few to
+    match a turned crop of its photo (3-7 agree) that its photo matches on 18-32: the copy's "different" kept
+    the crop out of their photo's cluster (`bench/dedupe.py --edits`, turn_crop). Not when they share more:
+    a tile and the whole photo share 41, which is no lack of evidence but a detail (`tests/test_dedupe_pages.py`)."""
+    if agree >= verify.REVIEW_INLIERS:
+        return None
+    for x, y in ((a, b), (b, a)):
+        for o in sorted(members - {a, b}):
+            twin = verifier.overwhelming(min(x, o), max(x, o))
+            seen = pairs.get((min(o, y), max(o, y)))
+            if (
+                twin is not None
+                and seen is not None
+                and seen.kind == "hash"
+                and (seen.inliers or 0) > 0
+                and (seen.in_place is None or seen.in_place >= STAMP_NCC)
+            ):
+                return f"but its {twin[1]} {twin[0]:.3f} with image {o}, which local features match ({seen.inliers})"
+    return None
 
 
 def stamps(pairs: dict[tuple[int, int], Pair]) -> int:
