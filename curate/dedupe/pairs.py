@@ -452,15 +452,12 @@ def _through_twin(
         return None
     for x, y in ((a, b), (b, a)):
         for o in sorted(members - {a, b}):
-            twin = verifier.overwhelming(min(x, o), max(x, o))
             seen = pairs.get((min(o, y), max(o, y)))
-            if (
-                twin is not None
-                and seen is not None
-                and seen.kind == "hash"
-                and (seen.inliers or 0) > 0
-                and (seen.in_place is None or seen.in_place >= STAMP_NCC)
-            ):
+            if seen is None or seen.kind != "hash" or not seen.inliers:
+                continue
+            if seen.in_place is not None and seen.in_place < STAMP_NCC:
+                continue
+            if (twin := verifier.overwhelming(min(x, o), max(x, o))) is not None:  # last: it may decode
                 return f"but its {twin[1]} {twin[0]:.3f} with image {o}, which local features match ({seen.inliers})"
     return None
 
