@@ -402,3 +402,33 @@ def test_an_untested_pair_whose_twin_ground_is_gone_blocks_again():
     assert untwinned(pairs) == 0 and (1, 3) in pairs
     pairs[(2, 3)] = Pair(2, 3, "review", 0.0, None, 22, STAMPED + ground.reason, 0.3)
     assert untwinned(pairs) == 1 and (1, 3) not in pairs
+
+
+def test_a_twin_ground_verified_later_in_the_same_batch_counts():
+    """`pairs.complete` verifies a group's missing pairs in one batch; the twin rule is applied once all of them
+    are in, so whether a "different" is outweighed does not depend on the order the pairs were verified in (here
+    the ground, 2-3, comes after the weak pair, 1-3, in id order)."""
+    from curate.dedupe import verify
+    from curate.dedupe.pairs import Pair, complete
+
+    class Batch:
+        said = {
+            (1, 3): verify.Verdict(verify.DIFFERENT, "no geometric match (4 keypoints agree)", verify.Geometry(4)),
+            (1, 4): verify.Verdict(verify.SAME, "thumbnails correlate 0.970", verify.Geometry()),
+            (2, 3): verify.Verdict(verify.SAME, "22 matching keypoints", verify.Geometry(22)),
+        }
+
+        def check_many(self, jobs, thorough=False):
+            return [self.said[(a, b)] for a, b, _, _ in jobs]
+
+        def overwhelming(self, a, b):
+            return (0.97, "thumbnails correlate") if {a, b} == {1, 2} else None
+
+    pairs = {
+        (1, 2): Pair(1, 2, "hash", 0.9, None, 0, "thumbnails correlate 0.970"),
+        (2, 4): Pair(2, 4, "hash", 0.9, None, 30, "30 matching keypoints"),
+        (3, 4): Pair(3, 4, "hash", 0.9, None, 25, "25 matching keypoints"),
+    }
+    complete(Batch(), pairs)
+    assert pairs[(2, 3)].kind == "hash"
+    assert pairs[(1, 3)].kind == "untested" and "with image 2, which local features match (22)" in pairs[(1, 3)].reason

@@ -428,14 +428,19 @@ def complete(verifier: Verifier, pairs: dict[tuple[int, int], Pair], touched: se
             jobs += todo
             group_of += [members] * len(todo)
     verdicts = verifier.check_many(jobs, thorough=True)
+    different = []
     for (a, b, _, _), v, members in zip(jobs, verdicts, group_of, strict=False):
         p = _pair(v, a, b, 0.0, None)
         if p is None and v.untestable:  # no evidence either way: it neither joins nor blocks (`cluster`)
             p = Pair(a, b, UNTESTED, 0.0, None, v.geometry.inliers, v.reason[:200])
-        elif p is None and (twin := _through_twin(verifier, pairs, members, a, b, v.geometry.inliers)) is not None:
-            p = Pair(a, b, UNTESTED, 0.0, None, v.geometry.inliers, f"{v.reason}; {twin}"[:200])
         if p is not None:
             pairs[(a, b)] = p
+        else:
+            different.append((a, b, v, members))
+    for a, b, v, members in different:  # once every pair of the batch is in: none depends on the order verified
+        if (twin := _through_twin(verifier, pairs, members, a, b, v.geometry.inliers)) is not None:
+            said = v.reason[: 200 - len(twin) - 2]  # the twin's part whole: `untwinned` reads it
+            pairs[(a, b)] = Pair(a, b, UNTESTED, 0.0, None, v.geometry.inliers, f"{said}; {twin}")
 
 
 def _through_twin(
