@@ -383,27 +383,6 @@ def test_a_different_is_outweighed_through_a_twin_only_when_it_is_weak_evidence(
     assert why(inliers=0) is None
 
 
-def test_an_untested_pair_whose_twin_ground_is_gone_blocks_again():
-    """`pairs.untwinned`: the "same" a twin's "different" was outweighed by can be put to review afterwards in
-    the same run (`stamps`, once `complete` has verified a stamp's third side) or in a later one; the
-    "untested" pair then goes back to "different" (dropped: a missing pair blocks a join), kept while its ground
-    holds."""
-    from curate.dedupe.cluster import STAMPED
-    from curate.dedupe.pairs import Pair, _through_twin, untwinned
-
-    class Thumbs:
-        def overwhelming(self, a, b):
-            return (0.96, "thumbnails correlate") if {a, b} == {1, 2} else None
-
-    ground = Pair(2, 3, "hash", 0.0, None, 22, "22 matching keypoints", None)
-    pairs = {(1, 2): Pair(1, 2, "hash", 0.9, None, 0, "thumbnails correlate 0.960"), (2, 3): ground}
-    why = _through_twin(Thumbs(), pairs, {1, 2, 3}, 1, 3, 4)
-    pairs[(1, 3)] = Pair(1, 3, "untested", 0.0, None, 4, f"no geometric match (4 keypoints agree); {why}")
-    assert untwinned(pairs) == 0 and (1, 3) in pairs
-    pairs[(2, 3)] = Pair(2, 3, "review", 0.0, None, 22, STAMPED + ground.reason, 0.3)
-    assert untwinned(pairs) == 1 and (1, 3) not in pairs
-
-
 def test_a_twin_ground_verified_later_in_the_same_batch_counts():
     """`pairs.complete` verifies a group's missing pairs in one batch; the twin rule is applied once all of them
     are in, so whether a "different" is outweighed does not depend on the order the pairs were verified in (here

@@ -20,7 +20,7 @@ either way, so it neither joins nor blocks, and it is not put to the steward. So
 is a "different" between a thumbnail-sized picture (content box under
 `cluster.SMALL` px) and a full-sized one (`Verifier._small`), and one from a
 member's thumbnail twin against a picture local features found "same" as that
-member (`_through_twin`; re-checked each run, `untwinned`). Last, "same" pairs among
+member (`_through_twin`). Last, "same" pairs among
 three or more pictures that match each other only in place, their pixels unlike, are
 put to review: a site's watermark stamped on different photos (`stamps`).
 """
@@ -28,7 +28,6 @@ put to review: a site's watermark stamped on different photos (`stamps`).
 from __future__ import annotations
 
 import os
-import re
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -439,7 +438,7 @@ def complete(verifier: Verifier, pairs: dict[tuple[int, int], Pair], touched: se
             different.append((a, b, v, members))
     for a, b, v, members in different:  # once every pair of the batch is in: none depends on the order verified
         if (twin := _through_twin(verifier, pairs, members, a, b, v.geometry.inliers)) is not None:
-            said = v.reason[: 200 - len(twin) - 2]  # the twin's part whole: `untwinned` reads it
+            said = v.reason[: 200 - len(twin) - 2]  # the twin's part whole
             pairs[(a, b)] = Pair(a, b, UNTESTED, 0.0, None, v.geometry.inliers, f"{said}; {twin}")
 
 
@@ -460,41 +459,14 @@ def _through_twin(
         for o in sorted(members - {a, b}):
             seen = pairs.get((min(o, y), max(o, y)))
             if _features_found(seen) and (twin := verifier.overwhelming(min(x, o), max(x, o))) is not None:
-                return f"but its {twin[1]} {twin[0]:.3f} with image {o}{_TWIN_TAIL} ({seen.inliers})"
+                return f"but its {twin[1]} {twin[0]:.3f} with image {o}, which local features match ({seen.inliers})"
     return None
-
-
-_TWIN_TAIL = ", which local features match"  # ends the reason `_through_twin` gives; `untwinned` reads it
-_TWIN_RE = re.compile(r"with image (\d+)" + re.escape(_TWIN_TAIL))
 
 
 def _features_found(p: Pair | None) -> bool:
     """Whether `p` is "same" on local features, not merely on thumbnails, nor laid in place with its pixels
     unlike (a stamp's keypoints alone, `stamps`)."""
     return p is not None and p.kind == "hash" and bool(p.inliers) and (p.in_place is None or p.in_place >= STAMP_NCC)
-
-
-def untwinned(pairs: dict[tuple[int, int], Pair]) -> int:
-    """Drop (in `pairs`) the "untested" pairs `_through_twin` made whose ground is gone, so they are "different"
-    again and block; returns how many. Their ground is a pair `stamps` may put to review later in the same run
-    (a stamp's triangle completed by `complete`), or a later run; re-run on stored pairs each run."""
-    gone = []
-    for key, p in pairs.items():
-        found = _TWIN_RE.search(p.reason or "") if p.kind == UNTESTED else None
-        if found is None:
-            continue
-        o = int(found.group(1))
-        held = any(
-            _features_found(pairs.get((min(o, y), max(o, y))))
-            and (twin := pairs.get((min(o, x), max(o, x)))) is not None
-            and twin.kind == "hash"
-            for x, y in (key, key[::-1])
-        )
-        if not held:
-            gone.append(key)
-    for key in gone:
-        del pairs[key]
-    return len(gone)
 
 
 def stamps(pairs: dict[tuple[int, int], Pair]) -> int:
@@ -615,7 +587,6 @@ def find_pairs(ws, options, algo: str, report, on_progress=None) -> list[Pair]:
     if moved := _changed(edges, best):
         complete(verifier, best, moved)
         held = stamps(best)
-    untwinned(best)
     if held:
         report.notes.append(
             f"{held} pairs matched only on marks in the same place on 3 or more pictures whose pixels differ "
