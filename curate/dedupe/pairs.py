@@ -449,10 +449,11 @@ def _through_twin(
     is its group's member `o` again, thumbnail for thumbnail (`Verifier.overwhelming`: a tone curve, a blur, a
     re-encode of one content box), the pair shares few keypoints (under
     `verify.REVIEW_INLIERS`), and local features found the other "same" as `o`, not laid in place on it with
-    unlike pixels (a stamp's keypoints alone, `stamps`). A blurred, shrunk copy keeps 30-50 keypoints, too few to
-    match a turned crop of its photo (3-7 agree) that its photo matches on 18-32: the copy's "different" kept
-    the crop out of their photo's cluster (`bench/dedupe.py --edits`, turn_crop). Not when they share more:
-    a tile and the whole photo share 41, which is no lack of evidence but a detail (`tests/test_dedupe_pages.py`)."""
+    unlike pixels (a stamp's keypoints alone, `stamps`). A blurred, shrunk copy keeps 20-50 keypoints, too few to
+    match a turned crop of its photo (3-7 agree) that the photo or a faded copy matches on 15-32: the blurred
+    copy's "different" kept the crop out of their photo's cluster (`bench/dedupe.py --edits`, turn_crop). Not
+    when they share more: a tile and the whole photo share 41, which is no lack of evidence but a detail
+    (`tests/test_dedupe_pages.py`)."""
     if agree >= verify.REVIEW_INLIERS:
         return None
     for x, y in ((a, b), (b, a)):
