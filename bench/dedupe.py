@@ -647,9 +647,14 @@ def _subprocess_result(python: str, *args) -> tuple[dict | None, str]:
     return (json.loads(line[7:]) if line else None), proc.stderr
 
 
+def own_photos(args: argparse.Namespace) -> str:
+    """The `--photos` folder, resolved, or "" (scikit-image's photos)."""
+    return str(args.photos.resolve()) if args.photos is not None else ""
+
+
 def corpus_dirs(args: argparse.Namespace) -> tuple[Path, Path]:
     """(the main corpus's folder, the folder of the corpus this run scores) for parsed `args`."""
-    photos = str(args.photos.resolve()) if args.photos is not None else ""
+    photos = own_photos(args)
     # v2: chelsea listed once; v3: no grass tiles (tests/photo_corpus.py, TILED); v4: caption, web page,
     # sticker, small JPEG and perspective copies; v5: a rotation on a larger canvas; v6: a phone app's screenshot
     own = f"-{hashlib.sha256(photos.encode()).hexdigest()[:8]}" if photos else ""  # a folder of one's own photos
@@ -668,7 +673,7 @@ def tool_argv(args: argparse.Namespace, tool: str) -> list[str]:
     out = ["--tool", tool, "--synthetic", args.synthetic, "--per-photo", args.per_photo]
     out += ["--closeups", args.closeups, "--corpus", args.corpus]
     out += [f"--{flag}" for flag in ("augmented", "stamped", "edits", "camera") if getattr(args, flag)]
-    out += ["--photos", args.photos.resolve()] if args.photos is not None else []
+    out += ["--photos", own_photos(args)] if args.photos is not None else []
     return [str(x) for x in out]
 
 
@@ -747,13 +752,12 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     p = parser()
     args = p.parse_args(argv)
-    photos = ""
     if args.photos is not None:
         if not args.photos.is_dir() or not photo_files(str(args.photos)):
             p.error(f"--photos {args.photos}: not a folder with pictures in it")
         if args.augmented or args.stamped:
             p.error("--photos builds the main, --camera or --edits corpus, not --augmented or --stamped")
-        photos = str(args.photos.resolve())
+    photos = own_photos(args)
     web, corpus = corpus_dirs(args)
     if args.tool:
         res = (

@@ -33,6 +33,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from functools import cache
 from itertools import combinations
 
 import numpy as np
@@ -258,12 +259,7 @@ class Verifier:
         return full
 
     def _placed(self, a: int, b: int, side: int, v: verify.Verdict) -> verify.Verdict:
-        """`v`, with the pixels' correlation when local features found one picture laid in place on the
-        other (`verify.in_place_correlation`; `stamps` reads it), for a "same" or a "review"."""
-        if v.decision == verify.DIFFERENT or v.geometry.transform is None:
-            return v
-        fa = self._flipped(a, side) if v.geometry.mirrored else self.feats[(a, side)]
-        return replace(v, in_place=verify.in_place_correlation(v.geometry, fa, self.feats[(b, side)]))
+        return _laid(v, self.feats[(a, side)], lambda: self._flipped(a, side), self.feats[(b, side)])
 
     def _unsettled(self, a: int, b: int, v: verify.Verdict, thorough: bool) -> bool:
         """Whether `_evened` looks at the pair again: a "review", or a "different" inside a tentative group
@@ -287,18 +283,14 @@ class Verifier:
         if fa is None or fb is None:
             return v
         mirrored = None if dihedral is None else is_mirror(dihedral)
-        g = verify.match(fa, lambda: verify.mirrored(fa), fb, mirrored, True)
+        flipped = cache(lambda: verify.mirrored(fa))  # the match and the laying share it
+        g = verify.match(fa, flipped, fb, mirrored, True)
         again = verify.decide(g, corr, (len(fa.points), len(fb.points)))
         if again.decision == verify.DIFFERENT:
             return v
         if v.decision == verify.REVIEW and (again.decision != verify.SAME or g.inliers < verify.SAME_INLIERS):
             return v
-        placed = (
-            None
-            if g.transform is None
-            else verify.in_place_correlation(g, verify.mirrored(fa) if g.mirrored else fa, fb)
-        )
-        return replace(again, reason=f"{again.reason} (contrast evened)", in_place=placed)  # `stamps` reads it
+        return replace(_laid(again, fa, flipped, fb), reason=f"{again.reason} (contrast evened)")
 
     def check(self, a: int, b: int, corr: float, dihedral: int | None = None) -> verify.Verdict:
         """`dihedral`: the hash's orientation of a onto b (None: unknown, both tried)."""
@@ -347,6 +339,22 @@ class Verifier:
             for k, v in zip(again, pool.map(lambda k: self._evened(*jobs[k], verdicts[k]), again), strict=False):
                 verdicts[k] = v
         return [self._small(job[0], job[1], v) for job, v in zip(jobs, verdicts, strict=True)]
+
+
+def _laid(
+    v: verify.Verdict, fa: verify.Features, flipped: Callable[[], verify.Features], fb: verify.Features
+) -> verify.Verdict:
+    """`v`, with the pixels' correlation when local features found one picture laid in place on the other
+    (`verify.in_place_correlation`; `stamps` reads it), for a "same" or a "review"; `flipped`: `fa` mirrored."""
+    if v.decision == verify.DIFFERENT or v.geometry.transform is None:
+        return v
+    return replace(v, in_place=verify.in_place_correlation(v.geometry, flipped() if v.geometry.mirrored else fa, fb))
+
+
+def _laid_unlike(p: Pair) -> bool:
+    """Laid in place by local features with its pixels unlike (`curate.imaging.STAMP_NCC`): a stamp's
+    keypoints alone, or a copy under a sticker (`stamps`)."""
+    return p.in_place is not None and p.in_place < STAMP_NCC
 
 
 def _pair(v: verify.Verdict, a: int, b: int, corr: float, hamming: int | None) -> Pair | None:
@@ -467,7 +475,7 @@ def _through_twin(
 def _features_found(p: Pair | None) -> bool:
     """Whether `p` is "same" on local features, not merely on thumbnails, nor laid in place with its pixels
     unlike (a stamp's keypoints alone, `stamps`)."""
-    return p is not None and p.kind == "hash" and bool(p.inliers) and (p.in_place is None or p.in_place >= STAMP_NCC)
+    return p is not None and p.kind == "hash" and bool(p.inliers) and not _laid_unlike(p)
 
 
 def stamps(pairs: dict[tuple[int, int], Pair]) -> int:
@@ -485,7 +493,7 @@ def stamps(pairs: dict[tuple[int, int], Pair]) -> int:
     photo) comes at 0.72, hence `curate.imaging.STAMP_NCC` = 0.6. Re-run on stored pairs, so a pair put to
     review comes back to "same" when its triangle is gone (a picture removed), its reason cut to what fits
     beside `STAMPED` in 200 characters."""
-    weak = {k for k, p in pairs.items() if p.in_place is not None and p.in_place < STAMP_NCC}
+    weak = {k for k, p in pairs.items() if _laid_unlike(p)}
     near: dict[int, set[int]] = defaultdict(set)
     for a, b in weak:
         near[a].add(b)
