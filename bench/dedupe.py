@@ -13,6 +13,7 @@ speed-up over imagededup, and the candidate search alone on 100,000 images.
     .venv/bin/python bench/dedupe.py            # table (a few minutes);  --json for scripts
     .venv/bin/python bench/dedupe.py --augmented   # a dataset grown by augmentation instead
     .venv/bin/python bench/dedupe.py --stamped     # a stock site's previews: one watermark, many photos
+    .venv/bin/python bench/dedupe.py --rulers      # one clinic's photos: one measuring ruler, many lesions
     .venv/bin/python bench/dedupe.py --camera      # the originals as 12 MP phone photos (decoding counts)
     .venv/bin/python bench/dedupe.py --edits       # edits no corpus was tuned on (tone curves, noise, turns)
     .venv/bin/python bench/dedupe.py --photos DIR  # the main, --camera or --edits corpus from your own photos
@@ -281,6 +282,45 @@ def build_stamped(out: Path, workers: int) -> dict:
     jobs += [(str(out), f"ps{j:03d}_clean.jpg", k, j, True) for j, k in enumerate(picks) if j % 4 == 0]
     with ProcessPoolExecutor(workers) as pool:
         rows = list(pool.map(_make_stamped, jobs, chunksize=4))
+    return _keep(out, key, {f: {"group": g, "transform": t} for f, g, t in rows})
+
+
+def _make_ruled(job: tuple) -> tuple[str, str, str]:
+    """Write one file of the rulers corpus: a lesion photographed beside the clinic's ruler (JPEG at 90),
+    or that photo posted again, cropped (JPEG at 85)."""
+    import numpy as np
+
+    from tests.dedupe_corpus import save
+    from tests.photo_corpus import closeup, crop, originals, with_ruler
+
+    out, name, kind, k, copy = job
+    if not (Path(out) / name).exists():
+        img = with_ruler(closeup(k) if kind == "c" else originals()[k], k if kind == "c" else 1000 + k)
+        if copy:
+            img = crop(img, np.random.default_rng([k, 9]))
+        tmp = Path(out) / f".{name}.part.jpg"
+        save(img, tmp, quality=85 if copy else 90)
+        tmp.rename(Path(out) / name)
+    return name, f"{kind}{k}", "crop" if copy else ""
+
+
+def build_rulers(out: Path, workers: int) -> dict:
+    """One clinic's photos (`--rulers`): 40 different close-ups on plain skin and 20 different real photos
+    and tiles, each photographed beside the same measuring ruler (`tests.photo_corpus.with_ruler`, a hard
+    negative), and every fourth posted again, cropped (a copy)."""
+    import numpy as np
+
+    from tests.photo_corpus import originals
+
+    key = ["rulers", 1]
+    if (truth := _built(out, key)) is not None:
+        return truth
+    picks = [("c", k) for k in range(40)]
+    picks += [("r", int(k)) for k in np.random.default_rng(7).choice(len(originals()), 20, replace=False)]
+    jobs = [(str(out), f"pl{j:03d}.jpg", kind, k, False) for j, (kind, k) in enumerate(picks)]
+    jobs += [(str(out), f"pl{j:03d}_crop.jpg", kind, k, True) for j, (kind, k) in enumerate(picks) if j % 4 == 0]
+    with ProcessPoolExecutor(workers) as pool:
+        rows = list(pool.map(_make_ruled, jobs, chunksize=4))
     return _keep(out, key, {f: {"group": g, "transform": t} for f, g, t in rows})
 
 
@@ -663,6 +703,8 @@ def corpus_dirs(args: argparse.Namespace) -> tuple[Path, Path]:
         return web, args.corpus / "augmented-v1"
     if args.stamped:
         return web, args.corpus / "stamped-v1"
+    if args.rulers:
+        return web, args.corpus / "rulers-v1"
     if args.edits:
         return web, args.corpus / f"edits-v1{own}"
     return web, args.corpus / f"camera-v1-{web.name}" if args.camera else web
@@ -672,7 +714,7 @@ def tool_argv(args: argparse.Namespace, tool: str) -> list[str]:
     """This script's arguments that run `tool` alone (`--tool`) on the same corpus as `args`, `--photos` too."""
     out = ["--tool", tool, "--synthetic", args.synthetic, "--per-photo", args.per_photo]
     out += ["--closeups", args.closeups, "--corpus", args.corpus]
-    out += [f"--{flag}" for flag in ("augmented", "stamped", "edits", "camera") if getattr(args, flag)]
+    out += [f"--{flag}" for flag in ("augmented", "stamped", "rulers", "edits", "camera") if getattr(args, flag)]
     out += ["--photos", own_photos(args)] if args.photos is not None else []
     return [str(x) for x in out]
 
@@ -729,6 +771,11 @@ def parser() -> argparse.ArgumentParser:
         help="the corpus is a stock site's previews instead: different photos under one watermark (a known gap)",
     )
     p.add_argument(
+        "--rulers",
+        action="store_true",
+        help="the corpus is one clinic's photos instead: different lesions beside the same ruler (a known gap)",
+    )
+    p.add_argument(
         "--edits",
         action="store_true",
         help="the corpus is edits no other corpus plants instead (tone curves, noise, squeezes, small turns ...)",
@@ -755,8 +802,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.photos is not None:
         if not args.photos.is_dir() or not photo_files(str(args.photos)):
             p.error(f"--photos {args.photos}: not a folder with pictures in it")
-        if args.augmented or args.stamped:
-            p.error("--photos builds the main, --camera or --edits corpus, not --augmented or --stamped")
+        if args.augmented or args.stamped or args.rulers:
+            p.error("--photos builds the main, --camera or --edits corpus, not --augmented, --stamped or --rulers")
     photos = own_photos(args)
     web, corpus = corpus_dirs(args)
     if args.tool:
@@ -777,6 +824,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.augmented
         else build_stamped(corpus / "images", args.workers)
         if args.stamped
+        else build_rulers(corpus / "images", args.workers)
+        if args.rulers
         else build_edits(corpus / "images", args.workers, photos)
         if args.edits
         else build_camera(

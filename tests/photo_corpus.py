@@ -11,7 +11,8 @@ a perspective warp.
 `AUGMENTS` are what a script growing a dataset does (turns, shear, hue, zoom, jitter + flip);
 `EDITS` are edits none of the corpora was tuned on (tone curves, noise, squeezes, small turns ...).
 The hard negatives are `closeup(seed)` (one lesion-like blob on plain skin,
-a different blob per seed) and `same_frame` (different photos in one frame).
+a different blob per seed), `same_frame` (different photos in one frame), `stamp` (a stock
+site's watermark) and `with_ruler` (one clinic's measuring ruler beside different lesions).
 """
 
 from __future__ import annotations
@@ -366,6 +367,39 @@ def same_frame(
     out = Image.new("RGB", canvas, FRAME_COLOURS[colour])
     out.paste(img.convert("RGB").resize(inner, Image.LANCZOS), (width, width))
     return out
+
+
+def ruler(length: int = 420, height: int = 56) -> Image.Image:
+    """A clinic's measuring ruler: millimetre ticks, centimetre numbers, a brand line and four colour
+    patches, the same on every photo it is laid beside (`with_ruler`)."""
+    img = Image.new("RGB", (length, height), (246, 242, 228))
+    d = ImageDraw.Draw(img)
+    mm = (length - 20) / 100
+    for k in range(101):
+        x = 10 + k * mm
+        d.line([(x, 0), (x, 22 if k % 10 == 0 else 14 if k % 5 == 0 else 8)], fill=(20, 20, 20), width=1)
+        if k % 10 == 0:
+            d.text((x - 3, 24), str(k // 10), fill=(20, 20, 20), font=_font(12))
+    d.text((length * 0.35, 38), "DermaScale  mm  REF 40-112", fill=(30, 30, 120), font=_font(11))
+    for j, c in enumerate([(200, 40, 40), (40, 160, 40), (40, 60, 190), (128, 128, 128)]):
+        d.rectangle((length - 70 + j * 15, 38, length - 58 + j * 15, 50), fill=c)
+    return img
+
+
+def with_ruler(img: Image.Image, seed: int, size: tuple[int, int] = (640, 512)) -> Image.Image:
+    """`img` as a clinic photographs a lesion: at `size`, with `ruler` laid near the top or bottom edge,
+    anywhere along it, turned up to 25 degrees and 0.7-1.2 times its size (a hard negative: different
+    patients' photos share the ruler's keypoints, dozens of them spread along it)."""
+    rng = np.random.default_rng([seed, 11])
+    base = img.convert("RGB").resize(size, Image.LANCZOS)
+    r = ruler()
+    s = rng.uniform(0.7, 1.2)
+    r = r.resize((round(r.width * s), round(r.height * s)), Image.LANCZOS).convert("RGBA")
+    r = r.rotate(rng.uniform(-25, 25), Image.BICUBIC, expand=True)
+    x = int(rng.uniform(0, max(1, size[0] - r.width)))
+    y = int(_pick(rng, [rng.uniform(0, 0.15), rng.uniform(0.7, 0.85)]) * size[1])
+    base.paste(r, (x, min(y, size[1] - r.height // 2)), r)
+    return base
 
 
 STAMPS = ("tiled", "logo", "band")  # `stamp`'s styles

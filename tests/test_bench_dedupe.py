@@ -65,6 +65,23 @@ def test_imagededup_and_difpy_are_scored_on_the_corpus_built_from_ones_own_photo
     assert bench.corpus_dirs(plain)[1] != bench.corpus_dirs(args)[1]
 
 
+def test_the_rulers_corpus_reaches_the_foreign_tools_and_refuses_own_photos(tmp_path):
+    """`--rulers` (one clinic's photos beside one ruler) is a corpus of its own, which imagededup's and
+    difPy's processes must score too; it is built from its own close-ups, so `--photos` is refused."""
+    sys.path.insert(0, str(BENCH.parent))
+    import dedupe as bench
+
+    args = bench.parser().parse_args(["--rulers", "--corpus", str(tmp_path / "c")])
+    assert bench.corpus_dirs(args)[1] == tmp_path / "c" / "rulers-v1"
+    for tool in ("imagededup", "difpy"):
+        assert bench.corpus_dirs(bench.parser().parse_args(bench.tool_argv(args, tool))) == bench.corpus_dirs(args)
+    (tmp_path / "mine").mkdir()
+    originals()[1].convert("RGB").save(tmp_path / "mine" / "a.jpg")
+    run = _bench("--rulers", "--photos", str(tmp_path / "mine"), "--tools", "ours")
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines()[-1].endswith("not --augmented, --stamped or --rulers")
+
+
 def test_the_held_out_photos_are_rebuilt_offline_from_installed_packages(tmp_path, monkeypatch):
     """`bench/heldout_photos.py`: photos the thresholds were never tuned on, the same folder on any machine."""
     monkeypatch.setenv("CURATE_LABEL_STUDIO", str(tmp_path / "no-studio"))  # without Label Studio: the three others

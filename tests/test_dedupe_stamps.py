@@ -17,6 +17,7 @@ from curate.dedupe.cluster import STAMPED
 from curate.dedupe.pairs import Pair, stamps
 from curate.dedupe.review import write_review
 from curate.dedupe.run import DedupeOptions, run_dedupe
+from curate.dedupe.verify import ONE_OBJECT
 from curate.imaging import STAMP_NCC
 from curate.intake.ingest import IngestOptions, ingest_folder
 from curate.workspace import Workspace
@@ -76,6 +77,19 @@ def test_stamps_needs_three_pictures_and_gives_back_what_it_took():
     assert (pairs[(5, 6)].kind, pairs[(5, 6)].reason) == ("hash", "30 matching keypoints")
 
 
+def test_a_one_object_review_joins_its_stamp_group_and_is_given_back_as_a_review():
+    """A pair `verify.one_object` put to review (the stamp is the one object) is shown with its stamp group;
+    once the group is gone it goes back to that review, never to "same"."""
+    one = _weak(1, 3, "review", f"{ONE_OBJECT}; 0 of 40 alike")
+    pairs = {(1, 2): _weak(1, 2), (2, 3): _weak(2, 3), (1, 3): one}
+    assert stamps(pairs) == 3
+    assert pairs[(1, 3)].kind == "review" and pairs[(1, 3)].reason == STAMPED + one.reason
+    del pairs[(2, 3)]
+    assert stamps(pairs) == 0
+    assert (pairs[(1, 3)].kind, pairs[(1, 3)].reason) == ("review", one.reason)
+    assert (pairs[(1, 2)].kind, pairs[(1, 2)].reason) == ("hash", "30 matching keypoints")
+
+
 def test_the_sites_other_previews_arriving_later_undo_a_merge_of_two(tmp_path):
     """Two previews alone are merged (nothing says their shared marks are a stamp: README's known gap);
     once the site's other previews arrive, the incremental re-run puts the stored pair to review too."""
@@ -111,8 +125,11 @@ def test_the_sheet_shows_each_stamped_group_once_after_the_pairs_to_review(stock
     assert 0 < sheet.index("id='to-review'") < sheet.index("id='stamps'")
     head, after = sheet.split("id='stamps'")
     stamps_part = after.split("<h2")[0]  # the clusters follow
-    stamped = sum((p.reason or "").startswith(STAMPED) for p in pairs)
-    assert f"{stamped} pairs kept apart as sharing a stamp" in head and STAMPED not in head
+    stamped = [p for p in pairs if (p.reason or "").startswith(STAMPED)]
+    assert f"{len(stamped)} pairs kept apart as sharing a stamp" in head and STAMPED not in head
+    grouped = {i for p in stamped for i in (p.image_a, p.image_b)}
+    assert len(grouped) >= 6  # most of the site's previews (one's only link may be a one-object review)
     for j in range(len(STOCK)):
-        assert stamps_part.count(f"alt='image {ids[f'stock_{j}.jpg']}'") == 1
-    assert f"{len(STOCK)} pictures, {stamped} pairs" in stamps_part and "curate dedupe merge A B" in stamps_part
+        i = ids[f"stock_{j}.jpg"]
+        assert stamps_part.count(f"alt='image {i}'") == (i in grouped)
+    assert f"{len(grouped)} pictures, {len(stamped)} pairs" in stamps_part and "curate dedupe merge A B" in stamps_part

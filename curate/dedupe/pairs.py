@@ -244,7 +244,11 @@ class Verifier:
         if verdict is None:
             self.coarse_review[(a, b)] = verify.decide(look[0], corr, look[1])
             return None
-        return self._placed(a, b, verify.COARSE, verdict)
+        placed = self._placed(a, b, verify.COARSE, verdict)
+        if placed.decision != verdict.decision:  # one object only: the full-size look decides
+            self.coarse_review[(a, b)] = placed
+            return None
+        return placed
 
     def _full(self, a: int, b: int, corr: float, dihedral: int | None = None) -> verify.Verdict:
         """The look at full size; a "review" at the coarse size stands when this one finds less (a small
@@ -290,7 +294,10 @@ class Verifier:
             return v
         if v.decision == verify.REVIEW and (again.decision != verify.SAME or g.inliers < verify.SAME_INLIERS):
             return v
-        return replace(_laid(again, fa, flipped, fb), reason=f"{again.reason} (contrast evened)")
+        again = _laid(again, fa, flipped, fb)
+        if v.decision == verify.REVIEW and again.decision != verify.SAME:  # one object only (`verify.one_object`)
+            return v
+        return replace(again, reason=f"{again.reason} (contrast evened)")
 
     def check(self, a: int, b: int, corr: float, dihedral: int | None = None) -> verify.Verdict:
         """`dihedral`: the hash's orientation of a onto b (None: unknown, both tried)."""
@@ -348,7 +355,8 @@ def _laid(
     (`verify.in_place_correlation`; `stamps` reads it), for a "same" or a "review"; `flipped`: `fa` mirrored."""
     if v.decision == verify.DIFFERENT or v.geometry.transform is None:
         return v
-    return replace(v, in_place=verify.in_place_correlation(v.geometry, flipped() if v.geometry.mirrored else fa, fb))
+    a = flipped() if v.geometry.mirrored else fa
+    return replace(verify.one_object(v, a, fb), in_place=verify.in_place_correlation(v.geometry, a, fb))
 
 
 def _laid_unlike(p: Pair) -> bool:
@@ -502,10 +510,11 @@ def stamps(pairs: dict[tuple[int, int], Pair]) -> int:
     for a, b in weak:
         p = pairs[(a, b)]
         said = (p.reason or "").removeprefix(STAMPED)
-        if p.kind == "hash" and near[a] & near[b]:
+        one_object = said.startswith(verify.ONE_OBJECT)  # a review already (`verify.one_object`), shown as a stamp
+        if (p.kind == "hash" or (one_object and not stamped(p.kind, p.reason))) and near[a] & near[b]:
             pairs[(a, b)] = replace(p, kind="review", reason=(STAMPED + said)[:200])
-        elif stamped(p.kind, p.reason) and not near[a] & near[b]:
-            pairs[(a, b)] = replace(p, kind="hash", reason=said)  # put to review by an earlier run's triangle
+        elif stamped(p.kind, p.reason) and not near[a] & near[b]:  # put to review by an earlier run's triangle
+            pairs[(a, b)] = replace(p, kind="review" if one_object else "hash", reason=said)
         moved += stamped(pairs[(a, b)].kind, pairs[(a, b)].reason)
     return moved
 

@@ -23,7 +23,10 @@ flipped picture. A match counts as the same photo only if
 * the transform lays one content box over most of the other
   (`SAME_COVER` of the smaller one: two different crops of one large photo
   overlap too little), and the shared area is at least `SAME_SHARE` of the
-  larger one (a small detail cut from a big photo is a different picture).
+  larger one (a small detail cut from a big photo is a different picture), and
+* the agreement is not one object's alone (`one_object`: a clinic's ruler beside
+  different lesions agrees along the ruler while, away from it, the keypoints on
+  the same spots are unlike; such a pair goes to review).
 
 The squeeze, measured on `bench/dedupe.py`'s corpora: every pair it made "same" or "review" is a true
 pair (v6 7, `--edits` 32, `--augmented` 9); pairs of different photos that fit a squeeze (up to 44
@@ -132,8 +135,16 @@ BOTH_CORR = 0.90  # from this hash correlation, the other orientation is tried w
 ACCEPT_NCC = 0.95  # thumbnail correlation that is the same photo without local features (module docstring)
 MOST_INPAINTED = 0.5  # a thumbnail in-painted over more than this share takes no shortcut (module docstring)
 SMOOTH_NCC = 0.965  # the same when a picture has under MIN_KEYPOINTS keypoints (`pairs.Verifier.smooth`)
+OBJECT_OUTSIDE = (
+    0.5  # `one_object` asks when this share of b's keypoints in the shared area lie away from the agreement
+)
+OBJECT_MARGIN = 0.05  # "away": outside the agreeing keypoints' hull widened by this share of the side
+OBJECT_TESTED = 15  # decided on at least this many keypoints away from it with one of the other picture's on their spot
+OBJECT_AGREE = 0.15  # under this share of those spots alike (`OBJECT_DESC`): the agreement is one object's
+OBJECT_DESC = 250  # SIFT descriptor distance (uint8 values) under which two keypoints on one spot are alike
 
 SAME, REVIEW, DIFFERENT = "same", "review", "different"
+ONE_OBJECT = "near the threshold: matches on one object only"  # how a review by `one_object` begins
 
 
 @dataclass(frozen=True)
@@ -466,6 +477,94 @@ def triage(g: Geometry, corr: float, keypoints: tuple[int, int]) -> Verdict | No
     if v.decision == DIFFERENT and g.inliers < COARSE_REJECT:
         return v
     return None
+
+
+def one_object(v: Verdict, a: Features, b: Features) -> Verdict:
+    """`v`, or "review" when its "same" rests on one object both pictures show while the rest of them,
+    which has texture, differs (`_object_spots`). A clinic's measuring ruler laid beside different
+    patients' lesions gives dozens of keypoints that agree on one transform, spread along it far enough
+    to pass every rule of `decide` (`bench/dedupe.py --rulers`: 240 pairs of different photos in
+    clusters before). A squeezed or warped copy is asked again under the affine and the perspective map
+    its ratio matches fit best, since a similarity lays only a band of it. Spots are `RANSAC_PX` wide at
+    `WORK` px; alike under `OBJECT_DESC`. Margins in bench/README.md ("One clinic's ruler")."""
+    g = v.geometry
+    if v.decision != SAME or g.transform is None or a.desc is None or b.desc is None:
+        return v
+    m = np.array(g.transform, np.float64).reshape(2, 3)
+    qa, qb = ratio_matches(a.desc, b.desc)
+    if len(qa) < 3:
+        return v
+    mapped = a.points @ m[:, :2].T + m[:, 2]
+    agreeing = b.points[qb][np.hypot(*(mapped[qa] - b.points[qb]).T) < RANSAC_PX]
+    x0, y0, x1, y1 = (float(c) for c in _cover(m, a, b)[2])
+    px, py = b.points[:, 0], b.points[:, 1]
+    da, db = a.desc.astype(np.float32), b.desc.astype(np.float32)
+    found = _object_spots(
+        agreeing,
+        b.points,
+        (px >= x0) & (px <= x1) & (py >= y0) & (py <= y1),
+        _maps(mapped, a, qa, qb, b),
+        lambda i, j: np.sqrt(((db[i] - da[j]) ** 2).sum(1)) < OBJECT_DESC,
+        RANSAC_PX * max(b.width, b.height) / WORK,
+        max(b.width, b.height),
+    )
+    if found is None:
+        return v
+    said = f"{found[1]} of {found[0]} keypoints away from it alike"
+    return Verdict(
+        REVIEW, f"near the threshold: matches on one object only (a ruler or label both show?); {said}; {v.reason}", g
+    )
+
+
+def _maps(mapped: np.ndarray, a: Features, qa: np.ndarray, qb: np.ndarray, b: Features):
+    """`a`'s keypoints laid on `b`: by the verdict's transform (`mapped`), then by the affine and the
+    perspective map the ratio matches fit best (RANSAC), each computed only when asked for."""
+    yield mapped
+    pa, pb = a.points[qa].astype(np.float32), b.points[qb].astype(np.float32)
+    if len(qa) >= 6:
+        m, _ = cv2.estimateAffine2D(pa, pb, method=cv2.RANSAC, ransacReprojThreshold=RANSAC_PX, maxIters=2000)
+        if m is not None:
+            yield a.points @ m[:, :2].T + m[:, 2]
+    if len(qa) >= 8:
+        h, _ = cv2.findHomography(pa, pb, cv2.RANSAC, RANSAC_PX, maxIters=2000)
+        if h is not None:
+            yield cv2.perspectiveTransform(a.points.reshape(-1, 1, 2).astype(np.float64), h).reshape(-1, 2)
+
+
+def _object_spots(agreeing, points, inside, laid_maps, alike, radius: float, side: float) -> tuple[int, int] | None:
+    """(spots tested, spots alike) when a match's agreement holds one object only, else None (`one_object`).
+
+    `agreeing`: b's agreeing keypoints (n x 2); `points`: all of b's keypoints, `inside`: which of them lie
+    in the shared area; `laid_maps`: the other picture's keypoints laid on b, one array per map tried (the
+    match's own first; later ones computed only when asked for); `alike(i, j)`: which b keypoints i are alike
+    the other's keypoints j (descriptor distance); `radius`: px that make a spot; `side`: b's longer side.
+
+    Guided matching: once the transform is known, every keypoint of b away from the agreeing ones that has
+    a keypoint of the other picture on its spot is asked whether that one is alike, with no ratio test. A
+    copy's spots agree even where an edit cost the ratio test its matches; a ruler's match leaves a
+    different lesion on the spots. Asked only when `OBJECT_OUTSIDE` of b's keypoints lie away from the
+    agreement (a copy's agreement covers the photo), decided on `OBJECT_TESTED` spots or more under one map."""
+    agreeing, points = np.asarray(agreeing, np.float32).reshape(-1, 2), np.asarray(points, np.float32).reshape(-1, 2)
+    if len(agreeing) < 3 or not inside.any():
+        return None
+    hull = cv2.convexHull(agreeing)
+    margin = OBJECT_MARGIN * side
+    near = np.array([cv2.pointPolygonTest(hull, (float(x), float(y)), True) >= -margin for x, y in points], bool)
+    away = np.flatnonzero(inside & ~near)
+    if len(away) < OBJECT_OUTSIDE * inside.sum():
+        return None
+    best = (0, 0)
+    for onto in laid_maps:
+        onto = np.asarray(onto, np.float32).reshape(-1, 2)
+        close = np.hypot(points[away, None, 0] - onto[None, :, 0], points[away, None, 1] - onto[None, :, 1]) <= radius
+        i, j = np.nonzero(close)
+        tested = np.unique(i)
+        found = np.unique(i[alike(away[i], j)]) if len(i) else tested
+        spots = (len(tested), len(found))
+        if spots[0] >= OBJECT_TESTED and spots[1] >= OBJECT_AGREE * spots[0]:
+            return None
+        best = max(best, spots, key=lambda t: (t[1] / max(t[0], 1), t[0]))
+    return best if best[0] >= OBJECT_TESTED else None
 
 
 def in_place_correlation(g: Geometry, a: Features, b: Features) -> float | None:
