@@ -386,14 +386,14 @@ def ruler(length: int = 420, height: int = 56) -> Image.Image:
     return img
 
 
-def with_ruler(img: Image.Image, seed: int, size: tuple[int, int] = (640, 512)) -> Image.Image:
+def with_ruler(img: Image.Image, seed: int, size: tuple[int, int] = (640, 512), scale: float = 1.0) -> Image.Image:
     """`img` as a clinic photographs a lesion: at `size`, with `ruler` laid near the top or bottom edge,
-    anywhere along it, turned up to 25 degrees and 0.7-1.2 times its size (a hard negative: different
-    patients' photos share the ruler's keypoints, dozens of them spread along it)."""
+    anywhere along it, turned up to 25 degrees and 0.7-1.2 times `scale` times its size (a hard negative:
+    different patients' photos share the ruler's keypoints, dozens of them spread along it)."""
     rng = np.random.default_rng([seed, 11])
     base = img.convert("RGB").resize(size, Image.LANCZOS)
     r = ruler()
-    s = rng.uniform(0.7, 1.2)
+    s = rng.uniform(0.7, 1.2) * scale
     r = r.resize((round(r.width * s), round(r.height * s)), Image.LANCZOS).convert("RGBA")
     r = r.rotate(rng.uniform(-25, 25), Image.BICUBIC, expand=True)
     x = int(rng.uniform(0, max(1, size[0] - r.width)))

@@ -39,6 +39,19 @@ def test_different_lesions_beside_one_ruler_are_never_merged(clinic):
         assert "keypoints away from it alike" in reason
 
 
+def test_a_larger_photo_beside_a_larger_ruler_is_asked_at_full_size(tmp_path):
+    """At 1,024 px with the ruler 1.6 times as large, the look at 160 px saw plain skin without keypoints and
+    took 14-22 keypoints along the ruler for the photo; its "same" is asked again at 320 px."""
+    files = {f"lesion_{k}.jpg": with_ruler(closeup(k), k, (1024, 768), 1.6) for k in (2, 3, 8, 10, 11, 12)}
+    files["lesion_8_posted.jpg"] = crop(files["lesion_8.jpg"], np.random.default_rng([8, 9]))
+    cluster, _, pairs = dedupe_files(tmp_path, files)
+    members = defaultdict(set)
+    for name, key in cluster.items():
+        members[key].add(name)
+    assert [m for m in members.values() if len(m) > 1] == [{"lesion_8.jpg", "lesion_8_posted.jpg"}]
+    assert any("one object only" in p[3] for p in pairs)
+
+
 def test_the_posted_copy_is_same_on_the_whole_photo(clinic):
     _, _, pairs = clinic
     (kind,) = [p[2] for p in pairs if {p[0], p[1]} == {"lesion_38.jpg", "lesion_38_posted.jpg"}]
@@ -58,7 +71,7 @@ def test_one_object_leaves_a_same_whose_agreement_covers_the_photo():
     a, b = _features(pts, desc), _features(pts + 0.5, desc)
     g = verify.Geometry(200, 200, 16, 1.0, 1.0, False, 0.29, (1.0, 0.0, 0.5, 0.0, 1.0, 0.5))
     v = verify.Verdict(verify.SAME, "200 matching keypoints", g)
-    assert verify.one_object(v, a, b) is v
+    assert verify.one_object(v, a, b) == v  # "same", and asked: not `unasked`
 
 
 def test_one_object_puts_to_review_a_band_of_agreement_on_unlike_pictures():

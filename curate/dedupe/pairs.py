@@ -109,6 +109,7 @@ class Verifier:
         self.corr: dict[tuple[int, int], float | None] = {}  # the content boxes' thumbnails (`correlation`)
         self.ncc: dict[tuple[int, int], tuple[float, str] | None] = {}  # what settles a pair (`overwhelming`)
         self.coarse_review: dict[tuple[int, int], verify.Verdict] = {}  # the coarse look's verdict, when undecided
+        self.coarse_same: dict[tuple[int, int], verify.Verdict] = {}  # its "same", `unasked` at that size
         self.counted: dict[int, int] = {}  # keypoints at `verify.COARSE` px known from the catalogue (up to local.TOP)
         self.decodes = Decodes()  # pictures decoded for one look, kept for the next
         self.even: dict[int, verify.Features | None] = {}  # at `verify.COARSE` px, contrast evened (`_evened`)
@@ -248,12 +249,17 @@ class Verifier:
         if placed.decision != verdict.decision:  # one object only: the full-size look decides
             self.coarse_review[(a, b)] = placed
             return None
+        if placed.unasked:  # on part of the pictures, not asked at this size (`verify.one_object`)
+            self.coarse_same[(a, b)] = placed
+            return None
         return placed
 
     def _full(self, a: int, b: int, corr: float, dihedral: int | None = None) -> verify.Verdict:
         """The look at full size; a "review" at the coarse size stands when this one finds less (a small
         or blurred picture enlarged to `verify.WORK` px loses matches: 10 at 160 px, "different" at 320)."""
         self.prepare((a, b), verify.WORK)
+        if (same := self.coarse_same.get((a, b))) is not None:
+            return self._asked(a, b, same)
         look = self._look(a, b, corr, dihedral, verify.WORK)
         full = verify.decide(verify.Geometry(), corr, (0, 0)) if look is None else verify.decide(look[0], corr, look[1])
         full = self._placed(a, b, verify.WORK, full)
@@ -262,8 +268,30 @@ class Verifier:
             return verify.Verdict(verify.REVIEW, f"{coarse.reason} (at {verify.COARSE} px)", coarse.geometry)
         return full
 
+    def _asked(self, a: int, b: int, same: verify.Verdict) -> verify.Verdict:
+        """The coarse look's "same" on part of the pictures (`verify.Verdict.unasked`), its transform asked
+        at `verify.WORK` px, where the skin away from the agreement has keypoints (`verify.one_object`):
+        "review" on one object only, else the "same" stands (no match at full size is needed)."""
+        g, plain, fb = same.geometry, self.feats[(a, verify.WORK)], self.feats[(b, verify.WORK)]
+        fa = self._flipped(a, verify.WORK) if g.mirrored and plain is not None else plain
+        ca, cb = self.feats[(a, verify.COARSE)], self.feats[(b, verify.COARSE)]
+        if fa is None or fb is None or ca is None or cb is None or g.transform is None:
+            return replace(same, unasked=False)
+        m = np.array(g.transform, np.float64).reshape(2, 3)
+        onto = np.diag([fb.width / cb.width, fb.height / cb.height])  # b's coarse pixels -> b's full-size ones
+        t = np.hstack([onto @ m[:, :2] @ np.diag([ca.width / fa.width, ca.height / fa.height]), onto @ m[:, 2:]])
+        asked = verify.one_object(replace(same, geometry=replace(g, transform=tuple(t.ravel().tolist()))), fa, fb)
+        return replace(asked if asked.decision == verify.REVIEW else same, unasked=False, in_place=same.in_place)
+
     def _placed(self, a: int, b: int, side: int, v: verify.Verdict) -> verify.Verdict:
-        return _laid(v, self.feats[(a, side)], lambda: self._flipped(a, side), self.feats[(b, side)])
+        feats = self.feats[(a, side)], lambda: self._flipped(a, side), self.feats[(b, side)]
+        return _laid(v, *feats, coarse=side == verify.COARSE, ask=not self._tiny(a, b))
+
+    def _tiny(self, a: int, b: int) -> bool:
+        """Whether a picture of the pair is thumbnail-sized (`_small`): enlarged to the look's size its
+        keypoints away from the agreement are JPEG noise, unlike on their spots (a small JPEG copy against
+        its photo in a frame: 24 of 193 alike), so `verify.one_object` is not asked."""
+        return a in self.small or b in self.small
 
     def _unsettled(self, a: int, b: int, v: verify.Verdict, thorough: bool) -> bool:
         """Whether `_evened` looks at the pair again: a "review", or a "different" inside a tentative group
@@ -294,7 +322,7 @@ class Verifier:
             return v
         if v.decision == verify.REVIEW and (again.decision != verify.SAME or g.inliers < verify.SAME_INLIERS):
             return v
-        again = _laid(again, fa, flipped, fb)
+        again = _laid(again, fa, flipped, fb, ask=not self._tiny(a, b))
         if v.decision == verify.REVIEW and again.decision != verify.SAME:  # one object only (`verify.one_object`)
             return v
         return replace(again, reason=f"{again.reason} (contrast evened)")
@@ -349,14 +377,21 @@ class Verifier:
 
 
 def _laid(
-    v: verify.Verdict, fa: verify.Features, flipped: Callable[[], verify.Features], fb: verify.Features
+    v: verify.Verdict,
+    fa: verify.Features,
+    flipped: Callable[[], verify.Features],
+    fb: verify.Features,
+    coarse: bool = False,
+    ask: bool = True,
 ) -> verify.Verdict:
     """`v`, with the pixels' correlation when local features found one picture laid in place on the other
-    (`verify.in_place_correlation`; `stamps` reads it), for a "same" or a "review"; `flipped`: `fa` mirrored."""
+    (`verify.in_place_correlation`; `stamps` reads it), for a "same" or a "review"; `flipped`: `fa` mirrored.
+    With `ask`, a "same" on one object only is a "review" (`verify.one_object`; `coarse`: the look at 160 px)."""
     if v.decision == verify.DIFFERENT or v.geometry.transform is None:
         return v
     a = flipped() if v.geometry.mirrored else fa
-    return replace(verify.one_object(v, a, fb), in_place=verify.in_place_correlation(v.geometry, a, fb))
+    v = verify.one_object(v, a, fb, coarse) if ask else v
+    return replace(v, in_place=verify.in_place_correlation(v.geometry, a, fb))
 
 
 def _laid_unlike(p: Pair) -> bool:

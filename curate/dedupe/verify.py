@@ -96,7 +96,7 @@ cropped copy of a moon tile: 33 % of the larger box, 83 % of the picture).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -135,13 +135,12 @@ BOTH_CORR = 0.90  # from this hash correlation, the other orientation is tried w
 ACCEPT_NCC = 0.95  # thumbnail correlation that is the same photo without local features (module docstring)
 MOST_INPAINTED = 0.5  # a thumbnail in-painted over more than this share takes no shortcut (module docstring)
 SMOOTH_NCC = 0.965  # the same when a picture has under MIN_KEYPOINTS keypoints (`pairs.Verifier.smooth`)
-OBJECT_OUTSIDE = (
-    0.5  # `one_object` asks when this share of b's keypoints in the shared area lie away from the agreement
-)
+OBJECT_OUTSIDE = 0.5  # `one_object` asks when this share of b's keypoints in the shared area lie away from it
 OBJECT_MARGIN = 0.05  # "away": outside the agreeing keypoints' hull widened by this share of the side
-OBJECT_TESTED = 15  # decided on at least this many keypoints away from it with one of the other picture's on their spot
-OBJECT_AGREE = 0.15  # under this share of those spots alike (`OBJECT_DESC`): the agreement is one object's
+OBJECT_TESTED = 15  # decided on this many keypoints away from it with one of the other picture's on their spot
+OBJECT_AGREE = 0.2  # under this share of those spots alike (`OBJECT_DESC`): the agreement is one object's
 OBJECT_DESC = 250  # SIFT descriptor distance (uint8 values) under which two keypoints on one spot are alike
+OBJECT_CELLS = 10  # a "same" at COARSE px over fewer cells, not cleared by `one_object`, is looked at at WORK px
 
 SAME, REVIEW, DIFFERENT = "same", "review", "different"
 ONE_OBJECT = "near the threshold: matches on one object only"  # how a review by `one_object` begins
@@ -180,6 +179,7 @@ class Verdict:
     geometry: Geometry
     untestable: bool = False  # "different" only for want of texture: a picture has under MIN_KEYPOINTS keypoints
     in_place: float | None = None  # a "same" laid in place: the pixels' correlation (`in_place_correlation`)
+    unasked: bool = False  # a "same" on part of the pictures, too few keypoints away from it to ask (`one_object`)
 
 
 _SIFT = None
@@ -479,14 +479,24 @@ def triage(g: Geometry, corr: float, keypoints: tuple[int, int]) -> Verdict | No
     return None
 
 
-def one_object(v: Verdict, a: Features, b: Features) -> Verdict:
+def one_object(v: Verdict, a: Features, b: Features, coarse: bool = False) -> Verdict:
     """`v`, or "review" when its "same" rests on one object both pictures show while the rest of them,
     which has texture, differs (`_object_spots`). A clinic's measuring ruler laid beside different
     patients' lesions gives dozens of keypoints that agree on one transform, spread along it far enough
     to pass every rule of `decide` (`bench/dedupe.py --rulers`: 240 pairs of different photos in
     clusters before). A squeezed or warped copy is asked again under the affine and the perspective map
     its ratio matches fit best, since a similarity lays only a band of it. Spots are `RANSAC_PX` wide at
-    `WORK` px; alike under `OBJECT_DESC`. Margins in bench/README.md ("One clinic's ruler")."""
+    `WORK` px; alike under `OBJECT_DESC`. Margins (bench/README.md, "one clinic's ruler"): different
+    lesions beside the ruler have at most 0.115 of their spots alike on `--rulers` and 0.154 beside a
+    ruler 1.3-1.8 times as large, hence `OBJECT_AGREE` = 0.2; of 3,757 true "same" verdicts on the other
+    corpora 14 fall under it (noisy, blurred and small copies), none of them a copy's only way into its
+    cluster. Thumbnail-sized pictures are not asked (`curate.dedupe.pairs.Verifier._tiny`).
+
+    A "same" that could not be asked, its agreement on part of the pictures (away from it too few
+    keypoints to tell, or under `OBJECT_CELLS` cells), is marked `unasked`: at `COARSE` px plain skin
+    has few keypoints, and photos beside a large ruler, or at 1,024 px, were "same" there on 13-22
+    matches, so the look at `WORK` px asks again (`curate.dedupe.pairs.Verifier`). With `coarse` (that
+    look), spots alike never clear a partial agreement: blurred plain skin has look-alike descriptors."""
     g = v.geometry
     if v.decision != SAME or g.transform is None or a.desc is None or b.desc is None:
         return v
@@ -508,12 +518,11 @@ def one_object(v: Verdict, a: Features, b: Features) -> Verdict:
         RANSAC_PX * max(b.width, b.height) / WORK,
         max(b.width, b.height),
     )
-    if found is None:
-        return v
+    if found is None or found[0] < OBJECT_TESTED or found[1] >= OBJECT_AGREE * found[0]:
+        partial = found is not None and (coarse or found[0] < OBJECT_TESTED)  # too few spots, or not to be trusted
+        return replace(v, unasked=partial or g.cells < OBJECT_CELLS)
     said = f"{found[1]} of {found[0]} keypoints away from it alike"
-    return Verdict(
-        REVIEW, f"near the threshold: matches on one object only (a ruler or label both show?); {said}; {v.reason}", g
-    )
+    return Verdict(REVIEW, f"{ONE_OBJECT} (a ruler or label both show?); {said}; {v.reason}", g)
 
 
 def _maps(mapped: np.ndarray, a: Features, qa: np.ndarray, qb: np.ndarray, b: Features):
@@ -532,7 +541,9 @@ def _maps(mapped: np.ndarray, a: Features, qa: np.ndarray, qb: np.ndarray, b: Fe
 
 
 def _object_spots(agreeing, points, inside, laid_maps, alike, radius: float, side: float) -> tuple[int, int] | None:
-    """(spots tested, spots alike) when a match's agreement holds one object only, else None (`one_object`).
+    """(spots tested, spots alike) away from a match's agreement, under the first map with `OBJECT_TESTED`
+    spots of which `OBJECT_AGREE` are alike, else under the map with the fewest alike; None when the agreement
+    covers the pictures' keypoints (`one_object`).
 
     `agreeing`: b's agreeing keypoints (n x 2); `points`: all of b's keypoints, `inside`: which of them lie
     in the shared area; `laid_maps`: the other picture's keypoints laid on b, one array per map tried (the
@@ -543,7 +554,7 @@ def _object_spots(agreeing, points, inside, laid_maps, alike, radius: float, sid
     a keypoint of the other picture on its spot is asked whether that one is alike, with no ratio test. A
     copy's spots agree even where an edit cost the ratio test its matches; a ruler's match leaves a
     different lesion on the spots. Asked only when `OBJECT_OUTSIDE` of b's keypoints lie away from the
-    agreement (a copy's agreement covers the photo), decided on `OBJECT_TESTED` spots or more under one map."""
+    agreement (a copy's agreement covers the photo); a map with `OBJECT_TESTED` spots or more decides."""
     agreeing, points = np.asarray(agreeing, np.float32).reshape(-1, 2), np.asarray(points, np.float32).reshape(-1, 2)
     if len(agreeing) < 3 or not inside.any():
         return None
@@ -562,9 +573,9 @@ def _object_spots(agreeing, points, inside, laid_maps, alike, radius: float, sid
         found = np.unique(i[alike(away[i], j)]) if len(i) else tested
         spots = (len(tested), len(found))
         if spots[0] >= OBJECT_TESTED and spots[1] >= OBJECT_AGREE * spots[0]:
-            return None
-        best = max(best, spots, key=lambda t: (t[1] / max(t[0], 1), t[0]))
-    return best if best[0] >= OBJECT_TESTED else None
+            return spots  # alike where it was asked: the photo, not one object
+        best = max(best, spots, key=lambda t: (t[0] >= OBJECT_TESTED, t[1] / max(t[0], 1), t[0]))
+    return best
 
 
 def in_place_correlation(g: Geometry, a: Features, b: Features) -> float | None:
