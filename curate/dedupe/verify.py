@@ -542,8 +542,8 @@ def _maps(mapped: np.ndarray, a: Features, qa: np.ndarray, qb: np.ndarray, b: Fe
 
 def _object_spots(agreeing, points, inside, laid_maps, alike, radius: float, side: float) -> tuple[int, int] | None:
     """(spots tested, spots alike) away from a match's agreement, under the first map with `OBJECT_TESTED`
-    spots of which `OBJECT_AGREE` are alike, else under the map with the fewest alike; None when the agreement
-    covers the pictures' keypoints (`one_object`).
+    spots of which `OBJECT_AGREE` are alike, else under the map whose spots were most alike; None when the
+    agreement covers the pictures' keypoints (`one_object`).
 
     `agreeing`: b's agreeing keypoints (n x 2); `points`: all of b's keypoints, `inside`: which of them lie
     in the shared area; `laid_maps`: the other picture's keypoints laid on b, one array per map tried (the
