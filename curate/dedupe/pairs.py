@@ -234,6 +234,7 @@ class Verifier:
         return g, (len(fa.points), len(fb.points))
 
     def _coarse(self, a: int, b: int, corr: float, dihedral: int | None = None) -> verify.Verdict | None:
+        self.coarse_same.pop((a, b), None)  # an earlier batch's look at this pair (`complete` asks again)
         found = self.overwhelming(a, b)
         if found is not None:
             return verify.Verdict(verify.SAME, f"{found[1]} {found[0]:.3f}", verify.Geometry())
