@@ -773,7 +773,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--rulers",
         action="store_true",
-        help="the corpus is one clinic's photos instead: different lesions beside the same ruler (a known gap)",
+        help="the corpus is one clinic's photos instead: different lesions beside the same ruler (a hard negative)",
     )
     p.add_argument(
         "--edits",

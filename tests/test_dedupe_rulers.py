@@ -13,7 +13,7 @@ from photo_corpus import closeup, crop, originals, with_ruler
 
 from curate.dedupe import verify
 
-CLINIC = (31, 34, 35, 37, 38, 39)  # close-ups whose ruler photos were merged, 20-40 keypoints agreeing on the ruler
+CLINIC = (31, 34, 35, 37, 38, 39)  # close-ups merged beside the ruler before the rule: 20-40 keypoints agreed on it
 
 
 @pytest.fixture(scope="module")
