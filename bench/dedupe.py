@@ -76,12 +76,22 @@ def _originals(photos: str) -> list:
     return _OWN[photos]
 
 
+def _put(out, name: str, img, quality: int) -> None:
+    """Write `img` as `out/name` (JPEG at `quality`, or by its extension) through a hidden part file, so an
+    interrupted build never leaves half a picture and resumes where it stopped."""
+    from tests.dedupe_corpus import save
+
+    tmp = Path(out) / f".{name}.part{Path(name).suffix}"
+    save(img, tmp, quality=quality)
+    tmp.rename(Path(out) / name)
+
+
 def _make(job: tuple) -> tuple[str, str, str]:
     """Write one file; returns (file name, group, transformation or '')."""
     import numpy as np
     from PIL import Image
 
-    from tests.dedupe_corpus import photo, save, sibling, variant
+    from tests.dedupe_corpus import photo, sibling, variant
     from tests.photo_corpus import LEAKS, closeup, leak, same_frame
 
     out, name, seed, kind, arg, big, photos = job
@@ -119,9 +129,7 @@ def _make(job: tuple) -> tuple[str, str, str]:
             img = variant(img, arg, seed)
     elif kind == "variant":
         img = variant(img, arg, seed)
-    tmp = Path(out) / f".{name}.part{Path(name).suffix}"
-    save(img, tmp, quality=90)
-    tmp.rename(Path(out) / name)
+    _put(out, name, img, 90)
     return name, group, transform
 
 
@@ -175,7 +183,7 @@ def _make_augmented(job: tuple) -> tuple[str, str, str]:
     """Write one file of the augmented corpus, as an augmenting script saves it (JPEG at 92, copies at 88)."""
     import numpy as np
 
-    from tests.dedupe_corpus import photo, save
+    from tests.dedupe_corpus import photo
     from tests.photo_corpus import AUGMENTS, closeup, originals
 
     out, name, source, k, kind = job
@@ -183,9 +191,7 @@ def _make_augmented(job: tuple) -> tuple[str, str, str]:
         img = {"r": lambda: originals()[k], "c": lambda: closeup(k), "g": lambda: photo(k)}[source]().convert("RGB")
         if kind:
             img = AUGMENTS[kind](img, np.random.default_rng([k, ord(source), list(AUGMENTS).index(kind)]))
-        tmp = Path(out) / f".{name}.part.jpg"
-        save(img, tmp, quality=88 if kind else 92)
-        tmp.rename(Path(out) / name)
+        _put(out, name, img, 88 if kind else 92)
     return name, f"{source}{k}", kind
 
 
@@ -218,9 +224,7 @@ def _make_edits(job: tuple) -> tuple[str, str, str]:
         img = _originals(photos)[k] if source == "r" else closeup(k)
         if kind:
             img = EDITS[kind](img, np.random.default_rng([k, list(EDITS).index(kind), 3]))
-        tmp = Path(out) / f".{name}.part.jpg"
-        img.convert("RGB").save(tmp, "JPEG", quality=90)
-        tmp.rename(Path(out) / name)
+        _put(out, name, img, 90)
     return name, f"{source}{k}", kind
 
 
@@ -252,7 +256,6 @@ def _make_stamped(job: tuple) -> tuple[str, str, str]:
     cropped (`tests.photo_corpus.crop`, JPEG at 90)."""
     import numpy as np
 
-    from tests.dedupe_corpus import save
     from tests.photo_corpus import STAMPS, crop, originals, stamp
 
     out, name, k, j, clean = job
@@ -260,9 +263,7 @@ def _make_stamped(job: tuple) -> tuple[str, str, str]:
         img = stamp(originals()[k], STAMPS[j % len(STAMPS)])
         if clean:
             img = crop(originals()[k].convert("RGB").resize(img.size), np.random.default_rng([k, 5]))
-        tmp = Path(out) / f".{name}.part.jpg"
-        save(img, tmp, quality=90 if clean else 85)
-        tmp.rename(Path(out) / name)
+        _put(out, name, img, 90 if clean else 85)
     return name, f"r{k}", "unstamped_crop" if clean else ""
 
 
@@ -290,7 +291,6 @@ def _make_ruled(job: tuple) -> tuple[str, str, str]:
     or that photo posted again, cropped (JPEG at 85)."""
     import numpy as np
 
-    from tests.dedupe_corpus import save
     from tests.photo_corpus import closeup, crop, originals, with_ruler
 
     out, name, kind, k, copy = job
@@ -298,9 +298,7 @@ def _make_ruled(job: tuple) -> tuple[str, str, str]:
         img = with_ruler(closeup(k) if kind == "c" else originals()[k], k if kind == "c" else 1000 + k)
         if copy:
             img = crop(img, np.random.default_rng([k, 9]))
-        tmp = Path(out) / f".{name}.part.jpg"
-        save(img, tmp, quality=85 if copy else 90)
-        tmp.rename(Path(out) / name)
+        _put(out, name, img, 85 if copy else 90)
     return name, f"{kind}{k}", "crop" if copy else ""
 
 
@@ -342,9 +340,7 @@ def _make_camera(job: tuple) -> None:
     img = img.resize((round(img.width * f), round(img.height * f)), Image.BICUBIC)
     a = np.asarray(img, np.float32)
     a = a + np.random.default_rng(zlib.crc32(out.name.encode())).normal(0, 3.0, a.shape)  # sensor grain
-    tmp = out.with_name(f".{out.name}.part.jpg")
-    Image.fromarray(np.clip(a, 0, 255).astype(np.uint8)).save(tmp, quality=92)
-    tmp.rename(out)
+    _put(out.parent, out.name, Image.fromarray(np.clip(a, 0, 255).astype(np.uint8)), 92)
 
 
 def build_camera(out: Path, web: Path, web_truth: dict, workers: int) -> dict:

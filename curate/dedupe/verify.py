@@ -519,8 +519,8 @@ def one_object(v: Verdict, a: Features, b: Features, coarse: bool = False) -> Ve
         max(b.width, b.height),
     )
     if found is None or found[0] < OBJECT_TESTED or found[1] >= OBJECT_AGREE * found[0]:
-        partial = found is not None and (coarse or found[0] < OBJECT_TESTED)  # too few spots, or not to be trusted
-        return replace(v, unasked=partial or g.cells < OBJECT_CELLS)
+        # only the look at COARSE px is asked again; its spots alike are not to be trusted
+        return replace(v, unasked=coarse and (found is not None or g.cells < OBJECT_CELLS))
     said = f"{found[1]} of {found[0]} keypoints away from it alike"
     return Verdict(REVIEW, f"{ONE_OBJECT} (a ruler or label both show?); {said}; {v.reason}", g)
 
