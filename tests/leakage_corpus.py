@@ -58,6 +58,21 @@ def bases(skin: int = 30, photos: bool = True) -> list[tuple[str, Image.Image]]:
     return out
 
 
+def ruled(n: int, real: bool = True) -> list[tuple[str, Image.Image]]:
+    """(group, image) of `n` different photos, each beside one clinic's ruler (`photo_corpus.with_ruler`):
+    two thirds single lesions on plain skin, a third real photos and tiles (`real`; else synthetic skin
+    photos: `bases`' tiles are parts of the same real photos). Every pair of them shares the ruler's
+    keypoints, which agree on one transform (the leakage audit's `one_object` case)."""
+    from photo_corpus import closeup, originals, with_ruler
+
+    out = [(f"ruled{k}", with_ruler(closeup(k), k)) for k in range((2 * n) // 3)]
+    if not real:
+        return out + [(f"ruled-skin{k}", with_ruler(photo(500 + k, (320, 256)), 500 + k)) for k in range(n - len(out))]
+    photos = originals()
+    picks = np.random.default_rng(7).choice(len(photos), n - len(out), replace=False)
+    return out + [(f"ruled-photo{k}", with_ruler(photos[int(k)], 1000 + int(k))) for k in picks]
+
+
 def _crop(img: Image.Image, rng: np.random.Generator, lo: float, hi: float) -> Image.Image:
     w, h = img.size
     cw, ch = round(w * rng.uniform(lo, hi)), round(h * rng.uniform(lo, hi))

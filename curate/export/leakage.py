@@ -7,7 +7,8 @@ each image's uniform border is cut away (`content_box`), so a white or coloured 
 crop, a mirror image or a burned-in watermark do not hide a copy. A pair is suspect when at least
 `THRESHOLD` keypoints agree on one geometric transform; that number is calibrated by `bench/leakage.py`
 (bench/README.md). Pairs that only a shared stamp explains (a site's watermark at one place on
-different photos: `leakage_match.stamped`) are left out of the suspects and listed apart.
+different photos: `leakage_match.stamped`) or one object both photos show (a clinic's ruler beside
+different lesions: `leakage_match.one_object`) are left out of the suspects and listed apart.
 
 Deterministic: the same files give the same pairs in the same order (single-threaded ORB, index
 training and seeded RANSAC), so the card written at export time is byte-identical across runs.
@@ -33,6 +34,10 @@ METHOD = "ORB local features on the content box (mirror included), faiss binary 
 BORDER_TOLERANCE = 18  # 0-255; a frame's pixels stay within this of its colour (JPEG ringing included)
 BORDER_SHARE = 0.97  # share of a line's pixels that must match the frame colour
 MAX_LISTED = 200  # pairs kept in the result (the strongest); `suspects` counts them all
+LEFT_OUT = {  # pairs of different photos that pass verification, left out of the suspects: why, in words
+    "stamped": "that share only a stamp (a site's watermark)",
+    "one_object": "that match on one object only (a ruler or colour card both show)",
+}
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,8 @@ class LeakageAudit:
     seconds: float = 0.0
     stamped: int = 0  # pairs left out of the suspects: only a shared stamp explains them (`leakage_match.stamped`)
     stamped_pairs: list[LeakPair] = field(default_factory=list)  # the strongest MAX_LISTED of them
+    one_object: int = 0  # pairs left out: their agreement rests on one object both show (`leakage_match.one_object`)
+    one_object_pairs: list[LeakPair] = field(default_factory=list)  # the strongest MAX_LISTED of them
 
     def as_dict(self, timing: bool = True) -> dict:
         """JSON shape; `timing=False` for what goes into a version (byte-identical across runs)."""
@@ -92,9 +99,10 @@ class LeakageAudit:
             "suspects": self.suspects,
             "pairs": [p.as_dict() for p in self.pairs],
         }
-        if self.stamped:
-            out["stamped"] = self.stamped
-            out["stamped_pairs"] = [p.as_dict() for p in self.stamped_pairs]
+        for kind in LEFT_OUT:
+            if getattr(self, kind):
+                out[kind] = getattr(self, kind)
+                out[f"{kind}_pairs"] = [p.as_dict() for p in getattr(self, f"{kind}_pairs")]
         if timing:
             out["seconds"] = round(self.seconds, 2)
         return out
@@ -121,6 +129,8 @@ class LeakageAudit:
             d.get("seconds", 0.0),
             d.get("stamped", 0),
             [pair(p) for p in d.get("stamped_pairs", [])],
+            d.get("one_object", 0),
+            [pair(p) for p in d.get("one_object_pairs", [])],
         )
 
     def summary(self) -> str:
@@ -128,12 +138,10 @@ class LeakageAudit:
         verdict = (
             "no suspect pairs" if not self.suspects else f"{self.suspects} suspect pair(s) (same photo in two parts)"
         )
-        stamps = (
-            f"; {self.stamped} pair(s) left out that share only a stamp (a site's watermark)" if self.stamped else ""
-        )
+        left_out = "".join(f"; {getattr(self, k)} pair(s) left out {LEFT_OUT[k]}" for k in LEFT_OUT if getattr(self, k))
         return (
             f"leakage audit: {verdict} among {self.compared:,} cross-split and cross-fold pairs of "
-            f"{self.images} images (≥ {self.threshold} matching keypoints){stamps}"
+            f"{self.images} images (≥ {self.threshold} matching keypoints){left_out}"
         )
 
 
@@ -206,6 +214,7 @@ def audit_files(
     feats = leakage_match.features(grays, stage_of(on_progress, "features"))
     matches = leakage_match.match(feats, parts, threshold, stage_of(on_progress, "compare"))
     shared = leakage_match.stamped(matches, grays, feats, frames, threshold)
+    objects = leakage_match.one_object([m for m in matches if (m.i, m.j) not in shared], grays, feats)
 
     def pair(m: leakage_match.Match) -> LeakPair:
         a, b = entries[m.i], entries[m.j]
@@ -214,7 +223,8 @@ def audit_files(
         return LeakPair(a, b, m.inliers, m.cover, m.mirrored)
 
     left_out = [m for m in matches if (m.i, m.j) in shared]
-    matches = [m for m in matches if (m.i, m.j) not in shared]
+    on_object = [m for m in matches if (m.i, m.j) in objects]
+    matches = [m for m in matches if (m.i, m.j) not in shared | objects]
     pairs = [pair(m) for m in matches[:MAX_LISTED]]
     per_fold = np.bincount(parts[parts >= 0]) if (parts >= 0).any() else np.zeros(0, np.int64)
     n_train, n_eval = int(per_fold.sum()), int((parts < 0).sum())
@@ -230,6 +240,8 @@ def audit_files(
         seconds=time.perf_counter() - started,
         stamped=len(left_out),
         stamped_pairs=[pair(m) for m in left_out[:MAX_LISTED]],
+        one_object=len(on_object),
+        one_object_pairs=[pair(m) for m in on_object[:MAX_LISTED]],
     )
 
 

@@ -11,7 +11,9 @@ mirror image) vote for the images
 holding their nearest neighbours, and each voted pair is verified by RANSAC on an affine transform
 (the export stretches every photo to a square, so x and y scale differently). Inliers must cover a
 real part of both images, so a shared watermark or caption (a thin band) cannot make two different
-photos one.
+photos one. Two kinds of pairs pass that and are still different photos; they are set apart, not
+reported: a site's stamp on many previews (`stamped`), and one object both photos show beside
+different lesions, a clinic's ruler or colour card (`one_object`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,15 @@ MAX_CANDIDATES = 12  # candidate images verified per query image
 RANSAC_PX = 4.0
 MIN_COVER = 0.06  # inlier hull area / content area, in both images
 THIRDS = 8  # third images tried per pair for its triangle (`stamped`): each may need a verification
+OBJECT_AWAY = 0.3  # `one_object` asks when this share of the area both images show lies away from the agreement
+OBJECT_NEAR = 0.12  # "away": farther than this share of the side from every agreeing keypoint
+OBJECT_PATCH = 8  # px each side of a spot: the patch compared (17 x 17 at the export's 320 px)
+OBJECT_BLUR = 1.5  # Gaussian sigma (px) before patches are compared: resampling blurs a rescaled copy's grain
+OBJECT_NCC = 0.5  # a spot is alike when its two patches correlate at least this much
+OBJECT_CONTRAST = 1.5  # a spot with this many times the contrast in one image is not compared (letters on one)
+OBJECT_FLAT = 2.0  # nor one flat in both (grey levels of spread): no evidence either way
+OBJECT_TESTED = 15  # spots needed to decide
+OBJECT_AGREE = 0.2  # under this share of them alike: the agreement is one object's
 
 
 @dataclass
@@ -54,6 +65,8 @@ class Match:
     shift: tuple[float, float, float] | None = None  # the inliers' median move (x, y) from the query image's points
     # to the other's, and how far they stray from it (median distance): one move for all = laid in place
     query: int = -1  # which of i, j the query image is
+    affine: tuple[float, ...] | None = None  # the query image (mirrored when `mirrored`) laid on the other: 2 x 3,
+    # least squares over the inliers
 
 
 def _orb():
@@ -108,23 +121,41 @@ def _cover(pts: np.ndarray, area: float) -> float:
     return float(cv2.contourArea(cv2.convexHull(pts.astype(np.float32)))) / area
 
 
-def _verify(src: np.ndarray, dst: np.ndarray, area_src: float, area_dst: float) -> tuple[int, float, tuple | None]:
-    """RANSAC affine fit from src to dst points; (inliers, smaller inlier coverage, the inliers' `Match.shift`)."""
+@dataclass(frozen=True)
+class Fit:
+    """One pair's verification (`_verify`)."""
+
+    inliers: int = 0
+    cover: float = 0.0  # the smaller of the two images' inlier hull coverage
+    shift: tuple[float, float, float] | None = None  # `Match.shift`
+    affine: tuple[float, ...] | None = None  # `Match.affine`
+
+
+def _verify(src: np.ndarray, dst: np.ndarray, area_src: float, area_dst: float) -> Fit:
+    """RANSAC affine fit from src to dst points, then least squares over its inliers (the RANSAC sample's
+    fit strays by pixels away from the inliers, where `one_object` looks)."""
     import cv2
 
     if len(src) < MIN_VOTES:
-        return 0, 0.0, None
+        return Fit()
     cv2.setRNGSeed(0)
     _, mask = cv2.estimateAffine2D(
         src, dst, method=cv2.RANSAC, ransacReprojThreshold=RANSAC_PX, maxIters=2000, confidence=0.995, refineIters=0
     )
     if mask is None or not mask.any():
-        return 0, 0.0, None
+        return Fit()
     keep = mask.ravel().astype(bool)
     moves = dst[keep] - src[keep]
     median = np.median(moves, axis=0)
     shift = (float(median[0]), float(median[1]), float(np.median(np.hypot(*(moves - median).T))))
-    return int(keep.sum()), min(_cover(src[keep], area_src), _cover(dst[keep], area_dst)), shift
+    cover = min(_cover(src[keep], area_src), _cover(dst[keep], area_dst))
+    return Fit(int(keep.sum()), cover, shift, tuple(float(v) for v in _least_squares(src[keep], dst[keep]).ravel()))
+
+
+def _least_squares(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """The 2 x 3 affine map that lays `src` points on `dst` (n x 2 each) with the least squared error."""
+    ones = np.hstack([np.asarray(src, np.float64), np.ones((len(src), 1))])
+    return np.linalg.lstsq(ones, np.asarray(dst, np.float64), rcond=None)[0].T
 
 
 def compared(part: int, parts: np.ndarray) -> np.ndarray:
@@ -185,11 +216,11 @@ def match(
             # one match per query keypoint: its nearest neighbour in image c
             _, first = np.unique(qrow[rows], return_index=True)
             src, dst = pts[qrow[rows][first]], point[hit[rows][first]]
-            inl, cov, shift = _verify(src, dst, f.area, feats[c].area)
-            if inl < min_inliers or cov < MIN_COVER:
+            fit = _verify(src, dst, f.area, feats[c].area)
+            if fit.inliers < min_inliers or fit.cover < MIN_COVER:
                 continue
             key = (min(q, c), max(q, c))
-            m = Match(key[0], key[1], inl, round(cov, 3), mirrored, shift, q)
+            m = Match(key[0], key[1], fit.inliers, round(fit.cover, 3), mirrored, fit.shift, q, fit.affine)
             if key not in best or (m.inliers, m.cover) > (best[key].inliers, best[key].cover):
                 best[key] = m
     if tick:
@@ -212,12 +243,12 @@ def _placed(a: np.ndarray, b: np.ndarray, shift, fa: tuple, fb: tuple) -> float 
     return laid_correlation(a, b, [[1.0, 0.0, ax - bx], [0.0, 1.0, ay - by]])
 
 
-def _fit(fa: Features, fb: Features) -> tuple[int, float, tuple | None]:
+def _fit(fa: Features, fb: Features) -> Fit:
     """Verify one pair the index did not (two images of one part): nearest descriptors, then `_verify`."""
     import cv2
 
     if len(fa.desc) < MIN_VOTES or len(fb.desc) < MIN_VOTES:
-        return 0, 0.0, None
+        return Fit()
     pairs = [m for m in cv2.BFMatcher(cv2.NORM_HAMMING).match(fa.desc, fb.desc) if m.distance <= HAMMING_MAX]
     src = np.float32([fa.points[m.queryIdx] for m in pairs]).reshape(-1, 2)
     dst = np.float32([fb.points[m.trainIdx] for m in pairs]).reshape(-1, 2)
@@ -251,9 +282,9 @@ def stamped(
     def alike(x: int, y: int) -> bool:  # a weak side, verified now when the index never compared the two
         key = (min(x, y), max(x, y))
         if key not in weak:
-            inliers, cover, shift = _fit(feats[key[0]], feats[key[1]])
-            ok = inliers >= min_inliers and cover >= MIN_COVER and shift is not None
-            c = _placed(grays[key[0]], grays[key[1]], shift, frames[key[0]], frames[key[1]]) if ok else None
+            fit = _fit(feats[key[0]], feats[key[1]])
+            ok = fit.inliers >= min_inliers and fit.cover >= MIN_COVER and fit.shift is not None
+            c = _placed(grays[key[0]], grays[key[1]], fit.shift, frames[key[0]], frames[key[1]]) if ok else None
             weak[key] = c is not None and c < STAMP_NCC
         return weak[key]
 
@@ -262,3 +293,96 @@ def stamped(
         for (i, j), w in list(weak.items())
         if w and any(alike(i, k) and alike(j, k) for k in sorted((near[i] | near[j]) - {i, j})[:THIRDS])
     }
+
+
+def one_object(matches: list[Match], grays: list[np.ndarray], feats: list[Features]) -> set[tuple[int, int]]:
+    """(i, j) of the matches whose agreement rests on one object both images show, while the rest of what
+    they both show, where it has texture, differs (`object_spots`): a clinic's measuring ruler, colour card
+    or label beside different patients' lesions. Its ticks and print hold most of an image's ORB keypoints
+    (804 of 924 on a probe) and agree on one affine map, so such pairs pass `match` with 20-68 inliers.
+    Dedupe's rule for the same case (`curate.dedupe.verify.one_object`) compares the keypoints both
+    pictures already have away from the agreement; here there are too few of them, so spots are found
+    anew there and compared as pixels. Margins (`bench/leakage.py --rulers`, bench/README.md): different
+    lesions beside one ruler have 0.00-0.28 of their spots alike (15 of 17 pairs under `OBJECT_AGREE`);
+    re-posted copies (watermark + crop, mirror + crop, white frame) at least 0.35, on every corpus."""
+    out = set()
+    for m in matches:
+        spots = object_spots(m, grays, feats)
+        if spots is not None and spots[0] >= OBJECT_TESTED and spots[1] < OBJECT_AGREE * spots[0]:
+            out.add((m.i, m.j))
+    return out
+
+
+def object_spots(m: Match, grays: list[np.ndarray], feats: list[Features]) -> tuple[int, int] | None:
+    """(spots compared, spots alike) away from the match's agreement, or None when the agreement covers
+    most of what both images show (a copy's does) or the match kept no map.
+
+    The query image is laid on the other by the match's affine map. Its agreement is every keypoint pair
+    with near descriptors that the map lays on each other (the index's few neighbours found part of it: a
+    ruler's far end, left out, was alike in both). Away from them (`OBJECT_NEAR`; not their convex hull,
+    which one chance agreement far off swells over the photo), ORB finds corners in either image; at each,
+    the two patches (`OBJECT_PATCH`, after a blur of `OBJECT_BLUR`) are alike when they correlate
+    (`OBJECT_NCC`). A spot with structure in one image only (`OBJECT_CONTRAST`: a burned-in watermark's
+    letters, a lesion where the other photo has plain skin) or in neither (`OBJECT_FLAT`) says nothing and
+    is skipped. Pixels, not ORB descriptors: few spots away from a ruler have a keypoint in both images."""
+    import cv2
+
+    if m.affine is None:
+        return None
+    q, c = (m.i, m.j) if m.query == m.i else (m.j, m.i)
+    gq = np.ascontiguousarray(grays[q][:, ::-1]) if m.mirrored else grays[q]
+    gc = grays[c]
+    h, w = gc.shape
+    affine = np.float64(m.affine).reshape(2, 3)
+    agreement = _agreement(feats[q], feats[c], m.mirrored, affine)
+    if agreement is None:
+        return None
+    src, agreeing = agreement
+    affine = _least_squares(src, agreeing)  # over all of it: the index's inliers were a part, and a ruler's
+    # one part (its ticks repeat) lays plain skin a pixel or two amiss
+    laid = cv2.warpAffine(gq, affine, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
+    shown = cv2.warpAffine(np.full(gq.shape, 255, np.uint8), affine, (w, h), flags=cv2.INTER_NEAREST, borderValue=0)
+    away = np.full((h, w), 255, np.uint8)
+    for x, y in np.round(agreeing).astype(int).tolist():
+        cv2.circle(away, (x, y), round(OBJECT_NEAR * max(h, w)), 0, -1)
+    away &= cv2.erode(shown, np.ones((2 * OBJECT_PATCH + 3,) * 2, np.uint8))  # whole patches of both
+    if np.count_nonzero(away) < OBJECT_AWAY * np.count_nonzero(shown):
+        return None
+    orb = cv2.ORB_create(nfeatures=300, fastThreshold=7, edgeThreshold=15, patchSize=15)
+    spots = [k.pt for g in (gc, laid) for k in orb.detect(g, away)]
+    if not spots:
+        return 0, 0
+    xy = np.unique(np.round(np.float32(spots)).astype(np.int64), axis=0)
+    r = OBJECT_PATCH
+    xy = xy[(xy[:, 0] >= r) & (xy[:, 1] >= r) & (xy[:, 0] < w - r) & (xy[:, 1] < h - r)]
+    offsets = np.arange(-r, r + 1)
+    rows = (xy[:, 1, None, None] + offsets[None, :, None]).repeat(2 * r + 1, axis=2)
+    cols = (xy[:, 0, None, None] + offsets[None, None, :]).repeat(2 * r + 1, axis=1)
+    pa, pb = (
+        cv2.GaussianBlur(g, (0, 0), OBJECT_BLUR).astype(np.float32)[rows, cols].reshape(len(xy), -1) for g in (gc, laid)
+    )
+    pa -= pa.mean(axis=1, keepdims=True)
+    pb -= pb.mean(axis=1, keepdims=True)
+    sa, sb = np.sqrt((pa * pa).mean(axis=1)), np.sqrt((pb * pb).mean(axis=1))
+    lo, hi = np.minimum(sa, sb), np.maximum(sa, sb)
+    compared = (lo >= OBJECT_FLAT) & (hi <= OBJECT_CONTRAST * lo)
+    ncc = (pa * pb).mean(axis=1) / np.maximum(sa * sb, 1e-9)
+    return int(compared.sum()), int((compared & (ncc >= OBJECT_NCC)).sum())
+
+
+def _agreement(fq: Features, fc: Features, mirrored: bool, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The keypoint pairs whose descriptors are nearest and near (`HAMMING_MAX`) and which `affine` lays
+    within `RANSAC_PX` of each other: `fq`'s points and `fc`'s (n x 2 each); None under 3."""
+    import cv2
+
+    points, desc = (fq.mpoints, fq.mdesc) if mirrored else (fq.points, fq.desc)
+    if len(desc) == 0 or len(fc.desc) == 0:
+        return None
+    pairs = [m for m in cv2.BFMatcher(cv2.NORM_HAMMING).match(desc, fc.desc) if m.distance <= HAMMING_MAX]
+    if len(pairs) < 3:
+        return None
+    src = points[[m.queryIdx for m in pairs]].astype(np.float64)
+    dst = fc.points[[m.trainIdx for m in pairs]]
+    laid = src @ affine[:, :2].T + affine[:, 2]
+    agree = np.hypot(*(laid - dst).T) <= RANSAC_PX
+    return (src[agree], dst[agree].astype(np.float64)) if agree.sum() >= 3 else None

@@ -22,6 +22,21 @@ figure{margin:0;font-size:.8rem;width:210px} figure img{display:block;max-width:
 .why{font-size:.85rem;align-self:center}
 """
 
+SECTIONS = {  # pairs left out of the suspects (`LeakageAudit`'s kinds): title, why, each pair's label
+    "stamped": (
+        "pairs that share only a stamp",
+        "Each pair's keypoints agree in place but its pixels do not, and three or more images are so alike "
+        "with each other: a site's watermark on different photos.",
+        "stamp",
+    ),
+    "one_object": (
+        "pairs that match on one object only",
+        "Each pair's keypoints agree on one object, and what both images show away from it, where it has "
+        "texture, differs: a clinic's ruler or colour card beside different lesions.",
+        "object",
+    ),
+}
+
 
 def _thumb(path: Path) -> str:
     try:
@@ -52,16 +67,17 @@ def render(root: Path, ref: str, audit: LeakageAudit) -> str:
         out.append(f"<p>The {len(audit.pairs)} strongest of {audit.suspects} pairs are shown.</p>")
     for n, p in enumerate(audit.pairs, 1):
         out.append(_pair(root, p, f"pair{n}", f"#{n}"))
-    if audit.stamped_pairs:
+    for kind, (title, why, label) in SECTIONS.items():
+        listed, total = getattr(audit, f"{kind}_pairs"), getattr(audit, kind)
+        if not listed:
+            continue
         out.append(
-            "<h2 id='stamped'>Left out: pairs that share only a stamp</h2><p>Each pair's keypoints agree in "
-            "place but its pixels do not, and three or more images are so alike with each other: a site's "
-            "watermark on different photos. Two that are one photo after all are a leak.</p>"
+            f"<h2 id='{kind}'>Left out: {e(title)}</h2><p>{e(why)} Two that are one photo after all are a leak.</p>"
         )
-        if audit.stamped > len(audit.stamped_pairs):
-            out.append(f"<p>The {len(audit.stamped_pairs)} strongest of {audit.stamped} pairs are shown.</p>")
-        for n, p in enumerate(audit.stamped_pairs, 1):
-            out.append(_pair(root, p, f"stamped{n}", f"stamp {n}"))
+        if total > len(listed):
+            out.append(f"<p>The {len(listed)} strongest of {total} pairs are shown.</p>")
+        for n, p in enumerate(listed, 1):
+            out.append(_pair(root, p, f"{kind}{n}", f"{label} {n}"))
     out.append("</body></html>\n")
     return "\n".join(out)
 
