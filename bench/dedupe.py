@@ -141,7 +141,7 @@ def build_corpus(out: Path, synthetic: int, per_photo: int, closeups: int, worke
     from tests.dedupe_corpus import TRANSFORMS
     from tests.photo_corpus import LEAKS
 
-    key = [synthetic, per_photo, closeups] + ([photos, [f.name for f in photo_files(photos)]] if photos else [])
+    key = [synthetic, per_photo, closeups] + _photo_key(photos)
     if (truth := _built(out, key)) is not None:
         return truth
     names = list(LEAKS) + ["same_frame"] + list(TRANSFORMS)
@@ -163,12 +163,25 @@ def build_corpus(out: Path, synthetic: int, per_photo: int, closeups: int, worke
     return _keep(out, key, {n: {"group": g, "transform": t} for n, g, t in rows})
 
 
+def _photo_key(photos: str) -> list:
+    """What a corpus built from a `--photos` folder depends on: the folder, and each file's name, size and
+    time of change (a photo replaced under the same name rebuilds it); [] for scikit-image's photos."""
+    if not photos:
+        return []
+    return [photos, [[f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in photo_files(photos)]]
+
+
 def _built(out: Path, key: list) -> dict | None:
-    """The truth of the corpus in `out` when it was built for `key` (reused); else None, `out` made ready."""
-    truth_file = out / "truth.json"
+    """The truth of the corpus in `out` when it was built for `key` (reused); else None, `out` made ready:
+    the files of a build for `key` that was stopped are kept (it resumes), those of any other key removed
+    (a file of the same name would otherwise be kept: a photo replaced in a `--photos` folder)."""
+    truth_file, building = out / "truth.json", out / "building.json"
     if truth_file.exists() and (truth := json.loads(truth_file.read_text())).get("key") == key:
         return truth
+    if out.exists() and not (building.exists() and json.loads(building.read_text()) == key):
+        shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
+    building.write_text(json.dumps(key))
     return None
 
 
@@ -176,6 +189,7 @@ def _keep(out: Path, key: list, files: dict) -> dict:
     """Write and return the truth of a corpus just built: file name -> {group, transform}."""
     truth = {"key": key, "files": files}
     (out / "truth.json").write_text(json.dumps(truth))
+    (out / "building.json").unlink(missing_ok=True)
     return truth
 
 
@@ -234,7 +248,7 @@ def build_edits(out: Path, workers: int, photos: str = "") -> dict:
     close-ups on plain skin."""
     from tests.photo_corpus import EDITS
 
-    key = ["edits", 1] + ([photos, [f.name for f in photo_files(photos)]] if photos else [])
+    key = ["edits", 1] + _photo_key(photos)
     if (truth := _built(out, key)) is not None:
         return truth
     n = len(_originals(photos))

@@ -402,6 +402,20 @@ def with_ruler(img: Image.Image, seed: int, size: tuple[int, int] = (640, 512), 
     return base
 
 
+def through_scope(img: Image.Image, side: int = 512, clipped: bool = False) -> Image.Image:
+    """`img` as a dermatoscope (or a microscope) shows it: a round field of view, black outside, in a
+    `side` px square, or with `clipped` a 4:3 frame whose top and bottom cut the circle. Every photo taken
+    through one has the same field stop at the same place."""
+    w, h = (side, side * 3 // 4) if clipped else (side, side)
+    base = img.convert("RGB").resize((w, h), Image.LANCZOS)
+    field = Image.new("L", (w, h), 0)
+    margin = side // 25
+    ImageDraw.Draw(field).ellipse((margin, h / 2 - side / 2 + margin, w - margin, h / 2 + side / 2 - margin), fill=255)
+    out = Image.new("RGB", (w, h), (0, 0, 0))
+    out.paste(base, (0, 0), field)
+    return out
+
+
 STAMPS = ("tiled", "logo", "band")  # `stamp`'s styles
 
 

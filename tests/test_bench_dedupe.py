@@ -97,3 +97,23 @@ def test_the_held_out_photos_are_rebuilt_offline_from_installed_packages(tmp_pat
         with Image.open(f) as im:
             grey = np.asarray(im.convert("L"), np.float32)
         assert "_" not in f.stem or (grey.shape == (180, 180) and grey.std() >= heldout_photos.PLAIN_STD - 1)
+
+
+def test_the_dermatoscope_photos_each_show_its_field_stop(tmp_path):
+    """`bench/scope_photos.py`: different lesions through one dermatoscope, its round field found on each."""
+    sys.path.insert(0, str(BENCH.parent))
+    import scope_photos
+    from PIL import Image
+
+    from curate.dedupe.decode import field_stop
+
+    assert scope_photos.write(tmp_path / "scope", 8) == 8
+    files = sorted((tmp_path / "scope").glob("*.jpg"))
+    assert len(files) == 8
+    shapes = set()
+    for f in files:
+        with Image.open(f) as im:
+            grey = np.asarray(im.convert("L").resize((160, im.height * 160 // im.width), Image.BOX))
+        shapes.add(grey.shape)
+        assert field_stop(grey) is not None, f.name
+    assert shapes == {(160, 160)}

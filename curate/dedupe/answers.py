@@ -34,7 +34,10 @@ CHUNK = 500  # rows replaced per statement (bounds the query's parameters)
 
 def version(algo: str) -> str:
     """What the stored descriptors depend on; a row of any other version is recomputed."""
-    return f"{algo}|sift/{verify.COARSE}/{local.TOP}/{verify.N_FEATURES}/{verify.CONTRAST:g}|opencv {cv2.__version__}"
+    sift = (
+        f"sift/{verify.COARSE}/{local.TOP}/{verify.N_FEATURES}/{verify.CONTRAST:g}/stops"  # stops: `decode.field_stop`
+    )
+    return f"{algo}|{sift}|opencv {cv2.__version__}"
 
 
 def _load(ws, ids: set[int], current: str, report) -> dict[int, np.ndarray]:

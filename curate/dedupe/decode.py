@@ -28,6 +28,9 @@ FILL_TOL = 6  # grey levels a corner's fill may differ from its corner pixel (`r
 FILL_STD = 3.0  # and its spread: a flat colour (JPEG noise beside a textured photo: up to 2.2)
 FILL_FIT = 0.9  # share of its enclosing rectangle a rotated picture fills
 FILL_LEAST = 0.3  # and of the canvas (a 45-degree turn of a 2:1 picture: 0.44; a fundus tile's rim: 0.16)
+STOP_FIT = 0.9  # a round field of view: its ellipse and the field overlap this much (`field_stop`; a square and
+# the disc inside it: 0.79)
+STOP_AXIS = 1.05  # and the ellipse is no wider than this times the picture's longer side (turned copies: 1.1-5.5)
 _CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))  # scipy.ndimage's default structure in 2-D
 
 
@@ -71,6 +74,65 @@ def rotation_fill(grey: np.ndarray) -> np.ndarray | None:
     photos: none as stored, halved, mirrored, cropped or framed has one; turned on a white canvas all
     do, on a grey one 173 (a smooth grey photo on grey is cut into by the content box first), on a
     black one 151 (a dark photo's background joins the fill; its black is in-painted anyway)."""
+    found = _corner_fill(grey)
+    if found is None:
+        return None
+    hull, outside = found
+    _, (rw, rh), angle = cv2.minAreaRect(hull)
+    area = cv2.contourArea(hull)
+    h, w = grey.shape
+    if not 3 <= angle % 90 <= 87 or area < FILL_FIT * rw * rh or area < FILL_LEAST * h * w:
+        return None
+    return outside
+
+
+def field_stop(grey: np.ndarray) -> np.ndarray | None:
+    """The fill around a round field of view (a dermatoscope's, a microscope's or an endoscope's: the
+    corners one flat colour, black mostly, the rest an ellipse, clipped or not by the picture's sides), as
+    a mask of `grey`; None when the picture has none.
+
+    A frame the content box cannot cut, like `rotation_fill`'s: every photo through one dermatoscope has
+    it at the same place, and its edge gives SIFT keypoints that agree between different photos (two
+    110 px copies of different lesions were "same" on 35 of them), so `curate.dedupe.verify.features`
+    takes no keypoint on or near it. The ellipse is fitted to the boundary off the picture's sides and
+    must hold the field (`STOP_FIT` intersection over union, `FILL_LEAST` of the canvas) and lie within the
+    picture (`STOP_AXIS`). Measured on the corpora's 1,758 pictures at 160 px: the retina photo and its
+    copies have one (fill 0.23), no other picture does; photos through a dermatoscope 0.32."""
+    h, w = grey.shape
+    dx, dy = max(1, w // 25), max(1, h // 25)  # a field stop's corners reach further in than this
+    inward = [int(grey[y, x]) for x, y in ((dx, dy), (w - 1 - dx, dy), (dx, h - 1 - dy), (w - 1 - dx, h - 1 - dy))]
+    if max(inward) - min(inward) > FILL_TOL or abs(inward[0] - int(grey[0, 0])) > FILL_TOL:  # most photos: 0.01 ms
+        return None
+    found = _corner_fill(grey)
+    if found is None:
+        return None
+    _, outside = found
+    # the edge halfway between the fill's colour and the field's: JPEG ringing stops a flood short of it
+    fill, field_level = float(np.median(grey[outside])), float(np.median(grey[~outside]))
+    if abs(field_level - fill) < 2 * FILL_TOL:
+        return None
+    seen = (grey > (fill + field_level) / 2) if field_level > fill else (grey < (fill + field_level) / 2)
+    points = cv2.findNonZero(seen.view(np.uint8))
+    if points is None:
+        return None
+    edge = cv2.convexHull(points).reshape(-1, 2)
+    curved = edge[(edge[:, 0] > 0) & (edge[:, 0] < w - 1) & (edge[:, 1] > 0) & (edge[:, 1] < h - 1)]
+    if len(curved) < 8:  # too few points off the sides to fit (a rectangle's hull has four corners)
+        return None
+    ellipse = cv2.fitEllipse(curved.reshape(-1, 1, 2))
+    if max(ellipse[1]) > STOP_AXIS * max(h, w):  # a turned or warped rectangle's octagon fits a far larger one
+        return None
+    field = np.zeros((h, w), np.uint8)
+    cv2.ellipse(field, ellipse, 1, -1)
+    union = np.count_nonzero(seen | (field > 0))
+    if seen.sum() < FILL_LEAST * h * w or np.count_nonzero(seen & (field > 0)) < STOP_FIT * union:
+        return None
+    return field == 0
+
+
+def _corner_fill(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Where all four corners' one flat colour reaches (`FILL_TOL`, `FILL_STD`): the convex hull of the
+    rest and the fill's mask; None when the corners differ or are not flat."""
     h, w = grey.shape
     corners = ((0, 0), (w - 1, 0), (0, h - 1), (w - 1, h - 1))
     colours = [int(grey[y, x]) for x, y in corners]
@@ -90,13 +152,9 @@ def rotation_fill(grey: np.ndarray) -> np.ndarray | None:
     if points is None:
         return None
     hull = cv2.convexHull(points)  # where the fill reached into the picture (its own flat colour), no matter
-    _, (rw, rh), angle = cv2.minAreaRect(hull)
-    area = cv2.contourArea(hull)
-    if not 3 <= angle % 90 <= 87 or area < FILL_FIT * rw * rh or area < FILL_LEAST * h * w:
-        return None
     inside = np.zeros((h, w), np.uint8)
     cv2.fillConvexPoly(inside, hull, 1)
-    return inside == 0
+    return hull, inside == 0
 
 
 def inpaint_black(grey: np.ndarray, also: np.ndarray | None = None) -> tuple[np.ndarray, float]:

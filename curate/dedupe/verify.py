@@ -101,7 +101,7 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
-from curate.dedupe.decode import BLACK, THUMB
+from curate.dedupe.decode import BLACK, THUMB, field_stop
 from curate.imaging import IN_PLACE, laid_correlation
 
 WORK = 320  # longest side (px) of the content box the features are taken from
@@ -143,6 +143,7 @@ OBJECT_DESC = 250  # SIFT descriptor distance (uint8 values) under which two key
 OBJECT_CELLS = 10  # a "same" at COARSE px over fewer cells, not cleared by `one_object`, is looked at at WORK px
 
 SAME, REVIEW, DIFFERENT = "same", "review", "different"
+STOP_MARGIN = 0.04  # no keypoint within this share of the side of a field stop's fill (`features`)
 ONE_OBJECT = "near the threshold: matches on one object only"  # how a review by `one_object` begins
 
 
@@ -208,7 +209,9 @@ def evened(grey: np.ndarray) -> np.ndarray:
 
 def features(grey: np.ndarray, side: int = WORK, even: bool = False) -> Features:
     """SIFT features of a grey uint8 picture (already cut to its content box), resized to `side`;
-    `even`: of the picture with its contrast evened out (`evened`)."""
+    `even`: of the picture with its contrast evened out (`evened`). None on or near a round field of
+    view's fill (`curate.dedupe.decode.field_stop`, `STOP_MARGIN`): its edge is the dermatoscope's, the
+    same on every photo taken through it."""
     h, w = grey.shape[:2]
     f = side / max(h, w, 1)
     if abs(f - 1) > 0.05:  # small pictures are enlarged too: SIFT needs some pixels per feature
@@ -218,7 +221,11 @@ def features(grey: np.ndarray, side: int = WORK, even: bool = False) -> Features
             interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_CUBIC,
         )
     h, w = grey.shape[:2]
-    kps, desc = _sift().detectAndCompute(evened(grey) if even else np.ascontiguousarray(grey), None)
+    stop = field_stop(grey) if grey.ndim == 2 and min(h, w) > 2 else None
+    if stop is not None:
+        margin = 2 * max(1, round(STOP_MARGIN * max(h, w))) + 1
+        stop = cv2.erode((~stop).view(np.uint8) * np.uint8(255), np.ones((margin, margin), np.uint8))
+    kps, desc = _sift().detectAndCompute(evened(grey) if even else np.ascontiguousarray(grey), stop)
     order = np.argsort([-k.response for k in kps], kind="stable")  # strongest first: `local` takes a prefix
     pts = np.array([k.pt for k in kps], np.float32).reshape(-1, 2)[order]
     f = PLACED_PX / max(h, w, 1)
