@@ -355,6 +355,8 @@ def object_spots(m: Match, grays: list[np.ndarray], feats: list[Features]) -> tu
     xy = np.unique(np.round(np.float32(spots)).astype(np.int64), axis=0)
     r = OBJECT_PATCH
     xy = xy[(xy[:, 0] >= r) & (xy[:, 1] >= r) & (xy[:, 0] < w - r) & (xy[:, 1] < h - r)]
+    if not len(xy):
+        return 0, 0
     offsets = np.arange(-r, r + 1)
     rows = (xy[:, 1, None, None] + offsets[None, :, None]).repeat(2 * r + 1, axis=2)
     cols = (xy[:, 0, None, None] + offsets[None, None, :]).repeat(2 * r + 1, axis=1)
