@@ -28,6 +28,9 @@ flipped picture. A match counts as the same photo only if
   different lesions agrees along the ruler while, away from it, the keypoints on
   the same spots are unlike; such a pair goes to review).
 
+No keypoint is taken on or near a round field of view's edge (a dermatoscope's, `features`): it is
+the same on every photo through one, and two small copies of different lesions agreed on it.
+
 The squeeze, measured on `bench/dedupe.py`'s corpora: every pair it made "same" or "review" is a true
 pair (v6 7, `--edits` 32, `--augmented` 9); pairs of different photos that fit a squeeze (up to 44
 matches) were a whole photo against a tile of it, a detail under `REVIEW_SHARE` of the larger, so
@@ -142,8 +145,9 @@ OBJECT_AGREE = 0.2  # under this share of those spots alike (`OBJECT_DESC`): the
 OBJECT_DESC = 250  # SIFT descriptor distance (uint8 values) under which two keypoints on one spot are alike
 OBJECT_CELLS = 10  # a "same" at COARSE px over fewer cells, not cleared by `one_object`, is looked at at WORK px
 
-SAME, REVIEW, DIFFERENT = "same", "review", "different"
 STOP_MARGIN = 0.04  # no keypoint within this share of the side of a field stop's fill (`features`)
+
+SAME, REVIEW, DIFFERENT = "same", "review", "different"
 ONE_OBJECT = "near the threshold: matches on one object only"  # how a review by `one_object` begins
 
 
@@ -209,9 +213,9 @@ def evened(grey: np.ndarray) -> np.ndarray:
 
 def features(grey: np.ndarray, side: int = WORK, even: bool = False) -> Features:
     """SIFT features of a grey uint8 picture (already cut to its content box), resized to `side`;
-    `even`: of the picture with its contrast evened out (`evened`). None on or near a round field of
-    view's fill (`curate.dedupe.decode.field_stop`, `STOP_MARGIN`): its edge is the dermatoscope's, the
-    same on every photo taken through it."""
+    `even`: of the picture with its contrast evened out (`evened`). No keypoint is taken on or near a
+    round field of view's fill (`curate.dedupe.decode.field_stop`, `STOP_MARGIN`): its edge is the
+    dermatoscope's, the same on every photo taken through it."""
     h, w = grey.shape[:2]
     f = side / max(h, w, 1)
     if abs(f - 1) > 0.05:  # small pictures are enlarged too: SIFT needs some pixels per feature
