@@ -19,7 +19,7 @@ different lesions, a clinic's ruler or colour card (`one_object`).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -128,12 +128,11 @@ class Fit:
     inliers: int = 0
     cover: float = 0.0  # the smaller of the two images' inlier hull coverage
     shift: tuple[float, float, float] | None = None  # `Match.shift`
-    affine: tuple[float, ...] | None = None  # `Match.affine`
+    keep: np.ndarray | None = field(default=None, compare=False)  # which points are the inliers
 
 
 def _verify(src: np.ndarray, dst: np.ndarray, area_src: float, area_dst: float) -> Fit:
-    """RANSAC affine fit from src to dst points, then least squares over its inliers (the RANSAC sample's
-    fit strays by pixels away from the inliers, where `one_object` looks)."""
+    """RANSAC affine fit from src to dst points."""
     import cv2
 
     if len(src) < MIN_VOTES:
@@ -149,7 +148,7 @@ def _verify(src: np.ndarray, dst: np.ndarray, area_src: float, area_dst: float) 
     median = np.median(moves, axis=0)
     shift = (float(median[0]), float(median[1]), float(np.median(np.hypot(*(moves - median).T))))
     cover = min(_cover(src[keep], area_src), _cover(dst[keep], area_dst))
-    return Fit(int(keep.sum()), cover, shift, tuple(float(v) for v in _least_squares(src[keep], dst[keep]).ravel()))
+    return Fit(int(keep.sum()), cover, shift, keep)
 
 
 def _least_squares(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -220,7 +219,10 @@ def match(
             if fit.inliers < min_inliers or fit.cover < MIN_COVER:
                 continue
             key = (min(q, c), max(q, c))
-            m = Match(key[0], key[1], fit.inliers, round(fit.cover, 3), mirrored, fit.shift, q, fit.affine)
+            # least squares over the inliers: the RANSAC sample's fit strays by pixels away from them,
+            # where `one_object` looks
+            affine = tuple(float(v) for v in _least_squares(src[fit.keep], dst[fit.keep]).ravel())
+            m = Match(key[0], key[1], fit.inliers, round(fit.cover, 3), mirrored, fit.shift, q, affine)
             if key not in best or (m.inliers, m.cover) > (best[key].inliers, best[key].cover):
                 best[key] = m
     if tick:
@@ -245,14 +247,20 @@ def _placed(a: np.ndarray, b: np.ndarray, shift, fa: tuple, fb: tuple) -> float 
 
 def _fit(fa: Features, fb: Features) -> Fit:
     """Verify one pair the index did not (two images of one part): nearest descriptors, then `_verify`."""
-    import cv2
-
     if len(fa.desc) < MIN_VOTES or len(fb.desc) < MIN_VOTES:
         return Fit()
-    pairs = [m for m in cv2.BFMatcher(cv2.NORM_HAMMING).match(fa.desc, fb.desc) if m.distance <= HAMMING_MAX]
-    src = np.float32([fa.points[m.queryIdx] for m in pairs]).reshape(-1, 2)
+    return _verify(*_nearest(fa.points, fa.desc, fb), fa.area, fb.area)
+
+
+def _nearest(points: np.ndarray, desc: np.ndarray, fb: Features) -> tuple[np.ndarray, np.ndarray]:
+    """Each of `desc`'s nearest descriptor in `fb` (brute force) when near (`HAMMING_MAX`): the two
+    keypoints' positions, float32 (n x 2 each)."""
+    import cv2
+
+    pairs = [m for m in cv2.BFMatcher(cv2.NORM_HAMMING).match(desc, fb.desc) if m.distance <= HAMMING_MAX]
+    src = np.float32([points[m.queryIdx] for m in pairs]).reshape(-1, 2)
     dst = np.float32([fb.points[m.trainIdx] for m in pairs]).reshape(-1, 2)
-    return _verify(src, dst, fa.area, fb.area)
+    return src, dst
 
 
 def stamped(
@@ -373,18 +381,15 @@ def object_spots(m: Match, grays: list[np.ndarray], feats: list[Features]) -> tu
 
 
 def _agreement(fq: Features, fc: Features, mirrored: bool, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """The keypoint pairs whose descriptors are nearest and near (`HAMMING_MAX`) and which `affine` lays
+    """The keypoint pairs whose descriptors are nearest and near (`_nearest`) and which `affine` lays
     within `RANSAC_PX` of each other: `fq`'s points and `fc`'s (n x 2 each); None under 3."""
-    import cv2
-
     points, desc = (fq.mpoints, fq.mdesc) if mirrored else (fq.points, fq.desc)
     if len(desc) == 0 or len(fc.desc) == 0:
         return None
-    pairs = [m for m in cv2.BFMatcher(cv2.NORM_HAMMING).match(desc, fc.desc) if m.distance <= HAMMING_MAX]
-    if len(pairs) < 3:
+    src, dst = _nearest(points, desc, fc)
+    if len(src) < 3:
         return None
-    src = points[[m.queryIdx for m in pairs]].astype(np.float64)
-    dst = fc.points[[m.trainIdx for m in pairs]]
+    src = src.astype(np.float64)
     laid = src @ affine[:, :2].T + affine[:, 2]
     agree = np.hypot(*(laid - dst).T) <= RANSAC_PX
     return (src[agree], dst[agree].astype(np.float64)) if agree.sum() >= 3 else None
