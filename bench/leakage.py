@@ -12,7 +12,11 @@ pairs, at each inlier threshold. `--cnn` adds the alternative that was considere
 ImageNet pooled features (the `train` backbone and preprocessing), border cut, mirror TTA, cosine; its
 recall is shown at the lowest threshold that reports no false pair, and at 0.90. `--rulers N` adds N
 different photos each beside one clinic's ruler (`tests/leakage_corpus.py`'s `ruled`), with their leak
-variants: hard negatives whose ruler's keypoints agree on one transform.
+variants: hard negatives whose ruler's keypoints agree on one transform. `--collages N` adds N figures of
+two to four of the corpus's photos each (`tests/photo_corpus.py`'s `collage`), in test: a photo in train
+shown inside a figure in test is a leak, and its recall is a column of its own. Every image's panels,
+when it is a collage, are compared as pictures of their own, as the audit does
+(`curate.export.leakage.panel_views`).
 """
 
 from __future__ import annotations
@@ -31,16 +35,19 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from leakage_corpus import LEAKS, bases, exported, ruled
 
 from curate.export import leakage_match
-from curate.export.leakage import THRESHOLD, gray_and_frame
+from curate.export.leakage import THRESHOLD, by_image, gray_and_frame, panel_views
+
+FIGURE_SIZES = (2, 3, 4)  # photos in each `--collages` figure, in turn
 
 
 def build(
-    out: Path, skin: int, photos: bool, stamped: int = 0, rulers: int = 0
+    out: Path, skin: int, photos: bool, stamped: int = 0, rulers: int = 0, collages: int = 0
 ) -> tuple[list[Path], list[tuple[int, str]], np.ndarray]:
     """The corpus; `stamped`: that many more different photos (single lesions on plain skin,
     `tests/photo_corpus.py`'s `closeup`) as one atlas previews them (its `stamp`, the logo), over the five
     folds and test; `rulers`: that many more photos beside one ruler, with their leak variants (real photos
-    among them only with `photos` off: the tiles are parts of them)."""
+    among them only with `photos` off: the tiles are parts of them); `collages`: that many figures in test,
+    each of the next two to four photos, their meta (-1 - figure, "figure:" + the photos' numbers)."""
     rng = np.random.default_rng(0)
     paths, meta, parts = [], [], []
     photos_ = bases(skin, photos) + (ruled(rulers, real=not photos) if rulers else [])
@@ -61,7 +68,30 @@ def build(
             paths.append(p)
             meta.append((len(photos_) + k, "stamped"))
             parts.append(k % 6 if k % 6 < 5 else -1)
+    if collages:
+        from photo_corpus import collage
+
+        at = 0
+        for k in range(collages):
+            held = [(at + t) % len(photos_) for t in range(FIGURE_SIZES[k % len(FIGURE_SIZES)])]
+            at += len(held)
+            p = out / f"f{k:03d}-figure.jpg"
+            p.write_bytes(exported(collage([photos_[i][1] for i in held], k)))
+            paths.append(p)
+            meta.append((-1 - k, "figure:" + ",".join(map(str, held))))
+            parts.append(-1)
     return paths, meta, np.array(parts, np.int64)
+
+
+def _held(meta: list[tuple[int, str]], i: int) -> set[int]:
+    """The photos a figure shows (`build`'s `collages`); none for any other image."""
+    kind = meta[i][1]
+    return {int(x) for x in kind.removeprefix("figure:").split(",")} if kind.startswith("figure:") else set()
+
+
+def _true(meta: list[tuple[int, str]], i: int, j: int) -> bool:
+    """Whether images i and j show one photo: a photo and its variants, or a figure and a photo in it."""
+    return meta[i][0] == meta[j][0] or meta[j][0] in _held(meta, i) or meta[i][0] in _held(meta, j)
 
 
 def cnn_rows(paths, meta, parts, compared) -> list[dict]:
@@ -123,29 +153,35 @@ def main(argv=None) -> None:
     )
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--rulers", type=int, default=0, help="different photos more, each beside one clinic's ruler")
+    ap.add_argument("--collages", type=int, default=0, help="figures of 2-4 of the photos each, in test")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    for old in [*args.out.glob("[0-9][0-9][0-9][0-9]-*.jpg"), *args.out.glob("s[0-9][0-9][0-9]-stamped.jpg")]:
+    mine = ("[0-9][0-9][0-9][0-9]-*.jpg", "s[0-9][0-9][0-9]-stamped.jpg", "f[0-9][0-9][0-9]-figure.jpg")
+    for old in [p for pattern in mine for p in args.out.glob(pattern)]:
         old.unlink()  # this script's files from a run with other options, nothing else in the folder
-    paths, meta, parts = build(args.out, args.skin, not args.no_photos, args.stamped, args.rulers)
+    paths, meta, parts = build(args.out, args.skin, not args.no_photos, args.stamped, args.rulers, args.collages)
     t0 = time.perf_counter()
     grays, frames = map(list, zip(*(gray_and_frame(p, p.name, "bench") for p in paths), strict=True))
-    feats = leakage_match.features(grays)
+    views, owner = panel_views(grays)  # as the audit does: a collage's panels are looked at on their own too
+    looks, of = grays + views, np.array(list(range(len(grays))) + owner, np.int64)
+    frames += [(0, 0, v.shape[1], v.shape[0]) for v in views]
+    feats = leakage_match.features(looks)
     t1 = time.perf_counter()
-    matches = leakage_match.match(feats, parts, min_inliers=8)
+    matches = by_image(leakage_match.match(feats, parts[of], min_inliers=8), of)
     t2 = time.perf_counter()
     at_default = [m for m in matches if m.inliers >= THRESHOLD]
-    shared = leakage_match.stamped(at_default, grays, feats, frames, THRESHOLD)  # what the audit leaves out
+    shared = leakage_match.stamped(at_default, looks, feats, frames, THRESHOLD)  # what the audit leaves out
     t3 = time.perf_counter()
-    objects = leakage_match.one_object([m for m in at_default if (m.i, m.j) not in shared], grays, feats)
+    objects = leakage_match.one_object([m for m in at_default if (m.i, m.j) not in shared], looks, feats)
     t4 = time.perf_counter()
     per_fold = np.bincount(parts[parts >= 0])
     compared = int((parts < 0).sum()) * int(per_fold.sum()) + (int(per_fold.sum()) ** 2 - int((per_fold**2).sum())) // 2
     rows = []
     thresholds = [(t, 0) for t in sorted({8, 10, 12, 15, THRESHOLD, 20, 30})] + [(THRESHOLD, 1), (THRESHOLD, 2)]
     for t, left_out in thresholds:  # 1: shared stamps left out; 2: and one object (the audit's way)
-        found = {(m.i, m.j) for m in matches if m.inliers >= t} - (shared if left_out else set())
-        found -= objects if left_out == 2 else set()
+        kept = {(m.i, m.j) for m in matches if m.inliers >= t} - (shared if left_out else set())
+        kept -= objects if left_out == 2 else set()
+        found = {(min(of[i], of[j]), max(of[i], of[j])) for i, j in kept}  # looks -> images
         row = {"threshold": t, "default": t == THRESHOLD and left_out == 2, "left_out": left_out}
         for kind in LEAKS:
             variants = [k for k, (i, kd) in enumerate(meta) if kd == kind]
@@ -153,7 +189,10 @@ def main(argv=None) -> None:
                 (min(k, o), max(k, o)) in found for k in variants for o in [meta.index((meta[k][0], "original"))]
             )
             row[kind] = round(hits / len(variants), 3)
-        fp = sum(1 for i, j in found if meta[i][0] != meta[j][0])
+        if args.collages:  # each figure with the originals of the photos it shows
+            held = [(k, meta.index((i, "original"))) for k in range(len(meta)) for i in sorted(_held(meta, k))]
+            row["figure"] = round(sum((min(k, o), max(k, o)) in found for k, o in held) / len(held), 3)
+        fp = sum(1 for i, j in found if not _true(meta, i, j))
         row["false_pairs"] = fp
         row["false_rate"] = fp / compared
         rows.append(row)
@@ -175,16 +214,18 @@ def main(argv=None) -> None:
     photos_n = sum(kind == "original" for _, kind in meta)
     print(
         f"{n} images ({photos_n} photos + 3 leak variants each, {args.rulers} of them beside one ruler, "
-        f"{args.stamped} stamped previews), {compared:,} compared pairs"
+        f"{args.stamped} stamped previews, {args.collages} figures), {compared:,} compared pairs; "
+        f"{len(views)} panels of {len(set(owner))} collages looked at on their own"
     )
-    print("| method, threshold | " + " | ".join(f"recall {k}" for k in LEAKS) + " | false pairs | false-pair rate |")
-    print("|---|" + "---|" * (len(LEAKS) + 2))
+    kinds = list(LEAKS) + (["figure"] if args.collages else [])
+    print("| method, threshold | " + " | ".join(f"recall {k}" for k in kinds) + " | false pairs | false-pair rate |")
+    print("|---|" + "---|" * (len(kinds) + 2))
     for r in rows:
         mark = ["", ", shared stamps left out", ", shared stamps and one object left out"][r.get("left_out", 0)]
         mark = (" (default)" if r["default"] else "") + mark
         print(
             f"| {r.get('method', 'ORB + RANSAC, min inliers')} {r['threshold']}{mark} | "
-            + " | ".join(f"{r[k]:.3f}" for k in LEAKS)
+            + " | ".join(f"{r[k]:.3f}" if k in r else "" for k in kinds)
             + f" | {r['false_pairs']} | {r['false_rate']:.2e} |"
         )
     print(

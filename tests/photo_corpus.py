@@ -12,7 +12,8 @@ a perspective warp.
 `EDITS` are edits none of the corpora was tuned on (tone curves, noise, squeezes, small turns ...).
 The hard negatives are `closeup(seed)` (one lesion-like blob on plain skin,
 a different blob per seed), `same_frame` (different photos in one frame), `stamp` (a stock
-site's watermark) and `with_ruler` (one clinic's measuring ruler beside different lesions).
+site's watermark), `with_ruler` (one clinic's measuring ruler beside different lesions) and `collage`
+(several different photos in one figure, each of which may be in the catalogue on its own).
 """
 
 from __future__ import annotations
@@ -413,6 +414,35 @@ def through_scope(img: Image.Image, side: int = 512, clipped: bool = False) -> I
     ImageDraw.Draw(field).ellipse((margin, h / 2 - side / 2 + margin, w - margin, h / 2 + side / 2 - margin), fill=255)
     out = Image.new("RGB", (w, h), (0, 0, 0))
     out.paste(base, (0, 0), field)
+    return out
+
+
+def collage(imgs: list[Image.Image], seed: int) -> Image.Image:
+    """Several different photos in one figure, as a web page or an atlas shows them: one row of two or
+    three, or two rows of two, each photo scaled to its row's height (160-320 px), split by gutters of 2-14
+    px of white, black or grey, and on every other figure a letter in each panel's corner."""
+    rng = np.random.default_rng([seed, 17])
+    height, gutter = int(rng.integers(160, 320)), int(rng.integers(2, 14))
+    bg = [(255, 255, 255), (0, 0, 0), (128, 128, 128)][seed % 3]
+    per_row = 2 if len(imgs) == 4 else len(imgs)
+    rows = [imgs[k : k + per_row] for k in range(0, len(imgs), per_row)]
+    rows = [
+        [im.convert("RGB").resize((round(im.width * height / im.height), height), Image.LANCZOS) for im in r]
+        for r in rows
+    ]
+    out = Image.new(
+        "RGB",
+        (max(sum(im.width + gutter for im in r) + gutter for r in rows), len(rows) * (height + gutter) + gutter),
+        bg,
+    )
+    draw = ImageDraw.Draw(out)
+    for k, im in enumerate(im for r in rows for im in r):
+        r, c = divmod(k, per_row)
+        x, y = gutter + sum(o.width + gutter for o in rows[r][:c]), gutter + r * (height + gutter)
+        out.paste(im, (x, y))
+        if seed % 2:
+            draw.rectangle((x + 4, y + 4, x + 20, y + 22), fill=(255, 255, 255))
+            draw.text((x + 8, y + 6), "abcd"[k], fill=(0, 0, 0))
     return out
 
 

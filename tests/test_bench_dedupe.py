@@ -65,21 +65,23 @@ def test_imagededup_and_difpy_are_scored_on_the_corpus_built_from_ones_own_photo
     assert bench.corpus_dirs(plain)[1] != bench.corpus_dirs(args)[1]
 
 
-def test_the_rulers_corpus_reaches_the_foreign_tools_and_refuses_own_photos(tmp_path):
-    """`--rulers` (one clinic's photos beside one ruler) is a corpus of its own, which imagededup's and
-    difPy's processes must score too; it is built from its own close-ups, so `--photos` is refused."""
+@pytest.mark.parametrize("kind", ["rulers", "collages"])
+def test_a_corpus_of_its_own_reaches_the_foreign_tools_and_refuses_own_photos(tmp_path, kind):
+    """`--rulers` (one clinic's photos beside one ruler) and `--collages` (figures of several photos, each
+    photo also on its own) are corpora of their own, which imagededup's and difPy's processes must score
+    too; each is built from its own pictures, so `--photos` is refused."""
     sys.path.insert(0, str(BENCH.parent))
     import dedupe as bench
 
-    args = bench.parser().parse_args(["--rulers", "--corpus", str(tmp_path / "c")])
-    assert bench.corpus_dirs(args)[1] == tmp_path / "c" / "rulers-v1"
+    args = bench.parser().parse_args([f"--{kind}", "--corpus", str(tmp_path / "c")])
+    assert bench.corpus_dirs(args)[1] == tmp_path / "c" / f"{kind}-v1"
     for tool in ("imagededup", "difpy"):
         assert bench.corpus_dirs(bench.parser().parse_args(bench.tool_argv(args, tool))) == bench.corpus_dirs(args)
     (tmp_path / "mine").mkdir()
     originals()[1].convert("RGB").save(tmp_path / "mine" / "a.jpg")
-    run = _bench("--rulers", "--photos", str(tmp_path / "mine"), "--tools", "ours")
+    run = _bench(f"--{kind}", "--photos", str(tmp_path / "mine"), "--tools", "ours")
     assert run.returncode == 2
-    assert run.stderr.strip().splitlines()[-1].endswith("not --augmented, --stamped or --rulers")
+    assert run.stderr.strip().splitlines()[-1].endswith("not --augmented, --stamped, --rulers or --collages")
 
 
 def test_the_held_out_photos_are_rebuilt_offline_from_installed_packages(tmp_path, monkeypatch):
@@ -117,3 +119,19 @@ def test_the_dermatoscope_photos_each_show_its_field_stop(tmp_path):
         shapes.add(grey.shape)
         assert field_stop(grey) is not None, f.name
     assert shapes == {(160, 160)}
+
+
+def test_a_figure_and_its_photos_are_scored_merged_or_to_review():
+    """`--collages`' own rows: of the (figure, photo in it) pairs, how many a tool merged (false pairs) and
+    how many ours listed to review; a tool with no review list has none."""
+    sys.path.insert(0, str(BENCH.parent))
+    import dedupe as bench
+
+    files = {
+        f: {"group": g, "transform": ""} for f, g in [("pf00.jpg", "f0"), ("pc000.jpg", "c0"), ("pc001.jpg", "c1")]
+    }
+    truth = {"files": files, "panels": {"pf00.jpg": ["pc000.jpg", "pc001.jpg"]}}
+    ours = {"pairs": [("pf00.jpg", "pc000.jpg")], "review": [("pc001.jpg", "pf00.jpg")]}
+    assert bench.figure_pairs(truth, ours) == {"figure_pairs": 2, "merged": 1, "to_review": 1}
+    assert bench.figure_pairs(truth, {"pairs": []}) == {"figure_pairs": 2, "merged": 0, "to_review": None}
+    assert bench.score(truth, ours["pairs"])["false_pairs"] == 1  # a merged figure is a false pair too

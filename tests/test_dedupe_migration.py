@@ -1,14 +1,17 @@
-"""Migrations 0008_dedupe_verify, 0010_dedupe_local_cache, 0011_dedupe_in_place and 0012_dedupe_whole: a
-catalogue made before keeps every dedupe row (SQLite and PostgreSQL)."""
+"""Migrations 0008_dedupe_verify, 0010_dedupe_local_cache, 0011_dedupe_in_place, 0012_dedupe_whole and
+0013_dedupe_panels: a catalogue made before keeps every dedupe row (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import pytest
 from sqlmodel import select
 
 from curate.workspace import Workspace
 from db.engine import make_engine
 from db.migrate import current_revision, head_revision, upgrade
 from db.models import DedupeCode, DedupeLocal, DedupeOverride, DedupePair
+
+HEAD = "0013_dedupe_panels"
 
 
 def _image(c, i: int) -> None:
@@ -97,7 +100,7 @@ def test_catalogue_at_0010_keeps_its_pairs_which_gain_an_empty_in_place_correlat
         )
     engine.dispose()
     ws = Workspace.init(tmp_path / "old-ws", db_url=db_url)
-    assert current_revision(ws.engine) == head_revision() == "0012_dedupe_whole"
+    assert current_revision(ws.engine) == head_revision() == HEAD
     with ws.session() as s:
         pairs = s.exec(select(DedupePair).order_by(DedupePair.image_a)).all()
         assert [(p.image_a, p.image_b, p.kind, p.inliers, p.reason, p.in_place) for p in pairs] == [
@@ -106,28 +109,30 @@ def test_catalogue_at_0010_keeps_its_pairs_which_gain_an_empty_in_place_correlat
         ]
 
 
-def test_catalogue_at_0011_keeps_its_codes_which_gain_no_whole_thumbnail(db_url, tmp_path):
-    """Migration 0012_dedupe_whole adds one nullable column to `dedupe_codes`: every row survives as it was,
-    with no whole-picture thumbnail, and its old algorithm version makes the next run hash it again."""
+@pytest.mark.parametrize(
+    ("revision", "algo", "with_whole", "gained"),
+    [
+        ("0011_dedupe_in_place", "region-phash-v5/64/11", False, "whole"),
+        ("0012_dedupe_whole", "region-phash-v6/64/11", True, "panels"),
+    ],
+)
+def test_a_catalogues_codes_survive_and_gain_an_empty_column(db_url, tmp_path, revision, algo, with_whole, gained):
+    """Migrations 0012_dedupe_whole and 0013_dedupe_panels each add one nullable column to `dedupe_codes`:
+    every row survives as it was, the new column empty (no whole-picture thumbnail; no panels: a single
+    photo), and its old algorithm version makes the next run hash it again."""
     engine = make_engine(db_url)
-    upgrade(engine, "0011_dedupe_in_place")
+    upgrade(engine, revision)
     blob = "'\\x07'::bytea" if engine.dialect.name == "postgresql" else "x'07'"
+    columns = "image_id, algo, codes, thumb, masked, searched_with, box, flat" + (", whole" if with_whole else "")
+    values = f"1, '{algo}', {blob}, {blob}, 0.1, 'k5', '0.1,0,1,1', false" + (f", {blob}" if with_whole else "")
     with engine.begin() as c:
         _image(c, 1)
-        c.exec_driver_sql(
-            "INSERT INTO dedupe_codes (image_id, algo, codes, thumb, masked, searched_with, box, flat, created_at)"
-            f" VALUES (1, 'region-phash-v5/64/11', {blob}, {blob}, 0.1, 'k5', '0.1,0,1,1', false, CURRENT_TIMESTAMP)"
-        )
+        c.exec_driver_sql(f"INSERT INTO dedupe_codes ({columns}, created_at) VALUES ({values}, CURRENT_TIMESTAMP)")
     engine.dispose()
     ws = Workspace.init(tmp_path / "old-ws", db_url=db_url)
-    assert current_revision(ws.engine) == head_revision() == "0012_dedupe_whole"
+    assert current_revision(ws.engine) == head_revision() == HEAD
     with ws.session() as s:
         row = s.get(DedupeCode, 1)
-        assert (row.algo, row.codes, row.thumb, row.masked, row.box, row.whole) == (
-            "region-phash-v5/64/11",
-            b"\x07",
-            b"\x07",
-            0.1,
-            "0.1,0,1,1",
-            None,
-        )
+        assert (row.algo, row.codes, row.thumb, row.masked, row.box) == (algo, b"\x07", b"\x07", 0.1, "0.1,0,1,1")
+        assert row.whole == (b"\x07" if with_whole else None)
+        assert getattr(row, gained) is None

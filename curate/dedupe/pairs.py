@@ -44,7 +44,8 @@ from threadpoolctl import threadpool_limits
 from curate.dedupe import verify
 from curate.dedupe.answers import answering
 from curate.dedupe.cluster import KIND_RANK, NOT_EDGES, SMALL, STAMPED, UNTESTED, stamped
-from curate.dedupe.decode import THUMB, Decodes, box_side, parse_box
+from curate.dedupe.collage import panel_pairs
+from curate.dedupe.decode import THUMB, Decodes, box_side, grey_thumbnail, parse_box, parse_panels
 from curate.dedupe.hashing import METHODS, WINDOWS, RegionPHash, is_mirror
 from curate.dedupe.local import local_pairs
 from curate.dedupe.whole import SAME_SHAPE, whole_pairs
@@ -119,11 +120,14 @@ class Verifier:
             self.sha = {i: sha for i, sha, _, _ in rows}
             self.aspect = {i: w / max(h, 1) for i, _, w, h in rows}
             size = {i: (w, h) for i, _, w, h in rows}
-            rows = s.exec(select(DedupeCode.image_id, DedupeCode.box, DedupeCode.note, DedupeCode.masked)).all()
-        self.box = {i: parse_box(b) for i, b, _, _ in rows}
+            rows = s.exec(
+                select(DedupeCode.image_id, DedupeCode.box, DedupeCode.note, DedupeCode.masked, DedupeCode.panels)
+            ).all()
+        self.box = {i: parse_box(b) for i, b, _, _, _ in rows}
+        self.panels = {i: found for i, *_, text in rows if (found := parse_panels(text))}  # collages (`decode.panels`)
         # no thumbnail shortcut for these: no content box cut (a frame could make them alike), or a
         # thumbnail mostly in-painted (`verify.MOST_INPAINTED`)
-        self.unsure = {i for i, _, note, masked in rows if note or masked > verify.MOST_INPAINTED}
+        self.unsure = {i for i, _, note, masked, _ in rows if note or masked > verify.MOST_INPAINTED}
         self.small = {  # a thumbnail-sized copy (`_small`)
             i for i, (w, h) in size.items() if box_side(w, h, self.box.get(i, (0.0, 0.0, 1.0, 1.0))) < SMALL
         }
@@ -191,11 +195,20 @@ class Verifier:
             return None
         f = verify.features(grey, side, even)
         x0, y0, x1, y1 = self.box.get(image_id, (0.0, 0.0, 1.0, 1.0))
-        if (x0, y0, x1, y1) == (0.0, 0.0, 1.0, 1.0) or x1 <= x0 or y1 <= y0:
+        if x1 <= x0 or y1 <= y0:
             return f
         sx, sy = f.width / (x1 - x0), f.height / (y1 - y0)  # working pixels per whole picture
-        whole = (-x0 * sx, -y0 * sy, (1 - x0) * sx, (1 - y0) * sy)
-        return verify.Features(f.points, f.desc, f.width, f.height, whole, f.small)
+        whole = None if (x0, y0, x1, y1) == (0.0, 0.0, 1.0, 1.0) else (-x0 * sx, -y0 * sy, (1 - x0) * sx, (1 - y0) * sy)
+        panels = tuple(
+            (
+                max(0.0, (px0 - x0) * sx),
+                max(0.0, (py0 - y0) * sy),
+                min(f.width, (px1 - x0) * sx),
+                min(f.height, (py1 - y0) * sy),
+            )
+            for px0, py0, px1, py1 in self.panels.get(image_id, ())
+        )
+        return replace(f, whole=whole, panels=panels)
 
     def _flipped(self, image_id: int, side: int) -> verify.Features:
         if (image_id, side) not in self.flipped:  # two threads may both compute it: same result, no harm
@@ -387,12 +400,15 @@ def _laid(
 ) -> verify.Verdict:
     """`v`, with the pixels' correlation when local features found one picture laid in place on the other
     (`verify.in_place_correlation`; `stamps` reads it), for a "same" or a "review"; `flipped`: `fa` mirrored.
-    With `ask`, a "same" on one object only is a "review" (`verify.one_object`; `coarse`: the look at 160 px)."""
-    if v.decision == verify.DIFFERENT or v.geometry.transform is None:
+    With `ask`, a "same" on one object only is a "review" (`verify.one_object`; `coarse`: the look at 160 px);
+    a match inside one panel of a collage is a "review" whatever it was (`verify.paneled`)."""
+    if v.geometry.transform is None or (v.decision == verify.DIFFERENT and not (fa.panels or fb.panels)):
         return v
     a = flipped() if v.geometry.mirrored else fa
+    if v.decision == verify.DIFFERENT:  # a photo that is one panel of a collage: "review" (`verify.paneled`)
+        return verify.paneled(v, a, fb)
     v = verify.one_object(v, a, fb, coarse) if ask else v
-    return replace(v, in_place=verify.in_place_correlation(v.geometry, a, fb))
+    return replace(verify.paneled(v, a, fb), in_place=verify.in_place_correlation(v.geometry, a, fb))
 
 
 def _laid_unlike(p: Pair) -> bool:
@@ -427,18 +443,32 @@ def propose_whole(verifier: Verifier, ids: np.ndarray, new: set[int] | None, alg
     return [(a, b) for a, b, _ in found]
 
 
+def propose_panels(verifier: Verifier, ids: np.ndarray, new: set[int] | None) -> list[tuple[int, int]]:
+    """(a, b) of the pairs a collage's panels propose (`curate.dedupe.collage`); each panel's thumbnail is
+    decoded here (collages are few)."""
+    looks = {}
+    for i, boxes in verifier.panels.items():
+        try:
+            looks[i] = [grey_thumbnail(verifier._grey(i, box, 2 * THUMB)) for box in boxes]
+        except Exception:  # unreadable now: its panels propose nothing
+            continue
+    return [(a, b) for a, b, _ in panel_pairs(ids.tolist(), verifier.thumbs, looks, new)]
+
+
 def more_candidates(
     verifier: Verifier, ids: np.ndarray, jobs: list[tuple], new: set[int] | None, algo: str, report, local: bool = True
-) -> tuple[list[tuple], int, int]:
+) -> tuple[list[tuple], int, int, int]:
     """The hash proposal's jobs with the other proposals' pairs appended (`with_local`): shared local features
     (the second, with `local`), then whole pictures of one shape whose boxes were cut apart (the third, at any
-    size); and how many pairs each added."""
+    size), then a collage's panels (the fourth); and how many pairs each added."""
     before = len(jobs)
     if local:
         jobs = with_local(jobs, propose_local(verifier, ids, new, algo, report), verifier)
     by_local, have = len(jobs) - before, {(a, b) for a, b, _, _ in jobs}
     whole = [p for p in propose_whole(verifier, ids, new, algo) if p not in have]
-    return with_local(jobs, whole, verifier), by_local, len(whole)
+    have.update(whole)
+    panels = [p for p in propose_panels(verifier, ids, new) if p not in have]
+    return with_local(jobs, whole + panels, verifier), by_local, len(whole), len(panels)
 
 
 def with_local(jobs: list[tuple], local: list[tuple[int, int]], verifier: Verifier) -> list[tuple]:
@@ -612,8 +642,14 @@ def find_pairs(ws, options, algo: str, report, on_progress=None) -> list[Pair]:
             "low frequencies an edit changed (watermark + crop, frame + rescale) are proposed by the hashes alone"
         )
     if proposing:
-        jobs, report.local_candidates, report.whole_candidates = more_candidates(
+        jobs, report.local_candidates, report.whole_candidates, report.panel_candidates = more_candidates(
             verifier, ids, jobs, fresh, algo, report, local=len(ids) <= LOCAL_MAX
+        )
+    report.collages = len(verifier.panels)
+    if report.collages:
+        report.notes.append(
+            f"{report.collages} pictures are collages of several photos side by side: a label would cover every "
+            "photo in one; a photo one of them holds is listed to review with it, never merged"
         )
     hammings += [None] * (len(jobs) - len(hammings))
     for (a, b, corr, _), hamming, v in zip(jobs, hammings, verifier.check_many(jobs), strict=True):

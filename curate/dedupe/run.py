@@ -34,7 +34,7 @@ from curate.dedupe.cluster import (
     representative,
     unmerged,
 )
-from curate.dedupe.decode import THUMB, box_side, decode, parse_box
+from curate.dedupe.decode import THUMB, box_side, decode, panels_text, parse_box
 from curate.dedupe.hashing import METHODS, NEIGHBOURS, WINDOWS, RegionPHash, to_hex
 from curate.dedupe.pairs import find_pairs
 from curate.dedupe.search import backend_named
@@ -57,8 +57,8 @@ log = logging.getLogger("curate.dedupe")
 
 # v2: codes of the content box (frames cut); v3: captions cut too; v4: a rotation's fill in-painted;
 # v5: a tall picture's box searched finer (a phone screenshot's lettering); v6: the whole picture's thumbnail kept
-# beside a cut box's (`curate.dedupe.whole`)
-ALGO = f"region-phash-v6/{THUMB}/{len(WINDOWS)}"
+# beside a cut box's (`curate.dedupe.whole`); v7: a collage's panels kept (`curate.dedupe.decode.box_panels`)
+ALGO = f"region-phash-v7/{THUMB}/{len(WINDOWS)}"
 CODE_BYTES, THUMB_BYTES = 8 * len(WINDOWS), THUMB * THUMB
 
 
@@ -118,6 +118,8 @@ class DedupeReport:
     evened_pairs: int = 0  # "review" pairs and "different" ones inside a tentative group looked at again, evened
     local_candidates: int = 0  # candidate pairs only shared local features proposed (`curate.dedupe.local`)
     whole_candidates: int = 0  # candidate pairs only whole pictures of one shape proposed (`curate.dedupe.whole`)
+    panel_candidates: int = 0  # candidate pairs only a collage's panels proposed (`curate.dedupe.collage`)
+    collages: int = 0  # pictures of several photos side by side (`curate.dedupe.decode.panels`)
     decoded: int = 0  # pictures decoded for verification (`curate.dedupe.decode.Decodes`)
     decodes_reused: int = 0  # looks at a picture served by an earlier decode
     local_cached: int = 0  # pictures whose local features for that proposal the catalogue kept (`dedupe.answers`)
@@ -149,6 +151,8 @@ class DedupeReport:
             "evened_pairs": self.evened_pairs,
             "local_candidates": self.local_candidates,
             "whole_candidates": self.whole_candidates,
+            "panel_candidates": self.panel_candidates,
+            "collages": self.collages,
             "decoded": self.decoded,
             "decodes_reused": self.decodes_reused,
             "local_cached": self.local_cached,
@@ -182,7 +186,8 @@ def _hash_file(path: str) -> tuple:
         return ("error", f"cannot decode ({type(exc).__name__}: {exc})")
     codes = _ENCODER.encode(d.thumb)  # every window, whatever method searches them later
     whole = None if d.whole is None else d.whole.tobytes()
-    return ("ok", d.pixel_sha256, d.thumb.tobytes(), d.masked, codes.astype("<u8").tobytes(), d.box, whole)
+    found = panels_text(d.panels)
+    return ("ok", d.pixel_sha256, d.thumb.tobytes(), d.masked, codes.astype("<u8").tobytes(), d.box, whole, found)
 
 
 def hash_missing(
@@ -229,10 +234,10 @@ def hash_missing(
                     report.skipped.append((image_id, res[1]))
                     log.warning("dedupe skipped image %d: %s", image_id, res[1])
                     continue
-                _, digest, thumb, masked, codes, box, whole = res
+                _, digest, thumb, masked, codes, box, whole, found = res
                 row = codes_rows.get(image_id) or DedupeCode(image_id=image_id, algo=ALGO, codes=b"", thumb=b"")
                 row.algo, row.codes, row.thumb, row.masked, row.searched_with = ALGO, codes, thumb, masked, None
-                row.whole = whole
+                row.whole, row.panels = whole, found
                 row.box, row.note, row.flat = box.as_text(), box.note, box.flat
                 if box.note:
                     report.whole_picture.append((image_id, box.note))

@@ -146,9 +146,13 @@ OBJECT_DESC = 250  # SIFT descriptor distance (uint8 values) under which two key
 OBJECT_CELLS = 10  # a "same" at COARSE px over fewer cells, not cleared by `one_object`, is looked at at WORK px
 
 STOP_MARGIN = 0.04  # no keypoint within this share of the side of a field stop's fill (`features`)
+PANEL_INSIDE = 0.9  # a match this much inside one panel of a collage is the panel's (`paneled`)
+PANEL_MOST = 0.75  # a panel is at most this share of its collage (a photo beside a strip is the photo)
+PANEL_SPANNED = 0.3  # a "same" with a collage covers at least this share of each of its panels (`paneled`)
 
 SAME, REVIEW, DIFFERENT = "same", "review", "different"
 ONE_OBJECT = "near the threshold: matches on one object only"  # how a review by `one_object` begins
+PANEL = "near the threshold: one picture is a collage holding the other"  # how a review by `paneled` begins
 
 
 @dataclass(frozen=True)
@@ -159,6 +163,7 @@ class Features:
     height: int
     whole: tuple[float, float, float, float] | None = None  # the whole picture in these coordinates (box cut)
     small: np.ndarray | None = None  # the working picture at `PLACED_PX` px, as it is (`in_place_correlation`)
+    panels: tuple[tuple[float, float, float, float], ...] = ()  # a collage's panels in these coordinates (`paneled`)
 
     def rect(self, whole: bool = False) -> tuple[float, float, float, float]:
         """The content box (0, 0, width, height), or with `whole` the whole picture around it."""
@@ -175,6 +180,7 @@ class Geometry:
     mirrored: bool = False
     spread: float = 0.0  # the inliers' spread across their narrower axis (`_spread`)
     transform: tuple[float, ...] | None = None  # a's (mirrored: its mirror image's) working pixels onto b's, 2 x 3
+    spot: tuple[float, float, float, float] | None = None  # the agreeing keypoints' bounding box in b's pixels
 
 
 @dataclass(frozen=True)
@@ -257,7 +263,8 @@ def mirrored(f: Features) -> Features:
     pts[:, 0] = f.width - 0.5 - pts[:, 0]
     whole = None if f.whole is None else (f.width - f.whole[2], f.whole[1], f.width - f.whole[0], f.whole[3])
     small = None if f.small is None else np.ascontiguousarray(f.small[:, ::-1])
-    return Features(pts, mirrored_descriptors(f.desc), f.width, f.height, whole, small)
+    panels = tuple((f.width - x1, y0, f.width - x0, y1) for x0, y0, x1, y1 in f.panels)
+    return Features(pts, mirrored_descriptors(f.desc), f.width, f.height, whole, small, panels)
 
 
 def mirrored_descriptors(desc: np.ndarray) -> np.ndarray:
@@ -424,7 +431,8 @@ def _match_one(a: Features, b: Features, mirrored: bool) -> Geometry:
         )
     inl = pb[keep] - np.array([x0, y0], np.float32)
     cells, spread = _cells(inl, x1 - x0, y1 - y0), _spread(inl, x1 - x0, y1 - y0)
-    return Geometry(int(keep.sum()), good, cells, cover, share, mirrored, spread, tuple(m.ravel().tolist()))
+    spot = (*pb[keep].min(0).tolist(), *pb[keep].max(0).tolist()) if keep.any() else None
+    return Geometry(int(keep.sum()), good, cells, cover, share, mirrored, spread, tuple(m.ravel().tolist()), spot)
 
 
 def match(a: Features, a_flipped, b: Features, mirrored: bool | None = None, both: bool = True) -> Geometry:
@@ -487,6 +495,63 @@ def triage(g: Geometry, corr: float, keypoints: tuple[int, int]) -> Verdict | No
         return Verdict(SAME, f"{v.reason} (at {COARSE} px)", g)
     if v.decision == DIFFERENT and g.inliers < COARSE_REJECT:
         return v
+    return None
+
+
+def paneled(v: Verdict, a: Features, b: Features) -> Verdict:
+    """`v`, or "review" when either picture is a collage (`curate.dedupe.decode.panels`: several photos side
+    by side in one figure) and the matches lie inside one of its panels, or, for a "same", over some of its
+    panels but not all: the photo and the collage are not one picture, though one holds the other, so they
+    are never merged and the steward decides (crop the panel out, or keep one). A two-panel collage gave
+    a photo 49-56 % of the larger picture ("same" by `decide`), a four-panel one 20-25 % ("different" with
+    up to 143 matches), and a figure of four tiles of one photo 41 % of it over two panels ("same"). One
+    panel is asked whatever `v` says, on `REVIEW_INLIERS` or more matches covering `REVIEW_COVER` of the
+    smaller and `REVIEW_SHARE` of the panel. A black bar across one photo looks like a gutter, but a copy
+    without it matches on both sides: every panel `PANEL_SPANNED`, "same" stands. `a` is as matched (its
+    mirror image when the geometry is mirrored)."""
+    g = v.geometry
+    if g.transform is None or g.spot is None or g.inliers < REVIEW_INLIERS or not (a.panels or b.panels):
+        return v
+    m = np.array(g.transform, np.float64).reshape(2, 3)
+    back = cv2.invertAffineTransform(m)
+    spot_b = _corners(g.spot)
+    sides = (
+        (b, spot_b.astype(np.float32), a, m),
+        (a, (spot_b @ back[:, :2].T + back[:, 2]).astype(np.float32), b, back),
+    )
+    for f, spot, other, onto in sides:
+        panel = _holding(spot, f)
+        if panel is None:
+            continue
+        laid = (_corners(other.rect()) @ onto[:, :2].T + onto[:, 2]).astype(np.float32)
+        inter, _ = _intersect(laid, panel)
+        smaller, larger = sorted((abs(cv2.contourArea(laid)), (panel[2] - panel[0]) * (panel[3] - panel[1])))
+        if smaller > 0 and inter / smaller >= REVIEW_COVER and inter / larger >= REVIEW_SHARE:
+            return _collage(v, f"{g.inliers} matching keypoints inside 1 of its {len(f.panels)} panels")
+    for f, spot, _, _ in sides if v.decision == SAME else ():
+        spanned = sum(_intersect(spot, p)[0] >= PANEL_SPANNED * (p[2] - p[0]) * (p[3] - p[1]) for p in f.panels)
+        if f.panels and spanned < len(f.panels):
+            return _collage(v, f"{g.inliers} matching keypoints over {spanned} of its {len(f.panels)} panels")
+    return v
+
+
+def _corners(rect) -> np.ndarray:
+    x0, y0, x1, y1 = rect
+    return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float64)
+
+
+def _collage(v: Verdict, said: str) -> Verdict:
+    return replace(v, decision=REVIEW, reason=f"{PANEL} ({said})", untestable=False, unasked=False)
+
+
+def _holding(spot: np.ndarray, f: Features) -> tuple[float, float, float, float] | None:
+    """The panel of `f` holding `PANEL_INSIDE` of the quadrilateral `spot`, when it is at most `PANEL_MOST`
+    of the picture; else None."""
+    area = abs(cv2.contourArea(spot))
+    for panel in f.panels if area > 0 else ():
+        small = (panel[2] - panel[0]) * (panel[3] - panel[1]) <= PANEL_MOST * f.width * f.height
+        if small and _intersect(spot, panel)[0] >= PANEL_INSIDE * area:
+            return panel
     return None
 
 

@@ -8,7 +8,8 @@ crop, a mirror image or a burned-in watermark do not hide a copy. A pair is susp
 `THRESHOLD` keypoints agree on one geometric transform; that number is calibrated by `bench/leakage.py`
 (bench/README.md). Pairs that only a shared stamp explains (a site's watermark at one place on
 different photos: `leakage_match.stamped`) or one object both photos show (a clinic's ruler beside
-different lesions: `leakage_match.one_object`) are left out of the suspects and listed apart.
+different lesions: `leakage_match.one_object`) are left out of the suspects and listed apart. A collage's
+panels (several photos in one figure) are compared as pictures of their own too (`panel_views`).
 
 Deterministic: the same files give the same pairs in the same order (single-threaded ORB, index
 training and seeded RANSAC), so the card written at export time is byte-identical across runs.
@@ -21,10 +22,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from curate.dataset import DatasetVersion
+from curate.dedupe.decode import panels
 from curate.errors import DatasetError
 from curate.export import leakage_match
 from curate.parallel import stage_of
@@ -62,15 +65,17 @@ class LeakPair:
     inliers: int  # keypoints agreeing on one transform between the two
     cover: float  # share of the smaller content area those keypoints span
     mirrored: bool  # one image is the mirror image of the other
+    panel: bool = False  # one image is a panel of the other, a collage (`panel_views`)
 
     def as_dict(self) -> dict:
-        return {
+        out = {
             "a": {**asdict(self.a), "part": self.a.part},
             "b": {**asdict(self.b), "part": self.b.part},
             "inliers": self.inliers,
             "cover": self.cover,
             "mirrored": self.mirrored,
         }
+        return out | {"panel": True} if self.panel else out
 
 
 @dataclass
@@ -115,7 +120,9 @@ class LeakageAudit:
             return Entry(e["file"], e["split"], e["fold"])
 
         def pair(p: dict) -> LeakPair:
-            return LeakPair(entry(p["a"]), entry(p["b"]), p["inliers"], p["cover"], p["mirrored"])
+            return LeakPair(
+                entry(p["a"]), entry(p["b"]), p["inliers"], p["cover"], p["mirrored"], p.get("panel", False)
+            )
 
         pairs = [pair(p) for p in d.get("pairs", [])]
         return cls(
@@ -211,16 +218,21 @@ def audit_files(
         if on_progress:
             on_progress("read images", n, len(entries))
     parts = np.array([-1 if e.fold is None or e.split != "train" else e.fold for e in entries], np.int64)
-    feats = leakage_match.features(grays, stage_of(on_progress, "features"))
-    matches = leakage_match.match(feats, parts, threshold, stage_of(on_progress, "compare"))
-    shared = leakage_match.stamped(matches, grays, feats, frames, threshold)
-    objects = leakage_match.one_object([m for m in matches if (m.i, m.j) not in shared], grays, feats)
+    views, owner = panel_views(grays)
+    looks = grays + views  # each image, then each panel of a collage as a picture of its own
+    of = np.array(list(range(len(grays))) + owner, np.int64)  # the image each look is of
+    frames += [(0, 0, v.shape[1], v.shape[0]) for v in views]
+    feats = leakage_match.features(looks, stage_of(on_progress, "features"))
+    matches = by_image(leakage_match.match(feats, parts[of], threshold, stage_of(on_progress, "compare")), of)
+    shared = leakage_match.stamped(matches, looks, feats, frames, threshold)
+    objects = leakage_match.one_object([m for m in matches if (m.i, m.j) not in shared], looks, feats)
 
     def pair(m: leakage_match.Match) -> LeakPair:
-        a, b = entries[m.i], entries[m.j]
-        if (parts[m.i] < 0 <= parts[m.j]) or (0 <= parts[m.j] < parts[m.i]):
+        i, j = of[m.i], of[m.j]
+        a, b = entries[i], entries[j]
+        if (parts[i] < 0 <= parts[j]) or (0 <= parts[j] < parts[i]):
             a, b = b, a
-        return LeakPair(a, b, m.inliers, m.cover, m.mirrored)
+        return LeakPair(a, b, m.inliers, m.cover, m.mirrored, bool(m.i >= len(grays) or m.j >= len(grays)))
 
     left_out = [m for m in matches if (m.i, m.j) in shared]
     on_object = [m for m in matches if (m.i, m.j) in objects]
@@ -243,6 +255,31 @@ def audit_files(
         one_object=len(on_object),
         one_object_pairs=[pair(m) for m in on_object[:MAX_LISTED]],
     )
+
+
+def panel_views(grays: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[int]]:
+    """Each collage's panels (several photos in one figure, split by flat gutters: `curate.dedupe.decode.panels`),
+    cut out and stretched to their image's size as the export stretches every photo, and the image each is
+    of. A figure holding a photo that is also in another part is a leak; compared whole, the photo is a
+    quarter of the figure, squeezed, and kept its keypoints in a fifth of such pairs (`bench/leakage.py
+    --collages 18`: 0.204, with the panels 0.870; bench/README.md, "A collage")."""
+    views, owner = [], []
+    for k, g in enumerate(grays):
+        for x0, y0, x1, y1 in panels(g):
+            views.append(cv2.resize(g[y0:y1, x0:x1], (g.shape[1], g.shape[0]), interpolation=cv2.INTER_LINEAR))
+            owner.append(k)
+    return views, owner
+
+
+def by_image(matches: list[leakage_match.Match], of: np.ndarray) -> list[leakage_match.Match]:
+    """The matches between two images, strongest first, one a pair of images: a collage's panel stands for
+    its image (`panel_views`), and its match replaces the whole figure's when stronger."""
+    best: dict[tuple[int, int], leakage_match.Match] = {}
+    for m in matches:
+        key = tuple(sorted((int(of[m.i]), int(of[m.j]))))
+        if key[0] != key[1] and (key not in best or m.inliers > best[key].inliers):
+            best[key] = m
+    return sorted(best.values(), key=lambda m: (-m.inliers, m.i, m.j))
 
 
 def entries_of(rows: Sequence[dict[str, str]]) -> list[Entry]:

@@ -53,6 +53,7 @@ def _pair(root: Path, p, anchor: str, label: str) -> str:
         for x in (p.a, p.b)
     )
     why = f"{p.inliers} matching keypoints, covering {p.cover:.0%}" + (", mirror image" if p.mirrored else "")
+    why += ", one is a panel of the other (a collage)" if getattr(p, "panel", False) else ""
     return f"<div class='pair' id='{anchor}'>{figs}<div class='why'>{e(label)}: {e(why)}</div></div>"
 
 

@@ -36,6 +36,9 @@ class DedupeCode(SQLModel, table=True):
     whole: bytes | None = Field(
         default=None, sa_column=sa.Column(sa.LargeBinary, nullable=True)
     )  # THUMB x THUMB uint8 grey of the whole picture, when the box was cut (`curate.dedupe.whole`)
+    panels: str | None = Field(
+        default=None, sa_column=sa.Column(sa.Text, nullable=True)
+    )  # a collage's panels "x0,y0,x1,y1;..." (fractions; `curate.dedupe.decode.box_panels`)
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
 
 
