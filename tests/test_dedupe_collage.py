@@ -94,3 +94,20 @@ def test_a_photo_and_a_figure_holding_it_are_listed_to_review_never_merged(tmp_p
 
     again = run_dedupe(Workspace.open(tmp_path / "ws"), DedupeOptions(min_side=1, workers=1))
     assert again.collages == 3 and any("3 pictures are collages" in n for n in again.notes)  # the steward is told
+
+
+def test_a_smooth_photo_in_a_figure_is_found_by_its_panel_cut_out(tmp_path):
+    """In the whole figure a smooth photo (a quarter of it) keeps too few keypoints to match its photo: the
+    panel most alike by thumbnails is cut out and looked at as a picture of its own (`Verifier._panel_for`).
+    Two figures of `bench/dedupe.py --collages` whose photo was "different" from them before."""
+    every = originals()
+    picks = [int(k) for k in np.random.default_rng(11).choice(len(every), 60, replace=False)]  # the benchmark's
+    files = {"smooth_a.jpg": every[picks[11]], "smooth_b.jpg": every[picks[49]]}
+    files["figure_a.jpg"] = collage([every[k] for k in picks[11:14]], 4)
+    files["figure_b.jpg"] = collage([every[k] for k in picks[47:50]], 16)
+    cluster, _, pairs = dedupe_files(tmp_path, files)
+    assert len(set(cluster.values())) == 4  # nothing merged
+    why = {frozenset((a, b)): reason for a, b, kind, reason in pairs if kind == "review"}
+    for photo, figure, panel in (("smooth_a.jpg", "figure_a.jpg", 1), ("smooth_b.jpg", "figure_b.jpg", 3)):
+        reason = why.get(frozenset((photo, figure)), "")
+        assert reason.startswith(verify.PANEL) and f"(panel {panel} of 3:" in reason, (photo, reason)

@@ -32,6 +32,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass, replace
 from functools import cache
 from itertools import combinations
@@ -54,6 +55,7 @@ from db.models import DedupeCode, DedupePair, Image
 
 COMPLETE_MAX = 24  # tentative groups up to this size get every pair verified
 LOCAL_MAX = 20_000  # pictures up to which local features propose too (their index: ~2.5 M descriptors, ~1.3 GB)
+PANELS_MAX = 64  # a collage has fewer panels than this (5 x 5 at most: `decode.PANEL_LEAST`; `Verifier.view`)
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,7 @@ class Verifier:
             ).all()
         self.box = {i: parse_box(b) for i, b, _, _, _ in rows}
         self.panels = {i: found for i, *_, text in rows if (found := parse_panels(text))}  # collages (`decode.panels`)
+        self.views: set[int] = set()  # a collage's panels, each a picture of its own (`_view`)
         # no thumbnail shortcut for these: no content box cut (a frame could make them alike), or a
         # thumbnail mostly in-painted (`verify.MOST_INPAINTED`)
         self.unsure = {i for i, _, note, masked, _ in rows if note or masked > verify.MOST_INPAINTED}
@@ -168,6 +171,8 @@ class Verifier:
         where the cut into its plain background falls (a microscope blob: 68 % of the width kept in one
         copy, 43 % in the other), and two boxes of different parts never correlate."""
         ba, bb = self.box.get(a), self.box.get(b)
+        if a in self.views or b in self.views:  # a panel's box is a part of its collage, not a picture's shape
+            return None
         if ba is None or bb is None or abs(self.aspect[a] / self.aspect[b] - 1) > SAME_SHAPE:
             return None
         if max(abs(x - y) for x, y in zip(ba, bb, strict=True)) <= SAME_SHAPE:
@@ -341,10 +346,54 @@ class Verifier:
             return v
         return replace(again, reason=f"{again.reason} (contrast evened)")
 
+    def view(self, image_id: int, k: int) -> int:
+        """Panel `k` of collage `image_id` as a picture of its own: an id (negative) whose content box is the
+        panel, its thumbnail made as a picture's (`decode.grey_thumbnail`), for `collage`'s proposal and
+        `_panel_for`."""
+        view = -(image_id * PANELS_MAX + k + 1)
+        if view not in self.views:  # two threads may both make it: the same values
+            x0, y0, x1, y1 = box = self.panels[image_id][k]
+            self.sha[view], self.box[view] = self.sha[image_id], box
+            self.aspect[view] = self.aspect[image_id] * (x1 - x0) / max(y1 - y0, 1e-6)
+            with suppress(Exception):  # unreadable now: no thumbnail, and no look at it (`_panel_for`)
+                self.thumbs[view] = grey_thumbnail(self._grey(view, box, 2 * THUMB))
+            self.views.add(view)
+        return view
+
+    def _panel_for(self, a: int, b: int, v: verify.Verdict) -> tuple[int, int, int] | None:
+        """(view, picture, panel number) to look at when `v` is a "different" between a collage and a picture
+        that is none: the collage's panel whose thumbnail is most alike the picture's, cut out (`view`), to be
+        verified as a picture of its own. In the whole collage a panel is a quarter of the picture, and a
+        smooth photo in it (a fundus rim, a grey sky, a star field) kept 0-9 agreeing keypoints: "different"
+        (`bench/dedupe.py --collages`: 4 of 54 such pairs listed to review only so). None otherwise."""
+        if v.decision != verify.DIFFERENT or (a in self.panels) == (b in self.panels):
+            return None
+        c, p = (a, b) if a in self.panels else (b, a)
+        if self.thumbs.get(p) is None:
+            return None
+        views = [(k, self.view(c, k)) for k in range(len(self.panels[c]))]
+        alike = [(self.correlation(view, p), k, view) for k, view in views if view in self.thumbs]
+        if not alike:
+            return None
+        _, k, view = max(alike)  # one look a pair, not one a panel
+        return view, p, k
+
+    def _panel_seen(self, v: verify.Verdict, a: int, b: int, k: int, seen: verify.Verdict) -> verify.Verdict:
+        """`v`, or "review" when the panel looked at (`_panel_for`) is the picture or holds it (`seen`)."""
+        if seen.decision == verify.DIFFERENT:
+            return v
+        n = len(self.panels[a] if a in self.panels else self.panels[b])
+        said = f"panel {k + 1} of {n}: {seen.reason.removeprefix('near the threshold: ')}"
+        return verify.Verdict(verify.REVIEW, f"{verify.PANEL} ({said})", seen.geometry)
+
     def check(self, a: int, b: int, corr: float, dihedral: int | None = None) -> verify.Verdict:
         """`dihedral`: the hash's orientation of a onto b (None: unknown, both tried)."""
         v = self._coarse(a, b, corr, dihedral) or self._full(a, b, corr, dihedral)
-        return self._small(a, b, self._evened(a, b, corr, dihedral, v) if self._unsettled(a, b, v, False) else v)
+        v = self._evened(a, b, corr, dihedral, v) if self._unsettled(a, b, v, False) else v
+        if (panel := self._panel_for(a, b, v)) is not None:
+            view, p, k = panel
+            v = self._panel_seen(v, a, b, k, self.check(view, p, corr))
+        return self._small(a, b, v)
 
     def _small(self, a: int, b: int, v: verify.Verdict) -> verify.Verdict:
         """A "different" for want of pixels is no evidence: a thumbnail-sized copy (content box under
@@ -387,6 +436,11 @@ class Verifier:
             self.evened_pairs += len(again)
             for k, v in zip(again, pool.map(lambda k: self._evened(*jobs[k], verdicts[k]), again), strict=False):
                 verdicts[k] = v
+        panels = {k: found for k, (a, b, _, _) in enumerate(jobs) if (found := self._panel_for(a, b, verdicts[k]))}
+        if panels:  # a collage's panel against the picture, as a picture of its own: a batch of its own
+            seen = self.check_many([(view, p, jobs[k][2], None) for k, (view, p, _) in panels.items()], thorough)
+            for (k, (_, _, n)), s in zip(panels.items(), seen, strict=True):
+                verdicts[k] = self._panel_seen(verdicts[k], jobs[k][0], jobs[k][1], n, s)
         return [self._small(job[0], job[1], v) for job, v in zip(jobs, verdicts, strict=True)]
 
 
@@ -445,13 +499,11 @@ def propose_whole(verifier: Verifier, ids: np.ndarray, new: set[int] | None, alg
 
 def propose_panels(verifier: Verifier, ids: np.ndarray, new: set[int] | None) -> list[tuple[int, int]]:
     """(a, b) of the pairs a collage's panels propose (`curate.dedupe.collage`); each panel's thumbnail is
-    decoded here (collages are few)."""
+    decoded here (collages are few: `Verifier.view`)."""
     looks = {}
     for i, boxes in verifier.panels.items():
-        try:
-            looks[i] = [grey_thumbnail(verifier._grey(i, box, 2 * THUMB)) for box in boxes]
-        except Exception:  # unreadable now: its panels propose nothing
-            continue
+        views = [verifier.view(i, k) for k in range(len(boxes))]
+        looks[i] = [verifier.thumbs[v] for v in views if v in verifier.thumbs]  # unreadable now: none
     return [(a, b) for a, b, _ in panel_pairs(ids.tolist(), verifier.thumbs, looks, new)]
 
 
