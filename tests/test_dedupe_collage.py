@@ -14,6 +14,9 @@ from dedupe_corpus import dedupe_files
 from photo_corpus import closeup, collage, originals
 
 from curate.dedupe import decode, verify
+from curate.dedupe.review import write_review
+from curate.dedupe.run import DedupeOptions, run_dedupe
+from curate.workspace import Workspace
 
 # textured photos and tiles, each a different picture: the astronaut, coffee, the rocket, immunohistochemistry,
 # a camera-man tile, gravel and brick tiles, a Hubble tile
@@ -89,11 +92,11 @@ def test_a_photo_and_a_figure_holding_it_are_listed_to_review_never_merged(tmp_p
         ("figure_four.jpg", f"photo_{k}.jpg") for k in range(2, 6)
     ]
     assert sum(frozenset(p) in held for p in wanted) >= 5, sorted(tuple(sorted(p)) for p in held)
-    from curate.dedupe.run import DedupeOptions, run_dedupe
-    from curate.workspace import Workspace
-
-    again = run_dedupe(Workspace.open(tmp_path / "ws"), DedupeOptions(min_side=1, workers=1))
+    ws = Workspace.open(tmp_path / "ws")
+    again = run_dedupe(ws, DedupeOptions(min_side=1, workers=1))
     assert again.collages == 3 and any("3 pictures are collages" in n for n in again.notes)  # the steward is told
+    sheet = write_review(ws).read_text()
+    assert sheet.count("a collage and a photo in it: keep one of them (merge), or both (split)") >= 5
 
 
 def test_a_smooth_photo_in_a_figure_is_found_by_its_panel_cut_out(tmp_path):

@@ -54,6 +54,8 @@ UNTESTED = "untested"  # a pair its pictures' lack of texture or pixels left und
 NOT_EDGES = ("review", UNTESTED)  # stored pairs that never join, and never block a join
 # the reason of a "review" pair put there by `curate.dedupe.pairs.stamps` begins with this (the sheet groups them)
 STAMPED = "the same marks in the same place on 3 or more pictures whose pixels differ (a site's stamp?): "
+# and by `curate.dedupe.verify.paneled` with this (the sheet says what to do with a collage)
+COLLAGE = "near the threshold: one picture is a collage holding the other"
 
 
 def stamped(kind: str, reason: str | None) -> bool:

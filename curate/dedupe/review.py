@@ -25,7 +25,7 @@ from pathlib import Path
 from scipy.cluster.hierarchy import DisjointSet
 from sqlmodel import select
 
-from curate.dedupe.cluster import NOT_EDGES, Edge, stamped, unmerged
+from curate.dedupe.cluster import COLLAGE, NOT_EDGES, Edge, stamped, unmerged
 from curate.files import write_atomic
 from curate.imaging import thumbnail
 from db.models import DedupeMember, DedupeOverride, DedupePair, Image, Provenance, Source
@@ -157,9 +157,15 @@ def write_review(ws, name: str = "dedupe-review.html", in_labelling: Collection[
             else f"verified as the same photo ({p.reason or p.kind}) but not against every member of the other's "
             "cluster"
         )
+        hint = (  # a collage and a photo it holds (`verify.paneled`): "same photo" or not does not say it
+            "a collage and a photo in it: keep one of them (merge), or both (split) and let the raters label the "
+            "collage as a whole (not assessable when its photos differ)<br>"
+            if (p.reason or "").startswith(COLLAGE)
+            else ""
+        )
         out.append(
             f"<div class='pair'>{_figure(ws, d, a)}{_figure(ws, d, b)}<div class='why'>"
-            f"{html.escape(why)}<br>hash correlation {p.similarity:.3f}<br>"
+            f"{html.escape(why)}<br>hash correlation {p.similarity:.3f}<br>{hint}"
             f"same photo: <code>{html.escape(f'curate dedupe merge {a} {b}')}</code><br>"
             f"different photos: <code>{html.escape(f'curate dedupe split {a} {b}')}</code></div></div>"
         )

@@ -104,6 +104,7 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
+from curate.dedupe.cluster import COLLAGE
 from curate.dedupe.decode import BLACK, THUMB, field_stop
 from curate.imaging import IN_PLACE, laid_correlation
 
@@ -152,7 +153,7 @@ PANEL_SPANNED = 0.3  # a "same" with a collage covers at least this share of eac
 
 SAME, REVIEW, DIFFERENT = "same", "review", "different"
 ONE_OBJECT = "near the threshold: matches on one object only"  # how a review by `one_object` begins
-PANEL = "near the threshold: one picture is a collage holding the other"  # how a review by `paneled` begins
+PANEL = COLLAGE  # how a review by `paneled` begins
 
 
 @dataclass(frozen=True)
