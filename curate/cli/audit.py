@@ -52,7 +52,7 @@ def leakage(
             console.print(
                 table(
                     f"suspect pairs in {ds.ref}",
-                    ["first", "image", "second", "image", "matches", "mirror"],
+                    ["first", "image", "second", "image", "matches", "seen as"],
                     [
                         [
                             p.a.part,
@@ -60,7 +60,9 @@ def leakage(
                             p.b.part,
                             Path(p.b.file).stem,
                             p.inliers,
-                            "yes" if p.mirrored else "",
+                            ", ".join(
+                                w for w, on in (("mirror image", p.mirrored), ("panel of a collage", p.panel)) if on
+                            ),
                         ]
                         for p in audit.pairs
                     ],
