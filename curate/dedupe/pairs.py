@@ -127,7 +127,7 @@ class Verifier:
             ).all()
         self.box = {i: parse_box(b) for i, b, _, _, _ in rows}
         self.panels = {i: found for i, *_, text in rows if (found := parse_panels(text))}  # collages (`decode.panels`)
-        self.views: set[int] = set()  # a collage's panels, each a picture of its own (`_view`)
+        self.views: set[int] = set()  # a collage's panels, each a picture of its own (`view`)
         # no thumbnail shortcut for these: no content box cut (a frame could make them alike), or a
         # thumbnail mostly in-painted (`verify.MOST_INPAINTED`)
         self.unsure = {i for i, _, note, masked, _ in rows if note or masked > verify.MOST_INPAINTED}
@@ -439,8 +439,8 @@ class Verifier:
         panels = {k: found for k, (a, b, _, _) in enumerate(jobs) if (found := self._panel_for(a, b, verdicts[k]))}
         if panels:  # a collage's panel against the picture, as a picture of its own: a batch of its own
             seen = self.check_many([(view, p, jobs[k][2], None) for k, (view, p, _) in panels.items()], thorough)
-            for (k, (_, _, n)), s in zip(panels.items(), seen, strict=True):
-                verdicts[k] = self._panel_seen(verdicts[k], jobs[k][0], jobs[k][1], n, s)
+            for (k, (_, _, n)), look in zip(panels.items(), seen, strict=True):
+                verdicts[k] = self._panel_seen(verdicts[k], jobs[k][0], jobs[k][1], n, look)
         return [self._small(job[0], job[1], v) for job, v in zip(jobs, verdicts, strict=True)]
 
 
