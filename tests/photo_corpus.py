@@ -446,6 +446,20 @@ def collage(imgs: list[Image.Image], seed: int) -> Image.Image:
     return out
 
 
+def blur_fill(img: Image.Image, aspect: float) -> Image.Image:
+    """`img` as social media re-post it in another shape (`aspect`, width / height: 9/16 for a story, 16/9 for a
+    video): centred, whole, on a blurred enlargement of itself that fills the frame."""
+    img = img.convert("RGB")
+    w, h = img.size
+    width, height = (max(w, round(h * aspect)), h) if w / h < aspect else (w, max(h, round(w / aspect)))
+    f = max(width / w, height / h)
+    back = img.resize((round(w * f), round(h * f)), Image.BICUBIC)
+    x, y = (back.width - width) // 2, (back.height - height) // 2
+    back = back.crop((x, y, x + width, y + height)).filter(ImageFilter.GaussianBlur(max(width, height) / 30))
+    back.paste(img, ((width - w) // 2, (height - h) // 2))
+    return back
+
+
 STAMPS = ("tiled", "logo", "band")  # `stamp`'s styles
 
 

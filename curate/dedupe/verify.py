@@ -23,7 +23,8 @@ flipped picture. A match counts as the same photo only if
 * the transform lays one content box over most of the other
   (`SAME_COVER` of the smaller one: two different crops of one large photo
   overlap too little), and the shared area is at least `SAME_SHARE` of the
-  larger one (a small detail cut from a big photo is a different picture), and
+  larger one (a small detail cut from a big photo is a different picture), or
+  holds `HELD` of the larger one's keypoints (the rest is blurred padding: `_held`), and
 * the agreement is not one object's alone (`one_object`: a clinic's ruler beside
   different lesions agrees along the ruler while, away from it, the keypoints on
   the same spots are unlike; such a pair goes to review).
@@ -128,6 +129,7 @@ FEW_SHARE = 0.12  # are at least this share of the fewer keypoints (module docst
 MOST_SHARE = 0.5  # when this share of the fewer keypoints agrees, one cell fewer than SAME_CELLS will do
 SAME_COVER = 0.70
 SAME_SHARE = 0.40
+HELD = 0.85  # or the overlap holds this share of the larger picture's keypoints (`_held`: blurred padding)
 SAME_SPREAD = 0.025  # matches spread across the shared area, not along one line of text (`_spread`)
 REVIEW_SHARE = 0.20
 REVIEW_INLIERS = 10
@@ -182,6 +184,7 @@ class Geometry:
     spread: float = 0.0  # the inliers' spread across their narrower axis (`_spread`)
     transform: tuple[float, ...] | None = None  # a's (mirrored: its mirror image's) working pixels onto b's, 2 x 3
     spot: tuple[float, float, float, float] | None = None  # the agreeing keypoints' bounding box in b's pixels
+    held: float = 0.0  # a "detail": share of the larger picture's keypoints the overlap holds (`_held`)
 
 
 @dataclass(frozen=True)
@@ -433,7 +436,30 @@ def _match_one(a: Features, b: Features, mirrored: bool) -> Geometry:
     inl = pb[keep] - np.array([x0, y0], np.float32)
     cells, spread = _cells(inl, x1 - x0, y1 - y0), _spread(inl, x1 - x0, y1 - y0)
     spot = (*pb[keep].min(0).tolist(), *pb[keep].max(0).tolist()) if keep.any() else None
-    return Geometry(int(keep.sum()), good, cells, cover, share, mirrored, spread, tuple(m.ravel().tolist()), spot)
+    held = _held(m, a, b) if cover >= SAME_COVER and REVIEW_SHARE <= share < SAME_SHARE else 0.0
+    t = tuple(m.ravel().tolist())
+    return Geometry(int(keep.sum()), good, cells, cover, share, mirrored, spread, t, spot, held)
+
+
+def _held(m: np.ndarray, a: Features, b: Features) -> float:
+    """Share of the less covered picture's keypoints inside the other picture laid on it by `m` (a onto b).
+    A photo re-posted centred on a blurred enlargement of itself (social media padding it to 16:9) is 32-42 %
+    of the padded picture, a "detail" by `SAME_SHARE`, but the blur around it has few keypoints: 94-99 % lie
+    on the photo. Different photos sent to review as a detail of one another: at most 50 % (`HELD`)."""
+    back = cv2.invertAffineTransform(m)
+    on_b = _corners(a.rect()) @ m[:, :2].T + m[:, 2]  # a laid on b
+    on_a = _corners(b.rect()) @ back[:, :2].T + back[:, 2]
+    covered_b = _intersect(on_b.astype(np.float32), b.rect())[0] / max(b.width * b.height, 1)
+    covered_a = _intersect(on_a.astype(np.float32), a.rect())[0] / max(a.width * a.height, 1)
+    f, quad = (b, on_b) if covered_b < covered_a else (a, on_a)
+    if not len(f.points):
+        return 0.0
+    edges = np.roll(quad, -1, axis=0) - quad  # a convex quadrilateral: inside is one side of all four edges
+    cross = edges[None, :, 0] * (f.points[:, None, 1] - quad[None, :, 1]) - edges[None, :, 1] * (
+        f.points[:, None, 0] - quad[None, :, 0]
+    )
+    inside = (cross >= 0).all(axis=1) | (cross <= 0).all(axis=1)
+    return float(inside.mean())
 
 
 def match(a: Features, a_flipped, b: Features, mirrored: bool | None = None, both: bool = True) -> Geometry:
@@ -461,7 +487,9 @@ def decide(g: Geometry, corr: float, keypoints: tuple[int, int]) -> Verdict:
     said = f"{g.inliers} matching keypoints over {g.cells}/16 cells, {g.cover:.0%} overlap, {g.share:.0%} of the larger"
     enough = g.inliers >= SAME_INLIERS or (g.inliers >= FEW_INLIERS and g.inliers >= FEW_SHARE * min(keypoints))
     cells = SAME_CELLS - (g.inliers >= MOST_SHARE * min(keypoints))  # most of a picture agrees: not a detail of it
-    if enough and g.cells >= cells and g.cover >= SAME_COVER and g.share >= SAME_SHARE and g.spread >= SAME_SPREAD:
+    shared = g.share >= SAME_SHARE or g.held >= HELD  # the rest of the larger is padding or blur: not a detail
+    said += f", {g.held:.0%} of its keypoints inside" if g.share < SAME_SHARE and g.held >= HELD else ""
+    if enough and g.cells >= cells and g.cover >= SAME_COVER and shared and g.spread >= SAME_SPREAD:
         return Verdict(SAME, said, g)
     if g.inliers >= REVIEW_INLIERS and g.cover >= REVIEW_COVER and g.share >= REVIEW_SHARE:
         why = (
@@ -472,7 +500,7 @@ def decide(g: Geometry, corr: float, keypoints: tuple[int, int]) -> Verdict:
             else "partial overlap"
             if g.cover < SAME_COVER
             else "one is a detail of the other"
-            if g.share < SAME_SHARE
+            if not shared
             else "matches along one line (a shared caption or watermark?)"
         )
         return Verdict(REVIEW, f"near the threshold: {why} ({said})", g)
