@@ -125,6 +125,20 @@ LEAKS: dict[str, Callable[[Image.Image, np.random.Generator], Image.Image]] = {
 }
 
 
+class Parts:
+    """Files laid out as a version's parts under `root` (train/, test/ …) and the audit's entry for each."""
+
+    def __init__(self, root):
+        self.root, self.entries = root, []
+
+    def put(self, name: str, data: bytes, split: str, fold: int | None) -> None:
+        from curate.export.leakage import Entry
+
+        (self.root / split).mkdir(exist_ok=True)
+        (self.root / split / name).write_bytes(data)
+        self.entries.append(Entry(f"{split}/{name}", split, fold))
+
+
 def exported(img: Image.Image, size: int = 320) -> bytes:
     """JPEG bytes as `curate export` writes them: stretched to size×size."""
     buf = io.BytesIO()

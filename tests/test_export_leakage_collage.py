@@ -4,10 +4,10 @@ such pairs; each panel is now compared as a picture of its own (`curate.export.l
 
 from __future__ import annotations
 
-from leakage_corpus import exported
+from leakage_corpus import Parts, exported
 from photo_corpus import collage, originals
 
-from curate.export.leakage import Entry, LeakageAudit, audit_files, panel_views
+from curate.export.leakage import LeakageAudit, audit_files, panel_views
 from curate.export.leakage_report import render
 
 PHOTOS = (0, 1, 3, 4, 8, 12)  # the astronaut, coffee, the rocket, immunohistochemistry, two tiles
@@ -16,12 +16,8 @@ PHOTOS = (0, 1, 3, 4, 8, 12)  # the astronaut, coffee, the rocket, immunohistoch
 def test_a_photo_in_train_inside_a_figure_in_test_is_a_suspect(tmp_path):
     every = originals()
     photos = [every[k] for k in PHOTOS]
-    entries = []
-
-    def put(name: str, data: bytes, split: str, fold: int | None) -> None:
-        (tmp_path / split).mkdir(exist_ok=True)
-        (tmp_path / split / name).write_bytes(data)
-        entries.append(Entry(f"{split}/{name}", split, fold))
+    parts = Parts(tmp_path)
+    put, entries = parts.put, parts.entries
 
     for k, img in enumerate(photos[:5]):
         put(f"photo{k}.jpg", exported(img), "train", k % 2)

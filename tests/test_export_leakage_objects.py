@@ -5,10 +5,10 @@ re-posted copies of those photos stay suspects."""
 from __future__ import annotations
 
 import numpy as np
-from leakage_corpus import LEAKS, exported
+from leakage_corpus import LEAKS, Parts, exported
 from photo_corpus import closeup, with_ruler
 
-from curate.export.leakage import Entry, LeakageAudit, audit_files
+from curate.export.leakage import LeakageAudit, audit_files
 from curate.export.leakage_report import render
 
 CLINIC = {12: ("train", 2), 38: ("train", 3), 23: ("train", 3), 35: ("train", 0)}  # lesions whose photos share
@@ -16,12 +16,8 @@ CLINIC = {12: ("train", 2), 38: ("train", 3), 23: ("train", 3), 35: ("train", 0)
 
 
 def test_photos_beside_one_ruler_are_left_out_and_their_copies_stay(tmp_path):
-    entries = []
-
-    def put(name: str, data: bytes, split: str, fold: int | None) -> None:
-        (tmp_path / split).mkdir(exist_ok=True)
-        (tmp_path / split / name).write_bytes(data)
-        entries.append(Entry(f"{split}/{name}", split, fold))
+    parts = Parts(tmp_path)
+    put, entries = parts.put, parts.entries
 
     photos = {k: with_ruler(closeup(k), k) for k in CLINIC}
     for k, (split, fold) in CLINIC.items():

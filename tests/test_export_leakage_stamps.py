@@ -7,11 +7,11 @@ import io
 
 import numpy as np
 from dedupe_corpus import photo
-from leakage_corpus import LEAKS, exported
+from leakage_corpus import LEAKS, Parts, exported
 from photo_corpus import originals, stamp
 from PIL import Image
 
-from curate.export.leakage import Entry, LeakageAudit, audit_files
+from curate.export.leakage import LeakageAudit, audit_files
 from curate.export.leakage_report import render
 
 STOCK = (5, 3, 45, 36, 114, 29, 64, 90)  # photos whose previews under one logo share 20-57 keypoints
@@ -20,12 +20,8 @@ PARTS = [("train", 0), ("train", 1), ("train", 2), ("train", 3), ("train", 4), (
 
 def test_stamped_previews_are_left_out_and_real_leaks_stay(tmp_path):
     photos = originals()
-    entries = []
-
-    def put(name: str, data: bytes, split: str, fold: int | None) -> None:
-        (tmp_path / split).mkdir(exist_ok=True)
-        (tmp_path / split / name).write_bytes(data)
-        entries.append(Entry(f"{split}/{name}", split, fold))
+    parts = Parts(tmp_path)
+    put, entries = parts.put, parts.entries
 
     for j, k in enumerate(STOCK):
         put(f"stock_{j}.jpg", exported(stamp(photos[k], "logo")), *PARTS[j % len(PARTS)])

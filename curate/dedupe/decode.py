@@ -213,14 +213,18 @@ def decode(data: bytes, thumb: int = THUMB) -> Decoded:
 def grey_thumbnail(grey: np.ndarray, thumb: int = THUMB) -> np.ndarray:
     """A grey picture's square thumbnail as `_thumbnail` makes it (black areas in-painted), from pixels already
     decoded: a collage's panel (`curate.dedupe.collage`)."""
-    small = cv2.resize(np.ascontiguousarray(grey), (thumb, thumb), interpolation=cv2.INTER_AREA)
-    arr, _ = inpaint_black(small, rotation_fill(small))
-    return np.clip(np.rint(arr), 0, 255).astype(np.uint8)
+    return _inpainted(cv2.resize(np.ascontiguousarray(grey), (thumb, thumb), interpolation=cv2.INTER_AREA))[0]
 
 
 def _thumbnail(rgb: Image.Image, thumb: int) -> tuple[np.ndarray, float]:
     """The square grey thumbnail the codes are computed from, black areas in-painted, and the share in-painted."""
-    grey = np.asarray(rgb.convert("L").resize((thumb, thumb), Image.BOX if min(rgb.size) >= thumb else Image.BILINEAR))
+    return _inpainted(
+        np.asarray(rgb.convert("L").resize((thumb, thumb), Image.BOX if min(rgb.size) >= thumb else Image.BILINEAR))
+    )
+
+
+def _inpainted(grey: np.ndarray) -> tuple[np.ndarray, float]:
+    """A thumbnail's black areas and rotation fill in-painted (`inpaint_black`), as uint8, and the share in-painted."""
     arr, masked = inpaint_black(grey, rotation_fill(grey))
     return np.clip(np.rint(arr), 0, 255).astype(np.uint8), masked
 

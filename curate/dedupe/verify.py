@@ -335,10 +335,8 @@ def _intersect(mapped: np.ndarray, rect: tuple[float, float, float, float]) -> t
 def _cover(m: np.ndarray, a: Features, b: Features, whole: bool = False) -> tuple[float, float, np.ndarray]:
     """Share of the smaller box and of the larger box covered, and the overlap's bounding box in b's frame;
     with `whole`, of the whole pictures around the content boxes."""
-    ax0, ay0, ax1, ay1 = a.rect(whole)
     rb = b.rect(whole)
-    corners = np.array([[ax0, ay0], [ax1, ay0], [ax1, ay1], [ax0, ay1]], np.float32)
-    mapped = (corners @ m[:, :2].T + m[:, 2]).astype(np.float32)
+    mapped = (_corners(a.rect(whole)).astype(np.float32) @ m[:, :2].T + m[:, 2]).astype(np.float32)
     area, inter = _intersect(mapped, rb)
     area_a = abs(cv2.contourArea(mapped))
     smaller, larger = sorted((area_a, float((rb[2] - rb[0]) * (rb[3] - rb[1]))))
@@ -565,6 +563,7 @@ def paneled(v: Verdict, a: Features, b: Features) -> Verdict:
 
 
 def _corners(rect) -> np.ndarray:
+    """The four corners of `rect` (x0, y0, x1, y1), clockwise from the top left."""
     x0, y0, x1, y1 = rect
     return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float64)
 
