@@ -407,6 +407,53 @@ def figure_pairs(truth: dict, res: dict) -> dict:
     }
 
 
+def _make_templated(job: tuple) -> tuple[str, str, str]:
+    """Write one file of the templates corpus: a photo as one site serves it (under its banner, or cropped
+    round on white: JPEG at 90), the same photo as shot (JPEG at 92), or a copy (JPEG at 85)."""
+    import numpy as np
+
+    from tests.photo_corpus import BANNERS, avatar, banner, closeup, crop, originals
+
+    out, name, kind, k, j, transform = job
+    if not (Path(out) / name).exists():
+        img = closeup(k) if kind == "c" else originals()[k]
+        style = BANNERS[j % 2]
+        if transform == "banner_crop":
+            img = banner(crop(img, np.random.default_rng([k, 5])), style)
+        elif transform == "avatar":
+            img = avatar(img)
+        elif name.startswith("p") and j % 3 != 2:  # the site's own picture
+            img = banner(img, style)
+        _put(out, name, img, 85 if transform else 90 if name.startswith("p") else 92)
+    return name, f"{kind}{k}", transform
+
+
+def build_templates(out: Path, workers: int) -> dict:
+    """One site's templates around different photos (`--templates`): 40 different real photos and tiles and
+    20 close-ups on plain skin. Two of every three are served under one news site's banner across the foot
+    (`tests.photo_corpus.banner`: flat red with lettering, or a gradient with an emblem, alternately), the
+    same on every picture (a hard negative); of those, half are in the catalogue again as shot
+    ("unbannered") and half served again cropped ("banner_crop"). The third is the photo as shot, and
+    again as a round crop on white (`avatar`, a profile picture's frame shared by 20 different photos)."""
+    import numpy as np
+
+    from tests.photo_corpus import originals
+
+    key = ["templates", 1]
+    if (truth := _built(out, key)) is not None:
+        return truth
+    picks = [("r", int(k)) for k in np.random.default_rng(13).choice(len(originals()), 40, replace=False)]
+    picks += [("c", 8000 + k) for k in range(20)]
+    copies = {0: "unbannered", 1: "banner_crop", 2: "avatar"}
+    jobs = [(str(out), f"pt{j:03d}.jpg", kind, k, j, "") for j, (kind, k) in enumerate(picks)]
+    jobs += [
+        (str(out), f"vt{j:03d}_{copies[j % 3]}.jpg", kind, k, j, copies[j % 3]) for j, (kind, k) in enumerate(picks)
+    ]
+    with ProcessPoolExecutor(workers) as pool:
+        rows = list(pool.map(_make_templated, jobs, chunksize=4))
+    return _keep(out, key, {f: {"group": g, "transform": t} for f, g, t in rows})
+
+
 CAMERA_PX = 4032  # a phone camera's longer side (12 MP)
 
 
@@ -796,6 +843,8 @@ def corpus_dirs(args: argparse.Namespace) -> tuple[Path, Path]:
         return web, args.corpus / "rulers-v1"
     if args.collages:
         return web, args.corpus / "collages-v1"
+    if args.templates:
+        return web, args.corpus / "templates-v1"
     if args.edits:
         return web, args.corpus / f"edits-v1{own}"
     return web, args.corpus / f"camera-v1-{web.name}" if args.camera else web
@@ -806,7 +855,9 @@ def tool_argv(args: argparse.Namespace, tool: str) -> list[str]:
     out = ["--tool", tool, "--synthetic", args.synthetic, "--per-photo", args.per_photo]
     out += ["--closeups", args.closeups, "--corpus", args.corpus]
     out += [
-        f"--{flag}" for flag in ("augmented", "stamped", "rulers", "collages", "edits", "camera") if getattr(args, flag)
+        f"--{flag}"
+        for flag in ("augmented", "stamped", "rulers", "collages", "templates", "edits", "camera")
+        if getattr(args, flag)
     ]
     out += ["--photos", own_photos(args)] if args.photos is not None else []
     return [str(x) for x in out]
@@ -874,6 +925,12 @@ def parser() -> argparse.ArgumentParser:
         help="the corpus is figures of several photos instead, each photo also on its own (never to be merged)",
     )
     p.add_argument(
+        "--templates",
+        action="store_true",
+        help="the corpus is one site's pictures instead: different photos under its banner or in a round crop "
+        "(a hard negative), some also as shot",
+    )
+    p.add_argument(
         "--edits",
         action="store_true",
         help="the corpus is edits no other corpus plants instead (tone curves, noise, squeezes, small turns ...)",
@@ -900,10 +957,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.photos is not None:
         if not args.photos.is_dir() or not photo_files(str(args.photos)):
             p.error(f"--photos {args.photos}: not a folder with pictures in it")
-        if args.augmented or args.stamped or args.rulers or args.collages:
+        if args.augmented or args.stamped or args.rulers or args.collages or args.templates:
             p.error(
                 "--photos builds the main, --camera or --edits corpus, "
-                "not --augmented, --stamped, --rulers or --collages"
+                "not --augmented, --stamped, --rulers, --collages or --templates"
             )
     photos = own_photos(args)
     web, corpus = corpus_dirs(args)
@@ -929,6 +986,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.rulers
         else build_collages(corpus / "images", args.workers)
         if args.collages
+        else build_templates(corpus / "images", args.workers)
+        if args.templates
         else build_edits(corpus / "images", args.workers, photos)
         if args.edits
         else build_camera(

@@ -12,8 +12,9 @@ a perspective warp.
 `EDITS` are edits none of the corpora was tuned on (tone curves, noise, squeezes, small turns ...).
 The hard negatives are `closeup(seed)` (one lesion-like blob on plain skin,
 a different blob per seed), `same_frame` (different photos in one frame), `stamp` (a stock
-site's watermark), `with_ruler` (one clinic's measuring ruler beside different lesions) and `collage`
-(several different photos in one figure, each of which may be in the catalogue on its own).
+site's watermark), `with_ruler` (one clinic's measuring ruler beside different lesions), `collage`
+(several different photos in one figure, each of which may be in the catalogue on its own), `banner`
+(one news site's banner across the foot of every photo it serves) and `avatar` (a round crop on white).
 """
 
 from __future__ import annotations
@@ -458,6 +459,55 @@ def blur_fill(img: Image.Image, aspect: float) -> Image.Image:
     back = back.crop((x, y, x + width, y + height)).filter(ImageFilter.GaussianBlur(max(width, height) / 30))
     back.paste(img, ((width - w) // 2, (height - h) // 2))
     return back
+
+
+def avatar(img: Image.Image) -> Image.Image:
+    """`img` as a profile picture or a forum's round crop shows it: the centred square, inside a circle, white
+    around it (a round field of view no band can cut, the same on every such picture)."""
+    w, h = img.size
+    s = min(w, h)
+    square = img.convert("RGB").crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
+    inside = Image.new("L", (s, s), 0)
+    ImageDraw.Draw(inside).ellipse((0, 0, s - 1, s - 1), fill=255)
+    out = Image.new("RGB", (s, s), (255, 255, 255))
+    out.paste(square, (0, 0), inside)
+    return out
+
+
+BANNERS = ("flat", "logo")  # `banner`'s styles
+
+
+@cache
+def _banner(style: str, width: int) -> Image.Image:
+    if style == "flat":
+        out = Image.new("RGB", (width, 90), (200, 20, 30))
+    else:  # a gradient and an emblem: no band rule can cut it
+        ramp = np.linspace(40, 200, width)[None, :, None] * np.array([0.3, 0.5, 1.0])[None, None]
+        out = Image.fromarray(np.repeat(ramp, 90, 0).astype(np.uint8))
+    d = ImageDraw.Draw(out)
+    if style == "logo":  # an emblem: a ring, a cross, a star
+        x = width - 85
+        d.ellipse((x, 8, x + 74, 82), fill=(250, 250, 250), outline=(20, 60, 160), width=6)
+        d.rectangle((x + 30, 18, x + 44, 72), fill=(200, 20, 30))
+        d.rectangle((x + 12, 38, x + 62, 52), fill=(200, 20, 30))
+        d.polygon(
+            [(x + 37, 22), (x + 41, 32), (x + 52, 32), (x + 43, 38), (x + 46, 48), (x + 37, 42)], fill=(255, 200, 0)
+        )
+    d.text((10, 10), "HEALTH NEWS DAILY", fill=(255, 255, 255), font=_font(30))
+    d.text((10, 52), "Outbreak update: what to know", fill=(255, 230, 0), font=_font(20))
+    return out
+
+
+def banner(img: Image.Image, style: str, width: int = 400) -> Image.Image:
+    """`img` as one news site serves every photo: `width` px wide, its banner across the foot, the same on
+    every picture (a hard negative: different photos share it). `flat`: white and yellow lettering on red;
+    `logo`: the lettering on a blue gradient beside an emblem."""
+    img = img.convert("RGB").resize((width, round(img.height * width / img.width)), Image.LANCZOS)
+    foot = _banner(style, width)
+    out = Image.new("RGB", (width, img.height + foot.height))
+    out.paste(img, (0, 0))
+    out.paste(foot, (0, img.height))
+    return out
 
 
 STAMPS = ("tiled", "logo", "band")  # `stamp`'s styles

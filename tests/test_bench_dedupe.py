@@ -65,10 +65,11 @@ def test_imagededup_and_difpy_are_scored_on_the_corpus_built_from_ones_own_photo
     assert bench.corpus_dirs(plain)[1] != bench.corpus_dirs(args)[1]
 
 
-@pytest.mark.parametrize("kind", ["rulers", "collages"])
+@pytest.mark.parametrize("kind", ["rulers", "collages", "templates"])
 def test_a_corpus_of_its_own_reaches_the_foreign_tools_and_refuses_own_photos(tmp_path, kind):
-    """`--rulers` (one clinic's photos beside one ruler) and `--collages` (figures of several photos, each
-    photo also on its own) are corpora of their own, which imagededup's and difPy's processes must score
+    """`--rulers` (one clinic's photos beside one ruler), `--collages` (figures of several photos, each
+    photo also on its own) and `--templates` (one site's banner or round crop around different photos) are
+    corpora of their own, which imagededup's and difPy's processes must score
     too; each is built from its own pictures, so `--photos` is refused."""
     sys.path.insert(0, str(BENCH.parent))
     import dedupe as bench
@@ -81,7 +82,9 @@ def test_a_corpus_of_its_own_reaches_the_foreign_tools_and_refuses_own_photos(tm
     originals()[1].convert("RGB").save(tmp_path / "mine" / "a.jpg")
     run = _bench(f"--{kind}", "--photos", str(tmp_path / "mine"), "--tools", "ours")
     assert run.returncode == 2
-    assert run.stderr.strip().splitlines()[-1].endswith("not --augmented, --stamped, --rulers or --collages")
+    assert (
+        run.stderr.strip().splitlines()[-1].endswith("not --augmented, --stamped, --rulers, --collages or --templates")
+    )
 
 
 def test_the_held_out_photos_are_rebuilt_offline_from_installed_packages(tmp_path, monkeypatch):

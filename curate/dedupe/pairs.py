@@ -46,7 +46,7 @@ from curate.dedupe import verify
 from curate.dedupe.answers import answering
 from curate.dedupe.cluster import KIND_RANK, NOT_EDGES, SMALL, STAMPED, UNTESTED, stamped
 from curate.dedupe.collage import panel_pairs
-from curate.dedupe.decode import THUMB, Decodes, box_side, grey_thumbnail, parse_box, parse_panels
+from curate.dedupe.decode import THUMB, Decodes, box_side, field_stop, grey_thumbnail, parse_box, parse_panels
 from curate.dedupe.hashing import METHODS, WINDOWS, RegionPHash, is_mirror
 from curate.dedupe.local import local_pairs
 from curate.dedupe.whole import SAME_SHAPE, whole_pairs
@@ -111,6 +111,7 @@ class Verifier:
         self.full_pairs = 0  # of those, pairs the coarse look left undecided
         self.corr: dict[tuple[int, int], float | None] = {}  # the content boxes' thumbnails (`correlation`)
         self.ncc: dict[tuple[int, int], tuple[float, str] | None] = {}  # what settles a pair (`overwhelming`)
+        self.part: dict[tuple[int, int], float] = {}  # and its lowest correlation with a quarter left out
         self.coarse_review: dict[tuple[int, int], verify.Verdict] = {}  # the coarse look's verdict, when undecided
         self.coarse_same: dict[tuple[int, int], verify.Verdict] = {}  # its "same", `unasked` at that size
         self.counted: dict[int, int] = {}  # keypoints at `verify.COARSE` px known from the catalogue (up to local.TOP)
@@ -145,9 +146,13 @@ class Verifier:
                 self.ncc[(a, b)] = (union, "thumbnails of both content boxes together correlate")
             else:
                 self.ncc[(a, b)] = None if ncc is None else (ncc, "thumbnails correlate")
+                if ncc is not None and ncc >= verify.ACCEPT_NCC:
+                    self.part[(a, b)] = verify.part_correlation(self.thumbs[a], self.thumbs[b])
         found = self.ncc[(a, b)]
         least = verify.SMOOTH_NCC if self.smooth(a) or self.smooth(b) else verify.ACCEPT_NCC
-        return found if found is not None and found[0] >= least else None
+        if found is None or found[0] < least or self.part.get((a, b), 1.0) <= found[0] - verify.PART_DROP:
+            return None  # too weak, or carried by one part of the pictures (`verify.part_correlation`)
+        return found
 
     def smooth(self, image_id: int) -> bool:
         """Whether the picture is known to have under `verify.MIN_KEYPOINTS` keypoints at `verify.COARSE`
@@ -182,7 +187,13 @@ class Verifier:
             ga, gb = (self._grey(i, union, THUMB) for i in (a, b))
         except Exception:  # unreadable now: no shortcut, the local features decide
             return None
-        return verify.view_correlation(ga, gb)
+        ta, tb = verify.view_thumbnails(ga, gb)
+        if field_stop(ta) is not None or field_stop(tb) is not None:
+            return None  # a round field's surround, the same on different photos (0.97), is in these crops
+        ncc = verify.view_correlation(ga, gb)
+        if ncc >= verify.ACCEPT_NCC:
+            self.part[(a, b)] = verify.part_correlation(ta, tb, turn=False)
+        return ncc
 
     def _grey(self, image_id: int, box: tuple[float, float, float, float], side: int) -> np.ndarray:
         """`box` of a picture as grey at about `side` px, decoded once for all its looks (`decode.Decodes`)."""
@@ -441,7 +452,21 @@ class Verifier:
             seen = self.check_many([(view, p, jobs[k][2], None) for k, (view, p, _) in panels.items()], thorough)
             for (k, (_, _, n)), look in zip(panels.items(), seen, strict=True):
                 verdicts[k] = self._panel_seen(verdicts[k], jobs[k][0], jobs[k][1], n, look)
-        return [self._small(job[0], job[1], v) for job, v in zip(jobs, verdicts, strict=True)]
+        return [
+            self._small(job[0], job[1], self._carried(job[0], job[1], v)) for job, v in zip(jobs, verdicts, strict=True)
+        ]
+
+    def _carried(self, a: int, b: int, v: verify.Verdict) -> verify.Verdict:
+        """`v`, or "review" for a "different" whose thumbnails correlate enough for the shortcut but not with a
+        quarter of them left out (`overwhelming`): a site's banner on different photos, or a sparse picture
+        (a few stars on black) whose blurred, shrunk copy local features cannot match; the steward decides."""
+        found, part = self.ncc.get((a, b)), self.part.get((a, b))
+        if v.decision != verify.DIFFERENT or found is None or part is None or part > found[0] - verify.PART_DROP:
+            return v
+        if found[0] < (verify.SMOOTH_NCC if self.smooth(a) or self.smooth(b) else verify.ACCEPT_NCC):
+            return v
+        said = f"{found[1]} {found[0]:.3f}, {part:.3f} with a quarter of them left out"
+        return verify.Verdict(verify.REVIEW, f"near the threshold: {said}; local features: {v.reason}", v.geometry)
 
 
 def _laid(
@@ -461,7 +486,7 @@ def _laid(
     a = flipped() if v.geometry.mirrored else fa
     if v.decision == verify.DIFFERENT:  # a photo that is one panel of a collage: "review" (`verify.paneled`)
         return verify.paneled(v, a, fb)
-    v = verify.one_object(v, a, fb, coarse) if ask else v
+    v = verify.banded(verify.one_object(v, a, fb, coarse) if ask else v, a, fb)
     return replace(verify.paneled(v, a, fb), in_place=verify.in_place_correlation(v.geometry, a, fb))
 
 

@@ -57,8 +57,10 @@ log = logging.getLogger("curate.dedupe")
 
 # v2: codes of the content box (frames cut); v3: captions cut too; v4: a rotation's fill in-painted;
 # v5: a tall picture's box searched finer (a phone screenshot's lettering); v6: the whole picture's thumbnail kept
-# beside a cut box's (`curate.dedupe.whole`); v7: a collage's panels kept (`curate.dedupe.decode.box_panels`)
-ALGO = f"region-phash-v7/{THUMB}/{len(WINDOWS)}"
+# beside a cut box's (`curate.dedupe.whole`); v7: a collage's panels kept (`curate.dedupe.decode.box_panels`);
+# v8: a round field of view's fill in-painted in the thumbnail (`decode.field_stop`: an avatar's white corners),
+# lettering on a band closed past JPEG's ringing (`content._closing`: a news site's banner)
+ALGO = f"region-phash-v8/{THUMB}/{len(WINDOWS)}"
 CODE_BYTES, THUMB_BYTES = 8 * len(WINDOWS), THUMB * THUMB
 
 
