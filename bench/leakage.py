@@ -41,13 +41,15 @@ FIGURE_SIZES = (2, 3, 4)  # photos in each `--collages` figure, in turn
 
 
 def build(
-    out: Path, skin: int, photos: bool, stamped: int = 0, rulers: int = 0, collages: int = 0
+    out: Path, skin: int, photos: bool, stamped: int = 0, rulers: int = 0, collages: int = 0, templates: int = 0
 ) -> tuple[list[Path], list[tuple[int, str]], np.ndarray]:
     """The corpus; `stamped`: that many more different photos (single lesions on plain skin,
     `tests/photo_corpus.py`'s `closeup`) as one atlas previews them (its `stamp`, the logo), over the five
     folds and test; `rulers`: that many more photos beside one ruler, with their leak variants (real photos
     among them only with `photos` off: the tiles are parts of them); `collages`: that many figures in test,
-    each of the next two to four photos, their meta (-1 - figure, "figure:" + the photos' numbers)."""
+    each of the next two to four photos, their meta (-1 - figure, "figure:" + the photos' numbers);
+    `templates`: that many more different close-ups as one site serves them (`tests/photo_corpus.py`'s
+    `banner`, flat and with an emblem, and `avatar`, in turn), over the five folds and test."""
     rng = np.random.default_rng(0)
     paths, meta, parts = [], [], []
     photos_ = bases(skin, photos) + (ruled(rulers, real=not photos) if rulers else [])
@@ -67,6 +69,16 @@ def build(
             p.write_bytes(exported(stamp(img, "logo")))
             paths.append(p)
             meta.append((len(photos_) + k, "stamped"))
+            parts.append(k % 6 if k % 6 < 5 else -1)
+    if templates:
+        from photo_corpus import avatar, banner, closeup
+
+        for k in range(templates):
+            img = closeup(9000 + k)
+            p = out / f"t{k:03d}-template.jpg"
+            p.write_bytes(exported(avatar(img) if k % 3 == 2 else banner(img, ("flat", "logo")[k % 3])))
+            paths.append(p)
+            meta.append((len(photos_) + stamped + k, "template"))
             parts.append(k % 6 if k % 6 < 5 else -1)
     if collages:
         from photo_corpus import collage
@@ -154,12 +166,21 @@ def main(argv=None) -> None:
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--rulers", type=int, default=0, help="different photos more, each beside one clinic's ruler")
     ap.add_argument("--collages", type=int, default=0, help="figures of 2-4 of the photos each, in test")
+    ap.add_argument(
+        "--templates",
+        type=int,
+        default=0,
+        help="different photos more, under one site's banner or in a round crop (false pairs only)",
+    )
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     mine = ("[0-9][0-9][0-9][0-9]-*.jpg", "s[0-9][0-9][0-9]-stamped.jpg", "f[0-9][0-9][0-9]-figure.jpg")
+    mine += ("t[0-9][0-9][0-9]-template.jpg",)
     for old in [p for pattern in mine for p in args.out.glob(pattern)]:
         old.unlink()  # this script's files from a run with other options, nothing else in the folder
-    paths, meta, parts = build(args.out, args.skin, not args.no_photos, args.stamped, args.rulers, args.collages)
+    paths, meta, parts = build(
+        args.out, args.skin, not args.no_photos, args.stamped, args.rulers, args.collages, args.templates
+    )
     t0 = time.perf_counter()
     grays, frames = map(list, zip(*(gray_and_frame(p, p.name, "bench") for p in paths), strict=True))
     views, owner = panel_views(grays)  # as the audit does: a collage's panels are looked at on their own too
@@ -214,7 +235,8 @@ def main(argv=None) -> None:
     photos_n = sum(kind == "original" for _, kind in meta)
     print(
         f"{n} images ({photos_n} photos + 3 leak variants each, {args.rulers} of them beside one ruler, "
-        f"{args.stamped} stamped previews, {args.collages} figures), {compared:,} compared pairs; "
+        f"{args.stamped} stamped previews, {args.templates} in one site's template, {args.collages} figures), "
+        f"{compared:,} compared pairs; "
         f"{len(views)} panels of {len(set(owner))} collages looked at on their own"
     )
     kinds = list(LEAKS) + (["figure"] if args.collages else [])

@@ -93,6 +93,30 @@ def thumbnail(data: bytes, px: int = 160) -> str:
 IN_PLACE = 0.03
 STAMP_NCC = 0.6
 
+# a match whose agreeing keypoints lie in a band along one side of a picture may be a site's banner on different
+# photos: dedupe (`curate.dedupe.verify.banded`) and the leakage audit (`curate.export.leakage_match.one_object`)
+# apply one rule (`in_band`), its margins in bench/README.md ("one site's templates")
+BAND_ACROSS = 0.5  # the band is at least this share of a side long
+BAND_DEEP = 0.3  # and at most this share of the other side deep
+BAND_OUTER = 0.4  # within this share of the picture from one side
+
+
+def in_band(points, width: float, height: float) -> bool:
+    """Whether `points` (n x 2, x and y in a picture of `width` x `height`) lie in a band along one side of it,
+    between their 10th and 90th percentile (a stray agreement or two does not widen it)."""
+    import numpy as np
+
+    pts = np.asarray(points, np.float64).reshape(-1, 2)
+    if len(pts) < 3:
+        return False
+    lo, hi = np.percentile(pts, [10, 90], axis=0) / np.array([max(width, 1.0), max(height, 1.0)])
+    return any(
+        hi[k] - lo[k] >= BAND_ACROSS
+        and hi[1 - k] - lo[1 - k] <= BAND_DEEP
+        and (hi[1 - k] <= BAND_OUTER or lo[1 - k] >= 1 - BAND_OUTER)
+        for k in (0, 1)
+    )
+
 
 def laid_correlation(a, b, onto, floor: int = 16, side: int = 64) -> float | None:
     """Pixel correlation of two grey pictures (uint8 arrays) once the 2 x 3 transform `onto` (a's pixels onto

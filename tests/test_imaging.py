@@ -39,3 +39,21 @@ def test_thumbnail_is_small_upright_and_carries_no_exif():
     thumb = Image.open(io.BytesIO(base64.b64decode(thumbnail(data, 100))))
     assert thumb.size == (75, 100)
     assert not thumb.getexif()
+
+
+def test_a_band_along_one_side_is_told_from_a_spread_or_a_middle_strip():
+    """`in_band`, dedupe's and the leakage audit's one rule for a site's banner: agreeing points along the
+    foot (a stray one above does not count) are a band; spread over the picture, or across its middle, not."""
+    import numpy as np
+
+    from curate.imaging import in_band
+
+    rng = np.random.default_rng(0)
+    foot = np.column_stack([rng.uniform(10, 390, 40), rng.uniform(330, 380, 40)])
+    assert in_band(foot, 400, 400)
+    assert in_band(np.vstack([foot, [[200, 40], [100, 90]]]), 400, 400)  # two strays above
+    assert in_band(foot[:, ::-1], 400, 400)  # along a side, turned
+    assert not in_band(rng.uniform(0, 400, (40, 2)), 400, 400)
+    middle = np.column_stack([rng.uniform(10, 390, 40), rng.uniform(180, 230, 40)])
+    assert not in_band(middle, 400, 400)
+    assert not in_band(foot[:2], 400, 400)  # too few to tell

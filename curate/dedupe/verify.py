@@ -107,7 +107,7 @@ import numpy as np
 
 from curate.dedupe.cluster import COLLAGE
 from curate.dedupe.decode import BLACK, THUMB, field_stop
-from curate.imaging import IN_PLACE, laid_correlation
+from curate.imaging import IN_PLACE, in_band, laid_correlation
 
 WORK = 320  # longest side (px) of the content box the features are taken from
 COARSE = 160  # longest side of the first, cheap look (`triage`)
@@ -147,9 +147,6 @@ OBJECT_MARGIN = 0.05  # "away": outside the agreeing keypoints' hull widened by 
 OBJECT_TESTED = 15  # decided on this many keypoints away from it with one of the other picture's on their spot
 OBJECT_AGREE = 0.2  # under this share of those spots alike (`OBJECT_DESC`): the agreement is one object's
 OBJECT_DESC = 250  # SIFT descriptor distance (uint8 values) under which two keypoints on one spot are alike
-BAND_ACROSS = 0.5  # `banded`: an agreement along this share of a side or more
-BAND_DEEP = 0.3  # and at most this share of the other side deep
-BAND_OUTER = 0.4  # within this share of the picture from one side
 OBJECT_CELLS = 10  # a "same" at COARSE px over fewer cells, not cleared by `one_object`, is looked at at WORK px
 
 STOP_MARGIN = 0.04  # no keypoint within this share of the side of a field stop's fill (`features`)
@@ -675,9 +672,8 @@ def _agreement(v: Verdict, a: Features, b: Features):
 
 
 def banded(v: Verdict, a: Features, b: Features) -> Verdict:
-    """`v`, or "review" when its "same" agrees only in a band along one side of both pictures: most of a side
-    long (`BAND_ACROSS`), shallow (`BAND_DEEP`), in the outer part (`BAND_OUTER`), between the 5th and 95th
-    percentile of the agreeing keypoints (a stray match or two does not widen it). A news site's banner
+    """`v`, or "review" when its "same" agrees only in a band along one side of both pictures: long, shallow,
+    in the outer part (`curate.imaging.in_band`, the leakage audit's rule too). A news site's banner
     across the foot of every photo it serves (a gradient, a logo and its lettering: no band rule cuts it)
     gave different photos 30-190 agreeing keypoints on it, over 4-6 cells, and on plain skin the banner holds
     most keypoints, so `one_object` had nothing away from it to ask. A copy agrees where the photo is, or,
@@ -686,22 +682,12 @@ def banded(v: Verdict, a: Features, b: Features) -> Verdict:
     if found is None or found[4].sum() < 3:
         return v
     _, qa, qb, _, inlier = found
-
-    def band(points: np.ndarray, f: Features) -> bool:
-        lo, hi = np.percentile(points, [10, 90], axis=0) / np.array([max(f.width, 1), max(f.height, 1)])
-        return any(
-            hi[k] - lo[k] >= BAND_ACROSS
-            and hi[1 - k] - lo[1 - k] <= BAND_DEEP
-            and (hi[1 - k] <= BAND_OUTER or lo[1 - k] >= 1 - BAND_OUTER)
-            for k in (0, 1)
-        )
-
-    if not (band(b.points[qb][inlier], b) and band(a.points[qa][inlier], a)):
+    if not (in_band(b.points[qb][inlier], b.width, b.height) and in_band(a.points[qa][inlier], a.width, a.height)):
         return v
     pa, pb = a.points[qa].astype(np.float32), b.points[qb].astype(np.float32)
     if len(qa) >= 6:  # a squeezed copy: a similarity lays only a band of it, an affine map the rest too
         m, kept = cv2.estimateAffine2D(pa, pb, method=cv2.RANSAC, ransacReprojThreshold=RANSAC_PX, maxIters=2000)
-        if m is not None and kept.sum() >= 3 and not band(pb[kept.ravel() > 0], b):
+        if m is not None and kept.sum() >= 3 and not in_band(pb[kept.ravel() > 0], b.width, b.height):
             return v
     return Verdict(REVIEW, f"{ONE_OBJECT} (a site's banner along one side both show?); {v.reason}", v.geometry)
 

@@ -8,8 +8,9 @@ crop, a mirror image or a burned-in watermark do not hide a copy. A pair is susp
 `THRESHOLD` keypoints agree on one geometric transform; that number is calibrated by `bench/leakage.py`
 (bench/README.md). Pairs that only a shared stamp explains (a site's watermark at one place on
 different photos: `leakage_match.stamped`) or one object both photos show (a clinic's ruler beside
-different lesions: `leakage_match.one_object`) are left out of the suspects and listed apart. A collage's
-panels (several photos in one figure) are compared as pictures of their own too (`panel_views`).
+different lesions, a site's banner across their foot: `leakage_match.one_object`) are left out of the
+suspects and listed apart. A collage's panels (several photos in one figure) are compared as pictures of
+their own too (`panel_views`).
 
 Deterministic: the same files give the same pairs in the same order (single-threaded ORB, index
 training and seeded RANSAC), so the card written at export time is byte-identical across runs.
@@ -39,7 +40,7 @@ BORDER_SHARE = 0.97  # share of a line's pixels that must match the frame colour
 MAX_LISTED = 200  # pairs kept in the result (the strongest); `suspects` counts them all
 LEFT_OUT = {  # pairs of different photos that pass verification, left out of the suspects: why, in words
     "stamped": "that share only a stamp (a site's watermark)",
-    "one_object": "that match on one object only (a ruler or colour card both show)",
+    "one_object": "that match on one object only (a ruler, a colour card or a site's banner both show)",
 }
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from curate.imaging import IN_PLACE, STAMP_NCC, laid_correlation
+from curate.imaging import IN_PLACE, STAMP_NCC, in_band, laid_correlation
 
 N_FEATURES = 1000
 HAMMING_MAX = 64  # of 256 bits: a descriptor neighbour farther than this does not vote
@@ -42,6 +42,8 @@ OBJECT_CONTRAST = 1.5  # a spot with this many times the contrast in one image i
 OBJECT_FLAT = 2.0  # nor one flat in both (grey levels of spread): no evidence either way
 OBJECT_TESTED = 15  # spots needed to decide
 OBJECT_AGREE = 0.2  # under this share of them alike: the agreement is one object's
+BAND_ALIKE = 0.35  # `banded`: away from a band, a copy's detail correlates at least this much
+DETAIL_SIGMAS = (2.0, 16.0)  # px: the difference of Gaussians that leaves a lesion and takes out light and grain
 
 
 @dataclass
@@ -312,13 +314,84 @@ def one_object(matches: list[Match], grays: list[np.ndarray], feats: list[Featur
     pictures already have away from the agreement; here there are too few of them, so spots are found
     anew there and compared as pixels. Margins (`bench/leakage.py --rulers`, bench/README.md): different
     lesions beside one ruler have 0.00-0.28 of their spots alike (15 of 17 pairs under `OBJECT_AGREE`);
-    re-posted copies (watermark + crop, mirror + crop, white frame) at least 0.35, on every corpus."""
+    re-posted copies (watermark + crop, mirror + crop, white frame) at least 0.35, on every corpus.
+    A site's banner along one side of both images is one object too (`banded`)."""
     out = set()
     for m in matches:
+        if banded(m, grays, feats):
+            out.add((m.i, m.j))
+            continue
         spots = object_spots(m, grays, feats)
         if spots is not None and spots[0] >= OBJECT_TESTED and spots[1] < OBJECT_AGREE * spots[0]:
             out.add((m.i, m.j))
     return out
+
+
+def banded(m: Match, grays: list[np.ndarray], feats: list[Features]) -> bool:
+    """Whether the match's agreement lies in a band along one side of both images (`curate.imaging.in_band`,
+    dedupe's rule too) while, away from the band, the two differ (`BAND_ALIKE`): one news site's banner
+    across the foot of different close-ups (flat, or a gradient with an emblem and lettering) gave 32-401
+    inliers on it (`bench/leakage.py --templates`), and on plain skin there are too few textured spots away
+    from it for `object_spots` to decide. A ruler lies along one side too, and a copy of a smooth photo
+    beside it agrees on the ruler alone: what the two show away from it is compared as pixels, its lighting
+    and its grain taken out (`_detail`), and a copy's lesion is there in both."""
+    import cv2
+
+    laid = _laid_on(m, grays, feats)
+    if laid is None:
+        return False
+    gc, gq_laid, shown, agreeing, src, gq = laid
+    (hq, wq), (hc, wc) = gq.shape[:2], gc.shape[:2]
+    if not (in_band(src, wq, hq) and in_band(agreeing, wc, hc)):
+        return False
+    lo, hi = np.percentile(agreeing, [10, 90], axis=0)
+    away = shown > 0
+    if hi[1] - lo[1] < hi[0] - lo[0]:  # a band across: the rows beside it
+        rows = np.arange(hc)[:, None]
+        away &= (rows < lo[1] - OBJECT_NEAR * hc) | (rows > hi[1] + OBJECT_NEAR * hc)
+    else:
+        cols = np.arange(wc)[None, :]
+        away &= (cols < lo[0] - OBJECT_NEAR * wc) | (cols > hi[0] + OBJECT_NEAR * wc)
+    away = cv2.erode(away.view(np.uint8), np.ones((9, 9), np.uint8)) > 0  # off the laid picture's edge
+    if away.sum() < OBJECT_AWAY * away.size:
+        return True  # the band is most of what both show
+    a, b = _detail(gq_laid)[away], _detail(gc)[away]
+    a, b = a - a.mean(), b - b.mean()
+    ncc = float((a * b).sum() / max(np.sqrt((a * a).sum() * (b * b).sum()), 1e-6))
+    return ncc < BAND_ALIKE
+
+
+def _detail(gray: np.ndarray) -> np.ndarray:
+    """`gray` with its lighting and its grain taken out (a difference of Gaussians, `DETAIL_SIGMAS` px): what
+    is left on plain skin is the lesion."""
+    import cv2
+
+    g = gray.astype(np.float32)
+    fine, coarse = DETAIL_SIGMAS
+    return cv2.GaussianBlur(g, (0, 0), fine) - cv2.GaussianBlur(g, (0, 0), coarse)
+
+
+def _laid_on(m: Match, grays: list[np.ndarray], feats: list[Features]):
+    """(the candidate image, the query laid on it by the least-squares map of the whole agreement, where the
+    query shows, the agreeing points in the candidate, in the query, the query as matched (mirrored or not)),
+    or None when the match kept no map or agrees on under 3 keypoint pairs."""
+    import cv2
+
+    if m.affine is None:
+        return None
+    q, c = (m.i, m.j) if m.query == m.i else (m.j, m.i)
+    gq = np.ascontiguousarray(grays[q][:, ::-1]) if m.mirrored else grays[q]
+    gc = grays[c]
+    h, w = gc.shape
+    agreement = _agreement(feats[q], feats[c], m.mirrored, np.float64(m.affine).reshape(2, 3))
+    if agreement is None:
+        return None
+    src, agreeing = agreement
+    affine = _least_squares(src, agreeing)  # over all of it: the index's inliers were a part, and a ruler's
+    # one part (its ticks repeat) lays plain skin a pixel or two amiss
+    laid = cv2.warpAffine(gq, affine, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
+    shown = cv2.warpAffine(np.full(gq.shape, 255, np.uint8), affine, (w, h), flags=cv2.INTER_NEAREST, borderValue=0)
+    return gc, laid, shown, agreeing, src, gq
 
 
 def object_spots(m: Match, grays: list[np.ndarray], feats: list[Features]) -> tuple[int, int] | None:
@@ -335,21 +408,11 @@ def object_spots(m: Match, grays: list[np.ndarray], feats: list[Features]) -> tu
     is skipped. Pixels, not ORB descriptors: few spots away from a ruler have a keypoint in both images."""
     import cv2
 
-    if m.affine is None:
+    found = _laid_on(m, grays, feats)
+    if found is None:
         return None
-    q, c = (m.i, m.j) if m.query == m.i else (m.j, m.i)
-    gq = np.ascontiguousarray(grays[q][:, ::-1]) if m.mirrored else grays[q]
-    gc = grays[c]
+    gc, laid, shown, agreeing, _, _ = found
     h, w = gc.shape
-    affine = np.float64(m.affine).reshape(2, 3)
-    agreement = _agreement(feats[q], feats[c], m.mirrored, affine)
-    if agreement is None:
-        return None
-    src, agreeing = agreement
-    affine = _least_squares(src, agreeing)  # over all of it: the index's inliers were a part, and a ruler's
-    # one part (its ticks repeat) lays plain skin a pixel or two amiss
-    laid = cv2.warpAffine(gq, affine, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
-    shown = cv2.warpAffine(np.full(gq.shape, 255, np.uint8), affine, (w, h), flags=cv2.INTER_NEAREST, borderValue=0)
     away = np.full((h, w), 255, np.uint8)
     for x, y in np.round(agreeing).astype(int).tolist():
         cv2.circle(away, (x, y), round(OBJECT_NEAR * max(h, w)), 0, -1)
