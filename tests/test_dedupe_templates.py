@@ -83,3 +83,36 @@ def test_different_photos_under_one_sites_banner_stay_apart_and_a_copy_joins_its
     assert cluster["site_c7040.jpg"] == cluster["photo_c7040.jpg"]
     said = [reason for *_, kind, reason in pairs if kind == "review"]
     assert any("banner along one side" in r for r in said)  # what the steward reads
+
+
+def test_the_sheet_shows_photos_under_one_banner_as_one_group(tmp_path):
+    """Different photos under one site's banner make a pair "one object only" for each two of them: the sheet
+    shows the pictures those pairs join once each, as a group, not pair by pair among the pairs to review."""
+    from pathlib import Path
+
+    from dedupe_corpus import save
+    from sqlmodel import select
+
+    from curate.dedupe.review import write_review
+    from curate.dedupe.run import DedupeOptions, run_dedupe
+    from curate.dedupe.verify import ONE_OBJECT
+    from curate.intake.ingest import IngestOptions, ingest_folder
+    from curate.workspace import Workspace
+    from db.models import DedupePair, Provenance
+
+    for k in (7010, 7017, 7029, 7035, 7040):
+        save(banner(closeup(k), "logo"), tmp_path / "in" / f"site_{k}.jpg", quality=90)
+    ws = Workspace.init(tmp_path / "ws")
+    ingest_folder(ws, tmp_path / "in", IngestOptions(source="site", kind="web", workers=1))
+    run_dedupe(ws, DedupeOptions(min_side=1, workers=1))
+    with ws.session() as s:
+        ids = {Path(loc).name: i for i, loc in s.exec(select(Provenance.image_id, Provenance.locator)).all()}
+        one = [p for p in s.exec(select(DedupePair)).all() if (p.reason or "").startswith(ONE_OBJECT)]
+    assert len(one) >= 3  # one look instead of these
+    sheet = write_review(ws).read_text()
+    head, after = sheet.split("id='objects'")
+    group = after.split("<h2")[0]
+    assert f"{len(one)} pairs kept apart as sharing one object" in head and ONE_OBJECT not in head
+    joined = {i for p in one for i in (p.image_a, p.image_b)}
+    assert all(group.count(f"alt='image {i}'") == 1 for i in joined)
+    assert set(ids.values()) >= joined and "curate dedupe merge A B" in group

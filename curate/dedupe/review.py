@@ -3,7 +3,9 @@
 Order: (1) pairs "to review" (not merged: near a threshold, the stages
 disagree, or verified with one member but not every member of a cluster),
 then the pictures kept apart because they share a site's stamp, each such
-group once (`curate.dedupe.pairs.stamps`: dozens of pairs, one look);
+group once (`curate.dedupe.pairs.stamps`: dozens of pairs, one look), then those
+kept apart because they share one object, three or more joined (a ruler, a site's
+banner: `_shared_object`);
 (2) clusters whose members arrived with different prior labels (intake
 provenance); (3) the other clusters, largest first. Every pair and member
 carries the exact `curate dedupe merge A B` / `curate dedupe split A B`
@@ -26,6 +28,7 @@ from scipy.cluster.hierarchy import DisjointSet
 from sqlmodel import select
 
 from curate.dedupe.cluster import COLLAGE, NOT_EDGES, Edge, stamped, unmerged
+from curate.dedupe.verify import ONE_OBJECT
 from curate.files import write_atomic
 from curate.imaging import thumbnail
 from db.models import DedupeMember, DedupeOverride, DedupePair, Image, Provenance, Source
@@ -133,6 +136,9 @@ def write_review(ws, name: str = "dedupe-review.html", in_labelling: Collection[
 
     stamp = [p for p in review if stamped(p.kind, p.reason)]
     review = [p for p in review if not stamped(p.kind, p.reason)]
+    shared = _shared_object(review)
+    grouped = {(p.image_a, p.image_b) for p in shared}
+    review = [p for p in review if (p.image_a, p.image_b) not in grouped]
     mixed = sorted((k for k in multi if _mixed(d, multi[k])), key=lambda k: (-len(multi[k]), k))
     out = [
         "<!doctype html><html><head><meta charset='utf-8'><title>Dedupe "
@@ -141,6 +147,7 @@ def write_review(ws, name: str = "dedupe-review.html", in_labelling: Collection[
     out.append("<h1>Dedupe review</h1>")
     out.append(
         f"<p>{len(review)} pairs to review (not merged); {len(stamp)} pairs kept apart as sharing a stamp; "
+        f"{len(shared)} pairs kept apart as sharing one object; "
         f"{len(mixed)} clusters with mixed prior labels; "
         f"{len(multi)} clusters of two or more images; {sum(len(v) - 1 for v in multi.values())} duplicates; "
         f"{d['low']} images below the minimum side. The representative (green) is chosen by: already in labelling "
@@ -169,7 +176,8 @@ def write_review(ws, name: str = "dedupe-review.html", in_labelling: Collection[
             f"same photo: <code>{html.escape(f'curate dedupe merge {a} {b}')}</code><br>"
             f"different photos: <code>{html.escape(f'curate dedupe split {a} {b}')}</code></div></div>"
         )
-    out += _stamp_groups(ws, d, stamp)
+    out += _kept_apart(ws, d, stamp, "stamps", STAMP_GROUPS)
+    out += _kept_apart(ws, d, shared, "objects", OBJECT_GROUPS)
     rest = sorted(
         (k for k in multi if k not in mixed), key=lambda k: (-len(multi[k]), int(k[3:]) if k[3:].isdigit() else 0)
     )
@@ -207,24 +215,49 @@ def write_review(ws, name: str = "dedupe-review.html", in_labelling: Collection[
     return write_atomic(ws.reports / name, "\n".join(out), tmp_dir=ws.tmp)
 
 
-def _stamp_groups(ws, d: dict, stamped: list) -> list[str]:
-    """The pictures kept apart for sharing a stamp, one block per group of them (joined by such pairs),
-    each picture once: a site's previews give dozens of pairs that one look settles."""
-    if not stamped:
-        return []
+STAMP_GROUPS = (
+    "Kept apart — pictures that share only a stamp",
+    "Each group's pictures match each other on marks in the same place (a stock site's or an atlas's watermark) "
+    "while their pixels differ, so none was merged.",
+)
+OBJECT_GROUPS = (
+    "Kept apart — pictures that share only one object",
+    "Each group's pictures match each other on one object alone (a clinic's ruler or label, a site's banner "
+    "along one side) while the rest of them differs, so none was merged.",
+)
+OBJECT_GROUP = 3  # one-object pairs joining this many pictures or more are shown as a group (`_shared_object`)
+
+
+def _shared_object(review: list) -> list:
+    """The "review" pairs on one object only (`verify.one_object`, `verify.banded`) that join `OBJECT_GROUP` or
+    more pictures: one site's banner over 60 different photos made 127 such pairs on `bench/dedupe.py
+    --templates`, one look as a group; a pair of two pictures alone stays among the pairs to review."""
+    pairs = [p for p in review if p.kind == "review" and (p.reason or "").startswith(ONE_OBJECT)]
     groups = DisjointSet()
-    for p in stamped:
+    for p in pairs:
         groups.add(p.image_a)
         groups.add(p.image_b)
         groups.merge(p.image_a, p.image_b)
+    return [p for p in pairs if len(groups.subset(p.image_a)) >= OBJECT_GROUP]
+
+
+def _kept_apart(ws, d: dict, pairs: list, anchor: str, words: tuple[str, str]) -> list[str]:
+    """Pictures kept apart for sharing a stamp or one object, one block per group of them (joined by such
+    pairs), each picture once: a site's previews give dozens of pairs that one look settles."""
+    if not pairs:
+        return []
+    groups = DisjointSet()
+    for p in pairs:
+        groups.add(p.image_a)
+        groups.add(p.image_b)
+        groups.merge(p.image_a, p.image_b)
+    title, why = words
     out = [
-        "<h2 id='stamps'>Kept apart — pictures that share only a stamp</h2><p class='why'>Each group's pictures "
-        "match each other on marks in the same place (a stock site's or an atlas's watermark) while their pixels "
-        "differ, so none was merged. Two of them that are one photo after all: "
-        "<code>curate dedupe merge A B</code>.</p>"
+        f"<h2 id='{anchor}'>{html.escape(title)}</h2><p class='why'>{html.escape(why)} Two of them that are one "
+        "photo after all: <code>curate dedupe merge A B</code>.</p>"
     ]
     for members in sorted((sorted(g) for g in groups.subsets()), key=lambda g: (-len(g), g[0])):
-        n = sum(1 for p in stamped if p.image_a in members and p.image_b in members)
+        n = sum(1 for p in pairs if p.image_a in members and p.image_b in members)
         out.append(f"<p>{len(members)} pictures, {n} pair{'s' * (n != 1)}</p><div class='cluster'>")
         out += [_figure(ws, d, i) for i in members]
         out.append("</div>")
