@@ -190,7 +190,7 @@ class Verifier:
         ta, tb = verify.view_thumbnails(ga, gb)
         if field_stop(ta) is not None or field_stop(tb) is not None:
             return None  # a round field's surround, the same on different photos (0.97), is in these crops
-        ncc = verify.view_correlation(ga, gb)
+        ncc = verify.view_correlation(ta, tb)
         if ncc >= verify.ACCEPT_NCC:
             self.part[(a, b)] = verify.part_correlation(ta, tb, turn=False)
         return ncc
