@@ -116,3 +116,16 @@ def test_the_sheet_shows_photos_under_one_banner_as_one_group(tmp_path):
     joined = {i for p in one for i in (p.image_a, p.image_b)}
     assert all(group.count(f"alt='image {i}'") == 1 for i in joined)
     assert set(ids.values()) >= joined and "curate dedupe merge A B" in group
+
+
+def test_a_shortcut_carried_by_one_part_that_local_features_cannot_confirm_goes_to_review(tmp_path):
+    """A blurred, shrunk copy of a star field correlates 0.96 with it on thumbnails, carried by three stars
+    in one quarter (0.79 without it): no shortcut, and SIFT finds nothing on the blur, so the pair is for the
+    steward ("review"), not "different" (`pairs.Verifier._carried`)."""
+    from photo_corpus import EDITS
+
+    star_field = PHOTOS[43]  # a tile of the Hubble deep field
+    blurred = EDITS["blur_small"](star_field, np.random.default_rng([43, list(EDITS).index("blur_small"), 3]))
+    _, _, pairs = dedupe_files(tmp_path, {"stars.jpg": star_field, "stars_blurred.jpg": blurred})
+    ((_, _, kind, reason),) = pairs
+    assert kind == "review" and "with a quarter of them left out" in reason, reason
