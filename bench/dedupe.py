@@ -408,8 +408,8 @@ def figure_pairs(truth: dict, res: dict) -> dict:
 
 
 def _make_templated(job: tuple) -> tuple[str, str, str]:
-    """Write one file of the templates corpus: a photo as one site serves it (under its banner, or cropped
-    round on white: JPEG at 90), the same photo as shot (JPEG at 92), or a copy (JPEG at 85)."""
+    """Write one file of the templates corpus: a photo as one site serves it under its banner, or as shot
+    (JPEG at 90), or a copy: as shot, served again cropped, or cropped round on white (JPEG at 85)."""
     import numpy as np
 
     from tests.photo_corpus import BANNERS, avatar, banner, closeup, crop, originals
@@ -424,7 +424,7 @@ def _make_templated(job: tuple) -> tuple[str, str, str]:
             img = avatar(img)
         elif name.startswith("p") and j % 3 != 2:  # the site's own picture
             img = banner(img, style)
-        _put(out, name, img, 85 if transform else 90 if name.startswith("p") else 92)
+        _put(out, name, img, 85 if transform else 90)
     return name, f"{kind}{k}", transform
 
 
