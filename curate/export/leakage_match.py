@@ -354,7 +354,7 @@ def banded(m: Match, grays: list[np.ndarray], feats: list[Features]) -> bool:
         away &= (cols < lo[0] - OBJECT_NEAR * wc) | (cols > hi[0] + OBJECT_NEAR * wc)
     away = cv2.erode(away.view(np.uint8), np.ones((9, 9), np.uint8)) > 0  # off the laid picture's edge
     if away.sum() < OBJECT_AWAY * away.size:
-        return True  # the band is most of what both show
+        return False  # too little beside the band to tell: a suspect stays one (no pair of the benches came here)
     a, b = _detail(gq_laid)[away], _detail(gc)[away]
     a, b = a - a.mean(), b - b.mean()
     ncc = float((a * b).sum() / max(np.sqrt((a * a).sum() * (b * b).sum()), 1e-6))
