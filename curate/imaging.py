@@ -148,6 +148,13 @@ def laid_correlation(a, b, onto, floor: int = 16, side: int = 64) -> float | Non
     lit = inside & (laid > floor) & (small_b > floor)
     if lit.sum() < 0.1 * lit.size:
         return None
-    x, y = laid[lit], small_b[lit].astype(np.float32)
+    return pearson(laid[lit], small_b[lit])
+
+
+def pearson(x, y) -> float:
+    """Pearson correlation of two arrays of pixels (flattened alike); 0 when either is flat."""
+    import numpy as np
+
+    x, y = np.asarray(x, np.float32).ravel(), np.asarray(y, np.float32).ravel()
     x, y = x - x.mean(), y - y.mean()
     return float((x * y).sum() / max(np.sqrt(float((x * x).sum()) * float((y * y).sum())), 1e-6))

@@ -149,10 +149,19 @@ class Verifier:
                 if ncc is not None and ncc >= verify.ACCEPT_NCC:
                     self.part[(a, b)] = verify.part_correlation(self.thumbs[a], self.thumbs[b])
         found = self.ncc[(a, b)]
-        least = verify.SMOOTH_NCC if self.smooth(a) or self.smooth(b) else verify.ACCEPT_NCC
-        if found is None or found[0] < least or self.part.get((a, b), 1.0) <= found[0] - verify.PART_DROP:
-            return None  # too weak, or carried by one part of the pictures (`verify.part_correlation`)
+        if found is None or found[0] < self._least(a, b) or self._one_part(a, b):
+            return None  # too weak, or carried by one part of the pictures
         return found
+
+    def _least(self, a: int, b: int) -> float:
+        """The thumbnails' correlation that settles the pair (`verify.ACCEPT_NCC`, `SMOOTH_NCC` when smooth)."""
+        return verify.SMOOTH_NCC if self.smooth(a) or self.smooth(b) else verify.ACCEPT_NCC
+
+    def _one_part(self, a: int, b: int) -> bool:
+        """Whether the thumbnails' correlation falls by `verify.PART_DROP` or more with a quarter of them left
+        out (`verify.part_correlation`): one part of the pictures carries it."""
+        found, part = self.ncc.get((a, b)), self.part.get((a, b))
+        return found is not None and part is not None and part <= found[0] - verify.PART_DROP
 
     def smooth(self, image_id: int) -> bool:
         """Whether the picture is known to have under `verify.MIN_KEYPOINTS` keypoints at `verify.COARSE`
@@ -460,10 +469,10 @@ class Verifier:
         """`v`, or "review" for a "different" whose thumbnails correlate enough for the shortcut but not with a
         quarter of them left out (`overwhelming`): a site's banner on different photos, or a sparse picture
         (a few stars on black) whose blurred, shrunk copy local features cannot match; the steward decides."""
-        found, part = self.ncc.get((a, b)), self.part.get((a, b))
-        if v.decision != verify.DIFFERENT or found is None or part is None or part > found[0] - verify.PART_DROP:
+        if v.decision != verify.DIFFERENT or not self._one_part(a, b):
             return v
-        if found[0] < (verify.SMOOTH_NCC if self.smooth(a) or self.smooth(b) else verify.ACCEPT_NCC):
+        found, part = self.ncc[(a, b)], self.part[(a, b)]
+        if found[0] < self._least(a, b):
             return v
         said = f"{found[1]} {found[0]:.3f}, {part:.3f} with a quarter of them left out"
         return verify.Verdict(verify.REVIEW, f"near the threshold: {said}; local features: {v.reason}", v.geometry)
@@ -486,7 +495,7 @@ def _laid(
     a = flipped() if v.geometry.mirrored else fa
     if v.decision == verify.DIFFERENT:  # a photo that is one panel of a collage: "review" (`verify.paneled`)
         return verify.paneled(v, a, fb)
-    v = verify.banded(verify.one_object(v, a, fb, coarse) if ask else v, a, fb)
+    v = verify.objects(v, a, fb, coarse, ask)
     return replace(verify.paneled(v, a, fb), in_place=verify.in_place_correlation(v.geometry, a, fb))
 
 

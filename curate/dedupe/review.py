@@ -233,12 +233,18 @@ def _shared_object(review: list) -> list:
     more pictures: one site's banner over 60 different photos made 127 such pairs on `bench/dedupe.py
     --templates`, one look as a group; a pair of two pictures alone stays among the pairs to review."""
     pairs = [p for p in review if p.kind == "review" and (p.reason or "").startswith(ONE_OBJECT)]
+    groups = _joined(pairs)
+    return [p for p in pairs if len(groups.subset(p.image_a)) >= OBJECT_GROUP]
+
+
+def _joined(pairs: list) -> DisjointSet:
+    """The pictures of `pairs`, joined by them."""
     groups = DisjointSet()
     for p in pairs:
         groups.add(p.image_a)
         groups.add(p.image_b)
         groups.merge(p.image_a, p.image_b)
-    return [p for p in pairs if len(groups.subset(p.image_a)) >= OBJECT_GROUP]
+    return groups
 
 
 def _kept_apart(ws, d: dict, pairs: list, anchor: str, words: tuple[str, str]) -> list[str]:
@@ -246,11 +252,7 @@ def _kept_apart(ws, d: dict, pairs: list, anchor: str, words: tuple[str, str]) -
     pairs), each picture once: a site's previews give dozens of pairs that one look settles."""
     if not pairs:
         return []
-    groups = DisjointSet()
-    for p in pairs:
-        groups.add(p.image_a)
-        groups.add(p.image_b)
-        groups.merge(p.image_a, p.image_b)
+    groups = _joined(pairs)
     title, why = words
     out = [
         f"<h2 id='{anchor}'>{html.escape(title)}</h2><p class='why'>{html.escape(why)} Two of them that are one "

@@ -614,7 +614,7 @@ def _holding(spot: np.ndarray, f: Features) -> tuple[float, float, float, float]
     return None
 
 
-def one_object(v: Verdict, a: Features, b: Features, coarse: bool = False) -> Verdict:
+def one_object(v: Verdict, a: Features, b: Features, coarse: bool = False, agreement=...) -> Verdict:
     """`v`, or "review" when its "same" rests on one object both pictures show while the rest of them,
     which has texture, differs (`_object_spots`). A clinic's measuring ruler laid beside different
     patients' lesions gives dozens of keypoints that agree on one transform, spread along it far enough
@@ -631,9 +631,10 @@ def one_object(v: Verdict, a: Features, b: Features, coarse: bool = False) -> Ve
     keypoints to tell, or under `OBJECT_CELLS` cells), is marked `unasked`: at `COARSE` px plain skin
     has few keypoints, and photos beside a large ruler, or at 1,024 px, were "same" there on 13-22
     matches, so the look at `WORK` px asks again (`curate.dedupe.pairs.Verifier`). With `coarse` (that
-    look), spots alike never clear a partial agreement: blurred plain skin has look-alike descriptors."""
+    look), spots alike never clear a partial agreement: blurred plain skin has look-alike descriptors.
+    `agreement`: `_agreement(v, a, b)` when the caller has it already (`objects`), None included."""
     g = v.geometry
-    found = _agreement(v, a, b)
+    found = _agreement(v, a, b) if agreement is ... else agreement
     if found is None:
         return v
     m, qa, qb, mapped, inlier = found
@@ -671,14 +672,21 @@ def _agreement(v: Verdict, a: Features, b: Features):
     return m, qa, qb, mapped, np.hypot(*(mapped[qa] - b.points[qb]).T) < RANSAC_PX
 
 
-def banded(v: Verdict, a: Features, b: Features) -> Verdict:
+def objects(v: Verdict, a: Features, b: Features, coarse: bool = False, ask: bool = True) -> Verdict:
+    """`v` after `one_object` (with `ask`) and `banded`, on one ratio matching of the pair's descriptors."""
+    found = _agreement(v, a, b)
+    return banded(one_object(v, a, b, coarse, found) if ask else v, a, b, found)
+
+
+def banded(v: Verdict, a: Features, b: Features, agreement=...) -> Verdict:
     """`v`, or "review" when its "same" agrees only in a band along one side of both pictures: long, shallow,
     in the outer part (`curate.imaging.in_band`, the leakage audit's rule too). A news site's banner
     across the foot of every photo it serves (a gradient, a logo and its lettering: no band rule cuts it)
     gave different photos 30-190 agreeing keypoints on it, over 4-6 cells, and on plain skin the banner holds
     most keypoints, so `one_object` had nothing away from it to ask. A copy agrees where the photo is, or,
-    squeezed to another aspect ratio, in a band that the affine map its matches fit best widens to the rest."""
-    found = _agreement(v, a, b)
+    squeezed to another aspect ratio, in a band that the affine map its matches fit best widens to the rest.
+    `agreement`: `_agreement(v, a, b)` when the caller has it already (`objects`), None included."""
+    found = None if v.decision != SAME else _agreement(v, a, b) if agreement is ... else agreement
     if found is None or found[4].sum() < 3:
         return v
     _, qa, qb, _, inlier = found

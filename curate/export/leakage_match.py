@@ -20,10 +20,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
-from curate.imaging import IN_PLACE, STAMP_NCC, in_band, laid_correlation
+from curate.imaging import IN_PLACE, STAMP_NCC, in_band, laid_correlation, pearson
 
 N_FEATURES = 1000
 HAMMING_MAX = 64  # of 256 bits: a descriptor neighbour farther than this does not vote
@@ -318,17 +319,20 @@ def one_object(matches: list[Match], grays: list[np.ndarray], feats: list[Featur
     A site's banner along one side of both images is one object too (`banded`)."""
     out = set()
     for m in matches:
-        if banded(m, grays, feats):
+        laid = _laid_on(m, grays, feats)  # once for both looks
+        if laid is None:
+            continue
+        if banded(laid):
             out.add((m.i, m.j))
             continue
-        spots = object_spots(m, grays, feats)
+        spots = object_spots(laid)
         if spots is not None and spots[0] >= OBJECT_TESTED and spots[1] < OBJECT_AGREE * spots[0]:
             out.add((m.i, m.j))
     return out
 
 
-def banded(m: Match, grays: list[np.ndarray], feats: list[Features]) -> bool:
-    """Whether the match's agreement lies in a band along one side of both images (`curate.imaging.in_band`,
+def banded(placed: Laid) -> bool:
+    """Whether a match's agreement lies in a band along one side of both images (`curate.imaging.in_band`,
     dedupe's rule too) while, away from the band, the two differ (`BAND_ALIKE`): one news site's banner
     across the foot of different close-ups (flat, or a gradient with an emblem and lettering) gave 32-401
     inliers on it (`bench/leakage.py --templates`), and on plain skin there are too few textured spots away
@@ -337,12 +341,9 @@ def banded(m: Match, grays: list[np.ndarray], feats: list[Features]) -> bool:
     and its grain taken out (`_detail`), and a copy's lesion is there in both."""
     import cv2
 
-    laid = _laid_on(m, grays, feats)
-    if laid is None:
-        return False
-    gc, gq_laid, shown, agreeing, src, gq = laid
-    (hq, wq), (hc, wc) = gq.shape[:2], gc.shape[:2]
-    if not (in_band(src, wq, hq) and in_band(agreeing, wc, hc)):
+    gc, gq_laid, shown, agreeing = placed.candidate, placed.laid, placed.shown, placed.agreeing
+    (hq, wq), (hc, wc) = placed.query.shape[:2], gc.shape[:2]
+    if not (in_band(placed.src, wq, hq) and in_band(agreeing, wc, hc)):
         return False
     lo, hi = np.percentile(agreeing, [10, 90], axis=0)
     away = shown > 0
@@ -355,10 +356,7 @@ def banded(m: Match, grays: list[np.ndarray], feats: list[Features]) -> bool:
     away = cv2.erode(away.view(np.uint8), np.ones((9, 9), np.uint8)) > 0  # off the laid picture's edge
     if away.sum() < OBJECT_AWAY * away.size:
         return False  # too little beside the band to tell: a suspect stays one (no pair of the benches came here)
-    a, b = _detail(gq_laid)[away], _detail(gc)[away]
-    a, b = a - a.mean(), b - b.mean()
-    ncc = float((a * b).sum() / max(np.sqrt((a * a).sum() * (b * b).sum()), 1e-6))
-    return ncc < BAND_ALIKE
+    return pearson(_detail(gq_laid)[away], _detail(gc)[away]) < BAND_ALIKE
 
 
 def _detail(gray: np.ndarray) -> np.ndarray:
@@ -371,10 +369,20 @@ def _detail(gray: np.ndarray) -> np.ndarray:
     return cv2.GaussianBlur(g, (0, 0), fine) - cv2.GaussianBlur(g, (0, 0), coarse)
 
 
-def _laid_on(m: Match, grays: list[np.ndarray], feats: list[Features]):
-    """(the candidate image, the query laid on it by the least-squares map of the whole agreement, where the
-    query shows, the agreeing points in the candidate, in the query, the query as matched (mirrored or not)),
-    or None when the match kept no map or agrees on under 3 keypoint pairs."""
+class Laid(NamedTuple):
+    """A match's query image laid on its candidate (`_laid_on`), what `banded` and `object_spots` look at."""
+
+    candidate: np.ndarray  # grey
+    laid: np.ndarray  # the query, laid on the candidate by the least-squares map of the whole agreement
+    shown: np.ndarray  # where the query shows there (255)
+    agreeing: np.ndarray  # the agreeing keypoints in the candidate (n x 2)
+    src: np.ndarray  # and in the query as matched
+    query: np.ndarray  # grey, as matched (mirrored or not)
+
+
+def _laid_on(m: Match, grays: list[np.ndarray], feats: list[Features]) -> Laid | None:
+    """The match's query laid on its candidate, or None when the match kept no map or agrees on under 3
+    keypoint pairs."""
     import cv2
 
     if m.affine is None:
@@ -391,12 +399,12 @@ def _laid_on(m: Match, grays: list[np.ndarray], feats: list[Features]):
     # one part (its ticks repeat) lays plain skin a pixel or two amiss
     laid = cv2.warpAffine(gq, affine, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
     shown = cv2.warpAffine(np.full(gq.shape, 255, np.uint8), affine, (w, h), flags=cv2.INTER_NEAREST, borderValue=0)
-    return gc, laid, shown, agreeing, src, gq
+    return Laid(gc, laid, shown, agreeing, src, gq)
 
 
-def object_spots(m: Match, grays: list[np.ndarray], feats: list[Features]) -> tuple[int, int] | None:
-    """(spots compared, spots alike) away from the match's agreement, or None when the agreement covers
-    most of what both images show (a copy's does) or the match kept no map.
+def object_spots(placed: Laid) -> tuple[int, int] | None:
+    """(spots compared, spots alike) away from a match's agreement (`placed`), or None when the agreement covers
+    most of what both images show (a copy's does).
 
     The query image is laid on the other by the match's affine map. Its agreement is every keypoint pair
     with near descriptors that the map lays on each other (the index's few neighbours found part of it: a
@@ -408,10 +416,7 @@ def object_spots(m: Match, grays: list[np.ndarray], feats: list[Features]) -> tu
     is skipped. Pixels, not ORB descriptors: few spots away from a ruler have a keypoint in both images."""
     import cv2
 
-    found = _laid_on(m, grays, feats)
-    if found is None:
-        return None
-    gc, laid, shown, agreeing, _, _ = found
+    gc, laid, shown, agreeing = placed.candidate, placed.laid, placed.shown, placed.agreeing
     h, w = gc.shape
     away = np.full((h, w), 255, np.uint8)
     for x, y in np.round(agreeing).astype(int).tolist():
