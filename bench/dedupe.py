@@ -407,23 +407,27 @@ def figure_pairs(truth: dict, res: dict) -> dict:
     }
 
 
+VIGNETTE = 0.7  # the templates corpus's vignette darkens the corners to 30 %
+
+
 def _make_templated(job: tuple) -> tuple[str, str, str]:
-    """Write one file of the templates corpus: a photo as one site serves it under its banner, or as shot
-    (JPEG at 90), or a copy: as shot, served again cropped, or cropped round on white (JPEG at 85)."""
+    """Write one file of the templates corpus: a photo as one site serves it in its template (`template`: a
+    banner's style, or "vignette"), or as shot (JPEG at 90), or a copy: as shot, served again cropped, or
+    cropped round on white (JPEG at 85)."""
     import numpy as np
 
-    from tests.photo_corpus import BANNERS, avatar, banner, closeup, crop, originals
+    from tests.photo_corpus import avatar, banner, closeup, crop, originals, vignette
 
-    out, name, kind, k, j, transform = job
+    out, name, kind, k, template, transform = job
     if not (Path(out) / name).exists():
         img = closeup(k) if kind == "c" else originals()[k]
-        style = BANNERS[j % 2]
-        if transform == "banner_crop":
-            img = banner(crop(img, np.random.default_rng([k, 5])), style)
+        served = (lambda im: vignette(im, VIGNETTE)) if template == "vignette" else (lambda im: banner(im, template))
+        if transform in ("banner_crop", "vignette_crop"):
+            img = served(crop(img, np.random.default_rng([k, 5])))
         elif transform == "avatar":
             img = avatar(img)
-        elif name.startswith("p") and j % 3 != 2:  # the site's own picture
-            img = banner(img, style)
+        elif name.startswith("p") and template:  # the site's own picture
+            img = served(img)
         _put(out, name, img, 85 if transform else 90)
     return name, f"{kind}{k}", transform
 
@@ -434,21 +438,36 @@ def build_templates(out: Path, workers: int) -> dict:
     (`tests.photo_corpus.banner`: flat red with lettering, or a gradient with an emblem, alternately), the
     same on every picture (a hard negative); of those, half are in the catalogue again as shot
     ("unbannered") and half served again cropped ("banner_crop"). The third is the photo as shot, and
-    again as a round crop on white (`avatar`, a profile picture's frame shared by 20 different photos)."""
+    again as a round crop on white (`avatar`, a profile picture's frame shared by 20 different photos).
+    Then 10 more real photos and tiles and 40 more close-ups, each under another site's vignette
+    (`tests.photo_corpus.vignette`: darkened corners), and again as shot ("unvignetted") or served again
+    cropped ("vignette_crop"), alternately."""
     import numpy as np
 
-    from tests.photo_corpus import originals
+    from tests.photo_corpus import BANNERS, originals
 
-    key = ["templates", 1]
+    key = ["templates", 2]
     if (truth := _built(out, key)) is not None:
         return truth
-    picks = [("r", int(k)) for k in np.random.default_rng(13).choice(len(originals()), 40, replace=False)]
+    rng = np.random.default_rng(13)
+    picks = [("r", int(k)) for k in rng.choice(len(originals()), 40, replace=False)]
     picks += [("c", 8000 + k) for k in range(20)]
     copies = {0: "unbannered", 1: "banner_crop", 2: "avatar"}
-    jobs = [(str(out), f"pt{j:03d}.jpg", kind, k, j, "") for j, (kind, k) in enumerate(picks)]
-    jobs += [
-        (str(out), f"vt{j:03d}_{copies[j % 3]}.jpg", kind, k, j, copies[j % 3]) for j, (kind, k) in enumerate(picks)
-    ]
+    jobs = []
+    for j, (kind, k) in enumerate(picks):
+        style = "" if j % 3 == 2 else BANNERS[j % 2]  # the third as shot
+        jobs += [
+            (str(out), f"pt{j:03d}.jpg", kind, k, style, ""),
+            (str(out), f"vt{j:03d}_{copies[j % 3]}.jpg", kind, k, style, copies[j % 3]),
+        ]
+    rest = [k for k in range(len(originals())) if k not in {k for kind, k in picks if kind == "r"}]
+    vignetted = [("r", int(k)) for k in rng.choice(rest, 10, replace=False)] + [("c", 8100 + k) for k in range(40)]
+    for j, (kind, k) in enumerate(vignetted, start=len(picks)):
+        copy = "unvignetted" if j % 2 else "vignette_crop"
+        jobs += [
+            (str(out), f"pt{j:03d}.jpg", kind, k, "vignette", ""),
+            (str(out), f"vt{j:03d}_{copy}.jpg", kind, k, "vignette", copy),
+        ]
     with ProcessPoolExecutor(workers) as pool:
         rows = list(pool.map(_make_templated, jobs, chunksize=4))
     return _keep(out, key, {f: {"group": g, "transform": t} for f, g, t in rows})
@@ -844,7 +863,7 @@ def corpus_dirs(args: argparse.Namespace) -> tuple[Path, Path]:
     if args.collages:
         return web, args.corpus / "collages-v1"
     if args.templates:
-        return web, args.corpus / "templates-v1"
+        return web, args.corpus / "templates-v2"
     if args.edits:
         return web, args.corpus / f"edits-v1{own}"
     return web, args.corpus / f"camera-v1-{web.name}" if args.camera else web

@@ -49,7 +49,7 @@ def build(
     among them only with `photos` off: the tiles are parts of them); `collages`: that many figures in test,
     each of the next two to four photos, their meta (-1 - figure, "figure:" + the photos' numbers);
     `templates`: that many more different close-ups as one site serves them (`tests/photo_corpus.py`'s
-    `banner`, flat and with an emblem, and `avatar`, in turn), over the five folds and test."""
+    `banner`, flat and with an emblem, `avatar` and a `vignette`, in turn), over the five folds and test."""
     rng = np.random.default_rng(0)
     paths, meta, parts = [], [], []
     photos_ = bases(skin, photos) + (ruled(rulers, real=not photos) if rulers else [])
@@ -71,12 +71,12 @@ def build(
             meta.append((len(photos_) + k, "stamped"))
             parts.append(k % 6 if k % 6 < 5 else -1)
     if templates:
-        from photo_corpus import avatar, banner, closeup
+        from photo_corpus import avatar, banner, closeup, vignette
 
+        served = (lambda im: banner(im, "flat"), lambda im: banner(im, "logo"), avatar, lambda im: vignette(im, 0.7))
         for k in range(templates):
-            img = closeup(9000 + k)
             p = out / f"t{k:03d}-template.jpg"
-            p.write_bytes(exported(avatar(img) if k % 3 == 2 else banner(img, ("flat", "logo")[k % 3])))
+            p.write_bytes(exported(served[k % len(served)](closeup(9000 + k))))
             paths.append(p)
             meta.append((len(photos_) + stamped + k, "template"))
             parts.append(k % 6 if k % 6 < 5 else -1)
@@ -170,7 +170,7 @@ def main(argv=None) -> None:
         "--templates",
         type=int,
         default=0,
-        help="different photos more, under one site's banner or in a round crop (false pairs only)",
+        help="different photos more, under one site's banner or vignette, or in a round crop (false pairs only)",
     )
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -510,6 +510,16 @@ def banner(img: Image.Image, style: str, width: int = 400) -> Image.Image:
     return out
 
 
+def vignette(img: Image.Image, strength: float = 0.55) -> Image.Image:
+    """`img` under a site's or a camera app's vignette: darkened towards the corners, to `1 - strength` of
+    the light there, the same on every picture (a hard negative no quarter of the picture is free of)."""
+    rgb = np.asarray(img.convert("RGB"), np.float32)
+    h, w = rgb.shape[:2]
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    falloff = 1 - strength * (((x / w - 0.5) ** 2 + (y / h - 0.5) ** 2) / 0.5) ** 1.2
+    return Image.fromarray(np.clip(rgb * falloff[..., None], 0, 255).astype(np.uint8))
+
+
 STAMPS = ("tiled", "logo", "band")  # `stamp`'s styles
 
 

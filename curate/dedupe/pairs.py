@@ -111,7 +111,7 @@ class Verifier:
         self.full_pairs = 0  # of those, pairs the coarse look left undecided
         self.corr: dict[tuple[int, int], float | None] = {}  # the content boxes' thumbnails (`correlation`)
         self.ncc: dict[tuple[int, int], tuple[float, str] | None] = {}  # what settles a pair (`overwhelming`)
-        self.part: dict[tuple[int, int], float] = {}  # and its lowest correlation with a quarter left out
+        self.part: dict[tuple[int, int], float] = {}  # and its lowest with a part left out (`_one_part`)
         self.coarse_review: dict[tuple[int, int], verify.Verdict] = {}  # the coarse look's verdict, when undecided
         self.coarse_same: dict[tuple[int, int], verify.Verdict] = {}  # its "same", `unasked` at that size
         self.counted: dict[int, int] = {}  # keypoints at `verify.COARSE` px known from the catalogue (up to local.TOP)
@@ -147,7 +147,9 @@ class Verifier:
             else:
                 self.ncc[(a, b)] = None if ncc is None else (ncc, "thumbnails correlate")
                 if ncc is not None and ncc >= verify.ACCEPT_NCC:
-                    self.part[(a, b)] = verify.part_correlation(self.thumbs[a], self.thumbs[b])
+                    self.part[(a, b)] = verify.part_correlation(
+                        self.thumbs[a], self.thumbs[b], smooth=self._smooth(a, b)
+                    )
         found = self.ncc[(a, b)]
         if found is None or found[0] < self._least(a, b) or self._one_part(a, b):
             return None  # too weak, or carried by one part of the pictures
@@ -155,11 +157,15 @@ class Verifier:
 
     def _least(self, a: int, b: int) -> float:
         """The thumbnails' correlation that settles the pair (`verify.ACCEPT_NCC`, `SMOOTH_NCC` when smooth)."""
-        return verify.SMOOTH_NCC if self.smooth(a) or self.smooth(b) else verify.ACCEPT_NCC
+        return verify.SMOOTH_NCC if self._smooth(a, b) else verify.ACCEPT_NCC
+
+    def _smooth(self, a: int, b: int) -> bool:
+        """Whether either picture is `smooth`."""
+        return self.smooth(a) or self.smooth(b)
 
     def _one_part(self, a: int, b: int) -> bool:
-        """Whether the thumbnails' correlation falls by `verify.PART_DROP` or more with a quarter of them left
-        out (`verify.part_correlation`): one part of the pictures carries it."""
+        """Whether the thumbnails' correlation falls by `verify.PART_DROP` or more with a quarter of them, or
+        their light, left out (`verify.part_correlation`): one part of the pictures carries it."""
         found, part = self.ncc.get((a, b)), self.part.get((a, b))
         return found is not None and part is not None and part <= found[0] - verify.PART_DROP
 
@@ -201,7 +207,7 @@ class Verifier:
             return None  # a round field's surround, the same on different photos (0.97), is in these crops
         ncc = verify.view_correlation(ta, tb)
         if ncc >= verify.ACCEPT_NCC:
-            self.part[(a, b)] = verify.part_correlation(ta, tb, turn=False)
+            self.part[(a, b)] = verify.part_correlation(ta, tb, turn=False, smooth=self._smooth(a, b))
         return ncc
 
     def _grey(self, image_id: int, box: tuple[float, float, float, float], side: int) -> np.ndarray:
@@ -337,7 +343,7 @@ class Verifier:
         (`complete`), between two pictures with texture enough (not `smooth`: evening a nearly textureless
         picture raises its JPEG noise into keypoints, `verify.evened`)."""
         wanted = v.decision == verify.REVIEW or (thorough and v.decision == verify.DIFFERENT)
-        return wanted and not v.untestable and not self.smooth(a) and not self.smooth(b)
+        return wanted and not v.untestable and not self._smooth(a, b)
 
     def _evened(self, a: int, b: int, corr: float, dihedral: int | None, v: verify.Verdict) -> verify.Verdict:
         """The pair looked at again with both pictures' contrast evened out (`verify.evened`), at
@@ -467,14 +473,15 @@ class Verifier:
 
     def _carried(self, a: int, b: int, v: verify.Verdict) -> verify.Verdict:
         """`v`, or "review" for a "different" whose thumbnails correlate enough for the shortcut but not with a
-        quarter of them left out (`overwhelming`): a site's banner on different photos, or a sparse picture
+        quarter of them, or their light, left out (`overwhelming`): a site's banner or vignette on different
+        photos, two smooth tiles of one photo's rim, or a sparse picture
         (a few stars on black) whose blurred, shrunk copy local features cannot match; the steward decides."""
         if v.decision != verify.DIFFERENT or not self._one_part(a, b):
             return v
         found, part = self.ncc[(a, b)], self.part[(a, b)]
         if found[0] < self._least(a, b):
             return v
-        said = f"{found[1]} {found[0]:.3f}, {part:.3f} with a quarter of them left out"
+        said = f"{found[1]} {found[0]:.3f}, {part:.3f} with a quarter of them or their light left out"
         return verify.Verdict(verify.REVIEW, f"near the threshold: {said}; local features: {v.reason}", v.geometry)
 
 

@@ -101,6 +101,7 @@ cropped copy of a moon tile: 33 % of the larger box, 83 % of the picture).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cache
 
 import cv2
 import numpy as np
@@ -141,11 +142,12 @@ BOTH_CORR = 0.90  # from this hash correlation, the other orientation is tried w
 ACCEPT_NCC = 0.95  # thumbnail correlation that is the same photo without local features (module docstring)
 MOST_INPAINTED = 0.5  # a thumbnail in-painted over more than this share takes no shortcut (module docstring)
 SMOOTH_NCC = 0.965  # the same when a picture has under MIN_KEYPOINTS keypoints (`pairs.Verifier.smooth`)
-PART_DROP = 0.05  # and with any quarter of the thumbnails left out, it falls by less than this (`part_correlation`)
+PART_DROP = 0.05  # and with a quarter of them, or their light, left out it falls by less (`part_correlation`)
 OBJECT_OUTSIDE = 0.5  # `one_object` asks when this share of b's keypoints in the shared area lie away from it
 OBJECT_MARGIN = 0.05  # "away": outside the agreeing keypoints' hull widened by this share of the side
 OBJECT_TESTED = 15  # decided on this many keypoints away from it with one of the other picture's on their spot
 OBJECT_AGREE = 0.2  # under this share of those spots alike (`OBJECT_DESC`): the agreement is one object's
+OBJECT_MOST = 0.2  # unless its keypoints' hull covers this share of the picture or more: a photo's (`_object_spots`)
 OBJECT_DESC = 250  # SIFT descriptor distance (uint8 values) under which two keypoints on one spot are alike
 OBJECT_CELLS = 10  # a "same" at COARSE px over fewer cells, not cleared by `one_object`, is looked at at WORK px
 
@@ -295,15 +297,18 @@ def thumb_correlation(ta: np.ndarray, tb: np.ndarray) -> float:
     return max(float((t * ub).sum()) for t in _turns(_unit(ta)))
 
 
-def part_correlation(ta: np.ndarray, tb: np.ndarray, turn: bool = True) -> float:
-    """The lowest pixel correlation of two grey pictures of one size with a quarter of them left out, the top,
-    bottom, left or right one (`ta` in the flip or quarter-turn where it correlates best with `tb`, unless
-    `turn` is False: `view_correlation`'s crops), each part's mean its own.
+def part_correlation(ta: np.ndarray, tb: np.ndarray, turn: bool = True, smooth: bool = False) -> float:
+    """The lowest pixel correlation of two grey pictures of one size with a part of them left out: the top,
+    bottom, left or right quarter, each part's mean its own, or their light (`unlit`; `smooth`: for a picture
+    with too few keypoints to compare). `ta` is taken in the flip or quarter-turn where it correlates best
+    with `tb`, unless `turn` is False (`view_correlation`'s crops).
 
-    A copy correlates alike in every part. A part shared by different photos does not: a site's banner
-    across the foot of every picture it serves (a gradient, a logo and lettering, which no band rule cuts)
-    lifted different close-ups on plain skin, which correlate up to 0.93 anyway, to 0.95-0.99. Left out,
-    they fell back by 0.05 or more (`PART_DROP`); the copies that take the shortcut on `bench/dedupe.py`'s
+    A copy correlates alike in every part and without its light. A part shared by different photos does not:
+    a site's banner across the foot of every picture it serves (a gradient, a logo and lettering, which no
+    band rule cuts) lifted different close-ups on plain skin, which correlate up to 0.93 anyway, to
+    0.95-0.99; left out, they fell back by 0.05 or more (`PART_DROP`). A site's vignette, darkened corners
+    on every picture, lifted them the same way (0.95-0.98), and no quarter of the pictures is free of it;
+    with the light taken out they fell by 0.08-0.13. The copies that take the shortcut on `bench/dedupe.py`'s
     corpus fall by under 0.04 at 95 %, the rest go on to local features."""
     ua, ub = ta.astype(np.float32), tb.astype(np.float32)
     if turn:
@@ -313,7 +318,30 @@ def part_correlation(ta: np.ndarray, tb: np.ndarray, turn: bool = True) -> float
     q, r = n // 4, m // 4
     parts = ((slice(0, n - q), slice(None)), (slice(q, None), slice(None)))
     parts += ((slice(None), slice(0, m - r)), (slice(None), slice(r, None)))
-    return min(float((_unit(ua[p]) * _unit(ub[p])).sum()) for p in parts)
+    least = min(float((_unit(ua[p]) * _unit(ub[p])).sum()) for p in parts)
+    return min(least, float((_unit(unlit(ua, smooth)) * _unit(unlit(ub, smooth))).sum()))
+
+
+@cache
+def _light(n: int, m: int, smooth: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The light surfaces `unlit` fits on an n x m picture, one per column, and their pseudo-inverse."""
+    y, x = np.mgrid[0:n, 0:m].astype(np.float64)
+    x, y = x / max(m - 1, 1) - 0.5, y / max(n - 1, 1) - 0.5
+    r2 = x * x + y * y
+    surfaces = (x * x, y * y, x * y) if smooth else (r2, r2 * r2)
+    basis = np.stack([np.ones_like(x), x, y, *surfaces], -1).reshape(n * m, -1)
+    return basis, np.linalg.pinv(basis)
+
+
+def unlit(t: np.ndarray, smooth: bool = False) -> np.ndarray:
+    """A grey picture less the light that fits it best (least squares): a slope and a vignette centred on the
+    picture (1, x, y, r², r⁴), how a lamp and a lens light every photo alike. For a `smooth` picture, whose
+    thumbnail is all the evidence there is, any quadratic surface (1, x, y, x², y², xy): two different tiles
+    of a fundus photo's rim, a lit corner on black, correlated 0.970-0.985 and fell by 0.077-0.097 (their
+    copies by 0.04-0.17: those go on to local features, and to review when those cannot tell)."""
+    basis, inverse = _light(*t.shape, smooth)
+    v = t.reshape(-1).astype(np.float64)
+    return (v - basis @ (inverse @ v)).reshape(t.shape).astype(np.float32)
 
 
 def view_correlation(ga: np.ndarray, gb: np.ndarray) -> float:
@@ -649,7 +677,7 @@ def one_object(v: Verdict, a: Features, b: Features, coarse: bool = False, agree
         _maps(mapped, a, qa, qb, b),
         lambda i, j: np.sqrt(((db[i] - da[j]) ** 2).sum(1)) < OBJECT_DESC,
         RANSAC_PX * max(b.width, b.height) / WORK,
-        max(b.width, b.height),
+        (b.width, b.height),
     )
     if found is None or found[0] < OBJECT_TESTED or found[1] >= OBJECT_AGREE * found[0]:
         # only the look at COARSE px is asked again; its spots alike are not to be trusted
@@ -715,15 +743,20 @@ def _maps(mapped: np.ndarray, a: Features, qa: np.ndarray, qb: np.ndarray, b: Fe
             yield cv2.perspectiveTransform(a.points.reshape(-1, 1, 2).astype(np.float64), h).reshape(-1, 2)
 
 
-def _object_spots(agreeing, points, inside, laid_maps, alike, radius: float, side: float) -> tuple[int, int] | None:
+def _object_spots(
+    agreeing, points, inside, laid_maps, alike, radius: float, size: tuple[int, int]
+) -> tuple[int, int] | None:
     """(spots tested, spots alike) away from a match's agreement, under the first map with `OBJECT_TESTED`
     spots of which `OBJECT_AGREE` are alike, else under the map whose spots were most alike; None when the
-    agreement covers the pictures' keypoints (`one_object`).
+    agreement covers the pictures' keypoints, or `OBJECT_MOST` of b (`one_object`): an object both show is
+    smaller (a ruler across a photo: at most 0.10 of it on `--rulers`), while a copy of a close-up under a
+    heavy vignette, whose corners' pores it darkened into JPEG noise (none of 104-213 keypoints there alike),
+    agrees over 0.2-0.4 of it (`bench/dedupe.py --templates`).
 
     `agreeing`: b's agreeing keypoints (n x 2); `points`: all of b's keypoints, `inside`: which of them lie
     in the shared area; `laid_maps`: the other picture's keypoints laid on b, one array per map tried (the
     match's own first; later ones computed only when asked for); `alike(i, j)`: which b keypoints i are alike
-    the other's keypoints j (descriptor distance); `radius`: px that make a spot; `side`: b's longer side.
+    the other's keypoints j (descriptor distance); `radius`: px that make a spot; `size`: b's width and height.
 
     Guided matching: once the transform is known, every keypoint of b away from the agreeing ones that has
     a keypoint of the other picture on its spot is asked whether that one is alike, with no ratio test. A
@@ -734,7 +767,9 @@ def _object_spots(agreeing, points, inside, laid_maps, alike, radius: float, sid
     if len(agreeing) < 3 or not inside.any():
         return None
     hull = cv2.convexHull(agreeing)
-    margin = OBJECT_MARGIN * side
+    if cv2.contourArea(hull) >= OBJECT_MOST * size[0] * size[1]:
+        return None
+    margin = OBJECT_MARGIN * max(size)
     near = np.array([cv2.pointPolygonTest(hull, (float(x), float(y)), True) >= -margin for x, y in points], bool)
     away = np.flatnonzero(inside & ~near)
     if len(away) < OBJECT_OUTSIDE * inside.sum():
