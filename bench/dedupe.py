@@ -946,8 +946,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--templates",
         action="store_true",
-        help="the corpus is one site's pictures instead: different photos under its banner or in a round crop "
-        "(a hard negative), some also as shot",
+        help="the corpus is sites' pictures instead: different photos under one banner or vignette, or in a round "
+        "crop (a hard negative), some also as shot",
     )
     p.add_argument(
         "--edits",
