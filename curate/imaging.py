@@ -55,6 +55,28 @@ class Upright:
     reduction: int  # how many times smaller than stored the decoder delivered it (1: full size)
 
 
+WIDE_GREYS = ("I;16", "I;16B", "I;16L", "I")  # Pillow's modes for a 16-bit grey picture (a scope's PNG, a TIFF)
+
+
+def eight_bit(img: Image.Image) -> Image.Image:
+    """A 16-bit grey picture as 8-bit grey ("L"), its levels scaled; others as they are. Pillow's own
+    conversion clips every level over 255, so such a photo became white: nothing to compare for dedupe,
+    a blank thumbnail on the review sheet."""
+    return img.point(lambda v: v / 256).convert("L") if img.mode in WIDE_GREYS else img
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """RGB as the export writes it and the model sees it (`train.photos` serves photos the same way):
+    transparency flattened onto white, a 16-bit grey picture's levels scaled (`eight_bit`)."""
+    if img.mode == "RGB":
+        return img
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        base = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(base, rgba).convert("RGB")
+    return eight_bit(img).convert("RGB")
+
+
 def open_upright(data: bytes, min_side: int | None = None, mode: str = "RGB") -> Upright:
     """Decode the bytes of a stored original, upright. With `min_side`, a JPEG is decoded at the smallest
     DCT scale that keeps at least `min_side` pixels on each side; other formats decode at full size.
@@ -73,6 +95,7 @@ def open_upright(data: bytes, min_side: int | None = None, mode: str = "RGB") ->
         img.load()
     reduction = round(stored[0] / max(1, img.size[0]))  # the DCT scale: a 389 px side decodes to 195 at 1/2
     op = UPRIGHT.get(orientation or 1)
+    img = eight_bit(img)
     return Upright(img.transpose(op) if op is not None else img, fmt, reduction)
 
 
@@ -80,7 +103,7 @@ def thumbnail(data: bytes, px: int = 160) -> str:
     """An upright JPEG thumbnail of a stored original as base64, for pages that embed their pictures (the
     dedupe review sheet, the labelling report, the leakage audit). Re-encoded: no EXIF (GPS, serials)
     reaches the page."""
-    img = open_upright(data, px).image.convert("RGB")
+    img = to_rgb(open_upright(data, px).image)
     img.thumbnail((px, px))
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=80)

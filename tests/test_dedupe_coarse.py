@@ -53,6 +53,25 @@ def test_coarse_look_settles_a_mirrored_crop_and_two_close_ups_without_full_size
     assert [verifier._full(*job).decision for job in jobs] == [verify.SAME, verify.DIFFERENT]
 
 
+def test_a_detail_of_a_photo_is_settled_at_the_coarse_size(tmp_path):
+    """The middle ninth of a photo against the photo: 21 matches agree at 160 px, on too little of it to be
+    one picture. More pixels do not move where the matches lay it, so no full-size look is taken."""
+    folder, photo = tmp_path / "in", PHOTOS[0]
+    w, h = photo.size
+    save(photo, folder / "photo.jpg")
+    save(photo.crop((w // 3, h // 3, 2 * w // 3, 2 * h // 3)), folder / "detail.jpg")
+    ws = Workspace.init(tmp_path / "ws")
+    ingest_folder(ws, folder, IngestOptions(source="atlas", kind="public", workers=1))
+    hash_missing(ws, DedupeOptions(workers=1), DedupeReport())
+    with ws.session() as s:
+        ids, _, thumbs, _ = load_codes(s, ALGO)
+    verifier = Verifier(ws, 1, dict(zip(ids.tolist(), thumbs, strict=False)))
+    [v] = verifier.check_many([(int(ids[0]), int(ids[1]), 0.5, None)])
+    assert v.decision == verify.DIFFERENT and v.geometry.inliers >= verify.REVIEW_INLIERS
+    assert v.geometry.share < verify.REVIEW_SHARE
+    assert verifier.full_pairs == 0
+
+
 def test_a_few_coarse_matches_are_looked_at_full_size_not_rejected():
     g = verify.Geometry(inliers=verify.COARSE_REJECT, matches=30, cells=3, cover=0.9, share=0.8)
     assert verify.decide(g, 0.7, (200, 200)).decision == verify.DIFFERENT
@@ -61,6 +80,8 @@ def test_a_few_coarse_matches_are_looked_at_full_size_not_rejected():
     assert verify.triage(few, 0.7, (200, 200)).decision == verify.DIFFERENT
     near = verify.Geometry(inliers=15, matches=30, cells=6, cover=0.95, share=0.9)  # "review" at coarse size
     assert verify.triage(near, 0.7, (200, 200)) is None
+    detail = verify.Geometry(inliers=verify.REVIEW_INLIERS, matches=30, cells=6, cover=0.95, share=0.1)
+    assert verify.triage(detail, 0.7, (200, 200)).decision == verify.DIFFERENT  # too little of the larger
 
 
 def test_ratio_matches_are_opencvs_brute_force_matches():

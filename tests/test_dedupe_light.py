@@ -90,3 +90,33 @@ def test_a_close_up_as_shot_joins_its_copy_under_a_heavy_vignette(tmp_path):
     cluster, _, _ = dedupe_files(tmp_path, files)
     assert not _mixed(cluster, {n: n.split("_")[1] for n in files})
     assert all(cluster[f"served_{k}.jpg"] == cluster[f"shot_{k}.jpg"] for k in seeds)
+
+
+def test_a_thumbnail_same_near_the_threshold_that_local_features_deny_goes_to_review(tmp_path):
+    """Two different close-ups under one vignette whose thumbnails correlate just past the threshold
+    and stay within `PART_DROP` without their light: the shortcut alone merged them (`--templates`' one
+    false link). Near the threshold local features are asked too, and find no match at either size."""
+    served = vignette(closeup(8100), 0.7)
+    other = vignette(crop(closeup(8134), np.random.default_rng([8134, 5])), 0.7)
+    a, b = _thumb(served), _thumb(other)
+    whole = verify.thumb_correlation(a, b)
+    assert verify.ACCEPT_NCC <= whole < verify.NEAR_NCC
+    assert verify.part_correlation(a, b) > whole - verify.PART_DROP  # the thumbnails alone say "same"
+    cluster, _, pairs = dedupe_files(tmp_path, {"site_8100.jpg": served, "site_8134.jpg": other})
+    assert cluster["site_8100.jpg"] != cluster["site_8134.jpg"]
+    [(_, _, kind, reason)] = pairs
+    assert kind == "review" and "local features find no match" in reason
+
+
+def test_a_blurred_copy_near_the_threshold_keeps_the_thumbnails_same(tmp_path):
+    """A blurred, shrunk copy and a low-contrast one of one star field correlate just past the threshold;
+    local features find no match, but the blurred one gains no keypoints at full size (108 of the 500 SIFT
+    is asked for), so it cannot deny the thumbnails: merged, not sent to review."""
+    photo, kinds = PHOTOS[37], list(EDITS)
+    blurred, flat = (
+        EDITS[k](photo, np.random.default_rng([37, kinds.index(k), 3])) for k in ("blur_small", "low_contrast")
+    )
+    whole = verify.thumb_correlation(_thumb(blurred), _thumb(flat))
+    assert verify.ACCEPT_NCC <= whole < verify.NEAR_NCC
+    cluster, _, pairs = dedupe_files(tmp_path, {"blurred.jpg": blurred, "flat.jpg": flat})
+    assert cluster["blurred.jpg"] == cluster["flat.jpg"], pairs

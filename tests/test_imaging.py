@@ -57,3 +57,31 @@ def test_a_band_along_one_side_is_told_from_a_spread_or_a_middle_strip():
     middle = np.column_stack([rng.uniform(10, 390, 40), rng.uniform(180, 230, 40)])
     assert not in_band(middle, 400, 400)
     assert not in_band(foot[:2], 400, 400)  # too few to tell
+
+
+def test_a_16_bit_grey_photo_keeps_its_levels(tmp_path):
+    """Pillow's own conversion clips a 16-bit grey PNG to white: dedupe called the photo "single colour",
+    and the review sheet showed a blank square. Now its levels are scaled to 8 bits wherever it is read,
+    and it is the same picture as its 8-bit copy."""
+    data = I.png16(5)
+    grey = np.asarray(open_upright(data).image.convert("L"), np.int16)
+    eight = np.asarray(I.photo(5).convert("L"), np.int16)
+    assert np.abs(grey - eight).max() <= 1
+    shown = Image.open(io.BytesIO(base64.b64decode(thumbnail(data)))).convert("L")
+    assert np.asarray(shown).std() > 10  # not a blank square
+
+    from dedupe_corpus import save
+
+    from curate.dedupe.run import DedupeOptions, run_dedupe
+    from curate.intake.ingest import IngestOptions, ingest_folder
+    from curate.workspace import Workspace
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "scope.png").write_bytes(data)
+    save(I.photo(5).convert("L"), folder / "copy.jpg", quality=85)
+    ws = Workspace.init(tmp_path / "ws")
+    ingest_folder(ws, folder, IngestOptions(source="atlas", kind="public", workers=1))
+    report = run_dedupe(ws, DedupeOptions(min_side=1, workers=1))
+    assert not report.skipped
+    assert report.clusters == 1 and report.duplicates == 1

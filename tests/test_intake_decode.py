@@ -86,3 +86,25 @@ def test_the_pixel_limit_is_pillows_bomb_limit():
     from curate.intake.limits import MAX_PIXELS
 
     assert MAX_PIXELS == Image.MAX_IMAGE_PIXELS
+
+
+def test_serving_reads_a_16_bit_grey_and_a_transparent_photo_as_the_export_wrote_its_pictures():
+    """`train serve` and `train predict` turned a 16-bit grey PNG white (Pillow clips its levels) and left
+    a transparent photo's hidden pixels in; the export scales the one and flattens the other onto white.
+    The model must see an upload as it saw its training pictures."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from curate.imaging import to_rgb
+
+    pytest.importorskip("torch")
+    from train.photos import Limits, decode
+
+    grey = np.asarray(decode(I.png16(5), Limits()).convert("L"), np.int16)
+    assert np.abs(grey - np.asarray(I.photo(5).convert("L"), np.int16)).max() <= 1
+    clear = I.rgba_png(6)
+    served = np.asarray(decode(clear, Limits()))
+    assert np.array_equal(served, np.asarray(to_rgb(Image.open(io.BytesIO(clear)))))
+    assert served.mean() > np.asarray(I.photo(6).convert("RGB")).mean()  # half see-through: lighter on white

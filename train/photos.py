@@ -1,8 +1,9 @@
 """A photo's bytes as the upright RGB image the model sees, or a one-line reason (`ServeError` with
 an HTTP status) why not. Used by `serve` and `predict`, so both read a photo the same way.
 
-Handled correctly, not refused: HEIC/HEIF (pillow-heif), CMYK and greyscale (converted to RGB),
-EXIF-rotated phone photos (turned upright, as the export did for the training images).
+Handled correctly, not refused: HEIC/HEIF (pillow-heif), CMYK and greyscale (converted to RGB), 16-bit
+grey (levels scaled, not clipped to white), transparency (flattened onto white), EXIF-rotated phone photos
+(turned upright): as the export did for the training images (`curate.imaging.to_rgb`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pillow_heif
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from curate.errors import ServeError
+from curate.imaging import to_rgb
 
 pillow_heif.register_heif_opener()
 
@@ -40,8 +42,7 @@ def decode(data: bytes, limits: Limits, draft_size: int | None = None) -> Image.
             if draft_size and im.format == "JPEG":
                 im.draft("RGB", (draft_size, draft_size))
             im.load()
-            upright = ImageOps.exif_transpose(im)
-            return upright.convert("RGB")
+            return to_rgb(ImageOps.exif_transpose(im))
     except ServeError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):

@@ -114,6 +114,7 @@ class Verifier:
         self.part: dict[tuple[int, int], float] = {}  # and its lowest with a part left out (`_one_part`)
         self.coarse_review: dict[tuple[int, int], verify.Verdict] = {}  # the coarse look's verdict, when undecided
         self.coarse_same: dict[tuple[int, int], verify.Verdict] = {}  # its "same", `unasked` at that size
+        self.near: dict[tuple[int, int], verify.Verdict] = {}  # the thumbnails' "same" the coarse look denied
         self.counted: dict[int, int] = {}  # keypoints at `verify.COARSE` px known from the catalogue (up to local.TOP)
         self.decodes = Decodes()  # pictures decoded for one look, kept for the next
         self.even: dict[int, verify.Features | None] = {}  # at `verify.COARSE` px, contrast evened (`_evened`)
@@ -277,12 +278,21 @@ class Verifier:
         g = verify.match(fa, lambda: self._flipped(a, side), fb, mirrored, corr >= verify.BOTH_CORR)
         return g, (len(fa.points), len(fb.points))
 
+    def _needs_features(self, a: int, b: int) -> bool:
+        """Whether the pair is looked at with local features: the thumbnails do not settle it, or settle it
+        only near their threshold (`verify.NEAR_NCC`)."""
+        found = self.overwhelming(a, b)
+        return found is None or found[0] < verify.NEAR_NCC
+
     def _coarse(self, a: int, b: int, corr: float, dihedral: int | None = None) -> verify.Verdict | None:
         self.coarse_same.pop((a, b), None)  # an earlier batch's look at this pair (`complete` asks again)
+        self.near.pop((a, b), None)
         found = self.overwhelming(a, b)
-        if found is not None:
+        if found is not None and found[0] >= verify.NEAR_NCC:
             return verify.Verdict(verify.SAME, f"{found[1]} {found[0]:.3f}", verify.Geometry())
         self.prepare((a, b), verify.COARSE)
+        if found is not None and (found := self.overwhelming(a, b)) is not None:  # smoothness is known now
+            return self._near_coarse(a, b, corr, dihedral, found)
         look = self._look(a, b, corr, dihedral, verify.COARSE)
         if look is None:
             return verify.decide(verify.Geometry(), corr, (0, 0))
@@ -299,10 +309,36 @@ class Verifier:
             return None
         return placed
 
+    def _near_coarse(
+        self, a: int, b: int, corr: float, dihedral: int | None, found: tuple[float, str]
+    ) -> verify.Verdict | None:
+        """The thumbnails' "same" near their threshold (`verify.NEAR_NCC`), unless the coarse look denies it
+        (`verify.denies`): then None, and the full-size look decides (`_near_full`)."""
+        shortcut = verify.Verdict(verify.SAME, f"{found[1]} {found[0]:.3f}", verify.Geometry())
+        look = self._look(a, b, corr, dihedral, verify.COARSE)
+        if look is None or not verify.denies(verify.decide(look[0], corr, look[1]), look[1]):
+            return shortcut
+        self.near[(a, b)] = shortcut
+        return None
+
+    def _near_full(self, a: int, b: int, corr: float, dihedral: int | None, shortcut: verify.Verdict) -> verify.Verdict:
+        """ "review" when the full-size look denies the thumbnails' "same" too, both pictures with all the
+        keypoints SIFT is asked for (`verify.N_FEATURES`): the stages disagree near a threshold, the steward
+        decides; else the "same" stands. A blurred or small copy has fewer at full size (enlarged, it gains
+        no detail: 33-226 at 160 px, 39-231 at 320), and its thumbnail is the better evidence."""
+        look = self._look(a, b, corr, dihedral, verify.WORK)
+        full = None if look is None else verify.decide(look[0], corr, look[1])
+        if full is None or not verify.denies(full, look[1], verify.N_FEATURES):
+            return shortcut
+        said = f"{shortcut.reason}, but local features find no match ({look[0].inliers} keypoints agree)"
+        return verify.Verdict(verify.REVIEW, f"near the threshold: {said}", full.geometry)
+
     def _full(self, a: int, b: int, corr: float, dihedral: int | None = None) -> verify.Verdict:
         """The look at full size; a "review" at the coarse size stands when this one finds less (a small
         or blurred picture enlarged to `verify.WORK` px loses matches: 10 at 160 px, "different" at 320)."""
         self.prepare((a, b), verify.WORK)
+        if (shortcut := self.near.pop((a, b), None)) is not None:
+            return self._near_full(a, b, corr, dihedral, shortcut)
         if (same := self.coarse_same.get((a, b))) is not None:
             return self._asked(a, b, same)
         look = self._look(a, b, corr, dihedral, verify.WORK)
@@ -436,10 +472,11 @@ class Verifier:
     ) -> list[verify.Verdict]:
         """`check` for many (a, b, corr, dihedral), in parallel; features extracted only for the pairs
         the thumbnails leave undecided, at full size only for those the coarse look leaves undecided.
-        `thorough` (the pairs inside a tentative group, `complete`): a "different" is never settled at
-        the coarse size, where it blocks a join: a re-encode whose box cut into a smooth photo had 3
-        matches at 160 px with a copy of it in a shared frame, and 12 ("review") at 320."""
-        undecided = [(a, b) for a, b, _, _ in jobs if self.overwhelming(a, b) is None]
+        `thorough` (the pairs inside a tentative group, `complete`): a "different" is not settled at the
+        coarse size, where it blocks a join (a re-encode whose box cut into a smooth photo had 3 matches at
+        160 px with a copy of it in a shared frame, and 12, "review", at 320), unless it is a detail's
+        (`_detail`: 106 such pairs inside v6's groups, all "different" at 320 px too)."""
+        undecided = [(a, b) for a, b, _, _ in jobs if self._needs_features(a, b)]
         self.sift_pairs += len(undecided)
         # decoding, SIFT and matching release the GIL; BLAS's own threads (the descriptor products) would
         # fight the pool's: one thread each (measured: 2.3x the CPU time on the benchmark without this)
@@ -448,7 +485,7 @@ class Verifier:
             self._extract(pool, [(i, verify.COARSE) for pair in undecided for i in pair])
             verdicts: list[verify.Verdict | None] = []
             for v in pool.map(lambda job: self._coarse(*job), jobs, chunksize=16):
-                if thorough and v is not None and v.decision == verify.DIFFERENT:
+                if thorough and v is not None and v.decision == verify.DIFFERENT and not _detail(v):
                     v = None
                 verdicts.append(v)
                 self._count("verify", v is not None)
@@ -504,6 +541,12 @@ def _laid(
         return verify.paneled(v, a, fb)
     v = verify.objects(v, a, fb, coarse, ask)
     return replace(verify.paneled(v, a, fb), in_place=verify.in_place_correlation(v.geometry, a, fb))
+
+
+def _detail(v: verify.Verdict) -> bool:
+    """Whether a "different" rests on `verify.REVIEW_INLIERS` or more matches (one picture a detail of the
+    other, or a partial overlap: `verify.triage`), which a look at more pixels does not change."""
+    return v.geometry.inliers >= verify.REVIEW_INLIERS
 
 
 def _laid_unlike(p: Pair) -> bool:

@@ -98,7 +98,8 @@ class DedupeOptions:
     def settings(self) -> str:
         search = f"k{self.neighbours}" if self.method == "region-phash" else f"r{self.radius}"
         # a change here: every pair is searched and verified again
-        return f"{ALGO}|{self.method}|{search}|s{self.similarity:g}|sift-evened|local|stamps|twins|objects|stops|light"
+        rules = "sift-evened|local|stamps|twins|objects|stops|light|near"
+        return f"{ALGO}|{self.method}|{search}|s{self.similarity:g}|{rules}"
 
 
 @dataclass

@@ -74,11 +74,19 @@ compared with `view_correlation` on the smallest box holding both
 (`pairs.Verifier`): over all 56,016 such pairs of the 1,055-file corpus
 (both boxes cut: 11,670; one: 44,346), different photos reach 0.837 (margin
 0.11 to `ACCEPT_NCC`) and the 23 copies that pass score 0.990-1.000.
+Near the threshold (under `NEAR_NCC`) the thumbnails are not taken alone when local
+features can speak: a pair whose pictures both have texture enough and whose
+local features find no match at 160 px and again at 320 px is "review" (the
+stages disagree; `denies`). Two different close-ups under one site's vignette
+correlated 0.951 (3 of 152 and of 500 keypoints agreeing); of the 80 true pairs
+between 0.95 and 0.965 on v6, `--edits` and `--templates`, local features deny 1
+(a blurred copy against a low-contrast one, 4 and 8 keypoints agreeing).
 
 SIFT looks twice, cheaply first (`triage`): at `COARSE` = 160 px (14 ms of
 CPU per picture against 44 ms at `WORK` = 320 px) the same rule settles
 "same", and fewer than `COARSE_REJECT` = 5 consistent matches settle
-"different"; everything else is looked at again at 320 px. A "review" at
+"different", as do `REVIEW_INLIERS` or more that lay one box on too little of
+the other (`triage`); everything else is looked at again at 320 px. A "review" at
 160 px stands when 320 px finds less (a small or blurred picture enlarged to
 320 px loses matches). A mirror image's features are the picture's own,
 rearranged (`mirrored`): no second extraction.
@@ -142,6 +150,7 @@ BOTH_CORR = 0.90  # from this hash correlation, the other orientation is tried w
 ACCEPT_NCC = 0.95  # thumbnail correlation that is the same photo without local features (module docstring)
 MOST_INPAINTED = 0.5  # a thumbnail in-painted over more than this share takes no shortcut (module docstring)
 SMOOTH_NCC = 0.965  # the same when a picture has under MIN_KEYPOINTS keypoints (`pairs.Verifier.smooth`)
+NEAR_NCC = 0.965  # under this, local features are asked too, and "different" at both looks is "review" (`denies`)
 PART_DROP = 0.05  # and with a quarter of them, or their light, left out it falls by less (`part_correlation`)
 OBJECT_OUTSIDE = 0.5  # `one_object` asks when this share of b's keypoints in the shared area lie away from it
 OBJECT_MARGIN = 0.05  # "away": outside the agreeing keypoints' hull widened by this share of the side
@@ -577,14 +586,23 @@ def decide(g: Geometry, corr: float, keypoints: tuple[int, int]) -> Verdict:
     return Verdict(DIFFERENT, f"no geometric match ({g.inliers} keypoints agree)", g)
 
 
+def denies(v: Verdict, keypoints: tuple[int, int], least: int = MIN_KEYPOINTS) -> bool:
+    """Whether a look's verdict contradicts the thumbnails' "same": "different" between two pictures with
+    `least` keypoints or more each (with fewer, the thumbnail is the better evidence)."""
+    return v.decision == DIFFERENT and not v.untestable and min(keypoints) >= least
+
+
 def triage(g: Geometry, corr: float, keypoints: tuple[int, int]) -> Verdict | None:
     """The verdict of the coarse look (features at `COARSE` px) when it settles the pair, else None:
-    the same rule's "same", or "different" with fewer than `COARSE_REJECT` consistent matches.
+    the same rule's "same", or "different" with fewer than `COARSE_REJECT` consistent matches, or with
+    `REVIEW_INLIERS` or more: then the matches fix where the pictures overlap, and it is too little of
+    them (a tile of a larger photo, a partial overlap), which more pixels do not move (701 such pairs
+    on six of `bench/dedupe.py`'s corpora, all of different photos, all "different" at `WORK` px too).
     Everything else (review, or a few matches that might grow at full size) is looked at at `WORK`."""
     v = decide(g, corr, keypoints)
     if v.decision == SAME:
         return Verdict(SAME, f"{v.reason} (at {COARSE} px)", g)
-    if v.decision == DIFFERENT and g.inliers < COARSE_REJECT:
+    if v.decision == DIFFERENT and not v.untestable and not COARSE_REJECT <= g.inliers < REVIEW_INLIERS:
         return v
     return None
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from curate.imaging import DRAFT_FORMATS, SWAPS_AXES, UPRIGHT, exif_orientation
+from curate.imaging import DRAFT_FORMATS, SWAPS_AXES, UPRIGHT, exif_orientation, to_rgb
 
 RESIZE_POLICIES = ("stretch", "pad", "center-crop")
 JPEG_QUALITY = 90
@@ -88,19 +88,6 @@ def fit(img: Image.Image, size: tuple[int, int], policy: str) -> Image.Image:
         )
         return out
     raise ValueError(f"unknown resize policy {policy!r}")
-
-
-def to_rgb(img: Image.Image) -> Image.Image:
-    """RGB; transparency is flattened onto white."""
-    if img.mode == "RGB":
-        return img
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-        rgba = img.convert("RGBA")
-        base = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(base, rgba).convert("RGB")
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-        img = img.point(lambda v: v / 256).convert("L")
-    return img.convert("RGB")
 
 
 def encode(img: Image.Image, quality: int = JPEG_QUALITY) -> bytes:
