@@ -75,8 +75,8 @@ compared with `view_correlation` on the smallest box holding both
 (both boxes cut: 11,670; one: 44,346), different photos reach 0.837 (margin
 0.11 to `ACCEPT_NCC`) and the 23 copies that pass score 0.990-1.000.
 Near the threshold (under `NEAR_NCC`) the thumbnails are not taken alone when local
-features can speak: a pair whose pictures both have texture enough and whose
-local features find no match at 160 px and again at 320 px is "review" (the
+features can speak: a pair whose local features find no match at 160 px and again
+at 320 px, both pictures with all `N_FEATURES` keypoints there, is "review" (the
 stages disagree; `denies`). Two different close-ups under one site's vignette
 correlated 0.951 (3 of 152 and of 500 keypoints agreeing); of the 80 true pairs
 between 0.95 and 0.965 on v6, `--edits` and `--templates`, local features deny 1
