@@ -119,7 +119,10 @@ def in_labelling(ws) -> set[int]:
         return set(s.exec(select(LabelTask.image_id).distinct()).all())
 
 
-UNTESTED_NOTE = " (too little texture to tell; neither joins nor blocks)"
+KIND_NOTES = {
+    "untested": " (too little texture to tell; neither joins nor blocks)",
+    "marks": " (different photos laid in place, a site's stamp's evidence; they block)",
+}
 
 
 def render(report, sheet) -> None:
@@ -129,7 +132,7 @@ def render(report, sheet) -> None:
         ["codes reused", report.reused],
         ["local features reused / computed", f"{report.local_cached} / {report.local_computed}"],
         ["search", report.searched],
-        *[[f"pairs: {k}" + UNTESTED_NOTE * (k == "untested"), v] for k, v in sorted(report.pairs.items())],
+        *[[f"pairs: {k}" + KIND_NOTES.get(k, ""), v] for k, v in sorted(report.pairs.items())],
         ["to review (not merged)", report.to_review],
         ["clusters (2+ images)", report.clusters],
         ["duplicates", report.duplicates],

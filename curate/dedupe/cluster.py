@@ -48,10 +48,14 @@ from datetime import datetime
 
 from scipy.cluster.hierarchy import DisjointSet
 
-KIND_RANK = {"merge": 0, "pixel": 1, "hash": 2, "cnn": 3, "review": 4, "untested": 5}
+KIND_RANK = {"merge": 0, "pixel": 1, "hash": 2, "cnn": 3, "review": 4, "untested": 5, "marks": 6}
 EXACT = ("merge", "pixel")
 UNTESTED = "untested"  # a pair its pictures' lack of texture or pixels left undecided (`curate.dedupe.pairs`)
-NOT_EDGES = ("review", UNTESTED)  # stored pairs that never join, and never block a join
+# a pair local features lay in place on `verify.REVIEW_INLIERS` or more matches while its pixels are unlike, found
+# for a stamp's triangle (`curate.dedupe.pairs.lone_stamps`): kept as evidence, and it blocks a join as any
+# "different" does
+MARKS = "marks"
+NOT_EDGES = ("review", UNTESTED, MARKS)  # stored pairs that never join ("review" and "untested" never block either)
 # the reason of a "review" pair put there by `curate.dedupe.pairs.stamps` begins with this (the sheet groups them)
 STAMPED = "the same marks in the same place on 3 or more pictures whose pixels differ (a site's stamp?): "
 # and by `curate.dedupe.verify.paneled` with this (the sheet says what to do with a collage)

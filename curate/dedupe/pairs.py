@@ -22,7 +22,9 @@ is a "different" between a thumbnail-sized picture (content box under
 member's thumbnail twin against a picture local features found "same" as that
 member (`_through_twin`). Last, "same" pairs among
 three or more pictures that match each other only in place, their pixels unlike, are
-put to review: a site's watermark stamped on different photos (`stamps`).
+put to review: a site's watermark stamped on different photos (`stamps`); a pair
+with no such third picture looks for one at full size among the pictures
+proposed with both (`lone_stamps`), and the sides found are stored as `MARKS`.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from threadpoolctl import threadpool_limits
 
 from curate.dedupe import verify
 from curate.dedupe.answers import answering
-from curate.dedupe.cluster import KIND_RANK, NOT_EDGES, SMALL, STAMPED, UNTESTED, stamped
+from curate.dedupe.cluster import KIND_RANK, MARKS, NOT_EDGES, SMALL, STAMPED, UNTESTED, stamped
 from curate.dedupe.collage import panel_pairs
 from curate.dedupe.decode import THUMB, Decodes, box_side, field_stop, grey_thumbnail, parse_box, parse_panels
 from curate.dedupe.hashing import METHODS, WINDOWS, RegionPHash, is_mirror
@@ -508,6 +510,24 @@ class Verifier:
             self._small(job[0], job[1], self._carried(job[0], job[1], v)) for job, v in zip(jobs, verdicts, strict=True)
         ]
 
+    def marks(self, a: int, b: int) -> Pair | None:
+        """A `MARKS` pair when local features at `verify.WORK` px lay one picture in place on the other on
+        `verify.REVIEW_INLIERS` or more matches while the pixels are unlike (`STAMP_NCC`), whatever the
+        rule says of them (`lone_stamps`), else None. At 160 px a stamp's lettering is blurred away: two
+        previews under one tiled stamp shared 0-4 matches there and 20-50 here."""
+        self.prepare((a, b), verify.WORK)
+        fa, fb = self.feats[(a, verify.WORK)], self.feats[(b, verify.WORK)]
+        if fa is None or fb is None:
+            return None
+        g = verify.match(fa, lambda: self._flipped(a, verify.WORK), fb, None, True)
+        if g.transform is None or g.inliers < verify.REVIEW_INLIERS:
+            return None
+        laid = verify.in_place_correlation(g, self._flipped(a, verify.WORK) if g.mirrored else fa, fb)
+        if laid is None or laid >= STAMP_NCC:
+            return None
+        said = f"laid in place on {g.inliers} matching keypoints, the pixels unlike ({laid:.2f})"
+        return Pair(a, b, MARKS, 0.0, None, g.inliers, said, laid)
+
     def _carried(self, a: int, b: int, v: verify.Verdict) -> verify.Verdict:
         """`v`, or "review" for a "different" whose thumbnails correlate enough for the shortcut but not with a
         quarter of them, or their light, left out (`overwhelming`): a site's banner or vignette on different
@@ -697,7 +717,8 @@ def stamps(pairs: dict[tuple[int, int], Pair]) -> int:
     under it share dozens of keypoints, spread wide enough to pass every geometric rule, and no pixel
     measure of one pair tells them from a true copy under a sticker (`verify.in_place_correlation`).
     A true copy's in-place edits (a re-encode, a tone change, a bar) leave its pixels correlating with
-    its other copies, so three pictures pairwise alike only in their marks are the stamp. Measured
+    its other copies, so three pictures pairwise alike only in their marks are the stamp; a side of that
+    triangle may be a `MARKS` pair, one `lone_stamps` found for a pair that had no third picture. Measured
     (bench/README.md, `--stamped`): 57 of the 61 stamped pairs that passed lie in such triangles; the
     first triangle of true copies on the v5 corpus (a sticker, a small JPEG and a perspective copy of one
     photo) comes at 0.72, hence `curate.imaging.STAMP_NCC` = 0.6. Re-run on stored pairs, so a pair put to
@@ -721,6 +742,46 @@ def stamps(pairs: dict[tuple[int, int], Pair]) -> int:
     return moved
 
 
+def lone_stamps(verifier: Verifier, pairs: dict[tuple[int, int], Pair], candidates: list[tuple[int, int]]) -> int:
+    """For each "same" pair laid in place with its pixels unlike and no third picture to make a stamp's
+    triangle (`stamps`), look for one among the pictures proposed with both (`Verifier.marks`), and keep
+    the two sides found (`MARKS`, stored: they block as any "different" does, and a later run finds the
+    triangle again without looking); in place in `pairs`, returns how many such pairs found one. Two
+    previews under one stamp, whose photos have few keypoints of their own (a fundus photo, a star field),
+    were "same" on the stamp alone while other previews were "different" at 160 px, where the stamp is
+    blurred away; at 320 px 3-9 of them lie in place on both (`bench/dedupe.py --stamped`). On seven corpora
+    the 50 true pairs laid in place unlike (a sticker, a round crop on white) had no such third picture."""
+    proposed: dict[int, set[int]] = defaultdict(set)
+    for a, b in [*candidates, *pairs]:
+        proposed[a].add(b)
+        proposed[b].add(a)
+    near: dict[int, set[int]] = defaultdict(set)
+    for a, b in (key for key, p in pairs.items() if _laid_unlike(p)):
+        near[a].add(b)
+        near[b].add(a)
+    found = 0
+    for (a, b), p in sorted(pairs.items()):
+        if p.kind != "hash" or not _laid_unlike(p) or near[a] & near[b]:
+            continue
+        for c in sorted((proposed[a] & proposed[b]) - {a, b}):
+            sides = [(min(x, c), max(x, c)) for x in (a, b)]
+            if any(k in pairs and k[0] not in near[k[1]] for k in sides):
+                continue  # stored already, and not in place with unlike pixels: no stamp's side
+            marks = []
+            for k in sides:  # the second side is looked at only when the first is a stamp's
+                marks.append(pairs[k] if k in pairs else verifier.marks(*k))
+                if marks[-1] is None:
+                    break
+            if len(marks) == 2 and None not in marks:
+                for k, m in zip(sides, marks, strict=True):
+                    pairs.setdefault(k, m)
+                    near[k[0]].add(k[1])
+                    near[k[1]].add(k[0])
+                found += 1
+                break
+    return found
+
+
 def _changed(before: set[tuple[int, int]], pairs: dict[tuple[int, int], Pair]) -> set[int]:
     """Both ends of every edge in `pairs` not among `before` (the last run's edges), and of every one gone."""
     now = {key for key, p in pairs.items() if p.kind not in NOT_EDGES}
@@ -739,7 +800,9 @@ def find_pairs(ws, options, algo: str, report, on_progress=None) -> list[Pair]:
         digests = s.exec(select(Image.id, Image.pixel_sha256).where(Image.pixel_sha256.is_not(None))).all()
         old = [
             Pair(p.image_a, p.image_b, p.kind, p.similarity, p.hamming, p.inliers, p.reason, p.in_place)
-            for p in s.exec(select(DedupePair).where(DedupePair.kind.in_(("hash", "cnn", "review", UNTESTED)))).all()
+            for p in s.exec(
+                select(DedupePair).where(DedupePair.kind.in_(("hash", "cnn", "review", UNTESTED, MARKS)))
+            ).all()
         ]
         edges_before = {
             (a, b)
@@ -809,6 +872,7 @@ def find_pairs(ws, options, algo: str, report, on_progress=None) -> list[Pair]:
     # changed (a site's previews held together, over `COMPLETE_MAX` not verified at all, now apart) are
     # completed again, and looked at once more
     edges = {key for key, p in best.items() if p.kind not in NOT_EDGES}
+    lone_stamps(verifier, best, [(a, b) for a, b, _, _ in jobs])
     held = stamps(best)
     if moved := _changed(edges, best):
         complete(verifier, best, moved)

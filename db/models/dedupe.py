@@ -58,7 +58,7 @@ class DedupePair(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     image_a: int = Field(foreign_key="images.id", index=True)  # image_a < image_b
     image_b: int = Field(foreign_key="images.id", index=True)
-    kind: str = Field(max_length=10)  # pixel | hash | cnn | review (not merged, shown first) | untested
+    kind: str = Field(max_length=10)  # pixel | hash | cnn | review (not merged, shown first) | untested | marks
     hamming: int | None = None
     similarity: float = 1.0
     inliers: int | None = None  # keypoints agreeing on one transform (geometric verification)
