@@ -749,7 +749,7 @@ def lone_stamps(verifier: Verifier, pairs: dict[tuple[int, int], Pair], candidat
     triangle again without looking); in place in `pairs`, returns how many such pairs found one. Two
     previews under one stamp, whose photos have few keypoints of their own (a fundus photo, a star field),
     were "same" on the stamp alone while other previews were "different" at 160 px, where the stamp is
-    blurred away; at 320 px 3-9 of them lie in place on both (`bench/dedupe.py --stamped`). On seven corpora
+    blurred away; at 320 px 3 of them lie in place on both (`bench/dedupe.py --stamped`). On six corpora
     the 50 true pairs laid in place unlike (a sticker, a round crop on white) had no such third picture."""
     proposed: dict[int, set[int]] = defaultdict(set)
     for a, b in [*candidates, *pairs]:
