@@ -477,7 +477,7 @@ class Verifier:
         `thorough` (the pairs inside a tentative group, `complete`): a "different" is not settled at the
         coarse size, where it blocks a join (a re-encode whose box cut into a smooth photo had 3 matches at
         160 px with a copy of it in a shared frame, and 12, "review", at 320), unless it is a detail's
-        (`_detail`: 106 such pairs inside v6's groups, all "different" at 320 px too)."""
+        (`verify.detail`: 106 such pairs inside v6's groups, all "different" at 320 px too)."""
         undecided = [(a, b) for a, b, _, _ in jobs if self._needs_features(a, b)]
         self.sift_pairs += len(undecided)
         # decoding, SIFT and matching release the GIL; BLAS's own threads (the descriptor products) would
@@ -487,7 +487,7 @@ class Verifier:
             self._extract(pool, [(i, verify.COARSE) for pair in undecided for i in pair])
             verdicts: list[verify.Verdict | None] = []
             for v in pool.map(lambda job: self._coarse(*job), jobs, chunksize=16):
-                if thorough and v is not None and v.decision == verify.DIFFERENT and not _detail(v):
+                if thorough and v is not None and v.decision == verify.DIFFERENT and not verify.detail(v.geometry):
                     v = None
                 verdicts.append(v)
                 self._count("verify", v is not None)
@@ -516,12 +516,10 @@ class Verifier:
         rule says of them (`lone_stamps`), else None. At 160 px a stamp's lettering is blurred away: two
         previews under one tiled stamp shared 0-4 matches there and 20-50 here."""
         self.prepare((a, b), verify.WORK)
-        fa, fb = self.feats[(a, verify.WORK)], self.feats[(b, verify.WORK)]
-        if fa is None or fb is None:
+        look = self._look(a, b, verify.BOTH_CORR, None, verify.WORK)  # both orientations tried
+        if look is None or look[0].transform is None or look[0].inliers < verify.REVIEW_INLIERS:
             return None
-        g = verify.match(fa, lambda: self._flipped(a, verify.WORK), fb, None, True)
-        if g.transform is None or g.inliers < verify.REVIEW_INLIERS:
-            return None
+        g, fa, fb = look[0], self.feats[(a, verify.WORK)], self.feats[(b, verify.WORK)]
         laid = verify.in_place_correlation(g, self._flipped(a, verify.WORK) if g.mirrored else fa, fb)
         if laid is None or laid >= STAMP_NCC:
             return None
@@ -561,12 +559,6 @@ def _laid(
         return verify.paneled(v, a, fb)
     v = verify.objects(v, a, fb, coarse, ask)
     return replace(verify.paneled(v, a, fb), in_place=verify.in_place_correlation(v.geometry, a, fb))
-
-
-def _detail(v: verify.Verdict) -> bool:
-    """Whether a "different" rests on `verify.REVIEW_INLIERS` or more matches (one picture a detail of the
-    other, or a partial overlap: `verify.triage`), which a look at more pixels does not change."""
-    return v.geometry.inliers >= verify.REVIEW_INLIERS
 
 
 def _laid_unlike(p: Pair) -> bool:
@@ -725,10 +717,7 @@ def stamps(pairs: dict[tuple[int, int], Pair]) -> int:
     review comes back to "same" when its triangle is gone (a picture removed), its reason cut to what fits
     beside `STAMPED` in 200 characters."""
     weak = {k for k, p in pairs.items() if _laid_unlike(p)}
-    near: dict[int, set[int]] = defaultdict(set)
-    for a, b in weak:
-        near[a].add(b)
-        near[b].add(a)
+    near = _neighbours(weak)
     moved = 0
     for a, b in weak:
         p = pairs[(a, b)]
@@ -742,6 +731,15 @@ def stamps(pairs: dict[tuple[int, int], Pair]) -> int:
     return moved
 
 
+def _neighbours(pairs) -> dict[int, set[int]]:
+    """Each picture's partners in `pairs` (a, b)."""
+    near: dict[int, set[int]] = defaultdict(set)
+    for a, b in pairs:
+        near[a].add(b)
+        near[b].add(a)
+    return near
+
+
 def lone_stamps(verifier: Verifier, pairs: dict[tuple[int, int], Pair], candidates: list[tuple[int, int]]) -> int:
     """For each "same" pair laid in place with its pixels unlike and no third picture to make a stamp's
     triangle (`stamps`), look for one among the pictures proposed with both (`Verifier.marks`), and keep
@@ -751,14 +749,8 @@ def lone_stamps(verifier: Verifier, pairs: dict[tuple[int, int], Pair], candidat
     were "same" on the stamp alone while other previews were "different" at 160 px, where the stamp is
     blurred away; at 320 px 3 of them lie in place on both (`bench/dedupe.py --stamped`). On six corpora
     the 50 true pairs laid in place unlike (a sticker, a round crop on white) had no such third picture."""
-    proposed: dict[int, set[int]] = defaultdict(set)
-    for a, b in [*candidates, *pairs]:
-        proposed[a].add(b)
-        proposed[b].add(a)
-    near: dict[int, set[int]] = defaultdict(set)
-    for a, b in (key for key, p in pairs.items() if _laid_unlike(p)):
-        near[a].add(b)
-        near[b].add(a)
+    proposed = _neighbours([*candidates, *pairs])
+    near = _neighbours(key for key, p in pairs.items() if _laid_unlike(p))
     found = 0
     for (a, b), p in sorted(pairs.items()):
         if p.kind != "hash" or not _laid_unlike(p) or near[a] & near[b]:

@@ -592,6 +592,12 @@ def denies(v: Verdict, keypoints: tuple[int, int], least: int = MIN_KEYPOINTS) -
     return v.decision == DIFFERENT and not v.untestable and min(keypoints) >= least
 
 
+def detail(g: Geometry) -> bool:
+    """Whether a "different" rests on `REVIEW_INLIERS` or more matches: they fix where the pictures overlap, and
+    it is too little of them (one a detail of the other, a partial overlap), which more pixels do not move."""
+    return g.inliers >= REVIEW_INLIERS
+
+
 def triage(g: Geometry, corr: float, keypoints: tuple[int, int]) -> Verdict | None:
     """The verdict of the coarse look (features at `COARSE` px) when it settles the pair, else None:
     the same rule's "same", or "different" with fewer than `COARSE_REJECT` consistent matches, or with
@@ -602,7 +608,7 @@ def triage(g: Geometry, corr: float, keypoints: tuple[int, int]) -> Verdict | No
     v = decide(g, corr, keypoints)
     if v.decision == SAME:
         return Verdict(SAME, f"{v.reason} (at {COARSE} px)", g)
-    if v.decision == DIFFERENT and not v.untestable and not COARSE_REJECT <= g.inliers < REVIEW_INLIERS:
+    if v.decision == DIFFERENT and not v.untestable and (g.inliers < COARSE_REJECT or detail(g)):
         return v
     return None
 
