@@ -17,7 +17,7 @@ speed-up over imagededup, and the candidate search alone on 100,000 images.
     .venv/bin/python bench/dedupe.py --collages    # figures of several photos, each photo also on its own
     .venv/bin/python bench/dedupe.py --camera      # the originals as 12 MP phone photos (decoding counts)
     .venv/bin/python bench/dedupe.py --edits       # edits no corpus was tuned on (tone curves, noise, turns)
-    .venv/bin/python bench/dedupe.py --photos DIR  # the main, --camera or --edits corpus from your own photos
+    .venv/bin/python bench/dedupe.py --photos DIR  # any of them from your own photos (--stamped --photos DIR ...)
 
 imagededup and difPy (pip install imagededup difPy; benchmark only, not project
 dependencies) run in a subprocess each (`--other-python`, default this python).
@@ -199,30 +199,32 @@ def _make_augmented(job: tuple) -> tuple[str, str, str]:
     import numpy as np
 
     from tests.dedupe_corpus import photo
-    from tests.photo_corpus import AUGMENTS, closeup, originals
+    from tests.photo_corpus import AUGMENTS, closeup
 
-    out, name, source, k, kind = job
+    out, name, source, k, kind, photos = job
     if not (Path(out) / name).exists():  # an interrupted build resumes
-        img = {"r": lambda: originals()[k], "c": lambda: closeup(k), "g": lambda: photo(k)}[source]().convert("RGB")
+        img = {"r": lambda: _originals(photos)[k], "c": lambda: closeup(k), "g": lambda: photo(k)}[source]()
+        img = img.convert("RGB")
         if kind:
             img = AUGMENTS[kind](img, np.random.default_rng([k, ord(source), list(AUGMENTS).index(kind)]))
         _put(out, name, img, 88 if kind else 92)
     return name, f"{source}{k}", kind
 
 
-def build_augmented(out: Path, workers: int) -> dict:
-    """A dataset grown by augmentation (`--augmented`): 32 real photos and tiles, 25 close-ups on plain skin
-    and 20 synthetic skin photos, each with one copy per `tests.photo_corpus.AUGMENTS` kind."""
-    from tests.photo_corpus import AUGMENTS, originals
+def build_augmented(out: Path, workers: int, photos: str = "") -> dict:
+    """A dataset grown by augmentation (`--augmented`): 32 real photos and tiles (or photos of the `photos`
+    folder), 25 close-ups on plain skin and 20 synthetic skin photos, each with one copy per
+    `tests.photo_corpus.AUGMENTS` kind."""
+    from tests.photo_corpus import AUGMENTS
 
-    key = ["augmented", 1]
+    key = ["augmented", 1] + _photo_key(photos)
     if (truth := _built(out, key)) is not None:
         return truth
-    n = len(originals())
-    sources = [("r", k) for k in [*range(15), *range(15, n, 6)]] + [("c", k) for k in range(25)]
+    n = len(_originals(photos))
+    sources = [("r", k) for k in [*range(min(n, 15)), *range(15, n, 6)][:32]] + [("c", k) for k in range(25)]
     sources += [("g", k) for k in range(20)]
-    jobs = [(str(out), f"p{src}{k:04d}.jpg", src, k, "") for src, k in sources]
-    jobs += [(str(out), f"a{src}{k:04d}_{kind}.jpg", src, k, kind) for src, k in sources for kind in AUGMENTS]
+    jobs = [(str(out), f"p{src}{k:04d}.jpg", src, k, "", photos) for src, k in sources]
+    jobs += [(str(out), f"a{src}{k:04d}_{kind}.jpg", src, k, kind, photos) for src, k in sources for kind in AUGMENTS]
     with ProcessPoolExecutor(workers) as pool:
         rows = list(pool.map(_make_augmented, jobs, chunksize=4))
     return _keep(out, key, {f: {"group": g, "transform": t} for f, g, t in rows})
@@ -271,31 +273,31 @@ def _make_stamped(job: tuple) -> tuple[str, str, str]:
     cropped (`tests.photo_corpus.crop`, JPEG at 90)."""
     import numpy as np
 
-    from tests.photo_corpus import STAMPS, crop, originals, stamp
+    from tests.photo_corpus import STAMPS, crop, stamp
 
-    out, name, k, j, clean = job
+    out, name, k, j, clean, photos = job
     if not (Path(out) / name).exists():
-        img = stamp(originals()[k], STAMPS[j % len(STAMPS)])
+        img = stamp(_originals(photos)[k], STAMPS[j % len(STAMPS)])
         if clean:
-            img = crop(originals()[k].convert("RGB").resize(img.size), np.random.default_rng([k, 5]))
+            img = crop(_originals(photos)[k].convert("RGB").resize(img.size), np.random.default_rng([k, 5]))
         _put(out, name, img, 90 if clean else 85)
     return name, f"r{k}", "unstamped_crop" if clean else ""
 
 
-def build_stamped(out: Path, workers: int) -> dict:
-    """A stock site's previews (`--stamped`): 60 different real photos and tiles, each resized to
+def build_stamped(out: Path, workers: int, photos: str = "") -> dict:
+    """A stock site's previews (`--stamped`): 60 different real photos and tiles (or photos of the `photos`
+    folder, 60 at most), each resized to
     400 x 300 and stamped with one of `tests.photo_corpus.STAMPS` (20 photos per watermark), a hard
     negative, and every fourth photo also posted elsewhere without the watermark, cropped (a copy)."""
     import numpy as np
 
-    from tests.photo_corpus import originals
-
-    key = ["stamped", 1]
+    key = ["stamped", 1] + _photo_key(photos)
     if (truth := _built(out, key)) is not None:
         return truth
-    picks = [int(k) for k in np.random.default_rng(5).choice(len(originals()), 60, replace=False)]
-    jobs = [(str(out), f"ps{j:03d}.jpg", k, j, False) for j, k in enumerate(picks)]
-    jobs += [(str(out), f"ps{j:03d}_clean.jpg", k, j, True) for j, k in enumerate(picks) if j % 4 == 0]
+    n = len(_originals(photos))
+    picks = [int(k) for k in np.random.default_rng(5).choice(n, min(n, 60), replace=False)]
+    jobs = [(str(out), f"ps{j:03d}.jpg", k, j, False, photos) for j, k in enumerate(picks)]
+    jobs += [(str(out), f"ps{j:03d}_clean.jpg", k, j, True, photos) for j, k in enumerate(picks) if j % 4 == 0]
     with ProcessPoolExecutor(workers) as pool:
         rows = list(pool.map(_make_stamped, jobs, chunksize=4))
     return _keep(out, key, {f: {"group": g, "transform": t} for f, g, t in rows})
@@ -306,32 +308,33 @@ def _make_ruled(job: tuple) -> tuple[str, str, str]:
     or that photo posted again, cropped (JPEG at 85)."""
     import numpy as np
 
-    from tests.photo_corpus import closeup, crop, originals, with_ruler
+    from tests.photo_corpus import closeup, crop, with_ruler
 
-    out, name, kind, k, copy = job
+    out, name, kind, k, copy, photos = job
     if not (Path(out) / name).exists():
-        img = with_ruler(closeup(k) if kind == "c" else originals()[k], k if kind == "c" else 1000 + k)
+        img = with_ruler(closeup(k) if kind == "c" else _originals(photos)[k], k if kind == "c" else 1000 + k)
         if copy:
             img = crop(img, np.random.default_rng([k, 9]))
         _put(out, name, img, 85 if copy else 90)
     return name, f"{kind}{k}", "crop" if copy else ""
 
 
-def build_rulers(out: Path, workers: int) -> dict:
+def build_rulers(out: Path, workers: int, photos: str = "") -> dict:
     """One clinic's photos (`--rulers`): 40 different close-ups on plain skin and 20 different real photos
-    and tiles, each photographed beside the same measuring ruler (`tests.photo_corpus.with_ruler`, a hard
-    negative), and every fourth posted again, cropped (a copy)."""
+    and tiles (or photos of the `photos` folder, 20 at most), each photographed beside the same measuring
+    ruler (`tests.photo_corpus.with_ruler`, a hard negative), and every fourth posted again, cropped (a copy)."""
     import numpy as np
 
-    from tests.photo_corpus import originals
-
-    key = ["rulers", 1]
+    key = ["rulers", 1] + _photo_key(photos)
     if (truth := _built(out, key)) is not None:
         return truth
+    n = len(_originals(photos))
     picks = [("c", k) for k in range(40)]
-    picks += [("r", int(k)) for k in np.random.default_rng(7).choice(len(originals()), 20, replace=False)]
-    jobs = [(str(out), f"pl{j:03d}.jpg", kind, k, False) for j, (kind, k) in enumerate(picks)]
-    jobs += [(str(out), f"pl{j:03d}_crop.jpg", kind, k, True) for j, (kind, k) in enumerate(picks) if j % 4 == 0]
+    picks += [("r", int(k)) for k in np.random.default_rng(7).choice(n, min(n, 20), replace=False)]
+    jobs = [(str(out), f"pl{j:03d}.jpg", kind, k, False, photos) for j, (kind, k) in enumerate(picks)]
+    jobs += [
+        (str(out), f"pl{j:03d}_crop.jpg", kind, k, True, photos) for j, (kind, k) in enumerate(picks) if j % 4 == 0
+    ]
     with ProcessPoolExecutor(workers) as pool:
         rows = list(pool.map(_make_ruled, jobs, chunksize=4))
     return _keep(out, key, {f: {"group": g, "transform": t} for f, g, t in rows})
@@ -343,11 +346,11 @@ def _make_figure(job: tuple) -> tuple[str, str, str]:
     import numpy as np
     from PIL import Image
 
-    from tests.photo_corpus import collage, crop, originals
+    from tests.photo_corpus import collage, crop
 
-    out, name, members, k, copy = job
+    out, name, members, k, copy, own = job
     if not (Path(out) / name).exists():
-        photos = [originals()[m] for m in members]
+        photos = [_originals(own)[m] for m in members]
         img = collage(photos, k) if len(photos) > 1 else photos[0]
         if copy:
             img = (
@@ -360,28 +363,29 @@ def _make_figure(job: tuple) -> tuple[str, str, str]:
     return name, group, ("crop" if len(members) == 1 else "figure_resize") if copy else ""
 
 
-def build_collages(out: Path, workers: int) -> dict:
-    """Figures of several photos (`--collages`): 60 different real photos and tiles, 54 of them also shown
+def build_collages(out: Path, workers: int, photos: str = "") -> dict:
+    """Figures of several photos (`--collages`): 60 different real photos and tiles (or photos of the `photos`
+    folder, 60 at most, as many figures as they fill), 54 of them also shown
     in one of 18 figures (`tests.photo_corpus.collage`: 6 each of two, three and four photos), a hard case:
     a photo and a figure holding it are different pictures that must never be merged, but one holds the
     other (a leak across splits), so the pair is for the steward. Every third figure is posted again
     shrunk, every fourth photo cropped (copies, to be merged). The truth's "panels" lists each figure's photos."""
     import numpy as np
 
-    from tests.photo_corpus import originals
-
-    key = ["collages", 1]
+    key = ["collages", 1] + _photo_key(photos)
     if (truth := _built(out, key)) is not None:
         return truth
-    picks = [int(k) for k in np.random.default_rng(11).choice(len(originals()), 60, replace=False)]
+    n = len(_originals(photos))
+    picks = [int(k) for k in np.random.default_rng(11).choice(n, min(n, 60), replace=False)]
     figures, at = [], 0
-    for n in [2, 3, 4] * 6:
-        figures.append(picks[at : at + n])
-        at += n
-    jobs = [(str(out), f"pc{j:03d}.jpg", [m], j, False) for j, m in enumerate(picks)]
-    jobs += [(str(out), f"vc{j:03d}_crop.jpg", [m], j, True) for j, m in enumerate(picks) if j % 4 == 0]
-    jobs += [(str(out), f"pf{k:02d}.jpg", f, k, False) for k, f in enumerate(figures)]
-    jobs += [(str(out), f"vf{k:02d}_resize.jpg", f, k, True) for k, f in enumerate(figures) if k % 3 == 0]
+    for size in [2, 3, 4] * 6:
+        if at + size <= len(picks):
+            figures.append(picks[at : at + size])
+            at += size
+    jobs = [(str(out), f"pc{j:03d}.jpg", [m], j, False, photos) for j, m in enumerate(picks)]
+    jobs += [(str(out), f"vc{j:03d}_crop.jpg", [m], j, True, photos) for j, m in enumerate(picks) if j % 4 == 0]
+    jobs += [(str(out), f"pf{k:02d}.jpg", f, k, False, photos) for k, f in enumerate(figures)]
+    jobs += [(str(out), f"vf{k:02d}_resize.jpg", f, k, True, photos) for k, f in enumerate(figures) if k % 3 == 0]
     with ProcessPoolExecutor(workers) as pool:
         rows = list(pool.map(_make_figure, jobs, chunksize=4))
     photo_of = {m: f"pc{j:03d}.jpg" for j, m in enumerate(picks)}
@@ -416,11 +420,11 @@ def _make_templated(job: tuple) -> tuple[str, str, str]:
     cropped round on white (JPEG at 85)."""
     import numpy as np
 
-    from tests.photo_corpus import avatar, banner, closeup, crop, originals, vignette
+    from tests.photo_corpus import avatar, banner, closeup, crop, vignette
 
-    out, name, kind, k, template, transform = job
+    out, name, kind, k, template, transform, photos = job
     if not (Path(out) / name).exists():
-        img = closeup(k) if kind == "c" else originals()[k]
+        img = closeup(k) if kind == "c" else _originals(photos)[k]
         served = (lambda im: vignette(im, VIGNETTE)) if template == "vignette" else (lambda im: banner(im, template))
         if transform in ("banner_crop", "vignette_crop"):
             img = served(crop(img, np.random.default_rng([k, 5])))
@@ -432,41 +436,43 @@ def _make_templated(job: tuple) -> tuple[str, str, str]:
     return name, f"{kind}{k}", transform
 
 
-def build_templates(out: Path, workers: int) -> dict:
-    """One site's templates around different photos (`--templates`): 40 different real photos and tiles and
-    20 close-ups on plain skin. Two of every three are served under one news site's banner across the foot
-    (`tests.photo_corpus.banner`: flat red with lettering, or a gradient with an emblem, alternately), the
-    same on every picture (a hard negative); of those, half are in the catalogue again as shot
-    ("unbannered") and half served again cropped ("banner_crop"). The third is the photo as shot, and
-    again as a round crop on white (`avatar`, a profile picture's frame shared by 20 different photos).
-    Then 10 more real photos and tiles and 40 more close-ups, each under another site's vignette
-    (`tests.photo_corpus.vignette`: darkened corners), and again as shot ("unvignetted") or served again
-    cropped ("vignette_crop"), alternately."""
+def build_templates(out: Path, workers: int, photos: str = "") -> dict:
+    """One site's templates around different photos (`--templates`): 40 different real photos and tiles (or
+    photos of the `photos` folder, 40 at most, and 10 of the rest below) and 20 close-ups on plain skin. Two
+    of every three are served under one news site's banner across the foot (`tests.photo_corpus.banner`:
+    flat red with lettering, or a gradient with an emblem, alternately), the same on every picture (a hard
+    negative); of those, half are in the catalogue again as shot ("unbannered") and half served again
+    cropped ("banner_crop"). The third is the photo as shot, and again as a round crop on white (`avatar`,
+    a profile picture's frame shared by 20 different photos). Then 10 more real photos and tiles and 40 more
+    close-ups, each under another site's vignette (`tests.photo_corpus.vignette`: darkened corners), and
+    again as shot ("unvignetted") or served again cropped ("vignette_crop"), alternately."""
     import numpy as np
 
-    from tests.photo_corpus import BANNERS, originals
+    from tests.photo_corpus import BANNERS
 
-    key = ["templates", 2]
+    key = ["templates", 2] + _photo_key(photos)
     if (truth := _built(out, key)) is not None:
         return truth
     rng = np.random.default_rng(13)
-    picks = [("r", int(k)) for k in rng.choice(len(originals()), 40, replace=False)]
+    n = len(_originals(photos))
+    picks = [("r", int(k)) for k in rng.choice(n, min(n, 40), replace=False)]
     picks += [("c", 8000 + k) for k in range(20)]
     copies = {0: "unbannered", 1: "banner_crop", 2: "avatar"}
     jobs = []
     for j, (kind, k) in enumerate(picks):
         style = "" if j % 3 == 2 else BANNERS[j % 2]  # the third as shot
         jobs += [
-            (str(out), f"pt{j:03d}.jpg", kind, k, style, ""),
-            (str(out), f"vt{j:03d}_{copies[j % 3]}.jpg", kind, k, style, copies[j % 3]),
+            (str(out), f"pt{j:03d}.jpg", kind, k, style, "", photos),
+            (str(out), f"vt{j:03d}_{copies[j % 3]}.jpg", kind, k, style, copies[j % 3], photos),
         ]
-    rest = [k for k in range(len(originals())) if k not in {k for kind, k in picks if kind == "r"}]
-    vignetted = [("r", int(k)) for k in rng.choice(rest, 10, replace=False)] + [("c", 8100 + k) for k in range(40)]
+    rest = [k for k in range(n) if k not in {k for kind, k in picks if kind == "r"}]
+    vignetted = [("r", int(k)) for k in rng.choice(rest, min(len(rest), 10), replace=False)]
+    vignetted += [("c", 8100 + k) for k in range(40)]
     for j, (kind, k) in enumerate(vignetted, start=len(picks)):
         copy = "unvignetted" if j % 2 else "vignette_crop"
         jobs += [
-            (str(out), f"pt{j:03d}.jpg", kind, k, "vignette", ""),
-            (str(out), f"vt{j:03d}_{copy}.jpg", kind, k, "vignette", copy),
+            (str(out), f"pt{j:03d}.jpg", kind, k, "vignette", "", photos),
+            (str(out), f"vt{j:03d}_{copy}.jpg", kind, k, "vignette", copy, photos),
         ]
     with ProcessPoolExecutor(workers) as pool:
         rows = list(pool.map(_make_templated, jobs, chunksize=4))
@@ -855,15 +861,15 @@ def corpus_dirs(args: argparse.Namespace) -> tuple[Path, Path]:
     own = f"-{hashlib.sha256(photos.encode()).hexdigest()[:8]}" if photos else ""  # a folder of one's own photos
     web = args.corpus / f"v6{own}-real{args.per_photo}-syn{args.synthetic}-c{args.closeups}"
     if args.augmented:
-        return web, args.corpus / "augmented-v1"
+        return web, args.corpus / f"augmented-v1{own}"
     if args.stamped:
-        return web, args.corpus / "stamped-v1"
+        return web, args.corpus / f"stamped-v1{own}"
     if args.rulers:
-        return web, args.corpus / "rulers-v1"
+        return web, args.corpus / f"rulers-v1{own}"
     if args.collages:
-        return web, args.corpus / "collages-v1"
+        return web, args.corpus / f"collages-v1{own}"
     if args.templates:
-        return web, args.corpus / "templates-v2"
+        return web, args.corpus / f"templates-v2{own}"
     if args.edits:
         return web, args.corpus / f"edits-v1{own}"
     return web, args.corpus / f"camera-v1-{web.name}" if args.camera else web
@@ -963,8 +969,9 @@ def parser() -> argparse.ArgumentParser:
         "--photos",
         type=Path,
         default=None,
-        help="build the main, --camera or --edits corpus from your own photos in this folder (e.g. real lesion "
-        "photos, each a different photo) instead of scikit-image's: each gets the same copies",
+        help="build the corpus (any of them but the scale line's) from your own photos in this folder (e.g. real "
+        "lesion photos, each a different photo) instead of scikit-image's: each gets the same copies, stamps, "
+        "rulers, figures or templates",
     )
     p.add_argument("--tool", default=None, help=argparse.SUPPRESS)  # internal: run one foreign tool, print JSON
     return p
@@ -973,14 +980,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     p = parser()
     args = p.parse_args(argv)
-    if args.photos is not None:
-        if not args.photos.is_dir() or not photo_files(str(args.photos)):
-            p.error(f"--photos {args.photos}: not a folder with pictures in it")
-        if args.augmented or args.stamped or args.rulers or args.collages or args.templates:
-            p.error(
-                "--photos builds the main, --camera or --edits corpus, "
-                "not --augmented, --stamped, --rulers, --collages or --templates"
-            )
+    if args.photos is not None and (not args.photos.is_dir() or not photo_files(str(args.photos))):
+        p.error(f"--photos {args.photos}: not a folder with pictures in it")
     photos = own_photos(args)
     web, corpus = corpus_dirs(args)
     if args.tool:
@@ -997,15 +998,15 @@ def main(argv: list[str] | None = None) -> None:
         return
     t = time.perf_counter()
     truth = (
-        build_augmented(corpus / "images", args.workers)
+        build_augmented(corpus / "images", args.workers, photos)
         if args.augmented
-        else build_stamped(corpus / "images", args.workers)
+        else build_stamped(corpus / "images", args.workers, photos)
         if args.stamped
-        else build_rulers(corpus / "images", args.workers)
+        else build_rulers(corpus / "images", args.workers, photos)
         if args.rulers
-        else build_collages(corpus / "images", args.workers)
+        else build_collages(corpus / "images", args.workers, photos)
         if args.collages
-        else build_templates(corpus / "images", args.workers)
+        else build_templates(corpus / "images", args.workers, photos)
         if args.templates
         else build_edits(corpus / "images", args.workers, photos)
         if args.edits

@@ -144,7 +144,9 @@ def in_band(points, width: float, height: float) -> bool:
 def laid_correlation(a, b, onto, floor: int = 16, side: int = 64) -> float | None:
     """Pixel correlation of two grey pictures (uint8 arrays) once the 2 x 3 transform `onto` (a's pixels onto
     b's) lays `a` on `b`, at `side` px, over the part they share, leaving out pixels at or under `floor` in
-    either (a black bar, a rotation's fill); None when under a tenth of `b` is left to compare.
+    either (a black bar, a rotation's fill). Where that leaves under a tenth of `b`, the pixels lit in either
+    are compared: two dark photos under one stamp (a star field, a fundus rim) whose lit parts hardly meet
+    are unlike, not incomparable. None when even those are under a tenth of `b`.
 
     Both dedupe (`curate.dedupe.verify.in_place_correlation`) and the leakage audit ask it of a match laid
     in place: different photos under one site's stamp share keypoints there, but not their pixels."""
@@ -169,6 +171,8 @@ def laid_correlation(a, b, onto, floor: int = 16, side: int = 64) -> float | Non
     inside = cv2.warpAffine(np.ones(small_a.shape, np.uint8), t, size, flags=cv2.INTER_NEAREST)
     inside = cv2.erode(inside, np.ones((3, 3), np.uint8)).astype(bool)  # no resampled edge
     lit = inside & (laid > floor) & (small_b > floor)
+    if lit.sum() < 0.1 * lit.size:  # lit parts that hardly meet: dark photos (stars, a fundus rim) compared
+        lit = inside & ((laid > floor) | (small_b > floor))  # where either is lit, else "too little"
     if lit.sum() < 0.1 * lit.size:
         return None
     return pearson(laid[lit], small_b[lit])

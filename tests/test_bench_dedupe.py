@@ -65,26 +65,50 @@ def test_imagededup_and_difpy_are_scored_on_the_corpus_built_from_ones_own_photo
     assert bench.corpus_dirs(plain)[1] != bench.corpus_dirs(args)[1]
 
 
-@pytest.mark.parametrize("kind", ["rulers", "collages", "templates"])
-def test_a_corpus_of_its_own_reaches_the_foreign_tools_and_refuses_own_photos(tmp_path, kind):
-    """`--rulers` (one clinic's photos beside one ruler), `--collages` (figures of several photos, each
-    photo also on its own) and `--templates` (one site's banner or round crop around different photos) are
-    corpora of their own, which imagededup's and difPy's processes must score
-    too; each is built from its own pictures, so `--photos` is refused."""
+VERSION = {"stamped": 1, "rulers": 1, "collages": 1, "templates": 2, "augmented": 1}
+
+
+@pytest.mark.parametrize("kind", list(VERSION))
+def test_a_corpus_of_its_own_reaches_the_foreign_tools_from_ones_own_photos_too(tmp_path, kind):
+    """`--stamped`, `--rulers`, `--collages`, `--templates` and `--augmented` are corpora of their own, which
+    imagededup's and difPy's processes must score too; with `--photos` each is built from the steward's own
+    photos (a folder of its own under the corpus root, rebuilt when the photos change), the close-ups and
+    synthetic photos as before."""
     sys.path.insert(0, str(BENCH.parent))
     import dedupe as bench
 
     args = bench.parser().parse_args([f"--{kind}", "--corpus", str(tmp_path / "c")])
-    assert bench.corpus_dirs(args)[1] == tmp_path / "c" / f"{kind}-v{2 if kind == 'templates' else 1}"
-    for tool in ("imagededup", "difpy"):
-        assert bench.corpus_dirs(bench.parser().parse_args(bench.tool_argv(args, tool))) == bench.corpus_dirs(args)
-    (tmp_path / "mine").mkdir()
-    originals()[1].convert("RGB").save(tmp_path / "mine" / "a.jpg")
-    run = _bench(f"--{kind}", "--photos", str(tmp_path / "mine"), "--tools", "ours")
-    assert run.returncode == 2
-    assert (
-        run.stderr.strip().splitlines()[-1].endswith("not --augmented, --stamped, --rulers, --collages or --templates")
-    )
+    assert bench.corpus_dirs(args)[1] == tmp_path / "c" / f"{kind}-v{VERSION[kind]}"
+    own = tmp_path / "mine"
+    own.mkdir()
+    for k, i in enumerate((1, 3, 12, 30)):
+        originals()[i].convert("RGB").save(own / f"IMG_{k}.jpg", quality=92)
+    mine = bench.parser().parse_args([f"--{kind}", "--photos", str(own), "--corpus", str(tmp_path / "c")])
+    folder = bench.corpus_dirs(mine)[1]
+    assert folder.parent == tmp_path / "c" and folder.name.startswith(f"{kind}-v{VERSION[kind]}-")
+    for run in (args, mine):
+        for tool in ("imagededup", "difpy"):
+            assert bench.corpus_dirs(bench.parser().parse_args(bench.tool_argv(run, tool))) == bench.corpus_dirs(run)
+    truth = getattr(bench, f"build_{kind}")(folder / "images", 1, bench.own_photos(mine))
+    real = {v["group"] for v in truth["files"].values() if v["group"][0] == "r"}
+    if kind == "collages":  # groups are photos ("c") and figures ("f") there
+        real = {v["group"] for f, v in truth["files"].items() if f.startswith("pc")}
+        assert len(truth["panels"]) == 2  # 4 photos fill two figures of two
+    assert len(real) == 4  # each of the own photos, and no other
+    assert all(f.name in truth["files"] or f.name in ("truth.json",) for f in (folder / "images").iterdir())
+
+
+@pytest.mark.slow
+def test_the_stamped_corpus_from_ones_own_photos_is_scored(tmp_path):
+    own = tmp_path / "mine"
+    own.mkdir()
+    for k, i in enumerate((1, 3, 12, 30, 40)):  # five different photos: five previews under three stamps
+        originals()[i].convert("RGB").save(own / f"IMG_{k}.jpg", quality=92)
+    run = _bench("--stamped", "--photos", str(own), "--tools", "ours", "--json", "--corpus", str(tmp_path / "c"))
+    assert run.returncode == 0, run.stderr[-2000:]
+    out = json.loads(run.stdout)
+    assert out["files"] == 5 + 2  # the previews, and the first and fifth posted elsewhere unstamped
+    assert out["tools"]["mpox-curate"]["precision"] == 1.0
 
 
 def test_the_held_out_photos_are_rebuilt_offline_from_installed_packages(tmp_path, monkeypatch):

@@ -85,3 +85,26 @@ def test_a_16_bit_grey_photo_keeps_its_levels(tmp_path):
     report = run_dedupe(ws, DedupeOptions(min_side=1, workers=1))
     assert not report.skipped
     assert report.clusters == 1 and report.duplicates == 1
+
+
+def test_dark_pictures_whose_lit_parts_hardly_meet_are_compared_where_either_is_lit():
+    """Two nearly black pictures in place on each other (a star field, a fundus rim): their lit parts barely
+    overlap, so near-black left out in either leaves almost nothing; where either is lit they are unlike.
+    A black bar on a copy is still left out, and a picture with almost nothing lit is "too little"."""
+    from curate.imaging import STAMP_NCC, laid_correlation
+
+    rng = np.random.default_rng(0)
+    still = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
+    stars, rim = np.full((120, 160), 4, np.uint8), np.full((120, 160), 4, np.uint8)
+    for y, x in rng.integers(0, (120, 160), (300, 2)):
+        stars[max(0, y - 2) : y + 2, max(0, x - 2) : x + 2] = rng.integers(60, 250)
+    rim[80:, :60] = np.linspace(90, 200, 60, dtype=np.uint8)  # a lit corner on black
+    assert (stars > 16).mean() > 0.1 and ((stars > 16) & (rim > 16)).mean() < 0.1
+    unlike = laid_correlation(stars, rim, still)
+    assert unlike is not None and unlike < STAMP_NCC
+    barred = stars.copy()
+    barred[:, :40] = 0  # a copy with a black bar: the bar is left out, the rest is the photo
+    assert laid_correlation(barred, stars, still) > 0.95
+    speck = np.full((120, 160), 4, np.uint8)
+    speck[:5, :5] = 200
+    assert laid_correlation(speck, speck, still) is None
