@@ -580,7 +580,7 @@ def diagnose(ws, names_of: dict) -> dict:
         ids, codes, thumbs, _ = load_codes(s, ALGO)
     matches = RegionPHash(neighbours=opts.neighbours, similarity=opts.similarity).find_duplicates(codes, thumbs)
     verifier = Verifier(ws, 0, dict(zip(ids.tolist(), thumbs, strict=False)))
-    jobs = [(int(ids[m.a]), int(ids[m.b]), m.similarity, m.dihedral) for m in matches]
+    jobs = [(*sorted((int(ids[m.a]), int(ids[m.b]))), m.similarity, m.dihedral) for m in matches]
     hashed = len(jobs)
     jobs, by_local, *_ = more_candidates(verifier, ids, jobs, None, ALGO, DedupeReport())
     local = hashed + by_local

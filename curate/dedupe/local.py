@@ -80,12 +80,15 @@ def _votes(index: faiss.Index, queries: np.ndarray, asker: np.ndarray, owner: np
     return np.stack([asker[once // n], once % n], axis=1)
 
 
-def local_pairs(desc: dict[int, np.ndarray | None], new: set[int] | None = None) -> list[tuple[int, int, int]]:
+def local_pairs(
+    desc: dict[int, np.ndarray | None], new: set[int] | None = None, order: list[int] | None = None
+) -> list[tuple[int, int, int]]:
     """(a, b, votes), a < b, for the candidate pairs (module docstring); `desc`: each picture's SIFT
     descriptors at `verify.COARSE` px, strongest first (uint8, at least the `TOP` strongest). With
     `new`, only the pairs touching one of those pictures (everyone still asks: a pair's votes come
-    from both ends, and each picture's `PER_IMAGE` best are chosen among all its pairs)."""
-    ids = sorted(i for i, d in desc.items() if d is not None and len(d))
+    from both ends, and each picture's `PER_IMAGE` best are chosen among all its pairs). `order`: the
+    pictures in the order the index takes them (`curate.dedupe.pairs.load_codes`; default: by id)."""
+    ids = [i for i in (sorted(desc) if order is None else order) if (d := desc.get(i)) is not None and len(d)]
     if len(ids) < 2:
         return []
     answers = [_unit(desc[i], TOP) for i in ids]
@@ -114,7 +117,7 @@ def local_pairs(desc: dict[int, np.ndarray | None], new: set[int] | None = None)
         chosen[order[rank < PER_IMAGE]] = True
     ids_arr = np.array(ids)
     out = [
-        (int(ids_arr[x]), int(ids_arr[y]), int(v))
+        (*sorted((int(ids_arr[x]), int(ids_arr[y]))), int(v))
         for x, y, v in zip(lo[chosen], hi[chosen], votes[chosen], strict=True)
     ]
     if new is not None:

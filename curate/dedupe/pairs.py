@@ -73,10 +73,14 @@ class Pair:
 
 
 def load_codes(s: Session, algo: str):
+    """(ids, codes, thumbnails, settings searched with) of the pictures with something to compare, in the
+    order of their digests: every search and proposal sees them in one order whatever order they were
+    ingested in (an index's training sample and its ties follow it; `Verifier.swapped` for each pair)."""
     rows = s.exec(
         select(DedupeCode.image_id, DedupeCode.codes, DedupeCode.thumb, DedupeCode.searched_with, DedupeCode.flat)
+        .join(Image, Image.id == DedupeCode.image_id)
         .where(DedupeCode.algo == algo)
-        .order_by(DedupeCode.image_id)
+        .order_by(Image.sha256, DedupeCode.image_id)
     ).all()
     rows = [r for r in rows if not r[4]]  # single-colour pictures: nothing to compare
     ids = np.array([r[0] for r in rows], dtype=np.int64)
@@ -450,8 +454,24 @@ class Verifier:
         said = f"panel {k + 1} of {n}: {seen.reason.removeprefix('near the threshold: ')}"
         return verify.Verdict(verify.REVIEW, f"{verify.PANEL} ({said})", seen.geometry)
 
+    def rank(self, image_id: int) -> tuple[str, int]:
+        """Where a picture comes in the order no ingest changes: by digest (`swapped`, `load_codes`)."""
+        return self.sha[image_id], image_id
+
+    def swapped(self, a: int, b: int) -> bool:
+        """Whether the pair is looked at as (b, a). Ratio matching runs from one picture's keypoints to the
+        other's and RANSAC keeps what that finds, so a pair's verdict could depend on which picture was
+        ingested first: the same 75 previews ingested in reverse order merged two different ones
+        (`bench/dedupe.py --stamped`). Each pair is looked at in the order of its pictures' digests, which
+        no ingest order changes (ids break a tie: a collage's panel carries its collage's digest)."""
+        return self.rank(a) > self.rank(b)
+
     def check(self, a: int, b: int, corr: float, dihedral: int | None = None) -> verify.Verdict:
-        """`dihedral`: the hash's orientation of a onto b (None: unknown, both tried)."""
+        """`dihedral`: the hash's orientation of a onto b (None: unknown, both tried); the verdict is the
+        pair's in its own order (`swapped`): only what does not depend on it is to be read (the decision,
+        the reason, the inliers, `in_place`)."""
+        if self.swapped(a, b):
+            return self.check(b, a, corr, dihedral)  # a mirror stays a mirror either way
         v = self._coarse(a, b, corr, dihedral) or self._full(a, b, corr, dihedral)
         v = self._evened(a, b, corr, dihedral, v) if self._unsettled(a, b, v, False) else v
         if (panel := self._panel_for(a, b, v)) is not None:
@@ -477,7 +497,9 @@ class Verifier:
         `thorough` (the pairs inside a tentative group, `complete`): a "different" is not settled at the
         coarse size, where it blocks a join (a re-encode whose box cut into a smooth photo had 3 matches at
         160 px with a copy of it in a shared frame, and 12, "review", at 320), unless it is a detail's
-        (`verify.detail`: 106 such pairs inside v6's groups, all "different" at 320 px too)."""
+        (`verify.detail`: 106 such pairs inside v6's groups, all "different" at 320 px too). Each pair is
+        looked at in its own order (`swapped`), its verdict returned in the place of its job."""
+        jobs = [(b, a, corr, d) if self.swapped(a, b) else (a, b, corr, d) for a, b, corr, d in jobs]
         undecided = [(a, b) for a, b, _, _ in jobs if self._needs_features(a, b)]
         self.sift_pairs += len(undecided)
         # decoding, SIFT and matching release the GIL; BLAS's own threads (the descriptor products) would
@@ -515,12 +537,13 @@ class Verifier:
         `verify.REVIEW_INLIERS` or more matches while the pixels are unlike (`STAMP_NCC`), whatever the
         rule says of them (`lone_stamps`), else None. At 160 px a stamp's lettering is blurred away: two
         previews under one tiled stamp shared 0-4 matches there and 20-50 here."""
-        self.prepare((a, b), verify.WORK)
-        look = self._look(a, b, verify.BOTH_CORR, None, verify.WORK)  # both orientations tried
+        x, y = (b, a) if self.swapped(a, b) else (a, b)
+        self.prepare((x, y), verify.WORK)
+        look = self._look(x, y, verify.BOTH_CORR, None, verify.WORK)  # both orientations tried
         if look is None or look[0].transform is None or look[0].inliers < verify.REVIEW_INLIERS:
             return None
-        g, fa, fb = look[0], self.feats[(a, verify.WORK)], self.feats[(b, verify.WORK)]
-        laid = verify.in_place_correlation(g, self._flipped(a, verify.WORK) if g.mirrored else fa, fb)
+        g, fx, fy = look[0], self.feats[(x, verify.WORK)], self.feats[(y, verify.WORK)]
+        laid = verify.in_place_correlation(g, self._flipped(x, verify.WORK) if g.mirrored else fx, fy)
         if laid is None or laid >= STAMP_NCC:
             return None
         said = f"laid in place on {g.inliers} matching keypoints, the pixels unlike ({laid:.2f})"
@@ -579,7 +602,7 @@ def propose_local(verifier: Verifier, ids: np.ndarray, new: set[int] | None, alg
     from the catalogue, computed only for pictures without current ones (`curate.dedupe.answers`)."""
     answers = answering(verifier, ids.tolist(), algo, report)
     verifier.counted.update((i, len(d)) for i, d in answers.items())
-    return [(a, b) for a, b, _ in local_pairs(answers, new)]
+    return [(a, b) for a, b, _ in local_pairs(answers, new, ids.tolist())]
 
 
 def propose_whole(verifier: Verifier, ids: np.ndarray, new: set[int] | None, algo: str) -> list[tuple[int, int]]:
@@ -687,7 +710,7 @@ def _through_twin(
     if agree >= verify.REVIEW_INLIERS:
         return None
     for x, y in ((a, b), (b, a)):
-        for o in sorted(members - {a, b}):
+        for o in sorted(members - {a, b}, key=verifier.rank):
             seen = pairs.get((min(o, y), max(o, y)))
             if _features_found(seen) and (twin := verifier.overwhelming(min(x, o), max(x, o))) is not None:
                 return f"but its {twin[1]} {twin[0]:.3f} with image {o}, which local features match ({seen.inliers})"
@@ -755,11 +778,12 @@ def lone_stamps(verifier: Verifier, pairs: dict[tuple[int, int], Pair], candidat
     proposed = _neighbours([*candidates, *pairs])
     near = _neighbours(key for key, p in pairs.items() if _laid_unlike(p))
     found = 0
-    for (a, b), p in sorted(pairs.items()):
+    rank = verifier.rank  # the pictures' own order, not the ingest's: the first third found is kept
+    for (a, b), p in sorted(pairs.items(), key=lambda item: sorted(map(rank, item[0]))):
         if p.kind != "hash" or not _laid_unlike(p) or near[a] & near[b]:
             continue
-        both = sorted((proposed[a] & proposed[b]) - {a, b})
-        for c in both + sorted(c for c in (proposed[a] | proposed[b]) - {a, b, *both} if near[c]):
+        both = sorted((proposed[a] & proposed[b]) - {a, b}, key=rank)
+        for c in both + sorted((c for c in (proposed[a] | proposed[b]) - {a, b, *both} if near[c]), key=rank):
             sides = [(min(x, c), max(x, c)) for x in (a, b)]
             if any(k in pairs and k[0] not in near[k[1]] for k in sides):
                 continue  # stored already, and not in place with unlike pixels: no stamp's side
@@ -823,9 +847,13 @@ def find_pairs(ws, options, algo: str, report, on_progress=None) -> list[Pair]:
         matches = method.find_duplicates(codes, thumbs)
     started, cpu = time.perf_counter(), time.process_time()  # CPU: this process's threads (benchmark under load)
     verifier = Verifier(ws, options.workers, dict(zip(ids.tolist(), thumbs, strict=False)), on_progress)
-    # ids ascend and m.a < m.b: the dihedral turns a onto b
+    # the dihedral turns row m.a onto row m.b; only whether it mirrors is read, the same either way
     jobs = [
-        (int(ids[m.a]), int(ids[m.b]), m.similarity, m.dihedral if options.method == "region-phash" else None)
+        (
+            *sorted((int(ids[m.a]), int(ids[m.b]))),
+            m.similarity,
+            m.dihedral if options.method == "region-phash" else None,
+        )
         for m in matches
     ]
     hammings = [m.hamming for m in matches]

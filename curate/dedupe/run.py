@@ -98,7 +98,7 @@ class DedupeOptions:
     def settings(self) -> str:
         search = f"k{self.neighbours}" if self.method == "region-phash" else f"r{self.radius}"
         # a change here: every pair is searched and verified again
-        rules = "sift-evened|local|stamps|twins|objects|stops|light|near|marks|lit"
+        rules = "sift-evened|local|stamps|twins|objects|stops|light|near|marks|lit|ordered"
         return f"{ALGO}|{self.method}|{search}|s{self.similarity:g}|{rules}"
 
 
