@@ -181,4 +181,4 @@ def test_a_stock_sites_sixty_previews_merge_no_two_different_photos(tmp_path):
     truth = bench.build_stamped(tmp_path / "images", 2)
     scored = bench.score(truth, bench.run_ours(tmp_path / "images", tmp_path, 2)["pairs"])
     assert scored["false_pairs"] == 0
-    assert scored["recall_all"] >= 0.8  # the copies posted elsewhere: 12 of 15 (3 are nearly textureless)
+    assert scored["recall_all"] >= 0.8  # the copies posted elsewhere: 13 of 15 (2, nearly textureless, to review)
