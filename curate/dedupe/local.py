@@ -19,6 +19,15 @@ every candidate.
 Measured on the corpus: each of those 9 copies gets 11-180 votes with its
 original; on the current corpus (1,055 files) local features alone add 936
 candidates to the DCT proposal's 2,970 (bench/README.md, Dedupe).
+
+Big catalogues. Everyone asks on every run, 192 questions a picture, so the
+search is what grows. With float lists, and everyone's descriptors turned into
+floats at once (4 times their 16 KB a picture), it took 50 s and 1.9 GB at
+10,000 pictures, 138 s and 3.5 GB at 20,000 (n^1.5: about 24 minutes at
+100,000). From `FAST` answering descriptors the lists hold 4-bit codes, and the
+vectors are turned a block at a time (`_index`): 14 s and 0.7 GB, 35 s and
+0.9 GB, 281 s at 100,000 (`bench/local_scale.py`; bench/README.md,
+"the local proposal at scale").
 """
 
 from __future__ import annotations
@@ -39,6 +48,8 @@ DIMS = 32  # PCA dimensions of the approximate search
 NPROBE = 4  # inverted lists each query looks in
 LISTS = 2  # inverted lists: LISTS x sqrt(descriptors)
 BLOCK = 65_536  # descriptors added or asking at a time (bounds the memory of a big catalogue)
+FAST = 500_000  # answering descriptors (about 3,900 pictures) from which the lists hold 4-bit codes (`_index`)
+CODES = f"PQ{DIMS}x4fs"  # one 4-bit code a PCA dimension, scanned with SIMD table look-ups
 
 
 def _unit(desc: np.ndarray, top: int) -> np.ndarray:
@@ -46,23 +57,36 @@ def _unit(desc: np.ndarray, top: int) -> np.ndarray:
     return d / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-6)
 
 
-def _index(db: np.ndarray) -> faiss.Index:
-    """An index of the answering descriptors, for Euclidean nearest neighbours. Exact for a few thousand
-    descriptors; beyond, PCA to `DIMS` and an inverted file (faiss). Not `search.knn`'s inner-product
-    index: that suits the DCT descriptors, whose mean is zero, but PCA centres SIFT's all-positive
-    descriptors, and centred inner products rank them wrongly (measured: 1 candidate instead of 2,483)."""
-    n, d = db.shape
+def _index(n: int, rows, blocks) -> faiss.Index:
+    """An index of the `n` answering descriptors, for Euclidean nearest neighbours; `rows(k)`: the
+    descriptors at those positions (the training sample), `blocks()`: all of them, a block at a time
+    (a catalogue's descriptors as float vectors are 4 times their bytes: 6.6 GB for 100,000 pictures).
+
+    Exact for a few thousand descriptors; beyond, PCA to `DIMS` and an inverted file (faiss). From
+    `FAST` descriptors the lists hold 4-bit codes, which faiss scans with SIMD table look-ups: at
+    100,000 pictures a query costs 64 us in float lists, 11 in these. They code the vectors themselves,
+    not their offsets from the list's centre: one look-up table a query, not one a list probed (5 us a
+    query at 10,000 pictures against 9.5; the same at 100,000). Tried, not kept: sqrt(n) lists (no
+    faster over a whole run); 2 lists probed would take 8 us a query (what it loses not measured). Below `FAST`
+    the float lists stay: as fast at a few thousand pictures, and what every threshold was measured
+    with (the benchmark corpora, 150,000 descriptors at most, give the same pairs as before). Not
+    `search.knn`'s inner-product index: that suits the DCT descriptors, whose mean is zero, but PCA
+    centres SIFT's all-positive descriptors, and centred inner products rank them wrongly (measured:
+    1 candidate instead of 2,483)."""
     if n < EXACT:
-        index = faiss.IndexFlatL2(d)
+        index = faiss.IndexFlatL2(128)
     else:
         nlist = int(LISTS * np.sqrt(n))
-        ivf = faiss.IndexIVFFlat(faiss.IndexFlatL2(DIMS), DIMS, nlist)
+        lists = f"IVF{nlist},{CODES}" if n >= FAST else f"IVF{nlist},Flat"
+        index = faiss.index_factory(128, f"PCA{DIMS},{lists}")
+        ivf = faiss.extract_index_ivf(index)
         ivf.cp.niter, ivf.cp.min_points_per_centroid = 8, 8
-        index = faiss.IndexPreTransform(faiss.PCAMatrix(d, DIMS), ivf)
-        index.train(db[np.random.default_rng(0).choice(n, min(n, nlist * 16), replace=False)])
+        if n >= FAST:  # codes of the vectors themselves, not of their offsets from the list's centre
+            ivf.by_residual = False
+        index.train(rows(np.random.default_rng(0).choice(n, min(n, nlist * 16), replace=False)))
         ivf.nprobe = NPROBE
-    for start in range(0, n, BLOCK):
-        index.add(db[start : start + BLOCK])
+    for block in blocks():
+        index.add(block)
     return index
 
 
@@ -91,10 +115,19 @@ def local_pairs(
     ids = [i for i in (sorted(desc) if order is None else order) if (d := desc.get(i)) is not None and len(d)]
     if len(ids) < 2:
         return []
-    answers = [_unit(desc[i], TOP) for i in ids]
-    owner = np.repeat(np.arange(len(ids)), [len(a) for a in answers])
-    index = _index(np.concatenate(answers))
-    del answers
+    counts = np.array([min(len(desc[i]), TOP) for i in ids])
+    owner = np.repeat(np.arange(len(ids)), counts)
+    first = np.cumsum(counts) - counts  # each picture's first row among the answers
+    per_block = max(1, BLOCK // TOP)
+
+    def rows(k: np.ndarray) -> np.ndarray:
+        return np.concatenate([_unit(desc[ids[owner[r]]][r - first[owner[r]] :], 1) for r in k])
+
+    def blocks():
+        for start in range(0, len(ids), per_block):
+            yield np.concatenate([_unit(desc[i], TOP) for i in ids[start : start + per_block]])
+
+    index = _index(len(owner), rows, blocks)
     parts = []
     per_block = max(1, BLOCK // (2 * ASK))
     for start in range(0, len(ids), per_block):  # a block of asking pictures at a time bounds the memory

@@ -56,7 +56,8 @@ from curate.imaging import STAMP_NCC
 from db.models import DedupeCode, DedupePair, Image
 
 COMPLETE_MAX = 24  # tentative groups up to this size get every pair verified
-LOCAL_MAX = 20_000  # pictures up to which local features propose too (their index: ~2.5 M descriptors, ~1.3 GB)
+LOCAL_MAX = 100_000  # pictures up to which local features propose too (at 100,000: 12.8 M descriptors, 1.6 GB
+# as stored, an index of 4-bit codes: under 5 minutes, `local.FAST`; bench/README.md, "the local proposal at scale")
 PANELS_MAX = 64  # a collage has fewer panels than this (5 x 5 at most: `decode.PANEL_LEAST`; `Verifier.view`)
 
 
