@@ -77,6 +77,15 @@ def _originals(photos: str) -> list:
     return _OWN[photos]
 
 
+def _picked(photos: str, rng, at_most: int) -> list[int]:
+    """Up to `at_most` different real photos of the corpus (`_originals`), drawn with `rng` (a seed or a
+    generator that goes on drawing)."""
+    import numpy as np
+
+    n = len(_originals(photos))
+    return [int(k) for k in np.random.default_rng(rng).choice(n, min(n, at_most), replace=False)]
+
+
 def _put(out, name: str, img, quality: int) -> None:
     """Write `img` as `out/name` (JPEG at `quality`, or by its extension) through a hidden part file, so an
     interrupted build never leaves half a picture and resumes where it stopped."""
@@ -289,13 +298,11 @@ def build_stamped(out: Path, workers: int, photos: str = "") -> dict:
     folder, 60 at most), each resized to
     400 x 300 and stamped with one of `tests.photo_corpus.STAMPS` (20 photos per watermark), a hard
     negative, and every fourth photo also posted elsewhere without the watermark, cropped (a copy)."""
-    import numpy as np
 
     key = ["stamped", 1] + _photo_key(photos)
     if (truth := _built(out, key)) is not None:
         return truth
-    n = len(_originals(photos))
-    picks = [int(k) for k in np.random.default_rng(5).choice(n, min(n, 60), replace=False)]
+    picks = _picked(photos, 5, 60)
     jobs = [(str(out), f"ps{j:03d}.jpg", k, j, False, photos) for j, k in enumerate(picks)]
     jobs += [(str(out), f"ps{j:03d}_clean.jpg", k, j, True, photos) for j, k in enumerate(picks) if j % 4 == 0]
     with ProcessPoolExecutor(workers) as pool:
@@ -323,14 +330,11 @@ def build_rulers(out: Path, workers: int, photos: str = "") -> dict:
     """One clinic's photos (`--rulers`): 40 different close-ups on plain skin and 20 different real photos
     and tiles (or photos of the `photos` folder, 20 at most), each photographed beside the same measuring
     ruler (`tests.photo_corpus.with_ruler`, a hard negative), and every fourth posted again, cropped (a copy)."""
-    import numpy as np
 
     key = ["rulers", 1] + _photo_key(photos)
     if (truth := _built(out, key)) is not None:
         return truth
-    n = len(_originals(photos))
-    picks = [("c", k) for k in range(40)]
-    picks += [("r", int(k)) for k in np.random.default_rng(7).choice(n, min(n, 20), replace=False)]
+    picks = [("c", k) for k in range(40)] + [("r", k) for k in _picked(photos, 7, 20)]
     jobs = [(str(out), f"pl{j:03d}.jpg", kind, k, False, photos) for j, (kind, k) in enumerate(picks)]
     jobs += [
         (str(out), f"pl{j:03d}_crop.jpg", kind, k, True, photos) for j, (kind, k) in enumerate(picks) if j % 4 == 0
@@ -370,13 +374,11 @@ def build_collages(out: Path, workers: int, photos: str = "") -> dict:
     a photo and a figure holding it are different pictures that must never be merged, but one holds the
     other (a leak across splits), so the pair is for the steward. Every third figure is posted again
     shrunk, every fourth photo cropped (copies, to be merged). The truth's "panels" lists each figure's photos."""
-    import numpy as np
 
     key = ["collages", 1] + _photo_key(photos)
     if (truth := _built(out, key)) is not None:
         return truth
-    n = len(_originals(photos))
-    picks = [int(k) for k in np.random.default_rng(11).choice(n, min(n, 60), replace=False)]
+    picks = _picked(photos, 11, 60)
     figures, at = [], 0
     for size in [2, 3, 4] * 6:
         if at + size <= len(picks):
@@ -454,8 +456,7 @@ def build_templates(out: Path, workers: int, photos: str = "") -> dict:
     if (truth := _built(out, key)) is not None:
         return truth
     rng = np.random.default_rng(13)
-    n = len(_originals(photos))
-    picks = [("r", int(k)) for k in rng.choice(n, min(n, 40), replace=False)]
+    picks = [("r", k) for k in _picked(photos, rng, 40)]
     picks += [("c", 8000 + k) for k in range(20)]
     copies = {0: "unbannered", 1: "banner_crop", 2: "avatar"}
     jobs = []
@@ -465,7 +466,7 @@ def build_templates(out: Path, workers: int, photos: str = "") -> dict:
             (str(out), f"pt{j:03d}.jpg", kind, k, style, "", photos),
             (str(out), f"vt{j:03d}_{copies[j % 3]}.jpg", kind, k, style, copies[j % 3], photos),
         ]
-    rest = [k for k in range(n) if k not in {k for kind, k in picks if kind == "r"}]
+    rest = [k for k in range(len(_originals(photos))) if k not in {k for kind, k in picks if kind == "r"}]
     vignetted = [("r", int(k)) for k in rng.choice(rest, min(len(rest), 10), replace=False)]
     vignetted += [("c", 8100 + k) for k in range(40)]
     for j, (kind, k) in enumerate(vignetted, start=len(picks)):
