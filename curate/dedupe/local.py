@@ -118,14 +118,14 @@ def local_pairs(
     counts = np.array([min(len(desc[i]), TOP) for i in ids])
     owner = np.repeat(np.arange(len(ids)), counts)
     first = np.cumsum(counts) - counts  # each picture's first row among the answers
-    per_block = max(1, BLOCK // TOP)
+    answering = max(1, BLOCK // TOP)  # pictures whose answers are turned into floats at a time
 
     def rows(k: np.ndarray) -> np.ndarray:
-        return np.concatenate([_unit(desc[ids[owner[r]]][r - first[owner[r]] :], 1) for r in k])
+        return _unit(np.stack([desc[ids[owner[r]]][r - first[owner[r]]] for r in k]), len(k))
 
     def blocks():
-        for start in range(0, len(ids), per_block):
-            yield np.concatenate([_unit(desc[i], TOP) for i in ids[start : start + per_block]])
+        for start in range(0, len(ids), answering):
+            yield np.concatenate([_unit(desc[i], TOP) for i in ids[start : start + answering]])
 
     index = _index(len(owner), rows, blocks)
     parts = []
