@@ -31,6 +31,7 @@ import argparse
 import hashlib
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -563,8 +564,8 @@ def run_ours(corpus: Path, workdir: Path, workers: int, why_missed: bool = False
         f"looked at again evened; {rep.local_candidates} "
         f"proposed by local features alone, {rep.whole_candidates} by whole pictures alone, {rep.panel_candidates} by "
         f"a collage's panels alone; {rep.decoded} decodes, "
-        f"{rep.decodes_reused} looks reusing one); {rep.to_review} pairs "
-        "to review",
+        f"{rep.decodes_reused} looks reusing one; {rep.features_taken} pictures' features taken); "
+        f"{rep.to_review} pairs to review",
     }
 
 
@@ -787,8 +788,6 @@ def scale(n: int, neighbours: int = 5, seed: int = 0) -> dict:
     thumbnails): time, peak memory, recall of planted copies (`scale_corpus`: each must be
     proposed, recall 1.0). The time includes computing the descriptors from the thumbnails; peak
     memory is the process's ru_maxrss (this runs in its own subprocess)."""
-    import resource
-
     import numpy as np
 
     from curate.dedupe.hashing import RegionPHash
@@ -886,6 +885,9 @@ def tool_argv(args: argparse.Namespace, tool: str) -> list[str]:
         if getattr(args, flag)
     ]
     out += ["--photos", own_photos(args)] if args.photos is not None else []
+    if tool == "ours":
+        out += ["--workers", args.workers, "--features-budget", args.features_budget]
+        out += ["--why-missed"] if args.why_missed else []
     return [str(x) for x in out]
 
 
@@ -974,6 +976,13 @@ def parser() -> argparse.ArgumentParser:
         "lesion photos, each a different photo) instead of scikit-image's: each gets the same copies, stamps, "
         "rulers, figures or templates",
     )
+    p.add_argument(
+        "--features-budget",
+        type=int,
+        default=0,
+        metavar="MB",
+        help="local features our verification keeps at most (0: curate's default, `pairs.FEATURES_BUDGET`)",
+    )
     p.add_argument("--tool", default=None, help=argparse.SUPPRESS)  # internal: run one foreign tool, print JSON
     return p
 
@@ -986,11 +995,18 @@ def main(argv: list[str] | None = None) -> None:
     photos = own_photos(args)
     web, corpus = corpus_dirs(args)
     if args.tool:
-        res = (
-            scale(args.scale, args.scale_neighbours)
-            if args.tool == "scale"
-            else {"imagededup": run_imagededup, "difpy": run_difpy}[args.tool](corpus / "images")
-        )
+        if args.tool == "scale":
+            res = scale(args.scale, args.scale_neighbours)
+        elif args.tool == "ours":
+            if args.features_budget:
+                from curate.dedupe import pairs
+
+                pairs.FEATURES_BUDGET = args.features_budget * 2**20
+            with tempfile.TemporaryDirectory() as tmp:
+                res = run_ours(corpus / "images", Path(tmp), args.workers, args.why_missed)
+        else:
+            res = {"imagededup": run_imagededup, "difpy": run_difpy}[args.tool](corpus / "images")
+        res.setdefault("peak_mb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # the scale line's own
         print("RESULT " + json.dumps(res))
         return
     if not args.tools and args.scale:  # `--tools '' --scale N`: the scale line alone
@@ -1041,22 +1057,19 @@ def main(argv: list[str] | None = None) -> None:
             )
         return
     results = {}
-    for tool in args.tools.split(","):
-        if tool == "ours":
-            with tempfile.TemporaryDirectory() as tmp:
-                results["mpox-curate"] = run_ours(corpus / "images", Path(tmp), args.workers, args.why_missed)
-            continue
-        res, err = _subprocess_result(args.other_python, *tool_argv(args, tool))
+    for tool in args.tools.split(","):  # each in a process of its own: its peak memory is its own
+        res, err = _subprocess_result(sys.executable if tool == "ours" else args.other_python, *tool_argv(args, tool))
         if res is None:
             print(f"{tool}: failed\n{err[-2000:]}")
             continue
-        results[tool] = res
+        results["mpox-curate" if tool == "ours" else tool] = res
     transforms = sorted({v["transform"] for v in truth["files"].values() if v["transform"]})
     out = {"files": len(truth["files"]), "tools": {}}
     for name, res in results.items():
         out["tools"][name] = score(truth, res["pairs"]) | {
             "seconds": res["seconds"],
             "dedupe_seconds": res.get("dedupe_seconds", res["seconds"]),
+            "peak_mb": res["peak_mb"],
         }
         if "panels" in truth:
             out["tools"][name] |= figure_pairs(truth, res)
@@ -1074,6 +1087,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = [
         ("seconds (ours: ingest + dedupe)", lambda r: f"{r['seconds']:.1f}"),
         ("seconds, dedupe alone", lambda r: f"{r['dedupe_seconds']:.1f}"),
+        ("peak memory, MB (the tool's own process)", lambda r: f"{r['peak_mb']:.0f}"),
         ("pair precision (every pair in a cluster)", lambda r: f"{r['precision']:.4f}"),
         ("false pairs", lambda r: str(r["false_pairs"])),
         ("recall, all", lambda r: f"{r['recall_all']:.3f}"),

@@ -48,7 +48,7 @@ def test_coarse_look_settles_a_mirrored_crop_and_two_close_ups_without_full_size
     assert copy.decision == verify.SAME and copy.geometry.mirrored and f"at {verify.COARSE} px" in copy.reason
     assert closeups.decision == verify.DIFFERENT
     assert verifier.sift_pairs == 2 and verifier.full_pairs == 0
-    assert not [key for key in verifier.feats if key[1] == verify.WORK]  # no full-size SIFT was needed
+    assert verifier.taken[verify.WORK] == 0  # no full-size SIFT was needed
     # the full-size look agrees with both
     assert [verifier._full(*job).decision for job in jobs] == [verify.SAME, verify.DIFFERENT]
 

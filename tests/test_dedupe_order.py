@@ -1,8 +1,9 @@
 """The same pictures give the same clusters and the same pairs to review whatever order they were ingested
 in: a steward who re-ingests a folder sorted otherwise, or receives a colleague's batches in another order,
-must not get another dataset. Ratio matching runs from one picture to the other, and an index's training
-sample and ties follow the order it is given; both now follow the pictures' digests (`Verifier.swapped`,
-`load_codes`). The same 20 pictures ingested the other way round differed in 7 stored pairs before."""
+must not get another dataset; nor may a catalogue too large for verification to keep every picture's local
+features. Ratio matching runs from one picture to the other, and an index's training sample and ties follow
+the order it is given; both now follow the pictures' digests (`Verifier.swapped`, `load_codes`). The same 20
+pictures ingested the other way round differed in 7 stored pairs before."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ from dedupe_corpus import save
 from photo_corpus import LEAKS, closeup, originals, stamp, with_ruler
 from sqlmodel import select
 
+from curate.dedupe import pairs as dedupe_pairs
+from curate.dedupe import verify
+from curate.dedupe.pairs import Verifier
 from curate.dedupe.run import DedupeOptions, run_dedupe
 from curate.intake.ingest import IngestOptions, ingest_folder
 from curate.workspace import Workspace
@@ -64,3 +68,28 @@ def test_the_same_pictures_in_the_other_order_give_the_same_pairs_and_clusters(t
     assert len(merged) == 4 and all(len(c) == 3 and min(c).startswith("photo") for c in merged)  # copies found
     assert again == pairs
     assert clusters_again == clusters
+
+
+@pytest.mark.slow
+def test_features_let_go_and_taken_again_give_the_same_pairs_and_clusters(tmp_path, monkeypatch):
+    """A catalogue too large for verification to keep every picture's local features (`pairs.FEATURES_BUDGET`:
+    a tenth of a catalogue of 100,000 at the default) lets the least recently used go and takes them again:
+    the same pairs and clusters as when all were kept, never more features held than the budget."""
+    files = _pictures()
+    names = sorted(files)
+    pairs, clusters = _deduped(tmp_path / "kept", files, names)
+    made: list[Verifier] = []
+
+    class Watched(Verifier):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(dedupe_pairs, "Verifier", Watched)
+    monkeypatch.setattr(dedupe_pairs, "FEATURES_BUDGET", 4 * dedupe_pairs.PICTURE_BYTES)  # 4 pictures' room
+    again, clusters_again = _deduped(tmp_path / "let_go", files, names)
+    assert again == pairs
+    assert clusters_again == clusters
+    [verifier] = made
+    assert verifier.kept.used <= verifier.kept.budget
+    assert verifier.taken[verify.COARSE] > len(files)  # features were let go and taken again

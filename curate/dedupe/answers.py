@@ -89,13 +89,17 @@ def answering(verifier, ids: list[int], algo: str, report) -> dict[int, np.ndarr
     current = version(algo)
     have = _load(verifier.ws, set(ids), current, report)
     todo = [i for i in ids if i not in have]
-    with threadpool_limits(1, "blas"):
-        verifier.prepare(todo, verify.COARSE)
     fresh = {}
-    for i in todo:
-        f = verifier.feats[(i, verify.COARSE)]
-        if f is not None:  # unreadable now: tried again by the next run
-            fresh[i] = np.empty((0, DIMS), np.uint8) if f.desc is None else np.ascontiguousarray(f.desc[: local.TOP])
+    for start in range(0, len(todo), verifier.room):  # as many as verification keeps the features of
+        batch = todo[start : start + verifier.room]
+        with threadpool_limits(1, "blas"):
+            verifier.prepare(batch, verify.COARSE)
+        for i in batch:
+            f = verifier.feature((i, verify.COARSE))
+            if f is not None:  # unreadable now: tried again by the next run
+                fresh[i] = (
+                    np.empty((0, DIMS), np.uint8) if f.desc is None else np.ascontiguousarray(f.desc[: local.TOP])
+                )
     if fresh:
         _store(verifier.ws, fresh, current)
     report.local_cached, report.local_computed = len(have), len(todo)

@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from curate.dedupe.content import ContentBox, content_box
+from curate.dedupe.kept import Kept
 from curate.imaging import DRAFT_FORMATS, open_upright
 
 THUMB = 64  # side of the square grey thumbnail every code is computed from
@@ -290,37 +291,24 @@ def _upright_grey(data: bytes, least: int) -> np.ndarray:
 
 class Decodes:
     """Grey pictures decoded for verification, kept for the next look at them, up to `budget` bytes (the
-    least recently used go first). One picture is decoded for its thumbnails' union, for SIFT at 160 px
-    and again at 320 px; a phone photo's JPEG at its DCT scale costs 15-25 ms each time, the same pixels.
-    Keyed by the picture's digest and the decoded size, so what it returns is exactly what a decode would."""
+    least recently used go first: `curate.dedupe.kept`). One picture is decoded for its thumbnails' union,
+    for SIFT at 160 px and again at 320 px; a phone photo's JPEG at its DCT scale costs 15-25 ms each time,
+    the same pixels. Keyed by the picture's digest and the decoded size, so what it returns is exactly what
+    a decode would."""
 
     def __init__(self, budget: int = 512 * 2**20):
-        from collections import OrderedDict
-        from threading import Lock
+        self._kept: Kept[np.ndarray] = Kept(budget, lambda grey: grey.nbytes)
 
-        self.budget, self.used, self.hits, self.misses = budget, 0, 0, 0
-        self._kept: OrderedDict[tuple, np.ndarray] = OrderedDict()
-        self._lock = Lock()
+    budget = property(lambda self: self._kept.budget)
+    used = property(lambda self: self._kept.used)
+    hits = property(lambda self: self._kept.hits)
+    misses = property(lambda self: self._kept.misses)
 
     def box(self, name: str, data: bytes, box: tuple[float, float, float, float], side: int) -> np.ndarray:
         """`work_grey(data, box, side)` of the picture `name` (its digest), decoded only when no earlier look
         decoded it at that scale."""
         least = _least(box, side)
-        key = (name, _decoded_size(data, least))
-        with self._lock:
-            if (found := self._kept.get(key)) is not None:
-                self._kept.move_to_end(key)
-                self.hits += 1
-                return _cut(found, box)
-        grey = _upright_grey(data, least)
-        with self._lock:
-            self.misses += 1
-            if key not in self._kept and grey.nbytes <= self.budget:
-                self._kept[key] = grey
-                self.used += grey.nbytes
-                while self.used > self.budget:
-                    self.used -= self._kept.popitem(last=False)[1].nbytes
-        return _cut(grey, box)
+        return _cut(self._kept.get((name, _decoded_size(data, least)), lambda: _upright_grey(data, least)), box)
 
 
 def _decoded_size(data: bytes, least: int) -> tuple[int, int]:

@@ -38,6 +38,7 @@ from contextlib import suppress
 from dataclasses import dataclass, replace
 from functools import cache
 from itertools import combinations
+from threading import Lock
 
 import numpy as np
 from scipy.cluster.hierarchy import DisjointSet
@@ -46,10 +47,12 @@ from threadpoolctl import threadpool_limits
 
 from curate.dedupe import verify
 from curate.dedupe.answers import answering
+from curate.dedupe.batches import batches
 from curate.dedupe.cluster import KIND_RANK, MARKS, NOT_EDGES, SMALL, STAMPED, UNTESTED, stamped
 from curate.dedupe.collage import panel_pairs
 from curate.dedupe.decode import THUMB, Decodes, box_side, field_stop, grey_thumbnail, parse_box, parse_panels
 from curate.dedupe.hashing import METHODS, WINDOWS, RegionPHash, is_mirror
+from curate.dedupe.kept import Kept
 from curate.dedupe.local import local_pairs
 from curate.dedupe.whole import SAME_SHAPE, whole_pairs
 from curate.imaging import STAMP_NCC
@@ -58,6 +61,8 @@ from db.models import DedupeCode, DedupePair, Image
 COMPLETE_MAX = 24  # tentative groups up to this size get every pair verified
 LOCAL_MAX = 100_000  # pictures up to which local features propose too (at 100,000: 12.8 M descriptors, 1.6 GB
 # as stored, an index of 4-bit codes: under 5 minutes, `local.FAST`; bench/README.md, "the local proposal at scale")
+FEATURES_BUDGET = 1024 * 2**20  # bytes of local features verification keeps (`Verifier`)
+PICTURE_BYTES = 300 * 2**10  # at most one picture's: at both sizes, as it is and mirrored (`Verifier.room`)
 PANELS_MAX = 64  # a collage has fewer panels than this (5 x 5 at most: `decode.PANEL_LEAST`; `Verifier.view`)
 
 
@@ -97,8 +102,11 @@ def load_codes(s: Session, algo: str):
 class Verifier:
     """Verification of image pairs: thumbnails first, then SIFT at `verify.COARSE` px, and at
     `verify.WORK` px only for what that leaves undecided (`verify.triage`). A picture's features are
-    computed once per size, decoded at that size, lazily, on a thread pool. `on_progress(stage, done, total)`
-    hears the pictures whose features are taken ("local features") and the pairs decided ("verify")."""
+    computed once per size, decoded at that size, lazily, on a thread pool, and kept up to `budget` bytes
+    (`curate.dedupe.kept`; the least recently used go first and are taken again when needed): at 80-95 KB
+    a picture (bench/README.md), a catalogue of 100,000 would otherwise hold 8-9 GB. Pairs are looked at in
+    batches whose pictures' features fit (`curate.dedupe.batches`). `on_progress(stage, done, total)` hears
+    the pictures whose features are taken ("local features") and the pairs decided ("verify")."""
 
     def __init__(
         self,
@@ -106,14 +114,18 @@ class Verifier:
         workers: int = 0,
         thumbs: dict[int, np.ndarray] | None = None,
         on_progress: Callable[[str, int, int | None], None] | None = None,
+        budget: int | None = None,
     ):
         self.ws = ws
         self.on_progress = on_progress
         self.counts = {"local features": [0, 0], "verify": [0, 0]}  # stage -> [done, total]
         self.workers = workers or os.cpu_count() or 1
         self.thumbs = thumbs or {}
-        self.feats: dict[tuple[int, int], verify.Features | None] = {}  # (image, side) -> features (None: unreadable)
-        self.flipped: dict[tuple[int, int], verify.Features] = {}
+        # (image, side) -> features (None: unreadable); (image, side, "mirror"): mirrored; (image, "even"): evened
+        self.kept: Kept[verify.Features | None] = Kept(budget or FEATURES_BUDGET, _nbytes)
+        self.taken: dict[int, int] = defaultdict(int)  # side -> features taken (again, when let go: benchmark)
+        self._taking = Lock()
+        self.keypoints: dict[int, int] = {}  # at `verify.COARSE` px (from the catalogue: up to local.TOP), kept
         self.sift_pairs = 0  # pairs that needed local features (benchmark, logs)
         self.full_pairs = 0  # of those, pairs the coarse look left undecided
         self.corr: dict[tuple[int, int], float | None] = {}  # the content boxes' thumbnails (`correlation`)
@@ -122,9 +134,7 @@ class Verifier:
         self.coarse_review: dict[tuple[int, int], verify.Verdict] = {}  # the coarse look's verdict, when undecided
         self.coarse_same: dict[tuple[int, int], verify.Verdict] = {}  # its "same", `unasked` at that size
         self.near: dict[tuple[int, int], verify.Verdict] = {}  # the thumbnails' "same" the coarse look denied
-        self.counted: dict[int, int] = {}  # keypoints at `verify.COARSE` px known from the catalogue (up to local.TOP)
         self.decodes = Decodes()  # pictures decoded for one look, kept for the next
-        self.even: dict[int, verify.Features | None] = {}  # at `verify.COARSE` px, contrast evened (`_evened`)
         self.evened_pairs = 0  # pairs looked at again with contrast evened (benchmark)
         with ws.session() as s:
             rows = s.exec(select(Image.id, Image.sha256, Image.width, Image.height)).all()
@@ -181,8 +191,7 @@ class Verifier:
         """Whether the picture is known to have under `verify.MIN_KEYPOINTS` keypoints at `verify.COARSE`
         px: its thumbnail is then the only evidence about it, and two different smooth pictures (tiles
         of one fundus photo, a perspective-warped or captioned copy of one) correlate up to 0.96."""
-        f = self.feats.get((image_id, verify.COARSE))
-        n = len(f.points) if f is not None else self.counted.get(image_id)
+        n = self.keypoints.get(image_id)
         return n is not None and n < verify.MIN_KEYPOINTS
 
     def correlation(self, a: int, b: int) -> float | None:
@@ -233,6 +242,10 @@ class Verifier:
         except Exception:  # unreadable now: the pair is judged on no evidence ("different" or "review")
             return None
         f = verify.features(grey, side, even)
+        with self._taking:
+            self.taken[side] += 1
+        if side == verify.COARSE and not even:
+            self.keypoints[image_id] = len(f.points)
         x0, y0, x1, y1 = self.box.get(image_id, (0.0, 0.0, 1.0, 1.0))
         if x1 <= x0 or y1 <= y0:
             return f
@@ -249,23 +262,29 @@ class Verifier:
         )
         return replace(f, whole=whole, panels=panels)
 
+    def feature(self, key: tuple[int, int]) -> verify.Features | None:
+        """The features of (image, side): kept ones, or taken now (`_features`)."""
+        return self.kept.get(key, lambda: self._features(key))
+
     def _flipped(self, image_id: int, side: int) -> verify.Features:
-        if (image_id, side) not in self.flipped:  # two threads may both compute it: same result, no harm
-            self.flipped[(image_id, side)] = verify.mirrored(self.feats[(image_id, side)])
-        return self.flipped[(image_id, side)]
+        return self.kept.get((image_id, side, "mirror"), lambda: verify.mirrored(self.feature((image_id, side))))
+
+    @property
+    def room(self) -> int:
+        """Pictures whose features the budget holds at once (`PICTURE_BYTES` each)."""
+        return max(2, self.kept.budget // PICTURE_BYTES)
 
     def prepare(self, image_ids, side: int = verify.WORK) -> None:
         image_ids = list(image_ids)
-        if any((i, side) not in self.feats for i in image_ids):
+        if any((i, side) not in self.kept for i in image_ids):
             with ThreadPoolExecutor(self.workers) as pool:  # OpenCV releases the GIL
                 self._extract(pool, [(i, side) for i in image_ids])
 
     def _extract(self, pool: ThreadPoolExecutor, keys) -> None:
-        """The features of `keys` (image, side) not yet taken, on `pool`."""
-        todo = sorted({key for key in keys if key not in self.feats})
+        """The features of `keys` (image, side) not kept now, taken on `pool`."""
+        todo = sorted({key for key in keys if key not in self.kept})
         self._count("local features", 0, len(todo))
-        for key, f in zip(todo, pool.map(self._features, todo), strict=False):
-            self.feats[key] = f
+        for _ in pool.map(self.feature, todo):
             self._count("local features", 1)
 
     def _count(self, stage: str, done: int, more: int = 0) -> None:
@@ -278,7 +297,7 @@ class Verifier:
 
     def _look(self, a: int, b: int, corr: float, dihedral: int | None, side: int):
         """(geometry, keypoints) of the pair at `side` px, or None when a picture cannot be read."""
-        fa, fb = self.feats[(a, side)], self.feats[(b, side)]
+        fa, fb = self.feature((a, side)), self.feature((b, side))
         if fa is None or fb is None:
             return None
         mirrored = None if dihedral is None else is_mirror(dihedral)
@@ -360,9 +379,9 @@ class Verifier:
         """The coarse look's "same" on part of the pictures (`verify.Verdict.unasked`), its transform asked
         at `verify.WORK` px, where the skin away from the agreement has keypoints (`verify.one_object`):
         "review" on one object only, else the "same" stands (no match at full size is needed)."""
-        g, plain, fb = same.geometry, self.feats[(a, verify.WORK)], self.feats[(b, verify.WORK)]
+        g, plain, fb = same.geometry, self.feature((a, verify.WORK)), self.feature((b, verify.WORK))
         fa = self._flipped(a, verify.WORK) if g.mirrored and plain is not None else plain
-        ca, cb = self.feats[(a, verify.COARSE)], self.feats[(b, verify.COARSE)]
+        ca, cb = self.feature((a, verify.COARSE)), self.feature((b, verify.COARSE))
         if fa is None or fb is None or ca is None or cb is None or g.transform is None:
             return replace(same, unasked=False)
         m = np.array(g.transform, np.float64).reshape(2, 3)
@@ -372,7 +391,7 @@ class Verifier:
         return replace(asked if asked.decision == verify.REVIEW else same, unasked=False, in_place=same.in_place)
 
     def _placed(self, a: int, b: int, side: int, v: verify.Verdict) -> verify.Verdict:
-        feats = self.feats[(a, side)], lambda: self._flipped(a, side), self.feats[(b, side)]
+        feats = self.feature((a, side)), lambda: self._flipped(a, side), self.feature((b, side))
         return _laid(v, *feats, coarse=side == verify.COARSE, ask=not self._tiny(a, b))
 
     def _tiny(self, a: int, b: int) -> bool:
@@ -396,10 +415,7 @@ class Verifier:
         or more (a blurred, shrunk copy: 10-11 matches with its photo); on fewer, two different photos under
         one stamp became "same" (`bench/dedupe.py --stamped`). At 160 px rather than 320: `--edits` recall
         0.960 against 0.949, and v6's verification took 46 s of CPU instead of 67."""
-        for i in (a, b):
-            if i not in self.even:  # two threads may both compute it: same result, no harm
-                self.even[i] = self._features((i, verify.COARSE), even=True)
-        fa, fb = self.even[a], self.even[b]
+        fa, fb = (self.kept.get((i, "even"), lambda i=i: self._features((i, verify.COARSE), even=True)) for i in (a, b))
         if fa is None or fb is None:
             return v
         mirrored = None if dihedral is None else is_mirror(dihedral)
@@ -501,29 +517,19 @@ class Verifier:
         (`verify.detail`: 106 such pairs inside v6's groups, all "different" at 320 px too). Each pair is
         looked at in its own order (`swapped`), its verdict returned in the place of its job."""
         jobs = [(b, a, corr, d) if self.swapped(a, b) else (a, b, corr, d) for a, b, corr, d in jobs]
-        undecided = [(a, b) for a, b, _, _ in jobs if self._needs_features(a, b)]
-        self.sift_pairs += len(undecided)
+        undecided = [self._needs_features(a, b) for a, b, _, _ in jobs]
+        self.sift_pairs += sum(undecided)
         # decoding, SIFT and matching release the GIL; BLAS's own threads (the descriptor products) would
         # fight the pool's: one thread each (measured: 2.3x the CPU time on the benchmark without this)
         self._count("verify", 0, len(jobs))
+        verdicts: list[verify.Verdict | None] = [None] * len(jobs)
         with threadpool_limits(1, "blas"), ThreadPoolExecutor(self.workers) as pool:
-            self._extract(pool, [(i, verify.COARSE) for pair in undecided for i in pair])
-            verdicts: list[verify.Verdict | None] = []
-            for v in pool.map(lambda job: self._coarse(*job), jobs, chunksize=16):
-                if thorough and v is not None and v.decision == verify.DIFFERENT and not verify.detail(v.geometry):
-                    v = None
-                verdicts.append(v)
-                self._count("verify", v is not None)
-            rest = [k for k, v in enumerate(verdicts) if v is None]
-            self.full_pairs += len(rest)
-            self._extract(pool, [(i, verify.WORK) for k in rest for i in jobs[k][:2]])
-            for k, v in zip(rest, pool.map(lambda k: self._full(*jobs[k]), rest), strict=False):
-                verdicts[k] = v
-                self._count("verify", 1)
-            again = [k for k, v in enumerate(verdicts) if self._unsettled(jobs[k][0], jobs[k][1], v, thorough)]
-            self.evened_pairs += len(again)
-            for k, v in zip(again, pool.map(lambda k: self._evened(*jobs[k], verdicts[k]), again), strict=False):
-                verdicts[k] = v
+            # how many keypoints each picture has (`smooth`) is known before any pair is decided, as when
+            # every picture's features were kept (the local proposal's descriptors tell it already)
+            pictures = {i for (a, b, _, _), u in zip(jobs, undecided, strict=True) if u for i in (a, b)}
+            self._extract(pool, [(i, verify.COARSE) for i in pictures if i not in self.keypoints])
+            for batch in batches([job[:2] for job in jobs], undecided, self.room):
+                self._check_batch(pool, jobs, batch, undecided, verdicts, thorough)
         panels = {k: found for k, (a, b, _, _) in enumerate(jobs) if (found := self._panel_for(a, b, verdicts[k]))}
         if panels:  # a collage's panel against the picture, as a picture of its own: a batch of its own
             seen = self.check_many([(view, p, jobs[k][2], None) for k, (view, p, _) in panels.items()], thorough)
@@ -532,6 +538,27 @@ class Verifier:
         return [
             self._small(job[0], job[1], self._carried(job[0], job[1], v)) for job, v in zip(jobs, verdicts, strict=True)
         ]
+
+    def _check_batch(
+        self, pool: ThreadPoolExecutor, jobs: list[tuple], batch: list[int], undecided: list[bool], verdicts, thorough
+    ) -> None:
+        """`check_many`'s looks at the jobs numbered `batch`, their verdicts put in `verdicts` (in place)."""
+        self._extract(pool, [(i, verify.COARSE) for k in batch if undecided[k] for i in jobs[k][:2]])
+        for k, v in zip(batch, pool.map(lambda k: self._coarse(*jobs[k]), batch, chunksize=16), strict=True):
+            if thorough and v is not None and v.decision == verify.DIFFERENT and not verify.detail(v.geometry):
+                v = None
+            verdicts[k] = v
+            self._count("verify", v is not None)
+        rest = [k for k in batch if verdicts[k] is None]
+        self.full_pairs += len(rest)
+        self._extract(pool, [(i, verify.WORK) for k in rest for i in jobs[k][:2]])
+        for k, v in zip(rest, pool.map(lambda k: self._full(*jobs[k]), rest), strict=True):
+            verdicts[k] = v
+            self._count("verify", 1)
+        again = [k for k in batch if self._unsettled(jobs[k][0], jobs[k][1], verdicts[k], thorough)]
+        self.evened_pairs += len(again)
+        for k, v in zip(again, pool.map(lambda k: self._evened(*jobs[k], verdicts[k]), again), strict=True):
+            verdicts[k] = v
 
     def marks(self, a: int, b: int) -> Pair | None:
         """A `MARKS` pair when local features at `verify.WORK` px lay one picture in place on the other on
@@ -543,7 +570,7 @@ class Verifier:
         look = self._look(x, y, verify.BOTH_CORR, None, verify.WORK)  # both orientations tried
         if look is None or look[0].transform is None or look[0].inliers < verify.REVIEW_INLIERS:
             return None
-        g, fx, fy = look[0], self.feats[(x, verify.WORK)], self.feats[(y, verify.WORK)]
+        g, fx, fy = look[0], self.feature((x, verify.WORK)), self.feature((y, verify.WORK))
         laid = verify.in_place_correlation(g, self._flipped(x, verify.WORK) if g.mirrored else fx, fy)
         if laid is None or laid >= STAMP_NCC:
             return None
@@ -562,6 +589,12 @@ class Verifier:
             return v
         said = f"{found[1]} {found[0]:.3f}, {part:.3f} with a quarter of them or their light left out"
         return verify.Verdict(verify.REVIEW, f"near the threshold: {said}; local features: {v.reason}", v.geometry)
+
+
+def _nbytes(f: verify.Features | None) -> int:
+    """What one picture's features hold in memory (`Verifier.kept`)."""
+    arrays = () if f is None else (f.points, f.desc, f.small)
+    return 256 + sum(a.nbytes for a in arrays if a is not None)
 
 
 def _laid(
@@ -602,7 +635,8 @@ def propose_local(verifier: Verifier, ids: np.ndarray, new: set[int] | None, alg
     """(a, b) of the pairs shared local features propose; each picture's strongest descriptors come
     from the catalogue, computed only for pictures without current ones (`curate.dedupe.answers`)."""
     answers = answering(verifier, ids.tolist(), algo, report)
-    verifier.counted.update((i, len(d)) for i, d in answers.items())
+    for i, d in answers.items():  # what SIFT found on this run is exact, a stored row holds up to local.TOP
+        verifier.keypoints.setdefault(i, len(d))
     return [(a, b) for a, b, _ in local_pairs(answers, new, ids.tolist())]
 
 
@@ -911,6 +945,7 @@ def find_pairs(ws, options, algo: str, report, on_progress=None) -> list[Pair]:
     report.seconds["verify_cpu"] = verifying_cpu + time.process_time() - cpu
     report.sift_pairs = verifier.sift_pairs
     report.decoded, report.decodes_reused = verifier.decodes.misses, verifier.decodes.hits
+    report.features_taken = sum(verifier.taken.values())
     report.full_sift_pairs = verifier.full_pairs
     report.evened_pairs = verifier.evened_pairs
     return list(best.values())

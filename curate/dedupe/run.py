@@ -125,6 +125,7 @@ class DedupeReport:
     collages: int = 0  # pictures of several photos side by side (`curate.dedupe.decode.panels`)
     decoded: int = 0  # pictures decoded for verification (`curate.dedupe.decode.Decodes`)
     decodes_reused: int = 0  # looks at a picture served by an earlier decode
+    features_taken: int = 0  # pictures' SIFT features taken, at either size (again when let go: `pairs.Verifier`)
     local_cached: int = 0  # pictures whose local features for that proposal the catalogue kept (`dedupe.answers`)
     local_computed: int = 0  # pictures whose local features for it were computed this run
     clusters: int = 0  # clusters with two or more images
