@@ -6,8 +6,8 @@ crop, frame + rescale, photos in one shared frame, a caption strip, a screenshot
 web page or of one phone app, a sticker, a thumbnail-sized JPEG, a perspective warp, a rotation on a larger canvas, and
 the older edits), synthetic skin
 photos (tests/dedupe_corpus.py; a third camera-sized) with copies and same-palette
-siblings, and different close-ups on plain skin. Prints, side by side: time, pair
-precision counting EVERY pair inside a cluster, recall per transformation, the
+siblings, and different close-ups on plain skin. Prints, side by side: time, peak
+memory, pair precision counting EVERY pair inside a cluster, recall per transformation, the
 speed-up over imagededup, and the candidate search alone on 100,000 images.
 
     .venv/bin/python bench/dedupe.py            # table (a few minutes);  --json for scripts
@@ -20,7 +20,8 @@ speed-up over imagededup, and the candidate search alone on 100,000 images.
     .venv/bin/python bench/dedupe.py --photos DIR  # any of them from your own photos (--stamped --photos DIR ...)
 
 imagededup and difPy (pip install imagededup difPy; benchmark only, not project
-dependencies) run in a subprocess each (`--other-python`, default this python).
+dependencies) run in a subprocess each (`--other-python`, default this python), and so
+does this project (this python), so each tool's peak memory is its own process's.
 Every tool's matched pairs are joined into groups the same way (union), and a
 copy counts as found when it lands in its original's group.
 """
@@ -1006,7 +1007,8 @@ def main(argv: list[str] | None = None) -> None:
                 res = run_ours(corpus / "images", Path(tmp), args.workers, args.why_missed)
         else:
             res = {"imagededup": run_imagededup, "difpy": run_difpy}[args.tool](corpus / "images")
-        res.setdefault("peak_mb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # the scale line's own
+        # the tool's process at its peak (the scale line measures its own)
+        res.setdefault("peak_mb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         print("RESULT " + json.dumps(res))
         return
     if not args.tools and args.scale:  # `--tools '' --scale N`: the scale line alone

@@ -73,7 +73,7 @@ def test_the_same_pictures_in_the_other_order_give_the_same_pairs_and_clusters(t
 @pytest.mark.slow
 def test_features_let_go_and_taken_again_give_the_same_pairs_and_clusters(tmp_path, monkeypatch):
     """A catalogue too large for verification to keep every picture's local features (`pairs.FEATURES_BUDGET`:
-    a tenth of a catalogue of 100,000 at the default) lets the least recently used go and takes them again:
+    a quarter of what 100,000 pictures need, at the default) lets the least recently used go and takes them again:
     the same pairs and clusters as when all were kept, never more features held than the budget."""
     files = _pictures()
     names = sorted(files)

@@ -61,8 +61,10 @@ from db.models import DedupeCode, DedupePair, Image
 COMPLETE_MAX = 24  # tentative groups up to this size get every pair verified
 LOCAL_MAX = 100_000  # pictures up to which local features propose too (at 100,000: 12.8 M descriptors, 1.6 GB
 # as stored, an index of 4-bit codes: under 5 minutes, `local.FAST`; bench/README.md, "the local proposal at scale")
-FEATURES_BUDGET = 1024 * 2**20  # bytes of local features verification keeps (`Verifier`)
-PICTURE_BYTES = 300 * 2**10  # at most one picture's: at both sizes, as it is and mirrored (`Verifier.room`)
+# bytes of local features verification keeps (`Verifier`): 1 GB made a run of 21,262 pictures take 35 % of them
+# again, 26 % more time for a 0.4 GB lower peak (bench/README.md, "verification's memory"); 2 GB holds 25,000
+FEATURES_BUDGET = 2048 * 2**20
+PICTURE_BYTES = 160 * 2**10  # twice a picture's on average (both sizes, as it is and mirrored: `Verifier.room`)
 PANELS_MAX = 64  # a collage has fewer panels than this (5 x 5 at most: `decode.PANEL_LEAST`; `Verifier.view`)
 
 
