@@ -61,7 +61,7 @@ from db.models import DedupeCode, DedupePair, Image
 COMPLETE_MAX = 24  # tentative groups up to this size get every pair verified
 LOCAL_MAX = 100_000  # pictures up to which local features propose too (at 100,000: 12.8 M descriptors, 1.6 GB
 # as stored, an index of 4-bit codes: under 5 minutes, `local.FAST`; bench/README.md, "the local proposal at scale")
-# bytes of local features verification keeps (`Verifier`): 1 GB made a run of 21,262 pictures take 35 % of them
+# bytes of local features verification keeps (`Verifier`): 1 GB made a run of 21,262 pictures take 36 % of them
 # again, 26 % more time for a 0.4 GB lower peak (bench/README.md, "verification's memory"); 2 GB holds 25,000
 FEATURES_BUDGET = 2048 * 2**20
 PICTURE_BYTES = 160 * 2**10  # twice a picture's on average (both sizes, as it is and mirrored: `Verifier.room`)
@@ -542,7 +542,13 @@ class Verifier:
         ]
 
     def _check_batch(
-        self, pool: ThreadPoolExecutor, jobs: list[tuple], batch: list[int], undecided: list[bool], verdicts, thorough
+        self,
+        pool: ThreadPoolExecutor,
+        jobs: list[tuple],
+        batch: list[int],
+        undecided: list[bool],
+        verdicts: list[verify.Verdict | None],
+        thorough: bool,
     ) -> None:
         """`check_many`'s looks at the jobs numbered `batch`, their verdicts put in `verdicts` (in place)."""
         self._extract(pool, [(i, verify.COARSE) for k in batch if undecided[k] for i in jobs[k][:2]])
