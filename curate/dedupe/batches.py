@@ -17,19 +17,19 @@ from scipy.sparse.csgraph import reverse_cuthill_mckee
 def batches(pairs: list[tuple[int, int]], needs: list[bool], room: int) -> list[list[int]]:
     """Indices into `pairs` (a, b), in batches holding at most `room` pictures of the pairs that `needs`
     features (the others need none and go in the first batch); every index once."""
-    pictures = sorted({i for (a, b), n in zip(pairs, needs, strict=True) if n for i in (a, b)})
+    needing = np.flatnonzero(needs)
+    pictures = sorted({i for k in needing for i in pairs[k]})
     if len(pictures) <= room:
         return [list(range(len(pairs)))]
     at = {p: k for k, p in enumerate(pictures)}
-    ends = np.array([(at[a], at[b]) for (a, b), n in zip(pairs, needs, strict=True) if n], np.int64).reshape(-1, 2)
+    ends = np.array([(at[pairs[k][0]], at[pairs[k][1]]) for k in needing], np.int64).reshape(-1, 2)
     graph = coo_matrix((np.ones(len(ends)), (ends[:, 0], ends[:, 1])), shape=(len(pictures),) * 2).tocsr()
     rank = np.empty(len(pictures), np.int64)
     rank[reverse_cuthill_mckee(graph + graph.T, symmetric_mode=True)] = np.arange(len(pictures))
     ranked = rank[ends]
-    needing = np.flatnonzero(needs)[np.lexsort((ranked.max(1), ranked.min(1)))].tolist()
     out: list[list[int]] = [[k for k, n in enumerate(needs) if not n]]
     held: set[int] = set()
-    for k in needing:
+    for k in needing[np.lexsort((ranked.max(1), ranked.min(1)))].tolist():
         ends_k = set(pairs[k])
         if out[-1] and held and len(held | ends_k) > room:
             out.append([])

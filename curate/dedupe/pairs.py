@@ -104,7 +104,7 @@ def load_codes(s: Session, algo: str):
 class Verifier:
     """Verification of image pairs: thumbnails first, then SIFT at `verify.COARSE` px, and at
     `verify.WORK` px only for what that leaves undecided (`verify.triage`). A picture's features are
-    computed once per size, decoded at that size, lazily, on a thread pool, and kept up to `budget` bytes
+    computed once per size, decoded at that size, lazily, on a thread pool, and kept up to `FEATURES_BUDGET`
     (`curate.dedupe.kept`; the least recently used go first and are taken again when needed): at 80-95 KB
     a picture (bench/README.md), a catalogue of 100,000 would otherwise hold 8-9 GB. Pairs are looked at in
     batches whose pictures' features fit (`curate.dedupe.batches`). `on_progress(stage, done, total)` hears
@@ -116,7 +116,6 @@ class Verifier:
         workers: int = 0,
         thumbs: dict[int, np.ndarray] | None = None,
         on_progress: Callable[[str, int, int | None], None] | None = None,
-        budget: int | None = None,
     ):
         self.ws = ws
         self.on_progress = on_progress
@@ -124,7 +123,7 @@ class Verifier:
         self.workers = workers or os.cpu_count() or 1
         self.thumbs = thumbs or {}
         # (image, side) -> features (None: unreadable); (image, side, "mirror"): mirrored; (image, "even"): evened
-        self.kept: Kept[verify.Features | None] = Kept(budget or FEATURES_BUDGET, _nbytes)
+        self.kept: Kept[verify.Features | None] = Kept(FEATURES_BUDGET, _nbytes)
         self.taken: dict[int, int] = defaultdict(int)  # side -> features taken (again, when let go: benchmark)
         self._taking = Lock()
         self.keypoints: dict[int, int] = {}  # at `verify.COARSE` px (from the catalogue: up to local.TOP), kept
