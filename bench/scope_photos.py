@@ -38,12 +38,18 @@ def write(out: Path, n: int) -> int:
     return n
 
 
-def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def folder_cli(write, doc: str, n: int, what: str, argv=None) -> None:
+    """`DIR [--n N]`: `write(DIR, N)` and say how many `what` it wrote (this script's command line, and
+    `skin_photos.py`'s)."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("dir", type=Path)
-    ap.add_argument("--n", type=int, default=40, help="different lesions (default: 40)")
+    ap.add_argument("--n", type=int, default=n, help=f"different photos (default: {n})")
     args = ap.parse_args(argv)
-    print(f"{write(args.dir, args.n)} photos through one dermatoscope in {args.dir}")
+    print(f"{write(args.dir, args.n)} {what} in {args.dir}")
+
+
+def main(argv=None) -> None:
+    folder_cli(write, __doc__, 40, "photos through one dermatoscope", argv)
 
 
 if __name__ == "__main__":

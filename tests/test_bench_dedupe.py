@@ -162,3 +162,25 @@ def test_a_figure_and_its_photos_are_scored_merged_or_to_review():
     assert bench.figure_pairs(truth, ours) == {"figure_pairs": 2, "merged": 1, "to_review": 1}
     assert bench.figure_pairs(truth, {"pairs": []}) == {"figure_pairs": 2, "merged": 0, "to_review": None}
     assert bench.score(truth, ours["pairs"])["false_pairs"] == 1  # a merged figure is a false pair too
+
+
+def test_the_skin_photos_hold_close_ups_with_too_few_keypoints_at_the_first_look(tmp_path):
+    """`bench/skin_photos.py`: different photos at web sizes, the close-ups of one lesion on plain skin
+    nearly textureless where verification first looks (under `MIN_KEYPOINTS` at 160 px), the others not."""
+    sys.path.insert(0, str(BENCH.parent))
+    import skin_photos
+    from PIL import Image
+
+    from curate.dedupe import verify
+
+    assert skin_photos.write(tmp_path / "skin", 12) == 12
+    files = sorted((tmp_path / "skin").glob("*.jpg"))
+    assert [f.name[0] for f in files] == ["c"] * 5 + ["s"] * 7
+    keypoints, width = {}, {}
+    for f in files:
+        with Image.open(f) as im:
+            keypoints[f.name] = len(verify.features(np.asarray(im.convert("L")), verify.COARSE).points)
+            width[f.name] = im.width
+    big = [n for n in keypoints if n[0] == "c" and width[n] >= 640]
+    assert big and all(keypoints[n] < verify.MIN_KEYPOINTS for n in big), keypoints
+    assert all(keypoints[f.name] >= verify.MIN_KEYPOINTS for f in files if f.name[0] == "s"), keypoints

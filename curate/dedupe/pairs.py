@@ -122,7 +122,7 @@ class Verifier:
         self.counts = {"local features": [0, 0], "verify": [0, 0]}  # stage -> [done, total]
         self.workers = workers or os.cpu_count() or 1
         self.thumbs = thumbs or {}
-        # (image, side) -> features (None: unreadable); (image, side, "mirror"): mirrored; (image, "even"): evened
+        # (image, side) -> features (None: unreadable); (image, side, "mirror"): mirrored; (image, side, "even"): evened
         self.kept: Kept[verify.Features | None] = Kept(FEATURES_BUDGET, _nbytes)
         self.taken: dict[int, int] = defaultdict(int)  # side -> features taken (again, when let go: benchmark)
         self._taking = Lock()
@@ -403,10 +403,12 @@ class Verifier:
 
     def _unsettled(self, a: int, b: int, v: verify.Verdict, thorough: bool) -> bool:
         """Whether `_evened` looks at the pair again: a "review", or a "different" inside a tentative group
-        (`complete`), between two pictures with texture enough (not `smooth`: evening a nearly textureless
-        picture raises its JPEG noise into keypoints, `verify.evened`)."""
-        wanted = v.decision == verify.REVIEW or (thorough and v.decision == verify.DIFFERENT)
-        return wanted and not v.untestable and not self._smooth(a, b)
+        (`complete`) between two pictures with texture enough (not `smooth`: evening a nearly textureless
+        picture raises its JPEG noise into keypoints, `verify.evened`). Not a "different" for want of texture
+        (`untestable`): looking at those too (at 320 px, `_evened`) took verification 41 % more CPU than before on
+        `bench/skin_photos.py`'s corpus, against 23 % for the "review"s alone, for one copy more."""
+        wanted = v.decision == verify.REVIEW or (thorough and v.decision == verify.DIFFERENT and not self._smooth(a, b))
+        return wanted and not v.untestable
 
     def _evened(self, a: int, b: int, corr: float, dihedral: int | None, v: verify.Verdict) -> verify.Verdict:
         """The pair looked at again with both pictures' contrast evened out (`verify.evened`), at
@@ -415,8 +417,13 @@ class Verifier:
         what this look says ("same" or "review"). A "review" gives way only to "same" on `verify.SAME_INLIERS`
         or more (a blurred, shrunk copy: 10-11 matches with its photo); on fewer, two different photos under
         one stamp became "same" (`bench/dedupe.py --stamped`). At 160 px rather than 320: `--edits` recall
-        0.960 against 0.949, and v6's verification took 46 s of CPU instead of 67."""
-        fa, fb = (self.kept.get((i, "even"), lambda i=i: self._features((i, verify.COARSE), even=True)) for i in (a, b))
+        0.960 against 0.949, and v6's verification took 46 s of CPU instead of 67. A "review" with a `smooth`
+        picture is looked at at `verify.WORK` px: a close-up of one lesion on plain skin has 5-13 keypoints at
+        160 px, evened or not; copies it lifted shared 21-325 agreeing ones at 320 px evened, different close-ups
+        at most 9, and different photos under one watermark up to 23, along its lettering, which `verify.decide`
+        keeps to review (bench/README.md, "Since 2026-12-02 22:30: close-ups on plain skin")."""
+        side = verify.WORK if self._smooth(a, b) else verify.COARSE
+        fa, fb = (self.kept.get((i, side, "even"), lambda i=i: self._features((i, side), even=True)) for i in (a, b))
         if fa is None or fb is None:
             return v
         mirrored = None if dihedral is None else is_mirror(dihedral)
