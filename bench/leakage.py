@@ -16,7 +16,9 @@ variants: hard negatives whose ruler's keypoints agree on one transform. `--coll
 two to four of the corpus's photos each (`tests/photo_corpus.py`'s `collage`), in test: a photo in train
 shown inside a figure in test is a leak, and its recall is a column of its own. Every image's panels,
 when it is a collage, are compared as pictures of their own, as the audit does
-(`curate.export.leakage.panel_views`).
+(`curate.export.leakage.panel_views`). `--closeups N` adds N photos of one lesion on plain skin at a phone's sizes
+(`bench/skin_photos.py`'s close-ups), with their leak variants: the smooth photos whose texture the audit
+raises (`leakage_match._textured`).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench")]
 
 from leakage_corpus import LEAKS, bases, exported, ruled
 
@@ -41,7 +43,14 @@ FIGURE_SIZES = (2, 3, 4)  # photos in each `--collages` figure, in turn
 
 
 def build(
-    out: Path, skin: int, photos: bool, stamped: int = 0, rulers: int = 0, collages: int = 0, templates: int = 0
+    out: Path,
+    skin: int,
+    photos: bool,
+    stamped: int = 0,
+    rulers: int = 0,
+    collages: int = 0,
+    templates: int = 0,
+    closeups: int = 0,
 ) -> tuple[list[Path], list[tuple[int, str]], np.ndarray]:
     """The corpus; `stamped`: that many more different photos (single lesions on plain skin,
     `tests/photo_corpus.py`'s `closeup`) as one atlas previews them (its `stamp`, the logo), over the five
@@ -49,10 +58,16 @@ def build(
     among them only with `photos` off: the tiles are parts of them); `collages`: that many figures in test,
     each of the next two to four photos, their meta (-1 - figure, "figure:" + the photos' numbers);
     `templates`: that many more different close-ups as one site serves them (`tests/photo_corpus.py`'s
-    `banner`, flat and with an emblem, `avatar` and a `vignette`, in turn), over the five folds and test."""
+    `banner`, flat and with an emblem, `avatar` and a `vignette`, in turn), over the five folds and test;
+    `closeups`: that many more photos of one lesion on plain skin at a phone's sizes
+    (`bench/skin_photos.py`'s), with their leak variants."""
     rng = np.random.default_rng(0)
     paths, meta, parts = [], [], []
     photos_ = bases(skin, photos) + (ruled(rulers, real=not photos) if rulers else [])
+    if closeups:
+        from skin_photos import closeups as plain_skin
+
+        photos_ += list(plain_skin(closeups))
     for i, (_, img) in enumerate(photos_):
         for kind in ["original", *LEAKS]:
             data = exported(img if kind == "original" else LEAKS[kind](img, rng))
@@ -167,6 +182,9 @@ def main(argv=None) -> None:
     ap.add_argument("--rulers", type=int, default=0, help="different photos more, each beside one clinic's ruler")
     ap.add_argument("--collages", type=int, default=0, help="figures of 2-4 of the photos each, in test")
     ap.add_argument(
+        "--closeups", type=int, default=0, help="photos more, each of one lesion on plain skin, 224-1,024 px"
+    )
+    ap.add_argument(
         "--templates",
         type=int,
         default=0,
@@ -179,7 +197,7 @@ def main(argv=None) -> None:
     for old in [p for pattern in mine for p in args.out.glob(pattern)]:
         old.unlink()  # this script's files from a run with other options, nothing else in the folder
     paths, meta, parts = build(
-        args.out, args.skin, not args.no_photos, args.stamped, args.rulers, args.collages, args.templates
+        args.out, args.skin, not args.no_photos, args.stamped, args.rulers, args.collages, args.templates, args.closeups
     )
     t0 = time.perf_counter()
     grays, frames = map(list, zip(*(gray_and_frame(p, p.name, "bench") for p in paths), strict=True))
@@ -235,6 +253,7 @@ def main(argv=None) -> None:
     photos_n = sum(kind == "original" for _, kind in meta)
     print(
         f"{n} images ({photos_n} photos + 3 leak variants each, {args.rulers} of them beside one ruler, "
+        f"{args.closeups} close-ups on plain skin, "
         f"{args.stamped} stamped previews, {args.templates} in one site's template, {args.collages} figures), "
         f"{compared:,} compared pairs; "
         f"{len(views)} panels of {len(set(owner))} collages looked at on their own"

@@ -24,23 +24,28 @@ SEED = 9000
 SIZES = ((224, 224), (400, 300), (640, 480), (800, 600), (1024, 768), (300, 400), (480, 640))
 
 
-def write(out: Path, n: int) -> int:
-    """Write `n` photos into `out` (created); returns how many."""
+def closeups(n: int):
+    """The folder's first `n` close-ups, in order: (name, image), each with its own size, skin colour and
+    1-4 % texture (`bench/leakage.py --closeups` audits them too)."""
     import numpy as np
-    from dedupe_corpus import photo
     from photo_corpus import closeup
 
-    out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(SEED)
-    closeups = n * 5 // 12
     for k in range(n):
-        size = SIZES[(k + 3) % len(SIZES)]
-        if k < closeups:
-            skin = tuple(int(x) for x in rng.integers([150, 100, 80], [235, 180, 150]))
-            img = closeup(SEED + k, size, skin=skin, texture=float(rng.uniform(0.01, 0.04)))
-            img.save(out / f"c{k:03d}.jpg", quality=90)
-        else:
-            photo(SEED + k, size).save(out / f"s{k:03d}.jpg", quality=90)
+        skin = tuple(int(x) for x in rng.integers([150, 100, 80], [235, 180, 150]))
+        img = closeup(SEED + k, SIZES[(k + 3) % len(SIZES)], skin=skin, texture=float(rng.uniform(0.01, 0.04)))
+        yield f"c{k:03d}", img
+
+
+def write(out: Path, n: int) -> int:
+    """Write `n` photos into `out` (created); returns how many."""
+    from dedupe_corpus import photo
+
+    out.mkdir(parents=True, exist_ok=True)
+    for name, img in closeups(n * 5 // 12):
+        img.save(out / f"{name}.jpg", quality=90)
+    for k in range(n * 5 // 12, n):
+        photo(SEED + k, SIZES[(k + 3) % len(SIZES)]).save(out / f"s{k:03d}.jpg", quality=90)
     return n
 
 

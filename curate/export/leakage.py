@@ -2,15 +2,15 @@
 
 Every test and external image is compared with every train image, and every train image with the train
 images of the other folds. Evidence of "same photo" is local-feature geometry (`leakage_match`: ORB
-keypoints on the content box, a faiss binary index, RANSAC verification, mirror images included), after
-each image's uniform border is cut away (`content_box`), so a white or coloured frame, a different
-crop, a mirror image or a burned-in watermark do not hide a copy. A pair is suspect when at least
-`THRESHOLD` keypoints agree on one geometric transform; that number is calibrated by `bench/leakage.py`
-(bench/README.md). Pairs that only a shared stamp explains (a site's watermark at one place on
-different photos: `leakage_match.stamped`) or one object both photos show (a clinic's ruler beside
-different lesions, a site's banner across their foot: `leakage_match.one_object`) are left out of the
-suspects and listed apart. A collage's panels (several photos in one figure) are compared as pictures of
-their own too (`panel_views`).
+keypoints on the content box, a smooth photo's texture raised first, a faiss binary index, RANSAC
+verification, mirror images included), after each image's uniform border is cut away (`content_box`), so
+a white or coloured frame, a different crop, a mirror image or a burned-in watermark do not hide a copy.
+A pair is suspect when at least `THRESHOLD` keypoints agree on one geometric transform; that number is
+calibrated by `bench/leakage.py` (bench/README.md). Pairs that only a shared stamp explains (a site's
+watermark at one place on different photos: `leakage_match.stamped`) or one object both photos show (a
+clinic's ruler beside different lesions, a site's banner across their foot: `leakage_match.one_object`)
+are left out of the suspects and listed apart. A collage's panels (several photos in one figure) are
+compared as pictures of their own too (`panel_views`).
 
 Deterministic: the same files give the same pairs in the same order (single-threaded ORB, index
 training and seeded RANSAC), so the card written at export time is byte-identical across runs.
@@ -34,7 +34,10 @@ from curate.export import leakage_match
 from curate.parallel import stage_of
 
 THRESHOLD = 20  # RANSAC inliers; calibrated in bench/leakage.py, see bench/README.md
-METHOD = "ORB local features on the content box (mirror included), faiss binary index, RANSAC affine verification"
+METHOD = (
+    "ORB local features on the content box (mirror included; a smooth photo's texture raised), faiss binary index, "
+    "RANSAC affine verification"
+)
 BORDER_TOLERANCE = 18  # 0-255; a frame's pixels stay within this of its colour (JPEG ringing included)
 BORDER_SHARE = 0.97  # share of a line's pixels that must match the frame colour
 MAX_LISTED = 200  # pairs kept in the result (the strongest); `suspects` counts them all

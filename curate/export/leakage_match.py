@@ -6,9 +6,9 @@ watermark+crop, 68 % of mirror+crop and 42 % of framed copies at cosine 0.90 whi
 different photos (plain-skin look-alikes, tiles of one texture); at the first cosine with no false pair
 (0.975) they found almost none. Global features say "similar content", not "same photo". What a re-post
 cannot change is the photo's local structure: OpenCV ORB keypoints on the content box (uniform borders
-and frames cut away) are indexed in a faiss binary IVF index; every image's descriptors (and those of its
-mirror image) vote for the images
-holding their nearest neighbours, and each voted pair is verified by RANSAC on an affine transform
+and frames cut away; a smooth photo's texture raised first, `_textured`) are indexed in a faiss binary IVF
+index; every image's descriptors (and those of its mirror image) vote for the images holding their
+nearest neighbours, and each voted pair is verified by RANSAC on an affine transform
 (the export stretches every photo to a square, so x and y scale differently). Inliers must cover a
 real part of both images, so a shared watermark or caption (a thin band) cannot make two different
 photos one. Two kinds of pairs pass that and are still different photos; they are set apart, not
@@ -45,6 +45,11 @@ OBJECT_TESTED = 15  # spots needed to decide
 OBJECT_AGREE = 0.2  # under this share of them alike: the agreement is one object's
 BAND_ALIKE = 0.35  # `banded`: away from a band, a copy's detail correlates at least this much
 DETAIL_SIGMAS = (2.0, 16.0)  # px: the difference of Gaussians that leaves a lesion and takes out light and grain
+TEXTURE_LIGHT = 8.0  # px: Gaussian sigma of the light `_textured` keeps; what it takes out is the texture
+TEXTURE_SPREAD = 8.0  # grey levels: the median texture magnitude `_textured` raises a smooth picture's to
+TEXTURE_GAIN = 8.0  # at most this many times
+RAISED_TURN = 15.0  # degrees: a match with a smooth picture (`Features.raised`) turning it more is no evidence:
+# one lesion's outline fits another's turned (different close-ups of one skin: 25-157 degrees; copies: 0-3)
 
 
 @dataclass
@@ -56,6 +61,7 @@ class Features:
     mpoints: np.ndarray
     mdesc: np.ndarray
     area: float  # content-box area in pixels
+    raised: bool = False  # its texture was raised (`_textured`): a smooth picture
 
 
 @dataclass(frozen=True)
@@ -79,11 +85,32 @@ def _orb():
     return cv2.ORB_create(nfeatures=N_FEATURES, fastThreshold=7, edgeThreshold=15, patchSize=15)
 
 
+def _textured(gray: np.ndarray) -> tuple[np.ndarray, bool]:
+    """`gray` with its texture (what a blur of `TEXTURE_LIGHT` takes out) raised by one gain, so that its median
+    magnitude is `TEXTURE_SPREAD` grey levels, when it is less; a textured picture comes back as it is.
+
+    A close-up of one lesion on plain skin keeps a few ORB corners at the export's 320 px, and its re-posted
+    copies were found a quarter of the time (`bench/leakage.py --closeups 50`: 0.26, 0.28, 0.26 on watermark +
+    crop, mirror + crop, white frame); with its pores raised, 0.76, 0.92, 0.58. One gain over the whole
+    picture, not OpenCV's CLAHE (dedupe's evened look, `curate.dedupe.pairs`): CLAHE evens each tile of a grid
+    that a crop or a frame moves, so a copy's corners came out elsewhere (0.36, 0.42, 0.24)."""
+    import cv2
+
+    g = gray.astype(np.float32)
+    light = cv2.GaussianBlur(g, (0, 0), TEXTURE_LIGHT)
+    texture = g - light
+    gain = min(TEXTURE_GAIN, TEXTURE_SPREAD / max(float(np.median(np.abs(texture))), 1e-3))
+    if gain <= 1.0:
+        return gray, False
+    return np.clip(light + texture * gain + 0.5, 0, 255).astype(np.uint8), True
+
+
 def features(gray_images: Sequence[np.ndarray], tick: Callable[[int, int], None] | None = None) -> list[Features]:
-    """ORB on each grayscale content box (uint8, H×W) and on its mirror image; `tick(done, total)` after each."""
+    """ORB on each grayscale content box (uint8, H×W), its texture raised when smooth (`_textured`), and on
+    its mirror image; `tick(done, total)` after each."""
     orb = _orb()
     out = []
-    for g in gray_images:
+    for g, raised in map(_textured, gray_images):
         kp, d = orb.detectAndCompute(g, None)
         kpm, dm = orb.detectAndCompute(np.ascontiguousarray(g[:, ::-1]), None)
         out.append(
@@ -93,6 +120,7 @@ def features(gray_images: Sequence[np.ndarray], tick: Callable[[int, int], None]
                 np.float32([k.pt for k in kpm]).reshape(-1, 2),
                 dm if dm is not None else np.zeros((0, 32), np.uint8),
                 float(g.shape[0] * g.shape[1]),
+                raised,
             )
         )
         if tick:
@@ -225,6 +253,8 @@ def match(
             # least squares over the inliers: the RANSAC sample's fit strays by pixels away from them,
             # where `one_object` looks
             affine = tuple(float(v) for v in _least_squares(src[fit.keep], dst[fit.keep]).ravel())
+            if (f.raised or feats[c].raised) and abs(np.degrees(np.arctan2(affine[3], affine[0]))) > RAISED_TURN:
+                continue
             m = Match(key[0], key[1], fit.inliers, round(fit.cover, 3), mirrored, fit.shift, q, affine)
             if key not in best or (m.inliers, m.cover) > (best[key].inliers, best[key].cover):
                 best[key] = m
@@ -388,8 +418,8 @@ def _laid_on(m: Match, grays: list[np.ndarray], feats: list[Features]) -> Laid |
     if m.affine is None:
         return None
     q, c = (m.i, m.j) if m.query == m.i else (m.j, m.i)
-    gq = np.ascontiguousarray(grays[q][:, ::-1]) if m.mirrored else grays[q]
-    gc = grays[c]
+    gq, gc = (_textured(grays[k])[0] if feats[k].raised else grays[k] for k in (q, c))  # as their keypoints saw them
+    gq = np.ascontiguousarray(gq[:, ::-1]) if m.mirrored else gq
     h, w = gc.shape
     agreement = _agreement(feats[q], feats[c], m.mirrored, np.float64(m.affine).reshape(2, 3))
     if agreement is None:
