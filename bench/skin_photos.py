@@ -24,6 +24,11 @@ SEED = 9000
 SIZES = ((224, 224), (400, 300), (640, 480), (800, 600), (1024, 768), (300, 400), (480, 640))
 
 
+def _size(k: int) -> tuple[int, int]:
+    """Photo k's size: the sizes in turn."""
+    return SIZES[(k + 3) % len(SIZES)]
+
+
 def closeups(n: int):
     """The folder's first `n` close-ups, in order: (name, image), each with its own size, skin colour and
     1-4 % texture (`bench/leakage.py --closeups` audits them too)."""
@@ -33,7 +38,7 @@ def closeups(n: int):
     rng = np.random.default_rng(SEED)
     for k in range(n):
         skin = tuple(int(x) for x in rng.integers([150, 100, 80], [235, 180, 150]))
-        img = closeup(SEED + k, SIZES[(k + 3) % len(SIZES)], skin=skin, texture=float(rng.uniform(0.01, 0.04)))
+        img = closeup(SEED + k, _size(k), skin=skin, texture=float(rng.uniform(0.01, 0.04)))
         yield f"c{k:03d}", img
 
 
@@ -45,7 +50,7 @@ def write(out: Path, n: int) -> int:
     for name, img in closeups(n * 5 // 12):
         img.save(out / f"{name}.jpg", quality=90)
     for k in range(n * 5 // 12, n):
-        photo(SEED + k, SIZES[(k + 3) % len(SIZES)]).save(out / f"s{k:03d}.jpg", quality=90)
+        photo(SEED + k, _size(k)).save(out / f"s{k:03d}.jpg", quality=90)
     return n
 
 
