@@ -227,7 +227,8 @@ def main(argv=None) -> None:
             hits = sum(
                 (min(k, o), max(k, o)) in found for k in variants for o in [meta.index((meta[k][0], "original"))]
             )
-            row[kind] = round(hits / len(variants), 3)
+            if variants:  # a corpus of false-pair kinds only (`--no-photos --skin 0 --stamped N`) has none
+                row[kind] = round(hits / len(variants), 3)
         if args.collages:  # each figure with the originals of the photos it shows
             held = [(k, meta.index((i, "original"))) for k in range(len(meta)) for i in sorted(_held(meta, k))]
             row["figure"] = round(sum((min(k, o), max(k, o)) in found for k, o in held) / len(held), 3)

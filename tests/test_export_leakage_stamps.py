@@ -8,7 +8,7 @@ import io
 import numpy as np
 from dedupe_corpus import photo
 from leakage_corpus import LEAKS, Parts, exported
-from photo_corpus import originals, stamp
+from photo_corpus import closeup, originals, stamp
 from PIL import Image
 
 from curate.export.leakage import LeakageAudit, audit_files
@@ -52,3 +52,19 @@ def test_stamped_previews_are_left_out_and_real_leaks_stay(tmp_path):
     page = render(tmp_path, "atlas@1.0.0", audit)
     assert page.count("id='stamped") == len(audit.stamped_pairs) + 1  # the section and each pair, after the suspects
     assert page.index("id='pair1'") < page.index("id='stamped'")
+
+
+def test_close_ups_of_one_skin_under_one_logo_are_not_suspects(tmp_path):
+    """Plain skin leaves the logo's small print, which the agreement misses, most of what the two pictures
+    have alike away from it; it is the stamp's, and the skin around it differs (`leakage_match.object_spots`)."""
+    parts = Parts(tmp_path)
+    shots = [closeup(k) for k in range(12)]
+    for k, img in enumerate(shots):
+        parts.put(f"atlas_{k}.jpg", exported(stamp(img, "logo")), *PARTS[k % len(PARTS)])
+    # a real leak among them: close-up 0 (train, fold 0) cropped from its preview and posted again, in test
+    cropped = stamp(shots[0], "logo").crop((0, 20, 360, 300))
+    parts.put("atlas_0_crop.jpg", exported(cropped), "test", None)
+
+    audit = audit_files(tmp_path, parts.entries, "atlas@1.0.0")
+    suspects = {(p.a.file, p.b.file) for p in audit.pairs}
+    assert suspects == {("train/atlas_0.jpg", "test/atlas_0_crop.jpg")}, suspects

@@ -43,7 +43,7 @@ BORDER_SHARE = 0.97  # share of a line's pixels that must match the frame colour
 MAX_LISTED = 200  # pairs kept in the result (the strongest); `suspects` counts them all
 LEFT_OUT = {  # pairs of different photos that pass verification, left out of the suspects: why, in words
     "stamped": "that share only a stamp (a site's watermark)",
-    "one_object": "that match on one object only (a ruler, a colour card or a site's banner both show)",
+    "one_object": "that match on one object only (a ruler, a colour card, a site's banner or logo both show)",
 }
 
 
