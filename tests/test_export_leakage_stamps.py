@@ -68,3 +68,4 @@ def test_close_ups_of_one_skin_under_one_logo_are_not_suspects(tmp_path):
     audit = audit_files(tmp_path, parts.entries, "atlas@1.0.0")
     suspects = {(p.a.file, p.b.file) for p in audit.pairs}
     assert suspects == {("train/atlas_0.jpg", "test/atlas_0_crop.jpg")}, suspects
+    assert audit.one_object > 0 and "match on one object only" in audit.summary()  # listed apart, not dropped
