@@ -37,7 +37,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench")]
 from leakage_corpus import LEAKS, bases, exported, ruled
 
 from curate.export import leakage_match
-from curate.export.leakage import THRESHOLD, by_image, gray_and_frame, panel_views
+from curate.export.leakage import THRESHOLD, by_image, panel_views, read_content
+from curate.parallel import run_parallel
 
 FIGURE_SIZES = (2, 3, 4)  # photos in each `--collages` figure, in turn
 
@@ -179,6 +180,9 @@ def main(argv=None) -> None:
         "--stamped", type=int, default=0, help="different photos more, under one stock site's logo (false pairs only)"
     )
     ap.add_argument("--json", action="store_true")
+    ap.add_argument(
+        "--workers", type=int, default=0, help="processes, as `curate audit leakage --workers` (0: one per core)"
+    )
     ap.add_argument("--rulers", type=int, default=0, help="different photos more, each beside one clinic's ruler")
     ap.add_argument("--collages", type=int, default=0, help="figures of 2-4 of the photos each, in test")
     ap.add_argument(
@@ -200,18 +204,25 @@ def main(argv=None) -> None:
         args.out, args.skin, not args.no_photos, args.stamped, args.rulers, args.collages, args.templates, args.closeups
     )
     t0 = time.perf_counter()
-    grays, frames = map(list, zip(*(gray_and_frame(p, p.name, "bench") for p in paths), strict=True))
+    grays, frames = [], []
+
+    def read(done: list) -> None:
+        for _, (gray, frame) in done:
+            grays.append(gray)
+            frames.append(frame)
+
+    run_parallel(read_content, [(p, p.name, "bench") for p in paths], read, workers=args.workers)  # as the audit does
     views, owner = panel_views(grays)  # as the audit does: a collage's panels are looked at on their own too
     looks, of = grays + views, np.array(list(range(len(grays))) + owner, np.int64)
     frames += [(0, 0, v.shape[1], v.shape[0]) for v in views]
-    feats = leakage_match.features(looks)
+    feats = leakage_match.features(looks, workers=args.workers)
     t1 = time.perf_counter()
-    matches = by_image(leakage_match.match(feats, parts[of], min_inliers=8), of)
+    matches = by_image(leakage_match.match(feats, parts[of], min_inliers=8, workers=args.workers), of)
     t2 = time.perf_counter()
     at_default = [m for m in matches if m.inliers >= THRESHOLD]
     shared = leakage_match.stamped(at_default, looks, feats, frames, THRESHOLD)  # what the audit leaves out
     t3 = time.perf_counter()
-    objects = leakage_match.one_object([m for m in at_default if (m.i, m.j) not in shared], looks, feats)
+    objects = leakage_match.one_object([m for m in at_default if (m.i, m.j) not in shared], looks, feats, args.workers)
     t4 = time.perf_counter()
     per_fold = np.bincount(parts[parts >= 0])
     compared = int((parts < 0).sum()) * int(per_fold.sum()) + (int(per_fold.sum()) ** 2 - int((per_fold**2).sum())) // 2

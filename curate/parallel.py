@@ -7,10 +7,16 @@ at a time, and reports `on_progress(done, total)` after each item. A worker's ex
 the pairs handed back before it (with a pool, up to the failing item's chunk) are committed first, so a
 re-run does not redo them, then it is raised here; the pool is always shut down. `fn` and `items` must
 pickle (a module-level function).
+
+`start="forkserver"` starts the workers from a clean process instead of forking this one: for work that
+uses OpenCV's or OpenMP's threads when this process has used them already (the leakage audit, whose
+second run in one process hung its forked workers inside OpenCV). They import what they need, about a
+second each, so stages that only decode keep the faster fork.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -40,13 +46,15 @@ def run_parallel(
     initializer: Callable[..., None] | None = None,
     initargs: tuple = (),
     on_progress: Callable[[int, int], None] | None = None,
+    start: str | None = None,
 ) -> None:
     """Map `fn` over `items` (see the module docstring). `workers` 0 means one per core; fewer than
     `serial_below` items run in this process, where a pool would cost more than it saves."""
     workers = workers or os.cpu_count() or 1
     total = len(items)
     if workers > 1 and total >= serial_below:
-        pool = ProcessPoolExecutor(max_workers=workers, initializer=initializer, initargs=initargs)
+        context = multiprocessing.get_context(start) if start else None
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=initializer, initargs=initargs)
         results = pool.map(fn, items, chunksize=chunksize)
     else:
         pool = None

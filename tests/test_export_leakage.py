@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from curate.cli import app
 from curate.dataset import MANIFEST_COLUMNS, DatasetError
+from curate.export import leakage_match
 from curate.export.leakage import audit_version, content_box
 from curate.workspace import Workspace
 
@@ -176,6 +177,14 @@ def test_cli_table_report_json_and_strict(leaky):
         app, ["audit", "leakage", "mpox@1.0.0", "--strict", "--threshold", "100000", "--workspace", str(leaky.root)]
     )
     assert r.exit_code == 0, r.output
+
+
+def test_two_processes_find_what_one_finds(leaky, monkeypatch):
+    monkeypatch.setattr(leakage_match, "QUERY_BLOCK", 1)  # a block of queries an image: both processes compare
+    _, alone = audit_version("mpox@1.0.0", leaky.root, workers=1)
+    _, shared = audit_version("mpox@1.0.0", leaky.root, workers=2)
+    assert {(p.a.file, p.b.file) for p in shared.pairs} == EXPECTED
+    assert shared.as_dict(timing=False) == alone.as_dict(timing=False)  # the same pairs, inliers, order
 
 
 def test_missing_version_and_corrupt_image_are_one_line_errors(leaky, tmp_path):

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from curate.cli.options import DbOpt, JsonOpt, WorkspaceOpt, open_workspace
+from curate.cli.options import DbOpt, JsonOpt, WorkersOpt, WorkspaceOpt, open_workspace
 from curate.output import console, print_json, stage_bars, table
 
 app = typer.Typer(help="Audit exported dataset versions.", no_args_is_help=True, rich_markup_mode=None)
@@ -28,6 +28,7 @@ def leakage(
     ] = False,
     workspace: WorkspaceOpt = None,
     db: DbOpt = None,
+    workers: WorkersOpt = 0,
     json_out: JsonOpt = False,
 ) -> None:
     """Find the same photo in two parts of a version: test or external vs train, or two train folds.
@@ -43,7 +44,7 @@ def leakage(
 
     ws = open_workspace(workspace, db)
     with stage_bars(json_out) as on_progress:
-        ds, audit = audit_version(ref, ws.root, threshold or THRESHOLD, on_progress)
+        ds, audit = audit_version(ref, ws.root, threshold or THRESHOLD, on_progress, workers)
         page = write_report(ws, ds.path, ds.ref, audit)
     if json_out:
         print_json({"version": ds.ref, **audit.as_dict(), "report": str(page)})

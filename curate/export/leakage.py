@@ -13,7 +13,8 @@ are left out of the suspects and listed apart. A collage's panels (several photo
 compared as pictures of their own too (`panel_views`).
 
 Deterministic: the same files give the same pairs in the same order (single-threaded ORB, index
-training and seeded RANSAC), so the card written at export time is byte-identical across runs.
+training and seeded RANSAC; the pairs do not depend on how many worker processes share the work), so the
+card written at export time is byte-identical across runs.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from curate.dataset import DatasetVersion
 from curate.dedupe.decode import panels
 from curate.errors import DatasetError
 from curate.export import leakage_match
-from curate.parallel import stage_of
+from curate.parallel import run_parallel, stage_of
 
 THRESHOLD = 20  # RANSAC inliers; calibrated in bench/leakage.py, see bench/README.md
 METHOD = (
@@ -40,6 +41,7 @@ METHOD = (
 )
 BORDER_TOLERANCE = 18  # 0-255; a frame's pixels stay within this of its colour (JPEG ringing included)
 BORDER_SHARE = 0.97  # share of a line's pixels that must match the frame colour
+RUN_BLOCK = 16  # lines of a side compared with its outer line at a time (`content_box`)
 MAX_LISTED = 200  # pairs kept in the result (the strongest); `suspects` counts them all
 LEFT_OUT = {  # pairs of different photos that pass verification, left out of the suspects: why, in words
     "stamped": "that share only a stamp (a site's watermark)",
@@ -174,8 +176,11 @@ def content_box(
         if not len(lines):
             return 0
         ref = np.median(lines[0], axis=0)
-        close = (np.abs(lines - ref).max(axis=-1) <= tolerance).mean(axis=1) >= share
-        return int(np.argmin(close)) if not close.all() else len(close)
+        for start in range(0, len(lines), RUN_BLOCK):  # most sides have no border: stop at the first block off it
+            close = (np.abs(lines[start : start + RUN_BLOCK] - ref).max(axis=-1) <= tolerance).mean(axis=1) >= share
+            if not close.all():
+                return start + int(np.argmin(close))
+        return len(lines)
 
     top, bottom = run(a[: h // 2]), run(a[::-1][: h // 2])
     cols = a.transpose(1, 0, 2)
@@ -202,34 +207,43 @@ def gray_and_frame(path: Path, rel: str, ref: str) -> tuple[np.ndarray, tuple[in
     return np.ascontiguousarray(np.clip(g + 0.5, 0, 255).astype(np.uint8)), (x0, y0, img.shape[1], img.shape[0])
 
 
+def read_content(file: tuple[Path, str, str]) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """`gray_and_frame` of one (path, name, ref): a worker's task."""
+    return gray_and_frame(*file)
+
+
 def audit_files(
     root: Path,
     entries: Sequence[Entry],
     ref: str,
     threshold: int = THRESHOLD,
     on_progress: Callable[[str, int, int | None], None] | None = None,
+    workers: int = 0,
 ) -> LeakageAudit:
-    """Audit the images `entries` (paths relative to `root`). `on_progress(stage, done, total)` hears the
-    three stages: "read images", "features" (images) and "compare" (each image's two queries, as it is and
-    mirrored)."""
+    """Audit the images `entries` (paths relative to `root`) in `workers` processes (0: one per core).
+    `on_progress(stage, done, total)` hears the three stages: "read images", "features" (images) and
+    "compare" (each image's two queries, as it is and mirrored)."""
     started = time.perf_counter()
     entries = sorted(entries, key=lambda e: e.file)
     grays, frames = [], []
-    for n, e in enumerate(entries, 1):
-        gray, frame = gray_and_frame(root / e.file, e.file, ref)
-        grays.append(gray)
-        frames.append(frame)
-        if on_progress:
-            on_progress("read images", n, len(entries))
+
+    def read(done: list) -> None:
+        for _, (gray, frame) in done:
+            grays.append(gray)
+            frames.append(frame)
+
+    files = [(root / e.file, e.file, ref) for e in entries]
+    run_parallel(read_content, files, read, workers=workers, on_progress=stage_of(on_progress, "read images"))
     parts = np.array([-1 if e.fold is None or e.split != "train" else e.fold for e in entries], np.int64)
     views, owner = panel_views(grays)
     looks = grays + views  # each image, then each panel of a collage as a picture of its own
     of = np.array(list(range(len(grays))) + owner, np.int64)  # the image each look is of
     frames += [(0, 0, v.shape[1], v.shape[0]) for v in views]
-    feats = leakage_match.features(looks, stage_of(on_progress, "features"))
-    matches = by_image(leakage_match.match(feats, parts[of], threshold, stage_of(on_progress, "compare")), of)
+    feats = leakage_match.features(looks, stage_of(on_progress, "features"), workers)
+    compare = stage_of(on_progress, "compare")
+    matches = by_image(leakage_match.match(feats, parts[of], threshold, compare, workers), of)
     shared = leakage_match.stamped(matches, looks, feats, frames, threshold)
-    objects = leakage_match.one_object([m for m in matches if (m.i, m.j) not in shared], looks, feats)
+    objects = leakage_match.one_object([m for m in matches if (m.i, m.j) not in shared], looks, feats, workers)
 
     def pair(m: leakage_match.Match) -> LeakPair:
         i, j = of[m.i], of[m.j]
@@ -296,10 +310,12 @@ def audit_version(
     workspace: Path | None = None,
     threshold: int = THRESHOLD,
     on_progress: Callable[[str, int, int | None], None] | None = None,
+    workers: int = 0,
 ) -> tuple[DatasetVersion, LeakageAudit]:
-    """Open NAME@VERSION (or a folder) and audit it; DatasetError for a missing version or an unreadable image."""
+    """Open NAME@VERSION (or a folder) and audit it in `workers` processes (0: one per core); DatasetError for a
+    missing version or an unreadable image."""
     ds = DatasetVersion.open(ref, workspace)
     for row in ds.rows:
         if not (ds.path / row["file"]).is_file():
             raise DatasetError(f"{ds.ref}: image {row['file']} is missing")
-    return ds, audit_files(ds.path, entries_of(ds.rows), ds.ref, threshold, on_progress)
+    return ds, audit_files(ds.path, entries_of(ds.rows), ds.ref, threshold, on_progress, workers)

@@ -18,13 +18,14 @@ different lesions, a clinic's ruler or colour card (`one_object`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
 
 from curate.imaging import IN_PLACE, STAMP_NCC, in_band, laid_correlation, pearson
+from curate.parallel import run_parallel
 
 N_FEATURES = 1000
 HAMMING_MAX = 64  # of 256 bits: a descriptor neighbour farther than this does not vote
@@ -49,6 +50,8 @@ DETAIL_SIGMAS = (2.0, 16.0)  # px: the difference of Gaussians that leaves a les
 TEXTURE_LIGHT = 8.0  # px: Gaussian sigma of the light `_textured` keeps; what it takes out is the texture
 TEXTURE_SPREAD = 8.0  # grey levels: the median texture magnitude `_textured` raises a smooth picture's to
 TEXTURE_GAIN = 8.0  # at most this many times
+START = "forkserver"  # workers that use OpenCV start from a clean process (`curate.parallel`)
+QUERY_BLOCK = 16  # images whose queries one task of `match` answers (a worker's share at a time)
 RAISED_TURN = 15.0  # degrees: a match with a smooth picture (`Features.raised`) turning it more is no evidence:
 # one lesion's outline fits another's turned (different close-ups of one skin: 25-157 degrees; copies: 0-3)
 
@@ -79,6 +82,10 @@ class Match:
     # least squares over the inliers
 
 
+_ORB = None  # this process's ORB detector (`_described`)
+_SHARED: tuple | None = None  # what `_answer` needs, in the process answering queries (`_share`)
+
+
 def _orb():
     import cv2
 
@@ -106,27 +113,38 @@ def _textured(gray: np.ndarray) -> tuple[np.ndarray, bool]:
     return np.clip(light + texture * gain + 0.5, 0, 255).astype(np.uint8), True
 
 
-def features(gray_images: Sequence[np.ndarray], tick: Callable[[int, int], None] | None = None) -> list[Features]:
+def features(
+    gray_images: Sequence[np.ndarray], tick: Callable[[int, int], None] | None = None, workers: int = 1
+) -> list[Features]:
     """ORB on each grayscale content box (uint8, H×W), its texture raised when smooth (`_textured`), and on
-    its mirror image; `tick(done, total)` after each."""
-    orb = _orb()
-    out = []
-    for g, raised in map(_textured, gray_images):
-        kp, d = orb.detectAndCompute(g, None)
-        kpm, dm = orb.detectAndCompute(np.ascontiguousarray(g[:, ::-1]), None)
-        out.append(
-            Features(
-                np.float32([k.pt for k in kp]).reshape(-1, 2),
-                d if d is not None else np.zeros((0, 32), np.uint8),
-                np.float32([k.pt for k in kpm]).reshape(-1, 2),
-                dm if dm is not None else np.zeros((0, 32), np.uint8),
-                float(g.shape[0] * g.shape[1]),
-                raised,
-            )
-        )
-        if tick:
-            tick(len(out), len(gray_images))
+    its mirror image, in `workers` processes (0: one per core); `tick(done, total)` after each."""
+    out: list[Features] = []
+    run_parallel(
+        _described,
+        list(gray_images),
+        lambda done: out.extend(f for _, f in done),
+        workers=workers,
+        on_progress=tick,
+        start=START,
+    )
     return out
+
+
+def _described(gray: np.ndarray) -> Features:
+    """One picture's part of `features` (a worker's task: ORB is single-threaded, `_orb`)."""
+    global _ORB
+    _ORB = _ORB or _orb()
+    g, raised = _textured(gray)
+    kp, d = _ORB.detectAndCompute(g, None)
+    kpm, dm = _ORB.detectAndCompute(np.ascontiguousarray(g[:, ::-1]), None)
+    return Features(
+        np.float32([k.pt for k in kp]).reshape(-1, 2),
+        d if d is not None else np.zeros((0, 32), np.uint8),
+        np.float32([k.pt for k in kpm]).reshape(-1, 2),
+        dm if dm is not None else np.zeros((0, 32), np.uint8),
+        float(g.shape[0] * g.shape[1]),
+        raised,
+    )
 
 
 def _index(feats: list[Features]):
@@ -196,39 +214,105 @@ def compared(part: int, parts: np.ndarray) -> np.ndarray:
 
 
 def match(
-    feats: list[Features], parts: np.ndarray, min_inliers: int, tick: Callable[[int, int], None] | None = None
+    feats: list[Features],
+    parts: np.ndarray,
+    min_inliers: int,
+    tick: Callable[[int, int], None] | None = None,
+    workers: int = 1,
 ) -> list[Match]:
     """Verified pairs (i < j) with at least `min_inliers` inliers, among the pairs `compared` selects.
 
     Each image queries the index with its plain and its mirrored descriptors; a pair keeps its best
-    verification over both directions and both orientations. `tick(done, total)` as the queries finish.
+    verification over both directions and both orientations (the first found of equals, so the result does
+    not depend on `workers`, processes that answer `QUERY_BLOCK` images' queries each: 0, one per core).
+    `tick(done, total)` as the queries finish.
     """
     if not feats:
         return []
     import faiss
 
+    total = 2 * len(feats)
     if tick:
-        tick(0, 2 * len(feats))  # the index is built and searched first
-
+        tick(0, total)  # the index is built first
     threads = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(1)  # deterministic, and no OpenMP spinning on a shared machine
     try:
         index, owner, point = _index(feats)
-        if index.ntotal == 0:  # no image has a keypoint: nothing to compare
-            if tick:
-                tick(2 * len(feats), 2 * len(feats))
-            return []
-        queries = [(q, mirrored) for q in range(len(feats)) for mirrored in (False, True)]
-        sets = [(feats[q].mpoints, feats[q].mdesc) if m else (feats[q].points, feats[q].desc) for q, m in queries]
-        dist, nn = index.search(np.concatenate([d for _, d in sets]), NEIGHBOURS)
+    finally:
+        faiss.omp_set_num_threads(threads)
+    if index.ntotal == 0:  # no image has a keypoint: nothing to compare
+        if tick:
+            tick(total, total)
+        return []
+    blocks = [
+        [
+            (q, m, *((f.mpoints, f.mdesc) if m else (f.points, f.desc)))
+            for q, f in enumerate(feats[at : at + QUERY_BLOCK], at)
+            for m in (False, True)
+        ]
+        for at in range(0, len(feats), QUERY_BLOCK)
+    ]
+    shared = (
+        faiss.serialize_index_binary(index),
+        owner,
+        point,
+        np.asarray(parts),
+        np.array([f.area for f in feats]),
+        np.array([f.raised for f in feats]),
+        min_inliers,
+    )
+    best: dict[tuple[int, int], Match] = {}
+
+    def keep(done: list) -> None:
+        for _, found in done:
+            for m in found:
+                key = (m.i, m.j)
+                if key not in best or (m.inliers, m.cover) > (best[key].inliers, best[key].cover):
+                    best[key] = m
+
+    global _SHARED
+    try:
+        run_parallel(
+            _answer,
+            blocks,
+            keep,
+            workers=workers,
+            start=START,
+            chunksize=1,
+            initializer=_share,
+            initargs=shared,
+            on_progress=tick and (lambda n, _: tick(min(total, 2 * QUERY_BLOCK * n), total)),
+        )
+    finally:
+        _SHARED = None  # the index's copy, when the queries were answered in this process
+    return sorted(best.values(), key=lambda m: (-m.inliers, m.i, m.j))
+
+
+def _share(index: np.ndarray, *rest) -> None:
+    """A worker's copy of what every query needs (`match`): the index (serialized), each descriptor's image
+    and point, and each image's part, area and whether its texture was raised."""
+    import faiss
+
+    global _SHARED
+    _SHARED = (faiss.deserialize_index_binary(index), *rest)
+
+
+def _answer(queries: list[tuple[int, bool, np.ndarray, np.ndarray]]) -> list[Match]:
+    """The best verified match per pair among one block of queries (image, mirrored, points, descriptors)."""
+    import faiss
+
+    index, owner, point, parts, areas, raised, min_inliers = _SHARED
+    if not sum(len(d) for *_, d in queries):
+        return []
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        dist, nn = index.search(np.concatenate([d for *_, d in queries]), NEIGHBOURS)
     finally:
         faiss.omp_set_num_threads(threads)
     best: dict[tuple[int, int], Match] = {}
     offset = 0
-    for done, ((q, mirrored), (pts, desc)) in enumerate(zip(queries, sets, strict=True)):
-        if tick:
-            tick(done, len(queries))
-        f = feats[q]
+    for q, mirrored, pts, desc in queries:
         d_q, nn_q = dist[offset : offset + len(desc)], nn[offset : offset + len(desc)]
         offset += len(desc)
         ok = (nn_q >= 0) & (d_q <= HAMMING_MAX)
@@ -247,21 +331,19 @@ def match(
             # one match per query keypoint: its nearest neighbour in image c
             _, first = np.unique(qrow[rows], return_index=True)
             src, dst = pts[qrow[rows][first]], point[hit[rows][first]]
-            fit = _verify(src, dst, f.area, feats[c].area)
+            fit = _verify(src, dst, areas[q], areas[c])
             if fit.inliers < min_inliers or fit.cover < MIN_COVER:
                 continue
             key = (min(q, c), max(q, c))
             # least squares over the inliers: the RANSAC sample's fit strays by pixels away from them,
             # where `one_object` looks
             affine = tuple(float(v) for v in _least_squares(src[fit.keep], dst[fit.keep]).ravel())
-            if (f.raised or feats[c].raised) and abs(np.degrees(np.arctan2(affine[3], affine[0]))) > RAISED_TURN:
+            if (raised[q] or raised[c]) and abs(np.degrees(np.arctan2(affine[3], affine[0]))) > RAISED_TURN:
                 continue
             m = Match(key[0], key[1], fit.inliers, round(fit.cover, 3), mirrored, fit.shift, q, affine)
             if key not in best or (m.inliers, m.cover) > (best[key].inliers, best[key].cover):
                 best[key] = m
-    if tick:
-        tick(len(queries), len(queries))
-    return sorted(best.values(), key=lambda m: (-m.inliers, m.i, m.j))
+    return list(best.values())
 
 
 def _placed(a: np.ndarray, b: np.ndarray, shift, fa: tuple, fb: tuple) -> float | None:
@@ -337,7 +419,9 @@ def stamped(
     }
 
 
-def one_object(matches: list[Match], grays: list[np.ndarray], feats: list[Features]) -> set[tuple[int, int]]:
+def one_object(
+    matches: list[Match], grays: list[np.ndarray], feats: list[Features], workers: int = 1
+) -> set[tuple[int, int]]:
     """(i, j) of the matches whose agreement rests on one object both images show, while the rest of what
     they both show, where it has texture, differs (`object_spots`): a clinic's measuring ruler, colour card
     or label beside different patients' lesions. Its ticks and print hold most of an image's ORB keypoints
@@ -349,19 +433,28 @@ def one_object(matches: list[Match], grays: list[np.ndarray], feats: list[Featur
     logo 0.00-0.20 (most under 0.06); re-posted copies (watermark + crop, mirror + crop, white frame) reach
     from their agreement over most cells, or keep 0.88 or more, but for a smooth tile's watermarked copy
     (0.09: its raised grain, resampled, is unlike everywhere beyond the one thing it shows).
-    A site's banner along one side of both images is one object too (`banded`)."""
+    A site's banner along one side of both images is one object too (`banded`). Each match is looked at in
+    one of `workers` processes (0: one per core)."""
     out = set()
-    for m in matches:
-        laid = _laid_on(m, grays, feats)  # once for both looks
-        if laid is None:
-            continue
-        if banded(laid):
-            out.add((m.i, m.j))
-            continue
-        spots = object_spots(laid)
-        if spots is not None and spots[0] >= OBJECT_TESTED and spots[1] < OBJECT_AGREE * spots[0]:
-            out.add((m.i, m.j))
+
+    def keep(done: list) -> None:
+        out.update((m.i, m.j) for (m, *_), alone in done if alone)
+
+    tasks = [(m, {k: grays[k] for k in (m.i, m.j)}, {k: feats[k] for k in (m.i, m.j)}) for m in matches]
+    run_parallel(_on_one_object, tasks, keep, workers=workers, start=START)
     return out
+
+
+def _on_one_object(task: tuple[Match, dict[int, np.ndarray], dict[int, Features]]) -> bool:
+    """Whether one match (with its two images' pictures and features) is one object's (`one_object`)."""
+    m, grays, feats = task
+    laid = _laid_on(m, grays, feats)  # once for both looks
+    if laid is None:
+        return False
+    if banded(laid):
+        return True
+    spots = object_spots(laid)
+    return spots is not None and spots[0] >= OBJECT_TESTED and spots[1] < OBJECT_AGREE * spots[0]
 
 
 def banded(placed: Laid) -> bool:
@@ -413,7 +506,7 @@ class Laid(NamedTuple):
     query: np.ndarray  # grey, as matched (mirrored or not)
 
 
-def _laid_on(m: Match, grays: list[np.ndarray], feats: list[Features]) -> Laid | None:
+def _laid_on(m: Match, grays: Mapping[int, np.ndarray], feats: Mapping[int, Features]) -> Laid | None:
     """The match's query laid on its candidate, or None when the match kept no map or agrees on under 3
     keypoint pairs."""
     import cv2

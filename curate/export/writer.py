@@ -315,7 +315,9 @@ def _build(ws, plan: ExportPlan, final: Path, on_image, on_audit) -> ExportResul
     meta = plan.meta
     licences = sorted({lic for s in plan.sources for lic in s["licences"]})
     # The audit reads the rendered files before the version is sealed, so the card and audit.json carry it.
-    audit = audit_files(build, entries_of(rows), f"{opts.name}@{opts.version}", on_progress=on_audit)
+    audit = audit_files(
+        build, entries_of(rows), f"{opts.name}@{opts.version}", on_progress=on_audit, workers=opts.workers
+    )
     readme = card.render(
         meta,
         rows,
