@@ -11,7 +11,11 @@ pickle (a module-level function).
 `start="forkserver"` starts the workers from a clean process instead of forking this one: for work that
 uses OpenCV's or OpenMP's threads when this process has used them already (the leakage audit, whose
 second run in one process hung its forked workers inside OpenCV). They import what they need, about a
-second each, so stages that only decode keep the faster fork.
+second each, so stages that only decode keep the faster fork; and, as with any such start, a script that
+calls them needs the usual `if __name__ == "__main__":` guard (the CLI and notebooks do not).
+
+A worker that dies (killed, out of memory) is `WorkerError`, one line naming the item, after what
+finished before it is committed.
 """
 
 from __future__ import annotations
@@ -20,10 +24,17 @@ import multiprocessing
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import TypeVar
+
+from curate.errors import CurateError
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+class WorkerError(CurateError):
+    """A worker process died without an answer (a signal, the kernel's out-of-memory killer)."""
 
 
 def stage_of(
@@ -66,9 +77,14 @@ def run_parallel(
         for n, item in enumerate(items, 1):
             try:
                 result = next(results)
-            except BaseException:
+            except BaseException as exc:
                 if pending:
                     commit(pending)  # what finished before the failure is kept
+                if isinstance(exc, BrokenProcessPool):  # killed, out of memory: a line, not a traceback
+                    raise WorkerError(
+                        f"a worker process stopped at item {n} of {total} (killed, or out of memory); what finished "
+                        "is kept: run the command again, with --workers 1 to use less memory"
+                    ) from None
                 raise
             pending.append((item, result))
             if len(pending) >= batch:

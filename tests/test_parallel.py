@@ -1,9 +1,12 @@
 """The one parallel map (curate/parallel.py): order, batches, progress, and what a worker failure keeps."""
 
+import os
+import signal
+
 import pytest
 
 from curate.errors import StoreError
-from curate.parallel import run_parallel
+from curate.parallel import WorkerError, run_parallel
 
 
 def square(x: int) -> int:
@@ -41,6 +44,21 @@ def test_a_worker_error_is_raised_after_the_finished_items_are_committed(workers
         assert committed == [(i, i) for i in range(7)]
     else:  # a pool hands results back a chunk at a time: the failing item's chunk is lost with it
         assert committed == [(i, i) for i in range(len(committed))] and 4 <= len(committed) <= 7
+
+
+def dies_at_seven(x: int) -> int:
+    if x == 7:
+        os.kill(os.getpid(), signal.SIGKILL)  # as the out-of-memory killer does
+    return x
+
+
+@pytest.mark.parametrize("start", [None, "forkserver"])
+def test_a_killed_worker_is_one_line_and_what_finished_is_kept(start):
+    committed = []
+    with pytest.raises(WorkerError, match=r"a worker process stopped at item \d+ of 20 .*--workers 1") as err:
+        run_parallel(dies_at_seven, list(range(20)), committed.extend, batch=2, workers=2, chunksize=1, start=start)
+    assert "\n" not in str(err.value)
+    assert committed == [(i, i) for i in range(len(committed))] and len(committed) <= 7
 
 
 def test_no_items_commits_nothing():
