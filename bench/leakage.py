@@ -37,8 +37,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench")]
 from leakage_corpus import LEAKS, bases, exported, ruled
 
 from curate.export import leakage_match
-from curate.export.leakage import THRESHOLD, by_image, panel_views, read_content
-from curate.parallel import run_parallel
+from curate.export.leakage import THRESHOLD, by_image, panel_views, read_contents
 
 FIGURE_SIZES = (2, 3, 4)  # photos in each `--collages` figure, in turn
 
@@ -204,14 +203,7 @@ def main(argv=None) -> None:
         args.out, args.skin, not args.no_photos, args.stamped, args.rulers, args.collages, args.templates, args.closeups
     )
     t0 = time.perf_counter()
-    grays, frames = [], []
-
-    def read(done: list) -> None:
-        for _, (gray, frame) in done:
-            grays.append(gray)
-            frames.append(frame)
-
-    run_parallel(read_content, [(p, p.name, "bench") for p in paths], read, workers=args.workers)  # as the audit does
+    grays, frames = read_contents([(p, p.name, "bench") for p in paths], args.workers)  # as the audit does
     views, owner = panel_views(grays)  # as the audit does: a collage's panels are looked at on their own too
     looks, of = grays + views, np.array(list(range(len(grays))) + owner, np.int64)
     frames += [(0, 0, v.shape[1], v.shape[0]) for v in views]

@@ -207,7 +207,22 @@ def gray_and_frame(path: Path, rel: str, ref: str) -> tuple[np.ndarray, tuple[in
     return np.ascontiguousarray(np.clip(g + 0.5, 0, 255).astype(np.uint8)), (x0, y0, img.shape[1], img.shape[0])
 
 
-def read_content(file: tuple[Path, str, str]) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+def read_contents(
+    files: Sequence[tuple[Path, str, str]], workers: int = 0, tick: Callable[[int, int], None] | None = None
+) -> tuple[list[np.ndarray], list[tuple[int, int, int, int]]]:
+    """`gray_and_frame` of each (path, name, ref), in `workers` processes (0: one per core), in order."""
+    grays, frames = [], []
+
+    def read(done: list) -> None:
+        for _, (gray, frame) in done:
+            grays.append(gray)
+            frames.append(frame)
+
+    run_parallel(_read_content, files, read, workers=workers, on_progress=tick)
+    return grays, frames
+
+
+def _read_content(file: tuple[Path, str, str]) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """`gray_and_frame` of one (path, name, ref): a worker's task."""
     return gray_and_frame(*file)
 
@@ -225,15 +240,8 @@ def audit_files(
     "compare" (each image's two queries, as it is and mirrored)."""
     started = time.perf_counter()
     entries = sorted(entries, key=lambda e: e.file)
-    grays, frames = [], []
-
-    def read(done: list) -> None:
-        for _, (gray, frame) in done:
-            grays.append(gray)
-            frames.append(frame)
-
     files = [(root / e.file, e.file, ref) for e in entries]
-    run_parallel(read_content, files, read, workers=workers, on_progress=stage_of(on_progress, "read images"))
+    grays, frames = read_contents(files, workers, stage_of(on_progress, "read images"))
     parts = np.array([-1 if e.fold is None or e.split != "train" else e.fold for e in entries], np.int64)
     views, owner = panel_views(grays)
     looks = grays + views  # each image, then each panel of a collage as a picture of its own

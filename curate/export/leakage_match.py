@@ -19,6 +19,7 @@ different lesions, a clinic's ruler or colour card (`one_object`).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -121,7 +122,7 @@ def features(
     out: list[Features] = []
     run_parallel(
         _described,
-        list(gray_images),
+        gray_images,
         lambda done: out.extend(f for _, f in done),
         workers=workers,
         on_progress=tick,
@@ -234,12 +235,8 @@ def match(
     total = 2 * len(feats)
     if tick:
         tick(0, total)  # the index is built first
-    threads = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)  # deterministic, and no OpenMP spinning on a shared machine
-    try:
+    with _one_omp_thread():
         index, owner, point = _index(feats)
-    finally:
-        faiss.omp_set_num_threads(threads)
     if index.ntotal == 0:  # no image has a keypoint: nothing to compare
         if tick:
             tick(total, total)
@@ -288,6 +285,20 @@ def match(
     return sorted(best.values(), key=lambda m: (-m.inliers, m.i, m.j))
 
 
+@contextmanager
+def _one_omp_thread():
+    """faiss on one OpenMP thread inside, as it was outside after: deterministic, and no OpenMP spinning on a
+    shared machine or beside the other workers."""
+    import faiss
+
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(threads)
+
+
 def _share(index: np.ndarray, *rest) -> None:
     """A worker's copy of what every query needs (`match`): the index (serialized), each descriptor's image
     and point, and each image's part, area and whether its texture was raised."""
@@ -299,17 +310,11 @@ def _share(index: np.ndarray, *rest) -> None:
 
 def _answer(queries: list[tuple[int, bool, np.ndarray, np.ndarray]]) -> list[Match]:
     """The best verified match per pair among one block of queries (image, mirrored, points, descriptors)."""
-    import faiss
-
     index, owner, point, parts, areas, raised, min_inliers = _SHARED
     if not sum(len(d) for *_, d in queries):
         return []
-    threads = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    try:
+    with _one_omp_thread():
         dist, nn = index.search(np.concatenate([d for *_, d in queries]), NEIGHBOURS)
-    finally:
-        faiss.omp_set_num_threads(threads)
     best: dict[tuple[int, int], Match] = {}
     offset = 0
     for q, mirrored, pts, desc in queries:
