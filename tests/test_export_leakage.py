@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import os
 import stat
@@ -109,6 +110,29 @@ def test_content_box_cuts_uniform_borders_of_any_colour():
         assert abs(x0 - 30) <= 1 and abs(y0 - 7) <= 1 and abs(x1 - 150) <= 1 and abs(y1 - 97) <= 1, colour
     white = np.full((50, 60, 3), 255, np.uint8)
     assert content_box(white) == (0, 0, 60, 50)  # uniform through and through: nothing cut
+
+
+def test_content_box_keeps_plain_skin_and_cuts_a_frame_around_it():
+    """Plain skin beside a lesion is near-uniform, but not flat: it is the photo, not a border. A frame around it,
+    through JPEG (ringing where it meets the skin), is still cut."""
+    from photo_corpus import closeup
+
+    skin = closeup(5, (320, 256), texture=0.02)
+    decoded = np.asarray(Image.open(io.BytesIO(exported(skin))))
+    assert content_box(decoded) == (0, 0, 320, 320)
+    for colour in [(255, 255, 255), (40, 40, 40), (200, 170, 150)]:  # the last near the skin's own colour
+        framed = Image.new("RGB", (320 + 25 + 40, 256 + 30 + 12), colour)
+        framed.paste(skin, (25, 30))
+        buf = io.BytesIO()
+        framed.save(buf, "JPEG", quality=85)
+        x0, y0, x1, y1 = content_box(np.asarray(Image.open(buf)))
+        assert abs(x0 - 25) <= 3 and abs(y0 - 30) <= 3 and abs(x1 - 345) <= 3 and abs(y1 - 286) <= 3, (
+            colour,
+            x0,
+            y0,
+            x1,
+            y1,
+        )
 
 
 def test_audit_lists_each_leak_kind_and_nothing_else(leaky):

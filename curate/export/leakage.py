@@ -3,7 +3,7 @@
 Every test and external image is compared with every train image, and every train image with the train
 images of the other folds. Evidence of "same photo" is local-feature geometry (`leakage_match`: ORB
 keypoints on the content box, a smooth photo's texture raised first, a faiss binary index, RANSAC
-verification, mirror images included), after each image's uniform border is cut away (`content_box`), so
+verification, mirror images included), after each image's flat uniform border is cut away (`content_box`), so
 a white or coloured frame, a different crop, a mirror image or a burned-in watermark do not hide a copy.
 A pair is suspect when at least `THRESHOLD` keypoints agree on one geometric transform; that number is
 calibrated by `bench/leakage.py` (bench/README.md). Pairs that only a shared stamp explains (a site's
@@ -41,6 +41,9 @@ METHOD = (
 )
 BORDER_TOLERANCE = 18  # 0-255; a frame's pixels stay within this of its colour (JPEG ringing included)
 BORDER_SHARE = 0.97  # share of a line's pixels that must match the frame colour
+BORDER_FLAT = 1.0  # grey levels: a frame's line deviates from its own median by at most this (at the median)
+BORDER_SEAM = 3  # lines after a frame's last flat one still its own (JPEG ringing, resampling where it meets the photo)
+LUMA = np.float32([0.299, 0.587, 0.114])  # RGB to grey, as Pillow's "L"
 RUN_BLOCK = 16  # lines of a side compared with its outer line at a time (`content_box`)
 MAX_LISTED = 200  # pairs kept in the result (the strongest); `suspects` counts them all
 LEFT_OUT = {  # pairs of different photos that pass verification, left out of the suspects: why, in words
@@ -164,23 +167,35 @@ def content_box(
     """(x0, y0, x1, y1) of `arr` (H, W[, 3]) without its uniform border on each side, any colour and width.
 
     A side's border is the run of lines whose pixels (at least `share` of them) are within `tolerance`
-    of that side's outer line's median colour. An image that is uniform through and through, or whose
+    of that side's outer line's median colour, up to `BORDER_SEAM` lines past the last flat one (the median
+    absolute deviation of its grey levels at most `BORDER_FLAT`). Exported white frames' lines: 99 % at most
+    1.0; plain skin's beside a lesion: 99 % at least 2.0 (`bench/leakage.py --closeups 50 --rulers 60`,
+    bench/README.md). Without the flat line, a close-up's box shrank to its lesion while its framed copy's
+    kept the skin, and the two no longer matched. An image that is uniform through and through, or whose
     content would be under 8 pixels, keeps its full box.
     """
     a = arr.astype(np.int16)
     if a.ndim == 2:
         a = a[..., None]
     h, w = a.shape[:2]
+    to_grey = LUMA if a.shape[2] == 3 else np.full(a.shape[2], 1 / a.shape[2], np.float32)
 
     def run(lines: np.ndarray) -> int:
         if not len(lines):
             return 0
         ref = np.median(lines[0], axis=0)
+        flat = -1  # the last flat line of the run so far
         for start in range(0, len(lines), RUN_BLOCK):  # most sides have no border: stop at the first block off it
-            close = (np.abs(lines[start : start + RUN_BLOCK] - ref).max(axis=-1) <= tolerance).mean(axis=1) >= share
-            if not close.all():
-                return start + int(np.argmin(close))
-        return len(lines)
+            dev = np.abs(lines[start : start + RUN_BLOCK] - ref).max(axis=-1)
+            close = (dev <= tolerance).mean(axis=1) >= share
+            end = start + int(np.argmin(close)) if not close.all() else start + len(close)
+            grey = lines[start:end] @ to_grey
+            spread = np.median(np.abs(grey - np.median(grey, axis=1, keepdims=True)), axis=1)
+            flats = np.flatnonzero(spread <= BORDER_FLAT)
+            flat = start + int(flats[-1]) if len(flats) else flat
+            if end < start + len(close) or flat < start - BORDER_SEAM:
+                break
+        return 0 if flat < 0 else min(end, flat + 1 + BORDER_SEAM)
 
     top, bottom = run(a[: h // 2]), run(a[::-1][: h // 2])
     cols = a.transpose(1, 0, 2)
@@ -203,7 +218,7 @@ def gray_and_frame(path: Path, rel: str, ref: str) -> tuple[np.ndarray, tuple[in
     except (OSError, UnidentifiedImageError, ValueError) as exc:
         raise DatasetError(f"{ref}: cannot read image {rel} ({type(exc).__name__})") from None
     x0, y0, x1, y1 = content_box(img)
-    g = img[y0:y1, x0:x1].astype(np.float32) @ np.float32([0.299, 0.587, 0.114])
+    g = img[y0:y1, x0:x1].astype(np.float32) @ LUMA
     return np.ascontiguousarray(np.clip(g + 0.5, 0, 255).astype(np.uint8)), (x0, y0, img.shape[1], img.shape[0])
 
 
