@@ -263,9 +263,7 @@ def match(
     def keep(done: list) -> None:
         for _, found in done:
             for m in found:
-                key = (m.i, m.j)
-                if key not in best or (m.inliers, m.cover) > (best[key].inliers, best[key].cover):
-                    best[key] = m
+                _keep_better(best, m)
 
     global _SHARED
     try:
@@ -345,10 +343,16 @@ def _answer(queries: list[tuple[int, bool, np.ndarray, np.ndarray]]) -> list[Mat
             affine = tuple(float(v) for v in _least_squares(src[fit.keep], dst[fit.keep]).ravel())
             if (raised[q] or raised[c]) and abs(np.degrees(np.arctan2(affine[3], affine[0]))) > RAISED_TURN:
                 continue
-            m = Match(key[0], key[1], fit.inliers, round(fit.cover, 3), mirrored, fit.shift, q, affine)
-            if key not in best or (m.inliers, m.cover) > (best[key].inliers, best[key].cover):
-                best[key] = m
+            _keep_better(best, Match(key[0], key[1], fit.inliers, round(fit.cover, 3), mirrored, fit.shift, q, affine))
     return list(best.values())
+
+
+def _keep_better(best: dict[tuple[int, int], Match], m: Match) -> None:
+    """`m` as its pair's match unless one found before has as many inliers and as much cover: the first of
+    equals stays, within a block of queries and across blocks alike, so the pairs do not depend on `workers`."""
+    key = (m.i, m.j)
+    if key not in best or (m.inliers, m.cover) > (best[key].inliers, best[key].cover):
+        best[key] = m
 
 
 def _placed(a: np.ndarray, b: np.ndarray, shift, fa: tuple, fb: tuple) -> float | None:
