@@ -150,7 +150,8 @@ class DatasetVersion:
         """Open a version folder (path or NAME@VERSION) and check its shape, not yet its bytes."""
         path = cls.resolve(ref, workspace).resolve()
         if not path.is_dir():
-            raise DatasetError(f"dataset version not found: {ref} (looked in {path})")
+            hint = "" if "@" in str(ref) or Path(ref).is_absolute() else "; a version is NAME@VERSION, e.g. mpox@1.0.0"
+            raise DatasetError(f"dataset version not found: {ref} (looked in {path}){hint}")
         for required in ("dataset.json", "manifest.csv", "SHA256SUMS"):
             if not (path / required).is_file():
                 raise DatasetError(f"{ref} is not a dataset version: {required} is missing")

@@ -60,9 +60,22 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JS
 DEBUG_ENV = "CURATE_DEBUG"
 
 
+# C0 and C1 control characters and DEL, and the bidirectional overrides that make text read in another order
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0xA0)]} | {
+    c: f"\\u{c:04x}" for c in [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+}
+
+
+def printable(text: str) -> str:
+    """`text` with control characters written as escapes (ESC as `\\x1b`): a file or source name cannot clear
+    the screen, recolour the terminal, hide itself or split a one-line row."""
+    return text.translate(_CONTROL)
+
+
 def one_line(message: str) -> str:
-    """What an error may show: secrets redacted (URLs' passwords, echoed Authorization headers), one line."""
-    return " ".join(redact_text(str(message)).split())
+    """What an error may show: secrets redacted (URLs' passwords, echoed Authorization headers), one line, no
+    control characters (`printable`)."""
+    return printable(" ".join(redact_text(str(message)).split()))
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -126,7 +139,7 @@ def table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
     for i, c in enumerate(columns):
         t.add_column(c, justify="left" if i == 0 else "right", overflow="fold")
     for r in rows:
-        t.add_row(*[("" if v is None else escape(str(v))) for v in r])
+        t.add_row(*[("" if v is None else escape(printable(str(v)))) for v in r])
     return t
 
 

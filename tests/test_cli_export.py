@@ -114,3 +114,40 @@ def test_reshuffle_flag_and_help(cat):
     assert json.loads((DatasetVersion.open(out["path"]).path / "dataset.json").read_text())["reshuffle"] is True
     help_text = " ".join(runner.invoke(app, ["export", "--help"]).stdout.split())
     assert "--reshuffle" in help_text and "keeps its split and fold" in help_text
+
+
+def test_export_before_dedupe_warns_and_after_it_does_not(tmp_path):
+    """A catalogue no dedupe run has compared: copies could sit in two splits, so the terminal, --json and the
+    card say so; once `curate dedupe` has run, a new version carries no such warning."""
+    fresh = build_catalogue(tmp_path)
+    r = run(fresh, "export", "--name", "mpox", "--version", "1.0.0", "--size", "48")
+    assert r.exit_code == 0, r.output
+    assert "warning: 70 exported image(s) were never compared by `curate dedupe`" in " ".join(r.stdout.split())
+    card = (fresh.ws.exports / "mpox" / "1.0.0" / "README.md").read_text(encoding="utf-8")
+    assert "**Warning:** 70 exported image(s) were never compared" in card
+
+    assert run(fresh, "dedupe", "--min-side", "1", "--workers", "1").exit_code == 0
+    r = run(fresh, "export", "--name", "mpox", "--version", "1.1.0", "--size", "48", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["uncompared"] == 0
+    assert "never compared" not in (fresh.ws.exports / "mpox" / "1.1.0" / "README.md").read_text(encoding="utf-8")
+
+
+def test_a_damaged_version_is_named_not_called_different(cat):
+    if not (cat.ws.exports / "mpox" / "1.0.0").exists():
+        run(cat, "export", "--name", "mpox", "--version", "1.0.0", "--size", "48", "--external", "kaggle")
+    version = cat.ws.exports / "mpox" / "1.0.0"
+    victim = next(version.glob("train/*/img*.jpg"))
+    data = victim.read_bytes()
+    victim.unlink()
+    try:
+        r = run(cat, "export", "--name", "mpox", "--version", "1.0.0", "--size", "48", "--external", "kaggle")
+        assert r.exit_code == 1
+        assert f"mpox@1.0.0 is damaged ({victim.relative_to(version).as_posix()} missing)" in " ".join(r.stderr.split())
+    finally:
+        victim.write_bytes(data)
+
+
+def test_a_version_without_at_is_explained(cat):
+    r = run(cat, "audit", "leakage", "mpox")
+    assert r.exit_code == 1 and "a version is NAME@VERSION, e.g. mpox@1.0.0" in " ".join(r.stderr.split())

@@ -22,6 +22,17 @@ def test_missing_api_key(sqlite_ws, monkeypatch):
     assert out.exit_code == 1 and "LABEL_STUDIO_API_KEY" in out.output
 
 
+def test_a_rater_typo_is_told_before_the_api_key(sqlite_ws, monkeypatch):
+    monkeypatch.delenv("LABEL_STUDIO_API_KEY", raising=False)
+    for raters, message in [
+        ("notanemail,b@x", "rater 'notanemail' is not an email address"),
+        ("a@x,A@x", "each rater must be a different person"),
+        ("a@x", "exactly two raters"),
+    ]:
+        out = CliRunner().invoke(app, ["label", "push", "--raters", raters, "-w", str(sqlite_ws.root)])
+        assert out.exit_code == 1 and message in out.output and "LABEL_STUDIO_API_KEY" not in out.output
+
+
 def test_empty_report(sqlite_ws):
     out = CliRunner().invoke(app, ["label", "report", "--json", "-w", str(sqlite_ws.root)])
     assert out.exit_code == 0, out.output

@@ -104,6 +104,7 @@ def test_full_round(studio_server, studio_workspace):
     # push is idempotent and limited
     r1 = push(ws, client, [A, B], limit=5)
     assert r1.pushed == 10 and set(r1.projects) == {A, B}
+    assert r1.uncompared == 5  # no dedupe run here: the steward is warned their copies may be labelled twice
     assert push(ws, client, [A, B], limit=5).pushed == 4  # the 2 remaining images, to both raters
     assert push(ws, client, [A, B]).pushed == 0
     with ws.session() as s:
@@ -264,7 +265,7 @@ def test_cli_round(studio_server, db_url, monkeypatch, request):
     run = lambda *a: CliRunner().invoke(app, [*a, "-w", str(ws.root), *fx.url_args()])  # noqa: E731
     out = run("label", "push", "--raters", f"{A},{B}", "--json")
     assert out.exit_code == 0, out.output
-    assert json.loads(out.stdout)["pushed"] == 6
+    assert json.loads(out.stdout)["pushed"] == 6 and json.loads(out.stdout)["uncompared"] == 3
     annotate(fx, ws, A, ids[0], result(MPOX)), annotate(fx, ws, B, ids[0], result(MPOX))
     annotate(fx, ws, A, ids[1], result(DERM)), annotate(fx, ws, B, ids[1], result(WARTS))
     annotate(fx, ws, A, ids[2], result(WARTS)), annotate(fx, ws, B, ids[2], result(WARTS))

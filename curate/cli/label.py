@@ -83,8 +83,10 @@ def push(
     from curate.errors import ConfigError
     from curate.label.order import Order, read_predictions
     from curate.label.rounds import push as do_push
+    from curate.label.rounds import rating_pair
     from curate.label.servers import resolve
 
+    rating_pair(raters.split(","))  # a typo in --raters is told before any server or key is asked for
     ws = open_workspace(workspace, db)
     if order == PushOrder.UNCERTAINTY and predictions is None:
         raise ConfigError("--order uncertainty needs --predictions FILE (train predict --json output)")
@@ -114,6 +116,11 @@ def render_push(res) -> None:
             [[rater, project, per_rater, per_rater] for rater, project in sorted(res.projects.items())],
         )
     )
+    if res.uncompared:
+        console.print(
+            f"[yellow]warning:[/] {res.uncompared} of them were never compared by `curate dedupe`: a copy of one may "
+            "be labelled twice or land in another split; run `curate dedupe` before pushing"
+        )
 
 
 @app.command()

@@ -63,9 +63,19 @@ def _diagnosis_list(meta: dict[str, Any], rows: list[dict[str, str]]) -> list[st
     )
 
 
+def uncompared_note(n: int) -> str:
+    """The line for a version holding images no dedupe run compared (card and terminal)."""
+    return (
+        f"{n} exported image(s) were never compared by `curate dedupe`: a copy of one of them may sit in another "
+        "split, under another label, or have been labelled twice; run `curate dedupe`, then export a new version"
+    )
+
+
 def _exclusions(labels: dict[str, Any]) -> list[str]:
     excluded = labels.get("excluded") or {}
     out = [""]
+    if labels.get("uncompared"):
+        out += [f"**Warning:** {uncompared_note(labels['uncompared'])}.", ""]
     if labels.get("rules"):
         out.append(f"Consensus rules: {explain(labels['rules'])}.")
     if not excluded:

@@ -25,7 +25,7 @@ from typing import Any
 from sqlmodel import Session, select
 
 from curate.dataset import SPLITS, DatasetError, DatasetVersion
-from curate.dedupe import cluster_map
+from curate.dedupe import cluster_map, uncompared_image_ids
 from curate.errors import ConfigError, ExportError
 from curate.export.card import UNKNOWN_LICENCE
 from curate.export.exclusions import catalogue_exclusions, consensus_exclusions, consensus_reason
@@ -272,6 +272,8 @@ def make_plan(
         "mean_agreement": round(sum(agreements) / len(agreements), 4) if agreements else None,
         "kappa": _kappa_summary(s, diagnoses.codes),
     }
+    if uncompared := len(uncompared_image_ids(s, set(ids))):  # only then: other versions' fingerprints stay
+        labels["uncompared"] = uncompared
     per_source: dict[str, Counter] = defaultdict(Counter)
     for r in rows:
         per_source[r.source][r.split] += 1

@@ -64,6 +64,7 @@ class ExportResult:
         default_factory=dict
     )  # catalogue images not exported, by reason (exclusions.REASONS)
     leakage: dict | None = None  # the leakage audit run before the version was sealed (its audit.json)
+    uncompared: int = 0  # exported images no dedupe run had compared (`curate.dedupe.uncompared_image_ids`)
 
     @property
     def images_per_second(self) -> float:
@@ -94,6 +95,7 @@ class ExportResult:
             "moved": self.moved,
             "excluded": self.excluded,
             "leakage": self.leakage,
+            "uncompared": self.uncompared,
         }
 
 
@@ -178,6 +180,11 @@ def export_version(
 
     if final.exists():
         existing = _existing_fingerprint(final)
+        if damage := _damage(final):
+            raise ExportError(
+                f"{options.name}@{options.version} is damaged ({damage}); move {final} aside and run this export "
+                "again: the same catalogue state rebuilds the same files, checked against the registered checksum"
+            )
         if existing != plan.fingerprint:
             raise ExportError(
                 f"{options.name}@{options.version} already exists with different content; "
@@ -219,6 +226,21 @@ def _is_version(text: str) -> bool:
         return False
 
 
+def _damage(final: Path) -> str | None:
+    """What is missing from a written version's folder (stat only: a file named in its SHA256SUMS gone), or
+    None. A changed file is `curate audit leakage`'s and `DatasetVersion.verify`'s to find."""
+    try:
+        listed = (final / "SHA256SUMS").read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return "SHA256SUMS is missing or unreadable"
+    names = ["SHA256SUMS", *(line.split("  ", 1)[1] for line in listed if "  " in line)]
+    missing = [n for n in names if not (final / n).is_file()]
+    if missing:
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        return f"{missing[0]}{more} missing"
+    return None
+
+
 def _existing_fingerprint(final: Path) -> str | None:
     try:
         return json.loads((final / "dataset.json").read_text(encoding="utf-8")).get("fingerprint")
@@ -247,6 +269,7 @@ def _result(plan: ExportPlan, final: Path, status: str, rows: list[dict[str, str
         moved=_moves(plan),
         excluded=plan.excluded,
         leakage=_leakage(final),
+        uncompared=plan.labels.get("uncompared", 0),
     )
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from sqlmodel import Session, select
 
-from curate.dedupe import labelable_image_ids
+from curate.dedupe import labelable_image_ids, uncompared_image_ids
 from curate.errors import LabelError, StudioError
 from curate.files import atomic_path
 from curate.label.adjudication import RaterView, adjudication_config, review_task
@@ -44,6 +44,14 @@ EXTENSIONS = {
     "AVIF": "avif",
     "MPO": "jpg",
 }
+
+
+def rating_pair(raters: list[str]) -> list[str]:
+    """The two raters of a rating round, normalised (`normalise_emails`); checked before any server is asked."""
+    raters = normalise_emails(raters)
+    if len(raters) != 2:
+        raise LabelError("a rating round has exactly two raters (--raters a@clinic,b@clinic)")
+    return raters
 
 
 def normalise_emails(raters: list[str]) -> list[str]:
@@ -81,6 +89,7 @@ class PushResult:
     raters: list[str]
     pushed: int
     projects: dict[str, int] = field(default_factory=dict)  # rater -> Label Studio project id
+    uncompared: int = 0  # images sent that no dedupe run had compared: their copies may be labelled twice
 
 
 def find_round(s: Session, kind: str, raters: list[str], server_key: str) -> LabelRound | None:
@@ -196,9 +205,7 @@ def push(
 
     Rating tasks carry the image and its id only: no prediction or model output ever reaches a rater."""
     servers = as_servers(servers)
-    raters = normalise_emails(raters)
-    if len(raters) != 2:
-        raise LabelError("a rating round has exactly two raters (--raters a@clinic,b@clinic)")
+    raters = rating_pair(raters)
     config = render_config(ws.diagnoses)  # the declared diagnoses; a mismatch with label_config.xml stops here
     for rater in raters:
         require_blind(servers, rater, [r for r in raters if r != rater])
@@ -218,8 +225,9 @@ def push(
             candidates = order_ids(candidates, order, seed, probs, image_features(s, candidates))
         else:
             candidates = order_ids(candidates, order, seed)
-    if limit is not None:
-        candidates = candidates[:limit]
+        if limit is not None:
+            candidates = candidates[:limit]
+        uncompared = len(uncompared_image_ids(s, set(candidates)))
     if rnd is None and not candidates:
         return PushResult(0, raters, 0)
     rnd = rnd or new_round(ws, "rating", raters, key)
@@ -227,7 +235,7 @@ def push(
     task = lambda img: {"image": image_link(ws, img), "image_id": img.id}  # noqa: E731
     pushed = add_tasks(ws, servers, projects, sorted(mine) + candidates, task)
     _refresh_consensus(ws)
-    return PushResult(rnd.id, raters, pushed, {r: p.ls_project_id for r, p in projects.items()})
+    return PushResult(rnd.id, raters, pushed, {r: p.ls_project_id for r, p in projects.items()}, uncompared)
 
 
 def adjudicate(

@@ -1,0 +1,28 @@
+"""What reaches the terminal: a name holding control characters cannot drive the terminal or split a row."""
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from curate.cli import app
+from curate.workspace import Workspace
+
+NAME = "esc\x1b[2J\x1b[31mJohn Smith\nP99999\u202egpj.jpg"
+
+
+def test_a_hostile_file_name_is_shown_escaped(tmp_path: Path):
+    ws = Workspace.init(tmp_path / "ws")
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / NAME).write_text("not an image")
+    r = CliRunner().invoke(app, ["ingest", str(src), "--source", "web", "-w", str(ws.root)])
+    assert r.exit_code == 0, r.output
+    assert "\x1b" not in r.output and "\u202e" not in r.output
+    assert "esc\\x1b[2J\\x1b[31mJohn Smith\\x0aP99999\\u202egpj.jpg" in r.stdout.replace("\n", "")
+
+
+def test_an_error_naming_such_a_file_is_one_escaped_line(tmp_path: Path):
+    ws = Workspace.init(tmp_path / "ws")
+    r = CliRunner().invoke(app, ["audit", "leakage", str(tmp_path / NAME), "-w", str(ws.root)])
+    assert r.exit_code == 1
+    assert r.stderr.strip().count("\n") == 0 and "\x1b" not in r.stderr and "\\x1b[31mJohn Smith P99999" in r.stderr
