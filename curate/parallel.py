@@ -12,7 +12,8 @@ pickle (a module-level function).
 uses OpenCV's or OpenMP's threads when this process has used them already (the leakage audit, whose
 second run in one process hung its forked workers inside OpenCV). They import what they need, about a
 second each, so stages that only decode keep the faster fork; and, as with any such start, a script that
-calls them needs the usual `if __name__ == "__main__":` guard (the CLI and notebooks do not).
+calls them needs the usual `if __name__ == "__main__":` guard (the CLI and notebooks do not): without it the
+pool breaks, and the error says so.
 
 A worker that dies (killed, out of memory) is `WorkerError`, one line naming the item, after what
 finished before it is committed.
@@ -22,9 +23,11 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 from typing import TypeVar
 
 from curate.errors import CurateError
@@ -43,6 +46,24 @@ def stage_of(
     """A `(done, total)` callback reporting to `on_progress(stage, done, total)` (None stays None): one stage
     of work done in stages, for a loop that counts only its own items (`run_parallel`'s `on_progress`)."""
     return None if on_progress is None else lambda done, total: on_progress(stage, done, total)
+
+
+ENTRY_POINTS = ("curate", "train")  # the console scripts pip writes (pyproject.toml), guarded
+
+
+def _script_hint(start: str | None) -> str:
+    """The other cause of a broken pool of clean-started workers: a script of the user's own, run as a file,
+    whose top level calls this (each worker imports that file again and stops there). The CLI's own script and
+    `python -m` have a guard."""
+    main = sys.modules.get("__main__")
+    if start in (None, "fork") or getattr(main, "__spec__", None) is not None or not getattr(main, "__file__", None):
+        return ""
+    if Path(main.__file__).name in ENTRY_POINTS:
+        return ""
+    return (
+        f"; or, if {Path(main.__file__).name} is a script of your own calling curate, its code needs to be under "
+        '`if __name__ == "__main__":` (each worker imports it again)'
+    )
 
 
 def run_parallel(
@@ -83,7 +104,7 @@ def run_parallel(
                 if isinstance(exc, BrokenProcessPool):  # killed, out of memory: a line, not a traceback
                     raise WorkerError(
                         f"a worker process stopped at item {n} of {total} (killed, or out of memory); what finished "
-                        "is kept: run the command again, with --workers 1 to use less memory"
+                        f"is kept: run the command again, with --workers 1 to use less memory{_script_hint(start)}"
                     ) from None
                 raise
             pending.append((item, result))

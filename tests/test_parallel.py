@@ -2,6 +2,9 @@
 
 import os
 import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -65,3 +68,27 @@ def test_no_items_commits_nothing():
     calls = []
     run_parallel(square, [], calls.append)
     assert calls == []
+
+
+def test_a_script_without_a_main_guard_is_told_why_its_workers_stopped(tmp_path):
+    """Clean-started workers import the calling script again: unguarded, each stops there, and the one line
+    says what to do instead of blaming memory alone."""
+    script = tmp_path / "my_audit.py"
+    script.write_text(
+        "import math\nfrom curate.parallel import run_parallel\n"
+        "run_parallel(math.sqrt, list(range(20)), print, workers=2, start='forkserver')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode != 0
+    assert (
+        'if my_audit.py is a script of your own calling curate, its code needs to be under `if __name__ == "__main__":`'
+        in r.stderr
+    )
+    guarded = tmp_path / "guarded.py"
+    guarded.write_text(
+        script.read_text().replace("run_parallel(math", "if __name__ == '__main__':\n    run_parallel(math")
+    )
+    r = subprocess.run([sys.executable, str(guarded)], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert len(r.stdout.splitlines()) >= 1
