@@ -33,6 +33,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlmodel import Session
 
 from curate.errors import WorkspaceError
+from curate.files import write_atomic
 from curate.intake.store import ImageStore
 from curate.label.diagnoses import DiagnosisList
 from curate.privacy import exposed, tighten
@@ -68,6 +69,46 @@ def _toml_str(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _settings_text(db_url: str | None) -> str:
+    """curate.toml for a new workspace: the URL without its password, and the backend, so it is never guessed."""
+    lines = ["# mpox-curate workspace (never holds secrets)\n"]
+    if db_url and _backend(db_url) != "sqlite":
+        lines.append(f"db_url = {_toml_str(_without_password(db_url))}\n")
+        lines.append(f"backend = {_toml_str(_backend(db_url))}\n")
+    else:
+        lines.append('backend = "sqlite"\n')
+        if db_url:
+            lines.append(f"db_url = {_toml_str(db_url)}\n")
+    return "".join(lines)
+
+
+def _absolute(url: str) -> str:
+    """A SQLite URL with its file's absolute path: a relative one would be a new, empty catalogue for every
+    command run from another folder."""
+    u = make_url(url)
+    if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:" or Path(u.database).is_absolute():
+        return url
+    return u.set(database=str(Path(u.database).resolve())).render_as_string(hide_password=False)
+
+
+def _recorded_catalogue(root: Path, settings: dict) -> str | None:
+    """The catalogue URL curate.toml points at (None when it does not say: see `Workspace._at`)."""
+    if settings.get("db_url"):
+        return settings["db_url"]
+    backend = settings.get("backend")
+    if backend == "sqlite" or (backend is None and (root / "catalogue.db").exists()):
+        return f"sqlite:///{root / 'catalogue.db'}"
+    return None
+
+
+def _catalogue_key(url: str) -> tuple:
+    """What makes two URLs the same catalogue: not the password or the driver, and a SQLite file by its path."""
+    u = make_url(url)
+    if u.get_backend_name() == "sqlite":
+        return ("sqlite", str(Path(u.database).resolve()) if u.database and u.database != ":memory:" else u.database)
+    return (u.get_backend_name(), u.username, u.host, u.port, u.database)
+
+
 @dataclass
 class Workspace:
     root: Path
@@ -78,38 +119,39 @@ class Workspace:
     # --- construction -------------------------------------------------------------
     @classmethod
     def init(cls, root: Path | str = ".", db_url: str | None = None) -> Workspace:
-        """Create (or complete) a workspace at `root`; safe to re-run. Makes everything in it private."""
+        """Create (or complete) a workspace at `root`; safe to re-run. Makes everything in it private.
+
+        curate.toml is written only once its catalogue has opened, so an unreachable URL leaves no workspace
+        pointing at it. An existing workspace keeps its catalogue: another `db_url` is refused, since curate.toml
+        would go on naming the old one (and a switch would hide its rows)."""
         root = Path(root).resolve()
         if db_url:
             _check_url(db_url)
+            db_url = _absolute(db_url)
+        marker = root / MARKER
+        settings = _read_settings(marker) if marker.is_file() else None
+        recorded = None if settings is None else _recorded_catalogue(root, settings)
+        if db_url and recorded and _catalogue_key(db_url) != _catalogue_key(recorded):
+            raise WorkspaceError(
+                f"{root} already uses catalogue {_redact(recorded)}; init does not switch catalogues (the old one's "
+                f"rows would be hidden): drop --db / {DB_ENV}, or init a new folder for {_redact(db_url)}"
+            )
+        # A marker without db_url or backend (main once wrote one for a URL with a password) is completed.
+        fresh = settings is None or (db_url and recorded is None and "backend" not in settings)
+        text = _settings_text(db_url) if fresh else None
         try:
             root.mkdir(mode=0o700, parents=True, exist_ok=True)
             for sub in ("objects", "exports", "reports", "tmp"):
                 (root / sub).mkdir(mode=0o700, exist_ok=True)
-            marker = root / MARKER
-            settings = _read_settings(marker) if marker.is_file() else None
-            if settings is None or (
-                "db_url" not in settings
-                and "backend" not in settings
-                and db_url
-                and not (root / "catalogue.db").exists()
-            ):
-                # The URL is stored without its password; the backend is stored so it is never guessed.
-                lines = ["# mpox-curate workspace (never holds secrets)\n"]
-                if db_url and _backend(db_url) != "sqlite":
-                    lines.append(f"db_url = {_toml_str(_without_password(db_url))}\n")
-                    lines.append(f"backend = {_toml_str(_backend(db_url))}\n")
-                else:
-                    lines.append('backend = "sqlite"\n')
-                    if db_url:
-                        lines.append(f"db_url = {_toml_str(db_url)}\n")
-                fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                with os.fdopen(fd, "w") as fh:
-                    fh.write("".join(lines))
         except OSError as exc:
             raise WorkspaceError(f"cannot create workspace at {root}: {exc.strerror}") from exc
-        ws = cls.open(root, db_url=db_url)
+        ws = cls._at(root, tomllib.loads(text) if text else settings, db_url)
         ws.migrate()
+        if text:
+            try:
+                write_atomic(marker, text, ws.tmp, mode=0o600)
+            except OSError as exc:
+                raise WorkspaceError(f"cannot write {marker}: {exc.strerror}") from exc
         tighten(ws.private_paths())
         return ws
 
@@ -120,7 +162,12 @@ class Workspace:
         marker = root / MARKER
         if not marker.is_file():
             raise WorkspaceError(f"no workspace at {root} (run `curate init {root}` first)")
-        settings = _read_settings(marker)
+        return cls._at(root, _read_settings(marker), db_url)
+
+    @classmethod
+    def _at(cls, root: Path, settings: dict, db_url: str | None) -> Workspace:
+        """The workspace at `root` with these settings: its catalogue `db_url`, $CURATE_DB_URL or the recorded one."""
+        marker = root / MARKER
         url = db_url or os.environ.get(DB_ENV) or settings.get("db_url")
         if not url:
             backend = settings.get("backend")

@@ -3,12 +3,13 @@
 import json
 
 import images as I
+import pytest
 from sqlmodel import select
 from typer.testing import CliRunner
 
 from curate.cli import app
 from curate.workspace import Workspace
-from db.models import Image, Provenance
+from db.models import CommandRun, Image, Provenance, Source
 
 runner = CliRunner()
 
@@ -105,3 +106,75 @@ def test_error_text_with_brackets_is_printed_verbatim(tmp_path):
     r = runner.invoke(app, ["ingest", str(missing), "-s", "x", "-w", str(tmp_path / "ws")])
     assert r.exit_code == 1
     assert f"folder not found: {missing}" in " ".join(r.output.split())
+
+
+def patient_folder(root, n=3):
+    root.mkdir(parents=True)
+    for i in range(n):
+        (root / f"P0000{i} Jane Roe {i}.jpg").write_bytes(I.jpeg(200 + i))
+    return root
+
+
+def test_a_case_id_pattern_that_matches_few_or_no_files_is_counted_and_warned_about(tmp_path):
+    """A typo in the pattern must not silently lose the patient grouping that keeps a patient in one split."""
+    ws = Workspace.init(tmp_path / "ws")
+    folder = patient_folder(tmp_path / "in")
+    ingest = ["ingest", str(folder), "-s", "clinic", "-w", str(ws.root)]
+    r = runner.invoke(app, [*ingest, "--case-id-pattern", r"(?P<case>p\d{5})"])
+    assert r.exit_code == 0, r.output
+    out = " ".join(r.output.split())
+    assert "case id pattern matched 0 of 3 files" in out
+    assert "warning: the case id pattern matched none of the 3 ingested files" in out
+
+    (folder / "misc.jpg").write_bytes(I.jpeg(299))
+    r = runner.invoke(app, [*ingest, "--case-id-pattern", r"(?P<case>P\d{5})", "--json"])
+    data = json.loads(r.output)
+    assert data["case_ids"] == {"matched": 3, "of": 4}
+    assert data["warnings"] == ["the case id pattern matched 3 of 4 files; the rest have no case id"]
+    with ws.session() as s:  # the re-run with the corrected pattern filled in the case ids the typo missed
+        assert sorted(c for c in s.exec(select(Provenance.case_id)).all() if c) == ["P00000", "P00001", "P00002"]
+
+    r = runner.invoke(app, [*ingest, "--json"])
+    assert json.loads(r.output)["case_ids"] is None and json.loads(r.output)["warnings"] == []
+
+
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("--source", "clinic\x1b[2J"),
+        ("--source", "two\nlines"),
+        ("--source", "rtl\u202eevil"),
+        ("--source", '=HYPERLINK("http://x","y")'),
+        ("--source", "+1"),
+        ("--source", "-2"),
+        ("--source", "@SUM(A1)"),
+        ("--licence", "=1+1"),
+    ],
+)
+def test_names_that_rewrite_a_terminal_or_run_in_a_spreadsheet_are_refused(tmp_path, option, value):
+    ws = Workspace.init(tmp_path / "ws")
+    folder = patient_folder(tmp_path / "in", 1)
+    other = [] if option == "--source" else ["--source=x"]
+    r = runner.invoke(app, ["ingest", str(folder), *other, f"{option}={value}", "-w", str(ws.root)])
+    assert r.exit_code == 1, r.output
+    assert r.output.strip().count("\n") == 0 and f"error: {option} must not" in r.output
+    with ws.session() as s:
+        assert s.exec(select(Source)).all() == [] and s.exec(select(CommandRun)).all() == []
+
+
+def test_a_file_is_not_a_folder_and_an_empty_folder_registers_no_source(tmp_path):
+    ws = Workspace.init(tmp_path / "ws")
+    photo = patient_folder(tmp_path / "in", 1) / "P00000 Jane Roe 0.jpg"
+    r = runner.invoke(app, ["ingest", str(photo), "-s", "x", "-w", str(ws.root)])
+    assert r.exit_code == 1 and "is a file; ingest takes a folder" in " ".join(r.output.split())
+
+    (tmp_path / "empty").mkdir()
+    r = runner.invoke(app, ["ingest", str(tmp_path / "empty"), "-s", "empty", "-w", str(ws.root)])
+    assert r.exit_code == 0, r.output
+    assert "warning: no images found: nothing ingested; source 'empty' not registered" in " ".join(r.output.split())
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "readme.txt").write_text("no photos here\n")
+    r = runner.invoke(app, ["ingest", str(tmp_path / "notes"), "-s", "notes", "-w", str(ws.root), "--json"])
+    assert json.loads(r.output)["warnings"] == ["no images found: nothing ingested; source 'notes' not registered"]
+    with ws.session() as s:
+        assert s.exec(select(Source)).all() == []

@@ -3,6 +3,7 @@
 import json
 
 import images as I
+import pytest
 from typer.testing import CliRunner
 
 from curate.cli import app
@@ -61,3 +62,55 @@ def test_missing_incoming_folder_says_what_to_do(tmp_path, monkeypatch):
     r = runner.invoke(app, ["pipeline"])
     assert r.exit_code == 1 and "incoming/<source-name>/" in r.output
     assert Workspace.open(tmp_path).root == tmp_path
+
+
+@pytest.mark.parametrize(
+    "toml, message",
+    [
+        (
+            'kind = "nonsense"\n',
+            "incoming/bad src/source.toml: kind must be one of clinic, public, web, not 'nonsense'",
+        ),
+        ("licence = 5\n", "incoming/bad src/source.toml: licence must be text in quotes, not 5"),
+        ('label_from_folders = "yes"\n', "incoming/bad src/source.toml: label_from_folders must be true or false"),
+        ('case_id_pattern = "P\\\\d+"\n', "incoming/bad src/source.toml: case_id_pattern needs a capture group"),
+        ('licence = "=cmd|x"\n', "incoming/bad src/source.toml: licence must not begin with '='"),
+    ],
+)
+def test_a_bad_source_toml_names_its_file_and_field_before_anything_is_ingested(tmp_path, monkeypatch, toml, message):
+    monkeypatch.chdir(tmp_path)
+    for name in ("a-first", "bad src"):
+        (tmp_path / "incoming" / name).mkdir(parents=True)
+        (tmp_path / "incoming" / name / "p.jpg").write_bytes(I.jpeg(len(name)))
+    (tmp_path / "incoming" / "bad src" / "source.toml").write_text(toml)
+    r = runner.invoke(app, ["pipeline"])
+    assert r.exit_code == 1
+    assert message in " ".join(r.output.split()) and r.output.strip().count("\n") == 0
+    assert status(tmp_path)["images"] == 0  # not even the good source before it
+
+
+def test_a_source_folder_named_like_a_formula_or_with_a_control_character_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for name in ("=HYPERLINK(1)", "esc\x1b[31m"):
+        (tmp_path / "incoming" / name).mkdir(parents=True)
+        (tmp_path / "incoming" / name / "p.jpg").write_bytes(I.jpeg(1))
+        r = runner.invoke(app, ["pipeline"])
+        assert r.exit_code == 1 and "the source name (this folder's name) must not" in r.output, r.output
+        (tmp_path / "incoming" / name / "p.jpg").unlink()
+        (tmp_path / "incoming" / name).rmdir()
+
+
+def test_loose_files_in_incoming_are_named_and_settings_files_are_not_skipped_images(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    src = tmp_path / "incoming" / "kaggle"
+    (src / "Monkeypox").mkdir(parents=True)
+    (src / "Monkeypox" / "M0.jpg").write_bytes(I.jpeg(500))
+    (src / "map.csv").write_text("Monkeypox,mpox\n")
+    (src / "source.toml").write_text('kind = "public"\nlabel_map = "map.csv"\n')
+    (tmp_path / "incoming" / "stray photo.jpg").write_bytes(I.jpeg(501))
+    r = runner.invoke(app, ["pipeline"])
+    assert r.exit_code == 0, r.output
+    out = " ".join(r.output.split())
+    assert "warning: 1 file(s) directly in incoming/ skipped" in out and ": stray photo.jpg" in out
+    assert "0 files skipped" in out and "not an image" not in out and "source.toml" not in out
+    assert status(tmp_path)["images"] == 1

@@ -135,6 +135,39 @@ def test_a_workspace_whose_catalogue_url_was_not_recorded_refuses_to_guess(tmp_p
     assert not (root / "catalogue.db").exists()
 
 
+def test_init_refuses_to_point_a_workspace_at_another_catalogue(tmp_path):
+    """`curate init WS --db OTHER` on a workspace used to say "ready (catalogue: OTHER)" while curate.toml and
+    every later command kept the old catalogue; a switch would hide the old rows, so it is refused."""
+    root = tmp_path / "ws"
+    curate("init", root, check=True)
+    curate("ingest", photos(tmp_path / "in", 2), "--source", "clinic", "-w", root, check=True)
+    marker = (root / "curate.toml").read_text()
+    other = tmp_path / "other.db"
+    proc = curate("init", root, "--db", f"sqlite:///{other}")
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc.stderr
+    assert f"already uses catalogue sqlite:///{root / 'catalogue.db'}" in proc.stderr and "--db" in proc.stderr
+    assert not other.exists() and (root / "curate.toml").read_text() == marker
+    curate("init", root, "--db", f"sqlite:///{root / 'catalogue.db'}", check=True)  # the same one: fine
+    curate("init", root, check=True)
+    assert json.loads(curate("status", "-w", root, "--json", check=True).stdout)["images"] == 2
+
+    # A relative SQLite path is recorded absolute: another folder's commands must not get a new, empty catalogue.
+    curate("init", "ws2", "--db", "sqlite:///rel.db", cwd=tmp_path, check=True)
+    assert f'db_url = "sqlite:///{tmp_path / "rel.db"}"' in (tmp_path / "ws2" / "curate.toml").read_text()
+
+
+def test_init_with_an_unreachable_catalogue_leaves_no_workspace_pointing_at_it(tmp_path):
+    root = tmp_path / "ws"
+    proc = curate("init", root, "--db", "postgresql+psycopg://steward:hunter2@127.0.0.1:1/study")
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "cannot open catalogue" in proc.stderr
+    assert "hunter2" not in proc.stdout + proc.stderr and "steward:***@127.0.0.1:1" in proc.stderr
+    assert not (root / "curate.toml").exists()
+    proc = curate("status", "-w", root)
+    assert proc.returncode == 1 and "no workspace at" in proc.stderr  # not wedged on the dead URL
+    curate("init", root, check=True)
+    assert 'backend = "sqlite"' in (root / "curate.toml").read_text()
+
+
 # --- concurrency ------------------------------------------------------------------------------
 
 _RACE = """

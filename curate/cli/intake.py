@@ -69,8 +69,7 @@ def ingest(
     from curate.audit import audited
     from curate.intake.ingest import IngestOptions, ingest_folder, load_label_map
 
-    ws = open_workspace(workspace, db)
-    options = IngestOptions(
+    options = IngestOptions(  # a bad --source or --licence stops here, before the workspace is opened
         source=source,
         kind=kind and kind.value,
         licence=licence,
@@ -80,6 +79,7 @@ def ingest(
         workers=workers,
         follow_symlinks=follow_symlinks,
     )
+    ws = open_workspace(workspace, db)
     args = {
         "source": source,
         "kind": options.kind,
@@ -98,7 +98,7 @@ def ingest(
 
 
 def render_ingest(report) -> None:
-    """The per-label summary, then the rejected and skipped files (an IngestReport)."""
+    """The per-label summary, the rejected and skipped files, then the case ids and warnings (an IngestReport)."""
     rows = [
         [k, v.get("added", 0), v.get("provenance", 0), v.get("known", 0), v.get("rejected", 0)]
         for k, v in sorted(report.per_class.items())
@@ -114,18 +114,24 @@ def render_ingest(report) -> None:
         console.print(table("skipped files", ["file", "why"], [[f, r] for f, r in report.skipped[:50]]))
     console.print(
         f"{report.files} files in {report.seconds:.1f} s ({report.images_per_second:.1f} images/s, "
-        f"{report.bytes_read / 1e6:.0f} MB); {report.ignored} files skipped{_names(report.skipped)}",
+        f"{report.bytes_read / 1e6:.0f} MB); {report.ignored} files skipped"
+        f"{file_names([f for f, _ in report.skipped])}",
         highlight=False,
         markup=False,
         soft_wrap=True,
     )
+    if report.case_ids is not None:
+        console.print(f"case id pattern matched {report.case_ids} of {report.arrivals} files", highlight=False)
+    for warning in report.warnings:
+        console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
 
 
-def _names(entries: list[tuple[str, str]], limit: int = 10) -> str:
-    if not entries:
+def file_names(names: list[str], limit: int = 10) -> str:
+    """': a, b and 3 more' for the end of a summary line; control characters in a name shown escaped."""
+    if not names:
         return ""
-    shown = ", ".join(repr(f)[1:-1] for f, _ in entries[:limit])
-    return f": {shown}" + (f" and {len(entries) - limit} more (see --json)" if len(entries) > limit else "")
+    shown = ", ".join(repr(f)[1:-1] for f in names[:limit])
+    return f": {shown}" + (f" and {len(names) - limit} more (see --json)" if len(names) > limit else "")
 
 
 def status(workspace: WorkspaceOpt = None, db: DbOpt = None, json_out: JsonOpt = False) -> None:

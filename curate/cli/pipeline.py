@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from curate.cli import dedupe as dedupe_cli
 from curate.cli import intake as intake_cli
@@ -44,8 +45,16 @@ def pipeline(
     found = find_sources(incoming, demo)
     if found.demo_photos:
         console.print(f"wrote {found.demo_photos} synthetic demo photos to {incoming / DEMO_SOURCE}")
-    for folder in found.sources:
-        options = source_options(folder)
+    if found.loose:
+        console.print(
+            f"[yellow]warning:[/] {len(found.loose)} file(s) directly in {escape(str(incoming))}/ skipped: only its "
+            f"sub-folders are sources, so move each into {escape(str(incoming))}/<source-name>/"
+            f"{escape(intake_cli.file_names(found.loose))}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    every = [source_options(folder) for folder in found.sources]  # a bad source.toml stops before any ingest
+    for folder, options in zip(found.sources, every, strict=True):
         _heading(f"ingest {folder.name}")
         with audited(ws, "ingest", {**asdict(options), "via": "pipeline"}) as run, progress_bar("ingest") as on_file:
             report = ingest_folder(ws, folder, options, run_id=run.id, on_file=on_file)

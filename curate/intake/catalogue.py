@@ -2,20 +2,39 @@
 
 from __future__ import annotations
 
-from sqlmodel import Session, select
+import unicodedata
+
+from sqlmodel import Session, func, select
 
 from curate.errors import ConfigError
 from curate.intake.decode import ImageInfo
-from db.models import Image, Provenance, Source
+from db.models import Image, Provenance, Rejection, Source
 
 SOURCE_KINDS = {"clinic": 0, "public": 1, "web": 2}
+_INVISIBLE = {"Cc", "Cf", "Zl", "Zp"}  # control, format (bidi overrides), line and paragraph separators
+_FORMULA = ("=", "+", "-", "@")  # what a spreadsheet runs as a formula at the start of a cell
+
+
+def check_name(value: str, where: str = "--source") -> str:
+    """`value` stripped, or a ConfigError naming `where`. Source names and licences are printed on terminals
+    and written to manifest.csv and the dataset card: a control character (ESC, newline) rewrites the screen
+    or splits a row, and a leading = + - @ runs as a formula when a spreadsheet opens the manifest."""
+    value = value.strip()
+    if not value or len(value) > 200:
+        raise ConfigError(f"{where} must be a non-empty name of at most 200 characters")
+    bad = next((c for c in value if unicodedata.category(c) in _INVISIBLE), None)
+    if bad is not None:
+        raise ConfigError(f"{where} must not contain control characters (found U+{ord(bad):04X})")
+    if value.startswith(_FORMULA):
+        raise ConfigError(
+            f"{where} must not begin with {value[0]!r}: a spreadsheet opening manifest.csv would run it as a formula"
+        )
+    return value
 
 
 def get_or_create_source(session: Session, name: str, kind: str | None = None, licence: str | None = None) -> Source:
     """The named source; created on first use. A kind that contradicts the stored one is an error."""
-    name = name.strip()
-    if not name or len(name) > 200:
-        raise ConfigError("--source must be a non-empty name of at most 200 characters")
+    name = check_name(name)
     if kind is not None and kind not in SOURCE_KINDS:
         raise ConfigError(f"--kind must be one of {', '.join(SOURCE_KINDS)}, not {kind!r}")
     src = session.exec(select(Source).where(Source.name == name)).first()
@@ -27,6 +46,18 @@ def get_or_create_source(session: Session, name: str, kind: str | None = None, l
     elif kind is not None and kind != src.kind:
         raise ConfigError(f"source {name!r} is already registered as {src.kind!r}, not {kind!r}")
     return src
+
+
+def drop_if_empty(session: Session, source_id: int) -> bool:
+    """Remove a source nothing refers to (an ingest that found no images), so `curate status` and the
+    dataset card do not list a source that holds nothing. True when it was removed."""
+    for table in (Provenance, Rejection):
+        if session.exec(select(func.count()).where(table.source_id == source_id)).one():
+            return False
+    source = session.get(Source, source_id)
+    if source is not None:
+        session.delete(source)
+    return source is not None
 
 
 def record_arrival(
@@ -43,7 +74,9 @@ def record_arrival(
 
     Returns "added" (a new image), "provenance" (known image, new arrival) or
     "known" (this very arrival is already recorded). Call only once the bytes
-    are in the store, so no row ever points at a missing file.
+    are in the store, so no row ever points at a missing file. A known arrival
+    without a case id takes the one given, so re-running ingest with a corrected
+    --case-id-pattern fills in what the first run missed.
     """
     image = session.exec(select(Image).where(Image.sha256 == sha256)).first()
     outcome = "provenance"
@@ -68,11 +101,14 @@ def record_arrival(
         outcome = "added"
     else:
         existing = session.exec(
-            select(Provenance.id).where(
+            select(Provenance).where(
                 Provenance.image_id == image.id, Provenance.source_id == source_id, Provenance.locator == locator
             )
         ).first()
         if existing is not None:
+            if existing.case_id is None and provenance.get("case_id"):
+                existing.case_id = provenance["case_id"]
+                session.add(existing)
             return "known"
     session.add(Provenance(image_id=image.id, source_id=source_id, locator=locator, **provenance))
     return outcome

@@ -6,14 +6,16 @@ label_map, case_id_pattern; see README). `--demo` fills an empty `incoming/` wit
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from curate.demo import write_demo_folder
 from curate.errors import ConfigError
-from curate.intake.ingest import IngestOptions, load_label_map
+from curate.intake.catalogue import SOURCE_KINDS, check_name
+from curate.intake.ingest import IngestOptions, compile_case_pattern, load_label_map
 
-SOURCE_KEYS = {"kind", "licence", "label_from_folders", "label_map", "case_id_pattern"}
+SETTINGS_FILE = "source.toml"
+SOURCE_KEYS = {"kind": str, "licence": str, "label_from_folders": bool, "label_map": str, "case_id_pattern": str}
 DEMO_SOURCE = "demo-clinic"
 
 
@@ -21,6 +23,7 @@ DEMO_SOURCE = "demo-clinic"
 class Incoming:
     sources: list[Path]  # one folder per source, by name
     demo_photos: int = 0  # synthetic photos this call wrote into incoming/<DEMO_SOURCE>/
+    loose: list[str] = field(default_factory=list)  # files directly in incoming/: in no source, so not ingested
 
 
 def find_sources(incoming: Path, demo: bool = False) -> Incoming:
@@ -32,24 +35,54 @@ def find_sources(incoming: Path, demo: bool = False) -> Incoming:
         raise ConfigError(
             f"no {incoming}/ folder: put each source's photos in {incoming}/<source-name>/ (or use --demo)"
         )
-    return Incoming(sorted(p for p in incoming.iterdir() if p.is_dir()), written)
+    entries = sorted(incoming.iterdir())
+    loose = [p.name for p in entries if not p.is_dir() and not p.name.startswith(".")]  # dotfiles: the OS's own
+    return Incoming([p for p in entries if p.is_dir()], written, loose)
 
 
 def source_options(folder: Path) -> IngestOptions:
-    """Ingest options for one incoming source folder, from its optional source.toml."""
+    """Ingest options for one incoming source folder, from its optional source.toml; every error names
+    the folder or the file and field, so a steward with ten sources knows which to fix."""
+    check_name(folder.name, f"{folder}: the source name (this folder's name)")
     settings: dict = {"label_from_folders": True}
-    cfg = folder / "source.toml"
+    own = []
+    cfg = folder / SETTINGS_FILE
     if cfg.is_file():
-        try:
-            data = tomllib.loads(cfg.read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"{cfg}: {exc}") from exc
-        unknown = set(data) - SOURCE_KEYS
-        if unknown:
-            raise ConfigError(
-                f"{cfg}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(SOURCE_KEYS))}"
-            )
+        own.append(SETTINGS_FILE)
+        data = _read(cfg)
         settings.update(data)
     if settings.get("label_map"):
+        own.append(_inside(folder, settings["label_map"]))
         settings["label_map"] = load_label_map(folder / settings["label_map"])
-    return IngestOptions(source=folder.name, **settings)
+    compile_case_pattern(settings.get("case_id_pattern"), f"{cfg}: case_id_pattern")
+    if settings.get("licence") is not None:
+        check_name(settings["licence"], f"{cfg}: licence")
+    return IngestOptions(source=folder.name, settings_files=tuple(p for p in own if p), **settings)
+
+
+def _read(cfg: Path) -> dict:
+    """source.toml's settings, each key known and of its type, kind one of SOURCE_KINDS."""
+    try:
+        data = tomllib.loads(cfg.read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{cfg}: {exc}") from exc
+    unknown = set(data) - set(SOURCE_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"{cfg}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(SOURCE_KEYS))}"
+        )
+    for key, value in data.items():
+        if not isinstance(value, SOURCE_KEYS[key]):
+            wanted = "true or false" if SOURCE_KEYS[key] is bool else "text in quotes"
+            raise ConfigError(f"{cfg}: {key} must be {wanted}, not {value!r}")
+    if "kind" in data and data["kind"] not in SOURCE_KINDS:
+        raise ConfigError(f"{cfg}: kind must be one of {', '.join(SOURCE_KINDS)}, not {data['kind']!r}")
+    return data
+
+
+def _inside(folder: Path, name: str) -> str | None:
+    """The label map's path relative to its source folder (so ingest does not list it as a skipped file)."""
+    try:
+        return (folder / name).resolve().relative_to(folder.resolve()).as_posix()
+    except ValueError:  # a map kept outside the folder is not walked anyway
+        return None

@@ -27,13 +27,13 @@ from pathlib import Path
 from sqlmodel import select
 
 from curate.errors import ConfigError
-from curate.intake.catalogue import get_or_create_source, known_shas, record_arrival
+from curate.intake.catalogue import check_name, drop_if_empty, get_or_create_source, known_shas, record_arrival
 from curate.intake.decode import IMAGE_EXTENSIONS, Rejected, inspect, looks_like_image
 from curate.intake.limits import MAX_BYTES
 from curate.intake.store import ImageStore, sha256_bytes
 from curate.intake.walk import iter_files, locator_of, read_bounded
 from curate.parallel import run_parallel
-from db.models import Rejection
+from db.models import Rejection, Source
 
 log = logging.getLogger("curate.ingest")
 
@@ -49,6 +49,14 @@ class IngestOptions:
     workers: int = 0  # 0: one per core
     batch: int = 64
     follow_symlinks: bool = False  # follow symlinks that lead out of the folder
+    settings_files: tuple[str, ...] = ()  # the source's own settings (source.toml, its label map): not photos
+
+    def __post_init__(self):
+        """A bad source name, licence or case id pattern stops the command before the workspace is opened."""
+        check_name(self.source, "--source")
+        if self.licence is not None:
+            check_name(self.licence, "--licence")
+        compile_case_pattern(self.case_id_pattern)
 
 
 @dataclass
@@ -61,6 +69,8 @@ class IngestReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, why): not images, special files, symlinks
     rejected: list[tuple[str, str]] = field(default_factory=list)
     per_class: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
+    case_ids: int | None = None  # arrivals whose path the case id pattern matched; None: no pattern given
+    unregistered: str | None = None  # the source this run created and, finding no images, removed again
     bytes_read: int = 0
     seconds: float = 0.0
 
@@ -72,6 +82,33 @@ class IngestReport:
     def ignored(self) -> int:
         return len(self.skipped)
 
+    @property
+    def arrivals(self) -> int:
+        return self.added + self.provenance + self.known
+
+    @property
+    def warnings(self) -> list[str]:
+        """What the steward must not miss: no images at all, or photos left without a case id (a patient's
+        photos then cannot be kept in one split). No paths: the summary is kept in the audit log."""
+        out = []
+        if self.files == 0:
+            out.append(
+                "no images found: nothing ingested"
+                + (f"; source {self.unregistered!r} not registered" if self.unregistered else "")
+            )
+        if self.case_ids is not None and self.case_ids < self.arrivals:
+            if self.case_ids == 0:
+                out.append(
+                    f"the case id pattern matched none of the {self.arrivals} ingested files: no case ids recorded, "
+                    "so one patient's photos can land in both train and test; fix the pattern (it is "
+                    "case-sensitive) and re-run"
+                )
+            else:
+                out.append(
+                    f"the case id pattern matched {self.case_ids} of {self.arrivals} files; the rest have no case id"
+                )
+        return out
+
     def merge(self, part: IngestReport) -> None:
         """Add the counts of one committed batch."""
         self.files += part.files
@@ -79,6 +116,8 @@ class IngestReport:
         self.provenance += part.provenance
         self.known += part.known
         self.bytes_read += part.bytes_read
+        if part.case_ids is not None:
+            self.case_ids = (self.case_ids or 0) + part.case_ids
         self.skipped.extend(part.skipped)
         self.rejected.extend(part.rejected)
         for klass, counts in part.per_class.items():
@@ -96,6 +135,8 @@ class IngestReport:
             "rejects": [{"file": f, "reason": r} for f, r in self.rejected],
             "skipped": [{"file": f, "reason": r} for f, r in self.skipped],
             "per_class": {k: dict(v) for k, v in sorted(self.per_class.items())},
+            "case_ids": None if self.case_ids is None else {"matched": self.case_ids, "of": self.arrivals},
+            "warnings": self.warnings,
             "seconds": round(self.seconds, 2),
             "images_per_second": round(self.images_per_second, 1),
             "megabytes": round(self.bytes_read / 1e6, 1),
@@ -136,15 +177,16 @@ def load_label_map(path: Path) -> dict[str, str]:
     return mapping
 
 
-def compile_case_pattern(pattern: str | None) -> re.Pattern | None:
+def compile_case_pattern(pattern: str | None, where: str = "--case-id-pattern") -> re.Pattern | None:
+    """The compiled pattern, or a ConfigError naming `where` (the option, or a source.toml's field)."""
     if not pattern:
         return None
     try:
         rx = re.compile(pattern)
     except re.error as exc:
-        raise ConfigError(f"--case-id-pattern is not a valid regular expression: {exc}") from exc
+        raise ConfigError(f"{where} is not a valid regular expression: {exc}") from exc
     if rx.groups == 0:
-        raise ConfigError("--case-id-pattern needs a capture group, e.g. '(?P<case>P\\d+)'")
+        raise ConfigError(f"{where} needs a capture group, e.g. '(?P<case>P\\d+)'")
     return rx
 
 
@@ -221,16 +263,24 @@ def ingest_folder(
     root = Path(folder)
     if not root.exists():
         raise ConfigError(f"folder not found: {root}")
+    if root.is_file():
+        raise ConfigError(f"{root} is a file; ingest takes a folder (of one or more photos)")
     if not root.is_dir():
         raise ConfigError(f"not a folder: {root}")
     root = root.resolve()
     rx = compile_case_pattern(options.case_id_pattern)
-    report = IngestReport(run_id=run_id)
+    report = IngestReport(run_id=run_id, case_ids=None if rx is None else 0)
 
     unreadable: list[tuple[str, str]] = []
-    candidates = list(iter_files(root, unreadable, report.skipped, options.follow_symlinks))
+    own = set(options.settings_files)
+    candidates = [
+        p
+        for p in iter_files(root, unreadable, report.skipped, options.follow_symlinks)
+        if locator_of(p, root) not in own
+    ]
 
     def start(s):
+        new = s.exec(select(Source.id).where(Source.name == options.source.strip())).first() is None
         source_id = get_or_create_source(s, options.source, options.kind, options.licence).id
         # A file rejected by an earlier run is reported again but recorded once.
         recorded = set(
@@ -238,16 +288,16 @@ def ingest_folder(
         )
         for loc, reason in unreadable:
             _record_rejection(s, recorded, run_id, source_id, loc, reason)
-        return source_id, known_shas(s), recorded
+        return source_id, known_shas(s), recorded, new
 
-    source_id, known, recorded = ws.transact(start)
+    source_id, known, recorded, new = ws.transact(start)
     report.rejected.extend(unreadable)
 
     def commit(done: list[tuple[str, tuple]]) -> None:
         nonlocal recorded
 
         def write(s):  # re-run from scratch if a concurrent ingest took a key first (see Workspace.transact)
-            part, seen = IngestReport(), set(recorded)
+            part, seen = IngestReport(case_ids=None if rx is None else 0), set(recorded)
             for path, result in done:
                 _record(s, part, options, rx, source_id, run_id, locator_of(Path(path), root), result, seen)
             return part, seen
@@ -265,6 +315,8 @@ def ingest_folder(
         initargs=(str(ws.store.objects), str(ws.store.tmp), known),
         on_progress=on_file,
     )
+    if report.files == 0 and new and ws.transact(lambda s: drop_if_empty(s, source_id)):
+        report.unregistered = options.source.strip()
     report.seconds = time.perf_counter() - started
     log.info(
         "ingest source=%s files=%d added=%d rejected=%d",
@@ -297,6 +349,9 @@ def _record(s, report: IngestReport, options, rx, source_id, run_id, loc: str, r
         return
     _, sha, size, info = result
     report.bytes_read += size
+    case = case_id(rx, loc)
+    if case is not None:
+        report.case_ids += 1
     outcome = record_arrival(
         s,
         sha256=sha,
@@ -306,7 +361,7 @@ def _record(s, report: IngestReport, options, rx, source_id, run_id, loc: str, r
         locator=loc,
         run_id=run_id,
         prior_label=label,
-        case_id=case_id(rx, loc),
+        case_id=case,
         licence=options.licence,
     )
     if outcome == "added":
