@@ -44,8 +44,8 @@ def test_special_files_are_skipped_or_rejected_with_reasons(sqlite_ws, odd):
     report = ingest_folder(sqlite_ws, odd, IngestOptions(source="odd", workers=1))
     skipped, rejected = dict(report.skipped), dict(report.rejected)
     assert report.added == 2 and report.provenance == 1  # ok.jpg, IMG_0001, and inner.jpg (same bytes as ok.jpg)
-    assert skipped["pipe.jpg"] == "FIFO (special file, not read)"
-    assert skipped["sock.jpg"] == "socket (special file, not read)"
+    assert skipped["pipe.jpg"] == "a named pipe (special file, not read)"
+    assert skipped["sock.jpg"] == "a socket (special file, not read)"
     assert skipped["notes.txt"] == "not an image (no image signature)"
     assert skipped["zero.jpg"].startswith("symlink to a file outside the ingested folder")
     assert skipped["link.jpg"].startswith("symlink to a file outside the ingested folder")
@@ -57,7 +57,7 @@ def test_special_files_are_skipped_or_rejected_with_reasons(sqlite_ws, odd):
 def test_follow_symlinks_reads_outside_but_never_a_device(sqlite_ws, odd):
     report = ingest_folder(sqlite_ws, odd, IngestOptions(source="odd", workers=2, follow_symlinks=True))
     skipped = dict(report.skipped)
-    assert skipped["zero.jpg"] == "character device (special file, not read)"
+    assert skipped["zero.jpg"] == "a character device (special file, not read)"
     assert report.added == 4  # ok, IMG_0001, the linked private.jpg, elsewhere/in_folder.jpg
 
 

@@ -202,9 +202,11 @@ def test_reads_what_train_predict_prints(triage_run, tmp_path):
         f = tmp_path / f"photo{n}.jpg"
         f.write_bytes(new_jpeg(kind, seed=n))
         files.append(f)
+    unreadable = tmp_path / "notes.jpg"
+    unreadable.write_text("not a photo")
     out = tmp_path / "predictions.json"
-    out.write_text(json.dumps(predict(triage_run, files, out_dir=tmp_path / "cam")))
-    got = read_predictions(out)
+    out.write_text(json.dumps(predict(triage_run, [*files, unreadable], out_dir=tmp_path / "cam")))
+    got = read_predictions(out)  # the unreadable input's entry holds an error and no prediction: left out
     assert set(got) == {hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
     assert all(set(p) == {"mpox", "non_mpox"} and abs(sum(p.values()) - 1) < 1e-3 for p in got.values())
     with pytest.raises(LabelError, match="is not `train predict --json` output"):

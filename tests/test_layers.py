@@ -31,6 +31,7 @@ MODULE_LAYER = {
     "curate.redact": "shared",
     "curate.privacy": "shared",
     "curate.files": "shared",
+    "curate.regular": "shared",
     "curate.imaging": "shared",
     "curate.parallel": "shared",
     "curate.output": "shared",

@@ -15,10 +15,21 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from curate.output import JsonOpt, SafeGroup, console, err_console, fail, print_json, progress_bars, reported
+from curate.output import (
+    JsonOpt,
+    SafeGroup,
+    console,
+    err_console,
+    fail,
+    one_line,
+    print_json,
+    printable,
+    progress_bars,
+    reported,
+)
 from curate.privacy import make_private_by_default
 from train.choices import ArchName, ExportFormat, ServeEngine
-from train.config import TrainConfig, refuse_existing
+from train.config import RANGES, TrainConfig, refuse_existing
 from train.device import Device
 
 app = typer.Typer(
@@ -111,13 +122,22 @@ def run_cmd(
     ] = None,
     epochs: Annotated[int, typer.Option(help="Epochs per fold (default: 150, the paper's).", min=1)] = 150,
     batch_size: Annotated[int, typer.Option(help="Batch size (default: 72).", min=1)] = 72,
-    lr: Annotated[float, typer.Option(help="Adam learning rate (default: 3e-4).")] = 3e-4,
+    lr: Annotated[float, typer.Option(help="Adam learning rate, above 0 and at most 1 (default: 3e-4).")] = 3e-4,
     folds: Annotated[
         int | None,
-        typer.Option(help="Cross-validation folds; must match the export (default: the export's, 5 in the paper)."),
+        typer.Option(
+            help="Cross-validation folds; must match the export (default: the export's, 5 in the paper).",
+            min=RANGES["folds"][0],
+            max=RANGES["folds"][1],
+        ),
     ] = None,
     seed: Annotated[
-        int, typer.Option(help="Seed for heads, batches, augmentation and random weights (default: 0).")
+        int,
+        typer.Option(
+            help="Seed for heads, batches, augmentation and random weights (default: 0).",
+            min=RANGES["seed"][0],
+            max=RANGES["seed"][1],
+        ),
     ] = 0,
     device: Annotated[
         Device,
@@ -138,9 +158,16 @@ def run_cmd(
         ),
     ] = "imagenet",
     image_size: Annotated[
-        int | None, typer.Option(help="Square input size (default: the export's, 320 in the paper).")
+        int | None,
+        typer.Option(
+            help="Square input size (default: the export's, 320 in the paper).",
+            min=RANGES["image_size"][0],
+            max=RANGES["image_size"][1],
+        ),
     ] = None,
-    dropout: Annotated[float, typer.Option(help="Dropout before the new classifier (default: 0.2).")] = 0.2,
+    dropout: Annotated[
+        float, typer.Option(help="Dropout before the new classifier, at least 0 and below 1 (default: 0.2).")
+    ] = 0.2,
     balance: Annotated[
         bool, typer.Option("--balance/--no-balance", help="Offline augmentation of minority classes (default: on).")
     ] = True,
@@ -154,7 +181,8 @@ def run_cmd(
         bool, typer.Option("--unfreeze", help="Fine-tune the whole network on images (no cache; default: off).")
     ] = False,
     threshold: Annotated[
-        float, typer.Option(help="Decision threshold on P(mpox) for the Table-2 metrics (default: 0.5).")
+        float,
+        typer.Option(help="Decision threshold on P(mpox) for the Table-2 metrics (default: 0.5).", min=0.0, max=1.0),
     ] = 0.5,
     target_sensitivity: Annotated[
         float,
@@ -198,11 +226,6 @@ def run_cmd(
     if out is None:
         ref = dataset.replace("@", "-") if "@" in dataset else Path(dataset).name
         out = Path("runs") / ref / f"{arch.value}-s{seed}"
-    with reported():
-        refuse_existing(out, resume)  # before torch loads: a refusal takes milliseconds, not seconds
-    _need_torch()
-    from train.recipe import run
-
     cfg = TrainConfig(
         dataset=dataset,
         arch=arch.value,
@@ -226,6 +249,12 @@ def run_cmd(
         bootstrap=bootstrap,
         pointing_max=pointing_max,
     )
+    with reported():  # before torch loads and before any folder exists: a refusal takes milliseconds
+        cfg.validate()
+        refuse_existing(out, resume)
+    _need_torch()
+    from train.recipe import run
+
     with reported(RESUME_HINT), _progress(disable=as_json) as progress:
         path = run(cfg, resume=resume, progress=progress, command=_command_line(cfg))
     metrics = json.loads((path / "metrics.json").read_text())
@@ -288,15 +317,26 @@ def predict_cmd(
             help=(
                 "Decide on uncalibrated P(mpox) >= this instead "
                 "(default: the run's operating point on calibrated P(mpox))."
-            )
+            ),
+            min=0.0,
+            max=1.0,
         ),
     ] = None,
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Folder for Grad-CAM overlays (default: <run>/predict).")
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Folder for Grad-CAM overlays, named by position: 000-gradcam.png, … (default: <run>/predict).",
+        ),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Probability of mpox (mean of the fold models), the decision, and a Grad-CAM overlay per image.
+
+    An unreadable input is one error line (an entry with "error" in --json); the others are still triaged,
+    and the exit code is 1. A picture below 128 px (or the model's input size) on its shorter side is decided,
+    with a warning.
 
     Example:
         train predict photo1.jpg photo2.jpg --run runs/mpox-1.0.0/densenet121-s0
@@ -306,18 +346,28 @@ def predict_cmd(
 
     with reported():
         results = predict(run, images, threshold, out)
+    done = [r for r in results if "error" not in r]
     if as_json:
         print_json(results)
-        return
-    t = Table(title=f"Triage with {run}", title_justify="left")
-    for c in ("image", "P(positive)", "calibrated", "threshold", "decision", "Grad-CAM"):
-        t.add_column(c, justify="left" if c in ("image", "Grad-CAM") else "right")
-    for r in results:
-        p = r["p_positive"] if r["p_positive"] is not None else max(r["probabilities"].values())
-        cal = "—" if r.get("p_calibrated") is None else f"{r['p_calibrated']:.3f}"
-        thr = "—" if r["threshold"] is None else f"{r['threshold']:.3f}" + (" (cal.)" if r["calibrated"] else "")
-        t.add_row(Path(r["image"]).name, f"{p:.3f}", cal, thr, r["decision"], r["gradcam"])
-    console.print(t)
+    elif done:
+        t = Table(title=f"Triage with {run}", title_justify="left")
+        for c in ("image", "P(positive)", "calibrated", "threshold", "decision", "Grad-CAM"):
+            t.add_column(c, justify="left" if c in ("image", "Grad-CAM") else "right")
+        for r in done:
+            p = r["p_positive"] if r["p_positive"] is not None else max(r["probabilities"].values())
+            cal = "—" if r.get("p_calibrated") is None else f"{r['p_calibrated']:.3f}"
+            thr = "—" if r["threshold"] is None else f"{r['threshold']:.3f}" + (" (cal.)" if r["calibrated"] else "")
+            low = " (low res.)" if r["low_resolution"] else ""
+            name = escape(printable(Path(r["image"]).name))  # a file name's control characters shown, not obeyed
+            t.add_row(name, f"{p:.3f}", cal, thr, r["decision"] + low, escape(r["gradcam"]))
+        console.print(t)
+    for r in results:  # after the table, so that a long one does not scroll them away
+        if "error" in r:
+            err_console.print(f"[bold red]error:[/] {escape(one_line(r['error']))}", highlight=False, soft_wrap=True)
+        elif r["warning"]:
+            err_console.print(f"[yellow]warning:[/] {escape(one_line(r['warning']))}", highlight=False, soft_wrap=True)
+    if len(done) < len(results):
+        raise typer.Exit(1)
 
 
 @app.command("export-model")
@@ -345,7 +395,7 @@ def export_model_cmd(
 
     with reported():
         path = export_model(run, fmt, out, fold)
-        meta, _card = read_metadata(path)
+        meta, _card = read_metadata(path, fmt)
     summary = {
         "file": str(path),
         "card": str(path) + ".card.md",

@@ -5,7 +5,9 @@ Importable without torch: `train run` refuses an existing run folder before torc
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
+from numbers import Real
 from pathlib import Path
 
 from train.errors import TrainError
@@ -53,6 +55,64 @@ class TrainConfig:
         "bootstrap",
         "pointing_max",
     )
+
+    def validate(self) -> None:
+        """Every option in its range, before torch loads or the run folder exists: a bad value is one line naming
+        the option in milliseconds, not an error after feature extraction with a folder left to block re-runs.
+        Not run on a saved config.json (`from_saved`): a finished run stays readable."""
+        for name, (low, high, whole) in RANGES.items():
+            value = getattr(self, name)
+            if value is not None or name not in OPTIONAL:
+                check_range(f"--{name.replace('_', '-')}", value, low, high, whole=whole)
+        check_range("--lr", self.lr, 0, 1, low_open=True)
+        check_range("--dropout", self.dropout, 0, 1, high_open=True)
+        if self.weights not in ("imagenet", "none") and not Path(self.weights).is_file():
+            raise TrainError(f"--weights {self.weights}: no such file (use imagenet, none, or a state-dict file)")
+
+
+# closed ranges (low, high or None, whole number) of the numeric options; --lr and --dropout have an open end
+RANGES: dict[str, tuple[float, float | None, bool]] = {
+    "epochs": (1, None, True),
+    "batch_size": (1, None, True),
+    "folds": (2, 100, True),
+    "seed": (0, 2**32 - 1, True),  # numpy's seed range
+    "image_size": (32, 2048, True),  # 32: the backbones' total stride
+    "threshold": (0, 1, False),
+    "target_sensitivity": (0.01, 1, False),
+    "bootstrap": (10, None, True),
+    "pointing_max": (1, None, True),
+    "gradcam_images": (0, 100, True),
+}
+OPTIONAL = ("folds", "image_size", "pointing_max")  # None: the export's, or all
+
+
+def check_range(
+    option: str,
+    value,
+    low: float,
+    high: float | None,
+    *,
+    whole: bool = False,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> None:
+    """A TrainError naming `option` unless `value` is a (whole) number in the range; NaN is never in range."""
+    number = isinstance(value, int if whole else Real) and not isinstance(value, bool)
+    ok = (
+        number
+        and (whole or math.isfinite(value))
+        and (value > low if low_open else value >= low)
+        and (high is None or (value < high if high_open else value <= high))
+    )
+    if ok:
+        return
+    if high is not None and not low_open and not high_open:
+        span = f"from {low} to {high}"
+    else:
+        span = f"{'above' if low_open else 'at least'} {low}"
+        if high is not None:
+            span += f" and {'below' if high_open else 'at most'} {high}"
+    raise TrainError(f"{option} must be {'a whole number' if whole else 'a number'} {span}, not {value!r}")
 
 
 def identity(cfg: TrainConfig) -> dict:

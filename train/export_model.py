@@ -28,6 +28,9 @@ from train.model_card import card_markdown
 
 FORMAT_VERSION = 1
 META_KEY = "mpox_triage"
+# owner-only whatever the umask, like its card and everything else train writes: the model card names the
+# dataset and its metrics; a clinic serving the file from another account chmods it deliberately
+PRIVATE = 0o600
 
 
 class Exported(nn.Module):
@@ -90,10 +93,10 @@ def export_model(run: Path, fmt: ExportFormat, out: Path | None = None, fold: in
     card = card_markdown(meta)
     try:
         if fmt is ExportFormat.onnx:
-            write_atomic(out, onnx_bytes(model, fold), mode=0o644)
+            write_atomic(out, onnx_bytes(model, fold), mode=PRIVATE)
         else:
             net, x = _traceable(model)
-            with atomic_path(out, mode=0o644) as tmp, torch.no_grad(), warnings.catch_warnings():
+            with atomic_path(out, mode=PRIVATE) as tmp, torch.no_grad(), warnings.catch_warnings():
                 # torch.jit is deprecated but still the one-file format; SAME padding is traced for the input size
                 warnings.simplefilter("ignore", FutureWarning)
                 warnings.simplefilter("ignore", torch.jit.TracerWarning)
@@ -104,7 +107,7 @@ def export_model(run: Path, fmt: ExportFormat, out: Path | None = None, fold: in
         raise TrainError(
             f"exporting {run} as {fmt.value} failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
         ) from None
-    write_atomic(out.with_name(out.name + ".card.md"), card)
+    write_atomic(out.with_name(out.name + ".card.md"), card, mode=PRIVATE)
     return out
 
 
@@ -143,10 +146,13 @@ def onnx_bytes(model: Ensemble, fold: int | None = None) -> bytes:
     return proto.SerializeToString()
 
 
-def read_metadata(path: Path) -> tuple[dict, str]:
-    """(metadata, model card) of an exported file, whichever format."""
+def read_metadata(path: Path, fmt: ExportFormat | None = None) -> tuple[dict, str]:
+    """(metadata, model card) of an exported file, whichever format (`fmt`, else told by the suffix: an
+    `--out` named without .onnx is still read as what was written)."""
     path = Path(path)
-    if path.suffix == ".onnx":
+    if fmt is None:
+        fmt = ExportFormat.onnx if path.suffix == ".onnx" else ExportFormat.torchscript
+    if ExportFormat(fmt) is ExportFormat.onnx:
         import onnx
 
         props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}

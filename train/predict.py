@@ -1,5 +1,10 @@
 """Triage from the command line: P(mpox) from the mean of a run's fold models, calibrated, the
-decision at the run's operating point (or at an explicit threshold), and a Grad-CAM overlay per image."""
+decision at the run's operating point (or at an explicit threshold), and a Grad-CAM overlay per image.
+
+One unreadable input (a folder, a named pipe, a text file, a truncated JPEG) is an entry with an
+`error` and no prediction; the other inputs are still triaged. Overlays are named by the input's
+position only (`000-gradcam.png`): a file name may hold a patient's name and the run folder is shared.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from curate.errors import ServeError
+from curate.regular import NotRegular, open_regular
+from train.config import check_range
 from train.ensemble import Ensemble
 from train.errors import TrainError
 from train.gradcam import overlay
@@ -15,29 +22,40 @@ from train.metrics import predicted_classes
 from train.outputs import save_image
 from train.photos import Limits, decode
 
+# the paper's low-resolution filter: `curate dedupe --min-side`'s default keeps pictures with a shorter side
+# below it out of labelling, so no model saw one (a copy, not an import: train reads only the export)
+LOW_RES_SIDE = 128
+
 
 def predict(run: Path, images: list[Path], threshold: float | None = None, out_dir: Path | None = None) -> list[dict]:
-    """Per image: class probabilities, P(positive) before and after calibration, and the decision.
+    """Per image: class probabilities, P(positive) before and after calibration, and the decision;
+    or, for an input that cannot be read, {"image", "error"}.
 
     Without `threshold` the decision is the run's operating point on calibrated P(positive)
     (chosen on out-of-fold predictions for the run's target sensitivity); with it, the decision is
     `P(positive) >= threshold` on the uncalibrated probability, as the Table-2 metrics use.
+    A picture whose shorter side is below `low_res_side` is still decided, and flagged (`low_resolution`).
     """
+    if threshold is not None:
+        check_range("--threshold", threshold, 0, 1)
     run = Path(run)
     model = Ensemble.load(run)
     out_dir = Path(out_dir) if out_dir else run / "predict"
     out_dir.mkdir(parents=True, exist_ok=True)
+    low_res_side = min(LOW_RES_SIDE, model.preset.size)  # a tiny test model's 32 px input is not low resolution
     results = []
     for n, path in enumerate(images):
         path = Path(path)
         try:
             # camera photos are triaged upright, as exported training images are (EXIF orientation applied)
             # full size (no JPEG draft, unlike `serve`): the Grad-CAM overlay is saved at the photo's own size
-            img = decode(path.read_bytes(), Limits())
-        except OSError as exc:
-            raise TrainError(f"cannot read image {path.name} ({type(exc).__name__})") from None
+            img = decode(read_photo(path), Limits())
+        except TrainError as exc:
+            results.append({"image": str(path), "error": str(exc)})
+            continue
         except ServeError as exc:
-            raise TrainError(f"cannot read image {path.name}: {exc}") from None
+            results.append({"image": str(path), "error": f"cannot read image {path.name}: {exc}"})
+            continue
         t = model.triage([img], cam=True)[0]
         if model.positive and threshold is not None:
             row = np.array([[t.probabilities[c] for c in model.classes]])
@@ -48,10 +66,10 @@ def predict(run: Path, images: list[Path], threshold: float | None = None, out_d
             used = model.operating_threshold if model.operating_threshold is not None else model.threshold
         else:
             decision, used = t.predicted_class, None
-        png = (
-            out_dir / f"{n:03d}-{path.stem}-gradcam.png"
-        )  # numbered: two IMG_0001.jpg from two folders must not collide
+        png = out_dir / f"{n:03d}-gradcam.png"  # the position only: never a part of the input's name
         save_image(overlay(img, t.cam), png)
+        w, h = img.size
+        low = min(w, h) < low_res_side
         results.append(
             {
                 "image": str(path),
@@ -63,6 +81,26 @@ def predict(run: Path, images: list[Path], threshold: float | None = None, out_d
                 "calibrated": threshold is None and model.calibration is not None,
                 "decision": decision,
                 "gradcam": str(png),
+                "size": [w, h],
+                "low_resolution": low,
+                "warning": (
+                    f"image {path.name} is {w}×{h} px, below {low_res_side} px on its shorter side: "
+                    "its decision is unreliable; triage a larger photo"
+                )
+                if low
+                else None,
             }
         )
     return results
+
+
+def read_photo(path: Path) -> bytes:
+    """A regular file's bytes (`curate.regular`: a named pipe would block the read forever), or a TrainError
+    naming the file."""
+    try:
+        with open_regular(path) as (fh, _):
+            return fh.read()
+    except NotRegular as exc:
+        raise TrainError(f"cannot read image {exc}") from None
+    except OSError as exc:
+        raise TrainError(f"cannot read image {path.name} ({exc.strerror or type(exc).__name__})") from None

@@ -37,6 +37,7 @@ def run(
     cfg: TrainConfig, resume: bool = False, progress: ProgressFn = no_progress, command: list | None = None
 ) -> Path:
     """Train and evaluate every fold model; write the run folder; return its path."""
+    cfg.validate()
     arch = get_arch(cfg.arch)
     cfg = replace(cfg, device=resolve_device(cfg.device))
     ds = open_dataset(cfg)
@@ -46,11 +47,11 @@ def run(
         folds=cfg.folds or int(ds.meta.get("folds") or len(ds.folds())),
     )
     plan = build_datasets(ds, cfg)
-    out = prepare_run_dir(cfg, ds, resume)
     seed_everything(cfg.seed)
     t_start = time.perf_counter()
     backbone, dim, weights_id = fresh_backbone(cfg)
     freeze(backbone).to(cfg.device)
+    out = prepare_run_dir(cfg, ds, resume)  # after every start-up check: a refused run leaves no folder behind
     preset = EvalPreset(cfg.image_size, arch.mean, arch.std)
     write_json(out / "config.json", {**asdict(cfg), "command": command or sys.argv})
     info = run_info(cfg, ds, plan, dim, weights_id, preset) | {"started": datetime.now(UTC).isoformat()}

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from curate.intake.decode import IMAGE_EXTENSIONS, looks_like_image
+from curate.regular import NotRegular, open_regular, special_kind
 
 
 def locator_of(path: Path, root: Path) -> str:
@@ -22,21 +23,11 @@ def locator_of(path: Path, root: Path) -> str:
     return rel.decode("utf-8", "backslashreplace")
 
 
-_SPECIAL = (
-    (stat.S_ISFIFO, "FIFO"),
-    (stat.S_ISCHR, "character device"),
-    (stat.S_ISBLK, "block device"),
-    (stat.S_ISSOCK, "socket"),
-)
 _NOT_FOLLOWED = "not followed; --follow-symlinks to follow it"
 
 
 def _inside(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
-
-
-def _special(mode: int) -> str | None:
-    return next((f"{name} (special file, not read)" for test, name in _SPECIAL if test(mode)), None)
 
 
 def iter_files(
@@ -92,9 +83,8 @@ def iter_files(
             except (OSError, RuntimeError) as exc:
                 unreadable.append((loc(p), f"unreadable ({getattr(exc, 'strerror', None) or 'broken symlink'})"))
                 continue
-            special = _special(mode)
-            if special:
-                skipped.append((loc(p), special))
+            if special := special_kind(mode):  # a named pipe would block the read forever: never opened
+                skipped.append((loc(p), f"{special} (special file, not read)"))
             elif name.startswith("._"):
                 skipped.append((loc(p), "macOS resource-fork file"))
             elif stat.S_ISREG(mode):
@@ -102,20 +92,18 @@ def iter_files(
 
 
 def read_bounded(path: str, limit: int) -> bytes | tuple:
-    """The file's bytes, or ('rejected'|'skipped', reason): never opens a FIFO for blocking, never reads
-    more than `limit` + 1 bytes (a sparse 3 GB file or a device is refused by its size, not read)."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    with os.fdopen(fd, "rb") as fh:
-        st = os.fstat(fd)
-        special = _special(st.st_mode)
-        if special or not stat.S_ISREG(st.st_mode):
-            return ("skipped", special or "not a regular file")
-        if st.st_size > limit:
-            head = fh.read(4096)
-            if not looks_like_image(head) and Path(path).suffix.lower() not in IMAGE_EXTENSIONS:
-                return ("skipped", "not an image (no image signature)")
-            return ("rejected", f"file too large ({st.st_size / 1e6:.0f} MB > {limit / 1e6:.0f} MB)")
-        data = fh.read(limit + 1)
+    """The file's bytes, or ('rejected'|'skipped', reason): only a regular file is read (`curate.regular`),
+    never more than `limit` + 1 bytes of it (a sparse 3 GB file is refused by its size, not read)."""
+    try:
+        with open_regular(path) as (fh, st):
+            if st.st_size > limit:
+                head = fh.read(4096)
+                if not looks_like_image(head) and Path(path).suffix.lower() not in IMAGE_EXTENSIONS:
+                    return ("skipped", "not an image (no image signature)")
+                return ("rejected", f"file too large ({st.st_size / 1e6:.0f} MB > {limit / 1e6:.0f} MB)")
+            data = fh.read(limit + 1)
+    except NotRegular as exc:
+        return ("skipped", f"{exc.kind} (special file, not read)")
     if len(data) > limit:
         return ("rejected", f"file too large (over {limit / 1e6:.0f} MB)")
     return data

@@ -69,11 +69,14 @@ def diverse_order(uncertainty: np.ndarray, features: np.ndarray | None, weight: 
 
 def read_predictions(path: Path) -> dict[str, dict[str, float]]:
     """`train predict --json` output: a list of {"image": path, "probabilities": {class: p}}, keyed by the image's
-    sha256 (the store's objects/ab/cdef… path spells it; any other file is hashed)."""
+    sha256 (the store's objects/ab/cdef… path spells it; any other file is hashed). An input predict could not
+    read ({"image", "error"}) has no prediction: the push then names the image left without one."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         out = {}
         for item in data:
+            if "error" in item and "probabilities" not in item:  # an input predict could not read: no prediction
+                continue
             p = Path(item["image"])
             sha = p.parent.name + p.name
             if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
