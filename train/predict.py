@@ -25,6 +25,7 @@ from train.photos import Limits, decode
 # the paper's low-resolution filter: `curate dedupe --min-side`'s default keeps pictures with a shorter side
 # below it out of labelling, so no model saw one (a copy, not an import: train reads only the export)
 LOW_RES_SIDE = 128
+MAX_FILE_BYTES = 100_000_000  # `curate ingest`'s bound on an original (curate.intake.limits), copied likewise
 
 
 def predict(run: Path, images: list[Path], threshold: float | None = None, out_dir: Path | None = None) -> list[dict]:
@@ -98,8 +99,13 @@ def read_photo(path: Path) -> bytes:
     """A regular file's bytes (`curate.regular`: a named pipe would block the read forever), or a TrainError
     naming the file."""
     try:
-        with open_regular(path) as (fh, _):
-            return fh.read()
+        with open_regular(path) as (fh, st):
+            if st.st_size > MAX_FILE_BYTES:  # a sparse or mistaken huge file is refused by its size, not read
+                raise TrainError(
+                    f"cannot read image {path.name}: {st.st_size / 1e6:.0f} MB is over the "
+                    f"{MAX_FILE_BYTES / 1e6:.0f} MB a photo may have"
+                )
+            return fh.read(MAX_FILE_BYTES + 1)
     except NotRegular as exc:
         raise TrainError(f"cannot read image {exc}") from None
     except OSError as exc:
