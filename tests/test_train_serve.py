@@ -140,6 +140,10 @@ def test_bad_uploads_get_a_4xx_and_one_line(server, photos):
         "50 MB": (post(server, os.urandom(50 * 1024 * 1024), "big.jpg"), 413),
         "empty": (post(server, b"", "e.jpg"), 400),
         "no multipart": (httpx.post(f"{server}/api/predict", content=data), 415),
+        # Pillow opens these too (EPS through Ghostscript when installed); no phone sends them
+        "TGA": (post(server, _encode(Image.new("RGB", (64, 64)), "TGA"), "x.tga"), 415),
+        "PCX": (post(server, _encode(Image.new("RGB", (64, 64)), "PCX"), "x.pcx"), 415),
+        "EPS": (post(server, b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n", "x.eps"), 415),
     }
     for what, (res, status) in cases.items():
         assert res.status_code == status, (what, res.status_code, res.text)
@@ -180,9 +184,11 @@ def test_uploads_stay_in_memory_unless_kept(model, photos, tmp_path, monkeypatch
         assert post(url, big, "big.png").status_code == 200
     assert list(spool.iterdir()) == [] and not kept.exists()
     with Server(create_app(model, ServeSettings(keep_uploads=kept))) as url:
-        assert post(url, photos[0].read_bytes()).status_code == 200
+        r = post(url, photos[0].read_bytes())
+        assert r.status_code == 200
+        assert post(url, b"%PDF-1.4 not a photo", "x.pdf").status_code == 415  # refused: not kept
     files = list(kept.iterdir())
-    assert len(files) == 1 and files[0].read_bytes() == photos[0].read_bytes()
+    assert len(files) == 1 and files[0].read_bytes() == photos[0].read_bytes() and r.json()["kept_as"] == files[0].name
     assert files[0].stat().st_mode & 0o777 == 0o600 and "photo" not in files[0].name
 
 
@@ -267,3 +273,81 @@ def test_cli_serves_with_the_engine_asked_for(triage_run, photos):
         proc.terminate()
         _, err = proc.communicate(timeout=30)
     assert "with torch" in err and "Traceback" not in err
+
+
+def test_answers_are_private_and_errors_have_one_shape(server, photos):
+    """No answer is cached or framed; 404, 405 and a bad parameter answer {"error"} without echoing the input; a
+    request naming another host (a DNS-rebinding page) is refused; a 1x1 picture is decided with a warning."""
+    for r in (httpx.get(server), post(server, photos[0].read_bytes())):
+        assert r.headers["cache-control"] == "no-store" and r.headers["x-frame-options"] == "DENY"
+        assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+    for r, status in [
+        (httpx.get(f"{server}/nope"), 404),
+        (httpx.get(f"{server}/api/predict"), 405),
+        (httpx.post(f"{server}/api/predict?gradcam=maybe"), 422),
+    ]:
+        assert r.status_code == status and set(r.json()) == {"error"} and "maybe" not in r.text, r.text
+    assert r.json()["error"] == "bad query parameter: gradcam"
+    assert httpx.get(f"{server}/healthz", headers={"Host": "evil.example"}).status_code == 400
+    assert httpx.get(f"{server}/healthz", headers={"Host": "localhost"}).status_code == 200
+    tiny = post(server, _encode(Image.new("RGB", (1, 1), "pink"), "PNG"), "one.png").json()
+    assert tiny["low_resolution"] is True and "1×1 px" in tiny["warning"] and tiny["decision"] in ("refer", "routine")
+    assert post(server, photos[0].read_bytes()).json()["warning"] is None
+
+
+def _raw(port: int, head: bytes, body: bytes, close: bool, wait: float) -> bytes:
+    """Send a request's head and part of its body over a plain socket; what the server answers within `wait`."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=wait + 5) as sock:
+        sock.sendall(head + body)
+        if close:
+            return b""
+        time.sleep(wait)
+        return sock.recv(65536)
+
+
+def test_a_slow_or_broken_upload_is_answered_not_logged(model, photos, caplog):
+    """A body still arriving after `upload_seconds` gets 408; a phone leaving mid-upload leaves no traceback."""
+    app = create_app(model, ServeSettings(upload_seconds=1.0))
+    with Server(app) as url, caplog.at_level(logging.INFO):
+        port = int(url.rsplit(":", 1)[1])
+        head = (
+            b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=xx\r\n"
+            b"Content-Length: 100000\r\n\r\n"
+        )
+        start = b'--xx\r\nContent-Disposition: form-data; name="file"; filename="p.jpg"\r\n\r\n'
+        answer = _raw(port, head, start + b"\xff\xd8", close=False, wait=2.5)
+        assert answer.startswith(b"HTTP/1.1 408") and b"longer than 1 s" in answer, answer[:300]
+        _raw(port, head, start + b"\xff\xd8", close=True, wait=0)
+        time.sleep(1.0)
+        assert post(url, photos[0].read_bytes()).status_code == 200
+    logged = "\n".join(r.getMessage() + (r.exc_text or "") for r in caplog.records)
+    assert "Traceback" not in logged and "Exception in ASGI application" not in logged, logged
+
+
+def test_onnxruntime_tracking_stays_off(tmp_path):
+    """onnxruntime 1.32 writes a device id and an event queue under ~/.cache/Microsoft when a session is made;
+    serving switches that off before it imports onnxruntime."""
+    pytest.importorskip("onnxruntime")
+    code = (
+        "from onnx import helper, TensorProto\n"
+        "from train.serve.engines import _session\n"
+        "g = helper.make_graph([helper.make_node('Identity', ['x'], ['y'])], 'g',"
+        " [helper.make_tensor_value_info('x', TensorProto.FLOAT, [1])],"
+        " [helper.make_tensor_value_info('y', TensorProto.FLOAT, [1])])\n"
+        "m = helper.make_model(g, opset_imports=[helper.make_opsetid('', 13)]); m.ir_version = 8\n"
+        "_session(m.SerializeToString(), 1)\n"
+    )
+    root = str(Path(__file__).resolve().parents[1])
+    env = {k: v for k, v in os.environ.items() if k != "ORT_DISABLE_TELEMETRY"}
+    env.update(HOME=str(tmp_path), PYTHONPATH=root)
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=120)
+    assert not (tmp_path / ".cache" / "Microsoft").exists()
+
+
+def test_only_loopback_counts_as_this_machine():
+    from train.cli import _loopback
+
+    assert all(_loopback(h) for h in ("127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"))
+    assert not any(_loopback(h) for h in ("0.0.0.0", "192.168.1.10", "::", "clinic.example"))

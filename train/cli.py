@@ -486,9 +486,23 @@ def serve_cmd(
 
     threads = threads or default_threads()
     torch.set_num_threads(threads)
+    local = _loopback(host)
     settings = ServeSettings(
-        Limits(max_mb * 1024 * 1024, max_megapixels * 1_000_000), queue, max_batch, keep_uploads, engine, threads
+        Limits(max_mb * 1024 * 1024, max_megapixels * 1_000_000),
+        queue,
+        max_batch,
+        keep_uploads,
+        engine,
+        threads,
+        allowed_hosts=ServeSettings.allowed_hosts if local else None,
     )
+    if not local:
+        err_console.print(
+            f"[yellow]warning:[/] listening on {escape(host)}: anyone who can reach it can upload photos and read "
+            "the model's answers, over plain HTTP, without a login; serve it to other machines only behind the "
+            "clinic's HTTPS reverse proxy with authentication",
+            highlight=False,
+        )
     with reported():
         model = Ensemble.load(run, fold=fold, device=resolve_device(device.value))
         web = create_app(model, settings)
@@ -497,6 +511,16 @@ def serve_cmd(
         "(API: POST /api/predict, GET /healthz; Ctrl-C stops)"
     )
     uvicorn.run(web, host=host, port=port, access_log=False, log_level="warning")
+
+
+def _loopback(host: str) -> bool:
+    """Whether `host` (an address or a name) is this machine's loopback: only this machine can connect."""
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def _command_line(cfg) -> list[str]:

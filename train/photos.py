@@ -20,6 +20,23 @@ from curate.imaging import to_rgb
 
 pillow_heif.register_heif_opener()
 
+# what a phone or a camera sends; Pillow opens many more (EPS through Ghostscript, TGA, PCX, …), none a photo.
+# A multi-picture JPEG (MPO) opens through JPEG's opener.
+FORMATS = ("JPEG", "PNG", "WEBP", "HEIF", "TIFF", "BMP", "GIF")
+# the paper's low-resolution filter: `curate dedupe --min-side`'s default keeps pictures with a shorter side
+# below it out of labelling, so no model saw one (a copy, not an import: train reads only the export)
+LOW_RES_SIDE = 128
+
+
+def low_resolution(name: str, size: tuple[int, int], input_size: int) -> str | None:
+    """The warning for a picture whose shorter side is below `LOW_RES_SIDE` (or the model's input size when that
+    is smaller: a tiny test model's 32 px input is no low resolution): decided all the same, but unreliably."""
+    side = min(LOW_RES_SIDE, input_size)
+    w, h = size
+    if min(w, h) >= side:
+        return None
+    return f"{name} is {w}×{h} px, below {side} px on its shorter side: its decision is unreliable; use a larger photo"
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -32,7 +49,7 @@ def decode(data: bytes, limits: Limits, draft_size: int | None = None) -> Image.
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(data))
+            im = Image.open(io.BytesIO(data), formats=FORMATS)
             w, h = im.size
             if w * h > limits.max_pixels:
                 raise ServeError(

@@ -20,11 +20,8 @@ from train.errors import TrainError
 from train.gradcam import overlay
 from train.metrics import predicted_classes
 from train.outputs import save_image
-from train.photos import Limits, decode
+from train.photos import Limits, decode, low_resolution
 
-# the paper's low-resolution filter: `curate dedupe --min-side`'s default keeps pictures with a shorter side
-# below it out of labelling, so no model saw one (a copy, not an import: train reads only the export)
-LOW_RES_SIDE = 128
 MAX_FILE_BYTES = 100_000_000  # `curate ingest`'s bound on an original (curate.intake.limits), copied likewise
 
 
@@ -35,7 +32,7 @@ def predict(run: Path, images: list[Path], threshold: float | None = None, out_d
     Without `threshold` the decision is the run's operating point on calibrated P(positive)
     (chosen on out-of-fold predictions for the run's target sensitivity); with it, the decision is
     `P(positive) >= threshold` on the uncalibrated probability, as the Table-2 metrics use.
-    A picture whose shorter side is below `low_res_side` is still decided, and flagged (`low_resolution`).
+    A picture whose shorter side is below `train.photos.LOW_RES_SIDE` is still decided, and flagged (`low_resolution`).
     """
     if threshold is not None:
         check_range("--threshold", threshold, 0, 1)
@@ -43,7 +40,6 @@ def predict(run: Path, images: list[Path], threshold: float | None = None, out_d
     model = Ensemble.load(run)
     out_dir = Path(out_dir) if out_dir else run / "predict"
     out_dir.mkdir(parents=True, exist_ok=True)
-    low_res_side = min(LOW_RES_SIDE, model.preset.size)  # a tiny test model's 32 px input is not low resolution
     results = []
     for n, path in enumerate(images):
         path = Path(path)
@@ -69,8 +65,7 @@ def predict(run: Path, images: list[Path], threshold: float | None = None, out_d
             decision, used = t.predicted_class, None
         png = out_dir / f"{n:03d}-gradcam.png"  # the position only: never a part of the input's name
         save_image(overlay(img, t.cam), png)
-        w, h = img.size
-        low = min(w, h) < low_res_side
+        warning = low_resolution(f"image {path.name}", img.size, model.preset.size)
         results.append(
             {
                 "image": str(path),
@@ -82,14 +77,9 @@ def predict(run: Path, images: list[Path], threshold: float | None = None, out_d
                 "calibrated": threshold is None and model.calibration is not None,
                 "decision": decision,
                 "gradcam": str(png),
-                "size": [w, h],
-                "low_resolution": low,
-                "warning": (
-                    f"image {path.name} is {w}×{h} px, below {low_res_side} px on its shorter side: "
-                    "its decision is unreliable; triage a larger photo"
-                )
-                if low
-                else None,
+                "size": list(img.size),
+                "low_resolution": warning is not None,
+                "warning": warning,
             }
         )
     return results

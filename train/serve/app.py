@@ -8,8 +8,11 @@ run in onnxruntime when it is installed (`engines.py`, `--engine`), the rest in 
 `threads` cores (`train serve --threads`): on a small machine the rest decode uploads and encode
 answers meanwhile; more threads than free cores make every request slower. The Grad-CAM overlay
 goes back as a JPEG data URL (a PNG took ~30× longer to encode than the network's forward pass).
-Uploads live in memory only; with `keep_uploads` they are also written there (mode 0600). Nothing
-about an upload is logged.
+Uploads live in memory only; with `keep_uploads` those that decode are also written there (mode 0600,
+named in the answer). Nothing about an upload is logged. A request over the queue's size is refused (429)
+before its photo is decoded, and `decoding` photos at most are decoded at once: a small PNG can decode to
+hundreds of MB. Every answer says not to cache it; the Host header must be a loopback name unless the CLI
+listens elsewhere (`allowed_hosts`).
 """
 
 from __future__ import annotations
@@ -28,7 +31,10 @@ from pathlib import Path
 
 from anyio import to_thread
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from curate.errors import ServeError
 from train.choices import ServeEngine
@@ -36,7 +42,7 @@ from train.ensemble import Ensemble
 from train.export_model import metadata
 from train.gradcam import overlay
 from train.model_card import card_markdown
-from train.photos import Limits, decode
+from train.photos import Limits, decode, low_resolution
 from train.serve.engines import TorchEngine, start_engine
 from train.serve.uploads import read_upload
 
@@ -48,6 +54,17 @@ DISCLAIMER = (
 OVERLAY_MAX = 512  # px: the Grad-CAM overlay sent back
 
 
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1", "[::1]")
+HEADERS = {  # every answer: photos and results are never cached, the page is never framed by another site
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self' 'unsafe-inline'; frame-ancestors 'none'; form-action 'self'",
+}
+
+
 @dataclass(frozen=True)
 class ServeSettings:
     limits: Limits = Limits()
@@ -56,6 +73,11 @@ class ServeSettings:
     keep_uploads: Path | None = None
     engine: ServeEngine = ServeEngine.auto
     threads: int | None = None  # onnxruntime's intra-op threads (torch's are set process-wide by the CLI)
+    # the Host names a request may carry (None: any); loopback's by default, so a web page the clinician opens
+    # cannot reach the server through a DNS name it rebinds to 127.0.0.1
+    allowed_hosts: tuple[str, ...] | None = LOOPBACK_NAMES
+    decoding: int = 2  # uploads decoded at once: a 115 KB PNG can decode to 270 MB, so memory is bounded by this
+    upload_seconds: float = 120.0  # a body still arriving after this is answered 408 (a slow sender holds a slot)
 
 
 @dataclass
@@ -73,6 +95,7 @@ class Worker:
         self.queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=settings.queue_size)
         self.task: asyncio.Task | None = None
         self.served = 0
+        self.admitted = 0  # requests between their upload and their answer: over the queue's size, 429 at once
 
     def submit(self, x, cam: bool) -> asyncio.Future:
         fut = asyncio.get_running_loop().create_future()
@@ -121,12 +144,14 @@ def _prepare(data: bytes, limits: Limits, engine: TorchEngine, cam: bool):
     return image, engine.prepare(image, cam)
 
 
-def _keep(folder: Path, data: bytes) -> None:
+def _keep(folder: Path, data: bytes) -> str:
+    """Save a decoded upload (0600, a random name, returned so the answer says which file it was)."""
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     name = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:12]}.upload"
     fd = os.open(folder / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
+    return name
 
 
 def create_app(model: Ensemble, settings: ServeSettings = ServeSettings()) -> FastAPI:
@@ -147,10 +172,28 @@ def create_app(model: Ensemble, settings: ServeSettings = ServeSettings()) -> Fa
         worker.task.cancel()
 
     app = FastAPI(title="mpox triage", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    if settings.allowed_hosts is not None:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(settings.allowed_hosts))
+    decoding = asyncio.Semaphore(settings.decoding)
+
+    @app.middleware("http")
+    async def private(request: Request, call_next):
+        response = await call_next(request)
+        response.headers.update(HEADERS)
+        return response
 
     @app.exception_handler(ServeError)
     async def serve_error(_request, exc: ServeError):
         return JSONResponse({"error": str(exc)}, status_code=exc.status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request, exc: StarletteHTTPException):  # 404, 405: the API's one shape
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_parameter(_request, exc: RequestValidationError):  # names the parameter, never echoes its value
+        names = sorted({str(e["loc"][-1]) for e in exc.errors() if e.get("loc")})
+        return JSONResponse({"error": f"bad query parameter: {', '.join(names) or '?'}"}, status_code=422)
 
     @app.exception_handler(Exception)
     async def any_error(_request, exc: Exception):  # one line, never a traceback to the client
@@ -180,12 +223,23 @@ def create_app(model: Ensemble, settings: ServeSettings = ServeSettings()) -> Fa
 
     @app.post("/api/predict")
     async def predict(request: Request, gradcam: bool = True):
-        data = await read_upload(request.headers, request.stream(), settings.limits)
-        if settings.keep_uploads:
-            await to_thread.run_sync(_keep, settings.keep_uploads, data)
-        image, x = await to_thread.run_sync(_prepare, data, settings.limits, worker.engine, gradcam)
-        del data
-        result = await worker.submit(x, gradcam)
+        try:
+            async with asyncio.timeout(settings.upload_seconds):
+                data = await read_upload(request.headers, request.stream(), settings.limits)
+        except TimeoutError:
+            raise ServeError(f"the upload took longer than {settings.upload_seconds:g} s", 408) from None
+        if worker.admitted >= settings.queue_size:  # before decoding: a busy server spends no memory on it
+            raise ServeError(f"server busy: {settings.queue_size} photos are waiting; try again in a moment", 429)
+        worker.admitted += 1
+        try:
+            async with decoding:
+                image, x = await to_thread.run_sync(_prepare, data, settings.limits, worker.engine, gradcam)
+            kept = await to_thread.run_sync(_keep, settings.keep_uploads, data) if settings.keep_uploads else None
+            del data
+            result = await worker.submit(x, gradcam)
+        finally:
+            worker.admitted -= 1
+        warning = low_resolution("the photo", image.size, worker.engine.model.preset.size)
         body = {
             "positive_class": model.positive,
             "p_positive": result.p_calibrated,
@@ -198,8 +252,12 @@ def create_app(model: Ensemble, settings: ServeSettings = ServeSettings()) -> Fa
             "decision_text": _decision_text(result.decision, model.positive),
             "disclaimer": DISCLAIMER,
             "image_size": list(image.size),
+            "low_resolution": warning is not None,
+            "warning": warning,
             "model": meta["model"],
         }
+        if kept is not None:
+            body["kept_as"] = kept
         if result.cam is not None:
             shown = image.copy()
             shown.thumbnail((OVERLAY_MAX, OVERLAY_MAX))

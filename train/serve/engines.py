@@ -24,6 +24,9 @@ from train.errors import TrainError
 from train.export_model import onnx_bytes
 
 log = logging.getLogger("train.serve")
+# onnxruntime's usage tracking writes a device id and an event queue under ~/.cache/Microsoft when a session is
+# made (measured with 1.32); this switch, read when it is imported, keeps it off unless the user set it otherwise
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 TOLERANCE = 1e-4  # largest |onnxruntime − torch| probability accepted at start-up
 PROBE_SEED = 0
 

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 from starlette.datastructures import Headers
 from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import ClientDisconnect
 
 from curate.errors import ServeError
 from train.photos import Limits
@@ -36,6 +37,8 @@ async def read_upload(headers: Headers, stream: AsyncIterator[bytes], limits: Li
         form = await parser.parse()
     except MultiPartException as exc:
         raise ServeError(f"malformed multipart upload: {exc}", 400) from None
+    except ClientDisconnect:  # the phone went away mid-upload: a handled 400, not a logged traceback
+        raise ServeError("the upload was cut off before its end", 400) from None
     try:
         upload = form.get(field)
         if upload is None or isinstance(upload, str):
