@@ -10,7 +10,7 @@ from rich.markup import escape
 
 from curate.cli.choices import SourceKind
 from curate.cli.options import DbOpt, JsonOpt, WorkersOpt, WorkspaceOpt, open_workspace
-from curate.output import console, print_json, progress_bar, table
+from curate.output import console, print_json, printable, progress_bar, table
 
 
 def init(
@@ -130,7 +130,7 @@ def file_names(names: list[str], limit: int = 10) -> str:
     """': a, b and 3 more' for the end of a summary line; control characters in a name shown escaped."""
     if not names:
         return ""
-    shown = ", ".join(repr(f)[1:-1] for f in names[:limit])
+    shown = ", ".join(printable(f) for f in names[:limit])
     return f": {shown}" + (f" and {len(names) - limit} more (see --json)" if len(names) > limit else "")
 
 
