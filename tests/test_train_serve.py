@@ -347,7 +347,7 @@ def test_onnxruntime_tracking_stays_off(tmp_path):
 
 
 def test_only_loopback_counts_as_this_machine():
-    from train.cli import _loopback
+    from curate.net import is_loopback
 
-    assert all(_loopback(h) for h in ("127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"))
-    assert not any(_loopback(h) for h in ("0.0.0.0", "192.168.1.10", "::", "clinic.example"))
+    assert all(is_loopback(h) for h in ("127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"))
+    assert not any(is_loopback(h) for h in ("0.0.0.0", "192.168.1.10", "::", "clinic.example"))

@@ -15,6 +15,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from curate.net import is_loopback
 from curate.output import (
     JsonOpt,
     SafeGroup,
@@ -486,7 +487,7 @@ def serve_cmd(
 
     threads = threads or default_threads()
     torch.set_num_threads(threads)
-    local = _loopback(host)
+    local = is_loopback(host)
     settings = ServeSettings(
         Limits(max_mb * 1024 * 1024, max_megapixels * 1_000_000),
         queue,
@@ -511,16 +512,6 @@ def serve_cmd(
         "(API: POST /api/predict, GET /healthz; Ctrl-C stops)"
     )
     uvicorn.run(web, host=host, port=port, access_log=False, log_level="warning")
-
-
-def _loopback(host: str) -> bool:
-    """Whether `host` (an address or a name) is this machine's loopback: only this machine can connect."""
-    import ipaddress
-
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return host == "localhost"
 
 
 def _command_line(cfg) -> list[str]:

@@ -37,6 +37,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from curate.errors import ServeError
+from curate.net import LOOPBACK_NAMES
 from train.choices import ServeEngine
 from train.ensemble import Ensemble
 from train.export_model import metadata
@@ -54,7 +55,6 @@ DISCLAIMER = (
 OVERLAY_MAX = 512  # px: the Grad-CAM overlay sent back
 
 
-LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1", "[::1]")
 HEADERS = {  # every answer: photos and results are never cached, the page is never framed by another site
     "Cache-Control": "no-store",
     "X-Frame-Options": "DENY",
