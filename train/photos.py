@@ -26,6 +26,7 @@ FORMATS = ("JPEG", "PNG", "WEBP", "HEIF", "TIFF", "BMP", "GIF")
 # the paper's low-resolution filter: `curate dedupe --min-side`'s default keeps pictures with a shorter side
 # below it out of labelling, so no model saw one (a copy, not an import: train reads only the export)
 LOW_RES_SIDE = 128
+ORIENTATION = 0x0112  # the EXIF tag
 
 
 def low_resolution(name: str, size: tuple[int, int], input_size: int) -> str | None:
@@ -46,6 +47,11 @@ class Limits:
 
 def decode(data: bytes, limits: Limits, draft_size: int | None = None) -> Image.Image:
     """Upright RGB image; `draft_size` lets JPEG decode at a reduced scale (≥ that size) for speed."""
+    return decode_sized(data, limits, draft_size)[0]
+
+
+def decode_sized(data: bytes, limits: Limits, draft_size: int | None = None) -> tuple[Image.Image, tuple[int, int]]:
+    """`decode`'s image and the photo's own upright size (a JPEG decoded at reduced scale is smaller)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -56,10 +62,11 @@ def decode(data: bytes, limits: Limits, draft_size: int | None = None) -> Image.
                     f"image is {w}×{h} pixels ({w * h / 1e6:.0f} MP); the limit is {limits.max_pixels / 1e6:.0f} MP",
                     413,
                 )
+            turned = im.getexif().get(ORIENTATION, 1) in (5, 6, 7, 8)  # a quarter turn: width and height swap
             if draft_size and im.format == "JPEG":
                 im.draft("RGB", (draft_size, draft_size))
             im.load()
-            return to_rgb(ImageOps.exif_transpose(im))
+            return to_rgb(ImageOps.exif_transpose(im)), ((h, w) if turned else (w, h))
     except ServeError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):

@@ -43,7 +43,7 @@ from train.ensemble import Ensemble
 from train.export_model import metadata
 from train.gradcam import overlay
 from train.model_card import card_markdown
-from train.photos import Limits, decode, low_resolution
+from train.photos import Limits, decode_sized, low_resolution
 from train.serve.engines import TorchEngine, start_engine
 from train.serve.uploads import read_upload
 
@@ -139,9 +139,10 @@ def _jpeg_data_url(img) -> str:
 
 
 def _prepare(data: bytes, limits: Limits, engine: TorchEngine, cam: bool):
-    """Upright RGB image (JPEGs decoded at the smallest scale still ≥ the input size) and the engine's input."""
-    image = decode(data, limits, engine.model.preset.size)
-    return image, engine.prepare(image, cam)
+    """Upright RGB image (JPEGs decoded at the smallest scale still ≥ the input size), the photo's own size,
+    and the engine's input."""
+    image, size = decode_sized(data, limits, engine.model.preset.size)
+    return image, size, engine.prepare(image, cam)
 
 
 def _keep(folder: Path, data: bytes) -> str:
@@ -233,13 +234,13 @@ def create_app(model: Ensemble, settings: ServeSettings = ServeSettings()) -> Fa
         worker.admitted += 1
         try:
             async with decoding:
-                image, x = await to_thread.run_sync(_prepare, data, settings.limits, worker.engine, gradcam)
+                image, size, x = await to_thread.run_sync(_prepare, data, settings.limits, worker.engine, gradcam)
             kept = await to_thread.run_sync(_keep, settings.keep_uploads, data) if settings.keep_uploads else None
             del data
             result = await worker.submit(x, gradcam)
         finally:
             worker.admitted -= 1
-        warning = low_resolution("the photo", image.size, worker.engine.model.preset.size)
+        warning = low_resolution("the photo", size, worker.engine.model.preset.size)
         body = {
             "positive_class": model.positive,
             "p_positive": result.p_calibrated,
@@ -251,7 +252,7 @@ def create_app(model: Ensemble, settings: ServeSettings = ServeSettings()) -> Fa
             "predicted_class": result.predicted_class,
             "decision_text": _decision_text(result.decision, model.positive),
             "disclaimer": DISCLAIMER,
-            "image_size": list(image.size),
+            "image_size": list(size),  # the photo's, not the reduced scale it was decoded at
             "low_resolution": warning is not None,
             "warning": warning,
             "model": meta["model"],
