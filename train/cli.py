@@ -183,7 +183,11 @@ def run_cmd(
     ] = False,
     threshold: Annotated[
         float,
-        typer.Option(help="Decision threshold on P(mpox) for the Table-2 metrics (default: 0.5).", min=0.0, max=1.0),
+        typer.Option(
+            help="Decision threshold on P(mpox) for the Table-2 metrics (default: 0.5).",
+            min=float(RANGES["threshold"][0]),
+            max=float(RANGES["threshold"][1]),
+        ),
     ] = 0.5,
     target_sensitivity: Annotated[
         float,
@@ -192,8 +196,8 @@ def run_cmd(
                 "Triage operating point: threshold on calibrated P(mpox) reaching this sensitivity "
                 "on out-of-fold predictions (default: 0.95)."
             ),
-            min=0.01,
-            max=1.0,
+            min=float(RANGES["target_sensitivity"][0]),
+            max=float(RANGES["target_sensitivity"][1]),
         ),
     ] = 0.95,
     bootstrap: Annotated[
@@ -319,8 +323,8 @@ def predict_cmd(
                 "Decide on uncalibrated P(mpox) >= this instead "
                 "(default: the run's operating point on calibrated P(mpox))."
             ),
-            min=0.0,
-            max=1.0,
+            min=float(RANGES["threshold"][0]),
+            max=float(RANGES["threshold"][1]),
         ),
     ] = None,
     out: Annotated[

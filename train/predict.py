@@ -14,7 +14,7 @@ import numpy as np
 
 from curate.errors import ServeError
 from curate.regular import NotRegular, open_regular
-from train.config import check_range
+from train.config import RANGES, check_range
 from train.ensemble import Ensemble
 from train.errors import TrainError
 from train.gradcam import overlay
@@ -35,7 +35,7 @@ def predict(run: Path, images: list[Path], threshold: float | None = None, out_d
     A picture whose shorter side is below `train.photos.LOW_RES_SIDE` is still decided, and flagged (`low_resolution`).
     """
     if threshold is not None:
-        check_range("--threshold", threshold, 0, 1)
+        check_range("--threshold", threshold, *RANGES["threshold"][:2])
     run = Path(run)
     model = Ensemble.load(run)
     out_dir = Path(out_dir) if out_dir else run / "predict"

@@ -20,12 +20,11 @@ def cluster_map(session: Session) -> dict[int, str]:
     return {i: keys.get(i, f"img{i}") for i in session.exec(select(Image.id)).all()}
 
 
-def uncompared_image_ids(session: Session, ids: set[int] | None = None) -> list[int]:
-    """Images (of `ids`, or all) that no dedupe run has compared yet: each is its own cluster, so a copy of
-    it elsewhere in the catalogue is neither merged nor kept in its split (export and label push warn)."""
+def uncompared_image_ids(session: Session, ids: set[int]) -> list[int]:
+    """Those of `ids` that no dedupe run has compared yet: each is its own cluster, so a copy of it elsewhere
+    in the catalogue is neither merged nor kept in its split (export and label push warn)."""
     compared = set(session.exec(select(DedupeMember.image_id)).all())
-    every = session.exec(select(Image.id)).all() if ids is None else ids
-    return sorted(i for i in every if i not in compared)
+    return sorted(i for i in ids if i not in compared)
 
 
 def labelable_image_ids(session: Session) -> list[int]:
