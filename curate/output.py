@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any, NoReturn
@@ -60,16 +61,30 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JS
 DEBUG_ENV = "CURATE_DEBUG"
 
 
-# C0 and C1 control characters and DEL, and the bidirectional overrides that make text read in another order
-_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0xA0)]} | {
-    c: f"\\u{c:04x}" for c in [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]
-}
+# What a terminal obeys rather than shows, or a row splits at: control (C0, C1, DEL), format (bidi overrides,
+# zero-width characters), line and paragraph separators, and lone surrogates (a file name's undecodable bytes).
+# The one definition: `printable` escapes these and `curate.intake.catalogue.check_name` refuses them.
+CONTROL_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+
+
+def first_control(text: str) -> str | None:
+    """The first character of `text` in `CONTROL_CATEGORIES`, or None."""
+    if text.isprintable():  # the fast path: no character of those categories (nor a non-space blank)
+        return None
+    return next((c for c in text if unicodedata.category(c) in CONTROL_CATEGORIES), None)
+
+
+def _escaped(c: str) -> str:
+    n = ord(c)
+    return f"\\x{n:02x}" if n < 0x100 else f"\\u{n:04x}" if n < 0x10000 else f"\\U{n:08x}"
 
 
 def printable(text: str) -> str:
     """`text` with control characters written as escapes (ESC as `\\x1b`): a file or source name cannot clear
     the screen, recolour the terminal, hide itself or split a one-line row."""
-    return text.translate(_CONTROL)
+    if first_control(text) is None:
+        return text
+    return "".join(_escaped(c) if unicodedata.category(c) in CONTROL_CATEGORIES else c for c in text)
 
 
 def one_line(message: str) -> str:

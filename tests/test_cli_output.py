@@ -26,3 +26,21 @@ def test_an_error_naming_such_a_file_is_one_escaped_line(tmp_path: Path):
     r = CliRunner().invoke(app, ["audit", "leakage", str(tmp_path / NAME), "-w", str(ws.root)])
     assert r.exit_code == 1
     assert r.stderr.strip().count("\n") == 0 and "\x1b" not in r.stderr and "\\x1b[31mJohn Smith P99999" in r.stderr
+
+
+def test_what_a_source_name_may_not_hold_is_what_tables_escape(tmp_path: Path):
+    """One definition of a control character: a line separator, a zero-width space or an undecodable byte in a
+    file name is shown escaped, and the same character is refused in a source name."""
+    import os
+
+    ws = Workspace.init(tmp_path / "ws")
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "line\u2028sep\u200bzw.jpg").write_text("not an image")
+    (src / os.fsdecode(b"raw\xffbyte.jpg")).write_text("not an image")
+    r = CliRunner().invoke(app, ["ingest", str(src), "--source", "web", "-w", str(ws.root)], env={"COLUMNS": "200"})
+    assert r.exit_code == 0, r.output
+    assert "line\\u2028sep\\u200bzw.jpg" in r.stdout and "raw\\xffbyte.jpg" in r.stdout and "\u2028" not in r.stdout
+    for name in ("clinic\u2028b", "clinic\u200bb"):
+        bad = CliRunner().invoke(app, ["ingest", str(src), "--source", name, "-w", str(ws.root)])
+        assert bad.exit_code == 1 and "--source must not contain control characters" in bad.stderr, bad.output

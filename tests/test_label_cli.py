@@ -79,3 +79,17 @@ def test_studio_refuses_a_busy_port(sqlite_ws):
         s.listen()
         with pytest.raises(StudioError, match="busy"):
             server.start(port=s.getsockname()[1])
+
+
+def test_push_table_warns_of_images_dedupe_never_compared(capsys):
+    """The steward reading the table, not only a script reading --json, is told the round holds uncompared images."""
+    from curate.cli.label import render_push
+    from curate.label.rounds import PushResult
+
+    sent = PushResult(round_id=3, raters=["a@x.org", "b@x.org"], pushed=10, projects={"a@x.org": 7, "b@x.org": 8})
+    render_push(sent)
+    out = " ".join(capsys.readouterr().out.split())
+    assert "round 3: 5 image(s) sent to 2 raters" in out and "warning" not in out
+    render_push(PushResult(**{**sent.__dict__, "uncompared": 4}))
+    out = " ".join(capsys.readouterr().out.split())
+    assert "warning: 4 of them were never compared by `curate dedupe`" in out and "run `curate dedupe` before" in out

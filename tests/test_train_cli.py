@@ -133,11 +133,19 @@ def test_predict_triage(ws, r18, tmp_path):
         )
         assert r["decision"] == ("mpox" if r["p_calibrated"] >= r["threshold"] else "non_mpox")  # the operating point
         assert r["gradcam"].endswith(".png") and (tmp_path / r["gradcam"].split("/")[-1]).is_file()
-    zero = json.loads(invoke("predict", *imgs, "--run", r18, "--out", tmp_path, "--threshold", "0", "--json").output)
-    assert [r["decision"] for r in zero] == ["mpox", "mpox"]
+    first = sorted(p.stat().st_mtime_ns for p in tmp_path.glob("*-gradcam.png"))
+    again = invoke("predict", *imgs, "--run", r18, "--out", tmp_path, "--threshold", "0", "--json")
+    assert again.exit_code == 1 and "already holds Grad-CAM overlays from an earlier predict" in again.output
+    assert sorted(p.stat().st_mtime_ns for p in tmp_path.glob("*-gradcam.png")) == first  # the first batch's kept
+    zero = invoke("predict", *imgs, "--run", r18, "--out", tmp_path / "zero", "--threshold", "0", "--json")
+    assert [r["decision"] for r in json.loads(zero.output)] == ["mpox", "mpox"]
     res = invoke("predict", ws / "exports/mpox/1.0.0/README.md", "--run", r18)
     assert res.exit_code == 1 and "cannot read image README.md" in res.output
-    assert "Triage" in invoke("predict", imgs[0], "--run", r18, "--out", tmp_path).output
+    assert "Triage" in invoke("predict", imgs[0], "--run", r18).output
+    # without --out, each batch gets a numbered folder of its own under the run: none overwrites another's
+    a, b = (json.loads(invoke("predict", imgs[0], "--run", r18, "--json").output)[0]["gradcam"] for _ in range(2))
+    assert Path(a).name == Path(b).name == "000-gradcam.png" and Path(a).parent != Path(b).parent
+    assert Path(a).parent.parent == Path(b).parent.parent == r18 / "predict" and Path(a).is_file() and Path(b).is_file()
 
 
 # ------------------------------------------------------------------ bad input and faults

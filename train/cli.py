@@ -332,7 +332,10 @@ def predict_cmd(
         typer.Option(
             "--out",
             "-o",
-            help="Folder for Grad-CAM overlays, named by position: 000-gradcam.png, … (default: <run>/predict).",
+            help=(
+                "Folder for Grad-CAM overlays, named by position: 000-gradcam.png, …; it must hold none yet "
+                "(default: a new numbered folder, <run>/predict/001, 002, …)."
+            ),
         ),
     ] = None,
     as_json: JsonOpt = False,

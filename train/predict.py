@@ -4,6 +4,8 @@ decision at the run's operating point (or at an explicit threshold), and a Grad-
 One unreadable input (a folder, a named pipe, a text file, a truncated JPEG) is an entry with an
 `error` and no prediction; the other inputs are still triaged. Overlays are named by the input's
 position only (`000-gradcam.png`): a file name may hold a patient's name and the run folder is shared.
+Each call writes into a folder of its own (`<run>/predict/001/`, `002/`, …; `--out` must be a folder without
+overlays), so a second batch never overwrites the first's pictures while the first's JSON still names them.
 """
 
 from __future__ import annotations
@@ -37,9 +39,9 @@ def predict(run: Path, images: list[Path], threshold: float | None = None, out_d
     if threshold is not None:
         check_range("--threshold", threshold, *RANGES["threshold"][:2])
     run = Path(run)
+    out_dir = _batch_folder(Path(out_dir)) if out_dir else None
     model = Ensemble.load(run)
-    out_dir = Path(out_dir) if out_dir else run / "predict"
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = out_dir or _next_batch(run / "predict")
     results = []
     for n, path in enumerate(images):
         path = Path(path)
@@ -83,6 +85,37 @@ def predict(run: Path, images: list[Path], threshold: float | None = None, out_d
             }
         )
     return results
+
+
+def _batch_folder(out: Path) -> Path:
+    """`--out`: created if missing; refused, before the model loads, when an earlier batch's overlays are in it."""
+    if out.exists() and not out.is_dir():
+        raise TrainError(f"--out {out} is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        earlier = next(out.glob("*-gradcam.png"), None)
+    except OSError as exc:
+        raise TrainError(f"cannot use --out {out} ({exc.strerror or type(exc).__name__})") from None
+    if earlier is not None:
+        raise TrainError(
+            f"--out {out} already holds Grad-CAM overlays from an earlier predict ({earlier.name}): name an empty "
+            "folder, or leave --out out for a new numbered folder under <run>/predict"
+        )
+    return out
+
+
+def _next_batch(parent: Path) -> Path:
+    """The next numbered folder under `parent` (001, 002, …), made with exclusive `mkdir`: two predicts at once
+    never share one."""
+    parent.mkdir(parents=True, exist_ok=True)
+    taken = [int(p.name) for p in parent.iterdir() if p.name.isdigit()]
+    n = max(taken, default=0) + 1
+    while True:
+        try:
+            (parent / f"{n:03d}").mkdir()
+            return parent / f"{n:03d}"
+        except FileExistsError:
+            n += 1
 
 
 def read_photo(path: Path) -> bytes:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import unicodedata
-
 from sqlmodel import Session, func, select
 
 from curate.errors import ConfigError
 from curate.intake.decode import ImageInfo
+from curate.output import first_control
 from db.models import Image, Provenance, Rejection, Source
 
 SOURCE_KINDS = {"clinic": 0, "public": 1, "web": 2}
-_INVISIBLE = {"Cc", "Cf", "Zl", "Zp"}  # control, format (bidi overrides), line and paragraph separators
 _FORMULA = ("=", "+", "-", "@")  # what a spreadsheet runs as a formula at the start of a cell
 
 
@@ -22,7 +20,7 @@ def check_name(value: str, where: str = "--source") -> str:
     value = value.strip()
     if not value or len(value) > 200:
         raise ConfigError(f"{where} must be a non-empty name of at most 200 characters")
-    bad = next((c for c in value if unicodedata.category(c) in _INVISIBLE), None)
+    bad = first_control(value)  # the characters every table shows escaped (`curate.output.printable`)
     if bad is not None:
         raise ConfigError(f"{where} must not contain control characters (found U+{ord(bad):04X})")
     if value.startswith(_FORMULA):
