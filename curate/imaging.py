@@ -99,11 +99,20 @@ def open_upright(data: bytes, min_side: int | None = None, mode: str = "RGB") ->
     return Upright(img.transpose(op) if op is not None else img, fmt, reduction)
 
 
+def pixels_only(img: Image.Image) -> Image.Image:
+    """The same pixels in a fresh image whose `info` is empty. Pillow's writers carry a source's JPEG or GIF
+    comment, PNG text, EXIF and ICC profile (whose description is free text) over from `info`, through
+    `convert`, `thumbnail` and `blend` alike: whatever a page, an export or an overlay writes goes through here."""
+    clean = img.copy()
+    clean.info = {}
+    return clean
+
+
 def thumbnail(data: bytes, px: int = 160) -> str:
     """An upright JPEG thumbnail of a stored original as base64, for pages that embed their pictures (the
-    dedupe review sheet, the labelling report, the leakage audit). Re-encoded: no EXIF (GPS, serials)
-    reaches the page."""
-    img = to_rgb(open_upright(data, px).image)
+    dedupe review sheet, the labelling report, the leakage audit). Re-encoded from its pixels alone
+    (`pixels_only`): no EXIF (GPS, serials), comment or profile reaches the page."""
+    img = pixels_only(to_rgb(open_upright(data, px).image))
     img.thumbnail((px, px))
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=80)

@@ -2,8 +2,9 @@
 
 Genital lesion photos and the clinic paths in the catalogue must not be readable by other local
 users. The CLI starts with umask 0o077 (`PRIVATE_UMASK`), so new files are 0600 and new folders 0700;
-`tighten` brings files and folders that already exist into line (`curate init` runs it), and `exposed`
-finds what is still open to the group or others (`curate status` warns).
+`tighten` brings files and folders that already exist into line (`curate init` runs it), and `exposure`
+counts what is still open to the group or others by top-level entry (`curate status` warns, naming
+no deeper path).
 """
 
 from __future__ import annotations
@@ -60,17 +61,32 @@ def tighten(roots: Iterable[Path]) -> int:
     return changed
 
 
-def exposed(roots: Iterable[Path], base: Path | None = None, limit: int = 20) -> list[str]:
-    """Up to `limit` paths under `roots` that the group or other users may read, write or enter."""
-    found: list[str] = []
+def exposure(roots: Iterable[Path], base: Path | None = None, deeper: Iterable[str] = ()) -> dict[str, dict[str, int]]:
+    """What under `roots` the group or other users may read, write or enter, counted by top-level entry:
+    {"reports/": {"files": 3, "folders": 1}, "catalogue.db": {"files": 1, "folders": 0}}. Entries are relative
+    to `base` and never deeper than the first folder inside one of `deeper` (`incoming/msh-clinic/`): the
+    names below can be a patient's, and this ends up in terminal and CI logs. A path outside `base` (a
+    SQLite catalogue kept elsewhere) is named whole, as given."""
+    deeper = set(deeper)
+    found: dict[str, dict[str, int]] = {}
     for path, st in _walk(roots):
         if stat.S_ISLNK(st.st_mode) or not st.st_mode & _OPEN_BITS:
             continue
+        is_dir = stat.S_ISDIR(st.st_mode)
         try:
-            shown = path.relative_to(base).as_posix() if base else str(path)
+            parts = path.relative_to(base).parts if base else None
         except ValueError:
-            shown = str(path)
-        found.append((shown or ".") + ("/" if stat.S_ISDIR(st.st_mode) else ""))
-        if len(found) >= limit:
-            break
-    return found
+            parts = None
+        if parts is None:
+            entry = str(path) + ("/" if is_dir else "")
+        elif not parts:
+            entry = "./"
+        elif len(parts) == 1:
+            entry = parts[0] + ("/" if is_dir else "")
+        elif parts[0] in deeper and (len(parts) > 2 or is_dir):
+            entry = f"{parts[0]}/{parts[1]}/"
+        else:
+            entry = f"{parts[0]}/"
+        counts = found.setdefault(entry, {"files": 0, "folders": 0})
+        counts["folders" if is_dir else "files"] += 1
+    return dict(sorted(found.items()))

@@ -4,6 +4,7 @@ echoed back by a server, and token=/password=/api_key= values in text, URLs and 
 from __future__ import annotations
 
 import re
+from urllib.parse import parse_qsl, urlsplit
 
 MASK = "***"
 _USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^/\s:@]*):(?P<pw>[^@/\s]*)@")
@@ -12,11 +13,31 @@ _AUTH_HEADER = re.compile(
     r"(?P<value>(?:(?:bearer|token|basic|digest)\s+)?[^\s\"',}\]]+)",
     re.I,
 )
+_SECRET_WORDS = r"token|password|passwd|secret|api_?key|apikey|credential"
 _KEY_VALUE = re.compile(
-    r"(?P<name>[A-Za-z_-]*(?:token|password|passwd|secret|api_?key|apikey|credential)[A-Za-z_-]*)"
+    rf"(?P<name>[A-Za-z_-]*(?:{_SECRET_WORDS})[A-Za-z_-]*)"
     r"(?P<sep>[\"']?\s*[:=]\s*[\"']?)(?P<value>[^\s\"'&,;}\]]+)",
     re.I,
 )
+_SECRET_NAME = re.compile(_SECRET_WORDS, re.I)
+
+
+def secret_name(name: str) -> bool:
+    """Whether a key (a URL's query parameter, a JSON field) names a secret, as `redact_text` judges it:
+    `password`, `sslpassword`, `api_key`, `token` …"""
+    return bool(_SECRET_NAME.search(name))
+
+
+def url_secret(url: str) -> str | None:
+    """What secret a URL carries on its face, said for an error ("a password", "a token= value"), or None."""
+    try:
+        parts = urlsplit(url)
+        if parts.password:
+            return "a password"
+        key = next((k for k, _ in parse_qsl(parts.query, keep_blank_values=True) if secret_name(k)), None)
+    except ValueError:  # an unparsable URL: judged by what the redaction would mask
+        return "a secret" if redact_text(url) != url else None
+    return f"a {key}= value" if key else None
 
 
 def redact_text(text: str) -> str:

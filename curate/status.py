@@ -6,7 +6,9 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from curate.dedupe import cluster_map
+from curate.intake.incoming import INCOMING
 from curate.label.rounds import rated_image_ids, unrated_image_ids
+from curate.privacy import exposure
 from db.models import CommandRun, Consensus, Image, Provenance, Rejection, Source
 from db.models.export import DatasetVersionRecord
 
@@ -56,3 +58,10 @@ def catalogue_status(session: Session) -> dict:
         "stages": stages,
         "unfinished_runs": unfinished,
     }
+
+
+def exposed_entries(ws) -> list[dict]:
+    """What in the workspace other local users may read, by top-level entry (a source under incoming/ apart),
+    each with how many files and folders in it are open: never a deeper path, which can name a patient."""
+    found = exposure(ws.private_paths(), base=ws.root, deeper=(INCOMING,))
+    return [{"path": path, **counts} for path, counts in found.items()]

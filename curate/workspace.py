@@ -36,8 +36,8 @@ from curate.errors import WorkspaceError
 from curate.files import write_atomic
 from curate.intake.store import ImageStore
 from curate.label.diagnoses import DiagnosisList
-from curate.privacy import exposed, tighten
-from curate.redact import redact_text
+from curate.privacy import tighten
+from curate.redact import redact_text, secret_name
 from db.engine import make_engine, session_scope
 from db.migrate import upgrade
 
@@ -48,17 +48,25 @@ T = TypeVar("T")
 
 
 def _redact(url: str) -> str:
+    """The URL as it may be shown: user:***@, and ***  for a secret in its query (`?password=`)."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        return redact_text(make_url(url).render_as_string(hide_password=True))
     except Exception:  # an unparsable URL is shown without anything that looks like a password
         return redact_text(url)
 
 
 def _without_password(url: str) -> str:
+    """The URL as curate.toml remembers it: no user:password@ password, no `?password=` or other secret key."""
     u = make_url(url)
-    return URL.create(u.drivername, u.username, None, u.host, u.port, u.database, u.query).render_as_string(
+    query = {k: v for k, v in u.query.items() if not secret_name(k)}
+    return URL.create(u.drivername, u.username, None, u.host, u.port, u.database, query).render_as_string(
         hide_password=False
     )
+
+
+def _has_password(url: str) -> bool:
+    u = make_url(url)
+    return u.password is not None or any(secret_name(k) for k in u.query)
 
 
 def _backend(url: str) -> str:
@@ -213,10 +221,10 @@ class Workspace:
             reason = redact_text(
                 str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc.orig).__name__
             )
-            if _backend(self.db_url) != "sqlite" and make_url(self.db_url).password is None and "password" in reason:
-                raise WorkspaceError(
-                    f"catalogue {_redact(self.db_url)} needs a password: set $PGPASSWORD or add it to ~/.pgpass "
-                    f"(host:port:database:user:password), never to curate.toml ({reason})"
+            if _backend(self.db_url) != "sqlite" and not _has_password(self.db_url) and "password" in reason:
+                raise WorkspaceError(  # no "password: word" here: the redaction would take the word for a secret
+                    f"catalogue {_redact(self.db_url)} needs a password, from $PGPASSWORD or ~/.pgpass "
+                    f"(host:port:database:user:password), never from curate.toml ({reason})"
                 ) from exc
             raise WorkspaceError(f"cannot open catalogue {_redact(self.db_url)}: {reason}") from exc
         return engine
@@ -232,10 +240,6 @@ class Workspace:
     def private_paths(self) -> list[Path]:
         """Everything that must be the owner's alone: the workspace and a SQLite catalogue kept outside it."""
         return [self.root, *(p for p in self.sqlite_files() if self.root not in p.parents)]
-
-    def exposed(self) -> list[str]:
-        """Paths in the workspace that other local users may read (for `curate status`)."""
-        return exposed(self.private_paths(), base=self.root)
 
     def migrate(self) -> None:
         self.engine  # noqa: B018 - building the engine migrates it

@@ -178,3 +178,124 @@ def test_a_file_is_not_a_folder_and_an_empty_folder_registers_no_source(tmp_path
     assert json.loads(r.output)["warnings"] == ["no images found: nothing ingested; source 'notes' not registered"]
     with ws.session() as s:
         assert s.exec(select(Source)).all() == []
+
+
+# --- --label-from-folders: a prior label is only ever a declared diagnosis ----------------------
+
+PATIENTS = ("P12345_John_Smith_DOB1990", "P12347_Bob_Roe", "P12348_Ann_Lee", "P12362_Eve_Patient2_folder")
+
+
+def no_patient_named(text: str) -> None:
+    """No patient folder's name, as written or as a label would spell it, anywhere in `text`."""
+    low = text.lower()
+    for name in PATIENTS:
+        assert name.lower() not in low, name
+    for part in ("john", "smith", "dob1990", "bob_roe", "ann_lee", "eve_patient"):
+        assert part not in low, part
+
+
+def clinic_by_patient(root):
+    """A clinic export sorted by patient: diagnosis folders inside a patient's folder, a patient's folder
+    with none below it, one inside a diagnosis folder, and a folder named after no declared diagnosis."""
+    from dedupe_corpus import photo, save, variant
+
+    for j in range(3):
+        save(photo(300 + j), root / PATIENTS[0] / "mpox" / f"img{j}.jpg")
+        save(photo(310 + j), root / PATIENTS[0] / "Healthy skin" / f"img{j}.jpg")
+    save(variant(photo(300), "reencode", 0), root / PATIENTS[1] / "visit1" / "a0.jpg")  # a copy: a dedupe cluster
+    save(photo(320), root / PATIENTS[1] / "visit1" / "a1.jpg")
+    for j in range(2):
+        save(photo(330 + j), root / "Mpox" / PATIENTS[2] / f"b{j}.jpg")
+    save(photo(340), root / "Herpes" / "P12349.jpg")  # not a declared diagnosis (genital_herpes is)
+    return root
+
+
+def test_label_from_folders_takes_the_nearest_declared_diagnosis_and_never_a_patient_folder(tmp_path):
+    ws_dir = tmp_path / "ws"
+    assert runner.invoke(app, ["init", str(ws_dir)]).exit_code == 0
+    clinic = clinic_by_patient(tmp_path / "clinic")
+    ingest = ["ingest", str(clinic), "--source", "msh", "--label-from-folders", "-w", str(ws_dir), "--workers", "1"]
+    r = runner.invoke(app, [*ingest, "--case-id-pattern", r"(?P<case>P\d{5})"])
+    assert r.exit_code == 0, r.output
+    out = " ".join(r.output.split())
+    warning = (
+        "warning: 3 files lie under no folder named after a declared diagnosis (mpox, genital_herpes, genital_warts, "
+        "primary_syphilis, secondary_syphilis, molluscum_contagiosum, dermatosis, healthy_skin): no prior label; "
+        "name other folders' labels with --label-map (folder,label)"
+    )
+    assert warning in out and out.count("warning:") == 1
+    texts = [r.output]
+
+    r = runner.invoke(app, [*ingest, "--json"])  # a re-run: the same labels, the same count
+    data = json.loads(r.stdout)
+    assert data["no_prior_label"] == 3 and data["already_known"] == 11
+    assert data["per_class"] == {"(none)": {"known": 3}, "healthy_skin": {"known": 3}, "mpox": {"known": 5}}
+    assert data["warnings"] == [warning.removeprefix("warning: ")]
+    texts.append(r.output)
+
+    with Workspace.open(ws_dir).session() as s:
+        stored = dict(s.exec(select(Provenance.locator, Provenance.prior_label)).all())
+    by_folder = {loc.rsplit("/", 1)[0]: label for loc, label in stored.items()}
+    assert by_folder == {
+        f"{PATIENTS[0]}/mpox": "mpox",
+        f"{PATIENTS[0]}/Healthy skin": "healthy_skin",
+        f"{PATIENTS[1]}/visit1": None,
+        f"Mpox/{PATIENTS[2]}": "mpox",
+        "Herpes": None,
+    }
+    assert set(stored.values()) == {"mpox", "healthy_skin", None}  # the labels themselves: no patient folder
+
+    r = runner.invoke(app, ["dedupe", "-w", str(ws_dir), "--workers", "1", "--min-side", "64"])
+    assert r.exit_code == 0, r.output
+    texts.append(r.output)
+    sheet = (ws_dir / "reports" / "dedupe-review.html").read_text()
+    assert "prior label: mpox" in sheet and "prior label: none" in sheet  # the copy in the patient's folder
+    texts.append(sheet)
+    for args in (["status", "-w", str(ws_dir)], ["status", "-w", str(ws_dir), "--json"]):
+        r = runner.invoke(app, args)
+        assert r.exit_code == 0, r.output
+        texts.append(r.output)
+    assert json.loads(r.stdout)["by_prior_label"] == {"(none)": 3, "healthy_skin": 3, "mpox": 5}
+    for text in texts:
+        no_patient_named(text)
+
+
+def test_the_folders_that_label_are_the_workspaces_declared_diagnoses(tmp_path):
+    """A study that declares its own list: its diagnoses label, the paper's others no longer do."""
+    ws = Workspace.init(tmp_path / "ws")
+    with open(ws.root / "curate.toml", "a") as f:
+        f.write(
+            '[labels]\ndiagnoses = [{ slug = "mpox", name = "Mpox" }, { slug = "chickenpox", name = "Chickenpox" }]\n'
+        )
+    folder = tmp_path / "in"
+    for j, name in enumerate(("Chickenpox", "MPOX", "healthy_skin")):
+        (folder / name).mkdir(parents=True)
+        (folder / name / f"x{j}.jpg").write_bytes(I.jpeg(500 + j))
+    r = runner.invoke(app, ["ingest", str(folder), "-s", "c", "--label-from-folders", "-w", str(ws.root), "--json"])
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert set(data["per_class"]) == {"chickenpox", "mpox", "(none)"} and data["no_prior_label"] == 1
+    assert data["warnings"] == [
+        "1 file lies under no folder named after a declared diagnosis (mpox, chickenpox): no prior label; "
+        "name other folders' labels with --label-map (folder,label)"
+    ]
+    r = runner.invoke(app, ["ingest", str(folder), "-s", "c", "-w", str(ws.root), "--json"])
+    assert json.loads(r.stdout)["no_prior_label"] is None  # no --label-from-folders: no labels, no warning
+
+
+def test_pipeline_sources_label_from_diagnosis_folders_only(tmp_path, monkeypatch):
+    """incoming/<source>/ takes labels from folders by default: a patient's folder inside one is no label."""
+    monkeypatch.chdir(tmp_path)
+    src = tmp_path / "incoming" / "msh-clinic"
+    for j in range(2):
+        (src / "healthy_skin" / PATIENTS[3]).mkdir(parents=True, exist_ok=True)
+        (src / "healthy_skin" / PATIENTS[3] / f"h{j}.jpg").write_bytes(I.jpeg(600 + j))
+        (src / PATIENTS[0]).mkdir(exist_ok=True)
+        (src / PATIENTS[0] / f"u{j}.jpg").write_bytes(I.jpeg(610 + j))
+    r = runner.invoke(app, ["pipeline"])
+    assert r.exit_code == 0, r.output
+    assert "warning: 2 files lie under no folder named after a declared diagnosis" in " ".join(r.output.split())
+    no_patient_named(r.output)
+    st = runner.invoke(app, ["status", "--json"])
+    assert json.loads(st.stdout)["by_prior_label"] == {"(none)": 2, "healthy_skin": 2}
+    no_patient_named(st.output)

@@ -41,6 +41,28 @@ def test_thumbnail_is_small_upright_and_carries_no_exif():
     assert not thumb.getexif()
 
 
+def test_thumbnails_and_overlays_carry_no_comment_profile_or_text():
+    """A page's thumbnail holds the pixels alone: Pillow would write the original's JPEG comment, a PNG's text
+    chunk or a GIF's comment, and its ICC profile's free-text description, back out."""
+    from PIL import PngImagePlugin
+    from test_export_fixtures import jpeg_with_metadata
+
+    from curate.imaging import pixels_only
+
+    photo = I.photo(6, (320, 240))
+    text = PngImagePlugin.PngInfo()
+    text.add_text("comment", "John Smith DOB 1990")
+    png, gif = io.BytesIO(), io.BytesIO()
+    photo.save(png, "PNG", pnginfo=text)
+    photo.convert("P").save(gif, "GIF", comment=b"John Smith DOB 1990")
+    for data in (jpeg_with_metadata(photo, patient="John Smith"), png.getvalue(), gif.getvalue()):
+        raw = base64.b64decode(thumbnail(data, 100))
+        assert b"Smith" not in raw and b"Exif" not in raw and b"ICC_PROFILE" not in raw and b"xap" not in raw
+        assert set(Image.open(io.BytesIO(raw)).info) <= {"jfif", "jfif_version", "jfif_unit", "jfif_density", "dpi"}
+    kept = Image.open(io.BytesIO(jpeg_with_metadata(photo, patient="John Smith")))
+    assert kept.info.get("comment") and not pixels_only(kept).info  # what a writer would otherwise carry over
+
+
 def test_a_band_along_one_side_is_told_from_a_spread_or_a_middle_strip():
     """`in_band`, dedupe's and the leakage audit's one rule for a site's banner: agreeing points along the
     foot (a stray one above does not count) are a band; spread over the picture, or across its middle, not."""

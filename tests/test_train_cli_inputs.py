@@ -191,9 +191,13 @@ def test_predict_flags_a_tiny_picture(triage_run, tmp_path):
 @pytest.mark.slow
 def test_predict_overlay_names_hold_no_part_of_the_input_name(triage_run, tmp_path):
     """Grad-CAM overlays go into a folder people share: named by position, the JSON maps input to picture."""
+    from PIL import ImageCms
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     for n in ("a", "b"):
         (tmp_path / n).mkdir()
-        (tmp_path / n / f"{PATIENT}.jpg").write_bytes(new_jpeg(size=48, seed=ord(n)))
+        photo = Image.open(io.BytesIO(new_jpeg(size=48, seed=ord(n))))
+        photo.save(tmp_path / n / f"{PATIENT}.jpg", quality=95, comment=PATIENT.encode(), icc_profile=icc)
     res = train_cli(
         "predict", f"a/{PATIENT}.jpg", f"b/{PATIENT}.jpg", "--run", triage_run, "--out", "o", "--json", cwd=tmp_path
     )
@@ -205,6 +209,8 @@ def test_predict_overlay_names_hold_no_part_of_the_input_name(triage_run, tmp_pa
     assert sorted(written) == ["000-gradcam.png", "001-gradcam.png"]
     for part in ("P12345", "John", "Smith"):
         assert not any(part in name for name in written)
+    for name in written:  # nor in the pictures: Pillow would carry the photo's comment and ICC profile over
+        assert b"Smith" not in (tmp_path / "o" / name).read_bytes() and not Image.open(tmp_path / "o" / name).info
 
 
 @pytest.mark.torch

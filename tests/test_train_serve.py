@@ -112,7 +112,9 @@ def test_predict_matches_the_model_and_returns_a_gradcam(server, model, photos):
     assert body["gradcam_jpeg"].startswith("data:image/jpeg;base64,")
     overlay = Image.open(io.BytesIO(base64.b64decode(body["gradcam_jpeg"].split(",", 1)[1])))
     assert overlay.format == "JPEG" and body["image_size"] == list(Image.open(io.BytesIO(data)).size)
-    big = _encode(Image.open(photos[0]).convert("RGB").resize((256, 192)), "JPEG", quality=90)
+    big = _encode(Image.open(photos[0]).convert("RGB").resize((256, 192)), "JPEG", quality=90, comment=b"J. Smith")
+    raw = post(server, big, gradcam=True).json()["gradcam_jpeg"]
+    assert b"Smith" not in base64.b64decode(raw[23:])  # the overlay is pixels only: no upload's comment comes back
     r = post(server, big, gradcam=True).json()  # decoded at 1/8 scale for the 32 px model, its size said in full
     assert (
         r["image_size"] == [256, 192] and Image.open(io.BytesIO(base64.b64decode(r["gradcam_jpeg"][23:]))).size[0] < 256

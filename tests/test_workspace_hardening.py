@@ -27,8 +27,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 def curate(*args, env=None, check=False, timeout=120, **kw) -> subprocess.CompletedProcess:
     """The real command line in a child process (umask 022, as a steward's shell has it)."""
-    full_env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "300", **(env or {})}
-    full_env.pop("CURATE_DB_URL", None)
+    full_env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "300"}
+    full_env.pop("CURATE_DB_URL", None)  # the caller's own, not one a test passes in `env`
+    full_env.update(env or {})
     proc = subprocess.run(
         [sys.executable, "-m", "curate", *map(str, args)],
         capture_output=True,
@@ -82,9 +83,42 @@ def test_everything_the_cli_writes_is_private_and_init_tightens_what_exists(tmp_
     os.chmod(root / "reports", 0o755)
     status = curate("status", "-w", root, check=True)
     assert "warning: readable by other local users" in status.stdout and "catalogue.db" in status.stdout
-    assert {"reports/", "catalogue.db"} <= set(
-        json.loads(curate("status", "-w", root, "--json", check=True).stdout)["exposed_paths"]
-    )
+    assert {"reports/", "catalogue.db"} <= {
+        e["path"] for e in json.loads(curate("status", "-w", root, "--json", check=True).stdout)["exposed_paths"]
+    }
+    curate("init", root, check=True)
+    assert "readable by other local users" not in curate("status", "-w", root, check=True).stdout
+
+
+def test_the_permissions_warning_names_top_level_entries_with_counts_never_a_patients_folder(tmp_path):
+    """What status prints ends up in CI and terminal logs: a source under incoming/ at most, never the patient
+    folders or file names inside it, each entry with how many files and folders in it are open."""
+    root = tmp_path / "ws"
+    curate("init", root, check=True)
+    patient = root / "incoming" / "msh-clinic" / "healthy_skin" / "P12362_Eve_Patient2_folder"
+    photos(patient, 3)
+    (root / "incoming" / "P12399_Loose_Name.jpg").write_bytes(I.jpeg(9))
+    for p in [root / "incoming", *(root / "incoming").rglob("*")]:
+        os.chmod(p, 0o755 if p.is_dir() else 0o644)
+    os.chmod(root / "reports", 0o755)
+    os.chmod(root / "curate.toml", 0o644)
+
+    status = curate("status", "-w", root, check=True)
+    out = " ".join(status.stdout.split())
+    assert (
+        "warning: readable by other local users: curate.toml (1 file), incoming/ (1 file, 1 folder), "
+        "incoming/msh-clinic/ (3 files, 3 folders), reports/ (1 folder); run `curate init"
+    ) in out
+    data = json.loads(curate("status", "-w", root, "--json", check=True).stdout)
+    assert data["exposed_paths"] == [
+        {"path": "curate.toml", "files": 1, "folders": 0},
+        {"path": "incoming/", "files": 1, "folders": 1},
+        {"path": "incoming/msh-clinic/", "files": 3, "folders": 3},
+        {"path": "reports/", "files": 0, "folders": 1},
+    ]
+    everything = status.stdout + status.stderr + json.dumps(data)
+    for name in ("healthy_skin", "P12362", "Eve_Patient2", "P12399", "Loose_Name", "p000.jpg"):
+        assert name not in everything, name
     curate("init", root, check=True)
     assert "readable by other local users" not in curate("status", "-w", root, check=True).stdout
 
@@ -116,9 +150,20 @@ def test_export_folders_files_and_archive_are_owner_only_whatever_the_umask(tmp_
 def test_postgres_url_is_remembered_without_its_password_and_never_falls_back(tmp_path, pg_url):
     secret_url = pg_url.replace("postgres@", "postgres:s3cret-pw@")
     root = tmp_path / "ws"
-    curate("init", root, "--db", secret_url, check=True)
+    typed = curate("init", root, "--db", secret_url)  # a command line is readable by every local user
+    assert typed.returncode == 2 and "'--db'" in typed.stderr and "holds a password" in typed.stderr
+    assert "s3cret-pw" not in typed.stderr and not (root / "curate.toml").exists()
+    made = curate("init", root, env={"CURATE_DB_URL": secret_url}, check=True)  # from the environment: taken
     marker = (root / "curate.toml").read_text()
-    assert "s3cret-pw" not in marker and pg_url.split("@")[1] in marker
+    assert "s3cret-pw" not in marker + made.stdout and pg_url.split("@")[1] in marker
+    # libpq's other spelling, ?password=, is neither remembered nor shown
+    other = tmp_path / "ws-query"
+    made = curate("init", other, env={"CURATE_DB_URL": f"{pg_url}?password=s3cret-pw&connect_timeout=5"}, check=True)
+    assert "s3cret-pw" not in made.stdout and "password=***" in made.stdout
+    assert (
+        "s3cret-pw" not in (other / "curate.toml").read_text()
+        and "connect_timeout=5" in (other / "curate.toml").read_text()
+    )
     curate("ingest", photos(tmp_path / "in", 2), "--source", "clinic", "-w", root, check=True)
     data = json.loads(curate("status", "-w", root, "--json", check=True).stdout)
     assert data["images"] == 2 and not (root / "catalogue.db").exists()
@@ -158,7 +203,7 @@ def test_init_refuses_to_point_a_workspace_at_another_catalogue(tmp_path):
 
 def test_init_with_an_unreachable_catalogue_leaves_no_workspace_pointing_at_it(tmp_path):
     root = tmp_path / "ws"
-    proc = curate("init", root, "--db", "postgresql+psycopg://steward:hunter2@127.0.0.1:1/study")
+    proc = curate("init", root, env={"CURATE_DB_URL": "postgresql+psycopg://steward:hunter2@127.0.0.1:1/study"})
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "cannot open catalogue" in proc.stderr
     assert "hunter2" not in proc.stdout + proc.stderr and "steward:***@127.0.0.1:1" in proc.stderr
     assert not (root / "curate.toml").exists()
@@ -287,7 +332,11 @@ def test_a_killed_run_is_marked_when_the_next_command_starts(tmp_path):
     [
         (["label", "pull", "--url", "http://[::1"], "--url", 2),
         (["label", "pull", "--url", "ftp://example.org"], "--url", 2),
-        (["status", "--db", "postgresql+psycopg://u:hunter2@127.0.0.1:notaport/x"], "--db", 1),
+        (["status", "--db", "postgresql+psycopg://u@127.0.0.1:notaport/x"], "--db", 1),
+        (["status", "--db", "postgresql+psycopg://u:hunter2@127.0.0.1/x"], "--db", 2),
+        (["status", "--db", "postgresql+psycopg://u@127.0.0.1/x?sslpassword=hunter2"], "--db", 2),
+        (["label", "pull", "--url", "http://127.0.0.1:9/?api_key=hunter2"], "--url", 2),
+        (["label", "pull", "--url", "a@clinic.org=http://u:hunter2@127.0.0.1:9/"], "--url", 2),
         (["status", "--db", "nosuchdialect://x"], "--db", 1),
     ],
 )
@@ -304,7 +353,7 @@ def test_passwords_in_urls_never_reach_the_audit_table_or_the_screen(tmp_path):
     proc = curate(
         "label", "pull", "--url", "http://steward:hunter2@127.0.0.1:9/", "-w", root, env={"LABEL_STUDIO_API_KEY": "k"}
     )
-    assert proc.returncode in (0, 1) and "hunter2" not in proc.stderr + proc.stdout
+    assert proc.returncode == 2 and "holds a password" in proc.stderr and "hunter2" not in proc.stderr + proc.stdout
     lst = tmp_path / "urls.txt"
     lst.write_text("http://user:hunter2@127.0.0.1:9/x.jpg\nhttp://user:hunter2@127.0.0.1:9/y\x01.jpg\n")
     proc = curate("scrape", lst, "--engine", "urls", "--json", "-w", root, "--timeout", "2")

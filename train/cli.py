@@ -447,8 +447,9 @@ def serve_cmd(
         Path | None,
         typer.Option(
             help=(
-                "Also save every upload here (mode 0600); "
-                "by default uploads stay in memory and are never written or logged."
+                "Also save every upload that decodes here (mode 0600), byte for byte as the phone sent it: its EXIF "
+                "(GPS, time) included, for a clinic's audit trail; by default uploads stay in memory and are never "
+                "written or logged."
             )
         ),
     ] = None,

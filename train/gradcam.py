@@ -14,6 +14,7 @@ from PIL import Image
 from torch import nn
 from torch.nn import functional as nnf
 
+from curate.imaging import pixels_only
 from train.models import Arch, module_by_name
 
 
@@ -76,10 +77,11 @@ def gradcam_batch(model: nn.Module, backbone: nn.Module, arch: Arch, x: torch.Te
 
 
 def overlay(img: Image.Image, cam: np.ndarray, alpha: float = 0.45) -> Image.Image:
-    """The heat map (jet) blended over the image, at the image's size."""
+    """The heat map (jet) blended over the image, at the image's size, with no metadata (`pixels_only`: blend
+    keeps the photo's comment and ICC profile, which PNG and JPEG writers would write out)."""
     from matplotlib import colormaps
 
     img = img.convert("RGB")
     heat = Image.fromarray((cam * 255).astype(np.uint8)).resize(img.size, Image.BILINEAR)
     rgb = (colormaps["jet"](np.asarray(heat) / 255.0)[..., :3] * 255).astype(np.uint8)
-    return Image.blend(img, Image.fromarray(rgb), alpha)
+    return pixels_only(Image.blend(img, Image.fromarray(rgb), alpha))

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 from curate.files import write_atomic
+from curate.imaging import pixels_only
 
 
 def write_json(path: Path, data) -> None:
@@ -30,7 +31,7 @@ def save_figure(fig, path: Path, dpi: int = 110) -> None:
 
 
 def save_image(img, path: Path) -> None:
-    """A PIL image as PNG."""
+    """A PIL image as PNG, pixels only (`curate.imaging.pixels_only`: no comment or ICC profile carried over)."""
     buf = io.BytesIO()
-    img.save(buf, format="PNG")
+    pixels_only(img).save(buf, format="PNG")
     write_atomic(path, buf.getvalue())

@@ -38,7 +38,12 @@ def ingest(
         str | None, typer.Option("--licence", "--license", help="Licence of these images, e.g. CC-BY-4.0.")
     ] = None,
     label_from_folders: Annotated[
-        bool, typer.Option("--label-from-folders", help="Take a prior label from each top-level sub-folder's name.")
+        bool,
+        typer.Option(
+            "--label-from-folders",
+            help="Take each file's prior label from the nearest folder above it named after a declared diagnosis "
+            "(e.g. Mpox/, 'Healthy skin/'); files under none get no label, counted in one warning.",
+        ),
     ] = False,
     label_map: Annotated[
         Path | None, typer.Option(help="CSV (folder,label) or JSON mapping sub-folder names to prior labels.")
@@ -66,6 +71,8 @@ def ingest(
 
     Example: curate ingest ~/exports/clinic --source clinic-2022 --case-id-pattern '(?P<case>P\\d{4})'
     """
+    from dataclasses import replace
+
     from curate.audit import audited
     from curate.intake.ingest import IngestOptions, ingest_folder, load_label_map
 
@@ -80,6 +87,7 @@ def ingest(
         follow_symlinks=follow_symlinks,
     )
     ws = open_workspace(workspace, db)
+    options = replace(options, diagnoses=declared(ws))
     args = {
         "source": source,
         "kind": options.kind,
@@ -95,6 +103,11 @@ def ingest(
         print_json(report.as_dict())
     else:
         render_ingest(report)
+
+
+def declared(ws) -> tuple[str, ...]:
+    """The workspace's declared diagnosis slugs: the only folder names a prior label is taken from."""
+    return tuple(slug for slug, _ in ws.diagnoses.declared)
 
 
 def render_ingest(report) -> None:
@@ -139,12 +152,12 @@ def status(workspace: WorkspaceOpt = None, db: DbOpt = None, json_out: JsonOpt =
 
     Example: curate status --json
     """
-    from curate.status import catalogue_status
+    from curate.status import catalogue_status, exposed_entries
 
     ws = open_workspace(workspace, db)
     with ws.session() as s:
         data = catalogue_status(s)
-    data["exposed_paths"] = ws.exposed()
+    data["exposed_paths"] = exposed_entries(ws)
     if json_out:
         print_json(data)
         return
@@ -162,14 +175,21 @@ def status(workspace: WorkspaceOpt = None, db: DbOpt = None, json_out: JsonOpt =
     if data["unfinished_runs"]:
         console.print(f"[yellow]{data['unfinished_runs']} command run(s) did not finish; re-run them to complete.[/]")
     if data["exposed_paths"]:
-        shown = ", ".join(data["exposed_paths"][:5])
+        shown = ", ".join(f"{printable(e['path'])} ({exposed_count(e)})" for e in data["exposed_paths"][:8])
+        more = len(data["exposed_paths"]) - 8
         console.print(
             f"[yellow]warning: readable by other local users: {escape(shown)}"
-            f"{' …' if len(data['exposed_paths']) > 5 else ''}; run `curate init {escape(str(ws.root))}` "
+            f"{f' and {more} more' if more > 0 else ''}; run `curate init {escape(str(ws.root))}` "
             f"to make the workspace private.[/]",
             highlight=False,
             soft_wrap=True,
         )
+
+
+def exposed_count(entry: dict) -> str:
+    """'60 files, 3 folders' for one entry of `curate status`'s permissions warning."""
+    parts = [(entry["files"], "file"), (entry["folders"], "folder")]
+    return ", ".join(f"{n} {noun}{'s' if n != 1 else ''}" for n, noun in parts if n)
 
 
 def register(app: typer.Typer) -> None:

@@ -15,11 +15,14 @@ from rich.markup import escape
 
 from curate import lock
 from curate.output import JsonOpt, err_console
+from curate.redact import url_secret
 
 if TYPE_CHECKING:
     from curate.workspace import Workspace
 
 __all__ = ["DbOpt", "JsonOpt", "WorkersOpt", "WorkspaceOpt", "http_url", "http_urls", "open_workspace"]
+
+DB_ENV = "CURATE_DB_URL"  # the same name as curate.workspace.DB_ENV, which loads the catalogue stack
 
 WorkspaceOpt = Annotated[
     Path | None,
@@ -31,13 +34,36 @@ WorkspaceOpt = Annotated[
         help="Workspace folder (default: current folder).",
     ),
 ]
+
+
+def _typed_secret(ctx: typer.Context, param: typer.CallbackParam, value: str) -> str | None:
+    """The secret a URL typed on the command line carries (not one from the environment), or None: any local
+    user reads a command line in the process list (`/proc/PID/cmdline`) while the command runs."""
+    source = ctx.get_parameter_source(param.name)  # typer's own click: its enum is compared by name
+    if getattr(source, "name", None) != "COMMANDLINE":
+        return None
+    return url_secret(value)
+
+
+def db_url(ctx: typer.Context, param: typer.CallbackParam, value: str | None) -> str | None:
+    """typer callback for --db: a password typed into the URL is refused (README, "Secrets")."""
+    if value and (secret := _typed_secret(ctx, param, value)):
+        raise typer.BadParameter(
+            f"holds {secret}, which other local users can read in the process list: leave it out and put the "
+            f"password in $PGPASSWORD or ~/.pgpass, or the whole URL in ${DB_ENV}"
+        )
+    return value
+
+
 DbOpt = Annotated[
     str | None,
     typer.Option(
         "--db",
-        envvar="CURATE_DB_URL",
+        envvar=DB_ENV,
         show_envvar=True,
-        help="SQLAlchemy URL of the catalogue (default: SQLite in the workspace).",
+        callback=db_url,
+        help="SQLAlchemy URL of the catalogue (default: SQLite in the workspace); its password from $PGPASSWORD "
+        "or ~/.pgpass, never typed here.",
     ),
 ]
 WorkersOpt = Annotated[int, typer.Option("--workers", min=0, help="Worker processes; 0: one per core.")]
@@ -46,10 +72,21 @@ WorkersOpt = Annotated[int, typer.Option("--workers", min=0, help="Worker proces
 lock.on_wait = lambda message: err_console.print(f"[yellow]{escape(message)}[/]", highlight=False)
 
 
-def http_url(value: str | None) -> str | None:
-    """typer callback for URL options: a malformed URL is a usage error (exit 2) naming the option."""
+def http_url(ctx: typer.Context, param: typer.CallbackParam, value: str | None) -> str | None:
+    """typer callback for URL options: a malformed URL is a usage error (exit 2) naming the option, and so is a
+    password or token typed into it (the steward's key comes from $LABEL_STUDIO_API_KEY)."""
     if value is None:
         return value
+    _check_http_url(value)
+    if secret := _typed_secret(ctx, param, value):
+        raise typer.BadParameter(
+            f"holds {secret}, which other local users can read in the process list: leave credentials out of "
+            "the URL (Label Studio is opened with $LABEL_STUDIO_API_KEY)"
+        )
+    return value
+
+
+def _check_http_url(value: str) -> None:
     try:
         parts = urlsplit(value)
         _ = parts.port  # raises on a bad port
@@ -57,14 +94,13 @@ def http_url(value: str | None) -> str | None:
         raise typer.BadParameter(f"not a valid URL ({exc})") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise typer.BadParameter("must be an http(s) URL with a host")
-    return value
 
 
-def http_urls(values: list[str] | None) -> list[str] | None:
+def http_urls(ctx: typer.Context, param: typer.CallbackParam, values: list[str] | None) -> list[str] | None:
     """typer callback for repeated `[EMAIL=]URL` options: each URL part checked like `http_url`."""
     for v in values or []:
         who, sep, url = v.partition("=")
-        http_url(url if sep and "@" in who and not who.startswith(("http://", "https://")) else v)
+        http_url(ctx, param, url if sep and "@" in who and not who.startswith(("http://", "https://")) else v)
     return values
 
 

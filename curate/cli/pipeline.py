@@ -53,7 +53,8 @@ def pipeline(
             highlight=False,
             soft_wrap=True,
         )
-    every = [source_options(folder) for folder in found.sources]  # a bad source.toml stops before any ingest
+    diagnoses = intake_cli.declared(ws)
+    every = [source_options(f, diagnoses) for f in found.sources]  # a bad source.toml stops before any ingest
     for folder, options in zip(found.sources, every, strict=True):
         _heading(f"ingest {folder.name}")
         with audited(ws, "ingest", {**asdict(options), "via": "pipeline"}) as run, progress_bar("ingest") as on_file:

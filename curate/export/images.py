@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from curate.imaging import DRAFT_FORMATS, SWAPS_AXES, UPRIGHT, exif_orientation, to_rgb
+from curate.imaging import DRAFT_FORMATS, SWAPS_AXES, UPRIGHT, exif_orientation, pixels_only, to_rgb
 
 RESIZE_POLICIES = ("stretch", "pad", "center-crop")
 JPEG_QUALITY = 90
@@ -92,7 +92,7 @@ def fit(img: Image.Image, size: tuple[int, int], policy: str) -> Image.Image:
 
 def encode(img: Image.Image, quality: int = JPEG_QUALITY) -> bytes:
     """Baseline JPEG with fixed settings from a fresh pixel copy: no metadata, identical bytes every time."""
-    clean = Image.frombytes("RGB", img.size, img.tobytes())
+    clean = pixels_only(img)
     buf = io.BytesIO()
     clean.save(buf, format="JPEG", quality=quality, subsampling="4:2:0", optimize=False, progressive=False)
     return buf.getvalue()

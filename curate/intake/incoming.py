@@ -14,6 +14,7 @@ from curate.errors import ConfigError
 from curate.intake.catalogue import SOURCE_KINDS, check_name
 from curate.intake.ingest import IngestOptions, compile_case_pattern, load_label_map
 
+INCOMING = "incoming"  # `curate pipeline`'s default sources folder, in the workspace
 SETTINGS_FILE = "source.toml"
 SOURCE_KEYS = {"kind": str, "licence": str, "label_from_folders": bool, "label_map": str, "case_id_pattern": str}
 DEMO_SOURCE = "demo-clinic"
@@ -40,9 +41,10 @@ def find_sources(incoming: Path, demo: bool = False) -> Incoming:
     return Incoming([p for p in entries if p.is_dir()], written, loose)
 
 
-def source_options(folder: Path) -> IngestOptions:
+def source_options(folder: Path, diagnoses: tuple[str, ...] | None = None) -> IngestOptions:
     """Ingest options for one incoming source folder, from its optional source.toml; every error names
-    the folder or the file and field, so a steward with ten sources knows which to fix."""
+    the folder or the file and field, so a steward with ten sources knows which to fix. `diagnoses`: the
+    workspace's declared diagnoses, the only folder names that give a prior label (IngestOptions.diagnoses)."""
     check_name(folder.name, f"{folder}: the source name (this folder's name)")
     settings: dict = {"label_from_folders": True}
     own = []
@@ -57,7 +59,7 @@ def source_options(folder: Path) -> IngestOptions:
     compile_case_pattern(settings.get("case_id_pattern"), f"{cfg}: case_id_pattern")
     if settings.get("licence") is not None:
         check_name(settings["licence"], f"{cfg}: licence")
-    return IngestOptions(source=folder.name, settings_files=tuple(p for p in own if p), **settings)
+    return IngestOptions(source=folder.name, settings_files=tuple(p for p in own if p), diagnoses=diagnoses, **settings)
 
 
 def _read(cfg: Path) -> dict:

@@ -43,8 +43,11 @@ class IngestOptions:
     source: str
     kind: str | None = None  # clinic | public | web; default clinic for a new source
     licence: str | None = None
-    label_from_folders: bool = False
+    label_from_folders: bool = False  # prior label: the nearest enclosing folder named after a declared diagnosis
     label_map: dict[str, str] | None = None  # top-level folder name -> prior label
+    # The workspace's declared diagnosis slugs (curate.toml [labels]; the commands pass them): the only folder
+    # names label_from_folders takes. None (a library caller that passes none): the top-level folder, as named.
+    diagnoses: tuple[str, ...] | None = None
     case_id_pattern: str | None = None  # regex on the relative path; group "case" or group 1
     workers: int = 0  # 0: one per core
     batch: int = 64
@@ -70,6 +73,8 @@ class IngestReport:
     rejected: list[tuple[str, str]] = field(default_factory=list)
     per_class: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
     case_ids: int | None = None  # arrivals whose path the case id pattern matched; None: no pattern given
+    no_diagnosis_folder: int | None = None  # files under no declared diagnosis's folder; None: that rule is off
+    diagnoses: tuple[str, ...] = ()  # the declared diagnoses, named in that warning
     unregistered: str | None = None  # the source this run created and, finding no images, removed again
     bytes_read: int = 0
     seconds: float = 0.0
@@ -107,6 +112,13 @@ class IngestReport:
                 out.append(
                     f"the case id pattern matched {self.case_ids} of {self.arrivals} files; the rest have no case id"
                 )
+        if self.no_diagnosis_folder:  # a count, never a folder name: those can be a patient's name
+            shown = ", ".join(self.diagnoses[:10]) + (", …" if len(self.diagnoses) > 10 else "")
+            out.append(
+                f"{self.no_diagnosis_folder} file{'s lie' if self.no_diagnosis_folder != 1 else ' lies'} under no "
+                f"folder named after a declared diagnosis ({shown}): no prior label; name other folders' "
+                "labels with --label-map (folder,label)"
+            )
         return out
 
     def merge(self, part: IngestReport) -> None:
@@ -118,6 +130,8 @@ class IngestReport:
         self.bytes_read += part.bytes_read
         if part.case_ids is not None:
             self.case_ids = (self.case_ids or 0) + part.case_ids
+        if part.no_diagnosis_folder is not None:
+            self.no_diagnosis_folder = (self.no_diagnosis_folder or 0) + part.no_diagnosis_folder
         self.skipped.extend(part.skipped)
         self.rejected.extend(part.rejected)
         for klass, counts in part.per_class.items():
@@ -136,6 +150,7 @@ class IngestReport:
             "skipped": [{"file": f, "reason": r} for f, r in self.skipped],
             "per_class": {k: dict(v) for k, v in sorted(self.per_class.items())},
             "case_ids": None if self.case_ids is None else {"matched": self.case_ids, "of": self.arrivals},
+            "no_prior_label": self.no_diagnosis_folder,  # files under no declared diagnosis's folder
             "warnings": self.warnings,
             "seconds": round(self.seconds, 2),
             "images_per_second": round(self.images_per_second, 1),
@@ -200,17 +215,26 @@ def case_id(rx: re.Pattern | None, locator: str) -> str | None:
     return value or None
 
 
+def by_diagnosis_folder(options: IngestOptions) -> bool:
+    """Whether prior labels come from folders named after the declared diagnoses (and the rest get none)."""
+    return options.label_from_folders and options.label_map is None and options.diagnoses is not None
+
+
 def prior_label(options: IngestOptions, locator: str) -> str | None:
+    """The label map's label for the top-level folder; with label_from_folders, the nearest enclosing folder
+    (from the file up to the ingest root, which is not one) whose name is a declared diagnosis once
+    normalised ("Healthy skin/" -> healthy_skin), so a patient's folder never becomes a label."""
     if not (options.label_from_folders or options.label_map):
         return None
-    parts = locator.split("/")
-    if len(parts) < 2:
+    folders = locator.split("/")[:-1]
+    if not folders:
         return None
-    folder = parts[0]
     if options.label_map is not None:
-        mapped = options.label_map.get(folder)
+        mapped = options.label_map.get(folders[0])
         return slug(mapped) if mapped else None
-    return slug(folder) or None
+    if options.diagnoses is None:
+        return slug(folders[0]) or None
+    return next((label for label in map(slug, reversed(folders)) if label in options.diagnoses), None)
 
 
 # --- workers ------------------------------------------------------------------------
@@ -269,7 +293,7 @@ def ingest_folder(
         raise ConfigError(f"not a folder: {root}")
     root = root.resolve()
     rx = compile_case_pattern(options.case_id_pattern)
-    report = IngestReport(run_id=run_id, case_ids=None if rx is None else 0)
+    report = _report(options, rx, run_id)
 
     unreadable: list[tuple[str, str]] = []
     own = set(options.settings_files)
@@ -297,7 +321,7 @@ def ingest_folder(
         nonlocal recorded
 
         def write(s):  # re-run from scratch if a concurrent ingest took a key first (see Workspace.transact)
-            part, seen = IngestReport(case_ids=None if rx is None else 0), set(recorded)
+            part, seen = _report(options, rx), set(recorded)
             for path, result in done:
                 _record(s, part, options, rx, source_id, run_id, locator_of(Path(path), root), result, seen)
             return part, seen
@@ -328,6 +352,17 @@ def ingest_folder(
     return report
 
 
+def _report(options: IngestOptions, rx: re.Pattern | None, run_id: int | None = None) -> IngestReport:
+    """An empty report that counts case ids only with a pattern, files under no diagnosis folder only by that rule."""
+    folders = by_diagnosis_folder(options)
+    return IngestReport(
+        run_id=run_id,
+        case_ids=None if rx is None else 0,
+        no_diagnosis_folder=0 if folders else None,
+        diagnoses=tuple(options.diagnoses or ()) if folders else (),
+    )
+
+
 def _record_rejection(s, recorded: set, run_id, source_id, loc: str, reason: str) -> None:
     if (loc, reason) not in recorded:
         s.add(Rejection(run_id=run_id, source_id=source_id, locator=loc, reason=reason))
@@ -341,6 +376,8 @@ def _record(s, report: IngestReport, options, rx, source_id, run_id, loc: str, r
     report.files += 1
     label = prior_label(options, loc)
     klass = label or "(none)"
+    if label is None and report.no_diagnosis_folder is not None:
+        report.no_diagnosis_folder += 1
     if result[0] == "rejected":
         report.rejected.append((loc, result[1]))
         report.per_class[klass]["rejected"] += 1

@@ -5,10 +5,14 @@ project on it, so each clinician's project lives on a server where no other
 clinician of the round has an account (curate.label.servers.require_blind);
 by default that is the clinician's own server (curate.studio.fleet). Each
 project records the URL of its server, so pull finds every project again.
+
+What a clinician's browser is served is a copy of each picture's pixels, upright (`rater_copy`), never
+the original: its EXIF (GPS, serials, a thumbnail of another picture), XMP, profile and comments stay home.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from dataclasses import dataclass, field
@@ -18,7 +22,8 @@ from sqlmodel import Session, select
 
 from curate.dedupe import labelable_image_ids, uncompared_image_ids
 from curate.errors import LabelError, StudioError
-from curate.files import atomic_path
+from curate.files import atomic_path, write_atomic
+from curate.imaging import open_upright, pixels_only, to_rgb
 from curate.label.adjudication import RaterView, adjudication_config, review_task
 from curate.label.client import StudioClient
 from curate.label.config import render as render_config
@@ -43,7 +48,11 @@ EXTENSIONS = {
     "HEIF": "heic",
     "AVIF": "avif",
     "MPO": "jpg",
-}
+}  # the name an original's link had before raters got copies (`rater_copy` keeps it pointing at the copy)
+COPY_EXTENSIONS = {"JPEG": "jpg", "PNG": "png"}
+PHOTO_FORMATS = frozenset({"JPEG", "MPO", "WEBP", "HEIF", "AVIF"})  # lossy at the source: the copy is a JPEG
+ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "P", "RGBa", "La"})  # may be transparent: the copy is a PNG
+COPY_QUALITY = 95
 
 
 def rating_pair(raters: list[str]) -> list[str]:
@@ -64,15 +73,54 @@ def normalise_emails(raters: list[str]) -> list[str]:
     return out
 
 
+def copy_format(image: Image) -> str:
+    """The format of a rater's copy: JPEG for a photo (lossy at the source) without transparency, PNG
+    (lossless, keeps transparency) for the rest."""
+    fmt = (image.format or "").upper()
+    return "JPEG" if fmt in PHOTO_FORMATS and image.mode not in ALPHA_MODES else "PNG"
+
+
+def rater_pixels(data: bytes, fmt: str) -> bytes:
+    """A stored original as a rater receives it: decoded upright at full size (`open_upright`) and re-encoded
+    from its pixels alone (`pixels_only`), so no EXIF (GPS, serials, its thumbnail), XMP, IPTC, ICC profile,
+    comment or text chunk reaches a browser. Upright, it shows as browsers showed the original (they apply
+    the EXIF orientation), so boxes in percent of the picture keep their place."""
+    img = open_upright(data).image
+    if fmt == "JPEG":
+        img = to_rgb(img)
+    elif img.mode not in ("RGB", "RGBA", "L", "LA"):
+        alpha = img.mode in ("PA", "RGBa", "La") or "transparency" in img.info
+        img = img.convert("RGBA") if alpha else to_rgb(img)
+    buf = io.BytesIO()
+    if fmt == "JPEG":
+        pixels_only(img).save(buf, "JPEG", quality=COPY_QUALITY, subsampling="4:2:0")
+    else:
+        pixels_only(img).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def rater_copy(ws, image: Image) -> Path:
+    """The file under studio/files/ that Label Studio serves for `image`: its pixels alone (`rater_pixels`),
+    owner-only, written once and atomically (a killed push leaves no half copy to serve).
+
+    Rounds pushed before raters got copies linked the original itself there: that link is replaced by the copy,
+    and a link under the original's own extension (a HEIC's, a WebP's) now points at the copy."""
+    folder = ws.root / "studio" / "files" / image.sha256[:2]
+    dest = folder / f"{image.sha256}.{COPY_EXTENSIONS[copy_format(image)]}"
+    if dest.is_symlink() or not dest.is_file():
+        data = rater_pixels(ws.store.read(image.sha256), copy_format(image))
+        write_atomic(dest, data, ws.tmp, mode=0o600)
+    old = folder / f"{image.sha256}.{EXTENSIONS.get((image.format or '').upper(), 'bin')}"
+    if old != dest and old.is_symlink() and os.readlink(old) != dest.name:
+        with atomic_path(old, tmp_dir=ws.tmp) as tmp:
+            tmp.unlink()  # the name is ours; a link to the copy takes its place
+            os.symlink(dest.name, tmp)
+    return dest
+
+
 def image_link(ws, image: Image) -> str:
-    """Expose an original under studio/files/ with an extension browsers understand; return its URL."""
-    ext = EXTENSIONS.get((image.format or "").upper(), "bin")
-    rel = Path("studio") / "files" / image.sha256[:2] / f"{image.sha256}.{ext}"
-    link = ws.root / rel
-    if not link.exists():
-        with atomic_path(link) as tmp:
-            tmp.unlink()  # the name is ours; a symlink takes its place
-            os.symlink(os.path.relpath(ws.store.path_for(image.sha256), link.parent), tmp)
+    """The URL under which Label Studio serves `image`'s rater copy (`rater_copy`)."""
+    rel = rater_copy(ws, image).relative_to(ws.root)
     root = Path(os.environ.get(DOCUMENT_ROOT_ENV) or ws.root).resolve()
     try:
         served = (ws.root.resolve() / rel).relative_to(root)
@@ -81,6 +129,25 @@ def image_link(ws, image: Image) -> str:
             f"the workspace is not under Label Studio's document root {root} (${DOCUMENT_ROOT_ENV})"
         ) from exc
     return f"/data/local-files/?d={served.as_posix()}"
+
+
+def replace_original_links(ws) -> int:
+    """Replace every link to an original under studio/files/ (rounds pushed before raters got copies) by the
+    image's rater copy, so a task imported then is served the copy from now on; return how many.
+    A link whose image the catalogue no longer knows is removed."""
+    files = ws.root / "studio" / "files"
+    links = [p for p in files.glob("*/*") if p.is_symlink() and "/" in os.readlink(p)] if files.is_dir() else []
+    shas = sorted({p.name.split(".", 1)[0] for p in links})
+    images = []
+    with ws.session() as s:
+        for start in range(0, len(shas), 500):
+            images += s.exec(select(Image).where(Image.sha256.in_(shas[start : start + 500]))).all()
+    for image in images:
+        rater_copy(ws, image)
+    for p in links:
+        if p.is_symlink() and "/" in os.readlink(p):
+            p.unlink()
+    return len(links)
 
 
 @dataclass
@@ -209,6 +276,7 @@ def push(
     config = render_config(ws.diagnoses)  # the declared diagnoses; a mismatch with label_config.xml stops here
     for rater in raters:
         require_blind(servers, rater, [r for r in raters if r != rater])
+    replace_original_links(ws)  # earlier rounds' tasks are served copies too
     key = servers.key(raters)
     with ws.session() as s:
         rnd = find_round(s, "rating", raters, key)
@@ -283,6 +351,7 @@ def adjudicate(
     if not disputed and rnd is None:
         return PushResult(0, [reviewer], 0)
     require_blind(servers, reviewer, sorted(raters))
+    replace_original_links(ws)  # earlier rounds' tasks are served copies too
     if third_opinion is not None:
         with ws.session() as s:
             settle_rules(s, third_opinion=third_opinion)  # recorded: consensus follows it from now on
