@@ -118,10 +118,27 @@ class SafeGroup(TyperGroup):
             fail("interrupted; re-run the same command to continue", code=130)
         except CurateError as exc:
             fail(str(exc))
+        except OSError as exc:  # the file system refused: a read-only or full folder, a folder where a file goes
+            if os.environ.get(DEBUG_ENV):
+                raise
+            fail(file_error(exc) if exc.filename2 or exc.filename else unexpected(exc))
         except Exception as exc:  # the last line of defence against a traceback
             if os.environ.get(DEBUG_ENV):
                 raise
-            fail(f"unexpected {type(exc).__name__}: {exc} (set {DEBUG_ENV}=1 for the traceback)")
+            fail(unexpected(exc))
+
+
+def file_error(exc: OSError) -> str:
+    """A file-system refusal no command anticipated, said as what it is, naming the file (a rename's
+    destination, not its temporary name)."""
+    return (
+        f"cannot write or read {exc.filename2 or exc.filename} ({exc.strerror or type(exc).__name__}): "
+        "check that folder's permissions and free space, then re-run"
+    )
+
+
+def unexpected(exc: Exception) -> str:
+    return f"unexpected {type(exc).__name__}: {exc} (set {DEBUG_ENV}=1 for the traceback)"
 
 
 class reported:

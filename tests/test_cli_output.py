@@ -44,3 +44,21 @@ def test_what_a_source_name_may_not_hold_is_what_tables_escape(tmp_path: Path):
     for name in ("clinic\u2028b", "clinic\u200bb"):
         bad = CliRunner().invoke(app, ["ingest", str(src), "--source", name, "-w", str(ws.root)])
         assert bad.exit_code == 1 and "--source must not contain control characters" in bad.stderr, bad.output
+
+
+def test_a_file_system_refusal_is_one_line_naming_the_file(tmp_path: Path):
+    """A folder where a report belongs (or a read-only, full folder) is said as a file-system error naming the
+    report, not as an "unexpected" exception naming its temporary file."""
+    from PIL import Image
+
+    ws = Workspace.init(tmp_path / "ws")
+    src = tmp_path / "in"
+    src.mkdir()
+    for n, colour in enumerate(("red", "blue")):
+        Image.new("RGB", (64, 48), colour).save(src / f"{n}.jpg")
+    assert CliRunner().invoke(app, ["ingest", str(src), "-s", "c", "-w", str(ws.root)]).exit_code == 0
+    (ws.root / "reports" / "dedupe-review.html").mkdir(parents=True)
+    r = CliRunner().invoke(app, ["dedupe", "-w", str(ws.root)])
+    assert r.exit_code == 1 and r.stderr.strip().count("\n") == 0, r.output
+    assert f"cannot write or read {ws.root / 'reports' / 'dedupe-review.html'} (Is a directory)" in r.stderr
+    assert "unexpected" not in r.stderr and ".part" not in r.stderr

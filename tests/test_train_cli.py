@@ -106,6 +106,17 @@ def test_same_seed_same_metrics(ws, r18):
     assert json.loads((out / "run.json").read_text())["cache"]["computed"] == 0  # all from the cache
 
 
+def test_compare_refuses_a_run_that_did_not_finish(r18, tmp_path):
+    """A run killed after writing a fold's metrics is not compared as if it were whole (export-model refuses too)."""
+    killed = tmp_path / "killed"
+    shutil.copytree(r18, killed)
+    info = json.loads((killed / "run.json").read_text())
+    (killed / "run.json").write_text(json.dumps({**info, "status": "running"}))
+    res = invoke("compare", r18, killed)
+    assert res.exit_code == 1 and "did not finish; re-run `train run --resume` first" in res.output, res.output
+    assert "Model evaluation" not in res.output
+
+
 @pytest.mark.slow
 def test_compare_two_backbones(ws, r18, tmp_path):
     other = ws / "runs" / "shuffle"

@@ -15,7 +15,7 @@ from torch import nn
 
 from train.calibration import Platt
 from train.config import TrainConfig, from_saved
-from train.errors import TrainError
+from train.errors import TrainError, require_complete
 from train.gradcam import CamCapture
 from train.models import Arch, Head, Net, build_backbone, freeze, get_arch
 from train.presets import EvalPreset
@@ -76,8 +76,7 @@ class Ensemble:
         """The run's fold models (or fold `fold` alone) on `device`."""
         run = Path(run)
         cfg, info = load_run(run)
-        if info.get("status") != "complete":
-            raise TrainError(f"run {run} did not finish; re-run `train run --resume` first")
+        require_complete(run, info)
         if cfg.unfreeze:
             raise TrainError(
                 "predict, serve and export-model support frozen-backbone runs only (a fine-tuned "

@@ -15,7 +15,7 @@ from curate.files import write_atomic
 from curate.plots import confusion_matrix_plot, wrapped
 from curate.plots import pyplot as _plt
 from train import report_triage
-from train.errors import TrainError
+from train.errors import TrainError, require_complete
 from train.gallery import gradcam_gallery
 from train.gallery import markdown as gallery_markdown
 from train.metrics import EVAL_SETS, METRIC_LABELS, METRICS, confusion, fmt, roc
@@ -189,6 +189,7 @@ def compare_runs(runs: list[Path], out: Path | None = None) -> dict:
             info = json.loads((run / "run.json").read_text())
         except (OSError, ValueError):
             raise TrainError(f"{run} is not a finished run folder (metrics.json/run.json missing)") from None
+        require_complete(run, info, " (compare reads finished runs only)")
         loaded.append((run, m, info))
         entries.append((m["label"], m["sets"]))
     labels = [label for label, _ in entries]
