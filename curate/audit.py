@@ -1,14 +1,16 @@
 """Audit log: every command that changes the catalogue leaves a `CommandRun` row.
 
-`audited` also holds the workspace's writer lock for the whole command (see `curate.lock`), and marks
-the runs of a previous holder that was killed as "killed", so nothing stays "running" forever.
+`audited` also holds the workspace's writer lock for the whole command (see `curate.lock`), marks
+the runs of a previous holder that was killed as "killed", so nothing stays "running" forever, and removes
+the partial files killed writers left in tmp/ (`curate.files.remove_stale_parts`: only parts no live writer
+holds, since report pages and `pipeline --demo` write there without the workspace lock).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,9 +18,19 @@ from typing import Any
 from sqlmodel import select
 
 from curate import __version__
+from curate.files import remove_stale_parts
 from curate.lock import note_run, stale_runs, workspace_lock
+from curate.output import err_console
 from curate.redact import redact_value
 from db.models import CommandRun, utcnow
+
+
+def _dim(message: str) -> None:
+    err_console.print(message, style="dim", highlight=False, markup=False)
+
+
+# What a writer is told when it cleared a killed run's partial files (stderr, one dim line; never their names).
+on_note: Callable[[str], None] = _dim
 
 _SECRET = re.compile(r"token|password|passwd|secret|api_?key|credential", re.I)
 
@@ -35,6 +47,15 @@ class Run:
 
     id: int
     summary: dict[str, Any] = field(default_factory=dict)
+
+
+def clear_partial_files(ws) -> int:
+    """Remove the partial files and folders killed writers left in the workspace's temporary folders."""
+    folders = {ws.tmp, ws.store.tmp}
+    removed = sum(remove_stale_parts(f) for f in folders if f.is_dir())
+    if removed:
+        on_note(f"removed {removed} partial file(s) left by a killed run")
+    return removed
 
 
 def mark_killed(ws, run_ids: list[int]) -> int:
@@ -54,6 +75,8 @@ def audited(ws, command: str, args: dict[str, Any] | None = None) -> Iterator[Ru
     """Hold the workspace lock; record the run at start (so a killed run is visible) and its outcome at the end."""
     with workspace_lock(ws.root, command) as held:
         mark_killed(ws, stale_runs(held))
+        if held.depth == 1:  # once a command: a nested take in this process has swept already
+            clear_partial_files(ws)
         row = CommandRun(
             command=command, arguments=json.dumps(redact(args or {}), default=str), tool_version=__version__
         )

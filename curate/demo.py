@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from curate.files import atomic_dir
+
 
 def photo(seed: int, size: tuple[int, int] = (160, 120)) -> Image.Image:
     """A photo-like RGB picture: skin-toned gradient, blotches and sensor noise, distinct per seed."""
@@ -33,8 +35,15 @@ def photo(seed: int, size: tuple[int, int] = (160, 120)) -> Image.Image:
 DEMO_CLASSES = ("mpox", "genital_herpes", "genital_warts", "healthy_skin")
 
 
-def write_demo_folder(root: Path, per_class: int = 6) -> int:
-    """Write a small demo clinic export under `root` (class sub-folders, case ids in names); returns files written."""
+def write_demo_folder(dest: Path, per_class: int = 6, tmp_dir: Path | None = None) -> int:
+    """Write a small demo clinic export as the new folder `dest` (class sub-folders, case ids in names); returns
+    files written. It is built in `tmp_dir` (default: beside `dest`; same filesystem) and renamed into place
+    whole (`curate.files.atomic_dir`), so a kill leaves no `dest` rather than a smaller demo or a cut JPEG."""
+    with atomic_dir(dest, tmp_dir=tmp_dir) as root:
+        return _write_demo(root, per_class)
+
+
+def _write_demo(root: Path, per_class: int) -> int:
     n = 0
     for k, klass in enumerate(DEMO_CLASSES):
         folder = root / klass

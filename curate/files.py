@@ -1,18 +1,29 @@
 """Atomic file writes: a killed process leaves the old file or the new one, never half of one.
 
 One way to do it for every writer in the toolkit: `write_atomic` for bytes or text in hand, `atomic_path`
-for writers that need a path of their own (tar and zip archives, `torch.save`, a symlink). Both write a
-unique temporary file (two concurrent writers never share one), optionally flush it to disk and set its
-mode, then rename it onto the destination.
+for writers that need a path of their own (tar and zip archives, `torch.save`, a symlink), `atomic_dir` for a
+whole folder. Each writes a unique temporary `*.part` (two concurrent writers never share one), optionally
+flushes it to disk and sets its mode, then renames it onto the destination.
+
+A kill leaves the `*.part` behind. Its writer holds an flock on it until the rename, and the kernel drops
+that lock when the writer dies, so `remove_stale_parts` tells a dead writer's leftover from a live writer's
+file by the lock alone, whatever its age and whether or not its writer holds the workspace lock.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import shutil
+import stat
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
+
+PART = ".part"
+LINK_AGE = 600  # seconds: a `*.part` symlink cannot be locked; one older than this has no live writer
 
 
 @contextlib.contextmanager
@@ -31,9 +42,7 @@ def atomic_path(
     folder = Path(tmp_dir) if tmp_dir is not None else dest.parent
     dest.parent.mkdir(parents=True, exist_ok=True)
     folder.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=folder, prefix=dest.name + ".", suffix=".part")
-    os.close(fd)
-    tmp = Path(name)
+    fd, tmp = _locked_part(lambda: tempfile.mkstemp(dir=folder, prefix=dest.name + ".", suffix=PART))
     try:
         yield tmp
         if fsync and not tmp.is_symlink():
@@ -46,6 +55,91 @@ def atomic_path(
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    finally:
+        os.close(fd)  # releases the lock: the file is in place (or gone)
+
+
+@contextlib.contextmanager
+def atomic_dir(dest: Path | str, *, tmp_dir: Path | str | None = None) -> Iterator[Path]:
+    """Yield a fresh, empty temporary folder; when the block ends without an exception it is renamed onto
+    `dest`, which must not exist yet (or be an empty folder). A kill leaves `dest` absent, never half full.
+
+    The folder lives in `tmp_dir` (default: `dest`'s folder; same filesystem), owner-only (0700), locked
+    like `atomic_path`'s file; on an exception it is removed."""
+    dest = Path(dest)
+    folder = Path(tmp_dir) if tmp_dir is not None else dest.parent
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def make() -> tuple[int, str]:
+        name = tempfile.mkdtemp(dir=folder, prefix=dest.name + ".", suffix=PART)
+        return os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC), name
+
+    fd, tmp = _locked_part(make)
+    try:
+        yield tmp
+        os.rename(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        os.close(fd)
+
+
+def _locked_part(make) -> tuple[int, Path]:
+    """`make()`'s new `*.part` (an open fd and its name), locked for as long as the fd stays open. A sweep
+    (`remove_stale_parts`) may take a part between its creation and the lock: then it is gone, and a new one
+    is made."""
+    while True:
+        fd, name = make()
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if os.fstat(fd).st_nlink:
+            return fd, Path(name)
+        os.close(fd)
+
+
+def remove_stale_parts(folder: Path | str) -> int:
+    """Remove the `*.part` files and folders under `folder` that no live writer holds; return how many.
+
+    Safe beside live writers, with or without the workspace lock (`curate status`'s readers, report pages,
+    `curate pipeline --demo` write into tmp/ without it): a part whose flock is held is left alone. A
+    `*.part` symlink (a link written through `atomic_path`) is removed once older than `LINK_AGE`.
+    Other folders (an export's resumable build) are searched, not removed."""
+    removed = 0
+    for top, dirs, files in os.walk(folder):
+        for name in [*dirs, *files]:
+            if name.endswith(PART) and _remove_if_dead(Path(top) / name):
+                removed += 1
+        dirs[:] = [d for d in dirs if not d.endswith(PART)]
+    return removed
+
+
+def _remove_if_dead(path: Path) -> bool:
+    try:
+        st = os.lstat(path)
+        if stat.S_ISLNK(st.st_mode):
+            if time.time() - st.st_mtime < LINK_AGE:
+                return False
+            os.unlink(path)
+            return True
+        if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+            return False
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held: a live writer's part
+        if os.lstat(path).st_ino != os.fstat(fd).st_ino:  # renamed into place meanwhile
+            return False
+        if stat.S_ISDIR(st.st_mode):
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def write_atomic(

@@ -2,9 +2,10 @@
 
 Every command that changes the catalogue, the store or the exports holds it for its whole run (taken
 by `curate.audit.audited`); a second writer waits for it and says so once (`on_wait`). Readers
-(`curate status`, `export list`) never take it. The kernel drops the lock when its holder dies, even
-from kill -9, so a killed command never blocks the next one; the lock file names the audit runs of
-its holder, which lets the next writer mark a killed run "killed" instead of leaving it "running".
+(`curate status`, `export list`) never hold it: `holder` only probes it, for an instant, to say who is
+running now. The kernel drops the lock when its holder dies, even from kill -9, so a killed command never
+blocks the next one; the lock file names the audit runs of its holder, which lets the next writer mark a
+killed run "killed" instead of leaving it "running".
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ LOCK_NAME = ".curate.lock"
 
 # What a waiting writer is told; the CLI points this at its stderr console.
 on_wait: Callable[[str], None] = lambda message: None  # noqa: E731
+# A probe (`holder`) holds the lock for microseconds: a writer retries this long before it says it waits.
+PROBE_GRACE = 0.2
 
 
 @dataclass
@@ -54,7 +57,38 @@ def _write(held: Held) -> None:
     os.write(held.fd, data)
 
 
-def _describe(info: dict) -> str:
+def _take_soon(fd: int) -> bool:
+    """Take the lock if it is free now or within `PROBE_GRACE` (a reader's probe passing); never blocks longer."""
+    deadline = time.monotonic() + PROBE_GRACE
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+
+
+def holder(root: Path) -> dict | None:
+    """Who holds the workspace's writer lock now: what it wrote in the lock file (pid, command, since, runs;
+    possibly empty in the instant after it took the lock), or None when no writer is running. Takes a shared
+    lock for an instant and never waits."""
+    try:
+        fd = os.open(Path(root) / LOCK_NAME, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:  # no lock file: no writer ever ran here
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return None
+    except BlockingIOError:
+        return _read(fd)
+    finally:
+        os.close(fd)  # releases the probe's shared lock
+
+
+def describe(info: dict) -> str:
+    """A lock holder as the lock file names it: "`curate ingest` (pid 123, since 10:02:03)"."""
     what = f"`curate {info['command']}`" if info.get("command") else "another curate command"
     pid = (
         f" (pid {info['pid']}" + (f", since {info['since']}" if info.get("since") else "") + ")"
@@ -76,14 +110,12 @@ def workspace_lock(root: Path, command: str) -> Iterator[Held]:
         path = root / LOCK_NAME
         fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            on_wait(f"waiting for {_describe(_read(fd))} to finish with this workspace (Ctrl-C to stop) …")
-            try:
+            if not _take_soon(fd):
+                on_wait(f"waiting for {describe(_read(fd))} to finish with this workspace (Ctrl-C to stop) …")
                 fcntl.flock(fd, fcntl.LOCK_EX)
-            except BaseException:
-                os.close(fd)
-                raise
+        except BaseException:
+            os.close(fd)
+            raise
         held = Held(
             fd=fd,
             path=path,

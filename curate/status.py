@@ -1,6 +1,9 @@
-"""`curate status`: where every image stands, from the catalogue alone."""
+"""`curate status`: where every image stands, from the catalogue; and what the workspace's files say beside
+it (a writer running now, originals missing from the store, files other users can read)."""
 
 from __future__ import annotations
+
+import os
 
 from sqlalchemy import func
 from sqlmodel import Session, select
@@ -8,6 +11,7 @@ from sqlmodel import Session, select
 from curate.dedupe import cluster_map
 from curate.intake.incoming import INCOMING
 from curate.label.rounds import rated_image_ids, unrated_image_ids
+from curate.lock import holder
 from curate.privacy import exposure
 from db.models import CommandRun, Consensus, Image, Provenance, Rejection, Source
 from db.models.export import DatasetVersionRecord
@@ -65,3 +69,37 @@ def exposed_entries(ws) -> list[dict]:
     each with how many files and folders in it are open: never a deeper path, which can name a patient."""
     found = exposure(ws.private_paths(), base=ws.root, deeper=(INCOMING,))
     return [{"path": path, **counts} for path, counts in found.items()]
+
+
+def workspace_status(ws) -> dict:
+    """`catalogue_status` with what only the workspace's files tell: `running_now` (the writer holding the lock:
+    pid, command, since; None), `unfinished_runs` counting only runs whose process is gone (the running
+    writer's own are not "unfinished"), `missing_originals` (images whose original is not in the store) and
+    `exposed_paths`."""
+    running = holder(ws.root)
+    with ws.session() as s:
+        data = catalogue_status(s)
+        if running is not None:
+            live = [r for r in running.get("runs") or [] if isinstance(r, int)]
+            data["unfinished_runs"] = s.exec(
+                select(func.count())
+                .select_from(CommandRun)
+                .where(CommandRun.status == "running", CommandRun.id.not_in(live))
+            ).one()
+        data["missing_originals"] = missing_originals(ws, s)
+    data["running_now"] = None if running is None else {k: running.get(k) for k in ("command", "pid", "since")}
+    data["exposed_paths"] = exposed_entries(ws)
+    return data
+
+
+def missing_originals(ws, session: Session) -> int:
+    """Images the catalogue lists whose original is absent from the store or of another size (a stat each, no
+    hashing: cheap enough for every `curate status`)."""
+    missing = 0
+    for sha, size in session.exec(select(Image.sha256, Image.size_bytes)).all():
+        try:
+            if os.stat(ws.store.path_for(sha)).st_size != size:
+                missing += 1
+        except OSError:
+            missing += 1
+    return missing

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from sqlalchemy.engine import URL, Engine, make_url
-from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlmodel import Session
 
 from curate.errors import WorkspaceError
@@ -126,8 +126,10 @@ class Workspace:
 
     # --- construction -------------------------------------------------------------
     @classmethod
-    def init(cls, root: Path | str = ".", db_url: str | None = None) -> Workspace:
+    def init(cls, root: Path | str = ".", db_url: str | None = None, keep_catalogue: bool = False) -> Workspace:
         """Create (or complete) a workspace at `root`; safe to re-run. Makes everything in it private.
+        `keep_catalogue` (`curate pipeline`, which inits on every run): an existing workspace whose SQLite
+        catalogue is gone or empty is refused as `open` refuses it, instead of starting an empty one.
 
         curate.toml is written only once its catalogue has opened, so an unreachable URL leaves no workspace
         pointing at it. An existing workspace keeps its catalogue: another `db_url` is refused, since curate.toml
@@ -154,6 +156,8 @@ class Workspace:
         except OSError as exc:
             raise WorkspaceError(f"cannot create workspace at {root}: {exc.strerror}") from exc
         ws = cls._at(root, tomllib.loads(text) if text else settings, db_url)
+        if keep_catalogue and settings is not None:
+            ws._refuse_lost_catalogue(recorded)
         ws.migrate()
         if text:
             try:
@@ -170,7 +174,10 @@ class Workspace:
         marker = root / MARKER
         if not marker.is_file():
             raise WorkspaceError(f"no workspace at {root} (run `curate init {root}` first)")
-        return cls._at(root, _read_settings(marker), db_url)
+        settings = _read_settings(marker)
+        ws = cls._at(root, settings, db_url)
+        ws._refuse_lost_catalogue(_recorded_catalogue(root, settings))
+        return ws
 
     @classmethod
     def _at(cls, root: Path, settings: dict, db_url: str | None) -> Workspace:
@@ -190,6 +197,45 @@ class Workspace:
             settings, where=str(marker)
         )  # a bad list stops every command, before any write
         return cls(root=root, db_url=url, settings=settings, diagnoses=diagnoses)
+
+    def _refuse_lost_catalogue(self, recorded: str | None) -> None:
+        """A workspace's own SQLite catalogue gone or 0 bytes (a valid one never is) stops the command: opening it
+        would write a fresh, empty schema over the loss while objects/ still holds the originals. Only `init`
+        starts an empty catalogue."""
+        if (
+            recorded is None
+            or _backend(self.db_url) != "sqlite"
+            or _catalogue_key(self.db_url) != _catalogue_key(recorded)
+        ):
+            return
+        files = self.sqlite_files()
+        if not files:
+            return
+        try:
+            state = "empty (0 bytes)" if files[0].stat().st_size == 0 else None
+        except FileNotFoundError:
+            state = "missing"
+        except OSError:
+            return  # unreadable: SQLite's own error names it when the catalogue opens
+        if state is None:
+            return
+        held = self.store.count()
+        originals = f" but objects/ holds {held} original{'s' if held != 1 else ''}" if held else ""
+        raise WorkspaceError(
+            f"catalogue {files[0]} is {state}{originals}: restore it from a backup, "
+            f"or run `curate init {self.root}` to start an empty catalogue"
+        )
+
+    def _refuse_damaged(self, exc: DatabaseError) -> None:
+        """A SQLite catalogue whose file is not a database or has malformed pages (SQLite's CORRUPT and NOTADB
+        codes; sqlite3 raises them as plain DatabaseError): one line naming the file, never SQLAlchemy's text."""
+        name = getattr(exc.orig, "sqlite_errorname", "") or ""
+        if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+            files = self.sqlite_files()
+            where = files[0] if files else _redact(self.db_url)
+            raise WorkspaceError(
+                f"catalogue {where} is damaged ({_first_line(exc.orig)}): restore it from a backup"
+            ) from exc
 
     # --- parts ----------------------------------------------------------------------
     @property
@@ -217,10 +263,12 @@ class Workspace:
         engine = make_engine(self.db_url)
         try:
             upgrade(engine)
-        except OperationalError as exc:
-            reason = redact_text(
-                str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc.orig).__name__
-            )
+        except DatabaseError as exc:
+            engine.dispose()  # no pooled connection keeps the file open
+            self._refuse_damaged(exc)
+            if not isinstance(exc, OperationalError):
+                raise
+            reason = redact_text(_first_line(exc.orig))
             if _backend(self.db_url) != "sqlite" and not _has_password(self.db_url) and "password" in reason:
                 raise WorkspaceError(  # no "password: word" here: the redaction would take the word for a secret
                     f"catalogue {_redact(self.db_url)} needs a password, from $PGPASSWORD or ~/.pgpass "
@@ -250,7 +298,10 @@ class Workspace:
         try:
             with session_scope(self.engine) as s:
                 yield s
-        except OperationalError as exc:
+        except DatabaseError as exc:
+            self._refuse_damaged(exc)  # else a unique key taken, or a bug's error: raised as it is
+            if not isinstance(exc, OperationalError):
+                raise
             raise WorkspaceError(f"catalogue error ({_redact(self.db_url)}): {exc.orig}") from exc
 
     def transact(self, work: Callable[[Session], T], attempts: int = 8) -> T:
@@ -264,7 +315,10 @@ class Workspace:
             except IntegrityError as exc:
                 if attempt == attempts:
                     raise WorkspaceError(f"catalogue write kept colliding with another writer: {exc.orig}") from exc
-            except OperationalError as exc:
+            except DatabaseError as exc:
+                self._refuse_damaged(exc)
+                if not isinstance(exc, OperationalError):
+                    raise
                 if attempt == attempts or "locked" not in str(exc.orig).lower():
                     raise WorkspaceError(f"catalogue error ({_redact(self.db_url)}): {exc.orig}") from exc
             time.sleep(random.uniform(0.01, 0.05) * attempt)
@@ -272,6 +326,12 @@ class Workspace:
 
     def describe_db(self) -> str:
         return _redact(self.db_url)
+
+
+def _first_line(err: BaseException) -> str:
+    """A driver error's first line, or its type's name when it says nothing."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def _read_settings(marker: Path) -> dict:

@@ -63,6 +63,15 @@ def test_label_mapping_file(tmp_path):
     with ws.session() as s:
         labels = sorted(set(s.exec(select(Provenance.prior_label)).all()))
     assert labels == ["healthy_skin", "mpox"]
+    assert "does not declare" not in r.output  # both are the paper's diagnoses
+
+    # a map to a diagnosis the study never declared (the paper's eight hold no chickenpox) is said, not kept quiet
+    other = tmp_path / "other.csv"
+    other.write_text("Mpox,mpox\nHealthy skin,Chickenpox\n")
+    r = runner.invoke(app, ["ingest", str(folder), "-s", "k2", "--label-map", str(other), "-w", str(ws.root), "--json"])
+    assert r.exit_code == 0, r.output
+    (warning,) = [w for w in json.loads(r.stdout)["warnings"] if "--label-map" in w]
+    assert warning.startswith("--label-map gives labels the workspace does not declare (chickenpox): no rater can")
 
     bad = tmp_path / "bad.csv"
     bad.write_text("Mpox,mpox,extra\n")

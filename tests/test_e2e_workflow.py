@@ -505,7 +505,10 @@ def test_steward_workflow(studio_server, tmp_path, monkeypatch):
     assert pr.exit_code == 0, f"{pr.output}\n{pr.exception!r}"
     pred = json.loads(pr.stdout)
     assert len(pred) == 2 and all(0.0 <= p["p_positive"] <= 1.0 and Path(p["gradcam"]).is_file() for p in pred)
-    assert {p["decision"] for p in pred} <= {"mpox", "non_mpox"}
+    assert {p["decision"] for p in pred} <= {"refer", "routine"} and {p["predicted_class"] for p in pred} <= {
+        "mpox",
+        "non_mpox",
+    }
     with PILImage.open(pred[1]["gradcam"]) as cam:  # a phone photo is triaged upright, as the clinician sees it
         assert cam.size == (H, W), cam.size
     cmp_ = runner.invoke(train_app, ["compare", str(run_dir), "--out", str(root / "runs" / "compare"), "--json"])

@@ -91,3 +91,14 @@ def test_flickr_key_never_stored(sqlite_ws, engine_server):
     wal = sqlite_ws.root / "catalogue.db-wal"
     raw += wal.read_bytes() if wal.exists() else b""
     assert FLICKR_KEY.encode() not in raw and FLICKR_KEY not in res.output
+
+
+def test_the_table_says_why_urls_failed(sqlite_ws, engine_server, tmp_path):
+    """A refused private host is told on the terminal, with how to allow it, not only counted."""
+    urls = tmp_path / "urls.txt"
+    urls.write_text("http://127.0.0.2:9/a.jpg\nhttp://127.0.0.2:9/b.jpg\n")
+    res = invoke(sqlite_ws, engine_server, str(urls), "--engine", "urls", env={"COLUMNS": "250"})
+    assert res.exit_code == 0, res.output
+    out = " ".join(res.stdout.split())
+    assert "failed (tried again on the next run)" in out
+    assert "refused: 127.0.0.2 resolves to a loopback address (127.0.0.2); --allow-private-hosts to fetch it │ 2" in out

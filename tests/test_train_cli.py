@@ -142,14 +142,17 @@ def test_predict_triage(ws, r18, tmp_path):
         assert (
             r["calibrated"] and r["threshold"] == json.loads((r18 / "metrics.json").read_text())["triage"]["threshold"]
         )
-        assert r["decision"] == ("mpox" if r["p_calibrated"] >= r["threshold"] else "non_mpox")  # the operating point
+        refer = r["p_calibrated"] >= r["threshold"]  # the operating point, in train serve's words
+        assert r["decision"] == ("refer" if refer else "routine") and r["predicted_class"] == (
+            "mpox" if refer else "non_mpox"
+        )
         assert r["gradcam"].endswith(".png") and (tmp_path / r["gradcam"].split("/")[-1]).is_file()
     first = sorted(p.stat().st_mtime_ns for p in tmp_path.glob("*-gradcam.png"))
     again = invoke("predict", *imgs, "--run", r18, "--out", tmp_path, "--threshold", "0", "--json")
     assert again.exit_code == 1 and "already holds Grad-CAM overlays from an earlier predict" in again.output
     assert sorted(p.stat().st_mtime_ns for p in tmp_path.glob("*-gradcam.png")) == first  # the first batch's kept
     zero = invoke("predict", *imgs, "--run", r18, "--out", tmp_path / "zero", "--threshold", "0", "--json")
-    assert [r["decision"] for r in json.loads(zero.output)] == ["mpox", "mpox"]
+    assert [(r["decision"], r["predicted_class"]) for r in json.loads(zero.output)] == [("refer", "mpox")] * 2
     res = invoke("predict", ws / "exports/mpox/1.0.0/README.md", "--run", r18)
     assert res.exit_code == 1 and "cannot read image README.md" in res.output
     assert "Triage" in invoke("predict", imgs[0], "--run", r18).output

@@ -146,7 +146,7 @@ def test_predict_reports_bad_inputs_and_triages_the_rest(triage_run):
             ("pipe.jpg", "a named pipe"),
             ("folder.jpg", "a folder"),
             ("sock.jpg", "a socket"),
-            ("text.jpg", "not an image"),
+            ("text.jpg", "not a photo format train reads"),
             ("cut.jpg", "damaged or truncated"),
             ("missing.jpg", "No such file"),
             ("huge.jpg", "150 MB is over the 100 MB a photo may have"),
@@ -163,7 +163,7 @@ def test_predict_table_lists_the_good_photos_and_names_the_bad_one(triage_run, t
     res = train_cli("predict", "a.jpg", "notes.jpg", "--run", triage_run, "--out", "out", cwd=tmp_path)
     assert res.returncode == 1 and "Triage with" in res.stdout and "a.jpg" in res.stdout
     assert "notes.jpg" not in res.stdout and res.stderr.strip().splitlines() == [
-        "error: cannot read image notes.jpg: not an image this server can read (JPEG, PNG, WebP, HEIC, TIFF, BMP, GIF)"
+        "error: cannot read image notes.jpg: not a photo format train reads (JPEG, PNG, WebP, HEIC, TIFF, BMP, GIF)"
     ]
 
 

@@ -72,6 +72,6 @@ def decode_sized(data: bytes, limits: Limits, draft_size: int | None = None) -> 
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ServeError("image is too large to decode safely (decompression bomb)", 413) from None
     except UnidentifiedImageError:
-        raise ServeError("not an image this server can read (JPEG, PNG, WebP, HEIC, TIFF, BMP, GIF)", 415) from None
+        raise ServeError("not a photo format train reads (JPEG, PNG, WebP, HEIC, TIFF, BMP, GIF)", 415) from None
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise ServeError(f"the image is damaged or truncated ({type(exc).__name__})", 422) from None

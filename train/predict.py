@@ -1,5 +1,7 @@
 """Triage from the command line: P(mpox) from the mean of a run's fold models, calibrated, the
 decision at the run's operating point (or at an explicit threshold), and a Grad-CAM overlay per image.
+The decision is `train serve`'s: "refer" or "routine" for a binary run (`predicted_class` names the class),
+the most likely class for a diagnosis run.
 
 One unreadable input (a folder, a named pipe, a text file, a truncated JPEG) is an entry with an
 `error` and no prediction; the other inputs are still triaged. Overlays are named by the input's
@@ -56,15 +58,16 @@ def predict(run: Path, images: list[Path], threshold: float | None = None, out_d
             results.append({"image": str(path), "error": f"cannot read image {path.name}: {exc}"})
             continue
         t = model.triage([img], cam=True)[0]
+        decision, predicted = t.decision, t.predicted_class  # refer/routine and the class, as `train serve` says
         if model.positive and threshold is not None:
             row = np.array([[t.probabilities[c] for c in model.classes]])
-            decision = model.classes[int(predicted_classes(row, model.classes.index(model.positive), threshold)[0])]
+            predicted = model.classes[int(predicted_classes(row, model.classes.index(model.positive), threshold)[0])]
+            decision = "refer" if predicted == model.positive else "routine"
             used = threshold
         elif model.positive:
-            decision = t.predicted_class
             used = model.operating_threshold if model.operating_threshold is not None else model.threshold
         else:
-            decision, used = t.predicted_class, None
+            used = None
         png = out_dir / f"{n:03d}-gradcam.png"  # the position only: never a part of the input's name
         save_image(overlay(img, t.cam), png)
         warning = low_resolution(f"image {path.name}", img.size, model.preset.size)
@@ -78,6 +81,7 @@ def predict(run: Path, images: list[Path], threshold: float | None = None, out_d
                 "threshold": used,
                 "calibrated": threshold is None and model.calibration is not None,
                 "decision": decision,
+                "predicted_class": predicted,
                 "gradcam": str(png),
                 "size": list(img.size),
                 "low_resolution": warning is not None,

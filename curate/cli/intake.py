@@ -148,16 +148,16 @@ def file_names(names: list[str], limit: int = 10) -> str:
 
 
 def status(workspace: WorkspaceOpt = None, db: DbOpt = None, json_out: JsonOpt = False) -> None:
-    """Counts by source, stage and prior label; warns about unfinished runs and files other users can read.
+    """Counts by source, stage and prior label; says which command is running now, and warns about unfinished
+    runs, originals missing from the store and files other users can read.
 
     Example: curate status --json
     """
-    from curate.status import catalogue_status, exposed_entries
+    from curate.lock import describe
+    from curate.status import workspace_status
 
     ws = open_workspace(workspace, db)
-    with ws.session() as s:
-        data = catalogue_status(s)
-    data["exposed_paths"] = exposed_entries(ws)
+    data = workspace_status(ws)
     if json_out:
         print_json(data)
         return
@@ -172,8 +172,17 @@ def status(workspace: WorkspaceOpt = None, db: DbOpt = None, json_out: JsonOpt =
     console.print(
         table("prior labels", ["label", "images"], [[k, v] for k, v in sorted(data["by_prior_label"].items())])
     )
+    if data["running_now"] is not None:
+        console.print(f"running now: {escape(describe(data['running_now']))}", highlight=False, soft_wrap=True)
     if data["unfinished_runs"]:
         console.print(f"[yellow]{data['unfinished_runs']} command run(s) did not finish; re-run them to complete.[/]")
+    if data["missing_originals"]:
+        console.print(
+            f"[yellow]warning: {data['missing_originals']} original(s) listed in the catalogue are missing from the "
+            "store; re-run `curate ingest` on their folder to restore them.[/]",
+            highlight=False,
+            soft_wrap=True,
+        )
     if data["exposed_paths"]:
         shown = ", ".join(f"{printable(e['path'])} ({exposed_count(e)})" for e in data["exposed_paths"][:8])
         more = len(data["exposed_paths"]) - 8

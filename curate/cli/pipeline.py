@@ -41,8 +41,8 @@ def pipeline(
     from curate.intake.ingest import ingest_folder
     from curate.workspace import Workspace
 
-    ws = Workspace.init(workspace or Path("."), db_url=db)
-    found = find_sources(incoming, demo)
+    ws = Workspace.init(workspace or Path("."), db_url=db, keep_catalogue=True)  # a lost catalogue is not renewed
+    found = find_sources(incoming, demo, tmp_dir=ws.tmp)
     if found.demo_photos:
         console.print(f"wrote {found.demo_photos} synthetic demo photos to {incoming / DEMO_SOURCE}")
     if found.loose:

@@ -98,7 +98,7 @@ def scrape(
 
 
 def render_scrape(report) -> None:
-    """The per-query table, rejection reasons, and each query's page warnings."""
+    """The per-query table, rejection and failure reasons, and each query's page warnings."""
     rows = [
         [q.query, q.total, q.new_for_query, q.added, q.provenance, q.skipped, len(q.rejected), len(q.failed)]
         for q in report.queries
@@ -123,6 +123,10 @@ def render_scrape(report) -> None:
     reasons = Counter(r for q in report.queries for _, r in q.rejected)
     if reasons:
         console.print(table("rejected", ["reason", "files"], [[r, n] for r, n in reasons.most_common()]))
+    failures = Counter(r for q in report.queries for _, r in q.failed)  # a refused host is refused again: say why
+    if failures:
+        title = "failed (tried again on the next run)"
+        console.print(table(title, ["reason", "URLs"], [[r, n] for r, n in failures.most_common()]))
     for q in report.queries:
         for e in q.page_errors:
             console.print(f"[yellow]warning:[/] {report.engine} {q.query!r}: {e}", highlight=False)

@@ -149,16 +149,20 @@ _SWAPS = {Image.Transpose.TRANSPOSE, Image.Transpose.TRANSVERSE, Image.Transpose
 
 
 def prepare(
-    path: str, spec: ImageSpec, region: tuple[int, int, int, int] | None, expected: tuple[int, int] | None = None
+    original: str | bytes,
+    spec: ImageSpec,
+    region: tuple[int, int, int, int] | None,
+    expected: tuple[int, int] | None = None,
 ) -> tuple[bytes, bytes | None]:
-    """(exported JPEG, ROI JPEG of `region` or None). `region` is in pixels of the oriented original.
+    """(exported JPEG, ROI JPEG of `region` or None) from the original's path or its bytes (the export reads
+    them once, to check their SHA-256 too). `region` is in pixels of the oriented original.
 
     `expected` is the oriented size the catalogue recorded; a file that disagrees raises ValueError,
     since its boxes would then point at the wrong pixels. The pixels are decoded at reduced scale
     where the output allows, and cropped and resized in stored orientation before being turned
     upright (same result as orienting first, at a fraction of the cost).
     """
-    with Image.open(path) as im:
+    with Image.open(io.BytesIO(original) if isinstance(original, bytes) else original) as im:
         stored = im.size
         orientation = exif_orientation(im)
         full = (stored[1], stored[0]) if orientation in SWAPS_AXES else stored

@@ -102,14 +102,19 @@ class ExportResult:
 # --- image workers ----------------------------------------------------------------------
 
 
-def _render(task: tuple) -> tuple[int, str, str, bool]:
-    """Runs in a worker: write the image (and ROI crop) unless a previous run finished them."""
-    image_id, src, dest, roi_dest, region, expected, spec = task
+def _render(task: tuple) -> tuple[int, str, str, bool] | tuple[int, None, None, bool]:
+    """Runs in a worker: write the image (and ROI crop) unless a previous run finished them. The original is
+    read once, and its bytes must still hash to its name: a damaged one comes back as (image_id, None, None,
+    False), nothing written, for `_build` to name with the others before anything is sealed."""
+    image_id, src, sha, dest, roi_dest, region, expected, spec = task
     dest, roi_dest = Path(dest), (Path(roi_dest) if roi_dest else None)
     if dest.is_file() and (roi_dest is None or roi_dest.is_file()):
         return image_id, sha256_file(dest), sha256_file(roi_dest) if roi_dest else "", False
     try:
-        main, roi = prepare(src, spec, region, expected)
+        original = Path(src).read_bytes()
+        if hashlib.sha256(original).hexdigest() != sha:
+            return image_id, None, None, False
+        main, roi = prepare(original, spec, region, expected)
     except Exception as exc:  # reported with the image id, never the clinic path
         raise RuntimeError(f"image {image_id}: cannot prepare ({type(exc).__name__}: {exc})") from None
     write_atomic(dest, main)
@@ -298,6 +303,7 @@ def _build(ws, plan: ExportPlan, final: Path, on_image, on_audit) -> ExportResul
         (
             r.image_id,
             str(ws.store.path_for(r.sha256_original)),
+            r.sha256_original,
             str(build / r.file),
             str(build / r.roi_file) if r.region else None,
             r.region,
@@ -313,9 +319,13 @@ def _build(ws, plan: ExportPlan, final: Path, on_image, on_audit) -> ExportResul
         )
     digests: dict[int, tuple[str, str]] = {}
     fresh: list[bool] = []
+    damaged: list[tuple] = []
 
-    def commit(done: list[tuple[tuple, tuple[int, str, str, bool]]]) -> None:
-        for _, (image_id, sha, roi_sha, rendered_now) in done:
+    def commit(done: list[tuple[tuple, tuple]]) -> None:
+        for task, (image_id, sha, roi_sha, rendered_now) in done:
+            if sha is None:
+                damaged.append(task)
+                continue
             digests[image_id] = (sha, roi_sha)
             fresh.append(rendered_now)
 
@@ -323,6 +333,8 @@ def _build(ws, plan: ExportPlan, final: Path, on_image, on_audit) -> ExportResul
         run_parallel(_render, tasks, commit, workers=opts.workers, on_progress=on_image)
     except RuntimeError as exc:
         raise ExportError(str(exc)) from None
+    if damaged:
+        raise StoreError(_damaged_originals(ws, damaged))
     rendered = sum(fresh)
 
     rows = [manifest_row(r, *digests[r.image_id]) for r in plan.rows]
@@ -384,6 +396,23 @@ def _build(ws, plan: ExportPlan, final: Path, on_image, on_audit) -> ExportResul
     for stale in ws.tmp.glob(prefix + "*"):  # partial builds of other catalogue states
         shutil.rmtree(stale, ignore_errors=True)
     return _result(plan, final, "written", rows, rendered)
+
+
+def _damaged_originals(ws, tasks: list[tuple]) -> str:
+    """One line naming the originals whose bytes no longer hash to their name: image id and object path."""
+    where = {t[0]: Path(t[1]).relative_to(ws.root).as_posix() for t in tasks}
+    if len(tasks) == 1:
+        [(image_id, path)] = where.items()
+        return (
+            f"original of image {image_id} is damaged ({path}: SHA-256 differs): "
+            "restore it from a backup, or re-ingest its file"
+        )
+    named = ", ".join(f"image {i} ({path})" for i, path in list(where.items())[:5])
+    more = f" and {len(tasks) - 5} more" if len(tasks) > 5 else ""
+    return (
+        f"{len(tasks)} originals are damaged (SHA-256 differs): {named}{more}: "
+        "restore them from a backup, or re-ingest their files"
+    )
 
 
 def _prune_empty_dirs(root: Path) -> None:

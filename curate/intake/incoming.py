@@ -1,10 +1,11 @@
 """The `incoming/` folder `curate pipeline` reads: every sub-folder is a source, and an optional
 `source.toml` inside it holds that source's ingest settings (kind, licence, label_from_folders,
-label_map, case_id_pattern; see README). `--demo` fills an empty `incoming/` with synthetic photos.
+label_map, case_id_pattern; see README). `--demo` fills an empty `incoming/` with synthetic photos, whole.
 """
 
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,11 +28,17 @@ class Incoming:
     loose: list[str] = field(default_factory=list)  # files directly in incoming/: in no source, so not ingested
 
 
-def find_sources(incoming: Path, demo: bool = False) -> Incoming:
-    """The source folders under `incoming` (first filled with demo photos when `demo` and it is empty)."""
+def find_sources(incoming: Path, demo: bool = False, tmp_dir: Path | None = None) -> Incoming:
+    """The source folders under `incoming` (first filled with demo photos when `demo` and it is empty).
+
+    The demo folder is built in `tmp_dir` (the workspace's tmp/; beside `incoming` when that is on another
+    filesystem) and renamed in whole, so a killed run leaves `incoming` empty and the re-run writes it all."""
     written = 0
     if demo and not (incoming.is_dir() and any(incoming.iterdir())):
-        written = write_demo_folder(incoming / DEMO_SOURCE)
+        incoming.mkdir(parents=True, exist_ok=True)
+        if tmp_dir is None or os.stat(tmp_dir).st_dev != os.stat(incoming).st_dev:
+            tmp_dir = incoming.parent
+        written = write_demo_folder(incoming / DEMO_SOURCE, tmp_dir=tmp_dir)
     if not incoming.is_dir():
         raise ConfigError(
             f"no {incoming}/ folder: put each source's photos in {incoming}/<source-name>/ (or use --demo)"

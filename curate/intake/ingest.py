@@ -69,12 +69,14 @@ class IngestReport:
     added: int = 0
     provenance: int = 0  # known image, new arrival (e.g. the same photo in a second folder)
     known: int = 0  # this exact arrival was already recorded
+    restored: int = 0  # catalogued images whose original was missing or damaged in the store, written again
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, why): not images, special files, symlinks
     rejected: list[tuple[str, str]] = field(default_factory=list)
     per_class: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
     case_ids: int | None = None  # arrivals whose path the case id pattern matched; None: no pattern given
     no_diagnosis_folder: int | None = None  # files under no declared diagnosis's folder; None: that rule is off
     diagnoses: tuple[str, ...] = ()  # the declared diagnoses, named in that warning
+    undeclared: tuple[str, ...] = ()  # labels the --label-map gives that the workspace does not declare
     unregistered: str | None = None  # the source this run created and, finding no images, removed again
     bytes_read: int = 0
     seconds: float = 0.0
@@ -112,12 +114,23 @@ class IngestReport:
                 out.append(
                     f"the case id pattern matched {self.case_ids} of {self.arrivals} files; the rest have no case id"
                 )
+        if self.undeclared:  # the map's own words, typed by the steward: safe to name
+            out.append(
+                f"--label-map gives labels the workspace does not declare ({', '.join(self.undeclared)}): no rater "
+                'can choose them; declare them under [labels] in curate.toml (README, "Workspace settings") or '
+                "map those folders to declared diagnoses"
+            )
         if self.no_diagnosis_folder:  # a count, never a folder name: those can be a patient's name
             shown = ", ".join(self.diagnoses[:10]) + (", …" if len(self.diagnoses) > 10 else "")
             out.append(
                 f"{self.no_diagnosis_folder} file{'s lie' if self.no_diagnosis_folder != 1 else ' lies'} under no "
                 f"folder named after a declared diagnosis ({shown}): no prior label; name other folders' "
                 "labels with --label-map (folder,label)"
+            )
+        if self.restored:
+            out.append(
+                f"{self.restored} catalogued original{'s were' if self.restored != 1 else ' was'} missing or damaged "
+                "in the store and restored from these files"
             )
         return out
 
@@ -127,6 +140,7 @@ class IngestReport:
         self.added += part.added
         self.provenance += part.provenance
         self.known += part.known
+        self.restored += part.restored
         self.bytes_read += part.bytes_read
         if part.case_ids is not None:
             self.case_ids = (self.case_ids or 0) + part.case_ids
@@ -144,6 +158,7 @@ class IngestReport:
             "added": self.added,
             "new_provenance": self.provenance,
             "already_known": self.known,
+            "restored": self.restored,
             "rejected": len(self.rejected),
             "ignored": self.ignored,
             "rejects": [{"file": f, "reason": r} for f, r in self.rejected],
@@ -248,7 +263,10 @@ def _init_worker(objects: str, tmp: str, known: frozenset[str]) -> None:
 
 
 def _examine(path: str) -> tuple:
-    """Runs in a worker: ('new'|'known', sha, size, info) or ('rejected'|'skipped', reason)."""
+    """Runs in a worker: ('new'|'known'|'restored', sha, size, info) or ('rejected'|'skipped', reason).
+
+    A catalogued file is put in the store again too: its object is kept when it holds these bytes and written
+    again ('restored') when it is missing, cut short or damaged, so re-running ingest repairs the store."""
     try:
         data = read_bounded(path, MAX_BYTES)
     except OSError as exc:
@@ -260,7 +278,8 @@ def _examine(path: str) -> tuple:
         return ("skipped", "not an image (no image signature)")
     sha = sha256_bytes(data)
     if sha in _W["known"]:
-        return ("known", sha, len(data), None)
+        _, written = _W["store"].put(data, sha)  # a StoreError (disk full) stops the run, as below
+        return ("restored" if written else "known", sha, len(data), None)
     try:
         info = inspect(data)
     except Rejected as exc:
@@ -355,11 +374,13 @@ def ingest_folder(
 def _report(options: IngestOptions, rx: re.Pattern | None, run_id: int | None = None) -> IngestReport:
     """An empty report that counts case ids only with a pattern, files under no diagnosis folder only by that rule."""
     folders = by_diagnosis_folder(options)
+    mapped = {slug(v) for v in (options.label_map or {}).values()} - {None, ""}
     return IngestReport(
         run_id=run_id,
         case_ids=None if rx is None else 0,
         no_diagnosis_folder=0 if folders else None,
         diagnoses=tuple(options.diagnoses or ()) if folders else (),
+        undeclared=tuple(sorted(mapped - set(options.diagnoses))) if options.diagnoses is not None else (),
     )
 
 
@@ -384,8 +405,10 @@ def _record(s, report: IngestReport, options, rx, source_id, run_id, loc: str, r
         _record_rejection(s, recorded, run_id, source_id, loc, result[1])
         log.debug("rejected %s: %s", loc, result[1])
         return
-    _, sha, size, info = result
+    tag, sha, size, info = result
     report.bytes_read += size
+    if tag == "restored":
+        report.restored += 1
     case = case_id(rx, loc)
     if case is not None:
         report.case_ids += 1

@@ -36,10 +36,11 @@ class ImageStore:
             raise StoreError(f"object {sha256[:12]} unreadable: {exc.strerror}") from exc
 
     def put(self, data: bytes, sha256: str | None = None) -> tuple[str, bool]:
-        """Store `data`; return (sha256, True if it was new). Idempotent."""
+        """Store `data`; return (sha256, True if it was written). Idempotent: an object already there is kept
+        when it holds these very bytes, and written again when it is missing, cut short or damaged."""
         sha256 = sha256 or sha256_bytes(data)
         dest = self.path_for(sha256)
-        if dest.is_file() and dest.stat().st_size == len(data):
+        if self._holds(dest, data):
             return sha256, False
         try:
             dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -50,6 +51,14 @@ class ImageStore:
             raise StoreError(f"cannot write object {sha256[:12]} to {self.objects}: {reason}") from exc
         return sha256, True
 
+    @staticmethod
+    def _holds(dest: Path, data: bytes) -> bool:
+        """Whether `dest` holds exactly `data` (a stat first: most misses are a missing or short file)."""
+        try:
+            return dest.stat().st_size == len(data) and dest.read_bytes() == data
+        except OSError:  # missing, or unreadable: written again
+            return False
+
     def verify(self, sha256: str) -> bool:
         """True when the stored bytes still hash to their name."""
         try:
@@ -59,5 +68,13 @@ class ImageStore:
 
     def iter_shas(self):
         for sub in sorted(self.objects.glob("??")):
-            for f in sorted(sub.iterdir()):
-                yield sub.name + f.name
+            if sub.is_dir():
+                for f in sorted(sub.iterdir()):
+                    yield sub.name + f.name
+
+    def count(self) -> int:
+        """How many originals are stored (a listing of each objects/ab folder; none read)."""
+        try:
+            return sum(1 for _ in self.iter_shas())
+        except OSError:
+            return 0

@@ -56,7 +56,7 @@ def require_executable() -> Path:
         hint = (
             f"${EXECUTABLE_ENV} points to a missing file"
             if os.environ.get(EXECUTABLE_ENV)
-            else "run `curate studio install`"
+            else f"run `curate studio install`, or set ${EXECUTABLE_ENV} to a label-studio executable"
         )
         raise StudioError(f"Label Studio is not installed ({hint})")
     return exe

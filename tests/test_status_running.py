@@ -1,0 +1,105 @@
+"""`curate status` beside a writer that is running now, one that was killed, and originals gone from the store.
+
+Real processes: the writer is a child holding the workspace lock through `audited` (as every writing command
+does), and status runs as `python -m curate status` in another process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import images as I
+
+from curate.workspace import Workspace
+
+REPO = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "300"}
+ENV.pop("CURATE_DB_URL", None)
+
+# A writing command mid-run: it holds the lock and its audit row says "running" until stdin closes.
+_WRITER = """
+import os, signal, sys
+from curate.audit import audited
+from curate.workspace import Workspace
+ws = Workspace.open(sys.argv[1])
+with audited(ws, "ingest", {}):
+    print("running", flush=True)
+    if sys.stdin.read() == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def curate(*args) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        [sys.executable, "-m", "curate", *map(str, args)], capture_output=True, text=True, env=ENV, timeout=300
+    )
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    return proc
+
+
+def writer(root: Path) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _WRITER, str(root)], env=ENV, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout.readline().strip() == "running"
+    return proc
+
+
+def test_status_names_the_running_writer_and_warns_only_about_dead_runs(tmp_path):
+    root = tmp_path / "ws"
+    Workspace.init(root)
+    running = writer(root)
+    try:
+        shown = curate("status", "-w", root).stdout
+        data = json.loads(curate("status", "-w", root, "--json").stdout)
+    finally:
+        running.communicate("", timeout=60)
+    assert running.returncode == 0
+    assert f"running now: `curate ingest` (pid {running.pid}, since " in shown
+    assert "did not finish" not in shown  # the running ingest is not an unfinished run to repeat
+    assert data["running_now"]["command"] == "ingest" and data["running_now"]["pid"] == running.pid
+    assert data["unfinished_runs"] == 0
+
+    finished = json.loads(curate("status", "-w", root, "--json").stdout)
+    assert finished["running_now"] is None and finished["unfinished_runs"] == 0
+
+    killed = writer(root)
+    killed.communicate("kill", timeout=60)
+    assert killed.returncode == -signal.SIGKILL
+    shown = curate("status", "-w", root).stdout
+    assert "1 command run(s) did not finish; re-run them to complete." in shown and "running now" not in shown
+    data = json.loads(curate("status", "-w", root, "--json").stdout)
+    assert data["running_now"] is None and data["unfinished_runs"] == 1
+
+
+def test_status_counts_originals_missing_from_the_store(tmp_path):
+    root = tmp_path / "ws"
+    Workspace.init(root)
+    folder = tmp_path / "clinic"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"p{i}.jpg").write_bytes(I.jpeg(i))
+    curate("ingest", folder, "-s", "c", "-w", root)
+    assert "missing from the store" not in curate("status", "-w", root).stdout
+    assert json.loads(curate("status", "-w", root, "--json").stdout)["missing_originals"] == 0
+
+    gone, cut = sorted(p for p in (root / "objects").rglob("*") if p.is_file())[:2]
+    for p in (gone, cut):
+        os.chmod(p.parent, stat.S_IRWXU)
+    gone.unlink()
+    data = cut.read_bytes()
+    os.chmod(cut, 0o600)
+    cut.write_bytes(data[: len(data) // 2])  # a cut-short original counts too
+
+    shown = curate("status", "-w", root).stdout
+    assert (
+        "warning: 2 original(s) listed in the catalogue are missing from the store; "
+        "re-run `curate ingest` on their folder to restore them." in shown
+    )
+    assert json.loads(curate("status", "-w", root, "--json").stdout)["missing_originals"] == 2
