@@ -117,7 +117,7 @@ diagnoses = [{ slug = "mpox_clade_i", name = "Mpox clade I" }, { slug = "mpox_cl
             '[labels]\ndiagnoses = [{ slug = "mpox", name = "" }]',
             r"labels.diagnoses\[0\].name must be a non-empty display name",
         ),
-        ('[labels]\nother = "Mpox"', "labels.other 'Mpox' is already the name of diagnoses"),
+        ('[labels]\nother = "Mpox"', r"labels.other 'Mpox' is used twice \(also diagnoses\[0\].name 'Mpox'"),
         ('[labels]\npositives = ["mpox"]', "labels.positives is not a setting"),
         ('labels = "mpox"', "labels must be a table"),
     ],
@@ -128,11 +128,93 @@ def test_settings_errors_name_the_field(tmp_path, body, message):
     assert "curate.toml: " in str(err.value) and "\n" not in str(err.value)
 
 
+MPOX = '{ slug = "mpox", name = "Mpox" }'
+
+
+@pytest.mark.parametrize(
+    "entries, extra, message",
+    [
+        # TOML decodes the escapes; the message shows the value escaped, as repr() does
+        (['{ slug = "measles\\n", name = "Measles" }'], "", "labels.diagnoses[1].slug 'measles\\n' must be lower-case"),
+        (
+            ['{ slug = "cafe", name = "Caf\\u00e9" }', '{ slug = "cafe2", name = "Cafe\\u0301" }'],
+            "",
+            "labels.diagnoses[2].name 'Caf\u00e9' is used twice (also diagnoses[1].name 'Caf\u00e9'",
+        ),
+        (
+            ['{ slug = "measles", name = "Measles" }', '{ slug = "fw", name = "\\uff2d\\uff45asles" }'],
+            "",
+            "labels.diagnoses[2].name '\uff2d\uff45asles' is used twice (also diagnoses[1].name 'Measles'",
+        ),
+        (
+            ['{ slug = "measles", name = "Measles" }', '{ slug = "measles2", name = "Measles\\u200b" }'],
+            "",
+            "labels.diagnoses[2].name 'Measles\\u200b' contains U+200B, an invisible or control character",
+        ),
+        (
+            ['{ slug = "herpes", name = "Genital herpes" }', '{ slug = "herpes2", name = "Genital\\u00a0herpes" }'],
+            "",
+            "labels.diagnoses[2].name 'Genital\\xa0herpes' must separate words with single plain spaces",
+        ),
+        (
+            ['{ slug = "herpes", name = "Genital herpes" }', '{ slug = "herpes2", name = "Genital  herpes" }'],
+            "",
+            "labels.diagnoses[2].name 'Genital  herpes' must separate words with single plain spaces",
+        ),
+        (['{ slug = "measles", name = "Measles " }'], "", "labels.diagnoses[1].name 'Measles ' must separate words"),
+        (
+            ['{ slug = "measles", name = "Meas\\u001b[31mles" }'],
+            "",
+            "labels.diagnoses[1].name 'Meas\\x1b[31mles' contains U+001B",
+        ),
+        (
+            ['{ slug = "measles", name = "\\u202eselsaeM" }'],
+            "",
+            "labels.diagnoses[1].name '\\u202eselsaeM' contains U+202E",
+        ),
+        (
+            ['{ slug = "na", name = "Other / not assessable" }'],
+            "",
+            "labels.diagnoses[1].name 'Other / not assessable' is reserved: 'Other / not assessable' is the retired",
+        ),
+        (
+            ['{ slug = "na", name = "other / NOT assessable" }'],
+            "",
+            "labels.diagnoses[1].name 'other / NOT assessable' is reserved: 'Other / not assessable' is the retired",
+        ),
+        ([], 'other = "Keep the current consensus"', "labels.other 'Keep the current consensus' is reserved"),
+        ([], 'not_assessable = "Other diagnosis"', "labels.not_assessable 'Other diagnosis' is used twice (also other"),
+    ],
+)
+def test_names_raters_could_not_tell_apart_are_refused(tmp_path, entries, extra, message):
+    body = f"[labels]\n{extra}\ndiagnoses = [{', '.join([MPOX, *entries])}]\n"
+    with pytest.raises(ConfigError) as err:
+        study_ws(tmp_path, body)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_decomposed_name_is_stored_composed(tmp_path):
+    d = study_ws(
+        tmp_path, f'[labels]\ndiagnoses = [{MPOX}, {{ slug = "cafe", name = "Cafe\\u0301 au lait" }}]\n'
+    ).diagnoses
+    assert d.name("cafe") == "Caf\u00e9 au lait" and "Caf\u00e9 au lait" in choices(render(d))
+
+
 def test_cli_reports_a_bad_list_in_one_line(tmp_path):
     ws = Workspace.init(tmp_path / "ws")
     (ws.root / "curate.toml").write_text('[labels]\npositive = ["smallpox"]\n')
     out = CliRunner().invoke(app, ["status", "-w", str(ws.root)])
     assert out.exit_code == 1 and "labels.positive names 'smallpox'" in out.output and "Traceback" not in out.output
+
+
+def test_cli_shows_a_control_character_in_a_name_escaped(tmp_path):
+    ws = Workspace.init(tmp_path / "ws")
+    (ws.root / "curate.toml").write_text(
+        f'[labels]\ndiagnoses = [{MPOX}, {{ slug = "m", name = "Meas\\u001b[2Jles" }}]\n'
+    )
+    out = CliRunner().invoke(app, ["status", "-w", str(ws.root)])
+    assert out.exit_code == 1 and "\x1b" not in out.output
+    assert "labels.diagnoses[1].name 'Meas\\x1b[2Jles' contains U+001B" in " ".join(out.output.split())
 
 
 def test_config_choice_not_in_the_settings_is_a_mismatch():

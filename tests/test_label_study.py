@@ -16,13 +16,15 @@ from typer.testing import CliRunner
 
 from curate.cli import app
 from curate.dataset import DatasetVersion
-from curate.errors import ExportError
+from curate.errors import ExportError, LabelError
 from curate.export import ExportOptions, ImageSpec, export_version
 from curate.intake.ingest import IngestOptions, ingest_folder
 from curate.label.consensus import LowQuality
+from curate.label.pull import pull
 from curate.label.recompute import write_consensus
 from curate.label.results import parse_result
 from curate.label.rules import recorded_rules, settle_rules
+from curate.label.servers import Servers
 from curate.workspace import Workspace
 from db.models import Image, utcnow
 from db.models.label import Consensus, LabelAnnotation, LabelProject, LabelRound, LabelTask
@@ -199,6 +201,17 @@ def test_a_diagnosis_dropped_from_the_settings_stops_the_export(tmp_path):
     with pytest.raises(ExportError, match=f"image {ids['measles0']}: diagnosis 'measles' is not declared"):
         export_version(Workspace.open(ws.root), ExportOptions(name="study", version="1.0.0", spec=SPEC, folds=2))
     assert not (ws.exports / "study").exists()
+
+
+def test_a_recorded_slug_dropped_or_renamed_stops_the_pull_before_any_server(tmp_path):
+    """Renaming a slug (not its name) would leave recorded annotations under the old one while edited ones
+    come back under the new: two raters who chose the same diagnosis would disagree. Pull says so first."""
+    ws, _ = make_study(tmp_path, f"sqlite:///{tmp_path / 'cat.db'}")
+    marker = ws.root / "curate.toml"
+    marker.write_text(marker.read_text().replace('slug = "measles"', 'slug = "rubeola"'))
+    unreachable = Servers("key", {A: "http://127.0.0.1:1", B: "http://127.0.0.1:1"}, explicit=True)
+    with pytest.raises(LabelError, match=r"diagnosis 'measles' \(10 annotation\(s\)\) is recorded but no longer"):
+        pull(Workspace.open(ws.root), unreachable)
 
 
 def test_export_cli_prints_every_exclusion_reason(tmp_path):

@@ -17,7 +17,7 @@ from PIL import Image, ImageCms, ImageOps, PngImagePlugin
 from skimage import data as samples
 from sqlmodel import select
 
-from curate.label.rounds import image_link, push, rater_copy, replace_original_links
+from curate.label.rounds import image_link, push, rater_copies, rater_copy, replace_original_links
 from db.models import Image as ImageRow
 
 SECRETS = (b"Dr Jane Example", b"Patient 4711", b"clinic room 3", b"MAKERNOTE-SN-99", b"DOB 1990")
@@ -279,6 +279,32 @@ def test_a_failed_copy_leaves_nothing_to_serve(ws):
     assert not list(files.rglob(f"{sha}*"))
     image_link(ws, row)
     assert [p.name for p in files.rglob("*") if p.is_file()] == [f"{row.sha256}.jpg"]
+
+
+def test_a_push_makes_its_copies_in_worker_processes_with_progress(ws):
+    """Before a push imports its tasks, every missing copy is made (a pool of workers from 9 photos up), each
+    bare and owner-only, progress counted to the last; what exists already is not made again."""
+    rows = []
+    for k in range(12):
+        buf = io.BytesIO(camera_jpeg())  # 12 different photos, each with the full set of metadata
+        img = Image.open(buf)
+        img = Image.fromarray(np.roll(np.asarray(ImageOps.exif_transpose(img)), 7 * k, axis=1))
+        out = io.BytesIO()
+        img.save(out, "JPEG", quality=90, exif=camera_exif(6, b""), comment=b"Patient 4711 DOB 1990")
+        rows.append(add(ws, out.getvalue()))
+    first = rater_copy(ws, rows[0])  # one made earlier, by an earlier round
+    made_before = first.stat().st_mtime_ns
+    seen = []
+    assert rater_copies(ws, [r.id for r in rows], lambda done, total: seen.append((done, total))) == 11
+    assert seen[0] == (0, 11) and seen[-1] == (11, 11)
+    assert first.stat().st_mtime_ns == made_before
+    for row in rows:
+        path = rater_copy(ws, row)
+        assert path.stat().st_mode & 0o777 == 0o600
+        assert_bare(path.read_bytes())
+        assert Image.open(path).size == (row.width, row.height)
+    assert rater_copies(ws, [r.id for r in rows]) == 0
+    assert not [p for p in (ws.root / "studio" / "files").rglob("*") if p.is_file() and p.suffix != ".jpg"]
 
 
 # --- links to originals from before copies ----------------------------------------------------------------

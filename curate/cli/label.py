@@ -11,7 +11,7 @@ from curate.cli import label_audit
 from curate.cli.choices import PushOrder
 from curate.cli.options import DbOpt, JsonOpt, WorkspaceOpt, http_urls, open_workspace
 from curate.label.consensus import LowQuality, ThirdOpinion
-from curate.output import console, print_json, table
+from curate.output import console, print_json, progress_bar, table
 
 app = typer.Typer(
     help="Label images in Label Studio: two blind raters, a reviewer for disputes.",
@@ -82,8 +82,8 @@ def push(
     from curate.audit import audited
     from curate.errors import ConfigError
     from curate.label.order import Order, read_predictions
+    from curate.label.rounds import COPIES_BAR, rating_pair
     from curate.label.rounds import push as do_push
-    from curate.label.rounds import rating_pair
     from curate.label.servers import resolve
 
     rating_pair(raters.split(","))  # a typo in --raters is told before any server or key is asked for
@@ -95,7 +95,8 @@ def push(
     with audited(
         ws, "label push", {"raters": raters, "limit": limit, "url": url, "order": order.value, "seed": seed}
     ) as run:
-        res = do_push(ws, servers, raters.split(","), limit, Order(order.value), seed, probs)
+        with progress_bar(COPIES_BAR, json_out) as on_progress:
+            res = do_push(ws, servers, raters.split(","), limit, Order(order.value), seed, probs, on_progress)
         run.summary = {"round": res.round_id, "pushed": res.pushed}
     if json_out:
         print_json(res.__dict__)
@@ -185,6 +186,7 @@ def adjudicate(
     Example: curate label adjudicate --reviewer c@clinic.org
     """
     from curate.audit import audited
+    from curate.label.rounds import COPIES_BAR
     from curate.label.rounds import adjudicate as do_adj
     from curate.label.servers import resolve
 
@@ -195,7 +197,8 @@ def adjudicate(
         "label adjudicate",
         {"reviewer": reviewer, "url": url, "third_opinion": third_opinion and third_opinion.value},
     ) as run:
-        res = do_adj(ws, servers, reviewer, third_opinion)
+        with progress_bar(COPIES_BAR, json_out) as on_progress:
+            res = do_adj(ws, servers, reviewer, third_opinion, on_progress)
         run.summary = {"round": res.round_id, "pushed": res.pushed}
     if json_out:
         print_json(res.__dict__)

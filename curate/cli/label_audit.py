@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from curate.cli.options import DbOpt, JsonOpt, WorkspaceOpt, http_urls, open_workspace
-from curate.output import console, print_json, table
+from curate.output import console, print_json, progress_bar, table
 
 
 def audit_cmd(
@@ -66,11 +66,13 @@ def audit_cmd(
     pushed = None
     if push:
         from curate.label.audit_push import push_audit
+        from curate.label.rounds import COPIES_BAR
         from curate.label.servers import resolve
 
         servers = resolve(ws, url)
         with audited(ws, "label audit", {"run": str(run), "reviewer": reviewer, "top": top, "url": url}) as cmd:
-            pushed = push_audit(ws, servers, rep, reviewer, top)
+            with progress_bar(COPIES_BAR, json_out) as on_progress:
+                pushed = push_audit(ws, servers, rep, reviewer, top, on_progress)
             cmd.summary = {"round": pushed.round_id, "pushed": pushed.pushed}
     if json_out:
         print_json({**rep.to_dict(), "html": str(page), "pushed": pushed and pushed.__dict__})

@@ -8,6 +8,8 @@ clinician, not the model, and the page would anchor her. The auditor must not be
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from curate.errors import LabelError
 from curate.label.audit import AuditReport, audited_image_ids
 from curate.label.diagnoses import KEEP_CHOICE, DiagnosisList
@@ -19,6 +21,7 @@ from curate.label.rounds import (
     image_link,
     new_round,
     normalise_emails,
+    rater_copies,
 )
 from curate.label.servers import Servers, require_blind
 from curate.label.views import side_panel_config
@@ -51,7 +54,14 @@ def audit_task(
     }
 
 
-def push_audit(ws, servers: Servers, report: AuditReport, reviewer: str, top: int) -> PushResult:
+def push_audit(
+    ws,
+    servers: Servers,
+    report: AuditReport,
+    reviewer: str,
+    top: int,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> PushResult:
     """The reviewer's audit round holds the `top` highest-ranked images that no other audit round holds.
 
     Idempotent: a re-run after a failure (Label Studio down mid-push) sends what is missing, a re-run after
@@ -84,5 +94,6 @@ def push_audit(ws, servers: Servers, report: AuditReport, reviewer: str, top: in
         diagnoses.name(by_id[img.id].consensus),
         diagnoses,
     )
+    rater_copies(ws, [r.image_id for r in rows], on_progress)
     pushed = add_tasks(ws, servers, projects, [r.image_id for r in rows], task)
     return PushResult(rnd.id, [reviewer], pushed, {k: p.ls_project_id for k, p in projects.items()})

@@ -139,20 +139,26 @@ class StudioClient:
                 detail = resp.text[:200]
             raise StudioError(f"Label Studio rejected label_config.xml: {detail}")
 
-    def project_exists(self, project_id: int) -> bool:
+    def project_config(self, project_id: int) -> str | None:
+        """The project's label config as the server holds it; None when the project was deleted."""
         from label_studio_sdk.core.api_error import ApiError
 
         try:
-            self._ls.projects.get(project_id)
-            return True
+            return self._ls.projects.get(project_id).label_config
         except ApiError as exc:
             if exc.status_code == 404:
-                return False
-            return bool(self._call("read a project", self._ls.projects.get, project_id))
+                return None
+            return self._call("read a project", self._ls.projects.get, project_id).label_config
         except httpx.TransportError as exc:
             raise StudioError(
                 f"Label Studio at {self.url} is not reachable ({type(exc).__name__}); is it running?"
             ) from exc
+
+    def set_config(self, project_id: int, label_config: str) -> None:
+        """Give an existing project `label_config` (validated first; the server refuses one that drops a
+        choice its annotations use)."""
+        self._validate(label_config)
+        self._call("update the label config", self._ls.projects.update, id=project_id, label_config=label_config)
 
     def import_tasks(self, project_id: int, tasks: list[dict]) -> list[int]:
         """Import task data dicts; returns Label Studio task ids in the same order."""

@@ -10,7 +10,9 @@ into the `diagnosis` control between the `<!-- diagnoses: begin -->` and `<!-- d
 markers, so a study adds chickenpox and measles in its settings, not in code or XML. A default the
 study does not declare is left out. A choice written in the XML that is neither a default nor declared
 is a mismatch and stops the push (the steward edited the wrong place), as is a missing control the
-toolkit reads or a control it does not.
+toolkit reads or a control it does not. So are edits Label Studio would obey but that lose or bias
+answers: a control not pointed at the task's photo, a diagnosis that is not required, choices taken from
+task data or asked per box, a choice's alias (stored instead of its value), a pre-selected choice.
 
 Hotkeys of the diagnosis choices are assigned here, in the order clinicians see them: 1-9, then the
 letters no other control and no Label Studio tool uses (a study with chickenpox and measles has 12
@@ -21,6 +23,7 @@ hotkeys the config ends up with, so it never lists a key that does nothing.
 from __future__ import annotations
 
 import string
+import unicodedata
 import xml.etree.ElementTree as ET
 from importlib.resources import files
 from importlib.resources.abc import Traversable
@@ -33,7 +36,6 @@ from curate.label.diagnoses import (
     FLAGS,
     FLAGS_CONTROL,
     IMAGE_OBJECT,
-    LEGACY_CHOICES,
     PAPER,
     SETTINGS_TABLE,
     DiagnosisList,
@@ -53,6 +55,21 @@ KEYS_TEXT = "keys"  # <Text name="keys">: the line listing the hotkeys, written 
 DIGIT_KEYS = "123456789"
 # One-key shortcuts of Label Studio's own (image tools, region unselect): never given to a diagnosis.
 STUDIO_KEYS = frozenset("behkmopruvw")
+PHOTO = "$image"  # the task data key the toolkit puts each photo's link under
+# Attributes of the Choices controls (diagnosis, flags) and of their Choice elements that Label Studio obeys
+# but that break pulling the answers back or bias raters; a flag attribute is allowed when "false".
+REFUSED_ON_CHOICES = {
+    "value": "takes the choices from each task's data instead of this file",
+    "perRegion": "asks once per box instead of once per photo",
+    "perItem": "asks once per item instead of once per photo",
+    "visibleWhen": "hides the question until something else is done",
+}
+REFUSED_ON_CHOICE = {
+    "alias": "makes Label Studio store the alias, which the toolkit does not read",
+    "selected": "pre-selects it for every rater (a bias)",
+    "html": "shows raters other text than the value stored",
+}
+FALSE_IS_FINE = ("perRegion", "perItem", "selected")
 
 
 def template(path: Traversable = LABEL_CONFIG) -> str:
@@ -74,6 +91,13 @@ def _controls(root: ET.Element, where: str) -> dict[str, ET.Element]:
     images = [e for e in root.iter("Image") if e.get("name") == IMAGE_OBJECT]
     if not images:
         raise LabelError(f'{where}: no <Image name="{IMAGE_OBJECT}"> (the toolkit puts the photo there)')
+    if len(images) > 1:
+        raise LabelError(f'{where}: <Image name="{IMAGE_OBJECT}"> must be one element, not {len(images)}')
+    if images[0].get("value") != PHOTO:
+        raise LabelError(
+            f'{where}: <Image name="{IMAGE_OBJECT}"> value={images[0].get("value")!r} must be {PHOTO!r} '
+            "(the task's photo)"
+        )
     for e in root.iter():
         if e.get("toName") is None:
             continue
@@ -82,11 +106,38 @@ def _controls(root: ET.Element, where: str) -> dict[str, ET.Element]:
             raise LabelError(f"{where}: control {name!r} is not read by the toolkit (known: {', '.join(CONTROLS)})")
         if e.tag != CONTROLS[name] or name in found:
             raise LabelError(f"{where}: control {name!r} must be one <{CONTROLS[name]}>")
+        if e.get("toName") != IMAGE_OBJECT:
+            raise LabelError(
+                f'{where}: <{e.tag} name="{name}"> toName={e.get("toName")!r} must be {IMAGE_OBJECT!r} '
+                "(the task's photo)"
+            )
         found[name] = e
     for name, tag in CONTROLS.items():
         if name not in found:
             raise LabelError(f'{where}: no <{tag} name="{name}"> (the toolkit reads it)')
     return found
+
+
+def _refused(e: ET.Element, refused: dict[str, str], what: str, where: str) -> None:
+    for attr, why in refused.items():
+        v = e.get(attr)
+        if v is not None and not (attr in FALSE_IS_FINE and v.strip().lower() == "false"):
+            raise LabelError(f"{where}: {what} {attr}={v!r} {why}: remove it")
+
+
+def _wiring(controls: dict[str, ET.Element], where: str) -> None:
+    """Refuse attributes that make Label Studio store what pull cannot read, or show raters a biased form."""
+    dx = controls[DIAGNOSIS_CONTROL]
+    if dx.get("required") != "true":
+        has = "no required" if dx.get("required") is None else f"required={dx.get('required')!r}"
+        raise LabelError(
+            f'{where}: <Choices name="{DIAGNOSIS_CONTROL}"> has {has}; it must be required="true" '
+            "(else a photo can be submitted without a diagnosis)"
+        )
+    for name in (DIAGNOSIS_CONTROL, FLAGS_CONTROL):
+        _refused(controls[name], REFUSED_ON_CHOICES, f'<Choices name="{name}">', where)
+        for c in controls[name].iter("Choice"):
+            _refused(c, REFUSED_ON_CHOICE, f'<Choice value={c.get("value")!r}> of <Choices name="{name}">', where)
 
 
 def check(text: str, diagnoses: DiagnosisList, where: str = "label_config.xml") -> dict[str, ET.Element]:
@@ -99,6 +150,7 @@ def _check(root: ET.Element, diagnoses: DiagnosisList, where: str) -> dict[str, 
     dx = controls[DIAGNOSIS_CONTROL]
     if dx.get("choice", "single") not in SINGLE:
         raise LabelError(f'{where}: the diagnosis control must allow one choice (choice="single-radio" or "single")')
+    _wiring(controls, where)
     _block(dx, where)
     own = {id(c) for c in dx.iter("Choice")}
     seen: dict[str, str] = {}
@@ -111,7 +163,7 @@ def _check(root: ET.Element, diagnoses: DiagnosisList, where: str) -> dict[str, 
     known = {**PAPER.by_choice, **diagnoses.by_choice}
     for c in dx.iter("Choice"):
         value = c.get("value")
-        if value not in known:
+        if value is None or unicodedata.normalize("NFC", value) not in known:
             raise LabelError(
                 f"{where}: diagnosis choice {value!r} is not declared in the workspace settings "
                 f"({SETTINGS_TABLE}.diagnoses in curate.toml); declare it there"
@@ -135,7 +187,7 @@ def _block(dx: ET.Element, where: str) -> tuple[int, int]:
     if [m for _, m in marks] != [BEGIN, END]:
         raise LabelError(f"{where}: the diagnosis choices need one <!-- {BEGIN} --> and, after it, one <!-- {END} -->")
     start, stop = marks[0][0] + 1, marks[1][0]
-    if any(c.tag == "Choice" for c in children[:start] + children[stop:]):
+    if any(next(c.iter("Choice"), None) is not None for c in children[:start] + children[stop:]):
         raise LabelError(f"{where}: every diagnosis choice must sit between <!-- {BEGIN} --> and <!-- {END} -->")
     return start, stop
 
@@ -182,7 +234,7 @@ def render(diagnoses: DiagnosisList, text: str | None = None, where: str | None 
     start, stop = _block(dx, where)
     children = list(dx)
     block = children[start:stop]
-    old = {c.get("value"): c for c in block if c.tag == "Choice" and c.get("value") not in LEGACY_CHOICES}
+    old = {unicodedata.normalize("NFC", c.get("value")): c for c in block if c.tag == "Choice"}
     if block:
         sep, last = block[0].tail, block[-1].tail
     else:
@@ -196,6 +248,7 @@ def render(diagnoses: DiagnosisList, text: str | None = None, where: str | None 
         c = old.get(name)
         if c is None:
             c = ET.Element("Choice", {"value": name})
+        c.set("value", name)  # the settings' spelling (NFC), whatever normalisation the file used
         c.attrib.pop("hotkey", None)
         if key is not None:
             c.set("hotkey", key)

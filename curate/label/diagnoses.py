@@ -18,10 +18,12 @@ annotations still carrying that choice in older Label Studio projects are read t
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
 from curate.errors import ConfigError
+from curate.output import first_control
 
 OTHER = "other_diagnosis"
 NOT_ASSESSABLE = "not_assessable"
@@ -49,8 +51,14 @@ PAPER_DIAGNOSES: tuple[tuple[str, str], ...] = (
 )
 SETTINGS_TABLE = "labels"
 SETTINGS_KEYS = ("diagnoses", "positive", "other", "not_assessable")
-SLUG = re.compile(r"^[a-z][a-z0-9_]{0,49}$")  # a manifest value and a class folder name
+SLUG = re.compile(r"[a-z][a-z0-9_]{0,49}")  # a manifest value and a class folder name (fullmatch: no "\n" after)
 MAX_NAME = 100
+# Names a declared diagnosis or outcome may not look like: what each one already means in Label Studio.
+RESERVED_NAMES = {
+    NEITHER_CHOICE: "the reviewer's discard",
+    KEEP_CHOICE: "the audit's keep choice",
+    **dict.fromkeys(LEGACY_CHOICES, "the retired choice older projects still offer (read as not assessable)"),
+}
 
 # Consensus outcomes (db.models.label.Consensus.status); FINAL ones carry a diagnosis.
 STATUSES = ("pending", "agreed", "adjudicated", "discarded", "excluded")
@@ -132,13 +140,7 @@ class DiagnosisList:
         names = {}
         for key, default in (("other", cls.other_name), ("not_assessable", cls.not_assessable_name)):
             names[key] = _name(table.get(key, default), key, bad)
-        taken = {n.casefold(): f"diagnoses[{i}].name" for i, (_, n) in enumerate(declared)}
-        for key, n in names.items():
-            if n.casefold() in taken or n in LEGACY_CHOICES or n.casefold() == NEITHER_CHOICE.casefold():
-                raise bad(
-                    key, f"{n!r} is already the name of {taken.get(n.casefold(), 'a retired or reserved choice')}"
-                )
-            taken[n.casefold()] = key
+        _distinct([(f"diagnoses[{i}].name", n) for i, (_, n) in enumerate(declared)] + list(names.items()), bad)
         slugs = [s for s, _ in declared]
         positive = table.get("positive", ["mpox"] if "mpox" in slugs else None)
         if positive is None:
@@ -158,12 +160,44 @@ class DiagnosisList:
         )
 
 
+def _look(name: str) -> str:
+    """What a name looks like on a radio button: NFKC (fullwidth letters, ligatures), case folded, spaces collapsed."""
+    return " ".join(unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold()).split())
+
+
+RESERVED_LOOKS = {_look(n): (n, why) for n, why in RESERVED_NAMES.items()}
+
+
 def _name(value: Any, field: str, bad) -> str:
+    """The name in NFC; refused when a rater could not tell it from another or the terminal would obey it."""
     if not isinstance(value, str) or not value.strip():
         raise bad(field, "must be a non-empty display name")
-    if value != value.strip() or len(value) > MAX_NAME or any(c in value for c in "\n\r\t"):
-        raise bad(field, f"{value!r} must be one line of at most {MAX_NAME} characters without surrounding spaces")
-    return value
+    c = first_control(value)
+    if c is not None:
+        raise bad(field, f"{value!r} contains U+{ord(c):04X}, an invisible or control character: write plain text")
+    if " ".join(value.split()) != value:
+        raise bad(field, f"{value!r} must separate words with single plain spaces and have none around it")
+    if len(value) > MAX_NAME:
+        raise bad(field, f"{value!r} is longer than {MAX_NAME} characters")
+    return unicodedata.normalize("NFC", value)
+
+
+def _distinct(named: list[tuple[str, str]], bad) -> None:
+    """Refuse a name that looks like another one or like a reserved choice: raters would see one button twice."""
+    seen: dict[str, tuple[str, str]] = {}
+    for field, name in named:
+        key = _look(name)
+        if key in RESERVED_LOOKS:
+            reserved, why = RESERVED_LOOKS[key]
+            raise bad(field, f"{name!r} is reserved: {reserved!r} is {why}")
+        if key in seen:
+            other, was = seen[key]
+            raise bad(
+                field,
+                f"{name!r} is used twice (also {other} {was!r}; names differing only in case, width or "
+                "spacing look the same)",
+            )
+        seen[key] = (field, name)
 
 
 def _declared(items: Any, bad) -> tuple[tuple[str, str], ...]:
@@ -173,12 +207,11 @@ def _declared(items: Any, bad) -> tuple[tuple[str, str], ...]:
         raise bad("diagnoses", "is empty: declare at least one diagnosis (or remove it for the paper's eight)")
     out: list[tuple[str, str]] = []
     seen_slug: dict[str, int] = {}
-    seen_name: dict[str, int] = {}
     for i, item in enumerate(items):
         if not isinstance(item, dict) or set(item) != {"slug", "name"}:
             raise bad(f"diagnoses[{i}]", 'must be { slug = "…", name = "…" } (exactly those two keys)')
         slug, name = item["slug"], _name(item["name"], f"diagnoses[{i}].name", bad)
-        if not isinstance(slug, str) or not SLUG.match(slug):
+        if not isinstance(slug, str) or not SLUG.fullmatch(slug):
             raise bad(
                 f"diagnoses[{i}].slug",
                 f"{slug!r} must be lower-case letters, digits or '_', starting with a letter (at most 50)",
@@ -187,17 +220,11 @@ def _declared(items: Any, bad) -> tuple[tuple[str, str], ...]:
             raise bad(
                 f"diagnoses[{i}].slug",
                 f"{slug!r} is reserved: 'other diagnosis' and 'not assessable' are always present, 'neither' is the "
-                "reviewer's discard",
+                "reviewer's discard, 'keep' the audit's",
             )
         if slug in seen_slug:
             raise bad(f"diagnoses[{i}].slug", f"{slug!r} is declared twice (also diagnoses[{seen_slug[slug]}])")
-        if name.casefold() in (NEITHER_CHOICE.casefold(), KEEP_CHOICE.casefold()):
-            raise bad(
-                f"diagnoses[{i}].name", f"{name!r} is reserved: it is the reviewer's discard or the audit's keep choice"
-            )
-        if name.casefold() in seen_name:
-            raise bad(f"diagnoses[{i}].name", f"{name!r} is used twice (also diagnoses[{seen_name[name.casefold()]}])")
-        seen_slug[slug], seen_name[name.casefold()] = i, i
+        seen_slug[slug] = i
         out.append((slug, name))
     return tuple(out)
 

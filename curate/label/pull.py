@@ -2,13 +2,16 @@
 
 All projects are fetched and parsed before anything is written, so a server
 error, a deleted project or a label the config no longer has leaves the
-catalogue exactly as it was. Re-pulling an unchanged server writes nothing.
+catalogue exactly as it was (every unreadable annotation counted in one line),
+as does a recorded diagnosis slug the settings no longer declare. Re-pulling an
+unchanged server writes nothing.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -19,6 +22,7 @@ from curate.errors import LabelError
 from curate.label import audit_apply
 from curate.label.client import RemoteAnnotation, StudioClient
 from curate.label.consensus import LowQuality, ThirdOpinion
+from curate.label.diagnoses import KEEP, NEITHER
 from curate.label.recompute import write_consensus
 from curate.label.results import ParsedResult, parse_result
 from curate.label.rules import describe, settle_rules
@@ -54,6 +58,30 @@ def _digest(a: RemoteAnnotation) -> str:
     return hashlib.sha256(body.encode()).hexdigest()
 
 
+def _refuse_undeclared_slugs(ws) -> None:
+    """Recorded diagnoses must stay declared: a slug is what the catalogue, consensus and exports call a
+    diagnosis, so renaming one (rather than its name) would split raters who chose the same thing."""
+    latest: dict[tuple[int, int], tuple[str | None, bool]] = {}
+    with ws.session() as s:
+        for task, ann, diagnosis, withdrawn in s.exec(
+            select(
+                LabelAnnotation.task_id,
+                LabelAnnotation.ls_annotation_id,
+                LabelAnnotation.diagnosis,
+                LabelAnnotation.withdrawn,
+            ).order_by(LabelAnnotation.revision)
+        ).all():
+            latest[(task, ann)] = (diagnosis, withdrawn)
+    declared = set(ws.diagnoses.codes) | {NEITHER, KEEP}  # a reviewer's "Neither", an auditor's "Keep"
+    gone = Counter(d for d, withdrawn in latest.values() if d is not None and not withdrawn and d not in declared)
+    if gone:
+        listed = ", ".join(f"{slug!r} ({n} annotation(s))" for slug, n in sorted(gone.items()))
+        raise LabelError(
+            f"diagnosis {listed} is recorded but no longer declared in curate.toml: declare the slug again "
+            "(to rename a diagnosis, change its name and keep its slug)"
+        )
+
+
 def pull(
     ws,
     servers: Servers | StudioClient,
@@ -69,8 +97,10 @@ def pull(
         round_urls = dict(s.exec(select(LabelRound.id, LabelRound.server_url)).all())
         tasks = {(t.project_id, t.ls_task_id): t for t in s.exec(select(LabelTask)).all()}
         sizes = {i.id: (i.width, i.height) for i in s.exec(select(Image)).all()}
+    _refuse_undeclared_slugs(ws)
     # 1. fetch + parse everything (raises before any write)
     fetched: list[tuple[LabelTask, RemoteAnnotation, ParsedResult]] = []
+    unreadable: list[str] = []
     for p in projects:
         client = servers.client(servers.project_url(p.rater, p.server_url or round_urls[p.round_id]))
         for a in client.fetch_annotations(p.ls_project_id):
@@ -81,9 +111,17 @@ def pull(
             try:
                 parsed = parse_result(a.result, w, h, ws.diagnoses)
             except LabelError as exc:
-                raise LabelError(f"project {p.ls_project_id} task {a.task_id} annotation {a.id}: {exc}") from exc
+                unreadable.append(f"project {p.ls_project_id} task {a.task_id} annotation {a.id}: {exc}")
+                continue
             fetched.append((task, a, parsed))
         res.projects += 1
+    if unreadable:
+        more = f" (and {len(unreadable) - 1} more)" if len(unreadable) > 1 else ""
+        raise LabelError(
+            f"{len(unreadable)} annotation(s) could not be read, so nothing was recorded: {unreadable[0]}{more}; "
+            "a diagnosis renamed since its round was pushed is still offered there under its old name: "
+            "declare that name again"
+        )
     res.annotations = len(fetched)
     # 2. write revisions and withdrawals in one transaction
     now = utcnow()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from curate.dedupe import labelable_image_ids, uncompared_image_ids
 from curate.errors import LabelError, StudioError
 from curate.files import atomic_path, write_atomic
 from curate.imaging import open_upright, pixels_only, to_rgb
+from curate.intake.store import ImageStore
 from curate.label.adjudication import RaterView, adjudication_config, review_task
 from curate.label.client import StudioClient
 from curate.label.config import render as render_config
@@ -33,10 +35,12 @@ from curate.label.order import Order, image_features, order_ids
 from curate.label.recompute import collect, write_consensus
 from curate.label.rules import recorded_rules, settle_rules
 from curate.label.servers import Servers, as_servers, require_blind
+from curate.parallel import run_parallel
+from curate.studio.server import COPIES, make_served_root
 from db.models import Image
 from db.models.label import LabelProject, LabelRound, LabelTask
 
-# Label Studio's LOCAL_FILES_DOCUMENT_ROOT; the embedded server uses the workspace itself.
+# Label Studio's LOCAL_FILES_DOCUMENT_ROOT when it is not the embedded servers' (`served_root`).
 DOCUMENT_ROOT_ENV = "CURATE_STUDIO_DOCUMENT_ROOT"
 EXTENSIONS = {
     "JPEG": "jpg",
@@ -53,6 +57,7 @@ COPY_EXTENSIONS = {"JPEG": "jpg", "PNG": "png"}
 PHOTO_FORMATS = frozenset({"JPEG", "MPO", "WEBP", "HEIF", "AVIF"})  # lossy at the source: the copy is a JPEG
 ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "P", "RGBa", "La"})  # may be transparent: the copy is a PNG
 COPY_QUALITY = 95
+COPIES_BAR = "photos copied for raters (pixels only)"  # the progress bar of push, adjudicate and audit --push
 
 
 def rating_pair(raters: list[str]) -> list[str]:
@@ -105,8 +110,8 @@ def rater_copy(ws, image: Image) -> Path:
 
     Rounds pushed before raters got copies linked the original itself there: that link is replaced by the copy,
     and a link under the original's own extension (a HEIC's, a WebP's) now points at the copy."""
-    folder = ws.root / "studio" / "files" / image.sha256[:2]
-    dest = folder / f"{image.sha256}.{COPY_EXTENSIONS[copy_format(image)]}"
+    dest = _copy_path(ws, image)
+    folder = dest.parent
     if dest.is_symlink() or not dest.is_file():
         data = rater_pixels(ws.store.read(image.sha256), copy_format(image))
         write_atomic(dest, data, ws.tmp, mode=0o600)
@@ -118,24 +123,72 @@ def rater_copy(ws, image: Image) -> Path:
     return dest
 
 
+def _copy_path(ws, image: Image) -> Path:
+    return ws.root / COPIES / image.sha256[:2] / f"{image.sha256}.{COPY_EXTENSIONS[copy_format(image)]}"
+
+
+def _pixels_job(job: tuple[str, str, str]) -> bytes:
+    """One rater copy's bytes, made in a worker: (store folder, sha256, copy format) -> encoded pixels."""
+    objects, sha, fmt = job
+    return rater_pixels(ImageStore(Path(objects)).read(sha), fmt)
+
+
+def rater_copies(ws, image_ids: list[int], on_progress: Callable[[int, int], None] | None = None) -> int:
+    """Make the rater copies (`rater_copy`) of `image_ids` that do not exist yet, decoding on every core
+    (about 0.14 s per 12 MP photo on one), each written as it arrives so a killed push keeps what it made;
+    return how many were made. `on_progress(done, total)` counts the copies to make."""
+    if not image_ids:
+        return 0
+    with ws.session() as s:
+        images = s.exec(select(Image).where(Image.id.in_(image_ids)).order_by(Image.id)).all()
+    todo = [img for img in images if _copy_path(ws, img).is_symlink() or not _copy_path(ws, img).is_file()]
+    if on_progress is not None:
+        on_progress(0, len(todo))
+
+    def commit(pairs: list[tuple[Image, bytes]]) -> None:
+        for img, data in pairs:
+            write_atomic(_copy_path(ws, img), data, ws.tmp, mode=0o600)
+
+    jobs = [(str(ws.store.objects), img.sha256, copy_format(img)) for img in todo]
+    by_job = dict(zip((j[1] for j in jobs), todo, strict=True))
+    run_parallel(
+        _pixels_job,
+        jobs,
+        lambda pairs: commit([(by_job[job[1]], data) for job, data in pairs]),
+        batch=8,
+        chunksize=1,
+        on_progress=on_progress,
+    )
+    return len(todo)
+
+
 def image_link(ws, image: Image) -> str:
     """The URL under which Label Studio serves `image`'s rater copy (`rater_copy`)."""
-    rel = rater_copy(ws, image).relative_to(ws.root)
-    root = Path(os.environ.get(DOCUMENT_ROOT_ENV) or ws.root).resolve()
-    try:
-        served = (ws.root.resolve() / rel).relative_to(root)
-    except ValueError as exc:
-        raise LabelError(
-            f"the workspace is not under Label Studio's document root {root} (${DOCUMENT_ROOT_ENV})"
-        ) from exc
-    return f"/data/local-files/?d={served.as_posix()}"
+    path = rater_copy(ws, image)
+    root, folder = document_root(ws)
+    return f"/data/local-files/?d={(folder / path.relative_to(ws.root / COPIES)).relative_to(root).as_posix()}"
+
+
+def document_root(ws) -> tuple[Path, Path]:
+    """(Label Studio's document root, the copies' folder as it sees it): the embedded servers' `served_root`
+    and its `studio/files`, or `$CURATE_STUDIO_DOCUMENT_ROOT` (a server run by hand) and the workspace's
+    `studio/files`, which must lie under it. The folder is also each project's local-files storage."""
+    env = os.environ.get(DOCUMENT_ROOT_ENV)
+    if not env:
+        root = make_served_root(ws.root)
+        return root, root / COPIES
+    root, folder = Path(env).resolve(), ws.root.resolve() / COPIES
+    if not folder.is_relative_to(root):
+        raise LabelError(f"the workspace is not under Label Studio's document root {root} (${DOCUMENT_ROOT_ENV})")
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return root, folder
 
 
 def replace_original_links(ws) -> int:
     """Replace every link to an original under studio/files/ (rounds pushed before raters got copies) by the
     image's rater copy, so a task imported then is served the copy from now on; return how many.
     A link whose image the catalogue no longer knows is removed."""
-    files = ws.root / "studio" / "files"
+    files = ws.root / COPIES
     links = [p for p in files.glob("*/*") if p.is_symlink() and "/" in os.readlink(p)] if files.is_dir() else []
     shas = sorted({p.name.split(".", 1)[0] for p in links})
     images = []
@@ -172,23 +225,26 @@ def find_round(s: Session, kind: str, raters: list[str], server_key: str) -> Lab
 def ensure_projects(
     ws, servers: Servers, rnd: LabelRound, raters: list[str], title: str, config: str, prelabel: bool = False
 ) -> dict[str, LabelProject]:
-    """One project per clinician on their server; created remotely first, recorded right after."""
+    """One project per clinician on their server; created remotely first, recorded right after. A project made
+    earlier is given `config` when its own differs, so raters of a running round see a newly declared diagnosis."""
     with ws.session() as s:
         have = {p.rater: p for p in s.exec(select(LabelProject).where(LabelProject.round_id == rnd.id)).all()}
     for rater in raters:
         client = servers.client_for(rater)
         if rater in have:
-            if not client.project_exists(have[rater].ls_project_id):
+            current = client.project_config(have[rater].ls_project_id)
+            if current is None:
                 raise StudioError(
                     f"Label Studio project {have[rater].ls_project_id} ({rnd.name}, {rater}) on {client.url} "
                     "was deleted in Label Studio"
                 )
+            if current != config:  # a diagnosis declared since (or a config edited in Label Studio): the choices
+                client.set_config(have[rater].ls_project_id, config)  # raters are offered are always today's
             continue
-        (ws.root / "studio" / "files").mkdir(parents=True, exist_ok=True)
         remote = client.create_round(
             f"{title} · {rater}",
             config,
-            ws.root / "studio" / "files",
+            document_root(ws)[1],
             description=f"mpox-curate {rnd.name}",
             prelabel=prelabel,
         )
@@ -266,9 +322,11 @@ def push(
     order: Order = Order.catalogue,
     seed: int = 0,
     predictions: dict[str, dict[str, float]] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> PushResult:
     """Send labelable images not yet in any rating round to each rater's project (idempotent), in `order`
     (curate.label.order; uncertainty needs `predictions`: image sha256 -> class probabilities).
+    `on_progress(done, total)` counts the rater copies made first (`rater_copies`).
 
     Rating tasks carry the image and its id only: no prediction or model output ever reaches a rater."""
     servers = as_servers(servers)
@@ -300,6 +358,7 @@ def push(
         return PushResult(0, raters, 0)
     rnd = rnd or new_round(ws, "rating", raters, key)
     projects = ensure_projects(ws, servers, rnd, raters, f"mpox {rnd.name}", config)
+    rater_copies(ws, sorted(mine) + candidates, on_progress)
     task = lambda img: {"image": image_link(ws, img), "image_id": img.id}  # noqa: E731
     pushed = add_tasks(ws, servers, projects, sorted(mine) + candidates, task)
     _refresh_consensus(ws)
@@ -307,7 +366,11 @@ def push(
 
 
 def adjudicate(
-    ws, servers: Servers | StudioClient, reviewer: str, third_opinion: ThirdOpinion | None = None
+    ws,
+    servers: Servers | StudioClient,
+    reviewer: str,
+    third_opinion: ThirdOpinion | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> PushResult:
     """Push exactly the disputed images (raters disagree, no review yet) to the reviewer, raters anonymised.
 
@@ -358,6 +421,7 @@ def adjudicate(
     rnd = rnd or new_round(ws, "review", [reviewer], servers.key([reviewer]), " (review)")
     projects = ensure_projects(ws, servers, rnd, [reviewer], f"mpox {rnd.name}", adjudication_config(), prelabel=True)
     choices = list(diagnoses.names.values())  # the declared list, "other diagnosis" and "not assessable"
+    rater_copies(ws, sorted(disputed), on_progress)
 
     def task(img):
         return review_task(image_link(ws, img), img.id, disputed[img.id], choices, rule.value, img.width, img.height)

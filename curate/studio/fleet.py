@@ -25,10 +25,19 @@ from pathlib import Path
 from curate.errors import StudioError
 from curate.files import write_atomic
 from curate.net import LOOPBACK
-from curate.studio.server import DEFAULT_PORT, START_TIMEOUT_S, EmbeddedServer, ServerInfo, init_data_dir, port_free
+from curate.studio.server import (
+    DB_FILE,
+    DEFAULT_PORT,
+    START_TIMEOUT_S,
+    EmbeddedServer,
+    ServerInfo,
+    init_data_dir,
+    make_served_root,
+    port_free,
+    served_root,
+)
 
 FIRST_CLINICIAN_PORT = DEFAULT_PORT + 1  # 8080 stays with the shared server of catalogues made before
-DB_FILE = "label_studio.sqlite3"
 PRIVATE_FILES = (".env",)  # SECRET_KEY: never copied from the template
 
 
@@ -60,7 +69,7 @@ class Fleet:
 
     def __init__(self, workspace_root: Path, files_root: Path | None = None):
         self.root = Path(workspace_root)
-        self.files_root = Path(files_root) if files_root else self.root
+        self.files_root = Path(files_root) if files_root else served_root(self.root)
         self.dir = self.root / "studio"
         self.template = self.dir / "template" / "data"
         self.registry = self.dir / "clinicians.json"
@@ -104,6 +113,8 @@ class Fleet:
             raise StudioError(f"the Label Studio template in {self.template} is already initialised")
         tmp = self.dir / "template" / "data.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
+        if self.files_root == served_root(self.root):
+            make_served_root(self.root)
         init_data_dir(tmp, self.files_root, admin_email, admin_password, admin_token)
         tmp.rename(self.template)
 

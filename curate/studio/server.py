@@ -2,9 +2,9 @@
 
 Label Studio runs from its own virtualenv (its pins conflict with ours), keeps its
 data in `<home>/data` (home: `<workspace>/studio/<clinician slug>`, or `<workspace>/studio`
-for the single shared server of catalogues made before), serves originals through a
-local-files storage rooted at the workspace, and has telemetry, Sentry and version checks
-switched off. The pid file `<home>/server.json` holds pid, host and port, never secrets.
+for the single shared server of catalogues made before), serves the raters' copies through a
+local-files storage under `served_root` (a folder holding nothing else), and has telemetry,
+Sentry and version checks switched off. The pid file `<home>/server.json` holds pid, host and port, never secrets.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -30,6 +31,57 @@ from curate.net import LOOPBACK
 EXECUTABLE_ENV = "CURATE_LABEL_STUDIO"
 DEFAULT_PORT = 8080
 START_TIMEOUT_S = 180
+DB_FILE = "label_studio.sqlite3"
+COPIES = Path("studio") / "files"  # the raters' copies, relative to the workspace and to `served_root`
+
+
+def served_root(workspace_root: Path) -> Path:
+    """The embedded servers' LOCAL_FILES_DOCUMENT_ROOT: `<workspace>/studio/served`, whose one entry,
+    `studio/files`, links to the raters' copies (so task URLs keep their `studio/files/...` path).
+
+    Why not the workspace: any Label Studio account may add a local-files storage anywhere under the document
+    root and then read what lies there. Rooted at the workspace, a rater read every other clinician's
+    database (their annotations, the steward's key), the catalogue and the originals with their EXIF."""
+    return Path(workspace_root) / "studio" / "served"
+
+
+def make_served_root(workspace_root: Path) -> Path:
+    """`served_root`, made (owner-only) if missing; idempotent, and safe to kill (the link is renamed in)."""
+    root = served_root(workspace_root)
+    link = root / COPIES
+    if not link.is_symlink():
+        (Path(workspace_root) / COPIES).mkdir(mode=0o700, parents=True, exist_ok=True)
+        link.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tmp = link.with_name(f".files.{os.getpid()}")
+        tmp.unlink(missing_ok=True)
+        os.symlink(os.path.relpath(Path(workspace_root) / COPIES, link.parent), tmp)
+        os.replace(tmp, link)
+    return root
+
+
+def move_storages(db: Path, workspace_root: Path, files_root: Path) -> int:
+    """Point the local-files storages that projects made while this server served the whole workspace
+    (`<workspace>/studio/files`) at the copies under `files_root`; return how many moved.
+
+    Done in the server's own database while it is stopped, because it must happen before the first
+    request under the new document root and curate holds no key to the server then (Label Studio has
+    no command for it). Storages elsewhere are left alone."""
+    old = Path(workspace_root) / COPIES
+    olds = sorted({str(old), str(old.resolve())})
+    new = str(Path(files_root) / COPIES)
+    if not db.is_file() or str(old) == new:
+        return 0
+    try:
+        with contextlib.closing(sqlite3.connect(db)) as con, con:
+            cur = con.execute(
+                "UPDATE io_storages_localfilesmixin SET path = ? "  # the import storages' common part
+                "WHERE id IN (SELECT localfilesmixin_ptr_id FROM io_storages_localfilesimportstorage) "
+                f"AND rtrim(path, '/') IN ({', '.join('?' * len(olds))})",
+                (new, *olds),
+            )
+            return cur.rowcount
+    except sqlite3.Error as exc:
+        raise StudioError(f"Label Studio's database {db} could not be updated ({exc})") from exc
 
 
 def user_install_dir() -> Path:
@@ -168,8 +220,8 @@ class EmbeddedServer:
 
     def __init__(self, workspace_root: Path, files_root: Path | None = None, home: Path | None = None):
         self.root = Path(workspace_root)
-        # Label Studio serves local files only under this folder (the workspace, unless told otherwise).
-        self.files_root = Path(files_root) if files_root else self.root
+        # Label Studio serves local files only under this folder (`served_root`, unless told otherwise).
+        self.files_root = Path(files_root) if files_root else served_root(self.root)
         self.dir = Path(home) if home else self.root / "studio"
         self.data_dir = self.dir / "data"
         self.pid_file = self.dir / "server.json"
@@ -177,7 +229,7 @@ class EmbeddedServer:
 
     @property
     def initialised(self) -> bool:
-        return (self.data_dir / "label_studio.sqlite3").exists()
+        return (self.data_dir / DB_FILE).exists()
 
     def status(self) -> ServerInfo | None:
         """The running server, or None (a stale pid file is removed)."""
@@ -193,7 +245,7 @@ class EmbeddedServer:
     def init(self, admin_email: str, admin_password: str, admin_token: str) -> None:
         if self.initialised:
             raise StudioError(f"the embedded server in {self.data_dir} is already initialised")
-        (self.root / "studio" / "files").mkdir(parents=True, exist_ok=True)
+        self._make_files_root()
         init_data_dir(self.data_dir, self.files_root, admin_email, admin_password, admin_token)
 
     def start(self, port: int = DEFAULT_PORT, host: str = LOOPBACK, timeout: float = START_TIMEOUT_S) -> ServerInfo:
@@ -210,7 +262,8 @@ class EmbeddedServer:
                 "stop that program; this server's URL, which clinicians and the catalogue know, stays"
             )
         exe = require_executable()
-        (self.root / "studio" / "files").mkdir(parents=True, exist_ok=True)
+        self._make_files_root()
+        move_storages(self.data_dir / DB_FILE, self.root, self.files_root)
         env = server_env(self.data_dir, self.files_root)
         url = f"http://{LOOPBACK if host in ('0.0.0.0', '::') else host}:{port}"
         env["LABEL_STUDIO_HOST"] = url
@@ -244,6 +297,11 @@ class EmbeddedServer:
             time.sleep(0.3)
         _terminate(proc.pid)
         raise StudioError(f"Label Studio did not answer on {url} within {timeout:.0f} s; see {self.log_file}")
+
+    def _make_files_root(self) -> None:
+        (self.root / COPIES).mkdir(mode=0o700, parents=True, exist_ok=True)
+        if self.files_root == served_root(self.root):
+            make_served_root(self.root)
 
     def stop(self, timeout: float = 20) -> bool:
         info = self.status()
