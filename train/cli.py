@@ -6,6 +6,8 @@ Thin commands: read options, call one library function, render with rich (or --j
 from __future__ import annotations
 
 import json
+import os
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -473,12 +475,67 @@ def serve_cmd(
             )
         ),
     ] = ServeEngine.auto,
+    login: Annotated[
+        str | None,
+        typer.Option(
+            metavar="USER",
+            help=(
+                "Require this user name and a password (HTTP Basic) on every route but GET /healthz; the password "
+                "comes from $TRAIN_SERVE_PASSWORD, or is asked for (hidden, twice) in a terminal, never from an option."
+            ),
+        ),
+    ] = None,
+    tls_cert: Annotated[
+        Path | None, typer.Option(metavar="FILE", help="Serve HTTPS with this PEM certificate (with --tls-key).")
+    ] = None,
+    tls_key: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE", help="The certificate's unencrypted PEM private key, mode 0600 (with --tls-cert)."
+        ),
+    ] = None,
 ) -> None:
     """A web page (choose or capture a photo) and a JSON API for triage with a finished run.
 
     Example:
         train serve runs/mpox-1.0.0/efficientnet_lite0-s0 --port 8000
+        train serve RUN --host 0.0.0.0 --login clinic --tls-cert cert.pem --tls-key key.pem
     """
+    if (tls_cert is None) != (tls_key is None):
+        given, missing = ("--tls-cert", "--tls-key") if tls_key is None else ("--tls-key", "--tls-cert")
+        raise typer.BadParameter(f"{given} needs {missing}: HTTPS takes both", param_hint=missing)
+    extra = "train serve needs {}: pip install 'mpox-curate[serve]'"
+    try:  # before torch: a wrong file or the password prompt comes at once, not after seconds of imports
+        from train.serve.auth import PASSWORD_ENV, Login, check_tls
+    except ImportError as exc:
+        fail(extra.format(exc.name))
+    tls = tls_cert is not None
+    with reported():
+        for line in check_tls(tls_cert, tls_key) if tls else []:
+            err_console.print(f"[yellow]warning:[/] {escape(one_line(line))}", highlight=False)
+        credentials = None
+        if login is not None:
+            password = os.environ.get(PASSWORD_ENV)
+            if password is None and not sys.stdin.isatty():
+                fail(f"--login: no password; put it in {PASSWORD_ENV}, or start train serve in a terminal to be asked")
+            if password is None:
+                Login.check_user(login)  # before asking, not after
+                password = typer.prompt(f"password for {login}", hide_input=True, confirmation_prompt=True)
+            credentials = Login(login, password)
+    local = is_loopback(host)
+    if not local and not (credentials and tls):
+        anyone = "anyone who can reach it can upload photos and read the model's answers"
+        if credentials:
+            risk = "the password and the photos cross the network unencrypted; add --tls-cert and --tls-key"
+        elif tls:
+            risk = f"{anyone} without a login; add --login"
+        else:
+            risk = f"{anyone}, over plain HTTP, without a login; give it --login and --tls-cert/--tls-key"
+        err_console.print(
+            f"[yellow]warning:[/] listening on {escape(host)}: {risk}, or serve it to other machines only behind the "
+            "clinic's HTTPS reverse proxy with authentication",
+            highlight=False,
+        )
     _need_torch()
     try:
         import uvicorn
@@ -487,7 +544,7 @@ def serve_cmd(
         from train.serve.app import ServeSettings, create_app
         from train.serve.engines import default_threads
     except ImportError as exc:
-        fail(f"train serve needs {exc.name}: pip install 'mpox-curate[serve]'")
+        fail(extra.format(exc.name))
     import torch
 
     from train.device import resolve_device
@@ -495,7 +552,6 @@ def serve_cmd(
 
     threads = threads or default_threads()
     torch.set_num_threads(threads)
-    local = is_loopback(host)
     settings = ServeSettings(
         Limits(max_mb * 1024 * 1024, max_megapixels * 1_000_000),
         queue,
@@ -504,22 +560,25 @@ def serve_cmd(
         engine,
         threads,
         allowed_hosts=ServeSettings.allowed_hosts if local else None,
+        login=credentials,
     )
-    if not local:
-        err_console.print(
-            f"[yellow]warning:[/] listening on {escape(host)}: anyone who can reach it can upload photos and read "
-            "the model's answers, over plain HTTP, without a login; serve it to other machines only behind the "
-            "clinic's HTTPS reverse proxy with authentication",
-            highlight=False,
-        )
     with reported():
         model = Ensemble.load(run, fold=fold, device=resolve_device(device.value))
         web = create_app(model, settings)
     err_console.print(
-        f"serving {run} on http://{host}:{port}/ with {web.state.worker.engine.name}, {threads} thread(s)  "
+        f"serving {run} on {'https' if tls else 'http'}://{host}:{port}/ with {web.state.worker.engine.name}, "
+        f"{threads} thread(s){', login required' if credentials else ''}  "
         "(API: POST /api/predict, GET /healthz; Ctrl-C stops)"
     )
-    uvicorn.run(web, host=host, port=port, access_log=False, log_level="warning")
+    uvicorn.run(
+        web,
+        host=host,
+        port=port,
+        access_log=False,
+        log_level="warning",
+        ssl_certfile=tls_cert,
+        ssl_keyfile=tls_key,
+    )
 
 
 def _command_line(cfg) -> list[str]:

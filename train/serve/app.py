@@ -12,7 +12,8 @@ Uploads live in memory only; with `keep_uploads` those that decode are also writ
 named in the answer). Nothing about an upload is logged. A request over the queue's size is refused (429)
 before its photo is decoded, and `decoding` photos at most are decoded at once: a small PNG can decode to
 hundreds of MB. Every answer says not to cache it; the Host header must be a loopback name unless the CLI
-listens elsewhere (`allowed_hosts`).
+listens elsewhere (`allowed_hosts`). With a `login` (`auth.py`) every request but `GET /healthz` needs it, checked
+after the Host and before anything else.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from train.export_model import metadata
 from train.gradcam import overlay
 from train.model_card import card_markdown
 from train.photos import Limits, decode_sized, low_resolution
+from train.serve.auth import BasicAuth, Login
 from train.serve.engines import TorchEngine, start_engine
 from train.serve.uploads import read_upload
 
@@ -78,6 +80,7 @@ class ServeSettings:
     allowed_hosts: tuple[str, ...] | None = LOOPBACK_NAMES
     decoding: int = 2  # uploads decoded at once: a 115 KB PNG can decode to 270 MB, so memory is bounded by this
     upload_seconds: float = 120.0  # a body still arriving after this is answered 408 (a slow sender holds a slot)
+    login: Login | None = None  # HTTP Basic on every route but GET /healthz
 
 
 @dataclass
@@ -173,6 +176,8 @@ def create_app(model: Ensemble, settings: ServeSettings = ServeSettings()) -> Fa
         worker.task.cancel()
 
     app = FastAPI(title="mpox triage", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    if settings.login is not None:  # added first, so it runs inside the Host check and `private`'s headers
+        app.add_middleware(BasicAuth, login=settings.login)
     if settings.allowed_hosts is not None:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(settings.allowed_hosts))
     decoding = asyncio.Semaphore(settings.decoding)
