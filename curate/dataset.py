@@ -137,6 +137,11 @@ class DatasetVersion:
     def resolve(cls, ref: str | os.PathLike, workspace: str | os.PathLike | None = None) -> Path:
         """A folder path as-is; "name@version" under <workspace>/exports/<name>/<version>."""
         text = str(ref)
+        if not text.strip():  # Path("") is the current folder: a blank argument must not audit or train on it
+            raise DatasetError(
+                f"dataset reference {text!r} is {'blank' if text else 'empty'}: give NAME@VERSION (e.g. mpox@1.0.0) "
+                "or a version's folder"
+            )
         if "@" in text and not Path(text).exists():
             name, _, version = text.partition("@")
             if not name or not version or "/" in name or "/" in version:
@@ -169,21 +174,36 @@ class DatasetVersion:
         classes = meta["classes"]
         if not isinstance(classes, list) or len(classes) < 2 or classes != sorted(set(classes)):
             raise DatasetError(f"{ref}: classes must be a sorted list of at least two distinct names")
-        rows = cls._read_manifest(path, ref, classes, int(meta.get("folds") or 0))
+        folds = meta.get("folds") or 0
+        if not isinstance(folds, int) or isinstance(folds, bool) or folds < 0:
+            raise DatasetError(f"{ref}: dataset.json folds must be a whole number, got {folds!r}")
+        rows = cls._read_manifest(path, ref, classes, folds)
         checksum = hashlib.sha256((path / "SHA256SUMS").read_bytes()).hexdigest()
         return cls(path, meta, rows, checksum)
 
     @staticmethod
     def _read_manifest(path: Path, ref: Any, classes: list[str], folds: int) -> list[dict[str, str]]:
-        with open(path / "manifest.csv", newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            if reader.fieldnames != MANIFEST_COLUMNS:
-                raise DatasetError(
-                    f"{ref}: manifest.csv header is not the contract's ({', '.join(MANIFEST_COLUMNS[:4])}, …)"
-                )
-            rows = list(reader)
+        """The manifest's rows; a damaged file (not UTF-8, not CSV, rows of the wrong width) is one DatasetError
+        naming manifest.csv, never a decoder's traceback."""
+        try:
+            with open(path / "manifest.csv", newline="", encoding="utf-8") as f:
+                reader = csv.DictReader(f)
+                if reader.fieldnames != MANIFEST_COLUMNS:
+                    raise DatasetError(
+                        f"{ref}: manifest.csv header is not the contract's ({', '.join(MANIFEST_COLUMNS[:4])}, …)"
+                    )
+                rows = list(reader)
+        except UnicodeDecodeError as exc:
+            raise DatasetError(
+                f"{ref}: manifest.csv is not UTF-8 text (byte {exc.start}): the file is damaged: "
+                "restore the version from a copy"
+            ) from None
+        except csv.Error as exc:
+            raise DatasetError(f"{ref}: manifest.csv is not valid CSV ({exc}): the file is damaged") from None
         for i, row in enumerate(rows, start=2):
             where = f"{ref}: manifest.csv line {i}"
+            if None in row or None in row.values():  # DictReader: extra fields under None, missing ones None
+                raise DatasetError(f"{where}: expected {len(MANIFEST_COLUMNS)} fields, the header's")
             if row["split"] not in SPLITS:
                 raise DatasetError(f"{where}: unknown split {row['split']!r}")
             if row["label"] not in classes:
@@ -200,7 +220,11 @@ class DatasetVersion:
     def verify(self) -> None:
         """Check every file against SHA256SUMS; raise naming what was changed, missing, or extra."""
         expected: dict[str, str] = {}
-        for line in (self.path / "SHA256SUMS").read_text(encoding="utf-8").splitlines():
+        try:
+            listed = (self.path / "SHA256SUMS").read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError:
+            raise DatasetError(f"{self.ref}: SHA256SUMS is not UTF-8 text: the file is damaged") from None
+        for line in listed:
             if not line.strip():
                 continue
             digest, sep, rel = line.partition("  ")

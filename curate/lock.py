@@ -16,7 +16,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +39,19 @@ class Held:
 
 _held: dict[Path, Held] = {}
 _guard = threading.Lock()
+
+
+def _drop_inherited() -> None:
+    """In a forked child (a worker pool's): close its copies of the parent's lock files. An flock lasts while
+    any copy of the file is open, so a worker outliving its killed parent kept the workspace locked for every
+    later command. Closing (never unlocking, which would free the parent's lock) leaves the lock the parent's."""
+    for held in _held.values():
+        with suppress(OSError):
+            os.close(held.fd)
+    _held.clear()
+
+
+os.register_at_fork(after_in_child=_drop_inherited)
 
 
 def _read(fd: int) -> dict:

@@ -16,13 +16,16 @@ calls them needs the usual `if __name__ == "__main__":` guard (the CLI and noteb
 pool breaks, and the error says so.
 
 A worker that dies (killed, out of memory) is `WorkerError`, one line naming the item, after what
-finished before it is committed.
+finished before it is committed. Workers die with the process that started them (`_worker_start`): a
+killed command leaves none behind holding its workspace's lock or its memory.
 """
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -46,6 +49,22 @@ def stage_of(
     """A `(done, total)` callback reporting to `on_progress(stage, done, total)` (None stays None): one stage
     of work done in stages, for a loop that counts only its own items (`run_parallel`'s `on_progress`)."""
     return None if on_progress is None else lambda done, total: on_progress(stage, done, total)
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _worker_start(parent: int, initializer: Callable[..., None] | None, initargs: tuple) -> None:
+    """Each worker first asks the kernel to kill it when its parent dies (Linux), since a pool's workers
+    otherwise outlive a kill -9 of the command, blocked on a pipe nobody reads (and `curate.lock` closes a forked
+    child's copy of the workspace lock); then runs the stage's own initializer."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if parent and os.getppid() != parent:  # the parent died before the request: nobody reads our answers
+            os._exit(1)
+    if initializer is not None:
+        initializer(*initargs)
 
 
 ENTRY_POINTS = ("curate", "train")  # the console scripts pip writes (pyproject.toml), guarded
@@ -85,8 +104,14 @@ def run_parallel(
     workers = workers or os.cpu_count() or 1
     total = len(items)
     if workers > 1 and total >= serial_below:
-        context = multiprocessing.get_context(start) if start else None
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=initializer, initargs=initargs)
+        context = multiprocessing.get_context(start)  # None: the platform's default
+        forked = context.get_start_method() == "fork"
+        pool = ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=context,
+            initializer=_worker_start,
+            initargs=(os.getpid() if forked else 0, initializer, initargs),  # forked: this process is the parent
+        )
         results = pool.map(fn, items, chunksize=chunksize)
     else:
         pool = None

@@ -4,6 +4,7 @@ it (a writer running now, originals missing from the store, files other users ca
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 
 from sqlalchemy import func
 from sqlmodel import Session, select
@@ -17,7 +18,8 @@ from db.models import CommandRun, Consensus, Image, Provenance, Rejection, Sourc
 from db.models.export import DatasetVersionRecord
 
 
-def catalogue_status(session: Session) -> dict:
+def catalogue_status(session: Session, live_runs: Iterable[int] = ()) -> dict:
+    """Counts by source, prior label and stage; `unfinished_runs` leaves out `live_runs` (a writer's own)."""
     images = session.exec(select(func.count()).select_from(Image)).one()
     by_source = []
     for name, kind, n_img, n_arr in session.exec(
@@ -54,7 +56,11 @@ def catalogue_status(session: Session) -> dict:
         ).one(),
     }
     stages["dataset_versions"] = session.exec(select(func.count()).select_from(DatasetVersionRecord)).one()
-    unfinished = session.exec(select(func.count()).select_from(CommandRun).where(CommandRun.status == "running")).one()
+    unfinished = session.exec(
+        select(func.count())
+        .select_from(CommandRun)
+        .where(CommandRun.status == "running", CommandRun.id.not_in(list(live_runs)))
+    ).one()
     return {
         "images": images,
         "by_source": by_source,
@@ -77,15 +83,9 @@ def workspace_status(ws) -> dict:
     writer's own are not "unfinished"), `missing_originals` (images whose original is not in the store) and
     `exposed_paths`."""
     running = holder(ws.root)
+    live = [] if running is None else [r for r in running.get("runs") or [] if isinstance(r, int)]
     with ws.session() as s:
-        data = catalogue_status(s)
-        if running is not None:
-            live = [r for r in running.get("runs") or [] if isinstance(r, int)]
-            data["unfinished_runs"] = s.exec(
-                select(func.count())
-                .select_from(CommandRun)
-                .where(CommandRun.status == "running", CommandRun.id.not_in(live))
-            ).one()
+        data = catalogue_status(s, live_runs=live)
         data["missing_originals"] = missing_originals(ws, s)
     data["running_now"] = None if running is None else {k: running.get(k) for k in ("command", "pid", "since")}
     data["exposed_paths"] = exposed_entries(ws)

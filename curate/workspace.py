@@ -37,7 +37,7 @@ from curate.files import write_atomic
 from curate.intake.store import ImageStore
 from curate.label.diagnoses import DiagnosisList
 from curate.privacy import tighten
-from curate.redact import redact_text, secret_name
+from curate.redact import redact_text, secret_name, url_secret
 from db.engine import make_engine, session_scope
 from db.migrate import upgrade
 
@@ -62,11 +62,6 @@ def _without_password(url: str) -> str:
     return URL.create(u.drivername, u.username, None, u.host, u.port, u.database, query).render_as_string(
         hide_password=False
     )
-
-
-def _has_password(url: str) -> bool:
-    u = make_url(url)
-    return u.password is not None or any(secret_name(k) for k in u.query)
 
 
 def _backend(url: str) -> str:
@@ -269,7 +264,7 @@ class Workspace:
             if not isinstance(exc, OperationalError):
                 raise
             reason = redact_text(_first_line(exc.orig))
-            if _backend(self.db_url) != "sqlite" and not _has_password(self.db_url) and "password" in reason:
+            if _backend(self.db_url) != "sqlite" and url_secret(self.db_url) is None and "password" in reason:
                 raise WorkspaceError(  # no "password: word" here: the redaction would take the word for a secret
                     f"catalogue {_redact(self.db_url)} needs a password, from $PGPASSWORD or ~/.pgpass "
                     f"(host:port:database:user:password), never from curate.toml ({reason})"

@@ -126,6 +126,27 @@ def test_representative_prefers_resolution_then_clinic(tmp_path):
     assert keys[ids["big.jpg"]] == keys[ids["small.jpg"]] == keys[ids["same_size.jpg"]] == f"img{min(ids.values())}"
 
 
+def test_a_framed_or_padded_copy_is_not_the_representative_for_its_frame(tmp_path):
+    """A white frame or padding adds pixels, not resolution: the photo itself goes to labelling."""
+    folder = tmp_path / "web"
+    pic = photo(11, (300, 200))
+    save(pic, folder / "original.jpg")
+    framed = Image.new("RGB", (400, 300), "white")
+    framed.paste(pic, (50, 50))
+    save(framed, folder / "framed.jpg")
+    padded = Image.new("RGB", (480, 200), "white")
+    padded.paste(pic, (90, 0))
+    save(padded, folder / "padded.jpg")
+    ws = Workspace.init(tmp_path / "ws")
+    ingest_folder(ws, folder, IngestOptions(source="web", kind="web", workers=1))
+    run_dedupe(ws, OPTS)
+    ids = _ids_by_name(ws)
+    with ws.session() as s:
+        keys = cluster_map(s)
+        assert keys[ids["original.jpg"]] == keys[ids["framed.jpg"]] == keys[ids["padded.jpg"]]
+        assert ids["original.jpg"] in labelable_image_ids(s)
+
+
 def _enter_labelling(ws, image_ids: list[int], status: str = "pending") -> None:
     """Catalogue rows a `label push` (and, for a final status, a `label pull`) leaves behind."""
     with ws.session() as s:

@@ -211,6 +211,7 @@ def test_missing_version_and_corrupt_image_are_one_line_errors(leaky, tmp_path):
 
     broken = write_version(tmp_path, "2.0.0", leaks=False)
     (broken / "test/mpox/img000002.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    write_sums(broken)  # its checksums updated: an image that cannot be decoded, not a damaged version
     with pytest.raises(DatasetError, match="img000002.jpg"):
         audit_version(str(broken))
     ws = Workspace.init(tmp_path / "ws")

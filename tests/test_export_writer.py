@@ -362,3 +362,31 @@ def test_card_reports_cohens_kappa_from_the_label_stage(tmp_path):
     m = re.search(r"Cohen's kappa between the first two raters: ([0-9.]+) over (\d+) doubly-rated images", card)
     assert m, card
     assert abs(float(m.group(1)) - expected) < 0.002 and int(m.group(2)) == len(pairs)
+
+
+def test_pairs_left_to_review_stay_in_one_split_and_are_said(tmp_path):
+    """Dedupe leaves near-threshold pairs to the steward, in two clusters: until someone decides, either could be
+    a copy of the other, so each pair shares one split and fold; the card and the result say how many."""
+    from curate.dedupe.run import DedupeOptions, run_dedupe
+    from db.models import DedupeOverride, DedupePair
+
+    cat = build_catalogue(tmp_path)
+    run_dedupe(cat.ws, DedupeOptions(min_side=16, workers=1))
+    with cat.ws.session() as s:
+        statuses = dict(s.exec(select(Consensus.image_id, Consensus.status)).all())
+        ids = sorted(i for i, status in statuses.items() if status in ("agreed", "adjudicated"))
+    pairs = [(ids[k], ids[k + 1]) for k in range(0, 24, 2)]  # 12 pairs the hashes might have sent to review
+    with cat.ws.session() as s:
+        for a, b in pairs:
+            s.add(DedupePair(image_a=a, image_b=b, kind="review", similarity=0.9, reason="near the threshold"))
+        s.add(DedupeOverride(image_a=ids[30], image_b=ids[31], action="split", note="different photos"))
+        s.add(DedupePair(image_a=ids[30], image_b=ids[31], kind="review", similarity=0.9, reason="decided"))
+    r = export_version(cat.ws, opts())
+    rows = {int(row["image_id"]): row for row in read_manifest(r.path / "manifest.csv")}
+    together = [(a, b) for a, b in pairs if a in rows and b in rows]
+    assert len(together) >= 10
+    for a, b in together:
+        assert (rows[a]["split"], rows[a]["fold"]) == (rows[b]["split"], rows[b]["fold"]), (a, b)
+    assert r.undecided_pairs == len(together)  # the steward's split pair is decided: not counted
+    card = (r.path / "README.md").read_text()
+    assert f"{len(together)} pair(s) of exported images that dedupe left to review were kept in one split" in card

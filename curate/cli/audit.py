@@ -24,7 +24,11 @@ def leakage(
         ),
     ] = None,
     strict: Annotated[
-        bool, typer.Option("--strict", help="Exit with code 2 when any pair reaches the threshold.")
+        bool,
+        typer.Option(
+            "--strict",
+            help="Exit with code 2 when any pair reaches the threshold, and with 1 when there was nothing to compare.",
+        ),
     ] = False,
     workspace: WorkspaceOpt = None,
     db: DbOpt = None,
@@ -39,12 +43,14 @@ def leakage(
 
     Example: curate audit leakage mpox@1.0.0 --strict
     """
-    from curate.export.leakage import THRESHOLD, audit_version
+    from curate.export.leakage import THRESHOLD, audit_version, require_comparisons
     from curate.export.leakage_report import write_report
 
     ws = open_workspace(workspace, db)
     with stage_bars(json_out) as on_progress:
         ds, audit = audit_version(ref, ws.root, threshold or THRESHOLD, on_progress, workers)
+        if strict:
+            require_comparisons(ds.ref, audit)
         page = write_report(ws, ds.path, ds.ref, audit)
     if json_out:
         print_json({"version": ds.ref, **audit.as_dict(), "report": str(page)})

@@ -10,6 +10,7 @@ from rich.markup import escape
 from curate.cli.options import DbOpt, JsonOpt, WorkersOpt, WorkspaceOpt, open_workspace
 from curate.output import console, print_json, stage_bars, table
 
+ID_MAX = 2**63 - 1  # SQLite's largest INTEGER: a bigger id is refused by typer, naming the argument, not by SQLite
 app = typer.Typer(rich_markup_mode=None)  # help comes from the `dedupe` callback below
 
 
@@ -154,8 +155,8 @@ def render(report, sheet) -> None:
                 ],
             )
         )
-    for image_id, reason in report.skipped[:20]:
-        console.print(f"[yellow]skipped image {image_id}: {escape(reason)}[/]")
+    for _, reason in report.skipped[:20]:  # the reason names the image
+        console.print(f"[yellow]skipped {escape(reason)}[/]")
     for line in report.recomputed[:20]:
         console.print(f"[yellow]cache:[/] {escape(line)}")
     for image_id, reason in report.whole_picture[:20]:
@@ -173,24 +174,33 @@ def render(report, sheet) -> None:
 
 
 def _decision_output(summary: dict, json_out: bool, message: str) -> None:
+    """The new clustering, and what the decision replaced or left alone: a reversal is never silent."""
     if json_out:
         print_json(summary)
-    else:
-        console.print(message + f" — now {summary['clusters']} clusters, {summary['labelable']} to label")
+        return
+    console.print(message + f" — now {summary['clusters']} clusters, {summary['labelable']} to label")
+    for r in summary.get("replaced", []):
+        console.print(f"images {r['image_a']} and {r['image_b']}: replaces the {r['action']} of {r['at']}")
+    if summary.get("already_apart"):
+        ids = ", ".join(map(str, summary["already_apart"]))
+        console.print(f"already in another cluster, no pair between them: {ids} (nothing recorded for them)")
 
 
 @app.command()
 def split(
-    image: Annotated[int, typer.Argument(help="Image id to take out of its cluster.")],
+    image: Annotated[int, typer.Argument(min=1, max=ID_MAX, help="Image id to take out of its cluster.")],
     others: Annotated[
-        list[int] | None, typer.Argument(help="Only split from these image ids (default: every other member).")
+        list[int] | None,
+        typer.Argument(min=1, max=ID_MAX, help="Only split from these image ids (default: every other member)."),
     ] = None,
     note: Annotated[str | None, typer.Option(help="Why (shown on the review sheet).")] = None,
     workspace: WorkspaceOpt = None,
     db: DbOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Record "not duplicates": IMAGE never shares a cluster with the others again.
+    """Record "not duplicates": IMAGE never shares a cluster with the others again. An image already in
+    another cluster with no dedupe pair between them is left out (nothing would change); a pair to
+    review is decided so. A split that reverses a merge says which merge it replaced.
 
     Example: curate dedupe split 42 --note "same patient, different day"
     """
@@ -201,13 +211,19 @@ def split(
     with audited(ws, "dedupe split", {"image": image, "others": others, "note": note}) as run:
         summary = overrides.split(ws, image, others, note, run.id)
         run.summary = {k: v for k, v in summary.items() if k != "groups"}
-    _decision_output(summary, json_out, f"image {image} split off")
+    apart = set(summary["already_apart"])
+    split_from = [o for o in dict.fromkeys(others or []) if o not in apart]
+    _decision_output(
+        summary,
+        json_out,
+        f"image {image} split from {', '.join(map(str, split_from))}" if others else f"image {image} split off",
+    )
 
 
 @app.command()
 def merge(
-    image_a: Annotated[int, typer.Argument(help="An image id.")],
-    image_b: Annotated[int, typer.Argument(help="An image id showing the same picture.")],
+    image_a: Annotated[int, typer.Argument(min=1, max=ID_MAX, help="An image id.")],
+    image_b: Annotated[int, typer.Argument(min=1, max=ID_MAX, help="An image id showing the same picture.")],
     note: Annotated[str | None, typer.Option(help="Why (shown on the review sheet).")] = None,
     workspace: WorkspaceOpt = None,
     db: DbOpt = None,
@@ -229,16 +245,18 @@ def merge(
 
 @app.command("review")
 def review_sheet(workspace: WorkspaceOpt = None, db: DbOpt = None, json_out: JsonOpt = False) -> None:
-    """Write the HTML review sheet of the current clusters (no hashing).
+    """Write the HTML review sheet of the current clusters (no hashing); --json also lists what it
+    shows, in its order: the pairs to review with their merge/split commands, the groups kept apart,
+    the clusters (mixed prior labels first) with each member's prior labels and sources.
 
-    Example: curate dedupe review
+    Example: curate dedupe review --json
     """
-    from curate.dedupe.review import write_review
+    from curate.dedupe.review import write_sheet
 
     ws = open_workspace(workspace, db)
-    path = write_review(ws, in_labelling=in_labelling(ws))
+    path, items = write_sheet(ws, in_labelling=in_labelling(ws))
     if json_out:
-        print_json({"review_sheet": str(path)})
+        print_json({"review_sheet": str(path)} | items)
     else:
         console.print(f"review sheet: {path}")
 
@@ -250,6 +268,7 @@ def decisions(workspace: WorkspaceOpt = None, db: DbOpt = None, json_out: JsonOp
     Example: curate dedupe decisions --json
     """
     from curate.dedupe import overrides
+    from curate.dedupe.overrides import when
 
     ws = open_workspace(workspace, db)
     rows = overrides.decisions(ws)
@@ -259,8 +278,8 @@ def decisions(workspace: WorkspaceOpt = None, db: DbOpt = None, json_out: JsonOp
         console.print(
             table(
                 "dedupe decisions",
-                ["images", "decision", "note"],
-                [[f"{r['image_a']} – {r['image_b']}", r["action"], r["note"]] for r in rows],
+                ["images", "decision", "note", "at"],
+                [[f"{r['image_a']} – {r['image_b']}", r["action"], r["note"], when(r["at"])] for r in rows],
             )
         )
 

@@ -1,7 +1,7 @@
 """Dedupe: exact and near-duplicate clusters over the catalogue.
 
-The two functions below are the contract later stages use (label push reads
-`labelable_image_ids`, export reads `cluster_map`). Before dedupe has run,
+The functions below are the contract later stages use (label push reads
+`labelable_image_ids`, export reads `cluster_map` and `undecided_pairs`). Before dedupe has run,
 every image is its own cluster `img<id>`; afterwards a cluster's key is
 `img<smallest member id>`, so keys stay stable across re-runs. Images added
 after the last run are their own cluster and labelable until the next run.
@@ -11,13 +11,32 @@ from __future__ import annotations
 
 from sqlmodel import Session, select
 
-from db.models import DedupeMember, Image
+from db.models import DedupeMember, DedupeOverride, DedupePair, Image
+
+UNDECIDED_KINDS = ("pixel", "hash", "cnn", "review")  # evidence of one photo: a copy, or a pair to review
 
 
 def cluster_map(session: Session) -> dict[int, str]:
     """image id -> cluster key; images in one cluster must stay in one split."""
     keys = dict(session.exec(select(DedupeMember.image_id, DedupeMember.cluster_key)).all())
     return {i: keys.get(i, f"img{i}") for i in session.exec(select(Image.id)).all()}
+
+
+def undecided_pairs(session: Session) -> list[tuple[int, int]]:
+    """Pairs dedupe found alike but left in two clusters (to review, or not joined to every member) and the
+    steward has not split: both must stay in one split until someone decides, or a copy leaks."""
+    clusters = cluster_map(session)
+    split = set(
+        session.exec(
+            select(DedupeOverride.image_a, DedupeOverride.image_b).where(DedupeOverride.action == "split")
+        ).all()
+    )
+    pairs = session.exec(
+        select(DedupePair.image_a, DedupePair.image_b).where(DedupePair.kind.in_(UNDECIDED_KINDS))
+    ).all()
+    return sorted(
+        {(a, b) for a, b in pairs if clusters.get(a) != clusters.get(b) and (a, b) not in split and (b, a) not in split}
+    )
 
 
 def uncompared_image_ids(session: Session, ids: set[int]) -> list[int]:

@@ -36,8 +36,9 @@ The representative rule: an image that has already entered labelling (it has a
 `LabelTask`) stays its cluster's representative, so a sharper copy arriving later
 never takes the place of a photo the raters have seen; among several such, one
 with a final consensus (agreed or adjudicated) first. Then, and for clusters with
-no labelled member, the plain rule: not low-resolution, most pixels, source
-priority (clinic > public > web), earliest, lowest id.
+no labelled member, the plain rule: not low-resolution, most pixels inside the content box (a framed
+or padded copy is not sharper for its frame; within `SAME_PIXELS` of the most, the same), then one without
+a frame, source priority (clinic > public > web), earliest, lowest id.
 """
 
 from __future__ import annotations
@@ -88,6 +89,7 @@ class Candidate:
     priority: int  # best (lowest) source priority among its arrivals: clinic 0 < public 1 < web 2
     created_at: datetime
     low_res: bool = False
+    content: float = 1.0  # share of the picture inside its content box: a frame or padding is no resolution
 
 
 def clusters(
@@ -245,15 +247,24 @@ def representative(members: list[Candidate], labelled: Collection[int] = (), fin
     """The documented rule (module docstring). `labelled`: ids already in labelling (have a task);
     `final`: ids with an agreed or adjudicated consensus. Labelled first, so labels already paid
     for stay the cluster's; then usable (not low-resolution), most pixels, best source priority
-    (clinic > public > web), earliest, lowest id."""
+    (clinic > public > web), earliest, lowest id; pixels are counted inside the content box (module docstring)."""
 
     def stage(c: Candidate) -> int:
         return 0 if c.image_id in final else 1 if c.image_id in labelled else 2
 
-    return min(
-        members,
-        key=lambda c: (stage(c), c.low_res, -(c.width * c.height), c.priority, c.created_at, c.image_id),
-    )
+    first = min((stage(c), c.low_res) for c in members)
+    pool = [c for c in members if (stage(c), c.low_res) == first]
+    most = max(_content_pixels(c) for c in pool)
+    near = [c for c in pool if _content_pixels(c) >= SAME_PIXELS * most]  # a JPEG's ringing widens a box a little
+    return min(near, key=lambda c: (c.content < UNFRAMED, c.priority, c.created_at, c.image_id))
+
+
+SAME_PIXELS = 0.9  # content boxes within this share of the largest count as the same resolution
+UNFRAMED = 0.95  # a content box this much of its picture: no frame or padding to speak of
+
+
+def _content_pixels(c: Candidate) -> float:
+    return c.width * c.height * c.content
 
 
 def cluster_key(root_id: int) -> str:

@@ -15,7 +15,7 @@ from PIL import Image as PILImage
 from sqlmodel import select
 
 from curate.dedupe.cluster import Edge
-from curate.imaging import open_upright
+from curate.imaging import open_upright, to_rgb
 from db.models import DedupeCode, Image
 
 SIDE = 224
@@ -31,7 +31,7 @@ def _torch():
 
 
 def _load(data: bytes, mean, std) -> np.ndarray:
-    img = open_upright(data, SIDE).image.convert("RGB").resize((SIDE, SIDE), PILImage.BILINEAR)
+    img = to_rgb(open_upright(data, SIDE).image).resize((SIDE, SIDE), PILImage.BILINEAR)
     a = np.asarray(img, np.float32) / 255.0
     return ((a - np.array(mean, np.float32)) / np.array(std, np.float32)).transpose(2, 0, 1)
 

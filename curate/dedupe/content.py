@@ -12,7 +12,8 @@ of a border when at least `UNIFORM_SHARE` of its pixels lie within `TOL` grey
 levels (per channel) of the border's colour and its median deviation is at most
 `MEAN_DEV` (median): JPEG noise on a flat frame stays well inside both, skin texture
 does not. Bands are peeled side by side until stable, then once more inside
-(a frame within a frame), up to `LEVELS` times.
+(a frame within a frame), up to `LEVELS` times; a level that only went into the
+picture's own plain coloured background (`_background`) is not taken.
 
 Lettering. A caption strip, a social-media handle bar or a web page's header and
 footer are bands too, with rows of text on them, and left in the box they make
@@ -56,6 +57,8 @@ MIN_SIDE = 24  # pictures smaller than this are used whole (too small to search 
 MIN_CONTENT = 0.08  # a box narrower than this share of a side means the frame covers everything
 FLAT_STD = 2.5  # a whole picture with less spread than this is a single colour
 LEVELS = 3
+BACKGROUND_SHARE = 0.5  # a cut side whose first inside line is this much the band's colour: no edge there
+CHROMA = 24  # grey levels between a band colour's channels from which it is a colour (skin), not a grey
 SEARCH_SIDE = 160  # the box is searched on a picture subsampled to about this side (rows kept at TEXT_WIDTH px)
 SKIP = 2  # seam lines allowed between two bands
 
@@ -239,6 +242,35 @@ def _peel(rows: np.ndarray, cols: np.ndarray, y0: int, y1: int, x0: int, x1: int
     return t, b, lf, r
 
 
+def _background(rows: np.ndarray, cols: np.ndarray, outer: tuple, inner: tuple) -> bool:
+    """Whether a level of peeling went into the picture's own plain, coloured background (skin around one
+    lesion) rather than a frame: on every side it cut, the first line inside is still at least
+    `BACKGROUND_SHARE` the band's colour (a photo inside a frame starts at a straight edge), and that colour is
+    not black, white or grey (`CHROMA`; a fundus's or the sky's black surround stays cut). Cut there, two
+    different smooth close-ups became two centred blobs, and their thumbnails correlated 0.98."""
+    x0, y0, x1, y1 = outer
+    nx0, ny0, nx1, ny1 = inner
+    sides = []
+    if ny0 > y0:
+        sides.append((rows[:, ny0, nx0:nx1], rows[:, ny0 - 1, nx0:nx1]))
+    if ny1 < y1:
+        sides.append((rows[:, ny1 - 1, nx0:nx1], rows[:, ny1, nx0:nx1]))
+    if nx0 > x0:
+        sides.append((cols[:, nx0, ny0:ny1], cols[:, nx0 - 1, ny0:ny1]))
+    if nx1 < x1:
+        sides.append((cols[:, nx1 - 1, ny0:ny1], cols[:, nx1, ny0:ny1]))
+    if not sides or rows.shape[0] < 3:
+        return False
+    for inside, outside in sides:
+        colour = np.median(outside, axis=1).astype(np.int16)[:, None]
+        if int(colour.max()) - int(colour.min()) < CHROMA:
+            return False  # a neutral band: a frame, padding, or a black surround
+        dev = np.abs(inside.astype(np.int16) - colour).max(axis=0)
+        if (dev <= TOL).mean() < BACKGROUND_SHARE:
+            return False  # the picture starts here
+    return True
+
+
 def content_box(rgb: np.ndarray) -> ContentBox:
     """The content box of an (h, w, 3) uint8 picture; never raises on odd input."""
     a = np.asarray(rgb)
@@ -273,6 +305,8 @@ def content_box(rgb: np.ndarray) -> ContentBox:
             break
         if (y1 - y0) - t - b < max(2, MIN_CONTENT * h) or (x1 - x0) - lf - r < max(2, MIN_CONTENT * w):
             return ContentBox(**whole, note="the frame covers nearly the whole picture; whole picture used")
+        if _background(rows, cols, (x0, y0, x1, y1), (x0 + lf, y0 + t, x1 - r, y1 - b)):
+            break
         x0, y0, x1, y1 = x0 + lf, y0 + t, x1 - r, y1 - b
     full_w, full_h = whole["width"], whole["height"]
     return ContentBox(

@@ -20,7 +20,7 @@ from PIL import Image
 
 from curate.dedupe.content import ContentBox, content_box
 from curate.dedupe.kept import Kept
-from curate.imaging import DRAFT_FORMATS, open_upright
+from curate.imaging import DRAFT_FORMATS, open_upright, to_rgb
 
 THUMB = 64  # side of the square grey thumbnail every code is computed from
 BLACK = 16  # grey level at or below which a pixel counts as masked (bar, rotation fill)
@@ -201,14 +201,14 @@ def decode(data: bytes, thumb: int = THUMB) -> Decoded:
         if up.format in DRAFT_FORMATS
         else f"{up.format}:full"
     )
-    rgb = img.convert("RGB")
+    rgb = to_rgb(img)  # transparency onto white, as every page, rater and export shows it
     pixels = np.asarray(rgb)
     digest = pixel_digest(img, tag, pixels)
     box = content_box(pixels)
     content, masked = _thumbnail(rgb.crop((box.x0, box.y0, box.x1, box.y1)) if box.cut else rgb, thumb)
     # a tone change can move where the box cuts into a smooth photo: the whole picture is what still
     # matches then (`curate.dedupe.whole`)
-    found = box_panels(data, box, img) if max(box.x1 - box.x0, box.y1 - box.y0) * up.reduction >= PANEL_PX else ()
+    found = box_panels(data, box, rgb) if max(box.x1 - box.x0, box.y1 - box.y0) * up.reduction >= PANEL_PX else ()
     return Decoded(content, digest, masked, box, _thumbnail(rgb, thumb)[0] if box.cut else None, found)
 
 
@@ -283,8 +283,14 @@ def _cut(grey: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray
     ]
 
 
+def _grey(img: Image.Image) -> Image.Image:
+    """Grey levels of the picture as `to_rgb` shows it: converted straight to L, a transparent PNG kept the
+    pixels under its alpha, which no page, rater or export shows, and matched the photo hidden there."""
+    return img if img.mode == "L" else to_rgb(img).convert("L")
+
+
 def _upright_grey(data: bytes, least: int) -> np.ndarray:
-    grey = np.array(open_upright(data, least).image.convert("L"))
+    grey = np.array(_grey(open_upright(data, least).image))
     grey.flags.writeable = False  # kept by `Decodes` and handed out again: nobody may change it
     return grey
 
@@ -419,7 +425,7 @@ def box_panels(
         grey = np.asarray(decoded.convert("L"))[box.y0 : box.y1, box.x0 : box.x1]
     else:
         least = _least((fx0, fy0, fx1, fy1), PANEL_SIDE)
-        grey = _cut(np.asarray(open_upright(data, least, "L").image.convert("L")), (fx0, fy0, fx1, fy1))
+        grey = _cut(np.asarray(_grey(open_upright(data, least, "L").image)), (fx0, fy0, fx1, fy1))
     h, w = grey.shape
     sx, sy = (fx1 - fx0) / w, (fy1 - fy0) / h
     return tuple((fx0 + x0 * sx, fy0 + y0 * sy, fx0 + x1 * sx, fy0 + y1 * sy) for x0, y0, x1, y1 in panels(grey))

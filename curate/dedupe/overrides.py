@@ -1,18 +1,25 @@
 """The steward's decisions: merge two clusters, or split images apart ("not duplicates").
 
-A decision is one `dedupe_overrides` row per image pair (a later decision on
-the same pair replaces the earlier one). Runs never write this table, and the
-clustering honours it every time, so decisions survive re-running dedupe.
-Each call re-clusters at once from the stored pairs (no hashing).
+A decision is one `dedupe_overrides` row per image pair (unique). A later, different decision on
+the same pair takes the row over: its time becomes the new decision's, and its note says which
+decision it replaced and when (`replaces the split of …`), so no earlier decision vanishes without
+a trace and no migration is needed. The same decision again changes nothing (its time stays the
+first one's). Runs never write this table, and the clustering honours it every time, so decisions
+survive re-running dedupe. Each call re-clusters at once from the stored pairs (no hashing).
 """
 
 from __future__ import annotations
 
-from sqlmodel import select
+from datetime import datetime
+
+from sqlmodel import or_, select
 
 from curate.dedupe.run import recluster
 from curate.errors import ConfigError
-from db.models import DedupeMember, DedupeOverride, Image
+from db.models import DedupeMember, DedupeOverride, DedupePair, Image, utcnow
+
+NOTE_MAX = 500  # dedupe_overrides.note's width
+OLD_NOTE_MAX = 200  # how much of a replaced decision's note its successor quotes
 
 
 def _check_ids(s, ids: list[int]) -> None:
@@ -21,30 +28,84 @@ def _check_ids(s, ids: list[int]) -> None:
         raise ConfigError(f"no image with id {', '.join(map(str, missing))} in the catalogue")
 
 
-def _decide(s, a: int, b: int, action: str, note: str | None) -> None:
+def when(at: datetime) -> str:
+    """A decision's time as people read it (stored in UTC; SQLite gives it back without a zone)."""
+    return at.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _cut(text: str, room: int) -> str:
+    return text if len(text) <= room else text[: max(room - 1, 0)] + "…"
+
+
+def _replacing(note: str | None, old: DedupeOverride) -> str:
+    """The new decision's note: the steward's words, then what it replaced (kept whole within the width)."""
+    said = f"replaces the {old.action} of {when(old.created_at)}"
+    if old.note:
+        said += f' (noted "{_cut(old.note, OLD_NOTE_MAX)}")'
+    return f"{_cut(note, NOTE_MAX - len(said) - 2)}; {said}" if note else said
+
+
+def _decide(s, a: int, b: int, action: str, note: str | None) -> dict | None:
+    """Record one decision; returns the different decision it replaced (None if new or the same again)."""
     if a == b:
         raise ConfigError("an image cannot be merged with or split from itself")
     a, b = min(a, b), max(a, b)
     row = s.exec(select(DedupeOverride).where(DedupeOverride.image_a == a, DedupeOverride.image_b == b)).first()
+    replaced = None
     if row is None:
-        s.add(DedupeOverride(image_a=a, image_b=b, action=action, note=note))
+        s.add(DedupeOverride(image_a=a, image_b=b, action=action, note=_cut(note, NOTE_MAX) if note else note))
+    elif row.action == action:  # re-run: the decision stands as first made; a new note replaces the old one
+        if note is not None:
+            row.note = _cut(note, NOTE_MAX)
     else:
-        row.action, row.note = action, note
+        replaced = {"image_a": a, "image_b": b, "action": row.action, "note": row.note, "at": when(row.created_at)}
+        row.note = _replacing(note, row)
+        row.action, row.created_at = action, utcnow()
     s.flush()
+    return replaced
 
 
 def merge(ws, a: int, b: int, note: str | None = None, run_id: int | None = None) -> dict:
-    """Record that `a` and `b` show the same picture; their clusters become one."""
+    """Record that `a` and `b` show the same picture; their clusters become one. The summary's
+    `replaced` lists an earlier, different decision on the pair this one took over."""
     with ws.session() as s:
         _check_ids(s, [a, b])
-        _decide(s, a, b, "merge", note)
-        return recluster(s, run_id)
+        replaced = _decide(s, a, b, "merge", note)
+        return recluster(s, run_id) | {"replaced": [replaced] if replaced else [], "already_apart": []}
+
+
+def _apart(s, image: int, others: list[int]) -> list[int]:
+    """Of `others`, those a split would change nothing for: in another cluster than `image`, with no
+    stored pair (the sheet's `split A B` for a pair to review is the steward's decision on that pair,
+    and blocks it on every later run) and no earlier decision between them."""
+    keys = {
+        m.image_id: m.cluster_key
+        for m in s.exec(select(DedupeMember).where(DedupeMember.image_id.in_([image, *others]))).all()
+    }
+    linked = set()
+    for model in (DedupePair, DedupeOverride):
+        for a, b in s.exec(
+            select(model.image_a, model.image_b).where(
+                or_(
+                    (model.image_a == image) & model.image_b.in_(others),
+                    (model.image_b == image) & model.image_a.in_(others),
+                )
+            )
+        ).all():
+            linked.add(b if a == image else a)
+    mine = keys.get(image)
+    return [o for o in others if o not in linked and (mine is None or keys.get(o) != mine)]
 
 
 def split(ws, image: int, others: list[int] | None = None, note: str | None = None, run_id: int | None = None) -> dict:
-    """Record that `image` is not a duplicate of `others` (default: every other member of its cluster)."""
+    """Record that `image` is not a duplicate of `others` (default: every other member of its cluster).
+
+    An image of `others` already in another cluster and not linked to `image` by a stored pair or decision
+    is left out (`already_apart` in the summary): nothing would change, so nothing is recorded; if that is
+    every one of them, a `ConfigError` says so, as for an image alone in its cluster."""
     with ws.session() as s:
         _check_ids(s, [image, *(others or [])])
+        apart: list[int] = []
         if not others:
             mine = s.get(DedupeMember, image)
             if mine is None:
@@ -56,9 +117,26 @@ def split(ws, image: int, others: list[int] | None = None, note: str | None = No
             ]
             if not others:
                 raise ConfigError(f"image {image} is alone in its cluster; nothing to split")
-        for o in others:
-            _decide(s, image, o, "split", note)
-        return recluster(s, run_id)
+        else:
+            others = list(dict.fromkeys(others))
+            if image in others:
+                raise ConfigError("an image cannot be merged with or split from itself")
+            apart = _apart(s, image, others)
+            others = [o for o in others if o not in apart]
+            if not others:
+                unclustered = [i for i in [image, *apart] if s.get(DedupeMember, i) is None]
+                if unclustered:
+                    raise ConfigError(f"{_ids(unclustered)} not in a cluster yet (run `curate dedupe` first)")
+                raise ConfigError(
+                    f"image {image} is already in a different cluster from {_ids(apart)}, and no dedupe pair links "
+                    "them; nothing to split"
+                )
+        replaced = [r for o in others if (r := _decide(s, image, o, "split", note))]
+        return recluster(s, run_id) | {"replaced": replaced, "already_apart": apart}
+
+
+def _ids(ids: list[int]) -> str:
+    return f"image{'s' * (len(ids) > 1)} {', '.join(map(str, ids))}"
 
 
 def decisions(ws) -> list[dict]:

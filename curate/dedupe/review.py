@@ -14,7 +14,8 @@ command. Self-contained (thumbnails are small base64 JPEGs), written to
 prior labels, never a file path or locator (clinic paths can carry patient
 names). All text is HTML-escaped. Which images are already in labelling is the
 caller's to say (`in_labelling`: the CLI reads it from the label stage), so this
-module never imports the stage above it.
+module never imports the stage above it. The sheet is rendered from `review_items`' plain data, which
+`curate dedupe review --json` prints: the same lists, in the same order, with the same commands.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from scipy.cluster.hierarchy import DisjointSet
 from sqlmodel import select
 
 from curate.dedupe.cluster import COLLAGE, NOT_EDGES, Edge, stamped, unmerged
+from curate.dedupe.overrides import when
 from curate.dedupe.verify import ONE_OBJECT
 from curate.files import write_atomic
 from curate.imaging import thumbnail
@@ -100,31 +102,68 @@ def _collect(ws, in_labelling: Collection[int]) -> dict:
     )
 
 
-def _figure(ws, d: dict, image_id: int, extra: str = "", cls: str = "") -> str:
+def _info(d: dict, image_id: int) -> dict:
+    """What the sheet says of one picture: id, size, format, prior labels, sources, in labelling; never a
+    file name, path or locator."""
     img = d["images"][image_id]
-    try:
-        src = f"data:image/jpeg;base64,{thumbnail(ws.store.read(img.sha256))}"
-    except Exception:
-        src = ""
-    label = ", ".join(sorted(d["labels"][image_id])) or "none"
-    where = ", ".join(sorted(d["sources"][image_id]))
-    return (
-        f"<figure class='{cls}'><img alt='image {image_id}' src='{src}'><figcaption>{extra}"
-        f"image {image_id} · {img.width}×{img.height} {html.escape(img.format)}<br>"
-        f"prior label: {html.escape(label)}<br>sources: {html.escape(where)}"
-        f"{'<br>in labelling' if image_id in d['labelled'] else ''}</figcaption></figure>"
-    )
+    return {
+        "image": image_id,
+        "width": img.width,
+        "height": img.height,
+        "format": img.format,
+        "prior_labels": sorted(d["labels"][image_id]),
+        "sources": sorted(d["sources"][image_id]),
+        "in_labelling": image_id in d["labelled"],
+    }
 
 
 def _mixed(d: dict, group) -> bool:
     return len({lab for m in group for lab in d["labels"][m.image_id]}) > 1
 
 
-def write_review(ws, name: str = "dedupe-review.html", in_labelling: Collection[int] = ()) -> Path:
-    """Write the sheet; returns its path under `ws.reports`. `in_labelling`: ids of images that
-    already have a labelling task (marked on the sheet)."""
-    d = _collect(ws, in_labelling)
-    multi, review = d["multi"], d["review"]
+def _pair_to_review(d: dict, p) -> dict:
+    a, b = p.image_a, p.image_b
+    why = (
+        p.reason
+        if p.kind == "review"
+        else f"verified as the same photo ({p.reason or p.kind}) but not against every member of the other's cluster"
+    )
+    hint = (  # a collage and a photo it holds (`verify.paneled`): "same photo" or not does not say it
+        "a collage and a photo in it: keep one of them (merge), or both (split) and let the raters label the "
+        "collage as a whole (not assessable when its photos differ)"
+        if (p.reason or "").startswith(COLLAGE)
+        else None
+    )
+    return {
+        "image_a": a,
+        "image_b": b,
+        "kind": p.kind,
+        "similarity": round(p.similarity, 3),
+        "reason": why,
+        "hint": hint,
+        "merge": f"curate dedupe merge {a} {b}",
+        "split": f"curate dedupe split {a} {b}",
+        "images": [_info(d, a), _info(d, b)],
+    }
+
+
+def _groups(d: dict, pairs: list) -> list[dict]:
+    """Pictures kept apart for sharing a stamp or one object, one entry per group joined by such pairs."""
+    if not pairs:
+        return []
+    joined = _joined(pairs)
+    return [
+        {
+            "pairs": sum(1 for p in pairs if p.image_a in members and p.image_b in members),
+            "images": [_info(d, i) for i in members],
+        }
+        for members in sorted((sorted(g) for g in joined.subsets()), key=lambda g: (-len(g), g[0]))
+    ]
+
+
+def _cluster(d: dict, key: str, group: list, mixed: bool) -> dict:
+    group = sorted(group, key=lambda m: (not m.representative, m.image_id))
+    rep = group[0].image_id
 
     def link(a: int, b: int) -> str:
         p = d["by_pair"].get((min(a, b), max(a, b)))
@@ -134,85 +173,138 @@ def write_review(ws, name: str = "dedupe-review.html", in_labelling: Collection[
         why = f"; {p.reason}" if p.reason else ""
         return f"{p.kind}, similarity {p.similarity:.3f}{extra}{why}"
 
+    members = []
+    for m in group:
+        entry = _info(d, m.image_id) | {"representative": m.representative, "low_res": m.low_res}
+        if not m.representative:
+            entry |= {"link": link(rep, m.image_id), "split": f"curate dedupe split {m.image_id} {rep}"}
+        members.append(entry)
+    return {"cluster": key, "size": len(group), "mixed_prior_labels": mixed, "members": members}
+
+
+def review_items(ws, in_labelling: Collection[int] = ()) -> dict:
+    """Everything the sheet lists, in its order, as plain data: the HTML is rendered from this, and
+    `curate dedupe review --json` prints it, so the two never disagree."""
+    return _items(_collect(ws, in_labelling))
+
+
+def _items(d: dict) -> dict:
+    multi, review = d["multi"], d["review"]
     stamp = [p for p in review if stamped(p.kind, p.reason)]
     review = [p for p in review if not stamped(p.kind, p.reason)]
     shared = _shared_object(review)
     grouped = {(p.image_a, p.image_b) for p in shared}
     review = [p for p in review if (p.image_a, p.image_b) not in grouped]
     mixed = sorted((k for k in multi if _mixed(d, multi[k])), key=lambda k: (-len(multi[k]), k))
+    rest = sorted(
+        (k for k in multi if k not in mixed), key=lambda k: (-len(multi[k]), int(k[3:]) if k[3:].isdigit() else 0)
+    )
+    return {
+        "counts": {
+            "to_review": len(review),
+            "stamp_pairs": len(stamp),
+            "object_pairs": len(shared),
+            "mixed_clusters": len(mixed),
+            "clusters": len(multi),
+            "duplicates": sum(len(v) - 1 for v in multi.values()),
+            "low_res": d["low"],
+        },
+        "to_review": [
+            _pair_to_review(d, p) for p in sorted(review, key=lambda p: (-p.similarity, p.image_a, p.image_b))
+        ],
+        "stamp_groups": _groups(d, stamp),
+        "object_groups": _groups(d, shared),
+        "mixed_clusters": [_cluster(d, k, multi[k], True) for k in mixed],
+        "clusters": [_cluster(d, k, multi[k], False) for k in rest],
+        "decisions": [
+            {"image_a": o.image_a, "image_b": o.image_b, "action": o.action, "note": o.note, "at": when(o.created_at)}
+            for o in d["overrides"]
+        ],
+    }
+
+
+def _figure(ws, d: dict, info: dict, extra: str = "", cls: str = "") -> str:
+    image_id = info["image"]
+    try:
+        src = f"data:image/jpeg;base64,{thumbnail(ws.store.read(d['images'][image_id].sha256))}"
+    except Exception:
+        src = ""
+    label = ", ".join(info["prior_labels"]) or "none"
+    where = ", ".join(info["sources"])
+    return (
+        f"<figure class='{cls}'><img alt='image {image_id}' src='{src}'><figcaption>{extra}"
+        f"image {image_id} · {info['width']}×{info['height']} {html.escape(info['format'])}<br>"
+        f"prior label: {html.escape(label)}<br>sources: {html.escape(where)}"
+        f"{'<br>in labelling' if info['in_labelling'] else ''}</figcaption></figure>"
+    )
+
+
+def write_review(ws, name: str = "dedupe-review.html", in_labelling: Collection[int] = ()) -> Path:
+    """Write the sheet; returns its path under `ws.reports`. `in_labelling`: ids of images that
+    already have a labelling task (marked on the sheet)."""
+    return write_sheet(ws, name, in_labelling)[0]
+
+
+def write_sheet(ws, name: str = "dedupe-review.html", in_labelling: Collection[int] = ()) -> tuple[Path, dict]:
+    """Write the sheet from `review_items`' data, read once; returns its path and that data."""
+    d = _collect(ws, in_labelling)
+    items = _items(d)
+    n = items["counts"]
     out = [
         "<!doctype html><html><head><meta charset='utf-8'><title>Dedupe "
         f"review</title><style>{CSS}</style></head><body>"
     ]
     out.append("<h1>Dedupe review</h1>")
     out.append(
-        f"<p>{len(review)} pairs to review (not merged); {len(stamp)} pairs kept apart as sharing a stamp; "
-        f"{len(shared)} pairs kept apart as sharing one object; "
-        f"{len(mixed)} clusters with mixed prior labels; "
-        f"{len(multi)} clusters of two or more images; {sum(len(v) - 1 for v in multi.values())} duplicates; "
-        f"{d['low']} images below the minimum side. The representative (green) is chosen by: already in labelling "
-        "(one with a final consensus first), then not low-resolution, most pixels, source priority "
+        f"<p>{n['to_review']} pairs to review (not merged); {n['stamp_pairs']} pairs kept apart as sharing a stamp; "
+        f"{n['object_pairs']} pairs kept apart as sharing one object; "
+        f"{n['mixed_clusters']} clusters with mixed prior labels; "
+        f"{n['clusters']} clusters of two or more images; {n['duplicates']} duplicates; "
+        f"{n['low_res']} images below the minimum side. The representative (green) is chosen by: already in "
+        "labelling (one with a final consensus first), then not low-resolution, most pixels, source priority "
         "(clinic &gt; public &gt; web), earliest. Each decision is one command; every later run keeps it.</p>"
     )
-    if review:
+    if items["to_review"]:
         out.append("<h2 id='to-review'>To review — not merged until you decide</h2>")
-    for p in sorted(review, key=lambda p: (-p.similarity, p.image_a, p.image_b)):
-        a, b = p.image_a, p.image_b
-        why = (
-            p.reason
-            if p.kind == "review"
-            else f"verified as the same photo ({p.reason or p.kind}) but not against every member of the other's "
-            "cluster"
-        )
-        hint = (  # a collage and a photo it holds (`verify.paneled`): "same photo" or not does not say it
-            "a collage and a photo in it: keep one of them (merge), or both (split) and let the raters label the "
-            "collage as a whole (not assessable when its photos differ)<br>"
-            if (p.reason or "").startswith(COLLAGE)
-            else ""
-        )
+    for p in items["to_review"]:
+        a, b = p["images"]
+        hint = f"{html.escape(p['hint'])}<br>" if p["hint"] else ""
         out.append(
             f"<div class='pair'>{_figure(ws, d, a)}{_figure(ws, d, b)}<div class='why'>"
-            f"{html.escape(why)}<br>hash correlation {p.similarity:.3f}<br>{hint}"
-            f"same photo: <code>{html.escape(f'curate dedupe merge {a} {b}')}</code><br>"
-            f"different photos: <code>{html.escape(f'curate dedupe split {a} {b}')}</code></div></div>"
+            f"{html.escape(p['reason'] or '')}<br>hash correlation {p['similarity']:.3f}<br>{hint}"
+            f"same photo: <code>{html.escape(p['merge'])}</code><br>"
+            f"different photos: <code>{html.escape(p['split'])}</code></div></div>"
         )
-    out += _kept_apart(ws, d, stamp, "stamps", STAMP_GROUPS)
-    out += _kept_apart(ws, d, shared, "objects", OBJECT_GROUPS)
-    rest = sorted(
-        (k for k in multi if k not in mixed), key=lambda k: (-len(multi[k]), int(k[3:]) if k[3:].isdigit() else 0)
-    )
-    for key in mixed + rest:
-        group = sorted(multi[key], key=lambda m: (not m.representative, m.image_id))
-        rep = group[0].image_id
-        flag = " <span class='mixed'>mixed prior labels</span>" if key in mixed else ""
+    out += _kept_apart(ws, d, items["stamp_groups"], "stamps", STAMP_GROUPS)
+    out += _kept_apart(ws, d, items["object_groups"], "objects", OBJECT_GROUPS)
+    for c in items["mixed_clusters"] + items["clusters"]:
+        key = c["cluster"]
+        flag = " <span class='mixed'>mixed prior labels</span>" if c["mixed_prior_labels"] else ""
         out.append(
-            f"<h2 id='{html.escape(key)}'>Cluster {html.escape(key)} — {len(group)} images{flag}</h2><div "
+            f"<h2 id='{html.escape(key)}'>Cluster {html.escape(key)} — {c['size']} images{flag}</h2><div "
             "class='cluster'>"
         )
-        for m in group:
-            cls = " ".join(c for c, on in (("rep", m.representative), ("low", m.low_res)) if on)
+        for m in c["members"]:
+            cls = " ".join(k for k, on in (("rep", m["representative"]), ("low", m["low_res"])) if on)
             tag = (
                 "<span class='tag'>representative</span><br>"
-                if m.representative
-                else ("<span class='tag'>low-res</span><br>" if m.low_res else "")
+                if m["representative"]
+                else ("<span class='tag'>low-res</span><br>" if m["low_res"] else "")
             )
-            if not m.representative:
-                cmd = f"curate dedupe split {m.image_id} {rep}"
-                tag += (
-                    f"{html.escape(link(rep, m.image_id))}<br>not the same photo: <code>{html.escape(cmd)}</code><br>"
-                )
-            out.append(_figure(ws, d, m.image_id, tag, cls))
+            if not m["representative"]:
+                tag += f"{html.escape(m['link'])}<br>not the same photo: <code>{html.escape(m['split'])}</code><br>"
+            out.append(_figure(ws, d, m, tag, cls))
         out.append("</div>")
-    if d["overrides"]:
+    if items["decisions"]:
         out.append("<h2>Steward decisions</h2><table><tr><th>images</th><th>decision</th><th>note</th></tr>")
-        for o in d["overrides"]:
+        for o in items["decisions"]:
             out.append(
-                f"<tr><td>{o.image_a} – "
-                f"{o.image_b}</td><td>{html.escape(o.action)}</td><td>{html.escape(o.note or '')}</td></tr>"
+                f"<tr><td>{o['image_a']} – {o['image_b']}</td><td>{html.escape(o['action'])}</td>"
+                f"<td>{html.escape(o['note'] or '')}</td></tr>"
             )
         out.append("</table>")
     out.append("</body></html>\n")
-    return write_atomic(ws.reports / name, "\n".join(out), tmp_dir=ws.tmp)
+    return write_atomic(ws.reports / name, "\n".join(out), tmp_dir=ws.tmp), items
 
 
 STAMP_GROUPS = (
@@ -247,20 +339,19 @@ def _joined(pairs: list) -> DisjointSet:
     return groups
 
 
-def _kept_apart(ws, d: dict, pairs: list, anchor: str, words: tuple[str, str]) -> list[str]:
+def _kept_apart(ws, d: dict, groups: list[dict], anchor: str, words: tuple[str, str]) -> list[str]:
     """Pictures kept apart for sharing a stamp or one object, one block per group of them (joined by such
     pairs), each picture once: a site's previews give dozens of pairs that one look settles."""
-    if not pairs:
+    if not groups:
         return []
-    groups = _joined(pairs)
     title, why = words
     out = [
         f"<h2 id='{anchor}'>{html.escape(title)}</h2><p class='why'>{html.escape(why)} Two of them that are one "
         "photo after all: <code>curate dedupe merge A B</code>.</p>"
     ]
-    for members in sorted((sorted(g) for g in groups.subsets()), key=lambda g: (-len(g), g[0])):
-        n = sum(1 for p in pairs if p.image_a in members and p.image_b in members)
-        out.append(f"<p>{len(members)} pictures, {n} pair{'s' * (n != 1)}</p><div class='cluster'>")
-        out += [_figure(ws, d, i) for i in members]
+    for g in groups:
+        n = g["pairs"]
+        out.append(f"<p>{len(g['images'])} pictures, {n} pair{'s' * (n != 1)}</p><div class='cluster'>")
+        out += [_figure(ws, d, info) for info in g["images"]]
         out.append("</div>")
     return out

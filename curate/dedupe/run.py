@@ -13,11 +13,14 @@ Order of work, so that a killed run is harmless:
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 from sqlalchemy import delete, func, update
@@ -60,7 +63,7 @@ log = logging.getLogger("curate.dedupe")
 # beside a cut box's (`curate.dedupe.whole`); v7: a collage's panels kept (`curate.dedupe.decode.box_panels`);
 # v8: a round field of view's fill in-painted in the thumbnail (`decode.field_stop`: an avatar's white corners),
 # lettering on a band closed past JPEG's ringing (`content._closing`: a news site's banner)
-ALGO = f"region-phash-v8/{THUMB}/{len(WINDOWS)}"
+ALGO = f"region-phash-v9/{THUMB}/{len(WINDOWS)}"
 CODE_BYTES, THUMB_BYTES = 8 * len(WINDOWS), THUMB * THUMB
 
 
@@ -176,18 +179,23 @@ class DedupeReport:
 # --- hashing (workers) -------------------------------------------------------------
 
 _ENCODER = RegionPHash()
+_ADDRESS = re.compile(r"\s*<[^<>]* at 0x[0-9a-fA-F]+>")  # "<_io.BytesIO object at 0x7f…>": no use to a reader
 
 
 def _hash_file(path: str) -> tuple:
+    """("ok", …codes) of one stored original, or ("error", kind, detail) for `_skip_reason`; the detail is free
+    of the decoder's memory addresses."""
     try:
         with open(path, "rb") as fh:
             data = fh.read()
     except OSError as exc:
-        return ("error", f"stored original unreadable ({exc.strerror or type(exc).__name__})")
+        return ("error", "unreadable", exc.strerror or type(exc).__name__)
     try:
         d = decode(data)
     except Exception as exc:  # a decoder fault skips the image, never stops the run
-        return ("error", f"cannot decode ({type(exc).__name__}: {exc})")
+        detail = f"{type(exc).__name__}: {_ADDRESS.sub('', str(exc)).strip()}".rstrip(": ")
+        intact = hashlib.sha256(data).hexdigest() == Path(path).parent.name + Path(path).name
+        return ("error", "undecodable" if intact else "damaged", detail)
     codes = _ENCODER.encode(d.thumb)  # every window, whatever method searches them later
     whole = None if d.whole is None else d.whole.tobytes()
     found = panels_text(d.panels)
@@ -226,6 +234,7 @@ def hash_missing(
     todo = [(i, sha) for i, sha in rows if i not in ok]
     report.reused = len(rows) - len(todo)
     image_of = {str(ws.store.path_for(sha)): i for i, sha in todo}
+    path_of = {i: path for path, i in image_of.items()}
 
     def flush(done: list[tuple[str, tuple]]) -> None:
         pending = [(image_of[path], res) for path, res in done]
@@ -235,8 +244,9 @@ def hash_missing(
             images = {i.id: i for i in s.exec(select(Image).where(Image.id.in_(batch))).all()}
             for image_id, res in pending:
                 if res[0] != "ok":
-                    report.skipped.append((image_id, res[1]))
-                    log.warning("dedupe skipped image %d: %s", image_id, res[1])
+                    reason = _skip_reason(ws.root, image_id, path_of[image_id], *res[1:])
+                    report.skipped.append((image_id, reason))
+                    log.warning("dedupe skipped %s", reason)  # the reason names the image
                     continue
                 _, digest, thumb, masked, codes, box, whole, found = res
                 row = codes_rows.get(image_id) or DedupeCode(image_id=image_id, algo=ALGO, codes=b"", thumb=b"")
@@ -261,6 +271,22 @@ def hash_missing(
         chunksize=8,
         on_progress=on_progress,
     )
+
+
+def _skip_reason(root: Path, image_id: int, path: str, kind: str, detail: str) -> str:
+    """The one line a skipped image gets: which image, its original's path in the workspace, what is wrong, and
+    the fix (`curate ingest` writes a missing or damaged original again; an intact one it cannot help)."""
+    where = Path(path)
+    rel = where.relative_to(root).as_posix() if where.is_relative_to(root) else str(where)
+    fix = ": re-run `curate ingest` on its file to restore it"
+    if kind == "unreadable":
+        return f"image {image_id}: its stored original {rel} is unreadable ({detail}){fix}"
+    if kind == "damaged":
+        return (
+            f"image {image_id}: cannot decode its stored original {rel} ({detail}); its bytes no longer match their "
+            f"SHA-256, so the copy is damaged{fix}"
+        )
+    return f"image {image_id}: cannot decode its stored original {rel} ({detail}), though its bytes are intact"
 
 
 # --- clustering ------------------------------------------------------------------------
@@ -308,6 +334,10 @@ def recluster(s: Session, run_id: int | None = None, min_side: int | None = None
     untested = s.exec(select(DedupePair.image_a, DedupePair.image_b).where(DedupePair.kind == UNTESTED)).all()
     boxes = s.exec(select(DedupeCode.image_id, DedupeCode.box).where(DedupeCode.algo == ALGO)).all()
     small = {i for i, box in boxes if i in cands and box_side(cands[i].width, cands[i].height, parse_box(box)) < SMALL}
+    for i, box in boxes:
+        if i in cands:
+            x0, y0, x1, y1 = parse_box(box)
+            cands[i] = replace(cands[i], content=max(0.0, (x1 - x0) * (y1 - y0)))
     tolerated = [(a, b) for a, b in [*review, *untested] if (a, b) not in splits]
     roots = clusters(list(cands), edges, splits, tolerated, last=small)
     to_review = len(unmerged(edges, roots, decided)) + sum(

@@ -71,11 +71,22 @@ def uncompared_note(n: int) -> str:
     )
 
 
+def undecided_note(n: int) -> str:
+    """The line for a version whose images include pairs dedupe left to the steward (card and terminal)."""
+    return (
+        f"{n} pair(s) of exported images that dedupe left to review were kept in one split, since either could "
+        "be a copy of the other: decide them (`curate dedupe split/merge`, see the review sheet), then export "
+        "a new version"
+    )
+
+
 def _exclusions(labels: dict[str, Any]) -> list[str]:
     excluded = labels.get("excluded") or {}
     out = [""]
     if labels.get("uncompared"):
         out += [f"**Warning:** {uncompared_note(labels['uncompared'])}.", ""]
+    if labels.get("undecided_pairs"):
+        out += [f"**Note:** {undecided_note(labels['undecided_pairs'])}.", ""]
     if labels.get("rules"):
         out.append(f"Consensus rules: {explain(labels['rules'])}.")
     if not excluded:

@@ -46,6 +46,7 @@ BORDER_SEAM = 3  # lines after a frame's last flat one still its own (JPEG ringi
 LUMA = np.float32([0.299, 0.587, 0.114])  # RGB to grey, as Pillow's "L"
 RUN_BLOCK = 16  # lines of a side compared with its outer line at a time (`content_box`)
 MAX_LISTED = 200  # pairs kept in the result (the strongest); `suspects` counts them all
+NOTHING_TO_COMPARE = "none in two parts (test or external beside train, or train images in two folds)"
 LEFT_OUT = {  # pairs of different photos that pass verification, left out of the suspects: why, in words
     "stamped": "that share only a stamp (a site's watermark)",
     "one_object": "that match on one object only (a ruler, a colour card, a site's banner or logo both show)",
@@ -151,6 +152,8 @@ class LeakageAudit:
 
     def summary(self) -> str:
         """One line for the terminal and the card."""
+        if not self.compared:  # "no suspect pairs among 0 pairs" read as a pass
+            return f"leakage audit: nothing to compare: {self.images} image(s), {NOTHING_TO_COMPARE}"
         verdict = (
             "no suspect pairs" if not self.suspects else f"{self.suspects} suspect pair(s) (same photo in two parts)"
         )
@@ -335,10 +338,20 @@ def audit_version(
     on_progress: Callable[[str, int, int | None], None] | None = None,
     workers: int = 0,
 ) -> tuple[DatasetVersion, LeakageAudit]:
-    """Open NAME@VERSION (or a folder) and audit it in `workers` processes (0: one per core); DatasetError for a
-    missing version or an unreadable image."""
+    """Open NAME@VERSION (or a folder), check its files against SHA256SUMS, and audit it in `workers` processes
+    (0: one per core); DatasetError for a missing or damaged version or an unreadable image. Checked first: a
+    manifest cut short would otherwise audit fewer images, or none, and pass."""
     ds = DatasetVersion.open(ref, workspace)
-    for row in ds.rows:
+    ds.verify()
+    for row in ds.rows:  # a manifest row SHA256SUMS does not list
         if not (ds.path / row["file"]).is_file():
             raise DatasetError(f"{ds.ref}: image {row['file']} is missing")
     return ds, audit_files(ds.path, entries_of(ds.rows), ds.ref, threshold, on_progress, workers)
+
+
+def require_comparisons(ref: str, audit: LeakageAudit) -> None:
+    """DatasetError when the audit compared no pair: `--strict` must not pass a version it could not check."""
+    if not audit.compared:
+        raise DatasetError(
+            f"{ref}: the leakage audit had nothing to compare: {audit.images} image(s), {NOTHING_TO_COMPARE}"
+        )

@@ -25,7 +25,7 @@ from typing import Any
 from sqlmodel import Session, select
 
 from curate.dataset import SPLITS, DatasetError, DatasetVersion
-from curate.dedupe import cluster_map, uncompared_image_ids
+from curate.dedupe import cluster_map, uncompared_image_ids, undecided_pairs
 from curate.errors import ConfigError, ExportError
 from curate.export.card import UNKNOWN_LICENCE
 from curate.export.exclusions import catalogue_exclusions, consensus_exclusions, consensus_reason
@@ -189,6 +189,14 @@ def make_plan(
     ).all():
         prov[p.image_id].append((p, src))
     clusters = cluster_map(s)
+    chosen_ids = set(ids)
+    together: dict[int, list[str]] = defaultdict(list)  # an undecided pair's images share a group: one split
+    kept_together = 0
+    for a, b in undecided_pairs(s):
+        if a in chosen_ids and b in chosen_ids:
+            together[a].append(f"pair:{a}-{b}")
+            together[b].append(f"pair:{a}-{b}")
+            kept_together += 1
 
     items, info = [], {}
     for c in chosen:
@@ -202,7 +210,8 @@ def make_plan(
         label = diagnoses.binary_label(c.diagnosis) if options.task == "binary" else c.diagnosis
         external = any(src.id in external_ids for _, src in arrivals)
         ext_src = next((src for _, src in arrivals if src.id in external_ids), None)
-        items.append(Item(id=c.image_id, label=label, groups=(f"cluster:{cluster}", *case_keys), external=external))
+        groups = (f"cluster:{cluster}", *case_keys, *together.get(c.image_id, ()))
+        items.append(Item(id=c.image_id, label=label, groups=groups, external=external))
         src_main = ext_src or src0
         licence = (
             next((p.licence for p, src in arrivals if src is src_main and p.licence), None) or src_main.licence or ""
@@ -274,6 +283,8 @@ def make_plan(
     }
     if uncompared := len(uncompared_image_ids(s, set(ids))):  # only then: other versions' fingerprints stay
         labels["uncompared"] = uncompared
+    if kept_together:  # likewise
+        labels["undecided_pairs"] = kept_together
     per_source: dict[str, Counter] = defaultdict(Counter)
     for r in rows:
         per_source[r.source][r.split] += 1

@@ -65,6 +65,7 @@ class ExportResult:
     )  # catalogue images not exported, by reason (exclusions.REASONS)
     leakage: dict | None = None  # the leakage audit run before the version was sealed (its audit.json)
     uncompared: int = 0  # exported images no dedupe run had compared (`curate.dedupe.uncompared_image_ids`)
+    undecided_pairs: int = 0  # pairs dedupe left to review, kept in one split (`curate.dedupe.undecided_pairs`)
 
     @property
     def images_per_second(self) -> float:
@@ -96,6 +97,7 @@ class ExportResult:
             "excluded": self.excluded,
             "leakage": self.leakage,
             "uncompared": self.uncompared,
+            "undecided_pairs": self.undecided_pairs,
         }
 
 
@@ -275,6 +277,7 @@ def _result(plan: ExportPlan, final: Path, status: str, rows: list[dict[str, str
         excluded=plan.excluded,
         leakage=_leakage(final),
         uncompared=plan.labels.get("uncompared", 0),
+        undecided_pairs=plan.labels.get("undecided_pairs", 0),
     )
 
 
