@@ -19,6 +19,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -46,16 +47,17 @@ def served_root(workspace_root: Path) -> Path:
 
 
 def make_served_root(workspace_root: Path) -> Path:
-    """`served_root`, made (owner-only) if missing; idempotent, and safe to kill (the link is renamed in)."""
+    """`served_root`, made (owner-only) if missing; idempotent, safe to kill (the link is renamed in) and to run
+    from several threads at once (`Fleet.start_all`)."""
     root = served_root(workspace_root)
     link = root / COPIES
     if not link.is_symlink():
         (Path(workspace_root) / COPIES).mkdir(mode=0o700, parents=True, exist_ok=True)
-        link.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        tmp = link.with_name(f".files.{os.getpid()}")
-        tmp.unlink(missing_ok=True)
+        for folder in (root, link.parent):  # each owner-only (`parents=True` gives parents the umask's mode)
+            folder.mkdir(mode=0o700, exist_ok=True)
+        tmp = link.with_name(f".files.{uuid.uuid4().hex}")  # servers start in threads: one name each
         os.symlink(os.path.relpath(Path(workspace_root) / COPIES, link.parent), tmp)
-        os.replace(tmp, link)
+        os.replace(tmp, link)  # a link another start put there meanwhile is the same link
     return root
 
 
