@@ -63,7 +63,9 @@ def build(
     (`bench/skin_photos.py`'s), with their leak variants."""
     rng = np.random.default_rng(0)
     paths, meta, parts = [], [], []
-    photos_ = bases(skin, photos) + (ruled(rulers, real=not photos) if rulers else [])
+    photos_ = bases(skin, photos)
+    first_ruled = len(photos_)
+    photos_ += ruled(rulers, real=not photos) if rulers else []
     if closeups:
         from skin_photos import closeups as plain_skin
 
@@ -83,7 +85,9 @@ def build(
             p = out / f"s{k:03d}-stamped.jpg"
             p.write_bytes(exported(stamp(img, "logo")))
             paths.append(p)
-            meta.append((len(photos_) + k, "stamped"))
+            # `ruled` puts `closeup(k)` beside its ruler too: that preview and that photo are one photo
+            same = first_ruled + k if k < (2 * rulers) // 3 else len(photos_) + k
+            meta.append((same, "stamped"))
             parts.append(k % 6 if k % 6 < 5 else -1)
     if templates:
         from photo_corpus import avatar, banner, closeup, vignette

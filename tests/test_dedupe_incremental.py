@@ -5,6 +5,7 @@ groups without a new picture are not verified again, and the clusters are a full
 from __future__ import annotations
 
 import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from curate.dedupe.pairs import Pair, Verifier, complete, load_codes
 from curate.dedupe.run import ALGO, DedupeOptions, run_dedupe
 from curate.intake.ingest import IngestOptions, ingest_folder
 from curate.workspace import Workspace
-from db.models import DedupeCode, DedupeLocal, DedupePair, Provenance
+from db.models import DedupeCode, DedupeLocal, DedupePair, Image, Provenance
 
 OPTS = DedupeOptions(min_side=64, workers=1)
 PHOTOS = originals(24)
@@ -131,6 +132,49 @@ def test_a_corrupt_or_stale_cache_entry_is_recomputed_with_a_note_and_the_same_r
         assert s.get(DedupeLocal, old).version == s.get(DedupeLocal, victim).version
     clusters, pairs = _state(ws)
     assert clusters == expected[0]  # the new, different photo changed nothing
+    assert [p for p in pairs if "photo_21.jpg" not in p[:2]] == expected[1]
+
+
+def test_a_hand_edited_or_copied_cache_row_is_recomputed_with_a_reason_never_trusted(grown, tmp_path):
+    """Rows edited to the wrong type, and rows holding another photo's codes and features (as if copied in
+    from a catalogue where that id is another photo), are each named and recomputed: no TypeError, every
+    row bound to its own image afterwards, and the clusters those of an untouched catalogue."""
+    ws, _, _ = grown
+    copy = tmp_path / "ws"
+    shutil.copytree(ws.root, copy)
+    ws = Workspace.open(copy)
+    expected = _state(ws)
+    ids = _names(ws)
+    typed, copied, counted, moved = (ids[f"photo_{k}.jpg"] for k in (3, 5, 7, 8))
+    donor = ids["photo_9.jpg"]
+    with sqlite3.connect(copy / "catalogue.db") as db:
+        db.execute("UPDATE dedupe_codes SET masked = 'zz' WHERE image_id = ?", (typed,))
+        db.execute(
+            "UPDATE dedupe_codes SET (codes, thumb, box, image_sha256) = (SELECT codes, thumb, box, image_sha256"
+            " FROM dedupe_codes WHERE image_id = ?) WHERE image_id = ?",
+            (donor, copied),
+        )
+        db.execute("UPDATE dedupe_local SET count = 'x' WHERE image_id = ?", (counted,))
+        db.execute(
+            "UPDATE dedupe_local SET (count, descriptors, image_sha256) = (SELECT count, descriptors, image_sha256"
+            " FROM dedupe_local WHERE image_id = ?) WHERE image_id = ?",
+            (donor, moved),
+        )
+    save(PHOTOS[21], tmp_path / "new" / "photo_21.jpg")
+    _ingest(ws, tmp_path / "new", "forum")
+    report = run_dedupe(ws, OPTS)
+    said = "\n".join(report.recomputed)
+    assert f"image {typed}: cached hash codes are corrupt (in-painted share 'zz'); recomputed" in said
+    assert f"image {copied}: cached hash codes are computed from other bytes than its original" in said
+    assert f"image {counted}: cached local features are corrupt (" in said
+    assert f"image {moved}: cached local features were computed from other bytes than its original" in said
+    assert report.local_computed == 3  # the new photo and the two damaged rows
+    with ws.session() as s:
+        sha = dict(s.exec(select(Image.id, Image.sha256)).all())
+        for table in (DedupeCode, DedupeLocal):
+            assert {r.image_id: r.image_sha256 for r in s.exec(select(table)).all()} == sha
+    clusters, pairs = _state(ws)
+    assert clusters == expected[0]
     assert [p for p in pairs if "photo_21.jpg" not in p[:2]] == expected[1]
 
 

@@ -1,5 +1,6 @@
-"""Migrations 0008_dedupe_verify, 0010_dedupe_local_cache, 0011_dedupe_in_place, 0012_dedupe_whole and
-0013_dedupe_panels: a catalogue made before keeps every dedupe row (SQLite and PostgreSQL)."""
+"""Migrations 0008_dedupe_verify, 0010_dedupe_local_cache, 0011_dedupe_in_place, 0012_dedupe_whole,
+0013_dedupe_panels and 0014_dedupe_bound: a catalogue made before keeps every dedupe row (SQLite and
+PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from db.engine import make_engine
 from db.migrate import current_revision, head_revision, upgrade
 from db.models import DedupeCode, DedupeLocal, DedupeOverride, DedupePair
 
-HEAD = "0013_dedupe_panels"
+HEAD = "0014_dedupe_bound"
 
 
 def _image(c, i: int) -> None:
@@ -136,3 +137,31 @@ def test_a_catalogues_codes_survive_and_gain_an_empty_column(db_url, tmp_path, r
         assert (row.algo, row.codes, row.thumb, row.masked, row.box) == (algo, b"\x07", b"\x07", 0.1, "0.1,0,1,1")
         assert row.whole == (b"\x07" if with_whole else None)
         assert getattr(row, gained) is None
+
+
+def test_catalogue_at_0013_binds_its_cached_rows_to_their_images_checksums(db_url, tmp_path):
+    """Migration 0014_dedupe_bound: every cached row (codes and local features) is bound to the checksum of
+    the image its id names, so the next run reuses it rather than computing the whole catalogue again."""
+    engine = make_engine(db_url)
+    upgrade(engine, "0013_dedupe_panels")
+    blob = "'\\x07'::bytea" if engine.dialect.name == "postgresql" else "x'07'"
+    with engine.begin() as c:
+        for i in (1, 2):
+            _image(c, i)
+            c.exec_driver_sql(
+                "INSERT INTO dedupe_codes (image_id, algo, codes, thumb, masked, box, flat, created_at)"
+                f" VALUES ({i}, 'region-phash-v9/64/11', {blob}, {blob}, 0.0, '0,0,1,1', false, CURRENT_TIMESTAMP)"
+            )
+        c.exec_driver_sql(
+            "INSERT INTO dedupe_local (image_id, version, count, descriptors, created_at)"
+            f" VALUES (2, 'v', 0, {blob}, CURRENT_TIMESTAMP)"
+        )
+    engine.dispose()
+    ws = Workspace.init(tmp_path / "old-ws", db_url=db_url)
+    assert current_revision(ws.engine) == head_revision() == HEAD
+    with ws.session() as s:
+        assert [(r.image_id, r.image_sha256, r.codes) for r in s.exec(select(DedupeCode)).all()] == [
+            (1, "1" * 64, b"\x07"),
+            (2, "2" * 64, b"\x07"),
+        ]
+        assert s.get(DedupeLocal, 2).image_sha256 == "2" * 64

@@ -26,7 +26,7 @@ from sqlmodel import select
 from threadpoolctl import threadpool_limits
 
 from curate.dedupe import local, verify
-from db.models import DedupeLocal
+from db.models import DedupeLocal, Image
 
 DIMS = 128  # bytes of one SIFT descriptor
 CHUNK = 500  # rows replaced per statement (bounds the query's parameters)
@@ -41,20 +41,36 @@ def version(algo: str) -> str:
 
 
 def _load(ws, ids: set[int], current: str, report) -> dict[int, np.ndarray]:
-    """The stored descriptors of `ids` that are current and whole (the rest noted in `report.recomputed`)."""
-    with ws.session() as s:
-        rows = s.exec(
-            select(DedupeLocal.image_id, DedupeLocal.version, DedupeLocal.count, DedupeLocal.descriptors)
+    """The stored descriptors of `ids` that are current, whole and computed from their image's bytes (the
+    rest noted in `report.recomputed`). Read raw, so a hand-edited value of the wrong type is a reason, not a
+    TypeError."""
+    with ws.engine.connect() as c:
+        rows = c.exec_driver_sql(
+            "SELECT l.image_id, l.version, l.count, l.descriptors, l.image_sha256 = i.sha256"
+            " FROM dedupe_local l JOIN images i ON i.id = l.image_id"
         ).all()
     have, stale = {}, 0
-    for i, ver, count, blob in rows:
+    for i, ver, count, blob, bound in rows:
+        blob = bytes(blob) if isinstance(blob, memoryview | bytearray) else blob
         if i not in ids:
             continue
         if ver != current:
             stale += 1
-        elif not 0 <= count <= local.TOP or len(blob or b"") != count * DIMS:
+        elif not bound:
             report.recomputed.append(
-                f"image {i}: cached local features are corrupt ({len(blob or b'')} bytes for {count} "
+                f"image {i}: cached local features were computed from other bytes than its original (or are not "
+                "bound to its checksum); recomputed"
+            )
+        elif (
+            isinstance(count, bool)
+            or not isinstance(count, int)
+            or not 0 <= count <= local.TOP
+            or not isinstance(blob, bytes)
+            or len(blob) != count * DIMS
+        ):
+            size = len(blob) if isinstance(blob, bytes | str) else 0
+            report.recomputed.append(
+                f"image {i}: cached local features are corrupt ({size} bytes for {str(count)[:20]} "
                 "descriptors); recomputed"
             )
         else:
@@ -65,15 +81,23 @@ def _load(ws, ids: set[int], current: str, report) -> dict[int, np.ndarray]:
 
 
 def _store(ws, fresh: dict[int, np.ndarray], current: str) -> None:
-    """Replace the rows of `fresh`'s pictures, in one transaction (safe to repeat: `Workspace.transact`)."""
+    """Replace the rows of `fresh`'s pictures, each bound to its image's checksum, in one transaction (safe to
+    repeat: `Workspace.transact`)."""
     ids = sorted(fresh)
 
     def work(s) -> None:
         for start in range(0, len(ids), CHUNK):
             chunk = ids[start : start + CHUNK]
+            sha = dict(s.exec(select(Image.id, Image.sha256).where(Image.id.in_(chunk))).all())
             s.exec(delete(DedupeLocal).where(DedupeLocal.image_id.in_(chunk)))
             s.add_all(
-                DedupeLocal(image_id=i, version=current, count=len(fresh[i]), descriptors=fresh[i].tobytes())
+                DedupeLocal(
+                    image_id=i,
+                    version=current,
+                    image_sha256=sha.get(i),
+                    count=len(fresh[i]),
+                    descriptors=fresh[i].tobytes(),
+                )
                 for i in chunk
             )
             s.flush()

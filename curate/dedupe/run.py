@@ -202,35 +202,83 @@ def _hash_file(path: str) -> tuple:
     return ("ok", d.pixel_sha256, d.thumb.tobytes(), d.masked, codes.astype("<u8").tobytes(), d.box, whole, found)
 
 
+_CACHED = ("algo", "image_sha256", "codes", "thumb", "masked", "box", "note", "flat", "whole", "panels")
+
+
+def _blob(value):
+    """A binary column's value as bytes (PostgreSQL drivers may give a memoryview), anything else as it is."""
+    return bytes(value) if isinstance(value, memoryview | bytearray) else value
+
+
+def _box_fault(text) -> str | None:
+    """Why a stored content box (`decode.parse_box`'s "x0,y0,x1,y1" fractions) is unusable, or None."""
+    if not isinstance(text, str):
+        return f"is {type(text).__name__}, not text"
+    try:
+        x0, y0, x1, y1 = (float(v) for v in text.split(","))
+    except ValueError:
+        return f"{text[:40]!r} is not four numbers"
+    return None if 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1 else f"{text[:40]!r} is not inside the picture"
+
+
+def cache_fault(row: dict, sha256: str) -> str | None:
+    """Why a stored `dedupe_codes` row (raw column values, `_CACHED`) cannot be reused for the image whose
+    original has checksum `sha256`, or None. Read raw, so a hand-edited value of the wrong type is a reason
+    here rather than a TypeError deep in the search."""
+    if row["image_sha256"] != sha256:
+        if row["image_sha256"] is None:
+            return "not bound to its original's checksum"
+        return "computed from other bytes than its original (copied from another catalogue?)"
+    codes, thumb, whole = _blob(row["codes"]), _blob(row["thumb"]), _blob(row["whole"])
+    if not isinstance(codes, bytes) or len(codes) != CODE_BYTES or not isinstance(thumb, bytes):
+        return f"corrupt ({len(codes or b'')} code bytes, {len(thumb or b'')} thumbnail bytes)"
+    if len(thumb) != THUMB_BYTES:
+        return f"corrupt ({len(codes)} code bytes, {len(thumb)} thumbnail bytes)"
+    masked = row["masked"]
+    if isinstance(masked, bool) or not isinstance(masked, int | float) or not 0 <= masked <= 1:
+        return f"corrupt (in-painted share {str(masked)[:20]!r})"
+    if row["box"] is not None and (why := _box_fault(row["box"])):
+        return f"corrupt (content box {why})"
+    if row["panels"] is not None and (
+        not isinstance(row["panels"], str) or any(_box_fault(part) for part in row["panels"].split(";"))
+    ):
+        return "corrupt (collage panels unreadable)"
+    if whole is not None and (not isinstance(whole, bytes) or len(whole) != THUMB_BYTES):
+        return "corrupt (whole picture's thumbnail)"
+    if row["flat"] not in (0, 1) or not (row["note"] is None or isinstance(row["note"], str)):
+        return "corrupt (flags)"
+    return None
+
+
+def _cached_codes(ws) -> dict[int, dict]:
+    """image -> its `dedupe_codes` row as raw column values (no type conversion: `cache_fault` checks them)."""
+    columns = ", ".join(("image_id", *_CACHED))
+    with ws.engine.connect() as c:
+        rows = c.exec_driver_sql(f"SELECT {columns} FROM dedupe_codes").all()
+    return {i: dict(zip(_CACHED, rest, strict=True)) for i, *rest in rows}
+
+
 def hash_missing(
     ws, options: DedupeOptions, report: DedupeReport, on_progress: Callable[[int, int], None] | None = None
 ) -> None:
-    """Hash every image without current codes; one transaction per batch."""
+    """Hash every image without current codes; one transaction per batch. A stored row is reused only when
+    it is of this algorithm, computed from this image's bytes, and whole (`cache_fault`); every other one
+    is recomputed, with one line saying why."""
+    have = _cached_codes(ws)
     with ws.session() as s:
-        have = {
-            i: (algo, codes, thumb)
-            for i, algo, codes, thumb in s.exec(
-                select(DedupeCode.image_id, DedupeCode.algo, DedupeCode.codes, DedupeCode.thumb)
-            ).all()
-        }
         rows = s.exec(select(Image.id, Image.sha256).order_by(Image.id)).all()
-    stale = corrupt = 0
-    for i, (algo, codes, thumb) in have.items():
-        if algo != ALGO:
+    stale, ok = 0, set()
+    for i, sha in rows:
+        if i not in have:
+            continue
+        if have[i]["algo"] != ALGO:
             stale += 1
-        elif len(codes or b"") != CODE_BYTES or len(thumb or b"") != THUMB_BYTES:
-            corrupt += 1
-            report.recomputed.append(
-                f"image {i}: cached hash codes are corrupt ({len(codes or b'')} code bytes, {len(thumb or b'')} "
-                "thumbnail bytes); recomputed"
-            )
+        elif why := cache_fault(have[i], sha):
+            report.recomputed.append(f"image {i}: cached hash codes are {why}; recomputed")
+        else:
+            ok.add(i)
     if stale:
         report.recomputed.insert(0, f"{stale} cached hash codes from an older algorithm version; recomputed")
-    ok = {
-        i
-        for i, (algo, codes, thumb) in have.items()
-        if algo == ALGO and len(codes or b"") == CODE_BYTES and len(thumb or b"") == THUMB_BYTES
-    }
     todo = [(i, sha) for i, sha in rows if i not in ok]
     report.reused = len(rows) - len(todo)
     image_of = {str(ws.store.path_for(sha)): i for i, sha in todo}
@@ -251,6 +299,7 @@ def hash_missing(
                 _, digest, thumb, masked, codes, box, whole, found = res
                 row = codes_rows.get(image_id) or DedupeCode(image_id=image_id, algo=ALGO, codes=b"", thumb=b"")
                 row.algo, row.codes, row.thumb, row.masked, row.searched_with = ALGO, codes, thumb, masked, None
+                row.image_sha256 = images[image_id].sha256
                 row.whole, row.panels = whole, found
                 row.box, row.note, row.flat = box.as_text(), box.note, box.flat
                 if box.note:

@@ -2,8 +2,9 @@
 
 Every test and external image is compared with every train image, and every train image with the train
 images of the other folds. Evidence of "same photo" is local-feature geometry (`leakage_match`: ORB
-keypoints on the content box, a smooth photo's texture raised first, a faiss binary index, RANSAC
-verification, mirror images included), after each image's flat uniform border is cut away (`content_box`), so
+keypoints on the content box, a smooth photo's texture raised first, spread over a grid so that a burned-in
+watermark's lettering cannot take them all, a faiss binary index, RANSAC verification, mirror images
+included), after each image's flat uniform border is cut away (`content_box`), so
 a white or coloured frame, a different crop, a mirror image or a burned-in watermark do not hide a copy.
 A pair is suspect when at least `THRESHOLD` keypoints agree on one geometric transform; that number is
 calibrated by `bench/leakage.py` (bench/README.md). Pairs that only a shared stamp explains (a site's
@@ -36,8 +37,8 @@ from curate.parallel import run_parallel, stage_of
 
 THRESHOLD = 20  # RANSAC inliers; calibrated in bench/leakage.py, see bench/README.md
 METHOD = (
-    "ORB local features on the content box (mirror included; a smooth photo's texture raised), faiss binary index, "
-    "RANSAC affine verification"
+    "ORB local features on the content box (mirror included; a smooth photo's texture raised; spread over a grid), "
+    "faiss binary index, RANSAC affine verification"
 )
 BORDER_TOLERANCE = 18  # 0-255; a frame's pixels stay within this of its colour (JPEG ringing included)
 BORDER_SHARE = 0.97  # share of a line's pixels that must match the frame colour

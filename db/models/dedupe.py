@@ -25,6 +25,7 @@ class DedupeCode(SQLModel, table=True):
     __tablename__ = "dedupe_codes"
     image_id: int = Field(foreign_key="images.id", primary_key=True)
     algo: str = Field(max_length=40)  # codes are recomputed when the algorithm version changes
+    image_sha256: str | None = Field(default=None, max_length=64)  # of the original they came from (else recomputed)
     codes: bytes = Field(sa_column=sa.Column(sa.LargeBinary, nullable=False))  # little-endian uint64 per window
     thumb: bytes = Field(sa_column=sa.Column(sa.LargeBinary, nullable=False))  # THUMB x THUMB uint8 grey
     masked: float = 0.0  # fraction of the thumbnail in-painted (black bar, rotation corners)
@@ -46,6 +47,7 @@ class DedupeLocal(SQLModel, table=True):
     __tablename__ = "dedupe_local"
     image_id: int = Field(foreign_key="images.id", primary_key=True)
     version: str = Field(max_length=120)  # recomputed when the features' algorithm or settings change
+    image_sha256: str | None = Field(default=None, max_length=64)  # of the original they came from (else recomputed)
     count: int = 0  # descriptors stored (at most `curate.dedupe.local.TOP`)
     descriptors: bytes = Field(
         sa_column=sa.Column(sa.LargeBinary, nullable=False)
