@@ -361,6 +361,27 @@ def closeup(
     )
 
 
+SKIN_SIZES = ((224, 224), (400, 300), (640, 480), (800, 600), (1024, 768), (300, 400), (480, 640))
+
+
+def skin_closeups(keep) -> dict[int, Image.Image]:
+    """Close-ups `bench/skin_photos.py` writes first (one lesion on plain skin, each with its own size, skin
+    colour and 1-4 % texture), those numbered in `keep`, as read back from JPEG at quality 90: the
+    benchmark's `--photos` corpus, where its copies are looked for."""
+    rng = np.random.default_rng(9000)
+    out = {}
+    for k in range(max(keep) + 1):
+        skin = tuple(int(x) for x in rng.integers([150, 100, 80], [235, 180, 150]))
+        texture = float(rng.uniform(0.01, 0.04))
+        if k in keep:
+            buf = io.BytesIO()
+            closeup(9000 + k, SKIN_SIZES[(k + 3) % len(SKIN_SIZES)], skin=skin, texture=texture).save(
+                buf, "JPEG", quality=90
+            )
+            out[k] = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+    return out
+
+
 def same_frame(
     img: Image.Image, width: int = 40, colour: str = "white", canvas: tuple[int, int] = (400, 340)
 ) -> Image.Image:

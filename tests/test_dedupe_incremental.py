@@ -167,7 +167,7 @@ def test_a_hand_edited_or_copied_cache_row_is_recomputed_with_a_reason_never_tru
     assert f"image {typed}: cached hash codes are corrupt (in-painted share 'zz'); recomputed" in said
     assert f"image {copied}: cached hash codes are computed from other bytes than its original" in said
     assert f"image {counted}: cached local features are corrupt (" in said
-    assert f"image {moved}: cached local features were computed from other bytes than its original" in said
+    assert f"image {moved}: cached local features are computed from other bytes than its original" in said
     assert report.local_computed == 3  # the new photo and the two damaged rows
     with ws.session() as s:
         sha = dict(s.exec(select(Image.id, Image.sha256)).all())

@@ -22,11 +22,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 from sqlalchemy import delete
-from sqlmodel import select
 from threadpoolctl import threadpool_limits
 
 from curate.dedupe import local, verify
-from db.models import DedupeLocal, Image
+from db.models import DedupeLocal
 
 DIMS = 128  # bytes of one SIFT descriptor
 CHUNK = 500  # rows replaced per statement (bounds the query's parameters)
@@ -40,61 +39,72 @@ def version(algo: str) -> str:
     return f"{algo}|{sift}|opencv {cv2.__version__}"
 
 
-def _load(ws, ids: set[int], current: str, report) -> dict[int, np.ndarray]:
-    """The stored descriptors of `ids` that are current, whole and computed from their image's bytes (the
-    rest noted in `report.recomputed`). Read raw, so a hand-edited value of the wrong type is a reason, not a
-    TypeError."""
+def blob(value):
+    """A binary column's value as bytes (PostgreSQL drivers may give a memoryview), anything else as it is."""
+    return bytes(value) if isinstance(value, memoryview | bytearray) else value
+
+
+def binding_fault(stored: str | None, sha256: str) -> str | None:
+    """Why a cached row whose `image_sha256` is `stored` was not computed from the original with checksum
+    `sha256`, or None. The one check of the binding, for the hash codes (`curate.dedupe.run.cache_fault`)
+    and the local features here."""
+    if stored == sha256:
+        return None
+    if stored is None:
+        return "not bound to its original's checksum"
+    return "computed from other bytes than its original (copied from another catalogue?)"
+
+
+def _load(ws, ids: set[int], current: str, sha: dict[int, str], report) -> dict[int, np.ndarray]:
+    """The stored descriptors of `ids` that are current, whole and computed from their image's bytes
+    (`sha`: image -> its original's checksum; the rest noted in `report.recomputed`). Read raw, so a
+    hand-edited value of the wrong type is a reason, not a TypeError."""
     with ws.engine.connect() as c:
-        rows = c.exec_driver_sql(
-            "SELECT l.image_id, l.version, l.count, l.descriptors, l.image_sha256 = i.sha256"
-            " FROM dedupe_local l JOIN images i ON i.id = l.image_id"
-        ).all()
+        rows = c.exec_driver_sql("SELECT image_id, version, count, descriptors, image_sha256 FROM dedupe_local").all()
     have, stale = {}, 0
-    for i, ver, count, blob, bound in rows:
-        blob = bytes(blob) if isinstance(blob, memoryview | bytearray) else blob
+    for i, ver, count, raw, bound_to in rows:
         if i not in ids:
             continue
         if ver != current:
             stale += 1
-        elif not bound:
-            report.recomputed.append(
-                f"image {i}: cached local features were computed from other bytes than its original (or are not "
-                "bound to its checksum); recomputed"
-            )
-        elif (
+            continue
+        if why := binding_fault(bound_to, sha.get(i)):
+            report.recomputed.append(f"image {i}: cached local features are {why}; recomputed")
+            continue
+        raw = blob(raw)
+        if (
             isinstance(count, bool)
             or not isinstance(count, int)
             or not 0 <= count <= local.TOP
-            or not isinstance(blob, bytes)
-            or len(blob) != count * DIMS
+            or not isinstance(raw, bytes)
+            or len(raw) != count * DIMS
         ):
-            size = len(blob) if isinstance(blob, bytes | str) else 0
+            size = len(raw) if isinstance(raw, bytes | str) else 0
             report.recomputed.append(
                 f"image {i}: cached local features are corrupt ({size} bytes for {str(count)[:20]} "
                 "descriptors); recomputed"
             )
         else:
-            have[i] = np.frombuffer(blob, np.uint8).reshape(count, DIMS)
+            have[i] = np.frombuffer(raw, np.uint8).reshape(count, DIMS)
     if stale:
         report.recomputed.append(f"{stale} cached local features from an older version; recomputed")
     return have
 
 
-def _store(ws, fresh: dict[int, np.ndarray], current: str) -> None:
-    """Replace the rows of `fresh`'s pictures, each bound to its image's checksum, in one transaction (safe to
-    repeat: `Workspace.transact`)."""
+def _store(ws, fresh: dict[int, np.ndarray], current: str, sha: dict[int, str]) -> None:
+    """Replace the rows of `fresh`'s pictures, each bound to its image's checksum (`sha`), in one transaction
+    (safe to repeat: `Workspace.transact`)."""
     ids = sorted(fresh)
 
     def work(s) -> None:
         for start in range(0, len(ids), CHUNK):
             chunk = ids[start : start + CHUNK]
-            sha = dict(s.exec(select(Image.id, Image.sha256).where(Image.id.in_(chunk))).all())
             s.exec(delete(DedupeLocal).where(DedupeLocal.image_id.in_(chunk)))
             s.add_all(
                 DedupeLocal(
                     image_id=i,
                     version=current,
-                    image_sha256=sha.get(i),
+                    image_sha256=sha[i],
                     count=len(fresh[i]),
                     descriptors=fresh[i].tobytes(),
                 )
@@ -111,7 +121,7 @@ def answering(verifier, ids: list[int], algo: str, report) -> dict[int, np.ndarr
     `verifier` (which keeps their features for verification) and stored. Counts in `report.local_cached`
     and `report.local_computed`."""
     current = version(algo)
-    have = _load(verifier.ws, set(ids), current, report)
+    have = _load(verifier.ws, set(ids), current, verifier.sha, report)
     todo = [i for i in ids if i not in have]
     fresh = {}
     for start in range(0, len(todo), verifier.room):  # as many as verification keeps the features of
@@ -125,6 +135,6 @@ def answering(verifier, ids: list[int], algo: str, report) -> dict[int, np.ndarr
                     np.empty((0, DIMS), np.uint8) if f.desc is None else np.ascontiguousarray(f.desc[: local.TOP])
                 )
     if fresh:
-        _store(verifier.ws, fresh, current)
+        _store(verifier.ws, fresh, current, verifier.sha)
     report.local_cached, report.local_computed = len(have), len(todo)
     return {**have, **fresh}

@@ -61,6 +61,7 @@ BACKGROUND_SHARE = 0.5  # a cut side whose first inside line is this much the ba
 CHROMA = 24  # grey levels between a band colour's channels from which it is a colour (skin), not a grey
 SEARCH_SIDE = 160  # the box is searched on a picture subsampled to about this side (rows kept at TEXT_WIDTH px)
 SKIP = 2  # seam lines allowed between two bands
+SEAM = 4  # lines inside a cut that `_background` looks at: a frame's seam may be left uncut before it
 
 
 @dataclass(frozen=True)
@@ -244,21 +245,25 @@ def _peel(rows: np.ndarray, cols: np.ndarray, y0: int, y1: int, x0: int, x1: int
 
 def _background(rows: np.ndarray, cols: np.ndarray, outer: tuple, inner: tuple) -> bool:
     """Whether a level of peeling went into the picture's own plain, coloured background (skin around one
-    lesion) rather than a frame: on every side it cut, the first line inside is still at least
+    lesion) rather than a frame: on every side it cut, the line `SEAM` lines inside is still at least
     `BACKGROUND_SHARE` the band's colour (a photo inside a frame starts at a straight edge), and that colour is
     not black, white or grey (`CHROMA`; a fundus's or the sky's black surround stays cut). Cut there, two
-    different smooth close-ups became two centred blobs, and their thumbnails correlated 0.98."""
+    different smooth close-ups became two centred blobs, and their thumbnails correlated 0.98. `SEAM` lines
+    in, not the first: a coloured frame's last lines, where JPEG bleeds the photo's colour into it at half
+    scale, fail the band's rule, so the cut stops up to 4 lines short of the photo, and the frame's own
+    colour inside made a cream frame around a skin close-up pass for its background (the frame was kept)."""
     x0, y0, x1, y1 = outer
     nx0, ny0, nx1, ny1 = inner
+    dy, dx = min(SEAM, (ny1 - ny0 - 1) // 2), min(SEAM, (nx1 - nx0 - 1) // 2)
     sides = []
     if ny0 > y0:
-        sides.append((rows[:, ny0, nx0:nx1], rows[:, ny0 - 1, nx0:nx1]))
+        sides.append((rows[:, ny0 + dy, nx0:nx1], rows[:, ny0 - 1, nx0:nx1]))
     if ny1 < y1:
-        sides.append((rows[:, ny1 - 1, nx0:nx1], rows[:, ny1, nx0:nx1]))
+        sides.append((rows[:, ny1 - 1 - dy, nx0:nx1], rows[:, ny1, nx0:nx1]))
     if nx0 > x0:
-        sides.append((cols[:, nx0, ny0:ny1], cols[:, nx0 - 1, ny0:ny1]))
+        sides.append((cols[:, nx0 + dx, ny0:ny1], cols[:, nx0 - 1, ny0:ny1]))
     if nx1 < x1:
-        sides.append((cols[:, nx1 - 1, ny0:ny1], cols[:, nx1, ny0:ny1]))
+        sides.append((cols[:, nx1 - 1 - dx, ny0:ny1], cols[:, nx1, ny0:ny1]))
     if not sides or rows.shape[0] < 3:
         return False
     for inside, outside in sides:

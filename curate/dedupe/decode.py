@@ -237,13 +237,26 @@ def _inpainted(grey: np.ndarray) -> tuple[np.ndarray, float]:
     return np.clip(np.rint(arr), 0, 255).astype(np.uint8), masked
 
 
-def parse_box(text: str | None) -> tuple[float, float, float, float]:
-    """Stored content box fractions "x0,y0,x1,y1" (the whole picture when absent)."""
+def read_box(text) -> tuple[float, float, float, float]:
+    """Stored content box fractions "x0,y0,x1,y1", strictly: ValueError saying why when `text` is not
+    four numbers inside the picture (`curate.dedupe.run.cache_fault` turns it into a reason)."""
+    if not isinstance(text, str):
+        raise ValueError(f"is {type(text).__name__}, not text")
     try:
-        x0, y0, x1, y1 = (float(v) for v in (text or "").split(","))
+        x0, y0, x1, y1 = (float(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"{text[:40]!r} is not four numbers") from None
+    if not (0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1):
+        raise ValueError(f"{text[:40]!r} is not inside the picture")
+    return (x0, y0, x1, y1)
+
+
+def parse_box(text: str | None) -> tuple[float, float, float, float]:
+    """Stored content box fractions (`read_box`); the whole picture when absent or unusable."""
+    try:
+        return read_box(text)
     except ValueError:
         return (0.0, 0.0, 1.0, 1.0)
-    return (x0, y0, x1, y1)
 
 
 def panels_text(found: tuple[tuple[float, float, float, float], ...]) -> str | None:

@@ -132,6 +132,7 @@ class Verifier:
         self.corr: dict[tuple[int, int], float | None] = {}  # the content boxes' thumbnails (`correlation`)
         self.ncc: dict[tuple[int, int], tuple[float, str] | None] = {}  # what settles a pair (`overwhelming`)
         self.part: dict[tuple[int, int], float] = {}  # and its lowest with a part left out (`_one_part`)
+        self.small_ncc: dict[tuple[int, int], tuple[float, str] | None] = {}  # `_thumbnail_sized`
         self.coarse_review: dict[tuple[int, int], verify.Verdict] = {}  # the coarse look's verdict, when undecided
         self.coarse_same: dict[tuple[int, int], verify.Verdict] = {}  # its "same", `unasked` at that size
         self.near: dict[tuple[int, int], verify.Verdict] = {}  # the thumbnails' "same" the coarse look denied
@@ -154,6 +155,8 @@ class Verifier:
         self.small = {  # a thumbnail-sized copy (`_small`)
             i for i, (w, h) in size.items() if box_side(w, h, self.box.get(i, (0.0, 0.0, 1.0, 1.0))) < SMALL
         }
+        # a file of a thumbnail's size (`_thumbnail_sized`): not a small content box cut from a larger picture
+        self.thumbnail_files = {i for i, (w, h) in size.items() if max(w, h) < SMALL}
 
     def overwhelming(self, a: int, b: int) -> tuple[float, str] | None:
         """(correlation, what correlates) when the thumbnails alone decide "same" (`verify.ACCEPT_NCC`):
@@ -171,8 +174,30 @@ class Verifier:
                     )
         found = self.ncc[(a, b)]
         if found is None or found[0] < self._least(a, b) or self._one_part(a, b):
-            return None  # too weak, or carried by one part of the pictures
+            return self._thumbnail_sized(a, b)  # too weak, or carried by one part of the pictures
         return found
+
+    def _thumbnail_sized(self, a: int, b: int) -> tuple[float, str] | None:
+        """`overwhelming` for a pair with a thumbnail-sized file (`thumbnail_files`): the thumbnails compared
+        at `verify.SMALL_THUMB` px (`verify.coarser`), where they settle it from `verify.SMALL_NCC`, unless a
+        quarter of them, or their light, left out drops it by `verify.PART_DROP`. Else None. Not for a
+        small content box in a larger file (a fundus tile, mostly black): what correlates there is the
+        rim's light, which a neighbouring tile shares (`tests/test_dedupe_smooth.py`)."""
+        if (a not in self.thumbnail_files and b not in self.thumbnail_files) or a in self.unsure or b in self.unsure:
+            return None
+        if (a, b) not in self.small_ncc:
+            ta, tb = self.thumbs.get(a), self.thumbs.get(b)
+            found = None
+            if ta is not None and tb is not None:
+                ca, cb = verify.coarser(ta), verify.coarser(tb)
+                ncc = verify.thumb_correlation(ca, cb)
+                if (
+                    ncc >= verify.SMALL_NCC
+                    and verify.part_correlation(ca, cb, smooth=self._smooth(a, b)) > ncc - verify.PART_DROP
+                ):
+                    found = (ncc, f"a thumbnail-sized copy: thumbnails at {verify.SMALL_THUMB} px correlate")
+            self.small_ncc[(a, b)] = found
+        return self.small_ncc[(a, b)]
 
     def _least(self, a: int, b: int) -> float:
         """The thumbnails' correlation that settles the pair (`verify.ACCEPT_NCC`, `SMOOTH_NCC` when smooth)."""

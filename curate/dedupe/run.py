@@ -26,6 +26,7 @@ import numpy as np
 from sqlalchemy import delete, func, update
 from sqlmodel import Session, select
 
+from curate.dedupe.answers import binding_fault, blob
 from curate.dedupe.cluster import (
     NOT_EDGES,
     SMALL,
@@ -37,7 +38,7 @@ from curate.dedupe.cluster import (
     representative,
     unmerged,
 )
-from curate.dedupe.decode import THUMB, box_side, decode, panels_text, parse_box
+from curate.dedupe.decode import THUMB, box_side, decode, panels_text, parse_box, read_box
 from curate.dedupe.hashing import METHODS, NEIGHBOURS, WINDOWS, RegionPHash, to_hex
 from curate.dedupe.pairs import find_pairs
 from curate.dedupe.search import backend_named
@@ -62,8 +63,10 @@ log = logging.getLogger("curate.dedupe")
 # v5: a tall picture's box searched finer (a phone screenshot's lettering); v6: the whole picture's thumbnail kept
 # beside a cut box's (`curate.dedupe.whole`); v7: a collage's panels kept (`curate.dedupe.decode.box_panels`);
 # v8: a round field of view's fill in-painted in the thumbnail (`decode.field_stop`: an avatar's white corners),
-# lettering on a band closed past JPEG's ringing (`content._closing`: a news site's banner)
-ALGO = f"region-phash-v9/{THUMB}/{len(WINDOWS)}"
+# lettering on a band closed past JPEG's ringing (`content._closing`: a news site's banner); v10: a coloured
+# frame whose seam is left uncut no longer passes for the photo's background (`content.SEAM`)
+ALGO = f"region-phash-v10/{THUMB}/{len(WINDOWS)}"
+RULES = 12  # the verification rules' version (`DedupeOptions.settings`)
 CODE_BYTES, THUMB_BYTES = 8 * len(WINDOWS), THUMB * THUMB
 
 
@@ -100,9 +103,10 @@ class DedupeOptions:
     @property
     def settings(self) -> str:
         search = f"k{self.neighbours}" if self.method == "region-phash" else f"r{self.radius}"
-        # a change here: every pair is searched and verified again
-        rules = "sift-evened|local|stamps|twins|objects|stops|light|near|marks|lit|ordered"
-        return f"{ALGO}|{self.method}|{search}|s{self.similarity:g}|{rules}"
+        # a change here: every pair is searched and verified again. The rules' version, not their names: the
+        # whole string is stored in `dedupe_codes.searched_with` (120 characters). 12: sift-evened, local,
+        # stamps, twins, objects, stops, light, near, marks, lit, ordered, and a thumbnail-sized file at 32 px
+        return f"{ALGO}|{self.method}|{search}|s{self.similarity:g}|rules{RULES}"
 
 
 @dataclass
@@ -205,31 +209,22 @@ def _hash_file(path: str) -> tuple:
 _CACHED = ("algo", "image_sha256", "codes", "thumb", "masked", "box", "note", "flat", "whole", "panels")
 
 
-def _blob(value):
-    """A binary column's value as bytes (PostgreSQL drivers may give a memoryview), anything else as it is."""
-    return bytes(value) if isinstance(value, memoryview | bytearray) else value
-
-
 def _box_fault(text) -> str | None:
-    """Why a stored content box (`decode.parse_box`'s "x0,y0,x1,y1" fractions) is unusable, or None."""
-    if not isinstance(text, str):
-        return f"is {type(text).__name__}, not text"
+    """Why a stored content box is unusable (`decode.read_box`), or None."""
     try:
-        x0, y0, x1, y1 = (float(v) for v in text.split(","))
-    except ValueError:
-        return f"{text[:40]!r} is not four numbers"
-    return None if 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1 else f"{text[:40]!r} is not inside the picture"
+        read_box(text)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def cache_fault(row: dict, sha256: str) -> str | None:
     """Why a stored `dedupe_codes` row (raw column values, `_CACHED`) cannot be reused for the image whose
     original has checksum `sha256`, or None. Read raw, so a hand-edited value of the wrong type is a reason
     here rather than a TypeError deep in the search."""
-    if row["image_sha256"] != sha256:
-        if row["image_sha256"] is None:
-            return "not bound to its original's checksum"
-        return "computed from other bytes than its original (copied from another catalogue?)"
-    codes, thumb, whole = _blob(row["codes"]), _blob(row["thumb"]), _blob(row["whole"])
+    if why := binding_fault(row["image_sha256"], sha256):
+        return why
+    codes, thumb, whole = blob(row["codes"]), blob(row["thumb"]), blob(row["whole"])
     if not isinstance(codes, bytes) or len(codes) != CODE_BYTES or not isinstance(thumb, bytes):
         return f"corrupt ({len(codes or b'')} code bytes, {len(thumb or b'')} thumbnail bytes)"
     if len(thumb) != THUMB_BYTES:

@@ -151,6 +151,8 @@ ACCEPT_NCC = 0.95  # thumbnail correlation that is the same photo without local 
 MOST_INPAINTED = 0.5  # a thumbnail in-painted over more than this share takes no shortcut (module docstring)
 SMOOTH_NCC = 0.965  # the same when a picture has under MIN_KEYPOINTS keypoints (`pairs.Verifier.smooth`)
 NEAR_NCC = 0.965  # under this, local features are asked too, and "different" at both looks is "review" (`denies`)
+SMALL_THUMB = 32  # a thumbnail-sized copy's thumbnails are compared at this side too (`coarser`)
+SMALL_NCC = 0.96  # from this correlation there, the pair is the same photo (`coarser`: margins)
 PART_DROP = 0.05  # and with a quarter of them, or their light, left out it falls by less (`part_correlation`)
 OBJECT_OUTSIDE = 0.5  # `one_object` asks when this share of b's keypoints in the shared area lie away from it
 OBJECT_MARGIN = 0.05  # "away": outside the agreeing keypoints' hull widened by this share of the side
@@ -313,6 +315,22 @@ def thumb_correlation(ta: np.ndarray, tb: np.ndarray) -> float:
     return _best_turn(ta, tb)[1]
 
 
+def coarser(t: np.ndarray) -> np.ndarray:
+    """A square grey thumbnail at `SMALL_THUMB` px (area average), for a pair with a thumbnail-sized copy
+    (`curate.dedupe.pairs.Verifier._thumbnail_sized`).
+
+    A copy shrunk to about 110 px and saved at JPEG quality 30-45 has 8 px blocks that, at `THUMB` px, are
+    as strong as a smooth close-up's detail: three such copies of skin close-ups correlated 0.962-0.967
+    with their photos, and 0.896-0.922 with a quarter or the light left out, so neither the shortcut nor
+    SIFT (17-57 keypoints) found them. Averaged to 32 px the blocks are gone: 0.984-0.987 (0.949-0.971 with
+    a part left out). Measured on `bench/dedupe.py`'s corpora over every pair with a file under 128 px on its
+    longer side (v6: 45 such files; `--photos` of skin close-ups: 28): different photos reach 0.911 at 32 px
+    on v6 and 0.932 on skin (0.900 and 0.921 at 64 px), against `SMALL_NCC` = 0.96: margins of 0.028 below
+    and 0.024 above. Only for such files: with every picture whose content box is under 128 px, a fundus
+    tile's resized copy reached 0.950 against another tile of the photo."""
+    return cv2.resize(np.ascontiguousarray(t), (SMALL_THUMB, SMALL_THUMB), interpolation=cv2.INTER_AREA)
+
+
 def part_correlation(ta: np.ndarray, tb: np.ndarray, turn: bool = True, smooth: bool = False) -> float:
     """The lowest pixel correlation of two grey pictures of one size with a part of them left out: the top,
     bottom, left or right quarter, each part's mean its own, or their light (`unlit`; `smooth`: for a picture
@@ -424,17 +442,23 @@ def ratio_matches(da: np.ndarray, db: np.ndarray) -> tuple[np.ndarray, np.ndarra
     (Euclidean) is nearer than `RATIO` times the second nearest.
 
     What `cv2.BFMatcher(NORM_L2).knnMatch(k=2)` returns, as one matrix product: BFMatcher computes
-    the distances without BLAS, 6.5 ms per pair of 500-descriptor pictures against 1.0 ms here
-    (CPU time, one thread), and most candidates are different photos that need only this."""
+    the distances without BLAS, 6.5 ms per pair of 500-descriptor pictures against 1.1 ms here
+    (CPU time, one thread), and most candidates are different photos that need only this. The
+    distance matrix is built in place (2.6 ms with a temporary per step; on the whole benchmark run no
+    faster measurably); exact either way, since SIFT's whole-number descriptors (norm about 512) keep
+    every product and sum under 2**24."""
     if len(da) == 0 or len(db) < 2:
         return np.empty(0, np.intp), np.empty(0, np.intp)
-    da, db = da.astype(np.float32), db.astype(np.float32)
-    d2 = (db * db).sum(1)[None, :] - 2 * (da @ db.T)  # squared distance less |a|^2, which ranks nothing
+    fa, fb = da.astype(np.float32), db.astype(np.float32)
+    d2 = fa @ fb.T
+    d2 *= -2
+    d2 += np.einsum("ij,ij->i", fb, fb)  # squared distance less |a|^2, which ranks nothing
     rows = np.arange(len(da))
     near = d2.argmin(1)
-    d1 = d2[rows, near] + (da * da).sum(1)
+    own = np.einsum("ij,ij->i", fa, fa)
+    d1 = d2[rows, near] + own
     d2[rows, near] = np.inf
-    second = d2.min(1) + (da * da).sum(1)
+    second = d2.min(1) + own
     keep = np.sqrt(np.maximum(d1, 0)) < RATIO * np.sqrt(np.maximum(second, 0))
     return np.flatnonzero(keep), near[keep]
 
