@@ -184,6 +184,20 @@ MPOX = '{ slug = "mpox", name = "Mpox" }'
         ),
         ([], 'other = "Keep the current consensus"', "labels.other 'Keep the current consensus' is reserved"),
         ([], 'not_assessable = "Other diagnosis"', "labels.not_assessable 'Other diagnosis' is used twice (also other"),
+        # Cyrillic М, р, о, х: "Mpox" on a radio button, all of it or one letter
+        (
+            ['{ slug = "mpox2", name = "\u041c\u0440\u043e\u0445" }'],
+            "",
+            "labels.diagnoses[1].name 'Мрох' is used twice (also diagnoses[0].name 'Mpox'",
+        ),
+        (
+            ['{ slug = "mpox2", name = "\u041cpox" }'],
+            "",
+            "labels.diagnoses[1].name 'Мpox' is used twice (also diagnoses[0].name 'Mpox'; names differing "
+            "only in case, width, spacing or letters of another script",
+        ),
+        # Greek capital omicron
+        ([], 'other = "\u039fther / not assessable"', "labels.other 'Οther / not assessable' is reserved"),
     ],
 )
 def test_names_raters_could_not_tell_apart_are_refused(tmp_path, entries, extra, message):
@@ -191,6 +205,13 @@ def test_names_raters_could_not_tell_apart_are_refused(tmp_path, entries, extra,
     with pytest.raises(ConfigError) as err:
         study_ws(tmp_path, body)
     assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_name_in_another_script_that_looks_like_no_other_is_kept(tmp_path):
+    """Cyrillic "Корь" (measles) shares letters with Latin ones but reads as no declared name."""
+    body = f'[labels]\ndiagnoses = [{MPOX}, {{ slug = "measles", name = "\u041a\u043e\u0440\u044c" }}]\n'
+    ws = study_ws(tmp_path, body)
+    assert "\u041a\u043e\u0440\u044c" in [name for _, name in ws.diagnoses.declared]
 
 
 def test_a_decomposed_name_is_stored_composed(tmp_path):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from curate.errors import ConfigError
@@ -161,11 +162,27 @@ class DiagnosisList:
 
 
 def _look(name: str) -> str:
-    """What a name looks like on a radio button: NFKC (fullwidth letters, ligatures), case folded, spaces collapsed."""
-    return " ".join(unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold()).split())
+    """What a name looks like on a radio button: NFKC (fullwidth letters, ligatures), letters of other scripts
+    that look like Latin ones as those (`_latin`), case folded, spaces collapsed."""
+    folded = unicodedata.normalize("NFKC", _latin(unicodedata.normalize("NFKC", name)).casefold())
+    return " ".join(_latin(folded).split())
 
 
-RESERVED_LOOKS = {_look(n): (n, why) for n, why in RESERVED_NAMES.items()}
+def _latin(text: str) -> str:
+    """`text` with each letter of another script that Unicode lists as confusable with a Latin one (Cyrillic
+    "М", "р", "о", "х"; Greek "Ο") replaced by it: "Мрох" in Cyrillic is "Mpox" on a radio button. The table is
+    Unicode's (`confusable_homoglyphs`, from confusables.txt), not a hand-kept list."""
+    from confusable_homoglyphs import confusables  # its table takes 50 ms to load: only when a list is checked
+
+    found = confusables.is_confusable(text, preferred_aliases=["latin"], greedy=True) or []
+    swap = {f["character"]: f["homoglyphs"][0]["c"] for f in found if f["homoglyphs"]}
+    return "".join(swap.get(c, c) for c in text)
+
+
+@cache
+def _reserved_looks() -> dict[str, tuple[str, str]]:
+    """What each reserved name looks like (`_look`), once, when a list is first checked."""
+    return {_look(n): (n, why) for n, why in RESERVED_NAMES.items()}
 
 
 def _name(value: Any, field: str, bad) -> str:
@@ -187,15 +204,15 @@ def _distinct(named: list[tuple[str, str]], bad) -> None:
     seen: dict[str, tuple[str, str]] = {}
     for field, name in named:
         key = _look(name)
-        if key in RESERVED_LOOKS:
-            reserved, why = RESERVED_LOOKS[key]
+        if key in _reserved_looks():
+            reserved, why = _reserved_looks()[key]
             raise bad(field, f"{name!r} is reserved: {reserved!r} is {why}")
         if key in seen:
             other, was = seen[key]
             raise bad(
                 field,
-                f"{name!r} is used twice (also {other} {was!r}; names differing only in case, width or "
-                "spacing look the same)",
+                f"{name!r} is used twice (also {other} {was!r}; names differing only in case, width, "
+                "spacing or letters of another script that look alike look the same)",
             )
         seen[key] = (field, name)
 
