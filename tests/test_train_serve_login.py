@@ -163,7 +163,7 @@ def tls_files(tmp_path_factory):
 @pytest.fixture(scope="module")
 def login_server(triage_run):
     """`TRAIN_SERVE_PASSWORD=… train serve RUN --login clinic` over plain HTTP on 127.0.0.1."""
-    with serving(triage_run, "--login", USER) as running:
+    with serving(triage_run, "--login", USER, "--lock-after", "0") as running:  # many wrong logins ahead
         yield running
 
 
@@ -198,6 +198,47 @@ def test_every_route_but_healthz_needs_the_login(login_server, model, photos):  
         assert body["p_positive"] == pytest.approx(ref.p_calibrated, abs=1e-4) and body["decision"] == ref.decision
         assert body["gradcam_jpeg"].startswith("data:image/jpeg;base64,")
         assert c.get(f"{url}/nope").status_code == 404  # past the login, the app's own answers
+
+
+def test_an_address_that_guesses_is_locked_out_but_a_browsers_first_request_is_not_a_guess(triage_run):
+    """`--lock-after 3`: requests without credentials (how a browser fetches the challenge) never count; a right
+    login clears the count; the third wrong one in 5 minutes locks the address: 429 with Retry-After, the
+    right password included, nothing said about the credentials; /healthz stays open."""
+    with serving(triage_run, "--login", USER, "--lock-after", "3") as (_proc, url, _out):
+        for _ in range(5):
+            assert httpx.get(url).status_code == 401
+        assert httpx.get(url, auth=(USER, PASSWORD)).status_code == 200
+        for _ in range(2):
+            assert httpx.get(url, auth=(USER, "guess")).status_code == 401
+        assert httpx.get(url, auth=(USER, PASSWORD)).status_code == 200  # the count starts again
+        for _ in range(3):
+            assert httpx.get(url, auth=(USER, "guess")).status_code == 401
+        for auth in ((USER, PASSWORD), (USER, "guess"), None):
+            r = httpx.get(f"{url}/api/card", auth=auth)
+            assert r.status_code == 429, (auth, r.status_code)
+            assert 290 <= int(r.headers["retry-after"]) <= 300
+            assert r.json() == {
+                "error": f"too many wrong logins from this address: try again in {r.headers['retry-after']} s"
+            }
+        assert httpx.get(f"{url}/healthz").status_code == 200
+
+
+def test_a_lockout_ends_when_its_oldest_wrong_login_is_old_enough():
+    from train.serve.auth import Lockout
+
+    now = [1000.0]
+    lock = Lockout(3, 300.0, clock=lambda: now[0])
+    for t in (0, 100, 200):
+        now[0] = 1000.0 + t
+        assert lock.wait("a") == 0
+        lock.failed("a")
+    assert lock.wait("a") == pytest.approx(100.0) and lock.wait("b") == 0  # until the first is 300 s old
+    now[0] = 1300.0
+    assert lock.wait("a") == 0  # two left in the window
+    lock.failed("a")
+    assert lock.wait("a") == pytest.approx(100.0)  # 100 s: the wrong login of t = 100 is the oldest now
+    lock.passed("a")
+    assert lock.wait("a") == 0 and not Lockout(0, 300.0).wait("a")
 
 
 def test_the_password_is_neither_on_the_command_line_nor_in_the_output(login_server):

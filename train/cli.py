@@ -485,6 +485,17 @@ def serve_cmd(
             ),
         ),
     ] = None,
+    lock_after: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            metavar="N",
+            help=(
+                "With --login: an address that sends N wrong logins within 5 minutes is answered 429 until the "
+                "oldest is 5 minutes old; 0 never locks (behind a proxy every client shares its address)."
+            ),
+        ),
+    ] = 10,
     tls_cert: Annotated[
         Path | None, typer.Option(metavar="FILE", help="Serve HTTPS with this PEM certificate (with --tls-key).")
     ] = None,
@@ -521,7 +532,7 @@ def serve_cmd(
             if password is None:
                 Login.check_user(login)  # before asking, not after
                 password = typer.prompt(f"password for {login}", hide_input=True, confirmation_prompt=True)
-            credentials = Login(login, password)
+            credentials = Login(login, password, lock_after=lock_after)
     local = is_loopback(host)
     if not local and not (credentials and tls):
         anyone = "anyone who can reach it can upload photos and read the model's answers"
