@@ -1,5 +1,5 @@
-"""A picture turned on a larger canvas: its corners are a frame the content box cannot cut
-(`curate.dedupe.decode.rotation_fill`)."""
+"""A picture turned on a larger canvas: its corners are a frame the content box cannot cut; it is turned
+back (`curate.dedupe.decode.turned_back`), or else its corners in-painted (`rotation_fill`)."""
 
 from __future__ import annotations
 
@@ -18,14 +18,20 @@ WHITE, GREY = (255, 255, 255), (128, 128, 128)
 
 
 def _fills(monkeypatch, pictures) -> list[bool]:
-    """Whether decoding each picture (a JPEG, as dedupe reads it) found a rotation's fill."""
-    found, real = [], decode.rotation_fill
-    monkeypatch.setattr(decode, "rotation_fill", lambda grey: found.append(real(grey)) or found[-1])
+    """Whether decoding each picture (a JPEG, as dedupe reads it) found it turned on a canvas: turned it back
+    (`turned_back`) or in-painted the canvas's fill (`rotation_fill`)."""
+    seen: list = []
+    for name in ("turned_back", "rotation_fill"):
+        real = getattr(decode, name)
+        monkeypatch.setattr(decode, name, lambda *args, _real=real: seen.append(_real(*args)) or seen[-1])
+    found = []
     for img in pictures:
         buf = io.BytesIO()
         img.convert("RGB").save(buf, "JPEG", quality=85)
+        seen.clear()
         decode.decode(buf.getvalue())
-    return [f is not None for f in found]
+        found.append(any(f is not None for f in seen))
+    return found
 
 
 def test_the_fill_is_found_around_turned_copies_and_nowhere_else(monkeypatch):

@@ -34,6 +34,7 @@ from curate.privacy import make_private_by_default
 from train.choices import ArchName, ExportFormat, ServeEngine
 from train.config import RANGES, TrainConfig, refuse_existing
 from train.device import Device
+from train.serve import LOCK_AFTER, LOCK_SECONDS
 
 app = typer.Typer(
     help="Train and evaluate mpox classifiers on an exported dataset version.",
@@ -491,11 +492,12 @@ def serve_cmd(
             min=0,
             metavar="N",
             help=(
-                "With --login: an address that sends N wrong logins within 5 minutes is answered 429 until the "
-                "oldest is 5 minutes old; 0 never locks (behind a proxy every client shares its address)."
+                f"With --login: an address that sends N wrong logins within {LOCK_SECONDS / 60:g} minutes is answered "
+                f"429 until the oldest is {LOCK_SECONDS / 60:g} minutes old; 0 never locks (behind a proxy every "
+                "client shares its address)."
             ),
         ),
-    ] = 10,
+    ] = LOCK_AFTER,
     tls_cert: Annotated[
         Path | None, typer.Option(metavar="FILE", help="Serve HTTPS with this PEM certificate (with --tls-key).")
     ] = None,

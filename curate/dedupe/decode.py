@@ -5,7 +5,8 @@ orientation, as the catalogue's width/height are (`curate.imaging.open_upright`)
 solid-black areas (anonymisation bars, the corners a small rotation leaves)
 are in-painted from their surroundings so that they do not dominate the
 low frequencies the hashes look at. Borders, frames and padding are cut
-away first (`curate.dedupe.content`), so every code describes the content box.
+away first (`curate.dedupe.content`), so every code describes the content box;
+a picture turned on a larger canvas is turned back upright (`turned_back`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ FILL_TOL = 6  # grey levels a corner's fill may differ from its corner pixel (`r
 FILL_STD = 3.0  # and its spread: a flat colour (JPEG noise beside a textured photo: up to 2.2)
 FILL_FIT = 0.9  # share of its enclosing rectangle a rotated picture fills
 FILL_LEAST = 0.3  # and of the canvas (a 45-degree turn of a 2:1 picture: 0.44; a fundus tile's rim: 0.16)
+TURN_INSET = 1.0  # thumbnail pixels a picture turned back is cut inside each of its edges (`turned_back`)
 STOP_FIT = 0.9  # a round field of view: its ellipse and the field overlap this much (`field_stop`; a square and
 # the disc inside it: 0.79)
 STOP_AXIS = 1.05  # and the ellipse is no wider than this times the picture's longer side (turned copies: 1.1-5.5)
@@ -87,6 +89,12 @@ def rotation_fill(grey: np.ndarray) -> np.ndarray | None:
     photos: none as stored, halved, mirrored, cropped or framed has one; turned on a white canvas all
     do, on a grey one 173 (a smooth grey photo on grey is cut into by the content box first), on a
     black one 151 (a dark photo's background joins the fill; its black is in-painted anyway)."""
+    found = _turned(grey)
+    return None if found is None else found[1]
+
+
+def _turned(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """`rotation_fill`'s test: the convex hull of the turned picture and the fill's mask, or None."""
     found = _corner_fill(grey)
     if found is None:
         return None
@@ -96,7 +104,39 @@ def rotation_fill(grey: np.ndarray) -> np.ndarray | None:
     h, w = grey.shape
     if not 3 <= angle % 90 <= 87 or area < FILL_FIT * rw * rh or area < FILL_LEAST * h * w:
         return None
-    return outside
+    return hull, outside
+
+
+def turned_back(rgb: Image.Image, grey: np.ndarray) -> Image.Image | None:
+    """The picture that `rgb` holds turned on a larger canvas (`rotation_fill`, found on `grey`, its square
+    thumbnail), turned upright again and cut out of the canvas, `TURN_INSET` inside its edges; None when `rgb`
+    is not such a picture.
+
+    In-painting the corners (`_inpainted`) keeps them from making different turned photos alike, but leaves
+    the photo turned: its thumbnail then matches no other picture's, and a smooth close-up (10-17 keypoints)
+    had nothing else to be found by (`bench/dedupe.py --photos`: two of 25 turned copies). Turned back, such
+    a copy's thumbnail correlated 0.992-0.996 with its photo's, in one of the eight flips and quarter-turns
+    every comparison tries (the rectangle's sides are known, not which of them was the top). The rectangle is
+    fitted to the hull mapped onto `rgb`'s own pixels, so a squashed thumbnail does not shear it; the hull is
+    known to a thumbnail's pixel, hence the inset (cut 0.5, 0.75, 1, 1.25 or 1.5 thumbnail pixels inside, 11,
+    21, 22, 21 and 16 of the skin benchmark's 25 turned copies reached 0.95 with their photos; of v6's 24,
+    mostly textured tiles, 9, 6, 5, 2 and 2: a thumbnail of texture shifts with a pixel's error, and local
+    features find those as before). Over every turned copy of the benchmark's v6 and skin corpora, a different
+    photo reaches 0.871 and 0.909 against `verify.ACCEPT_NCC` = 0.95."""
+    found = _turned(grey)
+    if found is None:
+        return None
+    hull = found[0].reshape(-1, 2).astype(np.float32)
+    scale = np.array([rgb.width / grey.shape[1], rgb.height / grey.shape[0]], np.float32)
+    (cx, cy), (rw, rh), angle = cv2.minAreaRect((hull + 0.5) * scale - 0.5)
+    cut = 2 * TURN_INSET * float(scale.mean())
+    p0, p1, p2, _ = cv2.boxPoints(((cx, cy), (rw - cut, rh - cut), angle))
+    w, h = float(np.linalg.norm(p2 - p1)), float(np.linalg.norm(p0 - p1))
+    if min(w, h) < 2:
+        return None
+    upright = cv2.getAffineTransform(np.float32([p1, p2, p0]), np.float32([[0, 0], [w, 0], [0, h]]))
+    size = (max(1, round(w)), max(1, round(h)))
+    return Image.fromarray(cv2.warpAffine(np.asarray(rgb.convert("RGB")), upright, size, flags=cv2.INTER_LINEAR))
 
 
 def field_stop(grey: np.ndarray) -> np.ndarray | None:
@@ -219,10 +259,16 @@ def grey_thumbnail(grey: np.ndarray, thumb: int = THUMB) -> np.ndarray:
 
 
 def _thumbnail(rgb: Image.Image, thumb: int) -> tuple[np.ndarray, float]:
-    """The square grey thumbnail the codes are computed from, black areas in-painted, and the share in-painted."""
-    return _inpainted(
-        np.asarray(rgb.convert("L").resize((thumb, thumb), Image.BOX if min(rgb.size) >= thumb else Image.BILINEAR))
-    )
+    """The square grey thumbnail the codes are computed from, black areas in-painted, and the share in-painted;
+    of a picture turned on a canvas, the picture turned back (`turned_back`)."""
+    grey = _square(rgb, thumb)
+    if (back := turned_back(rgb, grey)) is not None:
+        grey = _square(back, thumb)
+    return _inpainted(grey)
+
+
+def _square(rgb: Image.Image, thumb: int) -> np.ndarray:
+    return np.asarray(rgb.convert("L").resize((thumb, thumb), Image.BOX if min(rgb.size) >= thumb else Image.BILINEAR))
 
 
 def _inpainted(grey: np.ndarray) -> tuple[np.ndarray, float]:

@@ -64,8 +64,9 @@ log = logging.getLogger("curate.dedupe")
 # beside a cut box's (`curate.dedupe.whole`); v7: a collage's panels kept (`curate.dedupe.decode.box_panels`);
 # v8: a round field of view's fill in-painted in the thumbnail (`decode.field_stop`: an avatar's white corners),
 # lettering on a band closed past JPEG's ringing (`content._closing`: a news site's banner); v10: a coloured
-# frame whose seam is left uncut no longer passes for the photo's background (`content.SEAM`)
-ALGO = f"region-phash-v10/{THUMB}/{len(WINDOWS)}"
+# frame whose seam is left uncut no longer passes for the photo's background (`content.SEAM`); v11: a picture turned
+# on a larger canvas turned back (`decode.turned_back`)
+ALGO = f"region-phash-v11/{THUMB}/{len(WINDOWS)}"
 RULES = 12  # the verification rules' version (`DedupeOptions.settings`)
 CODE_BYTES, THUMB_BYTES = 8 * len(WINDOWS), THUMB * THUMB
 

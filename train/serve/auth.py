@@ -28,14 +28,13 @@ from starlette.responses import JSONResponse
 
 from curate.errors import ConfigError
 from curate.regular import open_regular
+from train.serve import LOCK_AFTER, LOCK_SECONDS
 
 PASSWORD_ENV = "TRAIN_SERVE_PASSWORD"  # never an option: other local users can read /proc/PID/cmdline
 CHALLENGE = 'Basic realm="triage", charset="UTF-8"'
 OPEN = ("GET", "/healthz")  # a monitor's probe: says the model's name and queue, never a photo or an answer
 
 
-LOCK_AFTER = 10  # wrong logins from one address within LOCK_SECONDS before it must wait (`Lockout`)
-LOCK_SECONDS = 300.0
 CLIENTS_KEPT = 10_000  # addresses whose wrong logins are remembered at most (the oldest forgotten first)
 
 
