@@ -20,7 +20,9 @@ either way, so it neither joins nor blocks, and it is not put to the steward. So
 is a "different" between a thumbnail-sized picture (content box under
 `cluster.SMALL` px) and a full-sized one (`Verifier._small`), and one from a
 member's thumbnail twin against a picture local features found "same" as that
-member (`_through_twin`). Last, "same" pairs among
+member (`_through_twin`), and one between two parts of one photo: their keypoints agree as a "same" needs but
+they overlap too little, and local features found both "same" as one member (`_parts_of_one`: two crops of a
+wide photo's ends). Last, "same" pairs among
 three or more pictures that match each other only in place, their pixels unlike, are
 put to review: a site's watermark stamped on different photos (`stamps`); a pair
 with no such third picture looks for one at full size among the pictures
@@ -764,9 +766,12 @@ def complete(verifier: Verifier, pairs: dict[tuple[int, int], Pair], touched: se
         else:
             different.append((a, b, v, members))
     for a, b, v, members in different:  # once every pair of the batch is in: none depends on the order verified
-        if (twin := _through_twin(verifier, pairs, members, a, b, v.geometry.inliers)) is not None:
-            said = v.reason[: 200 - len(twin) - 2]  # the twin's part whole
-            pairs[(a, b)] = Pair(a, b, UNTESTED, 0.0, None, v.geometry.inliers, f"{said}; {twin}")
+        why = _through_twin(verifier, pairs, members, a, b, v.geometry.inliers) or _parts_of_one(
+            verifier, pairs, members, a, b, v.geometry
+        )
+        if why is not None:
+            said = v.reason[: 200 - len(why) - 2]  # the explanation's part whole
+            pairs[(a, b)] = Pair(a, b, UNTESTED, 0.0, None, v.geometry.inliers, f"{said}; {why}")
 
 
 def _through_twin(
@@ -788,6 +793,23 @@ def _through_twin(
             seen = pairs.get((min(o, y), max(o, y)))
             if _features_found(seen) and (twin := verifier.overwhelming(min(x, o), max(x, o))) is not None:
                 return f"but its {twin[1]} {twin[0]:.3f} with image {o}, which local features match ({seen.inliers})"
+    return None
+
+
+def _parts_of_one(
+    verifier: Verifier, pairs: dict[tuple[int, int], Pair], members, a: int, b: int, g: verify.Geometry
+) -> str | None:
+    """Why a "different" between `a` and `b` is no evidence, or None: it fails only for the overlap
+    (`verify.overlap_only`: as many keypoints agree, as widely, as a "same" needs), and local features found both
+    "same" as one member `o` of their group. Two square crops of the ends of one wide photo, each a copy of it,
+    share a third of themselves: 27-80 keypoints agreed there, and the pair's "different" kept one crop out of
+    its photo's cluster in each of five such photos (a probe; four of them are `tests/test_dedupe_crops.py`, the
+    fifth, a 256 px tile, agrees on 18 and stays out)."""
+    if not verify.overlap_only(g):
+        return None
+    for o in sorted(members - {a, b}, key=verifier.rank):
+        if _features_found(pairs.get((min(o, a), max(o, a)))) and _features_found(pairs.get((min(o, b), max(o, b)))):
+            return f"but both are parts of image {o}, which local features match with each"
     return None
 
 

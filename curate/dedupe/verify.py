@@ -22,7 +22,9 @@ flipped picture. A match counts as the same photo only if
   different photos gives a transform that dozens of its keypoints agree on), and
 * the transform lays one content box over most of the other
   (`SAME_COVER` of the smaller one: two different crops of one large photo
-  overlap too little), and the shared area is at least `SAME_SHARE` of the
+  overlap too little; when every other rule holds, such a pair is "different" for
+  "too little overlap", parts of one photo, which `overlap_only` tells the
+  clustering), and the shared area is at least `SAME_SHARE` of the
   larger one (a small detail cut from a big photo is a different picture), or
   holds `HELD` of the larger one's keypoints (the rest is blurred padding: `_held`), and
 * the agreement is not one object's alone (`one_object`: a clinic's ruler beside
@@ -607,7 +609,17 @@ def decide(g: Geometry, corr: float, keypoints: tuple[int, int]) -> Verdict:
         return Verdict(
             DIFFERENT, f"too little texture to compare ({min(keypoints)} keypoints, {g.inliers} agree)", g, True
         )
+    if overlap_only(g):
+        return Verdict(DIFFERENT, f"too little overlap ({said})", g)
     return Verdict(DIFFERENT, f"no geometric match ({g.inliers} keypoints agree)", g)
+
+
+def overlap_only(g: Geometry) -> bool:
+    """Whether a pair fails only for its overlap: `SAME_INLIERS` keypoints or more agree, over `SAME_CELLS` of
+    the shared area and not along one line, on a transform that lays one picture over too little of the other
+    (under `SAME_COVER`). Two crops of one photo that share a third of themselves (a square crop of each end of a
+    wide photo) are such a pair: different pictures, parts of one photo (`curate.dedupe.pairs.complete`)."""
+    return g.inliers >= SAME_INLIERS and g.cells >= SAME_CELLS and g.spread >= SAME_SPREAD and g.cover < SAME_COVER
 
 
 def denies(v: Verdict, keypoints: tuple[int, int], least: int = MIN_KEYPOINTS) -> bool:
