@@ -804,7 +804,8 @@ def _parts_of_one(
     "same" as one member `o` of their group. Two square crops of the ends of one wide photo, each a copy of it,
     share a third of themselves: 27-80 keypoints agreed there, and the pair's "different" kept one crop out of
     its photo's cluster in each of five such photos (a probe; four of them are `tests/test_dedupe_crops.py`, the
-    fifth, a 256 px tile, agrees on 18 and stays out)."""
+    fifth, a 256 px tile, agrees on 18 and stays out). Not without that third picture: different lesions beside
+    one ruler laid elsewhere fail only for the overlap too (`bench/dedupe.py --rulers`: 43 such pairs)."""
     if not verify.overlap_only(g):
         return None
     for o in sorted(members - {a, b}, key=verifier.rank):
