@@ -15,6 +15,7 @@ speed-up over imagededup, and the candidate search alone on 100,000 images.
     .venv/bin/python bench/dedupe.py --stamped     # a stock site's previews: one watermark, many photos
     .venv/bin/python bench/dedupe.py --rulers      # one clinic's photos: one measuring ruler, many lesions
     .venv/bin/python bench/dedupe.py --collages    # figures of several photos, each photo also on its own
+    .venv/bin/python bench/dedupe.py --crops       # two sites' crops of one photo, sharing a third or more
     .venv/bin/python bench/dedupe.py --camera      # the originals as 12 MP phone photos (decoding counts)
     .venv/bin/python bench/dedupe.py --edits       # edits no corpus was tuned on (tone curves, noise, turns)
     .venv/bin/python bench/dedupe.py --photos DIR  # any of them from your own photos (--stamped --photos DIR ...)
@@ -343,6 +344,43 @@ def build_rulers(out: Path, workers: int, photos: str = "") -> dict:
     ]
     with ProcessPoolExecutor(workers) as pool:
         rows = list(pool.map(_make_ruled, jobs, chunksize=4))
+    return _keep(out, key, {f: {"group": g, "transform": t} for f, g, t in rows})
+
+
+def _make_cropped(job: tuple) -> tuple[str, str, str]:
+    """Write one file of the crops corpus: a photo (JPEG at 90), or a crop of `kept` of its longer side at one
+    end (JPEG at 85)."""
+    out, name, k, end, kept, kind, photos = job
+    if not (Path(out) / name).exists():
+        img = _originals(photos)[k].convert("RGB")
+        w, h = img.size
+        if end:
+            side = w if w >= h else h
+            lo, hi = (0, round(side * kept)) if end == "start" else (round(side * (1 - kept)), side)
+            img = img.crop((lo, 0, hi, h) if w >= h else (0, lo, w, hi))
+        _put(out, name, img, 85 if end else 90)
+    alone = kind == "ends_60_alone" and end == "start"  # no photo: the other crop is looked for with this one
+    return name, f"r{k}", kind if end and not alone else ""
+
+
+def build_crops(out: Path, workers: int, photos: str = "") -> dict:
+    """Two sites' crops of one photo (`--crops`): each of up to 30 real photos of 200 px and more (or of the
+    `photos` folder) cropped at both ends of its longer side, keeping 60 % (the crops share a third of
+    themselves: "ends_60") or 70 % of it (57 %: "ends_70") with the photo in the corpus too, or keeping 60 %
+    without it ("ends_60_alone": only the two crops, different pictures of one photo; the end's crop is looked
+    for with the start's)."""
+    key = ["crops", 1] + _photo_key(photos)
+    if (truth := _built(out, key)) is not None:
+        return truth
+    picks = [k for k, img in enumerate(_originals(photos)) if min(img.size) >= 200][:30]
+    jobs = []
+    for j, k in enumerate(picks):
+        kept, kind = ((0.6, "ends_60"), (0.7, "ends_70"), (0.6, "ends_60_alone"))[j % 3]
+        if kind != "ends_60_alone":
+            jobs.append((str(out), f"pc{k:03d}.jpg", k, "", kept, kind, photos))
+        jobs += [(str(out), f"pc{k:03d}_{end}.jpg", k, end, kept, kind, photos) for end in ("start", "end")]
+    with ProcessPoolExecutor(workers) as pool:
+        rows = list(pool.map(_make_cropped, jobs, chunksize=4))
     return _keep(out, key, {f: {"group": g, "transform": t} for f, g, t in rows})
 
 
@@ -869,6 +907,8 @@ def corpus_dirs(args: argparse.Namespace) -> tuple[Path, Path]:
         return web, args.corpus / f"rulers-v1{own}"
     if args.collages:
         return web, args.corpus / f"collages-v1{own}"
+    if args.crops:
+        return web, args.corpus / f"crops-v1{own}"
     if args.templates:
         return web, args.corpus / f"templates-v2{own}"
     if args.edits:
@@ -882,7 +922,7 @@ def tool_argv(args: argparse.Namespace, tool: str) -> list[str]:
     out += ["--closeups", args.closeups, "--corpus", args.corpus]
     out += [
         f"--{flag}"
-        for flag in ("augmented", "stamped", "rulers", "collages", "templates", "edits", "camera")
+        for flag in ("augmented", "stamped", "rulers", "collages", "crops", "templates", "edits", "camera")
         if getattr(args, flag)
     ]
     out += ["--photos", own_photos(args)] if args.photos is not None else []
@@ -952,6 +992,11 @@ def parser() -> argparse.ArgumentParser:
         "--collages",
         action="store_true",
         help="the corpus is figures of several photos instead, each photo also on its own (never to be merged)",
+    )
+    p.add_argument(
+        "--crops",
+        action="store_true",
+        help="the corpus is photos cropped at both ends of their longer side instead (two sites' crops of one photo)",
     )
     p.add_argument(
         "--templates",
@@ -1025,6 +1070,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.rulers
         else build_collages(corpus / "images", args.workers, photos)
         if args.collages
+        else build_crops(corpus / "images", args.workers, photos)
+        if args.crops
         else build_templates(corpus / "images", args.workers, photos)
         if args.templates
         else build_edits(corpus / "images", args.workers, photos)

@@ -20,9 +20,9 @@ either way, so it neither joins nor blocks, and it is not put to the steward. So
 is a "different" between a thumbnail-sized picture (content box under
 `cluster.SMALL` px) and a full-sized one (`Verifier._small`), and one from a
 member's thumbnail twin against a picture local features found "same" as that
-member (`_through_twin`), and one between two parts of one photo: their keypoints agree as a "same" needs but
-they overlap too little, and local features found both "same" as one member (`_parts_of_one`: two crops of a
-wide photo's ends). Last, "same" pairs among
+member (`_through_twin`), and one between two parts of one photo: their keypoints agree but they overlap too
+little, and local features found both "same" as one member (`_parts_of_one`: two crops of a photo's ends).
+Last, "same" pairs among
 three or more pictures that match each other only in place, their pixels unlike, are
 put to review: a site's watermark stamped on different photos (`stamps`); a pair
 with no such third picture looks for one at full size among the pictures
@@ -799,13 +799,14 @@ def _through_twin(
 def _parts_of_one(
     verifier: Verifier, pairs: dict[tuple[int, int], Pair], members, a: int, b: int, g: verify.Geometry
 ) -> str | None:
-    """Why a "different" between `a` and `b` is no evidence, or None: it fails only for the overlap
-    (`verify.overlap_only`: as many keypoints agree, as widely, as a "same" needs), and local features found both
-    "same" as one member `o` of their group. Two square crops of the ends of one wide photo, each a copy of it,
-    share a third of themselves: 27-80 keypoints agreed there, and the pair's "different" kept one crop out of
-    its photo's cluster in each of five such photos (a probe; four of them are `tests/test_dedupe_crops.py`, the
-    fifth, a 256 px tile, agrees on 18 and stays out). Not without that third picture: different lesions beside
-    one ruler laid elsewhere fail only for the overlap too (`bench/dedupe.py --rulers`: 43 such pairs)."""
+    """Why a "different" between `a` and `b` is no evidence, or None: it fails for the overlap (`verify.overlap_only`:
+    as many keypoints agree as a review needs, spread as a "same" needs), and local features found both "same" as
+    one member `o` of their group. Two crops of one photo's ends, each a copy of it, share a third of themselves;
+    their pair's "different" kept one crop out of its photo's cluster in half the photos of `bench/dedupe.py
+    --crops` (11-66 keypoints agreeing on the shared third; now 2 of 20 are out, one never proposed, one too
+    smooth). Not without that third picture: different lesions beside one ruler laid elsewhere fail for the
+    overlap too (`--rulers`: 43 such pairs with 20 or more agreeing), and so do a photo's two crops alone, which
+    the leakage audit finds at export (`curate.export.leakage`)."""
     if not verify.overlap_only(g):
         return None
     for o in sorted(members - {a, b}, key=verifier.rank):

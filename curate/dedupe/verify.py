@@ -615,11 +615,12 @@ def decide(g: Geometry, corr: float, keypoints: tuple[int, int]) -> Verdict:
 
 
 def overlap_only(g: Geometry) -> bool:
-    """Whether a pair fails only for its overlap: `SAME_INLIERS` keypoints or more agree, over `SAME_CELLS` of
-    the shared area and not along one line, on a transform that lays one picture over too little of the other
-    (under `SAME_COVER`). Two crops of one photo that share a third of themselves (a square crop of each end of a
-    wide photo) are such a pair: different pictures, parts of one photo (`curate.dedupe.pairs.complete`)."""
-    return g.inliers >= SAME_INLIERS and g.cells >= SAME_CELLS and g.spread >= SAME_SPREAD and g.cover < SAME_COVER
+    """Whether a pair fails for its overlap: as many keypoints agree as a review needs (`REVIEW_INLIERS`), over
+    `SAME_CELLS` of the shared area and not along one line, on a transform that lays one picture over too little of
+    the other (under `SAME_COVER`). Two crops of one photo that share a third of themselves (a crop of each end of a
+    wide photo) are such a pair: different pictures, parts of one photo (`curate.dedupe.pairs.complete`); on
+    `bench/dedupe.py --crops` they agree on 11-66 keypoints."""
+    return g.inliers >= REVIEW_INLIERS and g.cells >= SAME_CELLS and g.spread >= SAME_SPREAD and g.cover < SAME_COVER
 
 
 def denies(v: Verdict, keypoints: tuple[int, int], least: int = MIN_KEYPOINTS) -> bool:
