@@ -3,8 +3,9 @@
 A wide photo cropped square at each end (two sites' thumbnails of one picture) gives two copies that are each
 "same" as the photo, but lay over only a third of each other: as pictures they are different, and that
 "different" kept one crop out of its photo's cluster, so the two could land in different splits. Their
-keypoints agree over the part they share as a "same" needs, so inside the photo's group that "different" is
-no evidence (`curate.dedupe.pairs._parts_of_one`); photos that are not one stay apart.
+keypoints agree over the part they share (as many as a review needs, spread as a "same" needs), so inside the
+photo's group that "different" is no evidence (`curate.dedupe.pairs._parts_of_one`); photos that are not one
+stay apart.
 """
 
 from __future__ import annotations

@@ -67,7 +67,7 @@ log = logging.getLogger("curate.dedupe")
 # frame whose seam is left uncut no longer passes for the photo's background (`content.SEAM`); v11: a picture turned
 # on a larger canvas turned back (`decode.turned_back`)
 ALGO = f"region-phash-v11/{THUMB}/{len(WINDOWS)}"
-RULES = 12  # the verification rules' version (`DedupeOptions.settings`)
+RULES = 13  # the verification rules' version (`DedupeOptions.settings`)
 CODE_BYTES, THUMB_BYTES = 8 * len(WINDOWS), THUMB * THUMB
 
 
@@ -106,7 +106,8 @@ class DedupeOptions:
         search = f"k{self.neighbours}" if self.method == "region-phash" else f"r{self.radius}"
         # a change here: every pair is searched and verified again. The rules' version, not their names: the
         # whole string is stored in `dedupe_codes.searched_with` (120 characters). 12: sift-evened, local,
-        # stamps, twins, objects, stops, light, near, marks, lit, ordered, and a thumbnail-sized file at 32 px
+        # stamps, twins, objects, stops, light, near, marks, lit, ordered, and a thumbnail-sized file at 32 px;
+        # 13: two parts of one photo inside a group (`pairs._parts_of_one`)
         return f"{ALGO}|{self.method}|{search}|s{self.similarity:g}|rules{RULES}"
 
 

@@ -22,9 +22,9 @@ flipped picture. A match counts as the same photo only if
   different photos gives a transform that dozens of its keypoints agree on), and
 * the transform lays one content box over most of the other
   (`SAME_COVER` of the smaller one: two different crops of one large photo
-  overlap too little; when every other rule holds, such a pair is "different" for
-  "too little overlap", parts of one photo, which `overlap_only` tells the
-  clustering), and the shared area is at least `SAME_SHARE` of the
+  overlap too little; when its keypoints agree as a review needs, spread as a
+  "same" needs, such a pair is "different" for "too little overlap", parts of
+  one photo, which `overlap_only` tells the clustering), and the shared area is at least `SAME_SHARE` of the
   larger one (a small detail cut from a big photo is a different picture), or
   holds `HELD` of the larger one's keypoints (the rest is blurred padding: `_held`), and
 * the agreement is not one object's alone (`one_object`: a clinic's ruler beside
