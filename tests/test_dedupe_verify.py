@@ -409,6 +409,9 @@ def test_a_twin_ground_verified_later_in_the_same_batch_counts():
         def rank(self, image_id):
             return image_id
 
+        def smooth(self, image_id):  # every picture with texture enough: no second look evened (`_both_matched`)
+            return False
+
         def overwhelming(self, a, b):
             return (0.97, "thumbnails correlate") if {a, b} == {1, 2} else None
 

@@ -13,7 +13,8 @@ clusters never chain, every pair inside a tentative group of up to `COMPLETE_MAX
 images that the hashes did not propose is verified too; the clustering joins an
 image to a group only when no member contradicts it (`curate.dedupe.cluster`). A
 "different" there, and any "review", between two pictures with texture enough is
-looked at again with their contrast evened out (`Verifier._evened`). A
+looked at again with their contrast evened out (`Verifier._evened`); so is a "different" there with a
+nearly textureless picture when local features found both "same" as one member (`_both_matched`). A
 pair there that one picture's lack of texture leaves undecided (fewer than
 `verify.MIN_KEYPOINTS` keypoints, no match) is stored as "untested": no evidence
 either way, so it neither joins nor blocks, and it is not put to the steward. So
@@ -466,6 +467,11 @@ class Verifier:
             return v
         return replace(again, reason=f"{again.reason} (contrast evened)")
 
+    def evened(self, a: int, b: int, v: verify.Verdict) -> verify.Verdict:
+        """`_evened` for a pair of a tentative group (`complete`, no hash correlation), in its own order."""
+        self.evened_pairs += 1
+        return self._evened(b, a, 0.0, None, v) if self.swapped(a, b) else self._evened(a, b, 0.0, None, v)
+
     def view(self, image_id: int, k: int) -> int:
         """Panel `k` of collage `image_id` as a picture of its own: an id (negative) whose content box is the
         panel, its thumbnail made as a picture's (`decode.grey_thumbnail`), for `collage`'s proposal and
@@ -765,7 +771,14 @@ def complete(verifier: Verifier, pairs: dict[tuple[int, int], Pair], touched: se
             pairs[(a, b)] = p
         else:
             different.append((a, b, v, members))
-    for a, b, v, members in different:  # once every pair of the batch is in: none depends on the order verified
+    shared = [
+        (k, a, b) for k, (a, b, _, members) in enumerate(different) if _both_matched(verifier, pairs, members, a, b)
+    ]
+    evened = {k: verifier.evened(a, b, different[k][2]) for k, a, b in shared}  # on the pairs as they were verified
+    for k, (a, b, v, members) in enumerate(different):  # every pair of the batch in: none hangs on the order verified
+        if k in evened and evened[k].decision == verify.SAME:
+            pairs[(a, b)] = _pair(evened[k], a, b, 0.0, None)
+            continue
         why = _through_twin(verifier, pairs, members, a, b, v.geometry.inliers) or _parts_of_one(
             verifier, pairs, members, a, b, v.geometry
         )
@@ -809,10 +822,29 @@ def _parts_of_one(
     the leakage audit finds at export (`curate.export.leakage`)."""
     if not verify.overlap_only(g):
         return None
+    o = _common(verifier, pairs, members, a, b)
+    return None if o is None else f"but both are parts of image {o}, which local features match with each"
+
+
+def _common(verifier: Verifier, pairs: dict[tuple[int, int], Pair], members, a: int, b: int) -> int | None:
+    """The first member of the group (`Verifier.rank`) that local features found "same" as both `a` and `b`."""
     for o in sorted(members - {a, b}, key=verifier.rank):
         if _features_found(pairs.get((min(o, a), max(o, a)))) and _features_found(pairs.get((min(o, b), max(o, b)))):
-            return f"but both are parts of image {o}, which local features match with each"
+            return o
     return None
+
+
+def _both_matched(verifier: Verifier, pairs: dict[tuple[int, int], Pair], members, a: int, b: int) -> bool:
+    """Whether a "different" between `a` and `b` inside their group gets a second look with contrast evened out
+    (`Verifier.evened`) though a picture is `smooth`: local features found both "same" as one member. `check`
+    does not even smooth pictures' "different"s (`Verifier._unsettled`), but two copies of a close-up on
+    plain skin, each matched to their photo, can share only 7-9 agreeing keypoints as they are: a watermarked crop
+    and a mirrored crop, a sticker's copy and a caption's, and that "different" kept one copy out of the photo's
+    cluster (`bench/dedupe.py --photos`). Evened at `verify.WORK` px, such copies shared 137-150; different
+    close-ups at most 9 (`_evened`). Only a "same" there replaces the "different" (a "review" would only add to
+    the steward's list what the rules after it may find no evidence). Only such pairs: evening every smooth
+    "different" in a group cost 41 % more CPU for one copy more."""
+    return (verifier.smooth(a) or verifier.smooth(b)) and _common(verifier, pairs, members, a, b) is not None
 
 
 def _features_found(p: Pair | None) -> bool:

@@ -67,7 +67,7 @@ log = logging.getLogger("curate.dedupe")
 # frame whose seam is left uncut no longer passes for the photo's background (`content.SEAM`); v11: a picture turned
 # on a larger canvas turned back (`decode.turned_back`)
 ALGO = f"region-phash-v11/{THUMB}/{len(WINDOWS)}"
-RULES = 13  # the verification rules' version (`DedupeOptions.settings`)
+RULES = 14  # the verification rules' version (`DedupeOptions.settings`)
 CODE_BYTES, THUMB_BYTES = 8 * len(WINDOWS), THUMB * THUMB
 
 
