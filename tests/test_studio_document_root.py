@@ -21,7 +21,7 @@ from curate.label.rounds import DOCUMENT_ROOT_ENV, push, rater_copy
 from curate.label.servers import Servers
 from curate.net import free_port
 from curate.studio.fleet import Fleet, slug_for
-from curate.studio.server import served_root
+from curate.studio.server import document_root_of, served_root
 from db.models import Image
 
 pytestmark = [pytest.mark.studio, pytest.mark.slow]
@@ -121,3 +121,25 @@ def test_rounds_pushed_under_the_old_root_are_still_served(ws, monkeypatch):
             assert con.execute(storages).fetchall() == [(str(served_root(ws.root) / "studio" / "files"),)]
     finally:
         fleet.stop_all()
+
+
+def test_a_server_left_running_under_the_old_root_is_started_again_under_the_new_one(ws):
+    """`curate studio start` used to keep a running server as it was: one started when the servers served the
+    whole workspace went on serving it, to every account, until the steward stopped it by hand."""
+    old = start(ws, files_root=ws.root)
+    try:
+        before = {s.name: s.running.pid for s in old.status()}
+        assert all(document_root_of(pid) == ws.root for pid in before.values())
+        marked = {s.name: s.stale_root for s in Fleet(ws.root).status()}
+        assert marked == dict.fromkeys(before, ws.root), "status does not mark the server serving the workspace"
+        fleet = Fleet(ws.root)
+        states = fleet.start_all(timeout=180)
+        assert {s.name: s.stale_root for s in states} == dict.fromkeys(before, ws.root)
+        after = {s.name: s.running.pid for s in fleet.status()}
+        assert set(after) == set(before) and not set(after.values()) & set(before.values())
+        assert all(document_root_of(pid) == served_root(ws.root) for pid in after.values())
+        assert all(s.stale_root is None for s in fleet.status())
+        again = fleet.start_all(timeout=180)  # now as it should be: left running
+        assert {s.name: s.running.pid for s in again} == after and all(s.stale_root is None for s in again)
+    finally:
+        Fleet(ws.root).stop_all()

@@ -45,9 +45,10 @@ def start(
 ):
     """Start every clinician's Label Studio server (data in <workspace>/studio, telemetry off).
 
-    The first start sets up the steward's account (email from --admin-email, $CURATE_STEWARD_EMAIL
-    or a prompt; password prompted, or one line on stdin). Each clinician then gets a server of
-    their own with `curate studio add-user`.
+    A server still running under another document root (one that served the whole workspace) is
+    started again under `studio/served`. The first start sets up the steward's account (email from
+    --admin-email, $CURATE_STEWARD_EMAIL or a prompt; password prompted, or one line on stdin). Each
+    clinician then gets a server of their own with `curate studio add-user`.
 
     Example: curate studio start
     """
@@ -77,6 +78,8 @@ def start(
         console.print("No clinician servers yet: add each clinician with `curate studio add-user EMAIL`.")
     for st in states:
         console.print(f"{st.name}: {st.url} (pid {st.running.pid})")
+        if st.stale_root is not None:
+            console.print(f"  restarted: it was serving {st.stale_root}, which every account of it could read")
 
 
 @app.command()
@@ -111,6 +114,7 @@ def status(workspace: WorkspaceOpt = None, json_out: JsonOpt = False):
             "running": st.running is not None,
             "pid": st.running.pid if st.running else None,
             "healthy": healthy(st.url) if st.running else False,
+            "stale_root": str(st.stale_root) if st.stale_root else None,
         }
         for st in fleet.status()
     ]
@@ -128,7 +132,8 @@ def status(workspace: WorkspaceOpt = None, json_out: JsonOpt = False):
                 [
                     s["clinician"],
                     s["url"],
-                    ("running" if s["healthy"] else "not answering") if s["running"] else "stopped",
+                    (("running" if s["healthy"] else "not answering") if s["running"] else "stopped")
+                    + (f"; serving {s['stale_root']}: run `curate studio start`" if s["stale_root"] else ""),
                 ]
                 for s in servers
             ],

@@ -62,6 +62,7 @@ class ServerState:
     name: str  # an email, or "shared" for the one server of catalogues made before
     url: str
     running: ServerInfo | None
+    stale_root: Path | None = None  # the other document root it ran under (`EmbeddedServer.stale_root`)
 
 
 class Fleet:
@@ -172,7 +173,7 @@ class Fleet:
         def one(item):
             name, server, port = item
             info = server.start(port=port, host=host, timeout=timeout)
-            return ServerState(name, info.url, info)
+            return ServerState(name, info.url, info, server.restarted_from)
 
         with ThreadPoolExecutor(max_workers=max(1, len(todo))) as pool:
             futures = [pool.submit(one, item) for item in todo]
@@ -196,5 +197,6 @@ class Fleet:
         out = []
         for name, server, port in self._all():
             info = server.status()
-            out.append(ServerState(name, info.url if info else f"http://{LOOPBACK}:{port}", info))
+            stale = server.stale_root(info) if info else None
+            out.append(ServerState(name, info.url if info else f"http://{LOOPBACK}:{port}", info, stale))
         return out

@@ -217,6 +217,21 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def document_root_of(pid: int) -> Path | None:
+    """The LOCAL_FILES_DOCUMENT_ROOT a running server was started with, from its environment (`/proc`), or None
+    when that cannot be read (not Linux, another user's process, gone). Nothing we keep can tell it: a server
+    started before the root moved to `served_root` keeps serving the whole workspace until it restarts."""
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return None
+    for item in environ.split(b"\0"):
+        name, _, value = item.partition(b"=")
+        if name == b"LOCAL_FILES_DOCUMENT_ROOT":
+            return Path(os.fsdecode(value))
+    return None
+
+
 class EmbeddedServer:
     """One Label Studio server living in `home` (default <workspace>/studio): `start()`, `stop()`, `status()`."""
 
@@ -228,6 +243,7 @@ class EmbeddedServer:
         self.data_dir = self.dir / "data"
         self.pid_file = self.dir / "server.json"
         self.log_file = self.dir / "server.log"
+        self.restarted_from: Path | None = None  # the other document root `start` found the server running under
 
     @property
     def initialised(self) -> bool:
@@ -251,9 +267,15 @@ class EmbeddedServer:
         init_data_dir(self.data_dir, self.files_root, admin_email, admin_password, admin_token)
 
     def start(self, port: int = DEFAULT_PORT, host: str = LOOPBACK, timeout: float = START_TIMEOUT_S) -> ServerInfo:
+        """The running server, or a new one; a server running under another document root (`stale_root`) is
+        stopped and started again under this one (`restarted_from` says which it was): every account of it
+        could read what lies under that root."""
         running = self.status()
-        if running:
+        if running and (old := self.stale_root(running)) is None:
             return running
+        if running:
+            self.stop()
+            self.restarted_from = old
         if not self.initialised:
             raise StudioError(
                 f"the Label Studio data in {self.data_dir} is not initialised (run `curate studio start`)"
@@ -299,6 +321,12 @@ class EmbeddedServer:
             time.sleep(0.3)
         _terminate(proc.pid)
         raise StudioError(f"Label Studio did not answer on {url} within {timeout:.0f} s; see {self.log_file}")
+
+    def stale_root(self, info: ServerInfo) -> Path | None:
+        """The document root the running server `info` serves, when it is not this server's (`files_root`);
+        else None, as when it cannot be read."""
+        root = document_root_of(info.pid)
+        return None if root is None or root.resolve() == self.files_root.resolve() else root
 
     def _make_files_root(self) -> None:
         (self.root / COPIES).mkdir(mode=0o700, parents=True, exist_ok=True)
