@@ -185,3 +185,26 @@ def test_the_skin_photos_hold_close_ups_with_too_few_keypoints_at_the_first_look
     big = [n for n in keypoints if n[0] == "c" and width[n] >= 640]
     assert big and all(keypoints[n] < verify.MIN_KEYPOINTS for n in big), keypoints
     assert all(keypoints[f.name] >= verify.MIN_KEYPOINTS for f in files if f.name[0] == "s"), keypoints
+
+
+@pytest.mark.slow
+def test_the_next_run_benchmark_reads_features_back_and_stores_the_same_pairs(tmp_path):
+    """`bench/dedupe_next_run.py` on a small corpus of one's own photos: the workspace keeping features takes fewer
+    the next time, none when every pair is verified again, and stores what the one without the cache stores."""
+    own = tmp_path / "mine"
+    own.mkdir()
+    for k, i in enumerate((1, 3, 12, 20)):
+        originals()[i].convert("RGB").save(own / f"IMG_{k}.jpg", quality=92)
+    run = subprocess.run(
+        [sys.executable, str(BENCH.parent / "dedupe_next_run.py"), "--photos", str(own), "--new", "4", "--json"]
+        + ["--synthetic", "0", "--closeups", "4", "--per-photo", "3", "--corpus", str(tmp_path / "corpus")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    out = json.loads(run.stdout)
+    kept, plain = out["cache"], out["no cache"]
+    assert out["same_pairs"] and out["pairs"] > 0 and (out["files"], out["new"]) == (4 * 4 + 4, 4)
+    assert kept["next"]["read"] > 0 and kept["next"]["taken"] < plain["next"]["taken"]
+    assert kept["again"]["taken"] == 0 and kept["again"]["read"] > 0 and plain["again"]["read"] == 0

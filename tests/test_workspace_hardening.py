@@ -71,8 +71,10 @@ def test_everything_the_cli_writes_is_private_and_init_tightens_what_exists(tmp_
     os.chmod(root / "exports" / "old-notes.txt", 0o644)
     curate("init", root, check=True)
     curate("ingest", photos(tmp_path / "in", 3), "--source", "clinic", "-w", root, check=True)
+    curate("dedupe", "--min-side", "1", "--no-review", "-w", root, check=True)  # its local features kept on disk
     found = modes(root)
     assert {"catalogue.db", "exports/old-notes.txt", "curate.toml", ".curate.lock"} <= set(found)
+    assert "cache/dedupe-features/cache.db" in found
     leaky = {p: oct(m) for p, m in found.items() if m & 0o077}
     assert not leaky, leaky
     assert found["."] == 0o700 and found["exports"] == 0o700

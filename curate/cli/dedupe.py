@@ -132,6 +132,7 @@ def render(report, sheet) -> None:
         ["hashed this run", report.hashed],
         ["codes reused", report.reused],
         ["local features reused / computed", f"{report.local_cached} / {report.local_computed}"],
+        ["verification features read back / taken", f"{report.features_read} / {report.features_taken}"],
         ["search", report.searched],
         *[[f"pairs: {k}" + KIND_NOTES.get(k, ""), v] for k, v in sorted(report.pairs.items())],
         ["to review (not merged)", report.to_review],

@@ -57,6 +57,7 @@ from curate.dedupe.decode import THUMB, Decodes, box_side, field_stop, grey_thum
 from curate.dedupe.hashing import METHODS, WINDOWS, RegionPHash, is_mirror
 from curate.dedupe.kept import Kept
 from curate.dedupe.local import local_pairs
+from curate.dedupe.stored import StoredFeatures
 from curate.dedupe.whole import SAME_SHAPE, whole_pairs
 from curate.imaging import STAMP_NCC
 from db.models import DedupeCode, DedupePair, Image
@@ -119,8 +120,10 @@ class Verifier:
         workers: int = 0,
         thumbs: dict[int, np.ndarray] | None = None,
         on_progress: Callable[[str, int, int | None], None] | None = None,
+        stored: StoredFeatures | None = None,
     ):
         self.ws = ws
+        self.stored = stored  # features kept between runs (`curate.dedupe.stored`)
         self.on_progress = on_progress
         self.counts = {"local features": [0, 0], "verify": [0, 0]}  # stage -> [done, total]
         self.workers = workers or os.cpu_count() or 1
@@ -266,16 +269,22 @@ class Verifier:
         but the features: a catalogue's pictures do not all fit in memory); `even`: its contrast evened
         out (`verify.evened`)."""
         image_id, side = key
-        try:
-            grey = self._grey(image_id, self.box.get(image_id, (0, 0, 1, 1)), side)
-        except Exception:  # unreadable now: the pair is judged on no evidence ("different" or "review")
-            return None
-        f = verify.features(grey, side, even)
-        with self._taking:
-            self.taken[side] += 1
+        box = self.box.get(image_id, (0.0, 0.0, 1.0, 1.0))
+        kept = None if self.stored is None else self.stored.key(self.sha[image_id], box, side, even)
+        f = None if kept is None else self.stored.get(kept)
+        if f is None:
+            try:
+                grey = self._grey(image_id, box, side)
+            except Exception:  # unreadable now: the pair is judged on no evidence ("different" or "review")
+                return None
+            f = verify.features(grey, side, even)
+            if kept is not None:
+                self.stored.put(kept, f)
+            with self._taking:
+                self.taken[side] += 1
         if side == verify.COARSE and not even:
             self.keypoints[image_id] = len(f.points)
-        x0, y0, x1, y1 = self.box.get(image_id, (0.0, 0.0, 1.0, 1.0))
+        x0, y0, x1, y1 = box
         if x1 <= x0 or y1 <= y0:
             return f
         sx, sy = f.width / (x1 - x0), f.height / (y1 - y0)  # working pixels per whole picture
@@ -976,7 +985,8 @@ def find_pairs(ws, options, algo: str, report, on_progress=None) -> list[Pair]:
         found.extend(p for p in old if p.kind == "cnn")
         matches = method.find_duplicates(codes, thumbs)
     started, cpu = time.perf_counter(), time.process_time()  # CPU: this process's threads (benchmark under load)
-    verifier = Verifier(ws, options.workers, dict(zip(ids.tolist(), thumbs, strict=False)), on_progress)
+    stored = StoredFeatures(ws.root, algo)
+    verifier = Verifier(ws, options.workers, dict(zip(ids.tolist(), thumbs, strict=False)), on_progress, stored)
     # the dihedral turns row m.a onto row m.b; only whether it mirrors is read, the same either way
     jobs = [
         (
@@ -1041,6 +1051,9 @@ def find_pairs(ws, options, algo: str, report, on_progress=None) -> list[Pair]:
     report.sift_pairs = verifier.sift_pairs
     report.decoded, report.decodes_reused = verifier.decodes.misses, verifier.decodes.hits
     report.features_taken = sum(verifier.taken.values())
+    report.features_read = stored.read
+    stored.close()
+    report.notes += stored.notes()
     report.full_sift_pairs = verifier.full_pairs
     report.evened_pairs = verifier.evened_pairs
     return list(best.values())

@@ -135,6 +135,7 @@ class DedupeReport:
     decoded: int = 0  # pictures decoded for verification (`curate.dedupe.decode.Decodes`)
     decodes_reused: int = 0  # looks at a picture served by an earlier decode
     features_taken: int = 0  # pictures' SIFT features taken, at either size (again when let go: `pairs.Verifier`)
+    features_read: int = 0  # and read back from the cache of earlier runs instead (`curate.dedupe.stored`)
     local_cached: int = 0  # pictures whose local features for that proposal the catalogue kept (`dedupe.answers`)
     local_computed: int = 0  # pictures whose local features for it were computed this run
     clusters: int = 0  # clusters with two or more images
@@ -168,6 +169,8 @@ class DedupeReport:
             "collages": self.collages,
             "decoded": self.decoded,
             "decodes_reused": self.decodes_reused,
+            "features_taken": self.features_taken,
+            "features_read": self.features_read,
             "local_cached": self.local_cached,
             "local_computed": self.local_computed,
             "pairs": dict(self.pairs),
