@@ -5,6 +5,7 @@ cache or a wrong limit is left aside with one note; the run's result does not ch
 from __future__ import annotations
 
 import os
+import pickle
 import shutil
 import sqlite3
 from pathlib import Path
@@ -23,6 +24,13 @@ from db.models import DedupeCode, DedupePair, Provenance
 
 OPTS = DedupeOptions(min_side=64, workers=1)
 PHOTOS = originals(16)
+
+
+class Exploit:
+    """Code an unpickled entry would run."""
+
+    def __reduce__(self):
+        return (Path.touch, (Path(os.environ["PYTEST_EXPLOIT_MARK"]),))
 
 
 def _state(ws) -> list:
@@ -86,13 +94,18 @@ def test_the_next_run_reads_old_features_back_and_stores_what_a_run_without_them
 
 def test_a_damaged_cache_is_made_anew_and_a_wrong_limit_left_aside_with_one_note(folders, tmp_path, monkeypatch):
     first, _ = folders
+    monkeypatch.setenv("PYTEST_EXPLOIT_MARK", str(tmp_path / "unpickled"))
     ws = Workspace.init(tmp_path / "ws")
     _run(ws, first, None, monkeypatch)
     before = _state(ws)
-    with sqlite3.connect(ws.root / FOLDER / "cache.db") as db:  # one entry damaged: taken again
-        db.execute("UPDATE Cache SET value = ? WHERE rowid = (SELECT min(rowid) FROM Cache)", (b"not an entry",))
+    with sqlite3.connect(ws.root / FOLDER / "cache.db") as db:  # one entry damaged, one pickled: taken again
+        first = "(SELECT min(rowid) FROM Cache)"
+        db.execute(f"UPDATE Cache SET value = ? WHERE rowid = {first}", (b"not an entry",))
+        planted = pickle.dumps(Exploit())
+        db.execute("UPDATE Cache SET value = ?, mode = 4 WHERE rowid = (SELECT max(rowid) FROM Cache)", (planted,))
     one = _again(ws, monkeypatch)
-    assert "1 damaged entry of the local-features cache taken again" in one.notes and one.features_taken >= 1
+    assert "2 damaged entries of the local-features cache taken again" in one.notes and one.features_taken >= 2
+    assert not (tmp_path / "unpickled").exists()
     assert _state(ws) == before
     for f in (ws.root / FOLDER).iterdir():  # the index and every entry overwritten with garbage
         if f.is_file():

@@ -850,9 +850,9 @@ def _both_matched(verifier: Verifier, pairs: dict[tuple[int, int], Pair], member
     plain skin, each matched to their photo, can share only 7-9 agreeing keypoints as they are: a watermarked crop
     and a mirrored crop, a sticker's copy and a caption's, and that "different" kept one copy out of the photo's
     cluster (`bench/dedupe.py --photos`). Evened at `verify.WORK` px, such copies shared 137-150; different
-    close-ups at most 9 (`_evened`). Only a "same" there replaces the "different" (a "review" would only add to
-    the steward's list what the rules after it may find no evidence). Only such pairs: evening every smooth
-    "different" in a group cost 41 % more CPU for one copy more."""
+    close-ups at most 9 (`_evened`). Only a "same" there replaces the "different": a "review" would put on the
+    steward's list a pair that the rules after it may find to be no evidence either way. Only such pairs:
+    evening every smooth "different" in a group cost 41 % more CPU for one copy more."""
     return (verifier.smooth(a) or verifier.smooth(b)) and _common(verifier, pairs, members, a, b) is not None
 
 

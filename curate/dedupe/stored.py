@@ -12,7 +12,8 @@ of them reads nothing stale. A cache that cannot be opened is made anew once (it
 taken again), else left aside, each with one line in the run's notes; a damaged entry is taken again.
 
 The entries are derived from patients' photos (keypoints, descriptors, a 64 px grey picture), as the
-catalogue's thumbnails are: the folder is the owner's alone (0700), as the whole workspace is.
+catalogue's thumbnails are: the folder is the owner's alone (0700), as the whole workspace is. They are bytes in
+NumPy's format, read back without pickle; an entry diskcache would unpickle is refused as damaged (`_raw_disk`).
 """
 
 from __future__ import annotations
@@ -57,6 +58,20 @@ def limit_mb() -> int:
     return int(text)
 
 
+def _raw_disk():
+    """diskcache's storage, refusing to unpickle: an entry is bytes we wrote, never an object to rebuild."""
+    import diskcache
+    from diskcache.core import MODE_PICKLE
+
+    class RawDisk(diskcache.Disk):
+        def fetch(self, mode, filename, value, read):
+            if mode == MODE_PICKLE:
+                raise ValueError("a pickled entry (this cache holds only bytes)")
+            return super().fetch(mode, filename, value, read)
+
+    return RawDisk
+
+
 class StoredFeatures:
     """The features cache of one workspace (module docstring); `get` and `put` never raise: a fault leaves
     the cache aside (`fault` says why) and the run goes on taking features itself."""
@@ -91,6 +106,7 @@ class StoredFeatures:
                     statistics=False,
                     sqlite_synchronous=0,
                     disk_min_file_size=2**20,
+                    disk=_raw_disk(),
                 )
                 self.remade = damaged
                 return
@@ -122,6 +138,8 @@ class StoredFeatures:
             return None
         try:
             data = self._cache.get(key)
+        except ValueError:  # a pickled entry (`_raw_disk`): as damaged
+            data = b""
         except Exception as exc:  # the index cannot be read any more: no cache for the rest of the run
             self._fail(exc)
             return None
@@ -161,7 +179,7 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _dumps(f: verify.Features) -> bytes:
-    """A picture's features as bytes (NumPy's own format: no pickle is ever read back)."""
+    """A picture's features as bytes (NumPy's own format, read back without pickle: `_loads`, `_raw_disk`)."""
     buf = io.BytesIO()
     arrays = {"points": f.points, "size": np.array([f.width, f.height], np.int64)}
     if f.desc is not None:
