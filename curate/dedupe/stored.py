@@ -30,7 +30,7 @@ import numpy as np
 
 from curate.dedupe import verify
 
-LIMIT_MB = 2048  # on disk, at most; a picture's features at one size take 40-80 KB
+LIMIT_MB = 2048  # on disk, at most; a picture's features at one size take about 40 KB (up to 70)
 LIMIT_ENV = "CURATE_DEDUPE_CACHE_MB"  # another limit; 0: no cache
 FOLDER = Path("cache") / "dedupe-features"
 VERSION = "|".join(
