@@ -42,24 +42,25 @@ def _state(ws) -> list:
         )
 
 
-def _run(ws, folder: Path, limit: str | None, monkeypatch):
-    ingest_folder(ws, folder, IngestOptions(source="atlas", kind="public", workers=1))
+def _dedupe(ws, limit: str | None, monkeypatch):
+    """`curate dedupe` with the cache limit `limit` (None: the default)."""
     if limit is None:
         monkeypatch.delenv(LIMIT_ENV, raising=False)
     else:
         monkeypatch.setenv(LIMIT_ENV, limit)
     return run_dedupe(ws, OPTS)
+
+
+def _run(ws, folder: Path, limit: str | None, monkeypatch):
+    ingest_folder(ws, folder, IngestOptions(source="atlas", kind="public", workers=1))
+    return _dedupe(ws, limit, monkeypatch)
 
 
 def _again(ws, monkeypatch, limit: str | None = None):
     """A full run once more on the same pictures (every pair verified again, as after a rules change)."""
     with ws.session() as s:
         s.exec(update(DedupeCode).values(searched_with=None))
-    if limit is None:
-        monkeypatch.delenv(LIMIT_ENV, raising=False)
-    else:
-        monkeypatch.setenv(LIMIT_ENV, limit)
-    return run_dedupe(ws, OPTS)
+    return _dedupe(ws, limit, monkeypatch)
 
 
 @pytest.fixture
@@ -99,8 +100,7 @@ def test_a_damaged_cache_is_made_anew_and_a_wrong_limit_left_aside_with_one_note
     _run(ws, first, None, monkeypatch)
     before = _state(ws)
     with sqlite3.connect(ws.root / FOLDER / "cache.db") as db:  # one entry damaged, one pickled: taken again
-        first = "(SELECT min(rowid) FROM Cache)"
-        db.execute(f"UPDATE Cache SET value = ? WHERE rowid = {first}", (b"not an entry",))
+        db.execute("UPDATE Cache SET value = ? WHERE rowid = (SELECT min(rowid) FROM Cache)", (b"not an entry",))
         planted = pickle.dumps(Exploit())
         db.execute("UPDATE Cache SET value = ?, mode = 4 WHERE rowid = (SELECT max(rowid) FROM Cache)", (planted,))
     one = _again(ws, monkeypatch)

@@ -22,6 +22,7 @@ import contextlib
 import io
 import os
 import shutil
+from functools import cache
 from pathlib import Path
 from threading import Lock
 
@@ -58,6 +59,7 @@ def limit_mb() -> int:
     return int(text)
 
 
+@cache
 def _raw_disk():
     """diskcache's storage, refusing to unpickle: an entry is bytes we wrote, never an object to rebuild."""
     import diskcache
