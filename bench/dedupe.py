@@ -18,6 +18,7 @@ speed-up over imagededup, and the candidate search alone on 100,000 images.
     .venv/bin/python bench/dedupe.py --crops       # two sites' crops of one photo, sharing a third or more
     .venv/bin/python bench/dedupe.py --camera      # the originals as 12 MP phone photos (decoding counts)
     .venv/bin/python bench/dedupe.py --edits       # edits no corpus was tuned on (tone curves, noise, turns)
+    .venv/bin/python bench/dedupe.py --retouched   # a journal's, an app's, a forum's (greyscale, filters, marks)
     .venv/bin/python bench/dedupe.py --photos DIR  # any of them from your own photos (--stamped --photos DIR ...)
 
 imagededup and difPy (pip install imagededup difPy; benchmark only, not project
@@ -243,38 +244,44 @@ def build_augmented(out: Path, workers: int, photos: str = "") -> dict:
 
 
 def _make_edits(job: tuple) -> tuple[str, str, str]:
-    """Write one file of the edits corpus (JPEG at 90)."""
+    """Write one file of the edits (or retouched) corpus (JPEG at 90)."""
     import numpy as np
 
-    from tests.photo_corpus import EDITS, closeup
+    import tests.photo_corpus as corpus
 
-    out, name, source, k, kind, photos = job
+    out, name, source, k, kind, photos, table = job
     if not (Path(out) / name).exists():  # an interrupted build resumes
-        img = _originals(photos)[k] if source == "r" else closeup(k)
+        img = _originals(photos)[k] if source == "r" else corpus.closeup(k)
         if kind:
-            img = EDITS[kind](img, np.random.default_rng([k, list(EDITS).index(kind), 3]))
+            kinds = getattr(corpus, table)
+            img = kinds[kind](img, np.random.default_rng([k, list(kinds).index(kind), EDIT_SEEDS[table]]))
         _put(out, name, img, 90)
     return name, f"{source}{k}", kind
 
 
-def build_edits(out: Path, workers: int, photos: str = "") -> dict:
-    """Edits none of the other corpora plants (`--edits`; `tests.photo_corpus.EDITS`): every real photo
-    and tile (or photo of the `photos` folder) with a copy by a third of the kinds (round-robin), and 40
-    close-ups on plain skin."""
-    from tests.photo_corpus import EDITS
+EDIT_SEEDS = {"EDITS": 3, "RETOUCHES": 4}  # each table's copies drawn from their own random stream
 
-    key = ["edits", 1] + _photo_key(photos)
+
+def build_edits(out: Path, workers: int, photos: str = "", table: str = "EDITS") -> dict:
+    """Edits none of the other corpora plants (`--edits`; `tests.photo_corpus.EDITS`), or, with `table`
+    "RETOUCHES", what a journal, an app or a forum does to a photo (`--retouched`): every real photo and
+    tile (or photo of the `photos` folder) with a copy by a third of the kinds (round-robin), and 40
+    close-ups on plain skin."""
+    import tests.photo_corpus as corpus
+
+    kinds = getattr(corpus, table)
+    key = (["edits", 1] if table == "EDITS" else ["retouched", 1]) + _photo_key(photos)
     if (truth := _built(out, key)) is not None:
         return truth
     n = len(_originals(photos))
-    jobs = [(str(out), f"pr{k:04d}.jpg", "r", k, "", photos) for k in range(n)]
+    jobs = [(str(out), f"pr{k:04d}.jpg", "r", k, "", photos, table) for k in range(n)]
     jobs += [
-        (str(out), f"e{k:04d}_{kind}.jpg", "r", k, kind, photos)
+        (str(out), f"e{k:04d}_{kind}.jpg", "r", k, kind, photos, table)
         for k in range(n)
-        for j, kind in enumerate(EDITS)
+        for j, kind in enumerate(kinds)
         if (k + j) % 3 == 0
     ]
-    jobs += [(str(out), f"c{k:04d}.jpg", "c", k, "", "") for k in range(40)]
+    jobs += [(str(out), f"c{k:04d}.jpg", "c", k, "", "", table) for k in range(40)]
     with ProcessPoolExecutor(workers) as pool:
         rows = list(pool.map(_make_edits, jobs, chunksize=4))
     return _keep(out, key, {f: {"group": g, "transform": t} for f, g, t in rows})
@@ -913,6 +920,8 @@ def corpus_dirs(args: argparse.Namespace) -> tuple[Path, Path]:
         return web, args.corpus / f"templates-v2{own}"
     if args.edits:
         return web, args.corpus / f"edits-v1{own}"
+    if args.retouched:
+        return web, args.corpus / f"retouched-v1{own}"
     return web, args.corpus / f"camera-v1-{web.name}" if args.camera else web
 
 
@@ -922,7 +931,7 @@ def tool_argv(args: argparse.Namespace, tool: str) -> list[str]:
     out += ["--closeups", args.closeups, "--corpus", args.corpus]
     out += [
         f"--{flag}"
-        for flag in ("augmented", "stamped", "rulers", "collages", "crops", "templates", "edits", "camera")
+        for flag in ("augmented", "stamped", "rulers", "collages", "crops", "templates", "edits", "retouched", "camera")
         if getattr(args, flag)
     ]
     out += ["--photos", own_photos(args)] if args.photos is not None else []
@@ -1010,6 +1019,12 @@ def parser() -> argparse.ArgumentParser:
         help="the corpus is edits no other corpus plants instead (tone curves, noise, squeezes, small turns ...)",
     )
     p.add_argument(
+        "--retouched",
+        action="store_true",
+        help="the corpus is what a journal, an app or a forum does to a photo instead (greyscale, sepia, filters, "
+        "sharpening, a teaching figure's ring and arrow, a tight crop ...), added after every threshold was set",
+    )
+    p.add_argument(
         "--camera",
         action="store_true",
         help="the main corpus with every original a 12 MP phone JPEG (copies as the web left them)",
@@ -1076,6 +1091,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.templates
         else build_edits(corpus / "images", args.workers, photos)
         if args.edits
+        else build_edits(corpus / "images", args.workers, photos, "RETOUCHES")
+        if args.retouched
         else build_camera(
             corpus / "images",
             web / "images",

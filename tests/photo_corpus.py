@@ -9,7 +9,10 @@ those a second look found: a caption strip, a screenshot of one web page (the sa
 page around different photos) or of one phone app, a sticker, a thumbnail-sized JPEG,
 a perspective warp.
 `AUGMENTS` are what a script growing a dataset does (turns, shear, hue, zoom, jitter + flip);
-`EDITS` are edits none of the corpora was tuned on (tone curves, noise, squeezes, small turns ...).
+`EDITS` are edits none of the corpora was tuned on (tone curves, noise, squeezes, small turns ...);
+`RETOUCHES` what a journal, an app or a forum does to a photo, added after every threshold was set
+(greyscale and sepia prints, a colour cast, an app's filter, sharpening, denoising, heavy JPEG, a teaching
+figure's ring and arrow, a tight crop ...).
 The hard negatives are `closeup(seed)` (one lesion-like blob on plain skin,
 a different blob per seed), `same_frame` (different photos in one frame), `stamp` (a stock
 site's watermark), `with_ruler` (one clinic's measuring ruler beside different lesions), `collage`
@@ -643,4 +646,76 @@ EDITS: dict[str, Callable[[Image.Image, np.random.Generator], Image.Image]] = {
     "turn_crop": _turn_crop,
     "turn_crop_frame": _turn_crop_frame,
     "stickers": _stickers,
+}
+
+
+# --- what a journal, an app or a forum does to a photo (`bench/dedupe.py --retouched`) ---------------
+
+
+def _sepia(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """An old atlas's brown print: grey levels tinted."""
+    g = np.asarray(img.convert("L"), np.float32)
+    a = np.stack([g * 1.07 + 20, g * 0.74 + 10, g * 0.43], axis=-1)
+    return reencode(Image.fromarray(np.clip(a, 0, 255).astype(np.uint8)), 85)
+
+
+def _colour_cast(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """A camera's white balance gone warm: red raised, blue lowered by a quarter."""
+    a = np.asarray(img.convert("RGB"), np.float32) * np.array([1.25, 1.0, 0.75], np.float32)
+    return reencode(Image.fromarray(np.clip(a, 0, 255).astype(np.uint8)), 85)
+
+
+def _app_filter(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """A phone app's filter: more contrast and colour, warmer, corners darkened."""
+    out = ImageEnhance.Color(ImageEnhance.Contrast(img.convert("RGB")).enhance(1.4)).enhance(1.5)
+    a = np.asarray(out, np.float32)
+    h, w = a.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w]
+    d2 = ((xx - w / 2) / (w / 2)) ** 2 + ((yy - h / 2) / (h / 2)) ** 2
+    a = a * np.clip(1 - 0.35 * d2, 0, 1)[..., None] * np.array([1.08, 1.0, 0.9], np.float32)
+    return reencode(Image.fromarray(np.clip(a, 0, 255).astype(np.uint8)), 85)
+
+
+def _annotated(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """A teaching figure's marks: a red ring round the middle, a yellow arrow pointing at it, a letter."""
+    out = img.convert("RGB").copy()
+    w, h = out.size
+    d = ImageDraw.Draw(out)
+    cx, cy, r = w * rng.uniform(0.35, 0.65), h * rng.uniform(0.35, 0.65), min(w, h) * 0.18
+    d.ellipse((cx - r, cy - r, cx + r, cy + r), outline=(255, 0, 0), width=max(2, w // 100))
+    x0, y0 = cx + 1.8 * r, cy - 1.8 * r
+    d.line((x0, y0, cx + 0.8 * r, cy - 0.8 * r), fill=(255, 255, 0), width=max(3, w // 80))
+    d.text((x0 + 4, y0 - 4), "A", fill=(255, 255, 255), font=_font(max(12, h // 10)))
+    return reencode(out, 85)
+
+
+def _upscaled_crop(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """Enlarged twice (bicubic), then cropped: a site serving a bigger picture than it had."""
+    big = img.convert("RGB").resize((img.width * 2, img.height * 2), Image.BICUBIC)
+    return reencode(crop(big, rng, 0.12), 80)
+
+
+def _tight_crop(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """60-68 % of each side kept (36-46 % of the picture): a re-post zoomed in on the lesion."""
+    w, h = img.size
+    f = rng.uniform(0.6, 0.68)
+    x0, y0 = round(w * (1 - f) * rng.uniform()), round(h * (1 - f) * rng.uniform())
+    return reencode(img.crop((x0, y0, x0 + round(w * f), y0 + round(h * f))), 85)
+
+
+RETOUCHES: dict[str, Callable[[Image.Image, np.random.Generator], Image.Image]] = {
+    "grey": lambda im, r: reencode(im.convert("L").convert("RGB"), 80),
+    "sepia": _sepia,
+    "colour_cast": _colour_cast,
+    "app_filter": _app_filter,
+    "sharpened": lambda im, r: reencode(im.convert("RGB").filter(ImageFilter.UnsharpMask(3, 250, 2)), 70),
+    "denoised": lambda im, r: reencode(im.convert("RGB").filter(ImageFilter.MedianFilter(5)), 85),
+    "heavy_jpeg": lambda im, r: reencode(im, 12),
+    "upscaled_crop": _upscaled_crop,
+    "annotated": _annotated,
+    "annotated_crop": lambda im, r: reencode(crop(_annotated(im, r), r, 0.15), 75),
+    "grey_mirror_caption": lambda im, r: reencode(
+        caption(im.convert("L").convert("RGB").transpose(Image.FLIP_LEFT_RIGHT), r), 80
+    ),
+    "tight_crop": _tight_crop,
 }

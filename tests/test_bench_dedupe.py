@@ -48,7 +48,7 @@ def test_a_folder_without_photos_is_a_one_line_error(tmp_path):
     )
 
 
-@pytest.mark.parametrize("kind", [[], ["--edits"], ["--camera"]])
+@pytest.mark.parametrize("kind", [[], ["--edits"], ["--retouched"], ["--camera"]])
 def test_imagededup_and_difpy_are_scored_on_the_corpus_built_from_ones_own_photos(tmp_path, kind):
     """Each foreign tool runs in a process of its own (`--tool`), which must find the same corpus folder: it
     once got every flag but `--photos`, ran on the scikit-image corpus and was scored against the own photos'."""
@@ -110,6 +110,26 @@ def test_the_stamped_corpus_from_ones_own_photos_is_scored(tmp_path):
     out = json.loads(run.stdout)
     assert out["files"] == 5 + 2  # the previews, and the first and fifth posted elsewhere unstamped
     assert out["tools"]["mpox-curate"]["precision"] == 1.0
+
+
+def test_the_retouched_corpus_copies_ones_own_photos_by_every_retouch(tmp_path):
+    """`--retouched` (what a journal, an app or a forum does to a photo) is built from the steward's own photos
+    too, in a folder of its own, each photo with a third of the kinds, every kind planted."""
+    sys.path.insert(0, str(BENCH.parent))
+    import dedupe as bench
+    from photo_corpus import RETOUCHES
+
+    own = tmp_path / "mine"
+    own.mkdir()
+    for k, i in enumerate((1, 3, 12, 30, 40, 50)):
+        originals()[i].convert("RGB").save(own / f"IMG_{k}.jpg", quality=92)
+    args = bench.parser().parse_args(["--retouched", "--photos", str(own), "--corpus", str(tmp_path / "c")])
+    folder = bench.corpus_dirs(args)[1]
+    assert folder.name.startswith("retouched-v1-")
+    truth = bench.build_edits(folder / "images", 1, bench.own_photos(args), "RETOUCHES")
+    kinds = [v["transform"] for v in truth["files"].values() if v["transform"]]
+    assert sorted(set(kinds)) == sorted(RETOUCHES) and len(kinds) == 6 * len(RETOUCHES) // 3
+    assert all((folder / "images" / f).is_file() for f in truth["files"])
 
 
 def test_the_held_out_photos_are_rebuilt_offline_from_installed_packages(tmp_path, monkeypatch):
