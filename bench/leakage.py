@@ -18,7 +18,9 @@ shown inside a figure in test is a leak, and its recall is a column of its own. 
 when it is a collage, are compared as pictures of their own, as the audit does
 (`curate.export.leakage.panel_views`). `--closeups N` adds N photos of one lesion on plain skin at a phone's sizes
 (`bench/skin_photos.py`'s close-ups), with their leak variants: the smooth photos whose texture the audit
-raises (`leakage_match._textured`).
+raises (`leakage_match._textured`). `--retouched` gives each photo the variants of `tests/photo_corpus.py`'s
+`RETOUCHES` instead (what a journal, an app or a forum does to a photo): the copies dedupe leaves out most
+(`bench/dedupe.py --retouched`), for which this audit is the net at export.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ def build(
     collages: int = 0,
     templates: int = 0,
     closeups: int = 0,
+    kinds: dict | None = None,
 ) -> tuple[list[Path], list[tuple[int, str]], np.ndarray]:
     """The corpus; `stamped`: that many more different photos (single lesions on plain skin,
     `tests/photo_corpus.py`'s `closeup`) as one atlas previews them (its `stamp`, the logo), over the five
@@ -60,7 +63,8 @@ def build(
     `templates`: that many more different close-ups as one site serves them (`tests/photo_corpus.py`'s
     `banner`, flat and with an emblem, `avatar` and a `vignette`, in turn), over the five folds and test;
     `closeups`: that many more photos of one lesion on plain skin at a phone's sizes
-    (`bench/skin_photos.py`'s), with their leak variants."""
+    (`bench/skin_photos.py`'s), with their leak variants. `kinds`: the variants (default: issue 9's `LEAKS`)."""
+    kinds = LEAKS if kinds is None else kinds
     rng = np.random.default_rng(0)
     paths, meta, parts = [], [], []
     photos_ = bases(skin, photos)
@@ -71,8 +75,8 @@ def build(
 
         photos_ += list(plain_skin(closeups))
     for i, (_, img) in enumerate(photos_):
-        for kind in ["original", *LEAKS]:
-            data = exported(img if kind == "original" else LEAKS[kind](img, rng))
+        for kind in ["original", *kinds]:
+            data = exported(img if kind == "original" else kinds[kind](img, rng))
             p = out / f"{i:04d}-{kind}.jpg"
             p.write_bytes(data)
             paths.append(p)
@@ -125,7 +129,7 @@ def _true(meta: list[tuple[int, str]], i: int, j: int) -> bool:
     return meta[i][0] == meta[j][0] or meta[j][0] in _held(meta, i) or meta[i][0] in _held(meta, j)
 
 
-def cnn_rows(paths, meta, parts, compared) -> list[dict]:
+def cnn_rows(paths, meta, parts, compared, kinds) -> list[dict]:
     """Global CNN cosine (mirror TTA, border cut) on the same pairs; see the module docstring."""
     import torch
     from PIL import Image
@@ -164,7 +168,7 @@ def cnn_rows(paths, meta, parts, compared) -> list[dict]:
     out = []
     for t in (round(float(neg.max()) + 0.001, 3), 0.9):
         row = {"method": "global CNN cosine", "threshold": t, "default": False}
-        for kind in LEAKS:
+        for kind in kinds:
             variants = [k for k, (i, kd) in enumerate(meta) if kd == kind]
             row[kind] = round(float(np.mean([sim[k, meta.index((meta[k][0], "original"))] >= t for k in variants])), 3)
         row["false_pairs"] = int((neg >= t).sum())
@@ -197,14 +201,32 @@ def main(argv=None) -> None:
         default=0,
         help="different photos more, under one site's banner or vignette, or in a round crop (false pairs only)",
     )
+    ap.add_argument(
+        "--retouched",
+        action="store_true",
+        help="each photo's variants are what a journal, an app or a forum does to it (`tests/photo_corpus.py`'s "
+        "RETOUCHES: greyscale, an app's filter, heavy JPEG, a tight crop ...) instead of issue 9's three leak kinds",
+    )
     args = ap.parse_args(argv)
+    if args.retouched:
+        from photo_corpus import RETOUCHES as kinds
+    else:
+        kinds = LEAKS
     args.out.mkdir(parents=True, exist_ok=True)
     mine = ("[0-9][0-9][0-9][0-9]-*.jpg", "s[0-9][0-9][0-9]-stamped.jpg", "f[0-9][0-9][0-9]-figure.jpg")
     mine += ("t[0-9][0-9][0-9]-template.jpg",)
     for old in [p for pattern in mine for p in args.out.glob(pattern)]:
         old.unlink()  # this script's files from a run with other options, nothing else in the folder
     paths, meta, parts = build(
-        args.out, args.skin, not args.no_photos, args.stamped, args.rulers, args.collages, args.templates, args.closeups
+        args.out,
+        args.skin,
+        not args.no_photos,
+        args.stamped,
+        args.rulers,
+        args.collages,
+        args.templates,
+        args.closeups,
+        kinds,
     )
     t0 = time.perf_counter()
     grays, frames = read_contents([(p, p.name, "bench") for p in paths], args.workers)  # as the audit does
@@ -229,7 +251,7 @@ def main(argv=None) -> None:
         kept -= objects if left_out == 2 else set()
         found = {(min(of[i], of[j]), max(of[i], of[j])) for i, j in kept}  # looks -> images
         row = {"threshold": t, "default": t == THRESHOLD and left_out == 2, "left_out": left_out}
-        for kind in LEAKS:
+        for kind in kinds:
             variants = [k for k, (i, kd) in enumerate(meta) if kd == kind]
             hits = sum(
                 (min(k, o), max(k, o)) in found for k in variants for o in [meta.index((meta[k][0], "original"))]
@@ -254,27 +276,27 @@ def main(argv=None) -> None:
         "total_s_per_1000": round((t4 - t0) / n * 1000, 1),
     }
     if args.cnn:
-        rows += cnn_rows(paths, meta, parts, compared)
+        rows += cnn_rows(paths, meta, parts, compared, kinds)
     if args.json:
         print(json.dumps({"rows": rows, "timing": timing}, indent=2))
         return
     photos_n = sum(kind == "original" for _, kind in meta)
     print(
-        f"{n} images ({photos_n} photos + 3 leak variants each, {args.rulers} of them beside one ruler, "
+        f"{n} images ({photos_n} photos + {len(kinds)} leak variants each, {args.rulers} of them beside one ruler, "
         f"{args.closeups} close-ups on plain skin, "
         f"{args.stamped} stamped previews, {args.templates} in one site's template, {args.collages} figures), "
         f"{compared:,} compared pairs; "
         f"{len(views)} panels of {len(set(owner))} collages looked at on their own"
     )
-    kinds = list(LEAKS) + (["figure"] if args.collages else [])
-    print("| method, threshold | " + " | ".join(f"recall {k}" for k in kinds) + " | false pairs | false-pair rate |")
-    print("|---|" + "---|" * (len(kinds) + 2))
+    columns = list(kinds) + (["figure"] if args.collages else [])
+    print("| method, threshold | " + " | ".join(f"recall {k}" for k in columns) + " | false pairs | false-pair rate |")
+    print("|---|" + "---|" * (len(columns) + 2))
     for r in rows:
         mark = ["", ", shared stamps left out", ", shared stamps and one object left out"][r.get("left_out", 0)]
         mark = (" (default)" if r["default"] else "") + mark
         print(
             f"| {r.get('method', 'ORB + RANSAC, min inliers')} {r['threshold']}{mark} | "
-            + " | ".join(f"{r[k]:.3f}" if k in r else "" for k in kinds)
+            + " | ".join(f"{r[k]:.3f}" if k in r else "" for k in columns)
             + f" | {r['false_pairs']} | {r['false_rate']:.2e} |"
         )
     print(

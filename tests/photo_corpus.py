@@ -609,10 +609,10 @@ def _turn_crop_frame(img: Image.Image, rng: np.random.Generator) -> Image.Image:
     return frame(crop(img.transpose(Image.ROTATE_90), rng, 0.12), "black", 0.06)
 
 
-def _crop_heavy(img: Image.Image, rng: np.random.Generator) -> Image.Image:
-    """72-80 % of each side kept."""
+def _crop_heavy(img: Image.Image, rng: np.random.Generator, least: float = 0.72, most: float = 0.8) -> Image.Image:
+    """`least` to `most` of each side kept (by default 72-80 %)."""
     w, h = img.size
-    f = rng.uniform(0.72, 0.8)
+    f = rng.uniform(least, most)
     x0, y0 = round(w * (1 - f) * rng.uniform()), round(h * (1 - f) * rng.uniform())
     return img.crop((x0, y0, x0 + round(w * f), y0 + round(h * f)))
 
@@ -695,14 +695,6 @@ def _upscaled_crop(img: Image.Image, rng: np.random.Generator) -> Image.Image:
     return reencode(crop(big, rng, 0.12), 80)
 
 
-def _tight_crop(img: Image.Image, rng: np.random.Generator) -> Image.Image:
-    """60-68 % of each side kept (36-46 % of the picture): a re-post zoomed in on the lesion."""
-    w, h = img.size
-    f = rng.uniform(0.6, 0.68)
-    x0, y0 = round(w * (1 - f) * rng.uniform()), round(h * (1 - f) * rng.uniform())
-    return reencode(img.crop((x0, y0, x0 + round(w * f), y0 + round(h * f))), 85)
-
-
 RETOUCHES: dict[str, Callable[[Image.Image, np.random.Generator], Image.Image]] = {
     "grey": lambda im, r: reencode(im.convert("L").convert("RGB"), 80),
     "sepia": _sepia,
@@ -717,5 +709,6 @@ RETOUCHES: dict[str, Callable[[Image.Image, np.random.Generator], Image.Image]] 
     "grey_mirror_caption": lambda im, r: reencode(
         caption(im.convert("L").convert("RGB").transpose(Image.FLIP_LEFT_RIGHT), r), 80
     ),
-    "tight_crop": _tight_crop,
+    # 60-68 % of each side kept (36-46 % of the picture): a re-post zoomed in on the lesion
+    "tight_crop": lambda im, r: reencode(_crop_heavy(im, r, 0.6, 0.68), 85),
 }
