@@ -4,7 +4,7 @@ Every dedupe threshold was measured on `photo_corpus.LEAKS`, `AUGMENTS` and `EDI
 them (`bench/dedupe.py --retouched`): a greyscale or sepia print, a colour cast, an app's filter, sharpening,
 denoising, heavy JPEG, a teaching figure's ring and arrow. A steward's scraped set has all of them; each copy
 left apart can land in another split. Tiles of one photo (same camera, same scene) and close-ups on plain skin
-are the look-alikes that must stay apart. The tight crop (a third of the picture) is left out: it can be
+are the look-alikes that must stay apart. The tight crop (36-46 % of the picture) is left out: it can be
 a "detail" to review, or not proposed (bench/README.md).
 """
 
