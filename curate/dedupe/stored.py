@@ -84,7 +84,7 @@ class StoredFeatures:
         self.algo = algo
         self.fault: str | None = None  # why the cache was left aside
         self.remade: str | None = None  # why the cache was found damaged and made anew
-        self.read = self.written = self.dropped = 0  # dropped: damaged entries, taken again
+        self.read = self.dropped = 0  # dropped: damaged entries, taken again
         self._counting = Lock()  # the verification threads share one cache
         self._cache = None
         try:
@@ -166,8 +166,6 @@ class StoredFeatures:
             self._cache.set(key, _dumps(f))
         except Exception as exc:
             self._fail(exc)
-            return
-        self._count("written")
 
     def close(self) -> None:
         cache, self._cache = self._cache, None
