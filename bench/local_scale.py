@@ -1,7 +1,7 @@
 """Scale of the second proposal (shared local features, `curate.dedupe.local`): time, peak memory and
 planted copies found, at catalogue sizes no photo corpus here reaches.
 
-    python bench/local_scale.py [--pictures 10000 100000] [--float-lists] [--json]
+    python bench/local_scale.py [--pictures 10000 100000] [--float-lists] [--new 0.01] [--json]
 
 Corpus: `base` smoothed-noise pictures at `verify.COARSE` px (photo-like blobs at three scales), 1 % of
 them with a planted copy (cropped to 87 %, turned 10 degrees, noise), their SIFT descriptors taken as
@@ -12,7 +12,9 @@ well), which keeps SIFT's statistics while no variant's descriptors stay near an
 and its original in one variant are one planted pair. Each size runs in its own process (its memory is
 its own); "peak" is that process's peak resident memory, the descriptors themselves included (16 KB a
 picture). `--float-lists` adds the same sizes with the float lists used below `local.FAST` (what every
-size used before), for the side-by-side.
+size used before), for the side-by-side. `--new SHARE` times a re-run instead: that share of the pictures
+(and half the planted copies) is new, and the proposal as a re-run makes it (only new pictures ask, with
+the old questions that find them: `local.ALONE`) is set beside everyone asking, on the same catalogue.
 """
 
 from __future__ import annotations
@@ -87,7 +89,7 @@ def variant(desc: np.ndarray, r: int) -> np.ndarray:
     return np.ascontiguousarray(np.roll(cells, r % 8 + (r >= 8), axis=3).reshape(-1, 128))
 
 
-def measure(pictures: int, base: int, folder: Path, float_lists: bool) -> dict:
+def measure(pictures: int, base: int, folder: Path, float_lists: bool, new_share: float = 0.0) -> dict:
     import resource
 
     from curate.dedupe import local
@@ -102,14 +104,33 @@ def measure(pictures: int, base: int, folder: Path, float_lists: bool) -> dict:
         for k, d in enumerate(descs):
             catalogue[r * len(descs) + k] = variant(d, r) if r else d
         planted |= {(r * len(descs) + c * PLANT_EVERY, r * len(descs) + base + c) for c in range(copies)}
+    new = None
+    if new_share:
+        rng = np.random.default_rng(1)
+        copies = sorted(b for _, b in planted)
+        new = set(rng.choice(sorted(catalogue), int(new_share * len(catalogue)), replace=False).tolist())
+        new |= set(copies[: len(copies) // 2])
+        planted = {p for p in planted if new & set(p)}
     before = resource.getrusage(resource.RUSAGE_SELF)
     t = time.perf_counter()
-    pairs = local.local_pairs(catalogue)
+    pairs = local.local_pairs(catalogue, new)
     seconds = time.perf_counter() - t
     after = resource.getrusage(resource.RUSAGE_SELF)
     found = {(a, b) for a, b, _ in pairs}
     answering = sum(min(len(d), local.TOP) for d in catalogue.values())
-    return {
+    rerun = {}
+    if new is not None:  # the same re-run with everyone asking, as before `local.ALONE`
+        alone, local.ALONE = local.ALONE, 0.0
+        t = time.perf_counter()
+        everyone = {(a, b) for a, b, _ in local.local_pairs(catalogue, new)}
+        local.ALONE = alone
+        rerun = {
+            "new": len(new),
+            "everyone_seconds": time.perf_counter() - t,
+            "everyone_candidates": len(everyone),
+            "everyone_kept": len(everyone & found),
+        }
+    return rerun | {
         "pictures": len(catalogue),
         "answering": answering,
         "lists": "4-bit codes" if answering >= local.FAST else "float",
@@ -128,12 +149,14 @@ def main() -> None:
     ap.add_argument("--base", type=int, default=10_000, help="different pictures whose SIFT is taken (default 10000)")
     ap.add_argument("--float-lists", action="store_true", help="also run each size with the float lists")
     ap.add_argument("--corpus", type=Path, default=Path("/tmp/curate-dedupe-bench"))
+    ap.add_argument("--new", type=float, default=0.0, help="time a re-run with this share of the pictures new")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)  # a size, in this process (a worker run)
     ap.add_argument("--floats", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
-        print("RESULT " + json.dumps(measure(args.one, min(args.base, args.one), args.corpus, args.floats)))
+        sizes = (args.one, min(args.base, args.one), args.corpus, args.floats, args.new)
+        print("RESULT " + json.dumps(measure(*sizes)))
         return
     corpus(min(args.base, min(args.pictures)), args.corpus)  # built once, before any size is timed
     corpus(args.base, args.corpus)
@@ -141,6 +164,7 @@ def main() -> None:
     for n in args.pictures:
         for floats in [False, True] if args.float_lists else [False]:
             argv = [sys.executable, __file__, "--one", str(n), "--base", str(args.base), "--corpus", str(args.corpus)]
+            argv += ["--new", str(args.new)]
             proc = subprocess.run(argv + (["--floats"] if floats else []), capture_output=True, text=True, cwd=ROOT)
             line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
             if line is None:
@@ -148,6 +172,19 @@ def main() -> None:
             rows.append(json.loads(line[7:]))
     if args.json:
         print(json.dumps(rows))
+        return
+    if args.new:
+        print(
+            "| pictures | new | re-run: new pictures ask (s) | candidates | everyone asks (s) | candidates | "
+            "kept of everyone's | planted copies found |"
+        )
+        print("|---" * 8 + "|")
+        for r in rows:
+            print(
+                f"| {r['pictures']:,} | {r['new']:,} | {r['seconds']:.1f} | {r['candidates']:,} | "
+                f"{r['everyone_seconds']:.1f} | {r['everyone_candidates']:,} | {r['everyone_kept']:,} | "
+                f"{r['planted_found']} of {r['planted']} |"
+            )
         return
     head = ["pictures", "answering descriptors", "lists", "seconds", "CPU seconds", "peak memory", "candidates"]
     print("| " + " | ".join([*head, "planted found"]) + " |")

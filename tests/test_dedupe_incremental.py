@@ -14,7 +14,7 @@ from photo_corpus import leak, originals
 from sqlalchemy import update
 from sqlmodel import select
 
-from curate.dedupe import cluster_map, verify
+from curate.dedupe import cluster_map, local, verify
 from curate.dedupe.pairs import Pair, Verifier, complete, load_codes
 from curate.dedupe.run import ALGO, DedupeOptions, run_dedupe
 from curate.intake.ingest import IngestOptions, ingest_folder
@@ -60,7 +60,8 @@ def _full_run(ws_dir: Path, copy: Path):
 @pytest.fixture(scope="module")
 def grown(tmp_path_factory):
     """A catalogue deduped once (photos, two leaked copies of one, one of another), then a copy of an
-    existing photo and a new photo arrive and dedupe runs again."""
+    existing photo and a new photo arrive and dedupe runs again: as in a big catalogue, where they would be
+    under `local.ALONE` of it, only they ask for shared local features."""
     root = tmp_path_factory.mktemp("grown")
     first, second = root / "first", root / "second"
     for k in range(12):
@@ -74,8 +75,22 @@ def grown(tmp_path_factory):
     _ingest(ws, first, "atlas")
     r1 = run_dedupe(ws, OPTS)
     _ingest(ws, second, "forum")
-    r2 = run_dedupe(ws, OPTS)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(local, "ALONE", 0.5)  # 2 new of 17
+        mp.setattr(local, "_asked", _asking_only(local._asked, {"photo_3_watermark.jpg", "photo_20.jpg"}, ws))
+        r2 = run_dedupe(ws, OPTS)
     return ws, r1, r2
+
+
+def _asking_only(asked, names: set[str], ws):
+    """`local._asked`, failing when any picture but those named asks."""
+
+    def spy(index, desc, ids, askers, owner):
+        asking = {ids[k] for k in askers}
+        assert asking == {_names(ws)[n] for n in names}, asking
+        return asked(index, desc, ids, askers, owner)
+
+    return spy
 
 
 def test_a_re_run_computes_local_features_only_for_new_pictures_and_finds_the_copy(grown):

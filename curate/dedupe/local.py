@@ -28,6 +28,12 @@ floats at once (4 times their 16 KB a picture), it took 50 s and 1.9 GB at
 vectors are turned a block at a time (`_index`): 14 s and 0.7 GB, 35 s and
 0.9 GB, 281 s at 100,000 (`bench/local_scale.py`; bench/README.md,
 "the local proposal at scale").
+
+A re-run. When under `ALONE` of the pictures are new, only they ask, and of the
+others only the questions that may vote for a new picture are asked again
+(`_asking_them`): a re-run that adds 1 % costs the index and about 30 times a
+full run's questions per new picture, not everyone's (bench/README.md, "A
+re-run's local proposal").
 """
 
 from __future__ import annotations
@@ -50,6 +56,9 @@ LISTS = 2  # inverted lists: LISTS x sqrt(descriptors)
 BLOCK = 65_536  # descriptors added or asking at a time (bounds the memory of a big catalogue)
 FAST = 500_000  # answering descriptors (about 3,900 pictures) from which the lists hold 4-bit codes (`_index`)
 CODES = f"PQ{DIMS}x4fs"  # one 4-bit code a PCA dimension, scanned with SIMD table look-ups
+ALONE = 0.02  # new pictures under this share: they ask, with the questions that find them (`_asking_them`)
+BACK = 4 * K  # a new descriptor's nearest, among which the old questions that may vote for it are looked for
+WIDE = 4  # times as many inverted lists as `NPROBE` that search looks in (`_search_wide`)
 
 
 def _unit(desc: np.ndarray, top: int) -> np.ndarray:
@@ -104,13 +113,84 @@ def _votes(index: faiss.Index, queries: np.ndarray, asker: np.ndarray, owner: np
     return np.stack([asker[once // n], once % n], axis=1)
 
 
+def _asked(index: faiss.Index, desc: dict, ids: list[int], askers, owner: np.ndarray) -> np.ndarray:
+    """(asking picture, answering picture) of every vote of the pictures at positions `askers`, each asking
+    with its `ASK` strongest descriptors as they are and mirrored."""
+    askers = list(askers)
+    parts = [np.zeros((0, 2), np.int64)]
+    per_block = max(1, BLOCK // (2 * ASK))
+    for start in range(0, len(askers), per_block):  # a block of asking pictures at a time bounds the memory
+        block = askers[start : start + per_block]
+        asks = [_unit(desc[ids[k]], ASK) for k in block]
+        asks += [_unit(mirrored_descriptors(desc[ids[k]][:ASK]), ASK) for k in block]
+        asker = np.tile(np.repeat(np.array(block), [len(x) for x in asks[: len(block)]]), 2)
+        parts.append(_votes(index, np.concatenate(asks), asker, owner))
+    return np.concatenate(parts)
+
+
+def _search_wide(index: faiss.Index, queries: np.ndarray, k: int) -> np.ndarray:
+    """The rows `index.search` finds for `queries`, looking in `WIDE` times as many inverted lists (an exact
+    index as it is): a new descriptor and a question near it may lie in neighbouring lists, and the
+    question, when a full run asked it, looked in its own."""
+    ivf = faiss.extract_index_ivf(index) if isinstance(index, faiss.IndexPreTransform) else None
+    probe = ivf.nprobe if ivf is not None else 0
+    if ivf is not None:
+        ivf.nprobe = probe * WIDE
+    try:
+        return index.search(queries, k)[1]
+    finally:
+        if ivf is not None:
+            ivf.nprobe = probe
+
+
+def _asking_them(
+    index: faiss.Index, desc: dict, ids: list[int], fresh: np.ndarray, owner: np.ndarray, first: np.ndarray
+) -> np.ndarray:
+    """The votes the other pictures' questions give the `fresh` ones, without everyone asking.
+
+    An old picture's question votes for a new one when one of the new picture's answering
+    descriptors is among its `K` nearest and clearly nearer than the K-th. Such a question is near
+    that descriptor, so it is found among the descriptor's `BACK` nearest (a mirrored question: among
+    the mirrored descriptor's, mirroring moves both alike). Those questions alone are asked again, as a
+    full run asks them, and their votes for new pictures kept. Measured on v6's descriptors against
+    everyone asking (bench/README.md, "A re-run's local proposal"): none of the full run's candidates
+    lost with `BACK` = 4 K and `WIDE` lists, 4 of 243 with `K`; more candidates (an old picture's best
+    `PER_IMAGE` are chosen among its pairs with new pictures only), which verification turns down."""
+    counts = np.bincount(owner, minlength=len(ids))
+    parts = [np.zeros((0, 2), np.int64)]
+    per_block = max(1, BLOCK // (2 * TOP))
+    news = np.flatnonzero(fresh)
+    for start in range(0, len(news), per_block):
+        answers = [desc[ids[k]][:TOP] for k in news[start : start + per_block]]
+        queries = np.concatenate(
+            [_unit(d, TOP) for d in answers] + [_unit(mirrored_descriptors(d), TOP) for d in answers]
+        )
+        found = _search_wide(index, queries, min(BACK, index.ntotal))
+        flip = np.broadcast_to((np.arange(len(queries)) >= len(queries) // 2)[:, None], found.shape)
+        rows, flip = found[found >= 0], flip[found >= 0]
+        who = owner[rows]
+        asking = ~fresh[who] & (rows - first[who] < np.minimum(ASK, counts[who]))  # an old picture's question
+        questions = np.unique(np.stack([rows[asking], flip[asking]], axis=1), axis=0)
+        for q in range(0, len(questions), BLOCK):
+            row, mirror = questions[q : q + BLOCK].T
+            who = owner[row]
+            vectors = np.stack([desc[ids[w]][r - first[w]] for r, w in zip(row, who, strict=True)])
+            mirror = mirror.astype(bool)
+            vectors[mirror] = mirrored_descriptors(vectors[mirror])
+            votes = _votes(index, _unit(vectors, len(vectors)), who, owner)
+            parts.append(votes[fresh[votes[:, 1]]])
+    return np.concatenate(parts)
+
+
 def local_pairs(
     desc: dict[int, np.ndarray | None], new: set[int] | None = None, order: list[int] | None = None
 ) -> list[tuple[int, int, int]]:
     """(a, b, votes), a < b, for the candidate pairs (module docstring); `desc`: each picture's SIFT
     descriptors at `verify.COARSE` px, strongest first (uint8, at least the `TOP` strongest). With
-    `new`, only the pairs touching one of those pictures (everyone still asks: a pair's votes come
-    from both ends, and each picture's `PER_IMAGE` best are chosen among all its pairs). `order`: the
+    `new`, only the pairs touching one of those pictures: a pair's votes come from both ends, so with
+    under `ALONE` of the pictures new, the new ones ask and the old questions that find them are asked
+    again (`_asking_them`); with more, everyone asks (each picture's `PER_IMAGE` best are then chosen
+    among all its pairs, not among its pairs with new pictures). `order`: the
     pictures in the order the index takes them (`curate.dedupe.pairs.load_codes`; default: by id)."""
     ids = [i for i in (sorted(desc) if order is None else order) if (d := desc.get(i)) is not None and len(d)]
     if len(ids) < 2:
@@ -128,15 +208,14 @@ def local_pairs(
             yield np.concatenate([_unit(desc[i], TOP) for i in ids[start : start + answering]])
 
     index = _index(len(owner), rows, blocks)
-    parts = []
-    per_block = max(1, BLOCK // (2 * ASK))
-    for start in range(0, len(ids), per_block):  # a block of asking pictures at a time bounds the memory
-        block = range(start, min(start + per_block, len(ids)))
-        asks = [_unit(desc[ids[k]], ASK) for k in block]
-        asks += [_unit(mirrored_descriptors(desc[ids[k]][:ASK]), ASK) for k in block]
-        asker = np.tile(np.repeat(np.array(block), [len(x) for x in asks[: len(block)]]), 2)
-        parts.append(_votes(index, np.concatenate(asks), asker, owner))
-    a, b = np.concatenate(parts).T
+    fresh = None if new is None else np.array([i in new for i in ids])
+    if fresh is not None and fresh.sum() < ALONE * len(ids):  # a few new pictures: they alone ask
+        asking = np.flatnonzero(fresh)
+        found = _asked(index, desc, ids, asking, owner)
+        found = np.concatenate([found, _asking_them(index, desc, ids, fresh, owner, first)])
+    else:
+        found = _asked(index, desc, ids, range(len(ids)), owner)
+    a, b = found.T
     n = len(ids)
     lo, hi = np.minimum(a, b), np.maximum(a, b)
     pairs, votes = np.unique(lo * n + hi, return_counts=True)
