@@ -132,7 +132,7 @@ def _search_wide(index: faiss.Index, queries: np.ndarray, k: int) -> np.ndarray:
     """The rows `index.search` finds for `queries`, looking in `WIDE` times as many inverted lists (an exact
     index as it is): a new descriptor and a question near it may lie in neighbouring lists, and the
     question, when a full run asked it, looked in its own."""
-    ivf = faiss.extract_index_ivf(index) if isinstance(index, faiss.IndexPreTransform) else None
+    ivf = faiss.try_extract_index_ivf(index)  # None for the exact index
     probe = ivf.nprobe if ivf is not None else 0
     if ivf is not None:
         ivf.nprobe = probe * WIDE
@@ -150,14 +150,14 @@ def _asking_them(
 
     An old picture's question votes for a new one when one of the new picture's answering
     descriptors is among its `K` nearest and clearly nearer than the K-th. Such a question is near
-    that descriptor, so it is found among the descriptor's `BACK` nearest (a mirrored question: among
+    that descriptor, so it is usually among the descriptor's `BACK` nearest (a mirrored question: among
     the mirrored descriptor's, mirroring moves both alike). Those questions alone are asked again, as a
     full run asks them, and their votes for new pictures kept. Measured on v6's descriptors against
     everyone asking (bench/README.md, "A re-run's local proposal"): none of the full run's candidates
     lost with `BACK` = 4 K and `WIDE` lists, 4 of 243 with `K`; more candidates (an old picture's best
     `PER_IMAGE` are chosen among its pairs with new pictures only), which verification turns down."""
     counts = np.bincount(owner, minlength=len(ids))
-    parts = [np.zeros((0, 2), np.int64)]
+    found_by = [np.zeros(0, np.int64)]  # each question once (row x 2 + mirrored), whichever new pictures found it
     per_block = max(1, BLOCK // (2 * TOP))
     news = np.flatnonzero(fresh)
     for start in range(0, len(news), per_block):
@@ -170,15 +170,17 @@ def _asking_them(
         rows, flip = found[found >= 0], flip[found >= 0]
         who = owner[rows]
         asking = ~fresh[who] & (rows - first[who] < np.minimum(ASK, counts[who]))  # an old picture's question
-        questions = np.unique(np.stack([rows[asking], flip[asking]], axis=1), axis=0)
-        for q in range(0, len(questions), BLOCK):
-            row, mirror = questions[q : q + BLOCK].T
-            who = owner[row]
-            vectors = np.stack([desc[ids[w]][r - first[w]] for r, w in zip(row, who, strict=True)])
-            mirror = mirror.astype(bool)
-            vectors[mirror] = mirrored_descriptors(vectors[mirror])
-            votes = _votes(index, _unit(vectors, len(vectors)), who, owner)
-            parts.append(votes[fresh[votes[:, 1]]])
+        found_by.append(np.unique(rows[asking] * 2 + flip[asking]))
+    questions = np.unique(np.concatenate(found_by))
+    parts = [np.zeros((0, 2), np.int64)]
+    for q in range(0, len(questions), BLOCK):
+        row, mirror = np.divmod(questions[q : q + BLOCK], 2)
+        who = owner[row]
+        vectors = np.stack([desc[ids[w]][r - first[w]] for r, w in zip(row, who, strict=True)])
+        mirror = mirror.astype(bool)
+        vectors[mirror] = mirrored_descriptors(vectors[mirror])
+        votes = _votes(index, _unit(vectors, len(vectors)), who, owner)
+        parts.append(votes[fresh[votes[:, 1]]])
     return np.concatenate(parts)
 
 
