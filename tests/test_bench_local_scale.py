@@ -46,3 +46,20 @@ def test_the_scale_line_finds_the_planted_copies_and_says_which_index_ran(tmp_pa
     assert row["planted"] == 6 and row["planted_found"] == 6
     assert row["candidates"] < 606  # different pictures are not proposed wholesale
     assert (tmp_path / "local-scale-v1-300.npz").exists()  # built once, reused
+
+
+@pytest.mark.slow
+def test_the_re_run_line_sets_the_new_pictures_asking_beside_everyone_asking(tmp_path):
+    """`--new`: 1 % of 606 pictures and half the planted copies arrive (9, under `local.ALONE`); the re-run's
+    proposal finds every candidate everyone asking finds, the new copies with their originals among them."""
+    run = subprocess.run(
+        [sys.executable, str(BENCH), "--pictures", "600", "--base", "300", "--corpus", str(tmp_path), "--new", "0.01"]
+        + ["--json"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    (row,) = json.loads(run.stdout)
+    assert row["new"] == 9 and row["planted"] >= 3 and row["planted_found"] == row["planted"]
+    assert 0 < row["everyone_candidates"] == row["everyone_kept"] <= row["candidates"]
