@@ -132,15 +132,14 @@ def _search_wide(index: faiss.Index, queries: np.ndarray, k: int) -> np.ndarray:
     """The rows `index.search` finds for `queries`, looking in `WIDE` times as many inverted lists (an exact
     index as it is): a new descriptor and a question near it may lie in neighbouring lists, and the
     question, when a full run asked it, looked in its own."""
-    ivf = faiss.try_extract_index_ivf(index)  # None for the exact index
-    probe = ivf.nprobe if ivf is not None else 0
-    if ivf is not None:
-        ivf.nprobe = probe * WIDE
+    ivf = faiss.try_extract_index_ivf(index)
+    if ivf is None:  # the exact index
+        return index.search(queries, k)[1]
+    probe, ivf.nprobe = ivf.nprobe, ivf.nprobe * WIDE
     try:
         return index.search(queries, k)[1]
     finally:
-        if ivf is not None:
-            ivf.nprobe = probe
+        ivf.nprobe = probe
 
 
 def _asking_them(
