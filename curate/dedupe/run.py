@@ -19,7 +19,7 @@ import re
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +40,7 @@ from curate.dedupe.cluster import (
 )
 from curate.dedupe.decode import THUMB, box_side, decode, panels_text, parse_box, read_box
 from curate.dedupe.hashing import METHODS, NEIGHBOURS, WINDOWS, RegionPHash, to_hex
-from curate.dedupe.pairs import find_pairs
+from curate.dedupe.pairs import Pair, find_pairs
 from curate.dedupe.search import backend_named
 from curate.errors import ConfigError
 from curate.label.diagnoses import FINAL
@@ -338,6 +338,33 @@ def _skip_reason(root: Path, image_id: int, path: str, kind: str, detail: str) -
     return f"image {image_id}: cannot decode its stored original {rel} ({detail}), though its bytes are intact"
 
 
+# --- record ----------------------------------------------------------------------------
+
+
+def store_pairs(s: Session, pairs: list[Pair], run_id: int | None = None) -> None:
+    """The run's pairs in place of the last run's: one executemany of plain rows, not an ORM object a pair
+    (160,000 pairs: 1.1 s against 13.5; bench/README.md, "A steward's decision on a big catalogue")."""
+    s.exec(delete(DedupePair))
+    if pairs:
+        s.execute(
+            DedupePair.__table__.insert(),
+            [
+                {
+                    "image_a": p.a,
+                    "image_b": p.b,
+                    "kind": p.kind,
+                    "hamming": p.hamming,
+                    "similarity": p.similarity,
+                    "inliers": p.inliers,
+                    "reason": p.reason,
+                    "in_place": p.in_place,
+                    "run_id": run_id,
+                }
+                for p in pairs
+            ],
+        )
+
+
 # --- clustering ------------------------------------------------------------------------
 
 
@@ -360,33 +387,35 @@ def recluster(s: Session, run_id: int | None = None, min_side: int | None = None
         ).all()
     )
     prev_low = dict(s.exec(select(DedupeMember.image_id, DedupeMember.low_res)).all())
+    stored = s.exec(select(DedupeCode.image_id, DedupeCode.box).where(DedupeCode.algo == ALGO))
+    box = {i: parse_box(b) for i, b in stored}
     cands = {
         i: Candidate(
-            i, w, h, prio.get(i, 9), created, (min(w, h) < min_side) if min_side else bool(prev_low.get(i, False))
+            i,
+            w,
+            h,
+            prio.get(i, 9),
+            created,
+            (min(w, h) < min_side) if min_side else bool(prev_low.get(i, False)),
+            max(0.0, (x1 - x0) * (y1 - y0)),
         )
         for i, w, h, created in images
+        for x0, y0, x1, y1 in [box.get(i, (0.0, 0.0, 1.0, 1.0))]
     }
-    edges = [
-        Edge(p.image_a, p.image_b, p.kind, p.similarity)
-        for p in s.exec(select(DedupePair).where(DedupePair.kind.not_in(NOT_EDGES))).all()
-    ]
+    pairs = select(DedupePair.image_a, DedupePair.image_b, DedupePair.kind, DedupePair.similarity)
+    edges = [Edge(*row) for row in s.exec(pairs.where(DedupePair.kind.not_in(NOT_EDGES))).all()]
     splits, decided = set(), set()
-    for o in s.exec(select(DedupeOverride)).all():
-        decided.add((o.image_a, o.image_b))
-        if o.action == "merge":
-            edges.append(Edge(o.image_a, o.image_b, "merge", 1.0))
+    for a, b, action in s.exec(select(DedupeOverride.image_a, DedupeOverride.image_b, DedupeOverride.action)).all():
+        decided.add((a, b))
+        if action == "merge":
+            edges.append(Edge(a, b, "merge", 1.0))
         else:
-            splits.add((o.image_a, o.image_b))
+            splits.add((a, b))
     labelled = set(s.exec(select(LabelTask.image_id).distinct()).all())
     final = set(s.exec(select(Consensus.image_id).where(Consensus.status.in_(FINAL))).all())
     review = s.exec(select(DedupePair.image_a, DedupePair.image_b).where(DedupePair.kind == "review")).all()
     untested = s.exec(select(DedupePair.image_a, DedupePair.image_b).where(DedupePair.kind == UNTESTED)).all()
-    boxes = s.exec(select(DedupeCode.image_id, DedupeCode.box).where(DedupeCode.algo == ALGO)).all()
-    small = {i for i, box in boxes if i in cands and box_side(cands[i].width, cands[i].height, parse_box(box)) < SMALL}
-    for i, box in boxes:
-        if i in cands:
-            x0, y0, x1, y1 = parse_box(box)
-            cands[i] = replace(cands[i], content=max(0.0, (x1 - x0) * (y1 - y0)))
+    small = {i for i, b in box.items() if i in cands and box_side(cands[i].width, cands[i].height, b) < SMALL}
     tolerated = [(a, b) for a, b in [*review, *untested] if (a, b) not in splits]
     roots = clusters(list(cands), edges, splits, tolerated, last=small)
     to_review = len(unmerged(edges, roots, decided)) + sum(
@@ -395,22 +424,21 @@ def recluster(s: Session, run_id: int | None = None, min_side: int | None = None
     groups: dict[int, list[Candidate]] = defaultdict(list)
     for i, r in roots.items():
         groups[r].append(cands[i])
-    s.exec(delete(DedupeMember))
-    reps = {}
-    for root, members in groups.items():
-        rep = representative(members, labelled, final)
-        reps[root] = rep.image_id
-        for c in members:
-            s.add(
-                DedupeMember(
-                    image_id=c.image_id,
-                    cluster_key=cluster_key(root),
-                    representative=c.image_id == rep.image_id,
-                    low_res=c.low_res,
-                    run_id=run_id,
-                )
-            )
-    s.flush()
+    reps = {root: representative(members, labelled, final).image_id for root, members in groups.items()}
+    rows = [
+        {
+            "image_id": c.image_id,
+            "cluster_key": cluster_key(root),
+            "representative": c.image_id == reps[root],
+            "low_res": c.low_res,
+            "run_id": run_id,
+        }
+        for root, members in groups.items()
+        for c in members
+    ]
+    s.exec(delete(DedupeMember))  # ORM-enabled: member objects this session holds are deleted with their rows
+    if rows:  # one executemany, not an ORM object a row: half a steward's decision at 100,000 images (bench/README.md)
+        s.execute(DedupeMember.__table__.insert(), rows)
     multi = {r: m for r, m in groups.items() if len(m) > 1}
     return {
         "clusters": len(multi),
@@ -448,22 +476,8 @@ def run_dedupe(
     pairs = find_pairs(ws, options, ALGO, report, on_progress)
     t2 = time.perf_counter()
     with ws.session() as s:  # one transaction: pairs, membership, search marks
-        s.exec(delete(DedupePair))
-        for p in pairs:
-            s.add(
-                DedupePair(
-                    image_a=p.a,
-                    image_b=p.b,
-                    kind=p.kind,
-                    hamming=p.hamming,
-                    similarity=p.similarity,
-                    inliers=p.inliers,
-                    reason=p.reason,
-                    in_place=p.in_place,
-                    run_id=run_id,
-                )
-            )
-            report.pairs[p.kind] += 1
+        store_pairs(s, pairs, run_id)
+        report.pairs.update(p.kind for p in pairs)
         s.exec(update(DedupeCode).where(DedupeCode.algo == ALGO).values(searched_with=options.settings))
         s.flush()
         summary = recluster(s, run_id, options.min_side, hashed_only=True)
