@@ -1,6 +1,6 @@
 """A steward's decision on a big catalogue: `curate dedupe merge` and `curate dedupe split`, timed as the
-steward runs them, and the record step every `curate dedupe` run ends with, beside imagededup finding its
-duplicates again from stored hashes.
+steward runs them, the record step every `curate dedupe` run ends with, and the review sheet the steward
+decides from, beside imagededup finding its duplicates again from stored hashes.
 
     python bench/dedupe_decisions.py [--sizes 2000,20000,100000] [--repeat 3] [--imagededup-max 20000] [--json]
 
@@ -8,8 +8,9 @@ Each decision re-clusters the whole catalogue from its stored pairs (`curate.ded
 its cost grows with the catalogue, not with the decision. The catalogues are rows, not photos: N images
 with their provenance and content boxes, in groups of copies (60 % alone, 20 % pairs, 20 % three to six,
 every pair inside a group a verified "same") and 0.3 pairs a picture to review or untested between
-groups, about what `bench/dedupe.py`'s v6 corpus stores (1,924 pairs for 1,172 pictures). Nothing is
-decoded: a decision never looks at pixels.
+groups, about what `bench/dedupe.py`'s v6 corpus stores (1,924 pairs for 1,172 pictures). A decision never
+looks at pixels; the sheet shows a thumbnail of each picture it lists, so each image has small JPEG bytes in
+the store (`photos`).
 
 imagededup keeps no decisions: a steward edits its duplicates map by hand, and the map is found again
 from the stored hashes (`PHash().find_duplicates(encoding_map=...)`, every pair compared: brute force
@@ -20,6 +21,7 @@ between runs: its next grouping is a search of the whole folder again (bench/ded
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import random
 import sqlite3
@@ -49,13 +51,40 @@ def groups(n: int, rng: random.Random) -> list[list[int]]:
     return out
 
 
+def photos(store, n: int, seed: int = 0, kinds: int = 200) -> list[str]:
+    """`n` stored pictures, for the review sheet's thumbnails: `kinds` small noise photos (96 x 72 JPEG), each
+    stored many times with a different trailer after its end (decoded alike, a digest of its own). Written
+    straight into the store's layout, not synced: a fixture, not an ingest."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    jpegs = []
+    for _ in range(kinds):
+        out = io.BytesIO()
+        Image.fromarray(rng.integers(0, 256, (72, 96, 3), dtype=np.uint8)).save(out, "JPEG", quality=80)
+        jpegs.append(out.getvalue())
+    shas = []
+    for i in range(n):
+        data = jpegs[i % kinds] + i.to_bytes(8, "big")
+        sha = hashlib.sha256(data).hexdigest()
+        path = store.path_for(sha)
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        path.write_bytes(data)
+        shas.append(sha)
+    return shas
+
+
 def build(root: Path, n: int, seed: int = 0) -> dict:
     """A workspace at `root` whose catalogue holds `n` images and a dedupe run's pairs (rows only)."""
     from curate.dedupe.run import ALGO
     from curate.workspace import Workspace
 
-    Workspace.init(root)
+    ws = Workspace.init(root)
     rng = random.Random(seed)
+    shas = photos(ws.store, n, seed)
     parts = groups(n, rng)
     same = [(a, b, "hash") for g in parts for k, a in enumerate(g) for b in g[k + 1 :]]
     apart = set()
@@ -70,7 +99,7 @@ def build(root: Path, n: int, seed: int = 0) -> dict:
         db.executemany(
             "insert into images(id, sha256, size_bytes, format, width, height, mode, frames, has_exif, has_gps, "
             "has_camera_serial, created_at) values(?, ?, 1000, 'JPEG', 800, 600, 'RGB', 1, 0, 0, 0, ?)",
-            [(i, f"{i:064x}", NOW) for i in range(1, n + 1)],
+            [(i, shas[i - 1], NOW) for i in range(1, n + 1)],
         )
         db.executemany(
             "insert into provenance(image_id, source_id, locator, created_at) values(?, 1, ?, ?)",
@@ -183,6 +212,8 @@ def measure(n: int, repeat: int, imagededup_max: int) -> dict:
             splits.append(curate(root, "dedupe", "split", str(a), str(b)))
             together(root, a, b, False)
         recorded = statistics.median(record(root) for _ in range(repeat))
+        sheet_s, sheet_mb = curate(root, "dedupe", "review")
+        sheet_size = (root / "reports" / "dedupe-review.html").stat().st_size / 2**20
     return {
         "images": n,
         "pairs": made["pairs"],
@@ -190,6 +221,8 @@ def measure(n: int, repeat: int, imagededup_max: int) -> dict:
         "split_s": statistics.median(s for s, _ in splits),
         "peak_mb": max(mb for _, mb in merges + splits),
         "record_s": recorded,
+        "sheet_s": sheet_s,
+        "sheet_mb": sheet_size,
         "imagededup_s": imagededup_find(n) if n <= imagededup_max else None,
     }
 
@@ -198,14 +231,15 @@ def table(rows: list[dict]) -> str:
     out = [
         "| images | stored pairs | `curate dedupe merge`, s | `curate dedupe split`, s | peak memory of a decision, MB "
         "| a `curate dedupe` run's record step (pairs stored, re-clustered), s "
+        "| `curate dedupe review`: s, MB of HTML "
         "| imagededup 0.3.3: duplicates found again from stored hashes, s |",
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         found = f"{r['imagededup_s']:.1f}" if r["imagededup_s"] is not None else "not run (every pair compared)"
         out.append(
             f"| {r['images']:,} | {r['pairs']:,} | {r['merge_s']:.2f} | {r['split_s']:.2f} | {r['peak_mb']:.0f} "
-            f"| {r['record_s']:.2f} | {found} |"
+            f"| {r['record_s']:.2f} | {r['sheet_s']:.1f}, {r['sheet_mb']:.1f} | {found} |"
         )
     return "\n".join(out)
 

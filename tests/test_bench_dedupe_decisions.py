@@ -3,6 +3,8 @@ them), and the decisions it times are carried out, as a steward's are, by `curat
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import random
 import sqlite3
@@ -10,6 +12,10 @@ import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+
+from PIL import Image
+
+from curate.workspace import Workspace
 
 BENCH = Path(__file__).resolve().parent.parent / "bench" / "dedupe_decisions.py"
 sys.path.insert(0, str(BENCH.parent))
@@ -26,6 +32,12 @@ def test_the_catalogue_holds_groups_of_copies_and_pairs_to_review_between_them(t
     assert kinds["review"] + kinds["untested"] == int(dedupe_decisions.REVIEW_PER_IMAGE * 500)
     sizes = Counter(len(g) for g in dedupe_decisions.groups(500, random.Random(0)))
     assert sizes[1] > sizes[2] > 0 and max(sizes) <= 6
+    shas = [sha for (sha,) in db.execute("select sha256 from images")]
+    assert len(set(shas)) == 500  # each picture its own bytes, as the store holds them
+    store = Workspace.open(tmp_path / "ws").store
+    for sha in shas[:3]:
+        data = store.read(sha)
+        assert hashlib.sha256(data).hexdigest() == sha and Image.open(io.BytesIO(data)).size == (96, 72)
 
 
 def test_each_decision_timed_is_carried_out(tmp_path):
@@ -37,7 +49,8 @@ def test_each_decision_timed_is_carried_out(tmp_path):
     )
     assert run.returncode == 0, run.stderr[-2000:]
     [row] = json.loads(run.stdout)
-    assert row["images"] == 300 and min(row["merge_s"], row["split_s"], row["record_s"]) > 0
+    assert row["images"] == 300 and min(row["merge_s"], row["split_s"], row["record_s"], row["sheet_s"]) > 0
+    assert row["sheet_mb"] > 0.1  # thumbnails of the stored pictures, not empty frames
     assert row["imagededup_s"] is None
     assert 20 < row["peak_mb"] < 2000  # the command's own peak, not this script's
 

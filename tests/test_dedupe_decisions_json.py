@@ -218,3 +218,28 @@ def test_review_json_lists_the_decisions_with_their_time(ws_root):
     [d] = data["decisions"]
     assert d["action"] == "split" and d["note"] == "different patients" and d["at"].endswith(" UTC")
     assert data["mixed_clusters"] == [] and "different patients" in Path(data["review_sheet"]).read_text()
+
+
+def test_a_sheet_shows_the_first_of_each_list_and_says_how_many_more_the_json_lists(ws_root, monkeypatch):
+    """A browser opens the sheet: a big catalogue's would be tens of thousands of thumbnails. It shows the first
+    pairs and clusters of each kind, says how many more there are, and `--json` lists every one."""
+    from curate.dedupe import review
+
+    shown = (review.SHEET_PAIRS, review.SHEET_CLUSTERS)
+    monkeypatch.setattr(review, "SHEET_PAIRS", 0)
+    monkeypatch.setattr(review, "SHEET_CLUSTERS", 0)
+    data = json.loads(_cli(ws_root, "dedupe", "review", "--json").stdout)
+    sheet = Path(data["review_sheet"]).read_text()
+    assert len(data["to_review"]) == len(data["mixed_clusters"]) == len(data["clusters"]) == 1
+    assert "<figure" not in sheet and "<h2 id='img" not in sheet and data["to_review"][0]["merge"] not in sheet
+    assert "1 more pairs to review, the least alike last, not shown here; each decision takes its pair off" in sheet
+    assert "1 more clusters with mixed prior labels, the smallest last, not shown here" in sheet
+    assert "1 more other clusters, the smallest last, not shown here" in sheet
+    assert sheet.count("<code>curate dedupe review --json</code> lists every one") == 3
+
+    monkeypatch.setattr(review, "SHEET_PAIRS", 1)
+    monkeypatch.setattr(review, "SHEET_CLUSTERS", 1)
+    full = Path(json.loads(_cli(ws_root, "dedupe", "review", "--json").stdout)["review_sheet"]).read_text()
+    assert "not shown here" not in full and full.count("<figure") == 6  # a pair, two clusters of two
+    help_text = " ".join(_cli(ws_root, "dedupe", "review", "--help").stdout.replace("│", " ").split())
+    assert "shows the first {} pairs and {} clusters of each kind".format(*shown) in help_text

@@ -15,7 +15,9 @@ prior labels, never a file path or locator (clinic paths can carry patient
 names). All text is HTML-escaped. Which images are already in labelling is the
 caller's to say (`in_labelling`: the CLI reads it from the label stage), so this
 module never imports the stage above it. The sheet is rendered from `review_items`' plain data, which
-`curate dedupe review --json` prints: the same lists, in the same order, with the same commands.
+`curate dedupe review --json` prints: the same lists, in the same order, with the same commands. A browser
+opens the sheet, so it shows the first `SHEET_PAIRS` pairs to review and `SHEET_CLUSTERS` clusters of each
+kind, and says how many more the JSON lists.
 """
 
 from __future__ import annotations
@@ -225,10 +227,13 @@ def _items(d: dict) -> dict:
 
 def _figure(ws, d: dict, info: dict, extra: str = "", cls: str = "") -> str:
     image_id = info["image"]
-    try:
-        src = f"data:image/jpeg;base64,{thumbnail(ws.store.read(d['images'][image_id].sha256))}"
-    except Exception:
-        src = ""
+    seen = d.setdefault("thumbs", {})  # a picture on the sheet twice (a pair to review, a cluster) decoded once
+    if image_id not in seen:
+        try:
+            seen[image_id] = f"data:image/jpeg;base64,{thumbnail(ws.store.read(d['images'][image_id].sha256))}"
+        except Exception:
+            seen[image_id] = ""
+    src = seen[image_id]
     label = ", ".join(info["prior_labels"]) or "none"
     where = ", ".join(info["sources"])
     return (
@@ -266,7 +271,7 @@ def write_sheet(ws, name: str = "dedupe-review.html", in_labelling: Collection[i
     )
     if items["to_review"]:
         out.append("<h2 id='to-review'>To review — not merged until you decide</h2>")
-    for p in items["to_review"]:
+    for p in items["to_review"][:SHEET_PAIRS]:
         a, b = p["images"]
         hint = f"{html.escape(p['hint'])}<br>" if p["hint"] else ""
         out.append(
@@ -275,26 +280,13 @@ def write_sheet(ws, name: str = "dedupe-review.html", in_labelling: Collection[i
             f"same photo: <code>{html.escape(p['merge'])}</code><br>"
             f"different photos: <code>{html.escape(p['split'])}</code></div></div>"
         )
+    out += _more(len(items["to_review"]) - SHEET_PAIRS, "pairs to review, the least alike last", decided=True)
     out += _kept_apart(ws, d, items["stamp_groups"], "stamps", STAMP_GROUPS)
     out += _kept_apart(ws, d, items["object_groups"], "objects", OBJECT_GROUPS)
-    for c in items["mixed_clusters"] + items["clusters"]:
-        key = c["cluster"]
-        flag = " <span class='mixed'>mixed prior labels</span>" if c["mixed_prior_labels"] else ""
-        out.append(
-            f"<h2 id='{html.escape(key)}'>Cluster {html.escape(key)} — {c['size']} images{flag}</h2><div "
-            "class='cluster'>"
-        )
-        for m in c["members"]:
-            cls = " ".join(k for k, on in (("rep", m["representative"]), ("low", m["low_res"])) if on)
-            tag = (
-                "<span class='tag'>representative</span><br>"
-                if m["representative"]
-                else ("<span class='tag'>low-res</span><br>" if m["low_res"] else "")
-            )
-            if not m["representative"]:
-                tag += f"{html.escape(m['link'])}<br>not the same photo: <code>{html.escape(m['split'])}</code><br>"
-            out.append(_figure(ws, d, m, tag, cls))
-        out.append("</div>")
+    for kind, what in (("mixed_clusters", "clusters with mixed prior labels"), ("clusters", "other clusters")):
+        for c in items[kind][:SHEET_CLUSTERS]:
+            out += _cluster_html(ws, d, c)
+        out += _more(len(items[kind]) - SHEET_CLUSTERS, f"{what}, the smallest last")
     if items["decisions"]:
         out.append("<h2>Steward decisions</h2><table><tr><th>images</th><th>decision</th><th>note</th></tr>")
         for o in items["decisions"]:
@@ -305,6 +297,42 @@ def write_sheet(ws, name: str = "dedupe-review.html", in_labelling: Collection[i
         out.append("</table>")
     out.append("</body></html>\n")
     return write_atomic(ws.reports / name, "\n".join(out), tmp_dir=ws.tmp), items
+
+
+def _cluster_html(ws, d: dict, c: dict) -> list[str]:
+    """One cluster: its heading, then each member with its tag and, but for the representative, its split."""
+    key, flag = c["cluster"], " <span class='mixed'>mixed prior labels</span>" if c["mixed_prior_labels"] else ""
+    out = [f"<h2 id='{html.escape(key)}'>Cluster {html.escape(key)} — {c['size']} images{flag}</h2>"]
+    out.append("<div class='cluster'>")
+    for m in c["members"]:
+        cls = " ".join(k for k, on in (("rep", m["representative"]), ("low", m["low_res"])) if on)
+        tag = (
+            "<span class='tag'>representative</span><br>"
+            if m["representative"]
+            else ("<span class='tag'>low-res</span><br>" if m["low_res"] else "")
+        )
+        if not m["representative"]:
+            tag += f"{html.escape(m['link'])}<br>not the same photo: <code>{html.escape(m['split'])}</code><br>"
+        out.append(_figure(ws, d, m, tag, cls))
+    return [*out, "</div>"]
+
+
+# A sheet is opened in a browser: at 100,000 pictures every pair and cluster would be about 90,000 thumbnails and
+# half a gigabyte. It shows the first of each list in the order above; `--json` lists them all, and a decision
+# takes its pair or cluster off, so the next sheet shows the next ones.
+SHEET_PAIRS = 500  # pairs to review shown
+SHEET_CLUSTERS = 300  # clusters shown, of those with mixed prior labels and of the others each
+
+
+def _more(left: int, what: str, decided: bool = False) -> list[str]:
+    """The line saying how many of a list the sheet leaves out, and where they are."""
+    if left <= 0:
+        return []
+    then = "; each decision takes its pair off, so the sheet written again shows the next ones" if decided else ""
+    return [
+        f"<p class='why'>{left} more {html.escape(what)}, not shown here{then}: <code>curate dedupe review "
+        "--json</code> lists every one.</p>"
+    ]
 
 
 STAMP_GROUPS = (
