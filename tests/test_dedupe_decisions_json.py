@@ -232,9 +232,9 @@ def test_a_sheet_shows_the_first_of_each_list_and_says_how_many_more_the_json_li
     sheet = Path(data["review_sheet"]).read_text()
     assert len(data["to_review"]) == len(data["mixed_clusters"]) == len(data["clusters"]) == 1
     assert "<figure" not in sheet and "<h2 id='img" not in sheet and data["to_review"][0]["merge"] not in sheet
-    assert "1 more pairs to review, the least alike last, not shown here; each decision takes its pair off" in sheet
-    assert "1 more clusters with mixed prior labels, the smallest last, not shown here" in sheet
-    assert "1 more other clusters, the smallest last, not shown here" in sheet
+    assert "1 more pair to review, the least alike last, not shown here; each decision takes its pair off" in sheet
+    assert "1 more cluster with mixed prior labels, the smallest last, not shown here" in sheet
+    assert "1 more other cluster, the smallest last, not shown here" in sheet
     assert sheet.count("<code>curate dedupe review --json</code> lists every one") == 3
 
     monkeypatch.setattr(review, "SHEET_PAIRS", 1)
@@ -242,4 +242,4 @@ def test_a_sheet_shows_the_first_of_each_list_and_says_how_many_more_the_json_li
     full = Path(json.loads(_cli(ws_root, "dedupe", "review", "--json").stdout)["review_sheet"]).read_text()
     assert "not shown here" not in full and full.count("<figure") == 6  # a pair, two clusters of two
     help_text = " ".join(_cli(ws_root, "dedupe", "review", "--help").stdout.replace("│", " ").split())
-    assert "shows the first {} pairs and {} clusters of each kind".format(*shown) in help_text
+    assert "shows the first {} pairs and {} groups and clusters of each kind".format(*shown) in help_text

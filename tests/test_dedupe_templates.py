@@ -85,7 +85,7 @@ def test_different_photos_under_one_sites_banner_stay_apart_and_a_copy_joins_its
     assert any("banner along one side" in r for r in said)  # what the steward reads
 
 
-def test_the_sheet_shows_photos_under_one_banner_as_one_group(tmp_path):
+def test_the_sheet_shows_photos_under_one_banner_as_one_group(tmp_path, monkeypatch):
     """Different photos under one site's banner make a pair "one object only" for each two of them: the sheet
     shows the pictures those pairs join once each, as a group, not pair by pair among the pairs to review."""
     from pathlib import Path
@@ -116,6 +116,11 @@ def test_the_sheet_shows_photos_under_one_banner_as_one_group(tmp_path):
     joined = {i for p in one for i in (p.image_a, p.image_b)}
     assert all(group.count(f"alt='image {i}'") == 1 for i in joined)
     assert set(ids.values()) >= joined and "curate dedupe merge A B" in group
+    from curate.dedupe import review  # a sheet that shows no group says how many it leaves to the JSON
+
+    monkeypatch.setattr(review, "SHEET_CLUSTERS", 0)
+    group = write_review(ws).read_text().split("id='objects'")[1].split("<h2")[0]
+    assert "alt='image" not in group and "1 more group, the smallest last, not shown here" in group
 
 
 def test_a_shortcut_carried_by_one_part_that_local_features_cannot_confirm_goes_to_review(tmp_path):

@@ -249,7 +249,7 @@ def review_sheet(workspace: WorkspaceOpt = None, db: DbOpt = None, json_out: Jso
     """Write the HTML review sheet of the current clusters (no hashing); --json also lists what it
     shows, in its order: the pairs to review with their merge/split commands, the groups kept apart,
     the clusters (mixed prior labels first) with each member's prior labels and sources. The sheet
-    shows the first 500 pairs and 300 clusters of each kind; --json lists every one.
+    shows the first 500 pairs and 300 groups and clusters of each kind; --json lists every one.
 
     Example: curate dedupe review --json
     """
