@@ -957,10 +957,13 @@ def find_pairs(ws, options, algo: str, report, on_progress=None) -> list[Pair]:
     with ws.session() as s:
         ids, codes, thumbs, searched = load_codes(s, algo)
         digests = s.exec(select(Image.id, Image.pixel_sha256).where(Image.pixel_sha256.is_not(None))).all()
-        old = [
-            Pair(p.image_a, p.image_b, p.kind, p.similarity, p.hamming, p.inliers, p.reason, p.in_place)
-            for p in s.exec(
-                select(DedupePair).where(DedupePair.kind.in_(("hash", "cnn", "review", UNTESTED, MARKS)))
+        columns = (DedupePair.image_a, DedupePair.image_b, DedupePair.kind, DedupePair.similarity, DedupePair.hamming)
+        old = [  # plain rows, not ORM objects (bench/README.md, "A steward's decision on a big catalogue")
+            Pair(*row)
+            for row in s.exec(
+                select(*columns, DedupePair.inliers, DedupePair.reason, DedupePair.in_place).where(
+                    DedupePair.kind.in_(("hash", "cnn", "review", UNTESTED, MARKS))
+                )
             ).all()
         ]
         edges_before = {
