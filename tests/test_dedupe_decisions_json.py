@@ -236,10 +236,13 @@ def test_a_sheet_shows_the_first_of_each_list_and_says_how_many_more_the_json_li
     assert "1 more cluster with mixed prior labels, the smallest last, not shown here" in sheet
     assert "1 more other cluster, the smallest last, not shown here" in sheet
     assert sheet.count("<code>curate dedupe review --json</code> lists every one") == 3
+    said = " ".join(_cli(ws_root, "dedupe", "review").stdout.split())  # the terminal says so too
+    assert "(the sheet shows the first 0 of 1 pairs to review, 0 of 1 clusters with mixed prior labels, 0 of 1 " in said
 
     monkeypatch.setattr(review, "SHEET_PAIRS", 1)
     monkeypatch.setattr(review, "SHEET_CLUSTERS", 1)
     full = Path(json.loads(_cli(ws_root, "dedupe", "review", "--json").stdout)["review_sheet"]).read_text()
     assert "not shown here" not in full and full.count("<figure") == 6  # a pair, two clusters of two
+    assert "the sheet shows the first" not in _cli(ws_root, "dedupe", "review").stdout
     help_text = " ".join(_cli(ws_root, "dedupe", "review", "--help").stdout.replace("│", " ").split())
     assert "shows the first {} pairs and {} groups and clusters of each kind".format(*shown) in help_text

@@ -93,20 +93,20 @@ def dedupe(
 def run_and_render(ws, options=None, review: bool = True, json_out: bool = False) -> None:
     """One audited dedupe run with a progress bar per stage, then the summary (shared with `curate pipeline`)."""
     from curate.audit import audited
-    from curate.dedupe.review import write_review
+    from curate.dedupe.review import left_out, write_sheet
     from curate.dedupe.run import DedupeOptions, run_dedupe
 
     options = options or DedupeOptions()
     options.validate()
     with audited(ws, "dedupe", {**options.__dict__}) as run, stage_bars(json_out) as on_progress:
         report = run_dedupe(ws, options, run.id, on_progress)
-        sheet = write_review(ws, in_labelling=in_labelling(ws)) if review else None
+        sheet, items = write_sheet(ws, in_labelling=in_labelling(ws)) if review else (None, None)
         run.summary = {k: v for k, v in report.as_dict().items() if k != "groups"}
     data = report.as_dict() | {"review_sheet": str(sheet) if sheet else None}
     if json_out:
         print_json(data)
     else:
-        render(report, sheet)
+        render(report, sheet, left_out(items) if items else None)
 
 
 def in_labelling(ws) -> set[int]:
@@ -126,7 +126,7 @@ KIND_NOTES = {
 }
 
 
-def render(report, sheet) -> None:
+def render(report, sheet, sheet_note: str | None = None) -> None:
     rows = [
         ["images", report.images],
         ["hashed this run", report.hashed],
@@ -167,7 +167,7 @@ def render(report, sheet) -> None:
     for note in report.notes:
         console.print(f"[yellow]note:[/] {escape(note)}")
     if sheet:
-        console.print(f"review sheet: {sheet}")
+        console.print(f"review sheet: {sheet}" + (f" ({escape(sheet_note)})" if sheet_note else ""))
     console.print(
         f"{report.seconds.get('total', 0):.1f} s (hash {report.seconds.get('hash', 0):.1f}, "
         f"search {report.seconds.get('search', 0):.1f}, verify {report.seconds.get('verify', 0):.1f})"
@@ -253,14 +253,15 @@ def review_sheet(workspace: WorkspaceOpt = None, db: DbOpt = None, json_out: Jso
 
     Example: curate dedupe review --json
     """
-    from curate.dedupe.review import write_sheet
+    from curate.dedupe.review import left_out, write_sheet
 
     ws = open_workspace(workspace, db)
     path, items = write_sheet(ws, in_labelling=in_labelling(ws))
     if json_out:
         print_json({"review_sheet": str(path)} | items)
     else:
-        console.print(f"review sheet: {path}")
+        note = left_out(items)
+        console.print(f"review sheet: {path}" + (f" ({escape(note)})" if note else ""))
 
 
 @app.command()

@@ -333,6 +333,24 @@ SHEET_PAIRS = 500  # pairs to review shown
 SHEET_CLUSTERS = 300  # clusters shown, of those with mixed prior labels and of the others each; groups kept apart too
 
 
+def left_out(items: dict) -> str | None:
+    """What the sheet leaves out of `review_items`' lists, in one line for the terminal; None when it shows all."""
+    said = [
+        f"{cap:,} of {len(items[key]):,} {what}"
+        for key, cap, what in (
+            ("to_review", SHEET_PAIRS, "pairs to review"),
+            ("stamp_groups", SHEET_CLUSTERS, "groups sharing a stamp"),
+            ("object_groups", SHEET_CLUSTERS, "groups sharing one object"),
+            ("mixed_clusters", SHEET_CLUSTERS, "clusters with mixed prior labels"),
+            ("clusters", SHEET_CLUSTERS, "other clusters"),
+        )
+        if len(items[key]) > cap
+    ]
+    return (
+        f"the sheet shows the first {', '.join(said)}: `curate dedupe review --json` lists every one" if said else None
+    )
+
+
 def _more(left: int, one: str, many: str, order: str, decided: bool = False) -> list[str]:
     """The line saying how many of a list the sheet leaves out (`one`, `many`: what they are; `order`: which
     are left out), and where they are."""
