@@ -56,7 +56,7 @@ table{border-collapse:collapse;font-size:.85rem} td,th{border:1px solid #ccc;pad
 
 def _collect(ws, in_labelling: Collection[int]) -> dict:
     """Everything the sheet shows, read in one session; members, pairs and images as plain rows (attributes
-    by column name), not ORM objects: at 100,000 images these were 300,000 objects and 5 of the sheet's 13 s."""
+    by column name), not ORM objects: at 100,000 images these were 300,000 objects and 5 of the sheet's 11 s."""
     with ws.session() as s:
         member = (DedupeMember.image_id, DedupeMember.cluster_key, DedupeMember.representative, DedupeMember.low_res)
         members = s.exec(select(*member)).all()
@@ -327,8 +327,8 @@ def _cluster_html(ws, d: dict, c: dict) -> list[str]:
 
 
 # A sheet is opened in a browser: at 100,000 pictures every pair and cluster would be about 90,000 thumbnails and
-# half a gigabyte. It shows the first of each list in the order above; `--json` lists them all, and a decision
-# takes its pair or cluster off, so the next sheet shows the next ones.
+# 650 MB. It shows the first of each list in the order above and `--json` lists them all; a decision takes its
+# pair off the pairs to review, so the next sheet shows the next ones (bench/README.md, "The review sheet").
 SHEET_PAIRS = 500  # pairs to review shown
 SHEET_CLUSTERS = 300  # clusters shown, of those with mixed prior labels and of the others each; groups kept apart too
 
@@ -356,7 +356,8 @@ def _more(left: int, one: str, many: str, order: str, decided: bool = False) -> 
     are left out), and where they are."""
     if left <= 0:
         return []
-    then = "; each decision takes its pair off, so <code>curate dedupe review</code> run again shows the next" * decided
+    then = "; each decision takes its pair off, so <code>curate dedupe review</code> run again shows the next"
+    then = then if decided else ""
     return [
         f"<p class='why'>{left} more {html.escape(one if left == 1 else many)}, {order}, not shown here{then}: "
         "<code>curate dedupe review --json</code> lists every one.</p>"
