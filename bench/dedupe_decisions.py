@@ -87,10 +87,12 @@ def build(root: Path, n: int, seed: int = 0) -> dict:
     shas = photos(ws.store, n, seed)
     parts = groups(n, rng)
     same = [(a, b, "hash") for g in parts for k, a in enumerate(g) for b in g[k + 1 :]]
-    apart = set()
-    while len(apart) < int(REVIEW_PER_IMAGE * n):
+    linked, apart = {(a, b) for a, b, _ in same}, set()
+    while len(apart) < int(REVIEW_PER_IMAGE * n):  # one row a pair, as a run stores them
         a, b = sorted(rng.sample(range(1, n + 1), 2))
-        apart.add((a, b, rng.choice(("review", "untested"))))
+        if (a, b) not in linked:
+            linked.add((a, b))
+            apart.add((a, b, rng.choice(("review", "untested"))))
     db = sqlite3.connect(root / "catalogue.db")
     with db:
         db.execute(

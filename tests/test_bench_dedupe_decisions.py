@@ -30,6 +30,9 @@ def test_the_catalogue_holds_groups_of_copies_and_pairs_to_review_between_them(t
     assert db.execute("select count(*) from images").fetchone()[0] == 500
     assert sum(kinds.values()) == made["pairs"] and set(kinds) == {"hash", "review", "untested"}
     assert kinds["review"] + kinds["untested"] == int(dedupe_decisions.REVIEW_PER_IMAGE * 500)
+    assert db.execute("select count(distinct image_a || '-' || image_b) from dedupe_pairs").fetchone()[0] == sum(
+        kinds.values()
+    )  # one row a pair, as a run stores them
     sizes = Counter(len(g) for g in dedupe_decisions.groups(500, random.Random(0)))
     assert sizes[1] > sizes[2] > 0 and max(sizes) <= 6
     shas = [sha for (sha,) in db.execute("select sha256 from images")]
