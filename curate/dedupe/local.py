@@ -113,6 +113,13 @@ def _votes(index: faiss.Index, queries: np.ndarray, asker: np.ndarray, owner: np
     return np.stack([asker[once // n], once % n], axis=1)
 
 
+def _both_ways(descs: list[np.ndarray], top: int) -> np.ndarray:
+    """Each of `descs`' `top` strongest as unit vectors, then all of them mirrored (`verify.mirrored`): a
+    picture asks, and is looked for, as it is and as its mirror image."""
+    descs = [d[:top] for d in descs]
+    return np.concatenate([_unit(d, top) for d in descs] + [_unit(mirrored_descriptors(d), top) for d in descs])
+
+
 def _asked(index: faiss.Index, desc: dict, ids: list[int], askers, owner: np.ndarray) -> np.ndarray:
     """(asking picture, answering picture) of every vote of the pictures at positions `askers`, each asking
     with its `ASK` strongest descriptors as they are and mirrored."""
@@ -121,10 +128,8 @@ def _asked(index: faiss.Index, desc: dict, ids: list[int], askers, owner: np.nda
     per_block = max(1, BLOCK // (2 * ASK))
     for start in range(0, len(askers), per_block):  # a block of asking pictures at a time bounds the memory
         block = askers[start : start + per_block]
-        asks = [_unit(desc[ids[k]], ASK) for k in block]
-        asks += [_unit(mirrored_descriptors(desc[ids[k]][:ASK]), ASK) for k in block]
-        asker = np.tile(np.repeat(np.array(block), [len(x) for x in asks[: len(block)]]), 2)
-        parts.append(_votes(index, np.concatenate(asks), asker, owner))
+        asker = np.tile(np.repeat(np.array(block), [min(len(desc[ids[k]]), ASK) for k in block]), 2)
+        parts.append(_votes(index, _both_ways([desc[ids[k]] for k in block], ASK), asker, owner))
     return np.concatenate(parts)
 
 
@@ -143,7 +148,13 @@ def _search_wide(index: faiss.Index, queries: np.ndarray, k: int) -> np.ndarray:
 
 
 def _asking_them(
-    index: faiss.Index, desc: dict, ids: list[int], fresh: np.ndarray, owner: np.ndarray, first: np.ndarray
+    index: faiss.Index,
+    desc: dict,
+    ids: list[int],
+    fresh: np.ndarray,
+    owner: np.ndarray,
+    first: np.ndarray,
+    counts: np.ndarray,
 ) -> np.ndarray:
     """The votes the other pictures' questions give the `fresh` ones, without everyone asking.
 
@@ -154,16 +165,13 @@ def _asking_them(
     full run asks them, and their votes for new pictures kept. Measured on v6's descriptors against
     everyone asking (bench/README.md, "A re-run's local proposal"): none of the full run's candidates
     lost with `BACK` = 4 K and `WIDE` lists, 4 of 243 with `K`; more candidates (an old picture's best
-    `PER_IMAGE` are chosen among its pairs with new pictures only), which verification turns down."""
-    counts = np.bincount(owner, minlength=len(ids))
+    `PER_IMAGE` are chosen among its pairs with new pictures only), which verification turns down.
+    `first`, `counts`: each picture's first row in the index and how many it has (`local_pairs`)."""
     found_by = [np.zeros(0, np.int64)]  # each question once (row x 2 + mirrored), whichever new pictures found it
     per_block = max(1, BLOCK // (2 * TOP))
     news = np.flatnonzero(fresh)
     for start in range(0, len(news), per_block):
-        answers = [desc[ids[k]][:TOP] for k in news[start : start + per_block]]
-        queries = np.concatenate(
-            [_unit(d, TOP) for d in answers] + [_unit(mirrored_descriptors(d), TOP) for d in answers]
-        )
+        queries = _both_ways([desc[ids[k]] for k in news[start : start + per_block]], TOP)
         found = _search_wide(index, queries, min(BACK, index.ntotal))
         flip = np.broadcast_to((np.arange(len(queries)) >= len(queries) // 2)[:, None], found.shape)
         rows, flip = found[found >= 0], flip[found >= 0]
@@ -213,7 +221,7 @@ def local_pairs(
     if fresh is not None and fresh.sum() < ALONE * len(ids):  # a few new pictures: they alone ask
         asking = np.flatnonzero(fresh)
         found = _asked(index, desc, ids, asking, owner)
-        found = np.concatenate([found, _asking_them(index, desc, ids, fresh, owner, first)])
+        found = np.concatenate([found, _asking_them(index, desc, ids, fresh, owner, first, counts)])
     else:
         found = _asked(index, desc, ids, range(len(ids)), owner)
     a, b = found.T
