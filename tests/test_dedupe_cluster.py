@@ -137,3 +137,24 @@ def test_a_member_is_not_swapped_for_one_picture():
     edges = [Edge(1, 2, "hash", 0.99), Edge(2, 6, "hash", 0.99), Edge(1, 6, "hash", 0.99)]
     edges += [Edge(3, 1, "hash", 0.9), Edge(3, 6, "hash", 0.9)]
     assert clusters([1, 2, 3, 6], edges, set()) == {1: 1, 2: 1, 3: 3, 6: 1}
+
+
+def test_representative_is_not_a_copy_that_lost_its_colour_or_had_colour_drawn_on():
+    """`curate.dedupe.fidelity`'s measures, compared inside the cluster: a grey copy loses to a member with
+    colour even with more pixels, a copy with a ring or sticker to one with less drawn colour; a grey photo
+    whose one copy has colour (a sticker, a frame's seam) stays the photo; unknown measures (a catalogue
+    hashed before them) leave the plain rule."""
+    photo = Candidate(9, 800, 600, 1, T0, colour=2.4, drawn=0.0)
+    big_grey_print = Candidate(1, 2000, 1500, 1, T0, colour=0.0, drawn=0.0)
+    assert representative([big_grey_print, photo]).image_id == 9
+    ringed = Candidate(2, 800, 600, 1, T0, colour=6.2, drawn=0.004)
+    assert representative([ringed, photo]).image_id == 9  # the ring arrived first
+    assert representative([ringed, photo], labelled={2}).image_id == 2  # labels already paid for stay
+    grey_photo = Candidate(3, 512, 512, 1, T0, colour=0.0, drawn=0.0)
+    grey_copies = [Candidate(k, 400, 400, 1, T0, colour=0.0, drawn=0.0) for k in (4, 5)]
+    seamed = Candidate(6, 512, 512, 1, T0 + timedelta(days=1), colour=6.3, drawn=0.0)
+    assert representative([seamed, *grey_copies, grey_photo]).image_id == 3  # the plain rule: earliest
+    stickered = Candidate(8, 512, 512, 1, T0 - timedelta(days=1), colour=11.2, drawn=0.02)
+    assert representative([stickered, grey_photo]).image_id == 3
+    unknown = [Candidate(10, 800, 600, 1, T0), Candidate(11, 800, 600, 1, T0 - timedelta(days=1))]
+    assert representative([*unknown, photo]).image_id == 11

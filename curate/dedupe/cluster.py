@@ -36,9 +36,11 @@ The representative rule: an image that has already entered labelling (it has a
 `LabelTask`) stays its cluster's representative, so a sharper copy arriving later
 never takes the place of a photo the raters have seen; among several such, one
 with a final consensus (agreed or adjudicated) first. Then, and for clusters with
-no labelled member, the plain rule: not low-resolution, most pixels inside the content box (a framed
-or padded copy is not sharper for its frame; within `SAME_PIXELS` of the most, the same), then one without
-a frame, source priority (clinic > public > web), earliest, lowest id.
+no labelled member, the plain rule: not low-resolution; not a grey copy when a member has colour, nor one with
+a drawing's colours on it (a ring and an arrow, a sticker) when a member has fewer (`curate.dedupe.fidelity`:
+pixels and arrival order cannot tell a journal's grey print or a teaching figure from its photo); most pixels
+inside the content box (a framed or padded copy is not sharper for its frame; within `SAME_PIXELS` of the
+most, the same), then one without a frame, source priority (clinic > public > web), earliest, lowest id.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from scipy.cluster.hierarchy import DisjointSet
+
+from curate.dedupe.fidelity import drawn_over, grey_beside_colour
 
 KIND_RANK = {"merge": 0, "pixel": 1, "hash": 2, "cnn": 3, "review": 4, "untested": 5, "marks": 6}
 EXACT = ("merge", "pixel")
@@ -90,6 +94,8 @@ class Candidate:
     created_at: datetime
     low_res: bool = False
     content: float = 1.0  # share of the picture inside its content box: a frame or padding is no resolution
+    colour: float | None = None  # colour the brightness does not explain (`curate.dedupe.fidelity`); None: unknown
+    drawn: float | None = None  # share of a drawing's pure colours (`curate.dedupe.fidelity`); None: unknown
 
 
 def clusters(
@@ -246,17 +252,28 @@ def unmerged(edges: list[Edge], roots: dict[int, int], decided: set[tuple[int, i
 def representative(members: list[Candidate], labelled: Collection[int] = (), final: Collection[int] = ()) -> Candidate:
     """The documented rule (module docstring). `labelled`: ids already in labelling (have a task);
     `final`: ids with an agreed or adjudicated consensus. Labelled first, so labels already paid
-    for stay the cluster's; then usable (not low-resolution), most pixels, best source priority
-    (clinic > public > web), earliest, lowest id; pixels are counted inside the content box (module docstring)."""
+    for stay the cluster's; then usable (not low-resolution), untouched (`_untouched`), most pixels, best source
+    priority (clinic > public > web), earliest, lowest id; pixels are counted inside the content box (module
+    docstring)."""
 
     def stage(c: Candidate) -> int:
         return 0 if c.image_id in final else 1 if c.image_id in labelled else 2
 
     first = min((stage(c), c.low_res) for c in members)
-    pool = [c for c in members if (stage(c), c.low_res) == first]
+    pool = _untouched([c for c in members if (stage(c), c.low_res) == first])
     most = max(_content_pixels(c) for c in pool)
     near = [c for c in pool if _content_pixels(c) >= SAME_PIXELS * most]  # a JPEG's ringing widens a box a little
     return min(near, key=lambda c: (c.content < UNFRAMED, c.priority, c.created_at, c.image_id))
+
+
+def _untouched(pool: list[Candidate]) -> list[Candidate]:
+    """`pool` less the members with a drawing's colours (a ring, an arrow, a sticker) beyond the least any member
+    has, then less its grey copies when a member has colour (`curate.dedupe.fidelity`); never empty. In that
+    order: a sticker's colours on a grey photo would otherwise have made the photo "a grey copy"."""
+    least = min((c.drawn for c in pool if c.drawn is not None), default=0.0)
+    pool = [c for c in pool if not drawn_over(c.drawn, least)] or pool
+    colours = [c.colour for c in pool]
+    return [c for c in pool if not grey_beside_colour(c.colour, colours)] or pool
 
 
 SAME_PIXELS = 0.9  # content boxes within this share of the largest count as the same resolution

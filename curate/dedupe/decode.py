@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from curate.dedupe import fidelity
 from curate.dedupe.content import ContentBox, content_box
 from curate.dedupe.kept import Kept
 from curate.imaging import DRAFT_FORMATS, open_upright, to_rgb
@@ -56,6 +57,8 @@ class Decoded:
     box: ContentBox  # where the content is (the thumbnail shows only this part)
     whole: np.ndarray | None = None  # the whole picture's thumbnail, made the same way, when the box was cut
     panels: tuple[tuple[float, float, float, float], ...] = ()  # a collage's panels, fractions (`box_panels`)
+    colour: float = 0.0  # colour the brightness does not explain, inside the box (`curate.dedupe.fidelity`)
+    drawn: float = 0.0  # share of a drawing's pure colours inside the box (`curate.dedupe.fidelity`)
 
 
 def pixel_digest(img: Image.Image, tag: str, rgb: np.ndarray | None = None) -> str:
@@ -249,7 +252,9 @@ def decode(data: bytes, thumb: int = THUMB) -> Decoded:
     # a tone change can move where the box cuts into a smooth photo: the whole picture is what still
     # matches then (`curate.dedupe.whole`)
     found = box_panels(data, box, rgb) if max(box.x1 - box.x0, box.y1 - box.y0) * up.reduction >= PANEL_PX else ()
-    return Decoded(content, digest, masked, box, _thumbnail(rgb, thumb)[0] if box.cut else None, found)
+    colour, drawn = fidelity.measure(pixels[box.y0 : box.y1, box.x0 : box.x1])
+    whole = _thumbnail(rgb, thumb)[0] if box.cut else None
+    return Decoded(content, digest, masked, box, whole, found, colour, drawn)
 
 
 def grey_thumbnail(grey: np.ndarray, thumb: int = THUMB) -> np.ndarray:

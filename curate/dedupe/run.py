@@ -65,8 +65,9 @@ log = logging.getLogger("curate.dedupe")
 # v8: a round field of view's fill in-painted in the thumbnail (`decode.field_stop`: an avatar's white corners),
 # lettering on a band closed past JPEG's ringing (`content._closing`: a news site's banner); v10: a coloured
 # frame whose seam is left uncut no longer passes for the photo's background (`content.SEAM`); v11: a picture turned
-# on a larger canvas turned back (`decode.turned_back`)
-ALGO = f"region-phash-v11/{THUMB}/{len(WINDOWS)}"
+# on a larger canvas turned back (`decode.turned_back`); v12: colour taken away or drawn on measured for the
+# representative rule (`curate.dedupe.fidelity`)
+ALGO = f"region-phash-v12/{THUMB}/{len(WINDOWS)}"
 RULES = 14  # the verification rules' version (`DedupeOptions.settings`)
 CODE_BYTES, THUMB_BYTES = 8 * len(WINDOWS), THUMB * THUMB
 
@@ -208,10 +209,34 @@ def _hash_file(path: str) -> tuple:
     codes = _ENCODER.encode(d.thumb)  # every window, whatever method searches them later
     whole = None if d.whole is None else d.whole.tobytes()
     found = panels_text(d.panels)
-    return ("ok", d.pixel_sha256, d.thumb.tobytes(), d.masked, codes.astype("<u8").tobytes(), d.box, whole, found)
+    fidelity = (d.colour, d.drawn)
+    return (
+        "ok",
+        d.pixel_sha256,
+        d.thumb.tobytes(),
+        d.masked,
+        codes.astype("<u8").tobytes(),
+        d.box,
+        whole,
+        found,
+        fidelity,
+    )
 
 
-_CACHED = ("algo", "image_sha256", "codes", "thumb", "masked", "box", "note", "flat", "whole", "panels")
+_CACHED = (
+    "algo",
+    "image_sha256",
+    "codes",
+    "thumb",
+    "masked",
+    "box",
+    "note",
+    "flat",
+    "whole",
+    "panels",
+    "colour",
+    "drawn",
+)
 
 
 def _box_fault(text) -> str | None:
@@ -247,7 +272,14 @@ def cache_fault(row: dict, sha256: str) -> str | None:
         return "corrupt (whole picture's thumbnail)"
     if row["flat"] not in (0, 1) or not (row["note"] is None or isinstance(row["note"], str)):
         return "corrupt (flags)"
+    if not all(_share(row[k], limit) for k, limit in (("colour", 256.0), ("drawn", 1.0))):
+        return "corrupt (colour measures)"
     return None
+
+
+def _share(value, limit: float) -> bool:
+    """Whether a stored measure is a number from 0 to `limit` (`curate.dedupe.fidelity`)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= limit
 
 
 def _cached_codes(ws) -> dict[int, dict]:
@@ -296,11 +328,11 @@ def hash_missing(
                     report.skipped.append((image_id, reason))
                     log.warning("dedupe skipped %s", reason)  # the reason names the image
                     continue
-                _, digest, thumb, masked, codes, box, whole, found = res
+                _, digest, thumb, masked, codes, box, whole, found, (colour, drawn) = res
                 row = codes_rows.get(image_id) or DedupeCode(image_id=image_id, algo=ALGO, codes=b"", thumb=b"")
                 row.algo, row.codes, row.thumb, row.masked, row.searched_with = ALGO, codes, thumb, masked, None
                 row.image_sha256 = images[image_id].sha256
-                row.whole, row.panels = whole, found
+                row.whole, row.panels, row.colour, row.drawn = whole, found, colour, drawn
                 row.box, row.note, row.flat = box.as_text(), box.note, box.flat
                 if box.note:
                     report.whole_picture.append((image_id, box.note))
@@ -387,8 +419,11 @@ def recluster(s: Session, run_id: int | None = None, min_side: int | None = None
         ).all()
     )
     prev_low = dict(s.exec(select(DedupeMember.image_id, DedupeMember.low_res)).all())
-    stored = s.exec(select(DedupeCode.image_id, DedupeCode.box).where(DedupeCode.algo == ALGO))
-    box = {i: parse_box(b) for i, b in stored}
+    stored = s.exec(
+        select(DedupeCode.image_id, DedupeCode.box, DedupeCode.colour, DedupeCode.drawn).where(DedupeCode.algo == ALGO)
+    ).all()
+    box = {i: parse_box(b) for i, b, _, _ in stored}
+    measured = {i: (colour, drawn) for i, _, colour, drawn in stored}
     cands = {
         i: Candidate(
             i,
@@ -398,6 +433,7 @@ def recluster(s: Session, run_id: int | None = None, min_side: int | None = None
             created,
             (min(w, h) < min_side) if min_side else bool(prev_low.get(i, False)),
             max(0.0, (x1 - x0) * (y1 - y0)),
+            *measured.get(i, (None, None)),
         )
         for i, w, h, created in images
         for x0, y0, x1, y1 in [box.get(i, (0.0, 0.0, 1.0, 1.0))]

@@ -40,6 +40,8 @@ class DedupeCode(SQLModel, table=True):
     panels: str | None = Field(
         default=None, sa_column=sa.Column(sa.Text, nullable=True)
     )  # a collage's panels "x0,y0,x1,y1;..." (fractions; `curate.dedupe.decode.box_panels`)
+    colour: float | None = None  # colour the brightness does not explain (`curate.dedupe.fidelity`): 0 when grey
+    drawn: float | None = None  # share of a drawing's pure colours (`curate.dedupe.fidelity`): a ring, a sticker
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
 
 

@@ -1,0 +1,70 @@
+"""The picture a cluster sends to labelling and export is the photo, not a copy that lost its colour or had
+colour drawn on it (`curate.dedupe.fidelity`), whatever arrived first.
+
+Such copies have the photo's pixels, so resolution could not tell them apart and the earliest arrival won:
+on `bench/dedupe.py --retouched --photos` a teaching figure's ring and arrow represented 40 of 120 clusters,
+which put the ring into the training set and the plain photo out of it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from dedupe_corpus import dedupe_files
+from photo_corpus import RETOUCHES, _load, sticker
+from sqlmodel import select
+
+from curate.dedupe.fidelity import COLOURED, GREY, measure
+from curate.workspace import Workspace
+from db.models import DedupeCode, DedupeMember, Provenance
+
+
+def _members(tmp_path: Path, files: dict) -> tuple[dict, dict, dict]:
+    """Ingest `files` in name order (so ids follow names), dedupe (`dedupe_files`); (cluster by name,
+    representative by cluster, (colour, drawn) by name)."""
+    cluster, _, _ = dedupe_files(tmp_path, files)
+    with Workspace.open(tmp_path / "ws").session() as s:
+        name = {i: Path(loc).name for i, loc in s.exec(select(Provenance.image_id, Provenance.locator)).all()}
+        reps = {
+            m.cluster_key: name[m.image_id] for m in s.exec(select(DedupeMember).where(DedupeMember.representative))
+        }
+        measured = {name[c.image_id]: (c.colour, c.drawn) for c in s.exec(select(DedupeCode)).all()}
+    return cluster, reps, measured
+
+
+def test_the_photo_represents_its_grey_ringed_and_stickered_copies_that_arrived_first(tmp_path):
+    photo, grey_photo = _load("astronaut"), _load("camera")
+    rng = np.random.default_rng(7)
+    files = {
+        "a_grey_print.jpg": photo.convert("L").convert("RGB"),
+        "b_ring_and_arrow.jpg": RETOUCHES["annotated"](photo, rng),
+        "c_sticker.jpg": sticker(photo, rng),
+        "d_sticker_on_grey.jpg": sticker(grey_photo, rng),
+        "y_grey_photo.jpg": grey_photo,
+        "z_photo.jpg": photo,
+    }
+    cluster, reps, measured = _members(tmp_path, files)
+    copies = ("a_grey_print.jpg", "b_ring_and_arrow.jpg", "c_sticker.jpg")
+    assert {cluster[n] for n in copies} == {cluster["z_photo.jpg"]}, "the copies must join their photo"
+    assert reps[cluster["z_photo.jpg"]] == "z_photo.jpg"
+    # a grey photo is not "a grey copy" of its stickered copy: the sticker's colour is drawn on
+    assert cluster["d_sticker_on_grey.jpg"] == cluster["y_grey_photo.jpg"]
+    assert reps[cluster["y_grey_photo.jpg"]] == "y_grey_photo.jpg"
+    # what the rule read, measured on the stored originals
+    assert measured["a_grey_print.jpg"][0] < GREY <= COLOURED <= measured["z_photo.jpg"][0]
+    assert measured["y_grey_photo.jpg"][0] < GREY
+    for marked in ("b_ring_and_arrow.jpg", "c_sticker.jpg", "d_sticker_on_grey.jpg"):
+        assert measured[marked][1] > 10 * max(measured["z_photo.jpg"][1], 1e-4), marked
+
+
+def test_measures_of_one_picture():
+    """Grey pixels have no colour left and nothing drawn; a solid yellow disc is drawn colour; a photo of
+    plain skin tones keeps colour its brightness does not explain."""
+    grey = np.asarray(_load("camera").convert("RGB"))
+    assert measure(grey) == (0.0, 0.0)
+    photo = np.asarray(_load("astronaut").convert("RGB"))
+    colour, drawn = measure(photo)
+    assert colour >= COLOURED and drawn < 0.001
+    disc = np.asarray(sticker(_load("astronaut"), np.random.default_rng(1)).convert("RGB"))
+    assert measure(disc)[1] > 0.015  # a sixth of each side: about 2 % of the picture
+    assert measure(np.zeros((0, 5, 3), np.uint8)) == (0.0, 0.0)
