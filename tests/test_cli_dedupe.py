@@ -10,9 +10,9 @@ from sqlmodel import select
 from typer.testing import CliRunner
 
 from curate.cli import app
-from curate.dedupe import cluster_map
+from curate.dedupe import cluster_map, labelable_image_ids
 from curate.workspace import Workspace
-from db.models import CommandRun, DedupeOverride, Provenance
+from db.models import CommandRun, DedupeMember, DedupeOverride, Provenance
 
 runner = CliRunner()
 
@@ -109,6 +109,55 @@ def test_split_unknown_image_fails_cleanly(ws_path):
 
 
 def test_help_has_examples():
-    for cmd in ([], ["split"], ["merge"], ["review"], ["decisions"]):
+    for cmd in ([], ["split"], ["merge"], ["keep"], ["review"], ["decisions"]):
         r = runner.invoke(app, ["dedupe", *cmd, "--help"])
         assert r.exit_code == 0 and "Example:" in r.output
+
+
+def _rep(ws, image: int) -> int:
+    """The representative of the cluster holding `image`."""
+    with ws.session() as s:
+        key = s.get(DedupeMember, image).cluster_key
+        return s.exec(
+            select(DedupeMember.image_id).where(DedupeMember.cluster_key == key, DedupeMember.representative)
+        ).one()
+
+
+def test_keep_makes_the_stewards_pick_the_one_labelled_on_every_run_until_undone(ws_path):
+    """`curate dedupe keep ID`: the rule picked one copy, the steward another; that one is labelled and exported,
+    after a re-run too; the sheet offers the command for every other member and marks the pick; `--undo` gives
+    the choice back to the rule. Wrong ids and an image never deduped are one line each."""
+    r = runner.invoke(app, ["dedupe", "keep", "1", "-w", str(ws_path)])
+    assert r.exit_code == 1 and "image 1 is not in a cluster yet (run `curate dedupe` first)" in " ".join(
+        r.output.split()
+    )
+    assert runner.invoke(app, ["dedupe", "-w", str(ws_path), "--min-side", "64", "--workers", "1"]).exit_code == 0
+    ws, ids = _ids(ws_path)
+    photo, turned = ids["p0.jpg"], ids["p0_turned.jpg"]
+    ruled = _rep(ws, photo)
+    other = turned if ruled == photo else photo
+    r = runner.invoke(app, ["dedupe", "keep", str(other), "--note", "the clinic's original", "-w", str(ws_path)])
+    assert r.exit_code == 0, r.output
+    said = " ".join(r.output.split())
+    assert f"image {other} represents cluster" in said and f"in place of image {ruled}" in said
+    assert _rep(ws, photo) == other
+    assert runner.invoke(app, ["dedupe", "-w", str(ws_path), "--min-side", "64", "--workers", "1"]).exit_code == 0
+    assert _rep(ws, photo) == other  # every later run keeps it
+    with ws.session() as s:
+        assert other in labelable_image_ids(s) and ruled not in labelable_image_ids(s)
+    items = json.loads(runner.invoke(app, ["dedupe", "review", "-w", str(ws_path), "--json"]).stdout)
+    (cluster,) = [c for c in items["clusters"] if photo in [m["image"] for m in c["members"]]]
+    by_id = {m["image"]: m for m in cluster["members"]}
+    assert by_id[other]["kept"] is True and by_id[ruled]["keep"] == f"curate dedupe keep {ruled}"
+    assert {"image_a": other, "image_b": other, "action": "keep"}.items() <= items["decisions"][0].items()
+    html = (ws_path / "reports" / "dedupe-review.html").read_text()
+    assert "representative (kept)" in html and f"curate dedupe keep {ruled}" in html
+    r = runner.invoke(app, ["dedupe", "decisions", "-w", str(ws_path)])
+    assert "keep" in r.output and "the clinic's original" in " ".join(r.output.split())
+    r = runner.invoke(app, ["dedupe", "keep", str(other), "--undo", "-w", str(ws_path), "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["now"] == ruled == _rep(ws, photo)
+    r = runner.invoke(app, ["dedupe", "keep", str(other), "--undo", "-w", str(ws_path)])
+    assert r.exit_code == 1 and f"image {other} was not kept; nothing to take back" in " ".join(r.output.split())
+    r = runner.invoke(app, ["dedupe", "keep", "999", "-w", str(ws_path)])
+    assert r.exit_code == 1 and "no image with id 999" in r.output

@@ -158,3 +158,14 @@ def test_representative_is_not_a_copy_that_lost_its_colour_or_had_colour_drawn_o
     assert representative([stickered, grey_photo]).image_id == 3
     unknown = [Candidate(10, 800, 600, 1, T0), Candidate(11, 800, 600, 1, T0 - timedelta(days=1))]
     assert representative([*unknown, photo]).image_id == 11
+
+
+def test_the_stewards_keep_outranks_every_rule_and_the_later_keep_wins():
+    photo = Candidate(1, 2000, 1500, 0, T0, colour=2.0, drawn=0.0)
+    enlarged_crop = Candidate(2, 4000, 3000, 0, T0, colour=2.0, drawn=0.0)
+    assert representative([photo, enlarged_crop]).image_id == 2  # the rule sees pixels
+    assert representative([photo, enlarged_crop], kept={1: T0}).image_id == 1
+    assert representative([photo, enlarged_crop], labelled={2}, final={2}, kept={1: T0}).image_id == 1
+    later = T0 + timedelta(hours=1)
+    assert representative([photo, enlarged_crop], kept={1: T0, 2: later}).image_id == 2
+    assert representative([photo, enlarged_crop], kept={3: later}).image_id == 2  # a keep elsewhere changes nothing

@@ -244,6 +244,43 @@ def merge(
     _decision_output(summary, json_out, f"images {image_a} and {image_b} merged")
 
 
+@app.command()
+def keep(
+    image: Annotated[int, typer.Argument(min=1, max=ID_MAX, help="Image id to label and export for its cluster.")],
+    note: Annotated[str | None, typer.Option(help="Why (shown on the review sheet).")] = None,
+    undo: Annotated[bool, typer.Option("--undo", help="Take the keep back: the rule chooses again.")] = False,
+    workspace: WorkspaceOpt = None,
+    db: DbOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Record "this one": IMAGE represents whatever cluster holds it, on every later run too, in place of the
+    picture the rule chose (not low-resolution, not grey beside colour, nothing drawn on, most pixels, ...).
+    Use it when the rule picked an enlarged crop, a colour cast or a heavily compressed copy of the photo. If the
+    picture it replaces is in labelling, its labels stay in the catalogue and IMAGE goes out at the next
+    `curate label push`.
+
+    Example: curate dedupe keep 230 --note "the clinic's original"
+    """
+    from curate.audit import audited
+    from curate.dedupe import overrides
+
+    ws = open_workspace(workspace, db)
+    with audited(ws, "dedupe keep", {"image": image, "note": note, "undo": undo}) as run:
+        summary = overrides.keep(ws, image, note, undo, run.id)
+        run.summary = {k: v for k, v in summary.items() if k != "groups"}
+    was, now, key = summary["was"], summary["now"], summary["cluster"]
+    if undo:
+        message = f"image {image} no longer kept: cluster {key} is represented by image {now}"
+    else:
+        message = f"image {image} represents cluster {key}" + (f" in place of image {was}" if was != image else "")
+    _decision_output(summary, json_out, message)
+    if not json_out and was is not None and was != now and was in in_labelling(ws):
+        console.print(
+            f"image {was} is in labelling: its labels stay in the catalogue; image {now} goes out at the next "
+            "`curate label push`"
+        )
+
+
 @app.command("review")
 def review_sheet(workspace: WorkspaceOpt = None, db: DbOpt = None, json_out: JsonOpt = False) -> None:
     """Write the HTML review sheet of the current clusters (no hashing); --json also lists what it
@@ -266,7 +303,7 @@ def review_sheet(workspace: WorkspaceOpt = None, db: DbOpt = None, json_out: Jso
 
 @app.command()
 def decisions(workspace: WorkspaceOpt = None, db: DbOpt = None, json_out: JsonOpt = False) -> None:
-    """List the steward's merge/split decisions.
+    """List the steward's merge, split and keep decisions.
 
     Example: curate dedupe decisions --json
     """
@@ -282,9 +319,15 @@ def decisions(workspace: WorkspaceOpt = None, db: DbOpt = None, json_out: JsonOp
             table(
                 "dedupe decisions",
                 ["images", "decision", "note", "at"],
-                [[f"{r['image_a']} – {r['image_b']}", r["action"], r["note"], when(r["at"])] for r in rows],
+                [[_images(r), r["action"], r["note"], when(r["at"])] for r in rows],
             )
         )
+
+
+def _images(decision: dict) -> str:
+    """The images a decision is about: a pair, or the one image a keep is of."""
+    a, b = decision["image_a"], decision["image_b"]
+    return str(a) if a == b else f"{a} – {b}"
 
 
 def register(root: typer.Typer) -> None:

@@ -32,7 +32,8 @@ first, it kept three good copies of one photo (a caption, a sticker, a
 perspective) out of their original's cluster, which made two clusters and two
 photos to label; joined last, it is the one left out when a member contradicts it.
 
-The representative rule: an image that has already entered labelling (it has a
+The representative rule: an image the steward kept (`curate dedupe keep`) represents whatever cluster holds
+it. Else an image that has already entered labelling (it has a
 `LabelTask`) stays its cluster's representative, so a sharper copy arriving later
 never takes the place of a photo the raters have seen; among several such, one
 with a final consensus (agreed or adjudicated) first. Then, and for clusters with
@@ -45,7 +46,7 @@ most, the same), then one without a frame, source priority (clinic > public > we
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -60,6 +61,7 @@ UNTESTED = "untested"  # a pair its pictures' lack of texture or pixels left und
 # for a stamp's triangle (`curate.dedupe.pairs.lone_stamps`): kept as evidence, and it blocks a join as any
 # "different" does
 MARKS = "marks"
+KEEP = "keep"  # a steward's decision (`curate.dedupe.overrides.keep`): this image represents its cluster
 NOT_EDGES = ("review", UNTESTED, MARKS)  # stored pairs that never join ("review" and "untested" never block either)
 # the reason of a "review" pair put there by `curate.dedupe.pairs.stamps` begins with this (the sheet groups them)
 STAMPED = "the same marks in the same place on 3 or more pictures whose pixels differ (a site's stamp?): "
@@ -249,12 +251,22 @@ def unmerged(edges: list[Edge], roots: dict[int, int], decided: set[tuple[int, i
     ]
 
 
-def representative(members: list[Candidate], labelled: Collection[int] = (), final: Collection[int] = ()) -> Candidate:
-    """The documented rule (module docstring). `labelled`: ids already in labelling (have a task);
-    `final`: ids with an agreed or adjudicated consensus. Labelled first, so labels already paid
-    for stay the cluster's; then usable (not low-resolution), untouched (`_untouched`), most pixels, best source
-    priority (clinic > public > web), earliest, lowest id; pixels are counted inside the content box (module
-    docstring)."""
+def representative(
+    members: list[Candidate],
+    labelled: Collection[int] = (),
+    final: Collection[int] = (),
+    kept: Mapping[int, object] | None = None,
+) -> Candidate:
+    """The documented rule (module docstring). `kept`: ids the steward kept (`curate dedupe keep`), each with
+    when: the last kept member represents, whatever else the rule would say. `labelled`: ids already in
+    labelling (have a task); `final`: ids with an agreed or adjudicated consensus. Labelled first, so labels
+    already paid for stay the cluster's; then usable (not low-resolution), untouched (`_untouched`), most
+    pixels, best source priority (clinic > public > web), earliest, lowest id; pixels are counted inside the
+    content box (module docstring)."""
+
+    chosen = [c for c in members if kept and c.image_id in kept]
+    if chosen:
+        return max(chosen, key=lambda c: (kept[c.image_id], c.image_id))
 
     def stage(c: Candidate) -> int:
         return 0 if c.image_id in final else 1 if c.image_id in labelled else 2

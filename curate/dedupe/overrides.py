@@ -1,11 +1,12 @@
-"""The steward's decisions: merge two clusters, or split images apart ("not duplicates").
+"""The steward's decisions: merge two clusters, split images apart ("not duplicates"), or keep one image as the
+representative of whatever cluster holds it (the picture labelled and exported in its copies' place).
 
-A decision is one `dedupe_overrides` row per image pair (unique). A later, different decision on
-the same pair takes the row over: its time becomes the new decision's, and its note says which
-decision it replaced and when (`replaces the split of …`), so no earlier decision vanishes without
-a trace and no migration is needed. The same decision again changes nothing (its time stays the
-first one's). Runs never write this table, and the clustering honours it every time, so decisions
-survive re-running dedupe. Each call re-clusters at once from the stored pairs (no hashing).
+A decision is one `dedupe_overrides` row per image pair (unique); a keep is the row of the image with itself. A
+later, different decision on the same pair takes the row over: its time becomes the new decision's, and its note
+says which decision it replaced and when (`replaces the split of …`), so no earlier decision vanishes without a
+trace and no migration is needed. The same decision again changes nothing (its time stays the first one's). Runs
+never write this table, and the clustering honours it every time, so decisions survive re-running dedupe. Each call
+re-clusters at once from the stored pairs (no hashing).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import datetime
 
 from sqlmodel import or_, select
 
+from curate.dedupe.cluster import KEEP
 from curate.dedupe.run import recluster
 from curate.errors import ConfigError
 from db.models import DedupeMember, DedupeOverride, DedupePair, Image, utcnow
@@ -133,6 +135,44 @@ def split(ws, image: int, others: list[int] | None = None, note: str | None = No
                 )
         replaced = [r for o in others if (r := _decide(s, image, o, "split", note))]
         return recluster(s, run_id) | {"replaced": replaced, "already_apart": apart}
+
+
+def keep(ws, image: int, note: str | None = None, undo: bool = False, run_id: int | None = None) -> dict:
+    """Record that `image` represents whatever cluster holds it, now and after every re-run: the rule
+    (`curate.dedupe.cluster.representative`) sees pixels, colour and arrival, not an enlarged crop or a colour
+    cast, and a steward who sees one picks the photo. Of two kept images in one cluster (a later merge), the
+    later keep. `undo`: take the keep back (its row goes; the command log keeps the call), the rule chooses
+    again. The summary's `was` is the cluster's representative before, `now` after."""
+    with ws.session() as s:
+        _check_ids(s, [image])
+        mine = s.get(DedupeMember, image)
+        if mine is None:
+            raise ConfigError(f"image {image} is not in a cluster yet (run `curate dedupe` first)")
+        was = s.exec(
+            select(DedupeMember.image_id).where(
+                DedupeMember.cluster_key == mine.cluster_key, DedupeMember.representative
+            )
+        ).first()
+        row = s.exec(
+            select(DedupeOverride).where(DedupeOverride.image_a == image, DedupeOverride.image_b == image)
+        ).first()
+        if undo:
+            if row is None:
+                raise ConfigError(f"image {image} was not kept; nothing to take back")
+            s.delete(row)
+        elif row is None:
+            s.add(
+                DedupeOverride(image_a=image, image_b=image, action=KEEP, note=_cut(note, NOTE_MAX) if note else note)
+            )
+        elif note is not None:
+            row.note = _cut(note, NOTE_MAX)
+        s.flush()
+        summary = recluster(s, run_id)
+        key = s.get(DedupeMember, image).cluster_key
+        now = s.exec(
+            select(DedupeMember.image_id).where(DedupeMember.cluster_key == key, DedupeMember.representative)
+        ).first()
+        return summary | {"replaced": [], "already_apart": [], "cluster": key, "was": was, "now": now}
 
 
 def _ids(ids: list[int]) -> str:

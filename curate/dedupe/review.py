@@ -30,7 +30,7 @@ from pathlib import Path
 from scipy.cluster.hierarchy import DisjointSet
 from sqlmodel import select
 
-from curate.dedupe.cluster import COLLAGE, NOT_EDGES, Edge, stamped, unmerged
+from curate.dedupe.cluster import COLLAGE, KEEP, NOT_EDGES, Edge, stamped, unmerged
 from curate.dedupe.overrides import when
 from curate.dedupe.verify import ONE_OBJECT
 from curate.files import write_atomic
@@ -64,7 +64,8 @@ def _collect(ws, in_labelling: Collection[int]) -> dict:
         pair = (DedupePair.image_a, DedupePair.image_b, DedupePair.kind, DedupePair.similarity, DedupePair.hamming)
         pairs = s.exec(select(*pair, DedupePair.reason)).all()
         overrides = s.exec(select(DedupeOverride).order_by(DedupeOverride.id)).all()
-        decided = {(o.image_a, o.image_b) for o in overrides}
+        decided = {(o.image_a, o.image_b) for o in overrides if o.action != KEEP}
+        kept = {o.image_a for o in overrides if o.action == KEEP}
         roots = {m.image_id: m.cluster_key for m in members}
         edges = [Edge(p.image_a, p.image_b, p.kind, p.similarity) for p in pairs if p.kind not in NOT_EDGES]
         by_pair = {(p.image_a, p.image_b): p for p in pairs}
@@ -104,6 +105,7 @@ def _collect(ws, in_labelling: Collection[int]) -> dict:
         labelled=labelled,
         by_pair=by_pair,
         overrides=overrides,
+        kept=kept,
         low=low,
     )
 
@@ -182,8 +184,14 @@ def _cluster(d: dict, key: str, group: list, mixed: bool) -> dict:
     members = []
     for m in group:
         entry = _info(d, m.image_id) | {"representative": m.representative, "low_res": m.low_res}
-        if not m.representative:
-            entry |= {"link": link(rep, m.image_id), "split": f"curate dedupe split {m.image_id} {rep}"}
+        if m.representative:
+            entry["kept"] = m.image_id in d["kept"]  # by the steward (`curate dedupe keep`), not by the rule
+        else:
+            entry |= {
+                "link": link(rep, m.image_id),
+                "split": f"curate dedupe split {m.image_id} {rep}",
+                "keep": f"curate dedupe keep {m.image_id}",
+            }
         members.append(entry)
     return {"cluster": key, "size": len(group), "mixed_prior_labels": mixed, "members": members}
 
@@ -269,9 +277,11 @@ def write_sheet(ws, name: str = "dedupe-review.html", in_labelling: Collection[i
         f"{n['object_pairs']} pairs kept apart as sharing one object; "
         f"{n['mixed_clusters']} clusters with mixed prior labels; "
         f"{n['clusters']} clusters of two or more images; {n['duplicates']} duplicates; "
-        f"{n['low_res']} images below the minimum side. The representative (green) is chosen by: already in "
-        "labelling (one with a final consensus first), then not low-resolution, most pixels, source priority "
-        "(clinic &gt; public &gt; web), earliest. Each decision is one command; every later run keeps it.</p>"
+        f"{n['low_res']} images below the minimum side. The representative (green) is chosen by: kept by you "
+        "(<code>curate dedupe keep</code>), already in labelling (one with a final consensus first), not "
+        "low-resolution, not a grey copy beside colour, nothing drawn on (a ring, an arrow, a sticker), most pixels "
+        "inside the content box, no frame, source priority (clinic &gt; public &gt; web), earliest. Each decision is "
+        "one command; every later run keeps it.</p>"
     )
     if items["to_review"]:
         out.append("<h2 id='to-review'>To review — not merged until you decide</h2>")
@@ -299,8 +309,9 @@ def write_sheet(ws, name: str = "dedupe-review.html", in_labelling: Collection[i
     if items["decisions"]:
         out.append("<h2>Steward decisions</h2><table><tr><th>images</th><th>decision</th><th>note</th></tr>")
         for o in items["decisions"]:
+            a, b = o["image_a"], o["image_b"]
             out.append(
-                f"<tr><td>{o['image_a']} – {o['image_b']}</td><td>{html.escape(o['action'])}</td>"
+                f"<tr><td>{a if a == b else f'{a} – {b}'}</td><td>{html.escape(o['action'])}</td>"
                 f"<td>{html.escape(o['note'] or '')}</td></tr>"
             )
         out.append("</table>")
@@ -316,12 +327,15 @@ def _cluster_html(ws, d: dict, c: dict) -> list[str]:
     for m in c["members"]:
         cls = " ".join(k for k, on in (("rep", m["representative"]), ("low", m["low_res"])) if on)
         tag = (
-            "<span class='tag'>representative</span><br>"
+            f"<span class='tag'>representative{' (kept)' if m['kept'] else ''}</span><br>"
             if m["representative"]
             else ("<span class='tag'>low-res</span><br>" if m["low_res"] else "")
         )
         if not m["representative"]:
-            tag += f"{html.escape(m['link'])}<br>not the same photo: <code>{html.escape(m['split'])}</code><br>"
+            tag += (
+                f"{html.escape(m['link'])}<br>not the same photo: <code>{html.escape(m['split'])}</code><br>"
+                f"label this one instead: <code>{html.escape(m['keep'])}</code><br>"
+            )
         out.append(_figure(ws, d, m, tag, cls))
     return [*out, "</div>"]
 

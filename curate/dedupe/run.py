@@ -28,6 +28,7 @@ from sqlmodel import Session, select
 
 from curate.dedupe.answers import binding_fault, blob
 from curate.dedupe.cluster import (
+    KEEP,
     NOT_EDGES,
     SMALL,
     UNTESTED,
@@ -440,8 +441,12 @@ def recluster(s: Session, run_id: int | None = None, min_side: int | None = None
     }
     pairs = select(DedupePair.image_a, DedupePair.image_b, DedupePair.kind, DedupePair.similarity)
     edges = [Edge(*row) for row in s.exec(pairs.where(DedupePair.kind.not_in(NOT_EDGES))).all()]
-    splits, decided = set(), set()
-    for a, b, action in s.exec(select(DedupeOverride.image_a, DedupeOverride.image_b, DedupeOverride.action)).all():
+    splits, decided, kept = set(), set(), {}
+    decisions = select(DedupeOverride.image_a, DedupeOverride.image_b, DedupeOverride.action, DedupeOverride.created_at)
+    for a, b, action, at in s.exec(decisions).all():
+        if action == KEEP:
+            kept[a] = at
+            continue
         decided.add((a, b))
         if action == "merge":
             edges.append(Edge(a, b, "merge", 1.0))
@@ -460,7 +465,7 @@ def recluster(s: Session, run_id: int | None = None, min_side: int | None = None
     groups: dict[int, list[Candidate]] = defaultdict(list)
     for i, r in roots.items():
         groups[r].append(cands[i])
-    reps = {root: representative(members, labelled, final).image_id for root, members in groups.items()}
+    reps = {root: representative(members, labelled, final, kept).image_id for root, members in groups.items()}
     rows = [
         {
             "image_id": c.image_id,

@@ -86,7 +86,7 @@ class DedupeOverride(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     image_a: int = Field(foreign_key="images.id", index=True)  # image_a < image_b
     image_b: int = Field(foreign_key="images.id", index=True)
-    action: str = Field(max_length=10)  # merge (same picture) | split (not duplicates)
+    action: str = Field(max_length=10)  # merge (same picture) | split (not duplicates) | keep (image_a = image_b)
     note: str | None = Field(default=None, max_length=500)
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
 
