@@ -169,3 +169,19 @@ def test_the_stewards_keep_outranks_every_rule_and_the_later_keep_wins():
     later = T0 + timedelta(hours=1)
     assert representative([photo, enlarged_crop], kept={1: T0, 2: later}).image_id == 2
     assert representative([photo, enlarged_crop], kept={3: later}).image_id == 2  # a keep elsewhere changes nothing
+
+
+def test_a_file_compressed_again_does_not_represent_its_photo_of_the_same_format():
+    """Of members with as many pixels, a JPEG with under 1/1.8 of the bytes per pixel of another JPEG's was
+    compressed again; other formats are not compared with it (a WebP is smaller than its JPEG re-save)."""
+    photo = Candidate(9, 800, 600, 1, T0 + timedelta(days=1), size_bytes=96_000, format="JPEG")
+    heavy = Candidate(1, 800, 600, 1, T0, size_bytes=40_000, format="JPEG")
+    assert representative([heavy, photo]).image_id == 9
+    watermarked = Candidate(2, 800, 600, 1, T0, size_bytes=130_000, format="JPEG")  # lettering: more bytes
+    assert representative([watermarked, photo]).image_id == 2  # not told apart: earliest, as before
+    webp = Candidate(3, 800, 600, 1, T0, size_bytes=30_000, format="WEBP")
+    assert representative([webp, photo]).image_id == 3
+    small = Candidate(4, 400, 300, 1, T0, size_bytes=90_000, format="JPEG")
+    assert representative([small, heavy]).image_id == 1  # fewer pixels still lose first
+    clinic = Candidate(5, 800, 600, 0, T0 + timedelta(days=2), size_bytes=40_000, format="JPEG")
+    assert representative([photo, clinic]).image_id == 5  # a clinic's photo at quality 70 is still the source

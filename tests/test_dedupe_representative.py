@@ -1,5 +1,5 @@
-"""The picture a cluster sends to labelling and export is the photo, not a copy that lost its colour or had
-colour drawn on it (`curate.dedupe.fidelity`), whatever arrived first.
+"""The picture a cluster sends to labelling and export is the photo, not a copy that lost its colour, had colour
+drawn on it or was compressed again (`curate.dedupe.fidelity`), whatever arrived first.
 
 Such copies have the photo's pixels, so resolution could not tell them apart and the earliest arrival won:
 on `bench/dedupe.py --retouched --photos` a teaching figure's ring and arrow represented 40 of 120 clusters,
@@ -32,19 +32,20 @@ def _members(tmp_path: Path, files: dict) -> tuple[dict, dict, dict]:
     return cluster, reps, measured
 
 
-def test_the_photo_represents_its_grey_ringed_and_stickered_copies_that_arrived_first(tmp_path):
+def test_the_photo_represents_its_grey_ringed_stickered_and_recompressed_copies_that_arrived_first(tmp_path):
     photo, grey_photo = _load("astronaut"), _load("camera")
     rng = np.random.default_rng(7)
     files = {
         "a_grey_print.jpg": photo.convert("L").convert("RGB"),
         "b_ring_and_arrow.jpg": RETOUCHES["annotated"](photo, rng),
         "c_sticker.jpg": sticker(photo, rng),
+        "c_heavy_jpeg.jpg": RETOUCHES["heavy_jpeg"](photo, rng),
         "d_sticker_on_grey.jpg": sticker(grey_photo, rng),
         "y_grey_photo.jpg": grey_photo,
         "z_photo.jpg": photo,
     }
     cluster, reps, measured = _members(tmp_path, files)
-    copies = ("a_grey_print.jpg", "b_ring_and_arrow.jpg", "c_sticker.jpg")
+    copies = ("a_grey_print.jpg", "b_ring_and_arrow.jpg", "c_sticker.jpg", "c_heavy_jpeg.jpg")
     assert {cluster[n] for n in copies} == {cluster["z_photo.jpg"]}, "the copies must join their photo"
     assert reps[cluster["z_photo.jpg"]] == "z_photo.jpg"
     # a grey photo is not "a grey copy" of its stickered copy: the sticker's colour is drawn on

@@ -41,7 +41,8 @@ no labelled member, the plain rule: not low-resolution; not a grey copy when a m
 a drawing's colours on it (a ring and an arrow, a sticker) when a member has fewer (`curate.dedupe.fidelity`:
 pixels and arrival order cannot tell a journal's grey print or a teaching figure from its photo); most pixels
 inside the content box (a framed or padded copy is not sharper for its frame; within `SAME_PIXELS` of the
-most, the same), then one without a frame, source priority (clinic > public > web), earliest, lowest id.
+most, the same), of those not a file compressed again (far fewer bytes per pixel than another of its format),
+then one without a frame, source priority (clinic > public > web), earliest, lowest id.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ from datetime import datetime
 
 from scipy.cluster.hierarchy import DisjointSet
 
-from curate.dedupe.fidelity import drawn_over, grey_beside_colour
+from curate.dedupe.fidelity import bytes_per_pixel, drawn_over, grey_beside_colour, recompressed
 
 KIND_RANK = {"merge": 0, "pixel": 1, "hash": 2, "cnn": 3, "review": 4, "untested": 5, "marks": 6}
 EXACT = ("merge", "pixel")
@@ -98,6 +99,8 @@ class Candidate:
     content: float = 1.0  # share of the picture inside its content box: a frame or padding is no resolution
     colour: float | None = None  # colour the brightness does not explain (`curate.dedupe.fidelity`); None: unknown
     drawn: float | None = None  # share of a drawing's pure colours (`curate.dedupe.fidelity`); None: unknown
+    size_bytes: int | None = None  # of the stored original (`curate.dedupe.fidelity.recompressed`)
+    format: str | None = None
 
 
 def clusters(
@@ -275,6 +278,7 @@ def representative(
     pool = _untouched([c for c in members if (stage(c), c.low_res) == first])
     most = max(_content_pixels(c) for c in pool)
     near = [c for c in pool if _content_pixels(c) >= SAME_PIXELS * most]  # a JPEG's ringing widens a box a little
+    near = _not_recompressed(near)
     return min(near, key=lambda c: (c.content < UNFRAMED, c.priority, c.created_at, c.image_id))
 
 
@@ -286,6 +290,24 @@ def _untouched(pool: list[Candidate]) -> list[Candidate]:
     pool = [c for c in pool if not drawn_over(c.drawn, least)] or pool
     colours = [c.colour for c in pool]
     return [c for c in pool if not grey_beside_colour(c.colour, colours)] or pool
+
+
+def _not_recompressed(pool: list[Candidate]) -> list[Candidate]:
+    """`pool` (members with as many pixels) less the files compressed again (`curate.dedupe.fidelity.recompressed`:
+    under a fraction of the bytes per pixel of the most of their format and source priority); never empty. Only
+    files that are their picture (`UNFRAMED`) are compared: a web page's screenshot holding the photo is a bigger
+    file for its lettering, and must not make the photo look compressed. Nor across priorities: a clinic's photo
+    saved at quality 70 is still the source of the web's copy at 95 (the source rule decides)."""
+    whole = [c for c in pool if c.content >= UNFRAMED]
+    per_pixel = {c.image_id: bytes_per_pixel(c.size_bytes, c.width * c.height) for c in whole}
+    most: dict[tuple[str | None, int], float] = {}
+    for c in whole:
+        if per_pixel[c.image_id] is not None:
+            key = (c.format, c.priority)
+            most[key] = max(most.get(key, 0.0), per_pixel[c.image_id])
+    return [
+        c for c in pool if not recompressed(per_pixel.get(c.image_id), most.get((c.format, c.priority), 0.0))
+    ] or pool
 
 
 SAME_PIXELS = 0.9  # content boxes within this share of the largest count as the same resolution

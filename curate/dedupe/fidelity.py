@@ -17,7 +17,16 @@ a grey one in 5. Two measures, each of a picture alone, compared only between me
   with more than `DRAWN_RATIO` times the least of its cluster plus `DRAWN_MARGIN` is not chosen while one
   with less is.
 
-Both are OpenCV's colour conversions and one NumPy least-squares fit, on the pixels the hash step decoded anyway.
+A third needs no pixels: a copy compressed again, at the same size and in the same format, is a smaller file (heavy
+JPEG at quality 12, re-saved: about a third of its photo's bytes). Among members of one format and source priority
+with as many pixels (`SAME_PIXELS`) and no frame, one with under 1/`RECOMPRESSED` of the most bytes per pixel is
+passed over: on the retouched skin photos the heavily compressed copy represented 25 clusters once the grey and
+ringed copies were passed over. Not across formats (a WebP is smaller than its JPEG re-save), and not at a lower
+ratio: lettering is bytes, and at 1.5 a watermarked and a captioned copy represented v6 clusters (at 1.3, three).
+difPy keeps the largest file outright (bench/README.md).
+
+Both measures of pixels are OpenCV's colour conversions and one NumPy least-squares fit, on the pixels the hash step
+decoded anyway.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ INSET = 0.1  # colour is measured this share of each side inside the box: a fram
 GREY = 0.3  # colour left under this: a grey picture
 COLOURED = 0.8  # and it loses only to a member with this much or more
 PURE = 230  # HSV saturation and value (0-255) from which a pixel is a drawing's pure colour
+RECOMPRESSED = 1.8  # under 1/this of the bytes per content pixel of its format's most: compressed again
 DRAWN_RATIO = 1.5
 DRAWN_MARGIN = 0.0002  # 0.02 %: a few pixels of a picture decoded at 128-256 px
 
@@ -52,6 +62,17 @@ def measure(rgb: np.ndarray) -> tuple[float, float]:
     fit, *_ = np.linalg.lstsq(light, ycc[:, 1:], rcond=None)
     left = ycc[:, 1:] - light @ fit
     return round(float(np.sqrt((left**2).sum(1).mean())), 3), round(drawn, 6)
+
+
+def bytes_per_pixel(size_bytes: int | None, pixels: float) -> float | None:
+    """A file's bytes per pixel; None when unknown."""
+    return None if not size_bytes or pixels <= 0 else size_bytes / pixels
+
+
+def recompressed(per_pixel: float | None, most: float) -> bool:
+    """Whether a file with `per_pixel` bytes per pixel was compressed again, against `most` (the most of a member
+    of its format with as many pixels)."""
+    return per_pixel is not None and per_pixel * RECOMPRESSED < most
 
 
 def grey_beside_colour(colour: float | None, others: list[float | None]) -> bool:

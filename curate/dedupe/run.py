@@ -408,7 +408,9 @@ def recluster(s: Session, run_id: int | None = None, min_side: int | None = None
     labelling stay their cluster's representative (see `curate.dedupe.cluster`). `hashed_only`
     (a dedupe run) leaves out images without codes, never making an uncompared one a representative.
     """
-    query = select(Image.id, Image.width, Image.height, Image.created_at).order_by(Image.id)
+    query = select(Image.id, Image.width, Image.height, Image.created_at, Image.size_bytes, Image.format).order_by(
+        Image.id
+    )
     if hashed_only:  # a dedupe run: an image ingested while it hashed stays its own cluster until the next run
         query = query.join(DedupeCode, DedupeCode.image_id == Image.id).where(DedupeCode.algo == ALGO)
     images = s.exec(query).all()
@@ -435,8 +437,10 @@ def recluster(s: Session, run_id: int | None = None, min_side: int | None = None
             (min(w, h) < min_side) if min_side else bool(prev_low.get(i, False)),
             max(0.0, (x1 - x0) * (y1 - y0)),
             *measured.get(i, (None, None)),
+            size,
+            fmt,
         )
-        for i, w, h, created in images
+        for i, w, h, created, size, fmt in images
         for x0, y0, x1, y1 in [box.get(i, (0.0, 0.0, 1.0, 1.0))]
     }
     pairs = select(DedupePair.image_a, DedupePair.image_b, DedupePair.kind, DedupePair.similarity)
