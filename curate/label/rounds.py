@@ -299,7 +299,8 @@ def unrated_image_ids(s: Session) -> list[int]:
     """Labelable images not yet in a rating round: what `push` sends next.
 
     Dedupe keeps an image already in labelling as its cluster's representative, so a
-    sharper copy arriving later is never labelable and a labelled cluster is not sent again.
+    sharper copy arriving later is never labelable and a labelled cluster is not sent again,
+    unless the steward keeps another member (`curate dedupe keep`): that one is sent.
     """
     rated = rated_image_ids(s)
     return [i for i in labelable_image_ids(s) if i not in rated]
