@@ -185,3 +185,15 @@ def test_a_file_compressed_again_does_not_represent_its_photo_of_the_same_format
     assert representative([small, heavy]).image_id == 1  # fewer pixels still lose first
     clinic = Candidate(5, 800, 600, 0, T0 + timedelta(days=2), size_bytes=40_000, format="JPEG")
     assert representative([photo, clinic]).image_id == 5  # a clinic's photo at quality 70 is still the source
+
+
+def test_a_vivid_photo_is_not_drawn_on_against_its_own_thumbnail():
+    """Shrinking a vivid photo blends its pure colours away (a flower tile: 0.28 % of the photo, 0.05 % of its
+    108 px copy): the photo is compared with members of as many pixels or more, and stays the representative;
+    a ring on a copy of the same size is still told apart."""
+    photo = Candidate(9, 180, 180, 1, T0 + timedelta(days=1), colour=23.6, drawn=0.0028)
+    thumbnail = Candidate(1, 108, 108, 1, T0, colour=23.4, drawn=0.0005)
+    turned = Candidate(2, 180, 180, 1, T0 + timedelta(days=2), colour=23.9, drawn=0.0019)
+    assert representative([thumbnail, photo, turned]).image_id == 9
+    ringed = Candidate(3, 180, 180, 1, T0, colour=24.0, drawn=0.012)
+    assert representative([thumbnail, photo, turned, ringed]).image_id == 9

@@ -14,8 +14,8 @@ a grey one in 5. Two measures, each of a picture alone, compared only between me
 - `drawn`: the share of pixels in a drawing's pure colours (HSV saturation and value both `PURE` or more): a
   marker's ring and arrow, a sticker. Photos have almost none (at most 0.003 % on both corpora, tone edits
   included); an annotated copy 0.04-1.2 %, a sticker 2 %, an app filter's boosted colours up to 30 %. A member
-  with more than `DRAWN_RATIO` times the least of its cluster plus `DRAWN_MARGIN` is not chosen while one
-  with less is.
+  with more than `DRAWN_RATIO` times the least of the members with as many pixels or more, plus `DRAWN_MARGIN`,
+  is not chosen while one with less is (a shrunk copy of a vivid photo has fewer pure pixels, not fewer marks).
 
 A third needs no pixels: a copy compressed again, at the same size and in the same format, is a smaller file (heavy
 JPEG at quality 12, re-saved: about a third of its photo's bytes). Among members of one format and source priority
@@ -85,5 +85,6 @@ def grey_beside_colour(colour: float | None, others: list[float | None]) -> bool
 
 
 def drawn_over(drawn: float | None, least: float) -> bool:
-    """Whether a member with `drawn` carries more of a drawing's colours than the cluster's least (`least`)."""
+    """Whether a member with `drawn` carries more of a drawing's colours than `least` (the least of the members
+    with as many pixels or more)."""
     return drawn is not None and drawn > least * DRAWN_RATIO + DRAWN_MARGIN
