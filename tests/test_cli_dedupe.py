@@ -161,3 +161,9 @@ def test_keep_makes_the_stewards_pick_the_one_labelled_on_every_run_until_undone
     assert r.exit_code == 1 and f"image {other} was not kept; nothing to take back" in " ".join(r.output.split())
     r = runner.invoke(app, ["dedupe", "keep", "999", "-w", str(ws_path)])
     assert r.exit_code == 1 and "no image with id 999" in r.output
+    # a picture under the minimum side would never be labelled: refused, and the sheet does not offer it
+    assert runner.invoke(app, ["dedupe", "-w", str(ws_path), "--min-side", "5000", "--workers", "1"]).exit_code == 0
+    r = runner.invoke(app, ["dedupe", "keep", str(other), "-w", str(ws_path)])
+    assert r.exit_code == 1 and "below the minimum side: it would never be labelled" in " ".join(r.output.split())
+    items = json.loads(runner.invoke(app, ["dedupe", "review", "-w", str(ws_path), "--json"]).stdout)
+    assert all(m.get("keep") is None for c in items["clusters"] for m in c["members"])

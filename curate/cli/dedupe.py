@@ -257,7 +257,7 @@ def keep(
     picture the rule chose (not low-resolution, not grey beside colour, nothing drawn on, most pixels, ...).
     Use it when the rule picked an enlarged crop, a colour cast or a heavily compressed copy of the photo. If the
     picture it replaces is in labelling, its labels stay in the catalogue and IMAGE goes out at the next
-    `curate label push`.
+    `curate label push`. An image under the minimum side is refused: it would never be labelled.
 
     Example: curate dedupe keep 230 --note "the clinic's original"
     """

@@ -142,12 +142,15 @@ def keep(ws, image: int, note: str | None = None, undo: bool = False, run_id: in
     (`curate.dedupe.cluster.representative`) sees pixels, colour and arrival, not an enlarged crop or a colour
     cast, and a steward who sees one picks the photo. Of two kept images in one cluster (a later merge), the
     later keep. `undo`: take the keep back (its row goes; the command log keeps the call), the rule chooses
-    again. The summary's `was` is the cluster's representative before, `now` after."""
+    again. A low-resolution image is refused: a representative under the minimum side is never labelled. The
+    summary's `was` is the cluster's representative before, `now` after."""
     with ws.session() as s:
         _check_ids(s, [image])
         mine = s.get(DedupeMember, image)
         if mine is None:
             raise ConfigError(f"image {image} is not in a cluster yet (run `curate dedupe` first)")
+        if mine.low_res and not undo:
+            raise ConfigError(f"image {image} is below the minimum side: it would never be labelled; keep another")
         was = s.exec(
             select(DedupeMember.image_id).where(
                 DedupeMember.cluster_key == mine.cluster_key, DedupeMember.representative

@@ -190,7 +190,7 @@ def _cluster(d: dict, key: str, group: list, mixed: bool) -> dict:
             entry |= {
                 "link": link(rep, m.image_id),
                 "split": f"curate dedupe split {m.image_id} {rep}",
-                "keep": f"curate dedupe keep {m.image_id}",
+                "keep": None if m.low_res else f"curate dedupe keep {m.image_id}",  # never labelled: not offered
             }
         members.append(entry)
     return {"cluster": key, "size": len(group), "mixed_prior_labels": mixed, "members": members}
@@ -332,10 +332,9 @@ def _cluster_html(ws, d: dict, c: dict) -> list[str]:
             else ("<span class='tag'>low-res</span><br>" if m["low_res"] else "")
         )
         if not m["representative"]:
-            tag += (
-                f"{html.escape(m['link'])}<br>not the same photo: <code>{html.escape(m['split'])}</code><br>"
-                f"label this one instead: <code>{html.escape(m['keep'])}</code><br>"
-            )
+            tag += f"{html.escape(m['link'])}<br>not the same photo: <code>{html.escape(m['split'])}</code><br>"
+            if m["keep"]:
+                tag += f"label this one instead: <code>{html.escape(m['keep'])}</code><br>"
         out.append(_figure(ws, d, m, tag, cls))
     return [*out, "</div>"]
 
