@@ -39,7 +39,7 @@ INSET = 0.1  # colour is measured this share of each side inside the box: a fram
 GREY = 0.3  # colour left under this: a grey picture
 COLOURED = 0.8  # and it loses only to a member with this much or more
 PURE = 230  # HSV saturation and value (0-255) from which a pixel is a drawing's pure colour
-RECOMPRESSED = 1.8  # under 1/this of the bytes per content pixel of its format's most: compressed again
+RECOMPRESSED = 1.8  # under 1/this of the most bytes per pixel (its format, source priority): compressed again
 DRAWN_RATIO = 1.5
 DRAWN_MARGIN = 0.0002  # 0.02 %: a few pixels of a picture decoded at 128-256 px
 
@@ -70,8 +70,8 @@ def bytes_per_pixel(size_bytes: int | None, pixels: float) -> float | None:
 
 
 def recompressed(per_pixel: float | None, most: float) -> bool:
-    """Whether a file with `per_pixel` bytes per pixel was compressed again, against `most` (the most of a member
-    of its format with as many pixels)."""
+    """Whether a file with `per_pixel` bytes per pixel was compressed again, against `most` (the most of an
+    unframed member of its format and source priority with as many pixels)."""
     return per_pixel is not None and per_pixel * RECOMPRESSED < most
 
 

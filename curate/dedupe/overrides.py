@@ -151,11 +151,7 @@ def keep(ws, image: int, note: str | None = None, undo: bool = False, run_id: in
             raise ConfigError(f"image {image} is not in a cluster yet (run `curate dedupe` first)")
         if mine.low_res and not undo:
             raise ConfigError(f"image {image} is below the minimum side: it would never be labelled; keep another")
-        was = s.exec(
-            select(DedupeMember.image_id).where(
-                DedupeMember.cluster_key == mine.cluster_key, DedupeMember.representative
-            )
-        ).first()
+        was = _representative_of(s, mine.cluster_key)
         row = s.exec(
             select(DedupeOverride).where(DedupeOverride.image_a == image, DedupeOverride.image_b == image)
         ).first()
@@ -172,10 +168,19 @@ def keep(ws, image: int, note: str | None = None, undo: bool = False, run_id: in
         s.flush()
         summary = recluster(s, run_id)
         key = s.get(DedupeMember, image).cluster_key
-        now = s.exec(
-            select(DedupeMember.image_id).where(DedupeMember.cluster_key == key, DedupeMember.representative)
-        ).first()
-        return summary | {"replaced": [], "already_apart": [], "cluster": key, "was": was, "now": now}
+        return summary | {
+            "replaced": [],
+            "already_apart": [],
+            "cluster": key,
+            "was": was,
+            "now": _representative_of(s, key),
+        }
+
+
+def _representative_of(s, cluster_key: str) -> int | None:
+    """The image representing cluster `cluster_key` now."""
+    query = select(DedupeMember.image_id).where(DedupeMember.cluster_key == cluster_key, DedupeMember.representative)
+    return s.exec(query).first()
 
 
 def _ids(ids: list[int]) -> str:
