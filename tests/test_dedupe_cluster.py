@@ -197,3 +197,21 @@ def test_a_vivid_photo_is_not_drawn_on_against_its_own_thumbnail():
     assert representative([thumbnail, photo, turned]).image_id == 9
     ringed = Candidate(3, 180, 180, 1, T0, colour=24.0, drawn=0.012)
     assert representative([thumbnail, photo, turned, ringed]).image_id == 9
+
+
+def test_a_framed_copy_enlarged_does_not_represent_its_photo():
+    """A framed or padded member (content box under 95 % of its picture, cut on two opposite sides) passes over
+    to an unframed one with at least a quarter of its pixels inside the box; with more than four times them, it
+    still represents. A box cut on one side only is the photo's own plain edge: pixels decide, as before."""
+    photo = Candidate(9, 200, 150, 1, T0 + timedelta(days=1))
+    fitted = Candidate(1, 400, 300, 1, T0, content=0.64, framed=True)  # 76,800 px in the box: 2.6 times the photo's
+    assert representative([fitted, photo]).image_id == 9
+    figure = Candidate(2, 1000, 800, 1, T0, content=0.8, framed=True)  # 640,000: over 4 times
+    assert representative([figure, photo]).image_id == 2
+    upscaled = Candidate(3, 400, 300, 1, T0)  # unframed and larger: resolution decides, as before
+    assert representative([fitted, photo, upscaled]).image_id == 3
+    framed_only = [fitted, Candidate(4, 300, 200, 1, T0, content=0.7, framed=True)]
+    assert representative(framed_only).image_id == 1  # no unframed member: as before
+    plain_edge = Candidate(5, 400, 300, 1, T0 + timedelta(days=2), content=0.9)  # a flat strip along one side
+    crop = Candidate(6, 300, 240, 1, T0)
+    assert representative([crop, plain_edge]).image_id == 5

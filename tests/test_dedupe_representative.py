@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 from dedupe_corpus import dedupe_files
-from photo_corpus import RETOUCHES, _load, sticker
+from photo_corpus import RETOUCHES, _load, frame, same_frame, sticker
 from sqlmodel import select
 
 from curate.dedupe.fidelity import COLOURED, GREY, measure
@@ -56,6 +56,25 @@ def test_the_photo_represents_its_grey_ringed_stickered_and_recompressed_copies_
     assert measured["y_grey_photo.jpg"][0] < GREY
     for marked in ("b_ring_and_arrow.jpg", "c_sticker.jpg", "d_sticker_on_grey.jpg"):
         assert measured[marked][1] > 10 * max(measured["z_photo.jpg"][1], 1e-4), marked
+
+
+def test_the_photo_represents_its_copies_enlarged_into_a_frame_that_arrived_first(tmp_path):
+    """A site fitting photos into one frame enlarges a small photo to fill it: the framed copy has more pixels
+    inside its content box, and it won on them, so export wrote the frame into the training set. A framed copy
+    with over four times the photo's pixels (a journal's large figure beside a thumbnail) still represents."""
+    photo = _load("coffee").resize((200, 133))
+    files = {
+        "a_fitted_into_a_frame.jpg": same_frame(photo, width=30, canvas=(400, 300)),  # 2.6 times the pixels
+        "b_framed_and_enlarged.jpg": frame(photo.resize((280, 186)), "grey", 0.08),
+        "z_photo.jpg": photo,
+        "c_large_figure.jpg": frame(_load("chelsea").resize((900, 675)), "white", 0.06),
+        "y_thumbnail.jpg": _load("chelsea").resize((210, 158)),
+    }
+    cluster, reps, _ = _members(tmp_path, files)
+    assert cluster["a_fitted_into_a_frame.jpg"] == cluster["b_framed_and_enlarged.jpg"] == cluster["z_photo.jpg"]
+    assert reps[cluster["z_photo.jpg"]] == "z_photo.jpg"
+    assert cluster["c_large_figure.jpg"] == cluster["y_thumbnail.jpg"]
+    assert reps[cluster["y_thumbnail.jpg"]] == "c_large_figure.jpg"
 
 
 def test_measures_of_one_picture():

@@ -39,10 +39,12 @@ never takes the place of a photo the raters have seen; among several such, one
 with a final consensus (agreed or adjudicated) first. Then, and for clusters with
 no labelled member, the plain rule: not low-resolution; not a grey copy when a member has colour, nor one with
 a drawing's colours on it (a ring and an arrow, a sticker) when a member has fewer (`curate.dedupe.fidelity`:
-pixels and arrival order cannot tell a journal's grey print or a teaching figure from its photo); most pixels
-inside the content box (a framed or padded copy is not sharper for its frame; within `SAME_PIXELS` of the
-most, the same), of those not a file compressed again (far fewer bytes per pixel than another of its format),
-then one without a frame, source priority (clinic > public > web), earliest, lowest id.
+pixels and arrival order cannot tell a journal's grey print or a teaching figure from its photo); not a framed
+or padded copy while an unframed member has a quarter of its pixels or more (`_unframed`: a site fitting a photo
+into its frame enlarges it); most pixels inside the content box (a framed or padded copy is not sharper for its
+frame; within `SAME_PIXELS` of the most, the same), of those not a file compressed again (far fewer bytes per
+pixel than another of its format), then one without a frame, source priority (clinic > public > web), earliest,
+lowest id.
 """
 
 from __future__ import annotations
@@ -101,6 +103,7 @@ class Candidate:
     drawn: float | None = None  # share of a drawing's pure colours (`curate.dedupe.fidelity`); None: unknown
     size_bytes: int | None = None  # of the stored original (`curate.dedupe.fidelity.recompressed`)
     format: str | None = None
+    framed: bool = False  # its content box is cut on two opposite sides (a frame, a page, padding; `_unframed`)
 
 
 def clusters(
@@ -275,7 +278,7 @@ def representative(
         return 0 if c.image_id in final else 1 if c.image_id in labelled else 2
 
     first = min((stage(c), c.low_res) for c in members)
-    pool = _untouched([c for c in members if (stage(c), c.low_res) == first])
+    pool = _unframed(_untouched([c for c in members if (stage(c), c.low_res) == first]))
     most = max(_content_pixels(c) for c in pool)
     near = [c for c in pool if _content_pixels(c) >= SAME_PIXELS * most]  # a JPEG's ringing widens a box a little
     near = _not_recompressed(near)
@@ -300,6 +303,33 @@ def _untouched(pool: list[Candidate]) -> list[Candidate]:
     return [c for c in pool if not grey_beside_colour(c.colour, colours)] or pool
 
 
+def _unframed(pool: list[Candidate]) -> list[Candidate]:
+    """`pool` less its framed or padded members (`_framed`) when an unframed member has at least 1/`FRAMED_GAIN`
+    of the most pixels inside a box; never empty. A site that fits every photo into one frame enlarges a small
+    photo to fill it, so its framed copy has more pixels in the box and won on them, and export wrote the frame
+    into the training set: on `bench/dedupe.py` (v6) such copies represented 26 of the 45 clusters whose photo did
+    not (a frame fitted: 17; framed and enlarged 1.4 times: 6; framed: 2; padded: 1). Within 1/4 of the pixels (half
+    the side) the photo loses nothing a classifier sees at its 224 px input; a framed copy with more than that (a
+    journal's high-resolution figure beside a thumbnail) still represents."""
+    plain = [c for c in pool if not _framed(c)]
+    if not plain or len(plain) == len(pool):
+        return pool
+    most = max(_content_pixels(c) for c in pool)
+    return plain if max(_content_pixels(c) for c in plain) * FRAMED_GAIN >= most else pool
+
+
+def _framed(c: Candidate) -> bool:
+    """Whether a member is a framed or padded copy for `_unframed`: its content box under `UNFRAMED` of the
+    picture and cut on two opposite sides. A frame, a page around the photo or padding to another aspect ratio
+    is cut on both (all 265 such copies of the benchmark's four corpora whose box was cut); a photo's own plain
+    edge, a dark background or a flat strip of a tile, mostly on one side or two that meet (14 of the 20 photos
+    of 1,159 whose box was cut): counted as framed, a photo lost to its own tighter crop (a 159 px crop of a
+    180 px tile, held-out corpus). A photo on a plain background all round is cut on both (6 of those 20) and
+    can still lose to a tight crop of it (1 of the held-out corpus's 61 clusters); `curate dedupe keep` puts
+    it back."""
+    return c.content < UNFRAMED and c.framed
+
+
 def _not_recompressed(pool: list[Candidate]) -> list[Candidate]:
     """`pool` (members with as many pixels) less the files compressed again (`curate.dedupe.fidelity.recompressed`:
     under a fraction of the bytes per pixel of the most of their format and source priority); never empty. Only
@@ -320,6 +350,7 @@ def _not_recompressed(pool: list[Candidate]) -> list[Candidate]:
 
 SAME_PIXELS = 0.9  # content boxes within this share of the largest count as the same resolution
 UNFRAMED = 0.95  # a content box this much of its picture: no frame or padding to speak of
+FRAMED_GAIN = 4.0  # a framed member needs over this many times the pixels in its box to represent over an unframed one
 
 
 def _content_pixels(c: Candidate) -> float:

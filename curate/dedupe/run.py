@@ -439,6 +439,7 @@ def recluster(s: Session, run_id: int | None = None, min_side: int | None = None
             *measured.get(i, (None, None)),
             size,
             fmt,
+            (x0 > 0 and x1 < 1) or (y0 > 0 and y1 < 1),
         )
         for i, w, h, created, size, fmt in images
         for x0, y0, x1, y1 in [box.get(i, (0.0, 0.0, 1.0, 1.0))]
