@@ -40,11 +40,11 @@ with a final consensus (agreed or adjudicated) first. Then, and for clusters wit
 no labelled member, the plain rule: not low-resolution; not a grey copy when a member has colour, nor one with
 a drawing's colours on it (a ring and an arrow, a sticker) when a member has fewer (`curate.dedupe.fidelity`:
 pixels and arrival order cannot tell a journal's grey print or a teaching figure from its photo); not a framed
-or padded copy while an unframed member has a quarter of its pixels or more (`_unframed`: a site fitting a photo
-into its frame enlarges it); most pixels inside the content box (a framed or padded copy is not sharper for its
-frame; within `SAME_PIXELS` of the most, the same), of those not a file compressed again (far fewer bytes per
-pixel than another of its format), then one without a frame, source priority (clinic > public > web), earliest,
-lowest id.
+or padded copy, nor one turned on a larger canvas, while an unframed member has a quarter of its pixels or more
+(`_unframed`: a site fitting a photo into its frame enlarges it); most pixels inside the content box (a framed
+or padded copy is not sharper for its frame; within `SAME_PIXELS` of the most, the same), of those not a file
+compressed again (far fewer bytes per pixel than another of its format), then one without a frame, source
+priority (clinic > public > web), earliest, lowest id.
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ class Candidate:
     drawn: float | None = None  # share of a drawing's pure colours (`curate.dedupe.fidelity`); None: unknown
     size_bytes: int | None = None  # of the stored original (`curate.dedupe.fidelity.recompressed`)
     format: str | None = None
-    framed: bool = False  # its content box is cut on two opposite sides (a frame, a page, padding; `_unframed`)
+    framed: bool = False  # its box is cut on two opposite sides (a frame, a page, padding) or it is turned on a canvas
 
 
 def clusters(
@@ -320,13 +320,14 @@ def _unframed(pool: list[Candidate]) -> list[Candidate]:
 
 def _framed(c: Candidate) -> bool:
     """Whether a member is a framed or padded copy for `_unframed`: its content box under `UNFRAMED` of the
-    picture and cut on two opposite sides. A frame, a page around the photo or padding to another aspect ratio
-    is cut on both (all 265 such copies of the benchmark's four corpora whose box was cut); a photo's own plain
-    edge, a dark background or a flat strip of a tile, mostly on one side or two that meet (14 of the 20 photos
-    of 1,159 whose box was cut): counted as framed, a photo lost to its own tighter crop (a 159 px crop of a
-    180 px tile, held-out corpus). A photo on a plain background all round is cut on both (6 of those 20) and
-    can still lose to a tight crop of it (1 of the held-out corpus's 61 clusters); `curate dedupe keep` puts
-    it back."""
+    picture and cut on two opposite sides, or a picture turned on a larger canvas (its share of the canvas
+    scales `content`: `curate.dedupe.decode.Decoded.turned`). A frame, a page around the photo or padding to
+    another aspect ratio is cut on both (all 265 such copies of the benchmark's four corpora whose box was
+    cut); a photo's own plain edge, a dark background or a flat strip of a tile, mostly on one side or two that
+    meet (14 of the 20 photos of 1,159 whose box was cut): counted as framed, a photo lost to its own tighter
+    crop (a 159 px crop of a 180 px tile, held-out corpus). A photo on a plain background all round is cut on
+    both (6 of those 20) and can still lose to a tight crop of it (1 of the held-out corpus's 61 clusters);
+    `curate dedupe keep` puts it back."""
     return c.content < UNFRAMED and c.framed
 
 

@@ -59,6 +59,7 @@ class Decoded:
     panels: tuple[tuple[float, float, float, float], ...] = ()  # a collage's panels, fractions (`box_panels`)
     colour: float = 0.0  # colour the brightness does not explain, inside the box (`curate.dedupe.fidelity`)
     drawn: float = 0.0  # share of a drawing's pure colours inside the box (`curate.dedupe.fidelity`)
+    turned: float = 1.0  # share of the box a picture turned on a canvas covers (`turned_back`); 1.0: not turned
 
 
 def pixel_digest(img: Image.Image, tag: str, rgb: np.ndarray | None = None) -> str:
@@ -248,13 +249,13 @@ def decode(data: bytes, thumb: int = THUMB) -> Decoded:
     pixels = np.asarray(rgb)
     digest = pixel_digest(img, tag, pixels)
     box = content_box(pixels)
-    content, masked = _thumbnail(rgb.crop((box.x0, box.y0, box.x1, box.y1)) if box.cut else rgb, thumb)
+    content, masked, turned = _thumbnail(rgb.crop((box.x0, box.y0, box.x1, box.y1)) if box.cut else rgb, thumb)
     # a tone change can move where the box cuts into a smooth photo: the whole picture is what still
     # matches then (`curate.dedupe.whole`)
     found = box_panels(data, box, rgb) if max(box.x1 - box.x0, box.y1 - box.y0) * up.reduction >= PANEL_PX else ()
     colour, drawn = fidelity.measure(pixels[box.y0 : box.y1, box.x0 : box.x1])
     whole = _thumbnail(rgb, thumb)[0] if box.cut else None
-    return Decoded(content, digest, masked, box, whole, found, colour, drawn)
+    return Decoded(content, digest, masked, box, whole, found, colour, drawn, turned)
 
 
 def grey_thumbnail(grey: np.ndarray, thumb: int = THUMB) -> np.ndarray:
@@ -263,13 +264,17 @@ def grey_thumbnail(grey: np.ndarray, thumb: int = THUMB) -> np.ndarray:
     return _inpainted(cv2.resize(np.ascontiguousarray(grey), (thumb, thumb), interpolation=cv2.INTER_AREA))[0]
 
 
-def _thumbnail(rgb: Image.Image, thumb: int) -> tuple[np.ndarray, float]:
-    """The square grey thumbnail the codes are computed from, black areas in-painted, and the share in-painted;
-    of a picture turned on a canvas, the picture turned back (`turned_back`)."""
+def _thumbnail(rgb: Image.Image, thumb: int) -> tuple[np.ndarray, float, float]:
+    """The square grey thumbnail the codes are computed from, black areas in-painted, the share in-painted, and
+    the share of `rgb` the picture covers; of a picture turned on a canvas, the picture turned back (`turned_back`),
+    which covers only part of its canvas: the rest is fill, no more the photo than a frame is
+    (`curate.dedupe.cluster._unframed`)."""
     grey = _square(rgb, thumb)
+    turned = 1.0
     if (back := turned_back(rgb, grey)) is not None:
+        turned = min(1.0, back.width * back.height / max(rgb.width * rgb.height, 1))
         grey = _square(back, thumb)
-    return _inpainted(grey)
+    return (*_inpainted(grey), round(turned, 4))
 
 
 def _square(rgb: Image.Image, thumb: int) -> np.ndarray:

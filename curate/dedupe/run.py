@@ -67,8 +67,9 @@ log = logging.getLogger("curate.dedupe")
 # lettering on a band closed past JPEG's ringing (`content._closing`: a news site's banner); v10: a coloured
 # frame whose seam is left uncut no longer passes for the photo's background (`content.SEAM`); v11: a picture turned
 # on a larger canvas turned back (`decode.turned_back`); v12: colour taken away or drawn on measured for the
-# representative rule (`curate.dedupe.fidelity`)
-ALGO = f"region-phash-v12/{THUMB}/{len(WINDOWS)}"
+# representative rule (`curate.dedupe.fidelity`); v13: the share of its canvas a turned picture covers kept (the
+# rest is fill: `cluster._unframed`)
+ALGO = f"region-phash-v13/{THUMB}/{len(WINDOWS)}"
 RULES = 14  # the verification rules' version (`DedupeOptions.settings`)
 CODE_BYTES, THUMB_BYTES = 8 * len(WINDOWS), THUMB * THUMB
 
@@ -210,7 +211,7 @@ def _hash_file(path: str) -> tuple:
     codes = _ENCODER.encode(d.thumb)  # every window, whatever method searches them later
     whole = None if d.whole is None else d.whole.tobytes()
     found = panels_text(d.panels)
-    fidelity = (d.colour, d.drawn)
+    fidelity = (d.colour, d.drawn, d.turned)
     return (
         "ok",
         d.pixel_sha256,
@@ -237,6 +238,7 @@ _CACHED = (
     "panels",
     "colour",
     "drawn",
+    "turned",
 )
 
 
@@ -275,6 +277,8 @@ def cache_fault(row: dict, sha256: str) -> str | None:
         return "corrupt (flags)"
     if not all(_share(row[k], limit) for k, limit in (("colour", 256.0), ("drawn", 1.0))):
         return "corrupt (colour measures)"
+    if not _share(row["turned"], 1.0) or row["turned"] <= 0:
+        return f"corrupt (share of a turned picture {str(row['turned'])[:20]!r})"
     return None
 
 
@@ -329,11 +333,11 @@ def hash_missing(
                     report.skipped.append((image_id, reason))
                     log.warning("dedupe skipped %s", reason)  # the reason names the image
                     continue
-                _, digest, thumb, masked, codes, box, whole, found, (colour, drawn) = res
+                _, digest, thumb, masked, codes, box, whole, found, (colour, drawn, turned) = res
                 row = codes_rows.get(image_id) or DedupeCode(image_id=image_id, algo=ALGO, codes=b"", thumb=b"")
                 row.algo, row.codes, row.thumb, row.masked, row.searched_with = ALGO, codes, thumb, masked, None
                 row.image_sha256 = images[image_id].sha256
-                row.whole, row.panels, row.colour, row.drawn = whole, found, colour, drawn
+                row.whole, row.panels, row.colour, row.drawn, row.turned = whole, found, colour, drawn, turned
                 row.box, row.note, row.flat = box.as_text(), box.note, box.flat
                 if box.note:
                     report.whole_picture.append((image_id, box.note))
@@ -422,11 +426,11 @@ def recluster(s: Session, run_id: int | None = None, min_side: int | None = None
         ).all()
     )
     prev_low = dict(s.exec(select(DedupeMember.image_id, DedupeMember.low_res)).all())
-    stored = s.exec(
-        select(DedupeCode.image_id, DedupeCode.box, DedupeCode.colour, DedupeCode.drawn).where(DedupeCode.algo == ALGO)
-    ).all()
-    box = {i: parse_box(b) for i, b, _, _ in stored}
-    measured = {i: (colour, drawn) for i, _, colour, drawn in stored}
+    columns = (DedupeCode.image_id, DedupeCode.box, DedupeCode.colour, DedupeCode.drawn, DedupeCode.turned)
+    stored = s.exec(select(*columns).where(DedupeCode.algo == ALGO)).all()
+    box = {i: parse_box(b) for i, b, *_ in stored}
+    measured = {i: (colour, drawn) for i, _, colour, drawn, _ in stored}
+    turned = {i: t for i, *_, t in stored if t is not None}  # a picture turned on a canvas: the rest is fill
     cands = {
         i: Candidate(
             i,
@@ -435,11 +439,11 @@ def recluster(s: Session, run_id: int | None = None, min_side: int | None = None
             prio.get(i, 9),
             created,
             (min(w, h) < min_side) if min_side else bool(prev_low.get(i, False)),
-            max(0.0, (x1 - x0) * (y1 - y0)),
+            max(0.0, (x1 - x0) * (y1 - y0)) * turned.get(i, 1.0),
             *measured.get(i, (None, None)),
             size,
             fmt,
-            (x0 > 0 and x1 < 1) or (y0 > 0 and y1 < 1),
+            (x0 > 0 and x1 < 1) or (y0 > 0 and y1 < 1) or turned.get(i, 1.0) < 1.0,
         )
         for i, w, h, created, size, fmt in images
         for x0, y0, x1, y1 in [box.get(i, (0.0, 0.0, 1.0, 1.0))]

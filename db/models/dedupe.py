@@ -42,6 +42,7 @@ class DedupeCode(SQLModel, table=True):
     )  # a collage's panels "x0,y0,x1,y1;..." (fractions; `curate.dedupe.decode.box_panels`)
     colour: float | None = None  # colour the brightness does not explain (`curate.dedupe.fidelity`): 0 when grey
     drawn: float | None = None  # share of a drawing's pure colours (`curate.dedupe.fidelity`): a ring, a sticker
+    turned: float | None = None  # share of its canvas a picture turned on one covers (`curate.dedupe.decode`); else 1
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
 
 
