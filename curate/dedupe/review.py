@@ -279,9 +279,10 @@ def write_sheet(ws, name: str = "dedupe-review.html", in_labelling: Collection[i
         f"{n['clusters']} clusters of two or more images; {n['duplicates']} duplicates; "
         f"{n['low_res']} images below the minimum side. The representative (green) is chosen by: kept by you "
         "(<code>curate dedupe keep</code>), already in labelling (one with a final consensus first), not "
-        "low-resolution, not a grey copy beside colour, nothing drawn on (a ring, an arrow, a sticker), most pixels "
-        "inside the content box, not a file compressed again, no frame, source priority (clinic &gt; public &gt; "
-        "web), earliest. Each decision is one command; every later run keeps it.</p>"
+        "low-resolution, not a grey copy beside colour, nothing drawn on (a ring, an arrow, a sticker), not framed, "
+        "padded or turned on a canvas beside an unframed copy with a quarter of its pixels, most pixels inside the "
+        "content box, not a file compressed again, no frame, source priority (clinic &gt; public &gt; web), "
+        "earliest. Each decision is one command; every later run keeps it.</p>"
     )
     if items["to_review"]:
         out.append("<h2 id='to-review'>To review — not merged until you decide</h2>")
