@@ -766,11 +766,13 @@ def representatives(truth: dict, kept: list | None) -> dict | None:
     files = truth["files"]
     photo = {f for f, v in files.items() if not v["transform"] and f.startswith("p")}
     holding = [(k, g) for k, g in kept if len(g) > 1 and photo & set(g)]
+    instead = Counter(files.get(k, {}).get("transform") or "another photo" for k, _ in holding if k not in photo)
     return {
         "of": len(holding),
         "photo": sum(k in photo for k, _ in holding),
         "degraded": sum(files.get(k, {}).get("transform") in DEGRADED for k, _ in holding),
         "framed": sum(files.get(k, {}).get("transform") in FRAMED for k, _ in holding),
+        "instead": dict(instead.most_common()),  # copy kind -> groups that keep such a copy instead of the photo
     }
 
 
@@ -1228,6 +1230,10 @@ def main(argv: list[str] | None = None) -> None:
             f"speed-up over imagededup: ingest + dedupe {ref['seconds'] / ours['seconds']:.1f}x, dedupe alone "
             f"{ref['seconds'] / ours['dedupe_seconds']:.1f}x"
         )
+    for name, r in out["tools"].items():
+        if r["kept"] and r["kept"]["instead"]:
+            said = ", ".join(f"{kind} {n}" for kind, n in r["kept"]["instead"].items())
+            print(f"{name} keeps instead of the photo: {said}")
     diag = results.get("mpox-curate", {}).get("diagnosis")
     if diag is not None:
         print("missed copies (proposal vs verification):")

@@ -38,6 +38,7 @@ def test_the_benchmark_builds_its_corpus_from_a_folder_of_ones_own_photos(tmp_pa
     # each photo's cluster keeps one picture; the row says which (the photo, or a copy that lost its colour)
     kept = ours["kept"]
     assert kept["of"] == 3 and kept["photo"] + kept["degraded"] + kept["framed"] <= 3
+    assert kept["photo"] + sum(kept["instead"].values()) == 3  # each group keeps its photo or a copy of one kind
     built = sorted(p.name for p in (tmp_path / "corpus").glob("v6-*/images/pr*.jpg"))
     assert built == ["pr0000.jpg", "pr0001.jpg", "pr0002.jpg"]
 
