@@ -215,3 +215,19 @@ def test_a_framed_copy_enlarged_does_not_represent_its_photo():
     plain_edge = Candidate(5, 400, 300, 1, T0 + timedelta(days=2), content=0.9)  # a flat strip along one side
     crop = Candidate(6, 300, 240, 1, T0)
     assert representative([crop, plain_edge]).image_id == 5
+
+
+def test_a_copy_whose_colours_changed_does_not_represent_when_two_members_agree_on_them():
+    """A colour cast or an app's filter moves a picture's mean chroma 16-44 units; a crop, a re-encode or
+    sharpening under 5. A member over 12 from every member that agrees with another (within 4) is passed over;
+    two members alone cannot tell which one was changed."""
+    cast = Candidate(1, 800, 600, 1, T0, tint=(31.0, -22.0))
+    photo = Candidate(9, 800, 600, 1, T0 + timedelta(days=1), tint=(12.0, -8.0))
+    sharpened = Candidate(5, 800, 600, 1, T0 + timedelta(days=2), tint=(12.3, -8.1))
+    assert representative([cast, photo, sharpened]).image_id == 9
+    assert representative([cast, photo]).image_id == 1  # no third: earliest, as before
+    unknown = Candidate(2, 800, 600, 1, T0)  # catalogued before tints were measured: never passed over for it
+    assert representative([unknown, photo, sharpened]).image_id == 2
+    coloured = Candidate(9, 800, 600, 1, T0 + timedelta(days=1), colour=20.0, tint=(12.0, -8.0))
+    greys = [Candidate(k, 800, 600, 1, T0 + timedelta(days=2), colour=0.0, tint=(0.0, 0.0)) for k in (3, 4)]
+    assert representative([*greys, coloured]).image_id == 9  # two grey prints agree on no colour

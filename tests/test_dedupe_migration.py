@@ -118,6 +118,7 @@ def test_catalogue_at_0010_keeps_its_pairs_which_gain_an_empty_in_place_correlat
         ("0014_dedupe_bound", "region-phash-v11/64/11", True, "colour"),
         ("0014_dedupe_bound", "region-phash-v11/64/11", True, "drawn"),
         ("0015_dedupe_colour", "region-phash-v12/64/11", True, "turned"),
+        ("0015_dedupe_colour", "region-phash-v12/64/11", True, "tint_cr"),
     ],
 )
 def test_a_catalogues_codes_survive_and_gain_an_empty_column(db_url, tmp_path, revision, algo, with_whole, gained):

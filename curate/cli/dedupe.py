@@ -255,7 +255,7 @@ def keep(
 ) -> None:
     """Record "this one": IMAGE represents whatever cluster holds it, on every later run too, in place of the
     picture the rule chose (not low-resolution, not grey beside colour, nothing drawn on, not framed, most pixels,
-    ...). Use it when the rule picked an enlarged crop, a colour cast or a heavily compressed copy of the photo. If the
+    ...). Use it when the rule picked an enlarged crop, or a colour cast with no third copy to tell it by. If the
     picture it replaces is in labelling, its labels stay in the catalogue and IMAGE goes out at the next
     `curate label push`. An image under the minimum side is refused: it would never be labelled.
 

@@ -38,8 +38,9 @@ it. Else an image that has already entered labelling (it has a
 never takes the place of a photo the raters have seen; among several such, one
 with a final consensus (agreed or adjudicated) first. Then, and for clusters with
 no labelled member, the plain rule: not low-resolution; not a grey copy when a member has colour, nor one with
-a drawing's colours on it (a ring and an arrow, a sticker) when a member has fewer (`curate.dedupe.fidelity`:
-pixels and arrival order cannot tell a journal's grey print or a teaching figure from its photo); not a framed
+a drawing's colours on it (a ring and an arrow, a sticker) when a member has fewer, nor one whose colours moved away
+from two members that agree on theirs (a cast, an app's filter; `curate.dedupe.fidelity`: pixels and arrival
+order cannot tell a journal's grey print or a teaching figure from its photo); not a framed
 or padded copy, nor one turned on a larger canvas, while an unframed member has a quarter of its pixels or more
 (`_unframed`: a site fitting a photo into its frame enlarges it); most pixels inside the content box (a framed
 or padded copy is not sharper for its frame; within `SAME_PIXELS` of the most, the same), of those not a file
@@ -55,7 +56,14 @@ from datetime import datetime
 
 from scipy.cluster.hierarchy import DisjointSet
 
-from curate.dedupe.fidelity import bytes_per_pixel, drawn_over, grey_beside_colour, recompressed
+from curate.dedupe.fidelity import (
+    GREY,
+    bytes_per_pixel,
+    drawn_over,
+    grey_beside_colour,
+    recoloured,
+    recompressed,
+)
 
 KIND_RANK = {"merge": 0, "pixel": 1, "hash": 2, "cnn": 3, "review": 4, "untested": 5, "marks": 6}
 EXACT = ("merge", "pixel")
@@ -104,6 +112,7 @@ class Candidate:
     size_bytes: int | None = None  # of the stored original (`curate.dedupe.fidelity.recompressed`)
     format: str | None = None
     framed: bool = False  # its box is cut on two opposite sides (a frame, a page, padding) or it is turned on a canvas
+    tint: tuple[float, float] | None = None  # mean chroma (`curate.dedupe.fidelity.tint`); None: unknown
 
 
 def clusters(
@@ -287,10 +296,12 @@ def representative(
 
 def _untouched(pool: list[Candidate]) -> list[Candidate]:
     """`pool` less the members with a drawing's colours (a ring, an arrow, a sticker) beyond the least a member with
-    as many pixels or more has, then less its grey copies when a member has colour (`curate.dedupe.fidelity`);
-    never empty. As many pixels or more: shrinking a vivid photo blends its pure colours away (a flower's petals,
-    0.28 % of the photo, 0.05 % of its copy at 108 px), and against that copy the photo itself looked drawn on.
-    In that order: a sticker's colours on a grey photo would otherwise have made the photo "a grey copy"."""
+    as many pixels or more has, then less its grey copies when a member has colour, then less those whose colours
+    were changed (`curate.dedupe.fidelity.recoloured`); never empty. As many pixels or more: shrinking a vivid
+    photo blends its pure colours away (a flower's petals, 0.28 % of the photo, 0.05 % of its copy at 108 px), and
+    against that copy the photo itself looked drawn on. In that order: a sticker's colours on a grey photo would
+    otherwise have made the photo "a grey copy". Grey members left (as many as coloured ones) agree on no colour:
+    two grey prints of a colour photo would otherwise have made the photo "recoloured"."""
 
     def least(c: Candidate) -> float:
         return min(
@@ -300,7 +311,9 @@ def _untouched(pool: list[Candidate]) -> list[Candidate]:
 
     pool = [c for c in pool if not drawn_over(c.drawn, least(c))] or pool
     colours = [c.colour for c in pool]
-    return [c for c in pool if not grey_beside_colour(c.colour, colours)] or pool
+    pool = [c for c in pool if not grey_beside_colour(c.colour, colours)] or pool
+    tints = [c.tint for c in pool if c.colour is None or c.colour >= GREY]  # grey copies agree on no colour
+    return [c for c in pool if not recoloured(c.tint, tints)] or pool
 
 
 def _unframed(pool: list[Candidate]) -> list[Candidate]:

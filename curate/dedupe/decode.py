@@ -60,6 +60,7 @@ class Decoded:
     colour: float = 0.0  # colour the brightness does not explain, inside the box (`curate.dedupe.fidelity`)
     drawn: float = 0.0  # share of a drawing's pure colours inside the box (`curate.dedupe.fidelity`)
     turned: float = 1.0  # share of the box a picture turned on a canvas covers (`turned_back`); 1.0: not turned
+    tint: tuple[float, float] = (0.0, 0.0)  # mean chroma inside the box (`curate.dedupe.fidelity.tint`)
 
 
 def pixel_digest(img: Image.Image, tag: str, rgb: np.ndarray | None = None) -> str:
@@ -253,9 +254,10 @@ def decode(data: bytes, thumb: int = THUMB) -> Decoded:
     # a tone change can move where the box cuts into a smooth photo: the whole picture is what still
     # matches then (`curate.dedupe.whole`)
     found = box_panels(data, box, rgb) if max(box.x1 - box.x0, box.y1 - box.y0) * up.reduction >= PANEL_PX else ()
-    colour, drawn = fidelity.measure(pixels[box.y0 : box.y1, box.x0 : box.x1])
+    inside = pixels[box.y0 : box.y1, box.x0 : box.x1]
+    colour, drawn = fidelity.measure(inside)
     whole = _thumbnail(rgb, thumb)[0] if box.cut else None
-    return Decoded(content, digest, masked, box, whole, found, colour, drawn, turned)
+    return Decoded(content, digest, masked, box, whole, found, colour, drawn, turned, fidelity.tint(inside))
 
 
 def grey_thumbnail(grey: np.ndarray, thumb: int = THUMB) -> np.ndarray:

@@ -5,7 +5,7 @@ should be the photo, not a journal's grey print of it nor a teaching figure with
 Pixels, resolution and arrival order cannot tell them apart: a grey copy or an annotated one has the pixels of its
 photo, and whichever arrived first won the tie. On `bench/dedupe.py --retouched --photos` (skin photos, each with
 four edited copies) the photo was its cluster's representative in 1 of 120 clusters, an annotated copy in 40,
-a grey one in 5. Two measures, each of a picture alone, compared only between members of one cluster:
+a grey one in 5. Three measures, each of a picture alone, compared only between members of one cluster:
 
 - `colour`: the colour left once what the brightness explains is taken out (the chroma's spread about a
   quadratic fit on luma, YCrCb units). A grey copy has none (0.00 on every grey copy of both benchmark corpora);
@@ -16,6 +16,12 @@ a grey one in 5. Two measures, each of a picture alone, compared only between me
   included); an annotated copy 0.04-1.2 %, a sticker 2 %, an app filter's boosted colours up to 30 %. A member
   with more than `DRAWN_RATIO` times the least of the members with as many pixels or more, plus `DRAWN_MARGIN`,
   is not chosen while one with less is (a shrunk copy of a vivid photo has fewer pure pixels, not fewer marks).
+- `tint`: the mean chroma (Cr, Cb). A camera's warm cast moved it 24-34 units from its photo on the skin corpus, an
+  app's filter 16-44; a crop, a re-encode, sharpening, denoising or an enlargement at most 4.5 (v6's tone edits up
+  to 18 and a black bar 11: edits too). Which of two members was changed no measure of one picture says; a third
+  does: a member over `TINT_FAR` from every member that has another within `TINT_NEAR` is passed over
+  (`recoloured`). On that corpus a cast represented 35 clusters and a filter 13; now none, and the photo 60 of
+  120 instead of 27, no photo losing its place on any corpus (bench/README.md).
 
 A third needs no pixels: a copy compressed again, at the same size and in the same format, is a smaller file (heavy
 JPEG at quality 12, re-saved: about a third of its photo's bytes). Among members of one format and source priority
@@ -25,8 +31,8 @@ ringed copies were passed over. Not across formats (a WebP is smaller than its J
 ratio: lettering is bytes, and at 1.5 a watermarked and a captioned copy represented v6 clusters (at 1.3, three).
 difPy keeps the largest file outright (bench/README.md).
 
-Both measures of pixels are OpenCV's colour conversions and one NumPy least-squares fit, on the pixels the hash step
-decoded anyway.
+The measures of pixels are OpenCV's colour conversions, one NumPy least-squares fit and a mean, on the pixels the
+hash step decoded anyway.
 """
 
 from __future__ import annotations
@@ -42,6 +48,8 @@ PURE = 230  # HSV saturation and value (0-255) from which a pixel is a drawing's
 RECOMPRESSED = 1.8  # under 1/this of the most bytes per pixel (its format, source priority): compressed again
 DRAWN_RATIO = 1.5
 DRAWN_MARGIN = 0.0002  # 0.02 %: a few pixels of a picture decoded at 128-256 px
+TINT_NEAR = 4.0  # mean chroma (YCrCb units) within this of another member's: the colours two members agree on
+TINT_FAR = 12.0  # further than this from every such member: colours changed (`recoloured`)
 
 
 def measure(rgb: np.ndarray) -> tuple[float, float]:
@@ -53,15 +61,44 @@ def measure(rgb: np.ndarray) -> tuple[float, float]:
     rgb = np.ascontiguousarray(rgb)
     pure = cv2.inRange(cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV), (0, PURE, PURE), (255, 255, 255))
     drawn = cv2.countNonZero(pure) / pure.size
-    h, w = rgb.shape[:2]
-    inner = rgb[round(h * INSET) : h - round(h * INSET), round(w * INSET) : w - round(w * INSET)]
-    ycc = cv2.cvtColor(np.ascontiguousarray(inner if inner.size else rgb), cv2.COLOR_RGB2YCrCb).reshape(-1, 3)
-    ycc = ycc[:: max(1, len(ycc) // FIT_PIXELS)].astype(np.float64)
+    ycc = _inner_ycc(rgb)
     y = ycc[:, 0] / 255.0
     light = np.stack([np.ones_like(y), y, y * y], 1)
     fit, *_ = np.linalg.lstsq(light, ycc[:, 1:], rcond=None)
     left = ycc[:, 1:] - light @ fit
     return round(float(np.sqrt((left**2).sum(1).mean())), 3), round(drawn, 6)
+
+
+def tint(rgb: np.ndarray) -> tuple[float, float]:
+    """The picture's mean chroma (Cr, Cb less their grey 128), inside `INSET` as `measure` takes it: a colour
+    cast or an app's filter moves it, a crop, re-encode or sharpening barely (`recoloured`)."""
+    if rgb.size == 0:
+        return 0.0, 0.0
+    cr, cb = _inner_ycc(np.ascontiguousarray(rgb))[:, 1:].mean(0) - 128.0
+    return round(float(cr), 2), round(float(cb), 2)
+
+
+def _inner_ycc(rgb: np.ndarray) -> np.ndarray:
+    """YCrCb of every k-th pixel (at most `FIT_PIXELS`) `INSET` inside the picture, as float64 rows."""
+    h, w = rgb.shape[:2]
+    inner = rgb[round(h * INSET) : h - round(h * INSET), round(w * INSET) : w - round(w * INSET)]
+    ycc = cv2.cvtColor(np.ascontiguousarray(inner if inner.size else rgb), cv2.COLOR_RGB2YCrCb).reshape(-1, 3)
+    return ycc[:: max(1, len(ycc) // FIT_PIXELS)].astype(np.float64)
+
+
+def recoloured(tint: tuple[float, float] | None, others: list[tuple[float, float] | None]) -> bool:
+    """Whether a member with `tint` had its colours changed (a cast, a filter) beside `others` (every member's,
+    its own included): over `TINT_FAR` from each member that has another within `TINT_NEAR`, when some do. Two
+    members alone never tell which was changed."""
+    if tint is None:
+        return False
+    known = [t for t in others if t is not None]
+    agreed = [t for k, t in enumerate(known) if any(_apart(t, o) <= TINT_NEAR for j, o in enumerate(known) if j != k)]
+    return bool(agreed) and all(_apart(tint, t) > TINT_FAR for t in agreed)
+
+
+def _apart(a: tuple[float, float], b: tuple[float, float]) -> float:
+    return float(np.hypot(a[0] - b[0], a[1] - b[1]))
 
 
 def bytes_per_pixel(size_bytes: int | None, pixels: float) -> float | None:

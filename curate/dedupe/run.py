@@ -211,7 +211,7 @@ def _hash_file(path: str) -> tuple:
     codes = _ENCODER.encode(d.thumb)  # every window, whatever method searches them later
     whole = None if d.whole is None else d.whole.tobytes()
     found = panels_text(d.panels)
-    fidelity = (d.colour, d.drawn, d.turned)
+    fidelity = (d.colour, d.drawn, d.turned, *d.tint)
     return (
         "ok",
         d.pixel_sha256,
@@ -239,6 +239,8 @@ _CACHED = (
     "colour",
     "drawn",
     "turned",
+    "tint_cr",
+    "tint_cb",
 )
 
 
@@ -279,12 +281,18 @@ def cache_fault(row: dict, sha256: str) -> str | None:
         return "corrupt (colour measures)"
     if not _share(row["turned"], 1.0) or row["turned"] <= 0:
         return f"corrupt (share of a turned picture {str(row['turned'])[:20]!r})"
+    if not all(_number(row[k]) and abs(row[k]) <= 128 for k in ("tint_cr", "tint_cb")):
+        return "corrupt (tint)"
     return None
 
 
 def _share(value, limit: float) -> bool:
     """Whether a stored measure is a number from 0 to `limit` (`curate.dedupe.fidelity`)."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= limit
+    return _number(value) and 0 <= value <= limit
+
+
+def _number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _cached_codes(ws) -> dict[int, dict]:
@@ -333,11 +341,12 @@ def hash_missing(
                     report.skipped.append((image_id, reason))
                     log.warning("dedupe skipped %s", reason)  # the reason names the image
                     continue
-                _, digest, thumb, masked, codes, box, whole, found, (colour, drawn, turned) = res
+                _, digest, thumb, masked, codes, box, whole, found, (colour, drawn, turned, cr, cb) = res
                 row = codes_rows.get(image_id) or DedupeCode(image_id=image_id, algo=ALGO, codes=b"", thumb=b"")
                 row.algo, row.codes, row.thumb, row.masked, row.searched_with = ALGO, codes, thumb, masked, None
                 row.image_sha256 = images[image_id].sha256
                 row.whole, row.panels, row.colour, row.drawn, row.turned = whole, found, colour, drawn, turned
+                row.tint_cr, row.tint_cb = cr, cb
                 row.box, row.note, row.flat = box.as_text(), box.note, box.flat
                 if box.note:
                     report.whole_picture.append((image_id, box.note))
@@ -427,10 +436,12 @@ def recluster(s: Session, run_id: int | None = None, min_side: int | None = None
     )
     prev_low = dict(s.exec(select(DedupeMember.image_id, DedupeMember.low_res)).all())
     columns = (DedupeCode.image_id, DedupeCode.box, DedupeCode.colour, DedupeCode.drawn, DedupeCode.turned)
-    stored = s.exec(select(*columns).where(DedupeCode.algo == ALGO)).all()
+    tints = (DedupeCode.tint_cr, DedupeCode.tint_cb)
+    stored = s.exec(select(*columns, *tints).where(DedupeCode.algo == ALGO)).all()
     box = {i: parse_box(b) for i, b, *_ in stored}
-    measured = {i: (colour, drawn) for i, _, colour, drawn, _ in stored}
-    turned = {i: t for i, *_, t in stored if t is not None}  # a picture turned on a canvas: the rest is fill
+    measured = {i: (colour, drawn) for i, _, colour, drawn, *_ in stored}
+    turned = {i: t for i, *_, t, _, _ in stored if t is not None}  # a picture turned on a canvas: the rest is fill
+    tint = {i: (cr, cb) for i, *_, cr, cb in stored if cr is not None and cb is not None}
     cands = {
         i: Candidate(
             i,
@@ -444,6 +455,7 @@ def recluster(s: Session, run_id: int | None = None, min_side: int | None = None
             size,
             fmt,
             (x0 > 0 and x1 < 1) or (y0 > 0 and y1 < 1) or turned.get(i, 1.0) < 1.0,
+            tint.get(i),
         )
         for i, w, h, created, size, fmt in images
         for x0, y0, x1, y1 in [box.get(i, (0.0, 0.0, 1.0, 1.0))]

@@ -43,6 +43,8 @@ class DedupeCode(SQLModel, table=True):
     colour: float | None = None  # colour the brightness does not explain (`curate.dedupe.fidelity`): 0 when grey
     drawn: float | None = None  # share of a drawing's pure colours (`curate.dedupe.fidelity`): a ring, a sticker
     turned: float | None = None  # share of its canvas a picture turned on one covers (`curate.dedupe.decode`); else 1
+    tint_cr: float | None = None  # mean chroma inside the box (`curate.dedupe.fidelity.tint`): a cast, a filter
+    tint_cb: float | None = None
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
 
 
