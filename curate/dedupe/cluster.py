@@ -40,12 +40,12 @@ with a final consensus (agreed or adjudicated) first. Then, and for clusters wit
 no labelled member, the plain rule: not low-resolution; not a grey copy when a member has colour, nor one with
 a drawing's colours on it (a ring and an arrow, a sticker) when a member has fewer, nor one whose colours moved away
 from two members that agree on theirs (a cast, an app's filter; `curate.dedupe.fidelity`: pixels and arrival
-order cannot tell a journal's grey print or a teaching figure from its photo); not a framed
-or padded copy, nor one turned on a larger canvas, while an unframed member has a quarter of its pixels or more
-(`_unframed`: a site fitting a photo into its frame enlarges it); most pixels inside the content box (a framed
-or padded copy is not sharper for its frame; within `SAME_PIXELS` of the most, the same), of those not a file
-compressed again (far fewer bytes per pixel than another of its format), then one without a frame, source
-priority (clinic > public > web), earliest, lowest id.
+order cannot tell a journal's grey print or a teaching figure from its photo); not a framed or padded copy, nor
+one turned on a larger canvas, while an unframed member has a quarter of its pixels or more (`_unframed`: a site
+fitting a photo into its frame enlarges it); most pixels inside the content box (a framed or padded copy is not
+sharper for its frame; within `SAME_PIXELS` of the most, the same), of those not a file compressed again (far fewer
+bytes per pixel than another of its format), then one without a frame, source priority (clinic > public > web),
+earliest, lowest id.
 """
 
 from __future__ import annotations

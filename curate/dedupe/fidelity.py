@@ -23,7 +23,7 @@ a grey one in 5. Three measures, each of a picture alone, compared only between 
   (`recoloured`). On that corpus a cast represented 35 clusters and a filter 13; now none, and the photo 60 of
   120 instead of 27, no photo losing its place on any corpus (bench/README.md).
 
-A third needs no pixels: a copy compressed again, at the same size and in the same format, is a smaller file (heavy
+A fourth needs no pixels: a copy compressed again, at the same size and in the same format, is a smaller file (heavy
 JPEG at quality 12, re-saved: about a third of its photo's bytes). Among members of one format and source priority
 with as many pixels (`SAME_PIXELS`) and no frame, one with under 1/`RECOMPRESSED` of the most bytes per pixel is
 passed over: on the retouched skin photos the heavily compressed copy represented 25 clusters once the grey and

@@ -67,8 +67,8 @@ log = logging.getLogger("curate.dedupe")
 # lettering on a band closed past JPEG's ringing (`content._closing`: a news site's banner); v10: a coloured
 # frame whose seam is left uncut no longer passes for the photo's background (`content.SEAM`); v11: a picture turned
 # on a larger canvas turned back (`decode.turned_back`); v12: colour taken away or drawn on measured for the
-# representative rule (`curate.dedupe.fidelity`); v13: the share of its canvas a turned picture covers kept (the
-# rest is fill: `cluster._unframed`)
+# representative rule (`curate.dedupe.fidelity`); v13: the share of its canvas a turned picture covers (the rest is
+# fill: `cluster._unframed`) and the mean chroma (a cast, a filter: `fidelity.recoloured`) kept
 ALGO = f"region-phash-v13/{THUMB}/{len(WINDOWS)}"
 RULES = 14  # the verification rules' version (`DedupeOptions.settings`)
 CODE_BYTES, THUMB_BYTES = 8 * len(WINDOWS), THUMB * THUMB
