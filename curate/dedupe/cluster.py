@@ -58,6 +58,7 @@ from scipy.cluster.hierarchy import DisjointSet
 
 from curate.dedupe.fidelity import (
     GREY,
+    agreed,
     bytes_per_pixel,
     drawn_over,
     grey_beside_colour,
@@ -312,8 +313,8 @@ def _untouched(pool: list[Candidate]) -> list[Candidate]:
     pool = [c for c in pool if not drawn_over(c.drawn, least(c))] or pool
     colours = [c.colour for c in pool]
     pool = [c for c in pool if not grey_beside_colour(c.colour, colours)] or pool
-    tints = [c.tint for c in pool if c.colour is None or c.colour >= GREY]  # grey copies agree on no colour
-    return [c for c in pool if not recoloured(c.tint, tints)] or pool
+    agreeing = agreed([c.tint for c in pool if c.colour is None or c.colour >= GREY])  # grey copies agree on none
+    return [c for c in pool if not recoloured(c.tint, agreeing)] or pool
 
 
 def _unframed(pool: list[Candidate]) -> list[Candidate]:

@@ -37,6 +37,8 @@ hash step decoded anyway.
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
@@ -86,19 +88,21 @@ def _inner_ycc(rgb: np.ndarray) -> np.ndarray:
     return ycc[:: max(1, len(ycc) // FIT_PIXELS)].astype(np.float64)
 
 
-def recoloured(tint: tuple[float, float] | None, others: list[tuple[float, float] | None]) -> bool:
-    """Whether a member with `tint` had its colours changed (a cast, a filter) beside `others` (every member's,
-    its own included): over `TINT_FAR` from each member that has another within `TINT_NEAR`, when some do. Two
-    members alone never tell which was changed."""
-    if tint is None:
-        return False
-    known = [t for t in others if t is not None]
-    agreed = [t for k, t in enumerate(known) if any(_apart(t, o) <= TINT_NEAR for j, o in enumerate(known) if j != k)]
-    return bool(agreed) and all(_apart(tint, t) > TINT_FAR for t in agreed)
+def agreed(tints: list[tuple[float, float] | None]) -> list[tuple[float, float]]:
+    """Of a cluster's members' tints (None: unknown), those within `TINT_NEAR` of another's: the colours two
+    members agree on, which `recoloured` measures every member against (computed once a cluster)."""
+    known = [t for t in tints if t is not None]
+    return [t for k, t in enumerate(known) if any(_apart(t, o) <= TINT_NEAR for j, o in enumerate(known) if j != k)]
+
+
+def recoloured(tint: tuple[float, float] | None, agreeing: list[tuple[float, float]]) -> bool:
+    """Whether a member with `tint` had its colours changed (a cast, a filter): over `TINT_FAR` from each of
+    `agreeing` (`agreed`), when there are any. Two members alone never tell which was changed."""
+    return tint is not None and bool(agreeing) and all(_apart(tint, t) > TINT_FAR for t in agreeing)
 
 
 def _apart(a: tuple[float, float], b: tuple[float, float]) -> float:
-    return float(np.hypot(a[0] - b[0], a[1] - b[1]))
+    return math.hypot(a[0] - b[0], a[1] - b[1])
 
 
 def bytes_per_pixel(size_bytes: int | None, pixels: float) -> float | None:

@@ -435,31 +435,15 @@ def recluster(s: Session, run_id: int | None = None, min_side: int | None = None
         ).all()
     )
     prev_low = dict(s.exec(select(DedupeMember.image_id, DedupeMember.low_res)).all())
-    columns = (DedupeCode.image_id, DedupeCode.box, DedupeCode.colour, DedupeCode.drawn, DedupeCode.turned)
-    tints = (DedupeCode.tint_cr, DedupeCode.tint_cb)
-    stored = s.exec(select(*columns, *tints).where(DedupeCode.algo == ALGO)).all()
-    box = {i: parse_box(b) for i, b, *_ in stored}
-    measured = {i: (colour, drawn) for i, _, colour, drawn, *_ in stored}
-    turned = {i: t for i, *_, t, _, _ in stored if t is not None}  # a picture turned on a canvas: the rest is fill
-    tint = {i: (cr, cb) for i, *_, cr, cb in stored if cr is not None and cb is not None}
-    cands = {
-        i: Candidate(
-            i,
-            w,
-            h,
-            prio.get(i, 9),
-            created,
-            (min(w, h) < min_side) if min_side else bool(prev_low.get(i, False)),
-            max(0.0, (x1 - x0) * (y1 - y0)) * turned.get(i, 1.0),
-            *measured.get(i, (None, None)),
-            size,
-            fmt,
-            (x0 > 0 and x1 < 1) or (y0 > 0 and y1 < 1) or turned.get(i, 1.0) < 1.0,
-            tint.get(i),
-        )
-        for i, w, h, created, size, fmt in images
-        for x0, y0, x1, y1 in [box.get(i, (0.0, 0.0, 1.0, 1.0))]
-    }
+    measures = (DedupeCode.colour, DedupeCode.drawn, DedupeCode.turned, DedupeCode.tint_cr, DedupeCode.tint_cb)
+    query = select(DedupeCode.image_id, DedupeCode.box, *measures).where(DedupeCode.algo == ALGO)
+    stored = {row.image_id: row for row in s.exec(query).all()}
+    box = {i: parse_box(row.box) for i, row in stored.items()}
+    cands = {}
+    for row in images:
+        i, w, h = row[:3]
+        low = (min(w, h) < min_side) if min_side else bool(prev_low.get(i, False))
+        cands[i] = _candidate(row, prio.get(i, 9), low, box.get(i, (0.0, 0.0, 1.0, 1.0)), stored.get(i))
     pairs = select(DedupePair.image_a, DedupePair.image_b, DedupePair.kind, DedupePair.similarity)
     edges = [Edge(*row) for row in s.exec(pairs.where(DedupePair.kind.not_in(NOT_EDGES))).all()]
     splits, decided, kept = set(), set(), {}
@@ -519,6 +503,30 @@ def recluster(s: Session, run_id: int | None = None, min_side: int | None = None
             for r, m in sorted(multi.items(), key=lambda kv: (-len(kv[1]), kv[0]))
         ],
     }
+
+
+def _candidate(image, priority: int, low_res: bool, box: tuple[float, float, float, float], code) -> Candidate:
+    """What the representative rule reads of one image (`image`: id, width, height, created, bytes, format) and
+    its stored codes row (`code`: None before it is hashed). A picture turned on a canvas counts only the share it
+    covers, the rest being fill, and is framed as a box cut on two opposite sides is (`cluster._framed`)."""
+    i, w, h, created, size, fmt = image
+    x0, y0, x1, y1 = box
+    turned = 1.0 if code is None or code.turned is None else code.turned
+    return Candidate(
+        i,
+        w,
+        h,
+        priority,
+        created,
+        low_res,
+        max(0.0, (x1 - x0) * (y1 - y0)) * turned,
+        None if code is None else code.colour,
+        None if code is None else code.drawn,
+        size,
+        fmt,
+        (x0 > 0 and x1 < 1) or (y0 > 0 and y1 < 1) or turned < 1.0,
+        None if code is None or code.tint_cr is None or code.tint_cb is None else (code.tint_cr, code.tint_cb),
+    )
 
 
 def run_dedupe(
