@@ -572,6 +572,7 @@ def build_camera(out: Path, web: Path, web_truth: dict, workers: int) -> dict:
 def run_ours(corpus: Path, workdir: Path, workers: int, why_missed: bool = False) -> dict:
     from sqlmodel import select
 
+    from curate.dedupe.review import review_items
     from curate.dedupe.run import DedupeOptions, run_dedupe
     from curate.intake.ingest import IngestOptions, ingest_folder
     from curate.workspace import Workspace
@@ -600,7 +601,9 @@ def run_ours(corpus: Path, workdir: Path, workers: int, why_missed: bool = False
             for y in names_of[b]
         ]
     pairs = [(g[0], x) for g in groups.values() for x in g[1:]]
+    counts = review_items(ws)["counts"]  # what the steward's sheet lists, untimed
     return {
+        "review_counts": {"pairs": counts["to_review"], "decisions": counts["review_decisions"]},
         "seconds": ingest_s + dedupe_s,
         "dedupe_seconds": dedupe_s,
         "pairs": pairs,
@@ -1171,6 +1174,7 @@ def main(argv: list[str] | None = None) -> None:
             "dedupe_seconds": res.get("dedupe_seconds", res["seconds"]),
             "peak_mb": res["peak_mb"],
             "kept": representatives(truth, res.get("kept")),
+            "review": res.get("review_counts"),
         }
         if "panels" in truth:
             out["tools"][name] |= figure_pairs(truth, res)
@@ -1207,6 +1211,14 @@ def main(argv: list[str] | None = None) -> None:
                 "keeps none (the steward picks)"
                 if r["kept"] is None
                 else f"{r['kept']['photo']} of {r['kept']['of']}; {r['kept']['degraded']}; {r['kept']['framed']}"
+            ),
+        )
+    ]
+    rows += [
+        (
+            "the steward's review sheet: pairs to review; decisions (one for each two clusters)",
+            lambda r: (
+                "no review list" if r["review"] is None else f"{r['review']['pairs']}; {r['review']['decisions']}"
             ),
         )
     ]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from datetime import datetime
 from pathlib import Path
 
@@ -15,11 +14,12 @@ from dedupe_corpus import photo, save, variant
 from photo_corpus import closeup
 from sqlmodel import or_, select
 from typer.testing import CliRunner
+from workspaces import copied, ids_by_name
 
 from curate.cli import app
 from curate.dedupe import cluster_map
 from curate.workspace import Workspace
-from db.models import DedupeOverride, DedupePair, Provenance
+from db.models import DedupeOverride, DedupePair
 
 runner = CliRunner()
 
@@ -57,15 +57,7 @@ def deduped(tmp_path_factory) -> Path:
 @pytest.fixture()
 def ws_root(deduped, tmp_path) -> Path:
     """A copy of the deduped workspace each test may decide in."""
-    root = tmp_path / "ws"
-    shutil.copytree(deduped, root)
-    return root
-
-
-def _ids(root: Path) -> dict[str, int]:
-    ws = Workspace.open(root)
-    with ws.session() as s:
-        return {Path(loc).name: i for i, loc in s.exec(select(Provenance.image_id, Provenance.locator)).all()}
+    return copied(deduped, tmp_path)
 
 
 def _decisions(root: Path) -> list[dict]:
@@ -81,7 +73,7 @@ def _backdate(root: Path, when: datetime) -> None:
 
 
 def test_a_reversed_decision_has_its_own_time_and_says_what_it_replaced(ws_root):
-    ids = _ids(ws_root)
+    ids = ids_by_name(ws_root)
     a, b = ids["p1.jpg"], ids["p1_bar.jpg"]
     _cli(ws_root, "dedupe", "split", str(b), str(a), "--note", "different day")
     _backdate(ws_root, datetime(2020, 1, 2, 3, 4, 5))
@@ -116,7 +108,7 @@ def test_a_reversed_decision_has_its_own_time_and_says_what_it_replaced(ws_root)
 
 
 def test_a_long_note_keeps_what_it_replaced(ws_root):
-    ids = _ids(ws_root)
+    ids = ids_by_name(ws_root)
     a, b = ids["p1.jpg"], ids["p1_bar.jpg"]
     _cli(ws_root, "dedupe", "split", str(a), str(b))
     _backdate(ws_root, datetime(2020, 1, 2, 3, 4, 5))
@@ -126,7 +118,7 @@ def test_a_long_note_keeps_what_it_replaced(ws_root):
 
 
 def test_split_of_images_already_apart_is_refused_and_records_nothing(ws_root):
-    ids = _ids(ws_root)
+    ids = ids_by_name(ws_root)
     a, b = ids["p2.jpg"], ids["p3.jpg"]
     ws = Workspace.open(ws_root)
     with ws.session() as s:
@@ -167,7 +159,7 @@ def test_split_of_a_pair_to_review_is_the_stewards_decision(ws_root):
 
 
 def test_review_json_lists_what_the_sheet_lists_in_its_order(ws_root):
-    ids = _ids(ws_root)
+    ids = ids_by_name(ws_root)
     data = json.loads(_cli(ws_root, "dedupe", "review", "--json").stdout)
     sheet = Path(data["review_sheet"]).read_text()
     smooth = sorted((ids["smooth.jpg"], ids["smooth_crop.jpg"]))
@@ -189,6 +181,7 @@ def test_review_json_lists_what_the_sheet_lists_in_its_order(ws_root):
     assert {m["image"] for m in plain["members"]} == {ids["p1.jpg"], ids["p1_bar.jpg"]}
     assert data["counts"] == {
         "to_review": 1,
+        "review_decisions": 1,
         "stamp_pairs": 0,
         "object_pairs": 0,
         "mixed_clusters": 1,
@@ -212,7 +205,7 @@ def test_review_json_lists_what_the_sheet_lists_in_its_order(ws_root):
 
 
 def test_review_json_lists_the_decisions_with_their_time(ws_root):
-    ids = _ids(ws_root)
+    ids = ids_by_name(ws_root)
     _cli(ws_root, "dedupe", "split", str(ids["p0_turned.jpg"]), "--note", "different patients")
     data = json.loads(_cli(ws_root, "dedupe", "review", "--json").stdout)
     [d] = data["decisions"]
@@ -237,7 +230,7 @@ def test_a_sheet_shows_the_first_of_each_list_and_says_how_many_more_the_json_li
     assert "1 more other cluster, the smallest last, not shown here" in sheet
     assert sheet.count("<code>curate dedupe review --json</code> lists every one") == 3
     said = " ".join(_cli(ws_root, "dedupe", "review").stdout.split())  # the terminal says so too
-    assert "(the sheet shows the first 0 of 1 pairs to review, 0 of 1 clusters with mixed prior labels, 0 of 1 " in said
+    assert "(1 pair to review, 1 decision; the sheet shows the first 0 of 1 pairs to review, 0 of 1 clusters " in said
 
     monkeypatch.setattr(review, "SHEET_PAIRS", 1)
     monkeypatch.setattr(review, "SHEET_CLUSTERS", 1)

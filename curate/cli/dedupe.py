@@ -93,7 +93,7 @@ def dedupe(
 def run_and_render(ws, options=None, review: bool = True, json_out: bool = False) -> None:
     """One audited dedupe run with a progress bar per stage, then the summary (shared with `curate pipeline`)."""
     from curate.audit import audited
-    from curate.dedupe.review import left_out, write_sheet
+    from curate.dedupe.review import sheet_note, write_sheet
     from curate.dedupe.run import DedupeOptions, run_dedupe
 
     options = options or DedupeOptions()
@@ -106,7 +106,7 @@ def run_and_render(ws, options=None, review: bool = True, json_out: bool = False
     if json_out:
         print_json(data)
     else:
-        render(report, sheet, left_out(items) if items else None)
+        render(report, sheet, sheet_note(items) if items else None)
 
 
 def in_labelling(ws) -> set[int]:
@@ -284,20 +284,21 @@ def keep(
 @app.command("review")
 def review_sheet(workspace: WorkspaceOpt = None, db: DbOpt = None, json_out: JsonOpt = False) -> None:
     """Write the HTML review sheet of the current clusters (no hashing); --json also lists what it
-    shows, in its order: the pairs to review with their merge/split commands, the groups kept apart,
+    shows, in its order: the pairs to review with their merge/split commands, grouped by the two clusters
+    each would join (one decision a group: one merge joins them), the groups kept apart,
     the clusters (mixed prior labels first) with each member's prior labels and sources. The sheet
     shows the first 500 pairs and 300 groups and clusters of each kind; --json lists every one.
 
     Example: curate dedupe review --json
     """
-    from curate.dedupe.review import left_out, write_sheet
+    from curate.dedupe.review import sheet_note, write_sheet
 
     ws = open_workspace(workspace, db)
     path, items = write_sheet(ws, in_labelling=in_labelling(ws))
     if json_out:
         print_json({"review_sheet": str(path)} | items)
     else:
-        note = left_out(items)
+        note = sheet_note(items)
         console.print(f"review sheet: {path}" + (f" ({escape(note)})" if note else ""))
 
 

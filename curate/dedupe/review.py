@@ -2,22 +2,24 @@
 
 Order: (1) pairs "to review" (not merged: near a threshold, the stages
 disagree, or verified with one member but not every member of a cluster),
-then the pictures kept apart because they share a site's stamp, each such
-group once (`curate.dedupe.pairs.stamps`: dozens of pairs, one look), then those
+grouped by the two clusters each would join, one decision a group
+(`_review_groups`), then the pictures kept apart because they share a site's
+stamp, each such group once (`curate.dedupe.pairs.stamps`: dozens of pairs, one look), then those
 kept apart because they share one object, three or more joined (a ruler, a site's
 banner: `_shared_object`);
 (2) clusters whose members arrived with different prior labels (intake
-provenance); (3) the other clusters, largest first. Every pair and member
-carries the exact `curate dedupe merge A B` / `curate dedupe split A B`
-command. Self-contained (thumbnails are small base64 JPEGs), written to
+provenance); (3) the other clusters, largest first. Every group of pairs
+to review carries the exact `curate dedupe merge A B` / `curate dedupe split
+A B…` commands, every pair in the JSON its own, every member its split.
+Self-contained (thumbnails are small base64 JPEGs), written to
 `ws.tmp` and renamed into `ws.reports`. Shows ids, sizes, source *names* and
 prior labels, never a file path or locator (clinic paths can carry patient
 names). All text is HTML-escaped. Which images are already in labelling is the
 caller's to say (`in_labelling`: the CLI reads it from the label stage), so this
 module never imports the stage above it. The sheet is rendered from `review_items`' plain data, which
 `curate dedupe review --json` prints: the same lists, in the same order, with the same commands. A browser
-opens the sheet, so it shows the first `SHEET_PAIRS` pairs to review and `SHEET_CLUSTERS` groups and clusters
-of each kind, and says how many more the JSON lists.
+opens the sheet, so it shows the first groups of pairs to review, whole, until `SHEET_PAIRS` pairs, and
+`SHEET_CLUSTERS` groups and clusters of each kind, and says how many more the JSON lists.
 """
 
 from __future__ import annotations
@@ -48,7 +50,9 @@ figure img{display:block;max-width:160px;max-height:160px}
 .tag{display:inline-block;background:#2a7a2a;color:#fff;border-radius:3px;padding:0 4px;font-size:.7rem}
 .low .tag{background:#999}
 table{border-collapse:collapse;font-size:.85rem} td,th{border:1px solid #ccc;padding:2px 6px}
-.pair{display:flex;gap:.8rem;align-items:flex-start;border-top:1px solid #ccc;padding-top:.6rem}
+.pair{display:flex;flex-wrap:wrap;gap:.4rem .8rem;align-items:flex-start;border-top:1px solid #ccc;padding-top:.6rem}
+.pair .head{flex-basis:100%;margin:0;font-size:.85rem}
+.sides{display:flex;flex-wrap:wrap;gap:.5rem;align-items:center} .vs{font-size:.8rem;color:#666}
 .mixed{color:#a33;font-weight:600} code{background:#f3f3f3;padding:0 3px;display:inline-block}
 .why{font-size:.8rem;max-width:28rem}
 """
@@ -99,6 +103,7 @@ def _collect(ws, in_labelling: Collection[int]) -> dict:
     return dict(
         multi=multi,
         review=review,
+        key_of=key_of,
         images=images,
         sources=sources,
         labels=labels,
@@ -153,6 +158,59 @@ def _pair_to_review(d: dict, p) -> dict:
         "split": f"curate dedupe split {a} {b}",
         "images": [_info(d, a), _info(d, b)],
     }
+
+
+def _review_groups(d: dict, pairs: list[dict]) -> list[dict]:
+    """The pairs to review (`_pair_to_review`, most alike first) grouped by the two clusters each would join: one
+    decision a group. A merge of any one of its pairs joins the two clusters and takes the others off the list,
+    which a sheet of pairs left the steward to find out: on `bench/dedupe.py` (v6) the 100 pairs between clusters
+    were 57 decisions, on the retouched skin photos 191 were 105 (bench/README.md). Groups with mixed prior labels
+    first (is the mpox photo a herpes photo's copy?), then the most alike. Each pair gets its group's place."""
+    key_of = d["key_of"]
+    by: dict[tuple[str, str], list[dict]] = {}
+    for p in pairs:
+        a, b = p["image_a"], p["image_b"]
+        by.setdefault(tuple(sorted((key_of.get(a, f"img{a}"), key_of.get(b, f"img{b}")), key=_key_order)), []).append(p)
+    groups = []
+    for keys, ps in by.items():
+        sides: tuple[set[int], set[int]] = (set(), set())
+        partners: dict[int, set[int]] = defaultdict(set)
+        for p in ps:
+            a, b = p["image_a"], p["image_b"]
+            if key_of.get(a, f"img{a}") != keys[0]:
+                a, b = b, a
+            sides[0].add(a)
+            sides[1].add(b)
+            partners[a].add(b)
+            partners[b].add(a)
+        # "different photos": each picture of the side with fewer, split from its partners (one command each)
+        few = min((0, 1), key=lambda k: (len(sides[k]), min(sides[k])))
+        ids = sides[0] | sides[1]
+        groups.append(
+            {
+                "clusters": list(keys),
+                "similarity": ps[0]["similarity"],
+                "mixed_prior_labels": len({lab for i in ids for lab in d["labels"][i]}) > 1,
+                "images": [[_info(d, i) for i in sorted(side)] for side in sides],
+                "pairs": [
+                    {k: p[k] for k in ("image_a", "image_b", "kind", "similarity", "reason", "hint")} for p in ps
+                ],
+                "merge": ps[0]["merge"],
+                "split": [
+                    f"curate dedupe split {i} {' '.join(map(str, sorted(partners[i])))}" for i in sorted(sides[few])
+                ],
+            }
+        )
+    groups.sort(key=lambda g: (not g["mixed_prior_labels"], -g["similarity"], [_key_order(k) for k in g["clusters"]]))
+    place = {(p["image_a"], p["image_b"]): n for n, g in enumerate(groups) for p in g["pairs"]}
+    for p in pairs:
+        p["group"] = place[(p["image_a"], p["image_b"])]
+    return groups
+
+
+def _key_order(key: str) -> tuple[int, str]:
+    """Cluster keys (`img<id>`) in the order of their ids, not their text (img9 before img10)."""
+    return (int(key[3:]) if key[3:].isdigit() else 0, key)
 
 
 def _groups(d: dict, pairs: list) -> list[dict]:
@@ -213,9 +271,12 @@ def _items(d: dict) -> dict:
     rest = sorted(
         (k for k in multi if k not in mixed), key=lambda k: (-len(multi[k]), int(k[3:]) if k[3:].isdigit() else 0)
     )
+    pairs = [_pair_to_review(d, p) for p in sorted(review, key=lambda p: (-p.similarity, p.image_a, p.image_b))]
+    groups = _review_groups(d, pairs)
     return {
         "counts": {
             "to_review": len(review),
+            "review_decisions": len(groups),
             "stamp_pairs": len(stamp),
             "object_pairs": len(shared),
             "mixed_clusters": len(mixed),
@@ -223,9 +284,8 @@ def _items(d: dict) -> dict:
             "duplicates": sum(len(v) - 1 for v in multi.values()),
             "low_res": d["low"],
         },
-        "to_review": [
-            _pair_to_review(d, p) for p in sorted(review, key=lambda p: (-p.similarity, p.image_a, p.image_b))
-        ],
+        "to_review": pairs,
+        "review_groups": groups,
         "stamp_groups": _groups(d, stamp),
         "object_groups": _groups(d, shared),
         "mixed_clusters": [_cluster(d, k, multi[k], True) for k in mixed],
@@ -273,7 +333,8 @@ def write_sheet(ws, name: str = "dedupe-review.html", in_labelling: Collection[i
     ]
     out.append("<h1>Dedupe review</h1>")
     out.append(
-        f"<p>{n['to_review']} pairs to review (not merged); {n['stamp_pairs']} pairs kept apart as sharing a stamp; "
+        f"<p>{n['to_review']} pairs to review (not merged), {n['review_decisions']} decisions (one for each two "
+        f"clusters); {n['stamp_pairs']} pairs kept apart as sharing a stamp; "
         f"{n['object_pairs']} pairs kept apart as sharing one object; "
         f"{n['mixed_clusters']} clusters with mixed prior labels; "
         f"{n['clusters']} clusters of two or more images; {n['duplicates']} duplicates; "
@@ -287,17 +348,19 @@ def write_sheet(ws, name: str = "dedupe-review.html", in_labelling: Collection[i
     )
     if items["to_review"]:
         out.append("<h2 id='to-review'>To review — not merged until you decide</h2>")
-    for p in items["to_review"][:SHEET_PAIRS]:
-        a, b = p["images"]
-        hint = f"{html.escape(p['hint'])}<br>" if p["hint"] else ""
         out.append(
-            f"<div class='pair'>{_figure(ws, d, a)}{_figure(ws, d, b)}<div class='why'>"
-            f"{html.escape(p['reason'] or '')}<br>hash correlation {p['similarity']:.3f}<br>{hint}"
-            f"same photo: <code>{html.escape(p['merge'])}</code><br>"
-            f"different photos: <code>{html.escape(p['split'])}</code></div></div>"
+            "<p class='why'>One decision for each two clusters: the pairs between them are listed together, and "
+            "one merge joins the two clusters.</p>"
         )
+    shown = shown_groups(items)
+    for g in items["review_groups"][:shown]:
+        out += _review_group_html(ws, d, g)
     out += _more(
-        len(items["to_review"]) - SHEET_PAIRS, "pair to review", "pairs to review", "the least alike last", decided=True
+        len(items["to_review"]) - sum(len(g["pairs"]) for g in items["review_groups"][:shown]),
+        "pair to review",
+        "pairs to review",
+        "the least alike last",
+        decided=True,
     )
     out += _kept_apart(ws, d, items["stamp_groups"], "stamps", STAMP_GROUPS)
     out += _kept_apart(ws, d, items["object_groups"], "objects", OBJECT_GROUPS)
@@ -319,6 +382,39 @@ def write_sheet(ws, name: str = "dedupe-review.html", in_labelling: Collection[i
         out.append("</table>")
     out.append("</body></html>\n")
     return write_atomic(ws.reports / name, "\n".join(out), tmp_dir=ws.tmp), items
+
+
+def _review_group_html(ws, d: dict, g: dict) -> list[str]:
+    """One decision: the pictures of each cluster the group's pairs name, side by side, what each pair's looks
+    said, and the commands (one merge; a split for each picture of the side with fewer)."""
+    n, (one, other) = len(g["pairs"]), g["clusters"]
+    flag = " <span class='mixed'>mixed prior labels</span>" if g["mixed_prior_labels"] else ""
+    many = f" — {n} pairs between them, one decision" if n > 1 else ""
+    out = [f"<div class='pair'><p class='head'>clusters {html.escape(one)} and {html.escape(other)}{many}{flag}</p>"]
+    left, right = ("".join(_figure(ws, d, info) for info in side) for side in g["images"])
+    said = []
+    for p in g["pairs"]:
+        hint = f"<br>{html.escape(p['hint'])}" if p["hint"] else ""
+        names = f"{p['image_a']} and {p['image_b']}: " if n > 1 else ""
+        said.append(f"{names}{html.escape(p['reason'] or '')}<br>hash correlation {p['similarity']:.3f}{hint}")
+    joins = " (joins the two clusters)" if n > 1 else ""
+    splits = " ".join(f"<code>{html.escape(c)}</code>" for c in g["split"])
+    out.append(
+        f"<div class='sides'>{left}<span class='vs'>and</span>{right}</div><div class='why'>{'<br>'.join(said)}<br>"
+        f"same photo{joins}: <code>{html.escape(g['merge'])}</code><br>different photos: {splits}</div></div>"
+    )
+    return out
+
+
+def shown_groups(items: dict) -> int:
+    """How many of `review_items`' groups of pairs to review the sheet shows: whole groups, until `SHEET_PAIRS`
+    pairs are shown."""
+    shown = pairs = 0
+    for g in items["review_groups"]:
+        if pairs >= SHEET_PAIRS:
+            break
+        shown, pairs = shown + 1, pairs + len(g["pairs"])
+    return shown
 
 
 def _cluster_html(ws, d: dict, c: dict) -> list[str]:
@@ -348,12 +444,23 @@ SHEET_PAIRS = 500  # pairs to review shown
 SHEET_CLUSTERS = 300  # clusters shown, of those with mixed prior labels and of the others each; groups kept apart too
 
 
+def sheet_note(items: dict) -> str | None:
+    """The terminal's line beside the sheet's path: how many decisions the pairs to review are, and what the
+    sheet leaves out (`left_out`); None when there is nothing to say."""
+    n = items["counts"]
+    pairs, decisions = n["to_review"], n["review_decisions"]
+    said = [f"{pairs:,} pair{'s' * (pairs != 1)} to review, {decisions:,} decision{'s' * (decisions != 1)}"]
+    said = said if pairs else []
+    return "; ".join(said + [x for x in [left_out(items)] if x]) or None
+
+
 def left_out(items: dict) -> str | None:
     """What the sheet leaves out of `review_items`' lists, in one line for the terminal; None when it shows all."""
+    pairs = sum(len(g["pairs"]) for g in items["review_groups"][: shown_groups(items)])
     said = [
         f"{cap:,} of {len(items[key]):,} {what}"
         for key, cap, what in (
-            ("to_review", SHEET_PAIRS, "pairs to review"),
+            ("to_review", pairs, "pairs to review"),
             ("stamp_groups", SHEET_CLUSTERS, "groups sharing a stamp"),
             ("object_groups", SHEET_CLUSTERS, "groups sharing one object"),
             ("mixed_clusters", SHEET_CLUSTERS, "clusters with mixed prior labels"),

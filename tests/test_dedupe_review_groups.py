@@ -1,0 +1,116 @@
+"""Pairs to review between the same two clusters are one decision on the sheet (CliRunner, real workspace,
+real pictures): grouped in `curate dedupe review --json` and on the sheet with one merge, and the printed
+commands, run as typed, take every pair of the group off the list."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from photo_corpus import closeup
+from typer.testing import CliRunner
+from workspaces import copied, ids_by_name
+
+from curate.cli import app
+from curate.dedupe import cluster_map
+from curate.workspace import Workspace
+
+runner = CliRunner()
+
+
+def _cli(root: Path, *args: str):
+    r = runner.invoke(app, [*args, "-w", str(root)])
+    assert r.exit_code == 0, r.output
+    return r
+
+
+def _review(root: Path) -> dict:
+    return json.loads(_cli(root, "dedupe", "review", "--json").stdout)
+
+
+@pytest.fixture(scope="module")
+def deduped(tmp_path_factory) -> Path:
+    """A smooth close-up saved twice as PNG (the same pixels, two files: one cluster) and its crop under another
+    prior label (too little texture to verify: a pair to review with each of the two), and a second close-up
+    with its crop under one label."""
+    base = tmp_path_factory.mktemp("review_groups")
+    mpox, herpes = base / "clinic" / "mpox", base / "clinic" / "genital_herpes"
+    mpox.mkdir(parents=True)
+    herpes.mkdir(parents=True)
+    smooth = closeup(8, texture=0).convert("RGB")
+    smooth.save(mpox / "smooth.png", compress_level=1)
+    smooth.save(mpox / "smooth_again.png", compress_level=9)
+    cut = (smooth.width // 10, smooth.height // 10, smooth.width, smooth.height)
+    smooth.crop(cut).save(herpes / "smooth_crop.jpg", quality=92)
+    other = closeup(11, texture=0).convert("RGB")
+    other.save(mpox / "other.jpg", quality=92)
+    other.crop(cut).save(mpox / "other_crop.jpg", quality=92)
+    root = base / "ws"
+    assert runner.invoke(app, ["init", str(root)]).exit_code == 0
+    _cli(root, "ingest", str(base / "clinic"), "--source", "clinic-x", "--label-from-folders", "--workers", "1")
+    _cli(root, "dedupe", "--min-side", "64", "--workers", "1", "--no-review")
+    return root
+
+
+@pytest.fixture()
+def ws_root(deduped, tmp_path) -> Path:
+    return copied(deduped, tmp_path)
+
+
+def _group_of(data: dict, image_id: int) -> dict:
+    [group] = [g for g in data["review_groups"] if image_id in {i["image"] for side in g["images"] for i in side}]
+    return group
+
+
+def test_pairs_between_two_clusters_are_one_decision_listed_first_when_their_labels_mix(ws_root):
+    ids = ids_by_name(ws_root)
+    data = _review(ws_root)
+    photo, again, crop = ids["smooth.png"], ids["smooth_again.png"], ids["smooth_crop.jpg"]
+    group = _group_of(data, crop)
+    assert {(p["image_a"], p["image_b"]) for p in group["pairs"]} == {
+        tuple(sorted((photo, crop))),
+        tuple(sorted((again, crop))),
+    }
+    assert all("too little texture" in p["reason"] for p in group["pairs"])
+    sides = [{i["image"] for i in side} for side in group["images"]]
+    assert sorted(sides, key=len) == [{crop}, {photo, again}]
+    assert group["mixed_prior_labels"] and group["split"] == [f"curate dedupe split {crop} {photo} {again}"]
+    # two pairs in one group, one in the other: three pairs, two decisions, the mixed labels first
+    assert data["counts"]["to_review"] == 3 and data["counts"]["review_decisions"] == 2
+    assert data["review_groups"][0]["mixed_prior_labels"]
+    assert not data["review_groups"][1]["mixed_prior_labels"]
+    assert {p["group"] for p in data["to_review"] if crop in (p["image_a"], p["image_b"])} == {0}
+    sheet = Path(data["review_sheet"]).read_text()
+    assert sheet.count(group["merge"]) == 1 and "2 pairs between them, one decision" in sheet
+    assert sheet.index(group["merge"]) < sheet.index(data["review_groups"][1]["merge"])
+    said = " ".join(_cli(ws_root, "dedupe", "review").stdout.split())  # the terminal says how many decisions
+    assert "(3 pairs to review, 2 decisions)" in said
+
+
+def test_the_one_merge_printed_takes_every_pair_of_its_group_off(ws_root):
+    ids = ids_by_name(ws_root)
+    before = _review(ws_root)
+    group = _group_of(before, ids["smooth_crop.jpg"])
+    _cli(ws_root, *group["merge"].split()[1:])  # as typed from the sheet
+    after = _review(ws_root)
+    assert after["counts"]["to_review"] == before["counts"]["to_review"] - 2
+    assert after["counts"]["review_decisions"] == before["counts"]["review_decisions"] - 1
+    with Workspace.open(ws_root).session() as s:
+        keys = cluster_map(s)
+    assert keys[ids["smooth.png"]] == keys[ids["smooth_again.png"]] == keys[ids["smooth_crop.jpg"]]
+
+
+def test_the_splits_printed_decide_every_pair_of_their_group(ws_root):
+    ids = ids_by_name(ws_root)
+    group = _group_of(_review(ws_root), ids["smooth_crop.jpg"])
+    for command in group["split"]:
+        out = " ".join(_cli(ws_root, *command.split()[1:]).stdout.split())
+        assert "already in another cluster" not in out
+    decided = json.loads(_cli(ws_root, "dedupe", "decisions", "--json").stdout)
+    assert {(d["image_a"], d["image_b"], d["action"]) for d in decided} == {
+        (*p, "split") for p in ((p["image_a"], p["image_b"]) for p in group["pairs"])
+    }
+    after = _review(ws_root)
+    assert after["counts"]["review_decisions"] == 1
+    assert all(ids["smooth_crop.jpg"] not in (p["image_a"], p["image_b"]) for p in after["to_review"])
