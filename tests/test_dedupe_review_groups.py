@@ -75,6 +75,7 @@ def test_pairs_between_two_clusters_are_one_decision_listed_first_when_their_lab
     assert all("too little texture" in p["reason"] for p in group["pairs"])
     sides = [{i["image"] for i in side} for side in group["images"]]
     assert sorted(sides, key=len) == [{crop}, {photo, again}]
+    assert sorted(group["sizes"]) == [1, 2]  # a merge joins whole clusters: the sheet says how big each is
     assert group["mixed_prior_labels"] and group["split"] == [f"curate dedupe split {crop} {photo} {again}"]
     # two pairs in one group, one in the other: three pairs, two decisions, the mixed labels first
     assert data["counts"]["to_review"] == 3 and data["counts"]["review_decisions"] == 2
@@ -83,6 +84,9 @@ def test_pairs_between_two_clusters_are_one_decision_listed_first_when_their_lab
     assert {p["group"] for p in data["to_review"] if crop in (p["image_a"], p["image_b"])} == {0}
     sheet = Path(data["review_sheet"]).read_text()
     assert sheet.count(group["merge"]) == 1 and "2 pairs between them, one decision" in sheet
+    (k1, k2), (n1, n2) = group["clusters"], group["sizes"]
+    named = [f"{k} ({n} picture{'s' * (n > 1)})" for k, n in ((k1, n1), (k2, n2))]
+    assert f"clusters {named[0]} and {named[1]} — 2 pairs between them, one decision" in sheet
     assert sheet.index(group["merge"]) < sheet.index(data["review_groups"][1]["merge"])
     said = " ".join(_cli(ws_root, "dedupe", "review").stdout.split())  # the terminal says how many decisions
     assert "(3 pairs to review, 2 decisions)" in said

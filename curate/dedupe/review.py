@@ -25,7 +25,7 @@ opens the sheet, so it shows the first groups of pairs to review, whole, until `
 from __future__ import annotations
 
 import html
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Collection
 from pathlib import Path
 
@@ -104,6 +104,7 @@ def _collect(ws, in_labelling: Collection[int]) -> dict:
         multi=multi,
         review=review,
         key_of=key_of,
+        sizes=Counter(key_of.values()),
         images=images,
         sources=sources,
         labels=labels,
@@ -189,6 +190,7 @@ def _review_groups(d: dict, pairs: list[dict]) -> list[dict]:
         groups.append(
             {
                 "clusters": list(keys),
+                "sizes": [d["sizes"].get(k, 1) for k in keys],  # each cluster's pictures: a merge joins them all
                 "similarity": ps[0]["similarity"],
                 "mixed_prior_labels": len({lab for i in ids for lab in d["labels"][i]}) > 1,
                 "images": [[_info(d, i) for i in sorted(side)] for side in sides],
@@ -387,10 +389,14 @@ def write_sheet(ws, name: str = "dedupe-review.html", in_labelling: Collection[i
 def _review_group_html(ws, d: dict, g: dict) -> list[str]:
     """One decision: the pictures of each cluster the group's pairs name, side by side, what each pair's looks
     said, and the commands (one merge; a split for each picture of the side with fewer)."""
-    n, (one, other) = len(g["pairs"]), g["clusters"]
+    n = len(g["pairs"])
     flag = " <span class='mixed'>mixed prior labels</span>" if g["mixed_prior_labels"] else ""
     many = f" — {n} pairs between them, one decision" if n > 1 else ""
-    out = [f"<div class='pair'><p class='head'>clusters {html.escape(one)} and {html.escape(other)}{many}{flag}</p>"]
+    one, other = (
+        f"{html.escape(k)} ({size} picture{'s' * (size != 1)})"
+        for k, size in zip(g["clusters"], g["sizes"], strict=True)
+    )
+    out = [f"<div class='pair'><p class='head'>clusters {one} and {other}{many}{flag}</p>"]
     left, right = ("".join(_figure(ws, d, info) for info in side) for side in g["images"])
     said = []
     for p in g["pairs"]:
