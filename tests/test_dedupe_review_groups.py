@@ -96,8 +96,10 @@ def test_the_one_merge_printed_takes_every_pair_of_its_group_off(ws_root):
     ids = ids_by_name(ws_root)
     before = _review(ws_root)
     group = _group_of(before, ids["smooth_crop.jpg"])
-    _cli(ws_root, *group["merge"].split()[1:])  # as typed from the sheet
+    said = " ".join(_cli(ws_root, *group["merge"].split()[1:]).stdout.split())  # as typed from the sheet
     after = _review(ws_root)
+    assert f"merged — now {after['counts']['clusters']} clusters, " in said
+    assert f" to label, {after['counts']['to_review']} pair to review" in said  # the other group's one pair
     assert after["counts"]["to_review"] == before["counts"]["to_review"] - 2
     assert after["counts"]["review_decisions"] == before["counts"]["review_decisions"] - 1
     with Workspace.open(ws_root).session() as s:

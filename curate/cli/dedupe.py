@@ -179,7 +179,11 @@ def _decision_output(summary: dict, json_out: bool, message: str) -> None:
     if json_out:
         print_json(summary)
         return
-    console.print(message + f" — now {summary['clusters']} clusters, {summary['labelable']} to label")
+    left = summary["to_review"]
+    console.print(
+        message + f" — now {summary['clusters']} clusters, {summary['labelable']} to label, "
+        f"{left} pair{'s' * (left != 1)} to review"
+    )
     for r in summary.get("replaced", []):
         console.print(f"images {r['image_a']} and {r['image_b']}: replaces the {r['action']} of {r['at']}")
     if summary.get("already_apart"):
