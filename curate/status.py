@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from curate.dedupe import cluster_map
+from curate.dedupe import cluster_map, undecided_pairs
 from curate.intake.incoming import INCOMING
 from curate.label.rounds import rated_image_ids, unrated_image_ids
 from curate.lock import holder
@@ -66,6 +66,8 @@ def catalogue_status(session: Session, live_runs: Iterable[int] = ()) -> dict:
         "by_source": by_source,
         "by_prior_label": by_label,
         "stages": stages,
+        # pairs dedupe found alike and the steward has not decided: export keeps each in one split meanwhile
+        "dedupe_undecided_pairs": len(undecided_pairs(session)),
         "unfinished_runs": unfinished,
     }
 

@@ -90,6 +90,10 @@ def test_pairs_between_two_clusters_are_one_decision_listed_first_when_their_lab
     assert sheet.index(group["merge"]) < sheet.index(data["review_groups"][1]["merge"])
     said = " ".join(_cli(ws_root, "dedupe", "review").stdout.split())  # the terminal says how many decisions
     assert "(3 pairs to review, 2 decisions)" in said
+    # and `curate status` says what is left to decide, which export keeps in one split meanwhile
+    assert json.loads(_cli(ws_root, "status", "--json").stdout)["dedupe_undecided_pairs"] == 3
+    said = " ".join(_cli(ws_root, "status").stdout.split())
+    assert "dedupe: 3 pairs found alike and not yet decided (each kept in one split until then)" in said
 
 
 def test_the_one_merge_printed_takes_every_pair_of_its_group_off(ws_root):
@@ -100,6 +104,7 @@ def test_the_one_merge_printed_takes_every_pair_of_its_group_off(ws_root):
     after = _review(ws_root)
     assert f"merged — now {after['counts']['clusters']} clusters, " in said
     assert f" to label, {after['counts']['to_review']} pair to review" in said  # the other group's one pair
+    assert json.loads(_cli(ws_root, "status", "--json").stdout)["dedupe_undecided_pairs"] == 1
     assert after["counts"]["to_review"] == before["counts"]["to_review"] - 2
     assert after["counts"]["review_decisions"] == before["counts"]["review_decisions"] - 1
     with Workspace.open(ws_root).session() as s:

@@ -172,6 +172,13 @@ def status(workspace: WorkspaceOpt = None, db: DbOpt = None, json_out: JsonOpt =
     console.print(
         table("prior labels", ["label", "images"], [[k, v] for k, v in sorted(data["by_prior_label"].items())])
     )
+    if undecided := data["dedupe_undecided_pairs"]:
+        console.print(
+            f"dedupe: {undecided} pair{'s' * (undecided != 1)} found alike and not yet decided (each kept in one "
+            "split until then): `curate dedupe review`",
+            highlight=False,
+            soft_wrap=True,
+        )
     if data["running_now"] is not None:
         console.print(f"running now: {escape(describe(data['running_now']))}", highlight=False, soft_wrap=True)
     if data["unfinished_runs"]:
