@@ -603,7 +603,7 @@ def run_ours(corpus: Path, workdir: Path, workers: int, why_missed: bool = False
     pairs = [(g[0], x) for g in groups.values() for x in g[1:]]
     counts = review_items(ws)["counts"]  # what the steward's sheet lists, untimed
     return {
-        "review_counts": {"pairs": counts["to_review"], "decisions": counts["review_decisions"]},
+        "review_counts": {"pairs": counts["to_review"], "decisions": counts["to_decide"]},
         "seconds": ingest_s + dedupe_s,
         "dedupe_seconds": dedupe_s,
         "pairs": pairs,

@@ -67,7 +67,7 @@ def catalogue_status(session: Session, live_runs: Iterable[int] = ()) -> dict:
         "by_prior_label": by_label,
         "stages": stages,
         # pairs dedupe found alike and the steward has not decided: export keeps each in one split meanwhile
-        "dedupe_undecided_pairs": len(undecided_pairs(session)),
+        "dedupe_undecided_pairs": len(undecided_pairs(session, clusters)),
         "unfinished_runs": unfinished,
     }
 

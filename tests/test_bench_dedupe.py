@@ -39,9 +39,6 @@ def test_the_benchmark_builds_its_corpus_from_a_folder_of_ones_own_photos(tmp_pa
     kept = ours["kept"]
     assert kept["of"] == 3 and kept["photo"] + kept["degraded"] + kept["framed"] <= 3
     assert kept["photo"] + sum(kept["instead"].values()) == 3  # each group keeps its photo or a copy of one kind
-    # what the steward's sheet lists: pairs to review, each two clusters' pairs one decision
-    review = ours["review"]
-    assert 0 <= review["decisions"] <= review["pairs"] and (review["decisions"] > 0) == (review["pairs"] > 0)
     built = sorted(p.name for p in (tmp_path / "corpus").glob("v6-*/images/pr*.jpg"))
     assert built == ["pr0000.jpg", "pr0001.jpg", "pr0002.jpg"]
 

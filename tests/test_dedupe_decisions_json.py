@@ -181,7 +181,7 @@ def test_review_json_lists_what_the_sheet_lists_in_its_order(ws_root):
     assert {m["image"] for m in plain["members"]} == {ids["p1.jpg"], ids["p1_bar.jpg"]}
     assert data["counts"] == {
         "to_review": 1,
-        "review_decisions": 1,
+        "to_decide": 1,
         "stamp_pairs": 0,
         "object_pairs": 0,
         "mixed_clusters": 1,
@@ -225,12 +225,15 @@ def test_a_sheet_shows_the_first_of_each_list_and_says_how_many_more_the_json_li
     sheet = Path(data["review_sheet"]).read_text()
     assert len(data["to_review"]) == len(data["mixed_clusters"]) == len(data["clusters"]) == 1
     assert "<figure" not in sheet and "<h2 id='img" not in sheet and data["to_review"][0]["merge"] not in sheet
-    assert "1 more pair to review, the least alike last, not shown here; each decision takes its pair off" in sheet
+    assert (
+        "1 more pair to review, mixed prior labels first, the least alike last, not shown here; each decision takes"
+        in sheet
+    )
     assert "1 more cluster with mixed prior labels, the smallest last, not shown here" in sheet
     assert "1 more other cluster, the smallest last, not shown here" in sheet
     assert sheet.count("<code>curate dedupe review --json</code> lists every one") == 3
     said = " ".join(_cli(ws_root, "dedupe", "review").stdout.split())  # the terminal says so too
-    assert "(1 pair to review, 1 decision; the sheet shows the first 0 of 1 pairs to review, 0 of 1 clusters " in said
+    assert "(1 pair to review in 1 group, one decision each; the sheet shows the first 0 of 1 pairs to review, " in said
 
     monkeypatch.setattr(review, "SHEET_PAIRS", 1)
     monkeypatch.setattr(review, "SHEET_CLUSTERS", 1)
@@ -238,4 +241,6 @@ def test_a_sheet_shows_the_first_of_each_list_and_says_how_many_more_the_json_li
     assert "not shown here" not in full and full.count("<figure") == 6  # a pair, two clusters of two
     assert "the sheet shows the first" not in _cli(ws_root, "dedupe", "review").stdout
     help_text = " ".join(_cli(ws_root, "dedupe", "review", "--help").stdout.replace("│", " ").split())
-    assert "shows the first {} pairs and {} groups and clusters of each kind".format(*shown) in help_text
+    assert (
+        "shows whole groups of pairs until {} pairs, and the first {} groups and clusters".format(*shown) in help_text
+    )

@@ -8,13 +8,16 @@ import json
 from pathlib import Path
 
 import pytest
-from photo_corpus import closeup
+from photo_corpus import closeup, originals
+from sqlmodel import select
 from typer.testing import CliRunner
 from workspaces import copied, ids_by_name
 
 from curate.cli import app
 from curate.dedupe import cluster_map
+from curate.dedupe.run import recluster
 from curate.workspace import Workspace
+from db.models import DedupePair
 
 runner = CliRunner()
 
@@ -78,7 +81,7 @@ def test_pairs_between_two_clusters_are_one_decision_listed_first_when_their_lab
     assert sorted(group["sizes"]) == [1, 2]  # a merge joins whole clusters: the sheet says how big each is
     assert group["mixed_prior_labels"] and group["split"] == [f"curate dedupe split {crop} {photo} {again}"]
     # two pairs in one group, one in the other: three pairs, two decisions, the mixed labels first
-    assert data["counts"]["to_review"] == 3 and data["counts"]["review_decisions"] == 2
+    assert data["counts"]["to_review"] == 3 and data["counts"]["to_decide"] == 2
     assert data["review_groups"][0]["mixed_prior_labels"]
     assert not data["review_groups"][1]["mixed_prior_labels"]
     assert {p["group"] for p in data["to_review"] if crop in (p["image_a"], p["image_b"])} == {0}
@@ -89,11 +92,11 @@ def test_pairs_between_two_clusters_are_one_decision_listed_first_when_their_lab
     assert f"clusters {named[0]} and {named[1]} — 2 pairs between them, one decision" in sheet
     assert sheet.index(group["merge"]) < sheet.index(data["review_groups"][1]["merge"])
     said = " ".join(_cli(ws_root, "dedupe", "review").stdout.split())  # the terminal says how many decisions
-    assert "(3 pairs to review, 2 decisions)" in said
+    assert "(3 pairs to review in 2 groups, one decision each)" in said
     # and `curate status` says what is left to decide, which export keeps in one split meanwhile
     assert json.loads(_cli(ws_root, "status", "--json").stdout)["dedupe_undecided_pairs"] == 3
     said = " ".join(_cli(ws_root, "status").stdout.split())
-    assert "dedupe: 3 pairs found alike and not yet decided (each kept in one split until then)" in said
+    assert "dedupe: 3 pairs found alike still undecided (to review, or kept apart on the review sheet)" in said
 
 
 def test_the_one_merge_printed_takes_every_pair_of_its_group_off(ws_root):
@@ -103,10 +106,10 @@ def test_the_one_merge_printed_takes_every_pair_of_its_group_off(ws_root):
     said = " ".join(_cli(ws_root, *group["merge"].split()[1:]).stdout.split())  # as typed from the sheet
     after = _review(ws_root)
     assert f"merged — now {after['counts']['clusters']} clusters, " in said
-    assert f" to label, {after['counts']['to_review']} pair to review" in said  # the other group's one pair
+    assert f" to label, {after['counts']['to_review']} pair found alike still undecided" in said  # the other group
     assert json.loads(_cli(ws_root, "status", "--json").stdout)["dedupe_undecided_pairs"] == 1
     assert after["counts"]["to_review"] == before["counts"]["to_review"] - 2
-    assert after["counts"]["review_decisions"] == before["counts"]["review_decisions"] - 1
+    assert after["counts"]["to_decide"] == before["counts"]["to_decide"] - 1
     with Workspace.open(ws_root).session() as s:
         keys = cluster_map(s)
     assert keys[ids["smooth.png"]] == keys[ids["smooth_again.png"]] == keys[ids["smooth_crop.jpg"]]
@@ -123,5 +126,56 @@ def test_the_splits_printed_decide_every_pair_of_their_group(ws_root):
         (*p, "split") for p in ((p["image_a"], p["image_b"]) for p in group["pairs"])
     }
     after = _review(ws_root)
-    assert after["counts"]["review_decisions"] == 1
+    assert after["counts"]["to_decide"] == 1
     assert all(ids["smooth_crop.jpg"] not in (p["image_a"], p["image_b"]) for p in after["to_review"])
+
+
+@pytest.fixture(scope="module")
+def held(tmp_path_factory) -> Path:
+    """Two clusters held together by verified pairs, not exact copies: four different photos (no pair between any
+    of them), then the evidence a run would store for a1-a2 and b1-b2 ("same") and for a1-b1 and a2-b1 (to
+    review). a2 and b2 were never compared, and an unchecked pair blocks a join (complete linkage)."""
+    base = tmp_path_factory.mktemp("held")
+    (base / "in").mkdir()
+    for name, k in (("a1", 1), ("a2", 3), ("b1", 12), ("b2", 20)):
+        originals()[k].convert("RGB").save(base / "in" / f"{name}.jpg", quality=92)
+    root = base / "ws"
+    assert runner.invoke(app, ["init", str(root)]).exit_code == 0
+    _cli(root, "ingest", str(base / "in"), "--source", "clinic-x", "--workers", "1")
+    _cli(root, "dedupe", "--min-side", "64", "--workers", "1", "--no-review")
+    i = ids_by_name(root)
+    ws = Workspace.open(root)
+    with ws.session() as s:
+        assert not s.exec(select(DedupePair)).all()
+        for x, y, kind, sim in (("a1", "a2", "hash", 0.97), ("b1", "b2", "hash", 0.96), ("a1", "b1", "review", 0.9)):
+            a, b = sorted((i[f"{x}.jpg"], i[f"{y}.jpg"]))
+            s.add(DedupePair(image_a=a, image_b=b, kind=kind, similarity=sim, inliers=40, reason=f"{kind} evidence"))
+        a, b = sorted((i["a2.jpg"], i["b1.jpg"]))
+        s.add(DedupePair(image_a=a, image_b=b, kind="review", similarity=0.85, inliers=14, reason="review evidence"))
+        s.flush()
+        recluster(s)
+    return root
+
+
+def test_the_merge_printed_makes_two_clusters_held_by_verified_pairs_one(held, tmp_path):
+    i = ids_by_name(held)
+    data = _review(held)
+    [group] = data["review_groups"]
+    assert group["sizes"] == [2, 2] and len(group["pairs"]) == 2
+    named = [int(x) for x in group["merge"].split()[3:]]
+    assert sorted(named) == sorted(i.values()) and named[:2] == [
+        group["pairs"][0]["image_a"],
+        group["pairs"][0]["image_b"],
+    ]
+    # one pair's merge alone makes those two a unit; the rest of each cluster joins where it matches every member,
+    # and b2 was never compared with a2: a pair is left to review (b1-b2, verified but not joined)
+    alone = copied(held, tmp_path / "alone")
+    _cli(alone, *data["to_review"][0]["merge"].split()[1:])  # the most alike pair's own command
+    assert _review(alone)["counts"]["to_review"] == 1
+    # the group's merge as printed: one cluster, nothing left to review
+    ws_root = copied(held, tmp_path / "group")
+    said = " ".join(_cli(ws_root, *group["merge"].split()[1:]).stdout.split())
+    assert "merged — now 1 clusters, 1 to label, 0 pairs found alike still undecided" in said
+    assert _review(ws_root)["counts"]["to_review"] == 0
+    with Workspace.open(ws_root).session() as s:
+        assert len({cluster_map(s)[x] for x in i.values()}) == 1

@@ -5,14 +5,18 @@ photo, as README.md says; the steward's split keeps both to label (CliRunner, re
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from PIL import Image
 from skimage import data
+from sqlmodel import select
 from typer.testing import CliRunner
 from workspaces import ids_by_name
 
 from curate.cli import app
+from curate.workspace import Workspace
+from db.models import DedupePair
 
 runner = CliRunner()
 
@@ -28,12 +32,16 @@ def test_two_shots_of_one_scene_are_merged_and_a_split_keeps_both(tmp_path):
     shots = tmp_path / "shots"
     shots.mkdir()
     for name, shot in (("left.jpg", left), ("right.jpg", right)):
-        Image.fromarray(shot).resize((370, 250), Image.LANCZOS).save(shots / name, quality=90)
+        Image.fromarray(shot).save(shots / name, quality=92)
     root = tmp_path / "ws"
     assert runner.invoke(app, ["init", str(root)]).exit_code == 0
     _cli(root, "ingest", str(shots), "--source", "clinic-x", "--workers", "1")
     run = json.loads(_cli(root, "dedupe", "--workers", "1", "--json"))
     assert run["clusters"] == 1 and run["labelable"] == 1 and run["to_review"] == 0
     ids = ids_by_name(root)
+    with Workspace.open(root).session() as s:
+        [pair] = s.exec(select(DedupePair)).all()
+    agreeing = int(re.match(r"(\d+) matching keypoints", pair.reason).group(1))
+    assert pair.kind == "hash" and agreeing >= 100  # README.md: 115, on many cells, not a few
     said = " ".join(_cli(root, "dedupe", "split", str(ids["right.jpg"]), str(ids["left.jpg"])).split())
     assert "now 0 clusters, 2 to label" in said

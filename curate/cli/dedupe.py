@@ -182,7 +182,7 @@ def _decision_output(summary: dict, json_out: bool, message: str) -> None:
     left = summary["to_review"]
     console.print(
         message + f" — now {summary['clusters']} clusters, {summary['labelable']} to label, "
-        f"{left} pair{'s' * (left != 1)} to review"
+        f"{left} pair{'s' * (left != 1)} found alike still undecided"
     )
     for r in summary.get("replaced", []):
         console.print(f"images {r['image_a']} and {r['image_b']}: replaces the {r['action']} of {r['at']}")
@@ -229,12 +229,17 @@ def split(
 def merge(
     image_a: Annotated[int, typer.Argument(min=1, max=ID_MAX, help="An image id.")],
     image_b: Annotated[int, typer.Argument(min=1, max=ID_MAX, help="An image id showing the same picture.")],
+    more: Annotated[
+        list[int] | None, typer.Argument(min=1, max=ID_MAX, help="More image ids showing the same picture.")
+    ] = None,
     note: Annotated[str | None, typer.Option(help="Why (shown on the review sheet).")] = None,
     workspace: WorkspaceOpt = None,
     db: DbOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Record "same picture": the clusters of IMAGE_A and IMAGE_B become one.
+    """Record "same picture": IMAGE_A, IMAGE_B and any MORE are one cluster from now on, whatever their pairs say.
+    The rest of their clusters joins where it matches every member; the review sheet's merge of two clusters
+    names every picture of both.
 
     Example: curate dedupe merge 17 230
     """
@@ -242,10 +247,13 @@ def merge(
     from curate.dedupe import overrides
 
     ws = open_workspace(workspace, db)
-    with audited(ws, "dedupe merge", {"image_a": image_a, "image_b": image_b, "note": note}) as run:
-        summary = overrides.merge(ws, image_a, image_b, note, run.id)
+    more = more or []
+    params = {"image_a": image_a, "image_b": image_b, "more": more, "note": note}
+    with audited(ws, "dedupe merge", params) as run:
+        summary = overrides.merge(ws, image_a, image_b, note, run.id, more)
         run.summary = {k: v for k, v in summary.items() if k != "groups"}
-    _decision_output(summary, json_out, f"images {image_a} and {image_b} merged")
+    named = ", ".join(map(str, [image_a, image_b, *more][:-1])) + f" and {([image_b, *more])[-1]}"
+    _decision_output(summary, json_out, f"images {named} merged")
 
 
 @app.command()
@@ -288,10 +296,11 @@ def keep(
 @app.command("review")
 def review_sheet(workspace: WorkspaceOpt = None, db: DbOpt = None, json_out: JsonOpt = False) -> None:
     """Write the HTML review sheet of the current clusters (no hashing); --json also lists what it
-    shows, in its order: the pairs to review with their merge/split commands, grouped by the two clusters
-    each would join (one decision a group: one merge joins them), the groups kept apart,
-    the clusters (mixed prior labels first) with each member's prior labels and sources. The sheet
-    shows the first 500 pairs and 300 groups and clusters of each kind; --json lists every one.
+    shows, in its order: the pairs to review grouped by the two clusters each would join (one decision a
+    group: its merge names every picture of both clusters, its splits decide every pair), the groups kept
+    apart, the clusters (mixed prior labels first) with each member's prior labels and sources. The sheet
+    shows whole groups of pairs until 500 pairs, and the first 300 groups and clusters of each kind;
+    --json lists every one.
 
     Example: curate dedupe review --json
     """

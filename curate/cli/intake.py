@@ -174,8 +174,9 @@ def status(workspace: WorkspaceOpt = None, db: DbOpt = None, json_out: JsonOpt =
     )
     if undecided := data["dedupe_undecided_pairs"]:
         console.print(
-            f"dedupe: {undecided} pair{'s' * (undecided != 1)} found alike and not yet decided (each kept in one "
-            "split until then): `curate dedupe review`",
+            f"dedupe: {undecided} pair{'s' * (undecided != 1)} found alike still undecided (to review, or kept apart "
+            "on the review sheet); export puts both pictures of each in the same train, test or external set until "
+            "then: `curate dedupe review`",
             highlight=False,
             soft_wrap=True,
         )

@@ -22,10 +22,11 @@ def cluster_map(session: Session) -> dict[int, str]:
     return {i: keys.get(i, f"img{i}") for i in session.exec(select(Image.id)).all()}
 
 
-def undecided_pairs(session: Session) -> list[tuple[int, int]]:
+def undecided_pairs(session: Session, clusters: dict[int, str] | None = None) -> list[tuple[int, int]]:
     """Pairs dedupe found alike but left in two clusters (to review, or not joined to every member) and the
-    steward has not split: both must stay in one split until someone decides, or a copy leaks."""
-    clusters = cluster_map(session)
+    steward has not split: both must stay in one split until someone decides, or a copy leaks. `clusters`: the
+    `cluster_map` when the caller has it already."""
+    clusters = cluster_map(session) if clusters is None else clusters
     split = set(
         session.exec(
             select(DedupeOverride.image_a, DedupeOverride.image_b).where(DedupeOverride.action == "split")

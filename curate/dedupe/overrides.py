@@ -1,5 +1,6 @@
-"""The steward's decisions: merge two clusters, split images apart ("not duplicates"), or keep one image as the
-representative of whatever cluster holds it (the picture labelled and exported in its copies' place).
+"""The steward's decisions: merge images into one picture's cluster, split images apart ("not duplicates"), or
+keep one image as the representative of whatever cluster holds it (the picture labelled and exported in its copies'
+place).
 
 A decision is one `dedupe_overrides` row per image pair (unique); a keep is the row of the image with itself. A
 later, different decision on the same pair takes the row over: its time becomes the new decision's, and its note
@@ -67,13 +68,17 @@ def _decide(s, a: int, b: int, action: str, note: str | None) -> dict | None:
     return replaced
 
 
-def merge(ws, a: int, b: int, note: str | None = None, run_id: int | None = None) -> dict:
-    """Record that `a` and `b` show the same picture; their clusters become one. The summary's
-    `replaced` lists an earlier, different decision on the pair this one took over."""
+def merge(ws, a: int, b: int, note: str | None = None, run_id: int | None = None, more: list[int] = ()) -> dict:
+    """Record that `a`, `b` and `more` show the same picture: one decision for each of them with `a`, so they are
+    one unit, in one cluster on every run whatever their pairs say (`curate.dedupe.cluster`). The rest of their
+    clusters joins only where it matches every member, as any join: so the review sheet's merge of two clusters
+    names every picture of both (`curate.dedupe.review`). The summary's `replaced` lists an earlier, different
+    decision on a pair this one took over."""
+    others = list(dict.fromkeys([b, *more]))
     with ws.session() as s:
-        _check_ids(s, [a, b])
-        replaced = _decide(s, a, b, "merge", note)
-        return recluster(s, run_id) | {"replaced": [replaced] if replaced else [], "already_apart": []}
+        _check_ids(s, [a, *others])
+        replaced = [r for o in others if (r := _decide(s, a, o, "merge", note))]
+        return recluster(s, run_id) | {"replaced": replaced, "already_apart": []}
 
 
 def _apart(s, image: int, others: list[int]) -> list[int]:

@@ -25,7 +25,7 @@ opens the sheet, so it shows the first groups of pairs to review, whole, until `
 from __future__ import annotations
 
 import html
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Collection
 from pathlib import Path
 
@@ -104,7 +104,7 @@ def _collect(ws, in_labelling: Collection[int]) -> dict:
         multi=multi,
         review=review,
         key_of=key_of,
-        sizes=Counter(key_of.values()),
+        members_of=by_key,
         images=images,
         sources=sources,
         labels=labels,
@@ -163,10 +163,10 @@ def _pair_to_review(d: dict, p) -> dict:
 
 def _review_groups(d: dict, pairs: list[dict]) -> list[dict]:
     """The pairs to review (`_pair_to_review`, most alike first) grouped by the two clusters each would join: one
-    decision a group. A merge of any one of its pairs joins the two clusters and takes the others off the list,
-    which a sheet of pairs left the steward to find out: on `bench/dedupe.py` (v6) the 100 pairs between clusters
-    were 57 decisions, on the retouched skin photos 191 were 105 (bench/README.md). Groups with mixed prior labels
-    first (is the mpox photo a herpes photo's copy?), then the most alike. Each pair gets its group's place."""
+    decision a group, since its merge (`_merge_both`) makes the two clusters one and its splits decide every pair;
+    a sheet of pairs left the steward to find that out: on `bench/dedupe.py` (v6) 113 pairs to review were 57
+    groups, on the retouched skin photos 194 were 106 (bench/README.md). Groups with mixed prior labels first (is
+    the mpox photo a herpes photo's copy?), then the most alike. Each pair gets its group's place."""
     key_of = d["key_of"]
     by: dict[tuple[str, str], list[dict]] = {}
     for p in pairs:
@@ -190,14 +190,14 @@ def _review_groups(d: dict, pairs: list[dict]) -> list[dict]:
         groups.append(
             {
                 "clusters": list(keys),
-                "sizes": [d["sizes"].get(k, 1) for k in keys],  # each cluster's pictures: a merge joins them all
+                "sizes": [len(d["members_of"].get(k, ())) or 1 for k in keys],
                 "similarity": ps[0]["similarity"],
                 "mixed_prior_labels": len({lab for i in ids for lab in d["labels"][i]}) > 1,
                 "images": [[_info(d, i) for i in sorted(side)] for side in sides],
                 "pairs": [
                     {k: p[k] for k in ("image_a", "image_b", "kind", "similarity", "reason", "hint")} for p in ps
                 ],
-                "merge": ps[0]["merge"],
+                "merge": _merge_both(d, keys, ps[0]),
                 "split": [
                     f"curate dedupe split {i} {' '.join(map(str, sorted(partners[i])))}" for i in sorted(sides[few])
                 ],
@@ -208,6 +208,16 @@ def _review_groups(d: dict, pairs: list[dict]) -> list[dict]:
     for p in pairs:
         p["group"] = place[(p["image_a"], p["image_b"])]
     return groups
+
+
+def _merge_both(d: dict, keys: tuple[str, str], strongest: dict) -> str:
+    """The command that makes the two clusters one: every picture of both in one merge, the most alike pair's
+    first. A merge of one pair alone makes those two a unit and lets the rest of each cluster join only where it
+    matches every member of the other (`curate.dedupe.cluster`): on v6 9 of 15 such groups kept pairs to review
+    after it, and one photo moved to the other cluster without its copies."""
+    a, b = strongest["image_a"], strongest["image_b"]
+    rest = sorted({m.image_id for k in keys for m in d["members_of"].get(k, ())} - {a, b})
+    return " ".join(["curate dedupe merge", str(a), str(b), *map(str, rest)])
 
 
 def _key_order(key: str) -> tuple[int, str]:
@@ -275,10 +285,11 @@ def _items(d: dict) -> dict:
     )
     pairs = [_pair_to_review(d, p) for p in sorted(review, key=lambda p: (-p.similarity, p.image_a, p.image_b))]
     groups = _review_groups(d, pairs)
+    pairs.sort(key=lambda p: p["group"])  # in the sheet's order (stable: the most alike first within a group)
     return {
         "counts": {
             "to_review": len(review),
-            "review_decisions": len(groups),
+            "to_decide": len(groups),
             "stamp_pairs": len(stamp),
             "object_pairs": len(shared),
             "mixed_clusters": len(mixed),
@@ -335,8 +346,8 @@ def write_sheet(ws, name: str = "dedupe-review.html", in_labelling: Collection[i
     ]
     out.append("<h1>Dedupe review</h1>")
     out.append(
-        f"<p>{n['to_review']} pairs to review (not merged), {n['review_decisions']} decisions (one for each two "
-        f"clusters); {n['stamp_pairs']} pairs kept apart as sharing a stamp; "
+        f"<p>{n['to_review']} pairs to review (not merged) in {n['to_decide']} groups, one decision each (the pairs "
+        f"between two clusters); {n['stamp_pairs']} pairs kept apart as sharing a stamp; "
         f"{n['object_pairs']} pairs kept apart as sharing one object; "
         f"{n['mixed_clusters']} clusters with mixed prior labels; "
         f"{n['clusters']} clusters of two or more images; {n['duplicates']} duplicates; "
@@ -351,8 +362,8 @@ def write_sheet(ws, name: str = "dedupe-review.html", in_labelling: Collection[i
     if items["to_review"]:
         out.append("<h2 id='to-review'>To review — not merged until you decide</h2>")
         out.append(
-            "<p class='why'>One decision for each two clusters: the pairs between them are listed together, and "
-            "one merge joins the two clusters.</p>"
+            "<p class='why'>One decision for each two clusters: the pairs between them are listed together; the "
+            "merge names every picture of both clusters and makes them one, the splits decide every pair.</p>"
         )
     shown = shown_groups(items)
     for g in items["review_groups"][:shown]:
@@ -361,7 +372,7 @@ def write_sheet(ws, name: str = "dedupe-review.html", in_labelling: Collection[i
         len(items["to_review"]) - sum(len(g["pairs"]) for g in items["review_groups"][:shown]),
         "pair to review",
         "pairs to review",
-        "the least alike last",
+        "mixed prior labels first, the least alike last",
         decided=True,
     )
     out += _kept_apart(ws, d, items["stamp_groups"], "stamps", STAMP_GROUPS)
@@ -403,7 +414,7 @@ def _review_group_html(ws, d: dict, g: dict) -> list[str]:
         hint = f"<br>{html.escape(p['hint'])}" if p["hint"] else ""
         names = f"{p['image_a']} and {p['image_b']}: " if n > 1 else ""
         said.append(f"{names}{html.escape(p['reason'] or '')}<br>hash correlation {p['similarity']:.3f}{hint}")
-    joins = " (joins the two clusters)" if n > 1 else ""
+    joins = f" (the {sum(g['sizes'])} pictures of both clusters, one cluster)"
     splits = " ".join(f"<code>{html.escape(c)}</code>" for c in g["split"])
     out.append(
         f"<div class='sides'>{left}<span class='vs'>and</span>{right}</div><div class='why'>{'<br>'.join(said)}<br>"
@@ -446,16 +457,16 @@ def _cluster_html(ws, d: dict, c: dict) -> list[str]:
 # A sheet is opened in a browser: at 100,000 pictures every pair and cluster would be about 90,000 thumbnails and
 # 650 MB. It shows the first of each list in the order above and `--json` lists them all; a decision takes its
 # pair off the pairs to review, so the next sheet shows the next ones (bench/README.md, "The review sheet").
-SHEET_PAIRS = 500  # pairs to review shown
+SHEET_PAIRS = 500  # pairs to review shown, in whole groups (`shown_groups`: the last may take it past)
 SHEET_CLUSTERS = 300  # clusters shown, of those with mixed prior labels and of the others each; groups kept apart too
 
 
 def sheet_note(items: dict) -> str | None:
-    """The terminal's line beside the sheet's path: how many decisions the pairs to review are, and what the
-    sheet leaves out (`left_out`); None when there is nothing to say."""
+    """The terminal's line beside the sheet's path: how many pairs there are to review, in how many groups (one
+    decision each), and what the sheet leaves out (`left_out`); None when there is nothing to say."""
     n = items["counts"]
-    pairs, decisions = n["to_review"], n["review_decisions"]
-    said = [f"{pairs:,} pair{'s' * (pairs != 1)} to review, {decisions:,} decision{'s' * (decisions != 1)}"]
+    pairs, groups = n["to_review"], n["to_decide"]
+    said = [f"{pairs:,} pair{'s' * (pairs != 1)} to review in {groups:,} group{'s' * (groups != 1)}, one decision each"]
     said = said if pairs else []
     return "; ".join(said + [x for x in [left_out(items)] if x]) or None
 
