@@ -36,7 +36,7 @@ def _review(root: Path) -> dict:
 def deduped(tmp_path_factory) -> Path:
     """A smooth close-up saved twice as PNG (the same pixels, two files: one cluster) and its crop under another
     prior label (too little texture to verify: a pair to review with each of the two), and a second close-up
-    with its crop under one label."""
+    with its crop under one label, ingested first (the lower ids: its group would come first but for the labels)."""
     base = tmp_path_factory.mktemp("review_groups")
     mpox, herpes = base / "clinic" / "mpox", base / "clinic" / "genital_herpes"
     mpox.mkdir(parents=True)
@@ -47,8 +47,8 @@ def deduped(tmp_path_factory) -> Path:
     cut = (smooth.width // 10, smooth.height // 10, smooth.width, smooth.height)
     smooth.crop(cut).save(herpes / "smooth_crop.jpg", quality=92)
     other = closeup(11, texture=0).convert("RGB")
-    other.save(mpox / "other.jpg", quality=92)
-    other.crop(cut).save(mpox / "other_crop.jpg", quality=92)
+    other.save(herpes / "a_other.jpg", quality=92)
+    other.crop(cut).save(herpes / "a_other_crop.jpg", quality=92)
     root = base / "ws"
     assert runner.invoke(app, ["init", str(root)]).exit_code == 0
     _cli(root, "ingest", str(base / "clinic"), "--source", "clinic-x", "--label-from-folders", "--workers", "1")
@@ -80,10 +80,12 @@ def test_pairs_between_two_clusters_are_one_decision_listed_first_when_their_lab
     assert sorted(sides, key=len) == [{crop}, {photo, again}]
     assert sorted(group["sizes"]) == [1, 2]  # a merge joins whole clusters: the sheet says how big each is
     assert group["mixed_prior_labels"] and group["split"] == [f"curate dedupe split {crop} {photo} {again}"]
-    # two pairs in one group, one in the other: three pairs, two decisions, the mixed labels first
+    # two pairs in one group, one in the other: three pairs, two decisions, the mixed labels first though the
+    # other group is as alike and its clusters come first by id
     assert data["counts"]["to_review"] == 3 and data["counts"]["to_decide"] == 2
-    assert data["review_groups"][0]["mixed_prior_labels"]
-    assert not data["review_groups"][1]["mixed_prior_labels"]
+    first, second = data["review_groups"]
+    assert first["mixed_prior_labels"] and not second["mixed_prior_labels"]
+    assert second["similarity"] >= first["similarity"] and ids["a_other.jpg"] < min(photo, crop)
     assert {p["group"] for p in data["to_review"] if crop in (p["image_a"], p["image_b"])} == {0}
     sheet = Path(data["review_sheet"]).read_text()
     assert sheet.count(group["merge"]) == 1 and "2 pairs between them, one decision" in sheet
@@ -179,3 +181,34 @@ def test_the_merge_printed_makes_two_clusters_held_by_verified_pairs_one(held, t
     assert _review(ws_root)["counts"]["to_review"] == 0
     with Workspace.open(ws_root).session() as s:
         assert len({cluster_map(s)[x] for x in i.values()}) == 1
+
+
+def test_the_sheet_shows_whole_groups_and_says_how_many_pairs_it_leaves_out(ws_root, monkeypatch):
+    from curate.dedupe import review
+
+    monkeypatch.setattr(review, "SHEET_PAIRS", 1)
+    data = _review(ws_root)
+    sheet = Path(data["review_sheet"]).read_text()
+    first, second = data["review_groups"]
+    assert first["merge"] in sheet and second["merge"] not in sheet  # the first group whole: its two pairs
+    assert "1 more pair to review, mixed prior labels first, the least alike last, not shown here" in sheet
+    said = " ".join(_cli(ws_root, "dedupe", "review").stdout.split())
+    assert "the sheet shows the first 2 of 3 pairs to review" in said
+
+
+def test_a_merge_names_each_picture_once_and_takes_over_an_earlier_split_between_them(ws_root):
+    ids = ids_by_name(ws_root)
+    photo, again, crop = ids["smooth.png"], ids["smooth_again.png"], ids["smooth_crop.jpg"]
+    said = " ".join(_cli(ws_root, "dedupe", "merge", str(photo), str(again), str(again)).stdout.split())
+    assert said.startswith(f"images {photo} and {again} merged — now ")
+    r = runner.invoke(app, ["dedupe", "merge", str(photo), str(photo), "-w", str(ws_root)])
+    assert r.exit_code == 1 and "cannot be merged with or split from itself" in r.output
+    # a split between two of the pictures a merge names would hold them apart against it: it is taken over
+    _cli(ws_root, "dedupe", "split", str(crop), str(again))
+    group = _group_of(_review(ws_root), crop)
+    said = " ".join(_cli(ws_root, *group["merge"].split()[1:]).stdout.split())
+    a, b = sorted((crop, again))
+    assert f"images {a} and {b}: replaces the split of " in said and "not in image" not in said
+    with Workspace.open(ws_root).session() as s:
+        keys = cluster_map(s)
+    assert keys[photo] == keys[again] == keys[crop]

@@ -179,7 +179,7 @@ def _decision_output(summary: dict, json_out: bool, message: str) -> None:
     if json_out:
         print_json(summary)
         return
-    left = summary["to_review"]
+    left = summary["undecided"]  # as `curate status` counts them
     console.print(
         message + f" — now {summary['clusters']} clusters, {summary['labelable']} to label, "
         f"{left} pair{'s' * (left != 1)} found alike still undecided"
@@ -237,9 +237,9 @@ def merge(
     db: DbOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Record "same picture": IMAGE_A, IMAGE_B and any MORE are one cluster from now on, whatever their pairs say.
-    The rest of their clusters joins where it matches every member; the review sheet's merge of two clusters
-    names every picture of both.
+    """Record "same picture": IMAGE_A, IMAGE_B and any MORE are one cluster from now on, whatever their pairs say
+    (an earlier split between two of them is taken over, and said so). The rest of their clusters joins where it
+    matches every member; the review sheet's merge of two clusters names every picture of both.
 
     Example: curate dedupe merge 17 230
     """
@@ -252,8 +252,15 @@ def merge(
     with audited(ws, "dedupe merge", params) as run:
         summary = overrides.merge(ws, image_a, image_b, note, run.id, more)
         run.summary = {k: v for k, v in summary.items() if k != "groups"}
-    named = ", ".join(map(str, [image_a, image_b, *more][:-1])) + f" and {([image_b, *more])[-1]}"
+    ids = summary["merged"]
+    named = ", ".join(map(str, ids[:-1])) + f" and {ids[-1]}"
     _decision_output(summary, json_out, f"images {named} merged")
+    if summary["apart"] and not json_out:
+        console.print(
+            f"[yellow]not in image {ids[0]}'s cluster after all: {', '.join(map(str, summary['apart']))} "
+            "(an earlier split with a picture exactly like one of them, or merged with one: `curate dedupe "
+            "decisions`)[/]"
+        )
 
 
 @app.command()

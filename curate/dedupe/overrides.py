@@ -16,6 +16,7 @@ from datetime import datetime
 
 from sqlmodel import or_, select
 
+from curate.dedupe import undecided_pairs
 from curate.dedupe.cluster import KEEP
 from curate.dedupe.run import recluster
 from curate.errors import ConfigError
@@ -68,17 +69,42 @@ def _decide(s, a: int, b: int, action: str, note: str | None) -> dict | None:
     return replaced
 
 
-def merge(ws, a: int, b: int, note: str | None = None, run_id: int | None = None, more: list[int] = ()) -> dict:
+def merge(
+    ws, a: int, b: int, note: str | None = None, run_id: int | None = None, more: list[int] | None = None
+) -> dict:
     """Record that `a`, `b` and `more` show the same picture: one decision for each of them with `a`, so they are
-    one unit, in one cluster on every run whatever their pairs say (`curate.dedupe.cluster`). The rest of their
-    clusters joins only where it matches every member, as any join: so the review sheet's merge of two clusters
-    names every picture of both (`curate.dedupe.review`). The summary's `replaced` lists an earlier, different
-    decision on a pair this one took over."""
-    others = list(dict.fromkeys([b, *more]))
+    one unit, in one cluster on every run whatever their pairs say (`curate.dedupe.cluster`). An earlier split
+    between any two of them is taken over (in `replaced`): kept, it would hold them apart against this decision.
+    The rest of their clusters joins only where it matches every member, as any join: so the review sheet's merge
+    of two clusters names every picture of both (`curate.dedupe.review`). The summary's `merged` lists the ids
+    once each, `apart` any that did not end in `a`'s cluster (none but for an earlier split with a picture exactly
+    like one of them, or merged with one) and `undecided` the pairs found alike still undecided
+    (`curate.dedupe.undecided_pairs`)."""
+    ids = list(dict.fromkeys([a, b, *(more or [])]))
+    if len(ids) < 2:
+        raise ConfigError("an image cannot be merged with or split from itself")
     with ws.session() as s:
-        _check_ids(s, [a, *others])
-        replaced = [r for o in others if (r := _decide(s, a, o, "merge", note))]
-        return recluster(s, run_id) | {"replaced": replaced, "already_apart": []}
+        _check_ids(s, ids)
+        named = set(ids)
+        splits = s.exec(
+            select(DedupeOverride.image_a, DedupeOverride.image_b).where(
+                DedupeOverride.action == "split",
+                DedupeOverride.image_a.in_(ids),
+                DedupeOverride.image_b.in_(ids),
+            )
+        ).all()
+        pairs = [(ids[0], o) for o in ids[1:]] + [(x, y) for x, y in splits if x in named and y in named]
+        replaced = [r for x, y in dict.fromkeys(pairs) if (r := _decide(s, x, y, "merge", note))]
+        summary = recluster(s, run_id)
+        keys = {m.image_id: m.cluster_key for m in s.exec(select(DedupeMember).where(DedupeMember.image_id.in_(ids)))}
+        apart = [i for i in ids[1:] if keys.get(i) != keys.get(ids[0])]
+        return summary | {
+            "replaced": replaced,
+            "already_apart": [],
+            "merged": ids,
+            "apart": apart,
+            "undecided": len(undecided_pairs(s)),
+        }
 
 
 def _apart(s, image: int, others: list[int]) -> list[int]:
@@ -139,7 +165,11 @@ def split(ws, image: int, others: list[int] | None = None, note: str | None = No
                     "them; nothing to split"
                 )
         replaced = [r for o in others if (r := _decide(s, image, o, "split", note))]
-        return recluster(s, run_id) | {"replaced": replaced, "already_apart": apart}
+        return recluster(s, run_id) | {
+            "replaced": replaced,
+            "already_apart": apart,
+            "undecided": len(undecided_pairs(s)),
+        }
 
 
 def keep(ws, image: int, note: str | None = None, undo: bool = False, run_id: int | None = None) -> dict:
@@ -176,6 +206,7 @@ def keep(ws, image: int, note: str | None = None, undo: bool = False, run_id: in
         return summary | {
             "replaced": [],
             "already_apart": [],
+            "undecided": len(undecided_pairs(s)),
             "cluster": key,
             "was": was,
             "now": _representative_of(s, key),

@@ -165,8 +165,9 @@ def _review_groups(d: dict, pairs: list[dict]) -> list[dict]:
     """The pairs to review (`_pair_to_review`, most alike first) grouped by the two clusters each would join: one
     decision a group, since its merge (`_merge_both`) makes the two clusters one and its splits decide every pair;
     a sheet of pairs left the steward to find that out: on `bench/dedupe.py` (v6) 113 pairs to review were 57
-    groups, on the retouched skin photos 194 were 106 (bench/README.md). Groups with mixed prior labels first (is
-    the mpox photo a herpes photo's copy?), then the most alike. Each pair gets its group's place."""
+    groups, on the retouched skin photos 194 were 106 (bench/README.md). Groups whose prior labels mix first (is
+    the mpox photo a herpes photo's copy?), counting every picture of both clusters, as the merge joins them all,
+    then the most alike. Each pair gets its group's place."""
     key_of = d["key_of"]
     by: dict[tuple[str, str], list[dict]] = {}
     for p in pairs:
@@ -186,14 +187,16 @@ def _review_groups(d: dict, pairs: list[dict]) -> list[dict]:
             partners[b].add(a)
         # "different photos": each picture of the side with fewer, split from its partners (one command each)
         few = min((0, 1), key=lambda k: (len(sides[k]), min(sides[k])))
-        ids = sides[0] | sides[1]
+        named = sides[0] | sides[1]
+        everyone = named | {m.image_id for k in keys for m in d["members_of"].get(k, ())}  # what the merge joins
         groups.append(
             {
                 "clusters": list(keys),
                 "sizes": [len(d["members_of"].get(k, ())) or 1 for k in keys],
                 "similarity": ps[0]["similarity"],
-                "mixed_prior_labels": len({lab for i in ids for lab in d["labels"][i]}) > 1,
+                "mixed_prior_labels": len({lab for i in everyone for lab in d["labels"][i]}) > 1,
                 "images": [[_info(d, i) for i in sorted(side)] for side in sides],
+                "also": sorted(everyone - named),  # in the two clusters, named by no pair here: merged too
                 "pairs": [
                     {k: p[k] for k in ("image_a", "image_b", "kind", "similarity", "reason", "hint")} for p in ps
                 ],
@@ -415,6 +418,8 @@ def _review_group_html(ws, d: dict, g: dict) -> list[str]:
         names = f"{p['image_a']} and {p['image_b']}: " if n > 1 else ""
         said.append(f"{names}{html.escape(p['reason'] or '')}<br>hash correlation {p['similarity']:.3f}{hint}")
     joins = f" (the {sum(g['sizes'])} pictures of both clusters, one cluster)"
+    if g["also"]:
+        said.append(f"also in these clusters, merged with them: {', '.join(map(str, g['also']))}")
     splits = " ".join(f"<code>{html.escape(c)}</code>" for c in g["split"])
     out.append(
         f"<div class='sides'>{left}<span class='vs'>and</span>{right}</div><div class='why'>{'<br>'.join(said)}<br>"
