@@ -164,6 +164,11 @@ def test_the_merge_printed_makes_two_clusters_held_by_verified_pairs_one(held, t
     data = _review(held)
     [group] = data["review_groups"]
     assert group["sizes"] == [2, 2] and len(group["pairs"]) == 2
+    assert group["also"] == [i["b2.jpg"]]  # in a cluster the merge joins, named by no pair: listed on the sheet
+    assert (
+        f"also in these clusters, merged with them: {i['b2.jpg']} (no prior label)"
+        in Path(data["review_sheet"]).read_text()
+    )
     named = [int(x) for x in group["merge"].split()[3:]]
     assert sorted(named) == sorted(i.values()) and named[:2] == [
         group["pairs"][0]["image_a"],

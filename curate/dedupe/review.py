@@ -9,7 +9,7 @@ kept apart because they share one object, three or more joined (a ruler, a site'
 banner: `_shared_object`);
 (2) clusters whose members arrived with different prior labels (intake
 provenance); (3) the other clusters, largest first. Every group of pairs
-to review carries the exact `curate dedupe merge A B` / `curate dedupe split
+to review carries the exact `curate dedupe merge A B …` / `curate dedupe split
 A B…` commands, every pair in the JSON its own, every member its split.
 Self-contained (thumbnails are small base64 JPEGs), written to
 `ws.tmp` and renamed into `ws.reports`. Shows ids, sizes, source *names* and
@@ -418,8 +418,9 @@ def _review_group_html(ws, d: dict, g: dict) -> list[str]:
         names = f"{p['image_a']} and {p['image_b']}: " if n > 1 else ""
         said.append(f"{names}{html.escape(p['reason'] or '')}<br>hash correlation {p['similarity']:.3f}{hint}")
     joins = f" (the {sum(g['sizes'])} pictures of both clusters, one cluster)"
-    if g["also"]:
-        said.append(f"also in these clusters, merged with them: {', '.join(map(str, g['also']))}")
+    if g["also"]:  # with their prior labels: they count toward "mixed prior labels"
+        also = (f"{i} ({html.escape(', '.join(sorted(d['labels'][i])) or 'no prior label')})" for i in g["also"])
+        said.append(f"also in these clusters, merged with them: {', '.join(also)}")
     splits = " ".join(f"<code>{html.escape(c)}</code>" for c in g["split"])
     out.append(
         f"<div class='sides'>{left}<span class='vs'>and</span>{right}</div><div class='why'>{'<br>'.join(said)}<br>"
