@@ -1,6 +1,6 @@
-"""Two shots of one scene a moment apart (scikit-image's stereo pair: two real photos, one motorcycle seen from two
-places a few centimetres apart) share the scene's keypoints in one geometry, so verification merges them as one
-photo, as README.md says; the steward's split keeps both to label (CliRunner, real workspace)."""
+"""Two shots of one scene (scikit-image's stereo pair: two real photos of one motorcycle, taken side by side) share
+the scene's keypoints in one geometry, so verification merges them as one photo, as README.md says; the steward's
+split keeps both to label (CliRunner, real workspace)."""
 
 from __future__ import annotations
 
