@@ -24,6 +24,7 @@ from db.models import DedupeMember, DedupeOverride, DedupePair, Image, utcnow
 
 NOTE_MAX = 500  # dedupe_overrides.note's width
 OLD_NOTE_MAX = 200  # how much of a replaced decision's note its successor quotes
+ITSELF = "an image cannot be merged with or split from itself"
 
 
 def _check_ids(s, ids: list[int]) -> None:
@@ -52,7 +53,7 @@ def _replacing(note: str | None, old: DedupeOverride) -> str:
 def _decide(s, a: int, b: int, action: str, note: str | None) -> dict | None:
     """Record one decision; returns the different decision it replaced (None if new or the same again)."""
     if a == b:
-        raise ConfigError("an image cannot be merged with or split from itself")
+        raise ConfigError(ITSELF)
     a, b = min(a, b), max(a, b)
     row = s.exec(select(DedupeOverride).where(DedupeOverride.image_a == a, DedupeOverride.image_b == b)).first()
     replaced = None
@@ -82,7 +83,7 @@ def merge(
     (`curate.dedupe.undecided_pairs`)."""
     ids = list(dict.fromkeys([a, b, *(more or [])]))
     if len(ids) < 2:
-        raise ConfigError("an image cannot be merged with or split from itself")
+        raise ConfigError(ITSELF)
     with ws.session() as s:
         _check_ids(s, ids)
         named = set(ids)
@@ -153,7 +154,7 @@ def split(ws, image: int, others: list[int] | None = None, note: str | None = No
         else:
             others = list(dict.fromkeys(others))
             if image in others:
-                raise ConfigError("an image cannot be merged with or split from itself")
+                raise ConfigError(ITSELF)
             apart = _apart(s, image, others)
             others = [o for o in others if o not in apart]
             if not others:

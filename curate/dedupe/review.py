@@ -32,7 +32,7 @@ from pathlib import Path
 from scipy.cluster.hierarchy import DisjointSet
 from sqlmodel import select
 
-from curate.dedupe.cluster import COLLAGE, KEEP, NOT_EDGES, Edge, stamped, unmerged
+from curate.dedupe.cluster import COLLAGE, KEEP, NOT_EDGES, Edge, cluster_key, stamped, unmerged
 from curate.dedupe.overrides import when
 from curate.dedupe.verify import ONE_OBJECT
 from curate.files import write_atomic
@@ -169,17 +169,20 @@ def _review_groups(d: dict, pairs: list[dict]) -> list[dict]:
     the mpox photo a herpes photo's copy?), counting every picture of both clusters, as the merge joins them all,
     then the most alike. Each pair gets its group's place."""
     key_of = d["key_of"]
+
+    def cluster_of(i: int) -> str:  # an image no run has clustered yet is its own (`cluster_map`)
+        return key_of.get(i) or cluster_key(i)
+
     by: dict[tuple[str, str], list[dict]] = {}
     for p in pairs:
-        a, b = p["image_a"], p["image_b"]
-        by.setdefault(tuple(sorted((key_of.get(a, f"img{a}"), key_of.get(b, f"img{b}")), key=_key_order)), []).append(p)
+        by.setdefault(tuple(sorted(map(cluster_of, (p["image_a"], p["image_b"])), key=_key_order)), []).append(p)
     groups = []
     for keys, ps in by.items():
         sides: tuple[set[int], set[int]] = (set(), set())
         partners: dict[int, set[int]] = defaultdict(set)
         for p in ps:
             a, b = p["image_a"], p["image_b"]
-            if key_of.get(a, f"img{a}") != keys[0]:
+            if cluster_of(a) != keys[0]:
                 a, b = b, a
             sides[0].add(a)
             sides[1].add(b)
@@ -200,7 +203,7 @@ def _review_groups(d: dict, pairs: list[dict]) -> list[dict]:
                 "pairs": [
                     {k: p[k] for k in ("image_a", "image_b", "kind", "similarity", "reason", "hint")} for p in ps
                 ],
-                "merge": _merge_both(d, keys, ps[0]),
+                "merge": _merge_both(everyone, ps[0]),
                 "split": [
                     f"curate dedupe split {i} {' '.join(map(str, sorted(partners[i])))}" for i in sorted(sides[few])
                 ],
@@ -213,13 +216,13 @@ def _review_groups(d: dict, pairs: list[dict]) -> list[dict]:
     return groups
 
 
-def _merge_both(d: dict, keys: tuple[str, str], strongest: dict) -> str:
+def _merge_both(everyone: set[int], strongest: dict) -> str:
     """The command that makes the two clusters one: every picture of both in one merge, the most alike pair's
     first. A merge of one pair alone makes those two a unit and lets the rest of each cluster join only where it
     matches every member of the other (`curate.dedupe.cluster`): on v6 9 of 15 such groups kept pairs to review
     after it, and one photo moved to the other cluster without its copies."""
     a, b = strongest["image_a"], strongest["image_b"]
-    rest = sorted({m.image_id for k in keys for m in d["members_of"].get(k, ())} - {a, b})
+    rest = sorted(everyone - {a, b})
     return " ".join(["curate dedupe merge", str(a), str(b), *map(str, rest)])
 
 
@@ -283,9 +286,7 @@ def _items(d: dict) -> dict:
     grouped = {(p.image_a, p.image_b) for p in shared}
     review = [p for p in review if (p.image_a, p.image_b) not in grouped]
     mixed = sorted((k for k in multi if _mixed(d, multi[k])), key=lambda k: (-len(multi[k]), k))
-    rest = sorted(
-        (k for k in multi if k not in mixed), key=lambda k: (-len(multi[k]), int(k[3:]) if k[3:].isdigit() else 0)
-    )
+    rest = sorted((k for k in multi if k not in mixed), key=lambda k: (-len(multi[k]), _key_order(k)))
     pairs = [_pair_to_review(d, p) for p in sorted(review, key=lambda p: (-p.similarity, p.image_a, p.image_b))]
     groups = _review_groups(d, pairs)
     pairs.sort(key=lambda p: p["group"])  # in the sheet's order (stable: the most alike first within a group)
