@@ -527,6 +527,45 @@ def build_templates(out: Path, workers: int, photos: str = "") -> dict:
     return _keep(out, key, {f: {"group": g, "transform": t} for f, g, t in rows})
 
 
+def _make_screened(job: tuple) -> tuple[str, str, str]:
+    """Write one file of the screens corpus: a photo as shot (JPEG at 90), or a screenshot of it in a phone's
+    photo viewer (`tests.photo_corpus.phone_viewer`, PNG as phones save screenshots)."""
+    from tests.photo_corpus import closeup, phone_viewer
+
+    out, name, kind, k, theme, transform, photos = job
+    if not (Path(out) / name).exists():
+        img = closeup(k) if kind == "c" else _originals(photos)[k]
+        _put(out, name, phone_viewer(img, theme) if theme else img, 90)
+    return name, f"{kind}{k}", transform
+
+
+def build_screens(out: Path, workers: int, photos: str = "") -> dict:
+    """Photos shown in a phone's photo viewer (`--screens`): 30 different real photos and tiles (or photos of
+    the `photos` folder, 30 at most) and 30 close-ups on plain skin, each as shot and as a screenshot of one
+    viewer (`tests.photo_corpus.phone_viewer`: a status bar and a row of icons on a black screen, or on a
+    white one, alternately; a copy), every third also in the other viewer (a copy of a copy). The
+    screenshots of different photos in one viewer share every pixel but the photo's (a hard negative)."""
+    from tests.photo_corpus import VIEWERS
+
+    key = ["screens", 1] + _photo_key(photos)
+    if (truth := _built(out, key)) is not None:
+        return truth
+    picks = [("r", k) for k in _picked(photos, 17, 30)] + [("c", 8200 + k) for k in range(30)]
+    themes = list(VIEWERS)
+    jobs = []
+    for j, (kind, k) in enumerate(picks):
+        theme, other = themes[j % 2], themes[1 - j % 2]
+        jobs += [
+            (str(out), f"pv{j:03d}.jpg", kind, k, "", "", photos),
+            (str(out), f"vv{j:03d}_viewer.png", kind, k, theme, "viewer", photos),
+        ]
+        if j % 3 == 0:
+            jobs.append((str(out), f"vv{j:03d}_other_viewer.png", kind, k, other, "other_viewer", photos))
+    with ProcessPoolExecutor(workers) as pool:
+        rows = list(pool.map(_make_screened, jobs, chunksize=4))
+    return _keep(out, key, {f: {"group": g, "transform": t} for f, g, t in rows})
+
+
 CAMERA_PX = 4032  # a phone camera's longer side (12 MP)
 
 
@@ -756,7 +795,17 @@ def run_difpy(corpus: Path) -> dict:
 # copies that lost the photo's colour or had colour drawn on: what labelling and export should not get instead
 DEGRADED = {"grey", "sepia", "grey_mirror_caption", "annotated", "annotated_crop", "sticker", "stickers"}
 # copies that put a frame, padding or a page around the photo: export would write it into the training set
-FRAMED = {"frame", "white_frame", "same_frame", "frame_rescale", "pad_wide", "web_page", "app_screenshot"}
+FRAMED = {
+    "frame",
+    "white_frame",
+    "same_frame",
+    "frame_rescale",
+    "pad_wide",
+    "web_page",
+    "app_screenshot",
+    "viewer",
+    "other_viewer",
+}
 
 
 def representatives(truth: dict, kept: list | None) -> dict | None:
@@ -955,6 +1004,8 @@ def corpus_dirs(args: argparse.Namespace) -> tuple[Path, Path]:
         return web, args.corpus / f"crops-v1{own}"
     if args.templates:
         return web, args.corpus / f"templates-v2{own}"
+    if args.screens:
+        return web, args.corpus / f"screens-v1{own}"
     if args.edits:
         return web, args.corpus / f"edits-v1{own}"
     if args.retouched:
@@ -968,7 +1019,18 @@ def tool_argv(args: argparse.Namespace, tool: str) -> list[str]:
     out += ["--closeups", args.closeups, "--corpus", args.corpus]
     out += [
         f"--{flag}"
-        for flag in ("augmented", "stamped", "rulers", "collages", "crops", "templates", "edits", "retouched", "camera")
+        for flag in (
+            "augmented",
+            "stamped",
+            "rulers",
+            "collages",
+            "crops",
+            "templates",
+            "screens",
+            "edits",
+            "retouched",
+            "camera",
+        )
         if getattr(args, flag)
     ]
     out += ["--photos", own_photos(args)] if args.photos is not None else []
@@ -1051,6 +1113,12 @@ def parser() -> argparse.ArgumentParser:
         "crop (a hard negative), some also as shot",
     )
     p.add_argument(
+        "--screens",
+        action="store_true",
+        help="the corpus is photos shown in a phone's photo viewer instead: different photos in one viewer's screen "
+        "(a hard negative), each also as shot",
+    )
+    p.add_argument(
         "--edits",
         action="store_true",
         help="the corpus is edits no other corpus plants instead (tone curves, noise, squeezes, small turns ...)",
@@ -1126,6 +1194,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.crops
         else build_templates(corpus / "images", args.workers, photos)
         if args.templates
+        else build_screens(corpus / "images", args.workers, photos)
+        if args.screens
         else build_edits(corpus / "images", args.workers, photos)
         if args.edits
         else build_edits(corpus / "images", args.workers, photos, "RETOUCHES")

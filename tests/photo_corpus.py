@@ -199,6 +199,37 @@ def app_screenshot(img: Image.Image, rng: np.random.Generator | None = None) -> 
     return out
 
 
+VIEWERS = {  # theme -> (screen size, screen colour, ink): two phones' photo viewers (`phone_viewer`)
+    "dark": ((390, 844), (0, 0, 0), (255, 255, 255)),
+    "light": ((360, 780), (255, 255, 255), (20, 20, 20)),
+}
+
+
+def phone_viewer(img: Image.Image, theme: str = "dark") -> Image.Image:
+    """`img` as a screenshot of a phone's photo viewer (`VIEWERS`): the photo fitted to the screen's width
+    in the middle, a status bar above (the time at one end, the battery at the other) and a row of four
+    icons below, on a black or a white screen. No line of lettering: the marks are too sparse to read as
+    text, so the whole screen was the content box, and different close-ups shown in one viewer, alike in
+    every pixel but the photo's, correlated 0.96-0.999 as thumbnails (a hard negative)."""
+    (w, h), screen, ink = VIEWERS[theme]
+    out = Image.new("RGB", (w, h), screen)
+    d = ImageDraw.Draw(out)
+    d.text((24, 14), "9:41", fill=ink, font=_font(16))
+    d.text((w - 78, 14), "87%", fill=ink, font=_font(14))
+    d.rounded_rectangle((w - 38, 15, w - 14, 27), radius=3, outline=ink, width=2)  # the battery
+    for k in range(4):  # share, favourite, edit, delete
+        cx, cy = round(w * (2 * k + 1) / 8), h - 44
+        if k % 2:
+            d.ellipse((cx - 11, cy - 11, cx + 11, cy + 11), outline=ink, width=2)
+        else:
+            d.rounded_rectangle((cx - 10, cy - 11, cx + 10, cy + 11), radius=4, outline=ink, width=2)
+    photo = img.convert("RGB")
+    f = min(w / photo.width, (h - 200) / photo.height)
+    photo = photo.resize((max(1, round(photo.width * f)), max(1, round(photo.height * f))), Image.LANCZOS)
+    out.paste(photo, ((w - photo.width) // 2, (h - photo.height) // 2))
+    return out
+
+
 def sticker(img: Image.Image, rng: np.random.Generator) -> Image.Image:
     """A solid emoji-like disc over a sixth of each side (a privacy sticker)."""
     out = img.convert("RGB")

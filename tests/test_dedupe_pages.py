@@ -1,6 +1,6 @@
-"""Re-posts a second look at real photos found: a caption strip, a screenshot of one web page around
-different photos, and a thumbnail-sized copy beside full-sized edits. End to end on real photo bytes,
-and the content box on its own."""
+"""Re-posts a second look at real photos found: a caption strip, a screenshot of one web page or one phone's
+photo viewer around different photos, and a thumbnail-sized copy beside full-sized edits. End to end on real
+photo bytes, and the content box on its own."""
 
 from __future__ import annotations
 
@@ -12,17 +12,19 @@ from dedupe_corpus import dedupe_files, photo
 from photo_corpus import (
     PAGE,
     PHONE,
+    VIEWERS,
     app_screenshot,
     caption,
     closeup,
     originals,
     perspective,
+    phone_viewer,
     reencode,
     small_jpeg,
     sticker,
     web_page,
 )
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from curate.dedupe.content import content_box
 
@@ -77,6 +79,39 @@ def test_a_phone_screenshot_is_cut_to_the_photo():
         assert max(abs(a - b) for a, b in zip(box, expected, strict=True)) < 0.02, (k, box, expected)
 
 
+@pytest.mark.parametrize("theme", list(VIEWERS))
+def test_a_phone_viewers_bars_are_cut_with_its_margins(theme):
+    """A screenshot of a phone's photo viewer: the time and the battery above, four icons below, too sparse
+    to read as lettering. The box is the photo, for photos, tiles and close-ups on plain skin alike; before,
+    it was the whole screen but for its first and last lines."""
+    (w, h), _, _ = VIEWERS[theme]
+    for img in [PHOTOS[0], PHOTOS[9], PHOTOS[60], closeup(3), closeup(13)]:
+        f = min(w / img.width, (h - 200) / img.height)
+        pw, ph = round(img.width * f), round(img.height * f)
+        expected = ((w - pw) // 2 / w, (h - ph) // 2 / h, ((w - pw) // 2 + pw) / w, ((h - ph) // 2 + ph) / h)
+        box = _box(phone_viewer(img, theme))
+        assert max(abs(a - b) for a, b in zip(box, expected, strict=True)) < 0.02, (img.size, box, expected)
+
+
+def test_marks_near_a_dark_pictures_edge_are_a_screens_bar_only_on_a_tall_picture():
+    """Two bright marks side by side near the top of a black picture, plain below them down to its subject:
+    on a picture as tall as a phone held upright they are a status bar, cut with the screen's margin; on a
+    square picture (a star field's tile) they stay in the box, and so does one mark alone (a star)."""
+
+    def picture(size: tuple[int, int], marks: tuple[int, ...]) -> Image.Image:
+        img = Image.new("RGB", size, (0, 0, 0))
+        d = ImageDraw.Draw(img)
+        w, h = size
+        d.ellipse((w // 2 - 100, h // 2 - 100, w // 2 + 100, h // 2 + 100), fill=(200, 180, 160))  # the subject
+        for x in marks:
+            d.ellipse((x, 20, x + 16, 36), fill=(255, 255, 255))
+        return img
+
+    assert _box(picture((400, 720), (30, 190)))[1] > 240 / 720  # down to the subject
+    assert _box(picture((400, 720), (190,)))[1] < 40 / 720  # from the mark on (the lines above it are a band)
+    assert _box(picture((600, 600), (30, 190)))[1] < 40 / 600
+
+
 def test_a_lesion_on_plain_skin_is_not_lettering():
     """One blob on smooth skin between uniform rows looks like a line of lettering in a band of skin
     colour, but it is one stretch, and it stays inside the box."""
@@ -91,9 +126,9 @@ def test_a_lesion_on_plain_skin_is_not_lettering():
 
 def test_photos_without_lettering_keep_their_box(monkeypatch):
     """Every real photo, tile, close-up and synthetic skin photo of the corpora, decoded as dedupe
-    decodes it: the lettering rule leaves their boxes as the plain band rule cuts them (the moon's
-    craters, the Hubble deep field's stars, pores and lesions are not lettering); measured, three of these
-    531 pictures lose a row or two."""
+    decodes it: the lettering rule and a phone screen's bars (`content._screen_marks`) leave their boxes as
+    the plain band rule cuts them (the moon's craters, the Hubble deep field's stars, pores and lesions are
+    neither); measured, three of these 531 pictures lose a row or two."""
     from curate.dedupe import content
     from curate.imaging import open_upright
 
@@ -106,7 +141,7 @@ def test_photos_without_lettering_keep_their_box(monkeypatch):
             arrays.append(np.asarray(open_upright(buf.getvalue(), 128).image.convert("RGB")))
     with_lettering = [content_box(a).fractions() for a in arrays]
     plain = content._run_from
-    monkeypatch.setattr(content, "_run_from", lambda lines, colour, lettering=False: plain(lines, colour))
+    monkeypatch.setattr(content, "_run_from", lambda lines, colour, *_, **__: plain(lines, colour))
     for k, a in enumerate(arrays):
         assert max(abs(x - y) for x, y in zip(content_box(a).fractions(), with_lettering[k], strict=True)) <= 0.02, k
 
@@ -136,6 +171,21 @@ def test_different_photos_in_one_phone_app_stay_apart_and_each_joins_its_origina
     cluster, _, _ = dedupe_files(tmp_path, files)
     for k in shown:
         assert cluster[f"p{k}.jpg"] == cluster[f"p{k}_app.jpg"], k
+    assert len({cluster[f] for f in files}) == len(shown)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("theme", list(VIEWERS))
+def test_different_close_ups_in_one_phone_viewer_stay_apart_and_each_joins_its_photo(tmp_path, theme):
+    """Screenshots of one phone's photo viewer around different close-ups on plain skin and photos: with the
+    viewer's bars in the box, the screens' margins made their thumbnails correlate 0.96-0.999, and
+    different close-ups were merged (`bench/dedupe.py --screens`: 63 false pairs of 140 files)."""
+    shown = {f"c{k}": closeup(k) for k in (3, 13, 21, 34)} | {f"p{k}": PHOTOS[k] for k in (1, 64)}
+    files = {f"{n}.jpg": img for n, img in shown.items()}
+    files |= {f"{n}_screen.png": phone_viewer(img, theme) for n, img in shown.items()}
+    cluster, _, _ = dedupe_files(tmp_path, files)
+    for n in shown:
+        assert cluster[f"{n}.jpg"] == cluster[f"{n}_screen.png"], n
     assert len({cluster[f] for f in files}) == len(shown)
 
 

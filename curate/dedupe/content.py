@@ -51,6 +51,11 @@ TEXT_STROKES = 5  # and at least one of its lines crosses this many strokes
 TEXT_INK = 0.2  # and is this share ink between its first and last stroke (a star field is far sparser)
 TEXT_WIDTH = 96  # px: rows shorter than this take no lettering (a thumbnail's text is a few blurred dots)
 TEXT_WORDS = 2  # stretches off the band's colour a line of lettering has at least (a lesion's edge: one)
+SCREEN_TALL = 1.6  # a picture this many times as tall as wide may be a phone's screen (19.5:9 is 2.17, 16:9 1.78)
+MARKS_SHARE = 0.7  # a screen's bar (`_screen_marks`): this share of each of its rows in the band's colour
+MARKS_EDGE = 0.12  # a screen's marks (`_screen_marks`) end within this share of the side from its edge
+MARKS_CLEAR = 2  # and the band goes on plain for this many times their height after them
+MARKS_MARGIN = 0.1  # and for this share of the side at least (a screen's margin around a photo fitted to it)
 MEAN_DEV = 3.0  # median absolute deviation (grey levels) a border line may have: flat frames stay near 1 after JPEG
 CLOSE_DEV = 8.0  # and a line between two lines of lettering on a band, where JPEG rings (`_closing`)
 MIN_SIDE = 24  # pictures smaller than this are used whole (too small to search for a frame)
@@ -164,41 +169,87 @@ def _closing(lines: np.ndarray, colour: np.ndarray) -> np.ndarray:
     return plain & (np.median(dev, axis=1) <= CLOSE_DEV) & (dev.max(axis=1) < TEXT_CONTRAST)  # no stroke in it
 
 
-def _run_from(lines: np.ndarray, colour: np.ndarray, lettering: bool = False) -> int:
+def _run_from(lines: np.ndarray, colour: np.ndarray, lettering: bool = False, screen: bool = False) -> int:
     """How many leading lines of `lines` form a band of `colour` (channels, 1, 1), the colour of the
     first line, which is known to be within it: uniform lines, and rows of lettering on the band
     (`TEXT_SHARE`; each row of it at most `TEXT_RUN` of the side) that a uniform line closes, as in
     a caption strip or a web page's header and footer (`lettering`: rows only; a column through a
     smooth photo can be half background). A lesion on plain skin is a taller run than a line of
-    text; lettering that runs into the photo stays in the box."""
+    text; lettering that runs into the photo stays in the box. `screen`: a side of the whole picture, where a
+    screen's bar is taken too (`_screen_marks`)."""
     n = lines.shape[1]
     tallest = max(2, int(TEXT_RUN * n))
     end = _plain_run(lines, colour, UNIFORM_SHARE)
     while lettering and end < n and lines.shape[2] >= TEXT_WIDTH:
-        stretch = _plain_run(lines[:, end : end + tallest + 1], colour, TEXT_SHARE, first=0)
-        block = lines[:, end : end + stretch]
-        closed = np.flatnonzero(_within(block, colour))
-        ink = np.flatnonzero(np.abs(block - colour).max(axis=(0, 2)) >= TEXT_CONTRAST)
-        if ink.size:  # after the first ink, a line JPEG's ringing left noisy closes it too (`_closing`)
-            closed = np.union1d(closed, np.flatnonzero(_closing(block[:, ink[0] :], colour)) + ink[0])
-        if not closed.size:
-            if stretch <= SKIP:  # the band's last lines, blended into the next band (a header into the page)
-                end += stretch
+        after, go_on = _lettering(lines, colour, end, tallest)
+        if not go_on and screen and (marks := _screen_marks(lines, colour, end, tallest)):
+            after, go_on = end + marks, True  # no lettering there, but a screen's bar
+        end = after
+        if not go_on:
             break
-        dev = np.abs(lines[:, end : end + int(closed[0])] - colour).max(axis=0)  # (lines, length)
-        if dev.max() < TEXT_CONTRAST:
-            break  # faint marks (craters on the moon, pores): the picture, not lettering on a band
-        if len(dev) < TEXT_ROWS or not _lettered(dev > TOL):
-            break  # dots (stars, pustules on smooth skin): too low, too few or too sparse for lettering
-        end += int(closed[0])
-        rest = lines[:, end : end + tallest + 1]  # and the band's lines after it, JPEG's ringing in them or not
-        band = _within(rest, colour) | _closing(rest, colour)
-        end += int(band.argmin()) if not band.all() else len(band)
         end += _plain_run(lines[:, end:], colour, UNIFORM_SHARE, first=0)
     return end
 
 
-def _uniform_run(lines: np.ndarray, lettering: bool = False) -> int:
+def _lettering(lines: np.ndarray, colour: np.ndarray, end: int, tallest: int) -> tuple[int, bool]:
+    """Where a band of `colour` ends once the lines of lettering from line `end` (at most `tallest` high) and
+    the band's lines after them are taken (`_run_from`), and whether any were: (end, False) where no lettering
+    starts, but for the band's last lines blended into the next band (a header into the page)."""
+    stretch = _plain_run(lines[:, end : end + tallest + 1], colour, TEXT_SHARE, first=0)
+    block = lines[:, end : end + stretch]
+    closed = np.flatnonzero(_within(block, colour))
+    ink = np.flatnonzero(np.abs(block - colour).max(axis=(0, 2)) >= TEXT_CONTRAST)
+    if ink.size:  # after the first ink, a line JPEG's ringing left noisy closes it too (`_closing`)
+        closed = np.union1d(closed, np.flatnonzero(_closing(block[:, ink[0] :], colour)) + ink[0])
+    if not closed.size:
+        return (end + stretch if stretch <= SKIP else end), False
+    dev = np.abs(lines[:, end : end + int(closed[0])] - colour).max(axis=0)  # (lines, length)
+    if dev.max() < TEXT_CONTRAST:
+        return end, False  # faint marks (craters on the moon, pores): the picture, not lettering on a band
+    if len(dev) < TEXT_ROWS or not _lettered(dev > TOL):
+        return end, False  # dots (stars, pustules on smooth skin): too low, too few or too sparse for lettering
+    end += int(closed[0])
+    rest = lines[:, end : end + tallest + 1]  # and the band's lines after it, JPEG's ringing in them or not
+    band = _within(rest, colour) | _closing(rest, colour)
+    return end + (int(band.argmin()) if not band.all() else len(band)), True
+
+
+def _screen_marks(lines: np.ndarray, colour: np.ndarray, start: int, tallest: int) -> int:
+    """How many rows from row `start` of a band of `colour` are a screen's bar, not the picture (0: none): a
+    phone's status bar (the time at one end, the battery at the other) or its row of icons, too sparse to read
+    as lettering (`_lettered`). Its rows are at least `MARKS_SHARE` the band's colour, off it in no stretch
+    longer than `TEXT_GAP` of the row, and the bar ends at the last with a stroke (`TEXT_CONTRAST`), at most
+    `tallest` rows on, with `TEXT_WORDS` or more marks side by side in one of its rows (a lone star is no bar).
+    The band is neutral (black, white or grey: a screen, not skin, `CHROMA`), starts at the edge of a picture at
+    least `SCREEN_TALL` times as tall as wide (`_run_from`'s `screen`: a phone held upright, not a frame's
+    inside), the bar ends within `MARKS_EDGE` of the side from that edge,
+    and the band goes on plain after it for `MARKS_CLEAR` times its height and `MARKS_MARGIN` of the side: a bar
+    in a screen's empty margin around a photo fitted to its width. A square tile of a star field darkened by a
+    tone curve (two stars side by side near its top, dark sky below) had its box moved by it until the shape
+    and the margin were asked. Left in the box, the screen's margins made different smooth close-ups shown in one
+    phone's photo viewer correlate 0.96-0.999 as thumbnails, and they were merged (`bench/dedupe.py
+    --screens`: 63 false pairs of 140 files; none now). The corpora's 531 photos keep their boxes
+    (`tests/test_dedupe_pages.py`)."""
+    if int(colour.max()) - int(colour.min()) >= CHROMA:
+        return 0
+    dev = np.abs(lines[:, start : start + tallest + 1] - colour).max(axis=0)  # (rows, length)
+    off = dev > TOL
+    _, longest = _runs(off)
+    sparse = ((~off).mean(axis=1) >= MARKS_SHARE) & (longest <= TEXT_GAP * off.shape[1])
+    rows = int(sparse.argmin()) if not sparse.all() else len(sparse)
+    ink = np.flatnonzero(dev[:rows].max(axis=1, initial=0) >= TEXT_CONTRAST)
+    if not ink.size or _runs(off[: ink[-1] + 1])[0].max() < TEXT_WORDS:
+        return 0  # nothing, or one mark alone (a star): a bar has two or more side by side
+    height = int(ink[-1]) + 1
+    if start + height > MARKS_EDGE * lines.shape[1]:
+        return 0
+    rest = lines[:, start + height :]
+    closing = int(_closing(rest[:, :SKIP], colour).sum())  # JPEG's ringing in the line or two after the bar
+    clear = closing + _plain_run(rest[:, closing:], colour, UNIFORM_SHARE, first=0)
+    return height if clear >= max(MARKS_CLEAR * height, MARKS_MARGIN * lines.shape[1]) else 0
+
+
+def _uniform_run(lines: np.ndarray, lettering: bool = False, screen: bool = False) -> int:
     """How many leading lines of `lines` (channels, n, length) form a uniform band.
 
     Up to `SKIP` leading lines may be the blurred seam between two bands (JPEG
@@ -211,13 +262,13 @@ def _uniform_run(lines: np.ndarray, lettering: bool = False) -> int:
         return 0
     colours = _colours(lines[:, : SKIP + 1])
     starts = _within(lines[:, : SKIP + 1], colours)
-    own = _run_from(lines, colours[:, :1], lettering) if starts[0] else 0
+    own = _run_from(lines, colours[:, :1], lettering, screen) if starts[0] else 0
     if own > SKIP:
         return own
     # a line or two of its own colour is the seam itself (a header's last row blended into the page)
     for skip in range(1, SKIP + 1):
         start = lines.shape[1] > skip + 3 and starts[skip]  # a line of its own colour, 3 more after it
-        if start and (run := _run_from(lines[:, skip:], colours[:, skip : skip + 1], lettering)) >= 3:
+        if start and (run := _run_from(lines[:, skip:], colours[:, skip : skip + 1], lettering, screen)) >= 3:
             return skip + run
     return own
 
@@ -226,10 +277,12 @@ def _peel(rows: np.ndarray, cols: np.ndarray, y0: int, y1: int, x0: int, x1: int
     """One level: (top, bottom, left, right) widths of the uniform bands of the box (x0, y0, x1, y1)
     of the picture whose (channels, h, w) planes are `rows` and (channels, w, h) planes `cols`."""
     h, w = y1 - y0, x1 - x0
+    # the whole of a tall picture (a phone held upright): a screen's bars (`_screen_marks`)
+    screen = (y0, y1, x0, x1) == (0, rows.shape[1], 0, rows.shape[2]) and rows.shape[1] >= SCREEN_TALL * rows.shape[2]
     t = b = lf = r = 0
     for _ in range(4):  # each side is measured inside the others; stops when nothing changes
-        nt = _uniform_run(rows[:, y0 : y1 - b, x0 + lf : x1 - r], lettering=True)
-        nb = _uniform_run(rows[:, y0 + t : y1, x0 + lf : x1 - r][:, ::-1], lettering=True)
+        nt = _uniform_run(rows[:, y0 : y1 - b, x0 + lf : x1 - r], lettering=True, screen=screen)
+        nb = _uniform_run(rows[:, y0 + t : y1, x0 + lf : x1 - r][:, ::-1], lettering=True, screen=screen)
         nl = _uniform_run(cols[:, x0 : x1 - r, y0 + nt : y1 - nb])
         nr = _uniform_run(cols[:, x0 + lf : x1, y0 + nt : y1 - nb][:, ::-1])
         # a band found in a wider window stays a band: a row of lettering measured only where the

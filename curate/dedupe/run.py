@@ -68,8 +68,9 @@ log = logging.getLogger("curate.dedupe")
 # frame whose seam is left uncut no longer passes for the photo's background (`content.SEAM`); v11: a picture turned
 # on a larger canvas turned back (`decode.turned_back`); v12: colour taken away or drawn on measured for the
 # representative rule (`curate.dedupe.fidelity`); v13: the share of its canvas a turned picture covers (the rest is
-# fill: `cluster._unframed`) and the mean chroma (a cast, a filter: `fidelity.recoloured`) kept
-ALGO = f"region-phash-v13/{THUMB}/{len(WINDOWS)}"
+# fill: `cluster._unframed`) and the mean chroma (a cast, a filter: `fidelity.recoloured`) kept; v14: a phone
+# screen's status bar and row of icons cut with its margins (`content._screen_marks`)
+ALGO = f"region-phash-v14/{THUMB}/{len(WINDOWS)}"
 RULES = 14  # the verification rules' version (`DedupeOptions.settings`)
 CODE_BYTES, THUMB_BYTES = 8 * len(WINDOWS), THUMB * THUMB
 
