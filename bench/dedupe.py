@@ -542,12 +542,12 @@ def _make_screened(job: tuple) -> tuple[str, str, str]:
 def build_screens(out: Path, workers: int, photos: str = "") -> dict:
     """Photos shown in a phone's photo viewer (`--screens`): 30 different real photos and tiles (or photos of
     the `photos` folder, 30 at most) and 30 close-ups on plain skin, each as shot and as a screenshot of one
-    viewer (`tests.photo_corpus.phone_viewer`: a status bar and a row of icons on a black screen, or on a
-    white one, alternately; a copy), every third also in the other viewer (a copy of a copy). The
+    viewer (`tests.photo_corpus.phone_viewer`: a status bar, a row of icons and a home indicator on a black
+    screen, or on a white one, alternately; a copy), every third also in the other viewer (a copy of a copy). The
     screenshots of different photos in one viewer share every pixel but the photo's (a hard negative)."""
     from tests.photo_corpus import VIEWERS
 
-    key = ["screens", 1] + _photo_key(photos)
+    key = ["screens", 2] + _photo_key(photos)
     if (truth := _built(out, key)) is not None:
         return truth
     picks = [("r", k) for k in _picked(photos, 17, 30)] + [("c", 8200 + k) for k in range(30)]
@@ -1005,7 +1005,7 @@ def corpus_dirs(args: argparse.Namespace) -> tuple[Path, Path]:
     if args.templates:
         return web, args.corpus / f"templates-v2{own}"
     if args.screens:
-        return web, args.corpus / f"screens-v1{own}"
+        return web, args.corpus / f"screens-v2{own}"
     if args.edits:
         return web, args.corpus / f"edits-v1{own}"
     if args.retouched:

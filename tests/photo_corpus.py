@@ -207,10 +207,10 @@ VIEWERS = {  # theme -> (screen size, screen colour, ink): two phones' photo vie
 
 def phone_viewer(img: Image.Image, theme: str = "dark") -> Image.Image:
     """`img` as a screenshot of a phone's photo viewer (`VIEWERS`): the photo fitted to the screen's width
-    in the middle, a status bar above (the time at one end, the battery at the other) and a row of four
-    icons below, on a black or a white screen. No line of lettering: the marks are too sparse to read as
-    text, so the whole screen was the content box, and different close-ups shown in one viewer, alike in
-    every pixel but the photo's, correlated 0.96-0.999 as thumbnails (a hard negative)."""
+    in the middle, a status bar above (the time at one end, the battery at the other), a row of four icons
+    and the home indicator below, on a black or a white screen. No line of lettering: the marks are too
+    sparse to read as text, so the whole screen was the content box, and different close-ups shown in one
+    viewer, alike in every pixel but the photo's, correlated 0.96-0.999 as thumbnails (a hard negative)."""
     (w, h), screen, ink = VIEWERS[theme]
     out = Image.new("RGB", (w, h), screen)
     d = ImageDraw.Draw(out)
@@ -218,11 +218,12 @@ def phone_viewer(img: Image.Image, theme: str = "dark") -> Image.Image:
     d.text((w - 78, 14), "87%", fill=ink, font=_font(14))
     d.rounded_rectangle((w - 38, 15, w - 14, 27), radius=3, outline=ink, width=2)  # the battery
     for k in range(4):  # share, favourite, edit, delete
-        cx, cy = round(w * (2 * k + 1) / 8), h - 44
+        cx, cy = round(w * (2 * k + 1) / 8), h - 72
         if k % 2:
             d.ellipse((cx - 11, cy - 11, cx + 11, cy + 11), outline=ink, width=2)
         else:
             d.rounded_rectangle((cx - 10, cy - 11, cx + 10, cy + 11), radius=4, outline=ink, width=2)
+    d.rounded_rectangle((w // 2 - 67, h - 14, w // 2 + 67, h - 9), radius=3, fill=ink)  # the home indicator
     photo = img.convert("RGB")
     f = min(w / photo.width, (h - 200) / photo.height)
     photo = photo.resize((max(1, round(photo.width * f)), max(1, round(photo.height * f))), Image.LANCZOS)

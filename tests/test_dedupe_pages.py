@@ -179,7 +179,7 @@ def test_different_photos_in_one_phone_app_stay_apart_and_each_joins_its_origina
 def test_different_close_ups_in_one_phone_viewer_stay_apart_and_each_joins_its_photo(tmp_path, theme):
     """Screenshots of one phone's photo viewer around different close-ups on plain skin and photos: with the
     viewer's bars in the box, the screens' margins made their thumbnails correlate 0.96-0.999, and
-    different close-ups were merged (`bench/dedupe.py --screens`: 63 false pairs of 140 files)."""
+    different close-ups were merged (`bench/dedupe.py --screens`: 52 false pairs of 140 files)."""
     shown = {f"c{k}": closeup(k) for k in (3, 13, 21, 34)} | {f"p{k}": PHOTOS[k] for k in (1, 64)}
     files = {f"{n}.jpg": img for n, img in shown.items()}
     files |= {f"{n}_screen.png": phone_viewer(img, theme) for n, img in shown.items()}

@@ -52,10 +52,9 @@ TEXT_INK = 0.2  # and is this share ink between its first and last stroke (a sta
 TEXT_WIDTH = 96  # px: rows shorter than this take no lettering (a thumbnail's text is a few blurred dots)
 TEXT_WORDS = 2  # stretches off the band's colour a line of lettering has at least (a lesion's edge: one)
 SCREEN_TALL = 1.6  # a picture this many times as tall as wide may be a phone's screen (19.5:9 is 2.17, 16:9 1.78)
-MARKS_SHARE = 0.7  # a screen's bar (`_screen_marks`): this share of each of its rows in the band's colour
+MARKS_SHARE = 0.6  # each row of a screen's bar (`_screen_marks`) this much the band's colour (home indicator: 66 %)
 MARKS_EDGE = 0.12  # a screen's marks (`_screen_marks`) end within this share of the side from its edge
-MARKS_CLEAR = 2  # and the band goes on plain for this many times their height after them
-MARKS_MARGIN = 0.1  # and for this share of the side at least (a screen's margin around a photo fitted to it)
+MARKS_MARGIN = 0.1  # and the band goes on plain after them for this share of the side (a screen's margin)
 MEAN_DEV = 3.0  # median absolute deviation (grey levels) a border line may have: flat frames stay near 1 after JPEG
 CLOSE_DEV = 8.0  # and a line between two lines of lettering on a band, where JPEG rings (`_closing`)
 MIN_SIDE = 24  # pictures smaller than this are used whole (too small to search for a frame)
@@ -219,16 +218,16 @@ def _screen_marks(lines: np.ndarray, colour: np.ndarray, start: int, tallest: in
     phone's status bar (the time at one end, the battery at the other) or its row of icons, too sparse to read
     as lettering (`_lettered`). Its rows are at least `MARKS_SHARE` the band's colour, off it in no stretch
     longer than `TEXT_GAP` of the row, and the bar ends at the last with a stroke (`TEXT_CONTRAST`), at most
-    `tallest` rows on, with `TEXT_WORDS` or more marks side by side in one of its rows (a lone star is no bar).
-    The band is neutral (black, white or grey: a screen, not skin, `CHROMA`), starts at the edge of a picture at
-    least `SCREEN_TALL` times as tall as wide (`_run_from`'s `screen`: a phone held upright, not a frame's
-    inside), the bar ends within `MARKS_EDGE` of the side from that edge,
-    and the band goes on plain after it for `MARKS_CLEAR` times its height and `MARKS_MARGIN` of the side: a bar
-    in a screen's empty margin around a photo fitted to its width. A square tile of a star field darkened by a
-    tone curve (two stars side by side near its top, dark sky below) had its box moved by it until the shape
-    and the margin were asked. Left in the box, the screen's margins made different smooth close-ups shown in one
+    `tallest` rows on (a home indicator and the toolbar above it are one bar), with `TEXT_WORDS` or more marks
+    side by side in one of its rows (a lone star is no bar). The band is neutral (black, white or grey: a
+    screen, not skin, `CHROMA`) and starts at the edge of a picture at least `SCREEN_TALL` times as tall as
+    wide (`_run_from`'s `screen`: a phone held upright, not a frame's inside); the bar ends within `MARKS_EDGE`
+    of the side from that edge, and the band goes on plain after it for `MARKS_MARGIN` of the side: a screen's
+    empty margin around a photo fitted to its width. A square tile of a star field darkened by a tone curve (two
+    stars side by side near its top, dark sky below) had its box moved by the rule until the shape and the
+    margin were asked. Left in the box, the screen's margins made different smooth close-ups shown in one
     phone's photo viewer correlate 0.96-0.999 as thumbnails, and they were merged (`bench/dedupe.py
-    --screens`: 63 false pairs of 140 files; none now). The corpora's 531 photos keep their boxes
+    --screens`: 52 false pairs of 140 files; none now). The corpora's 531 photos keep their boxes
     (`tests/test_dedupe_pages.py`)."""
     if int(colour.max()) - int(colour.min()) >= CHROMA:
         return 0
@@ -244,9 +243,10 @@ def _screen_marks(lines: np.ndarray, colour: np.ndarray, start: int, tallest: in
     if start + height > MARKS_EDGE * lines.shape[1]:
         return 0
     rest = lines[:, start + height :]
-    closing = int(_closing(rest[:, :SKIP], colour).sum())  # JPEG's ringing in the line or two after the bar
+    ringing = _closing(rest[:, :SKIP], colour)  # JPEG's ringing in the line or two after the bar
+    closing = int(ringing.argmin()) if not ringing.all() else len(ringing)
     clear = closing + _plain_run(rest[:, closing:], colour, UNIFORM_SHARE, first=0)
-    return height if clear >= max(MARKS_CLEAR * height, MARKS_MARGIN * lines.shape[1]) else 0
+    return height if clear >= MARKS_MARGIN * lines.shape[1] else 0
 
 
 def _uniform_run(lines: np.ndarray, lettering: bool = False, screen: bool = False) -> int:
