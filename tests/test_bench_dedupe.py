@@ -69,15 +69,15 @@ def test_imagededup_and_difpy_are_scored_on_the_corpus_built_from_ones_own_photo
     assert bench.corpus_dirs(plain)[1] != bench.corpus_dirs(args)[1]
 
 
-VERSION = {"stamped": 1, "rulers": 1, "collages": 1, "crops": 1, "templates": 2, "augmented": 1}
+VERSION = {"stamped": 1, "rulers": 1, "collages": 1, "crops": 1, "templates": 2, "screens": 2, "augmented": 1}
 
 
 @pytest.mark.parametrize("kind", list(VERSION))
 def test_a_corpus_of_its_own_reaches_the_foreign_tools_from_ones_own_photos_too(tmp_path, kind):
-    """`--stamped`, `--rulers`, `--collages`, `--crops`, `--templates` and `--augmented` are corpora of their own, which
-    imagededup's and difPy's processes must score too; with `--photos` each is built from the steward's own
-    photos (a folder of its own under the corpus root, rebuilt when the photos change), the close-ups and
-    synthetic photos as before."""
+    """`--stamped`, `--rulers`, `--collages`, `--crops`, `--templates`, `--screens` and `--augmented` are corpora of
+    their own, which imagededup's and difPy's processes must score too; with `--photos` each is built from the
+    steward's own photos (a folder of its own under the corpus root, rebuilt when the photos change), the
+    close-ups and synthetic photos as before."""
     sys.path.insert(0, str(BENCH.parent))
     import dedupe as bench
 

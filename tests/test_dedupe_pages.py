@@ -81,16 +81,19 @@ def test_a_phone_screenshot_is_cut_to_the_photo():
 
 @pytest.mark.parametrize("theme", list(VIEWERS))
 def test_a_phone_viewers_bars_are_cut_with_its_margins(theme):
-    """A screenshot of a phone's photo viewer: the time and the battery above, four icons below, too sparse
-    to read as lettering. The box is the photo, for photos, tiles and close-ups on plain skin alike; before,
-    it was the whole screen but for its first and last lines."""
+    """A screenshot of a phone's photo viewer: the time and the battery above, four icons and the home
+    indicator below, too sparse to read as lettering. The box is the photo, for photos, tiles and close-ups on
+    plain skin alike, as saved and as a messaging app passes it on (JPEG at 60, or halved and JPEG at 75: the
+    line after a bar rings); before, the status bar and the icons were in it."""
     (w, h), _, _ = VIEWERS[theme]
     for img in [PHOTOS[0], PHOTOS[9], PHOTOS[60], closeup(3), closeup(13)]:
         f = min(w / img.width, (h - 200) / img.height)
         pw, ph = round(img.width * f), round(img.height * f)
         expected = ((w - pw) // 2 / w, (h - ph) // 2 / h, ((w - pw) // 2 + pw) / w, ((h - ph) // 2 + ph) / h)
-        box = _box(phone_viewer(img, theme))
-        assert max(abs(a - b) for a, b in zip(box, expected, strict=True)) < 0.02, (img.size, box, expected)
+        shot = phone_viewer(img, theme)
+        for sent in (shot, reencode(shot, 60), reencode(shot.resize((w // 2, h // 2), Image.LANCZOS), 75)):
+            box = _box(sent)
+            assert max(abs(a - b) for a, b in zip(box, expected, strict=True)) < 0.02, (img.size, box, expected)
 
 
 def test_marks_near_a_dark_pictures_edge_are_a_screens_bar_only_on_a_tall_picture():
@@ -110,6 +113,26 @@ def test_marks_near_a_dark_pictures_edge_are_a_screens_bar_only_on_a_tall_pictur
     assert _box(picture((400, 720), (30, 190)))[1] > 240 / 720  # down to the subject
     assert _box(picture((400, 720), (190,)))[1] < 40 / 720  # from the mark on (the lines above it are a band)
     assert _box(picture((600, 600), (30, 190)))[1] < 40 / 600
+
+
+def test_what_is_no_screens_bar_stays_in_the_box():
+    """Marks a phone's bar would have on a tall picture, and yet no bar: a status bar right above the photo (no
+    screen's margin after it), two dark spots near the top of a skin-coloured picture (the photo's own
+    background, not a screen), and marks reaching past the outer 12 % of the side. Each stays in the box."""
+
+    def picture(band: tuple[int, int, int], ink: tuple[int, int, int], marks_to: int, subject_from: int):
+        img = Image.new("RGB", (400, 720), band)
+        img.paste(PHOTOS[1].convert("RGB").resize((400, 300)), (0, subject_from))  # the photo
+        d = ImageDraw.Draw(img)
+        for x in (30, 190, 330):
+            d.ellipse((x, marks_to - 16, x + 16, marks_to), fill=ink)
+        return img
+
+    white, grey = (255, 255, 255), (20, 20, 20)
+    assert _box(picture(white, grey, 36, 240))[1] > 200 / 720  # a bar above a margin: cut (the control)
+    assert _box(picture(white, grey, 36, 44))[1] < 30 / 720  # right above the photo: the bar stays
+    assert _box(picture((200, 150, 130), (90, 40, 40), 36, 240))[1] < 30 / 720  # skin with two spots
+    assert _box(picture(white, grey, 110, 300))[1] < 100 / 720  # ending at 15 % of the side
 
 
 def test_a_lesion_on_plain_skin_is_not_lettering():
@@ -144,6 +167,28 @@ def test_photos_without_lettering_keep_their_box(monkeypatch):
     monkeypatch.setattr(content, "_run_from", lambda lines, colour, *_, **__: plain(lines, colour))
     for k, a in enumerate(arrays):
         assert max(abs(x - y) for x, y in zip(content_box(a).fractions(), with_lettering[k], strict=True)) <= 0.02, k
+
+
+def test_tall_photos_keep_the_box_without_a_screens_bar(monkeypatch):
+    """The corpora's photos, tiles, close-ups and skin photos cropped to a phone's upright shape (1:1.8, or
+    squeezed to it when too wide to crop), as they are and darkened (a night sky's stars on black), decoded as
+    dedupe decodes them: a screen's bar (`content._screen_marks`) is found in none of them."""
+    from curate.dedupe import content
+    from curate.imaging import open_upright
+
+    arrays = []
+    for img in PHOTOS + [closeup(k) for k in range(10)] + [photo(k) for k in range(10)]:
+        w, h = img.size
+        tall = img.crop(((w - round(h / 1.8)) // 2, 0, (w - round(h / 1.8)) // 2 + round(h / 1.8), h))
+        if round(h / 1.8) > w:
+            tall = img.resize((w, round(w * 1.8)))
+        for copy in (tall, Image.eval(tall.convert("RGB"), lambda v: round(255 * (v / 255) ** 2.2))):
+            buf = io.BytesIO()
+            copy.convert("RGB").save(buf, "JPEG", quality=85)
+            arrays.append(np.asarray(open_upright(buf.getvalue(), 128).image.convert("RGB")))
+    found = [content_box(a).fractions() for a in arrays]
+    monkeypatch.setattr(content, "_screen_marks", lambda *_: 0)
+    assert [k for k, a in enumerate(arrays) if content_box(a).fractions() != found[k]] == []
 
 
 @pytest.mark.slow

@@ -181,7 +181,7 @@ def _run_from(lines: np.ndarray, colour: np.ndarray, lettering: bool = False, sc
     end = _plain_run(lines, colour, UNIFORM_SHARE)
     while lettering and end < n and lines.shape[2] >= TEXT_WIDTH:
         after, go_on = _lettering(lines, colour, end, tallest)
-        if not go_on and screen and (marks := _screen_marks(lines, colour, end, tallest)):
+        if not go_on and screen and (marks := _screen_marks(lines, colour, end)):
             after, go_on = end + marks, True  # no lettering there, but a screen's bar
         end = after
         if not go_on:
@@ -213,25 +213,27 @@ def _lettering(lines: np.ndarray, colour: np.ndarray, end: int, tallest: int) ->
     return end + (int(band.argmin()) if not band.all() else len(band)), True
 
 
-def _screen_marks(lines: np.ndarray, colour: np.ndarray, start: int, tallest: int) -> int:
+def _screen_marks(lines: np.ndarray, colour: np.ndarray, start: int) -> int:
     """How many rows from row `start` of a band of `colour` are a screen's bar, not the picture (0: none): a
     phone's status bar (the time at one end, the battery at the other) or its row of icons, too sparse to read
     as lettering (`_lettered`). Its rows are at least `MARKS_SHARE` the band's colour, off it in no stretch
-    longer than `TEXT_GAP` of the row, and the bar ends at the last with a stroke (`TEXT_CONTRAST`), at most
-    `tallest` rows on (a home indicator and the toolbar above it are one bar), with `TEXT_WORDS` or more marks
-    side by side in one of its rows (a lone star is no bar). The band is neutral (black, white or grey: a
-    screen, not skin, `CHROMA`) and starts at the edge of a picture at least `SCREEN_TALL` times as tall as
-    wide (`_run_from`'s `screen`: a phone held upright, not a frame's inside); the bar ends within `MARKS_EDGE`
-    of the side from that edge, and the band goes on plain after it for `MARKS_MARGIN` of the side: a screen's
-    empty margin around a photo fitted to its width. A square tile of a star field darkened by a tone curve (two
-    stars side by side near its top, dark sky below) had its box moved by the rule until the shape and the
-    margin were asked. Left in the box, the screen's margins made different smooth close-ups shown in one
-    phone's photo viewer correlate 0.96-0.999 as thumbnails, and they were merged (`bench/dedupe.py
-    --screens`: 52 false pairs of 140 files; none now). The corpora's 531 photos keep their boxes
-    (`tests/test_dedupe_pages.py`)."""
-    if int(colour.max()) - int(colour.min()) >= CHROMA:
+    longer than `TEXT_GAP` of the row, and the bar ends at the last with a stroke (`TEXT_CONTRAST`), within
+    `MARKS_EDGE` of the side from the picture's edge (a home indicator and the toolbar above it are one bar),
+    with `TEXT_WORDS` or more marks side by side in one of its rows (a lone star is no bar). The band is
+    neutral (black, white or grey: a screen, not skin, `CHROMA`) and starts at the edge of a picture at least
+    `SCREEN_TALL` times as tall as wide (`_run_from`'s `screen`: a phone held upright, not a frame's inside),
+    and it goes on plain after the bar (but for `SKIP` lines JPEG's ringing or a resize left noisy) for
+    `MARKS_MARGIN` of the side: a screen's empty margin around a photo fitted to its width. A square tile of a
+    star field darkened by a tone curve (two stars side by side near its top, dark sky below) had its box moved
+    by the rule until the shape and the margin were asked. Left in the box, the screen's margins made different
+    smooth close-ups shown in one phone's photo viewer correlate 0.96-0.999 as thumbnails, and they were merged
+    (`bench/dedupe.py --screens`: 52 false pairs of 140 files; none now). The corpora's photos, as they are and
+    cropped tall, keep their boxes (`tests/test_dedupe_pages.py`)."""
+    shade = colour[:3]  # an alpha plane is no colour
+    if int(shade.max()) - int(shade.min()) >= CHROMA:
         return 0
-    dev = np.abs(lines[:, start : start + tallest + 1] - colour).max(axis=0)  # (rows, length)
+    edge = int(MARKS_EDGE * lines.shape[1])
+    dev = np.abs(lines[:, start : max(start + 1, edge + 1)] - colour).max(axis=0)  # (rows, length)
     off = dev > TOL
     _, longest = _runs(off)
     sparse = ((~off).mean(axis=1) >= MARKS_SHARE) & (longest <= TEXT_GAP * off.shape[1])
@@ -240,12 +242,10 @@ def _screen_marks(lines: np.ndarray, colour: np.ndarray, start: int, tallest: in
     if not ink.size or _runs(off[: ink[-1] + 1])[0].max() < TEXT_WORDS:
         return 0  # nothing, or one mark alone (a star): a bar has two or more side by side
     height = int(ink[-1]) + 1
-    if start + height > MARKS_EDGE * lines.shape[1]:
+    if start + height > edge:
         return 0
-    rest = lines[:, start + height :]
-    ringing = _closing(rest[:, :SKIP], colour)  # JPEG's ringing in the line or two after the bar
-    closing = int(ringing.argmin()) if not ringing.all() else len(ringing)
-    clear = closing + _plain_run(rest[:, closing:], colour, UNIFORM_SHARE, first=0)
+    rest = lines[:, start + height :]  # its first `SKIP` lines may be what JPEG's ringing or a resize left noisy
+    clear = max(k + _plain_run(rest[:, k:], colour, UNIFORM_SHARE, first=0) for k in range(SKIP + 1))
     return height if clear >= MARKS_MARGIN * lines.shape[1] else 0
 
 
@@ -273,12 +273,14 @@ def _uniform_run(lines: np.ndarray, lettering: bool = False, screen: bool = Fals
     return own
 
 
-def _peel(rows: np.ndarray, cols: np.ndarray, y0: int, y1: int, x0: int, x1: int) -> tuple[int, int, int, int]:
+def _peel(
+    rows: np.ndarray, cols: np.ndarray, y0: int, y1: int, x0: int, x1: int, tall: bool = False
+) -> tuple[int, int, int, int]:
     """One level: (top, bottom, left, right) widths of the uniform bands of the box (x0, y0, x1, y1)
-    of the picture whose (channels, h, w) planes are `rows` and (channels, w, h) planes `cols`."""
+    of the picture whose (channels, h, w) planes are `rows` and (channels, w, h) planes `cols`; `tall`: the
+    picture is `SCREEN_TALL` times as tall as wide or more."""
     h, w = y1 - y0, x1 - x0
-    # the whole of a tall picture (a phone held upright): a screen's bars (`_screen_marks`)
-    screen = (y0, y1, x0, x1) == (0, rows.shape[1], 0, rows.shape[2]) and rows.shape[1] >= SCREEN_TALL * rows.shape[2]
+    screen = tall and (y0, y1, x0, x1) == (0, rows.shape[1], 0, rows.shape[2])  # a phone's whole screen
     t = b = lf = r = 0
     for _ in range(4):  # each side is measured inside the others; stops when nothing changes
         nt = _uniform_run(rows[:, y0 : y1 - b, x0 + lf : x1 - r], lettering=True, screen=screen)
@@ -349,6 +351,7 @@ def content_box(rgb: np.ndarray) -> ContentBox:
     # searched on every step-th pixel: frames are wide, time is short; but rows keep TEXT_WIDTH px, or a
     # phone screenshot's lettering (a tall picture's rows are short once subsampled) could not be cut
     step = max(1, min(max(h, w) // SEARCH_SIDE, w // TEXT_WIDTH))
+    tall = h >= SCREEN_TALL * w  # of the picture itself: subsampled, 1000 x 625 px would be 167 x 105
     a = a[::step, ::step]
     if a.dtype != np.uint8:
         a = a.astype(np.int16)  # grey levels of odd input as whole numbers (uint8 already is)
@@ -358,7 +361,7 @@ def content_box(rgb: np.ndarray) -> ContentBox:
     cols = np.stack([cv2.transpose(p) for p in planes])  # (channels, w, h): columns as lines
     x0, y0, x1, y1 = 0, 0, w, h
     for _ in range(LEVELS):
-        t, b, lf, r = _peel(rows, cols, y0, y1, x0, x1)
+        t, b, lf, r = _peel(rows, cols, y0, y1, x0, x1, tall)
         if t + b + lf + r == 0:
             break
         if (y1 - y0) - t - b < max(2, MIN_CONTENT * h) or (x1 - x0) - lf - r < max(2, MIN_CONTENT * w):
