@@ -16,6 +16,7 @@ speed-up over imagededup, and the candidate search alone on 100,000 images.
     .venv/bin/python bench/dedupe.py --rulers      # one clinic's photos: one measuring ruler, many lesions
     .venv/bin/python bench/dedupe.py --collages    # figures of several photos, each photo also on its own
     .venv/bin/python bench/dedupe.py --crops       # two sites' crops of one photo, sharing a third or more
+    .venv/bin/python bench/dedupe.py --screens     # photos in a phone's photo viewer, many photos in one viewer
     .venv/bin/python bench/dedupe.py --camera      # the originals as 12 MP phone photos (decoding counts)
     .venv/bin/python bench/dedupe.py --edits       # edits no corpus was tuned on (tone curves, noise, turns)
     .venv/bin/python bench/dedupe.py --retouched   # a journal's, an app's, a forum's (greyscale, filters, marks)

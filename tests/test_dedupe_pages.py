@@ -149,9 +149,9 @@ def test_a_lesion_on_plain_skin_is_not_lettering():
 
 def test_photos_without_lettering_keep_their_box(monkeypatch):
     """Every real photo, tile, close-up and synthetic skin photo of the corpora, decoded as dedupe
-    decodes it: the lettering rule and a phone screen's bars (`content._screen_marks`) leave their boxes as
-    the plain band rule cuts them (the moon's craters, the Hubble deep field's stars, pores and lesions are
-    neither); measured, three of these 531 pictures lose a row or two."""
+    decodes it: the lettering rule leaves their boxes as the plain band rule cuts them (the moon's
+    craters, the Hubble deep field's stars, pores and lesions are not lettering); measured, three of these
+    531 pictures lose a row or two. None is as tall as a phone's screen: the next test crops them so."""
     from curate.dedupe import content
     from curate.imaging import open_upright
 
@@ -170,8 +170,8 @@ def test_photos_without_lettering_keep_their_box(monkeypatch):
 
 
 def test_tall_photos_keep_the_box_without_a_screens_bar(monkeypatch):
-    """The corpora's photos, tiles, close-ups and skin photos cropped to a phone's upright shape (1:1.8, or
-    squeezed to it when too wide to crop), as they are and darkened (a night sky's stars on black), decoded as
+    """The corpora's photos, tiles, close-ups and skin photos cropped to a phone's upright shape (1:1.8; one
+    narrower already, stretched to it), as they are and darkened (a night sky's stars on black), decoded as
     dedupe decodes them: a screen's bar (`content._screen_marks`) is found in none of them."""
     from curate.dedupe import content
     from curate.imaging import open_upright
