@@ -351,7 +351,7 @@ def content_box(rgb: np.ndarray) -> ContentBox:
     # searched on every step-th pixel: frames are wide, time is short; but rows keep TEXT_WIDTH px, or a
     # phone screenshot's lettering (a tall picture's rows are short once subsampled) could not be cut
     step = max(1, min(max(h, w) // SEARCH_SIDE, w // TEXT_WIDTH))
-    tall = h >= SCREEN_TALL * w  # of the picture itself: subsampled, 1000 x 625 px would be 167 x 105
+    tall = h >= SCREEN_TALL * w  # the picture's own shape: 625 px wide by 1,000 high is 105 by 167 subsampled
     a = a[::step, ::step]
     if a.dtype != np.uint8:
         a = a.astype(np.int16)  # grey levels of odd input as whole numbers (uint8 already is)
