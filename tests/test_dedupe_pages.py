@@ -37,6 +37,15 @@ def _box(img) -> tuple[float, float, float, float]:
     return b.fractions()
 
 
+def _as_dedupe_decodes(img) -> np.ndarray:
+    """`img` stored as a JPEG at 85, then decoded as dedupe decodes it for its content box (about 128 px)."""
+    from curate.imaging import open_upright
+
+    buf = io.BytesIO()
+    img.convert("RGB").save(buf, "JPEG", quality=85)
+    return np.asarray(open_upright(buf.getvalue(), 128).image.convert("RGB"))
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_a_caption_strip_is_cut_away_like_a_frame(seed):
     """White or black, above or below: the strip of lettering is not part of the photo."""
@@ -153,15 +162,12 @@ def test_photos_without_lettering_keep_their_box(monkeypatch):
     craters, the Hubble deep field's stars, pores and lesions are not lettering); measured, three of these
     531 pictures lose a row or two. None is as tall as a phone's screen: the next test crops them so."""
     from curate.dedupe import content
-    from curate.imaging import open_upright
 
     pictures = PHOTOS + [closeup(k) for k in range(30)] + [photo(k) for k in range(30)]
     arrays = []
     for img in pictures:  # as stored, halved and mirrored (a star field's rows fall differently)
         for copy in (img, img.resize((img.width // 2, img.height // 2)), img.transpose(Image.FLIP_LEFT_RIGHT)):
-            buf = io.BytesIO()
-            copy.convert("RGB").save(buf, "JPEG", quality=85)
-            arrays.append(np.asarray(open_upright(buf.getvalue(), 128).image.convert("RGB")))
+            arrays.append(_as_dedupe_decodes(copy))
     with_lettering = [content_box(a).fractions() for a in arrays]
     plain = content._run_from
     monkeypatch.setattr(content, "_run_from", lambda lines, colour, *_, **__: plain(lines, colour))
@@ -174,7 +180,6 @@ def test_tall_photos_keep_the_box_without_a_screens_bar(monkeypatch):
     narrower already, stretched to it), as they are and darkened (a night sky's stars on black), decoded as
     dedupe decodes them: a screen's bar (`content._screen_marks`) is found in none of them."""
     from curate.dedupe import content
-    from curate.imaging import open_upright
 
     arrays = []
     for img in PHOTOS + [closeup(k) for k in range(10)] + [photo(k) for k in range(10)]:
@@ -183,9 +188,7 @@ def test_tall_photos_keep_the_box_without_a_screens_bar(monkeypatch):
         if round(h / 1.8) > w:
             tall = img.resize((w, round(w * 1.8)))
         for copy in (tall, Image.eval(tall.convert("RGB"), lambda v: round(255 * (v / 255) ** 2.2))):
-            buf = io.BytesIO()
-            copy.convert("RGB").save(buf, "JPEG", quality=85)
-            arrays.append(np.asarray(open_upright(buf.getvalue(), 128).image.convert("RGB")))
+            arrays.append(_as_dedupe_decodes(copy))
     found = [content_box(a).fractions() for a in arrays]
     monkeypatch.setattr(content, "_screen_marks", lambda *_: 0)
     assert [k for k, a in enumerate(arrays) if content_box(a).fractions() != found[k]] == []
