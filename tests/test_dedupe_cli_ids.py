@@ -85,14 +85,51 @@ def test_damaged_original_is_named_with_its_path_and_fix(two_photos):
     [skipped] = json.loads(r.stdout)["skipped"]
     reason = skipped["reason"]
     rel = f"objects/{sha[:2]}/{sha[2:]}"
-    assert skipped["image_id"] == image_id and reason.startswith(f"image {image_id}: cannot decode")
-    assert rel in reason and str(root) not in reason and "curate ingest" in reason and "damaged" in reason
+    assert skipped["image_id"] == image_id and reason.startswith(f"image {image_id}: its stored original {rel}")
+    assert str(root) not in reason and "curate ingest" in reason and "damaged" in reason and "SHA-256" in reason
     assert " at 0x" not in reason and "BytesIO" not in reason and "\n" not in reason
 
     r = runner.invoke(app, ["dedupe", "-w", str(root), "--workers", "1", "--min-side", "64", "--no-review"])
     line = " ".join(r.stdout.split())
-    assert f"skipped image {image_id}: cannot decode its stored original {rel}" in line, r.stdout
+    assert f"skipped image {image_id}: its stored original {rel} is damaged" in line, r.stdout
     assert f"skipped image {image_id}: image" not in line  # the id once, not twice
+
+
+def _overwrite_first_with_second(root):
+    """Overwrite the first photo's stored original with the second's bytes (it decodes fine: it is the other
+    photo); ((first id, its sha), (second id, its sha))."""
+    ws = Workspace.open(root)
+    with ws.session() as s:
+        (first, sha0), (second, sha1) = s.exec(select(Image.id, Image.sha256).order_by(Image.id)).all()
+    obj = ws.store.path_for(sha0)
+    obj.chmod(0o600)
+    obj.write_bytes(ws.store.path_for(sha1).read_bytes())
+    return (first, sha0), (second, sha1)
+
+
+def test_a_damaged_original_that_still_decodes_is_skipped_until_restored(two_photos):
+    """A stored original overwritten by another photo's bytes (bit rot that still decodes, a wrong backup
+    restored) is skipped with its reason, not hashed as a duplicate of that photo; once `curate ingest`
+    writes it back, dedupe hashes it again and the two photos stay apart."""
+    root, folder = two_photos
+    (first, sha0), (second, sha1) = _overwrite_first_with_second(root)
+    with sqlite3.connect(root / "catalogue.db") as db:
+        db.execute("delete from dedupe_codes")
+    args = ["dedupe", "-w", str(root), "--workers", "1", "--min-side", "64", "--no-review", "--json"]
+    r = runner.invoke(app, args)
+    _clean(r)
+    out = json.loads(r.stdout)
+    assert [x["image_id"] for x in out["skipped"]] == [first] and "damaged" in out["skipped"][0]["reason"]
+    assert out["pairs"] == {} or not any(out["pairs"].values()), out["pairs"]  # no pair with the other photo
+
+    r = runner.invoke(app, ["ingest", str(folder), "--source", "clinic-x", "--workers", "1", "-w", str(root)])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, args)
+    out = json.loads(r.stdout)
+    assert r.exit_code == 0 and out["skipped"] == [] and not any(out["pairs"].values()), r.output
+    with sqlite3.connect(root / "catalogue.db") as db:
+        hashed = dict(db.execute("select image_id, image_sha256 from dedupe_codes").fetchall())
+    assert hashed == {first: sha0, second: sha1}
 
 
 def test_ingest_restores_what_the_reason_names(two_photos):
@@ -113,3 +150,18 @@ def test_ingest_restores_what_the_reason_names(two_photos):
     assert r.exit_code == 0, r.output
     r = runner.invoke(app, ["dedupe", "-w", str(root), "--workers", "1", "--min-side", "64", "--no-review", "--json"])
     assert r.exit_code == 0 and json.loads(r.stdout)["skipped"] == [], r.output
+
+
+def test_verification_takes_no_features_of_an_original_damaged_since_it_was_hashed(two_photos):
+    """An original damaged after its codes were stored is not read again as if intact: verification takes no
+    features of it (its pairs are judged on no evidence, never on the other photo's pixels) and says why."""
+    from curate.dedupe import verify
+    from curate.dedupe.pairs import Verifier
+
+    root, _ = two_photos
+    (first, _), (second, _) = _overwrite_first_with_second(root)
+    verifier = Verifier(Workspace.open(root), 1)
+    assert verifier.feature((first, verify.COARSE)) is None
+    assert verifier.feature((second, verify.COARSE)) is not None
+    assert list(verifier.unread) == [first] and "is damaged" in verifier.unread[first]
+    assert "curate ingest" in verifier.unread[first]

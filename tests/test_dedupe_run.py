@@ -347,7 +347,7 @@ def test_damaged_store_object_is_skipped_with_reason(tmp_path):
     path.write_bytes(b"garbage")
     report = run_dedupe(ws, OPTS)
     assert [i for i, _ in report.skipped] == [ids["p1.jpg"]]
-    assert "cannot decode" in report.skipped[0][1]
+    assert "is damaged (its bytes no longer match their SHA-256)" in report.skipped[0][1]
     assert sum(report.rejected_at_intake.values()) == 1  # broken.jpg never entered the catalogue
     assert report.images == 3
 

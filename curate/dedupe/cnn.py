@@ -53,7 +53,7 @@ def cnn_pairs(ws, threshold: float, known: set[tuple[int, int]], batch: int = 32
         model = lite0.imagenet_features()
         for start in range(0, len(todo), batch):
             chunk = todo[start : start + batch]
-            x = np.stack([_load(ws.store.read(sha), lite0.MEAN, lite0.STD) for _, sha in chunk])
+            x = np.stack([_load(ws.store.read(sha, check=True), lite0.MEAN, lite0.STD) for _, sha in chunk])
             with torch.no_grad():
                 f = model(torch.from_numpy(x)).numpy()
             f /= np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-6)

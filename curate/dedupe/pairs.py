@@ -143,6 +143,7 @@ class Verifier:
         self.coarse_same: dict[tuple[int, int], verify.Verdict] = {}  # its "same", `unasked` at that size
         self.near: dict[tuple[int, int], verify.Verdict] = {}  # the thumbnails' "same" the coarse look denied
         self.decodes = Decodes()  # pictures decoded for one look, kept for the next
+        self.unread: dict[int, str] = {}  # image id -> why its original could not be read again (`_features`)
         self.evened_pairs = 0  # pairs looked at again with contrast evened (benchmark)
         with ws.session() as s:
             rows = s.exec(select(Image.id, Image.sha256, Image.width, Image.height)).all()
@@ -262,7 +263,7 @@ class Verifier:
     def _grey(self, image_id: int, box: tuple[float, float, float, float], side: int) -> np.ndarray:
         """`box` of a picture as grey at about `side` px, decoded once for all its looks (`decode.Decodes`)."""
         sha = self.sha[image_id]
-        return self.decodes.box(sha, self.ws.store.read(sha), box, side)
+        return self.decodes.box(sha, self.ws.store.read(sha, check=True), box, side)
 
     def _features(self, key: tuple[int, int], even: bool = False) -> verify.Features | None:
         """Features of one picture's content box, decoded at the size they are taken at (nothing kept
@@ -275,7 +276,8 @@ class Verifier:
         if f is None:
             try:
                 grey = self._grey(image_id, box, side)
-            except Exception:  # unreadable now: the pair is judged on no evidence ("different" or "review")
+            except Exception as exc:  # unreadable now: the pair is judged on no evidence ("different" or "review")
+                self.unread.setdefault(image_id, str(exc) or type(exc).__name__)
                 return None
             f = verify.features(grey, side, even)
             if kept is not None:
@@ -1049,6 +1051,9 @@ def find_pairs(ws, options, algo: str, report, on_progress=None) -> list[Pair]:
             f"{held} pairs matched only on marks in the same place on 3 or more pictures whose pixels differ "
             "(a site's watermark?): not merged; the review sheet shows each such group once"
         )
+    report.notes += [
+        f"image {i}: {why}; its pairs were judged without its pixels" for i, why in sorted(verifier.unread.items())
+    ]
     report.seconds["verify"] = verifying + time.perf_counter() - started
     report.seconds["verify_cpu"] = verifying_cpu + time.process_time() - cpu
     report.sift_pairs = verifier.sift_pairs

@@ -29,11 +29,20 @@ class ImageStore:
     def has(self, sha256: str) -> bool:
         return self.path_for(sha256).is_file()
 
-    def read(self, sha256: str) -> bytes:
+    def read(self, sha256: str, check: bool = False) -> bytes:
+        """The stored bytes; with `check`, only when they still hash to their name (else StoreError): for a
+        reader whose result outlives the read, such as dedupe's verdicts, which a damaged copy that still
+        decodes would otherwise turn into another photo's."""
         try:
-            return self.path_for(sha256).read_bytes()
+            data = self.path_for(sha256).read_bytes()
         except OSError as exc:
             raise StoreError(f"object {sha256[:12]} unreadable: {exc.strerror}") from exc
+        if check and sha256_bytes(data) != sha256:
+            raise StoreError(
+                f"its stored original {sha256[:12]} is damaged (its bytes no longer match their SHA-256): re-run "
+                "`curate ingest` on its file to restore it"
+            )
+        return data
 
     def put(self, data: bytes, sha256: str | None = None) -> tuple[str, bool]:
         """Store `data`; return (sha256, True if it was written). Idempotent: an object already there is kept
