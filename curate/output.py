@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import unicodedata
 from collections.abc import Callable, Iterator
@@ -99,6 +100,33 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`kill`, `timeout`, a service manager's stop), raised where Ctrl-C's KeyboardInterrupt would be
+    (`stop_on_sigterm`)."""
+
+
+INTERRUPTED = "interrupted; re-run the same command to continue"
+
+
+def stop_on_sigterm() -> None:
+    """Take SIGTERM as Ctrl-C is taken: the command stops where it is, records its run as interrupted, ends
+    its worker processes and says so in one line (exit 143). Python's default for SIGTERM is to die at once,
+    which left a pool's clean-started workers (the leakage audit's) running after the command had gone.
+    Call from the main thread, before the command runs."""
+
+    def stop(signum, frame):
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, stop)
+
+
+def _stopped(exc: KeyboardInterrupt, hint: str = INTERRUPTED) -> NoReturn:
+    """Ctrl-C's line (`hint`, which begins "interrupted") and exit 130, or SIGTERM's and 143."""
+    if isinstance(exc, Terminated):
+        fail("terminated (SIGTERM)" + hint.removeprefix("interrupted"), code=143)
+    fail(hint, code=130)
+
+
 class SafeGroup(TyperGroup):
     """The root command group and the CLI's one error handler: a CurateError raised anywhere below becomes
     one red line and exit 1 (like `fail`), Ctrl-C exit 130 with how to continue, and an exception no
@@ -114,8 +142,8 @@ class SafeGroup(TyperGroup):
             # As Python's docs advise: point stdout at devnull, so the flush at exit cannot fail again.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             raise Exit(0) from None
-        except KeyboardInterrupt:
-            fail("interrupted; re-run the same command to continue", code=130)
+        except KeyboardInterrupt as exc:
+            _stopped(exc)
         except CurateError as exc:
             fail(str(exc))
         except OSError as exc:  # the file system refused: a read-only or full folder, a folder where a file goes
@@ -146,7 +174,7 @@ class reported:
 
     Only `train/cli.py` still uses it (for its own Ctrl-C hint); `curate` relies on SafeGroup alone."""
 
-    def __init__(self, interrupt_hint: str = "interrupted; re-run the same command to continue"):
+    def __init__(self, interrupt_hint: str = INTERRUPTED):
         self.interrupt_hint = interrupt_hint
 
     def __enter__(self):
@@ -155,8 +183,8 @@ class reported:
     def __exit__(self, exc_type, exc, tb):
         if exc is not None and isinstance(exc, CurateError):
             fail(str(exc))
-        if exc_type is KeyboardInterrupt:
-            fail(self.interrupt_hint, code=130)
+        if exc is not None and isinstance(exc, KeyboardInterrupt):
+            _stopped(exc, self.interrupt_hint)
         return False
 
 

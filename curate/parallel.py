@@ -25,11 +25,15 @@ from __future__ import annotations
 import ctypes
 import multiprocessing
 import os
+import select
 import signal
 import sys
+import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import suppress
 from pathlib import Path
 from typing import TypeVar
 
@@ -54,17 +58,56 @@ def stage_of(
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
-def _worker_start(parent: int, initializer: Callable[..., None] | None, initargs: tuple) -> None:
-    """Each worker first asks the kernel to kill it when its parent dies (Linux), since a pool's workers
-    otherwise outlive a kill -9 of the command, blocked on a pipe nobody reads (and `curate.lock` closes a forked
-    child's copy of the workspace lock); then runs the stage's own initializer."""
+def _worker_start(owner: int, forked: bool, initializer: Callable[..., None] | None, initargs: tuple) -> None:
+    """Each worker first makes sure it dies with `owner`, the command's process; then runs the stage's own
+    initializer. A pool's workers otherwise outlive a kill -9 of the command, blocked on a pipe nobody reads
+    (and `curate.lock` closes a forked child's copy of the workspace lock). A forked worker asks the kernel to
+    kill it when its parent, the command, dies (Linux). A clean-started one's parent is the forkserver, which
+    stays up while any worker holds the pipe the command gave it: it watches the command itself (`_watch`)."""
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        if parent and os.getppid() != parent:  # the parent died before the request: nobody reads our answers
+        if forked and os.getppid() != owner:  # the parent died before the request: nobody reads our answers
             os._exit(1)
+    if not forked:
+        _watch(owner)
     if initializer is not None:
         initializer(*initargs)
+
+
+WATCH_S = 1.0  # how often a worker without a pidfd checks that the command still runs
+
+
+def _watch(owner: int) -> None:
+    """End this process once `owner` has ended, from a daemon thread: on Linux by waiting on a pidfd (readable
+    when the process ends; never confused with a later process given the same pid), elsewhere by asking every
+    `WATCH_S` whether the pid still exists."""
+    try:
+        handle = os.pidfd_open(owner)
+    except (AttributeError, OSError):  # not Linux 5.3+, or gone already (ProcessLookupError is an OSError)
+        handle = None
+        if not _alive(owner):
+            os._exit(1)
+
+    def wait() -> None:
+        if handle is not None:
+            select.select([handle], [], [])
+        else:
+            while _alive(owner):
+                time.sleep(WATCH_S)
+        os._exit(1)
+
+    threading.Thread(target=wait, name="curate-owner-watch", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, another user's: not ours to judge
+        return True
+    return True
 
 
 ENTRY_POINTS = ("curate", "train")  # the console scripts pip writes (pyproject.toml), guarded
@@ -110,7 +153,7 @@ def run_parallel(
             max_workers=workers,
             mp_context=context,
             initializer=_worker_start,
-            initargs=(os.getpid() if forked else 0, initializer, initargs),  # forked: this process is the parent
+            initargs=(os.getpid(), forked, initializer, initargs),  # forked: this process is the parent
         )
         results = pool.map(fn, items, chunksize=chunksize)
     else:
@@ -140,6 +183,23 @@ def run_parallel(
                 on_progress(n, total)
         if pending:
             commit(pending)
+    except BaseException:
+        if pool is not None:
+            _stop_workers(pool)
+        raise
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """End a pool's workers now, not once their chunks are done: the run is stopping (a worker's error, Ctrl-C,
+    SIGTERM), and a clean-started worker gets no signal of its own when only this process is told to stop.
+    Python 3.14's `terminate_workers` does this; before it the executor keeps its processes in `_processes`."""
+    stop = getattr(pool, "terminate_workers", None)
+    if stop is not None:
+        stop()
+        return
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        with suppress(OSError, ValueError):  # gone already, or closed
+            process.terminate()

@@ -1,7 +1,8 @@
-"""A command killed with -9 while its worker processes run leaves none behind to hold the workspace.
+"""A command killed (-9, or SIGTERM) while its worker processes run leaves none behind to hold the workspace.
 
 Before, a pool's workers outlived their killed parent (blocked writing answers nobody read) and kept their
-inherited copy of the workspace lock open, so the next command waited for a dead pid forever.
+inherited copy of the workspace lock open, so the next command waited for a dead pid forever. Clean-started
+workers (the leakage audit's forkserver) outlived both a kill -9 and a SIGTERM, 115-120 MB each, for good.
 """
 
 from __future__ import annotations
@@ -23,22 +24,42 @@ REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "300"}
 ENV.pop("CURATE_DB_URL", None)
 
-# The CLI, killed (-9) as soon as the first answer of its worker pool comes back: the others are still working.
-_KILLED_WITH_WORKERS = """
-import os, signal
+# The CLI, sent SIGNAL as soon as the first answer of its worker pool comes back: the others are still working.
+_STOPPED_WITH_WORKERS = """
+import os, signal, time
 from concurrent.futures import process
 real_map = process.ProcessPoolExecutor.map
 def map_(self, *args, **kwargs):
     answers = real_map(self, *args, **kwargs)
-    def first_then_die():
+    def first_then_stop():
         yield next(answers)
         print("workers", " ".join(str(p) for p in self._processes), flush=True)
-        os.kill(os.getpid(), signal.SIGKILL)
-    return first_then_die()
+        global STOPPED_AT
+        STOPPED_AT = time.monotonic()
+        os.kill(os.getpid(), signal.SIGNAL)
+        yield from answers
+    return first_then_stop()
 process.ProcessPoolExecutor.map = map_
-from curate.cli import main
-main()
 """
+_KILLED_WITH_WORKERS = _STOPPED_WITH_WORKERS.replace("SIGNAL", "SIGKILL") + "from curate.cli import main\nmain()\n"
+_TERMINATED_WITH_WORKERS = _STOPPED_WITH_WORKERS.replace("SIGNAL", "SIGTERM") + "from curate.cli import main\nmain()\n"
+
+# Clean-started workers (as the leakage audit's), the first item short, the others ten seconds long, the
+# script stopped by SIGNAL once the first is done.
+_CLEAN_STARTED = (
+    _STOPPED_WITH_WORKERS
+    + """
+import time
+from curate.output import Terminated, stop_on_sigterm
+from curate.parallel import run_parallel
+if __name__ == "__main__":
+    stop_on_sigterm()
+    try:
+        run_parallel(time.sleep, [0.1] + [10.0] * 9, lambda done: None, workers=2, chunksize=1, start="forkserver")
+    except Terminated:
+        print("terminated after", time.monotonic() - STOPPED_AT, flush=True)
+"""
+)
 
 
 def alive(pid: int) -> bool:
@@ -49,24 +70,38 @@ def alive(pid: int) -> bool:
         return False
 
 
-def test_a_killed_ingest_leaves_no_worker_and_the_rerun_completes(tmp_path):
+def _workers_gone(stdout: str, within: float) -> bool:
+    """Whether the two workers the script printed have ended within `within` seconds."""
+    workers = [int(p) for p in stdout.split("workers", 1)[1].split()[:2]]
+    assert len(workers) == 2, stdout
+    deadline = time.monotonic() + within
+    while any(alive(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return not any(alive(p) for p in workers)
+
+
+def _ingest_stopped_by(
+    script: str, tmp_path: Path, seed: int
+) -> tuple[Workspace, list[str], subprocess.CompletedProcess]:
+    """40 noise photos, and `curate ingest` of them run by `script` (which stops it); (workspace, the ingest's
+    arguments, the stopped run)."""
     folder = tmp_path / "in"
     folder.mkdir()
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     for i in range(40):
         Image.fromarray(rng.integers(0, 255, (300, 400, 3), dtype=np.uint8)).save(folder / f"{i}.jpg", quality=90)
     ws = Workspace.init(tmp_path / "ws")
     args = ["ingest", str(folder), "-s", "clinic", "-w", str(ws.root), "--workers", "2"]
-    killed = subprocess.run(
-        [sys.executable, "-c", _KILLED_WITH_WORKERS, *args], capture_output=True, text=True, env=ENV, timeout=120
+    stopped = subprocess.run(
+        [sys.executable, "-c", script, *args], capture_output=True, text=True, env=ENV, timeout=120
     )
+    return ws, args, stopped
+
+
+def test_a_killed_ingest_leaves_no_worker_and_the_rerun_completes(tmp_path):
+    ws, args, killed = _ingest_stopped_by(_KILLED_WITH_WORKERS, tmp_path, 0)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
-    workers = [int(p) for p in killed.stdout.split("workers", 1)[1].split()]
-    assert len(workers) == 2
-    deadline = time.monotonic() + 10
-    while any(alive(p) for p in workers) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not any(alive(p) for p in workers), "a worker outlived its killed command"
+    assert _workers_gone(killed.stdout, within=10), "a worker outlived its killed command"
     status = subprocess.run(
         [sys.executable, "-m", "curate", "status", "-w", str(ws.root), "--json"], capture_output=True, env=ENV
     )
@@ -79,3 +114,47 @@ def test_a_killed_ingest_leaves_no_worker_and_the_rerun_completes(tmp_path):
         [sys.executable, "-m", "curate", "status", "-w", str(ws.root), "--json"], capture_output=True, env=ENV
     )
     assert json.loads(status.stdout)["images"] == 40
+
+
+def test_clean_started_workers_end_with_a_killed_command(tmp_path):
+    """kill -9: the forkserver's workers, whose parent is not the command, watch the command and end with it."""
+    script = tmp_path / "job.py"
+    script.write_text(_CLEAN_STARTED.replace("SIGNAL", "SIGKILL"))
+    killed = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=ENV, timeout=120)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert _workers_gone(killed.stdout, within=10), "a clean-started worker outlived its killed command"
+
+
+def test_sigterm_ends_clean_started_workers_at_once(tmp_path):
+    """SIGTERM is taken as Ctrl-C: the run stops, and its workers are ended, not waited for (the items they
+    had begun would take ten seconds more)."""
+    script = tmp_path / "job.py"
+    script.write_text(_CLEAN_STARTED.replace("SIGNAL", "SIGTERM"))
+    stopped = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=ENV, timeout=120)
+    assert stopped.returncode == 0 and "terminated" in stopped.stdout, stopped.stderr
+    assert _workers_gone(stopped.stdout, within=5)
+    assert float(stopped.stdout.split("after", 1)[1].split()[0]) < 5  # from the first answer to the end
+
+
+def test_a_terminated_ingest_says_so_in_one_line_and_the_rerun_completes(tmp_path):
+    ws, args, stopped = _ingest_stopped_by(_TERMINATED_WITH_WORKERS, tmp_path, 1)
+    assert stopped.returncode == 143, stopped.stderr
+    assert stopped.stderr.strip().splitlines()[-1] == "error: terminated (SIGTERM); re-run the same command to continue"
+    assert "Traceback" not in stopped.stderr
+    assert _workers_gone(stopped.stdout, within=10)
+    status = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "curate", "status", "-w", str(ws.root), "--json"], capture_output=True, env=ENV
+        ).stdout
+    )
+    assert status["running_now"] is None
+    rerun = subprocess.run(
+        [sys.executable, "-m", "curate", *args], capture_output=True, text=True, env=ENV, timeout=120
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    with ws.session() as s:
+        from sqlmodel import select
+
+        from db.models import CommandRun
+
+        assert [r.status for r in s.exec(select(CommandRun).order_by(CommandRun.id)).all()] == ["interrupted", "ok"]

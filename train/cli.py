@@ -29,6 +29,7 @@ from curate.output import (
     printable,
     progress_bars,
     reported,
+    stop_on_sigterm,
 )
 from curate.privacy import make_private_by_default
 from train.choices import ArchName, ExportFormat, ServeEngine
@@ -630,6 +631,7 @@ def _progress(disable: bool) -> Iterator[Callable[[str, int], Callable[[int], No
 
 def main() -> None:
     make_private_by_default()  # runs, galleries and overlays hold patient photos: owner-only (umask 0o077)
+    stop_on_sigterm()  # a killed run ends like an interrupted one, its data-loading workers gone
     app()
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import typer
 
 from curate.cli import audit, dedupe, export, intake, label, pipeline, scrape, studio
-from curate.output import SafeGroup
+from curate.output import SafeGroup, stop_on_sigterm
 from curate.privacy import make_private_by_default
 
 app = typer.Typer(
@@ -34,4 +34,5 @@ for module in (pipeline, intake, scrape, dedupe, studio, label, export, audit):
 
 def main() -> None:
     make_private_by_default()  # umask 0o077: every file this process (or a server it starts) writes is private
+    stop_on_sigterm()  # a killed command ends like an interrupted one: its run recorded, its workers gone
     app()
