@@ -17,6 +17,7 @@ from PIL import Image, ImageCms, ImageOps, PngImagePlugin
 from skimage import data as samples
 from sqlmodel import select
 
+from curate.errors import StoreError
 from curate.label.rounds import image_link, push, rater_copies, rater_copy, replace_original_links
 from db.models import Image as ImageRow
 
@@ -279,6 +280,29 @@ def test_a_failed_copy_leaves_nothing_to_serve(ws):
     assert not list(files.rglob(f"{sha}*"))
     image_link(ws, row)
     assert [p.name for p in files.rglob("*") if p.is_file()] == [f"{row.sha256}.jpg"]
+
+
+@pytest.mark.parametrize("many", [False, True])
+def test_a_damaged_original_that_still_decodes_is_never_served(ws, many):
+    """An original whose bytes became another photo's (a wrong file restored from a backup) decodes fine; its
+    copy is refused with the fix, in this process and in the push's workers, so no clinician labels the other
+    photo under this one's task."""
+    rows = [add(ws, camera_jpeg()), add(ws, _other_photo())]
+    damaged = ws.store.path_for(rows[0].sha256)
+    damaged.chmod(0o600)
+    damaged.write_bytes(ws.store.path_for(rows[1].sha256).read_bytes())
+    with pytest.raises(StoreError, match=r"is damaged .*SHA-256.*curate ingest"):
+        if many:
+            rater_copies(ws, [rows[0].id] * 9 + [rows[1].id])  # from 9 copies up, in worker processes
+        else:
+            rater_copy(ws, rows[0])
+    assert not list((ws.root / "studio" / "files").rglob(f"{rows[0].sha256}*"))
+
+
+def _other_photo() -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(samples.coffee()).save(out, "JPEG", quality=90)
+    return out.getvalue()
 
 
 def test_a_push_makes_its_copies_in_worker_processes_with_progress(ws):

@@ -113,7 +113,7 @@ def rater_copy(ws, image: Image) -> Path:
     dest = _copy_path(ws, image)
     folder = dest.parent
     if dest.is_symlink() or not dest.is_file():
-        data = rater_pixels(ws.store.read(image.sha256), copy_format(image))
+        data = rater_pixels(ws.store.read(image.sha256, check=True), copy_format(image))  # raters see that photo
         write_atomic(dest, data, ws.tmp, mode=0o600)
     old = folder / f"{image.sha256}.{EXTENSIONS.get((image.format or '').upper(), 'bin')}"
     if old != dest and old.is_symlink() and os.readlink(old) != dest.name:
@@ -130,7 +130,7 @@ def _copy_path(ws, image: Image) -> Path:
 def _pixels_job(job: tuple[str, str, str]) -> bytes:
     """One rater copy's bytes, made in a worker: (store folder, sha256, copy format) -> encoded pixels."""
     objects, sha, fmt = job
-    return rater_pixels(ImageStore(Path(objects)).read(sha), fmt)
+    return rater_pixels(ImageStore(Path(objects)).read(sha, check=True), fmt)
 
 
 def rater_copies(ws, image_ids: list[int], on_progress: Callable[[int, int], None] | None = None) -> int:
