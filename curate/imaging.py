@@ -59,9 +59,15 @@ WIDE_GREYS = ("I;16", "I;16B", "I;16L", "I")  # Pillow's modes for a 16-bit grey
 
 
 def eight_bit(img: Image.Image) -> Image.Image:
-    """A 16-bit grey picture as 8-bit grey ("L"), its levels scaled; others as they are. Pillow's own
-    conversion clips every level over 255, so such a photo became white: nothing to compare for dedupe,
-    a blank thumbnail on the review sheet."""
+    """A 16-bit or floating-point grey picture as 8-bit grey ("L"), its levels scaled; others as they are.
+    Pillow's own conversion clips every level over 255, so a 16-bit photo became white, and rounds a float
+    TIFF's 0-1 levels to 0 and 1, so it became black: nothing to compare for dedupe, a blank thumbnail on the
+    review sheet, a black image in the export. A float picture has no fixed range: levels up to 1 are taken as
+    0-1, up to 255 as 8-bit, higher as 16-bit."""
+    if img.mode == "F":
+        top = img.getextrema()[1]
+        scale = 255.0 if top <= 1 else 1.0 if top <= 255 else 1 / 256
+        return img.point(lambda v: v * scale).convert("L")
     return img.point(lambda v: v / 256).convert("L") if img.mode in WIDE_GREYS else img
 
 

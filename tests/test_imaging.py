@@ -5,9 +5,10 @@ import io
 
 import images as I
 import numpy as np
+import pytest
 from PIL import Image, ImageOps
 
-from curate.imaging import exif_orientation, open_upright, thumbnail
+from curate.imaging import exif_orientation, open_upright, thumbnail, to_rgb
 
 
 def test_every_orientation_turns_upright_like_pillow():
@@ -107,6 +108,20 @@ def test_a_16_bit_grey_photo_keeps_its_levels(tmp_path):
     report = run_dedupe(ws, DedupeOptions(min_side=1, workers=1))
     assert not report.skipped
     assert report.clusters == 1 and report.duplicates == 1
+
+
+@pytest.mark.parametrize("top", [1.0, 255.0, 65535.0])
+def test_a_float_grey_tiff_keeps_its_levels(tmp_path, top):
+    """A 32-bit float TIFF (a scope's or an analysis tool's export) with levels 0-1 was rounded to black and
+    white by Pillow: "single colour" to dedupe, a black image in the export. Its levels are scaled from the
+    range they use (0-1, 0-255 or 16-bit) wherever it is read, so it is the same picture as its 8-bit copy."""
+    eight = np.asarray(I.photo(5).convert("L"), np.float32)
+    buf = io.BytesIO()
+    Image.fromarray(eight * (top / 255.0), "F").save(buf, "TIFF")
+    picture = open_upright(buf.getvalue()).image
+    assert np.abs(np.asarray(picture.convert("L"), np.float32) - eight).max() <= 1
+    exported = to_rgb(Image.fromarray(eight * (top / 255.0), "F"))  # as the export writes it
+    assert np.abs(np.asarray(exported.convert("L"), np.float32) - eight).max() <= 1
 
 
 def test_dark_pictures_whose_lit_parts_hardly_meet_are_compared_where_either_is_lit():
