@@ -110,3 +110,27 @@ def test_folds_that_are_not_a_number_are_one_line(ws):
     (version / "dataset.json").write_text(meta)
     write_sums(version)
     one_line_error(audit(ws, "mpox@1.0.0"), "dataset.json folds must be a whole number")
+
+
+def test_a_version_changed_and_sealed_again_is_refused(ws):
+    """The catalogue records each version's SHA256SUMS checksum when `curate export` writes it: a manifest cut to
+    its header with SHA256SUMS made anew passes every check of the folder alone, and audited nothing."""
+    import hashlib
+
+    from db.models.export import DatasetVersionRecord
+
+    version = ws.exports / "mpox" / "1.0.0"
+    sealed = hashlib.sha256((version / "SHA256SUMS").read_bytes()).hexdigest()
+    with ws.session() as s:
+        s.add(
+            DatasetVersionRecord(
+                name="mpox", version="1.0.0", task="binary", checksum=sealed, fingerprint="f", path="x"
+            )
+        )
+    assert audit(ws, "mpox@1.0.0", "--threshold", "100000").exit_code == 0  # as written: audited
+    manifest = version / "manifest.csv"
+    manifest.write_text(manifest.read_text().splitlines()[0] + "\n")
+    write_sums(version)
+    for args in ([], ["--strict"], ["--json"]):
+        err = one_line_error(audit(ws, "mpox@1.0.0", *args), "mpox@1.0.0", "changed and sealed again", sealed[:12])
+        assert "export the version again" in err

@@ -45,10 +45,13 @@ def leakage(
     """
     from curate.export.leakage import THRESHOLD, audit_version, require_comparisons
     from curate.export.leakage_report import write_report
+    from curate.export.writer import recorded_checksum
 
     ws = open_workspace(workspace, db)
     with stage_bars(json_out) as on_progress:
-        ds, audit = audit_version(ref, ws.root, threshold or THRESHOLD, on_progress, workers)
+        ds, audit = audit_version(
+            ref, ws.root, threshold or THRESHOLD, on_progress, workers, lambda n, v: recorded_checksum(ws, n, v)
+        )
         if strict:
             require_comparisons(ds.ref, audit)
         page = write_report(ws, ds.path, ds.ref, audit)

@@ -488,6 +488,12 @@ def _register(
             row.archive_sha256 = result.archive_sha256
 
 
+def recorded_checksum(ws, name: str, version: str) -> str | None:
+    """The checksum (of SHA256SUMS) the catalogue recorded when it wrote NAME@VERSION; None if it wrote none."""
+    record = _registered(ws, name).get(version)
+    return None if record is None else record.checksum
+
+
 def list_versions(ws, name: str | None = None) -> list[DatasetVersionRecord]:
     with ws.session() as s:
         q = select(DatasetVersionRecord)
