@@ -112,9 +112,15 @@ def stop_on_sigterm() -> None:
     """Take SIGTERM as Ctrl-C is taken: the command stops where it is, records its run as interrupted, ends
     its worker processes and says so in one line (exit 143). Python's default for SIGTERM is to die at once,
     which left a pool's clean-started workers (the leakage audit's) running after the command had gone.
-    Call from the main thread, before the command runs."""
+    Call from the main thread, before the command runs. A process forked later (a worker) inherits the handler
+    but not the command's cleanup: there SIGTERM ends the process as it would have, without a traceback."""
+    command = os.getpid()
 
     def stop(signum, frame):
+        if os.getpid() != command:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
         raise Terminated()
 
     signal.signal(signal.SIGTERM, stop)

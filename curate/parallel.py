@@ -63,7 +63,12 @@ def _worker_start(owner: int, forked: bool, initializer: Callable[..., None] | N
     initializer. A pool's workers otherwise outlive a kill -9 of the command, blocked on a pipe nobody reads
     (and `curate.lock` closes a forked child's copy of the workspace lock). A forked worker asks the kernel to
     kill it when its parent, the command, dies (Linux). A clean-started one's parent is the forkserver, which
-    stays up while any worker holds the pipe the command gave it: it watches the command itself (`_watch`)."""
+    stays up while any worker holds the pipe the command gave it: it watches the command itself (`_watch`).
+    Ctrl-C and SIGTERM are the command's to handle: it ends its workers (`_stop_workers`), so a worker ignores
+    Ctrl-C (a terminal sends it to every process of the group: an idle worker printed a traceback each) and
+    dies on SIGTERM as a process does by default (a forked one inherits the command's `stop_on_sigterm`)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)

@@ -158,3 +158,32 @@ def test_a_terminated_ingest_says_so_in_one_line_and_the_rerun_completes(tmp_pat
         from db.models import CommandRun
 
         assert [r.status for r in s.exec(select(CommandRun).order_by(CommandRun.id)).all()] == ["interrupted", "ok"]
+
+
+_WORKER_SIGNALS = """
+import os, signal, sys, time
+from curate.output import stop_on_sigterm
+from curate.parallel import _worker_start
+stop_on_sigterm()  # as the CLI does before any pool is made: a forked worker inherits it
+child = os.fork()
+if child == 0:
+    _worker_start(os.getppid(), True, None, ())
+    time.sleep(30)
+    os._exit(0)
+time.sleep(0.5)
+os.kill(child, signal.SIGINT)  # a terminal's Ctrl-C reaches every process of the group
+time.sleep(0.5)
+print("alive after Ctrl-C", os.waitpid(child, os.WNOHANG) == (0, 0), flush=True)
+os.kill(child, signal.SIGTERM)  # the command ending its workers
+_, status = os.waitpid(child, 0)
+print("ended by", os.WTERMSIG(status) if os.WIFSIGNALED(status) else "exit", flush=True)
+"""
+
+
+def test_a_worker_leaves_ctrl_c_to_its_command_and_dies_quietly_on_sigterm():
+    """A worker ignores Ctrl-C (the command ends it) and dies on SIGTERM as a process does by default, though it
+    inherited the command's SIGTERM handler: before, each idle worker printed a KeyboardInterrupt or
+    `Terminated` traceback above the command's one line."""
+    run = subprocess.run([sys.executable, "-c", _WORKER_SIGNALS], capture_output=True, text=True, env=ENV, timeout=60)
+    assert run.stdout.split("\n")[:2] == ["alive after Ctrl-C True", f"ended by {int(signal.SIGTERM)}"], run
+    assert "Traceback" not in run.stderr, run.stderr
