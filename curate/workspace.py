@@ -249,6 +249,14 @@ class Workspace:
     def tmp(self) -> Path:
         return self.root / "tmp"
 
+    OWN = ("objects", "exports", "reports", "tmp", "studio", "cache")  # what the toolkit writes in a workspace
+
+    def own_folders(self) -> list[Path]:
+        """The folders the toolkit writes (resolved): the store, exports, reports, partial files, the raters'
+        copies and Label Studio's data, caches. Photos there are copies of stored ones, never a source."""
+        root = self.root.resolve()
+        return [root / name for name in self.OWN]
+
     @cached_property
     def store(self) -> ImageStore:
         return ImageStore(self.objects, tmp=self.tmp)

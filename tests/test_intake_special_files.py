@@ -82,3 +82,32 @@ def test_cli_names_every_skipped_file(tmp_path, odd):
         "elsewhere/",
     }
     assert data["ignored"] == 6
+
+
+def test_the_workspace_is_never_ingested_into_itself(tmp_path):
+    """The store, exports and the raters' copies hold copies of stored photos: ingesting the workspace (or a
+    folder holding it) made the store a second source of every photo, located in objects/. Its own folders
+    are skipped, named; a folder inside one of them is refused in one line; photos beside them still come in."""
+    from curate.errors import ConfigError
+    from curate.workspace import Workspace
+
+    parent = tmp_path / "project"
+    photos = parent / "photos"
+    photos.mkdir(parents=True)
+    for k in range(3):
+        (photos / f"p{k}.jpg").write_bytes(I.jpeg(10 + k))
+    ws = Workspace.init(parent / "ws")
+    assert ingest_folder(ws, photos, IngestOptions(source="clinic", workers=1)).added == 3
+    (ws.root / "studio" / "files").mkdir(parents=True)
+    (ws.root / "studio" / "files" / "copy.jpg").write_bytes(I.jpeg(10))
+
+    again = ingest_folder(ws, ws.root, IngestOptions(source="self", workers=1))
+    assert again.added == 0 and again.provenance == 0, again
+    assert {f for f, why in again.skipped if "workspace's own folder" in why} >= {"objects/", "studio/", "tmp/"}
+    above = ingest_folder(ws, parent, IngestOptions(source="project", workers=1))  # the workspace inside it
+    assert above.added == 0 and above.provenance == 3  # photos/p*.jpg: new arrivals of the same photos
+    assert "ws/objects/" in dict(above.skipped)
+    with pytest.raises(ConfigError, match=r"in the workspace's own objects/ folder"):
+        ingest_folder(ws, ws.objects, IngestOptions(source="store", workers=1))
+    with pytest.raises(ConfigError, match=r"own studio/ folder"):
+        ingest_folder(ws, ws.root / "studio" / "files", IngestOptions(source="copies", workers=1))

@@ -311,6 +311,12 @@ def ingest_folder(
     if not root.is_dir():
         raise ConfigError(f"not a folder: {root}")
     root = root.resolve()
+    toolkits = ws.own_folders()
+    if inside := next((f for f in toolkits if f == root or f in root.parents), None):
+        raise ConfigError(
+            f"{root} is in the workspace's own {inside.name}/ folder, which holds copies of stored photos: ingest "
+            "the folder the photos came from"
+        )
     rx = compile_case_pattern(options.case_id_pattern)
     report = _report(options, rx, run_id)
 
@@ -318,7 +324,7 @@ def ingest_folder(
     own = set(options.settings_files)
     candidates = [
         p
-        for p in iter_files(root, unreadable, report.skipped, options.follow_symlinks)
+        for p in iter_files(root, unreadable, report.skipped, options.follow_symlinks, toolkits)
         if locator_of(p, root) not in own
     ]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 from curate.intake.decode import IMAGE_EXTENSIONS, looks_like_image
@@ -35,8 +35,11 @@ def iter_files(
     unreadable: list[tuple[str, str]],
     skipped: list[tuple[str, str]] | None = None,
     follow_symlinks: bool = False,
+    own: Collection[Path] = (),
 ) -> Iterator[Path]:
-    """Regular files under `root` (resolved), sorted; everything else goes to `skipped` or `unreadable` with why."""
+    """Regular files under `root` (resolved), sorted; everything else goes to `skipped` or `unreadable` with why.
+    `own`: the workspace's own folders (resolved, `Workspace.own_folders`), never walked: their photos are
+    copies of stored ones (ingested again, the store became a second source of every photo)."""
     skipped = skipped if skipped is not None else []
 
     def loc(p: Path) -> str:
@@ -59,6 +62,10 @@ def iter_files(
             dirnames.clear()
             continue
         seen_dirs.add((st.st_dev, st.st_ino))
+        if here.resolve() in own:
+            skipped.append((loc(here) + "/", "the workspace's own folder (copies of stored photos; not read)"))
+            dirnames.clear()
+            continue
         keep = []
         for d in sorted(dirnames):
             p = here / d
