@@ -14,8 +14,8 @@ _AUTH_HEADER = re.compile(
     re.I,
 )
 _SECRET_WORDS = r"token|password|passwd|secret|api_?key|apikey|credential"
-_KEY_VALUE = re.compile(
-    rf"(?P<name>[A-Za-z_-]*(?:{_SECRET_WORDS})[A-Za-z_-]*)"
+_KEY_VALUE = re.compile(  # the name begins a word, not a path's last part: "…/token: cannot read" is no secret
+    rf"(?<![A-Za-z_/\\-])(?P<name>[A-Za-z_-]*(?:{_SECRET_WORDS})[A-Za-z_-]*)"
     r"(?P<sep>[\"']?\s*[:=]\s*[\"']?)(?P<value>[^\s\"'&,;}\]]+)",
     re.I,
 )

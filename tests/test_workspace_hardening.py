@@ -377,6 +377,25 @@ def test_server_replies_echoing_authorization_are_redacted():
     assert "abc123def" not in shown and "\n" not in shown and "Authorization" in shown
 
 
+def test_a_path_ending_in_a_secret_word_keeps_the_error_whole():
+    """A file named `token` or `/etc/passwd` before ": cannot read …" is a path, not a key: the message kept
+    "*** read …" instead of "cannot read …". Keys in front of a value are still masked."""
+    from curate.redact import redact_text
+
+    for path in ("/tmp/x/token", "../../etc/passwd", "C:\\keys\\secret"):
+        said = f"{path}: cannot read label mapping ([Errno 2] No such file or directory)"
+        assert redact_text(said) == said
+    for text, hidden in (
+        ("token: abc123", "abc123"),
+        ("db_password=hunter2", "hunter2"),
+        ('{"api_key": "k-42"}', "k-42"),
+        ("url?a=1&token=t0k", "t0k"),
+        ("bad config (password: s3cret)", "s3cret"),
+        ("studio.api_key = k9", "k9"),  # a dotted key
+    ):
+        assert hidden not in redact_text(text) and "***" in redact_text(text), text
+
+
 def test_a_source_name_with_a_newline_or_pipe_keeps_the_card_table_intact(tmp_path):
     from curate.export.card import _table
 
