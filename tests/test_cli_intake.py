@@ -235,9 +235,10 @@ def test_label_from_folders_takes_the_nearest_declared_diagnosis_and_never_a_pat
     assert warning in out and out.count("warning:") == 1
     texts = [r.output]
 
+    (clinic / PATIENTS[1] / "visit1" / "cut.jpg").write_bytes(b"\xff\xd8\xff\xe0 cut short")  # rejected, no label
     r = runner.invoke(app, [*ingest, "--json"])  # a re-run: the same labels, the same count
     data = json.loads(r.stdout)
-    assert data["no_prior_label"] == 3 and data["already_known"] == 11
+    assert data["no_prior_label"] == 3 and data["already_known"] == 11 and data["rejected"] == 1
     assert data["per_class"] == {"(none)": {"known": 3}, "healthy_skin": {"known": 3}, "mpox": {"known": 5}}
     assert data["warnings"] == [warning.removeprefix("warning: ")]
     texts.append(r.output)

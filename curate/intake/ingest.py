@@ -403,14 +403,14 @@ def _record(s, report: IngestReport, options, rx, source_id, run_id, loc: str, r
     report.files += 1
     label = prior_label(options, loc)
     klass = label or "(none)"
-    if label is None and report.no_diagnosis_folder is not None:
-        report.no_diagnosis_folder += 1
     if result[0] == "rejected":
         report.rejected.append((loc, result[1]))
         report.per_class[klass]["rejected"] += 1
         _record_rejection(s, recorded, run_id, source_id, loc, result[1])
         log.debug("rejected %s: %s", loc, result[1])
         return
+    if label is None and report.no_diagnosis_folder is not None:  # images only: a rejected file has no label to lack
+        report.no_diagnosis_folder += 1
     tag, sha, size, info = result
     report.bytes_read += size
     if tag == "restored":
