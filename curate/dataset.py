@@ -29,7 +29,9 @@ The export stage writes, and this module reads, one folder per version
     roi/train/<class>/*.jpg  roi/test/<class>/*.jpg  roi/external/<class>/*.jpg
 
 A version's identity is the sha256 of its SHA256SUMS file (`DatasetVersion.checksum`): two folders
-with the same checksum hold the same bytes once `verify()` passes.
+with the same checksum hold the same bytes once `verify()` passes. `open` refuses a row whose files are
+not ``<split>/<label>/<name>`` (and ``roi/…``) inside the folder, and a file or image id listed twice;
+`verify` refuses a row whose sha256 is not the one SHA256SUMS gives its file.
 
 Example:
     >>> ds = DatasetVersion.open("mpox@1.0.0", workspace="ws")   # or a folder path
@@ -46,7 +48,7 @@ import json
 import os
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from curate.errors import DatasetError
@@ -174,9 +176,16 @@ class DatasetVersion:
         classes = meta["classes"]
         if not isinstance(classes, list) or len(classes) < 2 or classes != sorted(set(classes)):
             raise DatasetError(f"{ref}: classes must be a sorted list of at least two distinct names")
+        if meta["task"] == "binary" and len(classes) != 2:
+            raise DatasetError(f"{ref}: dataset.json classes of a binary task must be two, got {len(classes)}")
         folds = meta.get("folds") or 0
         if not isinstance(folds, int) or isinstance(folds, bool) or folds < 0:
             raise DatasetError(f"{ref}: dataset.json folds must be a whole number, got {folds!r}")
+        size = meta.get("image_size")
+        if size is not None and not (
+            isinstance(size, list) and len(size) == 2 and all(_whole(v) and v > 0 for v in size)
+        ):
+            raise DatasetError(f"{ref}: dataset.json image_size must be [width, height] in pixels, got {size!r}")
         rows = cls._read_manifest(path, ref, classes, folds)
         checksum = hashlib.sha256((path / "SHA256SUMS").read_bytes()).hexdigest()
         return cls(path, meta, rows, checksum)
@@ -200,10 +209,14 @@ class DatasetVersion:
             ) from None
         except csv.Error as exc:
             raise DatasetError(f"{ref}: manifest.csv is not valid CSV ({exc}): the file is damaged") from None
+        first: dict[tuple[str, str], int] = {}  # (column, value) -> the line it was first seen on
         for i, row in enumerate(rows, start=2):
             where = f"{ref}: manifest.csv line {i}"
             if None in row or None in row.values():  # DictReader: extra fields under None, missing ones None
                 raise DatasetError(f"{where}: expected {len(MANIFEST_COLUMNS)} fields, the header's")
+            for column in ("file", "image_id"):  # one image once: in two splits it would leak
+                if (seen := first.setdefault((column, row[column]), i)) != i:
+                    raise DatasetError(f"{where}: {column} {row[column]!r} is listed already on line {seen}")
             if row["split"] not in SPLITS:
                 raise DatasetError(f"{where}: unknown split {row['split']!r}")
             if row["label"] not in classes:
@@ -215,6 +228,7 @@ class DatasetVersion:
                     )
             elif row["fold"] != "":
                 raise DatasetError(f"{where}: only train rows have a fold")
+            _check_place(where, row)
         return rows
 
     def verify(self) -> None:
@@ -237,6 +251,13 @@ class DatasetVersion:
         missing = sorted(set(expected) - present)
         extra = sorted(present - set(expected))
         changed = sorted(rel for rel in set(expected) & present if sha256_file(self.path / rel) != expected[rel])
+        for i, row in enumerate(self.rows, start=2):  # the manifest's digests are the files' (SHA256SUMS's)
+            for column, digest in (("file", "sha256"), ("roi_file", "roi_sha256")):
+                if row[column] and expected.get(row[column]) != row[digest]:
+                    raise DatasetError(
+                        f"{self.ref}: manifest.csv line {i}: {digest} of {row[column]} is not the one SHA256SUMS "
+                        "gives its file: the manifest or the file was changed"
+                    )
         problems = []
         if changed:
             problems.append(f"{len(changed)} changed ({_short(changed)})")
@@ -333,3 +354,26 @@ class DatasetVersion:
     def folds(self) -> list[int]:
         """Fold numbers present in the train split, sorted."""
         return sorted({int(r["fold"]) for r in self.rows if r["split"] == "train"})
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_place(where: str, row: dict[str, str]) -> None:
+    """A row's files lie where the export puts them, inside the version: `<split>/<label>/<name>` and
+    `roi/<split>/<label>/<name>`. A path that leaves the folder (absolute, `..`) is read from anywhere, its
+    name carried into a run's outputs; one under another label's folder says two labels for one image."""
+    for column, head in (("file", ()), ("roi_file", ("roi",))):
+        text = row[column]
+        if column == "roi_file" and not text:
+            continue
+        parts = PurePosixPath(text).parts
+        if (
+            "\\" in text
+            or len(parts) != len(head) + 3
+            or parts[:-1] != (*head, row["split"], row["label"])
+            or parts[-1] in (".", "..")
+        ):
+            where_to = "/".join((*head, row["split"], row["label"], "<name>"))
+            raise DatasetError(f"{where}: {column} {text!r} is not {where_to} inside the version")

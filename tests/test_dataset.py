@@ -91,3 +91,77 @@ def test_manifest_must_follow_contract(tmp_path):
     write_sums(path)
     with pytest.raises(DatasetError, match="needs a fold"):
         DatasetVersion.open(path)
+
+
+def _edit_manifest(path, edit) -> None:
+    """Rewrite manifest.csv through `edit(rows) -> rows` (dicts) and seal the version again, as a hand edit would."""
+    import csv
+
+    with open(path / "manifest.csv", newline="") as f:
+        reader = csv.DictReader(f)
+        columns, rows = reader.fieldnames, list(reader)
+    with open(path / "manifest.csv", "w", newline="") as f:
+        out = csv.DictWriter(f, columns, lineterminator="\n")
+        out.writeheader()
+        out.writerows(edit(rows))
+    write_sums(path)
+
+
+def _first(rows, split):
+    return next(r for r in rows if r["split"] == split)
+
+
+@pytest.mark.parametrize(
+    ("edit", "said"),
+    [
+        (lambda rows: [{**rows[0], "file": "/etc/hostname"}, *rows[1:]], "line 2: file '/etc/hostname' is not train/"),
+        (lambda rows: [{**rows[0], "file": "../../outside.jpg"}, *rows[1:]], "is not train/mpox/<name> inside"),
+        (
+            lambda rows: [{**rows[0], "file": rows[0]["file"].replace("/mpox/", "/non_mpox/")}, *rows[1:]],
+            "line 2: file",
+        ),
+        (lambda rows: [{**rows[0], "label": "non_mpox"}, *rows[1:]], "is not train/non_mpox/<name>"),
+        (lambda rows: [*rows, {**_first(rows, "test"), "split": "train", "fold": "0"}], "is listed already on line"),
+        (lambda rows: [*rows, rows[3]], "file 'train/"),
+        (lambda rows: [{**r, "roi_file": "roi/../x.jpg" if r["roi_file"] else ""} for r in rows], "roi_file"),
+    ],
+    ids=["absolute", "dot-dot", "other-folder", "other-label", "test-image-in-train", "twice", "roi-outside"],
+)
+def test_a_manifest_edited_and_sealed_again_is_refused_naming_its_line(tmp_path, edit, said):
+    """Rows that leave the version (read from anywhere, the name carried into a run's outputs), that put an
+    image under another label's folder, or list one image twice (a test image also in train) are refused
+    when the version is opened, though SHA256SUMS was made anew to match."""
+    path = write_export(tmp_path, roi_every=2)
+    _edit_manifest(path, edit)
+    with pytest.raises(DatasetError, match="manifest.csv line") as caught:
+        DatasetVersion.open(path)
+    assert said in str(caught.value), caught.value
+
+
+def test_an_image_swapped_and_sealed_again_no_longer_matches_its_manifest_row(tmp_path):
+    """Another image copied over one, SHA256SUMS made anew: the files match the sums, but not the manifest's
+    digest of that row, so no training reads a test image in a train image's place."""
+    path = write_export(tmp_path)
+    rows = (path / "manifest.csv").read_text().splitlines()
+    train_file, test_file = (
+        next(r.split(",")[0] for r in rows[1:] if f",{split}," in r) for split in ("train", "test")
+    )
+    (path / train_file).write_bytes((path / test_file).read_bytes())
+    write_sums(path)
+    ds = DatasetVersion.open(path)
+    with pytest.raises(DatasetError, match=rf"sha256 of {train_file} is not the one SHA256SUMS gives its file"):
+        ds.verify()
+
+
+@pytest.mark.parametrize(
+    ("meta", "said"),
+    [({"image_size": "big"}, "image_size must be [width, height]"), ({"classes": ["mpox", "non_mpox", "zzz"]}, "two")],
+)
+def test_a_bad_dataset_json_field_is_named(tmp_path, meta, said):
+    path = write_export(tmp_path)
+    data = json.loads((path / "dataset.json").read_text())
+    (path / "dataset.json").write_text(json.dumps({**data, **meta}))
+    write_sums(path)
+    with pytest.raises(DatasetError, match="dataset.json") as caught:
+        DatasetVersion.open(path)
+    assert said in str(caught.value)

@@ -210,8 +210,12 @@ def test_missing_version_and_corrupt_image_are_one_line_errors(leaky, tmp_path):
     assert r.exit_code == 1 and "mpox@9.9.9" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
     broken = write_version(tmp_path, "2.0.0", leaks=False)
-    (broken / "test/mpox/img000002.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
-    write_sums(broken)  # its checksums updated: an image that cannot be decoded, not a damaged version
+    victim = broken / "test/mpox/img000002.jpg"
+    was = hashlib.sha256(victim.read_bytes()).hexdigest()
+    victim.write_bytes(b"\xff\xd8 not really a jpeg")
+    manifest = broken / "manifest.csv"  # its row's digest and the sums updated: an image that cannot be decoded,
+    manifest.write_text(manifest.read_text().replace(was, hashlib.sha256(victim.read_bytes()).hexdigest()))
+    write_sums(broken)  # not a damaged version
     with pytest.raises(DatasetError, match="img000002.jpg"):
         audit_version(str(broken))
     ws = Workspace.init(tmp_path / "ws")
@@ -308,3 +312,20 @@ def test_featureless_images_are_compared_without_error():
     feats = leakage_match.features(flat)
     assert leakage_match.match(feats, np.array([0, 1, -1, 2]), 15) == []
     assert leakage_match.match([], np.zeros(0, np.int64), 15) == []
+
+
+def test_a_copy_of_a_version_audited_by_path_keeps_the_versions_own_page(leaky, tmp_path):
+    """A copy (edited or not) whose dataset.json names mpox@1.0.0 got the same page name and replaced the page
+    of the version this workspace exported; its page now carries its folder's digest."""
+    import shutil
+
+    runner.invoke(app, ["audit", "leakage", "mpox@1.0.0", "--workspace", str(leaky.root)])
+    own = leaky.reports / "leakage-mpox-1.0.0.html"
+    before = own.read_bytes()
+    copy = tmp_path / "copy"
+    shutil.copytree(leaky.exports / "mpox" / "1.0.0", copy)
+    r = runner.invoke(app, ["audit", "leakage", str(copy), "--json", "--workspace", str(leaky.root)])
+    assert r.exit_code == 0, r.output
+    page = Path(json.loads(r.stdout)["report"])
+    assert page != own and page.name.startswith("leakage-mpox-1.0.0-") and page.is_file()
+    assert own.read_bytes() == before

@@ -110,3 +110,17 @@ def test_cache_entry_format(tmp_path):
     assert other.dir != cache.dir and other.get("ab" * 32) is None
     wrong_dim = FeatureCache(tmp_path, "resnet18", "none:seed0", preset, dim=5)
     assert wrong_dim.get("ab" * 32) is None and wrong_dim.stats.corrupt == 1
+
+
+def test_a_cache_that_cannot_be_written_refuses_the_run_before_its_folder_exists(export, tmp_path):
+    """`--cache-dir` on a path that cannot be made failed at the first feature, after the run folder was
+    written, and the same command then refused that folder as existing."""
+    from train.errors import TrainError
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(TrainError, match=r"feature cache .* cannot be written .*--cache-dir"):
+        _run(export, tmp_path / "run", blocker / "cache", epochs=1, image_size=32)
+    assert not (tmp_path / "run").exists()
+    path, info = _run(export, tmp_path / "run", tmp_path / "cache", epochs=1, image_size=32)
+    assert info["mode"] == "cached" and (path / "metrics.json").is_file()

@@ -153,8 +153,10 @@ def test_predict_triage(ws, r18, tmp_path):
     assert sorted(p.stat().st_mtime_ns for p in tmp_path.glob("*-gradcam.png")) == first  # the first batch's kept
     zero = invoke("predict", *imgs, "--run", r18, "--out", tmp_path / "zero", "--threshold", "0", "--json")
     assert [(r["decision"], r["predicted_class"]) for r in json.loads(zero.output)] == [("refer", "mpox")] * 2
+    batches = sorted((r18 / "predict").iterdir()) if (r18 / "predict").is_dir() else []
     res = invoke("predict", ws / "exports/mpox/1.0.0/README.md", "--run", r18)
     assert res.exit_code == 1 and "cannot read image README.md" in res.output
+    assert (sorted((r18 / "predict").iterdir()) if (r18 / "predict").is_dir() else []) == batches  # no empty folder
     assert "Triage" in invoke("predict", imgs[0], "--run", r18).output
     # without --out, each batch gets a numbered folder of its own under the run: none overwrites another's
     a, b = (json.loads(invoke("predict", imgs[0], "--run", r18, "--json").output)[0]["gradcam"] for _ in range(2))

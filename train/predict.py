@@ -12,6 +12,7 @@ overlays), so a second batch never overwrites the first's pictures while the fir
 
 from __future__ import annotations
 
+from contextlib import suppress
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,7 @@ def predict(run: Path, images: list[Path], threshold: float | None = None, out_d
     run = Path(run)
     out_dir = _batch_folder(Path(out_dir)) if out_dir else None
     model = Ensemble.load(run)
+    numbered = out_dir is None
     out_dir = out_dir or _next_batch(run / "predict")
     results = []
     for n, path in enumerate(images):
@@ -88,6 +90,9 @@ def predict(run: Path, images: list[Path], threshold: float | None = None, out_d
                 "warning": warning,
             }
         )
+    if numbered and not any("gradcam" in r for r in results):  # every input refused: no empty numbered folder
+        with suppress(OSError):
+            out_dir.rmdir()
     return results
 
 

@@ -30,7 +30,7 @@ from train.loop import evaluate_fold, fresh_backbone, restore_model, seed_everyt
 from train.models import freeze, get_arch
 from train.outputs import write_json
 from train.presets import EvalPreset
-from train.rundir import fold_path, load_fold, prepare_run_dir, run_info, save_fold, write_results
+from train.rundir import cache_folder, fold_path, load_fold, prepare_run_dir, run_info, save_fold, write_results
 
 
 def run(
@@ -51,13 +51,15 @@ def run(
     t_start = time.perf_counter()
     backbone, dim, weights_id = fresh_backbone(cfg)
     freeze(backbone).to(cfg.device)
+    cache_root = Path(cfg.cache_dir) if cfg.cache_dir else Path(cfg.out).parent / "feature-cache"
+    if cfg.cache and not cfg.unfreeze:
+        cache_folder(cache_root)
     out = prepare_run_dir(cfg, ds, resume)  # after every start-up check: a refused run leaves no folder behind
     preset = EvalPreset(cfg.image_size, arch.mean, arch.std)
     write_json(out / "config.json", {**asdict(cfg), "command": command or sys.argv})
     info = run_info(cfg, ds, plan, dim, weights_id, preset) | {"started": datetime.now(UTC).isoformat()}
     write_json(out / "run.json", info)
 
-    cache_root = Path(cfg.cache_dir) if cfg.cache_dir else out.parent / "feature-cache"
     inputs = ModelInputs(cfg, backbone, dim, weights_id, preset, cache_root, progress)
     t0 = time.perf_counter()
     inputs.prepare(

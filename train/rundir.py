@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import platform
 from dataclasses import asdict
 from importlib import metadata
@@ -37,6 +39,20 @@ def package_versions() -> dict:
         except metadata.PackageNotFoundError:
             out[pkg] = None
     return out
+
+
+def cache_folder(root: Path) -> None:
+    """Make the feature cache's folder, or refuse the run (TrainError) before its folder exists: a cache that
+    cannot be written (`--cache-dir` on a read-only or missing mount) failed at the first feature, leaving a run
+    folder that the same command then refused as existing."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        if not os.access(root, os.W_OK | os.X_OK):
+            raise PermissionError(errno.EACCES, "Permission denied")
+    except OSError as exc:
+        raise TrainError(
+            f"the feature cache {root} cannot be written ({exc.strerror or exc}): choose another --cache-dir"
+        ) from None
 
 
 def prepare_run_dir(cfg: TrainConfig, ds: DatasetVersion, resume: bool) -> Path:

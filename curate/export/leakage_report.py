@@ -6,6 +6,7 @@ Self-contained (thumbnails are small re-encoded JPEGs in base64), every text HTM
 
 from __future__ import annotations
 
+import hashlib
 import html
 import os
 from pathlib import Path
@@ -84,8 +85,14 @@ def render(root: Path, ref: str, audit: LeakageAudit) -> str:
 
 
 def write_report(ws, root: Path, ref: str, audit: LeakageAudit) -> Path:
-    """reports/leakage-<name>-<version>.html (mode 0600); returns its path."""
-    name = "leakage-" + ref.replace("@", "-").replace("/", "_") + ".html"
+    """reports/leakage-<name>-<version>.html (mode 0600); returns its path. A folder other than the workspace's
+    own version of that name (a copy, another workspace's) gets the first digits of its path's SHA-256 after the
+    version: its page must not replace the one of the version this workspace exported."""
+    stem = "leakage-" + ref.replace("@", "-").replace("/", "_")
+    name, _, version = ref.partition("@")
+    if Path(root).resolve() != (ws.exports / name / version).resolve():
+        stem += "-" + hashlib.sha256(str(Path(root).resolve()).encode()).hexdigest()[:8]
+    name = stem + ".html"
     dest = write_atomic(ws.reports / name, render(root, ref, audit), tmp_dir=ws.tmp)
     os.chmod(dest, 0o600)
     return dest
