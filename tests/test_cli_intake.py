@@ -187,6 +187,12 @@ def test_a_file_is_not_a_folder_and_an_empty_folder_registers_no_source(tmp_path
     assert json.loads(r.output)["warnings"] == ["no images found: nothing ingested; source 'notes' not registered"]
     with ws.session() as s:
         assert s.exec(select(Source)).all() == []
+    (tmp_path / "cut").mkdir()
+    (tmp_path / "cut" / "a.jpg").write_bytes(b"\xff\xd8\xff\xe0 cut short")
+    r = runner.invoke(app, ["ingest", str(tmp_path / "cut"), "-s", "cut", "-w", str(ws.root), "--json"])
+    assert json.loads(r.output)["warnings"] == [
+        "nothing ingested: every one of the 1 image file(s) was rejected (reasons above)"
+    ]
 
 
 # --- --label-from-folders: a prior label is only ever a declared diagnosis ----------------------
@@ -235,11 +241,15 @@ def test_label_from_folders_takes_the_nearest_declared_diagnosis_and_never_a_pat
     assert warning in out and out.count("warning:") == 1
     texts = [r.output]
 
-    (clinic / PATIENTS[1] / "visit1" / "cut.jpg").write_bytes(b"\xff\xd8\xff\xe0 cut short")  # rejected, no label
+    (clinic / "Herpes" / "cut.jpg").write_bytes(b"\xff\xd8\xff\xe0 cut short")  # rejected, under no diagnosis
     r = runner.invoke(app, [*ingest, "--json"])  # a re-run: the same labels, the same count
     data = json.loads(r.stdout)
     assert data["no_prior_label"] == 3 and data["already_known"] == 11 and data["rejected"] == 1
-    assert data["per_class"] == {"(none)": {"known": 3}, "healthy_skin": {"known": 3}, "mpox": {"known": 5}}
+    assert data["per_class"] == {
+        "(none)": {"known": 3, "rejected": 1},
+        "healthy_skin": {"known": 3},
+        "mpox": {"known": 5},
+    }
     assert data["warnings"] == [warning.removeprefix("warning: ")]
     texts.append(r.output)
 

@@ -103,6 +103,8 @@ class IngestReport:
                 "no images found: nothing ingested"
                 + (f"; source {self.unregistered!r} not registered" if self.unregistered else "")
             )
+        elif self.arrivals == 0:  # the source stays: its rejections are recorded under it
+            out.append(f"nothing ingested: every one of the {self.files} image file(s) was rejected (reasons above)")
         if self.case_ids is not None and self.case_ids < self.arrivals:
             if self.case_ids == 0:
                 out.append(
