@@ -251,13 +251,6 @@ class DatasetVersion:
         missing = sorted(set(expected) - present)
         extra = sorted(present - set(expected))
         changed = sorted(rel for rel in set(expected) & present if sha256_file(self.path / rel) != expected[rel])
-        for i, row in enumerate(self.rows, start=2):  # the manifest's digests are the files' (SHA256SUMS's)
-            for column, digest in (("file", "sha256"), ("roi_file", "roi_sha256")):
-                if row[column] and expected.get(row[column]) != row[digest]:
-                    raise DatasetError(
-                        f"{self.ref}: manifest.csv line {i}: {digest} of {row[column]} is not the one SHA256SUMS "
-                        "gives its file: the manifest or the file was changed"
-                    )
         problems = []
         if changed:
             problems.append(f"{len(changed)} changed ({_short(changed)})")
@@ -267,6 +260,13 @@ class DatasetVersion:
             problems.append(f"{len(extra)} extra ({_short(extra)})")
         if problems:
             raise DatasetError(f"{self.ref} fails its checksums: " + "; ".join(problems))
+        for i, row in enumerate(self.rows, start=2):  # the manifest's digests are the files' (SHA256SUMS's)
+            for column, digest in (("file", "sha256"), ("roi_file", "roi_sha256")):
+                if row[column] and expected.get(row[column]) != row[digest]:
+                    raise DatasetError(
+                        f"{self.ref}: manifest.csv line {i}: {digest} of {row[column]} is not the one SHA256SUMS "
+                        "gives its file: the manifest or the file was changed"
+                    )
 
     def samples(
         self,

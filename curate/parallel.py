@@ -160,14 +160,13 @@ def run_parallel(
             initializer=_worker_start,
             initargs=(os.getpid(), forked, initializer, initargs),  # forked: this process is the parent
         )
-        results = pool.map(fn, items, chunksize=chunksize)
     else:
         pool = None
         if initializer is not None:
             initializer(*initargs)
-        results = map(fn, items)
     pending: list[tuple[T, R]] = []
     try:
+        results = map(fn, items) if pool is None else pool.map(fn, items, chunksize=chunksize)  # a stop here too
         for n, item in enumerate(items, 1):
             try:
                 result = next(results)

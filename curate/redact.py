@@ -13,9 +13,9 @@ _AUTH_HEADER = re.compile(
     r"(?P<value>(?:(?:bearer|token|basic|digest)\s+)?[^\s\"',}\]]+)",
     re.I,
 )
-_SECRET_WORDS = r"token|password|passwd|secret|api_?key|apikey|credential"
-_KEY_VALUE = re.compile(  # the name begins a word, not a path's last part: "…/token: cannot read" is no secret
-    rf"(?<![A-Za-z_/\\-])(?P<name>[A-Za-z_-]*(?:{_SECRET_WORDS})[A-Za-z_-]*)"
+_SECRET_WORDS = r"token|password|passwd|secret|api[_-]?key|apikey|credential"
+_KEY_VALUE = re.compile(
+    rf"(?P<name>[A-Za-z_-]*(?:{_SECRET_WORDS})[A-Za-z_-]*)"
     r"(?P<sep>[\"']?\s*[:=]\s*[\"']?)(?P<value>[^\s\"'&,;}\]]+)",
     re.I,
 )
@@ -46,7 +46,15 @@ def redact_text(text: str) -> str:
         return text
     text = _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", text)
     text = _AUTH_HEADER.sub(lambda m: f"{m['name']}{m['sep']}{MASK}", text)
-    return _KEY_VALUE.sub(lambda m: f"{m['name']}{m['sep']}{MASK}", text)
+    return _KEY_VALUE.sub(_masked, text)
+
+
+def _masked(m: re.Match) -> str:
+    """A key's value masked, unless the "key" is a path's last part before ": " (an error's "…/token: cannot
+    read …", "/etc/passwd: …"): that shape is a message, where "…/api_key=…" in a URL is still a secret."""
+    if m.start() and m.string[m.start() - 1] in "/\\" and "=" not in m["sep"]:
+        return m.group(0)
+    return f"{m['name']}{m['sep']}{MASK}"
 
 
 def redact_value(value):

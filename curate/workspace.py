@@ -254,8 +254,7 @@ class Workspace:
     def own_folders(self) -> list[Path]:
         """The folders the toolkit writes (resolved): the store, exports, reports, partial files, the raters'
         copies and Label Studio's data, caches. Photos there are copies of stored ones, never a source."""
-        root = self.root.resolve()
-        return [root / name for name in self.OWN]
+        return [(self.root / name).resolve() for name in self.OWN]  # one may be a link to another disk
 
     @cached_property
     def store(self) -> ImageStore:

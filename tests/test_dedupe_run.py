@@ -404,3 +404,40 @@ def test_plain_phash_method_reuses_codes_and_sees_flips(planted):
             assert keys[ids[f"orig_{name}.jpg"]] == keys[ids[f"var_{name}.jpg"]]
     finally:
         run_dedupe(ws, OPTS)
+
+
+@pytest.mark.torch
+def test_cnn_stage_leaves_out_an_original_damaged_since_it_was_hashed(tmp_path, monkeypatch):
+    """Codes cached, the original then overwritten by another photo's bytes: the CNN stage takes no embedding of
+    it (never the other photo's) and says so in one note; the run goes on."""
+    pytest.importorskip("torch")
+    folder = tmp_path / "in"
+    for k in range(3):
+        save(photo(930 + k), folder / f"p{k}.jpg")
+    ws = Workspace.init(tmp_path / "ws")
+    _ingest(ws, folder)
+    run_dedupe(ws, DedupeOptions(min_side=100, workers=1))
+    ids = _ids_by_name(ws)
+    with ws.session() as s:
+        first, second = (s.get(ImageRow, ids[f"p{k}.jpg"]).sha256 for k in (0, 1))
+    damaged = ws.store.path_for(first)
+    damaged.chmod(0o600)
+    damaged.write_bytes(ws.store.path_for(second).read_bytes())
+
+    class Features:  # the embedding network, small: what is checked is which pictures reach it
+        def __call__(self, x):
+            import torch
+
+            return torch.ones((len(x), 4))
+
+    import curate.lite0 as lite0
+
+    monkeypatch.setattr(lite0, "imagenet_features", Features)
+    report = run_dedupe(ws, DedupeOptions(min_side=100, workers=1, cnn=True, cnn_similarity=0.9))
+    [note] = [n for n in report.notes if "CNN stage" in n]
+    assert note.startswith(f"1 picture(s) left out of the CNN stage: image {ids['p0.jpg']}: ") and "damaged" in note
+    with ws.session() as s:
+        assert s.get(DedupeCode, ids["p0.jpg"]).embedding is None
+        assert s.get(DedupeCode, ids["p1.jpg"]).embedding is not None
+        cnn = [(p.image_a, p.image_b) for p in s.exec(select(DedupePair).where(DedupePair.kind == "cnn")).all()]
+    assert cnn and all(ids["p0.jpg"] not in pair for pair in cnn)  # the others met, p0 with none

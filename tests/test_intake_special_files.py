@@ -111,3 +111,11 @@ def test_the_workspace_is_never_ingested_into_itself(tmp_path):
         ingest_folder(ws, ws.objects, IngestOptions(source="store", workers=1))
     with pytest.raises(ConfigError, match=r"own studio/ folder"):
         ingest_folder(ws, ws.root / "studio" / "files", IngestOptions(source="copies", workers=1))
+    moved = tmp_path / "other-disk" / "objects"  # the store on another disk, linked into the workspace
+    moved.parent.mkdir()
+    ws.objects.rename(moved)
+    ws.objects.symlink_to(moved, target_is_directory=True)
+    with pytest.raises(ConfigError, match=r"own objects/ folder"):
+        ingest_folder(ws, ws.objects, IngestOptions(source="store", workers=1))
+    with pytest.raises(ConfigError, match=r"own objects/ folder"):
+        ingest_folder(ws, moved, IngestOptions(source="store", workers=1))

@@ -187,3 +187,41 @@ def test_a_worker_leaves_ctrl_c_to_its_command_and_dies_quietly_on_sigterm():
     run = subprocess.run([sys.executable, "-c", _WORKER_SIGNALS], capture_output=True, text=True, env=ENV, timeout=60)
     assert run.stdout.split("\n")[:2] == ["alive after Ctrl-C True", f"ended by {int(signal.SIGTERM)}"], run
     assert "Traceback" not in run.stderr, run.stderr
+
+
+_STOPPED_WHILE_SUBMITTING = """
+import os, time
+from concurrent.futures import process
+from curate.parallel import run_parallel
+real_map = process.ProcessPoolExecutor.map
+workers = []
+def map_(self, *args, **kwargs):
+    answers = real_map(self, *args, **kwargs)  # every item submitted, the workers started
+    workers.extend(self._processes)
+    raise KeyboardInterrupt  # Ctrl-C (or SIGTERM) before the first answer is asked for
+process.ProcessPoolExecutor.map = map_
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+if __name__ == "__main__":
+    try:
+        run_parallel(time.sleep, [10.0] * 12, lambda done: None, workers=2, chunksize=1)
+    except KeyboardInterrupt:
+        deadline = time.monotonic() + 5  # this process still running: its workers must be ended by run_parallel
+        while any(alive(p) for p in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        print("stopped; workers alive:", sum(alive(p) for p in workers), "of", len(workers), flush=True)
+    os._exit(0)
+"""
+
+
+def test_a_stop_while_items_are_submitted_ends_the_workers_too(tmp_path):
+    """A Ctrl-C or SIGTERM inside `pool.map` (submitting, starting the workers) skipped the clean-up: the
+    command then waited at exit for every item, and workers that ignore Ctrl-C no longer died of it."""
+    script = tmp_path / "job.py"
+    script.write_text(_STOPPED_WHILE_SUBMITTING)
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=ENV, timeout=60)
+    assert "stopped; workers alive: 0 of 2" in run.stdout, (run.stdout, run.stderr)

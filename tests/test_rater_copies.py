@@ -291,7 +291,7 @@ def test_a_damaged_original_that_still_decodes_is_never_served(ws, many):
     damaged = ws.store.path_for(rows[0].sha256)
     damaged.chmod(0o600)
     damaged.write_bytes(ws.store.path_for(rows[1].sha256).read_bytes())
-    with pytest.raises(StoreError, match=r"is damaged .*SHA-256.*curate ingest"):
+    with pytest.raises(StoreError, match=rf"^image {rows[0].id}: .*is damaged .*SHA-256.*curate ingest"):
         if many:
             rater_copies(ws, [rows[0].id] * 9 + [rows[1].id])  # from 9 copies up, in worker processes
         else:

@@ -392,6 +392,11 @@ def test_a_path_ending_in_a_secret_word_keeps_the_error_whole():
         ("url?a=1&token=t0k", "t0k"),
         ("bad config (password: s3cret)", "s3cret"),
         ("studio.api_key = k9", "k9"),  # a dotted key
+        ("https://example.org/feed/api_key=abcd1234/images", "abcd1234"),  # in a URL's path
+        ("s3://bucket/token=s3cr3t", "s3cr3t"),
+        ("C:\\creds\\secret=abc", "abc"),
+        ("x-api-key: k-77", "k-77"),
+        ("--api-key=k-78", "k-78"),
     ):
         assert hidden not in redact_text(text) and "***" in redact_text(text), text
 

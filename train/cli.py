@@ -631,7 +631,7 @@ def _progress(disable: bool) -> Iterator[Callable[[str, int], Callable[[int], No
 
 def main() -> None:
     make_private_by_default()  # runs, galleries and overlays hold patient photos: owner-only (umask 0o077)
-    stop_on_sigterm()  # a killed run ends like an interrupted one, its data-loading workers gone
+    stop_on_sigterm()  # a killed run ends like an interrupted one (`train serve` stops gracefully, exit 0)
     app()
 
 

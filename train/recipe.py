@@ -53,8 +53,8 @@ def run(
     freeze(backbone).to(cfg.device)
     cache_root = Path(cfg.cache_dir) if cfg.cache_dir else Path(cfg.out).parent / "feature-cache"
     if cfg.cache and not cfg.unfreeze:
-        cache_folder(cache_root)
-    out = prepare_run_dir(cfg, ds, resume)  # after every start-up check: a refused run leaves no folder behind
+        cache_folder(cache_root)  # shared by runs: made even when the run is refused next
+    out = prepare_run_dir(cfg, ds, resume)  # after every start-up check: a refused run leaves no run folder behind
     preset = EvalPreset(cfg.image_size, arch.mean, arch.std)
     write_json(out / "config.json", {**asdict(cfg), "command": command or sys.argv})
     info = run_info(cfg, ds, plan, dim, weights_id, preset) | {"started": datetime.now(UTC).isoformat()}

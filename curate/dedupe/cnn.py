@@ -15,6 +15,7 @@ from PIL import Image as PILImage
 from sqlmodel import select
 
 from curate.dedupe.cluster import Edge
+from curate.errors import StoreError
 from curate.imaging import open_upright, to_rgb
 from db.models import DedupeCode, Image
 
@@ -49,11 +50,20 @@ def cnn_pairs(ws, threshold: float, known: set[tuple[int, int]], batch: int = 32
             .order_by(Image.id)
         ).all()
     todo = [(i, sha) for i, sha, emb in rows if emb is None]
+    unread: list[str] = []  # originals damaged since they were hashed: left out, never another photo's embedding
     if todo:
         model = lite0.imagenet_features()
         for start in range(0, len(todo), batch):
-            chunk = todo[start : start + batch]
-            x = np.stack([_load(ws.store.read(sha, check=True), lite0.MEAN, lite0.STD) for _, sha in chunk])
+            chunk, pixels = [], []
+            for i, sha in todo[start : start + batch]:
+                try:
+                    pixels.append(_load(ws.store.read(sha, check=True), lite0.MEAN, lite0.STD))
+                    chunk.append((i, sha))
+                except StoreError as exc:
+                    unread.append(f"image {i}: {exc}")
+            if not chunk:
+                continue
+            x = np.stack(pixels)
             with torch.no_grad():
                 f = model(torch.from_numpy(x)).numpy()
             f /= np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-6)
@@ -66,6 +76,7 @@ def cnn_pairs(ws, threshold: float, known: set[tuple[int, int]], batch: int = 32
                 .join(DedupeCode, DedupeCode.image_id == Image.id)
                 .order_by(Image.id)
             ).all()
+    rows = [r for r in rows if r[2] is not None]
     ids = np.array([r[0] for r in rows])
     emb = np.stack([np.frombuffer(r[2], np.float16).astype(np.float32) for r in rows]) if rows else np.empty((0, 1))
     edges = []
@@ -76,4 +87,4 @@ def cnn_pairs(ws, threshold: float, known: set[tuple[int, int]], batch: int = 32
             a, b = int(ids[start + q]), int(ids[c])
             if a < b and (a, b) not in known:
                 edges.append(Edge(a, b, "cnn", round(float(sim[q, c]), 4)))
-    return edges, None
+    return edges, (f"{len(unread)} picture(s) left out of the CNN stage: {unread[0]}" if unread else None)

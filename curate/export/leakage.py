@@ -343,16 +343,19 @@ def audit_version(
     """Open NAME@VERSION (or a folder), check its files against SHA256SUMS, and audit it in `workers` processes
     (0: one per core); DatasetError for a missing or damaged version or an unreadable image. Checked first: a
     manifest cut short would otherwise audit fewer images, or none, and pass. `recorded(name, version)`: the
-    checksum the catalogue recorded when it wrote that version (None: not one it wrote); a version whose files
-    were changed and sealed again (the manifest cut to its header, SHA256SUMS made anew) differs from it."""
+    checksum the catalogue recorded when it wrote that version (None: not one it wrote), asked of the workspace's
+    own `exports/<name>/<version>` only (a copy or another workspace's version, audited by path, is its own): a
+    version whose files were changed and sealed again (the manifest cut to its header, SHA256SUMS made anew)
+    differs from it."""
     ds = DatasetVersion.open(ref, workspace)
-    sealed = None if recorded is None else recorded(ds.name, ds.version)
+    ds.verify()
+    own = workspace is not None and ds.path == (Path(workspace) / "exports" / ds.name / ds.version).resolve()
+    sealed = recorded(ds.name, ds.version) if recorded is not None and own else None  # a copy elsewhere: its own
     if sealed is not None and sealed != ds.checksum:
         raise DatasetError(
             f"{ds.ref}: its files were changed and sealed again since `curate export` wrote it (SHA256SUMS "
             f"{ds.checksum[:12]}, recorded {sealed[:12]}): export the version again, or restore it from a copy"
         )
-    ds.verify()
     for row in ds.rows:  # a manifest row SHA256SUMS does not list
         if not (ds.path / row["file"]).is_file():
             raise DatasetError(f"{ds.ref}: image {row['file']} is missing")

@@ -22,7 +22,7 @@ from pathlib import Path
 from sqlmodel import Session, select
 
 from curate.dedupe import labelable_image_ids, uncompared_image_ids
-from curate.errors import LabelError, StudioError
+from curate.errors import LabelError, StoreError, StudioError
 from curate.files import atomic_path, write_atomic
 from curate.imaging import open_upright, pixels_only, to_rgb
 from curate.intake.store import ImageStore
@@ -113,7 +113,7 @@ def rater_copy(ws, image: Image) -> Path:
     dest = _copy_path(ws, image)
     folder = dest.parent
     if dest.is_symlink() or not dest.is_file():
-        data = rater_pixels(ws.store.read(image.sha256, check=True), copy_format(image))  # raters see that photo
+        data = rater_pixels(_intact(ws.store, image.sha256, image.id), copy_format(image))  # raters see that photo
         write_atomic(dest, data, ws.tmp, mode=0o600)
     old = folder / f"{image.sha256}.{EXTENSIONS.get((image.format or '').upper(), 'bin')}"
     if old != dest and old.is_symlink() and os.readlink(old) != dest.name:
@@ -127,10 +127,18 @@ def _copy_path(ws, image: Image) -> Path:
     return ws.root / COPIES / image.sha256[:2] / f"{image.sha256}.{COPY_EXTENSIONS[copy_format(image)]}"
 
 
-def _pixels_job(job: tuple[str, str, str]) -> bytes:
-    """One rater copy's bytes, made in a worker: (store folder, sha256, copy format) -> encoded pixels."""
-    objects, sha, fmt = job
-    return rater_pixels(ImageStore(Path(objects)).read(sha, check=True), fmt)
+def _pixels_job(job: tuple[str, str, str, int]) -> bytes:
+    """One rater copy's bytes, made in a worker: (store folder, sha256, copy format, image id) -> encoded pixels."""
+    objects, sha, fmt, image_id = job
+    return rater_pixels(_intact(ImageStore(Path(objects)), sha, image_id), fmt)
+
+
+def _intact(store: ImageStore, sha: str, image_id: int) -> bytes:
+    """The original's bytes, only while they still match their SHA-256; else StoreError naming the image."""
+    try:
+        return store.read(sha, check=True)
+    except StoreError as exc:
+        raise StoreError(f"image {image_id}: {exc}") from None
 
 
 def rater_copies(ws, image_ids: list[int], on_progress: Callable[[int, int], None] | None = None) -> int:
@@ -149,7 +157,7 @@ def rater_copies(ws, image_ids: list[int], on_progress: Callable[[int, int], Non
         for img, data in pairs:
             write_atomic(_copy_path(ws, img), data, ws.tmp, mode=0o600)
 
-    jobs = [(str(ws.store.objects), img.sha256, copy_format(img)) for img in todo]
+    jobs = [(str(ws.store.objects), img.sha256, copy_format(img), img.id) for img in todo]
     by_job = dict(zip((j[1] for j in jobs), todo, strict=True))
     run_parallel(
         _pixels_job,
