@@ -91,26 +91,27 @@ def _watch(owner: int) -> None:
         handle = os.pidfd_open(owner)
     except (AttributeError, OSError):  # not Linux 5.3+, or gone already (ProcessLookupError is an OSError)
         handle = None
-        if not _alive(owner):
+        if not alive(owner):
             os._exit(1)
 
     def wait() -> None:
         if handle is not None:
             select.select([handle], [], [])
         else:
-            while _alive(owner):
+            while alive(owner):
                 time.sleep(WATCH_S)
         os._exit(1)
 
     threading.Thread(target=wait, name="curate-owner-watch", daemon=True).start()
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether process `pid` still exists (another user's counts: it is not ours to judge)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # exists, another user's: not ours to judge
+    except PermissionError:
         return True
     return True
 

@@ -144,6 +144,7 @@ class Verifier:
         self.near: dict[tuple[int, int], verify.Verdict] = {}  # the thumbnails' "same" the coarse look denied
         self.decodes = Decodes()  # pictures decoded for one look, kept for the next
         self.unread: dict[int, str] = {}  # image id -> why its original could not be read again (`_features`)
+        self.intact: set[str] = set()  # originals whose SHA-256 this run checked already (`_grey`)
         self.evened_pairs = 0  # pairs looked at again with contrast evened (benchmark)
         with ws.session() as s:
             rows = s.exec(select(Image.id, Image.sha256, Image.width, Image.height)).all()
@@ -261,9 +262,12 @@ class Verifier:
         return ncc
 
     def _grey(self, image_id: int, box: tuple[float, float, float, float], side: int) -> np.ndarray:
-        """`box` of a picture as grey at about `side` px, decoded once for all its looks (`decode.Decodes`)."""
+        """`box` of a picture as grey at about `side` px, decoded once for all its looks (`decode.Decodes`); its
+        original's SHA-256 checked at its first look of the run."""
         sha = self.sha[image_id]
-        return self.decodes.box(sha, self.ws.store.read(sha, check=True), box, side)
+        data = self.ws.store.read(sha, check=sha not in self.intact)
+        self.intact.add(sha)
+        return self.decodes.box(sha, data, box, side)
 
     def _features(self, key: tuple[int, int], even: bool = False) -> verify.Features | None:
         """Features of one picture's content box, decoded at the size they are taken at (nothing kept

@@ -349,7 +349,7 @@ def audit_version(
     differs from it."""
     ds = DatasetVersion.open(ref, workspace)
     ds.verify()
-    own = workspace is not None and ds.path == (Path(workspace) / "exports" / ds.name / ds.version).resolve()
+    own = workspace is not None and ds.path == DatasetVersion.resolve(ds.ref, workspace).resolve()
     sealed = recorded(ds.name, ds.version) if recorded is not None and own else None  # a copy elsewhere: its own
     if sealed is not None and sealed != ds.checksum:
         raise DatasetError(

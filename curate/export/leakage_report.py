@@ -11,6 +11,7 @@ import html
 import os
 from pathlib import Path
 
+from curate.dataset import DatasetVersion
 from curate.export.leakage import LeakageAudit
 from curate.files import write_atomic
 from curate.imaging import thumbnail
@@ -89,8 +90,7 @@ def write_report(ws, root: Path, ref: str, audit: LeakageAudit) -> Path:
     own version of that name (a copy, another workspace's) gets the first digits of its path's SHA-256 after the
     version: its page must not replace the one of the version this workspace exported."""
     stem = "leakage-" + ref.replace("@", "-").replace("/", "_")
-    name, _, version = ref.partition("@")
-    if Path(root).resolve() != (ws.exports / name / version).resolve():
+    if Path(root).resolve() != DatasetVersion.resolve(ref, ws.root).resolve():
         stem += "-" + hashlib.sha256(str(Path(root).resolve()).encode()).hexdigest()[:8]
     name = stem + ".html"
     dest = write_atomic(ws.reports / name, render(root, ref, audit), tmp_dir=ws.tmp)

@@ -28,6 +28,7 @@ import httpx
 from curate.errors import StudioError
 from curate.files import write_atomic
 from curate.net import LOOPBACK
+from curate.parallel import alive
 
 EXECUTABLE_ENV = "CURATE_LABEL_STUDIO"
 DEFAULT_PORT = 8080
@@ -207,16 +208,6 @@ def healthy(url: str, timeout: float = 2.0) -> bool:
         return False
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def document_root_of(pid: int) -> Path | None:
     """The LOCAL_FILES_DOCUMENT_ROOT a running server was started with, from its environment (`/proc`), or None
     when that cannot be read (not Linux, another user's process, gone). Nothing we keep can tell it: a server
@@ -255,7 +246,7 @@ class EmbeddedServer:
             info = ServerInfo(**json.loads(self.pid_file.read_text()))
         except (OSError, ValueError, TypeError):
             return None
-        if not _alive(info.pid):
+        if not alive(info.pid):
             self.pid_file.unlink(missing_ok=True)
             return None
         return info
@@ -354,7 +345,7 @@ def _terminate(pid: int, timeout: float = 20) -> None:
             if os.waitpid(pid, os.WNOHANG)[0] == pid:
                 return
         except ChildProcessError:
-            if not _alive(pid):
+            if not alive(pid):
                 return
         time.sleep(0.1)
     with contextlib.suppress(ProcessLookupError):
