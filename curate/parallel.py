@@ -5,7 +5,8 @@ batched commits, progress.
 there are few items or one worker), hands the `(item, result)` pairs to `commit` in input order, `batch`
 at a time, and reports `on_progress(done, total)` after each item. A worker's exception stops the run:
 the pairs handed back before it (with a pool, up to the failing item's chunk) are committed first, so a
-re-run does not redo them, then it is raised here; the pool is always shut down. `fn` and `items` must
+re-run does not redo them, then it is raised here once the other workers have finished the chunks they hold;
+Ctrl-C or SIGTERM ends the workers at once (`_stop_workers`). The pool is always shut down. `fn` and `items` must
 pickle (a module-level function).
 
 `start="forkserver"` starts the workers from a clean process instead of forking this one: for work that
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import ctypes
 import multiprocessing
+import multiprocessing.connection
 import os
 import select
 import signal
@@ -188,7 +190,7 @@ def run_parallel(
                 on_progress(n, total)
         if pending:
             commit(pending)
-    except BaseException:
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (`Terminated`): a worker's own error lets the others finish
         if pool is not None:
             _stop_workers(pool)
         raise
@@ -197,14 +199,33 @@ def run_parallel(
             pool.shutdown(wait=True, cancel_futures=True)
 
 
+STOP_S = 5.0  # how long a worker asked to end (SIGTERM) has before it is killed
+
+
 def _stop_workers(pool: ProcessPoolExecutor) -> None:
-    """End a pool's workers now, not once their chunks are done: the run is stopping (a worker's error, Ctrl-C,
-    SIGTERM), and a clean-started worker gets no signal of its own when only this process is told to stop.
-    Python 3.14's `terminate_workers` does this; before it the executor keeps its processes in `_processes`."""
-    stop = getattr(pool, "terminate_workers", None)
-    if stop is not None:
-        stop()
-        return
-    for process in list((getattr(pool, "_processes", None) or {}).values()):
+    """End a pool's workers now, not once their chunks are done: the command is stopping (Ctrl-C, SIGTERM), and a
+    clean-started worker gets no signal of its own when only this process is told to stop.
+
+    Neither the executor nor Python 3.14's `terminate_workers` can do this safely: a worker ended while it sends
+    an answer leaves half a message in the answers' pipe, and the pool's thread, reading it, waits for the rest
+    for good (this process holds the pipe's other end open), and with it `shutdown` and the interpreter's exit.
+    So, through the executor's own attributes (`_processes`, `_result_queue`): each worker is sent SIGTERM
+    (SIGKILL after `STOP_S`), and this process closes its end of the answers' pipe: once the workers are gone
+    the reader sees the pipe's end, an error the pool's thread reports as a broken pool."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    for process in processes:
         with suppress(OSError, ValueError):  # gone already, or closed
             process.terminate()
+    with suppress(ValueError):  # a process object closed already
+        waiting = {process.sentinel: process for process in processes}
+        deadline = time.monotonic() + STOP_S
+        while waiting and time.monotonic() < deadline:
+            for ended in multiprocessing.connection.wait(list(waiting), max(0.0, deadline - time.monotonic())):
+                waiting.pop(ended)
+        for process in waiting.values():
+            with suppress(OSError, ValueError):
+                process.kill()
+    writer = getattr(getattr(pool, "_result_queue", None), "_writer", None)
+    if writer is not None:
+        with suppress(OSError):
+            writer.close()

@@ -92,3 +92,50 @@ def test_a_script_without_a_main_guard_is_told_why_its_workers_stopped(tmp_path)
     r = subprocess.run([sys.executable, str(guarded)], capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 0, r.stderr
     assert len(r.stdout.splitlines()) >= 1
+
+
+_BIG_ANSWERS = """
+import sys
+import numpy as np
+from curate.parallel import run_parallel
+
+def answer(i):
+    if i == 5 and sys.argv[1] == "error":
+        raise ValueError("item 5 is bad")
+    return np.ones(300_000)  # 2.4 MB: an answer goes through the pipe in many writes
+
+commits = 0
+def commit(pairs):
+    global commits
+    commits += 1
+    if commits == 3 and sys.argv[1] == "stop":
+        raise KeyboardInterrupt  # Ctrl-C (or SIGTERM) while the other workers are still answering
+
+if __name__ == "__main__":
+    for attempt in range(8):
+        try:
+            run_parallel(answer, list(range(40)), commit, batch=1, workers=4, chunksize=1, start=sys.argv[2])
+        except (ValueError, KeyboardInterrupt) as exc:
+            print(type(exc).__name__, flush=True)
+        commits = 0
+"""
+
+
+@pytest.mark.parametrize("start", ["fork", "forkserver"])
+@pytest.mark.parametrize("how", ["error", "stop"])
+def test_a_run_stopped_while_workers_send_big_answers_returns(how, start, tmp_path):
+    """A worker's error, or Ctrl-C, while the other workers are sending answers of megabytes: `run_parallel`
+    raises at once. Before, it ended those workers mid-answer and the pool's thread waited for the rest of a
+    half-sent message for good: the leakage audit of a version with an unreadable image hung CI for 90 minutes."""
+    script = tmp_path / "job.py"
+    script.write_text(_BIG_ANSWERS)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    try:
+        r = subprocess.run(
+            [sys.executable, str(script), how, start], capture_output=True, text=True, env=env, timeout=90
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"run_parallel hung after a {how} while its workers were answering")
+    expected = "ValueError" if how == "error" else "KeyboardInterrupt"
+    assert r.stdout.split() == [expected] * 8, (r.stdout, r.stderr[-2000:])
+    assert "Traceback" not in r.stderr, r.stderr[-2000:]
