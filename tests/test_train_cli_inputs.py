@@ -45,6 +45,8 @@ def export(tmp_path_factory):
         (["--image-size", "0"], 2, "Invalid value for '--image-size'"),
         (["--seed", "-1"], 2, "Invalid value for '--seed'"),
         (["--folds", "1"], 2, "Invalid value for '--folds'"),
+        (["--bootstrap", "10000000"], 2, "Invalid value for '--bootstrap'"),
+        (["--epochs", "150000"], 2, "Invalid value for '--epochs'"),
         (["--target-sensitivity", "nan"], 2, "Invalid value for '--target-sensitivity'"),
     ],
 )
@@ -77,6 +79,9 @@ def test_config_validates_every_numeric_field():
         ("threshold", 1.5),
         ("target_sensitivity", 0),
         ("bootstrap", 5),
+        ("bootstrap", 10**7),  # a typo's extra zeros: hours of resampling after the training
+        ("epochs", 150_000),
+        ("batch_size", 10**6),
         ("pointing_max", 0),
         ("epochs", 2.5),
         ("lr", "3e-4"),

@@ -125,8 +125,8 @@ def run_cmd(
         Path | None,
         typer.Option("--out", "-o", help="Run folder to create (default: runs/<name>-<version>/<arch>-s<seed>)."),
     ] = None,
-    epochs: Annotated[int, typer.Option(help="Epochs per fold (default: 150, the paper's).", min=1)] = 150,
-    batch_size: Annotated[int, typer.Option(help="Batch size (default: 72).", min=1)] = 72,
+    epochs: Annotated[int, typer.Option(help="Epochs per fold (default: 150, the paper's).", min=1, max=10_000)] = 150,
+    batch_size: Annotated[int, typer.Option(help="Batch size (default: 72).", min=1, max=4096)] = 72,
     lr: Annotated[float, typer.Option(help="Adam learning rate, above 0 and at most 1 (default: 3e-4).")] = 3e-4,
     folds: Annotated[
         int | None,
@@ -207,7 +207,9 @@ def run_cmd(
     bootstrap: Annotated[
         int,
         typer.Option(
-            help="Bootstrap resamples (by image group) for the 95 % confidence intervals (default: 1000).", min=10
+            help="Bootstrap resamples (by image group) for the 95 % confidence intervals (default: 1000).",
+            min=10,
+            max=100_000,
         ),
     ] = 1000,
     pointing_max: Annotated[

@@ -72,14 +72,14 @@ class TrainConfig:
 
 # closed ranges (low, high or None, whole number) of the numeric options; --lr and --dropout have an open end
 RANGES: dict[str, tuple[float, float | None, bool]] = {
-    "epochs": (1, None, True),
-    "batch_size": (1, None, True),
+    "epochs": (1, 10_000, True),  # upper bounds: a typo's extra zeros refused now, not noticed hours later
+    "batch_size": (1, 4096, True),
     "folds": (2, 100, True),
     "seed": (0, 2**32 - 1, True),  # numpy's seed range
     "image_size": (32, 2048, True),  # 32: the backbones' total stride
     "threshold": (0, 1, False),
     "target_sensitivity": (0.01, 1, False),
-    "bootstrap": (10, None, True),
+    "bootstrap": (10, 100_000, True),
     "pointing_max": (1, None, True),
     "gradcam_images": (0, 100, True),
 }

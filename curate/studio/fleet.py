@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -169,20 +170,25 @@ class Fleet:
     def start_all(self, host: str = LOOPBACK, timeout: float = START_TIMEOUT_S) -> list[ServerState]:
         """Start every server at once (each takes a few seconds; in parallel they take about as long as one)."""
         todo = self._all()
+        cancel = threading.Event()  # Ctrl-C or SIGTERM reaches this thread only: it tells the starts still waiting
 
         def one(item):
             name, server, port = item
-            info = server.start(port=port, host=host, timeout=timeout)
+            info = server.start(port=port, host=host, timeout=timeout, cancel=cancel)
             return ServerState(name, info.url, info, server.restarted_from)
 
         with ThreadPoolExecutor(max_workers=max(1, len(todo))) as pool:
             futures = [pool.submit(one, item) for item in todo]
             results, errors = [], []
-            for f in futures:
-                try:
-                    results.append(f.result())
-                except StudioError as exc:
-                    errors.append(exc)
+            try:
+                for f in futures:
+                    try:
+                        results.append(f.result())
+                    except StudioError as exc:
+                        errors.append(exc)
+            except BaseException:  # each start still waiting ends its server (those up stay recorded)
+                cancel.set()
+                raise
         if errors:
             raise errors[0]
         return results

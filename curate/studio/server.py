@@ -18,8 +18,10 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -257,12 +259,23 @@ class EmbeddedServer:
         self._make_files_root()
         init_data_dir(self.data_dir, self.files_root, admin_email, admin_password, admin_token)
 
-    def start(self, port: int = DEFAULT_PORT, host: str = LOOPBACK, timeout: float = START_TIMEOUT_S) -> ServerInfo:
-        """The running server, or a new one; a server running under another document root (`stale_root`) is
-        stopped and started again under this one (`restarted_from` says which it was): every account of it
-        could read what lies under that root."""
+    def start(
+        self,
+        port: int = DEFAULT_PORT,
+        host: str = LOOPBACK,
+        timeout: float = START_TIMEOUT_S,
+        cancel: threading.Event | None = None,
+    ) -> ServerInfo:
+        """The running server, or a new one, once it answers; a server running under another document root
+        (`stale_root`) is stopped and started again under this one (`restarted_from` says which it was): every
+        account of it could read what lies under that root. `cancel` set (another thread's Ctrl-C) ends the wait.
+
+        The pid file is written as soon as the server is started, not once it answers: a start stopped at any
+        moment, even by kill -9, leaves a server that `status` finds and `stop` ends, never one nobody knows of
+        holding the port. A start stopped here (Ctrl-C, SIGTERM, a timeout) ends the server it started."""
         running = self.status()
         if running and (old := self.stale_root(running)) is None:
+            self._wait_until_healthy(running, timeout, cancel)  # started by a command killed before it answered
             return running
         if running:
             self.stop()
@@ -302,16 +315,35 @@ class EmbeddedServer:
                 start_new_session=True,
             )
         info = ServerInfo(pid=proc.pid, host=host, port=port, url=url)
+        write_atomic(self.pid_file, json.dumps(asdict(info)))
+        try:
+            self._wait_until_healthy(info, timeout, cancel, exited=proc.poll)
+        except BaseException:
+            _terminate(proc.pid)
+            self.pid_file.unlink(missing_ok=True)
+            raise
+        return info
+
+    def _wait_until_healthy(
+        self,
+        info: ServerInfo,
+        timeout: float,
+        cancel: threading.Event | None,
+        exited: Callable[[], int | None] | None = None,
+    ) -> None:
+        """Wait until the server `info` answers; `exited()` gives its exit code once it has ended (a server this
+        process did not start: whether its pid still runs)."""
+        stop = cancel or threading.Event()  # never set: its wait is a sleep
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise StudioError(f"Label Studio exited during start-up (code {proc.returncode}); see {self.log_file}")
-            if healthy(url, timeout=1):
-                write_atomic(self.pid_file, json.dumps(asdict(info)))
-                return info
-            time.sleep(0.3)
-        _terminate(proc.pid)
-        raise StudioError(f"Label Studio did not answer on {url} within {timeout:.0f} s; see {self.log_file}")
+            code = exited() if exited else (None if alive(info.pid) else "unknown")
+            if code is not None:
+                raise StudioError(f"Label Studio exited during start-up (code {code}); see {self.log_file}")
+            if healthy(info.url, timeout=1):
+                return
+            if stop.wait(0.3):
+                raise StudioError("the start was cancelled")
+        raise StudioError(f"Label Studio did not answer on {info.url} within {timeout:.0f} s; see {self.log_file}")
 
     def stale_root(self, info: ServerInfo) -> Path | None:
         """The document root the running server `info` serves, when it is not this server's (`files_root`);
