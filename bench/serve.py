@@ -161,6 +161,7 @@ def baselines(run: Path, out: Path, photos: list[bytes]) -> dict:
     )
     predict_s = time.perf_counter() - t0
     model = out / "lite0.onnx"
+    model.unlink(missing_ok=True)  # a re-run in the same --out: export-model refuses an existing file
     subprocess.run(
         cli("export-model", run, "--format", "onnx", "--out", model, "--json"),
         check=True,

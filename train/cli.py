@@ -35,6 +35,7 @@ from curate.privacy import make_private_by_default
 from train.choices import ArchName, ExportFormat, ServeEngine
 from train.config import RANGES, TrainConfig, refuse_existing
 from train.device import Device
+from train.errors import TrainError
 from train.serve import LOCK_AFTER, LOCK_SECONDS
 
 app = typer.Typer(
@@ -43,6 +44,7 @@ app = typer.Typer(
     add_completion=False,
     cls=SafeGroup,
 )
+STOP_GRACE_S = 10  # `train serve` stopping: seconds it gives answers in progress
 RESUME_HINT = "interrupted; completed folds are saved — re-run with --resume to continue"
 
 
@@ -527,6 +529,8 @@ def serve_cmd(
         fail(extra.format(exc.name))
     tls = tls_cert is not None
     with reported():
+        if keep_uploads is not None:
+            _check_keep_folder(keep_uploads)
         for line in check_tls(tls_cert, tls_key) if tls else []:
             err_console.print(f"[yellow]warning:[/] {escape(one_line(line))}", highlight=False)
         credentials = None
@@ -557,7 +561,7 @@ def serve_cmd(
         import uvicorn
 
         from train.photos import Limits
-        from train.serve.app import ServeSettings, create_app
+        from train.serve.app import ServeSettings, create_app, hosts_for
         from train.serve.engines import default_threads
     except ImportError as exc:
         fail(extra.format(exc.name))
@@ -575,7 +579,7 @@ def serve_cmd(
         keep_uploads,
         engine,
         threads,
-        allowed_hosts=ServeSettings.allowed_hosts if local else None,
+        allowed_hosts=hosts_for(host),
         login=credentials,
     )
     with reported():
@@ -594,7 +598,24 @@ def serve_cmd(
         log_level="warning",
         ssl_certfile=tls_cert,
         ssl_keyfile=tls_key,
+        # a stop waits this long for answers in progress, not for a stalled upload's 120 s (nor a service
+        # manager's 90 s before its SIGKILL)
+        timeout_graceful_shutdown=STOP_GRACE_S,
     )
+
+
+def _check_keep_folder(folder: Path) -> None:
+    """`--keep-uploads` made (0700) and written to once at start-up: a file in its place, or a folder that cannot
+    be written, is one line now, not a 500 after every photo has been decoded and decided."""
+    import tempfile
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        why = "not a folder" if isinstance(exc, (FileExistsError, NotADirectoryError)) else "cannot be written"
+        raise TrainError(f"--keep-uploads {folder}: {why} ({exc.strerror or type(exc).__name__})") from None
 
 
 def _command_line(cfg) -> list[str]:

@@ -47,6 +47,25 @@ class Triage:
     cam: np.ndarray | None = field(default=None, repr=False)
 
 
+def _metrics(run: Path, positive: str | None) -> dict:
+    """The finished run's metrics.json. A binary run's holds its calibration and operating point: without them
+    a photo's decision would silently fall back to an uncalibrated 0.5 (a damaged file turned "refer" into
+    "routine"), so a missing, damaged or incomplete one is refused."""
+    try:
+        metrics = json.loads((run / "metrics.json").read_text())
+        tri = metrics.get("triage") or {}
+    except (OSError, ValueError, AttributeError) as exc:
+        reason = "is missing" if isinstance(exc, FileNotFoundError) else "is damaged"
+    else:
+        if not positive or (tri.get("calibration") and tri.get("threshold") is not None):
+            return metrics
+        reason = "has no calibration or operating point"
+    raise TrainError(
+        f"run {run}: metrics.json {reason}; it holds the calibration and the operating point every decision "
+        "uses: restore the run folder from a backup or train again"
+    )
+
+
 def load_run(run: Path) -> tuple[TrainConfig, dict]:
     try:
         raw = json.loads((run / "config.json").read_text())
@@ -95,12 +114,15 @@ class Ensemble:
             if not path.exists():
                 raise TrainError(f"run {run} has no checkpoint for fold {k}")
             head = Head(dim, len(classes), cfg.dropout)
-            head.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["model"])
+            try:
+                head.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["model"])
+            except Exception as exc:  # truncated, another file, another run's head: torch's text advises unsafe loads
+                raise TrainError(
+                    f"run {run}: fold{k}/checkpoint.pt is damaged or not this run's ({type(exc).__name__}); "
+                    "restore the run folder from a backup or train again"
+                ) from None
             heads.append(head)
-        try:
-            metrics = json.loads((run / "metrics.json").read_text())
-        except (OSError, ValueError):
-            metrics = {}
+        metrics = _metrics(run, info["positive_class"])
         tri = metrics.get("triage") or {}
         arch = get_arch(cfg.arch)
         net = Net(freeze(backbone), MeanHead(heads)).eval().to(device)

@@ -86,9 +86,14 @@ def metadata(model: Ensemble, fold: int | None) -> dict:
 
 def export_model(run: Path, fmt: ExportFormat, out: Path | None = None, fold: int | None = None) -> Path:
     """Write the model file (atomically) and a `<file>.card.md` beside it; return the file's path."""
-    model = Ensemble.load(Path(run), fold=fold)
     fmt = ExportFormat(fmt)
-    out = Path(out) if out else Path(run) / f"model.{'onnx' if fmt is ExportFormat.onnx else 'pt'}"
+    default = Path(run) / f"model.{'onnx' if fmt is ExportFormat.onnx else 'pt'}"
+    if out is not None and Path(out).resolve() != default.resolve() and (Path(out).exists() or Path(out).is_symlink()):
+        # a re-run rewrites the run's own model file; any other existing file (the run's checkpoint or metrics,
+        # another model) is not this command's to replace
+        raise TrainError(f"--out {out} already exists: choose another file or remove it first")
+    model = Ensemble.load(Path(run), fold=fold)
+    out = Path(out) if out else default
     meta = metadata(model, fold)
     card = card_markdown(meta)
     try:

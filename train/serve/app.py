@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from anyio import to_thread
 from fastapi import FastAPI, Request
@@ -38,7 +39,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from curate.errors import ServeError
-from curate.net import LOOPBACK_NAMES
+from curate.net import LOOPBACK_NAMES, is_loopback
 from train.choices import ServeEngine
 from train.ensemble import Ensemble
 from train.export_model import metadata
@@ -65,6 +66,31 @@ HEADERS = {  # every answer: photos and results are never cached, the page is ne
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
     "script-src 'self' 'unsafe-inline'; frame-ancestors 'none'; form-action 'self'",
 }
+
+
+def hosts_for(host: str) -> tuple[str, ...] | None:
+    """The Host names a server listening on `host` answers: loopback's and the address itself when it is a
+    loopback one (127.0.0.2 named its own URL and was refused), any when it listens elsewhere (`--host`)."""
+    if not is_loopback(host):
+        return None
+    return LOOPBACK_NAMES if host in LOOPBACK_NAMES else (*LOOPBACK_NAMES, host)
+
+
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+def cross_site(headers) -> bool:
+    """Whether a browser sent this request from another site's page. A photo upload is a "simple" request:
+    any page the clinician has open could post one (filling `--keep-uploads`, spending the model), and the
+    browser would send the real loopback Host and a cached login. Browsers say where a request comes from in
+    `Sec-Fetch-Site` (only this page's own, or the user's own navigation, pass: another port of this machine
+    is "same-site"); those that do not are judged by `Origin` against the Host. Scripts and curl send
+    neither and pass."""
+    site = headers.get("sec-fetch-site")
+    if site is not None:
+        return site.lower() not in ("same-origin", "none")
+    origin = headers.get("origin")
+    return origin is not None and urlsplit(origin).netloc.lower() != headers.get("host", "").lower()
 
 
 @dataclass(frozen=True)
@@ -184,6 +210,10 @@ def create_app(model: Ensemble, settings: ServeSettings = ServeSettings()) -> Fa
 
     @app.middleware("http")
     async def private(request: Request, call_next):
+        if request.method not in SAFE_METHODS and cross_site(request.headers):
+            response = JSONResponse({"error": "refused: a request sent by another site's page"}, status_code=403)
+            response.headers.update(HEADERS)
+            return response
         response = await call_next(request)
         response.headers.update(HEADERS)
         return response

@@ -1,0 +1,69 @@
+"""A finished run whose files were damaged or overwritten is refused in one line, never used half-way.
+
+Before, a damaged metrics.json made predict and serve decide at an uncalibrated 0.5 without a word (one probe
+photo went from "refer" to "routine", exit 0), a damaged fold checkpoint printed torch's text advising an
+unsafe load, and `export-model --out` wrote over any file, the run's own checkpoint included.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from test_train_cli_inputs import train_cli
+from train_fixtures import new_jpeg
+
+pytestmark = [pytest.mark.torch, pytest.mark.slow]
+
+
+@pytest.fixture
+def run_copy(triage_run, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(triage_run, copy)
+    (tmp_path / "photo.jpg").write_bytes(new_jpeg("mpox"))
+    return copy
+
+
+def _refused(res, *words):
+    assert res.returncode == 1 and len(res.stderr.strip().splitlines()) == 1, res.stderr[-1500:]
+    for w in words:
+        assert w in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr and "weights_only" not in res.stderr
+
+
+@pytest.mark.parametrize(
+    "damage, words",
+    [
+        (lambda m: m.write_text("{"), "metrics.json is damaged"),
+        (lambda m: m.unlink(), "metrics.json is missing"),
+        (lambda m: m.write_text(json.dumps({**json.loads(m.read_text()), "triage": {}})), "no calibration"),
+    ],
+    ids=["damaged", "missing", "no-operating-point"],
+)
+def test_predict_refuses_a_run_without_its_calibration(run_copy, tmp_path, damage, words):
+    good = train_cli("predict", "photo.jpg", "--run", run_copy, "--json", cwd=tmp_path)
+    assert good.returncode == 0 and json.loads(good.stdout)[0]["calibrated"] is True, good.stderr[-800:]
+    damage(run_copy / "metrics.json")
+    _refused(train_cli("predict", "photo.jpg", "--run", run_copy, "--json", cwd=tmp_path), words, "train again")
+
+
+@pytest.mark.parametrize("content", [b"garbage\n", None], ids=["garbage", "truncated"])
+def test_a_damaged_fold_checkpoint_is_named(run_copy, tmp_path, content):
+    ckpt = run_copy / "fold0" / "checkpoint.pt"
+    ckpt.write_bytes(content if content is not None else ckpt.read_bytes()[:1000])
+    _refused(train_cli("predict", "photo.jpg", "--run", run_copy, cwd=tmp_path), "fold0/checkpoint.pt is damaged")
+
+
+def test_export_model_never_writes_over_an_existing_file(run_copy, tmp_path):
+    ckpt = run_copy / "fold0" / "checkpoint.pt"
+    before = ckpt.read_bytes()
+    res = train_cli("export-model", run_copy, "--format", "torchscript", "--out", ckpt, cwd=tmp_path)
+    _refused(res, "already exists")
+    assert ckpt.read_bytes() == before
+    for _ in range(2):  # the run's own model file: a re-run rewrites it
+        res = train_cli("export-model", run_copy, "--format", "torchscript", cwd=tmp_path)
+        assert res.returncode == 0, res.stderr[-800:]
+    assert (run_copy / "model.pt").is_file()
+    predict = train_cli("predict", "photo.jpg", "--run", run_copy, cwd=tmp_path)
+    assert predict.returncode == 0, predict.stderr[-800:]

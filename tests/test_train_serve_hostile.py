@@ -1,0 +1,117 @@
+"""`train serve` against what a hostile page, a mistyped option or a stalled phone does (a probe's findings).
+
+Before: any web page the clinician had open could post photos (filling `--keep-uploads`); a server on
+127.0.0.2 refused its own URL; a file given as `--keep-uploads` was found only by a 500 after each photo; a stop
+waited 120 s for a stalled upload, past a service manager's 90 s before SIGKILL.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("fastapi")
+httpx = pytest.importorskip("httpx")
+from test_train_serve import Server, post
+from train_fixtures import new_jpeg
+
+from curate.net import free_port
+from train.ensemble import Ensemble
+from train.serve.app import ServeSettings, create_app, hosts_for
+
+pytestmark = [pytest.mark.torch, pytest.mark.slow]
+ROOT = str(Path(__file__).resolve().parents[1])
+
+
+@pytest.fixture(scope="module")
+def model(triage_run):
+    return Ensemble.load(triage_run)
+
+
+def test_a_page_of_another_site_cannot_post_photos(model, tmp_path):
+    kept = tmp_path / "kept"
+    photo = new_jpeg("mpox")
+    with Server(create_app(model, ServeSettings(keep_uploads=kept))) as url:
+
+        def with_headers(headers):
+            return httpx.post(
+                f"{url}/api/predict?gradcam=false", files={"file": ("p.jpg", photo)}, headers=headers, timeout=60
+            )
+
+        for headers in (
+            {"Sec-Fetch-Site": "cross-site", "Origin": "http://evil.example"},
+            {"Sec-Fetch-Site": "same-site", "Origin": "http://127.0.0.1:8080"},  # another local app's page
+            {"Origin": "http://evil.example"},  # a browser without Sec-Fetch-*
+            {"Origin": "null"},  # a sandboxed frame or a file:// page
+        ):
+            r = with_headers(headers)
+            assert r.status_code == 403 and set(r.json()) == {"error"}, (headers, r.text)
+            assert r.headers["cache-control"] == "no-store"
+        assert not kept.exists() or not list(kept.iterdir())
+        for headers in ({"Sec-Fetch-Site": "same-origin", "Origin": url}, {"Origin": url}, {}):  # the page; curl
+            r = with_headers(headers)
+            assert r.status_code == 200 and r.json()["decision"] in ("refer", "routine"), (headers, r.text)
+        assert len(list(kept.iterdir())) == 3
+        assert httpx.get(f"{url}/healthz", headers={"Sec-Fetch-Site": "cross-site"}).status_code == 200
+
+
+def test_a_server_on_another_loopback_address_answers_its_own_url(model):
+    assert hosts_for("0.0.0.0") is None and hosts_for("127.0.0.1") == hosts_for("localhost")
+    with Server(create_app(model, ServeSettings(allowed_hosts=hosts_for("127.0.0.2")))) as url:
+        assert httpx.get(f"{url}/healthz", headers={"Host": "127.0.0.2"}).status_code == 200
+        assert httpx.get(f"{url}/healthz", headers={"Host": "evil.example"}).status_code == 400
+        assert post(url, new_jpeg("mpox")).status_code == 200
+
+
+def _serve(*args: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    cmd = [sys.executable, "-c", "from train.cli import main; main()", "serve", *args]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_keep_uploads_that_is_a_file_is_refused_at_start(triage_run, tmp_path):
+    (tmp_path / "notadir").write_text("")
+    proc = _serve(str(triage_run), "--port", str(free_port()), "--keep-uploads", str(tmp_path / "notadir"))
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1 and len(err.strip().splitlines()) == 1, err
+    assert "--keep-uploads" in err and "not a folder" in err
+
+
+def test_a_stop_does_not_wait_for_a_stalled_upload(triage_run):
+    port = free_port()
+    proc = _serve(str(triage_run), "--port", str(port), "--engine", "torch")
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None and time.monotonic() < deadline, "train serve did not start"
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        with socket.create_connection(("127.0.0.1", port)) as sock:  # a phone whose upload stalls half-way
+            body = b"--b\r\nContent-Disposition: form-data; name=file; filename=p.jpg\r\n\r\n" + b"x" * 1000
+            sock.sendall(
+                b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+                b"Content-Length: 100000\r\n\r\n" + body
+            )
+            time.sleep(1)
+            stopped = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                pytest.fail("train serve still waits for the stalled upload a minute after SIGTERM")
+            assert time.monotonic() - stopped < 30
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
