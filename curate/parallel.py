@@ -33,7 +33,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import InvalidStateError, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import suppress
 from pathlib import Path
@@ -209,23 +209,48 @@ def _stop_workers(pool: ProcessPoolExecutor) -> None:
     Neither the executor nor Python 3.14's `terminate_workers` can do this safely: a worker ended while it sends
     an answer leaves half a message in the answers' pipe, and the pool's thread, reading it, waits for the rest
     for good (this process holds the pipe's other end open), and with it `shutdown` and the interpreter's exit.
-    So, through the executor's own attributes (`_processes`, `_result_queue`): each worker is sent SIGTERM
-    (SIGKILL after `STOP_S`), and this process closes its end of the answers' pipe: once the workers are gone
-    the reader sees the pipe's end, an error the pool's thread reports as a broken pool."""
+    So, through the executor's own attributes (`_processes`, `_result_queue`, `_call_queue`): each worker is
+    sent SIGTERM (SIGKILL after `STOP_S`), and this process closes its end of the answers' pipe, whatever
+    happens meanwhile: once the workers are gone the reader sees the pipe's end, an error the pool's thread
+    reports as a broken pool. The thread feeding work to the workers may be blocked on a full pipe nobody
+    reads any more: the interpreter's exit does not wait for it."""
+    _quiet_broken_pool_thread()
     processes = list((getattr(pool, "_processes", None) or {}).values())
-    for process in processes:
-        with suppress(OSError, ValueError):  # gone already, or closed
-            process.terminate()
-    with suppress(ValueError):  # a process object closed already
-        waiting = {process.sentinel: process for process in processes}
-        deadline = time.monotonic() + STOP_S
-        while waiting and time.monotonic() < deadline:
-            for ended in multiprocessing.connection.wait(list(waiting), max(0.0, deadline - time.monotonic())):
-                waiting.pop(ended)
-        for process in waiting.values():
-            with suppress(OSError, ValueError):
-                process.kill()
     writer = getattr(getattr(pool, "_result_queue", None), "_writer", None)
-    if writer is not None:
-        with suppress(OSError):
-            writer.close()
+    with suppress(AttributeError):
+        pool._call_queue.cancel_join_thread()  # type: ignore[attr-defined]
+    try:
+        for process in processes:
+            with suppress(OSError, ValueError):  # gone already, or closed
+                process.terminate()
+        with suppress(ValueError):  # a process object closed already
+            waiting = {process.sentinel: process for process in processes}
+            deadline = time.monotonic() + STOP_S
+            while waiting and time.monotonic() < deadline:
+                for ended in multiprocessing.connection.wait(list(waiting), max(0.0, deadline - time.monotonic())):
+                    waiting.pop(ended)
+            for process in waiting.values():
+                with suppress(OSError, ValueError):
+                    process.kill()
+    finally:
+        if writer is not None:
+            with suppress(OSError):
+                writer.close()
+
+
+def _quiet_broken_pool_thread() -> None:
+    """Python 3.11's pool thread, ending a pool whose workers were stopped, sets an exception on every future
+    still listed, those `Executor.map` cancelled on Ctrl-C too, and dies printing `InvalidStateError` (3.12
+    skips cancelled ones): the stop is the command's own, and its one line must stay the only one. Only that
+    error of that thread is silenced; the hook is installed once."""
+    if sys.version_info >= (3, 12) or getattr(threading.excepthook, "_curate_quiet", False):
+        return
+    previous = threading.excepthook
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if issubclass(args.exc_type, InvalidStateError) and type(args.thread).__name__ == "_ExecutorManagerThread":
+            return
+        previous(args)
+
+    hook._curate_quiet = True  # type: ignore[attr-defined]
+    threading.excepthook = hook

@@ -7,6 +7,7 @@ find it. Runs the real Label Studio (template data as the suite's `studio_server
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -95,3 +96,21 @@ def test_a_start_stopped_before_the_server_answers(how, tmp_path):
         for pid in _servers_of(data):
             with suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_a_pid_file_naming_another_program_is_neither_waited_for_nor_stopped(tmp_path):
+    """After a reboot the recorded pid may belong to another program: `status` forgets it, `stop` leaves it."""
+    from curate.studio.server import EmbeddedServer
+
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        server = EmbeddedServer(tmp_path / "ws")
+        server.dir.mkdir(parents=True)
+        server.pid_file.write_text(json.dumps({"pid": other.pid, "host": LOOPBACK, "port": 1, "url": "http://x"}))
+        assert server.status() is None and not server.pid_file.exists()
+        server.pid_file.write_text(json.dumps({"pid": other.pid, "host": LOOPBACK, "port": 1, "url": "http://x"}))
+        assert server.stop() is False
+        assert other.poll() is None
+    finally:
+        other.kill()
+        other.wait()

@@ -38,8 +38,15 @@ def _refused(res, *words):
         (lambda m: m.write_text("{"), "metrics.json is damaged"),
         (lambda m: m.unlink(), "metrics.json is missing"),
         (lambda m: m.write_text(json.dumps({**json.loads(m.read_text()), "triage": {}})), "no calibration"),
+        (lambda m: m.write_text(json.dumps({**json.loads(m.read_text()), "triage": ["x"]})), "is damaged"),
+        (
+            lambda m: m.write_text(
+                json.dumps((d := json.loads(m.read_text())) | {"triage": {**d["triage"], "calibration": [1, 2]}})
+            ),
+            "is damaged",
+        ),
     ],
-    ids=["damaged", "missing", "no-operating-point"],
+    ids=["damaged", "missing", "no-operating-point", "triage-not-a-table", "calibration-not-a-table"],
 )
 def test_predict_refuses_a_run_without_its_calibration(run_copy, tmp_path, damage, words):
     good = train_cli("predict", "photo.jpg", "--run", run_copy, "--json", cwd=tmp_path)

@@ -51,15 +51,21 @@ def test_a_page_of_another_site_cannot_post_photos(model, tmp_path):
             {"Sec-Fetch-Site": "same-site", "Origin": "http://127.0.0.1:8080"},  # another local app's page
             {"Origin": "http://evil.example"},  # a browser without Sec-Fetch-*
             {"Origin": "null"},  # a sandboxed frame or a file:// page
+            {"Origin": "https://evil.example", "X-Forwarded-Host": "clinic.example"},
         ):
             r = with_headers(headers)
             assert r.status_code == 403 and set(r.json()) == {"error"}, (headers, r.text)
             assert r.headers["cache-control"] == "no-store"
         assert not kept.exists() or not list(kept.iterdir())
-        for headers in ({"Sec-Fetch-Site": "same-origin", "Origin": url}, {"Origin": url}, {}):  # the page; curl
+        for headers in (
+            {"Sec-Fetch-Site": "same-origin", "Origin": url},  # the page
+            {"Origin": url},  # the page, in a browser without Sec-Fetch-*
+            {"Origin": "https://clinic.example", "X-Forwarded-Host": "clinic.example"},  # behind the clinic's proxy
+            {},  # curl, a script
+        ):
             r = with_headers(headers)
             assert r.status_code == 200 and r.json()["decision"] in ("refer", "routine"), (headers, r.text)
-        assert len(list(kept.iterdir())) == 3
+        assert len(list(kept.iterdir())) == 4
         assert httpx.get(f"{url}/healthz", headers={"Sec-Fetch-Site": "cross-site"}).status_code == 200
 
 

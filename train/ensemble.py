@@ -54,10 +54,15 @@ def _metrics(run: Path, positive: str | None) -> dict:
     try:
         metrics = json.loads((run / "metrics.json").read_text())
         tri = metrics.get("triage") or {}
-    except (OSError, ValueError, AttributeError) as exc:
+        calibration, threshold = tri.get("calibration"), tri.get("threshold")
+        if positive and calibration is not None:
+            Platt(**calibration)  # the fields a calibration has
+        if threshold is not None and not isinstance(threshold, (int, float)):
+            raise TypeError(threshold)
+    except (OSError, ValueError, AttributeError, TypeError) as exc:
         reason = "is missing" if isinstance(exc, FileNotFoundError) else "is damaged"
     else:
-        if not positive or (tri.get("calibration") and tri.get("threshold") is not None):
+        if not positive or (calibration and threshold is not None):
             return metrics
         reason = "has no calibration or operating point"
     raise TrainError(

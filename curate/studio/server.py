@@ -248,7 +248,7 @@ class EmbeddedServer:
             info = ServerInfo(**json.loads(self.pid_file.read_text()))
         except (OSError, ValueError, TypeError):
             return None
-        if not alive(info.pid):
+        if not alive(info.pid) or not _is_label_studio(info.pid):
             self.pid_file.unlink(missing_ok=True)
             return None
         return info
@@ -315,8 +315,8 @@ class EmbeddedServer:
                 start_new_session=True,
             )
         info = ServerInfo(pid=proc.pid, host=host, port=port, url=url)
-        write_atomic(self.pid_file, json.dumps(asdict(info)))
         try:
+            write_atomic(self.pid_file, json.dumps(asdict(info)))
             self._wait_until_healthy(info, timeout, cancel, exited=proc.poll)
         except BaseException:
             _terminate(proc.pid)
@@ -363,6 +363,17 @@ class EmbeddedServer:
         _terminate(info.pid, timeout)
         self.pid_file.unlink(missing_ok=True)
         return True
+
+
+def _is_label_studio(pid: int) -> bool:
+    """Whether process `pid` runs Label Studio, as far as this system tells (no /proc: assumed so). A pid file
+    that outlived its server (a reboot) may name a pid another program has since: it is neither waited for
+    nor stopped."""
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True
+    return b"label-studio" in command or b"label_studio" in command
 
 
 def _terminate(pid: int, timeout: float = 20) -> None:

@@ -85,12 +85,16 @@ def cross_site(headers) -> bool:
     browser would send the real loopback Host and a cached login. Browsers say where a request comes from in
     `Sec-Fetch-Site` (only this page's own, or the user's own navigation, pass: another port of this machine
     is "same-site"); those that do not are judged by `Origin` against the Host. Scripts and curl send
-    neither and pass."""
+    neither and pass. Behind a reverse proxy, which must name a loopback Host, the Host the browser used is the
+    proxy's `X-Forwarded-Host` (a header no page can make a browser send to another site)."""
     site = headers.get("sec-fetch-site")
     if site is not None:
         return site.lower() not in ("same-origin", "none")
     origin = headers.get("origin")
-    return origin is not None and urlsplit(origin).netloc.lower() != headers.get("host", "").lower()
+    if origin is None:
+        return False
+    own = {headers.get("host", "")} | {h.strip() for h in headers.get("x-forwarded-host", "").split(",")}
+    return urlsplit(origin).netloc.lower() not in {h.lower() for h in own if h}
 
 
 @dataclass(frozen=True)
