@@ -20,14 +20,13 @@ from browser import chromium, shot
 pytest.importorskip("torch")
 pytest.importorskip("fastapi")
 httpx = pytest.importorskip("httpx")
-import uvicorn
 from PIL import Image
 
 from curate.dataset import DatasetVersion
 from curate.net import free_port
 from train.ensemble import Ensemble
 from train.photos import Limits, decode
-from train.serve import engines
+from train.serve import engines, listen
 from train.serve.app import ServeSettings, create_app
 
 pytestmark = [pytest.mark.torch, pytest.mark.slow]
@@ -36,12 +35,11 @@ pytestmark = [pytest.mark.torch, pytest.mark.slow]
 class Server:
     """uvicorn in a thread, on a free port of 127.0.0.1."""
 
-    def __init__(self, app):
-        self.port = free_port()
-        self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False)
-        )
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+    def __init__(self, app, headers_s: float = listen.HEADERS_S):
+        self.sock = listen.bind("127.0.0.1", 0)
+        self.port = self.sock.getsockname()[1]
+        self.server = listen.server(app, headers_s=headers_s)  # as `train serve` runs it
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
     def __enter__(self):
         self.thread.start()
@@ -54,6 +52,7 @@ class Server:
     def __exit__(self, *exc):
         self.server.should_exit = True
         self.thread.join(10)
+        self.sock.close()
 
 
 @pytest.fixture(scope="module")

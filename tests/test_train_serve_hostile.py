@@ -91,7 +91,11 @@ def test_keep_uploads_that_is_a_file_is_refused_at_start(triage_run, tmp_path):
     assert "--keep-uploads" in err and "not a folder" in err
 
 
-def test_a_stop_does_not_wait_for_a_stalled_upload(triage_run):
+@pytest.mark.parametrize("signals", [(signal.SIGTERM,), (signal.SIGINT, signal.SIGINT)], ids=["term", "ctrl-c-twice"])
+def test_a_stop_does_not_wait_for_a_stalled_upload(triage_run, signals):
+    """A stop cuts a stalled upload off after the grace period, and a second Ctrl-C at once; either way the
+    command ends in its one line (before: 30 lines of uvicorn's "Exception in ASGI application … CancelledError"
+    for each request cut off, and the lifespan's traceback after a second Ctrl-C)."""
     port = free_port()
     proc = _serve(str(triage_run), "--port", str(port), "--engine", "torch")
     try:
@@ -111,13 +115,94 @@ def test_a_stop_does_not_wait_for_a_stalled_upload(triage_run):
             )
             time.sleep(1)
             stopped = time.monotonic()
-            proc.send_signal(signal.SIGTERM)
+            for sig in signals:
+                proc.send_signal(sig)
+                time.sleep(1)
             try:
-                proc.communicate(timeout=60)
+                _, err = proc.communicate(timeout=60)
             except subprocess.TimeoutExpired:
-                pytest.fail("train serve still waits for the stalled upload a minute after SIGTERM")
+                pytest.fail("train serve still waits for the stalled upload a minute after its stop")
             assert time.monotonic() - stopped < 30
+            assert "Traceback" not in err and "CancelledError" not in err, err
+            assert err.strip().splitlines()[-1].startswith(("error: interrupted", "error: terminated")), err
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+
+
+def _stalled_upload(port: int, sent: bytes = b"x" * 1000) -> socket.socket:
+    """A phone whose 19 MB upload stalls after its first bytes."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    head = b"--b\r\nContent-Disposition: form-data; name=file; filename=p.jpg\r\n\r\n"
+    sock.sendall(
+        b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+        b"Content-Length: 19000000\r\n\r\n" + head + sent
+    )
+    return sock
+
+
+def test_a_busy_server_refuses_an_upload_before_reading_it(model):
+    """Before: the 429 came after the body had been read, so 40 uploads of 19 MB sat in memory at once with
+    --queue 8 (1.9 GB). Now uploads in progress count against the queue: a third, with two stalled, is
+    answered 429 before it sends its photo."""
+    with Server(create_app(model, ServeSettings(queue_size=2))) as url:
+        port = int(url.rsplit(":", 1)[1])
+        stalled = [_stalled_upload(port) for _ in range(2)]
+        try:
+            time.sleep(0.5)
+            with _stalled_upload(port, sent=b"") as third:  # headers only: its photo is never sent
+                third.settimeout(10)
+                answer = b""
+                while b"}" not in answer and (chunk := third.recv(4096)):  # the status, then the JSON body
+                    answer += chunk
+            assert answer.startswith(b"HTTP/1.1 429"), answer[:80]
+            assert b"server busy" in answer
+        finally:
+            for s in stalled:
+                s.close()
+        deadline = time.monotonic() + 10  # the stalled ones gone, the server takes photos again
+        while (r := post(url, new_jpeg("mpox"))).status_code == 429 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert r.status_code == 200, r.text
+
+
+def test_headers_sent_a_byte_at_a_time_are_cut_off(model):
+    """Before: uvicorn cancels its keep-alive timer on every byte and gives headers no limit, so a client
+    sending a header byte every few seconds held its connection for good (slowloris)."""
+    with Server(create_app(model), headers_s=1.5) as url:
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.settimeout(0.3)
+            start, closed = time.monotonic(), False
+            for byte in b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 100:
+                try:
+                    sock.sendall(bytes([byte]))
+                    closed = sock.recv(1) == b""
+                except TimeoutError:
+                    continue
+                except OSError:
+                    closed = True
+                if closed or time.monotonic() - start > 8:
+                    break
+            assert closed and time.monotonic() - start < 5, "the slow headers still held the connection"
+        with socket.create_connection(("127.0.0.1", port)) as idle:  # a connection that never sends a byte
+            idle.settimeout(5)
+            assert idle.recv(1) == b""
+        # a request whose headers arrive in time, and the next on the same connection, are answered
+        with httpx.Client() as client:
+            for _ in range(2):
+                assert client.get(f"{url}/healthz").status_code == 200
+                time.sleep(1)
+
+
+def test_a_busy_port_is_one_line_before_the_model_loads(triage_run):
+    """Before: "serving … on" was printed, then uvicorn's [Errno 98] after the ~10 s model load."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = _serve(str(triage_run), "--port", str(port))
+        _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1 and len(err.strip().splitlines()) == 1, err
+    assert f"127.0.0.1:{port}" in err and "in use" in err and "serving" not in err

@@ -443,7 +443,15 @@ def serve_cmd(
         int | None, typer.Option(help="Serve this fold model alone (default: the mean of all fold models).", min=0)
     ] = None,
     device: Annotated[Device, typer.Option(help="Where the model runs (default: cpu).")] = Device.cpu,
-    queue: Annotated[int, typer.Option(help="Photos that may wait; more get HTTP 429 (default: 32).", min=1)] = 32,
+    queue: Annotated[
+        int,
+        typer.Option(
+            help=(
+                "Photos that may be uploading or waiting; more get HTTP 429 before their upload is read (default: 32)."
+            ),
+            min=1,
+        ),
+    ] = 32,
     max_batch: Annotated[
         int, typer.Option(help="Waiting photos run through the network together, up to this many (default: 8).", min=1)
     ] = 8,
@@ -558,9 +566,8 @@ def serve_cmd(
         )
     _need_torch()
     try:
-        import uvicorn
-
         from train.photos import Limits
+        from train.serve import listen
         from train.serve.app import ServeSettings, create_app, hosts_for
         from train.serve.engines import default_threads
     except ImportError as exc:
@@ -583,25 +590,22 @@ def serve_cmd(
         login=credentials,
     )
     with reported():
-        model = Ensemble.load(run, fold=fold, device=resolve_device(device.value))
-        web = create_app(model, settings)
+        sock = listen.bind(host, port)  # a busy port is one line now, not after the model's load
+        try:
+            model = Ensemble.load(run, fold=fold, device=resolve_device(device.value))
+            web = create_app(model, settings)
+        except BaseException:
+            sock.close()
+            raise
     err_console.print(
-        f"serving {run} on {'https' if tls else 'http'}://{host}:{port}/ with {web.state.worker.engine.name}, "
+        f"serving {run} on {'https' if tls else 'http'}://{host}:{sock.getsockname()[1]}/ "
+        f"with {web.state.worker.engine.name}, "
         f"{threads} thread(s){', login required' if credentials else ''}  "
         "(API: POST /api/predict, GET /healthz; Ctrl-C stops)"
     )
-    uvicorn.run(
-        web,
-        host=host,
-        port=port,
-        access_log=False,
-        log_level="warning",
-        ssl_certfile=tls_cert,
-        ssl_keyfile=tls_key,
-        # a stop waits this long for answers in progress, not for a stalled upload's 120 s (nor a service
-        # manager's 90 s before its SIGKILL)
-        timeout_graceful_shutdown=STOP_GRACE_S,
-    )
+    # a stop waits STOP_GRACE_S for answers in progress, not for a stalled upload's 120 s (nor a service
+    # manager's 90 s before its SIGKILL)
+    listen.server(web, tls=(tls_cert, tls_key) if tls else None, grace=STOP_GRACE_S).run(sockets=[sock])
 
 
 def _check_keep_folder(folder: Path) -> None:

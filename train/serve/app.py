@@ -10,10 +10,11 @@ answers meanwhile; more threads than free cores make every request slower. The G
 goes back as a JPEG data URL (a PNG took ~30× longer to encode than the network's forward pass).
 Uploads live in memory only; with `keep_uploads` those that decode are also written there (mode 0600,
 named in the answer). Nothing about an upload is logged. A request over the queue's size is refused (429)
-before its photo is decoded, and `decoding` photos at most are decoded at once: a small PNG can decode to
-hundreds of MB. Every answer says not to cache it; the Host header must be a loopback name unless the CLI
-listens elsewhere (`allowed_hosts`). With a `login` (`auth.py`) every request but `GET /healthz` needs it, checked
-after the Host and before anything else.
+before its body is read (uploads in memory ≤ queue × --max-mb), and `decoding` photos at most are decoded
+at once: a small PNG can decode to hundreds of MB. Every answer says not to cache it; the Host header must
+be a loopback name unless the CLI listens elsewhere (`allowed_hosts`). With a `login` (`auth.py`) every
+request but `GET /healthz` needs it, checked after the Host and before anything else. The socket, uvicorn
+and its header deadline are `listen.py`.
 """
 
 from __future__ import annotations
@@ -128,7 +129,7 @@ class Worker:
         self.queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=settings.queue_size)
         self.task: asyncio.Task | None = None
         self.served = 0
-        self.admitted = 0  # requests between their upload and their answer: over the queue's size, 429 at once
+        self.admitted = 0  # requests between their upload's start and their answer: over the queue's size, 429
 
     def submit(self, x, cam: bool) -> asyncio.Future:
         fut = asyncio.get_running_loop().create_future()
@@ -263,15 +264,16 @@ def create_app(model: Ensemble, settings: ServeSettings = ServeSettings()) -> Fa
 
     @app.post("/api/predict")
     async def predict(request: Request, gradcam: bool = True):
-        try:
-            async with asyncio.timeout(settings.upload_seconds):
-                data = await read_upload(request.headers, request.stream(), settings.limits)
-        except TimeoutError:
-            raise ServeError(f"the upload took longer than {settings.upload_seconds:g} s", 408) from None
-        if worker.admitted >= settings.queue_size:  # before decoding: a busy server spends no memory on it
+        # before the body is read: a busy server holds at most queue_size uploads (40 of 19 MB were held at once)
+        if worker.admitted >= settings.queue_size:
             raise ServeError(f"server busy: {settings.queue_size} photos are waiting; try again in a moment", 429)
         worker.admitted += 1
         try:
+            try:
+                async with asyncio.timeout(settings.upload_seconds):
+                    data = await read_upload(request.headers, request.stream(), settings.limits)
+            except TimeoutError:
+                raise ServeError(f"the upload took longer than {settings.upload_seconds:g} s", 408) from None
             async with decoding:
                 image, size, x = await to_thread.run_sync(_prepare, data, settings.limits, worker.engine, gradcam)
             kept = await to_thread.run_sync(_keep, settings.keep_uploads, data) if settings.keep_uploads else None
