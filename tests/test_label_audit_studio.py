@@ -275,7 +275,8 @@ def test_audit_workflow(studio_server, tmp_path, monkeypatch):
     try:
         urls = [*fx.url_args()[:-2], "--url", f"{C}={relay.url}"]
         assert fx.url_args()[-1].startswith(C)
-        relay.budget = 4  # users, validate config, create project, add storage; the task import never arrives
+        # users, validate config, create project, add storage; the task count and the import never arrive
+        relay.budget = 4
         r = cli("label", "audit", "--run", str(run), "--push", "--reviewer", C, "--top", "3", *w, *urls, ok=False)
         assert r.exit_code == 1 and "not reachable" in r.output, r.output
         with ws.session() as s:

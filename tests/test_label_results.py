@@ -34,6 +34,19 @@ def test_parse_full_result():
     assert PAPER.binary_label(p.diagnosis) == "non_mpox"
 
 
+def test_a_relation_between_two_boxes_is_not_an_answer():
+    """The editor's "Create relation" (Alt+R) saves a result item without a control; it stopped every pull."""
+    box = {"x": 10, "y": 10, "width": 20, "height": 20, "rotation": 0, "rectanglelabels": ["Lesion"]}
+    res = [
+        {"from_name": "diagnosis", "type": "choices", "value": {"choices": ["Mpox"]}},
+        {"id": "b1", "from_name": "lesion", "type": "rectanglelabels", "value": box},
+        {"id": "b2", "from_name": "lesion", "type": "rectanglelabels", "value": {**box, "x": 50}},
+        {"from_id": "b1", "to_id": "b2", "type": "relation", "direction": "right", "labels": []},
+    ]
+    p = parse_result(res, 100, 100, PAPER)
+    assert p.diagnosis == "mpox" and len(p.boxes) == 2
+
+
 def test_rotated_rectangle_becomes_its_bounding_box():
     x0, y0, x1, y1 = rect_to_pixels({"x": 50, "y": 0, "width": 10, "height": 10, "rotation": 90}, 100, 100)
     assert (x0, y0, x1, y1) == pytest.approx((40, 0, 50, 10))

@@ -6,12 +6,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from curate.cli import label_audit
 from curate.cli.choices import PushOrder
 from curate.cli.options import DbOpt, JsonOpt, WorkspaceOpt, http_urls, open_workspace
 from curate.label.consensus import LowQuality, ThirdOpinion
-from curate.output import console, print_json, progress_bar, table
+from curate.output import console, err_console, print_json, progress_bar, table
 
 app = typer.Typer(
     help="Label images in Label Studio: two blind raters, a reviewer for disputes.",
@@ -166,6 +167,8 @@ def pull(
                 f"{a['relabelled']} relabelled, {a['discarded']} discarded (history: consensus_history)"
             )
         console.print(table("Consensus", ["status", "images"], [[k, v] for k, v in sorted(res.consensus.items())]))
+    for line in res.warnings:
+        err_console.print(f"[yellow]warning:[/] {escape(line)}", highlight=False)
 
 
 @app.command()
@@ -204,6 +207,11 @@ def adjudicate(
         print_json(res.__dict__)
     else:
         console.print(f"pushed {res.pushed} disputed image(s) to {reviewer}")
+        if res.rated_by_reviewer:
+            console.print(
+                f"left {len(res.rated_by_reviewer)} disputed image(s) that {reviewer} rated for another reviewer "
+                "(curate label adjudicate --reviewer <a clinician who rated neither>)"
+            )
 
 
 @app.command()
@@ -247,8 +255,8 @@ def report(
     console.print(
         table(
             "Progress",
-            ["round", "kind", "rater", "tasks", "labelled"],
-            [[p.round, p.kind, p.rater, p.tasks, p.labelled] for p in rep.progress],
+            ["round", "kind", "rater", "tasks", "labelled", "skipped"],
+            [[p.round, p.kind, p.rater, p.tasks, p.labelled, p.skipped] for p in rep.progress],
         )
     )
     console.print(

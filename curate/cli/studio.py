@@ -149,7 +149,11 @@ def add_user(
     url: Annotated[
         str | None,
         typer.Option(
-            callback=http_url, help="An external Label Studio to add the account to instead of a server of their own."
+            callback=http_url,
+            help=(
+                "An external Label Studio, holding no other clinician's account, to add the account to instead of "
+                "a server of their own."
+            ),
         ),
     ] = None,
     generate: Annotated[bool, typer.Option(help="Generate a password and show it once instead of prompting.")] = False,
@@ -164,13 +168,13 @@ def add_user(
 
     Example: curate studio add-user a@clinic.org --generate
     """
-    from curate.label import client as lc
-    from curate.label.servers import add_clinician
+    from curate.label.client import api_key_from_env
+    from curate.label.servers import add_clinician, add_own_account
 
     ws = open_workspace(workspace, None)
     password = secrets.token_urlsafe(12) if generate else read_secret(f"Password for {email}")
     if url:
-        lc.add_user(url, lc.api_key_from_env(), email, password)
+        add_own_account(url, api_key_from_env(), email, password)  # never a server another clinician is on
         where = url
     else:
         where = add_clinician(ws, email, password, port)

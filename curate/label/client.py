@@ -35,6 +35,7 @@ class RemoteAnnotation:
     created_at: str | None
     updated_at: str | None
     raw: dict[str, Any]
+    image_id: int | None = None  # the task's data.image_id, as push wrote it
 
 
 def api_key_from_env() -> str:
@@ -80,8 +81,9 @@ class StudioClient:
     def whoami(self) -> str:
         return self._call("identify the API key", self._ls.users.whoami).email
 
-    def user_emails(self) -> dict[int, str]:
-        if self._users is None:
+    def user_emails(self, fresh: bool = False) -> dict[int, str]:
+        """Account id → email on this server; `fresh` reads it again (a blinding check: accounts come and go)."""
+        if self._users is None or fresh:
             users = self._call("list users", self._ls.users.list)
             self._users = {u.id: (u.email or "").lower() for u in users}
         return self._users
@@ -177,6 +179,27 @@ class StudioClient:
             raise StudioError(f"Label Studio created {len(ids)} of {len(tasks)} tasks in project {project_id}")
         return ids
 
+    def task_count(self, project_id: int) -> int:
+        """How many tasks the project holds (one request)."""
+        project = self._call(
+            "read a project",
+            self._ls.projects.get,
+            id=project_id,
+            not_found=f"Label Studio project {project_id} no longer exists (deleted in Label Studio?)",
+        )
+        return int(project.task_number or 0)
+
+    def task_images(self, project_id: int) -> dict[int, int | None]:
+        """Each task of the project (id → its data.image_id), oldest first: what an import the command did not
+        see finish left there."""
+
+        def listed():
+            pages = self._ls.tasks.list(project=project_id, include="id,data", page_size=500, resolve_uri=False)
+            return {int(t.id): _image_id(t.data) for t in pages}
+
+        tasks = self._call("list tasks", listed, not_found=f"Label Studio project {project_id} no longer exists")
+        return dict(sorted(tasks.items()))
+
     def fetch_annotations(self, project_id: int) -> list[RemoteAnnotation]:
         """Every annotation of a project in one export call (fast: one request per project)."""
         body = self._call(
@@ -213,6 +236,7 @@ class StudioClient:
                         created_at=a.get("created_at"),
                         updated_at=a.get("updated_at"),
                         raw=a,
+                        image_id=_image_id(task.get("data")),
                     )
                 )
         return out
@@ -220,6 +244,12 @@ class StudioClient:
     def invite_url(self) -> str:
         r = self._call("make an invite link", self._ls.organizations.invites.get_invite_link)
         return r.invite_url
+
+
+def _image_id(data) -> int | None:
+    """A task's `image_id` (push writes it beside the image's link), None on a task added by hand."""
+    value = data.get("image_id") if isinstance(data, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def add_user(url: str, api_key: str, email: str, password: str) -> str:

@@ -26,7 +26,7 @@ from curate.label.diagnoses import KEEP, NEITHER
 from curate.label.recompute import write_consensus
 from curate.label.results import ParsedResult, parse_result
 from curate.label.rules import describe, settle_rules
-from curate.label.servers import Servers, as_servers
+from curate.label.servers import Servers, as_servers, sharing
 from db.models import Image, utcnow
 from db.models.label import LabelAnnotation, LabelProject, LabelRound, LabelTask
 
@@ -43,6 +43,7 @@ class PullResult:
     rules: dict[str, str] = field(default_factory=dict)  # the consensus rules applied (and now recorded)
     rules_changed: bool = False
     audit: dict[str, int] = field(default_factory=dict)  # audit rounds: tasks, answered, kept, relabelled, discarded
+    warnings: list[str] = field(default_factory=list)  # blinding broken since the push: recorded, and said
 
     @property
     def changed(self) -> bool:
@@ -95,7 +96,10 @@ def pull(
     with ws.session() as s:
         projects = s.exec(select(LabelProject).order_by(LabelProject.id)).all()
         round_urls = dict(s.exec(select(LabelRound.id, LabelRound.server_url)).all())
-        tasks = {(t.project_id, t.ls_task_id): t for t in s.exec(select(LabelTask)).all()}
+        pairs = {r.id: (r.name, json.loads(r.raters)) for r in s.exec(select(LabelRound)) if r.kind == "rating"}
+        recorded = s.exec(select(LabelTask)).all()
+        tasks = {(t.project_id, t.ls_task_id): t for t in recorded}
+        by_image = {(t.project_id, t.image_id): t for t in recorded}
         sizes = {i.id: (i.width, i.height) for i in s.exec(select(Image)).all()}
     _refuse_undeclared_slugs(ws)
     # 1. fetch + parse everything (raises before any write)
@@ -103,8 +107,17 @@ def pull(
     unreadable: list[str] = []
     for p in projects:
         client = servers.client(servers.project_url(p.rater, p.server_url or round_urls[p.round_id]))
+        if p.round_id in pairs:  # push checked this; an account added on the server since is said here
+            name, raters = pairs[p.round_id]
+            for other in sharing(client, [r for r in raters if r != p.rater]):
+                res.warnings.append(
+                    f"{other} has an account on {p.rater}'s Label Studio server {client.url} and can read "
+                    f"{p.rater}'s labels of {name}: their ratings there may not be independent; remove that account"
+                )
         for a in client.fetch_annotations(p.ls_project_id):
-            task = tasks.get((p.id, a.task_id))
+            # a second task of a recorded image (an import a stopped push never saw finish, made again by its re-run)
+            # is that image's: the rater's answer there counts
+            task = tasks.get((p.id, a.task_id)) or by_image.get((p.id, a.image_id))
             if task is None:
                 continue  # a task added by hand in Label Studio is not the catalogue's business
             w, h = sizes[task.image_id]
@@ -117,10 +130,13 @@ def pull(
         res.projects += 1
     if unreadable:
         more = f" (and {len(unreadable) - 1} more)" if len(unreadable) > 1 else ""
-        raise LabelError(
-            f"{len(unreadable)} annotation(s) could not be read, so nothing was recorded: {unreadable[0]}{more}; "
-            "a diagnosis renamed since its round was pushed is still offered there under its old name: "
+        renamed = (
+            "; a diagnosis renamed since its round was pushed is still offered there under its old name: "
             "declare that name again"
+        )
+        raise LabelError(
+            f"{len(unreadable)} annotation(s) could not be read, so nothing was recorded: {unreadable[0]}{more}"
+            + (renamed if "diagnosis '" in unreadable[0] else "")
         )
     res.annotations = len(fetched)
     # 2. write revisions and withdrawals in one transaction

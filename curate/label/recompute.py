@@ -52,8 +52,10 @@ def collect(s: Session, rules: Rules | None = None) -> dict[int, ImageLabels]:
             latest[(ann.task_id, ann.ls_annotation_id)] = (image_id, kind, json.loads(raters), round_id, rater, ann)
     chosen: dict[tuple[int, int], tuple] = {}  # (image, round) -> per rater the newest live annotation
     for image_id, kind, raters, round_id, rater, ann in latest.values():
-        if ann.withdrawn or ann.cancelled or ann.rater.lower() != rater or kind == "audit":
-            continue  # only the assigned rater's own, submitted, live annotation counts; audits: audit_apply
+        if ann.withdrawn or ann.cancelled or ann.diagnosis is None or ann.rater.lower() != rater or kind == "audit":
+            # only the assigned rater's own, submitted, live annotation with a diagnosis counts (an empty one, which
+            # only the API can save, went to the reviewer as "no diagnosis"); audits: audit_apply
+            continue
         per = chosen.setdefault((image_id, round_id), {"kind": kind, "raters": raters, "by": {}})
         old = per["by"].get(rater)
         if old is None or (ann.ls_updated_at or ann.fetched_at, ann.id) > (old.ls_updated_at or old.fetched_at, old.id):

@@ -40,6 +40,7 @@ class Progress:
     ls_project_id: int
     tasks: int
     labelled: int
+    skipped: int = 0  # skipped in Label Studio and not answered since: the image waits for this rater
 
 
 @dataclass
@@ -84,13 +85,23 @@ def build(s: Session, diagnoses: DiagnosisList, per_group: int = SAMPLES_PER_GRO
         select(LabelRound, LabelProject).join(LabelProject).order_by(LabelRound.id, LabelProject.id)
     ).all():
         tasks = s.exec(select(func.count()).select_from(LabelTask).where(LabelTask.project_id == proj.id)).one()
-        done = s.exec(
-            select(func.count(func.distinct(LabelTask.id)))
-            .select_from(LabelTask)
-            .join(LabelAnnotation, LabelAnnotation.task_id == LabelTask.id)
-            .where(LabelTask.project_id == proj.id, LabelAnnotation.withdrawn.is_(False))
-        ).one()
-        progress.append(Progress(rnd.name, rnd.kind, proj.rater, proj.ls_project_id, tasks, done))
+        # what `collect` counts: the clinician's own live, submitted answer with a diagnosis (before, a skipped
+        # task, or a steward's answer, made the round look done while its image waited for a rater)
+        answered = set(
+            s.exec(
+                select(LabelTask.id, LabelAnnotation.cancelled)
+                .join(LabelAnnotation, LabelAnnotation.task_id == LabelTask.id)
+                .where(
+                    LabelTask.project_id == proj.id,
+                    LabelAnnotation.withdrawn.is_(False),
+                    func.lower(LabelAnnotation.rater) == proj.rater,
+                    LabelAnnotation.diagnosis.is_not(None) | LabelAnnotation.cancelled.is_(True),
+                )
+            ).all()
+        )
+        done = {t for t, cancelled in answered if not cancelled}
+        skipped = {t for t, cancelled in answered if cancelled} - done
+        progress.append(Progress(rnd.name, rnd.kind, proj.rater, proj.ls_project_id, tasks, len(done), len(skipped)))
     outcomes = dict.fromkeys(STATUSES, 0)
     details: dict[str, dict[str, int]] = {"excluded": {}, "pending": {}}
     for status, exclusion, method, n in s.exec(

@@ -171,7 +171,8 @@ def write_html(report: LabelReport, dest: Path, ws) -> ReportFiles:
     thumbs = thumbnails_of(ws, [x.image_id for x in report.samples])
     e = html.escape
     rows = "".join(
-        f"<tr><td>{e(p.round)}</td><td>{e(p.kind)}</td><td>{e(p.rater)}</td><td>{p.tasks}</td><td>{p.labelled}</td></tr>"
+        f"<tr><td>{e(p.round)}</td><td>{e(p.kind)}</td><td>{e(p.rater)}</td><td>{p.tasks}</td><td>{p.labelled}</td>"
+        f"<td>{p.skipped}</td></tr>"
         for p in report.progress
     )
     outs = ""
@@ -187,7 +188,7 @@ def write_html(report: LabelReport, dest: Path, ws) -> ReportFiles:
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>Labeling report</title>\
 <style>{CSS}</style></head><body>
 <h1>Labeling report</h1><p class="date">Generated {e(report.generated_at)}</p>
-<h2>Progress</h2><table><tr><th>round</th><th>kind</th><th>rater</th><th>tasks</th><th>labelled</th></tr>{rows}</table>
+<h2>Progress</h2><table><tr><th>round</th><th>kind</th><th>rater</th><th>tasks</th><th>labelled</th><th>skipped</th></tr>{rows}</table>
 <h2>Outcomes</h2><table><tr><th>outcome</th><th>images</th><th>what it means</th></tr>{outs}</table>
 <h2>Agreement</h2><p>Over {ag.n} doubly-rated images (all diagnoses): Cohen's kappa <b>{_num(ag.kappa)}</b>,
 Gwet's AC1 <b>{_num(ag.ac1)}</b>, observed agreement {_num(ag.observed, ".1%")}. Kappa collapses when a diagnosis

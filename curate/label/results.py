@@ -62,6 +62,8 @@ def parse_result(result: list[dict], width: int, height: int, diagnoses: Diagnos
     diagnosis, boxes, flags, comment = None, [], [], None
     for item in result or []:
         name, value = item.get("from_name"), item.get("value") or {}
+        if item.get("type") == "relation":
+            continue  # a link the editor draws between two boxes (Alt+R): part of no answer, and it stopped every pull
         if name == DIAGNOSIS_CONTROL:
             choices = value.get("choices") or []
             unknown = [c for c in choices if c not in by_choice]

@@ -218,6 +218,7 @@ class PushResult:
     pushed: int
     projects: dict[str, int] = field(default_factory=dict)  # rater -> Label Studio project id
     uncompared: int = 0  # images sent that no dedupe run had compared: their copies may be labelled twice
+    rated_by_reviewer: list[int] = field(default_factory=list)  # disputes the reviewer rated: another reviewer's
 
 
 def find_round(s: Session, kind: str, raters: list[str], server_key: str) -> LabelRound | None:
@@ -271,21 +272,42 @@ def ensure_projects(
 
 
 def add_tasks(ws, servers: Servers, projects: dict[str, LabelProject], image_ids: list[int], make_task) -> int:
-    """Import `image_ids` into every project that does not have them yet; record task ids."""
+    """Import `image_ids` into every project that does not have them yet; record task ids.
+
+    The catalogue records a task after Label Studio made it, so a push stopped in between (Ctrl-C, SIGTERM, a
+    timed-out import that the server finished) left tasks it never recorded: the re-run imported them again,
+    and the rater's answers on the first copies were never read. When the project's task count differs from
+    the catalogue's, its tasks are listed: one already there for an image is recorded instead of imported, and
+    a recorded task deleted in Label Studio is made again (its image had waited for raters for good)."""
     added = 0
     with ws.session() as s:
         images = {i.id: i for i in s.exec(select(Image).where(Image.id.in_(image_ids))).all()} if image_ids else {}
     for rater, proj in projects.items():
+        client = servers.client_for(rater)
         with ws.session() as s:
-            done = set(s.exec(select(LabelTask.image_id).where(LabelTask.project_id == proj.id)).all())
-        todo = [i for i in image_ids if i not in done]
+            recorded = {t.image_id: t for t in s.exec(select(LabelTask).where(LabelTask.project_id == proj.id)).all()}
+        todo = [i for i in image_ids if i not in recorded]
+        gone: dict[int, LabelTask] = {}
+        if client.task_count(proj.ls_project_id) != len(recorded):
+            remote = client.task_images(proj.ls_project_id)
+            first: dict[int, int] = {}
+            for task_id, image_id in remote.items():
+                first.setdefault(image_id, task_id)
+            adopted = [(i, first[i]) for i in todo if i in first]
+            gone = {i: t for i, t in recorded.items() if i in image_ids and t.ls_task_id not in remote}
+            with ws.session() as s:
+                s.add_all(LabelTask(project_id=proj.id, image_id=i, ls_task_id=t) for i, t in adopted)
+            added += len(adopted)
+            todo = [i for i in todo if i not in first]
+        todo += sorted(gone)
         for start in range(0, len(todo), 500):
             chunk = todo[start : start + 500]
-            ids = servers.client_for(rater).import_tasks(proj.ls_project_id, [make_task(images[i]) for i in chunk])
+            ids = client.import_tasks(proj.ls_project_id, [make_task(images[i]) for i in chunk])
             with ws.session() as s:
-                s.add_all(
-                    LabelTask(project_id=proj.id, image_id=i, ls_task_id=t) for i, t in zip(chunk, ids, strict=True)
-                )
+                for i, t in zip(chunk, ids, strict=True):
+                    row = gone.get(i) or LabelTask(project_id=proj.id, image_id=i, ls_task_id=t)
+                    row.ls_task_id = t
+                    s.add(row)
             added += len(chunk)
     return added
 
@@ -403,11 +425,13 @@ def adjudicate(
         )
     disputed: dict[int, list[RaterView]] = {}
     raters: set[str] = set()
+    own: list[int] = []  # with three clinicians in rotating pairs each reviews the pairs they are not in
     for image_id, item in sorted(labels.items()):
         if image_id in reviewed or not item.outcome().needs_review:
             continue
         if reviewer in {r.rater for r in item.ratings}:
-            raise LabelError(f"{reviewer} rated image {image_id}; the reviewer must be a third clinician")
+            own.append(image_id)
+            continue
         raters.update(r.rater for r in item.ratings)
         disputed[image_id] = [
             RaterView(
@@ -421,6 +445,11 @@ def adjudicate(
     with ws.session() as s:
         rnd = find_round(s, "review", [reviewer], servers.key([reviewer]))
     if not disputed and rnd is None:
+        if own:  # before, one such image refused the whole batch: a pair's own clinician never reviews it
+            raise LabelError(
+                f"{reviewer} rated all {len(own)} disputed image(s) (image {own[0]} first); the reviewer must be "
+                "a third clinician"
+            )
         return PushResult(0, [reviewer], 0)
     require_blind(servers, reviewer, sorted(raters))
     replace_original_links(ws)  # earlier rounds' tasks are served copies too
@@ -437,4 +466,6 @@ def adjudicate(
 
     pushed = add_tasks(ws, servers, projects, sorted(disputed), task)
     _refresh_consensus(ws)
-    return PushResult(rnd.id, [reviewer], pushed, {r: p.ls_project_id for r, p in projects.items()})
+    return PushResult(
+        rnd.id, [reviewer], pushed, {r: p.ls_project_id for r, p in projects.items()}, rated_by_reviewer=own
+    )

@@ -95,10 +95,16 @@ def resolve(ws, urls: list[str] | None = None) -> Servers:
     return Servers(key, Fleet(ws.root).urls())  # pull also finds every project at the URL it recorded
 
 
+def sharing(client: StudioClient, others: list[str]) -> list[str]:
+    """Those of `others` with an account on `client`'s server: they can read every project there."""
+    known = set(client.user_emails(fresh=True).values())
+    return [o for o in others if o in known]
+
+
 def require_blind(servers: Servers, owner: str, others: list[str]) -> None:
     """`owner` must have an account on their server, and nobody in `others` may have one there."""
     client = servers.client_for(owner)
-    known = set(client.user_emails().values())
+    known = set(client.user_emails(fresh=True).values())
     if owner not in known:
         raise LabelError(f"{owner} has no Label Studio account on {client.url} (curate studio add-user {owner})")
     seen = [o for o in others if o in known]
@@ -118,17 +124,27 @@ def add_clinician(ws, email: str, password: str, port: int | None = None) -> str
     fleet = Fleet(ws.root)
     c = fleet.add(email, port)
     info = fleet.start_one(c)
-    key = api_key_from_env()
-    client = StudioClient(info.url, key)
-    others = [e for e in client.user_emails().values() if e != c.email and e != client.whoami()]
-    if c.email in client.user_emails().values():
-        reset_invite(info.url, key)  # a signup interrupted before the link was renewed
-        raise StudioError(f"{c.email} already has an account on their server {info.url}")
-    if others:
-        raise StudioError(f"{info.url} already holds other clinicians' accounts; it cannot be {c.email}'s own server")
-    add_user(info.url, key, c.email, password)
-    reset_invite(info.url, key)
+    add_own_account(info.url, api_key_from_env(), c.email, password)
     return info.url
+
+
+def add_own_account(url: str, key: str, email: str, password: str) -> None:
+    """An account for `email` on `url`, which must hold no other clinician's (the key's owner, the steward,
+    aside), with the invite link renewed after. `curate studio add-user --url` once made one on another rater's
+    server, where the new account read that rater's projects and labels; only a later push noticed."""
+    client = StudioClient(url, key)
+    emails = set(client.user_emails().values())
+    if email in emails:
+        reset_invite(url, key)  # a signup interrupted before the link was renewed
+        raise StudioError(f"{email} already has an account on {url}")
+    others = sorted(emails - {client.whoami()})
+    if others:
+        raise StudioError(
+            f"{url} already holds {len(others)} other clinician account(s), whose labels {email} could read; "
+            "give each clinician a server of their own (curate studio add-user without --url)"
+        )
+    add_user(url, key, email, password)
+    reset_invite(url, key)
 
 
 def reset_invite(url: str, api_key: str) -> None:

@@ -1,0 +1,176 @@
+"""The labelling flow against what a hostile probe did with the real Label Studio.
+
+Before: a push stopped after Label Studio made the tasks but before the catalogue recorded them was re-run by
+importing the images again (10 tasks for 5 images); Label Studio served the first copies first, and the
+rater's answers there were never read ("0 new", the round "labelled 0"). A task deleted in Label Studio was
+never made again: its image waited for raters for good. An account added on a rater's server after the push
+went unsaid. A skipped task counted as labelled, and an empty answer as a rating.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+from sqlmodel import select
+from studio_server import RATERS
+from test_studio_round import MPOX, add_images, annotate, result, task_of
+
+from curate.label.client import StudioClient
+from curate.label.pull import pull
+from curate.label.rounds import push
+from db.models.label import Consensus, LabelProject, LabelRound, LabelTask
+
+pytestmark = pytest.mark.studio
+A, B, C = RATERS
+
+
+def _images_in(fx, rater: str, project: int) -> Counter:
+    return Counter(StudioClient(fx.urls[rater], fx.admin_token).task_images(project).values())
+
+
+def test_a_push_stopped_before_recording_its_tasks_is_continued_without_copies(studio_server, studio_workspace):
+    fx, ws = studio_server, studio_workspace
+    ids = add_images(ws, 5)
+    real = StudioClient.import_tasks
+
+    def made_then_stopped(self, project_id, tasks):
+        real(self, project_id, tasks)  # the server made them; the answer never reached the catalogue
+        raise KeyboardInterrupt
+
+    StudioClient.import_tasks = made_then_stopped
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            push(ws, fx.servers(), [A, B])
+    finally:
+        StudioClient.import_tasks = real
+    again = push(ws, fx.servers(), [A, B])
+    assert again.pushed == 10
+    for rater in (A, B):
+        assert _images_in(fx, rater, again.projects[rater]) == Counter(ids), rater  # one task per image
+    for image_id in ids:
+        annotate(fx, ws, A, image_id, result(MPOX))
+        annotate(fx, ws, B, image_id, result(MPOX))
+    res = pull(ws, fx.servers())
+    assert res.new == 10
+    with ws.session() as s:
+        assert {c.image_id: c.status for c in s.exec(select(Consensus)).all()} == dict.fromkeys(ids, "agreed")
+
+
+def test_an_answer_on_a_second_task_of_an_image_counts(studio_server, studio_workspace):
+    """A catalogue whose earlier re-run made such copies already: the rater's answer on the copy is read."""
+    fx, ws = studio_server, studio_workspace
+    ids = add_images(ws, 2)
+    pushed = push(ws, fx.servers(), [A, B])
+    steward_on_a = StudioClient(fx.urls[A], fx.admin_token)
+    (copy,) = steward_on_a.import_tasks(pushed.projects[A], [{"image": "/data/x.jpg", "image_id": ids[0]}])
+    from label_studio_sdk import LabelStudio
+
+    LabelStudio(base_url=fx.urls[A], api_key=fx.tokens[A]).annotations.create(id=copy, result=result(MPOX))
+    annotate(fx, ws, B, ids[0], result(MPOX))
+    assert pull(ws, fx.servers()).new == 2
+    with ws.session() as s:
+        assert s.exec(select(Consensus.status).where(Consensus.image_id == ids[0])).one() == "agreed"
+
+
+def test_a_task_deleted_in_label_studio_is_made_again_by_the_next_push(studio_server, studio_workspace):
+    fx, ws = studio_server, studio_workspace
+    ids = add_images(ws, 3)
+    pushed = push(ws, fx.servers(), [A, B])
+    with ws.session() as s:
+        old = s.exec(select(LabelTask.ls_task_id).where(LabelTask.image_id == ids[1]).limit(1)).first()
+    from label_studio_sdk import LabelStudio
+
+    admin_a = LabelStudio(base_url=fx.urls[A], api_key=fx.admin_token)
+    a_task = next(t for t in admin_a.tasks.list(project=pushed.projects[A]) if t.data["image_id"] == ids[1])
+    admin_a.tasks.delete(id=a_task.id)
+    assert _images_in(fx, A, pushed.projects[A]) == Counter([ids[0], ids[2]])
+    assert push(ws, fx.servers(), [A, B]).pushed == 1  # A's task for that image, made again
+    assert _images_in(fx, A, pushed.projects[A]) == Counter(ids)
+    for image_id in ids:
+        annotate(fx, ws, A, image_id, result(MPOX))
+        annotate(fx, ws, B, image_id, result(MPOX))
+    assert pull(ws, fx.servers()).new == 6
+    with ws.session() as s:
+        assert {c.image_id: c.status for c in s.exec(select(Consensus)).all()} == dict.fromkeys(ids, "agreed")
+    assert old is not None
+
+
+def test_pull_says_when_a_rater_can_read_the_other_raters_labels(studio_server, studio_workspace):
+    """Push refuses a server shared by a round's raters; an account added after the push (before:
+    `curate studio add-user --url` onto the other rater's server) is said by every pull."""
+    from curate.label.client import add_user
+    from curate.label.servers import Servers, reset_invite
+
+    fx, ws = studio_server, studio_workspace
+    e = "e@clinic.test"  # a clinician of this test only, on B's server (A's must keep A's alone: test_studio_blinding)
+
+    def account_on(url):
+        add_user(url, fx.admin_token, e, "e-Pa55word!")
+        reset_invite(url, fx.admin_token)
+
+    servers = Servers(fx.admin_token, {C: fx.urls[C], e: fx.urls[B]}, explicit=True)
+    account_on(fx.urls[B])
+    ids = add_images(ws, 1)
+    push(ws, servers, [C, e])
+    assert pull(ws, servers).warnings == []
+    account_on(fx.urls[C])  # now on C's server too
+    annotate(fx, ws, C, ids[0], result(MPOX))
+    res = pull(ws, servers)
+    assert res.new == 1 and len(res.warnings) == 1
+    assert f"{e} has an account on {C}'s Label Studio server {fx.urls[C]}" in res.warnings[0]
+
+
+def test_a_skipped_task_and_an_empty_answer_are_not_ratings(studio_server, studio_workspace):
+    from label_studio_sdk import LabelStudio
+
+    from curate.label.report import build
+
+    fx, ws = studio_server, studio_workspace
+    skipped, empty, answered = add_images(ws, 3)
+    push(ws, fx.servers(), [A, B])
+    a = LabelStudio(base_url=fx.urls[A], api_key=fx.tokens[A])
+    a.annotations.create(id=task_of(ws, A, skipped), result=[], was_cancelled=True)  # the editor's "Skip"
+    a.annotations.create(id=task_of(ws, A, empty), result=[])  # only the API saves this: diagnosis is required
+    annotate(fx, ws, A, answered, result(MPOX))
+    for image_id in (skipped, empty, answered):
+        annotate(fx, ws, B, image_id, result(MPOX))
+    assert pull(ws, fx.servers()).new == 6
+    with ws.session() as s:
+        status = {c.image_id: (c.status, c.method) for c in s.exec(select(Consensus)).all()}
+        progress = {p.rater: (p.tasks, p.labelled, p.skipped) for p in build(s, ws.diagnoses).progress}
+    assert status[answered][0] == "agreed"
+    # before: the empty answer was a rating, "awaiting_review", and went to the reviewer as "no diagnosis"
+    assert status[skipped] == status[empty] == ("pending", "awaiting_raters"), status
+    assert progress == {A: (3, 1, 1), B: (3, 3, 0)}  # before: A "3 of 3 labelled"
+
+
+def test_three_clinicians_in_rotating_pairs_review_each_others_disputes(studio_server, studio_workspace):
+    """Before: a reviewer who had rated any one disputed image was refused the whole batch, so with pairs (a, b)
+    and (a, c) neither b nor c could review, and nothing was sent."""
+    from test_studio_round import HERPES
+
+    from curate.errors import LabelError
+    from curate.label.rounds import adjudicate
+
+    fx, ws = studio_server, studio_workspace
+    ab, ac = add_images(ws, 2)
+    push(ws, fx.servers(), [A, B], limit=1)  # the first image
+    push(ws, fx.servers(), [A, C])
+    for rater, image_id, diagnosis in ((A, ab, MPOX), (B, ab, HERPES), (A, ac, MPOX), (C, ac, HERPES)):
+        annotate(fx, ws, rater, image_id, result(diagnosis))
+    pull(ws, fx.servers())
+    with pytest.raises(LabelError, match=f"{A} rated all 2 disputed"):
+        adjudicate(ws, fx.servers(), A)
+    by_c = adjudicate(ws, fx.servers(), C)
+    assert by_c.pushed == 1 and by_c.rated_by_reviewer == [ac]
+    by_b = adjudicate(ws, fx.servers(), B)
+    assert by_b.pushed == 1 and by_b.rated_by_reviewer == []  # the (a, b) dispute is c's already
+    with ws.session() as s:
+        sent = s.exec(
+            select(LabelProject.rater, LabelTask.image_id)
+            .join(LabelTask)
+            .join(LabelRound)
+            .where(LabelRound.kind == "review")
+        ).all()
+    assert sorted(sent) == sorted([(C, ab), (B, ac)])
