@@ -653,7 +653,7 @@ def run_ours(corpus: Path, workdir: Path, workers: int, why_missed: bool = False
         "extra": f"ingest {ingest_s:.1f}s; dedupe: hash {rep.seconds['hash']:.1f}s, search "
         f"{rep.seconds['search']:.1f}s, verify {rep.seconds['verify']:.1f}s (CPU {rep.seconds['verify_cpu']:.1f}s; "
         f"{rep.sift_pairs} pairs needed SIFT, {rep.full_sift_pairs} of them at full size, {rep.evened_pairs} "
-        f"looked at again evened; {rep.local_candidates} "
+        f"looked at again evened, {rep.recut_pairs} with a box cut again; {rep.local_candidates} "
         f"proposed by local features alone, {rep.whole_candidates} by whole pictures alone, {rep.panel_candidates} by "
         f"a collage's panels alone; {rep.decoded} decodes, "
         f"{rep.decodes_reused} looks reusing one; {rep.features_taken} pictures' features taken); "

@@ -146,6 +146,7 @@ class Verifier:
         self.unread: dict[int, str] = {}  # image id -> why its original could not be read again (`_features`)
         self.intact: set[str] = set()  # originals whose SHA-256 this run checked already (`_grey`)
         self.evened_pairs = 0  # pairs looked at again with contrast evened (benchmark)
+        self.recut_pairs = 0  # pairs looked at again with a detail's content box cut again (`_recut`)
         with ws.session() as s:
             rows = s.exec(select(Image.id, Image.sha256, Image.width, Image.height)).all()
             self.sha = {i: sha for i, sha, _, _ in rows}
@@ -482,6 +483,55 @@ class Verifier:
             return v
         return replace(again, reason=f"{again.reason} (contrast evened)")
 
+    def _detail_of_cut(self, a: int, b: int, v: verify.Verdict) -> tuple[int, tuple] | None:
+        """(the picture to cut again, its new box as fractions of it) when `v` failed only because that
+        picture's content box, cut into its photo, is a detail of the other (`verify.detail_region`); else None.
+        Only a verdict of the look at `verify.WORK` px (`_full`) is taken: a coarse look's transform is in
+        160 px coordinates, and asking for it would take full-size features the coarse look spared."""
+        coarse = f"(at {verify.COARSE} px)" in v.reason
+        if v.decision == verify.SAME or coarse or v.geometry.transform is None or not verify.detail_only(v.geometry):
+            return None
+        if a in self.panels or b in self.panels:  # a collage's box cut again loses its panels: never merged so
+            return None
+        fa, fb = self.feature((a, verify.WORK)), self.feature((b, verify.WORK))
+        found = None if fa is None or fb is None else verify.detail_region(v.geometry, fa, fb)
+        if found is None:
+            return None
+        small, lo, hi = found
+        cut, f = (a, fa) if small else (b, fb)
+        x0, y0, x1, y1 = self.box.get(cut, (0.0, 0.0, 1.0, 1.0))
+        sx, sy = f.width / (x1 - x0), f.height / (y1 - y0)
+        box = (x0 + lo[0] / sx, y0 + lo[1] / sy, x0 + hi[0] / sx, y0 + hi[1] / sy)
+        return cut, tuple(min(1.0, max(0.0, float(c))) for c in box)
+
+    def _recut(self, a: int, b: int, corr: float, v: verify.Verdict) -> verify.Verdict:
+        """`v`, or the verdict of a look with the detail's box cut again around the other picture
+        (`_detail_of_cut`) when that is a "same" whose agreement spans `verify.SAME_SHARE` of the new box
+        (beyond the old one: the photo around the first box agrees too)."""
+        found = self._detail_of_cut(a, b, v)
+        if found is None:
+            return v
+        cut, box = found
+        try:
+            grey = self._grey(cut, box, verify.WORK)
+        except Exception:  # an original unreadable since its features were taken: the first verdict stands
+            return v
+        self.recut_pairs += 1
+        f = verify.features(grey, verify.WORK)
+        fa, fb = (f, self.feature((b, verify.WORK))) if cut == a else (self.feature((a, verify.WORK)), f)
+        flipped = cache(lambda: verify.mirrored(fa))
+        g = verify.match(fa, flipped, fb, v.geometry.mirrored, True)
+        again = verify.decide(g, corr, (len(fa.points), len(fb.points)))
+        if again.decision != verify.SAME or g.spot is None:
+            return v
+        x0, y0, x1, y1 = g.spot  # in b's pixels
+        if (x1 - x0) * (y1 - y0) < verify.SAME_SHARE * fb.width * fb.height:
+            return v
+        again = _laid(again, fa, flipped, fb, ask=not self._tiny(a, b))
+        if again.decision != verify.SAME:
+            return v
+        return replace(again, reason=f"{again.reason} (a content box cut into its photo, cut again)")
+
     def evened(self, a: int, b: int, v: verify.Verdict) -> verify.Verdict:
         """`_evened` for a pair of a tentative group (`complete`, no hash correlation), in its own order."""
         self.evened_pairs += 1
@@ -545,7 +595,8 @@ class Verifier:
         the reason, the inliers, `in_place`)."""
         if self.swapped(a, b):
             return self.check(b, a, corr, dihedral)  # a mirror stays a mirror either way
-        v = self._coarse(a, b, corr, dihedral) or self._full(a, b, corr, dihedral)
+        v = self._coarse(a, b, corr, dihedral)
+        v = v or self._recut(a, b, corr, self._full(a, b, corr, dihedral))
         v = self._evened(a, b, corr, dihedral, v) if self._unsettled(a, b, v, False) else v
         if (panel := self._panel_for(a, b, v)) is not None:
             view, p, k = panel
@@ -617,6 +668,9 @@ class Verifier:
         for k, v in zip(rest, pool.map(lambda k: self._full(*jobs[k]), rest), strict=True):
             verdicts[k] = v
             self._count("verify", 1)
+        cut = [k for k in rest if self._detail_of_cut(jobs[k][0], jobs[k][1], verdicts[k]) is not None]
+        for k, v in zip(cut, pool.map(lambda k: self._recut(*jobs[k][:3], verdicts[k]), cut), strict=True):
+            verdicts[k] = v
         again = [k for k in batch if self._unsettled(jobs[k][0], jobs[k][1], verdicts[k], thorough)]
         self.evened_pairs += len(again)
         for k, v in zip(again, pool.map(lambda k: self._evened(*jobs[k], verdicts[k]), again), strict=True):
@@ -1068,4 +1122,5 @@ def find_pairs(ws, options, algo: str, report, on_progress=None) -> list[Pair]:
     report.notes += stored.notes()
     report.full_sift_pairs = verifier.full_pairs
     report.evened_pairs = verifier.evened_pairs
+    report.recut_pairs = verifier.recut_pairs
     return list(best.values())

@@ -132,6 +132,7 @@ class DedupeReport:
     sift_pairs: int = 0  # pairs the thumbnails left undecided, verified with local features
     full_sift_pairs: int = 0  # of those, pairs the coarse look left undecided (SIFT at full size)
     evened_pairs: int = 0  # "review" pairs and "different" ones inside a tentative group looked at again, evened
+    recut_pairs: int = 0  # "a detail of the other" pairs looked at again with the detail's content box cut again
     local_candidates: int = 0  # candidate pairs only shared local features proposed (`curate.dedupe.local`)
     whole_candidates: int = 0  # candidate pairs only whole pictures of one shape proposed (`curate.dedupe.whole`)
     panel_candidates: int = 0  # candidate pairs only a collage's panels proposed (`curate.dedupe.collage`)
@@ -167,6 +168,7 @@ class DedupeReport:
             "sift_pairs": self.sift_pairs,
             "full_sift_pairs": self.full_sift_pairs,
             "evened_pairs": self.evened_pairs,
+            "recut_pairs": self.recut_pairs,
             "local_candidates": self.local_candidates,
             "whole_candidates": self.whole_candidates,
             "panel_candidates": self.panel_candidates,
