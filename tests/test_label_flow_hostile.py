@@ -174,3 +174,29 @@ def test_three_clinicians_in_rotating_pairs_review_each_others_disputes(studio_s
             .where(LabelRound.kind == "review")
         ).all()
     assert sorted(sent) == sorted([(C, ab), (B, ac)])
+
+
+def test_a_review_task_deleted_in_label_studio_is_made_again(studio_server, studio_workspace):
+    """Before: adjudicate passed over every image already in a review round, so a review task deleted in Label
+    Studio left its image "awaiting_review" for good."""
+    from label_studio_sdk import LabelStudio
+    from test_studio_round import HERPES
+
+    from curate.label.rounds import adjudicate
+
+    fx, ws = studio_server, studio_workspace
+    (image,) = add_images(ws, 1)
+    push(ws, fx.servers(), [A, B])
+    annotate(fx, ws, A, image, result(MPOX))
+    annotate(fx, ws, B, image, result(HERPES))
+    pull(ws, fx.servers())
+    first = adjudicate(ws, fx.servers(), C)
+    assert first.pushed == 1 and adjudicate(ws, fx.servers(), C).pushed == 0
+    LabelStudio(base_url=fx.urls[C], api_key=fx.admin_token).tasks.delete(id=task_of(ws, C, image))
+    again = adjudicate(ws, fx.servers(), C)
+    assert again.pushed == 1 and again.projects == first.projects
+    assert _images_in(fx, C, first.projects[C]) == Counter([image])
+    annotate(fx, ws, C, image, result(MPOX))  # the reviewer sides with rater 1
+    pull(ws, fx.servers())
+    with ws.session() as s:
+        assert s.exec(select(Consensus.status).where(Consensus.image_id == image)).one() == "adjudicated"

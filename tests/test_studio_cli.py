@@ -51,7 +51,9 @@ def test_bare_start_then_a_clinician_server(sqlite_ws, monkeypatch):
         assert again.exit_code == 1 and "already has an account" in again.output
         # another clinician is never put on a's server (before: --url did, and b could read a's labels)
         onto_a = CliRunner().invoke(app, ["studio", "add-user", "b@clinic.test", "--generate", "--url", url, *w])
-        assert onto_a.exit_code == 1 and "already holds 1 other clinician account" in onto_a.output, onto_a.output
+        assert onto_a.exit_code == 1 and "already holds 1 account(s) besides the steward's" in onto_a.output, (
+            onto_a.output
+        )
         users = httpx.get(url + "/api/users/", headers={"Authorization": f"Token {TOKEN}"}).json()
         assert sorted(u["email"] for u in users) == ["a@clinic.test", "steward@clinic.test"]
         # stop stops all; start starts all again on the same port

@@ -36,7 +36,7 @@ class Server:
     """uvicorn in a thread, on a free port of 127.0.0.1."""
 
     def __init__(self, app, headers_s: float = listen.HEADERS_S):
-        self.sock = listen.bind("127.0.0.1", 0)
+        (self.sock,) = listen.bind("127.0.0.1", 0)
         self.port = self.sock.getsockname()[1]
         self.server = listen.server(app, headers_s=headers_s)  # as `train serve` runs it
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)

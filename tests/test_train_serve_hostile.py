@@ -86,7 +86,12 @@ def _serve(*args: str) -> subprocess.Popen:
 def test_keep_uploads_that_is_a_file_is_refused_at_start(triage_run, tmp_path):
     (tmp_path / "notadir").write_text("")
     proc = _serve(str(triage_run), "--port", str(free_port()), "--keep-uploads", str(tmp_path / "notadir"))
-    _, err = proc.communicate(timeout=120)
+    try:
+        _, err = proc.communicate(timeout=120)
+    finally:  # were the check to regress, the server would run on: never left behind
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == 1 and len(err.strip().splitlines()) == 1, err
     assert "--keep-uploads" in err and "not a folder" in err
 
@@ -203,6 +208,36 @@ def test_a_busy_port_is_one_line_before_the_model_loads(triage_run):
         taken.listen()
         port = taken.getsockname()[1]
         proc = _serve(str(triage_run), "--port", str(port))
-        _, err = proc.communicate(timeout=120)
+        try:
+            _, err = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
     assert proc.returncode == 1 and len(err.strip().splitlines()) == 1, err
     assert f"127.0.0.1:{port}" in err and "in use" in err and "serving" not in err
+
+
+def test_a_name_with_two_addresses_is_listened_on_at_both(monkeypatch):
+    """`--host localhost` where /etc/hosts names ::1 first: uvicorn listened on ::1 and 127.0.0.1, and binding
+    the first address alone would refuse http://127.0.0.1/."""
+    from train.serve import listen
+
+    real = socket.getaddrinfo
+
+    def both(host, port, *args, **kwargs):
+        if host != "localhost":
+            return real(host, port, *args, **kwargs)
+        return real("::1", port, *args, **kwargs) + real("127.0.0.1", port, *args, **kwargs)
+
+    monkeypatch.setattr(listen.socket, "getaddrinfo", both)
+    socks = listen.bind("localhost", 0)
+    try:
+        assert [s.getsockname()[0] for s in socks] == ["::1", "127.0.0.1"]
+        port = socks[0].getsockname()[1]
+        assert socks[1].getsockname()[1] == port
+        for address in ("::1", "127.0.0.1"):
+            socket.create_connection((address, port), timeout=5).close()
+    finally:
+        for s in socks:
+            s.close()

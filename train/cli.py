@@ -590,22 +590,23 @@ def serve_cmd(
         login=credentials,
     )
     with reported():
-        sock = listen.bind(host, port)  # a busy port is one line now, not after the model's load
+        socks = listen.bind(host, port)  # a busy port is one line now, not after the model's load
         try:
             model = Ensemble.load(run, fold=fold, device=resolve_device(device.value))
             web = create_app(model, settings)
         except BaseException:
-            sock.close()
+            for sock in socks:
+                sock.close()
             raise
     err_console.print(
-        f"serving {run} on {'https' if tls else 'http'}://{host}:{sock.getsockname()[1]}/ "
+        f"serving {run} on {'https' if tls else 'http'}://{host}:{socks[0].getsockname()[1]}/ "
         f"with {web.state.worker.engine.name}, "
         f"{threads} thread(s){', login required' if credentials else ''}  "
         "(API: POST /api/predict, GET /healthz; Ctrl-C stops)"
     )
     # a stop waits STOP_GRACE_S for answers in progress, not for a stalled upload's 120 s (nor a service
     # manager's 90 s before its SIGKILL)
-    listen.server(web, tls=(tls_cert, tls_key) if tls else None, grace=STOP_GRACE_S).run(sockets=[sock])
+    listen.server(web, tls=(tls_cert, tls_key) if tls else None, grace=STOP_GRACE_S).run(sockets=socks)
 
 
 def _check_keep_folder(folder: Path) -> None:

@@ -151,7 +151,7 @@ def add_user(
         typer.Option(
             callback=http_url,
             help=(
-                "An external Label Studio, holding no other clinician's account, to add the account to instead of "
+                "An external Label Studio, holding no account but the steward's, to add the account to instead of "
                 "a server of their own."
             ),
         ),

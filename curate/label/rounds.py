@@ -294,7 +294,8 @@ def add_tasks(ws, servers: Servers, projects: dict[str, LabelProject], image_ids
             for task_id, image_id in remote.items():
                 first.setdefault(image_id, task_id)
             adopted = [(i, first[i]) for i in todo if i in first]
-            gone = {i: t for i, t in recorded.items() if i in image_ids and t.ls_task_id not in remote}
+            wanted = set(image_ids)
+            gone = {i: t for i, t in recorded.items() if i in wanted and t.ls_task_id not in remote}
             with ws.session() as s:
                 s.add_all(LabelTask(project_id=proj.id, image_id=i, ls_task_id=t) for i, t in adopted)
             added += len(adopted)
@@ -418,16 +419,24 @@ def adjudicate(
     with ws.session() as s:
         rule = third_opinion or recorded_rules(s).third_opinion
         labels = collect(s)
-        reviewed = set(
+        rnd = find_round(s, "review", [reviewer], servers.key([reviewer]))
+        reviewed = dict(
             s.exec(
-                select(LabelTask.image_id).join(LabelProject).join(LabelRound).where(LabelRound.kind == "review")
+                select(LabelTask.image_id, LabelRound.id)
+                .join(LabelProject, LabelTask.project_id == LabelProject.id)
+                .join(LabelRound, LabelProject.round_id == LabelRound.id)
+                .where(LabelRound.kind == "review")
             ).all()
         )
     disputed: dict[int, list[RaterView]] = {}
     raters: set[str] = set()
     own: list[int] = []  # with three clinicians in rotating pairs each reviews the pairs they are not in
+    mine = rnd.id if rnd is not None else None
     for image_id, item in sorted(labels.items()):
-        if image_id in reviewed or not item.outcome().needs_review:
+        # an image of this reviewer's round still disputed stays: its task, if deleted in Label Studio (the
+        # pull withdrew the answer), is made again by `add_tasks`; another reviewer's images are theirs
+        in_round = reviewed.get(image_id)
+        if not item.outcome().needs_review or (in_round is not None and in_round != mine):
             continue
         if reviewer in {r.rater for r in item.ratings}:
             own.append(image_id)
@@ -442,8 +451,6 @@ def adjudicate(
             )
             for r in item.ratings[:2]
         ]
-    with ws.session() as s:
-        rnd = find_round(s, "review", [reviewer], servers.key([reviewer]))
     if not disputed and rnd is None:
         if own:  # before, one such image refused the whole batch: a pair's own clinician never reviews it
             raise LabelError(

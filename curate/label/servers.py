@@ -133,6 +133,7 @@ def add_own_account(url: str, key: str, email: str, password: str) -> None:
     aside), with the invite link renewed after. `curate studio add-user --url` once made one on another rater's
     server, where the new account read that rater's projects and labels; only a later push noticed."""
     client = StudioClient(url, key)
+    email = email.strip().lower()  # as the fleet's path and every round store it
     emails = set(client.user_emails().values())
     if email in emails:
         reset_invite(url, key)  # a signup interrupted before the link was renewed
@@ -140,8 +141,9 @@ def add_own_account(url: str, key: str, email: str, password: str) -> None:
     others = sorted(emails - {client.whoami()})
     if others:
         raise StudioError(
-            f"{url} already holds {len(others)} other clinician account(s), whose labels {email} could read; "
-            "give each clinician a server of their own (curate studio add-user without --url)"
+            f"{url} already holds {len(others)} account(s) besides the steward's; on it, {email} and they could "
+            "read each other's projects and labels: give each clinician a server of their own (curate studio "
+            "add-user without --url)"
         )
     add_user(url, key, email, password)
     reset_invite(url, key)

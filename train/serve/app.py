@@ -137,7 +137,7 @@ class Worker:
             self.queue.put_nowait(Job(x, cam, fut))
         except asyncio.QueueFull:
             raise ServeError(
-                f"server busy: {self.settings.queue_size} photos are waiting; try again in a moment", 429
+                f"server busy: {self.settings.queue_size} photos are uploading or waiting; try again in a moment", 429
             ) from None
         return fut
 
@@ -266,7 +266,9 @@ def create_app(model: Ensemble, settings: ServeSettings = ServeSettings()) -> Fa
     async def predict(request: Request, gradcam: bool = True):
         # before the body is read: a busy server holds at most queue_size uploads (40 of 19 MB were held at once)
         if worker.admitted >= settings.queue_size:
-            raise ServeError(f"server busy: {settings.queue_size} photos are waiting; try again in a moment", 429)
+            raise ServeError(
+                f"server busy: {settings.queue_size} photos are uploading or waiting; try again in a moment", 429
+            )
         worker.admitted += 1
         try:
             try:

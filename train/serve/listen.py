@@ -19,23 +19,32 @@ from train.errors import TrainError
 HEADERS_S = 20.0  # seconds a request's line and headers may take to arrive (nginx's default is 60)
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on `host:port`, or a TrainError naming the address (in use, not this machine's)."""
+def bind(host: str, port: int) -> list[socket.socket]:
+    """Listening TCP sockets on every address `host` names (`localhost`: ::1 and 127.0.0.1, as uvicorn
+    listened), or a TrainError naming the address (in use, not this machine's)."""
     try:
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise TrainError(f"--host {host}: not an address of this machine ({exc.strerror})") from None
-    sock = socket.socket(family, kind, proto)
+    socks: list[socket.socket] = []
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: a restart reuses the port
-        sock.bind(address)
-        sock.listen(2048)
+        for family, kind, proto, _, address in dict.fromkeys(found):
+            sock = socket.socket(family, kind, proto)
+            socks.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: a restart reuses the port
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)  # its IPv4 twin is bound apart
+            if socks[1:]:  # port 0: every address on the port the first was given
+                address = (address[0], socks[0].getsockname()[1], *address[2:])
+            sock.bind(address)
+            sock.listen(2048)
+            sock.set_inheritable(True)
     except OSError as exc:
-        sock.close()
+        for sock in socks:
+            sock.close()
         why = "in use by another program; stop it or give --port" if exc.errno == 98 else exc.strerror
         raise TrainError(f"cannot listen on {host}:{port}: {why}") from None
-    sock.set_inheritable(True)
-    return sock
+    return socks
 
 
 class HeaderDeadline(H11Protocol):
@@ -81,9 +90,18 @@ def with_deadline(seconds: float) -> type[HeaderDeadline]:
 
 
 def server(app, *, tls: tuple[Path, Path] | None = None, grace: float = 10.0, headers_s: float = HEADERS_S):
-    """uvicorn's server for `app`, to `.run(sockets=[bind(...)])`: a stop (Ctrl-C, SIGTERM) gives answers in
+    """uvicorn's server for `app`, to `.run(sockets=bind(...))`: a stop (Ctrl-C, SIGTERM) gives answers in
     progress `grace` seconds, and request headers have `headers_s` seconds to arrive."""
     import uvicorn
+
+    class Server(uvicorn.Server):
+        def run(self, sockets=None):
+            quiet = _QuietStop(self)
+            logging.getLogger("uvicorn.error").addFilter(quiet)
+            try:
+                return super().run(sockets=sockets)
+            finally:
+                logging.getLogger("uvicorn.error").removeFilter(quiet)
 
     config = uvicorn.Config(
         app,
@@ -94,17 +112,25 @@ def server(app, *, tls: tuple[Path, Path] | None = None, grace: float = 10.0, he
         ssl_keyfile=tls[1] if tls else None,
         timeout_graceful_shutdown=grace,
     )
-    logging.getLogger("uvicorn.error").addFilter(_quiet_stop)  # after Config, which sets up uvicorn's logging
-    return uvicorn.Server(config)
+    return Server(config)
 
 
-def _quiet_stop(record: logging.LogRecord) -> bool:
+class _QuietStop(logging.Filter):
     """Drop uvicorn's tracebacks of requests a stop cut off: past the grace period its tasks are cancelled, and
     a second Ctrl-C leaves them to be cancelled as the loop ends; each logged 30 lines of "Exception in ASGI
     application … CancelledError" below the command's one line, and the app's lifespan, cancelled too, sent
-    its traceback as text. uvicorn's own line saying how many it cut off stays."""
-    exc = record.exc_info[1] if record.exc_info else None
-    if isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt)):
-        return False
-    text = str(record.msg)
-    return not (text.startswith("Traceback") and text.rstrip().endswith("CancelledError"))
+    its traceback as text. Only once the server is stopping; uvicorn's own line saying how many requests it
+    cut off stays."""
+
+    def __init__(self, server):
+        super().__init__()
+        self.server = server
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.server.should_exit:
+            return True
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt)):
+            return False
+        text = str(record.msg)
+        return not (text.startswith("Traceback") and text.rstrip().endswith("CancelledError"))
