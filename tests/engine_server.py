@@ -14,6 +14,7 @@ are sent one byte every half second; `server.redirects` maps a path to any Locat
 
 from __future__ import annotations
 
+import gzip
 import html
 import io
 import json
@@ -250,6 +251,8 @@ class EngineServer:
         path, qs = unquote(parts.path), parse_qs(parts.query)
         one = partial(_first, qs)
         if path == "/images/async":
+            if one("q") == "gzip bomb":  # 40 MB of spaces sent as 40 KB of gzip
+                return 200, "text/html; charset=utf-8", gzip.compress(b" " * 40_000_000), {"Content-Encoding": "gzip"}
             return (
                 200,
                 "text/html; charset=utf-8",
@@ -343,6 +346,11 @@ class EngineServer:
             return json.dumps(
                 {"stat": "fail", "code": 100, "message": "Invalid API Key (Key has invalid format)"}
             ).encode()
+        if one("text") == "hostile":  # an API error whose message holds terminal escapes, markup and the key
+            message = (
+                f"\x1b]0;PWNED\x07\x1b[2J[bold red]bad[/] [link=http://evil.example/]x[/link] api_key={FLICKR_KEY}"
+            )
+            return json.dumps({"stat": "fail", "code": 105, "message": message}).encode()
         if one("method") == "flickr.photos.getSizes":
             pid = int(one("photo_id"))
             it = self.items_for(self._flickr_query)[pid - 5000]

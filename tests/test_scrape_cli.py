@@ -63,6 +63,7 @@ def test_bad_options_exit_1(sqlite_ws, engine_server, monkeypatch, args, message
     [
         (["--max", "-1"], "'--max' / '-n': Input should be greater than or equal to 0"),
         (["--threads", "17"], "'--threads': Input should be less than or equal to 16"),
+        (["--timeout", "inf"], "'--timeout': Input should be less than or equal to 600"),
         (["--engine", "yandex"], "'yandex' is not one of"),
         (["--license", "cc-by-magic"], "'cc-by-magic' is not one of"),
     ],
@@ -91,6 +92,17 @@ def test_flickr_key_never_stored(sqlite_ws, engine_server):
     wal = sqlite_ws.root / "catalogue.db-wal"
     raw += wal.read_bytes() if wal.exists() else b""
     assert FLICKR_KEY.encode() not in raw and FLICKR_KEY not in res.output
+
+
+def test_a_servers_error_message_cannot_drive_the_terminal_or_show_the_key(sqlite_ws, engine_server):
+    """Before: Flickr's message reached stderr raw (it set the terminal's title and cleared the screen), its
+    markup was rendered (a link to another site) and the key it echoed was printed."""
+    res = invoke(sqlite_ws, engine_server, "mpox", "hostile", "--engine", "flickr", env={"FLICKR_API_KEY": FLICKR_KEY})
+    assert res.exit_code == 0, res.output
+    out = res.stdout + res.stderr
+    assert "\x1b" not in out and "\x07" not in out and FLICKR_KEY not in out
+    assert "flickr API error 105" in out and "[link=http://evil.example/]" in out  # shown as text
+    assert "\\x1b]0;PWNED" in out  # the escape written out, not obeyed
 
 
 def test_the_table_says_why_urls_failed(sqlite_ws, engine_server, tmp_path):

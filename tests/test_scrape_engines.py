@@ -143,7 +143,7 @@ def test_url_list(sqlite_ws, engine_server, tmp_path):
         f"{srv.url('/img/truncated.jpg')}\n"
         "ftp://example.org/x.jpg\n"
         f"  {srv.url('/img/good_23.jpg')}  \n",
-        encoding="utf-8",
+        encoding="utf-8-sig",  # as Notepad saves it: a byte-order mark before the first line (a comment here)
     )
     report = run(sqlite_ws, srv, "urls", (str(lst),))
     q = report.queries[0]

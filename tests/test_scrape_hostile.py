@@ -56,6 +56,14 @@ def test_a_dripping_result_page_ends_within_the_deadline(sqlite_ws, srv):
     assert "result page not read within 6 s" in str(err.value)
 
 
+def test_a_compressed_result_page_is_read_only_up_to_its_limit(sqlite_ws, srv):
+    """Before: requests decompressed a whole page into memory: 1.5 MB of gzip took 6 GB and 22 s, then
+    "no results"; a few MB more ended the command for want of memory."""
+    with pytest.raises(Exception) as err:
+        run(sqlite_ws, srv, queries=("gzip bomb",), timeout=5)
+    assert "result page larger than 20 MB (decompressed)" in str(err.value)
+
+
 def test_nul_and_control_characters_never_reach_the_catalogue_and_the_batch_is_kept(ws, srv):
     srv.results["nul"] = [
         Item("/img/good_2.jpg", "ok"),

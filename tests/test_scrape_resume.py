@@ -10,7 +10,7 @@ import sys
 import time
 
 import pytest
-from engine_server import DISTINCT_GOOD, assert_consistent, rows, run
+from engine_server import DISTINCT_GOOD, Item, assert_consistent, rows, run
 from sqlmodel import select
 
 from curate.intake.scrape.options import ScrapeOptions
@@ -170,3 +170,36 @@ def test_ctrl_c_records_what_is_stored_and_exits_130(sqlite_ws, engine_server):
     assert [r.status for r in rows(sqlite_ws, CommandRun)] == ["interrupted"]
     assert_consistent(sqlite_ws)
     assert not list(sqlite_ws.tmp.iterdir())
+
+
+def test_a_stop_ends_the_downloads_in_flight_at_once(sqlite_ws, engine_server):
+    """Before: SIGTERM waited for each download thread's own deadline in turn: four images dripping a byte every
+    0.5 s with --timeout 10 kept the command 44 s after the signal, silent."""
+    srv = engine_server  # shared by the module's tests: its drip and results are restored after
+    paths = [f"/img/good_{i}.jpg" for i in range(4)]
+    srv.drip.update(paths)
+    srv.results["drip stop"] = [Item(p, "slow") for p in paths]
+    before = len(srv.requests)
+    cmd = [sys.executable, "-c", "from curate.cli import main; main()", "scrape", "drip stop", "--engine", "bing"]
+    cmd += ["--threads", "4", "--timeout", "10", "-w", str(sqlite_ws.root)]
+    proc = subprocess.Popen(
+        cmd, env={**os.environ, "CURATE_SCRAPE_BASE_URL": srv.base}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while sum(p.startswith("/img/") for p in srv.requests[before:]) < 4:  # every download has begun
+            assert time.monotonic() < deadline and proc.poll() is None, "the downloads never began"
+            time.sleep(0.05)
+        stopped = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        err = proc.communicate(timeout=60)[1].decode()
+        assert time.monotonic() - stopped < 10, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        srv.drip.difference_update(paths)
+        del srv.results["drip stop"]
+    assert proc.returncode == 143 and "terminated (SIGTERM)" in err, err
+    assert [r.status for r in rows(sqlite_ws, CommandRun)] == ["interrupted"]
+    assert_consistent(sqlite_ws)

@@ -6,9 +6,10 @@ from collections import Counter
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from curate.cli.options import DbOpt, JsonOpt, WorkspaceOpt, open_workspace
-from curate.intake.scrape.options import DEFAULT_MAX, MAX_THREADS, EngineName, Licence, ScrapeOptions
+from curate.intake.scrape.options import DEFAULT_MAX, MAX_THREADS, MAX_TIMEOUT, EngineName, Licence, ScrapeOptions
 from curate.output import console, print_json, stage_bars, table
 
 
@@ -38,7 +39,9 @@ def scrape(
     timeout: Annotated[
         float,
         typer.Option(
-            min=0.1, help="Seconds to wait for each network read; a download or result page gets 6 x this in all."
+            min=0.1,
+            max=MAX_TIMEOUT,
+            help="Seconds to wait for each network read; a download or result page gets 6 x this in all.",
         ),
     ] = 10.0,
     allow_private_hosts: Annotated[
@@ -129,7 +132,7 @@ def render_scrape(report) -> None:
         console.print(table(title, ["reason", "URLs"], [[r, n] for r, n in failures.most_common()]))
     for q in report.queries:
         for e in q.page_errors:
-            console.print(f"[yellow]warning:[/] {report.engine} {q.query!r}: {e}", highlight=False)
+            console.print(f"[yellow]warning:[/] {escape(f'{report.engine} {q.query!r}: {e}')}", highlight=False)
     console.print(f"done in {report.seconds:.1f} s")
 
 

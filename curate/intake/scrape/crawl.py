@@ -20,7 +20,7 @@ from icrawler.storage import BaseStorage
 
 from curate.errors import StoreError
 from curate.intake.decode import ImageInfo, Rejected, inspect
-from curate.intake.fetch_guard import Refused
+from curate.intake.fetch_guard import Refused, end_all
 from curate.intake.scrape.engines.base import EXHAUSTED, STOP, queued
 from curate.intake.scrape.fetch import Permanent, Transient, clip, fetch, url_problem
 from curate.intake.scrape.options import ScrapeOptions
@@ -28,6 +28,7 @@ from curate.intake.store import sha256_bytes
 from db.models import utcnow
 
 log = logging.getLogger("curate.scrape")
+STOP_JOIN_S = 2.0  # a stopped crawl waits this long for each download thread, its requests ended (`end_all`)
 
 
 class Kind(Enum):
@@ -237,8 +238,9 @@ class ScrapeCrawler(Crawler):
         except KeyboardInterrupt:
             # Stop every thread, then record what is already in the store.
             self.signal.set(**{STOP: True})
+            end_all()  # the downloads in flight end now, not at their deadlines
             for w in self.downloader.workers:
-                w.join(timeout=job.options.timeout + 1)
+                w.join(timeout=STOP_JOIN_S)
             rest = drain(job.results, 0)
             if rest:
                 sink(rest)

@@ -15,6 +15,7 @@ BASE_URL_ENV = "CURATE_SCRAPE_BASE_URL"  # tests point every engine at a local s
 FLICKR_KEY_ENV = "FLICKR_API_KEY"
 DEFAULT_MAX = 100
 MAX_THREADS = 16
+MAX_TIMEOUT = 600.0  # seconds per network read (a download or result page gets 6 x this)
 
 
 class EngineName(StrEnum):
@@ -83,7 +84,7 @@ class ScrapeOptions:
             raise ConfigError("give at least one non-empty QUERY")
         if self.max_num < 0:
             raise ConfigError("--max must be 0 (no limit) or more")
-        if not self.timeout > 0:
-            raise ConfigError("--timeout must be more than 0 seconds")
+        if not 0 < self.timeout <= MAX_TIMEOUT:  # inf overflowed the socket's timeout in every thread, exit 0
+            raise ConfigError(f"--timeout must be more than 0 and at most {MAX_TIMEOUT:g} seconds")
         if not 1 <= self.threads <= MAX_THREADS:
             raise ConfigError(f"--threads must be between 1 and {MAX_THREADS}")

@@ -13,10 +13,12 @@ from curate.intake.catalogue import get_or_create_source
 from curate.intake.fetch_guard import HostPolicy, guard
 from curate.intake.scrape.crawl import CrawlJob, NoFiles, Outcome, ScrapeCrawler, StoreDownloader
 from curate.intake.scrape.engines import Engine, engine_for
-from curate.intake.scrape.engines.base import QueryPlan
+from curate.intake.scrape.engines.base import TEXT_LIMIT, QueryPlan
 from curate.intake.scrape.options import Licence, ScrapeOptions
 from curate.intake.scrape.record import QueryTarget, known, write_batch
 from curate.intake.scrape.report import QueryReport, ScrapeReport
+from curate.output import printable
+from curate.redact import redact_text
 
 log = logging.getLogger("curate.scrape")
 NO_RESULTS = "no results on the first result page (no matches, or the engine's markup changed)"
@@ -140,6 +142,9 @@ def _count_pages(engine: Engine, qr: QueryReport, pages: list[tuple[str, int, st
             qr.pages += 1
             qr.results += n
         else:
+            # a reason may quote the server (Flickr's error message): its escapes, and the API key it echoes,
+            # never reach the terminal, the log or the catalogue
+            reason = printable(redact_text(reason))[:TEXT_LIMIT]
             qr.page_errors.append(reason)
             log.warning("scrape engine=%s query=%r: %s", engine.name, qr.query, reason)
     if engine.reads_result_pages and qr.pages and not qr.results and not qr.page_errors:

@@ -27,10 +27,26 @@ from curate.intake.scrape.options import BASE_URL_ENV, EngineName, Licence, Scra
 STOP = "reach_max_num"  # icrawler's name: every stock loop already checks it
 EXHAUSTED = "engine_exhausted"  # a result page had no results: no point asking for the next
 TEXT_LIMIT = 2000  # longest text (URL, title) the catalogue keeps
+PAGE_MAX = 20 * 1024 * 1024  # bytes of a result page (decompressed) read at most: real ones are under 2 MB
 
 
 class PageError(Exception):
     """A result page that could not be read (bad JSON, API error); the message is the reason."""
+
+
+def get_page(session: requests.Session, url: str, timeout: float, **kwargs) -> requests.Response:
+    """GET a result page (or an API answer) whose body, decompressed, is read into memory up to `PAGE_MAX`.
+    requests reads a whole body and decompresses it as it goes: a 1.5 MB gzip page of spaces took 6 GB and
+    22 s before its parser found nothing; more would have ended the command for want of memory."""
+    response = session.get(url, timeout=timeout, stream=True, **kwargs)
+    with response:
+        body = bytearray()
+        for chunk in response.iter_content(64 * 1024):
+            body += chunk
+            if len(body) > PAGE_MAX:
+                raise PageError(f"result page larger than {PAGE_MAX // 2**20} MB (decompressed)")
+    response._content = bytes(body)  # what `.content`, `.text` and `.json()` read (requests' own attribute)
+    return response
 
 
 @dataclass(frozen=True)
@@ -141,6 +157,7 @@ class SafeParser(Parser):
         self.logger = logging.getLogger("curate.scrape.parser")
 
     def worker_exec(self, queue_timeout=0.05, req_timeout=10, max_retry=3, **kwargs):
+        self.req_timeout = req_timeout  # --timeout, for an engine's own calls while parsing (Flickr's sizes)
         for url in queued(self, "feeder_exited", queue_timeout):
             if not self.signal.get(EXHAUSTED):  # pages queued past the last result are not fetched
                 self._page(url, req_timeout, max_retry, kwargs)
@@ -180,11 +197,13 @@ class SafeParser(Parser):
         base = "{0.scheme}://{0.netloc}".format(urlsplit(url))
         try:
             with deadline(limit) as clock:
-                response = self.session.get(url, timeout=req_timeout, headers={"Referer": base})
+                response = get_page(self.session, url, req_timeout, headers={"Referer": base})
             if clock.expired:
                 raise requests.Timeout("deadline")
         except Refused as exc:
             return None, f"result page {exc}", False
+        except PageError as exc:
+            return None, str(exc), False
         except requests.RequestException as exc:
             if clock.expired:
                 return None, f"result page not read within {limit:g} s ({DEADLINE_FACTOR} x --timeout)", False

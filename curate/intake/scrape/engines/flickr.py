@@ -11,7 +11,7 @@ from icrawler.builtin.flickr import FlickrFeeder, FlickrParser
 
 from curate.errors import ConfigError
 from curate.intake.fetch_guard import DEADLINE_FACTOR, deadline
-from curate.intake.scrape.engines.base import Engine, PageError, QueryPlan, SafeParser, plain_text, put
+from curate.intake.scrape.engines.base import Engine, PageError, QueryPlan, SafeParser, get_page, plain_text, put
 from curate.intake.scrape.options import FLICKR_KEY_ENV, EngineName, Licence, ScrapeOptions
 
 # Flickr licence ids (flickr.photos.licenses.getInfo).
@@ -90,9 +90,10 @@ class CurateFlickrParser(SafeParser, FlickrParser):
             "format": "json",
             "nojsoncallback": 1,
         }
+        timeout = getattr(self, "req_timeout", 10)  # --timeout (was 10 s whatever it said)
         try:
-            with deadline(DEADLINE_FACTOR * 10):
-                info = self.session.get(f"{base_url}/services/rest/?{urlencode(params)}", timeout=10).json()
+            with deadline(DEADLINE_FACTOR * timeout):
+                info = get_page(self.session, f"{base_url}/services/rest/?{urlencode(params)}", timeout).json()
             sizes = {str(s["label"]).lower(): s["source"] for s in info["sizes"]["size"]}
         except Exception:  # a photo whose sizes cannot be read is skipped, not fatal
             return None

@@ -18,7 +18,7 @@ from curate.intake.scrape.options import BASE_URL_ENV, EngineName, ScrapeOptions
 def read_url_list(path: Path) -> list[dict]:
     """Tasks from a file of `image_url[<TAB>page_url[<TAB>title]]` lines; # comments and blanks skipped."""
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        lines = Path(path).read_text(encoding="utf-8-sig").splitlines()  # a BOM (Windows' editors) is not a URL
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read URL list ({exc})") from exc
     tasks = []
