@@ -114,3 +114,43 @@ def test_a_pid_file_naming_another_program_is_neither_waited_for_nor_stopped(tmp
     finally:
         other.kill()
         other.wait()
+
+
+def test_two_starts_at_once_run_one_recorded_server(tmp_path):
+    """Before: both found no server and both started one; the later pid file won, its server failed for the
+    port the first held, and that start unlinked the pid file: the first server ran unrecorded, beyond
+    `curate studio stop`."""
+    import threading
+
+    tpl = _template(_require_executable())
+    base, port = tmp_path / "files", free_port()
+    base.mkdir()
+    data = base / "server"
+    fleet = Fleet(data, files_root=base)
+    fleet.adopt_template(tpl)
+    clinician = fleet.add("a@clinic.test", port=port)
+    both = threading.Barrier(2)
+    started, failed = [], []
+
+    def start():
+        server = Fleet(data, files_root=base).server(clinician)  # as two commands would: two objects
+        both.wait()
+        try:
+            started.append(server.start(port=port, timeout=180).pid)
+        except Exception as exc:  # the race's loser, reported below
+            failed.append(str(exc))
+
+    threads = [threading.Thread(target=start) for _ in range(2)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(240)
+        assert not failed and len(started) == 2 and started[0] == started[1], (started, failed)
+        assert fleet.server(clinician).status() is not None
+        assert fleet.stop_all() == ["a@clinic.test"]
+        assert _gone(data, within=30), "a Label Studio ran beyond `studio stop`"
+    finally:
+        for pid in _servers_of(data):
+            with suppress(OSError):
+                os.kill(pid, signal.SIGKILL)

@@ -10,6 +10,7 @@ Sentry and version checks switched off. The pid file `<home>/server.json` holds 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -272,7 +273,21 @@ class EmbeddedServer:
 
         The pid file is written as soon as the server is started, not once it answers: a start stopped at any
         moment, even by kill -9, leaves a server that `status` finds and `stop` ends, never one nobody knows of
-        holding the port. A start stopped here (Ctrl-C, SIGTERM, a timeout) ends the server it started."""
+        holding the port. A start stopped here (Ctrl-C, SIGTERM, a timeout) ends the server it started.
+
+        Starts of one server wait for each other (an flock on `start.lock`): two within the same moment both
+        found no server and both started one; the later pid file won, and when that server failed (its port
+        taken by the first) the first ran unrecorded."""
+        if not self.dir.is_dir():
+            return self._start(port, host, timeout, cancel)  # nothing here to start: refused in one line
+        fd = os.open(self.dir / "start.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # the other start's whole wait, at most its `timeout`
+            return self._start(port, host, timeout, cancel)
+        finally:
+            os.close(fd)  # releases the lock
+
+    def _start(self, port: int, host: str, timeout: float, cancel: threading.Event | None) -> ServerInfo:
         running = self.status()
         if running and (old := self.stale_root(running)) is None:
             self._wait_until_healthy(running, timeout, cancel)  # started by a command killed before it answered
