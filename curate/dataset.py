@@ -377,3 +377,12 @@ def _check_place(where: str, row: dict[str, str]) -> None:
         ):
             where_to = "/".join((*head, row["split"], row["label"], "<name>"))
             raise DatasetError(f"{where}: {column} {text!r} is not {where_to} inside the version")
+
+
+def tampered(ref: str, folder: Path, checksum: str, recorded: str) -> str:
+    """The one line for a version whose files were changed, and sealed again, since `curate export` wrote it."""
+    return (
+        f"{ref} was changed since `curate export` wrote it (its SHA256SUMS {checksum[:12]}, recorded "
+        f"{recorded[:12]}): a version never changes; move {folder} aside and run the same export again (the "
+        "catalogue rebuilds the same files, checked against the recorded checksum), or restore it from a copy"
+    )

@@ -152,8 +152,8 @@ def run_parallel(
 ) -> None:
     """Map `fn` over `items` (see the module docstring). `workers` 0 means one per core; fewer than
     `serial_below` items run in this process, where a pool would cost more than it saves."""
-    workers = workers or os.cpu_count() or 1
     total = len(items)
+    workers = min(workers or os.cpu_count() or 1, max(total, 1))  # never more processes than items
     if workers > 1 and total >= serial_below:
         context = multiprocessing.get_context(start)  # None: the platform's default
         forked = context.get_start_method() == "fork"

@@ -7,7 +7,8 @@ import re
 from urllib.parse import parse_qsl, urlsplit
 
 MASK = "***"
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^/\s:@]*):(?P<pw>[^@/\s]*)@")
+# the password runs to the last "@" before the host: one with an unencoded "@" (u:Pw6:Sec@ret@host) showed its tail
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^/\s:@]*):(?P<pw>[^/\s]*)@")
 _AUTH_HEADER = re.compile(
     r"(?P<name>(?:proxy-)?authorization|x-api-key|cookie)(?P<sep>[\"']?\s*[:=]\s*[\"']?)"
     r"(?P<value>(?:(?:bearer|token|basic|digest)\s+)?[^\s\"',}\]]+)",

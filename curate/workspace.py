@@ -130,6 +130,11 @@ class Workspace:
         pointing at it. An existing workspace keeps its catalogue: another `db_url` is refused, since curate.toml
         would go on naming the old one (and a switch would hide its rows)."""
         root = Path(root).resolve()
+        outer = next((p for p in root.parents if (p / MARKER).is_file()), None)
+        if outer is not None:  # its exports/, objects/ or tmp/ would gain a catalogue of their own
+            raise WorkspaceError(
+                f"{root} is inside the workspace {outer}: init a folder outside it (a workspace never nests)"
+            )
         if db_url:
             _check_url(db_url)
             db_url = _absolute(db_url)

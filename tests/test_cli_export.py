@@ -46,6 +46,10 @@ def test_export_versions_diff(cat):
     data = json.loads(r.stdout)
     assert [(d["version"], d["parent"]) for d in data] == [("1.0.0", None), ("1.0.1", "1.0.0")]
     assert data[1]["archive"].endswith("mpox-1.0.1.tar")
+    import re
+
+    # dataset.json's format on every backend (before: SQLite "2026-12-05 18:06:31.056994", PostgreSQL "…+00:00")
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", d["created_at"]) for d in data), data
     r = run(cat, "versions")
     assert r.exit_code == 0 and "mpox@1.0.1" in r.stdout
 

@@ -329,3 +329,22 @@ def test_a_copy_of_a_version_audited_by_path_keeps_the_versions_own_page(leaky, 
     page = Path(json.loads(r.stdout)["report"])
     assert page != own and page.name.startswith("leakage-mpox-1.0.0-") and page.is_file()
     assert own.read_bytes() == before
+
+
+def test_a_small_version_s_index_is_built_without_a_faiss_warning(capfd):
+    """Before: the index had √n lists, more than its sample could train (faiss wants 39 points a list), and
+    every small export printed faiss's "WARNING clustering 688 points to 26 centroids" on stderr."""
+    rng = np.random.default_rng(0)
+    feats = [
+        leakage_match.Features(
+            rng.random((86, 2), np.float32),
+            rng.integers(0, 256, (86, 32), np.uint8),
+            np.zeros((0, 2), np.float32),
+            np.zeros((0, 32), np.uint8),
+            100.0,
+        )
+        for _ in range(8)
+    ]
+    index, owner, _ = leakage_match._index(feats)
+    assert index.ntotal == 688 and len(owner) == 688
+    assert "WARNING" not in capfd.readouterr().err

@@ -390,3 +390,38 @@ def test_pairs_left_to_review_stay_in_one_split_and_are_said(tmp_path):
     assert r.undecided_pairs == len(together)  # the steward's split pair is decided: not counted
     card = (r.path / "README.md").read_text()
     assert f"{len(together)} pair(s) of exported images that dedupe left to review were kept in one split" in card
+
+
+def test_a_version_edited_and_sealed_again_is_refused_by_export_and_diff(tmp_path, monkeypatch):
+    """Before: an image moved to another class folder, its manifest row edited and SHA256SUMS made anew; the same
+    `curate export` said "exists … nothing changed", and `curate diff` showed the edit as a real relabel."""
+    import hashlib
+
+    from curate.export import diff_versions
+
+    cat = build_catalogue(tmp_path)
+    monkeypatch.setattr(
+        "curate.export.plan.cluster_map", lambda s: {**{i: f"img{i}" for i in range(1, 10_000)}, **cat.clusters}
+    )
+    first = export_version(cat.ws, opts(workers=1))
+    second = export_version(cat.ws, opts("1.0.1", workers=1))
+    folder = first.path
+    for p in [folder, *folder.rglob("*")]:
+        p.chmod(0o700 if p.is_dir() else 0o600)
+    manifest = folder / "manifest.csv"
+    manifest.write_text(manifest.read_text() + "\n")  # any edit: the manifest's bytes change
+    sums = folder / "SHA256SUMS"
+    sums.write_text(
+        "".join(
+            f"{hashlib.sha256((folder / name).read_bytes()).hexdigest()}  {name}\n"
+            for name in (line.split("  ", 1)[1].strip() for line in sums.read_text().splitlines())
+        )
+    )
+    with pytest.raises(ExportError, match=r"mpox@1.0.0 was changed since `curate export` wrote it") as err:
+        export_version(cat.ws, opts(workers=1))
+    assert "aside and run the same export again" in str(err.value) and first.checksum[:12] in str(err.value)
+    with pytest.raises(ExportError, match="was changed since"):
+        diff_versions(cat.ws, "mpox@1.0.0", "mpox@1.0.1")
+    assert diff_versions(cat.ws, "mpox@1.0.1", str(second.path)) is not None  # untouched versions still compare
+    shutil.move(folder, tmp_path / "aside")  # as the message says: the same export rebuilds it, as recorded
+    assert export_version(cat.ws, opts(workers=1)).checksum == first.checksum

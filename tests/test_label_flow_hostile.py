@@ -200,3 +200,32 @@ def test_a_review_task_deleted_in_label_studio_is_made_again(studio_server, stud
     pull(ws, fx.servers())
     with ws.session() as s:
         assert s.exec(select(Consensus.status).where(Consensus.image_id == image)).one() == "adjudicated"
+
+
+def test_a_review_task_follows_a_rater_who_changed_their_answer(studio_server, studio_workspace):
+    """Before: a rater's edit after adjudication left the reviewer's task offering the old dispute; the reviewer
+    chose one of its diagnoses, nobody's now, and the image was discarded (three different opinions)."""
+    from label_studio_sdk import LabelStudio
+    from test_studio_round import HERPES, WARTS
+
+    from curate.label.rounds import adjudicate
+
+    fx, ws = studio_server, studio_workspace
+    (image,) = add_images(ws, 1)
+    push(ws, fx.servers(), [A, B])
+    annotate(fx, ws, A, image, result(MPOX))
+    b_answer = annotate(fx, ws, B, image, result(HERPES))
+    pull(ws, fx.servers())
+    first = adjudicate(ws, fx.servers(), C)
+    assert first.pushed == 1
+    LabelStudio(base_url=fx.urls[B], api_key=fx.tokens[B]).annotations.update(id=b_answer, result=result(WARTS))
+    pull(ws, fx.servers())
+    assert adjudicate(ws, fx.servers(), C).pushed == 1  # the task made again, showing today's dispute
+    [data] = StudioClient(fx.urls[C], fx.admin_token).task_data(first.projects[C]).values()
+    offered = [o["value"] for o in data["options"]]
+    assert WARTS in offered and HERPES not in offered and WARTS in data["summary"]
+    assert adjudicate(ws, fx.servers(), C).pushed == 0  # unchanged now: left as it is
+    annotate(fx, ws, C, image, result(WARTS))
+    pull(ws, fx.servers())
+    with ws.session() as s:
+        assert s.exec(select(Consensus.status).where(Consensus.image_id == image)).one() == "adjudicated"

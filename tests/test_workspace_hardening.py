@@ -397,6 +397,7 @@ def test_a_path_ending_in_a_secret_word_keeps_the_error_whole():
         ("C:\\creds\\secret=abc", "abc"),
         ("x-api-key: k-77", "k-77"),
         ("--api-key=k-78", "k-78"),
+        ("cannot open postgresql+psycopg://u:Pw6:Sec@ret@127.0.0.1:5433/cat (refused)", "ret@127"),  # "@" unencoded
     ):
         assert hidden not in redact_text(text) and "***" in redact_text(text), text
 
@@ -406,3 +407,17 @@ def test_a_source_name_with_a_newline_or_pipe_keeps_the_card_table_intact(tmp_pa
 
     lines = _table(["source", "kind"], [["evil\nsource | <script>x</script>", "web"]])
     assert len(lines) == 3 and lines[2].count(" | ") == 1 and "<script>" not in lines[2]
+
+
+def test_init_inside_a_workspace_is_refused(tmp_path):
+    """Before: `curate init ws/exports/mpox` and `curate init ws/objects` said "workspace ready" and put a
+    catalogue, curate.toml and four folders beside the versions and inside the image store."""
+    from curate.errors import WorkspaceError
+    from curate.workspace import Workspace
+
+    ws = Workspace.init(tmp_path / "ws")
+    for inside in (ws.exports / "mpox", ws.root / "objects", ws.root / "objects" / "ab"):
+        with pytest.raises(WorkspaceError, match=f"is inside the workspace {ws.root}"):
+            Workspace.init(inside)
+        assert not (inside / "curate.toml").exists() and not (inside / "catalogue.db").exists()
+    assert Workspace.init(ws.root).root == ws.root  # the workspace itself: re-run as before

@@ -215,6 +215,7 @@ def versions(
     Example: curate versions mpox
     """
     from curate.export import list_versions
+    from curate.export.plan import iso_utc
 
     ws = open_workspace(workspace, db)
     records = list_versions(ws, name)
@@ -229,7 +230,7 @@ def versions(
             "checksum": r.checksum,
             "path": r.path,
             "archive": r.archive,
-            "created_at": r.created_at,
+            "created_at": iso_utc(r.created_at),  # one format whatever the catalogue's backend
         }
         for r in records
     ]

@@ -66,7 +66,10 @@ DbOpt = Annotated[
         "or ~/.pgpass, never typed here.",
     ),
 ]
-WorkersOpt = Annotated[int, typer.Option("--workers", min=0, help="Worker processes; 0: one per core.")]
+MAX_WORKERS = 64  # each worker is a Python process of 100-200 MB: --workers 1000000 ran the machine out of memory
+WorkersOpt = Annotated[
+    int, typer.Option("--workers", min=0, max=MAX_WORKERS, help="Worker processes; 0: one per core.")
+]
 
 
 lock.on_wait = lambda message: err_console.print(f"[yellow]{escape(message)}[/]", highlight=False)

@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from curate.dataset import DatasetVersion
+from curate.dataset import DatasetVersion, tampered
 from curate.dedupe.decode import panels
 from curate.errors import DatasetError
 from curate.export import leakage_match
@@ -352,10 +352,7 @@ def audit_version(
     own = workspace is not None and ds.path == DatasetVersion.resolve(ds.ref, workspace).resolve()
     sealed = recorded(ds.name, ds.version) if recorded is not None and own else None  # a copy elsewhere: its own
     if sealed is not None and sealed != ds.checksum:
-        raise DatasetError(
-            f"{ds.ref}: its files were changed and sealed again since `curate export` wrote it (SHA256SUMS "
-            f"{ds.checksum[:12]}, recorded {sealed[:12]}): export the version again, or restore it from a copy"
-        )
+        raise DatasetError(tampered(ds.ref, ds.path, ds.checksum, sealed))
     for row in ds.rows:  # a manifest row SHA256SUMS does not list
         if not (ds.path / row["file"]).is_file():
             raise DatasetError(f"{ds.ref}: image {row['file']} is missing")

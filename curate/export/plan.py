@@ -113,7 +113,9 @@ def parse_version(text: str) -> tuple[int, int, int]:
     return tuple(int(x) for x in m.groups())  # type: ignore[return-value]
 
 
-def _iso(dt: datetime | None) -> str:
+def iso_utc(dt: datetime | None) -> str:
+    """`dt` as dataset.json writes times (2026-12-05T18:06:25Z), the same on every catalogue backend: SQLite's
+    naive times are UTC, PostgreSQL's carry their zone."""
     if dt is None:
         return "1970-01-01T00:00:00Z"
     if dt.tzinfo is None:
@@ -302,7 +304,7 @@ def make_plan(
             }
         )
 
-    updated = max((c.updated_at for c in chosen), key=lambda d: _iso(d))
+    updated = max((c.updated_at for c in chosen), key=iso_utc)
     spec = options.spec
     meta: dict[str, Any] = {
         "name": options.name,
@@ -317,7 +319,7 @@ def make_plan(
         "test_fraction": options.test_fraction,
         "external_sources": sorted(options.external_sources),
         "parent": parent,
-        "created_at": _iso(updated),
+        "created_at": iso_utc(updated),
         "preprocessing": spec.as_dict(),
         "format_version": FORMAT_VERSION,
     }

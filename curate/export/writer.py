@@ -23,7 +23,7 @@ from pathlib import Path
 
 from sqlmodel import select
 
-from curate.dataset import SPLITS, DatasetVersion, split_counts
+from curate.dataset import SPLITS, DatasetVersion, split_counts, tampered
 from curate.errors import StoreError
 from curate.export import card, croissant
 from curate.export.diff import diff_manifests
@@ -198,6 +198,8 @@ def export_version(
                 f"a version never changes, so export under a new version number"
             )
         result = _result(plan, final, "exists", read_manifest(final / "manifest.csv"))
+        if record is not None and record.checksum != result.checksum:
+            raise ExportError(tampered(f"{options.name}@{options.version}", final, result.checksum, record.checksum))
     else:
         if record is not None and record.fingerprint != plan.fingerprint:
             raise ExportError(
@@ -504,9 +506,17 @@ def list_versions(ws, name: str | None = None) -> list[DatasetVersionRecord]:
 
 
 def diff_versions(ws, a: str, b: str):
-    """VersionDiff between two versions (NAME@VERSION or folder paths)."""
-    old, new = DatasetVersion.open(a, ws.root), DatasetVersion.open(b, ws.root)
-    return diff_manifests(old.rows, new.rows)
+    """VersionDiff between two versions (NAME@VERSION or folder paths); the workspace's own versions are checked
+    against the checksum recorded when they were written: a hand-edited one's edits are not "changes"."""
+    versions = []
+    for ref in (a, b):
+        ds = DatasetVersion.open(ref, ws.root)
+        own = ds.path.resolve() == (ws.exports / ds.name / ds.version).resolve()
+        recorded = recorded_checksum(ws, ds.name, ds.version) if own else None
+        if recorded is not None and recorded != ds.checksum:
+            raise ExportError(tampered(ds.ref, ds.path, ds.checksum, recorded))
+        versions.append(ds)
+    return diff_manifests(versions[0].rows, versions[1].rows)
 
 
 __all__ = ["ExportOptions", "ExportResult", "export_version", "list_versions", "diff_versions", "write_archive"]

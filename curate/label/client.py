@@ -189,16 +189,23 @@ class StudioClient:
         )
         return int(project.task_number or 0)
 
-    def task_images(self, project_id: int) -> dict[int, int | None]:
-        """Each task of the project (id → its data.image_id), oldest first: what an import the command did not
-        see finish left there."""
+    def task_data(self, project_id: int) -> dict[int, dict]:
+        """Each task of the project (id → its data), oldest first."""
 
         def listed():
             pages = self._ls.tasks.list(project=project_id, include="id,data", page_size=500, resolve_uri=False)
-            return {int(t.id): _image_id(t.data) for t in pages}
+            return {int(t.id): t.data if isinstance(t.data, dict) else {} for t in pages}
 
         tasks = self._call("list tasks", listed, not_found=f"Label Studio project {project_id} no longer exists")
         return dict(sorted(tasks.items()))
+
+    def task_images(self, project_id: int) -> dict[int, int | None]:
+        """Each task of the project (id → its data.image_id), oldest first: what an import the command did not
+        see finish left there."""
+        return {task: _image_id(data) for task, data in self.task_data(project_id).items()}
+
+    def delete_task(self, task_id: int) -> None:
+        self._call("delete a task", self._ls.tasks.delete, id=task_id, not_found=f"task {task_id} no longer exists")
 
     def fetch_annotations(self, project_id: int) -> list[RemoteAnnotation]:
         """Every annotation of a project in one export call (fast: one request per project)."""

@@ -313,6 +313,30 @@ def add_tasks(ws, servers: Servers, projects: dict[str, LabelProject], image_ids
     return added
 
 
+def _drop_stale_reviews(ws, client: StudioClient, project: LabelProject, disputed: dict, make_task) -> None:
+    """Delete the reviewer's unanswered tasks that no longer show their dispute (a rater changed their answer
+    since: the reviewer would choose between diagnoses nobody now gives, and an image whose raters now say
+    mpox and warts was discarded for the reviewer's "herpes"); `add_tasks` then makes each again, as it makes
+    any recorded task deleted in Label Studio. Only images still disputed are passed, so none is answered."""
+    with ws.session() as s:
+        recorded = {
+            t.ls_task_id: t.image_id
+            for t in s.exec(select(LabelTask).where(LabelTask.project_id == project.id)).all()
+            if t.image_id in disputed
+        }
+        images = {i.id: i for i in s.exec(select(Image).where(Image.id.in_(list(recorded.values())))).all()}
+    if not recorded:
+        return
+    shown = ("summary", "options", "rule")
+    for task_id, data in client.task_data(project.ls_project_id).items():
+        image_id = recorded.get(task_id)
+        if image_id is None:
+            continue
+        now = make_task(images[image_id])["data"]
+        if any(data.get(k) != now.get(k) for k in shown):
+            client.delete_task(task_id)
+
+
 def _refresh_consensus(ws) -> None:
     """Images just pushed get a 'pending' Consensus row; nothing else changes."""
     with ws.session() as s:
@@ -471,6 +495,7 @@ def adjudicate(
     def task(img):
         return review_task(image_link(ws, img), img.id, disputed[img.id], choices, rule.value, img.width, img.height)
 
+    _drop_stale_reviews(ws, servers.client_for(reviewer), projects[reviewer], disputed, task)
     pushed = add_tasks(ws, servers, projects, sorted(disputed), task)
     _refresh_consensus(ws)
     return PushResult(
