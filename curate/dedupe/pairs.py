@@ -665,12 +665,9 @@ class Verifier:
         rest = [k for k in batch if verdicts[k] is None]
         self.full_pairs += len(rest)
         self._extract(pool, [(i, verify.WORK) for k in rest for i in jobs[k][:2]])
-        for k, v in zip(rest, pool.map(lambda k: self._full(*jobs[k]), rest), strict=True):
+        for k, v in zip(rest, pool.map(lambda k: self._recut(*jobs[k][:3], self._full(*jobs[k])), rest), strict=True):
             verdicts[k] = v
             self._count("verify", 1)
-        cut = [k for k in rest if self._detail_of_cut(jobs[k][0], jobs[k][1], verdicts[k]) is not None]
-        for k, v in zip(cut, pool.map(lambda k: self._recut(*jobs[k][:3], verdicts[k]), cut), strict=True):
-            verdicts[k] = v
         again = [k for k in batch if self._unsettled(jobs[k][0], jobs[k][1], verdicts[k], thorough)]
         self.evened_pairs += len(again)
         for k, v in zip(again, pool.map(lambda k: self._evened(*jobs[k], verdicts[k]), again), strict=True):

@@ -114,6 +114,11 @@ class ServeSettings:
     login: Login | None = None  # HTTP Basic on every route but GET /healthz
 
 
+def busy(queue_size: int) -> ServeError:
+    """The 429 of a full server (uploads in progress count: `Worker.admitted`)."""
+    return ServeError(f"server busy: {queue_size} photos are uploading or waiting; try again in a moment", 429)
+
+
 @dataclass
 class Job:
     x: object  # one image as the engine's input (3, S, S)
@@ -136,9 +141,7 @@ class Worker:
         try:
             self.queue.put_nowait(Job(x, cam, fut))
         except asyncio.QueueFull:
-            raise ServeError(
-                f"server busy: {self.settings.queue_size} photos are uploading or waiting; try again in a moment", 429
-            ) from None
+            raise busy(self.settings.queue_size) from None
         return fut
 
     async def run(self) -> None:
@@ -266,9 +269,7 @@ def create_app(model: Ensemble, settings: ServeSettings = ServeSettings()) -> Fa
     async def predict(request: Request, gradcam: bool = True):
         # before the body is read: a busy server holds at most queue_size uploads (40 of 19 MB were held at once)
         if worker.admitted >= settings.queue_size:
-            raise ServeError(
-                f"server busy: {settings.queue_size} photos are uploading or waiting; try again in a moment", 429
-            )
+            raise busy(settings.queue_size)
         worker.admitted += 1
         try:
             try:
