@@ -19,7 +19,7 @@ from sqlmodel import select
 
 from curate import __version__
 from curate.files import remove_stale_parts
-from curate.lock import note_run, stale_runs, workspace_lock
+from curate.lock import note_outcome, note_run, stale_runs, unrecorded_outcomes, workspace_lock
 from curate.output import err_console
 from curate.redact import redact_value
 from db.models import CommandRun, utcnow
@@ -58,14 +58,15 @@ def clear_partial_files(ws) -> int:
     return removed
 
 
-def mark_killed(ws, run_ids: list[int]) -> int:
-    """Runs left "running" by a process that died are recorded as "killed"."""
+def mark_killed(ws, run_ids: list[int], outcomes: dict[int, str] | None = None) -> int:
+    """Runs left "running" by a process that died are recorded as "killed"; one whose command could not record
+    its outcome (the catalogue's server went away before the end) gets the outcome it left in the lock file."""
     if not run_ids:
         return 0
     with ws.session() as s:
         rows = s.exec(select(CommandRun).where(CommandRun.id.in_(run_ids), CommandRun.status == "running")).all()
         for row in rows:
-            row.status = "killed"
+            row.status = (outcomes or {}).get(row.id, "killed")
             row.finished_at = utcnow()
         return len(rows)
 
@@ -74,7 +75,7 @@ def mark_killed(ws, run_ids: list[int]) -> int:
 def audited(ws, command: str, args: dict[str, Any] | None = None) -> Iterator[Run]:
     """Hold the workspace lock; record the run at start (so a killed run is visible) and its outcome at the end."""
     with workspace_lock(ws.root, command) as held:
-        mark_killed(ws, stale_runs(held))
+        mark_killed(ws, stale_runs(held), unrecorded_outcomes(held))
         if held.depth == 1:  # once a command: a nested take in this process has swept already
             clear_partial_files(ws)
         row = CommandRun(
@@ -101,4 +102,4 @@ def audited(ws, command: str, args: dict[str, Any] | None = None) -> Iterator[Ru
                         row.summary = json.dumps(redact_value(run.summary), default=str)
                         row.finished_at = utcnow()
             except Exception:  # the audit row must never mask the command's own error
-                pass
+                note_outcome(held, run.id, status)  # before: "running" for good; the next holder records it

@@ -35,6 +35,7 @@ class Held:
     depth: int = 1
     info: dict = field(default_factory=dict)
     previous: dict = field(default_factory=dict)  # what the last holder wrote (its runs, if it was killed)
+    keep: bool = False  # leave the lock file's runs for the next holder (an outcome the catalogue did not take)
 
 
 _held: dict[Path, Held] = {}
@@ -148,7 +149,8 @@ def workspace_lock(root: Path, command: str) -> Iterator[Held]:
                 _held.pop(root, None)
         if last:
             try:
-                os.ftruncate(held.fd, 0)  # a clean exit leaves no runs for the next holder to mark
+                if not held.keep:
+                    os.ftruncate(held.fd, 0)  # a clean exit leaves no runs for the next holder to mark
             finally:
                 os.close(held.fd)  # releases the flock
 
@@ -157,6 +159,22 @@ def note_run(held: Held, run_id: int) -> None:
     """Record an audit run in the lock file, so the next holder can tell it was killed."""
     held.info.setdefault("runs", []).append(run_id)
     _write(held)
+
+
+def note_outcome(held: Held, run_id: int, status: str) -> None:
+    """Leave a run's outcome in the lock file for the next holder to record: the catalogue did not take it."""
+    held.info.setdefault("outcomes", {})[str(run_id)] = status
+    held.keep = True
+    with suppress(OSError):
+        _write(held)
+
+
+def unrecorded_outcomes(held: Held) -> dict[int, str]:
+    """The outcomes the previous holder could not record (`note_outcome`), by run id."""
+    outcomes = held.previous.get("outcomes")
+    if not isinstance(outcomes, dict):
+        return {}
+    return {int(k): v for k, v in outcomes.items() if str(k).isdigit() and v in ("ok", "failed", "interrupted")}
 
 
 def stale_runs(held: Held) -> list[int]:

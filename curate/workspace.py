@@ -22,7 +22,7 @@ import random
 import time
 import tomllib
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -149,21 +149,27 @@ class Workspace:
         # A marker without db_url or backend (main once wrote one for a URL with a password) is completed.
         fresh = settings is None or (db_url and recorded is None and "backend" not in settings)
         text = _settings_text(db_url) if fresh else None
+        folders = [root, *(root / sub for sub in ("objects", "exports", "reports", "tmp"))]
+        made = [p for p in [*reversed(root.parents), *folders] if not p.exists()]
         try:
-            root.mkdir(mode=0o700, parents=True, exist_ok=True)
-            for sub in ("objects", "exports", "reports", "tmp"):
-                (root / sub).mkdir(mode=0o700, exist_ok=True)
+            for folder in folders:
+                folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
+            _remove_empty(made)
             raise WorkspaceError(f"cannot create workspace at {root}: {exc.strerror}") from exc
-        ws = cls._at(root, tomllib.loads(text) if text else settings, db_url)
-        if keep_catalogue and settings is not None:
-            ws._refuse_lost_catalogue(recorded)
-        ws.migrate()
-        if text:
-            try:
-                write_atomic(marker, text, ws.tmp, mode=0o600)
-            except OSError as exc:
-                raise WorkspaceError(f"cannot write {marker}: {exc.strerror}") from exc
+        try:
+            ws = cls._at(root, tomllib.loads(text) if text else settings, db_url)
+            if keep_catalogue and settings is not None:
+                ws._refuse_lost_catalogue(recorded)
+            ws.migrate()
+            if text:
+                try:
+                    write_atomic(marker, text, ws.tmp, mode=0o600)
+                except OSError as exc:
+                    raise WorkspaceError(f"cannot write {marker}: {exc.strerror}") from exc
+        except BaseException:
+            _remove_empty(made)  # before: an unreachable catalogue left a folder that looked like a workspace
+            raise
         tighten(ws.private_paths())
         return ws
 
@@ -184,6 +190,7 @@ class Workspace:
         """The workspace at `root` with these settings: its catalogue `db_url`, $CURATE_DB_URL or the recorded one."""
         marker = root / MARKER
         url = db_url or os.environ.get(DB_ENV) or settings.get("db_url")
+        where = f"--db / {DB_ENV}" if db_url or os.environ.get(DB_ENV) else f"{marker}: db_url"
         if not url:
             backend = settings.get("backend")
             if backend not in (None, "sqlite") or (backend is None and not (root / "catalogue.db").exists()):
@@ -192,7 +199,7 @@ class Workspace:
                     f"URL?): pass --db or set {DB_ENV} once, password in $PGPASSWORD or ~/.pgpass"
                 )
             url = f"sqlite:///{root / 'catalogue.db'}"
-        _check_url(url)
+        _check_url(url, where)
         diagnoses = DiagnosisList.from_settings(
             settings, where=str(marker)
         )  # a bad list stops every command, before any write
@@ -348,16 +355,39 @@ def _read_settings(marker: Path) -> dict:
         raise WorkspaceError(f"{marker}: unreadable workspace settings ({exc})") from exc
 
 
-def _check_url(url: str) -> None:
-    """A catalogue URL SQLAlchemy can use, or one line naming --db (its password never shown)."""
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove the folders a failed `init` made, deepest first, while they are empty (nothing else is touched)."""
+    for folder in reversed(folders):
+        with suppress(OSError):
+            folder.rmdir()
+
+
+def _check_url(url, where: str = f"--db / {DB_ENV}") -> None:
+    """A catalogue URL this toolkit can use (SQLite or PostgreSQL, its driver installed), or one line naming
+    where the URL came from (its password never shown). Before, a MySQL URL or a driver not installed ended in
+    "unexpected ModuleNotFoundError", and a number in curate.toml blamed --db."""
+    if not isinstance(url, str):
+        raise WorkspaceError(f"{where}: the catalogue URL must be a string, not {type(url).__name__}")
     try:
         parsed = make_url(url)
-        parsed.get_backend_name()
-        parsed.get_dialect()
+        backend = parsed.get_backend_name()
+        dialect = parsed.get_dialect()
     except Exception as exc:  # ArgumentError, NoSuchModuleError, ValueError from a bad port
         raise WorkspaceError(
-            f"--db / {DB_ENV}: not a usable catalogue URL ({_redact(url)}): "
+            f"{where}: not a usable catalogue URL ({_redact(url)}): "
             f"{redact_text(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)}"
+        ) from exc
+    if backend not in ("sqlite", "postgresql"):
+        raise WorkspaceError(
+            f"{where}: a catalogue is SQLite or PostgreSQL, not {backend} ({_redact(url)}): "
+            "use sqlite:///PATH or postgresql://HOST/DB"
+        )
+    try:
+        dialect.import_dbapi()
+    except ImportError as exc:
+        raise WorkspaceError(
+            f"{where}: the {parsed.get_driver_name()} driver is not installed ({_redact(url)}): "
+            f"use {backend}:// without a driver name"
         ) from exc
 
 

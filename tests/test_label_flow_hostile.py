@@ -202,6 +202,40 @@ def test_a_review_task_deleted_in_label_studio_is_made_again(studio_server, stud
         assert s.exec(select(Consensus.status).where(Consensus.image_id == image)).one() == "adjudicated"
 
 
+def test_a_review_task_leaves_the_queue_when_the_raters_come_to_agree(studio_server, studio_workspace):
+    """Before: after a rater changed their answer to the other's, the reviewer's unanswered task stayed in their
+    queue, though any answer to it would not count; now it goes, and comes back if the raters disagree again."""
+    from label_studio_sdk import LabelStudio
+    from test_studio_round import HERPES
+
+    from curate.label.rounds import adjudicate
+
+    fx, ws = studio_server, studio_workspace
+    images = add_images(ws, 2)
+    push(ws, fx.servers(), [A, B])
+    b_answers = {}
+    for image in images:
+        annotate(fx, ws, A, image, result(MPOX))
+        b_answers[image] = annotate(fx, ws, B, image, result(HERPES))
+    pull(ws, fx.servers())
+    first = adjudicate(ws, fx.servers(), C)
+    assert first.pushed == 2
+    reviewer = StudioClient(fx.urls[C], fx.admin_token)
+    b_client = LabelStudio(base_url=fx.urls[B], api_key=fx.tokens[B])
+    b_client.annotations.update(id=b_answers[images[0]], result=result(MPOX))
+    pull(ws, fx.servers())
+    adjudicate(ws, fx.servers(), C)
+    left = {d["image_id"] for d in reviewer.task_data(first.projects[C]).values()}
+    assert left == {images[1]}  # the agreed image's task is gone, the still-disputed one stays
+    with ws.session() as s:
+        assert s.exec(select(Consensus.status).where(Consensus.image_id == images[0])).one() == "agreed"
+    b_client.annotations.update(id=b_answers[images[0]], result=result(HERPES))
+    pull(ws, fx.servers())
+    assert adjudicate(ws, fx.servers(), C).pushed == 1
+    back = {d["image_id"] for d in reviewer.task_data(first.projects[C]).values()}
+    assert back == set(images)
+
+
 def test_a_review_task_follows_a_rater_who_changed_their_answer(studio_server, studio_workspace):
     """Before: a rater's edit after adjudication left the reviewer's task offering the old dispute; the reviewer
     chose one of its diagnoses, nobody's now, and the image was discarded (three different opinions)."""

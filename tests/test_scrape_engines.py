@@ -238,6 +238,29 @@ def test_min_side(sqlite_ws, engine_server):
     assert q.new_for_query == DISTINCT_GOOD - 1
 
 
+def test_a_lower_min_side_fetches_what_a_higher_one_rejected(sqlite_ws, engine_server):
+    """Before: a picture rejected as too small was skipped by every later run, even one asking for smaller."""
+    run(sqlite_ws, engine_server, "bing", min_side=45)
+    again = run(sqlite_ws, engine_server, "bing", min_side=45).queries[0]
+    assert again.rejected == [] and again.added == 0  # still too small: skipped, not fetched again
+    lower = run(sqlite_ws, engine_server, "bing", min_side=30).queries[0]
+    assert (lower.added, lower.rejected) == (1, [])
+    assert any(i.width == 40 and i.height == 30 for i in rows(sqlite_ws, Image))
+
+
+def test_two_url_lists_of_one_name_are_refused(sqlite_ws, engine_server, tmp_path):
+    """Before: a/list.txt and b/list.txt were one query: one --max between them, one name in provenance."""
+    lists = []
+    for folder, n in (("a", 22), ("b", 23)):
+        (tmp_path / folder).mkdir()
+        lists.append(tmp_path / folder / "list.txt")
+        lists[-1].write_text(engine_server.url(f"/img/good_{n}.jpg") + "\n")
+    with pytest.raises(ConfigError, match=r"two URL lists are named list.txt .*rename one"):
+        run(sqlite_ws, engine_server, "urls", tuple(map(str, lists)))
+    assert rows(sqlite_ws, Image) == []
+    assert run(sqlite_ws, engine_server, "urls", (str(lists[0]), str(lists[0]))).queries[0].added == 1
+
+
 def test_no_result_is_lost_when_downloads_fall_behind(sqlite_ws, engine_server):
     """icrawler's CachedQueue drops a task retried after queue.Full as a 'duplicate'; we must not."""
     from engine_server import DEFAULT_ITEMS

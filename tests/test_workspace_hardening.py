@@ -326,6 +326,29 @@ def test_a_killed_run_is_marked_when_the_next_command_starts(tmp_path):
         assert [r.status for r in s.exec(select(CommandRun).order_by(CommandRun.id))] == ["killed", "killed", "ok"]
 
 
+def test_a_run_whose_end_the_catalogue_missed_is_recorded_by_the_next_command(tmp_path):
+    """Before: a catalogue server that went away during a command (PostgreSQL stopped mid-export) left its run
+    "running" for good: `curate status` said a command was still running, with none alive."""
+    from curate.audit import audited
+
+    ws = Workspace.init(tmp_path / "ws")
+
+    def gone():
+        raise ConnectionError("the catalogue's server went away")
+
+    with pytest.raises(RuntimeError), audited(ws, "export", {}):
+        ws.session = gone  # the run's row is written; its outcome cannot be
+        raise RuntimeError("the export failed")
+    del ws.session
+    with audited(ws, "ingest", {}):
+        pass
+    with ws.session() as s:
+        assert [(r.command, r.status) for r in s.exec(select(CommandRun).order_by(CommandRun.id))] == [
+            ("export", "failed"),
+            ("ingest", "ok"),
+        ]
+
+
 # --- errors and secrets -----------------------------------------------------------------------
 
 
@@ -421,3 +444,35 @@ def test_init_inside_a_workspace_is_refused(tmp_path):
             Workspace.init(inside)
         assert not (inside / "curate.toml").exists() and not (inside / "catalogue.db").exists()
     assert Workspace.init(ws.root).root == ws.root  # the workspace itself: re-run as before
+
+
+@pytest.mark.parametrize(
+    "url, said",
+    [
+        ("mysql://u@127.0.0.1/x", "a catalogue is SQLite or PostgreSQL, not mysql"),
+        ("postgresql+psycopg2://u@127.0.0.1/x", "the psycopg2 driver is not installed"),
+        ("sqlite:////nonexistent/dir/x.db", "cannot open catalogue"),
+    ],
+)
+def test_an_init_that_cannot_open_its_catalogue_says_why_and_leaves_no_folders(tmp_path, url, said):
+    """Before: a MySQL URL or a driver not installed ended in "unexpected ModuleNotFoundError", and every failed
+    init left a folder with objects/, exports/, reports/ and tmp/ that looked like a workspace."""
+    proc = curate("init", tmp_path / "new" / "ws", "--db", url)
+    assert proc.returncode == 1 and said in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "new").exists()
+    kept = tmp_path / "mine"
+    (kept / "notes.txt").parent.mkdir()
+    (kept / "notes.txt").write_text("mine")
+    assert curate("init", kept, "--db", url).returncode == 1
+    assert sorted(p.name for p in kept.iterdir()) == ["notes.txt"]  # a folder that was there keeps what it had
+
+
+def test_a_catalogue_url_that_is_not_text_names_curate_toml(tmp_path):
+    """Before: `db_url = 5` in curate.toml was reported as a bad --db, which the steward never gave."""
+    root = tmp_path / "ws"
+    curate("init", root, check=True)
+    marker = root / "curate.toml"
+    marker.write_text(marker.read_text() + "db_url = 5\n")
+    proc = curate("status", "-w", root)
+    assert proc.returncode == 1 and f"{marker}: db_url: the catalogue URL must be a string" in proc.stderr

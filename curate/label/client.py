@@ -199,6 +199,17 @@ class StudioClient:
         tasks = self._call("list tasks", listed, not_found=f"Label Studio project {project_id} no longer exists")
         return dict(sorted(tasks.items()))
 
+    def unanswered_tasks(self, project_id: int) -> set[int]:
+        """Ids of the project's tasks nobody has answered or skipped yet (one listing)."""
+
+        def listed():
+            pages = self._ls.tasks.list(
+                project=project_id, include="id,total_annotations,cancelled_annotations", page_size=500
+            )
+            return {int(t.id) for t in pages if not (t.total_annotations or t.cancelled_annotations)}
+
+        return self._call("list tasks", listed, not_found=f"Label Studio project {project_id} no longer exists")
+
     def task_images(self, project_id: int) -> dict[int, int | None]:
         """Each task of the project (id → its data.image_id), oldest first: what an import the command did not
         see finish left there."""

@@ -313,24 +313,35 @@ def add_tasks(ws, servers: Servers, projects: dict[str, LabelProject], image_ids
     return added
 
 
-def _drop_stale_reviews(ws, client: StudioClient, project: LabelProject, disputed: dict, make_task) -> None:
+def _drop_stale_reviews(
+    ws, client: StudioClient, project: LabelProject, disputed: dict, settled: set[int], make_task
+) -> None:
     """Delete the reviewer's unanswered tasks that no longer show their dispute (a rater changed their answer
     since: the reviewer would choose between diagnoses nobody now gives, and an image whose raters now say
     mpox and warts was discarded for the reviewer's "herpes"); `add_tasks` then makes each again, as it makes
-    any recorded task deleted in Label Studio. Only images still disputed are passed, so none is answered."""
+    any recorded task deleted in Label Studio. Only images still disputed are passed, so none is answered.
+
+    A task of a `settled` image (no longer in dispute: its raters agree now, or one withdrew; no review
+    recorded) is deleted too while nobody has answered it: the reviewer's answer would not count, and it stood
+    in their queue for nothing. Should the raters disagree again, the next adjudicate makes it again."""
     with ws.session() as s:
         recorded = {
             t.ls_task_id: t.image_id
             for t in s.exec(select(LabelTask).where(LabelTask.project_id == project.id)).all()
-            if t.image_id in disputed
+            if t.image_id in disputed or t.image_id in settled
         }
         images = {i.id: i for i in s.exec(select(Image).where(Image.id.in_(list(recorded.values())))).all()}
     if not recorded:
         return
     shown = ("summary", "options", "rule")
+    unanswered = client.unanswered_tasks(project.ls_project_id) if settled else set()
     for task_id, data in client.task_data(project.ls_project_id).items():
         image_id = recorded.get(task_id)
         if image_id is None:
+            continue
+        if image_id in settled:
+            if task_id in unanswered:
+                client.delete_task(task_id)
             continue
         now = make_task(images[image_id])["data"]
         if any(data.get(k) != now.get(k) for k in shown):
@@ -453,6 +464,7 @@ def adjudicate(
             ).all()
         )
     disputed: dict[int, list[RaterView]] = {}
+    settled: set[int] = set()  # in this reviewer's round, no review recorded, and the raters no longer disagree
     raters: set[str] = set()
     own: list[int] = []  # with three clinicians in rotating pairs each reviews the pairs they are not in
     mine = rnd.id if rnd is not None else None
@@ -460,6 +472,8 @@ def adjudicate(
         # an image of this reviewer's round still disputed stays: its task, if deleted in Label Studio (the
         # pull withdrew the answer), is made again by `add_tasks`; another reviewer's images are theirs
         in_round = reviewed.get(image_id)
+        if mine is not None and in_round == mine and item.review is None and not item.outcome().needs_review:
+            settled.add(image_id)
         if not item.outcome().needs_review or (in_round is not None and in_round != mine):
             continue
         if reviewer in {r.rater for r in item.ratings}:
@@ -495,7 +509,7 @@ def adjudicate(
     def task(img):
         return review_task(image_link(ws, img), img.id, disputed[img.id], choices, rule.value, img.width, img.height)
 
-    _drop_stale_reviews(ws, servers.client_for(reviewer), projects[reviewer], disputed, task)
+    _drop_stale_reviews(ws, servers.client_for(reviewer), projects[reviewer], disputed, settled, task)
     pushed = add_tasks(ws, servers, projects, sorted(disputed), task)
     _refresh_consensus(ws)
     return PushResult(

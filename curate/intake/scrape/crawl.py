@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ from curate.intake.store import sha256_bytes
 from db.models import utcnow
 
 log = logging.getLogger("curate.scrape")
+# A rejection under --min-side, and its reason read back: a later run with a lower --min-side fetches it again.
+TOO_SMALL = re.compile(r"too small \((\d+)x(\d+) < (\d+) px\)")
 STOP_JOIN_S = 2.0  # a stopped crawl waits this long for each download thread, its requests ended (`end_all`)
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from sqlmodel import select
 
 from curate.intake.catalogue import record_arrival
-from curate.intake.scrape.crawl import Kind, Outcome
+from curate.intake.scrape.crawl import TOO_SMALL, Kind, Outcome
 from curate.intake.scrape.engines.base import TEXT_LIMIT
 from curate.intake.scrape.fetch import clip
 from curate.intake.scrape.report import QueryReport
@@ -38,10 +38,13 @@ class Known:
     shas: set[str]  # the images this query already has
 
 
-def known(ws, target: QueryTarget) -> Known:
+def known(ws, target: QueryTarget, min_side: int = 0) -> Known:
+    """What the source already has. A URL rejected as too small is known only while it is still under this
+    run's `min_side` (before: every such rejection was for good, so a lower --min-side never fetched it)."""
     with ws.session() as s:
         urls = set(s.exec(select(Provenance.locator).where(Provenance.source_id == target.source_id)).all())
-        urls |= set(s.exec(select(Rejection.locator).where(Rejection.source_id == target.source_id)).all())
+        rejected = s.exec(select(Rejection.locator, Rejection.reason).where(Rejection.source_id == target.source_id))
+        urls |= {locator for locator, reason in rejected if not _small_enough_now(reason, min_side)}
         shas = set(
             s.exec(
                 select(Image.sha256)
@@ -50,6 +53,12 @@ def known(ws, target: QueryTarget) -> Known:
             ).all()
         )
     return Known(urls, shas)
+
+
+def _small_enough_now(reason: str, min_side: int) -> bool:
+    """Was this rejection for size only, and would the picture pass `min_side` now?"""
+    m = TOO_SMALL.fullmatch(reason or "")
+    return m is not None and min(int(m[1]), int(m[2])) >= min_side
 
 
 def write_batch(ws, batch: list[Outcome], target: QueryTarget, qr: QueryReport) -> list[str]:

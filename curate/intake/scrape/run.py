@@ -72,7 +72,7 @@ def _scrape_query(
 ) -> QueryReport:
     options, query = plan.options, plan.query
     qr = QueryReport(query)
-    seen = known(ws, target)
+    seen = known(ws, target, options.min_side)
     qr.before = len(seen.shas)
     remaining = None if options.max_num == 0 else options.max_num - qr.before
     log.info(

@@ -60,9 +60,16 @@ class UrlList(Engine):
     reads_result_pages = False
 
     def check(self, options: ScrapeOptions) -> None:
+        named: dict[str, Path] = {}
         for q in options.queries:
             if not Path(q).is_file():
                 raise ConfigError(f"--engine urls takes files of image URLs; not a file: {q}")
+            other = named.setdefault(self.query_label(q), Path(q).resolve())
+            if other != Path(q).resolve():  # before: both were one query, one --max, one name in provenance
+                raise ConfigError(
+                    f"two URL lists are named {self.query_label(q)} ({other} and {q}): a list's file name is its "
+                    "query in the catalogue; rename one"
+                )
 
     def base_url(self, options: ScrapeOptions) -> str:
         """No engine host to call; a base URL given only names a host whose address is always allowed."""
