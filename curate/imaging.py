@@ -63,10 +63,15 @@ def eight_bit(img: Image.Image) -> Image.Image:
     Pillow's own conversion clips every level over 255, so a 16-bit photo became white, and rounds a float
     TIFF's 0-1 levels to 0 and 1, so it became black: nothing to compare for dedupe, a blank thumbnail on the
     review sheet, a black image in the export. A float picture has no fixed range: levels up to 1 are taken as
-    0-1, up to 255 as 8-bit, higher as 16-bit."""
-    if img.mode == "F":
+    0-1, up to 255 as 8-bit, higher as 16-bit. Neither has a 32-bit integer one ("I", a TIFF's): levels up to
+    255 are 8-bit (before, divided by 256 as 16-bit, a grey photo saved so became black), higher 16-bit, and
+    beyond 16 bits scaled by its top."""
+    if img.mode in ("F", "I"):
         top = img.getextrema()[1]
-        scale = 255.0 if top <= 1 else 1.0 if top <= 255 else 1 / 256
+        if img.mode == "F" and top <= 1:
+            scale = 255.0
+        else:
+            scale = 1.0 if top <= 255 else 1 / 256 if top <= 65535 else 255 / top
         return img.point(lambda v: v * scale).convert("L")
     return img.point(lambda v: v / 256).convert("L") if img.mode in WIDE_GREYS else img
 

@@ -157,6 +157,9 @@ def run_parallel(
     if workers > 1 and total >= serial_below:
         context = multiprocessing.get_context(start)  # None: the platform's default
         forked = context.get_start_method() == "fork"
+        # before the pool, not at the stop: SIGTERM to the whole process group (`timeout`, a service's stop) ends
+        # the workers first, and the pool's thread fails on the cancelled futures before this process stops
+        _quiet_broken_pool_thread()
         pool = ProcessPoolExecutor(
             max_workers=workers,
             mp_context=context,

@@ -56,11 +56,7 @@ def catalogue_status(session: Session, live_runs: Iterable[int] = ()) -> dict:
         ).one(),
     }
     stages["dataset_versions"] = session.exec(select(func.count()).select_from(DatasetVersionRecord)).one()
-    unfinished = session.exec(
-        select(func.count())
-        .select_from(CommandRun)
-        .where(CommandRun.status == "running", CommandRun.id.not_in(list(live_runs)))
-    ).one()
+    unfinished = unfinished_commands(session, live_runs)
     return {
         "images": images,
         "by_source": by_source,
@@ -68,8 +64,33 @@ def catalogue_status(session: Session, live_runs: Iterable[int] = ()) -> dict:
         "stages": stages,
         # pairs dedupe found alike and the steward has not decided: export keeps each in one split meanwhile
         "dedupe_undecided_pairs": len(undecided_pairs(session, clusters)),
-        "unfinished_runs": unfinished,
+        "unfinished_runs": len(unfinished),
+        "unfinished": unfinished,
     }
+
+
+def unfinished_commands(session: Session, live_runs: Iterable[int] = ()) -> list[dict]:
+    """Each command whose latest run did not finish: stopped (Ctrl-C, SIGTERM), killed, or "running" with its
+    process gone. It stays listed until that command runs again to the end (before: an interrupted ingest was
+    never mentioned, and a killed one only until the next writer marked it "killed")."""
+    live = set(live_runs)
+    latest = (
+        select(CommandRun.command, func.max(CommandRun.id).label("last"))
+        .where(CommandRun.id.not_in(list(live)))
+        .group_by(CommandRun.command)
+        .subquery()
+    )
+    rows = session.exec(select(CommandRun).join(latest, CommandRun.id == latest.c.last).order_by(CommandRun.id)).all()
+    return [
+        {
+            "command": r.command,
+            "status": "killed" if r.status == "running" else r.status,
+            "run_id": r.id,
+            "started_at": r.started_at.strftime("%Y-%m-%d %H:%M UTC"),
+        }
+        for r in rows
+        if r.status in ("running", "killed", "interrupted")
+    ]
 
 
 def exposed_entries(ws) -> list[dict]:

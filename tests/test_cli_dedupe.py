@@ -123,6 +123,23 @@ def _rep(ws, image: int) -> int:
         ).one()
 
 
+def test_a_second_keep_in_a_cluster_takes_the_first_back(ws_path):
+    """Before: `keep A` then `keep B` left both keeps standing, so `keep B --undo` handed the cluster to A, not to
+    the rule as --undo says; `dedupe decisions` listed both."""
+    assert runner.invoke(app, ["dedupe", "-w", str(ws_path), "--min-side", "64", "--workers", "1"]).exit_code == 0
+    ws, ids = _ids(ws_path)
+    photo, turned = ids["p0.jpg"], ids["p0_turned.jpg"]
+    ruled = _rep(ws, photo)
+    other = turned if ruled == photo else photo
+    assert runner.invoke(app, ["dedupe", "keep", str(other), "-w", str(ws_path)]).exit_code == 0
+    r = runner.invoke(app, ["dedupe", "keep", str(ruled), "-w", str(ws_path)])
+    assert r.exit_code == 0 and f"image {other}: its keep of" in r.output and "is taken back" in r.output
+    keeps = json.loads(runner.invoke(app, ["dedupe", "decisions", "-w", str(ws_path), "--json"]).stdout)
+    assert [(d["image_a"], d["action"]) for d in keeps] == [(ruled, "keep")]
+    r = runner.invoke(app, ["dedupe", "keep", str(ruled), "--undo", "-w", str(ws_path), "--json"])
+    assert json.loads(r.stdout)["now"] == ruled == _rep(ws, photo)  # the rule's pick, not the first keep
+
+
 def test_keep_makes_the_stewards_pick_the_one_labelled_on_every_run_until_undone(ws_path):
     """`curate dedupe keep ID`: the rule picked one copy, the steward another; that one is labelled and exported,
     after a re-run too; the sheet offers the command for every other member and marks the pick; `--undo` gives

@@ -319,3 +319,28 @@ def test_pipeline_sources_label_from_diagnosis_folders_only(tmp_path, monkeypatc
     st = runner.invoke(app, ["status", "--json"])
     assert json.loads(st.stdout)["by_prior_label"] == {"(none)": 2, "healthy_skin": 2}
     no_patient_named(st.output)
+
+
+def test_a_re_run_fills_in_labels_and_licence_the_first_run_forgot_and_says_what_it_kept(tmp_path):
+    """Before: a second ingest with --label-from-folders and --licence printed 'mpox … already known 3' and stored
+    neither: status showed every image unlabelled, and the review sheet never flagged mixed-label clusters."""
+    ws_dir, folder = tmp_path / "ws", make_folder(tmp_path / "in")
+    runner.invoke(app, ["init", str(ws_dir)])
+    first = runner.invoke(app, ["ingest", str(folder), "-s", "clinic", "-w", str(ws_dir)])
+    assert first.exit_code == 0, first.output
+    again = ["ingest", str(folder), "-s", "clinic", "-w", str(ws_dir), "--json"]
+    data = json.loads(runner.invoke(app, [*again, "--label-from-folders", "--licence", "CC-BY-4.0"]).output)
+    assert data["already_known"] == 6 and data["kept_recorded"] == {} and data["warnings"] == []
+    st = json.loads(runner.invoke(app, ["status", "-w", str(ws_dir), "--json"]).output)
+    assert st["by_prior_label"] == {"healthy_skin": 3, "mpox": 3}
+    ws = Workspace.open(ws_dir)
+    with ws.session() as s:
+        assert set(s.exec(select(Provenance.licence)).all()) == {"CC-BY-4.0"}
+        assert s.exec(select(Source.licence)).one() == "CC-BY-4.0"
+    mapping = tmp_path / "map.csv"
+    mapping.write_text("folder,label\nMpox,herpes\nHealthy skin,healthy_skin\n")
+    data = json.loads(runner.invoke(app, [*again, "--label-map", str(mapping)]).output)
+    assert data["kept_recorded"] == {"prior_label": 3}
+    assert any("keep what was recorded then" in w and "3 prior label(s)" in w for w in data["warnings"])
+    st = json.loads(runner.invoke(app, ["status", "-w", str(ws_dir), "--json"]).output)
+    assert st["by_prior_label"] == {"healthy_skin": 3, "mpox": 3}  # a re-run never relabels

@@ -176,7 +176,7 @@ def test_review_json_lists_what_the_sheet_lists_in_its_order(ws_root):
     assert all(m["sources"] == ["clinic-x"] for m in mixed["members"])
     [rep] = [m for m in mixed["members"] if m["representative"]]
     [other] = [m for m in mixed["members"] if not m["representative"]]
-    assert other["split"] == f"curate dedupe split {other['image']} {rep['image']}"
+    assert other["split"] == f"curate dedupe split {other['image']}"
     [plain] = data["clusters"]
     assert {m["image"] for m in plain["members"]} == {ids["p1.jpg"], ids["p1_bar.jpg"]}
     assert data["counts"] == {
@@ -244,3 +244,49 @@ def test_a_sheet_shows_the_first_of_each_list_and_says_how_many_more_the_json_li
     assert (
         "shows whole groups of pairs until {} pairs, and the first {} groups and clusters".format(*shown) in help_text
     )
+
+
+def test_the_sheets_not_the_same_photo_is_one_decision(tmp_path):
+    """Before: the sheet printed `curate dedupe split M REP` for a member of a larger cluster; M left, but
+    stayed alike to the cluster's other copies, and came back as a new group asking another decision."""
+    base = tmp_path / "in"
+    save(photo(70), base / "p.jpg")
+    for kind in ("resize", "reencode", "bar", "tone"):
+        save(variant(photo(70), kind, 0), base / f"p_{kind}.jpg")
+    root = tmp_path / "ws"
+    assert runner.invoke(app, ["init", str(root)]).exit_code == 0
+    _cli(root, "ingest", str(base), "--source", "clinic-x", "--workers", "1")
+    _cli(root, "dedupe", "--min-side", "64", "--workers", "1", "--no-review")
+    [cluster] = json.loads(_cli(root, "dedupe", "review", "--json").stdout)["clusters"]
+    assert cluster["size"] == 5
+    member = next(m for m in cluster["members"] if not m["representative"])
+    _cli(root, *member["split"].split()[1:])  # the printed command, as typed
+    after = json.loads(_cli(root, "dedupe", "review", "--json").stdout)
+    assert after["to_review"] == [] and after["counts"]["to_decide"] == 0
+    [rest] = after["clusters"]
+    assert rest["size"] == 4 and member["image"] not in {m["image"] for m in rest["members"]}
+
+
+def test_a_merge_says_which_cluster_mates_it_left_out_and_how_to_take_them(tmp_path):
+    """Before: merging the representatives of two clusters of copies pulled one photo away from its own copies,
+    took the other's copies along, and said nothing about the copies left behind."""
+    base = tmp_path / "in"
+    for n in (70, 71):
+        save(photo(n), base / f"p{n}.jpg")
+        for kind in ("resize", "bar"):
+            save(variant(photo(n), kind, 0), base / f"p{n}_{kind}.jpg")
+    root = tmp_path / "ws"
+    assert runner.invoke(app, ["init", str(root)]).exit_code == 0
+    _cli(root, "ingest", str(base), "--source", "clinic-x", "--workers", "1")
+    _cli(root, "dedupe", "--min-side", "64", "--workers", "1", "--no-review")
+    first, second = json.loads(_cli(root, "dedupe", "review", "--json").stdout)["clusters"]
+    reps = [next(m["image"] for m in c["members"] if m["representative"]) for c in (first, second)]
+    r = _cli(root, "dedupe", "merge", *map(str, reps))
+    said = " ".join(r.output.split())
+    left = json.loads(_cli(root, "dedupe", "decisions", "--json").stdout)  # the merge is recorded
+    assert [(d["image_a"], d["image_b"], d["action"]) for d in left] == [(*sorted(reps), "merge")]
+    command = re.search(r"name them too: (curate dedupe merge [\d ]+)", said)
+    assert command and "left out of the merged cluster:" in said
+    _cli(root, *command[1].split()[1:])  # the printed command, as typed
+    [whole] = json.loads(_cli(root, "dedupe", "review", "--json").stdout)["clusters"]
+    assert whole["size"] == 6

@@ -124,6 +124,18 @@ def test_a_float_grey_tiff_keeps_its_levels(tmp_path, top):
     assert np.abs(np.asarray(exported.convert("L"), np.float32) - eight).max() <= 1
 
 
+@pytest.mark.parametrize("factor", [1, 257])
+def test_a_32_bit_integer_grey_tiff_keeps_its_levels(factor):
+    """A grey photo saved as a 32-bit integer TIFF (Pillow's mode "I") with 8-bit levels was divided by 256 as
+    if 16-bit: black, "single colour" to dedupe and in the export. Its levels are scaled from the range used."""
+    eight = np.asarray(I.photo(5).convert("L"), np.int32)
+    buf = io.BytesIO()
+    Image.fromarray(eight * factor, "I").save(buf, "TIFF")
+    picture = open_upright(buf.getvalue()).image
+    assert Image.open(io.BytesIO(buf.getvalue())).mode == "I"
+    assert np.abs(np.asarray(picture.convert("L"), np.int32) - eight).max() <= 1
+
+
 def test_dark_pictures_whose_lit_parts_hardly_meet_are_compared_where_either_is_lit():
     """Two nearly black pictures in place on each other (a star field, a fundus rim): their lit parts barely
     overlap, so near-black left out in either leaves almost nothing; where either is lit they are unlike.

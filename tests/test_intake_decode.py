@@ -108,3 +108,14 @@ def test_serving_reads_a_16_bit_grey_and_a_transparent_photo_as_the_export_wrote
     served = np.asarray(decode(clear, Limits()))
     assert np.array_equal(served, np.asarray(to_rgb(Image.open(io.BytesIO(clear)))))
     assert served.mean() > np.asarray(I.photo(6).convert("RGB")).mean()  # half see-through: lighter on white
+
+
+def test_a_decoders_reason_is_one_line():
+    """libheif's message for a cut HEIC ends in a newline: stored, it broke `curate dedupe`'s summary line in two
+    and reached `--json` raw. A reason is one line whatever the decoder says."""
+    data = I.encode(I.photo(3), "HEIF")
+    with pytest.raises(Rejected) as caught:
+        inspect(data[: len(data) // 2])
+    reason = str(caught.value)
+    assert reason.startswith("cannot decode (") and reason.endswith(")")
+    assert "\n" not in reason and reason == " ".join(reason.split())

@@ -81,7 +81,7 @@ def _workers_gone(stdout: str, within: float) -> bool:
 
 
 def _ingest_stopped_by(
-    script: str, tmp_path: Path, seed: int
+    script: str, tmp_path: Path, seed: int, size: tuple[int, int] = (300, 400)
 ) -> tuple[Workspace, list[str], subprocess.CompletedProcess]:
     """40 noise photos, and `curate ingest` of them run by `script` (which stops it); (workspace, the ingest's
     arguments, the stopped run)."""
@@ -89,13 +89,42 @@ def _ingest_stopped_by(
     folder.mkdir()
     rng = np.random.default_rng(seed)
     for i in range(40):
-        Image.fromarray(rng.integers(0, 255, (300, 400, 3), dtype=np.uint8)).save(folder / f"{i}.jpg", quality=90)
+        Image.fromarray(rng.integers(0, 255, (*size, 3), dtype=np.uint8)).save(folder / f"{i}.jpg", quality=90)
     ws = Workspace.init(tmp_path / "ws")
     args = ["ingest", str(folder), "-s", "clinic", "-w", str(ws.root), "--workers", "2"]
     stopped = subprocess.run(
         [sys.executable, "-c", script, *args], capture_output=True, text=True, env=ENV, timeout=120
     )
     return ws, args, stopped
+
+
+# SIGTERM to the whole process group (`timeout`, `kill -- -PGID`, a service's stop) halfway through: the command
+# and its workers all get it at once.
+_GROUP_TERMINATED = """
+import os, signal, threading
+from concurrent.futures import process
+real_map = process.ProcessPoolExecutor.map
+def map_(self, *args, **kwargs):
+    answers = real_map(self, *args, **kwargs)
+    def halfway_then_stop():
+        for n, answer in enumerate(answers):
+            if n == 4:  # from another thread: the command is waiting for an answer, as `timeout` finds it
+                threading.Timer(0.05, os.killpg, (0, signal.SIGTERM)).start()
+            yield answer
+    return halfway_then_stop()
+process.ProcessPoolExecutor.map = map_
+os.setpgid(0, 0)
+from curate.cli import main
+main()
+"""
+
+
+def test_sigterm_to_the_process_group_is_one_line_too(tmp_path):
+    """Before: `timeout 1 curate ingest …` printed the pool thread's InvalidStateError traceback above the line."""
+    _, _, stopped = _ingest_stopped_by(_GROUP_TERMINATED, tmp_path, 2, size=(1200, 1600))
+    assert stopped.returncode == 143, stopped.stderr
+    assert stopped.stderr.strip().splitlines()[-1] == "error: terminated (SIGTERM); re-run the same command to continue"
+    assert "Traceback" not in stopped.stderr and "InvalidStateError" not in stopped.stderr
 
 
 def test_a_killed_ingest_leaves_no_worker_and_the_rerun_completes(tmp_path):

@@ -73,7 +73,8 @@ def test_status_names_the_running_writer_and_warns_only_about_dead_runs(tmp_path
     killed.communicate("kill", timeout=60)
     assert killed.returncode == -signal.SIGKILL
     shown = curate("status", "-w", root).stdout
-    assert "1 command run(s) did not finish; re-run them to complete." in shown and "running now" not in shown
+    assert "did not finish: `curate ingest` (killed, started " in shown and "running now" not in shown
+    assert "re-run it to complete." in shown
     data = json.loads(curate("status", "-w", root, "--json").stdout)
     assert data["running_now"] is None and data["unfinished_runs"] == 1
 

@@ -318,7 +318,7 @@ def test_a_killed_run_is_marked_when_the_next_command_starts(tmp_path):
     for _ in range(2):
         assert subprocess.run([sys.executable, "-c", _KILLED, str(root)], env=env).returncode == -signal.SIGKILL
     # (the second killed run already marked the first)
-    assert "1 command run(s) did not finish" in curate("status", "-w", root, check=True).stdout
+    assert "did not finish: `curate ingest` (killed" in curate("status", "-w", root, check=True).stdout
     curate("ingest", photos(tmp_path / "in", 2), "-s", "c", "-w", root, check=True)
     assert "did not finish" not in curate("status", "-w", root, check=True).stdout
     ws = Workspace.open(root)
@@ -347,6 +347,24 @@ def test_a_run_whose_end_the_catalogue_missed_is_recorded_by_the_next_command(tm
             ("export", "failed"),
             ("ingest", "ok"),
         ]
+
+
+def test_status_names_a_stopped_command_until_it_runs_again_to_the_end(tmp_path):
+    """Before: an ingest stopped with Ctrl-C or SIGTERM (status "interrupted") left half its folder in and status
+    said nothing; a killed one was mentioned only until the next writer of any kind marked it "killed"."""
+    from curate.audit import audited
+
+    root = tmp_path / "ws"
+    ws = Workspace.init(root)
+    with pytest.raises(KeyboardInterrupt), audited(ws, "ingest", {}):
+        raise KeyboardInterrupt
+    curate("dedupe", "-w", root, check=True)  # another writer: the ingest is still not finished
+    shown = curate("status", "-w", root, check=True).stdout
+    assert "did not finish: `curate ingest` (interrupted, started " in " ".join(shown.split())
+    data = json.loads(curate("status", "-w", root, "--json", check=True).stdout)
+    assert data["unfinished_runs"] == 1 and data["unfinished"][0]["command"] == "ingest"
+    curate("ingest", photos(tmp_path / "in", 2), "-s", "c", "-w", root, check=True)
+    assert "did not finish" not in curate("status", "-w", root, check=True).stdout
 
 
 # --- errors and secrets -----------------------------------------------------------------------

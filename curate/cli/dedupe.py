@@ -185,7 +185,10 @@ def _decision_output(summary: dict, json_out: bool, message: str) -> None:
         f"{left} pair{'s' * (left != 1)} found alike still undecided"
     )
     for r in summary.get("replaced", []):
-        console.print(f"images {r['image_a']} and {r['image_b']}: replaces the {r['action']} of {r['at']}")
+        if r["image_a"] == r["image_b"]:  # a keep: one image
+            console.print(f"image {r['image_a']}: its {r['action']} of {r['at']} is taken back")
+        else:
+            console.print(f"images {r['image_a']} and {r['image_b']}: replaces the {r['action']} of {r['at']}")
     if summary.get("already_apart"):
         ids = ", ".join(map(str, summary["already_apart"]))
         console.print(f"already in another cluster, no pair between them: {ids} (nothing recorded for them)")
@@ -239,7 +242,8 @@ def merge(
 ) -> None:
     """Record "same picture": IMAGE_A, IMAGE_B and any MORE are one cluster from now on, whatever their pairs say
     (an earlier split between two of them is taken over, and said so). The rest of their clusters joins where it
-    matches every member; the review sheet's merge of two clusters names every picture of both.
+    matches every member (those left out are named, with the command that takes them too); the review sheet's
+    merge of two clusters names every picture of both.
 
     Example: curate dedupe merge 17 230
     """
@@ -260,6 +264,15 @@ def merge(
             f"[yellow]not in image {ids[0]}'s cluster after all: {', '.join(map(str, summary['apart']))} "
             "(an earlier split with a picture exactly like one of them, or merged with one: `curate dedupe "
             "decisions`)[/]"
+        )
+    if summary["left_out"] and not json_out:
+        every = " ".join(map(str, [*ids, *summary["left_out"]]))
+        console.print(
+            f"[yellow]left out of the merged cluster: {', '.join(map(str, summary['left_out']))} (with a named image "
+            "before; a picture joins only where it matches every member): to keep them with it, name them too: "
+            f"curate dedupe merge {every}[/]",
+            highlight=False,
+            soft_wrap=True,
         )
 
 

@@ -182,8 +182,16 @@ def status(workspace: WorkspaceOpt = None, db: DbOpt = None, json_out: JsonOpt =
         )
     if data["running_now"] is not None:
         console.print(f"running now: {escape(describe(data['running_now']))}", highlight=False, soft_wrap=True)
-    if data["unfinished_runs"]:
-        console.print(f"[yellow]{data['unfinished_runs']} command run(s) did not finish; re-run them to complete.[/]")
+    if data["unfinished"]:
+        runs = ", ".join(
+            f"`curate {u['command']}` ({u['status']}, started {u['started_at']})" for u in data["unfinished"]
+        )
+        console.print(
+            f"[yellow]did not finish: {escape(runs)}; re-run {'it' if len(data['unfinished']) == 1 else 'them'} "
+            "to complete.[/]",
+            highlight=False,
+            soft_wrap=True,
+        )
     if data["missing_originals"]:
         console.print(
             f"[yellow]warning: {data['missing_originals']} original(s) listed in the catalogue are missing from the "

@@ -95,17 +95,28 @@ def merge(
             )
         ).all()
         pairs = [(ids[0], o) for o in ids[1:]] + [(x, y) for x, y in splits if x in named and y in named]
+        was_with = _cluster_mates(s, ids)
         replaced = [r for x, y in dict.fromkeys(pairs) if (r := _decide(s, x, y, "merge", note))]
         summary = recluster(s, run_id)
         keys = {m.image_id: m.cluster_key for m in s.exec(select(DedupeMember).where(DedupeMember.image_id.in_(ids)))}
         apart = [i for i in ids[1:] if keys.get(i) != keys.get(ids[0])]
+        now_with = set(_cluster_mates(s, [ids[0]]))
         return summary | {
             "replaced": replaced,
             "already_apart": [],
             "merged": ids,
             "apart": apart,
+            # before: the named images' old cluster-mates that did not follow were left unsaid (two clusters'
+            # representatives merged: one cluster's copies joined, the other's lost their photo without a word)
+            "left_out": [i for i in was_with if i not in now_with and i not in named],
             "undecided": len(undecided_pairs(s)),
         }
+
+
+def _cluster_mates(s, ids: list[int]) -> list[int]:
+    """Every image in a cluster with any of `ids` (them included), in id order."""
+    keys = s.exec(select(DedupeMember.cluster_key).where(DedupeMember.image_id.in_(ids))).all()
+    return sorted(s.exec(select(DedupeMember.image_id).where(DedupeMember.cluster_key.in_(set(keys)))).all())
 
 
 def _apart(s, image: int, others: list[int]) -> list[int]:
@@ -176,10 +187,11 @@ def split(ws, image: int, others: list[int] | None = None, note: str | None = No
 def keep(ws, image: int, note: str | None = None, undo: bool = False, run_id: int | None = None) -> dict:
     """Record that `image` represents whatever cluster holds it, now and after every re-run: the rule
     (`curate.dedupe.cluster.representative`) sees pixels, colour and arrival, not an enlarged crop or a colour
-    cast, and a steward who sees one picks the photo. Of two kept images in one cluster (a later merge), the
-    later keep. `undo`: take the keep back (its row goes; the command log keeps the call), the rule chooses
-    again. A low-resolution image is refused: a representative under the minimum side is never labelled. The
-    summary's `was` is the cluster's representative before, `now` after."""
+    cast, and a steward who sees one picks the photo. A keep takes back the keeps of its cluster's other members
+    (in `replaced`); of two kept images that a later merge puts in one cluster, the later keep. `undo`: take the
+    keep back (its row goes; the command log keeps the call), the rule chooses again. A low-resolution image is
+    refused: a representative under the minimum side is never labelled. The summary's `was` is the cluster's
+    representative before, `now` after."""
     with ws.session() as s:
         _check_ids(s, [image])
         mine = s.get(DedupeMember, image)
@@ -201,17 +213,38 @@ def keep(ws, image: int, note: str | None = None, undo: bool = False, run_id: in
             )
         elif note is not None:
             row.note = _cut(note, NOTE_MAX)
+        replaced = [] if undo else _drop_other_keeps(s, image, mine.cluster_key)
         s.flush()
         summary = recluster(s, run_id)
         key = s.get(DedupeMember, image).cluster_key
         return summary | {
-            "replaced": [],
+            "replaced": replaced,
             "already_apart": [],
             "undecided": len(undecided_pairs(s)),
             "cluster": key,
             "was": was,
             "now": _representative_of(s, key),
         }
+
+
+def _drop_other_keeps(s, image: int, cluster_key: str) -> list[dict]:
+    """The keeps of the other members of `image`'s cluster, taken back: the steward chose again. Before, they
+    stayed, so `keep --undo` of the new one handed the cluster to the old keep, not to the rule as it says."""
+    members = s.exec(select(DedupeMember.image_id).where(DedupeMember.cluster_key == cluster_key)).all()
+    others = [m for m in members if m != image]
+    rows = s.exec(
+        select(DedupeOverride).where(
+            DedupeOverride.action == KEEP,
+            DedupeOverride.image_a.in_(others),
+            DedupeOverride.image_a == DedupeOverride.image_b,
+        )
+    ).all()
+    for row in rows:
+        s.delete(row)
+    return [
+        {"image_a": r.image_a, "image_b": r.image_b, "action": r.action, "note": r.note, "at": when(r.created_at)}
+        for r in rows
+    ]
 
 
 def _representative_of(s, cluster_key: str) -> int | None:

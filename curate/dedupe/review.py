@@ -265,7 +265,9 @@ def _cluster(d: dict, key: str, group: list, mixed: bool) -> dict:
         else:
             entry |= {
                 "link": link(rep, m.image_id),
-                "split": f"curate dedupe split {m.image_id} {rep}",
+                # from every other member: split from the representative alone, it stayed alike to the other
+                # copies, and its pairs with them came back as a new group to decide
+                "split": f"curate dedupe split {m.image_id}",
                 "keep": None if m.low_res else f"curate dedupe keep {m.image_id}",  # never labelled: not offered
             }
         members.append(entry)

@@ -43,6 +43,9 @@ def get_or_create_source(session: Session, name: str, kind: str | None = None, l
         session.flush()
     elif kind is not None and kind != src.kind:
         raise ConfigError(f"source {name!r} is already registered as {src.kind!r}, not {kind!r}")
+    elif licence is not None and src.licence is None:  # --licence forgotten on the first run
+        src.licence = licence
+        session.add(src)
     return src
 
 
@@ -66,6 +69,7 @@ def record_arrival(
     info: ImageInfo | None,
     source_id: int,
     locator: str,
+    differs: list[str] | None = None,
     **provenance,
 ) -> str:
     """Add the image (if new) and its provenance (if new).
@@ -73,8 +77,10 @@ def record_arrival(
     Returns "added" (a new image), "provenance" (known image, new arrival) or
     "known" (this very arrival is already recorded). Call only once the bytes
     are in the store, so no row ever points at a missing file. A known arrival
-    without a case id takes the one given, so re-running ingest with a corrected
-    --case-id-pattern fills in what the first run missed.
+    takes the case id, prior label and licence it lacks from the ones given, so re-running ingest with a
+    corrected --case-id-pattern, or with --label-from-folders or --licence forgotten the first time, fills in
+    what the first run missed; a field recorded already is kept, and its name appended to `differs` when the
+    one given is another.
     """
     image = session.exec(select(Image).where(Image.sha256 == sha256)).first()
     outcome = "provenance"
@@ -104,12 +110,30 @@ def record_arrival(
             )
         ).first()
         if existing is not None:
-            if existing.case_id is None and provenance.get("case_id"):
-                existing.case_id = provenance["case_id"]
-                session.add(existing)
+            _fill_in(session, existing, provenance, differs)
             return "known"
     session.add(Provenance(image_id=image.id, source_id=source_id, locator=locator, **provenance))
     return outcome
+
+
+FILLED_IN = ("case_id", "prior_label", "licence")  # what a re-run may add to an arrival recorded without it
+
+
+def _fill_in(session: Session, existing: Provenance, given: dict, differs: list[str] | None) -> None:
+    """Before: only a case id was filled in; a re-run with --label-from-folders said "already known" per
+    diagnosis and stored no label, so mixed-label clusters were never flagged."""
+    changed = False
+    for name in FILLED_IN:
+        new, old = given.get(name), getattr(existing, name)
+        if new is None or new == old:
+            continue
+        if old is None:
+            setattr(existing, name, new)
+            changed = True
+        elif differs is not None:
+            differs.append(name)
+    if changed:
+        session.add(existing)
 
 
 def known_shas(session: Session) -> frozenset[str]:

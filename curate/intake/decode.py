@@ -28,7 +28,11 @@ _SERIAL_TAGS = (0xA431, 0xC62F)  # BodySerialNumber, CameraSerialNumber
 
 
 class Rejected(Exception):
-    """Bytes that do not enter the store; the message is the one-line reason."""
+    """Bytes that do not enter the store; the message is the one-line reason (a decoder's own text, libheif's
+    ending in a newline, is folded onto one line: it is stored, printed in summaries and in `--json`)."""
+
+    def __init__(self, reason: str):
+        super().__init__(" ".join(str(reason).split()).replace(" )", ")"))
 
 
 @dataclass(frozen=True)

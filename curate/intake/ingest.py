@@ -62,6 +62,9 @@ class IngestOptions:
         compile_case_pattern(self.case_id_pattern)
 
 
+KEPT_NAMES = {"case_id": "case id(s)", "prior_label": "prior label(s)", "licence": "licence(s)"}
+
+
 @dataclass
 class IngestReport:
     run_id: int | None = None
@@ -78,6 +81,7 @@ class IngestReport:
     diagnoses: tuple[str, ...] = ()  # the declared diagnoses, named in that warning
     undeclared: tuple[str, ...] = ()  # labels the --label-map gives that the workspace does not declare
     unregistered: str | None = None  # the source this run created and, finding no images, removed again
+    kept: Counter = field(default_factory=Counter)  # field -> known arrivals that keep another recorded value
     bytes_read: int = 0
     seconds: float = 0.0
 
@@ -129,6 +133,12 @@ class IngestReport:
                 f"folder named after a declared diagnosis ({shown}): no prior label; name other folders' "
                 "labels with --label-map (folder,label)"
             )
+        if self.kept:  # counts and field names only: the values can be a patient's folder
+            fields = ", ".join(f"{n} {KEPT_NAMES.get(k, k)}" for k, n in sorted(self.kept.items()))
+            out.append(
+                f"files recorded before keep what was recorded then, not what this run gives ({fields}): a re-run "
+                "fills in what is missing, never replaces"
+            )
         if self.restored:
             out.append(
                 f"{self.restored} catalogued original{'s were' if self.restored != 1 else ' was'} missing or damaged "
@@ -143,6 +153,7 @@ class IngestReport:
         self.provenance += part.provenance
         self.known += part.known
         self.restored += part.restored
+        self.kept.update(part.kept)
         self.bytes_read += part.bytes_read
         if part.case_ids is not None:
             self.case_ids = (self.case_ids or 0) + part.case_ids
@@ -168,6 +179,7 @@ class IngestReport:
             "per_class": {k: dict(v) for k, v in sorted(self.per_class.items())},
             "case_ids": None if self.case_ids is None else {"matched": self.case_ids, "of": self.arrivals},
             "no_prior_label": self.no_diagnosis_folder,  # files under no declared diagnosis's folder
+            "kept_recorded": dict(sorted(self.kept.items())),  # field -> files that kept an earlier run's value
             "warnings": self.warnings,
             "seconds": round(self.seconds, 2),
             "images_per_second": round(self.images_per_second, 1),
@@ -420,6 +432,7 @@ def _record(s, report: IngestReport, options, rx, source_id, run_id, loc: str, r
     case = case_id(rx, loc)
     if case is not None:
         report.case_ids += 1
+    differs: list[str] = []
     outcome = record_arrival(
         s,
         sha256=sha,
@@ -427,11 +440,13 @@ def _record(s, report: IngestReport, options, rx, source_id, run_id, loc: str, r
         info=info,
         source_id=source_id,
         locator=loc,
+        differs=differs,
         run_id=run_id,
         prior_label=label,
         case_id=case,
         licence=options.licence,
     )
+    report.kept.update(differs)
     if outcome == "added":
         report.added += 1
     elif outcome == "provenance":
