@@ -5,7 +5,9 @@ No catalogue or workspace import here: `train` uses it and must stay free of the
 
 from __future__ import annotations
 
+import errno
 import json
+import math
 import os
 import signal
 import sys
@@ -155,7 +157,7 @@ class SafeGroup(TyperGroup):
         except OSError as exc:  # the file system refused: a read-only or full folder, a folder where a file goes
             if os.environ.get(DEBUG_ENV):
                 raise
-            fail(file_error(exc) if exc.filename2 or exc.filename else unexpected(exc))
+            fail(file_error(exc) if exc.filename2 or exc.filename else no_file_error(exc))
         except Exception as exc:  # the last line of defence against a traceback
             if os.environ.get(DEBUG_ENV):
                 raise
@@ -169,6 +171,20 @@ def file_error(exc: OSError) -> str:
         f"cannot write or read {exc.filename2 or exc.filename} ({exc.strerror or type(exc).__name__}): "
         "check that folder's permissions and free space, then re-run"
     )
+
+
+FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def no_file_error(exc: OSError) -> str:
+    """A refusal without a file name (a full disk found by a library's write: a figure, a checkpoint), said as
+    what it is; before, "unexpected OSError: [Errno 28] No space left on device"."""
+    if exc.errno in FULL:
+        return (
+            f"the disk being written to is full ({exc.strerror or 'no space left'}): free space there, or choose "
+            "another output folder, then re-run"
+        )
+    return unexpected(exc)
 
 
 def unexpected(exc: Exception) -> str:
@@ -194,8 +210,25 @@ class reported:
         return False
 
 
+def finite(data: Any) -> Any:
+    """`data` with every NaN or infinity as None, dicts and lists walked: Python writes them as bare `NaN`, which
+    is not JSON (a browser's or Node's JSON.parse, jq --strict, Go and Java refuse the whole document)."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return None
+    if isinstance(data, dict):
+        return {k: finite(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [finite(v) for v in data]
+    return data
+
+
+def json_text(data: Any, indent: int | None = 2, **kw) -> str:
+    """Strict JSON (`finite`): what every `--json` and JSON file of the toolkit is written with."""
+    return json.dumps(finite(data), indent=indent, default=str, allow_nan=False, **kw)
+
+
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
+    sys.stdout.write(json_text(data, ensure_ascii=False) + "\n")
 
 
 def table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:

@@ -35,7 +35,7 @@ from sqlmodel import Session
 from curate.errors import WorkspaceError
 from curate.files import write_atomic
 from curate.intake.store import ImageStore
-from curate.label.diagnoses import DiagnosisList
+from curate.label.diagnoses import SETTINGS_TABLE, DiagnosisList
 from curate.privacy import tighten
 from curate.redact import redact_text, secret_name, url_secret
 from db.engine import make_engine, session_scope
@@ -189,6 +189,7 @@ class Workspace:
     def _at(cls, root: Path, settings: dict, db_url: str | None) -> Workspace:
         """The workspace at `root` with these settings: its catalogue `db_url`, $CURATE_DB_URL or the recorded one."""
         marker = root / MARKER
+        _check_settings(settings, marker)
         url = db_url or os.environ.get(DB_ENV) or settings.get("db_url")
         where = f"--db / {DB_ENV}" if db_url or os.environ.get(DB_ENV) else f"{marker}: db_url"
         if not url:
@@ -353,6 +354,23 @@ def _read_settings(marker: Path) -> dict:
         return tomllib.loads(marker.read_text())
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise WorkspaceError(f"{marker}: unreadable workspace settings ({exc})") from exc
+
+
+SETTINGS = ("backend", "db_url", SETTINGS_TABLE)  # what curate.toml may hold at its top level
+
+
+def _check_settings(settings: dict, marker: Path) -> None:
+    """One line naming an unknown top-level key or table, or a backend this toolkit does not have. Before, a
+    misspelled `[lables]` was ignored and the study's diagnosis list silently became the paper's eight."""
+    unknown = [k for k in settings if k not in SETTINGS]
+    if unknown:
+        raise WorkspaceError(
+            f"{marker}: {unknown[0]!r} is not a setting (curate.toml holds {', '.join(SETTINGS[:2])} and "
+            f"[{SETTINGS_TABLE}]; is it misspelled?)"
+        )
+    backend = settings.get("backend")
+    if backend is not None and backend not in ("sqlite", "postgresql"):
+        raise WorkspaceError(f'{marker}: backend must be "sqlite" or "postgresql", not {backend!r}')
 
 
 def _remove_empty(folders: list[Path]) -> None:

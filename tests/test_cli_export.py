@@ -85,6 +85,13 @@ def test_export_errors_are_one_red_line(cat, args, message):
     assert err.startswith("error:") and message in " ".join(err.split()) and "Traceback" not in r.output
 
 
+def test_a_test_fraction_of_zero_is_refused_as_its_help_says(cat):
+    """Before: --help said 0.0<=x<=0.9, and 0 was then refused as "must be between 0 and 1, got 0.0"."""
+    assert "0.01<=x<=0.9" in " ".join(run(cat, "export", "--help").output.split())
+    r = run(cat, "export", "--name", "mpox", "--version", "4.0.0", "--test-fraction", "0")
+    assert r.exit_code == 2 and "--test-fraction" in r.output and "greater than or equal to 0.01" in r.output
+
+
 def test_diff_unknown_version(cat):
     r = run(cat, "diff", "mpox@1.0.0", "mpox@9.9.9")
     assert r.exit_code == 1 and "not found" in r.stderr

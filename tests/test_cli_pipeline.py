@@ -114,3 +114,54 @@ def test_loose_files_in_incoming_are_named_and_settings_files_are_not_skipped_im
     assert "warning: 1 file(s) directly in incoming/ skipped" in out and ": stray photo.jpg" in out
     assert "0 files skipped" in out and "not an image" not in out and "source.toml" not in out
     assert status(tmp_path)["images"] == 1
+
+
+def test_a_kind_the_catalogue_contradicts_is_refused_before_any_source_is_ingested(tmp_path, monkeypatch):
+    """Before: `a-first` was ingested, then `gamma`'s kind stopped the run ("already registered as 'clinic'"),
+    naming neither file nor field, and dedupe never compared the new images."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("a-first", "gamma"):
+        (tmp_path / "incoming" / name).mkdir(parents=True)
+        (tmp_path / "incoming" / name / "p.jpg").write_bytes(I.jpeg(len(name)))
+    assert runner.invoke(app, ["pipeline"]).exit_code == 0
+    (tmp_path / "incoming" / "a-first" / "q.jpg").write_bytes(I.jpeg(77))
+    (tmp_path / "incoming" / "gamma" / "source.toml").write_text('kind = "web"\n')
+    r = runner.invoke(app, ["pipeline"])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 1 and "incoming/gamma/source.toml: kind 'web' contradicts source 'gamma'" in said
+    assert status(tmp_path)["images"] == 2  # the new photo of a-first waits: nothing ingested
+
+
+def test_hidden_folders_are_never_sources_and_an_empty_incoming_is_said(tmp_path, monkeypatch):
+    """Before: incoming/.Trashes (a Mac's deleted photos) was ingested as a source, an empty incoming/ ran dedupe
+    on nothing without a word, and --demo took a folder holding only .DS_Store as not empty."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "incoming" / ".Trashes" / "501").mkdir(parents=True)
+    (tmp_path / "incoming" / ".Trashes" / "501" / "deleted.jpg").write_bytes(I.jpeg(3))
+    r = runner.invoke(app, ["pipeline"])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 0 and "1 hidden folder(s) in incoming/ skipped" in said
+    assert "warning: no source folders in incoming/" in said
+    assert status(tmp_path)["images"] == 0
+    (tmp_path / "incoming" / ".DS_Store").write_bytes(b"\0")
+    r = runner.invoke(app, ["pipeline", "--demo"])
+    assert r.exit_code == 0 and "synthetic demo photos" in r.output and status(tmp_path)["images"] > 0
+
+
+def test_a_demo_into_the_workspaces_own_folder_writes_nothing(tmp_path, monkeypatch):
+    """Before: `--demo --incoming exports` wrote 32 photos into exports/demo-clinic, then refused them."""
+    monkeypatch.chdir(tmp_path)
+    r = runner.invoke(app, ["pipeline", "--demo", "--incoming", "exports"])
+    assert r.exit_code == 1 and "is in the workspace's own exports/ folder" in " ".join(r.output.split())
+    assert list((tmp_path / "exports").iterdir()) == []
+
+
+def test_a_case_id_pattern_that_backtracks_without_end_stops_in_one_line(tmp_path, monkeypatch):
+    """Before: a pattern such as (a|aa)+$ on a long name held ingest at 100 % CPU for good, saying nothing."""
+    monkeypatch.chdir(tmp_path)
+    src = tmp_path / "incoming" / "gamma"
+    src.mkdir(parents=True)
+    (src / ("a" * 60 + "b.jpg")).write_bytes(I.jpeg(9))
+    (src / "source.toml").write_text('case_id_pattern = "(a|aa)+$"\n')
+    r = runner.invoke(app, ["pipeline"])
+    assert r.exit_code == 1 and "the case id pattern took over 1 s on one file name" in " ".join(r.output.split())

@@ -331,14 +331,16 @@ def test_a_copy_of_a_version_audited_by_path_keeps_the_versions_own_page(leaky, 
     assert own.read_bytes() == before
 
 
-def test_a_small_version_s_index_is_built_without_a_faiss_warning(capfd):
+@pytest.mark.parametrize("per_image", [86, 1])
+def test_a_small_version_s_index_is_built_without_a_faiss_warning(capfd, per_image):
     """Before: the index had √n lists, more than its sample could train (faiss wants 39 points a list), and
-    every small export printed faiss's "WARNING clustering 688 points to 26 centroids" on stderr."""
+    every small export printed faiss's "WARNING clustering 688 points to 26 centroids" on stderr; with fewer
+    than 39 descriptors in all (a few 32 px images), "clustering 2 points to 1 centroids" still."""
     rng = np.random.default_rng(0)
     feats = [
         leakage_match.Features(
-            rng.random((86, 2), np.float32),
-            rng.integers(0, 256, (86, 32), np.uint8),
+            rng.random((per_image, 2), np.float32),
+            rng.integers(0, 256, (per_image, 32), np.uint8),
             np.zeros((0, 2), np.float32),
             np.zeros((0, 32), np.uint8),
             100.0,
@@ -346,5 +348,7 @@ def test_a_small_version_s_index_is_built_without_a_faiss_warning(capfd):
         for _ in range(8)
     ]
     index, owner, _ = leakage_match._index(feats)
-    assert index.ntotal == 688 and len(owner) == 688
+    assert index.ntotal == 8 * per_image and len(owner) == 8 * per_image
     assert "WARNING" not in capfd.readouterr().err
+    dist, nn = index.search(feats[0].desc, 2)
+    assert (nn[:, 0] == np.arange(per_image)).all()  # each descriptor finds itself first, IVF or exact

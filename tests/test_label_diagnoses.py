@@ -329,3 +329,26 @@ def test_hotkeys_stay_unique_past_nine_choices(extra):
         assert given[9:] == ["a", "c", "d"] and keys_line(out).startswith("Keys: 1-9, A, C, D diagnosis · B box")
     else:
         assert all(given[:22]) and given[22:] == [None] * (len(given) - 22)  # past the free keys: none, never a clash
+
+
+@pytest.mark.parametrize(
+    "body, said",
+    [
+        (
+            '[lables]\npositive = ["mpox"]\ndiagnoses = [{ slug = "mpox", name = "Mpox" }]\n',
+            "'lables' is not a setting",
+        ),
+        ("foo = 1\n", "'foo' is not a setting"),
+        ('backend = "mysql"\n', 'backend must be "sqlite" or "postgresql", not \'mysql\''),
+    ],
+)
+def test_a_misspelled_table_or_unknown_key_in_curate_toml_is_refused(tmp_path, body, said):
+    """Before: `[lables]` (or any unknown key) was ignored, and the study's declared list silently became the
+    paper's eight: its chickenpox images could not be labelled, and its export listed eight diagnoses."""
+    from curate.errors import WorkspaceError
+
+    ws = Workspace.init(tmp_path / "ws")
+    marker = ws.root / "curate.toml"
+    marker.write_text(marker.read_text().replace('backend = "sqlite"\n', "") + body)
+    with pytest.raises(WorkspaceError, match=f"{marker}: {said}"):
+        Workspace.open(ws.root)

@@ -61,6 +61,58 @@ def test_run_refuses_an_option_out_of_range_before_any_folder(export, tmp_path, 
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("where", ["out", "cwd"])
+def test_a_run_folder_inside_the_dataset_version_is_refused(tmp_path, where):
+    """Before: `--out` inside the version (or `-d .` from inside it, whose default run folder is under it) wrote
+    the run and its feature cache into the sealed version, which then failed its checksums for every later run."""
+    import shutil
+
+    version = tmp_path / "v"
+    shutil.copytree(write_export(tmp_path / "ws"), version)
+    args = ["run", "--arch", "resnet18", "--weights", "none", "--epochs", "1", "--image-size", "32"]
+    if where == "out":
+        res = train_cli(*args, "--dataset", version, "--out", version / "myrun", cwd=tmp_path)
+    else:
+        res = train_cli(*args, "--dataset", ".", cwd=version)
+    assert res.returncode == 1 and "is inside the dataset version" in res.stderr, res.stderr[-800:]
+    assert len(res.stderr.strip().splitlines()) == 1
+    from curate.dataset import DatasetVersion
+
+    DatasetVersion.open(version).verify()  # still whole: nothing was written into it
+
+
+def test_a_damaged_image_of_a_sealed_version_is_named(tmp_path):
+    """Before: a JPEG cut short before the version was sealed (its checksums match) stopped `train run` with
+    "unexpected OSError: image file is truncated", naming no file."""
+    from train_fixtures import replace_file
+
+    version = write_export(tmp_path / "ws")
+    rel = next(
+        p.relative_to(version) for p in sorted(version.rglob("*.jpg")) if p.relative_to(version).parts[0] == "train"
+    )
+    replace_file(version, str(rel), (version / rel).read_bytes()[:300])
+    res = train_cli(
+        "run", "--dataset", version, "--arch", "resnet18", "--weights", "none", "--epochs", "1", "--image-size", "32",
+        "--out", tmp_path / "run", cwd=tmp_path,
+    )  # fmt: skip
+    assert res.returncode == 1, res.stderr[-800:]
+    line = res.stderr.strip().splitlines()[-1]
+    assert f"cannot read image {version / rel}: damaged or not an image" in line and "unexpected" not in line
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_a_run_folder_stopped_before_its_run_began_is_taken_over(export, tmp_path, resume):
+    """Before: a folder holding only config.json (a run stopped in its first milliseconds) or nothing was refused
+    by a plain re-run ("pass --resume") and by --resume ("not a run folder") alike."""
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.json").write_text('{"arch": "resnet18"}')
+    args = ["run", "--dataset", export, "--arch", "resnet18", "--weights", "none", "--epochs", "1"]
+    res = train_cli(*args, "--image-size", "32", "--out", out, *(["--resume"] if resume else []), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-800:]
+    assert json.loads((out / "run.json").read_text())["status"] == "complete"
+
+
 def test_config_validates_every_numeric_field():
     from train.config import TrainConfig
     from train.errors import TrainError
@@ -156,7 +208,7 @@ def test_predict_reports_bad_inputs_and_triages_the_rest(triage_run):
             ("missing.jpg", "No such file"),
             ("huge.jpg", "150 MB is over the 100 MB a photo may have"),
         ]:
-            assert f"cannot read image {name}" in text and why in text, (name, text)
+            assert f"cannot read image {d / name}" in text and why in text, (name, text)  # as given: the folder too
         assert sorted(p.name for p in (d / "out").iterdir()) == ["000-gradcam.png", "006-gradcam.png"]
 
 
@@ -170,6 +222,18 @@ def test_predict_table_lists_the_good_photos_and_names_the_bad_one(triage_run, t
     assert "notes.jpg" not in res.stdout and res.stderr.strip().splitlines() == [
         "error: cannot read image notes.jpg: not a photo format train reads (JPEG, PNG, WebP, HEIC, TIFF, BMP, GIF)"
     ]
+
+
+@pytest.mark.torch
+@pytest.mark.slow
+def test_predict_tells_two_photos_of_one_name_apart(triage_run, tmp_path):
+    """Before: a/photo.jpg and b/photo.jpg were two table rows "photo.jpg" with different decisions."""
+    for folder, seed in (("a", 1), ("b", 2)):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "photo.jpg").write_bytes(new_jpeg(size=48, seed=seed))
+    res = train_cli("predict", "a/photo.jpg", "b/photo.jpg", "--run", triage_run, "--out", "out", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-800:]
+    assert "a/photo.jpg" in res.stdout and "b/photo.jpg" in res.stdout
 
 
 @pytest.mark.torch

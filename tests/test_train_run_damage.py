@@ -62,6 +62,24 @@ def test_a_damaged_fold_checkpoint_is_named(run_copy, tmp_path, content):
     _refused(train_cli("predict", "photo.jpg", "--run", run_copy, cwd=tmp_path), "fold0/checkpoint.pt is damaged")
 
 
+@pytest.mark.parametrize("field", ["dataset_checksum", "config"])
+def test_a_fold_checkpoint_of_another_run_is_refused(run_copy, tmp_path, field):
+    """Before: a fold checkpoint copied from a run of other data or settings (the same head shape) was used as
+    this run's: predict and export-model mixed two runs' answers, exit 0."""
+    import torch
+
+    ckpt_path = run_copy / "fold0" / "checkpoint.pt"
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    if field == "dataset_checksum":
+        ckpt["dataset_checksum"] = "0" * 64
+    else:
+        ckpt["config"] = {**ckpt["config"], "epochs": ckpt["config"]["epochs"] + 1}
+    torch.save(ckpt, ckpt_path)
+    for args in (("predict", "photo.jpg", "--run", run_copy), ("export-model", run_copy, "--out", tmp_path / "m.pt")):
+        _refused(train_cli(*args, cwd=tmp_path), "fold0/checkpoint.pt is not this run's")
+    assert not (tmp_path / "m.pt").exists()
+
+
 def test_export_model_never_writes_over_an_existing_file(run_copy, tmp_path):
     ckpt = run_copy / "fold0" / "checkpoint.pt"
     before = ckpt.read_bytes()
@@ -74,3 +92,31 @@ def test_export_model_never_writes_over_an_existing_file(run_copy, tmp_path):
     assert (run_copy / "model.pt").is_file()
     predict = train_cli("predict", "photo.jpg", "--run", run_copy, cwd=tmp_path)
     assert predict.returncode == 0, predict.stderr[-800:]
+
+
+@pytest.mark.parametrize("content", ["{", "[]", "{}"], ids=["cut", "a-list", "empty"])
+def test_compare_names_a_damaged_metrics_file(run_copy, tmp_path, content):
+    """Before: a cut metrics.json was "missing", `[]` an unexpected TypeError and `{}` an unexpected KeyError."""
+    (run_copy / "metrics.json").write_text(content)
+    res = train_cli("compare", run_copy, run_copy, cwd=tmp_path)
+    _refused(res, "metrics.json or run.json is damaged")
+
+
+def test_export_model_stopped_between_its_two_files_is_finished_by_a_re_run(run_copy, tmp_path, monkeypatch):
+    """Before: Ctrl-C after the model file was written and before its card left the model alone, and the re-run
+    the message advised was refused: "--out … already exists"."""
+    from train import export_model as em
+
+    real = em.write_atomic
+
+    def written_then_stopped(*args, **kwargs):
+        real(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    out = tmp_path / "m.onnx"
+    monkeypatch.setattr(em, "write_atomic", written_then_stopped)
+    with pytest.raises(KeyboardInterrupt):
+        em.export_model(run_copy, "onnx", out)
+    monkeypatch.setattr(em, "write_atomic", real)
+    assert em.export_model(run_copy, "onnx", out) == out
+    assert out.stat().st_size > 0 and "Model card" in (tmp_path / "m.onnx.card.md").read_text()

@@ -121,6 +121,21 @@ def test_predict_matches_the_model_and_returns_a_gradcam(server, model, photos):
     assert "gradcam_jpeg" not in post(server, data).json()
 
 
+def test_train_predict_and_the_server_give_one_jpeg_the_same_answer(server, triage_run, photos, tmp_path):
+    """Before: `train predict` decoded a JPEG at full size and the server at reduced scale, so one photo had two
+    P(mpox) (0.4964 against 0.4972 on a probe): near the threshold, two decisions for one photo."""
+    from train.predict import predict
+
+    for size in ((256, 192), (640, 480)):
+        photo = tmp_path / f"photo{size[0]}.jpg"
+        photo.write_bytes(_encode(Image.open(photos[1]).convert("RGB").resize(size), "JPEG", quality=90))
+        [mine] = predict(triage_run, [photo], out_dir=tmp_path / f"out{size[0]}")
+        served = post(server, photo.read_bytes()).json()
+        assert mine["p_calibrated"] == pytest.approx(served["p_positive"], abs=1e-6)
+        assert mine["decision"] == served["decision"] and mine["size"] == list(size)
+        assert Image.open(mine["gradcam"]).size == size  # the overlay still at the photo's own size
+
+
 def test_phone_photos_are_handled_correctly(server, photos):
     """HEIC, CMYK and EXIF-rotated photos are predicted as the same picture in plain RGB."""
     img = Image.open(photos[1]).convert("RGB")

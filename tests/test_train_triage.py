@@ -30,6 +30,33 @@ def test_platt_fixes_an_overconfident_model_and_keeps_the_ranking():
     assert cal.a == pytest.approx(1 / 3, abs=0.05)
 
 
+def test_a_model_ranking_worse_than_chance_is_left_uncalibrated_and_says_so():
+    """Before: Platt fitted a negative slope on out-of-fold scores that rank mpox below the rest, and every decision
+    turned around without a word (P 0.502 "routine", P 0.466 "refer")."""
+    from train.calibration import INVERTED, INVERTED_METHOD
+    from train.model_card import card_markdown
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+    p = np.clip(0.5 - 0.3 * (y - 0.5) + rng.normal(0, 0.1, 400), 0.01, 0.99)  # positives score lower
+    cal = Platt.fit(y, p)
+    assert cal.method == INVERTED_METHOD and (cal.a, cal.b) == (1.0, 0.0)
+    probe = np.array([0.466, 0.502])
+    assert np.argsort(cal(probe)).tolist() == [0, 1]  # the order of the scores is kept, never turned around
+    meta = {
+        "dataset": {"ref": "mpox@1.0.0", "checksum": "0" * 64},
+        "arch_label": "ResNet-18",
+        "model": "fold-model mean",
+        "arch": "resnet18",
+        "weights_id": "none",
+        "input": {"size": 32, "mean": [0, 0, 0], "std": [1, 1, 1]},
+        "classes": ["mpox", "non_mpox"],
+        "positive_class": "mpox",
+        "calibration": cal.as_dict(),
+    }
+    assert INVERTED in card_markdown(meta)
+
+
 def test_ece_of_a_perfectly_calibrated_histogram_is_zero():
     y = np.array([0] * 8 + [1] * 2 + [0] * 2 + [1] * 8)
     p = np.array([0.2] * 10 + [0.8] * 10)
@@ -150,6 +177,34 @@ def test_oof_table_has_every_image_once_and_unambiguous_columns(triage_run):
 
 @pytest.mark.torch
 @pytest.mark.slow
+def test_every_json_a_run_writes_is_strict_json(triage_run, tmp_path):
+    """Before: metrics.json, `train run --json` and the ONNX metadata held bare NaN (an NPV with nothing predicted
+    negative), which JSON.parse in a browser or Node, Go and Java refuse; now null, as the tables show '—'."""
+    from test_train_cli_inputs import train_cli
+
+    def strict(text: str):
+        return json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
+
+    strict((triage_run / "metrics.json").read_text())
+    for name in ("run.json", "config.json"):
+        strict((triage_run / name).read_text())
+    res = train_cli("compare", triage_run, triage_run, "--json", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-800:]
+    strict(res.stdout)
+
+
+def test_a_metric_defined_on_some_folds_is_their_mean_and_says_so():
+    """Before: one validation fold holding one class (no AUC) made the mean "nan (nan)"."""
+    from train.metrics import fmt, summarise
+
+    folds = [dict.fromkeys(("auc", "accuracy", "precision", "recall", "f1"), 0.5) for _ in range(3)]
+    folds[1]["auc"], folds[2]["auc"] = 1.0, float("nan")
+    stats = summarise(folds)
+    assert stats["auc"]["mean"] == 0.75 and stats["auc"]["folds"] == 2 and "folds" not in stats["f1"]
+    assert fmt(stats["auc"]) == "0.750 (0.354) [2 folds]" and fmt(stats["f1"]) == "0.500 (0.000)"
+    assert fmt({"mean": None, "sd": None}) == "\u2014"
+
+
 def test_run_reports_calibration_operating_point_cis_and_pointing(triage_run):
     run = triage_run
     m = json.loads((run / "metrics.json").read_text())
@@ -175,7 +230,7 @@ def test_run_reports_calibration_operating_point_cis_and_pointing(triage_run):
         }
         for k, ci in d["ci"].items():
             v = d["metrics"][k]
-            if not np.isnan(ci["lo"]) and not np.isnan(v):
+            if ci["lo"] is not None and v is not None:  # undefined (null) where nothing predicted negative
                 assert ci["lo"] - 1e-9 <= ci["hi"] and 0 <= ci["lo"] <= 1
     test = [r for r in oof if r["set"] == "test"]
     refer = sum(float(r["p_positive_calibrated"]) >= tri["threshold"] for r in test)

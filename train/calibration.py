@@ -28,6 +28,16 @@ def logit(p: np.ndarray) -> np.ndarray:
     return np.log(p) - np.log1p(-p)
 
 
+# Platt's slope is negative when the model ranks mpox below the rest on its own out-of-fold predictions (worse
+# than chance): fitted as it comes, it turned every decision around (P 0.50 "routine", P 0.47 "refer") without a
+# word. Such a run is left uncalibrated, and says so wherever its decisions are shown.
+INVERTED_METHOD = "none: out-of-fold ranking worse than chance"
+INVERTED = (
+    "the model ranks mpox below the other photos on its own out-of-fold predictions (worse than chance): its "
+    "probabilities are left uncalibrated and its decisions are not fit for triage; train on more or better data"
+)
+
+
 @dataclass(frozen=True)
 class Platt:
     """p_calibrated = sigmoid(a · logit(p) + b); identity is a=1, b=0."""
@@ -43,6 +53,8 @@ class Platt:
         if len(set(y.tolist())) < 2:
             return cls()
         lr = LogisticRegression(C=1e4, solver="lbfgs", max_iter=1000).fit(logit(p)[:, None], y)
+        if lr.coef_[0, 0] <= 0:  # the out-of-fold scores rank positives below negatives: see INVERTED
+            return cls(method=INVERTED_METHOD)
         return cls(float(lr.coef_[0, 0]), float(lr.intercept_[0]))
 
     def __call__(self, p: np.ndarray) -> np.ndarray:

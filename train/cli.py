@@ -279,6 +279,10 @@ def run_cmd(
     if metrics.get("triage", {}).get("sets"):
         console.print(_triage_table([(metrics["label"], metrics["triage"])]))
     console.print(f"run folder: {path}  (report.md)")
+    from train.calibration import INVERTED, INVERTED_METHOD  # here: sklearn is slow to load for --help
+
+    if (metrics.get("triage") or {}).get("calibration", {}).get("method") == INVERTED_METHOD:
+        err_console.print(f"[yellow]warning:[/] {INVERTED}", highlight=False, soft_wrap=True)
 
 
 @app.command("compare")
@@ -374,7 +378,9 @@ def predict_cmd(
             cal = "—" if r.get("p_calibrated") is None else f"{r['p_calibrated']:.3f}"
             thr = "—" if r["threshold"] is None else f"{r['threshold']:.3f}" + (" (cal.)" if r["calibrated"] else "")
             low = " (low res.)" if r["low_resolution"] else ""
-            name = escape(printable(Path(r["image"]).name))  # a file name's control characters shown, not obeyed
+            # as given (two inputs named photo.jpg in two folders were two rows "photo.jpg"); control characters
+            # shown, not obeyed
+            name = escape(printable(r["image"]))
             t.add_row(name, f"{p:.3f}", cal, thr, r["decision"] + low, escape(r["gradcam"]))
         console.print(t)
     for r in results:  # after the table, so that a long one does not scroll them away

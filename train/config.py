@@ -126,7 +126,20 @@ def from_saved(raw: dict) -> TrainConfig:
     return TrainConfig(**{k: v for k, v in raw.items() if k in names})
 
 
+def started(out: Path) -> bool:
+    """Whether `out` holds a run: anything but nothing, or a config.json alone (a run stopped in the milliseconds
+    before its run.json; partial files of killed writers aside). Before, such a folder was refused by a plain
+    re-run ("pass --resume") and by --resume ("not a run folder") alike."""
+    try:
+        names = {p.name for p in Path(out).iterdir()}
+    except FileNotFoundError:
+        return False
+    except OSError:  # a file, or unreadable: not ours to take over
+        return True
+    return bool({n for n in names if not n.endswith(".part")} - {"config.json"})
+
+
 def refuse_existing(out: Path, resume: bool) -> None:
-    """A new run never writes into an existing folder; checked before torch is imported."""
-    if Path(out).exists() and not resume:
+    """A new run never writes into an existing folder that holds a run; checked before torch is imported."""
+    if Path(out).exists() and not resume and started(out):
         raise TrainError(f"run folder {out} already exists; pass --resume to continue it, or choose another --out")

@@ -14,7 +14,7 @@ from PIL import Image
 from torch import nn
 
 from train.calibration import Platt
-from train.config import TrainConfig, from_saved
+from train.config import TrainConfig, from_saved, identity
 from train.errors import TrainError, require_complete
 from train.gradcam import CamCapture
 from train.models import Arch, Head, Net, build_backbone, freeze, get_arch
@@ -120,12 +120,23 @@ class Ensemble:
                 raise TrainError(f"run {run} has no checkpoint for fold {k}")
             head = Head(dim, len(classes), cfg.dropout)
             try:
-                head.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["model"])
+                ckpt = torch.load(path, map_location="cpu", weights_only=True)
+                head.load_state_dict(ckpt["model"])
+                # before: a head of another run or dataset with the same shape was used as this run's fold, so
+                # predict, serve and the exported model mixed two runs' answers
+                foreign = ckpt.get("dataset_checksum") != info["dataset"]["checksum"] or identity(
+                    from_saved(ckpt["config"])
+                ) != identity(cfg)
             except Exception as exc:  # truncated, another file, another run's head: torch's text advises unsafe loads
                 raise TrainError(
                     f"run {run}: fold{k}/checkpoint.pt is damaged or not this run's ({type(exc).__name__}); "
                     "restore the run folder from a backup or train again"
                 ) from None
+            if foreign:
+                raise TrainError(
+                    f"run {run}: fold{k}/checkpoint.pt is not this run's (other data or settings); restore the run "
+                    "folder from a backup or train again"
+                )
             heads.append(head)
         metrics = _metrics(run, info["positive_class"])
         tri = metrics.get("triage") or {}

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from curate.files import atomic_path, write_atomic
+from curate.output import json_text
 from train.choices import ExportFormat
 from train.ensemble import Ensemble
 from train.errors import TrainError
@@ -96,6 +97,10 @@ def export_model(run: Path, fmt: ExportFormat, out: Path | None = None, fold: in
     out = Path(out) if out else default
     meta = metadata(model, fold)
     card = card_markdown(meta)
+    card_path = out.with_name(out.name + ".card.md")
+    # the card first: the model file is what says an export is whole (before, Ctrl-C between the two left the
+    # model without its card, and the re-run was refused: "--out already exists")
+    write_atomic(card_path, card, mode=PRIVATE)
     try:
         if fmt is ExportFormat.onnx:
             write_atomic(out, onnx_bytes(model, fold), mode=PRIVATE)
@@ -106,13 +111,13 @@ def export_model(run: Path, fmt: ExportFormat, out: Path | None = None, fold: in
                 warnings.simplefilter("ignore", FutureWarning)
                 warnings.simplefilter("ignore", torch.jit.TracerWarning)
                 traced = torch.jit.trace(net, x, check_trace=False)
-                extra = {META_KEY: json.dumps(meta, default=str), "model_card": card}
+                extra = {META_KEY: json_text(meta, indent=None), "model_card": card}
                 torch.jit.save(traced, str(tmp), _extra_files=extra)
     except Exception as exc:
+        card_path.unlink(missing_ok=True)
         raise TrainError(
             f"exporting {run} as {fmt.value} failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
         ) from None
-    write_atomic(out.with_name(out.name + ".card.md"), card, mode=PRIVATE)
     return out
 
 
@@ -145,7 +150,7 @@ def onnx_bytes(model: Ensemble, fold: int | None = None) -> bytes:
         )
     proto = onnx.load_from_string(buf.getvalue())
     meta = metadata(model, fold)
-    for key, value in ((META_KEY, json.dumps(meta, default=str)), ("model_card", card_markdown(meta))):
+    for key, value in ((META_KEY, json_text(meta, indent=None)), ("model_card", card_markdown(meta))):
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     return proto.SerializeToString()

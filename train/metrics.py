@@ -64,18 +64,28 @@ def classification_metrics(y: np.ndarray, probs: np.ndarray, positive: int | Non
 
 
 def summarise(per_fold: Iterable[dict]) -> dict:
-    """Mean and sample SD (ddof=1; 0 for one fold) of each metric over the fold models."""
+    """Mean and sample SD (ddof=1; 0 for one fold) of each metric over the fold models where it is defined (a
+    fold whose validation set holds one class has no AUC): `folds` says over how many, when not all. Before, one
+    such fold made the mean NaN, shown as "nan (nan)"."""
     per_fold = list(per_fold)
     out = {}
     for m in METRICS:
-        vals = np.array([f[m] for f in per_fold], dtype=float)
-        out[m] = {"mean": float(np.mean(vals)), "sd": float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0}
+        vals = np.array([np.nan if f[m] is None else f[m] for f in per_fold], dtype=float)
+        vals = vals[np.isfinite(vals)]
+        mean = float(np.mean(vals)) if len(vals) else math.nan
+        out[m] = {"mean": mean, "sd": float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0 if len(vals) else math.nan}
+        if len(vals) < len(per_fold):
+            out[m]["folds"] = len(vals)
     return out
 
 
 def fmt(stat: dict) -> str:
-    """'0.928 (0.022)' as in Table 2."""
-    return f"{stat['mean']:.3f} ({stat['sd']:.3f})"
+    """'0.928 (0.022)' as in Table 2; '—' where no fold defines it, '0.750 (0.354) [2/3]' over some only."""
+    mean, sd = stat.get("mean"), stat.get("sd")
+    if mean is None or not math.isfinite(mean):
+        return "\u2014"
+    text = f"{mean:.3f} ({sd:.3f})" if sd is not None and math.isfinite(sd) else f"{mean:.3f}"
+    return text + (f" [{stat['folds']} folds]" if "folds" in stat else "")
 
 
 def roc(y: np.ndarray, p_pos: np.ndarray, positive: int):

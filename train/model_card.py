@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 
+from train.calibration import INVERTED, INVERTED_METHOD
+
 INTENDED_USE = (
     "Triage support for clinicians: flag a skin-lesion photo whose calibrated probability of mpox is at or above "
     "the operating point, so that the patient is prioritised for examination and PCR testing. It does not diagnose "
@@ -40,7 +42,9 @@ def card_markdown(meta: dict) -> str:
         f"{list(meta['input']['std'])}) is inside the model",
         f"- **Classes**: {', '.join(meta['classes'])}; positive class `{meta['positive_class']}`",
     ]
-    if meta.get("calibration"):
+    if (meta.get("calibration") or {}).get("method") == INVERTED_METHOD:
+        lines.append(f"- **Warning**: {INVERTED}")
+    elif meta.get("calibration"):
         c = meta["calibration"]
         lines += [
             f"- **Calibration**: Platt scaling on out-of-fold predictions, P_cal = sigmoid({c['a']:.4f} · logit P "

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from pathlib import Path
 
 from curate.files import write_atomic
 from curate.imaging import pixels_only
+from curate.output import json_text
 
 
 def write_json(path: Path, data) -> None:
-    write_atomic(path, json.dumps(data, indent=2, default=str))
+    write_atomic(path, json_text(data))
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:

@@ -19,13 +19,14 @@ import numpy as np
 
 from curate.errors import ServeError
 from curate.regular import NotRegular, open_regular
+from train.calibration import INVERTED, INVERTED_METHOD
 from train.config import RANGES, check_range
 from train.ensemble import Ensemble
 from train.errors import TrainError
 from train.gradcam import overlay
 from train.metrics import predicted_classes
 from train.outputs import save_image
-from train.photos import Limits, decode, low_resolution
+from train.photos import Limits, decode, decode_sized, low_resolution
 
 MAX_FILE_BYTES = 100_000_000  # `curate ingest`'s bound on an original (curate.intake.limits), copied likewise
 
@@ -50,14 +51,17 @@ def predict(run: Path, images: list[Path], threshold: float | None = None, out_d
     for n, path in enumerate(images):
         path = Path(path)
         try:
-            # camera photos are triaged upright, as exported training images are (EXIF orientation applied)
-            # full size (no JPEG draft, unlike `serve`): the Grad-CAM overlay is saved at the photo's own size
-            img = decode(read_photo(path), Limits())
+            # camera photos are triaged upright, as exported training images are (EXIF orientation applied), from
+            # the pixels `serve` decodes (a JPEG at reduced scale): before, full-size pixels gave another P(mpox)
+            # than the server for the same JPEG (0.4964 against 0.4972). The overlay is drawn on the full photo.
+            data = read_photo(path)
+            img, size = decode_sized(data, Limits(), model.preset.size)
+            full = img if img.size == size else decode(data, Limits())
         except TrainError as exc:
             results.append({"image": str(path), "error": str(exc)})
             continue
         except ServeError as exc:
-            results.append({"image": str(path), "error": f"cannot read image {path.name}: {exc}"})
+            results.append({"image": str(path), "error": f"cannot read image {path}: {exc}"})
             continue
         t = model.triage([img], cam=True)[0]
         decision, predicted = t.decision, t.predicted_class  # refer/routine and the class, as `train serve` says
@@ -71,8 +75,11 @@ def predict(run: Path, images: list[Path], threshold: float | None = None, out_d
         else:
             used = None
         png = out_dir / f"{n:03d}-gradcam.png"  # the position only: never a part of the input's name
-        save_image(overlay(img, t.cam), png)
-        warning = low_resolution(f"image {path.name}", img.size, model.preset.size)
+        save_image(overlay(full, t.cam), png)
+        low = low_resolution(f"image {path}", size, model.preset.size)
+        warning = low
+        if model.calibration is not None and model.calibration.method == INVERTED_METHOD:
+            warning = INVERTED if low is None else f"{low}; {INVERTED}"
         results.append(
             {
                 "image": str(path),
@@ -85,8 +92,8 @@ def predict(run: Path, images: list[Path], threshold: float | None = None, out_d
                 "decision": decision,
                 "predicted_class": predicted,
                 "gradcam": str(png),
-                "size": list(img.size),
-                "low_resolution": warning is not None,
+                "size": list(size),
+                "low_resolution": low is not None,
                 "warning": warning,
             }
         )
@@ -134,11 +141,11 @@ def read_photo(path: Path) -> bytes:
         with open_regular(path) as (fh, st):
             if st.st_size > MAX_FILE_BYTES:  # a sparse or mistaken huge file is refused by its size, not read
                 raise TrainError(
-                    f"cannot read image {path.name}: {st.st_size / 1e6:.0f} MB is over the "
+                    f"cannot read image {path}: {st.st_size / 1e6:.0f} MB is over the "
                     f"{MAX_FILE_BYTES / 1e6:.0f} MB a photo may have"
                 )
             return fh.read(MAX_FILE_BYTES + 1)
     except NotRegular as exc:
-        raise TrainError(f"cannot read image {exc}") from None
+        raise TrainError(f"cannot read image {path}: it is {exc.kind}, not a file") from None
     except OSError as exc:
-        raise TrainError(f"cannot read image {path.name} ({exc.strerror or type(exc).__name__})") from None
+        raise TrainError(f"cannot read image {path} ({exc.strerror or type(exc).__name__})") from None

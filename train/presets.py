@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageEnhance, ImageOps
 
+from train.errors import TrainError
+
 PRESET_VERSION = 1  # bump when EvalPreset changes what it computes
 AUGMENT_VERSION = 1  # bump when `augment` changes
 
@@ -107,8 +109,14 @@ class ImageRef:
         return f"{self.sha256}-aug{AUGMENT_VERSION}.{self.aug_index}-s{self.aug_seed}"
 
     def image(self) -> Image.Image:
-        with Image.open(self.path) as im:
-            img = im.convert("RGB")
+        try:
+            with Image.open(self.path) as im:
+                img = im.convert("RGB")
+        except (OSError, SyntaxError, ValueError) as exc:  # truncated, not an image: before, "unexpected OSError"
+            raise TrainError(
+                f"cannot read image {self.path}: damaged or not an image ({type(exc).__name__}); export the "
+                "dataset version again"
+            ) from None
         if self.aug_index is not None:
             img = augment(img, self.aug_seed, self.sha256, self.aug_index)
         return img

@@ -26,11 +26,26 @@ from train import report, triage
 from train.config import TrainConfig
 from train.data import ModelInputs, ProgressFn, build_datasets, no_progress, open_dataset
 from train.device import resolve_device
+from train.errors import TrainError
 from train.loop import evaluate_fold, fresh_backbone, restore_model, seed_everything, train_fold
 from train.models import freeze, get_arch
 from train.outputs import write_json
 from train.presets import EvalPreset
 from train.rundir import cache_folder, fold_path, load_fold, prepare_run_dir, run_info, save_fold, write_results
+
+
+def _outside_version(cfg: TrainConfig, ds) -> None:
+    """A run folder or feature cache inside the dataset version is refused: a version is sealed (SHA256SUMS),
+    and before, the run's files made it fail its checksums for every later run ("120 extra")."""
+    sealed = Path(ds.path).resolve()
+    cache = Path(cfg.cache_dir) if cfg.cache_dir else Path(cfg.out).parent / "feature-cache"
+    used = [("--out", Path(cfg.out))] + ([("the feature cache", cache)] if cfg.cache and not cfg.unfreeze else [])
+    for what, folder in used:
+        if folder.resolve() == sealed or sealed in folder.resolve().parents:
+            raise TrainError(
+                f"{what} {folder} is inside the dataset version {ds.ref} ({sealed}), which is sealed by its "
+                "checksums: choose a folder outside it (--out, --cache-dir)"
+            )
 
 
 def run(
@@ -41,6 +56,7 @@ def run(
     arch = get_arch(cfg.arch)
     cfg = replace(cfg, device=resolve_device(cfg.device))
     ds = open_dataset(cfg)
+    _outside_version(cfg, ds)
     cfg = replace(
         cfg,
         image_size=cfg.image_size or int((ds.meta.get("image_size") or [320])[0]),

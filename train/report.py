@@ -184,11 +184,19 @@ def compare_runs(runs: list[Path], out: Path | None = None) -> dict:
     entries, loaded = [], []
     for run in runs:
         run = Path(run)
-        try:
+        missing = [n for n in ("metrics.json", "run.json") if not (run / n).is_file()]
+        if missing:
+            raise TrainError(f"{run} is not a finished run folder ({'/'.join(missing)} missing)")
+        try:  # before: a damaged metrics.json was "missing", `[]` a TypeError and `{}` a KeyError
             m = json.loads((run / "metrics.json").read_text())
             info = json.loads((run / "run.json").read_text())
-        except (OSError, ValueError):
-            raise TrainError(f"{run} is not a finished run folder (metrics.json/run.json missing)") from None
+            if not (isinstance(m, dict) and isinstance(info, dict)):
+                raise TypeError("not a table")
+            m["label"], m["sets"], m["checksum"], m["arch"], m["dataset"]
+        except (OSError, ValueError, TypeError, KeyError):
+            raise TrainError(
+                f"run {run}: metrics.json or run.json is damaged; restore the run folder from a backup or train again"
+            ) from None
         require_complete(run, info, " (compare reads finished runs only)")
         loaded.append((run, m, info))
         entries.append((m["label"], m["sets"]))

@@ -3,7 +3,6 @@ kept apart from report.py's Table-2/ROC/Grad-CAM figures. Markdown in, figures v
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -11,8 +10,9 @@ import numpy as np
 
 from curate.dataset import DatasetVersion
 from curate.files import write_atomic
+from curate.output import json_text
 from train import pointing
-from train.calibration import reliability_figure
+from train.calibration import INVERTED, INVERTED_METHOD, reliability_figure
 from train.ensemble import MeanHead
 from train.metrics import METRIC_LABELS, METRICS, fmt
 from train.models import Net
@@ -101,9 +101,11 @@ def run_sections(out: Path, label: str, metrics: dict, oof_rows: list[dict], plt
     fig = reliability(out, oof_rows, plt)
     cal = tri["calibration"]
     bs = tri["bootstrap"]
+    inverted = [f"**Warning**: {INVERTED}.", ""] if cal.get("method") == INVERTED_METHOD else []
     return [
         "## Calibration and triage operating point",
         "",
+        *inverted,
         f"Platt scaling fitted on the train split's out-of-fold predictions (`oof_predictions.csv`): "
         f"P_cal = sigmoid({cal['a']:.3f} · logit P + {cal['b']:.3f}); applied unchanged to test, test ROI and external "
         f"(fold-model mean). Operating point: calibrated P({tri['positive_class']}) ≥ **{tri['threshold']:.3f}**, the "
@@ -235,7 +237,7 @@ def extra_sections(
         items = {(s, it.image_id): it for s, its in plan.eval_sets.items() for it in its}
         result["figure"] = pointing.figure(out, results, items, inputs.preset, net, arch, plt)
         result["model"] = "best fold" if cfg.unfreeze else "mean of the fold models"
-    write_atomic(out / "pointing.json", json.dumps(result, indent=2))
+    write_atomic(out / "pointing.json", json_text(result))
     metrics["pointing"] = {k: v for k, v in result.items() if k != "images"}
-    write_atomic(out / "metrics.json", json.dumps(metrics, indent=2, default=str))
+    write_atomic(out / "metrics.json", json_text(metrics))
     return lines + pointing_sections(result)

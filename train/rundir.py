@@ -16,7 +16,7 @@ import torch
 
 from curate.dataset import DatasetVersion
 from curate.files import atomic_path
-from train.config import TrainConfig, from_saved, identity, refuse_existing
+from train.config import TrainConfig, from_saved, identity, refuse_existing, started
 from train.data import Plan
 from train.errors import TrainError
 from train.metrics import summarise
@@ -59,7 +59,7 @@ def prepare_run_dir(cfg: TrainConfig, ds: DatasetVersion, resume: bool) -> Path:
     """Create the run folder, or check that the one being resumed holds the same data and settings."""
     out = Path(cfg.out)
     refuse_existing(out, resume)
-    if resume and out.exists():
+    if resume and started(out):
         try:
             old = json.loads((out / "config.json").read_text())
             old_ds = json.loads((out / "run.json").read_text())["dataset"]["checksum"]

@@ -33,7 +33,10 @@ def export(
         typer.Option(min=0.0, max=1.0, help="ROI crop margin around the lesion boxes, as a fraction of their size."),
     ] = 0.1,
     test_fraction: Annotated[
-        float, typer.Option(min=0.0, max=0.9, help="Share of the non-external images held out for testing.")
+        float,
+        typer.Option(
+            min=0.01, max=0.9, help="Share of the non-external images held out for testing (a test split is required)."
+        ),
     ] = 0.2,
     folds: Annotated[int, typer.Option(min=2, help="Cross-validation folds inside train.")] = 5,
     seed: Annotated[int, typer.Option(help="Seed of the split.")] = 0,

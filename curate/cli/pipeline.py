@@ -37,12 +37,12 @@ def pipeline(
     Example: curate pipeline --demo
     """
     from curate.audit import audited
-    from curate.intake.incoming import DEMO_SOURCE, find_sources, source_options
+    from curate.intake.incoming import DEMO_SOURCE, check_kinds, find_sources, source_options
     from curate.intake.ingest import ingest_folder
     from curate.workspace import Workspace
 
     ws = Workspace.init(workspace or Path("."), db_url=db, keep_catalogue=True)  # a lost catalogue is not renewed
-    found = find_sources(incoming, demo, tmp_dir=ws.tmp)
+    found = find_sources(incoming, demo, tmp_dir=ws.tmp, own=tuple(ws.own_folders()))
     if found.demo_photos:
         console.print(f"wrote {found.demo_photos} synthetic demo photos to {incoming / DEMO_SOURCE}")
     if found.loose:
@@ -53,8 +53,23 @@ def pipeline(
             highlight=False,
             soft_wrap=True,
         )
+    if found.hidden:
+        console.print(
+            f"[yellow]warning:[/] {len(found.hidden)} hidden folder(s) in {escape(str(incoming))}/ skipped "
+            f"(.Trashes, .git: never sources){escape(intake_cli.file_names(found.hidden))}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if not found.sources:
+        console.print(
+            f"[yellow]warning:[/] no source folders in {escape(str(incoming))}/: put each source's photos in "
+            f"{escape(str(incoming))}/<source-name>/ (or use --demo)",
+            highlight=False,
+            soft_wrap=True,
+        )
     diagnoses = intake_cli.declared(ws)
     every = [source_options(f, diagnoses) for f in found.sources]  # a bad source.toml stops before any ingest
+    check_kinds(ws, found.sources, every)  # a kind the catalogue contradicts, too (before: after some ingests)
     for folder, options in zip(found.sources, every, strict=True):
         _heading(f"ingest {folder.name}")
         with audited(ws, "ingest", {**asdict(options), "via": "pipeline"}) as run, progress_bar("ingest") as on_file:

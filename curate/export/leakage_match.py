@@ -186,7 +186,12 @@ def _index(feats: list[Features]):
     base = np.concatenate([f.desc for f in feats])
     owner = np.concatenate([np.full(len(f.desc), k, np.int64) for k, f in enumerate(feats)])
     point = np.concatenate([f.points for f in feats])
-    # faiss asks 39 training points per list, else it prints a warning on every small export's audit
+    # faiss asks 39 training points per list, else it prints a warning on every small export's audit; under 39
+    # descriptors in all (a few 32 px images) an exact index needs no training, and says nothing
+    if len(base) < 39:
+        flat = faiss.IndexBinaryFlat(256)
+        flat.add(base)
+        return flat, owner, point
     nlist = int(max(1, min(4096, np.sqrt(len(base)) // 1, len(base) // 39)))
     index = faiss.IndexBinaryIVF(faiss.IndexBinaryFlat(256), 256, nlist)
     if len(base) >= nlist:

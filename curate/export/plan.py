@@ -139,7 +139,7 @@ def validate(options: ExportOptions) -> None:
     if not 0.0 <= spec.roi_margin <= 2.0:
         raise ExportError(f"ROI margin must be between 0 and 2 (a fraction of the box), got {spec.roi_margin}")
     if not 0.0 < options.test_fraction < 1.0:
-        raise ExportError(f"test fraction must be between 0 and 1, got {options.test_fraction}")
+        raise ExportError(f"test fraction must be above 0 and below 1, not {options.test_fraction}")
     if options.folds < 2:
         raise ExportError(f"folds must be at least 2, got {options.folds}")
 

@@ -10,10 +10,13 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sqlmodel import select
+
 from curate.demo import write_demo_folder
 from curate.errors import ConfigError
 from curate.intake.catalogue import SOURCE_KINDS, check_name
 from curate.intake.ingest import IngestOptions, compile_case_pattern, load_label_map
+from db.models import Source
 
 INCOMING = "incoming"  # `curate pipeline`'s default sources folder, in the workspace
 SETTINGS_FILE = "source.toml"
@@ -26,15 +29,30 @@ class Incoming:
     sources: list[Path]  # one folder per source, by name
     demo_photos: int = 0  # synthetic photos this call wrote into incoming/<DEMO_SOURCE>/
     loose: list[str] = field(default_factory=list)  # files directly in incoming/: in no source, so not ingested
+    hidden: list[str] = field(default_factory=list)  # dot-folders (.Trashes, .git): never sources
 
 
-def find_sources(incoming: Path, demo: bool = False, tmp_dir: Path | None = None) -> Incoming:
-    """The source folders under `incoming` (first filled with demo photos when `demo` and it is empty).
+def _hidden(path: Path) -> bool:
+    """A dot-file or dot-folder: the OS's own (.DS_Store, .Trashes with a Mac's deleted photos) or a tool's."""
+    return path.name.startswith(".")
+
+
+def find_sources(
+    incoming: Path, demo: bool = False, tmp_dir: Path | None = None, own: tuple[Path, ...] = ()
+) -> Incoming:
+    """The source folders under `incoming` (first filled with demo photos when `demo` and it holds nothing but
+    dot-files). `own`: the workspace's own folders, where no demo is written (it was, before the refusal).
 
     The demo folder is built in `tmp_dir` (the workspace's tmp/; beside `incoming` when that is on another
     filesystem) and renamed in whole, so a killed run leaves `incoming` empty and the re-run writes it all."""
     written = 0
-    if demo and not (incoming.is_dir() and any(incoming.iterdir())):
+    resolved = incoming.resolve()
+    if inside := next((f for f in own if f == resolved or f in resolved.parents), None):
+        raise ConfigError(
+            f"{incoming} is in the workspace's own {inside.name}/ folder, which holds copies of stored photos: "
+            "choose another --incoming"
+        )
+    if demo and not (incoming.is_dir() and any(not _hidden(p) for p in incoming.iterdir())):
         incoming.mkdir(parents=True, exist_ok=True)
         if tmp_dir is None or os.stat(tmp_dir).st_dev != os.stat(incoming).st_dev:
             tmp_dir = incoming.parent
@@ -44,8 +62,9 @@ def find_sources(incoming: Path, demo: bool = False, tmp_dir: Path | None = None
             f"no {incoming}/ folder: put each source's photos in {incoming}/<source-name>/ (or use --demo)"
         )
     entries = sorted(incoming.iterdir())
-    loose = [p.name for p in entries if not p.is_dir() and not p.name.startswith(".")]  # dotfiles: the OS's own
-    return Incoming([p for p in entries if p.is_dir()], written, loose)
+    loose = [p.name for p in entries if not p.is_dir() and not _hidden(p)]
+    hidden = [p.name for p in entries if p.is_dir() and _hidden(p)]  # before: ingested as sources
+    return Incoming([p for p in entries if p.is_dir() and not _hidden(p)], written, loose, hidden)
 
 
 def source_options(folder: Path, diagnoses: tuple[str, ...] | None = None) -> IngestOptions:
@@ -67,6 +86,20 @@ def source_options(folder: Path, diagnoses: tuple[str, ...] | None = None) -> In
     if settings.get("licence") is not None:
         check_name(settings["licence"], f"{cfg}: licence")
     return IngestOptions(source=folder.name, settings_files=tuple(p for p in own if p), diagnoses=diagnoses, **settings)
+
+
+def check_kinds(ws, folders: list[Path], options: list[IngestOptions]) -> None:
+    """A source.toml `kind` that contradicts the kind its source is registered with, named before any source is
+    ingested (before: `curate ingest`'s error came after the sources before it, and dedupe never ran)."""
+    with ws.session() as s:
+        registered = dict(s.exec(select(Source.name, Source.kind)).all())
+    for folder, opts in zip(folders, options, strict=True):
+        was = registered.get(opts.source)
+        if opts.kind is not None and was is not None and opts.kind != was:
+            raise ConfigError(
+                f"{folder / SETTINGS_FILE}: kind {opts.kind!r} contradicts source {opts.source!r}, registered as "
+                f"{was!r}; a source keeps its kind (set kind = {was!r}, or rename the folder for a new source)"
+            )
 
 
 def _read(cfg: Path) -> dict:

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import regex
 from sqlmodel import select
 
 from curate.errors import ConfigError
@@ -221,23 +222,35 @@ def load_label_map(path: Path) -> dict[str, str]:
     return mapping
 
 
-def compile_case_pattern(pattern: str | None, where: str = "--case-id-pattern") -> re.Pattern | None:
-    """The compiled pattern, or a ConfigError naming `where` (the option, or a source.toml's field)."""
+CASE_MATCH_S = 1.0  # the most one file name may take to match --case-id-pattern
+
+
+def compile_case_pattern(pattern: str | None, where: str = "--case-id-pattern") -> regex.Pattern | None:
+    """The compiled pattern, or a ConfigError naming `where` (the option, or a source.toml's field).
+
+    The `regex` library, not `re`: its match takes a timeout. A pattern that backtracks without end on some
+    name (`(a+)+$` on forty a's and a b) held ingest at 100 % CPU for good, with nothing said."""
     if not pattern:
         return None
     try:
-        rx = re.compile(pattern)
-    except re.error as exc:
+        rx = regex.compile(pattern)
+    except regex.error as exc:
         raise ConfigError(f"{where} is not a valid regular expression: {exc}") from exc
     if rx.groups == 0:
         raise ConfigError(f"{where} needs a capture group, e.g. '(?P<case>P\\d+)'")
     return rx
 
 
-def case_id(rx: re.Pattern | None, locator: str) -> str | None:
+def case_id(rx: regex.Pattern | None, locator: str) -> str | None:
     if rx is None:
         return None
-    m = rx.search(locator)
+    try:
+        m = rx.search(locator, timeout=CASE_MATCH_S)
+    except TimeoutError:
+        raise ConfigError(
+            f"the case id pattern took over {CASE_MATCH_S:.0f} s on one file name (it backtracks without end, as "
+            "(a+)+ does): simplify it; what was ingested so far is kept"
+        ) from None
     if not m:
         return None
     value = m.group("case") if "case" in rx.groupindex else m.group(1)
@@ -391,7 +404,7 @@ def ingest_folder(
     return report
 
 
-def _report(options: IngestOptions, rx: re.Pattern | None, run_id: int | None = None) -> IngestReport:
+def _report(options: IngestOptions, rx: regex.Pattern | None, run_id: int | None = None) -> IngestReport:
     """An empty report that counts case ids only with a pattern, files under no diagnosis folder only by that rule."""
     folders = by_diagnosis_folder(options)
     mapped = {slug(v) for v in (options.label_map or {}).values()} - {None, ""}
