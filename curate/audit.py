@@ -19,7 +19,7 @@ from sqlmodel import select
 
 from curate import __version__
 from curate.files import remove_stale_parts
-from curate.lock import note_outcome, note_run, stale_runs, unrecorded_outcomes, workspace_lock
+from curate.lock import keep_previous, note_outcome, note_run, stale_runs, unrecorded_outcomes, workspace_lock
 from curate.output import err_console
 from curate.redact import redact_value
 from db.models import CommandRun, utcnow
@@ -75,7 +75,11 @@ def mark_killed(ws, run_ids: list[int], outcomes: dict[int, str] | None = None) 
 def audited(ws, command: str, args: dict[str, Any] | None = None) -> Iterator[Run]:
     """Hold the workspace lock; record the run at start (so a killed run is visible) and its outcome at the end."""
     with workspace_lock(ws.root, command) as held:
-        mark_killed(ws, stale_runs(held), unrecorded_outcomes(held))
+        try:
+            mark_killed(ws, stale_runs(held), unrecorded_outcomes(held))
+        except BaseException:  # the catalogue still unreachable: the next holder records them, not nobody
+            keep_previous(held)
+            raise
         if held.depth == 1:  # once a command: a nested take in this process has swept already
             clear_partial_files(ws)
         row = CommandRun(

@@ -169,6 +169,18 @@ def note_outcome(held: Held, run_id: int, status: str) -> None:
         _write(held)
 
 
+def keep_previous(held: Held) -> None:
+    """Carry the previous holder's unrecorded runs and outcomes into this holder's lock file, kept after it ends:
+    this command could not record them either (its catalogue still unreachable), and taking the lock had
+    overwritten them."""
+    runs = [r for r in stale_runs(held) if r not in held.info.setdefault("runs", [])]
+    held.info["runs"] = runs + held.info["runs"]
+    held.info.setdefault("outcomes", {}).update({str(k): v for k, v in unrecorded_outcomes(held).items()})
+    held.keep = True
+    with suppress(OSError):
+        _write(held)
+
+
 def unrecorded_outcomes(held: Held) -> dict[int, str]:
     """The outcomes the previous holder could not record (`note_outcome`), by run id."""
     outcomes = held.previous.get("outcomes")

@@ -3,6 +3,7 @@ it (a writer running now, originals missing from the store, files other users ca
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable
 
@@ -69,18 +70,34 @@ def catalogue_status(session: Session, live_runs: Iterable[int] = ()) -> dict:
     }
 
 
+# arguments that do not make another command: how, not what (a re-run with other --workers finishes the same work)
+HOW = frozenset({"workers", "json", "json_out", "quiet"})
+
+
+def _what(run: CommandRun) -> tuple[str, str]:
+    """A run's command and the arguments that say what it works on (an ingest's folder and source)."""
+    try:
+        args = json.loads(run.arguments or "{}")
+    except ValueError:
+        args = {}
+    if not isinstance(args, dict):
+        args = {}
+    return run.command, json.dumps({k: v for k, v in args.items() if k not in HOW}, sort_keys=True, default=str)
+
+
 def unfinished_commands(session: Session, live_runs: Iterable[int] = ()) -> list[dict]:
-    """Each command whose latest run did not finish: stopped (Ctrl-C, SIGTERM), killed, or "running" with its
-    process gone. It stays listed until that command runs again to the end (before: an interrupted ingest was
-    never mentioned, and a killed one only until the next writer marked it "killed")."""
+    """Each command whose latest run with the same arguments (`_what`) did not finish: stopped (Ctrl-C,
+    SIGTERM), killed, or "running" with its process gone. It stays listed until that command runs again to the
+    end (before: an interrupted ingest was never mentioned, and a killed one only until the next writer marked
+    it "killed"); an ingest of another source does not finish it, and one being re-run now is not listed."""
     live = set(live_runs)
-    latest = (
-        select(CommandRun.command, func.max(CommandRun.id).label("last"))
-        .where(CommandRun.id.not_in(list(live)))
-        .group_by(CommandRun.command)
-        .subquery()
-    )
-    rows = session.exec(select(CommandRun).join(latest, CommandRun.id == latest.c.last).order_by(CommandRun.id)).all()
+    latest: dict[tuple[str, str], CommandRun] = {}
+    running: set[tuple[str, str]] = set()
+    for r in session.exec(select(CommandRun).order_by(CommandRun.id)).all():
+        if r.id in live:
+            running.add(_what(r))
+        else:
+            latest[_what(r)] = r
     return [
         {
             "command": r.command,
@@ -88,8 +105,8 @@ def unfinished_commands(session: Session, live_runs: Iterable[int] = ()) -> list
             "run_id": r.id,
             "started_at": r.started_at.strftime("%Y-%m-%d %H:%M UTC"),
         }
-        for r in rows
-        if r.status in ("running", "killed", "interrupted")
+        for key, r in sorted(latest.items(), key=lambda kv: kv[1].id)
+        if r.status in ("running", "killed", "interrupted") and key not in running
     ]
 
 

@@ -140,6 +140,8 @@ class Workspace:
             db_url = _absolute(db_url)
         marker = root / MARKER
         settings = _read_settings(marker) if marker.is_file() else None
+        if settings is not None:
+            _check_settings(settings, marker)
         recorded = None if settings is None else _recorded_catalogue(root, settings)
         if db_url and recorded and _catalogue_key(db_url) != _catalogue_key(recorded):
             raise WorkspaceError(
@@ -368,6 +370,8 @@ def _check_settings(settings: dict, marker: Path) -> None:
             f"{marker}: {unknown[0]!r} is not a setting (curate.toml holds {', '.join(SETTINGS[:2])} and "
             f"[{SETTINGS_TABLE}]; is it misspelled?)"
         )
+    if "db_url" in settings and not isinstance(settings["db_url"], str):
+        _check_url(settings["db_url"], f"{marker}: db_url")
     backend = settings.get("backend")
     if backend is not None and backend not in ("sqlite", "postgresql"):
         raise WorkspaceError(f'{marker}: backend must be "sqlite" or "postgresql", not {backend!r}')
@@ -398,14 +402,14 @@ def _check_url(url, where: str = f"--db / {DB_ENV}") -> None:
     if backend not in ("sqlite", "postgresql"):
         raise WorkspaceError(
             f"{where}: a catalogue is SQLite or PostgreSQL, not {backend} ({_redact(url)}): "
-            "use sqlite:///PATH or postgresql://HOST/DB"
+            "use sqlite:///PATH or postgresql+psycopg://HOST/DB"
         )
     try:
         dialect.import_dbapi()
     except ImportError as exc:
         raise WorkspaceError(
             f"{where}: the {parsed.get_driver_name()} driver is not installed ({_redact(url)}): "
-            f"use {backend}:// without a driver name"
+            + ("use postgresql+psycopg://, the driver this toolkit installs" if backend == "postgresql" else "")
         ) from exc
 
 

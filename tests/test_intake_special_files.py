@@ -119,3 +119,18 @@ def test_the_workspace_is_never_ingested_into_itself(tmp_path):
         ingest_folder(ws, ws.objects, IngestOptions(source="store", workers=1))
     with pytest.raises(ConfigError, match=r"own objects/ folder"):
         ingest_folder(ws, moved, IngestOptions(source="store", workers=1))
+
+
+def test_an_unreadable_file_counts_in_its_label_row_and_the_file_total(sqlite_ws, tmp_path):
+    """Before: a dangling link or a link loop was in the table's rejected total only: the label rows said 6
+    rejected, the total 9, and "20 files" counted 23."""
+    folder = tmp_path / "in"
+    (folder / "Mpox").mkdir(parents=True)
+    (folder / "Mpox" / "ok.jpg").write_bytes(I.jpeg(1))
+    (folder / "Mpox" / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    (folder / "loopA").symlink_to(folder / "loopB")
+    (folder / "loopB").symlink_to(folder / "loopA")
+    report = ingest_folder(sqlite_ws, folder, IngestOptions(source="clinic", label_from_folders=True, workers=1))
+    assert len(report.rejected) == 3 and report.files == 4
+    assert report.per_class["mpox"]["rejected"] == 1 and report.per_class["(none)"]["rejected"] == 2
+    assert sum(c["rejected"] for c in report.per_class.values()) == len(report.rejected)

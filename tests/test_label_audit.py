@@ -139,6 +139,15 @@ def test_run_reader_errors(tmp_path):
     (tmp_path / OOF_FILE).write_text("set,image_id,p_mpox,p_non_mpox\ntrain,1,0.3,0.7\ntest,2,,0.9\n")
     with pytest.raises(LabelError, match="line 3: a probability is not a number"):
         read_run(tmp_path)
+    # before: NaN was taken (it sorts anywhere: the wrong images went to the auditor), 7.5 as a probability, and
+    # a header alone as a run with nothing to audit
+    for bad in ("nan,nan", "7.5,0.9", "-0.1,0.9"):
+        (tmp_path / OOF_FILE).write_text(f"set,image_id,p_mpox,p_non_mpox\ntrain,1,0.3,0.7\ntest,2,{bad}\n")
+        with pytest.raises(LabelError, match="line 3: a probability is not between 0 and 1"):
+            read_run(tmp_path)
+    (tmp_path / OOF_FILE).write_text("set,image_id,p_mpox,p_non_mpox\n")
+    with pytest.raises(LabelError, match="no predictions"):
+        read_run(tmp_path)
     (tmp_path / OOF_FILE).write_text("set,image_id,p_mpox,p_non_mpox\ntrain,1,0.3,0.7\ntest,2,0.1,0.9\n")
     run = read_run(tmp_path)
     assert (run.dataset, run.probs[1], run.sets[2]) == ("mpox@1.0.0", {"mpox": 0.3, "non_mpox": 0.7}, "test")

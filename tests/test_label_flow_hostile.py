@@ -263,3 +263,20 @@ def test_a_review_task_follows_a_rater_who_changed_their_answer(studio_server, s
     pull(ws, fx.servers())
     with ws.session() as s:
         assert s.exec(select(Consensus.status).where(Consensus.image_id == image)).one() == "adjudicated"
+
+
+def test_a_project_deleted_in_label_studio_is_named_with_its_clinician_and_server(studio_server, studio_workspace):
+    """Before: `label pull` said "Label Studio project 1 no longer exists" when every clinician's project is number
+    1 on their own server: whose, and where, it did not say."""
+    from label_studio_sdk import LabelStudio
+
+    from curate.errors import StudioError
+
+    fx, ws = studio_server, studio_workspace
+    add_images(ws, 1)
+    pushed = push(ws, fx.servers(), [A, B])
+    LabelStudio(base_url=fx.urls[B], api_key=fx.admin_token).projects.delete(id=pushed.projects[B])
+    with pytest.raises(StudioError) as caught:
+        pull(ws, fx.servers())
+    said = str(caught.value)
+    assert f"project {pushed.projects[B]} (Round 1, {B}) on {fx.urls[B]} was deleted in Label Studio" in said

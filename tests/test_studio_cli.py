@@ -56,6 +56,18 @@ def test_bare_start_then_a_clinician_server(sqlite_ws, monkeypatch):
         )
         users = httpx.get(url + "/api/users/", headers={"Authorization": f"Token {TOKEN}"}).json()
         assert sorted(u["email"] for u in users) == ["a@clinic.test", "steward@clinic.test"]
+        # before: each became a registered clinician with a running server, and Label Studio's refusal spoke of
+        # passwords; the steward's own address got a "clinician" server too
+        for bad, said in [
+            ("a@b", "is not an email address"),
+            ("x y@clinic.org", "is not an email address"),
+            ("a@clinic.org,b@clinic.org", "is not an email address"),
+            ("Steward@Clinic.test", "is the steward's own account"),
+        ]:
+            out = CliRunner().invoke(app, ["studio", "add-user", bad, "--generate", *w])
+            assert out.exit_code == 1 and said in " ".join(out.output.split()), out.output
+        assert [c.email for c in fleet.clinicians()] == ["a@clinic.test"]
+        assert [s.name for s in fleet.status() if s.running] == ["a@clinic.test"]
         # stop stops all; start starts all again on the same port
         assert "stopped 1 server(s)" in CliRunner().invoke(app, ["studio", "stop", *w]).output
         out = CliRunner().invoke(app, ["studio", "start", *w])

@@ -106,11 +106,17 @@ def test_a_run_folder_stopped_before_its_run_began_is_taken_over(export, tmp_pat
     by a plain re-run ("pass --resume") and by --resume ("not a run folder") alike."""
     out = tmp_path / "run"
     out.mkdir()
-    (out / "config.json").write_text('{"arch": "resnet18"}')
+    (out / "config.json").write_text(json.dumps({"dataset": str(export), "arch": "resnet18", "out": str(out)}))
     args = ["run", "--dataset", export, "--arch", "resnet18", "--weights", "none", "--epochs", "1"]
     res = train_cli(*args, "--image-size", "32", "--out", out, *(["--resume"] if resume else []), cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-800:]
     assert json.loads((out / "run.json").read_text())["status"] == "complete"
+    other = tmp_path / "other-tool"  # another tool's config.json is not a run's: refused, never overwritten
+    other.mkdir()
+    (other / "config.json").write_text('{"my": "settings"}')
+    res = train_cli(*args, "--image-size", "32", "--out", other, cwd=tmp_path)
+    assert res.returncode == 1 and "already exists" in res.stderr
+    assert (other / "config.json").read_text() == '{"my": "settings"}'
 
 
 def test_config_validates_every_numeric_field():

@@ -120,3 +120,22 @@ def test_export_model_stopped_between_its_two_files_is_finished_by_a_re_run(run_
     monkeypatch.setattr(em, "write_atomic", real)
     assert em.export_model(run_copy, "onnx", out) == out
     assert out.stat().st_size > 0 and "Model card" in (tmp_path / "m.onnx.card.md").read_text()
+
+
+def test_a_failed_re_export_keeps_the_models_own_card(run_copy, tmp_path, monkeypatch):
+    """A re-export to the run's own model.onnx that fails (onnx missing, a full disk) leaves the model there with
+    the card it was written with, not none."""
+    from train import export_model as em
+    from train.errors import TrainError
+
+    first = em.export_model(run_copy, "onnx")
+    card = first.with_name(first.name + ".card.md")
+    before = card.read_bytes()
+
+    def broken(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(em, "onnx_bytes", broken)
+    with pytest.raises(TrainError, match="failed"):
+        em.export_model(run_copy, "onnx")
+    assert card.read_bytes() == before and first.is_file()

@@ -53,8 +53,11 @@ def test_a_model_ranking_worse_than_chance_is_left_uncalibrated_and_says_so():
         "classes": ["mpox", "non_mpox"],
         "positive_class": "mpox",
         "calibration": cal.as_dict(),
+        "operating_threshold": 0.4,
+        "target_sensitivity": 0.95,
     }
-    assert INVERTED in card_markdown(meta)
+    card = card_markdown(meta)
+    assert INVERTED in card and "Operating point" in card  # predict and serve still decide there
 
 
 def test_ece_of_a_perfectly_calibrated_histogram_is_zero():

@@ -319,11 +319,17 @@ def test_a_killed_run_is_marked_when_the_next_command_starts(tmp_path):
         assert subprocess.run([sys.executable, "-c", _KILLED, str(root)], env=env).returncode == -signal.SIGKILL
     # (the second killed run already marked the first)
     assert "did not finish: `curate ingest` (killed" in curate("status", "-w", root, check=True).stdout
-    curate("ingest", photos(tmp_path / "in", 2), "-s", "c", "-w", root, check=True)
-    assert "did not finish" not in curate("status", "-w", root, check=True).stdout
+    curate("ingest", photos(tmp_path / "in", 2), "-s", "c", "-w", root, check=True)  # other work: still listed
+    assert "did not finish: `curate ingest` (killed" in curate("status", "-w", root, check=True).stdout
+    from curate.audit import audited
+
     ws = Workspace.open(root)
+    with audited(ws, "ingest", {}):  # the same work, to the end
+        pass
+    assert "did not finish" not in curate("status", "-w", root, check=True).stdout
     with ws.session() as s:
-        assert [r.status for r in s.exec(select(CommandRun).order_by(CommandRun.id))] == ["killed", "killed", "ok"]
+        statuses = [r.status for r in s.exec(select(CommandRun).order_by(CommandRun.id))]
+    assert statuses == ["killed", "killed", "ok", "ok"]
 
 
 def test_a_run_whose_end_the_catalogue_missed_is_recorded_by_the_next_command(tmp_path):
@@ -339,6 +345,9 @@ def test_a_run_whose_end_the_catalogue_missed_is_recorded_by_the_next_command(tm
     with pytest.raises(RuntimeError), audited(ws, "export", {}):
         ws.session = gone  # the run's row is written; its outcome cannot be
         raise RuntimeError("the export failed")
+    ws.session = gone  # still down: a retry cannot record it either, and must not forget it
+    with pytest.raises(ConnectionError), audited(ws, "export", {}):
+        pass
     del ws.session
     with audited(ws, "ingest", {}):
         pass
@@ -363,7 +372,11 @@ def test_status_names_a_stopped_command_until_it_runs_again_to_the_end(tmp_path)
     assert "did not finish: `curate ingest` (interrupted, started " in " ".join(shown.split())
     data = json.loads(curate("status", "-w", root, "--json", check=True).stdout)
     assert data["unfinished_runs"] == 1 and data["unfinished"][0]["command"] == "ingest"
-    curate("ingest", photos(tmp_path / "in", 2), "-s", "c", "-w", root, check=True)
+    with audited(ws, "ingest", {"source": "other"}):  # an ingest of another source does not finish this one
+        pass
+    assert "did not finish: `curate ingest` (interrupted" in " ".join(curate("status", "-w", root).stdout.split())
+    with audited(ws, "ingest", {"workers": 2}):  # the same work, other --workers: finished
+        pass
     assert "did not finish" not in curate("status", "-w", root, check=True).stdout
 
 
@@ -468,7 +481,10 @@ def test_init_inside_a_workspace_is_refused(tmp_path):
     "url, said",
     [
         ("mysql://u@127.0.0.1/x", "a catalogue is SQLite or PostgreSQL, not mysql"),
-        ("postgresql+psycopg2://u@127.0.0.1/x", "the psycopg2 driver is not installed"),
+        (
+            "postgresql+psycopg2://u@127.0.0.1/x",
+            "the psycopg2 driver is not installed (postgresql+psycopg2://u@127.0.0.1/x): use postgresql+psycopg://",
+        ),
         ("sqlite:////nonexistent/dir/x.db", "cannot open catalogue"),
     ],
 )
@@ -492,5 +508,6 @@ def test_a_catalogue_url_that_is_not_text_names_curate_toml(tmp_path):
     curate("init", root, check=True)
     marker = root / "curate.toml"
     marker.write_text(marker.read_text() + "db_url = 5\n")
-    proc = curate("status", "-w", root)
-    assert proc.returncode == 1 and f"{marker}: db_url: the catalogue URL must be a string" in proc.stderr
+    for args in (["status", "-w", root], ["init", root, "--db", f"sqlite:///{tmp_path / 'x.db'}"]):
+        proc = curate(*args)  # init --db too: before, "unexpected ArgumentError: Expected string or URL object"
+        assert proc.returncode == 1 and f"{marker}: db_url: the catalogue URL must be a string" in proc.stderr

@@ -383,6 +383,8 @@ def predict_cmd(
             name = escape(printable(r["image"]))
             t.add_row(name, f"{p:.3f}", cal, thr, r["decision"] + low, escape(r["gradcam"]))
         console.print(t)
+    for model_warning in dict.fromkeys(r["model_warning"] for r in done if r.get("model_warning")):  # once
+        err_console.print(f"[yellow]warning:[/] {escape(model_warning)}", highlight=False, soft_wrap=True)
     for r in results:  # after the table, so that a long one does not scroll them away
         if "error" in r:
             err_console.print(f"[bold red]error:[/] {escape(one_line(r['error']))}", highlight=False, soft_wrap=True)

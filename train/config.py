@@ -5,6 +5,7 @@ Importable without torch: `train run` refuses an existing run folder before torc
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, fields
 from numbers import Real
@@ -136,7 +137,15 @@ def started(out: Path) -> bool:
         return False
     except OSError:  # a file, or unreadable: not ours to take over
         return True
-    return bool({n for n in names if not n.endswith(".part")} - {"config.json"})
+    if {n for n in names if not n.endswith(".part")} - {"config.json"}:
+        return True
+    if "config.json" not in names:
+        return False
+    try:  # another tool's config.json is not a run's: the folder is refused, the file never overwritten
+        raw = json.loads((Path(out) / "config.json").read_text())
+    except (OSError, ValueError):
+        return True
+    return not (isinstance(raw, dict) and {"dataset", "arch", "out"} <= set(raw))
 
 
 def refuse_existing(out: Path, resume: bool) -> None:

@@ -98,6 +98,7 @@ def export_model(run: Path, fmt: ExportFormat, out: Path | None = None, fold: in
     meta = metadata(model, fold)
     card = card_markdown(meta)
     card_path = out.with_name(out.name + ".card.md")
+    old_card = card_path.read_bytes() if card_path.is_file() else None  # a re-export's: put back if this fails
     # the card first: the model file is what says an export is whole (before, Ctrl-C between the two left the
     # model without its card, and the re-run was refused: "--out already exists")
     write_atomic(card_path, card, mode=PRIVATE)
@@ -113,8 +114,13 @@ def export_model(run: Path, fmt: ExportFormat, out: Path | None = None, fold: in
                 traced = torch.jit.trace(net, x, check_trace=False)
                 extra = {META_KEY: json_text(meta, indent=None), "model_card": card}
                 torch.jit.save(traced, str(tmp), _extra_files=extra)
-    except Exception as exc:
-        card_path.unlink(missing_ok=True)
+    except BaseException as exc:
+        if old_card is None:
+            card_path.unlink(missing_ok=True)
+        else:  # the model already there keeps its own card
+            write_atomic(card_path, old_card, mode=PRIVATE)
+        if not isinstance(exc, Exception):
+            raise
         raise TrainError(
             f"exporting {run} as {fmt.value} failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
         ) from None

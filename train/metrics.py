@@ -80,12 +80,12 @@ def summarise(per_fold: Iterable[dict]) -> dict:
 
 
 def fmt(stat: dict) -> str:
-    """'0.928 (0.022)' as in Table 2; '—' where no fold defines it, '0.750 (0.354) [2/3]' over some only."""
+    """'0.928 (0.022)' as in Table 2; '—' where no fold defines it, '0.750 (0.354) [2 folds]' over some only."""
     mean, sd = stat.get("mean"), stat.get("sd")
     if mean is None or not math.isfinite(mean):
         return "\u2014"
     text = f"{mean:.3f} ({sd:.3f})" if sd is not None and math.isfinite(sd) else f"{mean:.3f}"
-    return text + (f" [{stat['folds']} folds]" if "folds" in stat else "")
+    return text + (f" [{stat['folds']} fold{'s' * (stat['folds'] != 1)}]" if "folds" in stat else "")
 
 
 def roc(y: np.ndarray, p_pos: np.ndarray, positive: int):

@@ -44,7 +44,7 @@ def card_markdown(meta: dict) -> str:
     ]
     if (meta.get("calibration") or {}).get("method") == INVERTED_METHOD:
         lines.append(f"- **Warning**: {INVERTED}")
-    elif meta.get("calibration"):
+    if meta.get("calibration"):
         c = meta["calibration"]
         lines += [
             f"- **Calibration**: Platt scaling on out-of-fold predictions, P_cal = sigmoid({c['a']:.4f} · logit P "

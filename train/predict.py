@@ -78,8 +78,7 @@ def predict(run: Path, images: list[Path], threshold: float | None = None, out_d
         save_image(overlay(full, t.cam), png)
         low = low_resolution(f"image {path}", size, model.preset.size)
         warning = low
-        if model.calibration is not None and model.calibration.method == INVERTED_METHOD:
-            warning = INVERTED if low is None else f"{low}; {INVERTED}"
+        unfit = model.calibration is not None and model.calibration.method == INVERTED_METHOD
         results.append(
             {
                 "image": str(path),
@@ -95,6 +94,7 @@ def predict(run: Path, images: list[Path], threshold: float | None = None, out_d
                 "size": list(size),
                 "low_resolution": low is not None,
                 "warning": warning,
+                "model_warning": INVERTED if unfit else None,  # the run's, the same for every photo
             }
         )
     if numbered and not any("gradcam" in r for r in results):  # every input refused: no empty numbered folder

@@ -368,6 +368,9 @@ def ingest_folder(
 
     source_id, known, recorded, new = ws.transact(start)
     report.rejected.extend(unreadable)
+    report.files += len(unreadable)  # before: in the rejected total only, so the rows and "N files" fell short
+    for loc, _ in unreadable:
+        report.per_class[prior_label(options, loc) or "(none)"]["rejected"] += 1
 
     def commit(done: list[tuple[str, tuple]]) -> None:
         nonlocal recorded

@@ -72,7 +72,12 @@ def read_run(run: Path) -> RunPredictions:
                 probs[image_id] = {k: float(row[PROB_PREFIX + k]) for k in classes}
             except (TypeError, ValueError):
                 raise LabelError(f"{path} line {n}: a probability is not a number") from None
+            if not all(0.0 <= p <= 1.0 for p in probs[image_id].values()):  # NaN too: it fails every comparison
+                # before: a NaN scrambled the ranking (it sorts anywhere) and put the wrong images in the round
+                raise LabelError(f"{path} line {n}: a probability is not between 0 and 1")
             sets[image_id] = row[SET_COLUMN]
+    if not probs:
+        raise LabelError(f"{path}: no predictions (only its header): train again, or name another --run")
     return RunPredictions(run, f"{name}@{version}", checksum, task, classes, probs, sets)
 
 

@@ -18,7 +18,7 @@ from datetime import datetime
 from sqlalchemy import insert
 from sqlmodel import select
 
-from curate.errors import LabelError
+from curate.errors import LabelError, StudioError
 from curate.label import audit_apply
 from curate.label.client import RemoteAnnotation, StudioClient
 from curate.label.consensus import LowQuality, ThirdOpinion
@@ -96,6 +96,7 @@ def pull(
     with ws.session() as s:
         projects = s.exec(select(LabelProject).order_by(LabelProject.id)).all()
         round_urls = dict(s.exec(select(LabelRound.id, LabelRound.server_url)).all())
+        round_names = dict(s.exec(select(LabelRound.id, LabelRound.name)).all())
         pairs = {r.id: (r.name, json.loads(r.raters)) for r in s.exec(select(LabelRound)) if r.kind == "rating"}
         recorded = s.exec(select(LabelTask)).all()
         tasks = {(t.project_id, t.ls_task_id): t for t in recorded}
@@ -114,7 +115,17 @@ def pull(
                     f"{other} has an account on {p.rater}'s Label Studio server {client.url} and can read "
                     f"{p.rater}'s labels of {name}: their ratings there may not be independent; remove that account"
                 )
-        for a in client.fetch_annotations(p.ls_project_id):
+        try:
+            answers = client.fetch_annotations(p.ls_project_id)
+        except StudioError as exc:
+            if client.project_config(p.ls_project_id) is None:  # before: "project 1 no longer exists": whose, where?
+                raise StudioError(
+                    f"Label Studio project {p.ls_project_id} ({round_names.get(p.round_id)}, {p.rater}) on "
+                    f"{client.url} was deleted in Label Studio: its answers cannot be read, and the pull stops before "
+                    "recording anything; restore that server's data folder from a backup"
+                ) from exc
+            raise
+        for a in answers:
             # a second task of a recorded image (an import a stopped push never saw finish, made again by its re-run)
             # is that image's: the rater's answer there counts
             task = tasks.get((p.id, a.task_id)) or by_image.get((p.id, a.image_id))

@@ -17,7 +17,7 @@ import httpx
 
 from curate.errors import ConfigError, LabelError, StudioError
 from curate.label.client import StudioClient, add_user, api_key_from_env
-from curate.studio.fleet import Fleet
+from curate.studio.fleet import Fleet, check_email
 
 
 @dataclass
@@ -122,9 +122,15 @@ def add_clinician(ws, email: str, password: str, port: int | None = None) -> str
     so the link the account was made with opens nothing afterwards.
     """
     fleet = Fleet(ws.root)
+    new = fleet.find(email) is None
     c = fleet.add(email, port)
-    info = fleet.start_one(c)
-    add_own_account(info.url, api_key_from_env(), c.email, password)
+    try:
+        info = fleet.start_one(c)
+        add_own_account(info.url, api_key_from_env(), c.email, password)
+    except BaseException:
+        if new:  # before: the clinician stayed registered with a server running and no account on it
+            fleet.remove(c)
+        raise
     return info.url
 
 
@@ -133,7 +139,9 @@ def add_own_account(url: str, key: str, email: str, password: str) -> None:
     aside), with the invite link renewed after. `curate studio add-user --url` once made one on another rater's
     server, where the new account read that rater's projects and labels; only a later push noticed."""
     client = StudioClient(url, key)
-    email = email.strip().lower()  # as the fleet's path and every round store it
+    email = check_email(email)  # as the fleet's path and every round store it
+    if email == client.whoami():
+        raise StudioError(f"{email} is the steward's own account: a clinician needs an address of their own")
     emails = set(client.user_emails().values())
     if email in emails:
         reset_invite(url, key)  # a signup interrupted before the link was renewed

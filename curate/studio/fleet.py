@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -40,6 +41,19 @@ from curate.studio.server import (
 
 FIRST_CLINICIAN_PORT = DEFAULT_PORT + 1  # 8080 stays with the shared server of catalogues made before
 PRIVATE_FILES = (".env",)  # SECRET_KEY: never copied from the template
+
+
+# local@domain.tld: no spaces, commas or brackets (before, "a@b", "x y@clinic.org" and "a@x.org,b@y.org" became
+# clinicians, each with a server, and Label Studio then refused the account with a message about passwords)
+_EMAIL = re.compile(r"[^@\s,;<>()\[\]\"']+@[^@\s,;<>()\[\]\"'.]+(\.[^@\s,;<>()\[\]\"'.]+)+")
+
+
+def check_email(email: str) -> str:
+    """`email` stripped and lowercased, or a StudioError saying it is not an address."""
+    email = email.strip().lower()
+    if not _EMAIL.fullmatch(email):
+        raise StudioError(f"{email!r} is not an email address (name@clinic.org, one at a time)")
+    return email
 
 
 @dataclass(frozen=True)
@@ -129,9 +143,7 @@ class Fleet:
 
     def add(self, email: str, port: int | None = None) -> Clinician:
         """Register `email` and give it a server of its own (idempotent: an existing one is returned)."""
-        email = email.strip().lower()
-        if "@" not in email:
-            raise StudioError(f"{email!r} is not an email address")
+        email = check_email(email)
         have = self.find(email)
         if have is not None:
             return have
@@ -146,6 +158,12 @@ class Fleet:
             tmp.rename(data)
         self._save(self.clinicians() + [c])
         return c
+
+    def remove(self, c: Clinician) -> None:
+        """Stop `c`'s server and forget it, its folder too: what a failed `add-user` had made."""
+        self.server(c).stop()
+        self._save([x for x in self.clinicians() if x.email != c.email])
+        shutil.rmtree(self.dir / c.slug, ignore_errors=True)
 
     def _next_port(self) -> int:
         used = {c.port for c in self.clinicians()}
