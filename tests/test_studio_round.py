@@ -223,7 +223,7 @@ def test_full_round(studio_server, studio_workspace):
         pull(ws, client)
     LabelStudio(base_url=fx.urls[A], api_key=fx.admin_token).annotations.delete(id=bad.id)
     LabelStudio(base_url=fx.urls[C], api_key=fx.admin_token).projects.delete(id=adj.projects[C])
-    with pytest.raises(StudioError, match="no longer exists"):
+    with pytest.raises(StudioError, match=rf"\(Round \d+ \(review\), {C}\) on .* was deleted in Label Studio"):
         pull(ws, client)
     assert snapshot(ws) == before
 
