@@ -77,7 +77,6 @@ def predict(run: Path, images: list[Path], threshold: float | None = None, out_d
         png = out_dir / f"{n:03d}-gradcam.png"  # the position only: never a part of the input's name
         save_image(overlay(full, t.cam), png)
         low = low_resolution(f"image {path}", size, model.preset.size)
-        warning = low
         unfit = model.calibration is not None and model.calibration.method == INVERTED_METHOD
         results.append(
             {
@@ -93,7 +92,7 @@ def predict(run: Path, images: list[Path], threshold: float | None = None, out_d
                 "gradcam": str(png),
                 "size": list(size),
                 "low_resolution": low is not None,
-                "warning": warning,
+                "warning": low,
                 "model_warning": INVERTED if unfit else None,  # the run's, the same for every photo
             }
         )

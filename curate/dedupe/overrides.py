@@ -213,7 +213,7 @@ def keep(ws, image: int, note: str | None = None, undo: bool = False, run_id: in
             )
         elif note is not None:
             row.note = _cut(note, NOTE_MAX)
-        replaced = [] if undo else _drop_other_keeps(s, image, mine.cluster_key)
+        replaced = [] if undo else _drop_other_keeps(s, image)
         s.flush()
         summary = recluster(s, run_id)
         key = s.get(DedupeMember, image).cluster_key
@@ -227,11 +227,10 @@ def keep(ws, image: int, note: str | None = None, undo: bool = False, run_id: in
         }
 
 
-def _drop_other_keeps(s, image: int, cluster_key: str) -> list[dict]:
+def _drop_other_keeps(s, image: int) -> list[dict]:
     """The keeps of the other members of `image`'s cluster, taken back: the steward chose again. Before, they
     stayed, so `keep --undo` of the new one handed the cluster to the old keep, not to the rule as it says."""
-    members = s.exec(select(DedupeMember.image_id).where(DedupeMember.cluster_key == cluster_key)).all()
-    others = [m for m in members if m != image]
+    others = [m for m in _cluster_mates(s, [image]) if m != image]
     rows = s.exec(
         select(DedupeOverride).where(
             DedupeOverride.action == KEEP,

@@ -31,6 +31,13 @@ from db.models import utcnow
 log = logging.getLogger("curate.scrape")
 # A rejection under --min-side, and its reason read back: a later run with a lower --min-side fetches it again.
 TOO_SMALL = re.compile(r"too small \((\d+)x(\d+) < (\d+) px\)")
+
+
+def too_small(width: int, height: int, min_side: int) -> str:
+    """The reason `TOO_SMALL` reads back."""
+    return f"too small ({width}x{height} < {min_side} px)"
+
+
 STOP_JOIN_S = 2.0  # a stopped crawl waits this long for each download thread, its requests ended (`end_all`)
 
 
@@ -178,7 +185,7 @@ class StoreDownloader(ImageDownloader):
         except (Transient, Refused) as exc:
             return Outcome(Kind.FAILED, task, reason=str(exc))
         if opts.min_side and min(info.width, info.height) < opts.min_side:
-            return Outcome(Kind.REJECTED, task, reason=f"too small ({info.width}x{info.height} < {opts.min_side} px)")
+            return Outcome(Kind.REJECTED, task, reason=too_small(info.width, info.height, opts.min_side))
         sha = sha256_bytes(got.body)
         claim = job.claim_image(sha)
         if claim is Claim.FULL:
