@@ -222,3 +222,52 @@ def test_report_without_ratings_has_no_raters_png(sqlite_ws):
     files = write_html(rep, sqlite_ws.reports / "labeling.html", sqlite_ws)
     assert rep.raters == [] and files.raters_png is None and not stale.exists()
     assert "<h2>Raters</h2><p>No diagnoses yet.</p>" in files.html.read_text()
+
+
+def _audit(ws, answers: dict[int, str]) -> None:
+    """An audit round by D with `answers` (image -> diagnosis or "keep"), consensus recomputed as pull does."""
+    with ws.session() as s:
+        rnd = LabelRound(kind="audit", name="audit 1", raters=json.dumps([D]), server_url="http://127.0.0.1:1")
+        s.add(rnd)
+        s.flush()
+        p = LabelProject(round_id=rnd.id, rater=D, ls_project_id=99)
+        s.add(p)
+        s.flush()
+        for n, (image_id, diagnosis) in enumerate(answers.items(), start=900):
+            task = LabelTask(project_id=p.id, image_id=image_id, ls_task_id=n)
+            s.add(task)
+            s.flush()
+            s.add(
+                LabelAnnotation(
+                    task_id=task.id, ls_annotation_id=n, rater=D, diagnosis=diagnosis, flags="[]",
+                    content_sha256=f"{n:064d}", raw="{}",
+                )
+            )  # fmt: skip
+        s.flush()
+        write_consensus(s)
+        s.commit()
+
+
+D = "d@clinic.test"
+
+
+def test_report_follows_the_audit(ws):
+    """The audit reviewer sided with rater A on the adjudicated image and gave a third opinion on the agreed one:
+    raters are judged against the consensus the audit left, the auditor is listed, the agreed image is an example
+    of a discarded one."""
+    ids = _catalogue(ws)
+    _audit(ws, {ids["adjudicated"]: "mpox", ids["agreed"]: "genital_warts"})
+    with ws.session() as s:
+        rep = build(s, PAPER)
+    by = {q.rater: q for q in rep.raters}
+    assert rep.outcomes["discarded"] == 2 and rep.outcomes["adjudicated"] == 1 and rep.outcomes["agreed"] == 0
+    assert (by[A].compared, by[A].agreement) == (1, 1.0)  # the adjudicated image, now mpox as A said
+    assert (by[B].compared, by[B].agreement) == (1, 0.0) and (by[C].compared, by[C].agreement) == (1, 0.0)
+    assert (by[D].role, by[D].diagnosed, by[D].compared, by[D].agreement) == ("auditor", 2, 1, 1.0)
+    assert ids["agreed"] in {x.image_id for x in rep.samples if x.group == "discarded"}
+    # a "keep" is the kept diagnosis
+    _audit(ws, {ids["adjudicated"]: "keep"})
+    with ws.session() as s:
+        rep = build(s, PAPER)
+    by = {q.rater: q for q in rep.raters}
+    assert (by[C].compared, by[C].agreement) == (1, 1.0) and (by[D].diagnosed, by[D].agreement) == (2, 1.0)

@@ -38,6 +38,14 @@ INVERTED = (
 )
 
 
+def unfit(calibration) -> str | None:
+    """`INVERTED` for a run left uncalibrated because it ranks worse than chance, else None; `calibration`: a
+    `Platt`, its dict (metrics.json, an exported model's metadata) or None. Every place that shows decisions
+    says it: run, compare, predict, serve, the report and the model card."""
+    method = calibration.get("method") if isinstance(calibration, dict) else getattr(calibration, "method", None)
+    return INVERTED if method == INVERTED_METHOD else None
+
+
 @dataclass(frozen=True)
 class Platt:
     """p_calibrated = sigmoid(a · logit(p) + b); identity is a=1, b=0."""

@@ -279,10 +279,10 @@ def run_cmd(
     if metrics.get("triage", {}).get("sets"):
         console.print(_triage_table([(metrics["label"], metrics["triage"])]))
     console.print(f"run folder: {path}  (report.md)")
-    from train.calibration import INVERTED, INVERTED_METHOD  # here: sklearn is slow to load for --help
+    from train.calibration import unfit  # here: sklearn is slow to load for --help
 
-    if (metrics.get("triage") or {}).get("calibration", {}).get("method") == INVERTED_METHOD:
-        err_console.print(f"[yellow]warning:[/] {INVERTED}", highlight=False, soft_wrap=True)
+    if warning := unfit((metrics.get("triage") or {}).get("calibration")):
+        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
 
 
 @app.command("compare")
@@ -320,6 +320,11 @@ def compare_cmd(
             )
     if not result["same_dataset"]:
         err_console.print("[yellow]warning:[/] these runs used different dataset versions")
+    for r in result["runs"]:
+        if r["model_warning"]:
+            err_console.print(
+                f"[yellow]warning:[/] {escape(r['label'])}: {r['model_warning']}", highlight=False, soft_wrap=True
+            )
     for f in result.get("files", []):
         console.print(f"wrote {f}")
 
@@ -612,6 +617,8 @@ def serve_cmd(
         f"{threads} thread(s){', login required' if credentials else ''}  "
         "(API: POST /api/predict, GET /healthz; Ctrl-C stops)"
     )
+    if web.state.model_warning:  # also in every answer and on the page
+        err_console.print(f"[yellow]warning:[/] {web.state.model_warning}", highlight=False, soft_wrap=True)
     # a stop waits STOP_GRACE_S for answers in progress, not for a stalled upload's 120 s (nor a service
     # manager's 90 s before its SIGKILL)
     listen.server(web, tls=(tls_cert, tls_key) if tls else None, grace=STOP_GRACE_S).run(sockets=socks)

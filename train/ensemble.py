@@ -47,23 +47,22 @@ class Triage:
     cam: np.ndarray | None = field(default=None, repr=False)
 
 
-def _metrics(run: Path, positive: str | None) -> dict:
-    """The finished run's metrics.json. A binary run's holds its calibration and operating point: without them
-    a photo's decision would silently fall back to an uncalibrated 0.5 (a damaged file turned "refer" into
-    "routine"), so a missing, damaged or incomplete one is refused."""
+def _metrics(run: Path, positive: str | None) -> tuple[dict, Platt | None]:
+    """The finished run's metrics.json and its calibration. A binary run's holds its calibration and operating
+    point: without them a photo's decision would silently fall back to an uncalibrated 0.5 (a damaged file turned
+    "refer" into "routine"), so a missing, damaged or incomplete one is refused."""
     try:
         metrics = json.loads((run / "metrics.json").read_text())
         tri = metrics.get("triage") or {}
         calibration, threshold = tri.get("calibration"), tri.get("threshold")
-        if positive and calibration is not None:
-            Platt(**calibration)  # the fields a calibration has
+        platt = Platt(**calibration) if calibration else None  # the fields a calibration has
         if threshold is not None and not isinstance(threshold, (int, float)):
             raise TypeError(threshold)
     except (OSError, ValueError, AttributeError, TypeError) as exc:
         reason = "is missing" if isinstance(exc, FileNotFoundError) else "is damaged"
     else:
         if not positive or (calibration and threshold is not None):
-            return metrics
+            return metrics, platt
         reason = "has no calibration or operating point"
     raise TrainError(
         f"run {run}: metrics.json {reason}; it holds the calibration and the operating point every decision "
@@ -138,8 +137,7 @@ class Ensemble:
                     "folder from a backup or train again"
                 )
             heads.append(head)
-        metrics = _metrics(run, info["positive_class"])
-        tri = metrics.get("triage") or {}
+        metrics, calibration = _metrics(run, info["positive_class"])
         arch = get_arch(cfg.arch)
         net = Net(freeze(backbone), MeanHead(heads)).eval().to(device)
         return cls(
@@ -149,8 +147,8 @@ class Ensemble:
             classes,
             info["positive_class"],
             cfg.threshold,
-            Platt(**tri["calibration"]) if tri.get("calibration") else None,
-            tri.get("threshold"),
+            calibration,
+            (metrics.get("triage") or {}).get("threshold"),
             run,
             info,
             metrics,

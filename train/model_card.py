@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from train.calibration import INVERTED, INVERTED_METHOD
+from train.calibration import unfit
 
 INTENDED_USE = (
     "Triage support for clinicians: flag a skin-lesion photo whose calibrated probability of mpox is at or above "
@@ -42,8 +42,8 @@ def card_markdown(meta: dict) -> str:
         f"{list(meta['input']['std'])}) is inside the model",
         f"- **Classes**: {', '.join(meta['classes'])}; positive class `{meta['positive_class']}`",
     ]
-    if (meta.get("calibration") or {}).get("method") == INVERTED_METHOD:
-        lines.append(f"- **Warning**: {INVERTED}")
+    if warning := unfit(meta.get("calibration")):
+        lines.append(f"- **Warning**: {warning}")
     if meta.get("calibration"):
         c = meta["calibration"]
         lines += [

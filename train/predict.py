@@ -19,7 +19,7 @@ import numpy as np
 
 from curate.errors import ServeError
 from curate.regular import NotRegular, open_regular
-from train.calibration import INVERTED, INVERTED_METHOD
+from train.calibration import unfit
 from train.config import RANGES, check_range
 from train.ensemble import Ensemble
 from train.errors import TrainError
@@ -77,7 +77,6 @@ def predict(run: Path, images: list[Path], threshold: float | None = None, out_d
         png = out_dir / f"{n:03d}-gradcam.png"  # the position only: never a part of the input's name
         save_image(overlay(full, t.cam), png)
         low = low_resolution(f"image {path}", size, model.preset.size)
-        unfit = model.calibration is not None and model.calibration.method == INVERTED_METHOD
         results.append(
             {
                 "image": str(path),
@@ -93,7 +92,7 @@ def predict(run: Path, images: list[Path], threshold: float | None = None, out_d
                 "size": list(size),
                 "low_resolution": low is not None,
                 "warning": low,
-                "model_warning": INVERTED if unfit else None,  # the run's, the same for every photo
+                "model_warning": unfit(model.calibration),  # the run's, the same for every photo
             }
         )
     if numbered and not any("gradcam" in r for r in results):  # every input refused: no empty numbered folder

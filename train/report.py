@@ -15,6 +15,7 @@ from curate.files import write_atomic
 from curate.plots import confusion_matrix_plot, wrapped
 from curate.plots import pyplot as _plt
 from train import report_triage
+from train.calibration import unfit
 from train.errors import TrainError, require_complete
 from train.gallery import gradcam_gallery
 from train.gallery import markdown as gallery_markdown
@@ -218,6 +219,7 @@ def compare_runs(runs: list[Path], out: Path | None = None) -> dict:
                 "checksum": m["checksum"],
                 "sets": m["sets"],
                 "triage": m.get("triage"),
+                "model_warning": unfit((m.get("triage") or {}).get("calibration")),
                 "pointing": m.get("pointing"),
             }
             for r, m, _ in loaded

@@ -12,7 +12,7 @@ from curate.dataset import DatasetVersion
 from curate.files import write_atomic
 from curate.output import json_text
 from train import pointing
-from train.calibration import INVERTED, INVERTED_METHOD, reliability_figure
+from train.calibration import reliability_figure, unfit
 from train.ensemble import MeanHead
 from train.metrics import METRIC_LABELS, METRICS, fmt
 from train.models import Net
@@ -101,7 +101,7 @@ def run_sections(out: Path, label: str, metrics: dict, oof_rows: list[dict], plt
     fig = reliability(out, oof_rows, plt)
     cal = tri["calibration"]
     bs = tri["bootstrap"]
-    inverted = [f"**Warning**: {INVERTED}.", ""] if cal.get("method") == INVERTED_METHOD else []
+    inverted = [f"**Warning**: {warning}.", ""] if (warning := unfit(cal)) else []
     return [
         "## Calibration and triage operating point",
         "",

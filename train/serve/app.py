@@ -41,6 +41,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from curate.errors import ServeError
 from curate.net import LOOPBACK_NAMES, is_loopback
+from train.calibration import unfit
 from train.choices import ServeEngine
 from train.ensemble import Ensemble
 from train.export_model import metadata
@@ -196,6 +197,7 @@ def create_app(model: Ensemble, settings: ServeSettings = ServeSettings()) -> Fa
     """The app; builds (and checks) the engine `settings.engine` names before returning."""
     worker = Worker(start_engine(model, settings.engine, settings.threads), settings)
     meta = metadata(model, None if len(model.folds) > 1 else model.folds[0])
+    model_warning = unfit(model.calibration)  # a run whose decisions are not fit for triage says so in every answer
     card = card_markdown(meta)
     page = (resources.files("train.serve") / "page.html").read_text(encoding="utf-8")
     page = (
@@ -259,6 +261,7 @@ def create_app(model: Ensemble, settings: ServeSettings = ServeSettings()) -> Fa
             "queue": worker.queue.qsize(),
             "queue_size": settings.queue_size,
             "served": worker.served,
+            "model_warning": model_warning,
         }
 
     @app.get("/api/card", response_class=PlainTextResponse)
@@ -299,6 +302,7 @@ def create_app(model: Ensemble, settings: ServeSettings = ServeSettings()) -> Fa
             "image_size": list(size),  # the photo's, not the reduced scale it was decoded at
             "low_resolution": warning is not None,
             "warning": warning,
+            "model_warning": model_warning,
             "model": meta["model"],
         }
         if kept is not None:
@@ -310,6 +314,7 @@ def create_app(model: Ensemble, settings: ServeSettings = ServeSettings()) -> Fa
         return body
 
     app.state.worker = worker
+    app.state.model_warning = model_warning
     return app
 
 
