@@ -165,3 +165,20 @@ def test_a_case_id_pattern_that_backtracks_without_end_stops_in_one_line(tmp_pat
     (src / "source.toml").write_text('case_id_pattern = "(a|aa)+$"\n')
     r = runner.invoke(app, ["pipeline"])
     assert r.exit_code == 1 and "the case id pattern took over 1 s on one file name" in " ".join(r.output.split())
+
+
+def test_label_warnings_point_at_the_source_toml_not_an_option_the_pipeline_lacks(tmp_path, monkeypatch):
+    """Before: "name other folders' labels with --label-map", an option `curate pipeline` does not have."""
+    monkeypatch.chdir(tmp_path)
+    web = tmp_path / "incoming" / "web"
+    (web / "Monkeypox").mkdir(parents=True)
+    (web / "Monkeypox" / "m.jpg").write_bytes(I.jpeg(470))
+    r = CliRunner(env={"COLUMNS": "300"}).invoke(app, ["pipeline"])
+    assert r.exit_code == 0, r.output
+    said = " ".join(r.output.split())
+    assert "labels with a label_map file named in web/source.toml (folder,label)" in said and "--label-map" not in said
+    (web / "map.csv").write_text("Monkeypox,chickenpox\n")
+    (web / "source.toml").write_text('label_map = "map.csv"\n')
+    r = CliRunner(env={"COLUMNS": "300"}).invoke(app, ["pipeline"])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 0 and "a label_map file named in web/source.toml gives labels the workspace does not" in said

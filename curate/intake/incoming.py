@@ -16,6 +16,7 @@ from curate.demo import write_demo_folder
 from curate.errors import ConfigError
 from curate.intake.catalogue import SOURCE_KINDS, check_name
 from curate.intake.ingest import IngestOptions, compile_case_pattern, load_label_map
+from curate.intake.walk import refuse_own
 from db.models import Source
 
 INCOMING = "incoming"  # `curate pipeline`'s default sources folder, in the workspace
@@ -46,12 +47,7 @@ def find_sources(
     The demo folder is built in `tmp_dir` (the workspace's tmp/; beside `incoming` when that is on another
     filesystem) and renamed in whole, so a killed run leaves `incoming` empty and the re-run writes it all."""
     written = 0
-    resolved = incoming.resolve()
-    if inside := next((f for f in own if f == resolved or f in resolved.parents), None):
-        raise ConfigError(
-            f"{incoming} is in the workspace's own {inside.name}/ folder, which holds copies of stored photos: "
-            "choose another --incoming"
-        )
+    refuse_own(incoming, own, "choose another --incoming")
     if demo and not (incoming.is_dir() and any(not _hidden(p) for p in incoming.iterdir())):
         incoming.mkdir(parents=True, exist_ok=True)
         if tmp_dir is None or os.stat(tmp_dir).st_dev != os.stat(incoming).st_dev:
@@ -85,7 +81,13 @@ def source_options(folder: Path, diagnoses: tuple[str, ...] | None = None) -> In
     compile_case_pattern(settings.get("case_id_pattern"), f"{cfg}: case_id_pattern")
     if settings.get("licence") is not None:
         check_name(settings["licence"], f"{cfg}: licence")
-    return IngestOptions(source=folder.name, settings_files=tuple(p for p in own if p), diagnoses=diagnoses, **settings)
+    return IngestOptions(
+        source=folder.name,
+        settings_files=tuple(p for p in own if p),
+        diagnoses=diagnoses,
+        label_map_hint=f"a label_map file named in {folder.name}/{SETTINGS_FILE}",  # the pipeline has no --label-map
+        **settings,
+    )
 
 
 def check_kinds(ws, folders: list[Path], options: list[IngestOptions]) -> None:

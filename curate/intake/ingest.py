@@ -32,7 +32,7 @@ from curate.intake.catalogue import check_name, drop_if_empty, get_or_create_sou
 from curate.intake.decode import IMAGE_EXTENSIONS, Rejected, inspect, looks_like_image
 from curate.intake.limits import MAX_BYTES
 from curate.intake.store import ImageStore, sha256_bytes
-from curate.intake.walk import iter_files, locator_of, read_bounded
+from curate.intake.walk import iter_files, locator_of, read_bounded, refuse_own
 from curate.parallel import run_parallel
 from db.models import Rejection, Source
 
@@ -54,6 +54,7 @@ class IngestOptions:
     batch: int = 64
     follow_symlinks: bool = False  # follow symlinks that lead out of the folder
     settings_files: tuple[str, ...] = ()  # the source's own settings (source.toml, its label map): not photos
+    label_map_hint: str = "--label-map"  # where the steward gives a label map, named in warnings (or source.toml's)
 
     def __post_init__(self):
         """A bad source name, licence or case id pattern stops the command before the workspace is opened."""
@@ -81,6 +82,7 @@ class IngestReport:
     no_diagnosis_folder: int | None = None  # files under no declared diagnosis's folder; None: that rule is off
     diagnoses: tuple[str, ...] = ()  # the declared diagnoses, named in that warning
     undeclared: tuple[str, ...] = ()  # labels the --label-map gives that the workspace does not declare
+    label_map_hint: str = "--label-map"  # IngestOptions.label_map_hint
     unregistered: str | None = None  # the source this run created and, finding no images, removed again
     kept: Counter = field(default_factory=Counter)  # field -> known arrivals that keep another recorded value
     bytes_read: int = 0
@@ -123,7 +125,7 @@ class IngestReport:
                 )
         if self.undeclared:  # the map's own words, typed by the steward: safe to name
             out.append(
-                f"--label-map gives labels the workspace does not declare ({', '.join(self.undeclared)}): no rater "
+                f"{self.label_map_hint} gives labels the workspace does not declare ({', '.join(self.undeclared)}): no rater "
                 'can choose them; declare them under [labels] in curate.toml (README, "Workspace settings") or '
                 "map those folders to declared diagnoses"
             )
@@ -132,7 +134,7 @@ class IngestReport:
             out.append(
                 f"{self.no_diagnosis_folder} file{'s lie' if self.no_diagnosis_folder != 1 else ' lies'} under no "
                 f"folder named after a declared diagnosis ({shown}): no prior label; name other folders' "
-                "labels with --label-map (folder,label)"
+                f"labels with {self.label_map_hint} (folder,label)"
             )
         if self.kept:  # counts and field names only: the values can be a patient's folder
             fields = ", ".join(f"{n} {KEPT_NAMES.get(k, k)}" for k, n in sorted(self.kept.items()))
@@ -339,11 +341,7 @@ def ingest_folder(
         raise ConfigError(f"not a folder: {root}")
     root = root.resolve()
     toolkits = ws.own_folders()
-    if inside := next((f for f in toolkits if f == root or f in root.parents), None):
-        raise ConfigError(
-            f"{root} is in the workspace's own {inside.name}/ folder, which holds copies of stored photos: ingest "
-            "the folder the photos came from"
-        )
+    refuse_own(root, toolkits, "ingest the folder the photos came from")
     rx = compile_case_pattern(options.case_id_pattern)
     report = _report(options, rx, run_id)
 
@@ -417,6 +415,7 @@ def _report(options: IngestOptions, rx: regex.Pattern | None, run_id: int | None
         no_diagnosis_folder=0 if folders else None,
         diagnoses=tuple(options.diagnoses or ()) if folders else (),
         undeclared=tuple(sorted(mapped - set(options.diagnoses))) if options.diagnoses is not None else (),
+        label_map_hint=options.label_map_hint,
     )
 
 

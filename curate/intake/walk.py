@@ -12,6 +12,7 @@ import stat
 from collections.abc import Collection, Iterator
 from pathlib import Path
 
+from curate.errors import ConfigError
 from curate.intake.decode import IMAGE_EXTENSIONS, looks_like_image
 from curate.regular import NotRegular, open_regular, special_kind
 
@@ -28,6 +29,16 @@ _NOT_FOLLOWED = "not followed; --follow-symlinks to follow it"
 
 def _inside(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
+
+
+def refuse_own(folder: Path, own: Collection[Path], advice: str) -> None:
+    """Refuse a folder in one of the workspace's own folders (`Workspace.own_folders`, resolved): its photos are
+    copies of stored ones, never a source (ingest's FOLDER, the pipeline's --incoming)."""
+    resolved = folder.resolve()
+    if inside := next((f for f in own if _inside(resolved, f)), None):
+        raise ConfigError(
+            f"{folder} is in the workspace's own {inside.name}/ folder, which holds copies of stored photos: {advice}"
+        )
 
 
 def iter_files(
