@@ -125,9 +125,9 @@ class IngestReport:
                 )
         if self.undeclared:  # the map's own words, typed by the steward: safe to name
             out.append(
-                f"{self.label_map_hint} gives labels the workspace does not declare ({', '.join(self.undeclared)}): no rater "
-                'can choose them; declare them under [labels] in curate.toml (README, "Workspace settings") or '
-                "map those folders to declared diagnoses"
+                f"{self.label_map_hint} gives labels the workspace does not declare "
+                f"({', '.join(self.undeclared)}): no rater can choose them; declare them under [labels] in "
+                'curate.toml (README, "Workspace settings") or map those folders to declared diagnoses'
             )
         if self.no_diagnosis_folder:  # a count, never a folder name: those can be a patient's name
             shown = ", ".join(self.diagnoses[:10]) + (", …" if len(self.diagnoses) > 10 else "")
