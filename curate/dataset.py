@@ -46,6 +46,7 @@ import csv
 import hashlib
 import json
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -74,6 +75,7 @@ MANIFEST_COLUMNS = [
 ]
 SPLITS = ("train", "test", "external")
 REQUIRED_META = ("name", "version", "task", "classes")
+_PART = re.compile(r"[^/\\@\x00-\x1f\x7f]{1,255}")  # a version's name or number: one folder name, no "@"
 
 
 @dataclass(frozen=True)
@@ -171,6 +173,13 @@ class DatasetVersion:
         missing = [k for k in REQUIRED_META if k not in meta]
         if missing:
             raise DatasetError(f"{ref}: dataset.json lacks {', '.join(missing)}")
+        for key in ("name", "version"):  # a folder name each (exports/<name>/<version>) and a reference's parts
+            value = meta[key]
+            if not (isinstance(value, str) and value.strip() and value not in (".", "..") and _PART.fullmatch(value)):
+                raise DatasetError(
+                    f"{ref}: dataset.json {key} must be a name without slashes or control characters, got "
+                    f"{str(value)[:80]!r}"
+                )
         if meta["task"] not in ("binary", "diagnosis"):
             raise DatasetError(f"{ref}: unknown task {meta['task']!r} (expected binary or diagnosis)")
         classes = meta["classes"]
@@ -377,6 +386,22 @@ def _check_place(where: str, row: dict[str, str]) -> None:
         ):
             where_to = "/".join((*head, row["split"], row["label"], "<name>"))
             raise DatasetError(f"{where}: {column} {text!r} is not {where_to} inside the version")
+
+
+def own_place(path: Path, exports: Path) -> tuple[str, str] | None:
+    """(name, version) when `path` is a workspace's own `exports/<name>/<version>` folder (`exports`: that
+    workspace's), else None. What the catalogue recorded is asked of the folder asked for, never of the name and
+    version its dataset.json claims: an edited dataset.json would point the check at another version, or none."""
+    path, exports = Path(path).resolve(), Path(exports).resolve()
+    return (path.parent.name, path.name) if path.parent.parent == exports else None
+
+
+def misplaced(ds: DatasetVersion, place: tuple[str, str]) -> str:
+    """The one line for a workspace's own version whose dataset.json names another version than its folder."""
+    return (
+        f"{ds.path}: dataset.json names {ds.ref}, but the folder is {place[0]}@{place[1]}'s: the version was changed "
+        f"since `curate export` wrote it; move {ds.path} aside and run the same export again, or restore it from a copy"
+    )
 
 
 def tampered(ref: str, folder: Path, checksum: str, recorded: str) -> str:

@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from curate.dataset import DatasetVersion, tampered
+from curate.dataset import DatasetVersion, misplaced, own_place, tampered
 from curate.dedupe.decode import panels
 from curate.errors import DatasetError
 from curate.export import leakage_match
@@ -349,8 +349,10 @@ def audit_version(
     differs from it."""
     ds = DatasetVersion.open(ref, workspace)
     ds.verify()
-    own = workspace is not None and ds.path == DatasetVersion.resolve(ds.ref, workspace).resolve()
-    sealed = recorded(ds.name, ds.version) if recorded is not None and own else None  # a copy elsewhere: its own
+    place = own_place(ds.path, Path(workspace) / "exports") if workspace is not None else None  # a copy: its own
+    if place is not None and place != (ds.name, ds.version):
+        raise DatasetError(misplaced(ds, place))
+    sealed = recorded(*place) if recorded is not None and place is not None else None
     if sealed is not None and sealed != ds.checksum:
         raise DatasetError(tampered(ds.ref, ds.path, ds.checksum, sealed))
     for row in ds.rows:  # a manifest row SHA256SUMS does not list

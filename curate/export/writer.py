@@ -19,12 +19,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from sqlmodel import select
 
-from curate.dataset import SPLITS, DatasetVersion, split_counts, tampered
-from curate.errors import StoreError
+from curate.dataset import SPLITS, DatasetVersion, misplaced, own_place, split_counts, tampered
+from curate.errors import DatasetError, StoreError
 from curate.export import card, croissant
 from curate.export.diff import diff_manifests
 from curate.export.images import prepare
@@ -182,6 +182,14 @@ def export_version(
     versions = sorted({v for v in [*registered, *on_disk] if _is_version(v)} - {options.version})
     with ws.session() as s:
         plan = make_plan(s, options, ws.exports, versions, ws.diagnoses)
+    if plan.parent_dir is not None and not options.reshuffle:  # its splits pin this version's: checked first
+        try:
+            checked_version(ws, plan.parent_dir)
+        except ExportError as exc:  # before: an edited parent moved a test image into train, "0 moved"
+            raise ExportError(
+                f"the parent version's splits cannot be trusted: {exc}. Restore it, or export with --parent "
+                "another version or --reshuffle"
+            ) from None
     final = ws.exports / options.name / options.version
     record = registered.get(options.version)
 
@@ -212,9 +220,15 @@ def export_version(
                 f"rebuilt {options.name}@{options.version} does not match its registered checksum "
                 f"({record.checksum[:12]} vs {result.checksum[:12]}); the image libraries may have changed"
             )
+    _register(ws, plan, result, record, run_id)  # before the archive: a failed archive leaves the version listed
     if options.archive:
+        if result.status == "exists":  # the archive vouches for the folder: every file checked, not only stat-ed
+            try:
+                checked_version(ws, final)
+            except ExportError as exc:
+                raise ExportError(f"not archived: {exc}") from None
         result.archive, result.archive_sha256 = write_archive(ws, final, plan.meta)
-    _register(ws, plan, result, record, run_id)
+        _register(ws, plan, result, record, run_id)
     result.seconds = time.perf_counter() - started
     log.info(
         "export %s@%s %s images=%d checksum=%s",
@@ -441,21 +455,30 @@ def write_archive(ws, final: Path, meta: dict) -> tuple[Path, str]:
     """`exports/<name>/<name>-<version>.tar`: the version folder, byte-identical for identical content."""
     dest = final.parent / f"{meta['name']}-{meta['version']}.tar"
     sidecar = dest.with_name(dest.name + ".sha256")
-    if dest.is_file() and sidecar.is_file():
-        return dest, sidecar.read_text().split()[0]
+    if dest.is_file() and sidecar.is_file():  # kept only if it still is what its sidecar says (a cut copy is not)
+        said = (sidecar.read_text(errors="replace").split() or [""])[0]
+        if sha256_file(dest) == said:
+            return dest, said
     mtime = (
         int(datetime.strptime(meta["created_at"], "%Y-%m-%dT%H:%M:%SZ").timestamp()) if meta.get("created_at") else 0
     )
     top = f"{meta['name']}-{meta['version']}"
-    entries = sorted(final.rglob("*"), key=lambda p: p.relative_to(final).as_posix())
-    with atomic_path(dest, tmp_dir=ws.tmp, mode=0o400) as part:
-        with tarfile.open(part, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-            tar.addfile(_tar_entry(top, mtime))
-            for p in entries:
-                rel = f"{top}/{p.relative_to(final).as_posix()}"
-                data = None if p.is_dir() else p.read_bytes()
-                tar.addfile(_tar_entry(rel, mtime, data), None if data is None else io.BytesIO(data))
-        digest = sha256_file(part)
+    listed = {"SHA256SUMS", *(line.split("  ", 1)[1] for line in (final / "SHA256SUMS").read_text().splitlines())}
+    folders = {parent.as_posix() for rel in listed for parent in PurePosixPath(rel).parents if parent.name}
+    entries = sorted(listed | folders)  # what the version is: a stray file in its folder is not packed
+    try:
+        with atomic_path(dest, tmp_dir=ws.tmp, mode=0o400) as part:
+            with tarfile.open(part, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+                tar.addfile(_tar_entry(top, mtime))
+                for rel in entries:
+                    data = None if rel in folders else (final / rel).read_bytes()
+                    tar.addfile(_tar_entry(f"{top}/{rel}", mtime, data), None if data is None else io.BytesIO(data))
+            digest = sha256_file(part)
+    except ValueError as exc:  # tarfile's USTAR limits: a path over 255 bytes (a long name and version number)
+        raise ExportError(
+            f"cannot pack {dest.name} ({exc}); the version itself is written and listed: use a shorter dataset name "
+            "or version number for an archive, or pack its folder with another tool"
+        ) from None
     write_atomic(sidecar, f"{digest}  {dest.name}\n".encode())
     return dest, digest
 
@@ -508,15 +531,27 @@ def list_versions(ws, name: str | None = None) -> list[DatasetVersionRecord]:
 def diff_versions(ws, a: str, b: str):
     """VersionDiff between two versions (NAME@VERSION or folder paths); the workspace's own versions are checked
     against the checksum recorded when they were written: a hand-edited one's edits are not "changes"."""
-    versions = []
-    for ref in (a, b):
-        ds = DatasetVersion.open(ref, ws.root)
-        own = ds.path.resolve() == (ws.exports / ds.name / ds.version).resolve()
-        recorded = recorded_checksum(ws, ds.name, ds.version) if own else None
-        if recorded is not None and recorded != ds.checksum:
-            raise ExportError(tampered(ds.ref, ds.path, ds.checksum, recorded))
-        versions.append(ds)
+    versions = [checked_version(ws, ref) for ref in (a, b)]  # before: an edited version was diffed as it stood
     return diff_manifests(versions[0].rows, versions[1].rows)
+
+
+def checked_version(ws, ref) -> DatasetVersion:
+    """A version (NAME@VERSION or a folder) opened and checked before anything is taken from it (diff, an
+    export's parent, an archive): every file against SHA256SUMS, and the workspace's own
+    `exports/<name>/<version>` against the checksum recorded when it was written (a version changed and sealed
+    again), asked of the folder given, whatever its dataset.json says. ExportError names what is wrong."""
+    try:
+        ds = DatasetVersion.open(ref, ws.root)
+        ds.verify()
+    except DatasetError as exc:
+        raise ExportError(str(exc)) from None
+    place = own_place(ds.path, ws.exports)
+    if place is not None and place != (ds.name, ds.version):
+        raise ExportError(misplaced(ds, place))
+    recorded = recorded_checksum(ws, *place) if place is not None else None
+    if recorded is not None and recorded != ds.checksum:
+        raise ExportError(tampered(ds.ref, ds.path, ds.checksum, recorded))
+    return ds
 
 
 __all__ = ["ExportOptions", "ExportResult", "export_version", "list_versions", "diff_versions", "write_archive"]

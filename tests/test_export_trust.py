@@ -1,0 +1,120 @@
+"""What export, diff and the leakage audit take from a version they did not just write is checked first.
+
+Before (a hostile probe): an edited parent's manifest moved a test image into train ("0 moved"); `--archive` on an
+existing version packed a damaged image and a stray notes file and recorded the archive as good; a cut archive
+was reported with its old digest; `curate diff` diffed an edited version as it stood; a dataset.json whose
+version field was changed pointed the recorded-checksum check at another version; a non-text version field was a
+TypeError; an archive that could not be packed left the written version unlisted."""
+
+import hashlib
+import json
+import shutil
+import tarfile
+
+import pytest
+from test_export_fixtures import build_catalogue
+
+from curate.dataset import DatasetError, DatasetVersion
+from curate.export import ExportError, ExportOptions, ImageSpec, diff_versions, export_version, list_versions
+from curate.export.leakage import audit_version
+from curate.export.writer import recorded_checksum
+
+
+def opts(version="1.0.0", **kw):
+    kw.setdefault("spec", ImageSpec(size=(64, 64)))
+    kw.setdefault("external_sources", ("kaggle",))
+    kw.setdefault("workers", 1)
+    return ExportOptions(name="mpox", version=version, **kw)
+
+
+@pytest.fixture
+def cat(tmp_path, monkeypatch):
+    cat = build_catalogue(tmp_path)
+    monkeypatch.setattr(
+        "curate.export.plan.cluster_map", lambda s: {**{i: f"img{i}" for i in range(1, 10_000)}, **cat.clusters}
+    )
+    cat.first = export_version(cat.ws, opts())
+    for p in [cat.first.path, *cat.first.path.rglob("*")]:  # as a steward with a shell would: made writable
+        p.chmod(0o700 if p.is_dir() else 0o600)
+    return cat
+
+
+def _reseal(folder):
+    sums = folder / "SHA256SUMS"
+    names = [line.split("  ", 1)[1] for line in sums.read_text().splitlines()]
+    sums.write_text("".join(f"{hashlib.sha256((folder / n).read_bytes()).hexdigest()}  {n}\n" for n in names))
+
+
+def test_an_edited_parent_is_refused_not_followed(cat):
+    manifest = cat.first.path / "manifest.csv"
+    lines = manifest.read_text().splitlines(keepends=True)
+    i = next(k for k, line in enumerate(lines) if ",test," in line)
+    # a test image made train in the parent's manifest (its file's folder too, so the manifest's shape holds)
+    lines[i] = lines[i].replace(",test,,", ",train,0,").replace("test/", "train/")
+    manifest.write_text("".join(lines))
+    with pytest.raises(ExportError, match=r"parent version's splits cannot be trusted: mpox@1.0.0 fails its checksums"):
+        export_version(cat.ws, opts("1.1.0"))
+    assert not (cat.ws.exports / "mpox" / "1.1.0").exists()
+    assert export_version(cat.ws, opts("1.1.0", reshuffle=True)).status == "written"  # the way out it names
+
+
+def test_an_archive_vouches_only_for_a_sound_version_and_holds_only_its_files(cat):
+    stray = cat.first.path / "notes.txt"
+    stray.write_text("patient: Jane Doe\n")
+    with pytest.raises(ExportError, match=r"not archived: mpox@1.0.0 fails its checksums: 1 extra \(notes.txt\)"):
+        export_version(cat.ws, opts(archive=True))
+    assert not (cat.ws.exports / "mpox" / "mpox-1.0.0.tar").exists()
+    stray.unlink()
+    done = export_version(cat.ws, opts(archive=True))
+    with tarfile.open(done.archive) as tar:
+        names = {m.name.split("/", 1)[1] for m in tar.getmembers() if "/" in m.name and m.isfile()}
+    assert names == {line.split("  ", 1)[1] for line in (done.path / "SHA256SUMS").read_text().splitlines()} | {
+        "SHA256SUMS"
+    }
+    # a cut archive is not reported with its old digest: it is packed again, the same bytes as before
+    done.archive.chmod(0o600)
+    with open(done.archive, "r+b") as f:
+        f.truncate(1000)
+    again = export_version(cat.ws, opts(archive=True))
+    assert again.archive_sha256 == done.archive_sha256 == hashlib.sha256(again.archive.read_bytes()).hexdigest()
+
+
+def test_diff_checks_each_versions_files(cat):
+    export_version(cat.ws, opts("1.0.1"))
+    image = next(p for p in (cat.first.path / "train").rglob("*.jpg"))
+    image.unlink()
+    with pytest.raises(ExportError, match=r"mpox@1.0.0 fails its checksums: 1 missing"):
+        diff_versions(cat.ws, "mpox@1.0.0", "mpox@1.0.1")
+
+
+def test_a_version_that_claims_another_number_is_checked_as_the_folder_it_is(cat):
+    folder = cat.first.path
+    meta = json.loads((folder / "dataset.json").read_text())
+    (folder / "dataset.json").write_text(json.dumps({**meta, "version": "1.0.9"}))
+    _reseal(folder)
+    recorded = lambda name, version: recorded_checksum(cat.ws, name, version)  # noqa: E731
+    with pytest.raises(DatasetError, match=r"dataset.json names mpox@1.0.9, but the folder is mpox@1.0.0's"):
+        audit_version("mpox@1.0.0", cat.ws.root, recorded=recorded)
+    with pytest.raises(ExportError, match="dataset.json names mpox@1.0.9"):
+        diff_versions(cat.ws, "mpox@1.0.0", "mpox@1.0.0")
+    copy = cat.ws.root.parent / "copy"  # a copy elsewhere, opened by path, is its own: no recorded checksum
+    shutil.copytree(folder, copy)
+    assert DatasetVersion.open(copy).version == "1.0.9"
+
+
+@pytest.mark.parametrize("value", [1, "", "a/b", "x\x00y", ".."], ids=["number", "blank", "slash", "nul", "dots"])
+def test_a_version_field_that_is_not_a_name_is_named(cat, value):
+    folder = cat.first.path
+    meta = json.loads((folder / "dataset.json").read_text())
+    (folder / "dataset.json").write_text(json.dumps({**meta, "version": value}))
+    with pytest.raises(DatasetError, match=r"dataset.json version must be a name without slashes"):
+        DatasetVersion.open(folder)
+
+
+def test_an_archive_that_cannot_be_packed_leaves_the_version_listed(cat):
+    options = ExportOptions(
+        name="m" * 100, version="1" + "0" * 60 + ".0.0", spec=ImageSpec(size=(64, 64)), workers=1, archive=True,
+    )  # fmt: skip
+    with pytest.raises(ExportError, match=r"cannot pack .*the version itself is written and listed"):
+        export_version(cat.ws, options)
+    assert [(r.name, r.version) for r in list_versions(cat.ws, "m" * 100)] == [(options.name, options.version)]
