@@ -349,3 +349,16 @@ def test_the_warning_for_other_machines_names_what_is_missing(tls_files, tmp_pat
     assert "--tls-cert and --tls-key" in said["login"][0]
     assert len(said["neither"]) == 1 and "without a login" in said["neither"][0]
     assert "--login and --tls-cert/--tls-key" in said["neither"][0] and "reverse proxy" in said["neither"][0]
+
+
+def test_a_guesser_cannot_name_another_address_to_escape_the_lockout(triage_run):
+    """Before: uvicorn took a loopback client's X-Forwarded-For as its address, so a guesser who named a new one
+    each time got 401 eight times and never 429."""
+    with serving(triage_run, "--login", USER, "--lock-after", "3") as (_proc, url, _out):
+        codes = [
+            httpx.get(
+                f"{url}/api/card", auth=(USER, f"guess{i}"), headers={"X-Forwarded-For": f"10.0.0.{i}"}
+            ).status_code
+            for i in range(5)
+        ]
+        assert codes == [401, 401, 401, 429, 429], codes

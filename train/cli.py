@@ -612,7 +612,8 @@ def serve_cmd(
                 sock.close()
             raise
     err_console.print(
-        f"serving {run} on {'https' if tls else 'http'}://{host}:{socks[0].getsockname()[1]}/ "
+        f"serving {run} on {'https' if tls else 'http'}://{f'[{host}]' if ':' in host else host}:"
+        f"{socks[0].getsockname()[1]}/ "
         f"with {web.state.worker.engine.name}, "
         f"{threads} thread(s){', login required' if credentials else ''}  "
         "(API: POST /api/predict, GET /healthz; Ctrl-C stops)"

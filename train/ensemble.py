@@ -5,6 +5,7 @@ game, `export-model` and `serve`, so all four compute the same probability."""
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,8 +57,11 @@ def _metrics(run: Path, positive: str | None) -> tuple[dict, Platt | None]:
         tri = metrics.get("triage") or {}
         calibration, threshold = tri.get("calibration"), tri.get("threshold")
         platt = Platt(**calibration) if calibration else None  # the fields a calibration has
-        if threshold is not None and not isinstance(threshold, (int, float)):
-            raise TypeError(threshold)
+        # and values it can have: a NaN slope called every photo "routine", a threshold of 5 decided nothing
+        if platt is not None and not all(_finite(v) for v in (platt.a, platt.b)):
+            raise ValueError(calibration)
+        if threshold is not None and not (_finite(threshold) and 0 <= threshold <= 1):
+            raise ValueError(threshold)
     except (OSError, ValueError, AttributeError, TypeError) as exc:
         reason = "is missing" if isinstance(exc, FileNotFoundError) else "is damaged"
     else:
@@ -68,6 +72,10 @@ def _metrics(run: Path, positive: str | None) -> tuple[dict, Platt | None]:
         f"run {run}: metrics.json {reason}; it holds the calibration and the operating point every decision "
         "uses: restore the run folder from a backup or train again"
     )
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def load_run(run: Path) -> tuple[TrainConfig, dict]:

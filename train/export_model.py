@@ -25,7 +25,7 @@ from curate.output import json_text
 from train.choices import ExportFormat
 from train.ensemble import Ensemble
 from train.errors import TrainError
-from train.model_card import card_markdown
+from train.model_card import CARD_TITLE, card_markdown
 
 FORMAT_VERSION = 1
 META_KEY = "mpox_triage"
@@ -85,6 +85,15 @@ def metadata(model: Ensemble, fold: int | None) -> dict:
     }
 
 
+def _a_model_card(path: Path) -> bool:
+    """Whether `path` is a model card this command wrote (a killed export leaves its card; the re-run replaces it)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(CARD_TITLE)) == CARD_TITLE
+    except OSError:
+        return False
+
+
 def export_model(run: Path, fmt: ExportFormat, out: Path | None = None, fold: int | None = None) -> Path:
     """Write the model file (atomically) and a `<file>.card.md` beside it; return the file's path."""
     fmt = ExportFormat(fmt)
@@ -93,11 +102,14 @@ def export_model(run: Path, fmt: ExportFormat, out: Path | None = None, fold: in
         # a re-run rewrites the run's own model file; any other existing file (the run's checkpoint or metrics,
         # another model) is not this command's to replace
         raise TrainError(f"--out {out} already exists: choose another file or remove it first")
-    model = Ensemble.load(Path(run), fold=fold)
     out = Path(out) if out else default
+    card_path = out.with_name(out.name + ".card.md")
+    if card_path.is_symlink() or (card_path.exists() and not _a_model_card(card_path)):
+        # before: the steward's own notes of that name, or a link's target, were replaced by the card
+        raise TrainError(f"{card_path} already exists and is not a model card: move it, or choose another --out")
+    model = Ensemble.load(Path(run), fold=fold)
     meta = metadata(model, fold)
     card = card_markdown(meta)
-    card_path = out.with_name(out.name + ".card.md")
     old_card = card_path.read_bytes() if card_path.is_file() else None  # a re-export's: put back if this fails
     # the card first: the model file is what says an export is whole (before, Ctrl-C between the two left the
     # model without its card, and the re-run was refused: "--out already exists")

@@ -25,6 +25,9 @@ LIMITS = [
 ]
 
 
+CARD_TITLE = b"# Model card: "  # how every card begins (`export_model` knows its own by it)
+
+
 def _v(x) -> str:
     return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
 
@@ -33,7 +36,7 @@ def card_markdown(meta: dict) -> str:
     """`meta` is the export's metadata (see export_model.metadata)."""
     ds = meta["dataset"]
     lines = [
-        f"# Model card: {meta['arch_label']} mpox triage ({meta['model']})",
+        f"{CARD_TITLE.decode()}{meta['arch_label']} mpox triage ({meta['model']})",
         "",
         f"- **Dataset version**: `{ds['ref']}`, checksum (sha256 of SHA256SUMS) `{ds['checksum']}`",
         f"- **Backbone**: {meta['arch']} (weights `{meta['weights_id']}`), frozen; heads: {meta['model']}",

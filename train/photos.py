@@ -26,7 +26,6 @@ FORMATS = ("JPEG", "PNG", "WEBP", "HEIF", "TIFF", "BMP", "GIF")
 # the paper's low-resolution filter: `curate dedupe --min-side`'s default keeps pictures with a shorter side
 # below it out of labelling, so no model saw one (a copy, not an import: train reads only the export)
 LOW_RES_SIDE = 128
-ORIENTATION = 0x0112  # the EXIF tag
 
 
 def low_resolution(name: str, size: tuple[int, int], input_size: int) -> str | None:
@@ -54,24 +53,31 @@ def decode_sized(data: bytes, limits: Limits, draft_size: int | None = None) -> 
     """`decode`'s image and the photo's own upright size (a JPEG decoded at reduced scale is smaller)."""
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # Pillow's "Corrupt EXIF data": a server log is no place
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             im = Image.open(io.BytesIO(data), formats=FORMATS)
             w, h = im.size
             if w * h > limits.max_pixels:
                 raise ServeError(
-                    f"image is {w}×{h} pixels ({w * h / 1e6:.0f} MP); the limit is {limits.max_pixels / 1e6:.0f} MP",
+                    f"image is {w}×{h} pixels ({w * h / 1e6:.1f} MP); the limit is {limits.max_pixels / 1e6:.1f} MP",
                     413,
                 )
-            turned = im.getexif().get(ORIENTATION, 1) in (5, 6, 7, 8)  # a quarter turn: width and height swap
             if draft_size and im.format == "JPEG":
                 im.draft("RGB", (draft_size, draft_size))
             im.load()
-            return to_rgb(ImageOps.exif_transpose(im)), ((h, w) if turned else (w, h))
+            upright = ImageOps.exif_transpose(im)
+            # a quarter turn swaps width and height; Pillow turns a TIFF itself on opening (before, its size was
+            # swapped twice), so the turn is read off what exif_transpose did
+            turned = upright.size != im.size
+            return to_rgb(upright), ((h, w) if turned else (w, h))
     except ServeError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ServeError("image is too large to decode safely (decompression bomb)", 413) from None
     except UnidentifiedImageError:
         raise ServeError("not a photo format train reads (JPEG, PNG, WebP, HEIC, TIFF, BMP, GIF)", 415) from None
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+    except MemoryError:
+        raise
+    except Exception as exc:  # a damaged file makes Pillow raise OSError, ValueError, SyntaxError,
+        # EOFError, and from a malformed EXIF or TIFF tag struct.error or TypeError (before: a 500 and a traceback)
         raise ServeError(f"the image is damaged or truncated ({type(exc).__name__})", 422) from None

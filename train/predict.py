@@ -16,6 +16,7 @@ from contextlib import suppress
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from curate.errors import ServeError
 from curate.regular import NotRegular, open_regular
@@ -29,6 +30,9 @@ from train.outputs import save_image
 from train.photos import Limits, decode, decode_sized, low_resolution
 
 MAX_FILE_BYTES = 100_000_000  # `curate ingest`'s bound on an original (curate.intake.limits), copied likewise
+# what ingest takes, Pillow's own decompression-bomb bound (~89 MP): a 48 MP phone photo is one (before: serve's
+# 40 MP default refused it, and predict has no --max-megapixels)
+LIMITS = Limits(MAX_FILE_BYTES, Image.MAX_IMAGE_PIXELS)
 
 
 def predict(run: Path, images: list[Path], threshold: float | None = None, out_dir: Path | None = None) -> list[dict]:
@@ -55,8 +59,8 @@ def predict(run: Path, images: list[Path], threshold: float | None = None, out_d
             # the pixels `serve` decodes (a JPEG at reduced scale): before, full-size pixels gave another P(mpox)
             # than the server for the same JPEG (0.4964 against 0.4972). The overlay is drawn on the full photo.
             data = read_photo(path)
-            img, size = decode_sized(data, Limits(), model.preset.size)
-            full = img if img.size == size else decode(data, Limits())
+            img, size = decode_sized(data, LIMITS, model.preset.size)
+            full = img if img.size == size else decode(data, LIMITS)
         except TrainError as exc:
             results.append({"image": str(path), "error": str(exc)})
             continue

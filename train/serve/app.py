@@ -212,7 +212,8 @@ def create_app(model: Ensemble, settings: ServeSettings = ServeSettings()) -> Fa
         worker.task.cancel()
 
     app = FastAPI(title="mpox triage", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
-    if settings.login is not None:  # added first, so it runs inside the Host check and `private`'s headers
+    app.add_middleware(OneLineErrors)  # innermost: its 500 still gets `private`'s headers
+    if settings.login is not None:  # added early, so it runs inside the Host check and `private`'s headers
         app.add_middleware(BasicAuth, login=settings.login)
     if settings.allowed_hosts is not None:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(settings.allowed_hosts))
@@ -240,11 +241,6 @@ def create_app(model: Ensemble, settings: ServeSettings = ServeSettings()) -> Fa
     async def bad_parameter(_request, exc: RequestValidationError):  # names the parameter, never echoes its value
         names = sorted({str(e["loc"][-1]) for e in exc.errors() if e.get("loc")})
         return JSONResponse({"error": f"bad query parameter: {', '.join(names) or '?'}"}, status_code=422)
-
-    @app.exception_handler(Exception)
-    async def any_error(_request, exc: Exception):  # one line, never a traceback to the client
-        log.error("request failed: %s", type(exc).__name__)
-        return JSONResponse({"error": f"internal error ({type(exc).__name__})"}, status_code=500)
 
     @app.get("/", response_class=HTMLResponse)
     async def index():
@@ -316,6 +312,33 @@ def create_app(model: Ensemble, settings: ServeSettings = ServeSettings()) -> Fa
     app.state.worker = worker
     app.state.model_warning = model_warning
     return app
+
+
+class OneLineErrors:
+    """An unexpected error in a request is one log line and a JSON 500, never a traceback. Starlette's handler
+    for `Exception` answers and then raises it again, and uvicorn logged its 60-line traceback (a photo with a
+    malformed EXIF tag did it); caught here, below that handler, it never gets there."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = False
+
+        async def sending(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception as exc:  # whatever it is, the client and the log get one line
+            log.error("request failed: %s", type(exc).__name__)
+            if not started:
+                answer = JSONResponse({"error": f"internal error ({type(exc).__name__})"}, status_code=500)
+                await answer(scope, receive, send)
 
 
 def _decision_text(decision: str, positive: str | None) -> str:

@@ -108,6 +108,10 @@ def server(app, *, tls: tuple[Path, Path] | None = None, grace: float = 10.0, he
         http=with_deadline(headers_s),
         access_log=False,
         log_level="warning",
+        # the socket's own peer is the client: from 127.0.0.1 uvicorn took X-Forwarded-For's word for it, and a
+        # guesser who named another address each time was never locked out (`auth.Lockout`)
+        proxy_headers=False,
+        forwarded_allow_ips="",
         ssl_certfile=tls[0] if tls else None,
         ssl_keyfile=tls[1] if tls else None,
         timeout_graceful_shutdown=grace,
