@@ -274,15 +274,18 @@ def representative(
     kept: Mapping[int, object] | None = None,
 ) -> Candidate:
     """The documented rule (module docstring). `kept`: ids the steward kept (`curate dedupe keep`), each with
-    when: the last kept member represents, whatever else the rule would say. `labelled`: ids already in
+    when: the last kept member represents, whatever else the rule would say, unless it has since fallen under the
+    minimum side (a later `--min-side`) and another member has not: a low-resolution representative is never
+    labelled, and its whole cluster was silently dropped from labelling. `labelled`: ids already in
     labelling (have a task); `final`: ids with an agreed or adjudicated consensus. Labelled first, so labels
     already paid for stay the cluster's; then usable (not low-resolution), untouched (`_untouched`), most
     pixels, best source priority (clinic > public > web), earliest, lowest id; pixels are counted inside the
     content box (module docstring)."""
 
     chosen = [c for c in members if kept and c.image_id in kept]
-    if chosen:
-        return max(chosen, key=lambda c: (kept[c.image_id], c.image_id))
+    usable = [c for c in chosen if not c.low_res]
+    if usable or (chosen and all(c.low_res for c in members)):  # a keep below a later --min-side: the rule's turn
+        return max(usable or chosen, key=lambda c: (kept[c.image_id], c.image_id))
 
     def stage(c: Candidate) -> int:
         return 0 if c.image_id in final else 1 if c.image_id in labelled else 2

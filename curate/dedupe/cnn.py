@@ -9,6 +9,7 @@ hash-only; nothing else changes.
 from __future__ import annotations
 
 import importlib
+from collections import Counter
 
 import numpy as np
 from PIL import Image as PILImage
@@ -21,6 +22,13 @@ from db.models import DedupeCode, Image
 
 SIDE = 224
 NOTE_MISSING = "CNN stage skipped: torch is not installed (pip install 'mpox-curate[train]'); results are hash-only"
+
+
+def _length(rows) -> int | None:
+    """The byte length most stored embeddings have (float16 features), None before any: one of another length, or
+    not a whole number of float16s, is damaged."""
+    lengths = Counter(len(e) for _, _, e in rows if isinstance(e, bytes) and e and len(e) % 2 == 0)
+    return lengths.most_common(1)[0][0] if lengths else None
 
 
 def _torch():
@@ -49,7 +57,9 @@ def cnn_pairs(ws, threshold: float, known: set[tuple[int, int]], batch: int = 32
             .join(DedupeCode, DedupeCode.image_id == Image.id)
             .order_by(Image.id)
         ).all()
-    todo = [(i, sha) for i, sha, emb in rows if emb is None]
+    # a stored embedding of another length is damaged (before: a ValueError stopped every `--cnn` run): recomputed
+    length = _length(rows)
+    todo = [(i, sha) for i, sha, emb in rows if not (isinstance(emb, bytes) and emb and len(emb) == (length or -1))]
     unread: list[str] = []  # originals damaged since they were hashed: left out, never another photo's embedding
     if todo:
         model = lite0.imagenet_features()
@@ -76,7 +86,8 @@ def cnn_pairs(ws, threshold: float, known: set[tuple[int, int]], batch: int = 32
                 .join(DedupeCode, DedupeCode.image_id == Image.id)
                 .order_by(Image.id)
             ).all()
-    rows = [r for r in rows if r[2] is not None]
+    length = _length(rows)
+    rows = [r for r in rows if isinstance(r[2], bytes) and len(r[2]) == length]
     ids = np.array([r[0] for r in rows])
     emb = np.stack([np.frombuffer(r[2], np.float16).astype(np.float32) for r in rows]) if rows else np.empty((0, 1))
     edges = []

@@ -349,6 +349,8 @@ def hash_missing(
                 _, digest, thumb, masked, codes, box, whole, found, (colour, drawn, turned, cr, cb) = res
                 row = codes_rows.get(image_id) or DedupeCode(image_id=image_id, algo=ALGO, codes=b"", thumb=b"")
                 row.algo, row.codes, row.thumb, row.masked, row.searched_with = ALGO, codes, thumb, masked, None
+                if row.image_sha256 != images[image_id].sha256:  # computed from other bytes: its embedding too
+                    row.embedding = None  # (before: kept, and two different photos were "the same" by CNN)
                 row.image_sha256 = images[image_id].sha256
                 row.whole, row.panels, row.colour, row.drawn, row.turned = whole, found, colour, drawn, turned
                 row.tint_cr, row.tint_cb = cr, cb
@@ -473,6 +475,7 @@ def recluster(s: Session, run_id: int | None = None, min_side: int | None = None
     for i, r in roots.items():
         groups[r].append(cands[i])
     reps = {root: representative(members, labelled, final, kept).image_id for root, members in groups.items()}
+    set_aside = sorted(i for i in kept if i in roots and i != reps[roots[i]] and cands[i].low_res)
     rows = [
         {
             "image_id": c.image_id,
@@ -495,6 +498,7 @@ def recluster(s: Session, run_id: int | None = None, min_side: int | None = None
         "labelable": sum(1 for r, m in groups.items() if not cands[reps[r]].low_res),
         "to_review": to_review,
         "overrides": s.exec(select(func.count()).select_from(DedupeOverride)).one(),
+        "kept_low_res": set_aside,  # kept images now under the minimum side: the rule chose instead
         "groups": [
             {
                 "cluster": cluster_key(r),
@@ -561,6 +565,12 @@ def run_dedupe(
         )
     for k in ("clusters", "duplicates", "low_res", "labelable", "overrides", "groups", "to_review"):
         setattr(report, k, summary[k])
+    if aside := summary["kept_low_res"]:
+        report.notes.append(
+            f"kept image{'s' * (len(aside) > 1)} {', '.join(map(str, aside))} {'are' if len(aside) > 1 else 'is'} "
+            f"below --min-side {options.min_side} now and would never be labelled: each cluster is represented by "
+            "the rule's choice instead (`curate dedupe keep` another, or a lower --min-side keeps the keep)"
+        )
     verifying = report.seconds.get("verify", 0.0)  # find_pairs measured it
     report.seconds = {
         "hash": t1 - t0,
