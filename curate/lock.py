@@ -183,7 +183,25 @@ def keep_previous(held: Held) -> None:
 
 def unrecorded_outcomes(held: Held) -> dict[int, str]:
     """The outcomes the previous holder could not record (`note_outcome`), by run id."""
-    outcomes = held.previous.get("outcomes")
+    return _outcomes(held.previous)
+
+
+def outcomes_left(root: Path) -> dict[int, str]:
+    """The outcomes a writer left in the lock file for the next to record (`note_outcome`), by run id, read without
+    taking the lock: `curate status` tells them meanwhile (before: an export that ended "ok" but could not record
+    it, the disk full, was "killed" until another writer ran)."""
+    try:
+        fd = os.open(Path(root) / LOCK_NAME, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return {}
+    try:
+        return _outcomes(_read(fd))
+    finally:
+        os.close(fd)
+
+
+def _outcomes(info: dict) -> dict[int, str]:
+    outcomes = info.get("outcomes")
     if not isinstance(outcomes, dict):
         return {}
     return {int(k): v for k, v in outcomes.items() if str(k).isdigit() and v in ("ok", "failed", "interrupted")}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from sqlalchemy import func
 from sqlmodel import Session, select
@@ -13,13 +13,13 @@ from sqlmodel import Session, select
 from curate.dedupe import cluster_map, undecided_pairs
 from curate.intake.incoming import INCOMING
 from curate.label.rounds import rated_image_ids, unrated_image_ids
-from curate.lock import holder
+from curate.lock import holder, outcomes_left
 from curate.privacy import exposure
 from db.models import CommandRun, Consensus, Image, Provenance, Rejection, Source
 from db.models.export import DatasetVersionRecord
 
 
-def catalogue_status(session: Session, live_runs: Iterable[int] = ()) -> dict:
+def catalogue_status(session: Session, live_runs: Iterable[int] = (), left: Mapping[int, str] | None = None) -> dict:
     """Counts by source, prior label and stage; `unfinished_runs` leaves out `live_runs` (a writer's own)."""
     images = session.exec(select(func.count()).select_from(Image)).one()
     by_source = []
@@ -57,7 +57,7 @@ def catalogue_status(session: Session, live_runs: Iterable[int] = ()) -> dict:
         ).one(),
     }
     stages["dataset_versions"] = session.exec(select(func.count()).select_from(DatasetVersionRecord)).one()
-    unfinished = unfinished_commands(session, live_runs)
+    unfinished = unfinished_commands(session, live_runs, left)
     return {
         "images": images,
         "by_source": by_source,
@@ -85,12 +85,15 @@ def _what(run: CommandRun) -> tuple[str, str]:
     return run.command, json.dumps({k: v for k, v in args.items() if k not in HOW}, sort_keys=True, default=str)
 
 
-def unfinished_commands(session: Session, live_runs: Iterable[int] = ()) -> list[dict]:
+def unfinished_commands(
+    session: Session, live_runs: Iterable[int] = (), left: Mapping[int, str] | None = None
+) -> list[dict]:
     """Each command whose latest run with the same arguments (`_what`) did not finish: stopped (Ctrl-C,
     SIGTERM), killed, or "running" with its process gone. It stays listed until that command runs again to the
     end (before: an interrupted ingest was never mentioned, and a killed one only until the next writer marked
-    it "killed"); an ingest of another source does not finish it, and one being re-run now is not listed."""
-    live = set(live_runs)
+    it "killed"); an ingest of another source does not finish it, and one being re-run now is not listed. `left`:
+    outcomes a writer could not record and left for the next (`lock.outcomes_left`), taken as recorded."""
+    live, left = set(live_runs), left or {}
     latest: dict[tuple[str, str], CommandRun] = {}
     running: set[tuple[str, str]] = set()
     for r in session.exec(select(CommandRun).order_by(CommandRun.id)).all():
@@ -98,15 +101,16 @@ def unfinished_commands(session: Session, live_runs: Iterable[int] = ()) -> list
             running.add(_what(r))
         else:
             latest[_what(r)] = r
+    status = {r.id: left.get(r.id, r.status) if r.status == "running" else r.status for r in latest.values()}
     return [
         {
             "command": r.command,
-            "status": "killed" if r.status == "running" else r.status,
+            "status": "killed" if status[r.id] == "running" else status[r.id],
             "run_id": r.id,
             "started_at": r.started_at.strftime("%Y-%m-%d %H:%M UTC"),
         }
         for key, r in sorted(latest.items(), key=lambda kv: kv[1].id)
-        if r.status in ("running", "killed", "interrupted") and key not in running
+        if status[r.id] in ("running", "killed", "interrupted") and key not in running
     ]
 
 
@@ -125,7 +129,7 @@ def workspace_status(ws) -> dict:
     running = holder(ws.root)
     live = [] if running is None else [r for r in running.get("runs") or [] if isinstance(r, int)]
     with ws.session() as s:
-        data = catalogue_status(s, live_runs=live)
+        data = catalogue_status(s, live_runs=live, left=outcomes_left(ws.root))
         data["missing_originals"] = missing_originals(ws, s)
     data["running_now"] = None if running is None else {k: running.get(k) for k in ("command", "pid", "since")}
     data["exposed_paths"] = exposed_entries(ws)

@@ -137,3 +137,20 @@ def test_a_damaged_cached_embedding_is_computed_again(tmp_path, monkeypatch):
     run_dedupe(ws, options)  # before: ValueError, on this and every later run
     with ws.session() as s:
         assert len(s.get(DedupeCode, damaged).embedding) == 8
+
+
+def test_the_sheet_says_when_a_pictures_original_is_gone(deduped):
+    """Before: `<img src=''>`, a blank square, and nothing on the terminal."""
+    from db.models import Image
+
+    ws, ids = _ids(deduped)
+    photo_id = ids["p0.jpg"]
+    with ws.session() as s:
+        path = ws.store.path_for(s.get(Image, photo_id).sha256)
+    path.chmod(0o600)
+    path.unlink()
+    r = runner.invoke(app, ["dedupe", "review", "-w", str(deduped)])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 0 and "1 picture on it cannot be shown: its original is missing" in said, said
+    sheet = (deduped / "reports" / "dedupe-review.html").read_text()
+    assert "src=''" not in sheet and "its original is missing or damaged in the store" in sheet

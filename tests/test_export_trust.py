@@ -10,6 +10,7 @@ import hashlib
 import json
 import shutil
 import tarfile
+from pathlib import Path
 
 import pytest
 from test_export_fixtures import build_catalogue
@@ -118,3 +119,25 @@ def test_an_archive_that_cannot_be_packed_leaves_the_version_listed(cat):
     with pytest.raises(ExportError, match=r"cannot pack .*the version itself is written and listed"):
         export_version(cat.ws, options)
     assert [(r.name, r.version) for r in list_versions(cat.ws, "m" * 100)] == [(options.name, options.version)]
+
+
+def test_exports_on_another_disk_is_said_before_any_image_is_rendered(tmp_path, monkeypatch):
+    import os
+    import tempfile
+
+    other = Path(tempfile.mkdtemp(dir="/dev/shm")) if Path("/dev/shm").is_dir() else None
+    if other is None or os.stat(other).st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("no second filesystem here")
+    try:
+        cat = build_catalogue(tmp_path)
+        monkeypatch.setattr(
+            "curate.export.plan.cluster_map", lambda s: {**{i: f"img{i}" for i in range(1, 10_000)}, **cat.clusters}
+        )
+        shutil.rmtree(cat.ws.exports, ignore_errors=True)
+        cat.ws.exports.symlink_to(other)
+        rendered = []
+        with pytest.raises(ExportError, match=r"is on another disk than .*link tmp/ to a folder on the exports disk"):
+            export_version(cat.ws, opts(), on_image=lambda done, total: rendered.append(done))
+        assert rendered == []
+    finally:
+        shutil.rmtree(other, ignore_errors=True)

@@ -118,3 +118,39 @@ def test_export_model_keeps_a_file_of_the_cards_name_it_did_not_write(triage_run
     res = train_cli("export-model", triage_run, "--out", tmp_path / "model.onnx", cwd=tmp_path, timeout=300)
     assert res.returncode == 0, res.stderr[-600:]
     assert notes.read_text().startswith("# Model card: ") and "left by a killed export" not in notes.read_text()
+
+
+def test_a_stopped_predict_with_out_does_not_say_the_same_command_continues(triage_run, tmp_path, monkeypatch):
+    """Before: "re-run the same command to continue", and the same command was refused: --out held overlays."""
+    from typer.testing import CliRunner
+
+    import train.predict
+    from train.cli import app
+
+    def stopped(*_a, **_k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train.predict, "predict", stopped)
+    (tmp_path / "p.jpg").write_bytes(new_jpeg("mpox"))
+    r = CliRunner().invoke(app, ["predict", str(tmp_path / "p.jpg"), "--run", str(triage_run), "--out", "o"])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 130 and "run predict again with another --out" in said and "same command" not in said
+
+
+@pytest.mark.parametrize(
+    "damage, said",
+    [
+        (lambda run: (run / "predictions.csv").write_text((run / "predictions.csv").read_text()[:300]),
+         "predictions.csv is damaged"),
+        (lambda run: (run / "metrics.json").write_text(
+            json.dumps(json.loads((run / "metrics.json").read_text()) | {"sets": {"test": "x"}})),
+         "metrics.json or run.json is damaged"),
+    ],
+    ids=["cut-predictions", "sets-not-tables"],
+)  # fmt: skip
+def test_compare_names_a_damaged_run_file(triage_run, tmp_path, damage, said):
+    run = tmp_path / "run"
+    shutil.copytree(triage_run, run)
+    damage(run)
+    res = train_cli("compare", triage_run, run, "--out", tmp_path / "cmp", cwd=tmp_path)
+    assert res.returncode == 1 and said in res.stderr and "unexpected" not in res.stderr, res.stderr[-600:]

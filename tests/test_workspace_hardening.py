@@ -358,6 +358,28 @@ def test_a_run_whose_end_the_catalogue_missed_is_recorded_by_the_next_command(tm
         ]
 
 
+def test_status_reads_an_outcome_the_catalogue_missed_before_the_next_writer_records_it(tmp_path):
+    """Before: an export that ended "ok" but could not record it (the disk full at its last write) was "did not
+    finish: curate export (killed …)" in `curate status` until some other writer ran."""
+    from curate.audit import audited
+    from curate.status import workspace_status
+
+    ws = Workspace.init(tmp_path / "ws")
+
+    def gone():
+        raise ConnectionError("the catalogue could not be written")
+
+    with audited(ws, "export", {"name": "mpox"}):
+        ws.session = gone  # the run's row is written; its "ok" lands in the lock file only
+    del ws.session
+    assert workspace_status(ws)["unfinished"] == []
+    with pytest.raises(KeyboardInterrupt), audited(ws, "ingest", {"folder": "x"}):
+        ws.session = gone
+        raise KeyboardInterrupt
+    del ws.session
+    assert [(u["command"], u["status"]) for u in workspace_status(ws)["unfinished"]] == [("ingest", "interrupted")]
+
+
 def test_status_names_a_stopped_command_until_it_runs_again_to_the_end(tmp_path):
     """Before: an ingest stopped with Ctrl-C or SIGTERM (status "interrupted") left half its folder in and status
     said nothing; a killed one was mentioned only until the next writer of any kind marked it "killed"."""

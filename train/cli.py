@@ -369,7 +369,12 @@ def predict_cmd(
     _need_torch()
     from train.predict import predict
 
-    with reported():
+    # the overlays written before the stop stay; --out refuses a folder holding some, so the same command would not
+    # continue (before, the hint said it would)
+    stopped = "interrupted; run predict again" + (
+        f" with another --out (the overlays so far stay in {out})" if out else " (a new numbered folder)"
+    )
+    with reported(stopped):
         results = predict(run, images, threshold, out)
     done = [r for r in results if "error" not in r]
     if as_json:

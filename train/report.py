@@ -31,6 +31,29 @@ def read_predictions(run: Path, name: str = "predictions.csv") -> list[dict]:
         return list(csv.DictReader(f))
 
 
+def _stat(value) -> bool:
+    """Whether a metric is what `metrics.fmt` reads: {"mean", "sd"}, each a number or None ("—")."""
+    number = lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))  # noqa: E731
+    return isinstance(value, dict) and number(value.get("mean")) and number(value.get("sd"))
+
+
+def _predictions(run: Path, positive: str | None) -> list[dict]:
+    """The run's predictions.csv for the ROC figure, each row's probability a number; a cut or edited file is one
+    line naming it (before: an unexpected TypeError)."""
+    try:
+        rows = read_predictions(run)
+        for r in rows:
+            if None in r or None in r.values():  # DictReader: fields missing (a row cut short) or extra
+                raise ValueError("a row of another width")
+            if positive is not None:
+                float(r[f"p_{positive}"])
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, csv.Error):
+        raise TrainError(
+            f"run {run}: predictions.csv is damaged; restore the run folder from a backup or train again"
+        ) from None
+    return rows
+
+
 def table2_markdown(entries: list[tuple[str, dict]], sets: list[str]) -> str:
     """entries: (model label, metrics["sets"]); one section per evaluation set, as in Table 2."""
     head = "| Model | " + " | ".join(f"{METRIC_LABELS[m]}, mean (SD)" for m in METRICS) + " |"
@@ -182,7 +205,7 @@ def compare_roc_plot(runs: list[tuple[str, str | None, list[dict]]], sets: list[
 
 def compare_runs(runs: list[Path], out: Path | None = None) -> dict:
     """One Table-2-shaped table across runs (backbones), plus roc_compare.png (fold-mean probabilities)."""
-    entries, loaded = [], []
+    entries, loaded, predictions = [], [], {}
     for run in runs:
         run = Path(run)
         missing = [n for n in ("metrics.json", "run.json") if not (run / n).is_file()]
@@ -194,11 +217,18 @@ def compare_runs(runs: list[Path], out: Path | None = None) -> dict:
             if not (isinstance(m, dict) and isinstance(info, dict)):
                 raise TypeError("not a table")
             m["label"], m["sets"], m["checksum"], m["arch"], m["dataset"]
+            if not (isinstance(m["label"], str) and isinstance(m["sets"], dict)):
+                raise TypeError("label or sets")  # before: `"sets": {"test": "x"}` was an unexpected TypeError
+            for per_set in m["sets"].values():
+                if not isinstance(per_set, dict) or not all(_stat(per_set.get(k, "missing")) for k in METRICS):
+                    raise TypeError("a set's metrics")
         except (OSError, ValueError, TypeError, KeyError):
             raise TrainError(
                 f"run {run}: metrics.json or run.json is damaged; restore the run folder from a backup or train again"
             ) from None
         require_complete(run, info, " (compare reads finished runs only)")
+        if out is not None:
+            predictions[run] = _predictions(run, m.get("positive_class"))
         loaded.append((run, m, info))
         entries.append((m["label"], m["sets"]))
     labels = [label for label, _ in entries]
@@ -230,9 +260,7 @@ def compare_runs(runs: list[Path], out: Path | None = None) -> dict:
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        fig = compare_roc_plot(
-            [(m["label"], m.get("positive_class"), read_predictions(run)) for run, m, _ in loaded], sets
-        )
+        fig = compare_roc_plot([(m["label"], m.get("positive_class"), predictions[run]) for run, m, _ in loaded], sets)
         save_figure(fig, out / "roc_compare.png")
         _plt().close(fig)
         note = "" if result["same_dataset"] else "\n\n**Warning: these runs used different dataset versions.**"

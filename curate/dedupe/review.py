@@ -316,19 +316,25 @@ def _items(d: dict) -> dict:
     }
 
 
+UNREADABLE = "its original is missing or damaged in the store (`curate status`; ingest its folder again)"
+
+
 def _figure(ws, d: dict, info: dict, extra: str = "", cls: str = "") -> str:
     image_id = info["image"]
     seen = d.setdefault("thumbs", {})  # a picture on the sheet twice (a pair to review, a cluster) decoded once
     if image_id not in seen:
         try:
             seen[image_id] = f"data:image/jpeg;base64,{thumbnail(ws.store.read(d['images'][image_id].sha256))}"
-        except Exception:
+        except Exception:  # its original missing or damaged in the store: said on the picture and the terminal
             seen[image_id] = ""
+            d.setdefault("unreadable", set()).add(image_id)
     src = seen[image_id]
     label = ", ".join(info["prior_labels"]) or "none"
     where = ", ".join(info["sources"])
     return (
-        f"<figure class='{cls}'><img alt='image {image_id}' src='{src}'><figcaption>{extra}"
+        f"<figure class='{cls}'>"
+        + (f"<img alt='image {image_id}' src='{src}'>" if src else f"<p class='gone'>{UNREADABLE}</p>")
+        + f"<figcaption>{extra}"
         f"image {image_id} · {info['width']}×{info['height']} {html.escape(info['format'])}<br>"
         f"prior label: {html.escape(label)}<br>sources: {html.escape(where)}"
         f"{'<br>in labelling' if info['in_labelling'] else ''}</figcaption></figure>"
@@ -400,6 +406,7 @@ def write_sheet(ws, name: str = "dedupe-review.html", in_labelling: Collection[i
             )
         out.append("</table>")
     out.append("</body></html>\n")
+    items["unreadable"] = sorted(d.get("unreadable", ()))  # only what the sheet shows: its pictures were read
     return write_atomic(ws.reports / name, "\n".join(out), tmp_dir=ws.tmp), items
 
 
@@ -477,6 +484,8 @@ def sheet_note(items: dict) -> str | None:
     pairs, groups = n["to_review"], n["to_decide"]
     said = [f"{pairs:,} pair{'s' * (pairs != 1)} to review in {groups:,} group{'s' * (groups != 1)}, one decision each"]
     said = said if pairs else []
+    if gone := items.get("unreadable"):  # before: a blank picture, and nothing said
+        said.append(f"{len(gone)} picture{'s' * (len(gone) != 1)} on it cannot be shown: {UNREADABLE}")
     return "; ".join(said + [x for x in [left_out(items)] if x]) or None
 
 

@@ -317,6 +317,13 @@ def _build(ws, plan: ExportPlan, final: Path, on_image, on_audit) -> ExportResul
                 (build / "roi" / split / cls).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StoreError(f"cannot create build folder under {ws.tmp}: {exc.strerror}") from exc
+    final.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if os.stat(build).st_dev != os.stat(final.parent).st_dev:  # the finished version is renamed into place
+        shutil.rmtree(build, ignore_errors=True)
+        raise ExportError(
+            f"{ws.exports} is on another disk than {ws.tmp}: a version is built in tmp/ and moved into exports/ "
+            "whole, which needs one disk; link tmp/ to a folder on the exports disk"
+        )  # before: said only after every image was rendered ("Invalid cross-device link")
 
     tasks = [
         (
