@@ -78,7 +78,16 @@ def test_diff_added_removed_relabeled_moved():
     assert d.added == ["5"] and d.removed == []
     assert d.relabeled == [("2", "mpox/mpox", "non_mpox/genital_herpes")]
     assert d.moved == [("3", "test", "train/fold1"), ("4", "train/fold2", "train/fold3")]
-    assert d.summary() == {"added": 1, "removed": 0, "relabeled": 1, "moved": 2, "unchanged": 1}
+    assert d.summary() == {"added": 1, "removed": 0, "relabeled": 1, "moved": 2, "recropped": 0, "unchanged": 1}
+
+
+def test_diff_names_images_whose_lesion_box_changed():
+    """Before: a box moved or taken away was "unchanged", though the ROI set (and the checksum) changed."""
+    old = [row(1) | {"roi_box": "[1, 2, 30, 40]"}, row(2) | {"roi_box": "[5, 5, 9, 9]"}, row(3)]
+    new = [row(1) | {"roi_box": "[1, 2, 30, 44]"}, row(2, roi=False) | {"roi_box": ""}, row(3)]
+    d = diff_manifests(old, new)
+    assert d.recropped == [("1", "[1, 2, 30, 40]", "[1, 2, 30, 44]"), ("2", "[5, 5, 9, 9]", "none")]
+    assert d.unchanged == 1 and d.as_dict()["recropped_ids"][1] == ["2", "[5, 5, 9, 9]", "none"]
 
 
 def source(name, licences, external=False):

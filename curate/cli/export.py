@@ -266,7 +266,7 @@ def diff(
     db: DbOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Show images added, removed, relabeled and moved between splits from A to B.
+    """Show images added, removed, relabeled, moved between splits and recropped (lesion box) from A to B.
 
     Example: curate diff mpox@1.0.0 mpox@1.1.0
     """
@@ -282,6 +282,7 @@ def diff(
     rows += [["relabeled", i, old, new] for i, old, new in d.relabeled] + [
         ["moved", i, old, new] for i, old, new in d.moved
     ]
+    rows += [["recropped", i, old, new] for i, old, new in d.recropped]
     if rows:
         console.print(table("changed images", ["change", "image id", "from", "to"], rows))
 

@@ -11,6 +11,7 @@ class VersionDiff:
     removed: list[str] = field(default_factory=list)
     relabeled: list[tuple[str, str, str]] = field(default_factory=list)  # (image id, old label/diagnosis, new)
     moved: list[tuple[str, str, str]] = field(default_factory=list)  # (image id, old split[/fold], new)
+    recropped: list[tuple[str, str, str]] = field(default_factory=list)  # (image id, old lesion box, new): ROI set
     unchanged: int = 0
 
     def summary(self) -> dict[str, int]:
@@ -19,6 +20,7 @@ class VersionDiff:
             "removed": len(self.removed),
             "relabeled": len(self.relabeled),
             "moved": len(self.moved),
+            "recropped": len(self.recropped),
             "unchanged": self.unchanged,
         }
 
@@ -29,6 +31,7 @@ class VersionDiff:
             "removed_ids": self.removed,
             "relabeled_ids": [list(r) for r in self.relabeled],
             "moved_ids": [list(m) for m in self.moved],
+            "recropped_ids": [list(r) for r in self.recropped],
         }
 
 
@@ -53,6 +56,9 @@ def diff_manifests(old: list[dict[str, str]], new: list[dict[str, str]]) -> Vers
             changed = True
         if _place(a[i]) != _place(b[i]):
             d.moved.append((i, _place(a[i]), _place(b[i])))
+            changed = True
+        if a[i].get("roi_box", "") != b[i].get("roi_box", ""):  # the lesion crop the ROI evaluation sees
+            d.recropped.append((i, a[i].get("roi_box") or "none", b[i].get("roi_box") or "none"))
             changed = True
         d.unchanged += not changed
     return d
