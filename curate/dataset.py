@@ -389,11 +389,16 @@ def _check_place(where: str, row: dict[str, str]) -> None:
 
 
 def own_place(path: Path, exports: Path) -> tuple[str, str] | None:
-    """(name, version) when `path` is a workspace's own `exports/<name>/<version>` folder (`exports`: that
-    workspace's), else None. What the catalogue recorded is asked of the folder asked for, never of the name and
-    version its dataset.json claims: an edited dataset.json would point the check at another version, or none."""
-    path, exports = Path(path).resolve(), Path(exports).resolve()
-    return (path.parent.name, path.name) if path.parent.parent == exports else None
+    """(name, version) when `path` (as given, or resolved) is a workspace's `exports/<name>/<version>` folder
+    (`exports`: that workspace's; `exports/<name>` may be a link to another folder), else None. What the catalogue
+    recorded is asked of the folder asked for, never of the name and version its dataset.json claims: an edited
+    dataset.json would point the check at another version, or none. A place the catalogue has no version for (an
+    archive unpacked beside the versions, a backup folder) is a copy, its own."""
+    resolved = Path(path).resolve()
+    for folder in (Path(path).absolute(), resolved):
+        if (Path(exports) / folder.parent.name / folder.name).resolve() == resolved:
+            return folder.parent.name, folder.name
+    return None
 
 
 def misplaced(ds: DatasetVersion, place: tuple[str, str]) -> str:

@@ -48,15 +48,18 @@ def _reseal(folder):
 
 def test_an_edited_parent_is_refused_not_followed(cat):
     manifest = cat.first.path / "manifest.csv"
+    kept = manifest.read_bytes()
     lines = manifest.read_text().splitlines(keepends=True)
     i = next(k for k, line in enumerate(lines) if ",test," in line)
     # a test image made train in the parent's manifest (its file's folder too, so the manifest's shape holds)
     lines[i] = lines[i].replace(",test,,", ",train,0,").replace("test/", "train/")
     manifest.write_text("".join(lines))
-    with pytest.raises(ExportError, match=r"parent version's splits cannot be trusted: mpox@1.0.0 fails its checksums"):
-        export_version(cat.ws, opts("1.1.0"))
+    for reshuffle in (False, True):  # reshuffled, the card's history would still be told from the edited manifest
+        with pytest.raises(ExportError, match=r"parent version cannot be trusted: mpox@1.0.0 fails its checksums"):
+            export_version(cat.ws, opts("1.1.0", reshuffle=reshuffle))
     assert not (cat.ws.exports / "mpox" / "1.1.0").exists()
-    assert export_version(cat.ws, opts("1.1.0", reshuffle=True)).status == "written"  # the way out it names
+    manifest.write_bytes(kept)  # restored, as the message says
+    assert export_version(cat.ws, opts("1.1.0")).status == "written"
 
 
 def test_an_archive_vouches_only_for_a_sound_version_and_holds_only_its_files(cat):
@@ -141,3 +144,26 @@ def test_exports_on_another_disk_is_said_before_any_image_is_rendered(tmp_path, 
         assert rendered == []
     finally:
         shutil.rmtree(other, ignore_errors=True)
+
+
+def test_the_recorded_checksum_is_checked_through_a_linked_name_folder_and_copies_are_their_own(cat, tmp_path):
+    """A same-disk link `exports/mpox` -> elsewhere: before, the resealed version passed. An archive unpacked beside
+    the versions (`exports/mpox/mpox-1.0.0/`) is a copy: before, it was "changed since curate export wrote it"."""
+    elsewhere = tmp_path / "elsewhere"
+    shutil.move(cat.ws.exports / "mpox", elsewhere)
+    (cat.ws.exports / "mpox").symlink_to(elsewhere)
+    unpacked = cat.ws.exports / "mpox" / "mpox-1.0.0"
+    shutil.copytree(cat.first.path, unpacked)
+    assert diff_versions(cat.ws, str(unpacked), "mpox@1.0.0").unchanged > 0  # intact, not registered there
+    readme = elsewhere / "1.0.0" / "README.md"
+    readme.write_text(readme.read_text() + "\nedited\n")
+    _reseal(elsewhere / "1.0.0")
+    with pytest.raises(ExportError, match="was changed since `curate export` wrote it"):
+        diff_versions(cat.ws, "mpox@1.0.0", str(unpacked))
+
+
+def test_an_existing_version_is_recognised_and_archived_whatever_its_parent_became(cat):
+    second = export_version(cat.ws, opts("1.1.0"))
+    next((cat.first.path / "train").rglob("*.jpg")).unlink()  # the parent damaged afterwards
+    again = export_version(cat.ws, opts("1.1.0", archive=True))
+    assert again.status == "exists" and again.checksum == second.checksum and again.archive.is_file()

@@ -9,14 +9,15 @@ grey (levels scaled, not clipped to white), transparency (flattened onto white),
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 from dataclasses import dataclass
 
 import pillow_heif
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from curate.errors import ServeError
-from curate.imaging import to_rgb
+from curate.imaging import UPRIGHT, exif_orientation, to_rgb
 
 pillow_heif.register_heif_opener()
 
@@ -65,9 +66,11 @@ def decode_sized(data: bytes, limits: Limits, draft_size: int | None = None) -> 
             if draft_size and im.format == "JPEG":
                 im.draft("RGB", (draft_size, draft_size))
             im.load()
-            upright = ImageOps.exif_transpose(im)
-            # a quarter turn swaps width and height; Pillow turns a TIFF itself on opening (before, its size was
-            # swapped twice), so the turn is read off what exif_transpose did
+            # read as curate reads it (`exif_orientation`): a malformed EXIF tag does not stop the photo (before:
+            # exif_transpose raised struct.error, a 500); a TIFF is already upright once loaded (Pillow turns it
+            # and drops the tag), and its size was swapped twice
+            turn = UPRIGHT.get(exif_orientation(im))
+            upright = im.transpose(turn) if turn is not None else im
             turned = upright.size != im.size
             return to_rgb(upright), ((h, w) if turned else (w, h))
     except ServeError:
@@ -76,8 +79,6 @@ def decode_sized(data: bytes, limits: Limits, draft_size: int | None = None) -> 
         raise ServeError("image is too large to decode safely (decompression bomb)", 413) from None
     except UnidentifiedImageError:
         raise ServeError("not a photo format train reads (JPEG, PNG, WebP, HEIC, TIFF, BMP, GIF)", 415) from None
-    except MemoryError:
-        raise
-    except Exception as exc:  # a damaged file makes Pillow raise OSError, ValueError, SyntaxError,
-        # EOFError, and from a malformed EXIF or TIFF tag struct.error or TypeError (before: a 500 and a traceback)
-        raise ServeError(f"the image is damaged or truncated ({type(exc).__name__})", 422) from None
+    except (OSError, ValueError, SyntaxError, EOFError, struct.error, TypeError, IndexError):
+        # a damaged file makes Pillow raise these, a fuzzed TIFF's tags struct.error or TypeError (before: a 500)
+        raise ServeError("the image is damaged or truncated", 422) from None

@@ -202,14 +202,16 @@ def _refuse_split_of_a_merge(s, image: int, others: list[int]) -> None:
     """A split of two images that merge decisions join through a third (`merge 1 2 3`, then `split 2 3`) is
     refused, naming the merges: recorded, it would leave a merge standing that no run honours (before: 3 left 1's
     cluster, `decisions` still listed the merge 1–3, and status counted a pair the sheet never showed). A merge of
-    the two themselves is replaced by the split, as any reversal."""
+    the two themselves, or of `image` with any of `others`, is replaced by the split, as any reversal: so
+    `split 5` after `merge 1 5 6` takes 5 out of the unit, as its help says."""
     from scipy.cluster.hierarchy import DisjointSet  # scipy.cluster takes 0.7 s to load: here, not for --help
 
     merges = s.exec(
         select(DedupeOverride.image_a, DedupeOverride.image_b).where(DedupeOverride.action == "merge")
     ).all()
+    replaced = {frozenset((image, o)) for o in others}
+    through = [(a, b) for a, b in merges if frozenset((a, b)) not in replaced]
     for other in others:
-        through = [(a, b) for a, b in merges if {a, b} != {image, other}]
         units = DisjointSet([image, other, *(x for pair in through for x in pair)])
         for a, b in through:
             units.merge(a, b)

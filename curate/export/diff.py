@@ -11,7 +11,9 @@ class VersionDiff:
     removed: list[str] = field(default_factory=list)
     relabeled: list[tuple[str, str, str]] = field(default_factory=list)  # (image id, old label/diagnosis, new)
     moved: list[tuple[str, str, str]] = field(default_factory=list)  # (image id, old split[/fold], new)
-    recropped: list[tuple[str, str, str]] = field(default_factory=list)  # (image id, old lesion box, new): ROI set
+    # (image id, old lesion box, new): the ROI set changed. Counted apart: such an image is also moved, relabeled or
+    # unchanged, as before (the dataset card's history line counts those, and a rebuilt version keeps its bytes)
+    recropped: list[tuple[str, str, str]] = field(default_factory=list)
     unchanged: int = 0
 
     def summary(self) -> dict[str, int]:
@@ -59,6 +61,5 @@ def diff_manifests(old: list[dict[str, str]], new: list[dict[str, str]]) -> Vers
             changed = True
         if a[i].get("roi_box", "") != b[i].get("roi_box", ""):  # the lesion crop the ROI evaluation sees
             d.recropped.append((i, a[i].get("roi_box") or "none", b[i].get("roi_box") or "none"))
-            changed = True
         d.unchanged += not changed
     return d

@@ -349,10 +349,11 @@ def audit_version(
     differs from it."""
     ds = DatasetVersion.open(ref, workspace)
     ds.verify()
-    place = own_place(ds.path, Path(workspace) / "exports") if workspace is not None else None  # a copy: its own
-    if place is not None and place != (ds.name, ds.version):
-        raise DatasetError(misplaced(ds, place))
+    asked = DatasetVersion.resolve(ref, workspace)
+    place = own_place(asked, Path(workspace) / "exports") if workspace is not None else None  # a copy: its own
     sealed = recorded(*place) if recorded is not None and place is not None else None
+    if sealed is not None and place != (ds.name, ds.version):
+        raise DatasetError(misplaced(ds, place))
     if sealed is not None and sealed != ds.checksum:
         raise DatasetError(tampered(ds.ref, ds.path, ds.checksum, sealed))
     for row in ds.rows:  # a manifest row SHA256SUMS does not list

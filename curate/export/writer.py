@@ -182,14 +182,6 @@ def export_version(
     versions = sorted({v for v in [*registered, *on_disk] if _is_version(v)} - {options.version})
     with ws.session() as s:
         plan = make_plan(s, options, ws.exports, versions, ws.diagnoses)
-    if plan.parent_dir is not None and not options.reshuffle:  # its splits pin this version's: checked first
-        try:
-            checked_version(ws, plan.parent_dir)
-        except ExportError as exc:  # before: an edited parent moved a test image into train, "0 moved"
-            raise ExportError(
-                f"the parent version's splits cannot be trusted: {exc}. Restore it, or export with --parent "
-                "another version or --reshuffle"
-            ) from None
     final = ws.exports / options.name / options.version
     record = registered.get(options.version)
 
@@ -209,6 +201,14 @@ def export_version(
         if record is not None and record.checksum != result.checksum:
             raise ExportError(tampered(f"{options.name}@{options.version}", final, result.checksum, record.checksum))
     else:
+        if plan.parent_dir is not None:  # its splits pin this version's, its manifest the card's history: checked
+            try:
+                checked_version(ws, plan.parent_dir)
+            except ExportError as exc:  # before: an edited parent moved a test image into train, "0 moved"
+                raise ExportError(
+                    f"the parent version cannot be trusted: {exc}. Restore it from a copy, or export with --parent "
+                    "another version"
+                ) from None
         if record is not None and record.fingerprint != plan.fingerprint:
             raise ExportError(
                 f"{options.name}@{options.version} is registered with different content (its folder is missing); "
@@ -317,8 +317,8 @@ def _build(ws, plan: ExportPlan, final: Path, on_image, on_audit) -> ExportResul
                 (build / "roi" / split / cls).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StoreError(f"cannot create build folder under {ws.tmp}: {exc.strerror}") from exc
-    final.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if os.stat(build).st_dev != os.stat(final.parent).st_dev:  # the finished version is renamed into place
+    into = final.parent if final.parent.exists() else ws.exports  # made at the end: a failed export leaves none
+    if os.stat(build).st_dev != os.stat(into).st_dev:  # the finished version is renamed into place
         shutil.rmtree(build, ignore_errors=True)
         raise ExportError(
             f"{ws.exports} is on another disk than {ws.tmp}: a version is built in tmp/ and moved into exports/ "
@@ -552,10 +552,10 @@ def checked_version(ws, ref) -> DatasetVersion:
         ds.verify()
     except DatasetError as exc:
         raise ExportError(str(exc)) from None
-    place = own_place(ds.path, ws.exports)
-    if place is not None and place != (ds.name, ds.version):
-        raise ExportError(misplaced(ds, place))
+    place = own_place(DatasetVersion.resolve(ref, ws.root), ws.exports)
     recorded = recorded_checksum(ws, *place) if place is not None else None
+    if recorded is not None and place != (ds.name, ds.version):
+        raise ExportError(misplaced(ds, place))
     if recorded is not None and recorded != ds.checksum:
         raise ExportError(tampered(ds.ref, ds.path, ds.checksum, recorded))
     return ds

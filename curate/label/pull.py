@@ -97,6 +97,7 @@ def pull(
         projects = s.exec(select(LabelProject).order_by(LabelProject.id)).all()
         round_urls = dict(s.exec(select(LabelRound.id, LabelRound.server_url)).all())
         round_names = dict(s.exec(select(LabelRound.id, LabelRound.name)).all())
+        kinds = dict(s.exec(select(LabelRound.id, LabelRound.kind)).all())
         pairs = {r.id: (r.name, json.loads(r.raters)) for r in s.exec(select(LabelRound)) if r.kind == "rating"}
         recorded = s.exec(select(LabelTask)).all()
         tasks = {(t.project_id, t.ls_task_id): t for t in recorded}
@@ -128,12 +129,15 @@ def pull(
         for a in answers:
             # a second task of a recorded image (an import a stopped push never saw finish, made again by its re-run)
             # is that image's: the rater's answer there counts
-            task = tasks.get((p.id, a.task_id)) or by_image.get((p.id, a.image_id))
+            task = tasks.get((p.id, a.task_id))
+            if task is not None and a.image_id is not None and task.image_id != a.image_id:  # a deleted task's id,
+                task = None  # given to another image: its answer is that image's (before: the deleted task's image's)
+            task = task or by_image.get((p.id, a.image_id))
             if task is None:
                 continue  # a task added by hand in Label Studio is not the catalogue's business
             w, h = sizes[task.image_id]
             try:
-                parsed = parse_result(a.result, w, h, ws.diagnoses)
+                parsed = parse_result(a.result, w, h, ws.diagnoses, kinds.get(p.round_id))
             except LabelError as exc:
                 unreadable.append(f"project {p.ls_project_id} task {a.task_id} annotation {a.id}: {exc}")
                 continue

@@ -11,8 +11,7 @@ from sqlmodel import Session, func, select
 
 from curate.label import audit_apply
 from curate.label.agreement import Agreement, rater_agreement
-from curate.label.consensus import Outcome
-from curate.label.diagnoses import FINAL, FLAGS, IDENTIFIABLE, KEEP, STATUSES, DiagnosisList
+from curate.label.diagnoses import FLAGS, IDENTIFIABLE, STATUSES, DiagnosisList
 from curate.label.raters import RaterQuality, rater_quality
 from curate.label.recompute import ImageLabels, collect
 from db.models.label import Consensus, LabelAnnotation, LabelProject, LabelRound, LabelTask
@@ -126,43 +125,35 @@ def build(s: Session, diagnoses: DiagnosisList, per_group: int = SAMPLES_PER_GRO
         rater_agreement(images.values(), diagnoses.codes),
         diagnoses.names,
         details,
-        samples(images, audits, per_group),
+        samples(images, per_group),
         raters(images, audits, diagnoses.codes),
     )
 
 
-def _audited(item: ImageLabels, audits: audit_apply.Ledger) -> tuple[Outcome, str | None]:
-    """The image's outcome as the catalogue holds it (an audit's answer applied), and the audit reviewer's
-    diagnosis (\"keep\" is the consensus she kept), None without one."""
-    before = item.outcome()
-    decision = audits.by_image.get(item.image_id)
-    said = decision.diagnosis if decision is not None and before.status in FINAL else None
-    return audits.outcome(item.image_id, before, item.ratings)[0], before.diagnosis if said == KEEP else said
-
-
 def raters(images: dict[int, ImageLabels], audits: audit_apply.Ledger, labels: list[str]) -> list[RaterQuality]:
-    """Each rater, reviewer and audit reviewer (by the email the catalogue records) against the final diagnosis
-    of agreed and adjudicated images (after an audit, the one it left), and their Dawid–Skene accuracy over
-    every image they diagnosed."""
+    """Each rater and reviewer (by the email the catalogue records) against the final diagnosis of agreed and
+    adjudicated images, after an audit the one it left (before: the raters' own consensus, so a rater the audit
+    proved right still lost the image), and their Dawid–Skene accuracy over every image they diagnosed. The audit
+    reviewer is not rated: the consensus she leaves is her own choice, so she would agree with it by
+    construction."""
     votes, consensus, roles = [], [], {}
     for item in images.values():
-        people = [(r.rater, r.diagnosis, "rater") for r in item.ratings]
-        people += [(item.review.rater, item.review.diagnosis, "reviewer")] if item.review else []
-        o, audit = _audited(item, audits)
-        people += [(audits.by_image[item.image_id].reviewer, audit, "auditor")] if audit else []
-        v = {who: diagnosis for who, diagnosis, _ in people if diagnosis}
+        people = [(r, "rater") for r in item.ratings] + ([(item.review, "reviewer")] if item.review else [])
+        v = {r.rater: r.diagnosis for r, _ in people if r.diagnosis}
         if not v:
             continue
-        for who, _, role in people:
-            roles.setdefault(who, set()).add(role)
+        for r, role in people:
+            roles.setdefault(r.rater, set()).add(role)
+        o = audits.outcome(item.image_id, item.outcome(), item.ratings)[0]
         votes.append(v)
         consensus.append(o.diagnosis if o.status in ("agreed", "adjudicated") else None)
     return rater_quality(votes, {p: ", ".join(sorted(x)) for p, x in roles.items()}, consensus, labels)[0]
 
 
-def samples(images: dict[int, ImageLabels], audits: audit_apply.Ledger, per_group: int) -> list[Sample]:
-    """Up to `per_group` disputed (raters disagreed; pending review or adjudicated) and discarded (an audit's
-    third opinion too) images, lowest image id first. An image anyone flagged as identifiable is never shown."""
+def samples(images: dict[int, ImageLabels], per_group: int) -> list[Sample]:
+    """Up to `per_group` disputed (raters disagreed; pending review or adjudicated) and discarded images, lowest
+    image id first, as the raters and the reviewer left them (the page explains those outcomes; an audit's
+    changes are in `label audit`'s history). An image anyone flagged as identifiable is never shown."""
     picked: dict[str, list[Sample]] = {"disputed": [], "discarded": []}
     for image_id in sorted(images):
         item = images[image_id]
@@ -170,7 +161,7 @@ def samples(images: dict[int, ImageLabels], audits: audit_apply.Ledger, per_grou
         if len(item.ratings) < 2 or any(IDENTIFIABLE in r.flags for r in everyone):
             continue
         a, b = item.ratings
-        o = _audited(item, audits)[0]
+        o = item.outcome()
         if o.status == "discarded":
             group = "discarded"
         elif a.diagnosis != b.diagnosis and o.status in ("pending", "adjudicated"):

@@ -53,13 +53,31 @@ def rect_to_pixels(value: dict, width: int, height: int) -> Box:
     return (clamp(x0, width), clamp(y0, height), clamp(x1, width), clamp(y1, height))
 
 
-def parse_result(result: list[dict], width: int, height: int, diagnoses: DiagnosisList) -> ParsedResult:
-    """Raise LabelError on a choice the workspace's diagnosis list does not declare (e.g. an edited config).
+SPECIAL = {"review": {NEITHER_CHOICE: NEITHER}, "audit": {KEEP_CHOICE: KEEP}}  # choices a round kind adds
 
-    The reviewer's "Neither (discard this image)" is read as NEITHER (consensus discards the image), an
-    audit's "Keep the current consensus" as KEEP."""
-    by_choice = {**diagnoses.by_choice, NEITHER_CHOICE: NEITHER, KEEP_CHOICE: KEEP}
+
+def parse_result(
+    result: list[dict], width: int, height: int, diagnoses: DiagnosisList, kind: str | None = None
+) -> ParsedResult:
+    """Raise LabelError on a choice the workspace's diagnosis list does not declare (e.g. an edited config), or on
+    an answer of the wrong shape (a rater can post any JSON through Label Studio's API: before, a list where an
+    object goes, or a box's "x" as text, stopped every pull with an unexpected TypeError naming nothing).
+
+    A review round's "Neither (discard this image)" is read as NEITHER (consensus discards the image), an audit's
+    "Keep the current consensus" as KEEP; in a round of another `kind` they are not choices (before, two raters
+    posting "Keep" made an image "agreed" on a diagnosis named keep). `kind` None: either is read."""
+    special = SPECIAL.get(kind, {}) if kind is not None else {k: v for x in SPECIAL.values() for k, v in x.items()}
+    by_choice = {**diagnoses.by_choice, **special}
+    try:
+        return _parse(result, width, height, by_choice, kind)
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError) as exc:
+        raise LabelError(f"an answer of the wrong shape ({type(exc).__name__}: {str(exc)[:80]})") from None
+
+
+def _parse(result: list[dict], width: int, height: int, by_choice: dict[str, str], kind: str | None) -> ParsedResult:
     diagnosis, boxes, flags, comment = None, [], [], None
+    if not isinstance(result, list | None):
+        raise TypeError("result is not a list")
     for item in result or []:
         name, value = item.get("from_name"), item.get("value") or {}
         if item.get("type") == "relation":
@@ -67,6 +85,8 @@ def parse_result(result: list[dict], width: int, height: int, diagnoses: Diagnos
         if name == DIAGNOSIS_CONTROL:
             choices = value.get("choices") or []
             unknown = [c for c in choices if c not in by_choice]
+            if unknown and (other := next((k for k, x in SPECIAL.items() if unknown[0] in x), None)):
+                raise LabelError(f"{unknown[0]!r} is not an answer in a {kind} round (only in {other} rounds)")
             if unknown:
                 raise LabelError(
                     f"diagnosis {unknown[0]!r} is not declared in the workspace settings "
@@ -81,7 +101,10 @@ def parse_result(result: list[dict], width: int, height: int, diagnoses: Diagnos
                     raise LabelError(f"flag {c!r} is not in the toolkit's label config")
                 flags.append(FLAG_BY_CHOICE[c])
         elif name == BOX_CONTROL:
-            boxes.append(rect_to_pixels(value, width, height))
+            box = rect_to_pixels(value, width, height)
+            if not all(math.isfinite(v) for v in box):  # "x": "nan" parses; before, the box was kept as NaN
+                raise ValueError(f"a box coordinate is not a number ({value.get('x')!r}, {value.get('y')!r})")
+            boxes.append(box)
         elif name == RATER_BOXES_CONTROL:
             continue  # the raters' boxes, shown read-only to the reviewer: not the reviewer's answer
         elif name == COMMENT_CONTROL:

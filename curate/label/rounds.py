@@ -287,16 +287,25 @@ def add_tasks(ws, servers: Servers, projects: dict[str, LabelProject], image_ids
         with ws.session() as s:
             recorded = {t.image_id: t for t in s.exec(select(LabelTask).where(LabelTask.project_id == proj.id)).all()}
         todo = [i for i in image_ids if i not in recorded]
-        gone: dict[int, LabelTask] = {}
+        gone: set[int] = set()
         if client.task_count(proj.ls_project_id) != len(recorded):
             remote = client.task_images(proj.ls_project_id)
             first: dict[int, int] = {}
             for task_id, image_id in remote.items():
                 first.setdefault(image_id, task_id)
-            adopted = [(i, first[i]) for i in todo if i in first]
             wanted = set(image_ids)
-            gone = {i: t for i, t in recorded.items() if i in wanted and t.ls_task_id not in remote}
             with ws.session() as s:
+                for row in s.exec(select(LabelTask).where(LabelTask.project_id == proj.id)).all():
+                    if remote.get(row.ls_task_id) == row.image_id:
+                        continue
+                    # deleted in Label Studio, or its id given to another image since (Label Studio's SQLite reuses
+                    # the highest id): before, the other image's answers were counted for this one, and recording
+                    # that task failed on every re-run (UNIQUE constraint)
+                    row.ls_task_id = first.get(row.image_id, _DELETED - row.id)  # its image's other task, if any
+                    s.add(row)
+                    gone |= {row.image_id} & (wanted - first.keys())
+                s.flush()
+                adopted = [(i, first[i]) for i in todo if i in first]
                 s.add_all(LabelTask(project_id=proj.id, image_id=i, ls_task_id=t) for i, t in adopted)
             added += len(adopted)
             todo = [i for i in todo if i not in first]
@@ -305,12 +314,21 @@ def add_tasks(ws, servers: Servers, projects: dict[str, LabelProject], image_ids
             chunk = todo[start : start + 500]
             ids = client.import_tasks(proj.ls_project_id, [make_task(images[i]) for i in chunk])
             with ws.session() as s:
+                rows = {t.image_id: t for t in s.exec(select(LabelTask).where(LabelTask.project_id == proj.id)).all()}
+                by_id = {row.ls_task_id: row for row in rows.values()}
                 for i, t in zip(chunk, ids, strict=True):
-                    row = gone.get(i) or LabelTask(project_id=proj.id, image_id=i, ls_task_id=t)
+                    if (clash := by_id.get(t)) is not None and clash.image_id != i:  # an id reused unseen
+                        clash.ls_task_id = _DELETED - clash.id
+                        s.add(clash)
+                        s.flush()
+                    row = rows.get(i) or LabelTask(project_id=proj.id, image_id=i, ls_task_id=t)
                     row.ls_task_id = t
                     s.add(row)
             added += len(chunk)
     return added
+
+
+_DELETED = -1  # a recorded task gone from Label Studio holds _DELETED - its row id: no Label Studio id, and unique
 
 
 def _drop_stale_reviews(
@@ -334,14 +352,15 @@ def _drop_stale_reviews(
     if not recorded:
         return
     shown = ("summary", "options", "rule")
-    unanswered = client.unanswered_tasks(project.ls_project_id) if settled else set()
+    # never a task with an answer, even one not pulled yet: before, a dispute changed since the last pull deleted the
+    # reviewer's fresh answer with its task (and her answer on the old summary is still hers: pull reads it)
+    unanswered = client.unanswered_tasks(project.ls_project_id)
     for task_id, data in client.task_data(project.ls_project_id).items():
         image_id = recorded.get(task_id)
-        if image_id is None:
+        if image_id is None or task_id not in unanswered:
             continue
         if image_id in settled:
-            if task_id in unanswered:
-                client.delete_task(task_id)
+            client.delete_task(task_id)
             continue
         now = make_task(images[image_id])["data"]
         if any(data.get(k) != now.get(k) for k in shown):

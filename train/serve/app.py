@@ -212,8 +212,7 @@ def create_app(model: Ensemble, settings: ServeSettings = ServeSettings()) -> Fa
         worker.task.cancel()
 
     app = FastAPI(title="mpox triage", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
-    app.add_middleware(OneLineErrors)  # innermost: its 500 still gets `private`'s headers
-    if settings.login is not None:  # added early, so it runs inside the Host check and `private`'s headers
+    if settings.login is not None:  # added first, so it runs inside the Host check and `private`'s headers
         app.add_middleware(BasicAuth, login=settings.login)
     if settings.allowed_hosts is not None:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(settings.allowed_hosts))
@@ -228,6 +227,8 @@ def create_app(model: Ensemble, settings: ServeSettings = ServeSettings()) -> Fa
         response = await call_next(request)
         response.headers.update(HEADERS)
         return response
+
+    app.add_middleware(OneLineErrors)  # outermost: an error in the login or Host check, or in `private`, too
 
     @app.exception_handler(ServeError)
     async def serve_error(_request, exc: ServeError):
@@ -337,7 +338,9 @@ class OneLineErrors:
         except Exception as exc:  # whatever it is, the client and the log get one line
             log.error("request failed: %s", type(exc).__name__)
             if not started:
-                answer = JSONResponse({"error": f"internal error ({type(exc).__name__})"}, status_code=500)
+                answer = JSONResponse(
+                    {"error": f"internal error ({type(exc).__name__})"}, status_code=500, headers=HEADERS
+                )
                 await answer(scope, receive, send)
 
 
