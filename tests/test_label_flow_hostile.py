@@ -280,3 +280,93 @@ def test_a_project_deleted_in_label_studio_is_named_with_its_clinician_and_serve
         pull(ws, fx.servers())
     said = str(caught.value)
     assert f"project {pushed.projects[B]} (Round 1, {B}) on {fx.urls[B]} was deleted in Label Studio" in said
+
+
+def _more_images(ws, n: int, seed: int) -> list[int]:
+    """`add_images`' pictures with other seeds: other bytes, other images."""
+    from images import jpeg
+    from test_studio_round import H, W
+
+    from db.models import Image
+
+    ids = []
+    with ws.session() as s:
+        for i in range(n):
+            data = jpeg(seed + i, size=(W, H))
+            sha, _ = ws.store.put(data)
+            img = Image(sha256=sha, size_bytes=len(data), format="JPEG", width=W, height=H, mode="RGB")
+            s.add(img)
+            s.flush()
+            ids.append(img.id)
+    return ids
+
+
+def test_a_deleted_tasks_id_given_to_another_image_counts_for_that_image(studio_server, studio_workspace):
+    """Label Studio's SQLite gives a deleted task's id (the highest) to the next task it makes. Before: a push
+    stopped after that import failed on every re-run (UNIQUE constraint), and a rater's answer on the new image's
+    task was counted for the deleted task's image."""
+    from label_studio_sdk import LabelStudio
+    from test_studio_round import HERPES
+
+    fx, ws = studio_server, studio_workspace
+    ids = add_images(ws, 3)
+    pushed = push(ws, fx.servers(), [A, B])
+    admin_a = LabelStudio(base_url=fx.urls[A], api_key=fx.admin_token)
+    on_a = {t.data["image_id"]: t.id for t in admin_a.tasks.list(project=pushed.projects[A])}
+    last = max(on_a, key=on_a.get)
+    admin_a.tasks.delete(id=on_a[last])  # the rater deleted the last task
+    (new,) = _more_images(ws, 1, seed=1700)
+    real = StudioClient.import_tasks
+
+    def made_then_stopped(self, project_id, tasks):
+        real(self, project_id, tasks)
+        raise KeyboardInterrupt
+
+    StudioClient.import_tasks = made_then_stopped
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            push(ws, fx.servers(), [A, B])
+    finally:
+        StudioClient.import_tasks = real
+    push(ws, fx.servers(), [A, B])  # before: IntegrityError, on this and every later run
+    now_on_a = {t.data["image_id"]: t.id for t in admin_a.tasks.list(project=pushed.projects[A])}
+    assert on_a[last] in now_on_a.values() and now_on_a[last] != on_a[last]  # the id was given to another image
+    for rater in (A, B):
+        admin = LabelStudio(base_url=fx.urls[rater], api_key=fx.admin_token)
+        by_image = {t.data["image_id"]: t.id for t in admin.tasks.list(project=pushed.projects[rater])}
+        mine = LabelStudio(base_url=fx.urls[rater], api_key=fx.tokens[rater])
+        for image_id in [*ids, new]:  # answered by what Label Studio shows, never the catalogue's mapping
+            mine.annotations.create(id=by_image[image_id], result=result(HERPES if image_id == last else MPOX))
+    pull(ws, fx.servers())
+    with ws.session() as s:
+        got = {c.image_id: (c.status, c.diagnosis) for c in s.exec(select(Consensus)).all()}
+    assert got[last] == ("agreed", "genital_herpes") and got[new] == ("agreed", "mpox"), got
+
+
+def test_adjudicate_never_deletes_a_review_task_the_reviewer_has_answered(studio_server, studio_workspace):
+    """Before: a rater's change after the last pull made adjudicate delete the reviewer's task, with the answer she
+    had just given (not pulled yet); the image went back to waiting for review."""
+    from label_studio_sdk import LabelStudio
+    from test_studio_round import HERPES, WARTS
+
+    from curate.label.rounds import adjudicate
+
+    fx, ws = studio_server, studio_workspace
+    (image,) = _more_images(ws, 1, seed=1800)
+    push(ws, fx.servers(), [A, B])
+    annotate(fx, ws, A, image, result(MPOX))
+    b_answer = annotate(fx, ws, B, image, result(HERPES))
+    pull(ws, fx.servers())
+    first = adjudicate(ws, fx.servers(), C)
+    assert first.pushed == 1
+    LabelStudio(base_url=fx.urls[B], api_key=fx.tokens[B]).annotations.update(id=b_answer, result=result(WARTS))
+    pull(ws, fx.servers())  # the dispute changed; her task still shows the old one
+    annotate(fx, ws, C, image, result(MPOX))  # she answers it, and nobody pulls before adjudicate
+    adjudicate(ws, fx.servers(), C)
+    assert len(StudioClient(fx.urls[C], fx.admin_token).task_data(first.projects[C])) == 1  # her task stands
+    pull(ws, fx.servers())
+    with ws.session() as s:
+        status, diagnosis = s.exec(
+            select(Consensus.status, Consensus.diagnosis).where(Consensus.image_id == image)
+        ).one()
+    assert (status, diagnosis) == ("adjudicated", "mpox")  # her answer, on a rater's diagnosis, counts

@@ -80,3 +80,37 @@ def test_kappa_and_confusion():
     # a code the settings no longer declare keeps its pairs (appended after the declared list)
     gone = agreement([("mpox", "measles"), ("measles", "measles")], PAPER.codes)
     assert gone.labels[-1] == "measles" and gone.n == 2 and gone.matrix[-1][-1] == 1
+
+
+D, BOX, FLAG, NOTE = "diagnosis", "lesion", "flags", "comment"
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        [{"from_name": D, "type": "choices", "value": {"choices": [{"x": 1}]}}],
+        [{"from_name": D, "type": "choices", "value": ["Mpox"]}],
+        [{"from_name": BOX, "type": "rectanglelabels", "value": {"x": "abc", "y": 1, "width": 2, "height": 3}}],
+        [{"from_name": BOX, "type": "rectanglelabels", "value": {"y": 1, "width": 2, "height": 3}}],
+        [{"from_name": BOX, "type": "rectanglelabels", "value": {"x": "nan", "y": 1, "width": 2, "height": 3}}],
+        [{"from_name": NOTE, "type": "textarea", "value": {"text": [1, 2]}}],
+        [{"from_name": FLAG, "type": "choices", "value": {"choices": [["x"]]}}],
+        {"from_name": D},
+    ],
+    ids=["choice-object", "value-list", "x-text", "x-missing", "x-nan", "comment-numbers", "flag-list", "not-a-list"],
+)
+def test_an_answer_of_the_wrong_shape_is_a_label_error_naming_it(result):
+    """A rater can post any JSON through Label Studio's API. Before: an unexpected TypeError/KeyError/ValueError
+    that named no annotation stopped every pull, and a NaN box was kept (the export then dropped its crop)."""
+    with pytest.raises(LabelError, match="an answer of the wrong shape"):
+        parse_result(result, 100, 100, PAPER, "rating")
+
+
+@pytest.mark.parametrize("kind, choice", [("rating", "Keep the current consensus"), ("rating", "Neither (discard this image)"), ("review", "Keep the current consensus"), ("audit", "Neither (discard this image)")])  # fmt: skip
+def test_a_choice_of_another_rounds_kind_is_refused(kind, choice):
+    """Before: two raters posting "Keep the current consensus" made an image "agreed" on a diagnosis named keep."""
+    res = [{"from_name": D, "type": "choices", "value": {"choices": [choice]}}]
+    with pytest.raises(LabelError, match=f"is not an answer in a {kind} round"):
+        parse_result(res, 100, 100, PAPER, kind)
+    right = "review" if choice.startswith("Neither") else "audit"
+    assert parse_result(res, 100, 100, PAPER, right).diagnosis in ("neither", "keep")
