@@ -29,9 +29,8 @@ def _images_in(fx, rater: str, project: int) -> Counter:
     return Counter(StudioClient(fx.urls[rater], fx.admin_token).task_images(project).values())
 
 
-def test_a_push_stopped_before_recording_its_tasks_is_continued_without_copies(studio_server, studio_workspace):
-    fx, ws = studio_server, studio_workspace
-    ids = add_images(ws, 5)
+def _push_stopped_after_import(fx, ws) -> None:
+    """A push stopped after Label Studio made its tasks, before the catalogue recorded them."""
     real = StudioClient.import_tasks
 
     def made_then_stopped(self, project_id, tasks):
@@ -44,6 +43,12 @@ def test_a_push_stopped_before_recording_its_tasks_is_continued_without_copies(s
             push(ws, fx.servers(), [A, B])
     finally:
         StudioClient.import_tasks = real
+
+
+def test_a_push_stopped_before_recording_its_tasks_is_continued_without_copies(studio_server, studio_workspace):
+    fx, ws = studio_server, studio_workspace
+    ids = add_images(ws, 5)
+    _push_stopped_after_import(fx, ws)
     again = push(ws, fx.servers(), [A, B])
     assert again.pushed == 10
     for rater in (A, B):
@@ -282,25 +287,6 @@ def test_a_project_deleted_in_label_studio_is_named_with_its_clinician_and_serve
     assert f"project {pushed.projects[B]} (Round 1, {B}) on {fx.urls[B]} was deleted in Label Studio" in said
 
 
-def _more_images(ws, n: int, seed: int) -> list[int]:
-    """`add_images`' pictures with other seeds: other bytes, other images."""
-    from images import jpeg
-    from test_studio_round import H, W
-
-    from db.models import Image
-
-    ids = []
-    with ws.session() as s:
-        for i in range(n):
-            data = jpeg(seed + i, size=(W, H))
-            sha, _ = ws.store.put(data)
-            img = Image(sha256=sha, size_bytes=len(data), format="JPEG", width=W, height=H, mode="RGB")
-            s.add(img)
-            s.flush()
-            ids.append(img.id)
-    return ids
-
-
 def test_a_deleted_tasks_id_given_to_another_image_counts_for_that_image(studio_server, studio_workspace):
     """Label Studio's SQLite gives a deleted task's id (the highest) to the next task it makes. Before: a push
     stopped after that import failed on every re-run (UNIQUE constraint), and a rater's answer on the new image's
@@ -315,19 +301,8 @@ def test_a_deleted_tasks_id_given_to_another_image_counts_for_that_image(studio_
     on_a = {t.data["image_id"]: t.id for t in admin_a.tasks.list(project=pushed.projects[A])}
     last = max(on_a, key=on_a.get)
     admin_a.tasks.delete(id=on_a[last])  # the rater deleted the last task
-    (new,) = _more_images(ws, 1, seed=1700)
-    real = StudioClient.import_tasks
-
-    def made_then_stopped(self, project_id, tasks):
-        real(self, project_id, tasks)
-        raise KeyboardInterrupt
-
-    StudioClient.import_tasks = made_then_stopped
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            push(ws, fx.servers(), [A, B])
-    finally:
-        StudioClient.import_tasks = real
+    (new,) = add_images(ws, 1, seed=1700)
+    _push_stopped_after_import(fx, ws)
     push(ws, fx.servers(), [A, B])  # before: IntegrityError, on this and every later run
     now_on_a = {t.data["image_id"]: t.id for t in admin_a.tasks.list(project=pushed.projects[A])}
     assert on_a[last] in now_on_a.values() and now_on_a[last] != on_a[last]  # the id was given to another image
@@ -352,7 +327,7 @@ def test_adjudicate_never_deletes_a_review_task_the_reviewer_has_answered(studio
     from curate.label.rounds import adjudicate
 
     fx, ws = studio_server, studio_workspace
-    (image,) = _more_images(ws, 1, seed=1800)
+    (image,) = add_images(ws, 1, seed=1800)
     push(ws, fx.servers(), [A, B])
     annotate(fx, ws, A, image, result(MPOX))
     b_answer = annotate(fx, ws, B, image, result(HERPES))

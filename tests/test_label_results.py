@@ -106,7 +106,12 @@ def test_an_answer_of_the_wrong_shape_is_a_label_error_naming_it(result):
         parse_result(result, 100, 100, PAPER, "rating")
 
 
-@pytest.mark.parametrize("kind, choice", [("rating", "Keep the current consensus"), ("rating", "Neither (discard this image)"), ("review", "Keep the current consensus"), ("audit", "Neither (discard this image)")])  # fmt: skip
+KEEPS, NEITHER = "Keep the current consensus", "Neither (discard this image)"
+
+
+@pytest.mark.parametrize(
+    "kind, choice", [("rating", KEEPS), ("rating", NEITHER), ("review", KEEPS), ("audit", NEITHER)]
+)
 def test_a_choice_of_another_rounds_kind_is_refused(kind, choice):
     """Before: two raters posting "Keep the current consensus" made an image "agreed" on a diagnosis named keep."""
     res = [{"from_name": D, "type": "choices", "value": {"choices": [choice]}}]

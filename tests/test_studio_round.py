@@ -28,11 +28,11 @@ A, B, C = RATERS
 W, H = 200, 100
 
 
-def add_images(ws, n: int) -> list[int]:
+def add_images(ws, n: int, seed: int = 1000) -> list[int]:
     ids = []
     with ws.session() as s:
         for i in range(n):
-            data = jpeg(1000 + i, size=(W, H))
+            data = jpeg(seed + i, size=(W, H))
             sha, _ = ws.store.put(data)
             img = Image(sha256=sha, size_bytes=len(data), format="JPEG", width=W, height=H, mode="RGB")
             s.add(img)
