@@ -41,6 +41,16 @@ def url_secret(url: str) -> str | None:
     return f"a {key}= value" if key else None
 
 
+def ambiguous_userinfo(url: str) -> bool:
+    """Whether a URL's user:password holds a character it must percent-encode ("@", "/", "?", "#", a second ":"):
+    such a URL parses another way than meant, and the driver's error then names part of the password as the host
+    ("failed to resolve host '2024!@127.0.0.1'")."""
+    rest = url.split("://", 1)[1] if "://" in url else ""
+    at = rest.rfind("@")
+    userinfo = rest[:at] if at >= 0 else ""
+    return any(c in userinfo for c in "@/?#") or userinfo.count(":") > 1
+
+
 def redact_text(text: str) -> str:
     """`text` with every secret it visibly carries replaced by ***."""
     if not isinstance(text, str) or not text:

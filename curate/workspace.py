@@ -37,7 +37,7 @@ from curate.files import write_atomic
 from curate.intake.store import ImageStore
 from curate.label.diagnoses import SETTINGS_TABLE, DiagnosisList
 from curate.privacy import tighten
-from curate.redact import redact_text, secret_name, url_secret
+from curate.redact import ambiguous_userinfo, redact_text, secret_name, url_secret
 from db.engine import make_engine, session_scope
 from db.migrate import upgrade
 
@@ -184,7 +184,15 @@ class Workspace:
             raise WorkspaceError(f"no workspace at {root} (run `curate init {root}` first)")
         settings = _read_settings(marker)
         ws = cls._at(root, settings, db_url)
-        ws._refuse_lost_catalogue(_recorded_catalogue(root, settings))
+        recorded = _recorded_catalogue(root, settings)
+        if recorded is not None and _catalogue_key(ws.db_url) != _catalogue_key(recorded):
+            # before: --db or $CURATE_DB_URL quietly put this workspace's rows into another study's catalogue (and
+            # its originals in this store), which `curate init` refuses
+            raise WorkspaceError(
+                f"--db / ${DB_ENV} names another catalogue ({_redact(ws.db_url)}) than this workspace's "
+                f"({_redact(recorded)}, in {marker.name}): leave it out, or give the one this workspace records"
+            )
+        ws._refuse_lost_catalogue(recorded)
         return ws
 
     @classmethod
@@ -390,6 +398,11 @@ def _check_url(url, where: str = f"--db / {DB_ENV}") -> None:
     "unexpected ModuleNotFoundError", and a number in curate.toml blamed --db."""
     if not isinstance(url, str):
         raise WorkspaceError(f"{where}: the catalogue URL must be a string, not {type(url).__name__}")
+    if not url.startswith("sqlite") and ambiguous_userinfo(url):  # never echoed: it holds the password
+        raise WorkspaceError(  # before: the driver named part of the password as the host it could not resolve
+            f"{where}: the catalogue URL's user or password holds a character a URL must percent-encode (@ as %40, "
+            ": as %3A, / as %2F, ? as %3F, # as %23): encode it, or give the password in $PGPASSWORD"
+        )
     try:
         parsed = make_url(url)
         backend = parsed.get_backend_name()

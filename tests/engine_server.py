@@ -310,7 +310,8 @@ class EngineServer:
                 f'<div class="img_info hon"><span class="nowrap">64 x 48 · jpeg</span></div></div></div></li>'
             )
         out.append("</ul>")
-        return "".join(out).encode()
+        # a title's lone surrogate: "\ud800" inside the JSON (escaped), its bytes as a page would send them in alt
+        return "".join(out).encode("utf-8", "surrogatepass")
 
     def baidu(self, word: str, pn: int, rn: int) -> bytes:
         data = []

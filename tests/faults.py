@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -80,6 +81,9 @@ class Backend:
         if lock.exists():
             lock.unlink()
         url = self.new_url(template=src_url) if src_url else None
+        if url:  # the copy's catalogue is the cloned database: recorded as a steward re-pointing a workspace would
+            toml = dest_root / "curate.toml"
+            toml.write_text(re.sub(r'(?m)^db_url = ".*"$', f'db_url = "{url}"', toml.read_text()))
         return Workspace.open(dest_root, db_url=url)
 
 

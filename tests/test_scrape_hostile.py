@@ -74,7 +74,7 @@ def test_nul_and_control_characters_never_reach_the_catalogue_and_the_batch_is_k
     for _ in range(2):  # the re-run neither fails nor records the rejection twice
         report = run(ws, srv, queries=("nul",))
     rejected = {r.locator: r.reason for r in rows(ws, Rejection)}
-    assert set(rejected.values()) == {"control characters in URL"} and len(rejected) == 2
+    assert set(rejected.values()) == {"control characters or lone surrogates in URL"} and len(rejected) == 2
     assert all("\x00" not in loc and "\t" not in loc for loc in rejected)
     assert "%00" in "".join(rejected)
     assert paths(p.locator for p in rows(ws, Provenance)) == {"/img/good_2.jpg", "/img/good_4.jpg"}
@@ -205,3 +205,25 @@ def test_a_proxy_does_not_carry_requests_to_refused_hosts(sqlite_ws, srv, other_
     assert reason.startswith("refused: 127.0.0.2 resolves to a loopback address"), reason
     assert not any("127.0.0.2" in u for u in proxy), "the refused URL never reached the proxy"
     assert not other_host.requests
+
+
+def test_a_lone_surrogate_in_a_result_is_escaped_and_the_batch_is_kept(ws, srv):
+    """A result page's JSON can hold "\\ud800", which no UTF-8 text can. Before: UnicodeEncodeError stopped the whole
+    scrape, every re-run again, and the images already fetched had no catalogue row."""
+    srv.results["surrogate"] = [
+        Item("/img/good_2.jpg", "title \ud800 here"),
+        Item("/img/bad\udc80name.jpg", "ok"),
+        Item("/img/good_4.jpg", "fine"),
+    ]
+    for _ in range(2):
+        run(ws, srv, queries=("surrogate",))
+    rejected = {r.locator: r.reason for r in rows(ws, Rejection)}
+    assert list(rejected.values()) == ["control characters or lone surrogates in URL"]
+    assert "%uDC80" in next(iter(rejected))
+    assert paths(p.locator for p in rows(ws, Provenance)) == {"/img/good_2.jpg", "/img/good_4.jpg"}
+    assert_consistent(ws)
+
+
+def test_a_query_that_is_not_utf8_is_one_line(sqlite_ws, srv):
+    with pytest.raises(Exception, match=r"is not UTF-8 text \(at character 6\): type it in a UTF-8 terminal"):
+        run(sqlite_ws, srv, queries=("mpox \udce9ruption",))

@@ -533,3 +533,28 @@ def test_a_catalogue_url_that_is_not_text_names_curate_toml(tmp_path):
     for args in (["status", "-w", root], ["init", root, "--db", f"sqlite:///{tmp_path / 'x.db'}"]):
         proc = curate(*args)  # init --db too: before, "unexpected ArgumentError: Expected string or URL object"
         assert proc.returncode == 1 and f"{marker}: db_url: the catalogue URL must be a string" in proc.stderr
+
+
+def test_an_environment_catalogue_other_than_the_workspaces_is_refused(tmp_path):
+    """Before: $CURATE_DB_URL (or --db) quietly put a workspace's rows into another study's catalogue, its originals
+    staying in this store; `curate init` already refused such a switch."""
+    Workspace.init(tmp_path / "a")
+    Workspace.init(tmp_path / "b")
+    other = f"sqlite:///{tmp_path / 'b' / 'catalogue.db'}"
+    proc = curate("status", "-w", tmp_path / "a", env={"CURATE_DB_URL": other})
+    assert proc.returncode == 1 and "--db / $CURATE_DB_URL names another catalogue" in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    own = f"sqlite:///{tmp_path / 'a' / 'catalogue.db'}"
+    assert curate("status", "-w", tmp_path / "a", env={"CURATE_DB_URL": own}).returncode == 0
+
+
+@pytest.mark.parametrize("password", ["S3cure@2024!", "Pa:ss@wd", "P@ss#w?rd", "a@b:c/d?e#f"])
+def test_a_password_a_url_cannot_hold_as_typed_is_never_shown_in_part(tmp_path, password):
+    """Before: `…odd:S3cure@2024!@127.0.0.1…` gave "failed to resolve host '2024!@127.0.0.1'"."""
+    Workspace.init(tmp_path / "ws")
+    url = f"postgresql+psycopg://odd:{password}@127.0.0.1:9/cat4"
+    proc = curate("init", tmp_path / "pg", env={"CURATE_DB_URL": url})
+    said = proc.stderr + proc.stdout
+    assert proc.returncode != 0 and "percent-encode" in said, said
+    pieces = {password[i : i + 3] for i in range(len(password) - 2)}
+    assert not any(p in said for p in pieces if p.strip("@:/?#")), said

@@ -17,7 +17,9 @@ from curate.intake.fetch_guard import DEADLINE_FACTOR, Refused, deadline
 from curate.intake.scrape.engines.base import TEXT_LIMIT
 from curate.redact import redact_text
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# control characters, and lone surrogates (a search result's JSON can hold "\ud800", which no UTF-8 text can: before,
+# one such title stopped the whole scrape, every re-run again)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _CHUNK = 64 * 1024
 
 
@@ -41,8 +43,9 @@ class Fetched:
 
 
 def printable(text: str) -> str:
-    """`text` with control characters percent-encoded: what the catalogue may hold (PostgreSQL refuses NUL)."""
-    return _CONTROL.sub(lambda m: f"%{ord(m.group()) & 0xFF:02X}", text)
+    """`text` with control characters and lone surrogates escaped (%XX, %uXXXX): what the catalogue may hold
+    (PostgreSQL refuses NUL, UTF-8 a surrogate)."""
+    return _CONTROL.sub(lambda m: f"%{o:02X}" if (o := ord(m.group())) < 256 else f"%u{o:04X}", text)
 
 
 def clip(value) -> str | None:
@@ -53,7 +56,7 @@ def clip(value) -> str | None:
 def url_problem(url: str) -> str | None:
     """Why `url` is not worth fetching, or None."""
     if printable(url) != url:
-        return "control characters in URL"
+        return "control characters or lone surrogates in URL"
     if len(url) > TEXT_LIMIT:
         return "URL too long"
     try:

@@ -82,6 +82,14 @@ class ScrapeOptions:
         """The checks that need no engine; the CLI's types already make most of them (exit 2)."""
         if not self.queries or any(not q.strip() for q in self.queries):
             raise ConfigError("give at least one non-empty QUERY")
+        for q in self.queries:  # a byte the terminal's encoding could not decode arrives as a lone surrogate
+            try:
+                q.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise ConfigError(
+                    f"QUERY {q.encode('utf-8', 'backslashreplace').decode()[:80]!r} is not UTF-8 text (at character "
+                    f"{exc.start + 1}): type it in a UTF-8 terminal"
+                ) from None
         if self.max_num < 0:
             raise ConfigError("--max must be 0 (no limit) or more")
         if not 0 < self.timeout <= MAX_TIMEOUT:  # inf overflowed the socket's timeout in every thread, exit 0
