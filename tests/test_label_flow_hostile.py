@@ -19,7 +19,7 @@ from test_studio_round import MPOX, add_images, annotate, result, task_of
 from curate.label.client import StudioClient
 from curate.label.pull import pull
 from curate.label.rounds import push
-from db.models.label import Consensus, LabelProject, LabelRound, LabelTask
+from db.models.label import Consensus, LabelAnnotation, LabelProject, LabelRound, LabelTask
 
 pytestmark = pytest.mark.studio
 A, B, C = RATERS
@@ -345,3 +345,23 @@ def test_adjudicate_never_deletes_a_review_task_the_reviewer_has_answered(studio
             select(Consensus.status, Consensus.diagnosis).where(Consensus.image_id == image)
         ).one()
     assert (status, diagnosis) == ("adjudicated", "mpox")  # her answer, on a rater's diagnosis, counts
+
+
+def test_pull_from_one_clinicians_server_for_everyone_is_refused_before_recording(studio_server, studio_workspace):
+    """Before: `label pull --url <A's server>` read B's project number there, A's own project, and recorded A's
+    answers as B's; consensus fell to pending until a normal pull."""
+    from curate.errors import StudioError
+    from curate.label.servers import Servers
+
+    fx, ws = studio_server, studio_workspace
+    ids = add_images(ws, 2, seed=1900)
+    push(ws, fx.servers(), [A, B])
+    for image_id in ids:
+        annotate(fx, ws, A, image_id, result(MPOX))
+        annotate(fx, ws, B, image_id, result(MPOX))
+    wrong = Servers(fx.admin_token, {}, default=fx.urls[A], explicit=True)  # `--url <A's server>` alone
+    with pytest.raises(StudioError, match=rf"is not {B}'s project of .*\({B} has no account there\)"):
+        pull(ws, wrong)
+    with ws.session() as s:
+        assert not s.exec(select(LabelAnnotation)).all()  # nothing recorded
+    assert pull(ws, fx.servers()).new == 4

@@ -83,6 +83,26 @@ def _refuse_undeclared_slugs(ws) -> None:
         )
 
 
+def _refuse_another_project(client, project: LabelProject, round_name: str | None, recorded: list[LabelTask]) -> None:
+    """A project read from a server --url names, not the one recorded, must be the recorded project: its clinician
+    has an account there, and its tasks show the images the catalogue recorded under their ids. Before: `--url` of
+    one clinician's server read the other clinicians' projects of the same number there (the servers make their
+    projects in step, so the same images), and their answers were recorded under the others' projects."""
+    if project.rater not in set(client.user_emails(fresh=True).values()):
+        why = f"{project.rater} has no account there"
+    else:
+        mine = {t.ls_task_id: t.image_id for t in recorded if t.project_id == project.id and t.ls_task_id > 0}
+        there = client.task_images(project.ls_project_id) if mine else {}
+        if sum(there.get(task) == image for task, image in mine.items()) * 2 >= len(mine):
+            return
+        why = "its tasks show other images"
+    raise StudioError(
+        f"project {project.ls_project_id} on {client.url} is not {project.rater}'s project of "
+        f"{round_name or 'its round'} ({why}); nothing was recorded: give --url {project.rater}=URL, that "
+        "clinician's own server"
+    )
+
+
 def pull(
     ws,
     servers: Servers | StudioClient,
@@ -108,7 +128,10 @@ def pull(
     fetched: list[tuple[LabelTask, RemoteAnnotation, ParsedResult]] = []
     unreadable: list[str] = []
     for p in projects:
-        client = servers.client(servers.project_url(p.rater, p.server_url or round_urls[p.round_id]))
+        recorded_url = p.server_url or round_urls[p.round_id]
+        client = servers.client(servers.project_url(p.rater, recorded_url))
+        if client.url.rstrip("/") != recorded_url.rstrip("/"):
+            _refuse_another_project(client, p, round_names.get(p.round_id), recorded)
         if p.round_id in pairs:  # push checked this; an account added on the server since is said here
             name, raters = pairs[p.round_id]
             for other in sharing(client, [r for r in raters if r != p.rater]):
