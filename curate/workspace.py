@@ -39,7 +39,7 @@ from curate.label.diagnoses import SETTINGS_TABLE, DiagnosisList
 from curate.privacy import tighten
 from curate.redact import ambiguous_userinfo, redact_text, secret_name, url_secret
 from db.engine import make_engine, session_scope
-from db.migrate import upgrade
+from db.migrate import CatalogueMismatch, upgrade
 
 MARKER = "curate.toml"
 DB_ENV = "CURATE_DB_URL"
@@ -288,6 +288,9 @@ class Workspace:
         engine = make_engine(self.db_url)
         try:
             upgrade(engine)
+        except CatalogueMismatch as exc:
+            engine.dispose()
+            raise WorkspaceError(f"catalogue {_redact(self.db_url)}: {exc}") from None
         except DatabaseError as exc:
             engine.dispose()  # no pooled connection keeps the file open
             self._refuse_damaged(exc)

@@ -30,8 +30,40 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+class CatalogueMismatch(Exception):
+    """A database this toolkit's migrations cannot take: written by a newer version, or holding another
+    application's tables. The message is the one line to show (no SQL statement, no traceback)."""
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the catalogue schema up to `revision` (idempotent)."""
-    if revision == "head" and current_revision(engine) == head_revision():
+    """Bring the catalogue schema up to `revision` (idempotent). CatalogueMismatch for a revision this version does
+    not know (before: alembic's "Can't locate revision …") or, on a database without one, tables of this schema's
+    names already there (before: a DuplicateTable error carrying the whole CREATE TABLE)."""
+    current = current_revision(engine)
+    if revision == "head" and current == head_revision():
         return
+    script = ScriptDirectory.from_config(alembic_config(engine))
+    if current is not None and current not in {r.revision for r in script.walk_revisions()}:
+        raise CatalogueMismatch(
+            f"the catalogue was written by a newer mpox-curate (schema revision {current!r}, this one knows up to "
+            f"{head_revision()!r}): upgrade mpox-curate"
+        )
+    if current is None:
+        from sqlalchemy import inspect
+
+        taken = sorted(set(inspect(engine).get_table_names()) & _ours())
+        if taken:
+            raise CatalogueMismatch(
+                f"the database already holds tables of another application ({', '.join(taken[:3])}"
+                f"{', …' if len(taken) > 3 else ''}) and no mpox-curate schema revision: give an empty database"
+            )
     command.upgrade(alembic_config(engine), revision)
+
+
+def _ours() -> set[str]:
+    """The table names this toolkit's schema makes."""
+    from sqlmodel import SQLModel
+
+    import db.models  # noqa: F401 - registers every table on SQLModel.metadata
+
+    return set(SQLModel.metadata.tables)

@@ -103,3 +103,25 @@ def test_a_damaged_page_met_after_opening_is_the_same_line(ws_dir):
     # A writing command meets it inside `Workspace.transact` (ingest's first look at the known images).
     err = one_error_line(curate("ingest", ws_dir.parent / "in", "--source", "clinic", "-w", ws_dir))
     assert f"catalogue {db} is damaged (database disk image is malformed)" in err
+
+
+def test_a_catalogue_of_a_newer_version_or_another_application_is_one_line(tmp_path):
+    """Before: "unexpected CommandError: Can't locate revision …", and a DuplicateTable error carrying the whole
+    CREATE TABLE statement."""
+    import sqlite3
+
+    from curate.errors import WorkspaceError
+    from curate.workspace import Workspace
+
+    ws = Workspace.init(tmp_path / "ws")
+    ws.engine.dispose()
+    with sqlite3.connect(tmp_path / "ws" / "catalogue.db") as c:
+        c.execute("update alembic_version set version_num = '0099_future'")
+    with pytest.raises(WorkspaceError, match=r"written by a newer mpox-curate \(schema revision '0099_future'"):
+        _ = Workspace.open(tmp_path / "ws").engine
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as c:
+        c.execute("create table images (id integer primary key, name text)")
+    with pytest.raises(WorkspaceError, match=r"already holds tables of another application \(images\)") as err:
+        Workspace.init(tmp_path / "ws2", db_url=f"sqlite:///{other}")
+    assert "CREATE TABLE" not in str(err.value)
