@@ -18,9 +18,9 @@ from sqlmodel import or_, select
 
 from curate.dedupe import undecided_pairs
 from curate.dedupe.cluster import KEEP
-from curate.dedupe.run import recluster
+from curate.dedupe.run import ALGO, recluster
 from curate.errors import ConfigError
-from db.models import DedupeMember, DedupeOverride, DedupePair, Image, utcnow
+from db.models import DedupeCode, DedupeMember, DedupeOverride, DedupePair, Image, utcnow
 
 NOTE_MAX = 500  # dedupe_overrides.note's width
 OLD_NOTE_MAX = 200  # how much of a replaced decision's note its successor quotes
@@ -91,7 +91,8 @@ def merge(
         raise ConfigError(ITSELF)
     with ws.session() as s:
         _check_ids(s, ids)
-        if unclustered := [i for i in ids if s.get(DedupeMember, i) is None]:
+        hashed = set(s.exec(select(DedupeCode.image_id).where(DedupeCode.image_id.in_(ids), DedupeCode.algo == ALGO)))
+        if unclustered := [i for i in ids if i not in hashed]:  # never compared: recluster leaves them out
             raise ConfigError(f"{_ids(unclustered)} not in a cluster yet (run `curate dedupe` first)")
         named = set(ids)
         splits = s.exec(

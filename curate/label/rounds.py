@@ -295,15 +295,20 @@ def add_tasks(ws, servers: Servers, projects: dict[str, LabelProject], image_ids
                 first.setdefault(image_id, task_id)
             wanted = set(image_ids)
             with ws.session() as s:
-                for row in s.exec(select(LabelTask).where(LabelTask.project_id == proj.id)).all():
-                    if remote.get(row.ls_task_id) == row.image_id:
-                        continue
-                    # deleted in Label Studio, or its id given to another image since (Label Studio's SQLite reuses
-                    # the highest id): before, the other image's answers were counted for this one, and recording
-                    # that task failed on every re-run (UNIQUE constraint)
-                    row.ls_task_id = first.get(row.image_id, _DELETED - row.id)  # its image's other task, if any
+                rows = s.exec(select(LabelTask).where(LabelTask.project_id == proj.id)).all()
+                # deleted in Label Studio, or its id given to another image since (Label Studio's SQLite reuses the
+                # highest id): before, the other image's answers were counted for this one, and recording that task
+                # failed on every re-run (UNIQUE constraint). Each is first marked, then given its image's other
+                # task if Label Studio has one: two rows trading ids never hold one id at once
+                stale = [row for row in rows if remote.get(row.ls_task_id) != row.image_id]
+                for row in stale:
+                    row.ls_task_id = _DELETED - row.id
                     s.add(row)
                     gone |= {row.image_id} & (wanted - first.keys())
+                s.flush()
+                for row in stale:
+                    row.ls_task_id = first.get(row.image_id, row.ls_task_id)
+                    s.add(row)
                 s.flush()
                 adopted = [(i, first[i]) for i in todo if i in first]
                 s.add_all(LabelTask(project_id=proj.id, image_id=i, ls_task_id=t) for i, t in adopted)
