@@ -401,6 +401,20 @@ def own_place(path: Path, exports: Path) -> tuple[str, str] | None:
     return None
 
 
+def recorded_fault(ds: DatasetVersion, asked: Path, exports: Path, recorded) -> str | None:
+    """The one line for a version opened as `asked` that is not what its workspace (`exports`: its exports folder)
+    recorded: its dataset.json names another version than its folder (`misplaced`), or its SHA256SUMS is not the
+    checksum `recorded(name, version)` gives (`tampered`); None when it is, or when the catalogue wrote no version
+    there (a copy, its own)."""
+    place = own_place(asked, exports)
+    sealed = recorded(*place) if place is not None else None
+    if sealed is None:
+        return None
+    if place != (ds.name, ds.version):
+        return misplaced(ds, place)
+    return tampered(ds.ref, ds.path, ds.checksum, sealed) if sealed != ds.checksum else None
+
+
 def misplaced(ds: DatasetVersion, place: tuple[str, str]) -> str:
     """The one line for a workspace's own version whose dataset.json names another version than its folder."""
     return (

@@ -241,16 +241,15 @@ def test_a_review_task_leaves_the_queue_when_the_raters_come_to_agree(studio_ser
     assert back == set(images)
 
 
-def test_a_review_task_follows_a_rater_who_changed_their_answer(studio_server, studio_workspace):
-    """Before: a rater's edit after adjudication left the reviewer's task offering the old dispute; the reviewer
-    chose one of its diagnoses, nobody's now, and the image was discarded (three different opinions)."""
+def _dispute_changed_after_adjudicate(fx, ws, seed: int):
+    """One image: A says mpox, B herpes, the dispute goes to reviewer C; then B changes her answer to warts and the
+    steward pulls. (image id, the first adjudicate's result)."""
     from label_studio_sdk import LabelStudio
     from test_studio_round import HERPES, WARTS
 
     from curate.label.rounds import adjudicate
 
-    fx, ws = studio_server, studio_workspace
-    (image,) = add_images(ws, 1)
+    (image,) = add_images(ws, 1, seed=seed)
     push(ws, fx.servers(), [A, B])
     annotate(fx, ws, A, image, result(MPOX))
     b_answer = annotate(fx, ws, B, image, result(HERPES))
@@ -259,6 +258,18 @@ def test_a_review_task_follows_a_rater_who_changed_their_answer(studio_server, s
     assert first.pushed == 1
     LabelStudio(base_url=fx.urls[B], api_key=fx.tokens[B]).annotations.update(id=b_answer, result=result(WARTS))
     pull(ws, fx.servers())
+    return image, first
+
+
+def test_a_review_task_follows_a_rater_who_changed_their_answer(studio_server, studio_workspace):
+    """Before: a rater's edit after adjudication left the reviewer's task offering the old dispute; the reviewer
+    chose one of its diagnoses, nobody's now, and the image was discarded (three different opinions)."""
+    from test_studio_round import HERPES, WARTS
+
+    from curate.label.rounds import adjudicate
+
+    fx, ws = studio_server, studio_workspace
+    image, first = _dispute_changed_after_adjudicate(fx, ws, seed=1000)
     assert adjudicate(ws, fx.servers(), C).pushed == 1  # the task made again, showing today's dispute
     [data] = StudioClient(fx.urls[C], fx.admin_token).task_data(first.projects[C]).values()
     offered = [o["value"] for o in data["options"]]
@@ -321,21 +332,10 @@ def test_a_deleted_tasks_id_given_to_another_image_counts_for_that_image(studio_
 def test_adjudicate_never_deletes_a_review_task_the_reviewer_has_answered(studio_server, studio_workspace):
     """Before: a rater's change after the last pull made adjudicate delete the reviewer's task, with the answer she
     had just given (not pulled yet); the image went back to waiting for review."""
-    from label_studio_sdk import LabelStudio
-    from test_studio_round import HERPES, WARTS
-
     from curate.label.rounds import adjudicate
 
     fx, ws = studio_server, studio_workspace
-    (image,) = add_images(ws, 1, seed=1800)
-    push(ws, fx.servers(), [A, B])
-    annotate(fx, ws, A, image, result(MPOX))
-    b_answer = annotate(fx, ws, B, image, result(HERPES))
-    pull(ws, fx.servers())
-    first = adjudicate(ws, fx.servers(), C)
-    assert first.pushed == 1
-    LabelStudio(base_url=fx.urls[B], api_key=fx.tokens[B]).annotations.update(id=b_answer, result=result(WARTS))
-    pull(ws, fx.servers())  # the dispute changed; her task still shows the old one
+    image, first = _dispute_changed_after_adjudicate(fx, ws, seed=1800)  # her task still shows the old dispute
     annotate(fx, ws, C, image, result(MPOX))  # she answers it, and nobody pulls before adjudicate
     adjudicate(ws, fx.servers(), C)
     assert len(StudioClient(fx.urls[C], fx.admin_token).task_data(first.projects[C])) == 1  # her task stands

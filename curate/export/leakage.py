@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from curate.dataset import DatasetVersion, misplaced, own_place, tampered
+from curate.dataset import DatasetVersion, recorded_fault
 from curate.dedupe.decode import panels
 from curate.errors import DatasetError
 from curate.export import leakage_match
@@ -349,13 +349,10 @@ def audit_version(
     differs from it."""
     ds = DatasetVersion.open(ref, workspace)
     ds.verify()
-    asked = DatasetVersion.resolve(ref, workspace)
-    place = own_place(asked, Path(workspace) / "exports") if workspace is not None else None  # a copy: its own
-    sealed = recorded(*place) if recorded is not None and place is not None else None
-    if sealed is not None and place != (ds.name, ds.version):
-        raise DatasetError(misplaced(ds, place))
-    if sealed is not None and sealed != ds.checksum:
-        raise DatasetError(tampered(ds.ref, ds.path, ds.checksum, sealed))
+    if workspace is not None and recorded is not None:  # without a workspace, a copy: its own
+        asked = DatasetVersion.resolve(ref, workspace)
+        if why := recorded_fault(ds, asked, Path(workspace) / "exports", recorded):
+            raise DatasetError(why)
     for row in ds.rows:  # a manifest row SHA256SUMS does not list
         if not (ds.path / row["file"]).is_file():
             raise DatasetError(f"{ds.ref}: image {row['file']} is missing")

@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 
 from sqlmodel import select
 
-from curate.dataset import SPLITS, DatasetVersion, misplaced, own_place, split_counts, tampered
+from curate.dataset import SPLITS, DatasetVersion, recorded_fault, split_counts, tampered
 from curate.errors import DatasetError, StoreError
 from curate.export import card, croissant
 from curate.export.diff import diff_manifests
@@ -552,12 +552,9 @@ def checked_version(ws, ref) -> DatasetVersion:
         ds.verify()
     except DatasetError as exc:
         raise ExportError(str(exc)) from None
-    place = own_place(DatasetVersion.resolve(ref, ws.root), ws.exports)
-    recorded = recorded_checksum(ws, *place) if place is not None else None
-    if recorded is not None and place != (ds.name, ds.version):
-        raise ExportError(misplaced(ds, place))
-    if recorded is not None and recorded != ds.checksum:
-        raise ExportError(tampered(ds.ref, ds.path, ds.checksum, recorded))
+    asked = DatasetVersion.resolve(ref, ws.root)
+    if why := recorded_fault(ds, asked, ws.exports, lambda name, version: recorded_checksum(ws, name, version)):
+        raise ExportError(why)
     return ds
 
 

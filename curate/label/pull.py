@@ -115,10 +115,11 @@ def pull(
     res = PullResult()
     with ws.session() as s:
         projects = s.exec(select(LabelProject).order_by(LabelProject.id)).all()
-        round_urls = dict(s.exec(select(LabelRound.id, LabelRound.server_url)).all())
-        round_names = dict(s.exec(select(LabelRound.id, LabelRound.name)).all())
-        kinds = dict(s.exec(select(LabelRound.id, LabelRound.kind)).all())
-        pairs = {r.id: (r.name, json.loads(r.raters)) for r in s.exec(select(LabelRound)) if r.kind == "rating"}
+        rounds = s.exec(select(LabelRound)).all()
+        round_urls = {r.id: r.server_url for r in rounds}
+        round_names = {r.id: r.name for r in rounds}
+        kinds = {r.id: r.kind for r in rounds}
+        pairs = {r.id: (r.name, json.loads(r.raters)) for r in rounds if r.kind == "rating"}
         recorded = s.exec(select(LabelTask)).all()
         tasks = {(t.project_id, t.ls_task_id): t for t in recorded}
         by_image = {(t.project_id, t.image_id): t for t in recorded}
