@@ -105,5 +105,7 @@ def audited(ws, command: str, args: dict[str, Any] | None = None) -> Iterator[Ru
                         row.status = status
                         row.summary = json.dumps(redact_value(run.summary), default=str)
                         row.finished_at = utcnow()
-            except Exception:  # the audit row must never mask the command's own error
+            except BaseException as exc:  # the audit row must never mask the command's own error
                 note_outcome(held, run.id, status)  # before: "running" for good; the next holder records it
+                if not isinstance(exc, Exception):  # a second Ctrl-C or SIGTERM while the catalogue hung: stop now
+                    raise

@@ -1,11 +1,13 @@
-"""One writer per workspace: an advisory `fcntl.flock` on `<workspace>/.curate.lock`.
+"""One writer per workspace: an advisory `fcntl.flock` on the workspace folder and on `<workspace>/.curate.lock`.
 
 Every command that changes the catalogue, the store or the exports holds it for its whole run (taken
 by `curate.audit.audited`); a second writer waits for it and says so once (`on_wait`). Readers
 (`curate status`, `export list`) never hold it: `holder` only probes it, for an instant, to say who is
 running now. The kernel drops the lock when its holder dies, even from kill -9, so a killed command never
 blocks the next one; the lock file names the audit runs of its holder, which lets the next writer mark a
-killed run "killed" instead of leaving it "running".
+killed run "killed" instead of leaving it "running". The folder's lock is what excludes: a lock file deleted
+while its holder runs (a clean-up script, `rm .curate.*`) is made anew by the next writer, whose lock on the new
+file no one holds, so two writers ran at once; the folder cannot be deleted from under a running command.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ PROBE_GRACE = 0.2
 class Held:
     fd: int
     path: Path
+    folder: int  # the workspace folder, flock-ed: the lock file can be deleted, the folder not (module docstring)
     depth: int = 1
     info: dict = field(default_factory=dict)
     previous: dict = field(default_factory=dict)  # what the last holder wrote (its runs, if it was killed)
@@ -47,8 +50,9 @@ def _drop_inherited() -> None:
     any copy of the file is open, so a worker outliving its killed parent kept the workspace locked for every
     later command. Closing (never unlocking, which would free the parent's lock) leaves the lock the parent's."""
     for held in _held.values():
-        with suppress(OSError):
-            os.close(held.fd)
+        for fd in (held.fd, held.folder):
+            with suppress(OSError):
+                os.close(fd)
     _held.clear()
 
 
@@ -84,21 +88,53 @@ def _take_soon(fd: int) -> bool:
             time.sleep(0.01)
 
 
+def _lockable(folder: int) -> bool:
+    """Whether the kernel locks a folder here: NFS emulates flock with byte-range locks, which a folder opened to
+    read refuses (EBADF); the lock file alone is then the lock, as before."""
+    try:
+        fcntl.flock(folder, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    fcntl.flock(folder, fcntl.LOCK_UN)
+    return True
+
+
 def holder(root: Path) -> dict | None:
     """Who holds the workspace's writer lock now: what it wrote in the lock file (pid, command, since, runs;
-    possibly empty in the instant after it took the lock), or None when no writer is running. Takes a shared
-    lock for an instant and never waits."""
+    empty in the instant after it took the lock, or when its lock file was deleted), or None when no writer is
+    running. Takes a shared lock for an instant and never waits."""
+    try:
+        folder = os.open(root, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    try:
+        fcntl.flock(folder, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return None
+    except BlockingIOError:
+        return _lock_file(root, probe=False) or {}
+    except OSError:  # a folder the kernel does not lock (`_lockable`): the lock file's own flock says
+        return _lock_file(root, probe=True)
+    finally:
+        os.close(folder)  # releases the probe's shared lock
+
+
+def _lock_file(root: Path, probe: bool) -> dict | None:
+    """What the lock file says (None without one); with `probe`, None too when no one holds its flock."""
     try:
         fd = os.open(Path(root) / LOCK_NAME, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-    except OSError:  # no lock file: no writer ever ran here
+    except OSError:
         return None
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        return None
+        if probe:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return None
+        return _read(fd)
     except BlockingIOError:
         return _read(fd)
     finally:
-        os.close(fd)  # releases the probe's shared lock
+        os.close(fd)
 
 
 def describe(info: dict) -> str:
@@ -122,17 +158,25 @@ def workspace_lock(root: Path, command: str) -> Iterator[Held]:
             held.depth += 1
     if held is None:
         path = root / LOCK_NAME
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+        folder = os.open(root, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+        fd = -1
         try:
-            if not _take_soon(fd):
-                on_wait(f"waiting for {describe(_read(fd))} to finish with this workspace (Ctrl-C to stop) …")
-                fcntl.flock(fd, fcntl.LOCK_EX)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+            for lock in (folder, fd):  # the folder first: it excludes even when the file was deleted and made anew
+                if lock == folder and not _lockable(folder):
+                    continue
+                if not _take_soon(lock):
+                    on_wait(f"waiting for {describe(_read(fd))} to finish with this workspace (Ctrl-C to stop) …")
+                    fcntl.flock(lock, fcntl.LOCK_EX)
         except BaseException:
-            os.close(fd)
+            for opened in (fd, folder):
+                with suppress(OSError):
+                    os.close(opened)
             raise
         held = Held(
             fd=fd,
             path=path,
+            folder=folder,
             previous=_read(fd),
             info={"pid": os.getpid(), "command": command, "since": time.strftime("%H:%M:%S"), "runs": []},
         )
@@ -152,7 +196,8 @@ def workspace_lock(root: Path, command: str) -> Iterator[Held]:
                 if not held.keep:
                     os.ftruncate(held.fd, 0)  # a clean exit leaves no runs for the next holder to mark
             finally:
-                os.close(held.fd)  # releases the flock
+                os.close(held.fd)  # releases the flocks
+                os.close(held.folder)
 
 
 def note_run(held: Held, run_id: int) -> None:

@@ -60,10 +60,15 @@ def redact_text(text: str) -> str:
     return _KEY_VALUE.sub(_masked, text)
 
 
+_MESSAGE = re.compile(r"[A-Za-z][a-z]* [a-z]")  # a value that begins a phrase: "cannot read", "No such file"
+
+
 def _masked(m: re.Match) -> str:
-    """A key's value masked, unless the "key" is a path's last part before ": " (an error's "…/token: cannot
-    read …", "/etc/passwd: …"): that shape is a message, where "…/api_key=…" in a URL is still a secret."""
-    if m.start() and m.string[m.start() - 1] in "/\\" and "=" not in m["sep"]:
+    """A key's value masked, unless the "key" is a path's last part before ": " and what follows is a phrase of
+    lowercase words (an error's "…/token: cannot read …"): that shape is a message, where "…/api_key=…" in a URL
+    and "config/password: hunter2" are still secrets."""
+    path_key = m.start() and m.string[m.start() - 1] in "/\\" and "=" not in m["sep"]
+    if path_key and _MESSAGE.match(m.string, m.start("value")):
         return m.group(0)
     return f"{m['name']}{m['sep']}{MASK}"
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import quote
 
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError, SQLAlchemyError
@@ -285,7 +286,7 @@ class Workspace:
 
     @cached_property
     def engine(self) -> Engine:
-        engine = make_engine(self.db_url)
+        engine = make_engine(self._read_only_url() or self.db_url)
         try:
             upgrade(engine)
         except CatalogueMismatch as exc:
@@ -304,6 +305,21 @@ class Workspace:
                 ) from exc
             raise WorkspaceError(f"cannot open catalogue {_redact(self.db_url)}: {reason}") from exc
         return engine
+
+    def _read_only_url(self) -> str | None:
+        """A SQLite catalogue on a read-only file system (a backup mounted read-only, a reviewer's share), opened
+        read-only: SQLite otherwise makes its -shm beside the file, and `curate status` or `export list` failed with
+        "unable to open database file". Without a -wal the file is all there is, and nothing on this mount can
+        change it (`immutable`); with one, SQLite reads both. None for a writable place or PostgreSQL; a writer
+        never gets this far (its lock file cannot be made there)."""
+        files = self.sqlite_files()
+        try:
+            if not files or not files[0].is_file() or not os.statvfs(files[0].parent).f_flag & os.ST_RDONLY:
+                return None
+        except OSError:
+            return None
+        frozen = "" if files[1].exists() else "&immutable=1"
+        return f"sqlite:///file:{quote(str(files[0]))}?mode=ro{frozen}&uri=true"
 
     def sqlite_files(self) -> list[Path]:
         """The SQLite catalogue and its -wal/-shm companions (empty for PostgreSQL)."""

@@ -10,6 +10,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, create_engine
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+CONNECT_TIMEOUT_S = 15  # PostgreSQL: seconds to connect, unless the URL says (`connect_timeout=`)
 
 
 def make_engine(url: str) -> Engine:
@@ -32,7 +33,10 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    # a server that accepts the connection and then hangs (stopped, overloaded) held every command for good, its
+    # Ctrl-C included: the first stop waited on the connect that records the run's end. libpq's own limit, unless set
+    timeout = {} if "connect_timeout" in parsed.query else {"connect_timeout": CONNECT_TIMEOUT_S}
+    return create_engine(url, pool_pre_ping=True, connect_args=timeout)
 
 
 @contextmanager

@@ -365,3 +365,25 @@ def test_pull_from_one_clinicians_server_for_everyone_is_refused_before_recordin
     with ws.session() as s:
         assert not s.exec(select(LabelAnnotation)).all()  # nothing recorded
     assert pull(ws, fx.servers()).new == 4
+
+
+def test_pull_leaves_no_copy_of_the_answers_on_the_clinicians_servers(studio_server, studio_workspace):
+    """Before: each pull read a project through Label Studio's export, which keeps every export as a file in the
+    server's data folder (export/project-N-at-….json): every answer of the project once more on each pull, left
+    behind when an answer is deleted. The answers are now read from the task list; the folder is as it was."""
+    fx, ws = studio_server, studio_workspace
+    ids = add_images(ws, 2)
+    push(ws, fx.servers(), [A, B])
+    annotate(fx, ws, A, ids[0], result(MPOX, [(10, 10, 20, 40)]))
+    annotate(fx, ws, B, ids[0], result("Genital herpes"))
+
+    def kept():
+        return {p for p in (fx.base / "server").rglob("*") if p.is_file() and "export" in p.relative_to(fx.base).parts}
+
+    before = kept()
+    res = pull(ws, fx.servers())
+    assert (res.new, res.annotations) == (2, 2)
+    assert kept() == before
+    with ws.session() as s:
+        rows = s.exec(select(LabelAnnotation.rater, LabelAnnotation.diagnosis)).all()
+    assert sorted(rows) == [(A, "mpox"), (B, "genital_herpes")]

@@ -11,6 +11,7 @@ import re
 import pytest
 from images import jpeg
 from PIL import Image as PILImage
+from sqlmodel import select
 from typer.testing import CliRunner
 
 from curate.cli import app
@@ -268,3 +269,34 @@ def test_report_follows_the_audit(ws):
     with ws.session() as s:
         by = {q.rater: q for q in build(s, PAPER).raters}
     assert (by[A].agreement, by[C].agreement) == (0.0, 1.0)
+
+
+def test_progress_counts_an_answer_as_it_stands_now(ws):
+    """Before: the progress table counted a task done when any revision of its answer had a diagnosis, so an
+    answer emptied since (or skipped) still made the round look done while consensus waited for the rater."""
+    ids = _catalogue(ws)
+    with ws.session() as s:
+        before = {p.rater: (p.labelled, p.skipped) for p in build(s, PAPER).progress}
+        first = s.exec(
+            select(LabelAnnotation)
+            .join(LabelTask)
+            .where(LabelTask.image_id == ids["agreed"], LabelAnnotation.rater == A)
+        ).one()
+        s.add(
+            LabelAnnotation(
+                task_id=first.task_id,
+                ls_annotation_id=first.ls_annotation_id,
+                revision=2,
+                rater=A,
+                diagnosis=None,
+                cancelled=True,
+                content_sha256="f" * 64,
+                raw="{}",
+            )
+        )
+        s.flush()
+        write_consensus(s)
+        rep = build(s, PAPER)
+    now = {p.rater: (p.labelled, p.skipped) for p in rep.progress}
+    assert now[A] == (before[A][0] - 1, before[A][1] + 1) and now[B] == before[B]
+    assert rep.outcomes["agreed"] == 0  # consensus reads the answer the same way

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -257,12 +258,22 @@ def test_two_ingests_of_the_same_photos_at_once_both_succeed(tmp_path, db_url):
     assert sum(int(o[0].split()[0]) for o in outs) == 30  # each image added exactly once
 
 
-def test_a_second_writer_waits_for_the_first_and_says_so(tmp_path):
+@pytest.mark.parametrize("lock_file", ["kept", "deleted"])
+def test_a_second_writer_waits_for_the_first_and_says_so(tmp_path, lock_file):
+    """Deleted: before, `rm ws/.curate.lock` while a command wrote let the next writer make a new lock file, lock it
+    at once and write beside the first. The workspace folder's own lock still holds it back; `curate status` says
+    someone writes."""
+    from curate.lock import holder
+
     root = tmp_path / "ws"
     Workspace.init(root)
     folder = photos(tmp_path / "in", 3)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("CURATE_DB_URL", None)
     with workspace_lock(root, "export"):
+        if lock_file == "deleted":
+            (root / ".curate.lock").unlink()
+            assert holder(root) == {}  # someone writes, who is no longer written down
         proc = subprocess.Popen(
             [sys.executable, "-m", "curate", "ingest", str(folder), "-s", "c", "-w", str(root)],
             env=env,
@@ -272,10 +283,14 @@ def test_a_second_writer_waits_for_the_first_and_says_so(tmp_path):
         )
         # until the child blocks on the lock (a waiting flock shows as "->" in /proc/locks)
         wait_for(lambda: proc.poll() is not None or "->" in Path("/proc/locks").read_text(), timeout=60)
-        assert proc.poll() is None, "the second writer must wait, not fail"
+        assert proc.poll() is None, "the second writer must wait, not write beside the first"
+        with Workspace.open(root).session() as s:
+            assert s.exec(select(Image)).all() == []
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
-    assert f"waiting for `curate export` (pid {os.getpid()}" in " ".join(err.split())
+    who = f"`curate export` (pid {os.getpid()}" if lock_file == "kept" else "another curate command"
+    assert f"waiting for {who}" in " ".join(err.split())
+    assert holder(root) is None
 
 
 def test_two_exports_of_one_version_one_wins_the_other_says_so(tmp_path):
@@ -351,11 +366,52 @@ def test_a_run_whose_end_the_catalogue_missed_is_recorded_by_the_next_command(tm
     del ws.session
     with audited(ws, "ingest", {}):
         pass
+    assert _runs(ws) == [("export", "failed"), ("ingest", "ok")]
+
+    # a SIGTERM while the catalogue's server hung waited on the connect that records the run's end; a second
+    # SIGTERM stopped that wait and nothing was left behind: the run stayed "running" for good
+    def stopped_again():
+        raise KeyboardInterrupt  # the second signal, while the connect still waits
+
+    with pytest.raises(KeyboardInterrupt), audited(ws, "export", {}):
+        ws.session = stopped_again
+        raise KeyboardInterrupt
+    del ws.session
+    with audited(ws, "ingest", {}):
+        pass
+    assert _runs(ws)[2:] == [("export", "interrupted"), ("ingest", "ok")]
+
+
+def _runs(ws) -> list[tuple[str, str]]:
     with ws.session() as s:
-        assert [(r.command, r.status) for r in s.exec(select(CommandRun).order_by(CommandRun.id))] == [
-            ("export", "failed"),
-            ("ingest", "ok"),
-        ]
+        return [(r.command, r.status) for r in s.exec(select(CommandRun).order_by(CommandRun.id))]
+
+
+def test_a_postgresql_catalogue_gives_up_connecting_to_a_hung_server(monkeypatch):
+    """Before: no limit on connecting; a server that takes the connection and never answers (stopped with
+    SIGSTOP, a half-dead proxy) held the command, and then its Ctrl-C, for good."""
+    import socket
+
+    from sqlalchemy.exc import OperationalError
+
+    import db.engine
+
+    hung = socket.socket()
+    hung.bind(("127.0.0.1", 0))
+    hung.listen(8)  # the kernel completes the handshake; nobody ever answers
+    port = hung.getsockname()[1]
+    monkeypatch.setattr(db.engine, "CONNECT_TIMEOUT_S", 2)
+    try:
+        for url in (
+            f"postgresql+psycopg://u@127.0.0.1:{port}/c",
+            f"postgresql+psycopg://u@127.0.0.1:{port}/c?connect_timeout=1",
+        ):
+            started = time.monotonic()
+            with pytest.raises(OperationalError):
+                db.engine.make_engine(url).connect()
+            assert time.monotonic() - started < 8, url
+    finally:
+        hung.close()
 
 
 def test_status_reads_an_outcome_the_catalogue_missed_before_the_next_writer_records_it(tmp_path):
@@ -461,6 +517,9 @@ def test_a_path_ending_in_a_secret_word_keeps_the_error_whole():
     for path in ("/tmp/x/token", "../../etc/passwd", "C:\\keys\\secret"):
         said = f"{path}: cannot read label mapping ([Errno 2] No such file or directory)"
         assert redact_text(said) == said
+    assert redact_text("/etc/passwd: Permission denied") == "/etc/passwd: Permission denied"
+    for keyed in ("a/b/password: hunter2", "config/db/password: letmein", "C:\\creds\\token: t0k3n"):
+        assert redact_text(keyed).endswith(": ***"), keyed  # a key under a path, then its value: still a secret
     for text, hidden in (
         ("token: abc123", "abc123"),
         ("db_password=hunter2", "hunter2"),
@@ -558,3 +617,36 @@ def test_a_password_a_url_cannot_hold_as_typed_is_never_shown_in_part(tmp_path, 
     assert proc.returncode != 0 and "percent-encode" in said, said
     pieces = {password[i : i + 3] for i in range(len(password) - 2)}
     assert not any(p in said for p in pieces if p.strip("@:/?#")), said
+
+
+def test_a_workspace_on_a_read_only_mount_can_be_read(tmp_path):
+    """Before: `curate status` and `curate versions` on a workspace mounted read-only (a backup, a reviewer's
+    share) failed with "unable to open database file": SQLite makes its -shm beside a WAL catalogue. Readers now
+    open it read-only; a writer says in one line that it cannot write there."""
+    root = tmp_path / "ws"
+    Workspace.init(root)
+    curate("ingest", photos(tmp_path / "in", 3), "-s", "clinic", "-w", root, check=True)
+    seen = tmp_path / "mounted"
+    seen.mkdir()
+    bind = subprocess.run(["mount", "--bind", str(root), str(seen)], capture_output=True, text=True)
+    if bind.returncode != 0:
+        pytest.skip(f"no bind mount here: {bind.stderr.strip()}")
+    try:
+        if subprocess.run(["mount", "-o", "remount,ro,bind", str(seen)], capture_output=True).returncode != 0:
+            pytest.skip("no read-only remount here")
+        for companions in (True, False):  # as a writer left it (-wal and -shm), and checkpointed (the file alone)
+            if not companions:
+                last = sqlite3.connect(root / "catalogue.db")
+                last.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # everything in the file: a backup of it alone
+                last.close()
+                for companion in ("catalogue.db-wal", "catalogue.db-shm"):
+                    (root / companion).unlink()
+            assert (root / "catalogue.db-wal").exists() == companions
+            for args in (("status", "--json"), ("versions",)):
+                proc = curate(*args, "-w", seen)
+                assert proc.returncode == 0, proc.stderr
+            assert json.loads(curate("status", "--json", "-w", seen).stdout)["images"] == 3
+        proc = curate("ingest", photos(tmp_path / "more", 1, start=9), "-s", "clinic", "-w", seen)
+        assert proc.returncode == 1 and "Read-only file system" in proc.stderr and len(proc.stderr.splitlines()) == 1
+    finally:
+        subprocess.run(["umount", str(seen)], check=False)

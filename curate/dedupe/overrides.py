@@ -110,11 +110,13 @@ def merge(
         apart = [i for i in ids[1:] if keys.get(i) != keys.get(ids[0])]
         now_with = set(_cluster_mates(s, [ids[0]]))
         # of two keeps the merge put in one cluster the later represents (`representative`); the earlier is taken
-        # back, so `keep --undo` of the later hands the cluster to the rule, as it says (before: to the earlier)
-        rep = _representative_of(s, keys.get(ids[0])) if keys.get(ids[0]) else None
-        kept = select(DedupeOverride).where(DedupeOverride.image_a == rep, DedupeOverride.image_b == rep)
-        if rep is not None and s.exec(kept).first() is not None:
-            replaced += _drop_other_keeps(s, rep)
+        # back, so `keep --undo` of the later hands the cluster to the rule, as it says (before: to the earlier).
+        # Every cluster the named images ended in: one held apart from `a` may have joined another (before: `a`'s alone)
+        for key in dict.fromkeys(k for i in ids if (k := keys.get(i))):
+            rep = _representative_of(s, key)
+            kept = select(DedupeOverride).where(DedupeOverride.image_a == rep, DedupeOverride.image_b == rep)
+            if rep is not None and s.exec(kept).first() is not None:
+                replaced += _drop_other_keeps(s, rep)
         return summary | {
             "replaced": replaced,
             "already_apart": [],

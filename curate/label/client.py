@@ -6,7 +6,6 @@ project gone, config rejected. The API key is held in memory only.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -219,18 +218,22 @@ class StudioClient:
         self._call("delete a task", self._ls.tasks.delete, id=task_id, not_found=f"task {task_id} no longer exists")
 
     def fetch_annotations(self, project_id: int) -> list[RemoteAnnotation]:
-        """Every annotation of a project in one export call (fast: one request per project)."""
-        body = self._call(
-            "export annotations",
-            lambda: b"".join(
-                self._ls.projects.exports.download_sync(project_id, export_type="JSON", download_all_tasks=True)
-            ),
+        """Every annotation of a project: its tasks listed with their annotations, 500 a request. Not the export
+        API: Label Studio keeps each export as a file in the server's data folder (`export/project-N-at-…json`),
+        every answer of the project in it, one more on every pull and none deleted with the annotations."""
+
+        def listed():
+            pages = self._ls.tasks.list(project=project_id, fields="all", page_size=500, resolve_uri=False)
+            return [
+                {"id": t.id, "data": t.data, "annotations": [a for a in t.annotations or () if isinstance(a, dict)]}
+                for t in pages
+            ]
+
+        data = self._call(
+            "list annotations",
+            listed,
             not_found=f"Label Studio project {project_id} no longer exists (deleted in Label Studio?)",
         )
-        try:
-            data = json.loads(body)
-        except ValueError as exc:
-            raise StudioError(f"Label Studio sent an unreadable export for project {project_id}") from exc
         emails = None
         out = []
         for task in data:

@@ -30,31 +30,46 @@ class ImageLabels:
         return decide(self.ratings, self.review, self.rules)
 
 
+def latest_answers(s: Session) -> dict[tuple[int, int], LabelAnnotation]:
+    """Each answer's last recorded revision, by (task, Label Studio annotation): a pull appends a revision and
+    leaves the earlier ones as they were, so only the last says what the clinician answers now."""
+    rows = s.exec(select(LabelAnnotation).order_by(LabelAnnotation.revision)).all()
+    return {(a.task_id, a.ls_annotation_id): a for a in rows}
+
+
+def answers_own(ann: LabelAnnotation, rater: str) -> bool:
+    """Whether an answer (its last revision) is the assigned `rater`'s own and still in Label Studio."""
+    return not ann.withdrawn and ann.rater.lower() == rater
+
+
+def rates(ann: LabelAnnotation, rater: str) -> bool:
+    """Whether an answer (its last revision) is a rating of its task: the assigned `rater`'s own (`answers_own`),
+    submitted (not skipped), with a diagnosis (an empty one, which only the API can save, went to the reviewer as
+    "no diagnosis"). `collect` and the report's progress both ask this."""
+    return answers_own(ann, rater) and not ann.cancelled and ann.diagnosis is not None
+
+
 def collect(s: Session, rules: Rules | None = None) -> dict[int, ImageLabels]:
     """Every image in a round with its current ratings (latest revision, not withdrawn, not skipped).
 
     Outcomes follow `rules`, by default the ones recorded in the catalogue."""
     rules = recorded_rules(s) if rules is None else rules
-    rows = s.exec(
-        select(
-            LabelTask.image_id, LabelRound.kind, LabelRound.raters, LabelRound.id, LabelProject.rater, LabelAnnotation
-        )
+    tasks = s.exec(
+        select(LabelTask.id, LabelTask.image_id, LabelRound.kind, LabelRound.raters, LabelRound.id, LabelProject.rater)
         .join(LabelProject, LabelTask.project_id == LabelProject.id)
         .join(LabelRound, LabelProject.round_id == LabelRound.id)
-        .join(LabelAnnotation, LabelAnnotation.task_id == LabelTask.id, isouter=True)
-        .order_by(LabelAnnotation.revision)
     ).all()
-    latest: dict[tuple[int, int], tuple] = {}  # (task, ls annotation) -> last revision wins (ordered)
     images: dict[int, ImageLabels] = {}
-    for image_id, kind, raters, round_id, rater, ann in rows:
+    of_task = {}
+    for task_id, image_id, kind, raters, round_id, rater in tasks:
         images.setdefault(image_id, ImageLabels(image_id, rules=rules))
-        if ann is not None:
-            latest[(ann.task_id, ann.ls_annotation_id)] = (image_id, kind, json.loads(raters), round_id, rater, ann)
+        of_task[task_id] = (image_id, kind, json.loads(raters), round_id, rater)
     chosen: dict[tuple[int, int], tuple] = {}  # (image, round) -> per rater the newest live annotation
-    for image_id, kind, raters, round_id, rater, ann in latest.values():
-        if ann.withdrawn or ann.cancelled or ann.diagnosis is None or ann.rater.lower() != rater or kind == "audit":
-            # only the assigned rater's own, submitted, live annotation with a diagnosis counts (an empty one, which
-            # only the API can save, went to the reviewer as "no diagnosis"); audits: audit_apply
+    for (task_id, _), ann in latest_answers(s).items():
+        if task_id not in of_task:
+            continue
+        image_id, kind, raters, round_id, rater = of_task[task_id]
+        if not rates(ann, rater) or kind == "audit":  # audits: audit_apply
             continue
         per = chosen.setdefault((image_id, round_id), {"kind": kind, "raters": raters, "by": {}})
         old = per["by"].get(rater)

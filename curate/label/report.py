@@ -13,8 +13,8 @@ from curate.label import audit_apply
 from curate.label.agreement import Agreement, rater_agreement
 from curate.label.diagnoses import FLAGS, IDENTIFIABLE, STATUSES, DiagnosisList
 from curate.label.raters import RaterQuality, rater_quality
-from curate.label.recompute import ImageLabels, collect
-from db.models.label import Consensus, LabelAnnotation, LabelProject, LabelRound, LabelTask
+from curate.label.recompute import ImageLabels, answers_own, collect, latest_answers, rates
+from db.models.label import Consensus, LabelProject, LabelRound, LabelTask
 
 # What each consensus outcome means, in the words the page and the CLI show.
 OUTCOME_MEANINGS: dict[str, str] = {
@@ -82,26 +82,19 @@ class LabelReport:
 
 def build(s: Session, diagnoses: DiagnosisList, per_group: int = SAMPLES_PER_GROUP) -> LabelReport:
     progress = []
+    project_of = dict(s.exec(select(LabelTask.id, LabelTask.project_id)).all())
+    answers: dict[int, list] = {}  # project -> the last revision of each answer to its tasks
+    for (task, _), ann in latest_answers(s).items():
+        answers.setdefault(project_of.get(task), []).append(ann)
     for rnd, proj in s.exec(
         select(LabelRound, LabelProject).join(LabelProject).order_by(LabelRound.id, LabelProject.id)
     ).all():
         tasks = s.exec(select(func.count()).select_from(LabelTask).where(LabelTask.project_id == proj.id)).one()
-        # what `collect` counts: the clinician's own live, submitted answer with a diagnosis (before, a skipped
-        # task, or a steward's answer, made the round look done while its image waited for a rater)
-        answered = set(
-            s.exec(
-                select(LabelTask.id, LabelAnnotation.cancelled)
-                .join(LabelAnnotation, LabelAnnotation.task_id == LabelTask.id)
-                .where(
-                    LabelTask.project_id == proj.id,
-                    LabelAnnotation.withdrawn.is_(False),
-                    func.lower(LabelAnnotation.rater) == proj.rater,
-                    LabelAnnotation.diagnosis.is_not(None) | LabelAnnotation.cancelled.is_(True),
-                )
-            ).all()
-        )
-        done = {t for t, cancelled in answered if not cancelled}
-        skipped = {t for t, cancelled in answered if cancelled} - done
+        # what `collect` counts (`rates`): before, a skipped task, or a steward's answer, made the round look done
+        # while its image waited for a rater, and so did an earlier revision of an answer emptied since
+        mine = answers.get(proj.id, [])
+        done = {a.task_id for a in mine if rates(a, proj.rater)}
+        skipped = {a.task_id for a in mine if a.cancelled and answers_own(a, proj.rater)} - done
         progress.append(Progress(rnd.name, rnd.kind, proj.rater, proj.ls_project_id, tasks, len(done), len(skipped)))
     outcomes = dict.fromkeys(STATUSES, 0)
     details: dict[str, dict[str, int]] = {"excluded": {}, "pending": {}}
