@@ -195,6 +195,9 @@ def _keep(folder: Path, data: bytes) -> str:
 
 def create_app(model: Ensemble, settings: ServeSettings = ServeSettings()) -> FastAPI:
     """The app; builds (and checks) the engine `settings.engine` names before returning."""
+    # python-multipart logs each malformed form it refuses (a line with no request or time to it) and raises; the
+    # client's one-line 400 says it already
+    logging.getLogger("python_multipart").setLevel(logging.ERROR)
     worker = Worker(start_engine(model, settings.engine, settings.threads), settings)
     meta = metadata(model, None if len(model.folds) > 1 else model.folds[0])
     model_warning = unfit(model.calibration)  # a run whose decisions are not fit for triage says so in every answer
