@@ -275,6 +275,12 @@ class Workspace:
 
     OWN = ("objects", "exports", "reports", "tmp", "studio", "cache")  # what the toolkit writes in a workspace
 
+    @classmethod
+    def toolkit_folder(cls, folder: Path) -> bool:
+        """Whether `folder` is one a workspace's toolkit writes (`OWN`), of any workspace: one inside a folder
+        being ingested holds copies of its photos (and another study's store)."""
+        return folder.name in cls.OWN and (folder.parent / MARKER).is_file()
+
     def own_folders(self) -> list[Path]:
         """The folders the toolkit writes (resolved): the store, exports, reports, partial files, the raters'
         copies and Label Studio's data, caches. Photos there are copies of stored ones, never a source."""
@@ -307,14 +313,18 @@ class Workspace:
         return engine
 
     def _read_only_url(self) -> str | None:
-        """A SQLite catalogue on a read-only file system (a backup mounted read-only, a reviewer's share), opened
-        read-only: SQLite otherwise makes its -shm beside the file, and `curate status` or `export list` failed with
-        "unable to open database file". Without a -wal the file is all there is, and nothing on this mount can
+        """A SQLite catalogue on a read-only file system (a backup mounted read-only, a reviewer's share) or in a
+        folder this user may not write (a copy made read-only with chmod), opened read-only: SQLite otherwise makes
+        its -shm beside the file, and `curate status` or `curate versions` failed ("unable to open database file",
+        "attempt to write a readonly database"). Without a -wal the file is all there is, and nothing here can
         change it (`immutable`); with one, SQLite reads both. None for a writable place or PostgreSQL; a writer
         never gets this far (its lock file cannot be made there)."""
         files = self.sqlite_files()
         try:
-            if not files or not files[0].is_file() or not os.statvfs(files[0].parent).f_flag & os.ST_RDONLY:
+            if not files or not files[0].is_file():
+                return None
+            mounted = os.statvfs(files[0].parent).f_flag & os.ST_RDONLY
+            if not mounted and os.access(files[0].parent, os.W_OK) and os.access(files[0], os.W_OK):
                 return None
         except OSError:
             return None

@@ -73,6 +73,28 @@ def test_label_mapping_file(tmp_path):
     (warning,) = [w for w in json.loads(r.stdout)["warnings"] if "--label-map" in w]
     assert warning.startswith("--label-map gives labels the workspace does not declare (chickenpox): no rater can")
 
+    # before: a folder named in another case, or in the decomposed Unicode form macOS writes, matched no line of
+    # the map, and its photos went in with no prior label and no word said
+    import unicodedata
+
+    varied = tmp_path / "varied"
+    for i, name in enumerate(("monkeypox", unicodedata.normalize("NFD", "Varicéla"), "Other")):
+        (varied / name).mkdir(parents=True)
+        (varied / name / "x.jpg").write_bytes(I.jpeg(900 + i))
+    (tmp_path / "nfc.csv").write_text("Monkeypox,mpox\n" + unicodedata.normalize("NFC", "Varicéla") + ",chickenpox\n")
+    args = ["ingest", str(varied), "-s", "k3", "--label-map", str(tmp_path / "nfc.csv"), "-w", str(ws.root), "--json"]
+    data = json.loads(runner.invoke(app, args).stdout)
+    assert set(data["per_class"]) == {"mpox", "chickenpox", "(none)"} and data["no_prior_label"] == 1
+    assert (
+        "1 file lies in a folder --label-map does not name: no prior label; add those folders to the map"
+        in (data["warnings"])
+    )
+    (tmp_path / "twice.csv").write_text("Mpox,mpox\nMPOX,herpes\n")
+    r = runner.invoke(
+        app, ["ingest", str(folder), "-s", "k4", "--label-map", str(tmp_path / "twice.csv"), "-w", str(ws.root)]
+    )
+    assert r.exit_code == 1 and "folder 'MPOX' is mapped twice, to 'mpox' and 'herpes'" in r.output
+
     bad = tmp_path / "bad.csv"
     bad.write_text("Mpox,mpox,extra\n")
     r = runner.invoke(app, ["ingest", str(folder), "-s", "kaggle", "--label-map", str(bad), "-w", str(ws.root)])
@@ -183,8 +205,11 @@ def test_a_file_is_not_a_folder_and_an_empty_folder_registers_no_source(tmp_path
     assert "warning: no images found: nothing ingested; source 'empty' not registered" in " ".join(r.output.split())
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "readme.txt").write_text("no photos here\n")
+    (tmp_path / "notes" / ".gitkeep").write_bytes(b"")  # before: "rejected: empty file", and the source registered
+    (tmp_path / "notes" / "notes.txt").write_bytes(b"")
     r = runner.invoke(app, ["ingest", str(tmp_path / "notes"), "-s", "notes", "-w", str(ws.root), "--json"])
     assert json.loads(r.output)["warnings"] == ["no images found: nothing ingested; source 'notes' not registered"]
+    assert json.loads(r.output)["rejects"] == [] and len(json.loads(r.output)["skipped"]) == 3
     with ws.session() as s:
         assert s.exec(select(Source)).all() == []
     (tmp_path / "cut").mkdir()
@@ -344,3 +369,13 @@ def test_a_re_run_fills_in_labels_and_licence_the_first_run_forgot_and_says_what
     assert any("keep what was recorded then" in w and "3 prior label(s)" in w for w in data["warnings"])
     st = json.loads(runner.invoke(app, ["status", "-w", str(ws_dir), "--json"]).output)
     assert st["by_prior_label"] == {"healthy_skin": 3, "mpox": 3}  # a re-run never relabels
+
+
+def test_init_shows_a_folder_name_with_control_characters_escaped(tmp_path):
+    """Before: `curate init` printed the folder's name as it was: a newline split its line and an escape
+    sequence retitled the terminal (ingest showed the same names escaped)."""
+    name = "f11\n\x1b]0;OWNED\x07x"
+    r = runner.invoke(app, ["init", str(tmp_path / name)])
+    assert r.exit_code == 0, r.output
+    assert "\x1b" not in r.output and "\x07" not in r.output and r.output.strip().count("\n") == 0
+    assert "\\x1b]0;OWNED" in r.output

@@ -119,3 +119,31 @@ def test_a_decoders_reason_is_one_line():
     reason = str(caught.value)
     assert reason.startswith("cannot decode (") and reason.endswith(")")
     assert "\n" not in reason and reason == " ".join(reason.split())
+
+
+def test_damaged_pixels_are_rejected_even_behind_exif():
+    """Before: a PNG with 8 bytes of its pixel data overwritten was kept as a good photo (Pillow's own load()
+    fails on it): reading the EXIF decoded the pixels first and its error was taken for malformed EXIF."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    y, x = np.mgrid[0:300, 0:400]
+    buf = io.BytesIO()
+    Image.fromarray(np.stack([x % 256, y % 256, (x * y) % 256], -1).astype(np.uint8)).save(buf, "PNG")
+    damaged = bytearray(buf.getvalue())
+    middle = len(damaged) // 2
+    damaged[middle : middle + 8] = b"\0" * 8
+    with pytest.raises(Rejected, match="cannot decode"):
+        inspect(bytes(damaged))
+    assert inspect(buf.getvalue()).format == "PNG"
+
+
+def test_corrupt_exif_warns_nothing_and_keeps_the_photo(recwarn):
+    """Before: Pillow's "Corrupt EXIF data" warning reached the terminal as two lines naming its own source file."""
+    data = bytearray(I.exif_jpeg(1, orientation=6))
+    at = data.index(b"Exif\0\0") + 6
+    data[at + 4 : at + 8] = b"\xff\xff\xff\x7f"  # the first IFD's offset far past the segment
+    info = inspect(bytes(data))
+    assert info.format == "JPEG" and not [w for w in recwarn if "EXIF" in str(w.message)]

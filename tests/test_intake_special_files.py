@@ -107,6 +107,18 @@ def test_the_workspace_is_never_ingested_into_itself(tmp_path):
     above = ingest_folder(ws, parent, IngestOptions(source="project", workers=1))  # the workspace inside it
     assert above.added == 0 and above.provenance == 3  # photos/p*.jpg: new arrivals of the same photos
     assert "ws/objects/" in dict(above.skipped)
+    # before: a folder of studies holding another workspace put that study's whole store in, as photos
+    other = Workspace.init(parent / "study2023")
+    assert ingest_folder(other, photos, IngestOptions(source="old", workers=1)).added == 3
+    (other.root / "exports" / "v1").mkdir(parents=True)
+    (other.root / "exports" / "v1" / "x.jpg").write_bytes(I.jpeg(77))
+    studies = ingest_folder(ws, parent, IngestOptions(source="studies", workers=1))
+    assert studies.added == 0 and studies.provenance == 3, studies
+    assert {f for f, why in studies.skipped if "another workspace's own folder" in why} >= {
+        "study2023/objects/",
+        "study2023/exports/",
+    }
+    assert "ws/objects/" in dict(studies.skipped)
     with pytest.raises(ConfigError, match=r"in the workspace's own objects/ folder"):
         ingest_folder(ws, ws.objects, IngestOptions(source="store", workers=1))
     with pytest.raises(ConfigError, match=r"own studio/ folder"):

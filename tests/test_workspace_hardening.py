@@ -636,11 +636,7 @@ def test_a_workspace_on_a_read_only_mount_can_be_read(tmp_path):
             pytest.skip("no read-only remount here")
         for companions in (True, False):  # as a writer left it (-wal and -shm), and checkpointed (the file alone)
             if not companions:
-                last = sqlite3.connect(root / "catalogue.db")
-                last.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # everything in the file: a backup of it alone
-                last.close()
-                for companion in ("catalogue.db-wal", "catalogue.db-shm"):
-                    (root / companion).unlink()
+                _catalogue_file_alone(root)
             assert (root / "catalogue.db-wal").exists() == companions
             for args in (("status", "--json"), ("versions",)):
                 proc = curate(*args, "-w", seen)
@@ -650,3 +646,32 @@ def test_a_workspace_on_a_read_only_mount_can_be_read(tmp_path):
         assert proc.returncode == 1 and "Read-only file system" in proc.stderr and len(proc.stderr.splitlines()) == 1
     finally:
         subprocess.run(["umount", str(seen)], check=False)
+
+
+def test_a_catalogue_this_user_may_not_write_is_opened_read_only(tmp_path, monkeypatch):
+    """Before: `curate status` on a copy made read-only with `chmod -R a-w`, run by a user the mode binds (not
+    root), failed with "attempt to write a readonly database". Such a catalogue is opened read-only, as on a
+    read-only mount: SQLite then makes no -shm beside it. (Root may write anyway, so the access check is what this
+    test turns.)"""
+    from typer.testing import CliRunner
+
+    from curate.cli import app
+
+    root = tmp_path / "ws"
+    Workspace.init(root)
+    curate("ingest", photos(tmp_path / "in", 2), "-s", "clinic", "-w", root, check=True)
+    _catalogue_file_alone(root)
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if mode & os.W_OK else real(p, mode, **kw))
+    r = CliRunner().invoke(app, ["status", "--json", "-w", str(root)])
+    assert r.exit_code == 0 and json.loads(r.stdout)["images"] == 2, r.output
+    assert not (root / "catalogue.db-shm").exists() and not (root / "catalogue.db-wal").exists()
+
+
+def _catalogue_file_alone(root: Path) -> None:
+    """The SQLite catalogue as a backup of the file alone: everything checkpointed into it, no -wal or -shm."""
+    last = sqlite3.connect(root / "catalogue.db")
+    last.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    last.close()
+    for companion in ("catalogue.db-wal", "catalogue.db-shm"):
+        (root / companion).unlink()

@@ -27,7 +27,8 @@ def init(
     from curate.workspace import Workspace
 
     ws = Workspace.init(path, db_url=db)
-    console.print(f"workspace ready at [bold]{escape(str(ws.root))}[/] (catalogue: {escape(ws.describe_db())})")
+    where, catalogue = escape(printable(str(ws.root))), escape(printable(ws.describe_db()))
+    console.print(f"workspace ready at [bold]{where}[/] (catalogue: {catalogue})")
 
 
 def ingest(

@@ -90,6 +90,7 @@ def inspect(data: bytes, max_pixels: int = MAX_PIXELS, max_bytes: int = MAX_BYTE
         raise Rejected(f"file too large ({len(data) / 1e6:.0f} MB > {max_bytes / 1e6:.0f} MB)")
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
+        warnings.simplefilter("ignore", UserWarning)  # "Corrupt EXIF data": two lines naming Pillow, not the file
         try:
             img = Image.open(io.BytesIO(data))
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -112,7 +113,6 @@ def inspect(data: bytes, max_pixels: int = MAX_PIXELS, max_bytes: int = MAX_BYTE
             if w * h > max_pixels:
                 raise Rejected(f"decompression bomb ({w}x{h} = {w * h:,} pixels > {max_pixels:,})")
             frames = getattr(img, "n_frames", 1)
-            orientation, has_exif, gps, serial = _exif_flags(img)
             mode = img.mode
             try:
                 if fmt == "JPEG":
@@ -126,6 +126,9 @@ def inspect(data: bytes, max_pixels: int = MAX_PIXELS, max_bytes: int = MAX_BYTE
                 raise Rejected(reason) from exc
             except Exception as exc:  # any decoder fault is a reject, never a crash
                 raise Rejected(f"cannot decode ({type(exc).__name__}: {exc})") from exc
+            # after the decode: a PNG's EXIF can follow its pixels, so reading it first decoded them, and the
+            # error (malformed EXIF is no reason to reject) swallowed a damaged picture's
+            orientation, has_exif, gps, serial = _exif_flags(img)
     if orientation in SWAPS_AXES:
         w, h = h, w
     return ImageInfo(fmt, w, h, mode, frames, orientation, has_exif, gps, serial)

@@ -80,6 +80,7 @@ class IngestReport:
     per_class: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
     case_ids: int | None = None  # arrivals whose path the case id pattern matched; None: no pattern given
     no_diagnosis_folder: int | None = None  # files under no declared diagnosis's folder; None: that rule is off
+    unmapped: int | None = None  # files in a top-level folder the --label-map does not name; None: no map
     diagnoses: tuple[str, ...] = ()  # the declared diagnoses, named in that warning
     undeclared: tuple[str, ...] = ()  # labels the --label-map gives that the workspace does not declare
     label_map_hint: str = "--label-map"  # IngestOptions.label_map_hint
@@ -129,6 +130,11 @@ class IngestReport:
                 f"({', '.join(self.undeclared)}): no rater can choose them; declare them under [labels] in "
                 'curate.toml (README, "Workspace settings") or map those folders to declared diagnoses'
             )
+        if self.unmapped:  # a count, never a folder name: those can be a patient's name
+            out.append(
+                f"{self.unmapped} file{'s lie' if self.unmapped != 1 else ' lies'} in a folder {self.label_map_hint} "
+                "does not name: no prior label; add those folders to the map"
+            )
         if self.no_diagnosis_folder:  # a count, never a folder name: those can be a patient's name
             shown = ", ".join(self.diagnoses[:10]) + (", …" if len(self.diagnoses) > 10 else "")
             out.append(
@@ -162,6 +168,8 @@ class IngestReport:
             self.case_ids = (self.case_ids or 0) + part.case_ids
         if part.no_diagnosis_folder is not None:
             self.no_diagnosis_folder = (self.no_diagnosis_folder or 0) + part.no_diagnosis_folder
+        if part.unmapped is not None:
+            self.unmapped = (self.unmapped or 0) + part.unmapped
         self.skipped.extend(part.skipped)
         self.rejected.extend(part.rejected)
         for klass, counts in part.per_class.items():
@@ -181,7 +189,7 @@ class IngestReport:
             "skipped": [{"file": f, "reason": r} for f, r in self.skipped],
             "per_class": {k: dict(v) for k, v in sorted(self.per_class.items())},
             "case_ids": None if self.case_ids is None else {"matched": self.case_ids, "of": self.arrivals},
-            "no_prior_label": self.no_diagnosis_folder,  # files under no declared diagnosis's folder
+            "no_prior_label": self.no_diagnosis_folder if self.unmapped is None else self.unmapped,
             "kept_recorded": dict(sorted(self.kept.items())),  # field -> files that kept an earlier run's value
             "warnings": self.warnings,
             "seconds": round(self.seconds, 2),
@@ -198,8 +206,14 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
 
 
+def folder_key(name: str) -> str:
+    """A folder's name as the label map matches it: one Unicode form (macOS writes "é" as "e" and an accent, the
+    map's editor as one character) and any case ("monkeypox/" is the map's "Monkeypox")."""
+    return unicodedata.normalize("NFC", name).casefold().strip()
+
+
 def load_label_map(path: Path) -> dict[str, str]:
-    """Folder → label, from a two-column CSV (folder,label) or a JSON object."""
+    """Folder (`folder_key`) → label, from a two-column CSV (folder,label) or a JSON object."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -211,8 +225,8 @@ def load_label_map(path: Path) -> dict[str, str]:
             raise ConfigError(f"{path}: invalid JSON at line {exc.lineno}") from exc
         if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
             raise ConfigError(f"{path}: expected a JSON object of folder name to label")
-        return {str(k): v for k, v in data.items()}
-    mapping: dict[str, str] = {}
+        return _by_folder_key(path, ((str(k), v) for k, v in data.items()))
+    mapping: list[tuple[str, str]] = []
     for n, row in enumerate(csv.reader(text.splitlines()), 1):
         if not row or row[0].startswith("#"):
             continue
@@ -220,7 +234,17 @@ def load_label_map(path: Path) -> dict[str, str]:
             raise ConfigError(f"{path}:{n}: expected 'folder,label', got {len(row)} fields")
         if n == 1 and [c.strip().lower() for c in row] == ["folder", "label"]:
             continue
-        mapping[row[0].strip()] = row[1].strip()
+        mapping.append((row[0].strip(), row[1].strip()))
+    return _by_folder_key(path, mapping)
+
+
+def _by_folder_key(path: Path, rows) -> dict[str, str]:
+    mapping: dict[str, str] = {}
+    for folder, label in rows:
+        key = folder_key(folder)
+        if mapping.get(key, label) != label:
+            raise ConfigError(f"{path}: folder {folder!r} is mapped twice, to {mapping[key]!r} and {label!r}")
+        mapping[key] = label
     return mapping
 
 
@@ -274,7 +298,7 @@ def prior_label(options: IngestOptions, locator: str) -> str | None:
     if not folders:
         return None
     if options.label_map is not None:
-        mapped = options.label_map.get(folders[0])
+        mapped = options.label_map.get(folder_key(folders[0]))
         return slug(mapped) if mapped else None
     if options.diagnoses is None:
         return slug(folders[0]) or None
@@ -303,7 +327,7 @@ def _examine(path: str) -> tuple:
     if isinstance(data, tuple):
         return data
     named_image = Path(path).suffix.lower() in IMAGE_EXTENSIONS
-    if not named_image and data and not looks_like_image(data[:4096]):
+    if not named_image and not looks_like_image(data[:4096]):  # an empty .gitkeep or notes.txt too: not a photo
         return ("skipped", "not an image (no image signature)")
     sha = sha256_bytes(data)
     if sha in _W["known"]:
@@ -349,7 +373,7 @@ def ingest_folder(
     own = set(options.settings_files)
     candidates = [
         p
-        for p in iter_files(root, unreadable, report.skipped, options.follow_symlinks, toolkits)
+        for p in iter_files(root, unreadable, report.skipped, options.follow_symlinks, toolkits, ws.toolkit_folder)
         if locator_of(p, root) not in own
     ]
 
@@ -413,6 +437,7 @@ def _report(options: IngestOptions, rx: regex.Pattern | None, run_id: int | None
         run_id=run_id,
         case_ids=None if rx is None else 0,
         no_diagnosis_folder=0 if folders else None,
+        unmapped=None if options.label_map is None else 0,
         diagnoses=tuple(options.diagnoses or ()) if folders else (),
         undeclared=tuple(sorted(mapped - set(options.diagnoses))) if options.diagnoses is not None else (),
         label_map_hint=options.label_map_hint,
@@ -440,6 +465,8 @@ def _record(s, report: IngestReport, options, rx, source_id, run_id, loc: str, r
         return
     if label is None and report.no_diagnosis_folder is not None:  # images only: a rejected file has no label to lack
         report.no_diagnosis_folder += 1
+    if label is None and report.unmapped is not None:
+        report.unmapped += 1
     tag, sha, size, info = result
     report.bytes_read += size
     if tag == "restored":

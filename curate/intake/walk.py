@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 
 from curate.errors import ConfigError
@@ -47,10 +47,13 @@ def iter_files(
     skipped: list[tuple[str, str]] | None = None,
     follow_symlinks: bool = False,
     own: Collection[Path] = (),
+    toolkit_folder: Callable[[Path], bool] = lambda folder: False,
 ) -> Iterator[Path]:
     """Regular files under `root` (resolved), sorted; everything else goes to `skipped` or `unreadable` with why.
     `own`: the workspace's own folders (resolved, `Workspace.own_folders`), never walked: their photos are
-    copies of stored ones (ingested again, the store became a second source of every photo)."""
+    copies of stored ones (ingested again, the store became a second source of every photo). Nor are another
+    workspace's inside `root` (`toolkit_folder`, `Workspace.toolkit_folder`): a folder of studies holding one
+    put that study's whole store in as photos of this source."""
     skipped = skipped if skipped is not None else []
 
     def loc(p: Path) -> str:
@@ -80,6 +83,11 @@ def iter_files(
         keep = []
         for d in sorted(dirnames):
             p = here / d
+            if toolkit_folder(p) and p.resolve() not in own:  # the own folders: said below, as this workspace's
+                skipped.append(
+                    (loc(p) + "/", "another workspace's own folder (its stored photos and copies; not read)")
+                )
+                continue
             if p.is_symlink():
                 target = p.resolve()
                 if not follow_symlinks:
