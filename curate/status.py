@@ -85,6 +85,14 @@ def _what(run: CommandRun) -> tuple[str, str]:
     return run.command, json.dumps({k: v for k, v in args.items() if k not in HOW}, sort_keys=True, default=str)
 
 
+def _source(run: CommandRun) -> str | None:
+    try:
+        source = json.loads(run.arguments or "{}").get("source")
+    except (ValueError, AttributeError):
+        return None
+    return source if isinstance(source, str) else None
+
+
 def unfinished_commands(
     session: Session, live_runs: Iterable[int] = (), left: Mapping[int, str] | None = None
 ) -> list[dict]:
@@ -108,6 +116,7 @@ def unfinished_commands(
             "status": "killed" if status[r.id] == "running" else status[r.id],
             "run_id": r.id,
             "started_at": r.started_at.strftime("%Y-%m-%d %H:%M UTC"),
+            "source": _source(r),  # an ingest's: which of the steward's folders to ingest again
         }
         for key, r in sorted(latest.items(), key=lambda kv: kv[1].id)
         if status[r.id] in ("running", "killed", "interrupted") and key not in running

@@ -456,6 +456,19 @@ def test_status_names_a_stopped_command_until_it_runs_again_to_the_end(tmp_path)
     with audited(ws, "ingest", {"workers": 2}):  # the same work, other --workers: finished
         pass
     assert "did not finish" not in curate("status", "-w", root, check=True).stdout
+    # before: an ingest of another folder into the same source passed for the re-run that finished a stopped one
+    for name in ("a", "b"):
+        photos(tmp_path / name, 2, start=10 * len(name) + ord(name))
+    curate("ingest", tmp_path / "a", "-s", "clinic", "-w", root, check=True)
+    with ws.session() as s:  # as a SIGTERM halfway leaves it
+        run = s.exec(select(CommandRun).order_by(CommandRun.id.desc())).first()
+        run.status = "interrupted"
+        s.add(run)
+    curate("ingest", tmp_path / "b", "-s", "clinic", "-w", root, check=True)
+    said = " ".join(curate("status", "-w", root, check=True).stdout.split())
+    assert "did not finish: `curate ingest` into source clinic (interrupted, started " in said
+    curate("ingest", tmp_path / "a", "-s", "clinic", "-w", root, check=True)
+    assert "did not finish" not in curate("status", "-w", root, check=True).stdout
 
 
 # --- errors and secrets -----------------------------------------------------------------------

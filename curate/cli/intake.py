@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Annotated
 
@@ -91,6 +92,9 @@ def ingest(
     options = replace(options, diagnoses=declared(ws))
     args = {
         "source": source,
+        # which folder, never its name (a patient's can be in it): an ingest of another folder into the same source
+        # must not pass for the re-run that finishes a stopped one (`curate.status.unfinished_commands`)
+        "folder_digest": hashlib.sha256(str(Path(folder).resolve()).encode()).hexdigest()[:16],
         "kind": options.kind,
         "licence": licence,
         "label_from_folders": label_from_folders,
@@ -185,7 +189,10 @@ def status(workspace: WorkspaceOpt = None, db: DbOpt = None, json_out: JsonOpt =
         console.print(f"running now: {escape(describe(data['running_now']))}", highlight=False, soft_wrap=True)
     if data["unfinished"]:
         runs = ", ".join(
-            f"`curate {u['command']}` ({u['status']}, started {u['started_at']})" for u in data["unfinished"]
+            f"`curate {u['command']}`"
+            + (f" into source {printable(u['source'])}" if u.get("source") else "")
+            + f" ({u['status']}, started {u['started_at']})"
+            for u in data["unfinished"]
         )
         console.print(
             f"[yellow]did not finish: {escape(runs)}; re-run {'it' if len(data['unfinished']) == 1 else 'them'} "
