@@ -52,8 +52,9 @@ def _image(base: int) -> Image.Image:
     return photo(base, (320, 256)) if base > 0 else sibling(-base, 0, (320, 256))
 
 
-def write_version(root: Path, version: str = "1.0.0", leaks: bool = True) -> Path:
-    """A version in the export contract's layout (real JPEGs, manifest, SHA256SUMS)."""
+def write_version(root: Path, version: str = "1.0.0", leaks: bool = True, side: int | None = None) -> Path:
+    """A version in the export contract's layout (real JPEGs, manifest, SHA256SUMS); `side`: the export's
+    `--size` (each picture stretched to a square of it)."""
     out = root / "exports" / "mpox" / version
     rng = np.random.default_rng(7)
     rows = []
@@ -63,7 +64,7 @@ def write_version(root: Path, version: str = "1.0.0", leaks: bool = True) -> Pat
             img = LEAKS[kind](img, rng)
         elif kind:
             img = _image(100 + n)
-        data = exported(img)
+        data = exported(img if side is None else img.resize((side, side)))
         (out / rel).parent.mkdir(parents=True, exist_ok=True)
         (out / rel).write_bytes(data)
         label = rel.split("/")[1]
@@ -352,3 +353,42 @@ def test_a_small_version_s_index_is_built_without_a_faiss_warning(capfd, per_ima
     assert "WARNING" not in capfd.readouterr().err
     dist, nn = index.search(feats[0].desc, 2)
     assert (nn[:, 0] == np.arange(per_image)).all()  # each descriptor finds itself first, IVF or exact
+
+
+def test_a_small_export_is_compared_and_identical_files_always_leak(tmp_path):
+    """Before: at `curate export --size 64` ORB found no keypoints, and a byte-identical copy of a train image
+    planted in test left the audit "clean" (`--strict` exit 0). Small pictures are enlarged before ORB, and the
+    same bytes in two parts are a suspect pair whatever the pictures hold (a flat one has no keypoints at all)."""
+    ws = Workspace.init(tmp_path / "ws")
+    out = write_version(ws.root, "1.0.0", leaks=True, side=64)
+    flat = exported(Image.new("RGB", (64, 64), (200, 160, 150)))
+    with open(out / "manifest.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    planted = [
+        ("test/mpox/img000099.jpg", (out / "train/mpox/img000001.jpg").read_bytes(), "test", ""),
+        ("train/non_mpox/img000097.jpg", flat, "train", "2"),
+        ("external/non_mpox/img000098.jpg", flat, "external", ""),
+    ]
+    for n, (rel, data, split, fold) in enumerate(planted, 97):
+        (out / rel).write_bytes(data)
+        label = rel.split("/")[1]
+        rows.append(
+            {**rows[0], "file": rel, "sha256": hashlib.sha256(data).hexdigest(), "image_id": str(n), "label": label}
+            | {"diagnosis": label, "split": split, "fold": fold, "cluster": f"c{n}"}
+        )
+    with open(out / "manifest.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=MANIFEST_COLUMNS)
+        w.writeheader()
+        w.writerows(rows)
+    write_sums(out)
+    _, audit = audit_version("mpox@1.0.0", ws.root, workers=1)
+    found = {(p.a.file, p.b.file): p for p in audit.pairs}
+    identical = {k for k, p in found.items() if p.identical}
+    assert identical == {
+        ("train/mpox/img000001.jpg", "test/mpox/img000099.jpg"),
+        ("train/non_mpox/img000097.jpg", "external/non_mpox/img000098.jpg"),
+    }, found
+    assert set(found) >= EXPECTED, found  # the three re-posted copies, found at 64 px too
+    assert set(found) <= EXPECTED | identical  # and no look-alike
+    r = runner.invoke(app, ["audit", "leakage", "mpox@1.0.0", "--strict", "-w", str(ws.root)])
+    assert r.exit_code != 0 and "identical files" in r.output

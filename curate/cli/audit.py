@@ -70,9 +70,7 @@ def leakage(
                             p.b.part,
                             Path(p.b.file).stem,
                             p.inliers,
-                            ", ".join(
-                                w for w, on in (("mirror image", p.mirrored), ("panel of a collage", p.panel)) if on
-                            ),
+                            p.seen_as(),
                         ]
                         for p in audit.pairs
                     ],

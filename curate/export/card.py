@@ -159,8 +159,8 @@ def _leakage_section(meta: dict[str, Any], audit: LeakageAudit | None) -> list[s
         shown = audit.pairs[:CARD_PAIRS]
         out += ["", f"Suspect pairs{f' (the {len(shown)} strongest)' if audit.suspects > len(shown) else ''}:", ""]
         out += _table(
-            ["first", "file", "second", "file", "matching keypoints", "mirror"],
-            [[p.a.part, p.a.file, p.b.part, p.b.file, p.inliers, "yes" if p.mirrored else ""] for p in shown],
+            ["first", "file", "second", "file", "matching keypoints", "seen as"],
+            [[p.a.part, p.a.file, p.b.part, p.b.file, p.inliers, p.seen_as()] for p in shown],
         )
     return out
 

@@ -20,9 +20,10 @@ card written at export time is byte-identical across runs.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -36,6 +37,7 @@ from curate.export import leakage_match
 from curate.parallel import run_parallel, stage_of
 
 THRESHOLD = 20  # RANSAC inliers; calibrated in bench/leakage.py, see bench/README.md
+SMALLEST = 256  # px: a smaller picture is enlarged to this longest side first (`gray_and_frame`)
 METHOD = (
     "ORB local features on the content box (mirror included; a smooth photo's texture raised; spread over a grid), "
     "faiss binary index, RANSAC affine verification"
@@ -77,6 +79,19 @@ class LeakPair:
     cover: float  # share of the smaller content area those keypoints span
     mirrored: bool  # one image is the mirror image of the other
     panel: bool = False  # one image is a panel of the other, a collage (`panel_views`)
+    identical: bool = False  # the two files are the same bytes (`identical_pairs`)
+
+    def seen_as(self) -> str:
+        """What the evidence is, in words: "identical files", "mirror image", "panel of a collage"."""
+        return ", ".join(
+            w
+            for w, on in (
+                ("identical files", self.identical),
+                ("mirror image", self.mirrored),
+                ("panel of a collage", self.panel),
+            )
+            if on
+        )
 
     def as_dict(self) -> dict:
         out = {
@@ -86,7 +101,7 @@ class LeakPair:
             "cover": self.cover,
             "mirrored": self.mirrored,
         }
-        return out | {"panel": True} if self.panel else out
+        return out | {k: True for k in ("panel", "identical") if getattr(self, k)}
 
 
 @dataclass
@@ -132,7 +147,13 @@ class LeakageAudit:
 
         def pair(p: dict) -> LeakPair:
             return LeakPair(
-                entry(p["a"]), entry(p["b"]), p["inliers"], p["cover"], p["mirrored"], p.get("panel", False)
+                entry(p["a"]),
+                entry(p["b"]),
+                p["inliers"],
+                p["cover"],
+                p["mirrored"],
+                p.get("panel", False),
+                p.get("identical", False),
             )
 
         pairs = [pair(p) for p in d.get("pairs", [])]
@@ -215,12 +236,18 @@ def gray_content(path: Path, rel: str, ref: str) -> np.ndarray:
 
 
 def gray_and_frame(path: Path, rel: str, ref: str) -> tuple[np.ndarray, tuple[int, int, int, int]]:
-    """`gray_content`, and where the box lies: its (x0, y0) and the image's width and height."""
+    """`gray_content`, and where the box lies: its (x0, y0) and the image's width and height. A picture under
+    `SMALLEST` px is enlarged first: ORB's corners need a patch around them (`leakage_match._orb`), and a 64-px
+    export gave two byte-identical copies in train and test no keypoint at all, so the audit said "clean"."""
     try:
         with Image.open(path) as im:
             img = np.asarray(im.convert("RGB"))
     except (OSError, UnidentifiedImageError, ValueError) as exc:
         raise DatasetError(f"{ref}: cannot read image {rel} ({type(exc).__name__})") from None
+    if 0 < max(img.shape[:2]) < SMALLEST:
+        f = SMALLEST / max(img.shape[:2])
+        size = (max(1, round(img.shape[1] * f)), max(1, round(img.shape[0] * f)))
+        img = cv2.resize(img, size, interpolation=cv2.INTER_CUBIC)
     x0, y0, x1, y1 = content_box(img)
     g = img[y0:y1, x0:x1].astype(np.float32) @ LUMA
     return np.ascontiguousarray(np.clip(g + 0.5, 0, 255).astype(np.uint8)), (x0, y0, img.shape[1], img.shape[0])
@@ -272,27 +299,40 @@ def audit_files(
     shared = leakage_match.stamped(matches, looks, feats, frames, threshold)
     objects = leakage_match.one_object([m for m in matches if (m.i, m.j) not in shared], looks, feats, workers)
 
+    same_bytes = set(identical_pairs(root, entries, parts))
+
+    def images(m: leakage_match.Match) -> tuple[int, int]:
+        return tuple(sorted((int(of[m.i]), int(of[m.j]))))
+
     def pair(m: leakage_match.Match) -> LeakPair:
         i, j = of[m.i], of[m.j]
         a, b = entries[i], entries[j]
         if (parts[i] < 0 <= parts[j]) or (0 <= parts[j] < parts[i]):
             a, b = b, a
-        return LeakPair(a, b, m.inliers, m.cover, m.mirrored, bool(m.i >= len(grays) or m.j >= len(grays)))
+        panel = bool(m.i >= len(grays) or m.j >= len(grays))
+        return LeakPair(a, b, m.inliers, m.cover, m.mirrored, panel, images(m) in same_bytes)
 
-    left_out = [m for m in matches if (m.i, m.j) in shared]
-    on_object = [m for m in matches if (m.i, m.j) in objects]
-    matches = [m for m in matches if (m.i, m.j) not in shared | objects]
-    pairs = [pair(m) for m in matches[:MAX_LISTED]]
+    explained = {(m.i, m.j) for m in matches if images(m) not in same_bytes} & (shared | objects)  # never a copy
+    left_out = [m for m in matches if (m.i, m.j) in shared & explained]
+    on_object = [m for m in matches if (m.i, m.j) in objects & explained]
+    matches = [m for m in matches if (m.i, m.j) not in explained]
+    unseen = sorted(same_bytes - {images(m) for m in matches})  # the same bytes, yet too few keypoints (flat)
+    pairs = [
+        LeakPair(*sorted((entries[i], entries[j]), key=lambda e: (e.split != "train", e.fold or 0)), 0, 1.0, False)
+        for i, j in unseen
+    ]
+    pairs = [replace(p, identical=True) for p in pairs] + [pair(m) for m in matches]
+    pairs = pairs[:MAX_LISTED]
     per_fold = np.bincount(parts[parts >= 0]) if (parts >= 0).any() else np.zeros(0, np.int64)
     n_train, n_eval = int(per_fold.sum()), int((parts < 0).sum())
     compared = n_eval * n_train + (n_train * n_train - int((per_fold**2).sum())) // 2
     return LeakageAudit(
-        "suspects" if matches else "clean",
+        "suspects" if matches or unseen else "clean",
         METHOD,
         threshold,
         images=len(entries),
         compared=compared,
-        suspects=len(matches),
+        suspects=len(matches) + len(unseen),
         pairs=pairs,
         seconds=time.perf_counter() - started,
         stamped=len(left_out),
@@ -300,6 +340,23 @@ def audit_files(
         one_object=len(on_object),
         one_object_pairs=[pair(m) for m in on_object[:MAX_LISTED]],
     )
+
+
+def identical_pairs(root: Path, entries: Sequence[Entry], parts: np.ndarray) -> list[tuple[int, int]]:
+    """(i, j), i < j, of the entries whose files are the same bytes, in two parts that are compared (test or
+    external beside train, train in two folds): a leak whatever the pictures hold. Local features alone missed
+    such a copy where they find too few keypoints (a flat picture)."""
+    by_digest: dict[str, list[int]] = {}
+    for k, e in enumerate(entries):
+        by_digest.setdefault(hashlib.sha256((root / e.file).read_bytes()).hexdigest(), []).append(k)
+    out = []
+    for same in by_digest.values():
+        for x, i in enumerate(same):
+            for j in same[x + 1 :]:
+                a, b = parts[i], parts[j]
+                if a != b and (a >= 0 or b >= 0):  # never two evaluation images (test beside external)
+                    out.append((i, j))
+    return out
 
 
 def panel_views(grays: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[int]]:

@@ -54,8 +54,9 @@ def _pair(root: Path, p, anchor: str, label: str) -> str:
         f"{e(x.file)}</figcaption></figure>"
         for x in (p.a, p.b)
     )
-    why = f"{p.inliers} matching keypoints, covering {p.cover:.0%}" + (", mirror image" if p.mirrored else "")
-    why += ", one is a panel of the other (a collage)" if getattr(p, "panel", False) else ""
+    why = "the same file, byte for byte" if p.identical else f"{p.inliers} matching keypoints, covering {p.cover:.0%}"
+    why += ", mirror image" if p.mirrored else ""
+    why += ", one is a panel of the other (a collage)" if p.panel else ""
     return f"<div class='pair' id='{anchor}'>{figs}<div class='why'>{e(label)}: {e(why)}</div></div>"
 
 
