@@ -388,6 +388,25 @@ def _check_place(where: str, row: dict[str, str]) -> None:
             raise DatasetError(f"{where}: {column} {text!r} is not {where_to} inside the version")
 
 
+def sealed_around(path: Path) -> Path | None:
+    """The dataset version folder `path` is, or lies in (a folder holding dataset.json and SHA256SUMS), or None."""
+    here = Path(path).resolve()
+    return next(
+        (f for f in (here, *here.parents) if (f / "SHA256SUMS").is_file() and (f / "dataset.json").is_file()), None
+    )
+
+
+def refuse_sealed(path: Path, what: str) -> None:
+    """A DatasetError when `path` (a file or folder a command is about to write) is inside a dataset version: a
+    version is sealed by its checksums, and a file written there made it fail them for every later use
+    ("1 extra (train/000-gradcam.png)")."""
+    if (version := sealed_around(path)) is not None:
+        raise DatasetError(
+            f"{what} {path} is inside the dataset version {version}, which is sealed by its checksums: "
+            "choose a place outside it"
+        )
+
+
 def own_place(path: Path, exports: Path) -> tuple[str, str] | None:
     """(name, version) when `path` (as given, or resolved) is a workspace's `exports/<name>/<version>` folder
     (`exports`: that workspace's; `exports/<name>` may be a link to another folder), else None. What the catalogue

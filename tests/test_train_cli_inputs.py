@@ -81,6 +81,26 @@ def test_a_run_folder_inside_the_dataset_version_is_refused(tmp_path, where):
     DatasetVersion.open(version).verify()  # still whole: nothing was written into it
 
 
+@pytest.mark.parametrize("command", ["predict", "compare", "export-model"])
+def test_outputs_inside_a_dataset_version_are_refused(triage_run, tmp_path, command):
+    """Before: `train predict --out <version>/train` wrote 000-gradcam.png into the sealed version (so did compare
+    and export-model), and every later `train run` and leakage audit of it failed: "1 extra"."""
+    from curate.dataset import DatasetVersion
+
+    version = Path(json.loads((triage_run / "run.json").read_text())["dataset"]["path"])
+    photo = next(version.rglob("*.jpg"))
+    inside = {"predict": version / "train", "compare": version / "cmp", "export-model": version / "m.onnx"}[command]
+    args = {
+        "predict": ["predict", photo, "--run", triage_run, "--out", inside],
+        "compare": ["compare", triage_run, "--out", inside],
+        "export-model": ["export-model", triage_run, "--out", inside],
+    }[command]
+    res = train_cli(*args, cwd=tmp_path)
+    assert res.returncode == 1 and "is inside the dataset version" in res.stderr, res.stderr[-800:]
+    assert len(res.stderr.strip().splitlines()) == 1
+    DatasetVersion.open(version).verify()  # still whole: nothing was written into it
+
+
 def test_a_damaged_image_of_a_sealed_version_is_named(tmp_path):
     """Before: a JPEG cut short before the version was sealed (its checksums match) stopped `train run` with
     "unexpected OSError: image file is truncated", naming no file."""
@@ -149,14 +169,21 @@ def test_config_validates_every_numeric_field():
 
 
 @pytest.mark.torch
-def test_run_with_an_unloadable_weights_file_leaves_no_folder(export, tmp_path):
-    """`--weights FILE` that is not a state dict fails while loading it, before the run folder is made."""
-    pytest.importorskip("torch")
-    (tmp_path / "w.pth").write_bytes(b"not a state dict")
+@pytest.mark.parametrize("held", ["bytes", "a list"])
+def test_run_with_an_unloadable_weights_file_leaves_no_folder(export, tmp_path, held):
+    """`--weights FILE` that is not a state dict fails while loading it, before the run folder is made. A file
+    torch loads that holds no dict (a list of tensors) said "unexpected TypeError: Expected state_dict to be
+    dict-like"."""
+    torch = pytest.importorskip("torch")
+    if held == "bytes":
+        (tmp_path / "w.pth").write_bytes(b"not a state dict")
+    else:
+        torch.save([torch.zeros(2)], tmp_path / "w.pth")
     res = train_cli(
         "run", "--dataset", export, "--arch", "resnet18", "--weights", "w.pth", "--out", "runs/r", cwd=tmp_path
     )
     assert res.returncode == 1 and "--weights w.pth is not a loadable state dict" in res.stderr, res.stderr[-800:]
+    assert "unexpected" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "runs").exists()
 
 

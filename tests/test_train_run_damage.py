@@ -139,3 +139,71 @@ def test_a_failed_re_export_keeps_the_models_own_card(run_copy, tmp_path, monkey
     with pytest.raises(TrainError, match="failed"):
         em.export_model(run_copy, "onnx")
     assert card.read_bytes() == before and first.is_file()
+
+
+def _resumed(run_copy):
+    """The copy's own settings, to resume it in this process (`train run --resume` with the same options)."""
+    from dataclasses import replace
+
+    from train.config import from_saved
+
+    return replace(from_saved(json.loads((run_copy / "config.json").read_text())), out=str(run_copy))
+
+
+def test_a_resume_that_fails_leaves_a_finished_run_finished(run_copy, tmp_path):
+    """Before: `train run --resume` of a finished run that met a damaged fold checkpoint left run.json "running";
+    with the checkpoint restored, predict and serve still refused the run ("did not finish")."""
+    from train.errors import TrainError
+    from train.recipe import run
+
+    ckpt = run_copy / "fold1" / "checkpoint.pt"
+    good = ckpt.read_bytes()
+    ckpt.write_bytes(b"garbage\n")
+    with pytest.raises(TrainError, match="fold 1 checkpoint"):
+        run(_resumed(run_copy), resume=True)
+    assert json.loads((run_copy / "run.json").read_text())["status"] == "complete"
+    ckpt.write_bytes(good)
+    res = train_cli("predict", "photo.jpg", "--run", run_copy, "--json", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+
+
+@pytest.mark.parametrize("stop", [RuntimeError("the disk went away"), KeyboardInterrupt()], ids=["error", "ctrl-c"])
+def test_a_run_that_stops_says_how_in_run_json(run_copy, monkeypatch, stop):
+    """Before: an error or Ctrl-C left run.json "running" for good."""
+    import train.recipe
+    from train.recipe import run
+
+    def stopped(*args, **kwargs):
+        raise stop
+
+    for ckpt in run_copy.glob("fold*/checkpoint.pt"):
+        ckpt.unlink()  # folds to train again, so that the run passes where it stops
+    info = json.loads((run_copy / "run.json").read_text())
+    (run_copy / "run.json").write_text(json.dumps({**info, "status": "running"}))  # a run killed half-way, resumed
+    monkeypatch.setattr(train.recipe, "train_fold", stopped)
+    with pytest.raises(type(stop)):
+        run(_resumed(run_copy), resume=True)
+    info = json.loads((run_copy / "run.json").read_text())
+    if isinstance(stop, KeyboardInterrupt):
+        assert info["status"] == "interrupted" and "error" not in info
+    else:
+        assert info["status"] == "failed" and info["error"] == "the disk went away"
+
+
+def test_two_runs_into_one_folder_are_not_run_at_once(run_copy):
+    """Before: a second `train run --resume` into a folder another run was training in took it over: both wrote
+    its checkpoints and outputs and both said "done"."""
+    import fcntl
+    import os
+
+    from train.errors import TrainError
+    from train.recipe import run
+
+    held = os.open(run_copy, os.O_RDONLY)
+    fcntl.flock(held, fcntl.LOCK_EX)  # as the first run holds it
+    try:
+        with pytest.raises(TrainError, match="is in use by another `train run`"):
+            run(_resumed(run_copy), resume=True)
+    finally:
+        os.close(held)
+    assert json.loads((run_copy / "run.json").read_text())["status"] == "complete"

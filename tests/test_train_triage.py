@@ -408,3 +408,55 @@ def test_run_with_pointing_cap_says_so(tmp_path):
     assert pt["sample"] == {"max_per_set": 3, "seed": 0}
     assert all(d["n"] == 3 and d["boxed"] > 3 for d in pt["sets"].values())
     assert "seeded random sample (seed 0) of at most 3 boxed images per set" in (out / "report.md").read_text()
+
+
+def test_a_flat_or_one_class_fit_is_no_calibration_and_nan_is_one_line():
+    """Before: all-equal out-of-fold scores (a model that learnt nothing) were called "worse than chance", a
+    single class gave an identity fit that `predict` and `serve` then called calibrated, and NaN scores raised
+    scikit-learn's multi-line ValueError."""
+    from train.calibration import FLAT, FLAT_METHOD, ONE_CLASS_METHOD, applied, unfit
+    from train.errors import TrainError
+
+    y = np.array([0, 1, 0, 1, 1, 0])
+    flat = Platt.fit(y, np.full(6, 0.5))
+    assert flat.method == FLAT_METHOD and unfit(flat) == FLAT and not applied(flat)
+    one = Platt.fit(np.ones(6), np.linspace(0.1, 0.9, 6))
+    assert one.method == ONE_CLASS_METHOD and unfit(one) is None and not applied(one)
+    assert applied(Platt.fit(y, np.array([0.2, 0.8, 0.3, 0.7, 0.9, 0.1]))) and applied({"method": "platt"})
+    with pytest.raises(TrainError, match=r"^1 out-of-fold prediction\(s\) are not numbers \(NaN\)") as exc:
+        Platt.fit(y, np.array([0.2, np.nan, 0.3, 0.7, 0.9, 0.1]))
+    assert "\n" not in str(exc.value)
+
+
+def test_an_uncalibrated_run_is_never_called_calibrated(triage_run, tmp_path):
+    """Before: a run left uncalibrated ("none: …") was `"calibrated": true` in predict's JSON and serve's answer,
+    "(cal.)" in predict's table, and its report and model card gave a Platt formula it never applied."""
+    import shutil
+
+    from train_fixtures import new_jpeg
+
+    from train.calibration import INVERTED_METHOD
+    from train.ensemble import Ensemble
+    from train.export_model import metadata
+    from train.model_card import card_markdown
+    from train.predict import predict
+
+    run = tmp_path / "run"
+    shutil.copytree(triage_run, run)
+    metrics = json.loads((run / "metrics.json").read_text())
+    metrics["triage"]["calibration"] = {"a": 1.0, "b": 0.0, "method": INVERTED_METHOD}
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    (tmp_path / "p.jpg").write_bytes(new_jpeg("mpox"))
+    (said,) = predict(run, [tmp_path / "p.jpg"], out_dir=tmp_path / "o")
+    assert said["calibrated"] is False
+    model = Ensemble.load(run)
+    meta = metadata(model, None)
+    card = card_markdown(meta)
+    assert "sigmoid(" not in card and f"**Calibration**: {INVERTED_METHOD}" in card
+    # before: every card said "public web photos and clinic photos" and pointed at an external set it may not have
+    has_external = "external" in meta["triage"]["sets"]
+    assert "public web photos" not in card and ("the external set (photos from" in card) == has_external
+    without = {**meta, "triage": {**meta["triage"], "sets": {"test": meta["triage"]["sets"]["test"]}}}
+    assert "has no external set" in card_markdown(without)
+    (fit,) = predict(triage_run, [tmp_path / "p.jpg"], out_dir=tmp_path / "o2")
+    assert fit["calibrated"] is True

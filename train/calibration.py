@@ -17,6 +17,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss
 
+from train.errors import TrainError
 from train.outputs import save_figure
 
 EPS = 1e-6
@@ -38,12 +39,31 @@ INVERTED = (
 )
 
 
+# Every out-of-fold score the same (a model that learnt nothing): no slope to fit. Before, its zero slope was read
+# as "worse than chance".
+FLAT_METHOD = "none: out-of-fold scores all equal"
+FLAT = (
+    "the model gives every photo the same probability on its own out-of-fold predictions (it ranks nothing): its "
+    "probabilities are left uncalibrated and its decisions are not fit for triage; train on more or better data"
+)
+ONE_CLASS_METHOD = "none: out-of-fold predictions of one class"  # nothing to fit a slope on
+CALIBRATED = "platt"  # the method of a calibration that was applied
+
+
+def method_of(calibration) -> str | None:
+    """A calibration's method: of a `Platt`, its dict (metrics.json, an exported model's metadata) or None."""
+    return calibration.get("method") if isinstance(calibration, dict) else getattr(calibration, "method", None)
+
+
+def applied(calibration) -> bool:
+    """Whether P(positive) is calibrated (Platt's fit was used); False for a run left uncalibrated and said so."""
+    return method_of(calibration) == CALIBRATED
+
+
 def unfit(calibration) -> str | None:
-    """`INVERTED` for a run left uncalibrated because it ranks worse than chance, else None; `calibration`: a
-    `Platt`, its dict (metrics.json, an exported model's metadata) or None. Every place that shows decisions
-    says it: run, compare, predict, serve, the report and the model card."""
-    method = calibration.get("method") if isinstance(calibration, dict) else getattr(calibration, "method", None)
-    return INVERTED if method == INVERTED_METHOD else None
+    """`INVERTED` or `FLAT` for a run left uncalibrated because it ranks worse than chance or not at all, else
+    None. Every place that shows decisions says it: run, compare, predict, serve, the report and the model card."""
+    return {INVERTED_METHOD: INVERTED, FLAT_METHOD: FLAT}.get(method_of(calibration))
 
 
 @dataclass(frozen=True)
@@ -52,15 +72,23 @@ class Platt:
 
     a: float = 1.0
     b: float = 0.0
-    method: str = "platt"
+    method: str = CALIBRATED
 
     @classmethod
     def fit(cls, y: np.ndarray, p: np.ndarray) -> Platt:
         """Fit on out-of-fold (never on test) predictions; nearly unregularised (C=1e4)."""
         y = np.asarray(y).astype(int)
+        x = logit(p)
+        if not np.isfinite(x).all():  # before: scikit-learn's multi-line "Input X contains NaN"
+            raise TrainError(
+                f"{int((~np.isfinite(x)).sum())} out-of-fold prediction(s) are not numbers (NaN): training diverged; "
+                "lower --lr or check the images"
+            )
         if len(set(y.tolist())) < 2:
-            return cls()
-        lr = LogisticRegression(C=1e4, solver="lbfgs", max_iter=1000).fit(logit(p)[:, None], y)
+            return cls(method=ONE_CLASS_METHOD)
+        if np.ptp(x) < 1e-9:
+            return cls(method=FLAT_METHOD)
+        lr = LogisticRegression(C=1e4, solver="lbfgs", max_iter=1000).fit(x[:, None], y)
         if lr.coef_[0, 0] <= 0:  # the out-of-fold scores rank positives below negatives: see INVERTED
             return cls(method=INVERTED_METHOD)
         return cls(float(lr.coef_[0, 0]), float(lr.intercept_[0]))

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from curate.dataset import refuse_sealed
 from curate.files import atomic_path, write_atomic
 from curate.output import json_text
 from train.choices import ExportFormat
@@ -97,6 +98,8 @@ def _a_model_card(path: Path) -> bool:
 def export_model(run: Path, fmt: ExportFormat, out: Path | None = None, fold: int | None = None) -> Path:
     """Write the model file (atomically) and a `<file>.card.md` beside it; return the file's path."""
     fmt = ExportFormat(fmt)
+    if out is not None:
+        refuse_sealed(Path(out), "--out")
     default = Path(run) / f"model.{'onnx' if fmt is ExportFormat.onnx else 'pt'}"
     if out is not None and Path(out).resolve() != default.resolve() and (Path(out).exists() or Path(out).is_symlink()):
         # a re-run rewrites the run's own model file; any other existing file (the run's checkpoint or metrics,

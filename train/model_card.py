@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from train.calibration import unfit
+from train.calibration import applied, method_of, unfit
 
 INTENDED_USE = (
     "Triage support for clinicians: flag a skin-lesion photo whose calibrated probability of mpox is at or above "
@@ -14,9 +14,8 @@ INTENDED_USE = (
 )
 LIMITS = [
     "Not a diagnosis: a PCR test and a clinician's examination decide; a 'routine' result does not exclude mpox.",
-    "Trained on public web photos and clinic photos of the dataset version below; skin tones, body sites, cameras "
-    "and lesion stages that are rare there are less reliable. Performance on the external set shows how far it "
-    "carries to a new source.",
+    "Trained on the photos of the dataset version below; skin tones, body sites, cameras and lesion stages that are "
+    "rare there are less reliable.",
     "The operating point was chosen on out-of-fold predictions for the stated sensitivity; at another prevalence "
     "PPV and NPV change.",
     "Grad-CAM overlays show where the network's evidence came from, not why; check the pointing-game figures in the "
@@ -49,9 +48,9 @@ def card_markdown(meta: dict) -> str:
         lines.append(f"- **Warning**: {warning}")
     if meta.get("calibration"):
         c = meta["calibration"]
+        fitted = f"Platt scaling on out-of-fold predictions, P_cal = sigmoid({c['a']:.4f} · logit P + {c['b']:.4f})"
         lines += [
-            f"- **Calibration**: Platt scaling on out-of-fold predictions, P_cal = sigmoid({c['a']:.4f} · logit P "
-            f"+ {c['b']:.4f})",
+            f"- **Calibration**: {fitted if applied(c) else method_of(c)}",
             f"- **Operating point**: refer when calibrated P({meta['positive_class']}) ≥ "
             f"{meta['operating_threshold']:.4f} (target sensitivity {meta['target_sensitivity']:.2f} out-of-fold)",
         ]
@@ -72,5 +71,15 @@ def card_markdown(meta: dict) -> str:
         lines += ["", "Sensitivity, specificity, PPV and NPV at the operating point; 'train' is out-of-fold."]
     else:
         lines.append("No calibrated binary metrics (multi-class task).")
-    lines += ["", "## Limits", "", *[f"- {x}" for x in LIMITS], ""]
+    # before: every card said "public web photos and clinic photos" and pointed at an external set, whatever the
+    # version held
+    carries = (
+        "Performance on the external set (photos from a source the model never trained on) shows how far it "
+        "carries to a new source."
+        if "external" in sets
+        else "The dataset version has no external set: nothing here shows how it carries to a photo source it "
+        "never trained on; check it on such photos before use."
+    )
+    limits = [*LIMITS[:2], carries, *LIMITS[2:]]
+    lines += ["", "## Limits", "", *[f"- {x}" for x in limits], ""]
     return "\n".join(lines)

@@ -141,6 +141,10 @@ def build_backbone(arch_name: str, weights: str, seed: int = 0) -> tuple[nn.Modu
                 ) from None
             if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
                 sd = sd["state_dict"]
+            if not isinstance(sd, dict):  # before: "unexpected TypeError: Expected state_dict to be dict-like"
+                raise WeightsError(
+                    f"--weights {path.name} is not a loadable state dict (it holds a {type(sd).__name__})"
+                )
             weights_id = f"file:{sha256_file(path)[:16]}"
         try:
             model.load_state_dict(sd, strict=True)

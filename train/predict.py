@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from curate.dataset import refuse_sealed
 from curate.errors import ServeError
 from curate.regular import NotRegular, open_regular
-from train.calibration import unfit
+from train.calibration import applied, unfit
 from train.config import RANGES, check_range
 from train.ensemble import Ensemble
 from train.errors import TrainError
@@ -47,6 +48,8 @@ def predict(run: Path, images: list[Path], threshold: float | None = None, out_d
     if threshold is not None:
         check_range("--threshold", threshold, *RANGES["threshold"][:2])
     run = Path(run)
+    if out_dir:
+        refuse_sealed(Path(out_dir), "--out")
     out_dir = _batch_folder(Path(out_dir)) if out_dir else None
     model = Ensemble.load(run)
     numbered = out_dir is None
@@ -89,7 +92,7 @@ def predict(run: Path, images: list[Path], threshold: float | None = None, out_d
                 "p_positive": round(t.p_positive, 6) if t.p_positive is not None else None,
                 "p_calibrated": round(t.p_calibrated, 6) if t.p_calibrated is not None else None,
                 "threshold": used,
-                "calibrated": threshold is None and model.calibration is not None,
+                "calibrated": threshold is None and applied(model.calibration),
                 "decision": decision,
                 "predicted_class": predicted,
                 "gradcam": str(png),

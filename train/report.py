@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from curate.dataset import refuse_sealed
 from curate.files import write_atomic
 from curate.plots import confusion_matrix_plot, wrapped
 from curate.plots import pyplot as _plt
@@ -205,6 +206,8 @@ def compare_roc_plot(runs: list[tuple[str, str | None, list[dict]]], sets: list[
 
 def compare_runs(runs: list[Path], out: Path | None = None) -> dict:
     """One Table-2-shaped table across runs (backbones), plus roc_compare.png (fold-mean probabilities)."""
+    if out is not None:
+        refuse_sealed(Path(out), "--out")
     entries, loaded, predictions = [], [], {}
     for run in runs:
         run = Path(run)

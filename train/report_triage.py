@@ -12,7 +12,7 @@ from curate.dataset import DatasetVersion
 from curate.files import write_atomic
 from curate.output import json_text
 from train import pointing
-from train.calibration import reliability_figure, unfit
+from train.calibration import applied, method_of, reliability_figure, unfit
 from train.ensemble import MeanHead
 from train.metrics import METRIC_LABELS, METRICS, fmt
 from train.models import Net
@@ -106,9 +106,14 @@ def run_sections(out: Path, label: str, metrics: dict, oof_rows: list[dict], plt
         "## Calibration and triage operating point",
         "",
         *inverted,
-        f"Platt scaling fitted on the train split's out-of-fold predictions (`oof_predictions.csv`): "
-        f"P_cal = sigmoid({cal['a']:.3f} · logit P + {cal['b']:.3f}); applied unchanged to test, test ROI and external "
-        f"(fold-model mean). Operating point: calibrated P({tri['positive_class']}) ≥ **{tri['threshold']:.3f}**, the "
+        (
+            f"Platt scaling fitted on the train split's out-of-fold predictions (`oof_predictions.csv`): "
+            f"P_cal = sigmoid({cal['a']:.3f} · logit P + {cal['b']:.3f}); applied unchanged to test, test ROI and "
+            "external (fold-model mean)."
+            if applied(cal)
+            else f"Calibration: {method_of(cal)} (`oof_predictions.csv`); P_cal is P as the model gives it."
+        )
+        + f" Operating point: calibrated P({tri['positive_class']}) ≥ **{tri['threshold']:.3f}**, the "
         f"threshold with the best specificity among those reaching sensitivity {tri['target_sensitivity']:.2f} "
         f"out-of-fold. ECE over 15 equal-width "
         f"bins. Intervals: 95 % percentile bootstrap, {bs['n']} resamples of image groups (near-duplicate clusters), "

@@ -4,9 +4,12 @@
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import os
 import platform
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
@@ -16,6 +19,7 @@ import torch
 
 from curate.dataset import DatasetVersion
 from curate.files import atomic_path
+from curate.output import one_line
 from train.config import TrainConfig, from_saved, identity, refuse_existing, started
 from train.data import Plan
 from train.errors import TrainError
@@ -81,6 +85,54 @@ def prepare_run_dir(cfg: TrainConfig, ds: DatasetVersion, resume: bool) -> Path:
             )
     out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+@contextmanager
+def held_run(out: Path) -> Iterator[dict]:
+    """Hold the run folder for one `train run` (an flock on the folder) and record how the run ends.
+
+    Two runs into one --out (a second started with --resume while the first trained) both wrote its checkpoints
+    and outputs and both said "done": the second is refused. A run that stops (an error, Ctrl-C) says so in
+    run.json ("failed", "interrupted", with the error), where it stayed "running". A finished run being resumed
+    keeps its run.json as it was when the resume stops before its results are rewritten (before, a resume
+    that met a damaged checkpoint left a finished run "running" and every later predict and serve refused it).
+    The caller sets `state["replacing"]` when it starts writing results; `state["previous"]`: the finished run's
+    run.json."""
+    fd = os.open(out, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise TrainError(
+            f"{out} is in use by another `train run`: wait for it to end, or choose another --out"
+        ) from None
+    except OSError:  # a file system that does not lock folders: as before, unguarded
+        pass
+    state: dict = {"previous": None, "replacing": False}
+    try:
+        yield state
+    except BaseException as exc:
+        with suppress(OSError, ValueError):
+            if state["previous"] is not None and not state["replacing"]:
+                write_json(out / "run.json", state["previous"])
+            else:
+                info = json.loads((out / "run.json").read_text())
+                info["status"] = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+                if not isinstance(exc, KeyboardInterrupt):
+                    info["error"] = one_line(str(exc) or type(exc).__name__)
+                write_json(out / "run.json", info)
+        raise
+    finally:
+        os.close(fd)
+
+
+def finished_info(out: Path) -> dict | None:
+    """A finished run's run.json (status "complete"), or None."""
+    try:
+        info = json.loads((out / "run.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return info if isinstance(info, dict) and info.get("status") == "complete" else None
 
 
 def fold_path(out: Path, k: int) -> Path:

@@ -41,7 +41,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from curate.errors import ServeError
 from curate.net import LOOPBACK_NAMES, is_loopback
-from train.calibration import unfit
+from train.calibration import applied, unfit
 from train.choices import ServeEngine
 from train.ensemble import Ensemble
 from train.export_model import metadata
@@ -292,7 +292,7 @@ def create_app(model: Ensemble, settings: ServeSettings = ServeSettings()) -> Fa
             "positive_class": model.positive,
             "p_positive": result.p_calibrated,
             "p_uncalibrated": result.p_positive,
-            "calibrated": model.calibration is not None,
+            "calibrated": applied(model.calibration),
             "probabilities": result.probabilities,
             "threshold": model.operating_threshold,
             "decision": result.decision,
