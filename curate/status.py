@@ -11,6 +11,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from curate.dedupe import cluster_map, undecided_pairs
+from curate.intake.catalogue import conflicting_labels
 from curate.intake.incoming import INCOMING
 from curate.label.rounds import rated_image_ids, unrated_image_ids
 from curate.lock import holder, outcomes_left
@@ -29,11 +30,13 @@ def catalogue_status(session: Session, live_runs: Iterable[int] = (), left: Mapp
         .group_by(Source.id, Source.name, Source.kind)
         .order_by(Source.name)
     ).all():
+        # a file rejected once and ingested since (copied again whole) is no longer a rejected file of the source
+        ingested = select(Provenance.locator).join(Source).where(Source.name == name)
         rejected = session.exec(
             select(func.count(func.distinct(Rejection.locator)))
             .select_from(Rejection)
             .join(Source)
-            .where(Source.name == name)
+            .where(Source.name == name, Rejection.locator.not_in(ingested))
         ).one()
         by_source.append({"source": name, "kind": kind, "images": n_img, "arrivals": n_arr, "rejected_files": rejected})
 
@@ -62,6 +65,7 @@ def catalogue_status(session: Session, live_runs: Iterable[int] = (), left: Mapp
         "images": images,
         "by_source": by_source,
         "by_prior_label": by_label,
+        "conflicting_prior_labels": conflicting_labels(session),  # images recorded under two prior labels
         "stages": stages,
         # pairs dedupe found alike and the steward has not decided: export keeps each in one split meanwhile
         "dedupe_undecided_pairs": len(undecided_pairs(session, clusters)),

@@ -48,6 +48,11 @@ def test_init_ingest_status_roundtrip(tmp_path):
     assert st["by_source"][0]["rejected_files"] == 1
     r = runner.invoke(app, ["status", "-w", str(ws_dir)])
     assert "clinic" in r.output and "ingested" in r.output
+    # before: a file rejected once (half-copied) and ingested whole since still counted as rejected for good
+    (folder / "Mpox" / "fake.jpg").write_bytes(I.jpeg(9))
+    runner.invoke(app, ["ingest", str(folder), "--source", "clinic", "--label-from-folders", "-w", str(ws_dir)])
+    st = json.loads(runner.invoke(app, ["status", "-w", str(ws_dir), "--json"]).output)
+    assert st["images"] == 7 and st["by_source"][0]["rejected_files"] == 0
 
 
 def test_label_mapping_file(tmp_path):
@@ -379,3 +384,27 @@ def test_init_shows_a_folder_name_with_control_characters_escaped(tmp_path):
     assert r.exit_code == 0, r.output
     assert "\x1b" not in r.output and "\x07" not in r.output and r.output.strip().count("\n") == 0
     assert "\\x1b]0;OWNED" in r.output
+
+
+def test_one_photo_under_two_diagnoses_is_said_at_ingest_and_in_status(tmp_path):
+    """Before: the same bytes in `Mpox/` and `Healthy skin/` went in with no warning, and `curate status` counted
+    one image as one mpox and one healthy skin photo."""
+    ws = Workspace.init(tmp_path / "ws")
+    folder = tmp_path / "in"
+    for diagnosis, name in (("Mpox", "a.jpg"), ("Healthy skin", "b.jpg"), ("Mpox", "c.jpg")):
+        (folder / diagnosis).mkdir(parents=True, exist_ok=True)
+        (folder / diagnosis / name).write_bytes(I.jpeg(31 if name != "c.jpg" else 32))
+    args = ["ingest", str(folder), "-s", "web", "--label-from-folders", "-w", str(ws.root), "--json"]
+    data = json.loads(runner.invoke(app, args).stdout)
+    assert data["conflicting_prior_labels"] == {"healthy_skin|mpox": 1}
+    assert any(
+        w.startswith("1 file(s) are the same bytes as a photo recorded with another prior label")
+        for w in data["warnings"]
+    )
+    st = runner.invoke(app, ["status", "-w", str(ws.root)])
+    assert "1 image(s) were ingested under two prior labels" in " ".join(st.output.split())
+    assert (
+        json.loads(runner.invoke(app, ["status", "-w", str(ws.root), "--json"]).stdout)["conflicting_prior_labels"] == 1
+    )
+    again = json.loads(runner.invoke(app, args).stdout)  # a re-run: nothing new arrives, nothing said again
+    assert again["conflicting_prior_labels"] == {}

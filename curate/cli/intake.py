@@ -177,6 +177,13 @@ def status(workspace: WorkspaceOpt = None, db: DbOpt = None, json_out: JsonOpt =
     console.print(
         table("prior labels", ["label", "images"], [[k, v] for k, v in sorted(data["by_prior_label"].items())])
     )
+    if conflicting := data["conflicting_prior_labels"]:
+        console.print(
+            f"[yellow]warning: {conflicting} image(s) were ingested under two prior labels (the same bytes in two "
+            "diagnoses' folders); the table above counts each under both[/]",
+            highlight=False,
+            soft_wrap=True,
+        )
     if undecided := data["dedupe_undecided_pairs"]:
         console.print(
             f"dedupe: {undecided} pair{'s' * (undecided != 1)} found alike still undecided (to review, or kept apart "

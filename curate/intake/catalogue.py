@@ -70,6 +70,7 @@ def record_arrival(
     source_id: int,
     locator: str,
     differs: list[str] | None = None,
+    conflicts: list[tuple[str, str]] | None = None,
     **provenance,
 ) -> str:
     """Add the image (if new) and its provenance (if new).
@@ -80,7 +81,9 @@ def record_arrival(
     takes the case id, prior label and licence it lacks from the ones given, so re-running ingest with a
     corrected --case-id-pattern, or with --label-from-folders or --licence forgotten the first time, fills in
     what the first run missed; a field recorded already is kept, and its name appended to `differs` when the
-    one given is another.
+    one given is another. A new arrival of a known image whose prior label differs from one recorded for it appends
+    the two labels to `conflicts`: one photo, two diagnoses (before, nothing said so, and `curate status` counted
+    the photo under both).
     """
     image = session.exec(select(Image).where(Image.sha256 == sha256)).first()
     outcome = "provenance"
@@ -112,8 +115,25 @@ def record_arrival(
         if existing is not None:
             _fill_in(session, existing, provenance, differs)
             return "known"
+    label = provenance.get("prior_label")
+    if outcome == "provenance" and label and conflicts is not None:
+        others = session.exec(
+            select(Provenance.prior_label).where(Provenance.image_id == image.id, Provenance.prior_label.is_not(None))
+        ).all()
+        conflicts.extend(tuple(sorted((other, label))) for other in sorted(set(others) - {label}))
     session.add(Provenance(image_id=image.id, source_id=source_id, locator=locator, **provenance))
     return outcome
+
+
+def conflicting_labels(session: Session) -> int:
+    """Images recorded with two or more prior labels (the same bytes under two diagnoses' folders)."""
+    two = (
+        select(Provenance.image_id)
+        .where(Provenance.prior_label.is_not(None))
+        .group_by(Provenance.image_id)
+        .having(func.count(func.distinct(Provenance.prior_label)) > 1)
+    )
+    return session.exec(select(func.count()).select_from(two.subquery())).one()
 
 
 FILLED_IN = ("case_id", "prior_label", "licence")  # what a re-run may add to an arrival recorded without it

@@ -86,6 +86,7 @@ class IngestReport:
     label_map_hint: str = "--label-map"  # IngestOptions.label_map_hint
     unregistered: str | None = None  # the source this run created and, finding no images, removed again
     kept: Counter = field(default_factory=Counter)  # field -> known arrivals that keep another recorded value
+    conflicting: Counter = field(default_factory=Counter)  # (label, label) -> arrivals of one photo under both
     bytes_read: int = 0
     seconds: float = 0.0
 
@@ -148,6 +149,12 @@ class IngestReport:
                 f"files recorded before keep what was recorded then, not what this run gives ({fields}): a re-run "
                 "fills in what is missing, never replaces"
             )
+        if self.conflicting:  # declared diagnoses' names only: safe to say
+            pairs = ", ".join(f"{a} and {b}: {n}" for (a, b), n in sorted(self.conflicting.items()))
+            out.append(
+                f"{sum(self.conflicting.values())} file(s) are the same bytes as a photo recorded with another prior "
+                f"label ({pairs}): one photo cannot be both; check those folders (`curate status` counts such photos)"
+            )
         if self.restored:
             out.append(
                 f"{self.restored} catalogued original{'s were' if self.restored != 1 else ' was'} missing or damaged "
@@ -163,6 +170,7 @@ class IngestReport:
         self.known += part.known
         self.restored += part.restored
         self.kept.update(part.kept)
+        self.conflicting.update(part.conflicting)
         self.bytes_read += part.bytes_read
         if part.case_ids is not None:
             self.case_ids = (self.case_ids or 0) + part.case_ids
@@ -191,6 +199,7 @@ class IngestReport:
             "case_ids": None if self.case_ids is None else {"matched": self.case_ids, "of": self.arrivals},
             "no_prior_label": self.no_diagnosis_folder if self.unmapped is None else self.unmapped,
             "kept_recorded": dict(sorted(self.kept.items())),  # field -> files that kept an earlier run's value
+            "conflicting_prior_labels": {f"{a}|{b}": n for (a, b), n in sorted(self.conflicting.items())},
             "warnings": self.warnings,
             "seconds": round(self.seconds, 2),
             "images_per_second": round(self.images_per_second, 1),
@@ -475,6 +484,7 @@ def _record(s, report: IngestReport, options, rx, source_id, run_id, loc: str, r
     if case is not None:
         report.case_ids += 1
     differs: list[str] = []
+    conflicts: list[tuple[str, str]] = []
     outcome = record_arrival(
         s,
         sha256=sha,
@@ -483,12 +493,14 @@ def _record(s, report: IngestReport, options, rx, source_id, run_id, loc: str, r
         source_id=source_id,
         locator=loc,
         differs=differs,
+        conflicts=conflicts,
         run_id=run_id,
         prior_label=label,
         case_id=case,
         licence=options.licence,
     )
     report.kept.update(differs)
+    report.conflicting.update(conflicts)
     if outcome == "added":
         report.added += 1
     elif outcome == "provenance":
