@@ -32,7 +32,7 @@ def atomic_path(
 ) -> Iterator[Path]:
     """Yield a fresh temporary path; when the block ends without an exception it is renamed onto `dest`.
 
-    The temporary file lives in `tmp_dir` (default: `dest`'s folder; it must be on the same filesystem) and
+    The temporary file lives in `tmp_dir` (default, or when `tmp_dir` is on another file system: `dest`'s folder) and
     already exists, owner-only (0600), so a writer that opens it for writing keeps that mode; one that
     needs the name free (a symlink) unlinks it first. `mode` is set before the rename (e.g. 0o400 for a
     read-only original); `fsync` flushes the file to disk first (the image store's originals). On an
@@ -42,6 +42,8 @@ def atomic_path(
     folder = Path(tmp_dir) if tmp_dir is not None else dest.parent
     dest.parent.mkdir(parents=True, exist_ok=True)
     folder.mkdir(parents=True, exist_ok=True)
+    if os.stat(folder).st_dev != os.stat(dest.parent).st_dev:  # a rename cannot cross file systems: beside `dest`
+        folder = dest.parent  # (before: "Invalid cross-device link" for a report written to another disk)
     fd, tmp = _locked_part(lambda: tempfile.mkstemp(dir=folder, prefix=dest.name + ".", suffix=PART))
     try:
         yield tmp

@@ -89,8 +89,9 @@ def _take_soon(fd: int) -> bool:
 
 
 def _lockable(folder: int) -> bool:
-    """Whether the kernel locks a folder here: NFS emulates flock with byte-range locks, which a folder opened to
-    read refuses (EBADF); the lock file alone is then the lock, as before."""
+    """Whether the kernel locks a folder here; where it refuses (a file system without folder locks), the lock
+    file alone is the lock, as before. On NFS a folder's flock holds on this machine only, while the lock file's
+    holds across machines: both are taken, and `holder` asks both."""
     try:
         fcntl.flock(folder, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -111,13 +112,14 @@ def holder(root: Path) -> dict | None:
         return None
     try:
         fcntl.flock(folder, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        return None
     except BlockingIOError:
         return _lock_file(root, probe=False) or {}
-    except OSError:  # a folder the kernel does not lock (`_lockable`): the lock file's own flock says
-        return _lock_file(root, probe=True)
+    except OSError:  # a folder the kernel does not lock (`_lockable`)
+        pass
     finally:
         os.close(folder)  # releases the probe's shared lock
+    # the folder free here: the lock file's own flock says (a writer on another machine over NFS holds only that)
+    return _lock_file(root, probe=True)
 
 
 def _lock_file(root: Path, probe: bool) -> dict | None:

@@ -60,7 +60,13 @@ def redact_text(text: str) -> str:
     return _KEY_VALUE.sub(_masked, text)
 
 
-_MESSAGE = re.compile(r"[A-Za-z][a-z]* [a-z]")  # a value that begins a phrase: "cannot read", "No such file"
+# what begins an error's message after a path: "cannot read …", "No such file …", "Permission denied" (a
+# passphrase after a key, "correct horse battery", is still a secret)
+_MESSAGE = re.compile(
+    r"(?:cannot|can't|could|no|not|is|was|permission|unable|failed|missing|does|has|invalid|unreadable|empty|"
+    r"too|must|expected|already|denied|error|not)\b",
+    re.I,
+)
 
 
 def _masked(m: re.Match) -> str:

@@ -20,7 +20,9 @@ from db.models import CommandRun, Consensus, Image, Provenance, Rejection, Sourc
 from db.models.export import DatasetVersionRecord
 
 
-def catalogue_status(session: Session, live_runs: Iterable[int] = (), left: Mapping[int, str] | None = None) -> dict:
+def catalogue_status(
+    session: Session, live_runs: Iterable[int] = (), left: Mapping[int, str] | None = None, unknown_writer: bool = False
+) -> dict:
     """Counts by source, prior label and stage; `unfinished_runs` leaves out `live_runs` (a writer's own)."""
     images = session.exec(select(func.count()).select_from(Image)).one()
     by_source = []
@@ -60,7 +62,7 @@ def catalogue_status(session: Session, live_runs: Iterable[int] = (), left: Mapp
         ).one(),
     }
     stages["dataset_versions"] = session.exec(select(func.count()).select_from(DatasetVersionRecord)).one()
-    unfinished = unfinished_commands(session, live_runs, left)
+    unfinished = unfinished_commands(session, live_runs, left, unknown_writer)
     return {
         "images": images,
         "by_source": by_source,
@@ -76,17 +78,24 @@ def catalogue_status(session: Session, live_runs: Iterable[int] = (), left: Mapp
 
 # arguments that do not make another command: how, not what (a re-run with other --workers finishes the same work)
 HOW = frozenset({"workers", "json", "json_out", "quiet"})
+# commands whose work these arguments alone name: an export of NAME@VERSION killed is finished by any later export of
+# it (before: one with another --size was "written", and status still asked to re-run the killed one, which the
+# version then refused as "already exists with different content")
+WHAT = {"export": ("name", "version")}
 
 
-def _what(run: CommandRun) -> tuple[str, str]:
-    """A run's command and the arguments that say what it works on (an ingest's folder and source)."""
+def _what(run: CommandRun, folder: bool = True) -> tuple[str, str]:
+    """A run's command and the arguments that say what it works on (an ingest's folder and source); without
+    `folder`, an ingest's folder left out (what a run recorded before the folder was is keyed by)."""
     try:
         args = json.loads(run.arguments or "{}")
     except ValueError:
         args = {}
     if not isinstance(args, dict):
         args = {}
-    return run.command, json.dumps({k: v for k, v in args.items() if k not in HOW}, sort_keys=True, default=str)
+    left_out = HOW if folder else HOW | {"folder_digest"}
+    kept = {k: v for k, v in args.items() if k not in left_out and k in WHAT.get(run.command, (k,))}
+    return run.command, json.dumps(kept, sort_keys=True, default=str)
 
 
 def _source(run: CommandRun) -> str | None:
@@ -98,7 +107,7 @@ def _source(run: CommandRun) -> str | None:
 
 
 def unfinished_commands(
-    session: Session, live_runs: Iterable[int] = (), left: Mapping[int, str] | None = None
+    session: Session, live_runs: Iterable[int] = (), left: Mapping[int, str] | None = None, unknown_writer: bool = False
 ) -> list[dict]:
     """Each command whose latest run with the same arguments (`_what`) did not finish: stopped (Ctrl-C,
     SIGTERM), killed, or "running" with its process gone. It stays listed until that command runs again to the
@@ -109,11 +118,14 @@ def unfinished_commands(
     latest: dict[tuple[str, str], CommandRun] = {}
     running: set[tuple[str, str]] = set()
     for r in session.exec(select(CommandRun).order_by(CommandRun.id)).all():
+        keys = dict.fromkeys((_what(r), _what(r, folder=False)))  # the second: finishes a run that recorded no folder
         if r.id in live:
-            running.add(_what(r))
+            running.update(keys)
         else:
-            latest[_what(r)] = r
+            latest.update(dict.fromkeys(keys, r))
     status = {r.id: left.get(r.id, r.status) if r.status == "running" else r.status for r in latest.values()}
+    if unknown_writer:  # a writer runs whose lock file was deleted: its runs are not known, so none is called killed
+        status = {k: "live" if v == "running" else v for k, v in status.items()}
     return [
         {
             "command": r.command,
@@ -122,8 +134,8 @@ def unfinished_commands(
             "started_at": r.started_at.strftime("%Y-%m-%d %H:%M UTC"),
             "source": _source(r),  # an ingest's: which of the steward's folders to ingest again
         }
-        for key, r in sorted(latest.items(), key=lambda kv: kv[1].id)
-        if status[r.id] in ("running", "killed", "interrupted") and key not in running
+        for r in sorted({r.id: r for r in latest.values()}.values(), key=lambda r: r.id)
+        if status[r.id] in ("running", "killed", "interrupted") and _what(r) not in running and latest[_what(r)] is r
     ]
 
 
@@ -142,7 +154,7 @@ def workspace_status(ws) -> dict:
     running = holder(ws.root)
     live = [] if running is None else [r for r in running.get("runs") or [] if isinstance(r, int)]
     with ws.session() as s:
-        data = catalogue_status(s, live_runs=live, left=outcomes_left(ws.root))
+        data = catalogue_status(s, live_runs=live, left=outcomes_left(ws.root), unknown_writer=running == {})
         data["missing_originals"] = missing_originals(ws, s)
     data["running_now"] = None if running is None else {k: running.get(k) for k in ("command", "pid", "since")}
     data["exposed_paths"] = exposed_entries(ws)

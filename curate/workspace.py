@@ -316,9 +316,11 @@ class Workspace:
         """A SQLite catalogue on a read-only file system (a backup mounted read-only, a reviewer's share) or in a
         folder this user may not write (a copy made read-only with chmod), opened read-only: SQLite otherwise makes
         its -shm beside the file, and `curate status` or `curate versions` failed ("unable to open database file",
-        "attempt to write a readonly database"). Without a -wal the file is all there is, and nothing here can
-        change it (`immutable`); with one, SQLite reads both. None for a writable place or PostgreSQL; a writer
-        never gets this far (its lock file cannot be made there)."""
+        "attempt to write a readonly database"). With a -wal beside it (a writer at work, or one that left it),
+        SQLite reads both. Without one the file is all there is, read as it stands (`immutable`: SQLite cannot
+        make the -shm a WAL reader needs there); a writer that starts meanwhile (another user's, on a shared
+        folder) is not seen by that read. None for a writable place or PostgreSQL; a writer of this user never
+        gets this far (its lock file cannot be made there)."""
         files = self.sqlite_files()
         try:
             if not files or not files[0].is_file():

@@ -11,6 +11,7 @@ from sqlmodel import Session, create_engine
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 CONNECT_TIMEOUT_S = 15  # PostgreSQL: seconds to connect, unless the URL says (`connect_timeout=`)
+LIBPQ_DRIVERS = ("psycopg", "psycopg2", "psycopg2cffi")  # the drivers that pass libpq's connect_timeout on
 
 
 def make_engine(url: str) -> Engine:
@@ -35,7 +36,8 @@ def make_engine(url: str) -> Engine:
         return engine
     # a server that accepts the connection and then hangs (stopped, overloaded) held every command for good, its
     # Ctrl-C included: the first stop waited on the connect that records the run's end. libpq's own limit, unless set
-    timeout = {} if "connect_timeout" in parsed.query else {"connect_timeout": CONNECT_TIMEOUT_S}
+    libpq = parsed.get_driver_name() in LIBPQ_DRIVERS  # pg8000 takes no connect_timeout (its own `timeout`)
+    timeout = {} if "connect_timeout" in parsed.query or not libpq else {"connect_timeout": CONNECT_TIMEOUT_S}
     return create_engine(url, pool_pre_ping=True, connect_args=timeout)
 
 

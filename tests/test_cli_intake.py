@@ -87,13 +87,26 @@ def test_label_mapping_file(tmp_path):
         (varied / name).mkdir(parents=True)
         (varied / name / "x.jpg").write_bytes(I.jpeg(900 + i))
     (tmp_path / "nfc.csv").write_text("Monkeypox,mpox\n" + unicodedata.normalize("NFC", "Varicéla") + ",chickenpox\n")
+    (varied / "loose.jpg").write_bytes(I.jpeg(905))  # beside the folders: in none, so not one the map misses
     args = ["ingest", str(varied), "-s", "k3", "--label-map", str(tmp_path / "nfc.csv"), "-w", str(ws.root), "--json"]
     data = json.loads(runner.invoke(app, args).stdout)
     assert set(data["per_class"]) == {"mpox", "chickenpox", "(none)"} and data["no_prior_label"] == 1
+    assert data["per_class"]["(none)"] == {"added": 2}
     assert (
         "1 file lies in a folder --label-map does not name: no prior label; add those folders to the map"
         in (data["warnings"])
     )
+    (tmp_path / "same.csv").write_text("Mpox,mpox\nMPOX,Mpox\n")  # one label twice: fine
+    args[args.index(str(tmp_path / "nfc.csv"))] = str(tmp_path / "same.csv")
+    assert runner.invoke(app, args).exit_code == 0
+    # a JSON map naming one folder twice kept the last silently (mpox photos labelled herpes); a spreadsheet's
+    # CSV begins with a byte-order mark, which made its first folder "\ufeffMonkeypox" and unmatched
+    (tmp_path / "twice.json").write_text('{"Monkeypox": "mpox", "Monkeypox": "genital_herpes"}')
+    r = runner.invoke(app, [*args[:5], str(tmp_path / "twice.json"), *args[6:]])
+    assert r.exit_code == 1 and "folder 'Monkeypox' is mapped twice, to 'mpox' and 'genital_herpes'" in r.output
+    (tmp_path / "bom.csv").write_bytes("\ufeffMonkeypox,mpox\n".encode())
+    r = runner.invoke(app, [*args[:3], "k5", args[4], str(tmp_path / "bom.csv"), *args[6:]])
+    assert json.loads(r.stdout)["per_class"]["mpox"] == {"provenance": 1}  # the monkeypox photo, labelled
     (tmp_path / "twice.csv").write_text("Mpox,mpox\nMPOX,herpes\n")
     r = runner.invoke(
         app, ["ingest", str(folder), "-s", "k4", "--label-map", str(tmp_path / "twice.csv"), "-w", str(ws.root)]

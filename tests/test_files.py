@@ -3,6 +3,7 @@
 import os
 import stat
 import tarfile
+from pathlib import Path
 
 import pytest
 
@@ -27,6 +28,25 @@ def test_mode_fsync_and_separate_tmp_dir(tmp_path):
     write_atomic(dest, b"x" * 10, tmp, mode=0o400, fsync=True)
     assert dest.read_bytes() == b"x" * 10 and _mode(dest) == 0o400
     assert list(tmp.iterdir()) == []
+
+
+def test_a_file_for_another_file_system_is_written_beside_it(tmp_path):
+    """Before: `curate label report --html /dev/shm/r.html` failed with "Invalid cross-device link": the part was
+    made in the workspace's tmp/ and could not be renamed onto another disk."""
+    import tempfile
+
+    other = tempfile.mkdtemp(dir="/dev/shm") if os.path.isdir("/dev/shm") else None
+    if other is None or os.stat(other).st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("no second file system here")
+    try:
+        dest = os.path.join(other, "r.html")
+        write_atomic(dest, "<p>report</p>", tmp_path / "tmp")
+        assert Path(dest).read_text() == "<p>report</p>" and os.listdir(other) == ["r.html"]
+        assert list((tmp_path / "tmp").iterdir()) == []
+    finally:
+        for name in os.listdir(other):
+            os.unlink(os.path.join(other, name))
+        os.rmdir(other)
 
 
 def test_a_failed_writer_leaves_the_old_file_and_nothing_else(tmp_path):

@@ -167,6 +167,20 @@ def test_a_resume_that_fails_leaves_a_finished_run_finished(run_copy, tmp_path):
     assert res.returncode == 0, res.stderr
 
 
+def test_a_resume_that_trained_a_fold_again_and_failed_is_no_longer_finished(run_copy):
+    """Review of the change above: a fold whose checkpoint was deleted (as the error says to) is trained again
+    before another fold's damaged checkpoint stops the resume; the old metrics no longer describe the folds, so
+    the run is "failed", not put back to "complete"."""
+    from train.errors import TrainError
+    from train.recipe import run
+
+    (run_copy / "fold0" / "checkpoint.pt").unlink()
+    (run_copy / "fold1" / "checkpoint.pt").write_bytes(b"garbage\n")
+    with pytest.raises(TrainError, match="fold 1 checkpoint"):
+        run(_resumed(run_copy), resume=True)
+    assert json.loads((run_copy / "run.json").read_text())["status"] == "failed"
+
+
 @pytest.mark.parametrize("stop", [RuntimeError("the disk went away"), KeyboardInterrupt()], ids=["error", "ctrl-c"])
 def test_a_run_that_stops_says_how_in_run_json(run_copy, monkeypatch, stop):
     """Before: an error or Ctrl-C left run.json "running" for good."""

@@ -444,11 +444,12 @@ def test_an_uncalibrated_run_is_never_called_calibrated(triage_run, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(triage_run, run)
     metrics = json.loads((run / "metrics.json").read_text())
-    metrics["triage"]["calibration"] = {"a": 1.0, "b": 0.0, "method": INVERTED_METHOD}
+    # a and b as a run edited by hand might hold them: a calibration that was not applied is never applied
+    metrics["triage"]["calibration"] = {"a": 2.5, "b": -0.5, "method": INVERTED_METHOD}
     (run / "metrics.json").write_text(json.dumps(metrics))
     (tmp_path / "p.jpg").write_bytes(new_jpeg("mpox"))
     (said,) = predict(run, [tmp_path / "p.jpg"], out_dir=tmp_path / "o")
-    assert said["calibrated"] is False
+    assert said["calibrated"] is False and said["p_calibrated"] == said["p_positive"]
     model = Ensemble.load(run)
     meta = metadata(model, None)
     card = card_markdown(meta)

@@ -688,3 +688,74 @@ def _catalogue_file_alone(root: Path) -> None:
     last.close()
     for companion in ("catalogue.db-wal", "catalogue.db-shm"):
         (root / companion).unlink()
+
+
+def test_a_writer_known_by_its_lock_file_alone_is_running_now(tmp_path):
+    """The folder's flock holds on one machine only over NFS, and a writer of an earlier version takes the lock
+    file's alone: `curate status` asks the lock file too when the folder is free here (the review of this change:
+    status on a second machine said "did not finish … re-run it" of an ingest still running on the first)."""
+    import fcntl
+
+    from curate.lock import holder
+
+    root = tmp_path / "ws"
+    Workspace.init(root)
+    fd = os.open(root / ".curate.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.write(fd, json.dumps({"pid": 4711, "command": "ingest", "runs": []}).encode())
+        assert holder(root) == {"pid": 4711, "command": "ingest", "runs": []}
+    finally:
+        os.close(fd)
+    assert holder(root) is None
+
+
+def test_status_of_a_writer_whose_lock_file_was_deleted_calls_no_run_killed(tmp_path):
+    """With the lock file gone, who writes is not known: its "running" run was listed as "did not finish (killed)"
+    beside "running now"."""
+    from curate.audit import audited
+    from curate.status import workspace_status
+
+    root = tmp_path / "ws"
+    ws = Workspace.init(root)
+    with audited(ws, "ingest", {"source": "clinic"}):
+        (root / ".curate.lock").unlink()
+        data = workspace_status(ws)
+        assert data["running_now"] == {"command": None, "pid": None, "since": None} and data["unfinished"] == []
+
+
+def test_an_ingest_stopped_before_folders_were_recorded_is_finished_by_a_re_run(tmp_path):
+    """A run recorded before ingest kept its folder's digest has none: any later finished ingest into the same
+    source finishes it, as before (else it was listed for good)."""
+    from curate.audit import audited
+
+    root = tmp_path / "ws"
+    ws = Workspace.init(root)
+    before = {"source": "clinic", "kind": None, "licence": None, "label_from_folders": False}  # as ingest recorded
+    with (
+        pytest.raises(KeyboardInterrupt),
+        audited(ws, "ingest", before | {"case_id_pattern": None, "follow_symlinks": False}),
+    ):
+        raise KeyboardInterrupt
+    assert "did not finish" in curate("status", "-w", root).stdout
+    curate("ingest", photos(tmp_path / "in", 1), "-s", "clinic", "-w", root, check=True)
+    assert "did not finish" not in curate("status", "-w", root, check=True).stdout
+
+
+def test_an_export_killed_is_finished_by_a_later_export_of_its_version(tmp_path):
+    """Before: an export killed at --size 2048, then the same version exported at the default size, left status
+    asking to re-run the killed command, which the version then refused ("already exists with different
+    content"). An export's work is its NAME@VERSION."""
+    from curate.audit import audited
+
+    root = tmp_path / "ws"
+    ws = Workspace.init(root)
+    with pytest.raises(KeyboardInterrupt), audited(ws, "export", {"name": "mpox", "version": "5.0.0", "size": 2048}):
+        raise KeyboardInterrupt
+    assert "did not finish: `curate export`" in " ".join(curate("status", "-w", root).stdout.split())
+    with audited(ws, "export", {"name": "mpox", "version": "5.0.1", "size": 320}):  # another version: not that one
+        pass
+    assert "did not finish: `curate export`" in " ".join(curate("status", "-w", root).stdout.split())
+    with audited(ws, "export", {"name": "mpox", "version": "5.0.0", "size": 320}):
+        pass
+    assert "did not finish" not in curate("status", "-w", root, check=True).stdout

@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from train.calibration import Platt
+from train.calibration import Platt, applied
 from train.config import TrainConfig, from_saved, identity
 from train.errors import TrainError, require_complete
 from train.gradcam import CamCapture
@@ -57,6 +57,8 @@ def _metrics(run: Path, positive: str | None) -> tuple[dict, Platt | None]:
         tri = metrics.get("triage") or {}
         calibration, threshold = tri.get("calibration"), tri.get("threshold")
         platt = Platt(**calibration) if calibration else None  # the fields a calibration has
+        if platt is not None and not applied(platt):  # "none: …": P as the model gives it, whatever a and b say
+            platt = Platt(method=platt.method)
         # and values it can have: a NaN slope called every photo "routine", a threshold of 5 decided nothing
         if platt is not None and not all(_finite(v) for v in (platt.a, platt.b)):
             raise ValueError(calibration)

@@ -73,13 +73,18 @@ def card_markdown(meta: dict) -> str:
         lines.append("No calibrated binary metrics (multi-class task).")
     # before: every card said "public web photos and clinic photos" and pointed at an external set, whatever the
     # version held
-    carries = (
-        "Performance on the external set (photos from a source the model never trained on) shows how far it "
-        "carries to a new source."
-        if "external" in sets
-        else "The dataset version has no external set: nothing here shows how it carries to a photo source it "
-        "never trained on; check it on such photos before use."
-    )
-    limits = [*LIMITS[:2], carries, *LIMITS[2:]]
+    if "external" in sets:
+        carries = [
+            "Performance on the external set (photos from a source the model never trained on) shows how far it "
+            "carries to a new source."
+        ]
+    elif sets:  # the binary metrics list every evaluation set; a multi-class card has none to tell by
+        carries = [
+            "The dataset version has no external set: nothing here shows how it carries to a photo source it "
+            "never trained on; check it on such photos before use."
+        ]
+    else:
+        carries = []
+    limits = [*LIMITS[:2], *carries, *LIMITS[2:]]
     lines += ["", "## Limits", "", *[f"- {x}" for x in limits], ""]
     return "\n".join(lines)

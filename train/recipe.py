@@ -104,6 +104,7 @@ def run(
         for k in plan.folds:
             ckpt = load_fold(fold_path(out, k), k, cfg, ds.checksum) if resume else None
             if ckpt is None:
+                state["replacing"] = True  # a fold model trained anew: the finished run's results no longer hold
                 model, ckpt = train_fold(k, plan, inputs, cfg, progress)
                 save_fold(
                     fold_path(out, k),

@@ -224,17 +224,17 @@ def folder_key(name: str) -> str:
 def load_label_map(path: Path) -> dict[str, str]:
     """Folder (`folder_key`) → label, from a two-column CSV (folder,label) or a JSON object."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8-sig")  # a spreadsheet's CSV begins with a byte-order mark
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read label mapping ({exc})") from exc
     if Path(path).suffix.lower() == ".json":
         try:
-            data = json.loads(text)
+            pairs = json.loads(text, object_pairs_hook=lambda kv: kv)  # every key as written: a repeated one too
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{path}: invalid JSON at line {exc.lineno}") from exc
-        if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        if not isinstance(pairs, list) or not all(isinstance(p, tuple) and isinstance(p[1], str) for p in pairs):
             raise ConfigError(f"{path}: expected a JSON object of folder name to label")
-        return _by_folder_key(path, ((str(k), v) for k, v in data.items()))
+        return _by_folder_key(path, pairs)
     mapping: list[tuple[str, str]] = []
     for n, row in enumerate(csv.reader(text.splitlines()), 1):
         if not row or row[0].startswith("#"):
@@ -251,7 +251,7 @@ def _by_folder_key(path: Path, rows) -> dict[str, str]:
     mapping: dict[str, str] = {}
     for folder, label in rows:
         key = folder_key(folder)
-        if mapping.get(key, label) != label:
+        if slug(mapping.get(key, label)) != slug(label):  # "Mpox" and "mpox" are one label
             raise ConfigError(f"{path}: folder {folder!r} is mapped twice, to {mapping[key]!r} and {label!r}")
         mapping[key] = label
     return mapping
@@ -474,7 +474,7 @@ def _record(s, report: IngestReport, options, rx, source_id, run_id, loc: str, r
         return
     if label is None and report.no_diagnosis_folder is not None:  # images only: a rejected file has no label to lack
         report.no_diagnosis_folder += 1
-    if label is None and report.unmapped is not None:
+    if label is None and report.unmapped is not None and "/" in loc:  # a file beside the folders is in none of them
         report.unmapped += 1
     tag, sha, size, info = result
     report.bytes_read += size
