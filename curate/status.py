@@ -87,23 +87,19 @@ WHAT = {"export": ("name", "version")}
 def _what(run: CommandRun, folder: bool = True) -> tuple[str, str]:
     """A run's command and the arguments that say what it works on (an ingest's folder and source); without
     `folder`, an ingest's folder left out (what a run recorded before the folder was is keyed by)."""
-    try:
-        args = json.loads(run.arguments or "{}")
-    except ValueError:
-        args = {}
-    if not isinstance(args, dict):
-        args = {}
+    args = _arguments(run)
     left_out = HOW if folder else HOW | {"folder_digest"}
     kept = {k: v for k, v in args.items() if k not in left_out and k in WHAT.get(run.command, (k,))}
     return run.command, json.dumps(kept, sort_keys=True, default=str)
 
 
-def _source(run: CommandRun) -> str | None:
+def _arguments(run: CommandRun) -> dict:
+    """The run's recorded arguments ({} when they do not read as an object)."""
     try:
-        source = json.loads(run.arguments or "{}").get("source")
-    except (ValueError, AttributeError):
-        return None
-    return source if isinstance(source, str) else None
+        args = json.loads(run.arguments or "{}")
+    except ValueError:
+        return {}
+    return args if isinstance(args, dict) else {}
 
 
 def unfinished_commands(
@@ -132,7 +128,7 @@ def unfinished_commands(
             "status": "killed" if status[r.id] == "running" else status[r.id],
             "run_id": r.id,
             "started_at": r.started_at.strftime("%Y-%m-%d %H:%M UTC"),
-            "source": _source(r),  # an ingest's: which of the steward's folders to ingest again
+            "source": source if isinstance(source := _arguments(r).get("source"), str) else None,  # an ingest's
         }
         for r in sorted({r.id: r for r in latest.values()}.values(), key=lambda r: r.id)
         if status[r.id] in ("running", "killed", "interrupted") and _what(r) not in running and latest[_what(r)] is r

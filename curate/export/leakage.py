@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import cv2
@@ -304,25 +304,25 @@ def audit_files(
     def images(m: leakage_match.Match) -> tuple[int, int]:
         return tuple(sorted((int(of[m.i]), int(of[m.j]))))
 
+    def ordered(i: int, j: int) -> tuple[Entry, Entry]:
+        """The two images, the train one (of the lower fold) first."""
+        return (
+            (entries[j], entries[i])
+            if (parts[i] < 0 <= parts[j]) or (0 <= parts[j] < parts[i])
+            else (entries[i], entries[j])
+        )
+
     def pair(m: leakage_match.Match) -> LeakPair:
-        i, j = of[m.i], of[m.j]
-        a, b = entries[i], entries[j]
-        if (parts[i] < 0 <= parts[j]) or (0 <= parts[j] < parts[i]):
-            a, b = b, a
         panel = bool(m.i >= len(grays) or m.j >= len(grays))
-        return LeakPair(a, b, m.inliers, m.cover, m.mirrored, panel, images(m) in same_bytes)
+        return LeakPair(*ordered(of[m.i], of[m.j]), m.inliers, m.cover, m.mirrored, panel, images(m) in same_bytes)
 
     explained = {(m.i, m.j) for m in matches if images(m) not in same_bytes} & (shared | objects)  # never a copy
     left_out = [m for m in matches if (m.i, m.j) in shared & explained]
     on_object = [m for m in matches if (m.i, m.j) in objects & explained]
     matches = [m for m in matches if (m.i, m.j) not in explained]
     unseen = sorted(same_bytes - {images(m) for m in matches})  # the same bytes, yet too few keypoints (flat)
-    pairs = [
-        LeakPair(*sorted((entries[i], entries[j]), key=lambda e: (e.split != "train", e.fold or 0)), 0, 1.0, False)
-        for i, j in unseen
-    ]
-    pairs = [replace(p, identical=True) for p in pairs] + [pair(m) for m in matches]
-    pairs = pairs[:MAX_LISTED]
+    pairs = [LeakPair(*ordered(i, j), 0, 1.0, False, identical=True) for i, j in unseen]
+    pairs = (pairs + [pair(m) for m in matches])[:MAX_LISTED]
     per_fold = np.bincount(parts[parts >= 0]) if (parts >= 0).any() else np.zeros(0, np.int64)
     n_train, n_eval = int(per_fold.sum()), int((parts < 0).sum())
     compared = n_eval * n_train + (n_train * n_train - int((per_fold**2).sum())) // 2

@@ -79,8 +79,10 @@ class IngestReport:
     rejected: list[tuple[str, str]] = field(default_factory=list)
     per_class: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
     case_ids: int | None = None  # arrivals whose path the case id pattern matched; None: no pattern given
-    no_diagnosis_folder: int | None = None  # files under no declared diagnosis's folder; None: that rule is off
-    unmapped: int | None = None  # files in a top-level folder the --label-map does not name; None: no map
+    # files the labelling rule gives no prior label: under no declared diagnosis's folder, or (`by_map`) in a
+    # top-level folder the --label-map does not name; None: no rule that counts them
+    no_prior_label: int | None = None
+    by_map: bool = False
     diagnoses: tuple[str, ...] = ()  # the declared diagnoses, named in that warning
     undeclared: tuple[str, ...] = ()  # labels the --label-map gives that the workspace does not declare
     label_map_hint: str = "--label-map"  # IngestOptions.label_map_hint
@@ -131,18 +133,19 @@ class IngestReport:
                 f"({', '.join(self.undeclared)}): no rater can choose them; declare them under [labels] in "
                 'curate.toml (README, "Workspace settings") or map those folders to declared diagnoses'
             )
-        if self.unmapped:  # a count, never a folder name: those can be a patient's name
-            out.append(
-                f"{self.unmapped} file{'s lie' if self.unmapped != 1 else ' lies'} in a folder {self.label_map_hint} "
-                "does not name: no prior label; add those folders to the map"
-            )
-        if self.no_diagnosis_folder:  # a count, never a folder name: those can be a patient's name
-            shown = ", ".join(self.diagnoses[:10]) + (", …" if len(self.diagnoses) > 10 else "")
-            out.append(
-                f"{self.no_diagnosis_folder} file{'s lie' if self.no_diagnosis_folder != 1 else ' lies'} under no "
-                f"folder named after a declared diagnosis ({shown}): no prior label; name other folders' "
-                f"labels with {self.label_map_hint} (folder,label)"
-            )
+        if n := self.no_prior_label:  # a count, never a folder name: those can be a patient's name
+            lie = f"{n} file{'s lie' if n != 1 else ' lies'}"
+            if self.by_map:
+                out.append(
+                    f"{lie} in a folder {self.label_map_hint} does not name: no prior label; add those folders to "
+                    "the map"
+                )
+            else:
+                shown = ", ".join(self.diagnoses[:10]) + (", …" if len(self.diagnoses) > 10 else "")
+                out.append(
+                    f"{lie} under no folder named after a declared diagnosis ({shown}): no prior label; name other "
+                    f"folders' labels with {self.label_map_hint} (folder,label)"
+                )
         if self.kept:  # counts and field names only: the values can be a patient's folder
             fields = ", ".join(f"{n} {KEPT_NAMES.get(k, k)}" for k, n in sorted(self.kept.items()))
             out.append(
@@ -174,10 +177,8 @@ class IngestReport:
         self.bytes_read += part.bytes_read
         if part.case_ids is not None:
             self.case_ids = (self.case_ids or 0) + part.case_ids
-        if part.no_diagnosis_folder is not None:
-            self.no_diagnosis_folder = (self.no_diagnosis_folder or 0) + part.no_diagnosis_folder
-        if part.unmapped is not None:
-            self.unmapped = (self.unmapped or 0) + part.unmapped
+        if part.no_prior_label is not None:
+            self.no_prior_label = (self.no_prior_label or 0) + part.no_prior_label
         self.skipped.extend(part.skipped)
         self.rejected.extend(part.rejected)
         for klass, counts in part.per_class.items():
@@ -197,7 +198,7 @@ class IngestReport:
             "skipped": [{"file": f, "reason": r} for f, r in self.skipped],
             "per_class": {k: dict(v) for k, v in sorted(self.per_class.items())},
             "case_ids": None if self.case_ids is None else {"matched": self.case_ids, "of": self.arrivals},
-            "no_prior_label": self.no_diagnosis_folder if self.unmapped is None else self.unmapped,
+            "no_prior_label": self.no_prior_label,
             "kept_recorded": dict(sorted(self.kept.items())),  # field -> files that kept an earlier run's value
             "conflicting_prior_labels": {f"{a}|{b}": n for (a, b), n in sorted(self.conflicting.items())},
             "warnings": self.warnings,
@@ -445,8 +446,8 @@ def _report(options: IngestOptions, rx: regex.Pattern | None, run_id: int | None
     return IngestReport(
         run_id=run_id,
         case_ids=None if rx is None else 0,
-        no_diagnosis_folder=0 if folders else None,
-        unmapped=None if options.label_map is None else 0,
+        no_prior_label=0 if folders or options.label_map is not None else None,
+        by_map=options.label_map is not None,
         diagnoses=tuple(options.diagnoses or ()) if folders else (),
         undeclared=tuple(sorted(mapped - set(options.diagnoses))) if options.diagnoses is not None else (),
         label_map_hint=options.label_map_hint,
@@ -472,10 +473,9 @@ def _record(s, report: IngestReport, options, rx, source_id, run_id, loc: str, r
         _record_rejection(s, recorded, run_id, source_id, loc, result[1])
         log.debug("rejected %s: %s", loc, result[1])
         return
-    if label is None and report.no_diagnosis_folder is not None:  # images only: a rejected file has no label to lack
-        report.no_diagnosis_folder += 1
-    if label is None and report.unmapped is not None and "/" in loc:  # a file beside the folders is in none of them
-        report.unmapped += 1
+    # images only (a rejected file has no label to lack); a file beside the map's folders is in none of them
+    if label is None and report.no_prior_label is not None and (not report.by_map or "/" in loc):
+        report.no_prior_label += 1
     tag, sha, size, info = result
     report.bytes_read += size
     if tag == "restored":
