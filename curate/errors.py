@@ -1,8 +1,10 @@
-"""Errors the library raises; the CLI turns each into one red line and exit code 1."""
+"""Errors the library raises; the CLI turns each into one red line and its `exit_code` (1 unless a class says)."""
 
 
 class CurateError(Exception):
     """Base class: the message is shown to the user as-is, so make it one line."""
+
+    exit_code = 1
 
 
 class WorkspaceError(CurateError):
@@ -35,6 +37,13 @@ class ExportError(ConfigError):
 
 class DatasetError(CurateError):
     """A dataset version is missing, malformed, or does not match its checksums."""
+
+
+class NothingCompared(DatasetError):
+    """A check (`audit leakage --strict`) that had nothing to compare: exit 3, so that a script tells it from a
+    damaged version (1) and from pairs found (2)."""
+
+    exit_code = 3
 
 
 class WeightsError(CurateError):

@@ -32,18 +32,15 @@ def atomic_path(
 ) -> Iterator[Path]:
     """Yield a fresh temporary path; when the block ends without an exception it is renamed onto `dest`.
 
-    The temporary file lives in `tmp_dir` (default, or when `tmp_dir` is on another file system: `dest`'s folder) and
+    The temporary file lives in `tmp_dir` (default, or when `_parts_folder` says it cannot: `dest`'s folder) and
     already exists, owner-only (0600), so a writer that opens it for writing keeps that mode; one that
     needs the name free (a symlink) unlinks it first. `mode` is set before the rename (e.g. 0o400 for a
     read-only original); `fsync` flushes the file to disk first (the image store's originals). On an
     exception the temporary file is removed and `dest` is untouched.
     """
     dest = Path(dest)
-    folder = Path(tmp_dir) if tmp_dir is not None else dest.parent
     dest.parent.mkdir(parents=True, exist_ok=True)
-    folder.mkdir(parents=True, exist_ok=True)
-    if os.stat(folder).st_dev != os.stat(dest.parent).st_dev:  # a rename cannot cross file systems: beside `dest`
-        folder = dest.parent  # (before: "Invalid cross-device link" for a report written to another disk)
+    folder = _parts_folder(Path(tmp_dir) if tmp_dir is not None else dest.parent, dest.parent)
     fd, tmp = _locked_part(lambda: tempfile.mkstemp(dir=folder, prefix=dest.name + ".", suffix=PART))
     try:
         yield tmp
@@ -59,6 +56,19 @@ def atomic_path(
         raise
     finally:
         os.close(fd)  # releases the lock: the file is in place (or gone)
+
+
+def _parts_folder(folder: Path, beside: Path) -> Path:
+    """Where a `*.part` for a file in `beside` is made: `folder`, unless a rename from it cannot reach `beside`
+    (another file system: "Invalid cross-device link" for a report written to another disk) or this user cannot
+    write it (a workspace mounted read-only, its page written elsewhere with --html); then `beside` itself."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if os.stat(folder).st_dev == os.stat(beside).st_dev and os.access(folder, os.W_OK):
+            return folder
+    except OSError:
+        pass
+    return beside
 
 
 @contextlib.contextmanager

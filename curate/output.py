@@ -58,7 +58,21 @@ class PlainWhenPiped(Console):
 console = PlainWhenPiped()
 err_console = PlainWhenPiped(stderr=True)
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
+_json_asked = False  # this command's --json: set as the option is parsed, cleared by SafeGroup for each command
+
+
+def _asked_json(value: bool) -> bool:
+    """Remember that the command was asked for JSON, so that `fail` answers a script in JSON too. (A module
+    flag, not click's ctx.meta: typer carries its own copy of click, whose current context a plain `click`
+    import does not see.)"""
+    global _json_asked
+    _json_asked = bool(value)
+    return value
+
+
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.", callback=_asked_json)
+]
 
 
 DEBUG_ENV = "CURATE_DEBUG"
@@ -97,8 +111,13 @@ def one_line(message: str) -> str:
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    """One red line on stderr, then exit. The message is escaped: paths like `[clinic] photos` print as-is."""
-    err_console.print(f"[bold red]error:[/] {escape(one_line(message))}", highlight=False, soft_wrap=True)
+    """One red line on stderr, then exit. The message is escaped: paths like `[clinic] photos` print as-is.
+    Under `--json`, stdout also gets `{"error": line, "exit_code": code}`: a script parsing stdout reads why,
+    where before it read an empty document."""
+    line = one_line(message)
+    err_console.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
+    if _json_asked:
+        print_json({"error": line, "exit_code": code})
     raise typer.Exit(code)
 
 
@@ -137,11 +156,13 @@ def _stopped(exc: KeyboardInterrupt, hint: str = INTERRUPTED) -> NoReturn:
 
 class SafeGroup(TyperGroup):
     """The root command group and the CLI's one error handler: a CurateError raised anywhere below becomes
-    one red line and exit 1 (like `fail`), Ctrl-C exit 130 with how to continue, and an exception no
-    command anticipated still one line and exit 1, never a traceback (set $CURATE_DEBUG=1 to see it).
+    one red line and exit 1 (the error's `exit_code`; like `fail`), Ctrl-C exit 130 with how to continue, and an
+    exception no command anticipated still one line and exit 1, never a traceback (set $CURATE_DEBUG=1 to see it).
     Commands therefore just call the library; none catches CurateError itself."""
 
     def invoke(self, ctx):
+        global _json_asked
+        _json_asked = False  # a test runner invokes many commands in one process
         try:
             return super().invoke(ctx)
         except (Exit, Abort, TyperException, SystemExit):  # typer's own: usage errors (exit 2), exits
@@ -153,7 +174,7 @@ class SafeGroup(TyperGroup):
         except KeyboardInterrupt as exc:
             _stopped(exc)
         except CurateError as exc:
-            fail(str(exc))
+            fail(str(exc), exc.exit_code)
         except OSError as exc:  # the file system refused: a read-only or full folder, a folder where a file goes
             if os.environ.get(DEBUG_ENV):
                 raise
@@ -192,7 +213,7 @@ def unexpected(exc: Exception) -> str:
 
 
 class reported:
-    """`with reported():` turns a CurateError into one red line and exit code 1, Ctrl-C into exit 130.
+    """`with reported():` turns a CurateError into one red line and its exit code (1), Ctrl-C into exit 130.
 
     Only `train/cli.py` still uses it (for its own Ctrl-C hint); `curate` relies on SafeGroup alone."""
 
@@ -204,7 +225,7 @@ class reported:
 
     def __exit__(self, exc_type, exc, tb):
         if exc is not None and isinstance(exc, CurateError):
-            fail(str(exc))
+            fail(str(exc), exc.exit_code)
         if exc is not None and isinstance(exc, KeyboardInterrupt):
             _stopped(exc, self.interrupt_hint)
         return False

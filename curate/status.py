@@ -4,19 +4,20 @@ it (a writer running now, originals missing from the store, files other users ca
 from __future__ import annotations
 
 import json
-import os
+import shlex
+from collections import Counter
 from collections.abc import Iterable, Mapping
 
 from sqlalchemy import func
 from sqlmodel import Session, select
 
 from curate.dedupe import cluster_map, undecided_pairs
-from curate.intake.catalogue import conflicting_labels
+from curate.intake.catalogue import conflicting_labels, standing_rejections
 from curate.intake.incoming import INCOMING
 from curate.label.rounds import rated_image_ids, unrated_image_ids
 from curate.lock import holder, outcomes_left
 from curate.privacy import exposure
-from db.models import CommandRun, Consensus, Image, Provenance, Rejection, Source
+from db.models import CommandRun, Consensus, Image, Provenance, Source
 from db.models.export import DatasetVersionRecord
 
 
@@ -26,6 +27,7 @@ def catalogue_status(
     """Counts by source, prior label and stage; `unfinished_runs` leaves out `live_runs` (a writer's own)."""
     images = session.exec(select(func.count()).select_from(Image)).one()
     by_source = []
+    rejected_by_source = Counter(name for name, _ in standing_rejections(session))
     for name, kind, n_img, n_arr in session.exec(
         select(Source.name, Source.kind, func.count(func.distinct(Provenance.image_id)), func.count(Provenance.id))
         .join(Provenance, Provenance.source_id == Source.id, isouter=True)
@@ -33,13 +35,7 @@ def catalogue_status(
         .order_by(Source.name)
     ).all():
         # a file rejected once and ingested since (copied again whole) is no longer a rejected file of the source
-        ingested = select(Provenance.locator).join(Source).where(Source.name == name)
-        rejected = session.exec(
-            select(func.count(func.distinct(Rejection.locator)))
-            .select_from(Rejection)
-            .join(Source)
-            .where(Source.name == name, Rejection.locator.not_in(ingested))
-        ).one()
+        rejected = rejected_by_source.get(name, 0)
         by_source.append({"source": name, "kind": kind, "images": n_img, "arrivals": n_arr, "rejected_files": rejected})
 
     by_label: dict[str, int] = {}
@@ -129,10 +125,31 @@ def unfinished_commands(
             "run_id": r.id,
             "started_at": r.started_at.strftime("%Y-%m-%d %H:%M UTC"),
             "source": source if isinstance(source := _arguments(r).get("source"), str) else None,  # an ingest's
+            "rerun": rerun(r),
         }
         for r in sorted({r.id: r for r in latest.values()}.values(), key=lambda r: r.id)
         if status[r.id] in ("running", "killed", "interrupted") and _what(r) not in running and latest[_what(r)] is r
     ]
+
+
+def rerun(run: CommandRun) -> str | None:
+    """The command line that finishes an unfinished scrape, with its queries and options (`curate scrape` alone
+    is a usage error, and two scrapes stopped read alike); None for other commands, whose hint needs none."""
+    if run.command != "scrape":
+        return None
+    a = _arguments(run)
+    queries = a.get("queries")
+    if not isinstance(queries, list) or not queries or not all(isinstance(q, str) for q in queries):
+        return None
+    parts = ["curate scrape"]
+    options = (("--engine", "engine"), ("--max", "max"), ("--license", "licence"), ("--source", "source"))
+    for option, key in (*options, ("--min-side", "min_side")):
+        value = a.get(key)
+        if isinstance(value, (str, int)) and not isinstance(value, bool) and value != "":
+            parts += [option, shlex.quote(str(value))]
+    if a.get("allow_private_hosts") is True:
+        parts.append("--allow-private-hosts")
+    return " ".join([*parts, "--", *map(shlex.quote, queries)])  # `--`: a query may begin with "-"
 
 
 def exposed_entries(ws) -> list[dict]:
@@ -160,11 +177,4 @@ def workspace_status(ws) -> dict:
 def missing_originals(ws, session: Session) -> int:
     """Images the catalogue lists whose original is absent from the store or of another size (a stat each, no
     hashing: cheap enough for every `curate status`)."""
-    missing = 0
-    for sha, size in session.exec(select(Image.sha256, Image.size_bytes)).all():
-        try:
-            if os.stat(ws.store.path_for(sha)).st_size != size:
-                missing += 1
-        except OSError:
-            missing += 1
-    return missing
+    return sum(not ws.store.intact(sha, size) for sha, size in session.exec(select(Image.sha256, Image.size_bytes)))

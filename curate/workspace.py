@@ -182,6 +182,9 @@ class Workspace:
         root = Path(root or os.environ.get(WORKSPACE_ENV) or ".").resolve()
         marker = root / MARKER
         if not marker.is_file():
+            outer = next((p for p in root.parents if (p / MARKER).is_file()), None)
+            if outer is not None:  # before: "run `curate init <here>`", which init then refuses (no nesting)
+                raise WorkspaceError(f"{root} is inside the workspace {outer}: run from there, or pass -w {outer}")
             raise WorkspaceError(f"no workspace at {root} (run `curate init {root}` first)")
         settings = _read_settings(marker)
         ws = cls._at(root, settings, db_url)

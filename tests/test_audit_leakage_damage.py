@@ -28,9 +28,9 @@ def audit(ws, *args: str):
     return runner.invoke(app, ["audit", "leakage", *args, "--workspace", str(ws.root)])
 
 
-def one_line_error(r, *words: str) -> str:
-    """The project's error: exit 1, one line on stderr holding `words`, no traceback or "unexpected"."""
-    assert r.exit_code == 1, r.output
+def one_line_error(r, *words: str, code: int = 1) -> str:
+    """The project's error: exit `code`, one line on stderr holding `words`, no traceback or "unexpected"."""
+    assert r.exit_code == code, r.output
     err = r.stderr.strip()
     assert len(err.splitlines()) == 1 and err.startswith("error:"), err
     assert "Traceback" not in r.output and "unexpected" not in r.output, r.output
@@ -85,16 +85,17 @@ def test_manifest_rows_of_the_wrong_width_and_bad_sums_are_one_line(ws):
 
 
 def test_nothing_to_compare_does_not_pass_strict(tmp_path):
-    """Every image in one part (train, one fold): an audit of zero pairs says so, and --strict refuses it."""
+    """Every image in one part (train, one fold): an audit of zero pairs says so, and --strict refuses it with
+    exit 3 (before: 1, as a damaged version, so a script could not tell them apart)."""
     ws = Workspace.init(tmp_path / "ws")
     write_export(ws.root, counts={"train": {"mpox": 2, "non_mpox": 2}}, folds=1, size=32)
     r = audit(ws, "mpox@1.0.0")
     assert r.exit_code == 0, r.output
     text = " ".join(r.stdout.split())
     assert "nothing to compare: 4 image(s), none in two parts" in text and "no suspect pairs" not in text
-    err = one_line_error(audit(ws, "mpox@1.0.0", "--strict"), "mpox@1.0.0", "nothing to compare", "4 image(s)")
+    err = one_line_error(audit(ws, "mpox@1.0.0", "--strict"), "mpox@1.0.0", "nothing to compare", "4 image(s)", code=3)
     assert "test or external beside train" in err
-    one_line_error(audit(ws, "mpox@1.0.0", "--strict", "--json"), "nothing to compare")
+    one_line_error(audit(ws, "mpox@1.0.0", "--strict", "--json"), "nothing to compare", code=3)
 
 
 @pytest.mark.parametrize(("spec", "said"), [("", "dataset reference '' is empty"), ("   ", "is blank")])

@@ -162,3 +162,30 @@ def test_a_damaged_version_is_named_not_called_different(cat):
 def test_a_version_without_at_is_explained(cat):
     r = run(cat, "audit", "leakage", "mpox")
     assert r.exit_code == 1 and "a version is NAME@VERSION, e.g. mpox@1.0.0" in " ".join(r.stderr.split())
+
+
+def test_a_labelled_copy_a_merge_or_keep_put_under_another_is_not_exported(tmp_path):
+    """The probe's case: two labelled images (two diagnoses) the steward then merged as one photo, and a
+    `dedupe keep` that made another member the representative. Before: export shipped every labelled member,
+    the same photo twice with two diagnoses; now only the cluster's representative goes, the other is counted
+    as a duplicate on the terminal, in --json and the card."""
+    fresh = build_catalogue(tmp_path)
+    assert run(fresh, "dedupe", "--min-side", "1", "--workers", "1").exit_code == 0
+    with fresh.ws.session() as s:
+        labelled = {c.image_id: c.diagnosis for c in s.exec(select(Consensus)).all() if c.status == "agreed"}
+    a = min(labelled)
+    b = next(i for i in sorted(labelled) if labelled[i] != labelled[a])
+    assert run(fresh, "dedupe", "merge", str(a), str(b)).exit_code == 0
+    r = run(fresh, "export", "--name", "mpox", "--version", "1.0.0", "--size", "48", "--json")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    ids = {int(row["image_id"]) for row in DatasetVersion.open(out["path"]).rows}
+    assert (a in ids) != (b in ids), "one photo, exported once"
+    card = (fresh.ws.exports / "mpox" / "1.0.0" / "README.md").read_text(encoding="utf-8")
+    assert "duplicate" in card
+    kept = b if a in ids else a
+    assert run(fresh, "dedupe", "keep", str(kept)).exit_code == 0
+    r = run(fresh, "export", "--name", "mpox", "--version", "1.1.0", "--size", "48", "--json")
+    assert r.exit_code == 0, r.output
+    ids = {int(row["image_id"]) for row in DatasetVersion.open(json.loads(r.stdout)["path"]).rows}
+    assert kept in ids and (a if kept == b else b) not in ids

@@ -53,6 +53,10 @@ def test_init_ingest_status_roundtrip(tmp_path):
     runner.invoke(app, ["ingest", str(folder), "--source", "clinic", "--label-from-folders", "-w", str(ws_dir)])
     st = json.loads(runner.invoke(app, ["status", "-w", str(ws_dir), "--json"]).output)
     assert st["images"] == 7 and st["by_source"][0]["rejected_files"] == 0
+    # and dedupe's "rejected at intake (never catalogued)" (before: every rejection ever recorded, this one too)
+    r = runner.invoke(app, ["dedupe", "--json", "--workers", "1", "-w", str(ws_dir)])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["rejected_at_intake"] == {}
 
 
 def test_label_mapping_file(tmp_path):
@@ -185,6 +189,26 @@ def test_a_case_id_pattern_that_matches_few_or_no_files_is_counted_and_warned_ab
 
     r = runner.invoke(app, [*ingest, "--json"])
     assert json.loads(r.output)["case_ids"] is None and json.loads(r.output)["warnings"] == []
+
+
+def test_a_case_id_pattern_that_cuts_a_longer_id_records_none_and_says_so(tmp_path):
+    """The probe's case: `--help`'s example `P\\d{4}` on five-digit ids took "P0000" from P00000, P00001 and
+    P00002: three patients shared one case id, "matched 3 of 3", no warning. Now such a cut id is not recorded,
+    counted in a warning that names no file or id, and the README's `P\\d{5}` (or `\\b`) records each patient's."""
+    ws = Workspace.init(tmp_path / "ws")
+    folder = patient_folder(tmp_path / "in")
+    ingest = ["ingest", str(folder), "-s", "clinic", "-w", str(ws.root), "--json"]
+    data = json.loads(runner.invoke(app, [*ingest, "--case-id-pattern", r"(?P<case>P\d{4})"]).output)
+    assert data["case_ids"] == {"matched": 0, "of": 3, "cut": 3}
+    [warning] = data["warnings"]
+    assert "cut 3 file(s)' case id out of a longer run of digits or letters" in warning
+    assert "P0000" not in warning.replace("P00012", "") and "Jane" not in warning
+    with ws.session() as s:
+        assert [c for c in s.exec(select(Provenance.case_id)).all() if c] == []
+    data = json.loads(runner.invoke(app, [*ingest, "--case-id-pattern", r"(?P<case>P\d{4,})\b"]).output)
+    assert data["case_ids"] == {"matched": 3, "of": 3} and data["warnings"] == []
+    with ws.session() as s:
+        assert sorted(c for c in s.exec(select(Provenance.case_id)).all() if c) == ["P00000", "P00001", "P00002"]
 
 
 @pytest.mark.parametrize(
@@ -421,3 +445,17 @@ def test_one_photo_under_two_diagnoses_is_said_at_ingest_and_in_status(tmp_path)
     )
     again = json.loads(runner.invoke(app, args).stdout)  # a re-run: nothing new arrives, nothing said again
     assert again["conflicting_prior_labels"] == {}
+
+
+def test_a_case_id_pattern_that_takes_in_what_follows_on_purpose_cuts_nothing():
+    """The review's false positives: an id followed by a photo number the pattern consumes, a later match that
+    is whole, an id glued to a word in another script."""
+    import regex
+
+    from curate.intake.ingest import CutCaseId, case_id
+
+    assert case_id(regex.compile(r"^(?P<case>\d{4})\d{2}"), "123401.jpg") == "1234"
+    assert case_id(regex.compile(r"(?P<case>\d{5})"), "IMG_20220105_12345.jpg") == "12345"
+    assert case_id(regex.compile(r"(?P<case>P\d{4})"), "患者P0001/1.jpg") == "P0001"
+    with pytest.raises(CutCaseId):
+        case_id(regex.compile(r"(?P<case>P\d{4})"), "P00012 Jane/1.jpg")

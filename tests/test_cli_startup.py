@@ -179,3 +179,27 @@ def test_a_library_error_is_one_line_from_the_root_handler(tmp_path):
     assert "Traceback" not in r.output
     src = "\n".join(p.read_text() for p in (ROOT / "curate" / "cli").glob("*.py"))
     assert "reported(" not in src
+
+
+def test_label_push_counts_a_task_made_again_for_its_rater_alone(capsys):
+    """The probe's case: a task a rater deleted in Label Studio, made again by the next push. Before: "0 image(s)
+    sent to 2 raters (1 task(s))" over rows of 0 tasks each."""
+    from curate.cli.label import render_push
+    from curate.label.rounds import PushResult
+
+    render_push(
+        PushResult(
+            round_id=1,
+            raters=["a@clinic.test", "b@clinic.test"],
+            pushed=1,
+            projects={"a@clinic.test": 1, "b@clinic.test": 2},
+            tasks={"a@clinic.test": 1, "b@clinic.test": 0},
+        )
+    )
+    out = capsys.readouterr().out
+    assert "round 1: 1 image(s) sent to 2 raters (1 task(s))" in out
+    rows = [line.split("│")[1:-1] for line in out.splitlines() if "@clinic.test" in line]
+    assert [[c.strip() for c in r] for r in rows] == [
+        ["a@clinic.test", "1", "1", "1"],
+        ["b@clinic.test", "2", "0", "0"],
+    ]

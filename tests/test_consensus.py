@@ -80,3 +80,19 @@ def test_agreed_boxes_merge_and_disputed_follow_the_reviewer():
     assert consensus_boxes(a, b, review, 0.5) == [(0, 0, 11, 10), (80, 80, 91, 90)]
     o = decide([r(A, "mpox", a), r(B, "herpes", b)], r(C, "mpox", review))
     assert o.status == "adjudicated" and o.boxes == [(0, 0, 11, 10), (80, 80, 91, 90)]
+
+
+def test_a_review_given_on_another_dispute_counts_only_where_it_still_settles_one():
+    """`recompute.stale`: a review answered on (mpox, herpes) after rater A changed to dermatosis no longer counts
+    unless it sides with a rater's current diagnosis; the same pair in the other order is the same dispute; a
+    review flagging identifiable features always counts (the image stays out: she saw a face)."""
+    from curate.label.diagnoses import IDENTIFIABLE, NEITHER
+    from curate.label.recompute import stale
+
+    shown = ["mpox", "genital_herpes"]
+    now = [r("a", "dermatosis"), r("b", "genital_herpes")]
+    assert stale(r("c", "mpox"), shown, now)  # her choice is nobody's now
+    assert stale(r("c", NEITHER), shown, now)  # "neither" of a pair that no longer stands
+    assert not stale(r("c", "genital_herpes"), shown, now)  # two of three say herpes, whatever A says now
+    assert not stale(r("c", "mpox", flags=[IDENTIFIABLE]), shown, now)
+    assert not stale(r("c", NEITHER), shown, [r("a", "genital_herpes"), r("b", "mpox")])  # swapped: one dispute

@@ -82,12 +82,14 @@ def test_a_reversed_decision_has_its_own_time_and_says_what_it_replaced(ws_root)
     [d] = _decisions(ws_root)
     assert d["action"] == "merge"
     assert not d["at"].startswith("2020"), d  # the time the merge was made, not the split's
+    review = json.loads(_cli(ws_root, "dedupe", "review", "--json").stdout)
+    assert [o["at"] for o in review["decisions"]] == [d["at"]] and d["at"].endswith(" UTC")  # one way, with its zone
     assert d["note"] == 'replaces the split of 2020-01-02 03:04:05 UTC (noted "different day")'
     # the same decision again changes nothing: not its time, not its note
     _backdate(ws_root, datetime(2021, 6, 7, 8, 9, 10))
     r = _cli(ws_root, "dedupe", "merge", str(b), str(a), "--json")
     assert json.loads(r.stdout)["replaced"] == []
-    assert _decisions(ws_root) == [d | {"at": "2021-06-07 08:09:10"}]
+    assert _decisions(ws_root) == [d | {"at": "2021-06-07 08:09:10 UTC"}]  # as the table and review --json say it
     # and back again, with the steward's own words first
     r = _cli(ws_root, "dedupe", "split", str(a), str(b), "--note", "looked again", "--json")
     assert json.loads(r.stdout)["replaced"] == [

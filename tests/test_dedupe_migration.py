@@ -12,7 +12,7 @@ from db.engine import make_engine
 from db.migrate import current_revision, head_revision, upgrade
 from db.models import DedupeCode, DedupeLocal, DedupeOverride, DedupePair
 
-HEAD = "0016_dedupe_turned"
+HEAD = "0017_review_shown"  # the newest of all (a label migration since)
 
 
 def _image(c, i: int) -> None:

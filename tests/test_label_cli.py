@@ -2,9 +2,11 @@
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from curate.cli import app
+from curate.errors import StudioError
 
 
 def test_push_without_a_server_is_one_clear_line(sqlite_ws, monkeypatch):
@@ -20,6 +22,18 @@ def test_missing_api_key(sqlite_ws, monkeypatch):
         app, ["label", "push", "--raters", "a@x,b@x", "-w", str(sqlite_ws.root), "--url", "http://127.0.0.1:9"]
     )
     assert out.exit_code == 1 and "LABEL_STUDIO_API_KEY" in out.output
+    assert "curate studio start" not in out.output  # a server of one's own was named
+
+
+def test_label_commands_before_studio_start_say_to_start_it(sqlite_ws, monkeypatch):
+    """The probe's case: `label push`, `pull` and `adjudicate` in a workspace where `curate studio start` never ran
+    said only "set LABEL_STUDIO_API_KEY", a key no server of that workspace could have given."""
+    monkeypatch.delenv("LABEL_STUDIO_API_KEY", raising=False)
+    w = ["-w", str(sqlite_ws.root)]
+    for args in (["push", "--raters", "a@x.test,b@x.test"], ["pull"], ["adjudicate", "--reviewer", "c@x.test"]):
+        out = CliRunner().invoke(app, ["label", *args, *w])
+        assert out.exit_code == 1 and len(out.stderr.strip().splitlines()) == 1, out.output
+        assert "LABEL_STUDIO_API_KEY" in out.stderr and "`curate studio start` starts it" in out.stderr
 
 
 def test_a_rater_typo_is_told_before_the_api_key(sqlite_ws, monkeypatch):
@@ -93,3 +107,71 @@ def test_push_table_warns_of_images_dedupe_never_compared(capsys):
     render_push(PushResult(**{**sent.__dict__, "uncompared": 4}))
     out = " ".join(capsys.readouterr().out.split())
     assert "warning: 4 of them were never compared by `curate dedupe`" in out and "run `curate dedupe` before" in out
+
+
+def test_a_url_for_one_clinician_leaves_the_others_on_their_own_servers(sqlite_ws, monkeypatch):
+    """Before: `label push --raters a,b --url b@…=URL` said "a@… has no Label Studio server in this workspace"
+    although a's own server ran: one --url email=URL dropped every clinician's own server. A bare URL still
+    puts everyone --url does not map there."""
+    from curate.label.servers import resolve
+    from curate.studio.fleet import Fleet
+
+    own = {e: f"http://127.0.0.1:{8081 + i}" for i, e in enumerate(["a@x.test", "b@x.test", "c@x.test"])}
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", "x")
+    monkeypatch.setattr(Fleet, "urls", lambda self: dict(own))
+    servers = resolve(sqlite_ws, ["b@x.test=http://127.0.0.1:9999"])
+    assert servers.url_for("a@x.test") == own["a@x.test"] and servers.url_for("c@x.test") == own["c@x.test"]
+    assert servers.url_for("b@x.test") == "http://127.0.0.1:9999"
+    # a project is fetched from the URL it recorded unless --url names its rater
+    assert servers.project_url("a@x.test", "http://127.0.0.1:8181") == "http://127.0.0.1:8181"
+    assert servers.project_url("b@x.test", "http://127.0.0.1:8182") == "http://127.0.0.1:9999"
+    everyone = resolve(sqlite_ws, ["http://127.0.0.1:7777", "b@x.test=http://127.0.0.1:9999"])
+    assert everyone.url_for("a@x.test") == "http://127.0.0.1:7777"
+    assert everyone.project_url("a@x.test", "http://127.0.0.1:8181") == "http://127.0.0.1:7777"
+
+
+def test_a_server_answering_json_unlike_label_studio_is_one_line(sqlite_ws, monkeypatch):
+    """Before: a --url answering `{"weird": true}` to everything (another service on that port) gave "unexpected
+    AttributeError: 'str' object has no attribute 'id'" for `studio add-user --url` and `label pull`."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Weird(BaseHTTPRequestHandler):
+        def _answer(self):
+            body = b'{"weird": true}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = do_PATCH = do_DELETE = _answer
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Weird)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", "x")
+    try:
+        from curate.label.client import StudioClient
+
+        out = CliRunner().invoke(
+            app, ["studio", "add-user", "d@x.test", "--generate", "--url", url, "-w", str(sqlite_ws.root)]
+        )
+        assert out.exit_code == 1, out.output
+        assert f"{url} does not answer like Label Studio" in out.stderr and "unexpected" not in out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1
+        with pytest.raises(StudioError, match="does not answer like Label Studio"):
+            StudioClient(url, "x").user_emails()
+    finally:
+        server.shutdown()
+
+
+def test_an_api_key_pasted_with_a_no_break_space_is_named_as_the_cause(sqlite_ws, monkeypatch):
+    """Before: httpx's UnicodeEncodeError for a key holding U+00A0 (a copy from a web page) read as a server that
+    does not answer like Label Studio, or as "unexpected"."""
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", "abc\u00a0def")
+    out = CliRunner().invoke(app, ["label", "pull", "-w", str(sqlite_ws.root), "--url", "http://127.0.0.1:9"])
+    assert out.exit_code == 1 and "LABEL_STUDIO_API_KEY holds a character no API key has" in out.stderr

@@ -90,7 +90,8 @@ def test_a_task_deleted_in_label_studio_is_made_again_by_the_next_push(studio_se
     a_task = next(t for t in admin_a.tasks.list(project=pushed.projects[A]) if t.data["image_id"] == ids[1])
     admin_a.tasks.delete(id=a_task.id)
     assert _images_in(fx, A, pushed.projects[A]) == Counter([ids[0], ids[2]])
-    assert push(ws, fx.servers(), [A, B]).pushed == 1  # A's task for that image, made again
+    again = push(ws, fx.servers(), [A, B])
+    assert again.pushed == 1 and again.tasks == {A: 1, B: 0}  # A's task for that image, made again, A's alone
     assert _images_in(fx, A, pushed.projects[A]) == Counter(ids)
     for image_id in ids:
         annotate(fx, ws, A, image_id, result(MPOX))
@@ -229,7 +230,7 @@ def test_a_review_task_leaves_the_queue_when_the_raters_come_to_agree(studio_ser
     b_client = LabelStudio(base_url=fx.urls[B], api_key=fx.tokens[B])
     b_client.annotations.update(id=b_answers[images[0]], result=result(MPOX))
     pull(ws, fx.servers())
-    adjudicate(ws, fx.servers(), C)
+    assert adjudicate(ws, fx.servers(), C).left_queue == [images[0]]  # said (before: "pushed 0" alone)
     left = {d["image_id"] for d in reviewer.task_data(first.projects[C]).values()}
     assert left == {images[1]}  # the agreed image's task is gone, the still-disputed one stays
     with ws.session() as s:
@@ -279,6 +280,49 @@ def test_a_review_task_follows_a_rater_who_changed_their_answer(studio_server, s
     pull(ws, fx.servers())
     with ws.session() as s:
         assert s.exec(select(Consensus.status).where(Consensus.image_id == image)).one() == "adjudicated"
+
+
+def test_a_review_a_raters_change_made_moot_is_asked_again(studio_server, studio_workspace):
+    """The probe's case: A said mpox, B herpes, reviewer C sided with mpox; then A changed to dermatosis. Before:
+    C's old "mpox" counted as a third opinion, the image was discarded (three-way split) for good, adjudicate
+    pushed nothing, and the report rated C on it. Now that answer no longer counts, the next adjudicate deletes
+    her answered task and asks the new dispute, and her new answer decides."""
+    from label_studio_sdk import LabelStudio
+    from test_studio_round import DERM, HERPES
+
+    from curate.label.report import build
+    from curate.label.rounds import adjudicate
+
+    fx, ws = studio_server, studio_workspace
+    (image,) = add_images(ws, 1, seed=1900)
+    push(ws, fx.servers(), [A, B])
+    a_answer = annotate(fx, ws, A, image, result(MPOX))
+    annotate(fx, ws, B, image, result(HERPES))
+    pull(ws, fx.servers())
+    first = adjudicate(ws, fx.servers(), C)
+    annotate(fx, ws, C, image, result(MPOX))
+    pull(ws, fx.servers())
+
+    def consensus():
+        with ws.session() as s:
+            return s.exec(select(Consensus.status, Consensus.diagnosis).where(Consensus.image_id == image)).one()
+
+    assert consensus() == ("adjudicated", "mpox")
+    LabelStudio(base_url=fx.urls[A], api_key=fx.tokens[A]).annotations.update(id=a_answer, result=result(DERM))
+    pull(ws, fx.servers())
+    assert consensus() == ("pending", None)  # before: ("discarded", None)
+    with ws.session() as s:
+        assert not [q for q in build(s, ws.diagnoses).raters if q.rater == C and q.diagnosed]
+    again = adjudicate(ws, fx.servers(), C)
+    assert again.pushed == 1 and again.asked_again == [image]
+    [data] = StudioClient(fx.urls[C], fx.admin_token).task_data(first.projects[C]).values()
+    offered = [o["value"] for o in data["options"]]
+    assert DERM in offered and HERPES in offered and MPOX not in offered
+    assert data["disputed"] == ["dermatosis", "genital_herpes"]
+    assert adjudicate(ws, fx.servers(), C).pushed == 0  # asked once
+    annotate(fx, ws, C, image, result(HERPES))
+    pull(ws, fx.servers())
+    assert consensus() == ("adjudicated", "genital_herpes")
 
 
 def test_a_project_deleted_in_label_studio_is_named_with_its_clinician_and_server(studio_server, studio_workspace):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import signal
 import sqlite3
 import subprocess
@@ -10,11 +12,10 @@ import sys
 import time
 
 import pytest
-from engine_server import DISTINCT_GOOD, Item, assert_consistent, rows, run
+from engine_server import DISTINCT_GOOD, Item, assert_consistent, jpeg, rows, run
 from sqlmodel import select
 
-from curate.intake.scrape.options import ScrapeOptions
-from curate.intake.scrape.run import scrape
+from curate.status import workspace_status
 from db.models import CommandRun, Image, Provenance, Rejection
 
 
@@ -35,6 +36,41 @@ def test_rerun_adds_nothing_and_sends_no_traffic(ws, engine_server):
     assert counts(ws) == first
     assert report.queries[0].total == 6 and report.queries[0].new_for_query == 0
     assert engine_server.requests[mark:] == []  # the query already has its 6 images
+
+
+def test_a_rerun_fetches_again_an_original_lost_from_the_store(ws, engine_server):
+    """The probe's case: a scraped image's original deleted from objects/, another cut short. Before: the re-run
+    skipped their URLs as known ("0 added"), status kept asking for a `curate ingest` of a folder a scraped image
+    has not, and dedupe skipped the images for good. Now a re-run fetches each again from its URL, even with the
+    query's --max reached, catalogues nothing anew, and a URL serving other bytes now restores nothing and says so."""
+    run(ws, engine_server, "bing")  # every result
+    first = counts(ws)
+    with ws.session() as s:  # three images fetched straight from /img/ (others came through a redirect)
+        fetched = [
+            (sha, url)
+            for sha, url in s.exec(select(Image.sha256, Provenance.locator).join(Provenance)).all()
+            if url.startswith(f"{engine_server.base}/img/good_")
+        ]
+    (lost, _), (cut, _), (changed, url_of_changed) = fetched[:3]
+    for sha in (lost, cut, changed):
+        ws.store.path_for(sha).parent.chmod(0o700)
+        ws.store.path_for(sha).chmod(0o600)
+    ws.store.path_for(lost).unlink()
+    ws.store.path_for(cut).write_bytes(ws.store.path_for(cut).read_bytes()[:100])
+    ws.store.path_for(changed).unlink()
+    path = url_of_changed.split(engine_server.base, 1)[1]
+    kept = engine_server.files[path]
+    engine_server.files[path] = (200, "image/jpeg", jpeg(4242))  # the host serves a placeholder now
+    assert workspace_status(ws)["missing_originals"] == 3
+    try:
+        report = run(ws, engine_server, "bing", max_num=first[0])  # the query has all it wants: no crawl
+    finally:
+        engine_server.files[path] = kept
+    assert ws.store.read(lost, check=True) and ws.store.read(cut, check=True)
+    assert report.restored == 2 and counts(ws) == first and report.queries[0].new_for_query == 0
+    [(url, why)] = report.not_restored
+    assert url == url_of_changed and "serves other bytes" in why and not ws.store.has(changed)
+    assert workspace_status(ws)["missing_originals"] == 1
 
 
 def test_rerun_with_higher_max_fills_up_skipping_known_urls(ws, engine_server):
@@ -113,11 +149,25 @@ def test_kill_9_mid_run_then_rerun_completes(sqlite_ws, engine_server):
     assert 3 <= killed[0] < want
     assert [r.status for r in rows(sqlite_ws, CommandRun)] == ["running"]  # the killed run stays visible
 
-    q = scrape(
-        sqlite_ws, ScrapeOptions("bing", ("mpox kill test",), max_num=want, base_url=srv.base, timeout=10)
-    ).queries[0]
-    assert q.before == killed[0]  # every image of the killed run counts toward --max
-    assert q.total == want
+    # status says the command to paste (before: "`curate scrape` (killed …); re-run it", a usage error when pasted)
+    [left] = json.loads(
+        subprocess.run(
+            [*cmd[:3], "status", "--json", "-w", str(sqlite_ws.root)], capture_output=True, text=True, check=True
+        ).stdout
+    )["unfinished"]
+    assert left["rerun"] == f"curate scrape --engine bing --max {want} -- 'mpox kill test'"
+    pasted = subprocess.run(
+        [*cmd[:3], "scrape", "--timeout", "10", "--json", "-w", str(sqlite_ws.root), *shlex.split(left["rerun"])[2:]],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert pasted.returncode == 0, pasted.stderr
+    [q] = json.loads(pasted.stdout)["queries"]
+    assert q["images_before"] == killed[0]  # every image of the killed run counts toward --max
+    assert q["images_now"] == want
+    status = subprocess.run([*cmd[:3], "status", "--json", "-w", str(sqlite_ws.root)], capture_output=True, text=True)
+    assert json.loads(status.stdout)["unfinished"] == []  # the pasted command finished it
     with sqlite_ws.session() as s:
         ids = s.exec(select(Provenance.image_id).where(Provenance.query == "mpox kill test")).all()
     assert len(set(ids)) == want
@@ -203,3 +253,14 @@ def test_a_stop_ends_the_downloads_in_flight_at_once(sqlite_ws, engine_server):
     assert proc.returncode == 143 and "terminated (SIGTERM)" in err, err
     assert [r.status for r in rows(sqlite_ws, CommandRun)] == ["interrupted"]
     assert_consistent(sqlite_ws)
+
+
+def test_the_rerun_status_shows_keeps_min_side_and_a_query_that_begins_with_a_dash():
+    """The review's cases: the pasted command dropped --min-side (the thumbnails it had refused came in), and a
+    query "-rash" (typed after `--`) read as an option."""
+    from curate.status import rerun
+
+    args = {"engine": "bing", "queries": ["-rash", "mpox"], "max": 50, "licence": None, "source": "web-bing"}
+    said = rerun(CommandRun(command="scrape", arguments=json.dumps({**args, "min_side": 224})))
+    assert said == "curate scrape --engine bing --max 50 --source web-bing --min-side 224 -- -rash mpox"
+    assert rerun(CommandRun(command="ingest", arguments=json.dumps({"source": "clinic"}))) is None

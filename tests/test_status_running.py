@@ -101,6 +101,6 @@ def test_status_counts_originals_missing_from_the_store(tmp_path):
     shown = curate("status", "-w", root).stdout
     assert (
         "warning: 2 original(s) listed in the catalogue are missing from the store; "
-        "re-run `curate ingest` on their folder to restore them." in shown
+        "re-run `curate ingest` on their folder to restore them (scraped ones: the same `curate scrape`)." in shown
     )
     assert json.loads(curate("status", "-w", root, "--json").stdout)["missing_originals"] == 2

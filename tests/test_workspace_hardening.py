@@ -11,12 +11,15 @@ import subprocess
 import sys
 import tarfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import images as I
 import pytest
 from conftest import wait_for
 from sqlmodel import select
+from train_fixtures import write_export
 
 from curate.errors import WorkspaceError
 from curate.lock import workspace_lock
@@ -639,14 +642,7 @@ def test_a_workspace_on_a_read_only_mount_can_be_read(tmp_path):
     root = tmp_path / "ws"
     Workspace.init(root)
     curate("ingest", photos(tmp_path / "in", 3), "-s", "clinic", "-w", root, check=True)
-    seen = tmp_path / "mounted"
-    seen.mkdir()
-    bind = subprocess.run(["mount", "--bind", str(root), str(seen)], capture_output=True, text=True)
-    if bind.returncode != 0:
-        pytest.skip(f"no bind mount here: {bind.stderr.strip()}")
-    try:
-        if subprocess.run(["mount", "-o", "remount,ro,bind", str(seen)], capture_output=True).returncode != 0:
-            pytest.skip("no read-only remount here")
+    with read_only_view(root, tmp_path / "mounted") as seen:
         for companions in (True, False):  # as a writer left it (-wal and -shm), and checkpointed (the file alone)
             if not companions:
                 _catalogue_file_alone(root)
@@ -657,8 +653,49 @@ def test_a_workspace_on_a_read_only_mount_can_be_read(tmp_path):
             assert json.loads(curate("status", "--json", "-w", seen).stdout)["images"] == 3
         proc = curate("ingest", photos(tmp_path / "more", 1, start=9), "-s", "clinic", "-w", seen)
         assert proc.returncode == 1 and "Read-only file system" in proc.stderr and len(proc.stderr.splitlines()) == 1
+
+
+@contextmanager
+def read_only_view(root: Path, seen: Path) -> Iterator[Path]:
+    """`root` mounted read-only at `seen` (a bind mount; the test is skipped where none can be made)."""
+    seen.mkdir()
+    bind = subprocess.run(["mount", "--bind", str(root), str(seen)], capture_output=True, text=True)
+    if bind.returncode != 0:
+        pytest.skip(f"no bind mount here: {bind.stderr.strip()}")
+    try:
+        if subprocess.run(["mount", "-o", "remount,ro,bind", str(seen)], capture_output=True).returncode != 0:
+            pytest.skip("no read-only remount here")
+        yield seen
     finally:
         subprocess.run(["umount", str(seen)], check=False)
+
+
+def test_reading_commands_on_a_read_only_mount_give_their_results_and_write_pages_elsewhere(tmp_path):
+    """Before: `audit leakage`, `dedupe review` and `label report` on a workspace mounted read-only (an auditor's
+    copy of a version) did all their work and then failed with "Read-only file system" for their HTML page, even
+    with --json or a --html elsewhere. Now the results come, the page is skipped with a warning naming --html,
+    and --html PATH writes it there."""
+    root = tmp_path / "ws"
+    write_export(Workspace.init(root).root, size=32)
+    out = tmp_path / "pages"
+    out.mkdir()
+    with read_only_view(root, tmp_path / "mounted") as seen:
+        for args, key in (
+            (("audit", "leakage", "mpox@1.0.0"), "report"),
+            (("dedupe", "review"), "review_sheet"),
+            (("label", "report"), "html"),
+        ):
+            proc = curate(*args, "--json", "-w", seen)
+            assert proc.returncode == 0, proc.stderr
+            assert json.loads(proc.stdout)[key] is None
+            assert "page not written" in proc.stderr and "--html PATH" in proc.stderr, proc.stderr
+            page = out / f"{args[0]}-{args[1]}.html"
+            proc = curate(*args, "--json", "--html", page, "-w", seen)
+            assert proc.returncode == 0, proc.stderr
+            assert json.loads(proc.stdout)[key] == str(page) and "</html>" in page.read_text()
+            assert stat.S_IMODE(page.stat().st_mode) == 0o600 and "page not written" not in proc.stderr
+        leak = curate("audit", "leakage", "mpox@1.0.0", "-w", seen)
+        assert leak.returncode == 0 and "no suspect pairs" in leak.stdout and "page not written" in leak.stderr
 
 
 def test_a_catalogue_this_user_may_not_write_is_opened_read_only(tmp_path, monkeypatch):
@@ -759,3 +796,14 @@ def test_an_export_killed_is_finished_by_a_later_export_of_its_version(tmp_path)
     with audited(ws, "export", {"name": "mpox", "version": "5.0.0", "size": 320}):
         pass
     assert "did not finish" not in curate("status", "-w", root, check=True).stdout
+
+
+def test_a_command_run_inside_a_workspaces_folder_names_the_workspace(tmp_path):
+    """The probe's case: `curate status` in ws/exports said "run `curate init ws/exports` first", which init then
+    refuses (a workspace never nests). It names the workspace and -w now."""
+    root = tmp_path / "ws"
+    Workspace.init(root)
+    proc = curate("status", cwd=root / "exports")
+    assert proc.returncode == 1 and len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert f"is inside the workspace {root}: run from there, or pass -w {root}" in proc.stderr
+    assert "curate init" not in proc.stderr

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from curate.cli.options import DbOpt, JsonOpt, WorkersOpt, WorkspaceOpt, open_workspace
+from curate.cli.options import DbOpt, HtmlOpt, JsonOpt, WorkersOpt, WorkspaceOpt, open_workspace, write_page
 from curate.output import console, print_json, stage_bars, table
 
 app = typer.Typer(help="Audit exported dataset versions.", no_args_is_help=True, rich_markup_mode=None)
@@ -27,24 +27,27 @@ def leakage(
         bool,
         typer.Option(
             "--strict",
-            help="Exit with code 2 when any pair reaches the threshold, and with 1 when there was nothing to compare.",
+            help="Exit with code 2 when any pair reaches the threshold, and with 3 when there was nothing to compare "
+            "(1: the version could not be read).",
         ),
     ] = False,
     workspace: WorkspaceOpt = None,
     db: DbOpt = None,
     workers: WorkersOpt = 0,
     json_out: JsonOpt = False,
+    html: HtmlOpt = None,
 ) -> None:
     """Find the same photo in two parts of a version: test or external vs train, or two train folds.
 
     Compares by local-feature geometry (ORB keypoints on the photo without its frame, mirror images
     included, verified by RANSAC), not by the dedupe hashes: watermarked, cropped, mirrored and framed
-    copies are found. Writes reports/leakage-NAME-VERSION.html with both thumbnails of every pair.
+    copies are found. Writes reports/leakage-NAME-VERSION.html (or --html PATH) with both thumbnails of every
+    pair; a workspace that cannot be written (mounted read-only) gets the table or --json and no page.
 
     Example: curate audit leakage mpox@1.0.0 --strict
     """
     from curate.export.leakage import THRESHOLD, audit_version, require_comparisons
-    from curate.export.leakage_report import write_report
+    from curate.export.leakage_report import report_path, write_report
     from curate.export.writer import recorded_checksum
 
     ws = open_workspace(workspace, db)
@@ -54,9 +57,11 @@ def leakage(
         )
         if strict:
             require_comparisons(ds.ref, audit)
-        page = write_report(ws, ds.path, ds.ref, audit)
+        page = write_page(
+            lambda dest: write_report(ws, ds.path, ds.ref, audit, dest), report_path(ws, ds.path, ds.ref), html
+        )
     if json_out:
-        print_json({"version": ds.ref, **audit.as_dict(), "report": str(page)})
+        print_json({"version": ds.ref, **audit.as_dict(), "report": page and str(page)})
     else:
         if audit.pairs:  # img<id>, unique in a version; --json and the report give full paths
             console.print(
@@ -77,7 +82,8 @@ def leakage(
                 )
             )
         console.print(audit.summary(), highlight=False)
-        console.print(f"report: {page}", highlight=False)
+        if page:
+            console.print(f"report: {page}", highlight=False)
     if strict and audit.suspects:
         raise typer.Exit(2)
 

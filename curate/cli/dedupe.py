@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 
-from curate.cli.options import DbOpt, JsonOpt, WorkersOpt, WorkspaceOpt, open_workspace
+from curate.cli.options import DbOpt, HtmlOpt, JsonOpt, WorkersOpt, WorkspaceOpt, open_workspace, write_page
 from curate.output import console, print_json, stage_bars, table
 
 ID_MAX = 2**63 - 1  # SQLite's largest INTEGER: a bigger id is refused by typer, naming the argument, not by SQLite
@@ -120,6 +121,7 @@ def in_labelling(ws) -> set[int]:
         return set(s.exec(select(LabelTask.image_id).distinct()).all())
 
 
+SHEET = "dedupe-review.html"  # the review sheet's name under reports/ (`curate.dedupe.review.write_sheet`'s)
 KIND_NOTES = {
     "untested": " (too little texture to tell; neither joins nor blocks)",
     "marks": " (different photos laid in place, a site's stamp's evidence; they block)",
@@ -174,14 +176,15 @@ def render(report, sheet, sheet_note: str | None = None) -> None:
     )
 
 
-def _decision_output(summary: dict, json_out: bool, message: str) -> None:
+def _decision_output(summary: dict, json_out: bool, message: str, sheet: Path | None = None) -> None:
     """The new clustering, and what the decision replaced or left alone: a reversal is never silent."""
     if json_out:
         print_json(summary)
         return
     left = summary["undecided"]  # as `curate status` counts them
     console.print(
-        message + f" — now {summary['clusters']} clusters, {summary['labelable']} to label, "
+        message
+        + f" — now {summary['clusters']} cluster{'s' * (summary['clusters'] != 1)}, {summary['labelable']} to label, "
         f"{left} pair{'s' * (left != 1)} found alike still undecided"
     )
     for r in summary.get("replaced", []):
@@ -192,6 +195,8 @@ def _decision_output(summary: dict, json_out: bool, message: str) -> None:
     if summary.get("already_apart"):
         ids = ", ".join(map(str, summary["already_apart"]))
         console.print(f"already in another cluster, no pair between them: {ids} (nothing recorded for them)")
+    if sheet is not None and sheet.exists():  # it still offered the pair just decided (its other command undid it)
+        console.print("the review sheet predates this decision: `curate dedupe review` writes it anew")
 
 
 @app.command()
@@ -225,6 +230,7 @@ def split(
         summary,
         json_out,
         f"image {image} split from {', '.join(map(str, split_from))}" if others else f"image {image} split off",
+        ws.reports / SHEET,
     )
 
 
@@ -258,7 +264,7 @@ def merge(
         run.summary = {k: v for k, v in summary.items() if k != "groups"}
     ids = summary["merged"]
     named = ", ".join(map(str, ids[:-1])) + f" and {ids[-1]}"
-    _decision_output(summary, json_out, f"images {named} merged")
+    _decision_output(summary, json_out, f"images {named} merged", ws.reports / SHEET)
     if summary["apart"] and not json_out:
         console.print(
             f"[yellow]not in image {ids[0]}'s cluster after all: {', '.join(map(str, summary['apart']))} "
@@ -305,16 +311,18 @@ def keep(
         message = f"image {image} no longer kept: cluster {key} is represented by image {now}"
     else:
         message = f"image {image} represents cluster {key}" + (f" in place of image {was}" if was != image else "")
-    _decision_output(summary, json_out, message)
+    _decision_output(summary, json_out, message, ws.reports / SHEET)
     if not json_out and was is not None and was != now and was in in_labelling(ws):
         console.print(
-            f"image {was} is in labelling: its labels stay in the catalogue; image {now} goes out at the next "
-            "`curate label push`"
+            f"image {was} is in labelling: its labels stay in the catalogue, but it is no longer exported; image "
+            f"{now} goes out at the next `curate label push`"
         )
 
 
 @app.command("review")
-def review_sheet(workspace: WorkspaceOpt = None, db: DbOpt = None, json_out: JsonOpt = False) -> None:
+def review_sheet(
+    workspace: WorkspaceOpt = None, db: DbOpt = None, json_out: JsonOpt = False, html: HtmlOpt = None
+) -> None:
     """Write the HTML review sheet of the current clusters (no hashing); --json also lists what it
     shows, in its order: the pairs to review grouped by the two clusters each would join (one decision a
     group: its merge names every picture of both clusters, its splits decide every pair), the groups kept
@@ -324,15 +332,17 @@ def review_sheet(workspace: WorkspaceOpt = None, db: DbOpt = None, json_out: Jso
 
     Example: curate dedupe review --json
     """
-    from curate.dedupe.review import sheet_note, write_sheet
+    from curate.dedupe.review import sheet, sheet_note
+    from curate.files import write_atomic
 
     ws = open_workspace(workspace, db)
-    path, items = write_sheet(ws, in_labelling=in_labelling(ws))
+    page, items = sheet(ws, in_labelling=in_labelling(ws))
+    path = write_page(lambda dest: write_atomic(dest, page, tmp_dir=ws.tmp), ws.reports / SHEET, html)
     if json_out:
-        print_json({"review_sheet": str(path)} | items)
+        print_json({"review_sheet": path and str(path)} | items)
     else:
         note = sheet_note(items)
-        console.print(f"review sheet: {path}" + (f" ({escape(note)})" if note else ""))
+        console.print(f"review sheet: {path or 'not written'}" + (f" ({escape(note)})" if note else ""))
 
 
 @app.command()
@@ -346,8 +356,8 @@ def decisions(workspace: WorkspaceOpt = None, db: DbOpt = None, json_out: JsonOp
 
     ws = open_workspace(workspace, db)
     rows = overrides.decisions(ws)
-    if json_out:
-        print_json(rows)
+    if json_out:  # the time as the table and `dedupe review --json` give it (before: no zone, microseconds)
+        print_json([{**r, "at": when(r["at"])} for r in rows])
     else:
         console.print(
             table(

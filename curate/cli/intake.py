@@ -71,7 +71,7 @@ def ingest(
     Images are recognised by content, not extension. FIFOs, devices, sockets, non-images and symlinks
     leading out of FOLDER are skipped and named; files over 100 MB are rejected unread.
 
-    Example: curate ingest ~/exports/clinic --source clinic-2022 --case-id-pattern '(?P<case>P\\d{4})'
+    Example: curate ingest ~/exports/clinic --source clinic-2022 --case-id-pattern '(?P<case>P\\d{5})'
     """
     from dataclasses import replace
 
@@ -196,8 +196,8 @@ def status(workspace: WorkspaceOpt = None, db: DbOpt = None, json_out: JsonOpt =
         console.print(f"running now: {escape(describe(data['running_now']))}", highlight=False, soft_wrap=True)
     if data["unfinished"]:
         runs = ", ".join(
-            f"`curate {u['command']}`"
-            + (f" into source {printable(u['source'])}" if u.get("source") else "")
+            f"`{printable(u.get('rerun') or 'curate ' + u['command'])}`"
+            + (f" into source {printable(u['source'])}" if u.get("source") and not u.get("rerun") else "")
             + f" ({u['status']}, started {u['started_at']})"
             for u in data["unfinished"]
         )
@@ -210,7 +210,8 @@ def status(workspace: WorkspaceOpt = None, db: DbOpt = None, json_out: JsonOpt =
     if data["missing_originals"]:
         console.print(
             f"[yellow]warning: {data['missing_originals']} original(s) listed in the catalogue are missing from the "
-            "store; re-run `curate ingest` on their folder to restore them.[/]",
+            "store; re-run `curate ingest` on their folder to restore them (scraped ones: the same `curate scrape`)."
+            "[/]",
             highlight=False,
             soft_wrap=True,
         )

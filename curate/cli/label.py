@@ -10,7 +10,7 @@ from rich.markup import escape
 
 from curate.cli import label_audit
 from curate.cli.choices import PushOrder
-from curate.cli.options import DbOpt, JsonOpt, WorkspaceOpt, http_urls, open_workspace
+from curate.cli.options import DbOpt, JsonOpt, WorkspaceOpt, http_urls, open_workspace, write_page
 from curate.label.consensus import LowQuality, ThirdOpinion
 from curate.output import console, err_console, print_json, progress_bar, table
 
@@ -110,12 +110,14 @@ def render_push(res) -> None:
     if not res.projects:
         console.print("nothing to push: every labelable image is already in a rating round")
         return
-    per_rater = res.pushed // len(res.projects)
+    tasks = res.tasks or dict.fromkeys(res.projects, res.pushed // len(res.projects))
+    # before: pushed // raters for every row, so a task made again for one rater showed as 0 for both
     console.print(
         table(
-            f"round {res.round_id}: {per_rater} image(s) sent to {len(res.projects)} raters ({res.pushed} task(s))",
+            f"round {res.round_id}: {max(tasks.values(), default=0)} image(s) sent to {len(res.projects)} raters "
+            f"({res.pushed} task(s))",
             ["rater", "Label Studio project", "images", "tasks"],
-            [[rater, project, per_rater, per_rater] for rater, project in sorted(res.projects.items())],
+            [[r, project, tasks.get(r, 0), tasks.get(r, 0)] for r, project in sorted(res.projects.items())],
         )
     )
     if res.uncompared:
@@ -207,6 +209,18 @@ def adjudicate(
         print_json(res.__dict__)
     else:
         console.print(f"pushed {res.pushed} disputed image(s) to {reviewer}")
+        if res.asked_again:
+            console.print(
+                f"of which {len(res.asked_again)} asked again (image {', '.join(map(str, res.asked_again[:10]))}"
+                f"{' …' if len(res.asked_again) > 10 else ''}): a rater changed their diagnosis after {reviewer} "
+                "answered, so that answer no longer counts"
+            )
+        if res.left_queue:
+            console.print(
+                f"took {len(res.left_queue)} image(s) out of {reviewer}'s queue (image "
+                f"{', '.join(map(str, res.left_queue[:10]))}{' …' if len(res.left_queue) > 10 else ''}): their raters "
+                "agree now, or one withdrew"
+            )
         if res.rated_by_reviewer:
             console.print(
                 f"left {len(res.rated_by_reviewer)} disputed image(s) that {reviewer} rated for another reviewer "
@@ -241,14 +255,14 @@ def report(
     ws = open_workspace(workspace, db)
     with ws.session() as s:
         rep = build(s, ws.diagnoses)
-    files = write_html(rep, html or ws.reports / "labeling.html", ws)
+    files = write_page(lambda dest: write_html(rep, dest, ws), ws.reports / "labeling.html", html)
     if json_out:
         print_json(
             {
                 **rep.to_dict(),
-                "html": str(files.html),
-                "confusion_png": str(files.confusion_png),
-                "raters_png": files.raters_png and str(files.raters_png),
+                "html": files and str(files.html),
+                "confusion_png": files and str(files.confusion_png),
+                "raters_png": files and files.raters_png and str(files.raters_png),
             }
         )
         return
@@ -301,10 +315,11 @@ def report(
             ],
         )
     )
-    console.print(
-        f"HTML report: {files.html} (generated {rep.generated_at}); confusion matrix: {files.confusion_png}"
-        + (f"; per rater: {files.raters_png}" if files.raters_png else "")
-    )
+    if files:
+        console.print(
+            f"HTML report: {files.html} (generated {rep.generated_at}); confusion matrix: {files.confusion_png}"
+            + (f"; per rater: {files.raters_png}" if files.raters_png else "")
+        )
 
 
 def register(root: typer.Typer) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from curate.cli.options import DbOpt, JsonOpt, WorkspaceOpt, http_urls, open_workspace
+from curate.cli.options import DbOpt, JsonOpt, WorkspaceOpt, http_urls, open_workspace, write_page
 from curate.output import console, print_json, progress_bar, table
 
 
@@ -62,7 +62,7 @@ def audit_cmd(
     if push and not reviewer:
         raise typer.BadParameter("--push needs --reviewer EMAIL", param_hint="--reviewer")
     rep = build(ws, run, dataset)
-    page = write_html(rep, html or ws.reports / "label-audit.html", ws)
+    page = write_page(lambda dest: write_html(rep, dest, ws), ws.reports / "label-audit.html", html)
     pushed = None
     if push:
         from curate.label.audit_push import push_audit
@@ -75,7 +75,7 @@ def audit_cmd(
                 pushed = push_audit(ws, servers, rep, reviewer, top, on_progress)
             cmd.summary = {"round": pushed.round_id, "pushed": pushed.pushed}
     if json_out:
-        print_json({**rep.to_dict(), "html": str(page), "pushed": pushed and pushed.__dict__})
+        print_json({**rep.to_dict(), "html": page and str(page), "pushed": pushed and pushed.__dict__})
         return
     console.print(
         table(
@@ -102,7 +102,8 @@ def audit_cmd(
             + ", ".join(f"{r.image_id} ({r.why_not_ranked})" for r in rep.unranked[:5]),
             highlight=False,
         )
-    console.print(f"HTML: {page}")
+    if page:
+        console.print(f"HTML: {page}")
     if pushed is not None:
         console.print(f"pushed {pushed.pushed} image(s) to {reviewer}'s audit round {pushed.round_id}")
 

@@ -6,8 +6,11 @@ Parameter names are fixed too, so a command reads like its neighbours: `workspac
 
 from __future__ import annotations
 
+import errno
+import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 from urllib.parse import urlsplit
 
 import typer
@@ -20,7 +23,17 @@ from curate.redact import url_secret
 if TYPE_CHECKING:
     from curate.workspace import Workspace
 
-__all__ = ["DbOpt", "JsonOpt", "WorkersOpt", "WorkspaceOpt", "http_url", "http_urls", "open_workspace"]
+__all__ = [
+    "DbOpt",
+    "HtmlOpt",
+    "JsonOpt",
+    "WorkersOpt",
+    "WorkspaceOpt",
+    "http_url",
+    "http_urls",
+    "open_workspace",
+    "write_page",
+]
 
 DB_ENV = "CURATE_DB_URL"  # the same name as curate.workspace.DB_ENV, which loads the catalogue stack
 
@@ -70,6 +83,39 @@ MAX_WORKERS = 64  # each worker is a Python process of 100-200 MB: --workers 100
 WorkersOpt = Annotated[
     int, typer.Option("--workers", min=0, max=MAX_WORKERS, help="Worker processes; 0: one per core.")
 ]
+
+HtmlOpt = Annotated[
+    Path | None,
+    typer.Option("--html", help="Write the HTML page here (default: in the workspace's reports/ folder)."),
+]
+T = TypeVar("T")
+READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def write_page(write: Callable[[Path], T], default: Path, chosen: Path | None) -> T | None:
+    """A reading command's HTML page, written by `write(dest)` at `chosen` (--html) or else at `default` in the
+    workspace. A workspace this user cannot write (a backup mounted read-only, a reviewer's copy) still gives the
+    table or --json: the page is skipped with a warning that names --html; before, all the work was lost to
+    "Read-only file system". A --html destination that cannot be written stays an error."""
+    if chosen is not None:
+        return write(chosen)
+    folder = default.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        writable = os.access(folder, os.W_OK)
+    except OSError as exc:
+        if exc.errno not in READ_ONLY:
+            raise
+        writable = False
+    if writable:  # any other refusal (an input file this user cannot read) is the command's error, as before
+        return write(default)
+    err_console.print(
+        f"[yellow]warning:[/] page not written: {escape(str(folder))} cannot be written here; pass --html PATH to "
+        "write it elsewhere",
+        highlight=False,
+        soft_wrap=True,
+    )
+    return None
 
 
 lock.on_wait = lambda message: err_console.print(f"[yellow]{escape(message)}[/]", highlight=False)

@@ -10,7 +10,7 @@ from rich.markup import escape
 
 from curate.cli.options import DbOpt, JsonOpt, WorkspaceOpt, open_workspace
 from curate.intake.scrape.options import DEFAULT_MAX, MAX_THREADS, MAX_TIMEOUT, EngineName, Licence, ScrapeOptions
-from curate.output import console, print_json, stage_bars, table
+from curate.output import console, print_json, printable, stage_bars, table
 
 
 def scrape(
@@ -58,8 +58,8 @@ def scrape(
 ) -> None:
     """Fetch search results, keep only fully decodable images, record where each came from.
 
-    Safe to interrupt and re-run: URLs already recorded are skipped and each query fills up to --max.
-    Flickr needs $FLICKR_API_KEY.
+    Safe to interrupt and re-run: URLs already recorded are skipped and each query fills up to --max; originals
+    missing from the store are fetched again from their URLs first. Flickr needs $FLICKR_API_KEY.
 
     Example: curate scrape "monkeypox" "mpox rash" --engine bing --max 200 --license cc
     """
@@ -87,6 +87,7 @@ def scrape(
         "licence": options.licence_requested,
         "source": source,
         "allow_private_hosts": allow_private_hosts,
+        **({"min_side": min_side} if min_side else {}),  # only then: a default run's key is as it always was
     }
     with (
         audited(ws, "scrape", args) as run,
@@ -116,7 +117,7 @@ def render_scrape(report) -> None:
                 "new this run",
                 "new to store",
                 "new provenance",
-                "known URLs skipped",
+                "URLs skipped (known or repeated)",
                 "rejected",
                 "failed (retried next run)",
             ],
@@ -130,6 +131,11 @@ def render_scrape(report) -> None:
     if failures:
         title = "failed (tried again on the next run)"
         console.print(table(title, ["reason", "URLs"], [[r, n] for r, n in failures.most_common()]))
+    if report.restored:
+        console.print(f"restored {report.restored} original(s) missing from the store, fetched again from their URL")
+    for url, why in report.not_restored:
+        said = printable(f"original of {url} missing from the store, not restored: {why}")
+        console.print(f"[yellow]warning:[/] {escape(said)}", highlight=False)
     for q in report.queries:
         for e in q.page_errors:
             console.print(f"[yellow]warning:[/] {escape(f'{report.engine} {q.query!r}: {e}')}", highlight=False)

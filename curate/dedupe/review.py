@@ -348,7 +348,13 @@ def write_review(ws, name: str = "dedupe-review.html", in_labelling: Collection[
 
 
 def write_sheet(ws, name: str = "dedupe-review.html", in_labelling: Collection[int] = ()) -> tuple[Path, dict]:
-    """Write the sheet from `review_items`' data, read once; returns its path and that data."""
+    """Write the sheet under `ws.reports`; returns its path and the data it shows."""
+    page, items = sheet(ws, in_labelling)
+    return write_atomic(ws.reports / name, page, tmp_dir=ws.tmp), items
+
+
+def sheet(ws, in_labelling: Collection[int] = ()) -> tuple[str, dict]:
+    """The sheet's HTML from `review_items`' data, read once, and that data."""
     d = _collect(ws, in_labelling)
     items = _items(d)
     n = items["counts"]
@@ -407,7 +413,7 @@ def write_sheet(ws, name: str = "dedupe-review.html", in_labelling: Collection[i
         out.append("</table>")
     out.append("</body></html>\n")
     items["unreadable"] = sorted(d.get("unreadable", ()))  # only what the sheet shows: its pictures were read
-    return write_atomic(ws.reports / name, "\n".join(out), tmp_dir=ws.tmp), items
+    return "\n".join(out), items
 
 
 def _review_group_html(ws, d: dict, g: dict) -> list[str]:

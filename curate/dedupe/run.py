@@ -44,6 +44,7 @@ from curate.dedupe.hashing import METHODS, NEIGHBOURS, WINDOWS, RegionPHash, to_
 from curate.dedupe.pairs import Pair, find_pairs
 from curate.dedupe.search import backend_named
 from curate.errors import ConfigError
+from curate.intake.catalogue import standing_rejections
 from curate.label.diagnoses import FINAL
 from curate.parallel import run_parallel, stage_of
 from db.models import (
@@ -53,7 +54,6 @@ from db.models import (
     DedupePair,
     Image,
     Provenance,
-    Rejection,
     Source,
 )
 from db.models.label import Consensus, LabelTask
@@ -380,7 +380,7 @@ def _skip_reason(root: Path, image_id: int, path: str, kind: str, detail: str) -
     the fix (`curate ingest` writes a missing or damaged original again; an intact one it cannot help)."""
     where = Path(path)
     rel = where.relative_to(root).as_posix() if where.is_relative_to(root) else str(where)
-    fix = ": re-run `curate ingest` on its file to restore it"
+    fix = ": re-run the `curate ingest` (or `curate scrape`) that brought it to restore it"
     if kind == "unreadable":
         return f"image {image_id}: its stored original {rel} is unreadable ({detail}){fix}"
     if kind == "damaged":
@@ -560,9 +560,7 @@ def run_dedupe(
         report.images = s.exec(select(func.count()).select_from(Image)).one()
         arrivals = s.exec(select(func.count()).select_from(Provenance)).one()
         report.byte_duplicates = arrivals - report.images
-        report.rejected_at_intake = dict(
-            s.exec(select(Rejection.reason, func.count()).group_by(Rejection.reason)).all()
-        )
+        report.rejected_at_intake = dict(Counter(reason for _, reason in standing_rejections(s)))
     for k in ("clusters", "duplicates", "low_res", "labelable", "overrides", "groups", "to_review"):
         setattr(report, k, summary[k])
     if aside := summary["kept_low_res"]:

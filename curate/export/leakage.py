@@ -32,7 +32,7 @@ from PIL import Image, UnidentifiedImageError
 
 from curate.dataset import DatasetVersion, recorded_fault
 from curate.dedupe.decode import panels
-from curate.errors import DatasetError
+from curate.errors import DatasetError, NothingCompared
 from curate.export import leakage_match
 from curate.parallel import run_parallel, stage_of
 
@@ -417,8 +417,9 @@ def audit_version(
 
 
 def require_comparisons(ref: str, audit: LeakageAudit) -> None:
-    """DatasetError when the audit compared no pair: `--strict` must not pass a version it could not check."""
+    """NothingCompared (exit 3) when the audit compared no pair: `--strict` must not pass a version it could not
+    check."""
     if not audit.compared:
-        raise DatasetError(
+        raise NothingCompared(
             f"{ref}: the leakage audit had nothing to compare: {audit.images} image(s), {NOTHING_TO_COMPARE}"
         )

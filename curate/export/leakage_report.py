@@ -86,14 +86,18 @@ def render(root: Path, ref: str, audit: LeakageAudit) -> str:
     return "\n".join(out)
 
 
-def write_report(ws, root: Path, ref: str, audit: LeakageAudit) -> Path:
-    """reports/leakage-<name>-<version>.html (mode 0600); returns its path. A folder other than the workspace's
-    own version of that name (a copy, another workspace's) gets the first digits of its path's SHA-256 after the
-    version: its page must not replace the one of the version this workspace exported."""
+def report_path(ws, root: Path, ref: str) -> Path:
+    """reports/leakage-<name>-<version>.html. A folder other than the workspace's own version of that name (a
+    copy, another workspace's) gets the first digits of its path's SHA-256 after the version: its page must not
+    replace the one of the version this workspace exported."""
     stem = "leakage-" + ref.replace("@", "-").replace("/", "_")
     if Path(root).resolve() != DatasetVersion.resolve(ref, ws.root).resolve():
         stem += "-" + hashlib.sha256(str(Path(root).resolve()).encode()).hexdigest()[:8]
-    name = stem + ".html"
-    dest = write_atomic(ws.reports / name, render(root, ref, audit), tmp_dir=ws.tmp)
+    return ws.reports / (stem + ".html")
+
+
+def write_report(ws, root: Path, ref: str, audit: LeakageAudit, dest: Path | None = None) -> Path:
+    """The page at `dest` (default: `report_path`), mode 0600; returns its path."""
+    dest = write_atomic(dest or report_path(ws, root, ref), render(root, ref, audit), tmp_dir=ws.tmp)
     os.chmod(dest, 0o600)
     return dest

@@ -125,6 +125,20 @@ def record_arrival(
     return outcome
 
 
+def standing_rejections(session: Session) -> list[tuple[str, str]]:
+    """(source name, reason) of each file or URL rejected at intake and not catalogued since, by its latest
+    rejection: one entry a file. `curate status` counts them per source and `curate dedupe` per reason (before,
+    dedupe counted every rejection ever recorded, a picture fetched whole since and an old run's reason too)."""
+    catalogued = set(session.exec(select(Provenance.source_id, Provenance.locator)).all())
+    latest: dict[tuple[int, str], str] = {}
+    for source_id, locator, reason in session.exec(
+        select(Rejection.source_id, Rejection.locator, Rejection.reason).order_by(Rejection.id)
+    ).all():
+        latest[(source_id, locator)] = reason
+    names = dict(session.exec(select(Source.id, Source.name)).all())
+    return [(names[key[0]], reason) for key, reason in latest.items() if key not in catalogued]
+
+
 def conflicting_labels(session: Session) -> int:
     """Images recorded with two or more prior labels (the same bytes under two diagnoses' folders)."""
     two = (

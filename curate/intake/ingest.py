@@ -79,6 +79,7 @@ class IngestReport:
     rejected: list[tuple[str, str]] = field(default_factory=list)
     per_class: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
     case_ids: int | None = None  # arrivals whose path the case id pattern matched; None: no pattern given
+    case_ids_cut: int = 0  # arrivals whose case id the pattern cut out of a longer id (none recorded for them)
     # files the labelling rule gives no prior label: under no declared diagnosis's folder, or (`by_map`) in a
     # top-level folder the --label-map does not name; None: no rule that counts them
     no_prior_label: int | None = None
@@ -116,8 +117,15 @@ class IngestReport:
             )
         elif self.arrivals == 0:  # the source stays: its rejections are recorded under it
             out.append(f"nothing ingested: every one of the {self.files} image file(s) was rejected (reasons above)")
-        if self.case_ids is not None and self.case_ids < self.arrivals:
-            if self.case_ids == 0:
+        if self.case_ids_cut:  # counted, never shown: a case id is a patient's
+            out.append(
+                f"the case id pattern cut {self.case_ids_cut} file(s)' case id out of a longer run of digits or "
+                "letters (as P\\d{4} does in P00012): patients whose ids differ after the cut would share one, so "
+                "this run gave those files none; widen the pattern and re-run (a case id an earlier run recorded "
+                "is kept)"
+            )
+        if self.case_ids is not None and self.case_ids + self.case_ids_cut < self.arrivals:
+            if self.case_ids + self.case_ids_cut == 0:
                 out.append(
                     f"the case id pattern matched none of the {self.arrivals} ingested files: no case ids recorded, "
                     "so one patient's photos can land in both train and test; fix the pattern (it is "
@@ -125,7 +133,8 @@ class IngestReport:
                 )
             else:
                 out.append(
-                    f"the case id pattern matched {self.case_ids} of {self.arrivals} files; the rest have no case id"
+                    f"the case id pattern matched {self.case_ids + self.case_ids_cut} of {self.arrivals} files; the "
+                    "rest have no case id"
                 )
         if self.undeclared:  # the map's own words, typed by the steward: safe to name
             out.append(
@@ -177,6 +186,7 @@ class IngestReport:
         self.bytes_read += part.bytes_read
         if part.case_ids is not None:
             self.case_ids = (self.case_ids or 0) + part.case_ids
+        self.case_ids_cut += part.case_ids_cut
         if part.no_prior_label is not None:
             self.no_prior_label = (self.no_prior_label or 0) + part.no_prior_label
         self.skipped.extend(part.skipped)
@@ -197,7 +207,13 @@ class IngestReport:
             "rejects": [{"file": f, "reason": r} for f, r in self.rejected],
             "skipped": [{"file": f, "reason": r} for f, r in self.skipped],
             "per_class": {k: dict(v) for k, v in sorted(self.per_class.items())},
-            "case_ids": None if self.case_ids is None else {"matched": self.case_ids, "of": self.arrivals},
+            "case_ids": None
+            if self.case_ids is None
+            else {
+                "matched": self.case_ids,
+                "of": self.arrivals,
+                **({"cut": self.case_ids_cut} if self.case_ids_cut else {}),
+            },
             "no_prior_label": self.no_prior_label,
             "kept_recorded": dict(sorted(self.kept.items())),  # field -> files that kept an earlier run's value
             "conflicting_prior_labels": {f"{a}|{b}": n for (a, b), n in sorted(self.conflicting.items())},
@@ -278,19 +294,46 @@ def compile_case_pattern(pattern: str | None, where: str = "--case-id-pattern") 
 
 
 def case_id(rx: regex.Pattern | None, locator: str) -> str | None:
+    """The case id `rx` finds in `locator`: the first match that does not cut an id (`_cut`); CutCaseId when
+    every match does."""
     if rx is None:
         return None
+    group = "case" if "case" in rx.groupindex else 1
+    cut = False
     try:
-        m = rx.search(locator, timeout=CASE_MATCH_S)
+        for m in rx.finditer(locator, timeout=CASE_MATCH_S):
+            value = m.group(group)
+            if not value:
+                continue
+            if not _cut(locator, m, group):
+                return value
+            cut = True
     except TimeoutError:
         raise ConfigError(
             f"the case id pattern took over {CASE_MATCH_S:.0f} s on one file name (it backtracks without end, as "
             "(a+)+ does): simplify it; what was ingested so far is kept"
         ) from None
-    if not m:
-        return None
-    value = m.group("case") if "case" in rx.groupindex else m.group(1)
-    return value or None
+    if cut:
+        raise CutCaseId
+    return None
+
+
+class CutCaseId(Exception):
+    """The pattern took a case id out of a longer run of digits or letters (`P\\d{4}` on "P00012"): patients
+    whose ids differ past the cut would share one case id, silently."""
+
+
+def _cut(text: str, m: regex.Match, group: int | str) -> bool:
+    """Whether the case id group stops inside, or begins inside, a run of ASCII digits (or ASCII letters) at an
+    edge of the whole match: a pattern that takes in what follows on purpose (`(\\d{4})\\d{2}`) cuts nothing."""
+
+    def same_kind(a: str, b: str) -> bool:
+        return a.isascii() and b.isascii() and ((a.isdigit() and b.isdigit()) or (a.isalpha() and b.isalpha()))
+
+    start, end = m.span(group)
+    before = start == m.start() and start > 0 and same_kind(text[start - 1], text[start])
+    after = end == m.end() and end < len(text) and same_kind(text[end - 1], text[end])
+    return before or after
 
 
 def by_diagnosis_folder(options: IngestOptions) -> bool:
@@ -480,7 +523,10 @@ def _record(s, report: IngestReport, options, rx, source_id, run_id, loc: str, r
     report.bytes_read += size
     if tag == "restored":
         report.restored += 1
-    case = case_id(rx, loc)
+    try:
+        case = case_id(rx, loc)
+    except CutCaseId:
+        case, report.case_ids_cut = None, report.case_ids_cut + 1
     if case is not None:
         report.case_ids += 1
     differs: list[str] = []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import os
 from pathlib import Path
 
 from curate.errors import StoreError
@@ -28,6 +29,14 @@ class ImageStore:
 
     def has(self, sha256: str) -> bool:
         return self.path_for(sha256).is_file()
+
+    def intact(self, sha256: str, size: int) -> bool:
+        """Whether the object is there at its recorded size (a stat, no hashing): what `curate status` counts as
+        missing otherwise, and what a re-run of the scrape that brought it restores."""
+        try:
+            return os.stat(self.path_for(sha256)).st_size == size
+        except OSError:
+            return False
 
     def read(self, sha256: str, check: bool = False) -> bytes:
         """The stored bytes; with `check`, only when they still hash to their name (else StoreError): for a

@@ -107,8 +107,10 @@ def review_task(
     third_opinion: str,
     width: int,
     height: int,
+    disputed: list[str | None] | None = None,
 ) -> dict:
-    """One review task: data (summary, rule, offered choices) and the raters' boxes as a read-only prediction."""
+    """One review task: data (summary, rule, offered choices, and `disputed`: the raters' diagnoses as slugs, in
+    their order, which `label pull` records with the answer) and the raters' boxes as a read-only prediction."""
     if third_opinion == "reviewer":
         offered = list(all_diagnoses)
     else:
@@ -145,6 +147,7 @@ def review_task(
             "rule": RULES[third_opinion],
             "box_step": BOX_STEP,
             "options": options,
+            **({} if disputed is None else {"disputed": list(disputed)}),
         },
         "predictions": [{"model_version": PREDICTION_VERSION, "result": regions}],
     }

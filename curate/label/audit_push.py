@@ -95,5 +95,5 @@ def push_audit(
         diagnoses,
     )
     rater_copies(ws, [r.image_id for r in rows], on_progress)
-    pushed = add_tasks(ws, servers, projects, [r.image_id for r in rows], task)
+    pushed = sum(add_tasks(ws, servers, projects, [r.image_id for r in rows], task).values())
     return PushResult(rnd.id, [reviewer], pushed, {k: p.ls_project_id for k, p in projects.items()})

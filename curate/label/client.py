@@ -6,6 +6,7 @@ project gone, config rejected. The API key is held in memory only.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,15 +36,51 @@ class RemoteAnnotation:
     updated_at: str | None
     raw: dict[str, Any]
     image_id: int | None = None  # the task's data.image_id, as push wrote it
+    shown: list[str | None] | None = None  # a review task's data.disputed: the two diagnoses its reviewer was shown
 
 
 def api_key_from_env() -> str:
     key = os.environ.get(API_KEY_ENV, "").strip()
     if not key:
         raise StudioError(f"set {API_KEY_ENV} to a Label Studio API key (legacy token or personal access token)")
+    if not key.isascii() or not key.isprintable():  # a key pasted with a no-break space: httpx cannot send it
+        raise StudioError(f"${API_KEY_ENV} holds a character no API key has (a pasted space?): set it again")
     return key
 
 
+# what reading an answer of the wrong shape raises: int("x") on an id, a JSON or pydantic error (all ValueErrors),
+# a field read off a str; a local UnicodeError, a ValueError too, is not the server's doing (re-raised)
+UNLIKE = (AttributeError, TypeError, KeyError, IndexError, ValueError)
+
+
+def _says_unlike(method):
+    """A public method whose server answered JSON of a shape Label Studio never sends (another service at that
+    port, a proxy's page) raises StudioError naming the server, not "unexpected AttributeError: 'str' object has
+    no attribute 'id'". The SDK parses leniently, so such an answer surfaces only where a field is read."""
+
+    @functools.wraps(method)
+    def checked(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except UNLIKE as exc:
+            if isinstance(exc, UnicodeError):  # a local encoding fault (a key or name), not the server's answer
+                raise
+            raise StudioError(
+                f"{self.url} does not answer like Label Studio ({method.__name__.replace('_', ' ')}: "
+                f"{type(exc).__name__}); is that URL a Label Studio server?"
+            ) from exc
+
+    return checked
+
+
+def _checked_answers(cls):
+    for name, value in list(vars(cls).items()):
+        if callable(value) and not name.startswith("_"):
+            setattr(cls, name, _says_unlike(value))
+    return cls
+
+
+@_checked_answers
 class StudioClient:
     """Talks to one Label Studio server with one API key."""
 
@@ -258,6 +295,7 @@ class StudioClient:
                         updated_at=a.get("updated_at"),
                         raw=a,
                         image_id=_image_id(task.get("data")),
+                        shown=_disputed(task.get("data")),
                     )
                 )
         return out
@@ -265,6 +303,15 @@ class StudioClient:
     def invite_url(self) -> str:
         r = self._call("make an invite link", self._ls.organizations.invites.get_invite_link)
         return r.invite_url
+
+
+def _disputed(data) -> list[str | None] | None:
+    """A review task's `disputed` (adjudicate writes the two raters' diagnoses it shows), None elsewhere and on
+    review tasks made before it did."""
+    value = data.get("disputed") if isinstance(data, dict) else None
+    if isinstance(value, list) and all(v is None or isinstance(v, str) for v in value):
+        return value
+    return None
 
 
 def _image_id(data) -> int | None:

@@ -211,6 +211,7 @@ def pull(
                     raw=json.dumps(a.raw, sort_keys=True, default=str),
                     fetched_at=now,
                     withdrawn_at=None,
+                    shown=None if a.shown is None else json.dumps(a.shown),
                 )
             )
             if prev is None:

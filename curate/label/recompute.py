@@ -14,6 +14,7 @@ from sqlmodel import Session, select
 
 from curate.label import audit_apply
 from curate.label.consensus import PAPER, Outcome, Rating, Rules, decide
+from curate.label.diagnoses import IDENTIFIABLE
 from curate.label.rules import recorded_rules
 from db.models import utcnow
 from db.models.label import Consensus, LabelAnnotation, LabelProject, LabelRound, LabelTask
@@ -25,6 +26,7 @@ class ImageLabels:
     ratings: list[Rating] = field(default_factory=list)
     review: Rating | None = None
     rules: Rules = PAPER
+    stale_review: bool = False  # a review answered on a dispute a rater has changed since: it does not count
 
     def outcome(self) -> Outcome:
         return decide(self.ratings, self.review, self.rules)
@@ -52,6 +54,11 @@ def rates(ann: LabelAnnotation, rater: str) -> bool:
 def collect(s: Session, rules: Rules | None = None) -> dict[int, ImageLabels]:
     """Every image in a round with its current ratings (latest revision, not withdrawn, not skipped).
 
+    A review given on a dispute a rater has changed since (`shown`, recorded since 0017) still counts when it
+    sides with a rater's current diagnosis (two of three say so, whatever the third now says). Otherwise (her
+    choice is nobody's now, or "Neither" of two diagnoses one rater has dropped) it was an answer to another
+    question: it does not count, and the image waits for a review again (`stale_review`; before, that answer
+    decided the new dispute as a third opinion, and discarded the image for good).
     Outcomes follow `rules`, by default the ones recorded in the catalogue."""
     rules = recorded_rules(s) if rules is None else rules
     tasks = s.exec(
@@ -65,6 +72,7 @@ def collect(s: Session, rules: Rules | None = None) -> dict[int, ImageLabels]:
         images.setdefault(image_id, ImageLabels(image_id, rules=rules))
         of_task[task_id] = (image_id, kind, json.loads(raters), round_id, rater)
     chosen: dict[tuple[int, int], tuple] = {}  # (image, round) -> per rater the newest live annotation
+    shown: dict[int, str | None] = {}  # image -> the dispute its counted review was shown (JSON), None: not known
     for (task_id, _), ann in latest_answers(s).items():
         if task_id not in of_task:
             continue
@@ -90,9 +98,25 @@ def collect(s: Session, rules: Rules | None = None) -> dict[int, ImageLabels]:
             )
             if per["kind"] == "review":
                 item.review = r
+                shown[image_id] = ann.shown
             elif len(item.ratings) < 2:
                 item.ratings.append(r)
+    for image_id, disputed in shown.items():
+        item = images[image_id]
+        if disputed is not None and stale(item.review, json.loads(disputed), item.ratings):
+            item.review, item.stale_review = None, True
     return images
+
+
+def stale(review: Rating, disputed: list[str], ratings: list[Rating]) -> bool:
+    """Whether a review answered on the dispute `disputed` (the two diagnoses its task showed) no longer counts:
+    the raters' diagnoses are another pair now (in either order) and hers is neither of theirs. One flagging
+    identifiable features always counts: the image stays out whatever anyone answers (before a re-asked review,
+    a face would have been pending, shown on the report, and exported had she not ticked the flag again)."""
+    now = [r.diagnosis for r in ratings[:2]]
+    if IDENTIFIABLE in review.flags or sorted(disputed) == sorted(now):
+        return False
+    return review.diagnosis not in now
 
 
 def write_consensus(s: Session, rules: Rules | None = None) -> dict[str, int]:

@@ -37,8 +37,8 @@ from curate.label.rules import recorded_rules, settle_rules
 from curate.label.servers import Servers, as_servers, require_blind
 from curate.parallel import run_parallel
 from curate.studio.server import COPIES, make_served_root
-from db.models import Image
-from db.models.label import LabelProject, LabelRound, LabelTask
+from db.models import Image, utcnow
+from db.models.label import LabelAnnotation, LabelProject, LabelRound, LabelTask
 
 # Label Studio's LOCAL_FILES_DOCUMENT_ROOT when it is not the embedded servers' (`served_root`).
 DOCUMENT_ROOT_ENV = "CURATE_STUDIO_DOCUMENT_ROOT"
@@ -219,6 +219,9 @@ class PushResult:
     projects: dict[str, int] = field(default_factory=dict)  # rater -> Label Studio project id
     uncompared: int = 0  # images sent that no dedupe run had compared: their copies may be labelled twice
     rated_by_reviewer: list[int] = field(default_factory=list)  # disputes the reviewer rated: another reviewer's
+    asked_again: list[int] = field(default_factory=list)  # answered reviews a rater's change made stale: asked anew
+    left_queue: list[int] = field(default_factory=list)  # unanswered reviews deleted: the raters agree now
+    tasks: dict[str, int] | None = None  # rater -> tasks made (None: `pushed` shared evenly, as before)
 
 
 def find_round(s: Session, kind: str, raters: list[str], server_key: str) -> LabelRound | None:
@@ -271,18 +274,22 @@ def ensure_projects(
     return have
 
 
-def add_tasks(ws, servers: Servers, projects: dict[str, LabelProject], image_ids: list[int], make_task) -> int:
-    """Import `image_ids` into every project that does not have them yet; record task ids.
+def add_tasks(
+    ws, servers: Servers, projects: dict[str, LabelProject], image_ids: list[int], make_task
+) -> dict[str, int]:
+    """Import `image_ids` into every project that does not have them yet; record task ids. Returns the tasks
+    made or adopted for each rater (one task deleted in Label Studio and made again counts for its rater alone).
 
     The catalogue records a task after Label Studio made it, so a push stopped in between (Ctrl-C, SIGTERM, a
     timed-out import that the server finished) left tasks it never recorded: the re-run imported them again,
     and the rater's answers on the first copies were never read. When the project's task count differs from
     the catalogue's, its tasks are listed: one already there for an image is recorded instead of imported, and
     a recorded task deleted in Label Studio is made again (its image had waited for raters for good)."""
-    added = 0
+    made: dict[str, int] = {}
     with ws.session() as s:
         images = {i.id: i for i in s.exec(select(Image).where(Image.id.in_(image_ids))).all()} if image_ids else {}
     for rater, proj in projects.items():
+        added = 0
         client = servers.client_for(rater)
         with ws.session() as s:
             recorded = {t.image_id: t for t in s.exec(select(LabelTask).where(LabelTask.project_id == proj.id)).all()}
@@ -330,15 +337,16 @@ def add_tasks(ws, servers: Servers, projects: dict[str, LabelProject], image_ids
                     row.ls_task_id = t
                     s.add(row)
             added += len(chunk)
-    return added
+        made[rater] = added
+    return made
 
 
 _DELETED = -1  # a recorded task gone from Label Studio holds _DELETED - its row id: no Label Studio id, and unique
 
 
 def _drop_stale_reviews(
-    ws, client: StudioClient, project: LabelProject, disputed: dict, settled: set[int], make_task
-) -> None:
+    ws, client: StudioClient, project: LabelProject, disputed: dict, settled: set[int], make_task, again: set[int]
+) -> list[int]:
     """Delete the reviewer's unanswered tasks that no longer show their dispute (a rater changed their answer
     since: the reviewer would choose between diagnoses nobody now gives, and an image whose raters now say
     mpox and warts was discarded for the reviewer's "herpes"); `add_tasks` then makes each again, as it makes
@@ -346,7 +354,11 @@ def _drop_stale_reviews(
 
     A task of a `settled` image (no longer in dispute: its raters agree now, or one withdrew; no review
     recorded) is deleted too while nobody has answered it: the reviewer's answer would not count, and it stood
-    in their queue for nothing. Should the raters disagree again, the next adjudicate makes it again."""
+    in their queue for nothing. Should the raters disagree again, the next adjudicate makes it again.
+
+    A task of an image `again` (answered, and a rater's diagnosis changed since: that answer no longer counts) is
+    deleted although answered, so that its dispute is asked anew; the answer stays in the catalogue's history.
+    Returns the settled images whose task left the queue (said to the steward)."""
     with ws.session() as s:
         recorded = {
             t.ls_task_id: t.image_id
@@ -355,21 +367,49 @@ def _drop_stale_reviews(
         }
         images = {i.id: i for i in s.exec(select(Image).where(Image.id.in_(list(recorded.values())))).all()}
     if not recorded:
-        return
+        return []
     shown = ("summary", "options", "rule")
+    left: list[int] = []
     # never a task with an answer, even one not pulled yet: before, a dispute changed since the last pull deleted the
     # reviewer's fresh answer with its task (and her answer on the old summary is still hers: pull reads it)
     unanswered = client.unanswered_tasks(project.ls_project_id)
     for task_id, data in client.task_data(project.ls_project_id).items():
         image_id = recorded.get(task_id)
+        if image_id in again:
+            now = make_task(images[image_id])["data"]
+            _withdraw_stale(ws, project.id, image_id, now["disputed"])  # first: a kill between leaves no live one
+            if data.get("disputed") != now["disputed"]:  # a task already showing today's dispute keeps its answer
+                client.delete_task(task_id)
+            continue
         if image_id is None or task_id not in unanswered:
             continue
         if image_id in settled:
             client.delete_task(task_id)
+            left.append(image_id)
             continue
         now = make_task(images[image_id])["data"]
         if any(data.get(k) != now.get(k) for k in shown):
             client.delete_task(task_id)
+    return sorted(left)
+
+
+def _withdraw_stale(ws, project_id: int, image_id: int, disputed: list[str]) -> None:
+    """Mark withdrawn, as the next pull would once their task is deleted, the answers on an image's review task
+    that were given on another dispute than `disputed`: until then such an answer made the next adjudicate ask
+    again, deleting the task it had just made (and an answer given there since). Answers to today's dispute
+    stay."""
+    now = utcnow()
+    with ws.session() as s:
+        task = s.exec(
+            select(LabelTask.id).where(LabelTask.project_id == project_id, LabelTask.image_id == image_id)
+        ).one()
+        revisions = s.exec(
+            select(LabelAnnotation).where(LabelAnnotation.task_id == task).order_by(LabelAnnotation.revision)
+        ).all()
+        for ann in {a.ls_annotation_id: a for a in revisions}.values():  # each answer's last revision
+            if not ann.withdrawn and ann.shown is not None and sorted(json.loads(ann.shown)) != sorted(disputed):
+                ann.withdrawn, ann.withdrawn_at = True, now
+                s.add(ann)
 
 
 def _refresh_consensus(ws) -> None:
@@ -451,9 +491,11 @@ def push(
     projects = ensure_projects(ws, servers, rnd, raters, f"mpox {rnd.name}", config)
     rater_copies(ws, sorted(mine) + candidates, on_progress)
     task = lambda img: {"image": image_link(ws, img), "image_id": img.id}  # noqa: E731
-    pushed = add_tasks(ws, servers, projects, sorted(mine) + candidates, task)
+    made = add_tasks(ws, servers, projects, sorted(mine) + candidates, task)
     _refresh_consensus(ws)
-    return PushResult(rnd.id, raters, pushed, {r: p.ls_project_id for r, p in projects.items()}, uncompared)
+    return PushResult(
+        rnd.id, raters, sum(made.values()), {r: p.ls_project_id for r, p in projects.items()}, uncompared, tasks=made
+    )
 
 
 def adjudicate(
@@ -488,7 +530,9 @@ def adjudicate(
             ).all()
         )
     disputed: dict[int, list[RaterView]] = {}
+    shown: dict[int, list[str | None]] = {}  # the raters' diagnoses each task shows, as slugs
     settled: set[int] = set()  # in this reviewer's round, no review recorded, and the raters no longer disagree
+    again: set[int] = set()  # in this reviewer's round, answered, and a rater's diagnosis changed since
     raters: set[str] = set()
     own: list[int] = []  # with three clinicians in rotating pairs each reviews the pairs they are not in
     mine = rnd.id if rnd is not None else None
@@ -504,6 +548,9 @@ def adjudicate(
             own.append(image_id)
             continue
         raters.update(r.rater for r in item.ratings)
+        if item.stale_review and in_round == mine:
+            again.add(image_id)
+        shown[image_id] = [r.diagnosis for r in item.ratings[:2]]
         disputed[image_id] = [
             RaterView(
                 diagnoses.name(r.diagnosis) if r.diagnosis else None,
@@ -531,11 +578,19 @@ def adjudicate(
     rater_copies(ws, sorted(disputed), on_progress)
 
     def task(img):
-        return review_task(image_link(ws, img), img.id, disputed[img.id], choices, rule.value, img.width, img.height)
+        return review_task(
+            image_link(ws, img), img.id, disputed[img.id], choices, rule.value, img.width, img.height, shown[img.id]
+        )
 
-    _drop_stale_reviews(ws, servers.client_for(reviewer), projects[reviewer], disputed, settled, task)
-    pushed = add_tasks(ws, servers, projects, sorted(disputed), task)
+    left = _drop_stale_reviews(ws, servers.client_for(reviewer), projects[reviewer], disputed, settled, task, again)
+    pushed = sum(add_tasks(ws, servers, projects, sorted(disputed), task).values())
     _refresh_consensus(ws)
     return PushResult(
-        rnd.id, [reviewer], pushed, {r: p.ls_project_id for r, p in projects.items()}, rated_by_reviewer=own
+        rnd.id,
+        [reviewer],
+        pushed,
+        {r: p.ls_project_id for r, p in projects.items()},
+        rated_by_reviewer=own,
+        asked_again=sorted(again),
+        left_queue=left,
     )

@@ -26,12 +26,13 @@ class Servers:
     by_clinician: dict[str, str] = field(default_factory=dict)  # email -> URL
     default: str | None = None  # the server for clinicians not mapped
     explicit: bool = False  # given with --url: overrides the server a project recorded
+    named: frozenset[str] | None = None  # those --url email=URL maps (the others keep their own); None: all mapped
     _clients: dict[str, StudioClient] = field(default_factory=dict, repr=False)
 
     @classmethod
     def single(cls, client: StudioClient) -> Servers:
         """Everyone on one server (an external Label Studio, or a catalogue from before per-clinician servers)."""
-        return cls(client._api_key, {}, client.url, True, {client.url: client})
+        return cls(client._api_key, {}, client.url, True, _clients={client.url: client})
 
     def url_for(self, email: str) -> str:
         url = self.by_clinician.get(email) or self.default
@@ -53,7 +54,8 @@ class Servers:
 
     def project_url(self, rater: str, recorded: str) -> str:
         """Where to fetch a project from: an explicit --url wins over the URL recorded at push time."""
-        if self.explicit and (rater in self.by_clinician or self.default):
+        named = self.by_clinician if self.named is None else self.named
+        if self.explicit and (rater in named or self.default):
             return self.url_for(rater)
         return recorded
 
@@ -87,12 +89,34 @@ def parse_urls(values: list[str] | None) -> tuple[dict[str, str], str | None]:
 
 
 def resolve(ws, urls: list[str] | None = None) -> Servers:
-    """The servers named by --url, else the workspace's per-clinician servers."""
-    key = api_key_from_env()
+    """The servers named by --url, else the workspace's per-clinician servers. A bare URL is the server of every
+    clinician `email=URL` does not map; without one, a clinician --url does not name keeps their own server
+    (before: `--url b@…=URL` alone left a and c "no Label Studio server in this workspace")."""
     mapping, default = parse_urls(urls)
+    try:
+        key = api_key_from_env()
+    except StudioError as exc:
+        fleet = Fleet(ws.root)
+        if mapping or default or fleet.initialised or fleet.shared() is not None or _any_project(ws):
+            raise
+        raise StudioError(  # before: only "set $LABEL_STUDIO_API_KEY", in a workspace with no server to hold one
+            f"{exc}; Label Studio is not set up in this workspace yet: `curate studio start` starts it and prints "
+            "the key (or name a server of your own with --url)"
+        ) from None
     if mapping or default:
-        return Servers(key, mapping, default, explicit=True)
+        own = {} if default else Fleet(ws.root).urls()
+        return Servers(key, own | mapping, default, explicit=True, named=frozenset(mapping))
     return Servers(key, Fleet(ws.root).urls())  # pull also finds every project at the URL it recorded
+
+
+def _any_project(ws) -> bool:
+    """Whether any round was pushed (to an external server too: pull reads it at the URL it recorded)."""
+    from sqlmodel import select
+
+    from db.models.label import LabelProject
+
+    with ws.session() as s:
+        return s.exec(select(LabelProject.id).limit(1)).first() is not None
 
 
 def sharing(client: StudioClient, others: list[str]) -> list[str]:

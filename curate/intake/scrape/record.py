@@ -55,6 +55,22 @@ def known(ws, target: QueryTarget, min_side: int = 0) -> Known:
     return Known(urls, shas)
 
 
+def lost(ws, source_id: int) -> dict[str, list[str]]:
+    """The source's images whose original is missing from the store or cut short (`ImageStore.intact`), each with
+    the URLs it was fetched from: what `scrape` fetches again to restore."""
+    urls: dict[str, list[str]] = {}
+    with ws.session() as s:
+        for sha, size, locator in s.exec(
+            select(Image.sha256, Image.size_bytes, Provenance.locator)
+            .join(Provenance, Provenance.image_id == Image.id)
+            .where(Provenance.source_id == source_id)
+            .order_by(Provenance.id)
+        ).all():
+            if sha in urls or not ws.store.intact(sha, size):
+                urls.setdefault(sha, []).append(locator)
+    return urls
+
+
 def _small_enough_now(reason: str, min_side: int) -> bool:
     """Was this rejection for size only, and would the picture pass `min_side` now?"""
     m = TOO_SMALL.fullmatch(reason or "")

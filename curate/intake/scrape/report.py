@@ -55,6 +55,8 @@ class ScrapeReport:
     run_id: int | None = None
     queries: list[QueryReport] = field(default_factory=list)
     seconds: float = 0.0
+    restored: int = 0  # originals missing from the store, fetched again from their URL (`run._restore`)
+    not_restored: list[tuple[str, str]] = field(default_factory=list)  # (a URL of the image, why not)
 
     def as_dict(self) -> dict:
         q = self.queries
@@ -71,4 +73,6 @@ class ScrapeReport:
             "skipped_known_urls": sum(r.skipped for r in q),
             "seconds": round(self.seconds, 2),
             "queries": [r.as_dict() for r in q],
+            "restored": self.restored,
+            "not_restored": [{"url": u, "reason": r} for u, r in self.not_restored],
         }

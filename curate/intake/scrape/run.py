@@ -8,15 +8,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import requests
+
 from curate.errors import ScrapeError, StoreError
 from curate.intake.catalogue import get_or_create_source
-from curate.intake.fetch_guard import HostPolicy, guard
+from curate.intake.fetch_guard import HostPolicy, Refused, guard
 from curate.intake.scrape.crawl import CrawlJob, NoFiles, Outcome, ScrapeCrawler, StoreDownloader
 from curate.intake.scrape.engines import Engine, engine_for
 from curate.intake.scrape.engines.base import TEXT_LIMIT, QueryPlan
+from curate.intake.scrape.fetch import FetchError, fetch
 from curate.intake.scrape.options import Licence, ScrapeOptions
-from curate.intake.scrape.record import QueryTarget, known, write_batch
+from curate.intake.scrape.record import QueryTarget, known, lost, write_batch
 from curate.intake.scrape.report import QueryReport, ScrapeReport
+from curate.intake.store import sha256_bytes
 from curate.output import printable
 from curate.redact import redact_text
 
@@ -55,6 +59,7 @@ def scrape(
     report = ScrapeReport(str(engine.name), options.source_name, options.licence_requested, options.max_num, run_id)
     with ws.session() as s:
         source_id = get_or_create_source(s, options.source_name, "web").id
+    _restore(ws, options, checked.base_url, source_id, report)
     for raw in options.queries:
         raw = raw.strip()
         plan = QueryPlan(raw, engine.query_label(raw), checked.base_url, checked.licence_filter, options)
@@ -112,6 +117,41 @@ def _scrape_query(
         qr.skipped,
     )
     return qr
+
+
+def _restore(ws, options: ScrapeOptions, base_url: str, source_id: int, report: ScrapeReport) -> None:
+    """Fetch again, from the URLs it came from, each original of the source missing from the store or cut short,
+    and store it only when its bytes are those recorded: nothing is catalogued anew, and --max and the engine's
+    results play no part. Before, a re-run skipped such a URL as known for good, while `curate status` kept
+    calling the original missing and dedupe skipped the image. A URL that now serves other bytes (a dead host's
+    placeholder) restores nothing and is said."""
+    missing = lost(ws, source_id)
+    session = _restore_session(options, base_url) if missing else None
+    for sha, urls in missing.items():
+        reasons = []
+        for url in urls:
+            try:
+                got = fetch(session, url, options.timeout, options.max_bytes)
+            except (FetchError, Refused) as exc:
+                reasons.append(str(exc))
+                continue
+            if sha256_bytes(got.body) != sha:
+                reasons.append("it serves other bytes now")
+                continue
+            ws.store.put(got.body, sha)
+            report.restored += 1
+            break
+        else:
+            report.not_restored.append((urls[0][:TEXT_LIMIT], "; ".join(dict.fromkeys(reasons))))
+
+
+def _restore_session(options: ScrapeOptions, base_url: str) -> requests.Session:
+    """A session guarded as a crawl's is: only the engine's own host may be private."""
+    session = requests.Session()
+    session.max_redirects = 5
+    host = urlsplit(base_url).hostname if base_url else None
+    guard(session, HostPolicy(frozenset({host.lower()}) if host else frozenset(), options.allow_private_hosts))
+    return session
 
 
 def _crawler(engine: Engine, plan: QueryPlan, job: CrawlJob, on_page) -> ScrapeCrawler:
