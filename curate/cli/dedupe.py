@@ -314,8 +314,8 @@ def keep(
     _decision_output(summary, json_out, message, ws.reports / SHEET)
     if not json_out and was is not None and was != now and was in in_labelling(ws):
         console.print(
-            f"image {was} is in labelling: its labels stay in the catalogue, but it is no longer exported; image "
-            f"{now} goes out at the next `curate label push`"
+            f"image {was} is in labelling: its labels stay in the catalogue; image {now} goes out at the next "
+            "`curate label push`"
         )
 
 

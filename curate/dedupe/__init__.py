@@ -1,7 +1,7 @@
 """Dedupe: exact and near-duplicate clusters over the catalogue.
 
 The functions below are the contract later stages use (label push reads
-`labelable_image_ids`, export reads `cluster_map`, `undecided_pairs` and `copies`). Before dedupe has run,
+`labelable_image_ids`, export reads `cluster_map` and `undecided_pairs`). Before dedupe has run,
 every image is its own cluster `img<id>`; afterwards a cluster's key is
 `img<smallest member id>`, so keys stay stable across re-runs. Images added
 after the last run are their own cluster and labelable until the next run.
@@ -45,13 +45,6 @@ def uncompared_image_ids(session: Session, ids: set[int]) -> list[int]:
     in the catalogue is neither merged nor kept in its split (export and label push warn)."""
     compared = set(session.exec(select(DedupeMember.image_id)).all())
     return sorted(i for i in ids if i not in compared)
-
-
-def copies(session: Session) -> set[int]:
-    """Images dedupe put in a cluster of another representative: never exported, even when labelled (one
-    labelled before a steward's merge, or the representative a `dedupe keep` replaced). Before, export shipped
-    every labelled member, so one photo went out twice, with two diagnoses."""
-    return set(session.exec(select(DedupeMember.image_id).where(DedupeMember.representative == False)).all())  # noqa: E712
 
 
 def labelable_image_ids(session: Session) -> list[int]:

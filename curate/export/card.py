@@ -80,6 +80,16 @@ def undecided_note(n: int) -> str:
     )
 
 
+def conflicting_note(n: int) -> str:
+    """The line for a version in which copies of one photo (labelled before dedupe joined them, or before a
+    merge or a keep) carry different diagnoses (card and terminal)."""
+    return (
+        f"{n} dedupe cluster(s) are exported with two or more different diagnoses (copies of one photo, each "
+        "labelled: before dedupe joined them, or before a `curate dedupe merge` or `keep`); they share one split, "
+        "but a model sees one photo under two labels: see the manifest's `cluster` column, relabel or leave one out"
+    )
+
+
 def _exclusions(labels: dict[str, Any]) -> list[str]:
     excluded = labels.get("excluded") or {}
     out = [""]
@@ -87,6 +97,8 @@ def _exclusions(labels: dict[str, Any]) -> list[str]:
         out += [f"**Warning:** {uncompared_note(labels['uncompared'])}.", ""]
     if labels.get("undecided_pairs"):
         out += [f"**Note:** {undecided_note(labels['undecided_pairs'])}.", ""]
+    if labels.get("conflicting_copies"):
+        out += [f"**Warning:** {conflicting_note(labels['conflicting_copies'])}.", ""]
     if labels.get("rules"):
         out.append(f"Consensus rules: {explain(labels['rules'])}.")
     if not excluded:

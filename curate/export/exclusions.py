@@ -9,7 +9,6 @@ ingested, so they stay out of the card and the fingerprint (a re-export would ot
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection
 
 from sqlmodel import Session, select
 
@@ -24,19 +23,16 @@ REASONS: dict[str, str] = {
     "low_quality": "flagged: image quality too low (rule: curate label pull --low-quality)",
     "discarded": "no consensus among three clinicians",
     "pending": "labelling not finished (awaiting raters or a review)",
-    "duplicate": "near-duplicate of its cluster's representative (exported once, a labelled copy too)",
+    "duplicate": "near-duplicate of its cluster's representative (labelled once)",
     "low_resolution": "smaller than dedupe's --min-side, never sent to labelling",
     "not_labelled": "not yet sent to labelling (curate label push)",
 }
 
 
-def consensus_reason(c: Consensus, copies: Collection[int] = ()) -> str | None:
-    """None when the consensus is exportable (a final, assessable diagnosis of an image no other in its dedupe
-    cluster represents; `copies`: `curate.dedupe.copies`)."""
+def consensus_reason(c: Consensus) -> str | None:
+    """None when the consensus is exportable (a final, assessable diagnosis)."""
     if c.status in FINAL:
-        if c.diagnosis in (None, NOT_ASSESSABLE):
-            return NOT_ASSESSABLE
-        return "duplicate" if c.image_id in copies else None
+        return NOT_ASSESSABLE if c.diagnosis in (None, NOT_ASSESSABLE) else None
     if c.status == "excluded":
         return c.exclusion or "excluded"
     return c.status
@@ -48,10 +44,9 @@ def ordered(counts: Counter) -> dict[str, int]:
     return {r: counts[r] for r in known + sorted(set(counts) - set(REASONS)) if counts[r]}
 
 
-def consensus_exclusions(consensus: list[Consensus], copies: Collection[int] = ()) -> dict[str, int]:
-    """Labelled images that are not exported, by reason (for the card: the consensus and, for a labelled copy,
-    its cluster)."""
-    return ordered(Counter(r for r in (consensus_reason(c, copies) for c in consensus) if r is not None))
+def consensus_exclusions(consensus: list[Consensus]) -> dict[str, int]:
+    """Labelled images that are not exported, by reason (deterministic from the consensus: for the card)."""
+    return ordered(Counter(r for r in map(consensus_reason, consensus) if r is not None))
 
 
 def catalogue_exclusions(s: Session, exported: set[int]) -> dict[str, int]:
@@ -64,8 +59,7 @@ def catalogue_exclusions(s: Session, exported: set[int]) -> dict[str, int]:
             continue
         c, m = consensus.get(image_id), members.get(image_id)
         if c is not None:
-            copy = () if m is None or m.representative else (image_id,)
-            counts[consensus_reason(c, copy) or "unspecified"] += 1
+            counts[consensus_reason(c) or "unspecified"] += 1
         elif m is not None and not m.representative:
             counts["duplicate"] += 1
         elif m is not None and m.low_res:

@@ -25,7 +25,7 @@ from typing import Any
 from sqlmodel import Session, select
 
 from curate.dataset import SPLITS, DatasetError, DatasetVersion
-from curate.dedupe import cluster_map, copies, uncompared_image_ids, undecided_pairs
+from curate.dedupe import cluster_map, uncompared_image_ids, undecided_pairs
 from curate.errors import ConfigError, ExportError
 from curate.export.card import UNKNOWN_LICENCE
 from curate.export.exclusions import catalogue_exclusions, consensus_exclusions, consensus_reason
@@ -170,8 +170,7 @@ def make_plan(
 
     consensus = s.exec(select(Consensus)).all()
     status_counts = Counter(c.status for c in consensus)
-    duplicates = copies(s)
-    chosen = sorted((c for c in consensus if consensus_reason(c, duplicates) is None), key=lambda c: c.image_id)
+    chosen = sorted((c for c in consensus if consensus_reason(c) is None), key=lambda c: c.image_id)
     undeclared = next((c for c in chosen if c.diagnosis not in diagnoses.names), None)
     if undeclared is not None:
         raise ExportError(
@@ -277,7 +276,7 @@ def make_plan(
     agreements = [c.agreement for c in chosen if c.agreement is not None]
     labels = {
         "statuses": {k: status_counts.get(k, 0) for k in STATUSES},
-        "excluded": consensus_exclusions(consensus, duplicates),
+        "excluded": consensus_exclusions(consensus),
         "rules": describe(recorded_rules(s)),
         "methods": dict(sorted(Counter(r.method or "unspecified" for r in rows).items())),
         "raters": {str(k): v for k, v in sorted(Counter(r.n_raters for r in rows).items())},
@@ -288,6 +287,11 @@ def make_plan(
         labels["uncompared"] = uncompared
     if kept_together:  # likewise
         labels["undecided_pairs"] = kept_together
+    diagnoses_of: dict[str, set[str]] = defaultdict(set)
+    for r in rows:
+        diagnoses_of[r.cluster].add(r.diagnosis)
+    if mixed := sum(len(d) > 1 for d in diagnoses_of.values()):  # likewise
+        labels["conflicting_copies"] = mixed
     per_source: dict[str, Counter] = defaultdict(Counter)
     for r in rows:
         per_source[r.source][r.split] += 1

@@ -12,7 +12,8 @@ Built on icrawler's Crawler/Feeder/Parser/Downloader, hardened where the stock c
   short transactions, always after the bytes are stored.
 
 Safe to kill and re-run: `--max N` is the number of images the (engine, query) should have in total,
-URLs already recorded (accepted or rejected) are skipped, and a killed run leaves only stored files,
+URLs already recorded (accepted or rejected) are skipped (an original missing from the store is first fetched
+again from its recorded URL: `run._restore`), and a killed run leaves only stored files,
 never a row without its file. Transient failures (timeouts, HTTP 5xx/429, cut connections) are reported
 but not recorded, so the next run retries them. Against a hostile web, see `curate.intake.fetch_guard`.
 
