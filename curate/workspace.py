@@ -131,7 +131,7 @@ class Workspace:
         pointing at it. An existing workspace keeps its catalogue: another `db_url` is refused, since curate.toml
         would go on naming the old one (and a switch would hide its rows)."""
         root = Path(root).resolve()
-        outer = next((p for p in root.parents if (p / MARKER).is_file()), None)
+        outer = _enclosing(root)
         if outer is not None:  # its exports/, objects/ or tmp/ would gain a catalogue of their own
             raise WorkspaceError(
                 f"{root} is inside the workspace {outer}: init a folder outside it (a workspace never nests)"
@@ -182,7 +182,7 @@ class Workspace:
         root = Path(root or os.environ.get(WORKSPACE_ENV) or ".").resolve()
         marker = root / MARKER
         if not marker.is_file():
-            outer = next((p for p in root.parents if (p / MARKER).is_file()), None)
+            outer = _enclosing(root)
             if outer is not None:  # before: "run `curate init <here>`", which init then refuses (no nesting)
                 raise WorkspaceError(f"{root} is inside the workspace {outer}: run from there, or pass -w {outer}")
             raise WorkspaceError(f"no workspace at {root} (run `curate init {root}` first)")
@@ -424,6 +424,11 @@ def _remove_empty(folders: list[Path]) -> None:
     for folder in reversed(folders):
         with suppress(OSError):
             folder.rmdir()
+
+
+def _enclosing(root: Path) -> Path | None:
+    """The workspace a folder lies inside (a workspace never nests), or None."""
+    return next((p for p in root.parents if (p / MARKER).is_file()), None)
 
 
 def _check_url(url, where: str = f"--db / {DB_ENV}") -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -121,7 +120,6 @@ def in_labelling(ws) -> set[int]:
         return set(s.exec(select(LabelTask.image_id).distinct()).all())
 
 
-SHEET = "dedupe-review.html"  # the review sheet's name under reports/ (`curate.dedupe.review.write_sheet`'s)
 KIND_NOTES = {
     "untested": " (too little texture to tell; neither joins nor blocks)",
     "marks": " (different photos laid in place, a site's stamp's evidence; they block)",
@@ -176,8 +174,10 @@ def render(report, sheet, sheet_note: str | None = None) -> None:
     )
 
 
-def _decision_output(summary: dict, json_out: bool, message: str, sheet: Path | None = None) -> None:
+def _decision_output(summary: dict, json_out: bool, message: str, ws) -> None:
     """The new clustering, and what the decision replaced or left alone: a reversal is never silent."""
+    from curate.dedupe.review import SHEET
+
     if json_out:
         print_json(summary)
         return
@@ -195,7 +195,7 @@ def _decision_output(summary: dict, json_out: bool, message: str, sheet: Path | 
     if summary.get("already_apart"):
         ids = ", ".join(map(str, summary["already_apart"]))
         console.print(f"already in another cluster, no pair between them: {ids} (nothing recorded for them)")
-    if sheet is not None and sheet.exists():  # it still offered the pair just decided (its other command undid it)
+    if (ws.reports / SHEET).exists():  # it still offered the pair just decided (its other command undid it)
         console.print("the review sheet predates this decision: `curate dedupe review` writes it anew")
 
 
@@ -230,7 +230,7 @@ def split(
         summary,
         json_out,
         f"image {image} split from {', '.join(map(str, split_from))}" if others else f"image {image} split off",
-        ws.reports / SHEET,
+        ws,
     )
 
 
@@ -264,7 +264,7 @@ def merge(
         run.summary = {k: v for k, v in summary.items() if k != "groups"}
     ids = summary["merged"]
     named = ", ".join(map(str, ids[:-1])) + f" and {ids[-1]}"
-    _decision_output(summary, json_out, f"images {named} merged", ws.reports / SHEET)
+    _decision_output(summary, json_out, f"images {named} merged", ws)
     if summary["apart"] and not json_out:
         console.print(
             f"[yellow]not in image {ids[0]}'s cluster after all: {', '.join(map(str, summary['apart']))} "
@@ -311,7 +311,7 @@ def keep(
         message = f"image {image} no longer kept: cluster {key} is represented by image {now}"
     else:
         message = f"image {image} represents cluster {key}" + (f" in place of image {was}" if was != image else "")
-    _decision_output(summary, json_out, message, ws.reports / SHEET)
+    _decision_output(summary, json_out, message, ws)
     if not json_out and was is not None and was != now and was in in_labelling(ws):
         console.print(
             f"image {was} is in labelling: its labels stay in the catalogue; image {now} goes out at the next "
@@ -332,7 +332,7 @@ def review_sheet(
 
     Example: curate dedupe review --json
     """
-    from curate.dedupe.review import sheet, sheet_note
+    from curate.dedupe.review import SHEET, sheet, sheet_note
     from curate.files import write_atomic
 
     ws = open_workspace(workspace, db)

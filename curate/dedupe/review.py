@@ -341,13 +341,16 @@ def _figure(ws, d: dict, info: dict, extra: str = "", cls: str = "") -> str:
     )
 
 
-def write_review(ws, name: str = "dedupe-review.html", in_labelling: Collection[int] = ()) -> Path:
+SHEET = "dedupe-review.html"  # the review sheet's name under reports/
+
+
+def write_review(ws, name: str = SHEET, in_labelling: Collection[int] = ()) -> Path:
     """Write the sheet; returns its path under `ws.reports`. `in_labelling`: ids of images that
     already have a labelling task (marked on the sheet)."""
     return write_sheet(ws, name, in_labelling)[0]
 
 
-def write_sheet(ws, name: str = "dedupe-review.html", in_labelling: Collection[int] = ()) -> tuple[Path, dict]:
+def write_sheet(ws, name: str = SHEET, in_labelling: Collection[int] = ()) -> tuple[Path, dict]:
     """Write the sheet under `ws.reports`; returns its path and the data it shows."""
     page, items = sheet(ws, in_labelling)
     return write_atomic(ws.reports / name, page, tmp_dir=ws.tmp), items

@@ -108,13 +108,23 @@ def collect(s: Session, rules: Rules | None = None) -> dict[int, ImageLabels]:
     return images
 
 
+def dispute(ratings: list[Rating]) -> list[str | None]:
+    """The two raters' diagnoses, in round order: what a review task shows (`disputed` in its data)."""
+    return [r.diagnosis for r in ratings[:2]]
+
+
+def same_dispute(a: list[str | None], b: list[str | None]) -> bool:
+    """Whether two disputes are one: the same two diagnoses, in either order."""
+    return sorted(a, key=str) == sorted(b, key=str)
+
+
 def stale(review: Rating, disputed: list[str], ratings: list[Rating]) -> bool:
     """Whether a review answered on the dispute `disputed` (the two diagnoses its task showed) no longer counts:
     the raters' diagnoses are another pair now (in either order) and hers is neither of theirs. One flagging
     identifiable features always counts: the image stays out whatever anyone answers (before a re-asked review,
     a face would have been pending, shown on the report, and exported had she not ticked the flag again)."""
-    now = [r.diagnosis for r in ratings[:2]]
-    if IDENTIFIABLE in review.flags or sorted(disputed) == sorted(now):
+    now = dispute(ratings)
+    if IDENTIFIABLE in review.flags or same_dispute(disputed, now):
         return False
     return review.diagnosis not in now
 

@@ -32,7 +32,7 @@ from curate.label.config import render as render_config
 from curate.label.consensus import ThirdOpinion
 from curate.label.diagnoses import FLAGS
 from curate.label.order import Order, image_features, order_ids
-from curate.label.recompute import collect, write_consensus
+from curate.label.recompute import collect, dispute, same_dispute, write_consensus
 from curate.label.rules import recorded_rules, settle_rules
 from curate.label.servers import Servers, as_servers, require_blind
 from curate.parallel import run_parallel
@@ -407,7 +407,7 @@ def _withdraw_stale(ws, project_id: int, image_id: int, disputed: list[str]) -> 
             select(LabelAnnotation).where(LabelAnnotation.task_id == task).order_by(LabelAnnotation.revision)
         ).all()
         for ann in {a.ls_annotation_id: a for a in revisions}.values():  # each answer's last revision
-            if not ann.withdrawn and ann.shown is not None and sorted(json.loads(ann.shown)) != sorted(disputed):
+            if not ann.withdrawn and ann.shown is not None and not same_dispute(json.loads(ann.shown), disputed):
                 ann.withdrawn, ann.withdrawn_at = True, now
                 s.add(ann)
 
@@ -550,7 +550,7 @@ def adjudicate(
         raters.update(r.rater for r in item.ratings)
         if item.stale_review and in_round == mine:
             again.add(image_id)
-        shown[image_id] = [r.diagnosis for r in item.ratings[:2]]
+        shown[image_id] = dispute(item.ratings)
         disputed[image_id] = [
             RaterView(
                 diagnoses.name(r.diagnosis) if r.diagnosis else None,

@@ -126,7 +126,7 @@ def _restore(ws, options: ScrapeOptions, base_url: str, source_id: int, report: 
     calling the original missing and dedupe skipped the image. A URL that now serves other bytes (a dead host's
     placeholder) restores nothing and is said."""
     missing = lost(ws, source_id)
-    session = _restore_session(options, base_url) if missing else None
+    session = _guarded(requests.Session(), options, base_url) if missing else None
     for sha, urls in missing.items():
         reasons = []
         for url in urls:
@@ -145,9 +145,9 @@ def _restore(ws, options: ScrapeOptions, base_url: str, source_id: int, report: 
             report.not_restored.append((urls[0][:TEXT_LIMIT], "; ".join(dict.fromkeys(reasons))))
 
 
-def _restore_session(options: ScrapeOptions, base_url: str) -> requests.Session:
-    """A session guarded as a crawl's is: only the engine's own host may be private."""
-    session = requests.Session()
+def _guarded(session: requests.Session, options: ScrapeOptions, base_url: str | None) -> requests.Session:
+    """`session` guarded for a scrape (a crawl's, a restore's): five redirects at most, and only the engine's own
+    host may be private."""
     session.max_redirects = 5
     host = urlsplit(base_url).hostname if base_url else None
     guard(session, HostPolicy(frozenset({host.lower()}) if host else frozenset(), options.allow_private_hosts))
@@ -169,9 +169,7 @@ def _crawler(engine: Engine, plan: QueryPlan, job: CrawlJob, on_page) -> ScrapeC
         extra_downloader_args={"job": job},
     )
     crawler.feeder.logger = logging.getLogger("curate.scrape.feeder")
-    crawler.session.max_redirects = 5
-    host = urlsplit(plan.base_url).hostname if plan.base_url else None
-    guard(crawler.session, HostPolicy(frozenset({host.lower()}) if host else frozenset(), options.allow_private_hosts))
+    _guarded(crawler.session, options, plan.base_url)
     job.signal = crawler.signal
     return crawler
 
