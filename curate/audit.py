@@ -18,6 +18,7 @@ from typing import Any
 from sqlmodel import select
 
 from curate import __version__
+from curate.errors import CurateError
 from curate.files import remove_stale_parts
 from curate.lock import keep_previous, note_outcome, note_run, stale_runs, unrecorded_outcomes, workspace_lock
 from curate.output import err_console
@@ -96,6 +97,9 @@ def audited(ws, command: str, args: dict[str, Any] | None = None) -> Iterator[Ru
             status = "ok"
         except KeyboardInterrupt:
             status = "interrupted"
+            raise
+        except Exception as exc:  # a refusal of the input is "failed"; a fault met mid-work leaves it half done
+            status = "failed" if isinstance(exc, CurateError) and not exc.midway else "aborted"
             raise
         finally:
             try:

@@ -5,10 +5,19 @@ class CurateError(Exception):
     """Base class: the message is shown to the user as-is, so make it one line."""
 
     exit_code = 1
+    # a fault of the machine met once the command's work had begun (the store's disk, the catalogue's server), not
+    # a refusal of its input: the run is recorded "aborted" and `curate status` lists it until it runs to the end
+    midway = False
 
 
 class WorkspaceError(CurateError):
     """The workspace is missing, unreadable, or not writable."""
+
+
+class CatalogueFault(WorkspaceError):
+    """The catalogue failed under a command (its server gone, its disk full, locked too long)."""
+
+    midway = True
 
 
 class ConfigError(CurateError):
@@ -17,6 +26,8 @@ class ConfigError(CurateError):
 
 class StoreError(CurateError):
     """The image store could not write or read an object."""
+
+    midway = True
 
 
 class ScrapeError(CurateError):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import glob
 import os
 import shutil
 import stat
@@ -124,6 +125,14 @@ def remove_stale_parts(folder: Path | str) -> int:
                 removed += 1
         dirs[:] = [d for d in dirs if not d.endswith(PART)]
     return removed
+
+
+def remove_stale_parts_of(dest: Path | str) -> int:
+    """The parts a killed writer of `dest` left beside it (`<name>.<8 random characters>.part`, as `atomic_path`
+    names them) that no live writer holds; how many went. For a file in a folder that is not the toolkit's to
+    search (`train export-model --out ~/triage.onnx`): another program's `*.part` there is never touched."""
+    dest = Path(dest)
+    return sum(_remove_if_dead(p) for p in dest.parent.glob(glob.escape(dest.name) + "." + "?" * 8 + PART))
 
 
 def _remove_if_dead(path: Path) -> bool:

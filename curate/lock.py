@@ -251,7 +251,9 @@ def _outcomes(info: dict) -> dict[int, str]:
     outcomes = info.get("outcomes")
     if not isinstance(outcomes, dict):
         return {}
-    return {int(k): v for k, v in outcomes.items() if str(k).isdigit() and v in ("ok", "failed", "interrupted")}
+    return {
+        int(k): v for k, v in outcomes.items() if str(k).isdigit() and v in ("ok", "failed", "aborted", "interrupted")
+    }
 
 
 def stale_runs(held: Held) -> list[int]:

@@ -1,5 +1,5 @@
 """Secrets out of everything the toolkit prints or stores: URLs' user:password@, Authorization headers
-echoed back by a server, and token=/password=/api_key= values in text, URLs and JSON."""
+echoed back by a server, and token=/password=/api_key=/signature= values in text, URLs and JSON."""
 
 from __future__ import annotations
 
@@ -14,13 +14,16 @@ _AUTH_HEADER = re.compile(
     r"(?P<value>(?:(?:bearer|token|basic|digest)\s+)?[^\s\"',}\]]+)",
     re.I,
 )
-_SECRET_WORDS = r"token|password|passwd|secret|api[_-]?key|apikey|credential"
+# a pre-signed URL's signature (S3's X-Amz-Signature, Google's X-Goog-Signature, CloudFront's Signature, Azure's sig)
+# grants access as a token does
+_SECRET_WORDS = r"token|password|passwd|secret|api[_-]?key|apikey|credential|signature"
+_SHORT = r"(?<![A-Za-z_-])sig"  # Azure's SAS signature: the whole name only ("design=", "signal=" are not)
 _KEY_VALUE = re.compile(
-    rf"(?P<name>[A-Za-z_-]*(?:{_SECRET_WORDS})[A-Za-z_-]*)"
+    rf"(?P<name>[A-Za-z_-]*(?:{_SECRET_WORDS})[A-Za-z_-]*|{_SHORT})"
     r"(?P<sep>[\"']?\s*[:=]\s*[\"']?)(?P<value>[^\s\"'&,;}\]]+)",
     re.I,
 )
-_SECRET_NAME = re.compile(_SECRET_WORDS, re.I)
+_SECRET_NAME = re.compile(rf"{_SECRET_WORDS}|^sig$", re.I)
 
 
 def secret_name(name: str) -> bool:

@@ -12,6 +12,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from curate.dedupe import cluster_map, undecided_pairs
+from curate.export.flagged import flagged_in_versions
 from curate.intake.catalogue import conflicting_labels, standing_rejections
 from curate.intake.incoming import INCOMING
 from curate.label.rounds import rated_image_ids, unrated_image_ids
@@ -72,6 +73,10 @@ def catalogue_status(
     }
 
 
+# a run's outcomes that leave its work half done: "aborted" is a fault met mid-work (the catalogue's server gone, a
+# full disk; `CurateError.midway`), where "failed" is a refusal of the input before any work (a missing folder)
+UNFINISHED = ("running", "killed", "interrupted", "aborted")
+
 # arguments that do not make another command: how, not what (a re-run with other --workers finishes the same work)
 HOW = frozenset({"workers", "json", "json_out", "quiet"})
 # commands whose work these arguments alone name: an export of NAME@VERSION killed is finished by any later export of
@@ -102,10 +107,11 @@ def unfinished_commands(
     session: Session, live_runs: Iterable[int] = (), left: Mapping[int, str] | None = None, unknown_writer: bool = False
 ) -> list[dict]:
     """Each command whose latest run with the same arguments (`_what`) did not finish: stopped (Ctrl-C,
-    SIGTERM), killed, or "running" with its process gone. It stays listed until that command runs again to the
-    end (before: an interrupted ingest was never mentioned, and a killed one only until the next writer marked
-    it "killed"); an ingest of another source does not finish it, and one being re-run now is not listed. `left`:
-    outcomes a writer could not record and left for the next (`lock.outcomes_left`), taken as recorded."""
+    SIGTERM), killed, aborted by a fault mid-work (`UNFINISHED`), or "running" with its process gone. It stays
+    listed until that command runs again to the end (before: an interrupted ingest was never mentioned, and a
+    killed one only until the next writer marked it "killed"); an ingest of another source does not finish it,
+    and one being re-run now is not listed. `left`: outcomes a writer could not record and left for the next
+    (`lock.outcomes_left`), taken as recorded."""
     live, left = set(live_runs), left or {}
     latest: dict[tuple[str, str], CommandRun] = {}
     running: set[tuple[str, str]] = set()
@@ -128,7 +134,7 @@ def unfinished_commands(
             "rerun": rerun(r),
         }
         for r in sorted({r.id: r for r in latest.values()}.values(), key=lambda r: r.id)
-        if status[r.id] in ("running", "killed", "interrupted") and _what(r) not in running and latest[_what(r)] is r
+        if status[r.id] in UNFINISHED and _what(r) not in running and latest[_what(r)] is r
     ]
 
 
@@ -162,13 +168,14 @@ def exposed_entries(ws) -> list[dict]:
 def workspace_status(ws) -> dict:
     """`catalogue_status` with what only the workspace's files tell: `running_now` (the writer holding the lock:
     pid, command, since; None), `unfinished_runs` counting only runs whose process is gone (the running
-    writer's own are not "unfinished"), `missing_originals` (images whose original is not in the store) and
-    `exposed_paths`."""
+    writer's own are not "unfinished"), `missing_originals` (images whose original is not in the store),
+    `flagged_in_versions` (`curate.export.flagged`) and `exposed_paths`."""
     running = holder(ws.root)
     live = [] if running is None else [r for r in running.get("runs") or [] if isinstance(r, int)]
     with ws.session() as s:
         data = catalogue_status(s, live_runs=live, left=outcomes_left(ws.root), unknown_writer=running == {})
         data["missing_originals"] = missing_originals(ws, s)
+        data["flagged_in_versions"] = [f.as_dict() for f in flagged_in_versions(s, ws.root)]
     data["running_now"] = None if running is None else {k: running.get(k) for k in ("command", "pid", "since")}
     data["exposed_paths"] = exposed_entries(ws)
     return data

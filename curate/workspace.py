@@ -33,7 +33,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlmodel import Session
 
-from curate.errors import WorkspaceError
+from curate.errors import CatalogueFault, WorkspaceError
 from curate.files import write_atomic
 from curate.intake.store import ImageStore
 from curate.label.diagnoses import SETTINGS_TABLE, DiagnosisList
@@ -45,6 +45,7 @@ from db.migrate import CatalogueMismatch, upgrade
 MARKER = "curate.toml"
 DB_ENV = "CURATE_DB_URL"
 WORKSPACE_ENV = "CURATE_WORKSPACE"
+INSUFFICIENT_PRIVILEGE = "42501"  # PostgreSQL's SQLSTATE for "permission denied"
 T = TypeVar("T")
 
 
@@ -248,9 +249,17 @@ class Workspace:
             f"or run `curate init {self.root}` to start an empty catalogue"
         )
 
-    def _refuse_damaged(self, exc: DatabaseError) -> None:
+    def _refuse_unusable(self, exc: DatabaseError) -> None:
         """A SQLite catalogue whose file is not a database or has malformed pages (SQLite's CORRUPT and NOTADB
-        codes; sqlite3 raises them as plain DatabaseError): one line naming the file, never SQLAlchemy's text."""
+        codes; sqlite3 raises them as plain DatabaseError), or a PostgreSQL role without a privilege the command
+        needs (SQLSTATE 42501, a ProgrammingError that carried its SQL and parameters): one line naming the
+        catalogue, never SQLAlchemy's text."""
+        if (getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)) == INSUFFICIENT_PRIVILEGE:
+            raise WorkspaceError(
+                f"catalogue {_redact(self.db_url)}: the database role may not do this "
+                f"({redact_text(_first_line(exc.orig))}): grant it SELECT, INSERT, UPDATE and DELETE on the "
+                "catalogue's tables and sequences, and CREATE on its schema for `curate init` and upgrades"
+            ) from exc
         name = getattr(exc.orig, "sqlite_errorname", "") or ""
         if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
             files = self.sqlite_files()
@@ -303,7 +312,7 @@ class Workspace:
             raise WorkspaceError(f"catalogue {_redact(self.db_url)}: {exc}") from None
         except DatabaseError as exc:
             engine.dispose()  # no pooled connection keeps the file open
-            self._refuse_damaged(exc)
+            self._refuse_unusable(exc)
             if not isinstance(exc, OperationalError):
                 raise
             reason = redact_text(_first_line(exc.orig))
@@ -358,10 +367,10 @@ class Workspace:
             with session_scope(self.engine) as s:
                 yield s
         except DatabaseError as exc:
-            self._refuse_damaged(exc)  # else a unique key taken, or a bug's error: raised as it is
+            self._refuse_unusable(exc)  # else a unique key taken, or a bug's error: raised as it is
             if not isinstance(exc, OperationalError):
                 raise
-            raise WorkspaceError(f"catalogue error ({_redact(self.db_url)}): {exc.orig}") from exc
+            raise CatalogueFault(f"catalogue error ({_redact(self.db_url)}): {exc.orig}") from exc
 
     def transact(self, work: Callable[[Session], T], attempts: int = 8) -> T:
         """`work(session)` in one transaction, run again from the start when a concurrent writer got in
@@ -375,11 +384,11 @@ class Workspace:
                 if attempt == attempts:
                     raise WorkspaceError(f"catalogue write kept colliding with another writer: {exc.orig}") from exc
             except DatabaseError as exc:
-                self._refuse_damaged(exc)
+                self._refuse_unusable(exc)
                 if not isinstance(exc, OperationalError):
                     raise
                 if attempt == attempts or "locked" not in str(exc.orig).lower():
-                    raise WorkspaceError(f"catalogue error ({_redact(self.db_url)}): {exc.orig}") from exc
+                    raise CatalogueFault(f"catalogue error ({_redact(self.db_url)}): {exc.orig}") from exc
             time.sleep(random.uniform(0.01, 0.05) * attempt)
         raise AssertionError("unreachable")
 

@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from curate.cli import app
 from curate.dataset import DatasetVersion
+from curate.dedupe import cluster_map
 from db.models import CommandRun
 from db.models.label import Consensus
 
@@ -164,10 +165,11 @@ def test_a_version_without_at_is_explained(cat):
     assert r.exit_code == 1 and "a version is NAME@VERSION, e.g. mpox@1.0.0" in " ".join(r.stderr.split())
 
 
-def test_copies_of_one_photo_labelled_with_two_diagnoses_are_said(tmp_path):
-    """The probe's case: two labelled images (two diagnoses) the steward then merged as one photo. Both are
-    exported, in one split (leaving one out lost its case id and its place in the parent version); before, nothing
-    said that one photo went out under two labels. Now the terminal, --json and the card say how many clusters."""
+def test_copies_of_one_photo_labelled_with_two_diagnoses_are_left_out(tmp_path):
+    """The probe's case: two labelled images (two diagnoses) the steward then merged as one photo. Before, both were
+    exported, one photo under two labels (and exporting one alone lost the other's case id and parent place). Now
+    the cluster has no consensus, as the study's rule says: neither is exported, the exclusion table counts both
+    under `conflicting_copies`, and the terminal names the images and the split that undoes a wrong merge."""
     fresh = build_catalogue(tmp_path)
     assert run(fresh, "dedupe", "--min-side", "1", "--workers", "1").exit_code == 0
     with fresh.ws.session() as s:
@@ -175,17 +177,27 @@ def test_copies_of_one_photo_labelled_with_two_diagnoses_are_said(tmp_path):
     a = min(labelled)
     b = next(i for i in sorted(labelled) if labelled[i] != labelled[a])
     quiet = run(fresh, "export", "--name", "mpox", "--version", "0.9.0", "--size", "48", "--json")
-    assert json.loads(quiet.stdout)["conflicting_copies"] == 0
+    before = json.loads(quiet.stdout)
+    assert before["conflicting_copies"] == 0 and "conflicting_copies" not in before["excluded"]
     assert run(fresh, "dedupe", "merge", str(a), str(b)).exit_code == 0
     r = run(fresh, "export", "--name", "mpox", "--version", "1.0.0", "--size", "48", "--json")
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
-    assert out["conflicting_copies"] == 1
-    rows = {int(row["image_id"]): row for row in DatasetVersion.open(out["path"]).rows}
-    assert rows[a]["cluster"] == rows[b]["cluster"] and rows[a]["split"] == rows[b]["split"]
-    card = (fresh.ws.exports / "mpox" / "1.0.0" / "README.md").read_text(encoding="utf-8")
-    assert "1 dedupe cluster(s) are exported with two or more different diagnoses" in " ".join(card.split())
-    said = run(fresh, "export", "--name", "mpox", "--version", "1.0.1", "--size", "48")
-    assert "warning: 1 dedupe cluster(s) are exported with two or more different diagnoses" in " ".join(
-        said.stdout.split()
-    )
+    with fresh.ws.session() as s:
+        clusters = cluster_map(s)
+    group = sorted(i for i in labelled if clusters[i] == clusters[a])  # a and b, and any labelled copy beside them
+    assert {a, b} <= set(group)
+    assert out["conflicting_copies"] == 1 and out["conflicting_images"] == [group]
+    assert out["excluded"]["conflicting_copies"] == len(group) and out["images"] == before["images"] - len(group)
+    rows = {int(row["image_id"]) for row in DatasetVersion.open(out["path"]).rows}
+    assert not rows & set(group)
+    card = " ".join((fresh.ws.exports / "mpox" / "1.0.0" / "README.md").read_text(encoding="utf-8").split())
+    assert "1 dedupe cluster(s) left out: copies of one photo" in card
+    said = " ".join(run(fresh, "export", "--name", "mpox", "--version", "1.0.1", "--size", "48").stdout.split())
+    assert "warning: 1 dedupe cluster(s) left out" in said
+    ids = " ".join(map(str, group))
+    assert f"images {' = '.join(map(str, group))}: different photos? `curate dedupe split {ids}`" in said
+
+    assert run(fresh, "dedupe", "split", *ids.split()).exit_code == 0  # the command given: undoes the wrong merge
+    again = json.loads(run(fresh, "export", "--name", "mpox", "--version", "1.1.0", "--size", "48", "--json").stdout)
+    assert again["conflicting_copies"] == 0 and again["images"] == before["images"]

@@ -1,7 +1,11 @@
 """Every bad input intake must reject with a one-line reason, and every odd-but-valid one it must keep."""
 
+import io
+import json
+
 import images as I
 import pytest
+from PIL import Image, PngImagePlugin
 
 from curate.intake.decode import Rejected, inspect
 
@@ -147,3 +151,51 @@ def test_corrupt_exif_warns_nothing_and_keeps_the_photo(recwarn):
     data[at + 4 : at + 8] = b"\xff\xff\xff\x7f"  # the first IFD's offset far past the segment
     info = inspect(bytes(data))
     assert info.format == "JPEG" and not [w for w in recwarn if "EXIF" in str(w.message)]
+
+
+XMP = (
+    b'<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF '
+    b'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description {}/></rdf:RDF></x:xmpmeta>'
+)
+
+
+def _with_xmp(fmt: str, props: bytes) -> bytes:
+    img, packet = Image.new("RGB", (64, 48), (180, 120, 90)), XMP.replace(b"{}", props)
+    buf = io.BytesIO()
+    if fmt == "PNG":
+        info = PngImagePlugin.PngInfo()
+        info.add_itxt("XML:com.adobe.xmp", packet.decode())
+        img.save(buf, "PNG", pnginfo=info)
+    elif fmt == "TIFF":
+        img.save(buf, "TIFF", tiffinfo={700: packet})
+    else:
+        img.save(buf, fmt, xmp=packet)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "TIFF"])
+def test_gps_and_serials_only_in_xmp_are_flagged(fmt, tmp_path):
+    """The privacy probe's case: a photo exported without EXIF keeps its GPS and camera serial in XMP; status
+    counted it as neither. Every copy the toolkit writes drops XMP: the flags let `curate status` say so."""
+    both = inspect(_with_xmp(fmt, b'exif:GPSLatitude="51,30.2N" exif:GPSLongitude="0,7.6W" aux:SerialNumber="SN1"'))
+    assert both.has_gps and both.has_camera_serial
+    body = inspect(_with_xmp(fmt, b'exifEX:BodySerialNumber="SN2"'))
+    assert body.has_camera_serial and not body.has_gps
+    plain = inspect(_with_xmp(fmt, b'xmp:CreatorTool="GIMP" dc:format="image/jpeg"'))
+    assert not plain.has_gps and not plain.has_camera_serial
+
+
+def test_status_counts_a_photo_whose_gps_is_only_in_xmp(tmp_path):
+    from typer.testing import CliRunner
+
+    from curate.cli import app
+
+    folder = tmp_path / "in" / "mpox"
+    folder.mkdir(parents=True)
+    (folder / "a.jpg").write_bytes(_with_xmp("JPEG", b'exif:GPSLatitude="51,30.2N" exif:GPSLongitude="0,7.6W"'))
+    ws = str(tmp_path / "ws")
+    runner = CliRunner()
+    assert runner.invoke(app, ["init", ws]).exit_code == 0
+    assert runner.invoke(app, ["ingest", str(tmp_path / "in"), "-s", "clinic", "-w", ws]).exit_code == 0
+    status = json.loads(runner.invoke(app, ["status", "--json", "-w", ws]).stdout)
+    assert status["stages"]["flagged_gps"] == 1 and status["stages"]["flagged_camera_serial"] == 0

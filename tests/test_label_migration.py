@@ -141,7 +141,7 @@ def test_old_other_becomes_not_assessable_and_nothing_is_lost(db_url, tmp_path):
         (41, "not_assessable"),
     ]
     with ws.session() as s:
-        assert catalogue_exclusions(s, {2}) == {"not_assessable": 2, "pending": 1}
+        assert catalogue_exclusions(s, {2}, {}) == {"not_assessable": 2, "pending": 1}
         counts = write_consensus(s)  # recomputing from the migrated annotations agrees with the migrated consensus
         assert counts == {"agreed": 2, "pending": 2}
         assert s.get(Consensus, 1).diagnosis == "not_assessable"

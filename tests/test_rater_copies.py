@@ -234,9 +234,38 @@ def test_a_png_with_transparency_stays_a_png_without_text_or_profile(ws):
     assert_bare(raw)
     assert png_chunks(raw) == [b"IHDR"] + [b"IDAT"] * (len(png_chunks(raw)) - 2) + [b"IEND"]
     copy = Image.open(io.BytesIO(raw))
-    assert copy.mode == "RGBA" and copy.size == (600, 400) and not copy.text
-    original = Image.open(io.BytesIO(text_png(alpha=True)))
-    assert np.array_equal(np.asarray(copy), np.asarray(original))  # lossless, transparency kept
+    assert copy.mode == "RGB" and copy.size == (600, 400) and not copy.text
+    original = np.asarray(Image.open(io.BytesIO(text_png(alpha=True))))
+    opaque = original[..., 3] == 255
+    assert opaque.any() and np.array_equal(np.asarray(copy)[opaque], original[..., :3][opaque])  # lossless
+
+
+def erased_png() -> bytes:
+    """A photo whose top half was "erased" with a transparent brush: its colour is still in the file."""
+    rgba = np.dstack([samples.astronaut()[:200, :300], np.full((200, 300), 255, np.uint8)])
+    rgba[:100, :, 3] = 0
+    buf = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_colour_hidden_under_transparency_never_reaches_a_rater(ws):
+    """The privacy probe's case: a face made transparent, not painted over, kept its pixels in the PNG Label
+    Studio served, one channel away from every rater. The copy is flattened onto white, as the export and the
+    model see it; a copy written before (with its alpha) is written again at the next push."""
+    row = add(ws, erased_png())
+    hidden = np.asarray(Image.open(io.BytesIO(erased_png())))[:100, :, :3]
+    assert hidden.std() > 20  # the guard: the erased half does hold a picture
+    path = rater_copy(ws, row)
+    copy = np.asarray(Image.open(path))
+    assert copy.shape == (200, 300, 3) and (copy[:100] == 255).all()
+    assert np.array_equal(copy[100:], samples.astronaut()[100:200, :300])
+
+    path.chmod(0o600)
+    path.write_bytes(erased_png())  # as the copy was written before
+    rater_copy(ws, row)
+    again = Image.open(path)
+    assert again.mode == "RGB" and (np.asarray(again)[:100] == 255).all()
 
 
 def test_a_webp_photo_is_served_as_a_jpeg(ws):

@@ -35,10 +35,15 @@ with audited(ws, "ingest", {}):
 """
 
 
-def curate(*args) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
+def attempt(*args) -> subprocess.CompletedProcess:
+    """`python -m curate ARGS` in a child, however it ends."""
+    return subprocess.run(
         [sys.executable, "-m", "curate", *map(str, args)], capture_output=True, text=True, env=ENV, timeout=300
     )
+
+
+def curate(*args) -> subprocess.CompletedProcess:
+    proc = attempt(*args)
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
     return proc
 
@@ -79,13 +84,19 @@ def test_status_names_the_running_writer_and_warns_only_about_dead_runs(tmp_path
     assert data["running_now"] is None and data["unfinished_runs"] == 1
 
 
-def test_status_counts_originals_missing_from_the_store(tmp_path):
+def workspace_and_photos(tmp_path: Path, n: int) -> tuple[Path, Path]:
+    """A new workspace and a folder of `n` photos to ingest into it."""
     root = tmp_path / "ws"
     Workspace.init(root)
     folder = tmp_path / "clinic"
     folder.mkdir()
-    for i in range(3):
+    for i in range(n):
         (folder / f"p{i}.jpg").write_bytes(I.jpeg(i))
+    return root, folder
+
+
+def test_status_counts_originals_missing_from_the_store(tmp_path):
+    root, folder = workspace_and_photos(tmp_path, 3)
     curate("ingest", folder, "-s", "c", "-w", root)
     assert "missing from the store" not in curate("status", "-w", root).stdout
     assert json.loads(curate("status", "-w", root, "--json").stdout)["missing_originals"] == 0
@@ -104,3 +115,31 @@ def test_status_counts_originals_missing_from_the_store(tmp_path):
         "re-run `curate ingest` on their folder to restore them (scraped ones: the same `curate scrape`)." in shown
     )
     assert json.loads(curate("status", "-w", root, "--json").stdout)["missing_originals"] == 2
+
+
+def test_a_run_aborted_by_a_fault_mid_work_is_listed_a_refused_one_is_not(tmp_path):
+    """The probe's case: an ingest stopped by the catalogue's server going away, or a full disk, was recorded
+    "failed" and never named by status, though it had stored part of the folder. A fault met mid-work (here the
+    store cannot write one photo's shard) is "aborted" and listed until the same ingest runs to the end; a refusal
+    of the input (a folder that does not exist) stays "failed" and is not."""
+    import hashlib
+
+    root, folder = workspace_and_photos(tmp_path, 6)
+    refused = attempt("ingest", tmp_path / "no-such-folder", "-s", "c", "-w", root)
+    assert refused.returncode == 1 and "folder not found" in refused.stderr
+    assert json.loads(curate("status", "-w", root, "--json").stdout)["unfinished"] == []
+
+    blocked = Path(hashlib.sha256(I.jpeg(4)).hexdigest())
+    shard = root / "objects" / blocked.name[:2]
+    shard.parent.mkdir(exist_ok=True)
+    shard.write_bytes(b"")  # a file where the store needs a folder: it cannot write that photo
+    stopped = attempt("ingest", folder, "-s", "c", "-w", root, "--workers", "1")
+    assert stopped.returncode == 1 and "cannot write object" in stopped.stderr, stopped.stderr
+    data = json.loads(curate("status", "-w", root, "--json").stdout)
+    assert [(u["command"], u["status"]) for u in data["unfinished"]] == [("ingest", "aborted")]
+    assert "did not finish: `curate ingest` into source c (aborted, started " in curate("status", "-w", root).stdout
+
+    shard.unlink()
+    curate("ingest", folder, "-s", "c", "-w", root)  # the same ingest, to the end
+    data = json.loads(curate("status", "-w", root, "--json").stdout)
+    assert data["unfinished"] == [] and data["images"] == 6

@@ -6,6 +6,7 @@ Runs the real `label-studio init` once (~20-60 s), as a first-time steward would
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import httpx
 import pytest
@@ -24,6 +25,10 @@ def test_bare_start_then_a_clinician_server(sqlite_ws, monkeypatch):
     _require_executable()
     monkeypatch.setenv("LABEL_STUDIO_API_KEY", TOKEN)
     monkeypatch.delenv("CURATE_STEWARD_EMAIL", raising=False)
+    # the privacy probe's case: the steward's other secrets reached every Label Studio server's environment
+    monkeypatch.setenv("PGPASSWORD", "pg-env-secret")
+    monkeypatch.setenv("FLICKR_API_KEY", "flickr-env-secret")
+    monkeypatch.setenv("DJANGO_DB", "postgresql")  # Label Studio would have taken its own database elsewhere
     w = ["-w", str(sqlite_ws.root)]
     fleet = Fleet(sqlite_ws.root)
     try:
@@ -45,6 +50,9 @@ def test_bare_start_then_a_clinician_server(sqlite_ws, monkeypatch):
         assert "SECRET_KEY" in env and (not template_env.exists() or env != template_env.read_text())
         users = httpx.get(url + "/api/users/", headers={"Authorization": f"Token {TOKEN}"}).json()
         assert sorted(u["email"] for u in users) == ["a@clinic.test", "steward@clinic.test"]
+        (running,) = [s.running for s in fleet.status() if s.running]
+        environ = Path(f"/proc/{running.pid}/environ").read_bytes()
+        assert b"env-secret" not in environ and b"DJANGO_DB" not in environ and b"\0PATH=" in b"\0" + environ
         status = json.loads(CliRunner().invoke(app, ["studio", "status", "--json", *w]).stdout)
         assert [(s["clinician"], s["url"], s["healthy"]) for s in status["servers"]] == [("a@clinic.test", url, True)]
         again = CliRunner().invoke(app, ["studio", "add-user", "a@clinic.test", "--generate", *w])

@@ -71,6 +71,14 @@ def task_of(ws, rater: str, image_id: int, kind_review: bool = False) -> int:
     return rows[-1][0]
 
 
+def project_of(ws, rater: str) -> int:
+    """The Label Studio id of the rater's latest rating project."""
+    with ws.session() as s:
+        return s.exec(
+            select(LabelProject.ls_project_id).where(LabelProject.rater == rater).order_by(LabelProject.id.desc())
+        ).first()
+
+
 def annotate(fx, ws, rater, image_id, res):
     from label_studio_sdk import LabelStudio
 
@@ -292,6 +300,59 @@ def test_cli_round(studio_server, db_url, monkeypatch, request):
     assert all(fx.admin_token not in r.arguments + r.summary for r in runs)
     bad = CliRunner().invoke(app, ["label", "pull", "-w", str(ws.root), "--url", "http://127.0.0.1:9"])
     assert bad.exit_code == 1 and "not reachable" in bad.output
+
+
+def test_a_flag_pulled_after_an_export_names_the_versions_holding_the_image(studio_server, monkeypatch):
+    """The privacy probe's case: a rater flags "identifiable features" on an image already exported. The sealed
+    version and its archive keep its copy; before, nothing said so. Pull and status name the version, its archive
+    and the image; the next export leaves it out."""
+    from label_studio_sdk import LabelStudio
+    from typer.testing import CliRunner
+
+    from curate.cli import app
+    from curate.dataset import DatasetVersion
+    from curate.workspace import Workspace
+    from db.models import Provenance, Source
+
+    fx = studio_server
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", fx.admin_token)
+    monkeypatch.setenv("CURATE_STUDIO_DOCUMENT_ROOT", str(fx.base))
+    ws = Workspace.init(fx.base / "flag-after-export")
+    ids = add_images(ws, 8, seed=3000)
+    with ws.session() as s:  # the images' arrivals, as an ingest records them (export needs them)
+        src = Source(name="clinic", kind="clinic")
+        s.add(src)
+        s.flush()
+        s.add_all(Provenance(image_id=i, source_id=src.id, locator=f"case{i}.jpg") for i in ids)
+    run = lambda *a: CliRunner().invoke(app, [*a, "-w", str(ws.root)])  # noqa: E731
+    out = CliRunner().invoke(app, ["label", "push", "--raters", f"{A},{B}", "-w", str(ws.root), *fx.url_args()])
+    assert out.exit_code == 0, out.output
+    for i, diagnosis in zip(ids, [MPOX, WARTS] * 4, strict=True):
+        annotate(fx, ws, A, i, result(diagnosis)), annotate(fx, ws, B, i, result(diagnosis))
+    assert run("label", "pull").exit_code == 0
+    out = run("export", "--name", "t", "--version", "1.0.0", "--size", "48", "--folds", "2", "--archive", "--json")
+    assert out.exit_code == 0, out.output
+    assert json.loads(run("status", "--json").stdout)["flagged_in_versions"] == []
+    victim = ids[1]
+    (b_ann,) = [a for a in fx.client(B).fetch_annotations(project_of(ws, B)) if a.task_id == task_of(ws, B, victim)]
+    LabelStudio(base_url=fx.urls[B], api_key=fx.tokens[B]).annotations.update(
+        id=b_ann.id, result=result(WARTS, flags=[IDENT])
+    )
+    out = run("label", "pull", "--json")
+    assert out.exit_code == 0, out.output
+    expected = [
+        {"version": "t@1.0.0", "images": [victim], "folder": "exports/t/1.0.0", "archive": "exports/t/t-1.0.0.tar"}
+    ]
+    assert json.loads(out.stdout)["flagged_in_versions"] == expected
+    said = " ".join(run("label", "pull").output.split())
+    assert f"1 image(s) flagged 'identifiable features' after export (ids {victim}) are still in t@1.0.0 (and " in said
+    assert json.loads(run("status", "--json").stdout)["flagged_in_versions"] == expected
+    assert "are still in t@1.0.0" in " ".join(run("status").output.split())
+    again = json.loads(
+        run("export", "--name", "t", "--version", "1.1.0", "--size", "48", "--folds", "2", "--json").stdout
+    )
+    assert again["excluded"]["identifiable_features"] == 1
+    assert victim not in {int(r["image_id"]) for r in DatasetVersion.open(again["path"]).rows}
 
 
 def test_personal_access_token_works_too(studio_server):

@@ -164,6 +164,32 @@ def test_predict_triage(ws, r18, tmp_path):
     assert Path(a).parent.parent == Path(b).parent.parent == r18 / "predict" and Path(a).is_file() and Path(b).is_file()
 
 
+def test_predict_draws_a_phone_photos_overlay_small_or_none(ws, r18, tmp_path):
+    """The probe's case: the overlay was drawn at the photo's full size (a 48 MP JPEG: 62 s, 4 GB, a 60 MB PNG),
+    and could not be turned off for the label audit's hundreds of photos. It is at most 1024 px now; with
+    --no-gradcam there is none, and the probabilities are the same."""
+    from PIL import Image
+
+    from train.predict import OVERLAY_SIDE
+
+    small = sorted((ws / "exports/mpox/1.0.0/test").rglob("*.jpg"))[0]
+    phone = tmp_path / "phone.jpg"
+    Image.open(small).convert("RGB").resize((4000, 3000)).save(phone, quality=85)  # a 12 MP camera photo
+    res = invoke("predict", phone, small, "--run", r18, "--out", tmp_path / "cam", "--json")
+    assert res.exit_code == 0, res.output
+    drawn = json.loads(res.output)
+    with Image.open(drawn[0]["gradcam"]) as overlay:
+        assert overlay.size == (OVERLAY_SIDE, OVERLAY_SIDE * 3 // 4)  # the photo's shape, 1024 px wide
+    with Image.open(drawn[1]["gradcam"]) as overlay:
+        assert overlay.size == Image.open(small).size  # a small photo keeps its size
+    res = invoke("predict", phone, small, "--run", r18, "--no-gradcam", "--json")
+    assert res.exit_code == 0, res.output
+    bare = json.loads(res.output)
+    assert [r["gradcam"] for r in bare] == [None, None]
+    assert [r["probabilities"] for r in bare] == [r["probabilities"] for r in drawn]
+    assert "—" in invoke("predict", small, "--run", r18, "--no-gradcam").output
+
+
 # ------------------------------------------------------------------ bad input and faults
 def test_tampered_dataset_is_refused(ws, tmp_path):
     copy = tmp_path / "copy"
@@ -264,6 +290,27 @@ def test_interrupted_run_resumes_per_fold(ws, tmp_path):
     (out / "fold3/checkpoint.pt").write_bytes(b"garbage")
     res = invoke("run", "--dataset", "mpox@1.0.0", "-w", ws, "--arch", "resnet18", *FAST, "--out", out, "--resume")
     assert res.exit_code == 1 and "fold 3 checkpoint" in res.output and "unreadable" in res.output
+
+
+def test_a_resume_that_moves_the_operating_point_names_the_runs_stale_exports(ws, r18, tmp_path):
+    """The probe's case: `--resume --target-sensitivity 0.5` moved a finished run's operating point without a
+    word, while the model.onnx exported into the run kept the old one: serve said "routine" where the deployed
+    file said "refer". The resume names the exports that no longer hold the run's operating point."""
+    pytest.importorskip("onnx")
+    out = tmp_path / "runs" / "copy"
+    shutil.copytree(r18, out)
+    assert invoke("export-model", out).exit_code == 0
+    again = ["run", "--dataset", "mpox@1.0.0", "-w", ws, "--arch", "resnet18", *FAST, "--out", out, "--resume"]
+    res = invoke(*again, "--json")  # the same operating point: nothing stale
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["stale_exports"] == []
+    res = invoke(*again, "--target-sensitivity", "0.5")
+    assert res.exit_code == 0, res.output
+    said = " ".join(res.output.split())
+    assert "warning: model.onnx in the run folder hold the operating point and calibration from before" in said
+    assert invoke("export-model", out).exit_code == 0
+    res = invoke(*again, "--target-sensitivity", "0.5", "--json")
+    assert json.loads(res.stdout)["stale_exports"] == []
 
 
 def test_resume_on_other_data_is_refused(ws, r18, tmp_path):
@@ -413,3 +460,39 @@ def test_diagnosis_task_with_three_classes(tmp_path):
     with open(out / "predictions.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert {"p_herpes", "p_mpox", "p_non_mpox"} <= set(rows[0])
+    # The probe's cases: the exported model's `p_calibrated` was P(first class) here, and the page said
+    # "Calibrated probability of class: 0.0 %". A diagnosis run exports its probabilities alone, its card speaks
+    # of no operating point, and the page lists each class's probability.
+    import onnxruntime
+    from browser import chromium, shot
+    from test_train_serve import Server, post
+
+    from train.ensemble import Ensemble
+    from train.export_model import read_metadata
+    from train.photos import Limits
+    from train.serve.app import ServeSettings, create_app
+
+    res = invoke("export-model", out, "--json")
+    assert res.exit_code == 0, res.output
+    meta, card = read_metadata(out / "model.onnx")
+    assert meta["outputs"] == ["probabilities"] and meta["positive_class"] is None
+    session = onnxruntime.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+    assert [o.name for o in session.get_outputs()] == ["probabilities"]
+    assert "no positive class" in card and "routine" not in card and "operating point" in card
+    photo = next((path / "test").rglob("*.jpg"))
+    with Server(create_app(Ensemble.load(out), ServeSettings(Limits(10_000_000, 10_000_000)))) as url:
+        body = post(url, photo.read_bytes()).json()
+        with chromium() as browser:
+            page = browser.new_page(viewport={"width": 800, "height": 900})
+            page.goto(url)
+            page.set_input_files("#photo", str(photo))
+            page.click("#go")
+            page.wait_for_selector("#result:not([hidden])", timeout=60_000)
+            shown = page.inner_text("#classes")
+            assert not page.is_visible("#positive") and page.is_visible("#classes")
+            shot(page, "serve-page-diagnosis.png", full_page=True)
+    assert body["p_positive"] is None
+    best = max(body["probabilities"], key=body["probabilities"].get)
+    assert shown.startswith(f"Probability of each class (not calibrated): {best} ")
+    for cls, p in body["probabilities"].items():
+        assert f"{cls} {100 * p:.1f} %" in shown

@@ -252,6 +252,7 @@ def test_run_reports_calibration_operating_point_cis_and_pointing(triage_run):
         np.mean([i["hit"] for i in pt["images"] if i["set"] == "test"])
     )
     report = (run / "report.md").read_text()
+    assert_tables_render(report)
     for text in (
         "Calibration and triage operating point",
         "reliability.png",
@@ -264,6 +265,18 @@ def test_run_reports_calibration_operating_point_cis_and_pointing(triage_run):
     assert (run / "reliability.png").stat().st_size > 5000 and (run / "pointing.png").stat().st_size > 5000
 
 
+def assert_tables_render(markdown: str) -> None:
+    """Every Markdown table's delimiter row has as many cells as its header: GitHub and markdown-it render one
+    short of it as a paragraph of pipes (the probe's case: the triage table had 10 header cells, 9 delimiters)."""
+    lines = markdown.splitlines()
+    tables = 0
+    for head, rule in zip(lines, lines[1:], strict=False):
+        if head.startswith("|") and rule.startswith("|") and set(rule) <= set("|-: "):
+            tables += 1
+            assert head.count("|") == rule.count("|"), (head, rule)
+    assert tables, "no table"
+
+
 @pytest.mark.torch
 @pytest.mark.slow
 def test_compare_shows_triage_and_pointing(triage_run, tmp_path):
@@ -272,6 +285,7 @@ def test_compare_shows_triage_and_pointing(triage_run, tmp_path):
     res = compare_runs([triage_run], tmp_path / "cmp")
     md = (tmp_path / "cmp" / "compare.md").read_text()
     assert "ECE before → after" in md and "Pointing game" in md and "[" in md
+    assert_tables_render(md)
     assert (
         res["runs"][0]["triage"]["threshold"]
         == json.loads((triage_run / "metrics.json").read_text())["triage"]["threshold"]
@@ -461,3 +475,32 @@ def test_an_uncalibrated_run_is_never_called_calibrated(triage_run, tmp_path):
     assert "has no external set" in card_markdown(without)
     (fit,) = predict(triage_run, [tmp_path / "p.jpg"], out_dir=tmp_path / "o2")
     assert fit["calibrated"] is True
+
+
+@pytest.mark.torch
+@pytest.mark.slow
+def test_a_killed_exports_part_is_removed_by_the_next_export_and_no_other(triage_run, tmp_path):
+    """The probe's case: `export-model` killed mid-write left `model.onnx.owoxqua9.part` (36 MB) beside its --out,
+    and no re-run removed it. The next export of that file removes its own dead parts; another program's `*.part`
+    in that folder (a browser's download) and a part a live writer holds are left alone."""
+    import fcntl
+
+    from typer.testing import CliRunner
+
+    from train.cli import app
+
+    out = tmp_path / "triage.onnx"
+    dead = tmp_path / "triage.onnx.owoxqua9.part"
+    dead.write_bytes(b"\0" * 1000)  # what a kill -9 mid-write leaves
+    card_dead = tmp_path / "triage.onnx.card.md.k2j4l5m6.part"
+    card_dead.write_text("half a card")
+    foreign = tmp_path / "holiday.jpg.part"
+    foreign.write_bytes(b"a download")
+    live = tmp_path / "triage.onnx.a1b2c3d4.part"
+    live.write_bytes(b"")
+    with open(live) as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # a second export writing now
+        res = CliRunner().invoke(app, ["export-model", str(triage_run), "--out", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    assert out.is_file() and not dead.exists() and not card_dead.exists()
+    assert foreign.read_bytes() == b"a download" and live.exists()

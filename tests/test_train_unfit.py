@@ -83,3 +83,19 @@ def test_compare_warns_for_the_unfit_run_only(unfit_run, triage_run, tmp_path):
     assert len(warned) == 1 and "[run]" in warned[0], res.stderr  # the unfit run's label, once
     data = json.loads(train_cli("compare", triage_run, unfit_run, "--json", cwd=tmp_path).stdout)
     assert [r["model_warning"] for r in data["runs"]] == [None, INVERTED]
+
+
+def test_export_model_warns_that_the_run_is_unfit(unfit_run, triage_run, tmp_path):
+    """The probe's case: `export-model` of such a run printed nothing, where run, compare, predict and serve warn;
+    the file then went to a clinic as any other."""
+    from train.calibration import INVERTED
+
+    res = train_cli("export-model", unfit_run, "--out", tmp_path / "unfit.onnx", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-800:]
+    assert [line for line in res.stderr.splitlines() if "worse than chance" in line], res.stderr
+    data = json.loads(train_cli("export-model", unfit_run, "--json", cwd=tmp_path).stdout)
+    assert data["model_warning"] == INVERTED
+    fine = json.loads(
+        train_cli("export-model", triage_run, "--out", tmp_path / "fit.onnx", "--json", cwd=tmp_path).stdout
+    )
+    assert fine["model_warning"] is None

@@ -153,6 +153,36 @@ def test_export_folders_files_and_archive_are_owner_only_whatever_the_umask(tmp_
 
 
 @pytest.mark.postgres
+@pytest.mark.postgres
+def test_a_postgres_role_without_a_privilege_gets_one_line_naming_the_catalogue(tmp_path, pg_url):
+    """The probe's case: a role without CREATE on the schema (init) or with SELECT only (ingest) got "unexpected
+    ProgrammingError: (psycopg.errors.InsufficientPrivilege) …" with the SQL statement and its parameters (a
+    folder's digest among them). Now one line names the catalogue and the grants; reading commands still work."""
+    import psycopg
+
+    admin = pg_url.replace("postgresql+psycopg", "postgresql")
+    with psycopg.connect(admin, autocommit=True) as c:
+        c.execute("CREATE ROLE reader LOGIN")
+    reader_url = pg_url.replace("postgres@", "reader@")
+    denied = curate("init", tmp_path / "by-reader", "--db", reader_url)
+    said = " ".join(denied.stderr.split())
+    assert denied.returncode == 1 and denied.stderr.strip().count("\n") == 0, denied.stderr
+    assert "the database role may not do this (permission denied for schema public)" in said
+    assert "CREATE TABLE" not in said and "Traceback" not in said and "sqlalche.me" not in said
+
+    curate("init", tmp_path / "ws", "--db", pg_url, check=True)
+    curate("ingest", photos(tmp_path / "in", 2), "--source", "clinic", "-w", tmp_path / "ws", check=True)
+    with psycopg.connect(admin, autocommit=True) as c:
+        c.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public TO reader")
+    curate("init", tmp_path / "ro", "--db", reader_url, check=True)  # the schema is there: nothing to create
+    proc = curate("ingest", photos(tmp_path / "more", 2, start=50), "--source", "clinic", "-w", tmp_path / "ro")
+    said = " ".join(proc.stderr.split())
+    assert proc.returncode == 1 and "permission denied for table command_runs" in said, proc.stderr
+    assert "grant it SELECT, INSERT, UPDATE and DELETE" in said and "INSERT INTO" not in said
+    assert "folder_digest" not in said and "[SQL" not in said
+    assert json.loads(curate("status", "--json", "-w", tmp_path / "ro", check=True).stdout)["images"] == 2
+
+
 def test_postgres_url_is_remembered_without_its_password_and_never_falls_back(tmp_path, pg_url):
     secret_url = pg_url.replace("postgres@", "postgres:s3cret-pw@")
     root = tmp_path / "ws"
@@ -515,6 +545,51 @@ def test_passwords_in_urls_never_reach_the_audit_table_or_the_screen(tmp_path):
     assert rejected == ["http://user:***@127.0.0.1:9/y%01.jpg"]
     stored += json.dumps(rejected)
     assert "hunter2" not in stored
+
+
+def test_pre_signed_urls_lose_their_signatures_in_the_catalogue(tmp_path):
+    """The privacy probe's case: a pre-signed image URL (S3, Google, CloudFront, Azure) grants access as a token
+    does; its signature went into the rejections and the run's record as it was. Only the signature goes."""
+    import functools
+    import http.server
+    import threading
+
+    from curate.redact import redact_text
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "a.jpg").write_bytes(I.jpeg(7, size=(400, 300)))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    root = tmp_path / "ws"
+    Workspace.init(root)
+    lst = tmp_path / "urls.txt"
+    lst.write_text(
+        f"{base}/a.jpg?X-Amz-Credential=AKIAQ&X-Amz-Signature=AmzSig123&sig=AzureSig123\n"
+        f"{base}/b.jpg?Signature=CfSig2&Key-Pair-Id=K&X-Goog-Signature=GoogSig3&design=kept\n"
+    )
+    try:
+        proc = curate(
+            "scrape", lst, "--engine", "urls", "--json", "-w", root, "--timeout", "5", "--allow-private-hosts"
+        )
+    finally:
+        server.shutdown()
+    assert proc.returncode == 0, proc.stderr
+    ws = Workspace.open(root)
+    with ws.session() as s:
+        stored = json.dumps([(r.arguments, r.summary) for r in s.exec(select(CommandRun))])
+        rejected = [r.locator for r in s.exec(select(Rejection))]
+        kept = [(p.locator, p.image_url, p.final_url) for p in s.exec(select(Provenance))]
+    assert len(kept) == 1 and all(
+        url.endswith("/a.jpg?X-Amz-Credential=***&X-Amz-Signature=***&sig=***") for url in kept[0] if url
+    ), kept
+    assert rejected == [f"{base}/b.jpg?Signature=***&Key-Pair-Id=K&X-Goog-Signature=***&design=kept"]
+    for secret in ("AKIAQ", "AmzSig123", "AzureSig123", "CfSig2", "GoogSig3"):
+        assert secret not in stored + json.dumps(kept) + proc.stdout + proc.stderr
+    assert redact_text("design=a signal=b assign: c") == "design=a signal=b assign: c"
 
 
 def test_server_replies_echoing_authorization_are_redacted():

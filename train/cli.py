@@ -21,6 +21,7 @@ from curate.net import is_loopback
 from curate.output import (
     JsonOpt,
     SafeGroup,
+    Terminated,
     console,
     err_console,
     fail,
@@ -271,8 +272,13 @@ def run_cmd(
     with reported(RESUME_HINT), _progress(disable=as_json) as progress:
         path = run(cfg, resume=resume, progress=progress, command=_command_line(cfg))
     metrics = json.loads((path / "metrics.json").read_text())
+    stale = []
+    if resume:  # the operating point a new --target-sensitivity moved: the run's exported models still hold the old
+        from train.export_model import stale_exports
+
+        stale = stale_exports(path)
     if as_json:
-        print_json({"run": str(path), **metrics})
+        print_json({"run": str(path), **metrics, "stale_exports": [str(p) for p in stale]})
         return
     sets = [s for s in ("val", "test", "test_roi", "external") if s in metrics["sets"]]
     console.print(_table2(sets, [(metrics["label"], metrics["sets"])], f"{metrics['label']} on {metrics['dataset']}"))
@@ -283,6 +289,14 @@ def run_cmd(
 
     if warning := unfit((metrics.get("triage") or {}).get("calibration")):
         err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+    if stale:
+        err_console.print(
+            f"[yellow]warning:[/] {escape(', '.join(p.name for p in stale))} in the run folder hold the operating "
+            "point and calibration from before this run; `train predict` and `train serve` use the new ones: run "
+            "`train export-model` again, and replace every copy deployed",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @app.command("compare")
@@ -355,6 +369,13 @@ def predict_cmd(
             ),
         ),
     ] = None,
+    gradcam: Annotated[
+        bool,
+        typer.Option(
+            "--gradcam/--no-gradcam",
+            help="Draw a Grad-CAM overlay per image, at most 1024 px (--no-gradcam: probabilities only, faster).",
+        ),
+    ] = True,
     as_json: JsonOpt = False,
 ) -> None:
     """Probability of mpox (mean of the fold models), the decision, and a Grad-CAM overlay per image.
@@ -375,7 +396,7 @@ def predict_cmd(
         f" with another --out (the overlays so far stay in {out})" if out else " (a new numbered folder)"
     )
     with reported(stopped):
-        results = predict(run, images, threshold, out)
+        results = predict(run, images, threshold, out, gradcam)
     done = [r for r in results if "error" not in r]
     if as_json:
         print_json(results)
@@ -391,7 +412,7 @@ def predict_cmd(
             # as given (two inputs named photo.jpg in two folders were two rows "photo.jpg"); control characters
             # shown, not obeyed
             name = escape(printable(r["image"]))
-            t.add_row(name, f"{p:.3f}", cal, thr, r["decision"] + low, escape(r["gradcam"]))
+            t.add_row(name, f"{p:.3f}", cal, thr, r["decision"] + low, escape(r["gradcam"] or "—"))
         console.print(t)
     for model_warning in dict.fromkeys(r["model_warning"] for r in done if r.get("model_warning")):  # once
         err_console.print(f"[yellow]warning:[/] {escape(model_warning)}", highlight=False, soft_wrap=True)
@@ -425,6 +446,7 @@ def export_model_cmd(
         train export-model runs/mpox-1.0.0/efficientnet_lite0-s0 --format onnx --out triage.onnx
     """  # noqa: E501 - the first line is `train export-model --help` verbatim: wrapping it changes the help
     _need_torch()
+    from train.calibration import unfit
     from train.export_model import export_model, read_metadata
 
     with reported():
@@ -439,6 +461,7 @@ def export_model_cmd(
         "input_size": meta["input"]["size"],
         "classes": meta["classes"],
         "operating_threshold": meta["operating_threshold"],
+        "model_warning": unfit(meta["calibration"]),  # as run, compare, predict and serve say it
     }
     if as_json:
         print_json(summary)
@@ -448,6 +471,8 @@ def export_model_cmd(
         f"wrote {path} ({summary['bytes'] / 1e6:.1f} MB, {meta['model']}, input {summary['input_size']} px, "
         f"operating threshold {thr}) and its model card {summary['card']}"
     )
+    if summary["model_warning"]:
+        err_console.print(f"[yellow]warning:[/] {escape(summary['model_warning'])}", highlight=False, soft_wrap=True)
 
 
 @app.command("serve")
@@ -627,7 +652,12 @@ def serve_cmd(
         err_console.print(f"[yellow]warning:[/] {web.state.model_warning}", highlight=False, soft_wrap=True)
     # a stop waits STOP_GRACE_S for answers in progress, not for a stalled upload's 120 s (nor a service
     # manager's 90 s before its SIGKILL)
-    listen.server(web, tls=(tls_cert, tls_key) if tls else None, grace=STOP_GRACE_S).run(sockets=socks)
+    try:
+        listen.server(web, tls=(tls_cert, tls_key) if tls else None, grace=STOP_GRACE_S).run(sockets=socks)
+    except KeyboardInterrupt as exc:  # uvicorn stopped gracefully, then raised the signal again: a server told to
+        # stop has done its job (before: "error: terminated (SIGTERM); re-run the same command to continue", exit
+        # 143, which a service manager records as a failure)
+        err_console.print(f"stopped ({'SIGTERM' if isinstance(exc, Terminated) else 'Ctrl-C'})", highlight=False)
 
 
 def _check_keep_folder(folder: Path) -> None:

@@ -6,8 +6,9 @@ constants, operating threshold and model card travel as metadata (ONNX `metadata
 TorchScript `_extra_files`), key ``mpox_triage`` (JSON) and ``model_card`` (markdown).
 
 Input ``image``: float32 (N, 3, S, S), RGB in [0, 1], EXIF-upright, resized by stretching to S×S
-(bilinear). Outputs ``probabilities`` (N, classes; mean of the fold models) and ``p_calibrated``
-(N; calibrated P(positive class)).
+(bilinear). Outputs ``probabilities`` (N, classes; mean of the fold models) and, for a binary run,
+``p_calibrated`` (N; calibrated P(positive class)). A diagnosis (multi-class) run has no positive class,
+calibration or operating point: ``probabilities`` alone (before, ``p_calibrated`` was P(first class)).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import torch
 from torch import nn
 
 from curate.dataset import refuse_sealed
-from curate.files import atomic_path, write_atomic
+from curate.files import atomic_path, remove_stale_parts_of, write_atomic
 from curate.output import json_text
 from train.choices import ExportFormat
 from train.ensemble import Ensemble
@@ -35,8 +36,13 @@ META_KEY = "mpox_triage"
 PRIVATE = 0o600
 
 
+def outputs(model: Ensemble) -> list[str]:
+    """The exported graph's outputs: a diagnosis run has no positive class to calibrate."""
+    return ["probabilities", "p_calibrated"] if model.positive else ["probabilities"]
+
+
 class Exported(nn.Module):
-    """normalise → backbone → mean of the heads' softmax → calibrated P(positive)."""
+    """normalise → backbone → mean of the heads' softmax (→ calibrated P(positive), binary runs)."""
 
     def __init__(self, model: Ensemble):
         super().__init__()
@@ -45,10 +51,12 @@ class Exported(nn.Module):
         self.register_buffer("std", torch.tensor(model.preset.std, dtype=torch.float32).view(1, 3, 1, 1))
         cal = model.calibration
         self.a, self.b = (float(cal.a), float(cal.b)) if cal else (1.0, 0.0)
-        self.pos = model.classes.index(model.positive) if model.positive else 0
+        self.pos = model.classes.index(model.positive) if model.positive else None
 
     def forward(self, image):
         probs = self.heads.probs(self.backbone((image - self.mean) / self.std))
+        if self.pos is None:
+            return probs
         p = probs[:, self.pos].clamp(1e-6, 1 - 1e-6)
         return probs, torch.sigmoid(self.a * torch.log(p / (1 - p)) + self.b)
 
@@ -76,7 +84,7 @@ def metadata(model: Ensemble, fold: int | None) -> dict:
             "std": list(model.preset.std),
             "normalised_inside": True,
         },
-        "outputs": ["probabilities", "p_calibrated"],
+        "outputs": outputs(model),
         "calibration": model.calibration.as_dict() if model.calibration else None,
         "operating_threshold": model.operating_threshold,
         "target_sensitivity": tri.get("target_sensitivity"),
@@ -111,6 +119,8 @@ def export_model(run: Path, fmt: ExportFormat, out: Path | None = None, fold: in
         # before: the steward's own notes of that name, or a link's target, were replaced by the card
         raise TrainError(f"{card_path} already exists and is not a model card: move it, or choose another --out")
     model = Ensemble.load(Path(run), fold=fold)
+    for path in (out, card_path):  # what a killed export of this file left (a 40 MB model each time)
+        remove_stale_parts_of(path)
     meta = metadata(model, fold)
     card = card_markdown(meta)
     old_card = card_path.read_bytes() if card_path.is_file() else None  # a re-export's: put back if this fails
@@ -164,8 +174,8 @@ def onnx_bytes(model: Ensemble, fold: int | None = None) -> bytes:
             (x,),
             buf,
             input_names=["image"],
-            output_names=["probabilities", "p_calibrated"],
-            dynamic_axes={"image": {0: "n"}, "probabilities": {0: "n"}, "p_calibrated": {0: "n"}},
+            output_names=outputs(model),
+            dynamic_axes={"image": {0: "n"}, **{name: {0: "n"} for name in outputs(model)}},
             opset_version=17,
             dynamo=False,
         )
@@ -175,6 +185,25 @@ def onnx_bytes(model: Ensemble, fold: int | None = None) -> bytes:
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     return proto.SerializeToString()
+
+
+def stale_exports(run: Path) -> list[Path]:
+    """The run's own exported models (`model.onnx`, `model.pt`) whose operating point or calibration is no longer
+    the run's: a `train run --resume` with another `--target-sensitivity` moved them, while `predict` and `serve`
+    follow the run (the probe's case: serve said "routine" where the deployed file said "refer")."""
+    tri = (json.loads((Path(run) / "metrics.json").read_text()).get("triage")) or {}
+    stale = []
+    for fmt in ExportFormat:
+        path = Path(run) / f"model.{'onnx' if fmt is ExportFormat.onnx else 'pt'}"
+        if not path.is_file():
+            continue
+        try:
+            meta, _ = read_metadata(path, fmt)
+        except Exception:  # not a model this toolkit wrote, or onnx missing: nothing to compare
+            continue
+        if (meta.get("operating_threshold"), meta.get("calibration")) != (tri.get("threshold"), tri.get("calibration")):
+            stale.append(path)
+    return stale
 
 
 def read_metadata(path: Path, fmt: ExportFormat | None = None) -> tuple[dict, str]:

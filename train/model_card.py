@@ -24,6 +24,11 @@ LIMITS = [
 ]
 
 
+INTENDED_USE_DIAGNOSIS = (
+    "Decision support for clinicians: the probability of each diagnosis the dataset version declares (the mean of "
+    "the fold models, not calibrated; no operating point). It does not diagnose mpox or rule it out."
+)
+
 CARD_TITLE = b"# Model card: "  # how every card begins (`export_model` knows its own by it)
 
 
@@ -42,7 +47,12 @@ def card_markdown(meta: dict) -> str:
         f"- **Input**: RGB, EXIF orientation applied, resized (stretch, bilinear) to {meta['input']['size']}×"
         f"{meta['input']['size']}, scaled to [0, 1]; normalisation (mean {list(meta['input']['mean'])}, std "
         f"{list(meta['input']['std'])}) is inside the model",
-        f"- **Classes**: {', '.join(meta['classes'])}; positive class `{meta['positive_class']}`",
+        f"- **Classes**: {', '.join(meta['classes'])}; "
+        + (
+            f"positive class `{meta['positive_class']}`"
+            if meta["positive_class"]
+            else "no positive class (diagnosis task): output `probabilities` only"
+        ),
     ]
     if warning := unfit(meta.get("calibration")):
         lines.append(f"- **Warning**: {warning}")
@@ -54,7 +64,8 @@ def card_markdown(meta: dict) -> str:
             f"- **Operating point**: refer when calibrated P({meta['positive_class']}) ≥ "
             f"{meta['operating_threshold']:.4f} (target sensitivity {meta['target_sensitivity']:.2f} out-of-fold)",
         ]
-    lines += ["", "## Intended use", "", INTENDED_USE, "", "## Performance (95 % bootstrap CI by image group)", ""]
+    intended = INTENDED_USE if meta["positive_class"] else INTENDED_USE_DIAGNOSIS
+    lines += ["", "## Intended use", "", intended, "", "## Performance (95 % bootstrap CI by image group)", ""]
     sets = (meta.get("triage") or {}).get("sets") or {}
     if sets:
         keys = ["auc", "sensitivity", "specificity", "ppv", "npv"]
@@ -85,6 +96,7 @@ def card_markdown(meta: dict) -> str:
         ]
     else:
         carries = []
-    limits = [*LIMITS[:2], *carries, *LIMITS[2:]]
+    # a diagnosis run has no 'routine' result and no operating point: those two limits are a binary run's
+    limits = [*LIMITS[:2], *carries, *LIMITS[2:]] if meta["positive_class"] else [LIMITS[1], *carries, *LIMITS[3:]]
     lines += ["", "## Limits", "", *[f"- {x}" for x in limits], ""]
     return "\n".join(lines)

@@ -36,9 +36,15 @@ MAX_FILE_BYTES = 100_000_000  # `curate ingest`'s bound on an original (curate.i
 LIMITS = Limits(MAX_FILE_BYTES, Image.MAX_IMAGE_PIXELS)
 
 
-def predict(run: Path, images: list[Path], threshold: float | None = None, out_dir: Path | None = None) -> list[dict]:
+OVERLAY_SIDE = 1024  # px, the Grad-CAM overlay's longer side at most (`train serve` sends 512)
+
+
+def predict(
+    run: Path, images: list[Path], threshold: float | None = None, out_dir: Path | None = None, gradcam: bool = True
+) -> list[dict]:
     """Per image: class probabilities, P(positive) before and after calibration, and the decision;
-    or, for an input that cannot be read, {"image", "error"}.
+    or, for an input that cannot be read, {"image", "error"}. With `gradcam`, an overlay per image at most
+    `OVERLAY_SIDE` px (drawn on a 48 MP photo at full size it took a minute and 4 GB, and wrote 60 MB).
 
     Without `threshold` the decision is the run's operating point on calibrated P(positive)
     (chosen on out-of-fold predictions for the run's target sensitivity); with it, the decision is
@@ -60,17 +66,21 @@ def predict(run: Path, images: list[Path], threshold: float | None = None, out_d
         try:
             # camera photos are triaged upright, as exported training images are (EXIF orientation applied), from
             # the pixels `serve` decodes (a JPEG at reduced scale): before, full-size pixels gave another P(mpox)
-            # than the server for the same JPEG (0.4964 against 0.4972). The overlay is drawn on the full photo.
+            # than the server for the same JPEG (0.4964 against 0.4972). The overlay is drawn on the photo shrunk.
             data = read_photo(path)
             img, size = decode_sized(data, LIMITS, model.preset.size)
-            full = img if img.size == size else decode(data, LIMITS)
+            shown = None
+            if gradcam:  # a copy: `img` is what the model sees
+                big = max(img.size) >= min(OVERLAY_SIDE, max(size))
+                shown = (img if big else decode(data, LIMITS, OVERLAY_SIDE)).copy()
+                shown.thumbnail((OVERLAY_SIDE, OVERLAY_SIDE))
         except TrainError as exc:
             results.append({"image": str(path), "error": str(exc)})
             continue
         except ServeError as exc:
             results.append({"image": str(path), "error": f"cannot read image {path}: {exc}"})
             continue
-        t = model.triage([img], cam=True)[0]
+        t = model.triage([img], cam=gradcam)[0]
         decision, predicted = t.decision, t.predicted_class  # refer/routine and the class, as `train serve` says
         if model.positive and threshold is not None:
             row = np.array([[t.probabilities[c] for c in model.classes]])
@@ -81,8 +91,9 @@ def predict(run: Path, images: list[Path], threshold: float | None = None, out_d
             used = model.operating_threshold if model.operating_threshold is not None else model.threshold
         else:
             used = None
-        png = out_dir / f"{n:03d}-gradcam.png"  # the position only: never a part of the input's name
-        save_image(overlay(full, t.cam), png)
+        png = out_dir / f"{n:03d}-gradcam.png" if shown else None  # the position only: never the input's name
+        if png:
+            save_image(overlay(shown, t.cam), png)
         low = low_resolution(f"image {path}", size, model.preset.size)
         results.append(
             {
@@ -95,14 +106,14 @@ def predict(run: Path, images: list[Path], threshold: float | None = None, out_d
                 "calibrated": threshold is None and applied(model.calibration),
                 "decision": decision,
                 "predicted_class": predicted,
-                "gradcam": str(png),
+                "gradcam": str(png) if png else None,
                 "size": list(size),
                 "low_resolution": low is not None,
                 "warning": low,
                 "model_warning": unfit(model.calibration),  # the run's, the same for every photo
             }
         )
-    if numbered and not any("gradcam" in r for r in results):  # every input refused: no empty numbered folder
+    if numbered and not any(r.get("gradcam") for r in results):  # no overlay written: no empty numbered folder
         with suppress(OSError):
             out_dir.rmdir()
     return results

@@ -64,7 +64,7 @@ def triage_markdown(entries: list[tuple[str, dict]]) -> str:
         "| Model | set | n (pos.) | ECE before → after | Brier before → after | "
         + " | ".join(EXTRA_LABELS.values())
         + " |",
-        "|" + "---|" * (4 + len(EXTRA_LABELS)),
+        "|" + "---|" * (5 + len(EXTRA_LABELS)),  # Model, set, n, ECE, Brier, then one per extra
     ]
     for label, tri in entries:
         for s, d in tri.get("sets", {}).items():

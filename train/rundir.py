@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from curate.dataset import DatasetVersion
-from curate.files import atomic_path
+from curate.files import atomic_path, remove_stale_parts
 from curate.output import one_line
 from train.config import TrainConfig, from_saved, identity, refuse_existing, started
 from train.data import Plan
@@ -108,6 +108,7 @@ def held_run(out: Path) -> Iterator[dict]:
         ) from None
     except OSError:  # a file system that does not lock folders: as before, unguarded
         pass
+    remove_stale_parts(out)  # a killed run's half-written checkpoints and outputs; a live writer's are held
     state: dict = {"previous": None, "replacing": False}
     try:
         yield state

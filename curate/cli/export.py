@@ -145,7 +145,7 @@ def export(
 
 def _render_export(result, name: str, version: str) -> None:
     """The export's tables and notes for people (an ExportResult)."""
-    from curate.export.card import conflicting_note, uncompared_note, undecided_note
+    from curate.export.card import conflicting_advice, conflicting_note, uncompared_note, undecided_note
     from curate.export.exclusions import REASONS
     from curate.export.leakage import LeakageAudit
 
@@ -163,8 +163,8 @@ def _render_export(result, name: str, version: str) -> None:
         console.print(f"[yellow]warning:[/] {uncompared_note(result.uncompared)}")
     if result.undecided_pairs:
         console.print(f"note: {undecided_note(result.undecided_pairs)}")
-    if result.conflicting_copies:
-        console.print(f"[yellow]warning:[/] {conflicting_note(result.conflicting_copies)}")
+    if groups := result.conflicting_copies:
+        console.print(f"[yellow]warning:[/] {conflicting_note(len(groups))}: {conflicting_advice(groups)}")
     if result.leakage is not None:
         audit = LeakageAudit.from_dict(result.leakage)
         colour = "yellow" if audit.suspects else "green"

@@ -154,10 +154,12 @@ def file_names(names: list[str], limit: int = 10) -> str:
 
 def status(workspace: WorkspaceOpt = None, db: DbOpt = None, json_out: JsonOpt = False) -> None:
     """Counts by source, stage and prior label; says which command is running now, and warns about unfinished
-    runs, originals missing from the store and files other users can read.
+    runs, originals missing from the store, exported versions holding images flagged identifiable since, and
+    files other users can read.
 
     Example: curate status --json
     """
+    from curate.export.flagged import FlaggedCopies, flagged_note
     from curate.lock import describe
     from curate.status import workspace_status
 
@@ -212,6 +214,12 @@ def status(workspace: WorkspaceOpt = None, db: DbOpt = None, json_out: JsonOpt =
             f"[yellow]warning: {data['missing_originals']} original(s) listed in the catalogue are missing from the "
             "store; re-run `curate ingest` on their folder to restore them (scraped ones: the same `curate scrape`)."
             "[/]",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if flagged := data["flagged_in_versions"]:
+        console.print(
+            f"[yellow]warning: {escape(flagged_note([FlaggedCopies(**f) for f in flagged]))}[/]",
             highlight=False,
             soft_wrap=True,
         )

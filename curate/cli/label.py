@@ -144,6 +144,7 @@ def pull(
     Example: curate label pull --low-quality any
     """
     from curate.audit import audited
+    from curate.export.flagged import flagged_in_versions, flagged_note
     from curate.label.pull import pull as do_pull
     from curate.label.rules import explain
     from curate.label.servers import resolve
@@ -154,8 +155,10 @@ def pull(
     with audited(ws, "label pull", {"url": url, **args}) as run:
         res = do_pull(ws, servers, low_quality=low_quality, third_opinion=third_opinion)
         run.summary = res.__dict__
+    with ws.session() as s:  # a flag pulled now may concern a version exported before it
+        flagged = flagged_in_versions(s, ws.root)
     if json_out:
-        print_json(res.__dict__)
+        print_json({**res.__dict__, "flagged_in_versions": [f.as_dict() for f in flagged]})
     else:
         console.print(
             f"{res.annotations} annotation(s) in {res.projects} project(s): {res.new} new, {res.revised} revised, "
@@ -169,7 +172,7 @@ def pull(
                 f"{a['relabelled']} relabelled, {a['discarded']} discarded (history: consensus_history)"
             )
         console.print(table("Consensus", ["status", "images"], [[k, v] for k, v in sorted(res.consensus.items())]))
-    for line in res.warnings:
+    for line in res.warnings + ([flagged_note(flagged)] if flagged else []):
         err_console.print(f"[yellow]warning:[/] {escape(line)}", highlight=False)
 
 

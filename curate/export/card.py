@@ -81,12 +81,23 @@ def undecided_note(n: int) -> str:
 
 
 def conflicting_note(n: int) -> str:
-    """The line for a version in which copies of one photo (labelled before dedupe joined them, or before a
-    merge or a keep) carry different diagnoses (card and terminal)."""
+    """The line for a version that left out copies of one photo (labelled before dedupe joined them, or before a
+    merge or a keep) carrying different diagnoses (card and terminal)."""
     return (
-        f"{n} dedupe cluster(s) are exported with two or more different diagnoses (copies of one photo, each "
-        "labelled: before dedupe joined them, or before a `curate dedupe merge` or `keep`); they share one split, "
-        "but a model sees one photo under two labels: see the manifest's `cluster` column, relabel or leave one out"
+        f"{n} dedupe cluster(s) left out: copies of one photo, each labelled (before dedupe joined them, or before "
+        "a `curate dedupe merge` or `keep`), carry different diagnoses, so the photo has no consensus "
+        "(reason `conflicting_copies`)"
+    )
+
+
+def conflicting_advice(groups: list[list[int]], shown: int = 5) -> str:
+    """What the steward does about those clusters (terminal): their image ids, and the two ways out."""
+    listed = "; ".join(" = ".join(map(str, ids)) for ids in groups[:shown])
+    more = f"; and {len(groups) - shown} more (`--json`: conflicting_images)" if len(groups) > shown else ""
+    first = " ".join(map(str, groups[0]))
+    return (
+        f"images {listed}{more}: different photos? `curate dedupe split {first}`; one photo? have it relabelled "
+        "in Label Studio and `curate label pull`; then export a new version"
     )
 
 

@@ -9,6 +9,7 @@ ingested, so they stay out of the card and the fingerprint (a re-export would ot
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 
 from sqlmodel import Session, select
 
@@ -16,12 +17,15 @@ from curate.label.diagnoses import FINAL, NOT_ASSESSABLE
 from db.models import DedupeMember, Image
 from db.models.label import Consensus
 
+CONFLICTING_COPIES = "conflicting_copies"  # left out by the export's plan (`plan._without_conflicting_copies`)
+
 # reason -> what it means for a reader, in the order shown
 REASONS: dict[str, str] = {
     NOT_ASSESSABLE: "clinicians chose 'not assessable'",
     "identifiable_features": "flagged: identifiable features (face, tattoo, birthmark)",
     "low_quality": "flagged: image quality too low (rule: curate label pull --low-quality)",
     "discarded": "no consensus among three clinicians",
+    "conflicting_copies": "copies of one photo labelled with different diagnoses (dedupe cluster)",
     "pending": "labelling not finished (awaiting raters or a review)",
     "duplicate": "near-duplicate of its cluster's representative (labelled once)",
     "low_resolution": "smaller than dedupe's --min-side, never sent to labelling",
@@ -44,13 +48,15 @@ def ordered(counts: Counter) -> dict[str, int]:
     return {r: counts[r] for r in known + sorted(set(counts) - set(REASONS)) if counts[r]}
 
 
-def consensus_exclusions(consensus: list[Consensus]) -> dict[str, int]:
-    """Labelled images that are not exported, by reason (deterministic from the consensus: for the card)."""
-    return ordered(Counter(r for r in map(consensus_reason, consensus) if r is not None))
+def consensus_exclusions(consensus: list[Consensus], left_out: Mapping[int, str]) -> dict[str, int]:
+    """Labelled images that are not exported, by reason (deterministic from the consensus: for the card);
+    `left_out`: images the plan left out despite an exportable consensus, with their reason."""
+    return ordered(Counter(r for c in consensus if (r := left_out.get(c.image_id) or consensus_reason(c))))
 
 
-def catalogue_exclusions(s: Session, exported: set[int]) -> dict[str, int]:
-    """Every catalogue image not in `exported`, by reason: the consensus reasons, then dedupe's, then unlabelled."""
+def catalogue_exclusions(s: Session, exported: set[int], left_out: Mapping[int, str]) -> dict[str, int]:
+    """Every catalogue image not in `exported`, by reason: the plan's (`left_out`), the consensus reasons, then
+    dedupe's, then unlabelled."""
     consensus = {c.image_id: c for c in s.exec(select(Consensus)).all()}
     members = {m.image_id: m for m in s.exec(select(DedupeMember)).all()}
     counts: Counter = Counter()
@@ -59,7 +65,7 @@ def catalogue_exclusions(s: Session, exported: set[int]) -> dict[str, int]:
             continue
         c, m = consensus.get(image_id), members.get(image_id)
         if c is not None:
-            counts[consensus_reason(c) or "unspecified"] += 1
+            counts[left_out.get(image_id) or consensus_reason(c) or "unspecified"] += 1
         elif m is not None and not m.representative:
             counts["duplicate"] += 1
         elif m is not None and m.low_res:

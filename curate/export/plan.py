@@ -28,7 +28,12 @@ from curate.dataset import SPLITS, DatasetError, DatasetVersion
 from curate.dedupe import cluster_map, uncompared_image_ids, undecided_pairs
 from curate.errors import ConfigError, ExportError
 from curate.export.card import UNKNOWN_LICENCE
-from curate.export.exclusions import catalogue_exclusions, consensus_exclusions, consensus_reason
+from curate.export.exclusions import (
+    CONFLICTING_COPIES,
+    catalogue_exclusions,
+    consensus_exclusions,
+    consensus_reason,
+)
 from curate.export.images import RESIZE_POLICIES, ImageSpec, roi_region, union_box
 from curate.export.splits import Item, SplitPlan, plan_splits
 from curate.label.agreement import rater_agreement
@@ -104,6 +109,7 @@ class ExportPlan:
     excluded: dict[str, int] = field(
         default_factory=dict
     )  # every catalogue image not exported, by reason (not fingerprinted)
+    conflicting: list[list[int]] = field(default_factory=list)  # left out: a cluster's copies under two diagnoses
 
 
 def parse_version(text: str) -> tuple[int, int, int]:
@@ -183,6 +189,8 @@ def make_plan(
             + (", ".join(f"{k} {v}" for k, v in sorted(status_counts.items())) or "empty")
             + ")"
         )
+    clusters = cluster_map(s)
+    chosen, left_out, conflicting = _without_conflicting_copies(chosen, clusters)
     ids = [c.image_id for c in chosen]
     images = {im.id: im for im in s.exec(select(Image).where(Image.id.in_(ids))).all()}
     prov: dict[int, list[tuple[Provenance, Source]]] = defaultdict(list)
@@ -190,7 +198,6 @@ def make_plan(
         select(Provenance, Source).join(Source, Source.id == Provenance.source_id).where(Provenance.image_id.in_(ids))
     ).all():
         prov[p.image_id].append((p, src))
-    clusters = cluster_map(s)
     chosen_ids = set(ids)
     together: dict[int, list[str]] = defaultdict(list)  # an undecided pair's images share a group: one split
     kept_together = 0
@@ -276,7 +283,7 @@ def make_plan(
     agreements = [c.agreement for c in chosen if c.agreement is not None]
     labels = {
         "statuses": {k: status_counts.get(k, 0) for k in STATUSES},
-        "excluded": consensus_exclusions(consensus),
+        "excluded": consensus_exclusions(consensus, left_out),
         "rules": describe(recorded_rules(s)),
         "methods": dict(sorted(Counter(r.method or "unspecified" for r in rows).items())),
         "raters": {str(k): v for k, v in sorted(Counter(r.n_raters for r in rows).items())},
@@ -287,11 +294,8 @@ def make_plan(
         labels["uncompared"] = uncompared
     if kept_together:  # likewise
         labels["undecided_pairs"] = kept_together
-    diagnoses_of: dict[str, set[str]] = defaultdict(set)
-    for r in rows:
-        diagnoses_of[r.cluster].add(r.diagnosis)
-    if mixed := sum(len(d) > 1 for d in diagnoses_of.values()):  # likewise
-        labels["conflicting_copies"] = mixed
+    if conflicting:  # likewise
+        labels["conflicting_copies"] = len(conflicting)
     per_source: dict[str, Counter] = defaultdict(Counter)
     for r in rows:
         per_source[r.source][r.split] += 1
@@ -340,7 +344,8 @@ def make_plan(
         sources=sources,
         parent_dir=parent_dir,
         parent_folds_kept=keep_folds,
-        excluded=catalogue_exclusions(s, set(ids)),
+        excluded=catalogue_exclusions(s, set(ids), left_out),
+        conflicting=conflicting,
     )
     plan.fingerprint = fingerprint(plan)
     plan.meta["fingerprint"] = plan.fingerprint
@@ -348,6 +353,26 @@ def make_plan(
     # (train's pointing game); added after the fingerprint, which depends on the catalogue state only
     plan.meta["original_sizes"] = {str(r.image_id): list(r.size) for r in rows if r.region}
     return plan
+
+
+def _without_conflicting_copies(
+    chosen: list[Consensus], clusters: dict[int, str]
+) -> tuple[list[Consensus], dict[int, str], list[list[int]]]:
+    """`chosen` less every dedupe cluster whose labelled copies carry two or more diagnoses; those images, each
+    with its exclusion reason; and their image ids, cluster by cluster. Copies of one photo, each labelled (before
+    dedupe joined them, or before a merge or a keep), that clinicians called differently have no consensus on the
+    photo: the study's rule leaves it out. Exporting them put one photo in the data under two labels; exporting
+    the representative alone lost what the other copy carried (its case id, undecided pairs, external source,
+    parent place)."""
+    diagnoses_of: dict[str, set[str]] = defaultdict(set)
+    for c in chosen:
+        diagnoses_of[clusters.get(c.image_id, f"img{c.image_id}")].add(c.diagnosis)
+    mixed: dict[str, list[int]] = {key: [] for key, found in diagnoses_of.items() if len(found) > 1}
+    for c in chosen:
+        if (key := clusters.get(c.image_id, f"img{c.image_id}")) in mixed:
+            mixed[key].append(c.image_id)
+    left_out = {i: CONFLICTING_COPIES for ids in mixed.values() for i in ids}
+    return [c for c in chosen if c.image_id not in left_out], left_out, sorted(sorted(ids) for ids in mixed.values())
 
 
 def _find_parent(options: ExportOptions, exports_root: Path, versions: list[str]) -> tuple[str | None, Path | None]:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from PIL import Image as PILImage
 from sqlmodel import Session, select
 
 from curate.dedupe import labelable_image_ids, uncompared_image_ids
@@ -80,7 +81,7 @@ def normalise_emails(raters: list[str]) -> list[str]:
 
 def copy_format(image: Image) -> str:
     """The format of a rater's copy: JPEG for a photo (lossy at the source) without transparency, PNG
-    (lossless, keeps transparency) for the rest."""
+    (lossless; transparency flattened onto white by `rater_pixels`) for the rest."""
     fmt = (image.format or "").upper()
     return "JPEG" if fmt in PHOTO_FORMATS and image.mode not in ALPHA_MODES else "PNG"
 
@@ -89,19 +90,30 @@ def rater_pixels(data: bytes, fmt: str) -> bytes:
     """A stored original as a rater receives it: decoded upright at full size (`open_upright`) and re-encoded
     from its pixels alone (`pixels_only`), so no EXIF (GPS, serials, its thumbnail), XMP, IPTC, ICC profile,
     comment or text chunk reaches a browser. Upright, it shows as browsers showed the original (they apply
-    the EXIF orientation), so boxes in percent of the picture keep their place."""
+    the EXIF orientation), so boxes in percent of the picture keep their place. Transparency is flattened onto
+    white, as the export and the model see it (`to_rgb`): colour kept under transparent pixels (a face "erased"
+    with a transparent brush) would otherwise reach every rater's browser, one channel away."""
     img = open_upright(data).image
-    if fmt == "JPEG":
+    if img.mode != "L":  # grey stays grey; every other mode, alpha included, as the export writes it
         img = to_rgb(img)
-    elif img.mode not in ("RGB", "RGBA", "L", "LA"):
-        alpha = img.mode in ("PA", "RGBa", "La") or "transparency" in img.info
-        img = img.convert("RGBA") if alpha else to_rgb(img)
     buf = io.BytesIO()
     if fmt == "JPEG":
         pixels_only(img).save(buf, "JPEG", quality=COPY_QUALITY, subsampling="4:2:0")
     else:
         pixels_only(img).save(buf, "PNG")
     return buf.getvalue()
+
+
+def _with_alpha(path: Path) -> bool:
+    """Whether a rater's PNG copy keeps an alpha channel: written before `rater_pixels` flattened transparency,
+    it may hold hidden colour, so it is written again (the header alone is read)."""
+    if path.suffix != ".png":
+        return False
+    try:
+        with PILImage.open(path) as im:
+            return im.mode in ALPHA_MODES or "transparency" in im.info
+    except (OSError, ValueError):
+        return True  # unreadable: written again from the original
 
 
 def rater_copy(ws, image: Image) -> Path:
@@ -112,7 +124,7 @@ def rater_copy(ws, image: Image) -> Path:
     and a link under the original's own extension (a HEIC's, a WebP's) now points at the copy."""
     dest = _copy_path(ws, image)
     folder = dest.parent
-    if dest.is_symlink() or not dest.is_file():
+    if dest.is_symlink() or not dest.is_file() or _with_alpha(dest):
         data = rater_pixels(_intact(ws.store, image.sha256, image.id), copy_format(image))  # raters see that photo
         write_atomic(dest, data, ws.tmp, mode=0o600)
     old = folder / f"{image.sha256}.{EXTENSIONS.get((image.format or '').upper(), 'bin')}"

@@ -132,13 +132,17 @@ def install(version: str = "label-studio>=1.23,<1.24", target: Path | None = Non
     return target / "bin" / "label-studio"
 
 
+# what a Label Studio process inherits from the steward's environment: where programs, home, locale, time zone and
+# temporary files are. Nothing else: the catalogue's PGPASSWORD or CURATE_DB_URL, an engine's API key, a proxy's
+# credentials have no business in a web server clinicians log into, and Django reads settings from the environment
+# (DJANGO_DB, POSTGRE_*, USERNAME, PASSWORD, SECRET_KEY …): each server keeps its own key in <data>/.env.
+_INHERITED = frozenset({"PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "SYSTEMROOT"})
+
+
 def server_env(data_dir: Path, files_root: Path) -> dict[str, str]:
-    """Environment for every Label Studio process we run: private data dir, no phoning home."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LABEL_STUDIO_", "HEARTEX_"))}
-    for name in ("USERNAME", "PASSWORD", "USER_TOKEN", "SECRET_KEY"):  # each server keeps its own key in <data>/.env
-        env.pop(name, None)
-    if env.get("CI", "x").strip() == "":
-        env.pop("CI")  # Label Studio parses CI as a boolean and dies on an empty one
+    """Environment for every Label Studio process we run: private data dir, no phoning home, and of the
+    caller's environment only `_INHERITED` and the locale (LC_*)."""
+    env = {k: v for k, v in os.environ.items() if k in _INHERITED or k.startswith("LC_")}
     env.update(
         {
             "LABEL_STUDIO_BASE_DATA_DIR": str(data_dir),

@@ -1,6 +1,10 @@
 """Alembic environment: the engine is handed in by `db.migrate`."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from alembic import context
+from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
 import db.models  # noqa: F401  - registers every table on SQLModel.metadata
@@ -11,7 +15,28 @@ if engine is None:  # `alembic` CLI use: take the URL from -x url=...
 
     engine = make_engine(context.get_x_argument(as_dictionary=True)["url"])
 
-with engine.connect() as connection:
+
+@contextmanager
+def one_transaction(connection: Connection) -> Iterator[None]:
+    """SQLite: the whole upgrade in one transaction that this connection begins itself. Python's sqlite3 opens a
+    transaction only before INSERT, UPDATE or DELETE, so each ALTER and batch copy of a migration ran on its own
+    and was saved at once: a command stopped mid-upgrade left columns added under the old schema revision, and every
+    later command failed on "duplicate column name". SQLite's DDL is transactional; killed, the journal undoes it
+    all. (PostgreSQL's DDL is transactional through SQLAlchemy already.)"""
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    raw = connection.connection.driver_connection
+    saved = raw.isolation_level
+    raw.isolation_level = None  # no implicit transactions: the BEGIN below is the only one
+    try:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")  # the write lock first: a second upgrade waits for this one
+        yield
+    finally:
+        raw.isolation_level = saved  # after the COMMIT or ROLLBACK: the pool's next user gets sqlite3's default
+
+
+with engine.connect() as connection, one_transaction(connection):
     context.configure(
         connection=connection,
         target_metadata=SQLModel.metadata,

@@ -59,7 +59,7 @@ class CommandRun(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     command: str = Field(max_length=50)
     arguments: str = Field(default="{}", sa_column=sa.Column(sa.Text, nullable=False))  # JSON, secrets redacted
-    status: str = Field(default="running", max_length=20)  # running | ok | failed | interrupted | killed
+    status: str = Field(default="running", max_length=20)  # running | ok | failed | aborted | interrupted | killed
     summary: str = Field(default="{}", sa_column=sa.Column(sa.Text, nullable=False))  # JSON
     tool_version: str = Field(default="", max_length=40)
     started_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
