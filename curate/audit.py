@@ -9,7 +9,6 @@ holds, since report pages and `pipeline --demo` write there without the workspac
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from curate.errors import CurateError
 from curate.files import remove_stale_parts
 from curate.lock import keep_previous, note_outcome, note_run, stale_runs, unrecorded_outcomes, workspace_lock
 from curate.output import err_console
-from curate.redact import redact_value
+from curate.redact import redact_value, secret_name
 from db.models import CommandRun, utcnow
 
 
@@ -33,13 +32,11 @@ def _dim(message: str) -> None:
 # What a writer is told when it cleared a killed run's partial files (stderr, one dim line; never their names).
 on_note: Callable[[str], None] = _dim
 
-_SECRET = re.compile(r"token|password|passwd|secret|api_?key|credential", re.I)
-
 
 def redact(args: dict[str, Any]) -> dict[str, Any]:
-    """Drop values whose names look like secrets, and secrets inside the others (user:password@ in a URL);
-    they must never reach the catalogue."""
-    return {k: ("<redacted>" if _SECRET.search(k) else redact_value(v)) for k, v in args.items()}
+    """Drop values whose names look like secrets (`secret_name`), and secrets inside the others (user:password@
+    in a URL); they must never reach the catalogue."""
+    return {k: ("<redacted>" if secret_name(k) else redact_value(v)) for k, v in args.items()}
 
 
 @dataclass

@@ -30,6 +30,13 @@ class StoreError(CurateError):
     midway = True
 
 
+class MissingOriginals(StoreError):
+    """Originals a command needs are not in the store: found before it starts its work (a refusal, not a fault
+    met mid-work)."""
+
+    midway = False
+
+
 class ScrapeError(CurateError):
     """The crawl could not run at all (no result page readable, store failure)."""
 

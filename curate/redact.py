@@ -14,16 +14,17 @@ _AUTH_HEADER = re.compile(
     r"(?P<value>(?:(?:bearer|token|basic|digest)\s+)?[^\s\"',}\]]+)",
     re.I,
 )
-# a pre-signed URL's signature (S3's X-Amz-Signature, Google's X-Goog-Signature, CloudFront's Signature, Azure's sig)
-# grants access as a token does
-_SECRET_WORDS = r"token|password|passwd|secret|api[_-]?key|apikey|credential|signature"
-_SHORT = r"(?<![A-Za-z_-])sig"  # Azure's SAS signature: the whole name only ("design=", "signal=" are not)
+_SECRET_WORDS = r"token|password|passwd|secret|api[_-]?key|apikey|credential"
+# a pre-signed URL's signature grants access as a token does: a vendor's (S3's X-Amz-Signature, Google's
+# X-Goog-Signature) anywhere; a bare `Signature` (CloudFront) or `sig` (Azure) only as a URL's query parameter, so
+# that "invalid signature: …" or "signatures: 3 checked" in a message stay whole
+_SIGNED = r"[A-Za-z]+(?:-[A-Za-z]+)*-signature|(?<=[?&;])(?:signature|sig)(?==)"
 _KEY_VALUE = re.compile(
-    rf"(?P<name>[A-Za-z_-]*(?:{_SECRET_WORDS})[A-Za-z_-]*|{_SHORT})"
+    rf"(?P<name>[A-Za-z_-]*(?:{_SECRET_WORDS})[A-Za-z_-]*|{_SIGNED})"
     r"(?P<sep>[\"']?\s*[:=]\s*[\"']?)(?P<value>[^\s\"'&,;}\]]+)",
     re.I,
 )
-_SECRET_NAME = re.compile(rf"{_SECRET_WORDS}|^sig$", re.I)
+_SECRET_NAME = re.compile(rf"{_SECRET_WORDS}|-signature$|^signature$|^sig$", re.I)  # a query key, a JSON field
 
 
 def secret_name(name: str) -> bool:

@@ -169,16 +169,30 @@ def workspace_status(ws) -> dict:
     """`catalogue_status` with what only the workspace's files tell: `running_now` (the writer holding the lock:
     pid, command, since; None), `unfinished_runs` counting only runs whose process is gone (the running
     writer's own are not "unfinished"), `missing_originals` (images whose original is not in the store),
-    `flagged_in_versions` (`curate.export.flagged`) and `exposed_paths`."""
+    `unlisted_originals` (stored originals no row lists), `flagged_in_versions` (`curate.export.flagged`) and
+    `exposed_paths`."""
     running = holder(ws.root)
     live = [] if running is None else [r for r in running.get("runs") or [] if isinstance(r, int)]
     with ws.session() as s:
         data = catalogue_status(s, live_runs=live, left=outcomes_left(ws.root), unknown_writer=running == {})
         data["missing_originals"] = missing_originals(ws, s)
+        # a writer at work stores each photo before it records it: only counted when none runs
+        data["unlisted_originals"] = unlisted_originals(ws, s) if running is None else 0
         data["flagged_in_versions"] = [f.as_dict() for f in flagged_in_versions(s, ws.root)]
     data["running_now"] = None if running is None else {k: running.get(k) for k in ("command", "pid", "since")}
     data["exposed_paths"] = exposed_entries(ws)
     return data
+
+
+def unlisted_originals(ws, session: Session) -> int:
+    """Originals in the store that no catalogue row lists: an ingest or scrape killed between storing a photo and
+    recording it (the same command run again records them), or a catalogue restored from an older backup. A
+    listing of objects/, nothing read; such files are never labelled or exported, and nothing deletes them."""
+    listed = set(session.exec(select(Image.sha256)).all())
+    try:
+        return sum(1 for sha in ws.store.iter_shas() if sha not in listed)
+    except OSError:
+        return 0
 
 
 def missing_originals(ws, session: Session) -> int:

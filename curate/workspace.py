@@ -258,7 +258,8 @@ class Workspace:
             raise WorkspaceError(
                 f"catalogue {_redact(self.db_url)}: the database role may not do this "
                 f"({redact_text(_first_line(exc.orig))}): grant it SELECT, INSERT, UPDATE and DELETE on the "
-                "catalogue's tables and sequences, and CREATE on its schema for `curate init` and upgrades"
+                "catalogue's tables, USAGE and SELECT on its sequences, and CREATE on its schema for `curate init` "
+                "and upgrades"
             ) from exc
         name = getattr(exc.orig, "sqlite_errorname", "") or ""
         if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):

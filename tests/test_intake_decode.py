@@ -183,6 +183,10 @@ def test_gps_and_serials_only_in_xmp_are_flagged(fmt, tmp_path):
     assert body.has_camera_serial and not body.has_gps
     plain = inspect(_with_xmp(fmt, b'xmp:CreatorTool="GIMP" dc:format="image/jpeg"'))
     assert not plain.has_gps and not plain.has_camera_serial
+    empty = inspect(_with_xmp(fmt, b'exif:GPSLatitude="" aux:LensSerialNumber="L9"'))  # no place, a lens's serial
+    assert not empty.has_gps and not empty.has_camera_serial
+    element = inspect(_with_xmp(fmt, b"><exif:GPSLongitude>0,7.6W</exif:GPSLongitude><aux:SerialNumber>SN3<x"))
+    assert element.has_gps and element.has_camera_serial
 
 
 def test_status_counts_a_photo_whose_gps_is_only_in_xmp(tmp_path):

@@ -18,7 +18,7 @@ from skimage import data as samples
 from sqlmodel import select
 
 from curate.errors import StoreError
-from curate.label.rounds import image_link, push, rater_copies, rater_copy, replace_original_links
+from curate.label.rounds import image_link, push, rater_copies, rater_copy, replace_old_copies
 from db.models import Image as ImageRow
 
 SECRETS = (b"Dr Jane Example", b"Patient 4711", b"clinic room 3", b"MAKERNOTE-SN-99", b"DOB 1990")
@@ -252,7 +252,8 @@ def erased_png() -> bytes:
 def test_colour_hidden_under_transparency_never_reaches_a_rater(ws):
     """The privacy probe's case: a face made transparent, not painted over, kept its pixels in the PNG Label
     Studio served, one channel away from every rater. The copy is flattened onto white, as the export and the
-    model see it; a copy written before (with its alpha) is written again at the next push."""
+    model see it; a copy written before (with its alpha) is written again before the next push or adjudication,
+    whichever round it was made for."""
     row = add(ws, erased_png())
     hidden = np.asarray(Image.open(io.BytesIO(erased_png())))[:100, :, :3]
     assert hidden.std() > 20  # the guard: the erased half does hold a picture
@@ -262,10 +263,13 @@ def test_colour_hidden_under_transparency_never_reaches_a_rater(ws):
     assert np.array_equal(copy[100:], samples.astronaut()[100:200, :300])
 
     path.chmod(0o600)
-    path.write_bytes(erased_png())  # as the copy was written before
-    rater_copy(ws, row)
+    path.write_bytes(erased_png())  # as the copy was written before, for a round pushed then
+    orphan = path.with_name("0" * 64 + ".png")  # and one of an image the catalogue no longer knows
+    orphan.write_bytes(erased_png())
+    assert replace_old_copies(ws) == 2  # every round's copies, before a push or an adjudication
     again = Image.open(path)
     assert again.mode == "RGB" and (np.asarray(again)[:100] == 255).all()
+    assert not orphan.exists() and replace_old_copies(ws) == 0
 
 
 def test_a_webp_photo_is_served_as_a_jpeg(ws):
@@ -394,13 +398,13 @@ def test_every_old_link_is_replaced_before_a_push(ws):
     orphan = ws.root / "studio" / "files" / sha[:2] / f"{sha}.png"
     orphan.parent.mkdir(parents=True, exist_ok=True)
     os.symlink(os.path.relpath(ws.store.path_for(sha), orphan.parent), orphan)
-    assert replace_original_links(ws) == 3
+    assert replace_old_copies(ws) == 3
     assert jpeg_link.is_file() and not jpeg_link.is_symlink()
     assert os.readlink(webp_link) == f"{webp.sha256}.jpg"  # the old task URL is served the copy
     assert not orphan.exists() and not orphan.is_symlink()
     for path in (jpeg_link, webp_link):
         assert_bare(path.read_bytes())
-    assert replace_original_links(ws) == 0
+    assert replace_old_copies(ws) == 0
 
 
 # --- through Label Studio -------------------------------------------------------------------------------

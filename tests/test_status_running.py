@@ -143,3 +143,24 @@ def test_a_run_aborted_by_a_fault_mid_work_is_listed_a_refused_one_is_not(tmp_pa
     curate("ingest", folder, "-s", "c", "-w", root)  # the same ingest, to the end
     data = json.loads(curate("status", "-w", root, "--json").stdout)
     assert data["unfinished"] == [] and data["images"] == 6
+
+
+def test_status_counts_originals_no_row_lists(tmp_path):
+    """The probe's case: an ingest killed between storing photos and recording them left them in objects/,
+    uncatalogued, and nothing said so (its folder gone, they would stay unseen). Status counts them, except while
+    a writer runs (it stores each photo before recording it); the same ingest run again records them."""
+    root, folder = workspace_and_photos(tmp_path, 3)
+    ws = Workspace.open(root)
+    for i in range(2):  # what the kill left: stored, not recorded
+        ws.store.put(I.jpeg(i))
+    assert json.loads(curate("status", "-w", root, "--json").stdout)["unlisted_originals"] == 2
+    shown = " ".join(curate("status", "-w", root).stdout.split())
+    assert "warning: 2 original(s) in objects/ are listed by no catalogue row" in shown
+    running = writer(root)
+    try:
+        assert json.loads(curate("status", "-w", root, "--json").stdout)["unlisted_originals"] == 0
+    finally:
+        running.communicate("", timeout=60)
+    curate("ingest", folder, "-s", "c", "-w", root)
+    data = json.loads(curate("status", "-w", root, "--json").stdout)
+    assert data["unlisted_originals"] == 0 and data["images"] == 3

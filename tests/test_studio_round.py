@@ -353,6 +353,24 @@ def test_a_flag_pulled_after_an_export_names_the_versions_holding_the_image(stud
     )
     assert again["excluded"]["identifiable_features"] == 1
     assert victim not in {int(r["image_id"]) for r in DatasetVersion.open(again["path"]).rows}
+    # the steward deletes the folder: the archive still holds the photo, and is named; then it goes too
+    version = ws.root / "exports" / "t" / "1.0.0"
+    for path in sorted(version.rglob("*"), reverse=True):
+        path.chmod(0o700) if path.is_dir() else path.unlink()
+    for path in sorted(version.rglob("*"), reverse=True):
+        path.rmdir()
+    version.rmdir()
+    assert json.loads(run("status", "--json").stdout)["flagged_in_versions"] == [
+        {"version": "t@1.0.0", "images": [victim], "folder": None, "archive": "exports/t/t-1.0.0.tar"}
+    ]
+    assert "t@1.0.0 (its archive exports/t/t-1.0.0.tar)" in " ".join(run("status").output.split())
+    (ws.root / "exports" / "t" / "t-1.0.0.tar").unlink()
+    assert json.loads(run("status", "--json").stdout)["flagged_in_versions"] == []
+    # a damaged manifest is passed over, never a crash of status or pull
+    manifest = ws.root / "exports" / "t" / "1.1.0" / "manifest.csv"
+    manifest.chmod(0o600)
+    manifest.write_text("file,image_id\nx.jpg,x1\n")
+    assert run("status").exit_code == 0 and run("label", "pull").exit_code == 0
 
 
 def test_personal_access_token_works_too(studio_server):

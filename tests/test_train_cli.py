@@ -479,6 +479,7 @@ def test_diagnosis_task_with_three_classes(tmp_path):
     session = onnxruntime.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
     assert [o.name for o in session.get_outputs()] == ["probabilities"]
     assert "no positive class" in card and "routine" not in card and "operating point" in card
+    assert "Not a diagnosis: a PCR test" in card
     photo = next((path / "test").rglob("*.jpg"))
     with Server(create_app(Ensemble.load(out), ServeSettings(Limits(10_000_000, 10_000_000)))) as url:
         body = post(url, photo.read_bytes()).json()

@@ -93,7 +93,9 @@ def test_export_model_warns_that_the_run_is_unfit(unfit_run, triage_run, tmp_pat
     res = train_cli("export-model", unfit_run, "--out", tmp_path / "unfit.onnx", cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-800:]
     assert [line for line in res.stderr.splitlines() if "worse than chance" in line], res.stderr
-    data = json.loads(train_cli("export-model", unfit_run, "--json", cwd=tmp_path).stdout)
+    data = json.loads(
+        train_cli("export-model", unfit_run, "--out", tmp_path / "u2.onnx", "--json", cwd=tmp_path).stdout
+    )
     assert data["model_warning"] == INVERTED
     fine = json.loads(
         train_cli("export-model", triage_run, "--out", tmp_path / "fit.onnx", "--json", cwd=tmp_path).stdout

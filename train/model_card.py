@@ -29,6 +29,8 @@ INTENDED_USE_DIAGNOSIS = (
     "the fold models, not calibrated; no operating point). It does not diagnose mpox or rule it out."
 )
 
+NOT_A_DIAGNOSIS = "Not a diagnosis: a PCR test and a clinician's examination decide, whatever class is most likely."
+
 CARD_TITLE = b"# Model card: "  # how every card begins (`export_model` knows its own by it)
 
 
@@ -97,6 +99,7 @@ def card_markdown(meta: dict) -> str:
     else:
         carries = []
     # a diagnosis run has no 'routine' result and no operating point: those two limits are a binary run's
-    limits = [*LIMITS[:2], *carries, *LIMITS[2:]] if meta["positive_class"] else [LIMITS[1], *carries, *LIMITS[3:]]
+    binary = bool(meta["positive_class"])
+    limits = [*LIMITS[:2], *carries, *LIMITS[2:]] if binary else [NOT_A_DIAGNOSIS, LIMITS[1], *carries, *LIMITS[3:]]
     lines += ["", "## Limits", "", *[f"- {x}" for x in limits], ""]
     return "\n".join(lines)

@@ -217,6 +217,14 @@ def status(workspace: WorkspaceOpt = None, db: DbOpt = None, json_out: JsonOpt =
             highlight=False,
             soft_wrap=True,
         )
+    if unlisted := data["unlisted_originals"]:
+        console.print(
+            f"[yellow]warning: {unlisted} original(s) in objects/ are listed by no catalogue row (an ingest or "
+            "scrape stopped between storing and recording them): run it again to record them; until then they are "
+            "never labelled or exported.[/]",
+            highlight=False,
+            soft_wrap=True,
+        )
     if flagged := data["flagged_in_versions"]:
         console.print(
             f"[yellow]warning: {escape(flagged_note([FlaggedCopies(**f) for f in flagged]))}[/]",

@@ -95,9 +95,10 @@ def conflicting_advice(groups: list[list[int]], shown: int = 5) -> str:
     listed = "; ".join(" = ".join(map(str, ids)) for ids in groups[:shown])
     more = f"; and {len(groups) - shown} more (`--json`: conflicting_images)" if len(groups) > shown else ""
     first = " ".join(map(str, groups[0]))
+    each = " (the first group; each likewise)" if len(groups) > 1 else ""
     return (
-        f"images {listed}{more}: different photos? `curate dedupe split {first}`; one photo? have it relabelled "
-        "in Label Studio and `curate label pull`; then export a new version"
+        f"images {listed}{more}: different photos? `curate dedupe split {first}`{each}; one photo? have it "
+        "relabelled in Label Studio and `curate label pull`; then export a new version"
     )
 
 

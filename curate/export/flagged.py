@@ -8,12 +8,14 @@ so the steward can withdraw the copies.
 
 from __future__ import annotations
 
+import csv
+import io
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from sqlmodel import Session, select
 
-from curate.dataset import DatasetError, DatasetVersion
 from curate.label.diagnoses import IDENTIFIABLE
 from db.models.export import DatasetVersionRecord
 from db.models.label import Consensus
@@ -23,7 +25,7 @@ from db.models.label import Consensus
 class FlaggedCopies:
     version: str  # NAME@VERSION
     images: list[int]  # image ids in it now flagged identifiable
-    folder: str  # the version's folder, relative to the workspace
+    folder: str | None  # the version's folder, relative to the workspace, while it is still there
     archive: str | None  # its archive, relative to the workspace, when one was written and is still there
 
     def as_dict(self) -> dict:
@@ -31,8 +33,9 @@ class FlaggedCopies:
 
 
 def flagged_in_versions(session: Session, root: Path) -> list[FlaggedCopies]:
-    """Each version whose folder is still in the workspace and holds images whose consensus is now "excluded:
-    identifiable features" (its manifest read; a version that no longer opens is left to `curate versions`)."""
+    """Each version whose folder or archive is still in the workspace and holds images whose consensus is now
+    "excluded: identifiable features". Only the manifests' image ids are read (the folder's, else the archive's);
+    a manifest that cannot be read is passed over (`curate versions` names a damaged version)."""
     flagged = set(
         session.exec(
             select(Consensus.image_id).where(Consensus.status == "excluded", Consensus.exclusion == IDENTIFIABLE)
@@ -44,21 +47,41 @@ def flagged_in_versions(session: Session, root: Path) -> list[FlaggedCopies]:
     for record in session.exec(
         select(DatasetVersionRecord).order_by(DatasetVersionRecord.name, DatasetVersionRecord.id)
     ).all():
-        try:
-            rows = DatasetVersion.open(root / record.path).rows
-        except DatasetError:
-            continue
-        held = sorted(i for row in rows if (i := int(row["image_id"])) in flagged)
+        archive = record.archive if record.archive and (root / record.archive).is_file() else None
+        folder = record.path if (root / record.path / "manifest.csv").is_file() else None
+        held = sorted(_image_ids(root, folder, archive) & flagged)
         if held:
-            archive = record.archive if record.archive and (root / record.archive).exists() else None
-            out.append(FlaggedCopies(f"{record.name}@{record.version}", held, record.path, archive))
+            out.append(FlaggedCopies(f"{record.name}@{record.version}", held, folder, archive))
     return out
+
+
+def _image_ids(root: Path, folder: str | None, archive: str | None) -> set[int]:
+    """The image ids a version's manifest lists: its folder's, else its archive's (a steward who deleted the
+    folder may still hold the archive); empty when neither reads."""
+    try:
+        if folder is not None:
+            text = (root / folder / "manifest.csv").read_text(encoding="utf-8")
+        elif archive is not None:
+            with tarfile.open(root / archive) as tar:
+                top = (m for m in tar.getmembers() if m.name.count("/") == 1 and m.name.endswith("/manifest.csv"))
+                member = next(top, None)
+                handle = tar.extractfile(member) if member is not None else None
+                text = handle.read().decode("utf-8") if handle is not None else ""
+        else:
+            return set()
+        return {int(v) for row in csv.DictReader(io.StringIO(text)) if (v := row.get("image_id") or "").isdigit()}
+    except (OSError, tarfile.TarError, UnicodeDecodeError, csv.Error):
+        return set()
 
 
 def flagged_note(found: list[FlaggedCopies], shown: int = 5) -> str:
     """One line for the terminal: which versions, which images, what to do."""
     images = sorted({i for f in found for i in f.images})
-    where = ", ".join(f.version + (f" (and {f.archive})" if f.archive else "") for f in found[:shown])
+    where = ", ".join(
+        f.version
+        + (f" (and {f.archive})" if f.archive and f.folder else f" (its archive {f.archive})" if f.archive else "")
+        for f in found[:shown]
+    )
     more = f" and {len(found) - shown} more" if len(found) > shown else ""
     return (
         f"{len(images)} image(s) flagged 'identifiable features' after export (ids {', '.join(map(str, images[:10]))}"

@@ -191,6 +191,11 @@ def make_plan(
         )
     clusters = cluster_map(s)
     chosen, left_out, conflicting = _without_conflicting_copies(chosen, clusters)
+    if not chosen:
+        raise ExportError(
+            f"every labelled image is a copy in a dedupe cluster whose copies carry two or more diagnoses "
+            f"({len(conflicting)} cluster(s)): split those that are different photos (`curate dedupe split`)"
+        )
     ids = [c.image_id for c in chosen]
     images = {im.id: im for im in s.exec(select(Image).where(Image.id.in_(ids))).all()}
     prov: dict[int, list[tuple[Provenance, Source]]] = defaultdict(list)
@@ -243,7 +248,10 @@ def make_plan(
 
     classes = sorted({it.label for it in items})
     if len(classes) < 2:
-        raise ExportError(f"the {options.task} task needs at least two classes; the consensus holds only {classes}")
+        left = f" ({len(left_out)} image(s) left out as conflicting_copies)" if left_out else ""
+        raise ExportError(
+            f"the {options.task} task needs at least two classes; the consensus holds only {classes}{left}"
+        )
     parent, parent_dir = _find_parent(options, exports_root, versions)
     assignment, keep_folds = None, True
     if parent_dir is not None and not options.reshuffle:

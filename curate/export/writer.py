@@ -24,7 +24,7 @@ from pathlib import Path, PurePosixPath
 from sqlmodel import select
 
 from curate.dataset import SPLITS, DatasetVersion, recorded_fault, split_counts, tampered
-from curate.errors import DatasetError, StoreError
+from curate.errors import DatasetError, MissingOriginals, StoreError
 from curate.export import card, croissant
 from curate.export.diff import diff_manifests
 from curate.export.images import prepare
@@ -346,7 +346,7 @@ def _build(ws, plan: ExportPlan, final: Path, on_image, on_audit) -> ExportResul
     ]
     missing = [t[0] for t in tasks if not Path(t[1]).is_file()]
     if missing:
-        raise StoreError(
+        raise MissingOriginals(
             f"{len(missing)} original(s) missing from the store (image ids {', '.join(map(str, missing[:5]))})"
         )
     digests: dict[int, tuple[str, str]] = {}

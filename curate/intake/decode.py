@@ -72,8 +72,11 @@ def _exif_flags(img: Image.Image) -> tuple[int | None, bool, bool, bool]:
 
 # the same facts in an XMP packet (Adobe's exif:, exifEX: and aux: schemas; any prefix), which a photo edited and
 # exported without EXIF still carries: Lightroom, phone galleries, Photoshop's "Save for Web" with metadata
-_XMP_GPS = re.compile(rb"GPS(?:Latitude|Longitude)\b")
-_XMP_SERIAL = re.compile(rb"(?:Body|Camera|Lens)?SerialNumber\b")
+# a property with a value, as an attribute (exif:GPSLatitude="51,30.2N") or an element (<aux:SerialNumber>SN1<),
+# not an empty one; the serials are the camera's, as the EXIF check reads (a lens's serial is not looked for there)
+_XMP_VALUE = rb'(?:\s*=\s*"[^"\s][^"]*"|>\s*[^<\s])'
+_XMP_GPS = re.compile(rb"(?<![A-Za-z])GPS(?:Latitude|Longitude)" + _XMP_VALUE)
+_XMP_SERIAL = re.compile(rb"(?<![A-Za-z])(?:Body|Camera)?SerialNumber" + _XMP_VALUE)
 _XMP_TIFF_TAG = 700
 
 

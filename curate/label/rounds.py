@@ -104,6 +104,12 @@ def rater_pixels(data: bytes, fmt: str) -> bytes:
     return buf.getvalue()
 
 
+def _needs_copy(path: Path) -> bool:
+    """Whether a rater's copy must be written: missing, a link to an original (rounds pushed before raters got
+    copies), or a PNG that kept its alpha channel (`_with_alpha`)."""
+    return path.is_symlink() or not path.is_file() or _with_alpha(path)
+
+
 def _with_alpha(path: Path) -> bool:
     """Whether a rater's PNG copy keeps an alpha channel: written before `rater_pixels` flattened transparency,
     it may hold hidden colour, so it is written again (the header alone is read)."""
@@ -124,7 +130,7 @@ def rater_copy(ws, image: Image) -> Path:
     and a link under the original's own extension (a HEIC's, a WebP's) now points at the copy."""
     dest = _copy_path(ws, image)
     folder = dest.parent
-    if dest.is_symlink() or not dest.is_file() or _with_alpha(dest):
+    if _needs_copy(dest):
         data = rater_pixels(_intact(ws.store, image.sha256, image.id), copy_format(image))  # raters see that photo
         write_atomic(dest, data, ws.tmp, mode=0o600)
     old = folder / f"{image.sha256}.{EXTENSIONS.get((image.format or '').upper(), 'bin')}"
@@ -161,7 +167,7 @@ def rater_copies(ws, image_ids: list[int], on_progress: Callable[[int, int], Non
         return 0
     with ws.session() as s:
         images = s.exec(select(Image).where(Image.id.in_(image_ids)).order_by(Image.id)).all()
-    todo = [img for img in images if _copy_path(ws, img).is_symlink() or not _copy_path(ws, img).is_file()]
+    todo = [img for img in images if _needs_copy(_copy_path(ws, img))]
     if on_progress is not None:
         on_progress(0, len(todo))
 
@@ -204,23 +210,32 @@ def document_root(ws) -> tuple[Path, Path]:
     return root, folder
 
 
-def replace_original_links(ws) -> int:
-    """Replace every link to an original under studio/files/ (rounds pushed before raters got copies) by the
-    image's rater copy, so a task imported then is served the copy from now on; return how many.
-    A link whose image the catalogue no longer knows is removed."""
+def replace_old_copies(ws) -> int:
+    """Replace what earlier versions left under studio/files/ for every round, not only the images pushed now:
+    each link to an original (rounds pushed before raters got copies) and each PNG copy that kept its alpha
+    channel (colour hidden under transparency, `_with_alpha`), by the image's rater copy, so a task imported then
+    is served the copy from now on; return how many. A link whose image the catalogue no longer knows is
+    removed."""
     files = ws.root / COPIES
-    links = [p for p in files.glob("*/*") if p.is_symlink() and "/" in os.readlink(p)] if files.is_dir() else []
-    shas = sorted({p.name.split(".", 1)[0] for p in links})
+    found = [p for p in files.glob("*/*") if _old_copy(p)] if files.is_dir() else []
+    shas = sorted({p.name.split(".", 1)[0] for p in found})
     images = []
     with ws.session() as s:
         for start in range(0, len(shas), 500):
             images += s.exec(select(Image).where(Image.sha256.in_(shas[start : start + 500]))).all()
     for image in images:
         rater_copy(ws, image)
-    for p in links:
-        if p.is_symlink() and "/" in os.readlink(p):
-            p.unlink()
-    return len(links)
+    for p in found:
+        if _old_copy(p):  # still: an image the catalogue no longer knows
+            p.unlink(missing_ok=True)
+    return len(found)
+
+
+def _old_copy(path: Path) -> bool:
+    """A link to an original, or a PNG copy with an alpha channel (`replace_old_copies`)."""
+    if path.is_symlink():
+        return "/" in os.readlink(path)
+    return path.suffix == ".png" and _with_alpha(path)
 
 
 @dataclass
@@ -477,7 +492,7 @@ def push(
     config = render_config(ws.diagnoses)  # the declared diagnoses; a mismatch with label_config.xml stops here
     for rater in raters:
         require_blind(servers, rater, [r for r in raters if r != rater])
-    replace_original_links(ws)  # earlier rounds' tasks are served copies too
+    replace_old_copies(ws)  # earlier rounds' tasks are served copies too
     key = servers.key(raters)
     with ws.session() as s:
         rnd = find_round(s, "rating", raters, key)
@@ -580,7 +595,7 @@ def adjudicate(
             )
         return PushResult(0, [reviewer], 0)
     require_blind(servers, reviewer, sorted(raters))
-    replace_original_links(ws)  # earlier rounds' tasks are served copies too
+    replace_old_copies(ws)  # earlier rounds' tasks are served copies too
     if third_opinion is not None:
         with ws.session() as s:
             settle_rules(s, third_opinion=third_opinion)  # recorded: consensus follows it from now on

@@ -136,7 +136,10 @@ def install(version: str = "label-studio>=1.23,<1.24", target: Path | None = Non
 # temporary files are. Nothing else: the catalogue's PGPASSWORD or CURATE_DB_URL, an engine's API key, a proxy's
 # credentials have no business in a web server clinicians log into, and Django reads settings from the environment
 # (DJANGO_DB, POSTGRE_*, USERNAME, PASSWORD, SECRET_KEY …): each server keeps its own key in <data>/.env.
-_INHERITED = frozenset({"PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "SYSTEMROOT"})
+_INHERITED = frozenset(
+    {"PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "SYSTEMROOT"}
+    | {"LD_LIBRARY_PATH", "SSL_CERT_FILE", "SSL_CERT_DIR"}  # a Python built elsewhere (conda, HPC modules) needs these
+)
 
 
 def server_env(data_dir: Path, files_root: Path) -> dict[str, str]:
