@@ -383,7 +383,7 @@ class Workspace:
                     return work(s)
             except IntegrityError as exc:
                 if attempt == attempts:
-                    raise WorkspaceError(f"catalogue write kept colliding with another writer: {exc.orig}") from exc
+                    raise CatalogueFault(f"catalogue write kept colliding with another writer: {exc.orig}") from exc
             except DatabaseError as exc:
                 self._refuse_unusable(exc)
                 if not isinstance(exc, OperationalError):

@@ -1,6 +1,7 @@
 """`curate export`, `curate versions`, `curate diff` through the command line."""
 
 import json
+import re
 
 import pytest
 from sqlmodel import select
@@ -195,9 +196,33 @@ def test_copies_of_one_photo_labelled_with_two_diagnoses_are_left_out(tmp_path):
     assert "1 dedupe cluster(s) left out: copies of one photo" in card
     said = " ".join(run(fresh, "export", "--name", "mpox", "--version", "1.0.1", "--size", "48").stdout.split())
     assert "warning: 1 dedupe cluster(s) left out" in said
-    ids = " ".join(map(str, group))
-    assert f"images {' = '.join(map(str, group))}: different photos? `curate dedupe split {ids}`" in said
-
-    assert run(fresh, "dedupe", "split", *ids.split()).exit_code == 0  # the command given: undoes the wrong merge
+    assert f"images {' = '.join(map(str, group))}: different photos? `curate dedupe split " in said
+    splits = re.findall(r"`curate dedupe split ([\d ]+)`", said)
+    # each image of the other diagnosis taken from the copies of the commonest one, never two diagnoses left together
+    assert splits and all(
+        labelled[int(s.split()[0])] not in {labelled[int(i)] for i in s.split()[1:]} for s in splits
+    ), splits
+    for command in splits:  # the commands given: they undo the wrong merge
+        assert run(fresh, "dedupe", "split", *command.split()).exit_code == 0
     again = json.loads(run(fresh, "export", "--name", "mpox", "--version", "1.1.0", "--size", "48", "--json").stdout)
     assert again["conflicting_copies"] == 0 and again["images"] == before["images"]
+
+
+def test_a_copy_of_a_photo_flagged_identifiable_is_left_out_with_it(tmp_path):
+    """The final review's case: a flag is on the photo, but only the copy it was pulled on left the export; its
+    other labelled copy (agreed, the same face) went out. Now every copy in the flagged image's cluster is left out
+    (`identifiable_copy`), and pull and status name a version holding any of them."""
+    fresh = build_catalogue(tmp_path)
+    assert run(fresh, "dedupe", "--min-side", "1", "--workers", "1").exit_code == 0
+    with fresh.ws.session() as s:
+        rows = s.exec(select(Consensus)).all()
+    flagged = next(c.image_id for c in rows if c.exclusion == "identifiable_features")
+    agreed = next(c.image_id for c in rows if c.status == "agreed")
+    v1 = json.loads(run(fresh, "export", "--name", "mpox", "--version", "1.0.0", "--size", "48", "--json").stdout)
+    assert agreed in {int(r["image_id"]) for r in DatasetVersion.open(v1["path"]).rows}
+    assert run(fresh, "dedupe", "merge", str(flagged), str(agreed)).exit_code == 0  # one photo after all
+    out = json.loads(run(fresh, "export", "--name", "mpox", "--version", "1.1.0", "--size", "48", "--json").stdout)
+    assert out["excluded"]["identifiable_copy"] >= 1
+    assert agreed not in {int(r["image_id"]) for r in DatasetVersion.open(out["path"]).rows}
+    held = json.loads(run(fresh, "status", "--json").stdout)["flagged_in_versions"]
+    assert [(h["version"], agreed in h["images"]) for h in held] == [("mpox@1.0.0", True)]

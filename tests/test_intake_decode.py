@@ -187,6 +187,8 @@ def test_gps_and_serials_only_in_xmp_are_flagged(fmt, tmp_path):
     assert not empty.has_gps and not empty.has_camera_serial
     element = inspect(_with_xmp(fmt, b"><exif:GPSLongitude>0,7.6W</exif:GPSLongitude><aux:SerialNumber>SN3<x"))
     assert element.has_gps and element.has_camera_serial
+    quoted = inspect(_with_xmp(fmt, b"exif:GPSLatitude='51,30.2N' exifEX:BodySerialNumber='SN4'"))
+    assert quoted.has_gps and quoted.has_camera_serial
 
 
 def test_status_counts_a_photo_whose_gps_is_only_in_xmp(tmp_path):

@@ -182,12 +182,16 @@ def test_predict_draws_a_phone_photos_overlay_small_or_none(ws, r18, tmp_path):
         assert overlay.size == (OVERLAY_SIDE, OVERLAY_SIDE * 3 // 4)  # the photo's shape, 1024 px wide
     with Image.open(drawn[1]["gradcam"]) as overlay:
         assert overlay.size == Image.open(small).size  # a small photo keeps its size
+    batches = sorted((r18 / "predict").glob("*")) if (r18 / "predict").is_dir() else []
     res = invoke("predict", phone, small, "--run", r18, "--no-gradcam", "--json")
     assert res.exit_code == 0, res.output
     bare = json.loads(res.output)
     assert [r["gradcam"] for r in bare] == [None, None]
     assert [r["probabilities"] for r in bare] == [r["probabilities"] for r in drawn]
-    assert "—" in invoke("predict", small, "--run", r18, "--no-gradcam").output
+    table = invoke("predict", small, "--run", r18, "--no-gradcam", "--out", tmp_path / "cam").output
+    assert [line.rstrip(" │|").split()[-1] for line in table.splitlines() if "jpg" in line] == ["—"]
+    # no folder made or refused for overlays that are not drawn (--out above already holds an earlier batch's)
+    assert (sorted((r18 / "predict").glob("*")) if (r18 / "predict").is_dir() else []) == batches
 
 
 # ------------------------------------------------------------------ bad input and faults

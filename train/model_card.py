@@ -12,8 +12,9 @@ INTENDED_USE = (
     "the operating point, so that the patient is prioritised for examination and PCR testing. It does not diagnose "
     "mpox or rule it out."
 )
+DECIDE = "Not a diagnosis: a PCR test and a clinician's examination decide"
 LIMITS = [
-    "Not a diagnosis: a PCR test and a clinician's examination decide; a 'routine' result does not exclude mpox.",
+    f"{DECIDE}; a 'routine' result does not exclude mpox.",
     "Trained on the photos of the dataset version below; skin tones, body sites, cameras and lesion stages that are "
     "rare there are less reliable.",
     "The operating point was chosen on out-of-fold predictions for the stated sensitivity; at another prevalence "
@@ -29,7 +30,7 @@ INTENDED_USE_DIAGNOSIS = (
     "the fold models, not calibrated; no operating point). It does not diagnose mpox or rule it out."
 )
 
-NOT_A_DIAGNOSIS = "Not a diagnosis: a PCR test and a clinician's examination decide, whatever class is most likely."
+NOT_A_DIAGNOSIS = f"{DECIDE}, whatever class is most likely."  # a diagnosis run's: it has no 'routine'
 
 CARD_TITLE = b"# Model card: "  # how every card begins (`export_model` knows its own by it)
 

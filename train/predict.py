@@ -56,10 +56,10 @@ def predict(
     run = Path(run)
     if out_dir:
         refuse_sealed(Path(out_dir), "--out")
-    out_dir = _batch_folder(Path(out_dir)) if out_dir else None
+    out_dir = _batch_folder(Path(out_dir)) if out_dir and gradcam else None  # no overlays: no folder to make
     model = Ensemble.load(run)
-    numbered = out_dir is None
-    out_dir = out_dir or _next_batch(run / "predict")
+    numbered = out_dir is None and gradcam
+    out_dir = out_dir or (_next_batch(run / "predict") if gradcam else None)
     results = []
     for n, path in enumerate(images):
         path = Path(path)
@@ -113,7 +113,7 @@ def predict(
                 "model_warning": unfit(model.calibration),  # the run's, the same for every photo
             }
         )
-    if numbered and not any(r.get("gradcam") for r in results):  # no overlay written: no empty numbered folder
+    if numbered and not any(r.get("gradcam") for r in results):  # every input refused: no empty numbered folder
         with suppress(OSError):
             out_dir.rmdir()
     return results

@@ -163,7 +163,7 @@ def _render_export(result, name: str, version: str) -> None:
         console.print(f"[yellow]warning:[/] {uncompared_note(result.uncompared)}")
     if result.undecided_pairs:
         console.print(f"note: {undecided_note(result.undecided_pairs)}")
-    if groups := result.conflicting_copies:
+    if groups := result.conflicting_images:
         console.print(f"[yellow]warning:[/] {conflicting_note(len(groups))}: {conflicting_advice(groups)}")
     if result.leakage is not None:
         audit = LeakageAudit.from_dict(result.leakage)

@@ -90,15 +90,21 @@ def conflicting_note(n: int) -> str:
     )
 
 
-def conflicting_advice(groups: list[list[int]], shown: int = 5) -> str:
-    """What the steward does about those clusters (terminal): their image ids, and the two ways out."""
-    listed = "; ".join(" = ".join(map(str, ids)) for ids in groups[:shown])
+def conflicting_advice(groups: list[dict[int, str]], shown: int = 5) -> str:
+    """What the steward does about those clusters (terminal): their image ids, and the two ways out. The splits
+    given take each image of the first cluster's other diagnoses away from the copies of its commonest one (a
+    `split` of the first id from all the rest left two diagnoses together in a cluster of three)."""
+    listed = "; ".join(" = ".join(map(str, sorted(group))) for group in groups[:shown])
     more = f"; and {len(groups) - shown} more (`--json`: conflicting_images)" if len(groups) > shown else ""
-    first = " ".join(map(str, groups[0]))
-    each = " (the first group; each likewise)" if len(groups) > 1 else ""
+    by_diagnosis: dict[str, list[int]] = {}
+    for image_id, diagnosis in sorted(groups[0].items()):
+        by_diagnosis.setdefault(diagnosis, []).append(image_id)
+    kept, *others = sorted(by_diagnosis.values(), key=lambda ids: (-len(ids), ids[0]))
+    splits = " ".join(f"`curate dedupe split {i} {' '.join(map(str, kept))}`" for ids in others for i in ids)
+    each = " (the first cluster's; each likewise)" if len(groups) > 1 else ""
     return (
-        f"images {listed}{more}: different photos? `curate dedupe split {first}`{each}; one photo? have it "
-        "relabelled in Label Studio and `curate label pull`; then export a new version"
+        f"images {listed}{more}: different photos? {splits}{each}; one photo? have it relabelled in Label Studio "
+        "and `curate label pull`; then export a new version"
     )
 
 

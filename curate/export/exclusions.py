@@ -17,7 +17,9 @@ from curate.label.diagnoses import FINAL, NOT_ASSESSABLE
 from db.models import DedupeMember, Image
 from db.models.label import Consensus
 
-CONFLICTING_COPIES = "conflicting_copies"  # left out by the export's plan (`plan._without_conflicting_copies`)
+# left out by the export's plan (`plan._copies_left_out`) despite an exportable consensus
+CONFLICTING_COPIES = "conflicting_copies"
+IDENTIFIABLE_COPY = "identifiable_copy"
 
 # reason -> what it means for a reader, in the order shown
 REASONS: dict[str, str] = {
@@ -25,7 +27,8 @@ REASONS: dict[str, str] = {
     "identifiable_features": "flagged: identifiable features (face, tattoo, birthmark)",
     "low_quality": "flagged: image quality too low (rule: curate label pull --low-quality)",
     "discarded": "no consensus among three clinicians",
-    "conflicting_copies": "copies of one photo labelled with different diagnoses (dedupe cluster)",
+    IDENTIFIABLE_COPY: "a copy of a photo flagged identifiable on another copy (dedupe cluster)",
+    CONFLICTING_COPIES: "copies of one photo labelled with different diagnoses (dedupe cluster)",
     "pending": "labelling not finished (awaiting raters or a review)",
     "duplicate": "near-duplicate of its cluster's representative (labelled once)",
     "low_resolution": "smaller than dedupe's --min-side, never sent to labelling",

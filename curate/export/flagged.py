@@ -16,6 +16,7 @@ from pathlib import Path
 
 from sqlmodel import Session, select
 
+from curate.dedupe import cluster_map
 from curate.label.diagnoses import IDENTIFIABLE
 from db.models.export import DatasetVersionRecord
 from db.models.label import Consensus
@@ -34,8 +35,9 @@ class FlaggedCopies:
 
 def flagged_in_versions(session: Session, root: Path) -> list[FlaggedCopies]:
     """Each version whose folder or archive is still in the workspace and holds images whose consensus is now
-    "excluded: identifiable features". Only the manifests' image ids are read (the folder's, else the archive's);
-    a manifest that cannot be read is passed over (`curate versions` names a damaged version)."""
+    "excluded: identifiable features", or their copies (a dedupe cluster). Only the manifests' image ids are
+    read (the folder's, else the archive's); one that cannot be read is passed over (`curate versions` names a
+    damaged version)."""
     flagged = set(
         session.exec(
             select(Consensus.image_id).where(Consensus.status == "excluded", Consensus.exclusion == IDENTIFIABLE)
@@ -43,6 +45,9 @@ def flagged_in_versions(session: Session, root: Path) -> list[FlaggedCopies]:
     )
     if not flagged:
         return []
+    clusters = cluster_map(session)  # the flag is on the photo: every copy dedupe joined to it counts
+    shown = {clusters.get(i) for i in flagged}
+    flagged |= {i for i, key in clusters.items() if key in shown}
     out = []
     for record in session.exec(
         select(DatasetVersionRecord).order_by(DatasetVersionRecord.name, DatasetVersionRecord.id)
@@ -62,14 +67,14 @@ def _image_ids(root: Path, folder: str | None, archive: str | None) -> set[int]:
         if folder is not None:
             text = (root / folder / "manifest.csv").read_text(encoding="utf-8")
         elif archive is not None:
-            with tarfile.open(root / archive) as tar:
-                top = (m for m in tar.getmembers() if m.name.count("/") == 1 and m.name.endswith("/manifest.csv"))
-                member = next(top, None)
+            with tarfile.open(root / archive) as tar:  # read up to the manifest, not every member's header
+                member = next((m for m in tar if m.name.count("/") == 1 and m.name.endswith("/manifest.csv")), None)
                 handle = tar.extractfile(member) if member is not None else None
                 text = handle.read().decode("utf-8") if handle is not None else ""
         else:
             return set()
-        return {int(v) for row in csv.DictReader(io.StringIO(text)) if (v := row.get("image_id") or "").isdigit()}
+        ids = (row.get("image_id") or "" for row in csv.DictReader(io.StringIO(text)))
+        return {int(v) for v in ids if v.isascii() and v.isdecimal()}  # "²" is a digit int() refuses
     except (OSError, tarfile.TarError, UnicodeDecodeError, csv.Error):
         return set()
 

@@ -30,6 +30,7 @@ from curate.errors import ConfigError, ExportError
 from curate.export.card import UNKNOWN_LICENCE
 from curate.export.exclusions import (
     CONFLICTING_COPIES,
+    IDENTIFIABLE_COPY,
     catalogue_exclusions,
     consensus_exclusions,
     consensus_reason,
@@ -37,7 +38,7 @@ from curate.export.exclusions import (
 from curate.export.images import RESIZE_POLICIES, ImageSpec, roi_region, union_box
 from curate.export.splits import Item, SplitPlan, plan_splits
 from curate.label.agreement import rater_agreement
-from curate.label.diagnoses import SETTINGS_TABLE, STATUSES, DiagnosisList
+from curate.label.diagnoses import IDENTIFIABLE, SETTINGS_TABLE, STATUSES, DiagnosisList
 from curate.label.recompute import collect
 from curate.label.rules import describe, recorded_rules
 from db.models import Image, Provenance, Source
@@ -109,7 +110,7 @@ class ExportPlan:
     excluded: dict[str, int] = field(
         default_factory=dict
     )  # every catalogue image not exported, by reason (not fingerprinted)
-    conflicting: list[list[int]] = field(default_factory=list)  # left out: a cluster's copies under two diagnoses
+    conflicting: list[dict[int, str]] = field(default_factory=list)  # left out: copies under two diagnoses
 
 
 def parse_version(text: str) -> tuple[int, int, int]:
@@ -190,11 +191,11 @@ def make_plan(
             + ")"
         )
     clusters = cluster_map(s)
-    chosen, left_out, conflicting = _without_conflicting_copies(chosen, clusters)
+    chosen, left_out, conflicting = _copies_left_out(chosen, consensus, clusters)
     if not chosen:
         raise ExportError(
-            f"every labelled image is a copy in a dedupe cluster whose copies carry two or more diagnoses "
-            f"({len(conflicting)} cluster(s)): split those that are different photos (`curate dedupe split`)"
+            f"every labelled image is a copy of a photo flagged identifiable or labelled with two diagnoses "
+            f"({len(left_out)} image(s), see `curate export`'s exclusion reasons once others are labelled)"
         )
     ids = [c.image_id for c in chosen]
     images = {im.id: im for im in s.exec(select(Image).where(Image.id.in_(ids))).all()}
@@ -248,7 +249,7 @@ def make_plan(
 
     classes = sorted({it.label for it in items})
     if len(classes) < 2:
-        left = f" ({len(left_out)} image(s) left out as conflicting_copies)" if left_out else ""
+        left = f" ({len(left_out)} copies left out: {', '.join(sorted(set(left_out.values())))})" if left_out else ""
         raise ExportError(
             f"the {options.task} task needs at least two classes; the consensus holds only {classes}{left}"
         )
@@ -363,24 +364,29 @@ def make_plan(
     return plan
 
 
-def _without_conflicting_copies(
-    chosen: list[Consensus], clusters: dict[int, str]
-) -> tuple[list[Consensus], dict[int, str], list[list[int]]]:
-    """`chosen` less every dedupe cluster whose labelled copies carry two or more diagnoses; those images, each
-    with its exclusion reason; and their image ids, cluster by cluster. Copies of one photo, each labelled (before
-    dedupe joined them, or before a merge or a keep), that clinicians called differently have no consensus on the
-    photo: the study's rule leaves it out. Exporting them put one photo in the data under two labels; exporting
-    the representative alone lost what the other copy carried (its case id, undecided pairs, external source,
-    parent place)."""
-    diagnoses_of: dict[str, set[str]] = defaultdict(set)
+def _copies_left_out(
+    chosen: list[Consensus], consensus: list[Consensus], clusters: dict[int, str]
+) -> tuple[list[Consensus], dict[int, str], list[dict[int, str]]]:
+    """`chosen` less the labelled copies of a photo that must not go out; those images with their exclusion
+    reason; and the conflicting clusters' images with their diagnoses. Copies are the members of one dedupe
+    cluster, each labelled (before dedupe joined them, or before a merge or a keep):
+
+    * a cluster holding an image flagged "identifiable features" (`IDENTIFIABLE_COPY`): the flag is on the photo,
+      whichever copy the clinicians saw it on (before, its other copies went out);
+    * a cluster whose copies carry two or more diagnoses (`CONFLICTING_COPIES`): the photo has no consensus, as
+      the study's rule says. Exporting both put one photo in the data under two labels; exporting the
+      representative alone lost what the other copy carried (its case id, undecided pairs, external source,
+      parent place)."""
+    key = lambda i: clusters.get(i, f"img{i}")  # noqa: E731
+    shown = {key(c.image_id) for c in consensus if c.status == "excluded" and c.exclusion == IDENTIFIABLE}
+    left_out = {c.image_id: IDENTIFIABLE_COPY for c in chosen if key(c.image_id) in shown}
+    diagnoses_of: dict[str, dict[int, str]] = defaultdict(dict)
     for c in chosen:
-        diagnoses_of[clusters.get(c.image_id, f"img{c.image_id}")].add(c.diagnosis)
-    mixed: dict[str, list[int]] = {key: [] for key, found in diagnoses_of.items() if len(found) > 1}
-    for c in chosen:
-        if (key := clusters.get(c.image_id, f"img{c.image_id}")) in mixed:
-            mixed[key].append(c.image_id)
-    left_out = {i: CONFLICTING_COPIES for ids in mixed.values() for i in ids}
-    return [c for c in chosen if c.image_id not in left_out], left_out, sorted(sorted(ids) for ids in mixed.values())
+        if c.image_id not in left_out:
+            diagnoses_of[key(c.image_id)][c.image_id] = c.diagnosis
+    mixed = [group for group in diagnoses_of.values() if len(set(group.values())) > 1]
+    left_out |= {i: CONFLICTING_COPIES for group in mixed for i in group}
+    return [c for c in chosen if c.image_id not in left_out], left_out, sorted(mixed, key=min)
 
 
 def _find_parent(options: ExportOptions, exports_root: Path, versions: list[str]) -> tuple[str | None, Path | None]:

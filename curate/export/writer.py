@@ -66,9 +66,9 @@ class ExportResult:
     leakage: dict | None = None  # the leakage audit run before the version was sealed (its audit.json)
     uncompared: int = 0  # exported images no dedupe run had compared (`curate.dedupe.uncompared_image_ids`)
     undecided_pairs: int = 0  # pairs dedupe left to review, kept in one split (`curate.dedupe.undecided_pairs`)
-    conflicting_copies: list[list[int]] = field(
+    conflicting_images: list[dict[int, str]] = field(
         default_factory=list
-    )  # image ids of each cluster left out for copies under two or more diagnoses (`card.conflicting_note`)
+    )  # each cluster left out for copies under two or more diagnoses: its images' diagnoses (`card.conflicting_note`)
 
     @property
     def images_per_second(self) -> float:
@@ -101,8 +101,8 @@ class ExportResult:
             "leakage": self.leakage,
             "uncompared": self.uncompared,
             "undecided_pairs": self.undecided_pairs,
-            "conflicting_copies": len(self.conflicting_copies),
-            "conflicting_images": self.conflicting_copies,
+            "conflicting_copies": len(self.conflicting_images),
+            "conflicting_images": [sorted(group) for group in self.conflicting_images],
         }
 
 
@@ -299,7 +299,7 @@ def _result(plan: ExportPlan, final: Path, status: str, rows: list[dict[str, str
         leakage=_leakage(final),
         uncompared=plan.labels.get("uncompared", 0),
         undecided_pairs=plan.labels.get("undecided_pairs", 0),
-        conflicting_copies=plan.conflicting,
+        conflicting_images=plan.conflicting,
     )
 
 

@@ -74,7 +74,7 @@ def _exif_flags(img: Image.Image) -> tuple[int | None, bool, bool, bool]:
 # exported without EXIF still carries: Lightroom, phone galleries, Photoshop's "Save for Web" with metadata
 # a property with a value, as an attribute (exif:GPSLatitude="51,30.2N") or an element (<aux:SerialNumber>SN1<),
 # not an empty one; the serials are the camera's, as the EXIF check reads (a lens's serial is not looked for there)
-_XMP_VALUE = rb'(?:\s*=\s*"[^"\s][^"]*"|>\s*[^<\s])'
+_XMP_VALUE = rb"""(?:\s*=\s*(?:"[^"\s][^"]*"|'[^'\s][^']*')|>\s*[^<\s])"""  # XML allows either quote
 _XMP_GPS = re.compile(rb"(?<![A-Za-z])GPS(?:Latitude|Longitude)" + _XMP_VALUE)
 _XMP_SERIAL = re.compile(rb"(?<![A-Za-z])(?:Body|Camera)?SerialNumber" + _XMP_VALUE)
 _XMP_TIFF_TAG = 700

@@ -105,9 +105,10 @@ def rater_pixels(data: bytes, fmt: str) -> bytes:
 
 
 def _needs_copy(path: Path) -> bool:
-    """Whether a rater's copy must be written: missing, a link to an original (rounds pushed before raters got
-    copies), or a PNG that kept its alpha channel (`_with_alpha`)."""
-    return path.is_symlink() or not path.is_file() or _with_alpha(path)
+    """Whether a rater's copy must be written from its original: missing, or a link to an original (rounds
+    pushed before raters got copies). A PNG copy that kept its alpha channel is flattened in place instead
+    (`replace_old_copies`), with no need of its original."""
+    return path.is_symlink() or not path.is_file()
 
 
 def _with_alpha(path: Path) -> bool:
@@ -211,23 +212,30 @@ def document_root(ws) -> tuple[Path, Path]:
 
 
 def replace_old_copies(ws) -> int:
-    """Replace what earlier versions left under studio/files/ for every round, not only the images pushed now:
-    each link to an original (rounds pushed before raters got copies) and each PNG copy that kept its alpha
-    channel (colour hidden under transparency, `_with_alpha`), by the image's rater copy, so a task imported then
-    is served the copy from now on; return how many. A link whose image the catalogue no longer knows is
-    removed."""
+    """Replace what earlier versions left under studio/files/ for every round, not only the images pushed now;
+    return how many. Each link to an original (rounds pushed before raters got copies) becomes the image's rater
+    copy, so a task imported then is served the copy from now on (a link whose image the catalogue no longer
+    knows is removed). Each PNG copy that kept its alpha channel (colour hidden under transparency, `_with_alpha`)
+    is flattened from its own pixels, as `rater_pixels` now writes it: its original is not needed."""
     files = ws.root / COPIES
     found = [p for p in files.glob("*/*") if _old_copy(p)] if files.is_dir() else []
-    shas = sorted({p.name.split(".", 1)[0] for p in found})
+    links = [p for p in found if p.is_symlink()]
+    for p in found:
+        if not p.is_symlink():
+            with PILImage.open(p) as im:
+                buf = io.BytesIO()
+                pixels_only(to_rgb(im)).save(buf, "PNG")
+            write_atomic(p, buf.getvalue(), ws.tmp, mode=0o600)
+    shas = sorted({p.name.split(".", 1)[0] for p in links})
     images = []
     with ws.session() as s:
         for start in range(0, len(shas), 500):
             images += s.exec(select(Image).where(Image.sha256.in_(shas[start : start + 500]))).all()
     for image in images:
         rater_copy(ws, image)
-    for p in found:
-        if _old_copy(p):  # still: an image the catalogue no longer knows
-            p.unlink(missing_ok=True)
+    for p in links:
+        if p.is_symlink() and "/" in os.readlink(p):
+            p.unlink()
     return len(found)
 
 
