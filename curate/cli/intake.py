@@ -154,8 +154,8 @@ def file_names(names: list[str], limit: int = 10) -> str:
 
 def status(workspace: WorkspaceOpt = None, db: DbOpt = None, json_out: JsonOpt = False) -> None:
     """Counts by source, stage and prior label; says which command is running now, and warns about unfinished
-    runs, originals missing from the store, exported versions holding images flagged identifiable since, and
-    files other users can read.
+    runs, originals missing from the store or listed by no row, exported versions holding images flagged
+    identifiable since, and files other users can read.
 
     Example: curate status --json
     """
@@ -180,11 +180,9 @@ def status(workspace: WorkspaceOpt = None, db: DbOpt = None, json_out: JsonOpt =
         table("prior labels", ["label", "images"], [[k, v] for k, v in sorted(data["by_prior_label"].items())])
     )
     if conflicting := data["conflicting_prior_labels"]:
-        console.print(
-            f"[yellow]warning: {conflicting} image(s) were ingested under two prior labels (the same bytes in two "
-            "diagnoses' folders); the table above counts each under both[/]",
-            highlight=False,
-            soft_wrap=True,
+        _warn(
+            f"{conflicting} image(s) were ingested under two prior labels (the same bytes in two diagnoses' "
+            "folders); the table above counts each under both"
         )
     if undecided := data["dedupe_undecided_pairs"]:
         console.print(
@@ -210,37 +208,30 @@ def status(workspace: WorkspaceOpt = None, db: DbOpt = None, json_out: JsonOpt =
             soft_wrap=True,
         )
     if data["missing_originals"]:
-        console.print(
-            f"[yellow]warning: {data['missing_originals']} original(s) listed in the catalogue are missing from the "
-            "store; re-run `curate ingest` on their folder to restore them (scraped ones: the same `curate scrape`)."
-            "[/]",
-            highlight=False,
-            soft_wrap=True,
+        _warn(
+            f"{data['missing_originals']} original(s) listed in the catalogue are missing from the store; re-run "
+            "`curate ingest` on their folder to restore them (scraped ones: the same `curate scrape`)."
         )
     if unlisted := data["unlisted_originals"]:
-        console.print(
-            f"[yellow]warning: {unlisted} original(s) in objects/ are listed by no catalogue row (an ingest or "
-            "scrape stopped between storing and recording them): run it again to record them; until then they are "
-            "never labelled or exported.[/]",
-            highlight=False,
-            soft_wrap=True,
+        _warn(
+            f"{unlisted} original(s) in objects/ are listed by no catalogue row (an ingest or scrape stopped between "
+            "storing and recording them): run it again to record them; until then they are never labelled or "
+            "exported."
         )
     if flagged := data["flagged_in_versions"]:
-        console.print(
-            f"[yellow]warning: {escape(flagged_note([FlaggedCopies(**f) for f in flagged]))}[/]",
-            highlight=False,
-            soft_wrap=True,
-        )
+        _warn(flagged_note([FlaggedCopies(**f) for f in flagged]))
     if data["exposed_paths"]:
         shown = ", ".join(f"{printable(e['path'])} ({exposed_count(e)})" for e in data["exposed_paths"][:8])
         more = len(data["exposed_paths"]) - 8
-        console.print(
-            f"[yellow]warning: readable by other local users: {escape(shown)}"
-            f"{f' and {more} more' if more > 0 else ''}; run `curate init {escape(str(ws.root))}` "
-            f"to make the workspace private.[/]",
-            highlight=False,
-            soft_wrap=True,
+        _warn(
+            f"readable by other local users: {shown}{f' and {more} more' if more > 0 else ''}; run "
+            f"`curate init {ws.root}` to make the workspace private."
         )
+
+
+def _warn(text: str) -> None:
+    """One of `curate status`'s warnings: yellow, "warning: " first, the text as it is (escaped, never markup)."""
+    console.print(f"[yellow]warning: {escape(text)}[/]", highlight=False, soft_wrap=True)
 
 
 def exposed_count(entry: dict) -> str:
