@@ -154,18 +154,29 @@ def _stopped(exc: KeyboardInterrupt, hint: str = INTERRUPTED) -> NoReturn:
     fail(hint, code=130)
 
 
+_ARGV = "curate.argv"
+
+
 class SafeGroup(TyperGroup):
     """The root command group and the CLI's one error handler: a CurateError raised anywhere below becomes
     one red line and exit 1 (the error's `exit_code`; like `fail`), Ctrl-C exit 130 with how to continue, and an
     exception no command anticipated still one line and exit 1, never a traceback (set $CURATE_DEBUG=1 to see it).
     Commands therefore just call the library; none catches CurateError itself."""
 
+    def parse_args(self, ctx, args):
+        ctx.meta[_ARGV] = list(args)  # the words typed: a usage error comes before --json is parsed
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx):
         global _json_asked
         _json_asked = False  # a test runner invokes many commands in one process
         try:
             return super().invoke(ctx)
-        except (Exit, Abort, TyperException, SystemExit):  # typer's own: usage errors (exit 2), exits
+        except TyperException as exc:  # typer's own: usage errors (exit 2, click's text), exits
+            if hasattr(exc, "format_message") and "--json" in ctx.meta.get(_ARGV, ()):  # a script reads why too
+                print_json({"error": one_line(exc.format_message()), "exit_code": getattr(exc, "exit_code", 2)})
+            raise
+        except (Exit, Abort, SystemExit):
             raise
         except BrokenPipeError:  # `curate ... | head`: the reader has all it wanted
             # As Python's docs advise: point stdout at devnull, so the flush at exit cannot fail again.
@@ -266,7 +277,9 @@ def table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
 @contextmanager
 def progress_bars(quiet: bool = False, keep: bool = False) -> Iterator[Progress]:
     """rich progress bars on stderr (stdout stays clean for tables and --json), one per `add_task`:
-    description, bar, done/total, elapsed and remaining time. `keep` leaves them on screen when done."""
+    description, bar, done/total, elapsed and remaining time. `keep` leaves them on screen when done. Passing bars
+    only on a terminal: elsewhere (a log, a pipe) rich draws none and ends with a blank line, which came before every
+    error line ("\nerror: …")."""
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -274,7 +287,7 @@ def progress_bars(quiet: bool = False, keep: bool = False) -> Iterator[Progress]
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=err_console,
-        disable=quiet,
+        disable=quiet or not (keep or err_console.is_terminal),  # kept bars end a log with their last state
         transient=not keep,
     ) as progress:
         yield progress

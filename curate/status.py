@@ -139,8 +139,12 @@ def unfinished_commands(
 
 
 def rerun(run: CommandRun) -> str | None:
-    """The command line that finishes an unfinished scrape, with its queries and options (`curate scrape` alone
-    is a usage error, and two scrapes stopped read alike); None for other commands, whose hint needs none."""
+    """The command line that finishes an unfinished scrape or export, with its arguments (`curate scrape` alone
+    is a usage error, and two stopped scrapes read alike; a killed export said neither its version nor how to
+    finish it, and its partial build stays in tmp/ until the same export runs again); None for other commands,
+    whose hint needs none."""
+    if run.command == "export":
+        return _rerun_export(_arguments(run))
     if run.command != "scrape":
         return None
     a = _arguments(run)
@@ -149,13 +153,47 @@ def rerun(run: CommandRun) -> str | None:
         return None
     parts = ["curate scrape"]
     options = (("--engine", "engine"), ("--max", "max"), ("--license", "licence"), ("--source", "source"))
-    for option, key in (*options, ("--min-side", "min_side")):
-        value = a.get(key)
-        if isinstance(value, (str, int)) and not isinstance(value, bool) and value != "":
-            parts += [option, shlex.quote(str(value))]
+    parts += _options(a, (*options, ("--min-side", "min_side")))
     if a.get("allow_private_hosts") is True:
         parts.append("--allow-private-hosts")
     return " ".join([*parts, "--", *map(shlex.quote, queries)])  # `--`: a query may begin with "-"
+
+
+EXPORT_OPTIONS = (
+    ("--name", "name"),
+    ("--version", "version"),
+    ("--task", "task"),
+    ("--size", "size"),
+    ("--resize-policy", "resize_policy"),
+    ("--roi-margin", "roi_margin"),
+    ("--test-fraction", "test_fraction"),
+    ("--folds", "folds"),
+    ("--seed", "seed"),
+    ("--parent", "parent"),
+)
+
+
+def _rerun_export(a: dict) -> str | None:
+    """The same export (same arguments: same plan, so its partial build is reused), or None if unrecorded."""
+    if not isinstance(a.get("name"), str) or not isinstance(a.get("version"), str):
+        return None
+    parts = ["curate export", *_options(a, EXPORT_OPTIONS)]
+    external = a.get("external")
+    for source in external if isinstance(external, list) else ():
+        if isinstance(source, str):
+            parts += ["--external", shlex.quote(source)]
+    parts += [flag for flag in ("--reshuffle", "--archive") if a.get(flag[2:]) is True]
+    return " ".join(parts)
+
+
+def _options(a: dict, options: tuple[tuple[str, str], ...]) -> list[str]:
+    """`--option value` for each recorded argument that is a string or a number (not a flag, not empty)."""
+    parts = []
+    for option, key in options:
+        value = a.get(key)
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool) and value != "":
+            parts += [option, shlex.quote(str(value))]
+    return parts
 
 
 def exposed_entries(ws) -> list[dict]:

@@ -294,6 +294,29 @@ class Workspace:
         being ingested holds copies of its photos (and another study's store)."""
         return folder.name in cls.OWN and (folder.parent / MARKER).is_file()
 
+    PARTS = {  # what a file written at a path inside would overwrite (`part_at`); reports/ is for pages
+        "objects": "its image store",
+        "exports": "its dataset versions",
+        "tmp": "its partial files",
+        "studio": "its Label Studio data",
+        "cache": "its caches",
+    }
+
+    def part_at(self, path: Path) -> str | None:
+        """What of this workspace a file written at `path` would overwrite or land in: its catalogue (or the
+        -wal/-shm beside it), its settings, or a folder of `PARTS`; None elsewhere. Before, `--html catalogue.db`
+        replaced the catalogue with a page, and `--html exports/mpox/1.0.0/README.md` broke a sealed version."""
+        where = Path(path).resolve()
+        if where in self.sqlite_files():
+            return "its catalogue"
+        if where == (self.root / MARKER).resolve():
+            return "its settings"
+        for name, what in self.PARTS.items():
+            folder = (self.root / name).resolve()
+            if where == folder or folder in where.parents:
+                return what
+        return None
+
     def own_folders(self) -> list[Path]:
         """The folders the toolkit writes (resolved): the store, exports, reports, partial files, the raters'
         copies and Label Studio's data, caches. Photos there are copies of stored ones, never a source."""

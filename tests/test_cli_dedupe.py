@@ -165,7 +165,7 @@ def test_keep_makes_the_stewards_pick_the_one_labelled_on_every_run_until_undone
     items = json.loads(runner.invoke(app, ["dedupe", "review", "-w", str(ws_path), "--json"]).stdout)
     (cluster,) = [c for c in items["clusters"] if photo in [m["image"] for m in c["members"]]]
     by_id = {m["image"]: m for m in cluster["members"]}
-    assert by_id[other]["kept"] is True and by_id[ruled]["keep"] == f"curate dedupe keep {ruled}"
+    assert by_id[other]["kept"] is True and by_id[ruled]["keep"] == f"curate dedupe keep {ruled} -w {ws.root}"
     assert {"image_a": other, "image_b": other, "action": "keep"}.items() <= items["decisions"][0].items()
     html = (ws_path / "reports" / "dedupe-review.html").read_text()
     assert "representative (kept)" in html and f"curate dedupe keep {ruled}" in html

@@ -157,3 +157,43 @@ def test_the_sheet_says_when_a_pictures_original_is_gone(deduped):
     assert r.exit_code == 0 and "1 picture on it cannot be shown: its original is missing" in said, said
     sheet = (deduped / "reports" / "dedupe-review.html").read_text()
     assert "src=''" not in sheet and "its original is missing or damaged in the store" in sheet
+
+
+def test_the_sheet_never_shows_another_photo_under_an_images_id(deduped):
+    """An original replaced by another photo's bytes (still a picture) was shown as that image: a coffee cup in the
+    rocket's cluster, beside `split` and `keep` commands for it. Its bytes are checked against its SHA-256 now."""
+    from db.models import Image
+
+    ws, ids = _ids(deduped)
+    with ws.session() as s:
+        victim, other = (ws.store.path_for(s.get(Image, ids[n]).sha256) for n in ("p0.jpg", "p1.jpg"))
+    victim.chmod(0o600)
+    victim.write_bytes(other.read_bytes())
+    r = runner.invoke(app, ["dedupe", "review", "-w", str(deduped)])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 0 and "1 picture on it cannot be shown: its original is missing" in said, said
+    sheet = (deduped / "reports" / "dedupe-review.html").read_text()
+    assert f"alt='image {ids['p0.jpg']}'" not in sheet and "its original is missing or damaged in the store" in sheet
+
+
+def test_the_sheets_commands_name_the_workspace_it_was_made_from_outside(deduped, tmp_path, monkeypatch):
+    """`curate dedupe -w study` printed `curate dedupe split 15` on the sheet: pasted in another workspace's folder
+    it recorded the decision there, against whatever image 15 is in that catalogue."""
+    import shlex
+
+    from db.models import DedupeOverride
+
+    ws, ids = _ids(deduped)
+    other = Workspace.init(tmp_path / "other")
+    monkeypatch.chdir(other.root)
+    r = runner.invoke(app, ["dedupe", "review", "--json", "-w", str(deduped)])
+    member = next(m for c in json.loads(r.stdout)["clusters"] for m in c["members"] if not m["representative"])
+    words = shlex.split(member["split"])
+    assert words[:3] == ["curate", "dedupe", "split"] and words[-2:] == ["-w", str(ws.root)], member["split"]
+    assert runner.invoke(app, words[1:]).exit_code == 0
+    for where, count in ((ws, 1), (other, 0)):
+        with where.session() as s:
+            assert len(s.exec(select(DedupeOverride)).all()) == count
+    monkeypatch.chdir(deduped)  # made inside the workspace: the short command, as before
+    r = runner.invoke(app, ["dedupe", "review", "--json"])
+    assert all("-w" not in m.get("split", "") for c in json.loads(r.stdout)["clusters"] for m in c["members"])

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 from dedupe_corpus import dedupe_files
 from photo_corpus import RETOUCHES, _load, frame, rotated_canvas, same_frame, sticker
+from PIL import Image
+from skimage import data
 from sqlmodel import select
 
 from curate.dedupe.fidelity import COLOURED, GREY, TINT_FAR, measure, tint
@@ -88,6 +90,30 @@ def test_the_photo_represents_its_copy_turned_on_a_larger_canvas_that_arrived_fi
     assert cluster["a_turned_on_a_canvas.jpg"] == cluster["z_photo.jpg"]
     assert reps[cluster["z_photo.jpg"]] == "z_photo.jpg"
     assert measured["a_turned_on_a_canvas.jpg"][2] < 0.8 and measured["z_photo.jpg"][2] == 1.0
+
+
+def test_the_clinics_original_represents_its_recompressed_web_copy_whose_box_was_not_cut(tmp_path):
+    """The camera photo's plain sky is cut from its content box as a band (12.5 % of it); its blocky quality-25 web
+    copy's is not, so the copy had more pixels in its box and represented: the clinic's photo was never labelled.
+    Copies of one shape are one framing (`cluster._as_framed_as_their_shape`)."""
+    from curate.dedupe.run import DedupeOptions, run_dedupe
+    from curate.intake.ingest import IngestOptions, ingest_folder
+
+    photo = Image.fromarray(data.camera())
+    (tmp_path / "clinic").mkdir()
+    (tmp_path / "web").mkdir()
+    photo.save(tmp_path / "clinic" / "a.jpg", quality=95)
+    photo.save(tmp_path / "web" / "a_again.jpg", quality=25)
+    ws = Workspace.init(tmp_path / "ws")
+    ingest_folder(ws, tmp_path / "clinic", IngestOptions(source="clinic", kind="clinic", workers=1))
+    ingest_folder(ws, tmp_path / "web", IngestOptions(source="web", kind="web", workers=1))
+    run_dedupe(ws, DedupeOptions(min_side=1, workers=1))
+    with ws.session() as s:
+        codes = {c.image_id: c.box for c in s.exec(select(DedupeCode)).all()}
+        members = s.exec(select(DedupeMember)).all()
+    assert codes[1] != codes[2], "the boxes must differ for this test to mean anything"
+    assert len({m.cluster_key for m in members}) == 1
+    assert [m.image_id for m in members if m.representative] == [1]
 
 
 def test_the_photo_represents_its_colour_cast_and_filtered_copies_that_arrived_first(tmp_path):

@@ -79,7 +79,9 @@ def test_pairs_between_two_clusters_are_one_decision_listed_first_when_their_lab
     sides = [{i["image"] for i in side} for side in group["images"]]
     assert sorted(sides, key=len) == [{crop}, {photo, again}]
     assert sorted(group["sizes"]) == [1, 2]  # a merge joins whole clusters: the sheet says how big each is
-    assert group["mixed_prior_labels"] and group["split"] == [f"curate dedupe split {crop} {photo} {again}"]
+    assert group["mixed_prior_labels"] and group["split"] == [
+        f"curate dedupe split {crop} {photo} {again} -w {ws_root}"
+    ]
     # two pairs in one group, one in the other: three pairs, two decisions, the mixed labels first though the
     # other group is as alike and its clusters come first by id
     assert data["counts"]["to_review"] == 3 and data["counts"]["to_decide"] == 2
@@ -169,7 +171,7 @@ def test_the_merge_printed_makes_two_clusters_held_by_verified_pairs_one(held, t
         f"also in these clusters, merged with them: {i['b2.jpg']} (no prior label)"
         in Path(data["review_sheet"]).read_text()
     )
-    named = [int(x) for x in group["merge"].split()[3:]]
+    named = [int(x) for x in group["merge"].split()[3:] if x.isdigit()]  # then -w, the workspace
     assert sorted(named) == sorted(i.values()) and named[:2] == [
         group["pairs"][0]["image_a"],
         group["pairs"][0]["image_b"],

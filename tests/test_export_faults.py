@@ -176,3 +176,34 @@ def test_sigkill_at_any_moment_leaves_no_half_written_version(cat):
     DatasetVersion.open(done.path).verify()
     with ws.session() as s:
         assert len(s.exec(select(DatasetVersionRecord).where(DatasetVersionRecord.name == "killed")).all()) == 1
+
+
+def test_status_gives_the_exact_command_that_finishes_a_stopped_export(tmp_path, monkeypatch):
+    """Before: "did not finish: `curate export` (interrupted …)" — which version, with which options? (`rerun`
+    null in --json), and its partial build stays in tmp/ until that same export runs."""
+    import json
+    import shlex
+
+    from typer.testing import CliRunner
+
+    from curate.cli import app
+
+    ws = build_catalogue(tmp_path).ws
+    words = ["export", "--name", "stopped", "--version", "1.2.0", "--size", "40", "-x", "kaggle", "--archive"]
+
+    def stopped(*a, **kw):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr("curate.export.export_version", stopped)
+        assert CliRunner().invoke(app, [*words, "-w", str(ws.root)]).exit_code == 130
+    status = CliRunner().invoke(app, ["status", "--json", "-w", str(ws.root)])
+    [left] = json.loads(status.stdout)["unfinished"]
+    again = shlex.split(left["rerun"])
+    assert again[:2] == ["curate", "export"] and {"--external", "kaggle", "--archive", "40", "1.2.0"} <= set(again)
+    r = CliRunner().invoke(app, [*again[1:], "-w", str(ws.root)])
+    assert r.exit_code == 0, r.output
+    assert (ws.exports / "stopped" / "1.2.0").is_dir() and (ws.exports / "stopped" / "stopped-1.2.0.tar").is_file()
+    assert DatasetVersion.open(ws.exports / "stopped" / "1.2.0").meta["preprocessing"]["image_size"] == [40, 40]
+    status = CliRunner().invoke(app, ["status", "--json", "-w", str(ws.root)])
+    assert json.loads(status.stdout)["unfinished"] == []

@@ -8,6 +8,7 @@ from sqlmodel import select
 from test_export_fixtures import build_catalogue, jpeg_with_metadata, pattern
 
 from curate.dataset import DatasetVersion
+from curate.errors import ExportError
 from curate.export import ExportOptions, ImageSpec, diff_versions, export_version
 from curate.export.manifest import read_manifest
 from curate.export.splits import MOVE_CONFLICT
@@ -147,3 +148,20 @@ def test_reshuffle_ignores_the_parent_and_says_so(cat, tmp_path):
     assert ds.meta["reshuffle"] is True and ds.meta["parent"] == "1.0.0"
     card = (shuffled.path / "README.md").read_text()
     assert "Splits dealt afresh (`--reshuffle`)" in card and "Stable across versions" not in card
+
+
+def test_versions_whose_folders_were_deleted_are_passed_over_as_parents(cat, tmp_path):
+    """`curate status` advises deleting the folders of versions that hold a photo flagged identifiable since.
+    Before, the next export then failed for good: "parent version mpox@1.1.0 does not exist", `--reshuffle` too."""
+    v1 = export_version(cat.ws, opts("1.0.0"))
+    v11 = export_version(cat.ws, opts("1.1.0"))
+    shutil.rmtree(v11.path)
+    v2 = export_version(cat.ws, opts("2.0.0"))
+    assert v2.parent == "1.0.0" and v2.parents_gone == ["1.1.0"] and places(v2.path) == places(v1.path)
+    assert v2.as_dict()["parents_gone"] == ["1.1.0"]
+    with pytest.raises(ExportError, match=r"mpox@1\.1\.0 does not exist .*its folder was deleted.*another --parent"):
+        export_version(cat.ws, opts("2.1.0", parent="1.1.0"))
+    for v in (v1, v2):
+        shutil.rmtree(v.path)
+    v3 = export_version(cat.ws, opts("3.0.0", reshuffle=True))
+    assert v3.parent is None and v3.parents_gone == ["2.0.0", "1.1.0", "1.0.0"] and v3.images == v1.images

@@ -47,6 +47,13 @@ def test_a_relation_between_two_boxes_is_not_an_answer():
     assert p.diagnosis == "mpox" and len(p.boxes) == 2
 
 
+def test_a_box_of_negative_width_and_height_is_the_same_box():
+    """Posted through the API, {"width": 300, "height": -4} at y 2 was recorded with y1 < y0 (the export's crop
+    takes the min and max over an image's boxes, so such a box widened it)."""
+    flipped = rect_to_pixels({"x": 60, "y": 30, "width": -20, "height": -10}, 100, 100)
+    assert flipped == rect_to_pixels({"x": 40, "y": 20, "width": 20, "height": 10}, 100, 100) == (40, 20, 60, 30)
+
+
 def test_rotated_rectangle_becomes_its_bounding_box():
     x0, y0, x1, y1 = rect_to_pixels({"x": 50, "y": 0, "width": 10, "height": 10, "rotation": 90}, 100, 100)
     assert (x0, y0, x1, y1) == pytest.approx((40, 0, 50, 10))
@@ -96,8 +103,26 @@ D, BOX, FLAG, NOTE = "diagnosis", "lesion", "flags", "comment"
         [{"from_name": NOTE, "type": "textarea", "value": {"text": [1, 2]}}],
         [{"from_name": FLAG, "type": "choices", "value": {"choices": [["x"]]}}],
         {"from_name": D},
+        [{"from_name": D, "type": "choices", "value": {"choices": "Mpox"}}],  # was read as diagnosis 'M'
+        [{"from_name": NOTE, "type": "textarea", "value": {"text": "seen"}}],  # was kept as "s\ne\ne\nn"
+        [
+            {"from_name": D, "type": "choices", "value": {"choices": ["Mpox"]}},
+            {"from_name": D, "type": "choices", "value": {"choices": ["Genital herpes"]}},  # the last was recorded
+        ],
     ],
-    ids=["choice-object", "value-list", "x-text", "x-missing", "x-nan", "comment-numbers", "flag-list", "not-a-list"],
+    ids=[
+        "choice-object",
+        "value-list",
+        "x-text",
+        "x-missing",
+        "x-nan",
+        "comment-numbers",
+        "flag-list",
+        "not-a-list",
+        "choices-a-string",
+        "comment-a-string",
+        "diagnosis-twice",
+    ],
 )
 def test_an_answer_of_the_wrong_shape_is_a_label_error_naming_it(result):
     """A rater can post any JSON through Label Studio's API. Before: an unexpected TypeError/KeyError/ValueError

@@ -23,6 +23,7 @@ from curate.label.consensus import LowQuality
 from curate.label.pull import pull
 from curate.label.recompute import write_consensus
 from curate.label.results import parse_result
+from curate.label.rounds import push
 from curate.label.rules import recorded_rules, settle_rules
 from curate.label.servers import Servers
 from curate.workspace import Workspace
@@ -212,6 +213,17 @@ def test_a_recorded_slug_dropped_or_renamed_stops_the_pull_before_any_server(tmp
     unreachable = Servers("key", {A: "http://127.0.0.1:1", B: "http://127.0.0.1:1"}, explicit=True)
     with pytest.raises(LabelError, match=r"diagnosis 'measles' \(10 annotation\(s\)\) is recorded but no longer"):
         pull(Workspace.open(ws.root), unreachable)
+
+
+def test_a_recorded_slug_dropped_stops_the_push_before_any_server(tmp_path):
+    """Before, `label push` went on and took the choice off the raters' running projects (23 "Measles" answers
+    there, none of them offered any more), where pull and export refused the same settings."""
+    ws, _ = make_study(tmp_path, f"sqlite:///{tmp_path / 'cat.db'}")
+    marker = ws.root / "curate.toml"
+    marker.write_text(marker.read_text().replace('{ slug = "measles", name = "Measles" },', ""))
+    unreachable = Servers("key", {A: "http://127.0.0.1:1", B: "http://127.0.0.1:1"}, explicit=True)
+    with pytest.raises(LabelError, match=r"diagnosis 'measles' \(10 annotation\(s\)\) is recorded but no longer"):
+        push(Workspace.open(ws.root), unreachable, [A, B])
 
 
 def test_export_cli_prints_every_exclusion_reason(tmp_path):

@@ -253,6 +253,17 @@ def test_refusals_come_before_torch_is_imported(tmp_path, args, code, text):
     assert took < 5, f"refusal took {took:.1f} s"
 
 
+@pytest.mark.parametrize("resume", [[], ["--resume"]])
+def test_a_file_as_out_is_named_a_file(tmp_path, resume):
+    """`--out notes.txt` (a file): before, "run folder notes.txt already exists; pass --resume", and --resume
+    then said it was no run folder."""
+    (tmp_path / "notes.txt").write_text("mine")
+    out = tmp_path / "notes.txt"
+    res = invoke("run", "--dataset", "mpox@1.0.0", "--arch", "resnet18", *FAST, "--out", out, *resume)
+    assert res.exit_code == 1 and "is a file, not a run folder" in res.output, res.output
+    assert out.read_text() == "mine"
+
+
 @pytest.mark.slow
 def test_interrupted_run_resumes_per_fold(ws, tmp_path):
     out = tmp_path / "run"

@@ -197,9 +197,9 @@ def _png(size: tuple[int, int]) -> bytes:
 @pytest.mark.torch
 @pytest.mark.slow
 def test_predict_reports_bad_inputs_and_triages_the_rest(triage_run):
-    """A FIFO, a folder, a socket, a text file, a truncated JPEG and a 150 MB file: one error line each, never
-    opened for reading when not regular files (nor read past the bound); every good photo is still triaged, in
-    --json too; exit 1."""
+    """A FIFO, a folder, a socket, a text file, a truncated JPEG, a 150 MB file and an empty one: one error line
+    each, never opened for reading when not regular files (nor read past the bound); every good photo is still
+    triaged, in --json too; exit 1."""
     good = new_jpeg(size=48)
     with tempfile.TemporaryDirectory(dir="/tmp") as d:  # short: a socket's path has ~100 characters at most
         d = Path(d)
@@ -214,7 +214,8 @@ def test_predict_reports_bad_inputs_and_triages_the_rest(triage_run):
         with open(d / "huge.jpg", "wb") as fh:  # sparse: 150 MB that take no disk, refused by size unread
             fh.truncate(150_000_000)
         names = ["a.jpg", "pipe.jpg", "folder.jpg", "sock.jpg", "text.jpg", "cut.jpg", "b.jpg", "missing.jpg"]
-        names.append("huge.jpg")
+        (d / "empty.jpg").write_bytes(b"")
+        names += ["huge.jpg", "empty.jpg"]
         try:
             res = train_cli(
                 "predict", *[d / n for n in names], "--run", triage_run, "--out", d / "out", "--json", cwd=d
@@ -230,7 +231,7 @@ def test_predict_reports_bad_inputs_and_triages_the_rest(triage_run):
             else:
                 assert set(r) == {"image", "error"} and Path(r["image"]).name in r["error"]
         errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
-        assert len(errors) == 7 and len(res.stderr.strip().splitlines()) == 7, res.stderr
+        assert len(errors) == 8 and len(res.stderr.strip().splitlines()) == 8, res.stderr
         text = " ".join(res.stderr.split())
         for name, why in [
             ("pipe.jpg", "a named pipe"),
@@ -240,6 +241,7 @@ def test_predict_reports_bad_inputs_and_triages_the_rest(triage_run):
             ("cut.jpg", "damaged or truncated"),
             ("missing.jpg", "No such file"),
             ("huge.jpg", "150 MB is over the 100 MB a photo may have"),
+            ("empty.jpg", "the file is empty"),  # as serve says of an empty upload
         ]:
             assert f"cannot read image {d / name}" in text and why in text, (name, text)  # as given: the folder too
         assert sorted(p.name for p in (d / "out").iterdir()) == ["000-gradcam.png", "006-gradcam.png"]

@@ -150,5 +150,7 @@ def started(out: Path) -> bool:
 
 def refuse_existing(out: Path, resume: bool) -> None:
     """A new run never writes into an existing folder that holds a run; checked before torch is imported."""
+    if Path(out).exists() and not Path(out).is_dir():
+        raise TrainError(f"--out {out} is a file, not a run folder: choose another --out")
     if Path(out).exists() and not resume and started(out):
         raise TrainError(f"run folder {out} already exists; pass --resume to continue it, or choose another --out")

@@ -52,6 +52,8 @@ def decode(data: bytes, limits: Limits, draft_size: int | None = None) -> Image.
 
 def decode_sized(data: bytes, limits: Limits, draft_size: int | None = None) -> tuple[Image.Image, tuple[int, int]]:
     """`decode`'s image and the photo's own upright size (a JPEG decoded at reduced scale is smaller)."""
+    if not data:  # predict said "not a photo format" where serve said "empty" (`uploads.read_upload`)
+        raise ServeError("the file is empty", 400)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # Pillow's "Corrupt EXIF data": a server log is no place

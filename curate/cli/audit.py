@@ -7,7 +7,16 @@ from typing import Annotated
 
 import typer
 
-from curate.cli.options import DbOpt, HtmlOpt, JsonOpt, WorkersOpt, WorkspaceOpt, open_workspace, write_page
+from curate.cli.options import (
+    DbOpt,
+    HtmlOpt,
+    JsonOpt,
+    WorkersOpt,
+    WorkspaceOpt,
+    open_workspace,
+    refuse_page_at,
+    write_page,
+)
 from curate.output import console, print_json, stage_bars, table
 
 app = typer.Typer(help="Audit exported dataset versions.", no_args_is_help=True, rich_markup_mode=None)
@@ -51,6 +60,8 @@ def leakage(
     from curate.export.writer import recorded_checksum
 
     ws = open_workspace(workspace, db)
+    if html is not None:
+        refuse_page_at(html, ws)  # before the audit's minutes, not after
     with stage_bars(json_out) as on_progress:
         ds, audit = audit_version(
             ref, ws.root, threshold or THRESHOLD, on_progress, workers, lambda n, v: recorded_checksum(ws, n, v)
@@ -58,7 +69,7 @@ def leakage(
         if strict:
             require_comparisons(ds.ref, audit)
         page = write_page(
-            lambda dest: write_report(ws, ds.path, ds.ref, audit, dest), report_path(ws, ds.path, ds.ref), html
+            lambda dest: write_report(ws, ds.path, ds.ref, audit, dest), ws, report_path(ws, ds.path, ds.ref), html
         )
     if json_out:
         print_json({"version": ds.ref, **audit.as_dict(), "report": page and str(page)})

@@ -337,7 +337,7 @@ def review_sheet(
 
     ws = open_workspace(workspace, db)
     page, items = sheet(ws, in_labelling=in_labelling(ws))
-    path = write_page(lambda dest: write_atomic(dest, page, tmp_dir=ws.tmp), ws.reports / SHEET, html)
+    path = write_page(lambda dest: write_atomic(dest, page, tmp_dir=ws.tmp), ws, ws.reports / SHEET, html)
     if json_out:
         print_json({"review_sheet": path and str(path)} | items)
     else:

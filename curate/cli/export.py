@@ -188,6 +188,13 @@ def _render_export(result, name: str, version: str) -> None:
             f"[yellow]note:[/] {result.pulled_external} image(s) share a group with a reserved source "
             "and went to external"
         )
+    if gone := result.parents_gone:
+        after = f"follow {name}@{result.parent}'s" if result.parent else "were drawn afresh"
+        console.print(
+            f"[yellow]note:[/] {', '.join(f'{name}@{v}' for v in gone)} no longer "
+            f"{'has its' if len(gone) == 1 else 'have their'} folder, so this version's splits {after}: an image may "
+            "sit in another split than there"
+        )
     if result.parent is not None:
         if result.reshuffle:
             console.print(

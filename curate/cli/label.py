@@ -258,7 +258,7 @@ def report(
     ws = open_workspace(workspace, db)
     with ws.session() as s:
         rep = build(s, ws.diagnoses)
-    files = write_page(lambda dest: write_html(rep, dest, ws), ws.reports / "labeling.html", html)
+    files = write_page(lambda dest: write_html(rep, dest, ws), ws, ws.reports / "labeling.html", html)
     if json_out:
         print_json(
             {

@@ -62,7 +62,7 @@ def audit_cmd(
     if push and not reviewer:
         raise typer.BadParameter("--push needs --reviewer EMAIL", param_hint="--reviewer")
     rep = build(ws, run, dataset)
-    page = write_page(lambda dest: write_html(rep, dest, ws), ws.reports / "label-audit.html", html)
+    page = write_page(lambda dest: write_html(rep, dest, ws), ws, ws.reports / "label-audit.html", html)
     pushed = None
     if push:
         from curate.label.audit_push import push_audit

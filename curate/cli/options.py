@@ -32,6 +32,7 @@ __all__ = [
     "http_url",
     "http_urls",
     "open_workspace",
+    "refuse_page_at",
     "write_page",
 ]
 
@@ -92,12 +93,14 @@ T = TypeVar("T")
 READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM)
 
 
-def write_page(write: Callable[[Path], T], default: Path, chosen: Path | None) -> T | None:
+def write_page(write: Callable[[Path], T], ws: Workspace, default: Path, chosen: Path | None) -> T | None:
     """A reading command's HTML page, written by `write(dest)` at `chosen` (--html) or else at `default` in the
-    workspace. A workspace this user cannot write (a backup mounted read-only, a reviewer's copy) still gives the
-    table or --json: the page is skipped with a warning that names --html; before, all the work was lost to
-    "Read-only file system". A --html destination that cannot be written stays an error."""
+    workspace. A workspace this user cannot write (a backup mounted read-only, a reviewer's copy) still
+    gives the table or --json: the page is skipped with a warning that names --html; before, all the work was lost
+    to "Read-only file system". A --html destination that cannot be written stays an error, and one that is no
+    plain file or is part of the workspace is refused (`refuse_page_at`)."""
     if chosen is not None:
+        refuse_page_at(chosen, ws)
         return write(chosen)
     folder = default.parent
     try:
@@ -116,6 +119,24 @@ def write_page(write: Callable[[Path], T], default: Path, chosen: Path | None) -
         soft_wrap=True,
     )
     return None
+
+
+def refuse_page_at(dest: Path, ws: Workspace) -> None:
+    """--html names a file to write, never a link, a pipe or a device, nor a part of the workspace: the page is
+    renamed into place, so each of those was replaced by it (as root, `--html /dev/stdout` replaced the device)."""
+    from curate.errors import ConfigError
+    from curate.regular import special_kind
+
+    if dest.is_symlink():
+        raise ConfigError(f"--html {dest} is a symbolic link: name the file it points to, or another")
+    try:
+        kind = special_kind(os.stat(dest).st_mode)
+    except FileNotFoundError:
+        kind = None
+    if kind is not None:
+        raise ConfigError(f"--html {dest} is {kind}, not a file: name a file to write")
+    if (part := ws.part_at(dest)) is not None:
+        raise ConfigError(f"--html {dest} is part of the workspace ({part}): name a file outside it, or in reports/")
 
 
 lock.on_wait = lambda message: err_console.print(f"[yellow]{escape(message)}[/]", highlight=False)

@@ -25,6 +25,7 @@ opens the sheet, so it shows the first groups of pairs to review, whole, until `
 from __future__ import annotations
 
 import html
+import shlex
 from collections import defaultdict
 from collections.abc import Collection
 from pathlib import Path
@@ -100,7 +101,9 @@ def _collect(ws, in_labelling: Collection[int]) -> dict:
                 labels[image_id].add(label)
         labelled = set(in_labelling) & ids
         low = sum(m.low_res for m in members)
+    here = ws.root.resolve() == Path.cwd().resolve()
     return dict(
+        workspace=[] if here else ["-w", shlex.quote(str(ws.root))],  # on every command (`_command`)
         multi=multi,
         review=review,
         key_of=key_of,
@@ -155,8 +158,8 @@ def _pair_to_review(d: dict, p) -> dict:
         "similarity": round(p.similarity, 3),
         "reason": why,
         "hint": hint,
-        "merge": f"curate dedupe merge {a} {b}",
-        "split": f"curate dedupe split {a} {b}",
+        "merge": _command(d, "merge", a, b),
+        "split": _command(d, "split", a, b),
         "images": [_info(d, a), _info(d, b)],
     }
 
@@ -203,10 +206,8 @@ def _review_groups(d: dict, pairs: list[dict]) -> list[dict]:
                 "pairs": [
                     {k: p[k] for k in ("image_a", "image_b", "kind", "similarity", "reason", "hint")} for p in ps
                 ],
-                "merge": _merge_both(everyone, ps[0]),
-                "split": [
-                    f"curate dedupe split {i} {' '.join(map(str, sorted(partners[i])))}" for i in sorted(sides[few])
-                ],
+                "merge": _merge_both(d, everyone, ps[0]),
+                "split": [_command(d, "split", i, *sorted(partners[i])) for i in sorted(sides[few])],
             }
         )
     groups.sort(key=lambda g: (not g["mixed_prior_labels"], -g["similarity"], [_key_order(k) for k in g["clusters"]]))
@@ -216,14 +217,19 @@ def _review_groups(d: dict, pairs: list[dict]) -> list[dict]:
     return groups
 
 
-def _merge_both(everyone: set[int], strongest: dict) -> str:
+def _merge_both(d: dict, everyone: set[int], strongest: dict) -> str:
     """The command that makes the two clusters one: every picture of both in one merge, the most alike pair's
     first. A merge of one pair alone makes those two a unit and lets the rest of each cluster join only where it
     matches every member of the other (`curate.dedupe.cluster`): on v6 9 of 15 such groups kept pairs to review
     after it, and one photo moved to the other cluster without its copies."""
     a, b = strongest["image_a"], strongest["image_b"]
-    rest = sorted(everyone - {a, b})
-    return " ".join(["curate dedupe merge", str(a), str(b), *map(str, rest)])
+    return _command(d, "merge", a, b, *sorted(everyone - {a, b}))
+
+
+def _command(d: dict, verb: str, *ids: int) -> str:
+    """`curate dedupe VERB IDS…`, naming the workspace when the sheet was made from outside it: pasted in
+    another folder, a bare decision went into the catalogue of whatever workspace that was."""
+    return " ".join(["curate dedupe", verb, *map(str, ids), *d["workspace"]])
 
 
 def _key_order(key: str) -> tuple[int, str]:
@@ -267,8 +273,8 @@ def _cluster(d: dict, key: str, group: list, mixed: bool) -> dict:
                 "link": link(rep, m.image_id),
                 # from every other member: split from the representative alone, it stayed alike to the other
                 # copies, and its pairs with them came back as a new group to decide
-                "split": f"curate dedupe split {m.image_id}",
-                "keep": None if m.low_res else f"curate dedupe keep {m.image_id}",  # never labelled: not offered
+                "split": _command(d, "split", m.image_id),
+                "keep": None if m.low_res else _command(d, "keep", m.image_id),  # never labelled: not offered
             }
         members.append(entry)
     return {"cluster": key, "size": len(group), "mixed_prior_labels": mixed, "members": members}
@@ -324,7 +330,9 @@ def _figure(ws, d: dict, info: dict, extra: str = "", cls: str = "") -> str:
     seen = d.setdefault("thumbs", {})  # a picture on the sheet twice (a pair to review, a cluster) decoded once
     if image_id not in seen:
         try:
-            seen[image_id] = f"data:image/jpeg;base64,{thumbnail(ws.store.read(d['images'][image_id].sha256))}"
+            # checked: an original replaced by another photo's bytes showed that photo under this image's id
+            original = ws.store.read(d["images"][image_id].sha256, check=True)
+            seen[image_id] = f"data:image/jpeg;base64,{thumbnail(original)}"
         except Exception:  # its original missing or damaged in the store: said on the picture and the terminal
             seen[image_id] = ""
             d.setdefault("unreadable", set()).add(image_id)

@@ -107,6 +107,7 @@ class ExportPlan:
     parent_dir: Path | None
     fingerprint: str = ""
     parent_folds_kept: bool = True  # False: the parent had another number of folds, so folds were re-dealt
+    parents_gone: list[str] = field(default_factory=list)  # later versions than the parent whose folders are gone
     excluded: dict[str, int] = field(
         default_factory=dict
     )  # every catalogue image not exported, by reason (not fingerprinted)
@@ -253,7 +254,7 @@ def make_plan(
         raise ExportError(
             f"the {options.task} task needs at least two classes; the consensus holds only {classes}{left}"
         )
-    parent, parent_dir = _find_parent(options, exports_root, versions)
+    parent, parent_dir, parents_gone = _find_parent(options, exports_root, versions)
     assignment, keep_folds = None, True
     if parent_dir is not None and not options.reshuffle:
         assignment, keep_folds = parent_assignment(parent_dir, options.folds)
@@ -353,6 +354,7 @@ def make_plan(
         sources=sources,
         parent_dir=parent_dir,
         parent_folds_kept=keep_folds,
+        parents_gone=parents_gone,
         excluded=catalogue_exclusions(s, set(ids), left_out),
         conflicting=conflicting,
     )
@@ -389,19 +391,31 @@ def _copies_left_out(
     return [c for c in chosen if c.image_id not in left_out], left_out, sorted(mixed, key=min)
 
 
-def _find_parent(options: ExportOptions, exports_root: Path, versions: list[str]) -> tuple[str | None, Path | None]:
-    """The parent: given, or the highest earlier version of this name; and its folder."""
+def _find_parent(
+    options: ExportOptions, exports_root: Path, versions: list[str]
+) -> tuple[str | None, Path | None, list[str]]:
+    """The parent: given, or the highest earlier version of this name whose folder remains; its folder; and the
+    earlier versions passed over because theirs was deleted (as `curate status` advises for a version holding a
+    photo flagged identifiable since). Before, the highest earlier version was taken whatever became of it, so
+    once its folder was deleted no later version of the name could be exported, `--reshuffle` included."""
     this = parse_version(options.version)
-    parent = options.parent
-    if parent is None:
-        earlier = sorted((v for v in versions if parse_version(v) < this), key=parse_version)
-        parent = earlier[-1] if earlier else None
-    if parent is None:
-        return None, None
-    parent_dir = exports_root / options.name / parent
-    if not (parent_dir / "manifest.csv").is_file():
-        raise ExportError(f"parent version {options.name}@{parent} does not exist under {exports_root / options.name}")
-    return parent, parent_dir
+    folder = lambda v: exports_root / options.name / v  # noqa: E731
+    if options.parent is not None:
+        if not (folder(options.parent) / "manifest.csv").is_file():
+            gone = " (its folder was deleted; `curate versions` still lists it)" if options.parent in versions else ""
+            raise ExportError(
+                f"parent version {options.name}@{options.parent} does not exist under {exports_root / options.name}"
+                f"{gone}: name another --parent, or leave it out for the highest earlier version still there"
+            )
+        return options.parent, folder(options.parent), []
+    earlier = sorted((v for v in versions if parse_version(v) < this), key=parse_version, reverse=True)
+    gone = [v for v in earlier if not (folder(v) / "manifest.csv").is_file()]
+    parent = next((v for v in earlier if v not in gone), None)
+    return (
+        parent,
+        folder(parent) if parent else None,
+        [v for v in gone if parent is None or parse_version(v) > parse_version(parent)],
+    )
 
 
 def parent_assignment(parent_dir: Path, folds: int) -> tuple[dict[int, tuple[str, int | None]], bool]:

@@ -57,6 +57,7 @@ class ExportResult:
     seconds: float = 0.0
     rendered: int = 0  # images decoded and encoded by this run (0 when every file was reused)
     parent: str | None = None
+    parents_gone: list[str] = field(default_factory=list)  # later versions passed over: their folders were deleted
     reshuffle: bool = False  # splits dealt afresh, ignoring the parent's
     kept: int = 0  # parent images that kept their split and fold
     moved: list[dict] = field(default_factory=list)  # parent images whose place changed: image_id, from, to, reason
@@ -94,6 +95,7 @@ class ExportResult:
             "rendered": self.rendered,
             "images_per_second": round(self.images_per_second, 1),
             "parent": self.parent,
+            "parents_gone": self.parents_gone,
             "reshuffle": self.reshuffle,
             "kept": self.kept,
             "moved": self.moved,
@@ -292,6 +294,7 @@ def _result(plan: ExportPlan, final: Path, status: str, rows: list[dict[str, str
         pulled_external=len(plan.split.pulled_external),
         rendered=rendered,
         parent=plan.meta["parent"],
+        parents_gone=plan.parents_gone,
         reshuffle=plan.options.reshuffle and plan.parent_dir is not None,
         kept=plan.split.kept,
         moved=_moves(plan),

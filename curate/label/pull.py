@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -22,8 +21,7 @@ from curate.errors import LabelError, StudioError
 from curate.label import audit_apply
 from curate.label.client import RemoteAnnotation, StudioClient
 from curate.label.consensus import LowQuality, ThirdOpinion
-from curate.label.diagnoses import KEEP, NEITHER
-from curate.label.recompute import write_consensus
+from curate.label.recompute import refuse_undeclared, write_consensus
 from curate.label.results import ParsedResult, parse_result
 from curate.label.rules import describe, settle_rules
 from curate.label.servers import Servers, as_servers, sharing
@@ -57,30 +55,6 @@ def _ts(value: str | None) -> datetime | None:
 def _digest(a: RemoteAnnotation) -> str:
     body = json.dumps([a.result, a.was_cancelled, a.completed_by], sort_keys=True, default=str)
     return hashlib.sha256(body.encode()).hexdigest()
-
-
-def _refuse_undeclared_slugs(ws) -> None:
-    """Recorded diagnoses must stay declared: a slug is what the catalogue, consensus and exports call a
-    diagnosis, so renaming one (rather than its name) would split raters who chose the same thing."""
-    latest: dict[tuple[int, int], tuple[str | None, bool]] = {}
-    with ws.session() as s:
-        for task, ann, diagnosis, withdrawn in s.exec(
-            select(
-                LabelAnnotation.task_id,
-                LabelAnnotation.ls_annotation_id,
-                LabelAnnotation.diagnosis,
-                LabelAnnotation.withdrawn,
-            ).order_by(LabelAnnotation.revision)
-        ).all():
-            latest[(task, ann)] = (diagnosis, withdrawn)
-    declared = set(ws.diagnoses.codes) | {NEITHER, KEEP}  # a reviewer's "Neither", an auditor's "Keep"
-    gone = Counter(d for d, withdrawn in latest.values() if d is not None and not withdrawn and d not in declared)
-    if gone:
-        listed = ", ".join(f"{slug!r} ({n} annotation(s))" for slug, n in sorted(gone.items()))
-        raise LabelError(
-            f"diagnosis {listed} is recorded but no longer declared in curate.toml: declare the slug again "
-            "(to rename a diagnosis, change its name and keep its slug)"
-        )
 
 
 def _refuse_another_project(client, project: LabelProject, round_name: str | None, recorded: list[LabelTask]) -> None:
@@ -124,7 +98,7 @@ def pull(
         tasks = {(t.project_id, t.ls_task_id): t for t in recorded}
         by_image = {(t.project_id, t.image_id): t for t in recorded}
         sizes = {i.id: (i.width, i.height) for i in s.exec(select(Image)).all()}
-    _refuse_undeclared_slugs(ws)
+    refuse_undeclared(ws)
     # 1. fetch + parse everything (raises before any write)
     fetched: list[tuple[LabelTask, RemoteAnnotation, ParsedResult]] = []
     unreadable: list[str] = []

@@ -8,13 +8,15 @@ the recorded rules and writes the rows. `label pull` calls it after recording an
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 
 from sqlmodel import Session, select
 
+from curate.errors import LabelError
 from curate.label import audit_apply
 from curate.label.consensus import PAPER, Outcome, Rating, Rules, decide
-from curate.label.diagnoses import IDENTIFIABLE
+from curate.label.diagnoses import IDENTIFIABLE, KEEP, NEITHER
 from curate.label.rules import recorded_rules
 from db.models import utcnow
 from db.models.label import Consensus, LabelAnnotation, LabelProject, LabelRound, LabelTask
@@ -158,3 +160,29 @@ def write_consensus(s: Session, rules: Rules | None = None) -> dict[str, int]:
             row.updated_at = utcnow()
             s.add(row)
     return counts
+
+
+def refuse_undeclared(ws) -> None:
+    """Recorded diagnoses must stay declared: a slug is what the catalogue, consensus and exports call a
+    diagnosis, so renaming one (rather than its name) would split raters who chose the same thing. `label pull`
+    and every push (`rounds.ensure_projects`) check it: before, a push took such a choice off the raters' running
+    projects, whose answers pull and export then refused."""
+    latest: dict[tuple[int, int], tuple[str | None, bool]] = {}
+    with ws.session() as s:
+        for task, ann, diagnosis, withdrawn in s.exec(
+            select(
+                LabelAnnotation.task_id,
+                LabelAnnotation.ls_annotation_id,
+                LabelAnnotation.diagnosis,
+                LabelAnnotation.withdrawn,
+            ).order_by(LabelAnnotation.revision)
+        ).all():
+            latest[(task, ann)] = (diagnosis, withdrawn)
+    declared = set(ws.diagnoses.codes) | {NEITHER, KEEP}  # a reviewer's "Neither", an auditor's "Keep"
+    gone = Counter(d for d, withdrawn in latest.values() if d is not None and not withdrawn and d not in declared)
+    if gone:
+        listed = ", ".join(f"{slug!r} ({n} annotation(s))" for slug, n in sorted(gone.items()))
+        raise LabelError(
+            f"diagnosis {listed} is recorded but no longer declared in curate.toml: declare the slug again "
+            "(to rename a diagnosis, change its name and keep its slug)"
+        )

@@ -47,8 +47,8 @@ def rect_to_pixels(value: dict, width: int, height: int) -> Box:
         pts = [(x + dx * c - dy * s, y + dx * s + dy * c) for dx, dy in ((0, 0), (w, 0), (w, h), (0, h))]
         xs, ys = [p[0] for p in pts], [p[1] for p in pts]
         x0, y0, x1, y1 = min(xs), min(ys), max(xs), max(ys)
-    else:
-        x0, y0, x1, y1 = x, y, x + w, y + h
+    else:  # a negative width or height (posted through the API) is the same box drawn the other way
+        x0, y0, x1, y1 = min(x, x + w), min(y, y + h), max(x, x + w), max(y, y + h)
     clamp = lambda v, hi: round(min(max(v, 0.0), float(hi)), 2)  # noqa: E731
     return (clamp(x0, width), clamp(y0, height), clamp(x1, width), clamp(y1, height))
 
@@ -78,12 +78,17 @@ def _parse(result: list[dict], width: int, height: int, by_choice: dict[str, str
     diagnosis, boxes, flags, comment = None, [], [], None
     if not isinstance(result, list | None):
         raise TypeError("result is not a list")
+    seen = set()
     for item in result or []:
         name, value = item.get("from_name"), item.get("value") or {}
         if item.get("type") == "relation":
             continue  # a link the editor draws between two boxes (Alt+R): part of no answer, and it stopped every pull
+        if name in (DIAGNOSIS_CONTROL, FLAGS_CONTROL, COMMENT_CONTROL) and name in seen:
+            # two "diagnosis" items (posted through the API): before, the last one was recorded, the other dropped
+            raise LabelError(f"an answer of the wrong shape ({name!r} answered twice; the config asks once)")
+        seen.add(name)
         if name == DIAGNOSIS_CONTROL:
-            choices = value.get("choices") or []
+            choices = _strings(value, "choices", name)
             unknown = [c for c in choices if c not in by_choice]
             if unknown and (other := next((k for k, x in SPECIAL.items() if unknown[0] in x), None)):
                 raise LabelError(f"{unknown[0]!r} is not an answer in a {kind} round (only in {other} rounds)")
@@ -96,7 +101,7 @@ def _parse(result: list[dict], width: int, height: int, by_choice: dict[str, str
                 raise LabelError(f"annotation has {len(choices)} diagnoses; the config allows one")
             diagnosis = by_choice[choices[0]] if choices else None
         elif name == FLAGS_CONTROL:
-            for c in value.get("choices") or []:
+            for c in _strings(value, "choices", name):
                 if c not in FLAG_BY_CHOICE:
                     raise LabelError(f"flag {c!r} is not in the toolkit's label config")
                 flags.append(FLAG_BY_CHOICE[c])
@@ -108,8 +113,17 @@ def _parse(result: list[dict], width: int, height: int, by_choice: dict[str, str
         elif name == RATER_BOXES_CONTROL:
             continue  # the raters' boxes, shown read-only to the reviewer: not the reviewer's answer
         elif name == COMMENT_CONTROL:
-            text = "\n".join(value.get("text") or []).strip()
+            text = "\n".join(_strings(value, "text", name)).strip()
             comment = text or None
         else:
             raise LabelError(f"control {name!r} is not in the toolkit's label config")
     return ParsedResult(diagnosis=diagnosis, boxes=sorted(boxes), flags=sorted(set(flags)), comment=comment)
+
+
+def _strings(value: dict, key: str, control: str) -> list[str]:
+    """`value[key]` as the list of strings Label Studio posts. A bare string (posted through the API) was read
+    letter by letter: "Mpox" stopped the pull as "diagnosis 'M' is not declared", with the wrong advice."""
+    got = value.get(key) or []
+    if not isinstance(got, list) or not all(isinstance(c, str) for c in got):
+        raise LabelError(f"an answer of the wrong shape ({control!r}: {key} is not a list of strings)")
+    return got

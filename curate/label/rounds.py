@@ -33,7 +33,7 @@ from curate.label.config import render as render_config
 from curate.label.consensus import ThirdOpinion
 from curate.label.diagnoses import FLAGS
 from curate.label.order import Order, image_features, order_ids
-from curate.label.recompute import collect, dispute, same_dispute, write_consensus
+from curate.label.recompute import collect, dispute, refuse_undeclared, same_dispute, write_consensus
 from curate.label.rules import recorded_rules, settle_rules
 from curate.label.servers import Servers, as_servers, require_blind
 from curate.parallel import run_parallel
@@ -273,7 +273,9 @@ def ensure_projects(
     ws, servers: Servers, rnd: LabelRound, raters: list[str], title: str, config: str, prelabel: bool = False
 ) -> dict[str, LabelProject]:
     """One project per clinician on their server; created remotely first, recorded right after. A project made
-    earlier is given `config` when its own differs, so raters of a running round see a newly declared diagnosis."""
+    earlier is given `config` when its own differs, so raters of a running round see a newly declared diagnosis
+    (never one without a diagnosis they answered: `refuse_undeclared`)."""
+    refuse_undeclared(ws)
     with ws.session() as s:
         have = {p.rater: p for p in s.exec(select(LabelProject).where(LabelProject.round_id == rnd.id)).all()}
     for rater in raters:
@@ -498,6 +500,7 @@ def push(
     servers = as_servers(servers)
     raters = rating_pair(raters)
     config = render_config(ws.diagnoses)  # the declared diagnoses; a mismatch with label_config.xml stops here
+    refuse_undeclared(ws)  # before any server is asked (`ensure_projects` checks it again for every round kind)
     for rater in raters:
         require_blind(servers, rater, [r for r in raters if r != rater])
     replace_old_copies(ws)  # earlier rounds' tasks are served copies too
