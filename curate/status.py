@@ -40,9 +40,12 @@ def catalogue_status(
         by_source.append({"source": name, "kind": kind, "images": n_img, "arrivals": n_arr, "rejected_files": rejected})
 
     by_label: dict[str, int] = {}
+    labelled = select(Provenance.image_id).where(Provenance.prior_label.is_not(None))
     for label, n in session.exec(
-        select(Provenance.prior_label, func.count(func.distinct(Provenance.image_id))).group_by(Provenance.prior_label)
-    ).all():
+        select(Provenance.prior_label, func.count(func.distinct(Provenance.image_id)))
+        .where(Provenance.prior_label.is_not(None) | Provenance.image_id.not_in(labelled))
+        .group_by(Provenance.prior_label)
+    ).all():  # "(none)": images no arrival gave a label (before: also each labelled one arriving once without)
         by_label[label or "(none)"] = n
 
     consensus = dict(session.exec(select(Consensus.status, func.count()).group_by(Consensus.status)).all())

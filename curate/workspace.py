@@ -286,7 +286,9 @@ class Workspace:
     def tmp(self) -> Path:
         return self.root / "tmp"
 
-    OWN = ("objects", "exports", "reports", "tmp", "studio", "cache")  # what the toolkit writes in a workspace
+    # what the toolkit writes in a workspace; runs/: `train run`'s default, copies of photos and their Grad-CAMs
+    # (an ingest of the workspace's folder took them back in as new photos of a new source)
+    OWN = ("objects", "exports", "reports", "tmp", "studio", "cache", "runs")
 
     @classmethod
     def toolkit_folder(cls, folder: Path) -> bool:

@@ -183,7 +183,7 @@ def test_a_case_id_pattern_that_matches_few_or_no_files_is_counted_and_warned_ab
     r = runner.invoke(app, [*ingest, "--case-id-pattern", r"(?P<case>P\d{5})", "--json"])
     data = json.loads(r.output)
     assert data["case_ids"] == {"matched": 3, "of": 4}
-    assert data["warnings"] == ["the case id pattern matched 3 of 4 files; the rest have no case id"]
+    assert data["warnings"] == ["the case id pattern did not match 1 of the 4 files: those have no case id"]
     with ws.session() as s:  # the re-run with the corrected pattern filled in the case ids the typo missed
         assert sorted(c for c in s.exec(select(Provenance.case_id)).all() if c) == ["P00000", "P00001", "P00002"]
 
@@ -423,6 +423,30 @@ def test_init_shows_a_folder_name_with_control_characters_escaped(tmp_path):
     assert "\\x1b]0;OWNED" in r.output
 
 
+def test_a_cut_case_id_and_a_photo_under_three_labels_are_counted_as_files(tmp_path):
+    """Before: "the case id pattern matched 2 of 3 files; the rest have no case id" after "cut 1 file(s)' case id"
+    (the cut one has none either: 1 matched), and one file meeting two other labels was "2 file(s)"."""
+    ws = Workspace.init(tmp_path / "ws")
+    folder = tmp_path / "in"
+    for diagnosis, name in (("Mpox", "P12345 a.jpg"), ("Healthy skin", "P123456 b.jpg"), ("Dermatosis", "c.jpg")):
+        (folder / diagnosis).mkdir(parents=True, exist_ok=True)
+        (folder / diagnosis / name).write_bytes(I.jpeg(41))  # one photo, three labels
+    (folder / "Mpox" / "d.jpg").write_bytes(I.jpeg(42))
+    args = ["ingest", str(folder), "-s", "web", "--label-from-folders", "-w", str(ws.root), "--json"]
+    data = json.loads(runner.invoke(app, [*args, "--case-id-pattern", r"(?P<case>P\d{5})"]).stdout)
+    assert data["case_ids"] == {"matched": 1, "of": 4, "cut": 1}
+    said = " ".join(data["warnings"])
+    assert "cut 1 file(s)' case id" in said and "did not match 2 of the 4 files: those have no case id" in said
+    assert sum(data["conflicting_prior_labels"].values()) == 3  # (mpox, healthy skin), (dermatosis, each)
+    assert "2 file(s) are the same bytes as a photo recorded with another prior label" in said
+    # the same photo once more, with no label: before, status counted it under "(none)" as well as its labels
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "plain" / "e.jpg").write_bytes(I.jpeg(41))
+    runner.invoke(app, ["ingest", str(tmp_path / "plain"), "-s", "web2", "-w", str(ws.root)])
+    st = json.loads(runner.invoke(app, ["status", "-w", str(ws.root), "--json"]).stdout)
+    assert "(none)" not in st["by_prior_label"] and st["by_prior_label"]["mpox"] == 2
+
+
 def test_one_photo_under_two_diagnoses_is_said_at_ingest_and_in_status(tmp_path):
     """Before: the same bytes in `Mpox/` and `Healthy skin/` went in with no warning, and `curate status` counted
     one image as one mpox and one healthy skin photo."""
@@ -459,3 +483,20 @@ def test_a_case_id_pattern_that_takes_in_what_follows_on_purpose_cuts_nothing():
     assert case_id(regex.compile(r"(?P<case>P\d{4})"), "患者P0001/1.jpg") == "P0001"
     with pytest.raises(CutCaseId):
         case_id(regex.compile(r"(?P<case>P\d{4})"), "P00012 Jane/1.jpg")
+
+
+def test_train_runs_inside_the_workspace_are_never_ingested(tmp_path):
+    """`train run` writes to runs/ by default, inside the workspace where README runs it: copies of photos
+    (`*-original.png`) and Grad-CAM overlays. `curate ingest .` took them in as new photos of a new source."""
+    ws = Workspace.init(tmp_path / "ws")
+    gradcam = ws.root / "runs" / "mpox-1.0.0" / "resnet18-s0" / "gradcam"
+    gradcam.mkdir(parents=True)
+    (gradcam / "true_positive-7-original.png").write_bytes(I.png16(51))
+    (ws.root / "incoming").mkdir()
+    (ws.root / "incoming" / "new.jpg").write_bytes(I.jpeg(52))
+    r = runner.invoke(app, ["ingest", str(ws.root), "-s", "self", "-w", str(ws.root), "--json"])
+    data = json.loads(r.stdout)
+    assert data["added"] == 1, data
+    assert {"file": "runs/", "reason": "the workspace's own folder (copies of stored photos; not read)"} in data[
+        "skipped"
+    ]

@@ -110,7 +110,7 @@ def test_the_one_merge_printed_takes_every_pair_of_its_group_off(ws_root):
     said = " ".join(_cli(ws_root, *group["merge"].split()[1:]).stdout.split())  # as typed from the sheet
     after = _review(ws_root)
     assert f"merged — now {after['counts']['clusters']} cluster{'s' * (after['counts']['clusters'] != 1)}, " in said
-    assert f" to label, {after['counts']['to_review']} pair found alike still undecided" in said  # the other group
+    assert f" labelable, {after['counts']['to_review']} pair found alike still undecided" in said  # the other group
     assert json.loads(_cli(ws_root, "status", "--json").stdout)["dedupe_undecided_pairs"] == 1
     assert after["counts"]["to_review"] == before["counts"]["to_review"] - 2
     assert after["counts"]["to_decide"] == before["counts"]["to_decide"] - 1
@@ -184,7 +184,7 @@ def test_the_merge_printed_makes_two_clusters_held_by_verified_pairs_one(held, t
     # the group's merge as printed: one cluster, nothing left to review
     ws_root = copied(held, tmp_path / "group")
     said = " ".join(_cli(ws_root, *group["merge"].split()[1:]).stdout.split())
-    assert "merged — now 1 cluster, 1 to label, 0 pairs found alike still undecided" in said
+    assert "merged — now 1 cluster, 1 labelable, 0 pairs found alike still undecided" in said
     assert _review(ws_root)["counts"]["to_review"] == 0
     with Workspace.open(ws_root).session() as s:
         assert len({cluster_map(s)[x] for x in i.values()}) == 1

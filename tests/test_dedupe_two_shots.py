@@ -44,4 +44,4 @@ def test_two_shots_of_one_scene_are_merged_and_a_split_keeps_both(tmp_path):
     agreeing = int(re.match(r"(\d+) matching keypoints", pair.reason).group(1))
     assert pair.kind == "hash" and agreeing >= 100  # README.md: 115, on many cells, not a few
     said = " ".join(_cli(root, "dedupe", "split", str(ids["right.jpg"]), str(ids["left.jpg"])).split())
-    assert "now 0 clusters, 2 to label" in said
+    assert "now 0 clusters, 2 labelable" in said

@@ -50,7 +50,7 @@ def test_special_files_are_skipped_or_rejected_with_reasons(sqlite_ws, odd):
     assert skipped["zero.jpg"].startswith("symlink to a file outside the ingested folder")
     assert skipped["link.jpg"].startswith("symlink to a file outside the ingested folder")
     assert skipped["elsewhere/"].startswith("symlink to a folder outside the ingested folder")
-    assert rejected == {"sparse.jpg": "file too large (3221 MB > 105 MB)"}
+    assert rejected == {"sparse.jpg": "file too large (3221 MB > 100 MB)"}
 
 
 @pytest.mark.timeout(120)
@@ -146,3 +146,13 @@ def test_an_unreadable_file_counts_in_its_label_row_and_the_file_total(sqlite_ws
     assert len(report.rejected) == 3 and report.files == 4
     assert report.per_class["mpox"]["rejected"] == 1 and report.per_class["(none)"]["rejected"] == 2
     assert sum(c["rejected"] for c in report.per_class.values()) == len(report.rejected)
+
+
+def test_the_size_limit_is_the_100_mb_it_is_said_to_be(sqlite_ws, tmp_path):
+    """Before: 100 MiB, said as "105 MB"; a 102 MB file was read and sniffed, not refused by its size unread."""
+    folder = tmp_path / "big"
+    folder.mkdir()
+    with open(folder / "big.jpg", "wb") as fh:  # sparse: takes no disk
+        fh.truncate(102_000_000)
+    report = ingest_folder(sqlite_ws, folder, IngestOptions(source="big", workers=1))
+    assert dict(report.rejected) == {"big.jpg": "file too large (102 MB > 100 MB)"}

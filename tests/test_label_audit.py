@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
+from curate.dataset import DatasetVersion
 from curate.errors import LabelError
 from curate.label.audit_apply import AuditDecision, apply
 from curate.label.audit_rank import Candidate, confident_issues, rank
@@ -221,3 +222,61 @@ def test_reads_what_train_predict_prints(triage_run, tmp_path):
     with pytest.raises(LabelError, match="is not `train predict --json` output"):
         out.write_text('{"image": 1}')
         read_predictions(out)
+
+
+def test_a_damaged_or_foreign_prediction_file_is_one_line_naming_it(tmp_path):
+    """Before: a stray byte gave "unexpected UnicodeDecodeError" naming no file; a row twice took the last; an
+    image the version does not hold was listed as "not ranked (consensus is now missing)"."""
+    from test_export_fixtures import build_catalogue
+    from test_label_audit_studio import write_run
+
+    from curate.export import ExportOptions, ImageSpec, export_version
+    from curate.label.audit import build
+
+    cat = build_catalogue(tmp_path)
+    version = export_version(
+        cat.ws, ExportOptions(name="mpox", version="1.0.0", spec=ImageSpec(size=(32, 32)), folds=2, workers=1)
+    )
+    rows = {int(r["image_id"]): r["label"] for r in DatasetVersion.open(version.path).rows}
+    run = write_run(tmp_path / "run", version.path, rows)
+    good = (run / OOF_FILE).read_bytes()
+    assert build(cat.ws, run).ranked  # the file as train writes it
+    line = good.splitlines()[1].decode()
+    for bad, said in [
+        (good + b"\xff\n", "is not UTF-8 text"),
+        (good + (line + "\n").encode(), r"again in \w+ \(first on line 2\)"),
+        (good + line.replace(line.split(",")[1], "99999", 1).encode() + b"\n", r"predicts image\(s\) 99999 that"),
+    ]:
+        (run / OOF_FILE).write_bytes(bad)
+        with pytest.raises(LabelError, match=said) as err:
+            build(cat.ws, run)
+        assert OOF_FILE in str(err.value)
+
+
+def test_the_audit_page_never_shows_an_image_flagged_identifiable_since(tmp_path):
+    """A rater ticked "identifiable features" on an exported image: the audit listed it among the images relabelled
+    since the run, with its thumbnail (a face, a tattoo). `label report` never shows such an image; nor does this."""
+    from sqlmodel import select
+    from test_export_fixtures import build_catalogue
+    from test_label_audit_studio import write_run
+
+    from curate.export import ExportOptions, ImageSpec, export_version
+    from curate.label.audit import build
+    from curate.label.audit_html import write_html
+    from db.models.label import Consensus
+
+    cat = build_catalogue(tmp_path)
+    version = export_version(
+        cat.ws, ExportOptions(name="mpox", version="1.0.0", spec=ImageSpec(size=(32, 32)), folds=2, workers=1)
+    )
+    rows = {int(r["image_id"]): r["label"] for r in DatasetVersion.open(version.path).rows}
+    run = write_run(tmp_path / "run", version.path, rows)
+    face, other = sorted(rows)[:2]
+    with cat.ws.session() as s:
+        row = s.exec(select(Consensus).where(Consensus.image_id == face)).one()
+        row.status, row.diagnosis, row.exclusion = "excluded", None, "identifiable_features"
+        s.add(row)
+    report = build(cat.ws, run)
+    assert face in {r.image_id for r in report.unranked}
+    page = write_html(report, tmp_path / "audit.html", cat.ws).read_text()
+    assert f'alt="image {face}"' not in page and f'alt="image {other}"' in page

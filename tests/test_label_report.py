@@ -300,3 +300,31 @@ def test_progress_counts_an_answer_as_it_stands_now(ws):
     now = {p.rater: (p.labelled, p.skipped) for p in rep.progress}
     assert now[A] == (before[A][0] - 1, before[A][1] + 1) and now[B] == before[B]
     assert rep.outcomes["agreed"] == 0  # consensus reads the answer the same way
+
+
+def test_a_diagnosis_with_an_ac1_and_no_kappa_is_in_the_table(sqlite_ws, monkeypatch):
+    """Both raters said mpox on every image: kappa is undefined, AC1 is 1.0. The table showed only "all"; --json and
+    the page had the Mpox row. That is the rare-diagnosis case AC1 is reported for."""
+    import sys
+
+    monkeypatch.setattr(sys.modules[__name__], "CASES", {f"i{k}": (("mpox", []), ("mpox", []), None) for k in range(5)})
+    _catalogue(sqlite_ws)
+    data = json.loads(CliRunner().invoke(app, ["label", "report", "--json", "-w", str(sqlite_ws.root)]).stdout)
+    assert data["agreement"]["ac1_per_diagnosis"]["mpox"] == 1.0
+    text = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["label", "report", "-w", str(sqlite_ws.root)]).output
+    table = text.split("Agreement (Cohen's kappa,")[1]  # the title wraps to the table's width
+    assert any(line.split("│")[1:4] and "Mpox" in line and "1.0" in line for line in table.splitlines()), table
+
+
+def test_a_reviewers_neither_is_no_diagnosis_in_the_rater_model(sqlite_ws, monkeypatch):
+    """ "Neither (discard this image)" was modelled by Dawid-Skene as a diagnosis: every rater's confusion matrix
+    had a "neither" row and column, and a reviewer's wrong discards counted as right, her raters' as wrong."""
+    import sys
+
+    cases = {f"n{k}": (("mpox", []), ("genital_herpes", []), ("neither", [])) for k in range(3)}
+    cases |= {f"a{k}": (("mpox", []), ("mpox", []), None) for k in range(3)}
+    monkeypatch.setattr(sys.modules[__name__], "CASES", cases)
+    _catalogue(sqlite_ws)
+    data = json.loads(CliRunner().invoke(app, ["label", "report", "--json", "-w", str(sqlite_ws.root)]).stdout)
+    assert data["outcomes"].get("discarded") == 3
+    assert all("neither" not in x["labels"] for x in data["raters"]), [x["labels"] for x in data["raters"]]

@@ -40,7 +40,8 @@ from train.errors import TrainError
 from train.serve import LOCK_AFTER, LOCK_SECONDS
 
 app = typer.Typer(
-    help="Train and evaluate mpox classifiers on an exported dataset version.",
+    help="Train and evaluate mpox classifiers on an exported dataset version.\n\n"
+    "Example: train run --dataset mpox@1.0.0 --arch densenet121",
     no_args_is_help=True,
     add_completion=False,
     cls=SafeGroup,

@@ -20,7 +20,8 @@ from curate.privacy import make_private_by_default
 
 app = typer.Typer(
     name="curate",
-    help="Turn raw skin-lesion photos into a clinician-verified, versioned mpox dataset.",
+    help="Turn raw skin-lesion photos into a clinician-verified, versioned mpox dataset.\n\n"
+    "Example: curate pipeline --demo",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,

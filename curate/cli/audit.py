@@ -19,7 +19,11 @@ from curate.cli.options import (
 )
 from curate.output import console, print_json, stage_bars, table
 
-app = typer.Typer(help="Audit exported dataset versions.", no_args_is_help=True, rich_markup_mode=None)
+app = typer.Typer(
+    help="Audit exported dataset versions.\n\nExample: curate audit leakage mpox@1.0.0 --strict",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 
 
 @app.command("leakage")

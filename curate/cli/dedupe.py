@@ -140,7 +140,7 @@ def render(report, sheet, sheet_note: str | None = None) -> None:
         ["duplicates", report.duplicates],
         ["low resolution", report.low_res],
         ["steward decisions", report.overrides],
-        ["to label", report.labelable],
+        ["labelable (one a cluster; labelled or not: `curate status` says what is still to label)", report.labelable],
         ["byte-identical arrivals (merged at intake)", report.byte_duplicates],
         ["skipped", len(report.skipped)],
     ]
@@ -184,7 +184,7 @@ def _decision_output(summary: dict, json_out: bool, message: str, ws) -> None:
     left = summary["undecided"]  # as `curate status` counts them
     console.print(
         message
-        + f" — now {summary['clusters']} cluster{'s' * (summary['clusters'] != 1)}, {summary['labelable']} to label, "
+        + f" — now {summary['clusters']} cluster{'s' * (summary['clusters'] != 1)}, {summary['labelable']} labelable, "
         f"{left} pair{'s' * (left != 1)} found alike still undecided"
     )
     for r in summary.get("replaced", []):

@@ -15,7 +15,8 @@ from curate.label.consensus import LowQuality, ThirdOpinion
 from curate.output import console, err_console, print_json, progress_bar, table
 
 app = typer.Typer(
-    help="Label images in Label Studio: two blind raters, a reviewer for disputes.",
+    help="Label images in Label Studio: two blind raters, a reviewer for disputes.\n\n"
+    "Example: curate label push --raters a@clinic.org,b@clinic.org",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
@@ -297,7 +298,7 @@ def report(
             + [
                 [rep.names.get(d, d), k, ag.ac1_per_diagnosis.get(d)]
                 for d, k in ag.per_diagnosis.items()
-                if k is not None
+                if k is not None or ag.ac1_per_diagnosis.get(d) is not None  # a rare diagnosis: AC1 is why it's here
             ],
         )
     )

@@ -13,7 +13,8 @@ from curate.cli.options import JsonOpt, WorkspaceOpt, http_url, open_workspace
 from curate.output import console, err_console, fail, print_json, table
 
 app = typer.Typer(
-    help="Run the workspace's Label Studio servers (one per clinician), or add a clinician.",
+    help="Run the workspace's Label Studio servers (one per clinician), or add a clinician.\n\n"
+    "Example: curate studio add-user a@clinic.org",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
@@ -144,7 +145,7 @@ def status(workspace: WorkspaceOpt = None, json_out: JsonOpt = False):
 
 @app.command("add-user")
 def add_user(
-    email: str,
+    email: Annotated[str, typer.Argument(help="The clinician's email address: their Label Studio login.")],
     workspace: WorkspaceOpt = None,
     url: Annotated[
         str | None,

@@ -90,6 +90,7 @@ class IngestReport:
     unregistered: str | None = None  # the source this run created and, finding no images, removed again
     kept: Counter = field(default_factory=Counter)  # field -> known arrivals that keep another recorded value
     conflicting: Counter = field(default_factory=Counter)  # (label, label) -> arrivals of one photo under both
+    conflicting_files: int = 0  # files among them (one file can meet two other labels: counted once)
     bytes_read: int = 0
     seconds: float = 0.0
 
@@ -124,17 +125,17 @@ class IngestReport:
                 "this run gave those files none; widen the pattern and re-run (a case id an earlier run recorded "
                 "is kept)"
             )
-        if self.case_ids is not None and self.case_ids + self.case_ids_cut < self.arrivals:
+        unmatched = self.arrivals - (self.case_ids or 0) - self.case_ids_cut  # the cut ones are said above
+        if self.case_ids is not None and unmatched > 0:
             if self.case_ids + self.case_ids_cut == 0:
                 out.append(
                     f"the case id pattern matched none of the {self.arrivals} ingested files: no case ids recorded, "
                     "so one patient's photos can land in both train and test; fix the pattern (it is "
                     "case-sensitive) and re-run"
                 )
-            else:
+            else:  # before: "matched 13 of 15; the rest have no case id", where 3 of the 13 were cut and had none
                 out.append(
-                    f"the case id pattern matched {self.case_ids + self.case_ids_cut} of {self.arrivals} files; the "
-                    "rest have no case id"
+                    f"the case id pattern did not match {unmatched} of the {self.arrivals} files: those have no case id"
                 )
         if self.undeclared:  # the map's own words, typed by the steward: safe to name
             out.append(
@@ -164,7 +165,7 @@ class IngestReport:
         if self.conflicting:  # declared diagnoses' names only: safe to say
             pairs = ", ".join(f"{a} and {b}: {n}" for (a, b), n in sorted(self.conflicting.items()))
             out.append(
-                f"{sum(self.conflicting.values())} file(s) are the same bytes as a photo recorded with another prior "
+                f"{self.conflicting_files} file(s) are the same bytes as a photo recorded with another prior "
                 f"label ({pairs}): one photo cannot be both; check those folders (`curate status` counts such photos)"
             )
         if self.restored:
@@ -183,6 +184,7 @@ class IngestReport:
         self.restored += part.restored
         self.kept.update(part.kept)
         self.conflicting.update(part.conflicting)
+        self.conflicting_files += part.conflicting_files
         self.bytes_read += part.bytes_read
         if part.case_ids is not None:
             self.case_ids = (self.case_ids or 0) + part.case_ids
@@ -547,6 +549,7 @@ def _record(s, report: IngestReport, options, rx, source_id, run_id, loc: str, r
     )
     report.kept.update(differs)
     report.conflicting.update(conflicts)
+    report.conflicting_files += bool(conflicts)
     if outcome == "added":
         report.added += 1
     elif outcome == "provenance":

@@ -49,8 +49,22 @@ def read_run(run: Path) -> RunPredictions:
             f"{run} has no out-of-fold predictions ({OOF_FILE}); re-run `train run` with this version "
             "of train, which writes them"
         )
+    try:
+        probs, sets = _read_oof(path, classes)
+    except UnicodeDecodeError as exc:  # before: "unexpected UnicodeDecodeError", naming no file
+        raise LabelError(f"{path} is not UTF-8 text (byte {exc.start}): write it again with `train run`") from None
+    except csv.Error as exc:
+        raise LabelError(f"{path} is not valid CSV ({exc})") from None
+    if not probs:
+        raise LabelError(f"{path}: no predictions (only its header): train again, or name another --run")
+    return RunPredictions(run, f"{name}@{version}", checksum, task, classes, probs, sets)
+
+
+def _read_oof(path: Path, classes: list[str]) -> tuple[dict[int, dict[str, float]], dict[int, str]]:
+    """`read_run`'s probabilities and sets, one line each; LabelError naming the line of a row it cannot take."""
     probs: dict[int, dict[str, float]] = {}
     sets: dict[int, str] = {}
+    seen: dict[tuple[str, int], int] = {}
     with path.open(newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
         missing = [
@@ -68,6 +82,10 @@ def read_run(run: Path) -> RunPredictions:
                     f"{path} line {n}: image_id {row[IMAGE_COLUMN]!r} is not a catalogue image id "
                     "(was the run trained on an export of this workspace?)"
                 ) from None
+            key = (row[SET_COLUMN], image_id)  # an image is in one set, and again in its crop's (test_roi)
+            if key in seen:  # before: the last row won, silently
+                raise LabelError(f"{path} line {n}: image {image_id} again in {key[0]} (first on line {seen[key]})")
+            seen[key] = n
             try:
                 probs[image_id] = {k: float(row[PROB_PREFIX + k]) for k in classes}
             except (TypeError, ValueError):
@@ -76,9 +94,7 @@ def read_run(run: Path) -> RunPredictions:
                 # before: a NaN scrambled the ranking (it sorts anywhere) and put the wrong images in the round
                 raise LabelError(f"{path} line {n}: a probability is not between 0 and 1")
             sets[image_id] = row[SET_COLUMN]
-    if not probs:
-        raise LabelError(f"{path}: no predictions (only its header): train again, or name another --run")
-    return RunPredictions(run, f"{name}@{version}", checksum, task, classes, probs, sets)
+    return probs, sets
 
 
 def newest_export(exports: Path) -> str | None:
@@ -112,5 +128,11 @@ def matching_version(run: RunPredictions, workspace: Path, exports: Path, datase
         raise LabelError(
             f"run {run.path} was trained on another {run.dataset} (checksum {run.checksum[:12]}, "
             f"this workspace's is {version.checksum[:12]})"
+        )
+    held = {int(r["image_id"]) for r in version.rows}
+    if stray := sorted(set(run.probs) - held):  # before: listed as "not ranked (consensus is now missing)"
+        raise LabelError(
+            f"{run.path / OOF_FILE} predicts image(s) {', '.join(map(str, stray[:5]))} that {run.dataset} does not "
+            "hold: the file was edited or comes from another run"
         )
     return version

@@ -18,11 +18,12 @@ from curate.errors import StoreError
 from curate.files import write_atomic
 from curate.imaging import thumbnail
 from curate.label.agreement import Agreement
-from curate.label.diagnoses import NEITHER, NEITHER_CHOICE
+from curate.label.diagnoses import IDENTIFIABLE, NEITHER, NEITHER_CHOICE
 from curate.label.raters import MIN_DIAGNOSED, RaterQuality
 from curate.label.report import OUTCOME_MEANINGS, LabelReport, Sample
 from curate.plots import confusion_matrix_plot, pyplot
 from db.models import Image
+from db.models.label import Consensus
 
 CSS = """body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:72em}
 table{border-collapse:collapse;margin-bottom:1.5em}td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top}
@@ -134,13 +135,24 @@ def _figure(x: Sample, thumb: str | None, names: dict[str, str]) -> str:
 
 
 def thumbnails_of(ws, ids: list[int]) -> dict[int, str | None]:
-    """Small re-encoded JPEGs (no metadata); a missing or unreadable original shows as unavailable."""
+    """Small re-encoded JPEGs (no metadata); a missing or unreadable original shows as unavailable, and so does an
+    image whose consensus a flag of identifiable features excludes: `label audit` showed one (a face, a tattoo)
+    among the images relabelled since its run."""
     with ws.session() as s:
         shas = dict(s.exec(select(Image.id, Image.sha256).where(Image.id.in_(ids))).all()) if ids else {}
+        flagged = (
+            set(
+                s.exec(
+                    select(Consensus.image_id).where(Consensus.image_id.in_(ids), Consensus.exclusion == IDENTIFIABLE)
+                )
+            )
+            if ids
+            else set()
+        )
     out: dict[int, str | None] = {}
     for i in ids:
         try:
-            out[i] = thumbnail(ws.store.read(shas[i])) if i in shas else None
+            out[i] = thumbnail(ws.store.read(shas[i])) if i in shas and i not in flagged else None
         except (StoreError, UnidentifiedImageError, OSError):
             out[i] = None
     return out
