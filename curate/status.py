@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import shlex
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from sqlalchemy import func
 from sqlmodel import Session, select
@@ -23,9 +23,14 @@ from db.models.export import DatasetVersionRecord
 
 
 def catalogue_status(
-    session: Session, live_runs: Iterable[int] = (), left: Mapping[int, str] | None = None, unknown_writer: bool = False
+    session: Session,
+    live_runs: Iterable[int] = (),
+    left: Mapping[int, str] | None = None,
+    unknown_writer: bool = False,
+    w_option: Sequence[str] = (),
 ) -> dict:
-    """Counts by source, prior label and stage; `unfinished_runs` leaves out `live_runs` (a writer's own)."""
+    """Counts by source, prior label and stage; `unfinished_runs` leaves out `live_runs` (a writer's own);
+    `w_option` (`Workspace.w_option`) goes on each re-run's command line."""
     images = session.exec(select(func.count()).select_from(Image)).one()
     by_source = []
     rejected_by_source = Counter(name for name, _ in standing_rejections(session))
@@ -62,7 +67,7 @@ def catalogue_status(
         ).one(),
     }
     stages["dataset_versions"] = session.exec(select(func.count()).select_from(DatasetVersionRecord)).one()
-    unfinished = unfinished_commands(session, live_runs, left, unknown_writer)
+    unfinished = unfinished_commands(session, live_runs, left, unknown_writer, w_option)
     return {
         "images": images,
         "by_source": by_source,
@@ -107,7 +112,11 @@ def _arguments(run: CommandRun) -> dict:
 
 
 def unfinished_commands(
-    session: Session, live_runs: Iterable[int] = (), left: Mapping[int, str] | None = None, unknown_writer: bool = False
+    session: Session,
+    live_runs: Iterable[int] = (),
+    left: Mapping[int, str] | None = None,
+    unknown_writer: bool = False,
+    w_option: Sequence[str] = (),
 ) -> list[dict]:
     """Each command whose latest run with the same arguments (`_what`) did not finish: stopped (Ctrl-C,
     SIGTERM), killed, aborted by a fault mid-work (`UNFINISHED`), or "running" with its process gone. It stays
@@ -134,20 +143,20 @@ def unfinished_commands(
             "run_id": r.id,
             "started_at": r.started_at.strftime("%Y-%m-%d %H:%M UTC"),
             "source": source if isinstance(source := _arguments(r).get("source"), str) else None,  # an ingest's
-            "rerun": rerun(r),
+            "rerun": rerun(r, w_option),
         }
         for r in sorted({r.id: r for r in latest.values()}.values(), key=lambda r: r.id)
         if status[r.id] in UNFINISHED and _what(r) not in running and latest[_what(r)] is r
     ]
 
 
-def rerun(run: CommandRun) -> str | None:
+def rerun(run: CommandRun, w_option: Sequence[str] = ()) -> str | None:
     """The command line that finishes an unfinished scrape or export, with its arguments (`curate scrape` alone
     is a usage error, and two stopped scrapes read alike; a killed export said neither its version nor how to
     finish it, and its partial build stays in tmp/ until the same export runs again); None for other commands,
-    whose hint needs none."""
+    whose hint needs none. `w_option`: `-w ROOT` when the steward is elsewhere (`Workspace.w_option`)."""
     if run.command == "export":
-        return _rerun_export(_arguments(run))
+        return _rerun_export(_arguments(run), w_option)
     if run.command != "scrape":
         return None
     a = _arguments(run)
@@ -159,7 +168,7 @@ def rerun(run: CommandRun) -> str | None:
     parts += _options(a, (*options, ("--min-side", "min_side")))
     if a.get("allow_private_hosts") is True:
         parts.append("--allow-private-hosts")
-    return " ".join([*parts, "--", *map(shlex.quote, queries)])  # `--`: a query may begin with "-"
+    return " ".join([*parts, *w_option, "--", *map(shlex.quote, queries)])  # `--`: a query may begin with "-"
 
 
 EXPORT_OPTIONS = (
@@ -176,7 +185,7 @@ EXPORT_OPTIONS = (
 )
 
 
-def _rerun_export(a: dict) -> str | None:
+def _rerun_export(a: dict, w_option: Sequence[str] = ()) -> str | None:
     """The same export (same arguments: same plan, so its partial build is reused), or None if unrecorded."""
     if not isinstance(a.get("name"), str) or not isinstance(a.get("version"), str):
         return None
@@ -186,7 +195,7 @@ def _rerun_export(a: dict) -> str | None:
         if isinstance(source, str):
             parts += ["--external", shlex.quote(source)]
     parts += [flag for flag in ("--reshuffle", "--archive") if a.get(flag[2:]) is True]
-    return " ".join(parts)
+    return " ".join([*parts, *w_option])
 
 
 def _options(a: dict, options: tuple[tuple[str, str], ...]) -> list[str]:
@@ -215,7 +224,9 @@ def workspace_status(ws) -> dict:
     running = holder(ws.root)
     live = [] if running is None else [r for r in running.get("runs") or [] if isinstance(r, int)]
     with ws.session() as s:
-        data = catalogue_status(s, live_runs=live, left=outcomes_left(ws.root), unknown_writer=running == {})
+        data = catalogue_status(
+            s, live_runs=live, left=outcomes_left(ws.root), unknown_writer=running == {}, w_option=ws.w_option()
+        )
         data["missing_originals"] = missing_originals(ws, s)
         # a writer at work stores each photo before it records it: only counted when none runs
         data["unlisted_originals"] = unlisted_originals(ws, s) if running is None else 0

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import random
+import shlex
 import time
 import tomllib
 from collections.abc import Callable, Iterator
@@ -37,6 +38,7 @@ from curate.errors import CatalogueFault, WorkspaceError
 from curate.files import write_atomic
 from curate.intake.store import ImageStore
 from curate.label.diagnoses import SETTINGS_TABLE, DiagnosisList
+from curate.lock import LOCK_NAME
 from curate.privacy import tighten
 from curate.redact import ambiguous_userinfo, redact_text, secret_name, url_secret
 from db.engine import make_engine, session_scope
@@ -313,11 +315,24 @@ class Workspace:
             return "its catalogue"
         if where == (self.root / MARKER).resolve():
             return "its settings"
+        if where == (self.root / LOCK_NAME).resolve():
+            return "its writers' lock file"
         for name, what in self.PARTS.items():
             folder = (self.root / name).resolve()
             if where == folder or folder in where.parents:
                 return what
         return None
+
+    def w_option(self) -> list[str]:
+        """`-w ROOT` (quoted) for a command line printed for the steward to paste (the review sheet's decisions,
+        `curate status`'s re-runs), or nothing when the current folder is this workspace: pasted in another
+        workspace's folder, a bare `curate dedupe split 15` recorded its decision in that catalogue. A current
+        folder that cannot be read (deleted) counts as another."""
+        try:
+            here = Path.cwd().resolve() == self.root.resolve()
+        except OSError:
+            here = False
+        return [] if here else ["-w", shlex.quote(str(self.root))]
 
     def own_folders(self) -> list[Path]:
         """The folders the toolkit writes (resolved): the store, exports, reports, partial files, the raters'

@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
     [
         ("catalogue.db", "part of the workspace (its catalogue)"),
         ("curate.toml", "part of the workspace (its settings)"),
+        (".curate.lock", "part of the workspace (its writers' lock file)"),
         ("exports/page.html", "part of the workspace (its dataset versions)"),
         ("objects/page.html", "part of the workspace (its image store)"),
         ("pipe", "is a named pipe, not a file"),

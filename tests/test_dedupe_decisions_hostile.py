@@ -194,6 +194,14 @@ def test_the_sheets_commands_name_the_workspace_it_was_made_from_outside(deduped
     for where, count in ((ws, 1), (other, 0)):
         with where.session() as s:
             assert len(s.exec(select(DedupeOverride)).all()) == count
+    gone = tmp_path / "gone"  # a current folder deleted under the shell: before, "unexpected FileNotFoundError"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    r = runner.invoke(app, ["dedupe", "review", "--json", "-w", str(deduped)])
+    assert r.exit_code == 0 and all(
+        m["split"].endswith(f"-w {ws.root}") for c in json.loads(r.stdout)["clusters"] for m in c["members"][1:]
+    ), r.output
     monkeypatch.chdir(deduped)  # made inside the workspace: the short command, as before
     r = runner.invoke(app, ["dedupe", "review", "--json"])
     assert all("-w" not in m.get("split", "") for c in json.loads(r.stdout)["clusters"] for m in c["members"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from dedupe_corpus import dedupe_files
 from photo_corpus import RETOUCHES, _load, frame, rotated_canvas, same_frame, sticker
 from PIL import Image
@@ -92,14 +93,19 @@ def test_the_photo_represents_its_copy_turned_on_a_larger_canvas_that_arrived_fi
     assert measured["a_turned_on_a_canvas.jpg"][2] < 0.8 and measured["z_photo.jpg"][2] == 1.0
 
 
-def test_the_clinics_original_represents_its_recompressed_web_copy_whose_box_was_not_cut(tmp_path):
+@pytest.mark.parametrize("sky", ["above", "above and below"])
+def test_the_clinics_original_represents_its_recompressed_web_copy_whose_box_was_not_cut(tmp_path, sky):
     """The camera photo's plain sky is cut from its content box as a band (12.5 % of it); its blocky quality-25 web
     copy's is not, so the copy had more pixels in its box and represented: the clinic's photo was never labelled.
-    Copies of one shape are one framing (`cluster._as_framed_as_their_shape`)."""
+    Copies of one shape are one framing (`cluster._as_framed_as_their_shape`); with the sky below too, the box is
+    cut on two opposite sides, as a frame's is, and that photo was left out of the first fix."""
     from curate.dedupe.run import DedupeOptions, run_dedupe
     from curate.intake.ingest import IngestOptions, ingest_folder
 
-    photo = Image.fromarray(data.camera())
+    pixels = data.camera()
+    if sky == "above and below":
+        pixels = np.vstack([pixels, pixels[:64][::-1]])
+    photo = Image.fromarray(pixels)
     (tmp_path / "clinic").mkdir()
     (tmp_path / "web").mkdir()
     photo.save(tmp_path / "clinic" / "a.jpg", quality=95)

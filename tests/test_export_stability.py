@@ -161,6 +161,10 @@ def test_versions_whose_folders_were_deleted_are_passed_over_as_parents(cat, tmp
     assert v2.as_dict()["parents_gone"] == ["1.1.0"]
     with pytest.raises(ExportError, match=r"mpox@1\.1\.0 does not exist .*its folder was deleted.*another --parent"):
         export_version(cat.ws, opts("2.1.0", parent="1.1.0"))
+    (v2.path / "manifest.csv").chmod(0o600)
+    (v2.path / "manifest.csv").unlink()  # damaged, not deleted: refused, as before (its splits are unknown)
+    with pytest.raises(ExportError, match=r"mpox@2\.0\.0 under .* has no manifest\.csv"):
+        export_version(cat.ws, opts("2.2.0"))
     for v in (v1, v2):
         shutil.rmtree(v.path)
     v3 = export_version(cat.ws, opts("3.0.0", reshuffle=True))

@@ -263,6 +263,7 @@ def test_the_audit_page_never_shows_an_image_flagged_identifiable_since(tmp_path
     from curate.export import ExportOptions, ImageSpec, export_version
     from curate.label.audit import build
     from curate.label.audit_html import write_html
+    from db.models import DedupeMember
     from db.models.label import Consensus
 
     cat = build_catalogue(tmp_path)
@@ -280,3 +281,21 @@ def test_the_audit_page_never_shows_an_image_flagged_identifiable_since(tmp_path
     assert face in {r.image_id for r in report.unranked}
     page = write_html(report, tmp_path / "audit.html", cat.ws).read_text()
     assert f'alt="image {face}"' not in page and f'alt="image {other}"' in page
+    # the flag is on the photo: a copy of `other` (its dedupe cluster) flagged, `other` is not shown either
+    copy = min(set(_image_ids(cat.ws)) - set(rows))  # an image the version does not hold (a copy never exported)
+    with cat.ws.session() as s:
+        s.add_all([DedupeMember(image_id=i, cluster_key=f"img{min(other, copy)}") for i in (other, copy)])
+        row = s.exec(select(Consensus).where(Consensus.image_id == copy)).first() or Consensus(image_id=copy)
+        row.status, row.diagnosis, row.exclusion = "excluded", None, "identifiable_features"
+        s.add(row)
+    page = write_html(build(cat.ws, run), tmp_path / "audit.html", cat.ws).read_text()
+    assert f'alt="image {other}"' not in page
+
+
+def _image_ids(ws) -> list[int]:
+    from sqlmodel import select
+
+    from db.models import Image
+
+    with ws.session() as s:
+        return list(s.exec(select(Image.id)))

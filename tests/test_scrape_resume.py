@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from engine_server import DISTINCT_GOOD, GOOD_PATHS, Item, assert_consistent, jpeg, rows, run
@@ -156,7 +157,8 @@ def test_kill_9_mid_run_then_rerun_completes(sqlite_ws, engine_server):
             [*cmd[:3], "status", "--json", "-w", str(sqlite_ws.root)], capture_output=True, text=True, check=True
         ).stdout
     )["unfinished"]
-    assert left["rerun"] == f"curate scrape --engine bing --max {want} -- 'mpox kill test'"
+    where = f" -w {sqlite_ws.root}" if Path.cwd().resolve() != sqlite_ws.root.resolve() else ""  # made elsewhere
+    assert left["rerun"] == f"curate scrape --engine bing --max {want}{where} -- 'mpox kill test'"
     pasted = subprocess.run(
         [*cmd[:3], "scrape", "--timeout", "10", "--json", "-w", str(sqlite_ws.root), *shlex.split(left["rerun"])[2:]],
         env=env,

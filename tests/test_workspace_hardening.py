@@ -866,7 +866,7 @@ def test_an_export_killed_is_finished_by_a_later_export_of_its_version(tmp_path)
     ws = Workspace.init(root)
     with pytest.raises(KeyboardInterrupt), audited(ws, "export", {"name": "mpox", "version": "5.0.0", "size": 2048}):
         raise KeyboardInterrupt
-    killed = "did not finish: `curate export --name mpox --version 5.0.0 --size 2048`"  # the command that finishes it
+    killed = f"did not finish: `curate export --name mpox --version 5.0.0 --size 2048 -w {root}`"  # what finishes it
     assert killed in " ".join(curate("status", "-w", root).stdout.split())
     with audited(ws, "export", {"name": "mpox", "version": "5.0.1", "size": 320}):  # another version: not that one
         pass

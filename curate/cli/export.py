@@ -47,7 +47,8 @@ def export(
     parent: Annotated[
         str | None,
         typer.Option(
-            help="Parent version (default: the highest earlier version of NAME). Its images keep their split and fold."
+            help="Parent version (default: the highest earlier version of NAME whose folder remains). Its images "
+            "keep their split and fold."
         ),
     ] = None,
     reshuffle: Annotated[

@@ -66,6 +66,7 @@ from curate.dedupe.fidelity import (
     recoloured,
     recompressed,
 )
+from curate.dedupe.whole import SAME_SHAPE  # one shape: one framing of a photo (`_as_framed_as_their_shape`)
 
 KIND_RANK = {"merge": 0, "pixel": 1, "hash": 2, "cnn": 3, "review": 4, "untested": 5, "marks": 6}
 EXACT = ("merge", "pixel")
@@ -300,22 +301,23 @@ def representative(
 
 
 def _as_framed_as_their_shape(pool: list[Candidate]) -> list[Candidate]:
-    """`pool` with each unframed member given the largest content share of the unframed members of its shape
-    (aspect ratio within `SAME_SHAPE`, either way up) from a worse source (`priority`). Copies of one shape are one
-    framing of the photo, so a difference in their boxes is the box search's, and the source rule decides, not it:
-    a clinic photo's plain sky was cut as a band (12.5 % of it) while its blocky quality-25 web copy's was not, and
-    with fewer pixels in its box the clinic's original lost to that copy. Among copies from as good a source the
-    boxes still count: on `bench/dedupe.py --retouched`, evened there too, three more filtered or annotated copies
-    that arrived first represented (their vignette or ring had been cut as a band, the photo's not)."""
+    """`pool` with each member given the largest content share of the unframed members of its shape (aspect ratio
+    within `SAME_SHAPE`, either way up) from a worse source (`priority`). Copies of one shape are one framing of the
+    photo, so a difference in their boxes is the box search's, and the source rule decides, not it: a clinic photo's
+    plain sky was cut as a band (12.5 % of it; above and below, a plain background, it counts as framed) while its
+    blocky quality-25 web copy's was not, and with fewer pixels in its box the clinic's original lost to that copy.
+    Among copies from as good a source the boxes still count: on `bench/dedupe.py --retouched`, evened there too,
+    three more filtered or annotated copies that arrived first represented (their vignette or ring had been cut as
+    a band, the photo's not)."""
 
     def shape(c: Candidate) -> float:
         return max(c.width, c.height) / max(min(c.width, c.height), 1)
 
     def evened(c: Candidate) -> Candidate:
         worse = [o.content for o in pool if not o.framed and o.priority > c.priority and _alike(shape(o), shape(c))]
-        return replace(c, content=max([c.content, *worse]))
+        return replace(c, content=max(worse)) if worse and max(worse) > c.content else c
 
-    return [c if c.framed else evened(c) for c in pool]
+    return [evened(c) for c in pool]
 
 
 def _alike(a: float, b: float) -> bool:
@@ -391,7 +393,6 @@ def _not_recompressed(pool: list[Candidate]) -> list[Candidate]:
 
 
 SAME_PIXELS = 0.9  # content boxes within this share of the largest count as the same resolution
-SAME_SHAPE = 0.02  # pictures whose aspect ratios differ by under this are one framing (`_as_framed_as_their_shape`)
 UNFRAMED = 0.95  # a content box this much of its picture: no frame or padding to speak of
 FRAMED_GAIN = 4.0  # a framed member needs over this many times the pixels in its box to represent over an unframed one
 

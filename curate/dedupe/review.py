@@ -25,7 +25,6 @@ opens the sheet, so it shows the first groups of pairs to review, whole, until `
 from __future__ import annotations
 
 import html
-import shlex
 from collections import defaultdict
 from collections.abc import Collection
 from pathlib import Path
@@ -101,9 +100,8 @@ def _collect(ws, in_labelling: Collection[int]) -> dict:
                 labels[image_id].add(label)
         labelled = set(in_labelling) & ids
         low = sum(m.low_res for m in members)
-    here = ws.root.resolve() == Path.cwd().resolve()
     return dict(
-        workspace=[] if here else ["-w", shlex.quote(str(ws.root))],  # on every command (`_command`)
+        workspace=ws.w_option(),  # on every command (`_command`)
         multi=multi,
         review=review,
         key_of=key_of,

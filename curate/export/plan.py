@@ -409,8 +409,13 @@ def _find_parent(
             )
         return options.parent, folder(options.parent), []
     earlier = sorted((v for v in versions if parse_version(v) < this), key=parse_version, reverse=True)
-    gone = [v for v in earlier if not (folder(v) / "manifest.csv").is_file()]
+    gone = [v for v in earlier if not folder(v).exists()]  # deleted; a damaged one is refused below, as before
     parent = next((v for v in earlier if v not in gone), None)
+    if parent is not None and not (folder(parent) / "manifest.csv").is_file():
+        raise ExportError(
+            f"parent version {options.name}@{parent} under {exports_root / options.name} has no manifest.csv: "
+            "restore the version from a backup or its archive, or name another --parent"
+        )
     return (
         parent,
         folder(parent) if parent else None,

@@ -14,6 +14,7 @@ from pathlib import Path
 from PIL import UnidentifiedImageError
 from sqlmodel import select
 
+from curate.dedupe import cluster_map
 from curate.errors import StoreError
 from curate.files import write_atomic
 from curate.imaging import thumbnail
@@ -135,20 +136,16 @@ def _figure(x: Sample, thumb: str | None, names: dict[str, str]) -> str:
 
 
 def thumbnails_of(ws, ids: list[int]) -> dict[int, str | None]:
-    """Small re-encoded JPEGs (no metadata); a missing or unreadable original shows as unavailable, and so does an
-    image whose consensus a flag of identifiable features excludes: `label audit` showed one (a face, a tattoo)
-    among the images relabelled since its run."""
+    """Small re-encoded JPEGs (no metadata); a missing or unreadable original shows as unavailable, and so does a
+    photo flagged as identifiable, by its consensus or on a copy in its dedupe cluster (the flag is on the photo, as
+    export has it): `label audit` showed one (a face, a tattoo) among the images relabelled since its run."""
     with ws.session() as s:
         shas = dict(s.exec(select(Image.id, Image.sha256).where(Image.id.in_(ids))).all()) if ids else {}
-        flagged = (
-            set(
-                s.exec(
-                    select(Consensus.image_id).where(Consensus.image_id.in_(ids), Consensus.exclusion == IDENTIFIABLE)
-                )
-            )
-            if ids
-            else set()
-        )
+        flagged = set(s.exec(select(Consensus.image_id).where(Consensus.exclusion == IDENTIFIABLE)))
+        if flagged:
+            cluster = cluster_map(s)
+            faces = {cluster.get(i, i) for i in flagged}
+            flagged = {i for i in ids if cluster.get(i, i) in faces}
     out: dict[int, str | None] = {}
     for i in ids:
         try:
