@@ -143,9 +143,12 @@ def test_hidden_folders_are_never_sources_and_an_empty_incoming_is_said(tmp_path
     assert r.exit_code == 0 and "1 hidden folder(s) in incoming/ skipped" in said
     assert "warning: no source folders in incoming/" in said
     assert status(tmp_path)["images"] == 0
+    # nothing to label: where photos go, not the labelling steps (before: `curate studio start` → … → export)
+    assert "next: put each source's photos in incoming/<source-name>/" in said and "studio start" not in said
     (tmp_path / "incoming" / ".DS_Store").write_bytes(b"\0")
     r = runner.invoke(app, ["pipeline", "--demo"])
     assert r.exit_code == 0 and "synthetic demo photos" in r.output and status(tmp_path)["images"] > 0
+    assert "next: curate studio start" in " ".join(r.output.split())
 
 
 def test_a_demo_into_the_workspaces_own_folder_writes_nothing(tmp_path, monkeypatch):

@@ -36,10 +36,14 @@ def pipeline(
 
     Example: curate pipeline --demo
     """
+    from sqlalchemy import func
+    from sqlmodel import select
+
     from curate.audit import audited
     from curate.intake.incoming import DEMO_SOURCE, check_kinds, find_sources, source_options
     from curate.intake.ingest import ingest_folder
     from curate.workspace import Workspace
+    from db.models import Image
 
     ws = Workspace.init(workspace or Path("."), db_url=db, keep_catalogue=True)  # a lost catalogue is not renewed
     found = find_sources(incoming, demo, tmp_dir=ws.tmp, own=tuple(ws.own_folders()))
@@ -80,6 +84,14 @@ def pipeline(
     dedupe_cli.run_and_render(ws)
     _heading("status")
     intake_cli.status(workspace=ws.root, db=db, json_out=False)
+    with ws.session() as s:
+        held = s.exec(select(func.count()).select_from(Image)).one()
+    if not held:  # before: the labelling steps, for a catalogue with nothing to label
+        console.print(
+            f"\nnext: put each source's photos in {escape(str(incoming))}/<source-name>/ and run "
+            "[bold]curate pipeline[/] again ([bold]--demo[/] fills an empty incoming/ with synthetic photos)"
+        )
+        return
     console.print(
         "\nnext: [bold]curate studio start[/] → [bold]curate studio add-user EMAIL[/] (each clinician) → "
         "[bold]curate label push --raters A,B[/] → [bold]curate label pull[/] → "
