@@ -16,10 +16,8 @@ from pathlib import Path
 
 from sqlmodel import Session, select
 
-from curate.dedupe import cluster_map
-from curate.label.diagnoses import IDENTIFIABLE
+from curate.label.recompute import identifiable_photos
 from db.models.export import DatasetVersionRecord
-from db.models.label import Consensus
 
 
 @dataclass(frozen=True)
@@ -38,16 +36,9 @@ def flagged_in_versions(session: Session, root: Path) -> list[FlaggedCopies]:
     "excluded: identifiable features", or their copies (a dedupe cluster). Only the manifests' image ids are
     read (the folder's, else the archive's); one that cannot be read is passed over (`curate versions` names a
     damaged version)."""
-    flagged = set(
-        session.exec(
-            select(Consensus.image_id).where(Consensus.status == "excluded", Consensus.exclusion == IDENTIFIABLE)
-        ).all()
-    )
+    flagged = identifiable_photos(session)  # the flag is on the photo: every copy dedupe joined to it counts
     if not flagged:
         return []
-    clusters = cluster_map(session)  # the flag is on the photo: every copy dedupe joined to it counts
-    shown = {clusters.get(i) for i in flagged}
-    flagged |= {i for i, key in clusters.items() if key in shown}
     out = []
     for record in session.exec(
         select(DatasetVersionRecord).order_by(DatasetVersionRecord.name, DatasetVersionRecord.id)

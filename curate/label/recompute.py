@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from sqlmodel import Session, select
 
+from curate.dedupe import cluster_map
 from curate.errors import LabelError
 from curate.label import audit_apply
 from curate.label.consensus import PAPER, Outcome, Rating, Rules, decide
@@ -186,3 +187,17 @@ def refuse_undeclared(ws) -> None:
             f"diagnosis {listed} is recorded but no longer declared in curate.toml: declare the slug again "
             "(to rename a diagnosis, change its name and keep its slug)"
         )
+
+
+def identifiable_photos(s: Session) -> set[int]:
+    """Images whose consensus a flag of identifiable features excludes, and every copy dedupe joined to them: the
+    flag is on the photo (a face, a tattoo), whichever copy a rater saw. No page shows them (`label report`,
+    `label audit`), and `curate status` names each version still holding one (`curate.export.flagged`)."""
+    flagged = set(
+        s.exec(select(Consensus.image_id).where(Consensus.status == "excluded", Consensus.exclusion == IDENTIFIABLE))
+    )
+    if not flagged:
+        return flagged
+    clusters = cluster_map(s)
+    shown = {clusters.get(i) for i in flagged}
+    return flagged | {i for i, key in clusters.items() if key in shown}

@@ -14,17 +14,16 @@ from pathlib import Path
 from PIL import UnidentifiedImageError
 from sqlmodel import select
 
-from curate.dedupe import cluster_map
 from curate.errors import StoreError
 from curate.files import write_atomic
 from curate.imaging import thumbnail
 from curate.label.agreement import Agreement
-from curate.label.diagnoses import IDENTIFIABLE, NEITHER, NEITHER_CHOICE
+from curate.label.diagnoses import NEITHER, NEITHER_CHOICE
 from curate.label.raters import MIN_DIAGNOSED, RaterQuality
+from curate.label.recompute import identifiable_photos
 from curate.label.report import OUTCOME_MEANINGS, LabelReport, Sample
 from curate.plots import confusion_matrix_plot, pyplot
 from db.models import Image
-from db.models.label import Consensus
 
 CSS = """body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:72em}
 table{border-collapse:collapse;margin-bottom:1.5em}td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top}
@@ -141,11 +140,7 @@ def thumbnails_of(ws, ids: list[int]) -> dict[int, str | None]:
     export has it): `label audit` showed one (a face, a tattoo) among the images relabelled since its run."""
     with ws.session() as s:
         shas = dict(s.exec(select(Image.id, Image.sha256).where(Image.id.in_(ids))).all()) if ids else {}
-        flagged = set(s.exec(select(Consensus.image_id).where(Consensus.exclusion == IDENTIFIABLE)))
-        if flagged:
-            cluster = cluster_map(s)
-            faces = {cluster.get(i, i) for i in flagged}
-            flagged = {i for i in ids if cluster.get(i, i) in faces}
+        flagged = identifiable_photos(s)
     out: dict[int, str | None] = {}
     for i in ids:
         try:
