@@ -38,8 +38,8 @@ from curate.export.exclusions import (
 from curate.export.images import RESIZE_POLICIES, ImageSpec, roi_region, union_box
 from curate.export.splits import Item, SplitPlan, plan_splits
 from curate.label.agreement import rater_agreement
-from curate.label.diagnoses import IDENTIFIABLE, SETTINGS_TABLE, STATUSES, DiagnosisList
-from curate.label.recompute import collect
+from curate.label.diagnoses import SETTINGS_TABLE, STATUSES, DiagnosisList
+from curate.label.recompute import collect, identifiable_photos
 from curate.label.rules import describe, recorded_rules
 from db.models import Image, Provenance, Source
 from db.models.label import Consensus
@@ -192,7 +192,7 @@ def make_plan(
             + ")"
         )
     clusters = cluster_map(s)
-    chosen, left_out, conflicting = _copies_left_out(chosen, consensus, clusters)
+    chosen, left_out, conflicting = _copies_left_out(chosen, identifiable_photos(s, clusters), clusters)
     if not chosen:
         raise ExportError(
             f"every labelled image is a copy of a photo flagged identifiable or labelled with two diagnoses "
@@ -367,21 +367,21 @@ def make_plan(
 
 
 def _copies_left_out(
-    chosen: list[Consensus], consensus: list[Consensus], clusters: dict[int, str]
+    chosen: list[Consensus], identifiable: set[int], clusters: dict[int, str]
 ) -> tuple[list[Consensus], dict[int, str], list[dict[int, str]]]:
     """`chosen` less the labelled copies of a photo that must not go out; those images with their exclusion
     reason; and the conflicting clusters' images with their diagnoses. Copies are the members of one dedupe
     cluster, each labelled (before dedupe joined them, or before a merge or a keep):
 
-    * a cluster holding an image flagged "identifiable features" (`IDENTIFIABLE_COPY`): the flag is on the photo,
-      whichever copy the clinicians saw it on (before, its other copies went out);
+    * a cluster holding an image flagged "identifiable features" (`IDENTIFIABLE_COPY`; `identifiable`, from
+      `identifiable_photos`): the flag is on the photo, whichever copy the clinicians saw it on (before, its other
+      copies went out);
     * a cluster whose copies carry two or more diagnoses (`CONFLICTING_COPIES`): the photo has no consensus, as
       the study's rule says. Exporting both put one photo in the data under two labels; exporting the
       representative alone lost what the other copy carried (its case id, undecided pairs, external source,
       parent place)."""
     key = lambda i: clusters.get(i, f"img{i}")  # noqa: E731
-    shown = {key(c.image_id) for c in consensus if c.status == "excluded" and c.exclusion == IDENTIFIABLE}
-    left_out = {c.image_id: IDENTIFIABLE_COPY for c in chosen if key(c.image_id) in shown}
+    left_out = {c.image_id: IDENTIFIABLE_COPY for c in chosen if c.image_id in identifiable}
     diagnoses_of: dict[str, dict[int, str]] = defaultdict(dict)
     for c in chosen:
         if c.image_id not in left_out:

@@ -189,15 +189,16 @@ def refuse_undeclared(ws) -> None:
         )
 
 
-def identifiable_photos(s: Session) -> set[int]:
+def identifiable_photos(s: Session, clusters: dict[int, str] | None = None) -> set[int]:
     """Images whose consensus a flag of identifiable features excludes, and every copy dedupe joined to them: the
     flag is on the photo (a face, a tattoo), whichever copy a rater saw. No page shows them (`label report`,
-    `label audit`), and `curate status` names each version still holding one (`curate.export.flagged`)."""
+    `label audit`), export leaves them out (`curate.export.plan`), and `curate status` names each version still
+    holding one (`curate.export.flagged`). `clusters`: the `cluster_map` when the caller has it already."""
     flagged = set(
         s.exec(select(Consensus.image_id).where(Consensus.status == "excluded", Consensus.exclusion == IDENTIFIABLE))
     )
     if not flagged:
         return flagged
-    clusters = cluster_map(s)
+    clusters = cluster_map(s) if clusters is None else clusters
     shown = {clusters.get(i) for i in flagged}
     return flagged | {i for i, key in clusters.items() if key in shown}
