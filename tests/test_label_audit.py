@@ -113,22 +113,16 @@ def test_order_ids():
         order_ids(ids, Order.uncertainty, probs={i: probs[i] for i in ids[:-1]})
 
 
+def _run_json(folder) -> None:
+    """run.json as `train run` writes it, for a binary run on mpox@1.0.0."""
+    dataset = {"name": "mpox", "version": "1.0.0", "checksum": "ab", "task": "binary", "classes": ["mpox", "non_mpox"]}
+    (folder / "run.json").write_text(json.dumps({"dataset": dataset}))
+
+
 def test_run_reader_errors(tmp_path):
     with pytest.raises(LabelError, match="not a train run folder"):
         read_run(tmp_path)
-    (tmp_path / "run.json").write_text(
-        json.dumps(
-            {
-                "dataset": {
-                    "name": "mpox",
-                    "version": "1.0.0",
-                    "checksum": "ab",
-                    "task": "binary",
-                    "classes": ["mpox", "non_mpox"],
-                }
-            }
-        )
-    )
+    _run_json(tmp_path)
     with pytest.raises(LabelError, match="has no out-of-fold predictions \\(oof_predictions.csv\\)"):
         read_run(tmp_path)
     (tmp_path / OOF_FILE).write_text("set,image_id,p_mpox\ntrain,1,0.3\n")
@@ -152,6 +146,24 @@ def test_run_reader_errors(tmp_path):
     (tmp_path / OOF_FILE).write_text("set,image_id,p_mpox,p_non_mpox\ntrain,1,0.3,0.7\ntest,2,0.1,0.9\n")
     run = read_run(tmp_path)
     assert (run.dataset, run.probs[1], run.sets[2]) == ("mpox@1.0.0", {"mpox": 0.3, "non_mpox": 0.7}, "test")
+
+
+def test_a_test_image_is_audited_on_its_whole_picture_not_its_lesion_crop(tmp_path):
+    """`train run` writes a test image's line, then its lesion crop's (test_roi). The raters labelled the whole
+    picture; before, the crop's probability replaced it, so the audit ranked test images on what the model said
+    of their crops."""
+    _run_json(tmp_path)
+    header = "set,image_id,p_mpox,p_non_mpox\n"
+    whole, crop = "test,2,0.9,0.1\n", "test_roi,2,0.2,0.8\n"
+    for lines in (whole + crop, crop + whole):  # whichever comes first
+        (tmp_path / OOF_FILE).write_text(header + "train,1,0.3,0.7\n" + lines)
+        run = read_run(tmp_path)
+        assert (run.probs[2], run.sets[2]) == ({"mpox": 0.9, "non_mpox": 0.1}, "test")
+    (tmp_path / OOF_FILE).write_text(header + "train,1,0.3,0.7\ntest_roi,3,0.2,0.8\n")  # a crop alone: taken
+    assert read_run(tmp_path).sets[3] == "test_roi"
+    (tmp_path / OOF_FILE).write_text(header + "train,1,0.3,0.7\ntest,1,0.2,0.8\n")
+    with pytest.raises(LabelError, match="line 3: image 1 is in test and in train"):
+        read_run(tmp_path)
 
 
 def test_migration_keeps_every_row(db_url):

@@ -19,6 +19,7 @@ from curate.errors import DatasetError, LabelError
 OOF_FILE = "oof_predictions.csv"  # train/triage.py
 RUN_FILE = "run.json"  # train/recipe.py
 SET_COLUMN, IMAGE_COLUMN, PROB_PREFIX = "set", "image_id", "p_"
+ROI_SUFFIX = "_roi"  # test_roi: the same test image cut to its lesion box (train/data.py)
 
 
 @dataclass
@@ -87,14 +88,29 @@ def _read_oof(path: Path, classes: list[str]) -> tuple[dict[int, dict[str, float
                 raise LabelError(f"{path} line {n}: image {image_id} again in {key[0]} (first on line {seen[key]})")
             seen[key] = n
             try:
-                probs[image_id] = {k: float(row[PROB_PREFIX + k]) for k in classes}
+                p = {k: float(row[PROB_PREFIX + k]) for k in classes}
             except (TypeError, ValueError):
                 raise LabelError(f"{path} line {n}: a probability is not a number") from None
-            if not all(0.0 <= p <= 1.0 for p in probs[image_id].values()):  # NaN too: it fails every comparison
+            if not all(0.0 <= x <= 1.0 for x in p.values()):  # NaN too: it fails every comparison
                 # before: a NaN scrambled the ranking (it sorts anywhere) and put the wrong images in the round
                 raise LabelError(f"{path} line {n}: a probability is not between 0 and 1")
-            sets[image_id] = row[SET_COLUMN]
+            if _whole_picture(row[SET_COLUMN], sets.get(image_id), path, n, image_id):
+                probs[image_id], sets[image_id] = p, row[SET_COLUMN]
     return probs, sets
+
+
+def _whole_picture(this: str, before: str | None, path: Path, n: int, image_id: int) -> bool:
+    """Whether line `n`'s prediction (set `this`) is the one the audit keeps for its image, which had one from set
+    `before` (None: none yet). The whole picture's prediction is kept over its lesion crop's (`test_roi`), whichever
+    line comes first: the raters labelled the whole picture, and before, the crop's line (written after the test
+    line) replaced it. An image in two sets of whole pictures (train and test) is not a run of one version."""
+    if before is None or (before.endswith(ROI_SUFFIX) and not this.endswith(ROI_SUFFIX)):
+        return True
+    if this.endswith(ROI_SUFFIX) or before.endswith(ROI_SUFFIX):
+        return False
+    raise LabelError(
+        f"{path} line {n}: image {image_id} is in {this} and in {before}: a run predicts each image in one set"
+    )
 
 
 def newest_export(exports: Path) -> str | None:
