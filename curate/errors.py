@@ -1,5 +1,8 @@
 """Errors the library raises; the CLI turns each into one red line and its `exit_code` (1 unless a class says)."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class CurateError(Exception):
     """Base class: the message is shown to the user as-is, so make it one line."""
@@ -8,6 +11,18 @@ class CurateError(Exception):
     # a fault of the machine met once the command's work had begun (the store's disk, the catalogue's server), not
     # a refusal of its input: the run is recorded "aborted" and `curate status` lists it until it runs to the end
     midway = False
+
+
+@contextmanager
+def midway() -> Iterator[None]:
+    """Inside, the command's work has begun: a CurateError raised there (Label Studio gone mid-push) leaves it half
+    done, so its run is recorded "aborted" and `curate status` lists it until it runs to the end, not "failed" as a
+    refusal of its input. Before, a push whose server went away after its round was made was "failed", unlisted."""
+    try:
+        yield
+    except CurateError as exc:
+        exc.midway = True
+        raise
 
 
 class WorkspaceError(CurateError):

@@ -431,3 +431,36 @@ def test_pull_leaves_no_copy_of_the_answers_on_the_clinicians_servers(studio_ser
     with ws.session() as s:
         rows = s.exec(select(LabelAnnotation.rater, LabelAnnotation.diagnosis)).all()
     assert sorted(rows) == [(A, "mpox"), (B, "genital_herpes")]
+
+
+def test_a_push_whose_server_goes_away_midway_is_listed_to_finish(studio_server, studio_workspace):
+    """Label Studio gone after the round and its projects were made: before, the run was recorded "failed" (a
+    refusal of its input) and `curate status` never listed it; it is "aborted", listed with the command to re-run."""
+    from curate.audit import audited
+    from curate.errors import LabelError, StudioError
+    from curate.status import unfinished_commands
+    from db.models import CommandRun
+
+    fx, ws = studio_server, studio_workspace
+    add_images(ws, 3)
+    real = StudioClient.import_tasks
+
+    def gone(self, project_id, tasks):
+        raise StudioError(f"Label Studio at {self.url} is unreachable (connection refused)")
+
+    StudioClient.import_tasks = gone
+    try:
+        with pytest.raises(StudioError), audited(ws, "label push", {"raters": [A, B]}):
+            push(ws, fx.servers(), [A, B])
+    finally:
+        StudioClient.import_tasks = real
+    with ws.session() as s:
+        assert s.exec(select(CommandRun.status).where(CommandRun.command == "label push")).all() == ["aborted"]
+        assert [u["command"] for u in unfinished_commands(s)] == ["label push"]
+    with pytest.raises(LabelError), audited(ws, "label push", {"raters": [A, A]}):  # a refusal stays "failed"
+        push(ws, fx.servers(), [A, A])
+    with ws.session() as s:
+        assert s.exec(select(CommandRun.status).where(CommandRun.command == "label push")).all() == [
+            "aborted",
+            "failed",
+        ]

@@ -23,7 +23,7 @@ from PIL import Image as PILImage
 from sqlmodel import Session, select
 
 from curate.dedupe import labelable_image_ids, uncompared_image_ids
-from curate.errors import LabelError, StoreError, StudioError
+from curate.errors import LabelError, StoreError, StudioError, midway
 from curate.files import atomic_path, write_atomic
 from curate.imaging import open_upright, pixels_only, to_rgb
 from curate.intake.store import ImageStore
@@ -276,41 +276,43 @@ def ensure_projects(
     earlier is given `config` when its own differs, so raters of a running round see a newly declared diagnosis
     (never one without a diagnosis they answered: `refuse_undeclared`)."""
     refuse_undeclared(ws)
-    with ws.session() as s:
-        have = {p.rater: p for p in s.exec(select(LabelProject).where(LabelProject.round_id == rnd.id)).all()}
-    for rater in raters:
-        client = servers.client_for(rater)
-        if rater in have:
-            current = client.project_config(have[rater].ls_project_id)
-            if current is None:
-                raise StudioError(
-                    f"Label Studio project {have[rater].ls_project_id} ({rnd.name}, {rater}) on {client.url} "
-                    "was deleted in Label Studio"
-                )
-            if current != config:  # a diagnosis declared since (or a config edited in Label Studio): the choices
-                client.set_config(have[rater].ls_project_id, config)  # raters are offered are always today's
-            continue
-        remote = client.create_round(
-            f"{title} · {rater}",
-            config,
-            document_root(ws)[1],
-            description=f"mpox-curate {rnd.name}",
-            prelabel=prelabel,
-        )
+    with midway():  # from here the round's projects are made: a server gone leaves it half done
         with ws.session() as s:
-            p = LabelProject(
-                round_id=rnd.id,
-                rater=rater,
-                ls_project_id=remote.id,
-                ls_storage_id=remote.storage_id,
-                server_url=client.url,
+            have = {p.rater: p for p in s.exec(select(LabelProject).where(LabelProject.round_id == rnd.id)).all()}
+        for rater in raters:
+            client = servers.client_for(rater)
+            if rater in have:
+                current = client.project_config(have[rater].ls_project_id)
+                if current is None:
+                    raise StudioError(
+                        f"Label Studio project {have[rater].ls_project_id} ({rnd.name}, {rater}) on {client.url} "
+                        "was deleted in Label Studio"
+                    )
+                if current != config:  # a diagnosis declared since (or a config edited in Label Studio): the choices
+                    client.set_config(have[rater].ls_project_id, config)  # raters are offered are always today's
+                continue
+            remote = client.create_round(
+                f"{title} · {rater}",
+                config,
+                document_root(ws)[1],
+                description=f"mpox-curate {rnd.name}",
+                prelabel=prelabel,
             )
-            s.add(p)
-            s.flush()
-            have[rater] = p
-    return have
+            with ws.session() as s:
+                p = LabelProject(
+                    round_id=rnd.id,
+                    rater=rater,
+                    ls_project_id=remote.id,
+                    ls_storage_id=remote.storage_id,
+                    server_url=client.url,
+                )
+                s.add(p)
+                s.flush()
+                have[rater] = p
+        return have
 
 
+@midway()  # tasks are imported: a server gone leaves the push half done
 def add_tasks(
     ws, servers: Servers, projects: dict[str, LabelProject], image_ids: list[int], make_task
 ) -> dict[str, int]:
