@@ -148,7 +148,10 @@ def test_hidden_folders_are_never_sources_and_an_empty_incoming_is_said(tmp_path
     (tmp_path / "incoming" / ".DS_Store").write_bytes(b"\0")
     r = runner.invoke(app, ["pipeline", "--demo"])
     assert r.exit_code == 0 and "synthetic demo photos" in r.output and status(tmp_path)["images"] > 0
-    assert "next: curate studio start" in " ".join(r.output.split())
+    said = " ".join(r.output.split())
+    assert "next: curate studio start" in said
+    # before: export straight after adjudicate, which left every reviewed image "pending" (its answers never pulled)
+    assert "curate label adjudicate --reviewer C → curate label pull (the reviewer's answers) → curate export" in said
 
 
 def test_a_demo_into_the_workspaces_own_folder_writes_nothing(tmp_path, monkeypatch):

@@ -95,7 +95,7 @@ def pipeline(
     console.print(
         "\nnext: [bold]curate studio start[/] → [bold]curate studio add-user EMAIL[/] (each clinician) → "
         "[bold]curate label push --raters A,B[/] → [bold]curate label pull[/] → "
-        "[bold]curate label adjudicate --reviewer C[/] → "
+        "[bold]curate label adjudicate --reviewer C[/] → [bold]curate label pull[/] (the reviewer's answers) → "
         "[bold]curate export --name mpox --version 1.0.0[/]"
     )
 
