@@ -165,7 +165,11 @@ class SafeGroup(TyperGroup):
 
     def parse_args(self, ctx, args):
         ctx.meta[_ARGV] = list(args)  # the words typed: a usage error comes before --json is parsed
-        return super().parse_args(ctx, args)
+        try:
+            return super().parse_args(ctx, args)
+        except TyperException as exc:  # the root's own options: `curate --json status`
+            _usage_json(ctx, exc)
+            raise
 
     def invoke(self, ctx):
         global _json_asked
@@ -173,8 +177,7 @@ class SafeGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except TyperException as exc:  # typer's own: usage errors (exit 2, click's text), exits
-            if hasattr(exc, "format_message") and "--json" in ctx.meta.get(_ARGV, ()):  # a script reads why too
-                print_json({"error": one_line(exc.format_message()), "exit_code": getattr(exc, "exit_code", 2)})
+            _usage_json(ctx, exc)
             raise
         except (Exit, Abort, SystemExit):
             raise
@@ -196,6 +199,16 @@ class SafeGroup(TyperGroup):
             fail(unexpected(exc))
 
 
+def _usage_json(ctx, exc: TyperException) -> None:
+    """Under `--json` (typed anywhere), a usage error's `{"error", "exit_code"}` on stdout too: a script reads why.
+    `--json` given to a group (`curate --json status`) is said to go after the command."""
+    where = getattr(getattr(exc, "ctx", None), "command", None)
+    if getattr(exc, "option_name", None) == "--json" and hasattr(where, "commands"):
+        exc.message = f"{exc.message}: it goes after the command ({exc.ctx.command_path} COMMAND --json)"
+    if hasattr(exc, "format_message") and "--json" in ctx.meta.get(_ARGV, ()):
+        print_json({"error": one_line(exc.format_message()), "exit_code": getattr(exc, "exit_code", 2)})
+
+
 def file_error(exc: OSError) -> str:
     """A file-system refusal no command anticipated, said as what it is, naming the file (a rename's
     destination, not its temporary name)."""
@@ -212,10 +225,7 @@ def no_file_error(exc: OSError) -> str:
     """A refusal without a file name (a full disk found by a library's write: a figure, a checkpoint), said as
     what it is; before, "unexpected OSError: [Errno 28] No space left on device"."""
     if exc.errno in FULL:
-        return (
-            f"the disk being written to is full ({exc.strerror or 'no space left'}): free space there, or choose "
-            "another output folder, then re-run"
-        )
+        return f"the disk being written to is full ({exc.strerror or 'no space left'}): free space there, then re-run"
     return unexpected(exc)
 
 

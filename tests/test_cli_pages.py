@@ -88,3 +88,15 @@ def test_a_usage_error_under_json_gives_the_error_object_too(tmp_path: Path, arg
     assert got["exit_code"] == 2 and said in got["error"], got
     plain = CliRunner().invoke(app, [*args, "-w", str(ws.root)])
     assert plain.exit_code == 2 and plain.stdout == ""
+
+
+@pytest.mark.parametrize("args", [["--json", "status"], ["label", "--json", "report"]])
+def test_json_before_the_command_says_where_it_goes(tmp_path: Path, args):
+    """`curate --json status` was click's "No such option: --json" on stderr alone: no JSON for the script, and no
+    word that the option is the command's."""
+    ws = Workspace.init(tmp_path / "ws")
+    r = CliRunner().invoke(app, [*args, "-w", str(ws.root)])
+    assert r.exit_code == 2 and "it goes after the command" in r.stderr
+    assert json.loads(r.stdout)["error"].endswith("COMMAND --json)")
+    typo = CliRunner().invoke(app, ["--jsn", "status"])  # another option: no such advice
+    assert typo.exit_code == 2 and "goes after" not in typo.stderr
