@@ -144,6 +144,30 @@ def test_damaged_pixels_are_rejected_even_behind_exif():
     assert inspect(buf.getvalue()).format == "PNG"
 
 
+def test_a_jpeg_a_failed_copy_left_zeroed_is_rejected_and_progressive_ones_are_kept():
+    """Before: a JPEG with a fifth of its bytes zeroed mid-file (a copy or a disk that never wrote that block) was
+    stored as a good photo: libjpeg decodes the zeros as grey blocks without an error."""
+    from skimage import data as photos
+
+    for progressive in (False, True):
+        buf = io.BytesIO()
+        Image.fromarray(photos.astronaut()).save(buf, "JPEG", quality=90, progressive=progressive)
+        good = buf.getvalue()
+        assert inspect(good).format == "JPEG"
+        if progressive:  # its refinement scans hold long runs of zero bytes of their own: never asked
+            big = Image.fromarray(photos.moon()).resize((2048, 2048), Image.NEAREST)
+            buf = io.BytesIO()
+            big.save(buf, "JPEG", quality=100, progressive=True)
+            assert b"\0" * 4096 in buf.getvalue() and inspect(buf.getvalue()).format == "JPEG"
+            continue
+        damaged = bytearray(good)
+        damaged[len(good) // 2 : len(good) // 2 + len(good) // 5] = bytes(len(good) // 5)
+        with pytest.raises(Rejected, match=r"damaged JPEG: 256 or more zero bytes from byte \d+"):
+            inspect(bytes(damaged))
+        padded = good + bytes(4096)  # zero padding after the end-of-image marker (some cameras write it): kept
+        assert inspect(padded).format == "JPEG"
+
+
 def test_corrupt_exif_warns_nothing_and_keeps_the_photo(recwarn):
     """Before: Pillow's "Corrupt EXIF data" warning reached the terminal as two lines naming its own source file."""
     data = bytearray(I.exif_jpeg(1, orientation=6))

@@ -93,6 +93,25 @@ def _xmp_flags(img: Image.Image) -> tuple[bool, bool]:
     return bool(_XMP_GPS.search(packet)), bool(_XMP_SERIAL.search(packet))
 
 
+ZEROED_RUN = 256  # zero bytes in a row in a JPEG's coded pixels: a block the disk or a copy never wrote
+
+
+def zeroed_run(data: bytes) -> int | None:
+    """Where a sequential JPEG's coded pixels (from its start-of-scan to the end-of-image marker after it, or the
+    file's end) hold `ZEROED_RUN` zero bytes in a row; None when they do not. libjpeg decodes such a stretch without
+    an error (Pillow raises nothing; OpenCV prints "Corrupt JPEG data"), as flat grey blocks: a photo a failed copy
+    or a crash left half written was stored as whole. A sequential scan's Huffman codes never hold such a run (the
+    longest in the scikit-image photos at qualities 5-100, enlarged or not: 3 bytes); a progressive JPEG's
+    refinement scans do (8,192 and more), so it is not asked. Metadata before the scan (EXIF padding) and bytes
+    after the end (a camera's padding, an MPO's second picture) are not looked at."""
+    start = data.find(b"\xff\xda")
+    if start < 0:
+        return None
+    end = data.find(b"\xff\xd9", start)  # 0xFF is never followed by 0xD9 inside coded pixels
+    at = data.find(b"\0" * ZEROED_RUN, start, end if end > 0 else len(data))
+    return None if at < 0 else at
+
+
 def looks_like_image(head: bytes) -> bool:
     """True when the first bytes carry the signature of a format we accept (Pillow's own per-format checks)."""
     Image.init()
@@ -150,6 +169,8 @@ def inspect(data: bytes, max_pixels: int = MAX_PIXELS, max_bytes: int = MAX_BYTE
                 raise Rejected(reason) from exc
             except Exception as exc:  # any decoder fault is a reject, never a crash
                 raise Rejected(f"cannot decode ({type(exc).__name__}: {exc})") from exc
+            if fmt in ("JPEG", "MPO") and not img.info.get("progressive") and (zeroed := zeroed_run(data)) is not None:
+                raise Rejected(f"damaged JPEG: {ZEROED_RUN} or more zero bytes from byte {zeroed} (a failed copy?)")
             # after the decode: a PNG's EXIF can follow its pixels, so reading it first decoded them, and the
             # error (malformed EXIF is no reason to reject) swallowed a damaged picture's
             orientation, has_exif, gps, serial = _exif_flags(img)
