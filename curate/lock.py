@@ -69,10 +69,15 @@ def _read(fd: int) -> dict:
 
 
 def _write(held: Held) -> None:
+    """The holder's record into the lock file; an OSError names the file (a full disk stopped `curate dedupe` with
+    "the disk being written to is full" and no word of where)."""
     data = json.dumps(held.info).encode()
-    os.lseek(held.fd, 0, os.SEEK_SET)
-    os.ftruncate(held.fd, 0)
-    os.write(held.fd, data)
+    try:
+        os.lseek(held.fd, 0, os.SEEK_SET)
+        os.ftruncate(held.fd, 0)
+        os.write(held.fd, data)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(held.path)) from exc
 
 
 def _take_soon(fd: int) -> bool:

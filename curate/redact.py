@@ -21,7 +21,7 @@ _SECRET_WORDS = r"token|password|passwd|secret|api[_-]?key|apikey|credential"
 _SIGNED = r"[A-Za-z]+(?:-[A-Za-z]+)*-signature|(?<=[?&;])(?:signature|sig)(?==)"
 _KEY_VALUE = re.compile(
     rf"(?P<name>[A-Za-z_-]*(?:{_SECRET_WORDS})[A-Za-z_-]*|{_SIGNED})"
-    r"(?P<sep>[\"']?\s*[:=]\s*[\"']?)(?P<value>[^\s\"'&,;}\]]+)",
+    r"(?P<sep>[\"']?\s*[:=]\s*[\"']?)(?P<value>[^\s\"'&,;}\]]*[^\s\"'&,;}\]:])",  # a colon ending it is the text's
     re.I,
 )
 _SECRET_NAME = re.compile(rf"{_SECRET_WORDS}|-signature$|^signature$|^sig$", re.I)  # a query key, a JSON field

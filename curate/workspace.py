@@ -48,6 +48,7 @@ MARKER = "curate.toml"
 DB_ENV = "CURATE_DB_URL"
 WORKSPACE_ENV = "CURATE_WORKSPACE"
 INSUFFICIENT_PRIVILEGE = "42501"  # PostgreSQL's SQLSTATE for "permission denied"
+PASSWORD_REFUSED = "password authentication failed"  # libpq's words for a wrong password (not a missing one)
 T = TypeVar("T")
 
 
@@ -354,10 +355,18 @@ class Workspace:
         except DatabaseError as exc:
             engine.dispose()  # no pooled connection keeps the file open
             self._refuse_unusable(exc)
-            if not isinstance(exc, OperationalError):
+            server = _backend(self.db_url) != "sqlite"
+            if not isinstance(exc, OperationalError) and not server:
                 raise
+            # a server's refusal of the URL itself (psycopg's ProgrammingError: "bad value for connect_timeout") is
+            # one line naming the catalogue, as its OperationalErrors are; before, "unexpected ProgrammingError"
             reason = redact_text(_first_line(exc.orig))
-            if _backend(self.db_url) != "sqlite" and url_secret(self.db_url) is None and "password" in reason:
+            if server and url_secret(self.db_url) is None and "password" in reason:
+                if PASSWORD_REFUSED in reason:  # one was given, and it is wrong: not "needs a password"
+                    raise WorkspaceError(
+                        f"catalogue {_redact(self.db_url)} refused the password from $PGPASSWORD or ~/.pgpass "
+                        f"({reason})"
+                    ) from exc
                 raise WorkspaceError(  # no "password: word" here: the redaction would take the word for a secret
                     f"catalogue {_redact(self.db_url)} needs a password, from $PGPASSWORD or ~/.pgpass "
                     f"(host:port:database:user:password), never from curate.toml ({reason})"
@@ -366,20 +375,22 @@ class Workspace:
         return engine
 
     def _read_only_url(self) -> str | None:
-        """A SQLite catalogue on a read-only file system (a backup mounted read-only, a reviewer's share) or in a
-        folder this user may not write (a copy made read-only with chmod), opened read-only: SQLite otherwise makes
-        its -shm beside the file, and `curate status` or `curate versions` failed ("unable to open database file",
-        "attempt to write a readonly database"). With a -wal beside it (a writer at work, or one that left it),
-        SQLite reads both. Without one the file is all there is, read as it stands (`immutable`: SQLite cannot
-        make the -shm a WAL reader needs there); a writer that starts meanwhile (another user's, on a shared
-        folder) is not seen by that read. None for a writable place or PostgreSQL; a writer of this user never
-        gets this far (its lock file cannot be made there)."""
+        """A SQLite catalogue on a read-only file system (a backup mounted read-only, a reviewer's share), on a full
+        one, or in a folder this user may not write (a copy made read-only with chmod), opened read-only: SQLite
+        otherwise makes its -shm beside the file, and `curate status` or `curate versions` failed ("unable to open
+        database file", "attempt to write a readonly database", on a full disk "disk I/O error"). With a -wal beside
+        it (a writer at work, or one that left it), SQLite reads both. Without one the file is all there is, read
+        as it stands (`immutable`: SQLite cannot make the -shm a WAL reader needs there); a writer that starts
+        meanwhile (another user's, on a shared folder) is not seen by that read. None for a writable place or
+        PostgreSQL; a writer of this user never gets this far (its lock file cannot be made, or written, there)."""
         files = self.sqlite_files()
         try:
             if not files or not files[0].is_file():
                 return None
-            mounted = os.statvfs(files[0].parent).f_flag & os.ST_RDONLY
-            if not mounted and os.access(files[0].parent, os.W_OK) and os.access(files[0], os.W_OK):
+            disk = os.statvfs(files[0].parent)
+            mounted = disk.f_flag & os.ST_RDONLY
+            full = disk.f_bfree == 0 or (os.geteuid() != 0 and disk.f_bavail == 0)  # root may use the reserve
+            if not (mounted or full) and os.access(files[0].parent, os.W_OK) and os.access(files[0], os.W_OK):
                 return None
         except OSError:
             return None

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import signal
 import sqlite3
 import stat
@@ -23,6 +25,7 @@ from train_fixtures import write_export
 
 from curate.errors import WorkspaceError
 from curate.lock import workspace_lock
+from curate.redact import redact_text
 from curate.workspace import Workspace
 from db.models import CommandRun, Image, Provenance, Rejection
 
@@ -730,6 +733,60 @@ def test_a_workspace_on_a_read_only_mount_can_be_read(tmp_path):
             assert json.loads(curate("status", "--json", "-w", seen).stdout)["images"] == 3
         proc = curate("ingest", photos(tmp_path / "more", 1, start=9), "-s", "clinic", "-w", seen)
         assert proc.returncode == 1 and "Read-only file system" in proc.stderr and len(proc.stderr.splitlines()) == 1
+
+
+def test_a_workspace_on_a_full_disk_can_be_read_and_a_writer_names_the_file_it_could_not_write(tmp_path):
+    """Before: on a full disk `curate status` and `curate versions` failed with "disk I/O error" (SQLite could not
+    make its -shm), which reads as a broken disk; a writer said "the disk being written to is full … or choose another
+    output folder", naming no file, of a command with no output folder."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(disk)], capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"no tmpfs mount here: {made.stderr.strip()}")
+    try:
+        root = disk / "ws"
+        Workspace.init(root)
+        curate("ingest", photos(tmp_path / "in", 3), "-s", "clinic", "-w", root, check=True)
+        with contextlib.suppress(OSError), open(disk / "filler", "wb", buffering=0) as fh:  # to its last block
+            while True:
+                fh.write(b"\0" * 65536)
+        for args in (("status", "--json"), ("versions",)):
+            proc = curate(*args, "-w", root)
+            assert proc.returncode == 0, proc.stderr
+        assert json.loads(curate("status", "--json", "-w", root).stdout)["images"] == 3
+        proc = curate("dedupe", "-w", root)
+        assert proc.returncode == 1 and len(proc.stderr.splitlines()) == 1, proc.stderr
+        assert ".curate.lock" in proc.stderr and "No space left" in proc.stderr and "output folder" not in proc.stderr
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_a_postgresql_url_the_driver_refuses_or_a_wrong_password_is_one_line(tmp_path, monkeypatch):
+    """Before: a bad option in the URL (`connect_timeout=abc`, psycopg's ProgrammingError) ended in "unexpected
+    ProgrammingError … (Background on this error at: https://sqlalche.me/…)"; a wrong $PGPASSWORD was said to be a
+    missing one; and a masked `?password=` value took the ": " after it."""
+    proc = curate("init", tmp_path / "ws", "--db", "postgresql+psycopg://steward@127.0.0.1:1/cat?connect_timeout=abc")
+    assert proc.returncode == 1 and len(proc.stderr.splitlines()) == 1
+    assert "cannot open catalogue" in proc.stderr and "bad value for connect_timeout" in proc.stderr
+    assert "unexpected" not in proc.stderr and "sqlalche.me" not in proc.stderr
+    import sqlalchemy.exc
+
+    import curate.workspace as workspace
+
+    said = 'connection failed: connection to server at "127.0.0.1", port 5432 failed: FATAL:  password authentication '
+    for reason, expected in [
+        (said + 'failed for user "steward"', "refused the password from $PGPASSWORD or ~/.pgpass"),
+        ("connection failed: fe_sendauth: no password supplied", "needs a password, from $PGPASSWORD or ~/.pgpass"),
+    ]:
+
+        def refused(url, reason=reason):  # libpq's own words, as psycopg raises them
+            raise sqlalchemy.exc.OperationalError("connect", {}, Exception(reason))
+
+        monkeypatch.setattr(workspace, "upgrade", refused)
+        with pytest.raises(WorkspaceError, match=re.escape(expected)):
+            Workspace.init(tmp_path / "pg", db_url="postgresql+psycopg://steward@127.0.0.1:5432/cat")
+    assert redact_text("cat?password=hunter2: connection failed") == "cat?password=***: connection failed"
 
 
 @contextmanager
