@@ -42,7 +42,10 @@ def atomic_path(
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     folder = _parts_folder(Path(tmp_dir) if tmp_dir is not None else dest.parent, dest.parent)
-    fd, tmp = _locked_part(lambda: tempfile.mkstemp(dir=folder, prefix=dest.name + ".", suffix=PART))
+    try:
+        fd, tmp = _locked_part(lambda: tempfile.mkstemp(dir=folder, prefix=dest.name + ".", suffix=PART))
+    except OSError as exc:  # named as the file being written, not its temporary name (`/proc/x.onnx.….part`)
+        raise OSError(exc.errno, exc.strerror, str(dest)) from exc
     try:
         yield tmp
         if fsync and not tmp.is_symlink():

@@ -101,6 +101,18 @@ def test_outputs_inside_a_dataset_version_are_refused(triage_run, tmp_path, comm
     DatasetVersion.open(version).verify()  # still whole: nothing was written into it
 
 
+def test_export_model_out_under_a_file_or_in_an_unwritable_place_names_what_is_wrong(triage_run, tmp_path):
+    """Before: `--out afile/x.onnx` said "cannot write or read afile (File exists): check that folder's permissions
+    and free space", and `--out /proc/x.onnx` named its temporary file, `/proc/x.onnx.card.md.rvp3davk.part`."""
+    (tmp_path / "afile").write_text("notes")
+    res = train_cli("export-model", triage_run, "--out", tmp_path / "afile" / "x.onnx", cwd=tmp_path)
+    assert res.returncode == 1 and len(res.stderr.strip().splitlines()) == 1, res.stderr[-800:]
+    assert f"{tmp_path / 'afile'} is a file, not a folder" in res.stderr
+    res = train_cli("export-model", triage_run, "--out", "/proc/x.onnx", cwd=tmp_path)
+    assert res.returncode == 1 and len(res.stderr.strip().splitlines()) == 1, res.stderr[-800:]
+    assert "/proc/x.onnx" in res.stderr and ".part" not in res.stderr
+
+
 def test_a_damaged_image_of_a_sealed_version_is_named(tmp_path):
     """Before: a JPEG cut short before the version was sealed (its checksums match) stopped `train run` with
     "unexpected OSError: image file is truncated", naming no file."""

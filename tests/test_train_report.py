@@ -135,6 +135,10 @@ def test_gallery_has_false_positives_and_negatives_and_names_the_wrong_predictio
     assert "no lesion box" in table and "No false" not in table
     only_right = select([r for r in GALLERY_ROWS if r["image_id"] in ("4", "5")], "mpox", fold=1, n=2)
     assert "No false negative predictions and no false positive predictions" in "\n".join(markdown(only_right, "mpox"))
+    # no ROI line at all (a one-class ROI set is skipped): before, every test image was said to have no lesion box
+    skipped = select([r for r in GALLERY_ROWS if r["set"] == "test"], "mpox", fold=1, n=2)
+    table = "\n".join(markdown(skipped, "mpox"))
+    assert "ROI not evaluated" in table and "no lesion box" not in table
 
 
 def test_gallery_figure_says_which_prediction_was_wrong():

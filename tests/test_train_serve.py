@@ -309,7 +309,9 @@ def test_answers_are_private_and_errors_have_one_shape(server, photos):
     ]:
         assert r.status_code == status and set(r.json()) == {"error"} and "maybe" not in r.text, r.text
     assert r.json()["error"] == "bad query parameter: gradcam"
-    assert httpx.get(f"{server}/healthz", headers={"Host": "evil.example"}).status_code == 400
+    foreign = httpx.get(f"{server}/healthz", headers={"Host": "evil.example"})  # before: "Invalid host header", text
+    assert foreign.status_code == 400 and "another host" in foreign.json()["error"]
+    assert foreign.headers["cache-control"] == "no-store"
     assert httpx.get(f"{server}/healthz", headers={"Host": "localhost"}).status_code == 200
     tiny = post(server, _encode(Image.new("RGB", (1, 1), "pink"), "PNG"), "one.png").json()
     assert tiny["low_resolution"] is True and "1×1 px" in tiny["warning"] and tiny["decision"] in ("refer", "routine")

@@ -1,6 +1,7 @@
 """Out-of-fold table, calibration, operating point, group bootstrap, pointing game, export-model."""
 
 import csv
+import io
 import json
 
 import numpy as np
@@ -333,6 +334,53 @@ def test_exported_model_gives_pytorchs_probabilities(triage_run, tmp_path, fmt):
         probs, p_cal = (t.detach().numpy() for t in torch.jit.load(str(out))(torch.from_numpy(x)))
     assert np.abs(probs[:, 0] - [r.p_positive for r in ref]).max() < 1e-4
     assert np.abs(p_cal - [r.p_calibrated for r in ref]).max() < 1e-4
+    # a camera's JPEG: `train serve` decodes it at reduced scale; a client reads that from the metadata (before,
+    # nothing said so, and a full-size decode fed other pixels)
+    from train.photos import Limits, decode
+
+    buf = io.BytesIO()
+    imgs[0].resize((16 * size, 16 * size), Image.LANCZOS).save(buf, "JPEG", quality=90)
+    assert "reduced scale" in meta["input"]["jpeg_decode"] and "reduced scale" in card
+    client = Image.open(io.BytesIO(buf.getvalue()))
+    client.draft("RGB", (size, size))
+    served = np.asarray(decode(buf.getvalue(), Limits(), size).resize((size, size), Image.BILINEAR))
+    assert np.array_equal(np.asarray(client.convert("RGB").resize((size, size), Image.BILINEAR)), served)
+    full = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB").resize((size, size), Image.BILINEAR))
+    assert not np.array_equal(full, served)
+
+
+@pytest.mark.torch
+@pytest.mark.slow
+def test_one_folds_export_says_its_table_is_the_means_and_gives_its_own_auc(triage_run, tmp_path):
+    """`export-model --fold K`: before, the card titled "(fold K)" showed the mean model's metrics as its own (a probe:
+    test AUC 0.875 on the card, 0.938 for the fold)."""
+    from typer.testing import CliRunner
+
+    from train.cli import app
+    from train.export_model import read_metadata
+
+    metrics = json.loads((triage_run / "metrics.json").read_text())
+    fold = sorted(metrics["per_fold"])[0]
+    out = tmp_path / "fold.pt"
+    res = CliRunner().invoke(
+        app, ["export-model", str(triage_run), "--format", "torchscript", "--fold", fold, "--out", str(out)]
+    )
+    assert res.exit_code == 0, res.output
+    meta, card = read_metadata(out)
+    n = len(metrics["per_fold"])
+    assert meta["fold_metrics"] == metrics["per_fold"][fold] and meta["triage_of"] == f"mean of {n} fold models"
+    assert f"## Performance of the mean of {n} fold models" in card
+    test_auc = metrics["per_fold"][fold]["test"]["auc"]
+    assert f"This file holds fold {fold} alone. Its own AUC (no CI): " in card and f"test {test_auc:.3f}" in card
+    whole = tmp_path / "whole.pt"
+    assert (
+        CliRunner()
+        .invoke(app, ["export-model", str(triage_run), "--format", "torchscript", "--out", str(whole)])
+        .exit_code
+        == 0
+    )
+    meta, card = read_metadata(whole)
+    assert "fold_metrics" not in meta and "holds fold" not in card and "## Performance (95 %" in card
 
 
 @pytest.mark.torch

@@ -6,9 +6,10 @@ constants, operating threshold and model card travel as metadata (ONNX `metadata
 TorchScript `_extra_files`), key ``mpox_triage`` (JSON) and ``model_card`` (markdown).
 
 Input ``image``: float32 (N, 3, S, S), RGB in [0, 1], EXIF-upright, resized by stretching to S×S
-(bilinear). Outputs ``probabilities`` (N, classes; mean of the fold models) and, for a binary run,
-``p_calibrated`` (N; calibrated P(positive class)). A diagnosis (multi-class) run has no positive class,
-calibration or operating point: ``probabilities`` alone (before, ``p_calibrated`` was P(first class)).
+(bilinear); a JPEG is first decoded at reduced scale (libjpeg's DCT scaling), each side kept at least S.
+Outputs ``probabilities`` (N, classes; mean of the fold models) and, for a binary run, ``p_calibrated``
+(N; calibrated P(positive class)). A diagnosis (multi-class) run has no positive class, calibration or
+operating point: ``probabilities`` alone (before, ``p_calibrated`` was P(first class)).
 """
 
 from __future__ import annotations
@@ -62,7 +63,16 @@ class Exported(nn.Module):
 
 
 def metadata(model: Ensemble, fold: int | None) -> dict:
+    """What travels with the model. `triage` (the calibrated metrics with CIs) is always the mean of the run's fold
+    models: for one fold (`--fold`), `triage_of` says so and `fold_metrics` holds that fold's own (before, a fold's
+    card showed the mean's numbers as its own)."""
     info, tri = model.info, model.metrics.get("triage") or {}
+    per_fold = model.metrics.get("per_fold") or {}
+    one = (
+        {}
+        if fold is None
+        else {"triage_of": f"mean of {len(per_fold)} fold models", "fold_metrics": per_fold.get(str(fold))}
+    )
     return {
         "format_version": FORMAT_VERSION,
         "model": f"fold {fold}" if fold is not None else f"mean of {len(model.folds)} fold models",
@@ -79,6 +89,10 @@ def metadata(model: Ensemble, fold: int | None) -> dict:
             "channels": "RGB",
             "range": [0, 1],
             "resize": "stretch, bilinear",
+            # as `train serve` and `train predict` decode (`train.photos.decode_sized`): a consumer that decodes a
+            # JPEG at full size and then resizes feeds slightly different pixels
+            "jpeg_decode": "reduced scale first (libjpeg's 1/2, 1/4 or 1/8 DCT scaling, Pillow's draft), "
+            "each side kept at least `size`",
             "exif_transpose": True,
             "mean": list(model.preset.mean),
             "std": list(model.preset.std),
@@ -91,6 +105,7 @@ def metadata(model: Ensemble, fold: int | None) -> dict:
         "table2_threshold": model.threshold,
         "triage": tri,
         "pointing": model.metrics.get("pointing"),
+        **one,
     }
 
 
@@ -114,6 +129,9 @@ def export_model(run: Path, fmt: ExportFormat, out: Path | None = None, fold: in
         # another model) is not this command's to replace
         raise TrainError(f"--out {out} already exists: choose another file or remove it first")
     out = Path(out) if out else default
+    if (above := next((p for p in out.parents if p.exists()), None)) is not None and not above.is_dir():
+        # before: "cannot write or read afile (File exists): check that folder's permissions and free space"
+        raise TrainError(f"--out {out}: {above} is a file, not a folder")
     card_path = out.with_name(out.name + ".card.md")
     if card_path.is_symlink() or (card_path.exists() and not _a_model_card(card_path)):
         # before: the steward's own notes of that name, or a link's target, were replaced by the card

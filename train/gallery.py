@@ -25,6 +25,10 @@ class Panel:
     file: str = ""  # gradcam/<kind>-<id>-<tag>.png, once drawn
 
 
+NO_BOX = "no lesion box"
+NOT_EVALUATED = "ROI not evaluated"  # the run has no ROI predictions at all (a one-class ROI set is skipped)
+
+
 @dataclass
 class GalleryRow:
     kind: str
@@ -32,6 +36,7 @@ class GalleryRow:
     label: str
     wrong: str  # "uncropped", "ROI", "uncropped and ROI" or "neither"
     panels: list[Panel] = field(default_factory=list)
+    no_roi: str = NO_BOX  # what stands where the ROI panel is missing (`select`)
 
     @property
     def heading(self) -> str:
@@ -70,7 +75,10 @@ def select(rows: list[dict], positive: str | None, fold: int, n: int) -> list[Ga
             )
         else:
             kind = "wrong" if which else "correct"
-        cands[kind].append(GalleryRow(kind, r["image_id"], r["label"], wrong, panels))
+        # no ROI line for any image: the ROI evaluation was skipped, not every image without a box (a probe's report
+        # said "no lesion box" of boxed test images when the ROI set had one class)
+        missing = NO_BOX if roi else NOT_EVALUATED
+        cands[kind].append(GalleryRow(kind, r["image_id"], r["label"], wrong, panels, missing))
     return [row for kind in cands for row in cands[kind][:n]]
 
 
@@ -91,7 +99,7 @@ def draw(rows: list[GalleryRow], images: dict[tuple[str, str], tuple], positive:
         for j, tag in enumerate(("original", "roi")):
             panel = next((pn for pn in row.panels if pn.tag == tag), None)
             if panel is None:
-                axes[2 * j].text(0.5, 0.5, "no lesion box\n(no ROI crop)", ha="center", va="center", fontsize=8)
+                axes[2 * j].text(0.5, 0.5, f"{row.no_roi}\n(no ROI crop)", ha="center", va="center", fontsize=8)
                 continue
             photo, cam = images[(row.image_id, tag)]
             prob = f"P({positive}) {panel.p:.2f}" if positive else f"p {panel.p:.2f}"
@@ -120,7 +128,7 @@ def markdown(gallery: list[GalleryRow], positive: str | None) -> list[str]:
         "|---|---|---|---|---|---|",
     ]
     for g in gallery:
-        cells = [f"[{pn.pred} ({pn.p:.2f})]({pn.file})" for pn in g.panels] + ["no lesion box"] * (2 - len(g.panels))
+        cells = [f"[{pn.pred} ({pn.p:.2f})]({pn.file})" for pn in g.panels] + [g.no_roi] * (2 - len(g.panels))
         lines.append(f"| {g.kind} | {g.image_id} | {g.label} | {g.wrong} | {cells[0]} | {cells[1]} |")
     kinds = {g.kind for g in gallery}
     missing = [k for k in (("false negative", "false positive") if positive else ("wrong",)) if k not in kinds]

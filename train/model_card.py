@@ -48,7 +48,8 @@ def card_markdown(meta: dict) -> str:
         f"- **Dataset version**: `{ds['ref']}`, checksum (sha256 of SHA256SUMS) `{ds['checksum']}`",
         f"- **Backbone**: {meta['arch']} (weights `{meta['weights_id']}`), frozen; heads: {meta['model']}",
         f"- **Input**: RGB, EXIF orientation applied, resized (stretch, bilinear) to {meta['input']['size']}×"
-        f"{meta['input']['size']}, scaled to [0, 1]; normalisation (mean {list(meta['input']['mean'])}, std "
+        f"{meta['input']['size']} (a JPEG decoded at reduced scale first, each side kept at least "
+        f"{meta['input']['size']}), scaled to [0, 1]; normalisation (mean {list(meta['input']['mean'])}, std "
         f"{list(meta['input']['std'])}) is inside the model",
         f"- **Classes**: {', '.join(meta['classes'])}; "
         + (
@@ -68,7 +69,8 @@ def card_markdown(meta: dict) -> str:
             f"{meta['operating_threshold']:.4f} (target sensitivity {meta['target_sensitivity']:.2f} out-of-fold)",
         ]
     intended = INTENDED_USE if meta["positive_class"] else INTENDED_USE_DIAGNOSIS
-    lines += ["", "## Intended use", "", intended, "", "## Performance (95 % bootstrap CI by image group)", ""]
+    of = f" of the {meta['triage_of']}" if meta.get("triage_of") else ""
+    lines += ["", "## Intended use", "", intended, "", f"## Performance{of} (95 % bootstrap CI by image group)", ""]
     sets = (meta.get("triage") or {}).get("sets") or {}
     if sets:
         keys = ["auc", "sensitivity", "specificity", "ppv", "npv"]
@@ -83,6 +85,9 @@ def card_markdown(meta: dict) -> str:
             ]
             lines.append(f"| {s} | {d['n']} | " + " | ".join(cells) + f" | {_v(d['calibration']['ece_after'])} |")
         lines += ["", "Sensitivity, specificity, PPV and NPV at the operating point; 'train' is out-of-fold."]
+        if own := meta.get("fold_metrics"):  # one fold exported: the table is the mean's, said with this fold's own
+            aucs = ", ".join(f"{s} {_v(d.get('auc'))}" for s, d in own.items() if isinstance(d, dict))
+            lines += ["", f"This file holds {meta['model']} alone. Its own AUC (no CI): {aucs}."]
     else:
         lines.append("No calibrated binary metrics (multi-class task).")
     # before: every card said "public web photos and clinic photos" and pointed at an external set, whatever the

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import copy
 import html
 import io
 import logging
@@ -218,7 +219,7 @@ def create_app(model: Ensemble, settings: ServeSettings = ServeSettings()) -> Fa
     if settings.login is not None:  # added first, so it runs inside the Host check and `private`'s headers
         app.add_middleware(BasicAuth, login=settings.login)
     if settings.allowed_hosts is not None:
-        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(settings.allowed_hosts))
+        app.add_middleware(HostCheck, allowed_hosts=list(settings.allowed_hosts))
     decoding = asyncio.Semaphore(settings.decoding)
 
     @app.middleware("http")
@@ -316,6 +317,34 @@ def create_app(model: Ensemble, settings: ServeSettings = ServeSettings()) -> Fa
     app.state.worker = worker
     app.state.model_warning = model_warning
     return app
+
+
+class HostCheck(TrustedHostMiddleware):
+    """Starlette's Host check, its refusal in JSON as every other error of the API is: it answers "Invalid host
+    header" as plain text, and a script's `response.json()` failed on it. The check itself is Starlette's."""
+
+    async def __call__(self, scope, receive, send):
+        passed = refused = False
+
+        async def app(s, r, se):
+            nonlocal passed
+            passed = True
+            await self.app(s, r, se)
+
+        async def sending(message):
+            nonlocal refused
+            if passed:
+                await send(message)
+            elif message["type"] == "http.response.start":  # Starlette's own refusal, never the app's answer
+                refused = True
+                error = {"error": "refused: the request names another host (Host header) than this server's"}
+                await JSONResponse(error, status_code=message["status"])(scope, receive, send)
+            elif not refused:
+                await send(message)
+
+        check = copy.copy(self)  # the same check, its app this request's: which of the two answered is known
+        check.app = app
+        await TrustedHostMiddleware.__call__(check, scope, receive, sending)
 
 
 class OneLineErrors:
