@@ -226,3 +226,16 @@ def test_a_copy_of_a_photo_flagged_identifiable_is_left_out_with_it(tmp_path):
     assert agreed not in {int(r["image_id"]) for r in DatasetVersion.open(out["path"]).rows}
     held = json.loads(run(fresh, "status", "--json").stdout)["flagged_in_versions"]
     assert [(h["version"], agreed in h["images"]) for h in held] == [("mpox@1.0.0", True)]
+    # a train run made from that version, and its leakage page, hold the photo's pixels too (Grad-CAM originals,
+    # thumbnails): named beside the version (before: the version alone, and a face stayed in runs/…/gradcam/)
+    made = fresh.ws.root / "runs" / "mpox-1.0.0" / "resnet18-s0"
+    made.mkdir(parents=True)
+    (made / "run.json").write_text(json.dumps({"dataset": {"ref": "mpox@1.0.0"}}))
+    other = fresh.ws.root / "runs" / "mpox-1.1.0"
+    other.mkdir()
+    (other / "run.json").write_text(json.dumps({"dataset": {"ref": "mpox@1.1.0"}}))
+    assert run(fresh, "audit", "leakage", "mpox@1.0.0").exit_code == 0
+    held = json.loads(run(fresh, "status", "--json").stdout)["flagged_in_versions"]
+    assert held[0]["made"] == ["runs/mpox-1.0.0/resnet18-s0", "reports/leakage-mpox-1.0.0.html"]
+    said = " ".join(run(fresh, "status").output.split())
+    assert "what was made from them here (runs/mpox-1.0.0/resnet18-s0, reports/leakage-mpox-1.0.0.html)" in said

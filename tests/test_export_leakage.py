@@ -304,6 +304,23 @@ def test_export_runs_the_audit_before_sealing(tmp_path):
         ],
     )
     assert json.loads(again.stdout)["leakage"] == audit
+    # a rater flags the external photo "identifiable features" after the export: the page, audited again, still
+    # lists the pair but shows neither thumbnail (before: its face was embedded, although status warned of it)
+    from sqlmodel import select
+
+    from db.models.label import Consensus
+
+    with cat.ws.session() as s:
+        row = s.exec(select(Consensus).where(Consensus.image_id == cat.ids_by_name["kag0"])).one()
+        row.status, row.diagnosis, row.exclusion = "excluded", None, "identifiable_features"
+        s.add(row)
+    page = cat.ws.root / "flagged.html"
+    r = runner.invoke(app, ["audit", "leakage", "mpox@1.0.0", "--html", str(page), "--workspace", str(cat.ws.root)])
+    assert r.exit_code == 0, r.output
+    shown = page.read_text()
+    assert ext in shown and copy in shown and "not shown: flagged" in shown
+    (pair,) = [d for d in shown.split("<div class='pair'")[1:] if ext in d]
+    assert "<img" not in pair and pair.count("not shown: flagged") == 2  # its copy, one photo with it, shows the face
 
 
 def test_featureless_images_are_compared_without_error():

@@ -341,7 +341,13 @@ def test_a_flag_pulled_after_an_export_names_the_versions_holding_the_image(stud
     out = run("label", "pull", "--json")
     assert out.exit_code == 0, out.output
     expected = [
-        {"version": "t@1.0.0", "images": [victim], "folder": "exports/t/1.0.0", "archive": "exports/t/t-1.0.0.tar"}
+        {
+            "version": "t@1.0.0",
+            "images": [victim],
+            "folder": "exports/t/1.0.0",
+            "archive": "exports/t/t-1.0.0.tar",
+            "made": [],
+        }
     ]
     assert json.loads(out.stdout)["flagged_in_versions"] == expected
     said = " ".join(run("label", "pull").output.split())
@@ -361,7 +367,7 @@ def test_a_flag_pulled_after_an_export_names_the_versions_holding_the_image(stud
         path.rmdir()
     version.rmdir()
     assert json.loads(run("status", "--json").stdout)["flagged_in_versions"] == [
-        {"version": "t@1.0.0", "images": [victim], "folder": None, "archive": "exports/t/t-1.0.0.tar"}
+        {"version": "t@1.0.0", "images": [victim], "folder": None, "archive": "exports/t/t-1.0.0.tar", "made": []}
     ]
     assert "t@1.0.0 (its archive exports/t/t-1.0.0.tar)" in " ".join(run("status").output.split())
     (ws.root / "exports" / "t" / "t-1.0.0.tar").unlink()

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from sqlmodel import Session, select
 
+from curate.export.leakage_report import page_stem
 from curate.label.recompute import identifiable_photos
 from db.models.export import DatasetVersionRecord
 
@@ -26,9 +28,34 @@ class FlaggedCopies:
     images: list[int]  # image ids in it now flagged identifiable
     folder: str | None  # the version's folder, relative to the workspace, while it is still there
     archive: str | None  # its archive, relative to the workspace, when one was written and is still there
+    made: tuple[str, ...] = ()  # what the workspace holds made from it with its pixels (`made_from`)
 
     def as_dict(self) -> dict:
-        return {"version": self.version, "images": self.images, "folder": self.folder, "archive": self.archive}
+        return {
+            "version": self.version,
+            "images": self.images,
+            "folder": self.folder,
+            "archive": self.archive,
+            "made": list(self.made),
+        }
+
+
+def made_from(root: Path, ref: str) -> tuple[str, ...]:
+    """What the workspace holds made from version `ref` with its photos' pixels, relative to it: `train run` folders
+    in runs/ (its default; Grad-CAM originals and galleries) and the version's leakage page in reports/ (written
+    before the flag, its thumbnails). Before, the warning named the version alone, and a steward who did what it
+    said kept a face in runs/…/gradcam/."""
+    runs = root / "runs"
+    found = []
+    for meta in sorted([*runs.glob("*/run.json"), *runs.glob("*/*/run.json")]):
+        try:
+            dataset = json.loads(meta.read_text(encoding="utf-8")).get("dataset")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(dataset, dict) and dataset.get("ref") == ref:
+            found.append(str(meta.parent.relative_to(root)))
+    page = root / "reports" / f"{page_stem(ref)}.html"
+    return (*found, *([str(page.relative_to(root))] if page.is_file() else []))
 
 
 def flagged_in_versions(session: Session, root: Path) -> list[FlaggedCopies]:
@@ -47,7 +74,8 @@ def flagged_in_versions(session: Session, root: Path) -> list[FlaggedCopies]:
         folder = record.path if (root / record.path / "manifest.csv").is_file() else None
         held = sorted(_image_ids(root, folder, archive) & flagged)
         if held:
-            out.append(FlaggedCopies(f"{record.name}@{record.version}", held, folder, archive))
+            ref = f"{record.name}@{record.version}"
+            out.append(FlaggedCopies(ref, held, folder, archive, made_from(root, ref)))
     return out
 
 
@@ -82,5 +110,12 @@ def flagged_note(found: list[FlaggedCopies], shown: int = 5) -> str:
     return (
         f"{len(images)} image(s) flagged 'identifiable features' after export (ids {', '.join(map(str, images[:10]))}"
         f"{' …' if len(images) > 10 else ''}) are still in {where}{more}: delete those versions' folders and "
-        "archives, and every copy shared from them; the next export leaves the images out"
+        f"archives{_made_note(found)}, and every copy shared from them; the next export leaves the images out"
     )
+
+
+def _made_note(found: list[FlaggedCopies], shown: int = 3) -> str:
+    """ ", what was made from them here (…)" when the workspace holds train runs or pages made from them."""
+    made = [m for f in found for m in f.made]
+    more = f" and {len(made) - shown} more" if len(made) > shown else ""
+    return f", what was made from them here ({', '.join(made[:shown])}{more})" if made else ""

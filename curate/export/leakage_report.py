@@ -9,14 +9,17 @@ from __future__ import annotations
 import hashlib
 import html
 import os
+from collections.abc import Collection
 from pathlib import Path
 
 from curate.dataset import DatasetVersion
 from curate.export.leakage import LeakageAudit
 from curate.files import write_atomic
 from curate.imaging import thumbnail
+from curate.label.recompute import identifiable_photos
 
 THUMB_PX = 200
+HIDDEN = "<p>not shown: flagged &lsquo;identifiable features&rsquo;</p>"  # the file is listed by name, no thumbnail
 CSS = """
 body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222}
 h1{font-size:1.4rem} .pair{display:flex;gap:1rem;align-items:flex-start;border-top:1px solid #ccc;padding:.6rem 0}
@@ -47,11 +50,17 @@ def _thumb(path: Path) -> str:
         return ""
 
 
-def _pair(root: Path, p, anchor: str, label: str) -> str:
+def _pair(root: Path, p, anchor: str, label: str, hidden: Collection[str] = ()) -> str:
+    """One pair; both thumbnails left out when either file is in `hidden`: the audit found them one photo."""
     e = html.escape
+    hide = p.a.file in hidden or p.b.file in hidden
     figs = "".join(
-        f"<figure><img alt='{e(x.file)}' src='{_thumb(root / x.file)}'><figcaption>{e(x.part)}<br>"
-        f"{e(x.file)}</figcaption></figure>"
+        (
+            f"<figure>{HIDDEN}<figcaption>{e(x.part)}<br>{e(x.file)}</figcaption></figure>"
+            if hide
+            else f"<figure><img alt='{e(x.file)}' src='{_thumb(root / x.file)}'><figcaption>{e(x.part)}<br>"
+            f"{e(x.file)}</figcaption></figure>"
+        )
         for x in (p.a, p.b)
     )
     why = "the same file, byte for byte" if p.identical else f"{p.inliers} matching keypoints, covering {p.cover:.0%}"
@@ -60,7 +69,9 @@ def _pair(root: Path, p, anchor: str, label: str) -> str:
     return f"<div class='pair' id='{anchor}'>{figs}<div class='why'>{e(label)}: {e(why)}</div></div>"
 
 
-def render(root: Path, ref: str, audit: LeakageAudit) -> str:
+def render(root: Path, ref: str, audit: LeakageAudit, hidden: Collection[str] = ()) -> str:
+    """The page; the files in `hidden` (`identifiable_files`), and the other of each pair they are in, are listed by
+    name, without thumbnails."""
     e = html.escape
     out = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>Leakage audit {e(ref)}</title>"
@@ -70,7 +81,7 @@ def render(root: Path, ref: str, audit: LeakageAudit) -> str:
     if audit.suspects > len(audit.pairs):
         out.append(f"<p>The {len(audit.pairs)} strongest of {audit.suspects} pairs are shown.</p>")
     for n, p in enumerate(audit.pairs, 1):
-        out.append(_pair(root, p, f"pair{n}", f"#{n}"))
+        out.append(_pair(root, p, f"pair{n}", f"#{n}", hidden))
     for kind, (title, why, label) in SECTIONS.items():
         listed, total = getattr(audit, f"{kind}_pairs"), getattr(audit, kind)
         if not listed:
@@ -81,23 +92,47 @@ def render(root: Path, ref: str, audit: LeakageAudit) -> str:
         if total > len(listed):
             out.append(f"<p>The {len(listed)} strongest of {total} pairs are shown.</p>")
         for n, p in enumerate(listed, 1):
-            out.append(_pair(root, p, f"{kind}{n}", f"{label} {n}"))
+            out.append(_pair(root, p, f"{kind}{n}", f"{label} {n}", hidden))
     out.append("</body></html>\n")
     return "\n".join(out)
+
+
+def page_stem(ref: str) -> str:
+    """The name (without .html) of a version's own page in reports/, `leakage-<name>-<version>`."""
+    return "leakage-" + ref.replace("@", "-").replace("/", "_")
 
 
 def report_path(ws, root: Path, ref: str) -> Path:
     """reports/leakage-<name>-<version>.html. A folder other than the workspace's own version of that name (a
     copy, another workspace's) gets the first digits of its path's SHA-256 after the version: its page must not
     replace the one of the version this workspace exported."""
-    stem = "leakage-" + ref.replace("@", "-").replace("/", "_")
+    stem = page_stem(ref)
     if Path(root).resolve() != DatasetVersion.resolve(ref, ws.root).resolve():
         stem += "-" + hashlib.sha256(str(Path(root).resolve()).encode()).hexdigest()[:8]
     return ws.reports / (stem + ".html")
 
 
+def identifiable_files(ws, root: Path) -> set[str]:
+    """The version's files (whole and lesion crop) of photos flagged "identifiable features" since it was exported,
+    or on a copy in their dedupe cluster (`curate.label.recompute.identifiable_photos`, as every page has them).
+    Before, the page showed such a photo (a face) beside its copy, although `curate status` warned of it."""
+    with ws.session() as s:
+        flagged = identifiable_photos(s)
+    if not flagged:
+        return set()
+    ids = {str(i) for i in flagged}
+    return {
+        r[k]
+        for r in DatasetVersion.open(root).rows
+        if r.get("image_id") in ids
+        for k in ("file", "roi_file")
+        if r.get(k)
+    }
+
+
 def write_report(ws, root: Path, ref: str, audit: LeakageAudit, dest: Path | None = None) -> Path:
     """The page at `dest` (default: `report_path`), mode 0600; returns its path."""
-    dest = write_atomic(dest or report_path(ws, root, ref), render(root, ref, audit), tmp_dir=ws.tmp)
+    page = render(root, ref, audit, identifiable_files(ws, root))
+    dest = write_atomic(dest or report_path(ws, root, ref), page, tmp_dir=ws.tmp)
     os.chmod(dest, 0o600)
     return dest
