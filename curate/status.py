@@ -89,8 +89,10 @@ UNFINISHED = ("running", "killed", "interrupted", "aborted")
 HOW = frozenset({"workers", "json", "json_out", "quiet"})
 # commands whose work these arguments alone name: an export of NAME@VERSION killed is finished by any later export of
 # it (before: one with another --size was "written", and status still asked to re-run the killed one, which the
-# version then refused as "already exists with different content")
-WHAT = {"export": ("name", "version")}
+# version then refused as "already exists with different content"); a dedupe or a label pull by any later one run
+# to the end, since each redoes the whole catalogue's (before: a dedupe stopped at --similarity 0.85 was listed
+# for good once the steward ran dedupe with the default)
+WHAT = {"export": ("name", "version"), "dedupe": (), "label pull": ()}
 
 
 def _what(run: CommandRun, folder: bool = True) -> tuple[str, str]:

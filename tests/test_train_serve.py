@@ -132,6 +132,10 @@ def test_train_predict_and_the_server_give_one_jpeg_the_same_answer(server, tria
         [mine] = predict(triage_run, [photo], out_dir=tmp_path / f"out{size[0]}")
         served = post(server, photo.read_bytes()).json()
         assert mine["p_calibrated"] == pytest.approx(served["p_positive"], abs=1e-6)
+        # one name for one number in both: `p_positive` is the calibrated P in the answer, the raw one in predict's
+        for name in ("p_calibrated", "p_uncalibrated"):
+            assert mine[name] == pytest.approx(served[name], abs=1e-6), name
+        assert mine["p_uncalibrated"] == mine["p_positive"] and served["p_calibrated"] == served["p_positive"]
         assert mine["decision"] == served["decision"] and mine["size"] == list(size)
         assert Image.open(mine["gradcam"]).size == size  # the overlay still at the photo's own size
 

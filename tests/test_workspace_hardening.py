@@ -506,6 +506,13 @@ def test_status_names_a_stopped_command_until_it_runs_again_to_the_end(tmp_path)
     assert "did not finish: `curate ingest` into source clinic (interrupted, started " in said
     curate("ingest", tmp_path / "a", "-s", "clinic", "-w", root, check=True)
     assert "did not finish" not in curate("status", "-w", root, check=True).stdout
+    # a dedupe redoes the whole catalogue's clusters: one stopped at another --similarity is finished by any later
+    # dedupe run to the end (before: listed until a dedupe with its own options ran)
+    with pytest.raises(KeyboardInterrupt), audited(ws, "dedupe", {"similarity": 0.85, "method": "phash"}):
+        raise KeyboardInterrupt
+    assert "did not finish: `curate dedupe" in " ".join(curate("status", "-w", root).stdout.split())
+    curate("dedupe", "-w", root, check=True)
+    assert "did not finish" not in curate("status", "-w", root, check=True).stdout
 
 
 # --- errors and secrets -----------------------------------------------------------------------

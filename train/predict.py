@@ -102,6 +102,8 @@ def predict(
                 "positive_class": model.positive,
                 "p_positive": round(t.p_positive, 6) if t.p_positive is not None else None,
                 "p_calibrated": round(t.p_calibrated, 6) if t.p_calibrated is not None else None,
+                # the names `train serve`'s answer has too: its `p_positive` is the calibrated one
+                "p_uncalibrated": round(t.p_positive, 6) if t.p_positive is not None else None,
                 "threshold": used,
                 "calibrated": threshold is None and applied(model.calibration),
                 "decision": decision,

@@ -115,7 +115,7 @@ def flagged_note(found: list[FlaggedCopies], shown: int = 5) -> str:
 
 
 def _made_note(found: list[FlaggedCopies], shown: int = 3) -> str:
-    """ ", what was made from them here (…)" when the workspace holds train runs or pages made from them."""
+    """The note's clause naming the train runs and pages the workspace made from those versions; empty if none."""
     made = [m for f in found for m in f.made]
     more = f" and {len(made) - shown} more" if len(made) > shown else ""
     return f", what was made from them here ({', '.join(made[:shown])}{more})" if made else ""

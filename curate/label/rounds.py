@@ -276,40 +276,47 @@ def ensure_projects(
     earlier is given `config` when its own differs, so raters of a running round see a newly declared diagnosis
     (never one without a diagnosis they answered: `refuse_undeclared`)."""
     refuse_undeclared(ws)
-    with midway():  # from here the round's projects are made: a server gone leaves it half done
-        with ws.session() as s:
-            have = {p.rater: p for p in s.exec(select(LabelProject).where(LabelProject.round_id == rnd.id)).all()}
-        for rater in raters:
-            client = servers.client_for(rater)
-            if rater in have:
-                current = client.project_config(have[rater].ls_project_id)
-                if current is None:
-                    raise StudioError(
-                        f"Label Studio project {have[rater].ls_project_id} ({rnd.name}, {rater}) on {client.url} "
-                        "was deleted in Label Studio"
-                    )
-                if current != config:  # a diagnosis declared since (or a config edited in Label Studio): the choices
-                    client.set_config(have[rater].ls_project_id, config)  # raters are offered are always today's
-                continue
-            remote = client.create_round(
-                f"{title} · {rater}",
-                config,
-                document_root(ws)[1],
-                description=f"mpox-curate {rnd.name}",
-                prelabel=prelabel,
-            )
-            with ws.session() as s:
-                p = LabelProject(
-                    round_id=rnd.id,
-                    rater=rater,
-                    ls_project_id=remote.id,
-                    ls_storage_id=remote.storage_id,
-                    server_url=client.url,
+    return _projects(ws, servers, rnd, raters, title, config, prelabel)
+
+
+@midway()  # the round's projects are made: a server gone leaves the push half done
+def _projects(
+    ws, servers: Servers, rnd: LabelRound, raters: list[str], title: str, config: str, prelabel: bool
+) -> dict[str, LabelProject]:
+    """`ensure_projects`' work, once its input is checked."""
+    with ws.session() as s:
+        have = {p.rater: p for p in s.exec(select(LabelProject).where(LabelProject.round_id == rnd.id)).all()}
+    for rater in raters:
+        client = servers.client_for(rater)
+        if rater in have:
+            current = client.project_config(have[rater].ls_project_id)
+            if current is None:
+                raise StudioError(
+                    f"Label Studio project {have[rater].ls_project_id} ({rnd.name}, {rater}) on {client.url} "
+                    "was deleted in Label Studio"
                 )
-                s.add(p)
-                s.flush()
-                have[rater] = p
-        return have
+            if current != config:  # a diagnosis declared since (or a config edited in Label Studio): the choices
+                client.set_config(have[rater].ls_project_id, config)  # raters are offered are always today's
+            continue
+        remote = client.create_round(
+            f"{title} · {rater}",
+            config,
+            document_root(ws)[1],
+            description=f"mpox-curate {rnd.name}",
+            prelabel=prelabel,
+        )
+        with ws.session() as s:
+            p = LabelProject(
+                round_id=rnd.id,
+                rater=rater,
+                ls_project_id=remote.id,
+                ls_storage_id=remote.storage_id,
+                server_url=client.url,
+            )
+            s.add(p)
+            s.flush()
+            have[rater] = p
+    return have
 
 
 @midway()  # tasks are imported: a server gone leaves the push half done

@@ -292,7 +292,8 @@ def create_app(model: Ensemble, settings: ServeSettings = ServeSettings()) -> Fa
         body = {
             "positive_class": model.positive,
             "p_positive": result.p_calibrated,
-            "p_uncalibrated": result.p_positive,
+            "p_calibrated": result.p_calibrated,  # the names `train predict --json` has too: its `p_positive` is
+            "p_uncalibrated": result.p_positive,  # the uncalibrated one
             "calibrated": applied(model.calibration),
             "probabilities": result.probabilities,
             "threshold": model.operating_threshold,
