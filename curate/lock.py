@@ -144,6 +144,13 @@ def _lock_file(root: Path, probe: bool) -> dict | None:
         os.close(fd)
 
 
+def holding(root: Path) -> bool:
+    """Whether this process holds `root`'s writer lock: a writer opens its catalogue to write, even on a nearly full
+    disk, where a reader's is opened read-only (`curate.workspace.Workspace`), and meets the disk's own error."""
+    with _guard:
+        return Path(root).resolve() in _held
+
+
 def describe(info: dict) -> str:
     """A lock holder as the lock file names it: "`curate ingest` (pid 123, since 10:02:03)"."""
     what = f"`curate {info['command']}`" if info.get("command") else "another curate command"

@@ -204,7 +204,11 @@ def _usage_json(ctx, exc: TyperException) -> None:
     `--json` given to a group (`curate --json status`) is said to go after the command."""
     where = getattr(getattr(exc, "ctx", None), "command", None)
     if getattr(exc, "option_name", None) == "--json" and hasattr(where, "commands"):
-        exc.message = f"{exc.message}: it goes after the command ({exc.ctx.command_path} COMMAND --json)"
+        words = ctx.meta.get(_ARGV, [])
+        after = [w for w in words[words.index("--json") + 1 :] if not w.startswith("-")][:1]
+        command = where.get_command(exc.ctx, after[0]) if after else None
+        if command is not None and any("--json" in p.opts for p in command.params):  # `studio start` has none
+            exc.message = f"{exc.message}: it goes after the command ({exc.ctx.command_path} {after[0]} --json)"
     if hasattr(exc, "format_message") and "--json" in ctx.meta.get(_ARGV, ()):
         print_json({"error": one_line(exc.format_message()), "exit_code": getattr(exc, "exit_code", 2)})
 

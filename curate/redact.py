@@ -21,7 +21,9 @@ _SECRET_WORDS = r"token|password|passwd|secret|api[_-]?key|apikey|credential"
 _SIGNED = r"[A-Za-z]+(?:-[A-Za-z]+)*-signature|(?<=[?&;])(?:signature|sig)(?==)"
 _KEY_VALUE = re.compile(
     rf"(?P<name>[A-Za-z_-]*(?:{_SECRET_WORDS})[A-Za-z_-]*|{_SIGNED})"
-    r"(?P<sep>[\"']?\s*[:=]\s*[\"']?)(?P<value>[^\s\"'&,;}\]]*[^\s\"'&,;}\]:])",  # a colon ending it is the text's
+    # a value ends at a quote, a separator or a space; a colon right before a space or the end is the text's
+    # ("…?password=***: connection failed"), not the secret's
+    r"(?P<sep>[\"']?\s*[:=]\s*[\"']?)(?P<value>[^\s\"'&,;}\]]+?)(?=:?(?:\s|$)|[\"'&,;}\]])",
     re.I,
 )
 _SECRET_NAME = re.compile(rf"{_SECRET_WORDS}|-signature$|^signature$|^sig$", re.I)  # a query key, a JSON field

@@ -133,7 +133,7 @@ def unfinished_commands(
         keys = dict.fromkeys((_what(r), _what(r, folder=False)))  # the second: finishes a run that recorded no folder
         if r.id in live:
             running.update(keys)
-        else:
+        elif r.status != "failed":  # a refusal of its input did no work: it neither finishes a run nor leaves one
             latest.update(dict.fromkeys(keys, r))
     status = {r.id: left.get(r.id, r.status) if r.status == "running" else r.status for r in latest.values()}
     if unknown_writer:  # a writer runs whose lock file was deleted: its runs are not known, so none is called killed

@@ -38,7 +38,7 @@ from curate.errors import CatalogueFault, WorkspaceError
 from curate.files import write_atomic
 from curate.intake.store import ImageStore
 from curate.label.diagnoses import SETTINGS_TABLE, DiagnosisList
-from curate.lock import LOCK_NAME
+from curate.lock import LOCK_NAME, holding
 from curate.privacy import tighten
 from curate.redact import ambiguous_userinfo, redact_text, secret_name, url_secret
 from db.engine import make_engine, session_scope
@@ -49,6 +49,7 @@ DB_ENV = "CURATE_DB_URL"
 WORKSPACE_ENV = "CURATE_WORKSPACE"
 INSUFFICIENT_PRIVILEGE = "42501"  # PostgreSQL's SQLSTATE for "permission denied"
 PASSWORD_REFUSED = "password authentication failed"  # libpq's words for a wrong password (not a missing one)
+FULL_BYTES = 1 << 20  # free space under which a reader opens the catalogue read-only: SQLite's -shm alone takes 32 KiB
 T = TypeVar("T")
 
 
@@ -378,23 +379,25 @@ class Workspace:
         """A SQLite catalogue on a read-only file system (a backup mounted read-only, a reviewer's share), on a full
         one, or in a folder this user may not write (a copy made read-only with chmod), opened read-only: SQLite
         otherwise makes its -shm beside the file, and `curate status` or `curate versions` failed ("unable to open
-        database file", "attempt to write a readonly database", on a full disk "disk I/O error"). With a -wal beside
-        it (a writer at work, or one that left it), SQLite reads both. Without one the file is all there is, read
-        as it stands (`immutable`: SQLite cannot make the -shm a WAL reader needs there); a writer that starts
-        meanwhile (another user's, on a shared folder) is not seen by that read. None for a writable place or
-        PostgreSQL; a writer of this user never gets this far (its lock file cannot be made, or written, there)."""
+        database file", "attempt to write a readonly database", on a full disk "disk I/O error"; full: under
+        `FULL_BYTES` free, unless this process holds the writer lock). With a -wal beside it (a writer at work, or one
+        that left it), SQLite reads both. Without one the file is all there is, read as it stands (`immutable`:
+        SQLite cannot make the -shm a WAL reader needs there); a writer that starts meanwhile (another user's, on a
+        shared folder) is not seen by that read. None for a writable place or PostgreSQL."""
         files = self.sqlite_files()
         try:
             if not files or not files[0].is_file():
                 return None
             disk = os.statvfs(files[0].parent)
             mounted = disk.f_flag & os.ST_RDONLY
-            full = disk.f_bfree == 0 or (os.geteuid() != 0 and disk.f_bavail == 0)  # root may use the reserve
+            free = (disk.f_bfree if os.geteuid() == 0 else disk.f_bavail) * disk.f_frsize  # root may use the reserve
+            full = free < FULL_BYTES and not holding(self.root)  # a writer meets the disk's own error
             if not (mounted or full) and os.access(files[0].parent, os.W_OK) and os.access(files[0], os.W_OK):
                 return None
+            wal = files[1].exists() and files[1].stat().st_size > 0  # a 0-byte one (a failed open's) holds nothing
         except OSError:
             return None
-        frozen = "" if files[1].exists() else "&immutable=1"
+        frozen = "" if wal else "&immutable=1"
         return f"sqlite:///file:{quote(str(files[0]))}?mode=ro{frozen}&uri=true"
 
     def sqlite_files(self) -> list[Path]:

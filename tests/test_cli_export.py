@@ -230,10 +230,11 @@ def test_a_copy_of_a_photo_flagged_identifiable_is_left_out_with_it(tmp_path):
     # thumbnails): named beside the version (before: the version alone, and a face stayed in runs/…/gradcam/)
     made = fresh.ws.root / "runs" / "mpox-1.0.0" / "resnet18-s0"
     made.mkdir(parents=True)
-    (made / "run.json").write_text(json.dumps({"dataset": {"ref": "mpox@1.0.0"}}))
-    other = fresh.ws.root / "runs" / "mpox-1.1.0"
-    other.mkdir()
-    (other / "run.json").write_text(json.dumps({"dataset": {"ref": "mpox@1.1.0"}}))
+    checksum = DatasetVersion.open(v1["path"]).checksum
+    (made / "run.json").write_text(json.dumps({"dataset": {"ref": "mpox@1.0.0", "checksum": checksum}}))
+    for name, ref, sums in [("mpox-1.1.0", "mpox@1.1.0", checksum), ("elsewhere", "mpox@1.0.0", "another's")]:
+        (fresh.ws.root / "runs" / name).mkdir()  # another version; another workspace's version of that name
+        (fresh.ws.root / "runs" / name / "run.json").write_text(json.dumps({"dataset": {"ref": ref, "checksum": sums}}))
     assert run(fresh, "audit", "leakage", "mpox@1.0.0").exit_code == 0
     held = json.loads(run(fresh, "status", "--json").stdout)["flagged_in_versions"]
     assert held[0]["made"] == ["runs/mpox-1.0.0/resnet18-s0", "reports/leakage-mpox-1.0.0.html"]

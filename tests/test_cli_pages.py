@@ -97,6 +97,8 @@ def test_json_before_the_command_says_where_it_goes(tmp_path: Path, args):
     ws = Workspace.init(tmp_path / "ws")
     r = CliRunner().invoke(app, [*args, "-w", str(ws.root)])
     assert r.exit_code == 2 and "it goes after the command" in r.stderr
-    assert json.loads(r.stdout)["error"].endswith("COMMAND --json)")
+    assert json.loads(r.stdout)["error"].endswith(f"{args[-1]} --json)")
     typo = CliRunner().invoke(app, ["--jsn", "status"])  # another option: no such advice
     assert typo.exit_code == 2 and "goes after" not in typo.stderr
+    none = CliRunner().invoke(app, ["studio", "--json", "start"])  # a command without --json: no such advice
+    assert none.exit_code == 2 and "goes after" not in none.stderr

@@ -166,6 +166,25 @@ def test_a_jpeg_a_failed_copy_left_zeroed_is_rejected_and_progressive_ones_are_k
             inspect(bytes(damaged))
         padded = good + bytes(4096)  # zero padding after the end-of-image marker (some cameras write it): kept
         assert inspect(padded).format == "JPEG"
+        # a camera's EXIF thumbnail is a JPEG of its own before the photo's scan: the photo's damage is still found
+        thumb = io.BytesIO()
+        Image.fromarray(photos.astronaut()).resize((160, 160)).save(thumb, "JPEG", quality=80)
+        app1 = b"Exif\0\0II*\0" + bytes(8) + thumb.getvalue()
+        with_thumb = bytearray(good[:2] + b"\xff\xe1" + (len(app1) + 2).to_bytes(2, "big") + app1 + good[2:])
+        with_thumb[len(with_thumb) // 2 : len(with_thumb) // 2 + 8192] = bytes(8192)
+        with pytest.raises(Rejected, match="damaged JPEG"):
+            inspect(bytes(with_thumb))
+    # the review's cases, kept: tables an encoder optimised for a flat picture code its blocks as zero bytes (a photo
+    # on a white page: 4,416 in a row), and a marker's bytes with zeros after it inside a comment are metadata
+    page = Image.new("RGB", (1500, 1500), "white")
+    page.paste(Image.fromarray(photos.astronaut()).resize((500, 500)), (500, 500))
+    for picture, options in [(page, {"optimize": True}), (Image.new("L", (1200, 1600), 128), {"optimize": True})]:
+        buf = io.BytesIO()
+        picture.save(buf, "JPEG", quality=90, **options)
+        assert b"\0" * 256 in buf.getvalue() and inspect(buf.getvalue()).format == "JPEG"
+    buf = io.BytesIO()
+    Image.fromarray(photos.astronaut()).save(buf, "JPEG", quality=90, comment=b"\xff\xda" + bytes(300))
+    assert inspect(buf.getvalue()).format == "JPEG"
 
 
 def test_corrupt_exif_warns_nothing_and_keeps_the_photo(recwarn):

@@ -511,6 +511,9 @@ def test_status_names_a_stopped_command_until_it_runs_again_to_the_end(tmp_path)
     with pytest.raises(KeyboardInterrupt), audited(ws, "dedupe", {"similarity": 0.85, "method": "phash"}):
         raise KeyboardInterrupt
     assert "did not finish: `curate dedupe" in " ".join(curate("status", "-w", root).stdout.split())
+    with pytest.raises(WorkspaceError), audited(ws, "dedupe", {}):  # refused before any work ("failed"): no finish
+        raise WorkspaceError("its input refused")
+    assert "did not finish: `curate dedupe" in " ".join(curate("status", "-w", root).stdout.split())
     curate("dedupe", "-w", root, check=True)
     assert "did not finish" not in curate("status", "-w", root, check=True).stdout
 
@@ -762,11 +765,34 @@ def test_a_workspace_on_a_full_disk_can_be_read_and_a_writer_names_the_file_it_c
             proc = curate(*args, "-w", root)
             assert proc.returncode == 0, proc.stderr
         assert json.loads(curate("status", "--json", "-w", root).stdout)["images"] == 3
+        with open(disk / "filler", "r+b") as fh:  # nearly full: 16 KiB free, under the 32 KiB SQLite's -shm takes
+            fh.truncate(os.path.getsize(disk / "filler") - 16384)
+        assert json.loads(curate("status", "--json", "-w", root, check=True).stdout)["images"] == 3
         proc = curate("dedupe", "-w", root)
         assert proc.returncode == 1 and len(proc.stderr.splitlines()) == 1, proc.stderr
-        assert ".curate.lock" in proc.stderr and "No space left" in proc.stderr and "output folder" not in proc.stderr
+        said = proc.stderr  # the file it could not write, and why: the lock file's block or the catalogue's page
+        assert ("No space left" in said or "disk is full" in said) and "output folder" not in said
+        assert ".curate.lock" in said or "catalogue.db" in said
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_a_lock_file_the_disk_cannot_take_is_named(tmp_path, monkeypatch):
+    """The write that failed on a full disk was the lock file's: before, "the disk being written to is full" named
+    no file (an OSError without one)."""
+    import errno
+
+    import curate.lock as lock
+
+    def full(fd, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    Workspace.init(tmp_path / "ws")
+    monkeypatch.setattr(lock.os, "write", full)
+    with pytest.raises(OSError) as caught, workspace_lock(tmp_path / "ws", "dedupe"):
+        pass
+    assert caught.value.filename == str((tmp_path / "ws" / ".curate.lock").resolve())
+    assert caught.value.errno == errno.ENOSPC
 
 
 def test_a_postgresql_url_the_driver_refuses_or_a_wrong_password_is_one_line(tmp_path, monkeypatch):
@@ -794,6 +820,12 @@ def test_a_postgresql_url_the_driver_refuses_or_a_wrong_password_is_one_line(tmp
         with pytest.raises(WorkspaceError, match=re.escape(expected)):
             Workspace.init(tmp_path / "pg", db_url="postgresql+psycopg://steward@127.0.0.1:5432/cat")
     assert redact_text("cat?password=hunter2: connection failed") == "cat?password=***: connection failed"
+    for secret, masked in [
+        ("password=:", "password=***"),
+        ('password="pa:"', 'password="***"'),
+        ("token=a:b c", "token=*** c"),
+    ]:
+        assert redact_text(secret) == masked  # a colon inside a secret, or all of it, stays masked
 
 
 @contextmanager

@@ -65,7 +65,7 @@ def decode_sized(data: bytes, limits: Limits, draft_size: int | None = None) -> 
                     f"image is {w}×{h} pixels ({w * h / 1e6:.1f} MP); the limit is {limits.max_pixels / 1e6:.1f} MP",
                     413,
                 )
-            if draft_size and im.format == "JPEG":
+            if draft_size and im.format in ("JPEG", "MPO"):  # a phone's multi-picture JPEG is one too
                 im.draft("RGB", (draft_size, draft_size))
             im.load()
             # read as curate reads it (`exif_orientation`): a malformed EXIF tag does not stop the photo (before:

@@ -40,11 +40,12 @@ class FlaggedCopies:
         }
 
 
-def made_from(root: Path, ref: str) -> tuple[str, ...]:
-    """What the workspace holds made from version `ref` with its photos' pixels, relative to it: `train run` folders
-    in runs/ (its default; Grad-CAM originals and galleries) and the version's leakage page in reports/ (written
-    before the flag, its thumbnails). Before, the warning named the version alone, and a steward who did what it
-    said kept a face in runs/…/gradcam/."""
+def made_from(root: Path, ref: str, checksum: str | None) -> tuple[str, ...]:
+    """What the workspace holds made from version `ref` (of `checksum`: another workspace's version of that name is
+    not this one) with its photos' pixels, relative to it: `train run` folders in its runs/ (Grad-CAM originals and
+    galleries; a run written elsewhere, `train run`'s default being runs/ in the current folder, is not found) and
+    the version's leakage page in reports/ (written before the flag, its thumbnails). Before, the warning named the
+    version alone, and a steward who did what it said kept a face in runs/…/gradcam/."""
     runs = root / "runs"
     found = []
     for meta in sorted([*runs.glob("*/run.json"), *runs.glob("*/*/run.json")]):
@@ -52,7 +53,7 @@ def made_from(root: Path, ref: str) -> tuple[str, ...]:
             dataset = json.loads(meta.read_text(encoding="utf-8")).get("dataset")
         except (OSError, ValueError, AttributeError):
             continue
-        if isinstance(dataset, dict) and dataset.get("ref") == ref:
+        if isinstance(dataset, dict) and dataset.get("ref") == ref and dataset.get("checksum") == checksum:
             found.append(str(meta.parent.relative_to(root)))
     page = root / "reports" / f"{page_stem(ref)}.html"
     return (*found, *([str(page.relative_to(root))] if page.is_file() else []))
@@ -75,7 +76,7 @@ def flagged_in_versions(session: Session, root: Path) -> list[FlaggedCopies]:
         held = sorted(_image_ids(root, folder, archive) & flagged)
         if held:
             ref = f"{record.name}@{record.version}"
-            out.append(FlaggedCopies(ref, held, folder, archive, made_from(root, ref)))
+            out.append(FlaggedCopies(ref, held, folder, archive, made_from(root, ref, record.checksum)))
     return out
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from curate.dataset import DatasetVersion
 from curate.export.leakage import LeakageAudit
+from curate.export.writer import recorded_checksum
 from curate.files import write_atomic
 from curate.imaging import thumbnail
 from curate.label.recompute import identifiable_photos
@@ -118,16 +119,11 @@ def identifiable_files(ws, root: Path) -> set[str]:
     Before, the page showed such a photo (a face) beside its copy, although `curate status` warned of it."""
     with ws.session() as s:
         flagged = identifiable_photos(s)
-    if not flagged:
-        return set()
+    version = DatasetVersion.open(root)
+    if not flagged or recorded_checksum(ws, version.name, version.version) != version.checksum:
+        return set()  # another workspace's version (or an edited copy): its image ids are not this catalogue's
     ids = {str(i) for i in flagged}
-    return {
-        r[k]
-        for r in DatasetVersion.open(root).rows
-        if r.get("image_id") in ids
-        for k in ("file", "roi_file")
-        if r.get(k)
-    }
+    return {r[k] for r in version.rows if r.get("image_id") in ids for k in ("file", "roi_file") if r.get(k)}
 
 
 def write_report(ws, root: Path, ref: str, audit: LeakageAudit, dest: Path | None = None) -> Path:
