@@ -57,6 +57,9 @@ def select(rows: list[dict], positive: str | None, fold: int, n: int) -> list[Ga
     test = [r for r in rows if r["set"] == "test" and int(r["fold"]) == fold]
     roi = {r["image_id"]: r for r in rows if r["set"] == "test_roi" and int(r["fold"]) == fold}
     cands: dict[str, list[GalleryRow]] = {k: [] for k in (BINARY_KINDS if positive else MULTI_KINDS)}
+    # no ROI line for any image: the ROI evaluation was skipped, not every image without a box (a probe's report
+    # said "no lesion box" of boxed test images when the ROI set had one class)
+    missing = NO_BOX if roi else NOT_EVALUATED
     for r in sorted(
         test,
         key=lambda r: (r["image_id"] not in roi, int(r["image_id"]) if r["image_id"].isdigit() else 0, r["image_id"]),
@@ -75,9 +78,6 @@ def select(rows: list[dict], positive: str | None, fold: int, n: int) -> list[Ga
             )
         else:
             kind = "wrong" if which else "correct"
-        # no ROI line for any image: the ROI evaluation was skipped, not every image without a box (a probe's report
-        # said "no lesion box" of boxed test images when the ROI set had one class)
-        missing = NO_BOX if roi else NOT_EVALUATED
         cands[kind].append(GalleryRow(kind, r["image_id"], r["label"], wrong, panels, missing))
     return [row for kind in cands for row in cands[kind][:n]]
 

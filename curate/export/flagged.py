@@ -28,7 +28,7 @@ class FlaggedCopies:
     images: list[int]  # image ids in it now flagged identifiable
     folder: str | None  # the version's folder, relative to the workspace, while it is still there
     archive: str | None  # its archive, relative to the workspace, when one was written and is still there
-    made: tuple[str, ...] = ()  # what the workspace holds made from it with its pixels (`made_from`)
+    made: tuple[str, ...] = ()  # its train runs and leakage page here: its pixels (`runs_by_version`)
 
     def as_dict(self) -> dict:
         return {
@@ -40,23 +40,23 @@ class FlaggedCopies:
         }
 
 
-def made_from(root: Path, ref: str, checksum: str | None) -> tuple[str, ...]:
-    """What the workspace holds made from version `ref` (of `checksum`: another workspace's version of that name is
-    not this one) with its photos' pixels, relative to it: `train run` folders in its runs/ (Grad-CAM originals and
-    galleries; a run written elsewhere, `train run`'s default being runs/ in the current folder, is not found) and
-    the version's leakage page in reports/ (written before the flag, its thumbnails). Before, the warning named the
-    version alone, and a steward who did what it said kept a face in runs/…/gradcam/."""
-    runs = root / "runs"
-    found = []
-    for meta in sorted([*runs.glob("*/run.json"), *runs.glob("*/*/run.json")]):
+def runs_by_version(root: Path) -> dict[tuple[str, str], list[str]]:
+    """The `train run` folders in the workspace's runs/, relative to it, by the (NAME@VERSION, checksum) of the
+    version each was trained on: the checksum tells this workspace's version from another's of that name. Read once
+    for all versions; a run written elsewhere (`train run`'s default is runs/ in the current folder) is not found.
+    With the version's leakage page in reports/ (written before the flag, its thumbnails), they are what the
+    workspace made from a version with its photos' pixels. Before, the warning named the version alone, and a
+    steward who did what it said kept a face in runs/…/gradcam/."""
+    runs: dict[tuple[str, str], list[str]] = {}
+    for meta in sorted([*(root / "runs").glob("*/run.json"), *(root / "runs").glob("*/*/run.json")]):
         try:
             dataset = json.loads(meta.read_text(encoding="utf-8")).get("dataset")
         except (OSError, ValueError, AttributeError):
             continue
-        if isinstance(dataset, dict) and dataset.get("ref") == ref and dataset.get("checksum") == checksum:
-            found.append(str(meta.parent.relative_to(root)))
-    page = root / "reports" / f"{page_stem(ref)}.html"
-    return (*found, *([str(page.relative_to(root))] if page.is_file() else []))
+        if isinstance(dataset, dict):
+            key = (str(dataset.get("ref")), str(dataset.get("checksum")))
+            runs.setdefault(key, []).append(str(meta.parent.relative_to(root)))
+    return runs
 
 
 def flagged_in_versions(session: Session, root: Path) -> list[FlaggedCopies]:
@@ -67,7 +67,7 @@ def flagged_in_versions(session: Session, root: Path) -> list[FlaggedCopies]:
     flagged = identifiable_photos(session)  # the flag is on the photo: every copy dedupe joined to it counts
     if not flagged:
         return []
-    out = []
+    out, runs = [], runs_by_version(root)
     for record in session.exec(
         select(DatasetVersionRecord).order_by(DatasetVersionRecord.name, DatasetVersionRecord.id)
     ).all():
@@ -76,7 +76,9 @@ def flagged_in_versions(session: Session, root: Path) -> list[FlaggedCopies]:
         held = sorted(_image_ids(root, folder, archive) & flagged)
         if held:
             ref = f"{record.name}@{record.version}"
-            out.append(FlaggedCopies(ref, held, folder, archive, made_from(root, ref, record.checksum)))
+            page = root / "reports" / f"{page_stem(ref)}.html"
+            made = (*runs.get((ref, record.checksum), ()), *([str(page.relative_to(root))] if page.is_file() else []))
+            out.append(FlaggedCopies(ref, held, folder, archive, made))
     return out
 
 
