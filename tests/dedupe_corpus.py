@@ -163,6 +163,17 @@ def save(img: Image.Image, path: Path, quality: int = 88) -> Path:
     return path
 
 
+def photos_and_copies(
+    tmp_path: Path, shown: dict[str, Image.Image], copy, suffix: str
+) -> tuple[dict[str, str], dict[str, str], list]:
+    """`dedupe_files` on each photo of `shown` (name -> picture) as NAME.jpg beside its copy `copy(k, picture)`
+    (k: its place in `shown`) as NAME_`suffix`; (cluster key by file, the photo's name by file, stored pairs)."""
+    files = {f"{n}.jpg": img for n, img in shown.items()}
+    files |= {f"{n}_{suffix}": copy(k, img) for k, (n, img) in enumerate(shown.items())}
+    cluster, _, pairs = dedupe_files(tmp_path, files)
+    return cluster, {f: f.removesuffix(f"_{suffix}").removesuffix(".jpg") for f in files}, pairs
+
+
 def dedupe_files(tmp_path: Path, files: dict[str, Image.Image]) -> tuple[dict, dict, list]:
     """Save `files` (name -> picture, JPEG at 90 as `bench/dedupe.py` writes its corpus), ingest and
     dedupe them in a new workspace; (cluster key by name, content box by name, stored pairs as

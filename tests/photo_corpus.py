@@ -199,6 +199,102 @@ def app_screenshot(img: Image.Image, rng: np.random.Generator | None = None) -> 
     return out
 
 
+CHAT = (375, 812)  # a light chat app's screen (`chat_screenshot`)
+BUBBLE = 232  # px: the widest a photo in one of its bubbles is shown
+
+
+def chat_screenshot(img: Image.Image, side: str = "left") -> tuple[Image.Image, tuple[int, int, int, int]]:
+    """`img` sent in a light chat app, as a screenshot, and where the photo lies in it (x0, y0, x1, y1): a
+    coloured header with a contact's name, message bubbles of lettering above and below, the photo shrunk into a
+    tinted bubble on the `side` of the sender with a time under it, an input bar. Every row through the photo
+    crosses the app's background, the bubble's margin and the photo, so no band of one colour is left on a side:
+    the whole screen was the box, and screenshots of one app around different photos were merged on the app's
+    own keypoints (`bench/unseen_edits.py`: 21 false pairs), none with its photo (`curate.dedupe.inset`)."""
+    w, h = CHAT
+    out = Image.new("RGB", CHAT, (244, 241, 236))
+    d = ImageDraw.Draw(out)
+    d.rectangle((0, 0, w, 92), fill=(38, 92, 160))
+    d.text((16, 10), "10:24", fill="white", font=_font(14))
+    d.ellipse((16, 44, 52, 80), fill=(170, 190, 215))
+    d.text((64, 46), "Clinic triage", fill="white", font=_font(17))
+    d.text((64, 68), "typing...", fill=(215, 228, 245), font=_font(12))
+    d.rounded_rectangle((w - 262, 110, w - 12, 162), 12, fill=(255, 255, 255))
+    d.text((w - 250, 118), "Could you send a photo", fill=(30, 30, 30), font=_font(14))
+    d.text((w - 250, 138), "of the spot, please?", fill=(30, 30, 30), font=_font(14))
+    photo = img.convert("RGB")
+    photo.thumbnail((BUBBLE, 300))
+    bx = 12 if side == "left" else w - 12 - photo.width - 16
+    d.rounded_rectangle((bx, 180, bx + photo.width + 16, 180 + photo.height + 40), 14, fill=(214, 236, 255))
+    at = (bx + 8, 188, bx + 8 + photo.width, 188 + photo.height)
+    out.paste(photo, at[:2])
+    d.text((bx + photo.width - 40, 188 + photo.height + 10), "10:31", fill=(90, 110, 130), font=_font(11))
+    y = 180 + photo.height + 60
+    d.rounded_rectangle((w - 282, y, w - 12, y + 52), 12, fill=(255, 255, 255))
+    d.text((w - 270, y + 8), "Thanks, the team will look", fill=(30, 30, 30), font=_font(14))
+    d.text((w - 270, y + 28), "at it this afternoon.", fill=(30, 30, 30), font=_font(14))
+    d.rectangle((0, h - 64, w, h), fill=(250, 250, 250))
+    d.rounded_rectangle((12, h - 52, w - 64, h - 14), 19, outline=(200, 200, 200), width=2)
+    d.text((28, h - 42), "Message", fill=(160, 160, 160), font=_font(15))
+    d.ellipse((w - 52, h - 54, w - 12, h - 14), fill=(38, 92, 160))
+    return out, at
+
+
+PRINTED = 760  # px: the side of a photographed printed page (`printed_page`)
+
+
+def printed_page(img: Image.Image, seed: int) -> tuple[Image.Image, tuple[int, int, int, int]]:
+    """`img` printed on a handout page of one template (a heading, the photo, a caption and lines of text) and
+    photographed on a desk: the page turned a little in perspective (each corner moved by up to 4 % of the
+    picture, `seed`), the lens's blur, sensor noise and a darker edge; and the box of the photo's corners in it.
+    The page is no band on any side: the whole picture was the box, and pages of one template around different
+    photos were merged on the page's lettering (`bench/unseen_edits.py`: 10 false pairs, `curate.dedupe.inset`)."""
+    rng = np.random.default_rng(seed)
+    pw, ph = 600, 820
+    page = Image.new("RGB", (pw, ph), (248, 246, 240))
+    d = ImageDraw.Draw(page)
+    d.text((48, 36), "Patient information leaflet", fill=(20, 20, 20), font=_font(26))
+    photo = img.convert("RGB")
+    photo.thumbnail((500, 400))
+    px, py = (pw - photo.width) // 2, 96
+    page.paste(photo, (px, py))
+    y = py + photo.height + 24
+    d.text((48, y), "Figure 2. What to look for", fill=(40, 40, 40), font=_font(16))
+    for k in range(7):
+        d.text(
+            (48, y + 40 + 26 * k),
+            "Lorem ipsum dolor sit amet, consectetur adipiscing elit"[: 40 + k],
+            fill=(60, 60, 60),
+            font=_font(15),
+        )
+    side = 900
+    dst = [(150, 40), (770, 70), (800, 860), (110, 830)]
+    dst = [(x + rng.uniform(-36, 36), y_ + rng.uniform(-36, 36)) for x, y_ in dst]
+    src = [(0, 0), (pw, 0), (pw, ph), (0, ph)]
+    rows, rhs = [], []  # the homography taking the desk's points to the page's (PIL's convention)
+    for (x, y_), (u, v) in zip(dst, src, strict=True):
+        rows += [[x, y_, 1, 0, 0, 0, -u * x, -u * y_], [0, 0, 0, x, y_, 1, -v * x, -v * y_]]
+        rhs += [u, v]
+    coeffs = tuple(np.linalg.solve(np.array(rows, float), np.array(rhs, float)))
+    desk = Image.new("RGB", (side, side), (70, 84, 96))
+    desk.paste(
+        page.transform((side, side), Image.PERSPECTIVE, coeffs, Image.BICUBIC),
+        (0, 0),
+        Image.new("L", page.size, 255).transform((side, side), Image.PERSPECTIVE, coeffs, Image.BICUBIC),
+    )
+    a = np.asarray(desk.filter(ImageFilter.GaussianBlur(1.2)), np.float64)
+    yy, xx = np.mgrid[0:side, 0:side] / side - 0.5
+    a *= (1 - 0.5 * (xx**2 + yy**2))[..., None]  # the lens's darker edge
+    a += rng.normal(0, 4, a.shape)
+    out = Image.fromarray(np.clip(a, 0, 255).astype(np.uint8)).resize((PRINTED, PRINTED), Image.LANCZOS)
+    inverse = np.linalg.inv(np.array([*coeffs, 1.0]).reshape(3, 3))  # page -> desk
+    corners = []
+    for u, v in [(px, py), (px + photo.width, py), (px + photo.width, py + photo.height), (px, py + photo.height)]:
+        x, y_, z = inverse @ (u, v, 1.0)
+        corners.append((x / z * PRINTED / side, y_ / z * PRINTED / side))
+    xs, ys = zip(*corners, strict=True)
+    return out, (round(min(xs)), round(min(ys)), round(max(xs)), round(max(ys)))
+
+
 VIEWERS = {  # theme -> (screen size, screen colour, ink): two phones' photo viewers (`phone_viewer`)
     "dark": ((390, 844), (0, 0, 0), (255, 255, 255)),
     "light": ((360, 780), (255, 255, 255), (20, 20, 20)),

@@ -13,7 +13,9 @@ levels (per channel) of the border's colour and its median deviation is at most
 `MEAN_DEV` (median): JPEG noise on a flat frame stays well inside both, skin texture
 does not. Bands are peeled side by side until stable, then once more inside
 (a frame within a frame), up to `LEVELS` times; a level that only went into the
-picture's own plain coloured background (`_background`) is not taken.
+picture's own plain coloured background (`_background`) is not taken. Where no band
+is left, a photo shown inside a chat's screenshot or on a photographed page is looked
+for (`curate.dedupe.inset`), up to `INSETS` times, and its own bands peeled.
 
 Lettering. A caption strip, a social-media handle bar or a web page's header and
 footer are bands too, with rows of text on them, and left in the box they make
@@ -40,6 +42,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from curate.dedupe.inset import inset
+
 TOL = 20  # grey levels per channel a border pixel may differ from the border colour
 UNIFORM_SHARE = 0.97  # share of a line's pixels that must be within TOL
 TEXT_SHARE = 0.3  # a line of lettering on a band: this share of its pixels within TOL (`_run_from`)
@@ -61,6 +65,7 @@ MIN_SIDE = 24  # pictures smaller than this are used whole (too small to search 
 MIN_CONTENT = 0.08  # a box narrower than this share of a side means the frame covers everything
 FLAT_STD = 2.5  # a whole picture with less spread than this is a single colour
 LEVELS = 3
+INSETS = 2  # a photo inside a screen or on a page (`curate.dedupe.inset`), then looked for again inside it
 BACKGROUND_SHARE = 0.5  # a cut side whose first inside line is this much the band's colour: no edge there
 CHROMA = 24  # grey levels between a band colour's channels from which it is a colour (skin), not a grey
 SEARCH_SIDE = 160  # the box is searched on a picture subsampled to about this side (rows kept at TEXT_WIDTH px)
@@ -331,6 +336,19 @@ def _background(rows: np.ndarray, cols: np.ndarray, outer: tuple, inner: tuple) 
     return True
 
 
+def _inset_of(full: np.ndarray, step: int, box: tuple[int, int, int, int]) -> tuple[int, int, int, int] | None:
+    """`curate.dedupe.inset.inset` of the box (x0, y0, x1, y1) of the picture subsampled by `step`, searched on
+    the picture `full` as decoded, in the subsampled picture's pixels; None for odd input (not 8-bit)."""
+    x0, y0, x1, y1 = box
+    if full.dtype != np.uint8 or full.shape[2] not in (1, 3, 4):
+        return None
+    found = inset(np.ascontiguousarray(full[y0 * step : y1 * step, x0 * step : x1 * step, : min(3, full.shape[2])]))
+    if found is None:
+        return None
+    fx0, fy0, fx1, fy1 = found
+    return x0 + fx0 // step, y0 + fy0 // step, min(x1, x0 + -(-fx1 // step)), min(y1, y0 + -(-fy1 // step))
+
+
 def content_box(rgb: np.ndarray) -> ContentBox:
     """The content box of an (h, w, 3) uint8 picture; never raises on odd input."""
     a = np.asarray(rgb)
@@ -352,6 +370,7 @@ def content_box(rgb: np.ndarray) -> ContentBox:
     # phone screenshot's lettering (a tall picture's rows are short once subsampled) could not be cut
     step = max(1, min(max(h, w) // SEARCH_SIDE, w // TEXT_WIDTH))
     tall = h >= SCREEN_TALL * w  # the picture's own shape: 625 px wide by 1,000 high is 105 by 167 subsampled
+    full = a
     a = a[::step, ::step]
     if a.dtype != np.uint8:
         a = a.astype(np.int16)  # grey levels of odd input as whole numbers (uint8 already is)
@@ -360,14 +379,21 @@ def content_box(rgb: np.ndarray) -> ContentBox:
     rows = np.stack(planes)  # (channels, h, w): rows as lines
     cols = np.stack([cv2.transpose(p) for p in planes])  # (channels, w, h): columns as lines
     x0, y0, x1, y1 = 0, 0, w, h
-    for _ in range(LEVELS):
-        t, b, lf, r = _peel(rows, cols, y0, y1, x0, x1, tall)
+    levels = insets = 0
+    while True:
+        t, b, lf, r = _peel(rows, cols, y0, y1, x0, x1, tall) if levels < LEVELS else (0, 0, 0, 0)
         if t + b + lf + r == 0:
-            break
+            if insets == INSETS or (found := _inset_of(full, step, (x0, y0, x1, y1))) is None:
+                break
+            x0, y0, x1, y1 = found  # a photo inside a screen or on a page; its own bands are peeled next
+            insets, levels = insets + 1, 0
+            continue
+        levels += 1
         if (y1 - y0) - t - b < max(2, MIN_CONTENT * h) or (x1 - x0) - lf - r < max(2, MIN_CONTENT * w):
             return ContentBox(**whole, note="the frame covers nearly the whole picture; whole picture used")
         if _background(rows, cols, (x0, y0, x1, y1), (x0 + lf, y0 + t, x1 - r, y1 - b)):
-            break
+            levels = LEVELS  # no band: a plain coloured background (skin, a desk), peeled no further
+            continue
         x0, y0, x1, y1 = x0 + lf, y0 + t, x1 - r, y1 - b
     full_w, full_h = whole["width"], whole["height"]
     return ContentBox(

@@ -69,8 +69,9 @@ log = logging.getLogger("curate.dedupe")
 # on a larger canvas turned back (`decode.turned_back`); v12: colour taken away or drawn on measured for the
 # representative rule (`curate.dedupe.fidelity`); v13: the share of its canvas a turned picture covers (the rest is
 # fill: `cluster._unframed`) and the mean chroma (a cast, a filter: `fidelity.recoloured`) kept; v14: a phone
-# screen's status bar and row of icons cut with its margins (`content._screen_marks`)
-ALGO = f"region-phash-v14/{THUMB}/{len(WINDOWS)}"
+# screen's status bar and row of icons cut with its margins (`content._screen_marks`); v15: a photo inside a chat's
+# screenshot or on a page, flat surroundings drawn around it, cut to (`curate.dedupe.inset`)
+ALGO = f"region-phash-v15/{THUMB}/{len(WINDOWS)}"
 RULES = 14  # the verification rules' version (`DedupeOptions.settings`)
 CODE_BYTES, THUMB_BYTES = 8 * len(WINDOWS), THUMB * THUMB
 
