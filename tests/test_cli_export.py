@@ -240,3 +240,7 @@ def test_a_copy_of_a_photo_flagged_identifiable_is_left_out_with_it(tmp_path):
     assert held[0]["made"] == ["runs/mpox-1.0.0/resnet18-s0", "reports/leakage-mpox-1.0.0.html"]
     said = " ".join(run(fresh, "status").output.split())
     assert "what was made from them here (runs/mpox-1.0.0/resnet18-s0, reports/leakage-mpox-1.0.0.html)" in said
+    # an audit at another threshold writes its own page, with the same thumbnails: named too
+    assert run(fresh, "audit", "leakage", "mpox@1.0.0", "--threshold", "5").exit_code == 0
+    held = json.loads(run(fresh, "status", "--json").stdout)["flagged_in_versions"]
+    assert held[0]["made"][1:] == ["reports/leakage-mpox-1.0.0.html", "reports/leakage-mpox-1.0.0-threshold-5.html"]

@@ -349,6 +349,26 @@ def test_a_copy_of_a_version_audited_by_path_keeps_the_versions_own_page(leaky, 
     assert own.read_bytes() == before
 
 
+def test_another_threshold_writes_its_own_page(leaky):
+    """A steward looking further (`--threshold 6`) replaced the page export wrote, which the card's summary
+    describes, with a page of other pairs; now it has its own page, and `curate status` names both for a
+    flagged version (`curate.export.flagged`)."""
+    from curate.export.leakage_report import version_pages
+
+    runner.invoke(app, ["audit", "leakage", "mpox@1.0.0", "--workspace", str(leaky.root)])
+    own = leaky.reports / "leakage-mpox-1.0.0.html"
+    before = own.read_bytes()
+    r = runner.invoke(
+        app, ["audit", "leakage", "mpox@1.0.0", "--threshold", "100000", "--json", "--workspace", str(leaky.root)]
+    )
+    assert r.exit_code == 0, r.output
+    page = Path(json.loads(r.stdout)["report"])
+    assert page == leaky.reports / "leakage-mpox-1.0.0-threshold-100000.html" and page.is_file()
+    assert own.read_bytes() == before and "<img " not in page.read_text()
+    assert version_pages(leaky.reports, "mpox@1.0.0") == [own, page]
+    assert version_pages(leaky.reports, "mpox@1.0") == []  # another version's name is no prefix of it
+
+
 @pytest.mark.parametrize("per_image", [86, 1])
 def test_a_small_version_s_index_is_built_without_a_faiss_warning(capfd, per_image):
     """Before: the index had √n lists, more than its sample could train (faiss wants 39 points a list), and

@@ -55,7 +55,8 @@ def leakage(
     Compares by local-feature geometry (ORB keypoints on the photo without its frame, mirror images
     included, verified by RANSAC), not by the dedupe hashes: watermarked, cropped, mirrored and framed
     copies are found. Writes reports/leakage-NAME-VERSION.html (or --html PATH) with both thumbnails of every
-    pair; a workspace that cannot be written (mounted read-only) gets the table or --json and no page.
+    pair, reports/leakage-NAME-VERSION-threshold-N.html at another --threshold (the page export wrote stays);
+    a workspace that cannot be written (mounted read-only) gets the table or --json and no page.
 
     Example: curate audit leakage mpox@1.0.0 --strict
     """
@@ -72,8 +73,12 @@ def leakage(
         )
         if strict:
             require_comparisons(ds.ref, audit)
+        other = threshold if threshold not in (None, THRESHOLD) else None  # its own page (`report_path`)
         page = write_page(
-            lambda dest: write_report(ws, ds.path, ds.ref, audit, dest), ws, report_path(ws, ds.path, ds.ref), html
+            lambda dest: write_report(ws, ds.path, ds.ref, audit, dest),
+            ws,
+            report_path(ws, ds.path, ds.ref, other),
+            html,
         )
     if json_out:
         print_json({"version": ds.ref, **audit.as_dict(), "report": page and str(page)})

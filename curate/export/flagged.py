@@ -17,7 +17,7 @@ from pathlib import Path
 
 from sqlmodel import Session, select
 
-from curate.export.leakage_report import page_stem
+from curate.export.leakage_report import version_pages
 from curate.label.recompute import identifiable_photos
 from db.models.export import DatasetVersionRecord
 
@@ -76,8 +76,8 @@ def flagged_in_versions(session: Session, root: Path) -> list[FlaggedCopies]:
         held = sorted(_image_ids(root, folder, archive) & flagged)
         if held:
             ref = f"{record.name}@{record.version}"
-            page = root / "reports" / f"{page_stem(ref)}.html"
-            made = (*runs.get((ref, record.checksum), ()), *([str(page.relative_to(root))] if page.is_file() else []))
+            pages = [str(p.relative_to(root)) for p in version_pages(root / "reports", ref) if p.is_file()]
+            made = (*runs.get((ref, record.checksum), ()), *pages)
             out.append(FlaggedCopies(ref, held, folder, archive, made))
     return out
 

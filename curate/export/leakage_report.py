@@ -103,14 +103,33 @@ def page_stem(ref: str) -> str:
     return "leakage-" + ref.replace("@", "-").replace("/", "_")
 
 
-def report_path(ws, root: Path, ref: str) -> Path:
+def report_path(ws, root: Path, ref: str, threshold: int | None = None) -> Path:
     """reports/leakage-<name>-<version>.html. A folder other than the workspace's own version of that name (a
     copy, another workspace's) gets the first digits of its path's SHA-256 after the version: its page must not
-    replace the one of the version this workspace exported."""
+    replace the one of the version this workspace exported. An audit at another `threshold` than the calibrated
+    one gets `-threshold-N` too: its page replaced the one export wrote, which the dataset card's summary
+    describes, with other pairs."""
     stem = page_stem(ref)
     if Path(root).resolve() != DatasetVersion.resolve(ref, ws.root).resolve():
         stem += "-" + hashlib.sha256(str(Path(root).resolve()).encode()).hexdigest()[:8]
+    if threshold is not None:
+        stem += f"{THRESHOLD_PAGE}{threshold}"
     return ws.reports / (stem + ".html")
+
+
+THRESHOLD_PAGE = "-threshold-"  # between a page's stem and the threshold it was audited at (`report_path`)
+
+
+def version_pages(reports: Path, ref: str) -> list[Path]:
+    """The pages of the workspace's own version `ref` in `reports`: the calibrated audit's and each other
+    threshold's (`report_path`)."""
+    stem = page_stem(ref)
+    try:
+        names = sorted(p.name for p in reports.iterdir())
+    except OSError:
+        return []
+    own = [reports / n for n in names if n == f"{stem}.html"]
+    return own + [reports / n for n in names if n.startswith(stem + THRESHOLD_PAGE) and n.endswith(".html")]
 
 
 def identifiable_files(ws, root: Path) -> set[str]:
