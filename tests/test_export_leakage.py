@@ -350,7 +350,7 @@ def test_a_copy_of_a_version_audited_by_path_keeps_the_versions_own_page(leaky, 
 
 
 def test_another_threshold_writes_its_own_page(leaky):
-    """A steward looking further (`--threshold 6`) replaced the page export wrote, which the card's summary
+    """A steward looking further (`--threshold 6`) replaced the calibrated audit's page, whose pairs the card
     describes, with a page of other pairs; now it has its own page, and `curate status` names both for a
     flagged version (`curate.export.flagged`)."""
     from curate.export.leakage_report import version_pages

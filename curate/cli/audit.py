@@ -55,7 +55,8 @@ def leakage(
     Compares by local-feature geometry (ORB keypoints on the photo without its frame, mirror images
     included, verified by RANSAC), not by the dedupe hashes: watermarked, cropped, mirrored and framed
     copies are found. Writes reports/leakage-NAME-VERSION.html (or --html PATH) with both thumbnails of every
-    pair, reports/leakage-NAME-VERSION-threshold-N.html at another --threshold (the page export wrote stays);
+    pair, reports/leakage-NAME-VERSION-threshold-N.html at another --threshold (the page at the calibrated
+    threshold, the one the card's audit.json matches, stays);
     a workspace that cannot be written (mounted read-only) gets the table or --json and no page.
 
     Example: curate audit leakage mpox@1.0.0 --strict

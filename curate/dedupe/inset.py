@@ -18,7 +18,9 @@ the flat pixels joined to the picture's edge, and the inset is the largest regio
   `SHARP_MEAN` of all (a lesion on plain skin is left by its skin as a photo is by a screen, but its edge fades:
   on the corpora such blobs step on at most half their sides' points);
 - it is not a block of text: under `LETTERING` of its pixels are the surroundings' grey (the paper between the
-  lines is; a photo's pixels are not).
+  lines is; a photo's pixels are not);
+- its surroundings are drawn or printed, and it is no smoother than they (`_drawn_around`): a colour card, a
+  patient's label or a hard shadow on a close-up's skin has straight, sharp sides too, but skin's grain around it.
 A second threshold (`EDGES`) lets a faint outline through, a light bubble around the photo. A page filling the
 picture has no surroundings joined to its edge, only its paper: a third pass takes the largest flat part, if it
 holds `PAPER` of the picture, as surroundings too. Once a region is found, the same search runs inside it with the
@@ -28,10 +30,12 @@ photo's own plain border would). The box is the rows and columns the region fill
 photo in perspective without the page's corners, a title or a time stamp joined to one side left out.
 
 `curate.dedupe.content` asks for the inset only where no band is left to peel, and peels the inset's own bands
-after (a bubble's margin). On the 11,204 pictures of `bench/dedupe.py`'s corpora (scikit-image's photos and tiles,
-skin photos, close-ups on plain skin, dermatoscope photos, every edit and template) no content box changes. The
-rule is OpenCV's morphology, connected components and polygon approximation; only the tests of shape are ours:
-no library answers "a photo shown inside a screen or on a page".
+after (a bubble's margin). A probe's 157 pictures with a rectangle in them (cards, labels, shadows, rulers and
+bandages on skin, monitors, books, paintings, tiles): only a painting, a window, a book or a product on a plain
+wall, table or backdrop is cut to, as its every copy is. On the 11,204 pictures of `bench/dedupe.py`'s corpora
+(scikit-image's photos and tiles, skin photos, close-ups on plain skin, dermatoscope photos, every edit and
+template) no content box changes. The rule is OpenCV's morphology, connected components and polygon approximation;
+only the tests of shape are ours: no library answers "a photo shown inside a screen or on a page".
 """
 
 from __future__ import annotations
@@ -58,6 +62,8 @@ PAGE_RIM = 5  # px at SIDE in from a found region's outline whose flat pixels ar
 PAGE_TOUCH = 0.2  # share of a photo's outline on a page that may lie in that rim (pages 0-0.14; insides of photos
 # found in a chat, their own plain border taken for paper, 0.26 and more)
 SURROUNDED = 0.15  # share of the picture the surroundings hold at least (around the photos found: 0.30 and more)
+GRAIN = 4  # grey levels the surroundings' unblurred 3 x 3 gradient spans at most at the median (`_drawn_around`)
+GRAIN_GAP = 3  # px at SIDE between the region's outline and the pixels it is compared with, either way
 FILLED = 0.5  # the box's rows and columns are those the region fills to this share of its fullest
 _KERNEL = np.ones((3, 3), np.uint8)
 _NEAR = np.ones((5, 5), np.uint8)  # the step may lie two pixels either side of the region's outline
@@ -75,13 +81,14 @@ def inset(rgb: np.ndarray) -> tuple[int, int, int, int] | None:
     if scale < 1.0:
         grey = cv2.resize(grey, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
     grey = np.ascontiguousarray(grey, np.uint8)
-    near = cv2.dilate(cv2.morphologyEx(grey, cv2.MORPH_GRADIENT, _KERNEL), _NEAR)
+    steps = cv2.morphologyEx(grey, cv2.MORPH_GRADIENT, _KERNEL)
+    near = cv2.dilate(steps, _NEAR)
     gradient = cv2.morphologyEx(cv2.GaussianBlur(grey, (0, 0), BLUR), cv2.MORPH_GRADIENT, _KERNEL)
     whole = np.ones(grey.shape, bool)
     for edge, paper in [(e, 0.0) for e in EDGES] + [(EDGES[-1], PAPER)]:
         flat = gradient <= edge
-        if (found := _region(flat, near, grey, whole, paper=paper)) is not None:
-            page = _region(flat, near, grey, found, PAGE_RIM)  # a photo on a page: the paper is around it
+        if (found := _region(flat, (steps, near), grey, whole, paper=paper)) is not None:
+            page = _region(flat, (steps, near), grey, found, PAGE_RIM)  # a photo on a page: the paper is around it
             mask = found if page is None else page
             x0, x1 = _filled(np.count_nonzero(mask, axis=0))
             y0, y1 = _filled(np.count_nonzero(mask, axis=1))
@@ -91,12 +98,17 @@ def inset(rgb: np.ndarray) -> tuple[int, int, int, int] | None:
 
 
 def _region(
-    flat: np.ndarray, near: np.ndarray, grey: np.ndarray, within: np.ndarray, rim_px: int = 1, paper: float = 0.0
+    flat: np.ndarray,
+    gradients: tuple[np.ndarray, np.ndarray],
+    grey: np.ndarray,
+    within: np.ndarray,
+    rim_px: int = 1,
+    paper: float = 0.0,
 ) -> np.ndarray | None:
     """The inset among the pixels `within` (the whole picture, or a region found in it) as a boolean mask, or None
-    (module docstring). `flat`: the flat pixels; `near`: the
-    unblurred gradient, dilated (`_sharp`); `grey`: the picture. The surroundings are the flat pixels joined to the
-    rim `rim_px` wide inside the edge of `within`, and with `paper` the largest flat part if it holds that much."""
+    (module docstring). `flat`: the flat pixels; `gradients`: the unblurred gradient, and it dilated (`_sharp`);
+    `grey`: the picture. The surroundings are the flat pixels joined to the rim `rim_px` wide inside the edge of
+    `within`, and with `paper` the largest flat part if it holds that much."""
     kernel = np.ones((2 * rim_px + 1, 2 * rim_px + 1), np.uint8)
     rim = within & ~cv2.erode(within.view(np.uint8), kernel, borderValue=0).view(bool)
     flat = (flat & within).view(np.uint8)
@@ -128,6 +140,9 @@ def _region(
     ground = np.median(grey[outside])  # lettering is mostly its paper between the strokes and lines; a photo is not
     if np.count_nonzero(np.abs(grey[region].astype(np.int16) - ground) <= GROUND_TOL) >= LETTERING * area:
         return None
+    steps, near = gradients
+    if not _drawn_around(region, flat.view(bool), steps):
+        return None
     if not LEAST <= area / np.count_nonzero(within) <= MOST or max(bw, bh) > LONGEST * min(bw, bh):
         return None
     outline, _ = cv2.findContours(region.view(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
@@ -139,6 +154,21 @@ def _region(
     if sides.min() < SHARP or sides.mean() < SHARP_MEAN:
         return None  # a soft edge: a lesion fading into its skin, not a photo laid on a screen
     return region
+
+
+def _drawn_around(region: np.ndarray, flat: np.ndarray, steps: np.ndarray) -> bool:
+    """Whether the flat pixels around `region` (`GRAIN_GAP` px and more from it) are drawn or printed, and the
+    region no smoother than they: their unblurred 3 x 3 gradient `steps` is `GRAIN` grey levels or less at the
+    median (an app's screen 0, a photographed page's paper 2-4; skin 6-8), and the region's own flat pixels
+    reach their upper quartile. A colour card, a patient's label or a shadow lying on the skin of a close-up
+    has sharp, straight sides too, but skin's grain around it, and is printed flat or smoother than the skin:
+    taken for the photo, different lesions beside one card were merged on it (a probe: 42 false pairs)."""
+    gap = np.ones((2 * GRAIN_GAP + 1, 2 * GRAIN_GAP + 1), np.uint8)
+    around = flat & ~cv2.dilate(region.view(np.uint8), gap).view(bool)
+    if not around.any() or np.median(steps[around]) > GRAIN:
+        return False
+    inside = flat & cv2.erode(region.view(np.uint8), gap).view(bool)
+    return not inside.any() or np.percentile(steps[inside], 75) >= np.percentile(steps[around], 75)
 
 
 def _filled(counts: np.ndarray) -> tuple[int, int]:

@@ -28,7 +28,7 @@ class FlaggedCopies:
     images: list[int]  # image ids in it now flagged identifiable
     folder: str | None  # the version's folder, relative to the workspace, while it is still there
     archive: str | None  # its archive, relative to the workspace, when one was written and is still there
-    made: tuple[str, ...] = ()  # its train runs and leakage page here: its pixels (`runs_by_version`)
+    made: tuple[str, ...] = ()  # its train runs and leakage pages here: its pixels (`runs_by_version`)
 
     def as_dict(self) -> dict:
         return {
@@ -44,7 +44,7 @@ def runs_by_version(root: Path) -> dict[tuple[str, str], list[str]]:
     """The `train run` folders in the workspace's runs/, relative to it, by the (NAME@VERSION, checksum) of the
     version each was trained on: the checksum tells this workspace's version from another's of that name. Read once
     for all versions; a run written elsewhere (`train run`'s default is runs/ in the current folder) is not found.
-    With the version's leakage page in reports/ (written before the flag, its thumbnails), they are what the
+    With the version's leakage pages in reports/ (written before the flag, its thumbnails), they are what the
     workspace made from a version with its photos' pixels. Before, the warning named the version alone, and a
     steward who did what it said kept a face in runs/…/gradcam/."""
     runs: dict[tuple[str, str], list[str]] = {}

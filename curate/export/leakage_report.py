@@ -107,8 +107,8 @@ def report_path(ws, root: Path, ref: str, threshold: int | None = None) -> Path:
     """reports/leakage-<name>-<version>.html. A folder other than the workspace's own version of that name (a
     copy, another workspace's) gets the first digits of its path's SHA-256 after the version: its page must not
     replace the one of the version this workspace exported. An audit at another `threshold` than the calibrated
-    one gets `-threshold-N` too: its page replaced the one export wrote, which the dataset card's summary
-    describes, with other pairs."""
+    one gets `-threshold-N` too: its page replaced the calibrated audit's, whose pairs the dataset card and
+    `audit.json` list, with other pairs."""
     stem = page_stem(ref)
     if Path(root).resolve() != DatasetVersion.resolve(ref, ws.root).resolve():
         stem += "-" + hashlib.sha256(str(Path(root).resolve()).encode()).hexdigest()[:8]
@@ -129,7 +129,9 @@ def version_pages(reports: Path, ref: str) -> list[Path]:
     except OSError:
         return []
     own = [reports / n for n in names if n == f"{stem}.html"]
-    return own + [reports / n for n in names if n.startswith(stem + THRESHOLD_PAGE) and n.endswith(".html")]
+    others = {n: n[len(stem + THRESHOLD_PAGE) : -len(".html")] for n in names if n.startswith(stem + THRESHOLD_PAGE)}
+    numbered = sorted((int(t), n) for n, t in others.items() if t.isdigit() and n.endswith(".html"))
+    return own + [reports / n for _, n in numbered]  # by threshold: 5 before 10
 
 
 def identifiable_files(ws, root: Path) -> set[str]:
