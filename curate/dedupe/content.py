@@ -345,7 +345,7 @@ def _inset_of(full: np.ndarray, step: int, box: tuple[int, int, int, int]) -> tu
     x0, y0, x1, y1 = box
     if full.dtype != np.uint8 or full.shape[2] not in (1, 3, 4):
         return None
-    crop = full[y0 * step : y1 * step, x0 * step : x1 * step, : min(3, full.shape[2])]
+    crop = full[y0 * step : y1 * step, x0 * step : x1 * step]  # `inset` takes the first three channels
     k = max(1, max(crop.shape[:2]) // (2 * INSET_SIDE))
     found = inset(np.ascontiguousarray(crop[::k, ::k]))
     if found is None:

@@ -131,6 +131,8 @@ def _region(
         return None
     k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
     x, y, bw, bh, area = (int(v) for v in stats[k])
+    if not LEAST <= area / np.count_nonzero(within) <= MOST or max(bw, bh) > LONGEST * min(bw, bh):
+        return None  # the cheap test first: the others look at every pixel around the region
     region = regions == k
     outside = cv2.dilate(region.view(np.uint8), _KERNEL).view(bool) & ~region  # the pixels just around it
     if not outside.any():
@@ -142,8 +144,6 @@ def _region(
         return None
     steps, near = gradients
     if not _drawn_around(region, flat.view(bool), steps):
-        return None
-    if not LEAST <= area / np.count_nonzero(within) <= MOST or max(bw, bh) > LONGEST * min(bw, bh):
         return None
     outline, _ = cv2.findContours(region.view(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     hull = cv2.convexHull(max(outline, key=cv2.contourArea))

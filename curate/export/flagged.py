@@ -17,7 +17,7 @@ from pathlib import Path
 
 from sqlmodel import Session, select
 
-from curate.export.leakage_report import version_pages
+from curate.export.leakage_report import report_names, version_pages
 from curate.label.recompute import identifiable_photos
 from db.models.export import DatasetVersionRecord
 
@@ -67,7 +67,7 @@ def flagged_in_versions(session: Session, root: Path) -> list[FlaggedCopies]:
     flagged = identifiable_photos(session)  # the flag is on the photo: every copy dedupe joined to it counts
     if not flagged:
         return []
-    out, runs = [], runs_by_version(root)
+    out, runs, names = [], runs_by_version(root), report_names(root / "reports")  # each read once for all versions
     for record in session.exec(
         select(DatasetVersionRecord).order_by(DatasetVersionRecord.name, DatasetVersionRecord.id)
     ).all():
@@ -76,7 +76,7 @@ def flagged_in_versions(session: Session, root: Path) -> list[FlaggedCopies]:
         held = sorted(_image_ids(root, folder, archive) & flagged)
         if held:
             ref = f"{record.name}@{record.version}"
-            pages = [str(p.relative_to(root)) for p in version_pages(root / "reports", ref) if p.is_file()]
+            pages = [str(p.relative_to(root)) for p in version_pages(root / "reports", ref, names) if p.is_file()]
             made = (*runs.get((ref, record.checksum), ()), *pages)
             out.append(FlaggedCopies(ref, held, folder, archive, made))
     return out

@@ -120,14 +120,19 @@ def report_path(ws, root: Path, ref: str, threshold: int | None = None) -> Path:
 THRESHOLD_PAGE = "-threshold-"  # between a page's stem and the threshold it was audited at (`report_path`)
 
 
-def version_pages(reports: Path, ref: str) -> list[Path]:
-    """The pages of the workspace's own version `ref` in `reports`: the calibrated audit's and each other
-    threshold's (`report_path`)."""
-    stem = page_stem(ref)
+def report_names(reports: Path) -> list[str]:
+    """The names in the workspace's `reports` folder, sorted; empty when it cannot be read."""
     try:
-        names = sorted(p.name for p in reports.iterdir())
+        return sorted(p.name for p in reports.iterdir())
     except OSError:
         return []
+
+
+def version_pages(reports: Path, ref: str, names: list[str] | None = None) -> list[Path]:
+    """The pages of the workspace's own version `ref` in `reports`: the calibrated audit's and each other
+    threshold's (`report_path`). `names`: `report_names(reports)`, read once by a caller looking at many versions."""
+    stem = page_stem(ref)
+    names = report_names(reports) if names is None else names
     own = [reports / n for n in names if n == f"{stem}.html"]
     others = {n: n[len(stem + THRESHOLD_PAGE) : -len(".html")] for n in names if n.startswith(stem + THRESHOLD_PAGE)}
     numbered = sorted((int(t), n) for n, t in others.items() if t.isdigit() and n.endswith(".html"))
