@@ -12,7 +12,9 @@ a 3 x 3 tile, a burst shot a few pixels off with noise), 3 families of 7 differe
 watermark, one figure template or one background colour, and 2 collages of 4 photos. Scores as
 `bench/dedupe.py` does: pair precision counts every pair inside a cluster (a collage with a photo it holds
 counts as false there), recall is the share of copies in their photo's cluster; imagededup's pairs are its
-direct matches. Prints every false pair's two files. The corpus is rebuilt each run (about 5 s).
+direct matches. Prints every false pair's two files, and how many groups holding a photo as saved send the photo
+to labelling and export (its representative) rather than an edited copy. The corpus is rebuilt each run (about
+5 s).
 """
 
 from __future__ import annotations
@@ -367,10 +369,26 @@ def run_ours(corpus: Path, work: Path) -> dict:
     seconds = time.perf_counter() - t
     with ws.session() as s:
         name = {i: Path(loc).name for i, loc in s.exec(select(Provenance.image_id, Provenance.locator)).all()}
-        cluster = {name[m.image_id]: m.cluster_key for m in s.exec(select(DedupeMember)).all()}
+        rows = s.exec(select(DedupeMember)).all()
+    cluster = {name[m.image_id]: m.cluster_key for m in rows}
+    chosen = {m.cluster_key: name[m.image_id] for m in rows if m.representative}
     items = review_items(ws)
     review = [(name[p["image_a"]], name[p["image_b"]]) for p in items["to_review"]]
-    return {"seconds": seconds, "cluster": cluster, "review": review}
+    return {"seconds": seconds, "cluster": cluster, "review": review, "representative": chosen}
+
+
+def kept(truth: dict[str, dict], cluster: dict[str, str], chosen: dict[str, str]) -> dict:
+    """Of the groups of two or more pictures holding a photo as it was saved (`orig_*.png`), how many send
+    the photo to labelling and export (its cluster's representative), and which edits represent the others."""
+    members = defaultdict(list)
+    for f, c in cluster.items():
+        members[c].append(f)
+    groups = [c for c, m in members.items() if len(m) > 1 and any(truth[f]["kind"] == "original" for f in m)]
+    instead = defaultdict(int)
+    for c in groups:
+        if truth[chosen[c]]["kind"] != "original":
+            instead[truth[chosen[c]]["kind"]] += 1
+    return {"groups": len(groups), "photo": len(groups) - sum(instead.values()), "instead": dict(instead)}
 
 
 def run_imagededup(corpus: Path) -> dict:
@@ -428,6 +446,7 @@ def main(argv: list[str] | None = None) -> None:
             "ours": {
                 "seconds": round(ours["seconds"], 1),
                 "review_pairs": len(ours["review"]),
+                "kept": kept(truth, ours["cluster"], ours["representative"]),
                 **score(truth, our_pairs),
             },
             "imagededup": {"seconds": round(theirs["seconds"], 1), **score(truth, their_pairs)},
@@ -446,6 +465,15 @@ def main(argv: list[str] | None = None) -> None:
         (n, a), (_, b) = o["kinds"][k], i["kinds"][k]
         print(f"| recall: {k} | {a}/{n} | {b}/{n} |")
     print(f"| pairs to review | {o['review_pairs']} | no review list |")
+    kept_ = o["kept"]
+    print(
+        f"| the photo represents its group (labelled, exported) | {kept_['photo']} of {kept_['groups']} | keeps none |"
+    )
+    if kept_["instead"]:
+        print(
+            "mpox-curate keeps instead of the photo: "
+            + ", ".join(f"{k} {n}" for k, n in sorted(kept_["instead"].items()))
+        )
     for tool, r in (("mpox-curate", o), ("imagededup", i)):
         if r["false"]:
             print(f"{tool} false pairs:")

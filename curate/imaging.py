@@ -53,6 +53,7 @@ class Upright:
     image: Image.Image  # decoded pixels, turned upright
     format: str  # what the file is ("JPEG", "PNG", ...; "?" when Pillow cannot say)
     reduction: int  # how many times smaller than stored the decoder delivered it (1: full size)
+    tables: tuple[tuple[int, ...], ...] = ()  # a JPEG's quantization tables as stored (`curate.dedupe.fidelity`)
 
 
 WIDE_GREYS = ("I;16", "I;16B", "I;16L", "I")  # Pillow's modes for a 16-bit grey picture (a scope's PNG, a TIFF)
@@ -101,13 +102,14 @@ def open_upright(data: bytes, min_side: int | None = None, mode: str = "RGB") ->
         fmt = img.format or "?"
         stored = img.size
         orientation = exif_orientation(img)
+        tables = tuple(tuple(t) for _, t in sorted((getattr(img, "quantization", None) or {}).items()))
         if min_side and fmt in DRAFT_FORMATS:
             img.draft(mode, (min_side, min_side))
         img.load()
     reduction = round(stored[0] / max(1, img.size[0]))  # the DCT scale: a 389 px side decodes to 195 at 1/2
     op = UPRIGHT.get(orientation or 1)
     img = eight_bit(img)
-    return Upright(img.transpose(op) if op is not None else img, fmt, reduction)
+    return Upright(img.transpose(op) if op is not None else img, fmt, reduction, tables)
 
 
 def pixels_only(img: Image.Image) -> Image.Image:

@@ -160,13 +160,16 @@ def test_a_hand_edited_or_copied_cache_row_is_recomputed_with_a_reason_never_tru
     ws = Workspace.open(copy)
     expected = _state(ws)
     ids = _names(ws)
-    typed, copied, counted, moved, measured, turned, tinted = (ids[f"photo_{k}.jpg"] for k in (3, 5, 7, 8, 4, 6, 2))
+    typed, copied, counted, moved, measured, turned, tinted, saved = (
+        ids[f"photo_{k}.jpg"] for k in (3, 5, 7, 8, 4, 6, 2, 10)
+    )
     donor = ids["photo_9.jpg"]
     with sqlite3.connect(copy / "catalogue.db") as db:
         db.execute("UPDATE dedupe_codes SET masked = 'zz' WHERE image_id = ?", (typed,))
         db.execute("UPDATE dedupe_codes SET drawn = 7.5 WHERE image_id = ?", (measured,))
         db.execute("UPDATE dedupe_codes SET turned = 0 WHERE image_id = ?", (turned,))
         db.execute("UPDATE dedupe_codes SET tint_cb = 'blue' WHERE image_id = ?", (tinted,))
+        db.execute("UPDATE dedupe_codes SET quality = 55.5 WHERE image_id = ?", (saved,))
         db.execute(
             "UPDATE dedupe_codes SET (codes, thumb, box, image_sha256) = (SELECT codes, thumb, box, image_sha256"
             " FROM dedupe_codes WHERE image_id = ?) WHERE image_id = ?",
@@ -187,6 +190,7 @@ def test_a_hand_edited_or_copied_cache_row_is_recomputed_with_a_reason_never_tru
     assert f"image {measured}: cached hash codes are corrupt (colour measures); recomputed" in said
     assert f"image {turned}: cached hash codes are corrupt (share of a turned picture '0.0'); recomputed" in said
     assert f"image {tinted}: cached hash codes are corrupt (tint); recomputed" in said
+    assert f"image {saved}: cached hash codes are corrupt (compression quality '55.5'); recomputed" in said
     assert f"image {counted}: cached local features are corrupt (" in said
     assert f"image {moved}: cached local features are computed from other bytes than its original" in said
     assert report.local_computed == 3  # the new photo and the two damaged rows

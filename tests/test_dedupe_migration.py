@@ -1,6 +1,6 @@
 """Migrations 0008_dedupe_verify, 0010_dedupe_local_cache, 0011_dedupe_in_place, 0012_dedupe_whole,
-0013_dedupe_panels, 0014_dedupe_bound, 0015_dedupe_colour and 0016_dedupe_turned: a catalogue made before keeps
-every dedupe row (SQLite and PostgreSQL)."""
+0013_dedupe_panels, 0014_dedupe_bound, 0015_dedupe_colour, 0016_dedupe_turned and 0018_dedupe_quality: a catalogue
+made before keeps every dedupe row (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from db.engine import make_engine
 from db.migrate import current_revision, head_revision, upgrade
 from db.models import DedupeCode, DedupeLocal, DedupeOverride, DedupePair
 
-HEAD = "0017_review_shown"  # the newest of all (a label migration since)
+HEAD = "0018_dedupe_quality"  # the newest of all
 
 
 def _image(c, i: int) -> None:
@@ -119,12 +119,14 @@ def test_catalogue_at_0010_keeps_its_pairs_which_gain_an_empty_in_place_correlat
         ("0014_dedupe_bound", "region-phash-v11/64/11", True, "drawn"),
         ("0015_dedupe_colour", "region-phash-v12/64/11", True, "turned"),
         ("0015_dedupe_colour", "region-phash-v12/64/11", True, "tint_cr"),
+        ("0017_review_shown", "region-phash-v15/64/11", True, "quality"),
     ],
 )
 def test_a_catalogues_codes_survive_and_gain_an_empty_column(db_url, tmp_path, revision, algo, with_whole, gained):
-    """Migrations 0012_dedupe_whole, 0013_dedupe_panels, 0015_dedupe_colour and 0016_dedupe_turned add nullable
-    columns to `dedupe_codes`: every row survives as it was, the new column empty (no whole-picture thumbnail; no
-    panels: a single photo; no colour measures, no turned share: the representative rule as before), and its old
+    """Migrations 0012_dedupe_whole, 0013_dedupe_panels, 0015_dedupe_colour, 0016_dedupe_turned and
+    0018_dedupe_quality add nullable columns to `dedupe_codes`: every row survives as it was, the new column empty
+    (no whole-picture thumbnail; no panels: a single photo; no colour measures, no turned share, no quality: the
+    representative rule as before), and its old
     algorithm version makes the next run hash it again."""
     engine = make_engine(db_url)
     upgrade(engine, revision)

@@ -153,3 +153,88 @@ def test_measures_of_one_picture():
     cast = np.asarray(RETOUCHES["colour_cast"](_load("astronaut"), np.random.default_rng(1)).convert("RGB"))
     (cr, cb), (cr2, cb2) = tint(photo), tint(cast)
     assert cr2 > cr and cb2 < cb and np.hypot(cr2 - cr, cb2 - cb) > TINT_FAR  # warmer: more red, less blue
+
+
+def _ingest_and_dedupe(tmp_path: Path, folders: dict[str, str]) -> tuple[dict[str, tuple[str, bool]], dict, str]:
+    """Ingest each folder of `tmp_path` (name -> intake kind) in that order and dedupe: (file name -> (cluster
+    key, representative), file name -> the review sheet's entry for it, the sheet's HTML)."""
+    from curate.dedupe.review import write_sheet
+    from curate.dedupe.run import DedupeOptions, run_dedupe
+    from curate.intake.ingest import IngestOptions, ingest_folder
+
+    ws = Workspace.init(tmp_path / "ws")
+    for folder, kind in folders.items():
+        ingest_folder(ws, tmp_path / folder, IngestOptions(source=folder, kind=kind, workers=1))
+    run_dedupe(ws, DedupeOptions(min_side=1, workers=1))
+    sheet, items = write_sheet(ws)
+    with ws.session() as s:
+        name = {i: Path(loc).name for i, loc in s.exec(select(Provenance.image_id, Provenance.locator)).all()}
+        members = {name[m.image_id]: (m.cluster_key, m.representative) for m in s.exec(select(DedupeMember)).all()}
+    entries = {name[e["image"]]: e for c in items["clusters"] for e in c["members"]}
+    return members, entries, sheet.read_text(encoding="utf-8")
+
+
+def test_the_photo_represents_its_copy_saved_at_quality_10_that_arrived_first(tmp_path):
+    """A JPEG saved at quality 10 has its PNG photo's pixels and arrived first, and the bytes rule compares files of
+    one format only: the blocky copy represented (`bench/unseen_edits.py`: 3 of 7 clusters). Its quality is read
+    off its quantization tables. A clinic's photo saved at 30 still represents its web copy re-saved at 95: the
+    web's copy holds no more than the clinic's file it was made from."""
+    web, clinic = tmp_path / "web", tmp_path / "clinic"
+    web.mkdir(), clinic.mkdir()
+    photo, other = _load("coffee"), _load("chelsea")
+    photo.save(web / "a_blocky.jpg", quality=10)
+    photo.save(web / "b_photo.png")
+    other.save(clinic / "c_clinic.jpg", quality=30)
+    other.save(web / "c_clinic_again.jpg", quality=95)
+    members, entries, sheet = _ingest_and_dedupe(tmp_path, {"web": "web", "clinic": "clinic"})
+    assert members["a_blocky.jpg"][0] == members["b_photo.png"][0], "the copy must join its photo"
+    assert members["b_photo.png"][1] and not members["a_blocky.jpg"][1]
+    # the sheet says what the rule read, so a steward can see why (and `curate dedupe keep` otherwise)
+    assert (entries["a_blocky.jpg"]["quality"], entries["b_photo.png"]["quality"]) == (10, 100)
+    assert (entries["c_clinic.jpg"]["quality"], entries["c_clinic_again.jpg"]["quality"]) == (30, 95)
+    assert "JPEG at quality 10<br>" in sheet and "PNG<br>" in sheet
+    assert members["c_clinic.jpg"][0] == members["c_clinic_again.jpg"][0]
+    assert members["c_clinic.jpg"][1] and not members["c_clinic_again.jpg"][1]
+
+
+def test_the_quality_a_file_was_saved_at():
+    """Read off a JPEG's luminance table as libjpeg scales it; a PNG is lossless; a WebP's quality is unknown."""
+    from io import BytesIO
+
+    from curate.dedupe.fidelity import quality
+    from curate.imaging import open_upright
+
+    photo = _load("astronaut").resize((128, 128))
+
+    def saved(fmt: str, **kw) -> int | None:
+        buf = BytesIO()
+        photo.save(buf, fmt, **kw)
+        up = open_upright(buf.getvalue(), 64)
+        assert up.format == fmt
+        return quality(up.format, up.tables)
+
+    assert [saved("JPEG", quality=q) for q in (5, 10, 30, 50, 75, 90, 100)] == [5, 10, 30, 50, 75, 90, 100]
+    assert saved("PNG") == 100
+    assert saved("MPO", quality=30, save_all=True, append_images=[photo]) == 30  # a phone's JPEG, two pictures
+    assert saved("WEBP", quality=10) is None
+    assert 40 <= saved("JPEG", qtables="web_low") <= 60  # Photoshop's "save for web" tables: near libjpeg's 50
+    # libjpeg's cjpeg writes 16-bit tables under quality 25 (no cap at 255): quality 10's, as it scales them
+    base = [16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56, 14, 17]
+    base += [22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92, 49, 64]
+    base += [78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99]
+    assert quality("JPEG", (tuple((v * 500 + 50) // 100 for v in base),)) == 10
+
+
+def test_a_lossless_screenshot_with_a_caption_does_not_pass_its_poorly_saved_photo_over():
+    """A PNG counts as saved at 100, but a screenshot of the photo with a caption below is not the photo: only
+    members that are their picture are what a poor JPEG is measured against (as the bytes rule's)."""
+    from datetime import datetime, timedelta
+
+    from curate.dedupe.cluster import Candidate, representative
+
+    t0 = datetime(2026, 1, 1)
+    photo = Candidate(1, 800, 600, 2, t0, format="JPEG", size_bytes=40_000, quality=40)
+    shot = Candidate(2, 800, 700, 2, t0 + timedelta(1), content=600 / 700, format="PNG", quality=100)
+    assert representative([photo, shot]).image_id == 1
+    whole = Candidate(3, 800, 600, 2, t0 + timedelta(2), format="PNG", size_bytes=900_000, quality=100)
+    assert representative([photo, shot, whole]).image_id == 3

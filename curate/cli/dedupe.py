@@ -326,7 +326,8 @@ def review_sheet(
     """Write the HTML review sheet of the current clusters (no hashing); --json also lists what it
     shows, in its order: the pairs to review grouped by the two clusters each would join (one decision a
     group: its merge names every picture of both clusters, its splits decide every pair), the groups kept
-    apart, the clusters (mixed prior labels first) with each member's prior labels and sources. The sheet
+    apart, the clusters (mixed prior labels first) with each member's prior labels, sources and, for a JPEG,
+    the quality it was saved at. The sheet
     shows whole groups of pairs until 500 pairs, and the first 300 groups and clusters of each kind;
     --json lists every one.
 

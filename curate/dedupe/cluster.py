@@ -45,8 +45,9 @@ one turned on a larger canvas, while an unframed member has a quarter of its pix
 fitting a photo into its frame enlarges it); most pixels inside the content box (a framed or padded copy is not
 sharper for its frame; within `SAME_PIXELS` of the most, the same; a box cut narrower than a worse source's copy
 of the same shape counts as wide as that copy's: `_as_framed_as_their_shape`), of those not a file compressed
-again (far fewer bytes per pixel than another of its format), then one without a frame, source priority
-(clinic > public > web), earliest, lowest id.
+again (far fewer bytes per pixel than another of its format) nor saved at a poor quality beside a better one of
+its source (`curate.dedupe.fidelity.poorly_saved`: a JPEG at 10 beside the PNG), then one without a frame, source
+priority (clinic > public > web), earliest, lowest id.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ from curate.dedupe.fidelity import (
     bytes_per_pixel,
     drawn_over,
     grey_beside_colour,
+    poorly_saved,
     recoloured,
     recompressed,
 )
@@ -116,6 +118,7 @@ class Candidate:
     format: str | None = None
     framed: bool = False  # its box is cut on two opposite sides (a frame, a page, padding) or it is turned on a canvas
     tint: tuple[float, float] | None = None  # mean chroma (`curate.dedupe.fidelity.tint`); None: unknown
+    quality: int | None = None  # the file's saved quality (`curate.dedupe.fidelity.quality`); None: unknown
 
 
 def clusters(
@@ -296,7 +299,7 @@ def representative(
     pool = _unframed(_untouched(_as_framed_as_their_shape([c for c in members if (stage(c), c.low_res) == first])))
     most = max(_content_pixels(c) for c in pool)
     near = [c for c in pool if _content_pixels(c) >= SAME_PIXELS * most]  # a JPEG's ringing widens a box a little
-    near = _not_recompressed(near)
+    near = _not_poorly_saved(_not_recompressed(near))
     return min(near, key=lambda c: (c.content < UNFRAMED, c.priority, c.created_at, c.image_id))
 
 
@@ -390,6 +393,19 @@ def _not_recompressed(pool: list[Candidate]) -> list[Candidate]:
     return [
         c for c in pool if not recompressed(per_pixel.get(c.image_id), most.get((c.format, c.priority), 0.0))
     ] or pool
+
+
+def _not_poorly_saved(pool: list[Candidate]) -> list[Candidate]:
+    """`pool` (members with as many pixels) less the JPEGs saved at a poor quality beside a better-saved member
+    of their source priority (`curate.dedupe.fidelity.poorly_saved`); never empty. As `_not_recompressed`: within
+    one priority (a clinic's photo saved poorly is still the source of the web's copy saved better), and only
+    against files that are their picture (a PNG screenshot of the photo with a caption is lossless, and not the
+    photo)."""
+    best: dict[int, int] = {}
+    for c in pool:
+        if c.quality is not None and c.content >= UNFRAMED:
+            best[c.priority] = max(best.get(c.priority, 0), c.quality)
+    return [c for c in pool if not poorly_saved(c.quality, best.get(c.priority, 0))] or pool
 
 
 SAME_PIXELS = 0.9  # content boxes within this share of the largest count as the same resolution

@@ -61,6 +61,7 @@ class Decoded:
     drawn: float = 0.0  # share of a drawing's pure colours inside the box (`curate.dedupe.fidelity`)
     turned: float = 1.0  # share of the box a picture turned on a canvas covers (`turned_back`); 1.0: not turned
     tint: tuple[float, float] = (0.0, 0.0)  # mean chroma inside the box (`curate.dedupe.fidelity.tint`)
+    quality: int | None = None  # the file's compression quality (`curate.dedupe.fidelity.quality`); None: unknown
 
 
 def pixel_digest(img: Image.Image, tag: str, rgb: np.ndarray | None = None) -> str:
@@ -257,7 +258,8 @@ def decode(data: bytes, thumb: int = THUMB) -> Decoded:
     inside = pixels[box.y0 : box.y1, box.x0 : box.x1]
     colour, drawn = fidelity.measure(inside)
     whole = _thumbnail(rgb, thumb)[0] if box.cut else None
-    return Decoded(content, digest, masked, box, whole, found, colour, drawn, turned, fidelity.tint(inside))
+    quality = fidelity.quality(up.format, up.tables)
+    return Decoded(content, digest, masked, box, whole, found, colour, drawn, turned, fidelity.tint(inside), quality)
 
 
 def grey_thumbnail(grey: np.ndarray, thumb: int = THUMB) -> np.ndarray:

@@ -31,6 +31,14 @@ ringed copies were passed over. Not across formats (a WebP is smaller than its J
 ratio: lettering is bytes, and at 1.5 a watermarked and a captioned copy represented v6 clusters (at 1.3, three).
 difPy keeps the largest file outright (bench/README.md).
 
+A fifth needs no pixels either, and works across formats: the quality a JPEG was saved at, read off the
+quantization tables in its header (`quality`; a JPEG or a phone's MPO; a PNG or BMP counts as 100, other
+formats are unknown). A copy saved
+at quality 10 has the pixels of its photo and a file of a tenth of its bytes, but the photo was a PNG, so the
+bytes rule, within one format, never compared them: on `bench/unseen_edits.py` such copies, arriving first,
+represented 3 of their 7 clusters. Among members of one source priority with as many pixels, one at `POOR` or
+under, with another at least `QUALITY_GAP` better, is passed over (`poorly_saved`).
+
 The measures of pixels are OpenCV's colour conversions, one NumPy least-squares fit and a mean, on the pixels the
 hash step decoded anyway.
 """
@@ -42,6 +50,8 @@ import math
 import cv2
 import numpy as np
 
+from curate.imaging import DRAFT_FORMATS
+
 FIT_PIXELS = 4096  # pixels the colour fit takes at most (every k-th): a whole picture's statistic
 INSET = 0.1  # colour is measured this share of each side inside the box: a frame's seam is left at its edge
 GREY = 0.3  # colour left under this: a grey picture
@@ -52,6 +62,20 @@ DRAWN_RATIO = 1.5
 DRAWN_MARGIN = 0.0002  # 0.02 %: a few pixels of a picture decoded at 128-256 px
 TINT_NEAR = 4.0  # mean chroma (YCrCb units) within this of another member's: the colours two members agree on
 TINT_FAR = 12.0  # further than this from every such member: colours changed (`recoloured`)
+POOR = 50  # a JPEG saved at this quality or under (`quality`) is a poor copy
+QUALITY_GAP = 25  # when a member of its source priority and as many pixels was saved this much better
+LOSSLESS_FILES = {"PNG", "BMP"}  # quality 100: nothing was compressed away (a WebP or TIFF may be lossy or not)
+# The IJG (libjpeg) luminance table at quality 50 (the JPEG standard's Annex K.1), row by row, which encoders scale
+_IJG_LUMA = (
+    (16, 11, 10, 16, 24, 40, 51, 61),
+    (12, 12, 14, 19, 26, 58, 60, 55),
+    (14, 13, 16, 24, 40, 57, 69, 56),
+    (14, 17, 22, 29, 51, 87, 80, 62),
+    (18, 22, 37, 56, 68, 109, 103, 77),
+    (24, 35, 55, 64, 81, 104, 113, 92),
+    (49, 64, 78, 87, 103, 121, 120, 101),
+    (72, 92, 95, 98, 112, 100, 103, 99),
+)
 
 
 def measure(rgb: np.ndarray) -> tuple[float, float]:
@@ -129,3 +153,33 @@ def drawn_over(drawn: float | None, least: float) -> bool:
     """Whether a member with `drawn` carries more of a drawing's colours than `least` (the least of the members
     with as many pixels or more)."""
     return drawn is not None and drawn > least * DRAWN_RATIO + DRAWN_MARGIN
+
+
+def quality(file_format: str, tables: tuple[tuple[int, ...], ...]) -> int | None:
+    """The quality (1-100) a JPEG was saved at, read off its first (luminance) quantization table: the IJG
+    quality whose scaled table has the nearest sum (a camera's or an editor's own tables land near the IJG
+    quality they match). A PNG or BMP is 100; anything else None (unknown). Pillow reads the tables but names no
+    quality, and no maintained library estimates one from them (ImageMagick's `identify` does, as a program)."""
+    if file_format in LOSSLESS_FILES:
+        return 100
+    if file_format not in DRAFT_FORMATS or not tables or len(tables[0]) != 64:  # a phone's MPO is a JPEG
+        return None
+    total = sum(tables[0])
+    sums = _IJG_SUMS[max(tables[0]) > 255]
+    return min(range(1, 101), key=lambda q: (abs(sums[q - 1] - total), -q))
+
+
+def _ijg_sum(q: int, most: int) -> int:
+    """The sum of the IJG luminance table libjpeg writes at quality `q` (its scaling, clamped to 1-`most`)."""
+    scale = 5000 // q if q < 50 else 200 - 2 * q
+    return sum(min(most, max(1, (v * scale + 50) // 100)) for row in _IJG_LUMA for v in row)
+
+
+# baseline tables (8-bit entries: Pillow, most cameras), and 16-bit ones (libjpeg's cjpeg under quality 25)
+_IJG_SUMS = tuple(tuple(_ijg_sum(q, most) for q in range(1, 101)) for most in (255, 32767))
+
+
+def poorly_saved(saved: int | None, best: int) -> bool:
+    """Whether a member saved at quality `saved` is a poor copy beside `best` (the best quality of a member of its
+    source priority with as many pixels): at `POOR` or under, and `QUALITY_GAP` or more below it."""
+    return saved is not None and saved <= POOR and best - saved >= QUALITY_GAP

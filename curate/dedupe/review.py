@@ -33,11 +33,12 @@ from scipy.cluster.hierarchy import DisjointSet
 from sqlmodel import select
 
 from curate.dedupe.cluster import COLLAGE, KEEP, NOT_EDGES, Edge, cluster_key, stamped, unmerged
+from curate.dedupe.fidelity import LOSSLESS_FILES
 from curate.dedupe.overrides import when
 from curate.dedupe.verify import ONE_OBJECT
 from curate.files import write_atomic
 from curate.imaging import thumbnail
-from db.models import DedupeMember, DedupeOverride, DedupePair, Image, Provenance, Source
+from db.models import DedupeCode, DedupeMember, DedupeOverride, DedupePair, Image, Provenance, Source
 
 CSS = """
 body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222}
@@ -88,6 +89,8 @@ def _collect(ws, in_labelling: Collection[int]) -> dict:
         ids = {m.image_id for v in multi.values() for m in v} | {i for p in review for i in (p.image_a, p.image_b)}
         image = (Image.id, Image.sha256, Image.width, Image.height, Image.format)
         images = {i.id: i for i in s.exec(select(*image).where(Image.id.in_(ids))).all()} if ids else {}
+        saved = select(DedupeCode.image_id, DedupeCode.quality).where(DedupeCode.image_id.in_(ids))
+        quality = {i: q for i, q in s.exec(saved).all() if q is not None} if ids else {}
         sources: dict[int, set[str]] = defaultdict(set)
         labels: dict[int, set[str]] = defaultdict(set)
         for image_id, src, label in s.exec(
@@ -107,6 +110,7 @@ def _collect(ws, in_labelling: Collection[int]) -> dict:
         key_of=key_of,
         members_of=by_key,
         images=images,
+        quality=quality,
         sources=sources,
         labels=labels,
         labelled=labelled,
@@ -118,7 +122,8 @@ def _collect(ws, in_labelling: Collection[int]) -> dict:
 
 
 def _info(d: dict, image_id: int) -> dict:
-    """What the sheet says of one picture: id, size, format, prior labels, sources, in labelling; never a
+    """What the sheet says of one picture: id, size, format and the quality it was saved at (a JPEG's, read off
+    its tables: `curate.dedupe.fidelity.quality`; None unknown), prior labels, sources, in labelling; never a
     file name, path or locator."""
     img = d["images"][image_id]
     return {
@@ -126,6 +131,7 @@ def _info(d: dict, image_id: int) -> dict:
         "width": img.width,
         "height": img.height,
         "format": img.format,
+        "quality": d["quality"].get(image_id),
         "prior_labels": sorted(d["labels"][image_id]),
         "sources": sorted(d["sources"][image_id]),
         "in_labelling": image_id in d["labelled"],
@@ -341,10 +347,18 @@ def _figure(ws, d: dict, info: dict, extra: str = "", cls: str = "") -> str:
         f"<figure class='{cls}'>"
         + (f"<img alt='image {image_id}' src='{src}'>" if src else f"<p class='gone'>{UNREADABLE}</p>")
         + f"<figcaption>{extra}"
-        f"image {image_id} · {info['width']}×{info['height']} {html.escape(info['format'])}<br>"
+        f"image {image_id} · {info['width']}×{info['height']} {html.escape(info['format'])}"
+        f"{_saved_at(info)}<br>"
         f"prior label: {html.escape(label)}<br>sources: {html.escape(where)}"
         f"{'<br>in labelling' if info['in_labelling'] else ''}</figcaption></figure>"
     )
+
+
+def _saved_at(info: dict) -> str:
+    """A lossy file's quality beside its format (a copy at 10 beside its photo at 90 is the steward's pick to make
+    with `curate dedupe keep`); nothing for a lossless file or an unknown quality."""
+    q = info.get("quality")
+    return f" at quality {q}" if q is not None and info["format"] not in LOSSLESS_FILES else ""
 
 
 SHEET = "dedupe-review.html"  # the review sheet's name under reports/
@@ -383,7 +397,8 @@ def sheet(ws, in_labelling: Collection[int] = ()) -> tuple[str, dict]:
         "low-resolution, not a grey copy beside colour, nothing drawn on (a ring, an arrow, a sticker), colours not "
         "changed (a cast, a filter: two other copies agree on theirs), not framed, "
         "padded or turned on a canvas beside an unframed copy with a quarter of its pixels, most pixels inside the "
-        "content box, not a file compressed again, no frame, source priority (clinic &gt; public &gt; web), "
+        "content box, not a file compressed again nor saved at a poor JPEG quality, no frame, source priority "
+        "(clinic &gt; public &gt; web), "
         "earliest. Each decision is one command; every later run keeps it.</p>"
     )
     if items["to_review"]:

@@ -70,8 +70,9 @@ log = logging.getLogger("curate.dedupe")
 # representative rule (`curate.dedupe.fidelity`); v13: the share of its canvas a turned picture covers (the rest is
 # fill: `cluster._unframed`) and the mean chroma (a cast, a filter: `fidelity.recoloured`) kept; v14: a phone
 # screen's status bar and row of icons cut with its margins (`content._screen_marks`); v15: a photo inside a chat's
-# screenshot or on a page, flat surroundings drawn around it, cut to (`curate.dedupe.inset`)
-ALGO = f"region-phash-v15/{THUMB}/{len(WINDOWS)}"
+# screenshot or on a page, flat surroundings drawn around it, cut to (`curate.dedupe.inset`); v16: a JPEG's quality
+# read off its quantization tables (`curate.dedupe.fidelity.quality`)
+ALGO = f"region-phash-v16/{THUMB}/{len(WINDOWS)}"
 RULES = 14  # the verification rules' version (`DedupeOptions.settings`)
 CODE_BYTES, THUMB_BYTES = 8 * len(WINDOWS), THUMB * THUMB
 
@@ -217,7 +218,7 @@ def _hash_file(path: str) -> tuple:
     codes = _ENCODER.encode(d.thumb)  # every window, whatever method searches them later
     whole = None if d.whole is None else d.whole.tobytes()
     found = panels_text(d.panels)
-    fidelity = (d.colour, d.drawn, d.turned, *d.tint)
+    fidelity = (d.colour, d.drawn, d.turned, *d.tint, d.quality)
     return (
         "ok",
         d.pixel_sha256,
@@ -247,6 +248,7 @@ _CACHED = (
     "turned",
     "tint_cr",
     "tint_cb",
+    "quality",
 )
 
 
@@ -289,6 +291,8 @@ def cache_fault(row: dict, sha256: str) -> str | None:
         return f"corrupt (share of a turned picture {str(row['turned'])[:20]!r})"
     if not all(_number(row[k]) and abs(row[k]) <= 128 for k in ("tint_cr", "tint_cb")):
         return "corrupt (tint)"
+    if row["quality"] is not None and not (isinstance(row["quality"], int) and 1 <= row["quality"] <= 100):
+        return f"corrupt (compression quality {str(row['quality'])[:20]!r})"
     return None
 
 
@@ -347,14 +351,14 @@ def hash_missing(
                     report.skipped.append((image_id, reason))
                     log.warning("dedupe skipped %s", reason)  # the reason names the image
                     continue
-                _, digest, thumb, masked, codes, box, whole, found, (colour, drawn, turned, cr, cb) = res
+                _, digest, thumb, masked, codes, box, whole, found, (colour, drawn, turned, cr, cb, quality) = res
                 row = codes_rows.get(image_id) or DedupeCode(image_id=image_id, algo=ALGO, codes=b"", thumb=b"")
                 row.algo, row.codes, row.thumb, row.masked, row.searched_with = ALGO, codes, thumb, masked, None
                 if row.image_sha256 != images[image_id].sha256:  # computed from other bytes: its embedding too
                     row.embedding = None  # (before: kept, and two different photos were "the same" by CNN)
                 row.image_sha256 = images[image_id].sha256
                 row.whole, row.panels, row.colour, row.drawn, row.turned = whole, found, colour, drawn, turned
-                row.tint_cr, row.tint_cb = cr, cb
+                row.tint_cr, row.tint_cb, row.quality = cr, cb, quality
                 row.box, row.note, row.flat = box.as_text(), box.note, box.flat
                 if box.note:
                     report.whole_picture.append((image_id, box.note))
@@ -440,7 +444,14 @@ def recluster(s: Session, run_id: int | None = None, min_side: int | None = None
         ).all()
     )
     prev_low = dict(s.exec(select(DedupeMember.image_id, DedupeMember.low_res)).all())
-    measures = (DedupeCode.colour, DedupeCode.drawn, DedupeCode.turned, DedupeCode.tint_cr, DedupeCode.tint_cb)
+    measures = (
+        DedupeCode.colour,
+        DedupeCode.drawn,
+        DedupeCode.turned,
+        DedupeCode.tint_cr,
+        DedupeCode.tint_cb,
+        DedupeCode.quality,
+    )
     query = select(DedupeCode.image_id, DedupeCode.box, *measures).where(DedupeCode.algo == ALGO)
     stored = {row.image_id: row for row in s.exec(query).all()}
     box = {i: parse_box(row.box) for i, row in stored.items()}
@@ -533,6 +544,7 @@ def _candidate(image, priority: int, low_res: bool, box: tuple[float, float, flo
         fmt,
         (x0 > 0 and x1 < 1) or (y0 > 0 and y1 < 1) or turned < 1.0,
         None if code is None or code.tint_cr is None or code.tint_cb is None else (code.tint_cr, code.tint_cb),
+        None if code is None else code.quality,
     )
 
 

@@ -45,6 +45,7 @@ class DedupeCode(SQLModel, table=True):
     turned: float | None = None  # share of its canvas a picture turned on one covers (`curate.dedupe.decode`); else 1
     tint_cr: float | None = None  # mean chroma inside the box (`curate.dedupe.fidelity.tint`): a cast, a filter
     tint_cb: float | None = None
+    quality: int | None = None  # a JPEG's quality read off its tables, 100 lossless (`curate.dedupe.fidelity.quality`)
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
 
 
