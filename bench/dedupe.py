@@ -14,6 +14,7 @@ speed-up over imagededup, and the candidate search alone on 100,000 images.
     .venv/bin/python bench/dedupe.py --augmented   # a dataset grown by augmentation instead
     .venv/bin/python bench/dedupe.py --stamped     # a stock site's previews: one watermark, many photos
     .venv/bin/python bench/dedupe.py --rulers      # one clinic's photos: one measuring ruler, many lesions
+    .venv/bin/python bench/dedupe.py --charts      # the same beside one colour chart (a known gap)
     .venv/bin/python bench/dedupe.py --collages    # figures of several photos, each photo also on its own
     .venv/bin/python bench/dedupe.py --crops       # two sites' crops of one photo, sharing a third or more
     .venv/bin/python bench/dedupe.py --screens     # photos in a phone's photo viewer, many photos in one viewer
@@ -322,33 +323,37 @@ def build_stamped(out: Path, workers: int, photos: str = "") -> dict:
 
 
 def _make_ruled(job: tuple) -> tuple[str, str, str]:
-    """Write one file of the rulers corpus: a lesion photographed beside the clinic's ruler (JPEG at 90),
-    or that photo posted again, cropped (JPEG at 85)."""
+    """Write one file of the rulers (or charts) corpus: a lesion photographed beside the clinic's ruler (or colour
+    chart; JPEG at 90), or that photo posted again, cropped (JPEG at 85)."""
     import numpy as np
 
-    from tests.photo_corpus import closeup, crop, with_ruler
+    from tests.photo_corpus import closeup, crop, with_chart, with_ruler
 
-    out, name, kind, k, copy, photos = job
+    out, name, kind, k, copy, photos, chart = job
     if not (Path(out) / name).exists():
-        img = with_ruler(closeup(k) if kind == "c" else _originals(photos)[k], k if kind == "c" else 1000 + k)
+        beside = with_chart if chart else with_ruler
+        img = beside(closeup(k) if kind == "c" else _originals(photos)[k], k if kind == "c" else 1000 + k)
         if copy:
             img = crop(img, np.random.default_rng([k, 9]))
         _put(out, name, img, 85 if copy else 90)
     return name, f"{kind}{k}", "crop" if copy else ""
 
 
-def build_rulers(out: Path, workers: int, photos: str = "") -> dict:
+def build_rulers(out: Path, workers: int, photos: str = "", chart: bool = False) -> dict:
     """One clinic's photos (`--rulers`): 40 different close-ups on plain skin and 20 different real photos
     and tiles (or photos of the `photos` folder, 20 at most), each photographed beside the same measuring
-    ruler (`tests.photo_corpus.with_ruler`, a hard negative), and every fourth posted again, cropped (a copy)."""
+    ruler (`tests.photo_corpus.with_ruler`, a hard negative), and every fourth posted again, cropped (a copy).
+    With `chart` (`--charts`), beside one colour chart instead (`tests.photo_corpus.with_chart`, a known gap)."""
 
-    key = ["rulers", 1] + _photo_key(photos)
+    key = ["charts" if chart else "rulers", 1] + _photo_key(photos)
     if (truth := _built(out, key)) is not None:
         return truth
     picks = [("c", k) for k in range(40)] + [("r", k) for k in _picked(photos, 7, 20)]
-    jobs = [(str(out), f"pl{j:03d}.jpg", kind, k, False, photos) for j, (kind, k) in enumerate(picks)]
+    jobs = [(str(out), f"pl{j:03d}.jpg", kind, k, False, photos, chart) for j, (kind, k) in enumerate(picks)]
     jobs += [
-        (str(out), f"pl{j:03d}_crop.jpg", kind, k, True, photos) for j, (kind, k) in enumerate(picks) if j % 4 == 0
+        (str(out), f"pl{j:03d}_crop.jpg", kind, k, True, photos, chart)
+        for j, (kind, k) in enumerate(picks)
+        if j % 4 == 0
     ]
     with ProcessPoolExecutor(workers) as pool:
         rows = list(pool.map(_make_ruled, jobs, chunksize=4))
@@ -999,6 +1004,8 @@ def corpus_dirs(args: argparse.Namespace) -> tuple[Path, Path]:
         return web, args.corpus / f"stamped-v1{own}"
     if args.rulers:
         return web, args.corpus / f"rulers-v1{own}"
+    if args.charts:
+        return web, args.corpus / f"charts-v1{own}"
     if args.collages:
         return web, args.corpus / f"collages-v1{own}"
     if args.crops:
@@ -1024,6 +1031,7 @@ def tool_argv(args: argparse.Namespace, tool: str) -> list[str]:
             "augmented",
             "stamped",
             "rulers",
+            "charts",
             "collages",
             "crops",
             "templates",
@@ -1096,6 +1104,11 @@ def parser() -> argparse.ArgumentParser:
         "--rulers",
         action="store_true",
         help="the corpus is one clinic's photos instead: different lesions beside the same ruler (a hard negative)",
+    )
+    p.add_argument(
+        "--charts",
+        action="store_true",
+        help="the corpus is one clinic's photos beside the same colour chart instead (a known gap)",
     )
     p.add_argument(
         "--collages",
@@ -1189,6 +1202,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.stamped
         else build_rulers(corpus / "images", args.workers, photos)
         if args.rulers
+        else build_rulers(corpus / "images", args.workers, photos, chart=True)
+        if args.charts
         else build_collages(corpus / "images", args.workers, photos)
         if args.collages
         else build_crops(corpus / "images", args.workers, photos)

@@ -15,7 +15,8 @@ a perspective warp.
 figure's ring and arrow, a tight crop ...).
 The hard negatives are `closeup(seed)` (one lesion-like blob on plain skin,
 a different blob per seed), `same_frame` (different photos in one frame), `stamp` (a stock
-site's watermark), `with_ruler` (one clinic's measuring ruler beside different lesions), `collage`
+site's watermark), `with_ruler` (one clinic's measuring ruler beside different lesions; `with_chart`, its colour
+chart, a known gap), `collage`
 (several different photos in one figure, each of which may be in the catalogue on its own), `banner`
 (one news site's banner across the foot of every photo it serves) and `avatar` (a round crop on white).
 """
@@ -540,13 +541,41 @@ def ruler(length: int = 420, height: int = 56) -> Image.Image:
     return img
 
 
+def colour_chart(cell: int = 30, gap: int = 6) -> Image.Image:
+    """A colour chart as clinics photograph beside a lesion to calibrate colour: 24 patches (six rows of skin,
+    sky, foliage, primaries and a grey ramp, as a ColorChecker lays them out) on black, and a product line."""
+    patches = [
+        (115, 82, 68), (194, 150, 130), (98, 122, 157), (87, 108, 67), (133, 128, 177), (103, 189, 170),
+        (214, 126, 44), (80, 91, 166), (193, 90, 99), (94, 60, 108), (157, 188, 64), (224, 163, 46),
+        (56, 61, 150), (70, 148, 73), (175, 54, 60), (231, 199, 31), (187, 86, 149), (8, 133, 161),
+        (243, 243, 242), (200, 200, 200), (160, 160, 160), (122, 122, 121), (85, 85, 85), (52, 52, 52),
+    ]  # fmt: skip
+    img = Image.new("RGB", (6 * cell + 7 * gap, 4 * cell + 7 * gap + 18), (20, 20, 20))
+    d = ImageDraw.Draw(img)
+    for k, colour in enumerate(patches):
+        x, y = gap + (k % 6) * (cell + gap), gap + (k // 6) * (cell + gap)
+        d.rectangle((x, y, x + cell - 1, y + cell - 1), fill=colour)
+    d.text((gap, img.height - 16), "ColorCard 24  REF CC-2", fill=(230, 230, 230), font=_font(11))
+    return img
+
+
 def with_ruler(img: Image.Image, seed: int, size: tuple[int, int] = (640, 512), scale: float = 1.0) -> Image.Image:
     """`img` as a clinic photographs a lesion: at `size`, with `ruler` laid near the top or bottom edge,
     anywhere along it, turned up to 25 degrees and 0.7-1.2 times `scale` times its size (a hard negative:
     different patients' photos share the ruler's keypoints, dozens of them spread along it)."""
-    rng = np.random.default_rng([seed, 11])
+    return _laid_beside(img, ruler(), [seed, 11], size, scale)
+
+
+def with_chart(img: Image.Image, seed: int, size: tuple[int, int] = (640, 512), scale: float = 1.0) -> Image.Image:
+    """`img` with `colour_chart` laid beside it as `with_ruler` lays the ruler: a compact object rich in
+    keypoints, the same on every photo (a known gap: bench/README.md, "A colour chart beside different lesions")."""
+    return _laid_beside(img, colour_chart(), [seed, 13], size, scale)
+
+
+def _laid_beside(img: Image.Image, r: Image.Image, seed: list[int], size: tuple[int, int], scale: float) -> Image.Image:
+    """`img` at `size` with the object `r` laid near its top or bottom edge (`with_ruler`)."""
+    rng = np.random.default_rng(seed)
     base = img.convert("RGB").resize(size, Image.LANCZOS)
-    r = ruler()
     s = rng.uniform(0.7, 1.2) * scale
     r = r.resize((round(r.width * s), round(r.height * s)), Image.LANCZOS).convert("RGBA")
     r = r.rotate(rng.uniform(-25, 25), Image.BICUBIC, expand=True)

@@ -32,12 +32,12 @@ ratio: lettering is bytes, and at 1.5 a watermarked and a captioned copy represe
 difPy keeps the largest file outright (bench/README.md).
 
 A fifth needs no pixels either, and works across formats: the quality a JPEG was saved at, read off the
-quantization tables in its header (`quality`; a JPEG or a phone's MPO; a PNG or BMP counts as 100, other
-formats are unknown). A copy saved
-at quality 10 has the pixels of its photo and a file of a tenth of its bytes, but the photo was a PNG, so the
-bytes rule, within one format, never compared them: on `bench/unseen_edits.py` such copies, arriving first,
-represented 3 of their 7 clusters. Among members of one source priority with as many pixels, one at `POOR` or
-under, with another at least `QUALITY_GAP` better, is passed over (`poorly_saved`).
+quantization tables in its header (`quality`; a JPEG or a phone's MPO; a PNG or BMP counts as 100, other formats
+are unknown). A copy saved at quality 10 has the pixels of its photo and a file of a tenth of its bytes, but the
+photo was a PNG, so the bytes rule, within one format, never compared them: on `bench/unseen_edits.py` such
+copies, arriving first, represented 3 of their 7 clusters. Among members of one source priority with as many
+pixels, one at `POOR` or under, with another that is its picture at least `QUALITY_GAP` better, is passed over
+(`poorly_saved`, `curate.dedupe.cluster._not_poorly_saved`).
 
 The measures of pixels are OpenCV's colour conversions, one NumPy least-squares fit and a mean, on the pixels the
 hash step decoded anyway.
