@@ -367,6 +367,8 @@ def test_another_threshold_writes_its_own_page(leaky):
     assert own.read_bytes() == before and "<img " not in page.read_text()
     assert version_pages(leaky.reports, "mpox@1.0.0") == [own, page]
     assert version_pages(leaky.reports, "mpox@1.0") == []  # another version's name is no prefix of it
+    (leaky.reports / "leakage-mpox-1.0.0-threshold-².html").write_text("")  # a digit int() refuses: not a page
+    assert version_pages(leaky.reports, "mpox@1.0.0") == [own, page]
 
 
 @pytest.mark.parametrize("per_image", [86, 1])

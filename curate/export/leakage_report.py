@@ -135,7 +135,7 @@ def version_pages(reports: Path, ref: str, names: list[str] | None = None) -> li
     names = report_names(reports) if names is None else names
     own = [reports / n for n in names if n == f"{stem}.html"]
     others = {n: n[len(stem + THRESHOLD_PAGE) : -len(".html")] for n in names if n.startswith(stem + THRESHOLD_PAGE)}
-    numbered = sorted((int(t), n) for n, t in others.items() if t.isdigit() and n.endswith(".html"))
+    numbered = sorted((int(t), n) for n, t in others.items() if t.isascii() and t.isdecimal() and n.endswith(".html"))
     return own + [reports / n for _, n in numbered]  # by threshold: 5 before 10
 
 
