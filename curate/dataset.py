@@ -231,7 +231,7 @@ class DatasetVersion:
             if row["label"] not in classes:
                 raise DatasetError(f"{where}: label {row['label']!r} is not one of the classes")
             if row["split"] == "train":
-                if not row["fold"].isdigit() or (folds and int(row["fold"]) >= folds):
+                if not (row["fold"].isascii() and row["fold"].isdigit()) or (folds and int(row["fold"]) >= folds):
                     raise DatasetError(
                         f"{where}: train row needs a fold in 0..{max(folds - 1, 0)}, got {row['fold']!r}"
                     )

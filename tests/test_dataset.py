@@ -84,10 +84,12 @@ def test_open_errors(tmp_path):
         DatasetVersion.open(path)
 
 
-def test_manifest_must_follow_contract(tmp_path):
+@pytest.mark.parametrize("fold", ["", "\u00b2", "\u0663"], ids=["empty", "superscript-two", "arabic-indic-three"])
+def test_manifest_must_follow_contract(tmp_path, fold):
+    """Before: a hand-edited fold "²" passed str.isdigit and int() then stopped the reader with a ValueError."""
     path = write_export(tmp_path)
     text = (path / "manifest.csv").read_text()
-    (path / "manifest.csv").write_text(text.replace(",train,0,", ",train,,", 1))
+    (path / "manifest.csv").write_text(text.replace(",train,0,", f",train,{fold},", 1))
     write_sums(path)
     with pytest.raises(DatasetError, match="needs a fold"):
         DatasetVersion.open(path)
