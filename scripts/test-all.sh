@@ -50,4 +50,7 @@ fi
 # The wheel a user installs, in a fresh venv without extras: README's first command, label help, label config.
 if [ "${WHEEL_SMOKE:-1}" != 0 ]; then PYTHON="$PY" BUILD_PY="$PWD/.venv/bin/python" bash scripts/wheel-smoke.sh; fi
 
-exec .venv/bin/python -m pytest "$@"
+# One pytest worker per core, at most 4 (pytest-xdist: each worker starts its own Label Studio and PostgreSQL), a
+# file's tests on one worker so its module fixtures are built once. TEST_WORKERS=0 runs them in this process.
+cores=$(nproc 2>/dev/null || echo 1)
+exec .venv/bin/python -m pytest -n "${TEST_WORKERS:-$((cores < 4 ? cores : 4))}" --dist loadfile "$@"

@@ -9,11 +9,19 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from curate.net import free_port
-from curate.workspace import Workspace
+# pytest-xdist's workers (scripts/test-all.sh) start with COLUMNS=80 and LINES=24, as if they wrote to an
+# 80-column terminal, and rich reads them as a console is made: dropped here, before anything imports curate (so
+# the fixtures import it where they use it), as the suite's output tests are about output that is not a terminal.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.pop("COLUMNS", None)
+    os.environ.pop("LINES", None)
+
+if TYPE_CHECKING:
+    from curate.workspace import Workspace
 
 # Fixture modules: the suite's local search-engine server and its real Label Studio server.
 pytest_plugins = ["engine_server", "studio_server"]
@@ -47,6 +55,8 @@ def pg_server(tmp_path_factory):
         check=True,
         capture_output=True,
     )
+    from curate.net import free_port
+
     port = free_port()
     log = base / "pg.log"
     subprocess.run(
@@ -97,12 +107,16 @@ def db_url(request, tmp_path):
 @pytest.fixture
 def ws(tmp_path, db_url) -> Workspace:
     """A fresh workspace whose catalogue lives on the parametrised backend."""
+    from curate.workspace import Workspace
+
     return Workspace.init(tmp_path / "ws", db_url=db_url)
 
 
 @pytest.fixture
 def sqlite_ws(tmp_path) -> Workspace:
     """A fresh workspace on SQLite only (for tests about files and processes, not the backend)."""
+    from curate.workspace import Workspace
+
     return Workspace.init(tmp_path / "ws")
 
 
