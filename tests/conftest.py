@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-# pytest-xdist's workers (scripts/test-all.sh) start with COLUMNS=80 and LINES=24, as if they wrote to an
-# 80-column terminal, and rich reads them as a console is made: dropped here, before anything imports curate (so
-# the fixtures import it where they use it), as the suite's output tests are about output that is not a terminal.
+# pytest-xdist's workers (scripts/test-all.sh) find COLUMNS=80 and LINES=24 in their environment (seen with xdist
+# 3.8 and execnet 2.1), as if they wrote to an 80-column terminal, and rich reads them as a console is made: dropped
+# here, before anything imports curate (so the fixtures import it where they use it), as the suite's output tests
+# are about output that is not a terminal.
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.pop("COLUMNS", None)
     os.environ.pop("LINES", None)
