@@ -53,6 +53,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from curate.errors import DatasetError
+from curate.numbers import whole_number
 
 MANIFEST_COLUMNS = [
     "file",
@@ -231,7 +232,8 @@ class DatasetVersion:
             if row["label"] not in classes:
                 raise DatasetError(f"{where}: label {row['label']!r} is not one of the classes")
             if row["split"] == "train":
-                if not (row["fold"].isascii() and row["fold"].isdigit()) or (folds and int(row["fold"]) >= folds):
+                fold = whole_number(row["fold"])
+                if fold is None or (folds and fold >= folds):
                     raise DatasetError(
                         f"{where}: train row needs a fold in 0..{max(folds - 1, 0)}, got {row['fold']!r}"
                     )

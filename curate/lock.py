@@ -22,6 +22,8 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from curate.numbers import whole_number
+
 LOCK_NAME = ".curate.lock"
 
 # What a waiting writer is told; the CLI points this at its stderr console.
@@ -264,7 +266,9 @@ def _outcomes(info: dict) -> dict[int, str]:
     if not isinstance(outcomes, dict):
         return {}
     return {
-        int(k): v for k, v in outcomes.items() if str(k).isdigit() and v in ("ok", "failed", "aborted", "interrupted")
+        k: v
+        for key, v in outcomes.items()
+        if (k := whole_number(key)) is not None and v in ("ok", "failed", "aborted", "interrupted")
     }
 
 

@@ -33,9 +33,16 @@ from typer.core import TyperGroup
 from typer.exceptions import Abort, Exit, TyperException
 
 from curate.errors import CurateError
+from curate.numbers import whole_number
 from curate.redact import redact_text
 
 PLAIN_WIDTH = 10_000  # "as wide as the text": output that is not a terminal is never cut or wrapped
+
+# rich (ours and typer's consoles alike) takes $COLUMNS="²" for a number (str.isdigit) and int() refuses it: a
+# traceback before any command ran. A size that is not ASCII digits is dropped, as rich drops "abc".
+for _size in ("COLUMNS", "LINES"):
+    if _size in os.environ and whole_number(os.environ[_size]) is None:
+        del os.environ[_size]
 
 
 class PlainWhenPiped(Console):
@@ -46,7 +53,7 @@ class PlainWhenPiped(Console):
     @property
     def size(self) -> ConsoleDimensions:
         real = super().size
-        if self.is_terminal or self._width is not None or self._environ.get("COLUMNS", "").isdigit():
+        if self.is_terminal or self._width is not None or whole_number(self._environ.get("COLUMNS")) is not None:
             return real
         return ConsoleDimensions(PLAIN_WIDTH, real.height)
 

@@ -9,7 +9,8 @@
 
 Everything listens on 127.0.0.1 only (or another loopback address given as `host`), over HTTPS when given
 an `ssl.SSLContext` (`tls`). `server.delay` slows every image down (for kill tests); paths in `server.drip`
-are sent one byte every half second; `server.redirects` maps a path to any Location.
+are sent one byte every half second; `server.redirects` maps a path to any Location; `server.lengths` maps a path to
+the Content-Length header sent instead of its body's (the connection then closes after the body).
 """
 
 from __future__ import annotations
@@ -158,6 +159,7 @@ class EngineServer:
         self.files: dict[str, tuple[int, str, bytes]] = {}
         self.drip: set[str] = set()
         self.redirects: dict[str, str] = {}
+        self.lengths: dict[str, str] = {}
         self.results: dict[str, list[Item]] = {}
         self.requests: list[str] = []
         self.delay = 0.0
@@ -192,7 +194,11 @@ class EngineServer:
                     return
                 self.send_response(status)
                 self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
+                said = server.lengths.get(urlsplit(self.path).path)
+                self.send_header("Content-Length", str(len(body)) if said is None else said)
+                if said is not None:  # no length the client can use: the body ends where the connection does
+                    self.send_header("Connection", "close")
+                    self.close_connection = True
                 if cut:  # promise the whole body, send half, hang up
                     self.send_header("Connection", "close")
                     self.end_headers()

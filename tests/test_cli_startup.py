@@ -203,3 +203,15 @@ def test_label_push_counts_a_task_made_again_for_its_rater_alone(capsys):
         ["a@clinic.test", "1", "1", "1"],
         ["b@clinic.test", "2", "0", "0"],
     ]
+
+
+@pytest.mark.parametrize("columns", ["²", "٣", "wide"])
+def test_a_terminal_size_that_is_no_number_is_ignored(tmp_path, columns):
+    """rich took COLUMNS="²" for a number (str.isdigit) and int() refused it: a traceback before any command."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": columns, "LINES": columns}
+    for args in (["--help"], ["status", "-w", str(tmp_path / "none")]):
+        out = subprocess.run(
+            [sys.executable, "-m", "curate", *args], capture_output=True, text=True, cwd=ROOT, env=env, timeout=60
+        )
+        assert "Traceback" not in out.stderr, out.stderr
+    assert out.returncode == 1 and out.stderr.startswith("error: no workspace at"), out.stderr

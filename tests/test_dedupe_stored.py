@@ -128,3 +128,14 @@ def test_a_damaged_cache_is_made_anew_and_a_wrong_limit_left_aside_with_one_note
     blocked = _again(ws, monkeypatch)
     (said,) = [n for n in blocked.notes if "cache" in n]
     assert said.startswith("the local-features cache was left aside (") and _state(ws) == before
+
+
+@pytest.mark.parametrize("limit", ["²", "٣", "-5"])
+def test_a_cache_limit_of_other_digits_is_left_aside_naming_the_variable(folders, tmp_path, monkeypatch, limit):
+    """A limit "²" passed str.isdigit and int() refused it: the note said "invalid literal for int()", not which
+    setting; "٣" was taken as 3 MB."""
+    ws = Workspace.init(tmp_path / "ws")
+    report = _run(ws, folders[0], limit, monkeypatch)
+    said = f"${LIMIT_ENV} is {limit!r}, not a whole number of MB (0: no cache): no local-features cache this run"
+    assert said in report.notes and report.features_read == 0
+    assert not (ws.root / FOLDER).exists()

@@ -32,6 +32,7 @@ MODULE_LAYER = {
     "curate.privacy": "shared",
     "curate.files": "shared",
     "curate.regular": "shared",
+    "curate.numbers": "shared",
     "curate.imaging": "shared",
     "curate.parallel": "shared",
     "curate.output": "shared",

@@ -227,3 +227,16 @@ def test_a_lone_surrogate_in_a_result_is_escaped_and_the_batch_is_kept(ws, srv):
 def test_a_query_that_is_not_utf8_is_one_line(sqlite_ws, srv):
     with pytest.raises(Exception, match=r"is not UTF-8 text \(at character 6\): type it in a UTF-8 terminal"):
         run(sqlite_ws, srv, queries=("mpox \udce9ruption",))
+
+
+def test_a_content_length_that_is_no_number_is_read_as_unknown(sqlite_ws, srv):
+    """The header is latin-1 text: a server sending byte 0xB2 says "²", which passed str.isdigit and int()
+    refused, so the size check stopped that download with int()'s ValueError. A length that is no number is
+    no length: the file is read (up to its limit) and kept."""
+    srv.lengths["/img/good_3.jpg"] = "²"
+    srv.lengths["/img/good_4.jpg"] = "¹²"  # header bytes B9 B2
+    srv.results["odd length"] = [Item(f"/img/good_{i}.jpg", "fine") for i in (2, 3, 4)]
+    report = run(sqlite_ws, srv, queries=("odd length",))
+    q = report.queries[0]
+    assert q.failed == [] and q.new_for_query == 3
+    assert_consistent(sqlite_ws)

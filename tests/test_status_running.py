@@ -164,3 +164,13 @@ def test_status_counts_originals_no_row_lists(tmp_path):
     curate("ingest", folder, "-s", "c", "-w", root)
     data = json.loads(curate("status", "-w", root, "--json").stdout)
     assert data["unlisted_originals"] == 0 and data["images"] == 3
+
+
+def test_a_lock_file_naming_runs_in_other_digits_is_read_past(tmp_path):
+    """The lock file is plain JSON in the workspace: a run id "²" passed str.isdigit and int() refused it, so
+    `curate status` and the next writer stopped with a traceback."""
+    root, folder = workspace_and_photos(tmp_path, 2)
+    (root / ".curate.lock").write_text(json.dumps({"outcomes": {"²": "ok", "٣": "failed"}, "runs": ["²"]}))
+    assert "did not finish" not in curate("status", "-w", root).stdout
+    curate("ingest", folder, "-s", "c", "-w", root)
+    assert json.loads(curate("status", "-w", root, "--json").stdout)["images"] == 2

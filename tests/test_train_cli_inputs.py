@@ -356,3 +356,14 @@ def test_exported_model_is_owner_only_whatever_the_umask(triage_run, tmp_path, f
     assert res.exit_code == 0, res.output
     assert (tmp_path / "m").stat().st_mode & 0o777 == 0o600
     assert (tmp_path / "m.card.md").stat().st_mode & 0o777 == 0o600
+
+
+def test_predict_numbers_its_folder_past_a_folder_named_in_other_digits(tmp_path):
+    """`train predict` without --out numbers a new folder under <run>/predict; a folder "²" there passed
+    str.isdigit and int() refused it, so every later predict into that run stopped with a ValueError."""
+    from train.predict import _next_batch
+
+    for name in ("²", "٣", "002", "notes"):
+        (tmp_path / name).mkdir()
+    assert _next_batch(tmp_path) == tmp_path / "003"
+    assert _next_batch(tmp_path) == tmp_path / "004"

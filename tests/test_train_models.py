@@ -91,7 +91,7 @@ def test_pretrained_lite0_features_separate_classes_better_than_random(tmp_path)
 
 def test_train_reads_only_the_dataset_contract():
     """train/ must not import the catalogue: only curate.dataset and the small shared core (curate.errors,
-    curate.files, curate.imaging, curate.lite0, curate.net, curate.output, curate.plots, curate.regular;
+    curate.files, curate.imaging, curate.lite0, curate.net, curate.numbers, curate.output, curate.plots, curate.regular;
     tests/test_layers.py checks the source). curate.imaging: an upload is read as the export read the training
     pictures (`to_rgb`)."""
     import subprocess
@@ -99,7 +99,8 @@ def test_train_reads_only_the_dataset_contract():
 
     allowed = (
         "('curate', 'curate.dataset', 'curate.errors', 'curate.files', 'curate.imaging', 'curate.lite0', "
-        "'curate.net', 'curate.output', 'curate.plots', 'curate.privacy', 'curate.redact', 'curate.regular')"
+        "'curate.net', 'curate.numbers', 'curate.output', 'curate.plots', 'curate.privacy', 'curate.redact', "
+        "'curate.regular')"
     )
     code = (
         "import sys, train.cli, train.recipe, train.report, train.gallery, train.predict; "

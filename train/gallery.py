@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from curate.numbers import whole_number
 from curate.plots import pyplot
 from train.gradcam import gradcam, overlay
 from train.outputs import save_figure, save_image
@@ -62,7 +63,7 @@ def select(rows: list[dict], positive: str | None, fold: int, n: int) -> list[Ga
     missing = NO_BOX if roi else NOT_EVALUATED
     for r in sorted(
         test,
-        key=lambda r: (r["image_id"] not in roi, int(r["image_id"]) if r["image_id"].isdigit() else 0, r["image_id"]),
+        key=lambda r: (r["image_id"] not in roi, whole_number(r["image_id"]) or 0, r["image_id"]),
     ):
         panels = [_panel("original", r, positive)]
         if r["image_id"] in roi:

@@ -20,6 +20,7 @@ from PIL import Image
 
 from curate.dataset import refuse_sealed
 from curate.errors import ServeError
+from curate.numbers import whole_number
 from curate.regular import NotRegular, open_regular
 from train.calibration import applied, unfit
 from train.config import RANGES, check_range
@@ -142,7 +143,7 @@ def _next_batch(parent: Path) -> Path:
     """The next numbered folder under `parent` (001, 002, …), made with exclusive `mkdir`: two predicts at once
     never share one."""
     parent.mkdir(parents=True, exist_ok=True)
-    taken = [int(p.name) for p in parent.iterdir() if p.name.isdigit()]
+    taken = [k for p in parent.iterdir() if (k := whole_number(p.name)) is not None]
     n = max(taken, default=0) + 1
     while True:
         try:

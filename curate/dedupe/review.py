@@ -38,6 +38,7 @@ from curate.dedupe.overrides import when
 from curate.dedupe.verify import ONE_OBJECT
 from curate.files import write_atomic
 from curate.imaging import thumbnail
+from curate.numbers import whole_number
 from db.models import DedupeCode, DedupeMember, DedupeOverride, DedupePair, Image, Provenance, Source
 
 CSS = """
@@ -238,7 +239,7 @@ def _command(d: dict, verb: str, *ids: int) -> str:
 
 def _key_order(key: str) -> tuple[int, str]:
     """Cluster keys (`img<id>`) in the order of their ids, not their text (img9 before img10)."""
-    return (int(key[3:]) if key[3:].isdigit() else 0, key)
+    return (whole_number(key[3:]) or 0, key)
 
 
 def _groups(d: dict, pairs: list) -> list[dict]:

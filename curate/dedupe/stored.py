@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from curate.dedupe import verify
+from curate.numbers import whole_number
 
 LIMIT_MB = 2048  # on disk, at most; a picture's features at one size take about 40 KB (up to 70)
 LIMIT_ENV = "CURATE_DEDUPE_CACHE_MB"  # another limit; 0: no cache
@@ -54,9 +55,9 @@ def limit_mb() -> int:
     text = os.environ.get(LIMIT_ENV, "").strip()
     if not text:
         return LIMIT_MB
-    if not text.isdigit():
+    if (mb := whole_number(text)) is None:
         raise ValueError(f"${LIMIT_ENV} is {text!r}, not a whole number of MB (0: no cache)")
-    return int(text)
+    return mb
 
 
 @cache

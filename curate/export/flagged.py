@@ -19,6 +19,7 @@ from sqlmodel import Session, select
 
 from curate.export.leakage_report import report_names, version_pages
 from curate.label.recompute import identifiable_photos
+from curate.numbers import whole_number
 from db.models.export import DatasetVersionRecord
 
 
@@ -96,7 +97,7 @@ def _image_ids(root: Path, folder: str | None, archive: str | None) -> set[int]:
         else:
             return set()
         ids = (row.get("image_id") or "" for row in csv.DictReader(io.StringIO(text)))
-        return {int(v) for v in ids if v.isascii() and v.isdecimal()}  # "²" is a digit int() refuses
+        return {k for v in ids if (k := whole_number(v)) is not None}
     except (OSError, tarfile.TarError, UnicodeDecodeError, csv.Error):
         return set()
 

@@ -18,6 +18,7 @@ from curate.export.writer import recorded_checksum
 from curate.files import write_atomic
 from curate.imaging import thumbnail
 from curate.label.recompute import identifiable_photos
+from curate.numbers import whole_number
 
 THUMB_PX = 200
 HIDDEN = "<p>not shown: flagged &lsquo;identifiable features&rsquo;</p>"  # the file is listed by name, no thumbnail
@@ -135,7 +136,7 @@ def version_pages(reports: Path, ref: str, names: list[str] | None = None) -> li
     names = report_names(reports) if names is None else names
     own = [reports / n for n in names if n == f"{stem}.html"]
     others = {n: n[len(stem + THRESHOLD_PAGE) : -len(".html")] for n in names if n.startswith(stem + THRESHOLD_PAGE)}
-    numbered = sorted((int(t), n) for n, t in others.items() if t.isascii() and t.isdecimal() and n.endswith(".html"))
+    numbered = sorted((k, n) for n, t in others.items() if (k := whole_number(t)) is not None and n.endswith(".html"))
     return own + [reports / n for _, n in numbered]  # by threshold: 5 before 10
 
 

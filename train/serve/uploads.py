@@ -10,6 +10,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect
 
 from curate.errors import ServeError
+from curate.numbers import whole_number
 from train.photos import Limits
 
 
@@ -26,8 +27,8 @@ async def limited(stream: AsyncIterator[bytes], max_bytes: int) -> AsyncIterator
 async def read_upload(headers: Headers, stream: AsyncIterator[bytes], limits: Limits, field: str = "file") -> bytes:
     """The bytes of multipart field `field`, parsed in memory (spool limit = body limit, so
     starlette never rolls the upload over to a temporary file)."""
-    length = headers.get("content-length")
-    if length and length.isdigit() and int(length) > limits.max_bytes:
+    length = whole_number(headers.get("content-length"))
+    if length is not None and length > limits.max_bytes:
         raise ServeError(f"upload is larger than {limits.max_bytes // (1024 * 1024)} MB", 413)
     if not headers.get("content-type", "").startswith("multipart/form-data"):
         raise ServeError("send the photo as multipart/form-data in a field named 'file'", 415)

@@ -15,6 +15,7 @@ import requests
 
 from curate.intake.fetch_guard import DEADLINE_FACTOR, Refused, deadline
 from curate.intake.scrape.engines.base import TEXT_LIMIT
+from curate.numbers import whole_number
 from curate.redact import redact_text
 
 # control characters, and lone surrogates (a search result's JSON can hold "\ud800", which no UTF-8 text can: before,
@@ -91,9 +92,9 @@ def _get(session: requests.Session, url: str, timeout: float, max_bytes: int) ->
     try:
         with session.get(url, timeout=timeout, stream=True) as resp:
             _check_status(resp.status_code)
-            declared = resp.headers.get("Content-Length", "")
-            if declared.isdigit() and int(declared) > max_bytes:
-                raise Permanent(f"file too large ({int(declared) / 1e6:.0f} MB)")
+            declared = whole_number(resp.headers.get("Content-Length", ""))
+            if declared is not None and declared > max_bytes:
+                raise Permanent(f"file too large ({declared / 1e6:.0f} MB)")
             chunks, size = [], 0
             for chunk in resp.iter_content(_CHUNK):
                 size += len(chunk)
