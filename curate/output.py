@@ -222,14 +222,21 @@ def _usage_json(ctx, exc: TyperException) -> None:
 
 def file_error(exc: OSError) -> str:
     """A file-system refusal no command anticipated, said as what it is, naming the file (a rename's
-    destination, not its temporary name)."""
+    destination, not its temporary name). A name too long is said as that, cut short: a 5,000-character
+    `NAME@VERSION` was printed whole, with advice on permissions and free space."""
+    name = exc.filename2 or exc.filename
+    if exc.errno == errno.ENAMETOOLONG:
+        text = str(name)
+        shown = text if len(text) <= LONG_NAME else f"{text[: LONG_NAME - 1]}…"
+        return f"a name longer than the file system takes ({len(text)} characters): {shown}; use a shorter one"
     return (
-        f"cannot write or read {exc.filename2 or exc.filename} ({exc.strerror or type(exc).__name__}): "
+        f"cannot write or read {name} ({exc.strerror or type(exc).__name__}): "
         "check that folder's permissions and free space, then re-run"
     )
 
 
 FULL = (errno.ENOSPC, errno.EDQUOT)
+LONG_NAME = 80  # characters of a name too long that an error shows
 
 
 def no_file_error(exc: OSError) -> str:

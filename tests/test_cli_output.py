@@ -62,3 +62,13 @@ def test_a_file_system_refusal_is_one_line_naming_the_file(tmp_path: Path):
     assert r.exit_code == 1 and r.stderr.strip().count("\n") == 0, r.output
     assert f"cannot write or read {ws.root / 'reports' / 'dedupe-review.html'} (Is a directory)" in r.stderr
     assert "unexpected" not in r.stderr and ".part" not in r.stderr
+
+
+def test_a_name_too_long_for_the_file_system_is_said_as_that_cut_short(tmp_path: Path):
+    """Before: the 5,006-character name printed whole, with advice to check permissions and free space."""
+    ws = Workspace.init(tmp_path / "ws")
+    r = CliRunner().invoke(app, ["audit", "leakage", "x" * 5000 + "@1.0.0", "-w", str(ws.root)])
+    assert r.exit_code == 1
+    (line,) = r.stderr.strip().splitlines()
+    assert line.startswith("error: a name longer than the file system takes (5006 characters): xxx"), line
+    assert line.endswith("…; use a shorter one") and len(line) < 200, line

@@ -17,7 +17,7 @@ from sqlalchemy import update
 from sqlmodel import select
 
 from curate.dedupe.run import DedupeOptions, run_dedupe
-from curate.dedupe.stored import FOLDER, LIMIT_ENV
+from curate.dedupe.stored import FOLDER, LIMIT_ENV, MOST_MB
 from curate.intake.ingest import IngestOptions, ingest_folder
 from curate.workspace import Workspace
 from db.models import DedupeCode, DedupePair, Provenance
@@ -130,12 +130,20 @@ def test_a_damaged_cache_is_made_anew_and_a_wrong_limit_left_aside_with_one_note
     assert said.startswith("the local-features cache was left aside (") and _state(ws) == before
 
 
-@pytest.mark.parametrize("limit", ["²", "٣", "-5"])
-def test_a_cache_limit_of_other_digits_is_left_aside_naming_the_variable(folders, tmp_path, monkeypatch, limit):
+@pytest.mark.parametrize(
+    ("limit", "why"),
+    [
+        ("²", "not a whole number of MB (0: no cache)"),
+        ("٣", "not a whole number of MB (0: no cache)"),
+        ("-5", "not a whole number of MB (0: no cache)"),
+        ("99999999999999999999", f"more MB than a disk holds (at most {MOST_MB})"),
+    ],
+)
+def test_a_cache_limit_out_of_reach_is_left_aside_naming_the_variable(folders, tmp_path, monkeypatch, limit, why):
     """A limit "²" passed str.isdigit and int() refused it: the note said "invalid literal for int()", not which
-    setting; "٣" was taken as 3 MB."""
+    setting; "٣" was taken as 3 MB; 10^20 MB overflowed SQLite's integer ("OverflowError: Python int too large")."""
     ws = Workspace.init(tmp_path / "ws")
     report = _run(ws, folders[0], limit, monkeypatch)
-    said = f"${LIMIT_ENV} is {limit!r}, not a whole number of MB (0: no cache): no local-features cache this run"
+    said = f"${LIMIT_ENV} is {limit!r}, {why}: no local-features cache this run"
     assert said in report.notes and report.features_read == 0
     assert not (ws.root / FOLDER).exists()

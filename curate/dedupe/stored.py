@@ -33,6 +33,7 @@ from curate.dedupe import verify
 from curate.numbers import whole_number
 
 LIMIT_MB = 2048  # on disk, at most; a picture's features at one size take about 40 KB (up to 70)
+MOST_MB = 10**9  # the largest limit taken (a petabyte)
 LIMIT_ENV = "CURATE_DEDUPE_CACHE_MB"  # another limit; 0: no cache
 FOLDER = Path("cache") / "dedupe-features"
 VERSION = "|".join(
@@ -57,6 +58,8 @@ def limit_mb() -> int:
         return LIMIT_MB
     if (mb := whole_number(text)) is None:
         raise ValueError(f"${LIMIT_ENV} is {text!r}, not a whole number of MB (0: no cache)")
+    if mb > MOST_MB:  # diskcache keeps the limit in bytes in SQLite, whose integers stop at 2**63
+        raise ValueError(f"${LIMIT_ENV} is {text!r}, more MB than a disk holds (at most {MOST_MB})")
     return mb
 
 
