@@ -835,35 +835,29 @@ def representatives(truth: dict, kept: list | None) -> dict | None:
 
 
 def score(truth: dict, pairs: list) -> dict:
+    """A tool's matched pairs, joined into groups (union), scored by `curate.dedupe.evaluate.score`, what
+    `curate dedupe score` runs on a steward's own answer: precision over every pair inside a group, and recall per
+    transformation (a copy is found in its photo's group; the photo, "p..." without a transform, is listed first)."""
+    from curate.dedupe.evaluate import Truth
+    from curate.dedupe.evaluate import score as scored
+
     files = truth["files"]
     joined = DisjointSet(files)
     for a, b in pairs:
         if a in joined and b in joined:
             joined.merge(a, b)
-    # recall: a planted variant is found when it shares a cluster with its group's original
-    original = {v["group"]: f for f, v in files.items() if not v["transform"] and f.startswith("p")}
-    found, total = Counter(), Counter()
-    for f, v in files.items():
-        if v["transform"]:
-            total[v["transform"]] += 1
-            found[v["transform"]] += joined.connected(f, original[v["group"]])
-    # precision: of the image pairs placed in one cluster, how many are truly the same photo
-    tp = fp = 0
-    for members in joined.subsets():
-        if len(members) < 2:
-            continue
-        by_group = Counter(files[m]["group"] for m in members)
-        same = sum(c * (c - 1) // 2 for c in by_group.values())
-        all_pairs = len(members) * (len(members) - 1) // 2
-        tp += same
-        fp += all_pairs - same
-    recall = {t: found[t] / total[t] for t in sorted(total)}
+    order = sorted(files, key=lambda f: bool(files[f]["transform"]) or not f.startswith("p"))
+    result = scored(
+        Truth({f: files[f]["group"] for f in order}, {f: files[f]["transform"] for f in order}),
+        {f: joined[f] for f in files},
+    )
+    found = result.by_kind
     return {
-        "recall": recall,
-        "found": {t: [found[t], total[t]] for t in sorted(total)},
-        "recall_all": sum(found.values()) / max(1, sum(total.values())),
-        "precision": tp / (tp + fp) if tp + fp else 1.0,
-        "false_pairs": fp,
+        "recall": {t: f / n for t, (f, n) in found.items()},
+        "found": {t: [f, n] for t, (f, n) in found.items()},
+        "recall_all": sum(f for f, _ in found.values()) / max(1, sum(n for _, n in found.values())),
+        "precision": result.precision,
+        "false_pairs": result.false_pairs,
     }
 
 

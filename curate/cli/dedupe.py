@@ -1,7 +1,8 @@
-"""`curate dedupe` (run), `curate dedupe split|merge|review|decisions`."""
+"""`curate dedupe` (run), `curate dedupe split|merge|review|decisions|score`."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -367,6 +368,60 @@ def decisions(workspace: WorkspaceOpt = None, db: DbOpt = None, json_out: JsonOp
                 [[_images(r), r["action"], r["note"], when(r["at"])] for r in rows],
             )
         )
+
+
+@app.command()
+def score(
+    truth: Annotated[
+        Path,
+        typer.Argument(
+            metavar="TRUTH.csv",
+            help="Your answer for some or all of the photos: a CSV with the columns file (as ingested: its path "
+            "inside the ingested folder, or its URL; its name alone when one image alone has it) and group (files "
+            "of one group are one photo), and optionally kind (what was done to a copy, e.g. crop or watermark; "
+            "empty for the original).",
+        ),
+    ],
+    workspace: WorkspaceOpt = None,
+    db: DbOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Score the current clusters against your own answer: pair precision over every pair inside a cluster,
+    pair recall, and recall for each kind of copy (a copy is found in its group's original's cluster). Missed
+    pairs that the review sheet lists are counted apart. --json lists the first 20 false and missed pairs by
+    image id, as the review sheet names them (never a file name), and the truth's lines naming no one image.
+
+    Example: curate dedupe score truth.csv --json
+    """
+    from curate.dedupe.evaluate import score_catalogue
+
+    ws = open_workspace(workspace, db)
+    result = score_catalogue(ws, truth)
+    if json_out:
+        print_json(
+            {
+                **result.__dict__,
+                "precision": round(result.precision, 4),
+                "recall": round(result.recall, 4),
+                "by_kind": {k: {"found": f, "copies": n} for k, (f, n) in result.by_kind.items()},
+            }
+        )
+        return
+    rows = [
+        ["files scored", str(result.images)],
+        ["pair precision (every pair inside a cluster)", f"{result.precision:.4f}"],
+        ["false pairs", f"{result.false_pairs} of {result.cluster_pairs} inside clusters"],
+        ["pair recall", f"{result.recall:.4f}"],
+        [
+            "missed pairs",
+            f"{result.true_pairs - result.found_pairs} of {result.true_pairs} ({result.missed_to_review} to review)",
+        ],
+        *[[f"recall: {kind}", f"{f / n:.3f} ({f}/{n})"] for kind, (f, n) in result.by_kind.items()],
+    ]
+    if result.unknown:
+        lines = ", ".join(map(str, result.unknown[:5])) + (", …" if len(result.unknown) > 5 else "")
+        rows.append(["files naming no one image (left out)", f"{len(result.unknown)} (line {lines})"])
+    console.print(table("dedupe score", ["measure", "value"], rows))
 
 
 def _images(decision: dict) -> str:
