@@ -393,7 +393,7 @@ def score(
 
     Example: curate dedupe score truth.csv --json
     """
-    from curate.dedupe.evaluate import score_catalogue
+    from curate.dedupe.evaluate import said_lines, score_catalogue
 
     ws = open_workspace(workspace, db)
     result = score_catalogue(ws, truth)
@@ -419,8 +419,9 @@ def score(
         *[[f"recall: {kind}", f"{f / n:.3f} ({f}/{n})"] for kind, (f, n) in result.by_kind.items()],
     ]
     if result.unknown:
-        lines = ", ".join(map(str, result.unknown[:5])) + (", …" if len(result.unknown) > 5 else "")
-        rows.append(["files naming no one image (left out)", f"{len(result.unknown)} (line {lines})"])
+        rows.append(
+            ["files naming no one image (left out)", f"{len(result.unknown)} (line {said_lines(result.unknown)})"]
+        )
     console.print(table("dedupe score", ["measure", "value"], rows))
 
 

@@ -20,10 +20,10 @@ from pathlib import Path, PurePosixPath
 
 from sqlmodel import select
 
-from curate.dedupe import cluster_map, undecided_pairs
+from curate.dedupe import cluster_map, uncompared_image_ids, undecided_pairs
 from curate.errors import CurateError
 from curate.regular import NotRegular, open_regular
-from db.models import DedupeMember, Provenance
+from db.models import Provenance
 
 LISTED = 20  # false and missed pairs a score lists (`--json`); the counts are whole
 MOST_BYTES = 256 * 2**20  # a truth file larger than this is refused: a million rows take about 50 MB
@@ -112,6 +112,11 @@ def score(truth: Truth, cluster_of: Mapping[Hashable, Hashable], review: set[fro
         missed=missed,
         missed_to_review=to_review,
     )
+
+
+def said_lines(lines: list[int], most: int = 5) -> str:
+    """Line numbers as a message gives them: the first `most`, then "…"."""
+    return ", ".join(map(str, lines[:most])) + (", …" if len(lines) > most else "")
 
 
 def _pairs(n: int) -> int:
@@ -208,13 +213,13 @@ def score_catalogue(ws, path: Path) -> DedupeScore:
         if i not in group or not truth.kind[f]:  # of two lines naming one image, an original's counts
             group[i], kind[i], line[i] = truth.group[f], truth.kind[f], truth.line[f]
     with ws.session() as s:
-        compared = set(s.exec(select(DedupeMember.image_id)).all())
+        late = uncompared_image_ids(s, set(group))
         clusters = cluster_map(s)
         review = {frozenset(p) for p in undecided_pairs(s, clusters)}
-    if late := sorted(line[i] for i in group if i not in compared):
+    if late:
         raise TruthError(
-            f"{path}: the files of line {', '.join(map(str, late[:5]))}{', …' if len(late) > 5 else ''} came in "
-            "after the last dedupe run: run `curate dedupe` first, then score"
+            f"{path}: the files of line {said_lines(sorted(line[i] for i in late))} came in after the last dedupe "
+            "run: run `curate dedupe` first, then score"
         )
     scored = score(Truth(group, kind, line), {i: clusters[i] for i in group}, review)
     return replace(scored, unknown=[truth.line[f] for f in truth.group if f not in image])
