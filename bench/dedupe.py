@@ -14,7 +14,7 @@ speed-up over imagededup, and the candidate search alone on 100,000 images.
     .venv/bin/python bench/dedupe.py --augmented   # a dataset grown by augmentation instead
     .venv/bin/python bench/dedupe.py --stamped     # a stock site's previews: one watermark, many photos
     .venv/bin/python bench/dedupe.py --rulers      # one clinic's photos: one measuring ruler, many lesions
-    .venv/bin/python bench/dedupe.py --charts      # the same beside one colour chart (a known gap)
+    .venv/bin/python bench/dedupe.py --charts      # the same beside one colour chart (partly a known gap)
     .venv/bin/python bench/dedupe.py --collages    # figures of several photos, each photo also on its own
     .venv/bin/python bench/dedupe.py --crops       # two sites' crops of one photo, sharing a third or more
     .venv/bin/python bench/dedupe.py --screens     # photos in a phone's photo viewer, many photos in one viewer
@@ -343,7 +343,7 @@ def build_rulers(out: Path, workers: int, photos: str = "", chart: bool = False)
     """One clinic's photos (`--rulers`): 40 different close-ups on plain skin and 20 different real photos
     and tiles (or photos of the `photos` folder, 20 at most), each photographed beside the same measuring
     ruler (`tests.photo_corpus.with_ruler`, a hard negative), and every fourth posted again, cropped (a copy).
-    With `chart` (`--charts`), beside one colour chart instead (`tests.photo_corpus.with_chart`, a known gap)."""
+    With `chart` (`--charts`), beside one colour chart instead (`tests.photo_corpus.with_chart`, partly a known gap)."""
 
     key = ["charts" if chart else "rulers", 1] + _photo_key(photos)
     if (truth := _built(out, key)) is not None:
@@ -1102,7 +1102,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--charts",
         action="store_true",
-        help="the corpus is one clinic's photos beside the same colour chart instead (a known gap)",
+        help="the corpus is one clinic's photos beside the same colour chart instead (partly a known gap)",
     )
     p.add_argument(
         "--collages",

@@ -197,3 +197,23 @@ def dedupe_files(tmp_path: Path, files: dict[str, Image.Image]) -> tuple[dict, d
         box = {name[c.image_id]: parse_box(c.box) for c in s.exec(select(DedupeCode)).all()}
         pairs = [(name[p.image_a], name[p.image_b], p.kind, p.reason) for p in s.exec(select(DedupePair)).all()]
     return cluster, box, pairs
+
+
+def clinic_beside(tmp_path: Path, beside: Callable, seeds, posted: int) -> tuple[dict, dict, list]:
+    """A clinic's close-ups (`photo_corpus.closeup` of each seed), each photographed beside one object
+    (`beside`: `photo_corpus.with_ruler` or `with_chart`), lesion `posted` posted again cropped, and a real
+    photo (coffee) beside the object too; saved, ingested and deduped (`dedupe_files`)."""
+    from photo_corpus import closeup, crop, originals
+
+    files = {f"lesion_{k}.jpg": beside(closeup(k), k) for k in seeds}
+    files[f"lesion_{posted}_posted.jpg"] = crop(files[f"lesion_{posted}.jpg"], np.random.default_rng([posted, 9]))
+    files["photo.jpg"] = beside(originals()[1], 1000)
+    return dedupe_files(tmp_path, files)
+
+
+def merged(cluster: dict[str, str]) -> list[set[str]]:
+    """The clusters of more than one file (names), from `dedupe_files`' cluster key by name."""
+    members: dict[str, set[str]] = {}
+    for name, key in cluster.items():
+        members.setdefault(key, set()).add(name)
+    return [m for m in members.values() if len(m) > 1]

@@ -568,7 +568,8 @@ def with_ruler(img: Image.Image, seed: int, size: tuple[int, int] = (640, 512), 
 
 def with_chart(img: Image.Image, seed: int, size: tuple[int, int] = (640, 512), scale: float = 1.0) -> Image.Image:
     """`img` with `colour_chart` laid beside it as `with_ruler` lays the ruler: a compact object rich in
-    keypoints, the same on every photo (a known gap: bench/README.md, "A colour chart beside different lesions")."""
+    keypoints, the same on every photo (`curate.dedupe.verify.unlike_away`; bench/README.md, "Since 2026-12-07:
+    the pixels away from a colour chart")."""
     return _laid_beside(img, colour_chart(), [seed, 13], size, scale)
 
 

@@ -8,8 +8,8 @@ from collections import defaultdict
 
 import numpy as np
 import pytest
-from dedupe_corpus import dedupe_files
-from photo_corpus import closeup, crop, originals, with_ruler
+from dedupe_corpus import clinic_beside, dedupe_files, merged
+from photo_corpus import closeup, crop, with_ruler
 
 from curate.dedupe import verify
 
@@ -18,20 +18,12 @@ CLINIC = (31, 34, 35, 37, 38, 39)  # close-ups merged beside the ruler before th
 
 @pytest.fixture(scope="module")
 def clinic(tmp_path_factory):
-    files = {f"lesion_{k}.jpg": with_ruler(closeup(k), k) for k in CLINIC}
-    files["lesion_38_posted.jpg"] = crop(files["lesion_38.jpg"], np.random.default_rng([38, 9]))
-    files["photo.jpg"] = with_ruler(originals()[1], 1000)  # a real photo (coffee) beside the same ruler
-    return dedupe_files(tmp_path_factory.mktemp("rulers"), files)
+    return clinic_beside(tmp_path_factory.mktemp("rulers"), with_ruler, CLINIC, 38)  # and a photo beside it
 
 
 def test_different_lesions_beside_one_ruler_are_never_merged(clinic):
     cluster, _, pairs = clinic
-    members = defaultdict(set)
-    for name, key in cluster.items():
-        members[key].add(name)
-    assert {frozenset(m) for m in members.values() if len(m) > 1} == {
-        frozenset({"lesion_38.jpg", "lesion_38_posted.jpg"})
-    }
+    assert merged(cluster) == [{"lesion_38.jpg", "lesion_38_posted.jpg"}]
     object_only = [p for p in pairs if p[2] == "review" and "one object only" in p[3]]
     assert len(object_only) >= 3  # the ruler's agreement is shown to the steward, not hidden
     for a, b, _, reason in object_only:

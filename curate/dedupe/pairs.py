@@ -10,7 +10,11 @@ geometrically on the two content boxes (`curate.dedupe.verify`; SIFT features
 are computed once per picture and size). "same" pairs become edges, "review" pairs are stored
 for the steward and never merged, "different" pairs are dropped. Then, so that
 clusters never chain, every pair inside a tentative group of up to `COMPLETE_MAX`
-images that the hashes did not propose is verified too; the clustering joins an
+images that the hashes did not propose is verified too (a "same" the pixels away from its one object put
+to review, `verify.pixels_said`, still links a tentative group: else the chart's pairs it took out split a
+group too large to verify into groups small enough, and in them the chart's other "same"s, on faint
+close-ups the pixels cannot tell, were verified and merged: bench/README.md, "the pixels away from a colour
+chart"); the clustering joins an
 image to a group only when no member contradicts it (`curate.dedupe.cluster`). A
 "different" there, and any "review", between two pictures with texture enough is
 looked at again with their contrast evened out (`Verifier._evened`); so is a "different" there with a
@@ -817,7 +821,7 @@ def complete(verifier: Verifier, pairs: dict[tuple[int, int], Pair], touched: se
     two old groups makes one group whose old-old pairs were never compared, and holds a new image."""
     joined = DisjointSet()
     for p in pairs.values():
-        if p.kind not in NOT_EDGES:
+        if p.kind not in NOT_EDGES or verify.pixels_said(p.reason):  # a "same" the pixels put to review still links
             joined.add(p.a)
             joined.add(p.b)
             joined.merge(p.a, p.b)

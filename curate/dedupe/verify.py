@@ -29,7 +29,8 @@ flipped picture. A match counts as the same photo only if
   holds `HELD` of the larger one's keypoints (the rest is blurred padding: `_held`), and
 * the agreement is not one object's alone (`one_object`: a clinic's ruler beside
   different lesions agrees along the ruler while, away from it, the keypoints on
-  the same spots are unlike; such a pair goes to review).
+  the same spots are unlike; a colour chart holds most of a close-up's keypoints,
+  and away from it the pixels are unlike, `unlike_away`; such a pair goes to review).
 
 No keypoint is taken on or near a round field of view's edge (a dermatoscope's, `features`): it is
 the same on every photo through one, and two small copies of different lesions agreed on it.
@@ -171,6 +172,15 @@ OBJECT_AGREE = 0.2  # under this share of those spots alike (`OBJECT_DESC`): the
 OBJECT_MOST = 0.2  # unless its keypoints' hull covers this share of the picture or more: a photo's (`_object_spots`)
 OBJECT_DESC = 250  # SIFT descriptor distance (uint8 values) under which two keypoints on one spot are alike
 OBJECT_CELLS = 10  # a "same" at COARSE px over fewer cells, not cleared by `one_object`, is looked at at WORK px
+OBJECT_SURE = 0.35  # spots alike under this share leave a compact agreement to the pixels (`one_object`)
+UNLIKE_GREY = 24  # laid in place, grey levels (of 255) past which two pixels are unlike (`unlike_away`)
+UNLIKE_SHIFT = 2  # PLACED_PX pixels a pixel may lie off its place and still be alike (`unlike_away`)
+UNLIKE_THIN = 2  # unlike strokes narrower than 2 * this + 1 PLACED_PX pixels are left out (`unlike_away`)
+UNLIKE_MARGIN = 0.08  # the object: its agreeing keypoints' hull widened by this share of the side (`unlike_away`)
+UNLIKE_REST = 0.15  # the rest is asked when it is at least this share of b (`unlike_away`)
+UNLIKE_SHARE = 0.04  # of the rest unlike past this share: the agreement is one object's (`one_object`)
+WHITE = 240  # grey level at or above which a pixel counts as fill, like `BLACK` (`unlike_away`)
+ECC_DRIFT = 2.0  # PLACED_PX pixels the refined transform may move the agreement by (`_refined`)
 
 STOP_MARGIN = 0.04  # no keypoint within this share of the side of a field stop's fill (`features`)
 PANEL_INSIDE = 0.9  # a match this much inside one panel of a collage is the panel's (`paneled`)
@@ -179,6 +189,7 @@ PANEL_SPANNED = 0.3  # a "same" with a collage covers at least this share of eac
 
 SAME, REVIEW, DIFFERENT = "same", "review", "different"
 ONE_OBJECT = "near the threshold: matches on one object only"  # how a review by `one_object` begins
+UNLIKE_SAID = "of the pixels away from it unlike"  # a review by `one_object` on its pixels says (`pixels_said`)
 PANEL = COLLAGE  # how a review by `paneled` begins
 
 
@@ -768,6 +779,11 @@ def one_object(v: Verdict, a: Features, b: Features, coarse: bool = False, agree
     corpora 14 fall under it (noisy, blurred and small copies), none of them a copy's only way into its
     cluster. Thumbnail-sized pictures are not asked (`curate.dedupe.pairs.Verifier._tiny`).
 
+    At `WORK` px, a "same" on a compact agreement (`_compact`) whose keypoints away from it could not be
+    asked, or were alike under `OBJECT_SURE` (grainy skin's spots are alike by chance: 20-28 % beside one
+    colour chart, a true copy's 38-49 %), is asked by its pixels (`unlike_away`): over `UNLIKE_SHARE` of
+    them unlike is one object's agreement, "review".
+
     A "same" that could not be asked, its agreement on part of the pictures (away from it too few
     keypoints to tell, or under `OBJECT_CELLS` cells), is marked `unasked`: at `COARSE` px plain skin
     has few keypoints, and photos beside a large ruler, or at 1,024 px, were "same" there on 13-22
@@ -792,11 +808,130 @@ def one_object(v: Verdict, a: Features, b: Features, coarse: bool = False, agree
         RANSAC_PX * max(b.width, b.height) / WORK,
         (b.width, b.height),
     )
-    if found is None or found[0] < OBJECT_TESTED or found[1] >= OBJECT_AGREE * found[0]:
-        # only the look at COARSE px is asked again; its spots alike are not to be trusted
-        return replace(v, unasked=coarse and (found is not None or g.cells < OBJECT_CELLS))
-    said = f"{found[1]} of {found[0]} keypoints away from it alike"
-    return Verdict(REVIEW, f"{ONE_OBJECT} (a ruler or label both show?); {said}; {v.reason}", g)
+    asked = found is not None and found[0] >= OBJECT_TESTED
+    if asked and found[1] < OBJECT_AGREE * found[0]:
+        said = f"{found[1]} of {found[0]} keypoints away from it alike"
+        return Verdict(REVIEW, f"{ONE_OBJECT} (a ruler or label both show?); {said}; {v.reason}", g)
+    if not coarse and (not asked or found[1] < OBJECT_SURE * found[0]) and _compact(agreeing, b):
+        share = unlike_away(m, a, b, agreeing)
+        if share is not None and share > UNLIKE_SHARE:
+            said = f"{share:.0%} {UNLIKE_SAID}"
+            return Verdict(REVIEW, f"{ONE_OBJECT} (a colour chart or label both show?); {said}; {v.reason}", g)
+    # only the look at COARSE px is asked again; its spots alike are not to be trusted
+    return replace(v, unasked=coarse and (found is not None or g.cells < OBJECT_CELLS))
+
+
+def pixels_said(reason: str | None) -> bool:
+    """Whether a review's reason is `one_object`'s on the pixels away from the agreement (`unlike_away`)."""
+    return bool(reason) and reason.startswith(ONE_OBJECT) and UNLIKE_SAID in reason
+
+
+def _compact(agreeing: np.ndarray, b: Features) -> bool:
+    """Whether the agreeing keypoints' hull is under `OBJECT_MOST` of b: an object's, not a photo's."""
+    spots = np.asarray(agreeing, np.float32).reshape(-1, 2)
+    return len(spots) >= 3 and cv2.contourArea(cv2.convexHull(spots)) < OBJECT_MOST * b.width * b.height
+
+
+def unlike_away(m: np.ndarray, a: Features, b: Features, agreeing: np.ndarray) -> float | None:
+    """Share of the pictures' shared area away from an agreement whose pixels, `a` laid on `b` at
+    `PLACED_PX` px, are unlike; None when that area, its black and white fill left out, is under
+    `UNLIKE_REST` of b, or a picture has no small copy. `m`: a's working pixels onto b's (2 x 3);
+    `agreeing`: b's agreeing keypoints (n x 2).
+
+    Why pixels: a 24-patch colour chart beside different close-ups on plain skin holds most of their
+    keypoints, so `_object_spots` has too few away from it to ask, and the "same" stood (`bench/dedupe.py
+    --charts`: 41 false pairs in clusters). Away from the chart one picture shows its lesion where the
+    other shows skin. What a copy's edits do there is left out: pixels at or under `BLACK` or at or over
+    `WHITE` in either (bars, frames, a rotation's fill), a tone change (a trimmed linear fit of b's grey
+    on a's), a transform fitted on one corner of a smooth photo (refined by OpenCV's ECC, `_refined`,
+    and `UNLIKE_SHIFT` px of play), lettering and drawn rings (strokes under `UNLIKE_THIN`). Measured on
+    every corpus of `bench/dedupe.py` (bench/README.md, "Since 2026-12-07: the pixels away from a colour chart"):
+    true pairs asked 0.000 against their photo (28), at most 0.032 between two copies (92) but for an app's
+    filter against an annotated crop (0.076, 0.110) and stickers against a noisy copy (0.052); different
+    pictures beside one chart 220 of 307 over `UNLIKE_SHARE`. Unlike in either picture: a lesion on one
+    where the other shows skin. Not seen: a faint lesion, one outside the part both show, differences in
+    thin lines only (a brick wall's mortar against skin), dark photos (their pixels are fill)."""
+    ta, tb = a.small, b.small
+    if ta is None or tb is None:
+        return None
+    h, w = tb.shape[:2]
+    to_small = np.diag([w / b.width, h / b.height])
+    onto = to_small @ m @ np.linalg.inv(np.diag([ta.shape[1] / a.width, ta.shape[0] / a.height, 1.0]))
+    spots = np.asarray(agreeing, np.float64).reshape(-1, 2) @ to_small.T
+    back = cv2.invertAffineTransform(onto).astype(np.float32)
+    share = _unlike_share(back, ta, tb, spots)
+    if share is None or share <= UNLIKE_SHARE:  # ECC takes most of the 9 ms a pair: only where it matters
+        return share
+    again = _unlike_share(_refined(back, ta, tb, spots), ta, tb, spots)
+    return share if again is None else again
+
+
+def _unlike_share(back: np.ndarray, ta: np.ndarray, tb: np.ndarray, spots: np.ndarray) -> float | None:
+    """`unlike_away` with `back` (b's small pixels onto a's) laying small picture `ta` on `tb`; `spots`: the
+    agreement in `tb`'s pixels."""
+    h, w = tb.shape[:2]
+    inverse = cv2.WARP_INVERSE_MAP
+    laid = cv2.warpAffine(ta.astype(np.float32), back, (w, h), flags=cv2.INTER_LINEAR | inverse)
+    inside = cv2.warpAffine(np.full(ta.shape, 255, np.uint8), back, (w, h), flags=cv2.INTER_NEAREST | inverse)
+    inside = cv2.erode(inside, np.ones((3, 3), np.uint8)) > 0  # no resampled edge
+    shape = np.zeros((h, w), np.uint8)
+    cv2.fillConvexPoly(shape, np.round(cv2.convexHull(spots.astype(np.float32))).astype(np.int32), 1)
+    k = 2 * max(1, round(UNLIKE_MARGIN * max(w, h))) + 1
+    on_it = cv2.dilate(shape, np.ones((k, k), np.uint8)) > 0
+    laid, own = cv2.GaussianBlur(laid, (0, 0), 1.0), cv2.GaussianBlur(tb.astype(np.float32), (0, 0), 1.0)
+    kept = inside & (laid > BLACK) & (own > BLACK) & (laid < WHITE) & (own < WHITE)
+    away = kept & ~on_it
+    if away.sum() < max(1.0, UNLIKE_REST * w * h):
+        return None
+    gain, offset = _tone(laid[kept], own[kept])
+    laid = gain * laid + offset
+    play = np.ones((2 * UNLIKE_SHIFT + 1,) * 2, np.uint8)
+    off = np.maximum(_outside(own, laid, play), _outside(laid, own, play))
+    unlike = ((off > UNLIKE_GREY) & away).astype(np.uint8)
+    unlike = cv2.morphologyEx(unlike, cv2.MORPH_OPEN, np.ones((2 * UNLIKE_THIN + 1,) * 2, np.uint8))
+    return float(unlike.sum() / away.sum())
+
+
+def _outside(x: np.ndarray, y: np.ndarray, play: np.ndarray) -> np.ndarray:
+    """How far each pixel of `x` lies outside the range of `y`'s pixels within `play` of it (0 inside)."""
+    return np.maximum(np.maximum(x - cv2.dilate(y, play), cv2.erode(y, play) - x), 0)
+
+
+def _refined(back: np.ndarray, ta: np.ndarray, tb: np.ndarray, spots: np.ndarray) -> np.ndarray:
+    """`back` (b's small pixels onto a's, 2 x 3 float32) refined on the pixels by OpenCV's ECC (affine), or
+    `back` itself when ECC does not converge or moves the agreeing `spots` by over `ECC_DRIFT` px. A transform
+    that keypoints on one corner of a smooth photo fitted lays the far side a few pixels off, whose edges then
+    read as unlike (a turned canvas against its shared-frame copy, v6: 0.246 unrefined, 0.000 refined)."""
+    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 50, 1e-4)
+    try:
+        _, fit = cv2.findTransformECC(
+            tb.astype(np.float32), ta.astype(np.float32), back.copy(), cv2.MOTION_AFFINE, criteria, None, 3
+        )
+    except cv2.error:
+        return back
+    moved = (spots @ fit[:, :2].T + fit[:, 2]) - (spots @ back[:, :2].T + back[:, 2])
+    return fit if np.isfinite(fit).all() and np.abs(moved).max() <= ECC_DRIFT else back
+
+
+def _tone(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """(gain, offset) of y ~ gain * x + offset by least squares, fitted on every pixel and then twice again
+    on the 70 % it fits best: a copy's tone change, not the part where the pictures differ. The gain is
+    kept to 0.3-3, its offset fitted to it."""
+    fit = np.ones(len(x), bool)
+    gain, offset = 1.0, float(np.mean(y - x)) if len(x) else 0.0
+    for _ in range(3):
+        fx, fy = x[fit], y[fit]
+        spread = float(fx.var()) if len(fx) >= 10 else 0.0
+        if spread < 1e-6:
+            break
+        gain = float(((fx - fx.mean()) * (fy - fy.mean())).mean() / spread)
+        offset = float(fy.mean() - gain * fx.mean())
+        off = np.abs(gain * x + offset - y)
+        fit = off <= np.quantile(off, 0.7)
+    clipped = float(np.clip(gain, 0.3, 3.0))
+    if clipped != gain and fit.any():  # the offset that goes with the gain kept
+        offset = float(y[fit].mean() - clipped * x[fit].mean())
+    return clipped, offset
 
 
 def _agreement(v: Verdict, a: Features, b: Features):
