@@ -14,6 +14,7 @@ from photo_corpus import closeup, with_chart
 from PIL import Image, ImageDraw, ImageEnhance, ImageFont, ImageOps
 
 from curate.dedupe import verify
+from curate.dedupe.cluster import STAMPED
 
 # close-ups merged beside the chart before the pixels were asked: 7 with 12 (and its re-post), 19 with 20
 CLINIC = (7, 12, 13, 15, 17, 19, 20, 25, 31)
@@ -25,11 +26,13 @@ def test_different_lesions_beside_one_colour_chart_are_never_merged(tmp_path):
     assert merged(cluster) == [{"lesion_12.jpg", "lesion_12_posted.jpg"}]
     (kind,) = [p[2] for p in pairs if {p[0], p[1]} == {"lesion_12.jpg", "lesion_12_posted.jpg"}]
     assert kind == "hash"
-    by_pixels = [p for p in pairs if p[2] == "review" and "of the pixels away from it unlike" in p[3]]
+    by_pixels = [p for p in pairs if p[2] == "review" and verify.pixels_said(p[3])]
     assert by_pixels  # the chart's agreement is shown to the steward, with why it was not merged
     for a, b, _, reason in by_pixels:
         assert "photo.jpg" in (a, b) or a.split("_")[1] != b.split("_")[1]
         assert reason.startswith(verify.ONE_OBJECT)
+        # stored marked as a stamp's (`pairs.stamps`: the mark before it, cut to 200 characters) it still links
+        assert verify.pixels_said((STAMPED + reason)[:200])
 
 
 IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
@@ -121,7 +124,7 @@ def test_an_agreement_over_most_of_the_pictures_leaves_nothing_to_ask():
 @pytest.mark.parametrize(
     ("reason", "linked"),
     [
-        (f"{verify.ONE_OBJECT} (a colour chart or label both show?); 12% {verify.UNLIKE_SAID}; 30 matching", True),
+        (f"{verify.ONE_OBJECT} (12% {verify.UNLIKE_SAID}: a colour chart or label both show?); 30 matching", True),
         (
             f"{verify.ONE_OBJECT} (a ruler or label both show?); 0 of 40 keypoints away from it alike; 30 matching",
             False,
@@ -149,3 +152,15 @@ def test_a_same_the_pixels_put_to_review_still_links_its_tentative_group(reason,
     complete(batch, pairs)
     assert batch.asked == ([(1, 3)] if linked else [])
     assert verify.pixels_said(reason) is linked
+
+
+def test_the_last_runs_links_are_counted_as_this_runs():
+    """An incremental run completes only groups whose links changed (`pairs._changed`): a pixel review stored
+    by the last run, marked as a stamp's since, is the same link now, not one gained or lost."""
+    from curate.dedupe.pairs import Pair, _changed, links
+
+    said = f"{verify.ONE_OBJECT} (9% {verify.UNLIKE_SAID}: a colour chart or label both show?); " + "x" * 150
+    stored = Pair(1, 2, "review", 0.9, None, 30, (STAMPED + said)[:200])
+    assert links(stored) and not links(Pair(1, 2, "review", 0.9, None, 30, said.replace(verify.UNLIKE_SAID, "")))
+    assert _changed({(1, 2)}, {(1, 2): stored}) == set()
+    assert _changed(set(), {(1, 2): stored}) == {1, 2}

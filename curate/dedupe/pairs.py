@@ -11,7 +11,7 @@ are computed once per picture and size). "same" pairs become edges, "review" pai
 for the steward and never merged, "different" pairs are dropped. Then, so that
 clusters never chain, every pair inside a tentative group of up to `COMPLETE_MAX`
 images that the hashes did not propose is verified too (a "same" the pixels away from its one object put
-to review, `verify.pixels_said`, still links a tentative group: else the chart's pairs it took out split a
+to review, `verify.pixels_said`, still links a tentative group, `links`: else the chart's pairs it took out split a
 group too large to verify into groups small enough, and in them the chart's other "same"s, on faint
 close-ups the pixels cannot tell, were verified and merged: bench/README.md, "the pixels away from a colour
 chart"); the clustering joins an
@@ -813,15 +813,16 @@ def with_local(jobs: list[tuple], local: list[tuple[int, int]], verifier: Verifi
 def complete(verifier: Verifier, pairs: dict[tuple[int, int], Pair], touched: set[int] | None = None) -> None:
     """Verify the missing pairs inside each tentative group (see module docstring); in place.
 
-    `touched` (an incremental run): only groups holding one of these images. A group holding none has
-    the edges the last run stored for its members, so it is one of the last run's tentative groups,
-    whose missing pairs that run verified: "same", "review" and "untested" ones were stored and are
-    in `pairs` again, the absent ones were "different" and still block. `touched` must hold the new
-    images and both ends of every edge gained or lost since that run (`_changed`): a new image joining
-    two old groups makes one group whose old-old pairs were never compared, and holds a new image."""
+    Tentative groups are held together by `links`. `touched` (an incremental run): only groups holding one
+    of these images. A group holding none has the links the last run stored for its members, so it is one of
+    the last run's tentative groups, whose missing pairs that run verified: "same", "review" and "untested"
+    ones were stored and are in `pairs` again, the absent ones were "different" and still block. `touched`
+    must hold the new images and both ends of every link gained or lost since that run (`_changed`): a new
+    image joining two old groups makes one group whose old-old pairs were never compared, and holds a new
+    image."""
     joined = DisjointSet()
     for p in pairs.values():
-        if p.kind not in NOT_EDGES or verify.pixels_said(p.reason):  # a "same" the pixels put to review still links
+        if links(p):
             joined.add(p.a)
             joined.add(p.b)
             joined.merge(p.a, p.b)
@@ -1002,9 +1003,17 @@ def lone_stamps(verifier: Verifier, pairs: dict[tuple[int, int], Pair], candidat
     return found
 
 
+def links(p: Pair) -> bool:
+    """Whether a pair links its two pictures into a tentative group (`complete`): an edge, or a "same" the
+    pixels away from its one object put to review (`verify.pixels_said`). The last run's links, this run's and
+    the groups completed are all counted so (`_changed`, `find_pairs`), or an incremental run would complete a
+    group a full run leaves alone."""
+    return p.kind not in NOT_EDGES or (p.kind == "review" and verify.pixels_said(p.reason))
+
+
 def _changed(before: set[tuple[int, int]], pairs: dict[tuple[int, int], Pair]) -> set[int]:
-    """Both ends of every edge in `pairs` not among `before` (the last run's edges), and of every one gone."""
-    now = {key for key, p in pairs.items() if p.kind not in NOT_EDGES}
+    """Both ends of every link in `pairs` not among `before` (the last run's links), and of every one gone."""
+    now = {key for key, p in pairs.items() if links(p)}
     return {i for key in now ^ before for i in key}
 
 
@@ -1030,7 +1039,7 @@ def find_pairs(ws, options, algo: str, report, on_progress=None) -> list[Pair]:
         edges_before = {
             (a, b)
             for a, b in s.exec(select(DedupePair.image_a, DedupePair.image_b).where(DedupePair.kind.not_in(NOT_EDGES)))
-        }
+        } | {(p.a, p.b) for p in old if links(p)}
     new = np.array([w != options.settings for w in searched], dtype=bool)
     found: list[Pair] = []
     by_digest: dict[str, list[int]] = defaultdict(list)  # same decoded pixels
@@ -1099,7 +1108,7 @@ def find_pairs(ws, options, algo: str, report, on_progress=None) -> list[Pair]:
     # the pairs `complete` verified are the third sides of most stamps' triangles; the groups the stamp rule
     # changed (a site's previews held together, over `COMPLETE_MAX` not verified at all, now apart) are
     # completed again, and looked at once more
-    edges = {key for key, p in best.items() if p.kind not in NOT_EDGES}
+    edges = {key for key, p in best.items() if links(p)}
     lone_stamps(verifier, best, [(a, b) for a, b, _, _ in jobs])
     held = stamps(best)
     if moved := _changed(edges, best):

@@ -73,7 +73,7 @@ log = logging.getLogger("curate.dedupe")
 # screenshot or on a page, flat surroundings drawn around it, cut to (`curate.dedupe.inset`); v16: a JPEG's quality
 # read off its quantization tables (`curate.dedupe.fidelity.quality`)
 ALGO = f"region-phash-v16/{THUMB}/{len(WINDOWS)}"
-RULES = 14  # the verification rules' version (`DedupeOptions.settings`)
+RULES = 15  # the verification rules' version (`DedupeOptions.settings`)
 CODE_BYTES, THUMB_BYTES = 8 * len(WINDOWS), THUMB * THUMB
 
 
@@ -113,7 +113,8 @@ class DedupeOptions:
         # a change here: every pair is searched and verified again. The rules' version, not their names: the
         # whole string is stored in `dedupe_codes.searched_with` (120 characters). 12: sift-evened, local,
         # stamps, twins, objects, stops, light, near, marks, lit, ordered, and a thumbnail-sized file at 32 px;
-        # 13: two parts of one photo inside a group (`pairs._parts_of_one`)
+        # 13: two parts of one photo inside a group (`pairs._parts_of_one`); 14: two copies of one smooth close-up
+        # looked at evened inside their group; 15: the pixels away from one object (`verify.unlike_away`)
         return f"{ALGO}|{self.method}|{search}|s{self.similarity:g}|rules{RULES}"
 
 

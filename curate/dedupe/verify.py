@@ -124,7 +124,7 @@ from functools import cache
 import cv2
 import numpy as np
 
-from curate.dedupe.cluster import COLLAGE
+from curate.dedupe.cluster import COLLAGE, STAMPED
 from curate.dedupe.decode import BLACK, THUMB, field_stop
 from curate.imaging import IN_PLACE, in_band, laid_correlation
 
@@ -815,15 +815,17 @@ def one_object(v: Verdict, a: Features, b: Features, coarse: bool = False, agree
     if not coarse and (not asked or found[1] < OBJECT_SURE * found[0]) and _compact(agreeing, b):
         share = unlike_away(m, a, b, agreeing)
         if share is not None and share > UNLIKE_SHARE:
-            said = f"{share:.0%} {UNLIKE_SAID}"
-            return Verdict(REVIEW, f"{ONE_OBJECT} (a colour chart or label both show?); {said}; {v.reason}", g)
+            said = f"{share:.0%} {UNLIKE_SAID}: a colour chart or label both show?"  # early: reasons are cut
+            return Verdict(REVIEW, f"{ONE_OBJECT} ({said}); {v.reason}", g)
     # only the look at COARSE px is asked again; its spots alike are not to be trusted
     return replace(v, unasked=coarse and (found is not None or g.cells < OBJECT_CELLS))
 
 
 def pixels_said(reason: str | None) -> bool:
-    """Whether a review's reason is `one_object`'s on the pixels away from the agreement (`unlike_away`)."""
-    return bool(reason) and reason.startswith(ONE_OBJECT) and UNLIKE_SAID in reason
+    """Whether a review's reason is `one_object`'s on the pixels away from the agreement (`unlike_away`), also
+    once stored marked as a stamp's (`curate.dedupe.pairs.stamps`: `STAMPED` before it, cut to 200 characters)."""
+    said = (reason or "").removeprefix(STAMPED)
+    return said.startswith(ONE_OBJECT) and UNLIKE_SAID in said
 
 
 def _compact(agreeing: np.ndarray, b: Features) -> bool:
