@@ -188,16 +188,26 @@ def laid_correlation(a, b, onto, floor: int = 16, side: int = 64) -> float | Non
         @ np.asarray(onto, np.float64).reshape(2, 3)
         @ np.diag([a.shape[1] / small_a.shape[1], a.shape[0] / small_a.shape[0], 1.0])
     )
-    size = (small_b.shape[1], small_b.shape[0])
-    laid = cv2.warpAffine(small_a.astype(np.float32), t, size, flags=cv2.INTER_LINEAR)
-    inside = cv2.warpAffine(np.ones(small_a.shape, np.uint8), t, size, flags=cv2.INTER_NEAREST)
-    inside = cv2.erode(inside, np.ones((3, 3), np.uint8)).astype(bool)  # no resampled edge
+    laid, inside = lay(small_a, t, small_b.shape)
     lit = inside & (laid > floor) & (small_b > floor)
     if lit.sum() < 0.1 * lit.size:  # lit parts that hardly meet: dark photos (stars, a fundus rim) compared
         lit = inside & ((laid > floor) | (small_b > floor))  # where either is lit, else "too little"
     if lit.sum() < 0.1 * lit.size:
         return None
     return pearson(laid[lit], small_b[lit])
+
+
+def lay(a, t, shape: tuple[int, ...], inverse: bool = False):
+    """(`a` as float32 laid by the 2 x 3 transform `t` on a picture of `shape`, which of its pixels `a` covers,
+    its resampled edge left out); `inverse`: `t` maps the target's pixels onto `a`'s, as OpenCV's ECC gives it.
+    One way of laying for `laid_correlation` and dedupe's `curate.dedupe.verify.unlike_away`."""
+    import cv2
+    import numpy as np
+
+    size, flags = (shape[1], shape[0]), cv2.WARP_INVERSE_MAP if inverse else 0
+    laid = cv2.warpAffine(np.asarray(a, np.float32), t, size, flags=cv2.INTER_LINEAR | flags)
+    inside = cv2.warpAffine(np.ones(np.shape(a)[:2], np.uint8), t, size, flags=cv2.INTER_NEAREST | flags)
+    return laid, cv2.erode(inside, np.ones((3, 3), np.uint8)).astype(bool)
 
 
 def pearson(x, y) -> float:

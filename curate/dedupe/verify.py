@@ -126,7 +126,7 @@ import numpy as np
 
 from curate.dedupe.cluster import COLLAGE, STAMPED
 from curate.dedupe.decode import BLACK, THUMB, field_stop
-from curate.imaging import IN_PLACE, in_band, laid_correlation
+from curate.imaging import IN_PLACE, in_band, laid_correlation, lay
 
 WORK = 320  # longest side (px) of the content box the features are taken from
 COARSE = 160  # longest side of the first, cheap look (`triage`)
@@ -872,10 +872,7 @@ def _unlike_share(back: np.ndarray, ta: np.ndarray, tb: np.ndarray, spots: np.nd
     """`unlike_away` with `back` (b's small pixels onto a's) laying small picture `ta` on `tb`; `spots`: the
     agreement in `tb`'s pixels."""
     h, w = tb.shape[:2]
-    inverse = cv2.WARP_INVERSE_MAP
-    laid = cv2.warpAffine(ta.astype(np.float32), back, (w, h), flags=cv2.INTER_LINEAR | inverse)
-    inside = cv2.warpAffine(np.full(ta.shape, 255, np.uint8), back, (w, h), flags=cv2.INTER_NEAREST | inverse)
-    inside = cv2.erode(inside, np.ones((3, 3), np.uint8)) > 0  # no resampled edge
+    laid, inside = lay(ta, back, tb.shape, inverse=True)
     shape = np.zeros((h, w), np.uint8)
     cv2.fillConvexPoly(shape, np.round(cv2.convexHull(spots.astype(np.float32))).astype(np.int32), 1)
     k = 2 * max(1, round(UNLIKE_MARGIN * max(w, h))) + 1
