@@ -358,6 +358,20 @@ class DatasetVersion:
             out[row["image_id"]] = (fx[0], fy[0], fx[1], fy[1])
         return out
 
+    def catalogue_ids(self) -> list[int]:
+        """Each row's image_id as the catalogue's number, in row order. `curate export` writes numbers, but `train`
+        takes any id (its fixtures name images "img000123"), so only the commands that go back to the catalogue ask:
+        a DatasetError naming the line, not int()'s traceback."""
+        ids = []
+        for i, row in enumerate(self.rows, start=2):
+            if (n := whole_number(row["image_id"])) is None:
+                raise DatasetError(
+                    f"{self.ref}: manifest.csv line {i}: image_id {row['image_id'][:40]!r} is not a catalogue "
+                    "image id (was this version exported from this workspace?)"
+                )
+            ids.append(n)
+        return ids
+
     def groups(self) -> dict[str, str]:
         """Image id -> its near-duplicate cluster (the unit a bootstrap resamples); the id when unclustered."""
         return {row["image_id"]: row["cluster"] or row["image_id"] for row in self.rows}

@@ -167,3 +167,22 @@ def test_a_bad_dataset_json_field_is_named(tmp_path, meta, said):
     with pytest.raises(DatasetError, match="dataset.json") as caught:
         DatasetVersion.open(path)
     assert said in str(caught.value)
+
+
+def test_catalogue_ids_name_the_line_of_an_id_that_is_not_the_catalogues(tmp_path):
+    """`train` takes any image id; the commands that go back to the catalogue (`curate export`'s parent
+    splits, `curate label audit`) need its numbers. Before: int()'s ValueError, a traceback."""
+    from curate.errors import ExportError
+    from curate.export.plan import parent_assignment
+
+    path = write_export(tmp_path, roi_every=2)
+    with pytest.raises(DatasetError, match=r"manifest.csv line 2: image_id 'img\d+' is not a catalogue image id"):
+        DatasetVersion.open(path).catalogue_ids()
+    with pytest.raises(ExportError, match="cannot read the parent version's splits: .* line 2: image_id"):
+        parent_assignment(path, folds=2)
+    _edit_manifest(path, lambda rows: [{**r, "image_id": str(10 + n)} for n, r in enumerate(rows)])
+    version = DatasetVersion.open(path)
+    assert version.catalogue_ids() == list(range(10, 10 + len(version.rows)))
+    assignment, _ = parent_assignment(path, folds=2)
+    first = version.rows[0]
+    assert assignment[10] == (first["split"], int(first["fold"]) if first["fold"] else None)

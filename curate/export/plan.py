@@ -427,9 +427,12 @@ def parent_assignment(parent_dir: Path, folds: int) -> tuple[dict[int, tuple[str
     """image id -> (split, fold) from the parent's manifest.csv, and whether its folds still apply (same count)."""
     try:
         ds = DatasetVersion.open(parent_dir)
+        ids = ds.catalogue_ids()
     except DatasetError as exc:
         raise ExportError(f"cannot read the parent version's splits: {exc}") from None
-    assignment = {int(r["image_id"]): (r["split"], int(r["fold"]) if r["fold"] != "" else None) for r in ds.rows}
+    assignment = {
+        i: (r["split"], int(r["fold"]) if r["fold"] != "" else None) for i, r in zip(ids, ds.rows, strict=True)
+    }
     return assignment, int(ds.meta.get("folds") or 0) == folds
 
 

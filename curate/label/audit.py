@@ -74,7 +74,7 @@ def build(ws, run: Path, dataset: str | None = None) -> AuditReport:
     """Rank the run's images by how likely their consensus is wrong; refuses a run made on another version."""
     preds = read_run(run)
     version = matching_version(preds, ws.root, ws.exports, dataset)
-    exported = {int(r["image_id"]): r["diagnosis"] for r in version.rows}
+    exported = dict(zip(version.catalogue_ids(), (r["diagnosis"] for r in version.rows), strict=True))
     diagnoses = ws.diagnoses
     with ws.session() as s:
         labels = collect(s)

@@ -145,7 +145,10 @@ def matching_version(run: RunPredictions, workspace: Path, exports: Path, datase
             f"run {run.path} was trained on another {run.dataset} (checksum {run.checksum[:12]}, "
             f"this workspace's is {version.checksum[:12]})"
         )
-    held = {int(r["image_id"]) for r in version.rows}
+    try:
+        held = set(version.catalogue_ids())
+    except DatasetError as exc:
+        raise LabelError(str(exc)) from None
     if stray := sorted(set(run.probs) - held):  # before: listed as "not ranked (consensus is now missing)"
         raise LabelError(
             f"{run.path / OOF_FILE} predicts image(s) {', '.join(map(str, stray[:5]))} that {run.dataset} does not "
