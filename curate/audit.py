@@ -8,6 +8,7 @@ holds, since report pages and `pipeline --demo` write there without the workspac
 
 from __future__ import annotations
 
+import errno
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -69,6 +70,14 @@ def mark_killed(ws, run_ids: list[int], outcomes: dict[int, str] | None = None) 
         return len(rows)
 
 
+def _refused(exc: Exception) -> bool:
+    """Whether a command's error refuses its input ("failed": `curate status` does not ask for a re-run that cannot
+    succeed) rather than a fault met mid-work ("aborted"). A name too long for the file system is the input's."""
+    if isinstance(exc, OSError):
+        return exc.errno == errno.ENAMETOOLONG
+    return isinstance(exc, CurateError) and not exc.midway
+
+
 @contextmanager
 def audited(ws, command: str, args: dict[str, Any] | None = None) -> Iterator[Run]:
     """Hold the workspace lock; record the run at start (so a killed run is visible) and its outcome at the end."""
@@ -96,7 +105,7 @@ def audited(ws, command: str, args: dict[str, Any] | None = None) -> Iterator[Ru
             status = "interrupted"
             raise
         except Exception as exc:  # a refusal of the input is "failed"; a fault met mid-work leaves it half done
-            status = "failed" if isinstance(exc, CurateError) and not exc.midway else "aborted"
+            status = "failed" if _refused(exc) else "aborted"
             raise
         finally:
             try:

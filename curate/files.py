@@ -16,6 +16,7 @@ import contextlib
 import fcntl
 import glob
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -24,6 +25,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 PART = ".part"
+# a part as `atomic_path` and `atomic_dir` name it: `<name>.<tempfile's 8 random characters>.part`
+OURS = re.compile(r".+\.[a-z0-9_]{8}" + re.escape(PART))
 LINK_AGE = 600  # seconds: a `*.part` symlink cannot be locked; one older than this has no live writer
 
 
@@ -120,11 +123,13 @@ def remove_stale_parts(folder: Path | str) -> int:
     Safe beside live writers, with or without the workspace lock (`curate status`'s readers, report pages,
     `curate pipeline --demo` write into tmp/ without it): a part whose flock is held is left alone. A
     `*.part` symlink (a link written through `atomic_path`) is removed once older than `LINK_AGE`.
-    Other folders (an export's resumable build) are searched, not removed."""
+    Other folders (an export's resumable build) are searched, not removed. Only parts named as `atomic_path`
+    names them (`OURS`): a workspace's tmp/ linked to a shared scratch folder (as an export on another disk is
+    told to) lost every other program's `*.part` there, a browser's download or another tool's backup."""
     removed = 0
     for top, dirs, files in os.walk(folder):
         for name in [*dirs, *files]:
-            if name.endswith(PART) and _remove_if_dead(Path(top) / name):
+            if OURS.fullmatch(name) and _remove_if_dead(Path(top) / name):
                 removed += 1
         dirs[:] = [d for d in dirs if not d.endswith(PART)]
     return removed

@@ -79,15 +79,20 @@ def test_only_pending_and_discarded_is_empty_too(cat):
                 c.status = saved[c.image_id]
 
 
-def test_interrupted_export_is_invisible_and_rerun_completes(cat):
-    options = ExportOptions(name="mpox", version="2.0.0", spec=SPEC, workers=2)
+def _stopped_after(ws, options: ExportOptions, images: int) -> None:
+    """Run the export and stop it (Ctrl-C) once `images` images are rendered."""
 
     def stop(n, total):
-        if n == 25:
+        if n == images:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        export_version(cat.ws, options, on_image=stop)
+        export_version(ws, options, on_image=stop)
+
+
+def test_interrupted_export_is_invisible_and_rerun_completes(cat):
+    options = ExportOptions(name="mpox", version="2.0.0", spec=SPEC, workers=2)
+    _stopped_after(cat.ws, options, 25)
     assert not (cat.ws.exports / "mpox" / "2.0.0").exists()
     with cat.ws.session() as s:
         assert not s.exec(select(DatasetVersionRecord)).all()
@@ -105,6 +110,35 @@ def test_interrupted_export_is_invisible_and_rerun_completes(cat):
         s.delete(s.exec(select(DatasetVersionRecord)).one())
     clean = export_version(cat.ws, options)
     assert clean.rendered == clean.images and clean.checksum == resumed.checksum
+
+
+def test_a_finished_file_changed_in_the_killed_build_is_rendered_again_not_sealed(cat):
+    """A probe stopped an export, wrote another valid picture over one finished file of the build in tmp/ and cut
+    another short: the re-run sealed the wrong picture into the version (its audit passed), or failed on every
+    re-run reading the cut file, naming the version. Each finished file now carries its digest; one that no
+    longer matches it is rendered again, and the version is the one an uninterrupted build writes."""
+    options = ExportOptions(name="mpox", version="4.0.0", spec=SPEC, workers=1)
+    _stopped_after(cat.ws, options, 12)
+    (build,) = cat.ws.tmp.glob("export-mpox-4.0.0-*")
+    done = sorted(p for p in build.rglob("*.jpg") if p.with_name(p.name + ".sha256").is_file())
+    assert len(done) >= 3
+    swapped, cut = done[0], done[1]
+    swapped.write_bytes(done[2].read_bytes())  # another valid picture in its place
+    cut.write_bytes(cut.read_bytes()[:100])
+    tampered = {p.relative_to(build): p.read_bytes() for p in (swapped, cut)}
+
+    resumed = export_version(cat.ws, options)
+    assert resumed.status == "written" and resumed.rendered < resumed.images
+    version = DatasetVersion.open(resumed.path)
+    version.verify()
+    assert not list(resumed.path.rglob("*.sha256"))  # the marks stay in the build
+    for name, data in tampered.items():
+        assert (resumed.path / name).read_bytes() != data
+    shutil.rmtree(resumed.path)
+    with cat.ws.session() as s:
+        s.delete(s.exec(select(DatasetVersionRecord).where(DatasetVersionRecord.version == "4.0.0")).one())
+    clean = export_version(cat.ws, options)
+    assert clean.checksum == resumed.checksum
 
 
 def test_export_stopped_during_its_leakage_audit_seals_nothing_and_shows_each_stage(cat):
@@ -207,3 +241,47 @@ def test_status_gives_the_exact_command_that_finishes_a_stopped_export(tmp_path,
     assert DatasetVersion.open(ws.exports / "stopped" / "1.2.0").meta["preprocessing"]["image_size"] == [40, 40]
     status = CliRunner().invoke(app, ["status", "--json", "-w", str(ws.root)])
     assert json.loads(status.stdout)["unfinished"] == []
+
+
+@pytest.mark.parametrize(
+    ("name", "version", "said"),
+    [
+        ("a" * 100, "9" * 200 + ".0.0", "--name and --version together are too long for a folder name"),
+        ("mpox", "1" * 260 + ".0.0", "too long"),
+    ],
+    ids=["build-folder", "version-folder"],
+)
+def test_a_name_too_long_is_a_refusal_status_does_not_ask_to_rerun(tmp_path, name, version, said):
+    """A name and version too long for a folder were recorded "aborted", and `curate status` asked, for good, to
+    re-run a command that could never succeed; the build folder's said "cannot create build folder" as if the
+    disk had failed. Both are refusals of the input now: one line, recorded "failed"."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from curate.cli import app
+
+    ws = build_catalogue(tmp_path).ws
+    r = CliRunner().invoke(app, ["export", "--name", name, "--version", version, "--size", "32", "-w", str(ws.root)])
+    assert r.exit_code == 1 and said in r.output and len(r.output.strip().splitlines()) == 1, r.output
+    status = CliRunner().invoke(app, ["status", "--json", "-w", str(ws.root)])
+    assert json.loads(status.stdout)["unfinished"] == []
+    assert not list(ws.tmp.glob("export-*")) and not (ws.exports / name).exists()
+
+
+@pytest.mark.parametrize(
+    ("options", "said"),
+    [
+        (dict(name="-x", version="1.0.0"), "starting with a letter or digit"),
+        (dict(name="mpox", version="2.0.0", parent="99999999999999999999.0.0"), "must be an earlier version"),
+        (dict(name="mpox", version="2.0.0", parent="2.0.0"), "--parent 2.0.0 must be an earlier version"),
+    ],
+    ids=["leading-dash", "later-parent", "itself"],
+)
+def test_a_name_or_parent_refused_says_why(cat, options, said):
+    """A name starting with '-' was refused by a message saying '-' is allowed; a parent later than the version
+    being made (or the version itself) was taken."""
+    with pytest.raises(ExportError) as caught:
+        export_version(cat.ws, ExportOptions(**options, spec=SPEC))
+    assert said in str(caught.value)
+    assert not list(cat.ws.tmp.glob("export-*")) and not (cat.ws.exports / "-x").exists()

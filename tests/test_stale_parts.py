@@ -40,6 +40,15 @@ with atomic_path(sys.argv[1], tmp_dir=sys.argv[2]) as part:
     sys.stdin.read()
 """
 
+# A writer killed (-9) with its .part half written.
+_KILLED_WRITER = """
+import os, signal, sys
+from curate.files import atomic_path
+with atomic_path(sys.argv[1], tmp_dir=sys.argv[2]) as part:
+    part.write_bytes(b"half a page")
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
 # `curate pipeline --demo` killed (-9) while saving its 8th demo photo, after writing half of it.
 _KILLED_MID_DEMO = """
 import os, signal
@@ -133,3 +142,30 @@ def test_a_demo_killed_mid_photo_is_written_whole_on_the_rerun(tmp_path):
             img.load()  # every photo whole: a cut JPEG raises here
     assert parts(root / "tmp") == []  # the killed run's partial demo folder was removed
     assert json.loads(curate("status", "-w", root, "--json").stdout)["images"] == 32
+
+
+def test_a_tmp_folder_linked_to_a_shared_one_loses_only_curates_own_parts(tmp_path):
+    """A probe linked the workspace's tmp/ to a shared scratch folder (an export whose exports/ is on another disk
+    is told to link tmp/ there): the next command removed every `*.part` in it that no process held, a browser's
+    download and another tool's backup among them. Now only a part named as curate names its own goes."""
+    from curate.files import atomic_path
+
+    ws = Workspace.init(tmp_path / "ws")
+    scratch = tmp_path / "scratch"
+    (scratch / "other").mkdir(parents=True)
+    (scratch / "movie.mkv.part").write_bytes(b"someone else's download")
+    (scratch / "other" / "backup.tar.part").write_bytes(b"someone else's backup")
+    (scratch / "other" / "upload.IMG_0042.part").write_bytes(b"a phone's upload (tempfile's names are lower-case)")
+    if ws.tmp.exists():
+        ws.tmp.rmdir()
+    ws.tmp.symlink_to(scratch)
+    killed = subprocess.run(  # a writer killed mid-write leaves its part in the linked folder
+        [sys.executable, "-c", _KILLED_WRITER, ws.reports / "page.html", ws.tmp], env=ENV, capture_output=True
+    )
+    assert killed.returncode == -signal.SIGKILL
+    assert len(parts(scratch)) == 4
+    curate("dedupe", "-w", ws.root)
+    assert parts(scratch) == ["backup.tar.part", "movie.mkv.part", "upload.IMG_0042.part"]
+    with atomic_path(ws.reports / "again.html", tmp_dir=ws.tmp) as part:  # what the sweep takes is what we write
+        part.write_bytes(b"page")
+    assert (ws.reports / "again.html").read_bytes() == b"page"

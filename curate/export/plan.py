@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from curate.dataset import SPLITS, DatasetError, DatasetVersion
+from curate.dataset import RESIZE_POLICIES, SPLITS, DatasetError, DatasetVersion
 from curate.dedupe import cluster_map, uncompared_image_ids, undecided_pairs
 from curate.errors import ConfigError, ExportError
 from curate.export.card import UNKNOWN_LICENCE
@@ -35,7 +35,7 @@ from curate.export.exclusions import (
     consensus_exclusions,
     consensus_reason,
 )
-from curate.export.images import RESIZE_POLICIES, ImageSpec, roi_region, union_box
+from curate.export.images import ImageSpec, roi_region, union_box
 from curate.export.splits import Item, SplitPlan, plan_splits
 from curate.label.agreement import rater_agreement
 from curate.label.diagnoses import SETTINGS_TABLE, STATUSES, DiagnosisList
@@ -133,10 +133,13 @@ def iso_utc(dt: datetime | None) -> str:
 
 def validate(options: ExportOptions) -> None:
     if not NAME.match(options.name or ""):
-        raise ExportError(f"dataset name {options.name!r} must be lower-case letters, digits, '-' or '_' (at most 100)")
-    parse_version(options.version)
-    if options.parent is not None:
-        parse_version(options.parent)
+        raise ExportError(
+            f"dataset name {options.name!r} must be lower-case letters, digits, '-' or '_', starting with a letter "
+            "or digit (at most 100)"
+        )
+    version = parse_version(options.version)
+    if options.parent is not None and parse_version(options.parent) >= version:  # before: a parent from the future
+        raise ExportError(f"--parent {options.parent} must be an earlier version than --version {options.version}")
     if options.task not in TASKS:
         raise ExportError(f"task must be one of {', '.join(TASKS)}, not {options.task!r}")
     spec = options.spec

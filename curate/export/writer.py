@@ -3,11 +3,13 @@
 The version is built in `<workspace>/tmp/export-<name>-<version>-<fingerprint>/`, every file written
 as `.part` and renamed, and the finished folder renamed to `exports/<name>/<version>/`; only then is
 the catalogue record committed. Killed at any moment, nothing half-written is visible or registered,
-and a re-run with the same catalogue state reuses the finished files of the partial build.
+and a re-run with the same catalogue state reuses the finished files of the partial build, each only while it
+still has the digest written beside it when it was finished (`_finished`).
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
@@ -117,8 +119,10 @@ def _render(task: tuple) -> tuple[int, str, str, bool] | tuple[int, None, None, 
     False), nothing written, for `_build` to name with the others before anything is sealed."""
     image_id, src, sha, dest, roi_dest, region, expected, spec = task
     dest, roi_dest = Path(dest), (Path(roi_dest) if roi_dest else None)
-    if dest.is_file() and (roi_dest is None or roi_dest.is_file()):
-        return image_id, sha256_file(dest), sha256_file(roi_dest) if roi_dest else "", False
+    if (done := _finished(dest)) is not None and (
+        roi_done := "" if roi_dest is None else _finished(roi_dest)
+    ) is not None:
+        return image_id, done, roi_done, False
     try:
         original = Path(src).read_bytes()
         if hashlib.sha256(original).hexdigest() != sha:
@@ -126,10 +130,31 @@ def _render(task: tuple) -> tuple[int, str, str, bool] | tuple[int, None, None, 
         main, roi = prepare(original, spec, region, expected)
     except Exception as exc:  # reported with the image id, never the clinic path
         raise RuntimeError(f"image {image_id}: cannot prepare ({type(exc).__name__}: {exc})") from None
-    write_atomic(dest, main)
-    if roi_dest is not None:
-        write_atomic(roi_dest, roi)
-    return image_id, hashlib.sha256(main).hexdigest(), hashlib.sha256(roi).hexdigest() if roi else "", True
+    written = _write_marked(dest, main)
+    roi_written = _write_marked(roi_dest, roi) if roi_dest is not None else ""
+    return image_id, written, roi_written, True
+
+
+FINISHED = ".sha256"  # beside each file a build finished, its digest (`_finished`); none is sealed into the version
+
+
+def _write_marked(dest: Path, data: bytes) -> str:
+    """Write `data` to `dest`, then its digest beside it (`FINISHED`): the mark that a re-run may reuse it."""
+    digest = hashlib.sha256(data).hexdigest()
+    write_atomic(dest, data)
+    write_atomic(dest.with_name(dest.name + FINISHED), digest)
+    return digest
+
+
+def _finished(dest: Path) -> str | None:
+    """The digest of a file a killed build finished, when it still has the bytes its mark says; else None and it is
+    rendered again. Before, any file there was reused: one changed or cut short in tmp/ (a failing disk, a hand)
+    was sealed into the version, or every re-run failed reading it, naming the version and not the build."""
+    try:
+        mark = dest.with_name(dest.name + FINISHED).read_text(encoding="ascii").strip()
+        return mark if sha256_file(dest) == mark else None
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 # --- the job ------------------------------------------------------------------------------
@@ -325,6 +350,11 @@ def _build(ws, plan: ExportPlan, final: Path, on_image, on_audit) -> ExportResul
                 (build / split / cls).mkdir(parents=True, exist_ok=True)
                 (build / "roi" / split / cls).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:  # a refusal of the input, not the disk's fault ("failed", not "aborted")
+            raise ExportError(
+                f"--name and --version together are too long for a folder name: the build folder's in tmp/ would "
+                f"have {len(build.name)} characters: use shorter ones"
+            ) from None
         raise StoreError(f"cannot create build folder under {ws.tmp}: {exc.strerror}") from exc
     into = final.parent if final.parent.exists() else ws.exports  # made at the end: a failed export leaves none
     if os.stat(build).st_dev != os.stat(into).st_dev:  # the finished version is renamed into place
@@ -414,7 +444,7 @@ def _build(ws, plan: ExportPlan, final: Path, on_image, on_audit) -> ExportResul
     }
     for name, data in files.items():
         write_atomic(build / name, data)
-    for leftover in build.rglob("*.part"):  # from a run killed mid-write
+    for leftover in [*build.rglob("*.part"), *build.rglob("*" + FINISHED)]:  # a killed write; the marks of reuse
         leftover.unlink(missing_ok=True)
     _prune_empty_dirs(build)
     write_atomic(build / "SHA256SUMS", sha256sums(build, known))
