@@ -45,6 +45,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import math
 import os
 import re
 from collections import Counter
@@ -75,6 +76,7 @@ MANIFEST_COLUMNS = [
     "has_case_id",
 ]
 SPLITS = ("train", "test", "external")
+RESIZE_POLICIES = ("stretch", "pad", "center-crop")  # how an export fits an image to image_size (dataset.json)
 REQUIRED_META = ("name", "version", "task", "classes")
 _PART = re.compile(r"[^/\\@\x00-\x1f\x7f]{1,255}")  # a version's name or number: one folder name, no "@"
 
@@ -196,6 +198,14 @@ class DatasetVersion:
             isinstance(size, list) and len(size) == 2 and all(_whole(v) and v > 0 for v in size)
         ):
             raise DatasetError(f"{ref}: dataset.json image_size must be [width, height] in pixels, got {size!r}")
+        policy = meta.get("resize_policy", "stretch")
+        if policy not in RESIZE_POLICIES:  # before: any other value placed the lesion boxes as "stretch"
+            raise DatasetError(
+                f"{ref}: dataset.json resize_policy must be one of {', '.join(RESIZE_POLICIES)}, "
+                f"got {str(policy)[:40]!r}"
+            )
+        if (bad := _bad_sizes(meta.get("original_sizes"))) is not None:  # before: a ZeroDivisionError after training
+            raise DatasetError(f"{ref}: dataset.json {bad} must be [width, height] in pixels")
         rows = cls._read_manifest(path, ref, classes, folds)
         checksum = hashlib.sha256((path / "SHA256SUMS").read_bytes()).hexdigest()
         return cls(path, meta, rows, checksum)
@@ -239,6 +249,11 @@ class DatasetVersion:
                     )
             elif row["fold"] != "":
                 raise DatasetError(f"{where}: only train rows have a fold")
+            if row["roi_box"] and _box(row["roi_box"]) is None:  # before: a ValueError once every fold had trained
+                raise DatasetError(
+                    f"{where}: roi_box must be four numbers x0 y0 x1 y1 (pixels, x0 < x1, y0 < y1), got "
+                    f"{row['roi_box'][:40]!r}"
+                )
             _check_place(where, row)
         return rows
 
@@ -339,7 +354,7 @@ class DatasetVersion:
             size = sizes.get(row["image_id"])
             if not row["roi_box"] or not size:
                 continue
-            x0, y0, x1, y1 = (float(v) for v in row["roi_box"].split())
+            x0, y0, x1, y1 = _box(row["roi_box"])  # type: ignore[misc]  # checked by `open`
             w, h = float(size[0]), float(size[1])
             if policy == "center-crop":
                 scale = max(sw / w, sh / h)
@@ -383,6 +398,31 @@ class DatasetVersion:
 
 def _whole(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _box(text: str) -> tuple[float, float, float, float] | None:
+    """A manifest's roi_box ("x0 y0 x1 y1", pixels of the oriented original) as numbers, or None when it is not
+    four finite numbers, none negative, spanning a region."""
+    try:
+        values = [float(v) for v in text.split()]
+    except ValueError:
+        return None
+    if len(values) != 4 or not all(math.isfinite(v) and v >= 0 for v in values):
+        return None
+    x0, y0, x1, y1 = values
+    return (x0, y0, x1, y1) if x0 < x1 and y0 < y1 else None
+
+
+def _bad_sizes(sizes: Any) -> str | None:
+    """The first entry of dataset.json's original_sizes ({image_id: [w, h]}) that is not a size, or None."""
+    if sizes is None:
+        return None
+    if not isinstance(sizes, dict):
+        return "original_sizes"
+    for key, size in sizes.items():
+        if not (isinstance(size, list) and len(size) == 2 and all(_whole(v) and v > 0 for v in size)):
+            return f"original_sizes[{str(key)[:40]!r}]"
+    return None
 
 
 def _check_place(where: str, row: dict[str, str]) -> None:

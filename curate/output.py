@@ -39,9 +39,10 @@ from curate.redact import redact_text
 PLAIN_WIDTH = 10_000  # "as wide as the text": output that is not a terminal is never cut or wrapped
 
 # rich (ours and typer's consoles alike) takes $COLUMNS="²" for a number (str.isdigit) and int() refuses it: a
-# traceback before any command ran. A size that is not ASCII digits is dropped, as rich drops "abc".
+# traceback before any command ran. A size that is not ASCII digits is dropped, as rich drops "abc"; so is 0,
+# a console of no width, on which every message, the one-line error too, vanished (the exit status alone left).
 for _size in ("COLUMNS", "LINES"):
-    if _size in os.environ and whole_number(os.environ[_size]) is None:
+    if _size in os.environ and not whole_number(os.environ[_size]):
         del os.environ[_size]
 
 

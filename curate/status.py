@@ -221,7 +221,8 @@ def workspace_status(ws) -> dict:
     """`catalogue_status` with what only the workspace's files tell: `running_now` (the writer holding the lock:
     pid, command, since; None), `unfinished_runs` counting only runs whose process is gone (the running
     writer's own are not "unfinished"), `missing_originals` (images whose original is not in the store),
-    `unlisted_originals` (stored originals no row lists), `flagged_in_versions` (`curate.export.flagged`) and
+    `unreadable_originals` (there, but the file system refuses them), `unlisted_originals` (stored originals no
+    row lists), `flagged_in_versions` (`curate.export.flagged`) and
     `exposed_paths`."""
     running = holder(ws.root)
     live = [] if running is None else [r for r in running.get("runs") or [] if isinstance(r, int)]
@@ -229,7 +230,7 @@ def workspace_status(ws) -> dict:
         data = catalogue_status(
             s, live_runs=live, left=outcomes_left(ws.root), unknown_writer=running == {}, w_option=ws.w_option()
         )
-        data["missing_originals"] = missing_originals(ws, s)
+        data["missing_originals"], data["unreadable_originals"] = missing_originals(ws, s)
         # a writer at work stores each photo before it records it: only counted when none runs
         data["unlisted_originals"] = unlisted_originals(ws, s) if running is None else 0
         data["flagged_in_versions"] = [f.as_dict() for f in flagged_in_versions(s, ws.root)]
@@ -249,7 +250,9 @@ def unlisted_originals(ws, session: Session) -> int:
         return 0
 
 
-def missing_originals(ws, session: Session) -> int:
-    """Images the catalogue lists whose original is absent from the store or of another size (a stat each, no
-    hashing: cheap enough for every `curate status`)."""
-    return sum(not ws.store.intact(sha, size) for sha, size in session.exec(select(Image.sha256, Image.size_bytes)))
+def missing_originals(ws, session: Session) -> tuple[int, int]:
+    """(missing, unreadable): images the catalogue lists whose original is absent from the store or of another
+    size, and those the file system refuses to read (`ImageStore.fault`; a stat each, no hashing: cheap enough
+    for every `curate status`). Before, an unreadable folder of objects/ was "missing: re-run curate ingest"."""
+    faults = Counter(ws.store.fault(sha, size) for sha, size in session.exec(select(Image.sha256, Image.size_bytes)))
+    return faults["missing"], faults["unreadable"]

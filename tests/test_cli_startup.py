@@ -101,7 +101,7 @@ def test_curate_help_is_fast():
 
 
 def test_cli_choices_are_the_librarys():
-    from curate.export.images import RESIZE_POLICIES
+    from curate.dataset import RESIZE_POLICIES
     from curate.export.plan import TASKS
     from curate.intake.catalogue import SOURCE_KINDS
     from curate.label.order import Order
@@ -205,9 +205,10 @@ def test_label_push_counts_a_task_made_again_for_its_rater_alone(capsys):
     ]
 
 
-@pytest.mark.parametrize("columns", ["²", "٣", "wide"])
+@pytest.mark.parametrize("columns", ["²", "٣", "wide", "0"])
 def test_a_terminal_size_that_is_no_number_is_ignored(tmp_path, columns):
-    """rich took COLUMNS="²" for a number (str.isdigit) and int() refused it: a traceback before any command."""
+    """rich took COLUMNS="²" for a number (str.isdigit) and int() refused it: a traceback before any command.
+    COLUMNS=0 made a console of no width: the command's error vanished, only its exit status left."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": columns, "LINES": columns}
     for args in (["--help"], ["status", "-w", str(tmp_path / "none")]):
         out = subprocess.run(

@@ -126,8 +126,24 @@ def _first(rows, split):
         (lambda rows: [*rows, {**_first(rows, "test"), "split": "train", "fold": "0"}], "is listed already on line"),
         (lambda rows: [*rows, rows[3]], "file 'train/"),
         (lambda rows: [{**r, "roi_file": "roi/../x.jpg" if r["roi_file"] else ""} for r in rows], "roi_file"),
+        (lambda rows: [{**r, "roi_box": "abc def" if r["roi_box"] else ""} for r in rows], "roi_box must be four"),
+        (lambda rows: [{**r, "roi_box": "1 2 3" if r["roi_box"] else ""} for r in rows], "got '1 2 3'"),
+        (lambda rows: [{**r, "roi_box": "5 5 1 9" if r["roi_box"] else ""} for r in rows], "x0 < x1"),
+        (lambda rows: [{**r, "roi_box": "nan 0 1 1" if r["roi_box"] else ""} for r in rows], "roi_box"),
     ],
-    ids=["absolute", "dot-dot", "other-folder", "other-label", "test-image-in-train", "twice", "roi-outside"],
+    ids=[
+        "absolute",
+        "dot-dot",
+        "other-folder",
+        "other-label",
+        "test-image-in-train",
+        "twice",
+        "roi-outside",
+        "box-words",
+        "box-three",
+        "box-inverted",
+        "box-nan",
+    ],
 )
 def test_a_manifest_edited_and_sealed_again_is_refused_naming_its_line(tmp_path, edit, said):
     """Rows that leave the version (read from anywhere, the name carried into a run's outputs), that put an
@@ -155,12 +171,29 @@ def test_an_image_swapped_and_sealed_again_no_longer_matches_its_manifest_row(tm
         ds.verify()
 
 
+def _first_size(meta, size):
+    sizes = dict(meta["original_sizes"])
+    sizes[next(iter(sizes))] = size
+    return {"original_sizes": sizes}
+
+
 @pytest.mark.parametrize(
     ("meta", "said"),
-    [({"image_size": "big"}, "image_size must be [width, height]"), ({"classes": ["mpox", "non_mpox", "zzz"]}, "two")],
+    [
+        (lambda m: {"image_size": "big"}, "image_size must be [width, height]"),
+        (lambda m: {"classes": ["mpox", "non_mpox", "zzz"]}, "two"),
+        (lambda m: {"original_sizes": [1, 2]}, "dataset.json original_sizes must be [width, height]"),
+        (lambda m: _first_size(m, "x"), "original_sizes['img"),
+        (lambda m: _first_size(m, [0, 0]), "must be [width, height] in pixels"),
+        (lambda m: {"resize_policy": ["x"]}, "resize_policy must be one of stretch, pad, center-crop"),
+    ],
+    ids=["image-size", "classes", "sizes-not-a-table", "size-not-a-pair", "size-zero", "policy"],
 )
 def test_a_bad_dataset_json_field_is_named(tmp_path, meta, said):
-    path = write_export(tmp_path)
+    """Before, a bad original_sizes or resize_policy passed `open`: `train run` trained every fold, then failed
+    placing the lesion boxes (ZeroDivisionError, "'list' object has no attribute 'get'"), or took "stretch"."""
+    path = write_export(tmp_path, roi_every=2)
+    meta = meta(json.loads((path / "dataset.json").read_text()))
     data = json.loads((path / "dataset.json").read_text())
     (path / "dataset.json").write_text(json.dumps({**data, **meta}))
     write_sums(path)

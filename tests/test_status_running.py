@@ -117,6 +117,28 @@ def test_status_counts_originals_missing_from_the_store(tmp_path):
     assert json.loads(curate("status", "-w", root, "--json").stdout)["missing_originals"] == 2
 
 
+def test_status_says_an_original_the_file_system_refuses_apart_from_a_missing_one(tmp_path):
+    """A probe made a folder of objects/ unreadable: status said the original was missing and to re-run `curate
+    ingest`, which does not mend a permission. Here the shard folder is a link to itself (ELOOP: refused even to
+    root, which permissions are not)."""
+    root, folder = workspace_and_photos(tmp_path, 1)
+    curate("ingest", folder, "-s", "c", "-w", root)
+    (original,) = (p for p in (root / "objects").rglob("*") if p.is_file())
+    shard = original.parent
+    os.chmod(shard, stat.S_IRWXU)
+    moved = shard.with_name("moved")
+    shard.rename(moved)
+    shard.symlink_to(shard.name)  # objects/ab -> objects/ab
+    data = json.loads(curate("status", "-w", root, "--json").stdout)
+    assert (data["missing_originals"], data["unreadable_originals"]) == (0, 1)
+    shown = curate("status", "-w", root).stdout
+    assert "1 original(s) in objects/ cannot be read" in shown and "missing from the store" not in shown
+    shard.unlink()
+    moved.rename(shard)
+    data = json.loads(curate("status", "-w", root, "--json").stdout)
+    assert (data["missing_originals"], data["unreadable_originals"]) == (0, 0)
+
+
 def test_a_run_aborted_by_a_fault_mid_work_is_listed_a_refused_one_is_not(tmp_path):
     """The probe's case: an ingest stopped by the catalogue's server going away, or a full disk, was recorded
     "failed" and never named by status, though it had stored part of the folder. A fault met mid-work (here the

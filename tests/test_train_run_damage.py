@@ -55,6 +55,26 @@ def test_predict_refuses_a_run_without_its_calibration(run_copy, tmp_path, damag
     _refused(train_cli("predict", "photo.jpg", "--run", run_copy, "--json", cwd=tmp_path), words, "train again")
 
 
+@pytest.mark.parametrize(
+    ("edit", "said"),
+    [
+        (lambda i: {**i, "positive_class": "zzz"}, "positive_class 'zzz' is not one of its classes"),
+        (lambda i: {**i, "dataset": {**i["dataset"], "classes": "mpox"}}, "(dataset.classes)"),
+        (lambda i: [i], "(dataset)"),
+    ],
+    ids=["positive-class", "classes", "not-an-object"],
+)
+def test_a_damaged_run_json_is_named_by_predict_and_export_model(run_copy, tmp_path, edit, said):
+    """Before: "unexpected ValueError: 'zzz' is not in list" from predict, and "exporting … failed: ValueError"
+    from export-model, for a run.json whose positive class is not one of its classes."""
+    info = run_copy / "run.json"
+    info.write_text(json.dumps(edit(json.loads(info.read_text()))))
+    _refused(train_cli("predict", "photo.jpg", "--run", run_copy, cwd=tmp_path), "run.json is damaged", said)
+    out = tmp_path / "model.pt"
+    _refused(train_cli("export-model", run_copy, "--format", "torchscript", "--out", out, cwd=tmp_path), said)
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("content", [b"garbage\n", None], ids=["garbage", "truncated"])
 def test_a_damaged_fold_checkpoint_is_named(run_copy, tmp_path, content):
     ckpt = run_copy / "fold0" / "checkpoint.pt"

@@ -86,7 +86,26 @@ def load_run(run: Path) -> tuple[TrainConfig, dict]:
         info = json.loads((run / "run.json").read_text())
     except (OSError, ValueError):
         raise TrainError(f"{run} is not a run folder (config.json/run.json missing)") from None
+    if (field := _damaged_info(info)) is not None:  # before: "unexpected ValueError: 'zzz' is not in list"
+        raise TrainError(
+            f"run {run}: run.json is damaged ({field}); restore the run folder from a backup or train again"
+        )
     return from_saved(raw), info
+
+
+def _damaged_info(info) -> str | None:
+    """The first field of run.json that predict, serve and export-model read and that is not as `train run` wrote
+    it (`train.rundir.run_info`), or None."""
+    if not isinstance(info, dict) or not isinstance(info.get("dataset"), dict):
+        return "dataset"
+    classes = info["dataset"].get("classes")
+    if not (isinstance(classes, list) and len(classes) >= 2 and all(isinstance(c, str) for c in classes)):
+        return "dataset.classes"
+    if not isinstance(info["dataset"].get("checksum"), str):
+        return "dataset.checksum"
+    if info.get("positive_class") is not None and info["positive_class"] not in classes:
+        return f"positive_class {str(info['positive_class'])[:40]!r} is not one of its classes"
+    return None
 
 
 @dataclass

@@ -20,7 +20,7 @@ class ExportTask(StrEnum):  # curate.export.plan.TASKS
     DIAGNOSIS = "diagnosis"
 
 
-class ResizePolicy(StrEnum):  # curate.export.images.RESIZE_POLICIES
+class ResizePolicy(StrEnum):  # curate.dataset.RESIZE_POLICIES
     STRETCH = "stretch"
     PAD = "pad"
     CENTER_CROP = "center-crop"

@@ -154,7 +154,7 @@ def file_names(names: list[str], limit: int = 10) -> str:
 
 def status(workspace: WorkspaceOpt = None, db: DbOpt = None, json_out: JsonOpt = False) -> None:
     """Counts by source, stage and prior label; says which command is running now, and warns about unfinished
-    runs, originals missing from the store or listed by no row, exported versions holding images flagged
+    runs, originals missing from the store, unreadable or listed by no row, exported versions holding images flagged
     identifiable since, and files other users can read.
 
     Example: curate status --json
@@ -211,6 +211,12 @@ def status(workspace: WorkspaceOpt = None, db: DbOpt = None, json_out: JsonOpt =
         _warn(
             f"{data['missing_originals']} original(s) listed in the catalogue are missing from the store; re-run "
             "`curate ingest` on their folder to restore them (scraped ones: the same `curate scrape`)."
+        )
+    if unreadable := data["unreadable_originals"]:
+        _warn(
+            f"{unreadable} original(s) in objects/ cannot be read (the file system refuses them: a "
+            "folder's permissions or a failing disk); a re-ingest does not mend that: give the workspace's owner "
+            "read access again (chmod -R u+rwX objects)."
         )
     if unlisted := data["unlisted_originals"]:
         _warn(

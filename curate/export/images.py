@@ -19,7 +19,6 @@ from PIL import Image
 
 from curate.imaging import DRAFT_FORMATS, SWAPS_AXES, UPRIGHT, exif_orientation, pixels_only, to_rgb
 
-RESIZE_POLICIES = ("stretch", "pad", "center-crop")
 JPEG_QUALITY = 90
 PAD_FILL = (0, 0, 0)
 REDUCING_GAP = 2.0

@@ -33,10 +33,22 @@ class ImageStore:
     def intact(self, sha256: str, size: int) -> bool:
         """Whether the object is there at its recorded size (a stat, no hashing): what `curate status` counts as
         missing otherwise, and what a re-run of the scrape that brought it restores."""
+        return self.fault(sha256, size) is None
+
+    def fault(self, sha256: str, size: int) -> str | None:
+        """None when the object is there at its recorded size and readable; else "unreadable" (the file system
+        refuses it: a folder's permissions, a failing disk) or "missing" (absent, or of another size). Said apart
+        by `curate status`: a re-ingest does not mend a permission."""
+        path = self.path_for(sha256)
         try:
-            return os.stat(self.path_for(sha256)).st_size == size
+            st = os.stat(path)
+        except FileNotFoundError:
+            return "missing"
         except OSError:
-            return False
+            return "unreadable"
+        if st.st_size != size:
+            return "missing"
+        return None if os.access(path, os.R_OK) else "unreadable"
 
     def read(self, sha256: str, check: bool = False) -> bytes:
         """The stored bytes; with `check`, only when they still hash to their name (else StoreError): for a
