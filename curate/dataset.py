@@ -205,7 +205,7 @@ class DatasetVersion:
                 f"got {str(policy)[:40]!r}"
             )
         if (bad := _bad_sizes(meta.get("original_sizes"))) is not None:  # before: a ZeroDivisionError after training
-            raise DatasetError(f"{ref}: dataset.json {bad} must be [width, height] in pixels")
+            raise DatasetError(f"{ref}: dataset.json {bad}")
         rows = cls._read_manifest(path, ref, classes, folds)
         checksum = hashlib.sha256((path / "SHA256SUMS").read_bytes()).hexdigest()
         return cls(path, meta, rows, checksum)
@@ -414,14 +414,15 @@ def _box(text: str) -> tuple[float, float, float, float] | None:
 
 
 def _bad_sizes(sizes: Any) -> str | None:
-    """The first entry of dataset.json's original_sizes ({image_id: [w, h]}) that is not a size, or None."""
+    """What is wrong with dataset.json's original_sizes ({image_id: [w, h]}): not a table, or its first entry
+    that is not a size; None when nothing is."""
     if sizes is None:
         return None
     if not isinstance(sizes, dict):
-        return "original_sizes"
+        return "original_sizes must map image ids to [width, height] in pixels"
     for key, size in sizes.items():
         if not (isinstance(size, list) and len(size) == 2 and all(_whole(v) and v > 0 for v in size)):
-            return f"original_sizes[{str(key)[:40]!r}]"
+            return f"original_sizes[{str(key)[:40]!r}] must be [width, height] in pixels"
     return None
 
 

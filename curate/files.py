@@ -25,8 +25,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 PART = ".part"
-# a part as `atomic_path` and `atomic_dir` name it: `<name>.<tempfile's 8 random characters>.part`
-OURS = re.compile(r".+\.[a-z0-9_]{8}" + re.escape(PART))
+MARK = ".curate-"  # in every part's name: `<name>.curate-<tempfile's 8 random characters>.part` (`OURS`)
+OURS = re.compile(r".*" + re.escape(MARK) + r"[a-z0-9_]{8}" + re.escape(PART), re.DOTALL)
 LINK_AGE = 600  # seconds: a `*.part` symlink cannot be locked; one older than this has no live writer
 
 
@@ -46,7 +46,7 @@ def atomic_path(
     dest.parent.mkdir(parents=True, exist_ok=True)
     folder = _parts_folder(Path(tmp_dir) if tmp_dir is not None else dest.parent, dest.parent)
     try:
-        fd, tmp = _locked_part(lambda: tempfile.mkstemp(dir=folder, prefix=dest.name + ".", suffix=PART))
+        fd, tmp = _locked_part(lambda: tempfile.mkstemp(dir=folder, prefix=dest.name + MARK, suffix=PART))
     except OSError as exc:  # named as the file being written, not its temporary name (`/proc/x.onnx.….part`)
         raise OSError(exc.errno, exc.strerror, str(dest)) from exc
     try:
@@ -91,7 +91,7 @@ def atomic_dir(dest: Path | str, *, tmp_dir: Path | str | None = None) -> Iterat
     folder.mkdir(parents=True, exist_ok=True)
 
     def make() -> tuple[int, str]:
-        name = tempfile.mkdtemp(dir=folder, prefix=dest.name + ".", suffix=PART)
+        name = tempfile.mkdtemp(dir=folder, prefix=dest.name + MARK, suffix=PART)
         return os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC), name
 
     fd, tmp = _locked_part(make)
@@ -123,24 +123,29 @@ def remove_stale_parts(folder: Path | str) -> int:
     Safe beside live writers, with or without the workspace lock (`curate status`'s readers, report pages,
     `curate pipeline --demo` write into tmp/ without it): a part whose flock is held is left alone. A
     `*.part` symlink (a link written through `atomic_path`) is removed once older than `LINK_AGE`.
-    Other folders (an export's resumable build) are searched, not removed. Only parts named as `atomic_path`
-    names them (`OURS`): a workspace's tmp/ linked to a shared scratch folder (as an export on another disk is
-    told to) lost every other program's `*.part` there, a browser's download or another tool's backup."""
+    Other folders (an export's resumable build) are searched, not removed. In a `folder` that is a symbolic link
+    (a workspace's tmp/ linked to a scratch folder, as an export on another disk is told to) only parts named
+    as `atomic_path` names them (`OURS`): every other program's `*.part` there went, a browser's download or
+    another tool's backup. In a folder of its own, any `*.part` (those of versions before `MARK` too)."""
     removed = 0
+    ours = OURS.fullmatch if os.path.islink(folder) else (lambda name: name.endswith(PART))
     for top, dirs, files in os.walk(folder):
         for name in [*dirs, *files]:
-            if OURS.fullmatch(name) and _remove_if_dead(Path(top) / name):
+            if ours(name) and _remove_if_dead(Path(top) / name):
                 removed += 1
         dirs[:] = [d for d in dirs if not d.endswith(PART)]
     return removed
 
 
 def remove_stale_parts_of(dest: Path | str) -> int:
-    """The parts a killed writer of `dest` left beside it (`<name>.<8 random characters>.part`, as `atomic_path`
-    names them) that no live writer holds; how many went. For a file in a folder that is not the toolkit's to
-    search (`train export-model --out ~/triage.onnx`): another program's `*.part` there is never touched."""
+    """The parts a killed writer of `dest` left beside it (`<name>.curate-<8 random characters>.part`, as
+    `atomic_path` names them, or `<name>.<8 …>.part` before `MARK`) that no live writer holds; how many went. For a
+    file in a folder that is not the toolkit's to search (`train export-model --out ~/triage.onnx`): another
+    program's `*.part` there is never touched."""
     dest = Path(dest)
-    return sum(_remove_if_dead(p) for p in dest.parent.glob(glob.escape(dest.name) + "." + "?" * 8 + PART))
+    name = glob.escape(dest.name)
+    found = {*dest.parent.glob(name + MARK + "?" * 8 + PART), *dest.parent.glob(name + "." + "?" * 8 + PART)}
+    return sum(_remove_if_dead(p) for p in found)
 
 
 def _remove_if_dead(path: Path) -> bool:

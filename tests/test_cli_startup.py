@@ -205,10 +205,11 @@ def test_label_push_counts_a_task_made_again_for_its_rater_alone(capsys):
     ]
 
 
-@pytest.mark.parametrize("columns", ["²", "٣", "wide", "0"])
+@pytest.mark.parametrize("columns", ["²", "٣", "wide", "0", "9" * 5000], ids=["super", "arabic", "word", "0", "long"])
 def test_a_terminal_size_that_is_no_number_is_ignored(tmp_path, columns):
     """rich took COLUMNS="²" for a number (str.isdigit) and int() refused it: a traceback before any command.
-    COLUMNS=0 made a console of no width: the command's error vanished, only its exit status left."""
+    COLUMNS=0 made a console of no width: the command's error vanished, only its exit status left; 5,000 digits
+    passed int()'s limit (a ValueError before any command)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": columns, "LINES": columns}
     for args in (["--help"], ["status", "-w", str(tmp_path / "none")]):
         out = subprocess.run(

@@ -130,6 +130,7 @@ def _first(rows, split):
         (lambda rows: [{**r, "roi_box": "1 2 3" if r["roi_box"] else ""} for r in rows], "got '1 2 3'"),
         (lambda rows: [{**r, "roi_box": "5 5 1 9" if r["roi_box"] else ""} for r in rows], "x0 < x1"),
         (lambda rows: [{**r, "roi_box": "nan 0 1 1" if r["roi_box"] else ""} for r in rows], "roi_box"),
+        (lambda rows: [{**r, "fold": "9" * 5000} if r["split"] == "train" else r for r in rows], "needs a fold"),
     ],
     ids=[
         "absolute",
@@ -143,6 +144,7 @@ def _first(rows, split):
         "box-three",
         "box-inverted",
         "box-nan",
+        "fold-5000-digits",
     ],
 )
 def test_a_manifest_edited_and_sealed_again_is_refused_naming_its_line(tmp_path, edit, said):
@@ -182,7 +184,7 @@ def _first_size(meta, size):
     [
         (lambda m: {"image_size": "big"}, "image_size must be [width, height]"),
         (lambda m: {"classes": ["mpox", "non_mpox", "zzz"]}, "two"),
-        (lambda m: {"original_sizes": [1, 2]}, "dataset.json original_sizes must be [width, height]"),
+        (lambda m: {"original_sizes": [1, 2]}, "dataset.json original_sizes must map image ids to [width, height]"),
         (lambda m: _first_size(m, "x"), "original_sizes['img"),
         (lambda m: _first_size(m, [0, 0]), "must be [width, height] in pixels"),
         (lambda m: {"resize_policy": ["x"]}, "resize_policy must be one of stretch, pad, center-crop"),

@@ -275,8 +275,10 @@ def test_a_name_too_long_is_a_refusal_status_does_not_ask_to_rerun(tmp_path, nam
         (dict(name="-x", version="1.0.0"), "starting with a letter or digit"),
         (dict(name="mpox", version="2.0.0", parent="99999999999999999999.0.0"), "must be an earlier version"),
         (dict(name="mpox", version="2.0.0", parent="2.0.0"), "--parent 2.0.0 must be an earlier version"),
+        (dict(name="abc\n", version="1.0.0"), "must be lower-case letters"),
+        (dict(name="mpox", version="1.0.0\n"), "is not semantic"),
     ],
-    ids=["leading-dash", "later-parent", "itself"],
+    ids=["leading-dash", "later-parent", "itself", "name-newline", "version-newline"],
 )
 def test_a_name_or_parent_refused_says_why(cat, options, said):
     """A name starting with '-' was refused by a message saying '-' is allowed; a parent later than the version

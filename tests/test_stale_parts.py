@@ -155,7 +155,8 @@ def test_a_tmp_folder_linked_to_a_shared_one_loses_only_curates_own_parts(tmp_pa
     (scratch / "other").mkdir(parents=True)
     (scratch / "movie.mkv.part").write_bytes(b"someone else's download")
     (scratch / "other" / "backup.tar.part").write_bytes(b"someone else's backup")
-    (scratch / "other" / "upload.IMG_0042.part").write_bytes(b"a phone's upload (tempfile's names are lower-case)")
+    (scratch / "other" / "report.20240315.part").write_bytes(b"a date stamp, as tempfile's 8 characters can be")
+    (scratch / "other" / "backup.20240315.part").mkdir()
     if ws.tmp.exists():
         ws.tmp.rmdir()
     ws.tmp.symlink_to(scratch)
@@ -163,9 +164,9 @@ def test_a_tmp_folder_linked_to_a_shared_one_loses_only_curates_own_parts(tmp_pa
         [sys.executable, "-c", _KILLED_WRITER, ws.reports / "page.html", ws.tmp], env=ENV, capture_output=True
     )
     assert killed.returncode == -signal.SIGKILL
-    assert len(parts(scratch)) == 4
+    assert len(parts(scratch)) == 5
     curate("dedupe", "-w", ws.root)
-    assert parts(scratch) == ["backup.tar.part", "movie.mkv.part", "upload.IMG_0042.part"]
+    assert parts(scratch) == ["backup.20240315.part", "backup.tar.part", "movie.mkv.part", "report.20240315.part"]
     with atomic_path(ws.reports / "again.html", tmp_dir=ws.tmp) as part:  # what the sweep takes is what we write
         part.write_bytes(b"page")
     assert (ws.reports / "again.html").read_bytes() == b"page"

@@ -61,8 +61,10 @@ def test_predict_refuses_a_run_without_its_calibration(run_copy, tmp_path, damag
         (lambda i: {**i, "positive_class": "zzz"}, "positive_class 'zzz' is not one of its classes"),
         (lambda i: {**i, "dataset": {**i["dataset"], "classes": "mpox"}}, "(dataset.classes)"),
         (lambda i: [i], "(dataset)"),
+        (lambda i: {k: v for k, v in i.items() if k != "positive_class"}, "(positive_class)"),
+        (lambda i: {k: v for k, v in i.items() if k != "weights_id"}, "(weights_id)"),
     ],
-    ids=["positive-class", "classes", "not-an-object"],
+    ids=["positive-class", "classes", "not-an-object", "no-positive-class", "no-weights-id"],
 )
 def test_a_damaged_run_json_is_named_by_predict_and_export_model(run_copy, tmp_path, edit, said):
     """Before: "unexpected ValueError: 'zzz' is not in list" from predict, and "exporting … failed: ValueError"

@@ -540,7 +540,7 @@ def test_a_killed_exports_part_is_removed_by_the_next_export_and_no_other(triage
     out = tmp_path / "triage.onnx"
     dead = tmp_path / "triage.onnx.owoxqua9.part"
     dead.write_bytes(b"\0" * 1000)  # what a kill -9 mid-write leaves
-    card_dead = tmp_path / "triage.onnx.card.md.k2j4l5m6.part"
+    card_dead = tmp_path / "triage.onnx.card.md.curate-k2j4l5m6.part"  # as parts are named now (files.MARK)
     card_dead.write_text("half a card")
     foreign = tmp_path / "holiday.jpg.part"
     foreign.write_bytes(b"a download")

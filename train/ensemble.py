@@ -103,7 +103,11 @@ def _damaged_info(info) -> str | None:
         return "dataset.classes"
     if not isinstance(info["dataset"].get("checksum"), str):
         return "dataset.checksum"
-    if info.get("positive_class") is not None and info["positive_class"] not in classes:
+    if not isinstance(info.get("weights_id"), str):
+        return "weights_id"
+    if "positive_class" not in info:
+        return "positive_class"
+    if info["positive_class"] is not None and info["positive_class"] not in classes:
         return f"positive_class {str(info['positive_class'])[:40]!r} is not one of its classes"
     return None
 

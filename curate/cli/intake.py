@@ -215,8 +215,8 @@ def status(workspace: WorkspaceOpt = None, db: DbOpt = None, json_out: JsonOpt =
     if unreadable := data["unreadable_originals"]:
         _warn(
             f"{unreadable} original(s) in objects/ cannot be read (the file system refuses them: a "
-            "folder's permissions or a failing disk); a re-ingest does not mend that: give the workspace's owner "
-            "read access again (chmod -R u+rwX objects)."
+            "folder's permissions or a failing disk): give the workspace's owner read access again "
+            "(chmod -R u+rX objects; originals stay read-only), or re-run `curate ingest` on their folder."
         )
     if unlisted := data["unlisted_originals"]:
         _warn(

@@ -45,8 +45,9 @@ from db.models import Image, Provenance, Source
 from db.models.label import Consensus
 
 FORMAT_VERSION = 2  # bump when the bytes written for the same plan change (2: declared diagnoses, exclusion table)
-SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
-NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
+# \Z, not $: "$" matches before a final newline too, and `--name $'abc\n'` made a folder `exports/abc\n/`
+SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)\Z")
+NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}\Z")
 TASKS = ("binary", "diagnosis")
 
 

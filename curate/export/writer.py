@@ -135,6 +135,7 @@ def _render(task: tuple) -> tuple[int, str, str, bool] | tuple[int, None, None, 
     return image_id, written, roi_written, True
 
 
+NAME_MAX = 255  # bytes of one folder name most file systems take
 FINISHED = ".sha256"  # beside each file a build finished, its digest (`_finished`); none is sealed into the version
 
 
@@ -350,7 +351,9 @@ def _build(ws, plan: ExportPlan, final: Path, on_image, on_audit) -> ExportResul
                 (build / split / cls).mkdir(parents=True, exist_ok=True)
                 (build / "roi" / split / cls).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        if exc.errno == errno.ENAMETOOLONG:  # a refusal of the input, not the disk's fault ("failed", not "aborted")
+        if (
+            exc.errno == errno.ENAMETOOLONG and len(os.fsencode(build.name)) > NAME_MAX
+        ):  # a refusal of the input, not the disk's fault ("failed", not "aborted")
             raise ExportError(
                 f"--name and --version together are too long for a folder name: the build folder's in tmp/ would "
                 f"have {len(build.name)} characters: use shorter ones"

@@ -38,7 +38,7 @@ class ImageStore:
     def fault(self, sha256: str, size: int) -> str | None:
         """None when the object is there at its recorded size and readable; else "unreadable" (the file system
         refuses it: a folder's permissions, a failing disk) or "missing" (absent, or of another size). Said apart
-        by `curate status`: a re-ingest does not mend a permission."""
+        by `curate status`: "missing" tells the steward to restore a file, "unreadable" to look at permissions."""
         path = self.path_for(sha256)
         try:
             st = os.stat(path)
