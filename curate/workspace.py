@@ -490,6 +490,12 @@ def _remove_empty(folders: list[Path]) -> None:
             folder.rmdir()
 
 
+def workspace_holding(path: Path | str) -> Path | None:
+    """The workspace a file written at `path` would lie in (its folder, or one above it, holds `MARKER`), or None."""
+    folder = Path(path).resolve().parent
+    return next((p for p in (folder, *folder.parents) if (p / MARKER).is_file()), None)
+
+
 def _enclosing(root: Path) -> Path | None:
     """The workspace a folder lies inside (a workspace never nests), or None."""
     return next((p for p in root.parents if (p / MARKER).is_file()), None)

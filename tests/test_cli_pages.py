@@ -52,8 +52,33 @@ def test_a_page_is_never_written_over_the_workspace_or_a_special_file(tmp_path: 
 def test_a_page_outside_the_workspace_or_in_its_reports_is_written(tmp_path: Path):
     ws = Workspace.init(tmp_path / "ws")
     for page in (tmp_path / "elsewhere" / "sheet.html", ws.reports / "mine.html"):
-        r = CliRunner().invoke(app, ["dedupe", "review", "--html", str(page), "-w", str(ws.root)])
-        assert r.exit_code == 0 and "</html>" in page.read_text(), r.output
+        for _ in range(2):  # and again over the page it wrote
+            r = CliRunner().invoke(app, ["dedupe", "review", "--html", str(page), "-w", str(ws.root)])
+            assert r.exit_code == 0 and "</html>" in page.read_text(), r.output
+
+
+@pytest.mark.parametrize(
+    "target, said",
+    [
+        ("other/catalogue.db", "is inside another workspace"),
+        ("other/curate.toml", "is inside another workspace"),
+        ("other/notes/page.html", "is inside another workspace"),
+        ("clinic/photo.jpg", "exists and is not an HTML page"),
+    ],
+)
+def test_a_page_is_never_written_over_another_workspace_or_a_file_that_is_no_page(tmp_path, target, said):
+    """A probe wrote one workspace's review sheet with `--html` over another workspace's catalogue.db (that
+    workspace's every row gone) and its curate.toml, and over a clinic photo already ingested."""
+    ws = Workspace.init(tmp_path / "ws")
+    Workspace.init(tmp_path / "other")
+    (tmp_path / "clinic").mkdir()
+    (tmp_path / "clinic" / "photo.jpg").write_bytes(b"\xff\xd8\xff\xe0 a clinic's photo")
+    kept = {p: p.read_bytes() for p in (tmp_path / "other" / "catalogue.db", tmp_path / "other" / "curate.toml")}
+    kept[tmp_path / "clinic" / "photo.jpg"] = (tmp_path / "clinic" / "photo.jpg").read_bytes()
+    r = CliRunner().invoke(app, ["dedupe", "review", "--html", str(tmp_path / target), "-w", str(ws.root)])
+    assert r.exit_code == 1 and said in r.stderr and r.stderr.count("\n") == 1, r.output
+    assert {p: p.read_bytes() for p in kept} == kept and not (tmp_path / "other" / "notes").exists()
+    assert CliRunner().invoke(app, ["status", "-w", str(tmp_path / "other")]).exit_code == 0
 
 
 def test_an_error_is_the_only_line_on_stderr(tmp_path: Path):

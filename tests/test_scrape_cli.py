@@ -50,6 +50,8 @@ def test_google_is_refused_in_one_line(sqlite_ws, engine_server):
         (["--engine", "baidu", "--license", "cc"], "cannot filter by licence"),
         (["--engine", "flickr"], "FLICKR_API_KEY"),
         (["--engine", "urls"], "not a file"),
+        (["--source", ""], "--source must be a non-empty name"),  # before: quietly web-bing
+        (["--source", " "], "--source must be a non-empty name"),
     ],
 )
 def test_bad_options_exit_1(sqlite_ws, engine_server, monkeypatch, args, message):

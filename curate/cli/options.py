@@ -122,10 +122,12 @@ def write_page(write: Callable[[Path], T], ws: Workspace, default: Path, chosen:
 
 
 def refuse_page_at(dest: Path, ws: Workspace) -> None:
-    """--html names a file to write, never a link, a pipe or a device, nor a part of the workspace: the page is
-    renamed into place, so each of those was replaced by it (as root, `--html /dev/stdout` replaced the device)."""
+    """--html names a file to write, never a link, a pipe or a device, nor a part of the workspace or of another,
+    nor an existing file that is not a page: the page is renamed into place, so each of those was replaced by it
+    (as root, `--html /dev/stdout` replaced the device; another workspace's catalogue.db, an ingested photo)."""
     from curate.errors import ConfigError
     from curate.regular import special_kind
+    from curate.workspace import workspace_holding
 
     if dest.is_symlink():
         raise ConfigError(f"--html {dest} is a symbolic link: name the file it points to, or another")
@@ -137,6 +139,20 @@ def refuse_page_at(dest: Path, ws: Workspace) -> None:
         raise ConfigError(f"--html {dest} is {kind}, not a file: name a file to write")
     if (part := ws.part_at(dest)) is not None:
         raise ConfigError(f"--html {dest} is part of the workspace ({part}): name a file outside it, or in reports/")
+    if (other := workspace_holding(dest)) is not None and other != ws.root:  # its catalogue was replaced by a page
+        raise ConfigError(f"--html {dest} is inside another workspace ({other}): name a file outside it")
+    if kind is None and dest.exists() and not _a_page(dest):  # an ingested clinic photo was replaced by a page
+        raise ConfigError(f"--html {dest} exists and is not an HTML page: name a new file, or remove that one first")
+
+
+def _a_page(path: Path) -> bool:
+    """Whether a file begins as an HTML page does (what --html may write over: a page written before)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(512).lstrip().lower()
+    except OSError:
+        return True  # unreadable: writing it is the command's own error, as before
+    return head.startswith((b"<!doctype html", b"<html")) or not head
 
 
 lock.on_wait = lambda message: err_console.print(f"[yellow]{escape(message)}[/]", highlight=False)

@@ -176,6 +176,19 @@ def looks_like_image(head: bytes) -> bool:
     return False
 
 
+def not_an_image(head: bytes) -> str:
+    """Why a file without an accepted signature is skipped: a format Pillow knows but ingest does not take is
+    named (an AVIF was "not an image"), anything else is not an image."""
+    Image.init()
+    for fmt, (_, accept) in Image.OPEN.items():
+        try:
+            if fmt not in ACCEPTED_FORMATS and accept is not None and accept(head):
+                return f"unsupported image format {fmt} (ingest takes {', '.join(sorted(ACCEPTED_FORMATS))})"
+        except Exception:  # a plugin's check must not decide for the others
+            continue
+    return "not an image (no image signature)"
+
+
 def inspect(data: bytes, max_pixels: int = MAX_PIXELS, max_bytes: int = MAX_BYTES) -> ImageInfo:
     """Fully decode the first frame of `data`; raise Rejected with a reason otherwise."""
     if not data:

@@ -29,7 +29,7 @@ from sqlmodel import select
 
 from curate.errors import ConfigError
 from curate.intake.catalogue import check_name, drop_if_empty, get_or_create_source, known_shas, record_arrival
-from curate.intake.decode import IMAGE_EXTENSIONS, Rejected, inspect, looks_like_image
+from curate.intake.decode import IMAGE_EXTENSIONS, Rejected, inspect, looks_like_image, not_an_image
 from curate.intake.limits import MAX_BYTES
 from curate.intake.store import ImageStore, sha256_bytes
 from curate.intake.walk import iter_files, locator_of, read_bounded, refuse_own
@@ -383,7 +383,7 @@ def _examine(path: str) -> tuple:
         return data
     named_image = Path(path).suffix.lower() in IMAGE_EXTENSIONS
     if not named_image and not looks_like_image(data[:4096]):  # an empty .gitkeep or notes.txt too: not a photo
-        return ("skipped", "not an image (no image signature)")
+        return ("skipped", not_an_image(data[:4096]))
     sha = sha256_bytes(data)
     if sha in _W["known"]:
         _, written = _W["store"].put(data, sha)  # a StoreError (disk full) stops the run, as below

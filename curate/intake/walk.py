@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 
 from curate.errors import ConfigError
-from curate.intake.decode import IMAGE_EXTENSIONS, looks_like_image
+from curate.intake.decode import IMAGE_EXTENSIONS, looks_like_image, not_an_image
 from curate.regular import NotRegular, open_regular, special_kind
 
 
@@ -125,7 +125,7 @@ def read_bounded(path: str, limit: int) -> bytes | tuple:
             if st.st_size > limit:
                 head = fh.read(4096)
                 if not looks_like_image(head) and Path(path).suffix.lower() not in IMAGE_EXTENSIONS:
-                    return ("skipped", "not an image (no image signature)")
+                    return ("skipped", not_an_image(head))
                 return ("rejected", f"file too large ({st.st_size / 1e6:.0f} MB > {limit / 1e6:.0f} MB)")
             data = fh.read(limit + 1)
     except NotRegular as exc:

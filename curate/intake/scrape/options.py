@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from curate.errors import ConfigError
+from curate.intake.catalogue import check_name
 from curate.intake.limits import MAX_BYTES, MAX_PIXELS
 
 BASE_URL_ENV = "CURATE_SCRAPE_BASE_URL"  # tests point every engine at a local server
@@ -76,7 +77,9 @@ class ScrapeOptions:
 
     @property
     def source_name(self) -> str:
-        return self.source or f"web-{self.engine}"
+        """--source, or web-<engine> when it was not given (an empty --source '' is refused by `check_name`, as
+        ingest's is; before, it silently became web-<engine>)."""
+        return f"web-{self.engine}" if self.source is None else self.source
 
     def check(self) -> None:
         """The checks that need no engine; the CLI's types already make most of them (exit 2)."""
@@ -90,6 +93,8 @@ class ScrapeOptions:
                     f"QUERY {q.encode('utf-8', 'backslashreplace').decode()[:80]!r} is not UTF-8 text (at character "
                     f"{exc.start + 1}): type it in a UTF-8 terminal"
                 ) from None
+        if self.source is not None:
+            check_name(self.source)  # before any engine is asked
         if self.max_num < 0:
             raise ConfigError("--max must be 0 (no limit) or more")
         if not 0 < self.timeout <= MAX_TIMEOUT:  # inf overflowed the socket's timeout in every thread, exit 0
