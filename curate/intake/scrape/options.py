@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from curate.errors import ConfigError
-from curate.intake.catalogue import check_name
 from curate.intake.limits import MAX_BYTES, MAX_PIXELS
 
 BASE_URL_ENV = "CURATE_SCRAPE_BASE_URL"  # tests point every engine at a local server
@@ -94,6 +93,8 @@ class ScrapeOptions:
                     f"{exc.start + 1}): type it in a UTF-8 terminal"
                 ) from None
         if self.source is not None:
+            from curate.intake.catalogue import check_name  # the catalogue stack: not at `curate --help`
+
             check_name(self.source)  # before any engine is asked
         if self.max_num < 0:
             raise ConfigError("--max must be 0 (no limit) or more")
