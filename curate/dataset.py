@@ -78,7 +78,8 @@ MANIFEST_COLUMNS = [
 SPLITS = ("train", "test", "external")
 RESIZE_POLICIES = ("stretch", "pad", "center-crop")  # how an export fits an image to image_size (dataset.json)
 REQUIRED_META = ("name", "version", "task", "classes")
-_PART = re.compile(r"[^/\\@\x00-\x1f\x7f]{1,255}")  # a version's name or number: one folder name, no "@"
+NAME_MAX = 255  # bytes of one folder name most file systems take
+_PART = re.compile(rf"[^/\\@\x00-\x1f\x7f]{{1,{NAME_MAX}}}")  # a version's name or number: one folder name, no "@"
 
 
 @dataclass(frozen=True)

@@ -493,7 +493,7 @@ def _remove_empty(folders: list[Path]) -> None:
 def workspace_holding(path: Path | str) -> Path | None:
     """The workspace a file written at `path` would lie in (its folder, or one above it, holds `MARKER`), or None."""
     folder = Path(path).resolve().parent
-    return next((p for p in (folder, *folder.parents) if (p / MARKER).is_file()), None)
+    return folder if (folder / MARKER).is_file() else _enclosing(folder)
 
 
 def _enclosing(root: Path) -> Path | None:

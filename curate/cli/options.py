@@ -147,12 +147,14 @@ def refuse_page_at(dest: Path, ws: Workspace) -> None:
 
 def _a_page(path: Path) -> bool:
     """Whether a file begins as an HTML page does (what --html may write over: a page written before)."""
+    from curate.intake.decode import html_head  # Pillow: not for every command's start
+
     try:
         with open(path, "rb") as fh:
-            head = fh.read(512).lstrip().lower()
+            head = fh.read(512)
     except OSError:
         return True  # unreadable: writing it is the command's own error, as before
-    return head.startswith((b"<!doctype html", b"<html")) or not head
+    return html_head(head) or not head.strip()
 
 
 lock.on_wait = lambda message: err_console.print(f"[yellow]{escape(message)}[/]", highlight=False)

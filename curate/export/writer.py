@@ -25,7 +25,7 @@ from pathlib import Path, PurePosixPath
 
 from sqlmodel import select
 
-from curate.dataset import SPLITS, DatasetVersion, recorded_fault, split_counts, tampered
+from curate.dataset import NAME_MAX, SPLITS, DatasetVersion, recorded_fault, split_counts, tampered
 from curate.errors import DatasetError, MissingOriginals, StoreError
 from curate.export import card, croissant
 from curate.export.diff import diff_manifests
@@ -135,7 +135,6 @@ def _render(task: tuple) -> tuple[int, str, str, bool] | tuple[int, None, None, 
     return image_id, written, roi_written, True
 
 
-NAME_MAX = 255  # bytes of one folder name most file systems take
 FINISHED = ".sha256"  # beside each file a build finished, its digest (`_finished`); none is sealed into the version
 
 

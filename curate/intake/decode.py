@@ -165,28 +165,34 @@ def _standard_tables(segment: bytes) -> bool:
 
 def looks_like_image(head: bytes) -> bool:
     """True when the first bytes carry the signature of a format we accept (Pillow's own per-format checks)."""
-    Image.init()
-    for fmt in ACCEPTED_FORMATS:
-        accept = Image.OPEN.get(fmt, (None, None))[1]
-        try:
-            if accept is not None and accept(head):
-                return True
-        except Exception:  # a plugin's check must not decide for the others
-            continue
-    return False
+    return _signed(head, ACCEPTED_FORMATS) is not None
 
 
 def not_an_image(head: bytes) -> str:
     """Why a file without an accepted signature is skipped: a format Pillow knows but ingest does not take is
     named (an AVIF was "not an image"), anything else is not an image."""
+    fmt = _signed(head, [f for f in Image.OPEN if f not in ACCEPTED_FORMATS])
+    if fmt is not None:
+        return f"unsupported image format {fmt} (ingest takes {', '.join(sorted(ACCEPTED_FORMATS))})"
+    return "not an image (no image signature)"
+
+
+def _signed(head: bytes, formats) -> str | None:
+    """The first of `formats` whose Pillow plugin accepts `head` as its signature, or None."""
     Image.init()
-    for fmt, (_, accept) in Image.OPEN.items():
+    for fmt in formats:
+        accept = Image.OPEN.get(fmt, (None, None))[1]
         try:
-            if fmt not in ACCEPTED_FORMATS and accept is not None and accept(head):
-                return f"unsupported image format {fmt} (ingest takes {', '.join(sorted(ACCEPTED_FORMATS))})"
+            if accept is not None and accept(head):
+                return fmt
         except Exception:  # a plugin's check must not decide for the others
             continue
-    return "not an image (no image signature)"
+    return None
+
+
+def html_head(head: bytes) -> bool:
+    """Whether a file's first bytes begin as an HTML page does (a saved search page, a page --html wrote)."""
+    return head.lstrip().lower().startswith((b"<!doctype html", b"<html"))
 
 
 def inspect(data: bytes, max_pixels: int = MAX_PIXELS, max_bytes: int = MAX_BYTES) -> ImageInfo:
@@ -203,8 +209,7 @@ def inspect(data: bytes, max_pixels: int = MAX_PIXELS, max_bytes: int = MAX_BYTE
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise Rejected("decompression bomb (pixel count over the safety limit)") from exc
         except UnidentifiedImageError as exc:
-            head = data[:64].lstrip().lower()
-            kind = "HTML page" if head.startswith((b"<!doctype html", b"<html")) else "not an image"
+            kind = "HTML page" if html_head(data[:64]) else "not an image"
             raise Rejected(f"{kind} (no known image signature)") from exc
         except Exception as exc:
             if "truncat" in str(exc).lower():
