@@ -2,7 +2,7 @@
 
 from datetime import datetime, timedelta
 
-from curate.dedupe.cluster import Candidate, Edge, cluster_key, clusters, representative, unmerged
+from curate.dedupe.cluster import Candidate, Edge, cluster_key, clusters, crops, representative, unmerged
 
 T0 = datetime(2026, 1, 1)
 
@@ -231,3 +231,18 @@ def test_a_copy_whose_colours_changed_does_not_represent_when_two_members_agree_
     coloured = Candidate(9, 800, 600, 1, T0 + timedelta(days=1), colour=20.0, tint=(12.0, -8.0))
     greys = [Candidate(k, 800, 600, 1, T0 + timedelta(days=2), colour=0.0, tint=(0.0, 0.0)) for k in (3, 4)]
     assert representative([*greys, coloured]).image_id == 9  # two grey prints agree on no colour
+
+
+def test_a_crop_does_not_represent_beside_the_photo_it_was_cut_from():
+    """A site serving a photo enlarged and cropped has more pixels of less of it: the photo, which shows all the crop
+    shows, represents. A crop with over four times the photo's pixels still does; two crops of one photo that each
+    show part of the other are no crop of each other."""
+    photo = Candidate(1, 400, 300, 2, T0)
+    crop = Candidate(2, 700, 520, 2, T0 - timedelta(days=1))  # arrived first, 3 times the pixels
+    parts = crops([(1, 2, 1.0, 0.85)])  # the photo shows all of the crop's box, the crop 85 % of the photo's
+    assert parts == {2: {1}}
+    assert representative([photo, crop]).image_id == 2  # pixels alone: the crop
+    assert representative([photo, crop], parts=parts).image_id == 1
+    huge = Candidate(3, 1400, 1040, 2, T0)  # over four times the photo's pixels
+    assert representative([photo, huge], parts=crops([(1, 3, 1.0, 0.85)])).image_id == 3
+    assert crops([(1, 2, 0.9, 0.9), (1, 3, 0.97, 1.0), (2, 3, None, None)]) == {}  # partial both ways; too little cut

@@ -1,5 +1,6 @@
 """Migrations 0008_dedupe_verify, 0010_dedupe_local_cache, 0011_dedupe_in_place, 0012_dedupe_whole,
-0013_dedupe_panels, 0014_dedupe_bound, 0015_dedupe_colour, 0016_dedupe_turned and 0018_dedupe_quality: a catalogue
+0013_dedupe_panels, 0014_dedupe_bound, 0015_dedupe_colour, 0016_dedupe_turned, 0018_dedupe_quality and
+0019_dedupe_shows: a catalogue
 made before keeps every dedupe row (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from db.engine import make_engine
 from db.migrate import current_revision, head_revision, upgrade
 from db.models import DedupeCode, DedupeLocal, DedupeOverride, DedupePair
 
-HEAD = "0018_dedupe_quality"  # the newest of all
+HEAD = "0019_dedupe_shows"  # the newest of all
 
 
 def _image(c, i: int) -> None:
@@ -87,11 +88,13 @@ def test_catalogue_at_0009_gains_the_local_feature_cache_and_keeps_its_rows(db_u
         assert s.get(DedupeLocal, 1).descriptors == bytes(range(128))
 
 
-def test_catalogue_at_0010_keeps_its_pairs_which_gain_an_empty_in_place_correlation(db_url, tmp_path):
-    """Migration 0011_dedupe_in_place adds one nullable column to `dedupe_pairs`: every stored pair survives
-    as it was, with no in-place correlation until the next `curate dedupe` verifies it."""
+@pytest.mark.parametrize("revision", ["0010_dedupe_local_cache", "0018_dedupe_quality"])
+def test_a_catalogues_pairs_survive_and_gain_empty_columns(db_url, tmp_path, revision):
+    """Migrations 0011_dedupe_in_place and 0019_dedupe_shows add nullable columns to `dedupe_pairs`: every stored
+    pair survives as it was, with no in-place correlation and nothing on what each picture shows of the other
+    (the representative rule as before) until the next `curate dedupe` verifies it."""
     engine = make_engine(db_url)
-    upgrade(engine, "0010_dedupe_local_cache")
+    upgrade(engine, revision)
     with engine.begin() as c:
         for i in (1, 2, 3):
             _image(c, i)
@@ -104,9 +107,10 @@ def test_catalogue_at_0010_keeps_its_pairs_which_gain_an_empty_in_place_correlat
     assert current_revision(ws.engine) == head_revision() == HEAD
     with ws.session() as s:
         pairs = s.exec(select(DedupePair).order_by(DedupePair.image_a)).all()
-        assert [(p.image_a, p.image_b, p.kind, p.inliers, p.reason, p.in_place) for p in pairs] == [
-            (1, 2, "hash", 34, "34 matching keypoints", None),
-            (2, 3, "review", 12, "near", None),
+        said = [(p.image_a, p.image_b, p.kind, p.inliers, p.reason, p.in_place, p.a_shows, p.b_shows) for p in pairs]
+        assert said == [
+            (1, 2, "hash", 34, "34 matching keypoints", None, None, None),
+            (2, 3, "review", 12, "near", None, None, None),
         ]
 
 

@@ -93,6 +93,27 @@ def test_the_photo_represents_its_copy_turned_on_a_larger_canvas_that_arrived_fi
     assert measured["a_turned_on_a_canvas.jpg"][2] < 0.8 and measured["z_photo.jpg"][2] == 1.0
 
 
+def test_the_photo_represents_its_enlarged_crop_that_arrived_first(tmp_path):
+    """A site serving a bigger picture than it had enlarges the photo and crops it: the copy has more pixels, so it
+    represented 40 of 120 clusters of `bench/dedupe.py --retouched --photos` (skin photos), and what its crop cut away
+    was never labelled nor exported. The photo shows all the crop shows, and the crop under 93 % of the photo: the
+    photo represents. A crop with over four times the photo's pixels (a thumbnail's photo) still represents."""
+    photo = _load("astronaut").resize((320, 320))
+    big = photo.resize((640, 640), Image.BICUBIC)
+    thumb = _load("coffee").resize((150, 100))
+    files = {
+        "a_enlarged_crop.jpg": big.crop((40, 56, 600, 610)),  # 88 % of each side, three times the pixels
+        "z_photo.jpg": photo,
+        "b_large_crop.jpg": _load("coffee").crop((30, 20, 580, 390)),  # 14 times the thumbnail's pixels
+        "y_thumbnail.jpg": thumb,
+    }
+    cluster, reps, _ = _members(tmp_path, files)
+    assert cluster["a_enlarged_crop.jpg"] == cluster["z_photo.jpg"]
+    assert reps[cluster["z_photo.jpg"]] == "z_photo.jpg"
+    assert cluster["b_large_crop.jpg"] == cluster["y_thumbnail.jpg"]
+    assert reps[cluster["y_thumbnail.jpg"]] == "b_large_crop.jpg"
+
+
 @pytest.mark.parametrize("sky", ["above", "above and below"])
 def test_the_clinics_original_represents_its_recompressed_web_copy_whose_box_was_not_cut(tmp_path, sky):
     """The camera photo's plain sky is cut from its content box as a band (12.5 % of it); its blocky quality-25 web

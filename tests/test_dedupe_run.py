@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -241,6 +242,39 @@ def test_incremental_run_hashes_only_new_images(tmp_path, monkeypatch):
     assert keys[ids["p0_crop.jpg"]] == keys[ids["p0.jpg"]]
     r3 = run_dedupe(ws, OPTS)
     assert r3.hashed == 0 and r3.clusters == r2.clusters == 1
+
+
+def test_pairs_judged_without_their_originals_are_judged_again_once_they_are_back(tmp_path):
+    """A run while the store was away (a second workspace on the same catalogue, a disk not mounted) judged every
+    pair "without its pixels"; later runs reused those verdicts with the originals back, and the crops and half-size
+    copies stayed clusters of their own, each sent to labelling."""
+    folder = tmp_path / "in"
+    for k in range(4):
+        save(photo(700 + k), folder / f"p{k}.jpg")
+        save(variant(photo(700 + k), "crop", 1), folder / f"p{k}_crop.jpg")
+    ws = Workspace.init(tmp_path / "ws")
+    _ingest(ws, folder)
+    whole = run_dedupe(ws, OPTS)
+    assert whole.clusters == 4 and not whole.unread
+    away = tmp_path / "away"
+    away.mkdir()
+    for part in ("objects", "cache"):
+        if (ws.root / part).exists():
+            (ws.root / part).rename(away / part)
+    (ws.root / "objects").mkdir(mode=0o700)
+    blind = run_dedupe(ws, DedupeOptions(min_side=100, workers=1, similarity=0.85))  # other settings: every pair
+    assert blind.searched == "all" and len(blind.unread) == 8 and blind.clusters < 4
+    assert "judged again by the next run" in " ".join(blind.notes)
+    (ws.root / "objects").rmdir()
+    for part in away.iterdir():
+        shutil.rmtree(ws.root / part.name, ignore_errors=True)  # the cache the blind run began
+        part.rename(ws.root / part.name)
+    again = run_dedupe(ws, DedupeOptions(min_side=100, workers=1, similarity=0.85))  # the same settings
+    assert again.clusters == 4 and not again.unread
+    ids = _ids_by_name(ws)
+    with ws.session() as s:
+        keys = cluster_map(s)
+    assert all(keys[ids[f"p{k}_crop.jpg"]] == keys[ids[f"p{k}.jpg"]] for k in range(4))
 
 
 def test_overrides_survive_re_runs(planted, tmp_path):

@@ -56,7 +56,7 @@ def _old_catalogue(path: Path) -> str:
     return url
 
 
-@pytest.mark.parametrize("k", [1, 2, 4, 6, 8, 9, 10])  # 10 schema statements from 0012 to 0018
+@pytest.mark.parametrize("k", [1, 2, 4, 6, 8, 9, 10])  # 10 of the schema statements from 0012 to 0019
 def test_an_upgrade_killed_after_any_statement_leaves_a_catalogue_that_upgrades(tmp_path, k):
     url = _old_catalogue(tmp_path / "catalogue.db")
     root = Path(__file__).resolve().parents[1]

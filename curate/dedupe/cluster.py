@@ -42,12 +42,13 @@ a drawing's colours on it (a ring and an arrow, a sticker) when a member has few
 from two members that agree on theirs (a cast, an app's filter; `curate.dedupe.fidelity`: pixels and arrival
 order cannot tell a journal's grey print or a teaching figure from its photo); not a framed or padded copy, nor
 one turned on a larger canvas, while an unframed member has a quarter of its pixels or more (`_unframed`: a site
-fitting a photo into its frame enlarges it); most pixels inside the content box (a framed or padded copy is not
-sharper for its frame; within `SAME_PIXELS` of the most, the same; a box cut narrower than a worse source's copy
-of the same shape counts as wide as that copy's: `_as_framed_as_their_shape`), of those not a file compressed
-again (far fewer bytes per pixel than another of its format) nor saved at a poor quality beside a better one of
-its source (`curate.dedupe.fidelity.poorly_saved`: a JPEG at 10 beside the PNG), then one without a frame, source
-priority (clinic > public > web), earliest, lowest id.
+fitting a photo into its frame enlarges it); not a crop of a member that shows all of it and has a quarter of its
+pixels or more (`_whole_scenes`: a site serving a crop enlarged shows more pixels of less); most pixels inside
+the content box (a framed or padded copy is not sharper for its frame; within `SAME_PIXELS` of the most, the
+same; a box cut narrower than a worse source's copy of the same shape counts as wide as that copy's:
+`_as_framed_as_their_shape`), of those not a file compressed again (far fewer bytes per pixel than another of its
+format) nor saved at a poor quality beside a better one of its source (`curate.dedupe.fidelity.poorly_saved`: a JPEG
+at 10 beside the PNG), then one without a frame, source priority (clinic > public > web), earliest, lowest id.
 """
 
 from __future__ import annotations
@@ -91,6 +92,8 @@ def stamped(kind: str, reason: str | None) -> bool:
 
 
 SMALL = 128  # px: a content box whose longer side is under this is thumbnail-sized (the paper's low-res cut)
+CROPPED = 0.93  # a "same" that shows at most this share of the other's content box, while
+WHOLE = 0.98  # the other shows at least this share of its own: a crop of the other (`crops`)
 
 
 @dataclass(frozen=True)
@@ -272,17 +275,33 @@ def unmerged(edges: list[Edge], roots: dict[int, int], decided: set[tuple[int, i
     ]
 
 
+def crops(shown: list[tuple[int, int, float | None, float | None]]) -> dict[int, set[int]]:
+    """image id -> the ids it is a crop of, from "same" pairs (a, b, share of b's box a shows, of a's box b shows;
+    `curate.dedupe.verify.shows`): one that shows at most `CROPPED` of the other, which shows `WHOLE` of it."""
+    parts: dict[int, set[int]] = {}
+    for a, b, a_shows, b_shows in shown:
+        if a_shows is None or b_shows is None:
+            continue
+        if a_shows <= CROPPED and b_shows >= WHOLE:
+            parts.setdefault(a, set()).add(b)
+        elif b_shows <= CROPPED and a_shows >= WHOLE:
+            parts.setdefault(b, set()).add(a)
+    return parts
+
+
 def representative(
     members: list[Candidate],
     labelled: Collection[int] = (),
     final: Collection[int] = (),
     kept: Mapping[int, object] | None = None,
+    parts: Mapping[int, Collection[int]] | None = None,
 ) -> Candidate:
     """The documented rule (module docstring). `kept`: ids the steward kept (`curate dedupe keep`), each with
     when: the last kept member represents, whatever else the rule would say, unless it has since fallen under the
     minimum side (a later `--min-side`) and another member has not: a low-resolution representative is never
     labelled, and its whole cluster was silently dropped from labelling. `labelled`: ids already in
-    labelling (have a task); `final`: ids with an agreed or adjudicated consensus. Labelled first, so labels
+    labelling (have a task); `final`: ids with an agreed or adjudicated consensus; `parts`: which members each is a
+    crop of (`crops`). Labelled first, so labels
     already paid for stay the cluster's; then usable (not low-resolution), untouched (`_untouched`), most
     pixels, best source priority (clinic > public > web), earliest, lowest id; pixels are counted inside the
     content box (module docstring)."""
@@ -297,6 +316,7 @@ def representative(
 
     first = min((stage(c), c.low_res) for c in members)
     pool = _unframed(_untouched(_as_framed_as_their_shape([c for c in members if (stage(c), c.low_res) == first])))
+    pool = _whole_scenes(pool, parts or {})
     most = max(_content_pixels(c) for c in pool)
     near = [c for c in pool if _content_pixels(c) >= SAME_PIXELS * most]  # a JPEG's ringing widens a box a little
     near = _not_poorly_saved(_not_recompressed(near))
@@ -362,6 +382,22 @@ def _unframed(pool: list[Candidate]) -> list[Candidate]:
         return pool
     most = max(_content_pixels(c) for c in pool)
     return plain if max(_content_pixels(c) for c in plain) * FRAMED_GAIN >= most else pool
+
+
+def _whole_scenes(pool: list[Candidate], parts: Mapping[int, Collection[int]]) -> list[Candidate]:
+    """`pool` less each member that is a crop of another member of it (`crops`) with at least 1/`FRAMED_GAIN` of its
+    pixels inside a box; never empty. A site that serves a photo enlarged and cropped has more pixels of less of
+    it: on `bench/dedupe.py --retouched --photos` (skin photos) such a copy, twice the photo's side less 4-12 % of
+    each, represented 40 of the 120 clusters, and what its crop cut away was never labelled or exported."""
+    ids = {c.image_id: c for c in pool}
+    out = [
+        c
+        for c in pool
+        if not any(
+            o in ids and _content_pixels(ids[o]) * FRAMED_GAIN >= _content_pixels(c) for o in parts.get(c.image_id, ())
+        )
+    ]
+    return out or pool
 
 
 def _framed(c: Candidate) -> bool:

@@ -74,6 +74,8 @@ LOCAL_MAX = 100_000  # pictures up to which local features propose too (at 100,0
 FEATURES_BUDGET = 2048 * 2**20
 PICTURE_BYTES = 160 * 2**10  # twice a picture's on average (both sizes, as it is and mirrored: `Verifier.room`)
 PANELS_MAX = 64  # a collage has fewer panels than this (5 x 5 at most: `decode.PANEL_LEAST`; `Verifier.view`)
+# what a stored pair says besides its kind and scores, in `Pair`'s order (read back by an incremental run)
+SAID = (DedupePair.inliers, DedupePair.reason, DedupePair.in_place, DedupePair.a_shows, DedupePair.b_shows)
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,8 @@ class Pair:
     inliers: int | None = None
     reason: str | None = None
     in_place: float | None = None  # a "same" laid in place: its pixels' correlation (`verify.in_place_correlation`)
+    a_shows: float | None = None  # a "same": the share of b's content box a shows, and b of a's (`verify.shows`)
+    b_shows: float | None = None
 
 
 def load_codes(s: Session, algo: str):
@@ -534,7 +538,8 @@ class Verifier:
         again = _laid(again, fa, flipped, fb, ask=not self._tiny(a, b))
         if again.decision != verify.SAME:
             return v
-        return replace(again, reason=f"{again.reason} (a content box cut into its photo, cut again)")
+        # what the pictures show of each other is not known: the new box is not a whole picture's
+        return replace(again, reason=f"{again.reason} (a content box cut into its photo, cut again)", shows=None)
 
     def evened(self, a: int, b: int, v: verify.Verdict) -> verify.Verdict:
         """`_evened` for a pair of a tentative group (`complete`, no hash correlation), in its own order."""
@@ -732,7 +737,8 @@ def _laid(
     if v.decision == verify.DIFFERENT:  # a photo that is one panel of a collage: "review" (`verify.paneled`)
         return verify.paneled(v, a, fb)
     v = verify.objects(v, a, fb, coarse, ask)
-    return replace(verify.paneled(v, a, fb), in_place=verify.in_place_correlation(v.geometry, a, fb))
+    shown = verify.shows(v.geometry, a, fb) if v.decision == verify.SAME else None
+    return replace(verify.paneled(v, a, fb), in_place=verify.in_place_correlation(v.geometry, a, fb), shows=shown)
 
 
 def _laid_unlike(p: Pair) -> bool:
@@ -741,11 +747,14 @@ def _laid_unlike(p: Pair) -> bool:
     return p.in_place is not None and p.in_place < STAMP_NCC
 
 
-def _pair(v: verify.Verdict, a: int, b: int, corr: float, hamming: int | None) -> Pair | None:
+def _pair(v: verify.Verdict, a: int, b: int, corr: float, hamming: int | None, swapped: bool) -> Pair | None:
+    """The pair to store for a verdict on (a, b), or None for "different"; `swapped`: the verdict is of the look at
+    (b, a) (`Verifier.swapped`), so what each picture shows of the other is read the other way."""
     if v.decision == verify.DIFFERENT:
         return None
     kind = "hash" if v.decision == verify.SAME else "review"
-    return Pair(a, b, kind, round(corr, 4), hamming, v.geometry.inliers, v.reason[:200], v.in_place)
+    shown = (None, None) if v.shows is None else v.shows[::-1] if swapped else v.shows
+    return Pair(a, b, kind, round(corr, 4), hamming, v.geometry.inliers, v.reason[:200], v.in_place, *shown)
 
 
 def propose_local(verifier: Verifier, ids: np.ndarray, new: set[int] | None, algo: str, report) -> list:
@@ -835,7 +844,7 @@ def complete(verifier: Verifier, pairs: dict[tuple[int, int], Pair], touched: se
     verdicts = verifier.check_many(jobs, thorough=True)
     different = []
     for (a, b, _, _), v, members in zip(jobs, verdicts, group_of, strict=False):
-        p = _pair(v, a, b, 0.0, None)
+        p = _pair(v, a, b, 0.0, None, verifier.swapped(a, b))
         if p is None and v.untestable:  # no evidence either way: it neither joins nor blocks (`cluster`)
             p = Pair(a, b, UNTESTED, 0.0, None, v.geometry.inliers, v.reason[:200])
         if p is not None:
@@ -848,7 +857,7 @@ def complete(verifier: Verifier, pairs: dict[tuple[int, int], Pair], touched: se
     evened = {k: verifier.evened(a, b, different[k][2]) for k, a, b in shared}  # on the pairs as they were verified
     for k, (a, b, v, members) in enumerate(different):  # every pair of the batch in: none hangs on the order verified
         if k in evened and evened[k].decision == verify.SAME:
-            pairs[(a, b)] = _pair(evened[k], a, b, 0.0, None)
+            pairs[(a, b)] = _pair(evened[k], a, b, 0.0, None, verifier.swapped(a, b))
             continue
         why = _through_twin(verifier, pairs, members, a, b, v.geometry.inliers) or _parts_of_one(
             verifier, pairs, members, a, b, v.geometry
@@ -1031,9 +1040,7 @@ def find_pairs(ws, options, algo: str, report, on_progress=None) -> list[Pair]:
         old = [  # plain rows, not ORM objects (bench/README.md, "A steward's decision on a big catalogue")
             Pair(*row)
             for row in s.exec(
-                select(*columns, DedupePair.inliers, DedupePair.reason, DedupePair.in_place).where(
-                    DedupePair.kind.in_(("hash", "cnn", "review", UNTESTED, MARKS))
-                )
+                select(*columns, *SAID).where(DedupePair.kind.in_(("hash", "cnn", "review", UNTESTED, MARKS)))
             ).all()
         ]
         edges_before = {
@@ -1089,7 +1096,7 @@ def find_pairs(ws, options, algo: str, report, on_progress=None) -> list[Pair]:
         )
     hammings += [None] * (len(jobs) - len(hammings))
     for (a, b, corr, _), hamming, v in zip(jobs, hammings, verifier.check_many(jobs), strict=True):
-        p = _pair(v, a, b, corr, hamming)
+        p = _pair(v, a, b, corr, hamming, verifier.swapped(a, b))
         if p is not None:
             found.append(p)
     verifying, verifying_cpu = time.perf_counter() - started, time.process_time() - cpu
@@ -1120,8 +1127,11 @@ def find_pairs(ws, options, algo: str, report, on_progress=None) -> list[Pair]:
             "(a site's watermark?): not merged; the review sheet shows each such group once"
         )
     report.notes += [
-        f"image {i}: {why}; its pairs were judged without its pixels" for i, why in sorted(verifier.unread.items())
+        f"image {i}: {why}; its pairs were judged without its pixels, and are judged again by the next run"
+        for i, why in sorted(verifier.unread.items())
     ]
+    # a collage's panel (a negative id, `Verifier.view`) is read from its collage's original
+    report.unread = sorted({i if i > 0 else (-i - 1) // PANELS_MAX for i in verifier.unread})
     report.seconds["verify"] = verifying + time.perf_counter() - started
     report.seconds["verify_cpu"] = verifying_cpu + time.process_time() - cpu
     report.sift_pairs = verifier.sift_pairs

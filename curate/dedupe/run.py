@@ -36,6 +36,7 @@ from curate.dedupe.cluster import (
     Edge,
     cluster_key,
     clusters,
+    crops,
     representative,
     unmerged,
 )
@@ -73,7 +74,7 @@ log = logging.getLogger("curate.dedupe")
 # screenshot or on a page, flat surroundings drawn around it, cut to (`curate.dedupe.inset`); v16: a JPEG's quality
 # read off its quantization tables (`curate.dedupe.fidelity.quality`)
 ALGO = f"region-phash-v16/{THUMB}/{len(WINDOWS)}"
-RULES = 15  # the verification rules' version (`DedupeOptions.settings`)
+RULES = 16  # the verification rules' version (`DedupeOptions.settings`)
 CODE_BYTES, THUMB_BYTES = 8 * len(WINDOWS), THUMB * THUMB
 
 
@@ -154,6 +155,7 @@ class DedupeReport:
     notes: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
     groups: list[dict] = field(default_factory=list)
+    unread: list[int] = field(default_factory=list)  # originals verification could not read: searched again
 
     def as_dict(self) -> dict:
         return {
@@ -414,6 +416,8 @@ def store_pairs(s: Session, pairs: list[Pair], run_id: int | None = None) -> Non
                     "inliers": p.inliers,
                     "reason": p.reason,
                     "in_place": p.in_place,
+                    "a_shows": p.a_shows,
+                    "b_shows": p.b_shows,
                     "run_id": run_id,
                 }
                 for p in pairs
@@ -487,7 +491,9 @@ def recluster(s: Session, run_id: int | None = None, min_side: int | None = None
     groups: dict[int, list[Candidate]] = defaultdict(list)
     for i, r in roots.items():
         groups[r].append(cands[i])
-    reps = {root: representative(members, labelled, final, kept).image_id for root, members in groups.items()}
+    shown = DedupePair.image_a, DedupePair.image_b, DedupePair.a_shows, DedupePair.b_shows
+    parts = crops(s.exec(select(*shown).where(DedupePair.kind == "hash", DedupePair.a_shows.is_not(None))).all())
+    reps = {root: representative(members, labelled, final, kept, parts).image_id for root, members in groups.items()}
     set_aside = sorted(i for i in kept if i in roots and i != reps[roots[i]] and cands[i].low_res)
     rows = [
         {
@@ -569,6 +575,8 @@ def run_dedupe(
         store_pairs(s, pairs, run_id)
         report.pairs.update(p.kind for p in pairs)
         s.exec(update(DedupeCode).where(DedupeCode.algo == ALGO).values(searched_with=options.settings))
+        if report.unread:  # their pairs were judged without their pixels: the next run judges them again
+            s.exec(update(DedupeCode).where(DedupeCode.image_id.in_(report.unread)).values(searched_with=None))
         s.flush()
         summary = recluster(s, run_id, options.min_side, hashed_only=True)
         report.images = s.exec(select(func.count()).select_from(Image)).one()

@@ -156,6 +156,7 @@ REVIEW_INLIERS = 10
 REVIEW_COVER = 0.45
 PLACED_PX = 64  # longest side (px) of the picture kept beside its features (`in_place_correlation`)
 MIN_KEYPOINTS = 25  # fewer than this in either picture: not enough texture to decide
+SQUARE = 0.03  # a transform whose turn or shear terms are over this share of its scale is not square (`shows`)
 REVIEW_CORR = 0.95  # hash correlation that sends an undecidable pair to review
 BOTH_CORR = 0.90  # from this hash correlation, the other orientation is tried when the hash's one fails
 ACCEPT_NCC = 0.95  # thumbnail correlation that is the same photo without local features (module docstring)
@@ -230,6 +231,7 @@ class Verdict:
     untestable: bool = False  # "different" only for want of texture: a picture has under MIN_KEYPOINTS keypoints
     in_place: float | None = None  # a "same" laid in place: the pixels' correlation (`in_place_correlation`)
     unasked: bool = False  # a "same" on part of the pictures, too few keypoints away from it to ask (`one_object`)
+    shows: tuple[float, float] | None = None  # a "same": what each picture shows of the other's box (`shows`)
 
 
 _SIFT = None
@@ -670,6 +672,30 @@ def detail_region(g: Geometry, fa: Features, fb: Features) -> tuple[bool, np.nda
     if area <= 0 or inside < RECUT_INSIDE * area:
         return None
     return small, np.maximum(quad.min(0), f.whole[:2]), np.minimum(quad.max(0), f.whole[2:])
+
+
+def shows(g: Geometry, a: Features, b: Features) -> tuple[float, float] | None:
+    """(the share of b's content box a's whole picture covers, and of a's box b's whole picture covers), laid
+    on each other by the match (`a`: a's mirror image's features when the match is mirrored), or None without a
+    transform. A crop of a photo shows under all of the photo, while the photo shows all of it
+    (`curate.dedupe.cluster.representative`: an enlarged crop has more pixels and passed for the photo). Whole
+    pictures, not boxes, are laid: a photo whose plain edge was cut as a band still shows all of its copy. Only for a
+    match square to the pictures' sides (`SQUARE`, about 2 degrees): a copy turned in place has fill in its corners,
+    and beside it an augmented dataset's full copies looked like crops (turned copies then represented 11 of 77
+    clusters on `bench/dedupe.py --augmented`, against 1)."""
+    if g.transform is None:
+        return None
+    m = np.array(g.transform, np.float64).reshape(2, 3)
+    if abs(np.linalg.det(m[:, :2])) < 1e-9 or abs(m[0, 1]) + abs(m[1, 0]) > SQUARE * (abs(m[0, 0]) + abs(m[1, 1])):
+        return None  # turned or sheared: its fill's corners would count as what the other does not show
+    inv = cv2.invertAffineTransform(m)
+    out = []
+    for t, f, onto in ((m, a, b), (inv, b, a)):
+        quad = (_corners(f.rect(whole=True)) @ t[:, :2].T + t[:, 2]).astype(np.float32)
+        x0, y0, x1, y1 = onto.rect()
+        area, _ = _intersect(quad, (x0, y0, x1, y1))
+        out.append(round(min(1.0, area / max((x1 - x0) * (y1 - y0), 1e-9)), 3))
+    return out[0], out[1]
 
 
 def overlap_only(g: Geometry) -> bool:

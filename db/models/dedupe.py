@@ -72,6 +72,8 @@ class DedupePair(SQLModel, table=True):
     inliers: int | None = None  # keypoints agreeing on one transform (geometric verification)
     reason: str | None = Field(default=None, max_length=200)  # the verification's evidence, in words
     in_place: float | None = None  # a "same" laid in place: its pixels' correlation (curate.dedupe.pairs.stamps)
+    a_shows: float | None = None  # a "same": the share of b's content box a shows (curate.dedupe.verify.shows)
+    b_shows: float | None = None  # and of a's box b shows; a crop shows under all of its photo
     run_id: int | None = Field(default=None, foreign_key="command_runs.id")
 
 
