@@ -20,7 +20,15 @@ from sqlmodel import select
 from curate import __version__
 from curate.errors import CurateError
 from curate.files import remove_stale_parts
-from curate.lock import keep_previous, note_outcome, note_run, stale_runs, unrecorded_outcomes, workspace_lock
+from curate.lock import (
+    keep_previous,
+    note_outcome,
+    note_run,
+    recorded_previous,
+    stale_runs,
+    unrecorded_outcomes,
+    workspace_lock,
+)
 from curate.output import err_console
 from curate.redact import redact_value, secret_name
 from db.models import CommandRun, utcnow
@@ -87,6 +95,8 @@ def audited(ws, command: str, args: dict[str, Any] | None = None) -> Iterator[Ru
         except BaseException:  # the catalogue still unreachable: the next holder records them, not nobody
             keep_previous(held)
             raise
+        if held.depth == 1:
+            recorded_previous(held)
         if held.depth == 1:  # once a command: a nested take in this process has swept already
             clear_partial_files(ws)
         row = CommandRun(

@@ -189,13 +189,19 @@ def workspace_lock(root: Path, command: str) -> Iterator[Held]:
                 with suppress(OSError):
                     os.close(opened)
             raise
+        previous = _read(fd)
         held = Held(
             fd=fd,
             path=path,
             folder=folder,
-            previous=_read(fd),
+            previous=previous,
             info={"pid": os.getpid(), "command": command, "since": time.strftime("%H:%M:%S"), "runs": []},
         )
+        # the previous holder's runs stay in the file until they are recorded (`recorded_previous`): killed in
+        # between, this holder had lost them, and a killed run was "running" in the audit table for good
+        held.info["runs"] = stale_runs(held)
+        if left := previous.get("outcomes"):
+            held.info["outcomes"] = left
         _write(held)
         with _guard:
             _held[root] = held
@@ -231,13 +237,25 @@ def note_outcome(held: Held, run_id: int, status: str) -> None:
 
 
 def keep_previous(held: Held) -> None:
-    """Carry the previous holder's unrecorded runs and outcomes into this holder's lock file, kept after it ends:
-    this command could not record them either (its catalogue still unreachable), and taking the lock had
-    overwritten them."""
+    """Keep the previous holder's unrecorded runs and outcomes in this holder's lock file after it ends: this command
+    could not record them either (its catalogue still unreachable)."""
     runs = [r for r in stale_runs(held) if r not in held.info.setdefault("runs", [])]
     held.info["runs"] = runs + held.info["runs"]
     held.info.setdefault("outcomes", {}).update({str(k): v for k, v in unrecorded_outcomes(held).items()})
     held.keep = True
+    with suppress(OSError):
+        _write(held)
+
+
+def recorded_previous(held: Held) -> None:
+    """The previous holder's runs and outcomes are in the catalogue now: this holder's lock file drops them."""
+    stale, left = set(stale_runs(held)), {str(k) for k in unrecorded_outcomes(held)}
+    held.info["runs"] = [r for r in held.info.get("runs", []) if r not in stale]
+    outcomes = {k: v for k, v in held.info.get("outcomes", {}).items() if k not in left}
+    if outcomes:
+        held.info["outcomes"] = outcomes
+    else:
+        held.info.pop("outcomes", None)
     with suppress(OSError):
         _write(held)
 

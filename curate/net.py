@@ -11,11 +11,22 @@ LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1", "[::1]")  # what a request to
 
 def is_loopback(host: str) -> bool:
     """Whether `host` (an address, bracketed IPv6 too, or a name) is this machine's loopback: only this machine
-    can connect to a server listening there."""
+    can connect to a server listening there. Written as the socket reads it, in any case: 127.1, 0x7f000001 and
+    2130706433 (the short forms `inet_aton` takes), ::ffff:127.0.0.1, LOCALHOST; before, such a loopback counted
+    as a network address, and `train serve` answered any Host (no guard against DNS rebinding)."""
+    name = host.strip("[]").lower().removesuffix(".")
+    if name == "localhost":
+        return True
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        address = ipaddress.ip_address(name)
     except ValueError:
-        return host == "localhost"
+        if not name.isprintable() or " " in name:  # inet_aton also takes "127.1 anything"
+            return False
+        try:
+            address = ipaddress.ip_address(socket.inet_aton(name))
+        except OSError:  # a name: no lookup here, so no loopback
+            return False
+    return (getattr(address, "ipv4_mapped", None) or address).is_loopback
 
 
 def free_port() -> int:

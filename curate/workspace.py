@@ -42,7 +42,7 @@ from curate.lock import LOCK_NAME, holding
 from curate.privacy import tighten
 from curate.redact import ambiguous_userinfo, redact_text, secret_name, url_secret
 from db.engine import make_engine, session_scope
-from db.migrate import CatalogueMismatch, upgrade
+from db.migrate import CatalogueMismatch, current_revision, upgrade
 
 MARKER = "curate.toml"
 DB_ENV = "CURATE_DB_URL"
@@ -124,13 +124,15 @@ class Workspace:
     db_url: str
     settings: dict = field(default_factory=dict)
     diagnoses: DiagnosisList = field(default_factory=DiagnosisList)
+    recorded: bool = field(default=False, repr=False)  # opened as the catalogue curate.toml records (`_refuse_blank`)
 
     # --- construction -------------------------------------------------------------
     @classmethod
     def init(cls, root: Path | str = ".", db_url: str | None = None, keep_catalogue: bool = False) -> Workspace:
         """Create (or complete) a workspace at `root`; safe to re-run. Makes everything in it private.
         `keep_catalogue` (`curate pipeline`, which inits on every run): an existing workspace whose SQLite
-        catalogue is gone or empty is refused as `open` refuses it, instead of starting an empty one.
+        catalogue is gone or empty, or whose PostgreSQL one has no schema, is refused as `open` refuses it, instead
+        of starting an empty one.
 
         curate.toml is written only once its catalogue has opened, so an unreachable URL leaves no workspace
         pointing at it. An existing workspace keeps its catalogue: another `db_url` is refused, since curate.toml
@@ -169,6 +171,7 @@ class Workspace:
             ws = cls._at(root, tomllib.loads(text) if text else settings, db_url)
             if keep_catalogue and settings is not None:
                 ws._refuse_lost_catalogue(recorded)
+                ws.recorded = recorded is not None
             ws.migrate()
             if text:
                 try:
@@ -202,6 +205,7 @@ class Workspace:
                 f"({_redact(recorded)}, in {marker.name}): leave it out, or give the one this workspace records"
             )
         ws._refuse_lost_catalogue(recorded)
+        ws.recorded = recorded is not None
         return ws
 
     @classmethod
@@ -252,6 +256,22 @@ class Workspace:
             f"catalogue {files[0]} is {state}{originals}: restore it from a backup, "
             f"or run `curate init {self.root}` to start an empty catalogue"
         )
+
+    def _refuse_blank(self, engine: Engine) -> None:
+        """A workspace's PostgreSQL catalogue with no schema at all (the database dropped and made again, a restore
+        into another one) while objects/ holds originals stops every command but `init`, as a lost SQLite file
+        does (`_refuse_lost_catalogue`): opening it wrote a fresh schema, and `status` called the originals
+        unrecorded."""
+        if not self.recorded or _backend(self.db_url) == "sqlite" or current_revision(engine) is not None:
+            return
+        held = self.store.count()
+        if held:
+            engine.dispose()
+            raise WorkspaceError(
+                f"catalogue {_redact(self.db_url)} is an empty database (no mpox-curate schema) but objects/ holds "
+                f"{held} original{'s' if held != 1 else ''}: restore it from a backup, or run `curate init "
+                f"{self.root}` to start an empty catalogue"
+            )
 
     def _refuse_unusable(self, exc: DatabaseError) -> None:
         """A SQLite catalogue whose file is not a database or has malformed pages (SQLite's CORRUPT and NOTADB
@@ -349,6 +369,7 @@ class Workspace:
     def engine(self) -> Engine:
         engine = make_engine(self._read_only_url() or self.db_url)
         try:
+            self._refuse_blank(engine)
             upgrade(engine)
         except CatalogueMismatch as exc:
             engine.dispose()

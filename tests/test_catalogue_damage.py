@@ -45,6 +45,33 @@ def one_error_line(proc) -> str:
     return " ".join(proc.stderr.split())
 
 
+@pytest.mark.postgres
+def test_a_postgresql_catalogue_dropped_and_made_again_is_refused_not_adopted(tmp_path, pg_url):
+    """Before: a database dropped and created again (a restore into the wrong one, db_url edited) was taken as the
+    catalogue, `status` wrote a fresh schema into it, and ingest went on into an empty catalogue beside objects/'s
+    originals, which it called unrecorded."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    ws = Workspace.init(tmp_path / "ws", db_url=pg_url)
+    ingest_folder(ws, photos(tmp_path / "in", PHOTOS), IngestOptions(source="clinic", workers=1))
+    ws.engine.dispose()
+    url = make_url(pg_url)
+    admin = url.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as c:
+        c.execute(f'DROP DATABASE "{url.database}"')
+        c.execute(f'CREATE DATABASE "{url.database}"')
+    env = {"CURATE_DB_URL": pg_url}
+    for command in (["status"], ["ingest", tmp_path / "in", "--source", "again"], ["pipeline"]):
+        err = one_error_line(curate(*command, "-w", tmp_path / "ws", env=env))
+        assert f"is an empty database (no mpox-curate schema) but objects/ holds {PHOTOS} originals" in err, err
+        assert f"`curate init {tmp_path / 'ws'}` to start an empty catalogue" in err
+    with psycopg.connect(url.set(drivername="postgresql").render_as_string(hide_password=False)) as c:
+        assert not c.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'").fetchall()  # untouched
+    assert curate("init", tmp_path / "ws", env=env).returncode == 0  # the steward's choice: an empty catalogue
+    assert curate("status", "-w", tmp_path / "ws", env=env).returncode == 0
+
+
 @pytest.mark.parametrize("how", ["missing", "empty (0 bytes)"])
 def test_a_missing_or_empty_catalogue_is_refused_not_replaced_by_an_empty_one(ws_dir, how):
     db = ws_dir / "catalogue.db"

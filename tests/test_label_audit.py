@@ -111,6 +111,16 @@ def test_order_ids():
     assert order_ids(ids, Order.uncertainty, probs=probs)[0] == 15
     with pytest.raises(LabelError, match="1 image\\(s\\) to push have no prediction \\(first: image 19\\)"):
         order_ids(ids, Order.uncertainty, probs={i: probs[i] for i in ids[:-1]})
+    assert order_ids([], Order.uncertainty, probs={}) == []  # nothing left to push: before, numpy's AxisError
+
+
+def test_predictions_that_are_not_train_predicts_list_are_named(tmp_path):
+    from curate.label.order import read_predictions
+
+    for text in ("{}", '{"image": "x"}', "3"):
+        (tmp_path / "p.json").write_text(text)
+        with pytest.raises(LabelError, match="p.json is not `train predict --json` output"):
+            read_predictions(tmp_path / "p.json")
 
 
 def _run_json(folder) -> None:

@@ -47,6 +47,14 @@ def test_a_rater_typo_is_told_before_the_api_key(sqlite_ws, monkeypatch):
         assert out.exit_code == 1 and message in out.output and "LABEL_STUDIO_API_KEY" not in out.output
 
 
+def test_a_blank_reviewer_is_one_line(sqlite_ws, monkeypatch):
+    """Before: "unexpected IndexError: list index out of range" for `--reviewer ""`."""
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", "0123456789abcdef0123456789")
+    out = CliRunner().invoke(app, ["label", "adjudicate", "--reviewer", " ", "-w", str(sqlite_ws.root)])
+    assert out.exit_code == 1 and "--reviewer: give the clinician's email address" in out.stderr, out.output
+    assert "unexpected" not in out.output
+
+
 def test_empty_report(sqlite_ws):
     out = CliRunner().invoke(app, ["label", "report", "--json", "-w", str(sqlite_ws.root)])
     assert out.exit_code == 0, out.output
@@ -175,3 +183,20 @@ def test_an_api_key_pasted_with_a_no_break_space_is_named_as_the_cause(sqlite_ws
     monkeypatch.setenv("LABEL_STUDIO_API_KEY", "abc\u00a0def")
     out = CliRunner().invoke(app, ["label", "pull", "-w", str(sqlite_ws.root), "--url", "http://127.0.0.1:9"])
     assert out.exit_code == 1 and "LABEL_STUDIO_API_KEY holds a character no API key has" in out.stderr
+
+
+def test_a_server_that_takes_the_request_and_never_answers_is_not_called_stopped():
+    """A frozen Label Studio (kill -STOP) took the connection and said nothing: after the timeout pull said "not
+    reachable; is it running?", and the steward looked for a server that was running."""
+    import socket
+
+    from curate.label.client import StudioClient
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        with pytest.raises(StudioError, match=r"took the request but did not answer within 1 s \(ReadTimeout\)"):
+            StudioClient(url, "x", timeout=1).whoami()
+    with pytest.raises(StudioError, match="is not reachable .*is it running"):  # nothing listens there now
+        StudioClient(url, "x", timeout=1).whoami()

@@ -56,8 +56,10 @@ def test_a_renamed_diagnosis_stops_the_pull_in_one_line_recording_nothing(studio
     toml.write_text(toml.read_text().replace('name = "Chickenpox"', 'name = "Varicella"'))
     with pytest.raises(
         LabelError,
-        match=r"2 annotation\(s\) could not be read, so nothing was recorded: .*"
-        r"'Chickenpox' is not declared.*\(and 1 more\).*declare that name again",
+        # whose project on which server (every server numbers its projects from 1), and both causes
+        match=r"2 annotation\(s\) could not be read, so nothing was recorded: [ab]@clinic\.test's project \d+ on "
+        r"http://127\.0\.0\.1:\d+, task \d+ annotation \d+: diagnosis 'Chickenpox' is not declared.*\(and 1 more\); "
+        r"that project's label config may have been edited in Label Studio.*declare that name again",
     ):
         pull(Workspace.open(ws.root), fx.servers())
     with ws.session() as s:

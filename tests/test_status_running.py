@@ -196,3 +196,38 @@ def test_a_lock_file_naming_runs_in_other_digits_is_read_past(tmp_path):
     assert "did not finish" not in curate("status", "-w", root).stdout
     curate("ingest", folder, "-s", "c", "-w", root)
     assert json.loads(curate("status", "-w", root, "--json").stdout)["images"] == 2
+
+
+_KILLED_BEFORE_RECORDING = """
+import os, signal, sys
+import curate.audit
+from curate.workspace import Workspace
+curate.audit.mark_killed = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)  # killed before it records them
+with curate.audit.audited(Workspace.open(sys.argv[1]), "export", {}):
+    pass
+"""
+
+
+def test_a_killed_run_is_recorded_even_when_the_next_writer_is_killed_before_it_records_it(tmp_path):
+    """Before: a writer taking the lock wrote its own empty list of runs over the killed holder's at once, and
+    recorded them ("killed") only once the catalogue had opened; killed in between, the first run stayed
+    "running" in the audit table for good."""
+    root = tmp_path / "ws"
+    Workspace.init(root)
+    first = writer(root)
+    first.communicate("kill", timeout=60)
+    second = subprocess.run([sys.executable, "-c", _KILLED_BEFORE_RECORDING, str(root)], env=ENV, timeout=120)
+    assert second.returncode == -signal.SIGKILL
+    assert json.loads((root / ".curate.lock").read_text())["runs"] == [1]  # still there for the next writer
+    curate("status", "-w", root)  # a reader records nothing
+    with Workspace.open(root).session() as s:
+        from sqlmodel import select
+
+        from db.models import CommandRun
+
+        assert s.exec(select(CommandRun.status).where(CommandRun.id == 1)).one() == "running"
+    third = writer(root)
+    third.communicate("", timeout=60)
+    with Workspace.open(root).session() as s:
+        assert dict(s.exec(select(CommandRun.id, CommandRun.status)).all()) == {1: "killed", 2: "ok"}
+    assert not (root / ".curate.lock").read_text().strip()  # a clean end leaves nothing for the next

@@ -32,6 +32,15 @@ def test_bare_start_then_a_clinician_server(sqlite_ws, monkeypatch):
     w = ["-w", str(sqlite_ws.root)]
     fleet = Fleet(sqlite_ws.root)
     try:
+        # the steward is an admin on every clinician's server: before, a password "a" and a key "abc" were taken (Label
+        # Studio kept a random key of its own for "abc", and the steward had none that worked)
+        weak = [("abc", "steward-Pa55word!", "needs 20 or more"), (TOKEN, "a", "must be 8 to 64 characters")]
+        for key, password, said in weak:
+            monkeypatch.setenv("LABEL_STUDIO_API_KEY", key)
+            out = CliRunner().invoke(app, ["studio", "start", *w], input=f"Steward@Clinic.test\n{password}\n")
+            assert out.exit_code == 1 and said in " ".join(out.output.split()), out.output
+            assert not fleet.initialised
+        monkeypatch.setenv("LABEL_STUDIO_API_KEY", TOKEN)
         # bare start: the steward's email is asked for, the password read from piped stdin without a getpass warning
         out = CliRunner().invoke(app, ["studio", "start", *w], input="Steward@Clinic.test\nsteward-Pa55word!\n")
         assert out.exit_code == 0, out.output

@@ -27,7 +27,7 @@ from curate.net import free_port
 from train.ensemble import Ensemble
 from train.photos import Limits, decode
 from train.serve import engines, listen
-from train.serve.app import ServeSettings, create_app
+from train.serve.app import ServeSettings, create_app, hosts_for
 
 pytestmark = [pytest.mark.torch, pytest.mark.slow]
 
@@ -96,6 +96,23 @@ def test_health_page_and_card(server):
     assert 'type="file"' in page and 'accept="image/*"' in page and 'capture="environment"' in page
     assert "This is not a diagnosis" in page and "Model card" in page and "Intended use" in page
     assert "Limits" in httpx.get(f"{server}/api/card").text
+    for path in ("", "/healthz"):  # an uptime monitor asks with HEAD: before, 405, and the service was "down"
+        head = httpx.head(f"{server}{path}")
+        assert head.status_code == 200 and head.content == b"" and head.headers["cache-control"] == "no-store"
+
+
+def test_only_the_overlays_size_of_a_photo_waits_in_the_queue(model):
+    """A PNG decodes whole: 32 uploads of 40 MP waiting for the model held 4 GB, and the server kept it. What
+    waits is the engine's input and, for Grad-CAM, the photo at the overlay's 512 px."""
+    from train.serve.app import OVERLAY_MAX, _prepare
+    from train.serve.engines import TorchEngine
+
+    engine = TorchEngine(model)
+    data = _encode(Image.new("RGB", (3000, 2000), (180, 120, 100)), "PNG")
+    image, size, x = _prepare(data, Limits(), engine, True)
+    assert size == (3000, 2000) and max(image.size) == OVERLAY_MAX and image.size == (512, 341)
+    assert tuple(x.shape[-2:]) == (model.preset.size, model.preset.size)
+    assert _prepare(data, Limits(), engine, False)[0] is None
 
 
 def test_predict_matches_the_model_and_returns_a_gradcam(server, model, photos):
@@ -378,6 +395,14 @@ def test_only_loopback_counts_as_this_machine():
 
     assert all(is_loopback(h) for h in ("127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"))
     assert not any(is_loopback(h) for h in ("0.0.0.0", "192.168.1.10", "::", "clinic.example"))
+    # the loopback written as the socket reads it: before, a network address, and any Host was answered
+    same = ("127.1", "LOCALHOST", "localhost.", "::ffff:127.0.0.1", "0x7f000001", "2130706433", "[::FFFF:127.0.0.1]")
+    assert all(is_loopback(h) for h in same)
+    assert all(hosts_for(h) is not None for h in same)
+    assert not any(
+        is_loopback(h)
+        for h in ("10.1", "0x0a000001", "::ffff:10.0.0.1", "localhost.example", "127.0.0.1.x", "127.0.0.1 x")
+    )
 
 
 def test_a_malformed_form_is_answered_and_not_logged(server, caplog):

@@ -183,11 +183,14 @@ def test_every_route_but_healthz_needs_the_login(login_server, model, photos):  
         with httpx.Client(auth=auth, timeout=60) as c:
             for r in (c.get(url), c.get(f"{url}/api/card"), post(url, data, client=c), c.get(f"{url}/nope")):
                 _refused(r)
+            head = c.head(url)  # no body to a HEAD
+            assert head.status_code == 401 and head.headers["www-authenticate"] == CHALLENGE
             _refused(c.post(f"{url}/healthz"))  # only GET /healthz is open
     for header in ("Basic !!!", "Basic " + "Y2xpbmlj", "Bearer x", "Basic"):  # malformed, no colon, other schemes
         _refused(httpx.get(url, headers={"Authorization": header}))
     health = httpx.get(f"{url}/healthz")
     assert health.status_code == 200 and health.json()["status"] == "ok"
+    assert httpx.head(f"{url}/healthz").status_code == 200  # an uptime monitor's probe: before, 405 ("down")
     with httpx.Client(auth=(USER, PASSWORD), timeout=60) as c:
         page = c.get(url)
         assert page.status_code == 200 and 'type="file"' in page.text and page.headers["cache-control"] == "no-store"

@@ -538,8 +538,9 @@ def serve_cmd(
         typer.Option(
             metavar="USER",
             help=(
-                "Require this user name and a password (HTTP Basic) on every route but GET /healthz; the password "
-                "comes from $TRAIN_SERVE_PASSWORD, or is asked for (hidden, twice) in a terminal, never from an option."
+                "Require this user name and a password (HTTP Basic) on every route but /healthz (GET or HEAD); the "
+                "password comes from $TRAIN_SERVE_PASSWORD, or is asked for (hidden, twice) in a terminal, never from "
+                "an option."
             ),
         ),
     ] = None,

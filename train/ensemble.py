@@ -15,7 +15,7 @@ from PIL import Image
 from torch import nn
 
 from train.calibration import Platt, applied
-from train.config import TrainConfig, from_saved, identity
+from train.config import TrainConfig, check_range, from_saved, identity
 from train.errors import TrainError, require_complete
 from train.gradcam import CamCapture
 from train.models import Arch, Head, Net, build_backbone, freeze, get_arch
@@ -81,16 +81,38 @@ def _finite(value) -> bool:
 
 
 def load_run(run: Path) -> tuple[TrainConfig, dict]:
-    try:
-        raw = json.loads((run / "config.json").read_text())
-        info = json.loads((run / "run.json").read_text())
-    except (OSError, ValueError):
-        raise TrainError(f"{run} is not a run folder (config.json/run.json missing)") from None
+    """The run's config.json and run.json; a missing file, or one damaged where its readers look, is one line."""
+    read = {}
+    for name in ("config.json", "run.json"):
+        try:
+            text = (run / name).read_text()
+        except OSError:
+            raise TrainError(f"{run} is not a run folder (config.json/run.json missing)") from None
+        try:
+            read[name] = json.loads(text)
+        except ValueError:  # before: "missing", and clinic IT looked for a deleted file
+            raise TrainError(f"run {run}: {name} is damaged (not JSON); {_RESTORE}") from None
+    info = read["run.json"]
     if (field := _damaged_info(info)) is not None:  # before: "unexpected ValueError: 'zzz' is not in list"
-        raise TrainError(
-            f"run {run}: run.json is damaged ({field}); restore the run folder from a backup or train again"
-        )
-    return from_saved(raw), info
+        raise TrainError(f"run {run}: run.json is damaged ({field}); {_RESTORE}")
+    try:
+        cfg = from_saved(read["config.json"])
+    except (AttributeError, TypeError):  # not an object, or a field of another shape
+        raise TrainError(f"run {run}: config.json is damaged; {_RESTORE}") from None
+    for name, (low, high) in SAVED_SIZES.items():  # before: "folds": 1000000000 and the process was killed
+        try:
+            check_range(name, getattr(cfg, name), low, high, whole=True)
+        except TrainError:
+            raise TrainError(f"run {run}: config.json is damaged ({name}); {_RESTORE}") from None
+    if info.get("status") == "complete" and not (run / f"fold{cfg.folds - 1}").is_dir():
+        raise TrainError(f"run {run}: config.json is damaged (folds: {cfg.folds}, more than the run's); {_RESTORE}")
+    return cfg, info
+
+
+_RESTORE = "restore the run folder from a backup or train again"
+# what a reader of a finished run counts or allocates by, as a run can have saved them: the export's folds (any
+# number from 2) and image size (`curate export --size`, 32 to 4096) when `train run` was given none
+SAVED_SIZES = {"folds": (2, None), "image_size": (32, 4096)}
 
 
 def _damaged_info(info) -> str | None:
@@ -144,7 +166,7 @@ class Ensemble:
             raise TrainError(
                 f"run {run} used backbone weights {info['weights_id']}, but here they load as {weights_id}"
             )
-        folds = [fold] if fold is not None else list(range(cfg.folds))
+        folds = [fold] if fold is not None else range(cfg.folds)  # the first missing one is named
         heads = []
         for k in folds:
             path = run / f"fold{k}" / "checkpoint.pt"
@@ -185,7 +207,7 @@ class Ensemble:
             run,
             info,
             metrics,
-            folds,
+            list(folds),
         )
 
     @property

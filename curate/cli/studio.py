@@ -19,6 +19,10 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 STEWARD_ENV = "CURATE_STEWARD_EMAIL"
+# the steward's account is an admin on every clinician's server; `label-studio init` sets it up without the checks
+# Label Studio's sign-up gives a clinician's password (8 to 64 characters), and takes any key of 6 characters or more
+PASSWORD_LEAST, PASSWORD_MOST = 8, 64
+KEY_LEAST = 20
 
 
 def read_secret(prompt: str, confirm: bool = True) -> str:
@@ -67,8 +71,15 @@ def start(
         email = admin_email or typer.prompt("Steward's email (your Label Studio admin account)")
         if "@" not in email:
             fail(f"steward email {email!r} is not an email address")
-        password = read_secret("Password for the steward account")
         token = os.environ.get(API_KEY_ENV) or secrets.token_hex(20)
+        if len(token) < KEY_LEAST:  # Label Studio keeps a random key of its own for one of 5 or fewer, and says nothing
+            fail(
+                f"${API_KEY_ENV} is {len(token)} characters: a key to every clinician's server needs {KEY_LEAST} or "
+                f"more (unset it, and `curate studio start` makes one)"
+            )
+        password = read_secret("Password for the steward account")
+        if not PASSWORD_LEAST <= len(password) <= PASSWORD_MOST:  # the rule Label Studio's sign-up applies to raters
+            fail(f"the steward's password must be {PASSWORD_LEAST} to {PASSWORD_MOST} characters, as a clinician's is")
         fleet.init(email.strip().lower(), password, token)
         if not os.environ.get(API_KEY_ENV):
             console.print(

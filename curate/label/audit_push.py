@@ -20,7 +20,7 @@ from curate.label.rounds import (
     find_round,
     image_link,
     new_round,
-    normalise_emails,
+    one_email,
     rater_copies,
 )
 from curate.label.servers import Servers, require_blind
@@ -66,7 +66,7 @@ def push_audit(
 
     Idempotent: a re-run after a failure (Label Studio down mid-push) sends what is missing, a re-run after
     success sends nothing; a larger --top adds the next ones."""
-    reviewer = normalise_emails([reviewer])[0]
+    reviewer = one_email(reviewer)
     with ws.session() as s:
         rnd = find_round(s, "audit", [reviewer], servers.key([reviewer]))
         ours = audited_image_ids(s, rnd.id) if rnd is not None else set()

@@ -88,20 +88,29 @@ class StudioClient:
         from label_studio_sdk import LabelStudio
 
         self.url = url.rstrip("/")
+        self.timeout = timeout
         self._api_key = api_key
         self._ls = LabelStudio(base_url=self.url, api_key=api_key, timeout=timeout)
         self._users: dict[int, str] | None = None
 
     # --- plumbing -------------------------------------------------------------------
+    def _unreachable(self, exc: httpx.TransportError) -> StudioError:
+        """One line for a request that got no answer: a server that took the connection and then said nothing
+        (stopped, stuck) is not "not running"."""
+        if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout):
+            return StudioError(
+                f"Label Studio at {self.url} took the request but did not answer within {self.timeout:g} s "
+                f"({type(exc).__name__}): it is busy or stuck; `curate studio stop` and `start` restart a local one"
+            )
+        return StudioError(f"Label Studio at {self.url} is not reachable ({type(exc).__name__}); is it running?")
+
     def _call(self, what: str, fn, *args, not_found: str | None = None, **kwargs):
         from label_studio_sdk.core.api_error import ApiError
 
         try:
             return fn(*args, **kwargs)
         except httpx.TransportError as exc:
-            raise StudioError(
-                f"Label Studio at {self.url} is not reachable ({type(exc).__name__}); is it running?"
-            ) from exc
+            raise self._unreachable(exc) from exc
         except ApiError as exc:
             if exc.status_code in (401, 403):
                 raise StudioError(
@@ -165,9 +174,7 @@ class StudioClient:
                 headers=self._ls._client_wrapper.get_headers(),
             )
         except httpx.TransportError as exc:
-            raise StudioError(
-                f"Label Studio at {self.url} is not reachable ({type(exc).__name__}); is it running?"
-            ) from exc
+            raise self._unreachable(exc) from exc
         if resp.status_code in (401, 403):
             raise StudioError(f"Label Studio at {self.url} refused the API key in ${API_KEY_ENV} ({resp.status_code})")
         if resp.status_code >= 300:
@@ -188,9 +195,7 @@ class StudioClient:
                 return None
             return self._call("read a project", self._ls.projects.get, project_id).label_config
         except httpx.TransportError as exc:
-            raise StudioError(
-                f"Label Studio at {self.url} is not reachable ({type(exc).__name__}); is it running?"
-            ) from exc
+            raise self._unreachable(exc) from exc
 
     def set_config(self, project_id: int, label_config: str) -> None:
         """Give an existing project `label_config` (validated first; the server refuses one that drops a

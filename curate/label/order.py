@@ -73,6 +73,8 @@ def read_predictions(path: Path) -> dict[str, dict[str, float]]:
     read ({"image", "error"}) has no prediction: the push then names the image left without one."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
+        if not isinstance(data, list):  # `{}` was read as no predictions at all
+            raise TypeError(f"a list of predictions, not {type(data).__name__}")
         out = {}
         for item in data:
             if "error" in item and "probabilities" not in item:  # an input predict could not read: no prediction
@@ -97,7 +99,7 @@ def order_ids(
     features: dict[int, np.ndarray] | None = None,
 ) -> list[int]:
     """`ids` in the asked order; uncertainty needs a probability for every id."""
-    if order == Order.catalogue:
+    if order == Order.catalogue or not ids:  # nothing to push: nothing to order (before: numpy's AxisError)
         return list(ids)
     if order == Order.random:
         out = list(ids)

@@ -137,19 +137,24 @@ def pull(
             try:
                 parsed = parse_result(a.result, w, h, ws.diagnoses, kinds.get(p.round_id))
             except LabelError as exc:
-                unreadable.append(f"project {p.ls_project_id} task {a.task_id} annotation {a.id}: {exc}")
+                where = f"{p.rater}'s project {p.ls_project_id} on {client.url}"  # every server numbers from 1
+                unreadable.append(f"{where}, task {a.task_id} annotation {a.id}: {exc}")
                 continue
             fetched.append((task, a, parsed))
         res.projects += 1
     if unreadable:
         more = f" (and {len(unreadable) - 1} more)" if len(unreadable) > 1 else ""
-        renamed = (
-            "; a diagnosis renamed since its round was pushed is still offered there under its old name: "
-            "declare that name again"
+        edited = (
+            "; that project's label config may have been edited in Label Studio: correct or delete the answer "
+            "there (`curate label push` puts the config back)"
         )
+        renamed = (
+            f"{edited}, or a diagnosis renamed since its round was pushed is still offered there under its old "
+            "name: declare that name again"
+        )
+        hint = renamed if "diagnosis '" in unreadable[0] else edited if "the config allows one" in unreadable[0] else ""
         raise LabelError(
-            f"{len(unreadable)} annotation(s) could not be read, so nothing was recorded: {unreadable[0]}{more}"
-            + (renamed if "diagnosis '" in unreadable[0] else "")
+            f"{len(unreadable)} annotation(s) could not be read, so nothing was recorded: {unreadable[0]}{more}{hint}"
         )
     res.annotations = len(fetched)
     # 2. write revisions and withdrawals in one transaction

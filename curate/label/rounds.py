@@ -79,6 +79,14 @@ def normalise_emails(raters: list[str]) -> list[str]:
     return out
 
 
+def one_email(email: str, what: str = "--reviewer") -> str:
+    """`email` as `normalise_emails` keeps it, or a LabelError naming `what` when it is blank (before: IndexError)."""
+    emails = normalise_emails([email])
+    if not emails:
+        raise LabelError(f"{what}: give the clinician's email address")
+    return emails[0]
+
+
 def copy_format(image: Image) -> str:
     """The format of a rater's copy: JPEG for a photo (lossy at the source) without transparency, PNG
     (lossless; transparency flattened onto white by `rater_pixels`) for the rest."""
@@ -562,7 +570,7 @@ def adjudicate(
         third_opinion = None if third_opinion is None else ThirdOpinion(third_opinion)
     except ValueError:
         raise LabelError(f"third opinion must be 'discard' or 'reviewer', not {third_opinion!r}") from None
-    reviewer = normalise_emails([reviewer])[0]
+    reviewer = one_email(reviewer)
     diagnoses = ws.diagnoses
     with ws.session() as s:
         rule = third_opinion or recorded_rules(s).third_opinion

@@ -13,7 +13,7 @@ named in the answer). Nothing about an upload is logged. A request over the queu
 before its body is read (uploads in memory ≤ queue × --max-mb), and `decoding` photos at most are decoded
 at once: a small PNG can decode to hundreds of MB. Every answer says not to cache it; the Host header must
 be a loopback name unless the CLI listens elsewhere (`allowed_hosts`). With a `login` (`auth.py`) every
-request but `GET /healthz` needs it, checked after the Host and before anything else. The socket, uvicorn
+request but `GET` or `HEAD /healthz` needs it, checked after the Host and before anything else. The socket, uvicorn
 and its header deadline are `listen.py`.
 """
 
@@ -178,10 +178,15 @@ def _jpeg_data_url(img) -> str:
 
 
 def _prepare(data: bytes, limits: Limits, engine: TorchEngine, cam: bool):
-    """Upright RGB image (JPEGs decoded at the smallest scale still ≥ the input size), the photo's own size,
-    and the engine's input."""
+    """The photo at the Grad-CAM overlay's size (`OVERLAY_MAX`; None without one), the photo's own size, and the
+    engine's input; decoded upright in RGB, a JPEG at the smallest scale still ≥ the input size. Only the overlay's
+    size waits in the queue: a PNG decodes whole, and 32 waiting photos of 40 MP held 4 GB."""
     image, size = decode_sized(data, limits, engine.model.preset.size)
-    return image, size, engine.prepare(image, cam)
+    x = engine.prepare(image, cam)
+    if not cam:
+        return None, size, x
+    image.thumbnail((OVERLAY_MAX, OVERLAY_MAX))
+    return image, size, x
 
 
 def _keep(folder: Path, data: bytes) -> str:
@@ -247,11 +252,12 @@ def create_app(model: Ensemble, settings: ServeSettings = ServeSettings()) -> Fa
         names = sorted({str(e["loc"][-1]) for e in exc.errors() if e.get("loc")})
         return JSONResponse({"error": f"bad query parameter: {', '.join(names) or '?'}"}, status_code=422)
 
-    @app.get("/", response_class=HTMLResponse)
+    # HEAD too: an uptime monitor's probe that asks for no body was "405", the service "down"
+    @app.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse)
     async def index():
         return page
 
-    @app.get("/healthz")
+    @app.api_route("/healthz", methods=["GET", "HEAD"])
     async def healthz():
         return {
             "status": "ok",
@@ -310,9 +316,7 @@ def create_app(model: Ensemble, settings: ServeSettings = ServeSettings()) -> Fa
         if kept is not None:
             body["kept_as"] = kept
         if result.cam is not None:
-            shown = image.copy()
-            shown.thumbnail((OVERLAY_MAX, OVERLAY_MAX))
-            body["gradcam_jpeg"] = await to_thread.run_sync(lambda: _jpeg_data_url(overlay(shown, result.cam)))
+            body["gradcam_jpeg"] = await to_thread.run_sync(lambda: _jpeg_data_url(overlay(image, result.cam)))
         return body
 
     app.state.worker = worker

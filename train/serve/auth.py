@@ -32,7 +32,7 @@ from train.serve import LOCK_AFTER, LOCK_SECONDS
 
 PASSWORD_ENV = "TRAIN_SERVE_PASSWORD"  # never an option: other local users can read /proc/PID/cmdline
 CHALLENGE = 'Basic realm="triage", charset="UTF-8"'
-OPEN = ("GET", "/healthz")  # a monitor's probe: says the model's name and queue, never a photo or an answer
+OPEN = (("GET", "/healthz"), ("HEAD", "/healthz"))  # a monitor's probe: the model's name and queue, never a photo
 
 
 CLIENTS_KEPT = 10_000  # addresses whose wrong logins are remembered at most (the oldest forgotten first)
@@ -112,7 +112,7 @@ class Lockout:
 
 
 class BasicAuth:
-    """ASGI middleware: every request but `GET /healthz` needs the login, unknown paths included (a 404 or
+    """ASGI middleware: every request but `GET` or `HEAD /healthz` needs the login, unknown paths included (a 404 or
     405 would tell a stranger which routes exist); a refusal is 401 before any upload is read, and an address
     locked out (`Lockout`) is answered 429 with Retry-After before its credentials are looked at."""
 
@@ -121,7 +121,7 @@ class BasicAuth:
         self.lockout = Lockout(login.lock_after, login.lock_seconds)
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or (scope["method"], scope["path"]) == OPEN:
+        if scope["type"] != "http" or (scope["method"], scope["path"]) in OPEN:
             await self.app(scope, receive, send)
             return
         client = (scope.get("client") or ("unknown",))[0]
