@@ -200,8 +200,8 @@ def workspace_lock(root: Path, command: str) -> Iterator[Held]:
         # the previous holder's runs stay in the file until they are recorded (`recorded_previous`): killed in
         # between, this holder had lost them, and a killed run was "running" in the audit table for good
         held.info["runs"] = stale_runs(held)
-        if left := previous.get("outcomes"):
-            held.info["outcomes"] = left
+        if left := _outcomes(previous):  # only what a holder can have written: a damaged file is read past
+            held.info["outcomes"] = {str(k): v for k, v in left.items()}
         _write(held)
         with _guard:
             _held[root] = held

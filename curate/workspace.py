@@ -42,7 +42,7 @@ from curate.lock import LOCK_NAME, holding
 from curate.privacy import tighten
 from curate.redact import ambiguous_userinfo, redact_text, secret_name, url_secret
 from db.engine import make_engine, session_scope
-from db.migrate import CatalogueMismatch, current_revision, upgrade
+from db.migrate import CatalogueMismatch, current_revision, taken_names, upgrade
 
 MARKER = "curate.toml"
 DB_ENV = "CURATE_DB_URL"
@@ -258,19 +258,21 @@ class Workspace:
         )
 
     def _refuse_blank(self, engine: Engine) -> None:
-        """A workspace's PostgreSQL catalogue with no schema at all (the database dropped and made again, a restore
-        into another one) while objects/ holds originals stops every command but `init`, as a lost SQLite file
+        """A workspace's PostgreSQL catalogue with no mpox-curate schema (the database dropped and made again, a
+        restore into another one) while objects/ holds originals stops every command but `init`, as a lost SQLite file
         does (`_refuse_lost_catalogue`): opening it wrote a fresh schema, and `status` called the originals
         unrecorded."""
         if not self.recorded or _backend(self.db_url) == "sqlite" or current_revision(engine) is not None:
+            return
+        if taken_names(engine):  # tables of this schema's names: `upgrade` names them
             return
         held = self.store.count()
         if held:
             engine.dispose()
             raise WorkspaceError(
-                f"catalogue {_redact(self.db_url)} is an empty database (no mpox-curate schema) but objects/ holds "
-                f"{held} original{'s' if held != 1 else ''}: restore it from a backup, or run `curate init "
-                f"{self.root}` to start an empty catalogue"
+                f"catalogue {_redact(self.db_url)} holds no mpox-curate schema (a database made again?) but "
+                f"objects/ holds {held} original{'s' if held != 1 else ''}: restore it from a backup, or run "
+                f"`curate init {self.root}` to start an empty catalogue"
             )
 
     def _refuse_unusable(self, exc: DatabaseError) -> None:

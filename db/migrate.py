@@ -49,15 +49,21 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
             f"{head_revision()!r}): upgrade mpox-curate"
         )
     if current is None:
-        from sqlalchemy import inspect
-
-        taken = sorted(set(inspect(engine).get_table_names()) & _ours())
+        taken = taken_names(engine)
         if taken:
             raise CatalogueMismatch(
                 f"the database already holds tables of another application ({', '.join(taken[:3])}"
                 f"{', …' if len(taken) > 3 else ''}) and no mpox-curate schema revision: give an empty database"
             )
     command.upgrade(alembic_config(engine), revision)
+
+
+def taken_names(engine: Engine) -> list[str]:
+    """The tables of this schema's names a database without a schema revision already holds (another
+    application's, or a catalogue whose revision table was lost)."""
+    from sqlalchemy import inspect
+
+    return sorted(set(inspect(engine).get_table_names()) & _ours())
 
 
 def _ours() -> set[str]:

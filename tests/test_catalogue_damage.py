@@ -64,7 +64,7 @@ def test_a_postgresql_catalogue_dropped_and_made_again_is_refused_not_adopted(tm
     env = {"CURATE_DB_URL": pg_url}
     for command in (["status"], ["ingest", tmp_path / "in", "--source", "again"], ["pipeline"]):
         err = one_error_line(curate(*command, "-w", tmp_path / "ws", env=env))
-        assert f"is an empty database (no mpox-curate schema) but objects/ holds {PHOTOS} originals" in err, err
+        assert f"holds no mpox-curate schema (a database made again?) but objects/ holds {PHOTOS} originals" in err, err
         assert f"`curate init {tmp_path / 'ws'}` to start an empty catalogue" in err
     with psycopg.connect(url.set(drivername="postgresql").render_as_string(hide_password=False)) as c:
         assert not c.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'").fetchall()  # untouched

@@ -246,3 +246,16 @@ def test_a_crop_does_not_represent_beside_the_photo_it_was_cut_from():
     huge = Candidate(3, 1400, 1040, 2, T0)  # over four times the photo's pixels
     assert representative([photo, huge], parts=crops([(1, 3, 1.0, 0.85)])).image_id == 3
     assert crops([(1, 2, 0.9, 0.9), (1, 3, 0.97, 1.0), (2, 3, None, None)]) == {}  # partial both ways; too little cut
+
+
+def test_what_each_picture_shows_is_stored_in_the_pairs_own_order():
+    """A pair is looked at in its pictures' digest order (`Verifier.swapped`): what the look says a shows of b is,
+    stored for the pair (a < b), what b shows of a."""
+    from curate.dedupe import verify
+    from curate.dedupe.pairs import _pair
+
+    v = verify.Verdict(verify.SAME, "same", verify.Geometry(inliers=40), shows=(0.8, 1.0))
+    looked = _pair(v, 1, 2, 0.9, None, False)
+    swapped = _pair(v, 1, 2, 0.9, None, True)
+    assert (looked.a_shows, looked.b_shows) == (0.8, 1.0) and crops([(1, 2, 0.8, 1.0)]) == {1: {2}}
+    assert (swapped.a_shows, swapped.b_shows) == (1.0, 0.8) and crops([(1, 2, 1.0, 0.8)]) == {2: {1}}

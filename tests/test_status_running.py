@@ -231,3 +231,13 @@ def test_a_killed_run_is_recorded_even_when_the_next_writer_is_killed_before_it_
     with Workspace.open(root).session() as s:
         assert dict(s.exec(select(CommandRun.id, CommandRun.status)).all()) == {1: "killed", 2: "ok"}
     assert not (root / ".curate.lock").read_text().strip()  # a clean end leaves nothing for the next
+
+
+def test_a_lock_file_with_damaged_outcomes_is_read_past(tmp_path):
+    """Before: outcomes that were not a table (a damaged lock file) stopped the next writer with an AttributeError."""
+    root = tmp_path / "ws"
+    Workspace.init(root)
+    (root / ".curate.lock").write_text(json.dumps({"runs": [], "outcomes": ["x"]}))
+    running = writer(root)
+    running.communicate("", timeout=60)
+    assert running.returncode == 0

@@ -81,18 +81,20 @@ def test_a_damaged_run_json_is_named_by_predict_and_export_model(run_copy, tmp_p
     ("edit", "said"),
     [
         (lambda c: "{bad", "config.json is damaged (not JSON)"),
+        (lambda c: b"\xff\xfe\x00garbage", "config.json is damaged (not JSON)"),
         (lambda c: json.dumps({**json.loads(c), "folds": 1_000_000_000}), "config.json is damaged (folds: 1000000000"),
         (lambda c: json.dumps({**json.loads(c), "image_size": 10**6}), "config.json is damaged (image_size)"),
         (lambda c: json.dumps([json.loads(c)]), "config.json is damaged"),
     ],
-    ids=["not-json", "folds", "image-size", "not-an-object"],
+    ids=["not-json", "not-utf-8", "folds", "image-size", "not-an-object"],
 )
 def test_a_damaged_config_json_is_named_by_predict_and_export_model(run_copy, tmp_path, edit, said):
     """Before: "folds": 1000000000 made predict build a list of a billion folds, and the process was killed
     (exit 137, nothing said); a config.json that is not JSON was "missing", and clinic IT looked for a deleted
     file."""
     config = run_copy / "config.json"
-    config.write_text(edit(config.read_text()))
+    damaged = edit(config.read_text())
+    (config.write_bytes if isinstance(damaged, bytes) else config.write_text)(damaged)
     _refused(train_cli("predict", "photo.jpg", "--run", run_copy, cwd=tmp_path), said, "train again")
     out = tmp_path / "model.pt"
     _refused(train_cli("export-model", run_copy, "--format", "torchscript", "--out", out, cwd=tmp_path), said)

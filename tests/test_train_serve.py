@@ -399,6 +399,8 @@ def test_only_loopback_counts_as_this_machine():
     same = ("127.1", "LOCALHOST", "localhost.", "::ffff:127.0.0.1", "0x7f000001", "2130706433", "[::FFFF:127.0.0.1]")
     assert all(is_loopback(h) for h in same)
     assert all(hosts_for(h) is not None for h in same)
+    # as Starlette checks a request's Host: lowercase, an IPv6 address in brackets
+    assert "0x7f000001" in hosts_for("0X7F000001") and "[0:0:0:0:0:0:0:1]" in hosts_for("0:0:0:0:0:0:0:1")
     assert not any(
         is_loopback(h)
         for h in ("10.1", "0x0a000001", "::ffff:10.0.0.1", "localhost.example", "127.0.0.1.x", "127.0.0.1 x")

@@ -85,12 +85,10 @@ def load_run(run: Path) -> tuple[TrainConfig, dict]:
     read = {}
     for name in ("config.json", "run.json"):
         try:
-            text = (run / name).read_text()
+            read[name] = json.loads((run / name).read_bytes())
         except OSError:
             raise TrainError(f"{run} is not a run folder (config.json/run.json missing)") from None
-        try:
-            read[name] = json.loads(text)
-        except ValueError:  # before: "missing", and clinic IT looked for a deleted file
+        except ValueError:  # not JSON, not UTF-8 (before: "missing", and clinic IT looked for a deleted file)
             raise TrainError(f"run {run}: {name} is damaged (not JSON); {_RESTORE}") from None
     info = read["run.json"]
     if (field := _damaged_info(info)) is not None:  # before: "unexpected ValueError: 'zzz' is not in list"

@@ -74,6 +74,7 @@ LOCAL_MAX = 100_000  # pictures up to which local features propose too (at 100,0
 FEATURES_BUDGET = 2048 * 2**20
 PICTURE_BYTES = 160 * 2**10  # twice a picture's on average (both sizes, as it is and mirrored: `Verifier.room`)
 PANELS_MAX = 64  # a collage has fewer panels than this (5 x 5 at most: `decode.PANEL_LEAST`; `Verifier.view`)
+UNREAD = "unread:"  # `dedupe_codes.searched_with` of a picture verification could not read: its settings follow
 # what a stored pair says besides its kind and scores, in `Pair`'s order (read back by an incremental run)
 SAID = (DedupePair.inliers, DedupePair.reason, DedupePair.in_place, DedupePair.a_shows, DedupePair.b_shows)
 
@@ -757,6 +758,16 @@ def _pair(v: verify.Verdict, a: int, b: int, corr: float, hamming: int | None, s
     return Pair(a, b, kind, round(corr, 4), hamming, v.geometry.inliers, v.reason[:200], v.in_place, *shown)
 
 
+def _still_away(ws, image_ids: list[int]) -> set[int]:
+    """Of pictures whose pairs a run judged without their originals, those whose originals are still missing or
+    unreadable: not searched again (each run would judge them blind again, and say so), until they are back."""
+    if not image_ids:
+        return set()
+    with ws.session() as s:
+        rows = s.exec(select(Image.id, Image.sha256, Image.size_bytes).where(Image.id.in_(image_ids))).all()
+    return {i for i, sha, size in rows if ws.store.fault(sha, size) is not None}
+
+
 def propose_local(verifier: Verifier, ids: np.ndarray, new: set[int] | None, algo: str, report) -> list:
     """(a, b) of the pairs shared local features propose; each picture's strongest descriptors come
     from the catalogue, computed only for pictures without current ones (`curate.dedupe.answers`)."""
@@ -1047,7 +1058,13 @@ def find_pairs(ws, options, algo: str, report, on_progress=None) -> list[Pair]:
             (a, b)
             for a, b in s.exec(select(DedupePair.image_a, DedupePair.image_b).where(DedupePair.kind.not_in(NOT_EDGES)))
         } | {(p.a, p.b) for p in old if links(p)}
-    new = np.array([w != options.settings for w in searched], dtype=bool)
+    # a picture whose pairs a run judged without its original (`UNREAD`) is searched again once it is back
+    waiting = UNREAD + options.settings
+    away = _still_away(ws, [int(i) for i, w in zip(ids, searched, strict=True) if w == waiting])
+    new = np.array(
+        [w != options.settings and not (w == waiting and int(i) in away) for i, w in zip(ids, searched, strict=True)],
+        dtype=bool,
+    )
     found: list[Pair] = []
     by_digest: dict[str, list[int]] = defaultdict(list)  # same decoded pixels
     for i, dg in digests:
@@ -1127,11 +1144,11 @@ def find_pairs(ws, options, algo: str, report, on_progress=None) -> list[Pair]:
             "(a site's watermark?): not merged; the review sheet shows each such group once"
         )
     report.notes += [
-        f"image {i}: {why}; its pairs were judged without its pixels, and are judged again by the next run"
+        f"image {i}: {why}; its pairs were judged without its pixels, and are judged again once it is back"
         for i, why in sorted(verifier.unread.items())
     ]
     # a collage's panel (a negative id, `Verifier.view`) is read from its collage's original
-    report.unread = sorted({i if i > 0 else (-i - 1) // PANELS_MAX for i in verifier.unread})
+    report.unread = sorted({i if i > 0 else (-i - 1) // PANELS_MAX for i in verifier.unread} | away)
     report.seconds["verify"] = verifying + time.perf_counter() - started
     report.seconds["verify_cpu"] = verifying_cpu + time.process_time() - cpu
     report.sift_pairs = verifier.sift_pairs

@@ -42,7 +42,7 @@ from curate.dedupe.cluster import (
 )
 from curate.dedupe.decode import THUMB, box_side, decode, panels_text, parse_box, read_box
 from curate.dedupe.hashing import METHODS, NEIGHBOURS, WINDOWS, RegionPHash, to_hex
-from curate.dedupe.pairs import Pair, find_pairs
+from curate.dedupe.pairs import UNREAD, Pair, find_pairs
 from curate.dedupe.search import backend_named
 from curate.errors import ConfigError
 from curate.intake.catalogue import standing_rejections
@@ -115,7 +115,8 @@ class DedupeOptions:
         # whole string is stored in `dedupe_codes.searched_with` (120 characters). 12: sift-evened, local,
         # stamps, twins, objects, stops, light, near, marks, lit, ordered, and a thumbnail-sized file at 32 px;
         # 13: two parts of one photo inside a group (`pairs._parts_of_one`); 14: two copies of one smooth close-up
-        # looked at evened inside their group; 15: the pixels away from one object (`verify.unlike_away`)
+        # looked at evened inside their group; 15: the pixels away from one object (`verify.unlike_away`); 16: what
+        # each picture of a "same" shows of the other (`verify.shows`, for `cluster.crops`)
         return f"{ALGO}|{self.method}|{search}|s{self.similarity:g}|rules{RULES}"
 
 
@@ -155,7 +156,7 @@ class DedupeReport:
     notes: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
     groups: list[dict] = field(default_factory=list)
-    unread: list[int] = field(default_factory=list)  # originals verification could not read: searched again
+    unread: list[int] = field(default_factory=list)  # originals unread or still away: searched again once back
 
     def as_dict(self) -> dict:
         return {
@@ -575,8 +576,9 @@ def run_dedupe(
         store_pairs(s, pairs, run_id)
         report.pairs.update(p.kind for p in pairs)
         s.exec(update(DedupeCode).where(DedupeCode.algo == ALGO).values(searched_with=options.settings))
-        if report.unread:  # their pairs were judged without their pixels: the next run judges them again
-            s.exec(update(DedupeCode).where(DedupeCode.image_id.in_(report.unread)).values(searched_with=None))
+        if report.unread:  # their pairs were judged without their pixels: judged again once they are back
+            marked = UNREAD + options.settings
+            s.exec(update(DedupeCode).where(DedupeCode.image_id.in_(report.unread)).values(searched_with=marked))
         s.flush()
         summary = recluster(s, run_id, options.min_side, hashed_only=True)
         report.images = s.exec(select(func.count()).select_from(Image)).one()

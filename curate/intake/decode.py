@@ -171,6 +171,7 @@ def looks_like_image(head: bytes) -> bool:
 def not_an_image(head: bytes) -> str:
     """Why a file without an accepted signature is skipped: a format Pillow knows but ingest does not take is
     named (an AVIF was "not an image"), anything else is not an image."""
+    Image.init()  # every plugin registered before Image.OPEN is listed
     fmt = _signed(head, [f for f in Image.OPEN if f not in ACCEPTED_FORMATS])
     if fmt is not None:
         return f"unsupported image format {fmt} (ingest takes {', '.join(sorted(ACCEPTED_FORMATS))})"

@@ -76,7 +76,9 @@ def hosts_for(host: str) -> tuple[str, ...] | None:
     loopback one (127.0.0.2 named its own URL and was refused), any when it listens elsewhere (`--host`)."""
     if not is_loopback(host):
         return None
-    return LOOPBACK_NAMES if host in LOOPBACK_NAMES else (*LOOPBACK_NAMES, host)
+    name = host.strip("[]").lower()  # as a request's Host is checked: lowercase, an IPv6 address in brackets
+    name = f"[{name}]" if ":" in name else name
+    return LOOPBACK_NAMES if name in LOOPBACK_NAMES else (*LOOPBACK_NAMES, name)
 
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
