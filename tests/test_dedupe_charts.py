@@ -147,6 +147,9 @@ def test_a_same_the_pixels_put_to_review_still_links_its_tentative_group(reason,
             self.asked += [(a, b) for a, b, _, _ in jobs]
             return [verify.Verdict(verify.SAME, "22 matching keypoints", verify.Geometry(22))] * len(jobs)
 
+        def swapped(self, a, b):  # as `Verifier.swapped` for pictures ranked by id
+            return a > b
+
     pairs = {(1, 2): Pair(1, 2, "review", 0.9, None, 30, reason), (2, 3): Pair(2, 3, "hash", 0.9, None, 30, "30")}
     batch = Batch()
     complete(batch, pairs)

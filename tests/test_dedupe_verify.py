@@ -409,6 +409,9 @@ def test_a_twin_ground_verified_later_in_the_same_batch_counts():
         def rank(self, image_id):
             return image_id
 
+        def swapped(self, a, b):  # as `Verifier.swapped`: each pair looked at in its pictures' order
+            return self.rank(a) > self.rank(b)
+
         def smooth(self, image_id):  # every picture with texture enough: no second look evened (`_both_matched`)
             return False
 
