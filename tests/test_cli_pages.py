@@ -70,7 +70,7 @@ def test_a_page_is_never_written_over_another_workspace_or_a_file_that_is_no_pag
     """A probe wrote one workspace's review sheet with `--html` over another workspace's catalogue.db (that
     workspace's every row gone) and its curate.toml, and over a clinic photo already ingested."""
     ws = Workspace.init(tmp_path / "ws")
-    Workspace.init(tmp_path / "other")
+    Workspace.init(tmp_path / "other").engine.dispose()  # else its WAL is folded into the file at a later gc
     (tmp_path / "clinic").mkdir()
     (tmp_path / "clinic" / "photo.jpg").write_bytes(b"\xff\xd8\xff\xe0 a clinic's photo")
     kept = {p: p.read_bytes() for p in (tmp_path / "other" / "catalogue.db", tmp_path / "other" / "curate.toml")}
