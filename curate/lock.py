@@ -238,10 +238,7 @@ def note_outcome(held: Held, run_id: int, status: str) -> None:
 
 def keep_previous(held: Held) -> None:
     """Keep the previous holder's unrecorded runs and outcomes in this holder's lock file after it ends: this command
-    could not record them either (its catalogue still unreachable)."""
-    runs = [r for r in stale_runs(held) if r not in held.info.setdefault("runs", [])]
-    held.info["runs"] = runs + held.info["runs"]
-    held.info.setdefault("outcomes", {}).update({str(k): v for k, v in unrecorded_outcomes(held).items()})
+    could not record them either (its catalogue still unreachable). The file holds them since the lock was taken."""
     held.keep = True
     with suppress(OSError):
         _write(held)

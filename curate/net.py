@@ -14,7 +14,7 @@ def is_loopback(host: str) -> bool:
     can connect to a server listening there. Written as the socket reads it, in any case: 127.1, 0x7f000001 and
     2130706433 (the short forms `inet_aton` takes), ::ffff:127.0.0.1, LOCALHOST; before, such a loopback counted
     as a network address, and `train serve` answered any Host (no guard against DNS rebinding)."""
-    name = host.strip("[]").lower().removesuffix(".")
+    name = host_header(host).strip("[]").removesuffix(".")
     if name == "localhost":
         return True
     try:
@@ -27,6 +27,13 @@ def is_loopback(host: str) -> bool:
         except OSError:  # a name: no lookup here, so no loopback
             return False
     return (getattr(address, "ipv4_mapped", None) or address).is_loopback
+
+
+def host_header(host: str) -> str:
+    """`host` (an address, bracketed IPv6 or not, or a name) as a request's Host header names it: lowercase, an IPv6
+    address in brackets."""
+    name = host.strip("[]").lower()
+    return f"[{name}]" if ":" in name else name
 
 
 def free_port() -> int:

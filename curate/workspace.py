@@ -42,7 +42,7 @@ from curate.lock import LOCK_NAME, holding
 from curate.privacy import tighten
 from curate.redact import ambiguous_userinfo, redact_text, secret_name, url_secret
 from db.engine import make_engine, session_scope
-from db.migrate import CatalogueMismatch, current_revision, taken_names, upgrade
+from db.migrate import CatalogueMismatch, current_revision, taken_names, upgrade_from
 
 MARKER = "curate.toml"
 DB_ENV = "CURATE_DB_URL"
@@ -257,12 +257,12 @@ class Workspace:
             f"or run `curate init {self.root}` to start an empty catalogue"
         )
 
-    def _refuse_blank(self, engine: Engine) -> None:
+    def _refuse_blank(self, engine: Engine, current: str | None) -> None:
         """A workspace's PostgreSQL catalogue with no mpox-curate schema (the database dropped and made again, a
         restore into another one) while objects/ holds originals stops every command but `init`, as a lost SQLite file
         does (`_refuse_lost_catalogue`): opening it wrote a fresh schema, and `status` called the originals
         unrecorded."""
-        if not self.recorded or _backend(self.db_url) == "sqlite" or current_revision(engine) is not None:
+        if not self.recorded or _backend(self.db_url) == "sqlite" or current is not None:
             return
         if taken_names(engine):  # tables of this schema's names: `upgrade` names them
             return
@@ -371,8 +371,9 @@ class Workspace:
     def engine(self) -> Engine:
         engine = make_engine(self._read_only_url() or self.db_url)
         try:
-            self._refuse_blank(engine)
-            upgrade(engine)
+            current = current_revision(engine)  # the catalogue's schema revision, None where it has none
+            self._refuse_blank(engine, current)
+            upgrade_from(engine, current)
         except CatalogueMismatch as exc:
             engine.dispose()
             raise WorkspaceError(f"catalogue {_redact(self.db_url)}: {exc}") from None

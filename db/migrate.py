@@ -39,7 +39,11 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the catalogue schema up to `revision` (idempotent). CatalogueMismatch for a revision this version does
     not know (before: alembic's "Can't locate revision …") or, on a database without one, tables of this schema's
     names already there (before: a DuplicateTable error carrying the whole CREATE TABLE)."""
-    current = current_revision(engine)
+    upgrade_from(engine, current_revision(engine), revision)
+
+
+def upgrade_from(engine: Engine, current: str | None, revision: str = "head") -> None:
+    """`upgrade` for a caller that has asked the catalogue's revision already (`current`): one query fewer."""
     if revision == "head" and current == head_revision():
         return
     script = ScriptDirectory.from_config(alembic_config(engine))

@@ -1,6 +1,7 @@
 """Clustering and the representative rule: plain functions on plain data."""
 
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 
 from curate.dedupe.cluster import Candidate, Edge, cluster_key, clusters, crops, representative, unmerged
 
@@ -255,7 +256,7 @@ def test_what_each_picture_shows_is_stored_in_the_pairs_own_order():
     from curate.dedupe.pairs import _pair
 
     v = verify.Verdict(verify.SAME, "same", verify.Geometry(inliers=40), shows=(0.8, 1.0))
-    looked = _pair(v, 1, 2, 0.9, None, False)
-    swapped = _pair(v, 1, 2, 0.9, None, True)
+    looked = _pair(v, 1, 2, 0.9, None, SimpleNamespace(swapped=lambda a, b: False))
+    swapped = _pair(v, 1, 2, 0.9, None, SimpleNamespace(swapped=lambda a, b: (a, b) == (1, 2)))
     assert (looked.a_shows, looked.b_shows) == (0.8, 1.0) and crops([(1, 2, 0.8, 1.0)]) == {1: {2}}
     assert (swapped.a_shows, swapped.b_shows) == (1.0, 0.8) and crops([(1, 2, 1.0, 0.8)]) == {2: {1}}

@@ -813,10 +813,10 @@ def test_a_postgresql_url_the_driver_refuses_or_a_wrong_password_is_one_line(tmp
         ("connection failed: fe_sendauth: no password supplied", "needs a password, from $PGPASSWORD or ~/.pgpass"),
     ]:
 
-        def refused(url, reason=reason):  # libpq's own words, as psycopg raises them
+        def refused(engine, reason=reason):  # libpq's own words, as psycopg raises them
             raise sqlalchemy.exc.OperationalError("connect", {}, Exception(reason))
 
-        monkeypatch.setattr(workspace, "upgrade", refused)
+        monkeypatch.setattr(workspace, "current_revision", refused)  # its first query
         with pytest.raises(WorkspaceError, match=re.escape(expected)):
             Workspace.init(tmp_path / "pg", db_url="postgresql+psycopg://steward@127.0.0.1:5432/cat")
     assert redact_text("cat?password=hunter2: connection failed") == "cat?password=***: connection failed"

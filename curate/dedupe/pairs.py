@@ -748,13 +748,13 @@ def _laid_unlike(p: Pair) -> bool:
     return p.in_place is not None and p.in_place < STAMP_NCC
 
 
-def _pair(v: verify.Verdict, a: int, b: int, corr: float, hamming: int | None, swapped: bool) -> Pair | None:
-    """The pair to store for a verdict on (a, b), or None for "different"; `swapped`: the verdict is of the look at
-    (b, a) (`Verifier.swapped`), so what each picture shows of the other is read the other way."""
+def _pair(v: verify.Verdict, a: int, b: int, corr: float, hamming: int | None, verifier: Verifier) -> Pair | None:
+    """The pair to store for a verdict on (a, b), or None for "different". Where the verifier looked at (b, a)
+    (`Verifier.swapped`), what each picture shows of the other is read the other way."""
     if v.decision == verify.DIFFERENT:
         return None
     kind = "hash" if v.decision == verify.SAME else "review"
-    shown = (None, None) if v.shows is None else v.shows[::-1] if swapped else v.shows
+    shown = (None, None) if v.shows is None else v.shows[::-1] if verifier.swapped(a, b) else v.shows
     return Pair(a, b, kind, round(corr, 4), hamming, v.geometry.inliers, v.reason[:200], v.in_place, *shown)
 
 
@@ -855,7 +855,7 @@ def complete(verifier: Verifier, pairs: dict[tuple[int, int], Pair], touched: se
     verdicts = verifier.check_many(jobs, thorough=True)
     different = []
     for (a, b, _, _), v, members in zip(jobs, verdicts, group_of, strict=False):
-        p = _pair(v, a, b, 0.0, None, verifier.swapped(a, b))
+        p = _pair(v, a, b, 0.0, None, verifier)
         if p is None and v.untestable:  # no evidence either way: it neither joins nor blocks (`cluster`)
             p = Pair(a, b, UNTESTED, 0.0, None, v.geometry.inliers, v.reason[:200])
         if p is not None:
@@ -868,7 +868,7 @@ def complete(verifier: Verifier, pairs: dict[tuple[int, int], Pair], touched: se
     evened = {k: verifier.evened(a, b, different[k][2]) for k, a, b in shared}  # on the pairs as they were verified
     for k, (a, b, v, members) in enumerate(different):  # every pair of the batch in: none hangs on the order verified
         if k in evened and evened[k].decision == verify.SAME:
-            pairs[(a, b)] = _pair(evened[k], a, b, 0.0, None, verifier.swapped(a, b))
+            pairs[(a, b)] = _pair(evened[k], a, b, 0.0, None, verifier)
             continue
         why = _through_twin(verifier, pairs, members, a, b, v.geometry.inliers) or _parts_of_one(
             verifier, pairs, members, a, b, v.geometry
@@ -1113,7 +1113,7 @@ def find_pairs(ws, options, algo: str, report, on_progress=None) -> list[Pair]:
         )
     hammings += [None] * (len(jobs) - len(hammings))
     for (a, b, corr, _), hamming, v in zip(jobs, hammings, verifier.check_many(jobs), strict=True):
-        p = _pair(v, a, b, corr, hamming, verifier.swapped(a, b))
+        p = _pair(v, a, b, corr, hamming, verifier)
         if p is not None:
             found.append(p)
     verifying, verifying_cpu = time.perf_counter() - started, time.process_time() - cpu

@@ -41,7 +41,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from curate.errors import ServeError
-from curate.net import LOOPBACK_NAMES, is_loopback
+from curate.net import LOOPBACK_NAMES, host_header, is_loopback
 from train.calibration import applied, unfit
 from train.choices import ServeEngine
 from train.ensemble import Ensemble
@@ -76,8 +76,7 @@ def hosts_for(host: str) -> tuple[str, ...] | None:
     loopback one (127.0.0.2 named its own URL and was refused), any when it listens elsewhere (`--host`)."""
     if not is_loopback(host):
         return None
-    name = host.strip("[]").lower()  # as a request's Host is checked: lowercase, an IPv6 address in brackets
-    name = f"[{name}]" if ":" in name else name
+    name = host_header(host)  # as a request's Host is checked
     return LOOPBACK_NAMES if name in LOOPBACK_NAMES else (*LOOPBACK_NAMES, name)
 
 
