@@ -1,6 +1,6 @@
 """The reviewer's view (pure): anonymised raters, the offered choices, the raters' boxes, Neither."""
 
-from curate.label.adjudication import RULES, RaterView, adjudication_config, review_task
+from curate.label.adjudication import RULES, RaterView, adjudication_config, blind_order, review_task
 from curate.label.consensus import Rating, Rules, decide
 from curate.label.diagnoses import NEITHER, NEITHER_CHOICE, PAPER, RATER_BOXES_CONTROL
 from curate.label.report_html import display_name
@@ -62,3 +62,12 @@ def test_the_labelling_report_names_the_reviewers_neither_as_she_chose_it():
         display_name(NEITHER, PAPER.names) == NEITHER_CHOICE
         and display_name("genital_herpes", PAPER.names) == "Genital herpes"
     )
+
+
+def test_no_rater_is_rater_1_on_every_image():
+    """Before, round order made one clinician "Rater 1" on every image a reviewer saw. Now each image draws its
+    order: either clinician comes first on about half, whichever order the round lists them in."""
+    a, b = "ana@clinic.example", "ben@clinic.example"
+    first = [[a, b][blind_order(i, [a, b])[0]] for i in range(1, 201)]
+    assert 70 <= first.count(a) <= 130, first.count(a)
+    assert first == [[b, a][blind_order(i, [b, a])[0]] for i in range(1, 201)]

@@ -14,6 +14,7 @@ from sqlmodel import select
 from studio_server import RATERS
 
 from curate.errors import LabelError, StudioError
+from curate.label.adjudication import blind_order
 from curate.label.client import StudioClient, add_user
 from curate.label.diagnoses import NEITHER_CHOICE
 from curate.label.pull import pull
@@ -172,8 +173,13 @@ def test_full_round(studio_server, studio_workspace):
     assert set(tasks) == {i_rev_a, i_rev_b, i_split}
     for t in tasks.values():  # anonymised: Rater 1 / Rater 2, never an email
         assert "Rater 1: " in t.data["summary"] and "Rater 2: " in t.data["summary"] and "@" not in str(t.data)
-    # only the two disputed diagnoses, plus Neither: the paper's rule made visible
-    assert [o["value"] for o in tasks[i_rev_a].data["options"]] == [MPOX, HERPES, NEITHER_CHOICE]
+    # only the two disputed diagnoses, plus Neither: the paper's rule made visible. The raters come in the order drawn
+    # for each image (A is not Rater 1 on every image), the same in the summary and in the choices
+    said = {i_rev_a: {A: MPOX, B: HERPES}, i_rev_b: {A: WARTS, B: HERPES}, i_split: {A: MPOX, B: DERM}}
+    for i, by in said.items():
+        first, second = ([A, B][k] for k in blind_order(i, [A, B]))
+        assert tasks[i].data["summary"].startswith(f"Rater 1: {by[first]} ·"), tasks[i].data["summary"]
+        assert [o["value"] for o in tasks[i].data["options"]] == [by[first], by[second], NEITHER_CHOICE]
     assert "discarded" in tasks[i_rev_a].data["rule"]
     annotate(fx, ws, C, i_rev_a, result(HERPES))  # sides with B
     annotate(fx, ws, C, i_rev_b, result(WARTS))  # sides with A

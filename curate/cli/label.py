@@ -188,6 +188,8 @@ def adjudicate(
 ):
     """Push exactly the disputed images to the reviewer: raters shown as Rater 1 / Rater 2 with their boxes.
 
+    Which rater is "Rater 1" is drawn for each image, so the reviewer cannot follow one clinician's answers.
+
     Under the paper's rule (discard) the reviewer chooses one of the two disputed diagnoses or
     "Neither (discard this image)"; under the reviewer rule every declared diagnosis is offered.
     The rule is the one recorded in the catalogue; --third-opinion changes and records it, as on pull.

@@ -1,6 +1,6 @@
 """The reviewer's view of a disputed image (pure): config, task data and the raters' boxes.
 
-Raters appear as "Rater 1" and "Rater 2" in the order of their round (the catalogue's
+Raters appear as "Rater 1" and "Rater 2" in an order drawn per image (`blind_order`; the catalogue's
 label_rounds.raters keeps who is who); their boxes are drawn on the photo as read-only
 predictions labelled by rater, their flags and comments are listed beside it. Under the
 paper's rule the reviewer may choose only one of the two diagnoses in dispute or
@@ -10,6 +10,8 @@ offered and the task says that the reviewer's choice then stands on its own.
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from xml.sax.saxutils import quoteattr
 
@@ -55,6 +57,15 @@ class RaterView:
 
 def rater_name(i: int) -> str:
     return f"Rater {i + 1}"
+
+
+def blind_order(image_id: int, raters: Sequence[str]) -> list[int]:
+    """The order (indices into `raters`, their accounts) in which a reviewer or an auditor sees an image's raters.
+    Before, round order made one clinician "Rater 1" on every image, so a reviewer who came to know one rater's
+    answers knew whose each was, and could side with them. Drawn per image from a digest of the image and the
+    account: the same on every push, so a task made again shows the same order (it defeats a pattern, it is no
+    secret)."""
+    return sorted(range(len(raters)), key=lambda i: hashlib.sha256(f"{image_id}\0{raters[i]}".encode()).digest())
 
 
 def adjudication_config() -> str:

@@ -1,8 +1,8 @@
 """Send the top of a label audit to one clinician's Label Studio project: a round of kind "audit".
 
-The auditor sees the photo, the two raters' diagnoses (as Rater 1 / Rater 2, never who), the reviewer's if
-there was one and the current consensus, and chooses "Keep the current consensus" or a diagnosis; what that
-does is curate.label.audit_apply's rule. The model's probabilities are never shown: the audit asks a
+The auditor sees the photo, the two raters' diagnoses (as Rater 1 / Rater 2 in `blind_order`, never who), the
+reviewer's if there was one and the current consensus, and chooses "Keep the current consensus" or a diagnosis;
+what that does is curate.label.audit_apply's rule. The model's probabilities are never shown: the audit asks a
 clinician, not the model, and the page would anchor her. The auditor must not be one of the image's two raters.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from curate.errors import LabelError
+from curate.label.adjudication import blind_order
 from curate.label.audit import AuditReport, audited_image_ids
 from curate.label.diagnoses import KEEP_CHOICE, DiagnosisList
 from curate.label.rounds import (
@@ -54,6 +55,11 @@ def audit_task(
     }
 
 
+def _in_blind_order(image_id: int, raters: list[list[str | None]]) -> list[list[str | None]]:
+    """An image's (account, diagnosis) pairs in the order its auditor sees them, as its reviewer did."""
+    return [raters[i] for i in blind_order(image_id, [str(who) for who, _ in raters])]
+
+
 def push_audit(
     ws,
     servers: Servers,
@@ -89,7 +95,7 @@ def push_audit(
     task = lambda img: audit_task(  # noqa: E731
         image_link(ws, img),
         img.id,
-        [diagnoses.name(d) for _, d in by_id[img.id].raters],
+        [diagnoses.name(d) for _, d in _in_blind_order(img.id, by_id[img.id].raters)],
         diagnoses.name(by_id[img.id].reviewer[1]) if by_id[img.id].reviewer else None,
         diagnoses.name(by_id[img.id].consensus),
         diagnoses,

@@ -112,7 +112,8 @@ def collect(s: Session, rules: Rules | None = None) -> dict[int, ImageLabels]:
 
 
 def dispute(ratings: list[Rating]) -> list[str | None]:
-    """The two raters' diagnoses, in round order: what a review task shows (`disputed` in its data)."""
+    """The two raters' diagnoses, in the order of `ratings`: what a review task shows (`disputed` in its data, in
+    `adjudication.blind_order`)."""
     return [r.diagnosis for r in ratings[:2]]
 
 

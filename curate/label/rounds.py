@@ -27,7 +27,7 @@ from curate.errors import LabelError, StoreError, StudioError, midway
 from curate.files import atomic_path, write_atomic
 from curate.imaging import open_upright, pixels_only, to_rgb
 from curate.intake.store import ImageStore
-from curate.label.adjudication import RaterView, adjudication_config, review_task
+from curate.label.adjudication import RaterView, adjudication_config, blind_order, review_task
 from curate.label.client import StudioClient
 from curate.label.config import render as render_config
 from curate.label.consensus import ThirdOpinion
@@ -432,7 +432,8 @@ def _drop_stale_reviews(
         if image_id in again:
             now = make_task(images[image_id])["data"]
             _withdraw_stale(ws, project.id, image_id, now["disputed"])  # first: a kill between leaves no live one
-            if data.get("disputed") != now["disputed"]:  # a task already showing today's dispute keeps its answer
+            was = data.get("disputed")  # a task already showing today's dispute, in either order, keeps its answer
+            if not isinstance(was, list) or not same_dispute(was, now["disputed"]):
                 client.delete_task(task_id)
             continue
         if image_id is None or task_id not in unanswered:
@@ -605,7 +606,8 @@ def adjudicate(
         raters.update(r.rater for r in item.ratings)
         if item.stale_review and in_round == mine:
             again.add(image_id)
-        shown[image_id] = dispute(item.ratings)
+        pair = [item.ratings[i] for i in blind_order(image_id, [r.rater for r in item.ratings[:2]])]
+        shown[image_id] = dispute(pair)
         disputed[image_id] = [
             RaterView(
                 diagnoses.name(r.diagnosis) if r.diagnosis else None,
@@ -613,7 +615,7 @@ def adjudicate(
                 tuple(FLAGS.get(f, f) for f in sorted(r.flags)),
                 r.comment,
             )
-            for r in item.ratings[:2]
+            for r in pair
         ]
     if not disputed and rnd is None:
         if own:  # before, one such image refused the whole batch: a pair's own clinician never reviews it
