@@ -2,7 +2,8 @@
 at reduced size.
 
 Intake records each image's size after its EXIF orientation; dedupe hashes, the review pages and the
-export all read the same tag through `exif_orientation`, so they agree on which way is up. JPEGs are
+export all read the same tag through `to_turn`, so they agree on which way is up. What people and the model see
+is taken to sRGB from an embedded profile first (`in_srgb`). JPEGs are
 decoded at reduced scale with Pillow's `draft` (the DCT does the downscaling, so most of the decoding
 work is skipped) when the caller needs fewer pixels than the original has.
 
@@ -16,9 +17,14 @@ import base64
 import io
 import warnings
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from PIL import Image
 from pillow_heif import register_heif_opener
+
+if TYPE_CHECKING:
+    from PIL.ImageCms import ImageCmsProfile, ImageCmsTransform
 
 register_heif_opener()
 
@@ -46,6 +52,13 @@ def exif_orientation(img: Image.Image) -> int | None:
     except Exception:  # Pillow raises many kinds on a malformed EXIF block
         return None
     return value if isinstance(value, int) and 1 <= value <= 8 else None
+
+
+def to_turn(img: Image.Image) -> int | None:
+    """The EXIF orientation an opened image's pixels still need (`exif_orientation`): none for a TIFF, which Pillow
+    gives upright itself (its size upright once opened, its pixels turned and the tag dropped as it loads). Before,
+    such a TIFF was turned twice: exported upside down, or its export refused for a size unlike the catalogue's."""
+    return None if img.format == "TIFF" else exif_orientation(img)
 
 
 @dataclass(frozen=True)
@@ -79,7 +92,9 @@ def eight_bit(img: Image.Image) -> Image.Image:
 
 def to_rgb(img: Image.Image) -> Image.Image:
     """RGB as the export writes it and the model sees it (`train.photos` serves photos the same way):
-    transparency flattened onto white, a 16-bit grey picture's levels scaled (`eight_bit`)."""
+    transparency flattened onto white, a 16-bit grey picture's levels scaled (`eight_bit`). What people and the
+    model see (the export, raters' copies, pages, `train serve`) is first taken to sRGB (`in_srgb`); dedupe
+    compares the pixels as stored, so a catalogue's codes stay comparable."""
     if img.mode == "RGB":
         return img
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
@@ -87,6 +102,42 @@ def to_rgb(img: Image.Image) -> Image.Image:
         base = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(base, rgba).convert("RGB")
     return eight_bit(img).convert("RGB")
+
+
+def in_srgb(img: Image.Image) -> Image.Image:
+    """`img` with the colours its embedded ICC profile means, in sRGB (RGB or RGBA), or as it is without one (or
+    with one LittleCMS cannot read). Every copy written from an original drops its profile (`pixels_only`), and
+    before, dropping it dropped its colours: a lesion's red from an Adobe RGB or a phone's Display P3 photo came out
+    duller (sRGB (220, 40, 60) was exported as (189, 43, 62)); a viewer takes a picture without a profile as sRGB."""
+    icc = img.info.get("icc_profile")
+    if not isinstance(icc, bytes) or not icc or img.mode not in ("RGB", "RGBA", "CMYK", "L"):
+        return img  # a TIFF's profile tag typed as text or a number is no profile
+    from PIL import ImageCms
+
+    try:
+        out = ImageCms.applyTransform(img, _to_srgb(icc, img.mode))
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):  # a profile of another colour space, or damaged
+        return img
+    out.info = {k: v for k, v in img.info.items() if k != "icc_profile"}
+    return out
+
+
+@lru_cache(maxsize=16)
+def _to_srgb(icc: bytes, mode: str) -> ImageCmsTransform:
+    """The transform from the profile `icc` to sRGB (RGBA keeps its alpha, the rest becomes RGB), made once per
+    profile (a phone gives every photo one)."""
+    from PIL import ImageCms
+
+    return ImageCms.buildTransform(
+        ImageCms.ImageCmsProfile(io.BytesIO(icc)), _srgb(), mode, "RGBA" if mode == "RGBA" else "RGB"
+    )
+
+
+@lru_cache(maxsize=1)
+def _srgb() -> ImageCmsProfile:
+    from PIL import ImageCms
+
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
 
 
 def open_upright(data: bytes, min_side: int | None = None, mode: str = "RGB") -> Upright:
@@ -101,7 +152,7 @@ def open_upright(data: bytes, min_side: int | None = None, mode: str = "RGB") ->
         img = Image.open(io.BytesIO(data))
         fmt = img.format or "?"
         stored = img.size
-        orientation = exif_orientation(img)
+        orientation = to_turn(img)
         tables = tuple(tuple(t) for _, t in sorted((getattr(img, "quantization", None) or {}).items()))
         if min_side and fmt in DRAFT_FORMATS:
             img.draft(mode, (min_side, min_side))
@@ -125,7 +176,7 @@ def thumbnail(data: bytes, px: int = 160) -> str:
     """An upright JPEG thumbnail of a stored original as base64, for pages that embed their pictures (the
     dedupe review sheet, the labelling report, the leakage audit). Re-encoded from its pixels alone
     (`pixels_only`): no EXIF (GPS, serials), comment or profile reaches the page."""
-    img = pixels_only(to_rgb(open_upright(data, px).image))
+    img = pixels_only(to_rgb(in_srgb(open_upright(data, px).image)))
     img.thumbnail((px, px))
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=80)

@@ -249,6 +249,11 @@ def no_file_error(exc: OSError) -> str:
 
 
 def unexpected(exc: Exception) -> str:
+    if hasattr(exc, "statement") and hasattr(exc, "orig"):  # SQLAlchemy's: its text holds the SQL and its values
+        text = str(exc.orig).strip()  # type: ignore[attr-defined]
+        said = redact_text(text.splitlines()[0]) if text else type(exc.orig).__name__  # type: ignore[attr-defined]
+        # before: the whole INSERT, with a clinic's file path and case id among its values
+        return f"unexpected {type(exc).__name__} from the catalogue: {said} (set {DEBUG_ENV}=1 for the traceback)"
     return f"unexpected {type(exc).__name__}: {exc} (set {DEBUG_ENV}=1 for the traceback)"
 
 

@@ -18,7 +18,7 @@ from curate.intake.incoming import INCOMING
 from curate.label.rounds import rated_image_ids, unrated_image_ids
 from curate.lock import holder, outcomes_left
 from curate.privacy import exposure
-from db.models import CommandRun, Consensus, Image, Provenance, Source
+from db.models import CommandRun, Consensus, DedupeMember, Image, Provenance, Source
 from db.models.export import DatasetVersionRecord
 
 
@@ -76,6 +76,10 @@ def catalogue_status(
         "stages": stages,
         # pairs dedupe found alike and the steward has not decided: export keeps each in one split meanwhile
         "dedupe_undecided_pairs": len(undecided_pairs(session, clusters)),
+        # images no dedupe run has compared: each a cluster of its own above, and to label, until `curate dedupe`
+        "dedupe_not_compared": session.exec(
+            select(func.count()).select_from(Image).where(Image.id.not_in(select(DedupeMember.image_id)))
+        ).one(),
         "unfinished_runs": len(unfinished),
         "unfinished": unfinished,
     }

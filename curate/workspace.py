@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import shlex
 import time
 import tomllib
@@ -31,7 +32,7 @@ from typing import TypeVar
 from urllib.parse import quote
 
 from sqlalchemy.engine import URL, Engine, make_url
-from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DatabaseError, DataError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlmodel import Session
 
 from curate.errors import CatalogueFault, WorkspaceError
@@ -287,6 +288,8 @@ class Workspace:
                 "catalogue's tables, USAGE and SELECT on its sequences, and CREATE on its schema for `curate init` "
                 "and upgrades"
             ) from exc
+        if isinstance(exc, DataError) and (width := VARCHAR.search(str(exc.orig))):  # mid-work: "aborted"
+            raise CatalogueFault(_too_long(exc, int(width[1]))) from None
         name = getattr(exc.orig, "sqlite_errorname", "") or ""
         if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
             files = self.sqlite_files()
@@ -473,6 +476,37 @@ class Workspace:
 
     def describe_db(self) -> str:
         return _redact(self.db_url)
+
+
+VARCHAR = re.compile(r"character varying\((\d+)\)")  # PostgreSQL's "value too long for type character varying(200)"
+
+
+def _too_long(exc: DataError, most: int) -> str:
+    """A value longer than its column, which PostgreSQL refuses (SQLite takes it), named by its column and never
+    shown (a case id, a folder). The statement's parameters are named after their columns. Before: "unexpected
+    DataError", then the whole INSERT with a clinic's file path and case id among its values."""
+    from sqlmodel import SQLModel
+
+    import db.models  # noqa: F401 - registers every table
+
+    sized = {
+        c.name for t in SQLModel.metadata.tables.values() for c in t.columns if getattr(c.type, "length", 0) == most
+    }
+    rows = exc.params if isinstance(exc.params, list | tuple) else [exc.params]
+    columns = sorted(
+        {
+            name
+            for row in rows
+            if isinstance(row, dict)
+            for key, value in row.items()
+            if isinstance(value, str)
+            and len(value) > most
+            # SQLAlchemy's suffix of one row's parameters in a many-row INSERT
+            and (name := re.sub(r"(__\d+|_m\d+|_\d+)$", "", key)) in sized
+        }
+    )
+    where = ", ".join(columns) or "one of its fields"
+    return f"the catalogue takes at most {most} characters in {where}: give a shorter value, then re-run"
 
 
 def _first_line(err: BaseException) -> str:

@@ -77,3 +77,40 @@ def animated_gif(seed: int, frames: int = 3) -> bytes:
     buf = io.BytesIO()
     imgs[0].save(buf, "GIF", save_all=True, append_images=imgs[1:], duration=100, loop=0)
     return buf.getvalue()
+
+
+def wide_gamut_icc() -> bytes:
+    """An ICC v2 display profile with Adobe RGB (1998)'s primaries and gamma (D50-adapted colorants), written
+    here: no wide-gamut profile ships with Pillow or this system. A camera or a phone (Display P3) tags photos
+    with such a profile; its pixel values mean more saturated colours than the same values in sRGB."""
+    import struct
+
+    def xyz(x, y, z):
+        return b"XYZ " + bytes(4) + struct.pack(">3i", *(round(v * 65536) for v in (x, y, z)))
+
+    def curve(gamma):
+        return b"curv" + bytes(4) + struct.pack(">IH", 1, round(gamma * 256)) + bytes(2)
+
+    name = b"wide gamut test profile\x00"
+    desc = b"desc" + bytes(4) + struct.pack(">I", len(name)) + name + struct.pack(">II", 0, 0) + bytes(3 + 67)
+    desc += bytes(-len(desc) % 4)
+    tags = [
+        (b"desc", desc),
+        (b"cprt", b"text" + bytes(4) + b"none\x00" + bytes(3)),
+        (b"wtpt", xyz(0.9642, 1.0, 0.8249)),
+        (b"rXYZ", xyz(0.60974, 0.31111, 0.01947)),
+        (b"gXYZ", xyz(0.20528, 0.62567, 0.06087)),
+        (b"bXYZ", xyz(0.14919, 0.06322, 0.74457)),
+        (b"rTRC", curve(563 / 256)),
+        (b"gTRC", curve(563 / 256)),
+        (b"bTRC", curve(563 / 256)),
+    ]
+    offset = 128 + 4 + 12 * len(tags)
+    table, body = struct.pack(">I", len(tags)), b""
+    for sig, data in tags:
+        table += sig + struct.pack(">II", offset + len(body), len(data))
+        body += data
+    size = offset + len(body)
+    header = struct.pack(">I4sI4s4s4s", size, b"\x00" * 4, 0x02100000, b"mntr", b"RGB ", b"XYZ ") + bytes(12)
+    header += b"acsp" + bytes(24) + struct.pack(">I", 0) + struct.pack(">3i", 63190, 65536, 54061)
+    return header + bytes(128 - len(header)) + table + body

@@ -48,6 +48,8 @@ def test_init_ingest_status_roundtrip(tmp_path):
     assert st["by_source"][0]["rejected_files"] == 1
     r = runner.invoke(app, ["status", "-w", str(ws_dir)])
     assert "clinic" in r.output and "ingested" in r.output
+    # before: counted as 6 clusters and 6 to label, with nothing said of dedupe never having run
+    assert st["dedupe_not_compared"] == 6 and "6 image(s) in no dedupe cluster" in " ".join(r.output.split())
     # before: a file rejected once (half-copied) and ingested whole since still counted as rejected for good
     (folder / "Mpox" / "fake.jpg").write_bytes(I.jpeg(9))
     runner.invoke(app, ["ingest", str(folder), "--source", "clinic", "--label-from-folders", "-w", str(ws_dir)])
@@ -57,6 +59,9 @@ def test_init_ingest_status_roundtrip(tmp_path):
     r = runner.invoke(app, ["dedupe", "--json", "--workers", "1", "-w", str(ws_dir)])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["rejected_at_intake"] == {}
+    r = runner.invoke(app, ["status", "-w", str(ws_dir)])
+    assert "in no dedupe cluster" not in " ".join(r.output.split())
+    assert json.loads(runner.invoke(app, ["status", "-w", str(ws_dir), "--json"]).output)["dedupe_not_compared"] == 0
 
 
 def test_label_mapping_file(tmp_path):

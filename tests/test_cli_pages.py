@@ -101,6 +101,8 @@ def test_an_error_is_the_only_line_on_stderr(tmp_path: Path):
         (["dedupe", "merge", "0", "1"], "Invalid value for 'image_a'"),
         (["export"], "Missing option '--name'"),
         (["dedupe", "merge", "-1", "1"], "No such option: -1"),
+        (["dedupe", "--method", "foo"], "Invalid value for '--method'"),  # before: exit 1, "unknown method"
+        (["dedupe", "--backend", "foo"], "Invalid value for '--backend'"),
     ],
 )
 def test_a_usage_error_under_json_gives_the_error_object_too(tmp_path: Path, args, said):

@@ -138,9 +138,12 @@ def test_hidden_folders_are_never_sources_and_an_empty_incoming_is_said(tmp_path
     monkeypatch.chdir(tmp_path)
     (tmp_path / "incoming" / ".Trashes" / "501").mkdir(parents=True)
     (tmp_path / "incoming" / ".Trashes" / "501" / "deleted.jpg").write_bytes(I.jpeg(3))
+    for system in ("$RECYCLE.BIN", "@eaDir"):  # a NAS share as incoming/: its recycle bin, its thumbnails
+        (tmp_path / "incoming" / system).mkdir()
+        (tmp_path / "incoming" / system / "copy.jpg").write_bytes(I.jpeg(len(system)))
     r = runner.invoke(app, ["pipeline"])
     said = " ".join(r.output.split())
-    assert r.exit_code == 0 and "1 hidden folder(s) in incoming/ skipped" in said
+    assert r.exit_code == 0 and "3 hidden, trash or system folder(s) in incoming/ skipped" in said
     assert "warning: no source folders in incoming/" in said
     assert status(tmp_path)["images"] == 0
     # nothing to label: where photos go, not the labelling steps (before: `curate studio start` → … → export)

@@ -16,7 +16,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from curate.cli import app
-from curate.cli.choices import ExportTask, PushOrder, ResizePolicy, SourceKind
+from curate.cli.choices import DedupeMethod, ExportTask, PushOrder, ResizePolicy, SearchBackend, SourceKind
 from curate.output import PlainWhenPiped, table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,6 +102,8 @@ def test_curate_help_is_fast():
 
 def test_cli_choices_are_the_librarys():
     from curate.dataset import RESIZE_POLICIES
+    from curate.dedupe.hashing import METHODS
+    from curate.dedupe.search import Backend
     from curate.export.plan import TASKS
     from curate.intake.catalogue import SOURCE_KINDS
     from curate.label.order import Order
@@ -110,6 +112,8 @@ def test_cli_choices_are_the_librarys():
     assert [t.value for t in ExportTask] == list(TASKS)
     assert [p.value for p in ResizePolicy] == list(RESIZE_POLICIES)
     assert [o.value for o in PushOrder] == [o.value for o in Order]
+    assert sorted(m.value for m in DedupeMethod) == sorted(METHODS)
+    assert [b.value for b in SearchBackend] == [b.value for b in Backend]
 
 
 def test_help_lists_choices_and_bounds():

@@ -122,3 +122,62 @@ def test_every_exif_orientation_matches_orient_first(tmp_path, orientation, poli
     assert _mad(_open(main), fit(shown.transpose(Image.Transpose.ROTATE_180), (48, 40), policy)) > 2 * tol
     assert _mad(_open(roi), fit(shown.crop(region), (48, 40), policy)) < tol
     assert _mad(_open(roi), fit(shown.crop((110, 60, 210, 130)), (48, 40), policy)) > 15
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_a_tiff_with_an_orientation_tag_is_exported_upright_once(tmp_path, orientation):
+    """Pillow gives a TIFF upright itself (its size upright once opened, the tag dropped as it loads), and the
+    export turned it again: a TIFF tagged 180° was exported upside down, one tagged 90° refused ("oriented size
+    150x240 differs from the catalogue's 240x150") and stopped the whole version. The catalogue's size is intake's."""
+    from curate.export.images import fit
+    from curate.imaging import open_upright
+    from curate.intake.decode import inspect
+
+    shown = pattern(240, 150, seed=orientation)
+    turn = {3: Image.Transpose.ROTATE_180, 6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270}[orientation]
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    out = io.BytesIO()
+    shown.transpose(turn).save(out, "TIFF", exif=exif)
+    data = out.getvalue()
+    info = inspect(data)
+    assert (info.width, info.height) == (240, 150)
+    region = (30, 20, 130, 90)
+    main, roi = prepare(data, ImageSpec(size=(48, 40)), region, expected=(info.width, info.height))
+    assert _mad(_open(main), fit(shown, (48, 40), "stretch")) < 6
+    assert _mad(_open(roi), fit(shown.crop(region), (48, 40), "stretch")) < 6
+    assert _mad(open_upright(data).image, shown) < 1  # what raters, the review sheet and dedupe are shown
+
+
+def test_a_wide_gamut_photo_keeps_its_colours_in_the_export_and_the_raters_copy():
+    """Every copy drops the original's ICC profile, and before that dropped its colours too: a lesion's red
+    (sRGB 220, 40, 60) in an Adobe RGB photo was exported, and shown to raters, as (189, 44, 62). A profile
+    LittleCMS cannot read leaves the pixels as stored."""
+    import base64
+
+    import images as I
+    from PIL import ImageCms
+
+    from curate.imaging import open_upright, thumbnail
+    from curate.label.rounds import rater_pixels
+
+    icc = I.wide_gamut_icc()
+    red = Image.new("RGB", (64, 48), (220, 40, 60))
+    wide = ImageCms.profileToProfile(red, ImageCms.createProfile("sRGB"), ImageCms.ImageCmsProfile(io.BytesIO(icc)))
+    assert wide.getpixel((0, 0)) == (189, 44, 62)  # what the file holds, and what a copy without its profile means
+    for fmt in ("JPEG", "PNG"):
+        out = io.BytesIO()
+        wide.save(out, fmt, icc_profile=icc, quality=95)
+        main, _ = prepare(out.getvalue(), ImageSpec(size=(32, 24)), None)
+        exported = _open(main)
+        assert np.abs(np.asarray(exported, np.int16)[12, 16] - (220, 40, 60)).max() <= 3, fmt
+        assert "icc_profile" not in exported.info
+        copy = Image.open(io.BytesIO(rater_pixels(out.getvalue(), fmt)))
+        assert np.abs(np.asarray(copy, np.int16)[24, 32] - (220, 40, 60)).max() <= 3 and "icc_profile" not in copy.info
+        page = Image.open(io.BytesIO(base64.b64decode(thumbnail(out.getvalue(), 32))))  # the review sheet's
+        assert np.abs(np.asarray(page, np.int16)[12, 16] - (220, 40, 60)).max() <= 4
+        assert abs(open_upright(out.getvalue()).image.getpixel((9, 9))[0] - 189) <= 3  # dedupe compares as stored
+    damaged = io.BytesIO()
+    wide.save(damaged, "PNG", icc_profile=b"not a profile" * 20)
+    main, _ = prepare(damaged.getvalue(), ImageSpec(size=(32, 24)), None)
+    assert np.abs(np.asarray(_open(main), np.int16)[12, 16] - (189, 44, 62)).max() <= 2

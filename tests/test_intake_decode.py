@@ -16,7 +16,7 @@ from curate.intake.decode import Rejected, inspect
         (b"", "empty file"),
         (I.truncated_jpeg(1), "truncated image"),
         (I.html_as_image(), "HTML page"),
-        (b"GIF89a" + b"\0" * 20, "not an image"),
+        (b"GIF89a" + b"\0" * 20, "damaged GIF (its signature, but a header Pillow cannot read)"),  # "not an image"
         (b"\xff\xd8\xff\xe0garbage-after-a-jpeg-signature", "truncated image"),
         (I.png_bomb(), "decompression bomb"),
         (b"%PDF-1.4\n" + b"0" * 100, "not an image"),

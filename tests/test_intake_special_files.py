@@ -174,3 +174,19 @@ def test_the_size_limit_is_the_100_mb_it_is_said_to_be(sqlite_ws, tmp_path):
         fh.truncate(102_000_000)
     report = ingest_folder(sqlite_ws, folder, IngestOptions(source="big", workers=1))
     assert dict(report.rejected) == {"big.jpg": "file too large (102 MB > 100 MB)"}
+
+
+def test_trash_thumbnail_and_hidden_folders_are_not_ingested(sqlite_ws, tmp_path):
+    """A probe's clinic folder held a Mac's `.Trashes/501/`, a Linux drive's `.Trash-1000/files/`, Windows'
+    `$RECYCLE.BIN/`, a Synology NAS's `@eaDir/` thumbnails and `#recycle/`: every photo in them was catalogued
+    with nothing said, a photo the clinic had deleted (consent withdrawn) among them."""
+    root = tmp_path / "clinic"
+    folders = [".Trashes/501", ".Trash-1000/files", "$RECYCLE.BIN/S-1-5-21", "@eaDir/p1.jpg", "#recycle", "case 7"]
+    for n, folder in enumerate(folders):
+        (root / folder).mkdir(parents=True)
+        (root / folder / f"photo{n}.jpg").write_bytes(I.jpeg(n + 10))
+    report = ingest_folder(sqlite_ws, root, IngestOptions(source="clinic", workers=1))
+    assert report.added == 1  # case 7's photo alone
+    skipped = dict(report.skipped)
+    assert set(skipped) == {".Trashes/", ".Trash-1000/", "$RECYCLE.BIN/", "@eaDir/", "#recycle/"}
+    assert skipped["$RECYCLE.BIN/"].startswith("a trash or system folder") and "hidden" in skipped[".Trashes/"]

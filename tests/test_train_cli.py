@@ -158,6 +158,17 @@ def test_predict_triage(ws, r18, tmp_path):
     assert res.exit_code == 1 and "cannot read image " in res.output and "README.md" in res.output
     assert (sorted((r18 / "predict").iterdir()) if (r18 / "predict").is_dir() else []) == batches  # no empty folder
     assert "Triage" in invoke("predict", imgs[0], "--run", r18).output
+    # a threshold just over the score: the table prints both to as many places as tell them apart (before: "0.242 |
+    # 0.242 (cal.) | routine")
+    near = out[0]["p_positive"] + 1e-5  # a --threshold is on P(positive); the same to 3 places but once in a hundred
+    table = runner.invoke(
+        app,
+        ["predict", str(imgs[0]), "--run", str(r18), "--no-gradcam", "--threshold", str(near)],
+        env={"COLUMNS": "250"},
+    ).output
+    row = next(line for line in table.splitlines() if "routine" in line or "refer" in line)
+    cells = [cell.strip() for cell in row.split("│")]
+    assert cells[2] != cells[4] and float(cells[2]) < float(cells[4]) and "routine" in row, table
     # without --out, each batch gets a numbered folder of its own under the run: none overwrites another's
     a, b = (json.loads(invoke("predict", imgs[0], "--run", r18, "--json").output)[0]["gradcam"] for _ in range(2))
     assert Path(a).name == Path(b).name == "000-gradcam.png" and Path(a).parent != Path(b).parent

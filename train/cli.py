@@ -114,6 +114,13 @@ def _triage_table(entries: list[tuple[str, dict]]) -> Table:
     return t
 
 
+def _places(score: float | None, threshold: float | None) -> int:
+    """Decimal places (3 to 6) at which `score` and `threshold` no longer print alike."""
+    if score is None or threshold is None:
+        return 3
+    return next((n for n in range(3, 7) if f"{score:.{n}f}" != f"{threshold:.{n}f}"), 6)
+
+
 @app.command("run")
 def run_cmd(
     dataset: Annotated[
@@ -407,13 +414,18 @@ def predict_cmd(
             t.add_column(c, justify="left" if c in ("image", "Grad-CAM") else "right")
         for r in done:
             p = r["p_positive"] if r["p_positive"] is not None else max(r["probabilities"].values())
-            cal = "—" if r.get("p_calibrated") is None else f"{r['p_calibrated']:.3f}"
-            thr = "—" if r["threshold"] is None else f"{r['threshold']:.3f}" + (" (cal.)" if r["calibrated"] else "")
+            # the score the threshold is compared with, and the threshold, to as many places as tell them apart
+            # (before: "0.242 | 0.242 (cal.) | routine", for 0.24172 under 0.24231)
+            compared = r.get("p_calibrated") if r["calibrated"] else p
+            n = _places(compared, r["threshold"])
+            cal = "—" if r.get("p_calibrated") is None else f"{r['p_calibrated']:.{n if r['calibrated'] else 3}f}"
+            thr = "—" if r["threshold"] is None else f"{r['threshold']:.{n}f}" + (" (cal.)" if r["calibrated"] else "")
             low = " (low res.)" if r["low_resolution"] else ""
             # as given (two inputs named photo.jpg in two folders were two rows "photo.jpg"); control characters
             # shown, not obeyed
             name = escape(printable(r["image"]))
-            t.add_row(name, f"{p:.3f}", cal, thr, r["decision"] + low, escape(r["gradcam"] or "—"))
+            shown = f"{p:.{3 if r['calibrated'] else n}f}"
+            t.add_row(name, shown, cal, thr, r["decision"] + low, escape(r["gradcam"] or "—"))
         console.print(t)
     for model_warning in dict.fromkeys(r["model_warning"] for r in done if r.get("model_warning")):  # once
         err_console.print(f"[yellow]warning:[/] {escape(model_warning)}", highlight=False, soft_wrap=True)

@@ -30,7 +30,7 @@ from train.ensemble import Ensemble
 from train.errors import TrainError
 from train.model_card import CARD_TITLE, card_markdown
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: input.colour (an embedded ICC profile converted to sRGB)
 META_KEY = "mpox_triage"
 # owner-only whatever the umask, like its card and everything else train writes: the model card names the
 # dataset and its metrics; a clinic serving the file from another account chmods it deliberately
@@ -94,6 +94,7 @@ def metadata(model: Ensemble, fold: int | None) -> dict:
             "jpeg_decode": "reduced scale first (libjpeg's 1/2, 1/4 or 1/8 DCT scaling, Pillow's draft), "
             "each side kept at least `size`",
             "exif_transpose": True,
+            "colour": "sRGB: an embedded ICC profile's colours converted first (`curate.imaging.in_srgb`)",
             "mean": list(model.preset.mean),
             "std": list(model.preset.std),
             "normalised_inside": True,

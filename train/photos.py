@@ -17,7 +17,7 @@ import pillow_heif
 from PIL import Image, UnidentifiedImageError
 
 from curate.errors import ServeError
-from curate.imaging import UPRIGHT, exif_orientation, to_rgb
+from curate.imaging import UPRIGHT, in_srgb, to_rgb, to_turn
 
 pillow_heif.register_heif_opener()
 
@@ -68,13 +68,13 @@ def decode_sized(data: bytes, limits: Limits, draft_size: int | None = None) -> 
             if draft_size and im.format in ("JPEG", "MPO"):  # a phone's multi-picture JPEG is one too
                 im.draft("RGB", (draft_size, draft_size))
             im.load()
-            # read as curate reads it (`exif_orientation`): a malformed EXIF tag does not stop the photo (before:
+            # read as curate reads it (`to_turn`): a malformed EXIF tag does not stop the photo (before:
             # exif_transpose raised struct.error, a 500); a TIFF is already upright once loaded (Pillow turns it
             # and drops the tag), and its size was swapped twice
-            turn = UPRIGHT.get(exif_orientation(im))
+            turn = UPRIGHT.get(to_turn(im))
             upright = im.transpose(turn) if turn is not None else im
             turned = upright.size != im.size
-            return to_rgb(upright), ((h, w) if turned else (w, h))
+            return to_rgb(in_srgb(upright)), ((h, w) if turned else (w, h))
     except ServeError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):

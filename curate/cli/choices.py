@@ -30,3 +30,14 @@ class PushOrder(StrEnum):  # curate.label.order.Order
     CATALOGUE = "catalogue"
     RANDOM = "random"
     UNCERTAINTY = "uncertainty"
+
+
+class DedupeMethod(StrEnum):  # curate.dedupe.hashing.METHODS
+    PHASH = "phash"
+    REGION_PHASH = "region-phash"
+
+
+class SearchBackend(StrEnum):  # curate.dedupe.search.Backend
+    AUTO = "auto"
+    BRUTE_FORCE = "brute-force"
+    MULTI_INDEX = "multi-index"

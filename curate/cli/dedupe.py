@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from curate.cli.choices import DedupeMethod, SearchBackend
 from curate.cli.options import DbOpt, HtmlOpt, JsonOpt, WorkersOpt, WorkspaceOpt, open_workspace, write_page
 from curate.output import console, print_json, stage_bars, table
 
@@ -48,11 +49,12 @@ def dedupe(
         ),
     ] = 0.60,
     method: Annotated[
-        str, typer.Option(help="region-phash (crop/rotation/bar robust) or phash (default: region-phash).")
-    ] = "region-phash",
+        DedupeMethod, typer.Option(help="region-phash (crop/rotation/bar robust) or phash (default: region-phash).")
+    ] = DedupeMethod.REGION_PHASH,
     backend: Annotated[
-        str, typer.Option(help="The phash method's search back-end: auto, brute-force or multi-index (default: auto).")
-    ] = "auto",
+        SearchBackend,
+        typer.Option(help="The phash method's search back-end: auto, brute-force or multi-index (default: auto)."),
+    ] = SearchBackend.AUTO,
     cnn: Annotated[
         bool, typer.Option("--cnn", help="Add the CNN-embedding stage (needs torch; hash-only without it).")
     ] = False,
@@ -82,8 +84,8 @@ def dedupe(
         neighbours=neighbours,
         radius=radius,
         similarity=similarity,
-        method=method,
-        backend=backend,
+        method=method.value,
+        backend=backend.value,
         cnn=cnn,
         cnn_similarity=cnn_similarity,
         workers=workers,

@@ -184,6 +184,12 @@ def status(workspace: WorkspaceOpt = None, db: DbOpt = None, json_out: JsonOpt =
             f"{conflicting} image(s) were ingested under two prior labels (the same bytes in two diagnoses' "
             "folders); the table above counts each under both"
         )
+    if fresh := data["dedupe_not_compared"]:  # before: counted as clusters and "to label" with nothing said
+        _warn(
+            f"{fresh} image(s) in no dedupe cluster (ingested since the last `curate dedupe`, or unreadable to it): "
+            "each counts above as a cluster of its own, and `curate label push` would send them, copies and all; "
+            "run `curate dedupe` first (it names any it cannot read)"
+        )
     if undecided := data["dedupe_undecided_pairs"]:
         console.print(
             f"dedupe: {undecided} pair{'s' * (undecided != 1)} found alike still undecided (to review, or kept apart "

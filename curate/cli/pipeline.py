@@ -59,8 +59,9 @@ def pipeline(
         )
     if found.hidden:
         console.print(
-            f"[yellow]warning:[/] {len(found.hidden)} hidden folder(s) in {escape(str(incoming))}/ skipped "
-            f"(.Trashes, .git: never sources){escape(intake_cli.file_names(found.hidden))}",
+            f"[yellow]warning:[/] {len(found.hidden)} hidden, trash or system folder(s) in {escape(str(incoming))}/ "
+            "skipped (.Trashes, .git, $RECYCLE.BIN, @eaDir: never sources)"
+            f"{escape(intake_cli.file_names(found.hidden))}",
             highlight=False,
             soft_wrap=True,
         )

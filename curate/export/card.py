@@ -287,7 +287,8 @@ def render(
         "",
         "## Preprocessing",
         "",
-        f"- EXIF orientation applied, converted to RGB (transparency flattened onto white), resized to {size} "
+        f"- EXIF orientation applied, converted to RGB (transparency flattened onto white; colours from an embedded "
+        f"ICC profile into sRGB), resized to {size} "
         f"by the *{meta['resize_policy']}* policy ({pre['resample']} resampling), saved as baseline JPEG "
         f"(quality {pre['jpeg_quality']}, {pre['jpeg_subsampling']}).",
         "- Every metadata block (EXIF, GPS, XMP, ICC profile, comments) is stripped: pixels are copied into a fresh "

@@ -1,7 +1,7 @@
 """Normalise one original into the exported JPEG (and its ROI crop), as the paper prepared them.
 
-EXIF orientation applied, RGB, resized to a fixed size by a named policy, baseline JPEG with
-fixed encoder settings and *no* metadata: the pixels are copied into a fresh image, so no EXIF,
+EXIF orientation applied, RGB in sRGB (`curate.imaging.in_srgb`, `to_rgb`), resized to a fixed size by a named policy,
+baseline JPEG with fixed encoder settings and *no* metadata: the pixels are copied into a fresh image, so no EXIF,
 GPS, XMP, ICC profile or comment can travel along. JPEGs are decoded at reduced size
 (`Image.draft`) when the output needs fewer pixels than the original has. Unlike
 `curate.imaging.open_upright`, the pixels are cropped and resized in stored orientation and only the
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from curate.imaging import DRAFT_FORMATS, SWAPS_AXES, UPRIGHT, exif_orientation, pixels_only, to_rgb
+from curate.imaging import DRAFT_FORMATS, SWAPS_AXES, UPRIGHT, in_srgb, pixels_only, to_rgb, to_turn
 
 JPEG_QUALITY = 90
 PAD_FILL = (0, 0, 0)
@@ -163,7 +163,7 @@ def prepare(
     """
     with Image.open(io.BytesIO(original) if isinstance(original, bytes) else original) as im:
         stored = im.size
-        orientation = exif_orientation(im)
+        orientation = to_turn(im)
         full = (stored[1], stored[0]) if orientation in SWAPS_AXES else stored
         if expected is not None and tuple(expected) != full:
             raise ValueError(
@@ -177,7 +177,7 @@ def prepare(
                 need = (max(need[0], spec.size[0] * full[0] / rw), max(need[1], spec.size[1] * full[1] / rh))
             im.draft("RGB", _draft_request(stored, full, need))
         im.load()
-        img = to_rgb(im)
+        img = to_rgb(in_srgb(im))
         op = UPRIGHT.get(orientation or 1)
         main = encode(_fit_stored(img, spec, op), spec.quality)
         if not region:

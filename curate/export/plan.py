@@ -41,13 +41,15 @@ from curate.label.agreement import rater_agreement
 from curate.label.diagnoses import SETTINGS_TABLE, STATUSES, DiagnosisList
 from curate.label.recompute import collect, identifiable_photos
 from curate.label.rules import describe, recorded_rules
-from db.models import Image, Provenance, Source
+from db.models import DatasetVersionRecord, Image, Provenance, Source, most_chars
 from db.models.label import Consensus
 
-FORMAT_VERSION = 2  # bump when the bytes written for the same plan change (2: declared diagnoses, exclusion table)
+FORMAT_VERSION = 3  # bump when the bytes written for the same plan change (2: declared diagnoses, exclusion table; 3:
+# colours from an embedded ICC profile converted to sRGB, a TIFF tagged with an orientation turned once)
 # \Z, not $: "$" matches before a final newline too, and `--name $'abc\n'` made a folder `exports/abc\n/`
 SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)\Z")
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}\Z")
+VERSION_MOST = most_chars(DatasetVersionRecord, "version")
 TASKS = ("binary", "diagnosis")
 
 
@@ -119,6 +121,8 @@ def parse_version(text: str) -> tuple[int, int, int]:
     m = SEMVER.match(text or "")
     if not m:
         raise ExportError(f"version {text!r} is not semantic (MAJOR.MINOR.PATCH, e.g. 1.0.0)")
+    if len(text) > VERSION_MOST:  # before: written whole, then PostgreSQL refused to record it (none listed it)
+        raise ExportError(f"version {text[:20]}… is {len(text)} characters long (at most {VERSION_MOST})")
     return tuple(int(x) for x in m.groups())  # type: ignore[return-value]
 
 

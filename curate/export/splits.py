@@ -252,7 +252,7 @@ def plan_splits(
         detail = ", ".join(f"{c!r} has {images_per_class[c]} images in {groups_per_class[c]} groups" for c in short)
         raise SplitError(
             f"too few images for {folds} folds plus a test split (each class needs ≥{need} independent groups): "
-            f"{detail}"
+            f"{detail}; label more images, or give fewer --folds (at least 2)"
         )
 
     # Rule 5: groups with parent members keep the parent's place; the rest are dealt around them.

@@ -196,6 +196,16 @@ def html_head(head: bytes) -> bool:
     return head.lstrip().lower().startswith((b"<!doctype html", b"<html"))
 
 
+def too_many_pixels(pixels: int | None, most: int, size: str = "") -> str:
+    """Why a picture over the pixel limit is refused, with both counts. Before, a 108 Mpx phone photo was "a
+    decompression bomb (pixel count over the safety limit)", which neither named the limit nor said what to do."""
+    counted = f"{size}{pixels / 1e6:.1f} Mpx" if pixels else "more pixels"
+    return (
+        f"too many pixels ({counted}; at most {most / 1e6:.1f} Mpx, Pillow's guard against decompression bombs): "
+        "save it smaller"
+    )
+
+
 def inspect(data: bytes, max_pixels: int = MAX_PIXELS, max_bytes: int = MAX_BYTES) -> ImageInfo:
     """Fully decode the first frame of `data`; raise Rejected with a reason otherwise."""
     if not data:
@@ -208,8 +218,11 @@ def inspect(data: bytes, max_pixels: int = MAX_PIXELS, max_bytes: int = MAX_BYTE
         try:
             img = Image.open(io.BytesIO(data))
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise Rejected("decompression bomb (pixel count over the safety limit)") from exc
+            counted = re.search(r"\((\d+) pixels\)", str(exc))  # Pillow's "Image size (108000000 pixels) exceeds …"
+            raise Rejected(too_many_pixels(int(counted[1]) if counted else None, max_pixels)) from exc
         except UnidentifiedImageError as exc:
+            if fmt := _signed(data[:64], ACCEPTED_FORMATS):  # before: a damaged TIFF was "not an image"
+                raise Rejected(f"damaged {fmt} (its signature, but a header Pillow cannot read)") from exc
             kind = "HTML page" if html_head(data[:64]) else "not an image"
             raise Rejected(f"{kind} (no known image signature)") from exc
         except Exception as exc:
@@ -224,7 +237,7 @@ def inspect(data: bytes, max_pixels: int = MAX_PIXELS, max_bytes: int = MAX_BYTE
             if w <= 0 or h <= 0:
                 raise Rejected(f"invalid size {w}x{h}")
             if w * h > max_pixels:
-                raise Rejected(f"decompression bomb ({w}x{h} = {w * h:,} pixels > {max_pixels:,})")
+                raise Rejected(too_many_pixels(w * h, max_pixels, f"{w}x{h} = "))
             frames = getattr(img, "n_frames", 1)
             mode = img.mode
             try:

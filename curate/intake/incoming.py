@@ -16,7 +16,7 @@ from curate.demo import write_demo_folder
 from curate.errors import ConfigError
 from curate.intake.catalogue import SOURCE_KINDS, check_name
 from curate.intake.ingest import IngestOptions, compile_case_pattern, load_label_map
-from curate.intake.walk import refuse_own
+from curate.intake.walk import refuse_own, system_folder
 from db.models import Source
 
 INCOMING = "incoming"  # `curate pipeline`'s default sources folder, in the workspace
@@ -30,12 +30,14 @@ class Incoming:
     sources: list[Path]  # one folder per source, by name
     demo_photos: int = 0  # synthetic photos this call wrote into incoming/<DEMO_SOURCE>/
     loose: list[str] = field(default_factory=list)  # files directly in incoming/: in no source, so not ingested
-    hidden: list[str] = field(default_factory=list)  # dot-folders (.Trashes, .git): never sources
+    hidden: list[str] = field(default_factory=list)  # dot-folders (.Trashes, .git), trash and system ones: no sources
 
 
 def _hidden(path: Path) -> bool:
-    """A dot-file or dot-folder: the OS's own (.DS_Store, .Trashes with a Mac's deleted photos) or a tool's."""
-    return path.name.startswith(".")
+    """A dot-file or dot-folder: the OS's own (.DS_Store, .Trashes with a Mac's deleted photos) or a tool's, or a
+    trash or system folder (`walk.system_folder`: a NAS share as incoming/ had its $RECYCLE.BIN, #recycle and
+    @eaDir thumbnails ingested as sources)."""
+    return path.name.startswith(".") or system_folder(path.name) is not None
 
 
 def find_sources(

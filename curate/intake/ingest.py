@@ -20,7 +20,8 @@ import re
 import time
 import unicodedata
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,7 +35,7 @@ from curate.intake.limits import MAX_BYTES
 from curate.intake.store import ImageStore, sha256_bytes
 from curate.intake.walk import iter_files, locator_of, read_bounded, refuse_own
 from curate.parallel import run_parallel
-from db.models import Rejection, Source
+from db.models import Provenance, Rejection, Source, most_chars
 
 log = logging.getLogger("curate.ingest")
 
@@ -269,6 +270,8 @@ def load_label_map(path: Path) -> dict[str, str]:
 def _by_folder_key(path: Path, rows) -> dict[str, str]:
     mapping: dict[str, str] = {}
     for folder, label in rows:
+        if len(slug(label)) > LABEL_MOST:
+            raise ConfigError(f"{path}: a label of {len(label)} characters (at most {LABEL_MOST}): shorten it")
         key = folder_key(folder)
         if slug(mapping.get(key, label)) != slug(label):  # "Mpox" and "mpox" are one label
             raise ConfigError(f"{path}: folder {folder!r} is mapped twice, to {mapping[key]!r} and {label!r}")
@@ -277,6 +280,8 @@ def _by_folder_key(path: Path, rows) -> dict[str, str]:
 
 
 CASE_MATCH_S = 1.0  # the most one file name may take to match --case-id-pattern
+LABEL_MOST = most_chars(Provenance, "prior_label")
+CASE_MOST = most_chars(Provenance, "case_id")
 
 
 def compile_case_pattern(pattern: str | None, where: str = "--case-id-pattern") -> regex.Pattern | None:
@@ -341,6 +346,26 @@ def _cut(text: str, m: regex.Match, group: int | str) -> bool:
 def by_diagnosis_folder(options: IngestOptions) -> bool:
     """Whether prior labels come from folders named after the declared diagnoses (and the rest get none)."""
     return options.label_from_folders and options.label_map is None and options.diagnoses is not None
+
+
+def _fits(options: IngestOptions, rx: regex.Pattern | None, locators: Iterable[str]) -> None:
+    """Refuse, before any file is read, a prior label or case id longer than the catalogue holds, said without
+    the value (a folder or a case id can be a patient's name). Before, PostgreSQL's "unexpected DataError" printed
+    the INSERT with the file's path and case id, mid-ingest; SQLite took it."""
+    for loc in locators:
+        label = prior_label(options, loc)
+        if label is not None and len(label) > LABEL_MOST:
+            raise ConfigError(
+                f"a folder gives a prior label of {len(label)} characters (at most {LABEL_MOST}): map it to a "
+                "shorter label with --label-map; nothing was ingested"
+            )
+        with suppress(CutCaseId):
+            case = case_id(rx, loc)
+            if case is not None and len(case) > CASE_MOST:
+                raise ConfigError(
+                    f"--case-id-pattern found a case id of {len(case)} characters (at most {CASE_MOST}): make it "
+                    "match the case id alone; nothing was ingested"
+                )
 
 
 def prior_label(options: IngestOptions, locator: str) -> str | None:
@@ -431,6 +456,7 @@ def ingest_folder(
         for p in iter_files(root, unreadable, report.skipped, options.follow_symlinks, toolkits, ws.toolkit_folder)
         if locator_of(p, root) not in own
     ]
+    _fits(options, rx, (locator_of(p, root) for p in candidates))
 
     def start(s):
         new = s.exec(select(Source.id).where(Source.name == options.source.strip())).first() is None

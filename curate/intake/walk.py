@@ -1,8 +1,9 @@
 """Walking an ingested folder without surprises: which files are read, and how much of each.
 
 FIFOs, devices and sockets are never opened for reading (a FIFO would block forever), a file's size is
-checked before it is read (a sparse 3 GB file or /dev/zero would otherwise end in MemoryError), and
-symlinks leading out of the folder are not followed unless asked; everything left out is named with why.
+checked before it is read (a sparse 3 GB file or /dev/zero would otherwise end in MemoryError), symlinks
+leading out of the folder are not followed unless asked, and trash, system and hidden folders are not walked;
+everything left out is named with why.
 """
 
 from __future__ import annotations
@@ -25,6 +26,32 @@ def locator_of(path: Path, root: Path) -> str:
 
 
 _NOT_FOLLOWED = "not followed; --follow-symlinks to follow it"
+# where a system keeps deleted files or its own copies of photos, on the disks and shares clinics copy from:
+# Windows' recycle bins, a NAS's (Synology's #recycle and @eaDir thumbnails, QNAP's @Recycle and snapshots)
+SYSTEM_FOLDERS = {
+    "$recycle.bin",
+    "recycler",
+    "recycled",
+    "system volume information",
+    "#recycle",
+    "#snapshot",
+    "@eadir",
+    "@recycle",
+    "@recently-snapshot",
+    "lost+found",
+}
+
+
+def system_folder(name: str) -> str | None:
+    """Why a folder inside an ingested one is not read, or None to read it: a trash or a system's folder (a
+    photo the clinic deleted, consent withdrawn perhaps, must not enter the dataset; a thumbnail cache holds
+    copies), or any hidden one (`.Trashes`, `.Trash-1000`, `.thumbnails`, `.git`). Before, every one was ingested
+    with nothing said; resource-fork files (`._*`) alone were left out."""
+    if name.casefold() in SYSTEM_FOLDERS:
+        return "a trash or system folder (deleted files, a system's copies; not read)"
+    if name.startswith("."):
+        return "a hidden folder (a trash, a thumbnail cache, a tool's own; not read)"
+    return None
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -83,6 +110,9 @@ def iter_files(
         keep = []
         for d in sorted(dirnames):
             p = here / d
+            if why := system_folder(d):
+                skipped.append((loc(p) + "/", why))
+                continue
             if toolkit_folder(p) and p.resolve() not in own:  # the own folders: said below, as this workspace's
                 skipped.append(
                     (loc(p) + "/", "another workspace's own folder (its stored photos and copies; not read)")

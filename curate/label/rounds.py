@@ -25,7 +25,7 @@ from sqlmodel import Session, select
 from curate.dedupe import labelable_image_ids, uncompared_image_ids
 from curate.errors import LabelError, StoreError, StudioError, midway
 from curate.files import atomic_path, write_atomic
-from curate.imaging import open_upright, pixels_only, to_rgb
+from curate.imaging import in_srgb, open_upright, pixels_only, to_rgb
 from curate.intake.store import ImageStore
 from curate.label.adjudication import RaterView, adjudication_config, blind_order, review_task
 from curate.label.client import StudioClient
@@ -101,7 +101,7 @@ def rater_pixels(data: bytes, fmt: str) -> bytes:
     the EXIF orientation), so boxes in percent of the picture keep their place. Transparency is flattened onto
     white, as the export and the model see it (`to_rgb`): colour kept under transparent pixels (a face "erased"
     with a transparent brush) would otherwise reach every rater's browser, one channel away."""
-    img = open_upright(data).image
+    img = in_srgb(open_upright(data).image)  # the colours the export shows (`in_srgb`): a grey one's profile too
     if img.mode != "L":  # grey stays grey; every other mode, alpha included, as the export writes it
         img = to_rgb(img)
     buf = io.BytesIO()

@@ -9,4 +9,10 @@ from db.models.export import *  # noqa: F403
 from db.models.intake import CommandRun, Image, Provenance, Rejection, Source, utcnow
 from db.models.label import *  # noqa: F403
 
-__all__ = ["CommandRun", "Image", "Provenance", "Rejection", "Source", "utcnow"]
+__all__ = ["CommandRun", "Image", "Provenance", "Rejection", "Source", "most_chars", "utcnow"]
+
+
+def most_chars(model, column: str) -> int:
+    """The most characters `model`'s `column` holds: PostgreSQL refuses a longer value, SQLite takes it, so a
+    command checks what it will write against this before its work."""
+    return model.__table__.c[column].type.length
