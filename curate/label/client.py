@@ -42,10 +42,7 @@ class RemoteAnnotation:
 def api_key_from_env() -> str:
     key = os.environ.get(API_KEY_ENV, "").strip()
     if not key:
-        raise StudioError(
-            f"set {API_KEY_ENV} to a Label Studio API key (legacy token or personal access token): the one `curate "
-            "studio start` printed, or, logged in as the steward on a clinician's server, Account & Settings"
-        )
+        raise StudioError(f"set {API_KEY_ENV} to a Label Studio API key (legacy token or personal access token)")
     if not key.isascii() or not key.isprintable():  # a key pasted with a no-break space: httpx cannot send it
         raise StudioError(f"${API_KEY_ENV} holds a character no API key has (a pasted space?): set it again")
     return key
