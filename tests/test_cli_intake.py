@@ -24,6 +24,17 @@ def make_folder(root):
     return root
 
 
+def test_init_says_where_the_workspace_is_in_json_for_a_script(tmp_path):
+    r = runner.invoke(app, ["init", str(tmp_path / "ws"), "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout) == {
+        "workspace": str((tmp_path / "ws").resolve()),
+        "catalogue": f"sqlite:///{(tmp_path / 'ws').resolve()}/catalogue.db",
+    }
+    (tmp_path / "file").write_text("")
+    r = runner.invoke(app, ["init", str(tmp_path / "file" / "ws"), "--json"])
+    assert r.exit_code == 1 and json.loads(r.stdout)["error"].startswith("cannot create workspace at")
+
+
 def test_init_ingest_status_roundtrip(tmp_path):
     ws_dir = tmp_path / "ws"
     r = runner.invoke(app, ["init", str(ws_dir)])

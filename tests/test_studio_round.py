@@ -177,7 +177,7 @@ def test_full_round(studio_server, studio_workspace):
     # for each image (A is not Rater 1 on every image), the same in the summary and in the choices
     said = {i_rev_a: {A: MPOX, B: HERPES}, i_rev_b: {A: WARTS, B: HERPES}, i_split: {A: MPOX, B: DERM}}
     for i, by in said.items():
-        first, second = ([A, B][k] for k in blind_order(i, [A, B]))
+        first, second = blind_order(i, [A, B])
         assert tasks[i].data["summary"].startswith(f"Rater 1: {by[first]} ·"), tasks[i].data["summary"]
         assert [o["value"] for o in tasks[i].data["options"]] == [by[first], by[second], NEITHER_CHOICE]
     assert "discarded" in tasks[i_rev_a].data["rule"]

@@ -227,6 +227,7 @@ def test_one_class_split_is_refused(tmp_path):
 def test_unknown_backbone_and_existing_run_folder(ws, r18):
     res = invoke("run", "--dataset", "mpox@1.0.0", "-w", ws, "--arch", "vgg16", *FAST, "--out", ws / "x")
     assert res.exit_code == 2 and "'vgg16' is not one of" in res.output and "densenet121" in res.output
+    assert "Error: Invalid value" in res.output and "\u256d" not in res.output  # one plain line, as `curate`'s: no box
     res = invoke("run", "--dataset", "mpox@1.0.0", "-w", ws, "--arch", "resnet18", *FAST, "--out", r18)
     assert res.exit_code == 1 and "already exists; pass --resume" in res.output
 

@@ -43,8 +43,10 @@ app = typer.Typer(
     help="Train and evaluate mpox classifiers on an exported dataset version.\n\n"
     "Example: train run --dataset mpox@1.0.0 --arch densenet121",
     no_args_is_help=True,
+    pretty_exceptions_enable=False,  # SafeGroup says one line; typer's traceback would print locals (paths, keys)
     add_completion=False,
     cls=SafeGroup,
+    rich_markup_mode=None,  # click's plain help and usage errors, as `curate` (before: a boxed panel)
 )
 STOP_GRACE_S = 10  # `train serve` stopping: seconds it gives answers in progress
 RESUME_HINT = "interrupted; completed folds are saved — re-run with --resume to continue"
@@ -242,6 +244,7 @@ def run_cmd(
 ) -> None:
     """Train one backbone with 5-fold cross-validation and evaluate every fold model.
 
+    \b
     Example:
         train run --dataset mpox@1.0.0 --arch densenet121
     """
@@ -318,6 +321,7 @@ def compare_cmd(
 ) -> None:
     """One Table-2-shaped table across backbones, plus a ROC figure.
 
+    \b
     Example:
         train compare runs/mpox-1.0.0/*-s0 --out runs/mpox-1.0.0/compare
     """
@@ -392,6 +396,7 @@ def predict_cmd(
     and the exit code is 1. A picture below 128 px (or the model's input size) on its shorter side is decided,
     with a warning.
 
+    \b
     Example:
         train predict photo1.jpg photo2.jpg --run runs/mpox-1.0.0/densenet121-s0
     """
@@ -453,11 +458,13 @@ def export_model_cmd(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """One file with the fold ensemble, preprocessing constants, class names, calibration, operating threshold and model card.
+    """One file with the fold ensemble, preprocessing constants, class names, calibration, operating threshold
+    and model card.
 
+    \b
     Example:
         train export-model runs/mpox-1.0.0/efficientnet_lite0-s0 --format onnx --out triage.onnx
-    """  # noqa: E501 - the first line is `train export-model --help` verbatim: wrapping it changes the help
+    """
     _need_torch()
     from train.calibration import unfit
     from train.export_model import export_model, read_metadata
@@ -580,6 +587,7 @@ def serve_cmd(
 ) -> None:
     """A web page (choose or capture a photo) and a JSON API for triage with a finished run.
 
+    \b
     Example:
         train serve runs/mpox-1.0.0/efficientnet_lite0-s0 --port 8000
         train serve RUN --host 0.0.0.0 --login clinic --tls-cert cert.pem --tls-key key.pem

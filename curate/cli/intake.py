@@ -17,6 +17,7 @@ from curate.output import console, print_json, printable, progress_bar, table
 def init(
     path: Annotated[Path, typer.Argument(help="Folder for the workspace (created if missing).")] = Path("."),
     db: DbOpt = None,
+    json_out: JsonOpt = False,
 ) -> None:
     """Create a workspace: catalogue, image store, exports folder. Safe to re-run.
 
@@ -28,6 +29,9 @@ def init(
     from curate.workspace import Workspace
 
     ws = Workspace.init(path, db_url=db)
+    if json_out:  # a script's first step: where the workspace is, what to pass as --workspace
+        print_json({"workspace": str(ws.root), "catalogue": ws.describe_db()})
+        return
     where, catalogue = escape(printable(str(ws.root))), escape(printable(ws.describe_db()))
     console.print(f"workspace ready at [bold]{where}[/] (catalogue: {catalogue})")
 

@@ -21,9 +21,9 @@ import time
 import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
-from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import regex
 from sqlmodel import select
@@ -270,8 +270,8 @@ def load_label_map(path: Path) -> dict[str, str]:
 def _by_folder_key(path: Path, rows) -> dict[str, str]:
     mapping: dict[str, str] = {}
     for folder, label in rows:
-        if len(slug(label)) > LABEL_MOST:
-            raise ConfigError(f"{path}: a label of {len(label)} characters (at most {LABEL_MOST}): shorten it")
+        if (n := len(slug(label))) > LABEL_MOST:  # the catalogue holds the label normalised
+            raise ConfigError(f"{path}: a label of {n} characters once normalised (at most {LABEL_MOST}): shorten it")
         key = folder_key(folder)
         if slug(mapping.get(key, label)) != slug(label):  # "Mpox" and "mpox" are one label
             raise ConfigError(f"{path}: folder {folder!r} is mapped twice, to {mapping[key]!r} and {label!r}")
@@ -348,10 +348,19 @@ def by_diagnosis_folder(options: IngestOptions) -> bool:
     return options.label_from_folders and options.label_map is None and options.diagnoses is not None
 
 
-def _fits(options: IngestOptions, rx: regex.Pattern | None, locators: Iterable[str]) -> None:
-    """Refuse, before any file is read, a prior label or case id longer than the catalogue holds, said without
-    the value (a folder or a case id can be a patient's name). Before, PostgreSQL's "unexpected DataError" printed
-    the INSERT with the file's path and case id, mid-ingest; SQLite took it."""
+class Named(NamedTuple):
+    """What a file's path says: its prior label and case id (None where the pattern cut one out of a longer id)."""
+
+    label: str | None
+    case: str | None
+    cut: bool
+
+
+def _fits(options: IngestOptions, rx: regex.Pattern | None, locators: Iterable[str]) -> dict[str, Named]:
+    """Each file's `Named`, once; refused before any file is read when a prior label or case id is longer than the
+    catalogue holds, said without the value (a folder or a case id can be a patient's name). Before, PostgreSQL's
+    "unexpected DataError" printed the INSERT with the file's path and case id, mid-ingest; SQLite took it."""
+    named: dict[str, Named] = {}
     for loc in locators:
         label = prior_label(options, loc)
         if label is not None and len(label) > LABEL_MOST:
@@ -359,13 +368,17 @@ def _fits(options: IngestOptions, rx: regex.Pattern | None, locators: Iterable[s
                 f"a folder gives a prior label of {len(label)} characters (at most {LABEL_MOST}): map it to a "
                 "shorter label with --label-map; nothing was ingested"
             )
-        with suppress(CutCaseId):
-            case = case_id(rx, loc)
-            if case is not None and len(case) > CASE_MOST:
-                raise ConfigError(
-                    f"--case-id-pattern found a case id of {len(case)} characters (at most {CASE_MOST}): make it "
-                    "match the case id alone; nothing was ingested"
-                )
+        try:
+            case, cut = case_id(rx, loc), False
+        except CutCaseId:
+            case, cut = None, True
+        if case is not None and len(case) > CASE_MOST:
+            raise ConfigError(
+                f"--case-id-pattern found a case id of {len(case)} characters (at most {CASE_MOST}): make it "
+                "match the case id alone; nothing was ingested"
+            )
+        named[loc] = Named(label, case, cut)
+    return named
 
 
 def prior_label(options: IngestOptions, locator: str) -> str | None:
@@ -456,7 +469,7 @@ def ingest_folder(
         for p in iter_files(root, unreadable, report.skipped, options.follow_symlinks, toolkits, ws.toolkit_folder)
         if locator_of(p, root) not in own
     ]
-    _fits(options, rx, (locator_of(p, root) for p in candidates))
+    named = _fits(options, rx, (locator_of(p, root) for p in candidates))
 
     def start(s):
         new = s.exec(select(Source.id).where(Source.name == options.source.strip())).first() is None
@@ -481,7 +494,8 @@ def ingest_folder(
         def write(s):  # re-run from scratch if a concurrent ingest took a key first (see Workspace.transact)
             part, seen = _report(options, rx), set(recorded)
             for path, result in done:
-                _record(s, part, options, rx, source_id, run_id, locator_of(Path(path), root), result, seen)
+                loc = locator_of(Path(path), root)
+                _record(s, part, options.licence, named[loc], source_id, run_id, loc, result, seen)
             return part, seen
 
         part, recorded = ws.transact(write)
@@ -531,12 +545,14 @@ def _record_rejection(s, recorded: set, run_id, source_id, loc: str, reason: str
         recorded.add((loc, reason))
 
 
-def _record(s, report: IngestReport, options, rx, source_id, run_id, loc: str, result: tuple, recorded: set) -> None:
+def _record(
+    s, report: IngestReport, licence, named: Named, source_id, run_id, loc: str, result: tuple, recorded: set
+) -> None:
     if result[0] == "skipped":
         report.skipped.append((loc, result[1]))
         return
     report.files += 1
-    label = prior_label(options, loc)
+    label = named.label
     klass = label or "(none)"
     if result[0] == "rejected":
         report.rejected.append((loc, result[1]))
@@ -551,10 +567,8 @@ def _record(s, report: IngestReport, options, rx, source_id, run_id, loc: str, r
     report.bytes_read += size
     if tag == "restored":
         report.restored += 1
-    try:
-        case = case_id(rx, loc)
-    except CutCaseId:
-        case, report.case_ids_cut = None, report.case_ids_cut + 1
+    case = named.case
+    report.case_ids_cut += int(named.cut)
     if case is not None:
         report.case_ids += 1
     differs: list[str] = []
@@ -571,7 +585,7 @@ def _record(s, report: IngestReport, options, rx, source_id, run_id, loc: str, r
         run_id=run_id,
         prior_label=label,
         case_id=case,
-        licence=options.licence,
+        licence=licence,
     )
     report.kept.update(differs)
     report.conflicting.update(conflicts)

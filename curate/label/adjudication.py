@@ -11,8 +11,9 @@ offered and the task says that the reviewer's choice then stands on its own.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 from xml.sax.saxutils import quoteattr
 
 from curate.label.diagnoses import (
@@ -44,6 +45,8 @@ BOX_STEP = (
     "\u201cLesion\u201d box over it if you confirm it is a lesion; boxes you do not redraw are dropped."
 )
 
+T = TypeVar("T")
+
 
 @dataclass(frozen=True)
 class RaterView:
@@ -59,13 +62,13 @@ def rater_name(i: int) -> str:
     return f"Rater {i + 1}"
 
 
-def blind_order(image_id: int, raters: Sequence[str]) -> list[int]:
-    """The order (indices into `raters`, their accounts) in which a reviewer or an auditor sees an image's raters.
-    Before, round order made one clinician "Rater 1" on every image, so a reviewer who came to know one rater's
-    answers knew whose each was, and could side with them. Drawn per image from a digest of the image and the
-    account: the same on every push, so a task made again shows the same order (it defeats a pattern, it is no
+def blind_order(image_id: int, raters: Sequence[T], account: Callable[[T], str] = str) -> list[T]:
+    """An image's raters (or anything of theirs, with `account` giving whose) in the order a reviewer or an auditor
+    sees them. Before, round order made one clinician "Rater 1" on every image, so a reviewer who came to know one
+    rater's answers knew whose each was, and could side with them. Drawn per image from a digest of the image and
+    the account: the same on every push, so a task made again shows the same order (it defeats a pattern, it is no
     secret)."""
-    return sorted(range(len(raters)), key=lambda i: hashlib.sha256(f"{image_id}\0{raters[i]}".encode()).digest())
+    return sorted(raters, key=lambda r: hashlib.sha256(f"{image_id}\0{account(r)}".encode()).digest())
 
 
 def adjudication_config() -> str:

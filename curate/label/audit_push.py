@@ -55,11 +55,6 @@ def audit_task(
     }
 
 
-def _in_blind_order(image_id: int, raters: list[list[str | None]]) -> list[list[str | None]]:
-    """An image's (account, diagnosis) pairs in the order its auditor sees them, as its reviewer did."""
-    return [raters[i] for i in blind_order(image_id, [str(who) for who, _ in raters])]
-
-
 def push_audit(
     ws,
     servers: Servers,
@@ -95,7 +90,7 @@ def push_audit(
     task = lambda img: audit_task(  # noqa: E731
         image_link(ws, img),
         img.id,
-        [diagnoses.name(d) for _, d in _in_blind_order(img.id, by_id[img.id].raters)],
+        [diagnoses.name(d) for _, d in blind_order(img.id, by_id[img.id].raters, lambda p: str(p[0]))],
         diagnoses.name(by_id[img.id].reviewer[1]) if by_id[img.id].reviewer else None,
         diagnoses.name(by_id[img.id].consensus),
         diagnoses,

@@ -606,7 +606,7 @@ def adjudicate(
         raters.update(r.rater for r in item.ratings)
         if item.stale_review and in_round == mine:
             again.add(image_id)
-        pair = [item.ratings[i] for i in blind_order(image_id, [r.rater for r in item.ratings[:2]])]
+        pair = blind_order(image_id, item.ratings[:2], lambda r: r.rater)
         shown[image_id] = dispute(pair)
         disputed[image_id] = [
             RaterView(
