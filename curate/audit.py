@@ -29,7 +29,7 @@ from curate.lock import (
     unrecorded_outcomes,
     workspace_lock,
 )
-from curate.output import err_console
+from curate.output import err_console, still_terminated
 from curate.redact import redact_value, secret_name
 from db.models import CommandRun, utcnow
 
@@ -88,7 +88,9 @@ def _refused(exc: Exception) -> bool:
 
 @contextmanager
 def audited(ws, command: str, args: dict[str, Any] | None = None) -> Iterator[Run]:
-    """Hold the workspace lock; record the run at start (so a killed run is visible) and its outcome at the end."""
+    """Hold the workspace lock; record the run at start (so a killed run is visible) and its outcome at the end.
+    A run is not begun once a SIGTERM came (`still_terminated`: the pipeline's next stage, after one swallowed)."""
+    still_terminated()
     with workspace_lock(ws.root, command) as held:
         try:
             mark_killed(ws, stale_runs(held), unrecorded_outcomes(held))

@@ -325,6 +325,19 @@ class Workspace:
         being ingested holds copies of its photos (and another study's store)."""
         return folder.name in cls.OWN and (folder.parent / MARKER).is_file()
 
+    @classmethod
+    def whose(cls, folder: Path) -> str | None:
+        """How `folder` belongs to a workspace (any), said for a refusal: a workspace itself, or in one of its
+        toolkit folders (`toolkit_folder`); None for a folder of photos, one inside a workspace (`incoming/`)
+        included. Before, `curate ingest ../other/objects` and `pipeline --incoming ../other` took another study's
+        store in as a new source, `walk.iter_files` looking only below the folder given."""
+        resolved = Path(folder).resolve()
+        if (resolved / MARKER).is_file():
+            return "a workspace, whose folders hold copies of its photos"
+        if place := next((f for f in (resolved, *resolved.parents) if cls.toolkit_folder(f)), None):
+            return f"in the workspace {place.parent}'s {place.name}/ folder, which holds copies of its photos"
+        return None
+
     PARTS = {  # what a file written at a path inside would overwrite (`part_at`); reports/ is for pages
         "objects": "its image store",
         "exports": "its dataset versions",

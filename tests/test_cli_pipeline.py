@@ -165,6 +165,33 @@ def test_a_demo_into_the_workspaces_own_folder_writes_nothing(tmp_path, monkeypa
     assert list((tmp_path / "exports").iterdir()) == []
 
 
+def test_another_workspace_or_its_store_is_never_a_source(tmp_path, monkeypatch):
+    """A probe: `pipeline --incoming ../other` ingested the other study's objects/ (92 of its photos) as a source
+    named "objects", and `ingest ../other/objects` did the same: one study's patients' photos entered another."""
+    other = tmp_path / "other"
+    monkeypatch.chdir(tmp_path)
+    assert (
+        runner.invoke(app, ["pipeline", "--demo", "-w", str(other), "--incoming", str(other / "incoming")]).exit_code
+        == 0
+    )
+    (mine := tmp_path / "mine").mkdir()
+    monkeypatch.chdir(mine)
+    assert runner.invoke(app, ["init", "."]).exit_code == 0
+    shard = next((other / "objects").iterdir())
+    for args, said in (
+        (["pipeline", "--incoming", "../other"], "../other is a workspace, whose folders hold copies of its photos"),
+        (["pipeline", "--incoming", "."], ". is a workspace"),
+        (["pipeline", "--incoming", str(shard)], f"is in the workspace {other}'s objects/ folder"),
+        (["ingest", "../other/objects", "-s", "x"], f"is in the workspace {other}'s objects/ folder"),
+        (["ingest", "../other", "-s", "x"], "is a workspace"),
+    ):
+        r = runner.invoke(app, args)
+        assert r.exit_code == 1 and said in " ".join(r.output.split()), (args, r.output)
+    assert status(mine)["images"] == 0 and status(mine)["by_source"] == []
+    r = runner.invoke(app, ["ingest", str(other / "incoming"), "-s", "x"])  # where the photos came from: taken
+    assert r.exit_code == 0 and status(mine)["images"] == status(other)["images"], r.output
+
+
 def test_a_case_id_pattern_that_backtracks_without_end_stops_in_one_line(tmp_path, monkeypatch):
     """Before: a pattern such as (a|aa)+$ on a long name held ingest at 100 % CPU for good, saying nothing."""
     monkeypatch.chdir(tmp_path)

@@ -165,3 +165,23 @@ def test_verification_takes_no_features_of_an_original_damaged_since_it_was_hash
     assert verifier.feature((second, verify.COARSE)) is not None
     assert list(verifier.unread) == [first] and "is damaged" in verifier.unread[first]
     assert "curate ingest" in verifier.unread[first]
+
+
+def test_options_typed_before_a_sub_command_are_refused_not_dropped(two_photos, tmp_path, monkeypatch):
+    """A probe: `curate dedupe -w B split 5 6`, typed in workspace A's folder, recorded the split in A (replacing A's
+    own merge), and `curate dedupe --json split` printed text: the group's options never reached the sub-command."""
+    root, _ = two_photos
+    other = tmp_path / "other"
+    Workspace.init(other)
+    monkeypatch.chdir(other)
+    r = runner.invoke(app, ["dedupe", "-w", str(root), "merge", "1", "2"])
+    _clean(r)
+    assert r.exit_code == 2 and "put --workspace after `merge`" in r.output, r.output
+    r = runner.invoke(app, ["dedupe", "--json", "--min-side", "5", "merge", "1", "2", "-w", str(root)])
+    assert r.exit_code == 2 and json.loads(r.stdout)["error"].endswith(
+        "put --json after `merge`; `curate dedupe merge` has no --min-side"
+    ), r.output
+    r = runner.invoke(app, ["dedupe", "decisions", "-w", str(root), "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout) == [], r.output  # nothing recorded
+    r = runner.invoke(app, ["dedupe", "merge", "1", "2", "-w", str(root)])  # after it: taken
+    assert r.exit_code == 0, r.output

@@ -28,7 +28,7 @@ import os, signal, sys
 from curate.audit import audited
 from curate.workspace import Workspace
 ws = Workspace.open(sys.argv[1])
-with audited(ws, "ingest", {}):
+with audited(ws, sys.argv[2], {}):
     print("running", flush=True)
     if sys.stdin.read() == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
@@ -48,9 +48,13 @@ def curate(*args) -> subprocess.CompletedProcess:
     return proc
 
 
-def writer(root: Path) -> subprocess.Popen:
+def writer(root: Path, command: str = "ingest") -> subprocess.Popen:
     proc = subprocess.Popen(
-        [sys.executable, "-c", _WRITER, str(root)], env=ENV, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", _WRITER, str(root), command],
+        env=ENV,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert proc.stdout.readline().strip() == "running"
     return proc
@@ -241,3 +245,21 @@ def test_a_lock_file_with_damaged_outcomes_is_read_past(tmp_path):
     running = writer(root)
     running.communicate("", timeout=60)
     assert running.returncode == 0
+
+
+def test_status_does_not_ask_for_a_dedupe_while_one_runs(tmp_path):
+    """A probe: status said "run `curate dedupe` first" beside "running now: `curate dedupe`", inviting a second."""
+    root, photos = tmp_path / "ws", tmp_path / "in"
+    Workspace.init(root)
+    photos.mkdir()
+    for i in range(2):
+        (photos / f"p{i}.jpg").write_bytes(I.jpeg(i))
+    curate("ingest", photos, "-s", "clinic", "-w", root)
+    running = writer(root, "dedupe")
+    try:
+        shown = " ".join(curate("status", "-w", root).stdout.split())
+    finally:
+        running.communicate("", timeout=60)
+    assert "2 image(s) in no dedupe cluster" in shown and "the `curate dedupe` running now compares them" in shown
+    assert "run `curate dedupe` first" not in shown
+    assert "run `curate dedupe` first" in " ".join(curate("status", "-w", root).stdout.split())  # none runs now

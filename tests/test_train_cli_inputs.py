@@ -34,11 +34,11 @@ def export(tmp_path_factory):
 @pytest.mark.parametrize(
     "option, code, text",
     [
-        (["--lr", "-1"], 1, "error: --lr must be a number above 0 and at most 1, not -1.0"),
-        (["--lr", "0"], 1, "error: --lr must be a number above 0 and at most 1, not 0.0"),
-        (["--lr", "nan"], 1, "error: --lr must be a number above 0 and at most 1, not nan"),
-        (["--dropout", "5"], 1, "error: --dropout must be a number at least 0 and below 1, not 5.0"),
-        (["--dropout", "1"], 1, "error: --dropout must be a number at least 0 and below 1, not 1.0"),
+        (["--lr", "-1"], 2, "Invalid value for '--lr': a number above 0 and at most 1, not -1.0"),
+        (["--lr", "0"], 2, "Invalid value for '--lr': a number above 0 and at most 1, not 0.0"),
+        (["--lr", "nan"], 2, "Invalid value for '--lr': a number above 0 and at most 1, not nan"),
+        (["--dropout", "5"], 2, "Invalid value for '--dropout': a number at least 0 and below 1, not 5.0"),
+        (["--dropout", "1"], 2, "Invalid value for '--dropout': a number at least 0 and below 1, not 1.0"),
         (["--weights", "random"], 1, "error: --weights random: no such file (use imagenet, none, or a state-dict"),
         (["--threshold", "7"], 2, "Invalid value for '--threshold'"),
         (["--threshold", "nan"], 2, "Invalid value for '--threshold'"),

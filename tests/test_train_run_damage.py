@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 
 import pytest
-from test_train_cli_inputs import train_cli
+from test_train_cli_inputs import ROOT, train_cli
 from train_fixtures import new_jpeg
 
 pytestmark = [pytest.mark.torch, pytest.mark.slow]
@@ -82,7 +84,7 @@ def test_a_damaged_run_json_is_named_by_predict_and_export_model(run_copy, tmp_p
     [
         (lambda c: "{bad", "config.json is damaged (not JSON)"),
         (lambda c: b"\xff\xfe\x00garbage", "config.json is damaged (not JSON)"),
-        (lambda c: json.dumps({**json.loads(c), "folds": 1_000_000_000}), "config.json is damaged (folds: 1000000000"),
+        (lambda c: json.dumps({**json.loads(c), "folds": 1_000_000_000}), "config.json says 1000000000 folds"),
         (lambda c: json.dumps({**json.loads(c), "image_size": 10**6}), "config.json is damaged (image_size)"),
         (lambda c: json.dumps([json.loads(c)]), "config.json is damaged"),
     ],
@@ -122,7 +124,7 @@ def test_a_fold_checkpoint_of_another_run_is_refused(run_copy, tmp_path, field):
         ckpt["config"] = {**ckpt["config"], "epochs": ckpt["config"]["epochs"] + 1}
     torch.save(ckpt, ckpt_path)
     for args in (("predict", "photo.jpg", "--run", run_copy), ("export-model", run_copy, "--out", tmp_path / "m.pt")):
-        _refused(train_cli(*args, cwd=tmp_path), "fold0/checkpoint.pt is not this run's")
+        _refused(train_cli(*args, cwd=tmp_path), "fold0/checkpoint.pt and config.json disagree")
     assert not (tmp_path / "m.pt").exists()
 
 
@@ -150,22 +152,65 @@ def test_compare_names_a_damaged_metrics_file(run_copy, tmp_path, content):
 
 def test_export_model_stopped_between_its_two_files_is_finished_by_a_re_run(run_copy, tmp_path, monkeypatch):
     """Before: Ctrl-C after the model file was written and before its card left the model alone, and the re-run
-    the message advised was refused: "--out … already exists"."""
+    the message advised was refused: "--out … already exists". Now a stop after the card leaves no model yet."""
     from train import export_model as em
 
-    real = em.write_atomic
+    real = em._swap_card
 
-    def written_then_stopped(*args, **kwargs):
+    def swapped_then_stopped(*args, **kwargs):
         real(*args, **kwargs)
         raise KeyboardInterrupt
 
     out = tmp_path / "m.onnx"
-    monkeypatch.setattr(em, "write_atomic", written_then_stopped)
+    monkeypatch.setattr(em, "_swap_card", swapped_then_stopped)
     with pytest.raises(KeyboardInterrupt):
         em.export_model(run_copy, "onnx", out)
-    monkeypatch.setattr(em, "write_atomic", real)
+    assert not out.exists() and (tmp_path / "m.onnx.card.md").is_file()
+    monkeypatch.setattr(em, "_swap_card", real)
     assert em.export_model(run_copy, "onnx", out) == out
     assert out.stat().st_size > 0 and "Model card" in (tmp_path / "m.onnx.card.md").read_text()
+
+
+def test_a_re_export_killed_while_its_model_is_built_leaves_the_old_model_with_its_own_card(run_copy):
+    """A probe: kill -9 while a re-export built its model left the new card (target sensitivity 0.50) beside the old
+    model (0.95), since the card was written first. The child dies as kill -9 would: no clean-up runs."""
+    from train import export_model as em
+
+    first = run_copy / "model.onnx"
+
+    em.export_model(run_copy, "onnx")
+    card = first.with_name(first.name + ".card.md")
+    model_before, card_before = first.read_bytes(), card.read_bytes()
+    child = (
+        "import os, sys\n"
+        "from train import export_model as em\n"
+        "real = em.card_markdown\n"
+        "em.card_markdown = lambda meta: real(meta) + 'another operating threshold'\n"
+        "em.onnx_bytes = lambda *a, **k: os._exit(9)\n"
+        "em.export_model(sys.argv[1], 'onnx')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", child, str(run_copy)], env={"PYTHONPATH": ROOT}, timeout=300)
+    assert done.returncode == 9
+    assert card.read_bytes() == card_before and first.read_bytes() == model_before
+
+
+def test_a_fold_checkpoint_copied_over_another_fold_is_refused(run_copy, tmp_path):
+    """A probe: fold 1's checkpoint copied into fold2/ was used as fold 2 by predict, serve and export-model (and by
+    a resumed run, whose fold-2 validation AUC went from 0.667 to 0.833: the head had trained on those images)."""
+    shutil.copy(run_copy / "fold1" / "checkpoint.pt", run_copy / "fold2" / "checkpoint.pt")
+    _refused(train_cli("predict", "photo.jpg", "--run", run_copy, cwd=tmp_path), "fold2/checkpoint.pt holds fold 1")
+    from train.errors import TrainError
+    from train.recipe import run
+
+    with pytest.raises(TrainError, match="fold2/checkpoint.pt is fold 1's; delete it to retrain fold 2"):
+        run(_resumed(run_copy), resume=True)
+
+
+def test_a_deleted_fold_folder_is_named_not_config_json(run_copy, tmp_path):
+    """A probe: with fold4/ deleted, predict said "config.json is damaged (folds: 5, more than the run's)"."""
+    last = max(run_copy.glob("fold*"), key=lambda p: int(p.name[4:]))
+    shutil.rmtree(last)
+    _refused(train_cli("predict", "photo.jpg", "--run", run_copy, cwd=tmp_path), f"({last.name}/ is missing)")
 
 
 def test_a_failed_re_export_keeps_the_models_own_card(run_copy, tmp_path, monkeypatch):

@@ -21,7 +21,7 @@ pytest.importorskip("torch")
 pytest.importorskip("fastapi")
 httpx = pytest.importorskip("httpx")
 from test_train_serve import Server, post
-from train_fixtures import new_jpeg
+from train_fixtures import new_jpeg, write_export
 
 from curate.net import free_port
 from train.ensemble import Ensemble
@@ -83,9 +83,16 @@ def _serve(*args: str) -> subprocess.Popen:
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def test_keep_uploads_that_is_a_file_is_refused_at_start(triage_run, tmp_path):
-    (tmp_path / "notadir").write_text("")
-    proc = _serve(str(triage_run), "--port", str(free_port()), "--keep-uploads", str(tmp_path / "notadir"))
+@pytest.mark.parametrize("place", ["a-file", "in-a-dataset-version"])
+def test_keep_uploads_that_is_a_file_or_inside_a_dataset_version_is_refused_at_start(triage_run, tmp_path, place):
+    """A probe: `--keep-uploads exports/mpox/1.0.0/uploads` was taken, and the first photo kept there made the
+    version fail its checksums for `train run` ("1 extra (uploads/…upload)"), with a patient's photo inside it."""
+    if place == "a-file":
+        (keep := tmp_path / "notadir").write_text("")
+        said = "not a folder"
+    else:
+        keep, said = write_export(tmp_path) / "uploads", "inside the dataset version"
+    proc = _serve(str(triage_run), "--port", str(free_port()), "--keep-uploads", str(keep))
     try:
         _, err = proc.communicate(timeout=120)
     finally:  # were the check to regress, the server would run on: never left behind
@@ -93,7 +100,8 @@ def test_keep_uploads_that_is_a_file_is_refused_at_start(triage_run, tmp_path):
             proc.kill()
             proc.communicate()
     assert proc.returncode == 1 and len(err.strip().splitlines()) == 1, err
-    assert "--keep-uploads" in err and "not a folder" in err
+    assert "--keep-uploads" in err and said in err
+    assert place == "a-file" or not keep.exists()
 
 
 @pytest.mark.parametrize("signals", [(signal.SIGTERM,), (signal.SIGINT, signal.SIGINT)], ids=["term", "ctrl-c-twice"])

@@ -341,6 +341,9 @@ def test_exported_model_gives_pytorchs_probabilities(triage_run, tmp_path, fmt):
     buf = io.BytesIO()
     imgs[0].resize((16 * size, 16 * size), Image.LANCZOS).save(buf, "JPEG", quality=90)
     assert "reduced scale" in meta["input"]["jpeg_decode"] and "reduced scale" in card
+    # what a client integrating the file from its card alone needs: the colour conversion `input.colour` names (a
+    # probe: the card left it out, so a Display P3 photo would be fed unconverted)
+    assert "sRGB" in meta["input"]["colour"] and "converted to sRGB" in card and "dataset version above" in card
     client = Image.open(io.BytesIO(buf.getvalue()))
     client.draft("RGB", (size, size))
     served = np.asarray(decode(buf.getvalue(), Limits(), size).resize((size, size), Image.BILINEAR))

@@ -30,11 +30,12 @@ from curate.output import (
     printable,
     progress_bars,
     reported,
+    stop_done,
     stop_on_sigterm,
 )
 from curate.privacy import make_private_by_default
 from train.choices import ArchName, ExportFormat, ServeEngine
-from train.config import RANGES, TrainConfig, refuse_existing
+from train.config import RANGES, TrainConfig, check_range, refuse_existing
 from train.device import Device
 from train.errors import TrainError
 from train.serve import LOCK_AFTER, LOCK_SECONDS
@@ -58,6 +59,20 @@ def _need_torch() -> None:
         import torchvision  # noqa: F401
     except ImportError:
         fail("train needs torch and torchvision: pip install 'mpox-curate[train]'")
+
+
+def _in_range(low: float, high: float, *, low_open: bool = False, high_open: bool = False) -> Callable[[float], float]:
+    """An option's check as click's usage error (exit 2, as --epochs 0 is): before, --lr 5 was exit 1 as a run's
+    failure; `TrainConfig.validate` says the same to a caller of the recipe. NaN is in no range."""
+
+    def check(value: float) -> float:
+        try:
+            check_range("", value, low, high, low_open=low_open, high_open=high_open)
+        except TrainError as exc:
+            raise typer.BadParameter(str(exc).removeprefix(" must be ")) from None
+        return value
+
+    return check
 
 
 def _table2(result_sets: list[str], entries: list[tuple[str, dict]], title: str) -> Table:
@@ -140,7 +155,12 @@ def run_cmd(
     ] = None,
     epochs: Annotated[int, typer.Option(help="Epochs per fold (default: 150, the paper's).", min=1, max=10_000)] = 150,
     batch_size: Annotated[int, typer.Option(help="Batch size (default: 72).", min=1, max=4096)] = 72,
-    lr: Annotated[float, typer.Option(help="Adam learning rate, above 0 and at most 1 (default: 3e-4).")] = 3e-4,
+    lr: Annotated[
+        float,
+        typer.Option(
+            help="Adam learning rate, above 0 and at most 1 (default: 3e-4).", callback=_in_range(0, 1, low_open=True)
+        ),
+    ] = 3e-4,
     folds: Annotated[
         int | None,
         typer.Option(
@@ -184,7 +204,11 @@ def run_cmd(
         ),
     ] = None,
     dropout: Annotated[
-        float, typer.Option(help="Dropout before the new classifier, at least 0 and below 1 (default: 0.2).")
+        float,
+        typer.Option(
+            help="Dropout before the new classifier, at least 0 and below 1 (default: 0.2).",
+            callback=_in_range(0, 1, high_open=True),
+        ),
     ] = 0.2,
     balance: Annotated[
         bool, typer.Option("--balance/--no-balance", help="Offline augmentation of minority classes (default: on).")
@@ -679,14 +703,19 @@ def serve_cmd(
     except KeyboardInterrupt as exc:  # uvicorn stopped gracefully, then raised the signal again: a server told to
         # stop has done its job (before: "error: terminated (SIGTERM); re-run the same command to continue", exit
         # 143, which a service manager records as a failure)
+        stop_done()
         err_console.print(f"stopped ({'SIGTERM' if isinstance(exc, Terminated) else 'Ctrl-C'})", highlight=False)
 
 
 def _check_keep_folder(folder: Path) -> None:
     """`--keep-uploads` made (0700) and written to once at start-up: a file in its place, or a folder that cannot
-    be written, is one line now, not a 500 after every photo has been decoded and decided."""
+    be written, is one line now, not a 500 after every photo has been decoded and decided; a folder inside a dataset
+    version is refused before it is made."""
     import tempfile
 
+    from curate.dataset import refuse_sealed
+
+    refuse_sealed(folder, "--keep-uploads")  # before: the first photo kept made the version fail its checksums
     try:
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         with tempfile.TemporaryFile(dir=folder):

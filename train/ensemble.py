@@ -102,12 +102,26 @@ def load_run(run: Path) -> tuple[TrainConfig, dict]:
             check_range(name, getattr(cfg, name), low, high, whole=True)
         except TrainError:
             raise TrainError(f"run {run}: config.json is damaged ({name}); {_RESTORE}") from None
-    if info.get("status") == "complete" and not (run / f"fold{cfg.folds - 1}").is_dir():
-        raise TrainError(f"run {run}: config.json is damaged (folds: {cfg.folds}, more than the run's); {_RESTORE}")
+    if info.get("status") == "complete" and (missing := _first_missing_fold(run, cfg.folds)) is not None:
+        # before: a deleted fold4/ was "config.json is damaged", and the steward restored the wrong file
+        held = sum(p.is_dir() for p in run.glob("fold*"))
+        raise TrainError(
+            f"run {run}: config.json says {cfg.folds} folds and the run holds {held} fold folder(s) (fold{missing}/ "
+            f"is missing); {_RESTORE}"
+        )
     return cfg, info
 
 
 _RESTORE = "restore the run folder from a backup or train again"
+
+
+def _first_missing_fold(run: Path, folds: int) -> int | None:
+    """The first of fold0/ … fold<folds-1>/ that is not a folder, looking at no more than the run folder holds
+    (a damaged config.json can say a billion folds)."""
+    present = {p.name for p in run.glob("fold*") if p.is_dir()}
+    return next((k for k in range(min(folds, len(present) + 1)) if f"fold{k}" not in present), None)
+
+
 # what a reader of a finished run counts or allocates by, as a run can have saved them: the export's folds (any
 # number from 2) and image size (`curate export --size`, 32 to 4096) when `train run` was given none
 SAVED_SIZES = {"folds": (2, None), "image_size": (32, 4096)}
@@ -184,11 +198,13 @@ class Ensemble:
                     f"run {run}: fold{k}/checkpoint.pt is damaged or not this run's ({type(exc).__name__}); "
                     "restore the run folder from a backup or train again"
                 ) from None
-            if foreign:
+            if foreign:  # or config.json was edited: either may be what changed
                 raise TrainError(
-                    f"run {run}: fold{k}/checkpoint.pt is not this run's (other data or settings); restore the run "
-                    "folder from a backup or train again"
+                    f"run {run}: fold{k}/checkpoint.pt and config.json disagree (other data or settings); restore "
+                    "the run folder from a backup or train again"
                 )
+            if ckpt.get("fold") != k:  # before: fold 1's file copied into fold2/ was used as fold 2
+                raise TrainError(f"run {run}: fold{k}/checkpoint.pt holds fold {ckpt.get('fold')}; {_RESTORE}")
             heads.append(head)
         metrics, calibration = _metrics(run, info["positive_class"])
         arch = get_arch(cfg.arch)

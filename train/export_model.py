@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from curate.dataset import refuse_sealed
-from curate.files import atomic_path, remove_stale_parts_of, write_atomic
+from curate.files import atomic_path, remove_stale_parts_of
 from curate.output import json_text
 from train.choices import ExportFormat
 from train.ensemble import Ensemble
@@ -142,33 +142,35 @@ def export_model(run: Path, fmt: ExportFormat, out: Path | None = None, fold: in
         remove_stale_parts_of(path)
     meta = metadata(model, fold)
     card = card_markdown(meta)
-    old_card = card_path.read_bytes() if card_path.is_file() else None  # a re-export's: put back if this fails
-    # the card first: the model file is what says an export is whole (before, Ctrl-C between the two left the
-    # model without its card, and the re-run was refused: "--out already exists")
-    write_atomic(card_path, card, mode=PRIVATE)
     try:
-        if fmt is ExportFormat.onnx:
-            write_atomic(out, onnx_bytes(model, fold), mode=PRIVATE)
-        else:
-            net, x = _traceable(model)
-            with atomic_path(out, mode=PRIVATE) as tmp, torch.no_grad(), warnings.catch_warnings():
-                # torch.jit is deprecated but still the one-file format; SAME padding is traced for the input size
-                warnings.simplefilter("ignore", FutureWarning)
-                warnings.simplefilter("ignore", torch.jit.TracerWarning)
-                traced = torch.jit.trace(net, x, check_trace=False)
-                extra = {META_KEY: json_text(meta, indent=None), "model_card": card}
-                torch.jit.save(traced, str(tmp), _extra_files=extra)
-    except BaseException as exc:
-        if old_card is None:
-            card_path.unlink(missing_ok=True)
-        else:  # the model already there keeps its own card
-            write_atomic(card_path, old_card, mode=PRIVATE)
-        if not isinstance(exc, Exception):
-            raise
+        with atomic_path(out, mode=PRIVATE) as model_tmp:  # the slow part, in a part file beside `out`
+            if fmt is ExportFormat.onnx:
+                model_tmp.write_bytes(onnx_bytes(model, fold))
+            else:
+                net, x = _traceable(model)
+                with torch.no_grad(), warnings.catch_warnings():
+                    # torch.jit is deprecated but still the one-file format; SAME padding is traced for the input size
+                    warnings.simplefilter("ignore", FutureWarning)
+                    warnings.simplefilter("ignore", torch.jit.TracerWarning)
+                    traced = torch.jit.trace(net, x, check_trace=False)
+                    extra = {META_KEY: json_text(meta, indent=None), "model_card": card}
+                    torch.jit.save(traced, str(model_tmp), _extra_files=extra)
+            _swap_card(out, card_path, card)
+    except Exception as exc:
         raise TrainError(
             f"exporting {run} as {fmt.value} failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
         ) from None
     return out
+
+
+def _swap_card(out: Path, card_path: Path, card: str) -> None:
+    """Once the new model file is whole (as a part): the old model goes, then the new card comes, then (as the
+    caller's block ends) the new model. Killed at any moment, a card never lies beside another model: before, the card
+    was written first and a kill -9 while the model was built left a card whose threshold the old model did not use;
+    at worst now a card has no model yet, and the re-run writes both."""
+    with atomic_path(card_path, mode=PRIVATE) as card_tmp:
+        card_tmp.write_text(card, encoding="utf-8")
+        out.unlink(missing_ok=True)
 
 
 def _traceable(model: Ensemble) -> tuple[nn.Module, torch.Tensor]:

@@ -15,7 +15,7 @@ INTENDED_USE = (
 DECIDE = "Not a diagnosis: a PCR test and a clinician's examination decide"
 LIMITS = [
     f"{DECIDE}; a 'routine' result does not exclude mpox.",
-    "Trained on the photos of the dataset version below; skin tones, body sites, cameras and lesion stages that are "
+    "Trained on the photos of the dataset version above; skin tones, body sites, cameras and lesion stages that are "
     "rare there are less reliable.",
     "The operating point was chosen on out-of-fold predictions for the stated sensitivity; at another prevalence "
     "PPV and NPV change.",
@@ -47,7 +47,8 @@ def card_markdown(meta: dict) -> str:
         "",
         f"- **Dataset version**: `{ds['ref']}`, checksum (sha256 of SHA256SUMS) `{ds['checksum']}`",
         f"- **Backbone**: {meta['arch']} (weights `{meta['weights_id']}`), frozen; heads: {meta['model']}",
-        f"- **Input**: RGB, EXIF orientation applied, resized (stretch, bilinear) to {meta['input']['size']}×"
+        f"- **Input**: RGB, an embedded ICC profile's colours converted to sRGB (a phone's Display P3, Adobe RGB), "
+        f"EXIF orientation applied, resized (stretch, bilinear) to {meta['input']['size']}×"
         f"{meta['input']['size']} (a JPEG decoded at reduced scale first, each side kept at least "
         f"{meta['input']['size']}), scaled to [0, 1]; normalisation (mean {list(meta['input']['mean'])}, std "
         f"{list(meta['input']['std'])}) is inside the model",

@@ -50,6 +50,16 @@ def decode(data: bytes, limits: Limits, draft_size: int | None = None) -> Image.
     return decode_sized(data, limits, draft_size)[0]
 
 
+def for_overlay(data: bytes, img: Image.Image, size: tuple[int, int], limits: Limits, side: int) -> Image.Image:
+    """A copy of the photo to draw a Grad-CAM overlay on, its longer side `side` at most (or the photo's own): `img`
+    (what the model sees) where that is large enough, else `data` decoded again at that scale. A JPEG decoded for a
+    small model is small: `train serve` drew a 400 px photo's overlay at 100 px where `predict` drew it at 400."""
+    big = max(img.size) >= min(side, max(size))
+    shown = (img if big else decode(data, limits, side)).copy()
+    shown.thumbnail((side, side))
+    return shown
+
+
 def decode_sized(data: bytes, limits: Limits, draft_size: int | None = None) -> tuple[Image.Image, tuple[int, int]]:
     """`decode`'s image and the photo's own upright size (a JPEG decoded at reduced scale is smaller)."""
     if not data:  # predict said "not a photo format" where serve said "empty" (`uploads.read_upload`)

@@ -29,7 +29,7 @@ from train.errors import TrainError
 from train.gradcam import overlay
 from train.metrics import predicted_classes
 from train.outputs import save_image
-from train.photos import Limits, decode, decode_sized, low_resolution
+from train.photos import Limits, decode_sized, for_overlay, low_resolution
 
 MAX_FILE_BYTES = 100_000_000  # `curate ingest`'s bound on an original (curate.intake.limits), copied likewise
 # what ingest takes, Pillow's own decompression-bomb bound (~89 MP): a 48 MP phone photo is one (before: serve's
@@ -72,9 +72,7 @@ def predict(
             img, size = decode_sized(data, LIMITS, model.preset.size)
             shown = None
             if gradcam:  # a copy: `img` is what the model sees
-                big = max(img.size) >= min(OVERLAY_SIDE, max(size))
-                shown = (img if big else decode(data, LIMITS, OVERLAY_SIDE)).copy()
-                shown.thumbnail((OVERLAY_SIDE, OVERLAY_SIDE))
+                shown = for_overlay(data, img, size, LIMITS, OVERLAY_SIDE)
         except TrainError as exc:
             results.append({"image": str(path), "error": str(exc)})
             continue

@@ -152,6 +152,8 @@ def load_fold(path: Path, k: int, cfg: TrainConfig, checksum: str) -> dict | Non
         ) from None
     if ckpt.get("dataset_checksum") != checksum or identity(from_saved(ckpt["config"])) != identity(cfg):
         raise TrainError(f"fold {k} checkpoint {path} belongs to other data or settings; delete it or use a new --out")
+    if ckpt.get("fold") != k:  # another fold's file copied here: its head trained on this fold's validation images
+        raise TrainError(f"fold {k} checkpoint {path} is fold {ckpt.get('fold')}'s; delete it to retrain fold {k}")
     return ckpt if ckpt.get("complete") else None
 
 

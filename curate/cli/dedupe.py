@@ -16,6 +16,27 @@ ID_MAX = 2**63 - 1  # SQLite's largest INTEGER: a bigger id is refused by typer,
 app = typer.Typer(rich_markup_mode=None)  # help comes from the `dedupe` callback below
 
 
+def _refuse_options_before(ctx: typer.Context) -> None:
+    """A usage error (exit 2) for options typed before a sub-command (`curate dedupe -w B split 5 6`): they are the
+    run's own and never reached it. Before, they were dropped without a word, so that split went into the workspace
+    of the current folder, not B's, and `--json` printed a table."""
+    # by name: typer 0.2x carries its own click, whose ParameterSource is not click's
+    given = [p for p in ctx.command.params if getattr(ctx.get_parameter_source(p.name), "name", "") == "COMMANDLINE"]
+    if not given:
+        return
+    sub = ctx.invoked_subcommand
+    takes = {o for p in ctx.command.get_command(ctx, sub).params for o in p.opts}
+
+    def name(p) -> str:  # a flag by both its names: which was typed is not kept
+        return "/".join([max(p.opts, key=len), *p.secondary_opts])
+
+    moved = [name(p) for p in given if set(p.opts) & takes]
+    kept = [name(p) for p in given if not set(p.opts) & takes]
+    said = [f"put {', '.join(moved)} after `{sub}`"] if moved else []
+    said += [f"`curate dedupe {sub}` has no {', '.join(kept)}"] if kept else []
+    ctx.fail(f"options typed before `{sub}` do not reach it: {'; '.join(said)}")
+
+
 @app.callback(invoke_without_command=True)
 def dedupe(
     ctx: typer.Context,
@@ -75,6 +96,7 @@ def dedupe(
     Example: curate dedupe --min-side 224 --json
     """
     if ctx.invoked_subcommand is not None:
+        _refuse_options_before(ctx)
         return
     from curate.dedupe.run import DedupeOptions
 

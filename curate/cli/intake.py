@@ -189,10 +189,16 @@ def status(workspace: WorkspaceOpt = None, db: DbOpt = None, json_out: JsonOpt =
             "folders); the table above counts each under both"
         )
     if fresh := data["dedupe_not_compared"]:  # before: counted as clusters and "to label" with nothing said
+        # not "run `curate dedupe`" while one runs: that invited a second (README: status names the running writer)
+        deduping = (data["running_now"] or {}).get("command") == "dedupe"
         _warn(
             f"{fresh} image(s) in no dedupe cluster (ingested since the last `curate dedupe`, or unreadable to it): "
             "each counts above as a cluster of its own, and `curate label push` would send them, copies and all; "
-            "run `curate dedupe` first (it names any it cannot read)"
+            + (
+                "the `curate dedupe` running now compares them"
+                if deduping
+                else "run `curate dedupe` first (it names any it cannot read)"
+            )
         )
     if undecided := data["dedupe_undecided_pairs"]:
         console.print(

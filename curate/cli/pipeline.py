@@ -46,7 +46,7 @@ def pipeline(
     from db.models import Image
 
     ws = Workspace.init(workspace or Path("."), db_url=db, keep_catalogue=True)  # a lost catalogue is not renewed
-    found = find_sources(incoming, demo, tmp_dir=ws.tmp, own=tuple(ws.own_folders()))
+    found = find_sources(incoming, demo, tmp_dir=ws.tmp, own=tuple(ws.own_folders()), whose=ws.whose)
     if found.demo_photos:
         console.print(f"wrote {found.demo_photos} synthetic demo photos to {incoming / DEMO_SOURCE}")
     if found.loose:

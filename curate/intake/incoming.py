@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,15 +42,20 @@ def _hidden(path: Path) -> bool:
 
 
 def find_sources(
-    incoming: Path, demo: bool = False, tmp_dir: Path | None = None, own: tuple[Path, ...] = ()
+    incoming: Path,
+    demo: bool = False,
+    tmp_dir: Path | None = None,
+    own: tuple[Path, ...] = (),
+    whose: Callable[[Path], str | None] = lambda folder: None,
 ) -> Incoming:
     """The source folders under `incoming` (first filled with demo photos when `demo` and it holds nothing but
-    dot-files). `own`: the workspace's own folders, where no demo is written (it was, before the refusal).
+    dot-files). `own`: the workspace's own folders, where no demo is written (it was, before the refusal);
+    `whose`: `Workspace.whose`, which refuses another workspace, or a folder in one's store, as `incoming`.
 
     The demo folder is built in `tmp_dir` (the workspace's tmp/; beside `incoming` when that is on another
     filesystem) and renamed in whole, so a killed run leaves `incoming` empty and the re-run writes it all."""
     written = 0
-    refuse_own(incoming, own, "choose another --incoming")
+    refuse_own(incoming, own, "choose another --incoming", whose)
     if demo and not (incoming.is_dir() and any(not _hidden(p) for p in incoming.iterdir())):
         incoming.mkdir(parents=True, exist_ok=True)
         if tmp_dir is None or os.stat(tmp_dir).st_dev != os.stat(incoming).st_dev:

@@ -458,7 +458,13 @@ def ingest_folder(
         raise ConfigError(f"not a folder: {root}")
     root = root.resolve()
     toolkits = ws.own_folders()
-    refuse_own(root, toolkits, "ingest the folder the photos came from")
+    # the workspace itself may be ingested (`curate ingest .`: its own folders are skipped and named); another not
+    refuse_own(
+        root,
+        toolkits,
+        "ingest the folder the photos came from",
+        lambda f: None if f == ws.root.resolve() else ws.whose(f),
+    )
     rx = compile_case_pattern(options.case_id_pattern)
     report = _report(options, rx, run_id)
 

@@ -58,14 +58,19 @@ def _inside(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
 
-def refuse_own(folder: Path, own: Collection[Path], advice: str) -> None:
-    """Refuse a folder in one of the workspace's own folders (`Workspace.own_folders`, resolved): its photos are
-    copies of stored ones, never a source (ingest's FOLDER, the pipeline's --incoming)."""
+def refuse_own(
+    folder: Path, own: Collection[Path], advice: str, whose: Callable[[Path], str | None] = lambda folder: None
+) -> None:
+    """Refuse a folder in one of the workspace's own folders (`Workspace.own_folders`, resolved), or one that
+    `whose` (`Workspace.whose`) says is another workspace or in one's toolkit folders: their photos are copies of
+    stored ones, never a source (ingest's FOLDER, the pipeline's --incoming)."""
     resolved = folder.resolve()
     if inside := next((f for f in own if _inside(resolved, f)), None):
         raise ConfigError(
             f"{folder} is in the workspace's own {inside.name}/ folder, which holds copies of stored photos: {advice}"
         )
+    if (said := whose(resolved)) is not None:
+        raise ConfigError(f"{folder} is {said}: {advice}")
 
 
 def iter_files(

@@ -48,7 +48,7 @@ from train.ensemble import Ensemble
 from train.export_model import metadata
 from train.gradcam import overlay
 from train.model_card import card_markdown
-from train.photos import Limits, decode_sized, low_resolution
+from train.photos import Limits, decode_sized, for_overlay, low_resolution
 from train.serve.auth import BasicAuth, Login
 from train.serve.engines import TorchEngine, start_engine
 from train.serve.uploads import read_upload
@@ -184,10 +184,7 @@ def _prepare(data: bytes, limits: Limits, engine: TorchEngine, cam: bool):
     size waits in the queue: a PNG decodes whole, and 32 waiting photos of 40 MP held 4 GB."""
     image, size = decode_sized(data, limits, engine.model.preset.size)
     x = engine.prepare(image, cam)
-    if not cam:
-        return None, size, x
-    image.thumbnail((OVERLAY_MAX, OVERLAY_MAX))
-    return image, size, x
+    return (for_overlay(data, image, size, limits, OVERLAY_MAX) if cam else None), size, x
 
 
 def _keep(folder: Path, data: bytes) -> str:
