@@ -292,3 +292,17 @@ def test_a_merge_says_which_cluster_mates_it_left_out_and_how_to_take_them(tmp_p
     _cli(root, *command[1].split()[1:])  # the printed command, as typed
     [whole] = json.loads(_cli(root, "dedupe", "review", "--json").stdout)["clusters"]
     assert whole["size"] == 6
+
+
+def test_a_merge_that_an_earlier_split_keeps_apart_does_not_say_merged(ws_root):
+    """A probe: after `split a b` and `merge a c`, `merge b c` printed "images b and c merged", exit 0, though c
+    stayed in a's cluster, apart from b; only a later line said so."""
+    ids = ids_by_name(ws_root)
+    a, b, c = ids["p1.jpg"], ids["p1_bar.jpg"], ids["p2.jpg"]
+    _cli(ws_root, "dedupe", "split", str(a), str(b))
+    _cli(ws_root, "dedupe", "merge", str(a), str(c))
+    said = " ".join(_cli(ws_root, "dedupe", "merge", str(b), str(c)).stdout.split())
+    assert said.startswith(f"merge of images {b} and {c} recorded, but not in image {b}'s cluster: {c} ("), said
+    assert "merged —" not in said
+    together = json.loads(_cli(ws_root, "dedupe", "merge", str(b), str(c), "--json").stdout)["groups"]
+    assert any({a, c} <= set(g["members"]) and b not in g["members"] for g in together), together

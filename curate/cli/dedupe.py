@@ -289,13 +289,15 @@ def merge(
         run.summary = {k: v for k, v in summary.items() if k != "groups"}
     ids = summary["merged"]
     named = ", ".join(map(str, ids[:-1])) + f" and {ids[-1]}"
-    _decision_output(summary, json_out, f"images {named} merged", ws)
-    if summary["apart"] and not json_out:
-        console.print(
-            f"[yellow]not in image {ids[0]}'s cluster after all: {', '.join(map(str, summary['apart']))} "
-            "(an earlier split with a picture exactly like one of them, or merged with one: `curate dedupe "
-            "decisions`)[/]"
-        )
+    # before: "images 4 and 5 merged" though 5 stayed in another cluster, said only on a later line
+    headline = (
+        f"merge of images {named} recorded, but not in image {ids[0]}'s cluster: "
+        f"{', '.join(map(str, summary['apart']))} (an earlier split with a picture exactly like one of them, or "
+        "merged with one: `curate dedupe decisions`)"
+        if summary["apart"]
+        else f"images {named} merged"
+    )
+    _decision_output(summary, json_out, headline, ws)
     if summary["left_out"] and not json_out:
         every = " ".join(map(str, [*ids, *summary["left_out"]]))
         console.print(
