@@ -35,7 +35,7 @@ from curate.output import (
 )
 from curate.privacy import make_private_by_default
 from train.choices import ArchName, ExportFormat, ServeEngine
-from train.config import RANGES, TrainConfig, check_range, refuse_existing
+from train.config import OPEN_RANGES, RANGES, TrainConfig, check_range, refuse_existing
 from train.device import Device
 from train.errors import TrainError
 from train.serve import LOCK_AFTER, LOCK_SECONDS
@@ -61,13 +61,14 @@ def _need_torch() -> None:
         fail("train needs torch and torchvision: pip install 'mpox-curate[train]'")
 
 
-def _in_range(low: float, high: float, *, low_open: bool = False, high_open: bool = False) -> Callable[[float], float]:
-    """An option's check as click's usage error (exit 2, as --epochs 0 is): before, --lr 5 was exit 1 as a run's
-    failure; `TrainConfig.validate` says the same to a caller of the recipe. NaN is in no range."""
+def _in_range(name: str) -> Callable[[float], float]:
+    """`OPEN_RANGES[name]`'s check as click's usage error (exit 2, as --epochs 0 is): before, --lr 5 was exit 1 as a
+    run's failure; `TrainConfig.validate` says the same to a caller of the recipe. NaN is in no range."""
+    low, high, ends = OPEN_RANGES[name]
 
     def check(value: float) -> float:
         try:
-            check_range("", value, low, high, low_open=low_open, high_open=high_open)
+            check_range("", value, low, high, **ends)
         except TrainError as exc:
             raise typer.BadParameter(str(exc).removeprefix(" must be ")) from None
         return value
@@ -157,9 +158,7 @@ def run_cmd(
     batch_size: Annotated[int, typer.Option(help="Batch size (default: 72).", min=1, max=4096)] = 72,
     lr: Annotated[
         float,
-        typer.Option(
-            help="Adam learning rate, above 0 and at most 1 (default: 3e-4).", callback=_in_range(0, 1, low_open=True)
-        ),
+        typer.Option(help="Adam learning rate, above 0 and at most 1 (default: 3e-4).", callback=_in_range("lr")),
     ] = 3e-4,
     folds: Annotated[
         int | None,
@@ -207,7 +206,7 @@ def run_cmd(
         float,
         typer.Option(
             help="Dropout before the new classifier, at least 0 and below 1 (default: 0.2).",
-            callback=_in_range(0, 1, high_open=True),
+            callback=_in_range("dropout"),
         ),
     ] = 0.2,
     balance: Annotated[

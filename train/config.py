@@ -65,8 +65,8 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None or name not in OPTIONAL:
                 check_range(f"--{name.replace('_', '-')}", value, low, high, whole=whole)
-        check_range("--lr", self.lr, 0, 1, low_open=True)
-        check_range("--dropout", self.dropout, 0, 1, high_open=True)
+        for name, (low, high, ends) in OPEN_RANGES.items():
+            check_range(f"--{name}", getattr(self, name), low, high, **ends)
         if self.weights not in ("imagenet", "none") and not Path(self.weights).is_file():
             raise TrainError(f"--weights {self.weights}: no such file (use imagenet, none, or a state-dict file)")
 
@@ -83,6 +83,11 @@ RANGES: dict[str, tuple[float, float | None, bool]] = {
     "bootstrap": (10, 100_000, True),
     "pointing_max": (1, None, True),
     "gradcam_images": (0, 100, True),
+}
+# the options with an open end (low, high, which end is open), checked as the closed ones are
+OPEN_RANGES: dict[str, tuple[float, float, dict[str, bool]]] = {
+    "lr": (0, 1, {"low_open": True}),
+    "dropout": (0, 1, {"high_open": True}),
 }
 OPTIONAL = ("folds", "image_size", "pointing_max")  # None: the export's, or all
 
@@ -114,6 +119,15 @@ def check_range(
         if high is not None:
             span += f" and {'below' if high_open else 'at most'} {high}"
     raise TrainError(f"{option} must be {'a whole number' if whole else 'a number'} {span}, not {value!r}")
+
+
+def not_this_fold(ckpt: dict, k: int, cfg: TrainConfig, checksum: str) -> str | None:
+    """Why a checkpoint read as fold `k`'s is not this run's fold k, or None: "other" (another run's data or
+    settings, or config.json edited), or "fold N" (another fold's file copied here: its head trained on fold k's
+    validation images, and was used as fold k). `train run --resume` and every reader of a finished run ask it."""
+    if ckpt.get("dataset_checksum") != checksum or identity(from_saved(ckpt["config"])) != identity(cfg):
+        return "other"
+    return None if ckpt.get("fold") == k else f"fold {ckpt.get('fold')}"
 
 
 def identity(cfg: TrainConfig) -> dict:

@@ -15,7 +15,7 @@ from PIL import Image
 from torch import nn
 
 from train.calibration import Platt, applied
-from train.config import TrainConfig, check_range, from_saved, identity
+from train.config import TrainConfig, check_range, from_saved, not_this_fold
 from train.errors import TrainError, require_complete
 from train.gradcam import CamCapture
 from train.models import Arch, Head, Net, build_backbone, freeze, get_arch
@@ -102,12 +102,12 @@ def load_run(run: Path) -> tuple[TrainConfig, dict]:
             check_range(name, getattr(cfg, name), low, high, whole=True)
         except TrainError:
             raise TrainError(f"run {run}: config.json is damaged ({name}); {_RESTORE}") from None
-    if info.get("status") == "complete" and (missing := _first_missing_fold(run, cfg.folds)) is not None:
+    held = {p.name for p in run.glob("fold*") if p.is_dir()} if info.get("status") == "complete" else None
+    if held is not None and (missing := _first_missing_fold(held, cfg.folds)) is not None:
         # before: a deleted fold4/ was "config.json is damaged", and the steward restored the wrong file
-        held = sum(p.is_dir() for p in run.glob("fold*"))
         raise TrainError(
-            f"run {run}: config.json says {cfg.folds} folds and the run holds {held} fold folder(s) (fold{missing}/ "
-            f"is missing); {_RESTORE}"
+            f"run {run}: config.json says {cfg.folds} folds and the run holds {len(held)} fold folder(s) "
+            f"(fold{missing}/ is missing); {_RESTORE}"
         )
     return cfg, info
 
@@ -115,10 +115,9 @@ def load_run(run: Path) -> tuple[TrainConfig, dict]:
 _RESTORE = "restore the run folder from a backup or train again"
 
 
-def _first_missing_fold(run: Path, folds: int) -> int | None:
-    """The first of fold0/ … fold<folds-1>/ that is not a folder, looking at no more than the run folder holds
-    (a damaged config.json can say a billion folds)."""
-    present = {p.name for p in run.glob("fold*") if p.is_dir()}
+def _first_missing_fold(present: set[str], folds: int) -> int | None:
+    """The first of fold0/ … fold<folds-1>/ not among the run folder's `present` folders, looking at no more than
+    it holds (a damaged config.json can say a billion folds)."""
     return next((k for k in range(min(folds, len(present) + 1)) if f"fold{k}" not in present), None)
 
 
@@ -188,23 +187,21 @@ class Ensemble:
             try:
                 ckpt = torch.load(path, map_location="cpu", weights_only=True)
                 head.load_state_dict(ckpt["model"])
-                # before: a head of another run or dataset with the same shape was used as this run's fold, so
-                # predict, serve and the exported model mixed two runs' answers
-                foreign = ckpt.get("dataset_checksum") != info["dataset"]["checksum"] or identity(
-                    from_saved(ckpt["config"])
-                ) != identity(cfg)
+                # before: a head of another run or dataset with the same shape, or of another fold, was used as this
+                # run's fold k, so predict, serve and the exported model mixed two runs' (or folds') answers
+                fault = not_this_fold(ckpt, k, cfg, info["dataset"]["checksum"])
             except Exception as exc:  # truncated, another file, another run's head: torch's text advises unsafe loads
                 raise TrainError(
                     f"run {run}: fold{k}/checkpoint.pt is damaged or not this run's ({type(exc).__name__}); "
                     "restore the run folder from a backup or train again"
                 ) from None
-            if foreign:  # or config.json was edited: either may be what changed
+            if fault == "other":  # or config.json was edited: either may be what changed
                 raise TrainError(
                     f"run {run}: fold{k}/checkpoint.pt and config.json disagree (other data or settings); restore "
                     "the run folder from a backup or train again"
                 )
-            if ckpt.get("fold") != k:  # before: fold 1's file copied into fold2/ was used as fold 2
-                raise TrainError(f"run {run}: fold{k}/checkpoint.pt holds fold {ckpt.get('fold')}; {_RESTORE}")
+            if fault is not None:
+                raise TrainError(f"run {run}: fold{k}/checkpoint.pt holds {fault}; {_RESTORE}")
             heads.append(head)
         metrics, calibration = _metrics(run, info["positive_class"])
         arch = get_arch(cfg.arch)

@@ -20,7 +20,7 @@ import torch
 from curate.dataset import DatasetVersion
 from curate.files import atomic_path, remove_stale_parts
 from curate.output import one_line
-from train.config import TrainConfig, from_saved, identity, refuse_existing, started
+from train.config import TrainConfig, identity, not_this_fold, refuse_existing, started
 from train.data import Plan
 from train.errors import TrainError
 from train.metrics import summarise
@@ -150,10 +150,10 @@ def load_fold(path: Path, k: int, cfg: TrainConfig, checksum: str) -> dict | Non
         raise TrainError(
             f"fold {k} checkpoint {path} is unreadable ({type(exc).__name__}); delete it to retrain that fold"
         ) from None
-    if ckpt.get("dataset_checksum") != checksum or identity(from_saved(ckpt["config"])) != identity(cfg):
+    if (fault := not_this_fold(ckpt, k, cfg, checksum)) == "other":
         raise TrainError(f"fold {k} checkpoint {path} belongs to other data or settings; delete it or use a new --out")
-    if ckpt.get("fold") != k:  # another fold's file copied here: its head trained on this fold's validation images
-        raise TrainError(f"fold {k} checkpoint {path} is fold {ckpt.get('fold')}'s; delete it to retrain fold {k}")
+    if fault is not None:
+        raise TrainError(f"fold {k} checkpoint {path} is {fault}'s; delete it to retrain fold {k}")
     return ckpt if ckpt.get("complete") else None
 
 
