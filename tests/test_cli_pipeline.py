@@ -35,6 +35,27 @@ def test_demo_pipeline_runs_and_reruns_without_duplicates(tmp_path, monkeypatch)
     assert status(tmp_path)["images"] == 32
 
 
+def test_pipeline_json_is_one_object_with_each_stage(tmp_path, monkeypatch):
+    """`--json`: stdout is one object (a script's cron job reads it), with each stage's own `--json` under its name,
+    the warnings that the tables would have shown, and the next commands. Before: the option did not exist."""
+    monkeypatch.chdir(tmp_path)
+    r = runner.invoke(app, ["pipeline", "--demo", "--json"])
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert data["demo_photos"] == 32 and [i["source"] for i in data["ingest"]] == ["demo-clinic"]
+    assert data["ingest"][0]["added"] == 32 and data["dedupe"]["images"] == 32 and data["warnings"] == []
+    assert data["status"]["stages"]["dedupe_clusters"] == 24 and data["status"] == status(tmp_path)
+    assert data["next"][2] == "curate label push --raters A,B"
+    (tmp_path / "incoming" / "loose.jpg").write_bytes(I.jpeg(7))
+    r = runner.invoke(app, ["pipeline", "--json"])
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert data["demo_photos"] == 0 and data["ingest"][0]["added"] == 0 and data["ingest"][0]["already_known"] == 32
+    assert len(data["warnings"]) == 1 and data["warnings"][0].startswith("1 file(s) directly in incoming/ skipped")
+    assert data["warnings"][0].endswith("into incoming/<source-name>/: loose.jpg")
+    assert "warning:" not in r.output and "──" not in r.output  # no tables, no headings, no warning lines
+
+
 def test_source_toml_configures_each_incoming_source(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     kaggle = tmp_path / "incoming" / "kaggle-msid"

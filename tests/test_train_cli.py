@@ -117,6 +117,15 @@ def test_compare_refuses_a_run_that_did_not_finish(r18, tmp_path):
     assert "Model evaluation" not in res.output
 
 
+def test_compare_refuses_one_run_named_twice(r18):
+    """Before: `train compare r r/` made a two-row table of one run, as if two backbones had agreed."""
+    res = invoke("compare", r18, f"{r18}/")
+    assert res.exit_code == 1 and "is named twice; name each run once" in res.output, res.output
+    res = invoke("compare", r18, r18.parent / ".." / r18.parent.name / r18.name)
+    assert res.exit_code == 1 and "are the same run; name each run once" in res.output, res.output
+    assert "Model evaluation" not in res.output
+
+
 @pytest.mark.slow
 def test_compare_two_backbones(ws, r18, tmp_path):
     other = ws / "runs" / "shuffle"

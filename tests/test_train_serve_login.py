@@ -354,6 +354,15 @@ def test_the_warning_for_other_machines_names_what_is_missing(tls_files, tmp_pat
     assert "--login and --tls-cert/--tls-key" in said["neither"][0] and "reverse proxy" in said["neither"][0]
 
 
+def test_an_address_not_of_this_machine_is_refused_without_the_exposure_warning(tmp_path):
+    """Before: `--host 999.1.1.1` warned that anyone reaching it could upload photos, then said the address is
+    not this machine's; the warning is for a server that listens."""
+    threads = ["--threads", str(torch.get_num_threads())]
+    res = CliRunner().invoke(app, ["serve", str(tmp_path / "no-run"), "--host", "999.1.1.1", *threads])
+    assert res.exit_code == 1, res.output
+    assert "warning:" not in res.output and "--host 999.1.1.1: not an address of this machine" in res.output
+
+
 def test_a_guesser_cannot_name_another_address_to_escape_the_lockout(triage_run):
     """Before: uvicorn took a loopback client's X-Forwarded-For as its address, so a guesser who named a new one
     each time got 401 eight times and never 429."""

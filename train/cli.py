@@ -638,20 +638,6 @@ def serve_cmd(
                 Login.check_user(login)  # before asking, not after
                 password = typer.prompt(f"password for {login}", hide_input=True, confirmation_prompt=True)
             credentials = Login(login, password, lock_after=lock_after)
-    local = is_loopback(host)
-    if not local and not (credentials and tls):
-        anyone = "anyone who can reach it can upload photos and read the model's answers"
-        if credentials:
-            risk = "the password and the photos cross the network unencrypted; add --tls-cert and --tls-key"
-        elif tls:
-            risk = f"{anyone} without a login; add --login"
-        else:
-            risk = f"{anyone}, over plain HTTP, without a login; give it --login and --tls-cert/--tls-key"
-        err_console.print(
-            f"[yellow]warning:[/] listening on {escape(host)}: {risk}, or serve it to other machines only behind the "
-            "clinic's HTTPS reverse proxy with authentication",
-            highlight=False,
-        )
     _need_torch()
     try:
         from train.photos import Limits
@@ -679,6 +665,8 @@ def serve_cmd(
     )
     with reported():
         socks = listen.bind(host, port)  # a busy port is one line now, not after the model's load
+    _warn_exposure(host, credentials is not None, tls)  # after the bind: never a warning for an address refused
+    with reported():
         try:
             model = Ensemble.load(run, fold=fold, device=resolve_device(device.value))
             web = create_app(model, settings)
@@ -704,6 +692,24 @@ def serve_cmd(
         # 143, which a service manager records as a failure)
         stop_done()
         err_console.print(f"stopped ({'SIGTERM' if isinstance(exc, Terminated) else 'Ctrl-C'})", highlight=False)
+
+
+def _warn_exposure(host: str, login: bool, tls: bool) -> None:
+    """What a server listening beyond loopback lets others do, short of both a login and HTTPS."""
+    if is_loopback(host) or (login and tls):
+        return
+    anyone = "anyone who can reach it can upload photos and read the model's answers"
+    if login:
+        risk = "the password and the photos cross the network unencrypted; add --tls-cert and --tls-key"
+    elif tls:
+        risk = f"{anyone} without a login; add --login"
+    else:
+        risk = f"{anyone}, over plain HTTP, without a login; give it --login and --tls-cert/--tls-key"
+    err_console.print(
+        f"[yellow]warning:[/] listening on {escape(host)}: {risk}, or serve it to other machines only behind the "
+        "clinic's HTTPS reverse proxy with authentication",
+        highlight=False,
+    )
 
 
 def _check_keep_folder(folder: Path) -> None:

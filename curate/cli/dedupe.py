@@ -115,8 +115,9 @@ def dedupe(
     run_and_render(ws, options, review=review, json_out=json_out)
 
 
-def run_and_render(ws, options=None, review: bool = True, json_out: bool = False) -> None:
-    """One audited dedupe run with a progress bar per stage, then the summary (shared with `curate pipeline`)."""
+def run_and_render(ws, options=None, review: bool = True, json_out: bool = False, show: bool = True) -> dict:
+    """One audited dedupe run with a progress bar per stage, then the summary (shared with `curate pipeline`, whose
+    `--json` takes the returned `--json` data into its own: `show=False`)."""
     from curate.audit import audited
     from curate.dedupe.review import sheet_note, write_sheet
     from curate.dedupe.run import DedupeOptions, run_dedupe
@@ -128,10 +129,11 @@ def run_and_render(ws, options=None, review: bool = True, json_out: bool = False
         sheet, items = write_sheet(ws, in_labelling=in_labelling(ws)) if review else (None, None)
         run.summary = {k: v for k, v in report.as_dict().items() if k != "groups"}
     data = report.as_dict() | {"review_sheet": str(sheet) if sheet else None}
-    if json_out:
+    if json_out and show:
         print_json(data)
-    else:
+    elif show:
         render(report, sheet, sheet_note(items) if items else None)
+    return data
 
 
 def in_labelling(ws) -> set[int]:

@@ -16,7 +16,7 @@ from rich.markup import escape
 from curate.cli import dedupe as dedupe_cli
 from curate.cli import intake as intake_cli
 from curate.cli.options import DbOpt, WorkspaceOpt
-from curate.output import console, progress_bar
+from curate.output import JsonOpt, console, print_json, progress_bar
 
 
 def pipeline(
@@ -28,11 +28,13 @@ def pipeline(
     ] = False,
     workspace: WorkspaceOpt = None,
     db: DbOpt = None,
+    json_out: JsonOpt = False,
 ) -> None:
     """Run the steward's job on embedded defaults: init → ingest incoming/* → dedupe → status.
 
     Labeling needs clinicians, so the pipeline stops there and prints the next commands;
-    once consensus exists, `curate export` builds a dataset version.
+    once consensus exists, `curate export` builds a dataset version. `--json`: one object at the end, each
+    stage's own `--json` under its name (ingest: one per source), the warnings and the next commands.
 
     Example: curate pipeline --demo
     """
@@ -47,63 +49,90 @@ def pipeline(
 
     ws = Workspace.init(workspace or Path("."), db_url=db, keep_catalogue=True)  # a lost catalogue is not renewed
     found = find_sources(incoming, demo, tmp_dir=ws.tmp, own=tuple(ws.own_folders()), whose=ws.whose)
+    data: dict = {"workspace": str(ws.root), "demo_photos": found.demo_photos, "warnings": []}
+    shown = not json_out
+
+    def say(text: str, warning: bool = False) -> None:  # a table's text for people, a warning in --json's list too
+        if warning:
+            data["warnings"].append(text)
+        if shown:
+            console.print(
+                f"[yellow]warning:[/] {escape(text)}" if warning else escape(text), highlight=False, soft_wrap=True
+            )
+
+    where = str(incoming)
     if found.demo_photos:
-        console.print(f"wrote {found.demo_photos} synthetic demo photos to {incoming / DEMO_SOURCE}")
+        say(f"wrote {found.demo_photos} synthetic demo photos to {incoming / DEMO_SOURCE}")
     if found.loose:
-        console.print(
-            f"[yellow]warning:[/] {len(found.loose)} file(s) directly in {escape(str(incoming))}/ skipped: only its "
-            f"sub-folders are sources, so move each into {escape(str(incoming))}/<source-name>/"
-            f"{escape(intake_cli.file_names(found.loose))}",
-            highlight=False,
-            soft_wrap=True,
+        say(
+            f"{len(found.loose)} file(s) directly in {where}/ skipped: only its sub-folders are sources, so move each "
+            f"into {where}/<source-name>/{intake_cli.file_names(found.loose)}",
+            warning=True,
         )
     if found.hidden:
-        console.print(
-            f"[yellow]warning:[/] {len(found.hidden)} hidden, trash or system folder(s) in {escape(str(incoming))}/ "
-            "skipped (.Trashes, .git, $RECYCLE.BIN, @eaDir: never sources)"
-            f"{escape(intake_cli.file_names(found.hidden))}",
-            highlight=False,
-            soft_wrap=True,
+        say(
+            f"{len(found.hidden)} hidden, trash or system folder(s) in {where}/ skipped (.Trashes, .git, $RECYCLE.BIN, "
+            f"@eaDir: never sources){intake_cli.file_names(found.hidden)}",
+            warning=True,
         )
     if not found.sources:
-        console.print(
-            f"[yellow]warning:[/] no source folders in {escape(str(incoming))}/: put each source's photos in "
-            f"{escape(str(incoming))}/<source-name>/ (or use --demo)",
-            highlight=False,
-            soft_wrap=True,
-        )
+        say(f"no source folders in {where}/: put each source's photos in {where}/<source-name>/ (or use --demo)", True)
     diagnoses = intake_cli.declared(ws)
     every = [source_options(f, diagnoses) for f in found.sources]  # a bad source.toml stops before any ingest
     check_kinds(ws, found.sources, every)  # a kind the catalogue contradicts, too (before: after some ingests)
+    data["ingest"] = []
     for folder, options in zip(found.sources, every, strict=True):
-        _heading(f"ingest {folder.name}")
-        with audited(ws, "ingest", {**asdict(options), "via": "pipeline"}) as run, progress_bar("ingest") as on_file:
+        _heading(f"ingest {folder.name}", shown)
+        with (
+            audited(ws, "ingest", {**asdict(options), "via": "pipeline"}) as run,
+            progress_bar("ingest", json_out) as on_file,
+        ):
             report = ingest_folder(ws, folder, options, run_id=run.id, on_file=on_file)
             run.summary = report.as_dict()
-        intake_cli.render_ingest(report)
-    _heading("dedupe")
-    dedupe_cli.run_and_render(ws)
-    _heading("status")
-    intake_cli.status(workspace=ws.root, db=db, json_out=False)
+        data["ingest"].append({"source": options.source, **report.as_dict()})
+        if shown:
+            intake_cli.render_ingest(report)
+    _heading("dedupe", shown)
+    data["dedupe"] = dedupe_cli.run_and_render(ws, json_out=json_out, show=shown)
+    _heading("status", shown)
+    if shown:
+        intake_cli.status(workspace=ws.root, db=db, json_out=False)
+    else:
+        from curate.status import workspace_status
+
+        data["status"] = workspace_status(ws)
     with ws.session() as s:
         held = s.exec(select(func.count()).select_from(Image)).one()
     if not held:  # before: the labelling steps, for a catalogue with nothing to label
+        data["next"] = [f"put each source's photos in {where}/<source-name>/", "curate pipeline"]
+    else:
+        data["next"] = [command for command, _ in LABELLING]
+    if json_out:
+        print_json(data)
+    elif not held:
         console.print(
-            f"\nnext: put each source's photos in {escape(str(incoming))}/<source-name>/ and run "
+            f"\nnext: put each source's photos in {escape(where)}/<source-name>/ and run "
             "[bold]curate pipeline[/] again ([bold]--demo[/] fills an empty incoming/ with synthetic photos)"
         )
-        return
-    console.print(
-        "\nnext: [bold]curate studio start[/] → [bold]curate studio add-user EMAIL[/] (each clinician) → "
-        "[bold]curate label push --raters A,B[/] → [bold]curate label pull[/] → "
-        "[bold]curate label adjudicate --reviewer C[/] → [bold]curate label pull[/] (the reviewer's answers) → "
-        "[bold]curate export --name mpox --version 1.0.0[/]"
-    )
+    else:
+        console.print("\nnext: " + " → ".join(f"[bold]{command}[/]{note}" for command, note in LABELLING))
 
 
-def _heading(title: str) -> None:
+LABELLING = [  # the next commands once the catalogue holds images, and what each is for where that needs saying
+    ("curate studio start", ""),
+    ("curate studio add-user EMAIL", " (each clinician)"),
+    ("curate label push --raters A,B", ""),
+    ("curate label pull", ""),
+    ("curate label adjudicate --reviewer C", ""),
+    ("curate label pull", " (the reviewer's answers)"),
+    ("curate export --name mpox --version 1.0.0", ""),
+]
+
+
+def _heading(title: str, shown: bool = True) -> None:
     """A stage heading of fixed width (a rule would span the whole, unlimited, width of piped output)."""
-    console.print(f"── {title} " + "─" * max(3, 60 - len(title)), style="bold", highlight=False)
+    if shown:
+        console.print(f"── {title} " + "─" * max(3, 60 - len(title)), style="bold", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
