@@ -25,7 +25,7 @@ RUFF=.venv/bin/ruff bash scripts/lint.sh
 # Label Studio pins its own Django and SDK: it lives in its own environment.
 if [ ! -x .venv-studio/bin/label-studio ]; then
   "$PY" -m venv .venv-studio
-  .venv-studio/bin/pip install -q "label-studio>=1.23,<1.24"
+  .venv-studio/bin/pip install -q "label-studio>=1.23,<1.24" "sentry-sdk>=2.16,<3"  # as curate studio install
 fi
 export CURATE_LABEL_STUDIO="$PWD/.venv-studio/bin/label-studio"
 

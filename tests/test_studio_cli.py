@@ -40,24 +40,31 @@ def test_bare_start_then_a_clinician_server(sqlite_ws, monkeypatch):
             out = CliRunner().invoke(app, ["studio", "start", *w], input=f"Steward@Clinic.test\n{password}\n")
             assert out.exit_code == 1 and said in " ".join(out.output.split()), out.output
             assert not fleet.initialised
-        monkeypatch.setenv("LABEL_STUDIO_API_KEY", TOKEN)
-        # bare start: the steward's email is asked for, the password read from piped stdin without a getpass warning
-        out = CliRunner().invoke(app, ["studio", "start", *w], input="Steward@Clinic.test\nsteward-Pa55word!\n")
+        monkeypatch.delenv("LABEL_STUDIO_API_KEY")
+        # bare start: the steward's email is asked for, the password read from piped stdin without a getpass warning;
+        # no key in the environment: one is made and given once, here in --json's object for a script to keep
+        start = ["studio", "start", "--json", *w]
+        out = CliRunner().invoke(app, start, input="Steward@Clinic.test\nsteward-Pa55word!\n")
         assert out.exit_code == 0, out.output
-        assert "GetPassWarning" not in out.output and "add-user" in out.output
-        assert fleet.initialised
+        assert "GetPassWarning" not in out.output and fleet.initialised
+        started = json.loads(out.stdout[out.stdout.index("{") :])  # after CliRunner's echo of the typed email
+        token = started["api_key"]
+        assert started["servers"] == [] and len(token) >= 40 and "Steward API key" not in out.output
+        monkeypatch.setenv("LABEL_STUDIO_API_KEY", token)
         port = free_port()
-        out = CliRunner().invoke(app, ["studio", "add-user", "a@clinic.test", "--generate", "--port", str(port), *w])
+        add = ["studio", "add-user", "a@clinic.test", "--generate", "--port", str(port), "--json", *w]
+        out = CliRunner().invoke(app, add)
         assert out.exit_code == 0, out.output
         url = f"http://127.0.0.1:{port}"
-        assert url in out.output
+        made = json.loads(out.stdout)  # the generated password, once, for a script to hand over
+        assert made["email"] == "a@clinic.test" and made["url"] == url and len(made["password"]) >= 12
         # the clinician's server: its own folder (no email in any name), its own secret key, two accounts only
         names = [p.name for p in (sqlite_ws.root / "studio").rglob("*")]
         assert slug_for("a@clinic.test") in names and not any("@" in n for n in names)
         env = (sqlite_ws.root / "studio" / slug_for("a@clinic.test") / "data" / ".env").read_text()
         template_env = fleet.template / ".env"
         assert "SECRET_KEY" in env and (not template_env.exists() or env != template_env.read_text())
-        users = httpx.get(url + "/api/users/", headers={"Authorization": f"Token {TOKEN}"}).json()
+        users = httpx.get(url + "/api/users/", headers={"Authorization": f"Token {token}"}).json()
         assert sorted(u["email"] for u in users) == ["a@clinic.test", "steward@clinic.test"]
         (running,) = [s.running for s in fleet.status() if s.running]
         environ = Path(f"/proc/{running.pid}/environ").read_bytes()
@@ -71,7 +78,7 @@ def test_bare_start_then_a_clinician_server(sqlite_ws, monkeypatch):
         assert onto_a.exit_code == 1 and "already holds 1 account(s) besides the steward's" in onto_a.output, (
             onto_a.output
         )
-        users = httpx.get(url + "/api/users/", headers={"Authorization": f"Token {TOKEN}"}).json()
+        users = httpx.get(url + "/api/users/", headers={"Authorization": f"Token {token}"}).json()
         assert sorted(u["email"] for u in users) == ["a@clinic.test", "steward@clinic.test"]
         # before: each became a registered clinician with a running server, and Label Studio's refusal spoke of
         # passwords; the steward's own address got a "clinician" server too
@@ -89,5 +96,15 @@ def test_bare_start_then_a_clinician_server(sqlite_ws, monkeypatch):
         assert "stopped 1 server(s)" in CliRunner().invoke(app, ["studio", "stop", *w]).output
         out = CliRunner().invoke(app, ["studio", "start", *w])
         assert out.exit_code == 0 and f"a@clinic.test: {url}" in out.output, out.output
+        assert json.loads(CliRunner().invoke(app, ["studio", "stop", "--json", *w]).stdout) == {
+            "stopped": ["a@clinic.test"]
+        }
+        out = CliRunner().invoke(app, ["studio", "start", "--json", *w])
+        assert out.exit_code == 0, out.output
+        started = json.loads(out.stdout)  # the key was set in the environment: none made, none shown
+        assert started["api_key"] is None and [(s["clinician"], s["url"]) for s in started["servers"]] == [
+            ("a@clinic.test", url)
+        ]
+        assert started["servers"][0]["pid"] == next(s.running.pid for s in fleet.status() if s.running)
     finally:
         fleet.stop_all()

@@ -32,7 +32,7 @@ def read_secret(prompt: str, confirm: bool = True) -> str:
         if not line:
             fail(f"{prompt}: nothing on standard input")
         return line
-    return typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm)
+    return typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm, err=True)  # stdout: the answer
 
 
 @app.command()
@@ -47,6 +47,7 @@ def start(
             help="Steward's Label Studio account, set up on the first start only (asked for when missing).",
         ),
     ] = None,
+    json_out: JsonOpt = False,
 ):
     """Start every clinician's Label Studio server (data in <workspace>/studio, telemetry off).
 
@@ -68,7 +69,7 @@ def start(
             "machine can try to log in and see patient images.[/]"
         )
     if not fleet.initialised:
-        email = admin_email or typer.prompt("Steward's email (your Label Studio admin account)")
+        email = admin_email or typer.prompt("Steward's email (your Label Studio admin account)", err=True)
         if "@" not in email:
             fail(f"steward email {email!r} is not an email address")
         token = os.environ.get(API_KEY_ENV) or secrets.token_hex(20)
@@ -81,11 +82,26 @@ def start(
         if not PASSWORD_LEAST <= len(password) <= PASSWORD_MOST:  # the rule Label Studio's sign-up applies to raters
             fail(f"the steward's password must be {PASSWORD_LEAST} to {PASSWORD_MOST} characters, as a clinician's is")
         fleet.init(email.strip().lower(), password, token)
-        if not os.environ.get(API_KEY_ENV):
+        made_key = None if os.environ.get(API_KEY_ENV) else token
+        if made_key and not json_out:
             console.print(
                 f"Steward API key (shown once, not stored by curate): [bold]{token}[/]\n  export {API_KEY_ENV}={token}"
             )
+    else:
+        made_key = None
     states = fleet.start_all(host=host)
+    if json_out:  # the key made on the first start is in it, once, as on the terminal
+        servers = [
+            {
+                "clinician": st.name,
+                "url": st.url,
+                "pid": st.running.pid,
+                "restarted_from": st.stale_root and str(st.stale_root),
+            }
+            for st in states
+        ]
+        print_json({"servers": servers, "api_key": made_key})
+        return
     if not states:
         console.print("No clinician servers yet: add each clinician with `curate studio add-user EMAIL`.")
     for st in states:
@@ -95,7 +111,7 @@ def start(
 
 
 @app.command()
-def stop(workspace: WorkspaceOpt = None):
+def stop(workspace: WorkspaceOpt = None, json_out: JsonOpt = False):
     """Stop every Label Studio server of the workspace.
 
     Example: curate studio stop
@@ -104,7 +120,10 @@ def stop(workspace: WorkspaceOpt = None):
 
     ws = open_workspace(workspace, None)
     stopped = Fleet(ws.root).stop_all()
-    console.print(f"stopped {len(stopped)} server(s)" if stopped else "not running")
+    if json_out:
+        print_json({"stopped": stopped})
+    else:
+        console.print(f"stopped {len(stopped)} server(s)" if stopped else "not running")
 
 
 @app.command()
@@ -175,6 +194,7 @@ def add_user(
             min=1024, max=65535, help="Port of this clinician's server (default: the next free one from 8081)."
         ),
     ] = None,
+    json_out: JsonOpt = False,
 ):
     """Give a clinician a Label Studio server of their own and an account on it (password never stored).
 
@@ -190,11 +210,15 @@ def add_user(
         where = url
     else:
         where = add_clinician(ws, email, password, port)
-    console.print(f"created {email} on {where}" + (f"; password (shown once): [bold]{password}[/]" if generate else ""))
+    if json_out:  # a generated password in it, once, as on the terminal
+        print_json({"email": email, "url": where, "password": password if generate else None})
+    else:
+        shown = f"; password (shown once): [bold]{password}[/]" if generate else ""
+        console.print(f"created {email} on {where}{shown}")
 
 
 @app.command()
-def install():
+def install(json_out: JsonOpt = False):
     """Install Label Studio into its own virtualenv under the user data folder.
 
     Label Studio pins its own Django and SDK, so it never shares the toolkit's environment.
@@ -204,7 +228,10 @@ def install():
     from curate.studio.server import install as do_install
 
     exe = do_install()
-    console.print(f"installed {exe}")
+    if json_out:
+        print_json({"executable": str(exe)})
+    else:
+        console.print(f"installed {exe}")
 
 
 def register(root: typer.Typer) -> None:

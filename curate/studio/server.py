@@ -120,13 +120,20 @@ def require_executable() -> Path:
     return exe
 
 
-def install(version: str = "label-studio>=1.23,<1.24", target: Path | None = None) -> Path:
-    """Create a separate virtualenv with Label Studio in it (never in the toolkit's own)."""
+# Label Studio 1.23 asks for sentry-sdk>=2.16 with no upper bound, and sentry-sdk 3 (2026-12) refuses the options it
+# passes: `label-studio` run by hand (its Sentry on) stopped with a TypeError at start (our servers run with it off)
+LABEL_STUDIO = ("label-studio>=1.23,<1.24", "sentry-sdk>=2.16,<3")
+
+
+def install(requirements: tuple[str, ...] = LABEL_STUDIO, target: Path | None = None) -> Path:
+    """Create a separate virtualenv with Label Studio in it (never in the toolkit's own). pip's lines go to stderr:
+    stdout is for the command's own answer (`--json`)."""
     target = target or user_install_dir()
     try:
         if not (target / "bin" / "python").exists():
-            subprocess.run([sys.executable, "-m", "venv", str(target)], check=True)
-        subprocess.run([str(target / "bin" / "python"), "-m", "pip", "install", "--upgrade", version], check=True)
+            subprocess.run([sys.executable, "-m", "venv", str(target)], check=True, stdout=sys.stderr)
+        pip = [str(target / "bin" / "python"), "-m", "pip", "install", "--upgrade", *requirements]
+        subprocess.run(pip, check=True, stdout=sys.stderr)
     except (OSError, subprocess.CalledProcessError) as exc:
         raise StudioError(f"installing Label Studio into {target} failed: {exc}") from exc
     return target / "bin" / "label-studio"
