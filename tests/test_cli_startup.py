@@ -201,7 +201,7 @@ def test_label_push_counts_a_task_made_again_for_its_rater_alone(capsys):
         )
     )
     out = capsys.readouterr().out
-    assert "round 1: 1 image(s) sent to 2 raters (1 task(s))" in out
+    assert "round 1: 1 image(s) sent to 1 of 2 raters (1 task(s))" in out
     rows = [line.split("│")[1:-1] for line in out.splitlines() if "@clinic.test" in line]
     assert [[c.strip() for c in r] for r in rows] == [
         ["a@clinic.test", "1", "1", "1"],

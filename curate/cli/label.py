@@ -113,10 +113,11 @@ def render_push(res) -> None:
         return
     tasks = res.tasks or dict.fromkeys(res.projects, res.pushed // len(res.projects))
     # before: pushed // raters for every row, so a task made again for one rater showed as 0 for both
+    got = sum(1 for n in tasks.values() if n)  # before: every rater of the round, though one got a task
+    whom = f"{len(res.projects)} raters" if got == len(res.projects) else f"{got} of {len(res.projects)} raters"
     console.print(
         table(
-            f"round {res.round_id}: {max(tasks.values(), default=0)} image(s) sent to {len(res.projects)} raters "
-            f"({res.pushed} task(s))",
+            f"round {res.round_id}: {max(tasks.values(), default=0)} image(s) sent to {whom} ({res.pushed} task(s))",
             ["rater", "Label Studio project", "images", "tasks"],
             [[r, project, tasks.get(r, 0), tasks.get(r, 0)] for r, project in sorted(res.projects.items())],
         )

@@ -35,7 +35,8 @@ class RemoteAnnotation:
     created_at: str | None
     updated_at: str | None
     raw: dict[str, Any]
-    image_id: int | None = None  # the task's data.image_id, as push wrote it
+    image_id: int | None = None  # the task's data.image_id, as push wrote it: a mark, never which image it shows
+    picture: str | None = None  # the task's data.image: the link to the photo its rater was shown
     shown: list[str | None] | None = None  # a review task's data.disputed: the two diagnoses its reviewer was shown
 
 
@@ -220,15 +221,18 @@ class StudioClient:
             raise StudioError(f"Label Studio created {len(ids)} of {len(tasks)} tasks in project {project_id}")
         return ids
 
-    def task_count(self, project_id: int) -> int:
-        """How many tasks the project holds (one request)."""
-        project = self._call(
-            "read a project",
-            self._ls.projects.get,
-            id=project_id,
+    def task_ids(self, project_id: int) -> set[int]:
+        """The ids of the project's tasks (one paged listing). Before, only their number was read: a task deleted
+        in Label Studio beside one added by hand left the count equal, and the deleted one was never made again."""
+
+        def listed():
+            return {int(t.id) for t in self._ls.tasks.list(project=project_id, include="id", page_size=500)}
+
+        return self._call(
+            "list tasks",
+            listed,
             not_found=f"Label Studio project {project_id} no longer exists (deleted in Label Studio?)",
         )
-        return int(project.task_number or 0)
 
     def task_data(self, project_id: int) -> dict[int, dict]:
         """Each task of the project (id → its data), oldest first."""
@@ -251,10 +255,10 @@ class StudioClient:
 
         return self._call("list tasks", listed, not_found=f"Label Studio project {project_id} no longer exists")
 
-    def task_images(self, project_id: int) -> dict[int, int | None]:
-        """Each task of the project (id → its data.image_id), oldest first: what an import the command did not
-        see finish left there."""
-        return {task: _image_id(data) for task, data in self.task_data(project_id).items()}
+    def task_pictures(self, project_id: int) -> dict[int, tuple[int | None, str | None]]:
+        """Each task of the project (id → (its data.image_id, its data.image)), oldest first: what an import the
+        command did not see finish left there. Which image a task shows is its picture's (`rounds.pictured`)."""
+        return {task: (_image_id(data), _picture(data)) for task, data in self.task_data(project_id).items()}
 
     def delete_task(self, task_id: int) -> None:
         self._call("delete a task", self._ls.tasks.delete, id=task_id, not_found=f"task {task_id} no longer exists")
@@ -300,6 +304,7 @@ class StudioClient:
                         updated_at=a.get("updated_at"),
                         raw=a,
                         image_id=_image_id(task.get("data")),
+                        picture=_picture(task.get("data")),
                         shown=_disputed(task.get("data")),
                     )
                 )
@@ -320,9 +325,16 @@ def _disputed(data) -> list[str | None] | None:
 
 
 def _image_id(data) -> int | None:
-    """A task's `image_id` (push writes it beside the image's link), None on a task added by hand."""
+    """A task's `image_id` (push writes it beside the image's link), None on a task added by hand. A rater can
+    edit it (`PATCH /api/tasks/<id>`): it marks a task as push's, and never says which image the task shows."""
     value = data.get("image_id") if isinstance(data, dict) else None
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _picture(data) -> str | None:
+    """A task's `image`: the link to the photo its rater sees (push links the image's rater copy)."""
+    value = data.get("image") if isinstance(data, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def add_user(url: str, api_key: str, email: str, password: str) -> str:

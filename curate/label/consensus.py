@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from curate.label.diagnoses import IDENTIFIABLE, LOW_QUALITY, NEITHER
-from curate.label.results import Box
+from curate.label.results import Box, has_area
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,10 @@ def merge(x: Box, y: Box) -> Box:
 
 
 def consensus_boxes(a: list[Box], b: list[Box], review: list[Box] | None, threshold: float) -> list[Box]:
-    """Agreed boxes are merged; boxes in dispute follow the reviewer when there is one, else both are kept."""
+    """Agreed boxes are merged; boxes in dispute follow the reviewer when there is one, else both are kept. A box
+    without area (recorded by a pull before `parse_result` dropped such boxes) is no box (`has_area`)."""
+    a, b = [x for x in a if has_area(x)], [y for y in b if has_area(y)]
+    review = None if review is None else [r for r in review if has_area(r)]
     pairs, rest_a, rest_b = match_boxes(list(a), list(b), threshold)
     agreed = [merge(x, y) for x, y in pairs]
     if review is None:
@@ -127,7 +130,7 @@ def decide(ratings: list[Rating], review: Rating | None = None, rules: Rules = P
         return Outcome(
             "adjudicated",
             review.diagnosis,
-            sorted(review_boxes),
+            sorted(b for b in review_boxes if has_area(b)),
             method="reviewer_decided",
             n_raters=n,
             agreement=1 / 3,

@@ -23,6 +23,7 @@ from curate.label.client import RemoteAnnotation, StudioClient
 from curate.label.consensus import LowQuality, ThirdOpinion
 from curate.label.recompute import refuse_undeclared, write_consensus
 from curate.label.results import ParsedResult, parse_result
+from curate.label.rounds import pictured
 from curate.label.rules import describe, settle_rules
 from curate.label.servers import Servers, as_servers, sharing
 from db.models import Image, utcnow
@@ -57,7 +58,9 @@ def _digest(a: RemoteAnnotation) -> str:
     return hashlib.sha256(body.encode()).hexdigest()
 
 
-def _refuse_another_project(client, project: LabelProject, round_name: str | None, recorded: list[LabelTask]) -> None:
+def _refuse_another_project(
+    client, project: LabelProject, round_name: str | None, recorded: list[LabelTask], by_sha: dict[str, int]
+) -> None:
     """A project read from a server --url names, not the one recorded, must be the recorded project: its clinician
     has an account there, and its tasks show the images the catalogue recorded under their ids. Before: `--url` of
     one clinician's server read the other clinicians' projects of the same number there (the servers make their
@@ -66,7 +69,8 @@ def _refuse_another_project(client, project: LabelProject, round_name: str | Non
         why = f"{project.rater} has no account there"
     else:
         mine = {t.ls_task_id: t.image_id for t in recorded if t.project_id == project.id and t.ls_task_id > 0}
-        there = client.task_images(project.ls_project_id) if mine else {}
+        listed = client.task_pictures(project.ls_project_id) if mine else {}
+        there = {task: by_sha.get(pictured(link) or "") for task, (_, link) in listed.items()}
         if sum(there.get(task) == image for task, image in mine.items()) * 2 >= len(mine):
             return
         why = "its tasks show other images"
@@ -75,6 +79,26 @@ def _refuse_another_project(client, project: LabelProject, round_name: str | Non
         f"{round_name or 'its round'} ({why}); nothing was recorded: give --url {project.rater}=URL, that "
         "clinician's own server"
     )
+
+
+def _where(project: LabelProject, client) -> str:
+    """Whose project, on which server: every server numbers its projects from 1."""
+    return f"{project.rater}'s project {project.ls_project_id} on {client.url}"
+
+
+def _task_shown(project, a: RemoteAnnotation, tasks: dict, by_image: dict, shown: int | None) -> LabelTask | None:
+    """The recorded task an answer counts for: the image its task's picture shows (`pictured`), never the one
+    its `image_id` names (a rater can edit that: before, an answer on image 6's photo whose task said image 5 was
+    counted for image 5, which "agreed" from a photo its rater never saw). The task recorded under its id while
+    it shows that image; else that image's recorded task (a second task of the image, made by a push stopped
+    before recording it; or a deleted task's id given to another image). None for a task without push's
+    `image_id` (added by hand) or whose picture is no image of the project's: not the catalogue's business."""
+    task = tasks.get((project.id, a.task_id))
+    if task is not None and shown is not None and task.image_id == shown:
+        return task
+    if a.image_id is None or shown is None:
+        return None
+    return by_image.get((project.id, shown))
 
 
 def pull(
@@ -97,7 +121,9 @@ def pull(
         recorded = s.exec(select(LabelTask)).all()
         tasks = {(t.project_id, t.ls_task_id): t for t in recorded}
         by_image = {(t.project_id, t.image_id): t for t in recorded}
-        sizes = {i.id: (i.width, i.height) for i in s.exec(select(Image)).all()}
+        catalogue = s.exec(select(Image)).all()
+        sizes = {i.id: (i.width, i.height) for i in catalogue}
+        by_sha = {i.sha256: i.id for i in catalogue}
     refuse_undeclared(ws)
     # 1. fetch + parse everything (raises before any write)
     fetched: list[tuple[LabelTask, RemoteAnnotation, ParsedResult]] = []
@@ -106,7 +132,7 @@ def pull(
         recorded_url = p.server_url or round_urls[p.round_id]
         client = servers.client(servers.project_url(p.rater, recorded_url))
         if client.url.rstrip("/") != recorded_url.rstrip("/"):
-            _refuse_another_project(client, p, round_names.get(p.round_id), recorded)
+            _refuse_another_project(client, p, round_names.get(p.round_id), recorded, by_sha)
         if p.round_id in pairs:  # push checked this; an account added on the server since is said here
             name, raters = pairs[p.round_id]
             for other in sharing(client, [r for r in raters if r != p.rater]):
@@ -125,20 +151,26 @@ def pull(
                 ) from exc
             raise
         for a in answers:
-            # a second task of a recorded image (an import a stopped push never saw finish, made again by its re-run)
-            # is that image's: the rater's answer there counts
-            task = tasks.get((p.id, a.task_id))
-            if task is not None and a.image_id is not None and task.image_id != a.image_id:  # a deleted task's id,
-                task = None  # given to another image: its answer is that image's (before: the deleted task's image's)
-            task = task or by_image.get((p.id, a.image_id))
+            task = _task_shown(p, a, tasks, by_image, by_sha.get(pictured(a.picture) or ""))
             if task is None:
+                if a.image_id is not None and (p.id, a.image_id) in by_image:
+                    res.warnings.append(
+                        f"{_where(p, client)}, task {a.task_id}: its image_id says image {a.image_id}, but its "
+                        "picture is no photo of the round (edited in Label Studio?): its answer "
+                        f"{a.id} is ignored"
+                    )
                 continue  # a task added by hand in Label Studio is not the catalogue's business
+            if a.image_id is not None and a.image_id != task.image_id:
+                res.warnings.append(
+                    f"{_where(p, client)}, task {a.task_id}: its image_id says image {a.image_id}, but it shows "
+                    f"image {task.image_id} (edited in Label Studio?): its answer {a.id} counts for image "
+                    f"{task.image_id}, the photo its rater saw"
+                )
             w, h = sizes[task.image_id]
             try:
                 parsed = parse_result(a.result, w, h, ws.diagnoses, kinds.get(p.round_id))
             except LabelError as exc:
-                where = f"{p.rater}'s project {p.ls_project_id} on {client.url}"  # every server numbers from 1
-                unreadable.append(f"{where}, task {a.task_id} annotation {a.id}: {exc}")
+                unreadable.append(f"{_where(p, client)}, task {a.task_id} annotation {a.id}: {exc}")
                 continue
             fetched.append((task, a, parsed))
         res.projects += 1

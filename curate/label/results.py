@@ -53,6 +53,13 @@ def rect_to_pixels(value: dict, width: int, height: int) -> Box:
     return (clamp(x0, width), clamp(y0, height), clamp(x1, width), clamp(y1, height))
 
 
+def has_area(box: Box) -> bool:
+    """Whether a box, clamped to the picture, covers any of it. One without (drawn as a click, width 0, or wholly
+    outside the picture) locates nothing, so it is no box: before, it was kept, never matched another (IoU over
+    no union is 0), and two raters' identical such boxes both went into consensus and the export."""
+    return box[2] > box[0] and box[3] > box[1]
+
+
 SPECIAL = {"review": {NEITHER_CHOICE: NEITHER}, "audit": {KEEP_CHOICE: KEEP}}  # choices a round kind adds
 
 
@@ -109,7 +116,8 @@ def _parse(result: list[dict], width: int, height: int, by_choice: dict[str, str
             box = rect_to_pixels(value, width, height)
             if not all(math.isfinite(v) for v in box):  # "x": "nan" parses; before, the box was kept as NaN
                 raise ValueError(f"a box coordinate is not a number ({value.get('x')!r}, {value.get('y')!r})")
-            boxes.append(box)
+            if has_area(box):
+                boxes.append(box)
         elif name == RATER_BOXES_CONTROL:
             continue  # the raters' boxes, shown read-only to the reviewer: not the reviewer's answer
         elif name == COMMENT_CONTROL:

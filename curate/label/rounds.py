@@ -17,7 +17,8 @@ import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from urllib.parse import parse_qs, urlsplit
 
 from PIL import Image as PILImage
 from sqlmodel import Session, select
@@ -204,6 +205,31 @@ def image_link(ws, image: Image) -> str:
     return f"/data/local-files/?d={(folder / path.relative_to(ws.root / COPIES)).relative_to(root).as_posix()}"
 
 
+def pictured(link: str | None) -> str | None:
+    """The SHA-256 of the image whose rater copy `link` shows (`image_link`: …/studio/files/ab/<sha256>.<ext>),
+    None for a link to anything else (a task added by hand). Which image a task shows is its picture's: its
+    `image_id` a rater can edit (`PATCH /api/tasks/<id>`), and before, an answer on image 6's photo whose task
+    said image 5 was credited to image 5."""
+    parts = urlsplit(link or "")
+    served = parse_qs(parts.query).get("d")
+    if parts.scheme or parts.netloc or parts.path != "/data/local-files/" or not served:  # served from elsewhere
+        return None
+    path = PurePosixPath(served[0])
+    sha = path.name.split(".", 1)[0]
+    if ".." in path.parts or path.parts[-4:-1] != (*COPIES.parts, sha[:2]):  # studio/files/ab/<sha256>.jpg
+        return None
+    return sha if len(sha) == 64 and all(c in "0123456789abcdef" for c in sha) else None
+
+
+def images_by_sha(s: Session, shas: set[str]) -> dict[str, int]:
+    """The catalogue's image ids of these SHA-256s (500 a query)."""
+    found, order = {}, sorted(shas)
+    for start in range(0, len(order), 500):
+        rows = s.exec(select(Image.sha256, Image.id).where(Image.sha256.in_(order[start : start + 500]))).all()
+        found.update(rows)
+    return found
+
+
 def document_root(ws) -> tuple[Path, Path]:
     """(Label Studio's document root, the copies' folder as it sees it): the embedded servers' `served_root`
     and its `studio/files`, or `$CURATE_STUDIO_DOCUMENT_ROOT` (a server run by hand) and the workspace's
@@ -336,12 +362,15 @@ def add_tasks(
 
     The catalogue records a task after Label Studio made it, so a push stopped in between (Ctrl-C, SIGTERM, a
     timed-out import that the server finished) left tasks it never recorded: the re-run imported them again,
-    and the rater's answers on the first copies were never read. When the project's task count differs from
-    the catalogue's, its tasks are listed: one already there for an image is recorded instead of imported, and
-    a recorded task deleted in Label Studio is made again (its image had waited for raters for good)."""
+    and the rater's answers on the first copies were never read. When the project's task ids differ from the
+    catalogue's, its tasks are listed: one already there for an image is recorded instead of imported, and
+    a recorded task deleted in Label Studio is made again (its image had waited for raters for good). The ids
+    are compared, not their number: a task added by hand beside a deleted one left the number equal, and the
+    deleted one was never made again. A task is its picture's image's (`pictured`), whatever its `image_id` says."""
     made: dict[str, int] = {}
     with ws.session() as s:
         images = {i.id: i for i in s.exec(select(Image).where(Image.id.in_(image_ids))).all()} if image_ids else {}
+    wanted = set(image_ids)
     for rater, proj in projects.items():
         added = 0
         client = servers.client_for(rater)
@@ -349,12 +378,17 @@ def add_tasks(
             recorded = {t.image_id: t for t in s.exec(select(LabelTask).where(LabelTask.project_id == proj.id)).all()}
         todo = [i for i in image_ids if i not in recorded]
         gone: set[int] = set()
-        if client.task_count(proj.ls_project_id) != len(recorded):
-            remote = client.task_images(proj.ls_project_id)
+        there = client.task_ids(proj.ls_project_id)
+        lost = any(t.ls_task_id not in there and (t.ls_task_id > 0 or i in wanted) for i, t in recorded.items())
+        if lost or (todo and there - {t.ls_task_id for t in recorded.values()}):
+            listed = client.task_pictures(proj.ls_project_id)
+            with ws.session() as s:
+                by_sha = images_by_sha(s, {pictured(link) for _, link in listed.values()} - {None})
+            remote = {task: by_sha.get(pictured(link) or "") for task, (_, link) in listed.items()}
             first: dict[int, int] = {}
-            for task_id, image_id in remote.items():
-                first.setdefault(image_id, task_id)
-            wanted = set(image_ids)
+            for task_id, (mark, _) in listed.items():
+                if mark is not None and remote[task_id] is not None:  # push's tasks; one added by hand is not ours
+                    first.setdefault(remote[task_id], task_id)
             with ws.session() as s:
                 rows = s.exec(select(LabelTask).where(LabelTask.project_id == proj.id)).all()
                 # deleted in Label Studio, or its id given to another image since (Label Studio's SQLite reuses the
