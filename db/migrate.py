@@ -54,6 +54,8 @@ def upgrade_from(engine: Engine, current: str | None, revision: str = "head") ->
         )
     if current is None:
         taken = taken_names(engine)
+        if taken and (now := current_revision(engine)) is not None:  # another command's upgrade made it meanwhile
+            return upgrade_from(engine, now, revision)
         if taken:
             raise CatalogueMismatch(
                 f"the database already holds tables of another application ({', '.join(taken[:3])}"

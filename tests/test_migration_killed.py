@@ -90,3 +90,40 @@ def test_a_first_init_killed_mid_schema_leaves_an_empty_catalogue_not_another_ap
     upgrade(engine)
     assert current_revision(engine) == head_revision()
     engine.dispose()
+
+
+OPENER = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from curate.workspace import Workspace
+
+    time.sleep(max(0.0, float(sys.argv[2]) - time.time()))  # both at the same instant, imports done
+    Workspace(Path("/nonexistent"), db_url=sys.argv[1]).engine.dispose()
+    """
+)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("start", [None, OLD])
+def test_two_commands_opening_one_postgresql_catalogue_at_once_both_upgrade_it(pg_url, start):
+    """The PostgreSQL probe's case: two `curate init`s of one empty database, or two `curate status` of a catalogue
+    an older mpox-curate wrote, at the same moment. Before: one of them stopped, on "duplicate key value violates
+    unique constraint pg_type_typname_nsp_index" or "column panels of relation dedupe_codes already exists"."""
+    import time
+
+    for _ in range(3):  # a race: more than once, each round from the same start
+        engine = make_engine(pg_url)
+        with engine.begin() as c:
+            c.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+        if start:
+            upgrade(engine, start)
+        engine.dispose()
+        at = str(time.time() + 3)
+        both = [
+            subprocess.Popen([sys.executable, "-c", OPENER, pg_url, at], stderr=subprocess.PIPE, text=True)
+            for _ in range(2)
+        ]
+        errors = [p.communicate(timeout=120)[1] for p in both]
+        assert [p.returncode for p in both] == [0, 0], errors
+        assert current_revision(make_engine(pg_url)) == head_revision()

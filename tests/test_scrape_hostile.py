@@ -82,6 +82,61 @@ def test_nul_and_control_characters_never_reach_the_catalogue_and_the_batch_is_k
     assert report.queries[0].skipped == 4
 
 
+def test_a_result_with_a_huge_title_and_a_key_in_its_url_is_kept_clipped_and_masked(sqlite_ws, srv):
+    """Before: a title of "token" 1,000 times held the scrape at 100 % CPU for 4 minutes (the redaction's pattern
+    tried every split of the run), 12,000 letters 14 s each; and Google's `?key=` reached the catalogue unmasked."""
+    srv.results["long"] = [
+        Item("/img/good_2.jpg?key=KEYSECRET111", "token" * 1000),
+        Item("/img/good_3.jpg", "page?session=SESSIONSECRET " + "A" * 12000),
+    ]
+    result = {}
+    worker = threading.Thread(target=lambda: result.update(report=run(sqlite_ws, srv, queries=("long",))), daemon=True)
+    worker.start()
+    worker.join(120)
+    assert not worker.is_alive(), "the scrape still runs after 120 s"
+    assert result["report"].queries[0].added == 2
+    kept = rows(sqlite_ws, Provenance)
+    assert [len(p.title) > 1900 for p in kept] == [True, True] and max(len(p.title) for p in kept) <= 2000
+    text = " ".join(f"{p.locator} {p.title}" for p in kept)
+    assert "KEYSECRET111" not in text and "key=***" in text and "SESSIONSECRET" not in text, text[-3000:]
+
+
+def test_a_scrape_whose_image_another_writer_recorded_first_retries_and_counts_once(ws, srv, monkeypatch):
+    """Two scrapes into one catalogue (PostgreSQL, two workspaces) met the same photo: the one that committed
+    second stopped on "duplicate key value violates unique constraint images_sha256_key", exit 1. Here the other
+    writer records the first photo in the instant between this scrape's look and its insert."""
+    import curate.intake.scrape.record as record
+    from curate.intake.catalogue import record_arrival
+
+    srv.results["race"] = [Item("/img/good_2.jpg", "one"), Item("/img/good_3.jpg", "two")]
+    real, raced = record.record_arrival, []
+
+    def other_writer_first(session, **kw):
+        if not raced:  # this scrape looked and found no such image; the other writer then committed it
+            raced.append(kw["sha256"])
+            with ws.session() as other:  # its own connection and transaction
+                record_arrival(other, **{**kw, "locator": "https://elsewhere.example/same.jpg"})
+            info = kw["info"]
+            session.add(
+                Image(
+                    sha256=kw["sha256"],
+                    size_bytes=kw["size_bytes"],
+                    format=info.format,
+                    width=1,
+                    height=1,
+                    mode=info.mode,
+                )
+            )
+            session.flush()  # this scrape's insert, after its look: the catalogue's unique key refuses it
+        return real(session, **kw)
+
+    monkeypatch.setattr(record, "record_arrival", other_writer_first)
+    report = run(ws, srv, queries=("race",))
+    assert raced and report.queries[0].added == 1 and report.queries[0].provenance == 1
+    assert len(rows(ws, Image)) == 2 and len(rows(ws, Provenance)) == 3
+    assert_consistent(ws)
+
+
 def test_images_on_other_local_hosts_are_refused_with_a_reason(sqlite_ws, srv, other_host):
     srv.results["ssrf"] = [
         Item("/img/good_2.jpg", "engine host: allowed"),

@@ -16,13 +16,21 @@ if engine is None:  # `alembic` CLI use: take the URL from -x url=...
     engine = make_engine(context.get_x_argument(as_dictionary=True)["url"])
 
 
+UPGRADE_LOCK = 0x6D706F78  # "mpox": the advisory lock key every upgrade of a PostgreSQL catalogue takes
+
+
 @contextmanager
 def one_transaction(connection: Connection) -> Iterator[None]:
     """SQLite: the whole upgrade in one transaction that this connection begins itself. Python's sqlite3 opens a
     transaction only before INSERT, UPDATE or DELETE, so each ALTER and batch copy of a migration ran on its own
     and was saved at once: a command stopped mid-upgrade left columns added under the old schema revision, and every
     later command failed on "duplicate column name". SQLite's DDL is transactional; killed, the journal undoes it
-    all. (PostgreSQL's DDL is transactional through SQLAlchemy already.)"""
+    all. PostgreSQL's DDL is transactional through SQLAlchemy already; there a transaction-scoped advisory lock makes a
+    second upgrade wait for the first, whose revision alembic then reads (before: two commands opening one older
+    catalogue at once stopped one on "column … already exists", two `init`s of an empty database on "duplicate key
+    value violates unique constraint pg_type_typname_nsp_index")."""
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({UPGRADE_LOCK})")
     if connection.dialect.name != "sqlite":
         yield
         return

@@ -50,8 +50,9 @@ def printable(text: str) -> str:
 
 
 def clip(value) -> str | None:
-    """Text as the catalogue may hold it: no control characters, no visible secret, at most TEXT_LIMIT long."""
-    return redact_text(printable(value))[:TEXT_LIMIT] if isinstance(value, str) and value else None
+    """Text as the catalogue may hold it: no control characters, no visible secret, at most TEXT_LIMIT long (cut
+    first: a result page's title can be megabytes)."""
+    return redact_text(printable(value)[:TEXT_LIMIT])[:TEXT_LIMIT] if isinstance(value, str) and value else None
 
 
 def url_problem(url: str) -> str | None:

@@ -78,32 +78,45 @@ def _small_enough_now(reason: str, min_side: int) -> bool:
 
 
 def write_batch(ws, batch: list[Outcome], target: QueryTarget, qr: QueryReport) -> list[str]:
-    """Record `batch` and count it into `qr`; returns the reasons of fatal outcomes (the store failed)."""
-    fatal = []
-    with ws.session() as s:
+    """Record `batch` and count it into `qr`; returns the reasons of fatal outcomes (the store failed). The rows go
+    in one transaction, run again when another writer took a key first (`Workspace.transact`): before, two scrapes
+    into one PostgreSQL catalogue stopped one of them on "duplicate key … images_sha256_key". So `qr` is counted
+    only once the rows are in."""
+
+    def work(s) -> list[str]:
+        outcomes = []
         for o in batch:
-            url = o.task.get("file_url") or ""
             if o.kind is Kind.STORED:
-                _arrival(s, o, url, target, qr)
+                outcomes.append(_arrival(s, o, o.task.get("file_url") or "", target))
             elif o.kind is Kind.REJECTED:
-                locator = url[:TEXT_LIMIT] or "(empty URL)"
+                locator = (o.task.get("file_url") or "")[:TEXT_LIMIT] or "(empty URL)"
                 s.add(Rejection(run_id=target.run_id, source_id=target.source_id, locator=locator, reason=o.reason))
-                qr.rejected.append((locator, o.reason))
-                log.debug("rejected %s: %s", url, o.reason)
-            elif o.kind is Kind.FAILED:
-                qr.failed.append((url[:TEXT_LIMIT], o.reason))
-                log.debug("failed %s: %s", url, o.reason)
-            elif o.kind is Kind.SKIPPED:
-                qr.skipped += 1
-            elif o.kind is Kind.OVER:
-                qr.over_limit += 1
-            elif o.kind is Kind.FATAL:
-                fatal.append(o.reason)
+        return outcomes
+
+    arrivals = iter(ws.transact(work))
+    fatal = []
+    for o in batch:
+        url = o.task.get("file_url") or ""
+        if o.kind is Kind.STORED:
+            _count(o, next(arrivals), url, target, qr)
+        elif o.kind is Kind.REJECTED:
+            qr.rejected.append((url[:TEXT_LIMIT] or "(empty URL)", o.reason))
+            log.debug("rejected %s: %s", url, o.reason)
+        elif o.kind is Kind.FAILED:
+            qr.failed.append((url[:TEXT_LIMIT], o.reason))
+            log.debug("failed %s: %s", url, o.reason)
+        elif o.kind is Kind.SKIPPED:
+            qr.skipped += 1
+        elif o.kind is Kind.OVER:
+            qr.over_limit += 1
+        elif o.kind is Kind.FATAL:
+            fatal.append(o.reason)
     return fatal
 
 
-def _arrival(s, o: Outcome, url: str, target: QueryTarget, qr: QueryReport) -> None:
-    outcome = record_arrival(
+def _arrival(s, o: Outcome, url: str, target: QueryTarget) -> str:
+    """One stored image's rows; what `record_arrival` made of it ("added", "provenance" …)."""
+    return record_arrival(
         s,
         sha256=o.sha,
         size_bytes=o.size,
@@ -123,6 +136,9 @@ def _arrival(s, o: Outcome, url: str, target: QueryTarget, qr: QueryReport) -> N
         content_type=o.content_type,
         retrieved_at=o.retrieved_at,
     )
+
+
+def _count(o: Outcome, outcome: str, url: str, target: QueryTarget, qr: QueryReport) -> None:
     if o.counted:
         qr.new_for_query += 1
     if outcome == "added":

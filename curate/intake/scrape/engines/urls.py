@@ -12,6 +12,7 @@ from icrawler.builtin.urllist import PseudoParser
 
 from curate.errors import ConfigError
 from curate.intake.scrape.engines.base import Engine, QueryPlan, put, queued
+from curate.intake.scrape.fetch import printable
 from curate.intake.scrape.options import BASE_URL_ENV, EngineName, ScrapeOptions
 
 
@@ -76,7 +77,8 @@ class UrlList(Engine):
         return (options.base_url or os.environ.get(BASE_URL_ENV) or "").rstrip("/")
 
     def query_label(self, raw: str) -> str:
-        return Path(raw).name
+        """The list's file name, as the catalogue holds it (before: an ESC or BEL in the name was stored raw)."""
+        return printable(Path(raw).name)
 
     def feeder_kwargs(self, plan: QueryPlan) -> dict:
         return {"tasks": read_url_list(Path(plan.raw))}
