@@ -20,7 +20,8 @@ when it is a collage, are compared as pictures of their own, as the audit does
 (`bench/skin_photos.py`'s close-ups), with their leak variants: the smooth photos whose texture the audit
 raises (`leakage_match._textured`). `--retouched` gives each photo the variants of `tests/photo_corpus.py`'s
 `RETOUCHES` instead (what a journal, an app or a forum does to a photo): the copies dedupe leaves out most
-(`bench/dedupe.py --retouched`), for which this audit is the net at export.
+(`bench/dedupe.py --retouched`), for which this audit is the net at export. `--pads` gives each photo three
+letterboxed copies instead (2:1, 4:1, 1:3 in white, black or grey), which the export then stretches to its square.
 """
 
 from __future__ import annotations
@@ -37,11 +38,20 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench")]
 
 from leakage_corpus import LEAKS, bases, exported, ruled
+from photo_corpus import pad
 
 from curate.export import leakage_match
-from curate.export.leakage import THRESHOLD, by_image, panel_views, read_contents
+from curate.export.leakage import THRESHOLD, by_image, every_look, read_contents
 
 FIGURE_SIZES = (2, 3, 4)  # photos in each `--collages` figure, in turn
+
+
+def _padded(aspect: float):
+    """A `--pads` variant: the photo letterboxed to `aspect` (width / height), in a colour picked per copy."""
+    return lambda im, r: pad(im, str(r.choice(["white", "black", "grey"])), aspect)
+
+
+PADS = {f"pad {name}": _padded(aspect) for name, aspect in (("2:1", 2.0), ("4:1", 4.0), ("1:3", 1 / 3))}
 
 
 def build(
@@ -207,9 +217,17 @@ def main(argv=None) -> None:
         help="each photo's variants are what a journal, an app or a forum does to it (`tests/photo_corpus.py`'s "
         "RETOUCHES: greyscale, an app's filter, heavy JPEG, a tight crop ...) instead of issue 9's three leak kinds",
     )
+    ap.add_argument(
+        "--pads",
+        action="store_true",
+        help="each photo's variants are padded to another aspect ratio (2:1, 4:1 and 1:3, white, black or grey) "
+        "instead of issue 9's three leak kinds: a letterboxed copy the export then stretches to its square",
+    )
     args = ap.parse_args(argv)
     if args.retouched:
         from photo_corpus import RETOUCHES as kinds
+    elif args.pads:
+        kinds = PADS
     else:
         kinds = LEAKS
     args.out.mkdir(parents=True, exist_ok=True)
@@ -230,9 +248,8 @@ def main(argv=None) -> None:
     )
     t0 = time.perf_counter()
     grays, frames = read_contents([(p, p.name, "bench") for p in paths], args.workers)  # as the audit does
-    views, owner = panel_views(grays)  # as the audit does: a collage's panels are looked at on their own too
-    looks, of = grays + views, np.array(list(range(len(grays))) + owner, np.int64)
-    frames += [(0, 0, v.shape[1], v.shape[0]) for v in views]
+    looks, of, frames, is_panel = every_look(grays, frames)  # as the audit: a collage's panels, a letterbox stretched
+    owner = of[is_panel]
     feats = leakage_match.features(looks, workers=args.workers)
     t1 = time.perf_counter()
     matches = by_image(leakage_match.match(feats, parts[of], min_inliers=8, workers=args.workers), of)
@@ -286,7 +303,8 @@ def main(argv=None) -> None:
         f"{args.closeups} close-ups on plain skin, "
         f"{args.stamped} stamped previews, {args.templates} in one site's template, {args.collages} figures), "
         f"{compared:,} compared pairs; "
-        f"{len(views)} panels of {len(set(owner))} collages looked at on their own"
+        f"{len(owner)} panels of {len(set(owner))} collages and {len(looks) - n - len(owner)} letterboxes stretched "
+        "back looked at on their own"
     )
     columns = list(kinds) + (["figure"] if args.collages else [])
     print("| method, threshold | " + " | ".join(f"recall {k}" for k in columns) + " | false pairs | false-pair rate |")

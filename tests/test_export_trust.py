@@ -62,10 +62,48 @@ def test_an_edited_parent_is_refused_not_followed(cat):
     assert export_version(cat.ws, opts("1.1.0")).status == "written"
 
 
+def test_a_version_folder_the_catalogue_never_recorded_is_no_parent(cat):
+    """The probe's case: 1.0.0 copied to 1.5.0, a test image moved into train in its files and manifest, sealed
+    again. Before: 2.0.0 took 1.5.0 as its parent ("42 image(s) of mpox@1.5.0 kept their split and fold, 0 moved")
+    and the test image trained; `curate versions` did not list 1.5.0."""
+    copy = cat.ws.exports / "mpox" / "1.5.0"
+    shutil.copytree(cat.first.path, copy)
+    manifest = copy / "manifest.csv"
+    lines = manifest.read_text().splitlines(keepends=True)
+    i = next(k for k, line in enumerate(lines) if ",test," in line)
+    moved = lines[i].split(",", 1)[0]
+    (copy / moved.replace("test/", "train/", 1)).parent.mkdir(parents=True, exist_ok=True)
+    (copy / moved).rename(copy / moved.replace("test/", "train/", 1))
+    lines[i] = lines[i].replace(",test,,", ",train,0,").replace("test/", "train/", 1)
+    manifest.write_text("".join(lines))
+    sums = copy / "SHA256SUMS"
+    sums.write_text(sums.read_text().replace(f"  {moved}\n", f"  {moved.replace('test/', 'train/', 1)}\n"))
+    _reseal(copy)
+    DatasetVersion.open(copy).verify()  # sealed again: its own checksums hold
+    for parent in (None, "1.5.0"):  # the highest earlier version, or named
+        with pytest.raises(ExportError, match=r"parent version mpox@1.5.0 was not written by this workspace's"):
+            export_version(cat.ws, opts("2.0.0", parent=parent))
+    assert not (cat.ws.exports / "mpox" / "2.0.0").exists()
+    shutil.rmtree(copy)  # moved out, as the message says: 1.0.0 is the parent
+    assert export_version(cat.ws, opts("2.0.0")).parent == "1.0.0"
+
+
+def test_an_export_run_again_over_its_version_checks_every_byte(cat):
+    """Before: a photo's bytes replaced (or a photo added) in a written version, `curate export` of that version
+    again said "already written … with this content; nothing changed", exit 0, while audit and train refused it."""
+    photos = sorted(p for p in (cat.first.path / "train").rglob("*.jpg"))
+    kept = photos[0].read_bytes()
+    photos[0].write_bytes(photos[1].read_bytes())
+    with pytest.raises(ExportError, match=r"mpox@1.0.0 fails its checksums: 1 changed .*; move .* aside"):
+        export_version(cat.ws, opts())
+    photos[0].write_bytes(kept)
+    assert export_version(cat.ws, opts()).status == "exists"
+
+
 def test_an_archive_vouches_only_for_a_sound_version_and_holds_only_its_files(cat):
     stray = cat.first.path / "notes.txt"
     stray.write_text("patient: Jane Doe\n")
-    with pytest.raises(ExportError, match=r"not archived: mpox@1.0.0 fails its checksums: 1 extra \(notes.txt\)"):
+    with pytest.raises(ExportError, match=r"mpox@1.0.0 fails its checksums: 1 extra \(notes.txt\); move .* aside"):
         export_version(cat.ws, opts(archive=True))
     assert not (cat.ws.exports / "mpox" / "mpox-1.0.0.tar").exists()
     stray.unlink()

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -38,6 +39,7 @@ from curate.parallel import run_parallel, stage_of
 
 THRESHOLD = 20  # RANSAC inliers; calibrated in bench/leakage.py, see bench/README.md
 SMALLEST = 256  # px: a smaller picture is enlarged to this longest side first (`gray_and_frame`)
+LETTERBOX = 1.5  # a content box this many times wider (or taller) than its image is stretched back (`letterbox_views`)
 METHOD = (
     "ORB local features on the content box (mirror included; a smooth photo's texture raised; spread over a grid), "
     "faiss binary index, RANSAC affine verification"
@@ -253,6 +255,21 @@ def gray_and_frame(path: Path, rel: str, ref: str) -> tuple[np.ndarray, tuple[in
     return np.ascontiguousarray(np.clip(g + 0.5, 0, 255).astype(np.uint8)), (x0, y0, img.shape[1], img.shape[0])
 
 
+def letterbox_views(grays: Sequence[np.ndarray], frames: Sequence[tuple[int, int, int, int]]) -> list[tuple]:
+    """(view, image, frame) for each content box `LETTERBOX` times wider or taller than its image: the box stretched
+    back to the image's size, as a version exported by the "stretch" policy stretched the photo before it was
+    letterboxed, looked at as a picture of its own (the box as it is stays one too: a photo whose dark sky or
+    plain skin was cut as a border keeps its match with its crops). A photo padded to 2:1 or 4:1 and then
+    stretched to the square kept a half or a quarter of its width, and ORB's corners are not that anisotropic:
+    the audit found 57 % of 2:1 copies, none at 4:1, 3 % at 1:3 (`bench/leakage.py --pads`, bench/README.md)."""
+    out = []
+    for k, (g, (_, _, w, h)) in enumerate(zip(grays, frames, strict=True)):
+        shape = (g.shape[1] * h) / (g.shape[0] * w)
+        if max(shape, 1 / shape) >= LETTERBOX:
+            out.append((cv2.resize(g, (w, h), interpolation=cv2.INTER_LINEAR), k, (0, 0, w, h)))
+    return out
+
+
 def read_contents(
     files: Sequence[tuple[Path, str, str]], workers: int = 0, tick: Callable[[int, int], None] | None = None
 ) -> tuple[list[np.ndarray], list[tuple[int, int, int, int]]]:
@@ -280,19 +297,18 @@ def audit_files(
     threshold: int = THRESHOLD,
     on_progress: Callable[[str, int, int | None], None] | None = None,
     workers: int = 0,
+    stretched: bool = True,
 ) -> LeakageAudit:
     """Audit the images `entries` (paths relative to `root`) in `workers` processes (0: one per core).
     `on_progress(stage, done, total)` hears the three stages: "read images", "features" (images) and
-    "compare" (each image's two queries, as it is and mirrored)."""
+    "compare" (each image's two queries, as it is and mirrored). `stretched`: exported by the "stretch" resize
+    policy, whose letterboxed photos are looked at stretched back too (`letterbox_views`)."""
     started = time.perf_counter()
     entries = sorted(entries, key=lambda e: e.file)
     files = [(root / e.file, e.file, ref) for e in entries]
     grays, frames = read_contents(files, workers, stage_of(on_progress, "read images"))
     parts = np.array([-1 if e.fold is None or e.split != "train" else e.fold for e in entries], np.int64)
-    views, owner = panel_views(grays)
-    looks = grays + views  # each image, then each panel of a collage as a picture of its own
-    of = np.array(list(range(len(grays))) + owner, np.int64)  # the image each look is of
-    frames += [(0, 0, v.shape[1], v.shape[0]) for v in views]
+    looks, of, frames, is_panel = every_look(grays, frames, stretched)
     feats = leakage_match.features(looks, stage_of(on_progress, "features"), workers)
     compare = stage_of(on_progress, "compare")
     matches = by_image(leakage_match.match(feats, parts[of], threshold, compare, workers), of)
@@ -313,7 +329,7 @@ def audit_files(
         )
 
     def pair(m: leakage_match.Match) -> LeakPair:
-        panel = bool(m.i >= len(grays) or m.j >= len(grays))
+        panel = bool(is_panel[m.i] or is_panel[m.j])
         return LeakPair(*ordered(of[m.i], of[m.j]), m.inliers, m.cover, m.mirrored, panel, images(m) in same_bytes)
 
     explained = {(m.i, m.j) for m in matches if images(m) not in same_bytes} & (shared | objects)  # never a copy
@@ -373,6 +389,30 @@ def panel_views(grays: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[int
     return views, owner
 
 
+class Looks(NamedTuple):
+    """What is compared (`every_look`): the pictures, the image each is of, each one's frame (`gray_and_frame`),
+    and which are a collage's panels."""
+
+    grays: list[np.ndarray]
+    of: np.ndarray
+    frames: list[tuple[int, int, int, int]]
+    panel: np.ndarray
+
+
+def every_look(grays: list[np.ndarray], frames: list[tuple[int, int, int, int]], stretched: bool = True) -> Looks:
+    """Each image, then each panel of a collage (`panel_views`) and, in a version the "stretch" policy made, each
+    letterboxed box stretched back (`letterbox_views`), as pictures of their own."""
+    views, owner = panel_views(grays)
+    frames = frames + [(0, 0, v.shape[1], v.shape[0]) for v in views]
+    panel = [False] * len(grays) + [True] * len(views)
+    for view, k, frame in letterbox_views(grays, frames[: len(grays)]) if stretched else []:
+        views.append(view)
+        owner.append(k)
+        frames.append(frame)
+        panel.append(False)
+    return Looks(grays + views, np.array(list(range(len(grays))) + owner, np.int64), frames, np.array(panel))
+
+
 def by_image(matches: list[leakage_match.Match], of: np.ndarray) -> list[leakage_match.Match]:
     """The matches between two images, strongest first, one a pair of images: a collage's panel stands for
     its image (`panel_views`), and its match replaces the whole figure's when stronger."""
@@ -413,7 +453,8 @@ def audit_version(
     for row in ds.rows:  # a manifest row SHA256SUMS does not list
         if not (ds.path / row["file"]).is_file():
             raise DatasetError(f"{ds.ref}: image {row['file']} is missing")
-    return ds, audit_files(ds.path, entries_of(ds.rows), ds.ref, threshold, on_progress, workers)
+    stretched = ds.meta.get("resize_policy", "stretch") == "stretch"
+    return ds, audit_files(ds.path, entries_of(ds.rows), ds.ref, threshold, on_progress, workers, stretched)
 
 
 def require_comparisons(ref: str, audit: LeakageAudit) -> None:

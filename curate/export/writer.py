@@ -224,6 +224,13 @@ def export_version(
                 f"{options.name}@{options.version} is damaged ({damage}); move {final} aside and run this export "
                 "again: the same catalogue state rebuilds the same files, checked against the registered checksum"
             )
+        try:  # every byte, not only what is there: before, a photo replaced or one added was "this content"
+            DatasetVersion.open(final).verify()
+        except DatasetError as exc:
+            raise ExportError(
+                f"{exc}; move {final} aside and run this export again: the same catalogue state rebuilds the same "
+                "files, checked against the registered checksum"
+            ) from None
         if existing != plan.fingerprint:
             raise ExportError(
                 f"{options.name}@{options.version} already exists with different content; "
@@ -234,6 +241,12 @@ def export_version(
             raise ExportError(tampered(f"{options.name}@{options.version}", final, result.checksum, record.checksum))
     else:
         if plan.parent_dir is not None:  # its splits pin this version's, its manifest the card's history: checked
+            if plan.meta["parent"] not in registered:  # before: a folder copied in, its test image moved into
+                raise ExportError(  # train and sealed again, pinned this version's splits, "0 moved"
+                    f"the parent version {options.name}@{plan.meta['parent']} was not written by this workspace's "
+                    f"`curate export` (the catalogue records no such version), so its splits cannot be trusted: move "
+                    f"{plan.parent_dir} out of exports/, or export with --parent a version `curate versions` lists"
+                )
             try:
                 checked_version(ws, plan.parent_dir)
             except ExportError as exc:  # before: an edited parent moved a test image into train, "0 moved"
@@ -283,7 +296,7 @@ def _is_version(text: str) -> bool:
 
 def _damage(final: Path) -> str | None:
     """What is missing from a written version's folder (stat only: a file named in its SHA256SUMS gone), or
-    None. A changed file is `curate audit leakage`'s and `DatasetVersion.verify`'s to find."""
+    None. A changed or extra file is `DatasetVersion.verify`'s to find, asked next."""
     try:
         listed = (final / "SHA256SUMS").read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError):
@@ -418,7 +431,12 @@ def _build(ws, plan: ExportPlan, final: Path, on_image, on_audit) -> ExportResul
     licences = sorted({lic for s in plan.sources for lic in s["licences"]})
     # The audit reads the rendered files before the version is sealed, so the card and audit.json carry it.
     audit = audit_files(
-        build, entries_of(rows), f"{opts.name}@{opts.version}", on_progress=on_audit, workers=opts.workers
+        build,
+        entries_of(rows),
+        f"{opts.name}@{opts.version}",
+        on_progress=on_audit,
+        workers=opts.workers,
+        stretched=opts.spec.policy == "stretch",
     )
     readme = card.render(
         meta,
