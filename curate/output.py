@@ -112,6 +112,13 @@ def printable(text: str) -> str:
     return "".join(_escaped(c) if unicodedata.category(c) in CONTROL_CATEGORIES else c for c in text)
 
 
+def shown(value: object) -> str:
+    """A name or path inside a line that `console.print` reads as markup: control characters shown (`printable`)
+    and rich's tags taken as text. Before, a folder `[link=https:evil.example]clinic` printed as a live hyperlink
+    on the terminal, and `--html '[conceal]x.html'` as "x.html"."""
+    return escape(printable(str(value)))
+
+
 def one_line(message: str) -> str:
     """What an error may show: secrets redacted (URLs' passwords, echoed Authorization headers), one line, no
     control characters (`printable`)."""
@@ -324,7 +331,7 @@ def table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
     for i, c in enumerate(columns):
         t.add_column(c, justify="left" if i == 0 else "right", overflow="fold")
     for r in rows:
-        t.add_row(*[("" if v is None else escape(printable(str(v)))) for v in r])
+        t.add_row(*[("" if v is None else shown(v)) for v in r])
     return t
 
 

@@ -18,8 +18,8 @@ _AUTH_HEADER = re.compile(
     re.I,
 )
 # a vendor's key by its own name (S3's AWSAccessKeyId, Azure's Ocp-Apim-Subscription-Key) anywhere; a bare `key`
-# (Google's API key), `auth`, `session` only as a URL's query parameter or a field's whole name: "monkey", "author",
-# "keyword" stay whole
+# (Google's API key), `auth`, `session` only as a URL's query parameter (`redact_text`) or as a key's whole name
+# (`secret_name`: a query's key, a command's argument): "monkey", "author", "keyword" stay whole
 _SECRET_WORDS = (
     r"token|password|passwd|secret|api[_-]?key|apikey|credential|access[_-]?key|subscription[_-]?key|"
     r"private[_-]?key|session[_-]?id|jwt"

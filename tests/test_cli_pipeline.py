@@ -56,6 +56,18 @@ def test_pipeline_json_is_one_object_with_each_stage(tmp_path, monkeypatch):
     assert "warning:" not in r.output and "──" not in r.output  # no tables, no headings, no warning lines
 
 
+def test_a_source_folder_named_like_markup_is_printed_as_its_name(tmp_path, monkeypatch):
+    """Before: a folder `[link=https:evil.example]clinic[conceal]` printed its heading as a live hyperlink to
+    evil.example on a terminal, the rest hidden, and as "── ingest clinic" anywhere: the source misnamed."""
+    monkeypatch.chdir(tmp_path)
+    name = "[link=https:evil.example]clinic[conceal]"
+    (tmp_path / "incoming" / name).mkdir(parents=True)
+    (tmp_path / "incoming" / name / "a.jpg").write_bytes(I.jpeg(3))
+    r = runner.invoke(app, ["pipeline"])
+    assert r.exit_code == 0, r.output
+    assert f"── ingest {name} " in r.output
+
+
 def test_source_toml_configures_each_incoming_source(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     kaggle = tmp_path / "incoming" / "kaggle-msid"

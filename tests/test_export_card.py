@@ -146,5 +146,24 @@ def test_source_names_cannot_break_a_table():
     sources_table = next(t for t in _tables(text) if t[0][0] == "source")
     assert [len(r) for r in sources_table] == [7, 7, 7]
     assert sources_table[2][0] == "clinic \\| 2024 photos \\\\ batch"
-    assert "- External validation sources (reserved whole): clinic | 2024 photos \\ batch." in text
+    assert "- External validation sources (reserved whole): clinic | 2024 photos \\\\ batch." in text
     assert all(len(r) == len(t[0]) for t in _tables(text) for r in t)  # every table keeps its column count
+
+
+def test_free_text_in_the_card_is_inert_markdown():
+    """A hostile probe's case: a licence `![x](http://host/beacon.png)` became an image every viewer of the card
+    (GitHub, an IDE's preview) fetched from that host; a source `[Download full data](http://…)` a link; a
+    diagnosis name of raw HTML in a diagnosis-task card's first line a live <img onerror>. Now each is text."""
+    beacon, link = "![x](http://127.0.0.1:9/beacon.png)", "[Download full data](http://127.0.0.1:9/s)"
+    rows = [row(1), row(2, "non_mpox", "test")]
+    text = render({**META, "parent": None}, rows, LABELS, [source(link, [beacon])], [], 0, None).decode()
+    assert (
+        "\\[Download full data\\](http://127.0.0.1:9/s)" in text and "!\\[x\\](http://127.0.0.1:9/beacon.png)" in text
+    )
+    assert "[Download full data](" not in text and "[x](" not in text
+    html = "<img src=http://127.0.0.1:9/raw.png onerror=alert(1)>"
+    diagnoses = [{"slug": "mpox", "name": "Mpox", "binary": "mpox"}, {"slug": "xss", "name": html, "binary": None}]
+    meta = {**META, "parent": None, "task": "diagnosis", "classes": ["mpox", "xss"], "diagnoses": diagnoses}
+    text = render(meta, [row(1), row(2, "xss", "test")], LABELS, [], [], 0, None).decode()
+    assert "<img" not in text and "(Mpox, &lt;img src=http://127.0.0.1:9/raw.png onerror=alert(1)&gt;)" in text
+    assert "| `xss` |" in text  # the card's own code span stays one

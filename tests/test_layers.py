@@ -248,3 +248,23 @@ def test_a_module_without_a_layer_is_named(tmp_path):
     assert violations(root, allowed={})[0] == [
         "curate.newthing: no layer; add it to MODULE_LAYER in tests/test_layers.py"
     ]
+
+
+def test_each_scrape_module_imports_on_its_own():
+    """A module imported first in a fresh interpreter must load: before, `curate.intake.scrape.fetch` alone failed
+    with "cannot import name 'printable' from partially initialized module" (fetch -> engines -> urls -> fetch),
+    and only worked because every caller happened to import another scrape module first."""
+    import subprocess
+    import sys
+
+    names = [
+        ".".join(p.relative_to(ROOT).with_suffix("").parts)
+        for p in sorted((ROOT / "curate" / "intake" / "scrape").rglob("*.py"))
+        if p.name != "__init__.py"
+    ]
+    failed = [
+        n
+        for n in names
+        if subprocess.run([sys.executable, "-c", f"import {n}"], cwd=ROOT, capture_output=True).returncode != 0
+    ]
+    assert len(names) > 10 and failed == []

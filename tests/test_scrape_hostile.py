@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from engine_server import EngineServer, Item, assert_consistent, rows, run
+from sqlmodel import select
 
 from curate.intake.fetch_guard import HostPolicy, Refused, address_problem
 from db.models import Image, Provenance, Rejection
@@ -99,6 +100,21 @@ def test_a_result_with_a_huge_title_and_a_key_in_its_url_is_kept_clipped_and_mas
     assert [len(p.title) > 1900 for p in kept] == [True, True] and max(len(p.title) for p in kept) <= 2000
     text = " ".join(f"{p.locator} {p.title}" for p in kept)
     assert "KEYSECRET111" not in text and "key=***" in text and "SESSIONSECRET" not in text, text[-3000:]
+
+
+def test_a_url_recorded_unmasked_by_an_earlier_version_is_known_to_the_next_run(sqlite_ws, srv):
+    """A URL stored before `key=` was a secret's name (`…?key=K`) and the masked URL the crawl now gives must be one
+    arrival: before, the re-run fetched it again and recorded a second provenance row for the same image."""
+    srv.results["old"] = [Item("/img/good_2.jpg?key=KEYSECRET111", "one")]
+    run(sqlite_ws, srv, queries=("old",))
+    with sqlite_ws.session() as s:  # as an earlier mpox-curate recorded it
+        row = s.exec(select(Provenance)).one()
+        row.locator = row.locator.replace("key=***", "key=KEYSECRET111")
+        s.add(row)
+        s.commit()
+    again = run(sqlite_ws, srv, queries=("old",))
+    assert again.queries[0].skipped == 1 and again.queries[0].provenance == 0
+    assert len(rows(sqlite_ws, Provenance)) == 1
 
 
 def test_a_scrape_whose_image_another_writer_recorded_first_retries_and_counts_once(ws, srv, monkeypatch):

@@ -27,9 +27,9 @@ from curate.output import (
     fail,
     one_line,
     print_json,
-    printable,
     progress_bars,
     reported,
+    shown,
     stop_done,
     stop_on_sigterm,
 )
@@ -318,7 +318,7 @@ def run_cmd(
     console.print(_table2(sets, [(metrics["label"], metrics["sets"])], f"{metrics['label']} on {metrics['dataset']}"))
     if metrics.get("triage", {}).get("sets"):
         console.print(_triage_table([(metrics["label"], metrics["triage"])]))
-    console.print(f"run folder: {path}  (report.md)")
+    console.print(f"run folder: {shown(path)}  (report.md)")
     from train.calibration import unfit  # here: sklearn is slow to load for --help
 
     if warning := unfit((metrics.get("triage") or {}).get("calibration")):
@@ -375,7 +375,7 @@ def compare_cmd(
                 f"[yellow]warning:[/] {escape(r['label'])}: {r['model_warning']}", highlight=False, soft_wrap=True
             )
     for f in result.get("files", []):
-        console.print(f"wrote {f}")
+        console.print(f"wrote {shown(f)}")
 
 
 @app.command("predict")
@@ -451,9 +451,9 @@ def predict_cmd(
             low = " (low res.)" if r["low_resolution"] else ""
             # as given (two inputs named photo.jpg in two folders were two rows "photo.jpg"); control characters
             # shown, not obeyed
-            name = escape(printable(r["image"]))
-            shown = f"{p:.{3 if r['calibrated'] else n}f}"
-            t.add_row(name, shown, cal, thr, r["decision"] + low, escape(r["gradcam"] or "—"))
+            name = shown(r["image"])
+            value = f"{p:.{3 if r['calibrated'] else n}f}"
+            t.add_row(name, value, cal, thr, r["decision"] + low, escape(r["gradcam"] or "—"))
         console.print(t)
     for model_warning in dict.fromkeys(r["model_warning"] for r in done if r.get("model_warning")):  # once
         err_console.print(f"[yellow]warning:[/] {escape(model_warning)}", highlight=False, soft_wrap=True)

@@ -17,7 +17,7 @@ from curate.cli.options import (
     refuse_page_at,
     write_page,
 )
-from curate.output import console, print_json, stage_bars, table
+from curate.output import console, print_json, shown, stage_bars, table
 
 app = typer.Typer(
     help="Audit exported dataset versions.\n\nExample: curate audit leakage mpox@1.0.0 --strict",
@@ -104,7 +104,7 @@ def leakage(
             )
         console.print(audit.summary(), highlight=False)
         if page:
-            console.print(f"report: {page}", highlight=False)
+            console.print(f"report: {shown(page)}", highlight=False)
     if strict and audit.suspects:
         raise typer.Exit(2)
 

@@ -9,7 +9,7 @@ from rich.markup import escape
 
 from curate.cli.choices import ExportTask, ResizePolicy
 from curate.cli.options import DbOpt, JsonOpt, WorkersOpt, WorkspaceOpt, open_workspace
-from curate.output import console, print_json, stage_bars, table
+from curate.output import console, print_json, shown, stage_bars, table
 
 DEVIATION_WARN_PP = 2.0
 
@@ -150,7 +150,7 @@ def _render_export(result, name: str, version: str) -> None:
     from curate.export.exclusions import REASONS
     from curate.export.leakage import LeakageAudit
 
-    console.print(f"{result.images} images, {result.roi_images} ROI crops → {result.path}")
+    console.print(f"{result.images} images, {result.roi_images} ROI crops → {shown(result.path)}")
     if result.excluded:
         console.print(
             table(

@@ -11,7 +11,7 @@ from rich.markup import escape
 
 from curate.cli.choices import SourceKind
 from curate.cli.options import DbOpt, JsonOpt, WorkersOpt, WorkspaceOpt, open_workspace
-from curate.output import console, print_json, printable, progress_bar, table
+from curate.output import console, print_json, printable, progress_bar, shown, table
 
 
 def init(
@@ -32,8 +32,7 @@ def init(
     if json_out:  # a script's first step: where the workspace is, what to pass as --workspace
         print_json({"workspace": str(ws.root), "catalogue": ws.describe_db()})
         return
-    where, catalogue = escape(printable(str(ws.root))), escape(printable(ws.describe_db()))
-    console.print(f"workspace ready at [bold]{where}[/] (catalogue: {catalogue})")
+    console.print(f"workspace ready at [bold]{shown(ws.root)}[/] (catalogue: {shown(ws.describe_db())})")
 
 
 def ingest(

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from curate.cli.options import DbOpt, JsonOpt, WorkspaceOpt, http_urls, open_workspace, write_page
-from curate.output import console, print_json, progress_bar, table
+from curate.output import console, print_json, progress_bar, shown, table
 
 
 def audit_cmd(
@@ -103,7 +103,7 @@ def audit_cmd(
             highlight=False,
         )
     if page:
-        console.print(f"HTML: {page}")
+        console.print(f"HTML: {shown(page)}")
     if pushed is not None:
         console.print(f"pushed {pushed.pushed} image(s) to {reviewer}'s audit round {pushed.round_id}")
 

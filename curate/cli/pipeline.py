@@ -16,7 +16,7 @@ from rich.markup import escape
 from curate.cli import dedupe as dedupe_cli
 from curate.cli import intake as intake_cli
 from curate.cli.options import DbOpt, WorkspaceOpt
-from curate.output import JsonOpt, console, print_json, progress_bar
+from curate.output import JsonOpt, console, print_json, progress_bar, shown
 
 
 def pipeline(
@@ -50,12 +50,12 @@ def pipeline(
     ws = Workspace.init(workspace or Path("."), db_url=db, keep_catalogue=True)  # a lost catalogue is not renewed
     found = find_sources(incoming, demo, tmp_dir=ws.tmp, own=tuple(ws.own_folders()), whose=ws.whose)
     data: dict = {"workspace": str(ws.root), "demo_photos": found.demo_photos, "warnings": []}
-    shown = not json_out
+    visible = not json_out
 
     def say(text: str, warning: bool = False) -> None:  # a table's text for people, a warning in --json's list too
         if warning:
             data["warnings"].append(text)
-        if shown:
+        if visible:
             console.print(
                 f"[yellow]warning:[/] {escape(text)}" if warning else escape(text), highlight=False, soft_wrap=True
             )
@@ -82,7 +82,7 @@ def pipeline(
     check_kinds(ws, found.sources, every)  # a kind the catalogue contradicts, too (before: after some ingests)
     data["ingest"] = []
     for folder, options in zip(found.sources, every, strict=True):
-        _heading(f"ingest {folder.name}", shown)
+        _heading(f"ingest {folder.name}", visible)
         with (
             audited(ws, "ingest", {**asdict(options), "via": "pipeline"}) as run,
             progress_bar("ingest", json_out) as on_file,
@@ -90,12 +90,12 @@ def pipeline(
             report = ingest_folder(ws, folder, options, run_id=run.id, on_file=on_file)
             run.summary = report.as_dict()
         data["ingest"].append({"source": options.source, **report.as_dict()})
-        if shown:
+        if visible:
             intake_cli.render_ingest(report)
-    _heading("dedupe", shown)
-    data["dedupe"] = dedupe_cli.run_and_render(ws, json_out=json_out, show=shown)
-    _heading("status", shown)
-    if shown:
+    _heading("dedupe", visible)
+    data["dedupe"] = dedupe_cli.run_and_render(ws, json_out=json_out, show=visible)
+    _heading("status", visible)
+    if visible:
         intake_cli.status(workspace=ws.root, db=db, json_out=False)
     else:
         from curate.status import workspace_status
@@ -104,7 +104,7 @@ def pipeline(
     with ws.session() as s:
         held = s.exec(select(func.count()).select_from(Image)).one()
     if not held:  # before: the labelling steps, for a catalogue with nothing to label
-        data["next"] = [f"put each source's photos in {where}/<source-name>/", "curate pipeline"]
+        data["next"] = ["curate pipeline"]  # once each source's photos are in incoming/<source-name>/ (a warning)
     else:
         data["next"] = [command for command, _ in LABELLING]
     if json_out:
@@ -129,10 +129,11 @@ LABELLING = [  # the next commands once the catalogue holds images, and what eac
 ]
 
 
-def _heading(title: str, shown: bool = True) -> None:
-    """A stage heading of fixed width (a rule would span the whole, unlimited, width of piped output)."""
-    if shown:
-        console.print(f"── {title} " + "─" * max(3, 60 - len(title)), style="bold", highlight=False)
+def _heading(title: str, visible: bool = True) -> None:
+    """A stage heading of fixed width (a rule would span the whole, unlimited, width of piped output); a source
+    folder's name in it is text, never markup (`shown`)."""
+    if visible:
+        console.print(f"── {shown(title)} " + "─" * max(3, 60 - len(title)), style="bold", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

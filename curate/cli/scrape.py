@@ -10,7 +10,7 @@ from rich.markup import escape
 
 from curate.cli.options import DbOpt, JsonOpt, WorkspaceOpt, open_workspace
 from curate.intake.scrape.options import DEFAULT_MAX, MAX_THREADS, MAX_TIMEOUT, EngineName, Licence, ScrapeOptions
-from curate.output import console, print_json, printable, stage_bars, table
+from curate.output import console, print_json, printable, shown, stage_bars, table
 
 
 def scrape(
@@ -91,7 +91,7 @@ def scrape(
     }
     with (
         audited(ws, "scrape", args) as run,
-        stage_bars(json_out, lambda query: f"{engine}: {query[:40]}") as on_progress,
+        stage_bars(json_out, lambda query: f"{engine}: {shown(query[:40])}") as on_progress,
     ):
         report = run_scrape(ws, options, run_id=run.id, on_progress=on_progress)
         run.summary = report.as_dict()

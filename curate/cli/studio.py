@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from curate.cli.options import JsonOpt, WorkspaceOpt, http_url, open_workspace
-from curate.output import console, err_console, fail, print_json, table
+from curate.output import console, err_console, fail, print_json, shown, table
 
 app = typer.Typer(
     help="Run the workspace's Label Studio servers (one per clinician), or add a clinician.\n\n"
@@ -89,7 +89,12 @@ def start(
             )
     else:
         made_key = None
-    states = fleet.start_all(host=host)
+    try:
+        states = fleet.start_all(host=host)
+    except BaseException:  # a server that did not start, Ctrl-C: the key made is still said, once, before the error
+        if made_key and json_out:
+            err_console.print(f"Steward API key (shown once, not stored by curate): {made_key}", highlight=False)
+        raise
     if json_out:  # the key made on the first start is in it, once, as on the terminal
         servers = [
             {
@@ -170,7 +175,7 @@ def status(workspace: WorkspaceOpt = None, json_out: JsonOpt = False):
             ],
         )
     )
-    console.print(f"label-studio: {exe or 'not installed (curate studio install)'}")
+    console.print(f"label-studio: {shown(exe) if exe else 'not installed (curate studio install)'}")
 
 
 @app.command("add-user")
@@ -231,7 +236,7 @@ def install(json_out: JsonOpt = False):
     if json_out:
         print_json({"executable": str(exe)})
     else:
-        console.print(f"installed {exe}")
+        console.print(f"installed {shown(exe)}")
 
 
 def register(root: typer.Typer) -> None:

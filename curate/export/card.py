@@ -14,16 +14,25 @@ from curate.label.rules import explain
 UNKNOWN_LICENCE = "unknown"  # what the export plan records for images without a licence
 
 
+class Markdown(str):
+    """A table cell's Markdown that the card writes itself (a diagnosis code in backticks): `cell` keeps it."""
+
+
 def inline(value: Any) -> str:
-    """Text on one Markdown line, inert: newlines and runs of spaces collapse to one space, HTML is escaped
-    (a source name is free text)."""
-    text = " ".join(("" if value is None else str(value)).split())
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Text on one Markdown line, inert: newlines and runs of spaces collapse to one space, HTML is escaped and so
+    are backslashes, brackets and backticks (a source name, a licence, a diagnosis name are free text: before,
+    a licence `![x](http://host/beacon.png)` was an image every viewer of the card fetched from that host, and
+    `[Download](http://…)` a link)."""
+    text = " ".join(("" if value is None else str(value)).split()).replace("\\", "\\\\")
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    for mark in "[]`":
+        text = text.replace(mark, "\\" + mark)
+    return text
 
 
 def cell(value: Any) -> str:
-    """Text safe in a Markdown table cell: one line, backslashes and pipes escaped."""
-    return inline(value).replace("\\", "\\\\").replace("|", "\\|")
+    """Text safe in a Markdown table cell: `inline`, and pipes escaped (the card's own `Markdown` as it is)."""
+    return value if isinstance(value, Markdown) else inline(value).replace("|", "\\|")
 
 
 def _table(header: list[str], body: list[list[Any]]) -> list[str]:
@@ -59,7 +68,10 @@ def _diagnosis_list(meta: dict[str, Any], rows: list[dict[str, str]]) -> list[st
     out = ["", "The study's diagnosis list (declared in the workspace settings), with the binary task's class:", ""]
     return out + _table(
         ["diagnosis", "code", "binary class", "images exported"],
-        [[d["name"], f"`{d['slug']}`", d["binary"] or "not exported", n.get(d["slug"], 0)] for d in meta["diagnoses"]],
+        [
+            [d["name"], Markdown(f"`{d['slug']}`"), d["binary"] or "not exported", n.get(d["slug"], 0)]
+            for d in meta["diagnoses"]
+        ],
     )
 
 
@@ -210,7 +222,9 @@ def render(
     `leakage`: the audit run on the rendered files."""
     size = f"{meta['image_size'][0]}×{meta['image_size'][1]}"
     names = _names(meta)
-    shown = meta["classes"] if meta["task"] == "binary" else [names.get(c, c) for c in meta["classes"]]
+    shown = [
+        inline(c) for c in (meta["classes"] if meta["task"] == "binary" else [names.get(c, c) for c in meta["classes"]])
+    ]
     n_roi = sum(1 for r in rows if r["roi_file"])
     pre = meta["preprocessing"]
     out = [

@@ -219,18 +219,16 @@ def export_version(
 
     if final.exists():
         existing = _existing_fingerprint(final)
+        rebuild = (
+            f"move {final} aside and run this export again: the same catalogue state rebuilds the same files, "
+            "checked against the registered checksum"
+        )
         if damage := _damage(final):
-            raise ExportError(
-                f"{options.name}@{options.version} is damaged ({damage}); move {final} aside and run this export "
-                "again: the same catalogue state rebuilds the same files, checked against the registered checksum"
-            )
+            raise ExportError(f"{options.name}@{options.version} is damaged ({damage}); {rebuild}")
         try:  # every byte, not only what is there: before, a photo replaced or one added was "this content"
             DatasetVersion.open(final).verify()
         except DatasetError as exc:
-            raise ExportError(
-                f"{exc}; move {final} aside and run this export again: the same catalogue state rebuilds the same "
-                "files, checked against the registered checksum"
-            ) from None
+            raise ExportError(f"{exc}; {rebuild}") from None
         if existing != plan.fingerprint:
             raise ExportError(
                 f"{options.name}@{options.version} already exists with different content; "
@@ -242,10 +240,13 @@ def export_version(
     else:
         if plan.parent_dir is not None:  # its splits pin this version's, its manifest the card's history: checked
             if plan.meta["parent"] not in registered:  # before: a folder copied in, its test image moved into
-                raise ExportError(  # train and sealed again, pinned this version's splits, "0 moved"
-                    f"the parent version {options.name}@{plan.meta['parent']} was not written by this workspace's "
-                    f"`curate export` (the catalogue records no such version), so its splits cannot be trusted: move "
-                    f"{plan.parent_dir} out of exports/, or export with --parent a version `curate versions` lists"
+                parent = f"{options.name}@{plan.meta['parent']}"  # train and sealed again, pinned this version's
+                raise ExportError(  # splits, "0 moved"
+                    f"the catalogue records no parent version {parent}, so the splits in {plan.parent_dir} cannot be "
+                    f"trusted: if an export of it was stopped before it was recorded, run `curate export --name "
+                    f"{options.name} --version {plan.meta['parent']}` again (it checks the folder and records it); "
+                    "if the folder is a copy, move it out of exports/, or export with --parent a version "
+                    "`curate versions` lists"
                 )
             try:
                 checked_version(ws, plan.parent_dir)

@@ -131,9 +131,9 @@ def install(requirements: tuple[str, ...] = LABEL_STUDIO, target: Path | None = 
     target = target or user_install_dir()
     try:
         if not (target / "bin" / "python").exists():
-            subprocess.run([sys.executable, "-m", "venv", str(target)], check=True, stdout=sys.stderr)
+            subprocess.run([sys.executable, "-m", "venv", str(target)], check=True, stdout=2)
         pip = [str(target / "bin" / "python"), "-m", "pip", "install", "--upgrade", *requirements]
-        subprocess.run(pip, check=True, stdout=sys.stderr)
+        subprocess.run(pip, check=True, stdout=2)
     except (OSError, subprocess.CalledProcessError) as exc:
         raise StudioError(f"installing Label Studio into {target} failed: {exc}") from exc
     return target / "bin" / "label-studio"

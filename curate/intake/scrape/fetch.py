@@ -7,20 +7,16 @@ answer is sorted into permanent failures (recorded as rejections, never retried)
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import requests
 
 from curate.intake.fetch_guard import DEADLINE_FACTOR, Refused, deadline
-from curate.intake.scrape.engines.base import TEXT_LIMIT
+from curate.intake.scrape.engines.base import TEXT_LIMIT, printable
 from curate.numbers import whole_number
 from curate.redact import redact_text
 
-# control characters, and lone surrogates (a search result's JSON can hold "\ud800", which no UTF-8 text can: before,
-# one such title stopped the whole scrape, every re-run again)
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _CHUNK = 64 * 1024
 
 
@@ -43,16 +39,13 @@ class Fetched:
     content_type: str | None
 
 
-def printable(text: str) -> str:
-    """`text` with control characters and lone surrogates escaped (%XX, %uXXXX): what the catalogue may hold
-    (PostgreSQL refuses NUL, UTF-8 a surrogate)."""
-    return _CONTROL.sub(lambda m: f"%{o:02X}" if (o := ord(m.group())) < 256 else f"%u{o:04X}", text)
-
-
 def clip(value) -> str | None:
-    """Text as the catalogue may hold it: no control characters, no visible secret, at most TEXT_LIMIT long (cut
-    first: a result page's title can be megabytes)."""
-    return redact_text(printable(value)[:TEXT_LIMIT])[:TEXT_LIMIT] if isinstance(value, str) and value else None
+    """Text as the catalogue may hold it: no control characters, no visible secret, at most TEXT_LIMIT long. A result
+    page's title can be megabytes: only twice the limit is read, and it is redacted before it is cut (cut first, a
+    cut inside `user:password@` left the password's start)."""
+    if not isinstance(value, str) or not value:
+        return None
+    return redact_text(printable(value[: 2 * TEXT_LIMIT]))[:TEXT_LIMIT]
 
 
 def url_problem(url: str) -> str | None:

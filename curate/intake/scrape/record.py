@@ -52,7 +52,9 @@ def known(ws, target: QueryTarget, min_side: int = 0) -> Known:
                 .where(Provenance.source_id == target.source_id, Provenance.query == target.query)
             ).all()
         )
-    return Known(urls, shas)
+    # each as this version records it (`clip`) too: a URL stored before a secret's name was masked (`?key=…`)
+    # matches the masked URL the crawl now gives, so it is not fetched and recorded again
+    return Known(urls | {clip(u) for u in urls}, shas)
 
 
 def lost(ws, source_id: int) -> dict[str, list[str]]:

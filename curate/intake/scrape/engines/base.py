@@ -27,6 +27,17 @@ from curate.intake.scrape.options import BASE_URL_ENV, EngineName, Licence, Scra
 STOP = "reach_max_num"  # icrawler's name: every stock loop already checks it
 EXHAUSTED = "engine_exhausted"  # a result page had no results: no point asking for the next
 TEXT_LIMIT = 2000  # longest text (URL, title) the catalogue keeps
+# control characters, and lone surrogates (a search result's JSON can hold "\ud800", which no UTF-8 text can: before,
+# one such title stopped the whole scrape, every re-run again)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def printable(text: str) -> str:
+    """`text` with control characters and lone surrogates escaped (%XX, %uXXXX): what the catalogue may hold
+    (PostgreSQL refuses NUL, UTF-8 a surrogate)."""
+    return _CONTROL.sub(lambda m: f"%{o:02X}" if (o := ord(m.group())) < 256 else f"%u{o:04X}", text)
+
+
 PAGE_MAX = 20 * 1024 * 1024  # bytes of a result page (decompressed) read at most: real ones are under 2 MB
 
 

@@ -11,8 +11,7 @@ from icrawler import Feeder
 from icrawler.builtin.urllist import PseudoParser
 
 from curate.errors import ConfigError
-from curate.intake.scrape.engines.base import Engine, QueryPlan, put, queued
-from curate.intake.scrape.fetch import printable
+from curate.intake.scrape.engines.base import Engine, QueryPlan, printable, put, queued
 from curate.intake.scrape.options import BASE_URL_ENV, EngineName, ScrapeOptions
 
 
