@@ -192,7 +192,7 @@ def test_every_json_a_run_writes_is_strict_json(triage_run, tmp_path):
     strict((triage_run / "metrics.json").read_text())
     for name in ("run.json", "config.json"):
         strict((triage_run / name).read_text())
-    res = train_cli("compare", triage_run, triage_run, "--json", cwd=tmp_path)
+    res = train_cli("compare", triage_run, "--json", cwd=tmp_path)  # one run once: a second naming is refused
     assert res.returncode == 0, res.stderr[-800:]
     strict(res.stdout)
 
