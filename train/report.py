@@ -212,12 +212,10 @@ def compare_runs(runs: list[Path], out: Path | None = None) -> dict:
     seen: dict[Path, Path] = {}
     for run in runs:
         run = Path(run)
-        if (
-            first := seen.get(run.resolve())
-        ) is not None:  # before: one run became two rows, as if two backbones agreed
+        first = seen.setdefault(run.resolve(), run)
+        if first is not run:  # before: one run became two rows, as if two backbones agreed
             same = f"{run} is named twice" if str(run) == str(first) else f"{first} and {run} are the same run"
             raise TrainError(f"{same}; name each run once")
-        seen[run.resolve()] = run
         missing = [n for n in ("metrics.json", "run.json") if not (run / n).is_file()]
         if missing:
             raise TrainError(f"{run} is not a finished run folder ({'/'.join(missing)} missing)")

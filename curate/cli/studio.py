@@ -218,8 +218,8 @@ def add_user(
     if json_out:  # a generated password in it, once, as on the terminal
         print_json({"email": email, "url": where, "password": password if generate else None})
     else:
-        shown = f"; password (shown once): [bold]{password}[/]" if generate else ""
-        console.print(f"created {email} on {where}{shown}")
+        once = f"; password (shown once): [bold]{password}[/]" if generate else ""
+        console.print(f"created {email} on {where}{once}")
 
 
 @app.command()
