@@ -121,6 +121,16 @@ def _short(names: list[str], n: int = 3) -> str:
     return ", ".join(names[:n]) + more
 
 
+# What a desktop writes into any folder it shows (Finder, Explorer, KDE's Dolphin): never read by `train` (it reads
+# the manifest's files), so a version opened in a file manager still verifies. Any other file is "extra".
+DESKTOP_LITTER = frozenset({".DS_Store", "Thumbs.db", "ehthumbs.db", "desktop.ini", ".directory"})
+
+
+def desktop_litter(name: str) -> bool:
+    """A file a desktop leaves in a folder it shows: `DESKTOP_LITTER`, or macOS's AppleDouble `._<name>`."""
+    return name in DESKTOP_LITTER or name.startswith("._")
+
+
 class DatasetVersion:
     """An opened dataset-version folder; constructor only stores, `open()` validates."""
 
@@ -273,7 +283,9 @@ class DatasetVersion:
                 raise DatasetError(f"{self.ref}: SHA256SUMS line is malformed: {line[:80]!r}")
             expected[rel] = digest
         present = {
-            p.relative_to(self.path).as_posix() for p in self.path.rglob("*") if p.is_file() and p.name != "SHA256SUMS"
+            p.relative_to(self.path).as_posix()
+            for p in self.path.rglob("*")
+            if p.is_file() and p.name != "SHA256SUMS" and not desktop_litter(p.name)
         }
         missing = sorted(set(expected) - present)
         extra = sorted(present - set(expected))

@@ -127,5 +127,7 @@ def test_json_before_the_command_says_where_it_goes(tmp_path: Path, args):
     assert json.loads(r.stdout)["error"].endswith(f"{args[-1]} --json)")
     typo = CliRunner().invoke(app, ["--jsn", "status"])  # another option: no such advice
     assert typo.exit_code == 2 and "goes after" not in typo.stderr
-    none = CliRunner().invoke(app, ["label", "--json", "candidates"])  # a command without --json: no such advice
+    from train.cli import app as train_app
+
+    none = CliRunner().invoke(train_app, ["--json", "serve"])  # a command without --json: no such advice
     assert none.exit_code == 2 and "goes after" not in none.stderr

@@ -221,3 +221,17 @@ def test_catalogue_ids_name_the_line_of_an_id_that_is_not_the_catalogues(tmp_pat
     assignment, _ = parent_assignment(path, folds=2)
     first = version.rows[0]
     assert assignment[10] == (first["split"], int(first["fold"]) if first["fold"] else None)
+
+
+def test_a_version_opened_in_a_file_manager_still_verifies(tmp_path):
+    """Finder's .DS_Store (and Explorer's Thumbs.db, macOS's ._ copies on a shared drive) made `train run`, `audit
+    leakage` and a re-export refuse a version no one had changed. They are not the data: a photo added still is."""
+    path = write_export(tmp_path)
+    ds = DatasetVersion.open(path)
+    (path / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    (path / "train" / "mpox" / "Thumbs.db").write_bytes(b"x")
+    (path / "test" / "._manifest.csv").write_bytes(b"x")
+    ds.verify()
+    (path / "train" / "mpox" / "DS_Store.jpg").write_bytes(b"x")
+    with pytest.raises(DatasetError, match=r"1 extra \(train/mpox/DS_Store\.jpg\)"):
+        ds.verify()

@@ -306,3 +306,19 @@ def test_a_merge_that_an_earlier_split_keeps_apart_does_not_say_merged(ws_root):
     assert "merged —" not in said
     together = json.loads(_cli(ws_root, "dedupe", "merge", str(b), str(c), "--json").stdout)["groups"]
     assert any({a, c} <= set(g["members"]) and b not in g["members"] for g in together), together
+
+
+def test_label_candidates_json_lists_what_the_lines_list(deduped):
+    """`curate label candidates` was the one command without --json: a script split its lines on spaces. Now
+    --json gives each image's id and file, in the order push sends them: one photo per cluster."""
+    lines = _cli(deduped, "label", "candidates").stdout.split("\n")[:-1]
+    got = json.loads(_cli(deduped, "label", "candidates", "--json").stdout)
+    assert [c["path"] for c in got] == lines
+    by_name = ids_by_name(deduped)
+    with Workspace.open(deduped).session() as s:
+        clusters = cluster_map(s)
+    listed = [c["image_id"] for c in got]
+    assert len(set(listed)) == len(listed) and all(Path(c["path"]).is_file() for c in got)
+    assert not {by_name["p1.jpg"], by_name["p1_bar.jpg"]} <= set(listed)  # a copy is not sent beside its photo
+    assert len({clusters[i] for i in listed}) == len(listed)
+    assert json.loads(_cli(deduped, "label", "candidates", "--json", "--limit", "2").stdout) == got[:2]

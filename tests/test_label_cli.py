@@ -40,6 +40,7 @@ def test_a_rater_typo_is_told_before_the_api_key(sqlite_ws, monkeypatch):
     monkeypatch.delenv("LABEL_STUDIO_API_KEY", raising=False)
     for raters, message in [
         ("notanemail,b@x", "rater 'notanemail' is not an email address"),
+        ("a=b@x,c@x", "rater 'a=b@x' is not an email address"),  # before: a rater --url EMAIL=URL could never name
         ("a@x,A@x", "each rater must be a different person"),
         ("a@x", "exactly two raters"),
     ]:
@@ -200,3 +201,12 @@ def test_a_server_that_takes_the_request_and_never_answers_is_not_called_stopped
             StudioClient(url, "x", timeout=1).whoami()
     with pytest.raises(StudioError, match="is not reachable .*is it running"):  # nothing listens there now
         StudioClient(url, "x", timeout=1).whoami()
+
+
+def test_an_address_with_equals_is_no_clinician(sqlite_ws):
+    """`--url EMAIL=URL` splits at the first "=": an account "a=b@clinic.org" was made, and its server could then
+    never be named. It is refused before anything else is asked."""
+    out = CliRunner().invoke(app, ["studio", "add-user", "a=b@clinic.org", "--generate", "-w", str(sqlite_ws.root)])
+    assert out.exit_code == 1 and "'a=b@clinic.org' is not an email address" in out.stderr, out.output
+    plain = CliRunner().invoke(app, ["studio", "add-user", "ab@clinic.org", "--generate", "-w", str(sqlite_ws.root)])
+    assert plain.exit_code == 1 and "curate studio start" in plain.stderr  # a plain address passes the check

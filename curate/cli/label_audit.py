@@ -112,8 +112,11 @@ def candidates_cmd(
     limit: Annotated[int | None, typer.Option(help="List at most N.", min=1)] = None,
     workspace: WorkspaceOpt = None,
     db: DbOpt = None,
+    json_out: JsonOpt = False,
 ):
     """Files of the images `curate label push` would send next, one per line (to feed `train predict`).
+
+    With --json: a list of {"image_id", "path"}, in the same order.
 
     Example: train predict --run RUN --json $(curate label candidates) > predictions.json
     """
@@ -126,8 +129,12 @@ def candidates_cmd(
     with ws.session() as s:
         ids = unrated_image_ids(s)[:limit]
         shas = dict(s.exec(select(Image.id, Image.sha256).where(Image.id.in_(ids))).all()) if ids else {}
-    for i in ids:
-        typer.echo(str(ws.store.path_for(shas[i])))
+    paths = [(i, str(ws.store.path_for(shas[i]))) for i in ids]
+    if json_out:
+        print_json([{"image_id": i, "path": path} for i, path in paths])
+        return
+    for _, path in paths:
+        typer.echo(path)
 
 
 def register(app: typer.Typer) -> None:

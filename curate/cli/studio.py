@@ -70,7 +70,7 @@ def start(
         )
     if not fleet.initialised:
         email = admin_email or typer.prompt("Steward's email (your Label Studio admin account)", err=True)
-        if "@" not in email:
+        if "@" not in email or "=" in email:
             fail(f"steward email {email!r} is not an email address")
         token = os.environ.get(API_KEY_ENV) or secrets.token_hex(20)
         if len(token) < KEY_LEAST:  # Label Studio keeps a random key of its own for one of 5 or fewer, and says nothing

@@ -75,7 +75,7 @@ def normalise_emails(raters: list[str]) -> list[str]:
     if len(set(out)) != len(out):
         raise LabelError("each rater must be a different person")
     for r in out:
-        if "@" not in r:
+        if "@" not in r or "=" in r:  # "=": `--url EMAIL=URL` could never name this rater's server
             raise LabelError(f"rater {r!r} is not an email address")
     return out
 

@@ -44,8 +44,9 @@ PRIVATE_FILES = (".env",)  # SECRET_KEY: never copied from the template
 
 
 # local@domain.tld: no spaces, commas or brackets (before, "a@b", "x y@clinic.org" and "a@x.org,b@y.org" became
-# clinicians, each with a server, and Label Studio then refused the account with a message about passwords)
-_EMAIL = re.compile(r"[^@\s,;<>()\[\]\"']+@[^@\s,;<>()\[\]\"'.]+(\.[^@\s,;<>()\[\]\"'.]+)+")
+# clinicians, each with a server, and Label Studio then refused the account with a message about passwords); no
+# "=" either, which `--url EMAIL=URL` splits at (an account "a=b@clinic.org" could never be given a server)
+_EMAIL = re.compile(r"[^@\s,;<>()\[\]\"'=]+@[^@\s,;<>()\[\]\"'.=]+(\.[^@\s,;<>()\[\]\"'.=]+)+")
 
 
 def check_email(email: str) -> str:
