@@ -30,6 +30,7 @@ from curate.lock import (
     workspace_lock,
 )
 from curate.output import err_console, still_terminated
+from curate.privacy import open_roots, tighten
 from curate.redact import redact_value, secret_name
 from db.models import CommandRun, utcnow
 
@@ -63,6 +64,19 @@ def clear_partial_files(ws) -> int:
     if removed:
         on_note(f"removed {removed} partial file(s) left by a killed run")
     return removed
+
+
+def make_private(ws) -> int:
+    """A workspace an older version (or another umask) left open to other local users is closed before this
+    command writes into it: before, only `curate init` did so and only `curate status` warned, while ingest,
+    dedupe and export wrote photos and the catalogue into a folder others could read."""
+    roots = ws.private_paths()
+    if not open_roots(roots):
+        return 0
+    changed = tighten(roots)
+    if changed:
+        on_note(f"made this workspace private: group and other access removed from {changed} file(s) and folder(s)")
+    return changed
 
 
 def mark_killed(ws, run_ids: list[int], outcomes: dict[int, str] | None = None) -> int:
@@ -101,6 +115,7 @@ def audited(ws, command: str, args: dict[str, Any] | None = None) -> Iterator[Ru
             recorded_previous(held)
         if held.depth == 1:  # once a command: a nested take in this process has swept already
             clear_partial_files(ws)
+            make_private(ws)
         row = CommandRun(
             command=command, arguments=json.dumps(redact(args or {}), default=str), tool_version=__version__
         )

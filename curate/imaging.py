@@ -81,6 +81,8 @@ def eight_bit(img: Image.Image) -> Image.Image:
     255 are 8-bit (before, divided by 256 as 16-bit, a grey photo saved so became black), higher 16-bit, and
     beyond 16 bits scaled by its top."""
     if img.mode in ("F", "I"):
+        if img.mode == "F":
+            img = _finite(img)
         top = img.getextrema()[1]
         if img.mode == "F" and top <= 1:
             scale = 255.0
@@ -88,6 +90,19 @@ def eight_bit(img: Image.Image) -> Image.Image:
             scale = 1.0 if top <= 255 else 1 / 256 if top <= 65535 else 255 / top
         return img.point(lambda v: v * scale).convert("L")
     return img.point(lambda v: v / 256).convert("L") if img.mode in WIDE_GREYS else img
+
+
+def _finite(img: Image.Image) -> Image.Image:
+    """A float picture with NaN as 0 and each infinity as the nearest finite level: one NaN or infinite level
+    made the top level NaN or infinite, and the whole picture black (in the export, and to `train serve`)."""
+    import numpy as np
+
+    levels = np.asarray(img, dtype=np.float32)
+    finite = np.isfinite(levels)
+    if finite.all():
+        return img
+    low, high = (float(levels[finite].min()), float(levels[finite].max())) if finite.any() else (0.0, 0.0)
+    return Image.fromarray(np.nan_to_num(levels, nan=0.0, posinf=high, neginf=low))  # float32: "F"
 
 
 def to_rgb(img: Image.Image) -> Image.Image:

@@ -286,11 +286,14 @@ def unexpected(exc: Exception) -> str:
 
 class reported:
     """`with reported():` turns a CurateError into one red line and its exit code (1), Ctrl-C into exit 130.
+    `stop_ends`: for a command a stop ends as asked (a server): Ctrl-C or SIGTERM says "stopped (…)", and the
+    block ends there, exit 0.
 
     Only `train/cli.py` still uses it (for its own Ctrl-C hint); `curate` relies on SafeGroup alone."""
 
-    def __init__(self, interrupt_hint: str = INTERRUPTED):
+    def __init__(self, interrupt_hint: str = INTERRUPTED, stop_ends: bool = False):
         self.interrupt_hint = interrupt_hint
+        self.stop_ends = stop_ends
 
     def __enter__(self):
         return self
@@ -299,6 +302,12 @@ class reported:
         if exc is not None and isinstance(exc, CurateError):
             fail(str(exc), exc.exit_code)
         if exc is not None and isinstance(exc, KeyboardInterrupt):
+            if self.stop_ends:
+                stop_done()
+                err_console.print(
+                    f"stopped ({'SIGTERM' if isinstance(exc, Terminated) else 'Ctrl-C'})", highlight=False
+                )
+                return True
             _stopped(exc, self.interrupt_hint)
         return False
 

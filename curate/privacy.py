@@ -2,7 +2,8 @@
 
 Genital lesion photos and the clinic paths in the catalogue must not be readable by other local
 users. The CLI starts with umask 0o077 (`PRIVATE_UMASK`), so new files are 0600 and new folders 0700;
-`tighten` brings files and folders that already exist into line (`curate init` runs it), and `exposure`
+`tighten` brings files and folders that already exist into line (`curate init` runs it, and every writing command
+when the workspace itself is open: `open_roots`), and `exposure`
 counts what is still open to the group or others by top-level entry (`curate status` warns, naming
 no deeper path).
 """
@@ -59,6 +60,20 @@ def tighten(roots: Iterable[Path]) -> int:
         except OSError:
             continue
     return changed
+
+
+def open_roots(roots: Iterable[Path]) -> list[Path]:
+    """Those of `roots` (a workspace, a catalogue kept outside it) the group or other users may read or enter:
+    a folder closed to them closes everything inside it, so only the roots' own modes are read (no walk)."""
+    found = []
+    for root in roots:
+        try:
+            st = os.lstat(root)
+        except OSError:
+            continue
+        if not stat.S_ISLNK(st.st_mode) and st.st_uid == os.geteuid() and st.st_mode & _OPEN_BITS:
+            found.append(Path(root))
+    return found
 
 
 def exposure(roots: Iterable[Path], base: Path | None = None, deeper: Iterable[str] = ()) -> dict[str, dict[str, int]]:

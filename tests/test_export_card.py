@@ -88,7 +88,7 @@ def test_diff_names_images_whose_lesion_box_changed():
     d = diff_manifests(old, new)
     assert d.recropped == [("1", "[1, 2, 30, 40]", "[1, 2, 30, 44]"), ("2", "[5, 5, 9, 9]", "none")]
     # still counted as unchanged (not moved or relabeled): the card's history line, and its bytes, stay as they were
-    assert d.unchanged == 3 and d.as_dict()["recropped_ids"][1] == ["2", "[5, 5, 9, 9]", "none"]
+    assert d.unchanged == 3 and d.as_dict()["recropped_ids"][1] == [2, "[5, 5, 9, 9]", "none"]
 
 
 def source(name, licences, external=False):

@@ -112,6 +112,19 @@ def test_interrupted_export_is_invisible_and_rerun_completes(cat):
     assert clean.rendered == clean.images and clean.checksum == resumed.checksum
 
 
+def test_a_stopped_export_of_another_version_leaves_no_photos_in_tmp(cat, monkeypatch):
+    """Before: a stopped export's build folder (its rendered photos) stayed in tmp/ until that very version was
+    exported again, which a steward who moved on to the next version never did. The next export that finishes
+    removes it, and says so."""
+    said: list[str] = []
+    monkeypatch.setattr("curate.export.writer.on_note", said.append)
+    _stopped_after(cat.ws, ExportOptions(name="halted", version="1.0.0", spec=SPEC, workers=1), 5)
+    assert len(list(cat.ws.tmp.glob("export-halted-1.0.0-*/**/*.jpg"))) >= 5
+    done = export_version(cat.ws, ExportOptions(name="mpox", version="5.0.0", spec=SPEC, workers=1))
+    assert done.status == "written" and not list(cat.ws.tmp.glob("export-*"))
+    assert said == ["removed 1 build folder(s) of stopped exports of other versions from tmp/"]
+
+
 def test_a_finished_file_changed_in_the_killed_build_is_rendered_again_not_sealed(cat):
     """A probe stopped an export, wrote another valid picture over one finished file of the build in tmp/ and cut
     another short: the re-run sealed the wrong picture into the version (its audit passed), or failed on every

@@ -14,7 +14,7 @@ from collections import Counter
 import pytest
 from sqlmodel import select
 from studio_server import RATERS
-from test_studio_round import MPOX, add_images, annotate, result, task_of
+from test_studio_round import DERM, MPOX, add_images, annotate, result, task_of
 
 from curate.label.client import StudioClient
 from curate.label.pull import pull
@@ -126,6 +126,35 @@ def test_pull_says_when_a_rater_can_read_the_other_raters_labels(studio_server, 
     res = pull(ws, servers)
     assert res.new == 1 and len(res.warnings) == 1
     assert f"{e} has an account on {C}'s Label Studio server {fx.urls[C]}" in res.warnings[0]
+
+
+def test_pull_says_when_a_rater_can_read_the_disputes_a_reviewer_sees(studio_server, studio_workspace):
+    """A review task shows both raters' diagnoses. Adjudicate refuses a reviewer's server holding a rater's account;
+    one added after it was said by no pull (only rating projects were checked), while that rater could read the
+    other rater's answer to every dispute there and go back and change their own."""
+    from label_studio_sdk import LabelStudio
+
+    from curate.label.client import add_user
+    from curate.label.rounds import adjudicate
+    from curate.label.servers import Servers, reset_invite
+
+    fx, ws = studio_server, studio_workspace
+    g = "g@clinic.test"  # a rater of this test only, on B's server: A's and C's hold no other clinician of the round
+    token = add_user(fx.urls[B], fx.admin_token, g, "g-Pa55word!")
+    reset_invite(fx.urls[B], fx.admin_token)
+    servers = Servers(fx.admin_token, {A: fx.urls[A], g: fx.urls[B], C: fx.urls[C]}, explicit=True)
+    (image,) = add_images(ws, 1)
+    push(ws, servers, [A, g])
+    annotate(fx, ws, A, image, result(MPOX))
+    LabelStudio(base_url=fx.urls[B], api_key=token).annotations.create(id=task_of(ws, g, image), result=result(DERM))
+    pull(ws, servers)
+    assert adjudicate(ws, servers, C).pushed == 1
+    assert pull(ws, servers).warnings == []
+    add_user(fx.urls[C], fx.admin_token, g, "g-Pa55word!")  # now on the reviewer's server too
+    reset_invite(fx.urls[C], fx.admin_token)
+    (warning,) = pull(ws, servers).warnings
+    assert f"{g} has an account on {C}'s Label Studio server {fx.urls[C]}" in warning
+    assert "the raters' diagnoses each dispute shows there" in warning and f"{g}'s ratings may not be" in warning
 
 
 def test_a_skipped_task_and_an_empty_answer_are_not_ratings(studio_server, studio_workspace):

@@ -88,6 +88,26 @@ def _catalogue(ws) -> dict[str, int]:
     return ids
 
 
+def _answer(s, image_id: int, rater: str) -> LabelAnnotation:
+    """The rater's recorded answer on the image."""
+    return s.exec(
+        select(LabelAnnotation).join(LabelTask).where(LabelTask.image_id == image_id, LabelAnnotation.rater == rater)
+    ).one()
+
+
+def _revision(ann: LabelAnnotation, **changed) -> LabelAnnotation:
+    """A second revision of `ann`, as `label pull` records an answer edited in Label Studio."""
+    return LabelAnnotation(
+        task_id=ann.task_id,
+        ls_annotation_id=ann.ls_annotation_id,
+        revision=2,
+        rater=ann.rater,
+        content_sha256="f" * 64,
+        raw="{}",
+        **changed,
+    )
+
+
 def _embedded_json(page: str) -> dict:
     block = re.search(r'<script type="application/json" id="data">(.*?)</script>', page, re.S)
     assert block, "no JSON block"
@@ -171,7 +191,9 @@ def test_a_few_examples_only(sqlite_ws, per_group):
 
 
 def test_report_rates_each_rater_against_the_consensus(ws):
-    """A agreed on the agreed image and lost the adjudicated one; B and the reviewer C chose the consensus."""
+    """A agreed on the agreed image and lost the adjudicated one; B chose the consensus. The reviewer C decided
+    the one adjudicated image: the consensus is her choice, so she is not compared with it (before: 100 %, as
+    every reviewer always was)."""
     _catalogue(ws)
     with ws.session() as s:
         rep = build(s, PAPER)
@@ -179,7 +201,7 @@ def test_report_rates_each_rater_against_the_consensus(ws):
     assert [q.rater for q in rep.raters] == [A, B, C] and by[C].role == "reviewer"
     assert (by[A].diagnosed, by[A].compared, by[A].agreement) == (8, 2, 0.5)
     assert (by[B].diagnosed, by[B].compared, by[B].agreement) == (7, 2, 1.0)
-    assert (by[C].diagnosed, by[C].compared, by[C].agreement) == (3, 1, 1.0)
+    assert (by[C].diagnosed, by[C].compared, by[C].agreement) == (3, 0, None)
     herpes, mpox = by[A].labels.index("genital_herpes"), by[A].labels.index("mpox")
     assert by[A].matrix[herpes][mpox] == 1 and by[A].matrix[mpox][mpox] == 1 and sum(map(sum, by[A].matrix)) == 2
     assert all(q.estimated_accuracy is None for q in rep.raters)  # 8 images: too few for Dawid-Skene
@@ -188,7 +210,7 @@ def test_report_rates_each_rater_against_the_consensus(ws):
     page = files.html.read_text()
     raters = page.split("<h2>Raters</h2>")[1].split("<h2>Examples</h2>")[0]
     assert f"<td>{A}</td><td>rater</td><td>8</td><td>2</td><td>50.0%</td><td>n/a</td>" in raters
-    assert f"<td>{C}</td><td>reviewer</td><td>3</td><td>1</td><td>100.0%</td>" in raters
+    assert f"<td>{C}</td><td>reviewer</td><td>3</td><td>0</td><td>n/a</td>" in raters
     assert "Gwet's AC1 <b>" in page and "<th>AC1</th>" in page
     assert 'Also saved as <a href="labeling-raters.png">' in raters
     png = PILImage.open(files.raters_png)
@@ -196,7 +218,7 @@ def test_report_rates_each_rater_against_the_consensus(ws):
     assert (files.raters_png.stat().st_mode & 0o077) == 0
     assert A not in page.split("<h2>Examples</h2>")[1].split("<script")[0]  # thumbnails stay anonymised
     data = _embedded_json(page)
-    assert [(x["rater"], x["agreement"]) for x in data["raters"]] == [(A, 0.5), (B, 1.0), (C, 1.0)]
+    assert [(x["rater"], x["agreement"]) for x in data["raters"]] == [(A, 0.5), (B, 1.0), (C, None)]
     assert data["agreement"]["ac1"] == rep.agreement.ac1
 
 
@@ -206,7 +228,7 @@ def test_cli_report_shows_raters_and_ac1(sqlite_ws):
     assert out.exit_code == 0, out.output
     data = json.loads(out.stdout)
     assert data["raters_png"].endswith("labeling-raters.png")
-    assert {x["rater"]: x["compared"] for x in data["raters"]} == {A: 2, B: 2, C: 1}
+    assert {x["rater"]: x["compared"] for x in data["raters"]} == {A: 2, B: 2, C: 0}
     text = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["label", "report", "-w", str(sqlite_ws.root)])
     assert text.exit_code == 0, text.output
     assert "AC1" in text.output and "Dawid-Skene" in text.output
@@ -268,7 +290,7 @@ def test_report_follows_the_audit(ws):
     _audit(ws, {ids["adjudicated"]: "keep"})  # a newer audit round keeps the reviewer's consensus
     with ws.session() as s:
         by = {q.rater: q for q in build(s, PAPER).raters}
-    assert (by[A].agreement, by[C].agreement) == (0.0, 1.0)
+    assert (by[A].agreement, by[C].agreement) == (0.0, None)  # the consensus is the reviewer's own choice again
 
 
 def test_progress_counts_an_answer_as_it_stands_now(ws):
@@ -277,23 +299,7 @@ def test_progress_counts_an_answer_as_it_stands_now(ws):
     ids = _catalogue(ws)
     with ws.session() as s:
         before = {p.rater: (p.labelled, p.skipped) for p in build(s, PAPER).progress}
-        first = s.exec(
-            select(LabelAnnotation)
-            .join(LabelTask)
-            .where(LabelTask.image_id == ids["agreed"], LabelAnnotation.rater == A)
-        ).one()
-        s.add(
-            LabelAnnotation(
-                task_id=first.task_id,
-                ls_annotation_id=first.ls_annotation_id,
-                revision=2,
-                rater=A,
-                diagnosis=None,
-                cancelled=True,
-                content_sha256="f" * 64,
-                raw="{}",
-            )
-        )
+        s.add(_revision(_answer(s, ids["agreed"], A), diagnosis=None, cancelled=True))
         s.flush()
         write_consensus(s)
         rep = build(s, PAPER)
@@ -328,3 +334,29 @@ def test_a_reviewers_neither_is_no_diagnosis_in_the_rater_model(sqlite_ws, monke
     data = json.loads(CliRunner().invoke(app, ["label", "report", "--json", "-w", str(sqlite_ws.root)]).stdout)
     assert data["outcomes"].get("discarded") == 3
     assert all("neither" not in x["labels"] for x in data["raters"]), [x["labels"] for x in data["raters"]]
+
+
+def test_progress_counts_the_queue_and_the_answers_that_count(ws):
+    """From a probe with a real Label Studio: a review task that left the reviewer's queue (its raters agree now;
+    `label adjudicate` deleted it and marked its row with an id below zero) was still counted as a task, and a
+    review answered on a dispute a rater has changed since was still "labelled", while the outcomes said the
+    image waited for the reviewer."""
+    ids = _catalogue(ws)
+    with ws.session() as s:
+        review = s.exec(select(LabelProject).where(LabelProject.rater == C)).one()
+        left = LabelTask(project_id=review.id, image_id=ids["awaiting_review"], ls_task_id=-99)
+        s.add(left)
+        # the reviewer chose herpes on "mpox vs herpes"; B has said dermatosis since: her answer no longer counts
+        answered = _answer(s, ids["adjudicated"], C)
+        answered.shown = json.dumps(["mpox", "genital_herpes"])
+        s.add(answered)
+        s.add(_revision(_answer(s, ids["adjudicated"], B), diagnosis="dermatosis"))
+        s.flush()
+        write_consensus(s)
+        s.commit()
+    with ws.session() as s:
+        rep = build(s, PAPER)
+    reviewer = next(p for p in rep.progress if p.rater == C)
+    assert (reviewer.tasks, reviewer.labelled) == (3, 2)  # before: (4, 3)
+    assert rep.details["pending"] == {"waiting for a rater": 1, "waiting for the reviewer": 2}
+    assert rep.outcomes["adjudicated"] == 0

@@ -34,6 +34,7 @@ MODULE_LAYER = {
     "curate.regular": "shared",
     "curate.numbers": "shared",
     "curate.imaging": "shared",
+    "curate.jpeg_damage": "shared",
     "curate.parallel": "shared",
     "curate.output": "shared",
     "curate.net": "shared",

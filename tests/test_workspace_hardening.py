@@ -99,6 +99,23 @@ def test_everything_the_cli_writes_is_private_and_init_tightens_what_exists(tmp_
     assert "readable by other local users" not in curate("status", "-w", root, check=True).stdout
 
 
+def test_a_workspace_left_open_is_closed_before_a_command_writes_into_it(tmp_path):
+    """A probe's workspace made by an older version stayed 0755 with its catalogue 0644 while ingest, dedupe and
+    export wrote photos into it; only `curate status` warned, only `curate init` closed it. Now a writing command
+    closes it first, in one line, and status has nothing to say."""
+    root = tmp_path / "ws"
+    curate("init", root, check=True)
+    for p in [root, *root.rglob("*")]:
+        os.chmod(p, 0o755 if p.is_dir() else 0o644)
+    done = curate("ingest", photos(tmp_path / "in", 2), "--source", "clinic", "-w", root, check=True)
+    assert "made this workspace private" in done.stderr
+    leaky = {p: oct(m) for p, m in modes(root).items() if m & 0o077}
+    assert not leaky, leaky
+    assert "readable by other local users" not in curate("status", "-w", root, check=True).stdout
+    again = curate("ingest", photos(tmp_path / "in2", 1, start=7), "--source", "clinic", "-w", root, check=True)
+    assert "made this workspace private" not in again.stderr  # said once, when it changed something
+
+
 def test_the_permissions_warning_names_top_level_entries_with_counts_never_a_patients_folder(tmp_path):
     """What status prints ends up in CI and terminal logs: a source under incoming/ at most, never the patient
     folders or file names inside it, each entry with how many files and folders in it are open."""

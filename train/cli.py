@@ -21,7 +21,6 @@ from curate.net import is_loopback
 from curate.output import (
     JsonOpt,
     SafeGroup,
-    Terminated,
     console,
     err_console,
     fail,
@@ -30,7 +29,6 @@ from curate.output import (
     progress_bars,
     reported,
     shown,
-    stop_done,
     stop_on_sigterm,
 )
 from curate.privacy import make_private_by_default
@@ -51,6 +49,7 @@ app = typer.Typer(
 )
 STOP_GRACE_S = 10  # `train serve` stopping: seconds it gives answers in progress
 RESUME_HINT = "interrupted; completed folds are saved — re-run with --resume to continue"
+SERVE_EXTRA = "train serve needs {}: pip install 'mpox-curate[serve]'"
 
 
 def _need_torch() -> None:
@@ -618,11 +617,10 @@ def serve_cmd(
     if (tls_cert is None) != (tls_key is None):
         given, missing = ("--tls-cert", "--tls-key") if tls_key is None else ("--tls-key", "--tls-cert")
         raise typer.BadParameter(f"{given} needs {missing}: HTTPS takes both", param_hint=missing)
-    extra = "train serve needs {}: pip install 'mpox-curate[serve]'"
     try:  # before torch: a wrong file or the password prompt comes at once, not after seconds of imports
         from train.serve.auth import PASSWORD_ENV, Login, check_tls
     except ImportError as exc:
-        fail(extra.format(exc.name))
+        fail(SERVE_EXTRA.format(exc.name))
     tls = tls_cert is not None
     with reported():
         if keep_uploads is not None:
@@ -638,35 +636,36 @@ def serve_cmd(
                 Login.check_user(login)  # before asking, not after
                 password = typer.prompt(f"password for {login}", hide_input=True, confirmation_prompt=True)
             credentials = Login(login, password, lock_after=lock_after)
-    _need_torch()
-    try:
-        from train.photos import Limits
-        from train.serve import listen
-        from train.serve.app import ServeSettings, create_app, hosts_for
-        from train.serve.engines import default_threads
-    except ImportError as exc:
-        fail(extra.format(exc.name))
-    import torch
+    # a stop while the model loads is as much a stop as one while serving (before: "error: terminated (SIGTERM);
+    # re-run the same command to continue", exit 143, which a service manager records as a failure)
+    with reported(stop_ends=True):
+        _need_torch()
+        try:
+            from train.photos import Limits
+            from train.serve import listen
+            from train.serve.app import ServeSettings, create_app, hosts_for
+            from train.serve.engines import default_threads
+        except ImportError as exc:
+            fail(SERVE_EXTRA.format(exc.name))
+        import torch
 
-    from train.device import resolve_device
-    from train.ensemble import Ensemble
+        from train.device import resolve_device
+        from train.ensemble import Ensemble
 
-    threads = threads or default_threads()
-    torch.set_num_threads(threads)
-    settings = ServeSettings(
-        Limits(max_mb * 1024 * 1024, max_megapixels * 1_000_000),
-        queue,
-        max_batch,
-        keep_uploads,
-        engine,
-        threads,
-        allowed_hosts=hosts_for(host),
-        login=credentials,
-    )
-    with reported():
+        threads = threads or default_threads()
+        torch.set_num_threads(threads)
+        settings = ServeSettings(
+            Limits(max_mb * 1024 * 1024, max_megapixels * 1_000_000),
+            queue,
+            max_batch,
+            keep_uploads,
+            engine,
+            threads,
+            allowed_hosts=hosts_for(host),
+            login=credentials,
+        )
         socks = listen.bind(host, port)  # a busy port is one line now, not after the model's load
-    _warn_exposure(host, credentials is not None, tls)  # after the bind: never a warning for an address refused
-    with reported():
+        _warn_exposure(host, credentials is not None, tls)  # after the bind: never a warning for an address refused
         try:
             model = Ensemble.load(run, fold=fold, device=resolve_device(device.value))
             web = create_app(model, settings)
@@ -674,24 +673,18 @@ def serve_cmd(
             for sock in socks:
                 sock.close()
             raise
-    err_console.print(
-        f"serving {run} on {'https' if tls else 'http'}://{f'[{host}]' if ':' in host else host}:"
-        f"{socks[0].getsockname()[1]}/ "
-        f"with {web.state.worker.engine.name}, "
-        f"{threads} thread(s){', login required' if credentials else ''}  "
-        "(API: POST /api/predict, GET /healthz; Ctrl-C stops)"
-    )
-    if web.state.model_warning:  # also in every answer and on the page
-        err_console.print(f"[yellow]warning:[/] {web.state.model_warning}", highlight=False, soft_wrap=True)
-    # a stop waits STOP_GRACE_S for answers in progress, not for a stalled upload's 120 s (nor a service
-    # manager's 90 s before its SIGKILL)
-    try:
+        err_console.print(
+            f"serving {run} on {'https' if tls else 'http'}://{f'[{host}]' if ':' in host else host}:"
+            f"{socks[0].getsockname()[1]}/ "
+            f"with {web.state.worker.engine.name}, "
+            f"{threads} thread(s){', login required' if credentials else ''}  "
+            "(API: POST /api/predict, GET /healthz; Ctrl-C stops)"
+        )
+        if web.state.model_warning:  # also in every answer and on the page
+            err_console.print(f"[yellow]warning:[/] {web.state.model_warning}", highlight=False, soft_wrap=True)
+        # a stop waits STOP_GRACE_S for answers in progress, not for a stalled upload's 120 s (nor a service
+        # manager's 90 s before its SIGKILL); uvicorn stops gracefully, then raises the signal again: `reported` ends
         listen.server(web, tls=(tls_cert, tls_key) if tls else None, grace=STOP_GRACE_S).run(sockets=socks)
-    except KeyboardInterrupt as exc:  # uvicorn stopped gracefully, then raised the signal again: a server told to
-        # stop has done its job (before: "error: terminated (SIGTERM); re-run the same command to continue", exit
-        # 143, which a service manager records as a failure)
-        stop_done()
-        err_console.print(f"stopped ({'SIGTERM' if isinstance(exc, Terminated) else 'Ctrl-C'})", highlight=False)
 
 
 def _warn_exposure(host: str, login: bool, tls: bool) -> None:

@@ -26,7 +26,7 @@ from curate.dataset import refuse_sealed
 from curate.files import atomic_path, remove_stale_parts_of
 from curate.output import json_text
 from train.choices import ExportFormat
-from train.ensemble import Ensemble
+from train.ensemble import Ensemble, load_run
 from train.errors import TrainError
 from train.model_card import CARD_TITLE, card_markdown
 
@@ -122,6 +122,7 @@ def _a_model_card(path: Path) -> bool:
 def export_model(run: Path, fmt: ExportFormat, out: Path | None = None, fold: int | None = None) -> Path:
     """Write the model file (atomically) and a `<file>.card.md` beside it; return the file's path."""
     fmt = ExportFormat(fmt)
+    load_run(Path(run))  # a file or a folder no run wrote is named as the run, not as the --out it would hold
     if out is not None:
         refuse_sealed(Path(out), "--out")
     default = Path(run) / f"model.{'onnx' if fmt is ExportFormat.onnx else 'pt'}"

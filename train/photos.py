@@ -18,6 +18,7 @@ from PIL import Image, UnidentifiedImageError
 
 from curate.errors import ServeError
 from curate.imaging import UPRIGHT, in_srgb, to_rgb, to_turn
+from curate.jpeg_damage import zeroed_run
 
 pillow_heif.register_heif_opener()
 
@@ -64,10 +65,15 @@ def decode_sized(data: bytes, limits: Limits, draft_size: int | None = None) -> 
     """`decode`'s image and the photo's own upright size (a JPEG decoded at reduced scale is smaller)."""
     if not data:  # predict said "not a photo format" where serve said "empty" (`uploads.read_upload`)
         raise ServeError("the file is empty", 400)
+    if Image.MAX_IMAGE_PIXELS is not None and limits.max_pixels > Image.MAX_IMAGE_PIXELS:
+        # Pillow's own refusal (at twice this) stays above ours: before, `--max-megapixels 150` still refused a
+        # 100 MP phone photo as a "decompression bomb", at Pillow's 89.5 MP
+        Image.MAX_IMAGE_PIXELS = limits.max_pixels
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # Pillow's "Corrupt EXIF data": a server log is no place
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Pillow warns from its own limit on; ours is asked next, by the header's size, before any pixel
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             im = Image.open(io.BytesIO(data), formats=FORMATS)
             w, h = im.size
             if w * h > limits.max_pixels:
@@ -75,6 +81,8 @@ def decode_sized(data: bytes, limits: Limits, draft_size: int | None = None) -> 
                     f"image is {w}×{h} pixels ({w * h / 1e6:.1f} MP); the limit is {limits.max_pixels / 1e6:.1f} MP",
                     413,
                 )
+            if im.format in ("JPEG", "MPO") and zeroed_run(data) is not None:  # as `curate ingest` refuses it
+                raise ServeError("the image is damaged: part of it was never written (a failed copy?)", 422)
             if draft_size and im.format in ("JPEG", "MPO"):  # a phone's multi-picture JPEG is one too
                 im.draft("RGB", (draft_size, draft_size))
             im.load()
@@ -87,8 +95,11 @@ def decode_sized(data: bytes, limits: Limits, draft_size: int | None = None) -> 
             return to_rgb(in_srgb(upright)), ((h, w) if turned else (w, h))
     except ServeError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ServeError("image is too large to decode safely (decompression bomb)", 413) from None
+    except Image.DecompressionBombError:
+        raise ServeError(
+            f"image is too large to decode safely (decompression bomb); the limit is {limits.max_pixels / 1e6:.1f} MP",
+            413,
+        ) from None
     except UnidentifiedImageError:
         raise ServeError("not a photo format train reads (JPEG, PNG, WebP, HEIC, TIFF, BMP, GIF)", 415) from None
     except (OSError, ValueError, SyntaxError, EOFError, struct.error, TypeError, IndexError):

@@ -27,14 +27,19 @@ class VersionDiff:
         }
 
     def as_dict(self) -> dict:
+        """For --json: image ids as numbers, as every other command gives them (the manifest holds them as text)."""
         return {
             **self.summary(),
-            "added_ids": self.added,
-            "removed_ids": self.removed,
-            "relabeled_ids": [list(r) for r in self.relabeled],
-            "moved_ids": [list(m) for m in self.moved],
-            "recropped_ids": [list(r) for r in self.recropped],
+            "added_ids": [_number(i) for i in self.added],
+            "removed_ids": [_number(i) for i in self.removed],
+            "relabeled_ids": [[_number(i), *rest] for i, *rest in self.relabeled],
+            "moved_ids": [[_number(i), *rest] for i, *rest in self.moved],
+            "recropped_ids": [[_number(i), *rest] for i, *rest in self.recropped],
         }
+
+
+def _number(image_id: str) -> int | str:
+    return int(image_id) if image_id.isdigit() else image_id
 
 
 def _place(row: dict[str, str]) -> str:

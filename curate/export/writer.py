@@ -25,6 +25,7 @@ from pathlib import Path, PurePosixPath
 
 from sqlmodel import select
 
+from curate.audit import on_note
 from curate.dataset import NAME_MAX, SPLITS, DatasetVersion, recorded_fault, split_counts, tampered
 from curate.errors import DatasetError, MissingOriginals, StoreError
 from curate.export import card, croissant
@@ -481,6 +482,14 @@ def _build(ws, plan: ExportPlan, final: Path, on_image, on_audit) -> ExportResul
         raise ExportError(f"cannot move the finished version into {final}: {exc.strerror}") from exc
     for stale in ws.tmp.glob(prefix + "*"):  # partial builds of other catalogue states
         shutil.rmtree(stale, ignore_errors=True)
+    # a stopped export of another version: its rendered photos stayed in tmp/ for as long as nobody exported that
+    # version again. Each writer holds the workspace lock, so no build in tmp/ is in progress: only the re-run of
+    # that version with an unchanged catalogue would have reused it
+    others = [p for p in ws.tmp.glob("export-*") if p.is_dir() and not p.is_symlink()]
+    for stale in others:
+        shutil.rmtree(stale, ignore_errors=True)
+    if others:
+        on_note(f"removed {len(others)} build folder(s) of stopped exports of other versions from tmp/")
     return _result(plan, final, "written", rows, rendered)
 
 

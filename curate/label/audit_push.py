@@ -24,7 +24,7 @@ from curate.label.rounds import (
     one_email,
     rater_copies,
 )
-from curate.label.servers import Servers, require_blind
+from curate.label.servers import REVIEW_SHOWS, Servers, require_blind
 from curate.label.views import side_panel_config
 
 
@@ -82,7 +82,7 @@ def push_audit(
         raters |= people
     if not rows and rnd is None:
         return PushResult(0, [reviewer], 0)
-    require_blind(servers, reviewer, sorted(raters))
+    require_blind(servers, reviewer, sorted(raters), REVIEW_SHOWS)
     rnd = rnd or new_round(ws, "audit", [reviewer], servers.key([reviewer]), " (audit)")
     projects = ensure_projects(ws, servers, rnd, [reviewer], f"mpox {rnd.name}", audit_config())
     diagnoses = ws.diagnoses

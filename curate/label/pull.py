@@ -25,7 +25,7 @@ from curate.label.recompute import refuse_undeclared, write_consensus
 from curate.label.results import ParsedResult, parse_result
 from curate.label.rounds import pictured
 from curate.label.rules import describe, settle_rules
-from curate.label.servers import Servers, as_servers, sharing
+from curate.label.servers import REVIEW_SHOWS, Servers, as_servers, sharing
 from db.models import Image, utcnow
 from db.models.label import LabelAnnotation, LabelProject, LabelRound, LabelTask
 
@@ -139,6 +139,13 @@ def pull(
                 res.warnings.append(
                     f"{other} has an account on {p.rater}'s Label Studio server {client.url} and can read "
                     f"{p.rater}'s labels of {name}: their ratings there may not be independent; remove that account"
+                )
+        elif p.round_id in round_names:  # a review or audit: its tasks show both raters' diagnoses (before: unchecked)
+            for other in sharing(client, sorted({r for _, both in pairs.values() for r in both} - {p.rater})):
+                res.warnings.append(
+                    f"{other} has an account on {p.rater}'s Label Studio server {client.url} and can read "
+                    f"{p.rater}'s labels of {round_names[p.round_id]}{REVIEW_SHOWS}: {other}'s ratings may not be "
+                    "independent; remove that account"
                 )
         try:
             answers = client.fetch_annotations(p.ls_project_id)

@@ -90,7 +90,7 @@ class RaterQuality:
     rater: str
     role: str  # rater | reviewer | "rater, reviewer" (rated in one round, reviewed in another)
     diagnosed: int  # images this person gave a diagnosis for
-    compared: int  # of those, images with a final consensus diagnosis (agreed or adjudicated)
+    compared: int  # of those, images with a final consensus diagnosis (agreed or adjudicated) they did not decide
     agreement: float | None  # share of `compared` where they chose the consensus diagnosis
     estimated_accuracy: float | None  # Dawid–Skene; None when they diagnosed fewer than MIN_DIAGNOSED images
     labels: list[str]
@@ -98,11 +98,17 @@ class RaterQuality:
 
 
 def rater_quality(
-    votes: list[dict[str, str]], roles: dict[str, str], consensus: list[str | None], labels: list[str]
+    votes: list[dict[str, str]],
+    roles: dict[str, str],
+    consensus: list[str | None],
+    labels: list[str],
+    decided: list[str | None] | None = None,
 ) -> tuple[list[RaterQuality], DawidSkene]:
     """`votes`: per image, person -> diagnosis (raters and the reviewer); `roles`: person -> role shown;
-    `consensus`: the image's final diagnosis or None (pending, discarded, excluded); `labels`: display order."""
-    if len(votes) != len(consensus):
+    `consensus`: the image's final diagnosis or None (pending, discarded, excluded); `labels`: display order;
+    `decided`: per image, the person whose choice the consensus is (a reviewer's), not compared with it there."""
+    decided = decided if decided is not None else [None] * len(votes)
+    if not len(votes) == len(consensus) == len(decided):
         raise ValueError(f"{len(votes)} images of votes but {len(consensus)} consensus diagnoses")
     seen = {d for v in votes for d in v.values()} | {c for c in consensus if c}
     labels = list(labels) + sorted(seen - set(labels))
@@ -112,11 +118,11 @@ def rater_quality(
     for person in ds.raters:
         matrix = [[0] * len(labels) for _ in labels]
         diagnosed = 0
-        for v, c in zip(votes, consensus, strict=True):
+        for v, c, by in zip(votes, consensus, decided, strict=True):
             if person not in v:
                 continue
             diagnosed += 1
-            if c is not None:
+            if c is not None and by != person:
                 matrix[idx[c]][idx[v[person]]] += 1
         compared = sum(map(sum, matrix))
         hits = sum(matrix[k][k] for k in range(len(labels)))

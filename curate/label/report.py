@@ -82,18 +82,26 @@ class LabelReport:
 
 def build(s: Session, diagnoses: DiagnosisList, per_group: int = SAMPLES_PER_GROUP) -> LabelReport:
     progress = []
-    project_of = dict(s.exec(select(LabelTask.id, LabelTask.project_id)).all())
+    images = collect(s)
+    rows = s.exec(select(LabelTask.id, LabelTask.project_id, LabelTask.image_id)).all()
+    project_of = {task: project for task, project, _ in rows}
+    stale = {task for task, _, image in rows if image in images and images[image].stale_review}
     answers: dict[int, list] = {}  # project -> the last revision of each answer to its tasks
     for (task, _), ann in latest_answers(s).items():
         answers.setdefault(project_of.get(task), []).append(ann)
     for rnd, proj in s.exec(
         select(LabelRound, LabelProject).join(LabelProject).order_by(LabelRound.id, LabelProject.id)
     ).all():
-        tasks = s.exec(select(func.count()).select_from(LabelTask).where(LabelTask.project_id == proj.id)).one()
+        # a task deleted in Label Studio (one that left the reviewer's queue) keeps its row, marked by an id below
+        # zero: before, it was counted, and the queue looked to hold work that was not there
+        tasks = s.exec(
+            select(func.count()).select_from(LabelTask).where(LabelTask.project_id == proj.id, LabelTask.ls_task_id > 0)
+        ).one()
         # what `collect` counts (`rates`): before, a skipped task, or a steward's answer, made the round look done
-        # while its image waited for a rater, and so did an earlier revision of an answer emptied since
+        # while its image waited for a rater, and so did an earlier revision of an answer emptied since; a review
+        # answered on a dispute a rater has changed since does not count either (the image waits for the reviewer)
         mine = answers.get(proj.id, [])
-        done = {a.task_id for a in mine if rates(a, proj.rater)}
+        done = {a.task_id for a in mine if rates(a, proj.rater) and not (rnd.kind == "review" and a.task_id in stale)}
         skipped = {a.task_id for a in mine if a.cancelled and answers_own(a, proj.rater)} - done
         progress.append(Progress(rnd.name, rnd.kind, proj.rater, proj.ls_project_id, tasks, len(done), len(skipped)))
     outcomes = dict.fromkeys(STATUSES, 0)
@@ -110,7 +118,6 @@ def build(s: Session, diagnoses: DiagnosisList, per_group: int = SAMPLES_PER_GRO
         elif status == "pending":
             why = PENDING_REASONS.get(method, method or "unspecified")
             details["pending"][why] = details["pending"].get(why, 0) + n
-    images = collect(s)
     audits = audit_apply.Ledger.load(s)
     return LabelReport(
         progress,
@@ -128,8 +135,9 @@ def raters(images: dict[int, ImageLabels], audits: audit_apply.Ledger, labels: l
     adjudicated images, after an audit the one it left (before: the raters' own consensus, so a rater the audit
     proved right still lost the image), and their Dawid–Skene accuracy over every image they diagnosed. The audit
     reviewer is not rated: the consensus she leaves is her own choice, so she would agree with it by
-    construction."""
-    votes, consensus, roles = [], [], {}
+    construction. For the same reason a reviewer is not compared with the diagnoses she decided (her agreement is
+    over images she rated, or whose decision an audit changed; none: n/a)."""
+    votes, consensus, decided, roles = [], [], [], {}
     for item in images.values():
         people = [(r, "rater") for r in item.ratings] + ([(item.review, "reviewer")] if item.review else [])
         # a reviewer's "Neither" discards the image, it names no diagnosis: modelled as one, it was a class no image
@@ -142,7 +150,11 @@ def raters(images: dict[int, ImageLabels], audits: audit_apply.Ledger, labels: l
         o = audits.outcome(item.image_id, item.outcome(), item.ratings)[0]
         votes.append(v)
         consensus.append(o.diagnosis if o.status in ("agreed", "adjudicated") else None)
-    return rater_quality(votes, {p: ", ".join(sorted(x)) for p, x in roles.items()}, consensus, labels)[0]
+        # an adjudicated diagnosis is the reviewer's own choice unless an audit changed it: compared with it, every
+        # reviewer agreed 100 %
+        adjudicated = o.status == "adjudicated" and o.method != "audit_relabelled"
+        decided.append(item.review.rater if item.review and adjudicated else None)
+    return rater_quality(votes, {p: ", ".join(sorted(x)) for p, x in roles.items()}, consensus, labels, decided)[0]
 
 
 def samples(images: dict[int, ImageLabels], per_group: int) -> list[Sample]:

@@ -36,7 +36,7 @@ from curate.label.diagnoses import FLAGS
 from curate.label.order import Order, image_features, order_ids
 from curate.label.recompute import collect, dispute, refuse_undeclared, same_dispute, write_consensus
 from curate.label.rules import recorded_rules, settle_rules
-from curate.label.servers import Servers, as_servers, require_blind
+from curate.label.servers import REVIEW_SHOWS, Servers, as_servers, require_blind
 from curate.parallel import run_parallel
 from curate.studio.server import COPIES, make_served_root
 from db.models import Image, utcnow
@@ -658,7 +658,7 @@ def adjudicate(
                 "a third clinician"
             )
         return PushResult(0, [reviewer], 0)
-    require_blind(servers, reviewer, sorted(raters))
+    require_blind(servers, reviewer, sorted(raters), REVIEW_SHOWS)
     replace_old_copies(ws)  # earlier rounds' tasks are served copies too
     if third_opinion is not None:
         with ws.session() as s:

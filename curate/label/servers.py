@@ -119,14 +119,18 @@ def _any_project(ws) -> bool:
         return s.exec(select(LabelProject.id).limit(1)).first() is not None
 
 
+REVIEW_SHOWS = " and the raters' diagnoses each dispute shows there"  # what a reviewer's or auditor's tasks show
+
+
 def sharing(client: StudioClient, others: list[str]) -> list[str]:
     """Those of `others` with an account on `client`'s server: they can read every project there."""
     known = set(client.user_emails(fresh=True).values())
     return [o for o in others if o in known]
 
 
-def require_blind(servers: Servers, owner: str, others: list[str]) -> None:
-    """`owner` must have an account on their server, and nobody in `others` may have one there."""
+def require_blind(servers: Servers, owner: str, others: list[str], readable: str = "") -> None:
+    """`owner` must have an account on their server, and nobody in `others` may have one there. `readable`: what
+    else that server's tasks show (a reviewer's: both raters' diagnoses), said in the refusal."""
     client = servers.client_for(owner)
     known = set(client.user_emails(fresh=True).values())
     if owner not in known:
@@ -135,7 +139,7 @@ def require_blind(servers: Servers, owner: str, others: list[str]) -> None:
     if seen:
         raise LabelError(
             f"{seen[0]} has an account on {owner}'s Label Studio server {client.url}, so could read "
-            f"{owner}'s labels; give each clinician their own server (curate studio add-user)"
+            f"{owner}'s labels{readable}; give each clinician their own server (curate studio add-user)"
         )
 
 
