@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from curate.numbers import whole_number
+
 
 @dataclass
 class VersionDiff:
@@ -39,7 +41,8 @@ class VersionDiff:
 
 
 def _number(image_id: str) -> int | str:
-    return int(image_id) if image_id.isdigit() else image_id
+    number = whole_number(image_id)
+    return image_id if number is None else number
 
 
 def _place(row: dict[str, str]) -> str:
