@@ -360,3 +360,14 @@ def test_progress_counts_the_queue_and_the_answers_that_count(ws):
     assert (reviewer.tasks, reviewer.labelled) == (3, 2)  # before: (4, 3)
     assert rep.details["pending"] == {"waiting for a rater": 1, "waiting for the reviewer": 2}
     assert rep.outcomes["adjudicated"] == 0
+
+
+def test_a_pull_from_a_server_that_is_down_says_whose_it_is(sqlite_ws, monkeypatch):
+    """From a probe: with one clinician's server stopped, `label pull` said only "Label Studio at
+    http://127.0.0.1:1 is not reachable": whose server, for which round? (Every server is on 127.0.0.1.)"""
+    _catalogue(sqlite_ws)
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", "0123456789abcdef0123456789")
+    out = CliRunner().invoke(app, ["label", "pull", "--json", "-w", str(sqlite_ws.root)])
+    said = json.loads(out.stdout)["error"]
+    assert out.exit_code == 1 and "is not reachable" in said, out.output
+    assert f"that is {A}'s server, for {ROUND_NAME}" in said and "nothing was recorded" in said

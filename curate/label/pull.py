@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import httpx
 from sqlalchemy import insert
 from sqlmodel import select
 
@@ -128,59 +129,74 @@ def pull(
     # 1. fetch + parse everything (raises before any write)
     fetched: list[tuple[LabelTask, RemoteAnnotation, ParsedResult]] = []
     unreadable: list[str] = []
-    for p in projects:
-        recorded_url = p.server_url or round_urls[p.round_id]
-        client = servers.client(servers.project_url(p.rater, recorded_url))
-        if client.url.rstrip("/") != recorded_url.rstrip("/"):
-            _refuse_another_project(client, p, round_names.get(p.round_id), recorded, by_sha)
-        if p.round_id in pairs:  # push checked this; an account added on the server since is said here
-            name, raters = pairs[p.round_id]
-            for other in sharing(client, [r for r in raters if r != p.rater]):
-                res.warnings.append(
-                    f"{other} has an account on {p.rater}'s Label Studio server {client.url} and can read "
-                    f"{p.rater}'s labels of {name}: their ratings there may not be independent; remove that account"
-                )
-        elif p.round_id in round_names:  # a review or audit: its tasks show both raters' diagnoses (before: unchecked)
-            for other in sharing(client, sorted({r for _, both in pairs.values() for r in both} - {p.rater})):
-                res.warnings.append(
-                    f"{other} has an account on {p.rater}'s Label Studio server {client.url} and can read "
-                    f"{p.rater}'s labels of {round_names[p.round_id]}{REVIEW_SHOWS}: {other}'s ratings may not be "
-                    "independent; remove that account"
-                )
-        try:
-            answers = client.fetch_annotations(p.ls_project_id)
-        except StudioError as exc:
-            if client.project_config(p.ls_project_id) is None:  # before: "project 1 no longer exists": whose, where?
-                raise StudioError(
-                    f"Label Studio project {p.ls_project_id} ({round_names.get(p.round_id)}, {p.rater}) on "
-                    f"{client.url} was deleted in Label Studio: its answers cannot be read, and the pull stops before "
-                    "recording anything; restore that server's data folder from a backup"
-                ) from exc
-            raise
-        for a in answers:
-            task = _task_shown(p, a, tasks, by_image, by_sha.get(pictured(a.picture) or ""))
-            if task is None:
-                if a.image_id is not None and (p.id, a.image_id) in by_image:
+    asking: LabelProject | None = None
+    try:
+        for p in projects:
+            asking = p
+            recorded_url = p.server_url or round_urls[p.round_id]
+            client = servers.client(servers.project_url(p.rater, recorded_url))
+            if client.url.rstrip("/") != recorded_url.rstrip("/"):
+                _refuse_another_project(client, p, round_names.get(p.round_id), recorded, by_sha)
+            if p.round_id in pairs:  # push checked this; an account added on the server since is said here
+                name, raters = pairs[p.round_id]
+                for other in sharing(client, [r for r in raters if r != p.rater]):
                     res.warnings.append(
-                        f"{_where(p, client)}, task {a.task_id}: its image_id says image {a.image_id}, but its "
-                        "picture is no photo of the round (edited in Label Studio?): its answer "
-                        f"{a.id} is ignored"
+                        f"{other} has an account on {p.rater}'s Label Studio server {client.url} and can read "
+                        f"{p.rater}'s labels of {name}: their ratings there may not be independent; remove that account"
                     )
-                continue  # a task added by hand in Label Studio is not the catalogue's business
-            if a.image_id is not None and a.image_id != task.image_id:
-                res.warnings.append(
-                    f"{_where(p, client)}, task {a.task_id}: its image_id says image {a.image_id}, but it shows "
-                    f"image {task.image_id} (edited in Label Studio?): its answer {a.id} counts for image "
-                    f"{task.image_id}, the photo its rater saw"
-                )
-            w, h = sizes[task.image_id]
+            elif (
+                p.round_id in round_names
+            ):  # a review or audit: its tasks show both raters' diagnoses (before: unchecked)
+                for other in sharing(client, sorted({r for _, both in pairs.values() for r in both} - {p.rater})):
+                    res.warnings.append(
+                        f"{other} has an account on {p.rater}'s Label Studio server {client.url} and can read "
+                        f"{p.rater}'s labels of {round_names[p.round_id]}{REVIEW_SHOWS}: {other}'s ratings may not be "
+                        "independent; remove that account"
+                    )
             try:
-                parsed = parse_result(a.result, w, h, ws.diagnoses, kinds.get(p.round_id))
-            except LabelError as exc:
-                unreadable.append(f"{_where(p, client)}, task {a.task_id} annotation {a.id}: {exc}")
-                continue
-            fetched.append((task, a, parsed))
-        res.projects += 1
+                answers = client.fetch_annotations(p.ls_project_id)
+            except StudioError as exc:
+                if (
+                    client.project_config(p.ls_project_id) is None
+                ):  # before: "project 1 no longer exists": whose, where?
+                    raise StudioError(
+                        f"Label Studio project {p.ls_project_id} ({round_names.get(p.round_id)}, {p.rater}) on "
+                        f"{client.url} was deleted in Label Studio: its answers cannot be read, and the pull stops "
+                        "before recording anything; restore that server's data folder from a backup"
+                    ) from exc
+                raise
+            for a in answers:
+                task = _task_shown(p, a, tasks, by_image, by_sha.get(pictured(a.picture) or ""))
+                if task is None:
+                    if a.image_id is not None and (p.id, a.image_id) in by_image:
+                        res.warnings.append(
+                            f"{_where(p, client)}, task {a.task_id}: its image_id says image {a.image_id}, but its "
+                            "picture is no photo of the round (edited in Label Studio?): its answer "
+                            f"{a.id} is ignored"
+                        )
+                    continue  # a task added by hand in Label Studio is not the catalogue's business
+                if a.image_id is not None and a.image_id != task.image_id:
+                    res.warnings.append(
+                        f"{_where(p, client)}, task {a.task_id}: its image_id says image {a.image_id}, but it shows "
+                        f"image {task.image_id} (edited in Label Studio?): its answer {a.id} counts for image "
+                        f"{task.image_id}, the photo its rater saw"
+                    )
+                w, h = sizes[task.image_id]
+                try:
+                    parsed = parse_result(a.result, w, h, ws.diagnoses, kinds.get(p.round_id))
+                except LabelError as exc:
+                    unreadable.append(f"{_where(p, client)}, task {a.task_id} annotation {a.id}: {exc}")
+                    continue
+                fetched.append((task, a, parsed))
+            res.projects += 1
+    except StudioError as exc:
+        if asking is None or not isinstance(exc.__cause__, httpx.TransportError):
+            raise
+        # before: "Label Studio at http://127.0.0.1:53759 is not reachable": whose server, which round?
+        raise StudioError(
+            f"{exc} (that is {asking.rater}'s server, for {round_names.get(asking.round_id)}); nothing was recorded: "
+            "`curate studio start` starts a local one"
+        ) from None
     if unreadable:
         more = f" (and {len(unreadable) - 1} more)" if len(unreadable) > 1 else ""
         edited = (
