@@ -13,7 +13,7 @@ from db.engine import make_engine
 from db.migrate import current_revision, head_revision, upgrade
 from db.models import DedupeCode, DedupeLocal, DedupeOverride, DedupePair
 
-HEAD = "0019_dedupe_shows"  # the newest of all
+HEAD = "0020_repair_gaps"  # the newest of all
 
 
 def _image(c, i: int) -> None:

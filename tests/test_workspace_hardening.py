@@ -13,8 +13,6 @@ import subprocess
 import sys
 import tarfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import images as I
@@ -22,6 +20,7 @@ import pytest
 from conftest import wait_for
 from sqlmodel import select
 from train_fixtures import write_export
+from workspaces import read_only_view
 
 from curate.errors import WorkspaceError
 from curate.lock import workspace_lock
@@ -860,21 +859,6 @@ def test_a_postgresql_url_the_driver_refuses_or_a_wrong_password_is_one_line(tmp
         ("token=a:b c", "token=*** c"),
     ]:
         assert redact_text(secret) == masked  # a colon inside a secret, or all of it, stays masked
-
-
-@contextmanager
-def read_only_view(root: Path, seen: Path) -> Iterator[Path]:
-    """`root` mounted read-only at `seen` (a bind mount; the test is skipped where none can be made)."""
-    seen.mkdir()
-    bind = subprocess.run(["mount", "--bind", str(root), str(seen)], capture_output=True, text=True)
-    if bind.returncode != 0:
-        pytest.skip(f"no bind mount here: {bind.stderr.strip()}")
-    try:
-        if subprocess.run(["mount", "-o", "remount,ro,bind", str(seen)], capture_output=True).returncode != 0:
-            pytest.skip("no read-only remount here")
-        yield seen
-    finally:
-        subprocess.run(["umount", str(seen)], check=False)
 
 
 def test_reading_commands_on_a_read_only_mount_give_their_results_and_write_pages_elsewhere(tmp_path):

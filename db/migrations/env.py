@@ -8,6 +8,7 @@ from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
 import db.models  # noqa: F401  - registers every table on SQLModel.metadata
+from db.migrate import before_migrations, refuse_gaps
 
 engine = context.config.attributes.get("engine")
 if engine is None:  # `alembic` CLI use: take the URL from -x url=...
@@ -51,5 +52,9 @@ with engine.connect() as connection, one_transaction(connection):
         render_as_batch=connection.dialect.name == "sqlite",
     )
     with context.begin_transaction():
+        # in the transaction: a retired revision re-stamped, the 0002 placeholder's tables made (db.migrate)
+        before_migrations(context.get_context(), context.script)
         context.run_migrations()
+        if set(context.get_context().get_current_heads()) == set(context.script.get_heads()):
+            refuse_gaps(connection)  # a table or column still missing: one line, and the upgrade rolled back
     connection.commit()
