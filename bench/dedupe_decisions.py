@@ -116,6 +116,10 @@ def build(root: Path, n: int, seed: int = 0) -> dict:
             "insert into dedupe_pairs(image_a, image_b, kind, similarity, inliers, reason) values(?, ?, ?, 0.9, 30, ?)",
             [(a, b, kind, "verified: 30 matching keypoints") for a, b, kind in sorted(same) + sorted(apart)],
         )
+        db.executemany(  # as a run's last transaction leaves them: every image compared (a decision asks)
+            "insert into dedupe_members(image_id, cluster_key, representative, low_res) values(?, ?, 1, 0)",
+            [(i, f"img{i}") for i in range(1, n + 1)],
+        )
     db.close()
     lone = [g[0] for g in parts if len(g) == 1]
     return {"pairs": len(same) + len(apart), "merge": (lone[0], lone[len(lone) // 2])}

@@ -104,7 +104,7 @@ def test_a_damaged_cache_is_made_anew_and_a_wrong_limit_left_aside_with_one_note
         planted = pickle.dumps(Exploit())
         db.execute("UPDATE Cache SET value = ?, mode = 4 WHERE rowid = (SELECT max(rowid) FROM Cache)", (planted,))
     one = _again(ws, monkeypatch)
-    assert "2 damaged entries of the local-features cache taken again" in one.notes and one.features_taken >= 2
+    assert "2 damaged entries of the verification-features cache taken again" in one.notes and one.features_taken >= 2
     assert not (tmp_path / "unpickled").exists()
     assert _state(ws) == before
     for f in (ws.root / FOLDER).iterdir():  # the index and every entry overwritten with garbage
@@ -114,20 +114,21 @@ def test_a_damaged_cache_is_made_anew_and_a_wrong_limit_left_aside_with_one_note
             shutil.rmtree(f)
     damaged = _again(ws, monkeypatch)
     (said,) = [n for n in damaged.notes if "cache" in n]
-    assert said.startswith("the local-features cache was damaged and made anew (DatabaseError: "), said
+    assert said.startswith("the verification-features cache was damaged and made anew (DatabaseError: "), said
     assert damaged.features_read == 0 and _state(ws) == before
     healed = _again(ws, monkeypatch)
     assert not [n for n in healed.notes if "cache" in n] and healed.features_read > 0 and healed.features_taken == 0
     wrong = _again(ws, monkeypatch, "lots")
-    assert f"${LIMIT_ENV} is 'lots', not a whole number of MB (0: no cache): no local-features cache this run" in (
-        wrong.notes
+    assert (
+        f"${LIMIT_ENV} is 'lots', not a whole number of MB (0: no cache): no verification-features cache this run"
+        in (wrong.notes)
     )
     assert wrong.features_read == 0 and _state(ws) == before
     shutil.rmtree(ws.root / FOLDER.parent)
     (ws.root / FOLDER.parent).write_text("a file where the cache's folder goes")
     blocked = _again(ws, monkeypatch)
     (said,) = [n for n in blocked.notes if "cache" in n]
-    assert said.startswith("the local-features cache was left aside (") and _state(ws) == before
+    assert said.startswith("the verification-features cache was left aside (") and _state(ws) == before
 
 
 @pytest.mark.parametrize(
@@ -144,6 +145,6 @@ def test_a_cache_limit_out_of_reach_is_left_aside_naming_the_variable(folders, t
     setting; "٣" was taken as 3 MB; 10^20 MB overflowed SQLite's integer ("OverflowError: Python int too large")."""
     ws = Workspace.init(tmp_path / "ws")
     report = _run(ws, folders[0], limit, monkeypatch)
-    said = f"${LIMIT_ENV} is {limit!r}, {why}: no local-features cache this run"
+    said = f"${LIMIT_ENV} is {limit!r}, {why}: no verification-features cache this run"
     assert said in report.notes and report.features_read == 0
     assert not (ws.root / FOLDER).exists()

@@ -1,7 +1,8 @@
 """Clusters from matched pairs and the steward's decisions: pure functions on plain data.
 
-Clusters never chain. Pixel-identical pairs and the steward's *merge*
-decisions are joined first and always hold (a "unit"). Verified pairs (hash +
+Clusters never chain. Pixel-identical pairs, then the steward's *merge*
+decisions, are joined first and always hold (a "unit"); a merge a split
+blocks (a split with a pixel twin of one of them) is not joined. Verified pairs (hash +
 geometry, CNN) are then joined strongest first, but two groups become one only
 when EVERY unit of one is checked against every unit of the other and none
 contradicts it (complete linkage with a stated tolerance): each cross pair is
@@ -59,6 +60,7 @@ from datetime import datetime
 
 from scipy.cluster.hierarchy import DisjointSet
 
+from curate.dedupe import undecided
 from curate.dedupe.fidelity import (
     GREY,
     agreed,
@@ -71,7 +73,10 @@ from curate.dedupe.fidelity import (
 )
 from curate.dedupe.whole import SAME_SHAPE  # one shape: one framing of a photo (`_as_framed_as_their_shape`)
 
-KIND_RANK = {"merge": 0, "pixel": 1, "hash": 2, "cnn": 3, "review": 4, "untested": 5, "marks": 6}
+# pixel twins first: they are one member before anything else is joined. Merges first, a merge of one twin with a
+# picture the steward had split from the other twin joined them, and the split then kept the twins apart (`split 1 3`,
+# `merge 2 3` of 2, 1's twin: clusters {1} and {2, 3}, and status counted the twins' pair undecided for good)
+KIND_RANK = {"pixel": 0, "merge": 1, "hash": 2, "cnn": 3, "review": 4, "untested": 5, "marks": 6}
 EXACT = ("merge", "pixel")
 UNTESTED = "untested"  # a pair its pictures' lack of texture or pixels left undecided (`curate.dedupe.pairs`)
 # a pair local features lay in place on `verify.REVIEW_INLIERS` or more matches while its pixels are unlike, found
@@ -266,13 +271,11 @@ def _swapped(
     return list({of[u] for u in of})
 
 
-def unmerged(edges: list[Edge], roots: dict[int, int], decided: set[tuple[int, int]]) -> list[Edge]:
-    """Verified pairs the clustering did not join (complete linkage, a split), not yet decided by the steward."""
-    return [
-        e
-        for e in edges
-        if e.kind not in EXACT and roots.get(e.a) != roots.get(e.b) and (min(e.a, e.b), max(e.a, e.b)) not in decided
-    ]
+def unmerged(edges: list[Edge], roots: dict[int, int], splits: set[tuple[int, int]]) -> list[Edge]:
+    """Pairs found alike, or merged, that the clustering did not join (complete linkage, a split), not split by the
+    steward: the edges `curate.dedupe.undecided` names (the one rule)."""
+    left = set(undecided([(e.a, e.b, e.kind) for e in edges], roots, splits))
+    return [e for e in edges if (e.a, e.b) in left]
 
 
 def crops(shown: list[tuple[int, int, float | None, float | None]]) -> dict[int, set[int]]:

@@ -16,7 +16,7 @@ from datetime import datetime
 
 from sqlmodel import or_, select
 
-from curate.dedupe import undecided_pairs
+from curate.dedupe import compared_ids, undecided_pairs
 from curate.dedupe.cluster import KEEP
 from curate.dedupe.run import ALGO, recluster
 from curate.errors import ConfigError
@@ -25,11 +25,38 @@ from db.models import DedupeCode, DedupeMember, DedupeOverride, DedupePair, Imag
 NOTE_MAX = 500  # dedupe_overrides.note's width
 OLD_NOTE_MAX = 200  # how much of a replaced decision's note its successor quotes
 ITSELF = "an image cannot be merged with or split from itself"
+NOT_YET = "not in a cluster yet (run `curate dedupe` first)"
+STALE = "the dedupe codes are from an older version: run `curate dedupe` first"
 
 
-# Every decision reclusters the compared images only (`recluster(hashed_only=True)`), as a dedupe run
-# does. Before, an image ingested since the last run got a cluster of its own from any decision, so export and
-# `label push` took it for compared and no longer warned that a copy of it may sit in another split.
+# Every decision reclusters the compared images only (`recluster(compared_only=True)`: those a run's last transaction
+# gave a cluster). Before, an image ingested since the last run got a cluster of its own from any decision, so export
+# and `label push` took it for compared and no longer warned that a copy of it may sit in another split; and one
+# hashed by a run stopped before it compared (its codes are committed batch by batch) was clustered with the rest.
+
+
+def _refuse_before_any_change(s, note: str | None) -> None:
+    """What every decision refuses before it records anything (a refusal: its run is `failed`, which `curate status`
+    does not list). Codes of an older version (the tool upgraded, `curate dedupe` not yet run, or stopped while it
+    hashed): a re-clustering reads only current codes, so a decision emptied every cluster, and a keep then failed
+    on its image's missing cluster, its run `aborted` for good. A note that is no UTF-8 text (a byte no character,
+    from the shell): the catalogue cannot store it, and the decision failed midway, `aborted` for good."""
+    if note is not None:
+        try:
+            note.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ConfigError("--note is not UTF-8 text (a byte in it is no character): type it again") from None
+    current = select(DedupeCode.image_id).where(DedupeCode.algo == ALGO)
+    stale = select(DedupeMember.image_id).where(DedupeMember.image_id.not_in(current)).limit(1)
+    if s.exec(stale).first() is not None:
+        raise ConfigError(STALE)
+
+
+def _not_compared(s, ids: list[int]) -> list[int]:
+    """Those of `ids` that no dedupe run has compared (`curate.dedupe.compared_ids`): a decision leaves them out of
+    every cluster, so one naming them is refused."""
+    compared = set(s.exec(compared_ids().where(DedupeMember.image_id.in_(ids))).all())
+    return [i for i in ids if i not in compared]
 
 
 def _check_ids(s, ids: list[int]) -> None:
@@ -84,16 +111,17 @@ def merge(
     The rest of their clusters joins only where it matches every member, as any join: so the review sheet's merge
     of two clusters names every picture of both (`curate.dedupe.review`). The summary's `merged` lists the ids
     once each, `apart` any that did not end in `a`'s cluster (none but for an earlier split with a picture exactly
-    like one of them, or merged with one) and `undecided` the pairs found alike still undecided
-    (`curate.dedupe.undecided_pairs`)."""
+    like one of them, or merged with one; a pixel twin of a picture split from another named one is such a picture,
+    and stays with its twin) and `undecided` the pairs found alike still undecided (`curate.dedupe.undecided_pairs`:
+    a merge held apart so is one, and the review sheet shows it)."""
     ids = list(dict.fromkeys([a, b, *(more or [])]))
     if len(ids) < 2:
         raise ConfigError(ITSELF)
     with ws.session() as s:
         _check_ids(s, ids)
-        hashed = set(s.exec(select(DedupeCode.image_id).where(DedupeCode.image_id.in_(ids), DedupeCode.algo == ALGO)))
-        if unclustered := [i for i in ids if i not in hashed]:  # never compared: recluster leaves them out
-            raise ConfigError(f"{_ids(unclustered)} not in a cluster yet (run `curate dedupe` first)")
+        _refuse_before_any_change(s, note)
+        if unclustered := _not_compared(s, ids):  # recluster leaves them out
+            raise ConfigError(f"{_ids(unclustered)} {NOT_YET}")
         named = set(ids)
         splits = s.exec(
             select(DedupeOverride.image_a, DedupeOverride.image_b).where(
@@ -105,7 +133,7 @@ def merge(
         pairs = [(ids[0], o) for o in ids[1:]] + [(x, y) for x, y in splits if x in named and y in named]
         was_with = _cluster_mates(s, ids)
         replaced = [r for x, y in dict.fromkeys(pairs) if (r := _decide(s, x, y, "merge", note))]
-        summary = recluster(s, run_id, hashed_only=True)
+        summary = recluster(s, run_id, compared_only=True)
         keys = {m.image_id: m.cluster_key for m in s.exec(select(DedupeMember).where(DedupeMember.image_id.in_(ids)))}
         apart = [i for i in ids[1:] if keys.get(i) != keys.get(ids[0])]
         now_with = set(_cluster_mates(s, [ids[0]]))
@@ -138,7 +166,8 @@ def _cluster_mates(s, ids: list[int]) -> list[int]:
 def _apart(s, image: int, others: list[int]) -> list[int]:
     """Of `others`, those a split would change nothing for: in another cluster than `image`, with no
     stored pair (the sheet's `split A B` for a pair to review is the steward's decision on that pair,
-    and blocks it on every later run) and no earlier decision between them."""
+    and blocks it on every later run) and no earlier decision between them. Every one of them and `image` is in a
+    cluster (`split` refuses one that is not)."""
     keys = {
         m.image_id: m.cluster_key
         for m in s.exec(select(DedupeMember).where(DedupeMember.image_id.in_([image, *others]))).all()
@@ -154,8 +183,7 @@ def _apart(s, image: int, others: list[int]) -> list[int]:
             )
         ).all():
             linked.add(b if a == image else a)
-    mine = keys.get(image)
-    return [o for o in others if o not in linked and (mine is None or keys.get(o) != mine)]
+    return [o for o in others if o not in linked and keys.get(o) != keys.get(image)]
 
 
 def split(ws, image: int, others: list[int] | None = None, note: str | None = None, run_id: int | None = None) -> dict:
@@ -163,14 +191,17 @@ def split(ws, image: int, others: list[int] | None = None, note: str | None = No
 
     An image of `others` already in another cluster and not linked to `image` by a stored pair or decision
     is left out (`already_apart` in the summary): nothing would change, so nothing is recorded; if that is
-    every one of them, a `ConfigError` says so, as for an image alone in its cluster."""
+    every one of them, a `ConfigError` says so, as for an image alone in its cluster. Any named image that no run
+    has compared is refused, as `split A B` of it alone is: before, `split A B NEW` dropped NEW as "already in another
+    cluster" and recorded nothing for it, so the next run put NEW in A's cluster against the steward's word."""
     with ws.session() as s:
         _check_ids(s, [image, *(others or [])])
+        _refuse_before_any_change(s, note)
+        if unclustered := _not_compared(s, list(dict.fromkeys([image, *(others or [])]))):
+            raise ConfigError(f"{_ids(unclustered)} {NOT_YET}")
         apart: list[int] = []
         if not others:
             mine = s.get(DedupeMember, image)
-            if mine is None:
-                raise ConfigError(f"image {image} is not in a cluster yet (run `curate dedupe` first)")
             others = [
                 m.image_id
                 for m in s.exec(select(DedupeMember).where(DedupeMember.cluster_key == mine.cluster_key)).all()
@@ -185,16 +216,13 @@ def split(ws, image: int, others: list[int] | None = None, note: str | None = No
             apart = _apart(s, image, others)
             others = [o for o in others if o not in apart]
             if not others:
-                unclustered = [i for i in [image, *apart] if s.get(DedupeMember, i) is None]
-                if unclustered:
-                    raise ConfigError(f"{_ids(unclustered)} not in a cluster yet (run `curate dedupe` first)")
                 raise ConfigError(
                     f"image {image} is already in a different cluster from {_ids(apart)}, and no dedupe pair links "
                     "them; nothing to split"
                 )
         _refuse_split_of_a_merge(s, image, others)
         replaced = [r for o in others if (r := _decide(s, image, o, "split", note))]
-        return recluster(s, run_id, hashed_only=True) | {
+        return recluster(s, run_id, compared_only=True) | {
             "replaced": replaced,
             "already_apart": apart,
             "undecided": len(undecided_pairs(s)),
@@ -236,9 +264,10 @@ def keep(ws, image: int, note: str | None = None, undo: bool = False, run_id: in
     representative before, `now` after."""
     with ws.session() as s:
         _check_ids(s, [image])
+        _refuse_before_any_change(s, note)
         mine = s.get(DedupeMember, image)
         if mine is None:
-            raise ConfigError(f"image {image} is not in a cluster yet (run `curate dedupe` first)")
+            raise ConfigError(f"image {image} is {NOT_YET}")
         if mine.low_res and not undo:
             raise ConfigError(f"image {image} is below the minimum side: it would never be labelled; keep another")
         was = _representative_of(s, mine.cluster_key)
@@ -257,8 +286,11 @@ def keep(ws, image: int, note: str | None = None, undo: bool = False, run_id: in
             row.note = _cut(note, NOTE_MAX)
         replaced = [] if undo else _drop_other_keeps(s, image)
         s.flush()
-        summary = recluster(s, run_id, hashed_only=True)
-        key = s.get(DedupeMember, image).cluster_key
+        summary = recluster(s, run_id, compared_only=True)
+        now = s.get(DedupeMember, image)
+        if now is None:  # no longer clustered (its codes gone meanwhile): the transaction rolls back, nothing recorded
+            raise ConfigError(f"image {image} is {NOT_YET}")
+        key = now.cluster_key
         return summary | {
             "replaced": replaced,
             "already_apart": [],

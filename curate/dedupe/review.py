@@ -28,11 +28,13 @@ import html
 from collections import defaultdict
 from collections.abc import Collection
 from pathlib import Path
+from types import SimpleNamespace
 
 from scipy.cluster.hierarchy import DisjointSet
 from sqlmodel import select
 
-from curate.dedupe.cluster import COLLAGE, KEEP, NOT_EDGES, Edge, cluster_key, stamped, unmerged
+from curate.dedupe import undecided
+from curate.dedupe.cluster import COLLAGE, KEEP, cluster_key, stamped
 from curate.dedupe.fidelity import LOSSLESS_FILES
 from curate.dedupe.overrides import when
 from curate.dedupe.verify import ONE_OBJECT
@@ -70,19 +72,14 @@ def _collect(ws, in_labelling: Collection[int]) -> dict:
         pair = (DedupePair.image_a, DedupePair.image_b, DedupePair.kind, DedupePair.similarity, DedupePair.hamming)
         pairs = s.exec(select(*pair, DedupePair.reason)).all()
         overrides = s.exec(select(DedupeOverride).order_by(DedupeOverride.id)).all()
-        decided = {(o.image_a, o.image_b) for o in overrides if o.action != KEEP}
+        splits = {(o.image_a, o.image_b) for o in overrides if o.action == "split"}
         kept = {o.image_a for o in overrides if o.action == KEEP}
-        roots = {m.image_id: m.cluster_key for m in members}
-        edges = [Edge(p.image_a, p.image_b, p.kind, p.similarity) for p in pairs if p.kind not in NOT_EDGES]
         by_pair = {(p.image_a, p.image_b): p for p in pairs}
-        review = [by_pair[(e.a, e.b)] for e in unmerged(edges, roots, decided)]
-        review += [
-            p
-            for p in pairs
-            if p.kind == "review"
-            and key_of.get(p.image_a) != key_of.get(p.image_b)
-            and (p.image_a, p.image_b) not in decided
-        ]
+        merged = {(o.image_a, o.image_b): _held_apart(o, by_pair) for o in overrides if o.action == "merge"}
+        found = [*((p.image_a, p.image_b, p.kind) for p in pairs), *((a, b, "merge") for a, b in merged)]
+        # the pairs `curate status` counts undecided, by the same rule (before: status counted a merge that a split
+        # held apart, and a pixel twin's pair, that the sheet never showed)
+        review = [merged.get(ab) or by_pair[ab] for ab in undecided(found, key_of, splits)]
         by_key: dict[str, list] = defaultdict(list)
         for m in members:
             by_key[m.cluster_key].append(m)
@@ -122,6 +119,27 @@ def _collect(ws, in_labelling: Collection[int]) -> dict:
     )
 
 
+HELD_APART = (
+    "you merged them, but a split of yours keeps one's cluster from the other's (a picture exactly like one of them, "
+    "or merged with one, split from the other): the merge of both clusters takes that split over; a split of these "
+    "two takes the merge back (`curate dedupe decisions`)"
+)
+
+
+def _held_apart(merge, by_pair: dict) -> SimpleNamespace:
+    """A merge the clustering could not honour, as the sheet shows a pair to review (`curate.dedupe.undecided`): by
+    the steward's word one photo, so it is decided again, one way or the other."""
+    found = by_pair.get((merge.image_a, merge.image_b))
+    return SimpleNamespace(
+        image_a=merge.image_a,
+        image_b=merge.image_b,
+        kind="merge",
+        similarity=found.similarity if found is not None else 1.0,
+        hamming=found.hamming if found is not None else None,
+        reason=HELD_APART,
+    )
+
+
 def _info(d: dict, image_id: int) -> dict:
     """What the sheet says of one picture: id, size, format and the quality it was saved at (a JPEG's, read off
     its tables: `curate.dedupe.fidelity.quality`; None unknown), prior labels, sources, in labelling; never a
@@ -147,7 +165,7 @@ def _pair_to_review(d: dict, p) -> dict:
     a, b = p.image_a, p.image_b
     why = (
         p.reason
-        if p.kind == "review"
+        if p.kind in ("review", "merge")
         else f"verified as the same photo ({p.reason or p.kind}) but not against every member of the other's cluster"
     )
     hint = (  # a collage and a photo it holds (`verify.paneled`): "same photo" or not does not say it
@@ -457,7 +475,8 @@ def _review_group_html(ws, d: dict, g: dict) -> list[str]:
     for p in g["pairs"]:
         hint = f"<br>{html.escape(p['hint'])}" if p["hint"] else ""
         names = f"{p['image_a']} and {p['image_b']}: " if n > 1 else ""
-        said.append(f"{names}{html.escape(p['reason'] or '')}<br>hash correlation {p['similarity']:.3f}{hint}")
+        alike = "" if p["kind"] == "merge" else f"<br>hash correlation {p['similarity']:.3f}"  # merged: your word
+        said.append(f"{names}{html.escape(p['reason'] or '')}{alike}{hint}")
     joins = f" (the {sum(g['sizes'])} pictures of both clusters, one cluster)"
     if g["also"]:  # with their prior labels: they count toward "mixed prior labels"
         also = (f"{i} ({html.escape(', '.join(sorted(d['labels'][i])) or 'no prior label')})" for i in g["also"])

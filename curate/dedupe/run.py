@@ -26,6 +26,7 @@ import numpy as np
 from sqlalchemy import delete, func, update
 from sqlmodel import Session, select
 
+from curate.dedupe import compared_ids, undecided
 from curate.dedupe.answers import binding_fault, blob
 from curate.dedupe.cluster import (
     KEEP,
@@ -38,7 +39,6 @@ from curate.dedupe.cluster import (
     clusters,
     crops,
     representative,
-    unmerged,
 )
 from curate.dedupe.decode import THUMB, box_side, decode, panels_text, parse_box, read_box
 from curate.dedupe.hashing import METHODS, NEIGHBOURS, WINDOWS, RegionPHash, to_hex
@@ -429,18 +429,29 @@ def store_pairs(s: Session, pairs: list[Pair], run_id: int | None = None) -> Non
 # --- clustering ------------------------------------------------------------------------
 
 
-def recluster(s: Session, run_id: int | None = None, min_side: int | None = None, hashed_only: bool = False) -> dict:
+def recluster(
+    s: Session,
+    run_id: int | None = None,
+    min_side: int | None = None,
+    hashed_only: bool = False,
+    compared_only: bool = False,
+) -> dict:
     """Rebuild `dedupe_members` from stored pairs and overrides (no hashing, no search).
 
     `min_side=None` keeps each image's previous low-resolution flag. Images already in
     labelling stay their cluster's representative (see `curate.dedupe.cluster`). `hashed_only`
-    (a dedupe run) leaves out images without codes, never making an uncompared one a representative.
+    (a dedupe run, in its last transaction: every image with codes has just been compared) leaves out images
+    without codes, never making an uncompared one a representative. `compared_only` (a steward's decision) leaves
+    out, besides, every image no run has compared (`curate.dedupe.compared_ids`): one hashed by a run stopped before
+    it compared stays out of every cluster until the next run (before: a decision clustered it, as if compared).
     """
     query = select(Image.id, Image.width, Image.height, Image.created_at, Image.size_bytes, Image.format).order_by(
         Image.id
     )
-    if hashed_only:  # a dedupe run: an image ingested while it hashed stays its own cluster until the next run
+    if hashed_only or compared_only:  # an image ingested while a run hashed stays its own cluster until the next run
         query = query.join(DedupeCode, DedupeCode.image_id == Image.id).where(DedupeCode.algo == ALGO)
+    if compared_only:
+        query = query.where(Image.id.in_(compared_ids()))
     images = s.exec(query).all()
     prio = dict(
         s.exec(
@@ -468,13 +479,12 @@ def recluster(s: Session, run_id: int | None = None, min_side: int | None = None
         cands[i] = _candidate(row, prio.get(i, 9), low, box.get(i, (0.0, 0.0, 1.0, 1.0)), stored.get(i))
     pairs = select(DedupePair.image_a, DedupePair.image_b, DedupePair.kind, DedupePair.similarity)
     edges = [Edge(*row) for row in s.exec(pairs.where(DedupePair.kind.not_in(NOT_EDGES))).all()]
-    splits, decided, kept = set(), set(), {}
+    splits, kept = set(), {}
     decisions = select(DedupeOverride.image_a, DedupeOverride.image_b, DedupeOverride.action, DedupeOverride.created_at)
     for a, b, action, at in s.exec(decisions).all():
         if action == KEEP:
             kept[a] = at
             continue
-        decided.add((a, b))
         if action == "merge":
             edges.append(Edge(a, b, "merge", 1.0))
         else:
@@ -486,9 +496,8 @@ def recluster(s: Session, run_id: int | None = None, min_side: int | None = None
     small = {i for i, b in box.items() if i in cands and box_side(cands[i].width, cands[i].height, b) < SMALL}
     tolerated = [(a, b) for a, b in [*review, *untested] if (a, b) not in splits]
     roots = clusters(list(cands), edges, splits, tolerated, last=small)
-    to_review = len(unmerged(edges, roots, decided)) + sum(
-        1 for a, b in review if roots.get(a) != roots.get(b) and (a, b) not in decided
-    )
+    found = [*((e.a, e.b, e.kind) for e in edges), *((a, b, "review") for a, b in review)]
+    to_review = len(undecided(found, roots, splits))  # the rule `curate status` and the review sheet count by
     groups: dict[int, list[Candidate]] = defaultdict(list)
     for i, r in roots.items():
         groups[r].append(cands[i])

@@ -94,7 +94,7 @@ class StoredFeatures:
         try:
             limit = limit_mb() if limit is None else limit
         except ValueError as exc:
-            self.fault = f"{exc}: no local-features cache this run"
+            self.fault = f"{exc}: no verification-features cache this run"
             return
         if limit <= 0:
             return
@@ -125,15 +125,15 @@ class StoredFeatures:
 
     def _fail(self, exc: BaseException) -> None:
         if self.fault is None:
-            self.fault = f"the local-features cache was left aside ({_first_line(exc)})"
+            self.fault = f"the verification-features cache was left aside ({_first_line(exc)})"
         self.close()
 
     def notes(self) -> list[str]:
         """What a run's summary says of the cache: nothing when all went well."""
-        out = [f"the local-features cache was damaged and made anew ({self.remade})"] if self.remade else []
+        out = [f"the verification-features cache was damaged and made anew ({self.remade})"] if self.remade else []
         if self.dropped:
             entries = "entry" if self.dropped == 1 else "entries"
-            out.append(f"{self.dropped} damaged {entries} of the local-features cache taken again")
+            out.append(f"{self.dropped} damaged {entries} of the verification-features cache taken again")
         return out + ([self.fault] if self.fault else [])
 
     def key(self, sha: str, box: tuple[float, float, float, float], side: int, even: bool) -> str:
