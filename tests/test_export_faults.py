@@ -125,6 +125,28 @@ def test_a_stopped_export_of_another_version_leaves_no_photos_in_tmp(cat, monkey
     assert said == ["removed 1 build folder(s) of stopped exports of other versions from tmp/"]
 
 
+def test_a_tmp_linked_to_a_shared_folder_is_not_swept(cat, tmp_path):
+    """A tmp/ linked to a scratch folder (as an export on another disk is told to) may hold another workspace's
+    build in progress, or another program's folder: the sweep of stopped builds leaves it alone."""
+    shared = tmp_path / "scratch"
+    theirs = shared / "export-otherws-2.0.0-0123456789abcdef"
+    (theirs / "train").mkdir(parents=True)
+    (theirs / "train" / "x.jpg").write_bytes(b"x")
+    (shared / "export-photos-from-camera").mkdir()
+    own = cat.ws.tmp.with_name("tmp-own")
+    cat.ws.tmp.rename(own)
+    try:
+        for p in own.iterdir():
+            p.rename(shared / p.name)
+        cat.ws.tmp.symlink_to(shared)
+        done = export_version(cat.ws, ExportOptions(name="mpox", version="6.0.0", spec=SPEC, workers=1))
+    finally:
+        cat.ws.tmp.unlink()
+        own.rename(cat.ws.tmp)
+    assert done.status == "written" and (theirs / "train" / "x.jpg").is_file()
+    assert (shared / "export-photos-from-camera").is_dir()
+
+
 def test_a_finished_file_changed_in_the_killed_build_is_rendered_again_not_sealed(cat):
     """A probe stopped an export, wrote another valid picture over one finished file of the build in tmp/ and cut
     another short: the re-run sealed the wrong picture into the version (its audit passed), or failed on every

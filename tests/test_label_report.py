@@ -346,6 +346,9 @@ def test_progress_counts_the_queue_and_the_answers_that_count(ws):
         review = s.exec(select(LabelProject).where(LabelProject.rater == C)).one()
         left = LabelTask(project_id=review.id, image_id=ids["awaiting_review"], ls_task_id=-99)
         s.add(left)
+        gone = s.get(LabelTask, _answer(s, ids["agreed"], A).task_id)  # answered, then deleted in Label Studio
+        gone.ls_task_id = -1 - gone.id
+        s.add(gone)
         # the reviewer chose herpes on "mpox vs herpes"; B has said dermatosis since: her answer no longer counts
         answered = _answer(s, ids["adjudicated"], C)
         answered.shown = json.dumps(["mpox", "genital_herpes"])
@@ -358,6 +361,8 @@ def test_progress_counts_the_queue_and_the_answers_that_count(ws):
         rep = build(s, PAPER)
     reviewer = next(p for p in rep.progress if p.rater == C)
     assert (reviewer.tasks, reviewer.labelled) == (3, 2)  # before: (4, 3)
+    rater = next(p for p in rep.progress if p.rater == A)
+    assert (rater.tasks, rater.labelled) == (7, 7)  # never more labelled than tasks (a review found 7 and 8)
     assert rep.details["pending"] == {"waiting for a rater": 1, "waiting for the reviewer": 2}
     assert rep.outcomes["adjudicated"] == 0
 

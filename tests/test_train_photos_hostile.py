@@ -44,8 +44,10 @@ def test_max_megapixels_above_pillows_own_limit_is_the_limit():
     with pytest.raises(ServeError, match=r"image is 9600×9600 pixels \(92\.2 MP\); the limit is 40\.0 MP") as exc:
         decode_sized(data, Limits())
     assert exc.value.status == 413
+    pillows = Image.MAX_IMAGE_PIXELS
     img, size = decode_sized(data, Limits(max_pixels=150_000_000))
     assert size == (9600, 9600) and img.mode == "RGB"
+    assert pillows == Image.MAX_IMAGE_PIXELS  # raised for that open alone: the process keeps Pillow's guard
 
 
 def test_a_float_picture_with_a_nan_is_not_black():

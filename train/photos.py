@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import struct
+import threading
 import warnings
 from dataclasses import dataclass
 
@@ -61,20 +62,33 @@ def for_overlay(data: bytes, img: Image.Image, size: tuple[int, int], limits: Li
     return shown
 
 
+_PILLOW_LIMIT = threading.Lock()  # Image.MAX_IMAGE_PIXELS is the process's: one open at a time may raise it
+
+
+def _open(data: bytes, limits: Limits) -> Image.Image:
+    """`Image.open` with Pillow's own refusal (at twice `Image.MAX_IMAGE_PIXELS`) above `limits.max_pixels`, for this
+    open only: before, `--max-megapixels 150` still refused a 100 MP phone photo as a "decompression bomb", at
+    Pillow's 89.5 MP. Every other open in the process keeps Pillow's limit."""
+    with _PILLOW_LIMIT:
+        saved = Image.MAX_IMAGE_PIXELS
+        if saved is not None and limits.max_pixels > saved:
+            Image.MAX_IMAGE_PIXELS = limits.max_pixels
+        try:
+            return Image.open(io.BytesIO(data), formats=FORMATS)
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+
+
 def decode_sized(data: bytes, limits: Limits, draft_size: int | None = None) -> tuple[Image.Image, tuple[int, int]]:
     """`decode`'s image and the photo's own upright size (a JPEG decoded at reduced scale is smaller)."""
     if not data:  # predict said "not a photo format" where serve said "empty" (`uploads.read_upload`)
         raise ServeError("the file is empty", 400)
-    if Image.MAX_IMAGE_PIXELS is not None and limits.max_pixels > Image.MAX_IMAGE_PIXELS:
-        # Pillow's own refusal (at twice this) stays above ours: before, `--max-megapixels 150` still refused a
-        # 100 MP phone photo as a "decompression bomb", at Pillow's 89.5 MP
-        Image.MAX_IMAGE_PIXELS = limits.max_pixels
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # Pillow's "Corrupt EXIF data": a server log is no place
             # Pillow warns from its own limit on; ours is asked next, by the header's size, before any pixel
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(data), formats=FORMATS)
+            im = _open(data, limits)
             w, h = im.size
             if w * h > limits.max_pixels:
                 raise ServeError(

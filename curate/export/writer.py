@@ -15,6 +15,7 @@ import io
 import json
 import logging
 import os
+import re
 import shutil
 import tarfile
 import time
@@ -482,15 +483,24 @@ def _build(ws, plan: ExportPlan, final: Path, on_image, on_audit) -> ExportResul
         raise ExportError(f"cannot move the finished version into {final}: {exc.strerror}") from exc
     for stale in ws.tmp.glob(prefix + "*"):  # partial builds of other catalogue states
         shutil.rmtree(stale, ignore_errors=True)
-    # a stopped export of another version: its rendered photos stayed in tmp/ for as long as nobody exported that
-    # version again. Each writer holds the workspace lock, so no build in tmp/ is in progress: only the re-run of
-    # that version with an unchanged catalogue would have reused it
-    others = [p for p in ws.tmp.glob("export-*") if p.is_dir() and not p.is_symlink()]
-    for stale in others:
-        shutil.rmtree(stale, ignore_errors=True)
-    if others:
+    if others := _stopped_builds(ws.tmp):
+        for stale in others:
+            shutil.rmtree(stale, ignore_errors=True)
         on_note(f"removed {len(others)} build folder(s) of stopped exports of other versions from tmp/")
     return _result(plan, final, "written", rows, rendered)
+
+
+_BUILD = re.compile(r"export-.+-[0-9a-f]{16}")  # `_build`'s folder: export-<name>-<version>-<fingerprint>
+
+
+def _stopped_builds(tmp: Path) -> list[Path]:
+    """The build folders stopped exports of other versions left in the workspace's own tmp/: their rendered photos
+    stayed there for as long as nobody exported that version again (only its re-run on an unchanged catalogue
+    reuses one). Each writer holds the workspace lock, so none is in progress. A tmp/ linked to a shared folder (as
+    an export on another disk is told to) may hold another workspace's build in progress: nothing there."""
+    if os.path.islink(tmp):
+        return []
+    return [p for p in tmp.iterdir() if _BUILD.fullmatch(p.name) and p.is_dir() and not p.is_symlink()]
 
 
 def _damaged_originals(ws, tasks: list[tuple]) -> str:

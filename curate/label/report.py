@@ -83,17 +83,18 @@ class LabelReport:
 def build(s: Session, diagnoses: DiagnosisList, per_group: int = SAMPLES_PER_GROUP) -> LabelReport:
     progress = []
     images = collect(s)
-    rows = s.exec(select(LabelTask.id, LabelTask.project_id, LabelTask.image_id)).all()
-    project_of = {task: project for task, project, _ in rows}
-    stale = {task for task, _, image in rows if image in images and images[image].stale_review}
+    rows = s.exec(select(LabelTask.id, LabelTask.project_id, LabelTask.image_id, LabelTask.ls_task_id)).all()
+    # a task deleted in Label Studio (one that left the reviewer's queue) keeps its row, marked by an id below zero:
+    # neither a task of the queue nor, answered before it went, one labelled there
+    project_of = {task: project for task, project, _, ls_id in rows if ls_id > 0}
+    stale = {task for task, _, image, _ in rows if image in images and images[image].stale_review}
     answers: dict[int, list] = {}  # project -> the last revision of each answer to its tasks
     for (task, _), ann in latest_answers(s).items():
         answers.setdefault(project_of.get(task), []).append(ann)
     for rnd, proj in s.exec(
         select(LabelRound, LabelProject).join(LabelProject).order_by(LabelRound.id, LabelProject.id)
     ).all():
-        # a task deleted in Label Studio (one that left the reviewer's queue) keeps its row, marked by an id below
-        # zero: before, it was counted, and the queue looked to hold work that was not there
+        # before, a deleted task was counted, and the queue looked to hold work that was not there
         tasks = s.exec(
             select(func.count()).select_from(LabelTask).where(LabelTask.project_id == proj.id, LabelTask.ls_task_id > 0)
         ).one()
