@@ -144,6 +144,13 @@ class Workspace:
             raise WorkspaceError(
                 f"{root} is inside the workspace {outer}: init a folder outside it (a workspace never nests)"
             )
+        if not (root / MARKER).is_file() and (inner := _nested(root)) is not None:
+            # before: `curate status` one folder too high advised `curate init <here>`, and init made an empty
+            # workspace around the study
+            raise WorkspaceError(
+                f"{root} holds the workspace {inner}: a workspace never nests; work in that one (cd {inner}, or "
+                f"-w {inner}), or init a folder beside it"
+            )
         if db_url:
             _check_url(db_url)
             db_url = _absolute(db_url)
@@ -194,6 +201,8 @@ class Workspace:
             outer = _enclosing(root)
             if outer is not None:  # before: "run `curate init <here>`", which init then refuses (no nesting)
                 raise WorkspaceError(f"{root} is inside the workspace {outer}: run from there, or pass -w {outer}")
+            if (inner := _nested(root)) is not None:
+                raise WorkspaceError(f"no workspace at {root}, but {inner} is one: cd {inner}, or pass -w {inner}")
             raise WorkspaceError(f"no workspace at {root} (run `curate init {root}` first)")
         settings = _read_settings(marker)
         ws = cls._at(root, settings, db_url)
@@ -565,6 +574,19 @@ def workspace_holding(path: Path | str) -> Path | None:
     """The workspace a file written at `path` would lie in (its folder, or one above it, holds `MARKER`), or None."""
     folder = Path(path).resolve().parent
     return folder if (folder / MARKER).is_file() else _enclosing(folder)
+
+
+def _nested(root: Path) -> Path | None:
+    """A workspace in a folder one or two levels below `root` (`./study`, `./projects/study`), or None: a cheap look,
+    not a search of the whole tree."""
+    for pattern in (f"*/{MARKER}", f"*/*/{MARKER}"):
+        try:
+            found = sorted(p.parent for p in root.glob(pattern) if p.is_file())
+        except OSError:
+            continue
+        if found:
+            return found[0]
+    return None
 
 
 def _enclosing(root: Path) -> Path | None:

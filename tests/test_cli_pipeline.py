@@ -255,3 +255,12 @@ def test_label_warnings_point_at_the_source_toml_not_an_option_the_pipeline_lack
     r = CliRunner(env={"COLUMNS": "300"}).invoke(app, ["pipeline"])
     said = " ".join(r.output.split())
     assert r.exit_code == 0 and "a label_map file named in web/source.toml gives labels the workspace does not" in said
+
+
+def test_demo_refused_by_a_loose_photo_does_not_say_use_demo(tmp_path, monkeypatch):
+    """A newcomer's incoming/ held one photo, loose: `pipeline --demo` made no demo and advised "(or use --demo)"."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "incoming").mkdir()
+    (tmp_path / "incoming" / "photo.jpg").write_bytes(I.jpeg(5))
+    said = " ".join(runner.invoke(app, ["pipeline", "--demo"]).output.split())
+    assert "--demo fills only an empty incoming/: it holds files" in said and "or use --demo" not in said

@@ -59,7 +59,9 @@ def test_bad_input_is_refused_before_anything_is_written(cat, kw, message):
 
 def test_empty_consensus_set(tmp_path):
     ws = Workspace.init(tmp_path / "ws")
-    with pytest.raises(ExportError, match=r"no agreed or adjudicated labels to export \(consensus: empty\)"):
+    with pytest.raises(
+        ExportError, match=r"labels to export \(consensus: empty\): clinicians label first \(curate studio"
+    ):
         export_version(ws, ExportOptions(name="mpox", version="1.0.0"))
     assert nothing_written(ws)
 

@@ -210,3 +210,12 @@ def test_an_address_with_equals_is_no_clinician(sqlite_ws):
     assert out.exit_code == 1 and "'a=b@clinic.org' is not an email address" in out.stderr, out.output
     plain = CliRunner().invoke(app, ["studio", "add-user", "ab@clinic.org", "--generate", "-w", str(sqlite_ws.root)])
     assert plain.exit_code == 1 and "curate studio start" in plain.stderr  # a plain address passes the check
+
+
+def test_label_candidates_with_nothing_left_says_so(sqlite_ws):
+    """A newcomer's `train predict … $(curate label candidates)` stopped on "Missing argument 'images'" with no word
+    why: nothing waits for a rating round. stdout stays empty (or []) for the script; stderr says it."""
+    out = CliRunner().invoke(app, ["label", "candidates", "-w", str(sqlite_ws.root)])
+    assert out.exit_code == 0 and out.stdout == "" and "nothing to send" in out.stderr
+    as_json = CliRunner().invoke(app, ["label", "candidates", "--json", "-w", str(sqlite_ws.root)])
+    assert json.loads(as_json.stdout) == []

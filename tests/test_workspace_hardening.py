@@ -999,3 +999,16 @@ def test_a_command_run_inside_a_workspaces_folder_names_the_workspace(tmp_path):
     assert proc.returncode == 1 and len(proc.stderr.splitlines()) == 1, proc.stderr
     assert f"is inside the workspace {root}: run from there, or pass -w {root}" in proc.stderr
     assert "curate init" not in proc.stderr
+
+
+def test_a_command_run_one_folder_above_a_workspace_names_it_and_init_there_is_refused(tmp_path):
+    """A newcomer's case: `curate status` in the folder above the study said "run `curate init <here>` first", and
+    init then made an empty workspace wrapped around the study. Both name the study now, and nothing is made."""
+    root = tmp_path / "projects" / "study"
+    Workspace.init(root)
+    above = tmp_path / "projects"
+    proc = curate("status", cwd=above)
+    assert proc.returncode == 1 and f"no workspace at {above}, but {root} is one: cd {root}" in proc.stderr
+    made = curate("init", tmp_path)
+    assert made.returncode == 1 and f"{tmp_path} holds the workspace {root}: a workspace never nests" in made.stderr
+    assert not (tmp_path / "curate.toml").exists() and not (tmp_path / "catalogue.db").exists()

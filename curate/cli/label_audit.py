@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from curate.cli.options import DbOpt, JsonOpt, WorkspaceOpt, http_urls, open_workspace, write_page
-from curate.output import console, print_json, progress_bar, shown, table
+from curate.output import console, err_console, print_json, progress_bar, shown, table
 
 
 def audit_cmd(
@@ -116,9 +116,10 @@ def candidates_cmd(
 ):
     """Files of the images `curate label push` would send next, one per line (to feed `train predict`).
 
-    With --json: a list of {"image_id", "path"}, in the same order.
+    With --json: a list of {"image_id", "path"}, in the same order. None left: nothing on stdout, and a note on
+    stderr (`train predict` given no file then says its argument is missing).
 
-    Example: train predict --run RUN --json $(curate label candidates) > predictions.json
+    Example: (umask 077; train predict --run RUN --json --no-gradcam $(curate label candidates) > predictions.json)
     """
     from sqlmodel import select
 
@@ -130,6 +131,8 @@ def candidates_cmd(
         ids = unrated_image_ids(s)[:limit]
         shas = dict(s.exec(select(Image.id, Image.sha256).where(Image.id.in_(ids))).all()) if ids else {}
     paths = [(i, str(ws.store.path_for(shas[i]))) for i in ids]
+    if not paths:
+        err_console.print("no image waits for a rating round: nothing to send", highlight=False)
     if json_out:
         print_json([{"image_id": i, "path": path} for i, path in paths])
         return

@@ -76,7 +76,12 @@ def pipeline(
             warning=True,
         )
     if not found.sources:
-        say(f"no source folders in {where}/: put each source's photos in {where}/<source-name>/ (or use --demo)", True)
+        demo_said = (  # before: "(or use --demo)" to a steward who had, when incoming/ held a loose photo
+            f"--demo fills only an empty {where}/: it holds files"
+            if demo and not found.demo_photos
+            else "or use --demo"
+        )
+        say(f"no source folders in {where}/: put each source's photos in {where}/<source-name>/ ({demo_said})", True)
     diagnoses = intake_cli.declared(ws)
     every = [source_options(f, diagnoses) for f in found.sources]  # a bad source.toml stops before any ingest
     check_kinds(ws, found.sources, every)  # a kind the catalogue contradicts, too (before: after some ingests)

@@ -194,10 +194,11 @@ def make_plan(
             f"settings ({SETTINGS_TABLE}.diagnoses in curate.toml); declare it again to export"
         )
     if not chosen:
+        # a folder's name is a prior label, never an export's: the next step is the clinicians' (before: no hint)
         raise ExportError(
             "no agreed or adjudicated labels to export (consensus: "
             + (", ".join(f"{k} {v}" for k, v in sorted(status_counts.items())) or "empty")
-            + ")"
+            + "): clinicians label first (curate studio start, curate label push, then curate label pull)"
         )
     clusters = cluster_map(s)
     chosen, left_out, conflicting = _copies_left_out(chosen, identifiable_photos(s, clusters), clusters)
