@@ -91,14 +91,16 @@ def test_pretrained_lite0_features_separate_classes_better_than_random(tmp_path)
 
 def test_train_reads_only_the_dataset_contract():
     """train/ must not import the catalogue: only curate.dataset and the small shared core (curate.errors,
-    curate.files, curate.imaging, curate.lite0, curate.net, curate.numbers, curate.output, curate.plots, curate.regular;
-    tests/test_layers.py checks the source). curate.imaging: an upload is read as the export read the training
-    pictures (`to_rgb`)."""
+    curate.files, curate.imaging, curate.jpeg_damage, curate.lite0, curate.net, curate.numbers, curate.output,
+    curate.plots, curate.regular; tests/test_layers.py checks the source). curate.imaging: an upload is read as the
+    export read the training pictures (`to_rgb`); curate.jpeg_damage: a damaged upload is refused as ingest refuses
+    it."""
     import subprocess
     import sys
 
     allowed = (
-        "('curate', 'curate.dataset', 'curate.errors', 'curate.files', 'curate.imaging', 'curate.lite0', "
+        "('curate', 'curate.dataset', 'curate.errors', 'curate.files', 'curate.imaging', 'curate.jpeg_damage', "
+        "'curate.lite0', "
         "'curate.net', 'curate.numbers', 'curate.output', 'curate.plots', 'curate.privacy', 'curate.redact', "
         "'curate.regular')"
     )
