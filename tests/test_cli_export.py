@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from curate.cli import app
 from curate.dataset import DatasetVersion
 from curate.dedupe import cluster_map
+from curate.export.manifest import read_manifest
 from db.models import CommandRun
 from db.models.label import Consensus
 
@@ -58,8 +59,18 @@ def test_export_versions_diff(cat):
     r = run(cat, "diff", "mpox@1.0.0", "mpox@1.0.1", "--json")
     d = json.loads(r.stdout)
     assert d["removed_ids"] == [cat.ids_by_name["P03_0"]] and d["added"] == 0  # a number, as export --json
+    old_row = next(
+        x
+        for x in read_manifest(cat.ws.exports / "mpox" / "1.0.0" / "manifest.csv")
+        if x["image_id"] == str(cat.ids_by_name["P03_0"])
+    )
+    was = (
+        f"{old_row['split']}/fold{old_row['fold']}" if old_row["fold"] else old_row["split"],
+        f"{old_row['label']}/{old_row['diagnosis']}",
+    )
+    assert d["removed_from"] == [[cat.ids_by_name["P03_0"], *was]] and d["added_to"] == []  # where it was
     r = run(cat, "diff", "mpox@1.0.0", "mpox@1.0.1")
-    assert r.exit_code == 0 and "removed" in r.stdout
+    assert r.exit_code == 0 and "removed" in r.stdout and " ".join(was) in r.stdout
 
     with cat.ws.session() as s:
         runs = s.exec(select(CommandRun).where(CommandRun.command == "export")).all()

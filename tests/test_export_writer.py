@@ -191,10 +191,29 @@ def test_same_version_same_content_is_recognised_and_different_content_refused(b
     cat, result, _ = built
     again = export_version(cat.ws, opts())
     assert again.status == "exists" and again.checksum == result.checksum
-    with pytest.raises(ExportError, match="already exists with different content"):
+    with pytest.raises(ExportError, match="already exists with different content") as refused:
         export_version(cat.ws, opts(seed=1))
+    # what differs, and a version number to use: before, "different content" alone
+    said = " ".join(str(refused.value).split())
+    assert re.search(r"\(a build now: \d+ images moved; settings changed: seed\)", said), said
+    assert "relabeled" not in said and re.search(r"\(1\.\d+\.\d+ is free\)", said)
     with cat.ws.session() as s:
         assert len(s.exec(select(DatasetVersionRecord)).all()) == 1
+
+
+def test_a_refused_version_says_which_images_changed(built):
+    cat, result, _ = built
+    victim = next(r for r in read_manifest(result.path / "manifest.csv") if r["label"] == "non_mpox")
+    with cat.ws.session() as s:
+        s.get(Consensus, int(victim["image_id"])).diagnosis = "mpox"
+    try:
+        with pytest.raises(ExportError, match="already exists with different content") as refused:
+            export_version(cat.ws, opts())
+        said = str(refused.value)
+        assert "a build now: " in said and "1 image relabeled" in said and "settings changed" not in said
+    finally:
+        with cat.ws.session() as s:
+            s.get(Consensus, int(victim["image_id"])).diagnosis = victim["diagnosis"]
 
 
 def test_byte_identical_reexport_regardless_of_workers(built, tmp_path):

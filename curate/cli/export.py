@@ -288,7 +288,8 @@ def diff(
         print_json(d.as_dict())
         return
     console.print(table(f"{a} → {b}", ["change", "images"], [[k, v] for k, v in d.summary().items()]))
-    rows = [["added", i, "", ""] for i in d.added] + [["removed", i, "", ""] for i in d.removed]
+    rows = [["added", i, "", " ".join(d.where[i])] for i in d.added]
+    rows += [["removed", i, " ".join(d.where[i]), ""] for i in d.removed]
     rows += [["relabeled", i, old, new] for i, old, new in d.relabeled] + [
         ["moved", i, old, new] for i, old, new in d.moved
     ]

@@ -9,6 +9,7 @@ still has the digest written beside it when it was finished (`_finished`).
 
 from __future__ import annotations
 
+import csv
 import errno
 import hashlib
 import io
@@ -30,7 +31,7 @@ from curate.audit import on_note
 from curate.dataset import NAME_MAX, SPLITS, DatasetVersion, recorded_fault, split_counts, tampered
 from curate.errors import DatasetError, MissingOriginals, StoreError
 from curate.export import card, croissant
-from curate.export.diff import diff_manifests
+from curate.export.diff import changed_settings, describe_changes, diff_manifests
 from curate.export.images import prepare
 from curate.export.leakage import audit_files, entries_of
 from curate.export.manifest import manifest_csv, manifest_row, read_manifest, sha256_file, sha256sums
@@ -232,9 +233,11 @@ def export_version(
         except DatasetError as exc:
             raise ExportError(f"{exc}; {rebuild}") from None
         if existing != plan.fingerprint:
+            changes = _changes(final, plan)
             raise ExportError(
-                f"{options.name}@{options.version} already exists with different content; "
-                f"a version never changes, so export under a new version number"
+                f"{options.name}@{options.version} already exists with different content"
+                f"{f' ({changes})' if changes else ''}; a version never changes, so export under a new version "
+                f"number ({_free_version([*versions, options.version])} is free)"
             )
         result = _result(plan, final, "exists", read_manifest(final / "manifest.csv"))
         if record is not None and record.checksum != result.checksum:
@@ -260,7 +263,7 @@ def export_version(
         if record is not None and record.fingerprint != plan.fingerprint:
             raise ExportError(
                 f"{options.name}@{options.version} is registered with different content (its folder is missing); "
-                f"export under a new version number"
+                f"export under a new version number ({_free_version([*versions, options.version])} is free)"
             )
         result = _build(ws, plan, final, on_image, on_audit)
         if record is not None and record.checksum != result.checksum:
@@ -310,6 +313,26 @@ def _damage(final: Path) -> str | None:
         more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
         return f"{missing[0]}{more} missing"
     return None
+
+
+def _changes(final: Path, plan: ExportPlan) -> str:
+    """What exporting the catalogue now would change in the version at `final`, in words (or "" if that cannot
+    be read, or only label statistics and times differ): before, "different content" alone left the steward
+    to find out by hand whether a label, a new image or an option made it differ."""
+    try:
+        old_meta = json.loads((final / "dataset.json").read_text(encoding="utf-8"))
+        old_rows = read_manifest(final / "manifest.csv")
+        d = diff_manifests(old_rows, [manifest_row(r, "", "") for r in plan.rows])
+    except (OSError, ValueError, KeyError, csv.Error):
+        return ""
+    new_meta = json.loads(json.dumps(plan.meta, default=str))  # as dataset.json reads back: tuples as lists
+    return describe_changes(d, changed_settings(old_meta if isinstance(old_meta, dict) else {}, new_meta))
+
+
+def _free_version(versions: list[str]) -> str:
+    """The next patch version above every one of `versions` (semantic ones)."""
+    major, minor, patch = max(parse_version(v) for v in versions)
+    return f"{major}.{minor}.{patch + 1}"
 
 
 def _existing_fingerprint(final: Path) -> str | None:
