@@ -71,6 +71,25 @@ def test_bare_start_then_a_clinician_server(sqlite_ws, monkeypatch):
         assert b"env-secret" not in environ and b"DJANGO_DB" not in environ and b"\0PATH=" in b"\0" + environ
         status = json.loads(CliRunner().invoke(app, ["studio", "status", "--json", *w]).stdout)
         assert [(s["clinician"], s["url"], s["healthy"]) for s in status["servers"]] == [("a@clinic.test", url, True)]
+        # a key lost: shown again, from the template (no password, no server) and from a server's login
+        monkeypatch.delenv("LABEL_STUDIO_API_KEY")
+        out = CliRunner().invoke(app, ["studio", "key", "--json", *w])
+        assert out.exit_code == 0 and json.loads(out.stdout) == {"api_key": token}, out.output
+        out = CliRunner().invoke(app, ["studio", "key", *w])
+        assert out.exit_code == 0 and f"export LABEL_STUDIO_API_KEY={token}" in out.stdout, out.output
+        login = ["studio", "key", "--url", url, "--admin-email", "Steward@Clinic.test", "--json", *w]
+        out = CliRunner().invoke(app, login, input="steward-Pa55word!\n")
+        assert out.exit_code == 0 and json.loads(out.stdout) == {"api_key": token}, out.output
+        out = CliRunner().invoke(app, login, input="not-the-Pa55word!\n")
+        assert out.exit_code == 1 and token not in out.output, out.output
+        assert f"Label Studio at {url} refused the email or password of steward@clinic.test" in " ".join(
+            out.output.split()
+        )
+        monkeypatch.setenv("LABEL_STUDIO_API_KEY", "x" * 40)  # a wrong key: the refusal says where the right one is
+        out = CliRunner().invoke(app, ["studio", "add-user", "z@clinic.test", "--generate", "--url", url, *w])
+        assert out.exit_code == 1 and "refused the API key" in out.output, out.output
+        assert "`curate studio key` shows the steward's key again" in " ".join(out.output.split())
+        monkeypatch.setenv("LABEL_STUDIO_API_KEY", token)
         again = CliRunner().invoke(app, ["studio", "add-user", "a@clinic.test", "--generate", *w])
         assert again.exit_code == 1 and "already has an account" in again.output
         # another clinician is never put on a's server (before: --url did, and b could read a's labels)
@@ -108,3 +127,8 @@ def test_bare_start_then_a_clinician_server(sqlite_ws, monkeypatch):
         assert started["servers"][0]["pid"] == next(s.running.pid for s in fleet.status() if s.running)
     finally:
         fleet.stop_all()
+
+
+def test_key_before_any_set_up_says_how(sqlite_ws):
+    out = CliRunner().invoke(app, ["studio", "key", "-w", str(sqlite_ws.root)])
+    assert out.exit_code == 1 and "no Label Studio set up" in out.output and "curate studio start" in out.output

@@ -223,6 +223,46 @@ def add_user(
 
 
 @app.command()
+def key(
+    workspace: WorkspaceOpt = None,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            callback=http_url,
+            help="A Label Studio you run yourself: log in there as the steward (password prompted) to read the key.",
+        ),
+    ] = None,
+    admin_email: Annotated[
+        str | None, typer.Option(envvar=STEWARD_ENV, help="The steward's email, with --url (default: a prompt).")
+    ] = None,
+    json_out: JsonOpt = False,
+):
+    """Show the steward's API key again (the key `curate studio start` showed once; curate stores none).
+
+    The workspace's servers are copies of one template, whose database holds the key; a server of your own
+    (--url) gives it to the steward's email and password.
+
+    Example: export LABEL_STUDIO_API_KEY=$(curate studio key --json | jq -r .api_key)
+    """
+    from curate.label.client import API_KEY_ENV, steward_token
+    from curate.studio.fleet import Fleet
+
+    ws = open_workspace(workspace, None)
+    if url:
+        email = admin_email or typer.prompt("Steward's email (your Label Studio admin account)", err=True)
+        token = steward_token(url, email.strip().lower(), read_secret("Password for the steward account", False))
+    else:
+        fleet = Fleet(ws.root)
+        token = fleet.steward_key()
+        if token is None:
+            fail(f"no Label Studio set up in {ws.root} yet: `curate studio start` makes the steward's account and key")
+    if json_out:
+        print_json({"api_key": token})
+    else:
+        console.print(f"Steward API key: [bold]{token}[/]\n  export {API_KEY_ENV}={token}", highlight=False)
+
+
+@app.command()
 def install(json_out: JsonOpt = False):
     """Install Label Studio into its own virtualenv under the user data folder.
 

@@ -17,6 +17,7 @@ import httpx
 from curate.errors import StudioError
 
 API_KEY_ENV = "LABEL_STUDIO_API_KEY"
+KEY_AGAIN = "; `curate studio key` shows the steward's key again"  # a refused key: where the right one is
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,7 @@ class StudioClient:
         except ApiError as exc:
             if exc.status_code in (401, 403):
                 raise StudioError(
-                    f"Label Studio at {self.url} refused the API key in ${API_KEY_ENV} ({exc.status_code})"
+                    f"Label Studio at {self.url} refused the API key in ${API_KEY_ENV} ({exc.status_code}){KEY_AGAIN}"
                 ) from exc
             if exc.status_code == 404 and not_found:
                 raise StudioError(not_found) from exc
@@ -177,7 +178,9 @@ class StudioClient:
         except httpx.TransportError as exc:
             raise self._unreachable(exc) from exc
         if resp.status_code in (401, 403):
-            raise StudioError(f"Label Studio at {self.url} refused the API key in ${API_KEY_ENV} ({resp.status_code})")
+            raise StudioError(
+                f"Label Studio at {self.url} refused the API key in ${API_KEY_ENV} ({resp.status_code}){KEY_AGAIN}"
+            )
         if resp.status_code >= 300:
             try:
                 detail = resp.json().get("label_config") or resp.text
@@ -345,25 +348,44 @@ def add_user(url: str, api_key: str, email: str, password: str) -> str:
     from the new session. Nothing is stored.
     """
     client = StudioClient(url, api_key)
-    invite = client.invite_url()
-    base = client.url
+
+    def refused(r: httpx.Response) -> StudioError:
+        msg = "account exists or password rejected by Label Studio's password rules"
+        if "already exists" in r.text:
+            msg = "a Label Studio user with this email already exists"
+        return StudioError(f"could not create {email}: {msg}")
+
+    return _session_token(client.url, client.invite_url(), email, password, refused, f"created {email} but")
+
+
+def steward_token(url: str, email: str, password: str) -> str:
+    """The API token of the account `email` on `url`, read from a session its password opens (Label Studio's
+    login page, then `/api/current-user/token`): the steward's key is shown once and not stored, so a key
+    lost is read back this way rather than by a new server."""
+    base = url.rstrip("/")
+
+    def refused(_r: httpx.Response) -> StudioError:
+        return StudioError(f"Label Studio at {base} refused the email or password of {email}")
+
+    return _session_token(base, "/user/login/", email, password, refused, f"logged in as {email} but")
+
+
+def _session_token(base: str, page: str, email: str, password: str, refused, then: str) -> str:
+    """Post `email` and `password` to the form at `page` (with its CSRF cookie), then read the session's token."""
     try:
         with httpx.Client(base_url=base, follow_redirects=False, timeout=30) as s:
-            s.get(invite)
+            s.get(page)
             csrf = s.cookies.get("csrftoken")
             r = s.post(
-                invite,
+                page,
                 data={"email": email, "password": password, "csrfmiddlewaretoken": csrf or ""},
-                headers={"Referer": base + invite},
+                headers={"Referer": base + page},
             )
             if r.status_code != 302:
-                msg = "account exists or password rejected by Label Studio's password rules"
-                if "already exists" in r.text:
-                    msg = "a Label Studio user with this email already exists"
-                raise StudioError(f"could not create {email}: {msg}")
+                raise refused(r)
             tok = s.get("/api/current-user/token")
             if tok.status_code != 200:
-                raise StudioError(f"created {email} but could not read its API token (HTTP {tok.status_code})")
+                raise StudioError(f"{then} could not read its API token (HTTP {tok.status_code})")
             return tok.json()["token"]
     except httpx.TransportError as exc:
         raise StudioError(f"Label Studio at {base} is not reachable ({type(exc).__name__})") from exc

@@ -19,8 +19,10 @@ import hashlib
 import json
 import re
 import shutil
+import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -118,6 +120,28 @@ class Fleet:
         (kept so old projects still pull)."""
         legacy = EmbeddedServer(self.root, self.files_root)
         return legacy if legacy.initialised else None
+
+    def steward_key(self) -> str | None:
+        """The steward's API key as the template holds it (every clinician's server is a copy of it), or None
+        where there is no template. Read from the template's Label Studio database, opened read-only: the key is
+        shown once and not stored by curate, a key lost had no way back, and a server's own API gives a token
+        only to a session opened by a password. Whoever can read this folder (the workspace's owner alone) can
+        read the key there anyway. A key reset in one server's web page is that server's alone."""
+        for data in (self.template, *([s.data_dir] if (s := self.shared()) else [])):
+            db = data / DB_FILE
+            if not db.is_file():
+                continue
+            try:
+                with closing(sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True)) as con:
+                    row = con.execute(
+                        "SELECT t.key FROM authtoken_token t JOIN htx_user u ON u.id = t.user_id "
+                        "WHERE u.is_superuser ORDER BY u.id LIMIT 1"
+                    ).fetchone()
+            except sqlite3.Error as exc:
+                raise StudioError(f"cannot read the steward's key from {db}: {exc}") from None
+            if row:
+                return row[0]
+        return None
 
     # --- set-up -------------------------------------------------------------------
     @property
