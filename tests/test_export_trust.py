@@ -84,6 +84,10 @@ def test_a_version_folder_the_catalogue_never_recorded_is_no_parent(cat):
         with pytest.raises(ExportError, match=r"the catalogue records no parent version mpox@1.5.0, so the splits"):
             export_version(cat.ws, opts("2.0.0", parent=parent))
     assert not (cat.ws.exports / "mpox" / "2.0.0").exists()
+    # that very version again: before, "already exists with different content", a new number advised, and that
+    # one refused in turn for this unrecorded parent
+    with pytest.raises(ExportError, match=r"1\.5\.0 holds a version the catalogue does not record, with other"):
+        export_version(cat.ws, opts("1.5.0"))
     shutil.rmtree(copy)  # moved out, as the message says: 1.0.0 is the parent
     assert export_version(cat.ws, opts("2.0.0")).parent == "1.0.0"
 
@@ -211,3 +215,35 @@ def test_an_existing_version_is_recognised_and_archived_whatever_its_parent_beca
     next((cat.first.path / "train").rglob("*.jpg")).unlink()  # the parent damaged afterwards
     again = export_version(cat.ws, opts("1.1.0", archive=True))
     assert again.status == "exists" and again.checksum == second.checksum and again.archive.is_file()
+
+
+def test_versions_says_what_became_of_each_folder(cat):
+    """Before (a probe restoring backups): a version whose folder was gone, or whose manifest was deleted, was
+    listed as written, and a version folder the catalogue did not record was not mentioned."""
+    from typer.testing import CliRunner
+
+    from curate.cli import app
+
+    def versions():
+        r = CliRunner().invoke(app, ["versions", "--json", "-w", str(cat.ws.root)])
+        assert r.exit_code == 0, r.output
+        return {d["version"]: d["folder"] for d in json.loads(r.stdout)}, r.stderr
+
+    assert versions() == ({"1.0.0": "ok"}, "")
+    shutil.copytree(cat.first.path, cat.ws.exports / "mpox" / "1.5.0")
+    states, said = versions()
+    assert states == {"1.0.0": "ok"} and "exports/mpox/1.5.0 is a version folder the catalogue does not record" in (
+        " ".join(said.split())
+    )
+    manifest = cat.first.path / "manifest.csv"
+    kept = manifest.read_bytes()
+    manifest.unlink()
+    assert versions()[0] == {"1.0.0": "damaged: manifest.csv missing"}
+    manifest.write_bytes(kept)
+    sums = cat.first.path / "SHA256SUMS"
+    sums.write_text(sums.read_text() + sums.read_text().splitlines()[0] + "\n")  # sealed again by hand
+    assert versions()[0] == {"1.0.0": "changed since written"}
+    cat.first.path.rename(cat.ws.root / "aside")
+    assert versions()[0] == {"1.0.0": "folder missing"}
+    table = CliRunner().invoke(app, ["versions", "-w", str(cat.ws.root)])
+    assert table.exit_code == 0 and "folder missing" in table.stdout

@@ -9,7 +9,7 @@ from rich.markup import escape
 
 from curate.cli.choices import ExportTask, ResizePolicy
 from curate.cli.options import DbOpt, JsonOpt, WorkersOpt, WorkspaceOpt, open_workspace
-from curate.output import console, print_json, shown, stage_bars, table
+from curate.output import console, err_console, print_json, shown, stage_bars, table
 
 DEVIATION_WARN_PP = 2.0
 
@@ -229,9 +229,17 @@ def versions(
     """
     from curate.export import list_versions
     from curate.export.plan import iso_utc
+    from curate.export.writer import folder_state, unrecorded_folders
 
     ws = open_workspace(workspace, db)
     records = list_versions(ws, name)
+    for folder in unrecorded_folders(ws, records, name):  # on stderr: --json's list stays the catalogue's
+        err_console.print(
+            f"warning: {shown(folder.relative_to(ws.root))} is a version folder the catalogue does not record (a "
+            "catalogue restored from an older backup, or a folder copied in?); `curate diff` and `curate audit "
+            "leakage` read it as any folder, export will not take it as a parent",
+            highlight=False,
+        )
     data = [
         {
             "name": r.name,
@@ -244,6 +252,7 @@ def versions(
             "path": r.path,
             "archive": r.archive,
             "created_at": iso_utc(r.created_at),  # one format whatever the catalogue's backend
+            "folder": folder_state(ws, r),
         }
         for r in records
     ]
@@ -253,7 +262,7 @@ def versions(
     console.print(
         table(
             "dataset versions",
-            ["name@version", "task", "images", "roi", "parent", "checksum"],
+            ["name@version", "task", "images", "roi", "parent", "checksum", "folder"],
             [
                 [
                     f"{d['name']}@{d['version']}",
@@ -262,6 +271,7 @@ def versions(
                     d["roi_images"],
                     d["parent"] or "",
                     d["checksum"][:12],
+                    d["folder"],
                 ]
                 for d in data
             ],

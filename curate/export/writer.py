@@ -234,6 +234,12 @@ def export_version(
             raise ExportError(f"{exc}; {rebuild}") from None
         if existing != plan.fingerprint:
             changes = _changes(final, plan)
+            if record is None:  # before: "(2.0.1 is free)", and 2.0.1 was then refused: its parent, this, unrecorded
+                raise ExportError(
+                    f"{final} holds a version the catalogue does not record, with other content"
+                    f"{f' ({changes})' if changes else ''} (a catalogue restored from an older backup, or a folder "
+                    "copied in?): move it out of exports/, or restore the catalogue that wrote it, then export again"
+                )
             raise ExportError(
                 f"{options.name}@{options.version} already exists with different content"
                 f"{f' ({changes})' if changes else ''}; a version never changes, so export under a new version "
@@ -635,6 +641,36 @@ def list_versions(ws, name: str | None = None) -> list[DatasetVersionRecord]:
             q = q.where(DatasetVersionRecord.name == name)
         rows = s.exec(q).all()
     return sorted(rows, key=lambda r: (r.name, parse_version(r.version)))
+
+
+def folder_state(ws, record: DatasetVersionRecord) -> str:
+    """What `curate versions` says of a recorded version's folder, by stat and SHA256SUMS's digest alone (every
+    byte is export's and the leakage audit's to check): "ok", "folder missing" (an archive kept: said), "damaged:
+    …" or "changed since written". Before, a version restored away, or with its manifest gone, was listed as
+    it was written."""
+    folder = ws.root / record.path
+    if not folder.is_dir():
+        kept = record.archive and (ws.root / record.archive).is_file()
+        return "folder missing" + ("; its archive is kept" if kept else "")
+    if damage := _damage(folder):
+        return f"damaged: {damage}"
+    if hashlib.sha256((folder / "SHA256SUMS").read_bytes()).hexdigest() != record.checksum:
+        return "changed since written"
+    return "ok"
+
+
+def unrecorded_folders(ws, records: list[DatasetVersionRecord], name: str | None = None) -> list[Path]:
+    """Version folders under exports/ (of `name`, or of every name) that the catalogue does not record: a catalogue
+    restored from an older backup, or a folder copied in."""
+    known = {(r.name, r.version) for r in records}
+    names = [ws.exports / name] if name else sorted(ws.exports.iterdir()) if ws.exports.is_dir() else []
+    return [
+        v
+        for n in names
+        if n.is_dir() and not n.is_symlink()
+        for v in sorted(n.iterdir())
+        if _is_version(v.name) and (n.name, v.name) not in known and (v / "dataset.json").is_file()
+    ]
 
 
 def diff_versions(ws, a: str, b: str):
