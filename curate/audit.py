@@ -9,10 +9,13 @@ holds, since report pages and `pipeline --demo` write there without the workspac
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
+import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlmodel import select
@@ -100,6 +103,18 @@ def _refused(exc: Exception) -> bool:
     return isinstance(exc, CurateError) and not exc.midway
 
 
+WRITER_KEY = "writer_folder"  # in a run's arguments: which folder's command it is (`writer_folder`)
+
+
+def writer_folder(ws) -> str:
+    """A digest of this host and workspace folder, recorded on each run: on a catalogue several folders share
+    (PostgreSQL), a run "running" that this folder's lock does not hold is another folder's, not killed. Before,
+    `curate status` in one folder called the other's dedupe at work "killed", and asked for it to be run again.
+    A digest: the folder's path may hold a name."""
+    where = f"{socket.gethostname()}\0{Path(ws.root).resolve()}"
+    return hashlib.sha256(where.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+
+
 @contextmanager
 def audited(ws, command: str, args: dict[str, Any] | None = None) -> Iterator[Run]:
     """Hold the workspace lock; record the run at start (so a killed run is visible) and its outcome at the end.
@@ -116,9 +131,8 @@ def audited(ws, command: str, args: dict[str, Any] | None = None) -> Iterator[Ru
         if held.depth == 1:  # once a command: a nested take in this process has swept already
             clear_partial_files(ws)
             make_private(ws)
-        row = CommandRun(
-            command=command, arguments=json.dumps(redact(args or {}), default=str), tool_version=__version__
-        )
+        recorded = {**redact(args or {}), WRITER_KEY: writer_folder(ws)}
+        row = CommandRun(command=command, arguments=json.dumps(recorded, default=str), tool_version=__version__)
         with ws.session() as s:
             s.add(row)
             s.flush()

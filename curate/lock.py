@@ -12,6 +12,7 @@ file no one holds, so two writers ran at once; the folder cannot be deleted from
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -22,9 +23,11 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from curate.errors import WorkspaceError
 from curate.numbers import whole_number
 
 LOCK_NAME = ".curate.lock"
+_NO_LINK = os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)  # the lock file is opened, never a link's target
 
 # What a waiting writer is told; the CLI points this at its stderr console.
 on_wait: Callable[[str], None] = lambda message: None  # noqa: E731
@@ -132,7 +135,7 @@ def holder(root: Path) -> dict | None:
 def _lock_file(root: Path, probe: bool) -> dict | None:
     """What the lock file says (None without one); with `probe`, None too when no one holds its flock."""
     try:
-        fd = os.open(Path(root) / LOCK_NAME, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(Path(root) / LOCK_NAME, os.O_RDONLY | _NO_LINK)
     except OSError:
         return None
     try:
@@ -177,7 +180,15 @@ def workspace_lock(root: Path, command: str) -> Iterator[Held]:
         folder = os.open(root, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
         fd = -1
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | _NO_LINK, 0o600)
+            except OSError as exc:  # a link is never our lock file: before, its target was written, then emptied
+                if exc.errno == errno.ELOOP:
+                    raise WorkspaceError(
+                        f"{path} is a symbolic link, not the workspace's lock file: remove the link (curate makes "
+                        "the file itself), then run again"
+                    ) from None
+                raise
             for lock in (folder, fd):  # the folder first: it excludes even when the file was deleted and made anew
                 if lock == folder and not _lockable(folder):
                     continue
@@ -267,7 +278,7 @@ def outcomes_left(root: Path) -> dict[int, str]:
     taking the lock: `curate status` tells them meanwhile (before: an export that ended "ok" but could not record
     it, the disk full, was "killed" until another writer ran)."""
     try:
-        fd = os.open(Path(root) / LOCK_NAME, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(Path(root) / LOCK_NAME, os.O_RDONLY | _NO_LINK)
     except OSError:
         return {}
     try:

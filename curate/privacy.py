@@ -6,6 +6,10 @@ users. The CLI starts with umask 0o077 (`PRIVATE_UMASK`), so new files are 0600 
 when the workspace itself is open: `open_roots`), and `exposure`
 counts what is still open to the group or others by top-level entry (`curate status` warns, naming
 no deeper path).
+
+A top-level entry of a root folder that is this user's symlink to a folder elsewhere (objects/ moved to a bigger
+disk and linked back: `linked_folders`) is checked and closed as the folder it stands for; no deeper link is
+followed, and a tmp/ or incoming/ linked to a shared folder (`SHARED_LINKS`) is not.
 """
 
 from __future__ import annotations
@@ -17,6 +21,10 @@ from pathlib import Path
 
 PRIVATE_UMASK = 0o077
 _OPEN_BITS = stat.S_IRWXG | stat.S_IRWXO
+# top-level links never followed: a workspace's tmp/ linked to a scratch folder others (other workspaces' builds,
+# other programs) share; only curate's own parts there are its business (`curate.files.remove_stale_parts`); an
+# incoming/ linked to the clinic's drop folder, which other staff write into (closing it would lock them out)
+SHARED_LINKS = frozenset({"tmp", "incoming"})
 
 
 def make_private_by_default() -> None:
@@ -24,8 +32,43 @@ def make_private_by_default() -> None:
     os.umask(PRIVATE_UMASK)
 
 
+def linked_folders(root: Path) -> dict[str, Path]:
+    """The top-level entries of the folder `root` that are this user's symlinks to a folder outside it, by name,
+    with the folder each leads to (resolved): what a steward moved to another disk and linked back. Left out:
+    `SHARED_LINKS`, a dangling link or a loop, one to `root` itself, into it or to a folder around it (the walk
+    would take the workspace again, or the whole disk), and one into a folder another entry leads to."""
+    try:
+        if not stat.S_ISDIR(os.lstat(root).st_mode):
+            return {}
+        entries = sorted(os.scandir(root), key=lambda e: e.name)
+        home = Path(os.path.realpath(root))
+    except OSError:
+        return {}
+    uid = os.geteuid()
+    found: dict[str, Path] = {}
+    for entry in entries:
+        if entry.name in SHARED_LINKS:
+            continue
+        try:
+            if not entry.is_symlink() or entry.stat(follow_symlinks=False).st_uid != uid or not entry.is_dir():
+                continue
+            target = Path(os.path.realpath(entry.path, strict=True))
+        except (OSError, RuntimeError):  # gone since, dangling, or a loop
+            continue
+        if target == home or home in target.parents or target in home.parents:
+            continue
+        found[entry.name] = target
+    return {
+        name: target
+        for name, target in found.items()
+        if not any(other in target.parents or (other == target and n < name) for n, other in found.items())
+    }
+
+
 def _walk(roots: Iterable[Path]) -> Iterator[tuple[Path, os.stat_result]]:
-    """Every path under `roots` (the roots included), never following a symlink."""
+    """Every path under `roots` (the roots included), never following a symlink but a root folder's own
+    `linked_folders`: those are walked as the folders they stand for (their paths through the link, the
+    folder linked to stat-ed as the link's own entry)."""
     for root in roots:
         root = Path(root)
         try:
@@ -34,13 +77,25 @@ def _walk(roots: Iterable[Path]) -> Iterator[tuple[Path, os.stat_result]]:
             continue
         if not root.is_dir() or root.is_symlink():
             continue
-        for dirpath, dirnames, filenames in os.walk(root):
-            for name in [*dirnames, *filenames]:
-                p = Path(dirpath) / name
-                try:
-                    yield p, os.lstat(p)
-                except OSError:
-                    continue
+        yield from _below(root)
+        for name in linked_folders(root):
+            link = root / name
+            try:
+                yield link, os.stat(link)
+            except OSError:
+                continue
+            yield from _below(link)
+
+
+def _below(folder: Path) -> Iterator[tuple[Path, os.stat_result]]:
+    """Every path inside `folder` (not itself), never following a symlink below it."""
+    for dirpath, dirnames, filenames in os.walk(folder):
+        for name in [*dirnames, *filenames]:
+            p = Path(dirpath) / name
+            try:
+                yield p, os.lstat(p)
+            except OSError:
+                continue
 
 
 def tighten(roots: Iterable[Path]) -> int:
@@ -63,8 +118,10 @@ def tighten(roots: Iterable[Path]) -> int:
 
 
 def open_roots(roots: Iterable[Path]) -> list[Path]:
-    """Those of `roots` (a workspace, a catalogue kept outside it) the group or other users may read or enter:
-    a folder closed to them closes everything inside it, so only the roots' own modes are read (no walk)."""
+    """Those of `roots` (a workspace, a catalogue kept outside it) and of their `linked_folders` (the link's path)
+    the group or other users may read or enter: a folder closed to them closes everything inside it, so only
+    their own modes are read (no walk). Before, objects/ linked to another disk and opened there (`chmod -R`, a
+    permissive umask) was never closed, the workspace folder itself being private."""
     found = []
     for root in roots:
         try:
@@ -73,6 +130,13 @@ def open_roots(roots: Iterable[Path]) -> list[Path]:
             continue
         if not stat.S_ISLNK(st.st_mode) and st.st_uid == os.geteuid() and st.st_mode & _OPEN_BITS:
             found.append(Path(root))
+        for name in linked_folders(Path(root)):
+            try:
+                st = os.stat(Path(root) / name)
+            except OSError:
+                continue
+            if st.st_uid == os.geteuid() and st.st_mode & _OPEN_BITS:
+                found.append(Path(root) / name)
     return found
 
 
@@ -81,8 +145,10 @@ def exposure(roots: Iterable[Path], base: Path | None = None, deeper: Iterable[s
     {"reports/": {"files": 3, "folders": 1}, "catalogue.db": {"files": 1, "folders": 0}}. Entries are relative
     to `base` and never deeper than the first folder inside one of `deeper` (`incoming/msh-clinic/`): the
     names below can be a patient's, and this ends up in terminal and CI logs. A path outside `base` (a
-    SQLite catalogue kept elsewhere) is named whole, as given."""
+    SQLite catalogue kept elsewhere) is named whole, as given. An entry of one of `base`'s `linked_folders` says
+    where it leads: "objects/ → /nas/objects"."""
     deeper = set(deeper)
+    linked = linked_folders(base) if base else {}
     found: dict[str, dict[str, int]] = {}
     for path, st in _walk(roots):
         if stat.S_ISLNK(st.st_mode) or not st.st_mode & _OPEN_BITS:
@@ -102,6 +168,8 @@ def exposure(roots: Iterable[Path], base: Path | None = None, deeper: Iterable[s
             entry = f"{parts[0]}/{parts[1]}/"
         else:
             entry = f"{parts[0]}/"
+        if parts and parts[0] in linked:
+            entry = f"{entry} → {linked[parts[0]].joinpath(*entry.rstrip('/').split('/')[1:])}"
         counts = found.setdefault(entry, {"files": 0, "folders": 0})
         counts["folders" if is_dir else "files"] += 1
     return dict(sorted(found.items()))

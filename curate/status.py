@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from sqlalchemy import func
 from sqlmodel import Session, select
 
+from curate.audit import WRITER_KEY, writer_folder
 from curate.dedupe import cluster_map, undecided_pairs
 from curate.export.flagged import flagged_in_versions
 from curate.intake.catalogue import conflicting_labels, standing_rejections
@@ -28,9 +29,11 @@ def catalogue_status(
     left: Mapping[int, str] | None = None,
     unknown_writer: bool = False,
     w_option: Sequence[str] = (),
+    here: str | None = None,
 ) -> dict:
     """Counts by source, prior label and stage; `unfinished_runs` leaves out `live_runs` (a writer's own);
-    `w_option` (`Workspace.w_option`) goes on each re-run's command line."""
+    `w_option` (`Workspace.w_option`) goes on each re-run's command line; `here` (`audit.writer_folder`): runs
+    another folder began are not this folder's to call killed."""
     images = session.exec(select(func.count()).select_from(Image)).one()
     by_source = []
     rejected_by_source = Counter(name for name, _ in standing_rejections(session))
@@ -67,7 +70,7 @@ def catalogue_status(
         ).one(),
     }
     stages["dataset_versions"] = session.exec(select(func.count()).select_from(DatasetVersionRecord)).one()
-    unfinished = unfinished_commands(session, live_runs, left, unknown_writer, w_option)
+    unfinished = unfinished_commands(session, live_runs, left, unknown_writer, w_option, here)
     return {
         "images": images,
         "by_source": by_source,
@@ -90,7 +93,7 @@ def catalogue_status(
 UNFINISHED = ("running", "killed", "interrupted", "aborted")
 
 # arguments that do not make another command: how, not what (a re-run with other --workers finishes the same work)
-HOW = frozenset({"workers", "json", "json_out", "quiet"})
+HOW = frozenset({"workers", "json", "json_out", "quiet", WRITER_KEY})
 # commands whose work these arguments alone name: an export of NAME@VERSION killed is finished by any later export of
 # it (before: one with another --size was "written", and status still asked to re-run the killed one, which the
 # version then refused as "already exists with different content"); a dedupe or a label pull by any later one run
@@ -123,6 +126,7 @@ def unfinished_commands(
     left: Mapping[int, str] | None = None,
     unknown_writer: bool = False,
     w_option: Sequence[str] = (),
+    here: str | None = None,
 ) -> list[dict]:
     """Each command whose latest run with the same arguments (`_what`) did not finish: stopped (Ctrl-C,
     SIGTERM), killed, aborted by a fault mid-work (`UNFINISHED`), or "running" with its process gone. It stays
@@ -142,6 +146,9 @@ def unfinished_commands(
     status = {r.id: left.get(r.id, r.status) if r.status == "running" else r.status for r in latest.values()}
     if unknown_writer:  # a writer runs whose lock file was deleted: its runs are not known, so none is called killed
         status = {k: "live" if v == "running" else v for k, v in status.items()}
+    if here is not None:  # another folder's run on a shared catalogue: its own lock knows whether it lives
+        elsewhere = {r.id for r in latest.values() if _arguments(r).get(WRITER_KEY) not in (None, here)}
+        status = {k: "live" if v == "running" and k in elsewhere else v for k, v in status.items()}
     return [
         {
             "command": r.command,
@@ -159,12 +166,13 @@ def unfinished_commands(
 def rerun(run: CommandRun, w_option: Sequence[str] = ()) -> str | None:
     """The command line that finishes an unfinished scrape or export, with its arguments (`curate scrape` alone
     is a usage error, and two stopped scrapes read alike; a killed export said neither its version nor how to
-    finish it, and its partial build stays in tmp/ until the same export runs again); None for other commands,
-    whose hint needs none. `w_option`: `-w ROOT` when the steward is elsewhere (`Workspace.w_option`)."""
+    finish it, and its partial build stays in tmp/ until the same export runs again); another command's name with
+    `w_option`; None where it needs nothing more (an ingest needs its folder, which status does not know).
+    `w_option`: `-w ROOT` when the steward is elsewhere (`Workspace.w_option`)."""
     if run.command == "export":
         return _rerun_export(_arguments(run), w_option)
-    if run.command != "scrape":
-        return None
+    if run.command != "scrape":  # from elsewhere, the command with `-w` (before: without, which failed pasted there)
+        return " ".join(["curate", run.command, *w_option]) if w_option and run.command != "ingest" else None
     a = _arguments(run)
     queries = a.get("queries")
     if not isinstance(queries, list) or not queries or not all(isinstance(q, str) for q in queries):
@@ -232,7 +240,12 @@ def workspace_status(ws) -> dict:
     live = [] if running is None else [r for r in running.get("runs") or [] if isinstance(r, int)]
     with ws.session() as s:
         data = catalogue_status(
-            s, live_runs=live, left=outcomes_left(ws.root), unknown_writer=running == {}, w_option=ws.w_option()
+            s,
+            live_runs=live,
+            left=outcomes_left(ws.root),
+            unknown_writer=running == {},
+            w_option=ws.w_option(),
+            here=writer_folder(ws),
         )
         data["missing_originals"], data["unreadable_originals"] = missing_originals(ws, s)
         # a writer at work stores each photo before it records it: only counted when none runs

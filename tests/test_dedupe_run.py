@@ -479,3 +479,30 @@ def test_cnn_stage_leaves_out_an_original_damaged_since_it_was_hashed(tmp_path, 
         assert s.get(DedupeCode, ids["p1.jpg"]).embedding is not None
         cnn = [(p.image_a, p.image_b) for p in s.exec(select(DedupePair).where(DedupePair.kind == "cnn")).all()]
     assert cnn and all(ids["p0.jpg"] not in pair for pair in cnn)  # the others met, p0 with none
+
+
+def test_many_skipped_images_are_named_twenty_and_counted(tmp_path):
+    """The probe's case: two folders on one catalogue, the other's originals not in this store: `curate dedupe`
+    printed a log line for each skipped image (585), besides its own 20."""
+    import os
+    import subprocess
+    import sys
+
+    folder = tmp_path / "in"
+    for k in range(24):
+        save(photo(900 + k), folder / f"p{k}.jpg")
+    ws = Workspace.init(tmp_path / "ws")
+    _ingest(ws, folder)
+    with ws.session() as s:
+        for row in s.exec(select(ImageRow)).all():
+            ws.store.path_for(row.sha256).unlink()  # their originals elsewhere
+    proc = subprocess.run(
+        [sys.executable, "-m", "curate", "dedupe", "-w", str(ws.root)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "COLUMNS": "300"},
+        timeout=300,
+    )
+    said = proc.stdout + proc.stderr
+    assert said.count("image ") >= 20 and said.count("is unreadable") <= 2 * 20, said
+    assert "… and 4 more skipped (--json lists them all)" in proc.stdout, proc.stdout

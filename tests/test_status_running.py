@@ -263,3 +263,42 @@ def test_status_does_not_ask_for_a_dedupe_while_one_runs(tmp_path):
     assert "2 image(s) in no dedupe cluster" in shown and "the `curate dedupe` running now compares them" in shown
     assert "run `curate dedupe` first" not in shown
     assert "run `curate dedupe` first" in " ".join(curate("status", "-w", root).stdout.split())  # none runs now
+
+
+def test_a_command_to_run_again_from_elsewhere_carries_its_workspace(tmp_path):
+    """The probe's case: `curate status -w "sp ace/ws"` said "did not finish: `curate dedupe`", which, pasted
+    where it was shown, runs in the current folder's workspace, or none; its export line had a quoted -w."""
+    from db.models import CommandRun
+
+    root = Workspace.init(tmp_path / "sp ace" / "ws").root
+    with Workspace.open(root).session() as s:
+        s.add(CommandRun(command="dedupe", status="aborted"))
+        s.add(CommandRun(command="ingest", status="aborted", arguments=json.dumps({"source": "c"})))
+    (left,) = [
+        u for u in json.loads(curate("status", "-w", root, "--json").stdout)["unfinished"] if u["command"] == "dedupe"
+    ]
+    assert left["rerun"] == f"curate dedupe -w '{root}'"
+    assert f"`curate dedupe -w '{root}'` (aborted" in " ".join(curate("status", "-w", root).stdout.split())
+    here = subprocess.run(
+        [sys.executable, "-m", "curate", "status", "--json"], cwd=root, capture_output=True, text=True, env=ENV
+    )
+    assert [u["rerun"] for u in json.loads(here.stdout)["unfinished"]] == [None, None]  # in it: nothing to add
+
+
+def test_a_run_another_folder_holds_on_a_shared_catalogue_is_not_called_killed(tmp_path):
+    """The probe's case: two folders on one catalogue (PostgreSQL, or one SQLite file). While p1's dedupe ran,
+    `curate status -w p2` said "did not finish: `curate dedupe` (killed …); re-run it to complete." Its lock is
+    p1's; p1's status names it running, and a kill there is p1's to tell."""
+    p1 = Workspace.init(tmp_path / "p1").root
+    p2 = Workspace.init(tmp_path / "p2", db_url=f"sqlite:///{p1 / 'catalogue.db'}").root
+    running = writer(p1, "dedupe")
+    try:
+        there = json.loads(curate("status", "-w", p2, "--json").stdout)
+        shown = curate("status", "-w", p2).stdout
+        mine = json.loads(curate("status", "-w", p1, "--json").stdout)
+    finally:
+        running.communicate("kill", timeout=60)
+    assert there["unfinished"] == [] and "did not finish" not in shown, there["unfinished"]
+    assert mine["running_now"]["command"] == "dedupe" and mine["unfinished"] == []
+    (killed,) = json.loads(curate("status", "-w", p1, "--json").stdout)["unfinished"]
+    assert (killed["command"], killed["status"]) == ("dedupe", "killed")  # in its own folder, as before

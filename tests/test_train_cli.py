@@ -533,3 +533,15 @@ def test_diagnosis_task_with_three_classes(tmp_path):
     assert shown.startswith(f"Probability of each class (not calibrated): {best} ")
     for cls, p in body["probabilities"].items():
         assert f"{cls} {100 * p:.1f} %" in shown
+
+
+def test_a_version_of_a_named_workspace_trains_into_its_runs(ws, tmp_path, monkeypatch):
+    """Before: into the current folder's runs/, its Grad-CAM crops of the photos outside the workspace, where
+    `curate status` never looked for a run to name when a photo was later flagged identifiable."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    res = invoke("run", "--dataset", "mpox@1.0.0", "-w", ws, "--arch", "resnet18", *FAST, "--seed", "3", "--json")
+    assert res.exit_code == 0, res.output
+    assert (ws / "runs" / "mpox-1.0.0" / "resnet18-s3" / "run.json").is_file()
+    assert not (elsewhere / "runs").exists()

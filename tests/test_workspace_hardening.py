@@ -797,6 +797,10 @@ def test_a_workspace_on_a_full_disk_can_be_read_and_a_writer_names_the_file_it_c
         for args in (("status", "--json"), ("versions",)):
             proc = curate(*args, "-w", root)
             assert proc.returncode == 0, proc.stderr
+        # a reading command's page: skipped with a warning, its --json given (before: the command failed)
+        proc = curate("dedupe", "review", "--json", "-w", root)
+        assert proc.returncode == 0 and json.loads(proc.stdout)["review_sheet"] is None, proc.stderr
+        assert "page not written" in proc.stderr and "full disk" in proc.stderr, proc.stderr
         assert json.loads(curate("status", "--json", "-w", root).stdout)["images"] == 3
         with open(disk / "filler", "r+b") as fh:  # nearly full: 16 KiB free, under the 32 KiB SQLite's -shm takes
             fh.truncate(os.path.getsize(disk / "filler") - 16384)
@@ -1012,3 +1016,30 @@ def test_a_command_run_one_folder_above_a_workspace_names_it_and_init_there_is_r
     made = curate("init", tmp_path)
     assert made.returncode == 1 and f"{tmp_path} holds the workspace {root}: a workspace never nests" in made.stderr
     assert not (tmp_path / "curate.toml").exists() and not (tmp_path / "catalogue.db").exists()
+
+
+def test_a_lock_file_that_is_a_link_is_refused_and_its_target_untouched(tmp_path):
+    """The probe's case: `.curate.lock` a symbolic link (kept by a restore, or planted): every writer wrote its lock
+    JSON into the link's target and emptied it at the end; as root, any file (the catalogue) could be wiped."""
+    root = Workspace.init(tmp_path / "ws").root
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious data")
+    (root / ".curate.lock").unlink(missing_ok=True)
+    (root / ".curate.lock").symlink_to(victim)
+    proc = curate("ingest", photos(tmp_path / "in", 2), "-s", "clinic", "-w", root)
+    assert proc.returncode == 1 and len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert ".curate.lock is a symbolic link" in proc.stderr and "Traceback" not in proc.stderr
+    assert victim.read_text() == "precious data"
+    assert curate("status", "--json", "-w", root).returncode == 0  # a reader reads past it
+    (root / ".curate.lock").unlink()
+    assert curate("ingest", tmp_path / "in", "-s", "clinic", "-w", root).returncode == 0
+
+
+def test_the_privacy_hint_can_be_pasted_for_a_folder_with_a_space(tmp_path):
+    """Before: "run `curate init /tmp/…/sp ace/ws`", unquoted: pasted, init got two arguments."""
+    import shlex
+
+    root = Workspace.init(tmp_path / "sp ace" / "ws").root
+    root.chmod(0o755)
+    shown = " ".join(curate("status", "-w", root).stdout.split())
+    assert "readable by other local users" in shown and f"`curate init {shlex.quote(str(root))}`" in shown, shown

@@ -151,7 +151,11 @@ def run_cmd(
     ],
     out: Annotated[
         Path | None,
-        typer.Option("--out", "-o", help="Run folder to create (default: runs/<name>-<version>/<arch>-s<seed>)."),
+        typer.Option(
+            "--out",
+            "-o",
+            help="Run folder to create (default: runs/<name>-<version>/<arch>-s<seed>, in NAME@VERSION's workspace).",
+        ),
     ] = None,
     epochs: Annotated[int, typer.Option(help="Epochs per fold (default: 150, the paper's).", min=1, max=10_000)] = 150,
     batch_size: Annotated[int, typer.Option(help="Batch size (default: 72).", min=1, max=4096)] = 72,
@@ -271,8 +275,12 @@ def run_cmd(
         train run --dataset mpox@1.0.0 --arch densenet121
     """
     if out is None:
+        named = "@" in dataset and not Path(dataset).exists()  # NAME@VERSION, as DatasetVersion.resolve reads it
         ref = dataset.replace("@", "-") if "@" in dataset else Path(dataset).name
-        out = Path("runs") / ref / f"{arch.value}-s{seed}"
+        # a version of a workspace named by -w (or $CURATE_WORKSPACE) trains into that workspace's runs/: before,
+        # into the current folder's, where the Grad-CAM crops of its photos sat outside the workspace, and
+        # `curate status` never named the run when a photo in it was later flagged identifiable
+        out = (workspace if named and workspace else Path()) / "runs" / ref / f"{arch.value}-s{seed}"
     cfg = TrainConfig(
         dataset=dataset,
         arch=arch.value,

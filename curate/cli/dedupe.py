@@ -154,6 +154,8 @@ KIND_NOTES = {
 
 
 def render(report, sheet, sheet_note: str | None = None) -> None:
+    from curate.dedupe.run import SKIPS_SAID
+
     rows = [
         ["images", report.images],
         ["hashed this run", report.hashed],
@@ -183,8 +185,10 @@ def render(report, sheet, sheet_note: str | None = None) -> None:
                 ],
             )
         )
-    for _, reason in report.skipped[:20]:  # the reason names the image
+    for _, reason in report.skipped[:SKIPS_SAID]:  # the reason names the image
         console.print(f"[yellow]skipped {escape(reason)}[/]")
+    if len(report.skipped) > SKIPS_SAID:
+        console.print(f"[yellow]… and {len(report.skipped) - SKIPS_SAID} more skipped (--json lists them all)[/]")
     for line in report.recomputed[:20]:
         console.print(f"[yellow]cache:[/] {escape(line)}")
     for image_id, reason in report.whole_picture[:20]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import shlex
 from pathlib import Path
 from typing import Annotated
 
@@ -246,7 +247,7 @@ def status(workspace: WorkspaceOpt = None, db: DbOpt = None, json_out: JsonOpt =
         more = len(data["exposed_paths"]) - 8
         _warn(
             f"readable by other local users: {shown}{f' and {more} more' if more > 0 else ''}; run "
-            f"`curate init {ws.root}` to make the workspace private."
+            f"`curate init {printable(shlex.quote(str(ws.root)))}` to make the workspace private."
         )
 
 

@@ -17,7 +17,7 @@ import typer
 from rich.markup import escape
 
 from curate import lock
-from curate.output import JsonOpt, err_console
+from curate.output import FULL, JsonOpt, err_console
 from curate.redact import url_secret
 
 if TYPE_CHECKING:
@@ -103,18 +103,25 @@ def write_page(write: Callable[[Path], T], ws: Workspace, default: Path, chosen:
         refuse_page_at(chosen, ws)
         return write(chosen)
     folder = default.parent
+    why = "cannot be written here"
     try:
         folder.mkdir(parents=True, exist_ok=True)
         writable = os.access(folder, os.W_OK)
     except OSError as exc:
-        if exc.errno not in READ_ONLY:
+        if exc.errno not in (*READ_ONLY, *FULL):
             raise
         writable = False
+        if exc.errno in FULL:
+            why = f"is on a full disk ({exc.strerror or 'no space left'})"
     if writable:  # any other refusal (an input file this user cannot read) is the command's error, as before
-        return write(default)
+        try:
+            return write(default)
+        except OSError as exc:  # a full disk: the table or --json still given (before: all the work lost to it)
+            if exc.errno not in FULL:
+                raise
+            why = f"is on a full disk ({exc.strerror or 'no space left'})"
     err_console.print(
-        f"[yellow]warning:[/] page not written: {escape(str(folder))} cannot be written here; pass --html PATH to "
-        "write it elsewhere",
+        f"[yellow]warning:[/] page not written: {escape(str(folder))} {why}; pass --html PATH to write it elsewhere",
         highlight=False,
         soft_wrap=True,
     )

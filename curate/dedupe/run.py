@@ -353,7 +353,8 @@ def hash_missing(
                 if res[0] != "ok":
                     reason = _skip_reason(ws.root, image_id, path_of[image_id], *res[1:])
                     report.skipped.append((image_id, reason))
-                    log.warning("dedupe skipped %s", reason)  # the reason names the image
+                    if len(report.skipped) <= SKIPS_SAID:  # before: a line each, 585 on a folder's shared catalogue
+                        log.warning("dedupe skipped %s", reason)  # the reason names the image
                     continue
                 _, digest, thumb, masked, codes, box, whole, found, (colour, drawn, turned, cr, cb, quality) = res
                 row = codes_rows.get(image_id) or DedupeCode(image_id=image_id, algo=ALGO, codes=b"", thumb=b"")
@@ -382,6 +383,9 @@ def hash_missing(
         chunksize=8,
         on_progress=on_progress,
     )
+
+
+SKIPS_SAID = 20  # skipped images named one by one on the terminal; the rest counted (`--json` lists them all)
 
 
 def _skip_reason(root: Path, image_id: int, path: str, kind: str, detail: str) -> str:
