@@ -545,3 +545,12 @@ def test_a_version_of_a_named_workspace_trains_into_its_runs(ws, tmp_path, monke
     assert res.exit_code == 0, res.output
     assert (ws / "runs" / "mpox-1.0.0" / "resnet18-s3" / "run.json").is_file()
     assert not (elsewhere / "runs").exists()
+
+
+def test_compare_tells_two_runs_of_one_folder_name_apart(r18, tmp_path):
+    """The probe's case: runs of two copies of a workspace, each `resnet18-s0`: both rows read
+    "ResNet-18 [resnet18-s0]"."""
+    copy = tmp_path / "copyB" / r18.name
+    shutil.copytree(r18, copy)
+    data = json.loads(invoke("compare", r18, copy, "--json").output)
+    assert [r["label"] for r in data["runs"]] == [f"ResNet-18 [{r18}]", f"ResNet-18 [{copy}]"]

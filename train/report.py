@@ -241,8 +241,11 @@ def compare_runs(runs: list[Path], out: Path | None = None) -> dict:
         entries.append((m["label"], m["sets"]))
     labels = [label for label, _ in entries]
     if len(set(labels)) < len(labels):  # same backbone twice (e.g. imagenet vs none): name the run folders
+        folders = [run.name for run, _, _ in loaded]
         for i, (run, m, _) in enumerate(loaded):
-            m["label"] = f"{m['label']} [{run.name}]"
+            # one folder name twice (runs of two copies of a workspace, each its own "mpox@2.0.0"): the path as
+            # typed, which differs (one run twice is refused above); before, both rows read "ResNet-18 [resnet18-s0]"
+            m["label"] = f"{m['label']} [{run if folders.count(run.name) > 1 else run.name}]"
             entries[i] = (m["label"], m["sets"])
     checksums = {m["checksum"] for _, m, _ in loaded}
     sets = [s for s in EVAL_SETS if any(s in m["sets"] for _, m, _ in loaded)]
