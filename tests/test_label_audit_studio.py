@@ -305,7 +305,9 @@ def test_audit_workflow(studio_server, tmp_path, monkeypatch):
             "summary",
             "rule",
             "options",
+            "disputed",
         }  # no model output for the auditor either
+        assert task.data["disputed"] == ["mpox", "genital_warts", "genital_warts"]  # what the answer is given on
         with chromium() as browser:  # what the auditor's page shows, in Chromium at 1366x768
             ctx, page, text = task_page(
                 browser,

@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 from curate.label.audit_rank import Candidate, rank
 from curate.label.audit_run import matching_version, read_run
 from curate.label.diagnoses import FINAL, DiagnosisList
-from curate.label.recompute import collect
+from curate.label.recompute import collect, stale_audits
 from db.models.label import Consensus, LabelProject, LabelRound, LabelTask
 
 
@@ -79,7 +79,7 @@ def build(ws, run: Path, dataset: str | None = None) -> AuditReport:
     with ws.session() as s:
         labels = collect(s)
         consensus = {c.image_id: c for c in s.exec(select(Consensus)).all()}
-        audited = audited_image_ids(s)
+        audited = audited_image_ids(s) - stale_audits(s, labels)  # an answer on a consensus changed since: asked again
     ranked_rows, unranked, candidates = [], [], []
     for image_id, probs in sorted(preds.probs.items()):
         c = consensus.get(image_id)

@@ -10,6 +10,13 @@ adjudicated), the audit reviewer's latest answer
 An image whose consensus is not final is left alone. The audit is applied whenever consensus is recomputed
 (curate.label.recompute.write_consensus), so a later pull or push never undoes it; each change is recorded once
 in `consensus_history` (previous and new consensus, the reviewer, when, why, which annotation revision).
+
+An answer given on a consensus that has changed since (the raters' diagnoses or the consensus its task showed,
+`disputed` in the task's data, recorded as `LabelAnnotation.shown`) was an answer to another question: it does not
+count (`stale`), `label pull` says so, and `label audit --push` may send the image again. When an audit's change
+no longer holds (its answer withdrawn, skipped, stale, or the raters' consensus no longer final), the return to
+the raters' consensus is recorded too (before: the consensus went back silently, its history ending in the
+audit's change).
 """
 
 from __future__ import annotations
@@ -34,6 +41,24 @@ class AuditDecision:
     round_id: int
     annotation_id: int  # the catalogue row (one revision) that holds it
     at: datetime
+    # what its task showed: the two raters' diagnoses and the consensus (slugs); None on a task pushed before
+    shown: tuple[str | None, ...] | None = None
+    withdrawn: bool = False  # deleted in Label Studio
+    cancelled: bool = False  # skipped
+
+
+AUDIT_METHODS = ("audit_relabelled", "audit_third_opinion")  # a consensus an audit's answer made
+
+
+def stale(decision: AuditDecision, outcome: Outcome, ratings: list[Rating]) -> bool:
+    """Whether an answer was given on another consensus than the raters' now (`outcome`, before the audit): their
+    two diagnoses (in either order) or the consensus its task showed have changed since. Pure. An answer on a task
+    pushed before tasks recorded what they showed counts, as it did."""
+    if decision.shown is None or len(decision.shown) != 3:
+        return False
+    raters, consensus = list(decision.shown[:2]), decision.shown[2]
+    now = [r.diagnosis for r in ratings[:2]]
+    return sorted(raters, key=str) != sorted(now, key=str) or consensus != outcome.diagnosis
 
 
 def apply(outcome: Outcome, ratings: list[Rating], decision: AuditDecision | None) -> tuple[Outcome, str | None]:
@@ -60,8 +85,9 @@ def apply(outcome: Outcome, ratings: list[Rating], decision: AuditDecision | Non
     return Outcome("discarded", method="audit_third_opinion", n_raters=n, agreement=0.0), why
 
 
-def decisions(s: Session) -> dict[int, AuditDecision]:
-    """Per image the newest live answer of the assigned audit reviewer (newest round wins)."""
+def _answers(s: Session, live: bool) -> dict[int, list[AuditDecision]]:
+    """Per image the answers of the assigned audit reviewers, newest first (newest round first): live ones, or
+    else those withdrawn or skipped (what an audit's change undone is credited to)."""
     rows = s.exec(
         select(LabelTask.image_id, LabelRound.id, LabelProject.rater, LabelAnnotation)
         .join(LabelProject, LabelTask.project_id == LabelProject.id)
@@ -73,55 +99,131 @@ def decisions(s: Session) -> dict[int, AuditDecision]:
     latest: dict[tuple[int, int], tuple] = {}
     for image_id, round_id, rater, ann in rows:
         latest[(ann.task_id, ann.ls_annotation_id)] = (image_id, round_id, rater, ann)
-    out: dict[int, AuditDecision] = {}
+    out: dict[int, list[AuditDecision]] = {}
     for image_id, round_id, rater, ann in latest.values():
-        if ann.withdrawn or ann.cancelled or ann.rater.lower() != rater:
+        if (ann.withdrawn or ann.cancelled) == live or ann.rater.lower() != rater:
             continue
-        d = AuditDecision(image_id, rater, ann.diagnosis, round_id, ann.id, ann.ls_updated_at or ann.fetched_at)
-        old = out.get(image_id)
-        if old is None or (d.round_id, d.at, d.annotation_id) > (old.round_id, old.at, old.annotation_id):
-            out[image_id] = d
+        shown = tuple(json.loads(ann.shown)) if ann.shown else None
+        d = AuditDecision(
+            image_id,
+            rater,
+            ann.diagnosis,
+            round_id,
+            ann.id,
+            ann.ls_updated_at or ann.fetched_at,
+            shown,
+            ann.withdrawn,
+            ann.cancelled,
+        )
+        out.setdefault(image_id, []).append(d)
+    for found in out.values():
+        found.sort(key=lambda d: (d.round_id, d.at, d.annotation_id), reverse=True)
     return out
+
+
+def decisions(s: Session) -> dict[int, AuditDecision]:
+    """Per image the newest live answer of the assigned audit reviewer (newest round wins)."""
+    return {i: found[0] for i, found in _answers(s, live=True).items()}
 
 
 @dataclass
 class Ledger:
-    """The audit decisions in force during one consensus recomputation; records each change it makes."""
+    """The audit decisions in force during one consensus recomputation; records each change it makes, and each
+    change of an earlier audit it no longer holds. `stale`: the images whose answers it found all stale."""
 
-    by_image: dict[int, AuditDecision] = field(default_factory=dict)
+    by_image: dict[int, AuditDecision] = field(default_factory=dict)  # the answer that counts (newest first)
+    dropped: dict[int, AuditDecision] = field(default_factory=dict)  # answers withdrawn or skipped
+    older: dict[int, list[AuditDecision]] = field(default_factory=dict)  # live answers of older rounds, newest first
+    stale: set[int] = field(default_factory=set)
 
     @classmethod
     def load(cls, s: Session) -> Ledger:
-        return cls(decisions(s))
+        live = _answers(s, live=True)
+        return cls(
+            {i: found[0] for i, found in live.items()},
+            {i: found[0] for i, found in _answers(s, live=False).items()},
+            {i: found[1:] for i, found in live.items() if len(found) > 1},
+        )
 
     def outcome(self, image_id: int, outcome: Outcome, ratings: list[Rating]) -> tuple[Outcome, str | None]:
-        return apply(outcome, ratings, self.by_image.get(image_id))
+        """The newest answer that is not stale decides (an image asked again in another reviewer's round, whose
+        round may be the older one); none: the raters' consensus stands."""
+        d = self.by_image.get(image_id)
+        if d is not None and stale(d, outcome, ratings):
+            fresh = next((o for o in self.older.get(image_id, []) if not stale(o, outcome, ratings)), None)
+            if fresh is None:
+                self.stale.add(image_id)
+                return outcome, None
+            self.by_image[image_id] = d = fresh
+        return apply(outcome, ratings, d)
 
     def record(self, s: Session, row: Consensus | None, image_id: int, new: Outcome, why: str) -> None:
         """Keep one history row when the audit changes what the consensus row held (call before updating it)."""
         d = self.by_image[image_id]
-        before = (row.status, row.diagnosis) if row is not None else ("pending", None)
-        if before == (new.status, new.diagnosis):
-            return
-        s.add(
-            ConsensusHistory(
-                image_id=image_id,
-                previous_status=before[0],
-                previous_diagnosis=before[1],
-                new_status=new.status,
-                new_diagnosis=new.diagnosis,
-                changed_by=d.reviewer,
-                reason=why,
-                round_id=d.round_id,
-                annotation_id=d.annotation_id,
-                changed_at=utcnow(),
+        _add(s, row, image_id, new, why, d.reviewer, d.round_id, d.annotation_id)
+
+    def record_undone(self, s: Session, row: Consensus, image_id: int, new: Outcome) -> None:
+        """Keep one history row when a consensus an audit made (`row`, method in AUDIT_METHODS) goes back to the
+        raters' because that audit's answer no longer holds (call before updating it), saying why."""
+        d = self.by_image.get(image_id)
+        if image_id in self.stale and d is not None:
+            was = ", ".join(str(x) for x in d.shown[:2]) if d.shown else "?"
+            cause = (
+                f"audit answer given on a consensus that has changed since (the raters said {was}, the consensus "
+                f"was {d.shown[2] if d.shown else '?'}): it no longer counts"
             )
+        elif d is not None and d.diagnosis is None:
+            cause = "audit answer without a diagnosis"
+        elif d is not None:
+            cause = f"audit answer on a consensus no longer final ({new.status} now)"
+        elif (d := self.dropped.get(image_id)) is not None:
+            cause = "audit answer withdrawn" if d.withdrawn else "audit answer skipped"
+        else:
+            cause = "audit answer no longer recorded"
+        why = f"{cause}: back to the raters' consensus"
+        if d is not None:
+            _add(s, row, image_id, new, why, d.reviewer, d.round_id, d.annotation_id)
+            return
+        last = s.exec(
+            select(ConsensusHistory).where(ConsensusHistory.image_id == image_id).order_by(ConsensusHistory.id.desc())
+        ).first()
+        who = (last.changed_by, last.round_id, last.annotation_id) if last is not None else ("unknown", None, None)
+        _add(s, row, image_id, new, why, *who)
+
+
+def _add(
+    s: Session,
+    row: Consensus | None,
+    image_id: int,
+    new: Outcome,
+    why: str,
+    reviewer: str,
+    round_id: int | None,
+    annotation_id: int | None,
+) -> None:
+    before = (row.status, row.diagnosis) if row is not None else ("pending", None)
+    if before == (new.status, new.diagnosis):
+        return
+    s.add(
+        ConsensusHistory(
+            image_id=image_id,
+            previous_status=before[0],
+            previous_diagnosis=before[1],
+            new_status=new.status,
+            new_diagnosis=new.diagnosis,
+            changed_by=reviewer,
+            reason=why,
+            round_id=round_id,
+            annotation_id=annotation_id,
+            changed_at=utcnow(),
         )
+    )
 
 
 @dataclass
 class AuditSummary:
-    """What the audit rounds hold, for `label pull`: tasks, answered, and what the answers did."""
+    """What the audit rounds hold, for `label pull`: tasks, answered (answers that count) and what those did; the
+    answers given on a consensus that has changed since are said apart (`stale_note`)."""
 
     tasks: int = 0
     answered: int = 0
@@ -130,15 +232,17 @@ class AuditSummary:
     discarded: int = 0
 
 
-def summary(s: Session) -> AuditSummary:
+def summary(s: Session, ledger: Ledger | None = None) -> AuditSummary:
+    """`ledger`: the one the consensus was just recomputed with (it knows which answers are stale)."""
     tasks = s.exec(
         select(LabelTask.image_id).join(LabelProject).join(LabelRound).where(LabelRound.kind == "audit")
     ).all()
     out = AuditSummary(tasks=len(set(tasks)))
-    found = decisions(s)
+    ledger = ledger or Ledger.load(s)
+    found = [i for i in ledger.by_image if i not in ledger.stale]
     out.answered = len(found)
     methods = (
-        dict(s.exec(select(Consensus.image_id, Consensus.method).where(Consensus.image_id.in_(list(found)))).all())
+        dict(s.exec(select(Consensus.image_id, Consensus.method).where(Consensus.image_id.in_(found))).all())
         if found
         else {}
     )
@@ -151,6 +255,18 @@ def summary(s: Session) -> AuditSummary:
         else:
             out.kept += 1
     return out
+
+
+def stale_note(ledger: Ledger) -> str | None:
+    """What `label pull` says of the answers given on a consensus that has changed since."""
+    if not ledger.stale:
+        return None
+    images = sorted(ledger.stale)
+    listed = ", ".join(str(i) for i in images[:10]) + (f" and {len(images) - 10} more" if len(images) > 10 else "")
+    return (
+        f"{len(images)} audit answer(s) were given on a consensus that has changed since (image(s) {listed}) and no "
+        "longer count: `curate label audit --push` can send them to an audit again"
+    )
 
 
 def history(s: Session, image_id: int | None = None) -> list[dict]:

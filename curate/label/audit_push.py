@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from curate.errors import LabelError
+from sqlmodel import select
+
+from curate.errors import LabelError, midway
 from curate.label.adjudication import blind_order
 from curate.label.audit import AuditReport, audited_image_ids
 from curate.label.diagnoses import KEEP_CHOICE, DiagnosisList
+from curate.label.recompute import same_dispute, stale_audits
 from curate.label.rounds import (
     PushResult,
     add_tasks,
@@ -26,6 +29,8 @@ from curate.label.rounds import (
 )
 from curate.label.servers import REVIEW_SHOWS, Servers, require_blind
 from curate.label.views import side_panel_config
+from db.models import Image
+from db.models.label import LabelProject, LabelTask
 
 
 def audit_config() -> str:
@@ -43,16 +48,26 @@ RULE = (
 
 
 def audit_task(
-    image: str, image_id: int, raters: list[str], reviewer: str | None, consensus: str, diagnoses: DiagnosisList
+    image: str,
+    image_id: int,
+    raters: list[str],
+    reviewer: str | None,
+    consensus: str,
+    diagnoses: DiagnosisList,
+    shown: list[str | None] | None = None,
 ) -> dict:
+    """`shown`: the slugs of the raters' diagnoses (in the order `raters` names them) and of the consensus, kept in
+    the task as `disputed` so that `label pull` records what the answer was given on (`LabelAnnotation.shown`):
+    once the consensus changes, the answer no longer counts (curate.label.audit_apply.stale)."""
     lines = [f"Rater {n}: {d}" for n, d in enumerate(raters, 1)]
     if reviewer:
         lines.append(f"Reviewer: {reviewer}")
     lines.append(f"Current consensus: {consensus}")
     options = [{"value": KEEP_CHOICE}] + [{"value": v} for v in diagnoses.names.values()]
-    return {
-        "data": {"image": image, "image_id": image_id, "summary": "\n".join(lines), "rule": RULE, "options": options}
-    }
+    data = {"image": image, "image_id": image_id, "summary": "\n".join(lines), "rule": RULE, "options": options}
+    if shown is not None:
+        data["disputed"] = shown
+    return {"data": data}
 
 
 def push_audit(
@@ -65,15 +80,20 @@ def push_audit(
 ) -> PushResult:
     """The reviewer's audit round holds the `top` highest-ranked images that no other audit round holds.
 
+    An image whose audit answer was given on a consensus that has changed since (`recompute.stale_audits`: it
+    does not count) is sent again: to this round, or in its place here, the task showing the old consensus
+    replaced by one showing today's (its answer stays in the catalogue's history).
+
     Idempotent: a re-run after a failure (Label Studio down mid-push) sends what is missing, a re-run after
     success sends nothing; a larger --top adds the next ones."""
     reviewer = one_email(reviewer)
     with ws.session() as s:
         rnd = find_round(s, "audit", [reviewer], servers.key([reviewer]))
+        again = stale_audits(s)
         ours = audited_image_ids(s, rnd.id) if rnd is not None else set()
-        others = audited_image_ids(s) - ours
+        others = audited_image_ids(s) - ours - again
     chosen = [r for r in report.ranked if r.image_id not in others][:top]
-    rows = [r for r in chosen if r.image_id not in ours]
+    rows = [r for r in chosen if r.image_id not in ours or r.image_id in again]
     raters = set()
     for r in rows:
         people = {who for who, _ in r.raters}
@@ -87,14 +107,46 @@ def push_audit(
     projects = ensure_projects(ws, servers, rnd, [reviewer], f"mpox {rnd.name}", audit_config())
     diagnoses = ws.diagnoses
     by_id = {r.image_id: r for r in rows}
-    task = lambda img: audit_task(  # noqa: E731
-        image_link(ws, img),
-        img.id,
-        [diagnoses.name(d) for _, d in blind_order(img.id, by_id[img.id].raters, lambda p: str(p[0]))],
-        diagnoses.name(by_id[img.id].reviewer[1]) if by_id[img.id].reviewer else None,
-        diagnoses.name(by_id[img.id].consensus),
-        diagnoses,
-    )
+
+    def task(img) -> dict:
+        row = by_id[img.id]
+        said = [d for _, d in blind_order(img.id, row.raters, lambda p: str(p[0]))]
+        return audit_task(
+            image_link(ws, img),
+            img.id,
+            [diagnoses.name(d) for d in said],
+            diagnoses.name(row.reviewer[1]) if row.reviewer else None,
+            diagnoses.name(row.consensus),
+            diagnoses,
+            said + [row.consensus],
+        )
+
+    _replace_stale(ws, servers, projects[reviewer], {i for i in by_id if i in ours}, task)
     rater_copies(ws, [r.image_id for r in rows], on_progress)
     pushed = sum(add_tasks(ws, servers, projects, [r.image_id for r in rows], task).values())
     return PushResult(rnd.id, [reviewer], pushed, {k: p.ls_project_id for k, p in projects.items()})
+
+
+@midway()  # a task deleted: a server gone leaves the push half done (the re-run makes it again)
+def _replace_stale(ws, servers: Servers, project: LabelProject, images: set[int], make_task) -> None:
+    """Delete in Label Studio this round's tasks of `images` (each answered on a consensus that has changed since)
+    whose data shows another consensus than today's; `add_tasks` then makes each again, as it makes any recorded
+    task deleted there. A task showing today's already (a re-run, before a pull marked the old answer withdrawn)
+    is kept, with any answer given on it."""
+    if not images:
+        return
+    with ws.session() as s:
+        recorded = {
+            t.ls_task_id: t.image_id
+            for t in s.exec(select(LabelTask).where(LabelTask.project_id == project.id)).all()
+            if t.image_id in images
+        }
+        pictures = {i.id: i for i in s.exec(select(Image).where(Image.id.in_(list(images)))).all()}
+    client = servers.client_for(project.rater)
+    for task_id, data in client.task_data(project.ls_project_id).items():
+        image_id = recorded.get(task_id)
+        if image_id is None:
+            continue
+        was, now = data.get("disputed"), make_task(pictures[image_id])["data"]["disputed"]
+        if not isinstance(was, list) or len(was) != 3 or not same_dispute(was[:2], now[:2]) or was[2] != now[2]:
+            client.delete_task(task_id)

@@ -212,7 +212,20 @@ def pull(
             f"{len(unreadable)} annotation(s) could not be read, so nothing was recorded: {unreadable[0]}{more}{hint}"
         )
     res.annotations = len(fetched)
-    # 2. write revisions and withdrawals in one transaction
+    record(ws, fetched, res, low_quality, third_opinion)
+    return res
+
+
+def record(
+    ws,
+    fetched: list[tuple[LabelTask, RemoteAnnotation, ParsedResult]],
+    res: PullResult,
+    low_quality: LowQuality | None = None,
+    third_opinion: ThirdOpinion | None = None,
+) -> PullResult:
+    """Step 2 of `pull`: every answer read from Label Studio (each with its recorded task, parsed) recorded in one
+    transaction: a revision where it changed, withdrawn where it is gone; then consensus recomputed and the audit
+    rounds summed up (`res`)."""
     now = utcnow()
     with ws.session() as s:
         latest: dict[tuple[int, int], LabelAnnotation] = {}
@@ -262,7 +275,10 @@ def pull(
         s.flush()
         rules, res.rules_changed = settle_rules(s, low_quality, third_opinion)
         res.rules = describe(rules)
-        res.consensus = write_consensus(s, rules)
+        audits = audit_apply.Ledger.load(s)
+        res.consensus = write_consensus(s, rules, audits)
         s.flush()
-        res.audit = audit_apply.summary(s).__dict__
+        res.audit = audit_apply.summary(s, audits).__dict__
+        if note := audit_apply.stale_note(audits):
+            res.warnings.append(note)
     return res

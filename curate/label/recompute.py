@@ -133,12 +133,13 @@ def stale(review: Rating, disputed: list[str], ratings: list[Rating]) -> bool:
     return review.diagnosis not in now
 
 
-def write_consensus(s: Session, rules: Rules | None = None) -> dict[str, int]:
+def write_consensus(s: Session, rules: Rules | None = None, audits: audit_apply.Ledger | None = None) -> dict[str, int]:
     """Recompute one Consensus row per image in any round (by default under the recorded rules);
-    rows change only when the outcome does."""
+    rows change only when the outcome does. `audits`: the audit answers to apply (loaded when not given; pull
+    passes its own to learn which were stale)."""
     counts: dict[str, int] = {}
     existing = {c.image_id: c for c in s.exec(select(Consensus)).all()}
-    audits = audit_apply.Ledger.load(s)
+    audits = audits if audits is not None else audit_apply.Ledger.load(s)
     for image_id, item in collect(s, rules).items():
         o, why = audits.outcome(image_id, item.outcome(), item.ratings)
         counts[o.status] = counts.get(o.status, 0) + 1
@@ -154,6 +155,8 @@ def write_consensus(s: Session, rules: Rules | None = None) -> dict[str, int]:
         row = existing.get(image_id)
         if why:
             audits.record(s, row, image_id, o, why)
+        elif row is not None and row.method in audit_apply.AUDIT_METHODS:  # that audit's change no longer holds
+            audits.record_undone(s, row, image_id, o)
         if row is None:
             s.add(Consensus(image_id=image_id, **values))
         elif any(getattr(row, k) != v for k, v in values.items()):
@@ -162,6 +165,15 @@ def write_consensus(s: Session, rules: Rules | None = None) -> dict[str, int]:
             row.updated_at = utcnow()
             s.add(row)
     return counts
+
+
+def stale_audits(s: Session, labels: dict[int, ImageLabels] | None = None) -> set[int]:
+    """Images whose audit answer was given on a consensus that has changed since (`audit_apply.stale`): it does
+    not count, and `label audit --push` may send the image again. `labels`: `collect`'s, when the caller has it."""
+    audits = audit_apply.Ledger.load(s)
+    for image_id, item in (collect(s) if labels is None else labels).items():
+        audits.outcome(image_id, item.outcome(), item.ratings)
+    return audits.stale
 
 
 def refuse_undeclared(ws) -> None:

@@ -122,7 +122,8 @@ class LabelAnnotation(SQLModel, table=True):
     raw: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
     fetched_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
     withdrawn_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
-    # a review's: the raters' diagnoses (slugs, in round order) its task showed, JSON; None before 0017 / ratings
+    # a review's: the raters' diagnoses (slugs, in round order) its task showed, JSON; None before 0017 / ratings;
+    # an audit's: the raters' two diagnoses and the consensus its task showed (None on tasks pushed before)
     shown: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
 
 
