@@ -21,6 +21,7 @@ import os
 import random
 import re
 import shlex
+import sqlite3
 import time
 import tomllib
 from collections.abc import Callable, Iterator
@@ -42,7 +43,7 @@ from curate.label.diagnoses import SETTINGS_TABLE, DiagnosisList
 from curate.lock import LOCK_NAME, holding
 from curate.privacy import tighten
 from curate.redact import ambiguous_userinfo, redact_text, secret_name, url_secret
-from db.engine import make_engine, session_scope
+from db.engine import SQLITE_BUSY_TIMEOUT_MS, make_engine, session_scope
 from db.migrate import CatalogueMismatch, current_revision, taken_names, upgrade_from
 
 MARKER = "curate.toml"
@@ -307,6 +308,57 @@ class Workspace:
                 f"catalogue {where} is damaged ({_first_line(exc.orig)}): restore it from a backup"
             ) from exc
 
+    def _refuse_foreign_wal(self) -> None:
+        """A SQLite catalogue with a non-empty -wal beside it is first read as SQLite would read it, the -wal's pages
+        over the file's, and checked (`PRAGMA quick_check`) before any read-write connection opens: one that
+        does not read as one catalogue stops the command, with nothing written. Before, a catalogue restored from a
+        backup (or copied in) while the -wal of a killed command stayed beside it was read with that -wal's pages
+        laid over an older file: pages never used, index entries missing (a second ingest took the same photos
+        again past the UNIQUE index), and the first connection's close checkpointed the mix into the file for
+        good. SQLite cannot tell a -wal of another state: the -wal records no identity of its catalogue.
+
+        The check's connection is read-only (`mode=ro`): it never checkpoints, so catalogue.db and its -wal are
+        left byte for byte (it may make or rebuild the -shm, the -wal's index, as every reader does). A -wal
+        without a -shm (copied without it) is checked the same way where the folder can be written; where SQLite
+        cannot open it so (a read-only folder without the -shm) or another error stops the check (busy past the
+        timeout), the command goes on as before: its own open meets the error, and a catalogue opened read-only
+        (`_read_only_url`) never checkpoints either. The cost, a read of every page, is paid only with a -wal
+        present at open (after a kill, or beside a running command). A -wal of the same catalogue, left by a
+        killed writer, reads as one catalogue and is recovered by the command as before."""
+        files = self.sqlite_files()
+        if not files:
+            return
+        db, wal, shm = files
+        try:
+            if not db.is_file() or db.stat().st_size == 0 or not wal.is_file() or wal.stat().st_size == 0:
+                return
+        except OSError:
+            return
+        finding = None
+        try:
+            con = sqlite3.connect(f"file:{quote(str(db))}?mode=ro", uri=True, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+        except sqlite3.Error:
+            return
+        try:
+            rows = con.execute("PRAGMA quick_check(1)").fetchall()
+            if [tuple(r) for r in rows] != [("ok",)]:
+                found = [line for r in rows for line in str(r[0]).splitlines() if not line.startswith("***")]
+                finding = found[0] if found else "does not read as one catalogue"
+        except sqlite3.DatabaseError as exc:  # its pages are past the file's end, or not pages at all
+            name = getattr(exc, "sqlite_errorname", "") or ""
+            if not name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+                return
+            finding = _first_line(exc)
+        finally:
+            con.close()
+        if finding is None:
+            return
+        raise WorkspaceError(
+            f"catalogue {db} read with the {wal.name} beside it is damaged ({finding}): likely a catalogue restored "
+            f"or copied in while a -wal of another state stayed beside it. Nothing was written: move {wal.name} and "
+            f"{shm.name} aside (the -wal holds the changes of the catalogue it belonged to), then run again"
+        )
+
     # --- parts ----------------------------------------------------------------------
     @property
     def objects(self) -> Path:
@@ -394,6 +446,7 @@ class Workspace:
 
     @cached_property
     def engine(self) -> Engine:
+        self._refuse_foreign_wal()  # before SQLAlchemy's first connection, whose close checkpoints the -wal
         engine = make_engine(self._read_only_url() or self.db_url)
         try:
             current = current_revision(engine)  # the catalogue's schema revision, None where it has none
