@@ -277,12 +277,23 @@ def outcomes_left(root: Path) -> dict[int, str]:
     """The outcomes a writer left in the lock file for the next to record (`note_outcome`), by run id, read without
     taking the lock: `curate status` tells them meanwhile (before: an export that ended "ok" but could not record
     it, the disk full, was "killed" until another writer ran)."""
+    return _outcomes(_lock_record(root))
+
+
+def runs_left(root: Path) -> set[int]:
+    """The runs this folder's lock file names (a holder's at work, or a killed one's not yet recorded), read without
+    taking the lock: they are this folder's whatever host or path their run recorded (`audit.writer_folder`)."""
+    runs = _lock_record(root).get("runs")
+    return {r for r in runs if isinstance(r, int) and not isinstance(r, bool)} if isinstance(runs, list) else set()
+
+
+def _lock_record(root: Path) -> dict:
     try:
         fd = os.open(Path(root) / LOCK_NAME, os.O_RDONLY | _NO_LINK)
     except OSError:
         return {}
     try:
-        return _outcomes(_read(fd))
+        return _read(fd)
     finally:
         os.close(fd)
 

@@ -7,9 +7,10 @@ when the workspace itself is open: `open_roots`), and `exposure`
 counts what is still open to the group or others by top-level entry (`curate status` warns, naming
 no deeper path).
 
-A top-level entry of a root folder that is this user's symlink to a folder elsewhere (objects/ moved to a bigger
-disk and linked back: `linked_folders`) is checked and closed as the folder it stands for; no deeper link is
-followed, and a tmp/ or incoming/ linked to a shared folder (`SHARED_LINKS`) is not.
+A top-level entry of a root folder that is this user's symlink to a folder elsewhere, one of the workspace's own
+(`LINKABLE`: objects/ moved to a bigger disk and linked back: `linked_folders`), is checked and closed as the folder
+it stands for; no deeper link is followed, nor any other top-level link: a tmp/ or incoming/ linked to a shared
+folder (`SHARED_LINKS`), a folder of the steward's own that is not the workspace's.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ _OPEN_BITS = stat.S_IRWXG | stat.S_IRWXO
 # other programs) share; only curate's own parts there are its business (`curate.files.remove_stale_parts`); an
 # incoming/ linked to the clinic's drop folder, which other staff write into (closing it would lock them out)
 SHARED_LINKS = frozenset({"tmp", "incoming"})
+# the top-level folders a link may stand for: the workspace's own (`Workspace.OWN`, tmp/ aside), which a steward
+# moves to a bigger disk; any other link (a published-datasets folder, `etc -> /etc`) is none of curate's business
+LINKABLE = frozenset({"objects", "exports", "reports", "studio", "cache", "runs"})
 
 
 def make_private_by_default() -> None:
@@ -47,7 +51,7 @@ def linked_folders(root: Path) -> dict[str, Path]:
     uid = os.geteuid()
     found: dict[str, Path] = {}
     for entry in entries:
-        if entry.name in SHARED_LINKS:
+        if entry.name in SHARED_LINKS or entry.name not in LINKABLE:
             continue
         try:
             if not entry.is_symlink() or entry.stat(follow_symlinks=False).st_uid != uid or not entry.is_dir():

@@ -17,7 +17,7 @@ from curate.export.flagged import flagged_in_versions
 from curate.intake.catalogue import conflicting_labels, standing_rejections
 from curate.intake.incoming import INCOMING
 from curate.label.rounds import rated_image_ids, unrated_image_ids
-from curate.lock import holder, outcomes_left
+from curate.lock import holder, outcomes_left, runs_left
 from curate.privacy import exposure
 from db.models import CommandRun, Consensus, DedupeMember, Image, Provenance, Source
 from db.models.export import DatasetVersionRecord
@@ -30,10 +30,12 @@ def catalogue_status(
     unknown_writer: bool = False,
     w_option: Sequence[str] = (),
     here: str | None = None,
+    mine: Iterable[int] = (),
 ) -> dict:
     """Counts by source, prior label and stage; `unfinished_runs` leaves out `live_runs` (a writer's own);
     `w_option` (`Workspace.w_option`) goes on each re-run's command line; `here` (`audit.writer_folder`): runs
-    another folder began are not this folder's to call killed."""
+    another folder began are not this folder's to call killed, unless `mine` (`lock.runs_left`: its lock file's)
+    names them."""
     images = session.exec(select(func.count()).select_from(Image)).one()
     by_source = []
     rejected_by_source = Counter(name for name, _ in standing_rejections(session))
@@ -70,7 +72,7 @@ def catalogue_status(
         ).one(),
     }
     stages["dataset_versions"] = session.exec(select(func.count()).select_from(DatasetVersionRecord)).one()
-    unfinished = unfinished_commands(session, live_runs, left, unknown_writer, w_option, here)
+    unfinished = unfinished_commands(session, live_runs, left, unknown_writer, w_option, here, mine)
     return {
         "images": images,
         "by_source": by_source,
@@ -127,6 +129,7 @@ def unfinished_commands(
     unknown_writer: bool = False,
     w_option: Sequence[str] = (),
     here: str | None = None,
+    mine: Iterable[int] = (),
 ) -> list[dict]:
     """Each command whose latest run with the same arguments (`_what`) did not finish: stopped (Ctrl-C,
     SIGTERM), killed, aborted by a fault mid-work (`UNFINISHED`), or "running" with its process gone. It stays
@@ -147,7 +150,10 @@ def unfinished_commands(
     if unknown_writer:  # a writer runs whose lock file was deleted: its runs are not known, so none is called killed
         status = {k: "live" if v == "running" else v for k, v in status.items()}
     if here is not None:  # another folder's run on a shared catalogue: its own lock knows whether it lives
-        elsewhere = {r.id for r in latest.values() if _arguments(r).get(WRITER_KEY) not in (None, here)}
+        mine = set(mine) | set(left)  # this folder's lock names it: ours, though the host or the path changed since
+        elsewhere = {
+            r.id for r in latest.values() if _arguments(r).get(WRITER_KEY) not in (None, here) and r.id not in mine
+        }
         status = {k: "live" if v == "running" and k in elsewhere else v for k, v in status.items()}
     return [
         {
@@ -246,6 +252,7 @@ def workspace_status(ws) -> dict:
             unknown_writer=running == {},
             w_option=ws.w_option(),
             here=writer_folder(ws),
+            mine=runs_left(ws.root),
         )
         data["missing_originals"], data["unreadable_originals"] = missing_originals(ws, s)
         # a writer at work stores each photo before it records it: only counted when none runs

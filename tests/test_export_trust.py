@@ -88,6 +88,13 @@ def test_a_version_folder_the_catalogue_never_recorded_is_no_parent(cat):
     # one refused in turn for this unrecorded parent
     with pytest.raises(ExportError, match=r"1\.5\.0 holds a version the catalogue does not record, with other"):
         export_version(cat.ws, opts("1.5.0"))
+    # the version advised instead is one this folder would not be the parent of (before: 1.5.1, then refused)
+    with pytest.raises(ExportError, match=r"different content .*\(1\.0\.1 is free\)$"):
+        export_version(cat.ws, opts("1.0.0", seed=1))
+    shutil.copytree(copy, cat.ws.exports / "mpox" / "1.0.1")
+    with pytest.raises(ExportError, match=r"\(1\.0\.2 is free once 1\.0\.1, a folder the catalogue does not record"):
+        export_version(cat.ws, opts("1.0.0", seed=1))
+    shutil.rmtree(cat.ws.exports / "mpox" / "1.0.1")
     shutil.rmtree(copy)  # moved out, as the message says: 1.0.0 is the parent
     assert export_version(cat.ws, opts("2.0.0")).parent == "1.0.0"
 

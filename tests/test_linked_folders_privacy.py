@@ -202,3 +202,22 @@ def test_files_of_another_user_and_a_link_another_user_made_are_left_alone(tmp_p
     curate("init", root)
     assert open_modes(nas) == {"theirs.txt": "0o644"}
     assert open_modes(planted) == {".": "0o755"}
+
+
+def test_a_link_to_a_folder_that_is_not_the_workspaces_is_left_alone(tmp_path):
+    """A review of the fix: every top-level link was closed, a folder the steward shares on purpose (published
+    datasets, `etc -> /etc` as root) included. Only the workspace's own folders are followed."""
+    root, nas = moved_store(tmp_path)
+    published = tmp_path / "published"
+    (published / "sub").mkdir(parents=True)
+    (published / "readme.txt").write_text("for everyone")
+    for p, mode in ((published, 0o755), (published / "sub", 0o755), (published / "readme.txt", 0o644)):
+        os.chmod(p, mode)
+    (root / "published").symlink_to(published)
+    before = {p: stat.S_IMODE(p.lstat().st_mode) for p in [published, *published.rglob("*")]}
+    open_up(nas)
+    assert exposed(root) == [f"objects/ → {nas.resolve()}"]
+    curate("init", root)
+    curate("ingest", photos(tmp_path / "more", 1, start=40), "--source", "clinic", "-w", root)
+    assert {p: stat.S_IMODE(p.lstat().st_mode) for p in before} == before
+    assert not open_modes(nas)

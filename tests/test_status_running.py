@@ -302,3 +302,6 @@ def test_a_run_another_folder_holds_on_a_shared_catalogue_is_not_called_killed(t
     assert mine["running_now"]["command"] == "dedupe" and mine["unfinished"] == []
     (killed,) = json.loads(curate("status", "-w", p1, "--json").stdout)["unfinished"]
     assert (killed["command"], killed["status"]) == ("dedupe", "killed")  # in its own folder, as before
+    moved = p1.rename(tmp_path / "p1-moved")  # another path (or host) since: its lock file still names the run
+    (killed,) = json.loads(curate("status", "-w", moved, "--json").stdout)["unfinished"]
+    assert (killed["command"], killed["status"]) == ("dedupe", "killed")

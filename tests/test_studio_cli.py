@@ -77,7 +77,7 @@ def test_bare_start_then_a_clinician_server(sqlite_ws, monkeypatch):
         assert out.exit_code == 0 and json.loads(out.stdout) == {"api_key": token}, out.output
         out = CliRunner().invoke(app, ["studio", "key", *w])
         assert out.exit_code == 0 and f"export LABEL_STUDIO_API_KEY={token}" in out.stdout, out.output
-        login = ["studio", "key", "--url", url, "--admin-email", "Steward@Clinic.test", "--json", *w]
+        login = ["studio", "key", "--url", url, "--admin-email", "Steward@Clinic.test", "--json"]  # no workspace
         out = CliRunner().invoke(app, login, input="steward-Pa55word!\n")
         assert out.exit_code == 0 and json.loads(out.stdout) == {"api_key": token}, out.output
         out = CliRunner().invoke(app, login, input="not-the-Pa55word!\n")

@@ -236,8 +236,9 @@ def versions(
     for folder in unrecorded_folders(ws, records, name):  # on stderr: --json's list stays the catalogue's
         err_console.print(
             f"warning: {shown(folder.relative_to(ws.root))} is a version folder the catalogue does not record (a "
-            "catalogue restored from an older backup, or a folder copied in?); `curate diff` and `curate audit "
-            "leakage` read it as any folder, export will not take it as a parent",
+            "catalogue restored from an older backup, a folder copied in, or an export stopped before it was "
+            "recorded?); `curate diff` and `curate audit leakage` read it as any folder, and an export whose parent "
+            "it would be is refused until it is moved out of exports/",
             highlight=False,
         )
     data = [

@@ -247,11 +247,11 @@ def key(
     from curate.label.client import API_KEY_ENV, steward_token
     from curate.studio.fleet import Fleet
 
-    ws = open_workspace(workspace, None)
-    if url:
+    if url:  # no workspace needed
         email = admin_email or typer.prompt("Steward's email (your Label Studio admin account)", err=True)
         token = steward_token(url, email.strip().lower(), read_secret("Password for the steward account", False))
     else:
+        ws = open_workspace(workspace, None)
         fleet = Fleet(ws.root)
         token = fleet.steward_key()
         if token is None:
@@ -259,7 +259,8 @@ def key(
     if json_out:
         print_json({"api_key": token})
     else:
-        console.print(f"Steward API key: [bold]{token}[/]\n  export {API_KEY_ENV}={token}", highlight=False)
+        key_shown = shown(token)  # a database's text: control characters and markup shown, not obeyed
+        console.print(f"Steward API key: [bold]{key_shown}[/]\n  export {API_KEY_ENV}={key_shown}", highlight=False)
 
 
 @app.command()

@@ -237,13 +237,14 @@ def export_version(
             if record is None:  # before: "(2.0.1 is free)", and 2.0.1 was then refused: its parent, this, unrecorded
                 raise ExportError(
                     f"{final} holds a version the catalogue does not record, with other content"
-                    f"{f' ({changes})' if changes else ''} (a catalogue restored from an older backup, or a folder "
-                    "copied in?): move it out of exports/, or restore the catalogue that wrote it, then export again"
+                    f"{f' ({changes})' if changes else ''} (a catalogue restored from an older backup, a folder "
+                    "copied in, or an export stopped before it was recorded and the catalogue changed since?): move it "
+                    "out of exports/ (or restore the catalogue that wrote it), then export again"
                 )
             raise ExportError(
                 f"{options.name}@{options.version} already exists with different content"
                 f"{f' ({changes})' if changes else ''}; a version never changes, so export under a new version "
-                f"number ({_free_version([*versions, options.version])} is free)"
+                f"number ({_free_version(registered, [*versions, options.version])})"
             )
         result = _result(plan, final, "exists", read_manifest(final / "manifest.csv"))
         if record is not None and record.checksum != result.checksum:
@@ -269,7 +270,7 @@ def export_version(
         if record is not None and record.fingerprint != plan.fingerprint:
             raise ExportError(
                 f"{options.name}@{options.version} is registered with different content (its folder is missing); "
-                f"export under a new version number ({_free_version([*versions, options.version])} is free)"
+                f"export under a new version number ({_free_version(registered, [*versions, options.version])})"
             )
         result = _build(ws, plan, final, on_image, on_audit)
         if record is not None and record.checksum != result.checksum:
@@ -335,10 +336,21 @@ def _changes(final: Path, plan: ExportPlan) -> str:
     return describe_changes(d, changed_settings(old_meta if isinstance(old_meta, dict) else {}, new_meta))
 
 
-def _free_version(versions: list[str]) -> str:
-    """The next patch version above every one of `versions` (semantic ones)."""
-    major, minor, patch = max(parse_version(v) for v in versions)
-    return f"{major}.{minor}.{patch + 1}"
+def _free_version(recorded, taken: list[str]) -> str:
+    """Which version to export instead, in words: the next patch version above the highest version the catalogue
+    records (else above every one `taken`) that no version takes, on disk or in the catalogue. A folder the catalogue
+    does not record below it would be its parent, and refused: said."""
+    known = [v for v in recorded if _is_version(v)] or taken
+    top = max(parse_version(v) for v in known)
+    major, minor, patch = top
+    while f"{major}.{minor}.{patch + 1}" in {*recorded, *taken}:
+        patch += 1
+    free = f"{major}.{minor}.{patch + 1}"
+    below = [v for v in taken if v not in recorded and top < parse_version(v) < (major, minor, patch + 1)]
+    if below:
+        folders = ", ".join(sorted(below, key=parse_version))
+        return f"{free} is free once {folders}, a folder the catalogue does not record, is moved out of exports/"
+    return f"{free} is free"
 
 
 def _existing_fingerprint(final: Path) -> str | None:
@@ -654,22 +666,38 @@ def folder_state(ws, record: DatasetVersionRecord) -> str:
         return "folder missing" + ("; its archive is kept" if kept else "")
     if damage := _damage(folder):
         return f"damaged: {damage}"
-    if hashlib.sha256((folder / "SHA256SUMS").read_bytes()).hexdigest() != record.checksum:
-        return "changed since written"
+    try:
+        if hashlib.sha256((folder / "SHA256SUMS").read_bytes()).hexdigest() != record.checksum:
+            return "changed since written"
+    except OSError as exc:
+        return f"unreadable ({exc.strerror})"
     return "ok"
 
 
 def unrecorded_folders(ws, records: list[DatasetVersionRecord], name: str | None = None) -> list[Path]:
     """Version folders under exports/ (of `name`, or of every name) that the catalogue does not record: a catalogue
-    restored from an older backup, or a folder copied in."""
+    restored from an older backup, a folder copied in, or an export stopped before it was recorded. A folder this
+    user cannot read is passed over (the listing is `curate versions`', which an unrelated folder must not stop)."""
     known = {(r.name, r.version) for r in records}
-    names = [ws.exports / name] if name else sorted(ws.exports.iterdir()) if ws.exports.is_dir() else []
+
+    def entries(folder: Path) -> list[Path]:
+        try:
+            return sorted(folder.iterdir()) if folder.is_dir() and not folder.is_symlink() else []
+        except OSError:
+            return []
+
+    def version_folder(v: Path) -> bool:
+        try:
+            return (v / "dataset.json").is_file()
+        except OSError:
+            return False
+
+    names = [ws.exports / name] if name else entries(ws.exports)
     return [
         v
         for n in names
-        if n.is_dir() and not n.is_symlink()
-        for v in sorted(n.iterdir())
-        if _is_version(v.name) and (n.name, v.name) not in known and (v / "dataset.json").is_file()
+        for v in entries(n)
+        if _is_version(v.name) and (n.name, v.name) not in known and version_folder(v)
     ]
 
 
