@@ -286,12 +286,10 @@ def test_audit_workflow(studio_server, tmp_path, monkeypatch):
         relay.budget = None
         done = jcli("label", "audit", "--run", str(run), "--push", "--reviewer", C, "--top", "3", *w, *urls)
         assert done["pushed"]["pushed"] == 3 and done["pushed"]["projects"][C] == proj.ls_project_id
-        assert (
-            jcli("label", "audit", "--run", str(run), "--push", "--reviewer", C, "--top", "3", *w, *urls)["pushed"][
-                "pushed"
-            ]
-            == 0
-        )
+        again = jcli("label", "audit", "--run", str(run), "--push", "--reviewer", C, "--top", "3", *w, *urls)["pushed"]
+        assert (again["pushed"], again["already"]) == (0, 3)  # said: the top 3 are in it (before: silently 0)
+        said = cli("label", "audit", "--run", str(run), "--push", "--reviewer", C, "--top", "3", *w, *urls)
+        assert "pushed 0 image(s)" in said.stdout and "(3 of the top 3 already in it)" in said.stdout, said.stdout
         auditor = e2e.Rater(fx, C, proj.ls_project_id)
         assert set(auditor.tasks) == {agreed_wrong, kept_wrong, adj_wrong}  # once each in Label Studio
         task = auditor.ls.tasks.get(auditor.tasks[adj_wrong])

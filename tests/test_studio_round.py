@@ -145,8 +145,12 @@ def test_full_round(studio_server, studio_workspace):
         anns = fx.client(rater).fetch_annotations(r1.projects[rater])
         assert {a.completed_by for a in anns} == {rater}
 
-    res = pull(ws, client)
+    heard = []  # the progress a pull shows: every task of both raters' projects read (before: silent 30-50 s)
+    res = pull(ws, client, on_progress=lambda done, total: heard.append((done, total)))
     assert (res.new, res.revised, res.withdrawn) == (13, 0, 0)
+    with ws.session() as s:
+        tasks = len(s.exec(select(LabelTask)).all())
+    assert heard[-1] == (tasks, tasks) and [d for d, _ in heard] == list(range(1, tasks + 1)), heard
     with ws.session() as s:
         cons = {c.image_id: c for c in s.exec(select(Consensus)).all()}
         agreed = cons[i_agree]

@@ -155,7 +155,8 @@ def pull(
     args = {"third_opinion": third_opinion and third_opinion.value, "low_quality": low_quality and low_quality.value}
     servers = resolve(ws, url)
     with audited(ws, "label pull", {"url": url, **args}) as run:
-        res = do_pull(ws, servers, low_quality=low_quality, third_opinion=third_opinion)
+        with progress_bar("tasks read from Label Studio", json_out) as on_progress:
+            res = do_pull(ws, servers, low_quality=low_quality, third_opinion=third_opinion, on_progress=on_progress)
         run.summary = res.__dict__
     with ws.session() as s:  # a flag pulled now may concern a version exported before it
         flagged = flagged_in_versions(s, ws.root)

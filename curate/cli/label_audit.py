@@ -105,7 +105,8 @@ def audit_cmd(
     if page:
         console.print(f"HTML: {shown(page)}")
     if pushed is not None:
-        console.print(f"pushed {pushed.pushed} image(s) to {reviewer}'s audit round {pushed.round_id}")
+        held = f" ({pushed.already} of the top {top} already in it)" if pushed.already else ""
+        console.print(f"pushed {pushed.pushed} image(s) to {reviewer}'s audit round {pushed.round_id}{held}")
 
 
 def candidates_cmd(

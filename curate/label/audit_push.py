@@ -100,6 +100,7 @@ def push_audit(
         if reviewer in people:
             raise LabelError(f"{reviewer} rated image {r.image_id}; the audit reviewer must not be one of its raters")
         raters |= people
+    already = len(chosen) - len(rows)
     if not rows and rnd is None:
         return PushResult(0, [reviewer], 0)
     require_blind(servers, reviewer, sorted(raters), REVIEW_SHOWS)
@@ -124,7 +125,7 @@ def push_audit(
     _replace_stale(ws, servers, projects[reviewer], {i for i in by_id if i in ours}, task)
     rater_copies(ws, [r.image_id for r in rows], on_progress)
     pushed = sum(add_tasks(ws, servers, projects, [r.image_id for r in rows], task).values())
-    return PushResult(rnd.id, [reviewer], pushed, {k: p.ls_project_id for k, p in projects.items()})
+    return PushResult(rnd.id, [reviewer], pushed, {k: p.ls_project_id for k, p in projects.items()}, already=already)
 
 
 @midway()  # a task deleted: a server gone leaves the push half done (the re-run makes it again)

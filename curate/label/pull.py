@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -107,9 +108,11 @@ def pull(
     servers: Servers | StudioClient,
     low_quality: LowQuality | None = None,
     third_opinion: ThirdOpinion | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> PullResult:
     """Fetch every project from the server it records (or the one --url names for its clinician), record,
-    and recompute consensus; a rule given here is recorded and applies from now on."""
+    and recompute consensus; a rule given here is recorded and applies from now on. `on_progress(done, total)`
+    hears the tasks read (total: the tasks the catalogue records; one added by hand in Label Studio adds one)."""
     servers = as_servers(servers)
     res = PullResult()
     with ws.session() as s:
@@ -130,6 +133,14 @@ def pull(
     fetched: list[tuple[LabelTask, RemoteAnnotation, ParsedResult]] = []
     unreadable: list[str] = []
     asking: LabelProject | None = None
+    read, expected = 0, len(recorded)
+
+    def one_task() -> None:
+        nonlocal read
+        read += 1
+        if on_progress is not None:
+            on_progress(read, max(read, expected))
+
     try:
         for p in projects:
             asking = p
@@ -154,7 +165,7 @@ def pull(
                         "independent; remove that account"
                     )
             try:
-                answers = client.fetch_annotations(p.ls_project_id)
+                answers = client.fetch_annotations(p.ls_project_id, one_task)
             except StudioError as exc:
                 if (
                     client.project_config(p.ls_project_id) is None

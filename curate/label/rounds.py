@@ -291,6 +291,7 @@ class PushResult:
     asked_again: list[int] = field(default_factory=list)  # answered reviews a rater's change made stale: asked anew
     left_queue: list[int] = field(default_factory=list)  # unanswered reviews deleted: the raters agree now
     tasks: dict[str, int] | None = None  # rater -> tasks made (None: `pushed` shared evenly, as before)
+    already: int = 0  # an audit's --top images its round held before: not sent again (said, not silently fewer)
 
 
 def find_round(s: Session, kind: str, raters: list[str], server_key: str) -> LabelRound | None:
