@@ -91,6 +91,10 @@ def test_a_task_deleted_in_label_studio_is_made_again_by_the_next_push(studio_se
     a_task = next(t for t in admin_a.tasks.list(project=pushed.projects[A]) if t.data["image_id"] == ids[1])
     admin_a.tasks.delete(id=a_task.id)
     assert _images_in(fx, A, pushed.projects[A]) == Counter([ids[0], ids[2]])
+    # a pull says so (before: nothing, and `label report` went on counting it as A's task)
+    (said,) = [w for w in pull(ws, fx.servers()).warnings if "deleted in Label Studio" in w]
+    assert f"{A}'s project" in said and f"1 task(s) were deleted in Label Studio (image(s) {ids[1]})" in said
+    assert "`curate label push`" in said
     again = push(ws, fx.servers(), [A, B])
     assert again.pushed == 1 and again.tasks == {A: 1, B: 0}  # A's task for that image, made again, A's alone
     assert _images_in(fx, A, pushed.projects[A]) == Counter(ids)

@@ -134,10 +134,12 @@ def pull(
     unreadable: list[str] = []
     asking: LabelProject | None = None
     read, expected = 0, len(recorded)
+    listed: set[int] = set()  # the project's task ids Label Studio lists
 
-    def one_task() -> None:
+    def one_task(task_id: int) -> None:
         nonlocal read
         read += 1
+        listed.add(task_id)
         if on_progress is not None:
             on_progress(read, max(read, expected))
 
@@ -164,6 +166,7 @@ def pull(
                         f"{p.rater}'s labels of {round_names[p.round_id]}{REVIEW_SHOWS}: {other}'s ratings may not be "
                         "independent; remove that account"
                     )
+            listed.clear()
             try:
                 answers = client.fetch_annotations(p.ls_project_id, one_task)
             except StudioError as exc:
@@ -199,6 +202,13 @@ def pull(
                     unreadable.append(f"{_where(p, client)}, task {a.task_id} annotation {a.id}: {exc}")
                     continue
                 fetched.append((task, a, parsed))
+            gone = sorted(t.image_id for t in recorded if t.project_id == p.id and 0 < t.ls_task_id not in listed)
+            if gone:  # before: said nowhere, and `label report` counted them as the clinician's tasks
+                res.warnings.append(
+                    f"{_where(p, client)}: {len(gone)} task(s) were deleted in Label Studio (image(s) "
+                    f"{', '.join(map(str, gone[:10]))}{' …' if len(gone) > 10 else ''}): the command that made them "
+                    "(`curate label push`, `label adjudicate`, `label audit --push`) makes them again"
+                )
             res.projects += 1
     except StudioError as exc:
         if asking is None or not isinstance(exc.__cause__, httpx.TransportError):
