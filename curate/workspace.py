@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import DatabaseError, DataError, IntegrityError, OperationalError, SQLAlchemyError
@@ -550,6 +550,10 @@ class Workspace:
         raise AssertionError("unreachable")
 
     def describe_db(self) -> str:
+        """The catalogue's URL as said to the steward: a SQLite file's path as typed (its URL's percent-encoding
+        undone: "ünï côde" was "%C3%BCn%C3%AF c%C3%B4de"), any other's with its password masked."""
+        if _backend(self.db_url) == "sqlite":
+            return unquote(self.db_url)
         return _redact(self.db_url)
 
 

@@ -30,6 +30,9 @@ def test_init_says_where_the_workspace_is_in_json_for_a_script(tmp_path):
         "workspace": str((tmp_path / "ws").resolve()),
         "catalogue": f"sqlite:///{(tmp_path / 'ws').resolve()}/catalogue.db",
     }
+    odd = (tmp_path / "ünï côde" / "ws").resolve()  # before: "%C3%BCn%C3%AF%20c%C3%B4de"
+    r = runner.invoke(app, ["init", str(odd), "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["catalogue"] == f"sqlite:///{odd}/catalogue.db"
     (tmp_path / "file").write_text("")
     r = runner.invoke(app, ["init", str(tmp_path / "file" / "ws"), "--json"])
     assert r.exit_code == 1 and json.loads(r.stdout)["error"].startswith("cannot create workspace at")
