@@ -355,8 +355,9 @@ class Workspace:
             return
         raise WorkspaceError(
             f"catalogue {db} read with the {wal.name} beside it is damaged ({finding}): likely a catalogue restored "
-            f"or copied in while a -wal of another state stayed beside it. Nothing was written: move {wal.name} and "
-            f"{shm.name} aside (the -wal holds the changes of the catalogue it belonged to), then run again"
+            f"or copied in while a -wal of another state stayed beside it. Nothing was written: once no curate command "
+            f"runs here (`curate status`: a writer's -wal holds its work), move {wal.name} and {shm.name} aside (the "
+            "-wal holds the changes of the catalogue it belonged to), then run again"
         )
 
     # --- parts ----------------------------------------------------------------------

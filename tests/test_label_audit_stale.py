@@ -244,7 +244,8 @@ def test_an_audit_answer_counts_again_once_its_consensus_is_back(ws):
     st.answer(A, image_id, "Mpox")
     res = st.pull()
     assert _consensus(ws, image_id) == ("pending", None, "awaiting_review")
-    assert res.audit["answered"] == 0 and len(res.warnings) == 1
+    # the raters disagree now: no audit applies until a reviewer settles it, and nothing is to be asked again yet
+    assert not [w for w in res.warnings if "audit answer" in w], res.warnings
     assert _history(ws, image_id)[-1] == ("discarded", None, "pending", None)
     st.answer(A, image_id, "Genital warts")
     res = st.pull()
@@ -307,18 +308,23 @@ def test_the_newest_answer_still_on_its_consensus_counts():
     assert stale(replace(stale_one, shown=None), raters, ratings) is False  # a task pushed before: counts, as it did
 
 
-def _report(ws) -> AuditReport:
-    """What `label audit` ranks, as it stands in the catalogue now (every image with a final consensus, by id)."""
+def _report(ws, exported: dict[int, str] | None = None) -> AuditReport:
+    """What `label audit` ranks, as it stands in the catalogue now (every image with a final consensus, by id); an
+    image `exported` under another diagnosis than its consensus now is listed apart, never ranked, as
+    `audit.build` lists one "relabelled since the run"."""
     with ws.session() as s:
         labels = collect(s)
         cons = {c.image_id: c for c in s.exec(select(Consensus)).all()}
     rows = [
         AuditRow(i, "train", c.diagnosis, c.diagnosis, c.method, [[r.rater, r.diagnosis] for r in labels[i].ratings],
-                 None, {}, rank=n)
+                 None, {}, rank=n, exported_diagnosis=(exported or {}).get(i, c.diagnosis))
         for n, (i, c) in enumerate(sorted(cons.items()), start=1)
         if c.status in ("agreed", "adjudicated")
     ]  # fmt: skip
-    return AuditReport("run", "mpox@1.0.0", "multiclass", [], rows)
+    apart = [r for r in rows if r.exported_diagnosis != r.consensus]
+    for r in apart:
+        r.rank, r.why_not_ranked = None, f"relabelled since the run ({r.exported_diagnosis} -> {r.consensus})"
+    return AuditReport("run", "mpox@1.0.0", "multiclass", [], [r for r in rows if r not in apart], apart)
 
 
 @pytest.mark.studio
@@ -354,10 +360,15 @@ def test_label_audit_push_asks_a_stale_answer_again(studio_server, studio_worksp
     assert _consensus(ws, changed) == ("agreed", "mpox", "raters_agree") and _history(ws, changed) == []
     assert res.audit["answered"] == 1 and [w for w in res.warnings if "audit answer" in w] == [
         f"1 audit answer(s) were given on a consensus that has changed since (image(s) {changed}) and no longer "
-        "count: `curate label audit --push` can send them to an audit again"
+        f"count: the raters' consensus stands; `curate label audit --push --reviewer {c}` asks them again in the "
+        "round that holds them"
     ]
 
-    assert push_audit(ws, servers, _report(ws), c, 2).pushed == 1  # the stale one, again
+    # the run was trained on the old labels: the stale one is "relabelled since the run", never ranked, and asked
+    # again all the same (before: only a ranked one was, so none of the images a rater's change made stale)
+    relabelled = _report(ws, exported={changed: "genital_warts", kept: "genital_warts"})
+    assert [r.image_id for r in relabelled.unranked] == [changed]
+    assert push_audit(ws, servers, relabelled, c, 2).pushed == 1  # the stale one, again
     now = {i: task_of(ws, c, i) for i in (changed, kept)}
     assert now[kept] == first[kept] and now[changed] != first[changed]
     ls = LabelStudio(base_url=fx.urls[c], api_key=fx.tokens[c])
@@ -373,3 +384,26 @@ def test_label_audit_push_asks_a_stale_answer_again(studio_server, studio_worksp
     assert res.audit == {"tasks": 2, "answered": 2, "kept": 1, "relabelled": 0, "discarded": 1}
     assert _consensus(ws, changed) == ("discarded", None, "audit_third_opinion")
     assert _history(ws, changed) == [("agreed", "mpox", "discarded", None)]
+
+
+def test_an_audited_image_a_later_flag_excludes_is_not_called_stale(ws):
+    """A review of the fix: the audit discarded an image, then both raters flagged its quality too low: every pull
+    named it "given on a consensus that has changed since", to be asked again, though no audit applies to an
+    excluded image (and none would ever rank it)."""
+    st, image_id = _discarded_by_audit(ws, "Genital warts", "Genital herpes")
+    for who in (A, B):
+        st.listed[(who, image_id)]["result"] = _choice("Genital warts") + [
+            {
+                "from_name": "flags",
+                "to_name": "image",
+                "type": "choices",
+                "value": {"choices": ["Image quality too low"]},
+            }
+        ]
+        st.listed[(who, image_id)]["updated_at"] = "2026-01-01T11:00:00Z"
+    for _ in range(2):
+        res = st.pull()
+        assert not [w for w in res.warnings if "audit answer" in w], res.warnings
+        assert _consensus(ws, image_id)[0] == "excluded"
+    with ws.session() as s:
+        assert image_id not in stale_audits(s)

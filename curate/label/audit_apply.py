@@ -149,7 +149,9 @@ class Ledger:
         """The newest answer that is not stale decides (an image asked again in another reviewer's round, whose
         round may be the older one); none: the raters' consensus stands."""
         d = self.by_image.get(image_id)
-        if d is not None and stale(d, outcome, ratings):
+        # a consensus no longer final takes no audit (`apply`): its answer is not "stale", to be asked again for
+        # ever (an image a later flag excluded was named by every pull)
+        if d is not None and outcome.status in FINAL and stale(d, outcome, ratings):
             fresh = next((o for o in self.older.get(image_id, []) if not stale(o, outcome, ratings)), None)
             if fresh is None:
                 self.stale.add(image_id)
@@ -263,9 +265,11 @@ def stale_note(ledger: Ledger) -> str | None:
         return None
     images = sorted(ledger.stale)
     listed = ", ".join(str(i) for i in images[:10]) + (f" and {len(images) - 10} more" if len(images) > 10 else "")
+    who = sorted({d.reviewer for i in images if (d := ledger.by_image.get(i)) is not None})
     return (
         f"{len(images)} audit answer(s) were given on a consensus that has changed since (image(s) {listed}) and no "
-        "longer count: `curate label audit --push` can send them to an audit again"
+        f"longer count: the raters' consensus stands; `curate label audit --push --reviewer {' / '.join(who)}` asks "
+        "them again in the round that holds them"
     )
 
 

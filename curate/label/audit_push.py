@@ -80,27 +80,31 @@ def push_audit(
 ) -> PushResult:
     """The reviewer's audit round holds the `top` highest-ranked images that no other audit round holds.
 
-    An image whose audit answer was given on a consensus that has changed since (`recompute.stale_audits`: it
-    does not count) is sent again: to this round, or in its place here, the task showing the old consensus
-    replaced by one showing today's (its answer stays in the catalogue's history).
+    An image of this round whose audit answer was given on a consensus that has changed since
+    (`recompute.stale_audits`: it does not count) is asked again here, ranked or not, the task showing the old
+    consensus replaced by one showing today's (its answer stays in the catalogue's history).
 
     Idempotent: a re-run after a failure (Label Studio down mid-push) sends what is missing, a re-run after
     success sends nothing; a larger --top adds the next ones."""
     reviewer = one_email(reviewer)
     with ws.session() as s:
         rnd = find_round(s, "audit", [reviewer], servers.key([reviewer]))
-        again = stale_audits(s)
         ours = audited_image_ids(s, rnd.id) if rnd is not None else set()
-        others = audited_image_ids(s) - ours - again
+        again = stale_audits(s) & ours  # asked again where it was asked (before: also in a second round at once)
+        others = audited_image_ids(s) - ours
     chosen = [r for r in report.ranked if r.image_id not in others][:top]
     rows = [r for r in chosen if r.image_id not in ours or r.image_id in again]
+    # a stale answer's image is mostly "relabelled since the run" (the raters moved), never ranked: asked again all
+    # the same, whatever --top (before: pull said push would, and it never did)
+    picked = {r.image_id for r in rows}
+    rows += [r for r in report.unranked if r.image_id in again and r.image_id not in picked and r.consensus]
     raters = set()
     for r in rows:
         people = {who for who, _ in r.raters}
         if reviewer in people:
             raise LabelError(f"{reviewer} rated image {r.image_id}; the audit reviewer must not be one of its raters")
         raters |= people
-    already = len(chosen) - len(rows)
+    already = sum(r.image_id in ours and r.image_id not in again for r in chosen)
     if not rows and rnd is None:
         return PushResult(0, [reviewer], 0)
     require_blind(servers, reviewer, sorted(raters), REVIEW_SHOWS)

@@ -133,7 +133,7 @@ def pull(
     fetched: list[tuple[LabelTask, RemoteAnnotation, ParsedResult]] = []
     unreadable: list[str] = []
     asking: LabelProject | None = None
-    read, expected = 0, len(recorded)
+    read, expected = 0, sum(t.ls_task_id > 0 for t in recorded)  # a review task deleted (< 0) is read nowhere
     listed: set[int] = set()  # the project's task ids Label Studio lists
 
     def one_task(task_id: int) -> None:
