@@ -14,6 +14,7 @@ from sqlmodel import Session, select
 from curate.audit import WRITER_KEY, writer_folder
 from curate.dedupe import cluster_map, undecided_pairs
 from curate.export.flagged import flagged_in_versions
+from curate.export.writer import folder_state, unrecorded_folders
 from curate.intake.catalogue import conflicting_labels, standing_rejections
 from curate.intake.incoming import INCOMING
 from curate.label.rounds import rated_image_ids, unrated_image_ids
@@ -240,8 +241,8 @@ def workspace_status(ws) -> dict:
     pid, command, since; None), `unfinished_runs` counting only runs whose process is gone (the running
     writer's own are not "unfinished"), `missing_originals` (images whose original is not in the store),
     `unreadable_originals` (there, but the file system refuses them), `unlisted_originals` (stored originals no
-    row lists), `flagged_in_versions` (`curate.export.flagged`) and
-    `exposed_paths`."""
+    row lists), `flagged_in_versions` (`curate.export.flagged`), `versions_not_whole` and `versions_unrecorded`
+    (`version_folders`) and `exposed_paths`."""
     running = holder(ws.root)
     live = [] if running is None else [r for r in running.get("runs") or [] if isinstance(r, int)]
     with ws.session() as s:
@@ -258,9 +259,24 @@ def workspace_status(ws) -> dict:
         # a writer at work stores each photo before it records it: only counted when none runs
         data["unlisted_originals"] = unlisted_originals(ws, s) if running is None else 0
         data["flagged_in_versions"] = [f.as_dict() for f in flagged_in_versions(s, ws.root)]
+        data["versions_not_whole"], data["versions_unrecorded"] = version_folders(ws, s)
     data["running_now"] = None if running is None else {k: running.get(k) for k in ("command", "pid", "since")}
     data["exposed_paths"] = exposed_entries(ws)
     return data
+
+
+def version_folders(ws, session: Session) -> tuple[list[dict], list[str]]:
+    """The recorded versions whose folder is there but not whole (`export.writer.folder_state`: damaged, changed
+    since written), and the version folders the catalogue does not record (a restore, a copy): before, only
+    `curate versions` said so, and a steward who looked at status alone saw nothing amiss. A folder gone is
+    `curate versions`' to say: a steward deletes old versions on purpose, and status would warn of each for good."""
+    records = session.exec(select(DatasetVersionRecord)).all()
+    not_whole = [
+        {"version": f"{r.name}@{r.version}", "folder": state}
+        for r in sorted(records, key=lambda r: (r.name, r.id))
+        if (state := folder_state(ws, r)) != "ok" and not state.startswith("folder missing")
+    ]
+    return not_whole, [str(p.relative_to(ws.root)) for p in unrecorded_folders(ws, records)]
 
 
 def unlisted_originals(ws, session: Session) -> int:

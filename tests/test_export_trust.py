@@ -246,6 +246,13 @@ def test_versions_says_what_became_of_each_folder(cat):
     kept = manifest.read_bytes()
     manifest.unlink()
     assert versions()[0] == {"1.0.0": "damaged: manifest.csv missing"}
+    # status says both too (before: only `curate versions` did)
+    data = json.loads(CliRunner().invoke(app, ["status", "--json", "-w", str(cat.ws.root)]).stdout)
+    assert data["versions_not_whole"] == [{"version": "mpox@1.0.0", "folder": "damaged: manifest.csv missing"}]
+    assert data["versions_unrecorded"] == ["exports/mpox/1.5.0"]
+    shown = " ".join(CliRunner().invoke(app, ["status", "-w", str(cat.ws.root)]).stdout.split())
+    assert "warning: mpox@1.0.0: damaged: manifest.csv missing" in shown, shown
+    assert "does not record: exports/mpox/1.5.0" in shown, shown
     manifest.write_bytes(kept)
     sums = cat.first.path / "SHA256SUMS"
     sums.write_text(sums.read_text() + sums.read_text().splitlines()[0] + "\n")  # sealed again by hand
@@ -254,3 +261,6 @@ def test_versions_says_what_became_of_each_folder(cat):
     assert versions()[0] == {"1.0.0": "folder missing"}
     table = CliRunner().invoke(app, ["versions", "-w", str(cat.ws.root)])
     assert table.exit_code == 0 and "folder missing" in table.stdout
+    # a version folder deleted (on purpose, often): versions says so, status does not warn of it for good
+    data = json.loads(CliRunner().invoke(app, ["status", "--json", "-w", str(cat.ws.root)]).stdout)
+    assert data["versions_not_whole"] == []

@@ -240,6 +240,15 @@ def status(workspace: WorkspaceOpt = None, db: DbOpt = None, json_out: JsonOpt =
             "storing and recording them): run it again to record them; until then they are never labelled or "
             "exported."
         )
+    for v in data["versions_not_whole"]:
+        _warn(f"{printable(v['version'])}: {printable(v['folder'])} (`curate versions` lists every version)")
+    if unrecorded := data["versions_unrecorded"]:
+        _warn(
+            f"version folder(s) the catalogue does not record: {', '.join(map(printable, unrecorded[:5]))}"
+            f"{' …' if len(unrecorded) > 5 else ''} (an export stopped before it was recorded: run it again; a "
+            "catalogue restored from an older backup, or a folder copied in: move it out of exports/, since an "
+            "export whose parent it would be is refused)"
+        )
     if flagged := data["flagged_in_versions"]:
         _warn(flagged_note([FlaggedCopies(**f) for f in flagged]))
     if data["exposed_paths"]:
